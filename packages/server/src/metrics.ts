@@ -140,8 +140,7 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
   const promRegistry = registry as Registry
   // A closed server's, in an application made again in the same process with the same registry
   // (a restart in place, a test's): theirs to take over.
-  for (const metric of promRegistry.getMetricsAsArray())
-    if (retired.has(metric)) promRegistry.removeSingleMetric(metric.name)
+  takeOut(registry, (metric) => retired.has(metric))
   // Checked before any is made: prom-client refuses a name the registry holds with an uncoded
   // error, and only at that metric, the ones made before it left in the registry, where they
   // would fail the registration that mends the clash. Two mount points sharing one registry
@@ -276,11 +275,26 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     remove() {
       // Only the metrics this call made: another of the same name is not Parley's to take out.
       const own = new Set<unknown>(mine)
-      for (const metric of promRegistry.getMetricsAsArray())
-        if (own.has(metric)) promRegistry.removeSingleMetric(metric.name)
+      takeOut(registry, (metric) => own.has(metric))
     },
     retire() {
       for (const metric of mine) retired.add(metric)
     },
+  }
+}
+
+/**
+ * Takes Parley's metrics that `which` picks out of `registry`. Looked up by their names, with
+ * the one lookup the registration checked the registry for (`getSingleMetric`): an object with
+ * the methods `MetricsRegistry` names (a registry of the application's own making, in front of
+ * prom-client's) lists none, and one that cannot remove keeps them, where the check of the names
+ * that follows refuses it, coded, rather than fail the registration with a TypeError.
+ */
+function takeOut(registry: MetricsRegistry, which: (metric: object) => boolean): void {
+  const remove = (registry as Partial<Pick<Registry, 'removeSingleMetric'>>).removeSingleMetric
+  if (typeof remove !== 'function') return
+  for (const name of METRIC_NAMES) {
+    const metric = registry.getSingleMetric(name)
+    if (typeof metric === 'object' && metric !== null && which(metric)) remove.call(registry, name)
   }
 }

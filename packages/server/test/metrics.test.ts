@@ -274,6 +274,38 @@ describe('metrics', () => {
     }
   })
 
+  it('take a registry of the methods the option names, in front of a prom-client one', async () => {
+    // No more than `MetricsRegistry` asks for: the option's check takes it.
+    const facade = (inner: Registry) => ({
+      registerMetric: (metric: Parameters<Registry['registerMetric']>[0]) => inner.registerMetric(metric),
+      getSingleMetric: (name: string) => inner.getSingleMetric(name),
+      metrics: () => inner.metrics(),
+    })
+    const inner = new Registry()
+    const app = Fastify()
+    try {
+      await app.register(parley, { metrics: { registry: facade(inner) } })
+      await app.ready()
+      expect(inner.getSingleMetric('parley_sessions')).toBeDefined()
+    } finally {
+      await app.close()
+    }
+    // Refused once its metrics are made (an adapter short of members): the adapter's coded
+    // error, though the metrics cannot be taken out of such a registry.
+    const refused = Fastify()
+    try {
+      const error = await refused
+        .register(parley, { metrics: { registry: facade(new Registry()) }, adapter: () => ({}) as never })
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        )
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'adapter' })
+    } finally {
+      await refused.close().catch(() => {})
+    }
+  })
+
   it("refuse, coded, a registry another Parley server's metrics are in: two mount points take one each", async () => {
     const registry = new Registry()
     const app = Fastify()
