@@ -17,23 +17,32 @@ afterEach(async () => {
 /** The server's handshakeTimeout, in ms: the first run of the middleware outlives it. */
 const BOUND = 200
 
+/**
+ * A server whose middleware notes each run's transport in `middleware.runs`; while
+ * `middleware.slow` is set (at first as `slow` says), its next run clears it and waits `wait` ms:
+ * a test sets it again where it wants the slow run.
+ */
+async function slowOnceServer(wait: number, slow: boolean) {
+  const middleware = { runs: [] as string[], slow }
+  const server = await startServer(
+    (app) => {
+      parleyOf(app).use(async (socket) => {
+        middleware.runs.push((socket.handshake as { transport?: string }).transport ?? '?')
+        if (!middleware.slow) return
+        middleware.slow = false
+        await new Promise((resolve) => setTimeout(resolve, wait))
+      })
+    },
+    { handshakeTimeout: BOUND },
+  )
+  return { server, middleware }
+}
+
 describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as TransportName[][][])(
   'a handshake middleware slow once, with the transports %j',
   (transports) => {
     it('is tried again on the same transport after the backoff, with no transport_error', async () => {
-      const runs: string[] = []
-      let slow = true
-      const server = await startServer(
-        (app) => {
-          parleyOf(app).use(async (socket) => {
-            runs.push((socket.handshake as { transport?: string }).transport ?? '?')
-            if (!slow) return
-            slow = false
-            await new Promise((resolve) => setTimeout(resolve, BOUND * 3))
-          })
-        },
-        { handshakeTimeout: BOUND },
-      )
+      const { server, middleware } = await slowOnceServer(BOUND * 3, true)
       const socket = client(server.url, { transports, connectTimeout: 5000, reconnectionDelay: 50 })
       const said: string[] = []
       let first: ParleyError<string> | undefined
@@ -45,7 +54,7 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
       await next(socket, 'connect', 10_000)
       const [preferred] = transports
       expect(socket.transport).toBe(preferred)
-      expect(runs).toEqual([preferred, preferred])
+      expect(middleware.runs).toEqual([preferred, preferred])
       expect(said).toEqual([`connect_error ${ErrorCode.HANDSHAKE_TIMEOUT} true`])
       expect(first?.details).toMatchObject({ middleware: true })
     })
@@ -54,20 +63,8 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
 
 describe('a handshake middleware slow once on a resume', () => {
   it('resumes the session after the backoff, blaming no transport, back on the WebSocket', async () => {
-    const runs: string[] = []
-    let slow = false
-    const server = await startServer(
-      (app) => {
-        parleyOf(app).use(async (socket) => {
-          runs.push((socket.handshake as { transport?: string }).transport ?? '?')
-          if (!slow) return
-          slow = false
-          // Just past the bound: the next resume waits for it to settle, within its own bound.
-          await new Promise((resolve) => setTimeout(resolve, BOUND + 100))
-        })
-      },
-      { handshakeTimeout: BOUND },
-    )
+    // Just past the bound: the next resume waits for it to settle, within its own bound.
+    const { server, middleware } = await slowOnceServer(BOUND + 100, false)
     const proxy = await startFaultProxy(server.port)
     try {
       const socket = client(proxy.url, { connectTimeout: 5000, reconnectionDelay: 50 })
@@ -81,11 +78,11 @@ describe('a handshake middleware slow once on a resume', () => {
       socket.on('connect_error', (error: ParleyError<string>) => {
         if (error.details?.middleware) slowMiddleware.push(error)
       })
-      slow = true
+      middleware.slow = true
       proxy.cut('websocket')
       // The cut, a resume the slow middleware failed (whichever transport it reached), then one
       // that went through.
-      await until(() => !slow && socket.connected, 10_000, 'the resume after the slow one')
+      await until(() => !middleware.slow && socket.connected, 10_000, 'the resume after the slow one')
       expect(slowMiddleware).toHaveLength(1)
       expect(timeouts).toEqual([])
       expect(socket.recovered).toBe(true)
@@ -98,20 +95,8 @@ describe('a handshake middleware slow once on a resume', () => {
 
 describe('a handshake middleware slow once on an upgrade probe', () => {
   it('probes the same transport again after the wait, rather than a worse one, and climbs to it', async () => {
-    const runs: string[] = []
-    let slow = false
-    const server = await startServer(
-      (app) => {
-        parleyOf(app).use(async (socket) => {
-          runs.push((socket.handshake as { transport?: string }).transport ?? '?')
-          if (!slow) return
-          slow = false
-          // Just past the bound: the probe is answered PARLEY_HANDSHAKE_TIMEOUT, middleware slow.
-          await new Promise((resolve) => setTimeout(resolve, BOUND + 100))
-        })
-      },
-      { handshakeTimeout: BOUND },
-    )
+    // Just past the bound: the probe is answered PARLEY_HANDSHAKE_TIMEOUT, middleware slow.
+    const { server, middleware } = await slowOnceServer(BOUND + 100, false)
     const proxy = await startFaultProxy(server.port)
     try {
       // Neither WebSocket nor SSE at first: the client settles on polling.
@@ -127,13 +112,13 @@ describe('a handshake middleware slow once on an upgrade probe', () => {
       expect(socket.transport).toBe('polling')
       const errors: ParleyError<string>[] = []
       socket.on('error', (error: ParleyError<string>) => errors.push(error))
-      runs.length = 0
-      slow = true
+      middleware.runs.length = 0
+      middleware.slow = true
       proxy.ws = 'pass'
       proxy.sse = 'pass'
       await until(() => socket.transport === 'websocket', 10_000, 'the climb to WebSocket')
       // The slow run, then the WebSocket again: SSE, a step down from the probe, was never tried.
-      expect(runs).toEqual(['websocket', 'websocket'])
+      expect(middleware.runs).toEqual(['websocket', 'websocket'])
       // Told once, as an auth that never settled is, naming the probe.
       expect(errors).toHaveLength(1)
       expect(errors[0]).toMatchObject({
