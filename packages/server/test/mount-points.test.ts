@@ -22,6 +22,58 @@ afterEach(async () => {
   app = undefined
 })
 
+/** Fastify's `logger` option at warn, the message of each line at warn and above pushed to `warned`. */
+function keepWarnings(warned: string[]) {
+  const stream = {
+    write: (line: string) => {
+      const { level, msg } = JSON.parse(line) as { level: number; msg: string }
+      if (level >= 40) warned.push(msg)
+    },
+  }
+  return { level: 'warn', stream }
+}
+
+/** Parley at '/a' and at '/b' of `app`, each in a context of its own, answering `where` with its path. */
+async function mountBoth(app: FastifyInstance): Promise<Map<string, FastifyInstance['parley']>> {
+  const servers = new Map<string, FastifyInstance['parley']>()
+  for (const path of ['/a', '/b']) {
+    await app.register(async (child) => {
+      await child.register(parley, { path })
+      servers.set(path, child.parley)
+      child.parley.on('connection', (socket) => {
+        socket.on('where', (ack: (path: string) => void) => ack(path))
+      })
+    })
+  }
+  return servers
+}
+
+/** A client of the mount point at `path`, connected over `transport` and answered by that one. */
+async function connectTo(port: number, path: string, transport: TransportName): Promise<void> {
+  const client = connect(`http://127.0.0.1:${port}${path}`, {
+    transports: [transport],
+    reconnection: false,
+  })
+  clients.push(client)
+  await within(
+    new Promise<void>((resolve) => client.once('connect', () => resolve())),
+    5000,
+    `the client of ${path} to connect`,
+  )
+  expect(client.transport).toBe(transport)
+  expect(await within(client.emitWithAck('where' as never), 5000, `the answer of ${path}`)).toBe(path)
+}
+
+/**
+ * Lets the clients go and ends each mount point's sessions: `closeApp` ends those of the app's
+ * own context, which has none.
+ */
+function endSessions(servers: Map<string, FastifyInstance['parley']>): void {
+  for (const client of clients.splice(0)) client.disconnect()
+  for (const server of servers.values())
+    for (const socket of [...server.sockets.values()]) socket.disconnect()
+}
+
 describe('a second registration of Parley', () => {
   it('in the same context fails with PARLEY_INVALID_OPTION, before it makes anything', async () => {
     app = Fastify()
@@ -60,98 +112,37 @@ describe.each(TRANSPORTS)('two mount points in sibling contexts, over %s', (tran
     // As the README sets them up: @fastify/websocket once, in the application's context. One
     // registration per mount point would listen for every upgrade twice, and warn at each.
     const warned: string[] = []
-    const stream = {
-      write: (line: string) => {
-        const { level, msg } = JSON.parse(line) as { level: number; msg: string }
-        if (level >= 40) warned.push(msg)
-      },
-    }
-    app = Fastify({ forceCloseConnections: true, logger: { level: 'warn', stream } })
+    app = Fastify({ forceCloseConnections: true, logger: keepWarnings(warned) })
     await app.register(websocket)
-    const servers = new Map<string, FastifyInstance['parley']>()
-    for (const path of ['/a', '/b']) {
-      await app.register(async (child) => {
-        await child.register(parley, { path })
-        servers.set(path, child.parley)
-        child.parley.on('connection', (socket) => {
-          socket.on('where', (ack: (path: string) => void) => ack(path))
-        })
-      })
-    }
+    const servers = await mountBoth(app)
     // The application's own context sees neither.
     expect(app.hasDecorator('parley')).toBe(false)
     await app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = app.server.address() as { port: number }
-    for (const path of ['/a', '/b']) {
-      const client = connect(`http://127.0.0.1:${port}${path}`, {
-        transports: [transport],
-        reconnection: false,
-      })
-      clients.push(client)
-      await within(
-        new Promise<void>((resolve) => client.once('connect', () => resolve())),
-        5000,
-        `the client of ${path} to connect`,
-      )
-      expect(client.transport).toBe(transport)
-      expect(await within(client.emitWithAck('where' as never), 5000, `the answer of ${path}`)).toBe(path)
-    }
+    for (const path of ['/a', '/b']) await connectTo(port, path, transport)
     expect(servers.get('/a')!.sockets.size).toBe(1)
     expect(servers.get('/b')!.sockets.size).toBe(1)
     expect(warned).toEqual([])
-    for (const client of clients.splice(0)) client.disconnect()
-    // `closeApp` ends the sessions of the app's own context, which has none: each context's here.
-    for (const server of servers.values())
-      for (const socket of [...server.sockets.values()]) socket.disconnect()
+    endSessions(servers)
   })
 })
 
 describe('two mount points that each register their own @fastify/websocket', () => {
   it('serve their WebSockets, with one warning at registration rather than one per WebSocket', async () => {
     const warned: string[] = []
-    const stream = {
-      write: (line: string) => {
-        const { level, msg } = JSON.parse(line) as { level: number; msg: string }
-        if (level >= 40) warned.push(msg)
-      },
-    }
-    app = Fastify({ forceCloseConnections: true, logger: { level: 'warn', stream } })
-    const servers = new Map<string, FastifyInstance['parley']>()
-    for (const path of ['/a', '/b']) {
-      await app.register(async (child) => {
-        await child.register(parley, { path })
-        servers.set(path, child.parley)
-        child.parley.on('connection', (socket) => {
-          socket.on('where', (ack: (path: string) => void) => ack(path))
-        })
-      })
-    }
+    app = Fastify({ forceCloseConnections: true, logger: keepWarnings(warned) })
+    const servers = await mountBoth(app)
     await app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = app.server.address() as { port: number }
     // A few WebSockets each: a warning per WebSocket would show as many lines.
     for (let round = 0; round < 3; round++) {
-      for (const path of ['/a', '/b']) {
-        const client = connect(`http://127.0.0.1:${port}${path}`, {
-          transports: ['websocket'],
-          reconnection: false,
-        })
-        clients.push(client)
-        await within(
-          new Promise<void>((resolve) => client.once('connect', () => resolve())),
-          5000,
-          `the client of ${path} to connect`,
-        )
-        expect(client.transport).toBe('websocket')
-        expect(await within(client.emitWithAck('where' as never), 5000, `the answer of ${path}`)).toBe(path)
-      }
+      for (const path of ['/a', '/b']) await connectTo(port, path, 'websocket')
     }
     expect(servers.get('/a')!.sockets.size).toBe(3)
     expect(servers.get('/b')!.sockets.size).toBe(3)
     expect(warned).toEqual([
       expect.stringMatching(/^parley: another mount point on this server registered @fastify\/websocket/),
     ])
-    for (const client of clients.splice(0)) client.disconnect()
-    for (const server of servers.values())
-      for (const socket of [...server.sockets.values()]) socket.disconnect()
+    endSessions(servers)
   })
 })
