@@ -86,6 +86,19 @@ async function heldOpenAtClose(options: ParleyServerOptions, trustProxy: Fastify
   return { b, letGo, closeHeld, lines }
 }
 
+/**
+ * Node `b` held open at close (`heldOpenAtClose`, its trustProxy off) and node `c` beside it on
+ * `cluster`, both allowing `page`: the page's requests to c that c routes to b are answered by b
+ * at close, with the CORS headers the page reads them by.
+ */
+async function heldBesideC(cluster: Cluster) {
+  const page = 'https://page.test'
+  const held = await heldOpenAtClose({ adapter: cluster.adapter('b'), allowedOrigins: [page] }, false)
+  const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
+  apps.push(c.app)
+  return { ...held, c, page }
+}
+
 /** The packets of an SSE stream's events, or of a poll's lines. */
 function packets(text: string, sse: boolean): Packet[] {
   const lines = sse
@@ -227,15 +240,9 @@ it.each(['GET', 'POST'])(
   'answers a %s routed in at close whose sending on fails inside 503 PARLEY_SERVER_SHUTTING_DOWN',
   async (method) => {
     const cluster = new Cluster()
-    const page = 'https://page.test'
     const a = await startServer({ adapter: cluster.adapter('a') })
     apps.push(a.app)
-    const { letGo, closeHeld, lines } = await heldOpenAtClose(
-      { adapter: cluster.adapter('b'), allowedOrigins: [page] },
-      false,
-    )
-    const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
-    apps.push(c.app)
+    const { letGo, closeHeld, lines, c, page } = await heldBesideC(cluster)
     const onA = await rawConnect('polling', a.base)
     raws.push(onA)
     // c's view of the session lags: it routes the request to b, which sends it on from there.
@@ -277,14 +284,7 @@ it.each(['GET', 'POST'])(
 )
 
 it('answers a POST of its own session routed in at close whose taking fails inside 503 PARLEY_SERVER_SHUTTING_DOWN', async () => {
-  const cluster = new Cluster()
-  const page = 'https://page.test'
-  const { letGo, closeHeld, lines } = await heldOpenAtClose(
-    { adapter: cluster.adapter('b'), allowedOrigins: [page] },
-    false,
-  )
-  const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
-  apps.push(c.app)
+  const { letGo, closeHeld, lines, c, page } = await heldBesideC(new Cluster())
   // b's own session holds an event in its middleware: it is live at close, its POSTs taken.
   const { closing, sid } = await closeHeld()
   // Taking the POST fails as a bug would (an error its logger cannot serialize): nothing else
@@ -307,13 +307,7 @@ it.each(['its last words', 'its poll'] as const)(
   'answers a GET of its own session routed in at close whose serving of %s fails inside 503 PARLEY_SERVER_SHUTTING_DOWN',
   async (what) => {
     const cluster = new Cluster()
-    const page = 'https://page.test'
-    const { b, letGo, closeHeld, lines } = await heldOpenAtClose(
-      { adapter: cluster.adapter('b'), allowedOrigins: [page] },
-      false,
-    )
-    const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
-    apps.push(c.app)
+    const { b, letGo, closeHeld, lines, c, page } = await heldBesideC(cluster)
     // A second session of b's, its client between two GETs: at close it keeps its last words.
     const between = await rawConnect('polling', b.base)
     raws.push(between)
@@ -375,13 +369,7 @@ it.each(['destroys it', 'destroys it and throws'] as const)(
   'answers a GET of its own session routed in at close whose serving %s before its head 503 PARLEY_SERVER_SHUTTING_DOWN',
   async (what) => {
     const cluster = new Cluster()
-    const page = 'https://page.test'
-    const { b, letGo, closeHeld } = await heldOpenAtClose(
-      { adapter: cluster.adapter('b'), allowedOrigins: [page] },
-      false,
-    )
-    const c = await startServer({ adapter: cluster.adapter('c'), allowedOrigins: [page] })
-    apps.push(c.app)
+    const { b, letGo, closeHeld, c, page } = await heldBesideC(cluster)
     cluster.nodes.get('c')!.sessionOwner = async () => ({ node: 'b' })
     const { closing, sid } = await closeHeld()
     // The poll is cut inside b before anything of its answer went, as a bug would cut it: nothing
