@@ -99,6 +99,22 @@ async function heldBesideC(cluster: Cluster) {
   return { ...held, c, page }
 }
 
+/**
+ * Has the polling transport's `method` do `instead` with the GETs routed in from another node, as
+ * a bug inside the node would (nothing else can make it fail), and serve the others as always.
+ */
+function breakRoutedPolls(method: 'serveLast' | 'downstream', instead: (res: ServerResponse) => void): void {
+  const serve = PollingTransport.prototype[method]
+  vi.spyOn(PollingTransport.prototype, method).mockImplementation(function (
+    this: PollingTransport,
+    res: ServerResponse,
+    ...rest: [HeaderBag, number?]
+  ) {
+    if (res.req.headers[ROUTED_HEADER] === undefined) return serve.call(this, res, ...rest)
+    instead(res)
+  })
+}
+
 /** The packets of an SSE stream's events, or of a poll's lines. */
 function packets(text: string, sse: boolean): Packet[] {
   const lines = sse
@@ -317,16 +333,9 @@ it.each(['its last words', 'its poll'] as const)(
     const { closing, sid: held } = await closeHeld()
     await until(() => b.app.parley.sessionFor(between.sid) === undefined, 3000, "the second session's end")
     // Serving it fails as a bug would (an error its logger cannot serialize), on the routed GET
-    // alone: nothing else can make it throw.
-    const method = what === 'its last words' ? 'serveLast' : 'downstream'
-    const serve = PollingTransport.prototype[method]
-    vi.spyOn(PollingTransport.prototype, method).mockImplementation(function (
-      this: PollingTransport,
-      res: ServerResponse,
-      ...rest: [HeaderBag, number?]
-    ) {
-      if (res.req.headers[ROUTED_HEADER] !== undefined) throw frozenBug('a bug in the GET')
-      return serve.call(this, res, ...rest)
+    // alone.
+    breakRoutedPolls(what === 'its last words' ? 'serveLast' : 'downstream', () => {
+      throw frozenBug('a bug in the GET')
     })
 
     const sid = what === 'its last words' ? between.sid : held
@@ -372,15 +381,8 @@ it.each(['destroys it', 'destroys it and throws'] as const)(
     const { b, letGo, closeHeld, c, page } = await heldBesideC(cluster)
     cluster.nodes.get('c')!.sessionOwner = async () => ({ node: 'b' })
     const { closing, sid } = await closeHeld()
-    // The poll is cut inside b before anything of its answer went, as a bug would cut it: nothing
-    // else can.
-    const serve = PollingTransport.prototype.downstream
-    vi.spyOn(PollingTransport.prototype, 'downstream').mockImplementation(function (
-      this: PollingTransport,
-      res: ServerResponse,
-      ...rest: [HeaderBag, number?]
-    ) {
-      if (res.req.headers[ROUTED_HEADER] === undefined) return serve.call(this, res, ...rest)
+    // The poll is cut inside b before anything of its answer went, as a bug would cut it.
+    breakRoutedPolls('downstream', (res) => {
       res.destroy()
       if (what === 'destroys it and throws') throw new Error('a bug in the poll')
     })
@@ -411,15 +413,7 @@ it('answers a GET routed in while open whose serving destroys its response befor
   raws.push(raw)
   raw.close()
   cluster.nodes.get('c')!.sessionOwner = async () => ({ node: 'b' })
-  const serve = PollingTransport.prototype.downstream
-  vi.spyOn(PollingTransport.prototype, 'downstream').mockImplementation(function (
-    this: PollingTransport,
-    res: ServerResponse,
-    ...rest: [HeaderBag, number?]
-  ) {
-    if (res.req.headers[ROUTED_HEADER] === undefined) return serve.call(this, res, ...rest)
-    res.destroy()
-  })
+  breakRoutedPolls('downstream', (res) => res.destroy())
 
   const res = await within(
     fetch(`${c.base}/poll?v=1&sid=${raw.sid}`, { headers: { origin: page } }),
