@@ -4,22 +4,16 @@
 // `socket.handshake` to the end and the session keeps the handshake of the resume that attached.
 import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { type RawClient, Refused, rawConnect } from './raw-client.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { closeApp, startServer, until, within } from './helpers.js'
+import { Refused, rawConnect } from './raw-client.js'
 import { resumeOverWebSocket } from './ws-resume.js'
 
 /** The server's handshakeTimeout: the late run outlives it, the test's steps fit well inside it. */
 const BOUND = 1000
 
-let started: Started | undefined
-const clients: RawClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 /**
  * A session attached to polling, with no `auth`; a resume `a` over SSE whose middleware waits for
@@ -34,7 +28,7 @@ async function lateRunThenResume() {
   const seen: string[] = []
   const says = (socket: ServerSocket) =>
     `${(socket.handshake.auth as { name?: string } | undefined)?.name} on ${socket.handshake.transport}`
-  started = await startServer({ handshakeTimeout: BOUND }, (app) => {
+  opened.started = await startServer({ handshakeTimeout: BOUND }, (app) => {
     app.parley.use(async (socket) => {
       const name = (socket.handshake.auth as { name?: string } | undefined)?.name
       if (name === undefined) return
@@ -44,15 +38,17 @@ async function lateRunThenResume() {
       seen.push(`${name} after: ${says(socket)}`)
     })
   })
-  const first = await rawConnect('polling', started.base)
-  clients.push(first)
-  const socket = [...started.app.parley.sockets.values()][0]!
-  const a = await rawConnect('sse', started.base, { auth: { name: 'a' }, sid: first.sid, ack: 0 }).catch(
-    (e: unknown) => e,
-  )
+  const first = await rawConnect('polling', opened.started.base)
+  opened.clients.push(first)
+  const socket = [...opened.started.app.parley.sockets.values()][0]!
+  const a = await rawConnect('sse', opened.started.base, {
+    auth: { name: 'a' },
+    sid: first.sid,
+    ack: 0,
+  }).catch((e: unknown) => e)
   expect(a).toBeInstanceOf(Refused)
   expect(a).toMatchObject({ code: 'PARLEY_HANDSHAKE_TIMEOUT' })
-  const b = await resumeOverWebSocket(started.base, first.sid, 'b')
+  const b = await resumeOverWebSocket(opened.started.base, first.sid, 'b')
   return { release, seen, socket, first, b }
 }
 
@@ -89,8 +85,12 @@ describe('a resume behind a handshake middleware that ran past handshakeTimeout'
     expect(socket.handshake.auth).toBeUndefined()
     expect(socket.handshake.transport).toBe('polling')
     // With nothing left running, the next resume goes through at once.
-    const c = await rawConnect('websocket', started!.base, { auth: { name: 'c' }, sid: first.sid, ack: 0 })
-    clients.push(c)
+    const c = await rawConnect('websocket', opened.started!.base, {
+      auth: { name: 'c' },
+      sid: first.sid,
+      ack: 0,
+    })
+    opened.clients.push(c)
     expect(c.open).toMatchObject({ sid: first.sid, recovered: true })
     expect(socket.handshake.auth).toEqual({ name: 'c' })
     await b.close()
@@ -105,7 +105,7 @@ describe('a resume waiting behind the middleware of one whose client left', () =
     })
     let handled = 0
     // A bound past the test's waits: only the close can answer the waiting resume in time.
-    started = await startServer({ handshakeTimeout: 10_000 }, (app) => {
+    opened.started = await startServer({ handshakeTimeout: 10_000 }, (app) => {
       // Past the body's parsing: the handshake itself comes next, without a wait.
       app.addHook('preHandler', async () => {
         handled++
@@ -116,9 +116,9 @@ describe('a resume waiting behind the middleware of one whose client left', () =
         await new Promise(() => {})
       })
     })
-    const first = await rawConnect('polling', started.base)
-    clients.push(first)
-    const base = started.base
+    const first = await rawConnect('polling', opened.started.base)
+    opened.clients.push(first)
+    const base = opened.started.base
     const hello = (name: string) => JSON.stringify([8, { auth: { name }, sid: first.sid, ack: 0 }])
     const abort = new AbortController()
     const a = fetch(`${base}/sse?v=1`, { method: 'POST', body: hello('a'), signal: abort.signal }).catch(
@@ -135,8 +135,8 @@ describe('a resume waiting behind the middleware of one whose client left', () =
     }))
     await until(() => handled > counted, 5000, 'the resume of b')
     await new Promise((resolve) => setImmediate(resolve))
-    const own = started
-    started = undefined
+    const own = opened.started
+    opened.started = undefined
     await within(closeApp(own.app), 5000, 'the close')
     expect(await within(b, 1000, 'the answer to b')).toMatchObject({
       status: 503,

@@ -4,18 +4,12 @@
 import { ErrorCode, PacketType } from '@parley/protocol'
 import type { AdapterFactory, LocalSockets, ServerSocket } from '@parley/server'
 import { MemoryAdapter } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until, within } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 describe('a kept session taken over by another node', () => {
   it.each(['websocket', 'sse', 'polling'] as const)(
@@ -27,13 +21,13 @@ describe('a kept session taken over by another node', () => {
         return new MemoryAdapter(sockets)
       }
       const connections: ServerSocket[] = []
-      started = await startServer({ adapter: factory }, (app) => {
+      opened.started = await startServer({ adapter: factory }, (app) => {
         app.parley.on('connection', (socket) => {
           connections.push(socket)
         })
       })
-      const client = await rawConnect(transport, started.base)
-      clients.push(client)
+      const client = await rawConnect(transport, opened.started.base)
+      opened.clients.push(client)
       await until(() => connections.length === 1, 3000, 'the connection')
       const asked = connections[0]!.emitWithAck('question').then(
         () => 'replied',
