@@ -473,6 +473,12 @@ export class HeldInOrder {
     return first.reply
   }
 
+  /** Answers every command held back with `reply` without sending it: Redis never runs them. */
+  dropAll(reply: unknown): void {
+    this.#holding = false
+    for (const { answer } of this.#held.splice(0)) answer(reply)
+  }
+
   async runAll(): Promise<void> {
     this.#holding = false
     // Sent at once, in order, on the one connection: a command sent once an answer came goes after.

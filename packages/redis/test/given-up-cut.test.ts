@@ -1,0 +1,208 @@
+// A plain broadcast of the old node whose PUBLISH was given up (no answer within requestTimeout)
+// while the session is handed over: Redis runs it late, before the claim marker or after it, or
+// never. The session's client must get each broadcast once, in order, whichever. Three Parley
+// servers on one real Redis behind a round-robin proxy, and the real client; Redis commands are
+// held back to set the order of the claim marker and the broadcast.
+import { connect } from '@parley/client'
+import { type RedisAdapter, redisAdapter } from '@parley/redis'
+import type { ServerSocket } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { type Started, startServer, until } from '../../server/test/helpers.js'
+import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
+import { HeldInOrder, holding, tailBatch } from './handoff-support.js'
+
+interface Node extends SuiteNode {
+  connections: ServerSocket[]
+  /** The commands its adapter sent, in order. */
+  commands: string[][]
+}
+
+const isMarker = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"claim"')
+/** The PUBLISH of the broadcast whose first argument is `what`. */
+const isNews = (what: string) => (args: string[]) =>
+  args[0] === 'PUBLISH' &&
+  (args[1] ?? '').endsWith(':broadcast') &&
+  (args[2] ?? '').includes(JSON.stringify(what).slice(1, -1))
+
+describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session is handed over', () => {
+  const { suite, balance } = balancedSuite<Node>()
+  const { nodes, clients } = suite
+
+  /** A node on the suite's Redis; `hold` may keep a command of its Redis client back. */
+  async function startNode(
+    prefix: string,
+    hold?: (args: string[]) => Promise<unknown> | undefined,
+    requestTimeout?: number,
+  ) {
+    const client = await connectedClient(suite.redis.url)
+    const node: Node = {
+      started: undefined as unknown as Started,
+      redis: client,
+      connections: [],
+      commands: [],
+    }
+    const seen = (args: string[]) => {
+      node.commands.push(args)
+      return hold?.(args)
+    }
+    node.started = await startServer(
+      {
+        adapter: redisAdapter({
+          client: holding(client, seen),
+          prefix,
+          heartbeatInterval: 300,
+          ...(requestTimeout === undefined ? {} : { requestTimeout }),
+        }),
+        handoff: { timeout: 5000, retrySpread: 0 },
+      },
+      (app) => {
+        app.parley.on('connection', (socket) => {
+          node.connections.push(socket)
+          void socket.join('room')
+        })
+      },
+      { return503OnClosing: false, logger: false },
+    )
+    nodes.push(node)
+    return node
+  }
+
+  /**
+   * Nodes a, b and c (their commands held back as `holds` says), and a client whose session
+   * lives on a, in room `room`, which answers each question `q` at once; then the network drops
+   * its WebSocket, and its resume reaches b, which has a (alive) hand the session over.
+   */
+  async function scene(
+    prefix: string,
+    holds: { a?: ReturnType<typeof heldBack>; b?: ReturnType<typeof heldBack> } = {},
+    aRequestTimeout?: number,
+  ): Promise<{ a: Node; b: Node; got: string[]; id: string }> {
+    const a = await startNode(prefix, holds.a?.hold, aRequestTimeout)
+    holds.a?.on(a)
+    const b = await startNode(prefix, holds.b?.hold)
+    holds.b?.on(b)
+    const c = await startNode(prefix)
+    const adapterOf = (node: Node) => node.started.app.parley.adapter as RedisAdapter
+    await until(() => [a, b, c].every((n) => adapterOf(n).liveNodes.length === 2), 5000, 'a, b and c live')
+    const proxy = await balance([a, b, c])
+    const client = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
+    clients.push(client)
+    const got: string[] = []
+    client.on('news', (what: string) => {
+      got.push(what)
+    })
+    proxy.avoid.add(1)
+    proxy.avoid.add(2)
+    client.connect()
+    await until(() => client.connected && a.connections.length === 1, 3000, 'connect to a')
+    const id = client.id!
+    proxy.avoid.clear()
+    proxy.avoid.add(0)
+    proxy.avoid.add(2)
+    proxy.cut()
+    return { a, b, got, id }
+  }
+
+  /** Broadcasts `news` with `what` to every socket in `room` from `node`. */
+  function send(node: Node, what: string): void {
+    node.started.app.parley.to('room').emit('news', what)
+  }
+
+  const joinedOn = (node: Node, id: string) => () =>
+    node.started.app.parley.sockets.get(id)?.rooms.has(id) === true
+
+  /**
+   * a's broadcast `one` held back past a's requestTimeout while b's marker waits: the session
+   * is being handed over from a when a gives it up.
+   */
+  async function givenUp(prefix: string) {
+    const aHold = heldBack(isNews('one'), () => false)
+    const bHold = heldBack(isMarker, () => false)
+    const scene_ = await scene(prefix, { a: aHold, b: bHold }, 500)
+    await until(() => bHold.held.length === 1, 5000, "b's marker held")
+    const adapterA = scene_.a.started.app.parley.adapter as RedisAdapter
+    send(scene_.a, 'one')
+    await until(() => aHold.held.length === 1, 3000, "a's broadcast held")
+    await until(() => adapterA.stats.lostBroadcasts === 1, 3000, "a's broadcast given up")
+    return { ...scene_, aHold, bHold }
+  }
+
+  /** Until `text` is in an append of `node` to a tail, one of its commands from `from` on. */
+  function untilInTail(node: Node, from: number, text: string): Promise<void> {
+    return until(
+      () =>
+        node.commands
+          .slice(from)
+          .some((args) =>
+            tailBatch(args)?.some((part) => part.texts.some((written) => written.includes(text))),
+          ),
+      3000,
+      `${text} in the tail`,
+    )
+  }
+
+  // Known to fail: the old node put it into the tail at once, and b, joined at its marker,
+  // delivers it again when Redis runs it after the marker.
+  it.fails('reaches the session once when Redis runs it after the marker', async () => {
+    const { a, b, got, id, aHold, bHold } = await givenUp('given-up-after')
+    await bHold.runAll()
+    await until(joinedOn(b, id), 5000, 'the session joined on b')
+    // Redis runs it now, after the marker: b's to deliver.
+    await aHold.runAll()
+    send(a, 'two')
+    await until(() => got.includes('two'), 5000, 'the next broadcast at the client')
+    expect(got).toEqual(['one', 'two'])
+  })
+
+  it('reaches the session once when Redis runs it before the marker', async () => {
+    const { a, b, got, id, aHold, bHold } = await givenUp('given-up-before')
+    // Redis runs it now, before the marker: a's, into the tail.
+    await aHold.runAll()
+    const appended = a.commands.length
+    send(a, 'two')
+    await untilInTail(a, appended, 'two')
+    await bHold.runAll()
+    await until(joinedOn(b, id), 5000, 'the session joined on b')
+    await until(() => got.includes('two'), 5000, `the next broadcast at the client (got ${got})`)
+    send(a, 'three')
+    await until(() => got.includes('three'), 5000, 'the last broadcast at the client')
+    expect(got).toEqual(['one', 'two', 'three'])
+  })
+
+  it('reaches the session once when Redis never runs it and a later one comes back first', async () => {
+    const { a, b, got, id, aHold, bHold } = await givenUp('given-up-never')
+    // Answered, not run: as a command lost with its connection, but for the connection. Its
+    // answer is read before the next broadcast goes.
+    aHold.dropAll(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    const appended = a.commands.length
+    // Back before the marker, a's next broadcast says that the first never ran.
+    send(a, 'two')
+    await untilInTail(a, appended, 'two')
+    await bHold.runAll()
+    await until(joinedOn(b, id), 5000, 'the session joined on b')
+    await until(() => got.includes('two'), 5000, `the next broadcast at the client (got ${got})`)
+    send(a, 'three')
+    await until(() => got.includes('three'), 5000, 'the last broadcast at the client')
+    expect(got).toEqual(['one', 'two', 'three'])
+  })
+})
+
+/**
+ * Holds back commands as `HeldInOrder` does, on the Redis client of the node it is given to
+ * (`on`), which is made after it.
+ */
+function heldBack(first: (args: string[]) => boolean, also: (args: string[]) => boolean) {
+  let redis: { sendCommand(args: string[]): Promise<unknown> } | undefined
+  const held = new HeldInOrder(
+    { sendCommand: (args) => redis?.sendCommand(args) ?? Promise.reject(new Error('no node yet')) },
+    first,
+    also,
+  )
+  return Object.assign(held, {
+    on(node: Node) {
+      redis = node.redis
+    },
+  })
+}
