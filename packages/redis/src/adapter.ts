@@ -273,6 +273,7 @@ export class RedisAdapter implements Adapter {
       memory: this.#memory,
       nodes: this.#nodes,
       cut: this.#cut,
+      leavingCut: (id) => this.#broadcasts.leaving(id),
       uncut: this.#uncut,
       readPlaces: this.#readPlaces,
       pending: this.#pending,
@@ -736,7 +737,10 @@ export class RedisAdapter implements Adapter {
       // A broadcast with acks of this node's came back: the sockets being handed over take it
       // now, at its place among the broadcasts (see own-acks.ts).
       const q = request.k === 'ack' ? this.#ownAcks.read(request.id) : undefined
-      if (q !== undefined) this.#broadcasts.passed(q)
+      if (q !== undefined) {
+        this.#broadcasts.ackBack(q)
+        this.#broadcasts.passed(q)
+      }
     } else this.#incoming.answer(request)
     // Once it went by the places of the sockets joined without a cut: those it reaches filter
     // nothing more.
@@ -799,7 +803,7 @@ export class RedisAdapter implements Adapter {
    * are released; like the other nodes' broadcasts of that gap, they miss them.
    */
   #settleGap(q: number): void {
-    this.#broadcasts.passed(q)
+    this.#broadcasts.gap(q)
     this.#ownAcks.passed(q)
   }
 

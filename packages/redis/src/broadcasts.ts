@@ -4,6 +4,7 @@
 // joined by a takeover before its marker came back, see uncut-sockets.ts), in the order every
 // node reads the channel. Claim markers, which share the channel, are the adapter's to route.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import { AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'
@@ -48,6 +49,13 @@ export class Broadcasts {
   readonly #warnings: Warnings
   readonly #malformed: () => void
   readonly #closed: () => boolean
+  /** Own broadcasts given up that the positioned sockets wait for (see awaited.ts). */
+  readonly #awaited = new AwaitedBroadcasts()
+  /** Delivers an awaited one to the positioned sockets that take it now. */
+  readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
+    if (!this.#cut.empty) this.#memory.broadcast(message, options, this.#cut.atReturn(q))
+    this.#cut.awaitedDone(q)
+  }
 
   constructor(parts: BroadcastParts) {
     this.#node = parts.node
@@ -89,26 +97,32 @@ export class Broadcasts {
     if (leftOut.length > 0) this.#uncut.owe(leftOut, q)
     this.#publisher.publish(this.#channel, packet, (why, sent) => {
       this.#losses.lostBroadcast(why)
-      // The positioned sockets of this node take it now. Sent, a stalled Redis may still run
-      // it: it then reaches only the sockets positioned since (see cut.ts). Never sent or
-      // refused, it cannot come back. So do the sockets left out of it for their tail.
-      // Written with the tails this node appends to before it reaches them: a claimer that
-      // joined early must not deliver it again should Redis run it late (see places.ts).
+      // Sent, a stalled Redis may still run it, after a claim marker too: the sockets being
+      // handed over wait for it, and for those given up behind it (see awaited.ts).
+      const awaited = cut.handingOff && (sent || !this.#awaited.empty)
+      // The other positioned sockets of this node take it now (all of them when none waits):
+      // never sent or refused, it cannot come back. So do the sockets left out of it for their
+      // tail. Sent, a stalled Redis may still run it: it then reaches only the sockets
+      // positioned since (see cut.ts). Written with the tails this node appends to before it
+      // reaches them: a claimer that joined early must not deliver it again should Redis run
+      // it late (see places.ts). The tail of a socket that waits for it does not hold it: its
+      // places leave out what was skipped while it waits (see `HandingOff.#placesOf`).
       this.#readPlaces.skipped(this.#node, q)
       if (!cut.empty) {
         // A positioned socket joined without a cut whose tail is not read yet holds it behind
         // what it holds already, unfiltered (no count: see `UncutSockets.givenUp`).
         const atReturn = cut.atReturn(q)
+        const now = awaited ? (id: string) => atReturn(id) && !cut.isHandingOff(id) : atReturn
         const held = { node: '', q: undefined, message, options }
-        this.#memory.broadcast(
-          message,
-          options,
-          this.#uncut.empty ? atReturn : this.#uncut.only(held, atReturn),
-        )
+        this.#memory.broadcast(message, options, this.#uncut.empty ? now : this.#uncut.only(held, now))
       }
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
       else cut.lost(q)
+      if (awaited) {
+        cut.awaits(q, sent)
+        this.#awaited.add(q, message, options, sent, this.#deliverAwaited)
+      }
     })
   }
 
@@ -119,11 +133,15 @@ export class Broadcasts {
     if (packet.q !== undefined) this.#readPlaces.read(packet.n, packet.q)
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
+    const awaits = packet.n === this.#node && packet.q !== undefined && !this.#awaited.empty
+    // Those given up before it never ran: they reach the positioned sockets first.
+    if (awaits) this.#awaited.overtaken(packet.q as number, this.#deliverAwaited)
     if (packet.n === this.#node && this.#cut.empty && this.#uncut.empty) {
       this.#cut.back(packet.q)
       return
     }
     this.#deliverRead(packet)
+    if (awaits) this.#awaited.flush(this.#deliverAwaited)
     // Once it went by the places of the sockets joined without a cut (see `UncutSockets.only`):
     // those it reaches filter nothing more.
     if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
@@ -155,6 +173,41 @@ export class Broadcasts {
     } else {
       this.#memory.broadcast(message, options, uncut())
     }
+  }
+
+  /**
+   * An own broadcast with acks of count `q` came back: the own broadcasts given up before it
+   * that the positioned sockets wait for never ran, and reach them now (see awaited.ts).
+   */
+  ackBack(q: number): void {
+    if (this.#awaited.empty) return
+    this.#awaited.overtaken(q, this.#deliverAwaited)
+    this.#awaited.flush(this.#deliverAwaited)
+  }
+
+  /**
+   * The note after a resubscribe came back (see the adapter's `#settleGap`): own broadcasts up
+   * to `q` not back by now were lost to this node. Those the positioned sockets wait for are
+   * settled (see `AwaitedBroadcasts.gap`), then as any (`passed`).
+   */
+  gap(q: number): void {
+    if (!this.#awaited.empty) {
+      this.#awaited.gap(q, this.#deliverAwaited)
+      this.#awaited.flush(this.#deliverAwaited)
+    }
+    this.passed(q)
+  }
+
+  /**
+   * Socket `id` leaves the positioned ones (its tail is sealed): the own broadcasts given up
+   * that never ran, which it waits for, reach it now, into its tail (see `AwaitedBroadcasts.leaving`).
+   */
+  leaving(id: string): void {
+    if (this.#awaited.empty) return
+    this.#awaited.leaving((q, message, options) => {
+      const atReturn = this.#cut.atReturn(q)
+      this.#memory.broadcast(message, options, (socket) => socket === id && atReturn(socket))
+    })
   }
 
   /**

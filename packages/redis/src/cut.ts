@@ -6,6 +6,11 @@ interface Position {
   from: number
   /** Its place among positionings (`Cut.#positionings`): whether it took a given-up one then. */
   at: number
+  /**
+   * Being handed over (`position`), rather than taken over here (`positionUntilBack`): it waits
+   * for an own broadcast given up that Redis may still run (see awaited.ts).
+   */
+  handingOff: boolean
 }
 
 /**
@@ -51,7 +56,9 @@ interface Position {
  * positioned until it did, or one sent after it did (see `GivenUp`). The sockets that took it
  * owe it nothing more: released, they take no own broadcast when it comes back, so they are
  * released as soon as nothing else is on its way, rather than one round trip late at the next
- * own broadcast back (of a PUBLISH that never runs, Redis says nothing).
+ * own broadcast back (of a PUBLISH that never runs, Redis says nothing). A socket being handed
+ * over is the exception: it waits for such a one (`awaits`), and for those given up behind it,
+ * since Redis may run it after the claim marker, where the claimer delivers it (see awaited.ts).
  */
 export class Cut {
   readonly #positioned = new Map<string, Position>()
@@ -70,6 +77,8 @@ export class Cut {
   readonly #lost = new Set<number>()
   /** Own broadcasts given up unanswered that may still come back. */
   readonly #givenUp = new GivenUp()
+  /** Own broadcasts given up that the sockets being handed over wait for (see awaited.ts). */
+  readonly #awaited = new Map<number, { mayRun: boolean }>()
 
   /** True when no socket is positioned (the usual case: nothing to filter). */
   get empty(): boolean {
@@ -97,7 +106,30 @@ export class Cut {
    */
   owesGivenUp(id: string): boolean {
     const position = this.#positioned.get(id)
-    return position !== undefined && this.#givenUp.owes(position.at)
+    return (
+      position !== undefined &&
+      (this.#givenUp.owes(position.at) || this.#firstAwaited(position) !== undefined)
+    )
+  }
+
+  /** Whether a socket being handed over is positioned (see `Position.handingOff`). */
+  get handingOff(): boolean {
+    for (const position of this.#positioned.values()) if (position.handingOff) return true
+    return false
+  }
+
+  /** Whether `id` is positioned and being handed over. */
+  isHandingOff(id: string): boolean {
+    return this.#positioned.get(id)?.handingOff === true
+  }
+
+  /** The first own broadcast awaited that the socket at `position` waits for. */
+  #firstAwaited(position: Position): number | undefined {
+    if (!position.handingOff) return undefined
+    let first: number | undefined
+    for (const q of this.#awaited.keys())
+      if (q > position.from && (first === undefined || q < first)) first = q
+    return first
   }
 
   /**
@@ -107,7 +139,10 @@ export class Cut {
    */
   firstOwedGivenUp(id: string): number | undefined {
     const position = this.#positioned.get(id)
-    return position === undefined ? undefined : this.#givenUp.firstOwed(position.at)
+    if (position === undefined) return undefined
+    const owed = this.#givenUp.firstOwed(position.at)
+    const awaited = this.#firstAwaited(position)
+    return owed === undefined || awaited === undefined ? (owed ?? awaited) : Math.min(owed, awaited)
   }
 
   /** Is not positioned: delivered when a broadcast is emitted here. */
@@ -117,9 +152,14 @@ export class Cut {
   atReturn(q: number): (id: string) => boolean {
     // Given up, it went to the sockets positioned then: not to them again.
     const takenBy = this.#givenUp.takenBy(q) ?? 0
+    // Unless the sockets being handed over waited for it (see awaited.ts). Never sent, it
+    // reaches no other: those positioned since were elsewhere when it was emitted.
+    const awaited = this.#awaited.get(q)
     return (id) => {
       const position = this.#positioned.get(id)
-      return position !== undefined && q > position.from && position.at > takenBy
+      if (position === undefined || q <= position.from) return false
+      if (!awaited) return position.at > takenBy
+      return position.handingOff || (awaited.mayRun && position.at > takenBy)
     }
   }
 
@@ -135,8 +175,10 @@ export class Cut {
   position(id: string): number {
     this.#releases.delete(id)
     const position = this.#positioned.get(id)
-    if (position) position.from = Math.min(position.from, this.#sent)
-    else this.#positioned.set(id, { from: this.#sent, at: ++this.#positionings })
+    if (position) {
+      position.from = Math.min(position.from, this.#sent)
+      position.handingOff = true
+    } else this.#positioned.set(id, { from: this.#sent, at: ++this.#positionings, handingOff: true })
     return position?.from ?? this.#sent
   }
 
@@ -154,7 +196,7 @@ export class Cut {
    * came back, and they are before the marker on the channel, the old node's to deliver.
    */
   positionUntilBack(id: string, after = 0): void {
-    this.#positioned.set(id, { from: after, at: ++this.#positionings })
+    this.#positioned.set(id, { from: after, at: ++this.#positionings, handingOff: false })
     this.release(id)
   }
 
@@ -189,7 +231,13 @@ export class Cut {
    */
   back(q: number | undefined): void {
     if (q === undefined) return
-    const forgot = this.#givenUp.back(q)
+    let forgot = false
+    for (const awaited of this.#awaited.keys()) {
+      if (awaited > q) continue
+      this.#awaited.delete(awaited)
+      forgot = true
+    }
+    forgot = this.#givenUp.back(q) || forgot
     if (q <= this.#back) {
       if (forgot) this.#settle()
       return
@@ -217,6 +265,21 @@ export class Cut {
   givenUp(q: number): void {
     this.#givenUp.add(q, this.#positionings)
     this.lost(q)
+  }
+
+  /**
+   * Own broadcast `q` was given up (sent and unanswered, or behind one that was) while sockets
+   * were being handed over: they did not take it, and take it when it comes back or once it is
+   * settled (`awaitedDone`), those positioned now included (see awaited.ts). A released one
+   * stays positioned until then.
+   */
+  awaits(q: number, mayRun: boolean): void {
+    this.#awaited.set(q, { mayRun })
+  }
+
+  /** Own broadcast `q`, awaited, reached the sockets that waited for it, or never will. */
+  awaitedDone(q: number): void {
+    if (this.#awaited.delete(q)) this.#settle()
   }
 
   /**

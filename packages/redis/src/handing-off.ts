@@ -238,6 +238,8 @@ export class HandingOff {
         this.#parts.handoffs.seal(entry, []).catch(() => undefined)
       } else if (entry.state === 'open') {
         if (entry.epoch === 0) entry.claimedEarly = true
+        // Into the tail before its last packets: what never runs reaches the session nowhere else.
+        this.#parts.leavingCut(entry.id)
         let last: string[] = []
         try {
           last = this.#parts.sockets.claimed(entry.sid)

@@ -34,6 +34,11 @@ export interface HandoffParts {
   /** The live set: whether a node is in it, and whether one said it left. */
   readonly nodes: Pick<Nodes, 'has' | 'saidGoodbye'>
   readonly cut: Cut
+  /**
+   * A socket's tail is sealed: the own broadcasts given up that never ran, which it waits for,
+   * reach it first (see `Broadcasts.leaving`).
+   */
+  readonly leavingCut: (id: string) => void
   readonly uncut: UncutSockets
   readonly readPlaces: ReadPlaces
   readonly pending: PendingRequests

@@ -1,7 +1,7 @@
-// An own broadcast whose PUBLISH was given up, run by Redis later: the sockets positioned for a
-// handover when it was given up took it then, and not again when it comes back; one positioned
-// after (a session taken over since, in no room here when it was emitted) never had it, and takes
-// it when it comes back. A takeover while Redis is stalled sends no marker: it gives its claim
+// An own broadcast whose PUBLISH was given up, run by Redis later: the sockets positioned when it
+// was given up took it then, and not again when it comes back, but for those being handed over,
+// which wait for it (see awaited.ts); one positioned after (a session taken over since, in no
+// room here when it was emitted) never had it, and takes it when it comes back. A takeover while Redis is stalled sends no marker: it gives its claim
 // back, and the session, claimed again once Redis answers, is taken over at its cut.
 import type { ClaimAnswer } from '@parley/server'
 import { describe, expect, it } from 'vitest'
@@ -52,7 +52,7 @@ describe('an own broadcast given up, at the cut', () => {
 })
 
 describe.skipIf(skipRedisSuites())('an own broadcast given up and run late', () => {
-  it('reaches the socket handed off then once, and a takeover meanwhile gives its claim back', async () => {
+  it('reaches the socket handed off then once it runs, and a takeover meanwhile gives its claim back', async () => {
     const redis = await startRedis()
     const cluster = new FakeCluster(redis.url, { requestTimeout: 300, heartbeatInterval: 2000 })
     try {
@@ -68,8 +68,8 @@ describe.skipIf(skipRedisSuites())('an own broadcast given up and run late', () 
       redis.freeze()
       b!.adapter.broadcast(message('news', ['late']), to(['r']))
       await until(() => b!.adapter.stats.lostBroadcasts === 1, 5000, 'the broadcast given up')
-      // The socket positioned then took it at once.
-      expect(handedTail).toHaveLength(1)
+      // The socket being handed over waits for it: Redis may still run it, after a claim marker.
+      expect(handedTail).toHaveLength(0)
       // Redis, stalled, takes no marker: no cut to join at. The claim is given back.
       let joins = 0
       const givenBack = await within(

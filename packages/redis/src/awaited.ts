@@ -1,0 +1,111 @@
+import type { BroadcastMessage, BroadcastOptions } from '@parley/server'
+import { MAX_QUEUED_TAIL_APPENDS } from './tail-writes.js'
+
+/**
+ * The most own broadcasts awaited at once (see `AwaitedBroadcasts`): an outage gives up every
+ * broadcast, and nothing settles them until Redis answers again. The tails they would go to hold
+ * no more appends while Redis is away (see tail-writes.ts). Past it, every one awaited reaches
+ * the sockets at once, in order: one that Redis may still run may then reach a session twice,
+ * rather than be kept without bound.
+ */
+export const MAX_AWAITED = MAX_QUEUED_TAIL_APPENDS
+
+/** One of `AwaitedBroadcasts`. */
+interface Awaited {
+  message: BroadcastMessage
+  options: BroadcastOptions
+  /** Sent and unanswered: Redis may still run it. Else never sent, or refused: it never runs. */
+  mayRun: boolean
+}
+
+/** Delivers own broadcast `q` to the positioned sockets that take it now (see `Cut.atReturn`). */
+export type DeliverAwaited = (q: number, message: BroadcastMessage, options: BroadcastOptions) => void
+
+/**
+ * This node's own broadcasts given up while sockets were positioned for a handover (see cut.ts),
+ * which those sockets wait for, in the order they were emitted.
+ *
+ * One whose PUBLISH was sent and not answered may still be run by Redis, after a claim marker
+ * too: the claimer then delivers it, and the old node cannot take back what it put into the
+ * tail. So it is not delivered at give-up: it reaches the positioned sockets when it comes back,
+ * on the side of the marker it comes back on; or once a later own message comes back first
+ * (own messages come back in the order they were PUBLISHed: it never ran). One given up after
+ * it (never sent while Redis is silent, as a rule) waits behind it, so that they keep their
+ * order, and reaches them as soon as nothing before it waits any more.
+ */
+export class AwaitedBroadcasts {
+  /** By count, in the order they were given up (about the order they were sent). */
+  readonly #awaited = new Map<number, Awaited>()
+
+  get empty(): boolean {
+    return this.#awaited.size === 0
+  }
+
+  /**
+   * Own broadcast `q` was given up while sockets were positioned: they wait for it. Past
+   * `MAX_AWAITED`, they wait no more: every one is delivered.
+   */
+  add(
+    q: number,
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    mayRun: boolean,
+    deliver: DeliverAwaited,
+  ): void {
+    this.#awaited.set(q, { message, options, mayRun })
+    if (this.#awaited.size <= MAX_AWAITED) return
+    for (const [given, awaited] of this.#ordered()) {
+      this.#awaited.delete(given)
+      deliver(given, awaited.message, awaited.options)
+    }
+  }
+
+  /**
+   * An own message of count `q` came back: those before it still awaited never ran, and reach
+   * the positioned sockets now, in order; `q` itself, when awaited, is delivered by the caller.
+   */
+  overtaken(q: number, deliver: DeliverAwaited): void {
+    for (const [given, { message, options }] of this.#ordered()) {
+      if (given > q) break
+      this.#awaited.delete(given)
+      if (given < q) deliver(given, message, options)
+    }
+  }
+
+  /** Delivers those that never run and wait behind nothing that may still come back. */
+  flush(deliver: DeliverAwaited): void {
+    for (const [given, { message, options, mayRun }] of this.#ordered()) {
+      if (mayRun) break
+      this.#awaited.delete(given)
+      deliver(given, message, options)
+    }
+  }
+
+  /**
+   * The note after a resubscribe came back: those up to `q` not back by now are settled. One
+   * that may have run did so, if at all, while this node's subscriber was away, after a claim
+   * marker maybe: like the other nodes' broadcasts of that gap, the sockets miss it. One that
+   * never ran reaches them now.
+   */
+  gap(q: number, deliver: DeliverAwaited): void {
+    for (const [given, { message, options, mayRun }] of this.#ordered()) {
+      if (given > q) break
+      this.#awaited.delete(given)
+      if (!mayRun) deliver(given, message, options)
+    }
+  }
+
+  /**
+   * Those that never ran, for a socket leaving the positioned ones (its tail sealed): they reach
+   * it now, or never, though one that may still run waits before them (run after the marker,
+   * the claimer delivers that one behind the tail, out of their order but once).
+   */
+  leaving(deliver: DeliverAwaited): void {
+    for (const [given, { message, options, mayRun }] of this.#ordered())
+      if (!mayRun) deliver(given, message, options)
+  }
+
+  #ordered(): [number, Awaited][] {
+    return [...this.#awaited].sort(([x], [y]) => x - y)
+  }
+}
