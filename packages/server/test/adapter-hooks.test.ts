@@ -3,18 +3,12 @@
 import { PacketType } from '@parley/protocol'
 import type { AdapterFactory, LocalSockets } from '@parley/server'
 import { MemoryAdapter } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
-import { type RawClient, Refused, rawConnect } from './raw-client.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
+import { Refused, rawConnect } from './raw-client.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 /** A memory adapter that records the session hooks, and the node's own sockets view. */
 function recording() {
@@ -38,8 +32,8 @@ function recording() {
 describe('the adapter hears', () => {
   it("this node's URL once the server listens", async () => {
     const { factory, local } = recording()
-    started = await startServer({ adapter: factory })
-    const { port } = started.app.server.address() as { port: number }
+    opened.started = await startServer({ adapter: factory })
+    const { port } = opened.started.app.server.address() as { port: number }
     expect(local().url()).toBe(`http://127.0.0.1:${port}`)
   })
 
@@ -47,13 +41,13 @@ describe('the adapter hears', () => {
     'when a session opens, resumes and ends on this node, over %s',
     async (transport) => {
       const { calls, factory } = recording()
-      started = await startServer({ adapter: factory })
-      const first = await rawConnect(transport, started.base)
-      clients.push(first)
+      opened.started = await startServer({ adapter: factory })
+      const first = await rawConnect(transport, opened.started.base)
+      opened.clients.push(first)
       expect(calls).toEqual([`opened:${first.sid}`])
       first.close()
-      const again = await rawConnect(transport, started.base, { sid: first.sid, ack: 0 })
-      clients.push(again)
+      const again = await rawConnect(transport, opened.started.base, { sid: first.sid, ack: 0 })
+      opened.clients.push(again)
       expect(again.open.recovered).toBe(true)
       expect(calls).toEqual([`opened:${first.sid}`, `opened:${first.sid}`])
       await again.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
@@ -78,9 +72,9 @@ describe('the handshake', () => {
               }, 150),
             ),
         })
-      started = await startServer({ adapter: factory })
-      const client = await rawConnect(transport, started.base)
-      clients.push(client)
+      opened.started = await startServer({ adapter: factory })
+      const client = await rawConnect(transport, opened.started.base)
+      opened.clients.push(client)
       events.push('open')
       expect(events).toEqual(['recorded', 'open'])
     },
@@ -89,9 +83,9 @@ describe('the handshake', () => {
   it('does not wait for a record that never comes longer than OWNER_RECORD_WAIT_MS', async () => {
     const factory: AdapterFactory = (sockets) =>
       Object.assign(new MemoryAdapter(sockets), { sessionOpened: () => new Promise<void>(() => {}) })
-    started = await startServer({ adapter: factory })
-    const client = await rawConnect('sse', started.base)
-    clients.push(client)
+    opened.started = await startServer({ adapter: factory })
+    const client = await rawConnect('sse', opened.started.base)
+    opened.clients.push(client)
     expect(client.open.recovered).toBe(false)
   })
 })
@@ -109,11 +103,11 @@ describe("the adapter's factory", () => {
       handOff = sockets.handOff('s')
       return new MemoryAdapter(sockets)
     }
-    started = await startServer({ adapter: factory })
+    opened.started = await startServer({ adapter: factory })
     expect(answers).toEqual([undefined, false, undefined, []])
     expect(await handOff).toBe(false)
-    const client = await rawConnect('websocket', started.base)
-    clients.push(client)
+    const client = await rawConnect('websocket', opened.started.base)
+    opened.clients.push(client)
     expect(client.open.recovered).toBe(false)
   })
 })
@@ -125,7 +119,7 @@ describe("the adapter's factory", () => {
 async function startWithFailingJoins() {
   const joins = { fail: true }
   const connections: string[] = []
-  started = await startServer(
+  opened.started = await startServer(
     {
       adapter: (sockets) => {
         const adapter = new MemoryAdapter(sockets)
@@ -142,7 +136,7 @@ async function startWithFailingJoins() {
       })
     },
   )
-  return { joins, connections, server: started }
+  return { joins, connections, server: opened.started }
 }
 
 describe('an adapter that fails to put a new socket into its own room', () => {
@@ -156,7 +150,7 @@ describe('an adapter that fails to put a new socket into its own room', () => {
     expect(connections).toEqual([])
     joins.fail = false
     const raw = await rawConnect('websocket', server.base)
-    clients.push(raw)
+    opened.clients.push(raw)
     expect(server.app.parley.socketsCount).toBe(1)
   })
 
@@ -172,7 +166,7 @@ describe('an adapter that fails to put a new socket into its own room', () => {
       expect(connections).toEqual([])
       joins.fail = false
       const raw = await rawConnect(transport, server.base)
-      clients.push(raw)
+      opened.clients.push(raw)
       expect(server.app.parley.socketsCount).toBe(1)
     },
   )

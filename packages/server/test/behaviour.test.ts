@@ -7,30 +7,24 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 
-let started: Started | undefined
-const clients: RawClient[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 /** A server whose sockets are handed to the test as they connect. */
 async function serve(options: ParleyServerOptions = {}) {
   const sockets: ServerSocket[] = []
-  started = await startServer(options, (app) => {
+  opened.started = await startServer(options, (app) => {
     app.parley.on('connection', (socket) => {
       sockets.push(socket)
     })
   })
-  return { base: started.base, app: started.app, sockets }
+  return { base: opened.started.base, app: opened.started.app, sockets }
 }
 
 async function connect(
@@ -39,7 +33,7 @@ async function connect(
   ...rest: Parameters<typeof rawConnect> extends [unknown, unknown, ...infer R] ? R : never
 ) {
   const client = await rawConnect(transport, base, ...rest)
-  clients.push(client)
+  opened.clients.push(client)
   return client
 }
 
@@ -244,7 +238,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(sockets[0]!.transport).toBe(null)
     expect(sockets[0]!.connected).toBe(true)
 
-    await started!.app.close()
+    await opened.started!.app.close()
     const second = await serve({ pingInterval: 60, pingTimeout: 40, recovery: false })
     const reasons: string[] = []
     second.app.parley.on('connection', (s) => s.on('disconnect', (r) => reasons.push(r)))
@@ -323,18 +317,18 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     await expect(again.next(isEvent('n'), 100)).rejects.toThrow()
     await until(() => got.length === 2)
     expect(got).toEqual([1, 2])
-    expect(started!.app.parley.socketsCount).toBe(1)
+    expect(opened.started!.app.parley.socketsCount).toBe(1)
   })
 
   it('delivers a CLOSE sent before the first downstream request', async () => {
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.on('connection', (socket) => {
         socket.disconnect()
       })
     })
-    const c = await connect(transport, started.base)
+    const c = await connect(transport, opened.started.base)
     expect(await c.next((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server disconnect' })
-    expect(started.app.parley.socketsCount).toBe(0)
+    expect(opened.started.app.parley.socketsCount).toBe(0)
   })
 
   it('answers a resume of an unknown session with a fresh one', async () => {
@@ -385,7 +379,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
   }
 
   it("refuses the handshake when middleware throws, with its code and message if the code is the application's", async () => {
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.use(async (socket) => {
         if ((socket.handshake.auth as { token?: string } | undefined)?.token !== 'good') {
           throw Object.assign(new Error('token expired'), { code: 'AUTH_EXPIRED' })
@@ -395,24 +389,28 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
         throw new Error('second')
       })
     })
-    const refusal = await rawConnect(transport, started.base, { auth: { token: 'bad' } }).catch((e) => e)
+    const refusal = await rawConnect(transport, opened.started.base, { auth: { token: 'bad' } }).catch(
+      (e) => e,
+    )
     expect(refusal).toBeInstanceOf(Refused)
     expect(refusal).toMatchObject({ code: 'AUTH_EXPIRED', message: 'AUTH_EXPIRED: token expired' })
     if (transport !== 'websocket') expect(refusal.status).toBe(403)
-    const generic = await rawConnect(transport, started.base, { auth: { token: 'good' } }).catch((e) => e)
+    const generic = await rawConnect(transport, opened.started.base, { auth: { token: 'good' } }).catch(
+      (e) => e,
+    )
     // Without a code of the application's, its message stays in the server's log.
     expect(generic).toMatchObject({
       code: 'PARLEY_REFUSED',
       message: 'PARLEY_REFUSED: refused by middleware',
     })
-    expect(started.app.parley.socketsCount).toBe(0)
+    expect(opened.started.app.parley.socketsCount).toBe(0)
   })
 
   it('ends a socket its handshake middleware refused, without a disconnect: it never connected', async () => {
     let refused: ServerSocket | undefined
     const events: string[] = []
     let asked: Promise<unknown> | undefined
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.use((socket) => {
         refused = socket
         socket.on('disconnect', (reason) => events.push(reason))
@@ -421,7 +419,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
         throw Object.assign(new Error('no'), { code: 'NOPE' })
       })
     })
-    const refusal = await rawConnect(transport, started.base).catch((e) => e)
+    const refusal = await rawConnect(transport, opened.started.base).catch((e) => e)
     expect(refusal).toMatchObject({ code: 'NOPE' })
     expect(refused!.connected).toBe(false)
     expect(await asked).toBe('PARLEY_DISCONNECTED')
@@ -447,7 +445,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(retryAfter).toBeGreaterThanOrEqual(1000)
     expect(retryAfter).toBeLessThanOrEqual(2000)
     await closing
-    started = undefined
+    opened.started = undefined
     expect(reasons).toEqual(['server shutdown'])
     if (transport === 'websocket') expect(await c.ended).toBe(1001)
   })
@@ -466,7 +464,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     const closing = app.close()
     const closes = await Promise.all(cs.map((c) => c.next((p) => p.type === PacketType.CLOSE)))
     await closing
-    started = undefined
+    opened.started = undefined
     const hints = closes.map((p) => {
       expect(p).toMatchObject({ reason: 'server shutdown' })
       return (p as { retryAfter: number }).retryAfter

@@ -2,32 +2,27 @@
 // must refuse: nothing is numbered, kept or sent, and the session goes on.
 import { type EventPacket, type Packet, PacketType, type TransportName, WireLimits } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 const MAX_PAYLOAD = 2000
 
-let started: Started | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 async function one(transport: TransportName) {
   const sockets: ServerSocket[] = []
-  started = await startServer({ maxPayload: MAX_PAYLOAD }, (app) => {
+  opened.started = await startServer({ maxPayload: MAX_PAYLOAD }, (app) => {
     app.parley.on('connection', (s) => {
       sockets.push(s)
     })
   })
-  const client = await rawConnect(transport, started.base)
-  clients.push(client)
+  const client = await rawConnect(transport, opened.started.base)
+  opened.clients.push(client)
   await until(() => sockets.length === 1)
-  return { app: started.app, socket: sockets[0]!, client }
+  return { app: opened.started.app, socket: sockets[0]!, client }
 }
 
 const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && p.name === name
@@ -119,8 +114,8 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
 
 describe('event schemas', () => {
   it('refuse a name no client can send, by the same rule as the wire', async () => {
-    started = await startServer()
-    const app = started.app
+    opened.started = await startServer()
+    const app = opened.started.app
     expect(() => app.parley.schemas({ ['x'.repeat(WireLimits.maxEventNameLength + 1)]: true })).toThrow(
       TypeError,
     )

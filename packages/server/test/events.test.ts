@@ -5,24 +5,19 @@ import { connect } from '@parley/client'
 import { type EventPacket, type Packet, PacketType, ParleyError } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ODD_ERRORS } from '../../../test/support/odd-values.js'
 import { unheard } from '../../../test/support/unheard.js'
 import parley from '../src/index.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { sleep, startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 async function one(setup: (socket: ServerSocket) => void, options: ParleyServerOptions = {}) {
   const sockets: ServerSocket[] = []
-  started = await startServer(options, (app) => {
+  opened.started = await startServer(options, (app) => {
     app.parley.schemas({
       chat: {
         type: 'array',
@@ -44,8 +39,8 @@ async function one(setup: (socket: ServerSocket) => void, options: ParleyServerO
       sockets.push(s)
     })
   })
-  const client = await rawConnect('websocket', started.base)
-  clients.push(client)
+  const client = await rawConnect('websocket', opened.started.base)
+  opened.clients.push(client)
   await until(() => sockets.length === 1)
   return { socket: sockets[0]!, client }
 }
@@ -111,7 +106,7 @@ describe('event schemas', () => {
 
   it('cut what is wrong at 1024 characters, never inside one: the path may hold the client’s keys', async () => {
     const { client } = await one((s) => s.on('tags', () => {}))
-    started!.app.parley.schemas({
+    opened.started!.app.parley.schemas({
       tags: { type: 'array', items: [{ type: 'object', additionalProperties: { type: 'string' } }] },
     })
     // `args/0/` and the key: its emoji straddles the 1024th character.
@@ -125,7 +120,7 @@ describe('event schemas', () => {
 
   it('replace an event’s schema with a new one, the same $id included', async () => {
     const { client } = await one((s) => s.on('note', (text: unknown, ack: (r: unknown) => void) => ack(text)))
-    const parley = started!.app.parley
+    const parley = opened.started!.app.parley
     parley.schemas({ note: { $id: 'note', type: 'array', items: [{ type: 'string' }], minItems: 1 } })
     // A new version of the same schema, as a reload or a second declaration would give.
     parley.schemas({ note: { $id: 'note', type: 'array', items: [{ type: 'integer' }], minItems: 1 } })
@@ -166,16 +161,18 @@ describe('event schemas', () => {
       mail: { type: 'array', maxItems: 0 },
       move: { $async: true, type: 'array', items: [{ type: 'integer' }], minItems: 1 },
     }
-    expect(() => started!.app.parley.schemas(schemas)).toThrow(TypeError)
-    expect(() => started!.app.parley.schemas(schemas)).toThrow(
+    expect(() => opened.started!.app.parley.schemas(schemas)).toThrow(TypeError)
+    expect(() => opened.started!.app.parley.schemas(schemas)).toThrow(
       expect.objectContaining({ code: 'PARLEY_INVALID_ARGUMENT' }),
     )
-    expect(() => started!.app.parley.schemas(schemas)).toThrow(
+    expect(() => opened.started!.app.parley.schemas(schemas)).toThrow(
       'schemas: the schema of "move" is asynchronous ($async); events are checked synchronously',
     )
     // Nested in a synchronous schema, Ajv refuses it itself.
     expect(() =>
-      started!.app.parley.schemas({ move: { type: 'array', items: [{ $async: true, type: 'integer' }] } }),
+      opened.started!.app.parley.schemas({
+        move: { type: 'array', items: [{ $async: true, type: 'integer' }] },
+      }),
     ).toThrow(/schema of "move" does not compile: async schema in sync schema/)
     // The schemas declared before are in force, the refused ones are not.
     await client.send(event(1, 'move', ['not an integer']), event(2, 'mail', ['nobody'], 1))
@@ -290,7 +287,7 @@ describe('socket middleware', () => {
       },
     })
     const handled: string[] = []
-    started = await startServer(
+    opened.started = await startServer(
       {},
       (app) => {
         app.parley.on('connection', (s) => {
@@ -309,7 +306,7 @@ describe('socket middleware', () => {
       },
       { logger: { level: 'debug', stream } },
     )
-    const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+    const client = connect(opened.started.base, { transports: ['websocket'], reconnection: false })
     try {
       const refusal = (name: string) =>
         client
@@ -345,8 +342,8 @@ describe('socket middleware', () => {
       err: { message: 'relation "users" does not exist' },
       count: 1,
     })
-    await started.app.close()
-    started = undefined
+    await opened.started.app.close()
+    opened.started = undefined
     expect(failures().map((l) => [l.event, l.count])).toEqual([
       ['query', 1],
       ['query', 1],
@@ -460,7 +457,7 @@ describe('socket middleware', () => {
     'run nothing more for a socket a middleware disconnected, though it let the event through (%s)',
     async (transport) => {
       const got: string[] = []
-      started = await startServer({}, (app) => {
+      opened.started = await startServer({}, (app) => {
         app.parley.on('connection', (s) => {
           s.use(([name], next) => {
             if (name === 'bye') s.disconnect()
@@ -478,8 +475,8 @@ describe('socket middleware', () => {
         })
       })
       for (const last of ['bye', 'leave']) {
-        const client = await rawConnect(transport, started.base)
-        clients.push(client)
+        const client = await rawConnect(transport, opened.started.base)
+        opened.clients.push(client)
         // One batch: the event after the one that ends the session is not read either.
         await client.send(event(1, 'n', []), event(2, last, [], 1), event(3, 'n', []))
         expect(await client.next((p) => p.type === PacketType.CLOSE)).toMatchObject({
@@ -497,7 +494,7 @@ describe('a refusal whose message does not fit in maxPayload', () => {
     const long = 'x'.repeat(900)
     const got: unknown[] = []
     const thrown = await unheard(async () => {
-      started = await startServer({ maxPayload: 512 }, (app) => {
+      opened.started = await startServer({ maxPayload: 512 }, (app) => {
         app.parley.on('connection', (s) => {
           s.use((packet, next) => {
             if (packet[0] === 'next') next(new ParleyError('TOO_WORDY', long))
@@ -509,7 +506,7 @@ describe('a refusal whose message does not fit in maxPayload', () => {
           s.on('ok', (ack: (r: string) => void) => ack('ok'))
         })
       })
-      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+      const client = connect(opened.started.base, { transports: ['websocket'], reconnection: false })
       try {
         await new Promise<void>((resolve) => client.once('connect', () => resolve()))
         for (const name of ['next', 'reject']) {
@@ -591,7 +588,7 @@ describe('what is no ordinary Error, given to next() or thrown by a handler', ()
     const thrown = await unheard(async () => {
       // Events `next:<i>` are refused by the middleware with the i-th value; `throw:<i>` are let
       // through, to a handler that throws it.
-      started = await startServer(
+      opened.started = await startServer(
         {},
         (app) => {
           app.parley.on('connection', (s) => {
@@ -609,7 +606,7 @@ describe('what is no ordinary Error, given to next() or thrown by a handler', ()
         // At debug: the line of a coded refusal serializes its err too.
         { logger: { level: 'debug', stream } },
       )
-      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+      const client = connect(opened.started.base, { transports: ['websocket'], reconnection: false })
       try {
         for (const how of ['next', 'throw']) {
           for (const i of ODD_ERRORS.keys()) {
@@ -626,8 +623,8 @@ describe('what is no ordinary Error, given to next() or thrown by a handler', ()
       } finally {
         client.disconnect()
       }
-      await started.app.close()
-      started = undefined
+      await opened.started.app.close()
+      opened.started = undefined
     })
     // An answer for each, never the client's PARLEY_ACK_TIMEOUT of an event left unanswered.
     expect(got).toEqual(

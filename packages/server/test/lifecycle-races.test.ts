@@ -6,20 +6,14 @@ import { request } from 'node:http'
 import type { Socket } from 'node:net'
 import { PacketType } from '@parley/protocol'
 import { type AdapterFactory, MemoryAdapter, type ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
-import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { sleep, startServer, until, within } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 import { resumeOverWebSocket } from './ws-resume.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 /** A promise the test resolves, and one that says something waits on it. */
 function gate() {
@@ -36,7 +30,7 @@ function gate() {
 
 async function connect(...args: Parameters<typeof rawConnect>) {
   const client = await rawConnect(...args)
-  clients.push(client)
+  opened.clients.push(client)
   return client
 }
 
@@ -45,7 +39,7 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     const held = gate()
     const connections: ServerSocket[] = []
     let left = false
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       // The server learns that the client left when the POST's response closes unanswered.
       app.addHook('onRequest', async (_request, reply) => {
         reply.raw.once('close', () => {
@@ -59,7 +53,7 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
       app.parley.on('connection', (socket) => connections.push(socket))
     })
     const abort = new AbortController()
-    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1`
+    const endpoint = `${opened.started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1`
     const post = fetch(endpoint, { method: 'POST', body: '[8,{}]', signal: abort.signal }).catch(() => {})
     await held.waiting
     abort.abort()
@@ -68,12 +62,12 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     held.open()
     await sleep(100)
     expect(connections).toHaveLength(0)
-    expect(started.app.parley.socketsCount).toBe(0)
+    expect(opened.started.app.parley.socketsCount).toBe(0)
   })
 
   it('resumes on the transport its client went to meanwhile, once the middleware of the left one is done', async () => {
     const held = gate()
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.use(async (socket) => {
         if ((socket.handshake.auth as { slow?: boolean } | undefined)?.slow) {
           held.reached()
@@ -81,10 +75,10 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
         }
       })
     })
-    const first = await connect('websocket', started.base)
+    const first = await connect('websocket', opened.started.base)
     first.close()
     const abort = new AbortController()
-    const endpoint = `${started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1`
+    const endpoint = `${opened.started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1`
     const hello = JSON.stringify([8, { auth: { slow: true }, sid: first.sid, ack: 0 }])
     const post = fetch(endpoint, { method: 'POST', body: hello, signal: abort.signal }).catch(() => {})
     await held.waiting
@@ -92,8 +86,8 @@ describe.each(['sse', 'polling'] as const)('a handshake POST its client gave up 
     await post
     // Its HELLO in while the left one's middleware runs: it waits for that one (no two runs of
     // the middleware on one session at once), which then attaches nothing.
-    const again = await resumeOverWebSocket(started.base, first.sid, 'again')
-    const socket = [...started.app.parley.sockets.values()][0]!
+    const again = await resumeOverWebSocket(opened.started.base, first.sid, 'again')
+    const socket = [...opened.started.app.parley.sockets.values()][0]!
     expect(socket.handshake.auth).toEqual({ slow: true })
     held.open()
     const answer = await within(again.answer(), 5000, 'the answer to the resume')
@@ -128,16 +122,16 @@ describe('a WebSocket that closes while the adapter records a new session', () =
       },
     })
     const connections: ServerSocket[] = []
-    started = await startServer({ adapter: factory }, (app) => {
+    opened.started = await startServer({ adapter: factory }, (app) => {
       app.parley.on('connection', (socket) => connections.push(socket))
     })
     // The server's end of the WebSocket's connection: its close is how the server learns that the
     // client left.
     let serverEnd: Promise<void> | undefined
-    started.app.server.on('upgrade', (_request, socket: Socket) => {
+    opened.started.app.server.on('upgrade', (_request, socket: Socket) => {
       serverEnd ??= new Promise((resolve) => socket.once('close', () => resolve()))
     })
-    const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
+    const ws = new WebSocket(`${opened.started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
     await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
     ws.send('[8,{}]')
     await recording.waiting
@@ -149,7 +143,7 @@ describe('a WebSocket that closes while the adapter records a new session', () =
     // The handshake's end: the owner record the adapter made for it is withdrawn.
     await until(() => closed.length > 0, 3000, 'the owner record withdrawn')
     expect(connections).toHaveLength(0)
-    expect(started.app.parley.socketsCount).toBe(0)
+    expect(opened.started.app.parley.socketsCount).toBe(0)
     expect(closed).toHaveLength(1)
   })
 })
@@ -157,15 +151,15 @@ describe('a WebSocket that closes while the adapter records a new session', () =
 describe('a session the application ends while the adapter records it', () => {
   it('leaves no room behind: its own room is not joined after its end', async () => {
     const recording = gate()
-    started = await startServer({ adapter: recordsWhenOpened(recording) })
-    const answer = connect('websocket', started.base).catch((e: unknown) => e)
+    opened.started = await startServer({ adapter: recordsWhenOpened(recording) })
+    const answer = connect('websocket', opened.started.base).catch((e: unknown) => e)
     await recording.waiting
-    const [socket] = started.app.parley.sockets.values()
+    const [socket] = opened.started.app.parley.sockets.values()
     socket!.disconnect()
     recording.open()
     // The client hears the session's end instead of OPEN.
     expect(await answer).toMatchObject({ packet: { reason: 'server disconnect' } })
-    expect(started.app.parley.adapter.socketRooms(socket!.id)).toBeUndefined()
+    expect(opened.started.app.parley.adapter.socketRooms(socket!.id)).toBeUndefined()
   })
 })
 
@@ -180,7 +174,7 @@ describe('two resumes of one session at once', () => {
     const seen: string[] = []
     const says = (socket: ServerSocket) =>
       `${(socket.handshake.auth as { name?: string } | undefined)?.name} on ${socket.handshake.transport}`
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.use(async (socket) => {
         const name = (socket.handshake.auth as { name?: string } | undefined)?.name
         if (name !== 'a' && name !== 'b') return
@@ -191,11 +185,11 @@ describe('two resumes of one session at once', () => {
         if (refused.includes(name)) throw new Error('refused')
       })
     })
-    const first = await connect('polling', started.base)
-    const socket = [...started.app.parley.sockets.values()][0]!
-    const a = connect('sse', started.base, { auth: { name: 'a' }, sid: first.sid, ack: 0 })
+    const first = await connect('polling', opened.started.base)
+    const socket = [...opened.started.app.parley.sockets.values()][0]!
+    const a = connect('sse', opened.started.base, { auth: { name: 'a' }, sid: first.sid, ack: 0 })
     await gates.a.waiting
-    const b = await resumeOverWebSocket(started.base, first.sid, 'b')
+    const b = await resumeOverWebSocket(opened.started.base, first.sid, 'b')
     return { gates, seen, socket, a: a.catch((e: unknown) => e), b }
   }
 
@@ -248,11 +242,13 @@ describe('an upstream POST whose body is still coming when its client resumes el
     'is refused with PARLEY_TRANSPORT_MISMATCH and none of its packets is used (%s)',
     async (transport) => {
       const got: number[] = []
-      started = await startServer({}, (app) => {
+      opened.started = await startServer({}, (app) => {
         app.parley.on('connection', (socket) => socket.on('up', (n: number) => got.push(n)))
       })
-      const first = await connect(transport, started.base)
-      const url = new URL(`${started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${first.sid}`)
+      const first = await connect(transport, opened.started.base)
+      const url = new URL(
+        `${opened.started.base}/${transport === 'sse' ? 'sse' : 'poll'}?v=1&sid=${first.sid}`,
+      )
       const post = request(url, { method: 'POST', headers: { 'content-type': 'text/plain' } })
       const answered = new Promise<{ status: number; body: string }>((resolve, reject) => {
         post.on('response', (res) => {
@@ -267,7 +263,7 @@ describe('an upstream POST whose body is still coming when its client resumes el
       // Half of the body: the server has taken the POST for the transport attached now.
       post.write('[5,1,"up",[1],0]\n[5,2,"up"')
       await sleep(50)
-      const again = await connect('websocket', started.base, { sid: first.sid, ack: 0 })
+      const again = await connect('websocket', opened.started.base, { sid: first.sid, ack: 0 })
       expect(again.open.ack).toBe(0)
       post.end(',[2],0]')
       const { status, body } = await answered
@@ -293,8 +289,8 @@ describe('app.close() while a WebSocket has not sent its HELLO', () => {
     const set = vi.spyOn(globalThis, 'setTimeout')
     const cleared = vi.spyOn(globalThis, 'clearTimeout')
     try {
-      started = await startServer({ handshakeTimeout })
-      const ws = new WebSocket(`${started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
+      opened.started = await startServer({ handshakeTimeout })
+      const ws = new WebSocket(`${opened.started.base.replace(/^http/, 'ws')}/ws?v=1`, 'parley.v1')
       ws.on('error', () => {})
       await within(new Promise((resolve) => ws.once('open', resolve)), 5000, 'the WebSocket to open')
       const closed = new Promise<number>((resolve) => ws.once('close', resolve))
@@ -303,8 +299,8 @@ describe('app.close() while a WebSocket has not sent its HELLO', () => {
       await until(() => set.mock.calls.some(([, ms]) => ms === handshakeTimeout))
       const index = set.mock.calls.findIndex(([, ms]) => ms === handshakeTimeout)
       const timer = set.mock.results[index]!.value as NodeJS.Timeout
-      await started.app.close()
-      started = undefined
+      await opened.started.app.close()
+      opened.started = undefined
       expect(await within(closed, 5000, 'the close the shutdown sends')).toBe(1001)
       expect(told.map((text) => JSON.parse(text).slice(0, 4))).toEqual([
         [7, 0, 0, 'PARLEY_SERVER_SHUTTING_DOWN'],

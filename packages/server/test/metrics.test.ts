@@ -5,23 +5,18 @@ import { type EventPacket, encodeText, type Packet, PacketType } from '@parley/p
 import { ParleyOptionError, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { Counter, register as globalRegistry, Registry } from 'prom-client'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { tableUnder } from '../../../test/docs/markdown.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import parley from '../src/index.js'
 import { HAND_OFF_OUTCOMES, METRIC_NAMES } from '../src/metrics.js'
+import { closedAfterEach } from './closed-after-each.js'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 import { sampleOf as value } from './registry.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 const event = (seq: number, name: string, args: unknown[], ackId = 0): EventPacket =>
   ({ type: PacketType.EVENT, seq, name, args, ackId }) as EventPacket
@@ -29,20 +24,20 @@ const isEvent = (name: string) => (p: Packet) => p.type === PacketType.EVENT && 
 
 async function connect(...args: Parameters<typeof rawConnect>) {
   const client = await rawConnect(...args)
-  clients.push(client)
+  opened.clients.push(client)
   return client
 }
 
 describe('metrics', () => {
   it('count no disconnect for a session its handshake middleware ended: it never opened', async () => {
     const registry = new Registry()
-    started = await startServer({ metrics: { registry } }, (app) => {
+    opened.started = await startServer({ metrics: { registry } }, (app) => {
       app.parley.use((socket) => {
         if ((socket.handshake.auth as { stay?: boolean } | undefined)?.stay !== true) socket.disconnect()
       })
     })
-    await expect(connect('websocket', started.base)).rejects.toMatchObject({ code: 'PARLEY_REFUSED' })
-    await connect('websocket', started.base, { auth: { stay: true } })
+    await expect(connect('websocket', opened.started.base)).rejects.toMatchObject({ code: 'PARLEY_REFUSED' })
+    await connect('websocket', opened.started.base, { auth: { stay: true } })
     expect(await value(registry, 'parley_handshakes_total')).toBe(1)
     expect(await value(registry, 'parley_disconnects_total', { reason: 'server disconnect' })).toBe(0)
   })
@@ -50,13 +45,13 @@ describe('metrics', () => {
   it('count sessions, handshakes, messages, resumes, switches and disconnects', async () => {
     const registry = new Registry()
     const sockets: ServerSocket[] = []
-    started = await startServer({ metrics: { registry } }, (app) => {
+    opened.started = await startServer({ metrics: { registry } }, (app) => {
       app.parley.on('connection', (socket) => {
         sockets.push(socket)
         socket.on('hi', (text: string) => socket.emit('hello', text))
       })
     })
-    const { base, app } = started
+    const { base, app } = opened.started
     const ws = await connect('websocket', base)
     const sse = await connect('sse', base)
     expect(await value(registry, 'parley_handshakes_total')).toBe(2)
@@ -122,12 +117,12 @@ describe('metrics', () => {
 
   it('count replies that did not come in time', async () => {
     const registry = new Registry()
-    started = await startServer({ metrics: { registry } }, (app) => {
+    opened.started = await startServer({ metrics: { registry } }, (app) => {
       app.parley.on('connection', (socket) => {
         socket.timeout(20).emit('question', () => {})
       })
     })
-    const client = await connect('websocket', started.base)
+    const client = await connect('websocket', opened.started.base)
     await client.next(isEvent('question'))
     await sleep(100)
     expect(await value(registry, 'parley_ack_timeouts_total')).toBe(1)
@@ -137,10 +132,10 @@ describe('metrics', () => {
   it('count a client cut for reading too slowly, as a slow consumer and as a disconnect', async () => {
     const registry = new Registry()
     const sockets: ServerSocket[] = []
-    started = await startServer({ metrics: { registry }, maxBufferedBytes: 1024 }, (app) => {
+    opened.started = await startServer({ metrics: { registry }, maxBufferedBytes: 1024 }, (app) => {
       app.parley.on('connection', (socket) => sockets.push(socket))
     })
-    await connect('websocket', started.base)
+    await connect('websocket', opened.started.base)
     await until(() => sockets.length === 1)
     // The raw client never acknowledges: what it was sent stays kept until the limit is passed.
     for (let i = 0; i < 10; i++) sockets[0]!.emit('news', 'x'.repeat(200))
@@ -151,8 +146,8 @@ describe('metrics', () => {
 
   it('measure how late the PINGs went when the event loop was busy', async () => {
     const registry = new Registry()
-    started = await startServer({ metrics: { registry }, pingInterval: 200, pingTimeout: 2000 })
-    const client = await connect('websocket', started.base)
+    opened.started = await startServer({ metrics: { registry }, pingInterval: 200, pingTimeout: 2000 })
+    const client = await connect('websocket', opened.started.base)
     // Held up past the PING's time (200 ms after the attach) by 300 ms at least.
     const busyUntil = performance.now() + 500
     while (performance.now() < busyUntil) {}
@@ -166,10 +161,10 @@ describe('metrics', () => {
   })
 
   it('register nothing, in the global registry or elsewhere, without the option', async () => {
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.on('connection', (socket) => socket.on('hi', () => socket.emit('hello')))
     })
-    const client = await connect('websocket', started.base)
+    const client = await connect('websocket', opened.started.base)
     await client.send(event(1, 'hi', []))
     await client.next(isEvent('hello'))
     const names = (await globalRegistry.getMetricsAsJSON()).map((m) => m.name)
@@ -178,7 +173,7 @@ describe('metrics', () => {
 
   it("are the ones the README's Metrics table lists, with its types and labels", async () => {
     const registry = new Registry()
-    started = await startServer({ metrics: { registry } })
+    opened.started = await startServer({ metrics: { registry } })
     const registered = await registry.getMetricsAsJSON()
     const labels = new Map(
       registry.getMetricsAsArray().map((m) => [m.name, (m as { labelNames?: string[] }).labelNames ?? []]),

@@ -8,34 +8,29 @@ import {
   WS_SUBPROTOCOL,
 } from '@parley/protocol'
 import { MemoryAdapter, type ParleyServerOptions, type ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
-import { Closed, type RawClient, rawConnect } from './raw-client.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { sleep, startServer, until, within } from './helpers.js'
+import { Closed, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 
-let started: Started | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 async function serve(options: ParleyServerOptions = {}) {
   const sockets: ServerSocket[] = []
-  started = await startServer(options, (app) => {
+  opened.started = await startServer(options, (app) => {
     app.parley.on('connection', (socket) => {
       sockets.push(socket)
     })
   })
-  return { base: started.base, app: started.app, sockets }
+  return { base: opened.started.base, app: opened.started.app, sockets }
 }
 
 async function connect(transport: TransportName, base: string, hello?: { sid?: string; ack?: number }) {
   const client = await rawConnect(transport, base, hello)
-  clients.push(client)
+  opened.clients.push(client)
   return client
 }
 
@@ -227,15 +222,15 @@ async function endBeforeOpen(transport: TransportName, options: ParleyServerOpti
     }
   }
   let adapter: SlowAdapter | undefined
-  started = await startServer({
+  opened.started = await startServer({
     ...options,
     adapter: (sockets) => {
       adapter = new SlowAdapter(sockets)
       return adapter
     },
   })
-  const { app } = started
-  const answer = rawConnect(transport, started.base).catch((e: unknown) => e)
+  const { app } = opened.started
+  const answer = rawConnect(transport, opened.started.base).catch((e: unknown) => e)
   await recording
   const ids = [...app.parley.sockets.values()].map((socket) => socket.id)
   for (const socket of app.parley.sockets.values()) socket.disconnect()
@@ -260,10 +255,10 @@ describe('ack callbacks at the end of a session', () => {
       },
     })
     const heard: unknown[] = []
-    started = await startServer({}, undefined, { logger: { level: 'error', stream } })
+    opened.started = await startServer({}, undefined, { logger: { level: 'error', stream } })
     const sockets: ServerSocket[] = []
-    started.app.parley.on('connection', (socket) => sockets.push(socket))
-    const client = await connect('websocket', started.base)
+    opened.started.app.parley.on('connection', (socket) => sockets.push(socket))
+    const client = await connect('websocket', opened.started.base)
     await until(() => sockets.length === 1)
     sockets[0]!.timeout(10_000).emit('first', () => {
       throw new Error('the application failed')
@@ -280,7 +275,7 @@ describe('ack callbacks at the end of a session', () => {
       }),
     )
     // And it still serves.
-    const next = await connect('polling', started.base)
+    const next = await connect('polling', opened.started.base)
     expect(next.open.recovered).toBe(false)
   })
 })

@@ -1,32 +1,27 @@
 import { connect } from '@parley/client'
 import { type EventPacket, type Packet, PacketType } from '@parley/protocol'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { revoked, trapsThrow, UNSHOWABLE } from '../../../test/support/odd-values.js'
-import { closeApp, type Started, startServer, until } from './helpers.js'
-import { Closed, type RawClient, rawConnect } from './raw-client.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
+import { Closed, rawConnect } from './raw-client.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 async function one(
   options: ParleyServerOptions = {},
   transport: 'websocket' | 'sse' | 'polling' = 'websocket',
 ) {
   const sockets: ServerSocket[] = []
-  started = await startServer(options, (app) => {
+  opened.started = await startServer(options, (app) => {
     app.parley.on('connection', (s) => {
       sockets.push(s)
     })
   })
-  const client = await rawConnect(transport, started.base)
-  clients.push(client)
+  const client = await rawConnect(transport, opened.started.base)
+  opened.clients.push(client)
   await until(() => sockets.length === 1)
   return { socket: sockets[0]!, client }
 }
@@ -143,7 +138,7 @@ describe('the server socket', () => {
 
   it('refuses values that fight being read with its own coded errors, and goes on', async () => {
     const { socket, client } = await one()
-    const parley = started!.app.parley
+    const parley = opened.started!.app.parley
     const unserializable = expect.objectContaining({ code: 'PARLEY_UNSERIALIZABLE' })
     const invalid = (message: RegExp) =>
       expect.objectContaining({
@@ -180,16 +175,16 @@ describe('the server socket', () => {
 
   it('refuses a listener that is not a function at once, so that a request still gets an answer', async () => {
     const sockets: ServerSocket[] = []
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.on('connection', (s) => {
         sockets.push(s)
       })
     })
-    const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+    const client = connect(opened.started.base, { transports: ['websocket'], reconnection: false })
     try {
       await until(() => sockets.length === 1 && client.connected)
       const socket = sockets[0]!
-      const parley = started.app.parley
+      const parley = opened.started.app.parley
       for (const listener of [42, {}, 'abc', null, undefined]) {
         const given = listener as unknown as () => void
         for (const call of [
@@ -230,7 +225,7 @@ describe('the server socket', () => {
 
   it('takes timeouts by one rule: a number of ms from 0, past 2^31-1 (Infinity too) without a timer', async () => {
     const { socket, client } = await one()
-    const parley = started!.app.parley
+    const parley = opened.started!.app.parley
     for (const ms of [Number.NaN, -1, '5', undefined]) {
       const given = ms as number
       for (const call of [
@@ -269,54 +264,55 @@ describe('the server socket', () => {
     await client.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
     await until(() => reasons.length === 1)
     expect(reasons).toEqual(['client disconnect'])
-    expect(started!.app.parley.socketsCount).toBe(0)
+    expect(opened.started!.app.parley.socketsCount).toBe(0)
   })
 
   it('keeps middleware state across resumes, and refuses a resume it does not like', async () => {
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.use((socket) => {
         const token = (socket.handshake.auth as { token?: string } | null)?.token
         if (token === 'revoked') throw Object.assign(new Error('token revoked'), { code: 'AUTH_REVOKED' })
         socket.data.token = token
       })
     })
-    const c = await rawConnect('websocket', started.base, { auth: { token: 'a' } })
-    clients.push(c)
-    const [socket] = [...started.app.parley.sockets.values()]
+    const c = await rawConnect('websocket', opened.started.base, { auth: { token: 'a' } })
+    opened.clients.push(c)
+    const [socket] = [...opened.started.app.parley.sockets.values()]
     expect(socket!.data.token).toBe('a')
-    const refused = await rawConnect('sse', started.base, { sid: c.sid, auth: { token: 'revoked' } }).catch(
-      (e) => e,
-    )
+    const refused = await rawConnect('sse', opened.started.base, {
+      sid: c.sid,
+      auth: { token: 'revoked' },
+    }).catch((e) => e)
     expect(refused).toMatchObject({ code: 'AUTH_REVOKED', status: 403 })
     expect(socket!.transport).toBe('websocket')
     expect(socket!.handshake.auth).toEqual({ token: 'a' })
-    const moved = await rawConnect('sse', started.base, { sid: c.sid, auth: { token: 'b' } })
-    clients.push(moved)
+    const moved = await rawConnect('sse', opened.started.base, { sid: c.sid, auth: { token: 'b' } })
+    opened.clients.push(moved)
     expect(socket!.data.token).toBe('b')
     expect(socket!.handshake.transport).toBe('sse')
   })
 
   it('updates the handshake at every resume: headers, query, auth, transport and time', async () => {
-    started = await startServer({})
+    opened.started = await startServer({})
     const c = await rawConnect(
       'websocket',
-      started.base,
+      opened.started.base,
       { auth: { n: 1 } },
       { headers: { 'x-client': 'a' } },
     )
-    clients.push(c)
-    const [socket] = [...started.app.parley.sockets.values()]
+    opened.clients.push(c)
+    const [socket] = [...opened.started.app.parley.sockets.values()]
     const first = socket!.handshake
     expect(first.headers['x-client']).toBe('a')
     expect(first.query).toEqual({ v: '1' })
     expect(first.time).toBe(new Date(first.issued).toISOString())
     const moved = await rawConnect(
       'sse',
-      started.base,
+      opened.started.base,
       { sid: c.sid, auth: { n: 2 } },
       { headers: { 'x-client': 'b' } },
     )
-    clients.push(moved)
+    opened.clients.push(moved)
     const second = socket!.handshake
     expect(second).not.toBe(first)
     expect(second).toMatchObject({ auth: { n: 2 }, transport: 'sse', query: { v: '1' } })
@@ -328,8 +324,8 @@ describe('the server socket', () => {
   })
 
   it('negotiates permessage-deflate when asked to', async () => {
-    started = await startServer({ perMessageDeflate: true })
-    const ws = new WebSocket(`${started.base.replace('http', 'ws')}/ws?v=1`, 'parley.v1')
+    opened.started = await startServer({ perMessageDeflate: true })
+    const ws = new WebSocket(`${opened.started.base.replace('http', 'ws')}/ws?v=1`, 'parley.v1')
     await new Promise((r) => ws.once('open', r))
     expect(ws.extensions).toContain('permessage-deflate')
     ws.close()
@@ -359,7 +355,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('a handshake middleware 
     const connections: ServerSocket[] = []
     const ended: string[] = []
     let ranAfterDisconnect = false
-    started = await startServer({ maxSessions: 1 }, (app) => {
+    opened.started = await startServer({ maxSessions: 1 }, (app) => {
       app.parley.use((socket) => {
         if ((socket.handshake.auth as { stay?: boolean } | null)?.stay) return
         socket.on('disconnect', (reason) => ended.push(reason))
@@ -372,9 +368,9 @@ describe.each(['websocket', 'sse', 'polling'] as const)('a handshake middleware 
         connections.push(socket)
       })
     })
-    const parley = started.app.parley
+    const parley = opened.started.app.parley
     for (let i = 0; i < 2; i++) {
-      const refused = await rawConnect(transport, started.base).catch((e: unknown) => e)
+      const refused = await rawConnect(transport, opened.started.base).catch((e: unknown) => e)
       expect(refused).toMatchObject({
         code: 'PARLEY_REFUSED',
         message: 'PARLEY_REFUSED: the server disconnected the socket',
@@ -386,12 +382,14 @@ describe.each(['websocket', 'sse', 'polling'] as const)('a handshake middleware 
     expect(ranAfterDisconnect).toBe(false)
     expect(connections).toEqual([])
     // Refused handshakes hold no place: the one session maxSessions allows is still free.
-    const client = await rawConnect(transport, started.base, { auth: { stay: true } })
-    clients.push(client)
+    const client = await rawConnect(transport, opened.started.base, { auth: { stay: true } })
+    opened.clients.push(client)
     expect(connections.map((s) => s.id)).toEqual([client.id])
     expect(parley.socketsCount).toBe(1)
     // On a resume it ends the session: the client hears so from its CLOSE.
-    const resumed = await rawConnect(transport, started.base, { sid: client.sid }).catch((e: unknown) => e)
+    const resumed = await rawConnect(transport, opened.started.base, { sid: client.sid }).catch(
+      (e: unknown) => e,
+    )
     expect(resumed).toBeInstanceOf(Closed)
     expect((resumed as Closed).packet.reason).toBe('server disconnect')
     expect(parley.socketsCount).toBe(0)
