@@ -9,20 +9,16 @@ import {
   type ParleyServerOptions,
   type SessionSnapshot,
 } from '@parley/server'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { Session } from '../src/session.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { sleep, startServer, until } from './helpers.js'
 import { Closed, type RawClient, Refused, rawConnect } from './raw-client.js'
 import { Registry, sampleOf } from './registry.js'
 
 // Closing the server closes its clients' connections too; the real clients here are refused
 // or disconnected by the server, and so stop.
-let started: Started | undefined
-
-afterEach(async () => {
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 const storeAway = () => Promise.reject(new Error('the store went away'))
 
@@ -43,7 +39,7 @@ async function serverWith(
     logger,
     return503OnClosing: false,
   })
-  started = server
+  opened.started = server
   /** The lines whose message holds `text`, as `[count, total]`. */
   const counts = (text: string) => logs.filter(({ msg }) => msg.includes(text)).map((l) => [l.count, l.total])
   /** Three of `text` came: one line at once, the other two in one line when the server closes. */

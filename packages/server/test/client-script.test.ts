@@ -2,36 +2,32 @@
 import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { serveClientScript } from '../src/http/client-script.js'
-import { closeApp, type Started, startServer } from './helpers.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer } from './helpers.js'
 
 const bundle = fileURLToPath(new URL('../../client/dist/parley.min.js', import.meta.url))
 
-let started: Started | undefined
-
-afterEach(async () => {
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 describe('serveClient', () => {
   it('serves parley.min.js under the mount path, revalidated by its ETag', async () => {
-    started = await startServer({})
-    const res = await fetch(`${started.base}/parley.min.js`)
+    opened.started = await startServer({})
+    const res = await fetch(`${opened.started.base}/parley.min.js`)
     expect(res.status).toBe(200)
     expect(res.headers.get('content-type')).toBe('text/javascript; charset=utf-8')
     expect(res.headers.get('cache-control')).toBe('public, max-age=0, must-revalidate')
     expect(await res.text()).toBe(readFileSync(bundle, 'utf8'))
     const etag = res.headers.get('etag')!
     expect(etag).toMatch(/^"[\w-]+"$/)
-    const again = await fetch(`${started.base}/parley.min.js`, { headers: { 'if-none-match': etag } })
+    const again = await fetch(`${opened.started.base}/parley.min.js`, { headers: { 'if-none-match': etag } })
     expect(again.status).toBe(304)
   })
 
   it('answers 304 to an If-None-Match that names its ETag weakly, in a list, or as *', async () => {
-    started = await startServer({})
-    const url = `${started.base}/parley.min.js`
+    opened.started = await startServer({})
+    const url = `${opened.started.base}/parley.min.js`
     const etag = (await fetch(url)).headers.get('etag')!
     const statusFor = async (ifNoneMatch: string) => {
       const res = await fetch(url, { headers: { 'if-none-match': ifNoneMatch } })
@@ -47,8 +43,8 @@ describe('serveClient', () => {
   })
 
   it('can be turned off', async () => {
-    started = await startServer({ serveClient: false })
-    expect((await fetch(`${started.base}/parley.min.js`)).status).toBe(404)
+    opened.started = await startServer({ serveClient: false })
+    expect((await fetch(`${opened.started.base}/parley.min.js`)).status).toBe(404)
   })
 
   it('warns at startup only when set to true, when the client is installed nowhere', async () => {
@@ -89,8 +85,8 @@ describe('serveClient', () => {
   it('says nothing when set to true and the client is installed', async () => {
     const lines: { level: number; msg: string }[] = []
     const logger = { level: 'debug', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } }
-    started = await startServer({ serveClient: true }, undefined, { logger })
-    expect((await fetch(`${started.base}/parley.min.js`)).status).toBe(200)
+    opened.started = await startServer({ serveClient: true }, undefined, { logger })
+    expect((await fetch(`${opened.started.base}/parley.min.js`)).status).toBe(200)
     expect(lines.filter(({ msg }) => msg.includes('@parley/client'))).toEqual([])
   })
 })

@@ -11,8 +11,8 @@ export interface Opened {
 }
 
 /**
- * For a file whose tests each start one server and open raw clients to it: after each test, its
- * clients are closed, then its server (`closeApp`: its sessions ended first).
+ * For a file whose tests each start one server (and may open raw clients to it): after each test,
+ * its clients are closed, then its server (`closeApp`: its sessions ended first).
  */
 export function closedAfterEach(): Opened {
   const opened: Opened = { started: undefined, clients: [] }

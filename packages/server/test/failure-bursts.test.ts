@@ -2,16 +2,12 @@
 // listener, the allowedOrigins function): a client can send as much as it likes, so each kind
 // is logged once per burst, the first at once with its err and event, never once per event.
 import { connect, type ParleyError, type TransportName } from '@parley/client'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 
-let started: Started | undefined
-
-afterEach(async () => {
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 interface Line {
   level: number
@@ -32,14 +28,14 @@ async function logged(
 ) {
   const lines: Line[] = []
   const logger = { level: 'warn', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } }
-  started = await startServer(options, setup, { logger })
-  const server = started
+  opened.started = await startServer(options, setup, { logger })
+  const server = opened.started
   /** The lines whose message holds `text`. */
   const about = (text: string) => lines.filter(({ msg }) => msg.includes(text))
   /** Closes the server (the rest of a burst is logged then), and gives `[count, total]` of each line about `text`. */
   const countsAtClose = async (text: string) => {
     await server.app.close()
-    started = undefined
+    opened.started = undefined
     return about(text).map(({ count, total }) => [count, total])
   }
   return { base: server.base, lines, about, countsAtClose }
@@ -215,7 +211,9 @@ describe('ack callbacks that throw', () => {
     expect(about('ack callback failed')).toMatchObject([
       { level: 50, err: { message: 'a bug in the ack callback' }, count: 1 },
     ])
-    expect(await started!.app.parley.timeout(3000).emitWithAck('ping')).toEqual(transports.map(() => 'pong'))
+    expect(await opened.started!.app.parley.timeout(3000).emitWithAck('ping')).toEqual(
+      transports.map(() => 'pong'),
+    )
     for (const client of clients) client.disconnect()
     expect(await countsAtClose('ack callback failed')).toEqual([
       [1, 1],
@@ -226,13 +224,13 @@ describe('ack callbacks that throw', () => {
   it("of a socket's emit, one for each socket, are logged once per burst; the sessions go on", async () => {
     // What `app.parley.emit` with a callback would be, were it one per socket: each fails.
     await threeThrow(TRANSPORTS, (callback) => {
-      for (const socket of started!.app.parley.sockets.values()) socket.emit('ping', callback)
+      for (const socket of opened.started!.app.parley.sockets.values()) socket.emit('ping', callback)
     })
   })
 
   it("of a broadcast's emit are logged in the same burst; the process and the server go on", async () => {
     await threeThrow(['websocket'], (callback) => {
-      for (let i = 0; i < 3; i++) started!.app.parley.timeout(3000).emit('ping', callback)
+      for (let i = 0; i < 3; i++) opened.started!.app.parley.timeout(3000).emit('ping', callback)
     })
   })
 })
@@ -316,8 +314,8 @@ describe('listeners that reject after the close', () => {
     const clients = []
     for (const transport of TRANSPORTS) clients.push(await connected(base, transport))
     try {
-      await started!.app.close()
-      started = undefined
+      await opened.started!.app.close()
+      opened.started = undefined
       // The close ended the sessions; their listeners fail now, after it, all in one turn.
       release()
       const failed = () => about('"disconnect" listener failed').map(({ count, total }) => [count, total])

@@ -4,18 +4,14 @@
 // hosts), so its text stays in the server's log, as for an event middleware (events.test.ts).
 import { connect } from '@parley/client'
 import type { ParleyError, TransportName } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { ODD_ERRORS } from '../../../test/support/odd-values.js'
 import { unheard } from '../../../test/support/unheard.js'
-import { closeApp, type Started, startServer } from './helpers.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer } from './helpers.js'
 
 // Its clients are refused, and so stop: closing the server leaves none behind.
-let started: Started | undefined
-
-afterEach(async () => {
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 const DRIVER_ERROR = 'connect ECONNREFUSED db.internal:5432 (SELECT * FROM users)'
@@ -39,7 +35,7 @@ interface LogLine {
 async function guardedServer() {
   const logs: LogLine[] = []
   const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
-  started = await startServer(
+  opened.started = await startServer(
     {},
     (app) => {
       app.parley.use(async (socket) => {
@@ -56,7 +52,7 @@ async function guardedServer() {
     },
     { logger },
   )
-  return { base: started.base, logs }
+  return { base: opened.started.base, logs }
 }
 
 /** The first `connect_error` of a real client on `transport` alone, and whether it will retry. */
@@ -81,7 +77,7 @@ describe.each(TRANSPORTS)('a handshake middleware that refuses, over %s', (trans
     const [internal] = await refusal(base, transport, 'store-away')
     expect(internal).toMatchObject({ code: 'PARLEY_REFUSED', message: 'refused by middleware' })
     expect(JSON.stringify(internal)).not.toContain('redis.internal')
-    expect(started!.app.parley.socketsCount).toBe(0)
+    expect(opened.started!.app.parley.socketsCount).toBe(0)
   })
 })
 
@@ -94,7 +90,7 @@ describe('handshakes refused with an error without a code of the application', (
     const failures = () => logs.filter(({ msg }) => msg.includes('handshake middleware failed'))
     expect(failures()).toHaveLength(1)
     expect(failures()[0]).toMatchObject({ level: 50, count: 1, total: 1, err: { message: DRIVER_ERROR } })
-    await started!.app.close()
+    await opened.started!.app.close()
     expect(failures().map((l) => [l.count, l.total])).toEqual([
       [1, 1],
       [2, 3],
@@ -131,7 +127,7 @@ describe.each(TRANSPORTS)(
       // At debug: the line of a coded refusal serializes its err too.
       const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
       const thrown = await unheard(async () => {
-        started = await startServer(
+        opened.started = await startServer(
           {},
           (app) => {
             app.parley.use(async (socket) => {
@@ -142,7 +138,7 @@ describe.each(TRANSPORTS)(
         )
         const got: unknown[] = []
         for (const [i] of ODD_ERRORS.entries()) {
-          const c = connect(started.base, { transports: [transport], auth: { i } })
+          const c = connect(opened.started.base, { transports: [transport], auth: { i } })
           const [error, willRetry] = await new Promise<[ParleyError<string>, boolean]>((resolve) =>
             c.once('connect_error', (e, retry) => resolve([e, retry])),
           )
@@ -157,7 +153,7 @@ describe.each(TRANSPORTS)(
             false,
           ]),
         )
-        await started.app.close()
+        await opened.started.app.close()
       })
       expect(thrown).toEqual([])
       // Those without a code of the application's in the error lines, the first with its err (a

@@ -4,14 +4,11 @@
 // stream before it), tells the server what never arrived (docs/protocol.md, Delivery): these
 // tests speak the wire directly, so that they can lose answers on purpose.
 import { PacketType } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 
-let started: Started | undefined
-afterEach(async () => {
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 type Emitter = { emit(event: string, ...args: unknown[]): boolean }
 
@@ -19,13 +16,13 @@ type Emitter = { emit(event: string, ...args: unknown[]): boolean }
 async function session(kind: 'poll' | 'sse' = 'poll') {
   const sockets: Emitter[] = []
   const reasons: string[] = []
-  started = await startServer({ pingInterval: 30_000, pingTimeout: 30_000 }, (app) => {
+  opened.started = await startServer({ pingInterval: 30_000, pingTimeout: 30_000 }, (app) => {
     app.parley.on('connection', (socket) => {
       sockets.push(socket)
       socket.on('disconnect', (reason) => reasons.push(reason))
     })
   })
-  const base = started.base
+  const base = opened.started.base
   const hello = await fetch(`${base}/${kind}?v=1`, { method: 'POST', body: '[8,{}]' })
   const sid = (JSON.parse(await hello.text()) as [number, { sid: string }])[1].sid
   await until(() => sockets.length === 1)

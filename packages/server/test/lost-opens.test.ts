@@ -3,14 +3,11 @@
 // pingInterval + pingTimeout after the OPEN, then ends it. These tests speak the wire: a HELLO
 // whose answer the test drops, a GET that comes late and carries no ack. The real client against the real server, through a proxy that cuts
 // the answer: packages/client/test/lost-open.test.ts.
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 
-let started: Started | undefined
-afterEach(async () => {
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 const HEARTBEAT = { pingInterval: 1000, pingTimeout: 500, handshakeTimeout: 500 }
 /** How long a new session waits for its client's first request. */
@@ -20,13 +17,13 @@ const BOUND = HEARTBEAT.handshakeTimeout + HEARTBEAT.pingInterval + HEARTBEAT.pi
 async function recording(options: Parameters<typeof startServer>[0] = {}) {
   const ids: string[] = []
   const ended = new Map<string, string>()
-  started = await startServer(options, (app) => {
+  opened.started = await startServer(options, (app) => {
     app.parley.on('connection', (socket) => {
       ids.push(socket.id)
       socket.on('disconnect', (reason) => ended.set(socket.id, reason))
     })
   })
-  return { base: started.base, ids, ended }
+  return { base: opened.started.base, ids, ended }
 }
 
 /** A HELLO over `kind`: the sid of the session it opened, its answer read by no client. */
@@ -63,7 +60,7 @@ describe.each(['sse', 'poll'] as const)('a new session over %s, before its clien
     await hello(base, kind)
     await until(() => ended.size === 1, 3 * BOUND, 'the later session to end')
     expect([...ended.keys()]).toEqual([ids[1]])
-    expect(started!.app.parley.sockets.has(ids[0]!)).toBe(true)
+    expect(opened.started!.app.parley.sockets.has(ids[0]!)).toBe(true)
     abort.abort()
     expect(await get).not.toBe(400)
   })

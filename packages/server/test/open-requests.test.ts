@@ -3,23 +3,20 @@
 // otherwise let a client grow that set for the session's life by asking it.
 import { type Packet, PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { MAX_OPEN_REQUESTS } from '../src/socket.js'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
-let started: Started | undefined
-afterEach(async () => {
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 const isReply = (packet: Packet) => packet.type === PacketType.REPLY
 
 it('keeps at most MAX_OPEN_REQUESTS unanswered requests; a forgotten one is still answered when its handler replies', async () => {
   const replies = new Map<number, (answer: string) => void>()
   let server: ServerSocket | undefined
-  started = await startServer({}, (app) => {
+  opened.started = await startServer({}, (app) => {
     app.parley.on('connection', (socket) => {
       server = socket
       socket.on('ask', (n: number, reply: (answer: string) => void) => {
@@ -27,7 +24,7 @@ it('keeps at most MAX_OPEN_REQUESTS unanswered requests; a forgotten one is stil
       })
     })
   })
-  const client = await rawConnect('websocket', started.base)
+  const client = await rawConnect('websocket', opened.started.base)
   const asked = MAX_OPEN_REQUESTS + 5
   for (let n = 1; n <= asked; n++) {
     await client.send({ type: PacketType.EVENT, seq: n, name: 'ask', args: [n], ackId: n })
