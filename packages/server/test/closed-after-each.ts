@@ -1,3 +1,4 @@
+import type { Socket } from '@parley/client'
 import { afterEach } from 'vitest'
 import { closeApp, type Started } from './helpers.js'
 import type { RawClient } from './raw-client.js'
@@ -8,15 +9,19 @@ export interface Opened {
   started: Started | undefined
   /** The raw clients it opened. */
   clients: RawClient[]
+  /** The Parley clients it connected (of any event maps: only `disconnect` is called). */
+  parleyClients: Pick<Socket, 'disconnect'>[]
 }
 
 /**
- * For a file whose tests each start one server (and may open raw clients to it): after each test,
- * its clients are closed, then its server (`closeApp`: its sessions ended first).
+ * For a file whose tests each start one server (and may open clients to it): after each test, its
+ * Parley clients are disconnected and its raw clients closed, then its server is closed
+ * (`closeApp`: its sessions ended first).
  */
 export function closedAfterEach(): Opened {
-  const opened: Opened = { started: undefined, clients: [] }
+  const opened: Opened = { started: undefined, clients: [], parleyClients: [] }
   afterEach(async () => {
+    for (const client of opened.parleyClients.splice(0)) client.disconnect()
     for (const client of opened.clients.splice(0)) client.close()
     await closeApp(opened.started?.app)
     opened.started = undefined

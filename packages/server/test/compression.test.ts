@@ -1,24 +1,19 @@
 // gzip of long-polling answers: on for long answers when the client accepts it, never required.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { acceptsGzip } from '../src/transports/polling.js'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 
-let started: Started | undefined
-const clients: Socket[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 /** A polling client and its server socket; records the Content-Encoding of every poll answer. */
 async function pollingPair(options: ParleyServerOptions) {
   const sockets: ServerSocket[] = []
   const encodings: string[] = []
-  started = await startServer(options, (app) => {
+  opened.started = await startServer(options, (app) => {
     app.parley.on('connection', (s) => sockets.push(s))
     app.server.prependListener('request', (req: IncomingMessage, res: ServerResponse) => {
       if (req.method !== 'GET' || !req.url?.includes('/poll')) return
@@ -29,8 +24,8 @@ async function pollingPair(options: ParleyServerOptions) {
       }) as typeof res.writeHead
     })
   })
-  const client = connect(started.base, { transports: ['polling'], reconnection: false })
-  clients.push(client)
+  const client = connect(opened.started.base, { transports: ['polling'], reconnection: false })
+  opened.parleyClients.push(client)
   await until(() => sockets.length === 1 && client.connected, 5000, 'connected')
   return { socket: sockets[0]!, client, encodings }
 }

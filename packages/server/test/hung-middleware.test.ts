@@ -2,12 +2,13 @@
 // timeout of its own, say: the server's handshakeTimeout bounds it, the client is told so and
 // tries again, the server says so in its log, and a middleware that settles after the bound
 // opens nothing.
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import type { ParleyError, TransportName } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { type RawClient, Refused, rawConnect } from './raw-client.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until, within } from './helpers.js'
+import { Refused, rawConnect } from './raw-client.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 /** The server's handshakeTimeout here: well under the client's connectTimeout below. */
@@ -16,16 +17,7 @@ const BOUND = 300
 const CONNECT_TIMEOUT = 10_000
 const TIMED_OUT = `the handshake middleware did not settle within ${BOUND} ms`
 
-let started: Started | undefined
-const clients: Socket[] = []
-const raws: RawClient[] = []
-
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.disconnect()
-  for (const raw of raws.splice(0)) raw.close()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 interface LogLine {
   level: number
@@ -40,20 +32,20 @@ interface LogLine {
 async function serverWith(...middleware: ((socket: ServerSocket) => Promise<void>)[]) {
   const logs: LogLine[] = []
   const logger = { level: 'warn', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
-  started = await startServer(
+  opened.started = await startServer(
     { handshakeTimeout: BOUND },
     (app) => {
       for (const each of middleware) app.parley.use(each)
     },
     { logger },
   )
-  return { started, logs }
+  return { started: opened.started, logs }
 }
 
 /** A real client on `transport` alone; its first `connect_error`, and whether it will retry. */
 function firstError(base: string, transport: TransportName, reconnection = true) {
   const client = connect(base, { transports: [transport], connectTimeout: CONNECT_TIMEOUT, reconnection })
-  clients.push(client)
+  opened.parleyClients.push(client)
   const error = new Promise<[ParleyError<string>, boolean]>((resolve) =>
     client.once('connect_error', (err, willRetry) => resolve([err, willRetry])),
   )
@@ -161,7 +153,7 @@ describe.each(TRANSPORTS)('a handshake middleware that never settles, over %s', 
     expect(socket!.connected).toBe(true)
     hang = false
     const again = await rawConnect(transport, started.base, { sid: first.sid, ack: 0 })
-    raws.push(again)
+    opened.clients.push(again)
     expect(again.open).toMatchObject({ sid: first.sid, recovered: true })
   })
 })
@@ -174,7 +166,7 @@ describe.each(['sse', 'polling'] as const)(
     it('is answered PARLEY_SERVER_SHUTTING_DOWN at once when the server closes meanwhile', async () => {
       let runs = 0
       // A bound past the test's waits, and Fastify's close waiting for the request under way.
-      started = await startServer(
+      opened.started = await startServer(
         { handshakeTimeout: 10_000 },
         (app) => {
           app.parley.use(async () => {
@@ -184,14 +176,14 @@ describe.each(['sse', 'polling'] as const)(
         },
         { forceCloseConnections: false },
       )
-      const own = started
+      const own = opened.started
       const answer = rawConnect(transport, own.base).then(
         () => undefined,
         (err: unknown) => err,
       )
       await until(() => runs === 1, 2000, 'the middleware to run')
       await within(own.app.close(), 5000, 'the close')
-      started = undefined
+      opened.started = undefined
       expect(await within(answer, 5000, 'the answer')).toMatchObject({ code: 'PARLEY_SERVER_SHUTTING_DOWN' })
     })
   },
@@ -200,22 +192,22 @@ describe.each(['sse', 'polling'] as const)(
 describe('a handshake middleware that never settles, over websocket', () => {
   it('is answered PARLEY_SERVER_SHUTTING_DOWN before the close when the server closes meanwhile', async () => {
     let runs = 0
-    started = await startServer({ handshakeTimeout: 10_000 }, (app) => {
+    opened.started = await startServer({ handshakeTimeout: 10_000 }, (app) => {
       app.parley.use(async () => {
         runs++
         await new Promise(() => {})
       })
     })
-    const own = started
+    const own = opened.started
     const client = connect(own.base, { transports: ['websocket'], connectTimeout: CONNECT_TIMEOUT })
-    clients.push(client)
+    opened.parleyClients.push(client)
     // The client's reading of its transport's end: a coded shutdown, not a WebSocket broken.
     const lost = new Promise<ParleyError<string>>((resolve) =>
       client.once('transport_error', (_transport, err) => resolve(err)),
     )
     await until(() => runs === 1, 2000, 'the middleware to run')
     await within(own.app.close(), 5000, 'the close')
-    started = undefined
+    opened.started = undefined
     expect(await within(lost, 5000, 'the end of the WebSocket')).toMatchObject({
       code: 'PARLEY_SERVER_SHUTTING_DOWN',
     })

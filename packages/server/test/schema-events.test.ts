@@ -9,8 +9,9 @@ import {
 } from '@parley/client'
 import type { EventsFromSchemas, SchemaType, ServerSocket } from '@parley/server'
 import { type Static, Type } from '@sinclair/typebox'
-import { afterEach, describe, expect, expectTypeOf, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 
 const Message = Type.Object({
   text: Type.String({ minLength: 1, maxLength: 20 }),
@@ -82,18 +83,12 @@ describe('events declared by TypeBox schemas (types)', () => {
   })
 })
 
-let started: Started | undefined
-const clients: Socket<FromServer, FromClient>[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 describe('events declared by TypeBox schemas (run time)', () => {
   it('refuse a bad payload with PARLEY_VALIDATION_FAILED and hand a good one to the handler', async () => {
     const got: Static<typeof Message>[] = []
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       const io = app.parley.typed<FromClient, FromServer>().schemas(fromClient)
       io.on('connection', (socket) => {
         socket.on('chat', (msg, ack) => {
@@ -102,11 +97,11 @@ describe('events declared by TypeBox schemas (run time)', () => {
         })
       })
     })
-    const client = connect<FromServer, FromClient>(started.base, {
+    const client = connect<FromServer, FromClient>(opened.started.base, {
       transports: ['websocket'],
       reconnection: false,
     })
-    clients.push(client)
+    opened.parleyClients.push(client)
 
     expect(await client.timeout(3000).emitWithAck('chat', { text: 'hello' })).toEqual({ ok: true, length: 5 })
 

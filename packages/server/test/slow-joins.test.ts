@@ -7,27 +7,21 @@
 // after its own joins and leaves still under way.
 import { connect, type Socket } from '@parley/client'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
 import { Cluster } from './cluster-adapter.js'
 import { GatedAdapter } from './gated-adapter.js'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { type Started, startServer, until } from './helpers.js'
 
 const JOIN_MS = 200
 
-let started: Started | undefined
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 /** One node on the test adapter, its joins slow; `setup` adds the application's listeners. */
 async function slowNode(setup: (app: Started['app']) => void) {
   const cluster = new Cluster()
   cluster.joinDelayMs = JOIN_MS
-  started = await startServer({ adapter: cluster.adapter('a') }, setup)
+  opened.started = await startServer({ adapter: cluster.adapter('a') }, setup)
   const adapter = cluster.nodes.get('a')!
   /** Resolves once `count` slow joins of `id` are done. */
   const joinsDone = (id: string, count: number) =>
@@ -36,8 +30,8 @@ async function slowNode(setup: (app: Started['app']) => void) {
 }
 
 function client(): Socket {
-  const c = connect(started!.base, { transports: ['websocket'], reconnection: false })
-  clients.push(c)
+  const c = connect(opened.started!.base, { transports: ['websocket'], reconnection: false })
+  opened.parleyClients.push(c)
   return c
 }
 
@@ -57,7 +51,7 @@ describe('a join still under way when the session ends', () => {
     // Its own room at the handshake, then 'room', which lands after the session ended.
     await joinsDone(id, 2)
     expect(adapter.memory.socketRooms(id)).toBeUndefined()
-    expect(await started!.app.parley.in('room').fetchSockets()).toEqual([])
+    expect(await opened.started!.app.parley.in('room').fetchSockets()).toEqual([])
   })
 
   it('is left once done, when the client leaves at once', async () => {
@@ -71,7 +65,7 @@ describe('a join still under way when the session ends', () => {
     const c = client()
     await until(() => c.connected, 5000, 'connect')
     c.disconnect()
-    await until(() => started!.app.parley.socketsCount === 0, 5000, 'the session ended')
+    await until(() => opened.started!.app.parley.socketsCount === 0, 5000, 'the session ended')
     const id = ids[0]!
     await joinsDone(id, 2)
     expect(adapter.memory.socketRooms(id)).toBeUndefined()
@@ -95,11 +89,11 @@ describe('a join still under way when the session ends', () => {
   })
 })
 
-/** A server on the gated adapter, `count` clients connected to it, and the `news` the first gets. */
+/** A server on the gated adapter, `count` opened.parleyClients connected to it, and the `news` the first gets. */
 async function connected(count = 1) {
   let adapter: GatedAdapter | undefined
   const sockets: ServerSocket[] = []
-  started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
+  opened.started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
     app.parley.on('connection', (socket) => {
       sockets.push(socket)
     })
@@ -109,7 +103,7 @@ async function connected(count = 1) {
   await until(() => sockets.length === 1, 5000, 'connection')
   for (let k = 1; k < count; k++) client()
   await until(() => sockets.length === count, 5000, 'connections')
-  return { adapter: adapter!, socket: sockets[0]!, sockets, parley: started.app.parley, news }
+  return { adapter: adapter!, socket: sockets[0]!, sockets, parley: opened.started.app.parley, news }
 }
 
 describe("one socket's joins and leaves, on an adapter that answers later", () => {
@@ -188,7 +182,7 @@ describe("one socket's joins and leaves, on an adapter that answers later", () =
   it("made by a handshake middleware are done before 'connection'", async () => {
     let adapter: GatedAdapter | undefined
     const inRoom: boolean[] = []
-    started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
+    opened.started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
       app.parley.use((socket) => {
         void socket.join('a')
       })
@@ -262,7 +256,7 @@ describe('socketsJoin and socketsLeave, on an adapter that answers later', () =>
     const waiting = new Promise<void>((resolve) => {
       letThrough = resolve
     })
-    started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
+    opened.started = await startServer({ adapter: (local) => (adapter = new GatedAdapter(local)) }, (app) => {
       app.parley.use(async (socket) => {
         void socket.join('a')
         await waiting
@@ -270,7 +264,7 @@ describe('socketsJoin and socketsLeave, on an adapter that answers later', () =>
     })
     const c = client()
     await until(() => adapter!.held.length === 1, 5000, "the middleware's join")
-    const joining = started.app.parley.socketsJoin('b')
+    const joining = opened.started.app.parley.socketsJoin('b')
     adapter!.held[0]!.pass()
     // Done, or stuck behind a join of 'b' that the test does not answer.
     await Promise.race([joining, until(() => adapter!.held.length > 0, 5000, 'a join')])
