@@ -8,20 +8,13 @@ import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { PacketType, type TransportName } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-const raws: RawHttp[] = []
-afterEach(async () => {
-  for (const client of clients.splice(0)) client.close()
-  for (const raw of raws.splice(0)) raw.socket.destroy()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 type HttpTransport = Exclude<TransportName, 'websocket'>
 const segment = (transport: HttpTransport) => (transport === 'sse' ? 'sse' : 'poll')
@@ -32,7 +25,7 @@ const segment = (transport: HttpTransport) => (transport === 'sse' ? 'sse' : 'po
  */
 async function start(transport: HttpTransport, seen: (res: ServerResponse, taken: () => boolean) => void) {
   let socket: ServerSocket | undefined
-  started = await startServer({ transports: [transport] }, (app) => {
+  opened.started = await startServer({ transports: [transport] }, (app) => {
     app.parley.on('connection', (s) => {
       socket = s
     })
@@ -41,18 +34,21 @@ async function start(transport: HttpTransport, seen: (res: ServerResponse, taken
         seen(reply.raw, () => reply.sent)
     })
   })
-  const port = (started.app.server.address() as { port: number }).port
+  const port = (opened.started.app.server.address() as { port: number }).port
   return { port, socket: () => socket }
 }
 
 /** A session's handshake, then a downstream GET of its own on a bare connection. */
 async function rawDownstream(transport: HttpTransport, port: number) {
-  const answer = await fetch(`${started!.base}/${segment(transport)}?v=1`, { method: 'POST', body: '[8,{}]' })
+  const answer = await fetch(`${opened.started!.base}/${segment(transport)}?v=1`, {
+    method: 'POST',
+    body: '[8,{}]',
+  })
   const open = JSON.parse(await answer.text()) as [number, { sid: string }]
   const sid = open[1].sid
   const get = async () => {
     const raw = await RawHttp.open(port)
-    raws.push(raw)
+    opened.rawHttp.push(raw)
     raw.write(head('GET', `/parley/${segment(transport)}?v=1&sid=${sid}`))
     return raw
   }
@@ -72,7 +68,7 @@ for (const transport of ['polling', 'sse'] as const) {
   it(`${transport}: every held GET's response carries the same 'close' listeners, none made for it`, async () => {
     const held: ServerResponse[] = []
     await start(transport, (res) => held.push(res))
-    for (let i = 0; i < 3; i++) clients.push(await rawConnect(transport, started!.base))
+    for (let i = 0; i < 3; i++) opened.clients.push(await rawConnect(transport, opened.started!.base))
     const open = () => held.filter((res) => !res.writableEnded && !res.destroyed)
     await until(() => open().length === 3, 5000, 'three held GETs')
     const [first, second, third] = open()
@@ -91,7 +87,7 @@ for (const transport of ['polling', 'sse'] as const) {
     // the client is idle (docs/benchmarks.md, the heap per idle client).
     const held: ServerResponse[] = []
     await start(transport, (res) => held.push(res))
-    clients.push(await rawConnect(transport, started!.base))
+    opened.clients.push(await rawConnect(transport, opened.started!.base))
     const open = () => held.filter((res) => !res.writableEnded && !res.destroyed)
     await until(() => open().length === 1, 5000, 'a held GET')
     expect(open()[0]!.listenerCount('close')).toBe(1)
@@ -110,7 +106,7 @@ async function nodesOwnCloseListeners(): Promise<number> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   try {
     const raw = await RawHttp.open((server.address() as AddressInfo).port)
-    raws.push(raw)
+    opened.rawHttp.push(raw)
     raw.write(head('GET', '/held'))
     await until(() => count >= 0, 5000, 'the bare server held the GET')
     return count

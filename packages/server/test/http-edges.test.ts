@@ -5,33 +5,26 @@ import websocket from '@fastify/websocket'
 import { encodeText, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
-import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { closedAfterEach } from './closed-after-each.js'
+import { closeApp, startServer, until, within } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 import { upgradeStatus } from './upgrade-status.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-const raws: RawHttp[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  for (const r of raws.splice(0)) r.destroy()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 async function serve(options: Parameters<typeof startServer>[0] = {}) {
-  started = await startServer(options)
-  return started
+  opened.started = await startServer(options)
+  return opened.started
 }
 
 /** One request over a fresh TCP connection, sent exactly as given; its answer. */
 async function rawExchange(method: string, url: string, headers: Record<string, string>, body = '') {
   const { port, pathname, search } = new URL(url)
   const raw = await RawHttp.open(Number(port))
-  raws.push(raw)
+  opened.rawHttp.push(raw)
   raw.write(head(method, `${pathname}${search}`, headers) + body)
   return raw.answer(5000, method === 'HEAD')
 }
@@ -123,26 +116,26 @@ describe('HTTP endpoints', () => {
   it('refuse requests for a session attached to another transport', async () => {
     const { base } = await serve()
     const c = await rawConnect('websocket', base)
-    clients.push(c)
+    opened.clients.push(c)
     const get = await json(await fetch(`${base}/sse?v=1&sid=${c.sid}`))
     expect(get).toMatchObject({ status: 400, body: { code: 'PARLEY_TRANSPORT_MISMATCH' } })
     const p = await rawConnect('polling', base)
-    clients.push(p)
+    opened.clients.push(p)
     const post = await json(await fetch(`${base}/sse?v=1&sid=${p.sid}`, { method: 'POST', body: '[3]' }))
     expect(post).toMatchObject({ status: 400, body: { code: 'PARLEY_TRANSPORT_MISMATCH' } })
   })
 
   it('stream SSE without chunked encoding: each event as written, the body ending with the connection', async () => {
     let socket: { emit(event: string, ...args: unknown[]): boolean; disconnect(): unknown } | undefined
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.on('connection', (s) => {
         socket = s
       })
     })
-    const hello = await fetch(`${started.base}/sse?v=1`, { method: 'POST', body: '[8,{}]' })
+    const hello = await fetch(`${opened.started.base}/sse?v=1`, { method: 'POST', body: '[8,{}]' })
     const sid = (JSON.parse(await hello.text()) as [number, { sid: string }])[1].sid
     const stream = await new Promise<import('node:http').IncomingMessage>((resolve, reject) => {
-      httpRequest(`${started!.base}/sse?v=1&sid=${sid}`, resolve).on('error', reject).end()
+      httpRequest(`${opened.started!.base}/sse?v=1&sid=${sid}`, resolve).on('error', reject).end()
     })
     expect(stream.headers['transfer-encoding']).toBeUndefined()
     expect(stream.headers['content-length']).toBeUndefined()
@@ -155,7 +148,7 @@ describe('HTTP endpoints', () => {
     const ended = new Promise((resolve) => stream.on('end', resolve))
     await until(() => socket !== undefined && body.includes('\n\n'))
     socket!.emit('news', 'één')
-    started.app.parley.emit('news', 'all')
+    opened.started.app.parley.emit('news', 'all')
     await until(() => body.includes('"all"'))
     socket!.disconnect()
     await ended
@@ -170,7 +163,7 @@ describe('HTTP endpoints', () => {
   it('take an ACK in a poll: a client that acknowledges only there keeps its session', async () => {
     const reasons: string[] = []
     const sockets: { emit(event: string, ...args: unknown[]): boolean }[] = []
-    started = await startServer({ maxBufferedBytes: 8 * 1024 }, (app) => {
+    opened.started = await startServer({ maxBufferedBytes: 8 * 1024 }, (app) => {
       app.parley.on('connection', (s) => {
         sockets.push(s)
         s.on('disconnect', (reason) => reasons.push(reason))
@@ -178,14 +171,14 @@ describe('HTTP endpoints', () => {
     })
     /** Polls 20 events of 1 KB one by one, acknowledging in each next GET when `withAck`. */
     const pollTwenty = async (withAck: boolean) => {
-      const hello = await fetch(`${started!.base}/poll?v=1`, { method: 'POST', body: '[8,{}]' })
+      const hello = await fetch(`${opened.started!.base}/poll?v=1`, { method: 'POST', body: '[8,{}]' })
       const sid = (JSON.parse(await hello.text()) as [number, { sid: string }])[1].sid
       const socket = sockets.at(-1)!
       let seq = 0
       for (let i = 0; i < 20; i++) {
         socket.emit('news', 'x'.repeat(1000))
         const ack = withAck ? `&ack=${seq}` : ''
-        const body = await (await fetch(`${started!.base}/poll?v=1&sid=${sid}${ack}`)).text()
+        const body = await (await fetch(`${opened.started!.base}/poll?v=1&sid=${sid}${ack}`)).text()
         for (const line of body.split('\n')) {
           const packet = JSON.parse(line) as number[]
           if (packet[0] === PacketType.EVENT) seq = packet[1]!
@@ -201,14 +194,14 @@ describe('HTTP endpoints', () => {
 
   it('refuse a poll whose ack is not a sequence number, and end its session as for a bad packet', async () => {
     const reasons: string[] = []
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.parley.on('connection', (s) => s.on('disconnect', (reason) => reasons.push(reason)))
     })
     const bad = ['ack=-1', 'ack=01', 'ack=1e3', 'ack=x', 'ack=', 'ack=99999999999999999', 'ack=1&ack=2']
     for (const query of bad) {
-      const c = await rawConnect('polling', started.base)
-      clients.push(c)
-      const res = await json(await fetch(`${started.base}/poll?v=1&sid=${c.sid}&${query}`))
+      const c = await rawConnect('polling', opened.started.base)
+      opened.clients.push(c)
+      const res = await json(await fetch(`${opened.started.base}/poll?v=1&sid=${c.sid}&${query}`))
       expect(res, query).toMatchObject({ status: 400, body: { code: 'PARLEY_INVALID_PACKET' } })
     }
     await until(() => reasons.length === bad.length)
@@ -235,14 +228,14 @@ describe('HTTP endpoints', () => {
     const handling = new Promise<void>((resolve) => {
       reached = resolve
     })
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.addHook('preHandler', async (request) => {
         if (request.method === 'POST' && request.url.includes('sid=')) reached()
       })
     })
-    const { base } = started
+    const { base } = opened.started
     const c = await rawConnect('polling', base)
-    clients.push(c)
+    opened.clients.push(c)
     const url = new URL(`${base}/poll?v=1&sid=${c.sid}`)
     // A POST whose body is not finished yet.
     const first = httpRequest(url, { method: 'POST', headers: { 'content-type': 'text/plain' } })
@@ -295,7 +288,7 @@ describe('HTTP endpoints', () => {
   it('read a POST body under any Content-Type, one that does not parse as a media type too', async () => {
     const { base } = await serve()
     const c = await rawConnect('polling', base)
-    clients.push(c)
+    opened.clients.push(c)
     for (const type of ['', ';;;', 'invalid', 'a/b/c', 'text /plain', 'text/plain; charset=utf-8']) {
       const hello = '[8,{}]'
       const handshake = await rawExchange(
@@ -330,7 +323,7 @@ describe('HTTP endpoints', () => {
     const res = await fetch(`${base}/sse?v=1`, { method: 'POST', body: '[8,{}]' })
     expect(await json(res)).toMatchObject({ status: 404, body: { code: 'PARLEY_TRANSPORT_DISABLED' } })
     const c = await rawConnect('websocket', base)
-    clients.push(c)
+    opened.clients.push(c)
     expect(c.open.transports).toEqual(['websocket'])
     // Marked as another node's relayed goodbye, a POST of a session that is not here meets the
     // 404 all the same; one of a session here is heard (its relay's node may have closed the
@@ -468,7 +461,7 @@ describe('origins', () => {
     })
     expect(res.headers.get('access-control-allow-origin')).toBe('*')
     expect(res.headers.get('access-control-allow-credentials')).toBe(null)
-    await started!.app.close()
+    await opened.started!.app.close()
     const fn = await serve({ allowedOrigins: (origin) => origin.endsWith('.trusted.example') })
     const ok = await fetch(`${fn.base}/sse?v=1`, {
       method: 'POST',
@@ -611,14 +604,14 @@ describe('WebSocket handshake', () => {
 describe('the Fastify application', () => {
   it('runs its onRequest hooks for every transport request', async () => {
     const seen: string[] = []
-    started = await startServer({}, (app) => {
+    opened.started = await startServer({}, (app) => {
       app.addHook('onRequest', async (request) => {
         seen.push(`${request.method} ${request.url.split('?')[0]}`)
       })
     })
     for (const t of ['websocket', 'sse', 'polling'] as const) {
-      const c = await rawConnect(t, started.base)
-      clients.push(c)
+      const c = await rawConnect(t, opened.started.base)
+      opened.clients.push(c)
       await c.send({ type: PacketType.PONG })
     }
     await until(() => seen.includes('GET /parley/poll') && seen.includes('GET /parley/sse'))

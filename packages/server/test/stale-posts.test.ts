@@ -5,27 +5,19 @@
 import { request } from 'node:http'
 import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 import { announcePost, RawHttp } from './raw-http.js'
 
 const MAX_PAYLOAD = 1000
 
-let started: Started | undefined
-const clients: RawClient[] = []
-const raws: RawHttp[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  for (const r of raws.splice(0)) r.destroy()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 async function connect(...args: Parameters<typeof rawConnect>) {
   const client = await rawConnect(...args)
-  clients.push(client)
+  opened.clients.push(client)
   return client
 }
 
@@ -33,19 +25,19 @@ async function connect(...args: Parameters<typeof rawConnect>) {
 async function serve() {
   const sockets: ServerSocket[] = []
   const reasons: string[] = []
-  started = await startServer({ maxPayload: MAX_PAYLOAD }, (app) => {
+  opened.started = await startServer({ maxPayload: MAX_PAYLOAD }, (app) => {
     app.parley.on('connection', (socket) => {
       sockets.push(socket)
       socket.on('disconnect', (reason) => reasons.push(reason))
     })
   })
-  return { base: started.base, sockets, reasons }
+  return { base: opened.started.base, sockets, reasons }
 }
 
 /** A POST on `url` whose head announces a body past maxPayload, sent without the body. */
 async function announcedTooLarge(url: string) {
   const raw = await RawHttp.open(Number(new URL(url).port))
-  raws.push(raw)
+  opened.rawHttp.push(raw)
   announcePost(raw, url, MAX_PAYLOAD * 5)
   return raw.answer()
 }

@@ -6,27 +6,20 @@ import { runInNewContext } from 'node:vm'
 import { decodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, type Started, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 
-let started: Started | undefined
-const clients: RawClient[] = []
-const raws: RawHttp[] = []
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.close()
-  for (const r of raws.splice(0)) r.destroy()
-  await closeApp(started?.app)
-  started = undefined
-})
+const opened = closedAfterEach()
 
 const portOf = (app: FastifyInstance) => (app.server.address() as { port: number }).port
 
 /** A POST that announces 100 bytes and sends only `sent`, its connection left open. */
 async function stalledPost(port: number, path: string, sent = '[3]\n'): Promise<RawHttp> {
   const raw = await RawHttp.open(port)
-  raws.push(raw)
+  opened.rawHttp.push(raw)
   raw.write(head('POST', path, { 'Content-Type': 'text/plain', 'Content-Length': '100' }))
   raw.write(sent)
   return raw
@@ -40,10 +33,10 @@ describe('a POST body that stops arriving', () => {
     'over %s, is answered 408 once nothing came for pingTimeout, its connection closed and the session free to POST',
     async (transport, segment) => {
       // No PING comes within the test (pingInterval stays 20 s): pingTimeout only bounds the body.
-      started = await startServer({ pingTimeout: 300 })
-      const c = await rawConnect(transport, started.base)
-      clients.push(c)
-      const stalled = await stalledPost(portOf(started.app), `/parley/${segment}?v=1&sid=${c.sid}`)
+      opened.started = await startServer({ pingTimeout: 300 })
+      const c = await rawConnect(transport, opened.started.base)
+      opened.clients.push(c)
+      const stalled = await stalledPost(portOf(opened.started.app), `/parley/${segment}?v=1&sid=${c.sid}`)
       const answer = await stalled.answer()
       expect(answer.status).toBe(408)
       expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
@@ -61,7 +54,7 @@ describe('a POST body that stops arriving', () => {
     let open = () => {}
     const held: IncomingMessage[] = []
     let handled = 0
-    started = await startServer({ pingTimeout: 20_000 }, (app) => {
+    opened.started = await startServer({ pingTimeout: 20_000 }, (app) => {
       app.addHook('onRequest', async (request) => {
         if (request.method !== 'POST' || !gate) return
         held.push(request.raw)
@@ -71,12 +64,12 @@ describe('a POST body that stops arriving', () => {
         if (held.includes(request.raw)) handled++
       })
     })
-    const c = await rawConnect('polling', started.base)
-    clients.push(c)
+    const c = await rawConnect('polling', opened.started.base)
+    opened.clients.push(c)
     gate = new Promise((resolve) => (open = resolve))
     const body = '[3]\n'
-    const raw = await RawHttp.open(portOf(started.app))
-    raws.push(raw)
+    const raw = await RawHttp.open(portOf(opened.started.app))
+    opened.rawHttp.push(raw)
     raw.write(
       head('POST', `/parley/poll?v=1&sid=${c.sid}`, {
         'Content-Type': 'text/plain',
@@ -95,8 +88,8 @@ describe('a POST body that stops arriving', () => {
   })
 
   it('is answered 408 on a handshake POST too, its connection closed', async () => {
-    started = await startServer({ pingTimeout: 300 })
-    const stalled = await stalledPost(portOf(started.app), '/parley/poll?v=1', '[8,{')
+    opened.started = await startServer({ pingTimeout: 300 })
+    const stalled = await stalledPost(portOf(opened.started.app), '/parley/poll?v=1', '[8,{')
     const answer = await stalled.answer()
     expect(answer.status).toBe(408)
     expect(JSON.parse(answer.body)).toMatchObject({ code: 'PARLEY_BAD_REQUEST' })
@@ -104,12 +97,12 @@ describe('a POST body that stops arriving', () => {
   })
 
   it('keeps a body that arrives slowly but steadily', async () => {
-    started = await startServer({ pingTimeout: 1000 })
-    const c = await rawConnect('polling', started.base)
-    clients.push(c)
+    opened.started = await startServer({ pingTimeout: 1000 })
+    const c = await rawConnect('polling', opened.started.base)
+    opened.clients.push(c)
     const body = '[3]\n[4,0]\n[3]\n[4,0]\n'
-    const raw = await RawHttp.open(portOf(started.app))
-    raws.push(raw)
+    const raw = await RawHttp.open(portOf(opened.started.app))
+    opened.rawHttp.push(raw)
     raw.write(
       head('POST', `/parley/poll?v=1&sid=${c.sid}`, {
         'Content-Type': 'text/plain',
@@ -128,11 +121,11 @@ describe('a POST body that stops arriving', () => {
     // A full collection on demand, as `--expose-gc` would give.
     setFlagsFromString('--expose-gc')
     const collect = runInNewContext('gc') as () => void
-    started = await startServer({ pingTimeout: 60_000 })
+    opened.started = await startServer({ pingTimeout: 60_000 })
     const auth = 'x'.repeat(60_000)
     const body = `[8,{"auth":"${auth}"}]`
-    const raw = await RawHttp.open(portOf(started.app))
-    raws.push(raw)
+    const raw = await RawHttp.open(portOf(opened.started.app))
+    opened.rawHttp.push(raw)
     raw.socket.setNoDelay(true)
     raw.write(head('POST', '/parley/poll?v=1', { 'Content-Length': String(body.length) }))
     await new Promise((resolve) => setTimeout(resolve, 50))
@@ -153,7 +146,7 @@ describe('a POST body that stops arriving', () => {
     expect(answer.status).toBe(200)
     const open = decodeText(answer.body)
     expect(open.ok && open.packet.type).toBe(PacketType.OPEN)
-    expect([...started.app.parley.sockets.values()][0]?.handshake.auth).toBe(auth)
+    expect([...opened.started.app.parley.sockets.values()][0]?.handshake.auth).toBe(auth)
   })
 
   it.each([
@@ -163,14 +156,17 @@ describe('a POST body that stops arriving', () => {
     'does not hold back the POSTs of a transport that took over its session (%s, then %s)',
     async (first, second) => {
       // A body that may take as long as it likes: what is tested is the lock, not the deadline.
-      started = await startServer({ pingTimeout: 60_000 })
-      const c = await rawConnect(first, started.base)
-      clients.push(c)
-      await stalledPost(portOf(started.app), `/parley/${first === 'sse' ? 'sse' : 'poll'}?v=1&sid=${c.sid}`)
+      opened.started = await startServer({ pingTimeout: 60_000 })
+      const c = await rawConnect(first, opened.started.base)
+      opened.clients.push(c)
+      await stalledPost(
+        portOf(opened.started.app),
+        `/parley/${first === 'sse' ? 'sse' : 'poll'}?v=1&sid=${c.sid}`,
+      )
       // Give the stalled POST time to reach its handler (and take the lock, if it takes one).
       await new Promise((resolve) => setTimeout(resolve, 100))
-      const resumed = await rawConnect(second, started.base, { sid: c.sid, ack: 0 })
-      clients.push(resumed)
+      const resumed = await rawConnect(second, opened.started.base, { sid: c.sid, ack: 0 })
+      opened.clients.push(resumed)
       expect(resumed.open.recovered).toBe(true)
       expect(await resumed.send({ type: PacketType.PONG })).toBe(204)
     },
@@ -187,7 +183,7 @@ describe('a POST body that stops arriving', () => {
     await app.listen({ port: 0, host: '127.0.0.1' })
     const port = portOf(app)
     const c = await rawConnect('sse', `http://127.0.0.1:${port}/parley`)
-    clients.push(c)
+    opened.clients.push(c)
     const upstream = await stalledPost(port, `/parley/sse?v=1&sid=${c.sid}`)
     const handshake = await stalledPost(port, '/parley/poll?v=1', '[8,{')
     await until(() => reading === 3, 3000, 'both POSTs reached their handler')
