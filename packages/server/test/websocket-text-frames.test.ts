@@ -3,9 +3,9 @@
 // multi-byte UTF-8, on both sides of that line, must reach a client that reads frames by the
 // book (ws checks each frame's length and UTF-8) as the very packets the server emitted.
 import { type EventPacket, PacketType } from '@parley/protocol'
-import type { FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, startServer, until } from './helpers.js'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
 /** `[5,seq,"t",["` and `"],0]` around the text: 15 bytes for a one-digit seq. */
@@ -26,23 +26,17 @@ const texts: string[] = [
 ]
 
 describe('own texts over WebSocket', () => {
-  let app: FastifyInstance | undefined
-
-  afterEach(async () => {
-    await closeApp(app)
-    app = undefined
-  })
+  const opened = closedAfterEach()
 
   it('reach the client whole, in order, at every frame length', async () => {
-    const started = await startServer({}, (a) => {
+    opened.started = await startServer({}, (a) => {
       a.parley.on('connection', (socket) => {
         socket.on('send', () => {
           for (const text of texts) socket.emit('t', text)
         })
       })
     })
-    app = started.app
-    const client = await rawConnect('websocket', started.base)
+    const client = await rawConnect('websocket', opened.started.base)
     await client.send({ type: PacketType.EVENT, seq: 1, name: 'send', args: [], ackId: 0 })
     const events = () => client.received.filter((p): p is EventPacket => p.type === PacketType.EVENT)
     await until(() => events().length === texts.length, 5000, 'every text')
