@@ -3,19 +3,14 @@
 // tests: packages/client/test/sse-upstream.test.ts.)
 import http from 'node:http'
 import { encodeText, PacketType } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { closeApp, type Started, startServer } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { startServer } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
-let started: Started | undefined
-let client: RawClient | undefined
-afterEach(async () => {
-  client?.close()
-  await closeApp(started?.app)
-  started = client = undefined
-})
+const opened = closedAfterEach()
 
 /** One POST on a connection of its own; what the answer's `Connection` header says. */
 function post(
@@ -47,9 +42,10 @@ function post(
 }
 
 async function sseSession(options: Parameters<typeof startServer>[0]) {
-  started = await startServer(options)
-  client = await rawConnect('sse', started.base, {}, { autoPong: false })
-  return `${started.base}/sse?v=1&sid=${client.sid}`
+  opened.started = await startServer(options)
+  const client = await rawConnect('sse', opened.started.base, {}, { autoPong: false })
+  opened.clients.push(client)
+  return `${opened.started.base}/sse?v=1&sid=${client.sid}`
 }
 
 describe("the server's sseUpstream option", () => {
@@ -98,10 +94,11 @@ describe("the server's sseUpstream option", () => {
   ])("is applied by the node that forwards a POST to the session's owner (%s)", async (_way, nodes) => {
     const cluster = nodes()
     const options = { sseUpstream: 'close-when-idle' } as const
-    started = await startServer({ ...options, adapter: cluster.adapter('a') })
+    opened.started = await startServer({ ...options, adapter: cluster.adapter('a') })
     const other = await startServer({ ...options, adapter: cluster.adapter('b') })
     try {
-      client = await rawConnect('sse', started.base, {}, { autoPong: false })
+      const client = await rawConnect('sse', opened.started.base, {}, { autoPong: false })
+      opened.clients.push(client)
       // Sent to b, which forwards it to a, the owner.
       const url = `${other.base}/sse?v=1&sid=${client.sid}`
       const pong = encodeText({ type: PacketType.PONG })
@@ -122,9 +119,10 @@ describe("the server's sseUpstream option", () => {
   })
 
   it('leaves polling alone: its PONG comes in a GET, and its POSTs keep their connection', async () => {
-    started = await startServer({ sseUpstream: 'close-when-idle' })
-    client = await rawConnect('polling', started.base, {}, { autoPong: false })
-    const url = `${started.base}/poll?v=1&sid=${client.sid}`
+    opened.started = await startServer({ sseUpstream: 'close-when-idle' })
+    const client = await rawConnect('polling', opened.started.base, {}, { autoPong: false })
+    opened.clients.push(client)
+    const url = `${opened.started.base}/poll?v=1&sid=${client.sid}`
     expect(await post(url, '[3]')).toEqual({ status: 204, connection: 'keep-alive' })
   })
 })
