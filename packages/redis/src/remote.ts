@@ -82,7 +82,7 @@ export function fits(
   if (size <= limit) return true
   warnings.warn(
     'payload',
-    `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} bytes, past maxPayload (${limit} bytes); the nodes' maxPayload differ, give every node the same`,
+    `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} bytes, past maxPayload (${limit} bytes); the nodes' maxPayload differ (give every node the same), or the sender is of an earlier version, which counted characters`,
     { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit },
   )
   return false
