@@ -3,105 +3,45 @@
 // answer once, whichever node sent it. Three Parley servers on one real Redis behind a
 // round-robin proxy, and the real client; Redis commands are held back to set the order of the
 // claim marker and the request.
-import { connect } from '@parley/client'
-import { type RedisAdapter, redisAdapter } from '@parley/redis'
-import type { ServerSocket } from '@parley/server'
+import type { RedisAdapter } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type Started, startServer, until, within } from '../../server/test/helpers.js'
-import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
-import { HeldInOrder, holding, tailBatch } from './handoff-support.js'
+import { until, within } from '../../server/test/helpers.js'
+import {
+  claimRaceSuite,
+  type Holds,
+  heldBack,
+  isMarker,
+  joinedOn,
+  type RaceNode as Node,
+} from './claim-race.js'
+import { tailBatch } from './handoff-support.js'
 
-interface Node extends SuiteNode {
-  connections: ServerSocket[]
-  /** The commands its adapter sent, in order. */
-  commands: string[][]
-}
-
-const isMarker = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"claim"')
 const isAckRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"ack"')
 
 /** What a broadcast with acks came to: its replies, or its error's code and message. */
 type Outcome = { replies: unknown[] } | { code: string; message: string }
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', () => {
-  const { suite, balance } = balancedSuite<Node>()
-  const { nodes, clients } = suite
-
-  /** A node on the suite's Redis; `hold` may keep a command of its Redis client back. */
-  async function startNode(
-    prefix: string,
-    hold?: (args: string[]) => Promise<unknown> | undefined,
-    requestTimeout?: number,
-  ) {
-    const client = await connectedClient(suite.redis.url)
-    const node: Node = {
-      started: undefined as unknown as Started,
-      redis: client,
-      connections: [],
-      commands: [],
-    }
-    const seen = (args: string[]) => {
-      node.commands.push(args)
-      return hold?.(args)
-    }
-    node.started = await startServer(
-      {
-        adapter: redisAdapter({
-          client: holding(client, seen),
-          prefix,
-          heartbeatInterval: 300,
-          ...(requestTimeout === undefined ? {} : { requestTimeout }),
-        }),
-        handoff: { timeout: 5000, retrySpread: 0 },
-      },
-      (app) => {
-        app.parley.on('connection', (socket) => {
-          node.connections.push(socket)
-          void socket.join('room')
-        })
-      },
-      { return503OnClosing: false, logger: false },
-    )
-    nodes.push(node)
-    return node
-  }
+  const race = claimRaceSuite()
 
   /**
-   * Nodes a, b and c (their commands held back as `holds` says), and a client whose session
-   * lives on a, in room `room`, which answers each question `q` at once; then the network drops
-   * its WebSocket, and its resume reaches b, which has a (alive) hand the session over.
+   * The race's scene (see `claimRaceSuite`), whose client answers each question `q` at once:
+   * `asked`, the questions it was asked.
    */
   async function scene(
     prefix: string,
-    holds: { a?: ReturnType<typeof heldBack>; b?: ReturnType<typeof heldBack> } = {},
+    holds: Holds = {},
     aRequestTimeout?: number,
   ): Promise<{ a: Node; b: Node; c: Node; asked: string[]; id: string }> {
-    const a = await startNode(prefix, holds.a?.hold, aRequestTimeout)
-    holds.a?.on(a)
-    const b = await startNode(prefix, holds.b?.hold)
-    holds.b?.on(b)
-    const c = await startNode(prefix)
-    const adapterOf = (node: Node) => node.started.app.parley.adapter as RedisAdapter
-    await until(() => [a, b, c].every((n) => adapterOf(n).liveNodes.length === 2), 5000, 'a, b and c live')
-    const proxy = await balance([a, b, c])
-    const client = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
-    clients.push(client)
     const asked: string[] = []
-    client.on('q', (what: string, reply: (answer: string) => void) => {
-      asked.push(what)
-      reply(`yes ${what}`)
+    const nodes = await race.scene(prefix, holds, aRequestTimeout, (client) => {
+      client.on('q', (what: string, reply: (answer: string) => void) => {
+        asked.push(what)
+        reply(`yes ${what}`)
+      })
     })
-    proxy.avoid.add(1)
-    proxy.avoid.add(2)
-    client.connect()
-    await until(() => client.connected && a.connections.length === 1, 3000, 'connect to a')
-    const id = client.id!
-    proxy.avoid.clear()
-    proxy.avoid.add(0)
-    proxy.avoid.add(2)
-    proxy.cut()
-    return { a, b, c, asked, id }
+    return { ...nodes, asked }
   }
 
   /** Asks every socket in `room` from `node`; what it came to. */
@@ -115,9 +55,6 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
         (error: { code: string; message: string }): Outcome => ({ code: error.code, message: error.message }),
       )
   }
-
-  const joinedOn = (node: Node, id: string) => () =>
-    node.started.app.parley.sockets.get(id)?.rooms.has(id) === true
 
   it('asks the socket once when the old node sends it after the snapshot and Redis runs it after the marker', async () => {
     // a's request waits; b's marker waits until a asked.
@@ -193,21 +130,3 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     expect(asked).toEqual(['from c'])
   })
 })
-
-/**
- * Holds back commands as `HeldInOrder` does, on the Redis client of the node it is given to
- * (`on`), which is made after it.
- */
-function heldBack(first: (args: string[]) => boolean, also: (args: string[]) => boolean) {
-  let redis: { sendCommand(args: string[]): Promise<unknown> } | undefined
-  const held = new HeldInOrder(
-    { sendCommand: (args) => redis?.sendCommand(args) ?? Promise.reject(new Error('no node yet')) },
-    first,
-    also,
-  )
-  return Object.assign(held, {
-    on(node: Node) {
-      redis = node.redis
-    },
-  })
-}

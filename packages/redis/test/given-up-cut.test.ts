@@ -3,22 +3,20 @@
 // never. The session's client must get each broadcast once, in order, whichever. Three Parley
 // servers on one real Redis behind a round-robin proxy, and the real client; Redis commands are
 // held back to set the order of the claim marker and the broadcast.
-import { connect } from '@parley/client'
-import { type RedisAdapter, redisAdapter } from '@parley/redis'
-import type { ServerSocket } from '@parley/server'
+import type { RedisAdapter } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type Started, startServer, until } from '../../server/test/helpers.js'
-import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
-import { HeldInOrder, holding, tailBatch } from './handoff-support.js'
+import { until } from '../../server/test/helpers.js'
+import {
+  claimRaceSuite,
+  type Holds,
+  heldBack,
+  isMarker,
+  joinedOn,
+  type RaceNode as Node,
+} from './claim-race.js'
+import { tailBatch } from './handoff-support.js'
 
-interface Node extends SuiteNode {
-  connections: ServerSocket[]
-  /** The commands its adapter sent, in order. */
-  commands: string[][]
-}
-
-const isMarker = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"claim"')
 /** The PUBLISH of the broadcast whose first argument is `what`. */
 const isNews = (what: string) => (args: string[]) =>
   args[0] === 'PUBLISH' &&
@@ -26,81 +24,23 @@ const isNews = (what: string) => (args: string[]) =>
   (args[2] ?? '').includes(JSON.stringify(what).slice(1, -1))
 
 describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session is handed over', () => {
-  const { suite, balance } = balancedSuite<Node>()
-  const { nodes, clients } = suite
-
-  /** A node on the suite's Redis; `hold` may keep a command of its Redis client back. */
-  async function startNode(
-    prefix: string,
-    hold?: (args: string[]) => Promise<unknown> | undefined,
-    requestTimeout?: number,
-  ) {
-    const client = await connectedClient(suite.redis.url)
-    const node: Node = {
-      started: undefined as unknown as Started,
-      redis: client,
-      connections: [],
-      commands: [],
-    }
-    const seen = (args: string[]) => {
-      node.commands.push(args)
-      return hold?.(args)
-    }
-    node.started = await startServer(
-      {
-        adapter: redisAdapter({
-          client: holding(client, seen),
-          prefix,
-          heartbeatInterval: 300,
-          ...(requestTimeout === undefined ? {} : { requestTimeout }),
-        }),
-        handoff: { timeout: 5000, retrySpread: 0 },
-      },
-      (app) => {
-        app.parley.on('connection', (socket) => {
-          node.connections.push(socket)
-          void socket.join('room')
-        })
-      },
-      { return503OnClosing: false, logger: false },
-    )
-    nodes.push(node)
-    return node
-  }
+  const race = claimRaceSuite()
 
   /**
-   * Nodes a, b and c (their commands held back as `holds` says), and a client whose session
-   * lives on a, in room `room`, which answers each question `q` at once; then the network drops
-   * its WebSocket, and its resume reaches b, which has a (alive) hand the session over.
+   * The race's scene (see `claimRaceSuite`), whose client keeps the argument of each `news` it
+   * gets, in order: `got`.
    */
   async function scene(
     prefix: string,
-    holds: { a?: ReturnType<typeof heldBack>; b?: ReturnType<typeof heldBack> } = {},
+    holds: Holds = {},
     aRequestTimeout?: number,
   ): Promise<{ a: Node; b: Node; got: string[]; id: string }> {
-    const a = await startNode(prefix, holds.a?.hold, aRequestTimeout)
-    holds.a?.on(a)
-    const b = await startNode(prefix, holds.b?.hold)
-    holds.b?.on(b)
-    const c = await startNode(prefix)
-    const adapterOf = (node: Node) => node.started.app.parley.adapter as RedisAdapter
-    await until(() => [a, b, c].every((n) => adapterOf(n).liveNodes.length === 2), 5000, 'a, b and c live')
-    const proxy = await balance([a, b, c])
-    const client = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
-    clients.push(client)
     const got: string[] = []
-    client.on('news', (what: string) => {
-      got.push(what)
+    const { a, b, id } = await race.scene(prefix, holds, aRequestTimeout, (client) => {
+      client.on('news', (what: string) => {
+        got.push(what)
+      })
     })
-    proxy.avoid.add(1)
-    proxy.avoid.add(2)
-    client.connect()
-    await until(() => client.connected && a.connections.length === 1, 3000, 'connect to a')
-    const id = client.id!
-    proxy.avoid.clear()
-    proxy.avoid.add(0)
-    proxy.avoid.add(2)
-    proxy.cut()
     return { a, b, got, id }
   }
 
@@ -108,9 +48,6 @@ describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session
   function send(node: Node, what: string): void {
     node.started.app.parley.to('room').emit('news', what)
   }
-
-  const joinedOn = (node: Node, id: string) => () =>
-    node.started.app.parley.sockets.get(id)?.rooms.has(id) === true
 
   /**
    * a's broadcast `one` held back past a's requestTimeout while b's marker waits: the session
@@ -205,21 +142,3 @@ describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session
     expect(got).toEqual(['two', 'three'])
   })
 })
-
-/**
- * Holds back commands as `HeldInOrder` does, on the Redis client of the node it is given to
- * (`on`), which is made after it.
- */
-function heldBack(first: (args: string[]) => boolean, also: (args: string[]) => boolean) {
-  let redis: { sendCommand(args: string[]): Promise<unknown> } | undefined
-  const held = new HeldInOrder(
-    { sendCommand: (args) => redis?.sendCommand(args) ?? Promise.reject(new Error('no node yet')) },
-    first,
-    also,
-  )
-  return Object.assign(held, {
-    on(node: Node) {
-      redis = node.redis
-    },
-  })
-}
