@@ -12,24 +12,15 @@ import { UncutSockets } from '../src/uncut-sockets.js'
 import {
   argOf,
   type FakeNode,
-  handedOffSession,
-  handoffNodes,
   handoffScenes,
   holdBack,
   message,
-  sealWaitsByHand,
-  takeOverOn,
   to,
   untilTailHolds,
-  untilTailSealed,
-  won,
 } from './handoff-support.js'
+import { isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
-
-/** The claimer's read of the tail (see FINISH in handoff.ts): its two keys, for a takeover. */
-const isTailRead = (args: string[]) =>
-  args[0] === 'EVAL' && args[4]?.endsWith(':tail') === true && args[5] === '1'
 
 /** Asks room `r` from `node`: its total and replies, as they come. */
 function askRoom(node: FakeNode, what: string) {
@@ -65,33 +56,20 @@ describe('an own broadcast with acks that will not come back, for a socket joine
 })
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined without a cut', () => {
-  it('reaches it after the broadcasts it holds while its tail is read', async () => {
-    const { proxy, cluster } = await scene()
-    const waits = sealWaitsByHand()
-    let release: (() => void) | undefined
-    try {
-      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
-      const sid = 'sid-question'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
-
-      // b's subscriber stops reading; the marker reaches a, which seals the tail.
-      release = proxy.holdDownstream()
+  it('reaches it after the broadcasts it holds while its tail is read', () =>
+    uncutScene(scene, { sid: 'sid-question' }, async ({ b, c, waits, release, takeOver }) => {
+      // b's subscriber reads nothing; the marker reaches a, which seals the tail.
       const tailRead = holdBack(b, isTailRead)
-      const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-      await untilTailSealed(cluster, a)
+      const { taken, done } = await takeOver()
 
       // The wait runs out: b joins the socket, and its read of the tail is held back.
       waits.runOut()
       await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
       // After the marker, c1 then a question from c: b's to deliver, in that order.
-      const watcher = b.sockets.add('w')
-      b.adapter.addAll('w', ['w', 'r'])
+      const watcher = watcherOn(b)
       c.adapter.broadcast(message('news', ['c1']), to(['r']))
       const outcome = askRoom(c, 'q1')
       release()
-      release = undefined
       await until(() => watcher.got.includes('q1'), 5000, 'the question read at b')
       // Held, and b's count with it: the tail may hold the question (see the tests below).
       expect(taken.got).toEqual([])
@@ -106,84 +84,54 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
         { ok: true, value: null },
         { ok: true, value: null },
       ])
-    } finally {
-      release?.()
-      waits.stop()
-    }
-  })
+    }))
 
-  it('is not asked again when the tail asked it, read after the join', async () => {
-    const { proxy, cluster } = await scene()
-    const waits = sealWaitsByHand()
-    let release: (() => void) | undefined
-    try {
-      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
-      const sid = 'sid-asked-in-tail'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
+  it('is not asked again when the tail asked it, read after the join', () =>
+    uncutScene(
+      scene,
+      { sid: 'sid-asked-in-tail' },
+      async ({ cluster, a, b, c, waits, release, takeOver }) => {
+        // b's subscriber reads nothing: c's question reaches a (into the tail), and waits for b.
+        const first = askRoom(c, 'q1')
+        await untilTailHolds(cluster, a, 1, "c's question in a's tail")
+        const { taken, done } = await takeOver()
 
-      // b's subscriber stops reading: c's question reaches a (into the tail), and waits for b.
-      release = proxy.holdDownstream()
-      const first = askRoom(c, 'q1')
-      await untilTailHolds(cluster, a, 1, "c's question in a's tail")
-      const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-      await untilTailSealed(cluster, a)
+        // The wait runs out: b joins the socket before it read c's question and its marker.
+        waits.runOut()
+        const tail = await within(done, 5000, 'the takeover')
+        expect(tail.tail.map(argOf)).toEqual(['q1'])
+        const watcher = watcherOn(b)
+        release()
+        await until(() => watcher.got.includes('q1'), 5000, 'the question read at b')
+        expect(taken.got).toEqual([])
+        // Counted once, on a (in the tail), and b's watcher.
+        await until(() => first.replies.length === 2, 5000, "the first question's replies")
+        expect(first.total).toBe(2)
 
-      // The wait runs out: b joins the socket before it read c's question and its marker.
-      waits.runOut()
-      const tail = await within(done, 5000, 'the takeover')
-      expect(tail.tail.map(argOf)).toEqual(['q1'])
-      const watcher = b.sockets.add('w')
-      b.adapter.addAll('w', ['w', 'r'])
-      release()
-      release = undefined
-      await until(() => watcher.got.includes('q1'), 5000, 'the question read at b')
-      expect(taken.got).toEqual([])
-      // Counted once, on a (in the tail), and b's watcher.
-      await until(() => first.replies.length === 2, 5000, "the first question's replies")
-      expect(first.total).toBe(2)
+        // After the marker: b's to ask.
+        const second = askRoom(c, 'q2')
+        await until(() => taken.got.includes('q2'), 5000, 'the next question at the socket')
+        await until(() => second.replies.length === 2, 5000, "the second question's replies")
+        expect(second.total).toBe(2)
+        expect(taken.got).toEqual(['q2'])
+      },
+    ))
 
-      // After the marker: b's to ask.
-      const second = askRoom(c, 'q2')
-      await until(() => taken.got.includes('q2'), 5000, 'the next question at the socket')
-      await until(() => second.replies.length === 2, 5000, "the second question's replies")
-      expect(second.total).toBe(2)
-      expect(taken.got).toEqual(['q2'])
-    } finally {
-      release?.()
-      waits.stop()
-    }
-  })
-
-  it('is not asked again when the tail asked it, read while the tail is read', async () => {
-    const { proxy, cluster } = await scene()
-    const waits = sealWaitsByHand()
-    let release: (() => void) | undefined
-    try {
-      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
-      const sid = 'sid-asked-held'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
-
-      release = proxy.holdDownstream()
+  it('is not asked again when the tail asked it, read while the tail is read', () =>
+    uncutScene(scene, { sid: 'sid-asked-held' }, async ({ cluster, a, b, c, waits, release, takeOver }) => {
       c.adapter.broadcast(message('news', ['c1']), to(['r']))
       const first = askRoom(c, 'q1')
       await untilTailHolds(cluster, a, 2, "c's broadcast and question in a's tail")
       const tailRead = holdBack(b, isTailRead)
-      const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-      await untilTailSealed(cluster, a)
+      const { taken, done } = await takeOver()
 
       waits.runOut()
       await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
-      const watcher = b.sockets.add('w')
-      b.adapter.addAll('w', ['w', 'r'])
+      const watcher = watcherOn(b)
       // After the marker, c2 and q2: b's to deliver, once the tail is read.
       c.adapter.broadcast(message('news', ['c2']), to(['r']))
       const second = askRoom(c, 'q2')
       release()
-      release = undefined
       await until(() => watcher.got.includes('q2'), 5000, 'the questions read at b')
       expect(taken.got).toEqual([])
 
@@ -195,55 +143,44 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
       await until(() => first.replies.length === 2, 5000, "the first question's replies")
       expect(first.total).toBe(2)
       expect(second.total).toBe(2)
-    } finally {
-      release?.()
-      waits.stop()
-    }
-  })
+    }))
 
-  it("reaches it after the claimer's own broadcasts it was left out of, its own question too", async () => {
-    const { proxy, cluster } = await scene()
-    const waits = sealWaitsByHand()
-    let release: (() => void) | undefined
-    try {
-      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
-      // Sockets that tell what b's subscriber read: c's watcher takes b's question, and b's
-      // watcher then takes what c sends after it.
-      const seenAtC = c.sockets.add('cw')
-      c.adapter.addAll('cw', ['cw', 'r'])
-      const seenAtB = b.sockets.add('bw')
-      b.adapter.addAll('bw', ['bw', 'after'])
-      const sid = 'sid-own-question'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
+  it("reaches it after the claimer's own broadcasts it was left out of, its own question too", () =>
+    uncutScene(
+      scene,
+      {
+        sid: 'sid-own-question',
+        before: ({ b, c }) => {
+          // Sockets that tell what b's subscriber read: c's watcher takes b's question, and b's
+          // watcher then takes what c sends after it.
+          const seenAtC = c.sockets.add('cw')
+          c.adapter.addAll('cw', ['cw', 'r'])
+          const seenAtB = b.sockets.add('bw')
+          b.adapter.addAll('bw', ['bw', 'after'])
+          return { seenAtC, seenAtB }
+        },
+      },
+      async ({ b, c, waits, release, takeOver }, { seenAtC, seenAtB }) => {
+        const tailRead = holdBack(b, isTailRead)
+        const { taken, done } = await takeOver()
 
-      release = proxy.holdDownstream()
-      const tailRead = holdBack(b, isTailRead)
-      const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-      await untilTailSealed(cluster, a)
+        waits.runOut()
+        await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
+        // b's own, after its marker: a plain one, then a question, both left out of at emit.
+        b.adapter.broadcast(message('news', ['b1']), to(['r']))
+        const outcome = askRoom(b, 'q1')
+        expect(taken.got).toEqual([])
+        await until(() => seenAtC.got.includes('q1'), 5000, "b's question run by Redis")
+        c.adapter.broadcast(message('news', ['after']), to(['after']))
+        release()
+        await until(() => seenAtB.got.includes('after'), 5000, "b's question read back at b")
+        expect(taken.got).toEqual([])
 
-      waits.runOut()
-      await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
-      // b's own, after its marker: a plain one, then a question, both left out of at emit.
-      b.adapter.broadcast(message('news', ['b1']), to(['r']))
-      const outcome = askRoom(b, 'q1')
-      expect(taken.got).toEqual([])
-      await until(() => seenAtC.got.includes('q1'), 5000, "b's question run by Redis")
-      c.adapter.broadcast(message('news', ['after']), to(['after']))
-      release()
-      release = undefined
-      await until(() => seenAtB.got.includes('after'), 5000, "b's question read back at b")
-      expect(taken.got).toEqual([])
-
-      await tailRead.run()
-      await within(done, 5000, 'the takeover')
-      await until(() => outcome.replies.length === 2, 5000, 'the replies')
-      expect(outcome.total).toBe(2)
-      expect(taken.got).toEqual(['b1', 'q1'])
-    } finally {
-      release?.()
-      waits.stop()
-    }
-  })
+        await tailRead.run()
+        await within(done, 5000, 'the takeover')
+        await until(() => outcome.replies.length === 2, 5000, 'the replies')
+        expect(outcome.total).toBe(2)
+        expect(taken.got).toEqual(['b1', 'q1'])
+      },
+    ))
 })

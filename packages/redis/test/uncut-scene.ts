@@ -1,0 +1,88 @@
+// The scene of the tests of a takeover that joins its socket before its claim marker came back
+// (see src/uncut-sockets.ts): the claimer's subscriber is held, so that neither the marker nor
+// what comes after it reaches the claimer until the test lets it read.
+import type { SessionClaim } from '@parley/server'
+import { until } from '../../server/test/helpers.js'
+import {
+  type FakeCluster,
+  type FakeNode,
+  type FakeSocket,
+  handedOffSession,
+  handoffNodes,
+  type handoffScenes,
+  sealWaitsByHand,
+  takeOverOn,
+  untilTailSealed,
+  won,
+} from './handoff-support.js'
+
+/** The claimer's read of the tail (see FINISH in handoff.ts): its two keys, for a takeover. */
+export const isTailRead = (args: string[]) =>
+  args[0] === 'EVAL' && args[4]?.endsWith(':tail') === true && args[5] === '1'
+
+export interface UncutScene {
+  cluster: FakeCluster
+  /** The old node, b the claimer, c a third. */
+  a: FakeNode
+  b: FakeNode
+  c: FakeNode
+  /** The waits for the seal, run out by hand. */
+  waits: ReturnType<typeof sealWaitsByHand>
+  /** Lets b's subscriber read again what Redis sent it meanwhile (once; later calls do nothing). */
+  release(): void
+  /** b's takeover of the session, once its marker reached a and a sealed the tail. */
+  takeOver(): Promise<ReturnType<typeof takeOverOn>>
+}
+
+/**
+ * Nodes a, b and c on a scene of `handoffScenes` (b's subscriber through its proxy); `before`
+ * sets them up further (what it returns is given to `body`); session `sid` handed off on a and
+ * won by b's claim; then b's subscriber stops reading, and `body` runs. Whatever becomes of it,
+ * b's subscriber is let go and the waits for the seal are theirs again.
+ */
+export async function uncutScene<T = undefined>(
+  scene: ReturnType<typeof handoffScenes>,
+  { sid, before }: { sid: string; before?: (nodes: { a: FakeNode; b: FakeNode; c: FakeNode }) => T },
+  body: (scene: UncutScene, setUp: T) => Promise<void>,
+): Promise<void> {
+  const { proxy, cluster } = await scene()
+  const waits = sealWaitsByHand()
+  let release: (() => void) | undefined
+  try {
+    const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
+    const setUp = before?.({ a, b, c }) as T
+    await handedOffSession(a, sid)
+    const claim: SessionClaim = won(await b.adapter.claimSession(sid))
+    release = proxy.holdDownstream()
+    await body(
+      {
+        cluster,
+        a,
+        b,
+        c,
+        waits,
+        release() {
+          release?.()
+          release = undefined
+        },
+        async takeOver() {
+          const takeover = takeOverOn(b, claim, sid)
+          await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
+          await untilTailSealed(cluster, a)
+          return takeover
+        },
+      },
+      setUp,
+    )
+  } finally {
+    release?.()
+    waits.stop()
+  }
+}
+
+/** A socket 'w' of `node` in room 'r': what it got is what `node`'s subscriber read. */
+export function watcherOn(node: FakeNode): FakeSocket {
+  const watcher = node.sockets.add('w')
+  node.adapter.addAll('w', ['w', 'r'])
+  return watcher
+}
