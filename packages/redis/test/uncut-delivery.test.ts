@@ -6,60 +6,38 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
   argOf,
-  handedOffSession,
-  handoffNodes,
   handoffScenes,
   holdBack,
   message,
   reachesLive,
-  sealWaitsByHand,
-  takeOverOn,
   to,
   untilTailHolds,
-  untilTailSealed,
-  won,
 } from './handoff-support.js'
+import { isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
-
-/** The claimer's read of the tail (see FINISH in handoff.ts): its two keys, for a takeover. */
-const isTailRead = (args: string[]) =>
-  args[0] === 'EVAL' && args[4]?.endsWith(':tail') === true && args[5] === '1'
 
 describe.skipIf(skipRedisSuites())(
   'what reaches a socket joined without a cut while its tail is read',
   () => {
-    it('is lost, logged, when the socket throws at its delivery, and the takeover resolves', async () => {
-      const { proxy, cluster } = await scene()
-      const waits = sealWaitsByHand()
-      let release: (() => void) | undefined
-      try {
-        const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
-        const sid = 'sid-throws'
-        await handedOffSession(a, sid)
-        const claim = won(await b.adapter.claimSession(sid))
-
-        // b's subscriber stops reading: c1 goes into a's tail, then the marker, and a seals.
-        release = proxy.holdDownstream()
+    it('is lost, logged, when the socket throws at its delivery, and the takeover resolves', () =>
+      uncutScene(scene, { sid: 'sid-throws' }, async ({ cluster, a, b, c, waits, release, takeOver }) => {
+        // b's subscriber reads nothing: c1 goes into a's tail, then the marker, and a seals.
         c.adapter.broadcast(message('news', ['c1']), to(['r']))
         await untilTailHolds(cluster, a, 1, "c1 in a's tail")
         const tailRead = holdBack(b, isTailRead)
-        const { taken, done } = takeOverOn(b, claim, sid)
-        await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-        await untilTailSealed(cluster, a)
+        const { taken, done } = await takeOver()
 
         // The wait runs out: b joins the socket, and its read of the tail is held back.
         waits.runOut()
         await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
         // c2, after the marker, reaches b while the read waits: held for the socket.
-        const watcher = b.sockets.add('w')
-        b.adapter.addAll('w', ['w', 'r'])
+        const watcher = watcherOn(b)
         c.adapter.broadcast(message('news', ['c2']), to(['r']))
         taken.deliver = () => {
           throw new Error('a socket that fails')
         }
         release()
-        release = undefined
         await until(() => watcher.got.includes('c2'), 5000, 'c2 read at b')
 
         // The read answers: c1 is in the tail, c2 is delivered now, and the socket throws.
@@ -74,10 +52,6 @@ describe.skipIf(skipRedisSuites())(
         Reflect.deleteProperty(taken, 'deliver')
         await reachesLive(c, 'c3', taken)
         expect(taken.got).toEqual(['c3'])
-      } finally {
-        release?.()
-        waits.stop()
-      }
-    })
+      }))
   },
 )
