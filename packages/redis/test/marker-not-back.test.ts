@@ -12,7 +12,6 @@ import { until, within } from '../../server/test/helpers.js'
 import {
   argOf,
   handedOffSession,
-  handoffNodes,
   handoffScenes,
   holdBack,
   message,
@@ -25,6 +24,7 @@ import {
   untilTailSealed,
   won,
 } from './handoff-support.js'
+import { uncutScene } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -77,26 +77,15 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     }
   })
 
-  it("gives the session a third node's broadcasts that the old node put in a sealed tail once", async () => {
-    const { proxy, cluster } = await scene()
-    const waits = sealWaitsByHand()
-    let release: (() => void) | undefined
-    try {
-      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
-      const sid = 'sid-third'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
-
-      // b's subscriber stops reading: c's broadcasts reach a (into the tail), and wait for b.
-      release = proxy.holdDownstream()
+  it("gives the session a third node's broadcasts that the old node put in a sealed tail once", () =>
+    uncutScene(scene, { sid: 'sid-third' }, async ({ cluster, a, c, waits, release, takeOver }) => {
+      // b's subscriber reads nothing: c's broadcasts reach a (into the tail), and wait for b.
       c.adapter.broadcast(message('news', ['c1']), to(['r']))
       c.adapter.broadcast(message('news', ['c2']), to(['r']))
       await untilTailHolds(cluster, a, 2, "c's broadcasts in a's tail")
 
       // The marker reaches a, which seals the tail behind them; b hears neither it nor the seal.
-      const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-      await untilTailSealed(cluster, a)
+      const { taken, done } = await takeOver()
 
       // The wait runs out: b joins the socket before it read c1, c2 and its marker.
       waits.runOut()
@@ -107,16 +96,11 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       // c3, after the marker, is b's to deliver; c1 and c2, read by b after its join, are not.
       c.adapter.broadcast(message('news', ['c3']), to(['r']))
       release()
-      release = undefined
       await until(() => taken.got.includes('c3'), 5000, 'c3 at the socket')
       c.adapter.broadcast(message('news', ['c4']), to(['r']))
       await until(() => taken.got.includes('c4'), 5000, 'c4 at the socket')
       expect([...tail.tail.map(argOf), ...taken.got]).toEqual(['c1', 'c2', 'c3', 'c4'])
-    } finally {
-      release?.()
-      waits.stop()
-    }
-  })
+    }))
 
   it.each([
     {
@@ -125,21 +109,11 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     },
     { what: 'holds places that cannot be read (logged), none thrown', places: '{"x":[1,[3,2]]}' },
     { what: 'holds places that are not JSON (logged), none thrown', places: '{"x":' },
-  ])('filters nothing when the tail $what', async ({ places }) => {
-    const { proxy, cluster } = await scene()
-    const waits = sealWaitsByHand()
-    let release: (() => void) | undefined
-    try {
-      const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
-      const sid = 'sid-no-places'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
-      release = proxy.holdDownstream()
+  ])('filters nothing when the tail $what', ({ places }) =>
+    uncutScene(scene, { sid: 'sid-no-places' }, async ({ cluster, a, b, c, waits, release, takeOver }) => {
       c.adapter.broadcast(message('news', ['c1']), to(['r']))
       await untilTailHolds(cluster, a, 1, "c's broadcast in a's tail")
-      const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-      await untilTailSealed(cluster, a)
+      const { taken, done } = await takeOver()
 
       // A node of an earlier version writes no places with its tail; a corrupt value is not read.
       const keys = (await a.redis.sendCommand(['KEYS', `${cluster.prefix}:handoff:*`])) as string[]
@@ -152,18 +126,14 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       expect(tail.tail.map(argOf)).toEqual(['c1'])
       c.adapter.broadcast(message('news', ['c2']), to(['r']))
       release()
-      release = undefined
       await until(() => taken.got.includes('c2'), 5000, 'c2 at the socket')
       // c1 reaches the socket as well: without places, b cannot tell it is in the tail.
       expect(taken.got).toEqual(['c1', 'c2'])
       const unreadable = b.warnings.filter((w) => w.includes("the places of a claimed session's tail"))
       expect(unreadable).toHaveLength(places === undefined ? 0 : 1)
       expect(b.warnings.filter((w) => w.includes('was malformed'))).toEqual([])
-    } finally {
-      release?.()
-      waits.stop()
-    }
-  })
+    }),
+  )
 
   it("gives the session the old node's own broadcast once when its PUBLISH, given up, runs late, and an earlier one still on its way too", async () => {
     const { redis, proxy, cluster } = await scene()
