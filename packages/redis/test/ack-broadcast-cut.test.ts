@@ -9,13 +9,12 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
   claimRaceSuite,
-  type Holds,
   heldBack,
   isMarker,
   joinedOn,
   type RaceNode as Node,
+  untilInTail,
 } from './claim-race.js'
-import { tailBatch } from './handoff-support.js'
 
 const isAckRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"ack"')
 
@@ -23,26 +22,15 @@ const isAckRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? ''
 type Outcome = { replies: unknown[] } | { code: string; message: string }
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', () => {
-  const race = claimRaceSuite()
-
-  /**
-   * The race's scene (see `claimRaceSuite`), whose client answers each question `q` at once:
-   * `asked`, the questions it was asked.
-   */
-  async function scene(
-    prefix: string,
-    holds: Holds = {},
-    aRequestTimeout?: number,
-  ): Promise<{ a: Node; b: Node; c: Node; asked: string[]; id: string }> {
+  // The client answers each question `q` at once: `asked`, the questions it was asked.
+  const { scene } = claimRaceSuite((client) => {
     const asked: string[] = []
-    const nodes = await race.scene(prefix, holds, aRequestTimeout, (client) => {
-      client.on('q', (what: string, reply: (answer: string) => void) => {
-        asked.push(what)
-        reply(`yes ${what}`)
-      })
+    client.on('q', (what: string, reply: (answer: string) => void) => {
+      asked.push(what)
+      reply(`yes ${what}`)
     })
-    return { ...nodes, asked }
-  }
+    return { asked }
+  })
 
   /** Asks every socket in `room` from `node`; what it came to. */
   function ask(node: Node, what: string): Promise<Outcome> {
@@ -109,16 +97,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     const appended = a.commands.length
     const outcome = ask(c, 'from c')
     // The question reached the session on a, before the cut: into its tail.
-    await until(
-      () =>
-        a.commands
-          .slice(appended)
-          .some((args) =>
-            tailBatch(args)?.some((part) => part.texts.some((text) => text.includes('from c'))),
-          ),
-      3000,
-      'the question in the tail',
-    )
+    await untilInTail(a, appended, 'from c', 'the question in the tail')
     await bHold.runAll()
     await until(joinedOn(b, id), 5000, 'the session joined on b')
     // Its reply reaches b, which drops it (the question is a's): counted once, as moved.

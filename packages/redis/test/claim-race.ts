@@ -7,7 +7,7 @@ import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { type Started, startServer, until } from '../../server/test/helpers.js'
 import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
-import { HeldInOrder, holding } from './handoff-support.js'
+import { HeldInOrder, holding, tailBatch } from './handoff-support.js'
 
 export interface RaceNode extends SuiteNode {
   connections: ServerSocket[]
@@ -43,13 +43,33 @@ export function heldBack(first: (args: string[]) => boolean, also: (args: string
 /** What a `claimRaceSuite` may hold back on nodes a and b. */
 export type Holds = { a?: ReturnType<typeof heldBack>; b?: ReturnType<typeof heldBack> }
 
+/** Until `text` is in an append of `node` to a tail, one of its commands from `from` on. */
+export function untilInTail(
+  node: RaceNode,
+  from: number,
+  text: string,
+  what = `${text} in the tail`,
+): Promise<void> {
+  return until(
+    () =>
+      node.commands
+        .slice(from)
+        .some((args) =>
+          tailBatch(args)?.some((part) => part.texts.some((written) => written.includes(text))),
+        ),
+    3000,
+    what,
+  )
+}
+
 /**
  * A balanced suite (closed after each test) whose `scene` starts nodes a, b and c (their
  * commands held back as `holds` says), and a client whose session lives on a, in room `room`,
- * given its listeners by `listen` before it connects; then the network drops its WebSocket, and
- * its resume reaches b, which has a (alive) hand the session over.
+ * given its listeners by `listen` before it connects (what `listen` returns, the scene returns
+ * too); then the network drops its WebSocket, and its resume reaches b, which has a (alive) hand
+ * the session over.
  */
-export function claimRaceSuite() {
+export function claimRaceSuite<Heard extends object>(listen: (client: Socket) => Heard) {
   const { suite, balance } = balancedSuite<RaceNode>()
   const { nodes, clients } = suite
 
@@ -94,10 +114,9 @@ export function claimRaceSuite() {
 
   async function scene(
     prefix: string,
-    holds: Holds,
-    aRequestTimeout: number | undefined,
-    listen: (client: Socket) => void,
-  ): Promise<{ a: RaceNode; b: RaceNode; c: RaceNode; id: string }> {
+    holds: Holds = {},
+    aRequestTimeout?: number,
+  ): Promise<{ a: RaceNode; b: RaceNode; c: RaceNode; id: string } & Heard> {
     const a = await startNode(prefix, holds.a?.hold, aRequestTimeout)
     holds.a?.on(a)
     const b = await startNode(prefix, holds.b?.hold)
@@ -108,7 +127,7 @@ export function claimRaceSuite() {
     const proxy = await balance([a, b, c])
     const client = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
     clients.push(client)
-    listen(client)
+    const heard = listen(client)
     proxy.avoid.add(1)
     proxy.avoid.add(2)
     client.connect()
@@ -118,7 +137,7 @@ export function claimRaceSuite() {
     proxy.avoid.add(0)
     proxy.avoid.add(2)
     proxy.cut()
-    return { a, b, c, id }
+    return { ...heard, a, b, c, id }
   }
 
   return { scene }

@@ -9,13 +9,12 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import {
   claimRaceSuite,
-  type Holds,
   heldBack,
   isMarker,
   joinedOn,
   type RaceNode as Node,
+  untilInTail,
 } from './claim-race.js'
-import { tailBatch } from './handoff-support.js'
 
 /** The PUBLISH of the broadcast whose first argument is `what`. */
 const isNews = (what: string) => (args: string[]) =>
@@ -24,25 +23,14 @@ const isNews = (what: string) => (args: string[]) =>
   (args[2] ?? '').includes(JSON.stringify(what).slice(1, -1))
 
 describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session is handed over', () => {
-  const race = claimRaceSuite()
-
-  /**
-   * The race's scene (see `claimRaceSuite`), whose client keeps the argument of each `news` it
-   * gets, in order: `got`.
-   */
-  async function scene(
-    prefix: string,
-    holds: Holds = {},
-    aRequestTimeout?: number,
-  ): Promise<{ a: Node; b: Node; got: string[]; id: string }> {
+  // The client keeps the argument of each `news` it gets, in order: `got`.
+  const { scene } = claimRaceSuite((client) => {
     const got: string[] = []
-    const { a, b, id } = await race.scene(prefix, holds, aRequestTimeout, (client) => {
-      client.on('news', (what: string) => {
-        got.push(what)
-      })
+    client.on('news', (what: string) => {
+      got.push(what)
     })
-    return { a, b, got, id }
-  }
+    return { got }
+  })
 
   /** Broadcasts `news` with `what` to every socket in `room` from `node`. */
   function send(node: Node, what: string): void {
@@ -63,20 +51,6 @@ describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session
     await until(() => aHold.held.length === 1, 3000, "a's broadcast held")
     await until(() => adapterA.stats.lostBroadcasts === 1, 3000, "a's broadcast given up")
     return { ...scene_, aHold, bHold }
-  }
-
-  /** Until `text` is in an append of `node` to a tail, one of its commands from `from` on. */
-  function untilInTail(node: Node, from: number, text: string): Promise<void> {
-    return until(
-      () =>
-        node.commands
-          .slice(from)
-          .some((args) =>
-            tailBatch(args)?.some((part) => part.texts.some((written) => written.includes(text))),
-          ),
-      3000,
-      `${text} in the tail`,
-    )
   }
 
   it('reaches the session once when Redis runs it after the marker', async () => {
