@@ -53,6 +53,25 @@ describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session
     return { ...scene_, aHold, bHold }
   }
 
+  /** a broadcasts `news` with `what`, and it goes into the tail of the session a hands over. */
+  async function intoTail(a: Node, what: string): Promise<void> {
+    const appended = a.commands.length
+    send(a, what)
+    await untilInTail(a, appended, what)
+  }
+
+  /**
+   * b's marker let go: once b took the session over, `two` reaches the client, then `three`,
+   * which a sends after it.
+   */
+  async function markerThenThree({ a, b, got, id, bHold }: Awaited<ReturnType<typeof givenUp>>) {
+    await bHold.runAll()
+    await until(joinedOn(b, id), 5000, 'the session joined on b')
+    await until(() => got.includes('two'), 5000, `the next broadcast at the client (got ${got})`)
+    send(a, 'three')
+    await until(() => got.includes('three'), 5000, 'the last broadcast at the client')
+  }
+
   it('reaches the session once when Redis runs it after the marker', async () => {
     const { a, b, got, id, aHold, bHold } = await givenUp('given-up-after')
     await bHold.runAll()
@@ -65,40 +84,31 @@ describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session
   })
 
   it('reaches the session once when Redis runs it before the marker', async () => {
-    const { a, b, got, id, aHold, bHold } = await givenUp('given-up-before')
+    const given = await givenUp('given-up-before')
+    const { a, got, aHold } = given
     // Redis runs it now, before the marker: a's, into the tail.
     await aHold.runAll()
-    const appended = a.commands.length
-    send(a, 'two')
-    await untilInTail(a, appended, 'two')
-    await bHold.runAll()
-    await until(joinedOn(b, id), 5000, 'the session joined on b')
-    await until(() => got.includes('two'), 5000, `the next broadcast at the client (got ${got})`)
-    send(a, 'three')
-    await until(() => got.includes('three'), 5000, 'the last broadcast at the client')
+    await intoTail(a, 'two')
+    await markerThenThree(given)
     expect(got).toEqual(['one', 'two', 'three'])
   })
 
   it('reaches the session once when Redis never runs it and a later one comes back first', async () => {
-    const { a, b, got, id, aHold, bHold } = await givenUp('given-up-never')
+    const given = await givenUp('given-up-never')
+    const { a, got, aHold } = given
     // Answered, not run: as a command lost with its connection, but for the connection. Its
     // answer is read before the next broadcast goes.
     aHold.dropAll(0)
     await new Promise((resolve) => setImmediate(resolve))
-    const appended = a.commands.length
     // Back before the marker, a's next broadcast says that the first never ran.
-    send(a, 'two')
-    await untilInTail(a, appended, 'two')
-    await bHold.runAll()
-    await until(joinedOn(b, id), 5000, 'the session joined on b')
-    await until(() => got.includes('two'), 5000, `the next broadcast at the client (got ${got})`)
-    send(a, 'three')
-    await until(() => got.includes('three'), 5000, 'the last broadcast at the client')
+    await intoTail(a, 'two')
+    await markerThenThree(given)
     expect(got).toEqual(['one', 'two', 'three'])
   })
 
   it('misses the one that never ran when the marker comes first, not those given up behind it', async () => {
-    const { a, b, got, id, aHold, bHold } = await givenUp('given-up-unknown')
+    const given = await givenUp('given-up-unknown')
+    const { a, got, aHold } = given
     // Not sent while a's first broadcast is unanswered: it waits behind that one.
     send(a, 'two')
     await until(
@@ -107,11 +117,7 @@ describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session
       'two lost',
     )
     aHold.dropAll(0)
-    await bHold.runAll()
-    await until(joinedOn(b, id), 5000, 'the session joined on b')
-    await until(() => got.includes('two'), 5000, `the next broadcast at the client (got ${got})`)
-    send(a, 'three')
-    await until(() => got.includes('three'), 5000, 'the last broadcast at the client')
+    await markerThenThree(given)
     // The first never ran: nothing tells a, which cannot deliver it without risking it twice.
     expect(got).toEqual(['two', 'three'])
   })
