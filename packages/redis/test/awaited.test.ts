@@ -71,14 +71,22 @@ describe('own broadcasts awaited by a session being handed over', () => {
 })
 
 describe('the cut, for an own broadcast a session being handed over awaits', () => {
-  it('serves it to that socket when it comes back, not to one that took it when it was given up', () => {
+  /**
+   * A cut with socket 'handed' (being handed over) and 'taken' (taken over here) positioned, and
+   * `q`, the own broadcast sent next.
+   */
+  function handedAndTaken() {
     const cut = new Cut()
     // One of this node's own on its way: a socket taken over here stays positioned for it.
     cut.sent()
     cut.position('handed')
     cut.positionUntilBack('taken')
     expect(cut.has('taken')).toBe(true)
-    const q = cut.sent()
+    return { cut, q: cut.sent() }
+  }
+
+  it('serves it to that socket when it comes back, not to one that took it when it was given up', () => {
+    const { cut, q } = handedAndTaken()
     cut.givenUp(q)
     cut.awaits(q, true)
     const takes = cut.atReturn(q)
@@ -98,13 +106,7 @@ describe('the cut, for an own broadcast a session being handed over awaits', () 
   })
 
   it('serves one never sent to the socket being handed over alone', () => {
-    const cut = new Cut()
-    // One of this node's own on its way: a socket taken over here stays positioned for it.
-    cut.sent()
-    cut.position('handed')
-    cut.positionUntilBack('taken')
-    expect(cut.has('taken')).toBe(true)
-    const q = cut.sent()
+    const { cut, q } = handedAndTaken()
     cut.lost(q)
     cut.awaits(q, false)
     cut.positionUntilBack('since')
