@@ -4,16 +4,8 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import {
-  argOf,
-  handoffScenes,
-  holdBack,
-  message,
-  reachesLive,
-  to,
-  untilTailHolds,
-} from './handoff-support.js'
-import { isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
+import { argOf, handoffScenes, message, reachesLive, to, untilTailHolds } from './handoff-support.js'
+import { uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -21,16 +13,12 @@ describe.skipIf(skipRedisSuites())(
   'what reaches a socket joined without a cut while its tail is read',
   () => {
     it('is lost, logged, when the socket throws at its delivery, and the takeover resolves', () =>
-      uncutScene(scene, { sid: 'sid-throws' }, async ({ cluster, a, b, c, waits, release, takeOver }) => {
+      uncutScene(scene, { sid: 'sid-throws' }, async ({ cluster, a, b, c, release, joinReadHeld }) => {
         // b's subscriber reads nothing: c1 goes into a's tail, then the marker, and a seals.
         c.adapter.broadcast(message('news', ['c1']), to(['r']))
         await untilTailHolds(cluster, a, 1, "c1 in a's tail")
-        const tailRead = holdBack(b, isTailRead)
-        const { taken, done } = await takeOver()
-
         // The wait runs out: b joins the socket, and its read of the tail is held back.
-        waits.runOut()
-        await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
+        const { taken, done, tailRead } = await joinReadHeld()
         // c2, after the marker, reaches b while the read waits: held for the socket.
         const watcher = watcherOn(b)
         c.adapter.broadcast(message('news', ['c2']), to(['r']))

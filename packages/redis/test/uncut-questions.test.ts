@@ -9,16 +9,8 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
-import {
-  argOf,
-  type FakeNode,
-  handoffScenes,
-  holdBack,
-  message,
-  to,
-  untilTailHolds,
-} from './handoff-support.js'
-import { isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
+import { argOf, type FakeNode, handoffScenes, message, to, untilTailHolds } from './handoff-support.js'
+import { uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -57,14 +49,10 @@ describe('an own broadcast with acks that will not come back, for a socket joine
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined without a cut', () => {
   it('reaches it after the broadcasts it holds while its tail is read', () =>
-    uncutScene(scene, { sid: 'sid-question' }, async ({ b, c, waits, release, takeOver }) => {
+    uncutScene(scene, { sid: 'sid-question' }, async ({ b, c, release, joinReadHeld }) => {
       // b's subscriber reads nothing; the marker reaches a, which seals the tail.
-      const tailRead = holdBack(b, isTailRead)
-      const { taken, done } = await takeOver()
-
       // The wait runs out: b joins the socket, and its read of the tail is held back.
-      waits.runOut()
-      await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
+      const { taken, done, tailRead } = await joinReadHeld()
       // After the marker, c1 then a question from c: b's to deliver, in that order.
       const watcher = watcherOn(b)
       c.adapter.broadcast(message('news', ['c1']), to(['r']))
@@ -118,15 +106,11 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
     ))
 
   it('is not asked again when the tail asked it, read while the tail is read', () =>
-    uncutScene(scene, { sid: 'sid-asked-held' }, async ({ cluster, a, b, c, waits, release, takeOver }) => {
+    uncutScene(scene, { sid: 'sid-asked-held' }, async ({ cluster, a, b, c, release, joinReadHeld }) => {
       c.adapter.broadcast(message('news', ['c1']), to(['r']))
       const first = askRoom(c, 'q1')
       await untilTailHolds(cluster, a, 2, "c's broadcast and question in a's tail")
-      const tailRead = holdBack(b, isTailRead)
-      const { taken, done } = await takeOver()
-
-      waits.runOut()
-      await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
+      const { taken, done, tailRead } = await joinReadHeld()
       const watcher = watcherOn(b)
       // After the marker, c2 and q2: b's to deliver, once the tail is read.
       c.adapter.broadcast(message('news', ['c2']), to(['r']))
@@ -160,12 +144,8 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
           return { seenAtC, seenAtB }
         },
       },
-      async ({ b, c, waits, release, takeOver }, { seenAtC, seenAtB }) => {
-        const tailRead = holdBack(b, isTailRead)
-        const { taken, done } = await takeOver()
-
-        waits.runOut()
-        await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
+      async ({ b, c, release, joinReadHeld }, { seenAtC, seenAtB }) => {
+        const { taken, done, tailRead } = await joinReadHeld()
         // b's own, after its marker: a plain one, then a question, both left out of at emit.
         b.adapter.broadcast(message('news', ['b1']), to(['r']))
         const outcome = askRoom(b, 'q1')

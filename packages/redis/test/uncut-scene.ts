@@ -10,6 +10,7 @@ import {
   handedOffSession,
   handoffNodes,
   type handoffScenes,
+  holdBack,
   sealWaitsByHand,
   takeOverOn,
   untilTailSealed,
@@ -32,6 +33,11 @@ export interface UncutScene {
   release(): void
   /** b's takeover of the session, once its marker reached a and a sealed the tail. */
   takeOver(): Promise<ReturnType<typeof takeOverOn>>
+  /**
+   * b's takeover (as `takeOver`) with its read of the tail held back; then the wait for the seal
+   * runs out, and b joins the socket and sends the read, which `tailRead.run()` lets through.
+   */
+  joinReadHeld(): Promise<ReturnType<typeof takeOverOn> & { tailRead: ReturnType<typeof holdBack> }>
 }
 
 /**
@@ -54,6 +60,12 @@ export async function uncutScene<T = undefined>(
     await handedOffSession(a, sid)
     const claim: SessionClaim = won(await b.adapter.claimSession(sid))
     release = proxy.holdDownstream()
+    const takeOver = async () => {
+      const takeover = takeOverOn(b, claim, sid)
+      await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
+      await untilTailSealed(cluster, a)
+      return takeover
+    }
     await body(
       {
         cluster,
@@ -65,11 +77,13 @@ export async function uncutScene<T = undefined>(
           release?.()
           release = undefined
         },
-        async takeOver() {
-          const takeover = takeOverOn(b, claim, sid)
-          await until(() => a.sockets.claims.includes(sid) && waits.began === 1, 5000, 'the marker at a')
-          await untilTailSealed(cluster, a)
-          return takeover
+        takeOver,
+        async joinReadHeld() {
+          const tailRead = holdBack(b, isTailRead)
+          const takeover = await takeOver()
+          waits.runOut()
+          await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
+          return { ...takeover, tailRead }
         },
       },
       setUp,
