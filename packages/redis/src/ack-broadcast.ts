@@ -33,6 +33,11 @@ export type AckParts = Pick<
   /** Where this node is on the channel: a request given up is kept there as a broadcast is. */
   readonly readPlaces: ReadPlaces
   readonly ownAcks: OwnAcks
+  /**
+   * PUBLISHes a note to this node itself, behind what it PUBLISHed so far: when it comes back,
+   * those of its broadcasts with acks not back before it never ran (see `OwnAcks.passed`).
+   */
+  readonly probe: () => void
 }
 
 /**
@@ -52,10 +57,12 @@ export function broadcastAcross(
   const id = requestId()
   let countTimer: NodeJS.Timeout | undefined
   let askTimer: NodeJS.Timeout | undefined
+  let probeTimer: NodeJS.Timeout | undefined
   const end = () => {
     clearTimeout(timer)
     clearTimeout(countTimer)
     clearInterval(askTimer)
+    clearInterval(probeTimer)
     pending.delete(id)
   }
   const replies = new BroadcastReplies(
@@ -168,6 +175,7 @@ export function broadcastAcross(
   /** Given up unanswered, and waited for all the same (see the PUBLISH below). */
   let givenUp = false
   parts.ownAcks.sent(id, q, (came) => {
+    clearInterval(probeTimer)
     countLocal(came)
     if (!givenUp) return
     if (came) waitForCounts()
@@ -237,7 +245,16 @@ export function broadcastAcross(
         // lost when a later own message comes back first, or at the caller's timeout.
         givenUp = true
         // Back already (the answer alone was slow): Redis ran it, and the counts are due.
-        if (!parts.ownAcks.has(id)) waitForCounts()
+        if (!parts.ownAcks.has(id)) {
+          waitForCounts()
+          return
+        }
+        // Never run, it would be settled only by a later own message, and the caller without a
+        // timer (`timeout(Infinity)`) would wait for one forever: the node sends itself one, and
+        // again every requestTimeout while Redis takes no PUBLISH (a note it cannot send now).
+        parts.probe()
+        probeTimer = setInterval(parts.probe, requestTimeout)
+        probeTimer.unref()
         return
       }
       // It will not come back here (never sent, or refused), or no socket waits for it: the

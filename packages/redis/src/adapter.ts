@@ -45,6 +45,7 @@ import { Warnings } from './warnings.js'
 import {
   type ClaimMarker,
   isClaimMarker,
+  PROBE_ID,
   parseBroadcast,
   parseMembership,
   parseRequest,
@@ -201,6 +202,7 @@ export class RedisAdapter implements Adapter {
       uncut: this.#uncut,
       readPlaces: this.#readPlaces,
       ownAcks: this.#ownAcks,
+      probe: () => this.#probe(),
     }
     this.#incoming = new IncomingRequests({
       node: this.node,
@@ -775,7 +777,10 @@ export class RedisAdapter implements Adapter {
       return
     }
     if (packet.k === 'resubscribed') {
-      if (packet.n === this.node) this.#settleGap(packet.q)
+      if (packet.n !== this.node) return
+      // A probe's note (see `#probe`): this node's subscriber did not drop to send it.
+      if (packet.id === PROBE_ID) this.#ownAcks.passed(packet.q)
+      else this.#settleGap(packet.q)
       return
     }
     this.#pending.answer(packet)
@@ -795,6 +800,18 @@ export class RedisAdapter implements Adapter {
       const note: ResponsePacket = { n: this.node, id: '', k: 'resubscribed', q: this.#cut.count }
       this.#publisher.publish(this.#channels.response, note)
     })
+  }
+
+  /**
+   * A note to itself, as `#resubscribed` sends, PUBLISHed behind a broadcast with acks given up
+   * unanswered (see ack-broadcast.ts): when it comes back, this node's requests sent before it
+   * that did not come back first never ran. Nothing is sent while Redis takes no PUBLISH: the
+   * request's next probe tries again.
+   */
+  #probe(): void {
+    if (this.#closed) return
+    const note: ResponsePacket = { n: this.node, id: PROBE_ID, k: 'resubscribed', q: this.#cut.count }
+    this.#publisher.publish(this.#channels.response, note)
   }
 
   /**

@@ -169,9 +169,14 @@ export type ResponsePacket =
   /**
    * A node to itself, after its subscriber resubscribed (its connection dropped): its own
    * broadcasts up to `q` were PUBLISHed before this, on the same connection, so each of them
-   * that did not come back before it never will (see cut.ts). `id` is empty.
+   * that did not come back before it never will (see cut.ts). `id` is empty; `PROBE_ID` for
+   * the note sent behind a broadcast with acks given up (see ack-broadcast.ts), which settles
+   * this node's requests alone. Other nodes ignore both.
    */
   | { n: string; id: string; k: 'resubscribed'; q: number }
+
+/** The `id` of a `resubscribed` note sent as a probe, not after a resubscribe. */
+export const PROBE_ID = 'probe'
 
 // Decoding limits are for hostile clients; these texts come from nodes of the same cluster, whose
 // senders already checked them against their own maxPayload.
