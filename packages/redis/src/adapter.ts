@@ -737,10 +737,12 @@ export class RedisAdapter implements Adapter {
     if (place !== undefined) this.#readPlaces.read(request.n, place)
     if (request.n === this.node) {
       // A broadcast with acks of this node's came back: the sockets being handed over take it
-      // now, at its place among the broadcasts (see own-acks.ts).
-      const q = request.k === 'ack' ? this.#ownAcks.read(request.id) : undefined
+      // now, at its place among the broadcasts (see own-acks.ts); behind the own broadcasts
+      // given up before it that they wait for, which it proves never ran (see awaited.ts).
+      const q = request.k === 'ack' ? this.#ownAcks.placeOf(request.id) : undefined
       if (q !== undefined) {
         this.#broadcasts.ackBack(q)
+        this.#ownAcks.read(request.id)
         this.#broadcasts.passed(q)
       }
     } else this.#incoming.answer(request)

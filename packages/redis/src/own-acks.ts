@@ -30,6 +30,11 @@ export class OwnAcks {
     return own.q
   }
 
+  /** The count of request `id`, undefined when it is not on its way any more. */
+  placeOf(id: string): number | undefined {
+    return this.#onTheirWay.get(id)?.q
+  }
+
   /** Whether request `id` is still on its way: neither back nor settled as lost. */
   has(id: string): boolean {
     return this.#onTheirWay.has(id)

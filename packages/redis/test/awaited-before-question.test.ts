@@ -1,0 +1,48 @@
+// An own broadcast given up while a session is handed over, which its socket waits for (see
+// src/awaited.ts), and an own broadcast with acks emitted after it: the session takes them in the
+// order they were emitted, as every other socket of the node did, when the question comes back
+// and proves that the broadcast never ran.
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { argOf, fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
+
+describe.skipIf(skipRedisSuites())('a question behind a broadcast the handed-over session waits for', () => {
+  const suite = fakeClusterSuite()
+
+  it('reaches the session after that broadcast, which never ran', async () => {
+    const [a] = await suite.cluster({ requestTimeout: 300 }).start(2)
+    const handed = a!.sockets.add('s1', 'sid-order')
+    a!.adapter.addAll('s1', ['s1', 'r'])
+    await a!.adapter.sessionOpened('sid-order')
+    const tail: string[] = []
+    handed.handedOff = (text) => tail.push(text)
+    expect(await a!.adapter.handOff(snapshotOf('sid-order', 's1', ['r']), 60_000)).toBe(true)
+    // The broadcast is held as a dropped connection holds it: never run, failed once it is gone.
+    let drop: ((err: Error) => void) | undefined
+    a!.hold = (args) => {
+      if (drop || args[0] !== 'PUBLISH' || args[2]?.includes('first') !== true) return undefined
+      return new Promise((_, reject) => {
+        drop = reject
+      })
+    }
+    a!.adapter.broadcast(message('news', ['first']), to(['r']))
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
+    a!.hold = undefined
+    drop?.(new Error('the connection dropped'))
+    // Its connection gone, Redis takes commands again: the question is PUBLISHed, and comes back.
+    await new Promise((resolve) => setImmediate(resolve))
+    let total: number | undefined
+    a!.adapter.broadcastWithAck(
+      message('ask', ['second']),
+      to(['r']),
+      10_000,
+      (count) => {
+        total = count
+      },
+      () => {},
+    )
+    await until(() => total !== undefined, 3000, "the question's total")
+    expect(tail.map(argOf)).toEqual(['first', 'second'])
+  })
+})
