@@ -174,6 +174,8 @@ export function broadcastAcross(
   }
   /** Given up unanswered, and waited for all the same (see the PUBLISH below). */
   let givenUp = false
+  // Right after its count was taken, so that the requests on their way are in the order of their
+  // counts (see `OwnAcks.passed`).
   parts.ownAcks.sent(id, q, (came) => {
     clearInterval(probeTimer)
     countLocal(came)

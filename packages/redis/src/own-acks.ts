@@ -8,7 +8,10 @@
  * sender's count of its own sockets waits for that moment.
  */
 export class OwnAcks {
-  /** By request id: its count, and what runs when it comes back (true) or is lost (false). */
+  /**
+   * By request id: its count, and what runs when it comes back (true) or is lost (false). In the
+   * order of their counts: each is added as it takes one (see ack-broadcast.ts).
+   */
   readonly #onTheirWay = new Map<string, { q: number; settle: (came: boolean) => void }>()
 
   /** Request `id`, counted `q`, is PUBLISHed: `settle` runs once, when it comes back or is lost. */
@@ -55,8 +58,10 @@ export class OwnAcks {
    * come, and are settled as such.
    */
   passed(q: number): void {
+    // Called for every own message that comes back: only those it settles are looked at, not
+    // every request on its way.
     for (const [id, own] of this.#onTheirWay) {
-      if (own.q > q) continue
+      if (own.q > q) break
       this.#onTheirWay.delete(id)
       own.settle(false)
     }
