@@ -38,6 +38,13 @@ export type AckParts = Pick<
    * those of its broadcasts with acks not back before it never ran (see `OwnAcks.passed`).
    */
   readonly probe: () => void
+  /** See `Broadcasts.questionBehind`. */
+  readonly questionBehind: (
+    q: number,
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    ask: () => void,
+  ) => boolean
 }
 
 /**
@@ -265,10 +272,16 @@ export function broadcastAcross(
       // claimer joined early, by the places of the tails this node appends to.
       parts.readPlaces.skipped(parts.node, q)
       parts.ownAcks.forget(id)
-      countLocal(true)
-      cut.lost(q)
-      if (!uncut.empty) uncut.settled(q)
       replies.stopWaiting()
+      const ask = () => {
+        countLocal(true)
+        cut.lost(q)
+        if (!uncut.empty) uncut.settled(q)
+      }
+      // Behind the own broadcasts given up before it that the sockets being handed over wait
+      // for: asked of them once those reach them, not ahead (see awaited.ts). The sockets it is
+      // asked of stay positioned, and owe it, until then.
+      if (!parts.questionBehind(q, message, options, ask)) ask()
     },
     waitForCounts,
   )

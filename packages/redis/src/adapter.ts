@@ -203,6 +203,7 @@ export class RedisAdapter implements Adapter {
       readPlaces: this.#readPlaces,
       ownAcks: this.#ownAcks,
       probe: () => this.#probe(),
+      questionBehind: (q, message, options, ask) => this.#broadcasts.questionBehind(q, message, options, ask),
     }
     this.#incoming = new IncomingRequests({
       node: this.node,

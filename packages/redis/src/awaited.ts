@@ -16,6 +16,11 @@ interface Awaited {
   options: BroadcastOptions
   /** Sent and unanswered: Redis may still run it. Else never sent, or refused: it never runs. */
   mayRun: boolean
+  /**
+   * A broadcast with acks that never runs, given up behind them: asked of the sockets then, in
+   * place of a delivery (see `question`).
+   */
+  ask?: () => void
 }
 
 /** Delivers own broadcast `q` to the positioned sockets that take it now (see `Cut.atReturn`). */
@@ -56,8 +61,19 @@ export class AwaitedBroadcasts {
     if (this.#awaited.size <= MAX_AWAITED) return
     for (const [given, awaited] of this.#ordered()) {
       this.#awaited.delete(given)
-      deliver(given, awaited.message, awaited.options)
+      reach(given, awaited, deliver)
     }
+  }
+
+  /**
+   * Own broadcast with acks `q`, never sent or refused, is given up while the sockets being
+   * handed over wait for earlier ones: asked of them (`ask`) behind those, as a broadcast given
+   * up then reaches them. False when none waits: the caller asks now.
+   */
+  question(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: () => void): boolean {
+    if (this.empty) return false
+    this.#awaited.set(q, { message, options, mayRun: false, ask })
+    return true
   }
 
   /**
@@ -65,19 +81,19 @@ export class AwaitedBroadcasts {
    * the positioned sockets now, in order; `q` itself, when awaited, is delivered by the caller.
    */
   overtaken(q: number, deliver: DeliverAwaited): void {
-    for (const [given, { message, options }] of this.#ordered()) {
+    for (const [given, awaited] of this.#ordered()) {
       if (given > q) break
       this.#awaited.delete(given)
-      if (given < q) deliver(given, message, options)
+      if (given < q) reach(given, awaited, deliver)
     }
   }
 
   /** Delivers those that never run and wait behind nothing that may still come back. */
   flush(deliver: DeliverAwaited): void {
-    for (const [given, { message, options, mayRun }] of this.#ordered()) {
-      if (mayRun) break
+    for (const [given, awaited] of this.#ordered()) {
+      if (awaited.mayRun) break
       this.#awaited.delete(given)
-      deliver(given, message, options)
+      reach(given, awaited, deliver)
     }
   }
 
@@ -88,10 +104,10 @@ export class AwaitedBroadcasts {
    * never ran reaches them now.
    */
   gap(q: number, deliver: DeliverAwaited): void {
-    for (const [given, { message, options, mayRun }] of this.#ordered()) {
+    for (const [given, awaited] of this.#ordered()) {
       if (given > q) break
       this.#awaited.delete(given)
-      if (!mayRun) deliver(given, message, options)
+      if (!awaited.mayRun) reach(given, awaited, deliver)
     }
   }
 
@@ -101,11 +117,21 @@ export class AwaitedBroadcasts {
    * the claimer delivers that one behind the tail, out of their order but once).
    */
   leaving(deliver: DeliverAwaited): void {
-    for (const [given, { message, options, mayRun }] of this.#ordered())
-      if (!mayRun) deliver(given, message, options)
+    for (const [given, awaited] of this.#ordered()) {
+      if (awaited.mayRun) continue
+      // A question is asked of every socket that takes it, once: it waits no more.
+      if (awaited.ask) this.#awaited.delete(given)
+      reach(given, awaited, deliver)
+    }
   }
 
   #ordered(): [number, Awaited][] {
     return [...this.#awaited].sort(([x], [y]) => x - y)
   }
+}
+
+/** Delivers `awaited`, or asks it when it is a question. */
+function reach(q: number, awaited: Awaited, deliver: DeliverAwaited): void {
+  if (awaited.ask) awaited.ask()
+  else deliver(q, awaited.message, awaited.options)
 }

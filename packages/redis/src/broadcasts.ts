@@ -176,6 +176,15 @@ export class Broadcasts {
   }
 
   /**
+   * Own broadcast with acks `q` will not run (its PUBLISH refused or never sent): when the
+   * sockets being handed over wait for own broadcasts given up before it, `ask` runs once they
+   * no longer do, so that they take them in order (see awaited.ts). False when none waits.
+   */
+  questionBehind(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: () => void): boolean {
+    return this.#cut.handingOff && this.#awaited.question(q, message, options, ask)
+  }
+
+  /**
    * An own broadcast with acks of count `q` came back: the own broadcasts given up before it
    * that the positioned sockets wait for never ran, and reach them now (see awaited.ts).
    */

@@ -5,7 +5,41 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { argOf, fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
+import {
+  argOf,
+  type FakeNode,
+  fakeClusterSuite,
+  holdBack,
+  message,
+  snapshotOf,
+  to,
+} from './handoff-support.js'
+
+/** Node a of two, handing off session `sid` (its socket in room `r`): what reaches the tail. */
+async function handingOff(a: FakeNode, sid: string): Promise<string[]> {
+  const handed = a.sockets.add('s1', sid)
+  a.adapter.addAll('s1', ['s1', 'r'])
+  await a.adapter.sessionOpened(sid)
+  const tail: string[] = []
+  handed.handedOff = (text) => tail.push(text)
+  expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+  return tail
+}
+
+/** Asks room `r` from `node`: resolves with the total. */
+function ask(node: FakeNode, arg: string): { total: number | undefined } {
+  const outcome: { total: number | undefined } = { total: undefined }
+  node.adapter.broadcastWithAck(
+    message('ask', [arg]),
+    to(['r']),
+    10_000,
+    (count) => {
+      outcome.total = count
+    },
+    () => {},
+  )
+  return outcome
+}
 
 describe.skipIf(skipRedisSuites())('a question behind a broadcast the handed-over session waits for', () => {
   const suite = fakeClusterSuite()
@@ -43,6 +77,23 @@ describe.skipIf(skipRedisSuites())('a question behind a broadcast the handed-ove
       () => {},
     )
     await until(() => total !== undefined, 3000, "the question's total")
+    expect(tail.map(argOf)).toEqual(['first', 'second'])
+  })
+
+  it('waits behind that broadcast when Redis takes no PUBLISH, and follows it once it runs', async () => {
+    const [a] = await suite.cluster({ requestTimeout: 300 }).start(2)
+    const tail = await handingOff(a!, 'sid-stalled')
+    // Redis holds the broadcast, unanswered: given up, then every command waits for Redis.
+    const held = holdBack(a!, (args) => args[0] === 'PUBLISH' && args[2]?.includes('first') === true)
+    a!.adapter.broadcast(message('news', ['first']), to(['r']))
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
+    // Never sent, the question cannot run: it goes to the session, but not ahead of the broadcast.
+    const outcome = ask(a!, 'second')
+    expect(a!.adapter.stats.lostBroadcasts).toBe(2)
+    expect(tail.map(argOf)).toEqual([])
+    await held.run()
+    await until(() => outcome.total !== undefined, 3000, "the question's total")
+    expect(outcome.total).toBe(1)
     expect(tail.map(argOf)).toEqual(['first', 'second'])
   })
 })
