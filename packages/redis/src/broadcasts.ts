@@ -137,6 +137,9 @@ export class Broadcasts {
     // Those given up before it never ran: they reach the positioned sockets first.
     if (awaits) this.#awaited.overtaken(packet.q as number, this.#deliverAwaited)
     if (packet.n === this.#node && this.#cut.empty && this.#uncut.empty) {
+      // No socket takes it. Those awaited behind it that never run are settled all the same:
+      // left, they would hold back the next handover's own broadcasts given up.
+      if (awaits) this.#awaited.flush(this.#deliverAwaited)
       this.#cut.back(packet.q)
       return
     }
