@@ -263,6 +263,8 @@ export class RedisAdapter implements Adapter {
       warnings: this.#warnings,
       malformed: () => this.#malformed(this.#channels.broadcast),
       closed: () => this.#closed,
+      probe: () => this.#probe(),
+      requestTimeout: options.requestTimeout,
     })
     // One set of parts for both sides of a handoff (see handoff-parts.ts), the take-back of a
     // write given up on among them, made of the same parts.
@@ -782,8 +784,10 @@ export class RedisAdapter implements Adapter {
     if (packet.k === 'resubscribed') {
       if (packet.n !== this.node) return
       // A probe's note (see `#probe`): this node's subscriber did not drop to send it.
-      if (packet.id === PROBE_ID) this.#ownAcks.passed(packet.q)
-      else this.#settleGap(packet.q)
+      if (packet.id === PROBE_ID) {
+        this.#broadcasts.probed(packet.q)
+        this.#ownAcks.passed(packet.q)
+      } else this.#settleGap(packet.q)
       return
     }
     this.#pending.answer(packet)
@@ -807,9 +811,10 @@ export class RedisAdapter implements Adapter {
 
   /**
    * A note to itself, as `#resubscribed` sends, PUBLISHed behind a broadcast with acks given up
-   * unanswered (see ack-broadcast.ts): when it comes back, this node's requests sent before it
-   * that did not come back first never ran. Nothing is sent while Redis takes no PUBLISH: the
-   * request's next probe tries again.
+   * unanswered (see ack-broadcast.ts), or a broadcast the sockets being handed over wait for
+   * (see awaited.ts): when it comes back, this node's own messages sent before it that did not
+   * come back first never ran. Nothing is sent while Redis takes no PUBLISH: the next probe
+   * tries again.
    */
   #probe(): void {
     if (this.#closed) return

@@ -34,7 +34,8 @@ export type DeliverAwaited = (q: number, message: BroadcastMessage, options: Bro
  * too: the claimer then delivers it, and the old node cannot take back what it put into the
  * tail. So it is not delivered at give-up: it reaches the positioned sockets when it comes back,
  * on the side of the marker it comes back on; or once a later own message comes back first
- * (own messages come back in the order they were PUBLISHed: it never ran). One given up after
+ * (own messages come back in the order they were PUBLISHed: it never ran), or the note this
+ * node sends itself behind it does (`neverRan`). One given up after
  * it (never sent while Redis is silent, as a rule) waits behind it, so that they keep their
  * order, and reaches them as soon as nothing before it waits any more.
  */
@@ -85,6 +86,19 @@ export class AwaitedBroadcasts {
       if (given > q) break
       this.#awaited.delete(given)
       if (given < q) reach(given, awaited, deliver)
+    }
+  }
+
+  /**
+   * The note this node sent itself behind them (a probe) came back, its subscriber connected
+   * throughout: those up to `q` not back by now never ran, and reach the positioned sockets now,
+   * in order, as when a later own message comes back (see `overtaken`).
+   */
+  neverRan(q: number, deliver: DeliverAwaited): void {
+    for (const [given, awaited] of this.#ordered()) {
+      if (given > q) break
+      this.#awaited.delete(given)
+      reach(given, awaited, deliver)
     }
   }
 

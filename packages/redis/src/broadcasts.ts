@@ -33,6 +33,10 @@ export interface BroadcastParts {
   /** A packet read that cannot be used: counted as any malformed message. */
   readonly malformed: () => void
   readonly closed: () => boolean
+  /** Sends this node the note that settles its own messages not back before it (see `probed`). */
+  readonly probe: () => void
+  /** `requestTimeout`: how often the probe is sent again while some wait. */
+  readonly requestTimeout: number
 }
 
 /** This node's broadcasts out, and every node's broadcasts read back. */
@@ -49,6 +53,10 @@ export class Broadcasts {
   readonly #warnings: Warnings
   readonly #malformed: () => void
   readonly #closed: () => boolean
+  readonly #probe: () => void
+  readonly #requestTimeout: number
+  /** Sends the probe again while some own broadcasts are awaited (see `#probeAwaited`). */
+  #probeTimer: NodeJS.Timeout | undefined
   /** Own broadcasts given up that the positioned sockets wait for (see awaited.ts). */
   readonly #awaited = new AwaitedBroadcasts()
   /** Delivers an awaited one to the positioned sockets that take it now. */
@@ -70,6 +78,8 @@ export class Broadcasts {
     this.#warnings = parts.warnings
     this.#malformed = parts.malformed
     this.#closed = parts.closed
+    this.#probe = parts.probe
+    this.#requestTimeout = parts.requestTimeout
   }
 
   /**
@@ -122,8 +132,37 @@ export class Broadcasts {
       if (awaited) {
         cut.awaits(q, sent)
         this.#awaited.add(q, message, options, sent, this.#deliverAwaited)
+        if (sent) this.#probeAwaited()
       }
     })
+  }
+
+  /**
+   * Never run, an awaited broadcast would be settled only by a later own message: the node
+   * sends itself one (as for a broadcast with acks, see ack-broadcast.ts), and again every
+   * requestTimeout while some are awaited (Redis may take no PUBLISH now).
+   */
+  #probeAwaited(): void {
+    this.#probe()
+    if (this.#probeTimer) return
+    this.#probeTimer = setInterval(() => {
+      if (this.#closed() || this.#awaited.empty) {
+        clearInterval(this.#probeTimer)
+        this.#probeTimer = undefined
+      } else this.#probe()
+    }, this.#requestTimeout)
+    this.#probeTimer.unref()
+  }
+
+  /**
+   * The probe's note came back (see the adapter's `#probe`): own broadcasts up to `q` not back
+   * by now never ran. Those the positioned sockets wait for reach them now, in order, and those
+   * given up behind them follow, as when a later own message comes back.
+   */
+  probed(q: number): void {
+    if (this.#awaited.empty) return
+    this.#awaited.neverRan(q, this.#deliverAwaited)
+    this.#awaited.flush(this.#deliverAwaited)
   }
 
   /** A broadcast read on the channel (not a claim marker), in the order every node reads them. */

@@ -1,0 +1,39 @@
+// A node's own plain broadcast whose PUBLISH is given up unanswered while a session is handed
+// over: Redis may still run it, so the session waits for it (see src/awaited.ts). One Redis never
+// runs must still reach the session, once, without the node broadcasting again: the note the
+// node sends itself behind it (its probe) proves it never ran.
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until } from '../../server/test/helpers.js'
+import { argOf, fakeClusterSuite, handedOffSession, message, to } from './handoff-support.js'
+
+/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
+const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+
+describe.skipIf(skipRedisSuites())('an own plain broadcast given up that Redis never runs', () => {
+  const suite = fakeClusterSuite()
+
+  it('reaches the session being handed over once, the node sending nothing more', async () => {
+    const [a] = await suite.cluster({ requestTimeout: 300 }).start(2)
+    const tail = await handedOffSession(a!, 'sid-never')
+    // Held as a dropped connection holds it: never run, and failed once the connection is gone.
+    let drop: ((err: Error) => void) | undefined
+    a!.hold = (args) => {
+      if (drop || !isBroadcast(args)) return undefined
+      return new Promise((_, reject) => {
+        drop = reject
+      })
+    }
+    a!.adapter.broadcast(message('news', ['one']), to(['r']))
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
+    // It may still run: the session does not take it yet.
+    expect(tail).toEqual([])
+    a!.hold = undefined
+    drop?.(new Error('the connection dropped'))
+    await until(() => tail.length > 0, 5000, 'the broadcast at the session')
+    // Once, and in order with the next one, which comes back as any.
+    a!.adapter.broadcast(message('news', ['two']), to(['r']))
+    await until(() => tail.length > 1, 3000, 'the next broadcast at the session')
+    expect(tail.map(argOf)).toEqual(['one', 'two'])
+  })
+})
