@@ -5,7 +5,6 @@
 // the coded 503 it reads as "try again", with the page's CORS headers, over HTTP/2 on its stream
 // and over HTTP/1.1 beside it (`allowHTTP1`). A connection reset (HTTP/1.1) or a stream reset
 // with no code (HTTP/2) would fail its transport with nothing to act on.
-import { request as httpsRequest } from 'node:https'
 import { encodeText, PacketType } from '@parley/protocol'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
@@ -14,10 +13,9 @@ import { UpstreamPosts } from '../src/http/upstream-post.js'
 import { PollingTransport } from '../src/transports/polling.js'
 import { Directory } from './directory-adapter.js'
 import { expectWarned, FAILED_INSIDE_BODY, frozenBug, type LoggedLine, warnLogger } from './failed-inside.js'
-import { type H2Answer, type H2Node, startH2NodeHeldAtClose } from './h2-node.js'
+import { type H2Answer, type H2Node, http1Request, startH2NodeHeldAtClose } from './h2-node.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
-import { selfSigned } from './self-signed.js'
 
 const started: Started[] = []
 const h2Nodes: H2Node[] = []
@@ -47,34 +45,6 @@ async function heldNode(options: Parameters<typeof startH2NodeHeldAtClose>[0]) {
   return { ...held, lines }
 }
 
-/** One request over HTTP/1.1 to the h2 node (`allowHTTP1`), on a connection of its own. */
-function http1(port: number, method: string, path: string, body: string): Promise<H2Answer> {
-  return new Promise((resolve, reject) => {
-    const req = httpsRequest(
-      {
-        host: '127.0.0.1',
-        port,
-        method,
-        path: `/parley/${path}`,
-        ca: selfSigned().cert,
-        agent: false,
-        headers: { origin: PAGE, 'content-type': 'text/plain' },
-      },
-      (res) => {
-        let text = ''
-        res.setEncoding('utf8')
-        res.on('data', (chunk: string) => {
-          text += chunk
-        })
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }))
-        res.on('error', reject)
-      },
-    )
-    req.on('error', reject)
-    req.end(body)
-  })
-}
-
 type Send = (b: H2Node, method: string, path: string, body: string) => Promise<H2Answer>
 
 /** What the client reads of the answer: the route's to a failure inside the server is below. */
@@ -97,7 +67,15 @@ const ways: [string, Send][] = [
     'HTTP/2',
     (b, method, path, body) => b.send(method, path, body, { origin: PAGE, 'content-type': 'text/plain' }),
   ],
-  ['HTTP/1.1', (b, method, path, body) => http1(b.port, method, path, body)],
+  [
+    'HTTP/1.1',
+    (b, method, path, body) =>
+      http1Request(b.port, `/parley/${path}`, {
+        method,
+        body,
+        headers: { origin: PAGE, 'content-type': 'text/plain' },
+      }),
+  ],
 ]
 
 describe.each(ways)('a closing node whose sending on of a request fails, over %s', (_way, send) => {

@@ -1,7 +1,9 @@
 // A Parley node on an HTTP/2 Fastify over TLS with `allowHTTP1` (what browsers need: see the
 // README's "HTTP/2"), and an h2 client connected to it, for the suites that put such a node
 // among others. Its certificate is the fixture's (self-signed.ts), which the client trusts.
+import type { OutgoingHttpHeaders } from 'node:http'
 import http2, { type Http2SecureServer } from 'node:http2'
+import { request as httpsRequest } from 'node:https'
 import { encodeText, PacketType } from '@parley/protocol'
 import parley, { type ParleyServer, type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -160,4 +162,35 @@ export async function startH2NodeHeldAtClose(
     return { closing, sid: open.sid }
   }
   return { node, letGo: () => letGo(), closeHeld }
+}
+
+/**
+ * One request over HTTP/1.1 to an h2 node (`allowHTTP1`, what a browser without HTTP/2 sends), on
+ * a connection of its own, the fixture's certificate trusted.
+ */
+export function http1Request(
+  port: number,
+  path: string,
+  {
+    method = 'GET',
+    headers = {},
+    body,
+  }: { method?: string; headers?: OutgoingHttpHeaders; body?: string } = {},
+): Promise<H2Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, method, path, ca: selfSigned().cert, agent: false, headers },
+      (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk: string) => {
+          text += chunk
+        })
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }))
+        res.on('error', reject)
+      },
+    )
+    req.on('error', reject)
+    req.end(body)
+  })
 }

@@ -5,13 +5,12 @@
 // page, with no allowedOrigins, is known by the request's `:authority`: h2 has no Host.
 
 import http2 from 'node:http2'
-import { request as httpsRequest } from 'node:https'
 import { decodeText, PacketType } from '@parley/protocol'
 import parley, { type ParleyServer } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
-import { type H2Node, startH2Node } from './h2-node.js'
+import { type H2Node, http1Request, startH2Node } from './h2-node.js'
 import { type ClosableApp, closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
 
@@ -228,22 +227,7 @@ describe('at close, on HTTP/2 with TLS and allowHTTP1', () => {
     const closing = app.close()
     await until(() => app.parley.closed, 2000, 'the server closing')
     const answer = await within(
-      new Promise<Answer>((resolve, reject) => {
-        const req = httpsRequest(
-          `https://127.0.0.1:${port}/parley/poll?v=1&sid=${sid}`,
-          { ca: selfSigned().cert, agent: false, headers: { origin: PAGE } },
-          (res) => {
-            let text = ''
-            res.setEncoding('utf8')
-            res.on('data', (chunk: string) => {
-              text += chunk
-            })
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text }))
-          },
-        )
-        req.on('error', reject)
-        req.end()
-      }),
+      http1Request(port, `/parley/poll?v=1&sid=${sid}`, { headers: { origin: PAGE } }),
       5000,
       'the HTTP/1.1 poll',
     )
