@@ -7,7 +7,7 @@ import parley, { ParleyOptionError, type ParleyServerOptions } from '@parley/ser
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, registrationError, type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
 let started: Started[] = []
@@ -20,20 +20,6 @@ afterEach(async () => {
   started = []
 })
 
-/** Registers Parley with `options` on a fresh Fastify; resolves with the error, if any. */
-async function refusal(options: unknown, fastify: { pluginTimeout?: number } = {}): Promise<unknown> {
-  const app = Fastify(fastify)
-  try {
-    await app.register(parley, options as ParleyServerOptions)
-    await app.ready()
-    return undefined
-  } catch (err) {
-    return err
-  } finally {
-    await app.close()
-  }
-}
-
 describe('the handoff option', () => {
   it.each([
     ['a string', { handoff: 'yes' }],
@@ -45,7 +31,7 @@ describe('the handoff option', () => {
     ['a key every object inherits', { handoff: { constructor: 1000 } }],
     ['a bad value with recovery off', { recovery: false, handoff: { timeout: -1 } }],
   ])('refuses %s', async (_what, options) => {
-    const err = await refusal(options)
+    const err = await registrationError(options)
     expect(err).toBeInstanceOf(ParleyOptionError)
     expect((err as ParleyOptionError).option).toMatch(/^handoff/)
   })
@@ -65,7 +51,7 @@ describe('the handoff option', () => {
 
   it('refuses a handoff timeout that does not fit in pluginTimeout, with an adapter that drains', async () => {
     const cluster = new Cluster({ handoff: true })
-    const err = await refusal(
+    const err = await registrationError(
       { adapter: cluster.adapter('a'), handoff: { timeout: 2000 } },
       { pluginTimeout: 3000 },
     )
@@ -75,10 +61,15 @@ describe('the handoff option', () => {
     )
     // It fits with a shorter timeout, or when the adapter cannot store sessions (no drain).
     expect(
-      await refusal({ adapter: cluster.adapter('b'), handoff: { timeout: 500 } }, { pluginTimeout: 3000 }),
+      await registrationError(
+        { adapter: cluster.adapter('b'), handoff: { timeout: 500 } },
+        { pluginTimeout: 3000 },
+      ),
     ).toBe(undefined)
-    expect(await refusal({}, { pluginTimeout: 3000 })).toBe(undefined)
-    expect(await refusal({ adapter: new Cluster().adapter('c') }, { pluginTimeout: 3000 })).toBe(undefined)
+    expect(await registrationError({}, { pluginTimeout: 3000 })).toBe(undefined)
+    expect(await registrationError({ adapter: new Cluster().adapter('c') }, { pluginTimeout: 3000 })).toBe(
+      undefined,
+    )
   })
 })
 

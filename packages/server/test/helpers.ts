@@ -26,6 +26,26 @@ export async function startServer(
 }
 
 /** What `closeApp` needs of a Fastify instance, over HTTP/1.1 or HTTP/2. */
+/**
+ * Registers Parley with `options` on a fresh Fastify (`fastify`: its own options), then closes
+ * it: the error the registration failed with, undefined when it did not.
+ */
+export async function registrationError(
+  options: unknown,
+  fastify: FastifyServerOptions = {},
+): Promise<unknown> {
+  const app = Fastify(fastify)
+  try {
+    await app.register(parley, options as ParleyServerOptions)
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err
+  } finally {
+    await app.close()
+  }
+}
+
 export interface ClosableApp {
   parley?: ParleyServer
   close(): Promise<unknown>

@@ -2,11 +2,11 @@
 // members) is never used, nor closed with the server: the registration closes it, or what it
 // opened (a connection to its store, a timer) could keep the process alive after the failure.
 // A registry given with it is left as it was, for the registration that corrects the options.
-import parley, { type LocalSockets, MemoryAdapter, type ParleyServerOptions } from '@parley/server'
+import parley, { type LocalSockets, MemoryAdapter } from '@parley/server'
 import Fastify from 'fastify'
 import { Registry } from 'prom-client'
 import { describe, expect, it } from 'vitest'
-import { until } from './helpers.js'
+import { registrationError, until } from './helpers.js'
 
 interface Line {
   level: number
@@ -14,21 +14,12 @@ interface Line {
   err?: { message?: string }
 }
 
-/** Registers Parley with `options`; the error the registration failed with. */
-async function refused(options: unknown, lines: Line[] = [], pluginTimeout?: number): Promise<unknown> {
-  const app = Fastify({
+/** Registers Parley with `options`, its warnings in `lines`; the error the registration failed with. */
+function refused(options: unknown, lines: Line[] = [], pluginTimeout?: number): Promise<unknown> {
+  return registrationError(options, {
     logger: { level: 'warn', stream: { write: (line: string) => void lines.push(JSON.parse(line)) } },
     ...(pluginTimeout === undefined ? {} : { pluginTimeout }),
   })
-  try {
-    await app.register(parley, options as ParleyServerOptions)
-    await app.ready()
-    return undefined
-  } catch (err) {
-    return err
-  } finally {
-    await app.close()
-  }
 }
 
 /** The line that says the refused adapter's close failed, once it is logged. */
