@@ -12,6 +12,17 @@ export const middlewareTimedOut = (ms: number): Refusal => ({
   middleware: true,
 })
 
+/**
+ * What a resume is told when the resume of its session before it, on a server without middleware,
+ * still held its turn at this one's `handshakeTimeout` (see `HandshakeMiddleware.wait`).
+ */
+export const turnTimedOut = (ms: number): Refusal => ({
+  status: 503,
+  code: ErrorCode.HANDSHAKE_TIMEOUT,
+  message: `an earlier resume of this session did not end within ${ms} ms`,
+  middleware: true,
+})
+
 /** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
 export type Middleware<S> = (socket: S) => void | Promise<void>
 
@@ -86,38 +97,50 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
       () => {
         expired = true
       },
+      () => this.#timedOut(),
     )
   }
 
   /**
-   * Waits for `turn`: a resume's turn, which begins once the runs of the middleware on its session
-   * that came before it have settled (see `ResumeTurns`). Bounded as a run is, and answered as one
-   * past the bound: the middleware, the one run before, did not settle within this client's
-   * `handshakeTimeout`. Without middleware, turns wait for no run, and no timer is set.
+   * Waits for `turn`: a resume's turn, which begins once the resumes of its session that came
+   * before it are over, their middleware settled (see `ResumeTurns`). Bounded as a run is, and
+   * answered as one past the bound: the middleware, the one run before, did not settle within
+   * this client's `handshakeTimeout`. Without middleware the turn ahead waits only for its owner
+   * record (`OWNER_RECORD_WAIT_MS`), but the turns queue behind one another, each adding its own
+   * wait: bounded all the same, so that no turn ahead holds this one for good, and answered
+   * with the same code, its message saying what was slow (and no line of the middleware's).
    */
   async wait(turn: Promise<void>): Promise<Refusal | null> {
-    if (this.#middleware.length === 0) {
-      await turn
-      return null
-    }
+    const middleware = this.#middleware.length > 0
     return this.#bounded(
       () => turn.then(() => null),
       () => {},
+      () => (middleware ? this.#timedOut() : turnTimedOut(this.#timeoutMs)),
     )
+  }
+
+  /** A run, or a wait behind one, past `handshakeTimeout`: counted on the burst's line. */
+  #timedOut(): Refusal {
+    this.#timeouts.record({ code: ErrorCode.HANDSHAKE_TIMEOUT, handshakeTimeout: this.#timeoutMs })
+    return middlewareTimedOut(this.#timeoutMs)
   }
 
   /**
    * Races what `start` begins against `handshakeTimeout` and the server's close: the first to
-   * settle answers the handshake. `expire` is told when the bound or the close answered it.
+   * settle answers the handshake, `timedOut` at the bound. `expire` is told when the bound or
+   * the close answered it.
    */
-  async #bounded(start: () => Promise<Refusal | null>, expire: () => void): Promise<Refusal | null> {
+  async #bounded(
+    start: () => Promise<Refusal | null>,
+    expire: () => void,
+    timedOut: () => Refusal,
+  ): Promise<Refusal | null> {
     let timer: NodeJS.Timeout | undefined
     let cut: (() => void) | undefined
     const late = new Promise<Refusal>((resolve) => {
       timer = setTimeout(() => {
         expire()
-        this.#timeouts.record({ code: ErrorCode.HANDSHAKE_TIMEOUT, handshakeTimeout: this.#timeoutMs })
-        resolve(middlewareTimedOut(this.#timeoutMs))
+        resolve(timedOut())
       }, this.#timeoutMs)
       // The request it answers holds the process, not this timer.
       timer.unref()

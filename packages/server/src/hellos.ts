@@ -211,9 +211,9 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     }
     const alive = () => session.state !== 'closed'
     try {
-      // Behind a run of the middleware on this session not settled yet (its own client answered
-      // at its bound, or gone): its middleware still reads its own handshake, so this one waits
-      // for it, within its own bound (see `ResumeTurns`).
+      // Behind another resume of this session still under way (its middleware, which reads its
+      // own handshake, or its owner record): this one waits for it, within its own bound, with
+      // middleware or without (see `ResumeTurns`).
       const late = turn.waiting && (await context.waitForTurn(turn.waiting))
       if (late) return late
       let verdict = cannot()
