@@ -74,26 +74,20 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    *
    * The run is bounded by `handshakeTimeout`: a middleware that never settles (a database call
    * without a timeout of its own) would otherwise hold the handshake for good, the client seeing
-   * only its own `connectTimeout` run out and the server saying nothing. Past the bound the
-   * client is answered PARLEY_HANDSHAKE_TIMEOUT, which it tries again, and the caller turns the
-   * socket away as after a refusal: the middleware that settles later runs none after it, and
-   * what it does to the socket then (a join) finds a socket that never opened; a resume's socket
-   * is the session's own, live, and a join there stands. `settled` is called once the
-   * middleware is done, past the bound too.
+   * only its own `connectTimeout` run out and the server saying nothing, and, on a resume, every
+   * later resume of its session behind it (see `ResumeTurns`) until the session's recovery
+   * window ends. Past the bound the client is answered PARLEY_HANDSHAKE_TIMEOUT, which it tries
+   * again, and the caller turns the socket away as after a refusal, or ends the resume's turn:
+   * the middleware that settles later runs none after it, and what it decides is ignored (no
+   * session opened, no refusal logged, the timeout counted once); what it does to the socket
+   * then (a join) finds a socket that never opened; a resume's socket is the session's own,
+   * live, and a join there stands.
    */
-  async run(socket: S, settled?: () => void): Promise<Refusal | null> {
-    if (this.#middleware.length === 0) {
-      settled?.()
-      return null
-    }
+  async run(socket: S): Promise<Refusal | null> {
+    if (this.#middleware.length === 0) return null
     let expired = false
     return this.#bounded(
-      () => {
-        const all = this.#runAll(socket, () => expired)
-        // Past the bound too: a resume's turn lasts until then (see `ResumeTurns`).
-        if (settled) void all.then(settled, settled)
-        return all
-      },
+      () => this.#runAll(socket, () => expired),
       () => {
         expired = true
       },
@@ -103,9 +97,9 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
 
   /**
    * Waits for `turn`: a resume's turn, which begins once the resumes of its session that came
-   * before it are over, their middleware settled (see `ResumeTurns`). Bounded as a run is, and
-   * answered as one past the bound: the middleware, the one run before, did not settle within
-   * this client's `handshakeTimeout`. Without middleware the turn ahead waits only for its owner
+   * before it are over (see `ResumeTurns`). Bounded as a run is, and answered as one past the
+   * bound: the turns ahead, each bounded, did not end within this client's `handshakeTimeout`
+   * (a line of them, retries of a client whose middleware is slow). Without middleware the turn ahead waits only for its owner
    * record (`OWNER_RECORD_WAIT_MS`), but the turns queue behind one another, each adding its own
    * wait: bounded all the same, so that no turn ahead holds this one for good, and answered
    * with the same code, its message saying what was slow (and no line of the middleware's).

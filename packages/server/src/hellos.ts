@@ -34,11 +34,8 @@ export interface HellosContext<L extends EventsMap, E extends EventsMap, D> {
   arrivals: Arrivals<L, E, D>
   /** A socket for `session`, not registered yet. */
   socketFor: (session: Session, handshake: Handshake) => ServerSocket<L, E, D>
-  /**
-   * Runs the middleware; the refusal, or null (see `ParleyServer.use`). `settled`: called once
-   * the middleware is done, even past the answer (see `HandshakeMiddleware.run`).
-   */
-  runMiddleware: (socket: ServerSocket<L, E, D>, settled?: () => void) => Promise<Refusal | null>
+  /** Runs the middleware, within `handshakeTimeout`; the refusal, or null (see `HandshakeMiddleware.run`). */
+  runMiddleware: (socket: ServerSocket<L, E, D>) => Promise<Refusal | null>
   /** Waits for a resume's turn, within `handshakeTimeout`: null, or the refusal (see `HandshakeMiddleware.wait`). */
   waitForTurn: (turn: Promise<void>) => Promise<Refusal | null>
   /** The socket whose session `sid` names, if it is alive here. */
@@ -182,8 +179,7 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
 
   /**
    * Resumes `socket`'s session on `transport` once the resumes of it that came before are over
-   * and their middleware has settled (see `ResumeTurns`; past `handshakeTimeout`, answered
-   * PARLEY_HANDSHAKE_TIMEOUT): runs the middleware, which reads this resume's handshake on the
+   * (see `ResumeTurns`; past `handshakeTimeout`, answered PARLEY_HANDSHAKE_TIMEOUT): runs the middleware, which reads this resume's handshake on the
    * socket throughout, then attaches (OPEN `recovered: true`). Returns the refusal, or null when the
    * transport got its answer (or died meanwhile); undefined when the session ended meanwhile
    * and its end is forgotten already, so that the client gets a new session after all.
@@ -212,14 +208,14 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     const alive = () => session.state !== 'closed'
     try {
       // Behind another resume of this session still under way (its middleware, which reads its
-      // own handshake, or its owner record): this one waits for it, within its own bound, with
-      // middleware or without (see `ResumeTurns`).
+      // own handshake, within its bound; or its owner record): this one waits for it, within its
+      // own bound, with middleware or without (see `ResumeTurns`).
       const late = turn.waiting && (await context.waitForTurn(turn.waiting))
       if (late) return late
       let verdict = cannot()
       if (verdict !== undefined) return verdict
       if (alive()) {
-        const refusal = await context.runMiddleware(socket, turn.running())
+        const refusal = await context.runMiddleware(socket)
         if (refusal) return refusal
         verdict = cannot()
         if (verdict !== undefined) return verdict

@@ -5,17 +5,13 @@ interface Resumable {
   handshake: Handshake
 }
 
-/** One resume of a socket, from its HELLO to its answer and the end of its middleware. */
+/** One resume of a socket, from its HELLO to its answer. */
 interface Entry {
   handshake: Handshake
   /** True once its turn began. */
   started: boolean
   /** Begins its turn. */
   go: () => void
-  /** The resume has its answer (or gave up waiting for its turn). */
-  answered: boolean
-  /** Its middleware runs: past the answer, when that answer was the bound's. */
-  running: boolean
   /** Taken out of the queue: the turn is over. */
   over: boolean
 }
@@ -41,14 +37,9 @@ export interface ResumeTurn {
   readonly waiting: Promise<void> | undefined
   /** True once another node took the session over: this resume cannot attach here. */
   readonly movedAway: boolean
-  /**
-   * The resume's middleware begins: the turn lasts until the returned function is called, once
-   * that middleware has settled, even when the resume was answered before (its bound ran out).
-   */
-  running(): () => void
   /** The resume attaches its transport: its handshake stays on the socket. */
   attached(): void
-  /** The resume has its answer: the next resume of the socket may begin, once the middleware is done. */
+  /** The resume has its answer: the next resume of the socket may begin. */
   end(): void
 }
 
@@ -57,16 +48,16 @@ export interface ResumeTurn {
  * reads its own handshake on the socket (`socket.handshake`: auth, headers, query) and may await
  * in between: a second resume of the same session that comes meanwhile (a client's retry, a
  * WebSocket probe beside an HTTP resume) waits for the first one's turn to end rather than put
- * its own handshake there under it. A turn ends once its resume has its answer and its
- * middleware has settled, with its resume attached (its handshake stays) or not (refused, its
- * client gone, or its middleware past `handshakeTimeout`: the handshake of the last attach is
- * put back).
+ * its own handshake there under it. A turn ends once its resume has its answer, attached (its
+ * handshake stays) or not (refused, or its client gone: the handshake of the last attach is put
+ * back).
  *
- * So two runs of the middleware on one session never overlap: one that ran past its bound (its
- * client answered PARLEY_HANDSHAKE_TIMEOUT) reads its own handshake until it settles, and holds
- * up the resumes that come meanwhile. Those do not wait for it past their own bound (see
- * `Hellos`), so a middleware that never settles costs its session's resumes a timeout each,
- * never a wait for good.
+ * A resume is answered once its middleware has settled, or at `handshakeTimeout` (see
+ * `HandshakeMiddleware.run`): so two runs of the middleware on one session that settle within
+ * that bound never overlap, and one that does not (a database call without a timeout of its
+ * own) holds its session's resumes up no longer than that. Past it, the next resume runs its own
+ * middleware beside it; what the late run decides is ignored, and what it reads of the socket's
+ * handshake from then on is the next resume's, or that of the last attach.
  *
  * Each socket's entry lives as long as its resumes; a socket that no resume names has none.
  */
@@ -85,14 +76,7 @@ export class ResumeTurns<S extends Resumable> {
       this.#queues.set(socket, queue)
     }
     const entered = queue
-    const entry: Entry = {
-      handshake,
-      started: false,
-      go: () => {},
-      answered: false,
-      running: false,
-      over: false,
-    }
+    const entry: Entry = { handshake, started: false, go: () => {}, over: false }
     const waiting =
       queue.entries.length === 0
         ? undefined
@@ -103,7 +87,7 @@ export class ResumeTurns<S extends Resumable> {
     this.#advance(socket, queue)
     let attached = false
     const over = () => {
-      if (entry.over || !entry.answered || entry.running) return
+      if (entry.over) return
       entry.over = true
       // Put back only if no later resume (nor the middleware itself) put another one there.
       if (!attached && socket.handshake === handshake) socket.handshake = entered.attached
@@ -116,21 +100,11 @@ export class ResumeTurns<S extends Resumable> {
       get movedAway() {
         return entered.movedAway
       },
-      running: () => {
-        entry.running = true
-        return () => {
-          entry.running = false
-          over()
-        }
-      },
       attached: () => {
         attached = true
         entered.attached = handshake
       },
-      end: () => {
-        entry.answered = true
-        over()
-      },
+      end: over,
     }
   }
 

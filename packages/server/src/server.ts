@@ -281,7 +281,7 @@ export class ParleyServer<
       limit: this.#limit,
       arrivals: this.#arrivals,
       socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
-      runMiddleware: (socket, settled) => this.#middleware.run(socket, settled),
+      runMiddleware: (socket) => this.#middleware.run(socket),
       waitForTurn: (turn) => this.#middleware.wait(turn),
       socketOf: (sid) => this.#bySid.get(sid),
       held: () => this.#bySid.size,
