@@ -199,14 +199,19 @@ describe("Parley's routes", () => {
     ['by default', {}],
     ['where the router takes // for /', { routerOptions: { ignoreDuplicateSlashes: true } }],
   ] as [string, FastifyServerOptions][])(
-    'mask a session id in the 404 lines of a URL under their path with its slash doubled: %s',
+    'mask a session id in the 404 lines of a URL under their path with more slashes before it: %s',
     async (_, server) => {
       const { base, lines, port } = await logged({}, 'info', {}, server)
       const client = await rawConnect('polling', base)
       clients.push(client)
-      // What a client whose URL ends in `/` asks for once `/parley` is joined to it: no endpoint
-      // (unless the router takes `//` for `/`), and a mistyped one.
-      const paths = [`//parley/poll?v=1&sid=${client.sid}&ack=0`, `//parley/pol?v=1&sid=${client.sid}`]
+      // What a client whose URL ends in `/` (or `//`, or `///`) asks for once `/parley` is joined
+      // to it: no endpoint (unless the router takes `//` for `/`), and a mistyped one.
+      const paths = [
+        `//parley/poll?v=1&sid=${client.sid}&ack=0`,
+        `//parley/pol?v=1&sid=${client.sid}`,
+        `///parley/poll?v=1&sid=${client.sid}&ack=0`,
+        `////parley/pol?v=1&sid=${client.sid}`,
+      ]
       const reached: string[] = []
       for (const path of paths) {
         const res = await fetch(`http://127.0.0.1:${port}${path}`)
@@ -227,6 +232,36 @@ describe("Parley's routes", () => {
       expect(JSON.stringify(lines)).not.toContain(client.sid)
     },
   )
+
+  it('mask a session id in the 404 lines of a URL with more slashes before their path, under a prefix', async () => {
+    const lines: { msg: string; req?: { url?: string } }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
+    const app = Fastify({ logger: { level: 'info', stream } })
+    await app.register(async (scope) => scope.register(parley, {}), { prefix: '/api' })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    close = () => app.close()
+    const { port } = app.server.address() as { port: number }
+    const client = await rawConnect('polling', `http://127.0.0.1:${port}/api/parley`)
+    clients.push(client)
+    // What a client whose URL is `.../api/` (or `.../api//`) asks for once `/parley` is joined to it.
+    const paths = [`/api//parley/poll?v=1&sid=${client.sid}&ack=0`, `/api///parley/pol?v=1&sid=${client.sid}`]
+    for (const path of paths) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`)
+      await res.arrayBuffer()
+      expect(res.status).toBe(404)
+    }
+    await until(() => lines.filter((l) => l.msg.endsWith('not found')).length === 2, 3000, 'the 404 lines')
+    const masked = paths.map((path) => path.replace(client.sid, `${client.sid.slice(0, 6)}...`))
+    expect(lines.filter((l) => l.msg.endsWith('not found')).map((l) => l.msg)).toEqual(
+      masked.map((url) => `Route GET:${url} not found`),
+    )
+    expect(JSON.stringify(lines)).not.toContain(client.sid)
+  })
 
   it('mask the whole session id of a 404 line whose URL holds whitespace', async () => {
     // Node's HTTP/1.1 parser refuses whitespace in a request's target, even with

@@ -24,16 +24,29 @@ const LEVELS = new Set<PropertyKey>(['fatal', 'error', 'warn', 'info', 'debug', 
 type DefaultNotFound = (this: FastifyInstance) => FastifyInstance
 
 /**
+ * The most slashes put before Parley's path, past its own, whose URLs get its masked 404: one is
+ * what a client whose URL ends in `/` asks for once `/parley` is joined to it, two one whose URL
+ * ends in `//`. Fastify's 404 router takes a prefix as it is written, `//parley` only for two
+ * slashes and no more, so each count is a prefix of its own, and past a few there are no such
+ * clients to meet.
+ */
+const EXTRA_SLASHES = 3
+
+/**
  * Registers the 404 answer of the URLs under `base` (`mountBase`), when there is a base; and of
- * those under `base` with its slash doubled (`//parley/...`, what a client whose URL ends in `/`
- * asks for once `/parley` is joined to it). Those reach no endpoint (Fastify's router does not
+ * those under `base` with 1 to `EXTRA_SLASHES` more slashes before it (`//parley/...`,
+ * `///parley/...`: see `EXTRA_SLASHES`). Those reach no endpoint (Fastify's router does not
  * take `//` for `/` unless the application says so), and without a context of their own would
- * fall to the application's 404, logged with the sid whole, though they are Parley's.
+ * fall to the application's 404, logged with the sid whole, though they are Parley's. Only
+ * where Parley's context reaches: under a prefix of Fastify's (`/api`), the slashes of a client
+ * that puts them before it (`//api/parley/...`) meet the 404 of a context above Parley's.
  */
 export async function notFoundUnder(app: FastifyInstance, base: string): Promise<void> {
   if (base === '') return
   await maskedNotFound(app, base, base, true)
-  await maskedNotFound(app, base, `/${base}`, false)
+  for (let extra = 1; extra <= EXTRA_SLASHES; extra++) {
+    await maskedNotFound(app, base, `${'/'.repeat(extra)}${base}`, false)
+  }
 }
 
 /**
