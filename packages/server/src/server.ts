@@ -492,8 +492,10 @@ export class ParleyServer<
   /**
    * How many requests and resumes this node could not forward to the node that owns their
    * session (that node refused the connection, did not answer in time, or refused the
-   * upgrade), since the server started. Each was answered as for an unknown session: a client
-   * then starts a new session. The server also logs it at warn, at most once per 10 s.
+   * upgrade), since the server started. Each whose client was still there was answered here,
+   * mostly as for an unknown session (a client then starts a new session; see the README for
+   * sessions being handed off); one whose client had left was answered to nobody, and is counted
+   * all the same. The server also logs it at warn, at most once per 10 s.
    */
   get unreachableOwnerCount(): number {
     return this.#unreachable.total

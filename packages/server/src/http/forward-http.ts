@@ -50,7 +50,8 @@ export interface Hop extends ClientSide {
 /**
  * What became of a request handed over: `answered` (the owner's answer went, or goes, to the
  * client), `gone` (the client went away first), or `unreachable` (nothing reached the owner and
- * nothing was sent to the client: the caller answers as for an unknown session).
+ * nothing was sent to the client: the caller answers as for an unknown session, or as its
+ * session's handoff says, when the client is still there to be answered).
  */
 export type HandOver = 'answered' | 'gone' | 'unreachable'
 
