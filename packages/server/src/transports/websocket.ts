@@ -311,9 +311,15 @@ export class WebSocketTransport extends BaseTransport {
     const frame = isBinary
       ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       : bytes.toString()
-    const result = decodeFrame(frame, {
-      maxPayload: this.#settings.maxPayload,
-    })
+    // The decoder measures again, and is left to: it is not always the same measure. For a
+    // binary frame it counts the same bytes as above; for a text frame, the UTF-8 bytes of the
+    // decoded text, the same count when those bytes were UTF-8, which ws makes sure of unless an
+    // application's own @fastify/websocket registration sets `skipUTF8Validation`. There each
+    // bad byte decodes to U+FFFD, three bytes, and a text within the limit above may be past it
+    // here: the session then ends as for an invalid packet (PAYLOAD_TOO_LARGE) rather than take
+    // a text its client never sent, past maxPayload once encoded again. Otherwise it costs a
+    // comparison (see `pastBytes`).
+    const result = decodeFrame(frame, { maxPayload: this.#settings.maxPayload })
     if (result.ok) this.emitPacket(result.packet, frame.length)
     else this.emitInvalid(result.error)
   }
