@@ -99,10 +99,11 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * Waits for `turn`: a resume's turn, which begins once the resumes of its session that came
    * before it are over (see `ResumeTurns`). Bounded as a run is, and answered as one past the
    * bound: the turns ahead, each bounded, did not end within this client's `handshakeTimeout`
-   * (a line of them, retries of a client whose middleware is slow). Without middleware the turn ahead waits only for its owner
-   * record (`OWNER_RECORD_WAIT_MS`), but the turns queue behind one another, each adding its own
-   * wait: bounded all the same, so that no turn ahead holds this one for good, and answered
-   * with the same code, its message saying what was slow (and no line of the middleware's).
+   * (a line of them, retries of a client whose middleware is slow). Without middleware the turn
+   * ahead waits only for its owner record (`OWNER_RECORD_WAIT_MS`), but the turns queue behind
+   * one another, each adding its own wait: bounded all the same, so that no turn ahead holds
+   * this one for good, and answered with the same code, its message saying what was slow (and
+   * no line of the middleware's).
    */
   async wait(turn: Promise<void>): Promise<Refusal | null> {
     const middleware = this.#middleware.length > 0

@@ -179,8 +179,9 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
 
   /**
    * Resumes `socket`'s session on `transport` once the resumes of it that came before are over
-   * (see `ResumeTurns`; past `handshakeTimeout`, answered PARLEY_HANDSHAKE_TIMEOUT): runs the middleware, which reads this resume's handshake on the
-   * socket throughout, then attaches (OPEN `recovered: true`). Returns the refusal, or null when the
+   * (see `ResumeTurns`; past `handshakeTimeout`, answered PARLEY_HANDSHAKE_TIMEOUT): runs the
+   * middleware, which reads this resume's handshake on the socket throughout (within its bound),
+   * then attaches (OPEN `recovered: true`). Returns the refusal, or null when the
    * transport got its answer (or died meanwhile); undefined when the session ended meanwhile
    * and its end is forgotten already, so that the client gets a new session after all.
    */
