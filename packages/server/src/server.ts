@@ -19,6 +19,7 @@ import { Departures } from './departures.js'
 import { EndedElsewhere } from './ended-elsewhere.js'
 import { EndedSessions, type Ending, MAX_ENDED_SESSIONS } from './ended-sessions.js'
 import { EventFailures } from './event-failures.js'
+import { ForwardedReplies } from './forwarded-replies.js'
 import { HandoffLogs } from './handoff-logs.js'
 import type { HandshakeRequest } from './handshake.js'
 import { HandshakeMiddleware, type Middleware } from './handshake-middleware.js'
@@ -113,6 +114,11 @@ export class ParleyServer<
   readonly #departures: Departures<L, E, D>
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
+  /**
+   * The waits of sessions that moved to another node, for the replies that node sends back;
+   * undefined when the adapter does not (see `Adapter.forwardsReplies`), or handoff is off.
+   */
+  readonly #forwarded: ForwardedReplies | undefined
   /** What else ends with the server (requests and relays forwarded to other nodes). */
   readonly #closers: (() => void)[] = []
   /** Answers requests routed here from another node; set when the routes are registered. */
@@ -174,10 +180,14 @@ export class ParleyServer<
         claimed: (sid) => this.#departures?.claimed(sid) ?? [],
         handOff: (sid) => this.#departures?.moveOut(sid) ?? Promise.resolve(false),
         takenOver: (sid) => this.#departures?.takenOver(sid),
+        forwardedReply: (id, reply) => void this.#forwarded?.settle(id, reply),
       }),
       log,
     )
     accepted?.(this.adapter)
+    // Read once: a session hands off with its waits kept open only if their replies can come.
+    if (options.handoff && forwardsReplies(this.adapter))
+      this.#forwarded = new ForwardedReplies(options.handoff.timeout)
     this.#departures = new Departures<L, E, D>({
       adapter: this.adapter,
       handoff: options.handoff,
@@ -228,6 +238,7 @@ export class ParleyServer<
       leaveFailed: (id, err) => this.#adapterFailures.leave.record({ err, socket: id }),
       maxWaitingEvents: options.maxWaitingEvents,
       adapter: this.adapter,
+      forwarded: this.#forwarded,
       unsettled: new Set(),
       registered: (socket) => this.#byId.get(socket.id) === socket,
       metrics,
@@ -631,6 +642,7 @@ export class ParleyServer<
     this.#unreachable.close()
     this.#limit.close()
     this.#shutdown.endAll()
+    this.#forwarded?.close()
     for (const end of this.#pending.values()) end()
     this.#pending.clear()
     this.#shutdown.ended()
@@ -806,5 +818,14 @@ export class ParleyServer<
     } finally {
       clearTimeout(timer)
     }
+  }
+}
+
+/** Whether `adapter` says it forwards replies across a handoff; one whose answer throws does not. */
+function forwardsReplies(adapter: Adapter): boolean {
+  try {
+    return adapter.forwardsReplies?.() === true
+  } catch {
+    return false
   }
 }

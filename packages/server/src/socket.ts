@@ -3,12 +3,14 @@ import {
   CloseReason,
   checkEventName,
   ErrorCode,
+  type ErrorPacket,
   farAckId,
   type JsonValue,
   type NumberedPacket,
   PacketType,
   ParleyError,
   type PreparedEvent,
+  type ReplyPacket,
   type Settle,
   type TransportName,
   type WireValue,
@@ -31,6 +33,7 @@ import {
   removeListener,
 } from './emitter.js'
 import { type EventFailures, HANDLER_FAILED } from './event-failures.js'
+import { type ForwardedReplies, movedBeforeReply } from './forwarded-replies.js'
 import {
   type EventMiddleware,
   EventPipeline,
@@ -86,6 +89,11 @@ interface SocketMoveBooks {
    * are dropped here (their callbacks were rejected there), and this node does not reuse them.
    */
   movedAcks: Set<number> | undefined
+  /**
+   * Taken over from a node that awaits the client's replies to `movedAcks` (its snapshot's
+   * `repliesAwaited`): where each goes instead of being dropped (see `SessionClaim.forwardReply`).
+   */
+  forwardReply: ((reply: ReplyPacket | ErrorPacket) => void) | undefined
   /** Taken over, until the old node's tail is read: the questions asked meanwhile. */
   restoringQuestions: RestoringQuestions | undefined
   /** Frozen (handed off): where the session's numbered packets go, in order. */
@@ -98,6 +106,7 @@ interface SocketMoveBooks {
 
 const newSocketMoveBooks = (): SocketMoveBooks => ({
   movedAcks: undefined,
+  forwardReply: undefined,
   restoringQuestions: undefined,
   tailSink: undefined,
   handoff: undefined,
@@ -182,6 +191,11 @@ export interface SocketContext {
   ended(sid: string, id: string, reason: CloseReason, handingOff: boolean): void
   /** Rooms and broadcast: the only way a socket reaches other sockets. */
   adapter: Adapter
+  /**
+   * Where the waits of a session that moved go on, for replies the node that took it over sends
+   * back; undefined when the adapter does not forward them (see `Adapter.forwardsReplies`).
+   */
+  forwarded: ForwardedReplies | undefined
   /**
    * The sockets of this node with a join or leave under way (see `ServerSocket.inTurn`): each
    * socket adds itself while it has one, and takes itself out when the last is done.
@@ -717,6 +731,7 @@ export class ServerSocket<
       waiting,
       openRequests: [...(this.#openRequests ?? [])],
       pendingAcks,
+      ...(this.#context.forwarded && { repliesAwaited: true as const }),
       nextAckId: this.#ackTable?.nextId ?? 1,
       maxPayload: this.#context.maxPayload,
       created: this.handshake.issued,
@@ -737,14 +752,13 @@ export class ServerSocket<
   }
 
   /**
-   * @internal The snapshot is stored: callbacks awaiting the client's replies are rejected with
-   * PARLEY_SESSION_MOVED (the replies will reach the other node), and the client is told to
-   * resume elsewhere after `retryAfter` ms (or, `switched`, that it already did: MOVED).
+   * @internal The snapshot is stored: the client is told to resume elsewhere after `retryAfter`
+   * ms (or, `switched`, that it already did: MOVED). Callbacks awaiting its replies are rejected
+   * with PARLEY_SESSION_MOVED (the replies will reach the other node), unless the adapter sends
+   * them back here: then they wait on (see `claimed`).
    */
   handOff(retryAfter: number, switched = false): void {
-    this.#ackTable?.rejectAll(
-      new ParleyError(ErrorCode.SESSION_MOVED, 'the session moved to another node before the client replied'),
-    )
+    if (!this.#context.forwarded) this.#ackTable?.rejectAll(movedBeforeReply())
     this.#session.handOff(retryAfter, switched)
   }
 
@@ -813,8 +827,9 @@ export class ServerSocket<
 
   /**
    * @internal Another node took the session over: answers each client request still open
-   * here with ERROR PARLEY_SESSION_MOVED, rejects the replies still awaited here with
-   * PARLEY_SESSION_MOVED, and returns those last packets (their wire text) for
+   * here with ERROR PARLEY_SESSION_MOVED, leaves the replies still awaited here to wait for
+   * the other node to send them back (or, when the adapter does not, rejects them with
+   * PARLEY_SESSION_MOVED), and returns those last packets (their wire text) for
    * the tail instead of sending them. The socket then ends here ('server handoff').
    *
    * The cut is where the session's rooms move too. Joins and leaves made since the freeze (a
@@ -835,12 +850,15 @@ export class ServerSocket<
     const handed = move.handoff?.rooms
     if (handed && !sameRooms(rooms, handed)) last.push(roomsEntry(rooms))
     move.handoff = { rooms, carried: this.#steps && new Set(this.#steps), moved: true }
-    // The questions asked since `handOff` went into the tail: the client replies to the other
-    // node, which drops those replies (see `movedInTail`). They moved, as those of the snapshot
-    // did; the session's end that follows would say it ended.
-    this.#ackTable?.rejectAll(
-      new ParleyError(ErrorCode.SESSION_MOVED, 'the session moved to another node before the client replied'),
-    )
+    // The questions of the snapshot, and those asked since into the tail: the client replies to
+    // the other node. One whose adapter forwards the replies sends them back here, where they
+    // settle these waits: taken from the socket before its end, which would reject them. Else
+    // that node drops them (see `movedInTail`), and they moved as the session did.
+    const forwarded = this.#context.forwarded
+    if (forwarded && this.#ackTable) {
+      forwarded.await(this.id, this.#ackTable)
+      this.#ackTable = undefined
+    } else this.#ackTable?.rejectAll(movedBeforeReply())
     this.#session.moved()
     return last
   }
@@ -860,12 +878,14 @@ export class ServerSocket<
 
   /**
    * @internal A socket taken over from another node: its data, and the replies owed to that
-   * node's emits (dropped here).
+   * node's emits: sent there with `forward` when that node awaits them (`repliesAwaited`),
+   * dropped here otherwise.
    */
-  restore(snapshot: SessionSnapshot): void {
+  restore(snapshot: SessionSnapshot, forward?: (reply: ReplyPacket | ErrorPacket) => void): void {
     if (!snapshot.dataLost) this.data = snapshot.data as D
     const move = this.#moving()
     if (snapshot.pendingAcks.length > 0) move.movedAcks = new Set(snapshot.pendingAcks)
+    if (snapshot.repliesAwaited === true) move.forwardReply = forward
     // Broadcasts with acks may reach this socket before the old node's tail is read, whose
     // questions this node learns only then (see `movedInTail`): its own are numbered far away.
     this.#acks.nextId = farAckId(oldNextAckId(snapshot))
@@ -1010,16 +1030,27 @@ export class ServerSocket<
         else this.#receiveEvent(packet.name, packet.args, packet.ackId)
         return
       case PacketType.REPLY:
-        if (this.#move?.movedAcks?.delete(packet.ackId)) return
+        if (this.#movedReply(packet)) return
         this.#ackTable?.settle(packet.ackId, null, packet.args)
         return
       case PacketType.ERROR:
-        if (packet.ackId > 0 && this.#move?.movedAcks?.delete(packet.ackId)) return
+        if (packet.ackId > 0 && this.#movedReply(packet)) return
         if (packet.ackId > 0)
           this.#ackTable?.settle(packet.ackId, new ParleyError(packet.code, packet.message), [])
         else this.#context.log.debug({ code: packet.code }, `parley: client error notice: ${packet.message}`)
         return
     }
+  }
+
+  /**
+   * True when `reply` answers a question of the node this session moved from: sent there when
+   * that node awaits it, dropped otherwise. Once: the id is forgotten here.
+   */
+  #movedReply(reply: ReplyPacket | ErrorPacket): boolean {
+    const move = this.#move
+    if (!move?.movedAcks?.delete(reply.ackId)) return false
+    move.forwardReply?.(reply)
+    return true
   }
 
   /** An event on a socket without middleware: the pipeline's schema check, then the handlers. */

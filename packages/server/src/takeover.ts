@@ -1,4 +1,12 @@
-import { CloseReason, ErrorCode, type HelloPacket, isAckId, ParleyError } from '@parley/protocol'
+import {
+  CloseReason,
+  ErrorCode,
+  type ErrorPacket,
+  type HelloPacket,
+  isAckId,
+  ParleyError,
+  type ReplyPacket,
+} from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Room } from './adapter/adapter.js'
 import type { HandOffTail, SessionClaim } from './adapter/handoff.js'
@@ -105,7 +113,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
       return undefined
     }
     const socket = context.socketFor(session, handshake)
-    socket.restore(snapshot)
+    const forward = claim.forwardReply && ((reply: ReplyPacket | ErrorPacket) => forwardReply(claim, reply))
+    socket.restore(snapshot, forward)
     const refusal = (toEnd ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
     if (refusal) {
       this.giveBack(claim)
@@ -276,4 +285,17 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
       failures.record({ err, socket: socket.id })
     }
   }
+}
+
+/**
+ * Sends the client's reply to the old node's question there (see `SessionClaim.forwardReply`),
+ * guarded: it runs as the session reads the client's packets, which an adapter that breaks its
+ * contract must not break off. A reply lost so ends the old node's wait as without forwarding:
+ * at its own timeout, or with PARLEY_SESSION_MOVED.
+ */
+function forwardReply(claim: SessionClaim, reply: ReplyPacket | ErrorPacket): void {
+  callGuarded(
+    () => claim.forwardReply?.(reply),
+    () => {},
+  )
 }

@@ -1,4 +1,11 @@
-import type { ClosePacket, JsonValue, ParleyError, PreparedEvent } from '@parley/protocol'
+import type {
+  ClosePacket,
+  ErrorPacket,
+  JsonValue,
+  ParleyError,
+  PreparedEvent,
+  ReplyPacket,
+} from '@parley/protocol'
 import type { Handshake } from '../types.js'
 import type { ClaimAnswer, SessionSnapshot } from './handoff.js'
 
@@ -210,6 +217,13 @@ export interface LocalSockets {
    * session this node does not hold, or has frozen to hand off again.
    */
   takenOver?(sid: string): void
+  /**
+   * The client's reply (REPLY or ERROR) to a question this node asked socket `id` before its
+   * session moved to another node, sent back here by that node (see `Adapter.forwardsReplies`):
+   * settles the wait it answers, once. Dropped when this node awaits no such reply (its wait
+   * timed out or ended, or it never asked).
+   */
+  forwardedReply?(id: string, reply: ReplyPacket | ErrorPacket): void
 }
 
 /**
@@ -458,6 +472,17 @@ export interface Adapter {
     sid: string,
     except?: ReadonlySet<string>,
   ): NodeAddress | undefined | Promise<NodeAddress | undefined>
+  /**
+   * True when the adapter carries the client's replies across a handoff, both ways: a node
+   * that took a session over sends each reply to a question the old node asked
+   * (`SessionClaim.forwardReply`) to that node alone, which settles its wait with it
+   * (`LocalSockets.forwardedReply`). The server then keeps the waits of a session it hands off
+   * open after the cut (each until its reply, its own timeout, `handoff.timeout` after the cut,
+   * or the server's close) and says so in the snapshot (`SessionSnapshot.repliesAwaited`),
+   * rather than reject them with PARLEY_SESSION_MOVED at once. Without it, or false, they are
+   * rejected as the session moves, and the node that takes a session over drops the replies.
+   */
+  forwardsReplies?(): boolean
   /** Releases what the adapter holds (connections, timers). */
   close?(): void | Promise<void>
 }

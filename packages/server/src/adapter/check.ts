@@ -38,6 +38,7 @@ const OPTIONAL = [
   'claimSession',
   'requestHandOff',
   'anotherNode',
+  'forwardsReplies',
   'close',
 ] as const satisfies readonly (keyof Adapter)[]
 

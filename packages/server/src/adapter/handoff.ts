@@ -1,4 +1,4 @@
-import type { JsonValue, ParleyError } from '@parley/protocol'
+import type { ErrorPacket, JsonValue, ParleyError, ReplyPacket } from '@parley/protocol'
 
 /**
  * A live session as a draining node hands it to another node: plain JSON, written once to the
@@ -54,12 +54,20 @@ export interface SessionSnapshot {
   openRequests: number[]
   /**
    * Ack ids the old node was waiting on (its emits with a callback), in the order it asked them
-   * (see `nextAckId` for a snapshot without it). Their callbacks were rejected there with
-   * PARLEY_SESSION_MOVED; the new node drops the client's replies to them.
-   * Those the old node asks after the snapshot travel in the tail, where the new node reads
-   * their ids.
+   * (see `nextAckId` for a snapshot without it). Those the old node asks after the snapshot
+   * travel in the tail, where the new node reads their ids. With `repliesAwaited`, the old node
+   * still awaits the client's replies to all of them, and the new node sends each one there
+   * (`SessionClaim.forwardReply`); without it, their callbacks were rejected there with
+   * PARLEY_SESSION_MOVED, and the new node drops the client's replies to them.
    */
   pendingAcks: number[]
+  /**
+   * True when the old node awaits the client's replies to its questions (`pendingAcks`, and
+   * those of the tail) after the session moved, forwarded by the node that takes it over (see
+   * `Adapter.forwardsReplies`). Absent from the snapshots of nodes of an earlier version, or
+   * whose adapter does not forward: the new node then drops those replies.
+   */
+  repliesAwaited?: true
   /**
    * The ack id the old node would give its next question (1 to 2^31 - 1). It goes on asking
    * from there in the tail, after the snapshot, while the new node may already ask through
@@ -160,6 +168,14 @@ export interface SessionClaim {
    * stands, and the session is this node's. Absent: it stands. Never rejects.
    */
   confirm?(): Promise<ClaimStanding>
+  /**
+   * The client's reply (REPLY or ERROR) to a question the old node asked it, for a snapshot
+   * with `repliesAwaited`: sent to the old node, which settles its wait with it (see
+   * `Adapter.forwardsReplies`). The server calls it at most once per question, and only for the
+   * old node's own ids. Never throws; a reply the old node can no longer take (it left, or its
+   * wait ended) is lost, as it would have been without it.
+   */
+  forwardReply?(reply: ReplyPacket | ErrorPacket): void
 }
 
 /** What became of a claim by the time its node answers the client (see `SessionClaim.confirm`). */

@@ -1,0 +1,74 @@
+import {
+  type AckTable,
+  ErrorCode,
+  type ErrorPacket,
+  PacketType,
+  ParleyError,
+  type ReplyPacket,
+} from '@parley/protocol'
+
+/** Why a question of a session that moved got no reply here: none came back (or could). */
+export const movedBeforeReply = (): ParleyError<string> =>
+  new ParleyError(ErrorCode.SESSION_MOVED, 'the session moved to another node before the client replied')
+
+interface Awaiting {
+  table: AckTable
+  timer: ReturnType<typeof setTimeout>
+}
+
+/**
+ * The questions this node asked sessions that moved to another node, and still awaits: the
+ * client replies to the node that took the session over, whose adapter sends each reply back
+ * here (`LocalSockets.forwardedReply`). By socket id, each socket's own table of waits, taken
+ * at the cut (see `ServerSocket.claimed`). A wait ends at its reply, at its own timeout, or
+ * `bound` ms after the cut, or when the server closes, whichever comes first: those two with
+ * PARLEY_SESSION_MOVED, as every such wait ended before replies were forwarded. Nothing here
+ * holds the drain or the process.
+ */
+export class ForwardedReplies {
+  readonly #bound: number
+  readonly #awaiting = new Map<string, Awaiting>()
+
+  constructor(bound: number) {
+    this.#bound = bound
+  }
+
+  /** Socket `id` moved with `table`'s waits still open: they wait here for forwarded replies. */
+  await(id: string, table: AckTable): void {
+    if (table.size === 0) return
+    this.#end(id)
+    const timer = setTimeout(() => this.#end(id), this.#bound)
+    timer.unref?.()
+    this.#awaiting.set(id, { table, timer })
+  }
+
+  /**
+   * A reply the client made on the session's new node. Settles the wait it answers, once; a
+   * reply to a wait that ended already (timed out here), or to a socket this node awaits nothing
+   * from, is dropped: false.
+   */
+  settle(id: string, reply: ReplyPacket | ErrorPacket): boolean {
+    const awaiting = this.#awaiting.get(id)
+    if (!awaiting || reply.ackId < 1) return false
+    const { table } = awaiting
+    const settled =
+      reply.type === PacketType.REPLY
+        ? table.settle(reply.ackId, null, reply.args)
+        : table.settle(reply.ackId, new ParleyError(reply.code, reply.message), [])
+    if (table.size === 0) this.#end(id)
+    return settled
+  }
+
+  /** The server closes: the waits left end with PARLEY_SESSION_MOVED. */
+  close(): void {
+    for (const id of [...this.#awaiting.keys()]) this.#end(id)
+  }
+
+  #end(id: string): void {
+    const awaiting = this.#awaiting.get(id)
+    if (!awaiting) return
+    this.#awaiting.delete(id)
+    clearTimeout(awaiting.timer)
+    awaiting.table.rejectAll(movedBeforeReply())
+  }
+}
