@@ -44,6 +44,7 @@ import { UncutSockets } from './uncut-sockets.js'
 import { Warnings } from './warnings.js'
 import {
   type ClaimMarker,
+  decodeForwardedReply,
   isClaimMarker,
   PROBE_ID,
   parseBroadcast,
@@ -159,12 +160,15 @@ export class RedisAdapter implements Adapter {
    * the tail) is not told to try again for as long as the claim lasts.
    */
   #claimableUntil = 0
+  /** This node's sockets: where a reply forwarded by a claimer goes (see `forwardsReplies`). */
+  readonly #sockets: LocalSockets
 
   /** Use `redisAdapter(options)`: it checks the options. */
   constructor(sockets: LocalSockets, options: ResolvedRedisOptions) {
     this.node = randomBytes(9).toString('base64url')
     this.#options = options
     this.#memory = new MemoryAdapter(sockets)
+    this.#sockets = sockets
     this.#warnings = new Warnings(options.log)
     const { client, prefix } = options
     this.#channels = {
@@ -609,6 +613,15 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
+   * True: a node that takes over a session this node handed off sends the client's replies to
+   * this node's questions back here, on this node's response channel, and this node does the
+   * same for the sessions it takes over (see `Adapter.forwardsReplies`).
+   */
+  forwardsReplies(): boolean {
+    return true
+  }
+
+  /**
    * Stops the heartbeat, removes this node from the live set (leaving a mark of its goodbye
    * for as long as a handoff of its may be claimed: see `#claimableUntil`), settles its pending queries (a
    * broadcast with acks fails the replies still owed by other nodes), closes the subscriber
@@ -779,6 +792,12 @@ export class RedisAdapter implements Adapter {
     const packet = parseResponse(text)
     if (!packet) {
       this.#malformed(this.#channels.response)
+      return
+    }
+    if (packet.k === 'answered') {
+      const reply = decodeForwardedReply(packet.p)
+      if (reply) this.#sockets.forwardedReply?.(packet.i, reply)
+      else this.#malformed(this.#channels.response)
       return
     }
     if (packet.k === 'resubscribed') {

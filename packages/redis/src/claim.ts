@@ -10,7 +10,7 @@ import { requestId } from './pending.js'
 import { RedisUnreachableError } from './send.js'
 import { sidHash } from './sessions.js'
 import { Takeover } from './takeover.js'
-import { type Place, parsePlaces, parseSnapshot } from './wire.js'
+import { type Place, parsePlaces, parseSnapshot, type ResponsePacket } from './wire.js'
 
 /** A claim Redis answered with an error (see `Claims.claim`). */
 const REFUSED = Symbol('refused')
@@ -189,6 +189,18 @@ export class Claims {
           )
           return 'taken'
         }),
+      // On the old node's own response channel: only the node that asked reads it, and a sid
+      // never goes on a channel every node reads.
+      forward: (text) => {
+        const answered: ResponsePacket = {
+          n: this.#parts.node,
+          id: '',
+          k: 'answered',
+          i: parsed.snapshot.id,
+          p: text,
+        }
+        this.#parts.publisher.publish(`${this.#parts.prefix}:response:${won.oldNode}`, answered)
+      },
       failed: (err) => this.#parts.warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
   }

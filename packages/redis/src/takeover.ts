@@ -1,3 +1,4 @@
+import { type ErrorPacket, encodeText, type ReplyPacket } from '@parley/protocol'
 import type { ClaimStanding, HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
 import type { ClaimMarker } from './wire.js'
 
@@ -87,6 +88,11 @@ export interface TakeoverContext {
    * rejects (bounded: 'taken' when Redis does not answer).
    */
   confirm(): Promise<ClaimStanding>
+  /**
+   * Sends the client's reply to a question of the old node's (a REPLY or ERROR, its wire text)
+   * to that node alone, on its response channel (see `SessionClaim.forwardReply`). Never throws.
+   */
+  forward(text: string): void
   /** A callback of the server threw. */
   failed(err: unknown): void
 }
@@ -175,6 +181,22 @@ export class Takeover implements SessionClaim {
     if (!this.#unsealed) return Promise.resolve('taken')
     this.#unsealed = false
     return this.context.confirm()
+  }
+
+  /**
+   * The client's reply to one of the old node's questions: to the old node, which asked it and
+   * alone awaits it. The server calls this only for a snapshot that says the old node awaits its
+   * replies, once per question; a reply that cannot be encoded (never one the client sent) is
+   * dropped, as a reply was before nodes forwarded them.
+   */
+  forwardReply(reply: ReplyPacket | ErrorPacket): void {
+    let text: string
+    try {
+      text = encodeText(reply)
+    } catch {
+      return
+    }
+    this.context.forward(text)
   }
 
   /** This node's own marker came back: the cut point. Called by the subscriber, in order. */

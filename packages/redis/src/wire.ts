@@ -4,10 +4,12 @@
 // Input is read as untrusted: a malformed message is dropped, never thrown on.
 import {
   decodeText,
+  type ErrorPacket,
   encodeText,
   isAckId,
   isTransportName,
   PacketType,
+  type ReplyPacket,
   type WireValue,
 } from '@parley/protocol'
 import type {
@@ -174,6 +176,13 @@ export type ResponsePacket =
    * this node's requests alone. Other nodes ignore both.
    */
   | { n: string; id: string; k: 'resubscribed'; q: number }
+  /**
+   * From the node that took over the session of socket `i`, which this node handed off: the
+   * client's reply to a question this node asked it, `p` (a REPLY or ERROR in the protocol's
+   * text encoding). `id` is empty. Only sent to a node whose snapshot said it awaits them
+   * (`SessionSnapshot.repliesAwaited`): a node of an earlier version never gets one.
+   */
+  | { n: string; id: string; k: 'answered'; i: string; p: string }
 
 /** The `id` of a `resubscribed` note sent as a probe, not after a resubscribe. */
 export const PROBE_ID = 'probe'
@@ -207,6 +216,18 @@ export function unpackValue(text: string): { ok: true; value: unknown } | { ok: 
   const result = decodeText(text, NO_LIMIT)
   if (!result.ok || result.packet.type !== PacketType.REPLY) return { ok: false }
   return { ok: true, value: result.packet.args[0] }
+}
+
+/**
+ * The client's reply that an `answered` response carries, read as the protocol reads one from
+ * the wire; undefined for anything else (another packet, no ack id).
+ */
+export function decodeForwardedReply(text: string): ReplyPacket | ErrorPacket | undefined {
+  const result = decodeText(text, NO_LIMIT)
+  if (!result.ok) return undefined
+  const { packet } = result
+  if (packet.type !== PacketType.REPLY && packet.type !== PacketType.ERROR) return undefined
+  return isAckId(packet.ackId) ? packet : undefined
 }
 
 /** A socket's description as it crosses; `data` that JSON cannot carry is left out. */
@@ -381,6 +402,7 @@ export function parseResponse(text: string): ResponsePacket | undefined {
     (value.k === 'handoff' && typeof value.ok === 'boolean') ||
     (value.k === 'replied' && isCount(value.c) && typeof value.all === 'boolean') ||
     (value.k === 'resubscribed' && isCount(value.q)) ||
+    (value.k === 'answered' && typeof value.i === 'string' && typeof value.p === 'string') ||
     (value.k === 'reply' && value.ok === true && typeof value.v === 'string') ||
     (value.k === 'reply' &&
       value.ok === false &&
