@@ -1,6 +1,8 @@
 // What another node reads on the request channel is untrusted: a message that no node of this
 // version sends is refused, logged with its code and channel, and nothing of it is run or
-// answered; the node goes on to answer the next request.
+// answered; the node goes on to answer the next request. So is a client's reply another node
+// sends back on a node's response channel after a handoff.
+import { encodeText, PacketType } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
@@ -70,5 +72,42 @@ describe.skipIf(skipRedisSuites())('malformed messages on the request channel', 
       expect(malformed.reduce((sum, { details }) => sum + Number(details.times), 0)).toBe(junk.length)
       expect(node.warnings.filter((line) => line.includes('could not be handled'))).toEqual([])
     }
+  })
+
+  it('refuses a reply sent back across a handoff that is not one, and drops one nobody awaits', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
+    const b0 = await nodes.client(b!)
+    b0.socket.join('r')
+    const channel = `parley:response:${b!.adapter.node}`
+    const answered = (i: unknown, p: unknown) =>
+      JSON.stringify({ n: a!.adapter.node, id: '', k: 'answered', i, p })
+    const event = encodeText({ type: PacketType.EVENT, seq: 1, name: 'e', args: [], ackId: 1 })
+    const reply = encodeText({ type: PacketType.REPLY, seq: 1, ackId: 1, args: ['late'] })
+    const junk = [answered(7, reply), answered(b0.socket.id, 'not a packet'), answered(b0.socket.id, event)]
+    const listener = a!.redis.duplicate()
+    await listener.connect()
+    try {
+      const answers: { id: string }[] = []
+      await listener.subscribe('parley:response:x', (text) => answers.push(JSON.parse(text)))
+      for (const text of junk) await a!.redis.sendCommand(['PUBLISH', channel, text])
+      // Well formed, for a question b does not await (its socket never moved): dropped quietly.
+      await a!.redis.sendCommand(['PUBLISH', channel, answered(b0.socket.id, reply)])
+      // On the same connection, so b reads it after the rest: its answer says they were read.
+      const fetch = { n: 'x', id: 'ok', k: 'fetch', o: { r: ['r'], x: [], v: false } }
+      await a!.redis.sendCommand(['PUBLISH', 'parley:request', JSON.stringify(fetch)])
+      await until(() => answers.length === 2, 5000, 'the answers to the well-formed request')
+      expect(b0.client.connected).toBe(true)
+      expect(b!.warned[0]).toMatchObject({
+        message: '@parley/redis: a message from another node was malformed and was dropped',
+        details: { code: 'PARLEY_REDIS_MALFORMED', channel },
+      })
+    } finally {
+      await listener.quit()
+    }
+    await nodes.stop(b!)
+    const malformed = b!.warned.filter(({ details }) => details.code === 'PARLEY_REDIS_MALFORMED')
+    expect(malformed.reduce((sum, { details }) => sum + Number(details.times), 0)).toBe(junk.length)
+    expect(b!.warnings.filter((line) => line.includes('could not be handled'))).toEqual([])
   })
 })
