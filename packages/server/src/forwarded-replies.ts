@@ -33,10 +33,14 @@ export class ForwardedReplies {
     this.#bound = bound
   }
 
-  /** Socket `id` moved with `table`'s waits still open: they wait here for forwarded replies. */
-  await(id: string, table: AckTable): void {
-    if (table.size === 0) return
+  /**
+   * Socket `id` moved with `table`'s waits still open: they wait here for forwarded replies.
+   * Those of an earlier move of the same socket (it came back, and moved again) end first: an
+   * ack id may be in both tables, and a reply must never settle the other one's question.
+   */
+  keep(id: string, table: AckTable): void {
     this.#end(id)
+    if (table.size === 0) return
     const timer = setTimeout(() => this.#end(id), this.#bound)
     timer.unref?.()
     this.#awaiting.set(id, { table, timer })
@@ -49,13 +53,12 @@ export class ForwardedReplies {
    */
   settle(id: string, reply: ReplyPacket | ErrorPacket): boolean {
     const awaiting = this.#awaiting.get(id)
-    if (!awaiting || reply.ackId < 1) return false
-    const { table } = awaiting
+    if (!awaiting) return false
     const settled =
       reply.type === PacketType.REPLY
-        ? table.settle(reply.ackId, null, reply.args)
-        : table.settle(reply.ackId, new ParleyError(reply.code, reply.message), [])
-    if (table.size === 0) this.#end(id)
+        ? awaiting.table.settle(reply.ackId, null, reply.args)
+        : awaiting.table.settle(reply.ackId, new ParleyError(reply.code, reply.message), [])
+    if (awaiting.table.size === 0) this.#end(id)
     return settled
   }
 

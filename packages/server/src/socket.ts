@@ -856,7 +856,7 @@ export class ServerSocket<
     // that node drops them (see `movedInTail`), and they moved as the session did.
     const forwarded = this.#context.forwarded
     if (forwarded && this.#ackTable) {
-      forwarded.await(this.id, this.#ackTable)
+      forwarded.keep(this.id, this.#ackTable)
       this.#ackTable = undefined
     } else this.#ackTable?.rejectAll(movedBeforeReply())
     this.#session.moved()
