@@ -85,8 +85,9 @@ interface HandoffRooms {
 /** The books of a socket that only a move between nodes uses (see `ServerSocket.#move`). */
 interface SocketMoveBooks {
   /**
-   * Handed over from another node: ack ids that node awaited. The client's replies to them
-   * are dropped here (their callbacks were rejected there), and this node does not reuse them.
+   * Handed over from another node: ack ids that node awaited. The client's replies to them go
+   * back to that node when it awaits them (`forwardReply`), and are dropped here otherwise
+   * (their callbacks were rejected there); this node does not reuse them.
    */
   movedAcks: Set<number> | undefined
   /**
