@@ -24,7 +24,6 @@ interface Own {
   noForwarding?: boolean
   /** Claims whose `forwardReply` is left out, as by a claimer of an earlier version. */
   claimsWithoutForwarding?: boolean
-  handoffTimeout?: number
 }
 
 /** A question the client holds: what it was asked, and how to answer. */
@@ -74,7 +73,7 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
           }
           return adapter
         },
-        handoff: { timeout: own.handoffTimeout ?? 5000, retrySpread: 0 },
+        handoff: { timeout: 5000, retrySpread: 0 },
       },
       (app) => {
         app.parley.on('connection', (socket) => {
@@ -163,10 +162,10 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
       if (!once) outcome(outcomes, 'tail', old!.timeout(10_000).emitWithAck('q', 'tail'))
       once = true
     }
-    const { a, b, c, id, asked, ...rest } = await scene({ afterStore, handoffTimeout: 3000 })
+    const { a, b, c, id, asked, ...rest } = await scene({ afterStore })
     old = rest.old
     // Another session of a's, whose client does not come back: the drain waits for its claim
-    // (up to handoff.timeout), and a is still up when the reply comes.
+    // (handoff.timeout, 5 s), and a is still up when the reply comes.
     const away = connect(a.started.base, { transports: ['websocket'], reconnection: false })
     clients.push(away)
     await until(() => away.connected, 3000, 'the second client on a')
