@@ -5,8 +5,10 @@
 // the session the same way. Never are the bad bytes replaced (U+FFFD) and the packet used.
 import { request } from 'node:http'
 import { connect as tcpConnect } from 'node:net'
+import websocket from '@fastify/websocket'
 import { type ClosePacket, decodeText, PacketType, PROTOCOL_VERSION, WS_SUBPROTOCOL } from '@parley/protocol'
-import type { ParleyServerOptions } from '@parley/server'
+import parley, { type ParleyServerOptions } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import { Cluster } from './cluster-adapter.js'
@@ -38,12 +40,33 @@ interface Node {
 async function serve(options: ParleyServerOptions = {}): Promise<Node> {
   const reasons: string[] = []
   const heard: unknown[] = []
-  const started = await startServer(options, (app) => {
-    app.parley.on('connection', (socket) => {
-      socket.on('e', (arg) => heard.push(arg))
-      socket.on('disconnect', (reason) => reasons.push(reason))
-    })
+  const started = await startServer(options, (app) => listen(app, reasons, heard))
+  nodes.push(started)
+  return { started, reasons, heard }
+}
+
+function listen(app: FastifyInstance, reasons: string[], heard: unknown[]): void {
+  app.parley.on('connection', (socket) => {
+    socket.on('e', (arg) => heard.push(arg))
+    socket.on('disconnect', (reason) => reasons.push(reason))
   })
+}
+
+/**
+ * A node whose application registered @fastify/websocket itself, with ws told not to check
+ * that text frames are UTF-8 (for routes of its own): Parley shares that registration.
+ */
+async function serveSkippingUtf8Checks(): Promise<Node> {
+  const reasons: string[] = []
+  const heard: unknown[] = []
+  const app = Fastify({ forceCloseConnections: true })
+  await app.register(websocket, { options: { skipUTF8Validation: true } })
+  await app.register(parley)
+  listen(app, reasons, heard)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (!address || typeof address === 'string') throw new Error('no port')
+  const started = { app, base: `http://127.0.0.1:${address.port}/parley` }
   nodes.push(started)
   return { started, reasons, heard }
 }
@@ -167,11 +190,14 @@ const closeCodeOf = (ws: WebSocket) =>
     'the server to close the WebSocket',
   )
 
-describe('a WebSocket text frame that is not UTF-8', () => {
-  it('ends the session as one that is not JSON: ws closes with 1007, a resume hears why', async () => {
+describe.each([
+  ['', serve],
+  [", where the application's @fastify/websocket skips ws's UTF-8 checks", serveSkippingUtf8Checks],
+] as const)('a WebSocket text frame that is not UTF-8%s', (_, serveOne) => {
+  it('ends the session as one that is not JSON: closed with 1007, a resume hears why', async () => {
     const answers = []
     for (const frame of [Buffer.from(NOT_JSON), NOT_UTF8]) {
-      const node = await serve()
+      const node = await serveOne()
       const ws = await rawWebSocket(node.started.base)
       const opened = within(
         new Promise<string>((resolve) => ws.once('message', (data) => resolve(String(data)))),
@@ -195,7 +221,7 @@ describe('a WebSocket text frame that is not UTF-8', () => {
   })
 
   it('refuses the handshake when it is the HELLO: 1007, and opens nothing', async () => {
-    const node = await serve()
+    const node = await serveOne()
     const ws = await rawWebSocket(node.started.base)
     const closed = closeCodeOf(ws)
     ws.send(Buffer.from([0x5b, 0x38, 0x2c, 0x7b, 0x22, 0x61, 0x22, 0x3a, 0x22, 0xff, 0x22, 0x7d, 0x5d]), {

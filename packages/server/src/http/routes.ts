@@ -413,6 +413,8 @@ export async function parleyRoutes(
     tracking: new ClientTracking(app.websocketServer),
     closing: closingWebSockets,
     addressOf,
+    // Parley's own registration never sets it; the application's may, for its other routes.
+    checkUtf8: app.websocketServer.options.skipUTF8Validation === true,
   })
   // While Fastify refuses requests at close, an upgrade the route below would take is taken as it
   // takes it while the node drains: only the HELLO tells a resume to relay to the node that holds

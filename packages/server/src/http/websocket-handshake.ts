@@ -32,6 +32,8 @@ export interface WebSocketHandshakeDeps {
   closing: ClosingWebSockets
   /** The address of a request's client that no route took, as Fastify's `request.ip` gives it. */
   addressOf: AddressOf
+  /** True when ws does not check that text frames are UTF-8 (see `WebSocketSettings.checkUtf8`). */
+  checkUtf8: boolean
 }
 
 /** The first moments of every WebSocket on the `/ws` endpoint, up to its HELLO's answer. */
@@ -50,6 +52,7 @@ export class WebSocketHandshakes {
     this.#settings = {
       maxPayload: deps.options.maxPayload,
       closing: deps.closing,
+      checkUtf8: deps.checkUtf8,
       logError: deps.ownsWebSocketPlugin
         ? (err) => deps.log.debug({ err }, 'parley: websocket error')
         : undefined,

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import {
   type AckPacket,
   type ClosePacket,
@@ -88,6 +89,12 @@ export interface WebSocketSettings {
   logError?: ((err: Error) => void) | undefined
   /** Where a WebSocket waits for its client's close frame, so that a closing server cuts it. */
   closing?: ClosingWebSockets | undefined
+  /**
+   * True when ws hands on text frames without checking their bytes are UTF-8: the application's
+   * own @fastify/websocket registration set `skipUTF8Validation`. Read once for the server, so
+   * that where ws checks (always with Parley's own registration) no frame pays for a second check.
+   */
+  checkUtf8?: boolean | undefined
 }
 
 /**
@@ -307,18 +314,21 @@ export class WebSocketTransport extends BaseTransport {
       return
     }
     const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data)
+    if (!isBinary && this.#settings.checkUtf8 && !isUtf8(bytes)) {
+      // What ws does when it checks (see `unreadableFrames`): close with 1007 first, so that
+      // nothing the session sends as it ends goes out on this WebSocket, then end it.
+      this.#closeGracefully(WsCloseCode.INVALID_DATA)
+      this.emitInvalid(notUtf8())
+      return
+    }
     // A plain Uint8Array view: the application gets Uint8Array leaves, not Node Buffers.
     const frame = isBinary
       ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
       : bytes.toString()
     // The decoder measures again, and is left to: it is not always the same measure. For a
     // binary frame it counts the same bytes as above; for a text frame, the UTF-8 bytes of the
-    // decoded text, the same count when those bytes were UTF-8, which ws makes sure of unless an
-    // application's own @fastify/websocket registration sets `skipUTF8Validation`. There each
-    // bad byte decodes to U+FFFD, three bytes, and a text within the limit above may be past it
-    // here: the session then ends as for an invalid packet (PAYLOAD_TOO_LARGE) rather than take
-    // a text its client never sent, past maxPayload once encoded again. Otherwise it costs a
-    // comparison (see `pastBytes`).
+    // decoded text, the same count, since those bytes were UTF-8 (checked by ws, or above). It
+    // costs a comparison (see `pastBytes`).
     const result = decodeFrame(frame, { maxPayload: this.#settings.maxPayload })
     if (result.ok) this.emitPacket(result.packet, frame.length)
     else this.emitInvalid(result.error)
