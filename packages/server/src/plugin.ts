@@ -20,7 +20,7 @@ import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
-import { upgradeSource } from './http/websocket-registrations.js'
+import { claimUpgrades, type UpgradeClaim } from './http/websocket-registrations.js'
 import { createMetrics, type MadeMetrics, type Metrics, noMetrics } from './metrics.js'
 import {
   defaults,
@@ -69,28 +69,38 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       "has no effect here: the application registered @fastify/websocket before Parley, and Parley uses that registration as it is; set perMessageDeflate in that registration's options",
     )
   }
+  // Without the application's own @fastify/websocket, this mount point's upgrades are claimed on
+  // the HTTP server now, so that another Fastify instance on it at the same path is refused
+  // before anything is made (see claimUpgrades).
+  const upgrades = app.hasDecorator('websocketServer')
+    ? undefined
+    : claimUpgrades(app.server, app.routing, mountBase(options.path), options.path)
   let made: MadeMetrics | undefined
-  if (options.metricsRegistry) {
-    // Read at scrape time, by which point `server` is set.
-    made = await createMetrics(options.metricsRegistry, {
-      transports: () => [...server.sockets.values()].map((socket) => socket.session.transport?.name ?? null),
-      unknownSessions: () => server.unknownSessionCount,
-    })
-  }
   // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
   const hookLimit = app.initialConfig.pluginTimeout ?? 0
   let server: ParleyServer
   try {
+    if (options.metricsRegistry) {
+      // Read at scrape time, by which point `server` is set.
+      made = await createMetrics(options.metricsRegistry, {
+        transports: () =>
+          [...server.sockets.values()].map((socket) => socket.session.transport?.name ?? null),
+        unknownSessions: () => server.unknownSessionCount,
+      })
+    }
     server = await startServer(app.log, options, made?.metrics ?? noMetrics, hookLimit)
-    await mount(app, server, options, rawOptions, hookLimit)
+    await mount(app, server, options, rawOptions, hookLimit, upgrades)
   } catch (err) {
-    // Refused (the adapter, the handoff's timeout) or failed after (a route of the application's
-    // where Parley's go): the registry is left as it was given, for a registration that corrects
-    // the options. An adapter accepted already is closed by the onClose hook that `mount` adds
-    // before anything else, which the application's close runs.
+    // Refused (the metrics' names, the adapter, the handoff's timeout) or failed after (a route
+    // of the application's where Parley's go): the registry is left as it was given, and the
+    // path free, for a registration that corrects the options. An adapter accepted already is
+    // closed by the onClose hook that `mount` adds before anything else, which the
+    // application's close runs.
     made?.remove()
+    upgrades?.release()
     throw err
   }
+  if (upgrades) app.addHook('onClose', async () => upgrades.release())
   // Left in the registry for a last scrape, and taken over by the next server made with it.
   if (made) app.addHook('onClose', async () => made.retire())
 }
@@ -102,6 +112,7 @@ async function mount(
   options: ResolvedOptions,
   rawOptions: ParleyServerOptions,
   hookLimit: number,
+  upgrades: UpgradeClaim | undefined,
 ): Promise<void> {
   // Its own logs of refused origins and versions: the routes' close with the server, before the
   // last answers.
@@ -242,18 +253,18 @@ async function mount(
     done()
   })
 
-  const ownsWebSocketPlugin = !app.hasDecorator('websocketServer')
+  const ownsWebSocketPlugin = upgrades !== undefined
   if (ownsWebSocketPlugin) {
-    // Another mount point on this server registered it already: its listener takes this one's
-    // upgrades too (see upgradeSource). Said once here, rather than at every WebSocket.
-    const source = upgradeSource(app.server)
-    if (source)
+    // Another mount point of this Fastify instance registered it already: that registration's
+    // listener takes this one's upgrades too (see claimUpgrades). Said once here, rather than at
+    // every WebSocket.
+    if (upgrades.shared)
       app.log.warn(
         "parley: another mount point on this server registered @fastify/websocket too; its listener routes this one's WebSocket upgrades: register @fastify/websocket once, in the application's context, before the mount points",
       )
     await app.register(websocket, {
       options: {
-        ...(source && { server: source }),
+        server: upgrades.source,
         maxPayload: options.maxPayload,
         perMessageDeflate: options.perMessageDeflate,
         // Select Parley's subprotocol when offered; otherwise do what ws does by default, so

@@ -2,13 +2,14 @@
 // fails with a coded error that says what to do, and two mount points, each in a context of its
 // own, serve their clients apart over every transport.
 
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import websocket from '@fastify/websocket'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import parley, { ParleyOptionError } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
 import { closeApp, within } from './helpers.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
@@ -144,5 +145,74 @@ describe('two mount points that each register their own @fastify/websocket', () 
       expect.stringMatching(/^parley: another mount point on this server registered @fastify\/websocket/),
     ])
     endSessions(servers)
+  })
+})
+
+describe('two Fastify instances on one HTTP server (serverFactory)', () => {
+  /**
+   * Fastify instances whose `serverFactory` hands each the same `node:http` server, its requests
+   * sent to the instance whose prefix their path starts with; closed, then the server, when the
+   * test ends.
+   */
+  async function sharedServer(prefixes: string[]) {
+    const server = createServer()
+    const handlers: [string, (req: IncomingMessage, res: ServerResponse) => void][] = []
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      const found = handlers.find(([prefix]) => req.url?.startsWith(prefix))
+      if (found) found[1](req, res)
+      else res.writeHead(404).end()
+    })
+    const apps = prefixes.map((prefix) =>
+      Fastify({
+        forceCloseConnections: true,
+        serverFactory: (handler) => {
+          handlers.push([prefix, handler])
+          return server
+        },
+      }),
+    )
+    onTestFinished(async () => {
+      for (const client of clients.splice(0)) client.disconnect()
+      for (const each of apps) await closeApp(each)
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    })
+    return { server, apps }
+  }
+
+  it("route each WebSocket upgrade to the instance whose mount point's path it names", async () => {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    for (const [i, path] of ['/a', '/b'].entries()) {
+      const each = apps[i]!
+      await each.register(parley, { path })
+      each.parley.on('connection', (socket) => {
+        socket.on('where', (ack: (path: string) => void) => ack(path))
+      })
+      await each.ready()
+    }
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    for (const path of ['/a', '/b', '/a', '/b']) await connectTo(port, path, 'websocket')
+    expect(apps.map((each) => each.parley.sockets.size)).toEqual([2, 2])
+  })
+
+  it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
+    const { apps } = await sharedServer(['/a', '/a'])
+    const first = apps[0]!
+    const second = apps[1]!
+    await first.register(parley, { path: '/a' })
+    await first.ready()
+    const registry = new Registry()
+    const err = await second
+      .register(parley, { path: '/a', metrics: { registry } })
+      .ready()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(err).toBeInstanceOf(ParleyOptionError)
+    expect(err).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'path' })
+    expect((err as Error).message).toMatch(/another Fastify instance on the same HTTP server mounts Parley/)
+    expect(await registry.getMetricsAsJSON()).toEqual([])
   })
 })

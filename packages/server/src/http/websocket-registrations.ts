@@ -1,26 +1,118 @@
+import type { IncomingMessage } from 'node:http'
 import { Server } from 'node:http'
+import type { Duplex } from 'node:stream'
+import { ParleyOptionError } from '../options.js'
 
 /**
- * The HTTP servers on which a mount point of Parley registered @fastify/websocket itself (the
- * application registered none in a context above it).
+ * The upgrades of one HTTP server, for the mount points of Parley on it that registered
+ * @fastify/websocket themselves (the application registered none in a context above them).
  *
- * Each registration listens for every upgrade of its server and sends it through Fastify's
- * router, which reaches every mount point's WebSocket route, and that route's own registration
- * takes the WebSocket (its `ws` server, with that mount point's settings). A second registration
- * listening too would find each upgrade taken by the first, and @fastify/websocket logs
- * `websocket upgrade failed` at warn for every WebSocket. So only the first listens.
+ * @fastify/websocket listens for every upgrade of the server it is given and sends each through
+ * its Fastify instance's router. Within one instance that router reaches every mount point's
+ * WebSocket route, whose own registration takes the WebSocket: one listener is enough, and a
+ * second would find each upgrade taken by the first (@fastify/websocket then logs `websocket
+ * upgrade failed` at warn for every WebSocket). But several Fastify instances can share one HTTP
+ * server (`serverFactory`), and one instance's router knows nothing of another's routes: the
+ * first instance's listener would answer the others' upgrades with its 404.
+ *
+ * So no registration listens on the server itself. Each Fastify instance's first registration
+ * listens on a stand-in server of its own (a `Server` that never listens, as an emitter), and
+ * one listener here sends each upgrade to the stand-in of the instance that mounts Parley at the
+ * upgrade's path. A later registration in the same instance gets a stand-in that never emits.
  */
-const listening = new WeakSet<object>()
+interface Instance {
+  /** Where this Fastify instance's first registration of @fastify/websocket listens. */
+  readonly source: Server
+  /** The mount bases of its mount points (see `mountBase`), each with how many claim it. */
+  readonly bases: Map<string, number>
+}
+
+interface Upgrades {
+  /** By the Fastify instance's `routing` (one function per instance, which its contexts share). */
+  readonly instances: Map<object, Instance>
+  readonly listener: (req: IncomingMessage, socket: Duplex, head: Buffer) => void
+}
+
+const servers = new WeakMap<object, Upgrades>()
+
+/** A mount point's claim on its server's upgrades at its path. */
+export interface UpgradeClaim {
+  /** Where its registration of @fastify/websocket listens (its `server` option). */
+  readonly source: Server
+  /** Another mount point of the same Fastify instance registered @fastify/websocket first. */
+  readonly shared: boolean
+  /** Gives the path back, at the instance's close or a failed registration; once is enough. */
+  release(): void
+}
 
 /**
- * Where the registration of @fastify/websocket that a mount point on `server` makes listens for
- * upgrades: undefined (the server itself) for the first; for the others, a server that never
- * listens, so never emits one (the first's listener routes theirs).
+ * Claims the upgrades of `server` at `base` for the Fastify instance whose router is `routing`.
+ * Throws a `ParleyOptionError` (before anything is touched) when another Fastify instance on the
+ * same server mounts Parley at that path already: only one of them could take its upgrades.
  */
-export function upgradeSource(server: object): Server | undefined {
-  if (!listening.has(server)) {
-    listening.add(server)
-    return undefined
+export function claimUpgrades(server: object, routing: object, base: string, path: string): UpgradeClaim {
+  const upgrades = servers.get(server) ?? listen(server)
+  for (const [other, instance] of upgrades.instances) {
+    if (other !== routing && instance.bases.has(base)) {
+      throw new ParleyOptionError(
+        'path',
+        `is "${path}", but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own`,
+      )
+    }
   }
-  return new Server()
+  const known = upgrades.instances.get(routing)
+  const instance = known ?? { source: new Server(), bases: new Map<string, number>() }
+  if (!known) upgrades.instances.set(routing, instance)
+  instance.bases.set(base, (instance.bases.get(base) ?? 0) + 1)
+  let released = false
+  return {
+    source: known ? new Server() : instance.source,
+    shared: known !== undefined,
+    release() {
+      if (released) return
+      released = true
+      const count = (instance.bases.get(base) ?? 1) - 1
+      if (count > 0) instance.bases.set(base, count)
+      else instance.bases.delete(base)
+      if (instance.bases.size > 0) return
+      upgrades.instances.delete(routing)
+      if (upgrades.instances.size > 0) return
+      servers.delete(server)
+      ;(server as Server).off('upgrade', upgrades.listener)
+    },
+  }
+}
+
+function listen(server: object): Upgrades {
+  const instances = new Map<object, Instance>()
+  const listener = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const instance = instanceAt(instances, req.url ?? '/')
+    instance?.source.emit('upgrade', req, socket, head)
+  }
+  const upgrades = { instances, listener }
+  servers.set(server, upgrades)
+  ;(server as Server).on('upgrade', listener)
+  return upgrades
+}
+
+/**
+ * The instance whose mount base is the longest one `url`'s path lies under; with none, the first
+ * instance to claim the server, whose router answers the upgrade (its 404, or a WebSocket route
+ * of the application's in a context where Parley's registration is seen).
+ */
+function instanceAt(instances: Map<object, Instance>, url: string): Instance | undefined {
+  const query = url.indexOf('?')
+  // As the router reads it when told to ignore duplicate slashes: a longer match never hurts.
+  const path = (query === -1 ? url : url.slice(0, query)).replace(/\/{2,}/g, '/')
+  let found: Instance | undefined
+  let longest = -1
+  for (const instance of instances.values()) {
+    for (const base of instance.bases.keys()) {
+      if (base.length > longest && (path === base || path.startsWith(`${base}/`))) {
+        found = instance
+        longest = base.length
+      }
+    }
+  }
+  return found ?? instances.values().next().value
 }
