@@ -100,18 +100,29 @@ export interface MadeMetrics {
   /**
    * Takes these metrics out of the registry: a registration that fails after making them would
    * leave them there, and the next registration with the same registry (the application's
-   * corrected one) would fail on their names.
+   * corrected one) would fail on their names. A registry that cannot remove keeps them, retired
+   * (see `retire`), for that registration to adopt.
    */
   remove(): void
   /**
    * Their server closed: they stay in the registry (a last scrape, or a push at shutdown, reads
-   * them), until the next Parley server made with that registry takes their place.
+   * them), until the next Parley server made with that registry takes their place, or, where
+   * the registry cannot remove them, adopts them.
    */
   retire(): void
 }
 
-/** Metrics whose server closed: the next `createMetrics` in their registry takes them out. */
-const retired = new WeakSet<object>()
+/** One server's metrics, which the next server made with their registry may adopt. */
+interface MetricSet {
+  /** Binds the set to a new server's `sources`, and hands it over, no longer retired. */
+  adopt(sources: MetricSources): MadeMetrics
+}
+
+/**
+ * Metrics whose server closed, each mapped to its whole set: the next `createMetrics` in their
+ * registry takes them out, or adopts them when the registry cannot remove them.
+ */
+const retired = new WeakMap<object, MetricSet>()
 
 /** The name of every metric `createMetrics` makes. */
 export const METRIC_NAMES = [
@@ -141,18 +152,11 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
   // A closed server's, in an application made again in the same process with the same registry
   // (a restart in place, a test's): theirs to take over.
   takeOut(registry, (metric) => retired.has(metric))
-  // Checked before any is made: prom-client refuses a name the registry holds with an uncoded
-  // error, and only at that metric, the ones made before it left in the registry, where they
-  // would fail the registration that mends the clash. Two mount points sharing one registry
-  // meet it at once, on the first name.
-  const taken = METRIC_NAMES.find((name) => promRegistry.getSingleMetric(name) !== undefined)
-  if (taken !== undefined) {
-    throw new ParleyOptionError(
-      'metrics.registry',
-      `already holds a metric named "${taken}" (another Parley server's, one not closed, or the application's own): give each Parley server a registry of its own`,
-    )
-  }
+  const left = leftBehind(registry)
+  if (left) return left.adopt(sources)
   const registers = [promRegistry]
+  // What the metrics read at scrape time: the sources of the server that holds them now.
+  let current = sources
 
   // Read when scraped: nothing to keep in step as sessions come, move and go.
   const sessions = new Gauge({
@@ -162,7 +166,7 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     registers,
     collect() {
       this.reset()
-      for (const name of sources.transports()) this.inc({ transport: name ?? 'detached' })
+      for (const name of current.transports()) this.inc({ transport: name ?? 'detached' })
     },
   })
   let unknownSeen = 0
@@ -171,7 +175,7 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     help: 'Requests and resumes naming a session this node does not know.',
     registers,
     collect() {
-      const total = sources.unknownSessions()
+      const total = current.unknownSessions()
       this.inc(total - unknownSeen)
       unknownSeen = total
     },
@@ -270,31 +274,77 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
     pingDelay: (seconds) => pingDelays.observe(seconds),
   }
   const mine = [sessions, unknown, ...made]
-  return {
+  const set: MetricSet = {
+    adopt(next) {
+      for (const metric of mine) retired.delete(metric)
+      // Counters count on from where the closed server's left them, as in one process they
+      // should; the new server's requests for unknown sessions are counted from its first.
+      current = next
+      unknownSeen = 0
+      return handed
+    },
+  }
+  const handed: MadeMetrics = {
     metrics,
     remove() {
       // Only the metrics this call made: another of the same name is not Parley's to take out.
       const own = new Set<unknown>(mine)
-      takeOut(registry, (metric) => own.has(metric))
+      if (!takeOut(registry, (metric) => own.has(metric))) handed.retire()
     },
     retire() {
-      for (const metric of mine) retired.add(metric)
+      for (const metric of mine) retired.set(metric, set)
     },
   }
+  return handed
 }
 
 /**
- * Takes Parley's metrics that `which` picks out of `registry`. Looked up by their names, with
- * the one lookup the registration checked the registry for (`getSingleMetric`): an object with
- * the methods `MetricsRegistry` names (a registry of the application's own making, in front of
- * prom-client's) lists none, and one that cannot remove keeps them, where the check of the names
- * that follows refuses it, coded, rather than fail the registration with a TypeError.
+ * The metrics a closed Parley server left in `registry` under every one of Parley's names, for
+ * the new server to adopt; undefined when the registry holds none of those names. Checked before
+ * any is made: prom-client refuses a name the registry holds with an uncoded error, and only at
+ * that metric, the ones made before it left in the registry, where they would fail the
+ * registration that mends the clash. Two mount points sharing one registry meet it at once, on
+ * the first name. Metrics of a server still open, or of the application, are never adopted:
+ * their counts are not the new server's to add to.
  */
-function takeOut(registry: MetricsRegistry, which: (metric: object) => boolean): void {
+function leftBehind(registry: MetricsRegistry): MetricSet | undefined {
+  const held = METRIC_NAMES.map((name) => {
+    const metric = registry.getSingleMetric(name)
+    const set = typeof metric === 'object' && metric !== null ? retired.get(metric) : undefined
+    return { name, held: metric !== undefined, set }
+  })
+  const taken = held.find((each) => each.held && each.set === undefined)
+  if (taken) {
+    throw new ParleyOptionError(
+      'metrics.registry',
+      `already holds a metric named "${taken.name}" (another Parley server's, one not closed, or the application's own): give each Parley server a registry of its own`,
+    )
+  }
+  const sets = new Set(held.map((each) => each.set))
+  if (sets.size === 1) return held[0]?.set
+  // Only a registry that cannot remove keeps a closed server's metrics; some of them gone (the
+  // application's doing), the rest can neither be adopted as a whole nor made again.
+  const missing = held.find((each) => !each.held)
+  throw new ParleyOptionError(
+    'metrics.registry',
+    `holds metrics a closed Parley server left there, ${missing ? `but not "${missing.name}"` : 'but of more than one server'}, and has no removeSingleMetric to take them out: give this Parley server a registry of its own`,
+  )
+}
+
+/**
+ * Takes Parley's metrics that `which` picks out of `registry`; false when the registry cannot
+ * remove. Looked up by their names, with the one lookup the registration checked the registry
+ * for (`getSingleMetric`): an object with the methods `MetricsRegistry` names (a registry of the
+ * application's own making, in front of prom-client's) lists none, and one without
+ * `removeSingleMetric` keeps them, retired, for the next server to adopt (see `leftBehind`),
+ * rather than fail the registration with a TypeError.
+ */
+function takeOut(registry: MetricsRegistry, which: (metric: object) => boolean): boolean {
   const remove = (registry as Partial<Pick<Registry, 'removeSingleMetric'>>).removeSingleMetric
-  if (typeof remove !== 'function') return
+  if (typeof remove !== 'function') return false
   for (const name of METRIC_NAMES) {
     const metric = registry.getSingleMetric(name)
     if (typeof metric === 'object' && metric !== null && which(metric)) remove.call(registry, name)
   }
+  return true
 }

@@ -12,11 +12,18 @@ import parley from '../src/index.js'
 import { HAND_OFF_OUTCOMES, METRIC_NAMES } from '../src/metrics.js'
 import { closedAfterEach } from './closed-after-each.js'
 import { Cluster } from './cluster-adapter.js'
-import { type Started, sleep, startServer, until } from './helpers.js'
+import { closeApp, registrationError, type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { sampleOf as value } from './registry.js'
 
 const opened = closedAfterEach()
+
+/** A registry of no more than the methods `MetricsRegistry` names, in front of `inner`: no removeSingleMetric. */
+const facade = (inner: Registry) => ({
+  registerMetric: (metric: Parameters<Registry['registerMetric']>[0]) => inner.registerMetric(metric),
+  getSingleMetric: (name: string) => inner.getSingleMetric(name),
+  metrics: () => inner.metrics(),
+})
 
 const event = (seq: number, name: string, args: unknown[], ackId = 0): EventPacket =>
   ({ type: PacketType.EVENT, seq, name, args, ackId }) as EventPacket
@@ -270,12 +277,6 @@ describe('metrics', () => {
   })
 
   it('take a registry of the methods the option names, in front of a prom-client one', async () => {
-    // No more than `MetricsRegistry` asks for: the option's check takes it.
-    const facade = (inner: Registry) => ({
-      registerMetric: (metric: Parameters<Registry['registerMetric']>[0]) => inner.registerMetric(metric),
-      getSingleMetric: (name: string) => inner.getSingleMetric(name),
-      metrics: () => inner.metrics(),
-    })
     const inner = new Registry()
     const app = Fastify()
     try {
@@ -299,6 +300,42 @@ describe('metrics', () => {
     } finally {
       await refused.close().catch(() => {})
     }
+  })
+
+  it('are adopted by the next server where the registry cannot remove them, and count on', async () => {
+    const inner = new Registry()
+    const first = await startServer({ metrics: { registry: facade(inner) } })
+    try {
+      await connect('websocket', first.base)
+      expect(await value(inner, 'parley_handshakes_total')).toBe(1)
+    } finally {
+      await closeApp(first.app)
+    }
+    // The application made again in the same process, with a registry that has no
+    // removeSingleMetric: the closed server's metrics are still there, under every name.
+    opened.started = await startServer({ metrics: { registry: facade(inner) } })
+    await connect('sse', opened.started.base)
+    expect(await value(inner, 'parley_handshakes_total')).toBe(2)
+    // Read from the server that holds them now.
+    expect(await value(inner, 'parley_sessions', { transport: 'sse' })).toBe(1)
+    // Those of a server still open are not another's to adopt.
+    const error = await registrationError({ metrics: { registry: facade(inner) } })
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'metrics.registry' })
+    expect((error as Error).message).toContain('"parley_sessions"')
+  })
+
+  it("refuse, coded, a registry that cannot remove and holds only some of a closed server's", async () => {
+    const inner = new Registry()
+    const first = Fastify()
+    await first.register(parley, { metrics: { registry: facade(inner) } })
+    await first.ready()
+    await first.close()
+    // The application's doing: prom-client's own registry behind its facade can.
+    inner.removeSingleMetric('parley_ping_delay_seconds')
+    const error = await registrationError({ metrics: { registry: facade(inner) } })
+    expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'metrics.registry' })
+    expect((error as Error).message).toContain('but not "parley_ping_delay_seconds"')
+    expect(inner.getSingleMetric('parley_ping_delay_seconds')).toBeUndefined()
   })
 
   it("refuse, coded, a registry another Parley server's metrics are in: two mount points take one each", async () => {
