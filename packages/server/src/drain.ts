@@ -9,6 +9,13 @@ import { Storing } from './storing.js'
 /** The longest the drain waits for the store to seal the tails nobody claimed. */
 export const SEAL_WAIT_MS = 2000
 
+/**
+ * The longest the server waits for `Adapter.settleHandOff` before it takes a session's last
+ * packets and seals its tail: within `SEAL_WAIT_MS`, so that every session nobody claimed is
+ * sealed before the drain ends (the server's close would end one still frozen here).
+ */
+export const SETTLE_WAIT_MS = 1000
+
 /** What a drain runs on. */
 export interface DrainContext {
   adapter: Adapter
@@ -48,6 +55,11 @@ export class Drain {
   readonly #context: DrainContext
   /** Handed off and not claimed yet, by sid. */
   readonly #handedOff = new Map<string, AnySocket>()
+  /**
+   * Not claimed before the timeout, their tails about to be sealed, by sid: a claim may still
+   * come while the adapter settles what it owes them (see `sealUnclaimed`).
+   */
+  readonly #sealing = new Map<string, AnySocket>()
   /** The batch under way, its stores not answered yet: a claim may come first. */
   readonly #storing = new Storing()
   /** Resumes of those sent on to a live node, until their answers went (see `sendingOn`). */
@@ -108,6 +120,11 @@ export class Drain {
   claimed(sid: string): string[] {
     const early = this.#storing.claimed(sid)
     if (early) return early
+    const sealing = this.#sealing.get(sid)
+    if (sealing) {
+      this.#sealing.delete(sid)
+      return sealing.claimed()
+    }
     const socket = this.#handedOff.get(sid)
     if (!socket) return []
     this.#handedOff.delete(sid)
@@ -129,6 +146,7 @@ export class Drain {
    * `Adapter.withdrawHandOff`): no claim is awaited for it, nor its tail sealed.
    */
   ended(sid: string): void {
+    this.#sealing.delete(sid)
     if (!this.#handedOff.delete(sid)) return
     if (this.#handedOff.size === 0) this.#allClaimed?.()
   }
@@ -233,7 +251,12 @@ export class Drain {
     }
     const seals = unclaimed.map(([sid, socket]) => {
       this.#context.metrics.handoff('unclaimed')
-      return safely(() => adapter.sealHandOff?.(sid, socket.claimed(), alone))
+      this.#sealing.set(sid, socket)
+      return sealUnclaimed(adapter, sid, alone, () => {
+        // Claimed meanwhile, or ended: that claim took its last packets; nothing is sealed.
+        if (!this.#sealing.delete(sid)) return undefined
+        return socket.claimed()
+      })
     })
     // Late withdrawals too: the adapter closes after the drain, and one made then may be lost.
     // The sessions that finish here are bounded each (see `#finishHere`): by the deadline and
@@ -368,6 +391,36 @@ export async function withdrawOnceStored(
     () => 'rejected',
   )
   if (outcome !== 'not stored') await withdraw(outcome === 'stored')
+}
+
+/**
+ * Seals the tail of `sid`, which nobody claimed: once the adapter gave the session what it still
+ * owes it (`Adapter.settleHandOff`, waited for at most `SETTLE_WAIT_MS`), `last()` takes its
+ * last packets (undefined: a claim came meanwhile and took them, or the session ended), and
+ * `sealHandOff` appends them and seals. Taken before the settle, the last packets would leave
+ * out what the adapter delivers then, and the session would get it nowhere. Never rejects.
+ */
+export async function sealUnclaimed(
+  adapter: Adapter,
+  sid: string,
+  /** `sealHandOff`'s `alone`; left out for a move. */
+  alone: boolean | undefined,
+  last: () => string[] | undefined,
+  /** The longest wait for `sealHandOff` once called; unbounded here when left out. */
+  sealWait?: number,
+): Promise<void> {
+  if (adapter.settleHandOff)
+    await within(
+      safely(() => adapter.settleHandOff?.(sid, SETTLE_WAIT_MS)),
+      SETTLE_WAIT_MS,
+      undefined,
+    )
+  const packets = last()
+  if (packets === undefined) return
+  const sealed = safely(() =>
+    alone === undefined ? adapter.sealHandOff?.(sid, packets) : adapter.sealHandOff?.(sid, packets, alone),
+  )
+  await (sealWait === undefined ? sealed : within(sealed, sealWait, undefined))
 }
 
 /** `work()`'s promise, with a throw or a rejection turned into undefined. */

@@ -1,5 +1,12 @@
 import type { Adapter } from './adapter/adapter.js'
-import { askHandOff, notStoredOnRejection, safely, withdrawOnceStored, within } from './drain.js'
+import {
+  askHandOff,
+  notStoredOnRejection,
+  safely,
+  sealUnclaimed,
+  withdrawOnceStored,
+  within,
+} from './drain.js'
 import type { Metrics } from './metrics.js'
 import type { Session, SessionState } from './session.js'
 import type { ServerSocket } from './socket.js'
@@ -191,16 +198,25 @@ export class Moves {
     if (thawed) void atMost(late, ttl).then(() => thawed.keptAfterAll())
   }
 
-  /** Nobody claimed `sid` in time: its tail is sealed, so that a later claim needs not wait. */
+  /**
+   * Nobody claimed `sid` in time: its tail is sealed, so that a later claim needs not wait. The
+   * move stays listed while the adapter settles what it owes the session (see `sealUnclaimed`):
+   * a claim that comes meanwhile takes it as any claim does (`claimed`), and nothing is sealed.
+   */
   async #seal(sid: string): Promise<void> {
     const entry = this.#moving.get(sid)
     if (!entry) return
-    this.#moving.delete(sid)
     this.#context.metrics.handoff('unclaimed')
-    await within(
-      safely(() => this.#context.adapter.sealHandOff?.(sid, entry.socket.claimed())),
-      this.#context.timeout,
+    await sealUnclaimed(
+      this.#context.adapter,
+      sid,
       undefined,
+      () => {
+        if (this.#moving.get(sid) !== entry) return undefined
+        this.#moving.delete(sid)
+        return entry.socket.claimed()
+      },
+      this.#context.timeout,
     )
     entry.done()
   }

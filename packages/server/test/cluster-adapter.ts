@@ -77,6 +77,11 @@ export class Cluster {
   handOffsAnswered = 0
   /** How long `claimSession` takes to claim one (a client that comes back late), in ms. */
   claimDelayMs = 0
+  /**
+   * When set, `settleHandOff` runs it, and waits for it, before the server takes the last
+   * packets of a session its node seals unclaimed: what an adapter still owes that session.
+   */
+  settling: ((sid: string, node: string) => unknown) | undefined
   /** How long `takeOver` takes before the old node seals the tail (a slow cut), in ms. */
   takeOverDelayMs = 0
   /**
@@ -404,6 +409,10 @@ class HandOffClusterAdapter extends ClusterAdapter {
   appendHandOff(sid: string, text: string): void {
     const handoff = this.cluster.handoffs.get(sid)
     if (handoff && !handoff.sealed && handoff.owner === this.node) handoff.tail.push(text)
+  }
+
+  async settleHandOff(sid: string): Promise<void> {
+    await this.cluster.settling?.(sid, this.node)
   }
 
   async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {

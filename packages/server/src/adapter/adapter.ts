@@ -386,6 +386,18 @@ export interface Adapter {
    */
   sealHandOff?(sid: string, last: string[], alone?: boolean): Promise<void>
   /**
+   * The drain (or move) is about to seal `sid` unclaimed: what the adapter still owes the
+   * session and can still give it here goes to its socket now (`LocalSocket.deliver`), into
+   * its tail, before the server takes its last packets for `sealHandOff`. For broadcasts of
+   * this node whose fate the adapter does not know yet (given up unanswered: the store may
+   * still run them), so that they reach the session once, in order, on the node that takes it
+   * over later, rather than nowhere. Resolves once they went, within `ms`: the server waits no
+   * longer (`SETTLE_WAIT_MS`), then takes the last packets and seals. A claim that comes
+   * meanwhile takes the session as any claim does, and nothing is sealed. Without it, the
+   * server seals at once.
+   */
+  settleHandOff?(sid: string, ms: number): Promise<void>
+  /**
    * A session this node froze to hand off (`handOff` called: its snapshot stored, or its write
    * still under way) ended here instead of moving: the application disconnected it, it passed
    * `maxBufferedBytes`, or its snapshot could not be stored in time. The application has seen

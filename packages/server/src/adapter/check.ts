@@ -34,6 +34,7 @@ const OPTIONAL = [
   'otherNodes',
   'appendHandOff',
   'sealHandOff',
+  'settleHandOff',
   'withdrawHandOff',
   'claimSession',
   'requestHandOff',
