@@ -283,6 +283,7 @@ export class RedisAdapter implements Adapter {
       nodes: this.#nodes,
       cut: this.#cut,
       leavingCut: (id) => this.#broadcasts.leaving(id),
+      awaitedSettled: (id, ms) => this.#broadcasts.settled(id, ms),
       uncut: this.#uncut,
       readPlaces: this.#readPlaces,
       pending: this.#pending,
@@ -560,6 +561,17 @@ export class RedisAdapter implements Adapter {
    */
   appendHandOff(sid: string, text: string): void {
     this.#handingOff.appendHandOff(sid, text)
+  }
+
+  /**
+   * The drain (or move) is about to seal `sid` unclaimed: own broadcasts given up that its
+   * socket still awaits (Redis may still run them, see awaited.ts) are settled first, the probe
+   * sent at once, so that they go into the tail, in order, before the server takes its last
+   * packets; those that never ran and still wait behind one whose fate is unknown after `ms`
+   * reach it then, as at a claim's marker. Resolves once done, within `ms`; never rejects.
+   */
+  settleHandOff(sid: string, ms: number): Promise<void> {
+    return this.#handingOff.settleHandOff(sid, ms)
   }
 
   /**

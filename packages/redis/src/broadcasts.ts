@@ -59,6 +59,8 @@ export class Broadcasts {
   #probeTimer: NodeJS.Timeout | undefined
   /** Own broadcasts given up that the positioned sockets wait for (see awaited.ts). */
   readonly #awaited = new AwaitedBroadcasts()
+  /** The waits of `settled`, each ended once its socket awaits none that may still run. */
+  readonly #settling = new Set<{ id: string; done: () => void }>()
   /** Delivers an awaited one to the positioned sockets that take it now. */
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
     if (!this.#cut.empty) this.#memory.broadcast(message, options, this.#cut.atReturn(q))
@@ -163,6 +165,37 @@ export class Broadcasts {
     if (this.#awaited.empty) return
     this.#awaited.neverRan(q, this.#deliverAwaited)
     this.#awaited.flush(this.#deliverAwaited)
+    this.#wake()
+  }
+
+  /**
+   * Socket `id`'s tail is about to be sealed with no claim (see `HandingOff.settleHandOff`):
+   * resolves once it awaits no own broadcast given up that Redis may still run (each came back,
+   * or was proved never run, and reached it with those given up behind it), or after `ms`. The
+   * probe goes now, rather than at the next turn of its timer, up to `requestTimeout` away.
+   */
+  settled(id: string, ms: number): Promise<void> {
+    if (!this.#cut.awaitsMayRun(id) || this.#closed()) return Promise.resolve()
+    this.#probeAwaited()
+    return new Promise((resolve) => {
+      const waiter = {
+        id,
+        done: () => {
+          clearTimeout(timer)
+          this.#settling.delete(waiter)
+          resolve()
+        },
+      }
+      const timer = setTimeout(waiter.done, ms)
+      timer.unref()
+      this.#settling.add(waiter)
+    })
+  }
+
+  /** Ends the waits of `settled` whose socket awaits none that may still run any more. */
+  #wake(): void {
+    if (this.#settling.size === 0) return
+    for (const waiter of this.#settling) if (!this.#cut.awaitsMayRun(waiter.id)) waiter.done()
   }
 
   /** A broadcast read on the channel (not a claim marker), in the order every node reads them. */
@@ -180,10 +213,12 @@ export class Broadcasts {
       // left, they would hold back the next handover's own broadcasts given up.
       if (awaits) this.#awaited.flush(this.#deliverAwaited)
       this.#cut.back(packet.q)
+      this.#wake()
       return
     }
     this.#deliverRead(packet)
     if (awaits) this.#awaited.flush(this.#deliverAwaited)
+    this.#wake()
     // Once it went by the places of the sockets joined without a cut (see `UncutSockets.only`):
     // those it reaches filter nothing more.
     if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
@@ -234,6 +269,7 @@ export class Broadcasts {
     if (this.#awaited.empty) return
     this.#awaited.overtaken(q, this.#deliverAwaited)
     this.#awaited.flush(this.#deliverAwaited)
+    this.#wake()
   }
 
   /**
@@ -268,5 +304,6 @@ export class Broadcasts {
   passed(q: number): void {
     this.#cut.back(q)
     this.#uncut.back(q)
+    this.#wake()
   }
 }

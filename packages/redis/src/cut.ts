@@ -123,6 +123,18 @@ export class Cut {
     return this.#positioned.get(id)?.handingOff === true
   }
 
+  /**
+   * Whether `id`, being handed over, waits for an own broadcast given up that Redis may still
+   * run (see awaited.ts): until that one comes back, or a later own message proves it never
+   * ran, neither it nor those given up behind it can go into its tail.
+   */
+  awaitsMayRun(id: string): boolean {
+    const position = this.#positioned.get(id)
+    if (!position?.handingOff) return false
+    for (const [q, { mayRun }] of this.#awaited) if (mayRun && q > position.from) return true
+    return false
+  }
+
   /** The first own broadcast awaited that the socket at `position` waits for. */
   #firstAwaited(position: Position): number | undefined {
     if (!position.handingOff) return undefined

@@ -140,6 +140,20 @@ export class HandingOff {
     )
   }
 
+  /** See `RedisAdapter.settleHandOff`. */
+  async settleHandOff(sid: string, ms: number): Promise<void> {
+    const entry = this.#parts.handoffs.bySid(sid)
+    if (entry?.state !== 'open' || entry.givenUp || this.#parts.closed()) return
+    // Those it awaits that Redis may still run: back, or proved never run, they reach it (into
+    // the tail) in order, with those given up behind them.
+    await this.#parts.awaitedSettled(entry.id, ms)
+    // Claimed meanwhile: sealed at the marker, which gave it what never ran.
+    if (this.#parts.handoffs.bySid(sid) !== entry || entry.state !== 'open') return
+    // What never ran and still waits behind one that may still run (its fate unknown after
+    // `ms`) reaches it now, as at a claim's marker: the seal that follows is its last chance.
+    this.#parts.leavingCut(entry.id)
+  }
+
   /** See `RedisAdapter.sealHandOff`. */
   async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {
     const entry = this.#parts.handoffs.bySid(sid)

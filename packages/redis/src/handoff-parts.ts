@@ -39,6 +39,11 @@ export interface HandoffParts {
    * reach it first (see `Broadcasts.leaving`).
    */
   readonly leavingCut: (id: string) => void
+  /**
+   * Resolves once socket `id` awaits no own broadcast given up that Redis may still run, or
+   * after `ms` (see `Broadcasts.settled`).
+   */
+  readonly awaitedSettled: (id: string, ms: number) => Promise<void>
   readonly uncut: UncutSockets
   readonly readPlaces: ReadPlaces
   readonly pending: PendingRequests

@@ -51,7 +51,7 @@ describe.skipIf(skipRedisSuites())('own broadcasts awaited by a handover that fi
     a!.hold = undefined
     held!.answer(0)
 
-    // The first handover ends unclaimed, sealed without those still awaited (see the README).
+    // The first handover ends unclaimed, sealed with no settle first: those awaited stay.
     await a!.adapter.sealHandOff('sid-first', [])
     await until(() => a!.adapter.handingOver === 0, 3000, 'no socket positioned')
 

@@ -1,0 +1,109 @@
+// A drain that nobody claims before its timeout seals its sessions' tails; the client resumes
+// later on another node, which takes the session over from that tail. Own broadcasts of the
+// drained node given up while the session was handed over, which the session still waits for
+// (Redis may have run them: see src/awaited.ts), must reach the client there all the same: into
+// the tail before its last packets, in order, once. Real servers, the real client, real Redis.
+import { connect } from '@parley/client'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import type { RedisAdapter } from '../src/index.js'
+import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { holding } from './handoff-support.js'
+
+const REQUEST_TIMEOUT = 300
+
+/** Whether `args` PUBLISH on a channel whose name ends with `suffix`. */
+const publishes = (args: string[], suffix: string) =>
+  args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(suffix)
+
+describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed', () => {
+  const { suite, balance } = balancedSuite<TrafficNode>()
+  const { nodes, clients } = suite
+
+  it('gives the client, resumed elsewhere, the broadcasts its session waited for: in order, once', async () => {
+    // a's next broadcast PUBLISH is held unanswered; its notes to itself (the probe that proves
+    // such a broadcast never ran) are lost until its drain stops waiting for claims, as when
+    // the one sent every requestTimeout is not back yet when the drain ends.
+    let holdBroadcast = false
+    let answerHeld: ((reply: unknown) => void) | undefined
+    let loseProbes = false
+    const a = await startTrafficNode(suite.redis.url, nodes, {
+      requestTimeout: REQUEST_TIMEOUT,
+      handoffTimeout: 1500,
+      view: (client) =>
+        holding(client, (args) => {
+          if (holdBroadcast && publishes(args, ':broadcast')) {
+            holdBroadcast = false
+            return new Promise((answer) => {
+              answerHeld = answer
+            })
+          }
+          if (loseProbes && args[0] === 'PUBLISH' && (args[1] ?? '').includes(':response:')) {
+            return Promise.resolve(0)
+          }
+          return undefined
+        }),
+      fastify: {
+        return503OnClosing: false,
+        logger: {
+          level: 'warn',
+          stream: {
+            write: (line: string) => {
+              if (line.includes('sessions were not claimed before the timeout')) loseProbes = false
+            },
+          },
+        },
+      },
+    })
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    const balancer = await balance([a, b])
+    balancer.avoid.add(1)
+    const client = connect(`${balancer.url}/parley`, {
+      transports: ['websocket'],
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 300,
+    })
+    clients.push(client)
+    const got: number[] = []
+    client.on('room', (n: number) => got.push(n))
+    const disconnects: string[] = []
+    client.on('disconnect', (reason: string) => disconnects.push(reason))
+    await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
+    const id = client.id
+    const adapterOf = (node: TrafficNode) => node.started.app.parley.adapter as RedisAdapter
+
+    a.started.app.parley.to('room').emit('room', 1)
+    await until(() => got.length === 1, 3000, 'the first broadcast')
+
+    // The network goes: the client cannot resume anywhere until a's drain is over.
+    balancer.offline = true
+    const draining = a.started.app.close()
+    await until(() => adapterOf(a).handingOver === 1, 3000, 'the session handed off')
+
+    // 2 is given up unanswered (Redis may still run it): the session waits for it. 3, while
+    // Redis is silent, is never sent, and waits behind it.
+    holdBroadcast = true
+    loseProbes = true
+    a.started.app.parley.to('room').emit('room', 2)
+    await until(() => adapterOf(a).stats.lostBroadcasts === 1, 3000, '2 given up')
+    a.started.app.parley.to('room').emit('room', 3)
+    expect(adapterOf(a).stats.lostBroadcasts).toBe(2)
+    // Redis answers again; it never ran 2.
+    answerHeld?.(0)
+
+    // Nobody claims the session: the drain seals its tail at its timeout, and a closes.
+    await within(draining, 8000, "a's drain over")
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    balancer.offline = false
+    await until(() => b.restored.length === 1, 8000, 'the session taken over by b')
+    b.started.app.parley.to('room').emit('room', 4)
+    await until(() => got.includes(4), 3000, "b's broadcast")
+
+    expect(got).toEqual([1, 2, 3, 4])
+    expect(client.recovered).toBe(true)
+    expect(client.id).toBe(id)
+    expect(disconnects).toEqual([])
+  })
+})
