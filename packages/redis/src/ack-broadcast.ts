@@ -3,6 +3,7 @@
 // where Redis may have lost what a node sent, whatever the caller's timeout.
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import type { AskAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
 import { askHolding } from './held-questions.js'
 import { ANSWERS_REPLIED } from './nodes.js'
@@ -43,7 +44,7 @@ export type AckParts = Pick<
     q: number,
     message: BroadcastMessage,
     options: BroadcastOptions,
-    ask: () => void,
+    ask: AskAwaited,
   ) => boolean
 }
 
@@ -146,6 +147,13 @@ export function broadcastAcross(
   /** Whether the count of the sockets left out came in time, so that their replies count. */
   let returnCounted = false
   /**
+   * Sockets left out asked ahead of the others, each as its tail was sealed while the others
+   * still waited for what was given up before this (see `askLeaving`), and how many matched:
+   * counted with this node's, whenever that is given.
+   */
+  const askedEarly = new Set<string>()
+  let earlyCount = 0
+  /**
    * This node's count: the sockets asked at emit, and those left out asked `now`. Among these, a
    * socket joined without a cut is counted once its tail is read (see held-questions.ts).
    */
@@ -153,7 +161,7 @@ export function broadcastAcross(
     if (counted || !pending.has(id)) return
     counted = true
     if (!now || (cut.empty && uncut.empty)) {
-      local(atEmit)
+      local(atEmit + earlyCount)
       return
     }
     const positioned = cut.empty ? undefined : cut.atReturn(q)
@@ -166,18 +174,38 @@ export function broadcastAcross(
       (count) => {
         if (localGiven || !pending.has(id)) return
         returnCounted = true
-        local(atEmit + count)
+        local(atEmit + earlyCount + count)
       },
       (made) => {
         if (returnCounted) reply(made)
       },
-      (socket) => uncut.owes(socket, q) || positioned?.(socket) === true,
+      (socket) => !askedEarly.has(socket) && (uncut.owes(socket, q) || positioned?.(socket) === true),
+    )
+  }
+  /**
+   * Socket `socket`, left out, leaves the positioned ones (its tail is sealed) while the others
+   * still wait for the own broadcasts given up before this question: asked now, alone, into its
+   * tail; the others at the question's turn (see awaited.ts). Its count joins this node's, which
+   * is given then, and so its reply counts whenever it comes.
+   */
+  const askLeaving = (socket: string) => {
+    if (counted || !pending.has(id) || askedEarly.has(socket) || !cut.atReturn(q)(socket)) return
+    askedEarly.add(socket)
+    memory.broadcastWithAck(
+      message,
+      options,
+      timeout,
+      (count) => {
+        earlyCount += count
+      },
+      reply,
+      (other) => other === socket,
     )
   }
   /** The wait ends: this node counts what it asked so far, the sockets left out none if not asked by now. */
   const settleLocal = () => {
     countLocal(false)
-    local(atEmit)
+    local(atEmit + earlyCount)
   }
   /** Given up unanswered, and waited for all the same (see the PUBLISH below). */
   let givenUp = false
@@ -273,7 +301,11 @@ export function broadcastAcross(
       parts.readPlaces.skipped(parts.node, q)
       parts.ownAcks.forget(id)
       replies.stopWaiting()
-      const ask = () => {
+      const ask: AskAwaited = (only) => {
+        if (only !== undefined) {
+          askLeaving(only)
+          return
+        }
         countLocal(true)
         cut.lost(q)
         if (!uncut.empty) uncut.settled(q)

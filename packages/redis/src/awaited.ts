@@ -20,8 +20,15 @@ interface Awaited {
    * A broadcast with acks that never runs, given up behind them: asked of the sockets then, in
    * place of a delivery (see `question`).
    */
-  ask?: () => void
+  ask?: AskAwaited
 }
+
+/**
+ * Asks a question awaited (see `AwaitedBroadcasts.question`): of socket `only` alone, its tail
+ * about to be sealed while the others still wait; without it, of every socket that waited for
+ * it and was not asked so.
+ */
+export type AskAwaited = (only?: string) => void
 
 /** Delivers own broadcast `q` to the positioned sockets that take it now (see `Cut.atReturn`). */
 export type DeliverAwaited = (q: number, message: BroadcastMessage, options: BroadcastOptions) => void
@@ -71,7 +78,7 @@ export class AwaitedBroadcasts {
    * handed over wait for earlier ones: asked of them (`ask`) behind those, as a broadcast given
    * up then reaches them. False when none waits: the caller asks now.
    */
-  question(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: () => void): boolean {
+  question(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: AskAwaited): boolean {
     if (this.empty) return false
     this.#awaited.set(q, { message, options, mayRun: false, ask })
     return true
@@ -126,16 +133,17 @@ export class AwaitedBroadcasts {
   }
 
   /**
-   * Those that never ran, for a socket leaving the positioned ones (its tail sealed): they reach
-   * it now, or never, though one that may still run waits before them (run after the marker,
-   * the claimer delivers that one behind the tail, out of their order but once).
+   * Those that never ran, for socket `id` leaving the positioned ones (its tail sealed): they
+   * reach it now, or never, though one that may still run waits before them (run after the
+   * marker, the claimer delivers that one behind the tail, out of their order but once). A
+   * question among them is asked of that socket alone: the others still wait for what is before
+   * it, and are asked at its turn.
    */
-  leaving(deliver: DeliverAwaited): void {
+  leaving(id: string, deliver: DeliverAwaited): void {
     for (const [given, awaited] of this.#ordered()) {
       if (awaited.mayRun) continue
-      // A question is asked of every socket that takes it, once: it waits no more.
-      if (awaited.ask) this.#awaited.delete(given)
-      reach(given, awaited, deliver)
+      if (awaited.ask) awaited.ask(id)
+      else deliver(given, awaited.message, awaited.options)
     }
   }
 

@@ -4,7 +4,7 @@
 // joined by a takeover before its marker came back, see uncut-sockets.ts), in the order every
 // node reads the channel. Claim markers, which share the channel, are the adapter's to route.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
-import { AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
+import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'
@@ -257,7 +257,7 @@ export class Broadcasts {
    * sockets being handed over wait for own broadcasts given up before it, `ask` runs once they
    * no longer do, so that they take them in order (see awaited.ts). False when none waits.
    */
-  questionBehind(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: () => void): boolean {
+  questionBehind(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: AskAwaited): boolean {
     return this.#cut.handingOff && this.#awaited.question(q, message, options, ask)
   }
 
@@ -291,7 +291,7 @@ export class Broadcasts {
    */
   leaving(id: string): void {
     if (this.#awaited.empty) return
-    this.#awaited.leaving((q, message, options) => {
+    this.#awaited.leaving(id, (q, message, options) => {
       const atReturn = this.#cut.atReturn(q)
       this.#memory.broadcast(message, options, (socket) => socket === id && atReturn(socket))
     })

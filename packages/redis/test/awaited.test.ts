@@ -55,7 +55,7 @@ describe('own broadcasts awaited by a session being handed over', () => {
     const { list, add, deliver, delivered } = awaited()
     add(1, true)
     add(2, false)
-    list.leaving(deliver)
+    list.leaving('s1', deliver)
     expect(delivered).toEqual([2])
   })
 
