@@ -282,7 +282,9 @@ export class RedisAdapter implements Adapter {
       memory: this.#memory,
       nodes: this.#nodes,
       cut: this.#cut,
-      leavingCut: (id) => this.#broadcasts.leaving(id),
+      leavingCut: (id, until) => this.#broadcasts.leaving(id, until),
+      awaitsAtMarker: (id, until) => this.#broadcasts.awaitsAtMarker(id, until),
+      pastMarker: (id, until, ms, done) => this.#broadcasts.pastMarker(id, until, ms, done),
       awaitedSettled: (id, ms) => this.#broadcasts.settled(id, ms),
       uncut: this.#uncut,
       readPlaces: this.#readPlaces,
@@ -408,20 +410,28 @@ export class RedisAdapter implements Adapter {
   }
 
   addAll(id: string, rooms: Iterable<Room>): void {
-    this.#memory.addAll(id, rooms)
+    // A socket past its claim marker, its seal waiting, is out of its rooms until then (see
+    // `Broadcasts.pastMarker`): its joins and leaves go to the rooms it is back in for the seal.
+    const aside = this.#broadcasts.roomsAside(id)
+    if (aside) for (const room of rooms) aside.add(room)
+    else this.#memory.addAll(id, rooms)
   }
 
   del(id: string, room: Room): void {
-    this.#memory.del(id, room)
+    const aside = this.#broadcasts.roomsAside(id)
+    if (!aside) this.#memory.del(id, room)
+    else if (room !== id) aside.delete(room)
   }
 
   delAll(id: string): void {
     this.#uncut.forget(id)
+    this.#broadcasts.roomsAside(id)?.clear()
     this.#memory.delAll(id)
   }
 
   socketRooms(id: string): ReadonlySet<Room> | undefined {
-    return this.#memory.socketRooms(id)
+    const aside = this.#broadcasts.roomsAside(id)
+    return aside ? new Set(aside) : this.#memory.socketRooms(id)
   }
 
   /**

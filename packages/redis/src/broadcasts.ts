@@ -59,11 +59,21 @@ export class Broadcasts {
   #probeTimer: NodeJS.Timeout | undefined
   /** Own broadcasts given up that the positioned sockets wait for (see awaited.ts). */
   readonly #awaited = new AwaitedBroadcasts()
-  /** The waits of `settled`, each ended once its socket awaits none that may still run. */
-  readonly #settling = new Set<{ id: string; done: () => void }>()
+  /**
+   * The waits of `settled` and `pastMarker`, each ended once its socket awaits none up to
+   * `until` that may still run.
+   */
+  readonly #settling = new Set<{ id: string; until: number; done: () => void }>()
+  /**
+   * Sockets past their claim marker, out of their rooms, whose seal waits for own broadcasts
+   * they await (see `pastMarker`), by id: their rooms at the marker, and the count of the last
+   * own broadcast sent before it.
+   */
+  readonly #pastMarker = new Map<string, { rooms: Set<string>; until: number }>()
   /** Delivers an awaited one to the positioned sockets that take it now. */
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
     if (!this.#cut.empty) this.#memory.broadcast(message, options, this.#cut.atReturn(q))
+    if (this.#pastMarker.size > 0) this.#deliverPastMarker(q, message, options)
     this.#cut.awaitedDone(q)
   }
 
@@ -174,12 +184,13 @@ export class Broadcasts {
    * or was proved never run, and reached it with those given up behind it), or after `ms`. The
    * probe goes now, rather than at the next turn of its timer, up to `requestTimeout` away.
    */
-  settled(id: string, ms: number): Promise<void> {
-    if (!this.#cut.awaitsMayRun(id) || this.#closed()) return Promise.resolve()
+  settled(id: string, ms: number, until = Number.POSITIVE_INFINITY): Promise<void> {
+    if (!this.#cut.awaitsMayRun(id, until) || this.#closed()) return Promise.resolve()
     this.#probeAwaited()
     return new Promise((resolve) => {
       const waiter = {
         id,
+        until,
         done: () => {
           clearTimeout(timer)
           this.#settling.delete(waiter)
@@ -195,7 +206,57 @@ export class Broadcasts {
   /** Ends the waits of `settled` whose socket awaits none that may still run any more. */
   #wake(): void {
     if (this.#settling.size === 0) return
-    for (const waiter of this.#settling) if (!this.#cut.awaitsMayRun(waiter.id)) waiter.done()
+    for (const waiter of this.#settling) if (!this.#cut.awaitsMayRun(waiter.id, waiter.until)) waiter.done()
+  }
+
+  /**
+   * Whether socket `id`, its claim marker back with `until` own broadcasts sent, awaits one of
+   * them that Redis may still run, so that its seal waits for it (see `pastMarker`). Not while
+   * a question waits among them: asked of the sockets through their rooms, it could not reach
+   * one out of them; the seal goes at once then, as before such waits.
+   */
+  awaitsAtMarker(id: string, until: number): boolean {
+    return this.#cut.awaitsMayRun(id, until) && !this.#awaited.asks && !this.#closed()
+  }
+
+  /**
+   * Socket `id`'s claim marker came back while it awaits own broadcasts up to `until` that
+   * Redis may still run (see `awaitsAtMarker`). Those were emitted while it was this node's:
+   * run after the marker, the claimer delivers them; never run, no claimer reads them, and the
+   * tail is their place. So the socket leaves its rooms at once (nothing read past the marker
+   * reaches it here) but stays positioned, and takes those, and those never sent behind them,
+   * at their turn, directly, once the probe (sent now) or a later own message proves they
+   * never ran; one back past the marker is the claimer's, and reaches it no more here. Once it
+   * awaits none that may run, or after `ms`, it is back in its rooms for `done` (the seal,
+   * which gives it what never ran still waiting and reads its rooms), in the same turn.
+   */
+  pastMarker(id: string, until: number, ms: number, done: () => void): void {
+    const rooms = new Set(this.#memory.socketRooms(id))
+    this.#memory.delAll(id)
+    this.#pastMarker.set(id, { rooms, until })
+    void this.settled(id, ms, until).then(() => {
+      this.#pastMarker.delete(id)
+      this.#memory.addAll(id, rooms)
+      done()
+    })
+  }
+
+  /**
+   * The rooms of socket `id` while it is past its marker, out of them (see `pastMarker`): its
+   * joins and leaves meanwhile change these, which it is back in for its seal. Undefined for
+   * any other socket.
+   */
+  roomsAside(id: string): Set<string> | undefined {
+    return this.#pastMarker.get(id)?.rooms
+  }
+
+  /** Delivers awaited own broadcast `q` to the sockets past their marker that take it. */
+  #deliverPastMarker(q: number, message: BroadcastMessage, options: BroadcastOptions): void {
+    const atReturn = this.#cut.atReturn(q)
+    for (const [id, { rooms, until }] of this.#pastMarker) {
+      if (q > until || !atReturn(id) || !matches(rooms, options)) continue
+      this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
+    }
   }
 
   /** A broadcast read on the channel (not a claim marker), in the order every node reads them. */
@@ -289,12 +350,16 @@ export class Broadcasts {
    * Socket `id` leaves the positioned ones (its tail is sealed): the own broadcasts given up
    * that never ran, which it waits for, reach it now, into its tail (see `AwaitedBroadcasts.leaving`).
    */
-  leaving(id: string): void {
+  leaving(id: string, until?: number): void {
     if (this.#awaited.empty) return
-    this.#awaited.leaving(id, (q, message, options) => {
-      const atReturn = this.#cut.atReturn(q)
-      this.#memory.broadcast(message, options, (socket) => socket === id && atReturn(socket))
-    })
+    this.#awaited.leaving(
+      id,
+      (q, message, options) => {
+        const atReturn = this.#cut.atReturn(q)
+        this.#memory.broadcast(message, options, (socket) => socket === id && atReturn(socket))
+      },
+      until,
+    )
   }
 
   /**
@@ -306,4 +371,12 @@ export class Broadcasts {
     this.#uncut.back(q)
     this.#wake()
   }
+}
+
+/** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */
+function matches(rooms: ReadonlySet<string>, options: BroadcastOptions): boolean {
+  for (const room of options.except) if (rooms.has(room)) return false
+  if (options.rooms.size === 0) return true
+  for (const room of options.rooms) if (rooms.has(room)) return true
+  return false
 }

@@ -126,12 +126,13 @@ export class Cut {
   /**
    * Whether `id`, being handed over, waits for an own broadcast given up that Redis may still
    * run (see awaited.ts): until that one comes back, or a later own message proves it never
-   * ran, neither it nor those given up behind it can go into its tail.
+   * ran, neither it nor those given up behind it can go into its tail. Only those up to
+   * `until` when given (the count at its claim marker).
    */
-  awaitsMayRun(id: string): boolean {
+  awaitsMayRun(id: string, until = Number.POSITIVE_INFINITY): boolean {
     const position = this.#positioned.get(id)
     if (!position?.handingOff) return false
-    for (const [q, { mayRun }] of this.#awaited) if (mayRun && q > position.from) return true
+    for (const [q, { mayRun }] of this.#awaited) if (mayRun && q > position.from && q <= until) return true
     return false
   }
 

@@ -10,6 +10,13 @@ import { RedisUnreachableError, within } from './send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import type { ClaimMarker } from './wire.js'
 
+/**
+ * The longest the seal at a claim marker waits for an own broadcast the socket awaits to be
+ * settled (see `HandingOff.claimMarker`): the claimer waits for that seal `SEAL_WAIT_MS` (3 s),
+ * and the note that settles it comes back within a round trip when Redis answers at all.
+ */
+export const MARKER_SETTLE_MS = 1000
+
 /** This node's sessions being handed off, from the write of their snapshot to their claim. */
 export class HandingOff {
   readonly #parts: HandoffParts
@@ -144,6 +151,9 @@ export class HandingOff {
   async settleHandOff(sid: string, ms: number): Promise<void> {
     const entry = this.#parts.handoffs.bySid(sid)
     if (entry?.state !== 'open' || entry.givenUp || this.#parts.closed()) return
+    // Claimed already, its seal waiting for the same: that seal takes the session, with its
+    // last packets, before the server would take them itself.
+    if (entry.pastMarker) return within(entry.pastMarker, ms, undefined)
     // Those it awaits that Redis may still run: back, or proved never run, they reach it (into
     // the tail) in order, with those given up behind them.
     await this.#parts.awaitedSettled(entry.id, ms)
@@ -157,7 +167,8 @@ export class HandingOff {
   /** See `RedisAdapter.sealHandOff`. */
   async sealHandOff(sid: string, last: string[], alone = false): Promise<void> {
     const entry = this.#parts.handoffs.bySid(sid)
-    if (!entry) return
+    // Claimed, its seal waiting (see `claimMarker`): that seal is the session's.
+    if (!entry || entry.pastMarker) return
     // Taken while the socket is still positioned: one it owes is not counted (`#placesOf`).
     const places = this.#placesOf(entry)
     this.#parts.cut.unposition(entry.id)
@@ -232,6 +243,8 @@ export class HandingOff {
    * the marker when they come back: see `Cut.atReturn`).
    */
   #placesOf(entry: HandedOff): string {
+    // Past its claim marker, its seal waiting (see `claimMarker`): the marker's places.
+    if (entry.markerPlaces !== undefined) return entry.markerPlaces
     const owed = this.#parts.cut.firstOwedGivenUp(entry.id)
     const floor = owed === undefined ? entry.took : Math.min(entry.took, owed - 1)
     return this.#parts.readPlaces.textWith(this.#parts.node, floor, owed === undefined)
@@ -241,51 +254,78 @@ export class HandingOff {
    * A claim marker came back, at its place among the broadcasts: for a session this node hands
    * off, the moment to stop. The server gives its last packets (`LocalSockets.claimed`), the
    * tail is sealed after them, and the claimer is told once the seal is written; all before the
-   * next broadcast is read.
+   * next broadcast is read. Unless the socket awaits an own broadcast given up before the marker
+   * that Redis may still run (see awaited.ts): past the marker, should it run, the claimer
+   * delivers it; should it never run, its place is the tail, which no claimer reads otherwise.
+   * So the seal waits, at most `MARKER_SETTLE_MS`, for what proves either (see
+   * `Broadcasts.pastMarker`), the socket out of its rooms meanwhile.
    */
   claimMarker(marker: ClaimMarker): void {
     const entry = this.#parts.handoffs.byHash(marker.h)
-    if (entry && (entry.epoch === 0 || marker.ep === entry.epoch + 1)) {
-      if (entry.givenUp) {
-        // A claim of a write given up on, revoked by its UNDO (which goes before this seal):
-        // the session is not this claim's, and stays as it is here.
-        this.#parts.handoffs.seal(entry, []).catch(() => undefined)
-      } else if (entry.state === 'open') {
-        if (entry.epoch === 0) entry.claimedEarly = true
-        // Into the tail before its last packets: what never runs reaches the session nowhere else.
-        this.#parts.leavingCut(entry.id)
-        let last: string[] = []
-        try {
-          last = this.#parts.sockets.claimed(entry.sid)
-        } catch (err) {
-          this.#parts.warnings.warn(
-            'handoff-seal',
-            'the server failed to give the last packets of a session',
-            {
-              err,
-            },
-          )
-        }
-        // With where this node is on the channel: at the marker, every broadcast before it.
-        // Taken while the socket is still positioned: one it owes is not counted (`#placesOf`).
-        const places = this.#placesOf(entry)
-        this.#parts.cut.unposition(entry.id)
-        // Whatever the server still holds of the socket, no broadcast reaches it here now.
-        this.#parts.memory.delAll(entry.id)
-        this.#parts.handoffs.seal(entry, last, false, places).catch(() => undefined)
-      }
-      const sealed = () => {
-        this.#parts.handoffs.forget(entry)
-        this.#parts.publisher.publish(`${this.#parts.prefix}:response:${marker.n}`, {
-          n: this.#parts.node,
-          id: marker.id,
-          k: 'sealed',
+    if (!entry || (entry.epoch !== 0 && marker.ep !== entry.epoch + 1)) return
+    if (entry.givenUp) {
+      // A claim of a write given up on, revoked by its UNDO (which goes before this seal):
+      // the session is not this claim's, and stays as it is here.
+      this.#parts.handoffs.seal(entry, []).catch(() => undefined)
+    } else if (entry.state === 'open') {
+      // The same marker again (sent again after a refusal) while the seal waits: that seal
+      // answers the claim.
+      if (entry.pastMarker) return
+      if (entry.epoch === 0) entry.claimedEarly = true
+      const until = this.#parts.cut.count
+      if (this.#parts.awaitsAtMarker(entry.id, until)) {
+        // With where this node is on the channel at the marker, every append meanwhile too.
+        entry.markerPlaces = this.#placesOf(entry)
+        entry.pastMarker = new Promise<void>((settled) => {
+          this.#parts.pastMarker(entry.id, until, MARKER_SETTLE_MS, () => {
+            // Its write given up on meanwhile (the session went on here): revoked, as above.
+            if (entry.givenUp) this.#parts.handoffs.seal(entry, []).catch(() => undefined)
+            else this.#sealAtMarker(entry, until)
+            this.#answerClaim(entry, marker)
+            settled()
+          })
         })
+        return
       }
-      entry.sealing?.then(sealed, (err: unknown) => {
-        this.#parts.handoffs.forget(entry)
-        this.#parts.warnings.warn('handoff-seal', 'could not seal the tail of a claimed session', { err })
+      this.#sealAtMarker(entry)
+    }
+    this.#answerClaim(entry, marker)
+  }
+
+  /** The session's tail is sealed for the claim whose marker came back (see `claimMarker`). */
+  #sealAtMarker(entry: HandedOff, until?: number): void {
+    // Into the tail before its last packets: what never runs reaches the session nowhere else.
+    this.#parts.leavingCut(entry.id, until)
+    let last: string[] = []
+    try {
+      last = this.#parts.sockets.claimed(entry.sid)
+    } catch (err) {
+      this.#parts.warnings.warn('handoff-seal', 'the server failed to give the last packets of a session', {
+        err,
       })
     }
+    // With where this node is on the channel: at the marker, every broadcast before it.
+    // Taken while the socket is still positioned: one it owes is not counted (`#placesOf`).
+    const places = entry.markerPlaces ?? this.#placesOf(entry)
+    this.#parts.cut.unposition(entry.id)
+    // Whatever the server still holds of the socket, no broadcast reaches it here now.
+    this.#parts.memory.delAll(entry.id)
+    this.#parts.handoffs.seal(entry, last, false, places).catch(() => undefined)
+  }
+
+  /** Tells the claimer of `marker` that the tail is sealed, once it is written. */
+  #answerClaim(entry: HandedOff, marker: ClaimMarker): void {
+    const sealed = () => {
+      this.#parts.handoffs.forget(entry)
+      this.#parts.publisher.publish(`${this.#parts.prefix}:response:${marker.n}`, {
+        n: this.#parts.node,
+        id: marker.id,
+        k: 'sealed',
+      })
+    }
+    entry.sealing?.then(sealed, (err: unknown) => {
+      this.#parts.handoffs.forget(entry)
+      this.#parts.warnings.warn('handoff-seal', 'could not seal the tail of a claimed session', { err })
+    })
   }
 }

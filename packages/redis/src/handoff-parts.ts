@@ -38,7 +38,14 @@ export interface HandoffParts {
    * A socket's tail is sealed: the own broadcasts given up that never ran, which it waits for,
    * reach it first (see `Broadcasts.leaving`).
    */
-  readonly leavingCut: (id: string) => void
+  readonly leavingCut: (id: string, until?: number) => void
+  /**
+   * Whether socket `id`, its claim marker back with `until` own broadcasts sent, awaits one of
+   * them that Redis may still run, and its seal can wait for it (see `Broadcasts.awaitsAtMarker`).
+   */
+  readonly awaitsAtMarker: (id: string, until: number) => boolean
+  /** See `Broadcasts.pastMarker`. */
+  readonly pastMarker: (id: string, until: number, ms: number, done: () => void) => void
   /**
    * Resolves once socket `id` awaits no own broadcast given up that Redis may still run, or
    * after `ms` (see `Broadcasts.settled`).

@@ -320,6 +320,14 @@ export interface HandedOff {
    * won it), whatever its answer says, and the session was sealed here for that claimer.
    */
   claimedEarly?: boolean
+  /**
+   * Its claim's marker came back while the socket awaited an own broadcast that Redis may still
+   * run: resolves once the seal at that marker, which waited for it, is queued (see
+   * `HandingOff.claimMarker`).
+   */
+  pastMarker?: Promise<void>
+  /** Where this node was on the channel at that marker: the places of the appends since, and of the seal. */
+  markerPlaces?: string
   /** The seal's write, once queued: resolves once written (or refused), however long Redis takes. */
   sealing?: Promise<void>
   /** Forgets the entry once its handoff has expired in Redis. */
