@@ -39,7 +39,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
               answerHeld = answer
             })
           }
-          if (loseProbes && args[0] === 'PUBLISH' && (args[1] ?? '').includes(':response:')) {
+          if (loseProbes && args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')) {
             return Promise.resolve(0)
           }
           return undefined
