@@ -186,7 +186,9 @@ export class Broadcasts {
    */
   settled(id: string, ms: number, until = Number.POSITIVE_INFINITY): Promise<void> {
     if (!this.#cut.awaitsMayRun(id, until) || this.#closed()) return Promise.resolve()
-    this.#probeAwaited()
+    // One probe for the sessions a drain seals together: the first wait's covers every own
+    // broadcast given up by then; one given up later, the timer's next.
+    if (this.#settling.size === 0) this.#probeAwaited()
     return new Promise((resolve) => {
       const waiter = {
         id,
