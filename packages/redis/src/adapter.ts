@@ -285,7 +285,7 @@ export class RedisAdapter implements Adapter {
       leavingCut: (id, until) => this.#broadcasts.leaving(id, until),
       awaitsAtMarker: (id, until) => this.#broadcasts.awaitsAtMarker(id, until),
       pastMarker: (id, until, ms, done) => this.#broadcasts.pastMarker(id, until, ms, done),
-      awaitedSettled: (id, ms) => this.#broadcasts.settled(id, ms),
+      awaitedSettled: (id, ms) => this.#broadcasts.settled(id, ms, Number.POSITIVE_INFINITY, this.#cut.count),
       uncut: this.#uncut,
       readPlaces: this.#readPlaces,
       pending: this.#pending,

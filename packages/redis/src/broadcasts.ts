@@ -61,9 +61,9 @@ export class Broadcasts {
   readonly #awaited = new AwaitedBroadcasts()
   /**
    * The waits of `settled` and `pastMarker`, each ended once its socket awaits none up to
-   * `until` that may still run.
+   * `until` that may still run, and none up to `back` is on its way to it.
    */
-  readonly #settling = new Set<{ id: string; until: number; done: () => void }>()
+  readonly #settling = new Set<{ id: string; until: number; back: number; done: () => void }>()
   /**
    * Sockets past their claim marker, out of their rooms, whose seal waits for own broadcasts
    * they await (see `pastMarker`), by id: their rooms at the marker, and the count of the last
@@ -146,6 +146,8 @@ export class Broadcasts {
         this.#awaited.add(q, message, options, sent, this.#deliverAwaited)
         if (sent) this.#probeAwaited()
       }
+      // Lost, it is on its way to no socket any more.
+      this.#wake()
     })
   }
 
@@ -180,19 +182,22 @@ export class Broadcasts {
 
   /**
    * Socket `id`'s tail is about to be sealed with no claim (see `HandingOff.settleHandOff`):
-   * resolves once it awaits no own broadcast given up that Redis may still run (each came back,
-   * or was proved never run, and reached it with those given up behind it), or after `ms`. The
+   * resolves once it awaits no own broadcast up to `until` given up that Redis may still run
+   * (each came back, or was proved never run, and reached it with those given up behind it),
+   * and none up to `back` that it was left out of is on its way back to it; or after `ms`. The
    * probe goes now, rather than at the next turn of its timer, up to `requestTimeout` away.
    */
-  settled(id: string, ms: number, until = Number.POSITIVE_INFINITY): Promise<void> {
-    if (!this.#cut.awaitsMayRun(id, until) || this.#closed()) return Promise.resolve()
+  settled(id: string, ms: number, until = Number.POSITIVE_INFINITY, back = 0): Promise<void> {
+    const waits = () => this.#cut.awaitsMayRun(id, until) || this.#cut.onItsWayTo(id, back)
+    if (!waits() || this.#closed()) return Promise.resolve()
     // One probe for the sessions a drain seals together: the first wait's covers every own
     // broadcast given up by then; one given up later, the timer's next.
-    if (this.#settling.size === 0) this.#probeAwaited()
+    if (this.#settling.size === 0 && this.#cut.awaitsMayRun(id, until)) this.#probeAwaited()
     return new Promise((resolve) => {
       const waiter = {
         id,
         until,
+        back,
         done: () => {
           clearTimeout(timer)
           this.#settling.delete(waiter)
@@ -208,7 +213,10 @@ export class Broadcasts {
   /** Ends the waits of `settled` whose socket awaits none that may still run any more. */
   #wake(): void {
     if (this.#settling.size === 0) return
-    for (const waiter of this.#settling) if (!this.#cut.awaitsMayRun(waiter.id, waiter.until)) waiter.done()
+    for (const waiter of this.#settling) {
+      const { id, until, back } = waiter
+      if (!this.#cut.awaitsMayRun(id, until) && !this.#cut.onItsWayTo(id, back)) waiter.done()
+    }
   }
 
   /**

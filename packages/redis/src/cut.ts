@@ -136,6 +136,18 @@ export class Cut {
     return false
   }
 
+  /**
+   * Whether an own broadcast up to `until` that `id` takes when it comes back (one emitted since
+   * it was positioned, which it was left out of) is still on its way: neither back nor lost.
+   */
+  onItsWayTo(id: string, until: number): boolean {
+    const position = this.#positioned.get(id)
+    if (!position) return false
+    for (let q = Math.max(this.#back, position.from) + 1; q <= Math.min(until, this.#sent); q++)
+      if (!this.#lost.has(q)) return true
+    return false
+  }
+
   /** The first own broadcast awaited that the socket at `position` waits for. */
   #firstAwaited(position: Position): number | undefined {
     if (!position.handingOff) return undefined

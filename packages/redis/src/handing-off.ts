@@ -155,7 +155,8 @@ export class HandingOff {
     // last packets, before the server would take them itself.
     if (entry.pastMarker) return within(entry.pastMarker, ms, undefined)
     // Those it awaits that Redis may still run: back, or proved never run, they reach it (into
-    // the tail) in order, with those given up behind them.
+    // the tail) in order, with those given up behind them. So do those on their way back, which
+    // it was left out of when they were emitted (a round trip, as a rule).
     await this.#parts.awaitedSettled(entry.id, ms)
     // Claimed meanwhile: sealed at the marker, which gave it what never ran.
     if (this.#parts.handoffs.bySid(sid) !== entry || entry.state !== 'open') return

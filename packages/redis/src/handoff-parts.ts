@@ -47,8 +47,9 @@ export interface HandoffParts {
   /** See `Broadcasts.pastMarker`. */
   readonly pastMarker: (id: string, until: number, ms: number, done: () => void) => void
   /**
-   * Resolves once socket `id` awaits no own broadcast given up that Redis may still run, or
-   * after `ms` (see `Broadcasts.settled`).
+   * Resolves once socket `id` awaits no own broadcast given up that Redis may still run, and
+   * none emitted so far that it was left out of is still on its way back, or after `ms` (see
+   * `Broadcasts.settled`).
    */
   readonly awaitedSettled: (id: string, ms: number) => Promise<void>
   readonly uncut: UncutSockets

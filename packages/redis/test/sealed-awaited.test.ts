@@ -1,8 +1,10 @@
 // A drain that nobody claims before its timeout seals its sessions' tails; the client resumes
 // later on another node, which takes the session over from that tail. Own broadcasts of the
-// drained node given up while the session was handed over, which the session still waits for
-// (Redis may have run them: see src/awaited.ts), must reach the client there all the same: into
-// the tail before its last packets, in order, once. Real servers, the real client, real Redis.
+// drained node that the session still waits for must reach the client there all the same: into
+// the tail before its last packets, in order, once. Those given up while the session was handed
+// over (Redis may have run them: see src/awaited.ts), and one emitted as the drain seals, not
+// back from Redis yet (the session was left out of it when it was emitted). Real servers, the
+// real client, real Redis.
 import { connect } from '@parley/client'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -105,5 +107,54 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     expect(client.recovered).toBe(true)
     expect(client.id).toBe(id)
     expect(disconnects).toEqual([])
+  })
+
+  it('gives the client, resumed elsewhere, a broadcast emitted as the drain seals, still on its way', async () => {
+    let emitAtSeal: (() => void) | undefined
+    const a = await startTrafficNode(suite.redis.url, nodes, {
+      handoffTimeout: 1000,
+      fastify: {
+        return503OnClosing: false,
+        logger: {
+          level: 'warn',
+          stream: {
+            write: (line: string) => {
+              if (line.includes('sessions were not claimed before the timeout')) emitAtSeal?.()
+            },
+          },
+        },
+      },
+    })
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    const balancer = await balance([a, b])
+    balancer.avoid.add(1)
+    const client = connect(`${balancer.url}/parley`, {
+      transports: ['websocket'],
+      reconnectionDelay: 100,
+      reconnectionDelayMax: 300,
+    })
+    clients.push(client)
+    const got: number[] = []
+    client.on('room', (n: number) => got.push(n))
+    await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
+    a.started.app.parley.to('room').emit('room', 1)
+    await until(() => got.length === 1, 3000, 'the first broadcast')
+
+    // The network goes; a drains. As it stops waiting for claims it emits 2: its PUBLISH goes,
+    // and the session, left out of it, takes it only once it comes back from Redis.
+    balancer.offline = true
+    emitAtSeal = () => a.started.app.parley.to('room').emit('room', 2)
+    const draining = a.started.app.close()
+    await until(() => (a.started.app.parley.adapter as RedisAdapter).handingOver === 1, 3000, 'handed off')
+    await within(draining, 8000, "a's drain over")
+
+    balancer.avoid.clear()
+    balancer.avoid.add(0)
+    balancer.offline = false
+    await until(() => b.restored.length === 1, 8000, 'the session taken over by b')
+    b.started.app.parley.to('room').emit('room', 3)
+    await until(() => got.includes(3), 3000, "b's broadcast")
+    expect(got).toEqual([1, 2, 3])
+    expect(client.recovered).toBe(true)
   })
 })
