@@ -15,6 +15,8 @@ interface Node extends SuiteNode {
   connections: ServerSocket[]
   /** What its adapter logged. */
   warnings: string[]
+  /** What its server logged at warn or error, read back from its JSON lines. */
+  log: Record<string, unknown>[]
 }
 
 interface Own {
@@ -24,6 +26,8 @@ interface Own {
   noForwarding?: boolean
   /** Claims whose `forwardReply` is left out, as by a claimer of an earlier version. */
   claimsWithoutForwarding?: boolean
+  /** Claims whose `forwardReply` throws, or rejects, as an adapter of the application's may. */
+  forwardingFails?: 'throws' | 'rejects'
 }
 
 /** A question the client holds: what it was asked, and how to answer. */
@@ -40,7 +44,14 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
   async function startNode(own: Own = {}): Promise<Node> {
     const client = await connectedClient(suite.redis.url)
     const warnings: string[] = []
-    const node: Node = { started: undefined as unknown as Started, redis: client, connections: [], warnings }
+    const log: Record<string, unknown>[] = []
+    const node: Node = {
+      started: undefined as unknown as Started,
+      redis: client,
+      connections: [],
+      warnings,
+      log,
+    }
     const factory = redisAdapter({
       client,
       prefix,
@@ -71,6 +82,29 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
               }
             }
           }
+          const fails = own.forwardingFails
+          if (fails) {
+            const claimSession = adapter.claimSession.bind(adapter)
+            adapter.claimSession = async (sid) => {
+              const answer = await claimSession(sid)
+              if (answer === null || typeof answer !== 'object' || !('snapshot' in answer)) return answer
+              const claim: SessionClaim = answer
+              const lost = new Error(`forwarding ${fails}`)
+              // Typed void, as the contract says; an async method of the application's fits it.
+              const forwardReply: () => void =
+                fails === 'throws'
+                  ? () => {
+                      throw lost
+                    }
+                  : () => Promise.reject(lost)
+              return {
+                snapshot: claim.snapshot,
+                takeOver: (join) => claim.takeOver(join),
+                confirm: () => claim.confirm!(),
+                forwardReply,
+              }
+            }
+          }
           return adapter
         },
         handoff: { timeout: 5000, retrySpread: 0 },
@@ -84,7 +118,10 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
           socket.on('echo', (value: unknown, done: (value: unknown) => void) => done(value))
         })
       },
-      { return503OnClosing: false, logger: false },
+      {
+        return503OnClosing: false,
+        logger: { level: 'warn', stream: { write: (line: string) => void log.push(JSON.parse(line)) } },
+      },
     )
     nodes.push(node)
     return node
@@ -251,4 +288,30 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
     )
     expect(outcomes).toHaveLength(2)
   })
+
+  it.each(['throws', 'rejects'] as const)(
+    'logs a reply the new node’s adapter %s on the way back, once, and the question ends at its timeout',
+    async (fails) => {
+      const outcomes: string[] = []
+      let old: ServerSocket | undefined
+      const afterStore = () => outcome(outcomes, 'tail', old!.timeout(1000).emitWithAck('q', 'tail'))
+      const { b, c, id, asked, move, ...rest } = await scene({ afterStore }, { forwardingFails: fails })
+      old = rest.old
+      await move()
+      await until(() => asked.length === 1, 5000, 'the tail’s question at the client')
+      asked[0]!.reply('lost on b')
+      await until(() => outcomes.length === 1, 5000, 'the question settled on a')
+      expect(outcomes).toEqual(['tail: PARLEY_ACK_TIMEOUT'])
+      // The session goes on on b, which read the reply before this echo.
+      expect(await within(c.timeout(3000).emitWithAck('echo', 'after'), 5000, 'an echo from b')).toBe('after')
+      const lines = b.log.filter((line) => String(line.msg).includes('client reply(ies) back'))
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toMatchObject({
+        level: 40,
+        count: 1,
+        socket: id,
+        err: { message: `forwarding ${fails}` },
+      })
+    },
+  )
 })

@@ -79,6 +79,12 @@ export class AdapterFailures {
   readonly endedRecord: BurstLog
   /** `endedSession` rejected, or did not answer in time: those resumes got new sessions. */
   readonly endedLookup: BurstLog
+  /**
+   * A claim's `forwardReply` threw or rejected: those replies of the client's never reach the
+   * node that asked, whose questions end at their own timeout, or at `handoff.timeout` after
+   * the move with PARLEY_SESSION_MOVED.
+   */
+  readonly forwardReply: BurstLog
 
   constructor(log: FastifyBaseLogger) {
     const warn = (message: (count: number) => string) => new BurstLog(log, 'warn', message)
@@ -98,6 +104,10 @@ export class AdapterFailures {
     this.endedLookup = warn(
       (count) =>
         `the adapter could not tell how ${count} resumed session(s) ended, since the last such line; those resumes got new sessions`,
+    )
+    this.forwardReply = warn(
+      (count) =>
+        `the adapter could not send ${count} client reply(ies) back to the node that asked, since the last such line; those questions end there at their own timeout, or with ${ErrorCode.SESSION_MOVED} handoff.timeout after the session moved`,
     )
     this.claim = warn(
       (count) =>
@@ -152,5 +162,6 @@ export class AdapterFailures {
     this.ownerRecordLeft.close()
     this.endedRecord.close()
     this.endedLookup.close()
+    this.forwardReply.close()
   }
 }

@@ -113,7 +113,11 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
       return undefined
     }
     const socket = context.socketFor(session, handshake)
-    const forward = claim.forwardReply && ((reply: ReplyPacket | ErrorPacket) => forwardReply(claim, reply))
+    const failures = context.adapterFailures.forwardReply
+    const forward =
+      claim.forwardReply &&
+      ((reply: ReplyPacket | ErrorPacket) =>
+        forwardReply(claim, reply, (err) => failures.record({ err, socket: socket.id })))
     socket.restore(snapshot, forward)
     const refusal = (toEnd ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
     if (refusal) {
@@ -291,11 +295,12 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
  * Sends the client's reply to the old node's question there (see `SessionClaim.forwardReply`),
  * guarded: it runs as the session reads the client's packets, which an adapter that breaks its
  * contract must not break off. A reply lost so ends the old node's wait as without forwarding:
- * at its own timeout, or with PARLEY_SESSION_MOVED.
+ * at its own timeout, or with PARLEY_SESSION_MOVED; `failed` says so here, where it was lost.
  */
-function forwardReply(claim: SessionClaim, reply: ReplyPacket | ErrorPacket): void {
-  callGuarded(
-    () => claim.forwardReply?.(reply),
-    () => {},
-  )
+function forwardReply(
+  claim: SessionClaim,
+  reply: ReplyPacket | ErrorPacket,
+  failed: (err: unknown) => void,
+): void {
+  callGuarded(() => claim.forwardReply?.(reply), failed)
 }

@@ -172,8 +172,9 @@ export interface SessionClaim {
    * The client's reply (REPLY or ERROR) to a question the old node asked it, for a snapshot
    * with `repliesAwaited`: sent to the old node, which settles its wait with it (see
    * `Adapter.forwardsReplies`). The server calls it at most once per question, and only for the
-   * old node's own ids. Never throws; a reply the old node can no longer take (it left, or its
-   * wait ended) is lost, as it would have been without it.
+   * old node's own ids. Never throws (one that throws or rejects is logged, and the reply is
+   * lost); a reply the old node can no longer take (it left, or its wait ended) is lost, as it
+   * would have been without it.
    */
   forwardReply?(reply: ReplyPacket | ErrorPacket): void
 }
