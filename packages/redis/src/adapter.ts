@@ -818,8 +818,10 @@ export class RedisAdapter implements Adapter {
     }
     if (packet.k === 'answered') {
       const reply = decodeForwardedReply(packet.p)
-      if (reply) this.#sockets.forwardedReply?.(packet.i, reply)
-      else this.#malformed(this.#channels.response)
+      if (!reply) this.#malformed(this.#channels.response)
+      // Only from the node that took the session over: well formed, but nobody here awaits a
+      // reply from another, dropped without a line as one for a question that ended.
+      else if (this.#handingOff.claimedBy(packet.i, packet.n)) this.#sockets.forwardedReply?.(packet.i, reply)
       return
     }
     if (packet.k === 'resubscribed') {

@@ -4,6 +4,7 @@
 // sealed for the claimer. The store (handoff.ts) says what goes to Redis; this says when, and
 // what becomes of the socket's place on the channel (cut.ts, places.ts) meanwhile.
 import type { SessionSnapshot } from '@parley/server'
+import { Claimers } from './claimers.js'
 import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import { RedisUnreachableError, within } from './send.js'
@@ -25,6 +26,8 @@ export class HandingOff {
    * server gave up on it meanwhile (`withdrawHandOff`), so that nothing is written after all.
    */
   readonly #handOffsWaiting = new Map<string, boolean>()
+  /** Who took over each session claimed here: the one node whose replies it sends back count. */
+  readonly #claimers = new Claimers()
 
   constructor(parts: HandoffParts) {
     this.#parts = parts
@@ -125,6 +128,14 @@ export class HandingOff {
     this.#parts.cut.release(id)
     this.#parts.sessions.keptBack(sid)
     return false
+  }
+
+  /**
+   * True when `node` took over the session of socket `id` from this node: a reply to one of this
+   * node's questions that it sends back is taken; from any other node, dropped.
+   */
+  claimedBy(id: string, node: string): boolean {
+    return this.#claimers.claimedBy(id, node)
   }
 
   /** See `RedisAdapter.appendHandOff`. */
@@ -273,6 +284,8 @@ export class HandingOff {
       // answers the claim.
       if (entry.pastMarker) return
       if (entry.epoch === 0) entry.claimedEarly = true
+      // The server keeps its questions to the client waiting for replies from this claimer.
+      this.#claimers.record(entry.id, marker.n, entry.ttl)
       const until = this.#parts.cut.count
       if (this.#parts.awaitsAtMarker(entry.id, until)) {
         // With where this node is on the channel at the marker, every append meanwhile too.

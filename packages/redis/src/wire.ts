@@ -180,7 +180,8 @@ export type ResponsePacket =
    * From the node that took over the session of socket `i`, which this node handed off: the
    * client's reply to a question this node asked it, `p` (a REPLY or ERROR in the protocol's
    * text encoding). `id` is empty. Only sent to a node whose snapshot said it awaits them
-   * (`SessionSnapshot.repliesAwaited`): a node of an earlier version never gets one.
+   * (`SessionSnapshot.repliesAwaited`): a node of an earlier version never gets one. Taken only
+   * when `n` is the node that claimed that session (see claimers.ts).
    */
   | { n: string; id: string; k: 'answered'; i: string; p: string }
 

@@ -4,6 +4,7 @@
 // behind a round-robin proxy, and the real client; the session moves while both nodes live (its
 // WebSocket resume reaches the other node), or the asking node closes before the reply.
 import { connect } from '@parley/client'
+import { encodeText, PacketType } from '@parley/protocol'
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { ServerSocket, SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
@@ -213,6 +214,43 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
     await until(() => outcomes.length === 1, 5000, 'the question settled on a')
     expect(outcomes).toEqual(['tail: reply to tail'])
     await within(drained, 10_000, 'the drain')
+    expect(nodes.flatMap((n) => n.warnings)).toEqual([])
+  })
+
+  it('takes a reply sent back only from the node that took the session over', async () => {
+    const outcomes: string[] = []
+    let old: ServerSocket | undefined
+    const afterStore = () => outcome(outcomes, 'tail', old!.timeout(10_000).emitWithAck('q', 'tail'))
+    const { a, b, id, asked, move, ...rest } = await scene({ afterStore })
+    old = rest.old
+    await move()
+    await until(() => asked.length === 1, 5000, 'the tail’s question at the client')
+    // A third node, which never held the session, sends a's socket replies to each ack id the
+    // question may have, on a's own response channel, as only the claimer b may.
+    const third = await startNode()
+    const node = (n: Node) => (n.started.app.parley.adapter as RedisAdapter).node
+    const listener = third.redis.duplicate()
+    await listener.connect()
+    try {
+      const heard: string[] = []
+      await listener.subscribe(`${prefix}:response:x`, (text) => void heard.push(JSON.parse(text).n))
+      for (let ackId = 1; ackId <= 8; ackId++) {
+        const reply = encodeText({ type: PacketType.REPLY, seq: 1, ackId, args: ['forged'] })
+        const answered = { n: node(third), id: '', k: 'answered', i: id, p: reply }
+        await third.redis.sendCommand(['PUBLISH', `${prefix}:response:${node(a)}`, JSON.stringify(answered)])
+      }
+      // On the same connection, so a reads it after the replies: its answer says they were read.
+      const fetch = { n: 'x', id: 'read', k: 'fetch', o: { r: ['none'], x: [], v: false } }
+      await third.redis.sendCommand(['PUBLISH', `${prefix}:request`, JSON.stringify(fetch)])
+      await until(() => heard.includes(node(a)), 5000, 'a’s answer to the request after the replies')
+    } finally {
+      await listener.quit()
+    }
+    expect(outcomes).toEqual([])
+    asked[0]!.reply('reply to tail')
+    await until(() => outcomes.length === 1, 5000, 'the question settled on a')
+    expect(outcomes).toEqual(['tail: reply to tail'])
+    expect(b.started.app.parley.sockets.has(id)).toBe(true)
     expect(nodes.flatMap((n) => n.warnings)).toEqual([])
   })
 
