@@ -158,14 +158,17 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
       proxy.cut()
       await until(() => c.connected && b.started.app.parley.sockets.has(id), 5000, 'the session moved to b')
     }
-    return { a, b, c, id, old, asked, move }
+    return { a, b, c, id, old, asked, move, proxy }
   }
 
   /** Records how a question's promise settled, as `what: answer` or `what: code`. */
-  function outcome(into: string[], what: string, asked: Promise<unknown>): void {
+  function outcome(into: string[], what: string, asked: Promise<unknown>, messages?: string[]): void {
     asked.then(
       (answer) => into.push(`${what}: ${String(answer)}`),
-      (error: { code: string }) => into.push(`${what}: ${error.code}`),
+      (error: { code: string; message: string }) => {
+        into.push(`${what}: ${error.code}`)
+        messages?.push(error.message)
+      },
     )
   }
 
@@ -253,6 +256,45 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
     expect(b.started.app.parley.sockets.has(id)).toBe(true)
     expect(nodes.flatMap((n) => n.warnings)).toEqual([])
   })
+
+  it.each([
+    { which: 'that awaits replies', own: {}, code: 'PARLEY_DISCONNECTED' },
+    {
+      which: 'that does not, as it stored it',
+      own: { noForwarding: true },
+      code: 'PARLEY_SESSION_MOVED',
+    },
+  ] as const)(
+    'ends the questions of a session that ends on its old node before a claim with $code (a node $which)',
+    async ({ own, code }: { own: Own; code: string }) => {
+      const outcomes: string[] = []
+      const messages: string[] = []
+      let old: ServerSocket | undefined
+      let stored = false
+      const afterStore = () => {
+        outcome(outcomes, 'tail', old!.timeout(10_000).emitWithAck('q', 'tail'), messages)
+        stored = true
+      }
+      const { a, c, asked, ...rest } = await scene({ afterStore, ...own })
+      old = rest.old
+      outcome(outcomes, 'before', old.emitWithAck('q', 'before'), messages)
+      await until(() => asked.length === 1, 3000, 'the first question at the client')
+      // The client cannot come back meanwhile: no node claims the session.
+      rest.proxy.offline = true
+      const drained = a.started.app.close()
+      await until(() => stored && !c.connected, 5000, 'the session stored and its client told to go')
+      // The application ends it while it waits, frozen, for a claim.
+      old.disconnect()
+      await until(() => outcomes.length === 2, 3000, 'both questions ended')
+      expect(outcomes.sort()).toEqual([`before: ${code}`, `tail: ${code}`])
+      if (code === 'PARLEY_DISCONNECTED')
+        expect(messages).toEqual([
+          'the session ended: server disconnect',
+          'the session ended: server disconnect',
+        ])
+      await within(drained, 10_000, 'the drain, with nothing left to wait for')
+    },
+  )
 
   it('drops a reply to a question the old node gave up on, and settles the next one', async () => {
     const outcomes: string[] = []

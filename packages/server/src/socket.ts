@@ -1192,6 +1192,8 @@ export class ServerSocket<
     const handingOff = move?.tailSink !== undefined
     if (move) move.tailSink = undefined
     this.#pipeline?.close()
+    // Those a handoff left waiting for replies sent back too (see `handOff`): ended here before
+    // any node took it over, the session moved nowhere, and no reply can come.
     this.#ackTable?.rejectAll(new ParleyError(ErrorCode.DISCONNECTED, `the session ended: ${reason}`))
     this.#fire('disconnecting', [reason])
     this.#leaveAll()
