@@ -14,6 +14,8 @@ import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 
 interface Node extends SuiteNode {
   connections: ServerSocket[]
+  /** The sockets it took over from another node. */
+  restored: ServerSocket[]
   /** What its adapter logged. */
   warnings: string[]
   /** What its server logged at warn or error, read back from its JSON lines. */
@@ -50,6 +52,7 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
       started: undefined as unknown as Started,
       redis: client,
       connections: [],
+      restored: [],
       warnings,
       log,
     }
@@ -116,6 +119,7 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
           socket.on('echo', (value: unknown, done: (value: unknown) => void) => done(value))
         })
         app.parley.on('restored', (socket) => {
+          node.restored.push(socket)
           socket.on('echo', (value: unknown, done: (value: unknown) => void) => done(value))
         })
       },
@@ -295,6 +299,63 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
       await within(drained, 10_000, 'the drain, with nothing left to wait for')
     },
   )
+
+  it('drops, two moves on, a reply to the first node’s question, never settling a question of its own with it', async () => {
+    const outcomes: string[] = []
+    let old: ServerSocket | undefined
+    // Asked into a's tail: ids 1 and 2. b numbers from half the id space past 1, and c from half
+    // past that: from 2 again, where a's second question is.
+    let once = false
+    const afterStore = () => {
+      if (once) return
+      once = true
+      outcome(outcomes, 'a1', old!.timeout(2000).emitWithAck('q', 'a1'))
+      outcome(outcomes, 'a2', old!.timeout(2000).emitWithAck('q', 'a2'))
+    }
+    const a = await startNode({ afterStore })
+    const b = await startNode()
+    const c = await startNode()
+    const all = [a, b, c]
+    await until(
+      () => all.every((n) => (n.started.app.parley.adapter as RedisAdapter).liveNodes.length === 2),
+      5000,
+      'a, b and c live',
+    )
+    const proxy = await balance(all)
+    const client = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
+    clients.push(client)
+    const asked: Asked[] = []
+    client.on('q', (what: string, reply: (answer: string) => void) => void asked.push({ what, reply }))
+    const only = (i: number) => {
+      proxy.avoid.clear()
+      for (const j of [0, 1, 2]) if (j !== i) proxy.avoid.add(j)
+    }
+    only(0)
+    client.connect()
+    await until(() => client.connected, 3000, 'connect to a')
+    const id = client.id!
+    old = a.connections[0]!
+    /** The network drops the WebSocket, and the resume reaches node `i`, which asks for it. */
+    const moveTo = async (i: number) => {
+      only(i)
+      proxy.cut()
+      await until(
+        () => client.connected && all[i]!.started.app.parley.sockets.has(id),
+        5000,
+        `the session moved to ${'abc'[i]}`,
+      )
+    }
+    await moveTo(1)
+    await until(() => asked.length === 2, 5000, 'a’s questions at the client')
+    await moveTo(2)
+    outcome(outcomes, 'c', c.restored[0]!.timeout(5000).emitWithAck('q', 'c'))
+    await until(() => asked.length === 3, 5000, 'c’s question at the client')
+    for (const { what, reply } of asked) reply(`reply to ${what}`)
+    await until(() => outcomes.length === 3, 5000, 'every question settled')
+    // c's own with its own reply; a's at their timeout: c sent their replies to b, which drops them.
+    expect(outcomes.sort()).toEqual(['a1: PARLEY_ACK_TIMEOUT', 'a2: PARLEY_ACK_TIMEOUT', 'c: reply to c'])
+    expect(nodes.flatMap((n) => n.warnings)).toEqual([])
+  })
 
   it('drops a reply to a question the old node gave up on, and settles the next one', async () => {
     const outcomes: string[] = []

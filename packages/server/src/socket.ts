@@ -718,7 +718,10 @@ export class ServerSocket<
     const move = this.#moving()
     move.tailSink = (text) => this.#context.adapter.appendHandOff?.(books.sid, text)
     const waiting = (this.#pipeline?.takeWaiting() ?? []) as [string, JsonValue[], number][]
-    const pendingAcks = this.#ackTable?.ids() ?? []
+    // With the ids of the node this session came from that the client has not answered yet (a
+    // second move): the next node must drop their replies, never number a question of its own
+    // onto one, which would take a reply meant for that node's question.
+    const pendingAcks = [...(move.movedAcks ?? []), ...(this.#ackTable?.ids() ?? [])]
     const data = jsonCopy(this.data)
     if (data === undefined) this.#context.unplainData(this.id)
     const rooms = this.#roomsBesidesOwn()

@@ -58,7 +58,10 @@ export interface SessionSnapshot {
    * travel in the tail, where the new node reads their ids. With `repliesAwaited`, the old node
    * still awaits the client's replies to all of them, and the new node sends each one there
    * (`SessionClaim.forwardReply`); without it, their callbacks were rejected there with
-   * PARLEY_SESSION_MOVED, and the new node drops the client's replies to them.
+   * PARLEY_SESSION_MOVED, and the new node drops the client's replies to them. After a second
+   * move, first the ids the node before the old one asked that the client has not answered
+   * yet: their replies go to the old node too, which drops them (it never takes those ids for
+   * its own questions), rather than to the node that asked them.
    */
   pendingAcks: number[]
   /**
