@@ -72,4 +72,31 @@ describe('ForwardedReplies', () => {
     expect(replies.settle('s1', reply(now.ids[0]!, 'yes'))).toBe(true)
     expect(now.ended).toEqual(['b: yes'])
   })
+
+  it('sends replies to the previous node’s questions on there, once each, beside its own waits', () => {
+    vi.useFakeTimers()
+    const replies = new ForwardedReplies(1000)
+    const { table, ended, ids } = asked(['own'])
+    const relayed: number[] = []
+    replies.keep('s1', table, { ids: new Set([40, 41]), forward: (r) => void relayed.push(r.ackId) })
+    expect(replies.settle('s1', reply(40, 'theirs'))).toBe(true)
+    expect(replies.settle('s1', reply(40, 'again'))).toBe(false)
+    expect(replies.settle('s1', reply(ids[0]!, 'mine'))).toBe(true)
+    expect(relayed).toEqual([40])
+    expect(ended).toEqual(['own: mine'])
+    // One relayed id left: kept until the bound, then forgotten.
+    vi.advanceTimersByTime(1000)
+    expect(replies.settle('s1', reply(41, 'late'))).toBe(false)
+    expect(relayed).toEqual([40])
+  })
+
+  it('keeps a socket that awaits nothing of its own for the previous node’s questions', () => {
+    const replies = new ForwardedReplies(1000)
+    const relayed: number[] = []
+    replies.keep('s1', undefined, { ids: new Set([7]), forward: (r) => void relayed.push(r.ackId) })
+    expect(replies.settle('s1', reply(7, 'theirs'))).toBe(true)
+    expect(relayed).toEqual([7])
+    // Nothing left: forgotten.
+    expect(replies.settle('s1', reply(7, 'again'))).toBe(false)
+  })
 })

@@ -719,8 +719,8 @@ export class ServerSocket<
     move.tailSink = (text) => this.#context.adapter.appendHandOff?.(books.sid, text)
     const waiting = (this.#pipeline?.takeWaiting() ?? []) as [string, JsonValue[], number][]
     // With the ids of the node this session came from that the client has not answered yet (a
-    // second move): the next node must drop their replies, never number a question of its own
-    // onto one, which would take a reply meant for that node's question.
+    // second move): the next node sends their replies here, which go on there (see `claimed`),
+    // and never numbers a question of its own onto one, which would take such a reply.
     const pendingAcks = [...(move.movedAcks ?? []), ...(this.#ackTable?.ids() ?? [])]
     const data = jsonCopy(this.data)
     if (data === undefined) this.#context.unplainData(this.id)
@@ -858,9 +858,13 @@ export class ServerSocket<
     // the other node. One whose adapter forwards the replies sends them back here, where they
     // settle these waits: taken from the socket before its end, which would reject them. Else
     // that node drops them (see `movedInTail`), and they moved as the session did.
+    // So too the questions of the node this session came from that the client has not answered:
+    // the next node sends their replies here (the next snapshot lists them), and they go on there.
     const forwarded = this.#context.forwarded
-    if (forwarded && this.#ackTable) {
-      forwarded.keep(this.id, this.#ackTable)
+    if (forwarded) {
+      const relay = move.forwardReply &&
+        move.movedAcks && { ids: new Set(move.movedAcks), forward: move.forwardReply }
+      forwarded.keep(this.id, this.#ackTable, relay)
       this.#ackTable = undefined
     } else this.#ackTable?.rejectAll(movedBeforeReply())
     this.#session.moved()

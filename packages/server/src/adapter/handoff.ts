@@ -60,8 +60,8 @@ export interface SessionSnapshot {
    * (`SessionClaim.forwardReply`); without it, their callbacks were rejected there with
    * PARLEY_SESSION_MOVED, and the new node drops the client's replies to them. After a second
    * move, first the ids the node before the old one asked that the client has not answered
-   * yet: their replies go to the old node too, which drops them (it never takes those ids for
-   * its own questions), rather than to the node that asked them.
+   * yet: their replies go to the old node too, which sends them on to the node that asked them
+   * (it never takes those ids for its own questions).
    */
   pendingAcks: number[]
   /**
