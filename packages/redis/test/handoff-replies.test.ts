@@ -73,39 +73,28 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
             return stored
           }
           if (own.noForwarding) adapter.forwardsReplies = () => false
-          if (own.claimsWithoutForwarding) {
-            const claimSession = adapter.claimSession.bind(adapter)
-            adapter.claimSession = async (sid) => {
-              const answer = await claimSession(sid)
-              if (answer === null || typeof answer !== 'object' || !('snapshot' in answer)) return answer
-              const claim: SessionClaim = answer
-              return {
-                snapshot: claim.snapshot,
-                takeOver: (join) => claim.takeOver(join),
-                confirm: () => claim.confirm!(),
-              }
-            }
-          }
+          // The claims as another adapter would make them: without `forwardReply` (an earlier
+          // version), or with one that throws or rejects.
           const fails = own.forwardingFails
-          if (fails) {
+          if (own.claimsWithoutForwarding || fails) {
+            const lost = new Error(`forwarding ${fails}`)
+            // Typed void, as the contract says; an async method of the application's fits it.
+            const failing: () => void =
+              fails === 'throws'
+                ? () => {
+                    throw lost
+                  }
+                : () => Promise.reject(lost)
             const claimSession = adapter.claimSession.bind(adapter)
             adapter.claimSession = async (sid) => {
               const answer = await claimSession(sid)
               if (answer === null || typeof answer !== 'object' || !('snapshot' in answer)) return answer
               const claim: SessionClaim = answer
-              const lost = new Error(`forwarding ${fails}`)
-              // Typed void, as the contract says; an async method of the application's fits it.
-              const forwardReply: () => void =
-                fails === 'throws'
-                  ? () => {
-                      throw lost
-                    }
-                  : () => Promise.reject(lost)
               return {
                 snapshot: claim.snapshot,
                 takeOver: (join) => claim.takeOver(join),
                 confirm: () => claim.confirm!(),
-                forwardReply,
+                ...(fails && { forwardReply: failing }),
               }
             }
           }
