@@ -14,8 +14,10 @@ import { client, closeClients, next } from './helpers.js'
 
 /** Where the stand-in stops pouring, whatever the client does. */
 const CAP = 64 * 1024 * 1024
-/** What the OPEN states: an answer or an event may hold this many characters. */
+/** What the OPEN states: an answer or an event may hold this many bytes. */
 const MAX_PAYLOAD = 1000
+/** The protocol's default maxPayload, what the client knows before an OPEN. */
+const DEFAULT_MAX_PAYLOAD = 1_000_000
 /** What the stand-in may have written before the client's close reached it (socket buffers). */
 const WRITTEN_AT_MOST = 16 * 1024 * 1024
 
@@ -27,6 +29,7 @@ type Mode =
   | 'refused upgrade'
   | 'failed handshake'
   | 'failed poll'
+  | 'multibyte refusal'
 
 let server: Server | undefined
 afterEach(async () => {
@@ -76,6 +79,10 @@ async function standIn(mode: Mode) {
       // (Without an 'upgrade' listener, Node hands an upgrade request to this one.)
       res.writeHead(403, { 'content-type': 'application/json' })
       pour(res, '{"code":"PARLEY_REFUSED","message":"', 'x', written)
+    } else if (mode === 'multibyte refusal') {
+      // A whole body, under the default maxPayload in characters but three times over it in bytes.
+      res.writeHead(403, { 'content-type': 'application/json' })
+      res.end(`{"code":"PARLEY_REFUSED","message":"${'界'.repeat(DEFAULT_MAX_PAYLOAD / 2)}"}`)
     } else if (mode === 'failed handshake' || (mode === 'failed poll' && req.method === 'GET')) {
       res.writeHead(500, { 'content-type': 'application/json' })
       pour(res, '{"code":"PARLEY_BAD_REQUEST","message":"', 'x', written)
@@ -147,6 +154,18 @@ describe('the body of a refused WebSocket upgrade with no end', () => {
     // lets no WebSocket through): the client tries again.
     expect(error).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { status: 403 } })
     expect(error.details?.refused).not.toBe(true)
+    expect(willRetry).toBe(true)
+  })
+})
+
+// maxPayload counts UTF-8 bytes everywhere: text of few characters but many bytes is past it too.
+describe('a body within maxPayload in characters but past it in bytes', () => {
+  it('is not taken from a refused WebSocket upgrade: the refusal has its status alone', async () => {
+    const { url } = await standIn('multibyte refusal')
+    const socket = client(url, { transports: ['websocket'] })
+    const [error, willRetry] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>, boolean]
+    socket.disconnect()
+    expect(error).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { status: 403 } })
     expect(willRetry).toBe(true)
   })
 })

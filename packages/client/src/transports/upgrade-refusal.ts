@@ -50,17 +50,20 @@ export function hearRefusal(
 }
 
 /**
- * The body of `answer`, read up to `maxPayload` UTF-16 units (what one answer may hold): a body
- * with no end (a broken proxy, a hostile server) must not take the memory of the whole process.
- * Past the bound, reading stops (leaving the loop destroys the answer), and what was read is no
- * JSON: the error then has the status alone.
+ * The body of `answer`, read up to `maxPayload` bytes (what one answer may hold, counted in UTF-8
+ * bytes as everywhere else): a body with no end (a broken proxy, a hostile server) must not take
+ * the memory of the whole process. Past the bound, reading stops (leaving the loop destroys the
+ * answer) and nothing of it is taken: the error then has the status alone, as over HTTP.
  */
 async function bodyOf(answer: UpgradeAnswer, maxPayload: number): Promise<string> {
   const decoder = new TextDecoder()
   let text = ''
+  let bytes = 0
   for await (const chunk of answer) {
+    bytes += chunk.length
+    // Not JSON, so the caller's parse fails.
+    if (bytes > maxPayload) return ''
     text += decoder.decode(chunk, { stream: true })
-    if (text.length > maxPayload) break
   }
   return text + decoder.decode()
 }
