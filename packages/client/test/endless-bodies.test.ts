@@ -30,6 +30,7 @@ type Mode =
   | 'failed handshake'
   | 'failed poll'
   | 'multibyte refusal'
+  | 'multibyte sse line'
 
 let server: Server | undefined
 afterEach(async () => {
@@ -100,7 +101,10 @@ async function standIn(mode: Mode) {
     } else {
       res.writeHead(200, { 'content-type': 'text/event-stream' })
       const prelude = `:${' '.repeat(2048)}\n\n`
-      if (mode === 'sse line') pour(res, `${prelude}data: [2,1,"news",[`, '"x",', written)
+      // One line under maxPayload + 4 KiB in characters, over it in bytes; its event never ends.
+      if (mode === 'multibyte sse line')
+        res.write(`${prelude}data: [2,1,"news",["${'界'.repeat(2 * MAX_PAYLOAD)}"]]\n`)
+      else if (mode === 'sse line') pour(res, `${prelude}data: [2,1,"news",[`, '"x",', written)
       else pour(res, prelude, 'data: [2]\n', written)
     }
   })
@@ -167,5 +171,16 @@ describe('a body within maxPayload in characters but past it in bytes', () => {
     socket.disconnect()
     expect(error).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, details: { status: 403 } })
     expect(willRetry).toBe(true)
+  })
+
+  it('ends an SSE line past maxPayload and its slack with PARLEY_PAYLOAD_TOO_LARGE', async () => {
+    const { url } = await standIn('multibyte sse line')
+    const socket = client(url, { transports: ['sse'] })
+    const [error] = (await next(socket, 'connect_error', 10_000)) as [ParleyError<string>, boolean]
+    socket.disconnect()
+    expect(error).toMatchObject({
+      code: ErrorCode.PAYLOAD_TOO_LARGE,
+      message: `event over ${MAX_PAYLOAD} bytes`,
+    })
   })
 })

@@ -1,4 +1,4 @@
-import { decodeText } from '../codec.js'
+import { decodeText, utf8Length } from '../codec.js'
 import { HttpTransport, httpError } from '../http.js'
 import { tooLarge, transportError } from './transport.js'
 
@@ -60,10 +60,11 @@ export class SseTransport extends HttpTransport {
         }
         // In Node, an event or a line that outgrows any packet (the slack covers the field
         // name and the 2 KiB prelude) ends the stream before it takes the memory of the whole
-        // process; see `boundedBody` (http.ts) for why browsers are left out.
+        // process; see `boundedBody` (http.ts) for why browsers are left out. Counted in UTF-8
+        // bytes, as maxPayload is (`utf8Length` counts without a copy in Node).
         if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-          let held = buffer.length
-          for (const part of data) held += part.length
+          let held = 0
+          for (const part of [buffer, ...data]) held += utf8Length(part)
           if (held > this.maxPayload + 4096) {
             this.fail(tooLarge('event', this.maxPayload))
             return

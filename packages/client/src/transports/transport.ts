@@ -286,11 +286,7 @@ export function notFound(url: string): ParleyError {
   })
 }
 
-/**
- * Node only: an answer or an SSE event larger than any may be. An answer is measured in bytes;
- * an SSE event in UTF-16 units, each at least a byte: past `maxPayload` of them it is past as
- * many bytes too.
- */
+/** Node only: an answer or an SSE event larger than any may be, in UTF-8 bytes. */
 export function tooLarge(what: string, maxPayload: number): ParleyError {
   return new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${what} over ${maxPayload} bytes`)
 }
