@@ -60,8 +60,8 @@ export class Session implements ConnectionHost {
   /** The transport life under the session: its state and transport are the socket's. */
   readonly connection: Connection
   readonly #host: SessionHost
-  /** The connection's events go to the socket's listeners as they are. */
-  readonly notify: ConnectionHost['notify']
+  /** The session's and the connection's events go to the socket's listeners as they are. */
+  readonly notify: SessionHost['fire']
   /** True between `connect` and `disconnect` as the application saw them. */
   #up = false
   #liveTimer: ReturnType<typeof setTimeout> | undefined
@@ -185,7 +185,7 @@ export class Session implements ConnectionHost {
       // Later, with the session in place: an application's callback may throw.
       queueMicrotask(() => {
         if (packet.type === PacketType.EVENT) this.acks.settle(packet.ackId, error, [])
-        this.#host.fire('error', error)
+        this.notify('error', error)
       }),
     )
     this.id = open.id
@@ -207,18 +207,18 @@ export class Session implements ConnectionHost {
     if (!this.id) return
     if (!this.#up) {
       this.#up = true
-      this.#host.fire('connect')
-      if (attempt > 0 && this.id) this.#host.fire('reconnect', attempt)
+      this.notify('connect')
+      if (attempt > 0 && this.id) this.notify('reconnect', attempt)
     }
     // Up already: this attach came from an upgrade, a step down or a resume, never `connect`
     // (a connect attempt is made only once the session is down, see Connection).
-    else if (before) this.#host.fire('transport', now, before, why as Exclude<SwitchReason, 'connect'>)
+    else if (before) this.notify('transport', now, before, why as Exclude<SwitchReason, 'connect'>)
   }
 
   refused(seq: number, error: ParleyError<string>, from: AckPace): Later {
     this.#heardAt = performance.now()
     // Numbered: it takes its place in the order (a duplicate or a gap is no news).
-    if (this.#accept(seq, from)) return () => this.#host.fire('error', error)
+    if (this.#accept(seq, from)) return () => this.notify('error', error)
   }
 
   down(reason: CloseReason): void {
@@ -263,7 +263,7 @@ export class Session implements ConnectionHost {
         const error = new ParleyError<string>(p.code, p.message)
         this.#ledger.answered(p.ackId)
         if (this.#accept(p.seq, from))
-          return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.#host.fire('error', error))
+          return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.notify('error', error))
         return
       }
       case PacketType.CLOSE:
@@ -308,7 +308,7 @@ export class Session implements ConnectionHost {
         const error = new ParleyError(ErrorCode.DISCONNECTED, `session ended: ${p.reason}: ${p.message}`, {
           details: { reason: p.reason },
         })
-        this.#host.fire('connect_error', error, willRetry)
+        this.notify('connect_error', error, willRetry)
       }
     })
   }
@@ -317,8 +317,8 @@ export class Session implements ConnectionHost {
   #down(reason: CloseReason, message?: string): void {
     if (!this.#up) return
     this.#up = false
-    if (message === undefined) this.#host.fire('disconnect', reason)
-    else this.#host.fire('disconnect', reason, { message })
+    if (message === undefined) this.notify('disconnect', reason)
+    else this.notify('disconnect', reason, { message })
   }
 
   /** Drops the session for good: the application disconnected, or reconnecting stopped. */
