@@ -7,6 +7,9 @@ export interface StorageLike {
   removeItem(key: string): void
 }
 
+/** What the client calls of a storage: it never removes an item (a stale one lapses). */
+type UsedStorage = Pick<StorageLike, 'getItem' | 'setItem'>
+
 /** How long a remembered transport is trusted: networks change (a laptop leaves the office). */
 export const MEMORY_TTL = 60 * 60 * 1000
 /**
@@ -18,14 +21,13 @@ export const FIRST_STALL_TTL = 60 * 1000
 
 // Process-wide in Node, so that a second client of the same server starts where the first ended.
 const fallbackStore = new Map<string, string>()
-const mapStorage: StorageLike = {
+const mapStorage: UsedStorage = {
   getItem: (k) => fallbackStore.get(k) ?? null,
   setItem: (k, v) => void fallbackStore.set(k, v),
-  removeItem: (k) => void fallbackStore.delete(k),
 }
 
 /** The storage to use: the given one, else `localStorage` where it works, else memory. */
-export function pickStorage(given?: StorageLike): StorageLike {
+export function pickStorage(given?: StorageLike): UsedStorage {
   if (given) return given
   try {
     // Safari's private mode and sandboxed frames throw on use, not on access; where there is no
@@ -48,10 +50,10 @@ export function pickStorage(given?: StorageLike): StorageLike {
 export class TransportMemory {
   readonly #key: string
 
-  readonly #storage: StorageLike
+  readonly #storage: UsedStorage
   readonly #now: () => number
 
-  constructor(storage: StorageLike, server: string, now: () => number = Date.now) {
+  constructor(storage: UsedStorage, server: string, now: () => number = Date.now) {
     this.#storage = storage
     this.#now = now
     this.#key = `parley:transport:${server}`
