@@ -35,6 +35,7 @@ const INTERNAL_PROPS = [
   'downstream',
   'fail',
   'fetchFn',
+  'ackParam',
   'leave',
   'finish',
   'setup',
@@ -59,6 +60,7 @@ const INTERNAL_PROPS = [
   'register',
   'rejectAll',
   'settle',
+  'encodeChecked',
   'takeAck',
   'takeOwed',
   'timer',
@@ -83,6 +85,7 @@ const INTERNAL_PROPS = [
   'state',
   // the emitter
   'fire',
+  'fn',
   // methods and entries no platform object has
   'event',
   'handedOff',

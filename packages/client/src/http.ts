@@ -144,7 +144,7 @@ export abstract class HttpTransport extends BaseTransport {
    * (a welcome in `connection`), and the server would never send it again should the answer be
    * lost: a gap at every resume.
    */
-  protected ack(): number {
+  protected ackParam(): number {
     const ack = this.setup.takeAck()
     if (!this.#fresh) return ack
     this.#fresh = false

@@ -52,7 +52,7 @@ export class Ledger {
    * PARLEY_PAYLOAD_TOO_LARGE (nothing is kept then) or PARLEY_UNSERIALIZABLE.
    */
   keep(build: (seq: number) => NumberedPacket): Outgoing {
-    const item = this.encode(build(this.outSeq + 1))
+    const item = this.encodeChecked(build(this.outSeq + 1))
     const { maxQueuedMessages, maxQueuedBytes } = this.#limits
     if (this.kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
       throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages queued', {
@@ -74,7 +74,7 @@ export class Ledger {
    * Encodes an application packet the server will take: throws PARLEY_PAYLOAD_TOO_LARGE past the
    * server's maxPayload, and what `outgoing` throws.
    */
-  encode(packet: NumberedPacket): Outgoing {
+  encodeChecked(packet: NumberedPacket): Outgoing {
     const item = outgoing(packet)
     const { bytes: size } = item
     const limit = this.maxPayload
@@ -223,7 +223,7 @@ export class Ledger {
   }
 
   /** Drops everything: the application ended the session. */
-  clear(): void {
+  reset(): void {
     this.kept = []
     this.#keptBytes = 0
     this.forget()

@@ -123,7 +123,7 @@ export class Session implements ConnectionHost {
 
   /** Sends an unnumbered event now; false (nothing sent) without a transport. */
   sendVolatile(packet: EventPacket): boolean {
-    return this.connection.state === 'open' && this.connection.send([this.#ledger.encode(packet)])
+    return this.connection.state === 'open' && this.connection.send([this.#ledger.encodeChecked(packet)])
   }
 
   // What the connection tells the session (`ConnectionHost`): the session is its host.
@@ -324,7 +324,7 @@ export class Session implements ConnectionHost {
   /** Drops the session for good: the application disconnected, or reconnecting stopped. */
   #end(): void {
     clearTimeout(this.#liveTimer)
-    this.#ledger.clear()
+    this.#ledger.reset()
     this.id = undefined
     this.acks.rejectAll(ended())
   }

@@ -77,7 +77,7 @@ export class PollingTransport extends HttpTransport {
     // it off, so one signal for the whole session would gather one per poll.
     this.ctl = new AbortController()
     try {
-      const res = await this.setup.fetch(`${url}&ack=${this.ack()}`, { signal: this.ctl.signal })
+      const res = await this.setup.fetch(`${url}&ack=${this.ackParam()}`, { signal: this.ctl.signal })
       if (res.status === 200) {
         if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) return await res.text()
         this.decoder ??= new TextDecoder()
