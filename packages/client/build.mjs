@@ -52,6 +52,7 @@ const INTERNAL_PROPS = [
   'forget',
   'inSeq',
   'keep',
+  'ledger',
   'kept',
   'nextId',
   'outSeq',

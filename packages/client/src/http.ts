@@ -139,13 +139,14 @@ export abstract class HttpTransport extends BaseTransport {
   #left = false
 
   /**
-   * The ACK a GET carries (see `TransportSetup.takeAck`). None in the first GET of a new session:
+   * The ACK a GET carries (see `TransportSetup.ledger`). None in the first GET of a new session:
    * the last session's count, there, would acknowledge what the new one sent before that GET
    * (a welcome in `connection`), and the server would never send it again should the answer be
    * lost: a gap at every resume.
    */
   protected ackParam(): number {
-    const ack = this.setup.takeAck()
+    // What takeOwed gives, when anything was owed, is inSeq.
+    const ack = this.setup.ledger.takeOwed() ?? this.setup.ledger.inSeq
     if (!this.#fresh) return ack
     this.#fresh = false
     return 0

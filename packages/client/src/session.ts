@@ -85,10 +85,7 @@ export class Session implements ConnectionHost {
         ? (url: RequestInfo | URL, init?: RequestInit) => fetch(url, { ...init, credentials: 'include' })
         : fetch,
       query,
-      // What takeOwed gives, when anything was owed, is inSeq.
-      takeAck: () => this.#ledger.takeOwed() ?? this.#ledger.inSeq,
-      // An OPEN's ack is held to the ACK's rule: the transport refuses the OPEN (see welcome).
-      badAck: (ack: number, fresh: boolean) => this.#ledger.badAck(ack, fresh),
+      ledger: this.#ledger,
     }
     // Node only (the browser build, which never reads it, leaves it out): see `ownFetch`.
     if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)

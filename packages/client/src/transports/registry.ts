@@ -1,5 +1,6 @@
-import type { ParleyError, TransportName } from '@parley/protocol'
+import type { TransportName } from '@parley/protocol'
 import type { Fetch } from '../http.js'
+import type { Ledger } from '../ledger.js'
 import { PollingTransport } from './polling.js'
 import { SseTransport } from './sse.js'
 import type { Transport } from './transport.js'
@@ -23,15 +24,12 @@ export interface TransportSetup {
   /** The URL's own query parameters, `&key=value...`, for every request. */
   query: string
   /**
-   * Every packet received in order so far, taking the ACK owed (see `Ledger.takeOwed`): SSE and
-   * polling carry it in each GET, owed or not, so that the server sees what never came.
+   * The session's numbers: SSE and polling carry in each GET, owed or not, the ACK of every packet
+   * received in order so far (`takeOwed`, else `inSeq`), so that the server sees what never came;
+   * an OPEN's `ack` is held to the ACK's rule (`badAck`: past the last seq this client numbered,
+   * or not 0 when the OPEN is of a new session), and the transport refuses the OPEN.
    */
-  takeAck(): number
-  /**
-   * Why an OPEN's `ack` must not be applied (past the last seq this client numbered, or not 0
-   * when the OPEN is `fresh`, of a new session: see `Ledger.badAck`), or undefined when it may.
-   */
-  badAck(ack: number, fresh: boolean): ParleyError | undefined
+  ledger: Pick<Ledger, 'takeOwed' | 'inSeq' | 'badAck'>
 }
 
 /** A new transport for one attempt, at its endpoint under the mount point (`base`). */

@@ -198,7 +198,7 @@ export abstract class BaseTransport implements Transport {
       // fails, and the session resumes on the next one, or after the backoff, with everything the
       // server has not acknowledged kept. Opened, the session would send it again with numbers a
       // server that believes its ack drops as duplicates.
-      const bad = this.setup.badAck(packet.ack, !packet.recovered)
+      const bad = this.setup.ledger.badAck(packet.ack, !packet.recovered)
       if (bad) throw bad
       this.maxPayload = packet.maxPayload
     }
