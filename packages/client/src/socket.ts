@@ -226,12 +226,13 @@ export class Socket<
     const last = args.at(-1)
     if (typeof last === 'function') {
       args.pop()
-      const cb = last as (...a: unknown[]) => void
+      // `last` itself, narrowed to a function: a copy under the callback's type is one more
+      // variable in the bundle.
       settle =
         flags.timeout !== undefined
-          ? (err, reply) => (err ? cb(err) : cb(null, ...reply))
+          ? (err, reply) => (err ? last(err) : last(null, ...reply))
           : (err, reply) => {
-              if (!err) cb(...reply)
+              if (!err) last(...reply)
             }
     }
     this.#send(flags, event, args, settle)
