@@ -255,7 +255,31 @@ export class Connection {
   open(): void {
     if (this.state !== 'idle') return
     this.#backoff.reset()
-    this.#listen()
+    // In browsers: hurry when the network comes back or the page is shown again. A Worker has no
+    // document but has `online`: without it, a client there that went offline would wait forever
+    // (#wake waits for that event while navigator.onLine is false). And let go of the transport
+    // when the browser says it has no network: a poll held at that moment (or a WebSocket Chrome's
+    // offline mode leaves open) would show the session connected until the heartbeat gave up on
+    // it, up to pingInterval + pingTimeout, while nothing can reach the server.
+    type Target = {
+      addEventListener?: (type: string, fn: () => void, options: { signal: AbortSignal }) => void
+    }
+    const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
+    const doc = win.document
+    if (!this.#unlisten && win.addEventListener) {
+      // Aborting it takes every listener off (close()).
+      this.#unlisten = new AbortController()
+      const options = { signal: this.#unlisten.signal }
+      win.addEventListener('online', () => this.#wake(), options)
+      win.addEventListener('offline', () => this.lost(transportError('offline')), options)
+      doc?.addEventListener?.(
+        'visibilitychange',
+        () => {
+          if (doc.visibilityState === 'visible') this.#wake()
+        },
+        options,
+      )
+    }
     void this.#connect('connect')
   }
 
@@ -614,7 +638,13 @@ export class Connection {
     this.#lostReason = 'transport close'
     // The quiet time after a handoff outlasts the resume's OPEN: a resume that the draining node
     // relayed to another node is lost again when that node closes, and the next one is patient too.
-    this.#watchStability()
+    // Backoff starts over only once a transport has stayed up for STABLE_MS.
+    clearTimeout(this.#stableTimer)
+    this.#stable = false
+    this.#stableTimer = setTimeout(() => {
+      this.#stable = true
+      this.#backoff.reset()
+    }, STABLE_MS)
     if (old && old !== t) old.close(true)
     this.#memory.set(t.name)
     // The session applies OPEN (and resends what the server lacks) before any packet that came
@@ -632,16 +662,6 @@ export class Connection {
     // Only for a transport still current, which #scheduleProbe checks itself: a packet delivered
     // by attach may have lost `t` (and no other can be attached before an await).
     this.#scheduleProbe()
-  }
-
-  /** Backoff starts over only once a transport has stayed up for STABLE_MS. */
-  #watchStability(): void {
-    clearTimeout(this.#stableTimer)
-    this.#stable = false
-    this.#stableTimer = setTimeout(() => {
-      this.#stable = true
-      this.#backoff.reset()
-    }, STABLE_MS)
   }
 
   /**
@@ -790,14 +810,6 @@ export class Connection {
     }
   }
 
-  #cancelProbe(): void {
-    clearTimeout(this.#probeTimer)
-    this.#probeTimer = undefined
-    this.#probe?.close()
-    this.#probe = undefined
-    this.#moved = false
-  }
-
   /**
    * Ends the current transport, its probe and timers. `done`: the session is over (CLOSE,
    * disconnect, refusal); otherwise the transport was lost and is dropped.
@@ -805,7 +817,11 @@ export class Connection {
   #drop(done = true): void {
     clearTimeout(this.#timer)
     clearTimeout(this.#stableTimer)
-    this.#cancelProbe()
+    clearTimeout(this.#probeTimer)
+    this.#probeTimer = undefined
+    this.#probe?.close()
+    this.#probe = undefined
+    this.#moved = false
     this.#current?.close(done)
     this.#current = this.#taken = undefined
   }
@@ -846,35 +862,6 @@ export class Connection {
       // Unless its listener called disconnect() (or connect() after it).
       if (this.state === 'waiting') void this.#connect('connect')
     }
-  }
-
-  /**
-   * In browsers: hurry when the network comes back or the page is shown again. A Worker has no
-   * document but has `online`: without it, a client there that went offline would wait forever
-   * (#wake waits for that event while navigator.onLine is false). And let go of the transport
-   * when the browser says it has no network: a poll held at that moment (or a WebSocket Chrome's
-   * offline mode leaves open) would show the session connected until the heartbeat gave up on it,
-   * up to pingInterval + pingTimeout, while nothing can reach the server.
-   */
-  #listen(): void {
-    type Target = {
-      addEventListener?: (type: string, fn: () => void, options: { signal: AbortSignal }) => void
-    }
-    const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
-    const doc = win.document
-    if (this.#unlisten || !win.addEventListener) return
-    // Aborting it takes every listener off (close()).
-    this.#unlisten = new AbortController()
-    const options = { signal: this.#unlisten.signal }
-    win.addEventListener('online', () => this.#wake(), options)
-    win.addEventListener('offline', () => this.lost(transportError('offline')), options)
-    doc?.addEventListener?.(
-      'visibilitychange',
-      () => {
-        if (doc.visibilityState === 'visible') this.#wake()
-      },
-      options,
-    )
   }
 }
 

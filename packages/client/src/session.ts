@@ -1,6 +1,5 @@
 import {
   AckTable,
-  type ClosePacket,
   type CloseReason,
   ErrorCode,
   type EventPacket,
@@ -264,7 +263,36 @@ export class Session implements ConnectionHost {
         return
       }
       case PacketType.CLOSE:
-        return () => this.#closed(p)
+        // The server ended the session. Reconnect (to a new session) unless a person ended it. A
+        // handoff did not end it: the session resumes elsewhere with everything it holds.
+        return () => {
+          clearTimeout(this.#liveTimer)
+          // No timer waits longer than MAX_TIMER_MS (a longer one fires at once): so long, then.
+          const retryAfter = Math.min(p.retryAfter ?? 0, MAX_TIMER_MS)
+          if (p.reason === 'server handoff' && this.opts.reconnection) {
+            this.connection.handedOff(retryAfter)
+            return
+          }
+          const again =
+            this.opts.reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
+          this.#ledger.forget()
+          this.id = undefined
+          if (!again) this.#end()
+          this.connection.ended(again, retryAfter, (willRetry) => {
+            if (this.#up) this.#down(p.reason, p.message)
+            else {
+              // Already down (a resume found the session ended): the application still hears why.
+              const error = new ParleyError(
+                ErrorCode.DISCONNECTED,
+                `session ended: ${p.reason}: ${p.message}`,
+                {
+                  details: { reason: p.reason },
+                },
+              )
+              this.notify('connect_error', error, willRetry)
+            }
+          })
+        }
       default:
       // OPEN, HELLO, PONG outside a handshake mean nothing to a client.
     }
@@ -279,35 +307,6 @@ export class Session implements ConnectionHost {
     const receipt = this.#ledger.receive(seq, from)
     if (receipt === 'gap') this.connection.lost(transportError(`packets missing before ${seq}`))
     return receipt === 'deliver'
-  }
-
-  /**
-   * The server ended the session. Reconnect (to a new session) unless a person ended it. A
-   * handoff did not end it: the session resumes elsewhere with everything it holds.
-   */
-  #closed(p: ClosePacket): void {
-    clearTimeout(this.#liveTimer)
-    // No timer waits longer than MAX_TIMER_MS (a longer one fires at once): so long, then.
-    const retryAfter = Math.min(p.retryAfter ?? 0, MAX_TIMER_MS)
-    if (p.reason === 'server handoff' && this.opts.reconnection) {
-      this.connection.handedOff(retryAfter)
-      return
-    }
-    const again =
-      this.opts.reconnection && p.reason !== 'server disconnect' && p.reason !== 'client disconnect'
-    this.#ledger.forget()
-    this.id = undefined
-    if (!again) this.#end()
-    this.connection.ended(again, retryAfter, (willRetry) => {
-      if (this.#up) this.#down(p.reason, p.message)
-      else {
-        // Already down (a resume found the session ended): the application still hears why.
-        const error = new ParleyError(ErrorCode.DISCONNECTED, `session ended: ${p.reason}: ${p.message}`, {
-          details: { reason: p.reason },
-        })
-        this.notify('connect_error', error, willRetry)
-      }
-    })
   }
 
   /** Tells the application the session is down (once). */
