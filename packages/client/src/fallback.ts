@@ -266,7 +266,8 @@ export class Connection {
     }
     const win = globalThis as Target & { document?: Target & { visibilityState?: string } }
     const doc = win.document
-    if (!this.#unlisten && win.addEventListener) {
+    // None are on while idle: close(), the one way to "idle", takes them off.
+    if (win.addEventListener) {
       // Aborting it takes every listener off (close()).
       this.#unlisten = new AbortController()
       const options = { signal: this.#unlisten.signal }
