@@ -88,8 +88,7 @@ export class Emitter<E extends object> {
 
   #add(event: keyof E, entry: Entry): this {
     listener(event, entry.fn)
-    const list = this.#listeners.get(event)
-    this.#listeners.set(event, list ? [...list, entry] : [entry])
+    this.#listeners.set(event, [...(this.#listeners.get(event) ?? []), entry])
     return this
   }
 }
