@@ -47,7 +47,8 @@ export function clientAddress(app: FastifyInstance): AddressOf {
     ip = Object.getOwnPropertyDescriptor(object, 'ip')?.get
     object = Object.getPrototypeOf(object)
   }
-  if (!ip) return (req) => req.socket.remoteAddress
+  // `req.socket` is missing from an upgrade that `app.injectWS` makes (no connection under it).
+  if (!ip) return (req) => req.socket?.remoteAddress
   const getter = ip
   return (req) => {
     let ip: unknown
@@ -59,7 +60,7 @@ export function clientAddress(app: FastifyInstance): AddressOf {
       // client writes it): a route's request.ip would fail its request; here, where no route
       // runs (an upgrade's listener among them), it would end the process.
     }
-    return typeof ip === 'string' ? ip : req.socket.remoteAddress
+    return typeof ip === 'string' ? ip : req.socket?.remoteAddress
   }
 }
 

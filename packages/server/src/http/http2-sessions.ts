@@ -2,6 +2,7 @@ import type { EventEmitter } from 'node:events'
 import { Server as HttpServer, type IncomingMessage } from 'node:http'
 import type { Http2Session, ServerHttp2Stream } from 'node:http2'
 import { Server as HttpsServer } from 'node:https'
+import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { endIfRefused } from './idle-connections.js'
 
@@ -79,8 +80,8 @@ export class Http2Sessions {
     const onRequest = (req: IncomingMessage) => {
       if (req.httpVersionMajor === 1) unused.delete(req.socket as TLSSocket)
     }
-    const onUpgrade = (req: IncomingMessage) => {
-      const socket = req.socket
+    // The listeners' stream, not `req.socket`, which an injected upgrade lacks (see IdleConnections).
+    const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
       unused.delete(socket as TLSSocket)
       // An upgrade refused within the event (Fastify's 503 at close) leaves its connection to
       // nobody: see `endIfRefused`. Every 'upgrade' listener has run by then.

@@ -1,6 +1,7 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { passHeldClose, relaysHeldCloses } from '../transports/held-responses.js'
 
 /**
@@ -84,9 +85,10 @@ export class IdleConnections {
       if (res.socket === null) queued.set(socket, (queued.get(socket) ?? 0) + 1)
       res.on('close', responseClosed)
     }
-    const onUpgrade = (req: IncomingMessage) => {
-      const socket = req.socket
-      unused.delete(socket)
+    // The stream the listeners are given, not `req.socket`: an upgrade that `app.injectWS`
+    // (@fastify/websocket) makes has a request without a socket, and a duplex stand-in here.
+    const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
+      if (socket instanceof Socket) unused.delete(socket)
       // Every 'upgrade' listener has run by then: they are called one after the other, at once.
       queueMicrotask(() => endIfRefused(socket))
     }
@@ -148,9 +150,13 @@ const SWEEP_FROM = 64
  * checks are asynchronous). ws reads a connection as soon as it has written its 101, and a
  * refusal that went through Fastify's hooks is destroyed by @fastify/websocket; neither is
  * touched. The connection is destroyed once the answer has left, as Node does after an answer
- * with `Connection: close`: a client that keeps it open must not hold the server.
+ * with `Connection: close`: a client that keeps it open must not hold the server. Anything but a
+ * `net.Socket` is left alone.
  */
-export function endIfRefused(socket: Socket): void {
+export function endIfRefused(socket: Duplex): void {
+  // Only a connection can hold the server open: an injected upgrade's stand-in stream (see
+  // `app.injectWS`) is its test's to end.
+  if (!(socket instanceof Socket)) return
   if (socket.destroyed || socket.bytesWritten === 0 || socket.readableFlowing !== null) return
   // Node took its own error listener off at the upgrade: a client that resets the connection
   // meanwhile must not take the process down.

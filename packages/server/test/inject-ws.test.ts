@@ -1,0 +1,131 @@
+// `app.injectWS` (from @fastify/websocket) opens a WebSocket on the app without a listening
+// server: the stream under it is a duplex stand-in, not a TCP connection, and its upgrade
+// request has no socket of its own. Parley must take such a WebSocket as it takes a real one.
+import websocket from '@fastify/websocket'
+import { decodeFrame, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import type WebSocket from 'ws'
+import { unheard } from '../../../test/support/unheard.js'
+import parley, { type ServerSocket } from '../src/index.js'
+import { closeApp, until, within } from './helpers.js'
+
+let app: FastifyInstance | undefined
+afterEach(async () => {
+  await closeApp(app)
+  app = undefined
+})
+
+/** What an injected WebSocket received, decoded. */
+function packetsOf(ws: WebSocket): Packet[] {
+  const packets: Packet[] = []
+  ws.on('message', (data: Buffer, binary: boolean) => {
+    const decoded = decodeFrame(binary ? new Uint8Array(data) : data.toString(), { maxPayload: 1e8 })
+    if (decoded.ok) packets.push(decoded.packet)
+  })
+  return packets
+}
+
+/**
+ * A session over `app.injectWS(target)`: HELLO gets an OPEN, an event with an ack id gets its
+ * reply, the server's emit arrives, and the stream's end leaves the session waiting for a resume.
+ */
+async function session(
+  injecting: FastifyInstance,
+  target: string,
+  scope: () => FastifyInstance,
+): Promise<void> {
+  const sockets: ServerSocket[] = []
+  scope().parley.on('connection', (socket) => {
+    sockets.push(socket)
+    socket.on('echo', (text: unknown, ack?: (reply: unknown) => void) => ack?.(text))
+  })
+  const ws = await within(
+    injecting.injectWS(target, { headers: { 'sec-websocket-protocol': WS_SUBPROTOCOL } }),
+    2000,
+    'the injected upgrade',
+  )
+  const packets = packetsOf(ws)
+  ws.send('[8,{}]')
+  await until(() => packets.some((p) => p.type === PacketType.OPEN), 2000, 'OPEN')
+  ws.send('[5,1,"echo",["hi"],1]')
+  await until(() => packets.some((p) => p.type === PacketType.REPLY), 2000, 'the reply')
+  expect(packets.find((p) => p.type === PacketType.REPLY)).toMatchObject({ ackId: 1, args: ['hi'] })
+  const socket = sockets[0]!
+  socket.emit('news', 42)
+  await until(() => packets.some((p) => p.type === PacketType.EVENT), 2000, 'the event')
+  expect(packets.find((p) => p.type === PacketType.EVENT)).toMatchObject({ name: 'news', args: [42] })
+  ws.terminate()
+  await until(() => socket.transport === null, 2000, 'the transport to go')
+  expect(socket.connected).toBe(true)
+  const reasons: string[] = []
+  socket.on('disconnect', (reason) => reasons.push(reason))
+  // Its close ends the session waiting for a resume, as it ends any other.
+  const root = app!
+  app = undefined
+  await root.close()
+  expect(reasons).toEqual(['server shutdown'])
+}
+
+describe('app.injectWS', () => {
+  it('opens a session where Parley registers @fastify/websocket itself', async () => {
+    const thrown = await unheard(async () => {
+      const made = Fastify()
+      app = made
+      await made.register(parley, {})
+      await made.ready()
+      await session(made, '/parley/ws?v=1', () => made)
+    })
+    expect(thrown).toEqual([])
+  })
+
+  it('opens a session at a custom path', async () => {
+    const thrown = await unheard(async () => {
+      const made = Fastify()
+      app = made
+      await made.register(parley, { path: '/live' })
+      await made.ready()
+      await session(made, '/live/ws?v=1', () => made)
+    })
+    expect(thrown).toEqual([])
+  })
+
+  it("opens a session under a prefix, with the application's @fastify/websocket", async () => {
+    const thrown = await unheard(async () => {
+      const made = Fastify()
+      app = made
+      // Registered in the application's context: `app.injectWS` is then the application's, and
+      // reaches every route, Parley's in a prefixed context included.
+      await made.register(websocket)
+      let scoped: FastifyInstance | undefined
+      await made.register(
+        async (scope) => {
+          await scope.register(parley, { path: '/rt' })
+          scoped = scope
+        },
+        { prefix: '/api' },
+      )
+      await made.ready()
+      await session(made, '/api/rt/ws?v=1', () => scoped!)
+    })
+    expect(thrown).toEqual([])
+  })
+
+  it('opens a session in a child context through that context, where Parley registers @fastify/websocket', async () => {
+    const thrown = await unheard(async () => {
+      const made = Fastify()
+      app = made
+      let scoped: FastifyInstance | undefined
+      await made.register(
+        async (scope) => {
+          await scope.register(parley, { path: '/rt' })
+          scoped = scope
+        },
+        { prefix: '/api' },
+      )
+      await made.ready()
+      await session(scoped!, '/api/rt/ws?v=1', () => scoped!)
+    })
+    expect(thrown).toEqual([])
+  })
+})
