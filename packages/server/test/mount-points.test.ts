@@ -152,9 +152,10 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
   /**
    * Fastify instances whose `serverFactory` hands each the same `node:http` server, its requests
    * sent to the instance whose prefix their path starts with; closed, then the server, when the
-   * test ends.
+   * test ends. `caseSensitive`: each instance's router option, by position (Fastify's default
+   * where none is given).
    */
-  async function sharedServer(prefixes: string[]) {
+  async function sharedServer(prefixes: string[], caseSensitive: (boolean | undefined)[] = []) {
     const server = createServer()
     const handlers: [string, (req: IncomingMessage, res: ServerResponse) => void][] = []
     server.on('request', (req: IncomingMessage, res: ServerResponse) => {
@@ -162,9 +163,10 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
       if (found) found[1](req, res)
       else res.writeHead(404).end()
     })
-    const apps = prefixes.map((prefix) =>
+    const apps = prefixes.map((prefix, i) =>
       Fastify({
         forceCloseConnections: true,
+        ...(caseSensitive[i] !== undefined && { routerOptions: { caseSensitive: caseSensitive[i] } }),
         serverFactory: (handler) => {
           handlers.push([prefix, handler])
           return server
@@ -194,6 +196,39 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     const { port } = server.address() as { port: number }
     for (const path of ['/a', '/b', '/a', '/b']) await connectTo(port, path, 'websocket')
     expect(apps.map((each) => each.parley.sockets.size)).toEqual([2, 2])
+  })
+
+  it('route an upgrade in other letter case to the instance whose router ignores case', async () => {
+    // The first instance takes the upgrades no mount point claims: its 404 would answer '/B/ws'.
+    const { server, apps } = await sharedServer(['/a', '/b'], [undefined, false])
+    for (const [i, path] of ['/a', '/b'].entries()) {
+      await apps[i]!.register(parley, { path })
+      await apps[i]!.ready()
+    }
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const client = connect(`http://127.0.0.1:${port}/B`, { transports: ['websocket'], reconnection: false })
+    clients.push(client)
+    await within(
+      new Promise<void>((resolve) => client.once('connect', () => resolve())),
+      5000,
+      'the client of /B to connect',
+    )
+    expect(apps.map((each) => each.parley.sockets.size)).toEqual([0, 1])
+  })
+
+  it('refuse a second instance at the path of one whose router ignores case, in other letters', async () => {
+    const { apps } = await sharedServer(['/a', '/A'], [false, undefined])
+    await apps[0]!.register(parley, { path: '/a' })
+    await apps[0]!.ready()
+    const err = await apps[1]!
+      .register(parley, { path: '/A' })
+      .ready()
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      )
+    expect(err).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'path' })
   })
 
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {

@@ -49,3 +49,15 @@ export function semicolonQueries(app: FastifyInstance): boolean {
   const router: object | undefined = config.routerOptions
   return router !== undefined && 'useSemicolonDelimiter' in router && router.useSemicolonDelimiter === true
 }
+
+/**
+ * Whether the application's router matches paths whatever their letter case: Fastify's
+ * `caseSensitive: false`, given at the top of its options (deprecated; Fastify 5.0 has no
+ * `routerOptions`) or in `routerOptions`, which then holds it.
+ */
+export function caseInsensitiveRoutes(app: FastifyInstance): boolean {
+  const config = app.initialConfig
+  const router: object | undefined = config.routerOptions
+  if (router !== undefined && 'caseSensitive' in router) return router.caseSensitive === false
+  return config.caseSensitive === false
+}

@@ -25,6 +25,8 @@ interface Instance {
   readonly source: Server
   /** The mount bases of its mount points (see `mountBase`), each with how many claim it. */
   readonly bases: Map<string, number>
+  /** Its router matches paths whatever their letter case (Fastify's `caseSensitive: false`). */
+  readonly anyCase: boolean
 }
 
 interface Upgrades {
@@ -46,14 +48,21 @@ export interface UpgradeClaim {
 }
 
 /**
- * Claims the upgrades of `server` at `base` for the Fastify instance whose router is `routing`.
+ * Claims the upgrades of `server` at `base` for the Fastify instance whose router is `routing`
+ * (`anyCase`: that router ignores letter case, as its upgrades are then matched here too).
  * Throws a `ParleyOptionError` (before anything is touched) when another Fastify instance on the
  * same server mounts Parley at that path already: only one of them could take its upgrades.
  */
-export function claimUpgrades(server: object, routing: object, base: string, path: string): UpgradeClaim {
+export function claimUpgrades(
+  server: object,
+  routing: object,
+  base: string,
+  path: string,
+  anyCase = false,
+): UpgradeClaim {
   const upgrades = servers.get(server) ?? listen(server)
   for (const [other, instance] of upgrades.instances) {
-    if (other !== routing && instance.bases.has(base)) {
+    if (other !== routing && sameBase(instance, base, anyCase)) {
       throw new ParleyOptionError(
         'path',
         `is "${path}", but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own`,
@@ -61,7 +70,7 @@ export function claimUpgrades(server: object, routing: object, base: string, pat
     }
   }
   const known = upgrades.instances.get(routing)
-  const instance = known ?? { source: new Server(), bases: new Map<string, number>() }
+  const instance = known ?? { source: new Server(), bases: new Map<string, number>(), anyCase }
   if (!known) upgrades.instances.set(routing, instance)
   instance.bases.set(base, (instance.bases.get(base) ?? 0) + 1)
   let released = false
@@ -104,15 +113,33 @@ function instanceAt(instances: Map<object, Instance>, url: string): Instance | u
   const query = url.indexOf('?')
   // As the router reads it when told to ignore duplicate slashes: a longer match never hurts.
   const path = (query === -1 ? url : url.slice(0, query)).replace(/\/{2,}/g, '/')
+  // With `caseSensitive: false`, Fastify's router reads a path in lower case, and its routes.
+  const lower = path.toLowerCase()
   let found: Instance | undefined
   let longest = -1
   for (const instance of instances.values()) {
     for (const base of instance.bases.keys()) {
-      if (base.length > longest && (path === base || path.startsWith(`${base}/`))) {
+      if (
+        base.length > longest &&
+        under(instance.anyCase ? lower : path, instance.anyCase ? base.toLowerCase() : base)
+      ) {
         found = instance
         longest = base.length
       }
     }
   }
   return found ?? instances.values().next().value
+}
+
+function under(path: string, base: string): boolean {
+  return path === base || path.startsWith(`${base}/`)
+}
+
+/** Whether an upgrade at `base` could reach `instance` as well as the mount point claiming it. */
+function sameBase(instance: Instance, base: string, anyCase: boolean): boolean {
+  if (instance.bases.has(base)) return true
+  if (!anyCase && !instance.anyCase) return false
+  const lower = base.toLowerCase()
+  for (const other of instance.bases.keys()) if (other.toLowerCase() === lower) return true
+  return false
 }
