@@ -18,6 +18,7 @@ import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { caseInsensitiveRoutes, semicolonQueries } from './http/request-target.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
+import { shareServer } from './http/server-sharers.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { claimUpgrades, type UpgradeClaim } from './http/websocket-registrations.js'
@@ -143,6 +144,10 @@ async function mount(
 
   const idle = new IdleConnections(app.server)
   const http2Sessions = new Http2Sessions(app.server)
+  // Another Fastify instance on the same HTTP server (serverFactory) may outlive this one.
+  const leaveServer = shareServer(app.server, app.routing)
+  // Also where the preClose hook below never ran (the registration failed after this point).
+  app.addHook('onClose', async () => void leaveServer())
   // Made before any request listener of Parley's own but idle's and http2Sessions': it finds
   // Fastify's.
   const closingAnswers = new ClosingAnswers({
@@ -249,6 +254,8 @@ async function mount(
       closingForwards.closeAll(limit, deadline - Date.now()),
     ])
     server.forgetLastWords()
+    // The connections are the server's: while another instance serves on it, they stay.
+    if (!leaveServer()) return
     idle.startClosing()
     http2Sessions.startClosing()
   })

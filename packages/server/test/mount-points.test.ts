@@ -10,7 +10,7 @@ import parley, { ParleyOptionError } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
-import { closeApp, within } from './helpers.js'
+import { closeApp, until, within } from './helpers.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 
@@ -229,6 +229,49 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
         (e: unknown) => e,
       )
     expect(err).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'path' })
+  })
+
+  it("serve the other instance's clients, over every transport, while and after one instance closes", async () => {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    let release: (() => void) | undefined
+    let holding = false
+    for (const [i, path] of ['/a', '/b'].entries()) {
+      const each = apps[i]!
+      await each.register(parley, { path })
+      each.parley.on('connection', (socket) => {
+        // An event of the first instance's client waits here: its close waits for it, as it
+        // waits for every event its sessions acknowledged (see "Events acknowledged before the
+        // shutdown"), and the second instance's clients come meanwhile.
+        socket.use(([event]) =>
+          event === 'hold'
+            ? new Promise<void>((resolve) => {
+                holding = true
+                release = resolve
+              })
+            : undefined,
+        )
+        socket.on('where', (ack: (path: string) => void) => ack(path))
+        socket.on('hold', () => {})
+      })
+      await each.ready()
+    }
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    await connectTo(port, '/a', 'websocket')
+    clients[0]!.emit('hold' as never)
+    await until(() => holding, 5000, 'the event to wait in the middleware')
+    let closed = false
+    const closing = apps[0]!.close().then(() => {
+      closed = true
+    })
+    // While it closes: its last words have taken the server's listeners over.
+    for (const transport of TRANSPORTS) await connectTo(port, '/b', transport)
+    expect(closed).toBe(false)
+    release?.()
+    await within(closing, 5000, 'the first instance to close')
+    // Closed: the server's connections, new ones included, are still the second instance's.
+    for (const transport of TRANSPORTS) await connectTo(port, '/b', transport)
+    expect(apps[1]!.parley.sockets.size).toBe(6)
   })
 
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
