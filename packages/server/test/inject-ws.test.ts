@@ -128,4 +128,20 @@ describe('app.injectWS', () => {
     })
     expect(thrown).toEqual([])
   })
+
+  it('gives the session an empty address, behind a trusted proxy too', async () => {
+    for (const trustProxy of [false, true]) {
+      const thrown = await unheard(async () => {
+        const made = Fastify({ trustProxy })
+        app = made
+        await made.register(parley, {})
+        const addresses: unknown[] = []
+        made.parley.on('connection', (socket) => addresses.push(socket.handshake.address))
+        await made.ready()
+        await session(made, '/parley/ws?v=1', () => made)
+        expect(addresses).toEqual([''])
+      })
+      expect(thrown).toEqual([])
+    }
+  })
 })

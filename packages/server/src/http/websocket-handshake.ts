@@ -289,7 +289,9 @@ export function handshakeRequest(request: FastifyRequest, websocket = false): Ha
   return {
     headers: websocket ? withoutUpgrade(request.headers) : request.headers,
     query,
-    address: request.ip,
+    // An upgrade `app.injectWS` makes has no connection: Fastify's `request.ip` is then undefined,
+    // and behind a trusted proxy it throws. No address, as for a request no route took.
+    address: request.raw.socket ? request.ip : '',
   }
 }
 
