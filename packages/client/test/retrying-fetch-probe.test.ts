@@ -77,6 +77,9 @@ describe('an SSE probe whose retrying fetch rejects with its last try refused, t
       reconnectionDelay: 60_000,
       reconnectionDelayMax: 60_000,
       randomization: 0,
+      // Under load the first polling handshake may take longer than the default 3 s: it must not
+      // step down to SSE before the scene starts.
+      connectTimeout: 15_000,
     })
     const said = transportStory(socket)
     await next(socket, 'connect')
