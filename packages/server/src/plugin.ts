@@ -78,6 +78,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     : claimUpgrades(
         app.server,
         app.routing,
+        app.prefix,
         mountBase(options.path),
         options.path,
         caseInsensitiveRoutes(app),

@@ -23,7 +23,10 @@ import { ParleyOptionError } from '../options.js'
 interface Instance {
   /** Where this Fastify instance's first registration of @fastify/websocket listens. */
   readonly source: Server
-  /** The mount bases of its mount points (see `mountBase`), each with how many claim it. */
+  /**
+   * The mount bases of its mount points (see `mountBase`), each after its context's prefix, with
+   * how many claim it.
+   */
   readonly bases: Map<string, number>
   /** Its router matches paths whatever their letter case (Fastify's `caseSensitive: false`). */
   readonly anyCase: boolean
@@ -48,31 +51,35 @@ export interface UpgradeClaim {
 }
 
 /**
- * Claims the upgrades of `server` at `base` for the Fastify instance whose router is `routing`
- * (`anyCase`: that router ignores letter case, as its upgrades are then matched here too).
- * Throws a `ParleyOptionError` (before anything is touched) when another Fastify instance on the
- * same server mounts Parley at that path already: only one of them could take its upgrades.
+ * Claims the upgrades of `server` at `base` (`mountBase` of the option `path`) under the Fastify
+ * context's `prefix` for the instance whose router is `routing` (`anyCase`: that router ignores
+ * letter case, as its upgrades are then matched here too): upgrades are routed by the URL as the
+ * client sends it, the prefix included. Throws a `ParleyOptionError` (before anything is
+ * touched) when another Fastify instance on the same server mounts Parley at that URL path
+ * already: only one of them could take its upgrades.
  */
 export function claimUpgrades(
   server: object,
   routing: object,
+  prefix: string,
   base: string,
   path: string,
   anyCase = false,
 ): UpgradeClaim {
   const upgrades = servers.get(server) ?? listen(server)
+  const full = `${prefix}${base}`
   for (const [other, instance] of upgrades.instances) {
-    if (other !== routing && sameBase(instance, base, anyCase)) {
+    if (other !== routing && sameBase(instance, full, anyCase)) {
       throw new ParleyOptionError(
         'path',
-        `is "${path}", but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own`,
+        `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own`,
       )
     }
   }
   const known = upgrades.instances.get(routing)
   const instance = known ?? { source: new Server(), bases: new Map<string, number>(), anyCase }
   if (!known) upgrades.instances.set(routing, instance)
-  instance.bases.set(base, (instance.bases.get(base) ?? 0) + 1)
+  instance.bases.set(full, (instance.bases.get(full) ?? 0) + 1)
   let released = false
   return {
     source: known ? new Server() : instance.source,
@@ -80,9 +87,9 @@ export function claimUpgrades(
     release() {
       if (released) return
       released = true
-      const count = (instance.bases.get(base) ?? 1) - 1
-      if (count > 0) instance.bases.set(base, count)
-      else instance.bases.delete(base)
+      const count = (instance.bases.get(full) ?? 1) - 1
+      if (count > 0) instance.bases.set(full, count)
+      else instance.bases.delete(full)
       if (instance.bases.size > 0) return
       upgrades.instances.delete(routing)
       if (upgrades.instances.size > 0) return
