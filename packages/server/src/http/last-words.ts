@@ -18,6 +18,15 @@ import type { TakePost } from './upstream-post.js'
 type RawRequest = IncomingMessage | Http2ServerRequest
 type RawResponse = ServerResponse | Http2ServerResponse
 type RequestListener = (this: unknown, req: RawRequest, res: RawResponse) => void
+
+/**
+ * The listeners `takeOver()` put on servers. Fastify instances sharing one server (each given it
+ * by its `serverFactory`) each take over when they close: one that closes after another finds
+ * the listener it recorded in the first one's, which calls it, and takes that one's place
+ * instead. Left out, the request would reach Fastify twice: through the first one's listener,
+ * and through this one's answer.
+ */
+const takenOver = new WeakSet<RequestListener>()
 type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
 
 /** The transport whose last words wait for `sid`'s next GET on endpoint `kind`, taken out. */
@@ -187,14 +196,19 @@ export class LastWordsAtClose {
     if (!server || this.#active) return
     this.#active = true
     if (this.#fastifyRefuses === true) this.#refusing = true
-    const fastify = this.#fastify.filter((listener) => server.listeners('request').includes(listener))
+    const listening = server.listeners('request') as RequestListener[]
+    const fastify = listening.filter(
+      (listener) => this.#fastify.includes(listener) || takenOver.has(listener),
+    )
     for (const listener of fastify) server.off('request', listener)
-    server.on('request', (req: RawRequest, res: RawResponse) => {
+    const instead: RequestListener = (req, res) => {
       // HTTP/2's request and response stand in for HTTP/1.1's, as they do on the routes (Fastify's
       // `reply.raw`): what is answered here reads and writes only what both have.
       if (this.#answered(req as IncomingMessage, res as ServerResponse)) return
       for (const listener of fastify) listener.call(server, req, res)
-    })
+    }
+    takenOver.add(instead)
+    server.on('request', instead)
     // @fastify/websocket's (registered after the plugin began, when Parley registers it), and
     // any of the application's: an upgrade for one of the endpoints is answered here alone.
     const own = this.#own
