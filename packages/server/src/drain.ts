@@ -250,11 +250,13 @@ export class Drain {
       )
     }
     const seals = unclaimed.map(([sid, socket]) => {
-      this.#context.metrics.handoff('unclaimed')
       this.#sealing.set(sid, socket)
       return sealUnclaimed(adapter, sid, alone, () => {
         // Claimed meanwhile, or ended: that claim took its last packets; nothing is sealed.
         if (!this.#sealing.delete(sid)) return undefined
+        // Counted only now: one claimed as the adapter settled it was claimed, one ended
+        // then was withdrawn.
+        this.#context.metrics.handoff('unclaimed')
         return socket.claimed()
       })
     })

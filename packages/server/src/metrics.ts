@@ -30,7 +30,7 @@ export interface Metrics {
    * not be within `handoff.timeout`, or the adapter's `handOff` rejected ('failed': a drain ends
    * it 'server shutdown', a move keeps it here; a rejected one's snapshot is withdrawn all the
    * same, in case the store wrote it, and counted no more), was not claimed before the drain
-   * ended ('unclaimed'), or had its snapshot taken back
+   * ended, nor while the adapter settled it before its seal ('unclaimed'), or had its snapshot taken back
    * ('withdrawn'): it ended here while frozen for a handoff, its snapshot stored or being stored,
    * by the application's disconnect or a tail past maxBufferedBytes (a session a drain ends
    * because its snapshot was not stored in time counts 'failed' only); or a move counted 'failed'

@@ -206,7 +206,6 @@ export class Moves {
   async #seal(sid: string): Promise<void> {
     const entry = this.#moving.get(sid)
     if (!entry) return
-    this.#context.metrics.handoff('unclaimed')
     await sealUnclaimed(
       this.#context.adapter,
       sid,
@@ -214,6 +213,8 @@ export class Moves {
       () => {
         if (this.#moving.get(sid) !== entry) return undefined
         this.#moving.delete(sid)
+        // Counted only now: one claimed as the adapter settled it was claimed.
+        this.#context.metrics.handoff('unclaimed')
         return entry.socket.claimed()
       },
       this.#context.timeout,

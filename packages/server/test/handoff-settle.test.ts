@@ -10,6 +10,7 @@ import type { Adapter, ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
+import { Registry, sampleOf } from './registry.js'
 
 let nodes: Started[] = []
 const clients: Socket[] = []
@@ -23,15 +24,20 @@ afterEach(async () => {
 
 /** Nodes a and b on `cluster`, whose moves and drains wait 300 ms for a claim; sockets join 'room'. */
 async function twoNodes(cluster: Cluster) {
-  const list: { started: Started; connections: ServerSocket[]; ended: string[] }[] = []
+  const list: { started: Started; connections: ServerSocket[]; ended: string[]; registry: Registry }[] = []
   for (const name of ['a', 'b']) {
     const node = {
       started: undefined as unknown as Started,
       connections: [] as ServerSocket[],
       ended: [] as string[],
+      registry: new Registry(),
     }
     node.started = await startServer(
-      { adapter: cluster.adapter(name), handoff: { timeout: 300, retrySpread: 0 } },
+      {
+        adapter: cluster.adapter(name),
+        handoff: { timeout: 300, retrySpread: 0 },
+        metrics: { registry: node.registry },
+      },
       (app) => {
         app.parley.on('connection', (socket) => {
           node.connections.push(socket)
@@ -115,5 +121,41 @@ describe('the seal of a session nobody claimed', () => {
     // The claim ended the session here and took its answer to the open request, once.
     expect(tail?.filter((text) => text.includes(ErrorCode.SESSION_MOVED))).toHaveLength(1)
     expect(a.ended).toEqual(['server handoff'])
+  })
+
+  it('counts a session claimed while the adapter settles it as claimed, not unclaimed', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { a, sid } = await twoNodes(cluster)
+    cluster.settling = async (settling) => {
+      if (settling !== sid) return
+      const claim = await cluster.claim('b', sid)
+      await claim!.takeOver(() => {})
+    }
+    await within(a.started.app.close(), 5000, "a's drain")
+    nodes = nodes.filter((node) => node !== a.started)
+
+    const handoffs = (node: typeof a, outcome: string) =>
+      sampleOf(node.registry, 'parley_handoffs_total', { outcome })
+    expect(await handoffs(a, 'stored')).toBe(1)
+    expect(await handoffs(a, 'unclaimed')).toBe(0)
+    expect(a.ended).toEqual(['server handoff'])
+  })
+
+  it('counts a moved session claimed while the adapter settles it as claimed, not unclaimed', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const { a, sid } = await twoNodes(cluster)
+    let claimed = false
+    cluster.settling = async (settling) => {
+      if (settling !== sid) return
+      const claim = await cluster.claim('b', sid)
+      await claim!.takeOver(() => {})
+      claimed = true
+    }
+    const asking: Adapter = cluster.nodes.get('b')!
+    expect(await within(asking.requestHandOff!('a', sid), 3000, 'the move stored')).toBe(true)
+    await until(() => claimed && a.ended.length === 1, 3000, 'claimed as the move settled')
+
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'stored' })).toBe(1)
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(0)
   })
 })
