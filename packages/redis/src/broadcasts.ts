@@ -171,13 +171,17 @@ export class Broadcasts {
   /**
    * The probe's note came back (see the adapter's `#probe`): own broadcasts up to `q` not back
    * by now never ran. Those the positioned sockets wait for reach them now, in order, and those
-   * given up behind them follow, as when a later own message comes back.
+   * given up behind them follow, as when a later own message comes back. Then every one up to
+   * `q` is settled (`passed`): a socket positioned since one was given up (a takeover here)
+   * waits for it no more. Kept, it would stay positioned, taking own broadcasts a round trip
+   * late, until the node's next own broadcast came back.
    */
   probed(q: number): void {
-    if (this.#awaited.empty) return
-    this.#awaited.neverRan(q, this.#deliverAwaited)
-    this.#awaited.flush(this.#deliverAwaited)
-    this.#wake()
+    if (!this.#awaited.empty) {
+      this.#awaited.neverRan(q, this.#deliverAwaited)
+      this.#awaited.flush(this.#deliverAwaited)
+    }
+    this.passed(q)
   }
 
   /**
