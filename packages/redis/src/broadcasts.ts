@@ -66,13 +66,17 @@ export class Broadcasts {
   readonly #settling = new Set<{ id: string; until: number; back: number; done: () => void }>()
   /**
    * Sockets past their claim marker, out of their rooms, whose seal waits for own broadcasts
-   * they await (see `pastMarker`), by id: their rooms at the marker, and the count of the last
-   * own broadcast sent before it.
+   * they await (see `pastMarker`), by id: their rooms at the marker, the count of the last own
+   * broadcast sent before it, and the broadcasts their rooms got meanwhile (see `#broadcast`).
    */
-  readonly #pastMarker = new Map<string, { rooms: Set<string>; until: number }>()
+  readonly #pastMarker = new Map<string, PastMarker>()
   /** Delivers an awaited one to the positioned sockets that take it now. */
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
-    if (!this.#cut.empty) this.#memory.broadcast(message, options, this.#cut.atReturn(q))
+    if (!this.#cut.empty) {
+      const atReturn = this.#cut.atReturn(q)
+      // Up to its marker, a socket past it takes it directly (`#deliverPastMarker`), not twice.
+      this.#broadcast(message, options, atReturn, (id, { until }) => q > until && atReturn(id))
+    }
     if (this.#pastMarker.size > 0) this.#deliverPastMarker(q, message, options)
     this.#cut.awaitedDone(q)
   }
@@ -105,9 +109,9 @@ export class Broadcasts {
     // instead, held and filtered by the tail's places (see uncut-sockets.ts).
     const leftOut: string[] = []
     const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
-    if (options.local || (cut.empty && !uncut)) this.#memory.broadcast(message, options)
-    else if (!uncut) this.#memory.broadcast(message, options, cut.atEmit)
-    else this.#memory.broadcast(message, options, (id) => cut.atEmit(id) && uncut(id))
+    if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all)
+    else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit)
+    else this.#broadcast(message, options, (id) => cut.atEmit(id) && uncut(id), cut.atEmit)
     if (!publish) return
     const packet: BroadcastPacket = {
       n: this.#node,
@@ -136,7 +140,7 @@ export class Broadcasts {
         const atReturn = cut.atReturn(q)
         const now = awaited ? (id: string) => atReturn(id) && !cut.isHandingOff(id) : atReturn
         const held = { node: '', q: undefined, message, options }
-        this.#memory.broadcast(message, options, this.#uncut.empty ? now : this.#uncut.only(held, now))
+        this.#broadcast(message, options, this.#uncut.empty ? now : this.#uncut.only(held, now), now)
       }
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
@@ -244,15 +248,39 @@ export class Broadcasts {
    * awaits none that may run, or after `ms`, it is back in its rooms for `done` (the seal,
    * which gives it what never ran still waiting and reads its rooms), in the same turn.
    */
-  pastMarker(id: string, until: number, ms: number, done: () => void): void {
+  pastMarker(id: string, until: number, ms: number, done: (kept: () => void) => void): void {
     const rooms = new Set(this.#memory.socketRooms(id))
     this.#memory.delAll(id)
-    this.#pastMarker.set(id, { rooms, until })
+    const past: PastMarker = { rooms, until, missed: [] }
+    this.#pastMarker.set(id, past)
     void this.settled(id, ms, until).then(() => {
       this.#pastMarker.delete(id)
       this.#memory.addAll(id, rooms)
-      done()
+      done(() => {
+        for (const { message, options } of past.missed.splice(0))
+          this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
+      })
     })
+  }
+
+  /**
+   * `MemoryAdapter.broadcast`, and the sockets past their marker, out of their rooms, that it
+   * would have reached (by their rooms then, and `takes`: `only` without what it holds for the
+   * sockets joined without a cut, which none of these is) keep it aside:
+   * should the server give the write up meanwhile (the session goes on here, see
+   * `HandingOff.claimMarker`), they get it then, in order; sealed, they never do, as it is the
+   * claimer's.
+   */
+  #broadcast(
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    only: ((id: string) => boolean) | undefined,
+    takes: (id: string, past: PastMarker) => boolean,
+  ): void {
+    this.#memory.broadcast(message, options, only)
+    if (this.#pastMarker.size === 0) return
+    for (const [id, past] of this.#pastMarker)
+      if (matches(past.rooms, options) && takes(id, past)) past.missed.push({ message, options })
   }
 
   /**
@@ -319,11 +347,11 @@ export class Broadcasts {
       const atReturn = this.#cut.atReturn(q)
       // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
       const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
-      this.#memory.broadcast(message, options, uncut(takes))
+      this.#broadcast(message, options, uncut(takes), takes)
       this.#cut.back(packet.q)
       if (!this.#uncut.empty) this.#uncut.back(packet.q)
     } else {
-      this.#memory.broadcast(message, options, uncut())
+      this.#broadcast(message, options, uncut(), all)
     }
   }
 
@@ -385,6 +413,19 @@ export class Broadcasts {
     this.#uncut.back(q)
     this.#wake()
   }
+}
+
+/** Takes every broadcast its rooms get (see `Broadcasts.#broadcast`). */
+const all = () => true
+
+/** A socket past its claim marker, its seal waiting (see `Broadcasts.pastMarker`). */
+interface PastMarker {
+  /** Its rooms at the marker, with its joins and leaves since. */
+  rooms: Set<string>
+  /** The count of the last own broadcast sent before the marker. */
+  until: number
+  /** What its rooms got since, which it gets should the session stay on this node. */
+  missed: { message: BroadcastMessage; options: BroadcastOptions }[]
 }
 
 /** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */

@@ -291,10 +291,13 @@ export class HandingOff {
         // With where this node is on the channel at the marker, every append meanwhile too.
         entry.markerPlaces = this.#placesOf(entry)
         entry.pastMarker = new Promise<void>((settled) => {
-          this.#parts.pastMarker(entry.id, until, MARKER_SETTLE_MS, () => {
-            // Its write given up on meanwhile (the session went on here): revoked, as above.
-            if (entry.givenUp) this.#parts.handoffs.seal(entry, []).catch(() => undefined)
-            else this.#sealAtMarker(entry, until)
+          this.#parts.pastMarker(entry.id, until, MARKER_SETTLE_MS, (kept) => {
+            // Its write given up on meanwhile (the session went on here): revoked, as above. The
+            // socket, back in its rooms, gets what they got while it was out of them.
+            if (entry.givenUp) {
+              kept()
+              this.#parts.handoffs.seal(entry, []).catch(() => undefined)
+            } else this.#sealAtMarker(entry, until)
             this.#answerClaim(entry, marker)
             settled()
           })

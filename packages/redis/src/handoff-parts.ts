@@ -44,8 +44,11 @@ export interface HandoffParts {
    * them that Redis may still run, and its seal can wait for it (see `Broadcasts.awaitsAtMarker`).
    */
   readonly awaitsAtMarker: (id: string, until: number) => boolean
-  /** See `Broadcasts.pastMarker`. */
-  readonly pastMarker: (id: string, until: number, ms: number, done: () => void) => void
+  /**
+   * See `Broadcasts.pastMarker`: `done` is given what delivers the broadcasts the socket's rooms
+   * got meanwhile, for a session that stays on this node.
+   */
+  readonly pastMarker: (id: string, until: number, ms: number, done: (kept: () => void) => void) => void
   /**
    * Resolves once socket `id` awaits no own broadcast given up that Redis may still run, and
    * none emitted so far that it was left out of is still on its way back, or after `ms` (see

@@ -1,0 +1,75 @@
+// A claim marker back while the session handed off awaits an own broadcast Redis may still run:
+// the seal waits for it (at most 1 s), the socket out of its rooms, since what is read past the
+// marker is the claimer's. Should the server give the write up meanwhile (the session goes on
+// on this node, the claim revoked), the socket must still get what its rooms got while it was
+// out of them: another node's broadcast read past the marker, and this node's own.
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { argOf, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+
+/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
+const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
+const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+
+describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write the server gives up', () => {
+  const suite = fakeClusterSuite()
+
+  it('gives the socket, kept on its node, what its rooms got while it was out of them', async () => {
+    const [a, b, c] = await suite.cluster({ requestTimeout: 300 }).start(3)
+    const sid = 'sid-kept'
+    // What the socket gets, whether into its tail or live once the session stays on a.
+    const got: unknown[] = []
+    const socket = a!.sockets.add('s1', sid)
+    a!.adapter.addAll('s1', ['s1', 'r'])
+    await a!.adapter.sessionOpened(sid)
+    socket.handedOff = (text) => got.push(argOf(text))
+    expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+
+    // a's broadcast is held as a dropped connection holds it, never run; its probes are lost
+    // until the server gives up the write, so the seal at the marker waits for it.
+    let drop: ((err: Error) => void) | undefined
+    a!.hold = (args) => {
+      if (drop || !isBroadcast(args)) return undefined
+      return new Promise((_, reject) => {
+        drop = reject
+      })
+    }
+    a!.lose = isProbe
+    a!.adapter.broadcast(message('news', ['given']), to(['r']))
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
+    a!.hold = undefined
+    drop?.(new Error('the connection dropped'))
+
+    // b claims the session; its marker runs, then c's broadcast: a reads them in that order,
+    // which a socket of a's own in the room, not handed over, tells.
+    let markerRan = false
+    b!.hold = (args) =>
+      isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
+        ? b!.redis.sendCommand(args).then((reply) => {
+            markerRan = true
+            return reply
+          })
+        : undefined
+    const witness = a!.sockets.add('s2')
+    a!.adapter.addAll('s2', ['s2', 'r'])
+    const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
+    b!.sockets.add('s1', sid)
+    const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
+    await until(() => markerRan, 5000, 'the marker run')
+    c!.adapter.broadcast(message('news', ['other']), to(['r']))
+    await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
+    expect(got).toEqual([])
+
+    // The server gives the write up: the session goes on on a.
+    await within(a!.adapter.withdrawHandOff(sid), 5000, 'the write given up')
+    // a's own, emitted now: back past the marker, it proves the one awaited never ran, and the
+    // seal's wait is over.
+    a!.adapter.broadcast(message('news', ['own']), to(['r']))
+    // The claim is answered once the seal's wait is over: revoked, the session kept on a.
+    await within(taking, 5000, 'the claim answered')
+    await until(() => got.length >= 3, 3000, `what the socket missed (got ${JSON.stringify(got)})`)
+    expect(got).toEqual(['given', 'other', 'own'])
+  })
+})
