@@ -280,6 +280,13 @@ export function broadcastAcross(
         // now: it stays on its way (own-acks.ts), asked of them when it comes back, on the side
         // of the marker it comes back on, and the other nodes' counts awaited then; settled as
         // lost when a later own message comes back first, or at the caller's timeout.
+        // Neither back nor lost in the cut's count, it is on its way to the sockets left out:
+        // the settle before an unclaimed seal waits for it (`Cut.onItsWayTo`), and back in time
+        // it is asked into the tail. Proved never run, it is asked of nobody: unlike a plain
+        // broadcast given up (awaited.ts), a question is not kept for that moment. Asked then, it
+        // would come after the later own message that proved it, and past a claim marker the
+        // socket is gone; keeping its place would take the awaited queue's machinery, with its
+        // waits at the marker (the README states the limit).
         givenUp = true
         // Back already (the answer alone was slow): Redis ran it, and the counts are due.
         if (!parts.ownAcks.has(id)) {
