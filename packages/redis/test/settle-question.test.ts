@@ -1,0 +1,82 @@
+// A broadcast with acks of the draining node whose PUBLISH got no answer while a session is
+// handed over: Redis may still run it, and the session is asked it when it comes back. A drain
+// that nobody claimed the session in settles the session before its seal (settleHandOff): it
+// waits for that question as for a plain broadcast on its way, so that, run in time, it is asked
+// into the tail before the last packets, not after the seal, where it would reach nobody.
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { argOf, fakeClusterSuite, handedOffSession, message, to } from './handoff-support.js'
+
+/** The PUBLISH of a broadcast with acks (on the request channel). */
+const isRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':request')
+
+describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => {
+  const suite = fakeClusterSuite()
+
+  it('waits for a broadcast with acks given up unanswered, and the session is asked it in its tail', async () => {
+    const [a] = await suite.cluster({ requestTimeout: 300 }).start(2)
+    const sid = 'sid-question'
+    const tail = await handedOffSession(a!, sid)
+
+    // a's question is held unanswered, then run late by Redis (below).
+    let runHeld: (() => void) | undefined
+    a!.hold = (args) => {
+      if (runHeld || !isRequest(args)) return undefined
+      return new Promise((answer, fail) => {
+        runHeld = () => {
+          a!.redis.sendCommand(args).then(answer, fail)
+        }
+      })
+    }
+    a!.adapter.broadcastWithAck(
+      message('ask', ['late']),
+      to(['r']),
+      10_000,
+      () => {},
+      () => {},
+    )
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the question given up')
+    a!.hold = undefined
+    expect(tail).toEqual([])
+
+    // The drain ends with the session unclaimed: the settle waits for the question.
+    let atSettled: unknown[] | undefined
+    const settling = a!.adapter.settleHandOff(sid, 5000).then(() => {
+      atSettled = tail.map(argOf)
+    })
+    runHeld?.()
+    await within(settling, 6000, 'the settle')
+    expect(atSettled).toEqual(['late'])
+  })
+
+  it('ends its wait for such a question once the note behind it proves it never ran', async () => {
+    const [a] = await suite.cluster({ requestTimeout: 300 }).start(2)
+    const sid = 'sid-never-asked'
+    const tail = await handedOffSession(a!, sid)
+
+    // Held as a dropped connection holds it: never run, failed once the connection is gone.
+    let drop: ((err: Error) => void) | undefined
+    a!.hold = (args) => {
+      if (drop || !isRequest(args)) return undefined
+      return new Promise((_, fail) => {
+        drop = fail
+      })
+    }
+    a!.adapter.broadcastWithAck(
+      message('ask', ['never']),
+      to(['r']),
+      60_000,
+      () => {},
+      () => {},
+    )
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the question given up')
+    a!.hold = undefined
+    drop?.(new Error('the connection dropped'))
+
+    // The settle's own bound is far: the probe, back within a round trip, ends it first. The
+    // question is not asked (see the README's limit on such questions).
+    await within(a!.adapter.settleHandOff(sid, 60_000), 5000, 'the settle over at the probe')
+    expect(tail).toEqual([])
+  })
+})
