@@ -255,8 +255,13 @@ async function mount(
       closingForwards.closeAll(limit, deadline - Date.now()),
     ])
     server.forgetLastWords()
-    // The connections are the server's: while another instance serves on it, they stay.
-    if (!leaveServer()) return
+    // The connections are the server's: while another instance serves on it, they stay, and
+    // that instance's own listeners see to them.
+    if (!leaveServer()) {
+      idle.detach()
+      http2Sessions.detach()
+      return
+    }
     idle.startClosing()
     http2Sessions.startClosing()
   })

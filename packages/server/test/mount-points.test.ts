@@ -299,6 +299,27 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     expect(apps[1]!.parley.sockets.size).toBe(6)
   })
 
+  it('take the listeners of an instance that closed off the server the other still serves on', async () => {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    const [first, second] = [apps[0]!, apps[1]!]
+    await second.register(parley, { path: '/b' })
+    second.parley.on('connection', (socket) => {
+      socket.on('where', (ack: (path: string) => void) => ack('/b'))
+    })
+    await second.ready()
+    const alone = server.listenerCount('connection')
+    await first.register(parley, { path: '/a' })
+    await first.ready()
+    expect(server.listenerCount('connection')).toBeGreaterThan(alone)
+    await within(first.close(), 5000, 'the first instance to close')
+    // Left on, each instance closed on the server would go on counting its connections.
+    expect(server.listenerCount('connection')).toBe(alone)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    for (const transport of TRANSPORTS) await connectTo(port, '/b', transport)
+    expect(second.parley.sockets.size).toBe(3)
+  })
+
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
     const { apps } = await sharedServer(['/a', '/a'])
     const first = apps[0]!

@@ -42,10 +42,16 @@ export class Http2Sessions {
   #closing = false
   /** Its own listeners on the server, which must see every request and upgrade (see last-words.ts). */
   readonly listeners = new Set<unknown>()
+  /** The server and every listener put on it, by event, for `detach()`. */
+  readonly #attached: [EventEmitter, string, Parameters<EventEmitter['off']>[1]][] = []
 
   /** Does nothing for HTTP/1.1 servers (`IdleConnections` is theirs); only HTTP/2 ones emit `session`. */
   constructor(server: EventEmitter) {
     if (server instanceof HttpServer || server instanceof HttpsServer) return
+    const on = (event: string, listener: Parameters<EventEmitter['on']>[1]) => {
+      server.on(event, listener)
+      this.#attached.push([server, event, listener])
+    }
     const sessions = this.#sessions
     const streams = this.#streams
     const sessionClosed = function (this: Http2Session) {
@@ -54,7 +60,7 @@ export class Http2Sessions {
     const streamClosed = function (this: ServerHttp2Stream) {
       streams.delete(this)
     }
-    server.on('session', (session: Http2Session) => {
+    on('session', (session: Http2Session) => {
       if (this.#closing) {
         session.close()
         return
@@ -62,13 +68,13 @@ export class Http2Sessions {
       sessions.add(session)
       session.once('close', sessionClosed)
     })
-    server.on('stream', (stream: ServerHttp2Stream) => {
+    on('stream', (stream: ServerHttp2Stream) => {
       streams.add(stream)
       stream.once('close', streamClosed)
     })
     // Over TLS only: h2c takes no HTTP/1.1. An h2 connection is a session (above).
     const unused = this.#unused
-    server.on('secureConnection', (socket: TLSSocket) => {
+    on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') return
       if (this.#closing) {
         socket.destroy()
@@ -87,9 +93,14 @@ export class Http2Sessions {
       // nobody: see `endIfRefused`. Every 'upgrade' listener has run by then.
       queueMicrotask(() => endIfRefused(socket))
     }
-    server.on('request', onRequest)
-    server.on('upgrade', onUpgrade)
+    on('request', onRequest)
+    on('upgrade', onUpgrade)
     this.listeners.add(onRequest).add(onUpgrade)
+  }
+
+  /** Takes its listeners off the server, which another Fastify instance still serves on (see `IdleConnections.detach`). */
+  detach(): void {
+    for (const [server, event, listener] of this.#attached.splice(0)) server.off(event, listener)
   }
 
   /** Forgets the closed connections that never had a request (see `IdleConnections`). */

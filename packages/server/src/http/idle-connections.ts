@@ -43,6 +43,8 @@ export class IdleConnections {
    */
   readonly #queued = new Map<Socket, number>()
   readonly #server: HttpServer | HttpsServer | undefined
+  /** Every listener it put on the server, by event, for `detach()`. */
+  readonly #attached: [string, Parameters<HttpServer['off']>[1]][] = []
   #closing = false
   /** Its own listeners on the server, which must see every request and upgrade (see last-words.ts). */
   readonly listeners = new Set<unknown>()
@@ -58,14 +60,14 @@ export class IdleConnections {
     // array of some twenty places, 150 bytes more for as long as the connection lasts (an SSE
     // client holds two, a polling client one).
     const unused = this.#unused
-    server.on(accepted, (socket: Socket) => {
+    const onAccepted = (socket: Socket) => {
       if (this.#closing) {
         socket.destroy()
         return
       }
       unused.add(socket)
       if (unused.size >= this.#sweepAt) this.#sweep()
-    })
+    }
     // One listener for every response (`this` is the response): a closure per request would
     // stay on each open response, an SSE stream or a held poll, for as long as it lasts. It
     // tells the transport holding the response too, which then puts no listener of its own
@@ -92,9 +94,20 @@ export class IdleConnections {
       // Every 'upgrade' listener has run by then: they are called one after the other, at once.
       queueMicrotask(() => endIfRefused(socket))
     }
+    server.on(accepted, onAccepted)
     server.on('request', onRequest)
     server.on('upgrade', onUpgrade)
+    this.#attached.push([accepted, onAccepted], ['request', onRequest], ['upgrade', onUpgrade])
     this.listeners.add(onRequest).add(onUpgrade)
+  }
+
+  /**
+   * Takes its listeners off the server, which another Fastify instance still serves on (see
+   * server-sharers.ts): that instance's own see to its connections. Left on, each instance
+   * closed there would go on counting every connection and response of the server.
+   */
+  detach(): void {
+    for (const [event, listener] of this.#attached.splice(0)) this.#server?.off(event, listener)
   }
 
   /**
