@@ -198,30 +198,36 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     expect(apps.map((each) => each.parley.sockets.size)).toEqual([2, 2])
   })
 
-  it('route each upgrade by the whole path, the prefix of a Fastify context included', async () => {
-    const { server, apps } = await sharedServer(['/a', '/b'])
-    const servers = new Map<string, FastifyInstance['parley']>()
-    for (const [i, prefix] of ['/a', '/b'].entries()) {
-      const each = apps[i]!
-      // Each at the default path, under a prefix of its own: /a/parley and /b/parley.
-      await each.register(
-        async (child) => {
-          await child.register(parley)
-          servers.set(prefix, child.parley)
-          child.parley.on('connection', (socket) => {
-            socket.on('where', (ack: (path: string) => void) => ack(`${prefix}/parley`))
-          })
-        },
-        { prefix },
-      )
-      await each.ready()
-    }
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as { port: number }
-    for (const path of ['/a/parley', '/b/parley']) await connectTo(port, path, 'websocket')
-    expect([...servers.values()].map((each) => each.sockets.size)).toEqual([1, 1])
-    endSessions(servers)
-  })
+  it.each([
+    ['', '/a', '/b'],
+    [' that ends in a slash, as Fastify joins it to the routes', '/a/', '/b/'],
+  ])(
+    'route each upgrade by the whole path, the prefix of a Fastify context%s included',
+    async (_, ...prefixes) => {
+      const { server, apps } = await sharedServer(prefixes)
+      const servers = new Map<string, FastifyInstance['parley']>()
+      for (const [i, prefix] of prefixes.entries()) {
+        const each = apps[i]!
+        // Each at the default path, under a prefix of its own: /a/parley and /b/parley.
+        await each.register(
+          async (child) => {
+            await child.register(parley)
+            servers.set(prefix, child.parley)
+            child.parley.on('connection', (socket) => {
+              socket.on('where', (ack: (path: string) => void) => ack(`${prefix.replace(/\/$/, '')}/parley`))
+            })
+          },
+          { prefix },
+        )
+        await each.ready()
+      }
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const { port } = server.address() as { port: number }
+      for (const path of ['/a/parley', '/b/parley']) await connectTo(port, path, 'websocket')
+      expect([...servers.values()].map((each) => each.sockets.size)).toEqual([1, 1])
+      endSessions(servers)
+    },
+  )
 
   it('route an upgrade in other letter case to the instance whose router ignores case', async () => {
     // The first instance takes the upgrades no mount point claims: its 404 would answer '/B/ws'.

@@ -67,7 +67,9 @@ export function claimUpgrades(
   anyCase = false,
 ): UpgradeClaim {
   const upgrades = servers.get(server) ?? listen(server)
-  const full = `${prefix}${base}`
+  // Fastify joins a prefix that ends in a slash to the routes without it ('/api/' and '/parley'
+  // make '/api/parley'): so too here, or no upgrade's path would lie under the base.
+  const full = `${prefix.endsWith('/') ? prefix.slice(0, -1) : prefix}${base}`
   for (const [other, instance] of upgrades.instances) {
     if (other !== routing && sameBase(instance, full, anyCase)) {
       throw new ParleyOptionError(
