@@ -145,8 +145,9 @@ async function mount(
 
   const idle = new IdleConnections(app.server)
   const http2Sessions = new Http2Sessions(app.server)
-  // Another Fastify instance on the same HTTP server (serverFactory) may outlive this one.
-  const leaveServer = shareServer(app.server, app.routing)
+  // Another mount point on the same HTTP server may outlive this one: of this instance, its close
+  // hook after this one's, or of another instance (serverFactory).
+  const leaveServer = shareServer(app.server)
   // Also where the preClose hook below never ran (the registration failed after this point).
   app.addHook('onClose', async () => void leaveServer())
   // Made before any request listener of Parley's own but idle's and http2Sessions': it finds

@@ -2,7 +2,7 @@
 // fails with a coded error that says what to do, and two mount points, each in a context of its
 // own, serve their clients apart over every transport.
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http'
 import websocket from '@fastify/websocket'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
@@ -127,6 +127,51 @@ describe.each(TRANSPORTS)('two mount points in sibling contexts, over %s', (tran
     endSessions(servers)
   })
 })
+
+describe('two mount points in sibling contexts, closing', () => {
+  it("leave the server's connections to the one still draining when the first is done", async () => {
+    app = Fastify({ forceCloseConnections: true })
+    const servers = await mountBoth(app)
+    let release: (() => void) | undefined
+    // An event of the second one's client waits in its middleware: its drain waits for it, after
+    // the first one's close hook has run (Fastify runs them one after the other).
+    servers.get('/b')!.on('connection', (socket) => {
+      socket.use(([event]) =>
+        event === 'hold'
+          ? new Promise<void>((resolve) => {
+              release = resolve
+            })
+          : undefined,
+      )
+      socket.on('hold', () => {})
+    })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    await connectTo(port, '/b', 'polling')
+    clients[0]!.emit('hold' as never)
+    await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+    const closing = app.close()
+    await until(() => servers.get('/a')!.closed, 5000, 'the first mount point to close')
+    expect(servers.get('/b')!.closed).toBe(false)
+    // A new connection while the second one drains is answered, not reset.
+    expect(await within(answerOnNewConnection(port, '/b/polling?v=1'), 5000, 'an answer')).toMatch(/^HTTP /)
+    release?.()
+    await within(closing, 5000, 'the close')
+    app = undefined
+  })
+})
+
+/** What a request on a connection of its own gets: its status line, or its error's code. */
+function answerOnNewConnection(port: number, path: string): Promise<string> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      res.resume()
+      resolve(`HTTP ${res.statusCode}`)
+    })
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code}`))
+    req.end()
+  })
+}
 
 describe('two mount points that each register their own @fastify/websocket', () => {
   it('serve their WebSockets, with one warning at registration rather than one per WebSocket', async () => {
