@@ -246,7 +246,8 @@ export class Broadcasts {
    * at their turn, directly, once the probe (sent now) or a later own message proves they
    * never ran; one back past the marker is the claimer's, and reaches it no more here. Once it
    * awaits none that may run, or after `ms`, it is back in its rooms for `done` (the seal,
-   * which gives it what never ran still waiting and reads its rooms), in the same turn.
+   * which gives it what never ran still waiting and reads its rooms), in the same turn; unless
+   * its session ended meanwhile.
    */
   pastMarker(id: string, until: number, ms: number, done: (kept: () => void) => void): void {
     const rooms = new Set(this.#memory.socketRooms(id))
@@ -255,7 +256,9 @@ export class Broadcasts {
     this.#pastMarker.set(id, past)
     void this.settled(id, ms, until).then(() => {
       this.#pastMarker.delete(id)
-      this.#memory.addAll(id, rooms)
+      // A session that ended meanwhile (its write given up, then its client gone) left: back in
+      // its rooms, an entry would stay for a socket that no longer exists.
+      if (this.#sockets.get(id)) this.#memory.addAll(id, rooms)
       done(() => {
         for (const { message, options } of past.missed.splice(0))
           this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)

@@ -16,7 +16,11 @@ const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').inc
 describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write the server gives up', () => {
   const suite = fakeClusterSuite()
 
-  it('gives the socket, kept on its node, what its rooms got while it was out of them', async () => {
+  /**
+   * Socket s1's session handed off by a, claimed by b, its seal on a held at the marker for an
+   * own broadcast given up, and its write then given up by the server: the session goes on on a.
+   */
+  async function keptAtMarker() {
     const [a, b, c] = await suite.cluster({ requestTimeout: 300 }).start(3)
     const sid = 'sid-kept'
     // What the socket gets, whether into its tail or live once the session stays on a.
@@ -64,12 +68,29 @@ describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write th
 
     // The server gives the write up: the session goes on on a.
     await within(a!.adapter.withdrawHandOff(sid), 5000, 'the write given up')
+    return { a: a!, sid, got, taking }
+  }
+
+  it('gives the socket, kept on its node, what its rooms got while it was out of them', async () => {
+    const { a, got, taking } = await keptAtMarker()
     // a's own, emitted now: back past the marker, it proves the one awaited never ran, and the
     // seal's wait is over.
-    a!.adapter.broadcast(message('news', ['own']), to(['r']))
+    a.adapter.broadcast(message('news', ['own']), to(['r']))
     // The claim is answered once the seal's wait is over: revoked, the session kept on a.
     await within(taking, 5000, 'the claim answered')
     await until(() => got.length >= 3, 3000, `what the socket missed (got ${JSON.stringify(got)})`)
     expect(got).toEqual(['given', 'other', 'own'])
+  })
+
+  it('leaves no rooms behind for a socket whose session ended while the seal waited', async () => {
+    const { a, sid, taking } = await keptAtMarker()
+    // The session ends on a, as the server ends one: the socket gone, then out of its rooms
+    // (none now: it is out of them while the seal waits).
+    a.sockets.sessions.delete(sid)
+    a.sockets.sockets.delete('s1')
+    a.adapter.delAll('s1')
+    a.adapter.broadcast(message('news', ['own']), to(['r']))
+    await within(taking, 5000, 'the claim answered')
+    expect(a.adapter.socketRooms('s1')).toBeUndefined()
   })
 })
