@@ -292,6 +292,7 @@ export class RedisAdapter implements Adapter {
       publisher: this.#publisher,
       channel: this.#channels.broadcast,
       warnings: this.#warnings,
+      losses: this.#losses,
       requestTimeout: options.requestTimeout,
       closed: () => this.#closed,
       stands: (ms) => this.#stands(ms),

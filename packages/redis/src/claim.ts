@@ -199,7 +199,10 @@ export class Claims {
           i: parsed.snapshot.id,
           p: text,
         }
-        this.#parts.publisher.publish(`${this.#parts.prefix}:response:${won.oldNode}`, answered)
+        // Lost, the old node's question ends at its own limits (its timeout, or the move's).
+        this.#parts.publisher.publish(`${this.#parts.prefix}:response:${won.oldNode}`, answered, (why) =>
+          this.#parts.losses.lostReplySentBack(won.oldNode, why),
+        )
       },
       failed: (err) => this.#parts.warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })

@@ -11,6 +11,7 @@ import type { PendingRequests } from './pending.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'
 import type { SessionOwners } from './sessions.js'
+import type { Losses } from './stats.js'
 import type { WriteTakeBack } from './take-back.js'
 import type { UncutSockets } from './uncut-sockets.js'
 import type { Warnings } from './warnings.js'
@@ -62,6 +63,8 @@ export interface HandoffParts {
   /** The broadcast channel, where a claim marker goes. */
   readonly channel: string
   readonly warnings: Warnings
+  /** Where a client's reply that could not be sent back to its asker is counted. */
+  readonly losses: Losses
   readonly requestTimeout: number
   readonly closed: () => boolean
   /**

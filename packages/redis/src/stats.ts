@@ -22,11 +22,17 @@ export interface RedisAdapterStats {
    * (`PARLEY_REDIS_REPLY_LOST`) once that node says it made it.
    */
   readonly lostReplies: number
+  /**
+   * Clients' replies to another node's questions, made here to a session this node took over
+   * from it, that could not be sent back to that node: Redis was unreachable. Its question
+   * ends at its own limits.
+   */
+  readonly lostRepliesSentBack: number
 }
 
-/** The counts of `RedisAdapterStats`, and the warnings that go with two of them. */
+/** The counts of `RedisAdapterStats`, and the warnings that go with three of them. */
 export class Losses {
-  readonly #counts = { lostBroadcasts: 0, incompleteRequests: 0, lostReplies: 0 }
+  readonly #counts = { lostBroadcasts: 0, incompleteRequests: 0, lostReplies: 0, lostRepliesSentBack: 0 }
   readonly #warnings: Warnings
 
   constructor(warnings: Warnings) {
@@ -63,5 +69,20 @@ export class Losses {
     this.#warnings.warn('lost-broadcast', `a broadcast could not reach the other nodes: ${why}`, {
       lostBroadcasts: this.#counts.lostBroadcasts,
     })
+  }
+
+  /**
+   * A client's reply to node `node`'s question could not be sent back there: counted and
+   * logged.
+   */
+  lostReplySentBack(node: string, why: string): void {
+    this.#counts.lostRepliesSentBack++
+    this.#warnings.warn(
+      'lost-reply-sent-back',
+      `a client's reply could not be sent back to node ${node}: ${why}`,
+      {
+        lostRepliesSentBack: this.#counts.lostRepliesSentBack,
+      },
+    )
   }
 }
