@@ -818,7 +818,7 @@ export class RedisAdapter implements Adapter {
       return
     }
     if (packet.k === 'answered') {
-      const reply = decodeForwardedReply(packet.p)
+      const reply = decodeForwardedReply(packet.p, this.#sockets.maxPayload)
       if (!reply) this.#malformed(this.#channels.response)
       // Only from the node that took the session over: well formed, but nobody here awaits a
       // reply from another, dropped without a line as one for a question that ended.

@@ -221,10 +221,16 @@ export function unpackValue(text: string): { ok: true; value: unknown } | { ok: 
 
 /**
  * The client's reply that an `answered` response carries, read as the protocol reads one from
- * the wire; undefined for anything else (another packet, no ack id).
+ * the wire, within this node's `maxPayload` (UTF-8 bytes; none when the server gives none);
+ * undefined for anything else (another packet, no ack id, past the limit). Unlike a broadcast,
+ * which its sender checked, this is a client's packet, and the claimer that read it held it to
+ * its own limit alone: one past this node's is no reply a client of this node could send.
  */
-export function decodeForwardedReply(text: string): ReplyPacket | ErrorPacket | undefined {
-  const result = decodeText(text, NO_LIMIT)
+export function decodeForwardedReply(
+  text: string,
+  maxPayload = Number.MAX_SAFE_INTEGER,
+): ReplyPacket | ErrorPacket | undefined {
+  const result = decodeText(text, { maxPayload })
   if (!result.ok) return undefined
   const { packet } = result
   if (packet.type !== PacketType.REPLY && packet.type !== PacketType.ERROR) return undefined

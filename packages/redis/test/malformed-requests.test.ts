@@ -2,7 +2,7 @@
 // version sends is refused, logged with its code and channel, and nothing of it is run or
 // answered; the node goes on to answer the next request. So is a client's reply another node
 // sends back on a node's response channel after a handoff.
-import { encodeText, PacketType } from '@parley/protocol'
+import { encodeText, PacketType, WireLimits } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
@@ -84,7 +84,20 @@ describe.skipIf(skipRedisSuites())('malformed messages on the request channel', 
       JSON.stringify({ n: a!.adapter.node, id: '', k: 'answered', i, p })
     const event = encodeText({ type: PacketType.EVENT, seq: 1, name: 'e', args: [], ackId: 1 })
     const reply = encodeText({ type: PacketType.REPLY, seq: 1, ackId: 1, args: ['late'] })
-    const junk = [answered(7, reply), answered(b0.socket.id, 'not a packet'), answered(b0.socket.id, event)]
+    // Past b's maxPayload (the default): no client could have sent it to a node of the same
+    // maxPayload, and b does not decode it.
+    const huge = encodeText({
+      type: PacketType.REPLY,
+      seq: 1,
+      ackId: 1,
+      args: ['x'.repeat(WireLimits.defaultMaxPayload)],
+    })
+    const junk = [
+      answered(7, reply),
+      answered(b0.socket.id, 'not a packet'),
+      answered(b0.socket.id, event),
+      answered(b0.socket.id, huge),
+    ]
     const listener = a!.redis.duplicate()
     await listener.connect()
     try {
