@@ -39,6 +39,13 @@ export interface BroadcastParts {
   readonly requestTimeout: number
 }
 
+/**
+ * The most broadcasts kept aside for a socket past its claim marker while its seal waits (see
+ * `Broadcasts.pastMarker`), at most `MARKER_SETTLE_MS`: at this many, the wait ends as at that
+ * limit, and the seal goes (or the session, kept here, has them all) without waiting more.
+ */
+export const MAX_MISSED_PAST_MARKER = 1000
+
 /** This node's broadcasts out, and every node's broadcasts read back. */
 export class Broadcasts {
   readonly #node: string
@@ -247,14 +254,16 @@ export class Broadcasts {
    * never ran; one back past the marker is the claimer's, and reaches it no more here. Once it
    * awaits none that may run, or after `ms`, it is back in its rooms for `done` (the seal,
    * which gives it what never ran still waiting and reads its rooms), in the same turn; unless
-   * its session ended meanwhile.
+   * its session ended meanwhile. Its rooms getting `MAX_MISSED_PAST_MARKER` broadcasts
+   * meanwhile end the wait at once, as `ms` would.
    */
   pastMarker(id: string, until: number, ms: number, done: (kept: () => void) => void): void {
     const rooms = new Set(this.#memory.socketRooms(id))
     this.#memory.delAll(id)
-    const past: PastMarker = { rooms, until, missed: [] }
-    this.#pastMarker.set(id, past)
-    void this.settled(id, ms, until).then(() => {
+    let ended = false
+    const end = () => {
+      if (ended) return
+      ended = true
       this.#pastMarker.delete(id)
       // A session that ended meanwhile (its write given up, then its client gone) left: back in
       // its rooms, an entry would stay for a socket that no longer exists.
@@ -263,7 +272,10 @@ export class Broadcasts {
         for (const { message, options } of past.missed.splice(0))
           this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
       })
-    })
+    }
+    const past: PastMarker = { rooms, until, missed: [], end }
+    this.#pastMarker.set(id, past)
+    void this.settled(id, ms, until).then(end)
   }
 
   /**
@@ -282,8 +294,13 @@ export class Broadcasts {
   ): void {
     this.#memory.broadcast(message, options, only)
     if (this.#pastMarker.size === 0) return
-    for (const [id, past] of this.#pastMarker)
-      if (matches(past.rooms, options) && takes(id, past)) past.missed.push({ message, options })
+    for (const [id, past] of this.#pastMarker) {
+      if (!matches(past.rooms, options) || !takes(id, past)) continue
+      past.missed.push({ message, options })
+      // Its wait ends here, as at its time limit: kept, the socket has them all, and none
+      // more is kept aside; sealed, they are the claimer's, and the seal goes.
+      if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
+    }
   }
 
   /**
@@ -427,8 +444,13 @@ interface PastMarker {
   rooms: Set<string>
   /** The count of the last own broadcast sent before the marker. */
   until: number
-  /** What its rooms got since, which it gets should the session stay on this node. */
+  /**
+   * What its rooms got since, which it gets should the session stay on this node; at most
+   * `MAX_MISSED_PAST_MARKER`.
+   */
   missed: { message: BroadcastMessage; options: BroadcastOptions }[]
+  /** Ends the wait now, as its time limit would: back in its rooms, and `done` (see `pastMarker`). */
+  end: () => void
 }
 
 /** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */

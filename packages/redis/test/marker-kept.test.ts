@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
+import { MAX_MISSED_PAST_MARKER } from '../src/broadcasts.js'
 import { argOf, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
 
 /** The PUBLISH of a broadcast (not a request, a response or a membership note). */
@@ -68,7 +69,7 @@ describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write th
 
     // The server gives the write up: the session goes on on a.
     await within(a!.adapter.withdrawHandOff(sid), 5000, 'the write given up')
-    return { a: a!, sid, got, taking }
+    return { a: a!, c: c!, sid, got, taking, witness }
   }
 
   it('gives the socket, kept on its node, what its rooms got while it was out of them', async () => {
@@ -92,5 +93,18 @@ describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write th
     a.adapter.broadcast(message('news', ['own']), to(['r']))
     await within(taking, 5000, 'the claim answered')
     expect(a.adapter.socketRooms('s1')).toBeUndefined()
+  })
+
+  it('ends the wait once the socket has as many kept aside as it may hold, and loses none', async () => {
+    const { a, c, got, taking, witness } = await keptAtMarker()
+    // c's broadcasts, read on a past the marker, fill what the socket keeps aside: at the bound
+    // its wait ends there and then, and it has them all, while the probes are still lost.
+    const sent = Array.from({ length: MAX_MISSED_PAST_MARKER - 1 }, (_, i) => `c${i}`)
+    for (const text of sent) c.adapter.broadcast(message('news', [text]), to(['r']))
+    await until(() => witness.got.length >= sent.length + 1, 10_000, "c's broadcasts read on a")
+    expect(got).toEqual(['other', ...sent])
+    await within(taking, 5000, 'the claim answered')
+    a.adapter.broadcast(message('news', ['own']), to(['r']))
+    await until(() => got.includes('own'), 3000, "a's own, live")
   })
 })
