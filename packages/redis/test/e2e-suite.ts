@@ -132,6 +132,11 @@ export async function startTrafficNode(
     handshakeTimeout?: number
     /** Sets up the app further before it listens (hooks of the application's, say). */
     setup?: (app: FastifyInstance) => void
+    /**
+     * Runs as the server asks the adapter to settle a session before its unclaimed seal
+     * (`settleHandOff`): the moment a drain stops waiting for claims.
+     */
+    settling?: () => void
   } = {},
 ): Promise<TrafficNode> {
   const client = await connectedClient(url)
@@ -146,12 +151,15 @@ export async function startTrafficNode(
   const setup = (socket: ServerSocket) => socket.on('up', (n: number) => node.received.push(n))
   node.started = await startServer(
     {
-      adapter: redisAdapter({
-        client: own.view?.(client) ?? client,
-        heartbeatInterval: 300,
-        log: { warn: (_details, message) => node.warnings.push(message) },
-        ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
-      }),
+      adapter: settlingHook(
+        redisAdapter({
+          client: own.view?.(client) ?? client,
+          heartbeatInterval: 300,
+          log: { warn: (_details, message) => node.warnings.push(message) },
+          ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
+        }),
+        own.settling,
+      ),
       handoff: { timeout: own.handoffTimeout ?? 7000, retrySpread: 0 },
       ...(own.handshakeTimeout === undefined ? {} : { handshakeTimeout: own.handshakeTimeout }),
     },
@@ -184,6 +192,23 @@ export function expectEachOnceInSenderOrder(got: readonly number[], bySender: re
   const n = bySender.reduce((k, sent) => k + sent.length, 0)
   expect([...got].sort((x, y) => x - y)).toEqual(Array.from({ length: n }, (_, i) => i + 1))
   for (const sent of bySender) expect(got.filter((x) => sent.includes(x))).toEqual(sent)
+}
+
+/** The adapters `factory` makes, with `settling` run as each is asked to settle a session. */
+function settlingHook(
+  factory: ReturnType<typeof redisAdapter>,
+  settling: (() => void) | undefined,
+): ReturnType<typeof redisAdapter> {
+  if (!settling) return factory
+  return (sockets) => {
+    const adapter = factory(sockets)
+    const settle = adapter.settleHandOff.bind(adapter)
+    adapter.settleHandOff = (sid, ms) => {
+      settling()
+      return settle(sid, ms)
+    }
+    return adapter
+  }
 }
 
 /**

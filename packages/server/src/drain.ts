@@ -238,26 +238,38 @@ export class Drain {
       await within(Promise.allSettled([...this.#sentOn]), deadline - performance.now(), undefined)
     const unclaimed = [...this.#handedOff]
     this.#handedOff.clear()
-    if (unclaimed.length > 0 && alone) {
-      log.info(
-        { unclaimed: unclaimed.length, handedOff },
-        'parley: drain: no other node is alive to claim the sessions; their tails are sealed for a node that starts later',
-      )
-    } else if (unclaimed.length > 0) {
-      log.warn(
-        { unclaimed: unclaimed.length, handedOff },
-        'parley: drain: sessions were not claimed before the timeout; their tails are sealed',
-      )
+    let settledCount = 0
+    let sealed = 0
+    // Said once the adapter settled every one of them (`sealUnclaimed` calls `last` once each,
+    // within SETTLE_WAIT_MS): one claimed or ended meanwhile is not counted.
+    const settledOne = () => {
+      if (++settledCount < unclaimed.length || sealed === 0) return
+      if (alone) {
+        log.info(
+          { unclaimed: sealed, handedOff },
+          'parley: drain: no other node is alive to claim the sessions; their tails are sealed for a node that starts later',
+        )
+      } else {
+        log.warn(
+          { unclaimed: sealed, handedOff },
+          'parley: drain: sessions were not claimed before the timeout; their tails are sealed',
+        )
+      }
     }
     const seals = unclaimed.map(([sid, socket]) => {
       this.#sealing.set(sid, socket)
       return sealUnclaimed(adapter, sid, alone, () => {
-        // Claimed meanwhile, or ended: that claim took its last packets; nothing is sealed.
-        if (!this.#sealing.delete(sid)) return undefined
-        // Counted only now: one claimed as the adapter settled it was claimed, one ended
-        // then was withdrawn.
-        this.#context.metrics.handoff('unclaimed')
-        return socket.claimed()
+        try {
+          // Claimed meanwhile, or ended: that claim took its last packets; nothing is sealed.
+          if (!this.#sealing.delete(sid)) return undefined
+          // Counted only now: one claimed as the adapter settled it was claimed, one ended
+          // then was withdrawn.
+          sealed++
+          this.#context.metrics.handoff('unclaimed')
+          return socket.claimed()
+        } finally {
+          settledOne()
+        }
       })
     })
     // Late withdrawals too: the adapter closes after the drain, and one made then may be lost.

@@ -24,13 +24,21 @@ afterEach(async () => {
 
 /** Nodes a and b on `cluster`, whose moves and drains wait 300 ms for a claim; sockets join 'room'. */
 async function twoNodes(cluster: Cluster) {
-  const list: { started: Started; connections: ServerSocket[]; ended: string[]; registry: Registry }[] = []
+  const list: {
+    started: Started
+    connections: ServerSocket[]
+    ended: string[]
+    registry: Registry
+    /** What the server logged at warn or above. */
+    log: string[]
+  }[] = []
   for (const name of ['a', 'b']) {
     const node = {
       started: undefined as unknown as Started,
       connections: [] as ServerSocket[],
       ended: [] as string[],
       registry: new Registry(),
+      log: [] as string[],
     }
     node.started = await startServer(
       {
@@ -46,6 +54,7 @@ async function twoNodes(cluster: Cluster) {
           socket.on('disconnect', (reason: string) => node.ended.push(reason))
         })
       },
+      { logger: { level: 'warn', stream: { write: (line: string) => void node.log.push(line) } } },
     )
     nodes.push(node.started)
     list.push(node)
@@ -139,6 +148,8 @@ describe('the seal of a session nobody claimed', () => {
     expect(await handoffs(a, 'stored')).toBe(1)
     expect(await handoffs(a, 'unclaimed')).toBe(0)
     expect(a.ended).toEqual(['server handoff'])
+    // Nor does the drain say it went unclaimed.
+    expect(a.log.filter((line) => line.includes('were not claimed'))).toEqual([])
   })
 
   it('counts a moved session claimed while the adapter settles it as claimed, not unclaimed', async () => {
