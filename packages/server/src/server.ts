@@ -186,8 +186,19 @@ export class ParleyServer<
     )
     accepted?.(this.adapter)
     // Read once: a session hands off with its waits kept open only if their replies can come.
-    if (options.handoff && forwardsReplies(this.adapter))
+    if (options.handoff && forwardsReplies(this.adapter)) {
       this.#forwarded = new ForwardedReplies(options.handoff.timeout)
+      // A question waits for its reply up to handoff.timeout after the move, but the adapter
+      // takes replies sent back only for the snapshot's life, the recovery window. Not refused:
+      // a node whose sessions never move loses nothing, and a window too short for the
+      // handoff is a choice other options allow (see the README's `handoff`).
+      if (options.handoff.timeout > options.recoveryWindow) {
+        log.warn(
+          { handoffTimeout: options.handoff.timeout, recoveryWindow: options.recoveryWindow },
+          'parley: handoff.timeout is longer than recovery.window: a reply sent back after the window is dropped, and its question ends at its own timeout',
+        )
+      }
+    }
     this.#departures = new Departures<L, E, D>({
       adapter: this.adapter,
       handoff: options.handoff,
