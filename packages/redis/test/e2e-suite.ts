@@ -213,7 +213,8 @@ function settlingHook(
 
 /**
  * The lines of a node's log (Fastify's JSON lines) where its drain gave up waiting for claims:
- * `handoff.timeout` passed with sessions handed off that no node was seen to claim. A drain whose
+ * `handoff.timeout` passed and sessions handed off were sealed unclaimed (written once the
+ * adapter's settle is over: a session claimed meanwhile is not among them). A drain whose
  * clients all came back elsewhere writes none, however loaded the machine, where a bound on the
  * drain's time would measure the load.
  */
