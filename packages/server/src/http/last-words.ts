@@ -366,8 +366,9 @@ export class LastWordsAtClose {
 
   #send(res: ServerResponse, answer: EndpointAnswer): void {
     // Answered meanwhile by another (what the wait for a forward or a session's end raced with):
-    // a second answer would throw in a promise nobody awaits.
-    if (res.headersSent || res.writableEnded || res.destroyed) return
+    // a second answer would throw in a promise nobody awaits. A response destroyed unanswered (its
+    // client gone) still has its answer counted, and its session ended for a body too large.
+    if (res.headersSent || res.writableEnded) return
     this.#sent(answer)
     // Not over HTTP/2: the lingering acts on a socket, there the whole connection's, which
     // carries the client's other streams (see `endsConnection`).
