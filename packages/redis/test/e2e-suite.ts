@@ -1,7 +1,7 @@
 // The frame of the end-to-end suites: Parley servers, each with its own node-redis client, on
 // one throwaway Redis, and the real client. A suite owns its nodes and clients; the hooks here
 // close them after each test.
-import type { Socket } from '@parley/client'
+import { connect, type Socket } from '@parley/client'
 import { type RedisClient, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
@@ -220,4 +220,26 @@ function settlingHook(
  */
 export function unclaimedAtTimeout(log: readonly string[]): string[] {
   return log.filter((line) => line.includes('sessions were not claimed before the timeout'))
+}
+
+/**
+ * A WebSocket client of the nodes behind `balancer`, quick to resume, kept in `clients` for the
+ * suite's teardown, and the numbers of the `room` broadcasts it got; once it is connected to
+ * `node`, the only client there.
+ */
+export async function roomClientOn(
+  balancer: RoundRobinProxy,
+  node: TrafficNode,
+  clients: Socket[],
+): Promise<{ client: Socket; got: number[] }> {
+  const client = connect(`${balancer.url}/parley`, {
+    transports: ['websocket'],
+    reconnectionDelay: 100,
+    reconnectionDelayMax: 300,
+  })
+  clients.push(client)
+  const got: number[] = []
+  client.on('room', (n: number) => got.push(n))
+  await until(() => client.connected && node.connections.length === 1, 3000, 'connected to the first node')
+  return { client, got }
 }

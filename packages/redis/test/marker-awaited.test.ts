@@ -5,12 +5,11 @@
 // old node holds its seal until its note to itself says (within a bound below the claimer's
 // wait), so that the session gets both, in order, once, from the tail. Real servers, the real
 // client, real Redis.
-import { connect } from '@parley/client'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import type { RedisAdapter } from '../src/index.js'
-import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { balancedSuite, roomClientOn, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 
 const REQUEST_TIMEOUT = 300
@@ -61,15 +60,7 @@ describe.skipIf(skipRedisSuites())('a claim marker back before an awaited broadc
     })
     const balancer = await balance([a, b])
     balancer.avoid.add(1)
-    const client = connect(`${balancer.url}/parley`, {
-      transports: ['websocket'],
-      reconnectionDelay: 100,
-      reconnectionDelayMax: 300,
-    })
-    clients.push(client)
-    const got: number[] = []
-    client.on('room', (n: number) => got.push(n))
-    await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
+    const { client, got } = await roomClientOn(balancer, a, clients)
     const adapter = a.started.app.parley.adapter as RedisAdapter
     a.started.app.parley.to('room').emit('room', 1)
     await until(() => got.length === 1, 3000, 'the first broadcast')

@@ -5,12 +5,11 @@
 // over (Redis may have run them: see src/awaited.ts), and one emitted as the drain seals, not
 // back from Redis yet (the session was left out of it when it was emitted). Real servers, the
 // real client, real Redis.
-import { connect } from '@parley/client'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import type { RedisAdapter } from '../src/index.js'
-import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { balancedSuite, roomClientOn, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 
 const REQUEST_TIMEOUT = 300
@@ -55,17 +54,9 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     const b = await startTrafficNode(suite.redis.url, nodes)
     const balancer = await balance([a, b])
     balancer.avoid.add(1)
-    const client = connect(`${balancer.url}/parley`, {
-      transports: ['websocket'],
-      reconnectionDelay: 100,
-      reconnectionDelayMax: 300,
-    })
-    clients.push(client)
-    const got: number[] = []
-    client.on('room', (n: number) => got.push(n))
+    const { client, got } = await roomClientOn(balancer, a, clients)
     const disconnects: string[] = []
     client.on('disconnect', (reason: string) => disconnects.push(reason))
-    await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
     const id = client.id
     const adapterOf = (node: TrafficNode) => node.started.app.parley.adapter as RedisAdapter
 
@@ -114,15 +105,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     const b = await startTrafficNode(suite.redis.url, nodes)
     const balancer = await balance([a, b])
     balancer.avoid.add(1)
-    const client = connect(`${balancer.url}/parley`, {
-      transports: ['websocket'],
-      reconnectionDelay: 100,
-      reconnectionDelayMax: 300,
-    })
-    clients.push(client)
-    const got: number[] = []
-    client.on('room', (n: number) => got.push(n))
-    await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
+    const { client, got } = await roomClientOn(balancer, a, clients)
     a.started.app.parley.to('room').emit('room', 1)
     await until(() => got.length === 1, 3000, 'the first broadcast')
 
