@@ -11,9 +11,9 @@ import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
   argOf,
+  HeldInOrder,
   handedOffSession,
   handoffScenes,
-  holdBack,
   message,
   proxiedTrio,
   reachesLive,
@@ -153,11 +153,20 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       await until(() => a.commands.some((args) => (args[2] ?? '').includes('a0')), 5000, 'a0 sent')
       // a1's PUBLISH is held back unanswered: a gives it up, and the session being handed over
       // waits for it (Redis may still run it, after the marker too).
-      const held = holdBack(a, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('a1'))
+      // Every command a sends after it waits behind it, as on one connection: the probe sent when
+      // a1 is given up runs after a1, never ahead of it. (That probe can go out: the give-up's
+      // timer may run when the clock the bound on unanswered commands reads says a millisecond
+      // less than requestTimeout passed.)
+      const held = new HeldInOrder(
+        a.redis,
+        (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('a1'),
+        () => true,
+      )
+      a.hold = held.hold
       a.adapter.broadcast(message('news', ['a1']), to(['r']))
       await until(() => a.adapter.stats.lostBroadcasts === 1, 5000, 'a1 given up')
       // Redis runs it late: on the channel, for b to read after its join.
-      await held.run()
+      await held.runAll()
 
       // The marker is published; neither a nor b reads it. The wait runs out: b joins and reads.
       const { taken, done } = takeOverOn(b, claim, sid)
