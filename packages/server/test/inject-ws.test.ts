@@ -68,24 +68,16 @@ async function session(
 }
 
 describe('app.injectWS', () => {
-  it('opens a session where Parley registers @fastify/websocket itself', async () => {
+  it.each([
+    ['where Parley registers @fastify/websocket itself', {}, '/parley/ws?v=1'],
+    ['at a custom path', { path: '/live' }, '/live/ws?v=1'],
+  ])('opens a session %s', async (_where, options, url) => {
     const thrown = await unheard(async () => {
       const made = Fastify()
       app = made
-      await made.register(parley, {})
+      await made.register(parley, options)
       await made.ready()
-      await session(made, '/parley/ws?v=1', () => made)
-    })
-    expect(thrown).toEqual([])
-  })
-
-  it('opens a session at a custom path', async () => {
-    const thrown = await unheard(async () => {
-      const made = Fastify()
-      app = made
-      await made.register(parley, { path: '/live' })
-      await made.ready()
-      await session(made, '/live/ws?v=1', () => made)
+      await session(made, url, () => made)
     })
     expect(thrown).toEqual([])
   })
