@@ -57,7 +57,7 @@ import {
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
  * settle, or a server's middleware that did not (PARLEY_HANDSHAKE_TIMEOUT with
  * `details.middleware`): no transport's fault, the next attempt, after the backoff, tries the
- * same transport.
+ * same transport (with reconnection off, this attempt, until connectTimeout has passed).
  * Nor, within the quiet time after a handoff, does a resume's try that busy nodes failed (a HELLO
  * unanswered in time, a 503, a balancer's 502): untold, it ends the attempt, and the next one,
  * after the backoff, begins again at the transport in use before the handoff (see #connect).
@@ -441,6 +441,9 @@ export class Connection {
     )
     const queue = this.#order(after)
     const retried: TransportName[] = []
+    // With reconnection off this attempt is the only one: the server's middleware slow once must
+    // not end it before `timeout` has passed (see below).
+    const start = performance.now()
     for (let name = queue.shift(); name; name = queue.shift()) {
       const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
@@ -472,7 +475,24 @@ export class Connection {
         // application's fault, not the transport's. The attempt fails as a whole, with no
         // transport_error, and the next one (after the backoff) tries the same transport: a
         // step down would only run the same middleware again, on a worse transport.
-        if (error.code === ErrorCode.HANDSHAKE_TIMEOUT && (!hello || error.details?.middleware)) break
+        if (error.code === ErrorCode.HANDSHAKE_TIMEOUT && (!hello || error.details?.middleware)) {
+          // With reconnection off no attempt follows, and a server whose handshakeTimeout is
+          // shorter than this client's would have had the whole attempt end at its bound, though
+          // its middleware may let the client in a moment later: the same transport is tried
+          // again, after the backoff's pause (a crowd of clients turned away together spreads
+          // out), until `timeout` has passed since the attempt began; then the attempt fails
+          // saying so (the last try, begun within it, had the server's answer first).
+          if (this.#opts.reconnection || !hello) break
+          const left = start + timeout - performance.now()
+          if (left > 0) {
+            await new Promise((resolve) => setTimeout(resolve, Math.min(this.#backoff.next(), left)))
+            if (run !== this.#run) return
+            queue.unshift(name)
+            continue
+          }
+          last = timeoutError('no OPEN', timeout, { middleware: true })
+          break
+        }
         // No answer in time, within the quiet time after a handoff: a node busy taking sessions
         // over (a loaded machine), not one that refused. Its wait is not counted, else three
         // such tries of 3 s spend the quiet time, and the application hears a disconnect in the

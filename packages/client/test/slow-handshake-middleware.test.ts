@@ -2,8 +2,9 @@
 // PARLEY_HANDSHAKE_TIMEOUT and says that the middleware was slow, not the transport (`ackId` 1 in
 // a WebSocket's ERROR, `"middleware": true` in an HTTP body). The client then tries the same
 // transport again after its backoff, as after an `auth` of its own that did not settle, rather
-// than step down and run the same middleware on a worse transport. A HELLO that reached the
-// server late is a transport failure still (late-hello.test.ts).
+// than step down and run the same middleware on a worse transport; with reconnection off, within
+// the one attempt until connectTimeout has passed. A HELLO that reached the server late is a
+// transport failure still (late-hello.test.ts).
 import { ErrorCode, type ParleyError, type TransportName } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
@@ -129,5 +130,44 @@ describe('a handshake middleware slow once on an upgrade probe', () => {
     } finally {
       await proxy.close()
     }
+  })
+})
+
+describe('a handshake middleware slow, with reconnection off', () => {
+  it('leaves the one attempt its whole connectTimeout: tried again, it connects', async () => {
+    const { server, middleware } = await slowOnceServer(BOUND * 3, true)
+    const socket = client(server.url, { reconnection: false, connectTimeout: 5000 })
+    const said: string[] = []
+    socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.code}`))
+    socket.on('connect_error', (error: ParleyError<string>) => said.push(`connect_error ${error.code}`))
+    await next(socket, 'connect', 10_000)
+    expect(socket.transport).toBe('websocket')
+    // The slow run the server gave up on, then the one that let the client in: nothing told.
+    expect(middleware.runs).toEqual(['websocket', 'websocket'])
+    expect(said).toEqual([])
+  })
+
+  it('fails once connectTimeout has passed, saying so, middleware slow', async () => {
+    const server = await startServer(
+      (app) => parleyOf(app).use(() => new Promise((resolve) => setTimeout(resolve, BOUND * 3))),
+      { handshakeTimeout: BOUND },
+    )
+    const connectTimeout = BOUND * 4
+    const socket = client(server.url, { reconnection: false, connectTimeout })
+    const errors: [ParleyError<string>, boolean][] = []
+    const transportErrors: string[] = []
+    socket.on('transport_error', (transport) => transportErrors.push(transport))
+    socket.on('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
+      errors.push([error, willRetry]),
+    )
+    await until(() => errors.length > 0, 10_000, 'the connect_error')
+    const [[error, willRetry]] = errors as [[ParleyError<string>, boolean]]
+    expect(willRetry).toBe(false)
+    expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
+    expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
+    expect(error.details).toMatchObject({ middleware: true })
+    // The same transport all along: the middleware, not the transport, was slow.
+    expect(transportErrors).toEqual([])
+    expect(socket.connected).toBe(false)
   })
 })
