@@ -512,8 +512,10 @@ export async function boundedBody(
   maxPayload: number,
   decoder: Utf8Decoder = new TextDecoder(),
 ): Promise<string> {
-  // A 200 always has a body (a null one would throw here, a failed GET all the same).
-  const reader = res.body!.getReader()
+  // A 200 always has a body; none (which only an application's fetch could give) fails the
+  // read, as a body cut short does.
+  const reader = res.body?.getReader()
+  if (!reader) throw transportError('answer without a body')
   let text = ''
   let bytes = 0
   // The last chunk read, decoded once the next comes, or whole at the end: most answers are one
