@@ -22,7 +22,7 @@ const BUDGET = 11_838
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
  * aim is 8192; docs/client-size.md says what stands in the way.
  */
-const BUNDLED_BUDGET = 11_943
+const BUNDLED_BUDGET = 11_941
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [

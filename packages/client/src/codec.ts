@@ -372,16 +372,17 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): Packet | Refusal {
     return [arityCode(type as number), `type ${type}: ${count} fields`]
   }
   const packet: Record<string, unknown> = { type }
-  for (let i = 0; i < count; i++) {
-    const [name, check, code = INVALID_PACKET] = shape[i]!
-    const field = fields[1 + i]
+  let i = 0
+  for (const entry of shape.slice(0, count)) {
+    const [name, check, code = INVALID_PACKET] = entry
+    const field = fields[++i]
     const verdict = check(field)
     if (verdict !== true) {
       // An event name keeps checkEventName's own words (which name, and why).
       const badName = name === 'name' && checkEventName(field)
       return badName ? [badName.code, badName.message] : [verdict || code, `type ${type}: bad ${name}`]
     }
-    if (shape[i] !== BINS) packet[name] = field
+    if (entry !== BINS) packet[name] = field
     // Every other field is checked by now, args among them.
     else if (!fillBinary(packet.args as unknown[], field as unknown[], resolveLeaf)) {
       return [INVALID_BINARY, 'bad binary leaf']

@@ -568,7 +568,8 @@ export class Connection {
     }
     // Here every transport failed: the list is never empty (see #allowed), and every other way
     // out of the loop returned. So `last` is set, and this attempt is still the current one (the
-    // last try checked it after its listener, and nothing was awaited since).
+    // last try checked it after its listener, and nothing was awaited since). Asserted (`last!`):
+    // TypeScript cannot follow the loop that far, and a check that never fails costs bytes.
     if (why === 'resume') {
       if (performance.now() < this.#quietUntil) {
         // Handed off: the first nodes tried may be draining too. Try again, within the

@@ -197,6 +197,7 @@ export abstract class HttpTransport extends BaseTransport {
       )
         .trim()
         .split('\n')
+      // `split` gives at least one line (the `!`: `?? ''` would cost bytes for nothing).
       open = this.welcome(decodeText(lines.pop()!))
       for (const line of lines) this.deliver(decodeText(line))
       // The session we asked to resume has ended: nothing to open.
@@ -341,6 +342,7 @@ export abstract class HttpTransport extends BaseTransport {
    * what the server has not acknowledged goes again (the server drops what it already has).
    */
   async #post(batch: Outgoing[]): Promise<void> {
+    // Set before any line was queued (see #session; `''` in its place would cost bytes).
     const url = this.#session!
     // A page's goodbye goes with keepalive, so that it outlives the page, and browsers refuse
     // keepalive bodies past 64 KiB (those of a page in flight, together); the server refuses one

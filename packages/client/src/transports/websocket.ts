@@ -107,10 +107,10 @@ export class WebSocketTransport extends BaseTransport {
         clearTimeout(this.#timer)
         if (opened) return
         opened = true
-        if (error) {
-          this.close()
-          reject(error)
-        } else resolve(open!)
+        // The answer, or else the error.
+        if (open) return resolve(open)
+        this.close()
+        reject(error)
       }
       // An upgrade that gets no answer within a third of the bound (at least a second) is most
       // often a proxy that swallows WebSockets: the next transport is tried then, not after the
@@ -213,23 +213,25 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   send(items: readonly Outgoing[]): void {
-    // Sent to only once open() resolved: the WebSocket is there.
-    const ws = this.#ws!
+    // Sent to only once open() resolved, when the WebSocket is there (`ws?.` says so to the type,
+    // for no bytes, where a check would cost some).
+    const ws = this.#ws
     if (this.closed) return
     // In Node, `ws`'s socket is corked until the end of this tick: what the application sends
     // meanwhile (the answers to one read, a loop of emits) leaves in one write, one system call,
     // instead of one each, and the server reads it in one go. Browsers send as they see fit;
     // the browser bundle leaves this out, and a WebSocket without `_socket` (undici's) is left be.
     if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-      const socket = (ws as { _socket?: { cork?(): void; uncork(): void; writableCorked?: number } | null })
-        ._socket
+      const socket = (
+        ws as { _socket?: { cork?(): void; uncork(): void; writableCorked?: number } | null } | undefined
+      )?._socket
       if (socket?.cork && socket.writableCorked === 0) {
         socket.cork()
         queueMicrotask(() => socket.uncork())
       }
     }
     try {
-      for (const item of items) ws.send(item.frame ? frameOf(item.frame) : item.text)
+      for (const item of items) ws?.send(item.frame ? frameOf(item.frame) : item.text)
     } catch (err) {
       this.fail(transportError('send failed', err))
     }
