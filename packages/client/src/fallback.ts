@@ -304,7 +304,7 @@ export class Connection {
 
   /** Sends on the attached transport; false when there is none (the caller keeps or drops). */
   send(items: readonly Outgoing[]): boolean {
-    const t = this.current
+    const t = this.#current
     t?.send(items)
     return !!t
   }
