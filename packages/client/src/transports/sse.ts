@@ -29,10 +29,11 @@ export class SseTransport extends HttpTransport {
     // A 200 that is no event stream (a filter's block page in its place) fails open() here:
     // taken for a stream, it ended at once, and every probe climbed onto it again. Media types
     // are case-insensitive (RFC 9110): a proxy may write `Text/Event-Stream`. No content type at
-    // all (null) is tested as the text "null", which fails too (hence the `!`, free of bytes).
+    // all (null) is tested as the text "null", which fails too (hence the `!`: a template that
+    // says so costs bytes).
     if (!/^text\/event-stream/i.test(res.headers.get('content-type')!))
       throw transportError('not an event stream')
-    // A 200 always has a body (the `!`; a null one would throw here, a failed GET all the same).
+    // A 200 always has a body (hence the `!`; a null one would throw here, and the GET fail).
     const reader = res.body!.getReader()
     const first = await reader.read()
     if (first.done) throw transportError('stream ended')
