@@ -133,20 +133,26 @@ describe('a handshake middleware slow once on an upgrade probe', () => {
   })
 })
 
-describe('a handshake middleware slow, with reconnection off', () => {
-  it('leaves the one attempt its whole connectTimeout: tried again, it connects', async () => {
-    const { server, middleware } = await slowOnceServer(BOUND * 3, true)
-    const socket = client(server.url, { reconnection: false, connectTimeout: 5000 })
-    const said: string[] = []
-    socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.code}`))
-    socket.on('connect_error', (error: ParleyError<string>) => said.push(`connect_error ${error.code}`))
-    await next(socket, 'connect', 10_000)
-    expect(socket.transport).toBe('websocket')
-    // The slow run the server gave up on, then the one that let the client in: nothing told.
-    expect(middleware.runs).toEqual(['websocket', 'websocket'])
-    expect(said).toEqual([])
-  })
+describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as TransportName[][][])(
+  'a handshake middleware slow once, with reconnection off and the transports %j',
+  (transports) => {
+    it('leaves the one attempt its whole connectTimeout: tried again, it connects', async () => {
+      const { server, middleware } = await slowOnceServer(BOUND * 3, true)
+      const socket = client(server.url, { transports, reconnection: false, connectTimeout: 5000 })
+      const said: string[] = []
+      socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.code}`))
+      socket.on('connect_error', (error: ParleyError<string>) => said.push(`connect_error ${error.code}`))
+      await next(socket, 'connect', 10_000)
+      const [preferred] = transports
+      expect(socket.transport).toBe(preferred)
+      // The slow run the server gave up on, then the one that let the client in: nothing told.
+      expect(middleware.runs).toEqual([preferred, preferred])
+      expect(said).toEqual([])
+    })
+  },
+)
 
+describe('a handshake middleware slow to the end, with reconnection off', () => {
   it('fails once connectTimeout has passed, saying so, middleware slow', async () => {
     const server = await startServer(
       (app) => parleyOf(app).use(() => new Promise((resolve) => setTimeout(resolve, BOUND * 3))),
