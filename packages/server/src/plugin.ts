@@ -224,6 +224,9 @@ async function mount(
     sent,
     own: new Set([...idle.listeners, ...http2Sessions.listeners]),
   })
+  // Its answers stay on the server until the instance has closed: Fastify's bare 503 would
+  // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).
+  app.addHook('onClose', async () => lastWords.release())
   const closingWebSockets = new ClosingWebSockets()
   const closingForwards = new ClosingForwards()
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE

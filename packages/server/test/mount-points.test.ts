@@ -2,7 +2,7 @@
 // fails with a coded error that says what to do, and two mount points, each in a context of its
 // own, serve their clients apart over every transport.
 
-import { createServer, type IncomingMessage, request, type ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
 import websocket from '@fastify/websocket'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
@@ -10,7 +10,7 @@ import parley, { ParleyOptionError } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
-import { closeApp, until, within } from './helpers.js'
+import { closeApp, sleep, until, within } from './helpers.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 
@@ -169,6 +169,48 @@ function answerOnNewConnection(port: number, path: string): Promise<string> {
       resolve(`HTTP ${res.statusCode}`)
     })
     req.on('error', (err: NodeJS.ErrnoException) => resolve(`error ${err.code}`))
+    req.end()
+  })
+}
+
+/** Probes `path` (see `probe`) until it answers `answer`: a bounded number of times. */
+async function probeUntil(port: number, path: string, answer: string): Promise<void> {
+  let last = ''
+  for (let round = 0; round < 200 && last !== answer; round++) {
+    last = await probe(port, path)
+    if (last !== answer) await sleep(20)
+  }
+  expect(last).toBe(answer)
+}
+
+/** How many listeners of each event `server` has. */
+function listenerCounts(server: Server): Record<string, number> {
+  const events = ['request', 'upgrade', 'connection']
+  return Object.fromEntries(events.map((event) => [event, server.listenerCount(event)]))
+}
+
+/**
+ * What a GET of the WebSocket endpoint at `path`, without an upgrade, gets on a connection of
+ * its own: its status and its code ('none' when it has none).
+ */
+function probe(port: number, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path: `${path}/ws?v=1`, agent: false }, (res) => {
+      let body = ''
+      res.setEncoding('utf8')
+      res.on('data', (chunk: string) => {
+        body += chunk
+      })
+      res.on('end', () => {
+        let code = 'none'
+        try {
+          const parsed = JSON.parse(body) as { code?: unknown }
+          if (typeof parsed.code === 'string') code = parsed.code
+        } catch {}
+        resolve(`${res.statusCode} ${code}`)
+      })
+    })
+    req.on('error', reject)
     req.end()
   })
 }
@@ -370,6 +412,69 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     for (const transport of TRANSPORTS) await connectTo(port, '/b', transport)
     expect(second.parley.sockets.size).toBe(3)
   })
+
+  it.each([
+    ['/a', '/b', '/c'],
+    ['/c', '/b', '/a'],
+    ['/b', '/c', '/a'],
+    ['/a', '/c', '/b'],
+  ])(
+    "take each closed instance's last words off the server, closed in any order (%s, %s, %s)",
+    async (...order) => {
+      // '/d' stays open throughout; the other three begin to close one after the other, each
+      // held by an event in its middleware, so that each one's last words stand in front of the
+      // listeners the one before took the place of, then end in the order given.
+      const prefixes = ['/d', '/a', '/b', '/c']
+      const { server, apps } = await sharedServer(prefixes)
+      const byPath = new Map(prefixes.map((path, i) => [path, apps[i]!]))
+      const release = new Map<string, () => void>()
+      const mount = async (path: string) => {
+        const each = byPath.get(path)!
+        await each.register(parley, { path })
+        each.parley.on('connection', (socket) => {
+          socket.use(([event]) =>
+            event === 'hold'
+              ? new Promise<void>((resolve) => {
+                  release.set(path, resolve)
+                })
+              : undefined,
+          )
+          socket.on('where', (ack: (path: string) => void) => ack(path))
+          socket.on('hold', () => {})
+        })
+        await each.ready()
+      }
+      await mount('/d')
+      const alone = listenerCounts(server)
+      for (const path of ['/a', '/b', '/c']) await mount(path)
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+      const { port } = server.address() as { port: number }
+      for (const path of ['/a', '/b', '/c']) {
+        await connectTo(port, path, 'polling')
+        clients.at(-1)!.emit('hold' as never)
+        await until(() => release.has(path), 5000, `the event of ${path} to wait in the middleware`)
+      }
+      const closing = new Map<string, Promise<void>>()
+      for (const path of ['/a', '/b', '/c']) {
+        closing.set(path, byPath.get(path)!.close())
+        // Its last words answer its endpoints now: a GET of its WebSocket endpoint without an
+        // upgrade gets their coded 400, where Fastify would answer its bare 503.
+        await probeUntil(port, path, '400 PARLEY_BAD_REQUEST')
+      }
+      const open = new Set(['/a', '/b', '/c'])
+      for (const path of order) {
+        release.get(path)!()
+        await within(closing.get(path)!, 5000, `${path} to close`)
+        open.delete(path)
+        // Closed, its answers are gone; those of the others still closing stand.
+        expect(await probe(port, path)).toBe('503 none')
+        for (const other of open) expect(await probe(port, other)).toBe('400 PARLEY_BAD_REQUEST')
+        for (const transport of TRANSPORTS) await connectTo(port, '/d', transport)
+      }
+      // Nothing of the three is left on the server: as many listeners as with '/d' alone.
+      expect(listenerCounts(server)).toEqual(alone)
+    },
+  )
 
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
     const { apps } = await sharedServer(['/a', '/a'])

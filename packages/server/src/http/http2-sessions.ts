@@ -5,6 +5,7 @@ import { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { endIfRefused } from './idle-connections.js'
+import { takeOff } from './takeovers.js'
 
 /**
  * Lets a closing HTTP/2 server let go of its clients' connections, as `IdleConnections` does for
@@ -100,7 +101,8 @@ export class Http2Sessions {
 
   /** Takes its listeners off the server, which another Fastify instance still serves on (see `IdleConnections.detach`). */
   detach(): void {
-    for (const [server, event, listener] of this.#attached.splice(0)) server.off(event, listener)
+    // Off the front of a takeover too, where one holds it (see takeovers.ts).
+    for (const [server, event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
   }
 
   /** Forgets the closed connections that never had a request (see `IdleConnections`). */

@@ -3,6 +3,7 @@ import { Server as HttpsServer } from 'node:https'
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { passHeldClose, relaysHeldCloses } from '../transports/held-responses.js'
+import { takeOff } from './takeovers.js'
 
 /**
  * Lets a closing server let go of HTTP connections that no request needs any more.
@@ -107,7 +108,9 @@ export class IdleConnections {
    * closed there would go on counting every connection and response of the server.
    */
   detach(): void {
-    for (const [event, listener] of this.#attached.splice(0)) this.#server?.off(event, listener)
+    const server = this.#server
+    // Off the front of a takeover too, where one holds it (see takeovers.ts).
+    if (server) for (const [event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
   }
 
   /**

@@ -1,5 +1,4 @@
 import { type IncomingMessage, ServerResponse } from 'node:http'
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2'
 import { Server as NetServer, type Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
@@ -12,22 +11,8 @@ import { type ClosingAnswers, type ClosingVerdict, coded, type EndpointAnswer } 
 import { connectionClose, endsConnection } from './connection-close.js'
 import { lingerOnClose } from './lingering-close.js'
 import { takeGetAck } from './session-get.js'
+import { type RequestListener, standingRequestListeners, takeOver } from './takeovers.js'
 import type { TakePost } from './upstream-post.js'
-
-/** A request as the server hands it over: HTTP/1.1's, or HTTP/2's (Node's compatibility API). */
-type RawRequest = IncomingMessage | Http2ServerRequest
-type RawResponse = ServerResponse | Http2ServerResponse
-type RequestListener = (this: unknown, req: RawRequest, res: RawResponse) => void
-
-/**
- * The listeners `takeOver()` put on servers. Fastify instances sharing one server (each given it
- * by its `serverFactory`) each take over when they close: one that closes after another finds
- * the listener it recorded in the first one's, which calls it, and takes that one's place
- * instead. Left out, the request would reach Fastify twice: through the first one's listener,
- * and through this one's answer.
- */
-const takenOver = new WeakSet<RequestListener>()
-type UpgradeListener = (this: unknown, req: IncomingMessage, socket: Duplex, head: Buffer) => void
 
 /** The transport whose last words wait for `sid`'s next GET on endpoint `kind`, taken out. */
 export type TakeLastWords = (sid: string, kind: HttpTransportName) => HttpSide | undefined
@@ -107,7 +92,9 @@ export interface LastWordsOptions {
  * `takeOver()`, when the server begins to close, puts one listener in the place of Fastify's
  * for requests, and one in the place of the upgrade listeners (@fastify/websocket's): they
  * answer the GETs that name a session with last words kept here and hand the other requests to
- * those listeners as they were, but for the endpoints' answers below. Node's `http`, `https` and
+ * those listeners as they were, but for the endpoints' answers below; `release()`, once the
+ * instance has closed, takes them off and puts those listeners back (one pair of them stands on
+ * a server for every mount point closing there: see takeovers.ts). Node's `http`, `https` and
  * `http2` servers are taken over (on HTTP/2, Fastify's listener is a 'request' one too, of Node's
  * compatibility API, and the HTTP/1.1 requests and upgrades beside, `allowHTTP1`, come as on an
  * HTTP/1.1 server); with another server (Fastify's `serverFactory`), such a client meets the 503
@@ -150,7 +137,8 @@ export class LastWordsAtClose {
   readonly #fastifyRefuses: boolean | undefined
   readonly #sent: (answer: EndpointAnswer) => void
   readonly #own: ReadonlySet<unknown>
-  #active = false
+  /** Takes its answers off the server (see `takeOver`); set from the takeover on. */
+  #leave: (() => void) | undefined
   /** The endpoints' requests are answered here, not handed to Fastify. */
   #refusing = false
 
@@ -183,7 +171,7 @@ export class LastWordsAtClose {
     // that is not has no such listeners to take the place of.
     if (!(server instanceof NetServer)) return
     this.#server = server
-    this.#fastify = (server.listeners('request') as RequestListener[]).filter((l) => !own.has(l))
+    this.#fastify = standingRequestListeners(server).filter((l) => !own.has(l))
   }
 
   /**
@@ -193,31 +181,31 @@ export class LastWordsAtClose {
    */
   takeOver(): void {
     const server = this.#server
-    if (!server || this.#active) return
-    this.#active = true
+    if (!server || this.#leave) return
     if (this.#fastifyRefuses === true) this.#refusing = true
-    const listening = server.listeners('request') as RequestListener[]
-    const fastify = listening.filter(
-      (listener) => this.#fastify.includes(listener) || takenOver.has(listener),
-    )
-    for (const listener of fastify) server.off('request', listener)
-    const instead: RequestListener = (req, res) => {
-      // HTTP/2's request and response stand in for HTTP/1.1's, as they do on the routes (Fastify's
-      // `reply.raw`): what is answered here reads and writes only what both have.
-      if (this.#answered(req as IncomingMessage, res as ServerResponse)) return
-      for (const listener of fastify) listener.call(server, req, res)
-    }
-    takenOver.add(instead)
-    server.on('request', instead)
-    // @fastify/websocket's (registered after the plugin began, when Parley registers it), and
-    // any of the application's: an upgrade for one of the endpoints is answered here alone.
+    // @fastify/websocket's upgrade listener (registered after the plugin began, when Parley
+    // registers it), and any of the application's: an upgrade for one of the endpoints is
+    // answered here alone.
     const own = this.#own
-    const upgrades = server.listeners('upgrade').filter((listener) => !own.has(listener)) as UpgradeListener[]
-    for (const listener of upgrades) server.off('upgrade', listener)
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      if (this.#upgradeAnswered(req, socket, head)) return
-      for (const listener of upgrades) listener.call(server, req, socket, head)
-    })
+    this.#leave = takeOver(
+      server,
+      {
+        // HTTP/2's request and response stand in for HTTP/1.1's, as they do on the routes
+        // (Fastify's `reply.raw`): what is answered here reads and writes only what both have.
+        request: (req, res) => this.#answered(req as IncomingMessage, res as ServerResponse),
+        upgrade: (req, socket, head) => this.#upgradeAnswered(req, socket, head),
+      },
+      (listener) => this.#fastify.includes(listener),
+      (listener) => !own.has(listener),
+    )
+  }
+
+  /**
+   * The instance has closed: its answers leave the server, and the listeners they stood in front
+   * of go back on it once no other mount point's stand there (see takeovers.ts).
+   */
+  release(): void {
+    this.#leave?.()
   }
 
   /**

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ParleyOptionError } from '../options.js'
+import { takeOff } from './takeovers.js'
 
 /**
  * The upgrades of one HTTP server, for the mount points of Parley on it that registered
@@ -96,7 +97,8 @@ export function claimUpgrades(
       upgrades.instances.delete(routing)
       if (upgrades.instances.size > 0) return
       servers.delete(server)
-      ;(server as Server).off('upgrade', upgrades.listener)
+      // Held by a closing mount point's takeover, it must not come back when that one leaves.
+      takeOff(server as Server, 'upgrade', upgrades.listener)
     },
   }
 }
