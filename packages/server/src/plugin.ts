@@ -222,7 +222,6 @@ async function mount(
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
     sent,
-    own: new Set([...idle.listeners, ...http2Sessions.listeners]),
   })
   // Its answers stay on the server until the instance has closed: Fastify's bare 503 would
   // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).

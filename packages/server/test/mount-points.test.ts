@@ -189,6 +189,11 @@ function listenerCounts(server: Server): Record<string, number> {
   return Object.fromEntries(events.map((event) => [event, server.listenerCount(event)]))
 }
 
+/** `counts` with `n` more listeners of each event: those of `n` instances' connection tracking. */
+function more(counts: Record<string, number>, n: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(counts).map(([event, count]) => [event, count + n]))
+}
+
 /**
  * What a GET of the WebSocket endpoint at `path`, without an upgrade, gets on a connection of
  * its own: its status and its code ('none' when it has none).
@@ -419,7 +424,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     ['/b', '/c', '/a'],
     ['/a', '/c', '/b'],
   ])(
-    "take each closed instance's last words off the server, closed in any order (%s, %s, %s)",
+    "leave each instance's connection tracking in place, and take its last words off once closed, in any order (%s, %s, %s)",
     async (...order) => {
       // '/d' stays open throughout; the other three begin to close one after the other, each
       // held by an event in its middleware, so that each one's last words stand in front of the
@@ -462,10 +467,15 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
         await probeUntil(port, path, '400 PARLEY_BAD_REQUEST')
       }
       const open = new Set(['/a', '/b', '/c'])
+      // Each instance's connection tracking stays on the server, in front of which no takeover
+      // stands: it sees every request, those another's last words answer too. One pair of
+      // listeners stands for the takeovers, where the listeners they took off were.
+      expect(listenerCounts(server)).toEqual(more(alone, open.size))
       for (const path of order) {
         release.get(path)!()
         await within(closing.get(path)!, 5000, `${path} to close`)
         open.delete(path)
+        expect(listenerCounts(server)).toEqual(more(alone, open.size))
         // Closed, its answers are gone; those of the others still closing stand.
         expect(await probe(port, path)).toBe('503 none')
         for (const other of open) expect(await probe(port, other)).toBe('400 PARLEY_BAD_REQUEST')

@@ -5,7 +5,7 @@ import { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
 import { endIfRefused } from './idle-connections.js'
-import { takeOff } from './takeovers.js'
+import { seesEverything, takeOff } from './takeovers.js'
 
 /**
  * Lets a closing HTTP/2 server let go of its clients' connections, as `IdleConnections` does for
@@ -41,8 +41,6 @@ export class Http2Sessions {
   /** How many `#unused` may hold before the next sweep. */
   #sweepAt = SWEEP_FROM
   #closing = false
-  /** Its own listeners on the server, which must see every request and upgrade (see last-words.ts). */
-  readonly listeners = new Set<unknown>()
   /** The server and every listener put on it, by event, for `detach()`. */
   readonly #attached: [EventEmitter, string, Parameters<EventEmitter['off']>[1]][] = []
 
@@ -96,7 +94,9 @@ export class Http2Sessions {
     }
     on('request', onRequest)
     on('upgrade', onUpgrade)
-    this.listeners.add(onRequest).add(onUpgrade)
+    // They see every request and upgrade, those a closing mount point answers too.
+    seesEverything(onRequest)
+    seesEverything(onUpgrade)
   }
 
   /** Takes its listeners off the server, which another Fastify instance still serves on (see `IdleConnections.detach`). */

@@ -3,7 +3,7 @@ import { Server as HttpsServer } from 'node:https'
 import { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { passHeldClose, relaysHeldCloses } from '../transports/held-responses.js'
-import { takeOff } from './takeovers.js'
+import { seesEverything, takeOff } from './takeovers.js'
 
 /**
  * Lets a closing server let go of HTTP connections that no request needs any more.
@@ -47,8 +47,6 @@ export class IdleConnections {
   /** Every listener it put on the server, by event, for `detach()`. */
   readonly #attached: [string, Parameters<HttpServer['off']>[1]][] = []
   #closing = false
-  /** Its own listeners on the server, which must see every request and upgrade (see last-words.ts). */
-  readonly listeners = new Set<unknown>()
 
   /** Does nothing for servers other than HTTP/1.1 ones (HTTP/2 sessions close differently). */
   constructor(server: unknown) {
@@ -99,7 +97,9 @@ export class IdleConnections {
     server.on('request', onRequest)
     server.on('upgrade', onUpgrade)
     this.#attached.push([accepted, onAccepted], ['request', onRequest], ['upgrade', onUpgrade])
-    this.listeners.add(onRequest).add(onUpgrade)
+    // They see every request and upgrade, those a closing mount point answers too.
+    seesEverything(onRequest)
+    seesEverything(onUpgrade)
   }
 
   /**

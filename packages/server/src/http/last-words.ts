@@ -71,11 +71,6 @@ export interface LastWordsOptions {
    * page's origin, another version) in its log, ends the session it ends (`endsSession`).
    */
   sent: (answer: EndpointAnswer) => void
-  /**
-   * Listeners of Parley's own on the server (see idle-connections.ts), left where they are:
-   * they must see every request and upgrade, those answered here too.
-   */
-  own: ReadonlySet<unknown>
 }
 
 /**
@@ -123,7 +118,10 @@ export interface LastWordsOptions {
  */
 export class LastWordsAtClose {
   readonly #server: NetServer | undefined
-  /** The request listeners of the server when Parley was registered, but its own: Fastify's. */
+  /**
+   * The request listeners of the server when Parley was registered, but those of the mount
+   * points' connection tracking: Fastify's.
+   */
   readonly #fastify: RequestListener[] = []
   readonly #answers: ClosingAnswers
   readonly #take: TakeLastWords
@@ -136,7 +134,6 @@ export class LastWordsAtClose {
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
   readonly #sent: (answer: EndpointAnswer) => void
-  readonly #own: ReadonlySet<unknown>
   /** Takes its answers off the server (see `takeOver`); set from the takeover on. */
   #leave: (() => void) | undefined
   /** The endpoints' requests are answered here, not handed to Fastify. */
@@ -154,7 +151,6 @@ export class LastWordsAtClose {
     log,
     fastifyRefuses,
     sent,
-    own,
   }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
@@ -166,12 +162,11 @@ export class LastWordsAtClose {
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
     this.#sent = sent
-    this.#own = own
     // `http`, `https` and `http2` servers are all `net.Server`s; an object of a serverFactory's
     // that is not has no such listeners to take the place of.
     if (!(server instanceof NetServer)) return
     this.#server = server
-    this.#fastify = standingRequestListeners(server).filter((l) => !own.has(l))
+    this.#fastify = standingRequestListeners(server)
   }
 
   /**
@@ -183,10 +178,6 @@ export class LastWordsAtClose {
     const server = this.#server
     if (!server || this.#leave) return
     if (this.#fastifyRefuses === true) this.#refusing = true
-    // @fastify/websocket's upgrade listener (registered after the plugin began, when Parley
-    // registers it), and any of the application's: an upgrade for one of the endpoints is
-    // answered here alone.
-    const own = this.#own
     this.#leave = takeOver(
       server,
       {
@@ -196,7 +187,11 @@ export class LastWordsAtClose {
         upgrade: (req, socket, head) => this.#upgradeAnswered(req, socket, head),
       },
       (listener) => this.#fastify.includes(listener),
-      (listener) => !own.has(listener),
+      // @fastify/websocket's upgrade listener (registered after the plugin began, when Parley
+      // registers it), and any of the application's: an upgrade for one of the endpoints is
+      // answered here alone. Not the connection tracking of any mount point on the server,
+      // which sees every upgrade (see `seesEverything`).
+      () => true,
     )
   }
 

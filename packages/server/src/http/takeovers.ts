@@ -43,20 +43,37 @@ interface Front {
 const fronts = new WeakMap<object, Front>()
 
 /**
- * The server's request listeners as they stand with no takeover in front of them: those the
- * front holds in its place.
+ * Listeners that must see every request and upgrade of their server, those a takeover answers
+ * too: the connection tracking of each mount point on it (idle-connections.ts,
+ * http2-sessions.ts). Never held by a front, whichever mount point's takeover makes it: held,
+ * another mount point's tracking would miss the requests that one answers, and could not be
+ * taken off the server when its own instance closes.
+ */
+const everywhere = new WeakSet<object>()
+
+/** Marks `listener` as one that sees every request or upgrade of its server (see `everywhere`). */
+export function seesEverything<L extends object>(listener: L): L {
+  everywhere.add(listener)
+  return listener
+}
+
+/**
+ * The server's request listeners as they stand with no takeover in front of them (those the
+ * front holds in its place), but those that see every request (`seesEverything`).
  */
 export function standingRequestListeners(server: NetServer): RequestListener[] {
   const front = fronts.get(server)
   const listening = server.listeners('request') as RequestListener[]
-  if (!front) return listening
-  return listening.flatMap((listener) => (listener === front.onRequest ? front.requests : [listener]))
+  const standing = front
+    ? listening.flatMap((listener) => (listener === front.onRequest ? front.requests : [listener]))
+    : listening
+  return standing.filter((listener) => !everywhere.has(listener))
 }
 
 /**
  * Puts `takeover` in front of the server's listeners: those of `request` that `takesRequest`
- * picks, and those of `upgrade` that `takesUpgrade` picks, come off the server (or stay held, by
- * another takeover's front). Returns its leave: called once its mount point has closed (again
+ * picks, and those of `upgrade` that `takesUpgrade` picks, but none that sees everything
+ * (`seesEverything`), come off the server (or stay held, by another takeover's front). Returns its leave: called once its mount point has closed (again
  * is harmless).
  */
 export function takeOver(
@@ -111,7 +128,7 @@ function open(server: NetServer): Front {
 /** Moves the listeners of `event` that `takes` picks from the server into `held`. */
 function hold<L>(server: NetServer, event: string, held: L[], own: L, takes: (listener: L) => boolean): void {
   for (const listener of server.listeners(event) as L[]) {
-    if (listener === own || !takes(listener)) continue
+    if (listener === own || everywhere.has(listener as object) || !takes(listener)) continue
     server.off(event, listener as (...args: unknown[]) => void)
     held.push(listener)
   }
