@@ -1,0 +1,134 @@
+// Two Fastify instances on one HTTP/2 server over TLS with `allowHTTP1` (each given it by its
+// `serverFactory`), as mount-points.test.ts has them on an HTTP/1.1 one: when one closes, its
+// listeners come off the server (`Http2Sessions.detach()`), and the other goes on serving there,
+// over h2 and over HTTP/1.1, on the connections open before and on new ones.
+
+import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
+import { encodeText, PacketType } from '@parley/protocol'
+import parley from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { packetsOf } from './answer-packets.js'
+import { http1Request } from './h2-node.js'
+import { closeApp, within } from './helpers.js'
+import { selfSigned } from './self-signed.js'
+
+const teardown: (() => Promise<void> | void)[] = []
+
+afterEach(async () => {
+  for (const step of teardown.splice(0).reverse()) await step()
+})
+
+type Handler = (req: Http2ServerRequest, res: Http2ServerResponse) => void
+
+/**
+ * One HTTP/2 server over TLS with `allowHTTP1`, its requests sent to the Fastify instance whose
+ * prefix their path starts with, and the instances given it, one per prefix; closed, then the
+ * server, when the test ends.
+ */
+function sharedServer(prefixes: string[]) {
+  const tls = selfSigned()
+  const server = http2.createSecureServer({ ...tls, allowHTTP1: true })
+  const handlers: [string, Handler][] = []
+  server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
+    const found = handlers.find(([prefix]) => req.url.startsWith(prefix))
+    if (found) found[1](req, res)
+    else res.writeHead(404).end()
+  })
+  const apps = prefixes.map((prefix) =>
+    Fastify({
+      http2: true,
+      https: { allowHTTP1: true },
+      serverFactory: (handler) => {
+        handlers.push([prefix, handler as unknown as Handler])
+        return server
+      },
+    }),
+  ) as unknown as FastifyInstance<Http2SecureServer>[]
+  teardown.push(async () => {
+    for (const app of apps) await closeApp(app)
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { server, apps, cert: tls.cert }
+}
+
+/** How many listeners of each event `server` has. */
+function listenerCounts(server: Http2SecureServer): Record<string, number> {
+  const events = ['request', 'upgrade', 'session', 'stream', 'secureConnection', 'connection']
+  return Object.fromEntries(events.map((event) => [event, server.listenerCount(event)]))
+}
+
+/** An h2 connection to `port`, the fixture's certificate trusted; destroyed when the test ends. */
+async function h2Client(port: number, cert: Buffer): Promise<http2.ClientHttp2Session> {
+  const client = http2.connect(`https://127.0.0.1:${port}`, { ca: cert })
+  teardown.push(() => void client.destroy())
+  await within(
+    new Promise((resolve, reject) => client.once('remoteSettings', resolve).once('error', reject)),
+    5000,
+    'the h2 connection',
+  )
+  return client
+}
+
+/** A polling handshake on `client`'s connection, a stream of its own: the packets answered. */
+function h2Handshake(client: http2.ClientHttp2Session, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const stream = client.request({
+      ':method': 'POST',
+      ':path': `${path}/poll?v=1`,
+      'content-type': 'text/plain',
+    })
+    let text = ''
+    stream.setEncoding('utf8')
+    stream.on('data', (chunk: string) => {
+      text += chunk
+    })
+    stream.on('end', () => resolve(text))
+    stream.on('error', reject)
+    stream.end(encodeText({ type: PacketType.HELLO, auth: {} }))
+  })
+}
+
+/** Whether `text` is a handshake's answer: an OPEN first. */
+function opened(text: string): boolean {
+  return packetsOf(text)[0]?.type === PacketType.OPEN
+}
+
+describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)', () => {
+  it("take an instance's listeners off the server when it closes, and leave its connections to the other", async () => {
+    const { server, apps, cert } = sharedServer(['/b', '/a'])
+    const [second, first] = [apps[0]!, apps[1]!]
+    await second.register(parley, { path: '/b' })
+    await second.ready()
+    const alone = listenerCounts(server)
+    await first.register(parley, { path: '/a' })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    // A connection of each kind open before the close: an h2 one, and an HTTP/1.1 one beside.
+    const before = await h2Client(port, cert)
+    expect(opened(await within(h2Handshake(before, '/a'), 5000, 'the handshake on /a'))).toBe(true)
+    expect(opened(await within(h2Handshake(before, '/b'), 5000, 'the handshake on /b'))).toBe(true)
+    for (const socket of [...first.parley.sockets.values()]) socket.disconnect()
+    await within(first.close(), 5000, 'the first instance to close')
+    // Left on, each instance closed on the server would go on counting its sessions and streams.
+    expect(listenerCounts(server)).toEqual(alone)
+    // The second one serves on the connection open before, on a new one, and over HTTP/1.1.
+    expect(opened(await within(h2Handshake(before, '/b'), 5000, 'a handshake on the old connection'))).toBe(
+      true,
+    )
+    const after = await h2Client(port, cert)
+    expect(opened(await within(h2Handshake(after, '/b'), 5000, 'a handshake on a new connection'))).toBe(true)
+    const overHttp1 = await within(
+      http1Request(port, '/b/poll?v=1', {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: encodeText({ type: PacketType.HELLO, auth: {} }),
+      }),
+      5000,
+      'a handshake over HTTP/1.1',
+    )
+    expect(opened(overHttp1.text)).toBe(true)
+    expect(second.parley.sockets.size).toBe(4)
+  })
+})
