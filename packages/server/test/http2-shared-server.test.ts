@@ -1,9 +1,11 @@
 // Two Fastify instances on one HTTP/2 server over TLS with `allowHTTP1` (each given it by its
 // `serverFactory`), as mount-points.test.ts has them on an HTTP/1.1 one: when one closes, its
 // listeners come off the server (`Http2Sessions.detach()`), and the other goes on serving there,
-// over h2 and over HTTP/1.1, on the connections open before and on new ones.
+// over h2 and over HTTP/1.1, on the connections open before and on new ones; the last one to
+// close ends every connection of the server, those opened before it was registered too.
 
 import http2, { type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2'
+import tls from 'node:tls'
 import { encodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -130,5 +132,33 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     )
     expect(opened(overHttp1.text)).toBe(true)
     expect(second.parley.sockets.size).toBe(4)
+  })
+
+  it('let the last instance to close end the connections opened before it was registered', async () => {
+    const { server, apps, cert } = sharedServer(['/a', '/b'])
+    const [first, second] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    // Opened while the first instance is alone on the server: the second one comes after it. An
+    // h2 connection, and an HTTP/1.1 one beside that carries no request.
+    const early = await h2Client(port, cert)
+    const unused = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+    unused.on('error', () => {})
+    teardown.push(() => void unused.destroy())
+    await within(new Promise((resolve) => unused.once('secureConnect', resolve)), 5000, 'the TLS connection')
+    expect(opened(await within(h2Handshake(early, '/a'), 5000, 'the handshake on /a'))).toBe(true)
+    await second.register(parley, { path: '/b' })
+    await second.ready()
+    expect(opened(await within(h2Handshake(early, '/b'), 5000, 'the handshake on /b'))).toBe(true)
+    for (const app of [first, second]) {
+      for (const socket of [...app.parley.sockets.values()]) socket.disconnect()
+      await within(app.close(), 5000, 'an instance to close')
+    }
+    // The last one has closed the connection: the server's close waits for nothing.
+    await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
+    expect(early.closed || early.destroyed).toBe(true)
+    expect(unused.destroyed || unused.readableEnded).toBe(true)
   })
 })

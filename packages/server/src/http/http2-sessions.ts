@@ -30,16 +30,8 @@ import { seesEverything, takeOff } from './takeovers.js'
  * upgrade's connection that Fastify refused while it closes, once its answer is out.
  */
 export class Http2Sessions {
-  readonly #sessions = new Set<Http2Session>()
-  /** Streams not closed yet: one shared `close` listener each, no closure. */
-  readonly #streams = new Set<ServerHttp2Stream>()
-  /**
-   * HTTP/1.1 connections of an HTTP/2 server that have not had a request yet. Kept without a
-   * `close` listener of their own: the closed ones go at each sweep (see `IdleConnections`).
-   */
-  readonly #unused = new Set<TLSSocket>()
-  /** How many `#unused` may hold before the next sweep. */
-  #sweepAt = SWEEP_FROM
+  /** What the server holds, known to every mount point on it (see `ServerConnections`). */
+  readonly #known: ServerConnections | undefined
   #closing = false
   /** The server and every listener put on it, by event, for `detach()`. */
   readonly #attached: [EventEmitter, string, Parameters<EventEmitter['off']>[1]][] = []
@@ -47,32 +39,30 @@ export class Http2Sessions {
   /** Does nothing for HTTP/1.1 servers (`IdleConnections` is theirs); only HTTP/2 ones emit `session`. */
   constructor(server: EventEmitter) {
     if (server instanceof HttpServer || server instanceof HttpsServer) return
+    const known = knownOn(server)
+    this.#known = known
     const on = (event: string, listener: Parameters<EventEmitter['on']>[1]) => {
       server.on(event, listener)
       this.#attached.push([server, event, listener])
     }
-    const sessions = this.#sessions
-    const streams = this.#streams
-    const sessionClosed = function (this: Http2Session) {
-      sessions.delete(this)
-    }
-    const streamClosed = function (this: ServerHttp2Stream) {
-      streams.delete(this)
-    }
+    const { sessions, streams } = known
     on('session', (session: Http2Session) => {
       if (this.#closing) {
         session.close()
         return
       }
+      // Every mount point on the server hears it: the first one counts it for all.
+      if (sessions.has(session)) return
       sessions.add(session)
-      session.once('close', sessionClosed)
+      session.once('close', known.sessionClosed)
     })
     on('stream', (stream: ServerHttp2Stream) => {
+      if (streams.has(stream)) return
       streams.add(stream)
-      stream.once('close', streamClosed)
+      stream.once('close', known.streamClosed)
     })
     // Over TLS only: h2c takes no HTTP/1.1. An h2 connection is a session (above).
-    const unused = this.#unused
+    const unused = known.unused
     on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') return
       if (this.#closing) {
@@ -80,7 +70,7 @@ export class Http2Sessions {
         return
       }
       unused.add(socket)
-      if (unused.size >= this.#sweepAt) this.#sweep()
+      if (unused.size >= known.sweepAt) sweep(known)
     })
     const onRequest = (req: IncomingMessage) => {
       if (req.httpVersionMajor === 1) unused.delete(req.socket as TLSSocket)
@@ -105,21 +95,71 @@ export class Http2Sessions {
     for (const [server, event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
   }
 
-  /** Forgets the closed connections that never had a request (see `IdleConnections`). */
-  #sweep(): void {
-    for (const socket of this.#unused) if (socket.destroyed) this.#unused.delete(socket)
-    this.#sweepAt = Math.max(SWEEP_FROM, 2 * this.#unused.size)
-  }
-
-  /** Closes every session once its streams are answered, and each one that comes after. */
+  /**
+   * Closes every session of the server once its streams are answered, and each one that comes
+   * after: those that came before this mount point was registered too, which another one on
+   * the server, closed since, had heard.
+   */
   startClosing(): void {
     this.#closing = true
-    for (const stream of this.#streams) if (answered(stream)) stream.close()
-    for (const session of this.#sessions) session.close()
-    this.#sessions.clear()
-    for (const socket of this.#unused) socket.destroy()
-    this.#unused.clear()
+    if (!this.#known) return
+    const { sessions, streams, unused } = this.#known
+    for (const stream of streams) if (answered(stream)) stream.close()
+    for (const session of sessions) session.close()
+    sessions.clear()
+    for (const socket of unused) socket.destroy()
+    unused.clear()
   }
+}
+
+/**
+ * The sessions, streams and unused HTTP/1.1 connections of one server, kept for every mount
+ * point on it (see server-sharers.ts) rather than by each: a mount point registered after a
+ * client connected never hears of that connection, and when it is the last to close, it must
+ * close it all the same, or the server's close would wait for it.
+ */
+interface ServerConnections {
+  readonly sessions: Set<Http2Session>
+  /** Streams not closed yet: one shared `close` listener each, no closure. */
+  readonly streams: Set<ServerHttp2Stream>
+  /**
+   * HTTP/1.1 connections of an HTTP/2 server that have not had a request yet. Kept without a
+   * `close` listener of their own: the closed ones go at each sweep (see `IdleConnections`).
+   */
+  readonly unused: Set<TLSSocket>
+  /** How many `unused` may hold before the next sweep. */
+  sweepAt: number
+  readonly sessionClosed: (this: Http2Session) => void
+  readonly streamClosed: (this: ServerHttp2Stream) => void
+}
+
+const servers = new WeakMap<object, ServerConnections>()
+
+function knownOn(server: object): ServerConnections {
+  const found = servers.get(server)
+  if (found) return found
+  const sessions = new Set<Http2Session>()
+  const streams = new Set<ServerHttp2Stream>()
+  const known: ServerConnections = {
+    sessions,
+    streams,
+    unused: new Set(),
+    sweepAt: SWEEP_FROM,
+    sessionClosed(this: Http2Session) {
+      sessions.delete(this)
+    },
+    streamClosed(this: ServerHttp2Stream) {
+      streams.delete(this)
+    },
+  }
+  servers.set(server, known)
+  return known
+}
+
+/** Forgets the closed connections that never had a request (see `IdleConnections`). */
+function sweep(known: ServerConnections): void {
+  for (const socket of known.unused) if (socket.destroyed) known.unused.delete(socket)
+  known.sweepAt = Math.max(SWEEP_FROM, 2 * known.unused.size)
 }
 
 /** The fewest unused HTTP/1.1 connections `Http2Sessions` holds before it sweeps. */
