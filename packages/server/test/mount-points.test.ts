@@ -3,6 +3,7 @@
 // own, serve their clients apart over every transport.
 
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http'
+import { connect as connectSocket } from 'node:net'
 import websocket from '@fastify/websocket'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
@@ -485,6 +486,31 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
       expect(listenerCounts(server)).toEqual(alone)
     },
   )
+
+  it('let the last instance to close end the connections opened before it was registered', async () => {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    const [first, second] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    // Opened while the first instance is alone on the server, and never used: Node's close of
+    // idle connections does not know it.
+    const unused = connectSocket({ host: '127.0.0.1', port })
+    unused.on('error', () => {})
+    onTestFinished(() => void unused.destroy())
+    await within(new Promise((resolve) => unused.once('connect', resolve)), 5000, 'the connection')
+    await second.register(parley, { path: '/b' })
+    second.parley.on('connection', (socket) => {
+      socket.on('where', (ack: (path: string) => void) => ack('/b'))
+    })
+    await second.ready()
+    await connectTo(port, '/b', 'polling')
+    for (const client of clients.splice(0)) client.disconnect()
+    for (const each of [first, second]) await within(closeApp(each), 5000, 'an instance to close')
+    // The last one has ended it: the server's close waits for nothing.
+    await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
+  })
 
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
     const { apps } = await sharedServer(['/a', '/a'])

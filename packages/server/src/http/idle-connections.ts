@@ -27,13 +27,11 @@ import { seesEverything, takeOff } from './takeovers.js'
  */
 export class IdleConnections {
   /**
-   * Connections that have not had a request yet. Node's `closeIdleConnections()` finds every
-   * other idle one, but not these (its parser is listed only from the first request on). Kept
-   * without a `close` listener of their own (see `#sweep`).
+   * Connections that have not had a request yet, the server's (see `unusedOn`). Node's
+   * `closeIdleConnections()` finds every other idle one, but not these (its parser is listed
+   * only from the first request on). Kept without a `close` listener of their own (see `sweep`).
    */
-  readonly #unused = new Set<Socket>()
-  /** How many `#unused` may hold before the next sweep. */
-  #sweepAt = SWEEP_FROM
+  readonly #unused: Unused | undefined
   /**
    * Connections with responses waiting behind the one under way (HTTP/1.1 pipelining), with how
    * many wait. A connection with one response at a time, as every client's is but a pipelining
@@ -52,20 +50,21 @@ export class IdleConnections {
   constructor(server: unknown) {
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
+    const unused = unusedOn(server)
+    this.#unused = unused
     // Over TLS a request's socket is the TLS socket, which 'secureConnection' hands out.
     const accepted = server instanceof HttpsServer ? 'secureConnection' : 'connection'
     // Nothing is put on the connection: Node keeps one `close` listener of its own on it and
     // adds a second for each response; a third of Parley's would make Node's list of them an
     // array of some twenty places, 150 bytes more for as long as the connection lasts (an SSE
     // client holds two, a polling client one).
-    const unused = this.#unused
     const onAccepted = (socket: Socket) => {
       if (this.#closing) {
         socket.destroy()
         return
       }
-      unused.add(socket)
-      if (unused.size >= this.#sweepAt) this.#sweep()
+      unused.sockets.add(socket)
+      if (unused.sockets.size >= unused.sweepAt) sweep(unused)
     }
     // One listener for every response (`this` is the response): a closure per request would
     // stay on each open response, an SSE stream or a held poll, for as long as it lasts. It
@@ -80,7 +79,7 @@ export class IdleConnections {
     const queued = this.#queued
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const socket = req.socket
-      unused.delete(socket)
+      unused.sockets.delete(socket)
       // Node gives a response its connection at once, unless another response is under way
       // there: this one then waits behind it.
       if (res.socket === null) queued.set(socket, (queued.get(socket) ?? 0) + 1)
@@ -89,7 +88,7 @@ export class IdleConnections {
     // The stream the listeners are given, not `req.socket`: an upgrade that `app.injectWS`
     // (@fastify/websocket) makes has a request without a socket, and a duplex stand-in here.
     const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
-      if (socket instanceof Socket) unused.delete(socket)
+      if (socket instanceof Socket) unused.sockets.delete(socket)
       // Every 'upgrade' listener has run by then: they are called one after the other, at once.
       queueMicrotask(() => endIfRefused(socket))
     }
@@ -111,16 +110,6 @@ export class IdleConnections {
     const server = this.#server
     // Off the front of a takeover too, where one holds it (see takeovers.ts).
     if (server) for (const [event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
-  }
-
-  /**
-   * Lets go of the connections in `#unused` that have closed, once it holds twice as many as
-   * after the sweep before (at least `SWEEP_FROM`): a closed connection waits there at most
-   * until then, and each costs the sweep once.
-   */
-  #sweep(): void {
-    for (const socket of this.#unused) if (socket.destroyed) this.#unused.delete(socket)
-    this.#sweepAt = Math.max(SWEEP_FROM, 2 * this.#unused.size)
   }
 
   /** A response on `socket` is done (sent, or its connection went). */
@@ -148,10 +137,12 @@ export class IdleConnections {
 
   /** Destroys every connection without a request now; ends the others after their response. */
   startClosing(): void {
-    if (!this.#server) return
+    if (!this.#server || !this.#unused) return
     this.#closing = true
-    for (const socket of this.#unused) socket.destroy()
-    this.#unused.clear()
+    // Those that came before this mount point was registered too (see `unusedOn`).
+    const unused = this.#unused.sockets
+    for (const socket of unused) socket.destroy()
+    unused.clear()
     // Those that had requests and have none under way: Node knows them.
     this.#server.closeIdleConnections()
   }
@@ -159,6 +150,38 @@ export class IdleConnections {
 
 /** The fewest connections without a request that `IdleConnections` holds before it sweeps. */
 const SWEEP_FROM = 64
+
+/** The connections of one server that have not had a request yet. */
+interface Unused {
+  readonly sockets: Set<Socket>
+  /** How many `sockets` may hold before the next sweep. */
+  sweepAt: number
+}
+
+/**
+ * Kept for every mount point on the server (see server-sharers.ts) rather than by each: a mount
+ * point registered after a client connected never hears of that connection, and when it is the
+ * last to close, it must end it all the same, or the server's close would wait for it.
+ */
+const servers = new WeakMap<object, Unused>()
+
+function unusedOn(server: object): Unused {
+  const found = servers.get(server)
+  if (found) return found
+  const unused = { sockets: new Set<Socket>(), sweepAt: SWEEP_FROM }
+  servers.set(server, unused)
+  return unused
+}
+
+/**
+ * Lets go of the connections that have closed, once it holds twice as many as after the sweep
+ * before (at least `SWEEP_FROM`): a closed connection waits there at most until then, and each
+ * costs the sweep once.
+ */
+function sweep(unused: Unused): void {
+  for (const socket of unused.sockets) if (socket.destroyed) unused.sockets.delete(socket)
+  unused.sweepAt = Math.max(SWEEP_FROM, 2 * unused.sockets.size)
+}
 
 /**
  * Ends an upgrade's connection that holds an answer and that nobody reads: a refusal written
