@@ -211,6 +211,7 @@ async function mount(
   let upgradeAtClose: UpgradeAtClose | undefined
   const lastWords = new LastWordsAtClose({
     server: app.server,
+    injected: upgrades?.source,
     answers: closingAnswers,
     take: (sid, kind) => server.takeLingering(sid, kind)?.http,
     attached: (sid, kind) => server.attachedHttp(sid, kind),

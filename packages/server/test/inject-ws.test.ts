@@ -2,7 +2,7 @@
 // server: the stream under it is a duplex stand-in, not a TCP connection, and its upgrade
 // request has no socket of its own. Parley must take such a WebSocket as it takes a real one.
 import websocket from '@fastify/websocket'
-import { decodeFrame, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
+import { decodeFrame, encodeText, type Packet, PacketType, WS_SUBPROTOCOL } from '@parley/protocol'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
@@ -135,5 +135,78 @@ describe('app.injectWS', () => {
       })
       expect(thrown).toEqual([])
     }
+  })
+})
+
+describe('app.injectWS while the app closes', () => {
+  it("gets Parley's coded answers, not Fastify's bare 503: a HELLO refused with PARLEY_SERVER_SHUTTING_DOWN", async () => {
+    const thrown = await unheard(async () => {
+      const made = Fastify()
+      app = made
+      await made.register(parley, {})
+      let release: (() => void) | undefined
+      made.parley.on('connection', (socket) => {
+        // An event of the first session waits here: the close waits for it.
+        socket.use(() => new Promise<void>((resolve) => (release = resolve)))
+        socket.on('hold', () => {})
+      })
+      await made.ready()
+      const upgrade = () =>
+        made.injectWS('/parley/ws?v=1', { headers: { 'sec-websocket-protocol': WS_SUBPROTOCOL } })
+      const first = await within(upgrade(), 2000, 'the first injected upgrade')
+      const packets = packetsOf(first)
+      first.send('[8,{}]')
+      await until(() => packets.some((p) => p.type === PacketType.OPEN), 2000, 'OPEN')
+      first.send(encodeText({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 }))
+      await until(() => release !== undefined, 2000, 'the event to wait in the middleware')
+      const closing = made.close()
+      await until(() => made.parley.closing, 2000, 'the close to begin')
+      const late = await within(upgrade(), 2000, 'the injected upgrade during the close')
+      const answered = packetsOf(late)
+      late.send('[8,{}]')
+      await until(() => answered.length > 0, 2000, "the HELLO's answer")
+      expect(answered[0]).toMatchObject({ type: PacketType.ERROR, code: 'PARLEY_SERVER_SHUTTING_DOWN' })
+      release?.()
+      app = undefined
+      await within(closing, 5000, 'the close')
+      first.terminate()
+      late.terminate()
+    })
+    expect(thrown).toEqual([])
+  })
+
+  it("is refused 503 with the application's @fastify/websocket, whose close came first", async () => {
+    const thrown = await unheard(async () => {
+      const made = Fastify()
+      app = made
+      await made.register(websocket)
+      await made.register(parley, {})
+      let release: (() => void) | undefined
+      made.parley.on('connection', (socket) => {
+        socket.use(() => new Promise<void>((resolve) => (release = resolve)))
+        socket.on('hold', () => {})
+      })
+      await made.ready()
+      const upgrade = () =>
+        made.injectWS('/parley/ws?v=1', { headers: { 'sec-websocket-protocol': WS_SUBPROTOCOL } })
+      const first = await within(upgrade(), 2000, 'the first injected upgrade')
+      const packets = packetsOf(first)
+      first.send('[8,{}]')
+      await until(() => packets.some((p) => p.type === PacketType.OPEN), 2000, 'OPEN')
+      first.send(encodeText({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 }))
+      await until(() => release !== undefined, 2000, 'the event to wait in the middleware')
+      const closing = made.close()
+      await until(() => made.parley.closing, 2000, 'the close to begin')
+      const late = await upgrade().then(
+        () => 'opened',
+        (err: Error) => err.message,
+      )
+      release?.()
+      app = undefined
+      await within(closing, 5000, 'the close')
+      first.terminate()
+      expect(late).toBe('Unexpected server response: 503')
+    })
+    expect(thrown).toEqual([])
   })
 })

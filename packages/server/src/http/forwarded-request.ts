@@ -25,7 +25,13 @@ export function rawForwardedRequest(req: IncomingMessage, ip: string | undefined
     url: req.url ?? '',
     headers: req.headers,
     ip,
-    protocol: 'encrypted' in req.socket && req.socket.encrypted ? 'https' : 'http',
+    // No socket under an upgrade that `app.injectWS` makes (@fastify/websocket): no connection,
+    // no TLS.
+    protocol: isEncrypted(req.socket as IncomingMessage['socket'] | undefined) ? 'https' : 'http',
     raw: req,
   }
+}
+
+function isEncrypted(socket: IncomingMessage['socket'] | undefined): boolean {
+  return socket !== undefined && 'encrypted' in socket && socket.encrypted === true
 }

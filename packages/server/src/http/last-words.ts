@@ -48,6 +48,11 @@ export type UpgradeAtClose = (req: IncomingMessage, socket: Duplex, head: Buffer
 export interface LastWordsOptions {
   /** `app.server`: Node's `http`, `https` and `http2` servers are taken over, no other. */
   server: unknown
+  /**
+   * Where Parley's own registration of @fastify/websocket listens (see websocket-registrations.ts),
+   * taken over too: `app.injectWS` emits its upgrades there, not on `server`.
+   */
+  injected?: NetServer | undefined
   /** What the endpoints answer while no route of Parley's can (see closing-answers.ts). */
   answers: ClosingAnswers
   take: TakeLastWords
@@ -118,6 +123,7 @@ export interface LastWordsOptions {
  */
 export class LastWordsAtClose {
   readonly #server: NetServer | undefined
+  readonly #injected: NetServer | undefined
   /**
    * The request listeners of the server when Parley was registered, but those of the mount
    * points' connection tracking: Fastify's.
@@ -136,11 +142,14 @@ export class LastWordsAtClose {
   readonly #sent: (answer: EndpointAnswer) => void
   /** Takes its answers off the server (see `takeOver`); set from the takeover on. */
   #leave: (() => void) | undefined
+  /** Likewise on the stand-in server where `app.injectWS` emits its upgrades. */
+  #leaveInjected: (() => void) | undefined
   /** The endpoints' requests are answered here, not handed to Fastify. */
   #refusing = false
 
   constructor({
     server,
+    injected,
     answers,
     take,
     attached,
@@ -162,6 +171,7 @@ export class LastWordsAtClose {
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
     this.#sent = sent
+    this.#injected = injected
     // `http`, `https` and `http2` servers are all `net.Server`s; an object of a serverFactory's
     // that is not has no such listeners to take the place of.
     if (!(server instanceof NetServer)) return
@@ -178,6 +188,17 @@ export class LastWordsAtClose {
     const server = this.#server
     if (!server || this.#leave) return
     if (this.#fastifyRefuses === true) this.#refusing = true
+    // The upgrades `app.injectWS` makes come on the stand-in alone, with no connection under
+    // them: @fastify/websocket's listener there would give them Fastify's bare 503. Those that
+    // came through `server` were judged there already (see takeovers.ts).
+    if (this.#injected) {
+      this.#leaveInjected = takeOver(
+        this.#injected,
+        { request: () => false, upgrade: (req, socket, head) => this.#upgradeAnswered(req, socket, head) },
+        () => false,
+        () => true,
+      )
+    }
     this.#leave = takeOver(
       server,
       {
@@ -201,6 +222,7 @@ export class LastWordsAtClose {
    */
   release(): void {
     this.#leave?.()
+    this.#leaveInjected?.()
   }
 
   /**

@@ -43,6 +43,14 @@ interface Front {
 const fronts = new WeakMap<object, Front>()
 
 /**
+ * Upgrades no takeover answered on their way through a front: the listener that routes a
+ * server's upgrades to the stand-in of the Fastify instance that mounts their path
+ * (websocket-registrations.ts) emits them again there, where a front stands too for those
+ * `app.injectWS` emits there alone. Not judged twice.
+ */
+const passed = new WeakSet<object>()
+
+/**
  * Listeners that must see every request and upgrade of their server, those a takeover answers
  * too: the connection tracking of each mount point on it (idle-connections.ts,
  * http2-sessions.ts). Never held by a front, whichever mount point's takeover makes it: held,
@@ -115,7 +123,10 @@ function open(server: NetServer): Front {
       for (const listener of requests) listener.call(server, req, res)
     },
     onUpgrade(req, socket, head) {
-      for (const takeover of takeovers) if (takeover.upgrade(req, socket, head)) return
+      if (!passed.has(req)) {
+        for (const takeover of takeovers) if (takeover.upgrade(req, socket, head)) return
+        passed.add(req)
+      }
       for (const listener of upgrades) listener.call(server, req, socket, head)
     },
   }
