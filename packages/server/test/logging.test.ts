@@ -263,6 +263,42 @@ describe("Parley's routes", () => {
     expect(JSON.stringify(lines)).not.toContain(client.sid)
   })
 
+  it("mask a session id in the 404 lines of a URL with slashes before the prefix, given the README's rewriteUrl", async () => {
+    const lines: { msg: string; req?: { url?: string } }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
+    // Fastify gives the 404 of `//api/...` to a context above Parley's, which Parley cannot reach:
+    // the application folds the leading slashes (see the README's Security).
+    const app = Fastify({
+      logger: { level: 'info', stream },
+      rewriteUrl: (req) => (req.url ?? '/').replace(/^\/{2,}/, '/'),
+    })
+    await app.register(async (scope) => scope.register(parley, {}), { prefix: '/api' })
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    close = () => app.close()
+    const { port } = app.server.address() as { port: number }
+    // A client whose URL is the origin with a `/` (or `//`) at its end: its endpoints are served.
+    const client = await rawConnect('polling', `http://127.0.0.1:${port}//api/parley`)
+    clients.push(client)
+    const paths = [`//api/parley/pol?v=1&sid=${client.sid}`, `///api/parley/pol?v=1&sid=${client.sid}`]
+    for (const path of paths) {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`)
+      await res.arrayBuffer()
+      expect(res.status).toBe(404)
+    }
+    await until(() => lines.filter((l) => l.msg.endsWith('not found')).length === 2, 3000, 'the 404 lines')
+    const masked = `/api/parley/pol?v=1&sid=${client.sid.slice(0, 6)}...`
+    expect(lines.filter((l) => l.msg.endsWith('not found')).map((l) => l.msg)).toEqual([
+      `Route GET:${masked} not found`,
+      `Route GET:${masked} not found`,
+    ])
+    expect(JSON.stringify(lines)).not.toContain(client.sid)
+  })
+
   it('mask the whole session id of a 404 line whose URL holds whitespace', async () => {
     // Node's HTTP/1.1 parser refuses whitespace in a request's target, even with
     // `insecureHTTPParser`; an HTTP/2 `:path` takes a 0xA0 byte, which reaches `request.url` as
