@@ -33,7 +33,7 @@ import {
 import { checkRegisteredOnce } from './registered-once.js'
 import { ParleyServer } from './server.js'
 import { ClosingWebSockets } from './transports/closing-websockets.js'
-import { mountBase } from './transports/registry.js'
+import { mountBase, prefixedBase } from './transports/registry.js'
 
 /**
  * The longest a closing server waits for the clients whose CLOSE waits for their next GET (a
@@ -153,7 +153,8 @@ async function mount(
   // Made before any request listener of Parley's own but idle's and http2Sessions': it finds
   // Fastify's.
   const closingAnswers = new ClosingAnswers({
-    base: mountBase(options.path),
+    // The URLs of the routes, which the requests it judges come with: under the context's prefix.
+    base: prefixedBase(app.prefix, mountBase(options.path)),
     transports: options.transports,
     originOf: (request) => checkRawOrigin(request, options.allowedOrigins, originRefusals),
     maxPayload: options.maxPayload,

@@ -5,7 +5,8 @@
 // in Fastify's place, a page of an origin the endpoints do not allow gets their 403 first.
 import { connect } from '@parley/client'
 import { decodeText, PacketType, type ParleyError } from '@parley/protocol'
-import type { FastifyInstance, FastifyServerOptions } from 'fastify'
+import parley from '@parley/server'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
 import { Cluster } from './cluster-adapter.js'
@@ -303,5 +304,34 @@ describe('last words while the server runs', () => {
     expect(packetsOf(await resumed.text())).toEqual([
       expect.objectContaining({ type: PacketType.CLOSE, reason: 'server disconnect' }),
     ])
+  })
+})
+
+describe.each(['/api', '/api/'])('at close, with Parley under the prefix %s', (prefix) => {
+  it('hands the CLOSE to the next GET of a poll client that had none waiting', async () => {
+    const app = Fastify()
+    apps.push(app)
+    let scoped: FastifyInstance | undefined
+    await app.register(
+      async (api) => {
+        await api.register(parley, { allowedOrigins: [PAGE] })
+        scoped = api
+      },
+      { prefix },
+    )
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    // Fastify joins `/api/` and `/parley` into `/api/parley`.
+    const endpoint = `http://127.0.0.1:${port}/api/parley/poll`
+    const sid = await handshake(endpoint)
+    const closing = app.close()
+    await until(() => closed(scoped!), 2000, 'the server closing')
+    const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+    expect(res.status).toBe(200)
+    expect(res.headers.get('access-control-allow-origin')).toBe(PAGE)
+    expect(packetsOf(await res.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await closing
   })
 })

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ParleyOptionError } from '../options.js'
+import { prefixedBase } from '../transports/registry.js'
 import { takeOff } from './takeovers.js'
 
 /**
@@ -68,9 +69,8 @@ export function claimUpgrades(
   anyCase = false,
 ): UpgradeClaim {
   const upgrades = servers.get(server) ?? listen(server)
-  // Fastify joins a prefix that ends in a slash to the routes without it ('/api/' and '/parley'
-  // make '/api/parley'): so too here, or no upgrade's path would lie under the base.
-  const full = `${prefix.endsWith('/') ? prefix.slice(0, -1) : prefix}${base}`
+  // As Fastify joins them, or no upgrade's path would lie under the base.
+  const full = prefixedBase(prefix, base)
   for (const [other, instance] of upgrades.instances) {
     if (other !== routing && sameBase(instance, full, anyCase)) {
       throw new ParleyOptionError(
