@@ -149,7 +149,15 @@ async function mount(
   // hook after this one's, or of another instance (serverFactory).
   const leaveServer = shareServer(app.server)
   // Also where the preClose hook below never ran (the registration failed after this point).
-  app.addHook('onClose', async () => void leaveServer())
+  // Their listeners come off the server once the instance has closed, the last one's too: it
+  // ended the server's connections at its close (below) and would go on refusing every new one,
+  // those of an instance registered on the server anew (serverFactory) included. By then the
+  // server's close, where Fastify listens itself, is over (its hook runs before this one).
+  app.addHook('onClose', async () => {
+    leaveServer()
+    idle.detach()
+    http2Sessions.detach()
+  })
   // Made before any request listener of Parley's own but idle's and http2Sessions': it finds
   // Fastify's.
   const closingAnswers = new ClosingAnswers({

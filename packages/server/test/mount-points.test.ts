@@ -512,6 +512,28 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
   })
 
+  it('serve the clients of an instance registered on the server after the last one closed', async () => {
+    // One instance restarted on a server that stays up: the first is the last on it to close.
+    // The server's requests go to the restarted one (the first one's prefix is none of theirs).
+    const { server, apps } = await sharedServer(['/before', '/a'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    await first.ready()
+    const alone = listenerCounts(server)
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    await within(first.close(), 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/a' })
+    restarted.parley.on('connection', (socket) => {
+      socket.on('where', (ack: (path: string) => void) => ack('/a'))
+    })
+    await restarted.ready()
+    // Nothing of the closed one is left to refuse the connections that come now.
+    expect(listenerCounts(server)).toEqual(alone)
+    for (const transport of TRANSPORTS) await connectTo(port, '/a', transport)
+    expect(restarted.parley.sockets.size).toBe(3)
+  })
+
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
     const { apps } = await sharedServer(['/a', '/a'])
     const first = apps[0]!
