@@ -5,7 +5,7 @@ import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import type { AskAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
-import { askHolding } from './held-questions.js'
+import { type AskWithAck, askHolding } from './held-questions.js'
 import { ANSWERS_REPLIED } from './nodes.js'
 import type { OwnAcks } from './own-acks.js'
 import { requestId } from './pending.js'
@@ -25,6 +25,8 @@ export type AckParts = Pick<
   /** This node's rooms and sockets. */
   readonly memory: MemoryAdapter
   readonly losses: Losses
+  /** Asks this node's sockets, those past their claim marker too (see `Broadcasts.askWithAck`). */
+  readonly ask: AskWithAck
   /** The version a live node's note gives (0 when it gives none): what it can be asked. */
   readonly version: (node: string) => number
   /** The sockets being handed over, and the count of this node's broadcasts. */
@@ -106,7 +108,7 @@ export function broadcastAcross(
       replies.cancel()
     },
   })
-  const { cut, memory } = parts
+  const { cut } = parts
   // A socket being handed over is asked when the request comes back, at its place among the
   // broadcasts, on the side of the claim marker it comes back on (see own-acks.ts), not now:
   // asked here into the old node's tail, it would be asked again by the claimer should Redis
@@ -121,7 +123,9 @@ export function broadcastAcross(
   let askNow: ((socket: string) => boolean) | undefined = cut.empty ? undefined : cut.atEmit
   if (uncutAtEmit) askNow = (socket) => cut.atEmit(socket) && uncutAtEmit(socket)
   let atEmit = 0
-  memory.broadcastWithAck(
+  // Not run on the channel: a socket past its claim marker (none is asked at emit while it is
+  // positioned) would take it where it is.
+  parts.ask(
     message,
     options,
     timeout,
@@ -130,6 +134,7 @@ export function broadcastAcross(
     },
     reply,
     askNow,
+    false,
   )
   const q = cut.sent()
   if (uncutOut.length > 0) uncut.owe(uncutOut, q)
@@ -154,10 +159,11 @@ export function broadcastAcross(
   const askedEarly = new Set<string>()
   let earlyCount = 0
   /**
-   * This node's count: the sockets asked at emit, and those left out asked `now`. Among these, a
-   * socket joined without a cut is counted once its tail is read (see held-questions.ts).
+   * This node's count: the sockets asked at emit, and those left out asked `now`, as Redis ran
+   * it (`ran`: back on the channel) or never. Among these, a socket joined without a cut is
+   * counted once its tail is read (see held-questions.ts).
    */
-  const countLocal = (now: boolean) => {
+  const countLocal = (now: boolean, ran = true) => {
     if (counted || !pending.has(id)) return
     counted = true
     if (!now || (cut.empty && uncut.empty)) {
@@ -167,7 +173,7 @@ export function broadcastAcross(
     const positioned = cut.empty ? undefined : cut.atReturn(q)
     askHolding(
       parts,
-      { node: parts.node, q },
+      { node: parts.node, q, ran },
       message,
       options,
       timeout,
@@ -191,7 +197,7 @@ export function broadcastAcross(
   const askLeaving = (socket: string) => {
     if (counted || !pending.has(id) || askedEarly.has(socket) || !cut.atReturn(q)(socket)) return
     askedEarly.add(socket)
-    memory.broadcastWithAck(
+    parts.ask(
       message,
       options,
       timeout,
@@ -200,6 +206,7 @@ export function broadcastAcross(
       },
       reply,
       (other) => other === socket,
+      false,
     )
   }
   /** The wait ends: this node counts what it asked so far, the sockets left out none if not asked by now. */
@@ -313,7 +320,7 @@ export function broadcastAcross(
           askLeaving(only)
           return
         }
-        countLocal(true)
+        countLocal(true, false)
         cut.lost(q)
         if (!uncut.empty) uncut.settled(q)
       }

@@ -24,6 +24,7 @@ import { EndedRecords } from './ended.js'
 import { HandingOff } from './handing-off.js'
 import { HandOffStore } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
+import type { AskWithAck } from './held-questions.js'
 import { IncomingRequests } from './incoming-requests.js'
 import { anotherNode, type LookupParts, sessionOwner } from './lookups.js'
 import { Nodes } from './nodes.js'
@@ -119,6 +120,8 @@ export class RedisAdapter implements Adapter {
       )
     }
   })
+  /** Asks this node's sockets, those past their claim marker too (see `Broadcasts.askWithAck`). */
+  readonly #ask: AskWithAck = (...args) => this.#broadcasts.askWithAck(...args)
   /** Takes back the handoff writes this node gave up on (see take-back.ts). */
   readonly #takeBack: WriteTakeBack
   /** This node's claims of handed-off sessions, and their takeovers (see claim.ts). */
@@ -200,6 +203,7 @@ export class RedisAdapter implements Adapter {
     this.#ackParts = {
       ...this.#queryParts,
       memory: this.#memory,
+      ask: this.#ask,
       losses: this.#losses,
       version: (node) => this.#nodes.note(node)?.v ?? 0,
       cut: this.#cut,
@@ -213,6 +217,7 @@ export class RedisAdapter implements Adapter {
       node: this.node,
       prefix,
       memory: this.#memory,
+      ask: this.#ask,
       sockets,
       uncut: this.#uncut,
       publisher: this.#publisher,
@@ -454,7 +459,8 @@ export class RedisAdapter implements Adapter {
   ): void {
     const others = options.local || this.#closed ? [] : this.#nodes.others()
     if (others.length === 0) {
-      this.#memory.broadcastWithAck(message, options, timeout, expect, reply)
+      // Not on the channel: a socket past its claim marker takes it where it ends (see askWithAck).
+      this.#ask(message, options, timeout, expect, reply, undefined, false)
       return
     }
     broadcastAcross(this.#ackParts, others, message, options, timeout, expect, reply)

@@ -3,7 +3,14 @@
 // it then (another node's, or this node's own for the sockets being handed over, see cut.ts, or
 // joined by a takeover before its marker came back, see uncut-sockets.ts), in the order every
 // node reads the channel. Claim markers, which share the channel, are the adapter's to route.
-import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSocket,
+  LocalSockets,
+  MemoryAdapter,
+} from '@parley/server'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
 import type { ReadPlaces } from './places.js'
@@ -257,7 +264,7 @@ export class Broadcasts {
    * its session ended meanwhile. Its rooms getting `MAX_MISSED_PAST_MARKER` broadcasts
    * meanwhile end the wait at once, as `ms` would.
    */
-  pastMarker(id: string, until: number, ms: number, done: (kept: () => void) => void): void {
+  pastMarker(id: string, until: number, ms: number, done: (aside: KeptAside) => void): void {
     const rooms = new Set(this.#memory.socketRooms(id))
     this.#memory.delAll(id)
     let ended = false
@@ -268,10 +275,26 @@ export class Broadcasts {
       // A session that ended meanwhile (its write given up, then its client gone) left: back in
       // its rooms, an entry would stay for a socket that no longer exists.
       if (this.#sockets.get(id)) this.#memory.addAll(id, rooms)
-      done(() => {
-        for (const { message, options } of past.missed.splice(0))
-          this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
-      })
+      try {
+        done({
+          kept: () => {
+            for (const missed of past.missed.splice(0)) {
+              const socket = this.#sockets.get(id)
+              if (missed.question) missed.question(socket)
+              else socket?.deliver(missed.message.prepared(), missed.options.volatile)
+            }
+          },
+          sealing: () => {
+            // Read past the marker, a question is the claimer's, which asks the session there;
+            // one no claimer reads (`local`, or never run) reaches it here, into its tail.
+            for (const { question, ran } of past.missed.splice(0))
+              question?.(ran ? undefined : this.#sockets.get(id))
+          },
+        })
+      } finally {
+        // Whatever `done` did with them, no question kept aside leaves its sender waiting.
+        for (const { question } of past.missed.splice(0)) question?.(undefined)
+      }
     }
     const past: PastMarker = { rooms, until, missed: [], end }
     this.#pastMarker.set(id, past)
@@ -301,6 +324,68 @@ export class Broadcasts {
       // more is kept aside; sealed, they are the claimer's, and the seal goes.
       if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
     }
+  }
+
+  /**
+   * `MemoryAdapter.broadcastWithAck`, and the sockets past their marker, out of their rooms,
+   * that it would have asked (by their rooms then, and `only`) keep it aside, in order with the
+   * broadcasts they keep (see `#broadcast`): kept on this node, the socket is asked it then;
+   * sealed, it is asked into the tail, unless `ran` (read on the channel past the marker: the
+   * claimer, joined there, asks the session). `expect` waits for that (at most
+   * `MARKER_SETTLE_MS`), and replies made meanwhile wait for `expect`: the count comes first.
+   */
+  askWithAck(
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    timeout: number,
+    expect: (count: number) => void,
+    reply: (reply: BroadcastReply) => void,
+    only: ((id: string) => boolean) | undefined,
+    ran: boolean,
+  ): void {
+    if (this.#pastMarker.size === 0) {
+      this.#memory.broadcastWithAck(message, options, timeout, expect, reply, only)
+      return
+    }
+    let count = 0
+    let early: BroadcastReply[] | undefined = []
+    const replyInOrder = (made: BroadcastReply) => {
+      if (early) early.push(made)
+      else reply(made)
+    }
+    this.#memory.broadcastWithAck(
+      message,
+      options,
+      timeout,
+      (now) => {
+        count = now
+      },
+      replyInOrder,
+      only,
+    )
+    // One for this call itself: a wait that ends while the others are kept aside (at the bound)
+    // asks before the count is given.
+    let open = 1
+    const settled = () => {
+      if (--open > 0 || !early) return
+      expect(count)
+      for (const made of early.splice(0)) reply(made)
+      early = undefined
+    }
+    for (const [id, past] of this.#pastMarker) {
+      if (!matches(past.rooms, options) || (only && !only(id))) continue
+      open++
+      const question = (socket: LocalSocket | undefined) => {
+        if (socket) {
+          count++
+          socket.deliverWithAck(message.prepared(), timeout, replyInOrder, options.volatile)
+        }
+        settled()
+      }
+      past.missed.push({ message, options, question, ran })
+      if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
+    }
+    settled()
   }
 
   /**
@@ -448,9 +533,27 @@ interface PastMarker {
    * What its rooms got since, which it gets should the session stay on this node; at most
    * `MAX_MISSED_PAST_MARKER`.
    */
-  missed: { message: BroadcastMessage; options: BroadcastOptions }[]
+  missed: Missed[]
   /** Ends the wait now, as its time limit would: back in its rooms, and `done` (see `pastMarker`). */
   end: () => void
+}
+
+/** A broadcast kept aside for a socket past its marker, or a question (see `Broadcasts.askWithAck`). */
+interface Missed {
+  message: BroadcastMessage
+  options: BroadcastOptions
+  /** A question: asks the socket given, or counts none without one; once. */
+  question?: (socket: LocalSocket | undefined) => void
+  /** Whether Redis ran that question, read on the channel past the marker: the claimer's. */
+  ran?: boolean
+}
+
+/** What a socket past its marker kept aside, at the end of its wait (see `Broadcasts.pastMarker`). */
+export interface KeptAside {
+  /** The session stays on this node: the socket gets it all, in order. */
+  kept(): void
+  /** The seal goes: the questions no claimer asks reach the socket, into its tail. */
+  sealing(): void
 }
 
 /** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */

@@ -291,13 +291,14 @@ export class HandingOff {
         // With where this node is on the channel at the marker, every append meanwhile too.
         entry.markerPlaces = this.#placesOf(entry)
         entry.pastMarker = new Promise<void>((settled) => {
-          this.#parts.pastMarker(entry.id, until, MARKER_SETTLE_MS, (kept) => {
+          this.#parts.pastMarker(entry.id, until, MARKER_SETTLE_MS, (aside) => {
             // Its write given up on meanwhile (the session went on here): revoked, as above. The
-            // socket, back in its rooms, gets what they got while it was out of them.
+            // socket, back in its rooms, gets what they got while it was out of them, questions
+            // included.
             if (entry.givenUp) {
-              kept()
+              aside.kept()
               this.#parts.handoffs.seal(entry, []).catch(() => undefined)
-            } else this.#sealAtMarker(entry, until)
+            } else this.#sealAtMarker(entry, until, aside.sealing)
             this.#answerClaim(entry, marker)
             settled()
           })
@@ -309,10 +310,14 @@ export class HandingOff {
     this.#answerClaim(entry, marker)
   }
 
-  /** The session's tail is sealed for the claim whose marker came back (see `claimMarker`). */
-  #sealAtMarker(entry: HandedOff, until?: number): void {
+  /**
+   * The session's tail is sealed for the claim whose marker came back (see `claimMarker`);
+   * `sealing` asks it, into the tail, the questions kept aside while the seal waited.
+   */
+  #sealAtMarker(entry: HandedOff, until?: number, sealing?: () => void): void {
     // Into the tail before its last packets: what never runs reaches the session nowhere else.
     this.#parts.leavingCut(entry.id, until)
+    sealing?.()
     let last: string[] = []
     try {
       last = this.#parts.sockets.claimed(entry.sid)

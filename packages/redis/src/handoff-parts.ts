@@ -3,6 +3,7 @@
 // The adapter makes one and hands it to each, so a part either side needs is added here once,
 // not copied field by field into each.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
+import type { KeptAside } from './broadcasts.js'
 import type { Commands } from './commands.js'
 import type { Cut } from './cut.js'
 import type { HandOffStore } from './handoff.js'
@@ -46,10 +47,11 @@ export interface HandoffParts {
    */
   readonly awaitsAtMarker: (id: string, until: number) => boolean
   /**
-   * See `Broadcasts.pastMarker`: `done` is given what delivers the broadcasts the socket's rooms
-   * got meanwhile, for a session that stays on this node.
+   * See `Broadcasts.pastMarker`: `done` is given what delivers the broadcasts and questions the
+   * socket's rooms got meanwhile, for a session that stays on this node, or the questions its
+   * tail takes, for one sealed.
    */
-  readonly pastMarker: (id: string, until: number, ms: number, done: (kept: () => void) => void) => void
+  readonly pastMarker: (id: string, until: number, ms: number, done: (aside: KeptAside) => void) => void
   /**
    * Resolves once socket `id` awaits no own broadcast given up that Redis may still run, and
    * none emitted so far that it was left out of is still on its way back, or after `ms` (see

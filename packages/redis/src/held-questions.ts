@@ -7,9 +7,24 @@ import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter 
 import type { UncutSockets } from './uncut-sockets.js'
 import type { Warnings } from './warnings.js'
 
+/**
+ * `MemoryAdapter.broadcastWithAck`, kept aside for the sockets past their claim marker (see
+ * `Broadcasts.askWithAck`); `ran`: read on the channel, which a claimer reads too.
+ */
+export type AskWithAck = (
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  timeout: number,
+  expect: (count: number) => void,
+  reply: (reply: BroadcastReply) => void,
+  only: ((id: string) => boolean) | undefined,
+  ran: boolean,
+) => void
+
 /** What asking with holds needs. */
 export interface AskParts {
   readonly memory: MemoryAdapter
+  readonly ask: AskWithAck
   readonly uncut: UncutSockets
   readonly warnings: Warnings
 }
@@ -18,6 +33,11 @@ export interface AskParts {
 export interface QuestionPlace {
   readonly node: string
   readonly q: number | undefined
+  /**
+   * Whether Redis ran it (read on the channel), rather than never: past a claim marker, the
+   * claimer asks the session then, not the old node's tail.
+   */
+  readonly ran: boolean
 }
 
 /**
@@ -40,7 +60,7 @@ export function askHolding(
 ): void {
   const { memory, uncut } = parts
   if (uncut.empty) {
-    memory.broadcastWithAck(message, options, timeout, expect, reply, only)
+    parts.ask(message, options, timeout, expect, reply, only, place.ran)
     return
   }
   const later: string[] = []
@@ -52,7 +72,7 @@ export function askHolding(
     if (early) early.push(made)
     else reply(made)
   }
-  memory.broadcastWithAck(
+  parts.ask(
     message,
     options,
     timeout,
@@ -68,6 +88,7 @@ export function askHolding(
       }
       return uncut.takes(id, place.node, place.q)
     },
+    place.ran,
   )
   let open = later.length
   let expected = false

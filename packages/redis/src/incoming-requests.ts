@@ -3,7 +3,7 @@
 // channel. The adapter reads and checks the request; this runs it on this node's sockets.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import { Answering } from './answering.js'
-import { askHolding } from './held-questions.js'
+import { type AskWithAck, askHolding } from './held-questions.js'
 import type { Publisher } from './publish.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage } from './remote.js'
 import { RedisErrorCode } from './send.js'
@@ -27,6 +27,8 @@ export interface IncomingParts {
   readonly prefix: string
   /** This node's rooms and sockets. */
   readonly memory: MemoryAdapter
+  /** Asks this node's sockets, those past their claim marker too (see `Broadcasts.askWithAck`). */
+  readonly ask: AskWithAck
   readonly sockets: LocalSockets
   /** Sockets joined without a cut: a question reaches them in order with what they hold. */
   readonly uncut: UncutSockets
@@ -41,6 +43,7 @@ export class IncomingRequests {
   readonly #node: string
   readonly #prefix: string
   readonly #memory: MemoryAdapter
+  readonly #ask: AskWithAck
   readonly #sockets: LocalSockets
   readonly #uncut: UncutSockets
   readonly #publisher: Publisher
@@ -53,6 +56,7 @@ export class IncomingRequests {
     this.#node = parts.node
     this.#prefix = parts.prefix
     this.#memory = parts.memory
+    this.#ask = parts.ask
     this.#sockets = parts.sockets
     this.#uncut = parts.uncut
     this.#publisher = parts.publisher
@@ -129,8 +133,8 @@ export class IncomingRequests {
         // later, counts every reply published before it.
         const answering = this.#answering.start(request.n, request.id)
         askHolding(
-          { memory: this.#memory, uncut: this.#uncut, warnings: this.#warnings },
-          { node: request.n, q: request.q },
+          { memory: this.#memory, ask: this.#ask, uncut: this.#uncut, warnings: this.#warnings },
+          { node: request.n, q: request.q, ran: true },
           message,
           options,
           request.t,

@@ -1,0 +1,137 @@
+// A claim marker back while the session handed off awaits an own broadcast Redis may still run:
+// the seal waits for it (at most 1 s), the socket out of its rooms. A broadcast with acks that
+// comes meanwhile must still reach the session wherever it ends: asked of the socket, in order
+// with the broadcasts kept aside for it, when the server gives the write up and the session
+// stays; asked into its tail when the seal goes, unless the claimer asks it (read past the
+// marker). Each asked once, and counted once by its sender.
+import type { BroadcastReply } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+
+/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
+const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
+const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+
+/** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
+function ask(node: FakeNode, text: string, rooms: string[], local = false) {
+  const asked: { count: number | undefined; replies: BroadcastReply[] } = { count: undefined, replies: [] }
+  node.adapter.broadcastWithAck(
+    message('asked', [text]),
+    to(rooms, local),
+    5000,
+    (count) => {
+      asked.count = count
+    },
+    (reply) => asked.replies.push(reply),
+  )
+  return asked
+}
+
+describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at a claim marker', () => {
+  const suite = fakeClusterSuite()
+
+  /**
+   * Socket s1's session handed off by a and claimed by b, its seal on a held at the marker for
+   * an own broadcast given up that Redis never runs (its probes lost until `settle`).
+   */
+  async function heldAtMarker() {
+    const [a, b, c] = await suite.cluster({ requestTimeout: 300 }).start(3)
+    const sid = 'sid-held-question'
+    // What the socket gets, whether into its tail or live once the session stays on a.
+    const got: unknown[] = []
+    const socket = a!.sockets.add('s1', sid)
+    a!.adapter.addAll('s1', ['s1', 'r'])
+    await a!.adapter.sessionOpened(sid)
+    socket.handedOff = (text) => got.push(argOf(text))
+    expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+
+    let drop: ((err: Error) => void) | undefined
+    a!.hold = (args) => {
+      if (drop || !isBroadcast(args)) return undefined
+      return new Promise((_, reject) => {
+        drop = reject
+      })
+    }
+    a!.lose = isProbe
+    a!.adapter.broadcast(message('news', ['given']), to(['r']))
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
+    a!.hold = undefined
+    drop?.(new Error('the connection dropped'))
+
+    let markerRan = false
+    b!.hold = (args) =>
+      isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
+        ? b!.redis.sendCommand(args).then((reply) => {
+            markerRan = true
+            return reply
+          })
+        : undefined
+    // A socket of a's own in the room, not handed over: it tells what a read, and when.
+    const witness = a!.sockets.add('s2')
+    a!.adapter.addAll('s2', ['s2', 'r'])
+    const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
+    const claimed = b!.sockets.add('s1', sid)
+    const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
+    await until(() => markerRan, 5000, 'the marker run')
+    c!.adapter.broadcast(message('news', ['other']), to(['r']))
+    await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
+    expect(got).toEqual([])
+    return { a: a!, c: c!, sid, got, taking, witness, claimed }
+  }
+
+  it('asks the socket kept on its node, in order with what its rooms got meanwhile', async () => {
+    const { a, c, sid, got, taking, witness, claimed } = await heldAtMarker()
+    // Read on a past the marker while the seal waits: a's s2 and b's s1 (joined at the marker)
+    // are asked at once; a's s1 is out of its rooms.
+    const fromC = ask(c, 'from-c', ['r'])
+    await until(() => witness.got.includes('from-c'), 5000, "c's question read on a")
+    // This node's own, kept to itself.
+    const local = ask(a, 'local', ['r'], true)
+    expect(got).toEqual([])
+
+    // The server gives the write up: the session goes on on a. a's own question, back past the
+    // marker, proves the awaited broadcast never ran, and the seal's wait is over.
+    await within(a.adapter.withdrawHandOff(sid), 5000, 'the write given up')
+    const own = ask(a, 'own', ['r'])
+    await within(taking, 5000, 'the claim answered')
+    await until(() => got.length >= 5, 3000, `what the socket missed (got ${JSON.stringify(got)})`)
+    expect(got).toEqual(['given', 'other', 'from-c', 'local', 'own'])
+
+    // Each sender counts it: c's question a's two sockets and b's claimed one, a's local one
+    // a's two; every one replied.
+    await until(() => fromC.replies.length === 3, 3000, "the replies to c's question")
+    expect(fromC.count).toBe(3)
+    expect(claimed.got).toContain('from-c')
+    await until(() => local.replies.length === 2, 3000, "the replies to a's local question")
+    expect(local.count).toBe(2)
+    await until(() => own.replies.length === 3, 3000, "the replies to a's own question")
+    expect(own.count).toBe(3)
+    expect([...fromC.replies, ...local.replies, ...own.replies].every((reply) => reply.ok)).toBe(true)
+  })
+
+  it('asks the sealed session what no claimer asks, into its tail, and leaves the rest to the claimer', async () => {
+    const { a, c, got, taking, witness, claimed } = await heldAtMarker()
+    const fromC = ask(c, 'from-c', ['r'])
+    await until(() => witness.got.includes('from-c'), 5000, "c's question read on a")
+    const local = ask(a, 'local', ['r'], true)
+    // a's own question: back past the marker, it proves the awaited broadcast never ran, and
+    // the seal goes.
+    const own = ask(a, 'own', ['r'])
+    await within(taking, 5000, 'the claim answered')
+
+    // The tail holds the awaited broadcast, then the local question, which only a could ask; c's
+    // and a's own, read past the marker, are the claimer's, asked of its socket there.
+    expect(got).toEqual(['given', 'local'])
+    await until(() => claimed.got.includes('own'), 3000, "a's own question asked on b")
+    expect(claimed.got).toContain('from-c')
+    await until(() => own.replies.length === 2, 3000, "the replies to a's own question")
+    expect(own.count).toBe(2)
+    await until(() => local.replies.length === 2, 3000, "the replies to a's local question")
+    expect(local.count).toBe(2)
+    await until(() => fromC.replies.length === 2, 3000, "the replies to c's question")
+    expect(fromC.count).toBe(2)
+  })
+})
