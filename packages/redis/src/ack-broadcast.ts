@@ -41,6 +41,13 @@ export type AckParts = Pick<
    * those of its broadcasts with acks not back before it never ran (see `OwnAcks.passed`).
    */
   readonly probe: () => void
+  /** See `Broadcasts.awaitQuestion`. */
+  readonly awaitQuestion: (
+    q: number,
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    ask: AskAwaited,
+  ) => boolean
   /** See `Broadcasts.questionBehind`. */
   readonly questionBehind: (
     q: number,
@@ -209,6 +216,15 @@ export function broadcastAcross(
       false,
     )
   }
+  /**
+   * Proved never run (or never sent) while sockets being handed over wait for what is before it
+   * (see awaited.ts): asked of socket `only` alone, its tail about to be sealed, or of every
+   * socket left out that was not asked so.
+   */
+  const askAwaited: AskAwaited = (only) => {
+    if (only !== undefined) askLeaving(only)
+    else countLocal(true, false)
+  }
   /** The wait ends: this node counts what it asked so far, the sockets left out none if not asked by now. */
   const settleLocal = () => {
     countLocal(false)
@@ -289,17 +305,18 @@ export function broadcastAcross(
         // lost when a later own message comes back first, or at the caller's timeout.
         // Neither back nor lost in the cut's count, it is on its way to the sockets left out:
         // the settle before an unclaimed seal waits for it (`Cut.onItsWayTo`), and back in time
-        // it is asked into the tail. Proved never run, it is asked of nobody: unlike a plain
-        // broadcast given up (awaited.ts), a question is not kept for that moment. Asked then, it
-        // would come after the later own message that proved it, and past a claim marker the
-        // socket is gone; keeping its place would take the awaited queue's machinery, with its
-        // waits at the marker (the README states the limit).
+        // it is asked into the tail. The sockets being handed over wait for it as for a
+        // broadcast given up (awaited.ts): proved never run, it is asked of them then, at its
+        // turn, before the later own message that proved it, into the tail at their marker
+        // (whose seal waits for it as for a broadcast); so it runs on every socket of this node,
+        // as a broadcast with acks given up does, and misses only the other nodes.
         givenUp = true
         // Back already (the answer alone was slow): Redis ran it, and the counts are due.
         if (!parts.ownAcks.has(id)) {
           waitForCounts()
           return
         }
+        parts.awaitQuestion(q, message, options, askAwaited)
         // Never run, it would be settled only by a later own message, and the caller without a
         // timer (`timeout(Infinity)`) would wait for one forever: the node sends itself one, and
         // again every requestTimeout while Redis takes no PUBLISH (a note it cannot send now).
@@ -316,11 +333,8 @@ export function broadcastAcross(
       parts.ownAcks.forget(id)
       replies.stopWaiting()
       const ask: AskAwaited = (only) => {
-        if (only !== undefined) {
-          askLeaving(only)
-          return
-        }
-        countLocal(true, false)
+        askAwaited(only)
+        if (only !== undefined) return
         cut.lost(q)
         if (!uncut.empty) uncut.settled(q)
       }

@@ -211,6 +211,7 @@ export class RedisAdapter implements Adapter {
       readPlaces: this.#readPlaces,
       ownAcks: this.#ownAcks,
       probe: () => this.#probe(),
+      awaitQuestion: (q, message, options, ask) => this.#broadcasts.awaitQuestion(q, message, options, ask),
       questionBehind: (q, message, options, ask) => this.#broadcasts.questionBehind(q, message, options, ask),
     }
     this.#incoming = new IncomingRequests({

@@ -85,6 +85,17 @@ export class AwaitedBroadcasts {
   }
 
   /**
+   * Own broadcast with acks `q`, sent and unanswered, is given up while sockets are handed over:
+   * Redis may still run it, after a claim marker too, where the claimer asks it. So it waits
+   * here as a broadcast given up then does: run, it is asked when it comes back (the caller's,
+   * as for any own one); proved never run, it is asked (`ask`) of the sockets left out of it,
+   * at its turn; run or not while this node's subscriber was away (`gap`), they miss it.
+   */
+  awaitQuestion(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: AskAwaited): void {
+    this.#awaited.set(q, { message, options, mayRun: true, ask })
+  }
+
+  /**
    * An own message of count `q` came back: those before it still awaited never ran, and reach
    * the positioned sockets now, in order; `q` itself, when awaited, is delivered by the caller.
    */
@@ -146,12 +157,6 @@ export class AwaitedBroadcasts {
       if (awaited.ask) awaited.ask(id)
       else deliver(given, awaited.message, awaited.options)
     }
-  }
-
-  /** Whether a question waits among them (see `question`). */
-  get asks(): boolean {
-    for (const awaited of this.#awaited.values()) if (awaited.ask) return true
-    return false
   }
 
   #ordered(): [number, Awaited][] {

@@ -243,12 +243,11 @@ export class Broadcasts {
 
   /**
    * Whether socket `id`, its claim marker back with `until` own broadcasts sent, awaits one of
-   * them that Redis may still run, so that its seal waits for it (see `pastMarker`). Not while
-   * a question waits among them: asked of the sockets through their rooms, it could not reach
-   * one out of them; the seal goes at once then, as before such waits.
+   * them that Redis may still run, so that its seal waits for it (see `pastMarker`). A question
+   * among them reaches it there as the broadcasts do (see `askWithAck`).
    */
   awaitsAtMarker(id: string, until: number): boolean {
-    return this.#cut.awaitsMayRun(id, until) && !this.#awaited.asks && !this.#closed()
+    return this.#cut.awaitsMayRun(id, until) && !this.#closed()
   }
 
   /**
@@ -333,6 +332,9 @@ export class Broadcasts {
    * sealed, it is asked into the tail, unless `ran` (read on the channel past the marker: the
    * claimer, joined there, asks the session). `expect` waits for that (at most
    * `MARKER_SETTLE_MS`), and replies made meanwhile wait for `expect`: the count comes first.
+   * An own question that never ran (`own`, its count), emitted before a socket's marker, is
+   * asked of it now instead, as the awaited broadcasts reach it (`#deliverPastMarker`): it
+   * never reached the channel, and the tail is its place.
    */
   askWithAck(
     message: BroadcastMessage,
@@ -342,6 +344,7 @@ export class Broadcasts {
     reply: (reply: BroadcastReply) => void,
     only: ((id: string) => boolean) | undefined,
     ran: boolean,
+    own?: number,
   ): void {
     if (this.#pastMarker.size === 0) {
       this.#memory.broadcastWithAck(message, options, timeout, expect, reply, only)
@@ -381,6 +384,10 @@ export class Broadcasts {
           socket.deliverWithAck(message.prepared(), timeout, replyInOrder, options.volatile)
         }
         settled()
+      }
+      if (!ran && own !== undefined && own <= past.until) {
+        question(this.#sockets.get(id))
+        continue
       }
       past.missed.push({ message, options, question, ran })
       if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
@@ -467,6 +474,19 @@ export class Broadcasts {
    */
   questionBehind(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: AskAwaited): boolean {
     return this.#cut.handingOff && this.#awaited.question(q, message, options, ask)
+  }
+
+  /**
+   * Own broadcast with acks `q` was given up unanswered, sockets left out of it: while sockets
+   * are handed over, they wait for it as for a broadcast given up then (see
+   * `AwaitedBroadcasts.awaitQuestion`), and `ask` runs once it is proved never run, at its turn.
+   * False when none is handed over: it is not waited for.
+   */
+  awaitQuestion(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: AskAwaited): boolean {
+    if (!this.#cut.handingOff) return false
+    this.#cut.awaits(q, true)
+    this.#awaited.awaitQuestion(q, message, options, ask)
+    return true
   }
 
   /**

@@ -19,6 +19,7 @@ export type AskWithAck = (
   reply: (reply: BroadcastReply) => void,
   only: ((id: string) => boolean) | undefined,
   ran: boolean,
+  own?: number,
 ) => void
 
 /** What asking with holds needs. */
@@ -60,7 +61,7 @@ export function askHolding(
 ): void {
   const { memory, uncut } = parts
   if (uncut.empty) {
-    parts.ask(message, options, timeout, expect, reply, only, place.ran)
+    parts.ask(message, options, timeout, expect, reply, only, place.ran, ownNeverRun(place))
     return
   }
   const later: string[] = []
@@ -89,6 +90,7 @@ export function askHolding(
       return uncut.takes(id, place.node, place.q)
     },
     place.ran,
+    ownNeverRun(place),
   )
   let open = later.length
   let expected = false
@@ -148,4 +150,9 @@ export function askHolding(
     if (!uncut.holdQuestion(id, question)) question.settle(uncut.takes(id, place.node, place.q))
   }
   settled()
+}
+
+/** The count of a question that never ran (this node's own: no other node's reaches here then). */
+function ownNeverRun(place: QuestionPlace): number | undefined {
+  return place.ran ? undefined : place.q
 }
