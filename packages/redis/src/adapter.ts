@@ -18,6 +18,7 @@ import { type AckParts, broadcastAcross } from './ack-broadcast.js'
 import { askHandOff } from './ask-handoff.js'
 import { Broadcasts } from './broadcasts.js'
 import { Claims } from './claim.js'
+import { Claimers } from './claimers.js'
 import { Commands } from './commands.js'
 import { Cut } from './cut.js'
 import { EndedRecords } from './ended.js'
@@ -280,6 +281,7 @@ export class RedisAdapter implements Adapter {
     // write given up on among them, made of the same parts.
     const parts: Omit<HandoffParts, 'takeBack'> = {
       node: this.node,
+      claimers: new Claimers(),
       prefix,
       commands: this.#commands,
       handoffs: this.#handoffs,

@@ -26,6 +26,15 @@ export class Claimers {
     this.#bySocket.set(id, { node, until: Date.now() + ttl })
   }
 
+  /**
+   * The claim of `node` for the session of socket `id` was revoked (its handoff's write given
+   * up on: the session stayed here): a reply it sends back is not taken any more. A later claim
+   * recorded since, by another node, stays.
+   */
+  forget(id: string, node: string): void {
+    if (this.#bySocket.get(id)?.node === node) this.#bySocket.delete(id)
+  }
+
   /** True when `node` is the one that claimed the session of socket `id`, and still heard. */
   claimedBy(id: string, node: string): boolean {
     this.#prune()

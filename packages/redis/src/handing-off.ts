@@ -4,7 +4,6 @@
 // sealed for the claimer. The store (handoff.ts) says what goes to Redis; this says when, and
 // what becomes of the socket's place on the channel (cut.ts, places.ts) meanwhile.
 import type { SessionSnapshot } from '@parley/server'
-import { Claimers } from './claimers.js'
 import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import { RedisUnreachableError, within } from './send.js'
@@ -26,8 +25,6 @@ export class HandingOff {
    * server gave up on it meanwhile (`withdrawHandOff`), so that nothing is written after all.
    */
   readonly #handOffsWaiting = new Map<string, boolean>()
-  /** Who took over each session claimed here: the one node whose replies it sends back count. */
-  readonly #claimers = new Claimers()
 
   constructor(parts: HandoffParts) {
     this.#parts = parts
@@ -135,7 +132,7 @@ export class HandingOff {
    * node's questions that it sends back is taken; from any other node, dropped.
    */
   claimedBy(id: string, node: string): boolean {
-    return this.#claimers.claimedBy(id, node)
+    return this.#parts.claimers.claimedBy(id, node)
   }
 
   /** See `RedisAdapter.appendHandOff`. */
@@ -277,7 +274,9 @@ export class HandingOff {
     if (!entry || (entry.epoch !== 0 && marker.ep !== entry.epoch + 1)) return
     if (entry.givenUp) {
       // A claim of a write given up on, revoked by its UNDO (which goes before this seal):
-      // the session is not this claim's, and stays as it is here.
+      // the session is not this claim's, and stays as it is here. Its claimer is not heard,
+      // unless the UNDO finds the claim confirmed first (see take-back.ts).
+      entry.claimer = marker.n
       this.#parts.handoffs.seal(entry, []).catch(() => undefined)
     } else if (entry.state === 'open') {
       // The same marker again (sent again after a refusal) while the seal waits: that seal
@@ -285,7 +284,7 @@ export class HandingOff {
       if (entry.pastMarker) return
       if (entry.epoch === 0) entry.claimedEarly = true
       // The server keeps its questions to the client waiting for replies from this claimer.
-      this.#claimers.record(entry.id, marker.n, entry.ttl)
+      this.#recordClaimer(entry, marker.n)
       const until = this.#parts.cut.count
       if (this.#parts.awaitsAtMarker(entry.id, until)) {
         // With where this node is on the channel at the marker, every append meanwhile too.
@@ -306,8 +305,20 @@ export class HandingOff {
         return
       }
       this.#sealAtMarker(entry)
+    } else {
+      // Sealed already, with no claim (a drain that nobody claimed it in, see `sealHandOff`):
+      // claimed late, the session's client is with this claimer all the same, and its replies
+      // to the questions asked here (into the tail, or awaited at the snapshot) come back
+      // through it.
+      this.#recordClaimer(entry, marker.n)
     }
     this.#answerClaim(entry, marker)
+  }
+
+  /** `node` claimed `entry`'s session: its replies sent back are taken (see claimers.ts). */
+  #recordClaimer(entry: HandedOff, node: string): void {
+    entry.claimer = node
+    this.#parts.claimers.record(entry.id, node, entry.ttl)
   }
 
   /**

@@ -4,6 +4,7 @@
 // not copied field by field into each.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import type { KeptAside } from './broadcasts.js'
+import type { Claimers } from './claimers.js'
 import type { Commands } from './commands.js'
 import type { Cut } from './cut.js'
 import type { HandOffStore } from './handoff.js'
@@ -29,6 +30,8 @@ export interface HandoffParts {
   readonly commands: Commands
   readonly handoffs: HandOffStore
   readonly takeBack: WriteTakeBack
+  /** Who took over each session claimed here: the one node whose replies sent back count. */
+  readonly claimers: Claimers
   readonly sessions: SessionOwners
   readonly sockets: LocalSockets
   /** This node's rooms and sockets. */

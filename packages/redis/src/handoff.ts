@@ -316,6 +316,11 @@ export interface HandedOff {
   /** How many of this node's texts the tail holds, as Redis answered (see `TailWrites`). */
   landed: number
   /**
+   * The node whose claim marker named this handoff, once read (see `HandingOff.claimMarker`):
+   * the one whose replies sent back are taken, until the write is given up on.
+   */
+  claimer?: string
+  /**
    * A claim's marker named this handoff before its write was answered: the write ran (a claim
    * won it), whatever its answer says, and the session was sealed here for that claimer.
    */

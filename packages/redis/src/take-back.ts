@@ -14,7 +14,7 @@ import type { HandoffParts } from './handoff-parts.js'
  */
 export type WriteTakeBackParts = Pick<
   HandoffParts,
-  'handoffs' | 'sockets' | 'cut' | 'sessions' | 'warnings' | 'requestTimeout' | 'closed'
+  'handoffs' | 'sockets' | 'cut' | 'sessions' | 'claimers' | 'warnings' | 'requestTimeout' | 'closed'
 >
 
 /** Takes back the handoff writes this node gave up on. */
@@ -38,6 +38,9 @@ export class WriteTakeBack {
   giveUp(entry: HandedOff): Promise<void> {
     if (entry.givenUp && !entry.undoWaits) return entry.undone ?? Promise.resolve()
     clearTimeout(entry.timer)
+    // A claim of the write that won meanwhile is revoked by the UNDO: its claimer holds no
+    // session of this node's, and a reply it sends back must not settle a question here.
+    if (entry.claimer !== undefined) this.#parts.claimers.forget(entry.id, entry.claimer)
     const kept = this.#parts.sockets.hasSession(entry.sid)
     // The copy that goes on here, should a claim of the write be confirmed before the UNDO runs.
     const copy = kept ? this.#parts.sockets.get(entry.id) : undefined
@@ -83,6 +86,8 @@ export class WriteTakeBack {
    * (`LocalSockets.takenOver`); a server without that hook keeps it until its recovery window ends.
    */
   #takenOverMeanwhile(entry: HandedOff, copy: LocalSocket | undefined): void {
+    // That claimer holds the session after all: its replies sent back count again.
+    if (entry.claimer !== undefined) this.#parts.claimers.record(entry.id, entry.claimer, entry.ttl)
     const ends =
       copy !== undefined &&
       this.#parts.sockets.takenOver !== undefined &&
