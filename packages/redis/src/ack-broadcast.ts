@@ -25,7 +25,7 @@ export type AckParts = Pick<
   /** This node's rooms and sockets. */
   readonly memory: MemoryAdapter
   readonly losses: Losses
-  /** Asks this node's sockets, those past their claim marker too (see `Broadcasts.askWithAck`). */
+  /** Asks this node's sockets, those past their claim marker too (see `PastMarkerSockets.askWithAck`). */
   readonly ask: AskWithAck
   /** The version a live node's note gives (0 when it gives none): what it can be asked. */
   readonly version: (node: string) => number

@@ -121,7 +121,7 @@ export class RedisAdapter implements Adapter {
       )
     }
   })
-  /** Asks this node's sockets, those past their claim marker too (see `Broadcasts.askWithAck`). */
+  /** Asks this node's sockets, those past their claim marker too (see `PastMarkerSockets.askWithAck`). */
   readonly #ask: AskWithAck = (...args) => this.#broadcasts.askWithAck(...args)
   /** Takes back the handoff writes this node gave up on (see take-back.ts). */
   readonly #takeBack: WriteTakeBack

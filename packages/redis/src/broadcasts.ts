@@ -3,16 +3,11 @@
 // it then (another node's, or this node's own for the sockets being handed over, see cut.ts, or
 // joined by a takeover before its marker came back, see uncut-sockets.ts), in the order every
 // node reads the channel. Claim markers, which share the channel, are the adapter's to route.
-import type {
-  BroadcastMessage,
-  BroadcastOptions,
-  BroadcastReply,
-  LocalSocket,
-  LocalSockets,
-  MemoryAdapter,
-} from '@parley/server'
+import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
+import type { AskWithAck } from './held-questions.js'
+import { type KeptAside, PastMarkerSockets } from './past-marker.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'
 import { fits, remoteMessage } from './remote.js'
@@ -46,13 +41,6 @@ export interface BroadcastParts {
   readonly requestTimeout: number
 }
 
-/**
- * The most broadcasts kept aside for a socket past its claim marker while its seal waits (see
- * `Broadcasts.pastMarker`), at most `MARKER_SETTLE_MS`: at this many, the wait ends as at that
- * limit, and the seal goes (or the session, kept here, has them all) without waiting more.
- */
-export const MAX_MISSED_PAST_MARKER = 1000
-
 /** This node's broadcasts out, and every node's broadcasts read back. */
 export class Broadcasts {
   readonly #node: string
@@ -78,20 +66,16 @@ export class Broadcasts {
    * `until` that may still run, and none up to `back` is on its way to it.
    */
   readonly #settling = new Set<{ id: string; until: number; back: number; done: () => void }>()
-  /**
-   * Sockets past their claim marker, out of their rooms, whose seal waits for own broadcasts
-   * they await (see `pastMarker`), by id: their rooms at the marker, the count of the last own
-   * broadcast sent before it, and the broadcasts their rooms got meanwhile (see `#broadcast`).
-   */
-  readonly #pastMarker = new Map<string, PastMarker>()
+  /** Sockets past their claim marker, out of their rooms while their seal waits (see `pastMarker`). */
+  readonly #pastMarker: PastMarkerSockets
   /** Delivers an awaited one to the positioned sockets that take it now. */
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
     if (!this.#cut.empty) {
       const atReturn = this.#cut.atReturn(q)
-      // Up to its marker, a socket past it takes it directly (`#deliverPastMarker`), not twice.
-      this.#broadcast(message, options, atReturn, (id, { until }) => q > until && atReturn(id))
+      // Up to its marker, a socket past it takes it directly (`PastMarkerSockets.deliverAwaited`), not twice.
+      this.#broadcast(message, options, atReturn, (id, until) => q > until && atReturn(id))
     }
-    if (this.#pastMarker.size > 0) this.#deliverPastMarker(q, message, options)
+    if (this.#pastMarker.size > 0) this.#pastMarker.deliverAwaited(q, message, options, this.#cut.atReturn(q))
     this.#cut.awaitedDone(q)
   }
 
@@ -99,6 +83,7 @@ export class Broadcasts {
     this.#node = parts.node
     this.#memory = parts.memory
     this.#sockets = parts.sockets
+    this.#pastMarker = new PastMarkerSockets(parts.memory, parts.sockets)
     this.#cut = parts.cut
     this.#uncut = parts.uncut
     this.#readPlaces = parts.readPlaces
@@ -264,136 +249,28 @@ export class Broadcasts {
    * meanwhile end the wait at once, as `ms` would.
    */
   pastMarker(id: string, until: number, ms: number, done: (aside: KeptAside) => void): void {
-    const rooms = new Set(this.#memory.socketRooms(id))
-    this.#memory.delAll(id)
-    let ended = false
-    const end = () => {
-      if (ended) return
-      ended = true
-      this.#pastMarker.delete(id)
-      // A session that ended meanwhile (its write given up, then its client gone) left: back in
-      // its rooms, an entry would stay for a socket that no longer exists.
-      if (this.#sockets.get(id)) this.#memory.addAll(id, rooms)
-      try {
-        done({
-          kept: () => {
-            for (const missed of past.missed.splice(0)) {
-              const socket = this.#sockets.get(id)
-              if (missed.question) missed.question(socket)
-              else socket?.deliver(missed.message.prepared(), missed.options.volatile)
-            }
-          },
-          sealing: () => {
-            // Read past the marker, a question is the claimer's, which asks the session there;
-            // one no claimer reads (`local`, or never run) reaches it here, into its tail.
-            for (const { question, ran } of past.missed.splice(0))
-              question?.(ran ? undefined : this.#sockets.get(id))
-          },
-        })
-      } finally {
-        // Whatever `done` did with them, no question kept aside leaves its sender waiting.
-        for (const { question } of past.missed.splice(0)) question?.(undefined)
-      }
-    }
-    const past: PastMarker = { rooms, until, missed: [], end }
-    this.#pastMarker.set(id, past)
+    const end = this.#pastMarker.enter(id, until, done)
     void this.settled(id, ms, until).then(end)
   }
 
   /**
    * `MemoryAdapter.broadcast`, and the sockets past their marker, out of their rooms, that it
    * would have reached (by their rooms then, and `takes`: `only` without what it holds for the
-   * sockets joined without a cut, which none of these is) keep it aside:
-   * should the server give the write up meanwhile (the session goes on here, see
-   * `HandingOff.claimMarker`), they get it then, in order; sealed, they never do, as it is the
-   * claimer's.
+   * sockets joined without a cut, which none of these is) keep it aside (see
+   * `PastMarkerSockets.keepAside`).
    */
   #broadcast(
     message: BroadcastMessage,
     options: BroadcastOptions,
     only: ((id: string) => boolean) | undefined,
-    takes: (id: string, past: PastMarker) => boolean,
+    takes: (id: string, until: number) => boolean,
   ): void {
     this.#memory.broadcast(message, options, only)
-    if (this.#pastMarker.size === 0) return
-    for (const [id, past] of this.#pastMarker) {
-      if (!matches(past.rooms, options) || !takes(id, past)) continue
-      past.missed.push({ message, options })
-      // Its wait ends here, as at its time limit: kept, the socket has them all, and none
-      // more is kept aside; sealed, they are the claimer's, and the seal goes.
-      if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
-    }
+    if (this.#pastMarker.size > 0) this.#pastMarker.keepAside(message, options, takes)
   }
 
-  /**
-   * `MemoryAdapter.broadcastWithAck`, and the sockets past their marker, out of their rooms,
-   * that it would have asked (by their rooms then, and `only`) keep it aside, in order with the
-   * broadcasts they keep (see `#broadcast`): kept on this node, the socket is asked it then;
-   * sealed, it is asked into the tail, unless `ran` (read on the channel past the marker: the
-   * claimer, joined there, asks the session). `expect` waits for that (at most
-   * `MARKER_SETTLE_MS`), and replies made meanwhile wait for `expect`: the count comes first.
-   * An own question that never ran (`own`, its count), emitted before a socket's marker, is
-   * asked of it now instead, as the awaited broadcasts reach it (`#deliverPastMarker`): it
-   * never reached the channel, and the tail is its place.
-   */
-  askWithAck(
-    message: BroadcastMessage,
-    options: BroadcastOptions,
-    timeout: number,
-    expect: (count: number) => void,
-    reply: (reply: BroadcastReply) => void,
-    only: ((id: string) => boolean) | undefined,
-    ran: boolean,
-    own?: number,
-  ): void {
-    if (this.#pastMarker.size === 0) {
-      this.#memory.broadcastWithAck(message, options, timeout, expect, reply, only)
-      return
-    }
-    let count = 0
-    let early: BroadcastReply[] | undefined = []
-    const replyInOrder = (made: BroadcastReply) => {
-      if (early) early.push(made)
-      else reply(made)
-    }
-    this.#memory.broadcastWithAck(
-      message,
-      options,
-      timeout,
-      (now) => {
-        count = now
-      },
-      replyInOrder,
-      only,
-    )
-    // One for this call itself: a wait that ends while the others are kept aside (at the bound)
-    // asks before the count is given.
-    let open = 1
-    const settled = () => {
-      if (--open > 0 || !early) return
-      expect(count)
-      for (const made of early.splice(0)) reply(made)
-      early = undefined
-    }
-    for (const [id, past] of this.#pastMarker) {
-      if (!matches(past.rooms, options) || (only && !only(id))) continue
-      open++
-      const question = (socket: LocalSocket | undefined) => {
-        if (socket) {
-          count++
-          socket.deliverWithAck(message.prepared(), timeout, replyInOrder, options.volatile)
-        }
-        settled()
-      }
-      if (!ran && own !== undefined && own <= past.until) {
-        question(this.#sockets.get(id))
-        continue
-      }
-      past.missed.push({ message, options, question, ran })
-      if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
-    }
-    settled()
-  }
+  /** See `PastMarkerSockets.askWithAck`. */
+  readonly askWithAck: AskWithAck = (...args) => this.#pastMarker.askWithAck(...args)
 
   /**
    * The rooms of socket `id` while it is past its marker, out of them (see `pastMarker`): its
@@ -401,16 +278,7 @@ export class Broadcasts {
    * any other socket.
    */
   roomsAside(id: string): Set<string> | undefined {
-    return this.#pastMarker.get(id)?.rooms
-  }
-
-  /** Delivers awaited own broadcast `q` to the sockets past their marker that take it. */
-  #deliverPastMarker(q: number, message: BroadcastMessage, options: BroadcastOptions): void {
-    const atReturn = this.#cut.atReturn(q)
-    for (const [id, { rooms, until }] of this.#pastMarker) {
-      if (q > until || !atReturn(id) || !matches(rooms, options)) continue
-      this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
-    }
+    return this.#pastMarker.roomsAside(id)
   }
 
   /** A broadcast read on the channel (not a claim marker), in the order every node reads them. */
@@ -542,44 +410,3 @@ export class Broadcasts {
 
 /** Takes every broadcast its rooms get (see `Broadcasts.#broadcast`). */
 const all = () => true
-
-/** A socket past its claim marker, its seal waiting (see `Broadcasts.pastMarker`). */
-interface PastMarker {
-  /** Its rooms at the marker, with its joins and leaves since. */
-  rooms: Set<string>
-  /** The count of the last own broadcast sent before the marker. */
-  until: number
-  /**
-   * What its rooms got since, which it gets should the session stay on this node; at most
-   * `MAX_MISSED_PAST_MARKER`.
-   */
-  missed: Missed[]
-  /** Ends the wait now, as its time limit would: back in its rooms, and `done` (see `pastMarker`). */
-  end: () => void
-}
-
-/** A broadcast kept aside for a socket past its marker, or a question (see `Broadcasts.askWithAck`). */
-interface Missed {
-  message: BroadcastMessage
-  options: BroadcastOptions
-  /** A question: asks the socket given, or counts none without one; once. */
-  question?: (socket: LocalSocket | undefined) => void
-  /** Whether Redis ran that question, read on the channel past the marker: the claimer's. */
-  ran?: boolean
-}
-
-/** What a socket past its marker kept aside, at the end of its wait (see `Broadcasts.pastMarker`). */
-export interface KeptAside {
-  /** The session stays on this node: the socket gets it all, in order. */
-  kept(): void
-  /** The seal goes: the questions no claimer asks reach the socket, into its tail. */
-  sealing(): void
-}
-
-/** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */
-function matches(rooms: ReadonlySet<string>, options: BroadcastOptions): boolean {
-  for (const room of options.except) if (rooms.has(room)) return false
-  if (options.rooms.size === 0) return true
-  for (const room of options.rooms) if (rooms.has(room)) return true
-  return false
-}

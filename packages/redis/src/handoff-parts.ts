@@ -3,12 +3,12 @@
 // The adapter makes one and hands it to each, so a part either side needs is added here once,
 // not copied field by field into each.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
-import type { KeptAside } from './broadcasts.js'
 import type { Claimers } from './claimers.js'
 import type { Commands } from './commands.js'
 import type { Cut } from './cut.js'
 import type { HandOffStore } from './handoff.js'
 import type { Nodes } from './nodes.js'
+import type { KeptAside } from './past-marker.js'
 import type { PendingRequests } from './pending.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'

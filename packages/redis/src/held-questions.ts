@@ -9,7 +9,7 @@ import type { Warnings } from './warnings.js'
 
 /**
  * `MemoryAdapter.broadcastWithAck`, kept aside for the sockets past their claim marker (see
- * `Broadcasts.askWithAck`); `ran`: read on the channel, which a claimer reads too.
+ * `PastMarkerSockets.askWithAck`); `ran`: read on the channel, which a claimer reads too.
  */
 export type AskWithAck = (
   message: BroadcastMessage,

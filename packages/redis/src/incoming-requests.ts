@@ -27,7 +27,7 @@ export interface IncomingParts {
   readonly prefix: string
   /** This node's rooms and sockets. */
   readonly memory: MemoryAdapter
-  /** Asks this node's sockets, those past their claim marker too (see `Broadcasts.askWithAck`). */
+  /** Asks this node's sockets, those past their claim marker too (see `PastMarkerSockets.askWithAck`). */
   readonly ask: AskWithAck
   readonly sockets: LocalSockets
   /** Sockets joined without a cut: a question reaches them in order with what they hold. */

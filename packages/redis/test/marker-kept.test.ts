@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { MAX_MISSED_PAST_MARKER } from '../src/broadcasts.js'
+import { MAX_MISSED_PAST_MARKER } from '../src/past-marker.js'
 import { argOf, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
 
 /** The PUBLISH of a broadcast (not a request, a response or a membership note). */

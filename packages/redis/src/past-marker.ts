@@ -1,0 +1,235 @@
+// The sockets of sessions this node hands off whose claim marker came back while their seal
+// waits for an own broadcast Redis may still run (see `HandingOff.claimMarker`): out of their
+// rooms meanwhile, since what is read past the marker is the claimer's, they keep aside what
+// those rooms get, broadcasts and questions, for the end of the wait. Kept on this node (the
+// server gave the write up), the socket gets it all then, in order; sealed, it gets only the
+// questions no claimer asks, into its tail.
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSocket,
+  LocalSockets,
+  MemoryAdapter,
+} from '@parley/server'
+
+/**
+ * The most broadcasts kept aside for a socket past its claim marker while its seal waits (see
+ * `Broadcasts.pastMarker`), at most `MARKER_SETTLE_MS`: at this many, the wait ends as at that
+ * limit, and the seal goes (or the session, kept here, has them all) without waiting more.
+ */
+export const MAX_MISSED_PAST_MARKER = 1000
+
+/** What a socket past its marker kept aside, at the end of its wait (see `PastMarkerSockets.enter`). */
+export interface KeptAside {
+  /** The session stays on this node: the socket gets it all, in order. */
+  kept(): void
+  /** The seal goes: the questions no claimer asks reach the socket, into its tail. */
+  sealing(): void
+}
+
+/** The sockets past their claim marker, out of their rooms while their seal waits. */
+export class PastMarkerSockets {
+  readonly #memory: MemoryAdapter
+  readonly #sockets: LocalSockets
+  /**
+   * By id: their rooms at the marker, the count of the last own broadcast sent before it, and
+   * what their rooms got meanwhile.
+   */
+  readonly #byId = new Map<string, PastMarker>()
+
+  constructor(memory: MemoryAdapter, sockets: LocalSockets) {
+    this.#memory = memory
+    this.#sockets = sockets
+  }
+
+  get size(): number {
+    return this.#byId.size
+  }
+
+  /**
+   * Socket `id` leaves its rooms, its marker back with `until` own broadcasts sent. Returns what
+   * ends its wait: back in its rooms for `done`, which is given what it kept aside, in the same
+   * turn; unless its session ended meanwhile. Its rooms getting `MAX_MISSED_PAST_MARKER` ends
+   * it at once.
+   */
+  enter(id: string, until: number, done: (aside: KeptAside) => void): () => void {
+    const rooms = new Set(this.#memory.socketRooms(id))
+    this.#memory.delAll(id)
+    let ended = false
+    const end = () => {
+      if (ended) return
+      ended = true
+      this.#byId.delete(id)
+      // A session that ended meanwhile (its write given up, then its client gone) left: back in
+      // its rooms, an entry would stay for a socket that no longer exists.
+      if (this.#sockets.get(id)) this.#memory.addAll(id, rooms)
+      try {
+        done({
+          kept: () => {
+            for (const missed of past.missed.splice(0)) {
+              const socket = this.#sockets.get(id)
+              if (missed.question) missed.question(socket)
+              else socket?.deliver(missed.message.prepared(), missed.options.volatile)
+            }
+          },
+          sealing: () => {
+            // Read past the marker, a question is the claimer's, which asks the session there;
+            // one no claimer reads (`local`, or never run) reaches it here, into its tail.
+            for (const { question, ran } of past.missed.splice(0))
+              question?.(ran ? undefined : this.#sockets.get(id))
+          },
+        })
+      } finally {
+        // Whatever `done` did with them, no question kept aside leaves its sender waiting.
+        for (const { question } of past.missed.splice(0)) question?.(undefined)
+      }
+    }
+    const past: PastMarker = { rooms, until, missed: [], end }
+    this.#byId.set(id, past)
+    return end
+  }
+
+  /**
+   * A broadcast its rooms get, that `takes` (by its id and `until`): kept aside. Should the
+   * server give the write up meanwhile (the session goes on here, see `HandingOff.claimMarker`),
+   * the socket gets it then, in order; sealed, it never does, as it is the claimer's.
+   */
+  keepAside(
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    takes: (id: string, until: number) => boolean,
+  ): void {
+    for (const [id, past] of this.#byId) {
+      if (!matches(past.rooms, options) || !takes(id, past.until)) continue
+      past.missed.push({ message, options })
+      // Its wait ends here, as at its time limit: kept, the socket has them all, and none
+      // more is kept aside; sealed, they are the claimer's, and the seal goes.
+      if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
+    }
+  }
+
+  /**
+   * `MemoryAdapter.broadcastWithAck`, and the sockets past their marker, out of their rooms,
+   * that it would have asked (by their rooms then, and `only`) keep it aside, in order with the
+   * broadcasts they keep (see `keepAside`): kept on this node, the socket is asked it then;
+   * sealed, it is asked into the tail, unless `ran` (read on the channel past the marker: the
+   * claimer, joined there, asks the session). `expect` waits for that (at most
+   * `MARKER_SETTLE_MS`), and replies made meanwhile wait for `expect`: the count comes first.
+   * An own question that never ran (`own`, its count), emitted before a socket's marker, is
+   * asked of it now instead, as the awaited broadcasts reach it (`deliverAwaited`): it never
+   * reached the channel, and the tail is its place.
+   */
+  askWithAck(
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    timeout: number,
+    expect: (count: number) => void,
+    reply: (reply: BroadcastReply) => void,
+    only: ((id: string) => boolean) | undefined,
+    ran: boolean,
+    own?: number,
+  ): void {
+    if (this.#byId.size === 0) {
+      this.#memory.broadcastWithAck(message, options, timeout, expect, reply, only)
+      return
+    }
+    let count = 0
+    let early: BroadcastReply[] | undefined = []
+    const replyInOrder = (made: BroadcastReply) => {
+      if (early) early.push(made)
+      else reply(made)
+    }
+    this.#memory.broadcastWithAck(
+      message,
+      options,
+      timeout,
+      (now) => {
+        count = now
+      },
+      replyInOrder,
+      only,
+    )
+    // One for this call itself: a wait that ends while the others are kept aside (at the bound)
+    // asks before the count is given.
+    let open = 1
+    const settled = () => {
+      if (--open > 0 || !early) return
+      expect(count)
+      for (const made of early.splice(0)) reply(made)
+      early = undefined
+    }
+    for (const [id, past] of this.#byId) {
+      if (!matches(past.rooms, options) || (only && !only(id))) continue
+      open++
+      const question = (socket: LocalSocket | undefined) => {
+        if (socket) {
+          count++
+          socket.deliverWithAck(message.prepared(), timeout, replyInOrder, options.volatile)
+        }
+        settled()
+      }
+      if (!ran && own !== undefined && own <= past.until) {
+        question(this.#sockets.get(id))
+        continue
+      }
+      past.missed.push({ message, options, question, ran })
+      if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
+    }
+    settled()
+  }
+
+  /** The rooms of socket `id` while it is past its marker (see `Broadcasts.roomsAside`). */
+  roomsAside(id: string): Set<string> | undefined {
+    return this.#byId.get(id)?.rooms
+  }
+
+  /**
+   * Delivers awaited own broadcast `q`, proved never run, to the sockets past their marker that
+   * take it (`atReturn`): emitted before their marker, directly, into the tail.
+   */
+  deliverAwaited(
+    q: number,
+    message: BroadcastMessage,
+    options: BroadcastOptions,
+    atReturn: (id: string) => boolean,
+  ): void {
+    for (const [id, { rooms, until }] of this.#byId) {
+      if (q > until || !atReturn(id) || !matches(rooms, options)) continue
+      this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
+    }
+  }
+}
+
+/** A socket past its claim marker, its seal waiting. */
+interface PastMarker {
+  /** Its rooms at the marker, with its joins and leaves since. */
+  rooms: Set<string>
+  /** The count of the last own broadcast sent before the marker. */
+  until: number
+  /**
+   * What its rooms got since, which it gets should the session stay on this node; at most
+   * `MAX_MISSED_PAST_MARKER`.
+   */
+  missed: Missed[]
+  /** Ends the wait now, as its time limit would: back in its rooms, and `done` (see `enter`). */
+  end: () => void
+}
+
+/** A broadcast kept aside for a socket past its marker, or a question (see `askWithAck`). */
+interface Missed {
+  message: BroadcastMessage
+  options: BroadcastOptions
+  /** A question: asks the socket given, or counts none without one; once. */
+  question?: (socket: LocalSocket | undefined) => void
+  /** Whether Redis ran that question, read on the channel past the marker: the claimer's. */
+  ran?: boolean
+}
+
+/** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */
+function matches(rooms: ReadonlySet<string>, options: BroadcastOptions): boolean {
+  for (const room of options.except) if (rooms.has(room)) return false
+  if (options.rooms.size === 0) return true
+  for (const room of options.rooms) if (rooms.has(room)) return true
+  return false
+}
