@@ -38,7 +38,9 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
    * an own broadcast given up that Redis never runs (its probes lost until `settle`).
    */
   async function heldAtMarker() {
-    const [a, b, c] = await suite.cluster({ requestTimeout: 300 }).start(3)
+    // A node's count of a question kept aside waits for the end of the seal's wait (at most
+    // 1 s): its sender waits for counts requestTimeout, longer here, as by default.
+    const [a, b, c] = await suite.cluster({ requestTimeout: 1500 }).start(3)
     const sid = 'sid-held-question'
     // What the socket gets, whether into its tail or live once the session stays on a.
     const got: unknown[] = []
@@ -57,7 +59,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     }
     a!.lose = isProbe
     a!.adapter.broadcast(message('news', ['given']), to(['r']))
-    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
+    await until(() => a!.adapter.stats.lostBroadcasts === 1, 5000, 'the broadcast given up')
     a!.hold = undefined
     drop?.(new Error('the connection dropped'))
 
