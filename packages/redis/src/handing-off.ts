@@ -274,9 +274,7 @@ export class HandingOff {
     if (!entry || (entry.epoch !== 0 && marker.ep !== entry.epoch + 1)) return
     if (entry.givenUp) {
       // A claim of a write given up on, revoked by its UNDO (which goes before this seal):
-      // the session is not this claim's, and stays as it is here. Its claimer is not heard,
-      // unless the UNDO finds the claim confirmed first (see take-back.ts).
-      entry.claimer = marker.n
+      // the session is not this claim's, and stays as it is here.
       this.#parts.handoffs.seal(entry, []).catch(() => undefined)
     } else if (entry.state === 'open') {
       // The same marker again (sent again after a refusal) while the seal waits: that seal

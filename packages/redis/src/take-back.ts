@@ -86,7 +86,8 @@ export class WriteTakeBack {
    * (`LocalSockets.takenOver`); a server without that hook keeps it until its recovery window ends.
    */
   #takenOverMeanwhile(entry: HandedOff, copy: LocalSocket | undefined): void {
-    // That claimer holds the session after all: its replies sent back count again.
+    // That claimer holds the session after all: heard again, as before the give-up, when its
+    // marker was read first.
     if (entry.claimer !== undefined) this.#parts.claimers.record(entry.id, entry.claimer, entry.ttl)
     const ends =
       copy !== undefined &&
