@@ -355,27 +355,65 @@ export class FakeCluster {
 }
 
 /**
- * Holds back the first command of `node` that `matches`, as a connection that dropped would hold
- * it: not run, not answered. `run()` sends it then, behind whatever the node sent meanwhile, and
- * answers it with Redis' reply, which it returns.
+ * Holds back, from the first command of `node` that `first` matches, that one and every later
+ * command of `node`, as the connection under them would once its link stalls: none runs, none
+ * is answered. When that connection drops (node-redis' 'error', however it came: see
+ * `dropConnection`), each is refused as node-redis refuses what a dropped connection left
+ * unanswered, and later commands go on the next connection. `run()` then has Redis run them,
+ * in order, as when the kernel delivers the dead connection's bytes at last, and returns the
+ * first one's reply. On one connection nothing passes a command held: only a new one can.
  */
-export function holdBack(node: FakeNode, matches: (args: string[]) => boolean): { run(): Promise<unknown> } {
-  let held: { args: string[]; answer: (reply: unknown) => void } | undefined
-  node.hold = (args) => {
-    if (held || !matches(args)) return undefined
-    return new Promise((answer) => {
-      held = { args, answer }
+export class HeldOnDroppedLink {
+  readonly #held: { args: string[]; answer: (reply: Promise<unknown>) => void }[] = []
+  #holding = true
+
+  constructor(
+    private readonly node: FakeNode,
+    first: (args: string[]) => boolean,
+  ) {
+    node.hold = (args) => {
+      if (!this.#holding || (this.#held.length === 0 && !first(args))) return undefined
+      return new Promise((answer) => this.#held.push({ args, answer }))
+    }
+    node.redis.once('error', (err: unknown) => {
+      this.#holding = false
+      node.hold = undefined
+      // Refused while the client is not ready, as node-redis refuses them: lost with the link.
+      for (const { answer } of this.#held) answer(Promise.reject(err))
     })
   }
-  return {
-    async run() {
-      node.hold = undefined
-      if (!held) throw new Error('no command was held back')
-      const reply = await node.redis.sendCommand(held.args)
-      held.answer(reply)
-      return reply
-    },
+
+  /** The commands held back so far, oldest first. */
+  get held(): readonly string[][] {
+    return this.#held.map(({ args }) => args)
   }
+
+  async run(): Promise<unknown> {
+    if (this.#holding) throw new Error('the connection holding them has not dropped')
+    const [first, ...rest] = this.#held.map(({ args }) => this.node.redis.sendCommand(args))
+    if (!first) throw new Error('no command was held back')
+    // Sent at once, in order, as the dead connection's bytes: the first's reply, then the rest.
+    await Promise.allSettled(rest)
+    return first
+  }
+}
+
+/**
+ * Drops `node`'s connection to Redis from Redis' side (CLIENT KILL), as a link that goes down
+ * would: node-redis refuses what it had unanswered, and connects again. Resolves once it did.
+ */
+export async function dropConnection(node: FakeNode): Promise<void> {
+  const id = await node.redis.sendCommand(['CLIENT', 'ID'])
+  const ready = new Promise((resolve) => node.redis.once('ready', resolve))
+  const killer = node.redis.duplicate()
+  killer.on('error', () => {})
+  await killer.connect()
+  try {
+    await killer.sendCommand(['CLIENT', 'KILL', 'ID', String(id)])
+  } finally {
+    killer.destroy()
+  }
+  await within(ready, 5000, 'the connection made again')
 }
 
 /**
@@ -442,12 +480,15 @@ export function argOf(text: string): unknown {
 /**
  * Holds back, from the first command that `first` matches, that one and every later command
  * that `also` matches, in order, as a Redis slow to answer one connection would: none runs, none
- * is answered. `runFirst()` runs the first only (its answer still held); `runAll()` sends the
- * others behind it, answers them all in order, and lets later commands through.
+ * is answered. `runFirst()` runs the first only (its answer still held), `sendAll()` all of
+ * them and those still to come (their answers held); `runAll()` sends those not sent yet,
+ * answers them all in order, and lets later commands through.
  */
 export class HeldInOrder {
   readonly #held: { args: string[]; answer: (reply: unknown) => void; reply?: Promise<unknown> }[] = []
   #holding = true
+  /** True once `sendAll` ran: what is held is sent at once, its answer held. */
+  #sending = false
 
   constructor(
     private readonly redis: { sendCommand(args: string[]): Promise<unknown> },
@@ -463,13 +504,32 @@ export class HeldInOrder {
   /** A command's answer when it is held back (see `FakeNode.hold`); undefined to let it through. */
   readonly hold = (args: string[]): Promise<unknown> | undefined => {
     if (!this.#holding || !(this.#held.length === 0 ? this.first(args) : this.also(args))) return undefined
-    return new Promise((answer) => this.#held.push({ args, answer }))
+    return new Promise((answer) => {
+      this.#held.push({ args, answer, reply: this.#sending ? this.#send(args) : undefined })
+    })
+  }
+
+  /**
+   * Sends every command held so far, and from now on each one held as it comes: Redis runs
+   * them, in order, and only their answers are held, in order, until `runAll()`, as on a
+   * connection whose answers are slow to come back.
+   */
+  sendAll(): void {
+    this.#sending = true
+    for (const command of this.#held) command.reply ??= this.#send(command.args)
+  }
+
+  #send(args: string[]): Promise<unknown> {
+    const reply = this.redis.sendCommand(args)
+    // Awaited by runAll; a test that ends before it must not leave the refusal unhandled.
+    reply.catch(() => {})
+    return reply
   }
 
   async runFirst(): Promise<unknown> {
     const first = this.#held[0]
     if (!first) throw new Error('no command was held back')
-    first.reply = this.redis.sendCommand(first.args)
+    first.reply ??= this.#send(first.args)
     return first.reply
   }
 
@@ -484,7 +544,7 @@ export class HeldInOrder {
     // Sent at once, in order, on the one connection: a command sent once an answer came goes after.
     const held = this.#held.splice(0).map((command) => ({
       ...command,
-      reply: command.reply ?? this.redis.sendCommand(command.args),
+      reply: command.reply ?? this.#send(command.args),
     }))
     for (const { answer, reply } of held) answer(await reply)
   }

@@ -15,13 +15,15 @@ import { RedisUnreachableError } from '../src/send.js'
 import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
+  dropConnection,
+  eventually,
   FakeCluster,
   type FakeNode,
   type FakeSocket,
   HEARTBEAT,
   HeldInOrder,
+  HeldOnDroppedLink,
   holdAll,
-  holdBack,
   isSeal,
   message,
   snapshotOf,
@@ -1285,11 +1287,22 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-overtaken', 's1')
     expect(await handOff(a!, socket, 'sid-overtaken')).toBe(true)
-    // b's claim (the script that bumps the epoch) stays where a dropped connection would keep it.
-    const claim = holdBack(b!, (args) => args[1]?.includes("HINCRBY', KEYS[1], 'epoch', 1)") === true)
+    // b's link stalls from its claim (the script that bumps the epoch) on: given up, then its
+    // UNCLAIM goes behind it, on the same connection, and waits with it.
+    const claim = new HeldOnDroppedLink(
+      b!,
+      (args) => args[1]?.includes("HINCRBY', KEYS[1], 'epoch', 1)") === true,
+    )
     expect(await b!.adapter.claimSession('sid-overtaken')).toBe('retry')
-    // Its UNCLAIM is on the connection already; the claim runs after it, as it could when it
-    // was held by a connection that dropped and the UNCLAIM went on the next one.
+    await until(() => claim.held.length > 1, 3000, 'the UNCLAIM behind the claim')
+    // The connection drops: the UNCLAIM goes again, first on the next one, and runs.
+    await dropConnection(b!)
+    await eventually(
+      async () => (await c!.redis.keys(`${cluster.prefix}:handoff:*:given-up:*`)).length === 1,
+      3000,
+      'the UNCLAIM run',
+    )
+    // The dead connection's bytes reach Redis only now: the claim runs after its UNCLAIM.
     expect(await claim.run()).toBeNull()
     expect(await c!.adapter.sessionOwner('sid-overtaken')).toMatchObject({
       node: a!.adapter.node,
@@ -1591,12 +1604,16 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-write-late', 's1')
-    // a's write (the script that stores the snapshot) stays where a dropped connection would keep it.
-    const write = holdBack(a!, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
+    // a's link stalls from its write (the script that stores the snapshot) on: given up.
+    const write = new HeldOnDroppedLink(a!, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
     expect(await handOff(a!, socket, 'sid-write-late')).toBe(false)
-    // Its server keeps the session (a move thaws it), and says so: the undo goes, on the
-    // connection already when the write runs after it.
-    await a!.adapter.withdrawHandOff('sid-write-late')
+    // Its server keeps the session (a move thaws it), and says so: the undo goes behind the write.
+    const withdrawn = a!.adapter.withdrawHandOff('sid-write-late')
+    await until(() => write.held.some(isUndo), 3000, 'the undo behind the write')
+    // The connection drops: the undo goes again, first on the next one, and is answered.
+    await dropConnection(a!)
+    await within(withdrawn, 5000, 'the undo answered')
+    // The dead connection's bytes reach Redis only now: the write runs after its undo.
     expect(await write.run()).toBe(0)
     // The session goes on at a: nothing to claim, and its record names a as before.
     expect(await b!.adapter.claimSession('sid-write-late')).toEqual(owned(a!))
@@ -1615,8 +1632,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
       const sid = 'sid-write-outlived'
       const socket = await open(a, sid, 's1')
-      // The write stays where a dropped connection would keep it, for the kernel to deliver later.
-      const write = holdBack(a, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
+      // a's link stalls from the write on; the write stays where the dropped connection keeps
+      // it, for the kernel to deliver later.
+      const write = new HeldOnDroppedLink(a, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
       const ttl = 200
       const answer = handOff(a, socket, sid, [], ttl)
       // Cut off before the write is given up on: its take-back has to wait for Redis.
@@ -1642,17 +1660,22 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     for (const ended of [false, true]) {
       const sid = `sid-given-up-${ended}`
       const socket = await open(a!, sid, `s-${ended}`)
-      const write = holdBack(a!, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
+      // a's link stalls from the write on.
+      const write = new HeldOnDroppedLink(a!, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true)
       const answer = handOff(a!, socket, sid)
       // The server stops waiting (its handoff.timeout): the session goes on at a, or ended there.
       if (ended) {
         a!.sockets.sessions.delete(sid)
         a!.adapter.sessionClosed(sid)
       }
-      await a!.adapter.withdrawHandOff(sid)
-      // Redis runs the write only now, as when a dropped connection still held it: after the undo.
+      const withdrawn = a!.adapter.withdrawHandOff(sid)
+      await until(() => write.held.some(isUndo), 3000, 'the undo behind the write')
+      // The connection drops: the write is lost with it, the undo goes again on the next one.
+      await dropConnection(a!)
+      expect(await within(answer, 5000, 'the handoff answered')).toBe(false)
+      await within(withdrawn, 5000, 'the undo answered')
+      // Redis runs the write only now, as the dead connection's bytes delivered late: after the undo.
       expect(await write.run()).toBe(0)
-      await answer
       expect(await b!.adapter.claimSession(sid)).toEqual(ended ? null : owned(a!))
       expect(await b!.adapter.sessionOwner(sid)).toEqual(
         ended ? 'unknown' : { node: a!.adapter.node, url: 'http://127.0.0.1:1' },

@@ -6,9 +6,9 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
+  HeldInOrder,
   handoffNodes,
   handoffScenes,
-  holdBack,
   message,
   reachesLive,
   sealWaitsByHand,
@@ -39,7 +39,7 @@ describe.skipIf(skipRedisSuites())(
         const { proxy, cluster } = await scene()
         const waits = sealWaitsByHand()
         let release: (() => void) | undefined
-        let append: { run(): Promise<unknown> } | undefined
+        let append: HeldInOrder | undefined
         try {
           const [a, b, c] = await handoffNodes(cluster, { subscriberVia: proxy })
           const sid = 'sid-held'
@@ -60,8 +60,14 @@ describe.skipIf(skipRedisSuites())(
           // c1 reaches the session meanwhile: held for the tail, c's place at a is 1.
           c.adapter.broadcast(message('news', ['c1']), to(['r']))
           await until(() => sent.length === before.length + 1, 5000, 'c1 held at a')
-          // Redis takes a's commands again: the snapshot is written, the append of c1 held back.
-          append = holdBack(a, (args) => args.some((arg) => arg.includes('"c1"')))
+          // Redis takes a's commands again: the snapshot is written, the append of c1 held back,
+          // and every command a sends after it, as on one connection (its seal among them).
+          append = new HeldInOrder(
+            a.redis,
+            (args) => args.some((arg) => arg.includes('"c1"')),
+            () => true,
+          )
+          a.hold = append.hold
           a.down = false
           expect(await within(stored, 5000, 'the handoff')).toBe(true)
           await until(
@@ -87,7 +93,7 @@ describe.skipIf(skipRedisSuites())(
           expect(taken.got).toEqual(['c1', 'c2'])
         } finally {
           release?.()
-          await append?.run().catch(() => {})
+          await append?.runAll().catch(() => {})
           waits.stop()
         }
       },

@@ -29,7 +29,7 @@ describe.skipIf(skipRedisSuites())(
         await until(() => watcher.got.includes('c2'), 5000, 'c2 read at b')
 
         // The read answers: c1 is in the tail, c2 is delivered now, and the socket throws.
-        await tailRead.run()
+        await tailRead.runAll()
         const tail = await within(done, 5000, 'the takeover')
         expect(tail.tail.map(argOf)).toEqual(['c1'])
         expect(b.warnings).toContain(

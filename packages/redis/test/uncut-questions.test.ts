@@ -63,7 +63,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
       expect(taken.got).toEqual([])
       expect(outcome.total).toBeUndefined()
 
-      await tailRead.run()
+      await tailRead.runAll()
       await within(done, 5000, 'the takeover')
       await until(() => outcome.replies.length === 2, 5000, 'both replies')
       expect(outcome.total).toBe(2)
@@ -119,7 +119,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
       await until(() => watcher.got.includes('q2'), 5000, 'the questions read at b')
       expect(taken.got).toEqual([])
 
-      await tailRead.run()
+      await tailRead.runAll()
       const tail = await within(done, 5000, 'the takeover')
       expect(tail.tail.map(argOf)).toEqual(['c1', 'q1'])
       await until(() => second.replies.length === 2, 5000, "the second question's replies")
@@ -156,7 +156,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
         await until(() => seenAtB.got.includes('after'), 5000, "b's question read back at b")
         expect(taken.got).toEqual([])
 
-        await tailRead.run()
+        await tailRead.runAll()
         await within(done, 5000, 'the takeover')
         await until(() => outcome.replies.length === 2, 5000, 'the replies')
         expect(outcome.total).toBe(2)

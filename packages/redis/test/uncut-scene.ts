@@ -7,10 +7,10 @@ import {
   type FakeCluster,
   type FakeNode,
   type FakeSocket,
+  HeldInOrder,
   handedOffSession,
   handoffNodes,
   type handoffScenes,
-  holdBack,
   sealWaitsByHand,
   takeOverOn,
   untilTailSealed,
@@ -34,10 +34,12 @@ export interface UncutScene {
   /** b's takeover of the session, once its marker reached a and a sealed the tail. */
   takeOver(): Promise<ReturnType<typeof takeOverOn>>
   /**
-   * b's takeover (as `takeOver`) with its read of the tail held back; then the wait for the seal
-   * runs out, and b joins the socket and sends the read, which `tailRead.run()` lets through.
+   * b's takeover (as `takeOver`) with the answer to its read of the tail held back; then the wait
+   * for the seal runs out, and b joins the socket and sends the read. Redis runs it, and every
+   * later command of b, as they come; their answers wait behind the read's, in order, as on one
+   * connection, until `tailRead.runAll()`.
    */
-  joinReadHeld(): Promise<ReturnType<typeof takeOverOn> & { tailRead: ReturnType<typeof holdBack> }>
+  joinReadHeld(): Promise<ReturnType<typeof takeOverOn> & { tailRead: HeldInOrder }>
 }
 
 /**
@@ -79,7 +81,9 @@ export async function uncutScene<T = undefined>(
         },
         takeOver,
         async joinReadHeld() {
-          const tailRead = holdBack(b, isTailRead)
+          const tailRead = new HeldInOrder(b.redis, isTailRead, () => true)
+          tailRead.sendAll()
+          b.hold = tailRead.hold
           const takeover = await takeOver()
           waits.runOut()
           await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
