@@ -39,8 +39,10 @@ interface AvailabilityWait {
  * count a broadcast as lost, or answer without Redis.
  */
 export class Commands {
-  /** Commands sent and not answered yet, oldest first: when each was sent. */
-  readonly #unanswered = new Set<{ at: number }>()
+  /** Commands sent and not answered yet: each marked overdue by its own timer (see `#tracked`). */
+  readonly #unanswered = new Set<{ overdue: boolean }>()
+  /** How many of `#unanswered` have waited `timeout` or more. */
+  #overdue = 0
   readonly #undos: Undos
   /** Steps waiting for Redis (see `whenAvailable`), and the one timer that looks for all of them. */
   readonly #waiting = new Set<AvailabilityWait>()
@@ -64,11 +66,9 @@ export class Commands {
   /** Why a command would not be answered now, or undefined when one may go. */
   unavailable(): string | undefined {
     if (!this.client.isReady) return 'not connected'
-    const oldest = this.#unanswered.values().next().value
-    const waited = oldest ? Date.now() - oldest.at : 0
-    if (this.#unanswered.size >= MAX_UNANSWERED_COMMANDS || waited >= this.timeout) {
-      return `it has left ${this.#unanswered.size} command(s) unanswered for up to ${waited} ms`
-    }
+    const count = this.#unanswered.size
+    if (this.#overdue > 0) return `it has left ${count} command(s) unanswered for ${this.timeout} ms or more`
+    if (count >= MAX_UNANSWERED_COMMANDS) return `it has left ${count} command(s) unanswered`
     return undefined
   }
 
@@ -165,21 +165,11 @@ export class Commands {
   #sent(args: string[]): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const wait = this.timeout
-      const timer = setTimeout(
-        () =>
-          reject(
-            new RedisUnreachableError(`no answer to ${args[0]} within ${wait} ms`, { at: this.address }),
-          ),
-        wait,
-      )
-      timer.unref()
-      this.#tracked(args).then(
-        (value) => {
-          clearTimeout(timer)
-          resolve(value)
-        },
+      const overdue = () =>
+        reject(new RedisUnreachableError(`no answer to ${args[0]} within ${wait} ms`, { at: this.address }))
+      this.#tracked(args, overdue).then(
+        (value) => resolve(value),
         (err: unknown) => {
-          clearTimeout(timer)
           // Not connected any more: the connection dropped before the answer (node-redis
           // rejects what it wrote and had no answer to), and the command may or may not have run.
           // Connected: Redis answered with an error, coded and said with the command's key (one
@@ -199,10 +189,28 @@ export class Commands {
     })
   }
 
-  /** Sends `args`, counted as unanswered until Redis answers or node-redis gives it up. */
-  #tracked(args: string[]): Promise<unknown> {
-    const entry = { at: Date.now() }
+  /**
+   * Sends `args`, counted as unanswered until Redis answers or node-redis gives it up, and as
+   * overdue once it waited `timeout`: then `overdue` hears it. One timer judges both, for the
+   * bound and the give-up: a clock read beside a timer (`Date.now()`, or even
+   * `performance.now()`, against the event loop's cached time the timer started from) can say
+   * a millisecond less passed when it fires, and let a command go, a probe say, that the bound
+   * must hold back.
+   */
+  #tracked(args: string[], overdue?: () => void): Promise<unknown> {
+    const entry = { overdue: false }
     this.#unanswered.add(entry)
-    return send(this.client, args).finally(() => this.#unanswered.delete(entry))
+    const timer = setTimeout(() => {
+      entry.overdue = true
+      this.#overdue++
+      overdue?.()
+    }, this.timeout)
+    // It must not hold the process open: the application closes as it sees fit.
+    timer.unref()
+    return send(this.client, args).finally(() => {
+      clearTimeout(timer)
+      this.#unanswered.delete(entry)
+      if (entry.overdue) this.#overdue--
+    })
   }
 }
