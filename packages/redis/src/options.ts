@@ -266,18 +266,31 @@ function describe(value: unknown): string {
 }
 
 /**
+ * What messages name for a client that gives no `options` (not node-redis': a wrapper of it
+ * that does not pass them on, say). Written to read right where an address does ("Redis at
+ * ...", "the subscriber connection to ...").
+ */
+export const UNNAMED_REDIS_ADDRESS = "the client's address"
+
+/**
  * Where `client` connects, for messages: `redis://host:port` (`rediss://` over TLS) or
  * `unix:<path>`, from the socket options node-redis derives from its `url`, so that no user
- * name or password is ever part of it. `'Redis'` when the client does not say.
+ * name or password is ever part of it; node-redis' own default, `redis://localhost:6379`, for
+ * a client made without a `url` or `socket` (node-redis then has no socket options to read);
+ * `UNNAMED_REDIS_ADDRESS` when the client gives no options.
  */
 export function redisAddress(client: RedisClient): string {
+  let options: unknown
   let socket: unknown
   try {
-    socket = (client.options as { socket?: unknown } | undefined)?.socket
+    options = client.options
+    socket = (options as { socket?: unknown } | undefined)?.socket
   } catch {
-    socket = undefined
+    return UNNAMED_REDIS_ADDRESS
   }
-  if (socket === null || typeof socket !== 'object') return 'Redis'
+  if (options === null || typeof options !== 'object') return UNNAMED_REDIS_ADDRESS
+  if (socket === undefined) return 'redis://localhost:6379'
+  if (socket === null || typeof socket !== 'object') return UNNAMED_REDIS_ADDRESS
   const { path, host, port, tls } = socket as {
     path?: unknown
     host?: unknown

@@ -166,6 +166,8 @@ function recording(
     get isReady() {
       return redis.isReady && node.down !== true
     },
+    // Where it connects, for the adapter's messages to name, as a node-redis client gives it.
+    options: redis.options,
     sendCommand: (args) => {
       commands.push(args)
       if (node.lose?.(args)) return Promise.resolve(0)
@@ -559,6 +561,7 @@ export function holding(redis: Client, hold: (args: string[]) => Promise<unknown
     get isReady() {
       return redis.isReady
     },
+    options: redis.options,
     sendCommand: (args) => hold(args) ?? redis.sendCommand(args),
     duplicate: () => redis.duplicate(),
     on: (event, listener) => redis.on(event, listener),

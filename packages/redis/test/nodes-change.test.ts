@@ -69,6 +69,7 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
         get isReady() {
           return client.isReady
         },
+        options: client.options,
         sendCommand: (args) =>
           failing() && isBeat(args)
             ? Promise.reject(new Error('the heartbeat fails (test)'))
