@@ -11,7 +11,7 @@ import { MAX_QUEUED_TAIL_APPENDS } from './tail-writes.js'
 export const MAX_AWAITED = MAX_QUEUED_TAIL_APPENDS
 
 /** One of `AwaitedBroadcasts`. */
-interface Awaited {
+interface Given {
   message: BroadcastMessage
   options: BroadcastOptions
   /** Sent and unanswered: Redis may still run it. Else never sent, or refused: it never runs. */
@@ -21,7 +21,20 @@ interface Awaited {
    * place of a delivery (see `question`).
    */
   ask?: AskAwaited
+  onItsWay?: undefined
 }
+
+/**
+ * One not given up: on its way back, where it reaches the sockets as any own broadcast does (see
+ * `AwaitedBroadcasts.onItsWay`). Only those behind it wait for it here; nothing delivers it from here.
+ */
+interface OnItsWay {
+  mayRun: true
+  onItsWay: true
+  ask?: undefined
+}
+
+type Awaited = Given | OnItsWay
 
 /**
  * Asks a question awaited (see `AwaitedBroadcasts.question`): of socket `only` alone, its tail
@@ -71,6 +84,17 @@ export class AwaitedBroadcasts {
       this.#awaited.delete(given)
       reach(given, awaited, deliver)
     }
+  }
+
+  /**
+   * Own broadcast `q` is on its way back to the sockets being handed over (sent, not back yet),
+   * and one emitted after it will never run (refused, or never sent): that one must not reach
+   * them first. `q` holds those behind it here until it comes back (`overtaken`), or is
+   * settled otherwise; it reaches the sockets by its own way back, or never (lost with the
+   * subscriber), not from here. One given up meanwhile takes its place (see `add`).
+   */
+  onItsWay(q: number): void {
+    if (!this.#awaited.has(q)) this.#awaited.set(q, { mayRun: true, onItsWay: true })
   }
 
   /**
@@ -164,8 +188,9 @@ export class AwaitedBroadcasts {
   }
 }
 
-/** Delivers `awaited`, or asks it when it is a question. */
+/** Delivers `awaited`, or asks it when it is a question; one on its way back reaches them by that way. */
 function reach(q: number, awaited: Awaited, deliver: DeliverAwaited): void {
+  if (awaited.onItsWay) return
   if (awaited.ask) awaited.ask()
   else deliver(q, awaited.message, awaited.options)
 }

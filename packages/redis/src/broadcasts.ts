@@ -123,8 +123,10 @@ export class Broadcasts {
     this.#publisher.publish(this.#channel, packet, (why, sent) => {
       this.#losses.lostBroadcast(why)
       // Sent, a stalled Redis may still run it, after a claim marker too: the sockets being
-      // handed over wait for it, and for those given up behind it (see awaited.ts).
-      const awaited = cut.handingOff && (sent || !this.#awaited.empty)
+      // handed over wait for it, and for those given up behind it (see awaited.ts). Never run,
+      // it waits as well behind one emitted before it still on its way back to them.
+      const behind = !sent && this.#behindOnItsWay(q)
+      const awaited = cut.handingOff && (sent || behind || !this.#awaited.empty)
       // The other positioned sockets of this node take it now (all of them when none waits):
       // never sent or refused, it cannot come back. So do the sockets left out of it for their
       // tail. Sent, a stalled Redis may still run it: it then reaches only the sockets
@@ -148,6 +150,9 @@ export class Broadcasts {
         cut.awaits(q, sent)
         this.#awaited.add(q, message, options, sent, this.#deliverAwaited)
         if (sent) this.#probeAwaited()
+        // In place of one on its way that it was behind (its own PUBLISH given up now), it
+        // may hold nothing back any more.
+        else this.#awaited.flush(this.#deliverAwaited)
       }
       // Lost, it is on its way to no socket any more.
       this.#wake()
@@ -341,7 +346,27 @@ export class Broadcasts {
    * no longer do, so that they take them in order (see awaited.ts). False when none waits.
    */
   questionBehind(q: number, message: BroadcastMessage, options: BroadcastOptions, ask: AskAwaited): boolean {
-    return this.#cut.handingOff && this.#awaited.question(q, message, options, ask)
+    this.#behindOnItsWay(q)
+    if (!this.#cut.handingOff || !this.#awaited.question(q, message, options, ask)) return false
+    // In place of one on its way that it was behind (its own PUBLISH refused now), it may hold
+    // nothing back any more: asked now, then.
+    this.#awaited.flush(this.#deliverAwaited)
+    return true
+  }
+
+  /**
+   * Own broadcast `q` will never run (its PUBLISH refused, or never sent): were it to reach the
+   * sockets being handed over now, it would pass one emitted before it that they take when it
+   * comes back, still on its way. That one is awaited, as a placeholder that only holds back
+   * those behind it (see `AwaitedBroadcasts.onItsWay`), so that `q` waits in the awaited queue
+   * until it is back. True when one is on its way.
+   */
+  #behindOnItsWay(q: number): boolean {
+    if (!this.#cut.handingOff) return false
+    const before = this.#cut.lastOnItsWayToHandingOff(q)
+    if (before === undefined) return false
+    this.#awaited.onItsWay(before)
+    return true
   }
 
   /**

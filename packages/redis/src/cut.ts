@@ -148,6 +148,20 @@ export class Cut {
     return false
   }
 
+  /**
+   * The last own broadcast before `q` still on its way (neither back nor lost) to a socket being
+   * handed over, which takes it when it comes back (it was left out of it when emitted);
+   * undefined when none is.
+   */
+  lastOnItsWayToHandingOff(q: number): number | undefined {
+    for (let before = Math.min(q - 1, this.#sent); before > this.#back; before--) {
+      if (this.#lost.has(before)) continue
+      for (const position of this.#positioned.values())
+        if (position.handingOff && before > position.from) return before
+    }
+    return undefined
+  }
+
   /** The first own broadcast awaited that the socket at `position` waits for. */
   #firstAwaited(position: Position): number | undefined {
     if (!position.handingOff) return undefined
