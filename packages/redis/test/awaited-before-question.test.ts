@@ -7,9 +7,11 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import {
   argOf,
+  dropConnection,
   type FakeNode,
   fakeClusterSuite,
   HeldInOrder,
+  HeldOnDroppedLink,
   message,
   snapshotOf,
   to,
@@ -52,20 +54,14 @@ describe.skipIf(skipRedisSuites())('a question behind a broadcast the handed-ove
     const tail: string[] = []
     handed.handedOff = (text) => tail.push(text)
     expect(await a!.adapter.handOff(snapshotOf('sid-order', 's1', ['r']), 60_000)).toBe(true)
-    // The broadcast is held as a dropped connection holds it: never run, failed once it is gone.
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || args[0] !== 'PUBLISH' || args[2]?.includes('first') !== true) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // a's link stalls from the broadcast on: nothing a sends after it runs either (the probe
+    // sent when it is given up waits behind it), and the connection then drops with them all.
+    new HeldOnDroppedLink(a!, (args) => args[0] === 'PUBLISH' && args[2]?.includes('first') === true)
     a!.adapter.broadcast(message('news', ['first']), to(['r']))
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
-    // Its connection gone, Redis takes commands again: the question is PUBLISHed, and comes back.
-    await new Promise((resolve) => setImmediate(resolve))
+    // Its connection made again, Redis takes commands again: the question is PUBLISHed, and
+    // comes back (unless the probe, sent again, proves the broadcast never ran first).
+    await dropConnection(a!)
     let total: number | undefined
     a!.adapter.broadcastWithAck(
       message('ask', ['second']),

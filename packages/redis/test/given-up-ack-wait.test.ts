@@ -6,7 +6,14 @@ import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
+import {
+  dropConnection,
+  fakeClusterSuite,
+  HeldOnDroppedLink,
+  message,
+  snapshotOf,
+  to,
+} from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('an own broadcast with acks given up that Redis never runs', () => {
   const suite = fakeClusterSuite()
@@ -19,14 +26,9 @@ describe.skipIf(skipRedisSuites())('an own broadcast with acks given up that Red
     const tail: string[] = []
     handed.handedOff = (text) => tail.push(text)
     expect(await a!.adapter.handOff(snapshotOf('sid-never', 's1', ['r']), 60_000)).toBe(true)
-    // Held as a dropped connection holds it: never run, and failed once the connection is gone.
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || args[0] !== 'PUBLISH' || args[2]?.includes('"k":"ack"') !== true) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // a's link stalls from the request on: nothing a sends after it runs either (the probe
+    // sent when it is given up waits behind it), and the connection then drops with them all.
+    new HeldOnDroppedLink(a!, (args) => args[0] === 'PUBLISH' && args[2]?.includes('"k":"ack"') === true)
     let total: number | undefined
     const replies: BroadcastReply[] = []
     a!.adapter.broadcastWithAck(
@@ -39,8 +41,8 @@ describe.skipIf(skipRedisSuites())('an own broadcast with acks given up that Red
       (reply) => replies.push(reply),
     )
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the request given up')
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    // Lost with the connection, never run: the probe goes again on the next one.
+    await dropConnection(a!)
     await until(() => total !== undefined, 5000, "the broadcast's total")
     // It never ran: the other node was not asked; the socket being handed over is asked once
     // that is proved, as every socket of its node (into its tail), and its reply ends the wait.

@@ -5,7 +5,15 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { argOf, fakeClusterSuite, handedOffSession, message, to } from './handoff-support.js'
+import {
+  argOf,
+  dropConnection,
+  fakeClusterSuite,
+  HeldOnDroppedLink,
+  handedOffSession,
+  message,
+  to,
+} from './handoff-support.js'
 
 /** The PUBLISH of a broadcast (not a request, a response or a membership note). */
 const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
@@ -16,20 +24,15 @@ describe.skipIf(skipRedisSuites())('an own plain broadcast given up that Redis n
   it('reaches the session being handed over once, the node sending nothing more', async () => {
     const [a] = await suite.cluster({ requestTimeout: 300 }).start(2)
     const tail = await handedOffSession(a!, 'sid-never')
-    // Held as a dropped connection holds it: never run, and failed once the connection is gone.
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || !isBroadcast(args)) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // a's link stalls from the broadcast on: nothing a sends after it runs either (the probe
+    // sent when it is given up waits behind it), and the connection then drops with them all.
+    new HeldOnDroppedLink(a!, isBroadcast)
     a!.adapter.broadcast(message('news', ['one']), to(['r']))
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
     // It may still run: the session does not take it yet.
     expect(tail).toEqual([])
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    // Lost with the connection, never run: the probe goes again on the next one.
+    await dropConnection(a!)
     await until(() => tail.length > 0, 5000, 'the broadcast at the session')
     // Once, and in order with the next one, which comes back as any.
     a!.adapter.broadcast(message('news', ['two']), to(['r']))
