@@ -335,3 +335,46 @@ describe.each(['/api', '/api/'])('at close, with Parley under the prefix %s', (p
     await closing
   })
 })
+
+describe('at close, with a router that ignores letter case (caseSensitive: false)', () => {
+  it('hands the CLOSE to the next GET of a poll client whose URL has other letters', async () => {
+    const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, {
+      routerOptions: { caseSensitive: false },
+    })
+    apps.push(app)
+    const sid = await handshake(`${base}/poll`)
+    const closing = app.close()
+    await until(() => closed(app), 2000, 'the server closing')
+    // The route served this URL while the server ran: its last words are for it too.
+    const shouting = `${base.replace('/parley', '/PARLEY')}/Poll`
+    const res = await fetch(`${shouting}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+    expect(res.status).toBe(200)
+    expect(packetsOf(await res.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await closing
+  })
+
+  it("answers a handshake in other letters with Parley's coded 503, not Fastify's bare one", async () => {
+    const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, {
+      routerOptions: { caseSensitive: false },
+    })
+    apps.push(app)
+    // A session waiting for its GET holds the close open, for the handshake to come meanwhile.
+    const sid = await handshake(`${base}/poll`)
+    const closing = app.close()
+    await until(() => closed(app), 2000, 'the server closing')
+    const answer = await exchange(
+      `${base.replace('/parley', '/Parley')}/POLL?v=1`,
+      'POST',
+      { Origin: PAGE },
+      '[8,{}]',
+    )
+    expect({ status: answer.status, code: answer.body.code }).toEqual({
+      status: 503,
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+    })
+    await fetch(`${base}/poll?v=1&sid=${sid}`)
+    await closing
+  })
+})

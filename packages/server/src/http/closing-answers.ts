@@ -111,6 +111,11 @@ export interface ClosingAnswersOptions {
   upgradeSettings: () => UpgradeSettings
   /** Whether the router begins a query at a `;` too, as the application chose (see `semicolonQueries`). */
   semicolonQueries?: boolean
+  /**
+   * Whether the router matches paths whatever their letter case (`caseInsensitiveRoutes`): the
+   * routes served `/Parley/POLL` while the server ran, so its answers at close are for it too.
+   */
+  anyCase?: boolean
 }
 
 /** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
@@ -182,6 +187,7 @@ export class ClosingAnswers {
   readonly #goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
   readonly #upgradeSettings: () => UpgradeSettings
   readonly #semicolonQueries: boolean
+  readonly #anyCase: boolean
 
   constructor({
     base,
@@ -194,12 +200,15 @@ export class ClosingAnswers {
     goodbyeOn,
     upgradeSettings,
     semicolonQueries = false,
+    anyCase = false,
   }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
       paths.push([`${base}/${segment}`, kind])
     }
-    this.#paths = new Map(paths)
+    // In lower case, as such a router reads them and a request's path (see `judge`).
+    this.#paths = new Map(anyCase ? paths.map(([path, kind]) => [path.toLowerCase(), kind]) : paths)
+    this.#anyCase = anyCase
     this.#transports = transports
     this.#originOf = originOf
     this.#maxPayload = maxPayload
@@ -220,7 +229,8 @@ export class ClosingAnswers {
     // In absolute form too, as the routes serve it (and the router reads it) while open.
     const url = originForm(request.url)
     const queryAt = queryStart(url, this.#semicolonQueries)
-    const kind = this.#paths.get(queryAt < 0 ? url : url.slice(0, queryAt))
+    const path = queryAt < 0 ? url : url.slice(0, queryAt)
+    const kind = this.#paths.get(this.#anyCase ? path.toLowerCase() : path)
     if (kind === undefined) return undefined
     const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
     const method = request.method ?? ''
