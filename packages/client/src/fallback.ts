@@ -444,6 +444,9 @@ export class Connection {
     // With reconnection off this attempt is the only one: the server's middleware slow once must
     // not end it before `timeout` has passed (see below).
     const start = performance.now()
+    // The pace of those tries: a backoff of their own, as none of them is a reconnection attempt
+    // (the connection's would count them, and the `connect` at the end say `reconnect` too).
+    const pace = new Backoff(this.#opts)
     for (let name = queue.shift(); name; name = queue.shift()) {
       const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
@@ -485,7 +488,7 @@ export class Connection {
           if (this.#opts.reconnection || !hello) break
           const left = start + timeout - performance.now()
           if (left > 0) {
-            await new Promise((resolve) => setTimeout(resolve, Math.min(this.#backoff.next(), left)))
+            await new Promise((resolve) => setTimeout(resolve, Math.min(pace.next(), left)))
             if (run !== this.#run) return
             queue.unshift(name)
             continue

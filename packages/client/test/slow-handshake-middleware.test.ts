@@ -142,6 +142,8 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
       const said: string[] = []
       socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.code}`))
       socket.on('connect_error', (error: ParleyError<string>) => said.push(`connect_error ${error.code}`))
+      // A first connect, not a reconnection: the pause between its tries is no attempt.
+      socket.on('reconnect', (attempt) => said.push(`reconnect ${attempt}`))
       await next(socket, 'connect', 10_000)
       const [preferred] = transports
       expect(socket.transport).toBe(preferred)
