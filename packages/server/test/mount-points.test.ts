@@ -512,6 +512,47 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
   })
 
+  it('let the last instance to close end a connection whose request began before it was registered', async () => {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    // Node ends no kept-alive connection at a close: left to its timeout, the server's close
+    // would wait that long.
+    server.keepAliveTimeout = 60_000
+    const [first, second] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    let entered = false
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    first.get('/a/slow', async () => {
+      entered = true
+      await released
+      return 'done'
+    })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const raw = connectSocket({ host: '127.0.0.1', port })
+    raw.on('error', () => {})
+    onTestFinished(() => void raw.destroy())
+    let heard = ''
+    raw.on('data', (chunk: Buffer) => {
+      heard += chunk.toString()
+    })
+    const ended = new Promise((resolve) => raw.once('close', resolve))
+    // Under way while the first instance is alone on the server (pipelined: one waits behind it).
+    raw.write('GET /a/slow HTTP/1.1\r\nHost: x\r\n\r\nGET /a/slow HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => entered, 5000, 'the slow route')
+    await second.register(parley, { path: '/b' })
+    await second.ready()
+    for (const each of [first, second]) await within(closeApp(each), 5000, 'an instance to close')
+    release()
+    // Both answered, then the connection ended by the last instance, closed by now.
+    await within(ended, 5000, 'the connection to end')
+    expect(heard.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+    await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
+  })
+
   it('serve the clients of an instance registered on the server after the last one closed', async () => {
     // One instance restarted on a server that stays up: the first is the last on it to close.
     // The server's requests go to the restarted one (the first one's prefix is none of theirs).

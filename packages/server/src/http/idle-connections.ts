@@ -26,21 +26,8 @@ import { seesEverything, takeOff } from './takeovers.js'
  * begun: the connection is let go here, not in a close hook.
  */
 export class IdleConnections {
-  /**
-   * Connections that have not had a request yet, the server's (see `unusedOn`). Node's
-   * `closeIdleConnections()` finds every other idle one, but not these (its parser is listed
-   * only from the first request on). Kept without a `close` listener of their own (see `sweep`).
-   */
-  readonly #unused: Unused | undefined
-  /**
-   * Connections with responses waiting behind the one under way (HTTP/1.1 pipelining), with how
-   * many wait. A connection with one response at a time, as every client's is but a pipelining
-   * one's, is in no map: an entry per held poll or event stream would cost its share of the
-   * table (57 to 115 bytes) for as long as the client is idle. Each response's `close` (which
-   * also comes when the connection goes first) counts one down, so no listener is put on the
-   * connection itself (see the constructor).
-   */
-  readonly #queued = new Map<Socket, number>()
+  /** What the server's connections and responses are known to be, the server's (see `trackedOn`). */
+  readonly #tracked: Tracked | undefined
   readonly #server: HttpServer | HttpsServer | undefined
   /** Every listener it put on the server, by event, for `detach()`. */
   readonly #attached: [string, Parameters<HttpServer['off']>[1]][] = []
@@ -50,8 +37,9 @@ export class IdleConnections {
   constructor(server: unknown) {
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
-    const unused = unusedOn(server)
-    this.#unused = unused
+    const tracked = trackedOn(server)
+    this.#tracked = tracked
+    const unused = tracked.unused
     // Over TLS a request's socket is the TLS socket, which 'secureConnection' hands out.
     const accepted = server instanceof HttpsServer ? 'secureConnection' : 'connection'
     // Nothing is put on the connection: Node keeps one `close` listener of its own on it and
@@ -63,32 +51,25 @@ export class IdleConnections {
         socket.destroy()
         return
       }
-      unused.sockets.add(socket)
-      if (unused.sockets.size >= unused.sweepAt) sweep(unused)
+      unused.add(socket)
+      if (unused.size >= tracked.sweepAt) sweep(tracked)
     }
-    // One listener for every response (`this` is the response): a closure per request would
-    // stay on each open response, an SSE stream or a held poll, for as long as it lasts. It
-    // tells the transport holding the response too, which then puts no listener of its own
-    // on it (see held-responses.ts).
-    const idle = this
-    const responseClosed = function (this: ServerResponse) {
-      idle.#responseClosed(this.req.socket)
-      passHeldClose(this)
-    }
-    relaysHeldCloses(responseClosed)
-    const queued = this.#queued
+    const { queued, counters } = tracked
+    counters.add(this)
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const socket = req.socket
-      unused.sockets.delete(socket)
+      unused.delete(socket)
+      // Each response counted once, by the first mount point's tracking still on the server.
+      if (counters.values().next().value !== this) return
       // Node gives a response its connection at once, unless another response is under way
       // there: this one then waits behind it.
       if (res.socket === null) queued.set(socket, (queued.get(socket) ?? 0) + 1)
-      res.on('close', responseClosed)
+      res.on('close', tracked.responseClosed)
     }
     // The stream the listeners are given, not `req.socket`: an upgrade that `app.injectWS`
     // (@fastify/websocket) makes has a request without a socket, and a duplex stand-in here.
     const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
-      if (socket instanceof Socket) unused.sockets.delete(socket)
+      if (socket instanceof Socket) unused.delete(socket)
       // Every 'upgrade' listener has run by then: they are called one after the other, at once.
       queueMicrotask(() => endIfRefused(socket))
     }
@@ -108,39 +89,32 @@ export class IdleConnections {
    */
   detach(): void {
     const server = this.#server
+    const tracked = this.#tracked
+    if (!server || !tracked) return
     // Off the front of a takeover too, where one holds it (see takeovers.ts).
-    if (server) for (const [event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
-  }
-
-  /** A response on `socket` is done (sent, or its connection went). */
-  #responseClosed(socket: Socket): void {
-    const waiting = this.#queued.get(socket)
-    // Its connection may have gone first: the response's `close` comes then too, and those
-    // waiting behind it get none (Node destroys their requests).
-    if (socket.destroyed) {
-      if (waiting !== undefined) this.#queued.delete(socket)
-      return
-    }
-    if (waiting === undefined) {
-      if (this.#closing) socket.end()
-      return
-    }
-    // The next one is under way now.
-    if (waiting > 1) this.#queued.set(socket, waiting - 1)
-    else this.#queued.delete(socket)
+    for (const [event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
+    tracked.counters.delete(this)
+    // The last one, closed: an instance registered on the server anew starts afresh, not closing.
+    // The responses under way keep what they were counted in, and end their connections.
+    if (tracked.counters.size === 0 && tracked.closing && servers.get(server) === tracked)
+      servers.delete(server)
   }
 
   /** How many connections have responses waiting behind the one under way (pipelining). */
   get pipelined(): number {
-    return this.#queued.size
+    return this.#tracked?.queued.size ?? 0
   }
 
-  /** Destroys every connection without a request now; ends the others after their response. */
+  /**
+   * Destroys every connection without a request now; ends the others after their response,
+   * those whose request came before this mount point was registered too (see `trackedOn`).
+   */
   startClosing(): void {
-    if (!this.#server || !this.#unused) return
+    const tracked = this.#tracked
+    if (!this.#server || !tracked) return
     this.#closing = true
-    // Those that came before this mount point was registered too (see `unusedOn`).
-    const unused = this.#unused.sockets
+    tracked.closing = true
+    const unused = tracked.unused
     for (const socket of unused) socket.destroy()
     unused.clear()
     // Those that had requests and have none under way: Node knows them.
@@ -151,26 +125,81 @@ export class IdleConnections {
 /** The fewest connections without a request that `IdleConnections` holds before it sweeps. */
 const SWEEP_FROM = 64
 
-/** The connections of one server that have not had a request yet. */
-interface Unused {
-  readonly sockets: Set<Socket>
-  /** How many `sockets` may hold before the next sweep. */
+/**
+ * What is known of one server's connections, kept for every mount point on it (see
+ * server-sharers.ts) rather than by each: a mount point registered after a client connected, or
+ * after a request began, never hears of it, and when it is the last to close, it must end that
+ * connection all the same, or the server's close would wait for it (Node's keep-alive timeout).
+ */
+interface Tracked {
+  /**
+   * Connections that have not had a request yet. Node's `closeIdleConnections()` finds every
+   * other idle one, but not these (its parser is listed only from the first request on). Kept
+   * without a `close` listener of their own (see `sweep`).
+   */
+  readonly unused: Set<Socket>
+  /** How many `unused` may hold before the next sweep. */
   sweepAt: number
+  /**
+   * Connections with responses waiting behind the one under way (HTTP/1.1 pipelining), with how
+   * many wait. A connection with one response at a time, as every client's is but a pipelining
+   * one's, is in no map: an entry per held poll or event stream would cost its share of the
+   * table (57 to 115 bytes) for as long as the client is idle. Each response's `close` (which
+   * also comes when the connection goes first) counts one down, so no listener is put on the
+   * connection itself (see the constructor).
+   */
+  readonly queued: Map<Socket, number>
+  /** The last mount point on the server began to close: a connection goes after its response. */
+  closing: boolean
+  /** The mount points' tracking on the server, in order: the first counts every response. */
+  readonly counters: Set<IdleConnections>
+  /**
+   * Each response's one `close` listener (`this` is the response): a closure per request would
+   * stay on each open response, an SSE stream or a held poll, for as long as it lasts. It tells
+   * the transport holding the response too, which then puts no listener of its own on it (see
+   * held-responses.ts).
+   */
+  readonly responseClosed: (this: ServerResponse) => void
 }
 
-/**
- * Kept for every mount point on the server (see server-sharers.ts) rather than by each: a mount
- * point registered after a client connected never hears of that connection, and when it is the
- * last to close, it must end it all the same, or the server's close would wait for it.
- */
-const servers = new WeakMap<object, Unused>()
+const servers = new WeakMap<object, Tracked>()
 
-function unusedOn(server: object): Unused {
+function trackedOn(server: object): Tracked {
   const found = servers.get(server)
   if (found) return found
-  const unused = { sockets: new Set<Socket>(), sweepAt: SWEEP_FROM }
-  servers.set(server, unused)
-  return unused
+  const tracked: Tracked = {
+    unused: new Set(),
+    sweepAt: SWEEP_FROM,
+    queued: new Map(),
+    closing: false,
+    counters: new Set(),
+    responseClosed(this: ServerResponse) {
+      responseClosed(tracked, this.req.socket)
+      passHeldClose(this)
+    },
+  }
+  relaysHeldCloses(tracked.responseClosed)
+  servers.set(server, tracked)
+  return tracked
+}
+
+/** A response on `socket` is done (sent, or its connection went). */
+function responseClosed(tracked: Tracked, socket: Socket): void {
+  const { queued } = tracked
+  const waiting = queued.get(socket)
+  // Its connection may have gone first: the response's `close` comes then too, and those
+  // waiting behind it get none (Node destroys their requests).
+  if (socket.destroyed) {
+    if (waiting !== undefined) queued.delete(socket)
+    return
+  }
+  if (waiting === undefined) {
+    if (tracked.closing) socket.end()
+    return
+  }
+  // The next one is under way now.
+  if (waiting > 1) queued.set(socket, waiting - 1)
+  else queued.delete(socket)
 }
 
 /**
@@ -178,9 +207,9 @@ function unusedOn(server: object): Unused {
  * before (at least `SWEEP_FROM`): a closed connection waits there at most until then, and each
  * costs the sweep once.
  */
-function sweep(unused: Unused): void {
-  for (const socket of unused.sockets) if (socket.destroyed) unused.sockets.delete(socket)
-  unused.sweepAt = Math.max(SWEEP_FROM, 2 * unused.sockets.size)
+function sweep(tracked: Tracked): void {
+  for (const socket of tracked.unused) if (socket.destroyed) tracked.unused.delete(socket)
+  tracked.sweepAt = Math.max(SWEEP_FROM, 2 * tracked.unused.size)
 }
 
 /**
