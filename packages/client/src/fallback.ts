@@ -488,7 +488,12 @@ export class Connection {
           if (this.#opts.reconnection || !hello) break
           const left = start + timeout - performance.now()
           if (left > 0) {
-            await new Promise((resolve) => setTimeout(resolve, Math.min(pace.next(), left)))
+            // On the connection's timer, which close() clears: a pause left running would hold a
+            // Node process up to reconnectionDelayMax after disconnect(). Cleared, it never ends,
+            // and nothing waits on this run any more.
+            await new Promise((resolve) => {
+              this.#timer = setTimeout(resolve, Math.min(pace.next(), left))
+            })
             if (run !== this.#run) return
             queue.unshift(name)
             continue

@@ -2,7 +2,8 @@
 // client leaves (`connecting`: disconnect() during a WebSocket upgrade; `upgraded`: disconnect()
 // once a WebSocket's HELLO is in, on an upgrade accepted by a server that then says nothing;
 // `sse`, `polling`: disconnect() once the HELLO's POST is in; `probe`: an upgrade probe given up
-// when the server ends the session). It prints "left" once the client let go and everything of its own is
+// when the server ends the session; `paused`: disconnect() while a connect with reconnection off
+// waits to try a slow server middleware again). It prints "left" once the client let go and everything of its own is
 // closed; then nothing should keep the process (beyond the short grace a HELLO that went gets).
 import { createHash } from 'node:crypto'
 import net from 'node:net'
@@ -64,6 +65,37 @@ if (mode === 'connecting' || mode === 'sse' || mode === 'polling') {
     WebSocket,
     connectTimeout,
     reconnection: false,
+  })
+} else if (mode === 'paused') {
+  // A server whose middleware is slower than its handshakeTimeout, every time: with reconnection
+  // off, the client pauses before it tries again, and is let go during that pause. The pause is
+  // the only timer of its length here (no jitter), which tells the child it has begun.
+  const pause = 45_000
+  const app = Fastify()
+  await app.register(parley, { handshakeTimeout: 100 })
+  app.parley.use(() => new Promise((resolve) => setTimeout(resolve, 300)))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as net.AddressInfo
+  const plain = globalThis.setTimeout
+  globalThis.setTimeout = ((...args: Parameters<typeof plain>) => {
+    const timer = plain(...args)
+    if (args[1] === pause) {
+      globalThis.setTimeout = plain
+      queueMicrotask(async () => {
+        socket.disconnect()
+        await app.close()
+        console.log('left')
+      })
+    }
+    return timer
+  }) as typeof plain
+  const socket = connect(`http://127.0.0.1:${port}/parley`, {
+    transports: ['polling'],
+    connectTimeout,
+    reconnection: false,
+    reconnectionDelay: pause,
+    reconnectionDelayMax: pause,
+    randomization: 0,
   })
 } else {
   const held: net.Socket[] = []

@@ -13,7 +13,9 @@ const child = fileURLToPath(new URL('./left-handshake-child.ts', import.meta.url
  * for OPEN, as long, then by `ws`'s wait for the server's closing handshake (30 s): each now gets
  * a grace of 2 s.
  */
-async function lingers(mode: 'connecting' | 'upgraded' | 'sse' | 'polling' | 'probe'): Promise<number> {
+async function lingers(
+  mode: 'connecting' | 'upgraded' | 'sse' | 'polling' | 'probe' | 'paused',
+): Promise<number> {
   const proc = await startChild(child, [mode], { mark: 'left' })
   try {
     expect(await proc.exit()).toBe(0)
@@ -42,5 +44,9 @@ describe.concurrent('a handshake the client left', () => {
 
   it('holds no Node process open once the client gave its probe up', async () => {
     expect(await lingers('probe')).toBeLessThan(10_000)
+  })
+
+  it('holds no Node process open after disconnect() during the pause before a slow middleware is tried again', async () => {
+    expect(await lingers('paused')).toBeLessThan(10_000)
   })
 }, 30_000)
