@@ -575,6 +575,55 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     expect(restarted.parley.sockets.size).toBe(3)
   })
 
+  it('keep alive the connections of an instance registered on the server while the last one closed', async () => {
+    // Another path: the one still closing holds its own until it has closed.
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    let letGo = () => {}
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve
+    })
+    let holding = false
+    // After Parley's own: it runs first, and holds the close after Parley let the connections go.
+    first.addHook('onClose', async () => {
+      holding = true
+      await held
+    })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const closing = first.close()
+    onTestFinished(async () => {
+      letGo()
+      await closing
+    })
+    await until(() => holding, 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/b' })
+    restarted.get('/b/hello', async () => 'hello')
+    await restarted.ready()
+    letGo()
+    await within(closing, 5000, 'the first instance to close')
+    // Two requests one after the other on one kept-alive connection: the second is answered too.
+    const raw = connectSocket({ host: '127.0.0.1', port })
+    raw.on('error', () => {})
+    onTestFinished(() => void raw.destroy())
+    let heard = ''
+    raw.on('data', (chunk: Buffer) => {
+      heard += chunk.toString()
+    })
+    let ended = false
+    raw.once('end', () => {
+      ended = true
+    })
+    raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => heard.includes('\r\n\r\nhello') || ended, 5000, 'the first answer')
+    raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => (heard.match(/HTTP\/1\.1 200/g) ?? []).length === 2 || ended, 5000, 'the second answer')
+    expect(heard.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+    raw.destroy()
+  })
+
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
     const { apps } = await sharedServer(['/a', '/a'])
     const first = apps[0]!

@@ -83,9 +83,9 @@ export class IdleConnections {
   }
 
   /**
-   * Takes its listeners off the server, which another Fastify instance still serves on (see
-   * server-sharers.ts): that instance's own see to its connections. Left on, each instance
-   * closed there would go on counting every connection and response of the server.
+   * Takes its listeners off the server, which another Fastify instance may still serve on (see
+   * server-sharers.ts): the tracking of the mount points left sees to its connections. Left on,
+   * each instance closed there would go on counting every connection and response of the server.
    */
   detach(): void {
     const server = this.#server
@@ -94,10 +94,6 @@ export class IdleConnections {
     // Off the front of a takeover too, where one holds it (see takeovers.ts).
     for (const [event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
     tracked.counters.delete(this)
-    // The last one, closed: an instance registered on the server anew starts afresh, not closing.
-    // The responses under way keep what they were counted in, and end their connections.
-    if (tracked.counters.size === 0 && tracked.closing && servers.get(server) === tracked)
-      servers.delete(server)
   }
 
   /** How many connections have responses waiting behind the one under way (pipelining). */
@@ -166,7 +162,10 @@ const servers = new WeakMap<object, Tracked>()
 
 function trackedOn(server: object): Tracked {
   const found = servers.get(server)
-  if (found) return found
+  // One whose last mount point began to close is done with: an instance registered on the server
+  // anew (a restart, the old one's close under way or over) starts afresh, not closing. The
+  // responses counted there keep it, and end their connections.
+  if (found && !found.closing) return found
   const tracked: Tracked = {
     unused: new Set(),
     sweepAt: SWEEP_FROM,
