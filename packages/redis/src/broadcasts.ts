@@ -83,7 +83,7 @@ export class Broadcasts {
     this.#node = parts.node
     this.#memory = parts.memory
     this.#sockets = parts.sockets
-    this.#pastMarker = new PastMarkerSockets(parts.memory, parts.sockets)
+    this.#pastMarker = new PastMarkerSockets(parts.memory, parts.sockets, parts.warnings)
     this.#cut = parts.cut
     this.#uncut = parts.uncut
     this.#readPlaces = parts.readPlaces

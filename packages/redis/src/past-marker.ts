@@ -4,6 +4,7 @@
 // those rooms get, broadcasts and questions, for the end of the wait. Kept on this node (the
 // server gave the write up), the socket gets it all then, in order; sealed, it gets only the
 // questions no claimer asks, into its tail.
+import { ErrorCode, ParleyError } from '@parley/protocol'
 import type {
   BroadcastMessage,
   BroadcastOptions,
@@ -12,6 +13,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
+import type { Warnings } from './warnings.js'
 
 /**
  * The most broadcasts kept aside for a socket past its claim marker while its seal waits (see
@@ -32,15 +34,17 @@ export interface KeptAside {
 export class PastMarkerSockets {
   readonly #memory: MemoryAdapter
   readonly #sockets: LocalSockets
+  readonly #warnings: Warnings
   /**
    * By id: their rooms at the marker, the count of the last own broadcast sent before it, and
    * what their rooms got meanwhile.
    */
   readonly #byId = new Map<string, PastMarker>()
 
-  constructor(memory: MemoryAdapter, sockets: LocalSockets) {
+  constructor(memory: MemoryAdapter, sockets: LocalSockets, warnings: Warnings) {
     this.#memory = memory
     this.#sockets = sockets
+    this.#warnings = warnings
   }
 
   get size(): number {
@@ -70,7 +74,10 @@ export class PastMarkerSockets {
             for (const missed of past.missed.splice(0)) {
               const socket = this.#sockets.get(id)
               if (missed.question) missed.question(socket)
-              else socket?.deliver(missed.message.prepared(), missed.options.volatile)
+              else if (socket)
+                this.#deliver(socket, missed.message, () =>
+                  socket.deliver(missed.message.prepared(), missed.options.volatile),
+                )
             }
           },
           sealing: () => {
@@ -165,7 +172,17 @@ export class PastMarkerSockets {
       const question = (socket: LocalSocket | undefined) => {
         if (socket) {
           count++
-          socket.deliverWithAck(message.prepared(), timeout, replyInOrder, options.volatile)
+          this.#deliver(
+            socket,
+            message,
+            () => socket.deliverWithAck(message.prepared(), timeout, replyInOrder, options.volatile),
+            () =>
+              // Counted: its reply, never to come, fails.
+              replyInOrder({
+                ok: false,
+                error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected'),
+              }),
+          )
         }
         settled()
       }
@@ -177,6 +194,24 @@ export class PastMarkerSockets {
       if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
     }
     settled()
+  }
+
+  /**
+   * Delivers what `socket` kept aside. Run at the end of its wait, from a timer or a message
+   * read, with more kept aside behind it and the seal or the claim's answer after them: a socket
+   * that throws loses this one alone (logged, and `failed` for a question), never the rest.
+   */
+  #deliver(socket: LocalSocket, message: BroadcastMessage, deliver: () => void, failed?: () => void): void {
+    try {
+      deliver()
+    } catch (err) {
+      this.#warnings.warn(
+        'past-marker-delivery',
+        'a broadcast kept aside for a socket while its seal waited at a claim marker failed at its delivery, and is lost to its session',
+        { err, event: message.name, socket: socket.id },
+      )
+      failed?.()
+    }
   }
 
   /** The rooms of socket `id` while it is past its marker (see `Broadcasts.roomsAside`). */

@@ -7,6 +7,7 @@
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { unheard } from '../../../test/support/unheard.js'
 import { until, within } from '../../server/test/helpers.js'
 import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
 
@@ -81,7 +82,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     c!.adapter.broadcast(message('news', ['other']), to(['r']))
     await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
     expect(got).toEqual([])
-    return { a: a!, c: c!, sid, got, taking, witness, claimed }
+    return { a: a!, c: c!, sid, got, socket, taking, witness, claimed }
   }
 
   it('asks the socket kept on its node, in order with what its rooms got meanwhile', async () => {
@@ -135,5 +136,68 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     expect(local.count).toBe(2)
     await until(() => fromC.replies.length === 2, 3000, "the replies to c's question")
     expect(fromC.count).toBe(2)
+  })
+
+  it('loses only what a socket throws at when the session stays, and every sender gets its count', async () => {
+    const { a, c, sid, got, socket, taking, witness } = await heldAtMarker()
+    // The socket throws at a plain broadcast and at a question kept aside for it.
+    const tail = socket.handedOff
+    socket.handedOff = (text) => {
+      const arg = argOf(text)
+      if (arg === 'other' || arg === 'local') throw new Error(`the socket threw at ${String(arg)}`)
+      tail?.(text)
+    }
+    const fromC = ask(c, 'from-c', ['r'])
+    await until(() => witness.got.includes('from-c'), 5000, "c's question read on a")
+    const local = ask(a, 'local', ['r'], true)
+    const left = await unheard(async () => {
+      await within(a.adapter.withdrawHandOff(sid), 5000, 'the write given up')
+      const own = ask(a, 'own', ['r'])
+      await within(taking, 5000, 'the claim answered')
+      await until(() => got.length >= 3, 3000, `what the socket got (got ${JSON.stringify(got)})`)
+      expect(got).toEqual(['given', 'from-c', 'own'])
+      // The one that threw is counted, and its reply fails; the others' come as before.
+      await until(
+        () => local.count !== undefined && local.replies.length === 2,
+        3000,
+        "a's local question settled",
+      )
+      expect(local.count).toBe(2)
+      expect(local.replies.filter((reply) => !reply.ok)).toHaveLength(1)
+      await until(() => fromC.replies.length === 3, 3000, "the replies to c's question")
+      expect(fromC.count).toBe(3)
+      await until(() => own.replies.length === 3, 3000, "the replies to a's own question")
+      expect(own.count).toBe(3)
+    })
+    expect(left).toEqual([])
+    expect(a.warnings.filter((line) => line.includes('kept aside'))).not.toHaveLength(0)
+  })
+
+  it('seals all the same when the socket throws at a question asked into its tail', async () => {
+    const { a, c, got, socket, taking, witness, claimed } = await heldAtMarker()
+    const tail = socket.handedOff
+    socket.handedOff = (text) => {
+      if (argOf(text) === 'local') throw new Error('the socket threw at local')
+      tail?.(text)
+    }
+    const fromC = ask(c, 'from-c', ['r'])
+    await until(() => witness.got.includes('from-c'), 5000, "c's question read on a")
+    const local = ask(a, 'local', ['r'], true)
+    const left = await unheard(async () => {
+      const own = ask(a, 'own', ['r'])
+      await within(taking, 5000, 'the claim answered')
+      expect(got).toEqual(['given'])
+      await until(() => claimed.got.includes('own'), 3000, "a's own question asked on b")
+      await until(
+        () => local.count !== undefined && local.replies.length === 2,
+        3000,
+        "a's local question settled",
+      )
+      expect(local.count).toBe(2)
+      expect(local.replies.filter((reply) => !reply.ok)).toHaveLength(1)
+      await until(() => own.replies.length === 2 && fromC.replies.length === 2, 3000, 'the other replies')
+      expect([own.count, fromC.count]).toEqual([2, 2])
+    })
+    expect(left).toEqual([])
   })
 })
