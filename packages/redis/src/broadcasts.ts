@@ -73,7 +73,7 @@ export class Broadcasts {
     if (!this.#cut.empty) {
       const atReturn = this.#cut.atReturn(q)
       // Up to its marker, a socket past it takes it directly (`PastMarkerSockets.deliverAwaited`), not twice.
-      this.#broadcast(message, options, atReturn, (id, until) => q > until && atReturn(id))
+      this.#broadcast(message, options, atReturn, (id, until) => q > until && atReturn(id), false)
     }
     if (this.#pastMarker.size > 0) this.#pastMarker.deliverAwaited(q, message, options, this.#cut.atReturn(q))
     this.#cut.awaitedDone(q)
@@ -108,9 +108,9 @@ export class Broadcasts {
     // instead, held and filtered by the tail's places (see uncut-sockets.ts).
     const leftOut: string[] = []
     const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
-    if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all)
-    else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit)
-    else this.#broadcast(message, options, (id) => cut.atEmit(id) && uncut(id), cut.atEmit)
+    if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all, publish)
+    else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit, publish)
+    else this.#broadcast(message, options, (id) => cut.atEmit(id) && uncut(id), cut.atEmit, publish)
     if (!publish) return
     const packet: BroadcastPacket = {
       n: this.#node,
@@ -141,7 +141,7 @@ export class Broadcasts {
         const atReturn = cut.atReturn(q)
         const now = awaited ? (id: string) => atReturn(id) && !cut.isHandingOff(id) : atReturn
         const held = { node: '', q: undefined, message, options }
-        this.#broadcast(message, options, this.#uncut.empty ? now : this.#uncut.only(held, now), now)
+        this.#broadcast(message, options, this.#uncut.empty ? now : this.#uncut.only(held, now), now, sent)
       }
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
@@ -262,16 +262,17 @@ export class Broadcasts {
    * `MemoryAdapter.broadcast`, and the sockets past their marker, out of their rooms, that it
    * would have reached (by their rooms then, and `takes`: `only` without what it holds for the
    * sockets joined without a cut, which none of these is) keep it aside (see
-   * `PastMarkerSockets.keepAside`).
+   * `PastMarkerSockets.keepAside`); `ran`: Redis ran it, or may still, on the channel.
    */
   #broadcast(
     message: BroadcastMessage,
     options: BroadcastOptions,
     only: ((id: string) => boolean) | undefined,
     takes: (id: string, until: number) => boolean,
+    ran: boolean,
   ): void {
     this.#memory.broadcast(message, options, only)
-    if (this.#pastMarker.size > 0) this.#pastMarker.keepAside(message, options, takes)
+    if (this.#pastMarker.size > 0) this.#pastMarker.keepAside(message, options, takes, ran)
   }
 
   /** See `PastMarkerSockets.askWithAck`. */
@@ -332,11 +333,11 @@ export class Broadcasts {
       const atReturn = this.#cut.atReturn(q)
       // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
       const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
-      this.#broadcast(message, options, uncut(takes), takes)
+      this.#broadcast(message, options, uncut(takes), takes, true)
       this.#cut.back(packet.q)
       if (!this.#uncut.empty) this.#uncut.back(packet.q)
     } else {
-      this.#broadcast(message, options, uncut(), all)
+      this.#broadcast(message, options, uncut(), all, true)
     }
   }
 

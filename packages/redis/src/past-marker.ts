@@ -71,20 +71,16 @@ export class PastMarkerSockets {
       try {
         done({
           kept: () => {
-            for (const missed of past.missed.splice(0)) {
-              const socket = this.#sockets.get(id)
-              if (missed.question) missed.question(socket)
-              else if (socket)
-                this.#deliver(socket, missed.message, () =>
-                  socket.deliver(missed.message.prepared(), missed.options.volatile),
-                )
-            }
+            for (const missed of past.missed.splice(0)) this.#reach(id, missed)
           },
           sealing: () => {
-            // Read past the marker, a question is the claimer's, which asks the session there;
-            // one no claimer reads (`local`, or never run) reaches it here, into its tail.
-            for (const { question, ran } of past.missed.splice(0))
-              question?.(ran ? undefined : this.#sockets.get(id))
+            // Read past the marker, a broadcast or a question is the claimer's, which gives it
+            // to the session there; one no claimer reads (`local`, or never run) reaches it
+            // here, into its tail, in order.
+            for (const missed of past.missed.splice(0)) {
+              if (!missed.ran) this.#reach(id, missed)
+              else missed.question?.(undefined)
+            }
           },
         })
       } finally {
@@ -97,21 +93,34 @@ export class PastMarkerSockets {
     return end
   }
 
+  /** Socket `id` gets what it kept aside: delivered, or asked when it is a question. */
+  #reach(id: string, missed: Missed): void {
+    const socket = this.#sockets.get(id)
+    if (missed.question) missed.question(socket)
+    else if (socket)
+      this.#deliver(socket, missed.message, () =>
+        socket.deliver(missed.message.prepared(), missed.options.volatile),
+      )
+  }
+
   /**
    * A broadcast its rooms get, that `takes` (by its id and `until`): kept aside. Should the
    * server give the write up meanwhile (the session goes on here, see `HandingOff.claimMarker`),
-   * the socket gets it then, in order; sealed, it never does, as it is the claimer's.
+   * the socket gets it then, in order; sealed, it gets it into its tail, in order, unless `ran`
+   * (read on the channel past the marker, or sent and given up, which Redis may still run
+   * there): the claimer delivers that one.
    */
   keepAside(
     message: BroadcastMessage,
     options: BroadcastOptions,
     takes: (id: string, until: number) => boolean,
+    ran: boolean,
   ): void {
     for (const [id, past] of this.#byId) {
       if (!matches(past.rooms, options) || !takes(id, past.until)) continue
-      past.missed.push({ message, options })
+      past.missed.push({ message, options, ran })
       // Its wait ends here, as at its time limit: kept, the socket has them all, and none
-      // more is kept aside; sealed, they are the claimer's, and the seal goes.
+      // more is kept aside; sealed, the seal goes with those no claimer reads.
       if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
     }
   }
@@ -257,8 +266,11 @@ interface Missed {
   options: BroadcastOptions
   /** A question: asks the socket given, or counts none without one; once. */
   question?: (socket: LocalSocket | undefined) => void
-  /** Whether Redis ran that question, read on the channel past the marker: the claimer's. */
-  ran?: boolean
+  /**
+   * Whether Redis ran it (read on the channel past the marker) or may still: the claimer's.
+   * Else (`local`, or never run) only this node has it, for the tail.
+   */
+  ran: boolean
 }
 
 /** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */

@@ -200,4 +200,23 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     })
     expect(left).toEqual([])
   })
+
+  it('gives the sealed session what no claimer reads, plain broadcasts too, into its tail, in order', async () => {
+    const { a, got, taking } = await heldAtMarker()
+    // c's broadcast, read past the marker, is the claimer's. What only a has is not: its local
+    // broadcast, its local question, and its own broadcast never sent (Redis out of reach).
+    a.adapter.broadcast(message('news', ['plain-local']), to(['r'], true))
+    const local = ask(a, 'local', ['r'], true)
+    a.down = true
+    a.adapter.broadcast(message('news', ['never-sent']), to(['r']))
+    a.down = false
+    await until(() => a.adapter.stats.lostBroadcasts === 2, 3000, 'the broadcast never sent')
+    // a's own question: back past the marker, it proves the awaited broadcast never ran, and
+    // the seal goes.
+    ask(a, 'own', ['r'])
+    await within(taking, 5000, 'the claim answered')
+    expect(got).toEqual(['given', 'plain-local', 'local', 'never-sent'])
+    await until(() => local.replies.length === 2, 3000, "the replies to a's local question")
+    expect(local.count).toBe(2)
+  })
 })
