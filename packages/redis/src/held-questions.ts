@@ -66,6 +66,10 @@ export function askHolding(
   }
   const later: string[] = []
   let count = 0
+  // Open until each is counted: the sockets holding (below), the sockets asked now, whose count
+  // comes later when one is past its claim marker (see `PastMarkerSockets.askWithAck`), and this
+  // call itself, so that none is given before all of them are open.
+  let open = 2
   // Replies before the count (a volatile emit dropped at once, a socket asked while others wait
   // for their tail) wait for it.
   let early: BroadcastReply[] | undefined = []
@@ -73,12 +77,23 @@ export function askHolding(
     if (early) early.push(made)
     else reply(made)
   }
+  let expected = false
+  const settled = () => {
+    if (open > 0 || expected) return
+    expected = true
+    expect(count)
+    const replies = early ?? []
+    early = undefined
+    for (const made of replies) reply(made)
+  }
   parts.ask(
     message,
     options,
     timeout,
     (now) => {
-      count = now
+      count += now
+      open--
+      settled()
     },
     replyInOrder,
     (id) => {
@@ -92,16 +107,7 @@ export function askHolding(
     place.ran,
     ownNeverRun(place),
   )
-  let open = later.length
-  let expected = false
-  const settled = () => {
-    if (open > 0 || expected) return
-    expected = true
-    expect(count)
-    const replies = early ?? []
-    early = undefined
-    for (const made of replies) reply(made)
-  }
+  open += later.length
   for (const id of later) {
     const ask = () => {
       // Inside the takeover's read of the tail, which never rejects: a socket that throws
@@ -149,6 +155,7 @@ export function askHolding(
     }
     if (!uncut.holdQuestion(id, question)) question.settle(uncut.takes(id, place.node, place.q))
   }
+  open--
   settled()
 }
 
