@@ -2,8 +2,8 @@
 // waits for an own broadcast Redis may still run (see `HandingOff.claimMarker`): out of their
 // rooms meanwhile, since what is read past the marker is the claimer's, they keep aside what
 // those rooms get, broadcasts and questions, for the end of the wait. Kept on this node (the
-// server gave the write up), the socket gets it all then, in order; sealed, it gets only the
-// questions no claimer asks, into its tail.
+// server gave the write up), the socket gets it all then, in order; sealed, it gets only what
+// no claimer reads (`local`, or never run), broadcasts and questions, into its tail.
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import type {
   BroadcastMessage,
@@ -26,7 +26,7 @@ export const MAX_MISSED_PAST_MARKER = 1000
 export interface KeptAside {
   /** The session stays on this node: the socket gets it all, in order. */
   kept(): void
-  /** The seal goes: the questions no claimer asks reach the socket, into its tail. */
+  /** The seal goes: what no claimer reads, broadcasts and questions, reaches the socket, into its tail. */
   sealing(): void
 }
 
