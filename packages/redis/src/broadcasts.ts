@@ -11,6 +11,7 @@ import { type KeptAside, PastMarkerSockets } from './past-marker.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'
 import { fits, remoteMessage } from './remote.js'
+import { RedisErrorCode } from './send.js'
 import type { Losses } from './stats.js'
 import type { UncutSockets } from './uncut-sockets.js'
 import type { Warnings } from './warnings.js'
@@ -255,7 +256,19 @@ export class Broadcasts {
    */
   pastMarker(id: string, until: number, ms: number, done: (aside: KeptAside) => void): void {
     const end = this.#pastMarker.enter(id, until, done)
-    void this.settled(id, ms, until).then(end)
+    void this.settled(id, ms, until).then(() => {
+      // The rest of the claim marker's handling, which the subscriber's own guard no longer
+      // covers here: what throws in it (a socket at its delivery into the tail) is logged as
+      // there, never left to reject unhandled, which would end the process.
+      try {
+        end()
+      } catch (err) {
+        this.#warnings.warn('incoming', 'a message from another node could not be handled', {
+          code: RedisErrorCode.HANDLING_FAILED,
+          err,
+        })
+      }
+    })
   }
 
   /**
