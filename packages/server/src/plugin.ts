@@ -15,7 +15,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { notFoundUnder } from './http/not-found.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
-import { caseInsensitiveRoutes, semicolonQueries } from './http/request-target.js'
+import { caseInsensitiveRoutes, pathRules, semicolonQueries } from './http/request-target.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { shareServer } from './http/server-sharers.js'
@@ -172,7 +172,7 @@ async function mount(
     // Parley's own registration of @fastify/websocket, or the application's: read at close.
     upgradeSettings: () => app.websocketServer.options,
     semicolonQueries: semicolonQueries(app),
-    anyCase: caseInsensitiveRoutes(app),
+    pathRules: pathRules(app),
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST

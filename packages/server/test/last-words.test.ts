@@ -378,3 +378,91 @@ describe('at close, with a router that ignores letter case (caseSensitive: false
     await closing
   })
 })
+
+describe('at close, for every URL the router serves', () => {
+  // Each URL reaches the polling endpoint while the server runs, as the application set its
+  // router: the handshake below proves it. Its answers at close are for it too.
+  it.each([
+    ['a percent-encoded letter', {}, (base: string) => `${base}/%70oll`],
+    [
+      'a trailing slash (ignoreTrailingSlash)',
+      { routerOptions: { ignoreTrailingSlash: true } },
+      (base: string) => `${base}/poll/`,
+    ],
+    [
+      'doubled slashes (ignoreDuplicateSlashes)',
+      { routerOptions: { ignoreDuplicateSlashes: true } },
+      (base: string) => `${base.replace('/parley', '//parley')}//poll`,
+    ],
+    [
+      'a trailing slash given at the top of the options',
+      { ignoreTrailingSlash: true },
+      (base: string) => `${base}/poll/`,
+    ],
+  ] satisfies [string, FastifyServerOptions, (base: string) => string][])(
+    'hands the CLOSE to the next GET of a poll client whose URL has %s',
+    async (_name, fastifyOptions, endpointOf) => {
+      const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, fastifyOptions)
+      apps.push(app)
+      const endpoint = endpointOf(base)
+      const sid = await handshake(endpoint)
+      const closing = app.close()
+      await until(() => closed(app), 2000, 'the server closing')
+      const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+      expect(res.status).toBe(200)
+      expect(res.headers.get('access-control-allow-origin')).toBe(PAGE)
+      expect(packetsOf(await res.text())).toEqual([
+        expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+      ])
+      await closing
+    },
+  )
+
+  it('hands the CLOSE to a client whose URL has slashes before the prefix, as the README sets the router', async () => {
+    // The README's Fastify: its rewriteUrl folds the leading slashes (for the masked 404s), and
+    // ignoreDuplicateSlashes has the router, and so the answers at close, read them as one.
+    const app = Fastify({
+      forceCloseConnections: true,
+      rewriteUrl: (req) => (req.url ?? '/').replace(/^\/{2,}/, '/'),
+      routerOptions: { ignoreDuplicateSlashes: true },
+    })
+    let api: FastifyInstance | undefined
+    await app.register(
+      async (context) => {
+        api = context
+        await context.register(parley, { allowedOrigins: [PAGE] })
+      },
+      { prefix: '/api' },
+    )
+    apps.push(app)
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const address = app.server.address()
+    if (!address || typeof address === 'string') throw new Error('no port')
+    const endpoint = `http://127.0.0.1:${address.port}//api/parley/poll`
+    const sid = await handshake(endpoint)
+    const closing = app.close()
+    await until(() => api?.parley.closed === true, 2000, 'the server closing')
+    const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+    expect(res.status).toBe(200)
+    expect(packetsOf(await res.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await closing
+  })
+
+  it("answers a handshake whose URL has a percent-encoded letter with Parley's coded 503", async () => {
+    const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, {})
+    apps.push(app)
+    // A session waiting for its GET holds the close open, for the handshake to come meanwhile.
+    const sid = await handshake(`${base}/poll`)
+    const closing = app.close()
+    await until(() => closed(app), 2000, 'the server closing')
+    const answer = await exchange(`${base}/p%6Fll?v=1`, 'POST', { Origin: PAGE }, '[8,{}]')
+    expect({ status: answer.status, code: answer.body.code }).toEqual({
+      status: 503,
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+    })
+    await fetch(`${base}/poll?v=1&sid=${sid}`)
+    await closing
+  })
+})

@@ -4,7 +4,7 @@ import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
-import { originForm, queryStart } from './request-target.js'
+import { LITERAL_PATHS, originForm, type PathRules, queryStart, routedPath } from './request-target.js'
 import { type UpgradeSettings, upgradeRefusal } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
@@ -112,10 +112,11 @@ export interface ClosingAnswersOptions {
   /** Whether the router begins a query at a `;` too, as the application chose (see `semicolonQueries`). */
   semicolonQueries?: boolean
   /**
-   * Whether the router matches paths whatever their letter case (`caseInsensitiveRoutes`): the
-   * routes served `/Parley/POLL` while the server ran, so its answers at close are for it too.
+   * How the router reads a path before it matches a route (`pathRules`): the routes served
+   * `/Parley/POLL`, `/parley/%70oll`, `/parley//poll` or `/parley/poll/` while the server ran, as
+   * the application set its router, so its answers at close are for them too.
    */
-  anyCase?: boolean
+  pathRules?: PathRules
 }
 
 /** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
@@ -187,7 +188,7 @@ export class ClosingAnswers {
   readonly #goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
   readonly #upgradeSettings: () => UpgradeSettings
   readonly #semicolonQueries: boolean
-  readonly #anyCase: boolean
+  readonly #pathRules: PathRules
 
   constructor({
     base,
@@ -200,15 +201,16 @@ export class ClosingAnswers {
     goodbyeOn,
     upgradeSettings,
     semicolonQueries = false,
-    anyCase = false,
+    pathRules = LITERAL_PATHS,
   }: ClosingAnswersOptions) {
     const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
       paths.push([`${base}/${segment}`, kind])
     }
-    // In lower case, as such a router reads them and a request's path (see `judge`).
-    this.#paths = new Map(anyCase ? paths.map(([path, kind]) => [path.toLowerCase(), kind]) : paths)
-    this.#anyCase = anyCase
+    // As the router reads them, and a request's path (see `judge`): in lower case for one that
+    // ignores letter case, say.
+    this.#paths = new Map(paths.map(([path, kind]) => [routedPath(path, pathRules) ?? path, kind]))
+    this.#pathRules = pathRules
     this.#transports = transports
     this.#originOf = originOf
     this.#maxPayload = maxPayload
@@ -229,8 +231,8 @@ export class ClosingAnswers {
     // In absolute form too, as the routes serve it (and the router reads it) while open.
     const url = originForm(request.url)
     const queryAt = queryStart(url, this.#semicolonQueries)
-    const path = queryAt < 0 ? url : url.slice(0, queryAt)
-    const kind = this.#paths.get(this.#anyCase ? path.toLowerCase() : path)
+    const path = routedPath(queryAt < 0 ? url : url.slice(0, queryAt), this.#pathRules)
+    const kind = path === undefined ? undefined : this.#paths.get(path)
     if (kind === undefined) return undefined
     const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
     const method = request.method ?? ''

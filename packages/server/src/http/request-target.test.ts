@@ -1,6 +1,13 @@
 import Fastify, { type FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { originForm, queryStart, semicolonQueries } from './request-target.js'
+import {
+  LITERAL_PATHS,
+  originForm,
+  pathRules,
+  queryStart,
+  routedPath,
+  semicolonQueries,
+} from './request-target.js'
 
 describe('originForm', () => {
   it('keeps a target in origin form', () => {
@@ -50,5 +57,42 @@ describe('semicolonQueries', () => {
     expect(semicolonQueries(Fastify({ routerOptions }))).toBe(true)
     // At the top of the options, deprecated (Fastify warns so), as applications still give it.
     expect(semicolonQueries(Fastify({ useSemicolonDelimiter: true }))).toBe(true)
+  })
+})
+
+describe('routedPath', () => {
+  const all = { anyCase: true, duplicateSlashes: true, trailingSlash: true }
+
+  it("decodes the escapes the router decodes, and keeps those of a URL's delimiters and of %", () => {
+    expect(routedPath('/parley/%70oll', LITERAL_PATHS)).toBe('/parley/poll')
+    expect(routedPath('/parley%2Fpoll', LITERAL_PATHS)).toBe('/parley%2Fpoll')
+    expect(routedPath('/parley/%3Fpoll', LITERAL_PATHS)).toBe('/parley/%3Fpoll')
+    expect(routedPath('/parley/%25poll', LITERAL_PATHS)).toBe('/parley/%25poll')
+    expect(routedPath('/parley/%E2%82%ACpoll', LITERAL_PATHS)).toBe('/parley/€poll')
+  })
+
+  it('refuses what the router refuses as a bad URL', () => {
+    expect(routedPath('/parley/%zzpoll', LITERAL_PATHS)).toBeUndefined()
+    expect(routedPath('/parley/%C3poll', LITERAL_PATHS)).toBeUndefined()
+  })
+
+  it('folds slashes, drops one trailing slash and lowers letters only where the router does', () => {
+    expect(routedPath('//Parley//POLL//', LITERAL_PATHS)).toBe('//Parley//POLL//')
+    expect(routedPath('//Parley//POLL//', all)).toBe('/parley/poll')
+    expect(routedPath('/parley/poll//', { ...LITERAL_PATHS, trailingSlash: true })).toBe('/parley/poll/')
+    expect(routedPath('/', all)).toBe('/')
+  })
+})
+
+describe('pathRules', () => {
+  it('reads the router options at the top of Fastify options or in routerOptions', () => {
+    expect(pathRules(Fastify())).toEqual(LITERAL_PATHS)
+    const given = pathRules(
+      Fastify({ routerOptions: { ignoreDuplicateSlashes: true, ignoreTrailingSlash: true } }),
+    )
+    expect(given).toEqual({ anyCase: false, duplicateSlashes: true, trailingSlash: true })
+    // Deprecated at the top (Fastify warns so), taken there when routerOptions leaves it out.
+    const top = pathRules(Fastify({ ignoreTrailingSlash: true, routerOptions: { caseSensitive: false } }))
+    expect(top).toEqual({ anyCase: true, duplicateSlashes: false, trailingSlash: true })
   })
 })

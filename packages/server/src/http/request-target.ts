@@ -61,3 +61,58 @@ export function caseInsensitiveRoutes(app: FastifyInstance): boolean {
   if (router !== undefined && 'caseSensitive' in router) return router.caseSensitive === false
   return config.caseSensitive === false
 }
+
+/**
+ * How the application's router reads a request's path before it looks for a route, besides its
+ * percent-encodings (see `routedPath`): Fastify's `caseSensitive: false` (`anyCase`),
+ * `ignoreDuplicateSlashes` and `ignoreTrailingSlash`.
+ */
+export interface PathRules {
+  anyCase: boolean
+  duplicateSlashes: boolean
+  trailingSlash: boolean
+}
+
+/** What the router reads no path by: a path is matched as written, its escapes decoded. */
+export const LITERAL_PATHS: PathRules = { anyCase: false, duplicateSlashes: false, trailingSlash: false }
+
+/**
+ * `path` (a target's path, its query cut off) as Fastify's router (find-my-way) reads it before
+ * it looks for a route under `rules`, so that what matches it here matches what the routes serve
+ * while the server is open: its percent-encodings decoded but those of the characters that
+ * delimit a URL's parts (`%2F` stays, `%70` is `p`, `%25` stays as written), then its runs of
+ * slashes folded into one, then one trailing slash dropped, then its letters lower-cased, each
+ * when the router does. Undefined for a path the router refuses (an escape that decodes to no
+ * UTF-8: Fastify's 400, no route).
+ */
+export function routedPath(path: string, rules: PathRules): string | undefined {
+  let read = path
+  if (read.includes('%')) {
+    try {
+      // decodeURI leaves the delimiters' escapes alone, as the router does; not `%25`, which the
+      // router keeps as written.
+      read = decodeURI(read.replaceAll('%25', '%2525'))
+    } catch {
+      return undefined
+    }
+  }
+  if (rules.duplicateSlashes) read = read.replace(/\/\/+/g, '/')
+  if (rules.trailingSlash && read.length > 1 && read.endsWith('/')) read = read.slice(0, -1)
+  return rules.anyCase ? read.toLowerCase() : read
+}
+
+/**
+ * The application's `PathRules`. Each of `ignoreDuplicateSlashes` and `ignoreTrailingSlash` may be
+ * given at the top of Fastify's options (deprecated; Fastify 5.0 has no `routerOptions`) or in
+ * `routerOptions`, whose copy in `initialConfig` has each filled in (false) when not given there,
+ * when the router takes the top one instead: either one set is the router's.
+ */
+export function pathRules(app: FastifyInstance): PathRules {
+  const config = app.initialConfig
+  const router = config.routerOptions
+  return {
+    anyCase: caseInsensitiveRoutes(app),
+    duplicateSlashes: config.ignoreDuplicateSlashes === true || router?.ignoreDuplicateSlashes === true,
+    trailingSlash: config.ignoreTrailingSlash === true || router?.ignoreTrailingSlash === true,
+  }
+}
