@@ -110,6 +110,61 @@ describe('app.close() on HTTP/2 with clients connected', () => {
     }
   })
 
+  it.each([
+    ['idle after its answer', 1, false],
+    ['whose second answer is under way', 1, true],
+    ['whose first answer is under way', 0, true],
+  ])(
+    'ends with a keep-alive HTTP/1.1 connection beside (allowHTTP1) %s at the close',
+    async (_name, before, underWay) => {
+      const app = Fastify({ http2: true, https: { ...selfSigned(), allowHTTP1: true } })
+      opened.push(app)
+      await app.register(parley, {})
+      app.get<{ Querystring: { delay: string } }>('/data', async (request) => {
+        await sleep(Number(request.query.delay))
+        return 'data'
+      })
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const { port } = app.server.address() as { port: number }
+      const socket = tls.connect({
+        host: '127.0.0.1',
+        port,
+        rejectUnauthorized: false,
+        ALPNProtocols: ['http/1.1'],
+      })
+      try {
+        await within(
+          new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)),
+          5000,
+          'the TLS handshake',
+        )
+        let answers = ''
+        socket.on('data', (chunk: Buffer) => {
+          answers += String(chunk)
+        })
+        const ended = new Promise((resolve) => socket.once('end', resolve))
+        const ask = (delay: number) =>
+          socket.write(
+            `GET /data?delay=${delay} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n`,
+          )
+        const count = () => answers.split('HTTP/1.1 200').length - 1
+        for (let i = 0; i < before; i++) {
+          ask(0)
+          await until(() => count() === i + 1 && answers.endsWith('data'), 5000, 'an answer before the close')
+        }
+        if (underWay) {
+          ask(300)
+          await sleep(50)
+        }
+        await within(app.close(), 5000, 'the close')
+        await within(ended, 5000, 'the connection ended by the server')
+        expect(count()).toBe(before + (underWay ? 1 : 0))
+      } finally {
+        socket.destroy()
+      }
+    },
+  )
+
   it('ends with a WebSocket upgrade beside (allowHTTP1) that Fastify refused as it closed', async () => {
     const app = Fastify({ http2: true, https: { ...selfSigned(), allowHTTP1: true } })
     opened.push(app)

@@ -12,7 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
 import { http1Request } from './h2-node.js'
-import { closeApp, within } from './helpers.js'
+import { closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
 
 const teardown: (() => Promise<void> | void)[] = []
@@ -160,5 +160,38 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
     expect(early.closed || early.destroyed).toBe(true)
     expect(unused.destroyed || unused.readableEnded).toBe(true)
+  })
+
+  it('keep an HTTP/1.1 connection of an instance registered after the last one closed open between answers', async () => {
+    const { server, apps, cert } = sharedServer(['/a', '/b'])
+    const [first, second] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    // The last instance on the server closes: its connections go after their answers. One
+    // registered there after it (a restart) serves afresh.
+    await within(first.close(), 5000, 'the first instance to close')
+    await second.register(parley, { path: '/b' })
+    await second.ready()
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+    socket.on('error', () => {})
+    teardown.push(() => void socket.destroy())
+    await within(new Promise((resolve) => socket.once('secureConnect', resolve)), 5000, 'the TLS connection')
+    let answers = ''
+    socket.on('data', (chunk: Buffer) => {
+      answers += String(chunk)
+    })
+    let ended = false
+    socket.once('end', () => {
+      ended = true
+    })
+    const count = () => answers.split('HTTP/1.1 400').length - 1
+    // A GET without sid: the endpoint's 400 at once, on a connection kept alive.
+    for (let i = 1; i <= 2; i++) {
+      socket.write('GET /b/poll?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n')
+      await until(() => count() === i || ended, 5000, 'an answer or the end of the connection')
+      expect({ answers: count(), ended }).toEqual({ answers: i, ended: false })
+    }
   })
 })

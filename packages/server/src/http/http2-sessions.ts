@@ -1,9 +1,10 @@
 import type { EventEmitter } from 'node:events'
-import { Server as HttpServer, type IncomingMessage } from 'node:http'
+import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import type { Http2Session, ServerHttp2Stream } from 'node:http2'
 import { Server as HttpsServer } from 'node:https'
 import type { Duplex } from 'node:stream'
 import type { TLSSocket } from 'node:tls'
+import { passHeldClose, relaysHeldCloses } from '../transports/held-responses.js'
 import { endIfRefused } from './idle-connections.js'
 import { seesEverything, takeOff } from './takeovers.js'
 
@@ -27,7 +28,9 @@ import { seesEverything, takeOff } from './takeovers.js'
  * `close()` ends those idle at that moment, but not one that never carried a request, which would
  * hold the close until the client gives up on it. Those are destroyed at `startClosing()`, as
  * `IdleConnections` does on HTTP/1.1 servers, and so is each one that comes after; so is an
- * upgrade's connection that Fastify refused while it closes, once its answer is out.
+ * upgrade's connection that Fastify refused while it closes, once its answer is out. Nor does it
+ * end one whose request is under way: kept alive after its answer, it would hold the close until
+ * Node's keep-alive timeout. Each is ended once its last answer is out.
  */
 export class Http2Sessions {
   /** What the server holds, known to every mount point on it (see `ServerConnections`). */
@@ -72,8 +75,16 @@ export class Http2Sessions {
       unused.add(socket)
       if (unused.size >= known.sweepAt) sweep(known)
     })
-    const onRequest = (req: IncomingMessage) => {
-      if (req.httpVersionMajor === 1) unused.delete(req.socket as TLSSocket)
+    const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      if (req.httpVersionMajor !== 1) return
+      const socket = req.socket as TLSSocket
+      unused.delete(socket)
+      // Every mount point on the server hears it: the first one counts it for all.
+      if (res.listeners('close').includes(known.responseClosed)) return
+      // Node gives a response its connection at once, unless another one is under way there
+      // (pipelining): this one then waits behind it.
+      if (res.socket === null) known.queued.set(socket, (known.queued.get(socket) ?? 0) + 1)
+      res.on('close', known.responseClosed)
     }
     // The listeners' stream, not `req.socket`, which an injected upgrade lacks (see IdleConnections).
     const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
@@ -103,6 +114,7 @@ export class Http2Sessions {
   startClosing(): void {
     this.#closing = true
     if (!this.#known) return
+    this.#known.closing = true
     const { sessions, streams, unused } = this.#known
     for (const stream of streams) if (answered(stream)) stream.close()
     for (const session of sessions) session.close()
@@ -129,6 +141,18 @@ interface ServerConnections {
   readonly unused: Set<TLSSocket>
   /** How many `unused` may hold before the next sweep. */
   sweepAt: number
+  /**
+   * HTTP/1.1 connections with answers waiting behind the one under way (pipelining), with how
+   * many wait, as `IdleConnections` counts them: each answer's `close` counts one down.
+   */
+  readonly queued: Map<TLSSocket, number>
+  /** The last mount point on the server began to close: an HTTP/1.1 connection goes after its answer. */
+  closing: boolean
+  /**
+   * Each HTTP/1.1 answer's one `close` listener (`this` is the answer), which tells the transport
+   * holding it too (see held-responses.ts).
+   */
+  readonly responseClosed: (this: ServerResponse) => void
   readonly sessionClosed: (this: Http2Session) => void
   readonly streamClosed: (this: ServerHttp2Stream) => void
 }
@@ -137,14 +161,23 @@ const servers = new WeakMap<object, ServerConnections>()
 
 function knownOn(server: object): ServerConnections {
   const found = servers.get(server)
-  if (found) return found
+  // One whose last mount point began to close is done with: an instance registered on the server
+  // anew starts afresh, not closing (see `IdleConnections`).
+  if (found && !found.closing) return found
   const sessions = new Set<Http2Session>()
   const streams = new Set<ServerHttp2Stream>()
+  const queued = new Map<TLSSocket, number>()
   const known: ServerConnections = {
     sessions,
     streams,
     unused: new Set(),
     sweepAt: SWEEP_FROM,
+    queued,
+    closing: false,
+    responseClosed(this: ServerResponse) {
+      answerClosed(known, this.req.socket as TLSSocket)
+      passHeldClose(this)
+    },
     sessionClosed(this: Http2Session) {
       sessions.delete(this)
     },
@@ -152,8 +185,29 @@ function knownOn(server: object): ServerConnections {
       streams.delete(this)
     },
   }
+  relaysHeldCloses(known.responseClosed)
   servers.set(server, known)
   return known
+}
+
+/**
+ * An HTTP/1.1 answer on `socket` is done (sent, or its connection went): once closing, the
+ * connection ends unless another answer waits behind it there.
+ */
+function answerClosed(known: ServerConnections, socket: TLSSocket): void {
+  const waiting = known.queued.get(socket)
+  // Its connection may have gone first: those waiting behind it get no `close` (Node destroys
+  // their requests).
+  if (socket.destroyed) {
+    if (waiting !== undefined) known.queued.delete(socket)
+    return
+  }
+  if (waiting === undefined) {
+    if (known.closing) socket.end()
+    return
+  }
+  if (waiting > 1) known.queued.set(socket, waiting - 1)
+  else known.queued.delete(socket)
 }
 
 /** Forgets the closed connections that never had a request (see `IdleConnections`). */
