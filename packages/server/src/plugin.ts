@@ -15,7 +15,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { notFoundUnder } from './http/not-found.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
-import { caseInsensitiveRoutes, pathRules, semicolonQueries } from './http/request-target.js'
+import { pathRules, semicolonQueries } from './http/request-target.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { shareServer } from './http/server-sharers.js'
@@ -75,14 +75,10 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // before anything is made (see claimUpgrades).
   const upgrades = app.hasDecorator('websocketServer')
     ? undefined
-    : claimUpgrades(
-        app.server,
-        app.routing,
-        app.prefix,
-        mountBase(options.path),
-        options.path,
-        caseInsensitiveRoutes(app),
-      )
+    : claimUpgrades(app.server, app.routing, app.prefix, mountBase(options.path), options.path, {
+        semicolon: semicolonQueries(app),
+        rules: pathRules(app),
+      })
   let made: MadeMetrics | undefined
   // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
   const hookLimit = app.initialConfig.pluginTimeout ?? 0

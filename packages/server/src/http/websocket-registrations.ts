@@ -3,6 +3,7 @@ import { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ParleyOptionError } from '../options.js'
 import { prefixedBase } from '../transports/registry.js'
+import { LITERAL_PATHS, originForm, type PathRules, queryStart, routedPath } from './request-target.js'
 import { takeOff } from './takeovers.js'
 
 /**
@@ -20,7 +21,8 @@ import { takeOff } from './takeovers.js'
  * So no registration listens on the server itself. Each Fastify instance's first registration
  * listens on a stand-in server of its own (a `Server` that never listens, as an emitter), and
  * one listener here sends each upgrade to the stand-in of the instance that mounts Parley at the
- * upgrade's path. A later registration in the same instance gets a stand-in that never emits.
+ * upgrade's path, as that instance's router reads it (see `instanceAt`). A later registration in
+ * the same instance gets a stand-in that never emits.
  */
 interface Instance {
   /** Where this Fastify instance's first registration of @fastify/websocket listens. */
@@ -30,9 +32,21 @@ interface Instance {
    * how many claim it.
    */
   readonly bases: Map<string, number>
-  /** Its router matches paths whatever their letter case (Fastify's `caseSensitive: false`). */
-  readonly anyCase: boolean
+  /** How its router reads a target's path, which its upgrades are matched by. */
+  readonly router: RouterReading
 }
+
+/**
+ * How a Fastify instance's router reads a request's target before it looks for a route: where
+ * the path ends (`semicolonQueries`), and how it is read then (`pathRules`).
+ */
+export interface RouterReading {
+  readonly semicolon: boolean
+  readonly rules: PathRules
+}
+
+/** Fastify's defaults: the path ends at `?` or `#`, and is matched as written, its escapes decoded. */
+const DEFAULT_READING: RouterReading = { semicolon: false, rules: LITERAL_PATHS }
 
 interface Upgrades {
   /** By the Fastify instance's `routing` (one function per instance, which its contexts share). */
@@ -54,11 +68,10 @@ export interface UpgradeClaim {
 
 /**
  * Claims the upgrades of `server` at `base` (`mountBase` of the option `path`) under the Fastify
- * context's `prefix` for the instance whose router is `routing` (`anyCase`: that router ignores
- * letter case, as its upgrades are then matched here too): upgrades are routed by the URL as the
- * client sends it, the prefix included. Throws a `ParleyOptionError` (before anything is
- * touched) when another Fastify instance on the same server mounts Parley at that URL path
- * already: only one of them could take its upgrades.
+ * context's `prefix` for the instance whose router is `routing` and reads paths as `router` says:
+ * upgrades are routed by the URL as that router reads it, the prefix included. Throws a
+ * `ParleyOptionError` (before anything is touched) when another Fastify instance on the same
+ * server mounts Parley at that URL path already: only one of them could take its upgrades.
  */
 export function claimUpgrades(
   server: object,
@@ -66,13 +79,13 @@ export function claimUpgrades(
   prefix: string,
   base: string,
   path: string,
-  anyCase = false,
+  router: RouterReading = DEFAULT_READING,
 ): UpgradeClaim {
   const upgrades = servers.get(server) ?? listen(server)
   // As Fastify joins them, or no upgrade's path would lie under the base.
   const full = prefixedBase(prefix, base)
   for (const [other, instance] of upgrades.instances) {
-    if (other !== routing && sameBase(instance, full, anyCase)) {
+    if (other !== routing && sameBase(instance, full, router.rules.anyCase)) {
       throw new ParleyOptionError(
         'path',
         `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own`,
@@ -80,7 +93,7 @@ export function claimUpgrades(
     }
   }
   const known = upgrades.instances.get(routing)
-  const instance = known ?? { source: new Server(), bases: new Map<string, number>(), anyCase }
+  const instance = known ?? { source: new Server(), bases: new Map<string, number>(), router }
   if (!known) upgrades.instances.set(routing, instance)
   instance.bases.set(full, (instance.bases.get(full) ?? 0) + 1)
   let released = false
@@ -116,30 +129,41 @@ function listen(server: object): Upgrades {
 }
 
 /**
- * The instance whose mount base is the longest one `url`'s path lies under; with none, the first
- * instance to claim the server, whose router answers the upgrade (its 404, or a WebSocket route
- * of the application's in a context where Parley's registration is seen).
+ * The instance whose router reads `url`'s path as the WebSocket route of one of its mount points;
+ * else the one whose mount base is the longest one that path lies under, as its router reads both;
+ * with none, the first instance to claim the server, whose router answers the upgrade (its 404,
+ * or a WebSocket route of the application's in a context where Parley's registration is seen).
+ * Each instance reads the path by its own router's options, as Fastify would route it there: one
+ * that ignores letter case reads `/B/ws` as `/b/ws`, where another reads it as written, and
+ * `/b/ws/` is the route `/b/ws` only where trailing slashes are ignored.
  */
 function instanceAt(instances: Map<object, Instance>, url: string): Instance | undefined {
-  const query = url.indexOf('?')
-  // As the router reads it when told to ignore duplicate slashes: a longer match never hurts.
-  const path = (query === -1 ? url : url.slice(0, query)).replace(/\/{2,}/g, '/')
-  // With `caseSensitive: false`, Fastify's router reads a path in lower case, and its routes.
-  const lower = path.toLowerCase()
   let found: Instance | undefined
   let longest = -1
   for (const instance of instances.values()) {
-    for (const base of instance.bases.keys()) {
-      if (
-        base.length > longest &&
-        under(instance.anyCase ? lower : path, instance.anyCase ? base.toLowerCase() : base)
-      ) {
+    const path = pathOf(url, instance.router)
+    // A path its router refuses (an escape that decodes to no UTF-8) is not its to answer.
+    if (path === undefined) continue
+    for (const written of instance.bases.keys()) {
+      const base = routedPath(written, instance.router.rules) ?? written
+      if (path === `${base}/ws`) return instance
+      if (base.length > longest && under(path, base)) {
         found = instance
         longest = base.length
       }
     }
   }
   return found ?? instances.values().next().value
+}
+
+/**
+ * The path of `url` (a request's target) as a router reading paths as `router` says reads it
+ * (see `routedPath`): in origin form, cut at its query; undefined for one that router refuses.
+ */
+function pathOf(url: string, router: RouterReading): string | undefined {
+  const target = originForm(url)
+  const query = queryStart(target, router.semicolon)
+  return routedPath(query < 0 ? target : target.slice(0, query), router.rules)
 }
 
 function under(path: string, base: string): boolean {
@@ -149,7 +173,7 @@ function under(path: string, base: string): boolean {
 /** Whether an upgrade at `base` could reach `instance` as well as the mount point claiming it. */
 function sameBase(instance: Instance, base: string, anyCase: boolean): boolean {
   if (instance.bases.has(base)) return true
-  if (!anyCase && !instance.anyCase) return false
+  if (!anyCase && !instance.router.rules.anyCase) return false
   const lower = base.toLowerCase()
   for (const other of instance.bases.keys()) if (other.toLowerCase() === lower) return true
   return false
