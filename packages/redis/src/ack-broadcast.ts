@@ -3,6 +3,7 @@
 // where Redis may have lost what a node sent, whatever the caller's timeout.
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import { askAtSeal } from './at-seal.js'
 import type { AskAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
 import { type AskWithAck, askHolding } from './held-questions.js'
@@ -204,7 +205,10 @@ export function broadcastAcross(
   const askLeaving = (socket: string) => {
     if (counted || !pending.has(id) || askedEarly.has(socket) || !cut.atReturn(q)(socket)) return
     askedEarly.add(socket)
-    parts.ask(
+    // Its own throw costs that socket this question alone (see at-seal.ts).
+    askAtSeal(
+      parts.memory,
+      parts.warnings,
       message,
       options,
       timeout,
@@ -213,7 +217,6 @@ export function broadcastAcross(
       },
       reply,
       (other) => other === socket,
-      false,
     )
   }
   /**

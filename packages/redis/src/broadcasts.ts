@@ -4,6 +4,7 @@
 // joined by a takeover before its marker came back, see uncut-sockets.ts), in the order every
 // node reads the channel. Claim markers, which share the channel, are the adapter's to route.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import { deliverAtSeal } from './at-seal.js'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
 import type { AskWithAck } from './held-questions.js'
@@ -258,8 +259,9 @@ export class Broadcasts {
     const end = this.#pastMarker.enter(id, until, done)
     void this.settled(id, ms, until).then(() => {
       // The rest of the claim marker's handling, which the subscriber's own guard no longer
-      // covers here: what throws in it (a socket at its delivery into the tail) is logged as
-      // there, never left to reject unhandled, which would end the process.
+      // covers here: what throws in it (a socket's deliveries are guarded each, see at-seal.ts
+      // and past-marker.ts: a bug, then) is logged as there, never left to reject unhandled,
+      // which would end the process.
       try {
         end()
       } catch (err) {
@@ -426,11 +428,18 @@ export class Broadcasts {
    */
   leaving(id: string, until?: number): void {
     if (this.#awaited.empty) return
+    // Each on its own: a socket that throws at one loses that one alone (see at-seal.ts).
     this.#awaited.leaving(
       id,
       (q, message, options) => {
         const atReturn = this.#cut.atReturn(q)
-        this.#memory.broadcast(message, options, (socket) => socket === id && atReturn(socket))
+        deliverAtSeal(
+          this.#memory,
+          this.#warnings,
+          message,
+          options,
+          (socket) => socket === id && atReturn(socket),
+        )
       },
       until,
     )

@@ -1,0 +1,66 @@
+// What a socket being handed off gets into its tail as that tail is sealed (at its claim marker,
+// or at the end of a drain nobody claimed it in): this node's own broadcasts, and broadcasts
+// with acks, given up that never ran, which it waited for (see `AwaitedBroadcasts.leaving`).
+// Each is given on its own: a socket that throws at one loses that one alone (logged, and a
+// question counted with a failed reply), never the rest, the seal or the claim's answer.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import type { Warnings } from './warnings.js'
+
+/** Gives `message` to the socket `only` picks (one socket), into its tail. */
+export function deliverAtSeal(
+  memory: MemoryAdapter,
+  warnings: Warnings,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  only: (id: string) => boolean,
+): void {
+  try {
+    memory.broadcast(message, options, only)
+  } catch (err) {
+    lostAtSeal(warnings, message, err)
+  }
+}
+
+/**
+ * Asks `message` of the socket `only` picks (one socket), into its tail. A socket that throws
+ * at it was counted already (`expect` comes before the delivery): its reply, never to come, fails.
+ */
+export function askAtSeal(
+  memory: MemoryAdapter,
+  warnings: Warnings,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  timeout: number,
+  expect: (count: number) => void,
+  reply: (reply: BroadcastReply) => void,
+  only: (id: string) => boolean,
+): void {
+  let counted: number | undefined
+  try {
+    memory.broadcastWithAck(
+      message,
+      options,
+      timeout,
+      (count) => {
+        counted = count
+        expect(count)
+      },
+      reply,
+      only,
+    )
+  } catch (err) {
+    lostAtSeal(warnings, message, err)
+    if (counted === undefined) expect(0)
+    else if (counted > 0)
+      reply({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
+  }
+}
+
+function lostAtSeal(warnings: Warnings, message: BroadcastMessage, err: unknown): void {
+  warnings.warn(
+    'at-seal-delivery',
+    "a broadcast of this node's that never ran failed at its delivery into a handed-off session's tail as that tail was sealed, and is lost to its session",
+    { err, event: message.name },
+  )
+}

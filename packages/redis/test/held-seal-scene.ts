@@ -1,0 +1,95 @@
+// A seal held at a claim marker, staged on real adapters: node a hands off socket s1's session
+// while its own broadcast `given` is given up unanswered (a's link stalls from it on, then drops
+// with it: Redis never runs it, yet a cannot tell), and b claims it. a reads the marker while
+// s1 awaits `given`, so the seal waits (at most `MARKER_SETTLE_MS`), s1 out of its rooms; every
+// probe that could prove `given` never ran is lost, so only that limit (or a's close) ends it.
+import type { BroadcastReply } from '@parley/server'
+import { until, within } from '../../server/test/helpers.js'
+import {
+  argOf,
+  dropConnection,
+  type FakeCluster,
+  type FakeNode,
+  type FakeSocket,
+  HeldOnDroppedLink,
+  message,
+  snapshotOf,
+  to,
+  won,
+} from './handoff-support.js'
+
+/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
+const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
+const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+/** The PUBLISH of a claim marker. */
+const isMarker = (args: string[]) => isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
+
+/** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
+export function ask(node: FakeNode, text: string, rooms: string[], local = false) {
+  const asked: { count: number | undefined; replies: BroadcastReply[] } = { count: undefined, replies: [] }
+  node.adapter.broadcastWithAck(
+    message('asked', [text]),
+    to(rooms, local),
+    5000,
+    (count) => {
+      asked.count = count
+    },
+    (reply) => asked.replies.push(reply),
+  )
+  return asked
+}
+
+/**
+ * The scene above on `cluster` (a with `requestTimeout` 300, to give `given` up soon). `behind`
+ * runs on a, its link down (nothing sent), before the claim: what it emits never runs, and waits
+ * behind `given` for s1's seal. Resolves once a read the marker (c's broadcast after it reached
+ * a's witness s2, in room 'r' with s1), the seal held.
+ */
+export async function heldSeal(cluster: FakeCluster, behind: (a: FakeNode) => void = () => {}) {
+  const a = await cluster.node(undefined, { requestTimeout: 300 })
+  const b = await cluster.node()
+  const c = await cluster.node()
+  await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live nodes')
+  const sid = 'sid-held-seal'
+  const socket = a.sockets.add('s1', sid)
+  a.adapter.addAll('s1', ['s1', 'r'])
+  await a.adapter.sessionOpened(sid)
+  /** What s1 gets, in order, into its tail (appended there too). */
+  const tail: unknown[] = []
+  socket.handedOff = (text) => {
+    tail.push(argOf(text))
+    a.adapter.appendHandOff(sid, text)
+  }
+  if (!(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000))) throw new Error('not handed off')
+
+  // a's link stalls from `given` on; the probe sent as it is given up waits behind it, and goes
+  // with it when the link drops. Those sent later, on the next connection, are lost.
+  new HeldOnDroppedLink(a, isBroadcast)
+  a.lose = (args) => a.hold === undefined && isProbe(args)
+  a.adapter.broadcast(message('news', ['given']), to(['r']))
+  await until(() => a.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
+  await dropConnection(a)
+  a.down = true
+  behind(a)
+  a.down = false
+
+  const witness = a.sockets.add('s2')
+  a.adapter.addAll('s2', ['s2', 'r'])
+  let markerRan = false
+  b.hold = (args) =>
+    isMarker(args)
+      ? b.redis.sendCommand(args).then((reply) => {
+          markerRan = true
+          return reply
+        })
+      : undefined
+  const claim = won(await within(b.adapter.claimSession(sid), 5000, 'the claim'))
+  const claimed: FakeSocket = b.sockets.add('s1', sid)
+  const taking = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+  await until(() => markerRan, 5000, 'the marker run')
+  c.adapter.broadcast(message('news', ['other']), to(['r']))
+  await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
+  if (tail.length > 0) throw new Error(`the seal did not wait: ${JSON.stringify(tail)}`)
+  return { a, b, c, sid, socket, tail, taking, claimed, witness }
+}

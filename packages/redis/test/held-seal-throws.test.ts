@@ -1,0 +1,47 @@
+// A socket that throws while this node's own broadcasts that never ran go into its tail at its
+// seal (here a seal held at a claim marker, ended by its limit) loses that one alone: the others
+// reach the tail, a question is counted with a failed reply, and the seal and the claim's answer
+// go on, so the claimer gets the whole tail.
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { unheard } from '../../../test/support/unheard.js'
+import { until, within } from '../../server/test/helpers.js'
+import { argOf, fakeClusterSuite, message, to } from './handoff-support.js'
+import { ask, heldSeal } from './held-seal-scene.js'
+
+describe.skipIf(skipRedisSuites())('a socket that throws into its tail at a seal held at its marker', () => {
+  const suite = fakeClusterSuite()
+
+  it('loses that one alone, and the seal and the claim answer go on', async () => {
+    let asked: ReturnType<typeof ask> | undefined
+    // Never sent, behind the broadcast s1 awaits: a plain one, a question, and a plain one.
+    const { a, sid, socket, tail, taking } = await heldSeal(suite.cluster(), (a) => {
+      a.adapter.broadcast(message('news', ['throws']), to(['r']))
+      asked = ask(a, 'asked', ['r'])
+      a.adapter.broadcast(message('news', ['after']), to(['r']))
+    })
+    expect(a.adapter.stats.lostBroadcasts).toBe(4)
+    const into = socket.handedOff
+    socket.handedOff = (text) => {
+      const arg = argOf(text)
+      if (arg === 'throws' || arg === 'asked') throw new Error(`the socket threw at ${String(arg)}`)
+      into?.(text)
+    }
+    a.sockets.last = () => ['[5,20,"news",["last"],0]']
+    const left = await unheard(async () => {
+      // Nothing settles the broadcast awaited: the wait ends at its limit, and the seal goes.
+      const taken = await within(taking, 5000, 'the claim answered')
+      expect(tail).toEqual(['after'])
+      expect(a.sockets.claims).toEqual([sid])
+      expect(taken.complete).toBe(true)
+      expect(taken.tail.map(argOf)).toEqual(['after', 'last'])
+      // The question: s1 counted (its count joins a's, given once no other socket waits for
+      // it), its reply failed at once, never left to the question's timeout.
+      await until(() => asked?.replies.length === 1, 3000, 'the reply to the question')
+      expect(asked?.replies[0]).toMatchObject({ ok: false, error: { code: 'PARLEY_DISCONNECTED' } })
+    })
+    expect(left).toEqual([])
+    expect(a.warnings.filter((line) => line.includes('as that tail was sealed'))).not.toHaveLength(0)
+    expect(a.warnings.filter((line) => line.includes('could not be handled'))).toEqual([])
+  })
+})
