@@ -21,7 +21,14 @@ const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '')
 describe.skipIf(skipRedisSuites())('an own plain broadcast given up that Redis never runs', () => {
   const suite = fakeClusterSuite()
 
-  it('reaches the session being handed over once, the node sending nothing more', async () => {
+  // Its own bounds add up past the default 20 s: each node's start (connect and ready, 5 s each)
+  // twice, 5 s for the two to see each other, then 3 + 5 (the connection made again) + 5 + 3 s
+  // of waits, 41 s in all. A slow start on a loaded machine then fails as the wait it is, named.
+  const OWN_BOUNDS_MS = 2 * (5000 + 5000) + 5000 + 3000 + 5000 + 5000 + 3000
+
+  it('reaches the session being handed over once, the node sending nothing more', {
+    timeout: OWN_BOUNDS_MS + 10_000,
+  }, async () => {
     const [a] = await suite.cluster({ requestTimeout: 300 }).start(2)
     const tail = await handedOffSession(a!, 'sid-never')
     // a's link stalls from the broadcast on: nothing a sends after it runs either (the probe
