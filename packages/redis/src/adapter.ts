@@ -658,7 +658,8 @@ export class RedisAdapter implements Adapter {
    * for as long as a handoff of its may be claimed: see `#claimableUntil`), settles its pending queries (a
    * broadcast with acks fails the replies still owed by other nodes), closes the subscriber
    * connection it made (one still connecting as soon as it is up: see `#start`) and logs the
-   * warnings it held back. Before that it waits, at most
+   * warnings it held back. Before that it seals every tail whose seal waits at a claim marker
+   * (see `Broadcasts.endPastMarkers`), then waits, at most
    * `UNDO_AT_CLOSE_MS` (or `requestTimeout` when shorter), for what takes back a handoff step and could not reach Redis yet (a
    * withdraw, the undo of a write given up on) to go through. The client passed in `client`
    * stays open. A second call resolves with the first, once all that is done: a hook that closes
@@ -670,6 +671,9 @@ export class RedisAdapter implements Adapter {
   }
 
   async #close(): Promise<void> {
+    // A seal held at a claim marker goes now, as its time limit would send it: nothing of it
+    // is left to run after the close. First, while appends still reach the tails.
+    this.#broadcasts.endPastMarkers()
     this.#closed = true
     this.#nodesListeners.close()
     this.#readiness.closed()

@@ -257,20 +257,41 @@ export class Broadcasts {
    */
   pastMarker(id: string, until: number, ms: number, done: (aside: KeptAside) => void): void {
     const end = this.#pastMarker.enter(id, until, done)
-    void this.settled(id, ms, until).then(() => {
-      // The rest of the claim marker's handling, which the subscriber's own guard no longer
-      // covers here: what throws in it (a socket's deliveries are guarded each, see at-seal.ts
-      // and past-marker.ts: a bug, then) is logged as there, never left to reject unhandled,
-      // which would end the process.
-      try {
-        end()
-      } catch (err) {
-        this.#warnings.warn('incoming', 'a message from another node could not be handled', {
-          code: RedisErrorCode.HANDLING_FAILED,
-          err,
-        })
-      }
-    })
+    void this.settled(id, ms, until).then(() => this.#endPastMarker(end))
+  }
+
+  /**
+   * Ends a seal's wait at a claim marker (see `pastMarker`): the rest of the marker's handling,
+   * which the subscriber's own guard no longer covers here. What throws in it (a socket's
+   * deliveries are guarded each, see at-seal.ts and past-marker.ts: a bug, then) is logged as
+   * there, never left to reject unhandled, which would end the process. Once only.
+   */
+  #endPastMarker(end: () => void): void {
+    try {
+      end()
+    } catch (err) {
+      this.#warnings.warn('incoming', 'a message from another node could not be handled', {
+        code: RedisErrorCode.HANDLING_FAILED,
+        err,
+      })
+    }
+  }
+
+  /**
+   * The adapter closes: every seal waiting at a claim marker goes now, as at its time limit
+   * (see `pastMarker`), rather than up to `MARKER_SETTLE_MS` after `close()` resolved, when the
+   * node would still give the session what it kept aside and count the questions among them.
+   * Called before the adapter counts as closed, so that what reaches the session goes into its
+   * tail, and the seal joins the writes `close()` waits for.
+   */
+  endPastMarkers(): void {
+    const ids = new Set<string>()
+    for (const [id, end] of this.#pastMarker.ends()) {
+      ids.add(id)
+      this.#endPastMarker(end)
+    }
+    // Their waits, and the timers behind them, end too.
+    for (const waiter of [...this.#settling]) if (ids.has(waiter.id)) waiter.done()
   }
 
   /**

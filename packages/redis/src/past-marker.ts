@@ -93,6 +93,11 @@ export class PastMarkerSockets {
     return end
   }
 
+  /** What ends each socket's wait (see `enter`), by its id: the adapter closes. */
+  ends(): [string, () => void][] {
+    return [...this.#byId].map(([id, past]) => [id, past.end])
+  }
+
   /** Socket `id` gets what it kept aside: delivered, or asked when it is a question. */
   #reach(id: string, missed: Missed): void {
     const socket = this.#sockets.get(id)
