@@ -57,7 +57,8 @@ export function askAtSeal(
   }
 }
 
-function lostAtSeal(warnings: Warnings, message: BroadcastMessage, err: unknown): void {
+/** Logs `message`, lost to its session: the socket threw at it (see the file's head). */
+export function lostAtSeal(warnings: Warnings, message: BroadcastMessage, err: unknown): void {
   warnings.warn(
     'at-seal-delivery',
     "a broadcast of this node's that never ran failed at its delivery into a handed-off session's tail as that tail was sealed, and is lost to its session",

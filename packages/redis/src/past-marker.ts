@@ -13,6 +13,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
+import { lostAtSeal } from './at-seal.js'
 import type { Warnings } from './warnings.js'
 
 /**
@@ -245,7 +246,12 @@ export class PastMarkerSockets {
   ): void {
     for (const [id, { rooms, until }] of this.#byId) {
       if (q > until || !atReturn(id) || !matches(rooms, options)) continue
-      this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
+      // A socket that throws loses this one alone, not the others' nor the end of its wait.
+      try {
+        this.#sockets.get(id)?.deliver(message.prepared(), options.volatile)
+      } catch (err) {
+        lostAtSeal(this.#warnings, message, err)
+      }
     }
   }
 }

@@ -44,4 +44,28 @@ describe.skipIf(skipRedisSuites())('a socket that throws into its tail at a seal
     expect(a.warnings.filter((line) => line.includes('as that tail was sealed'))).not.toHaveLength(0)
     expect(a.warnings.filter((line) => line.includes('could not be handled'))).toEqual([])
   })
+
+  it('loses alone what is proved never run while the seal waits, and the seal goes', async () => {
+    const { a, socket, tail, taking } = await heldSeal(suite.cluster(), (a) => {
+      a.adapter.broadcast(message('news', ['behind']), to(['r']))
+    })
+    const into = socket.handedOff
+    socket.handedOff = (text) => {
+      if (argOf(text) === 'given') throw new Error('the socket threw at given')
+      into?.(text)
+    }
+    const left = await unheard(async () => {
+      // A later own broadcast comes back first: the one s1 awaits never ran, and reaches it
+      // now, directly into its tail (it is out of its rooms), with the one behind it.
+      a.lose = undefined
+      a.adapter.broadcast(message('news', ['proof']), to(['r']))
+      const taken = await within(taking, 5000, 'the claim answered')
+      expect(tail).toEqual(['behind'])
+      expect(taken.complete).toBe(true)
+      expect(taken.tail.map(argOf)).toEqual(['behind'])
+    })
+    expect(left).toEqual([])
+    expect(a.warnings.filter((line) => line.includes('as that tail was sealed'))).not.toHaveLength(0)
+    expect(a.warnings.filter((line) => line.includes('could not be handled'))).toEqual([])
+  })
 })
