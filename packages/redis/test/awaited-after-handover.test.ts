@@ -5,7 +5,15 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
-import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
+import {
+  argOf,
+  type FakeNode,
+  fakeClusterSuite,
+  HeldInOrder,
+  message,
+  snapshotOf,
+  to,
+} from './handoff-support.js'
 
 /** The PUBLISH of a broadcast (not a request, a response or a membership note). */
 const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
@@ -34,29 +42,25 @@ describe.skipIf(skipRedisSuites())('own broadcasts awaited by a handover that fi
     a!.adapter.addAll('w', ['w', 'r'])
     await handedOff(a!, 's1', 'sid-first')
 
-    // `one` sent and left unanswered: given up, Redis may still run it. `two`, while Redis is
-    // silent, is never sent: it waits behind `one`.
-    let held: { args: string[]; answer: (reply: unknown) => void } | undefined
-    a!.hold = (args) => {
-      if (held || !isBroadcast(args)) return undefined
-      return new Promise((answer) => {
-        held = { args, answer }
-      })
-    }
+    // Redis stalls from `one` on: `one` sent and left unanswered is given up, Redis may still
+    // run it. `two`, while Redis is silent, is never sent: it waits behind `one`. What a sent
+    // after `one` waits behind it on the connection, unrun, as on any one connection.
+    const stalled = new HeldInOrder(a!.redis, isBroadcast, () => true)
+    a!.hold = stalled.hold
     a!.adapter.broadcast(message('news', ['one']), to(['r']))
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, '`one` given up')
     a!.adapter.broadcast(message('news', ['two']), to(['r']))
     expect(a!.adapter.stats.lostBroadcasts).toBe(2)
-    // Answered at last, unrun (as a command lost with its connection): Redis answers again.
-    a!.hold = undefined
-    held!.answer(0)
 
-    // The first handover ends unclaimed, sealed with no settle first: those awaited stay.
-    await a!.adapter.sealHandOff('sid-first', [])
+    // The first handover ends unclaimed, sealed with no settle first: those awaited stay. The
+    // seal waits for Redis, the socket no longer positioned.
+    const sealed = a!.adapter.sealHandOff('sid-first', [])
     await until(() => a!.adapter.handingOver === 0, 3000, 'no socket positioned')
 
-    // Redis runs `one` now, late: it comes back to a with no socket positioned, then b's mark.
-    await a!.redis.sendCommand(held!.args)
+    // Redis answers again and runs `one` now, late, then what came after it, in order: `one`
+    // comes back to a with no socket positioned, then b's mark.
+    await stalled.runAll()
+    await sealed
     b!.adapter.broadcast(message('news', ['mark']), to(['r']))
     await until(() => watcher.got.includes('mark'), 3000, "b's mark read on a")
 
