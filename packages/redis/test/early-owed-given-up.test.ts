@@ -12,6 +12,8 @@ import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
+  dropConnection,
+  HeldOnDroppedLink,
   handedOffSession,
   handoffScenes,
   message,
@@ -37,21 +39,13 @@ describe.skipIf(skipRedisSuites())('a session taken over early after an own broa
       // a gives up a PUBLISH Redis does not answer within 300 ms; a and b read through proxies.
       const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy, { requestTimeout: 300 })
 
-      // g1's PUBLISH is held, unanswered: a gives it up. Then it is answered as not run (Redis
-      // has it still, as a dropped connection may hold it), so that a takes commands again.
-      let answer: ((reply: unknown) => void) | undefined
-      let held: string[] | undefined
-      a.hold = (args) => {
-        if (args[0] !== 'PUBLISH' || !(args[2] ?? '').includes('g1')) return undefined
-        held = args
-        return new Promise((resolve) => {
-          answer = resolve
-        })
-      }
+      // a's link stalls from g1's PUBLISH on (what a sends after it waits behind it): a gives
+      // g1 up unanswered. Then the link drops with g1 still in it, for Redis to run late or
+      // never, and a takes commands again on its next connection.
+      const g1 = new HeldOnDroppedLink(a, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('g1'))
       a.adapter.broadcast(message('news', ['g1']), to(['r']))
       await until(() => a.adapter.stats.lostBroadcasts === 1, 5000, 'g1 given up')
-      a.hold = undefined
-      answer?.(0)
+      await dropConnection(a)
 
       // c hands the session off; a, reading nothing, claims it and joins before its marker is back.
       const sid = 'sid-early-owed'
@@ -73,9 +67,8 @@ describe.skipIf(skipRedisSuites())('a session taken over early after an own broa
       const { taken: onB, done: doneB } = takeOverOn(b, won(await b.adapter.claimSession(sid)), sid)
       await until(() => waits.began === 1, 5000, "b's marker published")
 
-      // Redis runs g1 now: after b's marker, b's to deliver.
-      expect(held).toBeDefined()
-      await a.redis.sendCommand(held ?? [])
+      // Redis runs g1 now, the dead link's bytes delivered at last: after b's marker, b's to deliver.
+      await g1.run()
       // b's wait runs out before it read its marker: it joins and reads the sealed tail.
       waits.runOut()
       const tail = await within(doneB, 5000, "b's takeover")
