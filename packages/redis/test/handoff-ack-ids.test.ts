@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
 import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
-import { holding, isSeal } from './handoff-support.js'
+import { type Client, HeldInOrder, holding, isSeal } from './handoff-support.js'
 
 interface Node extends SuiteNode {
   connections: ServerSocket[]
@@ -22,22 +22,22 @@ describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => 
 
   /**
    * A node on the suite's Redis; `afterStore` runs once a session's snapshot is stored, before
-   * its client is told (the application's code at that moment), and `hold` may keep a command of
-   * its Redis client back. `noForwarding`: its adapter does not send replies back across a
-   * handoff, as one of an earlier version (see handoff-replies.test.ts for one that does).
+   * its client is told (the application's code at that moment), and `hold`, given its Redis
+   * client, may keep commands of it back. `noForwarding`: its adapter does not send replies back
+   * across a handoff, as one of an earlier version (see handoff-replies.test.ts for one that does).
    */
   async function startNode(
     prefix: string,
     own: {
       afterStore?: () => void
-      hold?: (args: string[]) => Promise<unknown> | undefined
+      hold?: (client: Client) => (args: string[]) => Promise<unknown> | undefined
       noForwarding?: boolean
     } = {},
   ): Promise<Node> {
     const client = await connectedClient(suite.redis.url)
     const node: Node = { started: undefined as unknown as Started, redis: client, connections: [] }
     const factory = redisAdapter({
-      client: own.hold ? holding(client, own.hold) : client,
+      client: own.hold ? holding(client, own.hold(client)) : client,
       prefix,
       heartbeatInterval: 300,
     })
@@ -77,14 +77,17 @@ describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => 
         .emitWithAck('q', 'old')
         .catch((error: { code: string }) => outcomes.push(`old: ${error.code}`))
     // The old node's seal waits: the new node has joined the socket to its rooms, and waits for
-    // the tail, which holds that question.
-    let seal: { args: string[]; answer: (reply: unknown) => void } | undefined
-    const hold = (args: string[]) =>
-      seal || !isSeal(args, '1')
-        ? undefined
-        : new Promise((answer) => {
-            seal = { args, answer }
-          })
+    // the tail, which holds that question. Redis is slow on the old node's connection from the
+    // seal on: what it sends after the seal waits behind it, unrun.
+    let seal: HeldInOrder | undefined
+    const hold = (client: Client) => {
+      seal = new HeldInOrder(
+        client,
+        (args) => isSeal(args, '1'),
+        () => true,
+      )
+      return seal.hold
+    }
     // The old node's question is rejected as the session moves, and the new node drops its
     // reply: whichever question that reply settled would show.
     const a = await startNode(prefix, { afterStore, hold, noForwarding: true })
@@ -112,15 +115,14 @@ describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => 
     proxy.avoid.add(0)
     const drained = a.started.app.close()
     const joinedOnB = () => b.started.app.parley.sockets.get(id)?.rooms.has(id) === true
-    await until(() => seal !== undefined && joinedOnB(), 5000, 'the cut, and the seal held')
+    await until(() => seal!.held.length > 0 && joinedOnB(), 5000, 'the cut, and the seal held')
     // A broadcast with acks from the new node reaches the restored socket before its tail is read.
     const broadcast = b.started.app.parley
       .timeout(10_000)
       .to(id)
       .emitWithAck('q', 'new')
       .then((replies) => outcomes.push(`new: ${replies.join()}`))
-    const held = seal!
-    held.answer(await b.redis.sendCommand(held.args))
+    await seal!.runAll()
     await until(() => asked.length === 2, 5000, 'both questions at the client')
     expect(asked.map(({ what }) => what)).toEqual(['old', 'new'])
     // Answered newest first: each reply must reach its own question.
