@@ -416,6 +416,7 @@ export class HandOffStore {
     appendFailed: (err: unknown) => void = () => {},
   ) {
     this.#tails = new TailWrites(
+      commands.address,
       () => commands.unavailable() === undefined,
       (groups) => this.#appendBatch(groups),
       appendFailed,

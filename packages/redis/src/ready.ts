@@ -69,8 +69,8 @@ export class Readiness {
             this.#closed()
               ? this.#notReady('the adapter was closed before it was ready', outcome.err)
               : new RedisUnreachableError(
-                  `could not subscribe at ${this.#address}; other nodes are out of reach until the adapter is made again`,
-                  { cause: outcome.err },
+                  'could not subscribe; other nodes are out of reach until the adapter is made again',
+                  { cause: outcome.err, at: this.#address },
                 ),
           )
         },
@@ -95,14 +95,14 @@ export class Readiness {
   }
 
   #notReady(what: string, cause: unknown = this.subscriberError): RedisUnreachableError {
-    const address = this.#address
+    // The message names the address once, before the parentheses (see `RedisUnreachableError`).
     const step =
       this.step === 'connect'
-        ? `no connection to ${address} yet`
+        ? 'no connection yet'
         : this.step === 'subscribe'
-          ? `connected to ${address}, not subscribed yet`
-          : `subscribed at ${address}, and no heartbeat went through yet`
+          ? 'connected, not subscribed yet'
+          : 'subscribed, and no heartbeat went through yet'
     const keeps = this.#closed() ? '' : '; it keeps trying, and works once Redis answers'
-    return new RedisUnreachableError(`${what}: ${step}${keeps}`, cause === undefined ? undefined : { cause })
+    return new RedisUnreachableError(`${what}: ${step}${keeps}`, { cause, at: this.#address })
   }
 }

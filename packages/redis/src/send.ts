@@ -48,12 +48,14 @@ export class RedisUnreachableError extends Error {
   override readonly name = 'RedisUnreachableError'
   readonly code = RedisErrorCode.UNREACHABLE
 
-  /** `options.at`: the Redis address (`redisAddress`, never its credentials), named in the message. */
-  constructor(why: string, options?: { cause?: unknown; at?: string }) {
-    const redis = options?.at === undefined ? 'Redis' : `Redis at ${options.at}`
+  /**
+   * `options.at`: the Redis address (`redisAddress`, never its credentials), named in the
+   * message: required, so that no message says "Redis" alone, which an operator cannot act on.
+   */
+  constructor(why: string, options: { cause?: unknown; at: string }) {
     super(
-      `@parley/redis: ${redis} is not reachable (${why})`,
-      options?.cause === undefined ? undefined : { cause: options.cause },
+      `@parley/redis: Redis at ${options.at} is not reachable (${why})`,
+      options.cause === undefined ? undefined : { cause: options.cause },
     )
   }
 }

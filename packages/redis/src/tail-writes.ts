@@ -81,6 +81,8 @@ export class TailWrites<T extends TailOf> {
   #emptied: (() => void)[] = []
 
   constructor(
+    /** Where the client connects (see `Commands.address`): the errors of a stopped queue name it. */
+    private readonly address: string,
     /** Whether a command may go now (see `Commands.unavailable`). */
     private readonly available: () => boolean,
     /**
@@ -134,7 +136,8 @@ export class TailWrites<T extends TailOf> {
    * error Redis answered, or when the queue stops first.
    */
   seal(tail: T, texts: string[], seal: '1' | '2', places = ''): Promise<void> {
-    if (this.#stopped) return Promise.reject(new RedisUnreachableError('the adapter closed'))
+    if (this.#stopped)
+      return Promise.reject(new RedisUnreachableError('the adapter closed', { at: this.address }))
     const bytes = texts.reduce((sum, text) => sum + Buffer.byteLength(text), 0)
     return new Promise((resolve, reject) => {
       this.#push({
@@ -180,7 +183,7 @@ export class TailWrites<T extends TailOf> {
         i < sent
           ? 'the adapter closed before Redis answered the seal; it may still write it'
           : 'the adapter closed'
-      queued.settle?.(new RedisUnreachableError(why))
+      queued.settle?.(new RedisUnreachableError(why, { at: this.address }))
     }
     for (const done of [...this.#emptied]) done()
     return { sent, unsent: dropped.length - sent }

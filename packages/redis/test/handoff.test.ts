@@ -11,6 +11,7 @@ import { sleep, until, within } from '../../server/test/helpers.js'
 import { LOOK_AGAIN_MS } from '../src/commands.js'
 import { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { GOODBYE_MARK_MS } from '../src/nodes.js'
+import { redisAddress } from '../src/options.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { sealWaits } from '../src/takeover.js'
 import {
@@ -531,7 +532,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     a!.hold = (args) => {
       if (late || tailBatch(args) === undefined) return undefined
       late = args
-      return Promise.reject(new RedisUnreachableError('the connection dropped before the answer'))
+      return Promise.reject(
+        new RedisUnreachableError('the connection dropped before the answer', { at: redisAddress(a!.redis) }),
+      )
     }
     a!.adapter.appendHandOff('sid-again', '[5,13,"news",["late"],0]')
     await until(() => late !== undefined, 3000, 'the append on its way')

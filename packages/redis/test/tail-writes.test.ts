@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
+import { redisAddress } from '../src/options.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from '../src/tail-writes.js'
 import {
@@ -76,7 +77,9 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
       if (first || !isAppend(args)) return undefined
       first = args
       return a.redis.sendCommand(args).then(() => {
-        throw new RedisUnreachableError('the connection dropped before the answer')
+        throw new RedisUnreachableError('the connection dropped before the answer', {
+          at: redisAddress(a.redis),
+        })
       })
     }
     a.adapter.appendHandOff('sid-lost-answer', text(0))
