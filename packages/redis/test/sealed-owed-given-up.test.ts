@@ -9,6 +9,8 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
 import {
+  dropConnection,
+  HeldOnDroppedLink,
   handedOffSession,
   handoffScenes,
   message,
@@ -48,21 +50,16 @@ describe.skipIf(skipRedisSuites())(
           const c = await cluster.node()
           await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
 
-          // g1's PUBLISH is held, unanswered: a gives it up. Then it is answered as not run (Redis
-          // has it still, as a dropped connection may hold it), so that a takes commands again.
-          let answer: ((reply: unknown) => void) | undefined
-          let held: string[] | undefined
-          a.hold = (args) => {
-            if (args[0] !== 'PUBLISH' || !(args[2] ?? '').includes('g1')) return undefined
-            held = args
-            return new Promise((resolve) => {
-              answer = resolve
-            })
-          }
+          // a's link stalls from g1's PUBLISH on (what a sends after it waits behind it): a gives
+          // g1 up unanswered. Then the link drops with g1 still in it, for Redis to run late or
+          // never, and a takes commands again on its next connection.
+          const g1 = new HeldOnDroppedLink(
+            a,
+            (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('g1'),
+          )
           a.adapter.broadcast(message('news', ['g1']), to(['r']))
           await until(() => a.adapter.stats.lostBroadcasts === 1, 5000, 'g1 given up')
-          a.hold = undefined
-          answer?.(0)
+          await dropConnection(a)
 
           // c hands the session off; a takes it over, its socket positioned until g1 comes back.
           const sid = 'sid-owed-given-up'
@@ -85,9 +82,9 @@ describe.skipIf(skipRedisSuites())(
           await untilTailSealed(cluster, a)
           await until(() => waits.length === 1, 5000, "b's marker published")
 
-          // Redis runs g1 now: after b's marker, b's to deliver.
-          expect(held).toBeDefined()
-          await a.redis.sendCommand(held ?? [])
+          // Redis runs g1 now, the dead link's bytes delivered at last: after b's marker, b's to
+          // deliver.
+          await g1.run()
           // b's wait runs out before it read its marker: it joins and reads the sealed tail.
           for (const wake of waits.splice(0)) wake()
           const tail = await within(doneB, 5000, "b's takeover")
