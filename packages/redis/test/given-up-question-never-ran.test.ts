@@ -8,7 +8,17 @@ import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import {
+  argOf,
+  dropConnection,
+  type FakeNode,
+  fakeClusterSuite,
+  HeldOnDroppedLink,
+  message,
+  snapshotOf,
+  to,
+  won,
+} from './handoff-support.js'
 
 /** The PUBLISH of a request (a broadcast with acks, here). */
 const isRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':request')
@@ -36,19 +46,14 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks given up and proved ne
     const witness = a!.sockets.add('s2')
     a!.adapter.addAll('s2', ['s2', 'r'])
 
-    // Held as a dropped connection holds it: never run, failed once the connection is gone.
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || !isRequest(args)) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // Held on a link that stalls, then drops: never run, failed once the connection is gone.
+    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
+    new HeldOnDroppedLink(a!, isRequest)
     a!.lose = isProbe
     const asked = ask(a!, 'asked')
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the question given up')
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    // Lost with the connection, never run: the node works on its next one.
+    await dropConnection(a!)
     // s2 was asked at emit; s1, handed over, was left out.
     expect(witness.got).toEqual(['asked'])
     expect(tail).toEqual([])

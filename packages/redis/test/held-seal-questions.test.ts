@@ -9,7 +9,17 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import {
+  argOf,
+  dropConnection,
+  type FakeNode,
+  fakeClusterSuite,
+  HeldOnDroppedLink,
+  message,
+  snapshotOf,
+  to,
+  won,
+} from './handoff-support.js'
 
 /** The PUBLISH of a broadcast (not a request, a response or a membership note). */
 const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
@@ -40,8 +50,10 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
    */
   async function heldAtMarker() {
     // A node's count of a question kept aside waits for the end of the seal's wait (at most
-    // 1 s): its sender waits for counts requestTimeout, longer here, as by default.
-    const [a, b, c] = await suite.cluster({ requestTimeout: 1500 }).start(3)
+    // 1 s): its sender waits for counts requestTimeout, longer here, as by default. a's
+    // heartbeats wait behind its held broadcast as long: three intervals outlast that, or the
+    // others would take a for gone.
+    const [a, b, c] = await suite.cluster({ requestTimeout: 1500, heartbeatInterval: 1500 }).start(3)
     const sid = 'sid-held-question'
     // What the socket gets, whether into its tail or live once the session stays on a.
     const got: unknown[] = []
@@ -51,18 +63,13 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     socket.handedOff = (text) => got.push(argOf(text))
     expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
 
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || !isBroadcast(args)) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
+    new HeldOnDroppedLink(a!, isBroadcast)
     a!.lose = isProbe
     a!.adapter.broadcast(message('news', ['given']), to(['r']))
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 5000, 'the broadcast given up')
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    // Lost with the connection, never run: the node works on its next one.
+    await dropConnection(a!)
 
     let markerRan = false
     b!.hold = (args) =>

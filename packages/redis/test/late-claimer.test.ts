@@ -9,7 +9,16 @@ import type { LocalSockets } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import {
+  dropConnection,
+  type FakeNode,
+  fakeClusterSuite,
+  HeldOnDroppedLink,
+  message,
+  snapshotOf,
+  to,
+  won,
+} from './handoff-support.js'
 
 /** The PUBLISH of a broadcast (a claim marker among them). */
 const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
@@ -90,18 +99,13 @@ describe.skipIf(skipRedisSuites())('the claimer whose replies sent back are take
     await handedOff(a!, sid)
     // a's broadcast given up unanswered, never run, its probes lost: the seal at b's marker
     // waits for it, and the server gives the write up meanwhile.
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || !isBroadcast(args)) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
+    new HeldOnDroppedLink(a!, isBroadcast)
     a!.lose = isProbe
     a!.adapter.broadcast(message('news', ['given']), to(['r']))
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    // Lost with the connection, never run: the node works on its next one.
+    await dropConnection(a!)
 
     let markerRan = false
     b!.hold = (args) =>

@@ -7,7 +7,16 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { MAX_MISSED_PAST_MARKER } from '../src/past-marker.js'
-import { argOf, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import {
+  argOf,
+  dropConnection,
+  fakeClusterSuite,
+  HeldOnDroppedLink,
+  message,
+  snapshotOf,
+  to,
+  won,
+} from './handoff-support.js'
 
 /** The PUBLISH of a broadcast (not a request, a response or a membership note). */
 const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
@@ -40,20 +49,15 @@ describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write th
     socket.handedOff = (text) => got.push(argOf(text))
     expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
 
-    // a's broadcast is held as a dropped connection holds it, never run; its probes are lost
+    // a's broadcast is held on a link that stalls, then drops: never run; its probes are lost
     // until the server gives up the write, so the seal at the marker waits for it.
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || !isBroadcast(args)) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
+    new HeldOnDroppedLink(a!, isBroadcast)
     a!.lose = isProbe
     a!.adapter.broadcast(message('news', ['given']), to(['r']))
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    // Lost with the connection, never run: the node works on its next one.
+    await dropConnection(a!)
 
     // b claims the session; its marker runs, then c's broadcast: a reads them in that order,
     // which a socket of a's own in the room, not handed over, tells.

@@ -10,8 +10,10 @@ import { until, within } from '../../server/test/helpers.js'
 import {
   argOf,
   claimAgain,
+  dropConnection,
   type FakeNode,
   fakeClusterSuite,
+  HeldOnDroppedLink,
   message,
   snapshotOf,
   to,
@@ -43,21 +45,16 @@ describe.skipIf(skipRedisSuites())('an own broadcast given up that the probe pro
     await handedOff(a!, 'sid-y', 'y', [])
     await a!.adapter.sealHandOff('sid-y', [])
 
-    // b's broadcast is held as a dropped connection holds it: never run, failed once the
+    // b's broadcast is held on a link that stalls, then drops: never run, failed once the
     // connection is gone. Its probes are lost until the takeover is done.
-    let drop: ((err: Error) => void) | undefined
     let loseProbes = true
-    b!.hold = (args) => {
-      if (drop || !isBroadcast(args)) return undefined
-      return new Promise((_, reject) => {
-        drop = reject
-      })
-    }
+    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
+    new HeldOnDroppedLink(b!, isBroadcast)
     b!.lose = (args) => loseProbes && isProbe(args)
     b!.adapter.broadcast(message('news', ['never']), to(['r']))
     await until(() => b!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
-    b!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    // Lost with the connection, never run: the node works on its next one.
+    await dropConnection(b!)
 
     // b takes y over now: positioned since the broadcast was given up, it would take it should
     // it come back.
