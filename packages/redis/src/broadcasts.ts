@@ -6,6 +6,7 @@
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
 import { deliverAtSeal } from './at-seal.js'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
+import { deliverAwaitedEach } from './awaited-delivery.js'
 import type { Cut } from './cut.js'
 import type { AskWithAck } from './held-questions.js'
 import { type KeptAside, PastMarkerSockets } from './past-marker.js'
@@ -74,8 +75,11 @@ export class Broadcasts {
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
     if (!this.#cut.empty) {
       const atReturn = this.#cut.atReturn(q)
+      // Each socket on its own: one that throws loses it alone (see awaited-delivery.ts).
+      deliverAwaitedEach(this.#memory, this.#sockets, this.#warnings, message, options, atReturn)
       // Up to its marker, a socket past it takes it directly (`PastMarkerSockets.deliverAwaited`), not twice.
-      this.#broadcast(message, options, atReturn, (id, until) => q > until && atReturn(id), false)
+      if (this.#pastMarker.size > 0)
+        this.#pastMarker.keepAside(message, options, (id, until) => q > until && atReturn(id), false)
     }
     if (this.#pastMarker.size > 0) this.#pastMarker.deliverAwaited(q, message, options, this.#cut.atReturn(q))
     this.#cut.awaitedDone(q)
@@ -263,8 +267,9 @@ export class Broadcasts {
   /**
    * Ends a seal's wait at a claim marker (see `pastMarker`): the rest of the marker's handling,
    * which the subscriber's own guard no longer covers here. What throws in it (a socket's
-   * deliveries are guarded each, see at-seal.ts and past-marker.ts: a bug, then) is logged as
-   * there, never left to reject unhandled, which would end the process. Once only.
+   * deliveries are guarded each, see at-seal.ts, past-marker.ts and awaited-delivery.ts: a bug,
+   * then) is logged as there, never left to reject unhandled, which would end the process. Once
+   * only.
    */
   #endPastMarker(end: () => void): void {
     try {

@@ -44,9 +44,14 @@ export function ask(node: FakeNode, text: string, rooms: string[], local = false
  * The scene above on `cluster` (a with `requestTimeout` 300, to give `given` up soon). `behind`
  * runs on a, its link down (nothing sent), before the claim: what it emits never runs, and waits
  * behind `given` for s1's seal. Resolves once a read the marker (c's broadcast after it reached
- * a's witness s2, in room 'r' with s1), the seal held.
+ * a's witness s2, in room 'r' with s1), the seal held. `before` runs on a once s1 is handed off,
+ * before `given`: a session it hands off then awaits `given` too.
  */
-export async function heldSeal(cluster: FakeCluster, behind: (a: FakeNode) => void = () => {}) {
+export async function heldSeal(
+  cluster: FakeCluster,
+  behind: (a: FakeNode) => void = () => {},
+  before: (a: FakeNode) => Promise<void> = async () => {},
+) {
   const a = await cluster.node(undefined, { requestTimeout: 300 })
   const b = await cluster.node()
   const c = await cluster.node()
@@ -62,6 +67,7 @@ export async function heldSeal(cluster: FakeCluster, behind: (a: FakeNode) => vo
     a.adapter.appendHandOff(sid, text)
   }
   if (!(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000))) throw new Error('not handed off')
+  await before(a)
 
   // a's link stalls from `given` on; the probe sent as it is given up waits behind it, and goes
   // with it when the link drops. Those sent later, on the next connection, are lost.
