@@ -13,6 +13,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
+import { askEach } from './ask-each.js'
 import { lostAtSeal } from './at-seal.js'
 import type { Warnings } from './warnings.js'
 
@@ -152,8 +153,9 @@ export class PastMarkerSockets {
     ran: boolean,
     own?: number,
   ): void {
+    // Each socket asked on its own: one that throws loses it alone (see ask-each.ts).
     if (this.#byId.size === 0) {
-      this.#memory.broadcastWithAck(message, options, timeout, expect, reply, only)
+      askEach(this.#memory, this.#sockets, this.#warnings, message, options, timeout, expect, reply, only)
       return
     }
     let count = 0
@@ -162,7 +164,10 @@ export class PastMarkerSockets {
       if (early) early.push(made)
       else reply(made)
     }
-    this.#memory.broadcastWithAck(
+    askEach(
+      this.#memory,
+      this.#sockets,
+      this.#warnings,
       message,
       options,
       timeout,

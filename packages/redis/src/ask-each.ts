@@ -1,0 +1,52 @@
+// A broadcast with acks asked of this node's sockets inside a read of the channel (a question
+// proved never run, one back on the channel, another node's): more follows it in the same turn
+// (the other sockets, the awaited queue's pass, the count given to its sender). So each socket
+// is asked on its own: one that throws at it loses it alone (logged), and, counted already
+// (the count comes before the deliveries), its reply, never to come, fails.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSockets,
+  MemoryAdapter,
+} from '@parley/server'
+import type { Warnings } from './warnings.js'
+
+/** As `MemoryAdapter.broadcastWithAck`, each socket asked on its own. */
+export function askEach(
+  memory: MemoryAdapter,
+  sockets: LocalSockets,
+  warnings: Warnings,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  timeout: number,
+  expect: (count: number) => void,
+  reply: (reply: BroadcastReply) => void,
+  only?: (id: string) => boolean,
+): void {
+  // The sockets it reaches (its rooms, `except`, then `only`, once each), as the memory adapter
+  // finds them; collected there and asked here, where a throw ends no loop.
+  const ids: string[] = []
+  memory.broadcast(message, options, (id) => {
+    if (!only || only(id)) ids.push(id)
+    return false
+  })
+  expect(ids.length)
+  if (ids.length === 0) return
+  const event = message.prepared()
+  for (const id of ids) {
+    try {
+      const socket = sockets.get(id)
+      if (!socket) throw new Error('the socket is gone')
+      socket.deliverWithAck(event, timeout, reply, options.volatile)
+    } catch (err) {
+      warnings.warn(
+        'ask-delivery',
+        'a broadcast with acks failed at its delivery to a socket, and is lost to its session',
+        { err, event: message.name, socket: id },
+      )
+      reply({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
+    }
+  }
+}
