@@ -8,6 +8,7 @@ import { deliverAtSeal } from './at-seal.js'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import { deliverAwaitedEach } from './awaited-delivery.js'
 import type { Cut } from './cut.js'
+import { deliverEach } from './deliver-each.js'
 import type { AskWithAck } from './held-questions.js'
 import { type KeptAside, PastMarkerSockets } from './past-marker.js'
 import type { ReadPlaces } from './places.js'
@@ -147,7 +148,15 @@ export class Broadcasts {
         const atReturn = cut.atReturn(q)
         const now = awaited ? (id: string) => atReturn(id) && !cut.isHandingOff(id) : atReturn
         const held = { node: '', q: undefined, message, options }
-        this.#broadcast(message, options, this.#uncut.empty ? now : this.#uncut.only(held, now), now, sent)
+        // Each socket on its own: one that throws skips none of the bookkeeping below.
+        this.#broadcast(
+          message,
+          options,
+          this.#uncut.empty ? now : this.#uncut.only(held, now),
+          now,
+          sent,
+          true,
+        )
       }
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
@@ -303,7 +312,8 @@ export class Broadcasts {
    * `MemoryAdapter.broadcast`, and the sockets past their marker, out of their rooms, that it
    * would have reached (by their rooms then, and `takes`: `only` without what it holds for the
    * sockets joined without a cut, which none of these is) keep it aside (see
-   * `PastMarkerSockets.keepAside`); `ran`: Redis ran it, or may still, on the channel.
+   * `PastMarkerSockets.keepAside`); `ran`: Redis ran it, or may still, on the channel. `each`:
+   * each socket given it on its own, where the adapter's work follows (see deliver-each.ts).
    */
   #broadcast(
     message: BroadcastMessage,
@@ -311,8 +321,10 @@ export class Broadcasts {
     only: ((id: string) => boolean) | undefined,
     takes: (id: string, until: number) => boolean,
     ran: boolean,
+    each = false,
   ): void {
-    this.#memory.broadcast(message, options, only)
+    if (each) deliverEach(this.#memory, this.#sockets, this.#warnings, message, options, only)
+    else this.#memory.broadcast(message, options, only)
     if (this.#pastMarker.size > 0) this.#pastMarker.keepAside(message, options, takes, ran)
   }
 

@@ -1,0 +1,42 @@
+// A broadcast delivered to this node's sockets where more of the adapter's work follows it in
+// the same turn: an own broadcast given up, in the PUBLISH's failure (then the cut's and the
+// awaited queue's bookkeeping), or one read back on the channel (then the cut's, and the flush
+// of the awaited queue). So each socket is given it on its own: one that throws at it loses it
+// alone (logged), never the other sockets' copies nor what follows.
+import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import type { Warnings } from './warnings.js'
+
+/** As `MemoryAdapter.broadcast`, each socket given it on its own. */
+export function deliverEach(
+  memory: MemoryAdapter,
+  sockets: LocalSockets,
+  warnings: Warnings,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  only?: (id: string) => boolean,
+): void {
+  // The sockets it reaches (its rooms, `except`, then `only`, once each), as the memory adapter
+  // finds them; collected there and delivered to here, where a throw ends no loop.
+  const ids: string[] = []
+  memory.broadcast(message, options, (id) => {
+    if (!only || only(id)) ids.push(id)
+    return false
+  })
+  if (ids.length === 0) return
+  const event = message.prepared()
+  for (const id of ids) {
+    try {
+      sockets.get(id)?.deliver(event, options.volatile)
+    } catch (err) {
+      warnings.warn(
+        'each-delivery',
+        'a broadcast failed at its delivery to a socket, and is lost to its session',
+        {
+          err,
+          event: message.name,
+          socket: id,
+        },
+      )
+    }
+  }
+}
