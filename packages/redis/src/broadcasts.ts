@@ -386,7 +386,8 @@ export class Broadcasts {
       const atReturn = this.#cut.atReturn(q)
       // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
       const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
-      this.#broadcast(message, options, uncut(takes), takes, true)
+      // Each socket on its own: one that throws skips neither the cut's step nor the flush after it.
+      this.#broadcast(message, options, uncut(takes), takes, true, true)
       this.#cut.back(packet.q)
       if (!this.#uncut.empty) this.#uncut.back(packet.q)
     } else {
