@@ -6,7 +6,6 @@
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
 import { deliverAtSeal } from './at-seal.js'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
-import { deliverAwaitedEach } from './awaited-delivery.js'
 import type { Cut } from './cut.js'
 import { deliverEach } from './deliver-each.js'
 import type { AskWithAck } from './held-questions.js'
@@ -76,8 +75,8 @@ export class Broadcasts {
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
     if (!this.#cut.empty) {
       const atReturn = this.#cut.atReturn(q)
-      // Each socket on its own: one that throws loses it alone (see awaited-delivery.ts).
-      deliverAwaitedEach(this.#memory, this.#sockets, this.#warnings, message, options, atReturn)
+      // Each socket on its own: one that throws loses it alone (see deliver-each.ts).
+      deliverEach(this.#memory, this.#sockets, this.#warnings, message, options, atReturn, true)
       // Up to its marker, a socket past it takes it directly (`PastMarkerSockets.deliverAwaited`), not twice.
       if (this.#pastMarker.size > 0)
         this.#pastMarker.keepAside(message, options, (id, until) => q > until && atReturn(id), false)
@@ -276,7 +275,7 @@ export class Broadcasts {
   /**
    * Ends a seal's wait at a claim marker (see `pastMarker`): the rest of the marker's handling,
    * which the subscriber's own guard no longer covers here. What throws in it (a socket's
-   * deliveries are guarded each, see at-seal.ts, past-marker.ts and awaited-delivery.ts: a bug,
+   * deliveries are guarded each, see at-seal.ts, past-marker.ts and deliver-each.ts: a bug,
    * then) is logged as there, never left to reject unhandled, which would end the process. Once
    * only.
    */

@@ -1,12 +1,17 @@
 // A broadcast delivered to this node's sockets where more of the adapter's work follows it in
 // the same turn: an own broadcast given up, in the PUBLISH's failure (then the cut's and the
-// awaited queue's bookkeeping), or one read back on the channel (then the cut's, and the flush
-// of the awaited queue). So each socket is given it on its own: one that throws at it loses it
-// alone (logged), never the other sockets' copies nor what follows.
+// awaited queue's bookkeeping), one read back on the channel (then the cut's, and the flush of
+// the awaited queue), or one proved never run, in the awaited queue's pass (then the sockets
+// past their marker, the broadcasts given up behind it, `Cut.awaitedDone` and a seal held for
+// it). So each socket is given it on its own: one that throws at it loses it alone (logged),
+// never the other sockets' copies nor what follows.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
 import type { Warnings } from './warnings.js'
 
-/** As `MemoryAdapter.broadcast`, each socket given it on its own. */
+/**
+ * As `MemoryAdapter.broadcast`, each socket given it on its own; `awaited` for an own broadcast
+ * proved never run, given to sessions being handed over (its loss is logged in those words).
+ */
 export function deliverEach(
   memory: MemoryAdapter,
   sockets: LocalSockets,
@@ -14,6 +19,7 @@ export function deliverEach(
   message: BroadcastMessage,
   options: BroadcastOptions,
   only?: (id: string) => boolean,
+  awaited = false,
 ): void {
   // The sockets it reaches (its rooms, `except`, then `only`, once each), as the memory adapter
   // finds them; collected there and delivered to here, where a throw ends no loop.
@@ -29,13 +35,11 @@ export function deliverEach(
       sockets.get(id)?.deliver(event, options.volatile)
     } catch (err) {
       warnings.warn(
-        'each-delivery',
-        'a broadcast failed at its delivery to a socket, and is lost to its session',
-        {
-          err,
-          event: message.name,
-          socket: id,
-        },
+        awaited ? 'awaited-delivery' : 'each-delivery',
+        awaited
+          ? "a broadcast of this node's that never ran failed at its delivery to a session being handed over, and is lost to its session"
+          : 'a broadcast failed at its delivery to a socket, and is lost to its session',
+        { err, event: message.name, socket: id },
       )
     }
   }

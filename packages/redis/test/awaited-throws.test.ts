@@ -1,5 +1,5 @@
 // A socket being handed over that throws at an own broadcast of its node proved never run, as it
-// reaches the positioned sockets (see src/awaited-delivery.ts), loses that one alone: the other
+// reaches the positioned sockets (see src/deliver-each.ts), loses that one alone: the other
 // sockets still get it, those past their marker too, and what follows in the same read still
 // happens (the broadcasts behind it, a later one, the end of the wait and a seal held for it).
 import { describe, expect, it } from 'vitest'
