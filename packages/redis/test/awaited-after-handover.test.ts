@@ -14,9 +14,7 @@ import {
   snapshotOf,
   to,
 } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+import { isBroadcast } from './published.js'
 
 /** Session `sid`, socket `id` in room 'r', handed off on `node`: what it gets from then on. */
 async function handedOff(node: FakeNode, id: string, sid: string): Promise<string[]> {

@@ -18,11 +18,7 @@ import {
   snapshotOf,
   to,
 } from './handoff-support.js'
-
-/** The PUBLISH of a request (a broadcast with acks, here). */
-const isRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':request')
-/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
-const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+import { isProbe, isRequest } from './published.js'
 
 /** Socket `id` of `node` in room 'r', its session `sid` handed off: what it gets, in order. */
 async function handedOff(node: FakeNode, id: string, sid: string, throwsAt?: string): Promise<unknown[]> {

@@ -19,9 +19,7 @@ import {
   to,
 } from './handoff-support.js'
 import { heldSeal } from './held-seal-scene.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+import { isBroadcast } from './published.js'
 
 /** Socket `id` of `node`, in room 'r', its session `sid` handed off: what it gets, in order. */
 async function handedOff(

@@ -14,9 +14,7 @@ import {
   message,
   to,
 } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+import { isBroadcast } from './published.js'
 
 describe.skipIf(skipRedisSuites())('an own plain broadcast given up that Redis never runs', () => {
   const suite = fakeClusterSuite()

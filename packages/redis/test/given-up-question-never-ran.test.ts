@@ -19,13 +19,7 @@ import {
   to,
   won,
 } from './handoff-support.js'
-
-/** The PUBLISH of a request (a broadcast with acks, here). */
-const isRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':request')
-/** The PUBLISH of a broadcast (a claim marker among them). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
-/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
-const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+import { isBroadcast, isProbe, isRequest } from './published.js'
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks given up and proved never run', () => {
   const suite = fakeClusterSuite()

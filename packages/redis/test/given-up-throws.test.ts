@@ -7,9 +7,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { until } from '../../server/test/helpers.js'
 import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
+import { isBroadcast } from './published.js'
 
 /** Socket `id` of `node` in room 'r', its session `sid` handed off: what it gets, in order. */
 async function handedOff(node: FakeNode, id: string, sid: string, throwsAt?: string): Promise<unknown[]> {

@@ -20,11 +20,7 @@ import {
   to,
   won,
 } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
-/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
-const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+import { isBroadcast, isProbe } from './published.js'
 
 /** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
 function ask(node: FakeNode, text: string, rooms: string[], local = false) {

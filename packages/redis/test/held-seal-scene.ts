@@ -17,13 +17,7 @@ import {
   to,
   won,
 } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
-/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
-const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
-/** The PUBLISH of a claim marker. */
-const isMarker = (args: string[]) => isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
+import { isBroadcast, isMarker, isProbe } from './published.js'
 
 /** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
 export function ask(node: FakeNode, text: string, rooms: string[], local = false) {

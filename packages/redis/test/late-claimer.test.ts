@@ -19,11 +19,7 @@ import {
   to,
   won,
 } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (a claim marker among them). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
-/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
-const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+import { isBroadcast, isProbe } from './published.js'
 
 /** The replies other nodes sent back to `node` that it took, as `socket: first argument`. */
 function takenReplies(node: FakeNode): string[] {

@@ -17,11 +17,7 @@ import {
   to,
   won,
 } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
-/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
-const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+import { isBroadcast, isProbe } from './published.js'
 
 describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write the server gives up', () => {
   const suite = fakeClusterSuite()

@@ -18,11 +18,7 @@ import {
   snapshotOf,
   to,
 } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast (not a request, a response or a membership note). */
-const isBroadcast = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':broadcast')
-/** The PUBLISH of the node's note to itself that settles its own given up (its probe). */
-const isProbe = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')
+import { isBroadcast, isProbe } from './published.js'
 
 /** Session `sid` with socket `id` on `node`, in room 'r', handed off: what it gets goes to `tail`. */
 async function handedOff(node: FakeNode, sid: string, id: string, tail: string[]): Promise<void> {

@@ -7,9 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { argOf, fakeClusterSuite, handedOffSession, message, to } from './handoff-support.js'
-
-/** The PUBLISH of a broadcast with acks (on the request channel). */
-const isRequest = (args: string[]) => args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(':request')
+import { isRequest } from './published.js'
 
 describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => {
   const suite = fakeClusterSuite()
