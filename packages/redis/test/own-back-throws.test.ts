@@ -5,21 +5,8 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { until } from '../../server/test/helpers.js'
-import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to } from './handoff-support.js'
-
-/** Socket `id` of `node` in room 'r', its session `sid` handed off: what it gets, in order. */
-async function handedOff(node: FakeNode, id: string, sid: string, throwsAt?: string): Promise<unknown[]> {
-  const tail: unknown[] = []
-  const socket = node.sockets.add(id, sid)
-  node.adapter.addAll(id, [id, 'r'])
-  await node.adapter.sessionOpened(sid)
-  socket.handedOff = (text) => {
-    if (argOf(text) === throwsAt) throw new Error(`the socket threw at ${throwsAt}`)
-    tail.push(argOf(text))
-  }
-  expect(await node.adapter.handOff(snapshotOf(sid, id, ['r']), 60_000)).toBe(true)
-  return tail
-}
+import { type FakeNode, fakeClusterSuite, message, to } from './handoff-support.js'
+import { handedOff } from './throwing-session.js'
 
 describe.skipIf(skipRedisSuites())('a socket that throws at an own broadcast coming back', () => {
   const suite = fakeClusterSuite()
