@@ -19,7 +19,8 @@ import {
   to,
   won,
 } from './handoff-support.js'
-import { isBroadcast, isProbe, isRequest } from './published.js'
+import { markerRunOf } from './held-seal-scene.js'
+import { isProbe, isRequest } from './published.js'
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks given up and proved never run', () => {
   const suite = fakeClusterSuite()
@@ -66,18 +67,11 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks given up and proved ne
 
   it('asks it into the tail when a claim marker comes back first, its seal waiting for the proof', async () => {
     const { a, b, sid, tail, asked } = await givenUpQuestion()
-    let markerRan = false
-    b.hold = (args) =>
-      isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
-        ? b.redis.sendCommand(args).then((reply) => {
-            markerRan = true
-            return reply
-          })
-        : undefined
+    const markerRan = markerRunOf(b)
     const claim = won(await within(b.adapter.claimSession(sid), 5000, 'the claim'))
     b.sockets.add('s1', sid)
     const taking = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
-    await until(() => markerRan, 5000, 'the marker run')
+    await until(markerRan, 5000, 'the marker run')
     // The probes get through again: the next proves the question never ran, and the seal goes.
     a.lose = undefined
     await within(taking, 5000, 'the claim answered')

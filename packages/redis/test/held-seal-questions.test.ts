@@ -9,18 +9,8 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { until, within } from '../../server/test/helpers.js'
-import {
-  argOf,
-  dropConnection,
-  type FakeNode,
-  fakeClusterSuite,
-  HeldOnDroppedLink,
-  message,
-  snapshotOf,
-  to,
-  won,
-} from './handoff-support.js'
-import { isBroadcast, isProbe } from './published.js'
+import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import { givenUpNeverRun, markerRunOf } from './held-seal-scene.js'
 
 /** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
 function ask(node: FakeNode, text: string, rooms: string[], local = false) {
@@ -59,29 +49,16 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     socket.handedOff = (text) => got.push(argOf(text))
     expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
 
-    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
-    new HeldOnDroppedLink(a!, isBroadcast)
-    a!.lose = isProbe
-    a!.adapter.broadcast(message('news', ['given']), to(['r']))
-    await until(() => a!.adapter.stats.lostBroadcasts === 1, 5000, 'the broadcast given up')
-    // Lost with the connection, never run: the node works on its next one.
-    await dropConnection(a!)
+    await givenUpNeverRun(a!)
 
-    let markerRan = false
-    b!.hold = (args) =>
-      isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
-        ? b!.redis.sendCommand(args).then((reply) => {
-            markerRan = true
-            return reply
-          })
-        : undefined
+    const markerRan = markerRunOf(b!)
     // A socket of a's own in the room, not handed over: it tells what a read, and when.
     const witness = a!.sockets.add('s2')
     a!.adapter.addAll('s2', ['s2', 'r'])
     const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
     const claimed = b!.sockets.add('s1', sid)
     const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
-    await until(() => markerRan, 5000, 'the marker run')
+    await until(markerRan, 5000, 'the marker run')
     c!.adapter.broadcast(message('news', ['other']), to(['r']))
     await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
     expect(got).toEqual([])

@@ -19,6 +19,32 @@ import {
 } from './handoff-support.js'
 import { isBroadcast, isMarker, isProbe } from './published.js'
 
+/**
+ * `node`'s broadcast 'given' to room 'r', given up and never run: its link stalls from it on (what
+ * follows waits behind it, unrun) and drops with it, its probes lost meanwhile; the node works on
+ * its next connection after.
+ */
+export async function givenUpNeverRun(node: FakeNode): Promise<void> {
+  new HeldOnDroppedLink(node, isBroadcast)
+  node.lose = isProbe
+  node.adapter.broadcast(message('news', ['given']), to(['r']))
+  await until(() => node.adapter.stats.lostBroadcasts === 1, 5000, 'the broadcast given up')
+  await dropConnection(node)
+}
+
+/** Whether `node`'s claim marker has run on Redis yet, watched from now on (`node.hold`). */
+export function markerRunOf(node: FakeNode): () => boolean {
+  let ran = false
+  node.hold = (args) =>
+    isMarker(args)
+      ? node.redis.sendCommand(args).then((reply) => {
+          ran = true
+          return reply
+        })
+      : undefined
+  return () => ran
+}
+
 /** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
 export function ask(node: FakeNode, text: string, rooms: string[], local = false) {
   const asked: { count: number | undefined; replies: BroadcastReply[] } = { count: undefined, replies: [] }
@@ -76,18 +102,11 @@ export async function heldSeal(
 
   const witness = a.sockets.add('s2')
   a.adapter.addAll('s2', ['s2', 'r'])
-  let markerRan = false
-  b.hold = (args) =>
-    isMarker(args)
-      ? b.redis.sendCommand(args).then((reply) => {
-          markerRan = true
-          return reply
-        })
-      : undefined
+  const markerRan = markerRunOf(b)
   const claim = won(await within(b.adapter.claimSession(sid), 5000, 'the claim'))
   const claimed: FakeSocket = b.sockets.add('s1', sid)
   const taking = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
-  await until(() => markerRan, 5000, 'the marker run')
+  await until(markerRan, 5000, 'the marker run')
   c.adapter.broadcast(message('news', ['other']), to(['r']))
   await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
   if (tail.length > 0) throw new Error(`the seal did not wait: ${JSON.stringify(tail)}`)

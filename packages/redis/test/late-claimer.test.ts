@@ -9,17 +9,8 @@ import type { LocalSockets } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import {
-  dropConnection,
-  type FakeNode,
-  fakeClusterSuite,
-  HeldOnDroppedLink,
-  message,
-  snapshotOf,
-  to,
-  won,
-} from './handoff-support.js'
-import { isBroadcast, isProbe } from './published.js'
+import { type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import { givenUpNeverRun, markerRunOf } from './held-seal-scene.js'
 
 /** The replies other nodes sent back to `node` that it took, as `socket: first argument`. */
 function takenReplies(node: FakeNode): string[] {
@@ -95,26 +86,13 @@ describe.skipIf(skipRedisSuites())('the claimer whose replies sent back are take
     await handedOff(a!, sid)
     // a's broadcast given up unanswered, never run, its probes lost: the seal at b's marker
     // waits for it, and the server gives the write up meanwhile.
-    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
-    new HeldOnDroppedLink(a!, isBroadcast)
-    a!.lose = isProbe
-    a!.adapter.broadcast(message('news', ['given']), to(['r']))
-    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
-    // Lost with the connection, never run: the node works on its next one.
-    await dropConnection(a!)
+    await givenUpNeverRun(a!)
 
-    let markerRan = false
-    b!.hold = (args) =>
-      isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
-        ? b!.redis.sendCommand(args).then((reply) => {
-            markerRan = true
-            return reply
-          })
-        : undefined
+    const markerRan = markerRunOf(b!)
     const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
     b!.sockets.add('s1', sid)
     const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
-    await until(() => markerRan, 5000, 'the marker run')
+    await until(markerRan, 5000, 'the marker run')
     // Read on a after the marker: a has read the marker by its count.
     await within(readBehind(b!, 'sync'), 5000, "a's count of b's question")
 

@@ -7,17 +7,8 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { MAX_MISSED_PAST_MARKER } from '../src/past-marker.js'
-import {
-  argOf,
-  dropConnection,
-  fakeClusterSuite,
-  HeldOnDroppedLink,
-  message,
-  snapshotOf,
-  to,
-  won,
-} from './handoff-support.js'
-import { isBroadcast, isProbe } from './published.js'
+import { argOf, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import { givenUpNeverRun, markerRunOf } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write the server gives up', () => {
   const suite = fakeClusterSuite()
@@ -47,30 +38,17 @@ describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write th
 
     // a's broadcast is held on a link that stalls, then drops: never run; its probes are lost
     // until the server gives up the write, so the seal at the marker waits for it.
-    // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
-    new HeldOnDroppedLink(a!, isBroadcast)
-    a!.lose = isProbe
-    a!.adapter.broadcast(message('news', ['given']), to(['r']))
-    await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the broadcast given up')
-    // Lost with the connection, never run: the node works on its next one.
-    await dropConnection(a!)
+    await givenUpNeverRun(a!)
 
     // b claims the session; its marker runs, then c's broadcast: a reads them in that order,
     // which a socket of a's own in the room, not handed over, tells.
-    let markerRan = false
-    b!.hold = (args) =>
-      isBroadcast(args) && (args[2] ?? '').includes('"k":"claim"')
-        ? b!.redis.sendCommand(args).then((reply) => {
-            markerRan = true
-            return reply
-          })
-        : undefined
+    const markerRan = markerRunOf(b!)
     const witness = a!.sockets.add('s2')
     a!.adapter.addAll('s2', ['s2', 'r'])
     const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
     b!.sockets.add('s1', sid)
     const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
-    await until(() => markerRan, 5000, 'the marker run')
+    await until(markerRan, 5000, 'the marker run')
     c!.adapter.broadcast(message('news', ['other']), to(['r']))
     await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
     expect(got).toEqual([])
