@@ -138,35 +138,43 @@ describe('app.injectWS', () => {
   })
 })
 
+/**
+ * `made` ready, with one injected session whose event waits in a middleware (the close waits for
+ * it), and its close begun: the upgrade to inject again, and what lets the event go on.
+ */
+async function closeBehindHeldEvent(made: FastifyInstance) {
+  let release: (() => void) | undefined
+  made.parley.on('connection', (socket) => {
+    socket.use(() => new Promise<void>((resolve) => (release = resolve)))
+    socket.on('hold', () => {})
+  })
+  await made.ready()
+  const upgrade = () =>
+    made.injectWS('/parley/ws?v=1', { headers: { 'sec-websocket-protocol': WS_SUBPROTOCOL } })
+  const first = await within(upgrade(), 2000, 'the first injected upgrade')
+  const packets = packetsOf(first)
+  first.send('[8,{}]')
+  await until(() => packets.some((p) => p.type === PacketType.OPEN), 2000, 'OPEN')
+  first.send(encodeText({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 }))
+  await until(() => release !== undefined, 2000, 'the event to wait in the middleware')
+  const closing = made.close()
+  await until(() => made.parley.closing, 2000, 'the close to begin')
+  return { first, upgrade, closing, release: () => release?.() }
+}
+
 describe('app.injectWS while the app closes', () => {
   it("gets Parley's coded answers, not Fastify's bare 503: a HELLO refused with PARLEY_SERVER_SHUTTING_DOWN", async () => {
     const thrown = await unheard(async () => {
       const made = Fastify()
       app = made
       await made.register(parley, {})
-      let release: (() => void) | undefined
-      made.parley.on('connection', (socket) => {
-        // An event of the first session waits here: the close waits for it.
-        socket.use(() => new Promise<void>((resolve) => (release = resolve)))
-        socket.on('hold', () => {})
-      })
-      await made.ready()
-      const upgrade = () =>
-        made.injectWS('/parley/ws?v=1', { headers: { 'sec-websocket-protocol': WS_SUBPROTOCOL } })
-      const first = await within(upgrade(), 2000, 'the first injected upgrade')
-      const packets = packetsOf(first)
-      first.send('[8,{}]')
-      await until(() => packets.some((p) => p.type === PacketType.OPEN), 2000, 'OPEN')
-      first.send(encodeText({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 }))
-      await until(() => release !== undefined, 2000, 'the event to wait in the middleware')
-      const closing = made.close()
-      await until(() => made.parley.closing, 2000, 'the close to begin')
+      const { first, upgrade, closing, release } = await closeBehindHeldEvent(made)
       const late = await within(upgrade(), 2000, 'the injected upgrade during the close')
       const answered = packetsOf(late)
       late.send('[8,{}]')
       await until(() => answered.length > 0, 2000, "the HELLO's answer")
       expect(answered[0]).toMatchObject({ type: PacketType.ERROR, code: 'PARLEY_SERVER_SHUTTING_DOWN' })
-      release?.()
+      release()
       app = undefined
       // Gone, they leave the close nothing to wait for (the answers to its close frames).
       first.terminate()
@@ -182,27 +190,12 @@ describe('app.injectWS while the app closes', () => {
       app = made
       await made.register(websocket)
       await made.register(parley, {})
-      let release: (() => void) | undefined
-      made.parley.on('connection', (socket) => {
-        socket.use(() => new Promise<void>((resolve) => (release = resolve)))
-        socket.on('hold', () => {})
-      })
-      await made.ready()
-      const upgrade = () =>
-        made.injectWS('/parley/ws?v=1', { headers: { 'sec-websocket-protocol': WS_SUBPROTOCOL } })
-      const first = await within(upgrade(), 2000, 'the first injected upgrade')
-      const packets = packetsOf(first)
-      first.send('[8,{}]')
-      await until(() => packets.some((p) => p.type === PacketType.OPEN), 2000, 'OPEN')
-      first.send(encodeText({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 }))
-      await until(() => release !== undefined, 2000, 'the event to wait in the middleware')
-      const closing = made.close()
-      await until(() => made.parley.closing, 2000, 'the close to begin')
+      const { first, upgrade, closing, release } = await closeBehindHeldEvent(made)
       const late = await upgrade().then(
         () => 'opened',
         (err: Error) => err.message,
       )
-      release?.()
+      release()
       app = undefined
       first.terminate()
       await within(closing, 5000, 'the close')
