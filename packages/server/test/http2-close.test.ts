@@ -39,6 +39,27 @@ async function h2cServer() {
 }
 
 /** Sends a request, a GET by default; an extended CONNECT keeps its side open after it. */
+/** An HTTP/1.1 connection over TLS to the loopback `port` (ALPN `http/1.1`), its handshake done. */
+async function http1OverTls(port: number): Promise<tls.TLSSocket> {
+  const socket = tls.connect({
+    host: '127.0.0.1',
+    port,
+    rejectUnauthorized: false,
+    ALPNProtocols: ['http/1.1'],
+  })
+  try {
+    await within(
+      new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)),
+      5000,
+      'the TLS handshake',
+    )
+  } catch (err) {
+    socket.destroy()
+    throw err
+  }
+  return socket
+}
+
 function get(client: http2.ClientHttp2Session, path: string, headers: http2.OutgoingHttpHeaders = {}) {
   const stream = client.request({ ':path': path, ...headers })
   const answer = new Promise<{ status: unknown; bytes: number }>((resolve, reject) => {
@@ -90,18 +111,8 @@ describe('app.close() on HTTP/2 with clients connected', () => {
     app.server.once('secureConnection', () => {
       accepted = true
     })
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port,
-      rejectUnauthorized: false,
-      ALPNProtocols: ['http/1.1'],
-    })
+    const socket = await http1OverTls(port)
     try {
-      await within(
-        new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)),
-        5000,
-        'the TLS handshake',
-      )
       expect(socket.alpnProtocol).toBe('http/1.1')
       await until(() => accepted, 5000, 'the server to have the connection')
       await within(app.close(), 5000, 'the close')
@@ -126,18 +137,8 @@ describe('app.close() on HTTP/2 with clients connected', () => {
       })
       await app.listen({ port: 0, host: '127.0.0.1' })
       const { port } = app.server.address() as { port: number }
-      const socket = tls.connect({
-        host: '127.0.0.1',
-        port,
-        rejectUnauthorized: false,
-        ALPNProtocols: ['http/1.1'],
-      })
+      const socket = await http1OverTls(port)
       try {
-        await within(
-          new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)),
-          5000,
-          'the TLS handshake',
-        )
         let answers = ''
         socket.on('data', (chunk: Buffer) => {
           answers += String(chunk)
@@ -178,18 +179,8 @@ describe('app.close() on HTTP/2 with clients connected', () => {
     await app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = app.server.address() as { port: number }
     const closing = app.close()
-    const socket = tls.connect({
-      host: '127.0.0.1',
-      port,
-      rejectUnauthorized: false,
-      ALPNProtocols: ['http/1.1'],
-    })
+    const socket = await http1OverTls(port)
     try {
-      await within(
-        new Promise((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject)),
-        5000,
-        'the TLS handshake',
-      )
       let answer = ''
       socket.on('data', (chunk: Buffer) => {
         answer += String(chunk)
