@@ -114,10 +114,23 @@ export class Broadcasts {
     // instead, held and filtered by the tail's places (see uncut-sockets.ts).
     const leftOut: string[] = []
     const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
-    if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all, publish)
-    else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit, publish)
-    else this.#broadcast(message, options, (id) => cut.atEmit(id) && uncut(id), cut.atEmit, publish)
-    if (!publish) return
+    // A socket that throws at it ends it for this node's sockets after it, and the throw reaches
+    // the application's emit, as with the memory adapter (one loop, no pass to collect them
+    // first: this is every broadcast's path). The PUBLISH goes all the same: the other nodes
+    // get it, and so do the sockets here that were left out of it to take it when it comes back
+    // (positioned, or joined without a cut), none of them among those a throw ended it for.
+    try {
+      if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all, publish)
+      else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit, publish)
+      else this.#broadcast(message, options, (id) => cut.atEmit(id) && uncut(id), cut.atEmit, publish)
+    } finally {
+      if (publish) this.#publish(message, options, leftOut)
+    }
+  }
+
+  /** PUBLISHes own broadcast `message` once for the other nodes, past its delivery here (see `send`). */
+  #publish(message: BroadcastMessage, options: BroadcastOptions, leftOut: readonly string[]): void {
+    const cut = this.#cut
     const packet: BroadcastPacket = {
       n: this.#node,
       e: message.prepared().text(0, 0),
@@ -322,9 +335,13 @@ export class Broadcasts {
     ran: boolean,
     each = false,
   ): void {
-    if (each) deliverEach(this.#memory, this.#sockets, this.#warnings, message, options, only)
-    else this.#memory.broadcast(message, options, only)
-    if (this.#pastMarker.size > 0) this.#pastMarker.keepAside(message, options, takes, ran)
+    try {
+      if (each) deliverEach(this.#memory, this.#sockets, this.#warnings, message, options, only)
+      else this.#memory.broadcast(message, options, only)
+    } finally {
+      // Out of their rooms, they were not among the sockets a throw ended it for.
+      if (this.#pastMarker.size > 0) this.#pastMarker.keepAside(message, options, takes, ran)
+    }
   }
 
   /** See `PastMarkerSockets.askWithAck`. */
@@ -357,12 +374,18 @@ export class Broadcasts {
       this.#wake()
       return
     }
-    this.#deliverRead(packet)
-    if (awaits) this.#awaited.flush(this.#deliverAwaited)
-    this.#wake()
-    // Once it went by the places of the sockets joined without a cut (see `UncutSockets.only`):
-    // those it reaches filter nothing more.
-    if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
+    // Another node's, a socket that throws at it ends it for this node's sockets after it, as
+    // with the memory adapter (logged by the subscriber's guard, see the adapter); what the
+    // channel's order asks of this node after it goes on all the same.
+    try {
+      this.#deliverRead(packet)
+    } finally {
+      if (awaits) this.#awaited.flush(this.#deliverAwaited)
+      this.#wake()
+      // Once it went by the places of the sockets joined without a cut (see `UncutSockets.only`):
+      // those it reaches filter nothing more.
+      if (!this.#uncut.empty) this.#uncut.readFrom(packet.n, packet.q)
+    }
   }
 
   /** Delivers a broadcast read on the channel to this node's sockets that take it now. */
