@@ -2,8 +2,8 @@
 // proved never run, one back on the channel, another node's): more follows it in the same turn
 // (the other sockets, the awaited queue's pass, the count given to its sender). So each socket
 // is asked on its own: one that throws at it loses it alone (logged), and, counted already
-// (the count comes before the deliveries), its reply, never to come, fails.
-import { ErrorCode, ParleyError } from '@parley/protocol'
+// (the count comes before the deliveries), its reply, never to come, fails: once, should it
+// have registered the question before it threw.
 import type {
   BroadcastMessage,
   BroadcastOptions,
@@ -11,6 +11,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
+import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
 /** As `MemoryAdapter.broadcastWithAck`, each socket asked on its own. */
@@ -36,17 +37,19 @@ export function askEach(
   if (ids.length === 0) return
   const event = message.prepared()
   for (const id of ids) {
+    // Its question may be registered before it throws, and settled there too (see reply-once.ts).
+    const once = replyOnce(reply)
     try {
       const socket = sockets.get(id)
       if (!socket) throw new Error('the socket is gone')
-      socket.deliverWithAck(event, timeout, reply, options.volatile)
+      socket.deliverWithAck(event, timeout, once, options.volatile)
     } catch (err) {
       warnings.warn(
         'ask-delivery',
         'a broadcast with acks failed at its delivery to a socket, and is lost to its session',
         { err, event: message.name, socket: id },
       )
-      reply({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
+      once(disconnected())
     }
   }
 }
