@@ -3,8 +3,8 @@
 // with acks, given up that never ran, which it waited for (see `AwaitedBroadcasts.leaving`).
 // Each is given on its own: a socket that throws at one loses that one alone (logged, and a
 // question counted with a failed reply), never the rest, the seal or the claim's answer.
-import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
 /** Gives `message` to the socket `only` picks (one socket), into its tail. */
@@ -37,6 +37,8 @@ export function askAtSeal(
   only: (id: string) => boolean,
 ): void {
   let counted: number | undefined
+  // Its question may be registered before it throws, and settled there too (see reply-once.ts).
+  const once = replyOnce(reply)
   try {
     memory.broadcastWithAck(
       message,
@@ -46,14 +48,13 @@ export function askAtSeal(
         counted = count
         expect(count)
       },
-      reply,
+      once,
       only,
     )
   } catch (err) {
     lostAtSeal(warnings, message, err)
     if (counted === undefined) expect(0)
-    else if (counted > 0)
-      reply({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected') })
+    else if (counted > 0) once(disconnected())
   }
 }
 

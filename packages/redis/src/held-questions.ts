@@ -2,8 +2,8 @@
 // joined without a cut (see uncut-sockets.ts): while its tail is not read, what reaches it is
 // held, and a question asked at once would reach the session ahead of that; once read, the
 // tail's places say which questions it asked already.
-import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import { disconnected, replyOnce } from './reply-once.js'
 import type { UncutSockets } from './uncut-sockets.js'
 import type { Warnings } from './warnings.js'
 
@@ -113,6 +113,8 @@ export function askHolding(
       // Inside the takeover's read of the tail, which never rejects: a socket that throws
       // loses this one question alone.
       let asked = 0
+      // Its question may be registered before it throws, and settled there too (see reply-once.ts).
+      const once = replyOnce(replyInOrder)
       try {
         memory.broadcastWithAck(
           message,
@@ -121,7 +123,7 @@ export function askHolding(
           (matched) => {
             asked = matched
           },
-          replyInOrder,
+          once,
           (socket) => socket === id,
         )
       } catch (err) {
@@ -131,11 +133,7 @@ export function askHolding(
           { err, event: message.name, socket: id },
         )
         // Counted once it matched: its reply, never to come, fails.
-        if (asked > 0)
-          replyInOrder({
-            ok: false,
-            error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected'),
-          })
+        if (asked > 0) once(disconnected())
       } finally {
         count += asked
       }

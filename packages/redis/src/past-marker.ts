@@ -4,7 +4,6 @@
 // those rooms get, broadcasts and questions, for the end of the wait. Kept on this node (the
 // server gave the write up), the socket gets it all then, in order; sealed, it gets only what
 // no claimer reads (`local`, or never run), broadcasts and questions, into its tail.
-import { ErrorCode, ParleyError } from '@parley/protocol'
 import type {
   BroadcastMessage,
   BroadcastOptions,
@@ -15,6 +14,7 @@ import type {
 } from '@parley/server'
 import { askEach } from './ask-each.js'
 import { lostAtSeal } from './at-seal.js'
+import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
 /**
@@ -192,16 +192,14 @@ export class PastMarkerSockets {
       const question = (socket: LocalSocket | undefined) => {
         if (socket) {
           count++
+          // Its question may be registered before it throws, and settled there too (see reply-once.ts).
+          const once = replyOnce(replyInOrder)
           this.#deliver(
             socket,
             message,
-            () => socket.deliverWithAck(message.prepared(), timeout, replyInOrder, options.volatile),
-            () =>
-              // Counted: its reply, never to come, fails.
-              replyInOrder({
-                ok: false,
-                error: new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected'),
-              }),
+            () => socket.deliverWithAck(message.prepared(), timeout, once, options.volatile),
+            // Counted: its reply, never to come, fails.
+            () => once(disconnected()),
           )
         }
         settled()

@@ -2,6 +2,8 @@
 // seal (here a seal held at a claim marker, ended by its limit) loses that one alone: the others
 // reach the tail, a question is counted with a failed reply, and the seal and the claim's answer
 // go on, so the claimer gets the whole tail.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { unheard } from '../../../test/support/unheard.js'
@@ -43,6 +45,28 @@ describe.skipIf(skipRedisSuites())('a socket that throws into its tail at a seal
     expect(left).toEqual([])
     expect(a.warnings.filter((line) => line.includes('as that tail was sealed'))).not.toHaveLength(0)
     expect(a.warnings.filter((line) => line.includes('could not be handled'))).toEqual([])
+  })
+
+  it('counts once a question the socket registered before it threw at it', async () => {
+    let asked: ReturnType<typeof ask> | undefined
+    const { socket, taking } = await heldSeal(suite.cluster(), (a) => {
+      asked = ask(a, 'asked', ['r'])
+    })
+    // The server's socket registers the question, then sends it: here the send throws.
+    let registered: ((reply: BroadcastReply) => void) | undefined
+    socket.deliverWithAck = (_event, _timeout, settle) => {
+      registered = settle
+      throw new Error('the socket threw as it sent the question')
+    }
+    const left = await unheard(async () => {
+      await within(taking, 5000, 'the claim answered')
+      await until(() => asked?.replies.length === 1, 3000, 'the reply to the question')
+      // Its session ends: the question it registered is settled there, and not counted again.
+      registered?.({ ok: false, error: new ParleyError(ErrorCode.DISCONNECTED, 'the session ended') })
+    })
+    expect(left).toEqual([])
+    expect(asked?.replies).toHaveLength(1)
+    expect(asked?.replies[0]).toMatchObject({ ok: false, error: { code: 'PARLEY_DISCONNECTED' } })
   })
 
   it('loses alone what is proved never run while the seal waits, and the seal goes', async () => {
