@@ -117,8 +117,9 @@ export class Broadcasts {
     // A socket that throws at it ends it for this node's sockets after it, and the throw reaches
     // the application's emit, as with the memory adapter (one loop, no pass to collect them
     // first: this is every broadcast's path). The PUBLISH goes all the same: the other nodes
-    // get it, and so do the sockets here that were left out of it to take it when it comes back
-    // (positioned, or joined without a cut), none of them among those a throw ended it for.
+    // get it, and so do the sockets here that take it when it comes back: the positioned ones
+    // (by the cut's count, whatever the loop reached), and those joined without a cut that it
+    // left out before the throw.
     try {
       if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all, publish)
       else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit, publish)
