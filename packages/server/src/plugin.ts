@@ -229,6 +229,7 @@ async function mount(
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
     sent,
+    succeeded: () => upgrades?.succeeded() ?? false,
   })
   // Its answers stay on the server until the instance has closed: Fastify's bare 503 would
   // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).
@@ -242,6 +243,9 @@ async function mount(
   app.addHook('preClose', async () => {
     // Within Fastify's bound on this hook (its own `pluginTimeout`), with a margin to end in.
     const deadline = hookLimit > 0 ? Date.now() + hookLimit - HOOK_MARGIN_MS : Number.POSITIVE_INFINITY
+    // From now on an instance restarted on this HTTP server may mount Parley at this path, and
+    // take its new clients while this one's sessions end (see claimUpgrades).
+    upgrades?.closing()
     lastWords.takeOver()
     await server.drain()
     // Events the sessions still here acknowledged go through their middleware to the handlers

@@ -576,7 +576,8 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
   })
 
   it('keep alive the connections of an instance registered on the server while the last one closed', async () => {
-    // Another path: the one still closing holds its own until it has closed.
+    // Another path: at the closing one's, the new one would be its successor (see
+    // restart-while-closing.test.ts); here, only the server's connections are at stake.
     const { server, apps } = await sharedServer(['/a', '/b'])
     const [first, restarted] = [apps[0]!, apps[1]!]
     await first.register(parley, { path: '/a' })

@@ -72,6 +72,11 @@ export interface LastWordsOptions {
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
   /**
+   * Whether another Fastify instance on the server, not closing, mounts Parley at this path now
+   * (see `UpgradeClaim.succeeded`): then only this mount point's own sessions are answered here.
+   */
+  succeeded?: () => boolean
+  /**
    * Does what sending an answer does besides, as the routes do: counts the refusal it carries (a
    * page's origin, another version) in its log, ends the session it ends (`endsSession`).
    */
@@ -140,6 +145,7 @@ export class LastWordsAtClose {
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
   readonly #sent: (answer: EndpointAnswer) => void
+  readonly #succeeded: () => boolean
   /** Takes its answers off the server (see `takeOver`); set from the takeover on. */
   #leave: (() => void) | undefined
   /** Likewise on the stand-in server where `app.injectWS` emits its upgrades. */
@@ -160,6 +166,7 @@ export class LastWordsAtClose {
     log,
     fastifyRefuses,
     sent,
+    succeeded = () => false,
   }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
@@ -171,6 +178,7 @@ export class LastWordsAtClose {
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
     this.#sent = sent
+    this.#succeeded = succeeded
     this.#injected = injected
     // `http`, `https` and `http2` servers are all `net.Server`s; an object of a serverFactory's
     // that is not has no such listeners to take the place of.
@@ -238,7 +246,11 @@ export class LastWordsAtClose {
     if (!verdict) return false
     const last = verdict.lastWords
     if (last && this.#serveLast(req, res, last)) return true
-    if (!this.#refusing) return false
+    // A successor at this path (an instance restarted while this one drains) serves the new
+    // clients; this one's own sessions are still answered here, whichever instance the server
+    // hands the path's requests to now.
+    const succeeded = this.#succeeded()
+    if (!this.#refusing && !succeeded) return false
     const live = verdict.post
     const taken = live && this.#post(live, req, res)
     if (taken) {
@@ -293,6 +305,8 @@ export class LastWordsAtClose {
         })
       return true
     }
+    // None of this mount point's sessions: the successor's to answer.
+    if (succeeded) return false
     const elsewhere = verdict.elsewhere
     if (elsewhere) {
       // Taken over by another node since this one handed it off, or never here (a relayed
@@ -341,7 +355,9 @@ export class LastWordsAtClose {
    * upgrade's connection to its listeners for good).
    */
   #upgradeAnswered(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
-    if (!this.#refusing) return false
+    // A new WebSocket, or a resume: this one's sessions there have theirs open already, and the
+    // successor at this path takes the rest (see `claimUpgrades`).
+    if (!this.#refusing || this.#succeeded()) return false
     const verdict = this.#answers.judge(req, true)
     if (!verdict) return false
     if (verdict.upgrade && this.#upgrade(req, socket, head)) return true

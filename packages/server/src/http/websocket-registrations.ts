@@ -34,6 +34,11 @@ interface Instance {
   readonly bases: Map<string, number>
   /** How its router reads a target's path, which its upgrades are matched by. */
   readonly router: RouterReading
+  /**
+   * Its close has begun: another instance may mount Parley at its paths (a restart in the same
+   * process while this one drains), and takes their upgrades from then on (see `instanceAt`).
+   */
+  closing: boolean
 }
 
 /**
@@ -62,6 +67,16 @@ export interface UpgradeClaim {
   readonly source: Server
   /** Another mount point of the same Fastify instance registered @fastify/websocket first. */
   readonly shared: boolean
+  /**
+   * Its Fastify instance has begun to close: from now on another instance may mount Parley at
+   * its path, and takes the upgrades there.
+   */
+  closing(): void
+  /**
+   * Whether another instance, not closing, mounts Parley at its path now: the new clients there
+   * are that one's, and a closing mount point answers only its own sessions' requests.
+   */
+  succeeded(): boolean
   /** Gives the path back, at the instance's close or a failed registration; once is enough. */
   release(): void
 }
@@ -71,7 +86,9 @@ export interface UpgradeClaim {
  * context's `prefix` for the instance whose router is `routing` and reads paths as `router` says:
  * upgrades are routed by the URL as that router reads it, the prefix included. Throws a
  * `ParleyOptionError` (before anything is touched) when another Fastify instance on the same
- * server mounts Parley at that URL path already: only one of them could take its upgrades.
+ * server mounts Parley at that URL path already: only one of them could take its upgrades. Not
+ * when that instance is closing: the new one is its successor (an instance restarted on a
+ * long-lived server), and takes the new upgrades while the old one's sessions end.
  */
 export function claimUpgrades(
   server: object,
@@ -85,21 +102,30 @@ export function claimUpgrades(
   // As Fastify joins them, or no upgrade's path would lie under the base.
   const full = prefixedBase(prefix, base)
   for (const [other, instance] of upgrades.instances) {
-    if (other !== routing && sameBase(instance, full, router.rules.anyCase)) {
+    if (other !== routing && !instance.closing && sameBase(instance, full, router.rules.anyCase)) {
       throw new ParleyOptionError(
         'path',
-        `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own`,
+        `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own, or, to restart it in this process, begin the old instance's app.close() first (the new one takes the path from then on)`,
       )
     }
   }
   const known = upgrades.instances.get(routing)
-  const instance = known ?? { source: new Server(), bases: new Map<string, number>(), router }
+  const instance = known ?? { source: new Server(), bases: new Map<string, number>(), router, closing: false }
   if (!known) upgrades.instances.set(routing, instance)
   instance.bases.set(full, (instance.bases.get(full) ?? 0) + 1)
   let released = false
   return {
     source: known ? new Server() : instance.source,
     shared: known !== undefined,
+    closing() {
+      instance.closing = true
+    },
+    succeeded() {
+      for (const [other, each] of upgrades.instances) {
+        if (other !== routing && !each.closing && sameBase(each, full, router.rules.anyCase)) return true
+      }
+      return false
+    },
     release() {
       if (released) return
       released = true
@@ -131,16 +157,19 @@ function listen(server: object): Upgrades {
 /**
  * The instance whose router reads `url`'s path as the WebSocket route of one of its mount points;
  * else the one whose mount base is the longest one that path lies under, as its router reads both;
- * with none, the first instance to claim the server, whose router answers the upgrade (its 404,
+ * with none, the first instance to claim the server (the first still open), whose router answers the upgrade (its 404,
  * or a WebSocket route of the application's in a context where Parley's registration is seen).
  * Each instance reads the path by its own router's options, as Fastify would route it there: one
  * that ignores letter case reads `/B/ws` as `/b/ws`, where another reads it as written, and
- * `/b/ws/` is the route `/b/ws` only where trailing slashes are ignored.
+ * `/b/ws/` is the route `/b/ws` only where trailing slashes are ignored. An instance still open
+ * comes before a closing one at the same path: its successor, which takes the new upgrades.
  */
 function instanceAt(instances: Map<object, Instance>, url: string): Instance | undefined {
+  // Stable: in the order they claimed the server, the open ones first.
+  const ordered = [...instances.values()].sort((a, b) => Number(a.closing) - Number(b.closing))
   let found: Instance | undefined
   let longest = -1
-  for (const instance of instances.values()) {
+  for (const instance of ordered) {
     const path = pathOf(url, instance.router)
     // A path its router refuses (an escape that decodes to no UTF-8) is not its to answer.
     if (path === undefined) continue
@@ -153,7 +182,7 @@ function instanceAt(instances: Map<object, Instance>, url: string): Instance | u
       }
     }
   }
-  return found ?? instances.values().next().value
+  return found ?? ordered[0]
 }
 
 /**

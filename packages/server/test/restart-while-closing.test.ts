@@ -1,0 +1,160 @@
+// An instance restarted on a long-lived HTTP server (serverFactory) at the path of one still
+// closing: the new one is accepted and takes the new clients, over every transport, while the old
+// one's sessions end there with their own last words.
+
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { connect, type Socket } from '@parley/client'
+import type { TransportName } from '@parley/protocol'
+import parley, { type ServerSocket } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { closeApp, until, within } from './helpers.js'
+
+const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
+
+type Handler = (req: IncomingMessage, res: ServerResponse) => void
+
+/**
+ * One HTTP server whose requests go to the handler of the instance the application made current,
+ * as a process restarting its Fastify instance on a server it keeps does; `make` gives each new
+ * instance that server.
+ */
+async function restartableServer(return503OnClosing: boolean) {
+  const server = createServer()
+  const handlers = new Map<FastifyInstance, Handler>()
+  let current: Handler | undefined
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    if (current) current(req, res)
+    else res.writeHead(404).end()
+  })
+  const apps: FastifyInstance[] = []
+  const clients: Socket[] = []
+  onTestFinished(async () => {
+    for (const client of clients.splice(0)) client.disconnect()
+    for (const each of apps) await closeApp(each)
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    server: server as Server,
+    port,
+    clients,
+    /** A Fastify instance on the server, Parley at `/a` answering `where` with `name`. */
+    async make(name: string, onConnection?: (socket: ServerSocket) => void) {
+      let given: Handler | undefined
+      const app = Fastify({
+        forceCloseConnections: true,
+        return503OnClosing,
+        serverFactory: (handler) => {
+          given = handler
+          return server
+        },
+      })
+      if (given) handlers.set(app, given)
+      apps.push(app)
+      await app.register(parley, { path: '/a' })
+      app.parley.on('connection', (socket) => {
+        socket.on('where', (ack: (where: string) => void) => ack(name))
+        onConnection?.(socket)
+      })
+      await app.ready()
+      return app
+    },
+    /** Whether `serve` has been given another instance than the first. */
+    restarted: false,
+    /** From now on the server's requests go to `app`. */
+    serve(app: FastifyInstance) {
+      if (current) this.restarted = true
+      current = handlers.get(app)
+    },
+    /** A client of `/a` over `transport`, connected, and the name of the instance that answers it. */
+    async connect(transport: TransportName): Promise<{ client: Socket; where: string }> {
+      const client = connect(`http://127.0.0.1:${port}/a`, { transports: [transport], reconnection: false })
+      clients.push(client)
+      await within(
+        new Promise<void>((resolve) => client.once('connect', () => resolve())),
+        5000,
+        `a ${transport} client to connect`,
+      )
+      const where = await within(client.emitWithAck('where' as never), 5000, 'the answer to where')
+      return { client, where: where as string }
+    },
+  }
+}
+
+describe('an instance restarted at the path of one still closing on the same HTTP server', () => {
+  it.each([
+    ['', true],
+    // Fastify lets the requests through while it closes: nothing of the old one's own stands in
+    // front of the new one's routes, which know nothing of the old sessions, but its last words.
+    [', Fastify letting requests through while it closes', false],
+  ])(
+    "takes the new clients over every transport, while the old one's clients get its last words%s",
+    async (_, return503OnClosing) => {
+      const shared = await restartableServer(return503OnClosing)
+      let release: (() => void) | undefined
+      const old = await shared.make('old', (socket) => {
+        // An event of the old instance's client waits here: its close waits for it (see "Events
+        // acknowledged before the shutdown"), and the new instance comes meanwhile.
+        socket.use(([event]) =>
+          event === 'hold'
+            ? new Promise<void>((resolve) => {
+                release = resolve
+              })
+            : undefined,
+        )
+        socket.on('hold', () => {})
+      })
+      shared.serve(old)
+      const olds = new Map<TransportName, Socket>()
+      const reasons = new Map<TransportName, string>()
+      for (const transport of TRANSPORTS) {
+        const { client, where } = await shared.connect(transport)
+        expect(where).toBe('old')
+        olds.set(transport, client)
+        client.on('disconnect', (reason: string) => reasons.set(transport, reason))
+      }
+      // The sids of the old instance's sessions, and the POSTs that name one from now on.
+      const oldSids = new Set<string>()
+      let posted = 0
+      shared.server.on('request', (req: IncomingMessage) => {
+        const sid = new URL(req.url ?? '/', 'http://x').searchParams.get('sid')
+        if (sid === null) return
+        if (!shared.restarted) oldSids.add(sid)
+        else if (req.method === 'POST' && oldSids.has(sid)) posted++
+      })
+      olds.get('polling')!.emit('hold' as never)
+      await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+      const closing = old.close()
+      onTestFinished(async () => {
+        release?.()
+        await closing
+      })
+      await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+
+      const restarted = await shared.make('new')
+      shared.serve(restarted)
+      for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('new')
+      // The old one's polling client sends meanwhile: its POST is the old instance's to hear.
+      olds.get('polling')!.emit('late' as never)
+      await until(() => posted >= 1, 5000, "the old instance's client to send")
+      expect(old.parley.closed).toBe(false)
+
+      release?.()
+      await within(closing, 5000, 'the old instance to close')
+      // Each of the old one's clients heard its CLOSE: the old instance answered its own sessions'
+      // requests until it closed, though the server hands the path's requests to the new one.
+      await until(() => reasons.size === TRANSPORTS.length, 5000, "the old instance's clients to end")
+      expect(Object.fromEntries(reasons)).toEqual({
+        websocket: 'server shutdown',
+        sse: 'server shutdown',
+        polling: 'server shutdown',
+      })
+      // And the new one goes on taking clients once the old one has gone.
+      for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('new')
+      expect(restarted.parley.sockets.size).toBe(6)
+    },
+  )
+})
