@@ -4,7 +4,14 @@ import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
-import { LITERAL_PATHS, originForm, type PathRules, queryStart, routedPath } from './request-target.js'
+import {
+  LITERAL_PATHS,
+  originForm,
+  type PathRules,
+  queryStart,
+  routedPath,
+  routePath,
+} from './request-target.js'
 import { type UpgradeSettings, upgradeRefusal } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
@@ -207,9 +214,9 @@ export class ClosingAnswers {
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
       paths.push([`${base}/${segment}`, kind])
     }
-    // As the router reads them, and a request's path (see `judge`): in lower case for one that
-    // ignores letter case, say.
-    this.#paths = new Map(paths.map(([path, kind]) => [routedPath(path, pathRules) ?? path, kind]))
+    // As the router keeps them, which a request's path is read against (see `judge`): in lower
+    // case for one that ignores letter case, say, but an escape in the prefix as written.
+    this.#paths = new Map(paths.map(([path, kind]) => [routePath(path, pathRules), kind]))
     this.#pathRules = pathRules
     this.#transports = transports
     this.#originOf = originOf

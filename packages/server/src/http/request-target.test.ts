@@ -6,6 +6,7 @@ import {
   pathRules,
   queryStart,
   routedPath,
+  routePath,
   semicolonQueries,
 } from './request-target.js'
 
@@ -81,6 +82,15 @@ describe('routedPath', () => {
     expect(routedPath('//Parley//POLL//', all)).toBe('/parley/poll')
     expect(routedPath('/parley/poll//', { ...LITERAL_PATHS, trailingSlash: true })).toBe('/parley/poll/')
     expect(routedPath('/', all)).toBe('/')
+  })
+})
+
+describe('routePath', () => {
+  it("keeps a route's escapes as written, as the router keeps them, and folds it as routedPath does", () => {
+    expect(routePath('/b%61/parley/ws', LITERAL_PATHS)).toBe('/b%61/parley/ws')
+    expect(routePath('/B%61//Parley/', { anyCase: true, duplicateSlashes: true, trailingSlash: true })).toBe(
+      '/b%61/parley',
+    )
   })
 })
 

@@ -96,6 +96,18 @@ export function routedPath(path: string, rules: PathRules): string | undefined {
       return undefined
     }
   }
+  return routePath(read, rules)
+}
+
+/**
+ * A route's path as the router keeps it (find-my-way's `on`), which a request's `routedPath` is
+ * matched against: its runs of slashes folded into one, one trailing slash dropped, its letters
+ * lower-cased, each when the router does; but its percent-encodings left as written. A route
+ * written with an escape the router decodes in a request (a Fastify prefix `/b%61`) is reached by
+ * no request: `/b%61/parley/ws` is read `/ba/parley/ws`, the route of a prefix `/ba`, not its own.
+ */
+export function routePath(path: string, rules: PathRules): string {
+  let read = path
   if (rules.duplicateSlashes) read = read.replace(/\/\/+/g, '/')
   if (rules.trailingSlash && read.length > 1 && read.endsWith('/')) read = read.slice(0, -1)
   return rules.anyCase ? read.toLowerCase() : read

@@ -3,7 +3,14 @@ import { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ParleyOptionError } from '../options.js'
 import { prefixedBase } from '../transports/registry.js'
-import { LITERAL_PATHS, originForm, type PathRules, queryStart, routedPath } from './request-target.js'
+import {
+  LITERAL_PATHS,
+  originForm,
+  type PathRules,
+  queryStart,
+  routedPath,
+  routePath,
+} from './request-target.js'
 import { takeOff } from './takeovers.js'
 
 /**
@@ -174,7 +181,8 @@ function instanceAt(instances: Map<object, Instance>, url: string): Instance | u
     // A path its router refuses (an escape that decodes to no UTF-8) is not its to answer.
     if (path === undefined) continue
     for (const written of instance.bases.keys()) {
-      const base = routedPath(written, instance.router.rules) ?? written
+      // As its router keeps its routes: an escape in a prefix is not decoded there.
+      const base = routePath(written, instance.router.rules)
       if (path === `${base}/ws`) return instance
       if (base.length > longest && under(path, base)) {
         found = instance
