@@ -15,7 +15,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { notFoundUnder } from './http/not-found.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
-import { pathRules, semicolonQueries } from './http/request-target.js'
+import { type PathRules, pathRules, semicolonQueries, settlePathRules } from './http/request-target.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { shareServer } from './http/server-sharers.js'
@@ -73,11 +73,14 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // Without the application's own @fastify/websocket, this mount point's upgrades are claimed on
   // the HTTP server now, so that another Fastify instance on it at the same path is refused
   // before anything is made (see claimUpgrades).
+  // One reading of the router's rules for all that reads a path here, settled once the routes are
+  // in the router (see `settlePathRules`).
+  const rules = pathRules(app)
   const upgrades = app.hasDecorator('websocketServer')
     ? undefined
     : claimUpgrades(app.server, app.routing, app.prefix, mountBase(options.path), options.path, {
         semicolon: semicolonQueries(app),
-        rules: pathRules(app),
+        rules,
       })
   let made: MadeMetrics | undefined
   // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
@@ -93,7 +96,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       })
     }
     server = await startServer(app.log, options, made?.metrics ?? noMetrics, hookLimit)
-    await mount(app, server, options, rawOptions, hookLimit, upgrades)
+    await mount(app, server, options, rawOptions, hookLimit, upgrades, rules)
   } catch (err) {
     // Refused (the metrics' names, the adapter, the handoff's timeout) or failed after (a route
     // of the application's where Parley's go): the registry is left as it was given, and the
@@ -117,6 +120,7 @@ async function mount(
   rawOptions: ParleyServerOptions,
   hookLimit: number,
   upgrades: UpgradeClaim | undefined,
+  rules: PathRules,
 ): Promise<void> {
   // Its own logs of refused origins and versions: the routes' close with the server, before the
   // last answers.
@@ -168,7 +172,7 @@ async function mount(
     // Parley's own registration of @fastify/websocket, or the application's: read at close.
     upgradeSettings: () => app.websocketServer.options,
     semicolonQueries: semicolonQueries(app),
-    pathRules: pathRules(app),
+    pathRules: rules,
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST
@@ -333,6 +337,7 @@ async function mount(
     },
     logLevel: options.logLevel,
   })
+  settlePathRules(app, `${prefixedBase(app.prefix, mountBase(options.path))}/ws`, rules)
   // In the application's context, not the routes': its 404s keep the application's log level.
   await notFoundUnder(app, mountBase(options.path))
 }

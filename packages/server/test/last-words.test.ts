@@ -399,6 +399,11 @@ describe('at close, for every URL the router serves', () => {
       { ignoreTrailingSlash: true },
       (base: string) => `${base}/poll/`,
     ],
+    [
+      'a trailing slash in routerOptions, which the router takes over the top of the options',
+      { ignoreTrailingSlash: false, routerOptions: { ignoreTrailingSlash: true } },
+      (base: string) => `${base}/poll/`,
+    ],
   ] satisfies [string, FastifyServerOptions, (base: string) => string][])(
     'hands the CLOSE to the next GET of a poll client whose URL has %s',
     async (_name, fastifyOptions, endpointOf) => {
@@ -417,6 +422,32 @@ describe('at close, for every URL the router serves', () => {
       await closing
     },
   )
+
+  it('leaves a URL with a trailing slash to Fastify where routerOptions refuses what the top allows', async () => {
+    // The router takes routerOptions' own ignoreTrailingSlash over the one at the top.
+    const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, {
+      ignoreTrailingSlash: true,
+      routerOptions: { ignoreTrailingSlash: false },
+    })
+    apps.push(app)
+    const sid = await handshake(`${base}/poll`)
+    // While the server runs, no endpoint is served there: the session's GET gets a 404.
+    const slashed = `${base}/poll/?v=1&sid=${sid}`
+    expect((await fetch(slashed, { headers: { origin: PAGE } })).status).toBe(404)
+    const closing = app.close()
+    await until(() => closed(app), 2000, 'the server closing')
+    // Nor while it closes: not the session's last words, nor a coded answer of Parley's, but
+    // Fastify's own 503, as at any URL no route serves.
+    const res = await fetch(slashed, { headers: { origin: PAGE } })
+    expect(res.status).toBe(503)
+    expect(await res.text()).not.toMatch(/PARLEY_|server shutdown/)
+    // The last words wait for the session's GET at its endpoint.
+    const last = await fetch(`${base}/poll?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+    expect(packetsOf(await last.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await closing
+  })
 
   it('hands the CLOSE to a client whose URL has slashes before the prefix, as the README sets the router', async () => {
     // The README's Fastify: its rewriteUrl folds the leading slashes (for the masked 404s), and

@@ -8,6 +8,7 @@ import {
   routedPath,
   routePath,
   semicolonQueries,
+  settlePathRules,
 } from './request-target.js'
 
 describe('originForm', () => {
@@ -104,5 +105,48 @@ describe('pathRules', () => {
     // Deprecated at the top (Fastify warns so), taken there when routerOptions leaves it out.
     const top = pathRules(Fastify({ ignoreTrailingSlash: true, routerOptions: { caseSensitive: false } }))
     expect(top).toEqual({ anyCase: true, duplicateSlashes: false, trailingSlash: true })
+  })
+})
+
+describe('settlePathRules', () => {
+  // Fastify takes an option of routerOptions over the same one at the top of its options, but
+  // initialConfig fills in routerOptions' own (false): the router alone tells which it took.
+  it.each([
+    [{ ignoreTrailingSlash: true, routerOptions: { ignoreTrailingSlash: false } }, false],
+    [{ ignoreTrailingSlash: false, routerOptions: { ignoreTrailingSlash: true } }, true],
+    [{ ignoreTrailingSlash: true, routerOptions: { caseSensitive: false } }, true],
+    [{ ignoreTrailingSlash: true }, true],
+    [{}, false],
+  ] satisfies [FastifyServerOptions, boolean][])(
+    'reads a trailing slash as the router does, given %o',
+    async (options, trailingSlash) => {
+      const app = Fastify(options)
+      app.get('/parley/ws', async () => 'ws')
+      const rules = pathRules(app)
+      settlePathRules(app, '/parley/ws', rules)
+      expect(rules.trailingSlash).toBe(trailingSlash)
+      expect((await app.inject('/parley/ws/')).statusCode).toBe(trailingSlash ? 200 : 404)
+      await app.close()
+    },
+  )
+
+  it('reads doubled slashes as the router does, whichever option it took', async () => {
+    const app = Fastify({ ignoreDuplicateSlashes: true, routerOptions: { ignoreDuplicateSlashes: false } })
+    app.get('/parley/ws', async () => 'ws')
+    const rules = pathRules(app)
+    settlePathRules(app, '/parley/ws', rules)
+    expect(rules.duplicateSlashes).toBe(false)
+    expect((await app.inject('/parley//ws')).statusCode).toBe(404)
+    await app.close()
+  })
+
+  it("takes no route of the application's with parameters for Parley's", async () => {
+    const app = Fastify()
+    app.get('/parley/ws', async () => 'ws')
+    app.get('/*', async () => 'anything')
+    const rules = pathRules(app)
+    settlePathRules(app, '/parley/ws', rules)
+    expect(rules).toEqual(LITERAL_PATHS)
+    await app.close()
   })
 })

@@ -114,10 +114,13 @@ export function routePath(path: string, rules: PathRules): string {
 }
 
 /**
- * The application's `PathRules`. Each of `ignoreDuplicateSlashes` and `ignoreTrailingSlash` may be
- * given at the top of Fastify's options (deprecated; Fastify 5.0 has no `routerOptions`) or in
- * `routerOptions`, whose copy in `initialConfig` has each filled in (false) when not given there,
- * when the router takes the top one instead: either one set is the router's.
+ * The application's `PathRules`, as far as its options tell them before any route of Parley's is
+ * in the router. Each of `ignoreDuplicateSlashes` and `ignoreTrailingSlash` may be given at the top
+ * of Fastify's options (deprecated; Fastify 5.0 to 5.4 have no `routerOptions`) or in
+ * `routerOptions`, which the router takes first (Fastify's `buildRouterOptions`: the top one only
+ * where `routerOptions` leaves it out). But `initialConfig`'s copy of `routerOptions` has each
+ * filled in (false) when not given there: one set true at the top and false there is the
+ * router's or not, which only the router can tell (`settlePathRules`, once the routes are in).
  */
 export function pathRules(app: FastifyInstance): PathRules {
   const config = app.initialConfig
@@ -127,4 +130,25 @@ export function pathRules(app: FastifyInstance): PathRules {
     duplicateSlashes: config.ignoreDuplicateSlashes === true || router?.ignoreDuplicateSlashes === true,
     trailingSlash: config.ignoreTrailingSlash === true || router?.ignoreTrailingSlash === true,
   }
+}
+
+/**
+ * Settles `rules` (made by `pathRules`) by the router itself, once `route` is in it: the URL of a
+ * static GET route of Parley's, its context's prefix included. The router answers whether it
+ * serves that route with a trailing slash, or with its last slash doubled, whichever of the
+ * application's options it took (see `pathRules`); letter case needs no asking (`caseSensitive`
+ * is never filled in). A route of the application's with parameters that such a URL would fall
+ * into (`/*`) is not Parley's, and says nothing.
+ */
+export function settlePathRules(app: FastifyInstance, route: string, rules: PathRules): void {
+  const last = route.lastIndexOf('/')
+  rules.duplicateSlashes = servesParley(app, `${route.slice(0, last)}/${route.slice(last)}`)
+  rules.trailingSlash = servesParley(app, `${route}/`)
+}
+
+/** Whether the router finds a GET route without parameters at `url`. */
+function servesParley(app: FastifyInstance, url: string): boolean {
+  // Typed as always found; null at run time when no route is.
+  const found: { params: object } | null = app.findRoute({ method: 'GET', url })
+  return found !== null && Object.keys(found.params).length === 0
 }
