@@ -15,7 +15,7 @@ import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
 import { notFoundUnder } from './http/not-found.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
-import { type PathRules, pathRules, semicolonQueries, settlePathRules } from './http/request-target.js'
+import { type RouterReading, routerReading, settleRouterReading } from './http/request-target.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { shareServer } from './http/server-sharers.js'
@@ -73,15 +73,12 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // Without the application's own @fastify/websocket, this mount point's upgrades are claimed on
   // the HTTP server now, so that another Fastify instance on it at the same path is refused
   // before anything is made (see claimUpgrades).
-  // One reading of the router's rules for all that reads a path here, settled once the routes are
-  // in the router (see `settlePathRules`).
-  const rules = pathRules(app)
+  // One reading of the router's options for all that reads a target here, settled once the
+  // routes are in the router (see `settleRouterReading`).
+  const reading = routerReading(app)
   const upgrades = app.hasDecorator('websocketServer')
     ? undefined
-    : claimUpgrades(app.server, app.routing, app.prefix, mountBase(options.path), options.path, {
-        semicolon: semicolonQueries(app),
-        rules,
-      })
+    : claimUpgrades(app.server, app.routing, app.prefix, mountBase(options.path), options.path, reading)
   let made: MadeMetrics | undefined
   // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
   const hookLimit = app.initialConfig.pluginTimeout ?? 0
@@ -96,7 +93,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       })
     }
     server = await startServer(app.log, options, made?.metrics ?? noMetrics, hookLimit)
-    await mount(app, server, options, rawOptions, hookLimit, upgrades, rules)
+    await mount(app, server, options, rawOptions, hookLimit, upgrades, reading)
   } catch (err) {
     // Refused (the metrics' names, the adapter, the handoff's timeout) or failed after (a route
     // of the application's where Parley's go): the registry is left as it was given, and the
@@ -120,7 +117,7 @@ async function mount(
   rawOptions: ParleyServerOptions,
   hookLimit: number,
   upgrades: UpgradeClaim | undefined,
-  rules: PathRules,
+  reading: RouterReading,
 ): Promise<void> {
   // Its own logs of refused origins and versions: the routes' close with the server, before the
   // last answers.
@@ -171,8 +168,7 @@ async function mount(
     goodbyeOn: (request, standing) => endsWherever(request.headers, () => standing === 'left'),
     // Parley's own registration of @fastify/websocket, or the application's: read at close.
     upgradeSettings: () => app.websocketServer.options,
-    semicolonQueries: semicolonQueries(app),
-    pathRules: rules,
+    router: reading,
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST
@@ -337,7 +333,7 @@ async function mount(
     },
     logLevel: options.logLevel,
   })
-  settlePathRules(app, `${prefixedBase(app.prefix, mountBase(options.path))}/ws`, rules)
+  settleRouterReading(app, `${prefixedBase(app.prefix, mountBase(options.path))}/ws`, reading)
   // In the application's context, not the routes': its 404s keep the application's log level.
   await notFoundUnder(app, mountBase(options.path))
 }

@@ -5,10 +5,10 @@ import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
 import {
-  LITERAL_PATHS,
+  DEFAULT_READING,
   originForm,
-  type PathRules,
   queryStart,
+  type RouterReading,
   routedPath,
   routePath,
 } from './request-target.js'
@@ -116,14 +116,13 @@ export interface ClosingAnswersOptions {
   goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
   /** The options of the WebSocketServer that takes the upgrades, which ws checks them by (see `upgradeRefusal`). */
   upgradeSettings: () => UpgradeSettings
-  /** Whether the router begins a query at a `;` too, as the application chose (see `semicolonQueries`). */
-  semicolonQueries?: boolean
   /**
-   * How the router reads a path before it matches a route (`pathRules`): the routes served
-   * `/Parley/POLL`, `/parley/%70oll`, `/parley//poll` or `/parley/poll/` while the server ran, as
-   * the application set its router, so its answers at close are for them too.
+   * How the router reads a target before it matches a route (`RouterReading`), read at each
+   * request: the routes served `/Parley/POLL`, `/parley/%70oll`, `/parley//poll`, `/parley/poll/`
+   * or `/parley/poll;v=1` while the server ran, as the application set its router, so its answers
+   * at close are for them too.
    */
-  pathRules?: PathRules
+  router?: Readonly<RouterReading>
 }
 
 /** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
@@ -185,7 +184,7 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * the session: see `ClosingVerdict`). Never anything the routes would not say.
  */
 export class ClosingAnswers {
-  readonly #paths: ReadonlyMap<string, TransportName>
+  #pathsMade: ReadonlyMap<string, TransportName> | undefined
   readonly #transports: readonly TransportName[]
   readonly #originOf: (request: EndpointRequest) => OriginVerdict
   readonly #maxPayload: number
@@ -194,8 +193,8 @@ export class ClosingAnswers {
   readonly #heardWhileDisabled: (request: EndpointRequest, held: () => boolean) => boolean
   readonly #goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
   readonly #upgradeSettings: () => UpgradeSettings
-  readonly #semicolonQueries: boolean
-  readonly #pathRules: PathRules
+  readonly #router: Readonly<RouterReading>
+  readonly #endpoints: readonly [string, TransportName][]
 
   constructor({
     base,
@@ -207,17 +206,14 @@ export class ClosingAnswers {
     heardWhileDisabled,
     goodbyeOn,
     upgradeSettings,
-    semicolonQueries = false,
-    pathRules = LITERAL_PATHS,
+    router = DEFAULT_READING,
   }: ClosingAnswersOptions) {
-    const paths: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
+    const endpoints: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
-      paths.push([`${base}/${segment}`, kind])
+      endpoints.push([`${base}/${segment}`, kind])
     }
-    // As the router keeps them, which a request's path is read against (see `judge`): in lower
-    // case for one that ignores letter case, say, but an escape in the prefix as written.
-    this.#paths = new Map(paths.map(([path, kind]) => [routePath(path, pathRules), kind]))
-    this.#pathRules = pathRules
+    this.#endpoints = endpoints
+    this.#router = router
     this.#transports = transports
     this.#originOf = originOf
     this.#maxPayload = maxPayload
@@ -226,7 +222,18 @@ export class ClosingAnswers {
     this.#heardWhileDisabled = heardWhileDisabled
     this.#goodbyeOn = goodbyeOn
     this.#upgradeSettings = upgradeSettings
-    this.#semicolonQueries = semicolonQueries
+  }
+
+  /**
+   * The endpoints' paths as the router keeps them, which a request's path is read against (see
+   * `judge`): in lower case for one that ignores letter case, say, but an escape in the prefix as
+   * written. Made at the first request judged, after the router's reading is settled.
+   */
+  get #paths(): ReadonlyMap<string, TransportName> {
+    this.#pathsMade ??= new Map(
+      this.#endpoints.map(([path, kind]) => [routePath(path, this.#router.rules), kind]),
+    )
+    return this.#pathsMade
   }
 
   /**
@@ -237,8 +244,8 @@ export class ClosingAnswers {
     if (request.url === undefined) return undefined
     // In absolute form too, as the routes serve it (and the router reads it) while open.
     const url = originForm(request.url)
-    const queryAt = queryStart(url, this.#semicolonQueries)
-    const path = routedPath(queryAt < 0 ? url : url.slice(0, queryAt), this.#pathRules)
+    const queryAt = queryStart(url, this.#router.semicolon)
+    const path = routedPath(queryAt < 0 ? url : url.slice(0, queryAt), this.#router.rules)
     const kind = path === undefined ? undefined : this.#paths.get(path)
     if (kind === undefined) return undefined
     const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))

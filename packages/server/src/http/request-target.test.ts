@@ -7,8 +7,9 @@ import {
   queryStart,
   routedPath,
   routePath,
+  routerReading,
   semicolonQueries,
-  settlePathRules,
+  settleRouterReading,
 } from './request-target.js'
 
 describe('originForm', () => {
@@ -108,7 +109,7 @@ describe('pathRules', () => {
   })
 })
 
-describe('settlePathRules', () => {
+describe('settleRouterReading', () => {
   // Fastify takes an option of routerOptions over the same one at the top of its options, but
   // initialConfig fills in routerOptions' own (false): the router alone tells which it took.
   it.each([
@@ -122,9 +123,9 @@ describe('settlePathRules', () => {
     async (options, trailingSlash) => {
       const app = Fastify(options)
       app.get('/parley/ws', async () => 'ws')
-      const rules = pathRules(app)
-      settlePathRules(app, '/parley/ws', rules)
-      expect(rules.trailingSlash).toBe(trailingSlash)
+      const reading = routerReading(app)
+      settleRouterReading(app, '/parley/ws', reading)
+      expect(reading.rules.trailingSlash).toBe(trailingSlash)
       expect((await app.inject('/parley/ws/')).statusCode).toBe(trailingSlash ? 200 : 404)
       await app.close()
     },
@@ -133,9 +134,9 @@ describe('settlePathRules', () => {
   it('reads doubled slashes as the router does, whichever option it took', async () => {
     const app = Fastify({ ignoreDuplicateSlashes: true, routerOptions: { ignoreDuplicateSlashes: false } })
     app.get('/parley/ws', async () => 'ws')
-    const rules = pathRules(app)
-    settlePathRules(app, '/parley/ws', rules)
-    expect(rules.duplicateSlashes).toBe(false)
+    const reading = routerReading(app)
+    settleRouterReading(app, '/parley/ws', reading)
+    expect(reading.rules.duplicateSlashes).toBe(false)
     expect((await app.inject('/parley//ws')).statusCode).toBe(404)
     await app.close()
   })
@@ -144,9 +145,28 @@ describe('settlePathRules', () => {
     const app = Fastify()
     app.get('/parley/ws', async () => 'ws')
     app.get('/*', async () => 'anything')
-    const rules = pathRules(app)
-    settlePathRules(app, '/parley/ws', rules)
-    expect(rules).toEqual(LITERAL_PATHS)
+    const reading = routerReading(app)
+    settleRouterReading(app, '/parley/ws', reading)
+    expect(reading).toEqual({ semicolon: false, rules: LITERAL_PATHS })
     await app.close()
   })
+
+  // Fastify hands useSemicolonDelimiter on to its router, whose types do not list it.
+  const router = (options: object) => options as NonNullable<FastifyServerOptions['routerOptions']>
+  it.each([
+    [{ useSemicolonDelimiter: true, routerOptions: router({ useSemicolonDelimiter: false }) }, false],
+    [{ useSemicolonDelimiter: true, routerOptions: { caseSensitive: false } }, true],
+    [{ routerOptions: router({ useSemicolonDelimiter: true }) }, true],
+  ] satisfies [FastifyServerOptions, boolean][])(
+    'reads a ; as the router does, given %o',
+    async (options, semicolon) => {
+      const app = Fastify(options)
+      app.get('/parley/ws', async () => 'ws')
+      const reading = routerReading(app)
+      settleRouterReading(app, '/parley/ws', reading)
+      expect(reading.semicolon).toBe(semicolon)
+      expect((await app.inject('/parley/ws;v=1')).statusCode).toBe(semicolon ? 200 : 404)
+      await app.close()
+    },
+  )
 })

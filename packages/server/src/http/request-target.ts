@@ -41,7 +41,9 @@ export function queryStart(url: string, semicolon: boolean): number {
 /**
  * Whether the application's router begins a query at a `;` too: Fastify's `useSemicolonDelimiter`
  * (off by default), given at the top of its options (deprecated) or in `routerOptions`, whose
- * types leave it out.
+ * types leave it out, as far as its options tell it: as with `pathRules`, `initialConfig` fills
+ * in routerOptions' own (false), which the router takes over one at the top when it was given
+ * (see `settleRouterReading`).
  */
 export function semicolonQueries(app: FastifyInstance): boolean {
   const config = app.initialConfig
@@ -133,17 +135,37 @@ export function pathRules(app: FastifyInstance): PathRules {
 }
 
 /**
- * Settles `rules` (made by `pathRules`) by the router itself, once `route` is in it: the URL of a
- * static GET route of Parley's, its context's prefix included. The router answers whether it
- * serves that route with a trailing slash, or with its last slash doubled, whichever of the
- * application's options it took (see `pathRules`); letter case needs no asking (`caseSensitive`
- * is never filled in). A route of the application's with parameters that such a URL would fall
- * into (`/*`) is not Parley's, and says nothing.
+ * How a Fastify instance's router reads a request's target before it looks for a route: where
+ * the path ends (`semicolon`, see `semicolonQueries`), and how it is read then (`rules`, see
+ * `pathRules`). Made from the application's options (`routerReading`), then settled by the router
+ * itself once a route of Parley's is in it (`settleRouterReading`), for all that reads it.
  */
-export function settlePathRules(app: FastifyInstance, route: string, rules: PathRules): void {
+export interface RouterReading {
+  semicolon: boolean
+  readonly rules: PathRules
+}
+
+/** Fastify's defaults: the path ends at `?` or `#`, and is matched as written, its escapes decoded. */
+export const DEFAULT_READING: Readonly<RouterReading> = { semicolon: false, rules: LITERAL_PATHS }
+
+/** The application's `RouterReading`, as far as its options tell it (see `settleRouterReading`). */
+export function routerReading(app: FastifyInstance): RouterReading {
+  return { semicolon: semicolonQueries(app), rules: pathRules(app) }
+}
+
+/**
+ * Settles `reading` (made by `routerReading`) by the router itself, once `route` is in it: the URL
+ * of a static GET route of Parley's, its context's prefix included. The router answers whether it
+ * serves that route with a trailing slash, with its last slash doubled, or with a `;` after it,
+ * whichever of the application's options it took (see `pathRules`, `semicolonQueries`); letter
+ * case needs no asking (`caseSensitive` is never filled in). A route of the application's with
+ * parameters that such a URL would fall into (`/*`) is not Parley's, and says nothing.
+ */
+export function settleRouterReading(app: FastifyInstance, route: string, reading: RouterReading): void {
   const last = route.lastIndexOf('/')
-  rules.duplicateSlashes = servesParley(app, `${route.slice(0, last)}/${route.slice(last)}`)
-  rules.trailingSlash = servesParley(app, `${route}/`)
+  reading.rules.duplicateSlashes = servesParley(app, `${route.slice(0, last)}/${route.slice(last)}`)
+  reading.rules.trailingSlash = servesParley(app, `${route}/`)
+  reading.semicolon = servesParley(app, `${route};v=1`)
 }
 
 /** Whether the router finds a GET route without parameters at `url`. */

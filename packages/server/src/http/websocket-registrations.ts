@@ -4,10 +4,10 @@ import type { Duplex } from 'node:stream'
 import { ParleyOptionError } from '../options.js'
 import { prefixedBase } from '../transports/registry.js'
 import {
-  LITERAL_PATHS,
+  DEFAULT_READING,
   originForm,
-  type PathRules,
   queryStart,
+  type RouterReading,
   routedPath,
   routePath,
 } from './request-target.js'
@@ -40,25 +40,13 @@ interface Instance {
    */
   readonly bases: Map<string, number>
   /** How its router reads a target's path, which its upgrades are matched by. */
-  readonly router: RouterReading
+  readonly router: Readonly<RouterReading>
   /**
    * Its close has begun: another instance may mount Parley at its paths (a restart in the same
    * process while this one drains), and takes their upgrades from then on (see `instanceAt`).
    */
   closing: boolean
 }
-
-/**
- * How a Fastify instance's router reads a request's target before it looks for a route: where
- * the path ends (`semicolonQueries`), and how it is read then (`pathRules`).
- */
-export interface RouterReading {
-  readonly semicolon: boolean
-  readonly rules: PathRules
-}
-
-/** Fastify's defaults: the path ends at `?` or `#`, and is matched as written, its escapes decoded. */
-const DEFAULT_READING: RouterReading = { semicolon: false, rules: LITERAL_PATHS }
 
 interface Upgrades {
   /** By the Fastify instance's `routing` (one function per instance, which its contexts share). */
@@ -103,7 +91,7 @@ export function claimUpgrades(
   prefix: string,
   base: string,
   path: string,
-  router: RouterReading = DEFAULT_READING,
+  router: Readonly<RouterReading> = DEFAULT_READING,
 ): UpgradeClaim {
   const upgrades = servers.get(server) ?? listen(server)
   // As Fastify joins them, or no upgrade's path would lie under the base.
@@ -197,7 +185,7 @@ function instanceAt(instances: Map<object, Instance>, url: string): Instance | u
  * The path of `url` (a request's target) as a router reading paths as `router` says reads it
  * (see `routedPath`): in origin form, cut at its query; undefined for one that router refuses.
  */
-function pathOf(url: string, router: RouterReading): string | undefined {
+function pathOf(url: string, router: Readonly<RouterReading>): string | undefined {
   const target = originForm(url)
   const query = queryStart(target, router.semicolon)
   return routedPath(query < 0 ? target : target.slice(0, query), router.rules)
