@@ -9,6 +9,7 @@ import parley, { type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { closeApp, until, within } from './helpers.js'
+import { upgradeStatus } from './upgrade-status.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 
@@ -137,6 +138,8 @@ describe('an instance restarted at the path of one still closing on the same HTT
       const restarted = await shared.make('new')
       shared.serve(restarted)
       for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('new')
+      // An upgrade no mount point names is the new one's router's to answer, not the closing one's.
+      expect(await upgradeStatus(`ws://127.0.0.1:${shared.port}/elsewhere/ws?v=1`)).toBe(404)
       // The old one's polling client sends meanwhile: its POST is the old instance's to hear.
       olds.get('polling')!.emit('late' as never)
       await until(() => posted >= 1, 5000, "the old instance's client to send")
