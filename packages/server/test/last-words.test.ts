@@ -336,6 +336,57 @@ describe.each(['/api', '/api/'])('at close, with Parley under the prefix %s', (p
   })
 })
 
+describe('at close, with Parley under a prefix the router holds as written', () => {
+  // The router decodes a request's path, never a route's: a `%` of the prefix is matched by a
+  // `%25` of the URL, and `::` (Fastify's escaped colon) by one `:`. The answers at close are for
+  // the URLs the routes served, and leave the others to Fastify.
+  it.each([
+    ['a percent sign', '/caf%C3%A9', '/caf%25C3%25A9', '/caf%C3%A9'],
+    ['an escaped colon', '/a::b', '/a:b', '/a::b'],
+  ])(
+    'with %s, hands the CLOSE to the URL the routes served, and no answer to another',
+    async (_name, prefix, served, unserved) => {
+      const app = Fastify()
+      apps.push(app)
+      let scoped: FastifyInstance | undefined
+      await app.register(
+        async (api) => {
+          await api.register(parley, { allowedOrigins: [PAGE] })
+          scoped = api
+        },
+        { prefix },
+      )
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const { port } = app.server.address() as { port: number }
+      const origin = `http://127.0.0.1:${port}`
+      const sid = await handshake(`${origin}${served}/parley/poll`)
+      const elsewhere = await exchange(
+        `${origin}${unserved}/parley/poll?v=1`,
+        'POST',
+        { Origin: PAGE },
+        '[8,{}]',
+      )
+      expect(elsewhere.status).toBe(404)
+      const closing = app.close()
+      await until(() => closed(scoped!), 2000, 'the server closing')
+      const refused = await exchange(
+        `${origin}${unserved}/parley/poll?v=1`,
+        'POST',
+        { Origin: PAGE },
+        '[8,{}]',
+      )
+      // Fastify's bare 503, as for any URL of the application's while it closes.
+      expect({ status: refused.status, code: refused.body.code }).toEqual({ status: 503, code: undefined })
+      const res = await fetch(`${origin}${served}/parley/poll?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+      expect(res.status).toBe(200)
+      expect(packetsOf(await res.text())).toEqual([
+        expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+      ])
+      await closing
+    },
+  )
+})
+
 describe('at close, with a router that ignores letter case (caseSensitive: false)', () => {
   it('hands the CLOSE to the next GET of a poll client whose URL has other letters', async () => {
     const { app, base } = await startServer({ allowedOrigins: [PAGE] }, undefined, {

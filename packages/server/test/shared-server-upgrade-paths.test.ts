@@ -165,3 +165,36 @@ describe('an upgrade on a server that Fastify instances share', () => {
     await within(closing, 5000, 'the first instance to close')
   })
 })
+
+describe('an upgrade on a shared server, to Parley under a prefix the router holds as written', () => {
+  it.each([
+    ['a percent sign', '/caf%C3%A9', '/caf%25C3%25A9'],
+    ['an escaped colon', '/a::b', '/a:b'],
+  ])('with %s, reaches that instance at the URL its router serves', async (_name, prefix, served) => {
+    const server = createServer((_req, res) => res.writeHead(404).end())
+    const apps = [0, 1].map(() => Fastify({ forceCloseConnections: true, serverFactory: () => server }))
+    onTestFinished(async () => {
+      for (const app of apps) await closeApp(app)
+      server.closeAllConnections()
+      await new Promise((resolve) => server.close(resolve))
+    })
+    const [first, prefixed] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/b' })
+    await first.ready()
+    let scoped: FastifyInstance | undefined
+    await prefixed.register(
+      async (context) => {
+        await context.register(parley)
+        scoped = context
+      },
+      { prefix },
+    )
+    await prefixed.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    // The router decodes a request's path, not a route's: a `%` of the prefix is a `%25` of the
+    // URL, and `::` one `:`.
+    await openSession(port, `${served}/parley/ws?v=1`)
+    expect([first.parley.sockets.size, scoped!.parley.sockets.size]).toEqual([0, 1])
+  })
+})

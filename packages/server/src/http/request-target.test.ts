@@ -88,11 +88,19 @@ describe('routedPath', () => {
 })
 
 describe('routePath', () => {
-  it("keeps a route's escapes as written, as the router keeps them, and folds it as routedPath does", () => {
-    expect(routePath('/b%61/parley/ws', LITERAL_PATHS)).toBe('/b%61/parley/ws')
-    expect(routePath('/B%61//Parley/', { anyCase: true, duplicateSlashes: true, trailingSlash: true })).toBe(
-      '/b%61/parley',
-    )
+  it("holds a route's escapes and `%` as written, as a request's routedPath reads them", () => {
+    expect(routePath('/b%61/parley/ws', LITERAL_PATHS)).toBe('/b%2561/parley/ws')
+    expect(routedPath('/b%61/parley/ws', LITERAL_PATHS)).toBe('/ba/parley/ws')
+    expect(routePath('/caf%C3%A9/parley/poll', LITERAL_PATHS)).toBe('/caf%25C3%25A9/parley/poll')
+    expect(routedPath('/caf%25C3%25A9/parley/poll', LITERAL_PATHS)).toBe('/caf%25C3%25A9/parley/poll')
+    expect(routePath('/a::b/parley/poll', LITERAL_PATHS)).toBe('/a:b/parley/poll')
+  })
+
+  it('folds slashes, drops one trailing slash and lowers letters only where the router does', () => {
+    const all = { anyCase: true, duplicateSlashes: true, trailingSlash: true }
+    expect(routePath('//Api//Parley/', LITERAL_PATHS)).toBe('//Api//Parley/')
+    expect(routePath('//Api//Parley/', all)).toBe('/api/parley')
+    expect(routePath('/B%61//Parley/', all)).toBe('/b%2561/parley')
   })
 })
 

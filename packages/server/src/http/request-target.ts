@@ -98,17 +98,23 @@ export function routedPath(path: string, rules: PathRules): string | undefined {
       return undefined
     }
   }
-  return routePath(read, rules)
+  return folded(read, rules)
 }
 
 /**
  * A route's path as the router keeps it (find-my-way's `on`), which a request's `routedPath` is
  * matched against: its runs of slashes folded into one, one trailing slash dropped, its letters
- * lower-cased, each when the router does; but its percent-encodings left as written. A route
- * written with an escape the router decodes in a request (a Fastify prefix `/b%61`) is reached by
- * no request: `/b%61/parley/ws` is read `/ba/parley/ws`, the route of a prefix `/ba`, not its own.
+ * lower-cased, each when the router does; never decoded. find-my-way holds a route's `%` as `%25`
+ * (matched by a request's `%25`, which it keeps as written) and Fastify's escaped colon `::` as one
+ * `:`. So a route written with an escape (a Fastify prefix `/b%61`) is reached only by `/b%2561`:
+ * `/b%61/parley/ws` is read `/ba/parley/ws`, the route of a prefix `/ba`, not its own.
  */
 export function routePath(path: string, rules: PathRules): string {
+  return folded(path, rules).replaceAll('::', ':').replaceAll('%', '%25')
+}
+
+/** `path` with the folds of `rules` (see `routedPath`), in the router's order. */
+function folded(path: string, rules: PathRules): string {
   let read = path
   if (rules.duplicateSlashes) read = read.replace(/\/\/+/g, '/')
   if (rules.trailingSlash && read.length > 1 && read.endsWith('/')) read = read.slice(0, -1)
