@@ -625,6 +625,130 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     raw.destroy()
   })
 
+  it("serve an instance registered on the server while the last one's close is still under way", async () => {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    let letGo = () => {}
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve
+    })
+    let holding = false
+    // After Parley's own: it runs first, and holds the close after Parley let the connections go,
+    // its tracking still on the server.
+    first.addHook('onClose', async () => {
+      holding = true
+      await held
+    })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const closing = first.close()
+    onTestFinished(async () => {
+      letGo()
+      await closing
+    })
+    await until(() => holding, 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/b' })
+    restarted.get('/b/hello', async () => 'hello')
+    await restarted.ready()
+    // A new connection, and two requests one after the other on it: the closing instance lets
+    // them be, the restarted one's to serve and keep alive.
+    const raw = connectSocket({ host: '127.0.0.1', port })
+    raw.on('error', () => {})
+    onTestFinished(() => void raw.destroy())
+    let heard = ''
+    raw.on('data', (chunk: Buffer) => {
+      heard += chunk.toString()
+    })
+    let ended = false
+    raw.once('close', () => {
+      ended = true
+    })
+    const answers = () => (heard.match(/HTTP\/1\.1 200/g) ?? []).length
+    raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => answers() === 1 || ended, 5000, 'the first answer')
+    raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => answers() === 2 || ended, 5000, 'the second answer')
+    expect(answers()).toBe(2)
+    letGo()
+    await within(closing, 5000, 'the first instance to close')
+    raw.destroy()
+  })
+
+  it('answer a request pipelined behind one under way at the close, after the server outlived that close', async () => {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    let entered = false
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    first.get('/a/slow', async () => {
+      entered = true
+      await released
+      return 'done'
+    })
+    let letGo = () => {}
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve
+    })
+    let holding = false
+    first.addHook('onClose', async () => {
+      holding = true
+      await held
+    })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const raw = connectSocket({ host: '127.0.0.1', port })
+    raw.on('error', () => {})
+    onTestFinished(() => void raw.destroy())
+    let heard = ''
+    raw.on('data', (chunk: Buffer) => {
+      heard += chunk.toString()
+    })
+    raw.write('GET /a/slow HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => entered, 5000, 'the slow route')
+    const closing = first.close()
+    onTestFinished(async () => {
+      release()
+      letGo()
+      await closing
+    })
+    await until(() => holding, 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/b' })
+    let asked = false
+    let answer = () => {}
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    restarted.get('/b/later', async () => {
+      asked = true
+      await answered
+      return 'later'
+    })
+    await restarted.ready()
+    onTestFinished(answer)
+    // Behind the slow answer, which the closing instance counted: the restarted one's to serve,
+    // and to answer once the slow one is out.
+    raw.write('GET /b/later HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => asked, 5000, 'the pipelined request')
+    release()
+    const answers = () => (heard.match(/HTTP\/1\.1 200/g) ?? []).length
+    let closed = false
+    raw.once('close', () => {
+      closed = true
+    })
+    await until(() => answers() === 1 || closed, 5000, 'the slow answer')
+    answer()
+    await until(() => answers() === 2 || closed, 5000, 'the pipelined answer')
+    expect(answers()).toBe(2)
+    letGo()
+    await within(closing, 5000, 'the first instance to close')
+  })
+
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
     const { apps } = await sharedServer(['/a', '/a'])
     const first = apps[0]!

@@ -48,7 +48,8 @@ export class IdleConnections {
     // client holds two, a polling client one).
     const onAccepted = (socket: Socket) => {
       if (this.#closing) {
-        socket.destroy()
+        // Unless an instance registered on the server since serves it (see `superseded`).
+        if (!superseded(server, tracked)) socket.destroy()
         return
       }
       unused.add(socket)
@@ -59,8 +60,9 @@ export class IdleConnections {
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       const socket = req.socket
       unused.delete(socket)
-      // Each response counted once, by the first mount point's tracking still on the server.
-      if (counters.values().next().value !== this) return
+      // Each response counted once, by the first mount point's tracking still on the server; not
+      // by one whose close the server has outlived: those of the instance registered since count it.
+      if (counters.values().next().value !== this || superseded(server, tracked)) return
       // Node gives a response its connection at once, unless another response is under way
       // there: this one then waits behind it.
       if (res.socket === null) queued.set(socket, (queued.get(socket) ?? 0) + 1)
@@ -173,7 +175,7 @@ function trackedOn(server: object): Tracked {
     closing: false,
     counters: new Set(),
     responseClosed(this: ServerResponse) {
-      responseClosed(tracked, this.req.socket)
+      responseClosed(server, tracked, this.req.socket)
       passHeldClose(this)
     },
   }
@@ -182,8 +184,17 @@ function trackedOn(server: object): Tracked {
   return tracked
 }
 
+/**
+ * Whether an instance registered on the server after the last one began to close counts its
+ * connections afresh (see `trackedOn`): the closing one's close, still under way, lets go of
+ * what it knew then, not of what comes after, which that instance serves.
+ */
+function superseded(server: object, tracked: Tracked): boolean {
+  return servers.get(server) !== tracked
+}
+
 /** A response on `socket` is done (sent, or its connection went). */
-function responseClosed(tracked: Tracked, socket: Socket): void {
+function responseClosed(server: object, tracked: Tracked, socket: Socket): void {
   const { queued } = tracked
   const waiting = queued.get(socket)
   // Its connection may have gone first: the response's `close` comes then too, and those
@@ -193,7 +204,9 @@ function responseClosed(tracked: Tracked, socket: Socket): void {
     return
   }
   if (waiting === undefined) {
-    if (tracked.closing) socket.end()
+    // Not under a request that came after it, pipelined, which the instance registered on the
+    // server since counted: that one serves it.
+    if (tracked.closing && !servers.get(server)?.queued.has(socket)) socket.end()
     return
   }
   // The next one is under way now.
