@@ -194,4 +194,129 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
       expect({ answers: count(), ended }).toEqual({ answers: i, ended: false })
     }
   })
+
+  it("serve an instance registered on the server while the last one's close is still under way", async () => {
+    const { server, apps, cert } = sharedServer(['/a', '/b'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    let letGo = () => {}
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve
+    })
+    let holding = false
+    // After Parley's own: it runs first, and holds the close after Parley let the connections go,
+    // its listeners still on the server.
+    first.addHook('onClose', async () => {
+      holding = true
+      await held
+    })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const closing = first.close()
+    teardown.push(async () => {
+      letGo()
+      await closing
+    })
+    await until(() => holding, 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/b' })
+    await restarted.ready()
+    // New connections, the restarted instance's: an h2 one, and an HTTP/1.1 one kept alive.
+    const h2 = await h2Client(port, cert)
+    expect(opened(await within(h2Handshake(h2, '/b'), 5000, 'a handshake over h2'))).toBe(true)
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+    socket.on('error', () => {})
+    teardown.push(() => void socket.destroy())
+    let closed = false
+    socket.once('close', () => {
+      closed = true
+    })
+    await until(() => socket.alpnProtocol === 'http/1.1' || closed, 5000, 'the TLS connection')
+    let answers = ''
+    socket.on('data', (chunk: Buffer) => {
+      answers += String(chunk)
+    })
+    const count = () => answers.split('HTTP/1.1 400').length - 1
+    // A GET without sid: the endpoint's 400 at once, on a connection kept alive.
+    for (let i = 1; i <= 2; i++) {
+      socket.write('GET /b/poll?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n')
+      await until(() => count() === i || closed, 5000, 'an answer or the end of the connection')
+    }
+    expect({ answers: count(), closed }).toEqual({ answers: 2, closed: false })
+    letGo()
+    await within(closing, 5000, 'the first instance to close')
+  })
+
+  it('answer an HTTP/1.1 request pipelined behind one under way at the close, after the server outlived that close', async () => {
+    const { server, apps, cert } = sharedServer(['/a', '/b'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    let entered = false
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    first.get('/a/slow', async () => {
+      entered = true
+      await released
+      return 'done'
+    })
+    let letGo = () => {}
+    const held = new Promise<void>((resolve) => {
+      letGo = resolve
+    })
+    let holding = false
+    first.addHook('onClose', async () => {
+      holding = true
+      await held
+    })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+    socket.on('error', () => {})
+    teardown.push(() => void socket.destroy())
+    let closed = false
+    socket.once('close', () => {
+      closed = true
+    })
+    let answers = ''
+    socket.on('data', (chunk: Buffer) => {
+      answers += String(chunk)
+    })
+    socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await until(() => entered, 5000, 'the slow route')
+    const closing = first.close()
+    teardown.push(async () => {
+      release()
+      letGo()
+      await closing
+    })
+    await until(() => holding, 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/b' })
+    let asked = false
+    let answer = () => {}
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    restarted.get('/b/later', async () => {
+      asked = true
+      await answered
+      return 'later'
+    })
+    await restarted.ready()
+    teardown.push(answer)
+    // Behind the slow answer, which the closing instance counted: the restarted one's to serve,
+    // and to answer once the slow one is out.
+    socket.write('GET /b/later HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await until(() => asked, 5000, 'the pipelined request')
+    release()
+    const count = () => answers.split('HTTP/1.1 200').length - 1
+    await until(() => count() === 1 || closed, 5000, 'the slow answer')
+    answer()
+    await until(() => count() === 2 || closed, 5000, 'the pipelined answer')
+    expect(count()).toBe(2)
+    letGo()
+    await within(closing, 5000, 'the first instance to close')
+  })
 })

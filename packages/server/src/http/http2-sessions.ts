@@ -51,7 +51,8 @@ export class Http2Sessions {
     const { sessions, streams } = known
     on('session', (session: Http2Session) => {
       if (this.#closing) {
-        session.close()
+        // Unless an instance registered on the server since serves it (see `superseded`).
+        if (!superseded(server, known)) session.close()
         return
       }
       // Every mount point on the server hears it: the first one counts it for all.
@@ -69,7 +70,7 @@ export class Http2Sessions {
     on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') return
       if (this.#closing) {
-        socket.destroy()
+        if (!superseded(server, known)) socket.destroy()
         return
       }
       unused.add(socket)
@@ -79,8 +80,9 @@ export class Http2Sessions {
       if (req.httpVersionMajor !== 1) return
       const socket = req.socket as TLSSocket
       unused.delete(socket)
-      // Every mount point on the server hears it: the first one counts it for all.
-      if (res.listeners('close').includes(known.responseClosed)) return
+      // Every mount point on the server hears it: the first one counts it for all; not one whose
+      // close the server has outlived: the instance registered since counts it.
+      if (res.listeners('close').includes(known.responseClosed) || superseded(server, known)) return
       // Node gives a response its connection at once, unless another one is under way there
       // (pipelining): this one then waits behind it.
       if (res.socket === null) known.queued.set(socket, (known.queued.get(socket) ?? 0) + 1)
@@ -175,7 +177,7 @@ function knownOn(server: object): ServerConnections {
     queued,
     closing: false,
     responseClosed(this: ServerResponse) {
-      answerClosed(known, this.req.socket as TLSSocket)
+      answerClosed(server, known, this.req.socket as TLSSocket)
       passHeldClose(this)
     },
     sessionClosed(this: Http2Session) {
@@ -191,10 +193,19 @@ function knownOn(server: object): ServerConnections {
 }
 
 /**
+ * Whether an instance registered on the server after the last one began to close knows its
+ * connections afresh (see `knownOn`): the closing one's close, still under way, lets go of what
+ * it knew then, not of what comes after, which that instance serves.
+ */
+function superseded(server: object, known: ServerConnections): boolean {
+  return servers.get(server) !== known
+}
+
+/**
  * An HTTP/1.1 answer on `socket` is done (sent, or its connection went): once closing, the
  * connection ends unless another answer waits behind it there.
  */
-function answerClosed(known: ServerConnections, socket: TLSSocket): void {
+function answerClosed(server: object, known: ServerConnections, socket: TLSSocket): void {
   const waiting = known.queued.get(socket)
   // Its connection may have gone first: those waiting behind it get no `close` (Node destroys
   // their requests).
@@ -203,7 +214,9 @@ function answerClosed(known: ServerConnections, socket: TLSSocket): void {
     return
   }
   if (waiting === undefined) {
-    if (known.closing) socket.end()
+    // Not under a request that came after it, pipelined, which the instance registered on the
+    // server since counted: that one serves it.
+    if (known.closing && !servers.get(server)?.queued.has(socket)) socket.end()
     return
   }
   if (waiting > 1) known.queued.set(socket, waiting - 1)
