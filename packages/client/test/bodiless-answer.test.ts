@@ -25,3 +25,20 @@ it('fails the handshake whose 200 has no body with PARLEY_TRANSPORT_ERROR', asyn
   await until(() => errors.length > 0, 5000, 'the connect_error')
   expect(errors[0]).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, message: 'answer without a body' })
 })
+
+it('fails the event stream whose 200 has no body with PARLEY_TRANSPORT_ERROR, as one that ended', async () => {
+  const server = await startServer()
+  // The server's event stream, its body left out.
+  const bodiless: typeof fetch = async (input, init) => {
+    const res = await fetch(input, init)
+    if (init?.method === 'POST') return res
+    await res.body?.cancel()
+    return new Response(null, { status: res.status, headers: res.headers })
+  }
+  const socket = client(server.url, { transports: ['sse'], reconnection: false, fetch: bodiless })
+  const errors: ParleyError<string>[] = []
+  socket.on('connect_error', (error: ParleyError<string>) => errors.push(error))
+  await until(() => errors.length > 0, 5000, 'the connect_error')
+  // As a stream that ends before its first bytes.
+  expect(errors[0]).toMatchObject({ code: ErrorCode.TRANSPORT_ERROR, message: 'stream ended' })
+})

@@ -33,11 +33,13 @@ export class SseTransport extends HttpTransport {
     // says so costs bytes).
     if (!/^text\/event-stream/i.test(res.headers.get('content-type')!))
       throw transportError('not an event stream')
-    // A 200 always has a body (hence the `!`; a null one would throw here, and the GET fail).
-    const reader = res.body!.getReader()
-    const first = await reader.read()
-    if (first.done) throw transportError('stream ended')
-    void this.#read(reader, first.value)
+    // The platform's 200 always has a body; none (which only an application's fetch could give)
+    // is a stream that ended before its first bytes, not the engine's TypeError for a null.
+    const reader = res.body?.getReader()
+    const first = await reader?.read()
+    if (!first || first.done) throw transportError('stream ended')
+    // Read above: a reader there.
+    void this.#read(reader!, first.value)
   }
 
   /** Reads the stream from its first `chunk` on; `chunk` then holds each next one. */
