@@ -290,7 +290,7 @@ export class RedisAdapter implements Adapter {
       memory: this.#memory,
       nodes: this.#nodes,
       cut: this.#cut,
-      leavingCut: (id, until) => this.#broadcasts.leaving(id, until),
+      leavingCut: (id, until, after) => this.#broadcasts.leaving(id, until, after),
       awaitsAtMarker: (id, until) => this.#broadcasts.awaitsAtMarker(id, until),
       pastMarker: (id, until, ms, done) => this.#broadcasts.pastMarker(id, until, ms, done),
       awaitedSettled: (id, ms) => this.#broadcasts.settled(id, ms, Number.POSITIVE_INFINITY, this.#cut.count),

@@ -172,12 +172,13 @@ export class AwaitedBroadcasts {
    * reach it now, or never, though one that may still run waits before them (run after the
    * marker, the claimer delivers that one behind the tail, out of their order but once). A
    * question among them is asked of that socket alone: the others still wait for what is before
-   * it, and are asked at its turn. Only those up to `until` when given (past its claim marker).
+   * it, and are asked at its turn. Only those after `after` and up to `until` when given (past
+   * its claim marker: see `HandingOff.claimMarker`).
    */
-  leaving(id: string, deliver: DeliverAwaited, until = Number.POSITIVE_INFINITY): void {
+  leaving(id: string, deliver: DeliverAwaited, until = Number.POSITIVE_INFINITY, after = 0): void {
     for (const [given, awaited] of this.#ordered()) {
       if (given > until) break
-      if (awaited.mayRun) continue
+      if (given <= after || awaited.mayRun) continue
       if (awaited.ask) awaited.ask(id)
       else deliver(given, awaited.message, awaited.options)
     }

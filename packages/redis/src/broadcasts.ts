@@ -79,7 +79,7 @@ export class Broadcasts {
       deliverEach(this.#memory, this.#sockets, this.#warnings, message, options, atReturn, true)
       // Up to its marker, a socket past it takes it directly (`PastMarkerSockets.deliverAwaited`), not twice.
       if (this.#pastMarker.size > 0)
-        this.#pastMarker.keepAside(message, options, (id, until) => q > until && atReturn(id), false)
+        this.#pastMarker.keepAside(message, options, (id, until) => q > until && atReturn(id), false, q)
     }
     if (this.#pastMarker.size > 0) this.#pastMarker.deliverAwaited(q, message, options, this.#cut.atReturn(q))
     this.#cut.awaitedDone(q)
@@ -89,7 +89,12 @@ export class Broadcasts {
     this.#node = parts.node
     this.#memory = parts.memory
     this.#sockets = parts.sockets
-    this.#pastMarker = new PastMarkerSockets(parts.memory, parts.sockets, parts.warnings)
+    this.#pastMarker = new PastMarkerSockets(
+      parts.memory,
+      parts.sockets,
+      parts.warnings,
+      () => parts.cut.count,
+    )
     this.#cut = parts.cut
     this.#uncut = parts.uncut
     this.#readPlaces = parts.readPlaces
@@ -486,9 +491,10 @@ export class Broadcasts {
 
   /**
    * Socket `id` leaves the positioned ones (its tail is sealed): the own broadcasts given up
-   * that never ran, which it waits for, reach it now, into its tail (see `AwaitedBroadcasts.leaving`).
+   * that never ran, which it waits for, reach it now, into its tail (see `AwaitedBroadcasts.leaving`);
+   * those after `after` and up to `until` when given.
    */
-  leaving(id: string, until?: number): void {
+  leaving(id: string, until?: number, after?: number): void {
     if (this.#awaited.empty) return
     // Each on its own: a socket that throws at one loses that one alone (see at-seal.ts).
     this.#awaited.leaving(
@@ -504,6 +510,7 @@ export class Broadcasts {
         )
       },
       until,
+      after,
     )
   }
 

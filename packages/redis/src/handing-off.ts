@@ -6,6 +6,7 @@
 import type { SessionSnapshot } from '@parley/server'
 import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
+import type { KeptAside } from './past-marker.js'
 import { RedisUnreachableError, within } from './send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import type { ClaimMarker } from './wire.js'
@@ -321,12 +322,22 @@ export class HandingOff {
 
   /**
    * The session's tail is sealed for the claim whose marker came back (see `claimMarker`);
-   * `sealing` asks it, into the tail, the questions kept aside while the seal waited.
+   * `sealing` gives it, into the tail, what it kept aside while the seal waited (see `KeptAside`).
    */
-  #sealAtMarker(entry: HandedOff, until?: number, sealing?: () => void): void {
+  #sealAtMarker(entry: HandedOff, until?: number, sealing?: KeptAside['sealing']): void {
     // Into the tail before its last packets: what never runs reaches the session nowhere else.
     this.#parts.leavingCut(entry.id, until)
-    sealing?.()
+    if (sealing) {
+      // Those emitted past the marker that never ran and still wait behind one that may (the
+      // seal went at its limit, or at the adapter's close) go too, among what the socket kept
+      // aside, in the order they were emitted: no claimer reads them either.
+      let reached = until ?? 0
+      sealing((q) => {
+        if (q <= reached) return
+        this.#parts.leavingCut(entry.id, q, reached)
+        reached = q
+      })
+    }
     let last: string[] = []
     try {
       last = this.#parts.sockets.claimed(entry.sid)

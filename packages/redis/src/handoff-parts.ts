@@ -41,9 +41,9 @@ export interface HandoffParts {
   readonly cut: Cut
   /**
    * A socket's tail is sealed: the own broadcasts given up that never ran, which it waits for,
-   * reach it first (see `Broadcasts.leaving`).
+   * reach it first (see `Broadcasts.leaving`): those after `after` and up to `until` when given.
    */
-  readonly leavingCut: (id: string, until?: number) => void
+  readonly leavingCut: (id: string, until?: number, after?: number) => void
   /**
    * Whether socket `id`, its claim marker back with `until` own broadcasts sent, awaits one of
    * them that Redis may still run, and its seal can wait for it (see `Broadcasts.awaitsAtMarker`).

@@ -28,8 +28,13 @@ export const MAX_MISSED_PAST_MARKER = 1000
 export interface KeptAside {
   /** The session stays on this node: the socket gets it all, in order. */
   kept(): void
-  /** The seal goes: what no claimer reads, broadcasts and questions, reaches the socket, into its tail. */
-  sealing(): void
+  /**
+   * The seal goes: what no claimer reads, broadcasts and questions, reaches the socket, into its
+   * tail. `behind(q)` gives it, first, this node's own that never ran up to count `q`, emitted
+   * past the marker, which still wait behind one that Redis may run (see
+   * `AwaitedBroadcasts.leaving`): they go in the order they were emitted among what it kept.
+   */
+  sealing(behind?: (q: number) => void): void
 }
 
 /** The sockets past their claim marker, out of their rooms while their seal waits. */
@@ -37,16 +42,19 @@ export class PastMarkerSockets {
   readonly #memory: MemoryAdapter
   readonly #sockets: LocalSockets
   readonly #warnings: Warnings
+  /** The count of this node's own broadcasts sent so far (`Cut.count`). */
+  readonly #count: () => number
   /**
    * By id: their rooms at the marker, the count of the last own broadcast sent before it, and
    * what their rooms got meanwhile.
    */
   readonly #byId = new Map<string, PastMarker>()
 
-  constructor(memory: MemoryAdapter, sockets: LocalSockets, warnings: Warnings) {
+  constructor(memory: MemoryAdapter, sockets: LocalSockets, warnings: Warnings, count: () => number) {
     this.#memory = memory
     this.#sockets = sockets
     this.#warnings = warnings
+    this.#count = count
   }
 
   get size(): number {
@@ -75,14 +83,20 @@ export class PastMarkerSockets {
           kept: () => {
             for (const missed of past.missed.splice(0)) this.#reach(id, missed)
           },
-          sealing: () => {
+          sealing: (behind) => {
             // Read past the marker, a broadcast or a question is the claimer's, which gives it
             // to the session there; one no claimer reads (`local`, or never run) reaches it
-            // here, into its tail, in order.
+            // here, into its tail, in order: among them, those of this node's own emitted
+            // before it that never ran and still wait (`behind`).
             for (const missed of past.missed.splice(0)) {
-              if (!missed.ran) this.#reach(id, missed)
-              else missed.question?.(undefined)
+              if (missed.ran) {
+                missed.question?.(undefined)
+                continue
+              }
+              behind?.(missed.at)
+              this.#reach(id, missed)
             }
+            behind?.(Number.POSITIVE_INFINITY)
           },
         })
       } finally {
@@ -115,17 +129,19 @@ export class PastMarkerSockets {
    * server give the write up meanwhile (the session goes on here, see `HandingOff.claimMarker`),
    * the socket gets it then, in order; sealed, it gets it into its tail, in order, unless `ran`
    * (read on the channel past the marker, or sent and given up, which Redis may still run
-   * there): the claimer delivers that one.
+   * there): the claimer delivers that one. `at`: its own count, for one of this node's own
+   * proved never run (see `Missed.at`).
    */
   keepAside(
     message: BroadcastMessage,
     options: BroadcastOptions,
     takes: (id: string, until: number) => boolean,
     ran: boolean,
+    at = this.#count(),
   ): void {
     for (const [id, past] of this.#byId) {
       if (!matches(past.rooms, options) || !takes(id, past.until)) continue
-      past.missed.push({ message, options, ran })
+      past.missed.push({ message, options, ran, at })
       // Its wait ends here, as at its time limit: kept, the socket has them all, and none
       // more is kept aside; sealed, the seal goes with those no claimer reads.
       if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
@@ -208,7 +224,7 @@ export class PastMarkerSockets {
         question(this.#sockets.get(id))
         continue
       }
-      past.missed.push({ message, options, question, ran })
+      past.missed.push({ message, options, question, ran, at: own ?? this.#count() })
       if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
     }
     settled()
@@ -285,6 +301,12 @@ interface Missed {
    * Else (`local`, or never run) only this node has it, for the tail.
    */
   ran: boolean
+  /**
+   * The count of this node's own broadcasts sent when it came (its own count for one of them
+   * proved never run): at the seal, those of them still waiting up to it go before it (see
+   * `KeptAside.sealing`).
+   */
+  at: number
 }
 
 /** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */

@@ -15,7 +15,7 @@ describe('a question asked beside a socket joined without a cut', () => {
     const sockets = new FakeSockets()
     const memory = new MemoryAdapter(sockets)
     const warnings = new Warnings({ warn: () => undefined })
-    const past = new PastMarkerSockets(memory, sockets, warnings)
+    const past = new PastMarkerSockets(memory, sockets, warnings, () => 0)
     // s1 is past its claim marker, out of room r while its seal waits; s2 is in r.
     for (const id of ['s1', 's2']) {
       sockets.add(id)
