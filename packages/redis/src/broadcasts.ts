@@ -380,9 +380,9 @@ export class Broadcasts {
       this.#wake()
       return
     }
-    // Another node's, a socket that throws at it ends it for this node's sockets after it, as
-    // with the memory adapter (logged by the subscriber's guard, see the adapter); what the
-    // channel's order asks of this node after it goes on all the same.
+    // Each socket takes it on its own (see `#deliverRead`); should the delivery throw all the
+    // same (logged by the subscriber's guard, see the adapter), what the channel's order asks of
+    // this node after it goes on.
     try {
       this.#deliverRead(packet)
     } finally {
@@ -419,7 +419,9 @@ export class Broadcasts {
       this.#cut.back(packet.q)
       if (!this.#uncut.empty) this.#uncut.back(packet.q)
     } else {
-      this.#broadcast(message, options, uncut(), all, true)
+      // Each socket on its own too: one that throws skips neither the others (a session being
+      // handed off gets it nowhere else), those past their marker, nor the steps after it.
+      this.#broadcast(message, options, uncut(), all, true, true)
     }
   }
 

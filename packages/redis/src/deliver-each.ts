@@ -1,10 +1,11 @@
 // A broadcast delivered to this node's sockets where more of the adapter's work follows it in
 // the same turn: an own broadcast given up, in the PUBLISH's failure (then the cut's and the
 // awaited queue's bookkeeping), one read back on the channel (then the cut's, and the flush of
-// the awaited queue), or one proved never run, in the awaited queue's pass (then the sockets
-// past their marker, the broadcasts given up behind it, `Cut.awaitedDone` and a seal held for
-// it). So each socket is given it on its own: one that throws at it loses it alone (logged),
-// never the other sockets' copies nor what follows.
+// the awaited queue), another node's read on it (then those past their marker, and the places
+// of the sockets joined without a cut), or one proved never run, in the awaited queue's pass
+// (then the sockets past their marker, the broadcasts given up behind it, `Cut.awaitedDone` and
+// a seal held for it). So each socket is given it on its own: one that throws at it loses it
+// alone (logged), never the other sockets' copies nor what follows.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
 import type { Warnings } from './warnings.js'
 
