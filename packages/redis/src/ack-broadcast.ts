@@ -60,7 +60,8 @@ export type AckParts = Pick<
 
 /**
  * Broadcasts `message` with acks to this node's matching sockets and to those of the live nodes
- * `others` (at least one): see `Adapter.broadcastWithAck`.
+ * `others` (none when this node is alone but has sockets that take its own broadcasts by their
+ * place): see `Adapter.broadcastWithAck`.
  */
 export function broadcastAcross(
   parts: AckParts,

@@ -460,8 +460,13 @@ export class RedisAdapter implements Adapter {
     expect: (count: number) => void,
     reply: (reply: BroadcastReply) => void,
   ): void {
-    const others = options.local || this.#closed ? [] : this.#nodes.others()
-    if (others.length === 0) {
+    const onlyHere = options.local || this.#closed
+    const others = onlyHere ? [] : this.#nodes.others()
+    // Alone, and no socket taking this node's own broadcasts by their place (being handed over,
+    // or joined without a cut): asked here at once. Else it goes on the channel as with other
+    // nodes live, so that such a socket is asked in order with the own broadcasts still on
+    // their way back to it, not ahead of them.
+    if (others.length === 0 && (onlyHere || (this.#cut.empty && this.#uncut.empty))) {
       // Not on the channel: a socket past its claim marker takes it where it ends (see askWithAck).
       this.#ask(message, options, timeout, expect, reply, undefined, false)
       return
