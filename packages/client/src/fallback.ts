@@ -442,8 +442,11 @@ export class Connection {
     const queue = this.#order(after)
     const retried: TransportName[] = []
     // With reconnection off this attempt is the only one: the server's middleware slow once must
-    // not end it before `timeout` has passed (see below).
-    const start = performance.now()
+    // not end it before `timeout` has passed, nor a try of it again outlast that (see below).
+    const end = performance.now() + timeout
+    // What the next try may take, in ms: the whole `timeout`, or for such a try again what is
+    // left of it.
+    let rest = timeout
     // The pace of those tries: a backoff of their own, as none of them is a reconnection attempt
     // (the connection's would count them, and the `connect` at the end say `reconnect` too).
     const pace = new Backoff(this.#opts)
@@ -452,15 +455,17 @@ export class Connection {
       let answer: Awaited<ReturnType<Transport['open']>>
       let hello: string | undefined
       let began = 0
+      const ms = rest
+      rest = timeout
       try {
-        hello = await this.#hello(timeout)
+        hello = await this.#hello(ms)
         if (run !== this.#run) return t.close()
         began = performance.now()
         this.#attempt = t
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
         // busy, not broken. A resume, or a connect() of the application's after disconnect()
         // meanwhile (close() keeps the quiet time), meets the same busy nodes.
-        answer = await t.open(hello, timeout, began < this.#quietUntil)
+        answer = await t.open(hello, ms, began < this.#quietUntil)
       } catch (err) {
         t.close()
         if (run !== this.#run) return
@@ -478,23 +483,31 @@ export class Connection {
         // application's fault, not the transport's. The attempt fails as a whole, with no
         // transport_error, and the next one (after the backoff) tries the same transport: a
         // step down would only run the same middleware again, on a worse transport.
-        if (error.code === ErrorCode.HANDSHAKE_TIMEOUT && (!hello || error.details?.middleware)) {
+        // So is a try again (below) that had no answer in what was left of the bound (but for a
+        // stream that stalled, the transport's fault): the server's middleware, slow again.
+        if (
+          error.code === ErrorCode.HANDSHAKE_TIMEOUT &&
+          (!hello || error.details?.middleware || (ms < timeout && !error.details?.stalled))
+        ) {
           // With reconnection off no attempt follows, and a server whose handshakeTimeout is
           // shorter than this client's would have had the whole attempt end at its bound, though
           // its middleware may let the client in a moment later: the same transport is tried
           // again, after the backoff's pause (a crowd of clients turned away together spreads
           // out), until `timeout` has passed since the attempt began; then the attempt fails
-          // saying so (the last try, begun within it, had the server's answer first).
+          // saying so. Each try again has only what is left of `timeout`: with the whole of it,
+          // one begun just before the end made the attempt last up to twice `timeout`.
           if (this.#opts.reconnection || !hello) break
-          const left = start + timeout - performance.now()
-          if (left > 0) {
-            // On the connection's timer, which close() clears: a pause left running would hold a
-            // Node process up to reconnectionDelayMax after disconnect(). Cleared, it never ends,
-            // and nothing waits on this run any more.
-            await new Promise((resolve) => {
-              this.#timer = setTimeout(resolve, Math.min(pace.next(), left))
-            })
-            if (run !== this.#run) return
+          // On the connection's timer, which close() clears: a pause left running would hold a
+          // Node process up to reconnectionDelayMax after disconnect(). Cleared, it never ends,
+          // and nothing waits on this run any more. (With no time left, a timer's shortest wait.)
+          await new Promise((resolve) => {
+            this.#timer = setTimeout(resolve, Math.min(pace.next(), end - performance.now()))
+          })
+          if (run !== this.#run) return
+          // In whole ms, as timers count (`| 0`: `timeout` is at most MAX_TIMER_MS). A pause that
+          // took what was left leaves no try: the attempt fails at its end.
+          rest = (end - performance.now()) | 0
+          if (rest > 0) {
             queue.unshift(name)
             continue
           }

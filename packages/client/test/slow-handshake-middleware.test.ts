@@ -3,8 +3,8 @@
 // a WebSocket's ERROR, `"middleware": true` in an HTTP body). The client then tries the same
 // transport again after its backoff, as after an `auth` of its own that did not settle, rather
 // than step down and run the same middleware on a worse transport; with reconnection off, within
-// the one attempt until connectTimeout has passed. A HELLO that reached the server late is a
-// transport failure still (late-hello.test.ts).
+// the one attempt until connectTimeout has passed, each try again given only what is left of it.
+// A HELLO that reached the server late is a transport failure still (late-hello.test.ts).
 import { ErrorCode, type ParleyError, type TransportName } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
@@ -179,3 +179,40 @@ describe('a handshake middleware slow to the end, with reconnection off', () => 
     expect(socket.connected).toBe(false)
   })
 })
+
+describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as TransportName[][][])(
+  'a handshake middleware slow to the end, with reconnection off and the transports %j',
+  (transports) => {
+    it('settles the connect at connectTimeout: a try again has only what is left of it', async () => {
+      // The server gives up on its middleware (which never settles) after 1500 ms; the client
+      // tries again 100 ms later (the backoff's floor, no jitter), 400 ms before its bound. With
+      // the whole connectTimeout, that try lasted until the server's answer, 1100 ms past it.
+      const server = await startServer((app) => parleyOf(app).use(() => new Promise<void>(() => {})), {
+        handshakeTimeout: 1500,
+      })
+      const connectTimeout = 2000
+      const began = performance.now()
+      const socket = client(server.url, {
+        transports,
+        reconnection: false,
+        connectTimeout,
+        reconnectionDelay: 100,
+        reconnectionDelayMax: 100,
+        randomization: 0,
+      })
+      const transportErrors: string[] = []
+      socket.on('transport_error', (transport) => transportErrors.push(transport))
+      const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error', 10_000)
+      const took = performance.now() - began
+      // Within the bound and a margin for a loaded machine's timers, well short of that 1100 ms;
+      // not before it (a timer may fire a millisecond early).
+      expect(took).toBeLessThan(connectTimeout + 500)
+      expect(took).toBeGreaterThan(connectTimeout - 5)
+      expect(willRetry).toBe(false)
+      expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
+      expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
+      expect(error.details).toMatchObject({ middleware: true })
+      expect(transportErrors).toEqual([])
+    })
+  },
+)
