@@ -230,6 +230,7 @@ async function mount(
     fastifyRefuses: refusesWhileClosing(app),
     sent,
     succeeded: () => upgrades?.succeeded() ?? false,
+    holds: (sid) => server.holds(sid),
   })
   // Its answers stay on the server until the instance has closed: Fastify's bare 503 would
   // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).

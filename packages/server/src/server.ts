@@ -705,6 +705,22 @@ export class ParleyServer<
     return transport?.name === name ? transport.http : undefined
   }
 
+  /**
+   * @internal Whether `sid` names a session of this server's: live (or frozen) here, being taken
+   * over here, handed off by its drain and claimed by no node yet, or ended here lately (its last
+   * words perhaps still kept). Not one it handed off that another node took over since. While an
+   * instance restarted at the same path serves the new clients (see `UpgradeClaim.succeeded`),
+   * a closing one answers only the requests that name such a session.
+   */
+  holds(sid: string): boolean {
+    return (
+      this.#bySid.has(sid) ||
+      this.#arrivals.arriving(sid) ||
+      this.handedOff(sid) ||
+      this.#ended.get(sid) !== undefined
+    )
+  }
+
   /** @internal The session that `sid` names, if it is alive. */
   sessionFor(sid: string): Session | undefined {
     return this.#bySid.get(sid)?.session

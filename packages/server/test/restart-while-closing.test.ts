@@ -9,6 +9,7 @@ import parley, { type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { closeApp, until, within } from './helpers.js'
+import { exchange } from './http-exchange.js'
 import { upgradeStatus } from './upgrade-status.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
@@ -158,6 +159,71 @@ describe('an instance restarted at the path of one still closing on the same HTT
       // And the new one goes on taking clients once the old one has gone.
       for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('new')
       expect(restarted.parley.sockets.size).toBe(6)
+    },
+  )
+})
+
+/**
+ * An old instance closing with an SSE and a polling client (the polling one's event holding its
+ * close), and its successor serving the path; the sid of each of its sessions by transport, and
+ * of each session of the successor's that sent a request since.
+ */
+async function closingWithSuccessor(return503OnClosing: boolean) {
+  const shared = await restartableServer(return503OnClosing)
+  let release: (() => void) | undefined
+  const old = await shared.make('old', (socket) => {
+    socket.use(([event]) =>
+      event === 'hold'
+        ? new Promise<void>((resolve) => {
+            release = resolve
+          })
+        : undefined,
+    )
+    socket.on('hold', () => {})
+  })
+  shared.serve(old)
+  const oldSids = new Map<TransportName, string>()
+  const newSids = new Map<TransportName, string>()
+  shared.server.on('request', (req: IncomingMessage) => {
+    const url = new URL(req.url ?? '/', 'http://x')
+    const sid = url.searchParams.get('sid')
+    const kind = ({ '/a/sse': 'sse', '/a/poll': 'polling' } as const)[url.pathname]
+    if (sid === null || kind === undefined) return
+    const sids = shared.restarted ? newSids : oldSids
+    if (![...oldSids.values()].includes(sid)) sids.set(kind, sid)
+  })
+  const olds = new Map<TransportName, Socket>()
+  for (const transport of ['sse', 'polling'] as const)
+    olds.set(transport, (await shared.connect(transport)).client)
+  olds.get('polling')!.emit('hold' as never)
+  await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+  const closing = old.close()
+  onTestFinished(async () => {
+    release?.()
+    await closing
+  })
+  await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+  const restarted = await shared.make('new')
+  shared.serve(restarted)
+  return { shared, old, restarted, oldSids, newSids, closing, release: () => release?.() }
+}
+
+describe('an instance closing while its successor serves the path', () => {
+  it.each([true, false])(
+    'answers a GET of one of its sessions on another transport itself (return503OnClosing: %s)',
+    async (return503OnClosing) => {
+      const { shared, old, oldSids } = await closingWithSuccessor(return503OnClosing)
+      // The SSE session ended at the close (its stream had the CLOSE): a GET of it on the
+      // polling endpoint, where nothing of it waits, as a client stepping down would send it.
+      const sid = oldSids.get('sse')
+      expect(sid).toBeDefined()
+      const answer = await exchange(`http://127.0.0.1:${shared.port}/a/poll?v=1&sid=${sid}`, 'GET', {})
+      // The old instance's "try again elsewhere", not the new one's "no such session".
+      expect({ status: answer.status, code: answer.body.code }).toEqual({
+        status: 503,
+        code: 'PARLEY_SERVER_SHUTTING_DOWN',
+      })
+      expect(old.parley.closed).toBe(false)
     },
   )
 })

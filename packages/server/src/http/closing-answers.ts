@@ -54,6 +54,8 @@ export interface EndpointAnswer {
  */
 export interface ClosingVerdict {
   answer: EndpointAnswer
+  /** The session an SSE or polling request names (its one `sid`), if it names one. */
+  sid?: string
   lastWords?: { sid: string; kind: HttpTransportName; headers: HeaderBag; acks: string[] }
   /**
    * A POST of a live session on the transport it is attached to, or of a session frozen to be
@@ -298,6 +300,19 @@ export class ClosingAnswers {
     const sids = params.getAll('sid')
     if (sids.length > 1) return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'one sid only') }
     const sid = sids[0]
+    if (sid === undefined) return this.#forSession(request, kind, method, cors, params, sid)
+    return { ...this.#forSession(request, kind, method, cors, params, sid), sid }
+  }
+
+  /** The verdict on an SSE or polling request that passed the endpoint's checks, of `sid`'s session. */
+  #forSession(
+    request: EndpointRequest,
+    kind: HttpTransportName,
+    method: string,
+    cors: HeaderBag,
+    params: URLSearchParams,
+    sid: string | undefined,
+  ): ClosingVerdict {
     if (method === 'GET' && sid === undefined) {
       return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'a GET needs a sid') }
     }

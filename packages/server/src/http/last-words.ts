@@ -77,6 +77,11 @@ export interface LastWordsOptions {
    */
   succeeded?: () => boolean
   /**
+   * Whether `sid` names one of this mount point's sessions (see `ParleyServer.holds`): with a
+   * successor at the path, the requests that name no such session are the successor's.
+   */
+  holds?: (sid: string) => boolean
+  /**
    * Does what sending an answer does besides, as the routes do: counts the refusal it carries (a
    * page's origin, another version) in its log, ends the session it ends (`endsSession`).
    */
@@ -146,6 +151,7 @@ export class LastWordsAtClose {
   readonly #fastifyRefuses: boolean | undefined
   readonly #sent: (answer: EndpointAnswer) => void
   readonly #succeeded: () => boolean
+  readonly #holds: (sid: string) => boolean
   /** Takes its answers off the server (see `takeOver`); set from the takeover on. */
   #leave: (() => void) | undefined
   /** Likewise on the stand-in server where `app.injectWS` emits its upgrades. */
@@ -167,6 +173,7 @@ export class LastWordsAtClose {
     fastifyRefuses,
     sent,
     succeeded = () => false,
+    holds = () => false,
   }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
@@ -179,6 +186,7 @@ export class LastWordsAtClose {
     this.#fastifyRefuses = fastifyRefuses
     this.#sent = sent
     this.#succeeded = succeeded
+    this.#holds = holds
     this.#injected = injected
     // `http`, `https` and `http2` servers are all `net.Server`s; an object of a serverFactory's
     // that is not has no such listeners to take the place of.
@@ -305,8 +313,11 @@ export class LastWordsAtClose {
         })
       return true
     }
-    // None of this mount point's sessions: the successor's to answer.
-    if (succeeded) return false
+    // None of this mount point's sessions: the successor's to answer. One of them, on any
+    // transport, is answered here: the successor, which does not know it, would answer
+    // PARLEY_UNKNOWN_SESSION, where this one's own words (a forward to the node that holds the
+    // session, its 503) send the client on to resume.
+    if (succeeded && (verdict.sid === undefined || !this.#holds(verdict.sid))) return false
     const elsewhere = verdict.elsewhere
     if (elsewhere) {
       // Taken over by another node since this one handed it off, or never here (a relayed
