@@ -226,4 +226,25 @@ describe('an instance closing while its successor serves the path', () => {
       expect(old.parley.closed).toBe(false)
     },
   )
+
+  it.each([true, false])(
+    "leaves a goodbye sent on for a session of the successor's to the successor (return503OnClosing: %s)",
+    async (return503OnClosing) => {
+      const { shared, restarted, newSids } = await closingWithSuccessor(return503OnClosing)
+      const ended = new Promise<string>((resolve) =>
+        restarted.parley.on('connection', (socket) => socket.on('disconnect', resolve)),
+      )
+      await shared.connect('polling')
+      await until(() => newSids.has('polling'), 5000, "the successor's client to poll")
+      // Another node's goodbye for a session it found here (see GOODBYE_ON in routing.ts).
+      const answer = await exchange(
+        `http://127.0.0.1:${shared.port}/a/poll?v=1&sid=${newSids.get('polling')}`,
+        'POST',
+        { 'x-parley-routed': 'goodbye-on', 'content-type': 'text/plain' },
+        '[1,"client disconnect",""]',
+      )
+      expect(answer.status).toBe(204)
+      expect(await within(ended, 5000, "the successor's session to end")).toBe('client disconnect')
+    },
+  )
 })

@@ -255,9 +255,14 @@ export class LastWordsAtClose {
     const last = verdict.lastWords
     if (last && this.#serveLast(req, res, last)) return true
     // A successor at this path (an instance restarted while this one drains) serves the new
-    // clients; this one's own sessions are still answered here, whichever instance the server
-    // hands the path's requests to now.
+    // clients, and the sessions it holds: a relayed goodbye of one (the successor may have taken
+    // over a session this one handed off) is its to hear. This one's own sessions are still
+    // answered here, whichever instance the server hands the path's requests to now, each of
+    // their requests, on any transport: the successor, which does not know them, would answer
+    // PARLEY_UNKNOWN_SESSION, where this one's own words (a forward to the node that holds the
+    // session, its 503) send the client on to resume.
     const succeeded = this.#succeeded()
+    if (succeeded && (verdict.sid === undefined || !this.#holds(verdict.sid))) return false
     if (!this.#refusing && !succeeded) return false
     const live = verdict.post
     const taken = live && this.#post(live, req, res)
@@ -313,11 +318,6 @@ export class LastWordsAtClose {
         })
       return true
     }
-    // None of this mount point's sessions: the successor's to answer. One of them, on any
-    // transport, is answered here: the successor, which does not know it, would answer
-    // PARLEY_UNKNOWN_SESSION, where this one's own words (a forward to the node that holds the
-    // session, its 503) send the client on to resume.
-    if (succeeded && (verdict.sid === undefined || !this.#holds(verdict.sid))) return false
     const elsewhere = verdict.elsewhere
     if (elsewhere) {
       // Taken over by another node since this one handed it off, or never here (a relayed
