@@ -30,6 +30,7 @@ import {
   type ResolvedOptions,
   resolveOptions,
 } from './options.js'
+import { checkPrefixEscapes } from './prefix-escapes.js'
 import { checkRegisteredOnce } from './registered-once.js'
 import { ParleyServer } from './server.js'
 import { ClosingWebSockets } from './transports/closing-websockets.js'
@@ -62,6 +63,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // Validate before touching the instance: a bad option leaves nothing half-registered.
   const options = resolveOptions(rawOptions)
   checkRegisteredOnce(app, options.path)
+  checkPrefixEscapes(app.prefix, options.path)
   // With the application's own @fastify/websocket, compression is that registration's to set
   // (ws takes it once, for every route): Parley's option would be dropped without a word.
   if (options.perMessageDeflate && app.hasDecorator('websocketServer')) {

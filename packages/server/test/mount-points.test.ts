@@ -109,6 +109,49 @@ describe('a second registration of Parley', () => {
   })
 })
 
+describe('Parley under a Fastify prefix written with a percent escape', () => {
+  // Fastify's router keeps the routes as written and decodes each request's path: no client
+  // could reach the endpoints under `/b%61` (its `/b%61/parley/poll` is read `/ba/parley/poll`).
+  it('fails to register with PARLEY_INVALID_OPTION, before it makes anything', async () => {
+    app = Fastify()
+    const registry = new Registry()
+    const error = await app
+      .register(
+        async (child) => {
+          await child.register(parley, { metrics: { registry } })
+        },
+        { prefix: '/b%61' },
+      )
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+    expect(error).toBeInstanceOf(ParleyOptionError)
+    expect(error).toMatchObject({
+      code: 'PARLEY_INVALID_OPTION',
+      option: 'path',
+      message: `@parley/server: option "path" is "/parley" under the prefix "/b%61", whose percent escape ("%61") the router keeps as written in its routes but decodes in every request's path: no client would reach Parley's endpoints there; write the prefix with the characters themselves ("/ba")`,
+    })
+    expect(await registry.getMetricsAsJSON()).toEqual([])
+  })
+
+  it('is registered under a prefix whose `%` is no escape, and serves a client at its `%25`', async () => {
+    app = Fastify({ forceCloseConnections: true })
+    await app.register(
+      async (child) => {
+        await child.register(parley)
+        child.parley.on('connection', (socket) => {
+          socket.on('where', (ack: (path: string) => void) => ack('/100%25/parley'))
+        })
+      },
+      { prefix: '/100%' },
+    )
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    await connectTo(port, '/100%25/parley', 'polling')
+  })
+})
+
 describe.each(TRANSPORTS)('two mount points in sibling contexts, over %s', (transport) => {
   it('each serves its own clients, with its own app.parley, and logs nothing at warn', async () => {
     // As the README sets them up: @fastify/websocket once, in the application's context. One

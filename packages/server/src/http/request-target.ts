@@ -107,7 +107,8 @@ export function routedPath(path: string, rules: PathRules): string | undefined {
  * lower-cased, each when the router does; never decoded. find-my-way holds a route's `%` as `%25`
  * (matched by a request's `%25`, which it keeps as written) and Fastify's escaped colon `::` as one
  * `:`. So a route written with an escape (a Fastify prefix `/b%61`) is reached only by `/b%2561`:
- * `/b%61/parley/ws` is read `/ba/parley/ws`, the route of a prefix `/ba`, not its own.
+ * `/b%61/parley/ws` is read `/ba/parley/ws`, the route of a prefix `/ba`, not its own (Parley
+ * refuses such a prefix: see prefix-escapes.ts). A lone `%` (a prefix `/100%`) is reached by `%25`.
  */
 export function routePath(path: string, rules: PathRules): string {
   return folded(path, rules).replaceAll('::', ':').replaceAll('%', '%25')
