@@ -131,7 +131,15 @@ export function broadcastAcross(
   const uncutAtEmit = uncut.empty ? undefined : uncut.leftOut(uncutOut)
   let askNow: ((socket: string) => boolean) | undefined = cut.empty ? undefined : cut.atEmit
   if (uncutAtEmit) askNow = (socket) => cut.atEmit(socket) && uncutAtEmit(socket)
-  let atEmit = 0
+  /**
+   * How many sockets were asked at emit: given at once, unless one is a socket a takeover joined
+   * whose tail is not read yet (see unread-takeovers.ts), counted once it is.
+   */
+  let atEmit: number | undefined
+  /** This node's count but for `atEmit`, once known, while `atEmit` is not. */
+  let rest: number | undefined
+  /** Whether this node's count is given. */
+  let localGiven = false
   // Not run on the channel: a socket past its claim marker (none is asked at emit while it is
   // positioned) would take it where it is.
   parts.ask(
@@ -140,6 +148,7 @@ export function broadcastAcross(
     timeout,
     (count) => {
       atEmit = count
+      if (rest !== undefined) local(rest)
     },
     reply,
     askNow,
@@ -151,12 +160,16 @@ export function broadcastAcross(
   const leftOut = !cut.empty || uncutOut.length > 0
   /** Whether the sockets left out were asked (or found to take none). */
   let counted = false
-  /** Whether this node's count is given. */
-  let localGiven = false
-  const local = (count: number) => {
+  /**
+   * This node's count: `count` for the sockets asked since emit, with those asked at emit once
+   * that count is known, or at once `now` (the wait is over: those not counted by now, none).
+   */
+  const local = (count: number, now = false) => {
     if (localGiven) return
+    rest ??= count
+    if (atEmit === undefined && !now) return
     localGiven = true
-    replies.local(count)
+    replies.local((atEmit ?? 0) + rest)
   }
   /** Whether the count of the sockets left out came in time, so that their replies count. */
   let returnCounted = false
@@ -176,7 +189,7 @@ export function broadcastAcross(
     if (counted || !pending.has(id)) return
     counted = true
     if (!now || (cut.empty && uncut.empty)) {
-      local(atEmit + earlyCount)
+      local(earlyCount)
       return
     }
     const positioned = cut.empty ? undefined : cut.atReturn(q)
@@ -189,7 +202,7 @@ export function broadcastAcross(
       (count) => {
         if (localGiven || !pending.has(id)) return
         returnCounted = true
-        local(atEmit + earlyCount + count)
+        local(earlyCount + count)
       },
       (made) => {
         if (returnCounted) reply(made)
@@ -232,7 +245,7 @@ export function broadcastAcross(
   /** The wait ends: this node counts what it asked so far, the sockets left out none if not asked by now. */
   const settleLocal = () => {
     countLocal(false)
-    local(atEmit + earlyCount)
+    local(earlyCount, true)
   }
   /** Given up unanswered, and waited for all the same (see the PUBLISH below). */
   let givenUp = false

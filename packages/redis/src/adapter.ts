@@ -43,6 +43,7 @@ import { SessionOwners } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
 import { WriteTakeBack } from './take-back.js'
 import { UncutSockets } from './uncut-sockets.js'
+import { askCountingTakeovers, UnreadTakeovers } from './unread-takeovers.js'
 import { Warnings } from './warnings.js'
 import {
   type ClaimMarker,
@@ -121,8 +122,16 @@ export class RedisAdapter implements Adapter {
       )
     }
   })
-  /** Asks this node's sockets, those past their claim marker too (see `PastMarkerSockets.askWithAck`). */
-  readonly #ask: AskWithAck = (...args) => this.#broadcasts.askWithAck(...args)
+  /** Sockets joined by a takeover here whose tail is not read yet (see unread-takeovers.ts). */
+  readonly #unread = new UnreadTakeovers()
+  /**
+   * Asks this node's sockets, those past their claim marker too (see
+   * `PastMarkerSockets.askWithAck`), the count of those a takeover joined waiting for its tail.
+   */
+  readonly #ask: AskWithAck = askCountingTakeovers(
+    (...args) => this.#broadcasts.askWithAck(...args),
+    this.#unread,
+  )
   /** Takes back the handoff writes this node gave up on (see take-back.ts). */
   readonly #takeBack: WriteTakeBack
   /** This node's claims of handed-off sessions, and their takeovers (see claim.ts). */
@@ -295,6 +304,7 @@ export class RedisAdapter implements Adapter {
       pastMarker: (id, until, ms, done) => this.#broadcasts.pastMarker(id, until, ms, done),
       awaitedSettled: (id, ms) => this.#broadcasts.settled(id, ms, Number.POSITIVE_INFINITY, this.#cut.count),
       uncut: this.#uncut,
+      unread: this.#unread,
       readPlaces: this.#readPlaces,
       pending: this.#pending,
       publisher: this.#publisher,

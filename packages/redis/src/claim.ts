@@ -160,7 +160,12 @@ export class Claims {
         this.#parts.sessions.givenBack(sid)
         this.#parts.handoffs.unclaim(hash, won.claim)
       },
-      position: (socket) => this.#parts.cut.positionUntilBack(socket, markedAt ?? 0),
+      position: (socket) => {
+        // Right before the join: until its tail is read, the session may be its old node's
+        // still, and this node's count of a question asked of it waits (see unread-takeovers.ts).
+        this.#parts.unread.joined(socket)
+        this.#parts.cut.positionUntilBack(socket, markedAt ?? 0)
+      },
       markerBack: (socket) => {
         if (markedAt === undefined) return
         markedAt = undefined
@@ -169,14 +174,22 @@ export class Claims {
       uncut: (socket) => this.#parts.uncut.joined(socket),
       // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
       finish: async () => {
-        const read = await this.#parts.handoffs.finish(hash, true).catch((err: unknown) => {
-          this.#parts.warnings.warn('claim', 'could not read the tail of a claimed session', { err })
-          return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
-        })
-        this.#parts.uncut.read(parsed.snapshot.id, this.#places(read.places), (node) =>
-          this.#parts.readPlaces.at(node),
-        )
-        return read
+        let kept = false
+        try {
+          const read = await this.#parts.handoffs.finish(hash, true).catch((err: unknown) => {
+            this.#parts.warnings.warn('claim', 'could not read the tail of a claimed session', { err })
+            return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
+          })
+          kept = read.kept
+          this.#parts.uncut.read(parsed.snapshot.id, this.#places(read.places), (node) =>
+            this.#parts.readPlaces.at(node),
+          )
+          return read
+        } finally {
+          // Kept by its old node, which answers for it, the server drops the socket here: the
+          // questions it was asked meanwhile are not counted here.
+          this.#parts.unread.read(parsed.snapshot.id, kept)
+        }
       },
       confirm: () =>
         this.#parts.handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {

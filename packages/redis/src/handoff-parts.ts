@@ -16,6 +16,7 @@ import type { SessionOwners } from './sessions.js'
 import type { Losses } from './stats.js'
 import type { WriteTakeBack } from './take-back.js'
 import type { UncutSockets } from './uncut-sockets.js'
+import type { UnreadTakeovers } from './unread-takeovers.js'
 import type { Warnings } from './warnings.js'
 
 /** What handing a session off and claiming one need of the adapter. */
@@ -62,6 +63,8 @@ export interface HandoffParts {
    */
   readonly awaitedSettled: (id: string, ms: number) => Promise<void>
   readonly uncut: UncutSockets
+  /** The sockets a takeover joined, until its tail is read (see unread-takeovers.ts). */
+  readonly unread: UnreadTakeovers
   readonly readPlaces: ReadPlaces
   readonly pending: PendingRequests
   readonly publisher: Publisher

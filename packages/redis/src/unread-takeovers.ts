@@ -1,0 +1,134 @@
+// The sockets this node's takeovers joined whose tail is not read yet: until it is, whether the
+// session is this node's is not known. Its old node may keep it (the server gave its write up,
+// and the claim is revoked), and then asks it, and counts it, whatever its rooms got past the
+// claim marker (see `HandingOff.claimMarker`); the server here drops its copy, whose replies
+// fail. So a broadcast with acks asked of such a socket asks it at once, but its count and
+// replies wait for the read: kept elsewhere, it is not counted here, the old node answering
+// for it; taken over, it counts as any socket.
+import type { BroadcastReply } from '@parley/server'
+import type { AskWithAck } from './held-questions.js'
+
+/** The sockets joined by a takeover whose tail is not read yet, by id (see the top of this file). */
+export class UnreadTakeovers {
+  /** By socket id: what waits for its tail to be read. */
+  readonly #waiting = new Map<string, ((kept: boolean) => void)[]>()
+
+  get empty(): boolean {
+    return this.#waiting.size === 0
+  }
+
+  has(id: string): boolean {
+    return this.#waiting.has(id)
+  }
+
+  /** A takeover joins socket `id`, its tail still to be read. */
+  joined(id: string): void {
+    if (!this.#waiting.has(id)) this.#waiting.set(id, [])
+  }
+
+  /** The tail of socket `id`'s takeover is read (or will not be): `kept` when its old node kept the session. */
+  read(id: string, kept: boolean): void {
+    const waiting = this.#waiting.get(id)
+    if (!waiting) return
+    this.#waiting.delete(id)
+    for (const then of waiting) then(kept)
+  }
+
+  /** Runs `then` once socket `id`'s tail is read; at once (not kept) when it is not waited for. */
+  whenRead(id: string, then: (kept: boolean) => void): void {
+    const waiting = this.#waiting.get(id)
+    if (waiting) waiting.push(then)
+    else then(false)
+  }
+}
+
+/**
+ * `ask`, the sockets of `unread` it reaches asked each on its own: their count, and their
+ * replies, wait for their tail to be read, and the count given to `expect` with them; replies
+ * made meanwhile by the others wait for it too (the count comes first). A socket whose session
+ * its old node kept is left out of the count, its replies dropped. With no takeover unread, as
+ * `ask` alone.
+ */
+export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): AskWithAck {
+  return (message, options, timeout, expect, reply, only, ran, own) => {
+    if (unread.empty) {
+      ask(message, options, timeout, expect, reply, only, ran, own)
+      return
+    }
+    const held: string[] = []
+    let count = 0
+    // Open until each is counted: the others' count, each held socket's count and its read,
+    // and this call itself, so that none is given before all of them are open.
+    let open = 2
+    let early: BroadcastReply[] | undefined = []
+    const replyInOrder = (made: BroadcastReply) => {
+      if (early) early.push(made)
+      else reply(made)
+    }
+    const settled = () => {
+      if (--open > 0 || !early) return
+      expect(count)
+      for (const made of early.splice(0)) reply(made)
+      early = undefined
+    }
+    ask(
+      message,
+      options,
+      timeout,
+      (now) => {
+        count += now
+        settled()
+      },
+      replyInOrder,
+      (id) => {
+        if (only && !only(id)) return false
+        if (!unread.has(id)) return true
+        held.push(id)
+        return false
+      },
+      ran,
+      own,
+    )
+    for (const id of held) {
+      open += 2
+      let asked: number | undefined
+      /** Whether its tail was read, and its old node kept the session. */
+      let read = false
+      let kept = false
+      /** Its replies until its tail is read; undefined after. */
+      let mine: BroadcastReply[] | undefined = []
+      // Its count joins the others' once both are known: how many it matched, and its read.
+      const counted = () => {
+        if (asked !== undefined && read && !kept) count += asked
+        settled()
+      }
+      ask(
+        message,
+        options,
+        timeout,
+        (now) => {
+          asked = now
+          counted()
+        },
+        (made) => {
+          if (kept) return
+          if (mine) mine.push(made)
+          else replyInOrder(made)
+        },
+        (other) => other === id,
+        ran,
+        own,
+      )
+      unread.whenRead(id, (itsOldNodeKeptIt) => {
+        read = true
+        kept = itsOldNodeKeptIt
+        const replies = kept ? [] : (mine ?? [])
+        mine = undefined
+        counted()
+        // After the count, which `counted` may just have given.
+        for (const made of replies) replyInOrder(made)
+      })
+    }
+    settled()
+  }
+}

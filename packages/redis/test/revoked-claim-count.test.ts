@@ -1,0 +1,102 @@
+// A claim revoked after its marker: the claimer joined the socket at the marker, and asks it a
+// broadcast with acks read past it, while the old node's seal waits (an own broadcast given up
+// that Redis may still run). The server then gives the old node's write up: the session stays
+// there, and the old node asks it what its rooms got meanwhile; the claimer's copy is dropped,
+// its question failed. Each sender must count the session once, with its real reply: the old
+// node's, not the dropped copy's failure.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import type { BroadcastReply } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { type FakeSocket, fakeClusterSuite, snapshotOf, won } from './handoff-support.js'
+import { ask, givenUpNeverRun, markerRunOf } from './held-seal-scene.js'
+
+/** `socket` replies to every question with `value`, the reply telling which socket made it. */
+function repliesAs(socket: FakeSocket, value: string): void {
+  socket.deliverWithAck = (event, _timeout, settle) => {
+    socket.deliver(event)
+    settle({ ok: true, value })
+  }
+}
+
+describe.skipIf(skipRedisSuites())(
+  'a broadcast with acks read past the marker of a claim then revoked',
+  () => {
+    const suite = fakeClusterSuite()
+
+    it("counts the kept session once, with its old node's reply, whoever asks", async () => {
+      // A node's count of a question kept aside waits for the end of the seal's wait (at most
+      // 1 s), and the claimer's for its read of the tail after it: its sender waits for counts
+      // requestTimeout, longer here, as by default. a's heartbeats wait behind its held broadcast
+      // as long: three intervals outlast that, or the others would take a for gone.
+      const [a, b, c] = await suite.cluster({ requestTimeout: 1500, heartbeatInterval: 1500 }).start(3)
+      const sid = 'sid-revoked-count'
+      const socket = a!.sockets.add('s1', sid)
+      a!.adapter.addAll('s1', ['s1', 'r'])
+      await a!.adapter.sessionOpened(sid)
+      // Handed off, what it gets goes to its tail; kept, to the session, which replies.
+      socket.handedOff = () => {}
+      repliesAs(socket, 'a:s1')
+      expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      // a's own broadcast, given up and never run, holds the seal at the marker.
+      await givenUpNeverRun(a!)
+
+      const markerRan = markerRunOf(b!)
+      // A socket of a's own in the room, not handed over: it tells what a read, and when.
+      const witness = a!.sockets.add('s2')
+      a!.adapter.addAll('s2', ['s2', 'r'])
+      repliesAs(witness, 'a:s2')
+      const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
+      // The claimer's copy, as the server's: its questions are registered, and fail when the
+      // server drops it (the session kept by a).
+      const claimed = b!.sockets.add('s1', sid)
+      const registered: ((reply: BroadcastReply) => void)[] = []
+      claimed.deliverWithAck = (event, _timeout, settle) => {
+        claimed.deliver(event)
+        registered.push(settle)
+      }
+      const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
+      await until(markerRan, 5000, 'the marker run')
+
+      // Read past the marker on both: b's copy is asked at once, a's s1 keeps them aside.
+      const fromC = ask(c!, 'from-c', ['r'])
+      const fromB = ask(b!, 'from-b', ['r'])
+      await until(
+        () => witness.got.includes('from-c') && witness.got.includes('from-b'),
+        5000,
+        'the questions of c and b read on a',
+      )
+      await until(() => claimed.got.includes('from-c'), 5000, "c's question asked of b's copy")
+
+      // The server gives a's write up: the session goes on on a. a's own question, back past
+      // the marker, proves the awaited broadcast never ran, and the seal's wait is over.
+      await within(a!.adapter.withdrawHandOff(sid), 5000, 'the write given up')
+      const own = ask(a!, 'own', ['r'])
+      const tail = await within(taking, 5000, 'the claim answered')
+      expect(tail.kept).toBe(true)
+      // The server drops b's copy: what it was asked fails.
+      b!.sockets.sockets.delete('s1')
+      b!.sockets.sessions.delete(sid)
+      b!.adapter.delAll('s1')
+      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
+      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
+
+      for (const [who, asked] of [
+        ['c', fromC],
+        ['b', fromB],
+        ['a', own],
+      ] as const) {
+        await until(
+          () => asked.count !== undefined && asked.replies.length >= asked.count,
+          5000,
+          `the count and replies of ${who}'s question`,
+        )
+        // The kept session once, with the reply it made on a; a's other socket.
+        expect({ who, count: asked.count }).toEqual({ who, count: 2 })
+        const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
+        expect({ who, values: values.sort() }).toEqual({ who, values: ['a:s1', 'a:s2'] })
+      }
+    })
+  },
+)

@@ -1,0 +1,98 @@
+// A question asked of a socket a takeover joined, its tail not read yet: the count waits for the
+// read and leaves that socket out when its old node kept the session, every reply coming after
+// the count. The orders the two-node test cannot pick (a reply after the read, a count of the
+// other sockets that comes after it) are played here on a scripted ask.
+import type { BroadcastReply } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import type { AskWithAck } from '../src/held-questions.js'
+import { askCountingTakeovers, UnreadTakeovers } from '../src/unread-takeovers.js'
+import { message, to } from './handoff-support.js'
+
+/**
+ * An ask of `sockets`: each one `only` lets through is counted, at once or when `count()` is
+ * called, and replies (its id as the value) when `reply(id)` is called.
+ */
+function scripted(sockets: string[], countLater = false) {
+  const replies = new Map<string, (made: BroadcastReply) => void>()
+  const counts: (() => void)[] = []
+  const ask: AskWithAck = (_message, _options, _timeout, expectCount, reply, only) => {
+    const asked = sockets.filter((id) => !only || only(id))
+    for (const id of asked) replies.set(id, reply)
+    const give = () => expectCount(asked.length)
+    if (countLater) counts.push(give)
+    else give()
+  }
+  return {
+    ask,
+    count: () => {
+      for (const give of counts.splice(0)) give()
+    },
+    reply: (id: string) => replies.get(id)?.({ ok: true, value: id }),
+  }
+}
+
+/** What the sender saw, in order: the count, then each reply's value. */
+function asking(ask: AskWithAck) {
+  const seen: unknown[] = []
+  ask(
+    message('asked', []),
+    to(['r']),
+    5000,
+    (count) => seen.push(`count ${count}`),
+    (made) => seen.push(made.ok ? made.value : 'failed'),
+    undefined,
+    true,
+  )
+  return seen
+}
+
+describe('a question asked of a socket whose takeover has not read its tail', () => {
+  it('is asked as before when no takeover waits', () => {
+    const script = scripted(['s1', 's2'])
+    const seen = asking(askCountingTakeovers(script.ask, new UnreadTakeovers()))
+    script.reply('s2')
+    expect(seen).toEqual(['count 2', 's2'])
+  })
+
+  it('counts the socket taken over once its tail is read, its reply and the others after the count', () => {
+    const script = scripted(['taken', 'other'])
+    const unread = new UnreadTakeovers()
+    unread.joined('taken')
+    const seen = asking(askCountingTakeovers(script.ask, unread))
+    script.reply('taken')
+    script.reply('other')
+    expect(seen).toEqual([])
+    unread.read('taken', false)
+    expect(seen).toEqual(['count 2', 'other', 'taken'])
+    // Read already: a question now is counted at once.
+    expect(asking(askCountingTakeovers(script.ask, unread))).toEqual(['count 2'])
+  })
+
+  it('leaves out the socket its old node kept, and drops its reply, before or after the read', () => {
+    const script = scripted(['kept', 'other'])
+    const unread = new UnreadTakeovers()
+    unread.joined('kept')
+    const ask = askCountingTakeovers(script.ask, unread)
+    const before = asking(ask)
+    script.reply('kept')
+    const after = asking(ask)
+    unread.read('kept', true)
+    // The server drops its copy: what it was asked after the read fails, and is not counted.
+    script.reply('kept')
+    script.reply('other')
+    expect(before).toEqual(['count 1'])
+    expect(after).toEqual(['count 1', 'other'])
+  })
+
+  it('waits for the count of the other sockets when it comes after the read', () => {
+    const script = scripted(['taken', 'other'], true)
+    const unread = new UnreadTakeovers()
+    unread.joined('taken')
+    const seen = asking(askCountingTakeovers(script.ask, unread))
+    unread.read('taken', false)
+    expect(seen).toEqual([])
+    script.count()
+    script.reply('taken')
+    expect(seen).toEqual(['count 2', 'taken'])
+  })
+})
