@@ -181,9 +181,13 @@ export class Claims {
             return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
           })
           kept = read.kept
-          this.#parts.uncut.read(parsed.snapshot.id, this.#places(read.places), (node) =>
-            this.#parts.readPlaces.at(node),
-          )
+          // Kept by its old node, which asked it what its rooms got: what a socket joined without
+          // a cut held meanwhile is not given here, where the server drops it.
+          if (kept) this.#parts.uncut.forget(parsed.snapshot.id)
+          else
+            this.#parts.uncut.read(parsed.snapshot.id, this.#places(read.places), (node) =>
+              this.#parts.readPlaces.at(node),
+            )
           return read
         } finally {
           // Kept by its old node, which answers for it, the server drops the socket here: the

@@ -29,6 +29,8 @@ export interface UncutScene {
   c: FakeNode
   /** The waits for the seal, run out by hand. */
   waits: ReturnType<typeof sealWaitsByHand>
+  /** b's claim of the session, won, not taken over yet (see `takeOver` for the usual way). */
+  claim: SessionClaim
   /** Lets b's subscriber read again what Redis sent it meanwhile (once; later calls do nothing). */
   release(): void
   /** b's takeover of the session, once its marker reached a and a sealed the tail. */
@@ -75,6 +77,7 @@ export async function uncutScene<T = undefined>(
         b,
         c,
         waits,
+        claim,
         release() {
           release?.()
           release = undefined
