@@ -17,7 +17,7 @@ function scene() {
   const memory = new MemoryAdapter(sockets)
   const logged: string[] = []
   const warnings = new Warnings({ warn: (_details, line) => logged.push(line) })
-  const past = new PastMarkerSockets(memory, sockets, warnings)
+  const past = new PastMarkerSockets(memory, sockets, warnings, () => 0)
   const socket = sockets.add('s1')
   memory.addAll('s1', new Set(['s1', 'r']))
   const registered: ((reply: BroadcastReply) => void)[] = []
