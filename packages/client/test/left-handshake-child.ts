@@ -3,7 +3,8 @@
 // once a WebSocket's HELLO is in, on an upgrade accepted by a server that then says nothing;
 // `sse`, `polling`: disconnect() once the HELLO's POST is in; `probe`: an upgrade probe given up
 // when the server ends the session; `paused`: disconnect() while a connect with reconnection off
-// waits to try a slow server middleware again). It prints "left" once the client let go and everything of its own is
+// waits to try a slow server middleware again; `auth`: disconnect() while the application's `auth`
+// function has not settled, so no HELLO went). It prints "left" once the client let go and everything of its own is
 // closed; then nothing should keep the process (beyond the short grace a HELLO that went gets).
 import { createHash } from 'node:crypto'
 import net from 'node:net'
@@ -96,6 +97,27 @@ if (mode === 'connecting' || mode === 'sse' || mode === 'polling') {
     reconnectionDelay: pause,
     reconnectionDelayMax: pause,
     randomization: 0,
+  })
+} else if (mode === 'auth') {
+  // A real server, never reached: the auth never settles (a token fetch left hanging), and the
+  // application lets the client go while it waits.
+  const app = Fastify()
+  await app.register(parley)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as net.AddressInfo
+  const socket = connect(`http://127.0.0.1:${port}/parley`, {
+    transports: ['websocket'],
+    WebSocket,
+    connectTimeout,
+    reconnection: false,
+    auth: () => {
+      queueMicrotask(async () => {
+        socket.disconnect()
+        await app.close()
+        console.log('left')
+      })
+      return new Promise<never>(() => {})
+    },
   })
 } else {
   const held: net.Socket[] = []

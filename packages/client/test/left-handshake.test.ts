@@ -11,10 +11,11 @@ const child = fileURLToPath(new URL('./left-handshake-child.ts', import.meta.url
  * whole wait, 20 s there; an SSE or polling handshake (whose HELLO went) held it, by its request
  * and its timer, for the whole connectTimeout, 60 s there, and an upgraded WebSocket by its wait
  * for OPEN, as long, then by `ws`'s wait for the server's closing handshake (30 s): each now gets
- * a grace of 2 s.
+ * a grace of 2 s. An auth function that never settled held it by the attempt's bound on it, the
+ * whole connectTimeout too, though no HELLO went.
  */
 async function lingers(
-  mode: 'connecting' | 'upgraded' | 'sse' | 'polling' | 'probe' | 'paused',
+  mode: 'connecting' | 'upgraded' | 'sse' | 'polling' | 'probe' | 'paused' | 'auth',
 ): Promise<number> {
   const proc = await startChild(child, [mode], { mark: 'left' })
   try {
@@ -48,5 +49,9 @@ describe.concurrent('a handshake the client left', () => {
 
   it('holds no Node process open after disconnect() during the pause before a slow middleware is tried again', async () => {
     expect(await lingers('paused')).toBeLessThan(10_000)
+  })
+
+  it('holds no Node process open after disconnect() while the auth function has not settled', async () => {
+    expect(await lingers('auth')).toBeLessThan(10_000)
   })
 }, 30_000)
