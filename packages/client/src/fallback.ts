@@ -57,7 +57,8 @@ import {
  * (middleware, origin, version) ends the attempt, and so does an auth function that does not
  * settle, or a server's middleware that did not (PARLEY_HANDSHAKE_TIMEOUT with
  * `details.middleware`): no transport's fault, the next attempt, after the backoff, tries the
- * same transport (with reconnection off, this attempt, until connectTimeout has passed).
+ * same transport (with reconnection off, this attempt, until connectTimeout has passed: each
+ * try from then on, and a step down from one whose upgrade went unanswered, within what is left).
  * Nor, within the quiet time after a handoff, does a resume's try that busy nodes failed (a HELLO
  * unanswered in time, a 503, a balancer's 502): untold, it ends the attempt, and the next one,
  * after the backoff, begins again at the transport in use before the handoff (see #connect).
@@ -445,21 +446,23 @@ export class Connection {
     const queue = this.#order(after)
     const retried: TransportName[] = []
     // With reconnection off this attempt is the only one: the server's middleware slow once must
-    // not end it before `timeout` has passed, nor a try of it again outlast that (see below).
+    // not end it before `timeout` has passed, nor a try after that outlast it (see below).
     const end = performance.now() + timeout
-    // What the next try may take, in ms: the whole `timeout`, or for such a try again what is
-    // left of it.
-    let rest = timeout
+    // The middleware was slow once: every try from then on has only what is left of `timeout`,
+    // the same transport again, or the next one after a WebSocket's upgrade went unanswered.
+    let bounded = false
     // The pace of those tries: a backoff of their own, as none of them is a reconnection attempt
     // (the connection's would count them, and the `connect` at the end say `reconnect` too).
     const pace = new Backoff(this.#opts)
     for (let name = queue.shift(); name; name = queue.shift()) {
+      // In whole ms, as timers count (`| 0`: `timeout` is at most MAX_TIMER_MS). None left: the
+      // attempt fails at its end, with the last try's error.
+      const ms = bounded ? (end - performance.now()) | 0 : timeout
+      if (ms <= 0) break
       const t = this.#factory(name)
       let answer: Awaited<ReturnType<Transport['open']>>
       let hello: string | undefined
       let began = 0
-      const ms = rest
-      rest = timeout
       try {
         hello = await this.#hello(ms)
         if (run !== this.#run) return t.close()
@@ -486,11 +489,12 @@ export class Connection {
         // application's fault, not the transport's. The attempt fails as a whole, with no
         // transport_error, and the next one (after the backoff) tries the same transport: a
         // step down would only run the same middleware again, on a worse transport.
-        // So is a try again (below) that had no answer in what was left of the bound (but for a
-        // stream that stalled, the transport's fault): the server's middleware, slow again.
+        // So is a try after it (below) whose HELLO had no answer in what was left of the bound:
+        // the server's middleware, slow again. Not a WebSocket's upgrade left unanswered (`unsent`:
+        // no HELLO went), nor a stream that stalled: the transport's fault, which steps down.
         if (
           error.code === ErrorCode.HANDSHAKE_TIMEOUT &&
-          (!hello || error.details?.middleware || (ms < timeout && !error.details?.stalled))
+          (!hello || error.details?.middleware || (bounded && !t.unsent && !error.details?.stalled))
         ) {
           // With reconnection off no attempt follows, and a server whose handshakeTimeout is
           // shorter than this client's would have had the whole attempt end at its bound, though
@@ -507,15 +511,12 @@ export class Connection {
             this.#timer = setTimeout(resolve, Math.min(pace.next(), end - performance.now()))
           })
           if (run !== this.#run) return
-          // In whole ms, as timers count (`| 0`: `timeout` is at most MAX_TIMER_MS). A pause that
-          // took what was left leaves no try: the attempt fails at its end.
-          rest = (end - performance.now()) | 0
-          if (rest > 0) {
-            queue.unshift(name)
-            continue
-          }
+          // What the attempt says when the pause took what was left (no try follows), unless a
+          // later try fails otherwise.
           last = timeoutError('no OPEN', timeout, { middleware: true })
-          break
+          bounded = true
+          queue.unshift(name)
+          continue
         }
         // No answer in time, within the quiet time after a handoff: a node busy taking sessions
         // over (a loaded machine), not one that refused. Its wait is not counted, else three

@@ -3,11 +3,12 @@
 // a WebSocket's ERROR, `"middleware": true` in an HTTP body). The client then tries the same
 // transport again after its backoff, as after an `auth` of its own that did not settle, rather
 // than step down and run the same middleware on a worse transport; with reconnection off, within
-// the one attempt until connectTimeout has passed, each try again given only what is left of it.
+// the one attempt until connectTimeout has passed, each try again given only what is left of it
+// (a try again whose WebSocket upgrade goes unanswered steps down, within what is left).
 // A HELLO that reached the server late is a transport failure still (late-hello.test.ts).
 import { ErrorCode, type ParleyError, type TransportName } from '@parley/protocol'
-import { afterEach, describe, expect, it } from 'vitest'
-import { startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
+import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { client, closeAll, closeClients, next, parleyOf, startServer, until } from './helpers.js'
 
 afterEach(async () => {
@@ -216,3 +217,78 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
     })
   },
 )
+
+describe('a handshake middleware slow once, with reconnection off, behind a proxy that swallows WebSocket upgrades after the first', () => {
+  /**
+   * A server behind a proxy: the middleware's first run (the first WebSocket's HELLO) has every
+   * upgrade after it swallowed, and never settles (the server gives up on it at `bound`); each
+   * later run waits `later` ms, then lets the client in.
+   */
+  async function swallowingSetup(bound: number, later: number) {
+    const runs: string[] = []
+    let proxy: FaultProxy | undefined
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).use(async (socket) => {
+          runs.push((socket.handshake as { transport?: string }).transport ?? '?')
+          if (runs.length === 1) {
+            proxy!.ws = 'hang'
+            return new Promise<void>(() => {})
+          }
+          await new Promise((resolve) => setTimeout(resolve, later))
+        }),
+      { handshakeTimeout: bound },
+    )
+    proxy = await startFaultProxy(server.port)
+    onTestFinished(() => proxy!.close())
+    return { proxy, runs }
+  }
+
+  /** Everything the client says until it connects or gives up. */
+  async function told(url: string, connectTimeout: number) {
+    const socket = client(url, {
+      reconnection: false,
+      connectTimeout,
+      reconnectionDelay: 50,
+      reconnectionDelayMax: 50,
+      randomization: 0,
+    })
+    const said: string[] = []
+    socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.message}`))
+    socket.on('connect_error', (error: ParleyError<string>) =>
+      said.push(`connect_error ${error.message} ${JSON.stringify(error.details ?? {})}`),
+    )
+    socket.on('connect', () => said.push(`connect ${socket.transport}`))
+    await until(() => said.some((s) => /^connect/.test(s)), 10_000, 'connect or connect_error')
+    return said
+  }
+
+  it('steps down to SSE when the upgrade of the try again goes unanswered', async () => {
+    // The server answers the first HELLO, middleware slow, after 200 ms; the try again, 50 ms
+    // later, waits a third of the rest for its upgrade, which leaves SSE over 2 s.
+    const { proxy, runs } = await swallowingSetup(200, 0)
+    const said = await told(proxy.url, 5000)
+    // The transport could not get through: told, and a step down, as on a first try. Counted as
+    // the middleware slow again, the swallowed upgrade was tried until the bound, and the connect
+    // failed blaming the middleware.
+    expect(said).toEqual([
+      expect.stringMatching(/^websocket no upgrade from ws:\/\/127\.0\.0\.1:\d+\/parley\/ws within \d+ ms$/),
+      'connect sse',
+    ])
+    expect(runs).toEqual(['websocket', 'sse'])
+    expect(proxy.upgrades).toBe(2)
+  })
+
+  it('gives the step down only what is left of connectTimeout: it fails at the bound, middleware slow', async () => {
+    // The first HELLO answered after 2000 ms, the try again 50 ms later, its upgrade given up
+    // after 1000 ms: SSE has at most 950 ms left, less than the 1500 ms its middleware takes,
+    // which the whole connectTimeout would have let in (the server waits up to 2000 ms).
+    const { proxy, runs } = await swallowingSetup(2000, 1500)
+    const said = await told(proxy.url, 4000)
+    expect(said).toEqual([
+      expect.stringMatching(/^websocket no upgrade from /),
+      'connect_error no OPEN within 4000 ms {"middleware":true}',
+    ])
+    expect(runs).toEqual(['websocket', 'sse'])
+  })
+})
