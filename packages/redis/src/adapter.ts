@@ -693,6 +693,8 @@ export class RedisAdapter implements Adapter {
     this.#nodesListeners.close()
     this.#readiness.closed()
     this.#pending.cancel()
+    // A count held for a takeover's confirm (see `UnreadTakeovers.unconfirmed`) is given now.
+    this.#unread.close()
     this.#destroySubscriber()
     // An UNDO that still waits for the server's word on its session (see
     // `WriteTakeBack.awaitWord`) goes now.

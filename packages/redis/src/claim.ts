@@ -175,12 +175,15 @@ export class Claims {
       // Bounded by requestTimeout (see Commands), and never queued while Redis is away.
       finish: async () => {
         let kept = false
+        /** Read without the old node's seal: its count waits for the confirm (see below). */
+        let unsealed = false
         try {
           const read = await this.#parts.handoffs.finish(hash, true).catch((err: unknown) => {
             this.#parts.warnings.warn('claim', 'could not read the tail of a claimed session', { err })
             return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
           })
           kept = read.kept
+          unsealed = !read.sealed && !read.ended && !read.kept
           // Kept by its old node, which asked it what its rooms got: what a socket joined without
           // a cut held meanwhile is not given here, where the server drops it.
           if (kept) this.#parts.uncut.forget(parsed.snapshot.id)
@@ -191,21 +194,30 @@ export class Claims {
           return read
         } finally {
           // Kept by its old node, which answers for it, the server drops the socket here: the
-          // questions it was asked meanwhile are not counted here.
-          this.#parts.unread.read(parsed.snapshot.id, kept)
+          // questions it was asked meanwhile are not counted here. Read unsealed, that node may
+          // keep it still, and its confirm tells (bounded: the server asks it right before it
+          // answers the client, after the owner record, each within requestTimeout).
+          if (unsealed) this.#parts.unread.unconfirmed(parsed.snapshot.id, 3 * this.#parts.requestTimeout)
+          else this.#parts.unread.read(parsed.snapshot.id, kept)
         }
       },
-      confirm: () =>
-        this.#parts.handoffs.confirm(hash, won.claim).catch((err: unknown): ClaimStanding => {
-          this.#parts.warnings.warn(
-            'claim',
-            'could not confirm the claim of a session whose tail was not sealed',
-            {
-              err,
-            },
-          )
-          return 'taken'
-        }),
+      confirm: async () => {
+        const standing = await this.#parts.handoffs
+          .confirm(hash, won.claim)
+          .catch((err: unknown): ClaimStanding => {
+            this.#parts.warnings.warn(
+              'claim',
+              'could not confirm the claim of a session whose tail was not sealed',
+              {
+                err,
+              },
+            )
+            return 'taken'
+          })
+        // Kept by its old node: as for a tail that says so (see `finish`).
+        this.#parts.unread.read(parsed.snapshot.id, standing === 'kept')
+        return standing
+      },
       // On the old node's own response channel: only the node that asked reads it, and a sid
       // never goes on a channel every node reads.
       forward: (text) => {

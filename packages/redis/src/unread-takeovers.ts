@@ -12,6 +12,8 @@ import type { AskWithAck } from './held-questions.js'
 export class UnreadTakeovers {
   /** By socket id: what waits for its tail to be read. */
   readonly #waiting = new Map<string, ((kept: boolean) => void)[]>()
+  /** By socket id: the bound on the wait for the confirm of a tail read unsealed (see `unconfirmed`). */
+  readonly #unconfirmed = new Map<string, ReturnType<typeof setTimeout>>()
 
   get empty(): boolean {
     return this.#waiting.size === 0
@@ -31,7 +33,31 @@ export class UnreadTakeovers {
     const waiting = this.#waiting.get(id)
     if (!waiting) return
     this.#waiting.delete(id)
+    const bound = this.#unconfirmed.get(id)
+    if (bound) {
+      clearTimeout(bound)
+      this.#unconfirmed.delete(id)
+    }
     for (const then of waiting) then(kept)
+  }
+
+  /**
+   * The tail of socket `id`'s takeover was read without its old node's seal: that node may
+   * still keep the session (a write it gave up on, taken back late), which only the claim's
+   * confirm tells (see `Takeover.confirm`). What waits on it waits for `read` then, at most
+   * `ms`: should no confirm come (the server gave the claim back, or ended the session before
+   * it asked), the socket counts as any.
+   */
+  unconfirmed(id: string, ms: number): void {
+    if (!this.#waiting.has(id) || this.#unconfirmed.has(id)) return
+    const bound = setTimeout(() => this.read(id, false), ms)
+    bound.unref?.()
+    this.#unconfirmed.set(id, bound)
+  }
+
+  /** The adapter closes: nothing more is read or confirmed, and every socket counts as any. */
+  close(): void {
+    for (const id of [...this.#waiting.keys()]) this.read(id, false)
   }
 
   /** Runs `then` once socket `id`'s tail is read; at once (not kept) when it is not waited for. */

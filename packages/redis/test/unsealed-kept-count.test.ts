@@ -1,0 +1,99 @@
+// A claim whose tail is read without the old node's seal (its wait ran out), then found kept by
+// its confirm: the old node gave its write up meanwhile, and the session stays there. A broadcast
+// with acks asked of the claimer's copy between the read and the confirm must not count it:
+// the old node asks the session, and counts it, and the server drops the claimer's copy, whose
+// reply fails. Each sender counts the session once, with the old node's reply.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import type { BroadcastReply } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { type FakeSocket, fakeClusterSuite, sealWaitsByHand, snapshotOf, won } from './handoff-support.js'
+import { ask, givenUpNeverRun, markerRunOf } from './held-seal-scene.js'
+
+/** `socket` replies to every question with `value`, the reply telling which socket made it. */
+function repliesAs(socket: FakeSocket, value: string): void {
+  socket.deliverWithAck = (event, _timeout, settle) => {
+    socket.deliver(event)
+    settle({ ok: true, value })
+  }
+}
+
+describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read unsealed, then kept', () => {
+  const suite = fakeClusterSuite()
+
+  it("counts the kept session once, with its old node's reply", async () => {
+    // As in revoked-claim-count.test.ts: counts wait for the end of a's seal's wait, and the
+    // claimer's for its confirm; a's heartbeats wait behind its held broadcast.
+    const [a, b, c] = await suite.cluster({ requestTimeout: 1500, heartbeatInterval: 1500 }).start(3)
+    const waits = sealWaitsByHand()
+    try {
+      const sid = 'sid-unsealed-kept'
+      const socket = a!.sockets.add('s1', sid)
+      a!.adapter.addAll('s1', ['s1', 'r'])
+      await a!.adapter.sessionOpened(sid)
+      socket.handedOff = () => {}
+      repliesAs(socket, 'a:s1')
+      expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+      // a's own broadcast, given up and never run, holds the seal at the marker.
+      await givenUpNeverRun(a!)
+
+      const markerRan = markerRunOf(b!)
+      const witness = a!.sockets.add('s2')
+      a!.adapter.addAll('s2', ['s2', 'r'])
+      repliesAs(witness, 'a:s2')
+      const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
+      const claimed = b!.sockets.add('s1', sid)
+      const registered: ((reply: BroadcastReply) => void)[] = []
+      claimed.deliverWithAck = (event, _timeout, settle) => {
+        claimed.deliver(event)
+        registered.push(settle)
+      }
+      const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
+      await until(() => markerRan() && waits.began === 1, 5000, 'the marker run')
+      // a read the marker: its seal is held, s1 out of its rooms.
+      const probe = ask(c!, 'probe', ['r'])
+      await until(() => witness.got.includes('probe'), 5000, 'the probe read on a')
+
+      // b's wait for the seal runs out: it reads the tail as it is, unsealed.
+      waits.runOut()
+      const tail = await within(taking, 5000, 'the tail read')
+      expect(tail.complete).toBe(false)
+      expect(tail.kept).toBeUndefined()
+
+      // Between the read and the confirm: asked of b's copy, and kept aside on a.
+      const fromC = ask(c!, 'from-c', ['r'])
+      await until(() => witness.got.includes('from-c'), 5000, "c's question read on a")
+      await until(() => claimed.got.includes('from-c'), 5000, "c's question asked of b's copy")
+
+      // The server gives a's write up: the session goes on on a. a's own question, back past
+      // the marker, proves the awaited broadcast never ran, and the seal's wait is over.
+      await within(a!.adapter.withdrawHandOff(sid), 5000, 'the write given up')
+      const own = ask(a!, 'own', ['r'])
+      expect(await within(claim.confirm!(), 5000, 'the confirm')).toBe('kept')
+      // The server drops b's copy: what it was asked fails.
+      b!.sockets.sockets.delete('s1')
+      b!.sockets.sessions.delete(sid)
+      b!.adapter.delAll('s1')
+      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
+      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
+
+      for (const [who, asked] of [
+        ['c', fromC],
+        ['a', own],
+      ] as const) {
+        await until(
+          () => asked.count !== undefined && asked.replies.length >= asked.count,
+          5000,
+          `the count and replies of ${who}'s question`,
+        )
+        expect({ who, count: asked.count }).toEqual({ who, count: 2 })
+        const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
+        expect({ who, values: values.sort() }).toEqual({ who, values: ['a:s1', 'a:s2'] })
+      }
+      expect(probe.count).toBeDefined()
+    } finally {
+      waits.stop()
+    }
+  })
+})
