@@ -16,6 +16,7 @@ import { toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
 import type { Losses } from './stats.js'
 import type { UncutSockets } from './uncut-sockets.js'
+import type { UnreadTakeovers } from './unread-takeovers.js'
 import { type RepliedRequest, type RequestPacket, toWireOptions } from './wire.js'
 
 /** What a broadcast with acks needs of the adapter. */
@@ -34,6 +35,8 @@ export type AckParts = Pick<
   readonly cut: Cut
   /** The sockets joined without a cut, which take this node's own when they come back too. */
   readonly uncut: UncutSockets
+  /** The sockets a takeover joined, until its tail is read (see unread-takeovers.ts). */
+  readonly unread: UnreadTakeovers
   /** Where this node is on the channel: a request given up is kept there as a broadcast is. */
   readonly readPlaces: ReadPlaces
   readonly ownAcks: OwnAcks

@@ -5,6 +5,7 @@
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { UncutSockets } from './uncut-sockets.js'
+import { heldUntilRead, type UnreadTakeovers } from './unread-takeovers.js'
 import type { Warnings } from './warnings.js'
 
 /**
@@ -27,6 +28,8 @@ export interface AskParts {
   readonly memory: MemoryAdapter
   readonly ask: AskWithAck
   readonly uncut: UncutSockets
+  /** The sockets a takeover joined, until its tail is read (see unread-takeovers.ts). */
+  readonly unread: UnreadTakeovers
   readonly warnings: Warnings
 }
 
@@ -109,12 +112,13 @@ export function askHolding(
   )
   open += later.length
   for (const id of later) {
-    const ask = () => {
+    /** Asks socket `id` alone; how many it matched. */
+    const ask = (replyHere: (reply: BroadcastReply) => void): number => {
       // Inside the takeover's read of the tail, which never rejects: a socket that throws
       // loses this one question alone.
       let asked = 0
       // Its question may be registered before it throws, and settled there too (see reply-once.ts).
-      const once = replyOnce(replyInOrder)
+      const once = replyOnce(replyHere)
       try {
         memory.broadcastWithAck(
           message,
@@ -134,17 +138,26 @@ export function askHolding(
         )
         // Counted once it matched: its reply, never to come, fails.
         if (asked > 0) once(disconnected())
-      } finally {
-        count += asked
       }
+      return asked
     }
     const question = {
       node: place.node,
       q: place.q,
       settle: (take: boolean) => {
-        if (take) ask()
-        open--
-        settled()
+        if (!take) {
+          open--
+          settled()
+          return
+        }
+        // Read without its old node's seal, the session may still turn out kept there, which
+        // the claim's confirm tells: its count and replies wait for that (see unread-takeovers.ts).
+        const held = heldUntilRead(parts.unread, id, replyInOrder)
+        held.counted(ask(held.reply), (asked) => {
+          count += asked
+          open--
+          settled()
+        })
       },
       drop: () => {
         open--

@@ -8,6 +8,7 @@ import type { Publisher } from './publish.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage } from './remote.js'
 import { RedisErrorCode } from './send.js'
 import type { UncutSockets } from './uncut-sockets.js'
+import type { UnreadTakeovers } from './unread-takeovers.js'
 import type { Warnings } from './warnings.js'
 import {
   decodeEvent,
@@ -32,6 +33,8 @@ export interface IncomingParts {
   readonly sockets: LocalSockets
   /** Sockets joined without a cut: a question reaches them in order with what they hold. */
   readonly uncut: UncutSockets
+  /** The sockets a takeover joined, until its tail is read (see unread-takeovers.ts). */
+  readonly unread: UnreadTakeovers
   readonly publisher: Publisher
   readonly warnings: Warnings
   /** A request whose event cannot be read: counted as any malformed message. */
@@ -46,6 +49,7 @@ export class IncomingRequests {
   readonly #ask: AskWithAck
   readonly #sockets: LocalSockets
   readonly #uncut: UncutSockets
+  readonly #unread: UnreadTakeovers
   readonly #publisher: Publisher
   readonly #warnings: Warnings
   readonly #malformed: () => void
@@ -59,6 +63,7 @@ export class IncomingRequests {
     this.#ask = parts.ask
     this.#sockets = parts.sockets
     this.#uncut = parts.uncut
+    this.#unread = parts.unread
     this.#publisher = parts.publisher
     this.#warnings = parts.warnings
     this.#malformed = parts.malformed
@@ -133,7 +138,13 @@ export class IncomingRequests {
         // later, counts every reply published before it.
         const answering = this.#answering.start(request.n, request.id)
         askHolding(
-          { memory: this.#memory, ask: this.#ask, uncut: this.#uncut, warnings: this.#warnings },
+          {
+            memory: this.#memory,
+            ask: this.#ask,
+            uncut: this.#uncut,
+            unread: this.#unread,
+            warnings: this.#warnings,
+          },
           { node: request.n, q: request.q, ran: true },
           message,
           options,

@@ -158,3 +158,34 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
     settled()
   }
 }
+
+/**
+ * Socket `id`'s count and replies of one question asked of it alone, held as
+ * `askCountingTakeovers` holds them until its tail is read: `reply` takes its replies (dropped
+ * when its old node kept the session, given after its count otherwise), and `counted(asked,
+ * give)` gives `give` its count then, 0 when kept. At once when its tail is not waited for.
+ */
+export function heldUntilRead(
+  unread: UnreadTakeovers,
+  id: string,
+  reply: (reply: BroadcastReply) => void,
+): { reply: (reply: BroadcastReply) => void; counted(asked: number, give: (count: number) => void): void } {
+  let kept = false
+  /** Its replies until its tail is read; undefined after. */
+  let mine: BroadcastReply[] | undefined = []
+  return {
+    reply: (made) => {
+      if (kept) return
+      if (mine) mine.push(made)
+      else reply(made)
+    },
+    counted: (asked, give) =>
+      unread.whenRead(id, (itsOldNodeKeptIt) => {
+        kept = itsOldNodeKeptIt
+        const replies = kept ? [] : (mine ?? [])
+        mine = undefined
+        give(kept ? 0 : asked)
+        for (const made of replies) reply(made)
+      }),
+  }
+}

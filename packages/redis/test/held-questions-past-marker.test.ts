@@ -7,6 +7,7 @@ import { describe, expect, it } from 'vitest'
 import { askHolding } from '../src/held-questions.js'
 import { PastMarkerSockets } from '../src/past-marker.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
+import { UnreadTakeovers } from '../src/unread-takeovers.js'
 import { Warnings } from '../src/warnings.js'
 import { FakeSockets, message, to } from './handoff-support.js'
 
@@ -31,7 +32,7 @@ describe('a question asked beside a socket joined without a cut', () => {
 
     const heard: (number | BroadcastReply)[] = []
     askHolding(
-      { memory, ask: (...args) => past.askWithAck(...args), uncut, warnings },
+      { memory, ask: (...args) => past.askWithAck(...args), uncut, unread: new UnreadTakeovers(), warnings },
       { node: 'c', q: 1, ran: true },
       message('asked', ['q']),
       to(['r']),

@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { askHolding } from '../src/held-questions.js'
 import { PastMarkerSockets } from '../src/past-marker.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
+import { UnreadTakeovers } from '../src/unread-takeovers.js'
 import { Warnings } from '../src/warnings.js'
 import { FakeSockets, message, to } from './handoff-support.js'
 
@@ -62,7 +63,13 @@ describe('a question a socket registered, then threw at as it sent it', () => {
     const uncut = new UncutSockets(() => undefined)
     uncut.joined('s1')
     askHolding(
-      { memory: s.memory, ask: (...args) => s.past.askWithAck(...args), uncut, warnings: s.warnings },
+      {
+        memory: s.memory,
+        ask: (...args) => s.past.askWithAck(...args),
+        uncut,
+        unread: new UnreadTakeovers(),
+        warnings: s.warnings,
+      },
       { node: 'c', q: 1, ran: true },
       message('asked', ['q']),
       to(['r']),
