@@ -4,6 +4,7 @@
 // other sockets that comes after it) are played here on a scripted ask.
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
+import { until } from '../../server/test/helpers.js'
 import type { AskWithAck } from '../src/held-questions.js'
 import { askCountingTakeovers, UnreadTakeovers } from '../src/unread-takeovers.js'
 import { message, to } from './handoff-support.js'
@@ -94,5 +95,43 @@ describe('a question asked of a socket whose takeover has not read its tail', ()
     script.count()
     script.reply('taken')
     expect(seen).toEqual(['count 2', 'taken'])
+  })
+
+  it('waits past an unsealed read for the confirm, which may find the session kept', () => {
+    const script = scripted(['kept', 'other'])
+    const unread = new UnreadTakeovers()
+    unread.joined('kept')
+    const seen = asking(askCountingTakeovers(script.ask, unread))
+    // Read without the seal: the wait goes on for the confirm.
+    unread.unconfirmed('kept', 60_000)
+    expect(seen).toEqual([])
+    unread.read('kept', true)
+    script.reply('kept')
+    script.reply('other')
+    expect(seen).toEqual(['count 1', 'other'])
+    expect(unread.empty).toBe(true)
+  })
+
+  it('counts the socket when no confirm comes within its bound', async () => {
+    const script = scripted(['taken'])
+    const unread = new UnreadTakeovers()
+    unread.joined('taken')
+    const seen = asking(askCountingTakeovers(script.ask, unread))
+    unread.unconfirmed('taken', 10)
+    await until(() => seen.length > 0, 2000, 'the count at the bound')
+    expect(seen).toEqual(['count 1'])
+    expect(unread.empty).toBe(true)
+  })
+
+  it('gives every count it holds when the adapter closes', () => {
+    const script = scripted(['read', 'unconfirmed'])
+    const unread = new UnreadTakeovers()
+    unread.joined('read')
+    unread.joined('unconfirmed')
+    unread.unconfirmed('unconfirmed', 60_000)
+    const seen = asking(askCountingTakeovers(script.ask, unread))
+    unread.close()
+    expect(seen).toEqual(['count 2'])
+    expect(unread.empty).toBe(true)
   })
 })
