@@ -82,12 +82,18 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * session opened, no refusal logged, the timeout counted once); what it does to the socket
    * then (a join) finds a socket that never opened; a resume's socket is the session's own,
    * live, and a join there stands.
+   *
+   * `gone` says the client left meanwhile (its WebSocket closed, its handshake POST aborted):
+   * the middleware that settles then, within the bound, runs none after it either, so that an
+   * application's later steps (a database write after the auth, say) do not run for a client
+   * that is gone, and what it decides is ignored as at the bound, with a debug line alone; the
+   * caller reads the transport and opens nothing.
    */
-  async run(socket: S): Promise<Refusal | null> {
+  async run(socket: S, gone: () => boolean = () => false): Promise<Refusal | null> {
     if (this.#middleware.length === 0) return null
     let expired = false
     return this.#bounded(
-      () => this.#runAll(socket, () => expired),
+      () => this.#runAll(socket, () => expired, gone),
       () => {
         expired = true
       },
@@ -166,18 +172,35 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
     this.#timeouts.close()
   }
 
-  /** See `run`; stops once `expired` (the client was answered), and then refuses nothing more. */
-  async #runAll(socket: S, expired: () => boolean): Promise<Refusal | null> {
+  /**
+   * See `run`; stops once `expired` (the client was answered) or `gone` (the client left), and
+   * then refuses nothing more.
+   */
+  async #runAll(socket: S, expired: () => boolean, gone: () => boolean): Promise<Refusal | null> {
     for (const middleware of this.#middleware) {
       if (expired() || !socket.connected) break
+      if (gone()) return this.#left()
       try {
         await middleware(socket)
       } catch (error) {
         // Too late: the client got its answer, and the log its line, at the bound.
         if (expired()) return null
+        // Nobody reads the refusal: a failure met while its client left says nothing alarming.
+        if (gone()) return this.#left()
         return this.#refusedBy(error)
       }
     }
+    return null
+  }
+
+  /** The client left while its middleware ran: the run ends, and the caller opens nothing. */
+  #left(): null {
+    logLine(
+      this.#log,
+      'debug',
+      {},
+      'parley: a client left during its handshake middleware, which ran no further',
+    )
     return null
   }
 

@@ -34,8 +34,11 @@ export interface HellosContext<L extends EventsMap, E extends EventsMap, D> {
   arrivals: Arrivals<L, E, D>
   /** A socket for `session`, not registered yet. */
   socketFor: (session: Session, handshake: Handshake) => ServerSocket<L, E, D>
-  /** Runs the middleware, within `handshakeTimeout`; the refusal, or null (see `HandshakeMiddleware.run`). */
-  runMiddleware: (socket: ServerSocket<L, E, D>) => Promise<Refusal | null>
+  /**
+   * Runs the middleware, within `handshakeTimeout`, stopping once `gone` (the client left); the
+   * refusal, or null (see `HandshakeMiddleware.run`).
+   */
+  runMiddleware: (socket: ServerSocket<L, E, D>, gone: () => boolean) => Promise<Refusal | null>
   /** Waits for a resume's turn, within `handshakeTimeout`: null, or the refusal (see `HandshakeMiddleware.wait`). */
   waitForTurn: (turn: Promise<void>) => Promise<Refusal | null>
   /** The socket whose session `sid` names, if it is alive here. */
@@ -130,7 +133,7 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     if (full) return full
     const session = new Session(context.sessionConfig)
     const socket = context.socketFor(session, handshake)
-    const refusal = await context.runMiddleware(socket)
+    const refusal = await context.runMiddleware(socket, () => !transport.open)
     // From here to the registration, no await: the node's count stays as #turnedAway read it.
     const turnedAway = refusal ?? this.#turnedAway(socket, transport)
     if (turnedAway !== undefined) {
@@ -216,7 +219,7 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
       let verdict = cannot()
       if (verdict !== undefined) return verdict
       if (alive()) {
-        const refusal = await context.runMiddleware(socket)
+        const refusal = await context.runMiddleware(socket, () => !transport.open)
         if (refusal) return refusal
         verdict = cannot()
         if (verdict !== undefined) return verdict

@@ -303,7 +303,7 @@ export class ParleyServer<
       limit: this.#limit,
       arrivals: this.#arrivals,
       socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
-      runMiddleware: (socket) => this.#middleware.run(socket),
+      runMiddleware: (socket, gone) => this.#middleware.run(socket, gone),
       waitForTurn: (turn) => this.#middleware.wait(turn),
       socketOf: (sid) => this.#bySid.get(sid),
       held: () => this.#bySid.size,
