@@ -103,7 +103,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // closed by the onClose hook that `mount` adds before anything else, which the
     // application's close runs.
     made?.remove()
-    upgrades?.release()
+    upgrades?.release(true)
     throw err
   }
   if (upgrades) app.addHook('onClose', async () => upgrades.release())
@@ -217,6 +217,8 @@ async function mount(
   // registered (see `forwardingAtClose`, `upgradingAtClose`).
   let forwardAtClose: ForwardAtClose | undefined
   let upgradeAtClose: UpgradeAtClose | undefined
+  // Another instance at this path closing beside this one leaves its sessions' requests to it.
+  upgrades?.answering((sid) => server.holds(sid))
   const lastWords = new LastWordsAtClose({
     server: app.server,
     injected: upgrades?.source,
@@ -233,6 +235,7 @@ async function mount(
     sent,
     succeeded: () => upgrades?.succeeded() ?? false,
     holds: (sid) => server.holds(sid),
+    heldElsewhere: (sid) => upgrades?.heldElsewhere(sid) ?? false,
   })
   // Its answers stay on the server until the instance has closed: Fastify's bare 503 would
   // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).

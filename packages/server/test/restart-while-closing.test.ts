@@ -248,3 +248,118 @@ describe('an instance closing while its successor serves the path', () => {
     },
   )
 })
+
+/** A `connection` listener whose sockets hold the event `hold` in their middleware until `release`. */
+function holding() {
+  const waiting: (() => void)[] = []
+  return {
+    onConnection(socket: ServerSocket) {
+      socket.use(([event]) =>
+        event === 'hold' ? new Promise<void>((resolve) => void waiting.push(resolve)) : undefined,
+      )
+      socket.on('hold', () => {})
+    },
+    get held() {
+      return waiting.length
+    },
+    release() {
+      for (const resolve of waiting.splice(0)) resolve()
+    },
+  }
+}
+
+describe('a successor that begins to close while the instance before it still closes', () => {
+  it.each([true, false])(
+    "leaves the older one's sessions to it: a POST of one is its to hear (return503OnClosing: %s)",
+    async (return503OnClosing) => {
+      const shared = await restartableServer(return503OnClosing)
+      const olds = holding()
+      const old = await shared.make('old', olds.onConnection)
+      shared.serve(old)
+      const { client: polling } = await shared.connect('polling')
+      let reason: string | undefined
+      polling.on('disconnect', (why: string) => {
+        reason = why
+      })
+      const sid = [...old.parley.sockets.values()][0]!.session.sid
+      polling.emit('hold' as never)
+      await until(() => olds.held === 1, 5000, 'the event to wait in the middleware')
+      const closing = old.close()
+      onTestFinished(async () => {
+        olds.release()
+        await closing
+      })
+      await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+
+      // Its successor, whose own client's event holds its close in turn.
+      const news = holding()
+      const restarted = await shared.make('new', news.onConnection)
+      shared.serve(restarted)
+      const { client } = await shared.connect('polling')
+      client.emit('hold' as never)
+      await until(() => news.held === 1, 5000, "the successor's event to wait in the middleware")
+      const successorClosing = restarted.close()
+      onTestFinished(async () => {
+        news.release()
+        await successorClosing
+      })
+      await until(() => restarted.parley.closing, 5000, 'the successor to begin its close')
+
+      // The old one's polling client sends now: answered by the successor, which never held its
+      // session, the POST would be refused, or fail its client's transport before the old one's
+      // CLOSE.
+      const answered: number[] = []
+      shared.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        const named = new URL(req.url ?? '/', 'http://x').searchParams.get('sid')
+        if (req.method === 'POST' && named === sid) res.once('close', () => answered.push(res.statusCode))
+      })
+      polling.emit('late' as never)
+      await until(() => answered.length >= 1, 5000, "the old instance's client's POST to be answered")
+      expect(answered[0]).toBeLessThan(300)
+      olds.release()
+      await within(closing, 5000, 'the old instance to close')
+      await until(() => reason !== undefined, 5000, "the old instance's client to end")
+      expect(reason).toBe('server shutdown')
+      news.release()
+      await within(successorClosing, 5000, 'the successor to close')
+    },
+  )
+})
+
+describe('a restart whose registration fails while the old instance closes', () => {
+  it("leaves the old one answering the path's new clients itself", async () => {
+    const shared = await restartableServer(true)
+    const olds = holding()
+    const old = await shared.make('old', olds.onConnection)
+    shared.serve(old)
+    const { client } = await shared.connect('polling')
+    client.emit('hold' as never)
+    await until(() => olds.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = old.close()
+    onTestFinished(async () => {
+      olds.release()
+      await closing
+    })
+    await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+    // A route of the application's where Parley's go: its registration fails after it claimed
+    // the path, and gives the path back.
+    const failed = Fastify({ serverFactory: () => shared.server })
+    onTestFinished(async () => {
+      await failed.close().catch(() => {})
+    })
+    failed.get('/a/poll', async () => 'mine')
+    await expect(failed.register(parley, { path: '/a' }).ready()).rejects.toThrow()
+    // The server's handler still gives the path to the old one: a new client there gets its
+    // coded answer, not Fastify's bare 503.
+    const answer = await exchange(
+      `http://127.0.0.1:${shared.port}/a/poll?v=1`,
+      'POST',
+      { 'content-type': 'text/plain' },
+      '[8,{}]',
+    )
+    expect({ status: answer.status, code: answer.body.code }).toEqual({
+      status: 503,
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+    })
+  })
+})

@@ -72,10 +72,16 @@ export interface LastWordsOptions {
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
   /**
-   * Whether another Fastify instance on the server, not closing, mounts Parley at this path now
-   * (see `UpgradeClaim.succeeded`): then only this mount point's own sessions are answered here.
+   * Whether a Fastify instance registered on the server since mounts Parley at this path now,
+   * closing or not (see `UpgradeClaim.succeeded`): then only this mount point's own sessions are
+   * answered here.
    */
   succeeded?: () => boolean
+  /**
+   * Whether another Fastify instance mounting Parley at this path holds `sid` (see
+   * `UpgradeClaim.heldElsewhere`): its requests are that one's to answer.
+   */
+  heldElsewhere?: (sid: string) => boolean
   /**
    * Whether `sid` names one of this mount point's sessions (see `ParleyServer.holds`): with a
    * successor at the path, the requests that name no such session are the successor's.
@@ -152,6 +158,7 @@ export class LastWordsAtClose {
   readonly #sent: (answer: EndpointAnswer) => void
   readonly #succeeded: () => boolean
   readonly #holds: (sid: string) => boolean
+  readonly #heldElsewhere: (sid: string) => boolean
   /** Takes its answers off the server (see `takeOver`); set from the takeover on. */
   #leave: (() => void) | undefined
   /** Likewise on the stand-in server where `app.injectWS` emits its upgrades. */
@@ -174,6 +181,7 @@ export class LastWordsAtClose {
     sent,
     succeeded = () => false,
     holds = () => false,
+    heldElsewhere = () => false,
   }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
@@ -187,6 +195,7 @@ export class LastWordsAtClose {
     this.#sent = sent
     this.#succeeded = succeeded
     this.#holds = holds
+    this.#heldElsewhere = heldElsewhere
     this.#injected = injected
     // `http`, `https` and `http2` servers are all `net.Server`s; an object of a serverFactory's
     // that is not has no such listeners to take the place of.
@@ -262,7 +271,13 @@ export class LastWordsAtClose {
     // PARLEY_UNKNOWN_SESSION, where this one's own words (a forward to the node that holds the
     // session, its 503) send the client on to resume.
     const succeeded = this.#succeeded()
-    if (succeeded && (verdict.sid === undefined || !this.#holds(verdict.sid))) return false
+    const sid = verdict.sid
+    const own = sid !== undefined && this.#holds(sid)
+    // A session of another instance at this path: the one this one succeeded, still closing as
+    // this one closes in its turn (its answers stand behind this one's on the server), or a
+    // successor's. This one's answer would end it with words of a server that never held it.
+    if (sid !== undefined && !own && this.#heldElsewhere(sid)) return false
+    if (succeeded && !own) return false
     if (!this.#refusing && !succeeded) return false
     const live = verdict.post
     const taken = live && this.#post(live, req, res)

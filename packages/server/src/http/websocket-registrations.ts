@@ -46,6 +46,17 @@ interface Instance {
    * process while this one drains), and takes their upgrades from then on (see `instanceAt`).
    */
   closing: boolean
+  /**
+   * How each of its mount points tells its own sessions (see `UpgradeClaim.answering`), by mount
+   * base as in `bases`.
+   */
+  readonly holders: Map<string, Set<(sid: string) => boolean>>
+  /**
+   * Its mount bases (as in `bases`) that an instance registered since claimed, with the claims
+   * that did: the server's requests there may go to that one from then on, even once it has
+   * closed in its turn; not when its registration failed (see `UpgradeClaim.release`).
+   */
+  readonly succeeded: Map<string, Set<object>>
 }
 
 interface Upgrades {
@@ -68,12 +79,24 @@ export interface UpgradeClaim {
    */
   closing(): void
   /**
-   * Whether another instance, not closing, mounts Parley at its path now: the new clients there
-   * are that one's, and a closing mount point answers only its own sessions' requests.
+   * Whether an instance registered on the server since this one began to close mounts Parley at
+   * its path, or did (closing in its turn, or closed: the server's request handler may still give
+   * it the path's requests): the new clients there are that one's, and this closing mount point
+   * answers its own sessions' requests itself, whatever Fastify lets through.
    */
   succeeded(): boolean
-  /** Gives the path back, at the instance's close or a failed registration; once is enough. */
-  release(): void
+  /** Tells the claim how its mount point knows its own sessions (see `heldElsewhere`). */
+  answering(holds: (sid: string) => boolean): void
+  /**
+   * Whether another instance mounting Parley at its path holds `sid`: an instance restarted at
+   * the path and closing in its turn while this one still closes leaves that one's sessions to it.
+   */
+  heldElsewhere(sid: string): boolean
+  /**
+   * Gives the path back, at the instance's close or a failed registration (`failed`: then the
+   * closing instances it would have succeeded are as if it never came); once is enough.
+   */
+  release(failed?: boolean): void
 }
 
 /**
@@ -96,19 +119,40 @@ export function claimUpgrades(
   const upgrades = servers.get(server) ?? listen(server)
   // As Fastify joins them, or no upgrade's path would lie under the base.
   const full = prefixedBase(prefix, base)
+  const anyCase = router.rules.anyCase
   for (const [other, instance] of upgrades.instances) {
-    if (other !== routing && !instance.closing && sameBase(instance, full, router.rules.anyCase)) {
+    if (other !== routing && !instance.closing && sameBase(instance, full, anyCase)) {
       throw new ParleyOptionError(
         'path',
         `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own, or, to restart it in this process, begin the old instance's app.close() first (the new one takes the path from then on)`,
       )
     }
   }
+  // Closing ones (the check above let them by): this one is their successor there.
+  const claim = {}
+  const succeeding: Set<object>[] = []
+  for (const [other, instance] of upgrades.instances) {
+    if (other === routing) continue
+    for (const written of instance.bases.keys()) {
+      if (!alike(instance, written, full, anyCase)) continue
+      const claims = instance.succeeded.get(written) ?? new Set<object>()
+      instance.succeeded.set(written, claims.add(claim))
+      succeeding.push(claims)
+    }
+  }
   const known = upgrades.instances.get(routing)
-  const instance = known ?? { source: new Server(), bases: new Map<string, number>(), router, closing: false }
+  const instance = known ?? {
+    source: new Server(),
+    bases: new Map<string, number>(),
+    router,
+    closing: false,
+    holders: new Map<string, Set<(sid: string) => boolean>>(),
+    succeeded: new Map<string, Set<object>>(),
+  }
   if (!known) upgrades.instances.set(routing, instance)
   instance.bases.set(full, (instance.bases.get(full) ?? 0) + 1)
   let released = false
+  let holds: ((sid: string) => boolean) | undefined
   return {
     source: known ? new Server() : instance.source,
     shared: known !== undefined,
@@ -116,14 +160,35 @@ export function claimUpgrades(
       instance.closing = true
     },
     succeeded() {
+      return (instance.succeeded.get(full)?.size ?? 0) > 0
+    },
+    answering(given) {
+      if (released) return
+      holds = given
+      const holders = instance.holders.get(full) ?? new Set()
+      holders.add(given)
+      instance.holders.set(full, holders)
+    },
+    heldElsewhere(sid) {
       for (const [other, each] of upgrades.instances) {
-        if (other !== routing && !each.closing && sameBase(each, full, router.rules.anyCase)) return true
+        if (other === routing) continue
+        for (const [base, holders] of each.holders) {
+          if (!alike(each, base, full, anyCase)) continue
+          for (const held of holders) if (held(sid)) return true
+        }
       }
       return false
     },
-    release() {
+    release(failed = false) {
       if (released) return
       released = true
+      // An emptied set stays in its instance's map, read as none: it goes with that instance.
+      if (failed) for (const claims of succeeding) claims.delete(claim)
+      if (holds) {
+        const holders = instance.holders.get(full)
+        holders?.delete(holds)
+        if (holders?.size === 0) instance.holders.delete(full)
+      }
       const count = (instance.bases.get(full) ?? 1) - 1
       if (count > 0) instance.bases.set(full, count)
       else instance.bases.delete(full)
@@ -198,8 +263,13 @@ function under(path: string, base: string): boolean {
 /** Whether an upgrade at `base` could reach `instance` as well as the mount point claiming it. */
 function sameBase(instance: Instance, base: string, anyCase: boolean): boolean {
   if (instance.bases.has(base)) return true
-  if (!anyCase && !instance.router.rules.anyCase) return false
-  const lower = base.toLowerCase()
-  for (const other of instance.bases.keys()) if (other.toLowerCase() === lower) return true
+  for (const other of instance.bases.keys()) if (alike(instance, other, base, anyCase)) return true
   return false
+}
+
+/** Whether `instance`'s mount base `written` is `base`, as written or, where either ignores case, but for it. */
+function alike(instance: Instance, written: string, base: string, anyCase: boolean): boolean {
+  if (written === base) return true
+  if (!anyCase && !instance.router.rules.anyCase) return false
+  return written.toLowerCase() === base.toLowerCase()
 }
