@@ -249,6 +249,65 @@ describe('an instance closing while its successor serves the path', () => {
   )
 })
 
+describe('restarts one after another while the first still closes', () => {
+  it("serve each new instance's clients and leave no listener once every instance has closed", async () => {
+    const shared = await restartableServer(true)
+    // Every event's listeners but Fastify's own `clientError`, one per instance made on the
+    // server (a serverFactory's), which Fastify never takes off.
+    const listening = () =>
+      Object.fromEntries(
+        shared.server
+          .eventNames()
+          .filter((name) => name !== 'clientError')
+          .map((name) => [String(name), shared.server.listenerCount(name)]),
+      )
+    const before = listening()
+    let release: (() => void) | undefined
+    const first = await shared.make('first', (socket) => {
+      socket.use(([event]) =>
+        event === 'hold'
+          ? new Promise<void>((resolve) => {
+              release = resolve
+            })
+          : undefined,
+      )
+      socket.on('hold', () => {})
+    })
+    shared.serve(first)
+    const held = await shared.connect('polling')
+    held.client.emit('hold' as never)
+    await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+    const firstClosing = first.close()
+    onTestFinished(async () => {
+      release?.()
+      await firstClosing
+    })
+    await until(() => first.parley.closing, 5000, 'the first instance to begin its close')
+
+    const second = await shared.make('second')
+    shared.serve(second)
+    for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('second')
+    // The second closes whole while the first still closes.
+    for (const socket of [...second.parley.sockets.values()]) socket.disconnect()
+    const secondClosing = second.close()
+    await until(() => second.parley.closing, 5000, 'the second instance to begin its close')
+
+    // A third, restarted during the second's close, takes the path.
+    const third = await shared.make('third')
+    shared.serve(third)
+    for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('third')
+    await within(secondClosing, 5000, 'the second instance to close')
+    for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('third')
+
+    release?.()
+    await within(firstClosing, 5000, 'the first instance to close')
+    for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('third')
+    for (const client of shared.clients.splice(0)) client.disconnect()
+    await closeApp(third)
+    expect(listening()).toEqual(before)
+  })
+})
+
 /** A `connection` listener whose sockets hold the event `hold` in their middleware until `release`. */
 function holding() {
   const waiting: (() => void)[] = []
