@@ -105,7 +105,7 @@ describe.each(TRANSPORTS)('a handshake middleware that never settles, over %s', 
       async (socket) => {
         // The first run alone settles, after its bound. The client's tries again (reconnection
         // off: until its connectTimeout) end within their own bound, so theirs never settle:
-        // released, they would go on while the server still waits for them.
+        // released at once, one could go on before the server has seen its client leave.
         await (runs++ === 0 ? gate : new Promise(() => {}))
         await socket.join('late')
         joined = socket
