@@ -1,9 +1,10 @@
 // A loopback proxy in front of a test server that misbehaves on demand, the way networks do: it
-// refuses or drops WebSocket upgrades, swallows them, buffers, blocks or replaces event streams
-// (or writes their content type in other letter case), swallows a session's POSTs or their
-// answers or passes them on late, cuts the answer to a HELLO the server took, answers everything 502 or 503 as a balancer
-// with no node to offer, cuts connections, or goes offline. Every mode can be changed at any
-// time, and takes effect for the next connection or response. Everything listens on 127.0.0.1 only.
+// refuses or drops WebSocket upgrades, swallows them or passes them on late, buffers, blocks or
+// replaces event streams (or writes their content type in other letter case), swallows a
+// session's POSTs or their answers or passes them on late, cuts the answer to a HELLO the server
+// took, answers everything 502 or 503 as a balancer with no node to offer, cuts connections, or
+// goes offline. Every mode can be changed at any time, and takes effect for the next connection
+// or response. Everything listens on 127.0.0.1 only.
 import http from 'node:http'
 import net from 'node:net'
 
@@ -50,6 +51,12 @@ export interface FaultProxy {
   posts: PostMode
   /** What happens to handshake POSTs from now on. */
   hellos: HelloMode
+  /**
+   * How long (ms) an upgrade that `ws` passes (or mutes) is held before it goes on to the server,
+   * unless its client went meanwhile: the upgrade's answer comes that much later (a slow network,
+   * or a balancer slow to reach a node). 0: at once.
+   */
+  upgradeLateBy: number
   /** Number of handshake POSTs `hellos` cut. */
   cutHellos: number
   /** How long (ms) `hellos: 'late'` holds the answer to a handshake POST. */
@@ -242,50 +249,60 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       case 'pass':
       case 'mute': {
         const mute = proxy.ws === 'mute'
-        const target = net.connect(targetPort, '127.0.0.1', () => {
-          const lines = [`${req.method} ${req.url} HTTP/1.1`]
-          for (let i = 0; i < req.rawHeaders.length; i += 2)
-            lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
-          target.write(`${lines.join('\r\n')}\r\n\r\n`)
-          if (head.length > 0) target.write(head)
-          socket.pipe(target)
-          let headersDone = false
-          // What hold() keeps back, while it holds.
-          let held: Buffer[] | undefined
-          downstream(
-            () => {
-              held = []
-            },
-            () => {
-              for (const chunk of held ?? []) socket.write(chunk)
-              held = undefined
-            },
-            (fn) => socket.on('close', fn),
-          )
-          target.on('data', (data: Buffer) => {
-            let chunk = data
-            if (!headersDone) {
-              const end = chunk.indexOf('\r\n\r\n')
-              if (end < 0) {
-                socket.write(chunk)
-                return
-              }
-              headersDone = true
-              socket.write(chunk.subarray(0, end + 4))
-              chunk = chunk.subarray(end + 4)
-            }
-            if (mute || chunk.length === 0) return
-            if (held) held.push(chunk)
-            else socket.write(chunk)
-          })
-        })
-        target.on('error', () => socket.destroy())
-        target.on('close', () => socket.destroy())
-        socket.on('close', () => target.destroy())
+        if (proxy.upgradeLateBy === 0) return forward(req, socket, head, mute)
+        // Unref'd: a proxy closed meanwhile (which destroys the socket) must not keep the test's
+        // process up for `upgradeLateBy`.
+        setTimeout(() => {
+          if (!socket.destroyed) forward(req, socket, head, mute)
+        }, proxy.upgradeLateBy).unref()
         return
       }
     }
   })
+
+  /** Passes an upgrade on to the server, and the WebSocket after it (`mute`: see WsMode). */
+  function forward(req: http.IncomingMessage, socket: net.Socket, head: Buffer, mute: boolean): void {
+    const target = net.connect(targetPort, '127.0.0.1', () => {
+      const lines = [`${req.method} ${req.url} HTTP/1.1`]
+      for (let i = 0; i < req.rawHeaders.length; i += 2)
+        lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`)
+      target.write(`${lines.join('\r\n')}\r\n\r\n`)
+      if (head.length > 0) target.write(head)
+      socket.pipe(target)
+      let headersDone = false
+      // What hold() keeps back, while it holds.
+      let held: Buffer[] | undefined
+      downstream(
+        () => {
+          held = []
+        },
+        () => {
+          for (const chunk of held ?? []) socket.write(chunk)
+          held = undefined
+        },
+        (fn) => socket.on('close', fn),
+      )
+      target.on('data', (data: Buffer) => {
+        let chunk = data
+        if (!headersDone) {
+          const end = chunk.indexOf('\r\n\r\n')
+          if (end < 0) {
+            socket.write(chunk)
+            return
+          }
+          headersDone = true
+          socket.write(chunk.subarray(0, end + 4))
+          chunk = chunk.subarray(end + 4)
+        }
+        if (mute || chunk.length === 0) return
+        if (held) held.push(chunk)
+        else socket.write(chunk)
+      })
+    })
+    target.on('error', () => socket.destroy())
+    target.on('close', () => socket.destroy())
+    socket.on('close', () => target.destroy())
+  }
 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as net.AddressInfo
@@ -296,6 +313,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     sse: 'pass',
     posts: 'pass',
     hellos: 'pass',
+    upgradeLateBy: 0,
     cutHellos: 0,
     lateBy: 0,
     lateHellos: 0,
