@@ -114,14 +114,28 @@ export class WebSocketTransport extends BaseTransport {
       }
       // An upgrade that gets no answer within a third of the bound (at least a second) is most
       // often a proxy that swallows WebSockets: the next transport is tried then, not after the
-      // whole bound. Once upgraded, the WebSocket has the bound again for its OPEN: a server
-      // that accepts the upgrade and then says nothing is as useless as one that never answers.
-      // Patient (a resume after a handoff: WebSocket got through a moment ago, and every node
-      // is busy taking sessions over), the whole bound, up to PATIENT_UPGRADE_MS: given up on
-      // early, the resume would step down to a worse transport and come back later. A third in
-      // whole ms (`| 0`: the bound is at most MAX_TIMER_MS), as the error says it.
+      // whole bound. Patient (a resume after a handoff: WebSocket got through a moment ago, and
+      // every node is busy taking sessions over), the whole bound, up to PATIENT_UPGRADE_MS:
+      // given up on early, the resume would step down to a worse transport and come back later.
+      // A third in whole ms (`| 0`: the bound is at most MAX_TIMER_MS), as the error says it.
       const wait = Math.min(timeout, patient ? PATIENT_UPGRADE_MS : Math.max(1000, (timeout / 3) | 0))
-      this.#timer = setTimeout(() => settle(timeoutError(`no upgrade from ${shown(this.url)}`, wait)), wait)
+      // Upgraded, the WebSocket has the rest of the bound for its OPEN: a server that accepts the
+      // upgrade and then says nothing is as useless as one that never answers. The rest, not the
+      // bound again: the bound is the whole try's, the upgrade included, and a try again after
+      // a slow middleware is given only what is left of the connect's (see Connection), which a
+      // late upgrade would overrun. One timer does both: at `wait`, either the upgrade is through
+      // or the try fails. An event stream's first bytes get the bound again from its GET (see
+      // HttpTransport): they come after the OPEN, and a slow handshake that left them too little
+      // would mark a working stream stalled; the upgrade is part of the handshake, and a late
+      // OPEN marks nothing.
+      this.#timer = setTimeout(() => {
+        if (this.unsent) settle(timeoutError(`no upgrade from ${shown(this.url)}`, wait))
+        else
+          this.#timer = setTimeout(
+            () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout)),
+            timeout - wait,
+          )
+      }, wait)
       resolveWebSocket(this.setup.WebSocket)
         .then((Ctor) => {
           if (this.closed) throw transportError('closed before it opened')
@@ -137,11 +151,6 @@ export class WebSocketTransport extends BaseTransport {
             hearRefusal(ws, this.url, this.maxPayload, settle)
           }
           ws.onopen = () => {
-            clearTimeout(this.#timer)
-            this.#timer = setTimeout(
-              () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout)),
-              timeout,
-            )
             if (this.closed) return
             this.unsent = false
             // An application's WebSocket may give any `protocol`, or throw for it, and its `send`
