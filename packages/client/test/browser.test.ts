@@ -563,14 +563,15 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
 
   it('polling: a page busy in a listener still gets the CLOSE of a server that closes meanwhile', async () => {
     const b = await backend()
-    // The acks of the page's GETs, as the server receives them: a listener of the HTTP server
-    // itself, since a closing server answers them before any route or hook.
-    const acks: number[] = []
-    b.server.app.server.on('request', (request: { method?: string; url?: string }) => {
-      const query = new URL(request.url ?? '', 'http://x').searchParams
-      if (request.method === 'GET' && query.has('sid')) acks.push(Number(query.get('ack')))
-    })
     const page = await open(b.server.url, 'a', { transports: ['polling'] })
+    // The acks of the page's GETs, as the page sends them: a closing server answers its own
+    // paths in front of the HTTP server's other request listeners, so one there misses a GET
+    // that comes once the close has begun.
+    const acks: number[] = []
+    page.on('request', (request) => {
+      const query = new URL(request.url()).searchParams
+      if (request.method() === 'GET' && query.has('sid')) acks.push(Number(query.get('ack')))
+    })
     await nth(page, 'connect')
     await page.waitForFunction('parley.got.news.length > 0', undefined, { timeout: 3000 })
     // The welcome was packet 1; this is packet 2. Its listener keeps the page busy for 1.5 s, far
