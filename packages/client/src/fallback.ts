@@ -468,10 +468,15 @@ export class Connection {
         if (run !== this.#run) return t.close()
         began = performance.now()
         this.#attempt = t
+        // A try again opens in what its auth left of the bound: given `ms` again, a slow auth
+        // made the connect outlast `timeout` by its own time. None left: the attempt fails at its
+        // end, as at the top of the loop (no close: a transport holds nothing before open()).
+        const left = bounded ? (end - began) | 0 : ms
+        if (left <= 0) break
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
         // busy, not broken. A resume, or a connect() of the application's after disconnect()
         // meanwhile (close() keeps the quiet time), meets the same busy nodes.
-        answer = await t.open(hello, ms, began < this.#quietUntil)
+        answer = await t.open(hello, left, began < this.#quietUntil)
       } catch (err) {
         t.close()
         if (run !== this.#run) return

@@ -3,11 +3,12 @@
 // a WebSocket's ERROR, `"middleware": true` in an HTTP body). The client then tries the same
 // transport again after its backoff, as after an `auth` of its own that did not settle, rather
 // than step down and run the same middleware on a worse transport; with reconnection off, within
-// the one attempt until connectTimeout has passed, each try again given only what is left of it
-// (a try again whose WebSocket upgrade goes unanswered steps down, within what is left).
+// the one attempt until connectTimeout has passed, each try again given only what is left of it,
+// its auth included (a try again whose WebSocket upgrade goes unanswered steps down, within what
+// is left).
 // A HELLO that reached the server late is a transport failure still (late-hello.test.ts).
 import { ErrorCode, type ParleyError, type TransportName } from '@parley/protocol'
-import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
+import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { client, closeAll, closeClients, next, parleyOf, startServer, until } from './helpers.js'
 
@@ -217,6 +218,83 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
     })
   },
 )
+
+describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as TransportName[][][])(
+  'a handshake middleware slow to the end, with reconnection off, an auth slow on the try again and the transports %j',
+  (transports) => {
+    it('settles the connect at connectTimeout: the auth is taken off what is left of it', async () => {
+      // The server gives up on its middleware (which never settles) after 1500 ms; the client
+      // tries again 100 ms later, 1400 ms before its bound, and its auth takes 1200 of them. With
+      // the 1400 ms again for its OPEN, that try lasted until 1200 ms past the bound.
+      const server = await startServer((app) => parleyOf(app).use(() => new Promise<void>(() => {})), {
+        handshakeTimeout: 1500,
+      })
+      const connectTimeout = 3000
+      let auths = 0
+      const began = performance.now()
+      const socket = client(server.url, {
+        transports,
+        reconnection: false,
+        connectTimeout,
+        reconnectionDelay: 100,
+        reconnectionDelayMax: 100,
+        randomization: 0,
+        auth: async () => {
+          if (++auths > 1) await new Promise((resolve) => setTimeout(resolve, 1200))
+          return { token: 't' }
+        },
+      })
+      const transportErrors: string[] = []
+      socket.on('transport_error', (transport) => transportErrors.push(transport))
+      const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error', 10_000)
+      const took = performance.now() - began
+      // Within the bound and a margin for a loaded machine's timers, well short of that 1200 ms.
+      expect(took).toBeLessThan(connectTimeout + 500)
+      expect(auths).toBe(2)
+      expect(willRetry).toBe(false)
+      expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
+      expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
+      expect(error.details).toMatchObject({ middleware: true })
+      expect(transportErrors).toEqual([])
+    })
+  },
+)
+
+describe('a handshake middleware slow to the end, with reconnection off, an auth that leaves nothing of the bound', () => {
+  it('fails the connect at its end, middleware slow, with no WebSocket opened in no time', async () => {
+    const server = await startServer((app) => parleyOf(app).use(() => new Promise<void>(() => {})), {
+      handshakeTimeout: 200,
+    })
+    const connectTimeout = 2000
+    const now = performance.now.bind(performance)
+    let auths = 0
+    const socket = client(server.url, {
+      reconnection: false,
+      connectTimeout,
+      reconnectionDelay: 50,
+      reconnectionDelayMax: 50,
+      randomization: 0,
+      // The try again's auth settles in the bound's last millisecond, a moment no timer can aim
+      // at: as it settles, the clock moves on by the bound, as if the auth had taken all of it.
+      auth: () => {
+        if (++auths === 2) vi.spyOn(performance, 'now').mockImplementation(() => now() + connectTimeout)
+        return { token: 't' }
+      },
+    })
+    onTestFinished(() => {
+      vi.restoreAllMocks()
+    })
+    const said: string[] = []
+    socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.message}`))
+    const [error] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error', 10_000)
+    expect(auths).toBe(2)
+    // Not a WebSocket given no time for its upgrade, blamed and stepped down from.
+    expect(said).toEqual([])
+    expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
+    expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
+    expect(error.details).toMatchObject({ middleware: true })
+  })
+})
 
 describe('a handshake middleware slow once, with reconnection off, behind a proxy that swallows WebSocket upgrades after the first', () => {
   /**
