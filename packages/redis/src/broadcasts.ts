@@ -327,6 +327,16 @@ export class Broadcasts {
   }
 
   /**
+   * The adapter has closed: every wait of `settled` still running (a drain's, before the seal of
+   * a session nobody claimed) ends now, its timer cleared, rather than at its bound. What it
+   * waits for can no longer reach the tail (appends are refused once closed), and the drain's
+   * seal should not hold `close()`'s caller up to that bound.
+   */
+  endSettles(): void {
+    for (const waiter of [...this.#settling]) waiter.done()
+  }
+
+  /**
    * `MemoryAdapter.broadcast`, and the sockets past their marker, out of their rooms, that it
    * would have reached (by their rooms then, and `takes`: `only` without what it holds for the
    * sockets joined without a cut, which none of these is) keep it aside (see
