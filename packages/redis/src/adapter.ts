@@ -303,7 +303,7 @@ export class RedisAdapter implements Adapter {
       cut: this.#cut,
       leavingCut: (id, until, after) => this.#broadcasts.leaving(id, until, after),
       awaitsAtMarker: (id, until) => this.#broadcasts.awaitsAtMarker(id, until),
-      pastMarker: (id, until, ms, done) => this.#broadcasts.pastMarker(id, until, ms, done),
+      pastMarker: (id, until, limit, done) => this.#broadcasts.pastMarker(id, until, limit, done),
       awaitedSettled: (id, ms) => this.#broadcasts.settled(id, ms, Number.POSITIVE_INFINITY, this.#cut.count),
       uncut: this.#uncut,
       unread: this.#unread,

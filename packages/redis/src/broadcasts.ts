@@ -233,25 +233,36 @@ export class Broadcasts {
    * probe goes now, rather than at the next turn of its timer, up to `requestTimeout` away.
    */
   settled(id: string, ms: number, until = Number.POSITIVE_INFINITY, back = 0): Promise<void> {
+    return this.#settled(id, until, back, (wake) => {
+      const timer = setTimeout(wake, ms)
+      timer.unref()
+      return () => clearTimeout(timer)
+    })
+  }
+
+  /** `settled`, its time limit started by `limit` (which returns what clears it). */
+  #settled(id: string, until: number, back: number, limit: (wake: () => void) => () => void): Promise<void> {
     const waits = () => this.#cut.awaitsMayRun(id, until) || this.#cut.onItsWayTo(id, back)
     if (!waits() || this.#closed()) return Promise.resolve()
     // One probe for the sessions a drain seals together: the first wait's covers every own
     // broadcast given up by then; one given up later, the timer's next.
     if (this.#settling.size === 0 && this.#cut.awaitsMayRun(id, until)) this.#probeAwaited()
     return new Promise((resolve) => {
+      let stop: (() => void) | undefined
       const waiter = {
         id,
         until,
         back,
         done: () => {
-          clearTimeout(timer)
+          stop?.()
           this.#settling.delete(waiter)
           resolve()
         },
       }
-      const timer = setTimeout(waiter.done, ms)
-      timer.unref()
       this.#settling.add(waiter)
+      stop = limit(waiter.done)
+      // A limit that ran out at once (a test's, run by hand) ended the wait already.
+      if (!this.#settling.has(waiter)) stop()
     })
   }
 
@@ -281,14 +292,19 @@ export class Broadcasts {
    * reaches it here) but stays positioned, and takes those, and those never sent behind them,
    * at their turn, directly, once the probe (sent now) or a later own message proves they
    * never ran; one back past the marker is the claimer's, and reaches it no more here. Once it
-   * awaits none that may run, or after `ms`, it is back in its rooms for `done` (the seal,
-   * which gives it what never ran still waiting and reads its rooms), in the same turn; unless
-   * its session ended meanwhile. Its rooms getting `MAX_MISSED_PAST_MARKER` broadcasts
-   * meanwhile end the wait at once, as `ms` would.
+   * awaits none that may run, or at its time limit (`limit` starts it, see `markerSettles`), it
+   * is back in its rooms for `done` (the seal, which gives it what never ran still waiting and
+   * reads its rooms), in the same turn; unless its session ended meanwhile. Its rooms getting
+   * `MAX_MISSED_PAST_MARKER` broadcasts meanwhile end the wait at once, as its limit would.
    */
-  pastMarker(id: string, until: number, ms: number, done: (aside: KeptAside) => void): void {
+  pastMarker(
+    id: string,
+    until: number,
+    limit: (wake: () => void) => () => void,
+    done: (aside: KeptAside) => void,
+  ): void {
     const end = this.#pastMarker.enter(id, until, done)
-    void this.settled(id, ms, until).then(() => this.#endPastMarker(end))
+    void this.#settled(id, until, 0, limit).then(() => this.#endPastMarker(end))
   }
 
   /**

@@ -18,6 +18,19 @@ import type { ClaimMarker } from './wire.js'
  */
 export const MARKER_SETTLE_MS = 1000
 
+/**
+ * Starts the limit of a seal's wait at a claim marker: `wake` runs after `MARKER_SETTLE_MS`; the
+ * function returned clears it. A named object, as `sealWaits` in takeover.ts, so that a test can
+ * run the limit out when its scene is set, whatever the machine's load, rather than race it.
+ */
+export const markerSettles = {
+  start(wake: () => void): () => void {
+    const timer = setTimeout(wake, MARKER_SETTLE_MS)
+    timer.unref()
+    return () => clearTimeout(timer)
+  },
+}
+
 /** This node's sessions being handed off, from the write of their snapshot to their claim. */
 export class HandingOff {
   readonly #parts: HandoffParts
@@ -289,7 +302,7 @@ export class HandingOff {
         // With where this node is on the channel at the marker, every append meanwhile too.
         entry.markerPlaces = this.#placesOf(entry)
         entry.pastMarker = new Promise<void>((settled) => {
-          this.#parts.pastMarker(entry.id, until, MARKER_SETTLE_MS, (aside) => {
+          this.#parts.pastMarker(entry.id, until, markerSettles.start, (aside) => {
             // Its write given up on meanwhile (the session went on here): revoked, as above. The
             // socket, back in its rooms, gets what they got while it was out of them, questions
             // included.

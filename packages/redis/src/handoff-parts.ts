@@ -55,7 +55,12 @@ export interface HandoffParts {
    * socket's rooms got meanwhile, for a session that stays on this node, or the questions its
    * tail takes, for one sealed.
    */
-  readonly pastMarker: (id: string, until: number, ms: number, done: (aside: KeptAside) => void) => void
+  readonly pastMarker: (
+    id: string,
+    until: number,
+    limit: (wake: () => void) => () => void,
+    done: (aside: KeptAside) => void,
+  ) => void
   /**
    * Resolves once socket `id` awaits no own broadcast given up that Redis may still run, and
    * none emitted so far that it was left out of is still on its way back, or after `ms` (see

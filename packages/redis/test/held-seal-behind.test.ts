@@ -34,8 +34,9 @@ describe.skipIf(skipRedisSuites())('an own broadcast never sent while a seal wai
   }
 
   it('goes into the tail when the wait ends at its limit', async () => {
-    const { sid, a, tail, taking } = await behindTheWait()
+    const { sid, a, tail, taking, limit } = await behindTheWait()
     const left = await unheard(async () => {
+      limit.runOut()
       const taken = await within(taking, 5000, 'the claim answered')
       expect(a.sockets.claims).toEqual([sid])
       expect(tail).toEqual(['before', 'local-before', 'after', 'local-after'])

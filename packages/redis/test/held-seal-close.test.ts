@@ -21,7 +21,7 @@ describe.skipIf(skipRedisSuites())('a node that closes while a seal waits at a c
     // Only a asks it: kept aside for s1 (out of its rooms), asked of a's witness s2 now.
     const local = ask(a, 'local', ['r'], true)
     expect(local.count).toBe(undefined)
-    // The wait (1 s from the marker) still runs: the seal has not gone.
+    // The wait still runs (its limit is run out by hand, and never here): the seal has not gone.
     expect(a.sockets.claims).toEqual([])
 
     const left = await unheard(async () => {

@@ -10,7 +10,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { until, within } from '../../server/test/helpers.js'
 import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
-import { givenUpNeverRun, markerRunOf } from './held-seal-scene.js'
+import { givenUpNeverRun, markerLimitByHand, markerRunOf } from './held-seal-scene.js'
 
 /** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
 function ask(node: FakeNode, text: string, rooms: string[], local = false) {
@@ -51,6 +51,9 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
 
     await givenUpNeverRun(a!)
 
+    // The seal's wait ends by what proves the awaited broadcast never ran, or by a's close: its
+    // limit, run out by hand, never here (on a loaded machine it could pass before the checks).
+    const limit = markerLimitByHand()
     const markerRan = markerRunOf(b!)
     // A socket of a's own in the room, not handed over: it tells what a read, and when.
     const witness = a!.sockets.add('s2')
@@ -62,6 +65,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     c!.adapter.broadcast(message('news', ['other']), to(['r']))
     await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
     expect(got).toEqual([])
+    expect(limit.running).toBe(1)
     return { a: a!, c: c!, sid, got, socket, taking, witness, claimed }
   }
 

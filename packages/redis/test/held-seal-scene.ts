@@ -3,8 +3,12 @@
 // with it: Redis never runs it, yet a cannot tell), and b claims it. a reads the marker while
 // s1 awaits `given`, so the seal waits (at most `MARKER_SETTLE_MS`), s1 out of its rooms; every
 // probe that could prove `given` never ran is lost, so only that limit (or a's close) ends it.
+// The limit is the test's to run out (`markerLimitByHand`), once its scene is set: on a loaded
+// machine, 1 s could pass before the checks that the seal still waits.
 import type { BroadcastReply } from '@parley/server'
+import { onTestFinished, vi } from 'vitest'
 import { until, within } from '../../server/test/helpers.js'
+import { markerSettles } from '../src/handing-off.js'
 import {
   argOf,
   dropConnection,
@@ -18,6 +22,32 @@ import {
   won,
 } from './handoff-support.js'
 import { isBroadcast, isMarker, isProbe } from './published.js'
+
+/**
+ * The time limits of the seals' waits at a claim marker, from now to the end of the test, run
+ * out by hand (`runOut`) rather than after `MARKER_SETTLE_MS`: only what settles the awaited
+ * broadcast, the node's close, or the test ends such a wait.
+ */
+export function markerLimitByHand() {
+  const pending: (() => void)[] = []
+  const spy = vi.spyOn(markerSettles, 'start').mockImplementation((wake) => {
+    pending.push(wake)
+    return () => {
+      const at = pending.indexOf(wake)
+      if (at !== -1) pending.splice(at, 1)
+    }
+  })
+  onTestFinished(() => spy.mockRestore())
+  return {
+    /** How many such waits are still running. */
+    get running() {
+      return pending.length
+    },
+    runOut: () => {
+      for (const wake of pending.splice(0)) wake()
+    },
+  }
+}
 
 /**
  * `node`'s broadcast 'given' to room 'r', given up and never run: its link stalls from it on (what
@@ -61,7 +91,8 @@ export function ask(node: FakeNode, text: string, rooms: string[], local = false
 }
 
 /**
- * The scene above on `cluster` (a with `requestTimeout` 300, to give `given` up soon). `behind`
+ * The scene above on `cluster` (a with `requestTimeout` 300, to give `given` up soon), the seal's
+ * limit run out by hand (`limit.runOut()`, see `markerLimitByHand`). `behind`
  * runs on a, its link down (nothing sent), before the claim: what it emits never runs, and waits
  * behind `given` for s1's seal. Resolves once a read the marker (c's broadcast after it reached
  * a's witness s2, in room 'r' with s1), the seal held. `before` runs on a once s1 is handed off,
@@ -102,6 +133,7 @@ export async function heldSeal(
 
   const witness = a.sockets.add('s2')
   a.adapter.addAll('s2', ['s2', 'r'])
+  const limit = markerLimitByHand()
   const markerRan = markerRunOf(b)
   const claim = won(await within(b.adapter.claimSession(sid), 5000, 'the claim'))
   const claimed: FakeSocket = b.sockets.add('s1', sid)
@@ -109,6 +141,7 @@ export async function heldSeal(
   await until(markerRan, 5000, 'the marker run')
   c.adapter.broadcast(message('news', ['other']), to(['r']))
   await until(() => witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")
-  if (tail.length > 0) throw new Error(`the seal did not wait: ${JSON.stringify(tail)}`)
-  return { a, b, c, sid, socket, tail, taking, claimed, witness }
+  if (tail.length > 0 || limit.running !== 1)
+    throw new Error(`the seal did not wait: ${JSON.stringify(tail)}`)
+  return { a, b, c, sid, socket, tail, taking, claimed, witness, limit }
 }

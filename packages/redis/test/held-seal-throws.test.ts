@@ -17,7 +17,7 @@ describe.skipIf(skipRedisSuites())('a socket that throws into its tail at a seal
   it('loses that one alone, and the seal and the claim answer go on', async () => {
     let asked: ReturnType<typeof ask> | undefined
     // Never sent, behind the broadcast s1 awaits: a plain one, a question, and a plain one.
-    const { a, sid, socket, tail, taking } = await heldSeal(suite.cluster(), (a) => {
+    const { a, sid, socket, tail, taking, limit } = await heldSeal(suite.cluster(), (a) => {
       a.adapter.broadcast(message('news', ['throws']), to(['r']))
       asked = ask(a, 'asked', ['r'])
       a.adapter.broadcast(message('news', ['after']), to(['r']))
@@ -32,6 +32,7 @@ describe.skipIf(skipRedisSuites())('a socket that throws into its tail at a seal
     a.sockets.last = () => ['[5,20,"news",["last"],0]']
     const left = await unheard(async () => {
       // Nothing settles the broadcast awaited: the wait ends at its limit, and the seal goes.
+      limit.runOut()
       const taken = await within(taking, 5000, 'the claim answered')
       expect(tail).toEqual(['after'])
       expect(a.sockets.claims).toEqual([sid])
@@ -49,7 +50,7 @@ describe.skipIf(skipRedisSuites())('a socket that throws into its tail at a seal
 
   it('counts once a question the socket registered before it threw at it', async () => {
     let asked: ReturnType<typeof ask> | undefined
-    const { socket, taking } = await heldSeal(suite.cluster(), (a) => {
+    const { socket, taking, limit } = await heldSeal(suite.cluster(), (a) => {
       asked = ask(a, 'asked', ['r'])
     })
     // The server's socket registers the question, then sends it: here the send throws.
@@ -59,6 +60,8 @@ describe.skipIf(skipRedisSuites())('a socket that throws into its tail at a seal
       throw new Error('the socket threw as it sent the question')
     }
     const left = await unheard(async () => {
+      // Nothing settles the broadcast awaited: the wait ends at its limit, and the seal goes.
+      limit.runOut()
       await within(taking, 5000, 'the claim answered')
       await until(() => asked?.replies.length === 1, 3000, 'the reply to the question')
       // Its session ends: the question it registered is settled there, and not counted again.
