@@ -6,7 +6,16 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, fakeClusterSuite, handedOffSession, message, to } from './handoff-support.js'
+import {
+  argOf,
+  dropConnection,
+  fakeClusterSuite,
+  HeldInOrder,
+  HeldOnDroppedLink,
+  handedOffSession,
+  message,
+  to,
+} from './handoff-support.js'
 import { isRequest } from './published.js'
 
 describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => {
@@ -17,16 +26,10 @@ describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => 
     const sid = 'sid-question'
     const tail = await handedOffSession(a!, sid)
 
-    // a's question is held unanswered, then run late by Redis (below).
-    let runHeld: (() => void) | undefined
-    a!.hold = (args) => {
-      if (runHeld || !isRequest(args)) return undefined
-      return new Promise((answer, fail) => {
-        runHeld = () => {
-          a!.redis.sendCommand(args).then(answer, fail)
-        }
-      })
-    }
+    // a's question is held unanswered, then run late by Redis (below): as on one connection,
+    // every command a sends after it waits behind it, the settle's probe among them.
+    const held = new HeldInOrder(a!.redis, isRequest, () => true)
+    a!.hold = held.hold
     a!.adapter.broadcastWithAck(
       message('ask', ['late']),
       to(['r']),
@@ -35,7 +38,6 @@ describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => 
       () => {},
     )
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the question given up')
-    a!.hold = undefined
     expect(tail).toEqual([])
 
     // The drain ends with the session unclaimed: the settle waits for the question.
@@ -43,7 +45,7 @@ describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => 
     const settling = a!.adapter.settleHandOff(sid, 5000).then(() => {
       atSettled = tail.map(argOf)
     })
-    runHeld?.()
+    await within(held.runAll(), 5000, 'the question run late')
     await within(settling, 6000, 'the settle')
     expect(atSettled).toEqual(['late'])
   })
@@ -53,14 +55,9 @@ describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => 
     const sid = 'sid-never-asked'
     const tail = await handedOffSession(a!, sid)
 
-    // Held as a dropped connection holds it: never run, failed once the connection is gone.
-    let drop: ((err: Error) => void) | undefined
-    a!.hold = (args) => {
-      if (drop || !isRequest(args)) return undefined
-      return new Promise((_, fail) => {
-        drop = fail
-      })
-    }
+    // Held as a link that stalls holds it, with what a sends after it: never run, refused once
+    // the connection drops; a's later commands go on the next one.
+    new HeldOnDroppedLink(a!, isRequest)
     a!.adapter.broadcastWithAck(
       message('ask', ['never']),
       to(['r']),
@@ -69,8 +66,7 @@ describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal', () => 
       () => {},
     )
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the question given up')
-    a!.hold = undefined
-    drop?.(new Error('the connection dropped'))
+    await dropConnection(a!)
 
     // The settle's own bound is far: the probe, back within a round trip, ends it first. Proved
     // never run, the question is asked of the session then, into its tail before the seal, as
