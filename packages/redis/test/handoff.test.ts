@@ -362,31 +362,38 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   it('counts a node that closed as gone as soon as it says it left, and a read older than that does not bring it back', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b] = await cluster.start(2)
-    // a's next heartbeat is held on its way: what it knows of b's leaving comes from b alone.
-    let held: { args: string[]; answer: (reply: unknown) => void } | undefined
-    a!.hold = (args) => {
-      if (held || args[0] !== 'EVAL' || args[3] !== `${cluster.prefix}:nodes`) return undefined
-      return new Promise((answer) => {
-        held = { args, answer }
-      })
-    }
-    await until(() => held !== undefined, 3000, 'a beat held')
-    const first = held!
+    // a's next heartbeat is held on its way, and what a sends after it, as on one connection:
+    // what it knows of b's leaving comes from b alone (on a's subscriber).
+    const isBeat = (args: string[]) => args[0] === 'EVAL' && args[3] === `${cluster.prefix}:nodes`
+    const held = new HeldInOrder(a!.redis, isBeat, () => true)
+    a!.hold = held.hold
+    await until(() => held.held.length > 0, 3000, 'a beat held')
     // It reads the live set now, b still in it; its answer comes only after b left.
-    const early = await a!.redis.sendCommand(first.args)
+    await held.runFirst()
     expect(a!.adapter.otherNodes()).toBe(1)
     await cluster.stop(b!)
     // A drain that counts the others now seals alone (a restart), not after waiting for claims.
     await until(() => a!.adapter.otherNodes() === 0, 3000, 'b gone at once')
     expect(a!.adapter.liveNodes).toEqual([])
-    // The beats that follow stay held: only that old read is taken in.
-    held = undefined
-    first.answer(early)
-    await until(() => held !== undefined, 3000, 'the next beat held')
+    // Only that old read is taken in: the next beat is held, with what follows it, until a
+    // sent it, the old answer handled by then.
+    const next = new HeldInOrder(a!.redis, isBeat, () => true)
+    a!.hold = (args) => held.hold(args) ?? next.hold(args)
+    await held.runAll()
+    await until(() => next.held.length > 0, 3000, 'the next beat held')
     expect(a!.adapter.otherNodes()).toBe(0)
-    a!.hold = undefined
-    held!.answer(await a!.redis.sendCommand(held!.args))
-    await sleep(HEARTBEAT * 2)
+    // The beats that follow read the live set as it is now: none brings b back either. Two
+    // answered: a took in the first whole.
+    let beats = 0
+    await next.runAll()
+    a!.hold = (args) =>
+      isBeat(args)
+        ? a!.redis.sendCommand(args).then((reply) => {
+            beats++
+            return reply
+          })
+        : undefined
+    await until(() => beats >= 2, HEARTBEAT * 10, 'two beats after the old read')
     expect(a!.adapter.otherNodes()).toBe(0)
   })
 
@@ -1158,37 +1165,31 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
       await own.stop()
       // a writes its records again only at its next beat, held back until the test lets it; and
       // the records that beat writes again are held until b's claim is answered, which would
-      // otherwise race them (and find the session a's again, under load).
-      let held: (() => void) | undefined
-      let beat: Promise<unknown> | undefined
-      const rewrites: (() => void)[] = []
-      a!.hold = (args) => {
-        if (args[0] === 'EVAL' && args[3] === `${restarted.prefix}:nodes` && !beat) {
-          return new Promise((resolve) => {
-            held = () => {
-              beat = a!.redis.sendCommand(args)
-              resolve(beat)
-            }
-          })
-        }
-        if (args[0] === 'SET' && args[1]?.startsWith(`${restarted.prefix}:session:`)) {
-          return new Promise((resolve) => rewrites.push(() => resolve(a!.redis.sendCommand(args))))
-        }
-        return undefined
-      }
+      // otherwise race them (and find the session a's again, under load). Each with what a sends
+      // after it, as on one connection.
+      const beat = new HeldInOrder(
+        a!.redis,
+        (args) => args[0] === 'EVAL' && args[3] === `${restarted.prefix}:nodes`,
+        () => true,
+      )
+      const rewrites = new HeldInOrder(
+        a!.redis,
+        (args) => args[0] === 'SET' && args[1]?.startsWith(`${restarted.prefix}:session:`) === true,
+        () => true,
+      )
+      a!.hold = (args) => beat.hold(args) ?? rewrites.hold(args)
       await own.restart()
       await until(() => b!.redis.isReady, 5000, 'b reconnects')
       // Before any beat, or once b's beat found its own record gone: the owner record of
       // sid-lost may come back, so its client tries again rather than start over.
       expect(await b!.adapter.sessionOwner('sid-lost')).toBe('unknown')
       expect(await b!.adapter.claimSession('sid-lost')).toBe('retry')
-      await until(() => held !== undefined, 5000, 'a beats again')
-      held!()
-      await beat
+      await until(() => beat.held.length > 0, 5000, 'a beats again')
+      await within(beat.runAll(), 5000, "a's beat answered")
       // a found its record gone too, and writes those of its sessions again.
       expect(await b!.adapter.claimSession('sid-lost')).toBe('retry')
+      await within(rewrites.runAll(), 5000, "a's records written again")
       a!.hold = undefined
-      for (const write of rewrites.splice(0)) write()
       for (let tries = 0; (await b!.adapter.sessionOwner('sid-lost')) === 'unknown'; tries++) {
         if (tries > 100) throw new Error('a did not write its owner record again')
         await sleep(20)
@@ -1539,18 +1540,15 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const [a, b] = await cluster.start(2)
     const sid = 'sid-claimed-early'
     const socket = await open(a!, sid, 's1')
-    // Redis runs a's write at once; its answer is held past a's requestTimeout.
-    let answer: () => void = () => {}
-    const answered = new Promise<void>((resolve) => {
-      answer = resolve
-    })
-    a!.hold = (args) =>
-      args[1]?.includes("'snapshot', ARGV[2]") === true
-        ? a!.redis.sendCommand(args).then(async (reply) => {
-            await answered
-            return reply
-          })
-        : undefined
+    // Redis runs a's write at once, and what a sends after it; their answers are held, in
+    // order, as on one connection, past a's requestTimeout.
+    const held = new HeldInOrder(
+      a!.redis,
+      (args) => args[1]?.includes("'snapshot', ARGV[2]") === true,
+      () => true,
+    )
+    held.sendAll()
+    a!.hold = held.hold
     const storing = handOff(a!, socket, sid)
     // The client resumed at b meanwhile: b claims the snapshot, and its marker reaches a first.
     let claim: ClaimAnswer = null
@@ -1558,7 +1556,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const { done } = takeOver(b!, claim)
     await until(() => a!.sockets.claims.includes(sid), 3000, 'the marker at a')
     const stored = await storing
-    answer()
+    await within(held.runAll(), 5000, "the answers to a's write and what followed it")
     // b took the session over; a, told its write landed, ends its copy instead of keeping it.
     expect(await done).toMatchObject({ complete: true })
     expect((await done).ended).toBeFalsy()
