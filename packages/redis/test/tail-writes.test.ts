@@ -185,6 +185,8 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
   })
 
   it('says at close which writes Redis got and may still run, and which never reached it', async () => {
+    // The batch is not given up before the close ends its wait for it (UNDO_AT_CLOSE_MS); the
+    // goodbye, held behind it too, is waited for GOODBYE_MS after that.
     const cluster = suite.cluster({ requestTimeout: 5000 })
     const [a] = await cluster.start(1)
     const socket = a!.sockets.add('s1', 'sid-closing')
@@ -192,8 +194,11 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     await a!.adapter.sessionOpened('sid-closing')
     socket.handedOff = (text) => a!.adapter.appendHandOff('sid-closing', text)
     expect(await a!.adapter.handOff(snapshotOf('sid-closing', 's1'), TTL)).toBe(true)
-    // The first batch reaches Redis and its answer never comes; what follows waits behind it.
-    a!.hold = (args) => (isAppend(args) ? new Promise(() => {}) : undefined)
+    // The first batch reaches Redis and its answer never comes; what follows waits behind it,
+    // in the adapter, or on the connection, as every command a sends after it (run, unanswered).
+    const held = new HeldInOrder(a!.redis, isAppend, () => true)
+    held.sendAll()
+    a!.hold = held.hold
     a!.adapter.appendHandOff('sid-closing', text(0))
     await until(() => a!.commands.some(isAppend), 3000, 'the first batch on its way')
     a!.adapter.appendHandOff('sid-closing', text(1))
