@@ -8,7 +8,9 @@ import { until, within } from '../../server/test/helpers.js'
 import { markerPauses } from '../src/takeover.js'
 import {
   argOf,
+  dropConnection,
   type FakeNode,
+  HeldOnDroppedLink,
   handedOffSession,
   handoffNodes,
   handoffScenes,
@@ -118,21 +120,12 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
       c.adapter.broadcast(message('news', ['x1']), to(['r']))
       await untilTailHolds(cluster, a, 1, 'x1 in the tail')
 
-      // b's first marker is lost with its connection: never run, no answer.
-      let drop: ((err: Error) => void) | undefined
-      b.hold = (args) =>
-        isMarker(args) && drop === undefined
-          ? new Promise((_, reject) => {
-              drop = reject
-            })
-          : undefined
+      // b's first marker is lost with its connection: its link stalls from it on (what b sends
+      // after it waits behind it), then drops, and none of it ever runs.
+      const lost = new HeldOnDroppedLink(b, isMarker)
       const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => drop !== undefined, 5000, 'the marker on its way')
-      b.down = true
-      drop!(new Error('the connection dropped'))
-      // The failure is handled within this turn (no I/O): the connection comes back after it.
-      await new Promise((resolve) => setImmediate(resolve))
-      b.down = false
+      await until(() => lost.held.length > 0, 5000, 'the marker on its way')
+      await dropConnection(b)
       await until(() => a.sockets.claims.includes(sid), 5000, 'the marker sent again, at a')
       release()
       release = undefined
