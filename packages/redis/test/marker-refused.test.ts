@@ -10,6 +10,7 @@ import {
   argOf,
   dropConnection,
   type FakeNode,
+  HeldInOrder,
   HeldOnDroppedLink,
   handedOffSession,
   handoffNodes,
@@ -21,6 +22,7 @@ import {
   untilTailHolds,
   won,
 } from './handoff-support.js'
+import { isProbe } from './published.js'
 
 const isMarker = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('"k":"claim"')
 
@@ -30,26 +32,37 @@ const isFinish = (args: string[]) =>
   args[0] === 'EVAL' && (args[1] ?? '').includes("redis.call('HSET', KEYS[1], 'read', '1')")
 
 /**
- * On `node`: every claim marker refused, and the read of the tail (after the join) held until
- * `run()`; commands that `refuse` matches are refused too.
+ * On `node`: every claim marker refused, and commands that `refuse` matches; from the first
+ * command `first` matches (the read of the tail, after the join), that one and every command
+ * after it wait, in order, until `run()`, as on one connection: a command sent after another is
+ * answered after it, a refusal too. Not sent meanwhile (a link that stalls from it on), or,
+ * `sent`, run on Redis as they come, only their answers held (a connection slow to answer).
  */
-function heldFinish(node: FakeNode, refuse: (args: string[]) => boolean = () => false) {
-  let send: (() => void) | undefined
-  node.hold = (args) => {
-    if (isMarker(args) || refuse(args)) return Promise.reject(new Error('ERR refused'))
-    if (!isFinish(args) || send) return undefined
-    return new Promise((answer) => {
-      send = () => answer(node.redis.sendCommand(args))
-    })
-  }
+function heldFinish(
+  node: FakeNode,
+  refuse: (args: string[]) => boolean = () => false,
+  { first = isFinish, sent = false }: { first?: (args: string[]) => boolean; sent?: boolean } = {},
+) {
+  const refused = Symbol('refused')
+  const refuses = (args: string[]) => isMarker(args) || refuse(args)
+  const held = new HeldInOrder(
+    {
+      sendCommand: (args) => (refuses(args) ? Promise.resolve(refused) : node.redis.sendCommand(args)),
+    },
+    first,
+    () => true,
+  )
+  if (sent) held.sendAll()
+  node.hold = (args) =>
+    (held.hold(args) ?? (refuses(args) ? Promise.resolve(refused) : undefined))?.then((reply) =>
+      reply === refused ? Promise.reject(new Error('ERR refused')) : reply,
+    )
   return {
+    /** Whether the read of the tail is among the commands held. */
     get held() {
-      return send !== undefined
+      return held.held.some(isFinish)
     },
-    run() {
-      node.hold = undefined
-      send?.()
-    },
+    run: () => held.runAll(),
   }
 }
 
@@ -199,18 +212,21 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     const { cluster } = await scene()
     const [a, b] = await cluster.start(2)
     const sid = 'sid-refused-own'
-    await handedOffSession(a!, sid)
+    const atA = await handedOffSession(a!, sid)
     const claim = won(await b!.adapter.claimSession(sid))
 
-    // Every marker is refused, and the read of the tail waits: b joins the socket without a cut.
+    // Every marker is refused, and b's link stalls from the read of the tail on: b joins the
+    // socket without a cut. x1, emitted by b as it joins, goes before the read on b's connection:
+    // it reaches a's socket, which puts it into the tail b is about to read.
     const finish = heldFinish(b!)
-    const { taken, done } = takeOverOn(b!, claim, sid)
+    const { taken, done } = takeOverOn(b!, claim, sid, () => {
+      b!.adapter.addAll('s1', ['s1', 'r'])
+      b!.adapter.broadcast(message('news', ['x1']), to(['r']))
+    })
     await until(() => finish.held, 5000, 'the read of the tail, after the join')
-
-    // x1, emitted by b now, reaches a's socket, which puts it into the tail b is about to read.
-    b!.adapter.broadcast(message('news', ['x1']), to(['r']))
     await untilTailHolds(cluster, a!, 1, 'x1 in the tail')
-    finish.run()
+    expect(atA.map(argOf)).toEqual(['x1'])
+    await finish.run()
     const result = await within(done, 5000, 'the takeover')
     expect(result.tail.map(argOf)).toEqual(['x1'])
 
@@ -224,14 +240,18 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     const sid = 'sid-refused-own-lost'
     await handedOffSession(a!, sid)
     const claim = won(await b!.adapter.claimSession(sid))
+    // x1, emitted by b as it joins the socket, goes before the read on b's connection, and the
+    // read waits (a link that stalls from it on).
     const finish = heldFinish(b!, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('x1'))
-    const { taken, done } = takeOverOn(b!, claim, sid)
+    const { taken, done } = takeOverOn(b!, claim, sid, () => {
+      b!.adapter.addAll('s1', ['s1', 'r'])
+      b!.adapter.broadcast(message('news', ['x1']), to(['r']))
+    })
     await until(() => finish.held, 5000, 'the read of the tail, after the join')
 
     // x1 never crosses Redis: a never has it, and the socket, left out when it was emitted, takes it.
-    b!.adapter.broadcast(message('news', ['x1']), to(['r']))
     await until(() => b!.adapter.stats.lostBroadcasts === 1, 5000, 'x1 refused')
-    finish.run()
+    await finish.run()
     const result = await within(done, 5000, 'the takeover')
     expect(result.tail).toEqual([])
 
@@ -248,21 +268,24 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
     // A socket of b's that takes b's broadcasts when emitted, and c's as b reads them.
     const watch = b.sockets.add('w', 'sid-watch')
     b.adapter.addAll('w', ['w', 'b-only'])
-    // Every marker is refused, and so is x2; the read of the tail waits.
-    const finish = heldFinish(b, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('x2'))
-    // y0 is held in a connection that dropped, for Redis to run late or never: on its way, it
-    // keeps the socket positioned from the join on (see cut.ts).
-    const refusing = b.hold
-    let answerY0: ((reply: unknown) => void) | undefined
-    b.hold = (args) =>
-      args[0] === 'PUBLISH' && (args[2] ?? '').includes('y0')
-        ? new Promise((answer) => {
-            answerY0 = answer
-          })
-        : refusing?.(args)
+    // y0 is lost with b's connection, which drops under it: Redis never runs it, and b cannot
+    // tell (every probe that could prove it is lost). On its way, it keeps the socket positioned
+    // from the join on (see cut.ts).
+    const y0 = new HeldOnDroppedLink(b, (args) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('y0'))
+    b.lose = isProbe
+    b.adapter.broadcast(message('news', ['y0']), to(['nobody']))
+    await until(() => y0.held.length > 0, 5000, 'y0 on its way')
+    await dropConnection(b)
+    await until(() => b.adapter.stats.lostBroadcasts === 1, 5000, 'y0 given up')
+    // Every marker is refused, and so is x2, emitted by b as it joins the socket: Redis runs x2,
+    // then the read of the tail behind it, and their answers are slow to come, in order.
+    const isX2 = (args: string[]) => args[0] === 'PUBLISH' && (args[2] ?? '').includes('x2')
+    const finish = heldFinish(b, isX2, { first: isX2, sent: true })
     try {
-      b.adapter.broadcast(message('news', ['y0']), to(['nobody']))
-      const { taken, done } = takeOverOn(b, claim, sid, () => b.adapter.addAll('s1', ['s1', 'r', 'b-only']))
+      const { taken, done } = takeOverOn(b, claim, sid, () => {
+        b.adapter.addAll('s1', ['s1', 'r', 'b-only'])
+        b.adapter.broadcast(message('news', ['x2']), to(['b-only']))
+      })
       await until(() => finish.held, 5000, 'the read of the tail, after the join')
 
       // c1 (to a room a's socket is not in: no tail has it) is read by b before the tail: the
@@ -271,20 +294,17 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
       await until(() => watch.got.includes('c1'), 5000, 'c1 read by b')
       expect(taken.got).toEqual([])
 
-      // x2 never crosses Redis: the socket takes it, after c1.
-      b.adapter.broadcast(message('news', ['x2']), to(['b-only']))
-      await until(
-        () => b.warnings.some((w) => w.includes('could not reach the other nodes: Redis refused')),
-        5000,
-        'x2 refused',
-      )
-      finish.run()
+      // x2 never crosses Redis: refused before the tail is read, the socket takes it, after c1.
+      expect(b.adapter.stats.lostBroadcasts).toBe(1)
+      await finish.run()
+      // Its line waits behind y0's (one of a kind every 10 s): counted, it is given up.
+      await until(() => b.adapter.stats.lostBroadcasts === 2, 5000, 'x2 refused')
       const result = await within(done, 5000, 'the takeover')
       expect(result.tail).toEqual([])
       expect(taken.got).toEqual(['c1', 'x2'])
     } finally {
       b.hold = undefined
-      answerY0?.(0)
+      b.lose = undefined
     }
   })
 
