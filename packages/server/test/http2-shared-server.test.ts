@@ -11,6 +11,7 @@ import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
+import { gate } from './gate.js'
 import { http1Request } from './h2-node.js'
 import { closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
@@ -199,26 +200,19 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     const { server, apps, cert } = sharedServer(['/a', '/b'])
     const [first, restarted] = [apps[0]!, apps[1]!]
     await first.register(parley, { path: '/a' })
-    let letGo = () => {}
-    const held = new Promise<void>((resolve) => {
-      letGo = resolve
-    })
-    let holding = false
+    const hold = gate()
     // After Parley's own: it runs first, and holds the close after Parley let the connections go,
     // its listeners still on the server.
-    first.addHook('onClose', async () => {
-      holding = true
-      await held
-    })
+    first.addHook('onClose', hold.pass)
     await first.ready()
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     const closing = first.close()
     teardown.push(async () => {
-      letGo()
+      hold.open()
       await closing
     })
-    await until(() => holding, 5000, 'the first instance to close')
+    await until(hold.reached, 5000, 'the first instance to close')
     await restarted.register(parley, { path: '/b' })
     await restarted.ready()
     // New connections, the restarted instance's: an h2 one, and an HTTP/1.1 one kept alive.
@@ -243,7 +237,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
       await until(() => count() === i || closed, 5000, 'an answer or the end of the connection')
     }
     expect({ answers: count(), closed }).toEqual({ answers: 2, closed: false })
-    letGo()
+    hold.open()
     await within(closing, 5000, 'the first instance to close')
   })
 
@@ -251,25 +245,13 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     const { server, apps, cert } = sharedServer(['/a', '/b'])
     const [first, restarted] = [apps[0]!, apps[1]!]
     await first.register(parley, { path: '/a' })
-    let entered = false
-    let release = () => {}
-    const released = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const slow = gate()
     first.get('/a/slow', async () => {
-      entered = true
-      await released
+      await slow.pass()
       return 'done'
     })
-    let letGo = () => {}
-    const held = new Promise<void>((resolve) => {
-      letGo = resolve
-    })
-    let holding = false
-    first.addHook('onClose', async () => {
-      holding = true
-      await held
-    })
+    const hold = gate()
+    first.addHook('onClose', hold.pass)
     await first.ready()
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
@@ -285,38 +267,33 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
       answers += String(chunk)
     })
     socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    await until(() => entered, 5000, 'the slow route')
+    await until(slow.reached, 5000, 'the slow route')
     const closing = first.close()
     teardown.push(async () => {
-      release()
-      letGo()
+      slow.open()
+      hold.open()
       await closing
     })
-    await until(() => holding, 5000, 'the first instance to close')
+    await until(hold.reached, 5000, 'the first instance to close')
     await restarted.register(parley, { path: '/b' })
-    let asked = false
-    let answer = () => {}
-    const answered = new Promise<void>((resolve) => {
-      answer = resolve
-    })
+    const later = gate()
     restarted.get('/b/later', async () => {
-      asked = true
-      await answered
+      await later.pass()
       return 'later'
     })
     await restarted.ready()
-    teardown.push(answer)
+    teardown.push(later.open)
     // Behind the slow answer, which the closing instance counted: the restarted one's to serve,
     // and to answer once the slow one is out.
     socket.write('GET /b/later HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    await until(() => asked, 5000, 'the pipelined request')
-    release()
+    await until(later.reached, 5000, 'the pipelined request')
+    slow.open()
     const count = () => answers.split('HTTP/1.1 200').length - 1
     await until(() => count() === 1 || closed, 5000, 'the slow answer')
-    answer()
+    later.open()
     await until(() => count() === 2 || closed, 5000, 'the pipelined answer')
     expect(count()).toBe(2)
-    letGo()
+    hold.open()
     await within(closing, 5000, 'the first instance to close')
   })
 })

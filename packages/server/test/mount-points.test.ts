@@ -11,6 +11,7 @@ import parley, { ParleyOptionError } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
+import { gate } from './gate.js'
 import { closeApp, sleep, until, within } from './helpers.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
@@ -562,14 +563,9 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     server.keepAliveTimeout = 60_000
     const [first, second] = [apps[0]!, apps[1]!]
     await first.register(parley, { path: '/a' })
-    let entered = false
-    let release = () => {}
-    const released = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const slow = gate()
     first.get('/a/slow', async () => {
-      entered = true
-      await released
+      await slow.pass()
       return 'done'
     })
     await first.ready()
@@ -585,11 +581,11 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     const ended = new Promise((resolve) => raw.once('close', resolve))
     // Under way while the first instance is alone on the server (pipelined: one waits behind it).
     raw.write('GET /a/slow HTTP/1.1\r\nHost: x\r\n\r\nGET /a/slow HTTP/1.1\r\nHost: x\r\n\r\n')
-    await until(() => entered, 5000, 'the slow route')
+    await until(slow.reached, 5000, 'the slow route')
     await second.register(parley, { path: '/b' })
     await second.ready()
     for (const each of [first, second]) await within(closeApp(each), 5000, 'an instance to close')
-    release()
+    slow.open()
     // Both answered, then the connection ended by the last instance, closed by now.
     await within(ended, 5000, 'the connection to end')
     expect(heard.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
@@ -624,29 +620,22 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     const { server, apps } = await sharedServer(['/a', '/b'])
     const [first, restarted] = [apps[0]!, apps[1]!]
     await first.register(parley, { path: '/a' })
-    let letGo = () => {}
-    const held = new Promise<void>((resolve) => {
-      letGo = resolve
-    })
-    let holding = false
+    const hold = gate()
     // After Parley's own: it runs first, and holds the close after Parley let the connections go.
-    first.addHook('onClose', async () => {
-      holding = true
-      await held
-    })
+    first.addHook('onClose', hold.pass)
     await first.ready()
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     const closing = first.close()
     onTestFinished(async () => {
-      letGo()
+      hold.open()
       await closing
     })
-    await until(() => holding, 5000, 'the first instance to close')
+    await until(hold.reached, 5000, 'the first instance to close')
     await restarted.register(parley, { path: '/b' })
     restarted.get('/b/hello', async () => 'hello')
     await restarted.ready()
-    letGo()
+    hold.open()
     await within(closing, 5000, 'the first instance to close')
     // Two requests one after the other on one kept-alive connection: the second is answered too.
     const raw = connectSocket({ host: '127.0.0.1', port })
@@ -672,26 +661,19 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     const { server, apps } = await sharedServer(['/a', '/b'])
     const [first, restarted] = [apps[0]!, apps[1]!]
     await first.register(parley, { path: '/a' })
-    let letGo = () => {}
-    const held = new Promise<void>((resolve) => {
-      letGo = resolve
-    })
-    let holding = false
+    const hold = gate()
     // After Parley's own: it runs first, and holds the close after Parley let the connections go,
     // its tracking still on the server.
-    first.addHook('onClose', async () => {
-      holding = true
-      await held
-    })
+    first.addHook('onClose', hold.pass)
     await first.ready()
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     const closing = first.close()
     onTestFinished(async () => {
-      letGo()
+      hold.open()
       await closing
     })
-    await until(() => holding, 5000, 'the first instance to close')
+    await until(hold.reached, 5000, 'the first instance to close')
     await restarted.register(parley, { path: '/b' })
     restarted.get('/b/hello', async () => 'hello')
     await restarted.ready()
@@ -714,7 +696,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
     await until(() => answers() === 2 || ended, 5000, 'the second answer')
     expect(answers()).toBe(2)
-    letGo()
+    hold.open()
     await within(closing, 5000, 'the first instance to close')
     raw.destroy()
   })
@@ -723,25 +705,13 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     const { server, apps } = await sharedServer(['/a', '/b'])
     const [first, restarted] = [apps[0]!, apps[1]!]
     await first.register(parley, { path: '/a' })
-    let entered = false
-    let release = () => {}
-    const released = new Promise<void>((resolve) => {
-      release = resolve
-    })
+    const slow = gate()
     first.get('/a/slow', async () => {
-      entered = true
-      await released
+      await slow.pass()
       return 'done'
     })
-    let letGo = () => {}
-    const held = new Promise<void>((resolve) => {
-      letGo = resolve
-    })
-    let holding = false
-    first.addHook('onClose', async () => {
-      holding = true
-      await held
-    })
+    const hold = gate()
+    first.addHook('onClose', hold.pass)
     await first.ready()
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
@@ -753,42 +723,37 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
       heard += chunk.toString()
     })
     raw.write('GET /a/slow HTTP/1.1\r\nHost: x\r\n\r\n')
-    await until(() => entered, 5000, 'the slow route')
+    await until(slow.reached, 5000, 'the slow route')
     const closing = first.close()
     onTestFinished(async () => {
-      release()
-      letGo()
+      slow.open()
+      hold.open()
       await closing
     })
-    await until(() => holding, 5000, 'the first instance to close')
+    await until(hold.reached, 5000, 'the first instance to close')
     await restarted.register(parley, { path: '/b' })
-    let asked = false
-    let answer = () => {}
-    const answered = new Promise<void>((resolve) => {
-      answer = resolve
-    })
+    const later = gate()
     restarted.get('/b/later', async () => {
-      asked = true
-      await answered
+      await later.pass()
       return 'later'
     })
     await restarted.ready()
-    onTestFinished(answer)
+    onTestFinished(later.open)
     // Behind the slow answer, which the closing instance counted: the restarted one's to serve,
     // and to answer once the slow one is out.
     raw.write('GET /b/later HTTP/1.1\r\nHost: x\r\n\r\n')
-    await until(() => asked, 5000, 'the pipelined request')
-    release()
+    await until(later.reached, 5000, 'the pipelined request')
+    slow.open()
     const answers = () => (heard.match(/HTTP\/1\.1 200/g) ?? []).length
     let closed = false
     raw.once('close', () => {
       closed = true
     })
     await until(() => answers() === 1 || closed, 5000, 'the slow answer')
-    answer()
+    later.open()
     await until(() => answers() === 2 || closed, 5000, 'the pipelined answer')
     expect(answers()).toBe(2)
-    letGo()
+    hold.open()
     await within(closing, 5000, 'the first instance to close')
   })
 
