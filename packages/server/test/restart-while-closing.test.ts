@@ -96,19 +96,10 @@ describe('an instance restarted at the path of one still closing on the same HTT
     "takes the new clients over every transport, while the old one's clients get its last words%s",
     async (_, return503OnClosing) => {
       const shared = await restartableServer(return503OnClosing)
-      let release: (() => void) | undefined
-      const old = await shared.make('old', (socket) => {
-        // An event of the old instance's client waits here: its close waits for it (see "Events
-        // acknowledged before the shutdown"), and the new instance comes meanwhile.
-        socket.use(([event]) =>
-          event === 'hold'
-            ? new Promise<void>((resolve) => {
-                release = resolve
-              })
-            : undefined,
-        )
-        socket.on('hold', () => {})
-      })
+      // An event of the old instance's client waits in its middleware: its close waits for it
+      // (see "Events acknowledged before the shutdown"), and the new instance comes meanwhile.
+      const hold = holding()
+      const old = await shared.make('old', hold.onConnection)
       shared.serve(old)
       const olds = new Map<TransportName, Socket>()
       const reasons = new Map<TransportName, string>()
@@ -128,10 +119,10 @@ describe('an instance restarted at the path of one still closing on the same HTT
         else if (req.method === 'POST' && oldSids.has(sid)) posted++
       })
       olds.get('polling')!.emit('hold' as never)
-      await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+      await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
       const closing = old.close()
       onTestFinished(async () => {
-        release?.()
+        hold.release()
         await closing
       })
       await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
@@ -146,7 +137,7 @@ describe('an instance restarted at the path of one still closing on the same HTT
       await until(() => posted >= 1, 5000, "the old instance's client to send")
       expect(old.parley.closed).toBe(false)
 
-      release?.()
+      hold.release()
       await within(closing, 5000, 'the old instance to close')
       // Each of the old one's clients heard its CLOSE: the old instance answered its own sessions'
       // requests until it closed, though the server hands the path's requests to the new one.
@@ -170,17 +161,8 @@ describe('an instance restarted at the path of one still closing on the same HTT
  */
 async function closingWithSuccessor(return503OnClosing: boolean) {
   const shared = await restartableServer(return503OnClosing)
-  let release: (() => void) | undefined
-  const old = await shared.make('old', (socket) => {
-    socket.use(([event]) =>
-      event === 'hold'
-        ? new Promise<void>((resolve) => {
-            release = resolve
-          })
-        : undefined,
-    )
-    socket.on('hold', () => {})
-  })
+  const hold = holding()
+  const old = await shared.make('old', hold.onConnection)
   shared.serve(old)
   const oldSids = new Map<TransportName, string>()
   const newSids = new Map<TransportName, string>()
@@ -196,16 +178,16 @@ async function closingWithSuccessor(return503OnClosing: boolean) {
   for (const transport of ['sse', 'polling'] as const)
     olds.set(transport, (await shared.connect(transport)).client)
   olds.get('polling')!.emit('hold' as never)
-  await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+  await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
   const closing = old.close()
   onTestFinished(async () => {
-    release?.()
+    hold.release()
     await closing
   })
   await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
   const restarted = await shared.make('new')
   shared.serve(restarted)
-  return { shared, old, restarted, oldSids, newSids, closing, release: () => release?.() }
+  return { shared, old, restarted, oldSids, newSids, closing, release: hold.release }
 }
 
 describe('an instance closing while its successor serves the path', () => {
@@ -262,24 +244,15 @@ describe('restarts one after another while the first still closes', () => {
           .map((name) => [String(name), shared.server.listenerCount(name)]),
       )
     const before = listening()
-    let release: (() => void) | undefined
-    const first = await shared.make('first', (socket) => {
-      socket.use(([event]) =>
-        event === 'hold'
-          ? new Promise<void>((resolve) => {
-              release = resolve
-            })
-          : undefined,
-      )
-      socket.on('hold', () => {})
-    })
+    const hold = holding()
+    const first = await shared.make('first', hold.onConnection)
     shared.serve(first)
     const held = await shared.connect('polling')
     held.client.emit('hold' as never)
-    await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
     const firstClosing = first.close()
     onTestFinished(async () => {
-      release?.()
+      hold.release()
       await firstClosing
     })
     await until(() => first.parley.closing, 5000, 'the first instance to begin its close')
@@ -299,7 +272,7 @@ describe('restarts one after another while the first still closes', () => {
     await within(secondClosing, 5000, 'the second instance to close')
     for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('third')
 
-    release?.()
+    hold.release()
     await within(firstClosing, 5000, 'the first instance to close')
     for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('third')
     for (const client of shared.clients.splice(0)) client.disconnect()
