@@ -12,6 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
 import { gate } from './gate.js'
+import { holding } from './held-events.js'
 import { closeApp, sleep, until, within } from './helpers.js'
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
@@ -177,30 +178,21 @@ describe('two mount points in sibling contexts, closing', () => {
   it("leave the server's connections to the one still draining when the first is done", async () => {
     app = Fastify({ forceCloseConnections: true })
     const servers = await mountBoth(app)
-    let release: (() => void) | undefined
     // An event of the second one's client waits in its middleware: its drain waits for it, after
     // the first one's close hook has run (Fastify runs them one after the other).
-    servers.get('/b')!.on('connection', (socket) => {
-      socket.use(([event]) =>
-        event === 'hold'
-          ? new Promise<void>((resolve) => {
-              release = resolve
-            })
-          : undefined,
-      )
-      socket.on('hold', () => {})
-    })
+    const hold = holding()
+    servers.get('/b')!.on('connection', hold.onConnection)
     await app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = app.server.address() as { port: number }
     await connectTo(port, '/b', 'polling')
     clients[0]!.emit('hold' as never)
-    await until(() => release !== undefined, 5000, 'the event to wait in the middleware')
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
     const closing = app.close()
     await until(() => servers.get('/a')!.closed, 5000, 'the first mount point to close')
     expect(servers.get('/b')!.closed).toBe(false)
     // A new connection while the second one drains is answered, not reset.
     expect(await within(answerOnNewConnection(port, '/b/polling?v=1'), 5000, 'an answer')).toMatch(/^HTTP /)
-    release?.()
+    hold.release()
     await within(closing, 5000, 'the close')
     app = undefined
   })
@@ -401,25 +393,16 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
 
   it("serve the other instance's clients, over every transport, while and after one instance closes", async () => {
     const { server, apps } = await sharedServer(['/a', '/b'])
-    let release: (() => void) | undefined
-    let holding = false
+    const hold = holding()
     for (const [i, path] of ['/a', '/b'].entries()) {
       const each = apps[i]!
       await each.register(parley, { path })
       each.parley.on('connection', (socket) => {
-        // An event of the first instance's client waits here: its close waits for it, as it
-        // waits for every event its sessions acknowledged (see "Events acknowledged before the
-        // shutdown"), and the second instance's clients come meanwhile.
-        socket.use(([event]) =>
-          event === 'hold'
-            ? new Promise<void>((resolve) => {
-                holding = true
-                release = resolve
-              })
-            : undefined,
-        )
+        // An event of the first instance's client waits in its middleware: its close waits for
+        // it, as it waits for every event its sessions acknowledged (see "Events acknowledged
+        // before the shutdown"), and the second instance's clients come meanwhile.
+        hold.onConnection(socket)
         socket.on('where', (ack: (path: string) => void) => ack(path))
-        socket.on('hold', () => {})
       })
       await each.ready()
     }
@@ -427,7 +410,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     const { port } = server.address() as { port: number }
     await connectTo(port, '/a', 'websocket')
     clients[0]!.emit('hold' as never)
-    await until(() => holding, 5000, 'the event to wait in the middleware')
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
     let closed = false
     const closing = apps[0]!.close().then(() => {
       closed = true
@@ -435,7 +418,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     // While it closes: its last words have taken the server's listeners over.
     for (const transport of TRANSPORTS) await connectTo(port, '/b', transport)
     expect(closed).toBe(false)
-    release?.()
+    hold.release()
     await within(closing, 5000, 'the first instance to close')
     // Closed: the server's connections, new ones included, are still the second instance's.
     for (const transport of TRANSPORTS) await connectTo(port, '/b', transport)
@@ -477,20 +460,13 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
       const prefixes = ['/d', '/a', '/b', '/c']
       const { server, apps } = await sharedServer(prefixes)
       const byPath = new Map(prefixes.map((path, i) => [path, apps[i]!]))
-      const release = new Map<string, () => void>()
+      const holds = new Map(prefixes.map((path) => [path, holding()]))
       const mount = async (path: string) => {
         const each = byPath.get(path)!
         await each.register(parley, { path })
         each.parley.on('connection', (socket) => {
-          socket.use(([event]) =>
-            event === 'hold'
-              ? new Promise<void>((resolve) => {
-                  release.set(path, resolve)
-                })
-              : undefined,
-          )
+          holds.get(path)!.onConnection(socket)
           socket.on('where', (ack: (path: string) => void) => ack(path))
-          socket.on('hold', () => {})
         })
         await each.ready()
       }
@@ -502,7 +478,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
       for (const path of ['/a', '/b', '/c']) {
         await connectTo(port, path, 'polling')
         clients.at(-1)!.emit('hold' as never)
-        await until(() => release.has(path), 5000, `the event of ${path} to wait in the middleware`)
+        await until(() => holds.get(path)!.held === 1, 5000, `the event of ${path} to wait in the middleware`)
       }
       const closing = new Map<string, Promise<void>>()
       for (const path of ['/a', '/b', '/c']) {
@@ -517,7 +493,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
       // listeners stands for the takeovers, where the listeners they took off were.
       expect(listenerCounts(server)).toEqual(more(alone, open.size))
       for (const path of order) {
-        release.get(path)!()
+        holds.get(path)!.release()
         await within(closing.get(path)!, 5000, `${path} to close`)
         open.delete(path)
         expect(listenerCounts(server)).toEqual(more(alone, open.size))

@@ -8,6 +8,7 @@ import type { TransportName } from '@parley/protocol'
 import parley, { type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { holding } from './held-events.js'
 import { closeApp, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
 import { upgradeStatus } from './upgrade-status.js'
@@ -280,25 +281,6 @@ describe('restarts one after another while the first still closes', () => {
     expect(listening()).toEqual(before)
   })
 })
-
-/** A `connection` listener whose sockets hold the event `hold` in their middleware until `release`. */
-function holding() {
-  const waiting: (() => void)[] = []
-  return {
-    onConnection(socket: ServerSocket) {
-      socket.use(([event]) =>
-        event === 'hold' ? new Promise<void>((resolve) => void waiting.push(resolve)) : undefined,
-      )
-      socket.on('hold', () => {})
-    },
-    get held() {
-      return waiting.length
-    },
-    release() {
-      for (const resolve of waiting.splice(0)) resolve()
-    },
-  }
-}
 
 describe('a successor that begins to close while the instance before it still closes', () => {
   it.each([true, false])(
