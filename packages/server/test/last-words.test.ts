@@ -307,25 +307,34 @@ describe('last words while the server runs', () => {
   })
 })
 
+/** A listening server with Parley registered under `prefix`, and the instance it decorates. */
+async function underPrefix(
+  prefix: string,
+): Promise<{ app: FastifyInstance; scoped: FastifyInstance; port: number }> {
+  const app = Fastify()
+  apps.push(app)
+  let scoped: FastifyInstance | undefined
+  await app.register(
+    async (api) => {
+      await api.register(parley, { allowedOrigins: [PAGE] })
+      scoped = api
+    },
+    { prefix },
+  )
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  if (scoped === undefined) throw new Error(`Parley was not registered under ${prefix}`)
+  return { app, scoped, port }
+}
+
 describe.each(['/api', '/api/'])('at close, with Parley under the prefix %s', (prefix) => {
   it('hands the CLOSE to the next GET of a poll client that had none waiting', async () => {
-    const app = Fastify()
-    apps.push(app)
-    let scoped: FastifyInstance | undefined
-    await app.register(
-      async (api) => {
-        await api.register(parley, { allowedOrigins: [PAGE] })
-        scoped = api
-      },
-      { prefix },
-    )
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const { port } = app.server.address() as { port: number }
+    const { app, scoped, port } = await underPrefix(prefix)
     // Fastify joins `/api/` and `/parley` into `/api/parley`.
     const endpoint = `http://127.0.0.1:${port}/api/parley/poll`
     const sid = await handshake(endpoint)
     const closing = app.close()
-    await until(() => closed(scoped!), 2000, 'the server closing')
+    await until(() => closed(scoped), 2000, 'the server closing')
     const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
     expect(res.status).toBe(200)
     expect(res.headers.get('access-control-allow-origin')).toBe(PAGE)
@@ -346,18 +355,7 @@ describe('at close, with Parley under a prefix the router holds as written', () 
   ])(
     'with %s, hands the CLOSE to the URL the routes served, and no answer to another',
     async (_name, prefix, served, unserved) => {
-      const app = Fastify()
-      apps.push(app)
-      let scoped: FastifyInstance | undefined
-      await app.register(
-        async (api) => {
-          await api.register(parley, { allowedOrigins: [PAGE] })
-          scoped = api
-        },
-        { prefix },
-      )
-      await app.listen({ port: 0, host: '127.0.0.1' })
-      const { port } = app.server.address() as { port: number }
+      const { app, scoped, port } = await underPrefix(prefix)
       const origin = `http://127.0.0.1:${port}`
       const sid = await handshake(`${origin}${served}/parley/poll`)
       const elsewhere = await exchange(
@@ -368,7 +366,7 @@ describe('at close, with Parley under a prefix the router holds as written', () 
       )
       expect(elsewhere.status).toBe(404)
       const closing = app.close()
-      await until(() => closed(scoped!), 2000, 'the server closing')
+      await until(() => closed(scoped), 2000, 'the server closing')
       const refused = await exchange(
         `${origin}${unserved}/parley/poll?v=1`,
         'POST',
