@@ -11,6 +11,7 @@ import { ErrorCode, type ParleyError, type TransportName } from '@parley/protoco
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { client, closeAll, closeClients, next, parleyOf, startServer, until } from './helpers.js'
+import { expectMiddlewareTimeout, tryAgainAfter } from './slow-middleware-connect.js'
 
 afterEach(async () => {
   closeClients()
@@ -173,9 +174,7 @@ describe('a handshake middleware slow to the end, with reconnection off', () => 
     await until(() => errors.length > 0, 10_000, 'the connect_error')
     const [[error, willRetry]] = errors as [[ParleyError<string>, boolean]]
     expect(willRetry).toBe(false)
-    expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
-    expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
-    expect(error.details).toMatchObject({ middleware: true })
+    expectMiddlewareTimeout(error, connectTimeout)
     // The same transport all along: the middleware, not the transport, was slow.
     expect(transportErrors).toEqual([])
     expect(socket.connected).toBe(false)
@@ -196,11 +195,8 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
       const began = performance.now()
       const socket = client(server.url, {
         transports,
-        reconnection: false,
         connectTimeout,
-        reconnectionDelay: 100,
-        reconnectionDelayMax: 100,
-        randomization: 0,
+        ...tryAgainAfter(100),
       })
       const transportErrors: string[] = []
       socket.on('transport_error', (transport) => transportErrors.push(transport))
@@ -211,9 +207,7 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
       expect(took).toBeLessThan(connectTimeout + 500)
       expect(took).toBeGreaterThan(connectTimeout - 5)
       expect(willRetry).toBe(false)
-      expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
-      expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
-      expect(error.details).toMatchObject({ middleware: true })
+      expectMiddlewareTimeout(error, connectTimeout)
       expect(transportErrors).toEqual([])
     })
   },
@@ -234,11 +228,8 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
       const began = performance.now()
       const socket = client(server.url, {
         transports,
-        reconnection: false,
         connectTimeout,
-        reconnectionDelay: 100,
-        reconnectionDelayMax: 100,
-        randomization: 0,
+        ...tryAgainAfter(100),
         auth: async () => {
           if (++auths > 1) await new Promise((resolve) => setTimeout(resolve, 1200))
           return { token: 't' }
@@ -252,9 +243,7 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
       expect(took).toBeLessThan(connectTimeout + 500)
       expect(auths).toBe(2)
       expect(willRetry).toBe(false)
-      expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
-      expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
-      expect(error.details).toMatchObject({ middleware: true })
+      expectMiddlewareTimeout(error, connectTimeout)
       expect(transportErrors).toEqual([])
     })
   },
@@ -269,11 +258,8 @@ describe('a handshake middleware slow to the end, with reconnection off, an auth
     const now = performance.now.bind(performance)
     let auths = 0
     const socket = client(server.url, {
-      reconnection: false,
       connectTimeout,
-      reconnectionDelay: 50,
-      reconnectionDelayMax: 50,
-      randomization: 0,
+      ...tryAgainAfter(50),
       // The try again's auth settles in the bound's last millisecond, a moment no timer can aim
       // at: as it settles, the clock moves on by the bound, as if the auth had taken all of it.
       auth: () => {
@@ -290,9 +276,7 @@ describe('a handshake middleware slow to the end, with reconnection off, an auth
     expect(auths).toBe(2)
     // Not a WebSocket given no time for its upgrade, blamed and stepped down from.
     expect(said).toEqual([])
-    expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
-    expect(error.message).toBe(`no OPEN within ${connectTimeout} ms`)
-    expect(error.details).toMatchObject({ middleware: true })
+    expectMiddlewareTimeout(error, connectTimeout)
   })
 })
 
@@ -325,11 +309,8 @@ describe('a handshake middleware slow once, with reconnection off, behind a prox
   /** Everything the client says until it connects or gives up. */
   async function told(url: string, connectTimeout: number) {
     const socket = client(url, {
-      reconnection: false,
       connectTimeout,
-      reconnectionDelay: 50,
-      reconnectionDelayMax: 50,
-      randomization: 0,
+      ...tryAgainAfter(50),
     })
     const said: string[] = []
     socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.message}`))
