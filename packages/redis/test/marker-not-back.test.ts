@@ -6,8 +6,6 @@
 // count of each node's last broadcast it read, and the claimer goes by it.
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { releaseAll } from '../../../test/support/release.js'
-import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
   argOf,
@@ -15,7 +13,6 @@ import {
   handedOffSession,
   handoffScenes,
   message,
-  proxiedTrio,
   reachesLive,
   sealWaitsByHand,
   takeOverOn,
@@ -24,6 +21,7 @@ import {
   untilTailSealed,
   won,
 } from './handoff-support.js'
+import { proxiedScene } from './proxied-scene.js'
 import { uncutScene } from './uncut-scene.js'
 
 const scene = handoffScenes()
@@ -135,14 +133,9 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
     }),
   )
 
-  it("gives the session the old node's own broadcast once when its PUBLISH, given up, runs late, and an earlier one still on its way too", async () => {
-    const { redis, proxy, cluster } = await scene()
-    const aProxy = await startTcpProxy(redis.port)
-    const waits = sealWaitsByHand()
-    const releases: (() => void)[] = []
-    try {
-      // a gives up a PUBLISH Redis does not answer within 300 ms.
-      const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy, { requestTimeout: 300 })
+  it("gives the session the old node's own broadcast once when its PUBLISH, given up, runs late, and an earlier one still on its way too", () =>
+    // a gives up a PUBLISH Redis does not answer within 300 ms.
+    proxiedScene(scene, { requestTimeout: 300 }, async ({ aProxy, proxy, a, b, c, waits, releases }) => {
       const sid = 'sid-given-up'
       await handedOffSession(a, sid)
       const claim = won(await b.adapter.claimSession(sid))
@@ -180,21 +173,11 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       for (const release of releases.splice(0)) release()
       await reachesLive(c, 'c1', taken)
       expect([...tail.tail.map(argOf), ...taken.got]).toEqual(['a0', 'a1', 'c1'])
-    } finally {
-      for (const release of releases) release()
-      waits.stop()
-      await releaseAll([() => cluster.close(), () => aProxy.close()])
-    }
-  })
+    }))
 
-  it("gives the session a third node's broadcasts once when the tail is read before the old node sealed it", async () => {
+  it("gives the session a third node's broadcasts once when the tail is read before the old node sealed it", () =>
     // Both a's and b's subscribers reach Redis through proxies that can hold what Redis sends.
-    const { redis, proxy, cluster } = await scene()
-    const aProxy = await startTcpProxy(redis.port)
-    const waits = sealWaitsByHand()
-    const releases: (() => void)[] = []
-    try {
-      const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy)
+    proxiedScene(scene, {}, async ({ cluster, aProxy, proxy, a, b, c, waits, releases }) => {
       const sid = 'sid-unsealed'
       await handedOffSession(a, sid)
       const claim = won(await b.adapter.claimSession(sid))
@@ -223,11 +206,5 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       c.adapter.broadcast(message('news', ['c4']), to(['r']))
       await until(() => taken.got.includes('c4'), 5000, 'c4 at the socket')
       expect([...tail.tail.map(argOf), ...taken.got]).toEqual(['c1', 'c2', 'c3', 'c4'])
-    } finally {
-      for (const release of releases) release()
-      waits.stop()
-      // a's subscriber goes through aProxy: the nodes close first, then the proxy.
-      await releaseAll([() => cluster.close(), () => aProxy.close()])
-    }
-  })
+    }))
 })
