@@ -87,6 +87,28 @@ async function restartableServer(return503OnClosing: boolean) {
   }
 }
 
+/**
+ * `instance`'s close begun while `client`'s event `hold` waits in its middleware (see
+ * `holding`), which the close waits for: that event let go, and the close awaited, when the test
+ * ends. `who` names the instance in what the waits say.
+ */
+async function beginHeldClose(
+  instance: FastifyInstance,
+  hold: ReturnType<typeof holding>,
+  client: Socket,
+  who: string,
+): Promise<{ closing: Promise<void> }> {
+  client.emit('hold' as never)
+  await until(() => hold.held === 1, 5000, `${who}'s event to wait in the middleware`)
+  const closing = instance.close()
+  onTestFinished(async () => {
+    hold.release()
+    await closing
+  })
+  await until(() => instance.parley.closing, 5000, `${who} to begin its close`)
+  return { closing }
+}
+
 describe('an instance restarted at the path of one still closing on the same HTTP server', () => {
   it.each([
     ['', true],
@@ -119,14 +141,7 @@ describe('an instance restarted at the path of one still closing on the same HTT
         if (!shared.restarted) oldSids.add(sid)
         else if (req.method === 'POST' && oldSids.has(sid)) posted++
       })
-      olds.get('polling')!.emit('hold' as never)
-      await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
-      const closing = old.close()
-      onTestFinished(async () => {
-        hold.release()
-        await closing
-      })
-      await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+      const { closing } = await beginHeldClose(old, hold, olds.get('polling')!, 'the old instance')
 
       const restarted = await shared.make('new')
       shared.serve(restarted)
@@ -178,14 +193,7 @@ async function closingWithSuccessor(return503OnClosing: boolean) {
   const olds = new Map<TransportName, Socket>()
   for (const transport of ['sse', 'polling'] as const)
     olds.set(transport, (await shared.connect(transport)).client)
-  olds.get('polling')!.emit('hold' as never)
-  await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
-  const closing = old.close()
-  onTestFinished(async () => {
-    hold.release()
-    await closing
-  })
-  await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+  const { closing } = await beginHeldClose(old, hold, olds.get('polling')!, 'the old instance')
   const restarted = await shared.make('new')
   shared.serve(restarted)
   return { shared, old, restarted, oldSids, newSids, closing, release: hold.release }
@@ -249,14 +257,7 @@ describe('restarts one after another while the first still closes', () => {
     const first = await shared.make('first', hold.onConnection)
     shared.serve(first)
     const held = await shared.connect('polling')
-    held.client.emit('hold' as never)
-    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
-    const firstClosing = first.close()
-    onTestFinished(async () => {
-      hold.release()
-      await firstClosing
-    })
-    await until(() => first.parley.closing, 5000, 'the first instance to begin its close')
+    const { closing: firstClosing } = await beginHeldClose(first, hold, held.client, 'the first instance')
 
     const second = await shared.make('second')
     shared.serve(second)
@@ -296,28 +297,14 @@ describe('a successor that begins to close while the instance before it still cl
         reason = why
       })
       const sid = [...old.parley.sockets.values()][0]!.session.sid
-      polling.emit('hold' as never)
-      await until(() => olds.held === 1, 5000, 'the event to wait in the middleware')
-      const closing = old.close()
-      onTestFinished(async () => {
-        olds.release()
-        await closing
-      })
-      await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+      const { closing } = await beginHeldClose(old, olds, polling, 'the old instance')
 
       // Its successor, whose own client's event holds its close in turn.
       const news = holding()
       const restarted = await shared.make('new', news.onConnection)
       shared.serve(restarted)
       const { client } = await shared.connect('polling')
-      client.emit('hold' as never)
-      await until(() => news.held === 1, 5000, "the successor's event to wait in the middleware")
-      const successorClosing = restarted.close()
-      onTestFinished(async () => {
-        news.release()
-        await successorClosing
-      })
-      await until(() => restarted.parley.closing, 5000, 'the successor to begin its close')
+      const { closing: successorClosing } = await beginHeldClose(restarted, news, client, 'the successor')
 
       // The old one's polling client sends now: answered by the successor, which never held its
       // session, the POST would be refused, or fail its client's transport before the old one's
@@ -347,14 +334,7 @@ describe('a restart whose registration fails while the old instance closes', () 
     const old = await shared.make('old', olds.onConnection)
     shared.serve(old)
     const { client } = await shared.connect('polling')
-    client.emit('hold' as never)
-    await until(() => olds.held === 1, 5000, 'the event to wait in the middleware')
-    const closing = old.close()
-    onTestFinished(async () => {
-      olds.release()
-      await closing
-    })
-    await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+    await beginHeldClose(old, olds, client, 'the old instance')
     // A route of the application's where Parley's go: its registration fails after it claimed
     // the path, and gives the path back.
     const failed = Fastify({ serverFactory: () => shared.server })
