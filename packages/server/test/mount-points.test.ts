@@ -311,6 +311,33 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     return { server, apps }
   }
 
+  /**
+   * Two instances on one server: the first at /a, its close begun and held (see the hook's
+   * comment), then the second registered at /b, with a route /b/hello, while it closes.
+   */
+  async function restartedWhileClosing() {
+    const { server, apps } = await sharedServer(['/a', '/b'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    const hold = gate()
+    // After Parley's own: it runs first, and holds the close after Parley let the connections go,
+    // its tracking still on the server.
+    first.addHook('onClose', hold.pass)
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const closing = first.close()
+    onTestFinished(async () => {
+      hold.open()
+      await closing
+    })
+    await until(hold.reached, 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/b' })
+    restarted.get('/b/hello', async () => 'hello')
+    await restarted.ready()
+    return { port, hold, closing }
+  }
+
   it("route each WebSocket upgrade to the instance whose mount point's path it names", async () => {
     const { server, apps } = await sharedServer(['/a', '/b'])
     for (const [i, path] of ['/a', '/b'].entries()) {
@@ -593,24 +620,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
   it('keep alive the connections of an instance registered on the server while the last one closed', async () => {
     // Another path: at the closing one's, the new one would be its successor (see
     // restart-while-closing.test.ts); here, only the server's connections are at stake.
-    const { server, apps } = await sharedServer(['/a', '/b'])
-    const [first, restarted] = [apps[0]!, apps[1]!]
-    await first.register(parley, { path: '/a' })
-    const hold = gate()
-    // After Parley's own: it runs first, and holds the close after Parley let the connections go.
-    first.addHook('onClose', hold.pass)
-    await first.ready()
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as { port: number }
-    const closing = first.close()
-    onTestFinished(async () => {
-      hold.open()
-      await closing
-    })
-    await until(hold.reached, 5000, 'the first instance to close')
-    await restarted.register(parley, { path: '/b' })
-    restarted.get('/b/hello', async () => 'hello')
-    await restarted.ready()
+    const { port, hold, closing } = await restartedWhileClosing()
     hold.open()
     await within(closing, 5000, 'the first instance to close')
     // Two requests one after the other on one kept-alive connection: the second is answered too.
@@ -634,25 +644,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
   })
 
   it("serve an instance registered on the server while the last one's close is still under way", async () => {
-    const { server, apps } = await sharedServer(['/a', '/b'])
-    const [first, restarted] = [apps[0]!, apps[1]!]
-    await first.register(parley, { path: '/a' })
-    const hold = gate()
-    // After Parley's own: it runs first, and holds the close after Parley let the connections go,
-    // its tracking still on the server.
-    first.addHook('onClose', hold.pass)
-    await first.ready()
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as { port: number }
-    const closing = first.close()
-    onTestFinished(async () => {
-      hold.open()
-      await closing
-    })
-    await until(hold.reached, 5000, 'the first instance to close')
-    await restarted.register(parley, { path: '/b' })
-    restarted.get('/b/hello', async () => 'hello')
-    await restarted.ready()
+    const { port, hold, closing } = await restartedWhileClosing()
     // A new connection, and two requests one after the other on it: the closing instance lets
     // them be, the restarted one's to serve and keep alive.
     const raw = connectSocket({ host: '127.0.0.1', port })
