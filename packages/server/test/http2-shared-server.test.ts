@@ -13,6 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
 import { gate } from './gate.js'
 import { http1Request } from './h2-node.js'
+import { heardOn } from './heard.js'
 import { closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
 
@@ -176,23 +177,15 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     await second.register(parley, { path: '/b' })
     await second.ready()
     const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
-    socket.on('error', () => {})
+    const heard = heardOn(socket)
     teardown.push(() => void socket.destroy())
     await within(new Promise((resolve) => socket.once('secureConnect', resolve)), 5000, 'the TLS connection')
-    let answers = ''
-    socket.on('data', (chunk: Buffer) => {
-      answers += String(chunk)
-    })
-    let ended = false
-    socket.once('end', () => {
-      ended = true
-    })
-    const count = () => answers.split('HTTP/1.1 400').length - 1
+    const count = () => heard.text.split('HTTP/1.1 400').length - 1
     // A GET without sid: the endpoint's 400 at once, on a connection kept alive.
     for (let i = 1; i <= 2; i++) {
       socket.write('GET /b/poll?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n')
-      await until(() => count() === i || ended, 5000, 'an answer or the end of the connection')
-      expect({ answers: count(), ended }).toEqual({ answers: i, ended: false })
+      await until(() => count() === i || heard.ended, 5000, 'an answer or the end of the connection')
+      expect({ answers: count(), ended: heard.ended }).toEqual({ answers: i, ended: false })
     }
   })
 
@@ -219,24 +212,16 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     const h2 = await h2Client(port, cert)
     expect(opened(await within(h2Handshake(h2, '/b'), 5000, 'a handshake over h2'))).toBe(true)
     const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
-    socket.on('error', () => {})
+    const heard = heardOn(socket)
     teardown.push(() => void socket.destroy())
-    let closed = false
-    socket.once('close', () => {
-      closed = true
-    })
-    await until(() => socket.alpnProtocol === 'http/1.1' || closed, 5000, 'the TLS connection')
-    let answers = ''
-    socket.on('data', (chunk: Buffer) => {
-      answers += String(chunk)
-    })
-    const count = () => answers.split('HTTP/1.1 400').length - 1
+    await until(() => socket.alpnProtocol === 'http/1.1' || heard.closed, 5000, 'the TLS connection')
+    const count = () => heard.text.split('HTTP/1.1 400').length - 1
     // A GET without sid: the endpoint's 400 at once, on a connection kept alive.
     for (let i = 1; i <= 2; i++) {
       socket.write('GET /b/poll?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: keep-alive\r\n\r\n')
-      await until(() => count() === i || closed, 5000, 'an answer or the end of the connection')
+      await until(() => count() === i || heard.closed, 5000, 'an answer or the end of the connection')
     }
-    expect({ answers: count(), closed }).toEqual({ answers: 2, closed: false })
+    expect({ answers: count(), closed: heard.closed }).toEqual({ answers: 2, closed: false })
     hold.open()
     await within(closing, 5000, 'the first instance to close')
   })
@@ -256,16 +241,8 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
-    socket.on('error', () => {})
+    const heard = heardOn(socket)
     teardown.push(() => void socket.destroy())
-    let closed = false
-    socket.once('close', () => {
-      closed = true
-    })
-    let answers = ''
-    socket.on('data', (chunk: Buffer) => {
-      answers += String(chunk)
-    })
     socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
     await until(slow.reached, 5000, 'the slow route')
     const closing = first.close()
@@ -288,10 +265,10 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     socket.write('GET /b/later HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
     await until(later.reached, 5000, 'the pipelined request')
     slow.open()
-    const count = () => answers.split('HTTP/1.1 200').length - 1
-    await until(() => count() === 1 || closed, 5000, 'the slow answer')
+    const count = () => heard.text.split('HTTP/1.1 200').length - 1
+    await until(() => count() === 1 || heard.closed, 5000, 'the slow answer')
     later.open()
-    await until(() => count() === 2 || closed, 5000, 'the pipelined answer')
+    await until(() => count() === 2 || heard.closed, 5000, 'the pipelined answer')
     expect(count()).toBe(2)
     hold.open()
     await within(closing, 5000, 'the first instance to close')

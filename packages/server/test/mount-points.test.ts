@@ -12,6 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { Registry } from 'prom-client'
 import { afterEach, describe, expect, it, onTestFinished } from 'vitest'
 import { gate } from './gate.js'
+import { heardOn } from './heard.js'
 import { holding } from './held-events.js'
 import { closeApp, sleep, until, within } from './helpers.js'
 
@@ -575,12 +576,8 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     const raw = connectSocket({ host: '127.0.0.1', port })
-    raw.on('error', () => {})
+    const heard = heardOn(raw)
     onTestFinished(() => void raw.destroy())
-    let heard = ''
-    raw.on('data', (chunk: Buffer) => {
-      heard += chunk.toString()
-    })
     const ended = new Promise((resolve) => raw.once('close', resolve))
     // Under way while the first instance is alone on the server (pipelined: one waits behind it).
     raw.write('GET /a/slow HTTP/1.1\r\nHost: x\r\n\r\nGET /a/slow HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -591,7 +588,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     slow.open()
     // Both answered, then the connection ended by the last instance, closed by now.
     await within(ended, 5000, 'the connection to end')
-    expect(heard.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+    expect(heard.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
     await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
   })
 
@@ -625,21 +622,17 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     await within(closing, 5000, 'the first instance to close')
     // Two requests one after the other on one kept-alive connection: the second is answered too.
     const raw = connectSocket({ host: '127.0.0.1', port })
-    raw.on('error', () => {})
+    const heard = heardOn(raw)
     onTestFinished(() => void raw.destroy())
-    let heard = ''
-    raw.on('data', (chunk: Buffer) => {
-      heard += chunk.toString()
-    })
-    let ended = false
-    raw.once('end', () => {
-      ended = true
-    })
     raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
-    await until(() => heard.includes('\r\n\r\nhello') || ended, 5000, 'the first answer')
+    await until(() => heard.text.includes('\r\n\r\nhello') || heard.ended, 5000, 'the first answer')
     raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
-    await until(() => (heard.match(/HTTP\/1\.1 200/g) ?? []).length === 2 || ended, 5000, 'the second answer')
-    expect(heard.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
+    await until(
+      () => (heard.text.match(/HTTP\/1\.1 200/g) ?? []).length === 2 || heard.ended,
+      5000,
+      'the second answer',
+    )
+    expect(heard.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
     raw.destroy()
   })
 
@@ -648,21 +641,13 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     // A new connection, and two requests one after the other on it: the closing instance lets
     // them be, the restarted one's to serve and keep alive.
     const raw = connectSocket({ host: '127.0.0.1', port })
-    raw.on('error', () => {})
+    const heard = heardOn(raw)
     onTestFinished(() => void raw.destroy())
-    let heard = ''
-    raw.on('data', (chunk: Buffer) => {
-      heard += chunk.toString()
-    })
-    let ended = false
-    raw.once('close', () => {
-      ended = true
-    })
-    const answers = () => (heard.match(/HTTP\/1\.1 200/g) ?? []).length
+    const answers = () => (heard.text.match(/HTTP\/1\.1 200/g) ?? []).length
     raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
-    await until(() => answers() === 1 || ended, 5000, 'the first answer')
+    await until(() => answers() === 1 || heard.closed, 5000, 'the first answer')
     raw.write('GET /b/hello HTTP/1.1\r\nHost: x\r\n\r\n')
-    await until(() => answers() === 2 || ended, 5000, 'the second answer')
+    await until(() => answers() === 2 || heard.closed, 5000, 'the second answer')
     expect(answers()).toBe(2)
     hold.open()
     await within(closing, 5000, 'the first instance to close')
@@ -684,12 +669,8 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
     const { port } = server.address() as { port: number }
     const raw = connectSocket({ host: '127.0.0.1', port })
-    raw.on('error', () => {})
+    const heard = heardOn(raw)
     onTestFinished(() => void raw.destroy())
-    let heard = ''
-    raw.on('data', (chunk: Buffer) => {
-      heard += chunk.toString()
-    })
     raw.write('GET /a/slow HTTP/1.1\r\nHost: x\r\n\r\n')
     await until(slow.reached, 5000, 'the slow route')
     const closing = first.close()
@@ -712,14 +693,10 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     raw.write('GET /b/later HTTP/1.1\r\nHost: x\r\n\r\n')
     await until(later.reached, 5000, 'the pipelined request')
     slow.open()
-    const answers = () => (heard.match(/HTTP\/1\.1 200/g) ?? []).length
-    let closed = false
-    raw.once('close', () => {
-      closed = true
-    })
-    await until(() => answers() === 1 || closed, 5000, 'the slow answer')
+    const answers = () => (heard.text.match(/HTTP\/1\.1 200/g) ?? []).length
+    await until(() => answers() === 1 || heard.closed, 5000, 'the slow answer')
     later.open()
-    await until(() => answers() === 2 || closed, 5000, 'the pipelined answer')
+    await until(() => answers() === 2 || heard.closed, 5000, 'the pipelined answer')
     expect(answers()).toBe(2)
     hold.open()
     await within(closing, 5000, 'the first instance to close')
