@@ -496,10 +496,14 @@ export class Connection {
         // step down would only run the same middleware again, on a worse transport.
         // So is a try after it (below) whose HELLO had no answer in what was left of the bound:
         // the server's middleware, slow again. Not a WebSocket's upgrade left unanswered (`unsent`:
-        // no HELLO went), nor a stream that stalled: the transport's fault, which steps down.
+        // no HELLO went) while time was left, nor a stream that stalled: the transport's fault,
+        // which steps down. An upgrade the bound cut short (under a ms left: its wait was what
+        // was left, less than an upgrade's own) says nothing of the transport.
         if (
           error.code === ErrorCode.HANDSHAKE_TIMEOUT &&
-          (!hello || error.details?.middleware || (bounded && !t.unsent && !error.details?.stalled))
+          (!hello ||
+            error.details?.middleware ||
+            (bounded && (!t.unsent || end - performance.now() < 1) && !error.details?.stalled))
         ) {
           // With reconnection off no attempt follows, and a server whose handshakeTimeout is
           // shorter than this client's would have had the whole attempt end at its bound, though

@@ -338,6 +338,17 @@ describe('a handshake middleware slow once, with reconnection off, behind a prox
     expect(proxy.upgrades).toBe(2)
   })
 
+  it('blames the middleware when the bound, not the transport, cut the upgrade of the try again short', async () => {
+    // The first HELLO answered after 200 ms, the try again 50 ms later: its upgrade, swallowed,
+    // has only what is left of the 900 ms (an upgrade's own wait is at least 1000 ms), and runs
+    // out with the bound. No transport is to blame, nor stepped down from.
+    const { proxy, runs } = await swallowingSetup(200, 0)
+    const said = await told(proxy.url, 900)
+    expect(said).toEqual(['connect_error no OPEN within 900 ms {"middleware":true}'])
+    expect(runs).toEqual(['websocket'])
+    expect(proxy.upgrades).toBe(2)
+  })
+
   it('gives the step down only what is left of connectTimeout: it fails at the bound, middleware slow', async () => {
     // The first HELLO answered after 2000 ms, the try again 50 ms later, its upgrade given up
     // after 1000 ms: SSE has at most 950 ms left, less than the 1500 ms its middleware takes,
