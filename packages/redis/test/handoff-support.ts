@@ -63,6 +63,14 @@ export class FakeSocket implements LocalSocket {
   disconnect(): void {}
 }
 
+/** `socket` replies to every question with `value`, the reply telling which socket made it. */
+export function repliesAs(socket: FakeSocket, value: string): void {
+  socket.deliverWithAck = (event, _timeout, settle) => {
+    socket.deliver(event)
+    settle({ ok: true, value })
+  }
+}
+
 /** The server's side as the adapter sees it: sockets by id, sessions by sid. */
 export class FakeSockets implements LocalSockets {
   readonly sockets = new Map<string, FakeSocket>()

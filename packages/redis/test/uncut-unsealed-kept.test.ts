@@ -11,12 +11,12 @@ import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
-  type FakeSocket,
   HeldInOrder,
   handedOffSession,
   handoffScenes,
   message,
   proxiedTrio,
+  repliesAs,
   sealWaitsByHand,
   takeOverOn,
   to,
@@ -25,14 +25,6 @@ import {
 import { isTailRead, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
-
-/** `socket` replies to every question with `value`, the reply telling which socket made it. */
-function repliesAs(socket: FakeSocket, value: string): void {
-  socket.deliverWithAck = (event, _timeout, settle) => {
-    socket.deliver(event)
-    settle({ ok: true, value })
-  }
-}
 
 describe.skipIf(skipRedisSuites())('a question held for a socket joined without a cut, then kept', () => {
   it("is counted once, on the old node, when the claim's confirm finds the session kept", async () => {

@@ -8,16 +8,8 @@ import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { type FakeSocket, fakeClusterSuite, sealWaitsByHand, snapshotOf, won } from './handoff-support.js'
+import { fakeClusterSuite, repliesAs, sealWaitsByHand, snapshotOf, won } from './handoff-support.js'
 import { ask, givenUpNeverRun, markerLimitByHand, markerRunOf } from './held-seal-scene.js'
-
-/** `socket` replies to every question with `value`, the reply telling which socket made it. */
-function repliesAs(socket: FakeSocket, value: string): void {
-  socket.deliverWithAck = (event, _timeout, settle) => {
-    socket.deliver(event)
-    settle({ ok: true, value })
-  }
-}
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read unsealed, then kept', () => {
   const suite = fakeClusterSuite()
