@@ -5,8 +5,9 @@
 // probe that could prove `given` never ran is lost, so only that limit (or a's close) ends it.
 // The limit is the test's to run out (`markerLimitByHand`), once its scene is set: on a loaded
 // machine, 1 s could pass before the checks that the seal still waits.
+import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
-import { onTestFinished, vi } from 'vitest'
+import { expect, onTestFinished, vi } from 'vitest'
 import { until, within } from '../../server/test/helpers.js'
 import { markerSettles } from '../src/handing-off.js'
 import {
@@ -144,4 +145,68 @@ export async function heldSeal(
   if (tail.length > 0 || limit.running !== 1)
     throw new Error(`the seal did not wait: ${JSON.stringify(tail)}`)
   return { a, b, c, sid, socket, tail, taking, claimed, witness, limit }
+}
+
+/** What a test does to the sockets of `claimedPastGiven` as each comes, before it is asked anything. */
+export interface ClaimedPastGivenSetUp {
+  /** s1 on a, its session open, before the handoff (its `handedOff` is the test's to set). */
+  socket(socket: FakeSocket): void
+  /** a's witness s2, in room 'r' beside s1, before the claim. */
+  witness?(witness: FakeSocket): void
+  /** b's copy of s1, before its takeover. */
+  claimed?(claimed: FakeSocket): void
+}
+
+/**
+ * The scene above on nodes `a` and `b` of the test's own cluster (`heldSeal` starts its own, and
+ * waits for c's broadcast): socket s1 of session `sid` on a in room 'r', handed off, a's `given`
+ * given up and never run (`givenUpNeverRun`), the seal's limit run out by hand, a's witness s2 in
+ * 'r', b's claim won and its takeover begun (s1 joined to 'r'). The marker run is not awaited:
+ * `markerRan` tells, for the test to wait on with what else it waits for.
+ */
+export async function claimedPastGiven(a: FakeNode, b: FakeNode, sid: string, setUp: ClaimedPastGivenSetUp) {
+  const socket = a.sockets.add('s1', sid)
+  a.adapter.addAll('s1', ['s1', 'r'])
+  await a.adapter.sessionOpened(sid)
+  setUp.socket(socket)
+  expect(await a.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
+  // a's own broadcast, given up and never run, holds the seal at the marker.
+  await givenUpNeverRun(a)
+
+  // The seal's wait ends by what proves the broadcast never ran: its limit is run out by
+  // hand, never here (on a loaded machine, 1 s could pass before the write is given up).
+  markerLimitByHand()
+  const markerRan = markerRunOf(b)
+  // A socket of a's own in the room, not handed over: it tells what a read, and when.
+  const witness = a.sockets.add('s2')
+  a.adapter.addAll('s2', ['s2', 'r'])
+  setUp.witness?.(witness)
+  const claim = won(await within(b.adapter.claimSession(sid), 5000, 'the claim'))
+  const claimed = b.sockets.add('s1', sid)
+  setUp.claimed?.(claimed)
+  const taking = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
+  return { socket, witness, claim, claimed, taking, markerRan }
+}
+
+/**
+ * b's copy of s1 (see `claimedPastGiven`) whose questions are registered, as the server's are:
+ * `drop` then removes it, as the server does when the session is kept by a, and fails them.
+ */
+export function registeredCopy() {
+  const registered: ((reply: BroadcastReply) => void)[] = []
+  return {
+    register(claimed: FakeSocket) {
+      claimed.deliverWithAck = (event, _timeout, settle) => {
+        claimed.deliver(event)
+        registered.push(settle)
+      }
+    },
+    drop(b: FakeNode, sid: string) {
+      b.sockets.sockets.delete('s1')
+      b.sockets.sessions.delete(sid)
+      b.adapter.delAll('s1')
+      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
+      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
+    },
+  }
 }

@@ -7,8 +7,8 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { MAX_MISSED_PAST_MARKER } from '../src/past-marker.js'
-import { argOf, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
-import { givenUpNeverRun, markerLimitByHand, markerRunOf } from './held-seal-scene.js'
+import { argOf, fakeClusterSuite, message, to } from './handoff-support.js'
+import { claimedPastGiven } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write the server gives up', () => {
   const suite = fakeClusterSuite()
@@ -31,34 +31,22 @@ describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write th
     const sid = 'sid-kept'
     // What the socket gets, whether into its tail or live once the session stays on a.
     const got: unknown[] = []
-    const socket = a!.sockets.add('s1', sid)
-    a!.adapter.addAll('s1', ['s1', 'r'])
-    await a!.adapter.sessionOpened(sid)
-    socket.handedOff = (text) => got.push(argOf(text))
-    expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
-
-    // a's broadcast is held on a link that stalls, then drops: never run; its probes are lost
-    // until the server gives up the write, so the seal at the marker waits for it.
-    await givenUpNeverRun(a!)
-
+    let threw = false
     // b claims the session; its marker runs, then c's broadcast: a reads them in that order,
     // which a socket of a's own in the room, not handed over, tells.
-    // The seal's wait ends by what proves the broadcast never ran: its limit is run out by
-    // hand, never here (on a loaded machine, 1 s could pass before the write is given up).
-    markerLimitByHand()
-    const markerRan = markerRunOf(b!)
-    const witness = a!.sockets.add('s2')
-    a!.adapter.addAll('s2', ['s2', 'r'])
-    let threw = false
-    if (witnessThrows)
-      witness.deliver = (event) => {
-        threw ||= event.args[0] === 'other'
-        if (threw) throw new Error('the socket threw at other')
-        witness.got.push(event.args[0])
-      }
-    const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
-    b!.sockets.add('s1', sid)
-    const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
+    const { witness, taking, markerRan } = await claimedPastGiven(a!, b!, sid, {
+      socket(socket) {
+        socket.handedOff = (text) => got.push(argOf(text))
+      },
+      witness(witness) {
+        if (witnessThrows)
+          witness.deliver = (event) => {
+            threw ||= event.args[0] === 'other'
+            if (threw) throw new Error('the socket threw at other')
+            witness.got.push(event.args[0])
+          }
+      },
+    })
     await until(markerRan, 5000, 'the marker run')
     c!.adapter.broadcast(message('news', ['other']), to(['r']))
     await until(() => threw || witness.got.includes('other'), 5000, "c's broadcast read on a past the marker")

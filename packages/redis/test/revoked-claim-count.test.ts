@@ -4,13 +4,11 @@
 // there, and the old node asks it what its rooms got meanwhile; the claimer's copy is dropped,
 // its question failed. Each sender must count the session once, with its real reply: the old
 // node's, not the dropped copy's failure.
-import { ErrorCode, ParleyError } from '@parley/protocol'
-import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { fakeClusterSuite, repliesAs, snapshotOf, won } from './handoff-support.js'
-import { ask, givenUpNeverRun, markerLimitByHand, markerRunOf } from './held-seal-scene.js'
+import { fakeClusterSuite, repliesAs } from './handoff-support.js'
+import { ask, claimedPastGiven, registeredCopy } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())(
   'a broadcast with acks read past the marker of a claim then revoked',
@@ -24,34 +22,18 @@ describe.skipIf(skipRedisSuites())(
       // as long: three intervals outlast that, or the others would take a for gone.
       const [a, b, c] = await suite.cluster({ requestTimeout: 1500, heartbeatInterval: 1500 }).start(3)
       const sid = 'sid-revoked-count'
-      const socket = a!.sockets.add('s1', sid)
-      a!.adapter.addAll('s1', ['s1', 'r'])
-      await a!.adapter.sessionOpened(sid)
-      // Handed off, what it gets goes to its tail; kept, to the session, which replies.
-      socket.handedOff = () => {}
-      repliesAs(socket, 'a:s1')
-      expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
-      // a's own broadcast, given up and never run, holds the seal at the marker.
-      await givenUpNeverRun(a!)
-
-      // The seal's wait ends by what proves the broadcast never ran: its limit is run out by
-      // hand, never here (on a loaded machine, 1 s could pass before the write is given up).
-      markerLimitByHand()
-      const markerRan = markerRunOf(b!)
-      // A socket of a's own in the room, not handed over: it tells what a read, and when.
-      const witness = a!.sockets.add('s2')
-      a!.adapter.addAll('s2', ['s2', 'r'])
-      repliesAs(witness, 'a:s2')
-      const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
       // The claimer's copy, as the server's: its questions are registered, and fail when the
       // server drops it (the session kept by a).
-      const claimed = b!.sockets.add('s1', sid)
-      const registered: ((reply: BroadcastReply) => void)[] = []
-      claimed.deliverWithAck = (event, _timeout, settle) => {
-        claimed.deliver(event)
-        registered.push(settle)
-      }
-      const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
+      const copy = registeredCopy()
+      const { witness, claimed, taking, markerRan } = await claimedPastGiven(a!, b!, sid, {
+        socket(socket) {
+          // Handed off, what it gets goes to its tail; kept, to the session, which replies.
+          socket.handedOff = () => {}
+          repliesAs(socket, 'a:s1')
+        },
+        witness: (witness) => repliesAs(witness, 'a:s2'),
+        claimed: copy.register,
+      })
       await until(markerRan, 5000, 'the marker run')
 
       // Read past the marker on both: b's copy is asked at once, a's s1 keeps them aside.
@@ -71,11 +53,7 @@ describe.skipIf(skipRedisSuites())(
       const tail = await within(taking, 5000, 'the claim answered')
       expect(tail.kept).toBe(true)
       // The server drops b's copy: what it was asked fails.
-      b!.sockets.sockets.delete('s1')
-      b!.sockets.sessions.delete(sid)
-      b!.adapter.delAll('s1')
-      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
-      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
+      copy.drop(b!, sid)
 
       for (const [who, asked] of [
         ['c', fromC],

@@ -3,13 +3,11 @@
 // with acks asked of the claimer's copy between the read and the confirm must not count it:
 // the old node asks the session, and counts it, and the server drops the claimer's copy, whose
 // reply fails. Each sender counts the session once, with the old node's reply.
-import { ErrorCode, ParleyError } from '@parley/protocol'
-import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { fakeClusterSuite, repliesAs, sealWaitsByHand, snapshotOf, won } from './handoff-support.js'
-import { ask, givenUpNeverRun, markerLimitByHand, markerRunOf } from './held-seal-scene.js'
+import { fakeClusterSuite, repliesAs, sealWaitsByHand } from './handoff-support.js'
+import { ask, claimedPastGiven, registeredCopy } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read unsealed, then kept', () => {
   const suite = fakeClusterSuite()
@@ -21,30 +19,15 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read 
     const waits = sealWaitsByHand()
     try {
       const sid = 'sid-unsealed-kept'
-      const socket = a!.sockets.add('s1', sid)
-      a!.adapter.addAll('s1', ['s1', 'r'])
-      await a!.adapter.sessionOpened(sid)
-      socket.handedOff = () => {}
-      repliesAs(socket, 'a:s1')
-      expect(await a!.adapter.handOff(snapshotOf(sid, 's1', ['r']), 60_000)).toBe(true)
-      // a's own broadcast, given up and never run, holds the seal at the marker.
-      await givenUpNeverRun(a!)
-
-      // The seal's wait ends by what proves the broadcast never ran: its limit is run out by
-      // hand, never here (on a loaded machine, 1 s could pass before the write is given up).
-      markerLimitByHand()
-      const markerRan = markerRunOf(b!)
-      const witness = a!.sockets.add('s2')
-      a!.adapter.addAll('s2', ['s2', 'r'])
-      repliesAs(witness, 'a:s2')
-      const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
-      const claimed = b!.sockets.add('s1', sid)
-      const registered: ((reply: BroadcastReply) => void)[] = []
-      claimed.deliverWithAck = (event, _timeout, settle) => {
-        claimed.deliver(event)
-        registered.push(settle)
-      }
-      const taking = claim.takeOver(() => b!.adapter.addAll('s1', ['s1', 'r']))
+      const copy = registeredCopy()
+      const { witness, claim, claimed, taking, markerRan } = await claimedPastGiven(a!, b!, sid, {
+        socket(socket) {
+          socket.handedOff = () => {}
+          repliesAs(socket, 'a:s1')
+        },
+        witness: (witness) => repliesAs(witness, 'a:s2'),
+        claimed: copy.register,
+      })
       await until(() => markerRan() && waits.began === 1, 5000, 'the marker run')
       // a read the marker: its seal is held, s1 out of its rooms.
       const probe = ask(c!, 'probe', ['r'])
@@ -67,11 +50,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read 
       const own = ask(a!, 'own', ['r'])
       expect(await within(claim.confirm!(), 5000, 'the confirm')).toBe('kept')
       // The server drops b's copy: what it was asked fails.
-      b!.sockets.sockets.delete('s1')
-      b!.sockets.sessions.delete(sid)
-      b!.adapter.delAll('s1')
-      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
-      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
+      copy.drop(b!, sid)
 
       for (const [who, asked] of [
         ['c', fromC],
