@@ -2,12 +2,11 @@
 // the seal ran out): the claimer holds a question read after the join until its tail is read
 // (see src/uncut-sockets.ts). That read says the old node kept the session, which asked the
 // socket there and counted it: the claimer must not ask its copy then, nor count it.
-import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { HeldInOrder, handoffScenes, isSeal, message, takeOverOn, to } from './handoff-support.js'
-import { isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
+import { HeldInOrder, handoffScenes, isSeal, takeOverOn } from './handoff-support.js'
+import { askRoom, isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -40,19 +39,7 @@ describe.skipIf(skipRedisSuites())(
         // Read after the join on b, which holds it for s1 until its tail is read (b's watcher w,
         // in the room too, tells when b read it); on a, s1 is asked at once.
         const watcher = watcherOn(b)
-        const asked: { count: number | undefined; replies: BroadcastReply[] } = {
-          count: undefined,
-          replies: [],
-        }
-        c.adapter.broadcastWithAck(
-          message('ask', ['q1']),
-          to(['r']),
-          10_000,
-          (count) => {
-            asked.count = count
-          },
-          (reply) => asked.replies.push(reply),
-        )
+        const asked = askRoom(c, 'q1')
         await until(() => kept.got.includes('q1'), 5000, 'the question asked on a')
         release()
         await until(() => watcher.got.includes('q1'), 5000, 'the question read on b')

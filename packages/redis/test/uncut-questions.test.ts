@@ -4,30 +4,14 @@
 // ran them; and a question the old node asked in the tail, read by the claimer after the join, is
 // not asked again (the old node's places say it had it, as for a broadcast). The sender counts
 // the socket once.
-import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
-import { argOf, type FakeNode, handoffScenes, message, to, untilTailHolds } from './handoff-support.js'
-import { uncutScene, watcherOn } from './uncut-scene.js'
+import { argOf, handoffScenes, message, to, untilTailHolds } from './handoff-support.js'
+import { askRoom, uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
-
-/** Asks room `r` from `node`: its total and replies, as they come. */
-function askRoom(node: FakeNode, what: string) {
-  const outcome: { total: number | undefined; replies: BroadcastReply[] } = { total: undefined, replies: [] }
-  node.adapter.broadcastWithAck(
-    message('ask', [what]),
-    to(['r']),
-    10_000,
-    (count) => {
-      outcome.total = count
-    },
-    (reply) => outcome.replies.push(reply),
-  )
-  return outcome
-}
 
 describe('an own broadcast with acks that will not come back, for a socket joined without a cut', () => {
   it('is waited for no more once it is settled', () => {
@@ -61,12 +45,12 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
       await until(() => watcher.got.includes('q1'), 5000, 'the question read at b')
       // Held, and b's count with it: the tail may hold the question (see the tests below).
       expect(taken.got).toEqual([])
-      expect(outcome.total).toBeUndefined()
+      expect(outcome.count).toBeUndefined()
 
       await tailRead.runAll()
       await within(done, 5000, 'the takeover')
       await until(() => outcome.replies.length === 2, 5000, 'both replies')
-      expect(outcome.total).toBe(2)
+      expect(outcome.count).toBe(2)
       expect(taken.got).toEqual(['c1', 'q1'])
       expect(outcome.replies).toEqual([
         { ok: true, value: null },
@@ -94,13 +78,13 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
         expect(taken.got).toEqual([])
         // Counted once, on a (in the tail), and b's watcher.
         await until(() => first.replies.length === 2, 5000, "the first question's replies")
-        expect(first.total).toBe(2)
+        expect(first.count).toBe(2)
 
         // After the marker: b's to ask.
         const second = askRoom(c, 'q2')
         await until(() => taken.got.includes('q2'), 5000, 'the next question at the socket')
         await until(() => second.replies.length === 2, 5000, "the second question's replies")
-        expect(second.total).toBe(2)
+        expect(second.count).toBe(2)
         expect(taken.got).toEqual(['q2'])
       },
     ))
@@ -125,8 +109,8 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
       await until(() => second.replies.length === 2, 5000, "the second question's replies")
       expect(taken.got).toEqual(['c2', 'q2'])
       await until(() => first.replies.length === 2, 5000, "the first question's replies")
-      expect(first.total).toBe(2)
-      expect(second.total).toBe(2)
+      expect(first.count).toBe(2)
+      expect(second.count).toBe(2)
     }))
 
   it("reaches it after the claimer's own broadcasts it was left out of, its own question too", () =>
@@ -159,7 +143,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
         await tailRead.runAll()
         await within(done, 5000, 'the takeover')
         await until(() => outcome.replies.length === 2, 5000, 'the replies')
-        expect(outcome.total).toBe(2)
+        expect(outcome.count).toBe(2)
         expect(taken.got).toEqual(['b1', 'q1'])
       },
     ))

@@ -1,7 +1,7 @@
 // The scene of the tests of a takeover that joins its socket before its claim marker came back
 // (see src/uncut-sockets.ts): the claimer's subscriber is held, so that neither the marker nor
 // what comes after it reaches the claimer until the test lets it read.
-import type { SessionClaim } from '@parley/server'
+import type { BroadcastReply, SessionClaim } from '@parley/server'
 import { until } from '../../server/test/helpers.js'
 import {
   type FakeCluster,
@@ -11,8 +11,10 @@ import {
   handedOffSession,
   handoffNodes,
   type handoffScenes,
+  message,
   sealWaitsByHand,
   takeOverOn,
+  to,
   untilTailSealed,
   won,
 } from './handoff-support.js'
@@ -106,4 +108,19 @@ export function watcherOn(node: FakeNode): FakeSocket {
   const watcher = node.sockets.add('w')
   node.adapter.addAll('w', ['w', 'r'])
   return watcher
+}
+
+/** Asks room 'r' from `node` (event 'ask', `what` its argument): its count and replies, as they come. */
+export function askRoom(node: FakeNode, what: string) {
+  const asked: { count: number | undefined; replies: BroadcastReply[] } = { count: undefined, replies: [] }
+  node.adapter.broadcastWithAck(
+    message('ask', [what]),
+    to(['r']),
+    10_000,
+    (count) => {
+      asked.count = count
+    },
+    (reply) => asked.replies.push(reply),
+  )
+  return asked
 }

@@ -14,15 +14,13 @@ import {
   HeldInOrder,
   handedOffSession,
   handoffScenes,
-  message,
   proxiedTrio,
   repliesAs,
   sealWaitsByHand,
   takeOverOn,
-  to,
   won,
 } from './handoff-support.js'
-import { isTailRead, watcherOn } from './uncut-scene.js'
+import { askRoom, isTailRead, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -62,16 +60,7 @@ describe.skipIf(skipRedisSuites())('a question held for a socket joined without 
       await until(() => b.commands.some(isTailRead), 5000, 'the tail read sent')
 
       // Read on b after the join: held for s1 until its tail is read.
-      const asked = { count: undefined as number | undefined, replies: [] as BroadcastReply[] }
-      c.adapter.broadcastWithAck(
-        message('ask', ['q1']),
-        to(['r']),
-        10_000,
-        (count) => {
-          asked.count = count
-        },
-        (reply) => asked.replies.push(reply),
-      )
+      const asked = askRoom(c, 'q1')
       releaseB()
       await until(() => watcher.got.includes('q1'), 5000, 'the question read on b')
       await tailRead.runAll()
