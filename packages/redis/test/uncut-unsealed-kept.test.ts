@@ -7,31 +7,23 @@ import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { releaseAll } from '../../../test/support/release.js'
-import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
   HeldInOrder,
   handedOffSession,
   handoffScenes,
-  proxiedTrio,
   repliesAs,
-  sealWaitsByHand,
   takeOverOn,
   won,
 } from './handoff-support.js'
+import { proxiedScene } from './proxied-scene.js'
 import { askRoom, isTailRead, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
 describe.skipIf(skipRedisSuites())('a question held for a socket joined without a cut, then kept', () => {
-  it("is counted once, on the old node, when the claim's confirm finds the session kept", async () => {
-    const { redis, proxy, cluster } = await scene()
-    const aProxy = await startTcpProxy(redis.port)
-    const waits = sealWaitsByHand()
-    const releases: (() => void)[] = []
-    try {
-      const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy)
+  it("is counted once, on the old node, when the claim's confirm finds the session kept", () =>
+    proxiedScene(scene, {}, async ({ aProxy, proxy, a, b, c, waits, releases }) => {
       const sid = 'sid-uncut-unsealed-kept'
       await handedOffSession(a, sid)
       const kept = a.sockets.get('s1')
@@ -88,10 +80,5 @@ describe.skipIf(skipRedisSuites())('a question held for a socket joined without 
       )
       const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
       expect({ count: asked.count, values: values.sort() }).toEqual({ count: 2, values: ['a:s1', 'b:w'] })
-    } finally {
-      for (const release of releases) release()
-      waits.stop()
-      await releaseAll([() => cluster.close(), () => aProxy.close()])
-    }
-  })
+    }))
 })

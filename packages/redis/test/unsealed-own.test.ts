@@ -28,6 +28,7 @@ import {
   untilTailSealed,
   won,
 } from './handoff-support.js'
+import { proxiedScene } from './proxied-scene.js'
 
 const scene = handoffScenes()
 
@@ -134,18 +135,13 @@ describe.skipIf(skipRedisSuites())('a tail read before the old node sealed it', 
     }
   })
 
-  it("still delivers the old node's own broadcasts that its socket was left out of and had not taken back by the handoff", async () => {
+  it("still delivers the old node's own broadcasts that its socket was left out of and had not taken back by the handoff", () =>
     // c hands the session off to a, whose socket, joined before a's marker came back, stays
     // positioned past a0 (before that marker); a1, emitted then, is on its way to it when a hands
     // the session on to b. a's place for itself must stay below a1: counted from a's own count at
     // the handoff rather than from where its socket is positioned (`Cut.position`), it would hold
     // a1, and b would drop it though neither a snapshot nor a tail has it.
-    const { redis, proxy: bProxy, cluster } = await scene()
-    const aProxy = await startTcpProxy(redis.port)
-    const waits = sealWaitsByHand()
-    const releases: (() => void)[] = []
-    try {
-      const { a, b, c } = await proxiedTrio(cluster, aProxy, bProxy)
+    proxiedScene(scene, {}, async ({ cluster, aProxy, proxy: bProxy, a, b, c, waits, releases }) => {
       const sid = 'sid-owed'
       await handedOffSession(c, sid)
       const claimA = won(await a.adapter.claimSession(sid))
@@ -178,26 +174,16 @@ describe.skipIf(skipRedisSuites())('a tail read before the old node sealed it', 
       for (const release of releases.splice(0)) release()
       await reachesLive(c, 'c1', onB)
       expect([...tailA.tail.map(argOf), ...onA.got, ...onB.got]).toEqual(['a0', 'a1', 'c1'])
-    } finally {
-      for (const release of releases) release()
-      waits.stop()
-      await releaseAll([() => cluster.close(), () => aProxy.close()])
-    }
-  })
+    }))
 
-  it("still delivers the old node's own broadcast that its socket was left out of for a tail it had not read, and had not taken back by the handoff", async () => {
+  it("still delivers the old node's own broadcast that its socket was left out of for a tail it had not read, and had not taken back by the handoff", () =>
     // c hands the session off to b, which joins the socket before its marker came back, with
     // none of its own broadcasts on their way: the cut does not position it. b1, emitted right
     // after the join, before b read the tail, is left out all the same, for that tail
     // (`UncutSockets.leftOut`), and is on its way to the socket when b hands the session on to a.
     // b's place for itself must stay below b1: without `firstOwed` in `HandingOff.handOff` it
     // would hold b1, and a would drop it though neither a snapshot nor a tail has it.
-    const { redis, proxy: bProxy, cluster } = await scene()
-    const aProxy = await startTcpProxy(redis.port)
-    const waits = sealWaitsByHand()
-    const releases: (() => void)[] = []
-    try {
-      const { a, b, c } = await proxiedTrio(cluster, aProxy, bProxy)
+    proxiedScene(scene, {}, async ({ cluster, aProxy, proxy: bProxy, a, b, c, waits, releases }) => {
       const sid = 'sid-left-out'
       await handedOffSession(c, sid)
       const claimB = won(await b.adapter.claimSession(sid))
@@ -230,10 +216,5 @@ describe.skipIf(skipRedisSuites())('a tail read before the old node sealed it', 
       for (const release of releases.splice(0)) release()
       await reachesLive(c, 'c1', onA)
       expect([...onB.got, ...onA.got]).toEqual(['b1', 'c1'])
-    } finally {
-      for (const release of releases) release()
-      waits.stop()
-      await releaseAll([() => cluster.close(), () => aProxy.close()])
-    }
-  })
+    }))
 })
