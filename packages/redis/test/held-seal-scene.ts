@@ -210,3 +210,21 @@ export function registeredCopy() {
     },
   }
 }
+
+/**
+ * Each question of `asked` (with who sent it), once counted and all its replies in: counted 2,
+ * with the replies of a's s1 and s2 (see `claimedPastGiven`, both replying with `repliesAs`):
+ * the session kept on a counted once, with the reply it made there, and a's witness.
+ */
+export async function countedOnceOnA(asked: readonly (readonly [string, ReturnType<typeof ask>])[]) {
+  for (const [who, question] of asked) {
+    await until(
+      () => question.count !== undefined && question.replies.length >= question.count,
+      5000,
+      `the count and replies of ${who}'s question`,
+    )
+    expect({ who, count: question.count }).toEqual({ who, count: 2 })
+    const values = question.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
+    expect({ who, values: values.sort() }).toEqual({ who, values: ['a:s1', 'a:s2'] })
+  }
+}
