@@ -1,7 +1,7 @@
 // Redis adapters without servers, for the handoff tests: each node is a real RedisAdapter with
 // its own node-redis client, over a LocalSockets of fake sockets that record what reaches them.
 // A handed-off socket appends what it is given to its tail, as the server's drained session does.
-import { type PreparedEvent, prepareEvent, type WireValue } from '@parley/protocol'
+import { ErrorCode, ParleyError, type PreparedEvent, prepareEvent, type WireValue } from '@parley/protocol'
 import { type RedisAdapter, type RedisClient, redisAdapter } from '@parley/redis'
 import type {
   BroadcastMessage,
@@ -68,6 +68,30 @@ export function repliesAs(socket: FakeSocket, value: string): void {
   socket.deliverWithAck = (event, _timeout, settle) => {
     socket.deliver(event)
     settle({ ok: true, value })
+  }
+}
+
+/**
+ * A claimer's copy of socket s1 whose questions are registered, as the server's are: `drop`
+ * then removes it from `node`, as the server does when the old node kept the session, and
+ * fails them.
+ */
+export function registeredCopy() {
+  const registered: ((reply: BroadcastReply) => void)[] = []
+  return {
+    register(claimed: FakeSocket) {
+      claimed.deliverWithAck = (event, _timeout, settle) => {
+        claimed.deliver(event)
+        registered.push(settle)
+      }
+    },
+    drop(node: FakeNode, sid: string) {
+      node.sockets.sockets.delete('s1')
+      node.sockets.sessions.delete(sid)
+      node.adapter.delAll('s1')
+      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
+      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
+    },
   }
 }
 

@@ -5,7 +5,6 @@
 // probe that could prove `given` never ran is lost, so only that limit (or a's close) ends it.
 // The limit is the test's to run out (`markerLimitByHand`), once its scene is set: on a loaded
 // machine, 1 s could pass before the checks that the seal still waits.
-import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
 import { expect, onTestFinished, vi } from 'vitest'
 import { until, within } from '../../server/test/helpers.js'
@@ -186,29 +185,6 @@ export async function claimedPastGiven(a: FakeNode, b: FakeNode, sid: string, se
   setUp.claimed?.(claimed)
   const taking = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
   return { socket, witness, claim, claimed, taking, markerRan }
-}
-
-/**
- * b's copy of s1 (see `claimedPastGiven`) whose questions are registered, as the server's are:
- * `drop` then removes it, as the server does when the session is kept by a, and fails them.
- */
-export function registeredCopy() {
-  const registered: ((reply: BroadcastReply) => void)[] = []
-  return {
-    register(claimed: FakeSocket) {
-      claimed.deliverWithAck = (event, _timeout, settle) => {
-        claimed.deliver(event)
-        registered.push(settle)
-      }
-    },
-    drop(b: FakeNode, sid: string) {
-      b.sockets.sockets.delete('s1')
-      b.sockets.sessions.delete(sid)
-      b.adapter.delAll('s1')
-      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
-      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
-    },
-  }
 }
 
 /**

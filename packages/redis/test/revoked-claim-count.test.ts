@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { fakeClusterSuite, repliesAs } from './handoff-support.js'
-import { ask, claimedPastGiven, countedOnceOnA, registeredCopy } from './held-seal-scene.js'
+import { fakeClusterSuite, registeredCopy, repliesAs } from './handoff-support.js'
+import { ask, claimedPastGiven, countedOnceOnA } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())(
   'a broadcast with acks read past the marker of a claim then revoked',

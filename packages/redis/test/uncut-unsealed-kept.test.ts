@@ -3,8 +3,6 @@
 // claimer held for that socket until the read (see src/uncut-sockets.ts) is asked of it then,
 // but must not be counted: the old node asks the session, and counts it, and the server drops
 // the claimer's copy, whose reply fails.
-import { ErrorCode, ParleyError } from '@parley/protocol'
-import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -12,6 +10,7 @@ import {
   HeldInOrder,
   handedOffSession,
   handoffScenes,
+  registeredCopy,
   repliesAs,
   takeOverOn,
   won,
@@ -41,11 +40,8 @@ describe.skipIf(skipRedisSuites())('a question held for a socket joined without 
       repliesAs(watcher, 'b:w')
       const { taken, done } = takeOverOn(b, claim, sid)
       // The server's copy: its questions are registered, and fail when the server drops it.
-      const registered: ((reply: BroadcastReply) => void)[] = []
-      taken.deliverWithAck = (event, _timeout, settle) => {
-        taken.deliver(event)
-        registered.push(settle)
-      }
+      const copy = registeredCopy()
+      copy.register(taken)
       await until(() => waits.began === 1, 5000, "b's marker sent")
       // The wait for the seal runs out: b joins the socket without a cut and reads the tail.
       waits.runOut()
@@ -67,11 +63,7 @@ describe.skipIf(skipRedisSuites())('a question held for a socket joined without 
       for (const release of releases.splice(0)) release()
       expect(await within(claim.confirm!(), 5000, 'the confirm')).toBe('kept')
       // The server drops b's copy: what it was asked fails.
-      b.sockets.sockets.delete('s1')
-      b.sockets.sessions.delete(sid)
-      b.adapter.delAll('s1')
-      const dropped = new ParleyError(ErrorCode.DISCONNECTED, 'the socket has disconnected')
-      for (const settle of registered.splice(0)) settle({ ok: false, error: dropped })
+      copy.drop(b, sid)
 
       await until(
         () => asked.count !== undefined && asked.replies.length >= asked.count,
