@@ -4,14 +4,12 @@
 // other socket of the node, at its place: a question given up runs on every socket of its node
 // and misses only the other nodes, as a broadcast given up does. Asked of none, the session's
 // client would never answer, and the sender's count would leave it out as if it were elsewhere.
-import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
   argOf,
   dropConnection,
-  type FakeNode,
   fakeClusterSuite,
   HeldOnDroppedLink,
   message,
@@ -19,7 +17,7 @@ import {
   to,
   won,
 } from './handoff-support.js'
-import { markerRunOf } from './held-seal-scene.js'
+import { ask, markerRunOf } from './held-seal-scene.js'
 import { isProbe, isRequest } from './published.js'
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks given up and proved never run', () => {
@@ -45,7 +43,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks given up and proved ne
     // The link stalls from it on: what follows it waits behind it, unrun, and drops with it.
     new HeldOnDroppedLink(a!, isRequest)
     a!.lose = isProbe
-    const asked = ask(a!, 'asked')
+    const asked = ask(a!, 'asked', ['r'])
     await until(() => a!.adapter.stats.lostBroadcasts === 1, 3000, 'the question given up')
     // Lost with the connection, never run: the node works on its next one.
     await dropConnection(a!)
@@ -81,18 +79,3 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks given up and proved ne
     expect(asked.count).toBe(2)
   })
 })
-
-/** A broadcast with acks of `node` to room 'r': its count and replies. */
-function ask(node: FakeNode, text: string) {
-  const asked: { count: number | undefined; replies: BroadcastReply[] } = { count: undefined, replies: [] }
-  node.adapter.broadcastWithAck(
-    message('asked', [text]),
-    to(['r']),
-    5000,
-    (count) => {
-      asked.count = count
-    },
-    (reply) => asked.replies.push(reply),
-  )
-  return asked
-}
