@@ -4,28 +4,12 @@
 // with the broadcasts kept aside for it, when the server gives the write up and the session
 // stays; asked into its tail when the seal goes, unless the claimer asks it (read past the
 // marker). Each asked once, and counted once by its sender.
-import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { unheard } from '../../../test/support/unheard.js'
 import { until, within } from '../../server/test/helpers.js'
-import { argOf, type FakeNode, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
-import { givenUpNeverRun, markerLimitByHand, markerRunOf } from './held-seal-scene.js'
-
-/** A broadcast with acks of `node` to `rooms` (`local`: this node's sockets alone): its count and replies. */
-function ask(node: FakeNode, text: string, rooms: string[], local = false) {
-  const asked: { count: number | undefined; replies: BroadcastReply[] } = { count: undefined, replies: [] }
-  node.adapter.broadcastWithAck(
-    message('asked', [text]),
-    to(rooms, local),
-    5000,
-    (count) => {
-      asked.count = count
-    },
-    (reply) => asked.replies.push(reply),
-  )
-  return asked
-}
+import { argOf, fakeClusterSuite, message, snapshotOf, to, won } from './handoff-support.js'
+import { answeredByTwo, ask, givenUpNeverRun, markerLimitByHand, markerRunOf } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at a claim marker', () => {
   const suite = fakeClusterSuite()
@@ -90,21 +74,10 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     // Each sender counts it once: c's question and a's own a's two sockets (b asked its copy,
     // joined at the marker, but the session is a's: b counts none), a's local one a's two;
     // every one replied.
-    await until(
-      () => fromC.count !== undefined && fromC.replies.length === 2,
-      3000,
-      "the count and replies of c's question",
-    )
-    expect(fromC.count).toBe(2)
+    await answeredByTwo(fromC, "the count and replies of c's question")
     expect(claimed.got).toContain('from-c')
-    await until(() => local.replies.length === 2, 3000, "the replies to a's local question")
-    expect(local.count).toBe(2)
-    await until(
-      () => own.count !== undefined && own.replies.length === 2,
-      3000,
-      "the count and replies of a's own question",
-    )
-    expect(own.count).toBe(2)
+    await answeredByTwo(local, "the replies to a's local question")
+    await answeredByTwo(own, "the count and replies of a's own question")
     expect([...fromC.replies, ...local.replies, ...own.replies].every((reply) => reply.ok)).toBe(true)
   })
 
@@ -123,20 +96,9 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     expect(got).toEqual(['given', 'local'])
     await until(() => claimed.got.includes('own'), 3000, "a's own question asked on b")
     expect(claimed.got).toContain('from-c')
-    await until(
-      () => own.count !== undefined && own.replies.length === 2,
-      3000,
-      "the count and replies of a's own question",
-    )
-    expect(own.count).toBe(2)
-    await until(() => local.replies.length === 2, 3000, "the replies to a's local question")
-    expect(local.count).toBe(2)
-    await until(
-      () => fromC.count !== undefined && fromC.replies.length === 2,
-      3000,
-      "the count and replies of c's question",
-    )
-    expect(fromC.count).toBe(2)
+    await answeredByTwo(own, "the count and replies of a's own question")
+    await answeredByTwo(local, "the replies to a's local question")
+    await answeredByTwo(fromC, "the count and replies of c's question")
   })
 
   it('loses only what a socket throws at when the session stays, and every sender gets its count', async () => {
@@ -158,26 +120,11 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
       await until(() => got.length >= 3, 3000, `what the socket got (got ${JSON.stringify(got)})`)
       expect(got).toEqual(['given', 'from-c', 'own'])
       // The one that threw is counted, and its reply fails; the others' come as before.
-      await until(
-        () => local.count !== undefined && local.replies.length === 2,
-        3000,
-        "a's local question settled",
-      )
-      expect(local.count).toBe(2)
+      await answeredByTwo(local, "a's local question settled")
       expect(local.replies.filter((reply) => !reply.ok)).toHaveLength(1)
       // Once each: the claimer's copy, dropped, is not counted (see revoked-claim-count.test.ts).
-      await until(
-        () => fromC.count !== undefined && fromC.replies.length === 2,
-        3000,
-        "the count and replies of c's question",
-      )
-      expect(fromC.count).toBe(2)
-      await until(
-        () => own.count !== undefined && own.replies.length === 2,
-        3000,
-        "the count and replies of a's own question",
-      )
-      expect(own.count).toBe(2)
+      await answeredByTwo(fromC, "the count and replies of c's question")
+      await answeredByTwo(own, "the count and replies of a's own question")
     })
     expect(left).toEqual([])
     expect(a.warnings.filter((line) => line.includes('kept aside'))).not.toHaveLength(0)
@@ -198,12 +145,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
       await within(taking, 5000, 'the claim answered')
       expect(got).toEqual(['given'])
       await until(() => claimed.got.includes('own'), 3000, "a's own question asked on b")
-      await until(
-        () => local.count !== undefined && local.replies.length === 2,
-        3000,
-        "a's local question settled",
-      )
-      expect(local.count).toBe(2)
+      await answeredByTwo(local, "a's local question settled")
       expect(local.replies.filter((reply) => !reply.ok)).toHaveLength(1)
       await until(() => own.replies.length === 2 && fromC.replies.length === 2, 3000, 'the other replies')
       expect([own.count, fromC.count]).toEqual([2, 2])
@@ -226,7 +168,6 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks while a seal waits at 
     ask(a, 'own', ['r'])
     await within(taking, 5000, 'the claim answered')
     expect(got).toEqual(['given', 'plain-local', 'local', 'never-sent'])
-    await until(() => local.replies.length === 2, 3000, "the replies to a's local question")
-    expect(local.count).toBe(2)
+    await answeredByTwo(local, "the replies to a's local question")
   })
 })

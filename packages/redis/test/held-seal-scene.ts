@@ -90,6 +90,12 @@ export function ask(node: FakeNode, text: string, rooms: string[], local = false
   return asked
 }
 
+/** Waits for `asked`'s count and two replies (a's two sockets, in these scenes), and checks the count. */
+export async function answeredByTwo(asked: ReturnType<typeof ask>, what: string): Promise<void> {
+  await until(() => asked.count !== undefined && asked.replies.length === 2, 3000, what)
+  expect(asked.count).toBe(2)
+}
+
 /**
  * The scene above on `cluster` (a with `requestTimeout` 300, to give `given` up soon), the seal's
  * limit run out by hand (`limit.runOut()`, see `markerLimitByHand`). `behind`
