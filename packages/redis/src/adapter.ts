@@ -698,8 +698,13 @@ export class RedisAdapter implements Adapter {
     this.#broadcasts.endSettles()
     this.#nodesListeners.close()
     this.#readiness.closed()
+    // A count held for a takeover's read or confirm (see `UnreadTakeovers.unconfirmed`) is given
+    // now, before the cancel below settles this node's questions: a question's count of the
+    // sockets asked at emit waits for it, and settled first, it would count none of them, their
+    // replies coming after the total.
+    this.#unread.close()
     this.#pending.cancel()
-    // A count held for a takeover's confirm (see `UnreadTakeovers.unconfirmed`) is given now.
+    // And one a takeover that the cancel ended joins now.
     this.#unread.close()
     this.#destroySubscriber()
     // An UNDO that still waits for the server's word on its session (see
