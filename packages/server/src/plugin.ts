@@ -103,7 +103,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // closed by the onClose hook that `mount` adds before anything else, which the
     // application's close runs.
     made?.remove()
-    upgrades?.release(true)
+    upgrades?.release()
     throw err
   }
   if (upgrades) app.addHook('onClose', async () => upgrades.release())

@@ -53,8 +53,11 @@ interface Instance {
   readonly holders: Map<string, Set<(sid: string) => boolean>>
   /**
    * Its mount bases (as in `bases`) that an instance registered since claimed, with the claims
-   * that did: the server's requests there may go to that one from then on, even once it has
-   * closed in its turn; not when its registration failed (see `UpgradeClaim.release`).
+   * that did and have not given the path back: the server's requests there may go to that one
+   * from then on. Not once it has closed in its turn, or its registration failed (see
+   * `UpgradeClaim.release`): the server's handler may still give that one the path's requests,
+   * and a closed Fastify answers them its bare 503, where this one's coded answers tell the
+   * client what to do.
    */
   readonly succeeded: Map<string, Set<object>>
 }
@@ -80,9 +83,10 @@ export interface UpgradeClaim {
   closing(): void
   /**
    * Whether an instance registered on the server since this one began to close mounts Parley at
-   * its path, or did (closing in its turn, or closed: the server's request handler may still give
-   * it the path's requests): the new clients there are that one's, and this closing mount point
-   * answers its own sessions' requests itself, whatever Fastify lets through.
+   * its path (open, or closing in its turn): the new clients there are that one's, and this
+   * closing mount point answers its own sessions' requests itself, whatever Fastify lets through.
+   * Not once every such instance has closed: this one is the last at its path then, and answers
+   * its requests as if none had come.
    */
   succeeded(): boolean
   /** Tells the claim how its mount point knows its own sessions (see `heldElsewhere`). */
@@ -93,10 +97,10 @@ export interface UpgradeClaim {
    */
   heldElsewhere(sid: string): boolean
   /**
-   * Gives the path back, at the instance's close or a failed registration (`failed`: then the
-   * closing instances it would have succeeded are as if it never came); once is enough.
+   * Gives the path back, at the instance's close or a failed registration: the closing instances
+   * it succeeded are then as if it had never come; once is enough.
    */
-  release(failed?: boolean): void
+  release(): void
 }
 
 /**
@@ -179,11 +183,11 @@ export function claimUpgrades(
       }
       return false
     },
-    release(failed = false) {
+    release() {
       if (released) return
       released = true
       // An emptied set stays in its instance's map, read as none: it goes with that instance.
-      if (failed) for (const claims of succeeding) claims.delete(claim)
+      for (const claims of succeeding) claims.delete(claim)
       if (holds) {
         const holders = instance.holders.get(full)
         holders?.delete(holds)
