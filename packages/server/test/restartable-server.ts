@@ -42,8 +42,15 @@ export async function restartableServer(return503OnClosing: boolean) {
     server: server as Server,
     port,
     clients,
-    /** A Fastify instance on the server, Parley at `/a` answering `where` with `name`. */
-    async make(name: string, onConnection?: (socket: ServerSocket) => void) {
+    /**
+     * A Fastify instance on the server, Parley at `/a` answering `where` with `name`; `setup` runs
+     * once Parley is registered, before the instance is ready (a hook of the application's).
+     */
+    async make(
+      name: string,
+      onConnection?: (socket: ServerSocket) => void,
+      setup?: (app: FastifyInstance) => void,
+    ) {
       let given: Handler | undefined
       const app = Fastify({
         forceCloseConnections: true,
@@ -60,6 +67,7 @@ export async function restartableServer(return503OnClosing: boolean) {
         socket.on('where', (ack: (where: string) => void) => ack(name))
         onConnection?.(socket)
       })
+      setup?.(app)
       await app.ready()
       return app
     },

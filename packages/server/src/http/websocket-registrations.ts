@@ -221,16 +221,23 @@ function listen(server: object): Upgrades {
 /**
  * The instance whose router reads `url`'s path as the WebSocket route of one of its mount points;
  * else the one whose mount base is the longest one that path lies under, as its router reads both;
- * with none, the first instance to claim the server (the first still open), whose router answers the upgrade (its 404,
+ * with none, the first instance to claim the server (the first still open, else the newest
+ * closing one), whose router answers the upgrade (its 404,
  * or a WebSocket route of the application's in a context where Parley's registration is seen).
  * Each instance reads the path by its own router's options, as Fastify would route it there: one
  * that ignores letter case reads `/B/ws` as `/b/ws`, where another reads it as written, and
  * `/b/ws/` is the route `/b/ws` only where trailing slashes are ignored. An instance still open
- * comes before a closing one at the same path: its successor, which takes the new upgrades.
+ * comes before a closing one at the same path: its successor, which takes the new upgrades. Among
+ * closing ones, the newest comes first: restarted twice while the first still closes, the second
+ * closes in its turn, and is the one least far in its close (its route may still take the
+ * upgrade, where the first one's Parley may have closed). Which closing one holds a session an
+ * upgrade resumes, only its HELLO says: each closing one answers that HELLO alike.
  */
 function instanceAt(instances: Map<object, Instance>, url: string): Instance | undefined {
-  // Stable: in the order they claimed the server, the open ones first.
-  const ordered = [...instances.values()].sort((a, b) => Number(a.closing) - Number(b.closing))
+  // In the order they claimed the server, the open ones first, then the closing ones, the last
+  // to claim first.
+  const all = [...instances.values()]
+  const ordered = [...all.filter((each) => !each.closing), ...all.filter((each) => each.closing).reverse()]
   let found: Instance | undefined
   let longest = -1
   for (const instance of ordered) {
