@@ -4,14 +4,8 @@ import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
-import {
-  DEFAULT_READING,
-  originForm,
-  queryStart,
-  type RouterReading,
-  routedPath,
-  routePath,
-} from './request-target.js'
+import { DEFAULT_READING, originForm, queryStart, type RouterReading, routedPath } from './request-target.js'
+import { type RouteMatch, routeMatch } from './route-match.js'
 import { type UpgradeSettings, upgradeRefusal } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
@@ -186,7 +180,7 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * the session: see `ClosingVerdict`). Never anything the routes would not say.
  */
 export class ClosingAnswers {
-  #pathsMade: ReadonlyMap<string, TransportName> | undefined
+  #pathsMade: readonly (readonly [RouteMatch, TransportName])[] | undefined
   readonly #transports: readonly TransportName[]
   readonly #originOf: (request: EndpointRequest) => OriginVerdict
   readonly #maxPayload: number
@@ -227,13 +221,14 @@ export class ClosingAnswers {
   }
 
   /**
-   * The endpoints' paths as the router keeps them, which a request's path is read against (see
+   * The endpoints' paths as the router matches them, which a request's path is read against (see
    * `judge`): in lower case for one that ignores letter case, say, but an escape in the prefix as
-   * written. Made at the first request judged, after the router's reading is settled.
+   * written, and a prefix's parameter (`/:tenant`) any segment. Made at the first request judged,
+   * after the router's reading is settled.
    */
-  get #paths(): ReadonlyMap<string, TransportName> {
-    this.#pathsMade ??= new Map(
-      this.#endpoints.map(([path, kind]) => [routePath(path, this.#router.rules), kind]),
+  get #paths(): readonly (readonly [RouteMatch, TransportName])[] {
+    this.#pathsMade ??= this.#endpoints.map(
+      ([path, kind]) => [routeMatch(path, this.#router.rules), kind] as const,
     )
     return this.#pathsMade
   }
@@ -248,7 +243,7 @@ export class ClosingAnswers {
     const url = originForm(request.url)
     const queryAt = queryStart(url, this.#router.semicolon)
     const path = routedPath(queryAt < 0 ? url : url.slice(0, queryAt), this.#router.rules)
-    const kind = path === undefined ? undefined : this.#paths.get(path)
+    const kind = path === undefined ? undefined : this.#paths.find(([route]) => route.is(path))?.[1]
     if (kind === undefined) return undefined
     const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
     const method = request.method ?? ''

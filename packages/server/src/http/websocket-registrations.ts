@@ -3,14 +3,8 @@ import { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { ParleyOptionError } from '../options.js'
 import { prefixedBase } from '../transports/registry.js'
-import {
-  DEFAULT_READING,
-  originForm,
-  queryStart,
-  type RouterReading,
-  routedPath,
-  routePath,
-} from './request-target.js'
+import { DEFAULT_READING, originForm, queryStart, type RouterReading, routedPath } from './request-target.js'
+import { routeMatch } from './route-match.js'
 import { takeOff } from './takeovers.js'
 
 /**
@@ -245,10 +239,11 @@ function instanceAt(instances: Map<object, Instance>, url: string): Instance | u
     // A path its router refuses (an escape that decodes to no UTF-8) is not its to answer.
     if (path === undefined) continue
     for (const written of instance.bases.keys()) {
-      // As its router keeps its routes: an escape in a prefix is not decoded there.
-      const base = routePath(written, instance.router.rules)
-      if (path === `${base}/ws`) return instance
-      if (base.length > longest && under(path, base)) {
+      // As its router matches its routes: an escape in a prefix is not decoded there, and a
+      // parameter of a prefix (`/:tenant`) is any segment.
+      if (routeMatch(`${written}/ws`, instance.router.rules).is(path)) return instance
+      const base = routeMatch(written, instance.router.rules)
+      if (base.length > longest && base.covers(path)) {
         found = instance
         longest = base.length
       }
@@ -265,10 +260,6 @@ function pathOf(url: string, router: Readonly<RouterReading>): string | undefine
   const target = originForm(url)
   const query = queryStart(target, router.semicolon)
   return routedPath(query < 0 ? target : target.slice(0, query), router.rules)
-}
-
-function under(path: string, base: string): boolean {
-  return path === base || path.startsWith(`${base}/`)
 }
 
 /** Whether an upgrade at `base` could reach `instance` as well as the mount point claiming it. */

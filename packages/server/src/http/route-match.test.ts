@@ -1,0 +1,45 @@
+import { describe, expect, it } from 'vitest'
+import { LITERAL_PATHS } from './request-target.js'
+import { routeMatch } from './route-match.js'
+
+describe('routeMatch', () => {
+  it('matches a path without parameters as written, and what lies under it', () => {
+    const route = routeMatch('/api/parley', LITERAL_PATHS)
+    expect([route.is('/api/parley'), route.is('/api/parley/poll'), route.is('/api/parle')]).toEqual([
+      true,
+      false,
+      false,
+    ])
+    expect([route.covers('/api/parley/poll'), route.covers('/api/parleyx')]).toEqual([true, false])
+  })
+
+  it('matches a whole-segment parameter with any one segment', () => {
+    const route = routeMatch('/:tenant/parley/poll', LITERAL_PATHS)
+    expect(['/t1/parley/poll', '/a.b-c/parley/poll'].map((path) => route.is(path))).toEqual([true, true])
+    expect(
+      ['//parley/poll', '/t1/x/parley/poll', '/parley/poll', '/t1/parley/poll/'].map((path) =>
+        route.is(path),
+      ),
+    ).toEqual([false, false, false, false])
+    expect(routeMatch('/:tenant/parley', LITERAL_PATHS).covers('/t1/parley/ws')).toBe(true)
+  })
+
+  it("reads the static segments around it by the router's rules", () => {
+    const route = routeMatch('/:tenant/Parley/poll', {
+      anyCase: true,
+      duplicateSlashes: false,
+      trailingSlash: false,
+    })
+    // A path is lower-cased before it is matched, as `routedPath` reads it.
+    expect(route.is('/t1/parley/poll')).toBe(true)
+    expect(routeMatch('/:tenant/b::c', LITERAL_PATHS).is('/t1/b:c')).toBe(true)
+    expect(routeMatch('/:tenant/100%', LITERAL_PATHS).is('/t1/100%25')).toBe(true)
+  })
+
+  it('matches any other parameter or a wildcard as written: only the router reads them', () => {
+    for (const written of ['/t-:id/parley', '/:id(^\\d+)/parley', '/*/parley', '/:tenant/:a-:b']) {
+      expect(routeMatch(written, LITERAL_PATHS).is(written)).toBe(true)
+    }
+    expect(routeMatch('/t-:id/parley', LITERAL_PATHS).is('/t-1/parley')).toBe(false)
+  })
+})

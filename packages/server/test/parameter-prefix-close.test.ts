@@ -1,0 +1,104 @@
+// Parley in a Fastify context whose prefix has a parameter (`/:tenant`), while the instance
+// closes: the endpoints' requests get Parley's answers at every tenant's URL, as under a prefix
+// without one, not Fastify's bare 503 (no code, and unreadable to a page on another origin).
+
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { connect } from '@parley/client'
+import parley, { type ParleyServer } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { holding } from './held-events.js'
+import { until, within } from './helpers.js'
+import { exchange } from './http-exchange.js'
+import { upgradeStatus } from './upgrade-status.js'
+
+const teardown: (() => Promise<void> | void)[] = []
+
+afterEach(async () => {
+  for (const step of teardown.splice(0).reverse()) await step()
+})
+
+/**
+ * Parley at `/parley` under the prefix `/:tenant`, with a polling client of the tenant `t1`
+ * connected, its event holding the instance's close, which has begun.
+ */
+async function closingUnderParameter() {
+  const app: FastifyInstance = Fastify({ forceCloseConnections: true })
+  const hold = holding()
+  let server: ParleyServer | undefined
+  await app.register(
+    async (tenant) => {
+      await tenant.register(parley, {})
+      tenant.parley.on('connection', hold.onConnection)
+      server = tenant.parley
+    },
+    { prefix: '/:tenant' },
+  )
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const client = connect(`http://127.0.0.1:${port}/t1/parley`, {
+    transports: ['polling'],
+    reconnection: false,
+  })
+  teardown.push(async () => {
+    client.disconnect()
+    hold.release()
+    await app.close()
+  })
+  await within(
+    new Promise<void>((resolve) => client.once('connect', () => resolve())),
+    5000,
+    'the client to connect',
+  )
+  client.emit('hold' as never)
+  await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+  void app.close()
+  await until(() => server?.closing === true, 5000, 'the instance to begin its close')
+  return { port, client, server: app.server, release: hold.release }
+}
+
+describe('Parley under a Fastify prefix with a parameter, while the instance closes', () => {
+  it.each([
+    [
+      'a GET of a session it does not hold',
+      'GET',
+      '/t2/parley/poll?v=1&sid=nosuch',
+      '',
+      503,
+      'PARLEY_SERVER_SHUTTING_DOWN',
+    ],
+    ['a handshake', 'POST', '/t2/parley/poll?v=1', '[8,{}]', 503, 'PARLEY_SERVER_SHUTTING_DOWN'],
+    ['another protocol version', 'GET', '/t1/parley/sse?v=2&sid=x', '', 400, 'PARLEY_UNSUPPORTED_VERSION'],
+    ['a GET without sid', 'GET', '/t1/parley/poll?v=1', '', 400, 'PARLEY_BAD_REQUEST'],
+  ])('answers %s as the endpoints do', async (_, method, target, body, status, code) => {
+    const { port } = await closingUnderParameter()
+    const answer = await exchange(
+      `http://127.0.0.1:${port}${target}`,
+      method,
+      { 'content-type': 'text/plain' },
+      body,
+    )
+    expect({ status: answer.status, code: answer.body.code }).toEqual({ status, code })
+  })
+
+  it('takes a WebSocket upgrade as the route does while it drains', async () => {
+    const { port } = await closingUnderParameter()
+    expect(await upgradeStatus(`ws://127.0.0.1:${port}/t3/parley/ws?v=1`)).toBe(101)
+  })
+
+  it("hears a live session's POST, and hands its client the CLOSE 'server shutdown'", async () => {
+    const { client, server, release } = await closingUnderParameter()
+    const reason = new Promise<string>((resolve) => client.once('disconnect', resolve))
+    const posts: number[] = []
+    server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'POST') res.once('close', () => posts.push(res.statusCode))
+    })
+    // Its POST is heard as on the route: refused, it would fail the client's transport before
+    // the CLOSE its next poll gets.
+    client.emit('late' as never)
+    await until(() => posts.length === 1, 5000, "the client's POST to be answered")
+    expect(posts).toEqual([204])
+    release()
+    expect(await within(reason, 5000, 'the client to end')).toBe('server shutdown')
+  })
+})
