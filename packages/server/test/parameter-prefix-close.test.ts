@@ -1,14 +1,15 @@
 // Parley in a Fastify context whose prefix has a parameter (`/:tenant`), while the instance
 // closes: the endpoints' requests get Parley's answers at every tenant's URL, as under a prefix
-// without one, not Fastify's bare 503 (no code, and unreadable to a page on another origin).
+// without one, not Fastify's bare 503 (no code, and unreadable to a page on another origin); and
+// with an instance restarted there meanwhile, the old one still answers its own sessions.
 
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { connect } from '@parley/client'
 import parley, { type ParleyServer } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { holding } from './held-events.js'
-import { until, within } from './helpers.js'
+import { closeApp, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
 import { upgradeStatus } from './upgrade-status.js'
 
@@ -100,5 +101,101 @@ describe('Parley under a Fastify prefix with a parameter, while the instance clo
     expect(posts).toEqual([204])
     release()
     expect(await within(reason, 5000, 'the client to end')).toBe('server shutdown')
+  })
+})
+
+/**
+ * One HTTP server kept across restarts (serverFactory), its requests sent to the instance made
+ * current, each instance with Parley at `/parley` under the prefix `/:tenant`.
+ */
+async function restartableUnderParameter() {
+  const server = createServer()
+  let current: ((req: IncomingMessage, res: ServerResponse) => void) | undefined
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => current?.(req, res))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  const apps: FastifyInstance[] = []
+  teardown.push(async () => {
+    for (const app of apps) await closeApp(app)
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return {
+    server,
+    port,
+    /** A new instance on the server, its sockets' events held as `hold` says. */
+    async make(hold?: ReturnType<typeof holding>) {
+      let given: typeof current
+      const app = Fastify({
+        forceCloseConnections: true,
+        serverFactory: (handler) => {
+          given = handler
+          return server
+        },
+      })
+      apps.push(app)
+      let made: ParleyServer | undefined
+      await app.register(
+        async (tenant) => {
+          await tenant.register(parley, {})
+          if (hold) tenant.parley.on('connection', hold.onConnection)
+          made = tenant.parley
+        },
+        { prefix: '/:tenant' },
+      )
+      await app.ready()
+      return {
+        app,
+        parley: made!,
+        serve: () => {
+          current = given
+        },
+      }
+    },
+  }
+}
+
+describe('an instance restarted under a prefix with a parameter while the old one closes', () => {
+  it("leaves the old one's session its own answers: its POST heard, its CLOSE 'server shutdown'", async () => {
+    const shared = await restartableUnderParameter()
+    const hold = holding()
+    const old = await shared.make(hold)
+    old.serve()
+    const client = connect(`http://127.0.0.1:${shared.port}/t1/parley`, {
+      transports: ['polling'],
+      reconnection: false,
+    })
+    teardown.push(() => void client.disconnect())
+    await within(
+      new Promise<void>((resolve) => client.once('connect', () => resolve())),
+      5000,
+      'the client to connect',
+    )
+    const reason = new Promise<string>((resolve) => client.once('disconnect', resolve))
+    client.emit('hold' as never)
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = old.app.close()
+    teardown.push(async () => {
+      hold.release()
+      await closing
+    })
+    await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+    const restarted = await shared.make()
+    restarted.serve()
+
+    const posts: number[] = []
+    shared.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+      if (req.method === 'POST' && req.url?.includes('sid='))
+        res.once('close', () => posts.push(res.statusCode))
+    })
+    // The new one, which never held the session, would refuse the POST PARLEY_UNKNOWN_SESSION,
+    // and its client would start a new session there without the old one's CLOSE.
+    client.emit('late' as never)
+    await until(() => posts.length === 1, 5000, "the client's POST to be answered")
+    expect(posts).toEqual([204])
+    hold.release()
+    await within(closing, 5000, 'the old instance to close')
+    expect(await within(reason, 5000, 'the client to end')).toBe('server shutdown')
+    expect(restarted.parley.sockets.size).toBe(0)
   })
 })
