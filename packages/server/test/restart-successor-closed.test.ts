@@ -43,6 +43,8 @@ describe('an instance closing at a path whose successor has closed already', () 
     })
   })
 
+  // What the client does with it: tries again later. The Node client reads Fastify's bare 503 so
+  // too (a page on another origin cannot read it, and takes it for a failed transport).
   it('has a new client read that the server is shutting down', async () => {
     const shared = await successorClosed()
     for (const transport of ['websocket', 'sse', 'polling'] as const) {
