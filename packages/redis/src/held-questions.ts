@@ -3,6 +3,7 @@
 // held, and a question asked at once would reach the session ahead of that; once read, the
 // tail's places say which questions it asked already.
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import { EarlyReplies } from './early-replies.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { UncutSockets } from './uncut-sockets.js'
 import { heldUntilRead, type UnreadTakeovers } from './unread-takeovers.js'
@@ -75,19 +76,11 @@ export function askHolding(
   let open = 2
   // Replies before the count (a volatile emit dropped at once, a socket asked while others wait
   // for their tail) wait for it.
-  let early: BroadcastReply[] | undefined = []
-  const replyInOrder = (made: BroadcastReply) => {
-    if (early) early.push(made)
-    else reply(made)
-  }
-  let expected = false
+  const early = new EarlyReplies(reply)
+  const replyInOrder = early.take
   const settled = () => {
-    if (open > 0 || expected) return
-    expected = true
-    expect(count)
-    const replies = early ?? []
-    early = undefined
-    for (const made of replies) reply(made)
+    if (open > 0) return
+    early.release(() => expect(count))
   }
   parts.ask(
     message,

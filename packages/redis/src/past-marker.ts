@@ -14,6 +14,7 @@ import type {
 } from '@parley/server'
 import { askEach } from './ask-each.js'
 import { lostAtSeal } from './at-seal.js'
+import { EarlyReplies } from './early-replies.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
@@ -175,11 +176,8 @@ export class PastMarkerSockets {
       return
     }
     let count = 0
-    let early: BroadcastReply[] | undefined = []
-    const replyInOrder = (made: BroadcastReply) => {
-      if (early) early.push(made)
-      else reply(made)
-    }
+    const early = new EarlyReplies(reply)
+    const replyInOrder = early.take
     askEach(
       this.#memory,
       this.#sockets,
@@ -197,10 +195,8 @@ export class PastMarkerSockets {
     // asks before the count is given.
     let open = 1
     const settled = () => {
-      if (--open > 0 || !early) return
-      expect(count)
-      for (const made of early.splice(0)) reply(made)
-      early = undefined
+      if (--open > 0) return
+      early.release(() => expect(count))
     }
     for (const [id, past] of this.#byId) {
       if (!matches(past.rooms, options) || (only && !only(id))) continue

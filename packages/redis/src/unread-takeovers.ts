@@ -6,6 +6,7 @@
 // replies wait for the read: kept elsewhere, it is not counted here, the old node answering
 // for it; taken over, it counts as any socket.
 import type { BroadcastReply } from '@parley/server'
+import { EarlyReplies } from './early-replies.js'
 import type { AskWithAck } from './held-questions.js'
 
 /** The sockets joined by a takeover whose tail is not read yet, by id (see the top of this file). */
@@ -86,16 +87,11 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
     // Open until each is counted: the others' count, each held socket's count and its read,
     // and this call itself, so that none is given before all of them are open.
     let open = 2
-    let early: BroadcastReply[] | undefined = []
-    const replyInOrder = (made: BroadcastReply) => {
-      if (early) early.push(made)
-      else reply(made)
-    }
+    const early = new EarlyReplies(reply)
+    const replyInOrder = early.take
     const settled = () => {
-      if (--open > 0 || !early) return
-      expect(count)
-      for (const made of early.splice(0)) reply(made)
-      early = undefined
+      if (--open > 0) return
+      early.release(() => expect(count))
     }
     ask(
       message,

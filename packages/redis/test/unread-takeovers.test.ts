@@ -134,4 +134,27 @@ describe('a question asked of a socket whose takeover has not read its tail', ()
     expect(seen).toEqual(['count 2'])
     expect(unread.empty).toBe(true)
   })
+
+  it('passes on a reply made while the held ones are passed on, behind them', () => {
+    const script = scripted(['taken', 'first', 'second'])
+    const unread = new UnreadTakeovers()
+    unread.joined('taken')
+    const seen: unknown[] = []
+    askCountingTakeovers(script.ask, unread)(
+      message('asked', []),
+      to(['r']),
+      5000,
+      (count) => seen.push(`count ${count}`),
+      (made) => {
+        seen.push(made.ok ? made.value : 'failed')
+        // Its taker makes another socket reply at once (a socket failed as the first is taken).
+        if (made.ok && made.value === 'first') script.reply('second')
+      },
+      undefined,
+      true,
+    )
+    script.reply('first')
+    unread.read('taken', false)
+    expect(seen).toEqual(['count 3', 'first', 'second'])
+  })
 })
