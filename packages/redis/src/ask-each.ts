@@ -8,6 +8,7 @@ import type {
   BroadcastMessage,
   BroadcastOptions,
   BroadcastReply,
+  LocalSocket,
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
@@ -27,27 +28,30 @@ export function askEach(
   only?: (id: string) => boolean,
 ): void {
   // The sockets it reaches (its rooms, `except`, then `only`, once each), as the memory adapter
-  // finds them; collected there and asked here, where a throw ends no loop.
-  const ids: string[] = []
+  // finds them; collected there and asked here, where a throw ends no loop. As there, an id
+  // still in a room whose socket is no longer on this node is not counted: its sender would
+  // count a socket the message never reached, and hear it failed. One that leaves while the
+  // others are asked is counted, and its own `deliverWithAck` fails its reply, as there too.
+  const found: LocalSocket[] = []
   memory.broadcast(message, options, (id) => {
-    if (!only || only(id)) ids.push(id)
+    if (only && !only(id)) return false
+    const socket = sockets.get(id)
+    if (socket) found.push(socket)
     return false
   })
-  expect(ids.length)
-  if (ids.length === 0) return
+  expect(found.length)
+  if (found.length === 0) return
   const event = message.prepared()
-  for (const id of ids) {
+  for (const socket of found) {
     // Its question may be registered before it throws, and settled there too (see reply-once.ts).
     const once = replyOnce(reply)
     try {
-      const socket = sockets.get(id)
-      if (!socket) throw new Error('the socket is gone')
       socket.deliverWithAck(event, timeout, once, options.volatile)
     } catch (err) {
       warnings.warn(
         'ask-delivery',
         'a broadcast with acks failed at its delivery to a socket, and is lost to its session',
-        { err, event: message.name, socket: id },
+        { err, event: message.name, socket: socket.id },
       )
       once(disconnected())
     }
