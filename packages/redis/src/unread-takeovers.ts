@@ -15,6 +15,11 @@ export class UnreadTakeovers {
   readonly #waiting = new Map<string, ((kept: boolean) => void)[]>()
   /** By socket id: the bound on the wait for the confirm of a tail read unsealed (see `unconfirmed`). */
   readonly #unconfirmed = new Map<string, ReturnType<typeof setTimeout>>()
+  /**
+   * Set by `close`: a takeover still under way then joins its socket after it, and nothing would
+   * read or confirm its tail any more, nor end the bound of that wait.
+   */
+  #closed = false
 
   get empty(): boolean {
     return this.#waiting.size === 0
@@ -26,6 +31,8 @@ export class UnreadTakeovers {
 
   /** A takeover joins socket `id`, its tail still to be read. */
   joined(id: string): void {
+    // After the close, the socket counts as any at once (see `close`).
+    if (this.#closed) return
     if (!this.#waiting.has(id)) this.#waiting.set(id, [])
   }
 
@@ -56,8 +63,12 @@ export class UnreadTakeovers {
     this.#unconfirmed.set(id, bound)
   }
 
-  /** The adapter closes: nothing more is read or confirmed, and every socket counts as any. */
+  /**
+   * The adapter closes: nothing more is read or confirmed, and every socket counts as any, those
+   * joined later too; no bound outlives it.
+   */
   close(): void {
+    this.#closed = true
     for (const id of [...this.#waiting.keys()]) this.read(id, false)
   }
 

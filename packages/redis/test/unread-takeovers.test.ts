@@ -3,7 +3,7 @@
 // the count. The orders the two-node test cannot pick (a reply after the read, a count of the
 // other sockets that comes after it) are played here on a scripted ask.
 import type { BroadcastReply } from '@parley/server'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { until } from '../../server/test/helpers.js'
 import type { AskWithAck } from '../src/held-questions.js'
 import { askCountingTakeovers, UnreadTakeovers } from '../src/unread-takeovers.js'
@@ -156,5 +156,22 @@ describe('a question asked of a socket whose takeover has not read its tail', ()
     script.reply('first')
     unread.read('taken', false)
     expect(seen).toEqual(['count 3', 'first', 'second'])
+  })
+
+  it('holds no socket a takeover joins after the adapter closed, and keeps no timer for it', () => {
+    vi.useFakeTimers()
+    try {
+      const script = scripted(['late'])
+      const unread = new UnreadTakeovers()
+      unread.close()
+      // A takeover under way at the close joins its socket, and reads its tail unsealed, after it.
+      unread.joined('late')
+      unread.unconfirmed('late', 60_000)
+      expect(vi.getTimerCount()).toBe(0)
+      expect(unread.empty).toBe(true)
+      expect(asking(askCountingTakeovers(script.ask, unread))).toEqual(['count 1'])
+    } finally {
+      vi.useRealTimers()
+    }
   })
 })
