@@ -244,7 +244,19 @@ export class BroadcastOperator<E extends EventsMap> {
         }
       })
     }
+    /** Whether the verdict at the timeout waited a turn for the count (see `timedOut`). */
+    let waitedForCount = false
     const timedOut = () => {
+      if (finished) return
+      // The count not given yet: an adapter across nodes whose bound, at the same timeout, was
+      // set after this one gives then the count it has (a node's count may not come in time).
+      // The verdict waits one turn for it, so that the counted sockets that did not reply are
+      // told apart from the replies that came. The memory adapter counts at once: never so.
+      if (expected === undefined && !waitedForCount) {
+        waitedForCount = true
+        setImmediate(timedOut)
+        return
+      }
       const unanswered = (expected ?? 0) - received
       missed.timedOut(unanswered)
       finish(
