@@ -80,6 +80,8 @@ export function broadcastAcross(
   let countTimer: NodeJS.Timeout | undefined
   let askTimer: NodeJS.Timeout | undefined
   let probeTimer: NodeJS.Timeout | undefined
+  /** The caller's timeout: set once this node's sockets were asked (see below). */
+  let timer: NodeJS.Timeout | undefined
   const end = () => {
     clearTimeout(timer)
     clearTimeout(countTimer)
@@ -96,17 +98,6 @@ export function broadcastAcross(
     reply,
     end,
   )
-  // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
-  // fire at once. The wait then ends when every counted socket replied, or its node left.
-  const timer =
-    timeout > MAX_TIMER_MS
-      ? undefined
-      : setTimeout(() => {
-          // Not back by now (a Redis that slow), the sockets being handed over are not asked.
-          settleLocal()
-          replies.stopWaiting()
-          end()
-        }, timeout)
   pending.set(id, {
     answer: (node, packet) => {
       if (packet.k === 'count') replies.counted(node, packet.c)
@@ -157,6 +148,18 @@ export function broadcastAcross(
     askNow,
     false,
   )
+  // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
+  // fire at once. The wait then ends when every counted socket replied, or its node left. Set
+  // after the ask: a count held there (a takeover's socket whose tail is unread) is given at the
+  // same timeout with what it has, and this one then counts it.
+  if (timeout <= MAX_TIMER_MS && pending.has(id)) {
+    timer = setTimeout(() => {
+      // Not back by now (a Redis that slow), the sockets being handed over are not asked.
+      settleLocal()
+      replies.stopWaiting()
+      end()
+    }, timeout)
+  }
   const q = cut.sent()
   if (uncutOut.length > 0) uncut.owe(uncutOut, q)
   // Whether a socket was left out here, to be asked when the request comes back.

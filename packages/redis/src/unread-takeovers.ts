@@ -5,6 +5,7 @@
 // fail. So a broadcast with acks asked of such a socket asks it at once, but its count and
 // replies wait for the read: kept elsewhere, it is not counted here, the old node answering
 // for it; taken over, it counts as any socket.
+import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
 import { EarlyReplies } from './early-replies.js'
 import type { AskWithAck } from './held-questions.js'
@@ -84,8 +85,10 @@ export class UnreadTakeovers {
  * `ask`, the sockets of `unread` it reaches asked each on its own: their count, and their
  * replies, wait for their tail to be read, and the count given to `expect` with them; replies
  * made meanwhile by the others wait for it too (the count comes first). A socket whose session
- * its old node kept is left out of the count, its replies dropped. With no takeover unread, as
- * `ask` alone.
+ * its old node kept is left out of the count, its replies dropped. At the question's timeout
+ * (its sender's) the count is given with the sockets counted by then: the sender's wait ends
+ * there, and a held read (up to three requestTimeouts) must not outlast it; a socket whose tail
+ * is read later is left out, its replies dropped. With no takeover unread, as `ask` alone.
  */
 export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): AskWithAck {
   return (message, options, timeout, expect, reply, only, ran, own) => {
@@ -100,8 +103,11 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
     let open = 2
     const early = new EarlyReplies(reply)
     const replyInOrder = early.take
+    /** The question's timeout, while a count is held (see above). */
+    let bound: ReturnType<typeof setTimeout> | undefined
     const settled = () => {
       if (--open > 0) return
+      clearTimeout(bound)
       early.release(() => expect(count))
     }
     ask(
@@ -128,13 +134,20 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
       /** Whether its tail was read, and its old node kept the session. */
       let read = false
       let kept = false
+      /** Whether its count joined the others' before they were given. */
+      let inCount = false
       /** Its replies until its tail is read; undefined after. */
       let mine: BroadcastReply[] | undefined = []
       // Its count joins the others' once both are known: how many it matched, and its read.
       const counted = () => {
-        if (asked !== undefined && read && !kept) count += asked
+        if (asked !== undefined && read && !kept && !early.released) {
+          count += asked
+          inCount = true
+        }
         settled()
       }
+      /** Its replies are dropped: kept by its old node, or left out of the count given. */
+      const leftOut = () => kept || (early.released && !inCount)
       ask(
         message,
         options,
@@ -144,7 +157,7 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
           counted()
         },
         (made) => {
-          if (kept) return
+          if (leftOut()) return
           if (mine) mine.push(made)
           else replyInOrder(made)
         },
@@ -155,12 +168,17 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
       unread.whenRead(id, (itsOldNodeKeptIt) => {
         read = true
         kept = itsOldNodeKeptIt
-        const replies = kept ? [] : (mine ?? [])
+        const replies = mine ?? []
         mine = undefined
         counted()
         // After the count, which `counted` may just have given.
-        for (const made of replies) replyInOrder(made)
+        for (const made of replies) if (!leftOut()) replyInOrder(made)
       })
+    }
+    // Past MAX_TIMER_MS no timer, as for one socket: the wait ends with the last read.
+    if (open > 1 && timeout <= MAX_TIMER_MS) {
+      bound = setTimeout(() => early.release(() => expect(count)), timeout)
+      bound.unref?.()
     }
     settled()
   }

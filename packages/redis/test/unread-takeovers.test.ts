@@ -174,4 +174,36 @@ describe('a question asked of a socket whose takeover has not read its tail', ()
       vi.useRealTimers()
     }
   })
+
+  it("gives the count it has at the question's timeout, the socket whose tail is unread left out", () => {
+    vi.useFakeTimers()
+    try {
+      const script = scripted(['taken', 'other'])
+      const unread = new UnreadTakeovers()
+      unread.joined('taken')
+      unread.unconfirmed('taken', 60_000)
+      const seen: unknown[] = []
+      askCountingTakeovers(script.ask, unread)(
+        message('asked', []),
+        to(['r']),
+        500,
+        (count) => seen.push(`count ${count}`),
+        (made) => seen.push(made.ok ? made.value : 'failed'),
+        undefined,
+        true,
+      )
+      script.reply('other')
+      script.reply('taken')
+      expect(seen).toEqual([])
+      vi.advanceTimersByTime(500)
+      // As its sender's wait ends: the others counted, their replies after the count.
+      expect(seen).toEqual(['count 1', 'other'])
+      // Read later, the socket left out adds neither a count nor a reply.
+      unread.read('taken', false)
+      expect(seen).toEqual(['count 1', 'other'])
+      expect(vi.getTimerCount()).toBe(0)
+    } finally {
+      vi.useRealTimers()
+    }
+  })
 })

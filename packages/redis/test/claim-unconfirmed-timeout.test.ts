@@ -1,0 +1,65 @@
+// A claim whose tail is read without the old node's seal: the claimer's count of a question
+// asked of its copy waits for the confirm, up to three requestTimeouts. A question the claimer
+// sends itself with a shorter timeout must not wait that long: at its timeout its sender hears
+// the counts it has (the claimer's other sockets, which replied), the copy left out.
+import type { BroadcastReply } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import {
+  fakeClusterSuite,
+  message,
+  registeredCopy,
+  repliesAs,
+  sealWaitsByHand,
+  to,
+} from './handoff-support.js'
+import { claimedPastGiven } from './held-seal-scene.js'
+
+describe.skipIf(skipRedisSuites())('a short question sent by a claimer awaiting its confirm', () => {
+  const suite = fakeClusterSuite()
+
+  it('gives its sender the counts it has at its timeout', async () => {
+    // As in unsealed-kept-count.test.ts: the claimer's count waits for its confirm (4.5 s here).
+    const [a, b] = await suite.cluster({ requestTimeout: 1500, heartbeatInterval: 1500 }).start(3)
+    const waits = sealWaitsByHand()
+    try {
+      const sid = 'sid-unconfirmed-timeout'
+      const copy = registeredCopy()
+      const { taking, markerRan } = await claimedPastGiven(a!, b!, sid, {
+        socket(socket) {
+          socket.handedOff = () => {}
+          repliesAs(socket, 'a:s1')
+        },
+        witness: (witness) => repliesAs(witness, 'a:s2'),
+        claimed: copy.register,
+      })
+      await until(() => markerRan() && waits.began === 1, 5000, 'the marker run')
+      // b's wait for the seal runs out: it reads the tail as it is, unsealed.
+      waits.runOut()
+      const tail = await within(taking, 5000, 'the tail read')
+      expect(tail.complete).toBe(false)
+
+      // A socket of b's own in the room, which replies at once.
+      repliesAs(b!.sockets.add('s3'), 'b:s3')
+      b!.adapter.addAll('s3', ['s3', 'r'])
+      let count: number | undefined
+      const replies: BroadcastReply[] = []
+      b!.adapter.broadcastWithAck(
+        message('asked', ['short']),
+        to(['r']),
+        300,
+        (total) => {
+          count = total
+        },
+        (reply) => replies.push(reply),
+      )
+      // Its copy is left out, a's count (held behind its seal) not come by then: b's own.
+      await until(() => count !== undefined, 3000, 'the count at the timeout')
+      expect(count).toBe(1)
+      expect(replies.map((reply) => (reply.ok ? reply.value : reply.error.code))).toEqual(['b:s3'])
+    } finally {
+      waits.stop()
+    }
+  })
+})
