@@ -3,7 +3,7 @@ import net from 'node:net'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { handoffScenes } from './handoff-support.js'
+import { HeldInOrder, handoffScenes } from './handoff-support.js'
 
 /** Whether something on 127.0.0.1 still accepts connections at `port`. */
 function answers(port: number): Promise<boolean> {
@@ -65,5 +65,32 @@ describe.skipIf(skipRedisSuites())('handoffScenes', () => {
     onTestFinished(() => close())
     await expect(cluster.close()).rejects.toBe(failure)
     expect([a.redis.isOpen, b.redis.isOpen]).toEqual([false, false])
+  })
+})
+
+describe('HeldInOrder', () => {
+  it('answers every command it held, each with its own outcome, one refused among them', async () => {
+    // Redis refuses the first command and runs the second.
+    const redis = {
+      sendCommand: (args: string[]) =>
+        args[0] === 'BAD' ? Promise.reject(new Error('ERR refused')) : Promise.resolve(`ran ${args[0]}`),
+    }
+    const held = new HeldInOrder(
+      redis,
+      () => true,
+      () => true,
+    )
+    const outcome = (reply: Promise<unknown> | undefined) =>
+      reply?.then(
+        (value) => value,
+        (err: unknown) => (err instanceof Error ? err.message : err),
+      )
+    const first = outcome(held.hold(['BAD']))
+    const second = outcome(held.hold(['GET']))
+    await within(held.runAll(), 2000, 'the run of the held commands')
+    expect(await within(Promise.all([first, second]), 2000, 'their answers')).toEqual([
+      'ERR refused',
+      'ran GET',
+    ])
   })
 })

@@ -519,7 +519,12 @@ export function argOf(text: string): unknown {
  * answers them all in order, and lets later commands through.
  */
 export class HeldInOrder {
-  readonly #held: { args: string[]; answer: (reply: unknown) => void; reply?: Promise<unknown> }[] = []
+  readonly #held: {
+    args: string[]
+    answer: (reply: unknown) => void
+    refuse: (err: unknown) => void
+    reply?: Promise<unknown>
+  }[] = []
   #holding = true
   /** True once `sendAll` ran: what is held is sent at once, its answer held. */
   #sending = false
@@ -538,8 +543,8 @@ export class HeldInOrder {
   /** A command's answer when it is held back (see `FakeNode.hold`); undefined to let it through. */
   readonly hold = (args: string[]): Promise<unknown> | undefined => {
     if (!this.#holding || !(this.#held.length === 0 ? this.first(args) : this.also(args))) return undefined
-    return new Promise((answer) => {
-      this.#held.push({ args, answer, reply: this.#sending ? this.#send(args) : undefined })
+    return new Promise((answer, refuse) => {
+      this.#held.push({ args, answer, refuse, reply: this.#sending ? this.#send(args) : undefined })
     })
   }
 
@@ -580,7 +585,9 @@ export class HeldInOrder {
       ...command,
       reply: command.reply ?? this.#send(command.args),
     }))
-    for (const { answer, reply } of held) answer(await reply)
+    // Each one answered as Redis answered it: one Redis refused rejects as it would on the
+    // client, and those behind it are answered all the same.
+    for (const { answer, refuse, reply } of held) await reply.then(answer, refuse)
   }
 }
 
