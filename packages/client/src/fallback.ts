@@ -464,7 +464,9 @@ export class Connection {
       let hello: string | undefined
       let began = 0
       try {
-        hello = await this.#hello(ms)
+        // An auth that outlasts what is left fails the attempt naming `timeout`, the bound the
+        // application set (connectTimeout), not the rest, a number it never gave.
+        hello = await this.#hello(ms, timeout)
         if (run !== this.#run) return t.close()
         began = performance.now()
         this.#attempt = t
@@ -648,15 +650,16 @@ export class Connection {
   /**
    * The HELLO, within `ms`: an `auth` function whose promise never settles (a token fetch left
    * hanging) fails the attempt (not the transport: see #connect), where it held the client
-   * "connecting" for good. On the connection's timer, which close() clears: a bound left running
+   * "connecting" for good, with `no auth within <bound> ms`: the attempt's bound, of which `ms`
+   * may be only what is left. On the connection's timer, which close() clears: a bound left running
    * would hold a Node process up to `ms` after disconnect() while the auth hangs. Cleared, it never
    * ends, and nothing waits on this run any more. (No other pause of the connection runs meanwhile:
    * an attempt's is over, and a probe is made only while open, with no attempt waiting.)
    */
-  #hello(ms: number): Promise<string> {
+  #hello(ms: number, bound: number): Promise<string> {
     return new Promise((resolve, reject) => {
       // biome-ignore lint/suspicious/noAssignInExpressions: one timer, two holders; as two statements the bundle takes 2 bytes more.
-      const timer = (this.#timer = setTimeout(reject, ms, timeoutError('no auth', ms)))
+      const timer = (this.#timer = setTimeout(reject, ms, timeoutError('no auth', bound)))
       this.#host
         .hello()
         .then(resolve, reject)
@@ -802,7 +805,7 @@ export class Connection {
     try {
       // Bounded as a connect attempt's is: an auth that never settles would hold the probe, and
       // every climb after it, for good.
-      hello = await this.#hello(timeout)
+      hello = await this.#hello(timeout, timeout)
       if (run !== this.#run || this.#probe !== t) return t.close()
       const answer = await t.open(hello, timeout)
       if (run !== this.#run || this.#probe !== t) {

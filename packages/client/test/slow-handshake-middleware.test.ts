@@ -362,3 +362,27 @@ describe('a handshake middleware slow once, with reconnection off, behind a prox
     expect(runs).toEqual(['websocket', 'sse'])
   })
 })
+
+describe('a handshake middleware slow to the end, with reconnection off, an auth that outlasts what is left of the bound', () => {
+  it('fails naming connectTimeout, the bound the application set, not the rest', async () => {
+    const server = await startServer((app) => parleyOf(app).use(() => new Promise<void>(() => {})), {
+      handshakeTimeout: 200,
+    })
+    const connectTimeout = 1500
+    let auths = 0
+    const socket = client(server.url, {
+      connectTimeout,
+      ...tryAgainAfter(50),
+      // The try again's auth never settles: its bound is what is left, about 1250 ms.
+      auth: () => (++auths === 1 ? { token: 't' } : new Promise<never>(() => {})),
+    })
+    const said: string[] = []
+    socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.message}`))
+    const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error', 10_000)
+    expect(auths).toBe(2)
+    expect(willRetry).toBe(false)
+    expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
+    expect(error.message).toBe(`no auth within ${connectTimeout} ms`)
+    expect(said).toEqual([])
+  })
+})
