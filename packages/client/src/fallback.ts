@@ -471,10 +471,16 @@ export class Connection {
         began = performance.now()
         this.#attempt = t
         // A try again opens in what its auth left of the bound: given `ms` again, a slow auth
-        // made the connect outlast `timeout` by its own time. None left: the attempt fails at its
-        // end, as at the top of the loop (no close: a transport holds nothing before open()).
+        // made the connect outlast `timeout` by its own time. None left: the auth took the rest,
+        // and the attempt fails saying so, as when it outlasts it (the auth is the last cause:
+        // the error of a try before, an upgrade stepped down from or the middleware slow, would
+        // send the application after the wrong one). No close: a transport holds nothing before
+        // open().
         const left = bounded ? (end - began) | 0 : ms
-        if (left <= 0) break
+        if (left <= 0) {
+          last = timeoutError('no auth', timeout)
+          break
+        }
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
         // busy, not broken. A resume, or a connect() of the application's after disconnect()
         // meanwhile (close() keeps the quiet time), meets the same busy nodes.

@@ -5,11 +5,12 @@
 // than step down and run the same middleware on a worse transport; with reconnection off, within
 // the one attempt until connectTimeout has passed, each try again given only what is left of it,
 // its auth included (a try again whose WebSocket upgrade goes unanswered steps down, within what
-// is left).
+// is left; an auth that takes what is left fails the attempt, naming connectTimeout).
 // A HELLO that reached the server late is a transport failure still (late-hello.test.ts).
 import { ErrorCode, type ParleyError, type TransportName } from '@parley/protocol'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import type { ClientOptions } from '../src/index.js'
 import { client, closeAll, closeClients, next, parleyOf, startServer, until } from './helpers.js'
 import { expectMiddlewareTimeout, tryAgainAfter } from './slow-middleware-connect.js'
 
@@ -250,7 +251,7 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
 )
 
 describe('a handshake middleware slow to the end, with reconnection off, an auth that leaves nothing of the bound', () => {
-  it('fails the connect at its end, middleware slow, with no WebSocket opened in no time', async () => {
+  it('fails the connect at its end, blaming the auth, with no WebSocket opened in no time', async () => {
     const server = await startServer((app) => parleyOf(app).use(() => new Promise<void>(() => {})), {
       handshakeTimeout: 200,
     })
@@ -276,7 +277,10 @@ describe('a handshake middleware slow to the end, with reconnection off, an auth
     expect(auths).toBe(2)
     // Not a WebSocket given no time for its upgrade, blamed and stepped down from.
     expect(said).toEqual([])
-    expectMiddlewareTimeout(error, connectTimeout)
+    // The auth took what the slow middleware left: the last cause, told as an auth that outlasts
+    // it is (one millisecond apart, the two are the same application's auth, too slow).
+    expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
+    expect(error.message).toBe(`no auth within ${connectTimeout} ms`)
   })
 })
 
@@ -307,10 +311,11 @@ describe('a handshake middleware slow once, with reconnection off, behind a prox
   }
 
   /** Everything the client says until it connects or gives up. */
-  async function told(url: string, connectTimeout: number) {
+  async function told(url: string, connectTimeout: number, auth?: ClientOptions['auth']) {
     const socket = client(url, {
       connectTimeout,
       ...tryAgainAfter(50),
+      ...(auth && { auth }),
     })
     const said: string[] = []
     socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.message}`))
@@ -360,6 +365,40 @@ describe('a handshake middleware slow once, with reconnection off, behind a prox
       'connect_error no OPEN within 4000 ms {"middleware":true}',
     ])
     expect(runs).toEqual(['websocket', 'sse'])
+  })
+
+  it("blames the step down's auth when it outlasts what is left, not the upgrade before it", async () => {
+    // The SSE try's auth (the third: the first WebSocket, its try again, then SSE) never settles.
+    const { proxy, runs } = await swallowingSetup(200, 0)
+    let auths = 0
+    const said = await told(proxy.url, 5000, () => (++auths === 3 ? new Promise<never>(() => {}) : {}))
+    expect(said).toEqual([
+      expect.stringMatching(/^websocket no upgrade from /),
+      'connect_error no auth within 5000 ms {}',
+    ])
+    expect(runs).toEqual(['websocket'])
+  })
+
+  it("blames the step down's auth when it uses up what is left, not the upgrade before it", async () => {
+    // The SSE try's auth settles in the bound's last millisecond, a moment no timer can aim at:
+    // as it settles, the clock moves on by the bound, as if the auth had taken all of it.
+    const { proxy, runs } = await swallowingSetup(200, 0)
+    const now = performance.now.bind(performance)
+    onTestFinished(() => {
+      vi.restoreAllMocks()
+    })
+    let auths = 0
+    const said = await told(proxy.url, 5000, () => {
+      if (++auths === 3) vi.spyOn(performance, 'now').mockImplementation(() => now() + 5000)
+      return {}
+    })
+    // The auth is the last cause, and what the application can mend: the upgrade, told by its
+    // transport_error, is not what ended the connect.
+    expect(said).toEqual([
+      expect.stringMatching(/^websocket no upgrade from /),
+      'connect_error no auth within 5000 ms {}',
+    ])
+    expect(runs).toEqual(['websocket'])
   })
 })
 
