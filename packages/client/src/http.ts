@@ -193,7 +193,7 @@ export abstract class HttpTransport extends BaseTransport {
       const lines = (
         await ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE
           ? res.text()
-          : boundedBody(res, this.maxPayload))
+          : boundedBody(res, this.payloadMax))
       )
         .trim()
         .split('\n')
@@ -319,7 +319,7 @@ export abstract class HttpTransport extends BaseTransport {
     if (this.#busy || lines.length === 0) return
     this.#busy = true
     // At least one line, which the session already checked against the limit.
-    void this.#post(lines.splice(0, fitting(lines, this.maxPayload, -1) || 1))
+    void this.#post(lines.splice(0, fitting(lines, this.payloadMax, -1) || 1))
   }
 
   /**
@@ -355,7 +355,7 @@ export abstract class HttpTransport extends BaseTransport {
     // among those that fit: the splice takes only lines before it.)
     const keepalive = leaving(batch)
     if (keepalive) {
-      const n = fitting(batch, Math.min(65_535, this.maxPayload), BYE.bytes)
+      const n = fitting(batch, Math.min(65_535, this.payloadMax), BYE.bytes)
       batch.splice(n, batch.length - 1 - n)
     }
     const body = batch.map((l) => l.text).join('\n')

@@ -31,7 +31,7 @@ export class Ledger {
   /** Last seq given to an outgoing numbered packet. */
   outSeq = 0
   /** Largest packet the server accepts, from the last OPEN. */
-  maxPayload: number = WireLimits.defaultMaxPayload
+  payloadMax: number = WireLimits.defaultMaxPayload
   /** Numbered packets kept for (re)sending, oldest first. Only the ledger changes it. */
   kept: Outgoing[] = []
   #keptBytes = 0
@@ -77,7 +77,7 @@ export class Ledger {
   encodeChecked(packet: NumberedPacket): Outgoing {
     const item = outgoing(packet)
     const { bytes: size } = item
-    const limit = this.maxPayload
+    const limit = this.payloadMax
     if (size > limit) {
       throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${size} bytes > maxPayload ${limit}`, {
         details: { limit, size },
@@ -101,7 +101,7 @@ export class Ledger {
    * the rest are numbered again after the server's ack, so that the gap it leaves is none.
    */
   opened(open: OpenPacket, refuse: (packet: NumberedPacket, error: ParleyError) => void): boolean {
-    this.maxPayload = open.maxPayload
+    this.payloadMax = open.maxPayload
     const fresh = !open.recovered || open.sid !== this.sid
     this.sid = open.sid
     this.#cancelAck()

@@ -92,7 +92,7 @@ export class Session implements ConnectionHost {
     this.connection = new Connection(
       opts,
       // The largest packet taken from the server: the last OPEN's, until the next OPEN says.
-      (name) => TRANSPORTS[name](base, setup, this.#ledger.maxPayload),
+      (name) => TRANSPORTS[name](base, setup, this.#ledger.payloadMax),
       new TransportMemory(pickStorage(opts.storage), base),
       this,
     )

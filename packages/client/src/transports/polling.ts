@@ -51,7 +51,7 @@ export class PollingTransport extends HttpTransport {
       let ends = false
       for (const line of body.split('\n')) {
         if (line.trim()) {
-          const decoded = decodeText(line, this.maxPayload)
+          const decoded = decodeText(line, this.payloadMax)
           ends ||= decoded.ok && decoded.packet.type === PacketType.CLOSE
           this.deliver(decoded, later)
         }
@@ -81,7 +81,7 @@ export class PollingTransport extends HttpTransport {
       if (res.status === 200) {
         if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) return await res.text()
         this.decoder ??= new TextDecoder()
-        return await boundedBody(res, this.maxPayload, this.decoder)
+        return await boundedBody(res, this.payloadMax, this.decoder)
       }
       this.fail(await httpError(res, url))
     } catch (err) {

@@ -57,7 +57,7 @@ export class SseTransport extends HttpTransport {
         for (const line of lines) {
           if (line === '') {
             // A blank line ends an event; the data lines of one event join with "\n".
-            if (data.length > 0) this.deliver(decodeText(data.join('\n'), this.maxPayload))
+            if (data.length > 0) this.deliver(decodeText(data.join('\n'), this.payloadMax))
             data = []
           } else if (line.startsWith('data:')) data.push(line.slice(line[5] === ' ' ? 6 : 5))
           // Comments (the prelude) and other fields carry nothing for us.
@@ -69,8 +69,8 @@ export class SseTransport extends HttpTransport {
         if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
           let held = 0
           for (const part of [buffer, ...data]) held += utf8Length(part)
-          if (held > this.maxPayload + 4096) {
-            this.fail(tooLarge('event', this.maxPayload))
+          if (held > this.payloadMax + 4096) {
+            this.fail(tooLarge('event', this.payloadMax))
             return
           }
         }

@@ -130,7 +130,7 @@ export abstract class BaseTransport implements Transport {
   /** The endpoint, with `?v=1` and the URL's own parameters. */
   declare readonly url: string
   /** The largest packet taken from the server: OPEN's `maxPayload` once it came. */
-  declare maxPayload: number
+  declare payloadMax: number
   /** What the session gives every transport: fetch, the WebSocket constructor, the query, ACKs. */
   declare readonly setup: TransportSetup
   #handlers: TransportHandlers | undefined
@@ -143,7 +143,7 @@ export abstract class BaseTransport implements Transport {
   constructor(url: string, setup: TransportSetup, maxPayload: number) {
     this.url = url
     this.setup = setup
-    this.maxPayload = maxPayload
+    this.payloadMax = maxPayload
   }
 
   abstract open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
@@ -200,7 +200,7 @@ export abstract class BaseTransport implements Transport {
       // server that believes its ack drops as duplicates.
       const bad = this.setup.ledger.badAck(packet.ack, !packet.recovered)
       if (bad) throw bad
-      this.maxPayload = packet.maxPayload
+      this.payloadMax = packet.maxPayload
     }
     if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
     throw packet.type === PacketType.ERROR

@@ -148,7 +148,7 @@ export class WebSocketTransport extends BaseTransport {
           // In Node, with `ws`: an upgrade refused with an HTTP status fails with the server's code.
           // (The browser build leaves this out: browsers do not show that answer.)
           if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-            hearRefusal(ws, this.url, this.maxPayload, settle)
+            hearRefusal(ws, this.url, this.payloadMax, settle)
           }
           ws.onopen = () => {
             if (this.closed) return
@@ -169,7 +169,7 @@ export class WebSocketTransport extends BaseTransport {
           }
           ws.onmessage = (ev) => {
             if (this.closed) return
-            const decoded = decodeFrame(ev.data, this.maxPayload)
+            const decoded = decodeFrame(ev.data, this.payloadMax)
             // An ACK may come before the CLOSE that answers a resume (HELLO `closeAck`): held,
             // as what comes after OPEN is, and taken before that CLOSE.
             if (opened || (decoded.ok && decoded.packet.type === PacketType.ACK)) {
