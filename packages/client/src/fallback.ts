@@ -484,7 +484,9 @@ export class Connection {
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
         // busy, not broken. A resume, or a connect() of the application's after disconnect()
         // meanwhile (close() keeps the quiet time), meets the same busy nodes.
-        answer = await t.open(hello, left, began < this.#quietUntil)
+        // An event stream's first bytes get the whole of `timeout` from its GET, as on a first
+        // try: what the handshake left of it would fail a working stream, and mark it stalled.
+        answer = await t.open(hello, left, began < this.#quietUntil, timeout)
       } catch (err) {
         t.close()
         if (run !== this.#run) return

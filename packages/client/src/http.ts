@@ -174,7 +174,7 @@ export abstract class HttpTransport extends BaseTransport {
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
   protected abstract downstream(url: string): Promise<void> | void
 
-  async open(hello: string, timeout: number): Promise<Welcome> {
+  async open(hello: string, timeout: number, _patient?: boolean, stream = timeout): Promise<Welcome> {
     const ctl = this.ctl
     // The timeout aborts the transport's controller, which ends the handshake or the
     // downstream's first request, whichever is under way. Each has a bound of its own: see below.
@@ -209,9 +209,10 @@ export abstract class HttpTransport extends BaseTransport {
       this.#fresh = !open.recovered
       // The stream's first bytes get the whole bound from its GET on, however long the OPEN took
       // (a resume whose node waited for the old node's tail): what a slow handshake left of one
-      // bound would fail a working stream, and mark it stalled as if a proxy buffered it.
+      // bound would fail a working stream, and mark it stalled as if a proxy buffered it. The
+      // whole of the attempt's too (`stream`), where this try had only what was left of it.
       clearTimeout(timer)
-      timer = setTimeout(() => ctl.abort(), timeout)
+      timer = setTimeout(() => ctl.abort(), stream)
       await this.downstream(this.#session)
       return open
     } catch (err) {
@@ -251,7 +252,7 @@ export abstract class HttpTransport extends BaseTransport {
         error = down
           ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
             // (TransportMemory tells them apart by a second stall).
-            timeoutError('no stream data', timeout, { stalled: true })
+            timeoutError('no stream data', stream, { stalled: true })
           : timeoutError(`no OPEN from ${shown(this.url)}`, timeout)
       this.close()
       throw error

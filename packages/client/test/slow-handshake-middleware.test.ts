@@ -425,3 +425,42 @@ describe('a handshake middleware slow to the end, with reconnection off, an auth
     expect(said).toEqual([])
   })
 })
+
+describe('a handshake middleware slow once, with reconnection off, and an event stream slow to start on the try again', () => {
+  it("gives the stream's first bytes connectTimeout from its GET, not what the handshake left: no stall", async () => {
+    // The first HELLO's middleware never settles: the server answers it, middleware slow, after
+    // 1000 ms; the try again, 50 ms later, has about 1950 ms left, and its OPEN comes at once.
+    // The stream's GET then reaches the server 2300 ms late (a slow network): past what was left,
+    // within connectTimeout of the GET, as the README promises every stream.
+    let runs = 0
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).use(async () => {
+          if (++runs === 1) await new Promise<void>(() => {})
+        }),
+      { handshakeTimeout: 1000 },
+    )
+    const slowGets: string[] = []
+    const socket = client(server.url, {
+      transports: ['sse', 'polling'],
+      connectTimeout: 3000,
+      ...tryAgainAfter(50),
+      fetch: async (input, init) => {
+        const url = String(input)
+        if (/\/sse\?.*&sid=/.test(url) && init?.method === undefined) {
+          slowGets.push(url)
+          await new Promise((resolve) => setTimeout(resolve, 2300))
+        }
+        return fetch(input, init)
+      },
+    })
+    const said: string[] = []
+    socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.message}`))
+    socket.on('connect_error', (error: ParleyError<string>) => said.push(`connect_error ${error.message}`))
+    await until(() => socket.connected || said.length > 0, 10_000, 'connect or an error')
+    expect(said).toEqual([])
+    expect(socket.transport).toBe('sse')
+    expect(slowGets).toHaveLength(1)
+    expect(runs).toBe(2)
+  })
+})

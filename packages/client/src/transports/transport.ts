@@ -67,13 +67,13 @@ export interface Transport {
   /**
    * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
    * session the HELLO asked to resume) within `timeout` ms (SSE: then its stream's first bytes
-   * within `timeout` ms of its GET). Rejects with a ParleyError;
+   * within `stream` ms of its GET, `timeout` when not given). Rejects with a ParleyError;
    * `details.refused` is true when the server refused the client itself (middleware, origin,
    * version): trying another transport would not help. `patient`: an attempt soon after a
    * handoff (a resume, or a connect() after disconnect()), when the medium worked a moment ago
    * and the nodes are busy: no early give-up on a slow upgrade (see the WebSocket's).
    */
-  open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
+  open(hello: string, timeout: number, patient?: boolean, stream?: number): Promise<Welcome>
   /**
    * Starts delivering packets. Packets that arrived between OPEN and this call were held, so
    * the owner can apply the OPEN first; they are delivered now.
