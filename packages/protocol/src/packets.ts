@@ -10,9 +10,12 @@ export const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 /** `'websocket'`, `'sse'` or `'polling'`. */
 export type TransportName = (typeof TRANSPORTS)[number]
 
-/** True for one of the names of `TRANSPORTS`: a check for a name read from the wire or a URL. */
+/**
+ * True for one of the names of `TRANSPORTS`: a check for a name read from the wire or a URL. Read
+ * from the list rather than naming each again: the browser client's bundle holds it anyway.
+ */
 export function isTransportName(value: unknown): value is TransportName {
-  return value === 'websocket' || value === 'sse' || value === 'polling'
+  return TRANSPORTS.includes(value as TransportName)
 }
 
 /**
