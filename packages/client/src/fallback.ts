@@ -5,6 +5,7 @@ import {
   type OpenPacket,
   type Packet,
   type ParleyError,
+  TRANSPORTS as PROTOCOL_TRANSPORTS,
   type TransportName,
 } from '@parley/protocol'
 import { Backoff, WAIT_FLOOR_MS } from './backoff.js'
@@ -13,7 +14,6 @@ import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
-import { TRANSPORTS } from './transports/registry.js'
 import {
   busy,
   type Later,
@@ -936,8 +936,12 @@ export class Connection {
   }
 }
 
-/** Every transport, the best first (see TRANSPORTS): the client climbs from a later to an earlier one. */
-const BEST_FIRST = Object.keys(TRANSPORTS) as TransportName[]
+/**
+ * Every transport, the best first: the protocol's list, in the order a client tries them by
+ * default, which is the registry's (see its TRANSPORTS; a test holds them equal). The client
+ * climbs from a later to an earlier one. The protocol's, which the bundle holds anyway.
+ */
+const BEST_FIRST: readonly TransportName[] = PROTOCOL_TRANSPORTS
 
 /** An error that says nothing of the server: the transport could not reach it, or is not offered. */
 const quiet = ({ code }: ParleyError<string>) =>

@@ -4,6 +4,7 @@ import {
   MAX_ACK_ID,
   MAX_TIMER_MS,
   PacketType,
+  TRANSPORTS,
   WireLimits,
   WsCloseCode,
 } from '@parley/protocol'
@@ -18,6 +19,7 @@ import { Ledger } from '../src/ledger.js'
 import { FIRST_STALL_TTL, MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { baseUrl, type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
 import * as clientPacketType from '../src/packet-type.js'
+import { TRANSPORTS as REGISTRY } from '../src/transports/registry.js'
 import * as clientWireLimits from '../src/wire-limits.js'
 
 afterEach(() => {
@@ -628,5 +630,10 @@ describe("the client's copies of protocol constants", () => {
     for (const [name, code] of Object.entries(clientCloseCode)) {
       expect(code).toBe(WsCloseCode[name as keyof typeof WsCloseCode])
     }
+  })
+
+  it("name every transport of the protocol's, in its order: the registry's, the best first", () => {
+    // The connection climbs by the protocol's list (BEST_FIRST in fallback.ts).
+    expect(Object.keys(REGISTRY)).toEqual([...TRANSPORTS])
   })
 })
