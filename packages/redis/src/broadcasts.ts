@@ -123,8 +123,9 @@ export class Broadcasts {
     // the application's emit, as with the memory adapter (one loop, no pass to collect them
     // first: this is every broadcast's path). The PUBLISH goes all the same: the other nodes
     // get it, and so do the sockets here that take it when it comes back: the positioned ones
-    // (by the cut's count, whatever the loop reached), and those joined without a cut that it
-    // left out before the throw.
+    // (by the cut's count, whatever the loop reached), and every one joined without a cut that
+    // it left out (the memory adapter filters all the matching sockets before it delivers to
+    // any, so a throw cannot cut that list short).
     try {
       if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all, publish)
       else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit, publish)
