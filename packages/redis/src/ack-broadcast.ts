@@ -334,7 +334,9 @@ export function broadcastAcross(
         // (whose seal waits for it as for a broadcast); so it runs on every socket of this node,
         // as a broadcast with acks given up does, and misses only the other nodes.
         givenUp = true
-        // Back already (the answer alone was slow): Redis ran it, and the counts are due.
+        // Back already (the answer alone was slow): Redis ran it, and the counts are due. Or the
+        // adapter closed, which settled the question (see `OwnAcks.close`): no probe may start
+        // then, nothing would clear its timer.
         if (!parts.ownAcks.has(id)) {
           waitForCounts()
           return

@@ -704,6 +704,7 @@ export class RedisAdapter implements Adapter {
     // replies coming after the total.
     this.#unread.close()
     this.#pending.cancel()
+    this.#ownAcks.close()
     // And one a takeover that the cancel ended joins now.
     this.#unread.close()
     this.#destroySubscriber()

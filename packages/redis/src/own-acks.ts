@@ -53,6 +53,16 @@ export class OwnAcks {
   }
 
   /**
+   * The adapter closes (its questions settled first): no request of this node's comes back now,
+   * its subscriber gone. Every one still on its way is settled as lost, so that what waits for
+   * it (a given-up question's probe timer) ends with the close rather than outliving it; one
+   * given up later finds it not on its way, and starts nothing.
+   */
+  close(): void {
+    this.passed(Number.POSITIVE_INFINITY)
+  }
+
+  /**
    * Own messages up to `q` came back or were settled as lost (a later own broadcast came back,
    * or the note after a resubscribe did): requests at or below it still on their way never
    * come, and are settled as such.
