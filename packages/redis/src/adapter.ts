@@ -677,7 +677,7 @@ export class RedisAdapter implements Adapter {
    * connection it made (one still connecting as soon as it is up: see `#start`) and logs the
    * warnings it held back. Before that it seals every tail whose seal waits at a claim marker
    * (see `Broadcasts.endPastMarkers`) and ends every drain's settle still waiting (see
-   * `settleHandOff`), then waits, at most
+   * `settleHandOff`), what never ran given to its session first, then waits, at most
    * `UNDO_AT_CLOSE_MS` (or `requestTimeout` when shorter), for what takes back a handoff step and could not reach Redis yet (a
    * withdraw, the undo of a write given up on) to go through. The client passed in `client`
    * stays open. A second call resolves with the first, once all that is done: a hook that closes
@@ -692,6 +692,8 @@ export class RedisAdapter implements Adapter {
     // A seal held at a claim marker goes now, as its time limit would send it: nothing of it
     // is left to run after the close. First, while appends still reach the tails.
     this.#broadcasts.endPastMarkers()
+    // So does what never ran to the sessions whose drain's settle waits, ended below.
+    this.#handingOff.beforeClose()
     this.#closed = true
     // A drain's settle before an unclaimed seal waits no longer: nothing it awaits can reach the
     // tail now.

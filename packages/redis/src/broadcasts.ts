@@ -346,8 +346,9 @@ export class Broadcasts {
   /**
    * The adapter has closed: every wait of `settled` still running (a drain's, before the seal of
    * a session nobody claimed) ends now, its timer cleared, rather than at its bound. What it
-   * waits for can no longer reach the tail (appends are refused once closed), and the drain's
-   * seal should not hold `close()`'s caller up to that bound.
+   * waits for can no longer reach the tail (appends are refused once closed: what never ran
+   * went to it before the close, see `HandingOff.beforeClose`), and the drain's seal should not
+   * hold `close()`'s caller up to that bound.
    */
   endSettles(): void {
     for (const waiter of [...this.#settling]) waiter.done()

@@ -39,6 +39,11 @@ export class HandingOff {
    * server gave up on it meanwhile (`withdrawHandOff`), so that nothing is written after all.
    */
   readonly #handOffsWaiting = new Map<string, boolean>()
+  /**
+   * The handoffs whose settle before an unclaimed seal (`settleHandOff`) waits for what Redis
+   * may still run: the close gives them what never ran (see `beforeClose`).
+   */
+  readonly #settling = new Set<HandedOff>()
 
   constructor(parts: HandoffParts) {
     this.#parts = parts
@@ -179,11 +184,31 @@ export class HandingOff {
     // Those it awaits that Redis may still run: back, or proved never run, they reach it (into
     // the tail) in order, with those given up behind them. So do those on their way back, which
     // it was left out of when they were emitted (a round trip, as a rule).
+    this.#settling.add(entry)
     await this.#parts.awaitedSettled(entry.id, ms)
-    // Claimed meanwhile: sealed at the marker, which gave it what never ran.
-    if (this.#parts.handoffs.bySid(sid) !== entry || entry.state !== 'open') return
-    // What never ran and still waits behind one that may still run (its fate unknown after
-    // `ms`) reaches it now, as at a claim's marker: the seal that follows is its last chance.
+    // Given it at the close already (see `beforeClose`): appends are refused past it.
+    if (!this.#settling.delete(entry)) return
+    this.#neverRan(entry)
+  }
+
+  /**
+   * The adapter is about to close, its settles to end (see `Broadcasts.endSettles`): what never
+   * ran reaches their sessions now, while appends still reach the tails. Past the close, the
+   * settle would give it to them all the same, and their appends, refused, would drop it from
+   * the tails unsaid.
+   */
+  beforeClose(): void {
+    for (const entry of this.#settling) this.#neverRan(entry)
+    this.#settling.clear()
+  }
+
+  /**
+   * The settle of `entry` ended: unless claimed meanwhile (sealed at the marker, which gave it
+   * what never ran), what never ran and still waits behind one that may still run (its fate
+   * unknown by now) reaches it, as at a claim's marker: the seal that follows is its last chance.
+   */
+  #neverRan(entry: HandedOff): void {
+    if (this.#parts.handoffs.bySid(entry.sid) !== entry || entry.state !== 'open') return
     this.#parts.leavingCut(entry.id)
   }
 
