@@ -520,9 +520,11 @@ export class Broadcasts {
   }
 
   /**
-   * Socket `id` leaves the positioned ones (its tail is sealed): the own broadcasts given up
-   * that never ran, which it waits for, reach it now, into its tail (see `AwaitedBroadcasts.leaving`);
-   * those after `after` and up to `until` when given.
+   * Socket `id` leaves the positioned ones (its tail is sealed), or its session, kept here past
+   * its claim marker, takes what it kept aside (see `KeptAside.kept`): the own broadcasts given
+   * up that never ran, which it waits for, reach it now, into its tail or live (see
+   * `AwaitedBroadcasts.leaving`), and not again at their turn; those after `after` and up to
+   * `until` when given.
    */
   leaving(id: string, until?: number, after?: number): void {
     if (this.#awaited.empty) return
@@ -530,14 +532,9 @@ export class Broadcasts {
     this.#awaited.leaving(
       id,
       (q, message, options) => {
-        const atReturn = this.#cut.atReturn(q)
-        deliverAtSeal(
-          this.#memory,
-          this.#warnings,
-          message,
-          options,
-          (socket) => socket === id && atReturn(socket),
-        )
+        if (!this.#cut.atReturn(q)(id)) return
+        this.#cut.reachedEarly(id, q)
+        deliverAtSeal(this.#memory, this.#warnings, message, options, (socket) => socket === id)
       },
       until,
       after,

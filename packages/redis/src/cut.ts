@@ -11,6 +11,11 @@ interface Position {
    * for an own broadcast given up that Redis may still run (see awaited.ts).
    */
   handingOff: boolean
+  /**
+   * Awaited own broadcasts that reached it ahead of their turn, its session kept on this node
+   * past its claim marker (see `reachedEarly`): not again at their turn.
+   */
+  early?: Set<number>
 }
 
 /**
@@ -196,7 +201,7 @@ export class Cut {
     const awaited = this.#awaited.get(q)
     return (id) => {
       const position = this.#positioned.get(id)
-      if (position === undefined || q <= position.from) return false
+      if (position === undefined || q <= position.from || position.early?.has(q)) return false
       if (!awaited) return position.at > takenBy
       return position.handingOff || (awaited.mayRun && position.at > takenBy)
     }
@@ -314,6 +319,17 @@ export class Cut {
    */
   awaits(q: number, mayRun: boolean): void {
     this.#awaited.set(q, { mayRun })
+  }
+
+  /**
+   * Awaited own broadcast `q` reached `id` alone, ahead of its turn (it never ran, and waits
+   * behind one that may): `id` does not take it again at its turn (see `atReturn`).
+   */
+  reachedEarly(id: string, q: number): void {
+    const position = this.#positioned.get(id)
+    if (!position) return
+    position.early ??= new Set()
+    position.early.add(q)
   }
 
   /** Own broadcast `q`, awaited, reached the sockets that waited for it, or never will. */

@@ -332,7 +332,10 @@ export class HandingOff {
             // socket, back in its rooms, gets what they got while it was out of them, questions
             // included.
             if (entry.givenUp) {
-              aside.kept()
+              // What never ran and waits behind one that may still run goes first, in order
+              // with what the socket kept aside, as at a seal: both were emitted before it.
+              this.#parts.leavingCut(entry.id, until)
+              aside.kept(this.#behind(entry, until))
               this.#parts.handoffs.seal(entry, []).catch(() => undefined)
             } else this.#sealAtMarker(entry, until, aside.sealing)
             this.#answerClaim(entry, marker)
@@ -365,17 +368,10 @@ export class HandingOff {
   #sealAtMarker(entry: HandedOff, until?: number, sealing?: KeptAside['sealing']): void {
     // Into the tail before its last packets: what never runs reaches the session nowhere else.
     this.#parts.leavingCut(entry.id, until)
-    if (sealing) {
-      // Those emitted past the marker that never ran and still wait behind one that may (the
-      // seal went at its limit, or at the adapter's close) go too, among what the socket kept
-      // aside, in the order they were emitted: no claimer reads them either.
-      let reached = until ?? 0
-      sealing((q) => {
-        if (q <= reached) return
-        this.#parts.leavingCut(entry.id, q, reached)
-        reached = q
-      })
-    }
+    // Those emitted past the marker that never ran and still wait behind one that may (the
+    // seal went at its limit, or at the adapter's close) go too, among what the socket kept
+    // aside, in the order they were emitted: no claimer reads them either.
+    sealing?.(this.#behind(entry, until))
     let last: string[] = []
     try {
       last = this.#parts.sockets.claimed(entry.sid)
@@ -391,6 +387,20 @@ export class HandingOff {
     // Whatever the server still holds of the socket, no broadcast reaches it here now.
     this.#parts.memory.delAll(entry.id)
     this.#parts.handoffs.seal(entry, last, false, places).catch(() => undefined)
+  }
+
+  /**
+   * What gives `entry`'s socket, as it takes what it kept aside past its marker (`until` own
+   * broadcasts sent then), this node's own that never ran, emitted after the marker up to each
+   * count asked for, that still wait behind one that may run (see `KeptAside`).
+   */
+  #behind(entry: HandedOff, until = 0): (q: number) => void {
+    let reached = until
+    return (q) => {
+      if (q <= reached) return
+      this.#parts.leavingCut(entry.id, q, reached)
+      reached = q
+    }
   }
 
   /** Tells the claimer of `marker` that the tail is sealed, once it is written. */

@@ -27,8 +27,13 @@ export const MAX_MISSED_PAST_MARKER = 1000
 
 /** What a socket past its marker kept aside, at the end of its wait (see `PastMarkerSockets.enter`). */
 export interface KeptAside {
-  /** The session stays on this node: the socket gets it all, in order. */
-  kept(): void
+  /**
+   * The session stays on this node: the socket gets it all, in order. `behind(q)` gives it,
+   * first, this node's own that never ran up to count `q`, which still wait behind one that
+   * Redis may run, as for `sealing`: emitted before what it kept aside, they must not reach it
+   * after that.
+   */
+  kept(behind?: (q: number) => void): void
   /**
    * The seal goes: what no claimer reads, broadcasts and questions, reaches the socket, into its
    * tail. `behind(q)` gives it, first, this node's own that never ran up to count `q`, emitted
@@ -81,8 +86,12 @@ export class PastMarkerSockets {
       if (this.#sockets.get(id)) this.#memory.addAll(id, rooms)
       try {
         done({
-          kept: () => {
-            for (const missed of past.missed.splice(0)) this.#reach(id, missed)
+          kept: (behind) => {
+            for (const missed of past.missed.splice(0)) {
+              behind?.(missed.at)
+              this.#reach(id, missed)
+            }
+            behind?.(Number.POSITIVE_INFINITY)
           },
           sealing: (behind) => {
             // Read past the marker, a broadcast or a question is the claimer's, which gives it
