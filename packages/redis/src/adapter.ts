@@ -698,6 +698,7 @@ export class RedisAdapter implements Adapter {
     // A drain's settle before an unclaimed seal waits no longer: nothing it awaits can reach the
     // tail now.
     this.#broadcasts.endSettles()
+    this.#broadcasts.stopProbing()
     this.#nodesListeners.close()
     this.#readiness.closed()
     // A count held for a takeover's read or confirm (see `UnreadTakeovers.unconfirmed`) is given

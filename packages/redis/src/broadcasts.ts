@@ -199,6 +199,8 @@ export class Broadcasts {
    * requestTimeout while some are awaited (Redis may take no PUBLISH now).
    */
   #probeAwaited(): void {
+    // Closed (a PUBLISH given up past the close): nothing would clear the timer.
+    if (this.#closed()) return
     this.#probe()
     if (this.#probeTimer) return
     this.#probeTimer = setInterval(() => {
@@ -352,6 +354,15 @@ export class Broadcasts {
    */
   endSettles(): void {
     for (const waiter of [...this.#settling]) waiter.done()
+  }
+
+  /**
+   * The adapter has closed: the probe for the awaited broadcasts goes no more (nothing it
+   * proves reaches a tail now), and its timer ends with the close rather than at its next turn.
+   */
+  stopProbing(): void {
+    clearInterval(this.#probeTimer)
+    this.#probeTimer = undefined
   }
 
   /**
