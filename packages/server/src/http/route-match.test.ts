@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { LITERAL_PATHS } from './request-target.js'
-import { routeMatch } from './route-match.js'
+import { routeMatch, routeShape } from './route-match.js'
 
 describe('routeMatch', () => {
   it('matches a path without parameters as written, and what lies under it', () => {
@@ -41,5 +41,17 @@ describe('routeMatch', () => {
       expect(routeMatch(written, LITERAL_PATHS).is(written)).toBe(true)
     }
     expect(routeMatch('/t-:id/parley', LITERAL_PATHS).is('/t-1/parley')).toBe(false)
+  })
+})
+
+describe('routeShape', () => {
+  it('leaves out the names of whole-segment parameters, and nothing else', () => {
+    expect(routeShape('/:tenant/parley')).toBe(routeShape('/:org/parley'))
+    expect(['/a::b/parley', '/t-:id/parley', '/:id(^\\d+)/parley', '/acme/parley'].map(routeShape)).toEqual([
+      '/a::b/parley',
+      '/t-:id/parley',
+      '/:id(^\\d+)/parley',
+      '/acme/parley',
+    ])
   })
 })

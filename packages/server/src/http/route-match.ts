@@ -46,6 +46,18 @@ export function routeMatch(written: string, rules: PathRules): RouteMatch {
   return { is: (path) => exact.test(path), covers: (path) => under.test(path), length: kept.length }
 }
 
+/**
+ * `written` with each segment that is one parameter (`:tenant`) made `:`: two routes the router
+ * reads as one path, whatever their parameters are named (`/:tenant/parley`, `/:org/parley`),
+ * have the same shape.
+ */
+export function routeShape(written: string): string {
+  return written
+    .split('/')
+    .map((segment) => (PARAMETER.test(segment) ? ':' : segment))
+    .join('/')
+}
+
 function literal(kept: string): RouteMatch {
   return {
     is: (path) => path === kept,

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import { ParleyOptionError } from '../options.js'
 import { prefixedBase } from '../transports/registry.js'
 import { DEFAULT_READING, originForm, queryStart, type RouterReading, routedPath } from './request-target.js'
-import { routeMatch } from './route-match.js'
+import { routeMatch, routeShape } from './route-match.js'
 import { takeOff } from './takeovers.js'
 
 /**
@@ -269,9 +269,14 @@ function sameBase(instance: Instance, base: string, anyCase: boolean): boolean {
   return false
 }
 
-/** Whether `instance`'s mount base `written` is `base`, as written or, where either ignores case, but for it. */
+/**
+ * Whether `instance`'s mount base `written` is `base` as the routers read them: but for the names
+ * of parameters that fill a segment (`/:tenant/parley` is `/:org/parley`), and, where either
+ * ignores case, for it.
+ */
 function alike(instance: Instance, written: string, base: string, anyCase: boolean): boolean {
-  if (written === base) return true
+  const [one, other] = [routeShape(written), routeShape(base)]
+  if (one === other) return true
   if (!anyCase && !instance.router.rules.anyCase) return false
-  return written.toLowerCase() === base.toLowerCase()
+  return one.toLowerCase() === other.toLowerCase()
 }
