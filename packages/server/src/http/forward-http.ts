@@ -19,7 +19,7 @@ import { type NodeAgents, nodeAddress, pathOnNode } from './node-agents.js'
 import { codedError, MOST_READ, readAnswer } from './owner-answers.js'
 import type { Owner } from './owner-lookup.js'
 import { NoConnectionInTime } from './recently-unreachable.js'
-import { postGoodbye } from './relayed-goodbye.js'
+import { goodbyePath, postGoodbye } from './relayed-goodbye.js'
 import { RelayedStream } from './relayed-stream.js'
 import {
   closingClient,
@@ -78,8 +78,8 @@ export interface HttpForwardsOptions {
    * by the server as such).
    */
   goodbyeUnsent(node: string, err: unknown, url?: string): void
-  /** See `ForwarderOptions.goodbyePath`. */
-  goodbyePath: string
+  /** See `ForwarderOptions.goodbyeEndpoint`. */
+  goodbyeEndpoint: string
   /** The connections to the other nodes, by the scheme of their address (ended by `end`). */
   agents: NodeAgents
 }
@@ -152,7 +152,10 @@ export class HttpForwards {
     const closed = this.#closed
     const post = postGoodbye({
       agents: this.#options.agents,
-      url: goodbyeUrl(base, `${this.#options.goodbyePath}&sid=${encodeURIComponent(sid)}`),
+      url: goodbyeUrl(
+        base,
+        `${goodbyePath(request.url, this.#options.goodbyeEndpoint)}&sid=${encodeURIComponent(sid)}`,
+      ),
       headers: forwardedHeaders(request, true, GOODBYE),
       text,
       // After the close, a connection of its own: the agent's go once what ended with it is over.

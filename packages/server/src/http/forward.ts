@@ -60,10 +60,10 @@ export interface ForwarderOptions {
   corsOf(request: FastifyRequest): HeaderBag
   /**
    * Where a relayed client's late goodbye goes on its owner (see relayed-goodbye.ts): the path
-   * and query of an SSE or polling endpoint under this server's `path`, but the sid (the nodes of
-   * a cluster share `path`, as every request sent on keeps its own).
+   * segment of an SSE or polling endpoint (`goodbyeEndpoint`), in place of the WebSocket one in
+   * the path its client's upgrade came by.
    */
-  goodbyePath: string
+  goodbyeEndpoint: string
   /** The `forwarding` option's `ca`: trusted for `https://` node addresses (see node-agents.ts). */
   ca: CertificateAuthority | undefined
 }
@@ -116,7 +116,7 @@ export class Forwarder {
       handoff: () => this.relayClose(),
       unreachable,
       goodbyeUnsent,
-      goodbyePath: options.goodbyePath,
+      goodbyeEndpoint: options.goodbyeEndpoint,
       agents,
     })
     this.#websockets = new WebSocketHandovers({

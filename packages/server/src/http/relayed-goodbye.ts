@@ -4,6 +4,7 @@ import { decodeText, PacketType, PROTOCOL_VERSION, type TransportName } from '@p
 import type { RawData } from 'ws'
 import { httpSegments } from '../transports/registry.js'
 import type { NodeAgents } from './node-agents.js'
+import { originForm, queryStart } from './request-target.js'
 
 /**
  * A client's goodbye (its CLOSE) that reaches a relayed WebSocket (see forward-ws.ts) once the
@@ -83,13 +84,28 @@ export function postGoodbye({
 }
 
 /**
- * The path and query, but the sid, of the endpoint a late goodbye goes to on the owner: polling's
- * or, when `transports` offers SSE alone, SSE's. Either hears a frozen session's goodbye, marked
- * as one (GOODBYE), whatever the owner's own `transports` (see `heardWhileDisabled`): the owner
- * need not offer the one this node picks, and with WebSocket alone the goodbye goes to polling's.
- * An owner of an earlier version hears it only on an endpoint it offers.
+ * The endpoint a late goodbye goes to on the owner, by its path segment: polling's or, when
+ * `transports` offers SSE alone, SSE's. Either hears a frozen session's goodbye, marked as one
+ * (GOODBYE), whatever the owner's own `transports` (see `heardWhileDisabled`): the owner need not
+ * offer the one this node picks, and with WebSocket alone the goodbye goes to polling's. An owner
+ * of an earlier version hears it only on an endpoint it offers.
  */
-export function goodbyePath(base: string, transports: readonly TransportName[]): string {
-  const kind = transports.includes('sse') && !transports.includes('polling') ? 'sse' : 'polling'
-  return `${base}/${httpSegments[kind]}?v=${PROTOCOL_VERSION}`
+export function goodbyeEndpoint(transports: readonly TransportName[]): string {
+  return httpSegments[transports.includes('sse') && !transports.includes('polling') ? 'sse' : 'polling']
+}
+
+/**
+ * The path and query, but the sid, of the late goodbye of the relayed upgrade at `upgrade` (its
+ * target, as its client sent it): the WebSocket endpoint's segment, its last, made `endpoint`'s
+ * (see `goodbyeEndpoint`). What comes before it stays as the client wrote it, the prefix of the
+ * Fastify context Parley is registered in among it, and a value of a parameter there (`/acme`
+ * under `/:tenant`): the nodes of a cluster share their routes, and every request sent on keeps
+ * its own path.
+ */
+export function goodbyePath(upgrade: string, endpoint: string): string {
+  const target = originForm(upgrade)
+  const query = queryStart(target, false)
+  // The router took the endpoint with trailing slashes too (`ignoreTrailingSlash`).
+  const path = (query < 0 ? target : target.slice(0, query)).replace(/\/+$/, '')
+  return `${path.slice(0, path.lastIndexOf('/') + 1)}${endpoint}?v=${PROTOCOL_VERSION}`
 }

@@ -56,7 +56,7 @@ import {
   type OriginVerdict,
   preflightHeaders,
 } from './origin.js'
-import { goodbyePath } from './relayed-goodbye.js'
+import { goodbyeEndpoint } from './relayed-goodbye.js'
 import {
   bodyTooLarge,
   endsWherever,
@@ -263,7 +263,7 @@ export async function parleyRoutes(
     goodbyeUnsent: (node, err) => server.goodbyeUnsent(node, err),
     noOtherNode: (err) => server.noOtherNode(err),
     corsOf: (request) => originOf(request).cors,
-    goodbyePath: goodbyePath(base, options.transports),
+    goodbyeEndpoint: goodbyeEndpoint(options.transports),
     ca: options.forwarding.ca,
   })
   /**
