@@ -310,8 +310,9 @@ describe('last words while the server runs', () => {
 /** A listening server with Parley registered under `prefix`, and the instance it decorates. */
 async function underPrefix(
   prefix: string,
+  options: FastifyServerOptions = {},
 ): Promise<{ app: FastifyInstance; scoped: FastifyInstance; port: number }> {
-  const app = Fastify()
+  const app = Fastify(options)
   apps.push(app)
   let scoped: FastifyInstance | undefined
   await app.register(
@@ -383,6 +384,43 @@ describe('at close, with Parley under a prefix the router holds as written', () 
       await closing
     },
   )
+
+  it('with an escaped colon, hands the CLOSE to a URL of doubled slashes the router folds', async () => {
+    // The router reads `/a:b//parley//poll` as the route `/a::b/parley/poll` holds it.
+    const { app, scoped, port } = await underPrefix('/a::b', {
+      routerOptions: { ignoreDuplicateSlashes: true },
+    })
+    const endpoint = `http://127.0.0.1:${port}/a:b//parley//poll`
+    const sid = await handshake(endpoint)
+    const closing = app.close()
+    await until(() => closed(scoped), 2000, 'the server closing')
+    const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+    expect(res.status).toBe(200)
+    expect(packetsOf(await res.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await closing
+  })
+
+  it('with a percent sign, leaves a URL with a trailing slash to Fastify, as the router keeps it', async () => {
+    // Fastify's default router serves `/100%25/parley/poll`, not `/100%25/parley/poll/`.
+    const { app, scoped, port } = await underPrefix('/100%')
+    const endpoint = `http://127.0.0.1:${port}/100%25/parley/poll`
+    const sid = await handshake(endpoint)
+    const slashed = `${endpoint}/?v=1&sid=${sid}`
+    expect((await fetch(slashed, { headers: { origin: PAGE } })).status).toBe(404)
+    const closing = app.close()
+    await until(() => closed(scoped), 2000, 'the server closing')
+    // Fastify's bare 503, as at any URL no route serves; the last words wait for the endpoint.
+    const res = await fetch(slashed, { headers: { origin: PAGE } })
+    expect(res.status).toBe(503)
+    expect(await res.text()).not.toMatch(/PARLEY_|server shutdown/)
+    const last = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+    expect(packetsOf(await last.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await closing
+  })
 })
 
 describe('at close, with a router that ignores letter case (caseSensitive: false)', () => {

@@ -162,17 +162,21 @@ export function routerReading(app: FastifyInstance): RouterReading {
 
 /**
  * Settles `reading` (made by `routerReading`) by the router itself, once `route` is in it: the URL
- * of a static GET route of Parley's, its context's prefix included. The router answers whether it
- * serves that route with a trailing slash, with its last slash doubled, or with a `;` after it,
- * whichever of the application's options it took (see `pathRules`, `semicolonQueries`); letter
- * case needs no asking (`caseSensitive` is never filled in). A route of the application's with
- * parameters that such a URL would fall into (`/*`) is not Parley's, and says nothing.
+ * of a static GET route of Parley's, its context's prefix included, as written. The router answers
+ * whether it serves that route with a trailing slash, with its last slash doubled, or with a `;`
+ * after it, whichever of the application's options it took (see `pathRules`, `semicolonQueries`);
+ * letter case needs no asking (`caseSensitive` is never filled in). A route of the application's
+ * with parameters that such a URL would fall into (`/*`) is not Parley's, and says nothing.
  */
 export function settleRouterReading(app: FastifyInstance, route: string, reading: RouterReading): void {
-  const last = route.lastIndexOf('/')
-  reading.rules.duplicateSlashes = servesParley(app, `${route.slice(0, last)}/${route.slice(last)}`)
-  reading.rules.trailingSlash = servesParley(app, `${route}/`)
-  reading.semicolon = servesParley(app, `${route};v=1`)
+  // Asked at the URL a request reaches the route by, as the router holds it: a prefix's `::` is
+  // one `:` there, and its `%` is `%25`. As written, `/a::b/...` names no route, and a lone `%`
+  // is a URL the router refuses, whose 400 it finds for every such question.
+  const url = routePath(route, LITERAL_PATHS)
+  const last = url.lastIndexOf('/')
+  reading.rules.duplicateSlashes = servesParley(app, `${url.slice(0, last)}/${url.slice(last)}`)
+  reading.rules.trailingSlash = servesParley(app, `${url}/`)
+  reading.semicolon = servesParley(app, `${url};v=1`)
 }
 
 /** Whether the router finds a GET route without parameters at `url`. */
