@@ -273,4 +273,46 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     hold.open()
     await within(closing, 5000, 'the first instance to close')
   })
+
+  it('keep an HTTP/1.1 connection open after an answer under way at the close, for the next request, after the server outlived that close', async () => {
+    const { server, apps, cert } = sharedServer(['/a', '/b'])
+    const [first, restarted] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    const slow = gate()
+    first.get('/a/slow', async () => {
+      await slow.pass()
+      return 'done'
+    })
+    const hold = gate()
+    first.addHook('onClose', hold.pass)
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+    const heard = heardOn(socket)
+    teardown.push(() => void socket.destroy())
+    socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await until(slow.reached, 5000, 'the slow route')
+    const closing = first.close()
+    teardown.push(async () => {
+      slow.open()
+      hold.open()
+      await closing
+    })
+    await until(hold.reached, 5000, 'the first instance to close')
+    await restarted.register(parley, { path: '/b' })
+    await restarted.ready()
+    slow.open()
+    await until(() => heard.text.includes('HTTP/1.1 200') || heard.closed, 5000, 'the slow answer')
+    // Kept alive, the connection is the restarted instance's to serve: its next request there,
+    // sent once the slow answer is out, is answered (a GET without sid: the endpoint's 400).
+    socket.write('GET /b/poll?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await until(() => heard.text.includes('HTTP/1.1 400') || heard.closed, 5000, 'the next answer')
+    expect({ answered: heard.text.includes('HTTP/1.1 400'), closed: heard.closed }).toEqual({
+      answered: true,
+      closed: false,
+    })
+    hold.open()
+    await within(closing, 5000, 'the first instance to close')
+  })
 })

@@ -11,6 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { holding } from './held-events.js'
 import { closeApp, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
+import { head, RawHttp } from './raw-http.js'
 import { beginHeldClose, restartableServer, TRANSPORTS } from './restartable-server.js'
 import { upgradeStatus } from './upgrade-status.js'
 
@@ -260,5 +261,51 @@ describe('a restart whose registration fails while the old instance closes', () 
       status: 503,
       code: 'PARLEY_SERVER_SHUTTING_DOWN',
     })
+  })
+})
+
+describe('an instance restarted on the server once the old one has closed', () => {
+  it("keeps open a kept-alive connection whose answer of the old one's was under way at its close", async () => {
+    const shared = await restartableServer(true)
+    // A request of the old instance's application, answered only once the new one serves.
+    let answer = () => {}
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    let heard = false
+    const old = await shared.make('old', undefined, (app) =>
+      app.get('/slow', async () => {
+        heard = true
+        await answered
+        return 'slow'
+      }),
+    )
+    shared.serve(old)
+    const connection = await RawHttp.open(shared.port)
+    onTestFinished(() => connection.destroy())
+    connection.write(head('GET', '/slow'))
+    await until(() => heard, 5000, 'the old instance to hear the request')
+    await within(old.close(), 5000, 'the old instance to close')
+    const restarted = await shared.make('new')
+    shared.serve(restarted)
+    answer()
+    const first = await connection.answer()
+    expect({ status: first.status, connection: first.headers.connection }).toEqual({
+      status: 200,
+      connection: 'keep-alive',
+    })
+    // Kept alive, the connection is the new instance's to serve: a handshake on it is answered.
+    connection.received = ''
+    const hello = '[8,{}]'
+    connection.write(
+      head('POST', '/a/poll?v=1', { 'Content-Type': 'text/plain', 'Content-Length': String(hello.length) }) +
+        hello,
+    )
+    const second = await connection.answer()
+    expect(second.status).toBe(200)
+    expect(restarted.parley.sockets.size).toBe(1)
+    // And the new instance's close ends it, as any connection of its own.
+    await closeApp(restarted)
+    await within(connection.closed, 5000, 'the connection to end with the new instance')
   })
 })

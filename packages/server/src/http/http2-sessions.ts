@@ -203,7 +203,8 @@ function superseded(server: object, known: ServerConnections): boolean {
 
 /**
  * An HTTP/1.1 answer on `socket` is done (sent, or its connection went): once closing, the
- * connection ends unless another answer waits behind it there.
+ * connection ends unless another answer waits behind it there, or the server serves on (see
+ * `closingNow`).
  */
 function answerClosed(server: object, known: ServerConnections, socket: TLSSocket): void {
   const waiting = known.queued.get(socket)
@@ -214,13 +215,23 @@ function answerClosed(server: object, known: ServerConnections, socket: TLSSocke
     return
   }
   if (waiting === undefined) {
-    // Not under a request that came after it, pipelined, which the instance registered on the
-    // server since counted: that one serves it.
-    if (known.closing && !servers.get(server)?.queued.has(socket)) socket.end()
+    if (known.closing && closingNow(server, known, socket)) socket.end()
     return
   }
   if (waiting > 1) known.queued.set(socket, waiting - 1)
   else known.queued.delete(socket)
+}
+
+/**
+ * Whether the server still closes for an HTTP/1.1 connection whose last answer counted by `known`
+ * (which began to close) is done: not while an instance registered on the server since serves on
+ * it, whose own close ends it, nor then while a request it counted waits there, pipelined (see
+ * `IdleConnections`).
+ */
+function closingNow(server: object, known: ServerConnections, socket: TLSSocket): boolean {
+  const current = servers.get(server)
+  if (current === undefined || current === known) return true
+  return current.closing && !current.queued.has(socket)
 }
 
 /** Forgets the closed connections that never had a request (see `IdleConnections`). */

@@ -193,6 +193,20 @@ function superseded(server: object, tracked: Tracked): boolean {
   return servers.get(server) !== tracked
 }
 
+/**
+ * Whether the server still closes for a connection whose last response counted by `tracked` (a
+ * tracking that began to close) is done: unless an instance registered on the server since
+ * serves on it (see `superseded`), whose own close ends its connections when it comes. The
+ * client keeps a kept-alive connection for its next request, which that instance serves: ended
+ * under it, that request would be lost. Nor, once that instance closes too, one that a request
+ * it counted waits on, pipelined: that one's answer ends it.
+ */
+function closingNow(server: object, tracked: Tracked, socket: Socket): boolean {
+  const current = servers.get(server)
+  if (current === undefined || current === tracked) return true
+  return current.closing && !current.queued.has(socket)
+}
+
 /** A response on `socket` is done (sent, or its connection went). */
 function responseClosed(server: object, tracked: Tracked, socket: Socket): void {
   const { queued } = tracked
@@ -204,9 +218,7 @@ function responseClosed(server: object, tracked: Tracked, socket: Socket): void 
     return
   }
   if (waiting === undefined) {
-    // Not under a request that came after it, pipelined, which the instance registered on the
-    // server since counted: that one serves it.
-    if (tracked.closing && !servers.get(server)?.queued.has(socket)) socket.end()
+    if (tracked.closing && closingNow(server, tracked, socket)) socket.end()
     return
   }
   // The next one is under way now.
