@@ -61,6 +61,11 @@ export interface HellosContext<L extends EventsMap, E extends EventsMap, D> {
   connected: (socket: ServerSocket<L, E, D>) => void
   /** True once `drain()` or `close()` has begun. */
   closing: () => boolean
+  /**
+   * Whether a closing instance at this mount point's path, which this one succeeded on a shared
+   * HTTP server, holds `sid`'s session live (see `ParleyServer.succeeding`).
+   */
+  liveBefore: (sid: string) => boolean
 }
 
 /**
@@ -98,6 +103,12 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     const handshake: Handshake = new SocketHandshake(request, hello.auth, transport.name)
 
     let existing = hello.sid === undefined ? undefined : context.socketOf(hello.sid)
+    // A session the instance this one succeeded at its path still holds live, as it closes: its
+    // client's resume (an upgrade probe, a resume after a cut) reached this one, which takes the
+    // path's new WebSockets and handshakes, but is that instance's to answer, and it refuses
+    // resumes while it closes. A new session here would leave that one, and its last words,
+    // behind: the client tries again, and keeps its session until its CLOSE.
+    if (hello.sid !== undefined && !existing && context.liveBefore(hello.sid)) return shuttingDown()
     if (hello.sid !== undefined && !existing) {
       if (!context.endedHere(hello.sid)) {
         const answer = await arrivals.resume(hello.sid, transport, hello, handshake, request, left)

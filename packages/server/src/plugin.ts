@@ -217,8 +217,15 @@ async function mount(
   // registered (see `forwardingAtClose`, `upgradingAtClose`).
   let forwardAtClose: ForwardAtClose | undefined
   let upgradeAtClose: UpgradeAtClose | undefined
-  // Another instance at this path closing beside this one leaves its sessions' requests to it.
-  upgrades?.answering((sid) => server.holds(sid))
+  // Another instance at this path closing beside this one leaves its sessions' requests to it,
+  // and one that succeeded this one leaves it the resumes of those still live here.
+  if (upgrades) {
+    upgrades.answering(
+      (sid) => server.holds(sid),
+      (sid) => server.holdsLive(sid),
+    )
+    server.succeeding((sid) => upgrades.liveBefore(sid))
+  }
   const lastWords = new LastWordsAtClose({
     server: app.server,
     injected: upgrades?.source,

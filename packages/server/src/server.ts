@@ -114,6 +114,8 @@ export class ParleyServer<
   readonly #departures: Departures<L, E, D>
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
+  /** See `succeeding`. */
+  #liveBefore: (sid: string) => boolean = () => false
   /**
    * The waits of sessions that moved to another node, for the replies that node sends back;
    * undefined when the adapter does not (see `Adapter.forwardsReplies`), or handoff is off.
@@ -315,6 +317,7 @@ export class ParleyServer<
       unknownResume: (sid) => this.#unknown.record(sid, 'resume'),
       connected: (socket) => this.#fire(this.#onConnection, socket, 'connection'),
       closing: () => this.#closing,
+      liveBefore: (sid) => this.#liveBefore(sid),
     })
   }
 
@@ -339,6 +342,24 @@ export class ParleyServer<
   /** @internal The server listens at `url` (its origin): what other nodes forward requests to. */
   listening(url: string): void {
     this.#url = url
+  }
+
+  /**
+   * @internal Tells the server whether a closing instance at its path, which it succeeded on a
+   * shared HTTP server (see `UpgradeClaim.liveBefore`), holds a session live: a resume of one is
+   * refused as that instance refuses it, never answered with a new session.
+   */
+  succeeding(liveBefore: (sid: string) => boolean): void {
+    this.#liveBefore = liveBefore
+  }
+
+  /**
+   * @internal Whether `sid`'s session is live here, not frozen for its handoff: a resume of it
+   * can reach no other node (see `succeeding`).
+   */
+  holdsLive(sid: string): boolean {
+    const session = this.#bySid.get(sid)?.session
+    return session !== undefined && session.state !== 'frozen' && session.state !== 'closed'
   }
 
   /** @internal `close` runs `closer` too, first (before WebSocket clients are closed under it). */

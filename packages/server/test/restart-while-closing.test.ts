@@ -11,6 +11,7 @@ import { describe, expect, it, onTestFinished } from 'vitest'
 import { holding } from './held-events.js'
 import { closeApp, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
+import { Refused, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 import { beginHeldClose, restartableServer, TRANSPORTS } from './restartable-server.js'
 import { upgradeStatus } from './upgrade-status.js'
@@ -142,6 +143,37 @@ describe('an instance closing while its successor serves the path', () => {
       )
       expect(answer.status).toBe(204)
       expect(await within(ended, 5000, "the successor's session to end")).toBe('client disconnect')
+    },
+  )
+})
+
+describe('a resume of a session the closing instance still holds, while its successor serves the path', () => {
+  it.each(['websocket', 'polling'] as const)(
+    "is that instance's to refuse, not a new session of the successor's (over %s)",
+    async (transport) => {
+      const { shared, old, restarted, oldSids } = await closingWithSuccessor(true)
+      // The polling session is live, its event in the middleware: its client's resume (an upgrade
+      // probe, say) reaches the successor, which takes the path's new WebSockets and handshakes.
+      const sid = oldSids.get('polling')
+      expect(sid).toBeDefined()
+      expect(old.parley.sockets.size).toBeGreaterThan(0)
+      const resumed = rawConnect(transport, `http://127.0.0.1:${shared.port}/a`, { sid })
+      const refused = await within(
+        resumed.then(
+          (client) => {
+            client.close()
+            return `a new session ${client.sid}`
+          },
+          (err: unknown) => err,
+        ),
+        5000,
+        'the answer to the resume',
+      )
+      // The closing one's answer, as before the restart: the client keeps its session, whose
+      // last words still come, and tries again later. A new session would leave them behind.
+      expect(refused).toBeInstanceOf(Refused)
+      expect((refused as Refused).code).toBe('PARLEY_SERVER_SHUTTING_DOWN')
+      expect(restarted.parley.sockets.size).toBe(0)
     },
   )
 })

@@ -44,7 +44,7 @@ interface Instance {
    * How each of its mount points tells its own sessions (see `UpgradeClaim.answering`), by mount
    * base as in `bases`.
    */
-  readonly holders: Map<string, Set<(sid: string) => boolean>>
+  readonly holders: Map<string, Set<Holder>>
   /**
    * Its mount bases (as in `bases`) that an instance registered since claimed, with the claims
    * that did and have not given the path back: the server's requests there may go to that one
@@ -54,6 +54,14 @@ interface Instance {
    * client what to do.
    */
   readonly succeeded: Map<string, Set<object>>
+}
+
+/** How a mount point tells its sessions (see `UpgradeClaim.answering`). */
+interface Holder {
+  /** Whether `sid` names a session of its: live, being taken over, handed off, ended lately. */
+  readonly holds: (sid: string) => boolean
+  /** Whether `sid`'s session is live there, not frozen for its handoff. */
+  readonly live: (sid: string) => boolean
 }
 
 interface Upgrades {
@@ -83,13 +91,22 @@ export interface UpgradeClaim {
    * its requests as if none had come.
    */
   succeeded(): boolean
-  /** Tells the claim how its mount point knows its own sessions (see `heldElsewhere`). */
-  answering(holds: (sid: string) => boolean): void
+  /**
+   * Tells the claim how its mount point knows its own sessions (see `heldElsewhere`), and those
+   * live there (see `liveBefore`).
+   */
+  answering(holds: (sid: string) => boolean, live: (sid: string) => boolean): void
   /**
    * Whether another instance mounting Parley at its path holds `sid`: an instance restarted at
    * the path and closing in its turn while this one still closes leaves that one's sessions to it.
    */
   heldElsewhere(sid: string): boolean
+  /**
+   * Whether a closing instance mounting Parley at its path, which this one succeeded, holds
+   * `sid`'s session live: a resume of it is that one's to answer (it refuses resumes while it
+   * closes), not a new session here.
+   */
+  liveBefore(sid: string): boolean
   /**
    * Gives the path back, at the instance's close or a failed registration: the closing instances
    * it succeeded are then as if it had never come; once is enough.
@@ -144,13 +161,13 @@ export function claimUpgrades(
     bases: new Map<string, number>(),
     router,
     closing: false,
-    holders: new Map<string, Set<(sid: string) => boolean>>(),
+    holders: new Map<string, Set<Holder>>(),
     succeeded: new Map<string, Set<object>>(),
   }
   if (!known) upgrades.instances.set(routing, instance)
   instance.bases.set(full, (instance.bases.get(full) ?? 0) + 1)
   let released = false
-  let holds: ((sid: string) => boolean) | undefined
+  let holder: Holder | undefined
   return {
     source: known ? new Server() : instance.source,
     shared: known !== undefined,
@@ -160,31 +177,27 @@ export function claimUpgrades(
     succeeded() {
       return (instance.succeeded.get(full)?.size ?? 0) > 0
     },
-    answering(given) {
+    answering(holds, live) {
       if (released) return
-      holds = given
+      holder = { holds, live }
       const holders = instance.holders.get(full) ?? new Set()
-      holders.add(given)
+      holders.add(holder)
       instance.holders.set(full, holders)
     },
     heldElsewhere(sid) {
-      for (const [other, each] of upgrades.instances) {
-        if (other === routing) continue
-        for (const [base, holders] of each.holders) {
-          if (!alike(each, base, full, anyCase)) continue
-          for (const held of holders) if (held(sid)) return true
-        }
-      }
-      return false
+      return heldAt(upgrades, routing, full, anyCase, (other) => other.holds(sid))
+    },
+    liveBefore(sid) {
+      return heldAt(upgrades, routing, full, anyCase, (other) => other.live(sid), true)
     },
     release() {
       if (released) return
       released = true
       // An emptied set stays in its instance's map, read as none: it goes with that instance.
       for (const claims of succeeding) claims.delete(claim)
-      if (holds) {
+      if (holder) {
         const holders = instance.holders.get(full)
-        holders?.delete(holds)
+        holders?.delete(holder)
         if (holders?.size === 0) instance.holders.delete(full)
       }
       const count = (instance.bases.get(full) ?? 1) - 1
@@ -198,6 +211,28 @@ export function claimUpgrades(
       takeOff(server as Server, 'upgrade', upgrades.listener)
     },
   }
+}
+
+/**
+ * Whether a mount point at `full` of another instance than `routing`'s (a closing one alone, with
+ * `closing`) has a session that `has` picks.
+ */
+function heldAt(
+  upgrades: Upgrades,
+  routing: object,
+  full: string,
+  anyCase: boolean,
+  has: (holder: Holder) => boolean,
+  closing = false,
+): boolean {
+  for (const [other, each] of upgrades.instances) {
+    if (other === routing || (closing && !each.closing)) continue
+    for (const [base, holders] of each.holders) {
+      if (!alike(each, base, full, anyCase)) continue
+      for (const holder of holders) if (has(holder)) return true
+    }
+  }
+  return false
 }
 
 function listen(server: object): Upgrades {
