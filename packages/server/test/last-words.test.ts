@@ -402,6 +402,23 @@ describe('at close, with Parley under a prefix the router holds as written', () 
     await closing
   })
 
+  it('with a parameter, hands the CLOSE to a URL with a trailing slash the router ignores', async () => {
+    // The router reads `/acme/parley/poll/` as the route `/:tenant/parley/poll`.
+    const { app, scoped, port } = await underPrefix('/:tenant', {
+      routerOptions: { ignoreTrailingSlash: true },
+    })
+    const endpoint = `http://127.0.0.1:${port}/acme/parley/poll/`
+    const sid = await handshake(endpoint)
+    const closing = app.close()
+    await until(() => closed(scoped), 2000, 'the server closing')
+    const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
+    expect(res.status).toBe(200)
+    expect(packetsOf(await res.text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    await closing
+  })
+
   it('with a percent sign, leaves a URL with a trailing slash to Fastify, as the router keeps it', async () => {
     // Fastify's default router serves `/100%25/parley/poll`, not `/100%25/parley/poll/`.
     const { app, scoped, port } = await underPrefix('/100%')

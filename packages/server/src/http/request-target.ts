@@ -179,9 +179,13 @@ export function settleRouterReading(app: FastifyInstance, route: string, reading
   reading.semicolon = servesParley(app, `${url};v=1`)
 }
 
-/** Whether the router finds a GET route without parameters at `url`. */
+/**
+ * Whether the router finds Parley's route at `url`, the route's URL as written: a GET route whose
+ * parameters, if any, each read as its own name there. Those of a prefix (`/:tenant`) do, where
+ * a route of the application's that such a URL falls into (`/*`) reads its parameter otherwise.
+ */
 function servesParley(app: FastifyInstance, url: string): boolean {
   // Typed as always found; null at run time when no route is.
-  const found: { params: object } | null = app.findRoute({ method: 'GET', url })
-  return found !== null && Object.keys(found.params).length === 0
+  const found: { params: Record<string, unknown> } | null = app.findRoute({ method: 'GET', url })
+  return found !== null && Object.entries(found.params).every(([name, value]) => value === `:${name}`)
 }
