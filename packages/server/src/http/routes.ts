@@ -28,6 +28,7 @@ import {
   linesOfBody,
   NOT_UTF8_TEXT,
 } from './body.js'
+import { clientLeft } from './client-left.js'
 import { serveClientScript } from './client-script.js'
 import { ClientTracking } from './client-tracking.js'
 import {
@@ -691,7 +692,7 @@ export async function parleyRoutes(
     // handshake then opens no session, and a resume takes nothing from the transport the client
     // may have resumed on meanwhile.
     const left = () => transport.close('normal')
-    if (reply.raw.destroyed) left()
+    if (clientLeft(reply.raw)) left()
     else reply.raw.once('close', left)
     let refusal: Refusal | null
     try {
