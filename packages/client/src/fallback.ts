@@ -386,6 +386,9 @@ export class Connection {
         this.#moved = true
         this.#current = undefined
         this.state = 'connecting'
+        // T is gone: the time it stayed up ends here. Left running, its timer could call it stable
+        // while the probe waits, and start the backoff over for a transport that lived less.
+        clearTimeout(this.#stableTimer)
         t.close(true)
         return
       }
