@@ -446,6 +446,10 @@ export class Connection {
       MAX_TIMER_MS,
       frozen ? this.#pingTimeout : MAX_TIMER_MS,
     )
+    // Whose bound that is, in the errors of the attempt's own (`no auth`, `no OPEN`): the server's
+    // pingTimeout when it is the shorter, said so; its number alone sent the application after
+    // connectTimeout, which it set to something else. Else connectTimeout's, as documented.
+    const of = frozen && timeout < this.#opts.connectTimeout ? " (the server's pingTimeout)" : ''
     const queue = this.#order(after)
     const retried: TransportName[] = []
     // With reconnection off this attempt is the only one: the server's middleware slow once must
@@ -469,7 +473,7 @@ export class Connection {
       try {
         // An auth that outlasts what is left fails the attempt naming `timeout`, the bound the
         // application set (connectTimeout), not the rest, a number it never gave.
-        hello = await this.#hello(ms, timeout)
+        hello = await this.#hello(ms, timeout, of)
         if (run !== this.#run) return t.close()
         began = performance.now()
         this.#attempt = t
@@ -481,7 +485,7 @@ export class Connection {
         // open().
         const left = bounded ? (end - began) | 0 : ms
         if (left <= 0) {
-          last = timeoutError('no auth', timeout)
+          last = timeoutError('no auth', timeout, undefined, of)
           break
         }
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
@@ -535,7 +539,7 @@ export class Connection {
           if (run !== this.#run) return
           // What the attempt says when the pause took what was left (no try follows), unless a
           // later try fails otherwise.
-          last = timeoutError('no OPEN', timeout, { middleware: true })
+          last = timeoutError('no OPEN', timeout, { middleware: true }, of)
           bounded = true
           queue.unshift(name)
           continue
@@ -661,16 +665,17 @@ export class Connection {
   /**
    * The HELLO, within `ms`: an `auth` function whose promise never settles (a token fetch left
    * hanging) fails the attempt (not the transport: see #connect), where it held the client
-   * "connecting" for good, with `no auth within <bound> ms`: the attempt's bound, of which `ms`
-   * may be only what is left. On the connection's timer, which close() clears: a bound left running
-   * would hold a Node process up to `ms` after disconnect() while the auth hangs. Cleared, it never
-   * ends, and nothing waits on this run any more. (No other pause of the connection runs meanwhile:
+   * "connecting" for good, with `no auth within <bound> ms<of>`: the attempt's bound, of which `ms`
+   * may be only what is left, and whose it is when not connectTimeout (see #connect). On the
+   * connection's timer, which close() clears: a bound left running would hold a Node process up
+   * to `ms` after disconnect() while the auth hangs. Cleared, it never ends, and nothing waits on
+   * this run any more. (No other pause of the connection runs meanwhile:
    * an attempt's is over, and a probe is made only while open, with no attempt waiting.)
    */
-  #hello(ms: number, bound: number): Promise<string> {
+  #hello(ms: number, bound: number, of?: string): Promise<string> {
     return new Promise((resolve, reject) => {
       // biome-ignore lint/suspicious/noAssignInExpressions: one timer, two holders; as two statements the bundle takes 2 bytes more.
-      const timer = (this.#timer = setTimeout(reject, ms, timeoutError('no auth', bound)))
+      const timer = (this.#timer = setTimeout(reject, ms, timeoutError('no auth', bound, undefined, of)))
       this.#host
         .hello()
         .then(resolve, reject)

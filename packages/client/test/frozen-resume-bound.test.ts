@@ -1,0 +1,71 @@
+// After a link froze (no sign of life within the heartbeat window), each try of the resume is
+// bounded by the server's pingTimeout when it is shorter than connectTimeout: a live server
+// answers a HELLO within it. An `auth` that does not settle then fails the attempt within that
+// bound, and the error must say which bound it was: `no auth within <n> ms` alone names a number
+// the application never set, and it would look for it in connectTimeout. Real client, real
+// server, and a TCP proxy that freezes the link.
+
+import type { ParleyError } from '@parley/protocol'
+import { afterEach, expect, it } from 'vitest'
+import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
+import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
+
+let proxy: Awaited<ReturnType<typeof startTcpProxy>> | undefined
+afterEach(async () => {
+  await closeAll()
+  await proxy?.close()
+  proxy = undefined
+})
+
+it('says an auth that outlasts a frozen resume was bounded by the server’s pingTimeout', async () => {
+  const server = await startServer(undefined, { pingInterval: 1200, pingTimeout: 1000 })
+  proxy = await startTcpProxy(server.port)
+  let asked = 0
+  const socket = client(proxy.url, {
+    transports: ['websocket'],
+    connectTimeout: 3000,
+    // The first HELLO gets its auth; the resume's never settles.
+    auth: () => (asked++ === 0 ? 'token' : new Promise<string>(() => {})),
+  })
+  const errors: ParleyError<string>[] = []
+  socket.on('connect_error', (error) => errors.push(error))
+  await next(socket, 'connect', 5000)
+  proxy.freeze()
+  await until(() => errors.length > 0, 10_000, 'the resume to fail')
+  // The first resume's auth (and, after the backoff, maybe the next one's).
+  expect(asked).toBeGreaterThanOrEqual(2)
+  expect(errors[0]!.code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
+  expect(errors[0]!.message).toBe("no auth within 1000 ms (the server's pingTimeout)")
+})
+
+it('says a frozen resume the server’s slow middleware used up was bounded by its pingTimeout', async () => {
+  let runs = 0
+  const server = await startServer(
+    (app) => {
+      // The resume's run outlives the server's handshakeTimeout: answered PARLEY_HANDSHAKE_TIMEOUT
+      // with `details.middleware`, then the client's pause takes what is left of the bound.
+      parleyOf(app).use(async () => {
+        if (runs++ > 0) await new Promise((resolve) => setTimeout(resolve, 600))
+      })
+    },
+    { pingInterval: 1200, pingTimeout: 1000, handshakeTimeout: 200 },
+  )
+  proxy = await startTcpProxy(server.port)
+  const socket = client(proxy.url, {
+    transports: ['websocket'],
+    connectTimeout: 3000,
+    // One attempt; its pause after the slow middleware is longer than what is left of the bound.
+    reconnection: false,
+    reconnectionDelay: 5000,
+    randomization: 0,
+  })
+  const errors: ParleyError<string>[] = []
+  socket.on('connect_error', (error) => errors.push(error))
+  await next(socket, 'connect', 5000)
+  proxy.freeze()
+  await until(() => errors.length > 0, 10_000, 'the resume to fail')
+  expect(runs).toBeGreaterThanOrEqual(2)
+  expect(errors[0]!.code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
+  expect(errors[0]!.details).toEqual({ middleware: true })
+  expect(errors[0]!.message).toBe("no OPEN within 1000 ms (the server's pingTimeout)")
+})
