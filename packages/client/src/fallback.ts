@@ -184,6 +184,13 @@ export class Connection {
    * cleared, never read (clearing a fired one does nothing).
    */
   #timer: ReturnType<typeof setTimeout> | undefined
+  /**
+   * Ends the wait for the last auth (see #hello), at once. #drop calls it as it clears that
+   * auth's bound: left waiting, a probe dropped with its transport, or an attempt after close(),
+   * waited for good on an auth that never settles, holding its transport for as long as the
+   * application held that auth's promise. (Called again once settled, it does nothing.)
+   */
+  #unwait?: () => void
   #probeTimer: ReturnType<typeof setTimeout> | undefined
   #stableTimer: ReturnType<typeof setTimeout> | undefined
   /** The current transport has been up for STABLE_MS. */
@@ -668,14 +675,17 @@ export class Connection {
    * "connecting" for good, with `no auth within <bound> ms<of>`: the attempt's bound, of which `ms`
    * may be only what is left, and whose it is when not connectTimeout (see #connect). On the
    * connection's timer, which close() clears: a bound left running would hold a Node process up
-   * to `ms` after disconnect() while the auth hangs. Cleared, it never ends, and nothing waits on
-   * this run any more. (No other pause of the connection runs meanwhile:
-   * an attempt's is over, and a probe is made only while open, with no attempt waiting.)
+   * to `ms` after disconnect() while the auth hangs. (No other pause of the connection runs
+   * meanwhile: an attempt's is over, and a probe is made only while open, with no attempt
+   * waiting.) Whatever clears it (#drop: close(), and a probe's transport lost, handed off or
+   * closed by the server) ends the wait at once (#unwait), which its caller, stale by then, drops.
    */
   #hello(ms: number, bound: number, of?: string): Promise<string> {
     return new Promise((resolve, reject) => {
+      const end = () => reject(timeoutError('no auth', bound, undefined, of))
+      this.#unwait = end
       // biome-ignore lint/suspicious/noAssignInExpressions: one timer, two holders; as two statements the bundle takes 2 bytes more.
-      const timer = (this.#timer = setTimeout(reject, ms, timeoutError('no auth', bound, undefined, of)))
+      const timer = (this.#timer = setTimeout(end, ms))
       this.#host
         .hello()
         .then(resolve, reject)
@@ -895,6 +905,7 @@ export class Connection {
    */
   #drop(done = true): void {
     clearTimeout(this.#timer)
+    this.#unwait?.()
     clearTimeout(this.#stableTimer)
     clearTimeout(this.#probeTimer)
     this.#probeTimer = undefined
