@@ -453,9 +453,10 @@ export class Connection {
       MAX_TIMER_MS,
       frozen ? this.#pingTimeout : MAX_TIMER_MS,
     )
-    // Whose bound that is, in the errors of the attempt's own (`no auth`, `no OPEN`): the server's
-    // pingTimeout when it is the shorter, said so; its number alone sent the application after
-    // connectTimeout, which it set to something else. Else connectTimeout's, as documented.
+    // Whose bound that is, in the errors that name it (the attempt's `no auth` and `no OPEN`, a
+    // transport's `no OPEN from` and `no stream data`): the server's pingTimeout when it is the
+    // shorter, said so; its number alone sent the application after connectTimeout, which it set
+    // to something else. Else connectTimeout's, as documented.
     const of = frozen && timeout < this.#opts.connectTimeout ? " (the server's pingTimeout)" : ''
     const queue = this.#order(after)
     const retried: TransportName[] = []
@@ -500,7 +501,7 @@ export class Connection {
         // meanwhile (close() keeps the quiet time), meets the same busy nodes.
         // An event stream's first bytes get the whole of `timeout` from its GET, as on a first
         // try: what the handshake left of it would fail a working stream, and mark it stalled.
-        answer = await t.open(hello, left, began < this.#quietUntil, timeout)
+        answer = await t.open(hello, left, began < this.#quietUntil, timeout, of)
       } catch (err) {
         t.close()
         if (run !== this.#run) return

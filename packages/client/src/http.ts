@@ -174,7 +174,13 @@ export abstract class HttpTransport extends BaseTransport {
   /** Opens the downstream at `url`; resolves once it works (`open` bounds the wait). */
   protected abstract downstream(url: string): Promise<void> | void
 
-  async open(hello: string, timeout: number, _patient?: boolean, stream = timeout): Promise<Welcome> {
+  async open(
+    hello: string,
+    timeout: number,
+    _patient?: boolean,
+    stream = timeout,
+    of?: string,
+  ): Promise<Welcome> {
     const ctl = this.ctl
     // The timeout aborts the transport's controller, which ends the handshake or the
     // downstream's first request, whichever is under way. Each has a bound of its own: see below.
@@ -252,8 +258,8 @@ export abstract class HttpTransport extends BaseTransport {
         error = down
           ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
             // (TransportMemory tells them apart by a second stall).
-            timeoutError('no stream data', stream, { stalled: true })
-          : timeoutError(`no OPEN from ${shown(this.url)}`, timeout)
+            timeoutError('no stream data', stream, { stalled: true }, of)
+          : timeoutError(`no OPEN from ${shown(this.url)}`, timeout, undefined, of)
       this.close()
       throw error
     } finally {

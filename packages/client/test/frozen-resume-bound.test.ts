@@ -6,7 +6,8 @@
 // server, and a TCP proxy that freezes the link.
 
 import type { ParleyError } from '@parley/protocol'
-import { afterEach, expect, it } from 'vitest'
+import { afterEach, expect, it, onTestFinished } from 'vitest'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
 
@@ -68,4 +69,27 @@ it('says a frozen resume the server’s slow middleware used up was bounded by i
   expect(errors[0]!.code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
   expect(errors[0]!.details).toEqual({ middleware: true })
   expect(errors[0]!.message).toBe("no OPEN within 1000 ms (the server's pingTimeout)")
+})
+
+it('says a frozen resume’s HELLO left unanswered was bounded by the server’s pingTimeout', async () => {
+  const server = await startServer(undefined, { pingInterval: 1200, pingTimeout: 1000 })
+  const faults = await startFaultProxy(server.port)
+  onTestFinished(() => faults.close())
+  const socket = client(faults.url, { transports: ['polling'], connectTimeout: 3000 })
+  const errors: ParleyError<string>[] = []
+  socket.on('transport_error', (_name, error) => errors.push(error))
+  await next(socket, 'connect', 5000)
+  // Nothing comes down any more (the heartbeat gives up), and the resume's HELLO is answered
+  // later than the server's pingTimeout.
+  faults.hellos = 'late'
+  faults.lateBy = 3000
+  const release = faults.hold()
+  onTestFinished(release)
+  await until(() => errors.length >= 2, 10_000, 'the resume’s try to fail')
+  // The loss, then the try.
+  expect(errors[0]!.message).toBe('nothing from the server within 2200 ms')
+  expect(errors[1]!.code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
+  expect(errors[1]!.message).toMatch(
+    /^no OPEN from http:\/\/127\.0\.0\.1:\d+\/parley\/poll within 1000 ms \(the server's pingTimeout\)$/,
+  )
 })

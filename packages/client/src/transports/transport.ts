@@ -71,9 +71,11 @@ export interface Transport {
    * `details.refused` is true when the server refused the client itself (middleware, origin,
    * version): trying another transport would not help. `patient`: an attempt soon after a
    * handoff (a resume, or a connect() after disconnect()), when the medium worked a moment ago
-   * and the nodes are busy: no early give-up on a slow upgrade (see the WebSocket's).
+   * and the nodes are busy: no early give-up on a slow upgrade (see the WebSocket's). `of` ends
+   * the message of an error that names `timeout` (or `stream`): whose bound it is, when not
+   * connectTimeout (see Connection's #connect).
    */
-  open(hello: string, timeout: number, patient?: boolean, stream?: number): Promise<Welcome>
+  open(hello: string, timeout: number, patient?: boolean, stream?: number, of?: string): Promise<Welcome>
   /**
    * Starts delivering packets. Packets that arrived between OPEN and this call were held, so
    * the owner can apply the OPEN first; they are delivered now.
@@ -146,7 +148,13 @@ export abstract class BaseTransport implements Transport {
     this.payloadMax = maxPayload
   }
 
-  abstract open(hello: string, timeout: number, patient?: boolean): Promise<Welcome>
+  abstract open(
+    hello: string,
+    timeout: number,
+    patient?: boolean,
+    stream?: number,
+    of?: string,
+  ): Promise<Welcome>
   abstract send(items: readonly Outgoing[]): void
   abstract leave(): void
   /** Releases the medium's resources; `code` says why, where the medium can say it. */

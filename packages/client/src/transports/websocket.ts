@@ -100,7 +100,7 @@ export class WebSocketTransport extends BaseTransport {
       })
   }
 
-  open(hello: string, timeout: number, patient?: boolean): Promise<Welcome> {
+  open(hello: string, timeout: number, patient?: boolean, _stream?: number, of?: string): Promise<Welcome> {
     return new Promise<Welcome>((resolve, reject) => {
       let opened = false
       const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
@@ -132,7 +132,7 @@ export class WebSocketTransport extends BaseTransport {
         if (this.unsent) settle(timeoutError(`no upgrade from ${shown(this.url)}`, wait))
         else
           this.#timer = setTimeout(
-            () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout)),
+            () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout, undefined, of)),
             timeout - wait,
           )
       }, wait)
