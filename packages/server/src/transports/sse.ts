@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
 import type { SplitText } from '@parley/protocol'
+import { clientLeft } from '../http/client-left.js'
 import { type ResponseHolder, watchHeld } from './held-responses.js'
 import { type HeaderBag, HttpTransport, nextGetWithin, nowMs } from './http.js'
 import { flattenSentHeader } from './sent-header.js'
@@ -51,15 +52,16 @@ function connectionOf(res: ServerResponse): Socket | null {
 }
 
 /**
- * True when a GET's response can carry no stream: it was destroyed (its client left, for
- * instance while an application's asynchronous hook ran: Fastify still calls the handler) or
- * ended, or it has no connection. A plain HTTP/1.1 response has none while it waits behind
- * another response on its connection (pipelining), and a stream would begin only once that one
- * ended; behind the session's own stream, whose end closes the connection, never. A request
- * routed from another node (`inject`) has a connection of its own kind.
+ * True when a GET's response can carry no stream: its client left (for instance while an
+ * application's asynchronous hook ran: Fastify still calls the handler; over HTTP/2 only the
+ * stream says so, see `clientLeft`) or it ended, or it has no connection. A plain HTTP/1.1
+ * response has none while it waits behind another response on its connection (pipelining), and
+ * a stream would begin only once that one ended; behind the session's own stream, whose end
+ * closes the connection, never. An HTTP/2 response whose stream closed has none either
+ * (`undefined`). A request routed from another node (`inject`) has a connection of its own kind.
  */
 function responseGone(res: ServerResponse): boolean {
-  return res.destroyed || res.writableEnded || res.socket === null
+  return clientLeft(res) || res.writableEnded || res.socket == null
 }
 
 /** `pieces` (UTF-8 text and bytes) one after the other in one buffer of `bytes` bytes. */
@@ -285,7 +287,9 @@ export class SseTransport extends HttpTransport implements ResponseHolder {
     // bufferedAmount reports, and what the session's slow-consumer limit watches.
     const direct = this.#direct
     if (direct) corkForTick(direct)
-    const socket = res.socket
+    // None once an HTTP/2 response's stream closed (`undefined` there): a last GET reset before
+    // its answer (`serveLast`) is written to nothing, and the writes fail quietly.
+    const socket = res.socket ?? null
     // Uncorked, Node would cork the socket itself and schedule one more callback per write.
     const cork = !direct && socket !== null && socket.writableCorked === 0
     if (cork) socket.cork()
