@@ -1,16 +1,17 @@
 // Over HTTP/2, a downstream GET whose client reset its stream while an application's hook held it
 // up is gone as an HTTP/1.1 one whose connection closed is (gone-gets.test.ts): it becomes no
-// session's stream, and what the session sends waits for the client's next GET; an ended
-// session's last words meet such a GET without an error. Node's compatibility response over
+// session's stream or held poll, and what the session sends waits for the client's next GET; an
+// ended session's last words meet such a GET without an error. A held poll whose client resets
+// it is let go as well. Node's compatibility response over
 // HTTP/2 has no `destroyed`, and its `socket` is `undefined` once its stream closed: only its
 // stream says it is gone.
-import { constants } from 'node:http2'
+import { constants, type ServerHttp2Stream } from 'node:http2'
 import { PacketType } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
 import { type H2Logger, type H2Node, startH2Node } from './h2-node.js'
-import { until } from './helpers.js'
+import { until, within } from './helpers.js'
 
 const nodes: H2Node[] = []
 afterEach(async () => {
@@ -110,4 +111,55 @@ it("writes an ended session's last words to no SSE stream reset while a hook ran
   const next = await node.send('POST', 'sse?v=1', '[8,{}]', { 'content-type': 'text/plain' })
   expect(packetsOf(next.text)[0]?.type).toBe(PacketType.OPEN)
   expect(lines).toEqual([])
+})
+
+it('leaves the held poll in place when a later h2 GET was reset before it was handled', async () => {
+  const { node, sid, socket, hooked, handled } = await heldGetNode('poll')
+  let held: string | undefined
+  void node.send('GET', `poll?v=1&sid=${sid}&ack=0`).then((answer) => {
+    held = answer.text
+  })
+  await until(() => node.app.parley.sockets.get(socket.id)?.transport === 'polling', 3000, 'the session')
+  // Let the first GET be held before the second comes.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await resetWhileHooked(node, `poll?v=1&sid=${sid}&ack=0&slow=1`, hooked, handled)
+  expect(held).toBeUndefined()
+  socket.volatile.emit('news', 'to the poll that waits')
+  await until(() => held !== undefined, 3000, 'the answer')
+  expect(held).toContain('to the poll that waits')
+})
+
+it('keeps what a poll reset while held did not take for the next h2 GET', async () => {
+  let socket: ServerSocket | undefined
+  let reset = false
+  const node = await startH2Node({}, (app) => {
+    app.parley.on('connection', (s) => {
+      socket = s
+    })
+    app.server.on('stream', (stream: ServerHttp2Stream, headers) => {
+      if (String(headers[':path']).includes('first')) stream.once('close', () => (reset = true))
+    })
+  })
+  nodes.push(node)
+  const answer = await node.send('POST', 'poll?v=1', '[8,{}]', { 'content-type': 'text/plain' })
+  const open = packetsOf(answer.text)[0]
+  if (open?.type !== PacketType.OPEN) throw new Error(`no OPEN: ${answer.text}`)
+  await until(() => socket !== undefined, 3000, 'the session')
+  const stream = node.client.request({
+    ':method': 'GET',
+    ':path': `/parley/poll?v=1&sid=${open.sid}&ack=0&first=1`,
+  })
+  stream.on('error', () => {})
+  // Held: the session has nothing to say yet. Then its client gives up on it.
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  stream.close(constants.NGHTTP2_CANCEL)
+  await until(() => reset, 3000, 'the server to see the poll reset')
+  await new Promise((resolve) => setImmediate(resolve))
+  socket!.volatile.emit('news', 'after the reset')
+  const next = await within(
+    node.send('GET', `poll?v=1&sid=${open.sid}&ack=0`),
+    3000,
+    'the next poll answered',
+  )
+  expect(next.text).toContain('after the reset')
 })

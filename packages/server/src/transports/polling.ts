@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http'
 import { gzip } from 'node:zlib'
 import { type Packet, PacketType, type PreparedEvent } from '@parley/protocol'
+import { clientLeft } from '../http/client-left.js'
 import { type ResponseHolder, watchHeld } from './held-responses.js'
 import { type HeaderBag, HttpTransport, nextGetWithin, nowMs } from './http.js'
 import { flattenSentHeader } from './sent-header.js'
@@ -119,8 +120,8 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     // A GET whose client already left (while an application's asynchronous hook ran, Fastify
     // still calls the handler) takes nothing: the GET held before it, if any, is still read.
     // (One waiting behind another response on its connection is not gone: it gets the
-    // connection next.)
-    if (res.destroyed || res.writableEnded) return
+    // connection next.) Over HTTP/2 only the stream says so (see `clientLeft`).
+    if (clientLeft(res) || res.writableEnded) return
     const previous = this.#held
     const previousHeaders = this.#heldHeaders
     this.#held = res
@@ -139,7 +140,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
 
   /** A GET closed: forgets it if it is the held one (`#flush` checks again before it answers). */
   heldResponseClosed(res: ServerResponse): void {
-    if (res === this.#held && (res.destroyed || res.writableEnded)) this.#forgetHeld(res)
+    if (res === this.#held && (clientLeft(res) || res.writableEnded)) this.#forgetHeld(res)
   }
 
   /** The held GET is over: answered by us, or dropped by the client. */
@@ -286,7 +287,7 @@ export class PollingTransport extends HttpTransport implements ResponseHolder {
     const held = this.#held
     const waiting = this.#waiting
     if (!held || waiting.length === 0) return
-    if (held.destroyed || held.writableEnded) {
+    if (clientLeft(held) || held.writableEnded) {
       // The client gave up on this GET; keep the packets for its next one.
       this.#forgetHeld(held)
       return
