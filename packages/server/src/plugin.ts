@@ -85,6 +85,8 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
   const hookLimit = app.initialConfig.pluginTimeout ?? 0
   let server: ParleyServer
+  // What `mount` undoes of its work on the HTTP server if a later step of it throws.
+  const undo: (() => void)[] = []
   try {
     if (options.metricsRegistry) {
       // Read at scrape time, by which point `server` is set.
@@ -95,7 +97,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       })
     }
     server = await startServer(app.log, options, made?.metrics ?? noMetrics, hookLimit)
-    await mount(app, server, options, rawOptions, hookLimit, upgrades, reading)
+    await mount(app, server, options, rawOptions, hookLimit, upgrades, reading, undo)
   } catch (err) {
     // Refused (the metrics' names, the adapter, the handoff's timeout) or failed after (a route
     // of the application's where Parley's go): the registry is left as it was given, and the
@@ -104,6 +106,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // application's close runs.
     made?.remove()
     upgrades?.release()
+    for (const step of undo) step()
     throw err
   }
   if (upgrades) app.addHook('onClose', async () => upgrades.release())
@@ -120,6 +123,7 @@ async function mount(
   hookLimit: number,
   upgrades: UpgradeClaim | undefined,
   reading: RouterReading,
+  undo: (() => void)[],
 ): Promise<void> {
   // Its own logs of refused origins and versions: the routes' close with the server, before the
   // last answers.
@@ -155,6 +159,14 @@ async function mount(
   app.addHook('onClose', async () => {
     leaveServer()
     idle.detach()
+    http2Sessions.detach()
+  })
+  // Where the registration fails after this point and the application never closes the
+  // instance: counted on the server, it would keep the closing instance before it (or a sibling
+  // mount point) from ending the server's connections at its close.
+  undo.push(() => {
+    leaveServer()
+    idle.withdraw()
     http2Sessions.detach()
   })
   // Made before any request listener of Parley's own but idle's and http2Sessions': it finds

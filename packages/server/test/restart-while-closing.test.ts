@@ -341,3 +341,65 @@ describe('an instance restarted on the server once the old one has closed', () =
     await within(connection.closed, 5000, 'the connection to end with the new instance')
   })
 })
+
+describe('a restart whose registration failed, never closed', () => {
+  it('leaves the old one to end a kept-alive connection once its answer under way at its close is out', async () => {
+    const shared = await restartableServer(true)
+    // A request of the old instance's application, answered only once the restart has failed.
+    let answer = () => {}
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    let heard = false
+    const old = await shared.make('old', undefined, (app) =>
+      app.get('/slow', async () => {
+        heard = true
+        await answered
+        return 'slow'
+      }),
+    )
+    shared.serve(old)
+    const connection = await RawHttp.open(shared.port)
+    onTestFinished(() => connection.destroy())
+    connection.write(head('GET', '/slow'))
+    await until(() => heard, 5000, 'the old instance to hear the request')
+    await within(old.close(), 5000, 'the old instance to close')
+    // A route of the application's where Parley's go: the registration fails, and the
+    // application never closes that instance (until the test ends).
+    const failed = Fastify({ serverFactory: () => shared.server })
+    onTestFinished(async () => {
+      await failed.close().catch(() => {})
+    })
+    failed.get('/a/poll', async () => 'mine')
+    await expect(failed.register(parley, { path: '/a' }).ready()).rejects.toThrow()
+    answer()
+    const first = await connection.answer()
+    expect(first.status).toBe(200)
+    // No instance serves on the server: the connection goes with the old one's answer, not at
+    // Node's keep-alive timeout.
+    await within(connection.closed, 3000, 'the connection to end after the answer')
+  })
+
+  it('leaves the old one, closing, to end its idle kept-alive connections as the last on the server', async () => {
+    const shared = await restartableServer(true)
+    const olds = holding()
+    const old = await shared.make('old', olds.onConnection, (app) => app.get('/quick', async () => 'quick'))
+    shared.serve(old)
+    // An idle kept-alive connection of the old instance's.
+    const connection = await RawHttp.open(shared.port)
+    onTestFinished(() => connection.destroy())
+    connection.write(head('GET', '/quick'))
+    expect((await connection.answer()).status).toBe(200)
+    const { client } = await shared.connect('polling')
+    const { closing } = await beginHeldClose(old, olds, client, 'the old instance')
+    const failed = Fastify({ serverFactory: () => shared.server })
+    onTestFinished(async () => {
+      await failed.close().catch(() => {})
+    })
+    failed.get('/a/poll', async () => 'mine')
+    await expect(failed.register(parley, { path: '/a' }).ready()).rejects.toThrow()
+    olds.release()
+    await within(closing, 5000, 'the old instance to close')
+    await within(connection.closed, 3000, "the idle connection to end with the old instance's close")
+  })
+})

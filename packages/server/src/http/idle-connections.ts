@@ -31,14 +31,21 @@ export class IdleConnections {
   readonly #server: HttpServer | HttpsServer | undefined
   /** Every listener it put on the server, by event, for `detach()`. */
   readonly #attached: [string, Parameters<HttpServer['off']>[1]][] = []
+  /**
+   * The server's tracking before this one's, when this one took its place (see `trackedOn`):
+   * a closing instance's, or none. `withdraw()` puts it back.
+   */
+  #replaced: Tracked | undefined
   #closing = false
 
   /** Does nothing for servers other than HTTP/1.1 ones (HTTP/2 sessions close differently). */
   constructor(server: unknown) {
     if (!(server instanceof HttpServer || server instanceof HttpsServer)) return
     this.#server = server
+    const before = servers.get(server)
     const tracked = trackedOn(server)
     this.#tracked = tracked
+    if (tracked !== before) this.#replaced = before
     const unused = tracked.unused
     // Over TLS a request's socket is the TLS socket, which 'secureConnection' hands out.
     const accepted = server instanceof HttpsServer ? 'secureConnection' : 'connection'
@@ -96,6 +103,23 @@ export class IdleConnections {
     // Off the front of a takeover too, where one holds it (see takeovers.ts).
     for (const [event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
     tracked.counters.delete(this)
+  }
+
+  /**
+   * Undoes its coming, for a registration that failed after it: its listeners off the server,
+   * and the tracking it began, unless another mount point counts on it since, given back to the
+   * one it replaced. An application need not close an instance whose registration failed, and
+   * the tracking left in place would never close: the instance closing before it (or none) ends
+   * its connections as if this one had never come, not at Node's keep-alive timeout.
+   */
+  withdraw(): void {
+    const server = this.#server
+    const tracked = this.#tracked
+    this.detach()
+    if (!server || !tracked || servers.get(server) !== tracked || tracked.counters.size > 0) return
+    const replaced = this.#replaced
+    if (replaced) servers.set(server, replaced)
+    else servers.delete(server)
   }
 
   /** How many connections have responses waiting behind the one under way (pipelining). */
