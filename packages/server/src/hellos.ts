@@ -66,6 +66,11 @@ export interface HellosContext<L extends EventsMap, E extends EventsMap, D> {
    * HTTP server, holds `sid`'s session live (see `ParleyServer.succeeding`).
    */
   liveBefore: (sid: string) => boolean
+  /**
+   * How `sid`'s session ended lately on a closing instance at this mount point's path, which this
+   * one succeeded on a shared HTTP server (see `ParleyServer.succeeding`).
+   */
+  endedBefore: (sid: string) => Ending | undefined
 }
 
 /**
@@ -109,6 +114,18 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     // resumes while it closes. A new session here would leave that one, and its last words,
     // behind: the client tries again, and keeps its session until its CLOSE.
     if (hello.sid !== undefined && !existing && context.liveBefore(hello.sid)) return shuttingDown()
+    // One that instance ended lately: its client hears why, as that instance told it while open
+    // (a 'server disconnect' is not to be undone by a new session here). Without an adapter
+    // across nodes, whose record of ended sessions `endOf` reads, nothing else here knows it.
+    const endedBefore =
+      hello.sid !== undefined && !existing && !context.endedHere(hello.sid)
+        ? context.endedBefore(hello.sid)
+        : undefined
+    if (endedBefore) {
+      metrics.resume(false)
+      answerEnded(transport, endedBefore, hello)
+      return null
+    }
     if (hello.sid !== undefined && !existing) {
       if (!context.endedHere(hello.sid)) {
         const answer = await arrivals.resume(hello.sid, transport, hello, handshake, request, left)

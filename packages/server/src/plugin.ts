@@ -232,11 +232,15 @@ async function mount(
   // Another instance at this path closing beside this one leaves its sessions' requests to it,
   // and one that succeeded this one leaves it the resumes of those still live here.
   if (upgrades) {
-    upgrades.answering(
-      (sid) => server.holds(sid),
-      (sid) => server.holdsLive(sid),
+    upgrades.answering({
+      holds: (sid) => server.holds(sid),
+      live: (sid) => server.holdsLive(sid),
+      ended: (sid) => server.endedHere(sid),
+    })
+    server.succeeding(
+      (sid) => upgrades.liveBefore(sid),
+      (sid) => upgrades.endedBefore(sid),
     )
-    server.succeeding((sid) => upgrades.liveBefore(sid))
   }
   const lastWords = new LastWordsAtClose({
     server: app.server,

@@ -116,6 +116,8 @@ export class ParleyServer<
   #url: string | undefined
   /** See `succeeding`. */
   #liveBefore: (sid: string) => boolean = () => false
+  /** See `succeeding`. */
+  #endedBefore: (sid: string) => Ending | undefined = () => undefined
   /**
    * The waits of sessions that moved to another node, for the replies that node sends back;
    * undefined when the adapter does not (see `Adapter.forwardsReplies`), or handoff is off.
@@ -318,6 +320,7 @@ export class ParleyServer<
       connected: (socket) => this.#fire(this.#onConnection, socket, 'connection'),
       closing: () => this.#closing,
       liveBefore: (sid) => this.#liveBefore(sid),
+      endedBefore: (sid) => this.#endedBefore(sid),
     })
   }
 
@@ -347,10 +350,17 @@ export class ParleyServer<
   /**
    * @internal Tells the server whether a closing instance at its path, which it succeeded on a
    * shared HTTP server (see `UpgradeClaim.liveBefore`), holds a session live: a resume of one is
-   * refused as that instance refuses it, never answered with a new session.
+   * refused as that instance refuses it, never answered with a new session; and how one ended
+   * there lately (see `UpgradeClaim.endedBefore`): a resume of it gets that session's CLOSE.
    */
-  succeeding(liveBefore: (sid: string) => boolean): void {
+  succeeding(liveBefore: (sid: string) => boolean, endedBefore: (sid: string) => Ending | undefined): void {
     this.#liveBefore = liveBefore
+    this.#endedBefore = endedBefore
+  }
+
+  /** @internal How `sid`'s session ended here lately, if it did (see `succeeding`). */
+  endedHere(sid: string): Ending | undefined {
+    return this.#ended.get(sid)
   }
 
   /**

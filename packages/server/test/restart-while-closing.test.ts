@@ -5,13 +5,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
-import parley from '@parley/server'
+import parley, { type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { holding } from './held-events.js'
 import { closeApp, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
-import { Refused, rawConnect } from './raw-client.js'
+import { Closed, Refused, rawConnect } from './raw-client.js'
 import { head, RawHttp } from './raw-http.js'
 import { beginHeldClose, restartableServer, TRANSPORTS } from './restartable-server.js'
 import { upgradeStatus } from './upgrade-status.js'
@@ -105,6 +105,46 @@ async function closingWithSuccessor(return503OnClosing: boolean) {
   shared.serve(restarted)
   return { shared, old, restarted, oldSids, newSids, closing, release: hold.release }
 }
+
+describe('a resume of a session the closing instance ended, while its successor serves the path', () => {
+  it.each(['websocket', 'polling'] as const)(
+    "gets that session's CLOSE from the successor, not a new session (over %s)",
+    async (transport) => {
+      const shared = await restartableServer(true)
+      const hold = holding()
+      let newest: ServerSocket | undefined
+      const old = await shared.make('old', (socket) => {
+        hold.onConnection(socket)
+        newest = socket
+      })
+      shared.serve(old)
+      const base = `http://127.0.0.1:${shared.port}/a`
+      // Sent away by the application (a kicked user): its client is not to come back by itself.
+      const kicked = await rawConnect('polling', base)
+      onTestFinished(() => kicked.close())
+      await until(() => newest !== undefined, 5000, 'the session to connect')
+      newest!.disconnect()
+      const { client } = await shared.connect('polling')
+      await beginHeldClose(old, hold, client, 'the old instance')
+      const restarted = await shared.make('new')
+      shared.serve(restarted)
+      // Its client resumes (its CLOSE lost with a cut): the resume reaches the successor.
+      const answer = await within(
+        rawConnect(transport, base, { sid: kicked.sid }).then(
+          (resumed) => {
+            resumed.close()
+            return `a new session ${resumed.sid}`
+          },
+          (err: unknown) => err,
+        ),
+        5000,
+        'the answer to the resume',
+      )
+      expect(answer instanceof Closed ? answer.packet.reason : answer).toBe('server disconnect')
+      expect(restarted.parley.sockets.size).toBe(0)
+    },
+  )
+})
 
 describe('an instance closing while its successor serves the path', () => {
   it.each([true, false])(

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import { Server } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Ending } from '../ended-sessions.js'
 import { ParleyOptionError } from '../options.js'
 import { prefixedBase } from '../transports/registry.js'
 import { DEFAULT_READING, originForm, queryStart, type RouterReading, routedPath } from './request-target.js'
@@ -62,6 +63,8 @@ interface Holder {
   readonly holds: (sid: string) => boolean
   /** Whether `sid`'s session is live there, not frozen for its handoff. */
   readonly live: (sid: string) => boolean
+  /** How `sid`'s session ended there lately, if it did (see `EndedSessions`). */
+  readonly ended: (sid: string) => Ending | undefined
 }
 
 interface Upgrades {
@@ -95,7 +98,7 @@ export interface UpgradeClaim {
    * Tells the claim how its mount point knows its own sessions (see `heldElsewhere`), and those
    * live there (see `liveBefore`).
    */
-  answering(holds: (sid: string) => boolean, live: (sid: string) => boolean): void
+  answering(holder: Holder): void
   /**
    * Whether another instance mounting Parley at its path holds `sid`: an instance restarted at
    * the path and closing in its turn while this one still closes leaves that one's sessions to it.
@@ -107,6 +110,12 @@ export interface UpgradeClaim {
    * closes), not a new session here.
    */
   liveBefore(sid: string): boolean
+  /**
+   * How `sid`'s session ended lately on a closing instance mounting Parley at its path, which this
+   * one succeeded: a resume of it is answered with that session's CLOSE, as that one answered it
+   * while open, not with a new session here.
+   */
+  endedBefore(sid: string): Ending | undefined
   /**
    * Gives the path back, at the instance's close or a failed registration: the closing instances
    * it succeeded are then as if it had never come; once is enough.
@@ -177,9 +186,9 @@ export function claimUpgrades(
     succeeded() {
       return (instance.succeeded.get(full)?.size ?? 0) > 0
     },
-    answering(holds, live) {
+    answering(given) {
       if (released) return
-      holder = { holds, live }
+      holder = given
       const holders = instance.holders.get(full) ?? new Set()
       holders.add(holder)
       instance.holders.set(full, holders)
@@ -189,6 +198,9 @@ export function claimUpgrades(
     },
     liveBefore(sid) {
       return heldAt(upgrades, routing, full, anyCase, (other) => other.live(sid), true)
+    },
+    endedBefore(sid) {
+      return foundAt(upgrades, routing, full, anyCase, (other) => other.ended(sid), true)
     },
     release() {
       if (released) return
@@ -225,14 +237,32 @@ function heldAt(
   has: (holder: Holder) => boolean,
   closing = false,
 ): boolean {
+  return foundAt(upgrades, routing, full, anyCase, (holder) => has(holder) || undefined, closing) === true
+}
+
+/**
+ * What `pick` finds first at a mount point at `full` of another instance than `routing`'s (a
+ * closing one alone, with `closing`).
+ */
+function foundAt<T>(
+  upgrades: Upgrades,
+  routing: object,
+  full: string,
+  anyCase: boolean,
+  pick: (holder: Holder) => T | undefined,
+  closing = false,
+): T | undefined {
   for (const [other, each] of upgrades.instances) {
     if (other === routing || (closing && !each.closing)) continue
     for (const [base, holders] of each.holders) {
       if (!alike(each, base, full, anyCase)) continue
-      for (const holder of holders) if (has(holder)) return true
+      for (const holder of holders) {
+        const found = pick(holder)
+        if (found !== undefined) return found
+      }
     }
   }
-  return false
+  return undefined
 }
 
 function listen(server: object): Upgrades {
