@@ -167,7 +167,7 @@ async function mount(
   undo.push(() => {
     leaveServer()
     idle.withdraw()
-    http2Sessions.detach()
+    http2Sessions.withdraw()
   })
   // Made before any request listener of Parley's own but idle's and http2Sessions': it finds
   // Fastify's.

@@ -315,4 +315,32 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     hold.open()
     await within(closing, 5000, 'the first instance to close')
   })
+
+  it('end an HTTP/1.1 connection after an answer under way at the close when the restart after it failed to register', async () => {
+    const { server, apps, cert } = sharedServer(['/a', '/b'])
+    const [first, failed] = [apps[0]!, apps[1]!]
+    await first.register(parley, { path: '/a' })
+    const slow = gate()
+    first.get('/a/slow', async () => {
+      await slow.pass()
+      return 'done'
+    })
+    await first.ready()
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const { port } = server.address() as { port: number }
+    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+    const heard = heardOn(socket)
+    teardown.push(() => void socket.destroy())
+    socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+    await until(slow.reached, 5000, 'the slow route')
+    await within(first.close(), 5000, 'the first instance to close')
+    // A route of the application's where Parley's go: the registration fails, and the instance
+    // is not closed (until the test ends).
+    failed.get('/b/poll', async () => 'mine')
+    await expect(failed.register(parley, { path: '/b' }).ready()).rejects.toThrow()
+    slow.open()
+    await until(() => heard.text.includes('HTTP/1.1 200') || heard.closed, 5000, 'the slow answer')
+    // No instance serves on the server: the connection goes after the answer.
+    await until(() => heard.closed, 3000, 'the connection to end after the answer')
+  })
 })

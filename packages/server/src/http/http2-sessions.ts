@@ -35,6 +35,9 @@ import { seesEverything, takeOff } from './takeovers.js'
 export class Http2Sessions {
   /** What the server holds, known to every mount point on it (see `ServerConnections`). */
   readonly #known: ServerConnections | undefined
+  /** The server's connections as known before, when this one's took their place (see `knownOn`). */
+  #replaced: ServerConnections | undefined
+  readonly #server: EventEmitter | undefined
   #closing = false
   /** The server and every listener put on it, by event, for `detach()`. */
   readonly #attached: [EventEmitter, string, Parameters<EventEmitter['off']>[1]][] = []
@@ -42,8 +45,12 @@ export class Http2Sessions {
   /** Does nothing for HTTP/1.1 servers (`IdleConnections` is theirs); only HTTP/2 ones emit `session`. */
   constructor(server: EventEmitter) {
     if (server instanceof HttpServer || server instanceof HttpsServer) return
+    const before = servers.get(server)
     const known = knownOn(server)
     this.#known = known
+    this.#server = server
+    if (known !== before) this.#replaced = before
+    known.mounts.add(this)
     const on = (event: string, listener: Parameters<EventEmitter['on']>[1]) => {
       server.on(event, listener)
       this.#attached.push([server, event, listener])
@@ -106,6 +113,22 @@ export class Http2Sessions {
   detach(): void {
     // Off the front of a takeover too, where one holds it (see takeovers.ts).
     for (const [server, event, listener] of this.#attached.splice(0)) takeOff(server, event, listener)
+    this.#known?.mounts.delete(this)
+  }
+
+  /**
+   * Undoes its coming, for a registration that failed after it, as `IdleConnections.withdraw`
+   * does: the connections known before it are the server's again, unless another mount point
+   * counts on this one's since.
+   */
+  withdraw(): void {
+    const server = this.#server
+    const known = this.#known
+    this.detach()
+    if (!server || !known || servers.get(server) !== known || known.mounts.size > 0) return
+    const replaced = this.#replaced
+    if (replaced) servers.set(server, replaced)
+    else servers.delete(server)
   }
 
   /**
@@ -157,6 +180,8 @@ interface ServerConnections {
   readonly responseClosed: (this: ServerResponse) => void
   readonly sessionClosed: (this: Http2Session) => void
   readonly streamClosed: (this: ServerHttp2Stream) => void
+  /** The mount points' tracking on the server, until each detaches (see `withdraw`). */
+  readonly mounts: Set<Http2Sessions>
 }
 
 const servers = new WeakMap<object, ServerConnections>()
@@ -176,6 +201,7 @@ function knownOn(server: object): ServerConnections {
     sweepAt: SWEEP_FROM,
     queued,
     closing: false,
+    mounts: new Set(),
     responseClosed(this: ServerResponse) {
       answerClosed(server, known, this.req.socket as TLSSocket)
       passHeldClose(this)
