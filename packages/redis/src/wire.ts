@@ -257,6 +257,9 @@ export function unpackSocket(text: string): SocketDescription | undefined {
   if (!unpacked.ok || !isRecord(unpacked.value)) return undefined
   const { id, handshake, rooms, data } = unpacked.value
   if (typeof id !== 'string' || !isHandshake(handshake) || !isStrings(rooms)) return undefined
+  // A node of an earlier version describes its handshakes without `url` and `params`.
+  handshake.url ??= ''
+  handshake.params ??= {}
   return { id, handshake, rooms: new Set(rooms), data }
 }
 
@@ -270,7 +273,10 @@ function isHandshake(value: unknown): value is Handshake {
     typeof value.address === 'string' &&
     typeof value.time === 'string' &&
     typeof value.issued === 'number' &&
-    isTransportName(value.transport)
+    isTransportName(value.transport) &&
+    (value.url === undefined || typeof value.url === 'string') &&
+    (value.params === undefined ||
+      (isRecord(value.params) && Object.values(value.params).every((item) => typeof item === 'string')))
   )
 }
 

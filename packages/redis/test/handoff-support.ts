@@ -54,6 +54,8 @@ export class FakeSocket implements LocalSocket {
         time: new Date(0).toISOString(),
         issued: 0,
         transport: 'websocket',
+        url: '/parley/ws?v=1',
+        params: {},
       },
       rooms: new Set([this.id]),
       data: null,

@@ -153,6 +153,8 @@ describe.skipIf(skipRedisSuites())('socket operations over Redis', () => {
               time: new Date(0).toISOString(),
               issued: 0,
               transport: 'websocket',
+              url: '/parley/ws?v=1',
+              params: {},
             },
             rooms: new Set(['late0']),
             data: null,

@@ -147,7 +147,16 @@ describe('the messages between nodes', () => {
   })
 
   it('describes a socket whose data JSON cannot carry, without that data', () => {
-    const handshake = { headers: {}, query: {}, auth: undefined, address: '127.0.0.1', time: '', issued: 0 }
+    const handshake = {
+      headers: {},
+      query: {},
+      auth: undefined,
+      address: '127.0.0.1',
+      time: '',
+      issued: 0,
+      url: '/parley/ws?v=1',
+      params: {},
+    }
     const text = packSocket({
       id: 's1',
       handshake: { ...handshake, transport: 'sse' },
@@ -165,6 +174,8 @@ describe('the messages between nodes', () => {
       time: new Date(0).toISOString(),
       issued: 0,
       transport: 'websocket',
+      url: '/acme/parley/ws?v=1',
+      params: { tenant: 'acme' },
     }
     const socket = (shake: unknown) => packValue({ id: 's1', handshake: shake, rooms: ['s1'], data: null })
     expect(unpackSocket(socket(handshake))?.handshake).toEqual(handshake)
@@ -177,8 +188,13 @@ describe('the messages between nodes', () => {
       { ...handshake, time: 0 },
       { ...handshake, issued: '0' },
       { ...handshake, transport: 'carrier pigeon' },
+      { ...handshake, url: 1 },
+      { ...handshake, params: { tenant: 1 } },
     ]) {
       expect(unpackSocket(socket(odd))).toBeUndefined()
     }
+    // A node of an earlier version says neither.
+    const { url: _url, params: _params, ...earlier } = handshake
+    expect(unpackSocket(socket(earlier))?.handshake).toEqual({ ...earlier, url: '', params: {} })
   })
 })

@@ -7,6 +7,8 @@ const request = (overrides: Partial<HandshakeRequest> = {}): HandshakeRequest =>
   headers: { host: 'chat.example', 'user-agent': 'test', cookie: 'a=1; b=2' },
   query: { v: '1', room: 'lobby' },
   address: '10.0.0.1',
+  url: '/acme/parley/ws?v=1&room=lobby',
+  params: { tenant: 'acme' },
   ...overrides,
 })
 
@@ -19,6 +21,8 @@ const plain = (from: HandshakeRequest) => ({
   time: new Date(ISSUED).toISOString(),
   issued: ISSUED,
   transport: 'websocket',
+  url: from.url,
+  params: from.params,
 })
 
 describe('a socket handshake', () => {
@@ -71,6 +75,8 @@ describe('a socket handshake', () => {
       'time',
       'issued',
       'transport',
+      'url',
+      'params',
     ])
   })
 

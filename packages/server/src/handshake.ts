@@ -7,6 +7,10 @@ export interface HandshakeRequest {
   headers: IncomingHttpHeaders
   query: Record<string, string>
   address: string
+  /** The request's URL as it came, path and query (see `Handshake.url`). */
+  url: string
+  /** The route's parameters, as Fastify gives them (see `Handshake.params`). */
+  params: Record<string, string>
 }
 
 /**
@@ -39,7 +43,7 @@ const sinceEpoch = (issued: number) => Math.round(issued - EPOCH)
 /**
  * `socket.handshake`: what the server knew about the client when it last attached.
  *
- * It reads as the plain object it describes: seven own enumerable members, in the documented
+ * It reads as the plain object it describes: nine own enumerable members, in the documented
  * order, each one assignable, so that spreading, `Object.keys` and JSON see what they always
  * saw. It is kept more compactly, though, since it lives as long as the connection (idle memory
  * per connection is one of Parley's benchmarks): the headers and the query as one string, made
@@ -56,6 +60,8 @@ export class SocketHandshake implements Handshake {
   declare time: string
   declare issued: number
   declare transport: TransportName
+  declare url: string
+  declare params: Record<string, string>
 
   /** The headers and the query not read yet, packed (see `pack`); undefined once both were. */
   #packed: string | undefined
@@ -87,6 +93,8 @@ export class SocketHandshake implements Handshake {
     this.#issued = sinceEpoch(issued)
     Object.defineProperty(this, 'issued', ISSUED)
     this.transport = transport
+    this.url = request.url
+    this.params = request.params
   }
 
   static {

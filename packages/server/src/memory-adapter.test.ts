@@ -40,6 +40,8 @@ class FakeSocket implements LocalSocket {
         time: new Date(0).toISOString(),
         issued: 0,
         transport: 'websocket',
+        url: '/parley/ws?v=1',
+        params: {},
       },
       rooms: new Set([this.id]),
       data: { name: this.id },

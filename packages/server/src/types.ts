@@ -74,4 +74,16 @@ export interface Handshake {
   issued: number
   /** The transport that carried the HELLO. */
   transport: TransportName
+  /**
+   * The URL of that request as it came, path and query (`/acme/parley/ws?v=1`): under a Fastify
+   * prefix, the prefix as the client wrote it.
+   */
+  url: string
+  /**
+   * The route parameters of that request, as Fastify's `request.params` gives them: under a
+   * prefix with a parameter (`/:tenant`), `{ tenant: 'acme' }` at `/acme/parley`; `{}` without.
+   * A session keeps the parameters it opened with: a request or resume of it under others is
+   * refused (see the README, "A prefix with a parameter").
+   */
+  params: Record<string, string>
 }

@@ -292,7 +292,20 @@ export function handshakeRequest(request: FastifyRequest, websocket = false): Ha
     // An upgrade `app.injectWS` makes has no connection: Fastify's `request.ip` is then undefined,
     // and behind a trusted proxy it throws. No address, as for a request no route took.
     address: request.raw.socket ? request.ip : '',
+    url: request.url,
+    params: routeParams(request.params),
   }
+}
+
+/**
+ * Fastify's `request.params`, strings only: a route of Parley's has parameters only from its
+ * context's prefix (`/:tenant`), each one segment; a wildcard's (`*`) is a string too.
+ */
+function routeParams(given: unknown): Record<string, string> {
+  const params: Record<string, string> = {}
+  if (typeof given !== 'object' || given === null) return params
+  for (const [key, value] of Object.entries(given)) if (typeof value === 'string') params[key] = value
+  return params
 }
 
 /**
@@ -309,7 +322,8 @@ function rawHandshakeRequest(req: IncomingMessage, address: string | undefined):
     const values = params.getAll(key)
     if (values.length === 1) query[key] = values[0]!
   }
-  return { headers: withoutUpgrade(req.headers), query, address: address ?? '' }
+  // No route read it: its parameters are unknown (the server is closing, and opens no session).
+  return { headers: withoutUpgrade(req.headers), query, address: address ?? '', url, params: {} }
 }
 
 function withoutUpgrade(received: IncomingHttpHeaders): IncomingHttpHeaders {
