@@ -13,6 +13,7 @@ import {
   shuttingDown,
 } from './refusals.js'
 import { ResumeTurns } from './resume-turns.js'
+import { sameParams } from './route-params.js'
 import { frozen, Session, type SessionConfig } from './session.js'
 import type { SessionLimit } from './session-limit.js'
 import type { ServerSocket } from './socket.js'
@@ -142,6 +143,14 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
         if (answerEnded(transport, ending, hello)) return null
         context.unknownResume(hello.sid)
       }
+    }
+    if (existing && !sameParams(existing.params, request.params)) {
+      // Found by its sid alone, under other route parameters (another tenant of `/:tenant`):
+      // resumed, the session would change tenant behind its application's back. Not resumed,
+      // as one this node does not know: the client gets a new session under its own route, and
+      // the first one waits out its recovery window for its own client.
+      metrics.resume(false)
+      existing = undefined
     }
     if (existing && frozen(existing.session)) return moving()
     // Still being taken over here (a resume the client gave up on is waiting for the old

@@ -30,6 +30,7 @@ import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { type Refusal, tryAgain } from './refusals.js'
+import type { RouteParams } from './route-params.js'
 import { ServerLogs } from './server-logs.js'
 import type { Session, SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
@@ -755,6 +756,11 @@ export class ParleyServer<
   /** @internal The session that `sid` names, if it is alive. */
   sessionFor(sid: string): Session | undefined {
     return this.#bySid.get(sid)?.session
+  }
+
+  /** @internal The route parameters of the session that `sid` names, if it is alive here. */
+  paramsOf(sid: string): RouteParams | undefined {
+    return this.#bySid.get(sid)?.params
   }
 
   /**

@@ -48,6 +48,7 @@ import { type MembershipStep, reaches, roomsAfter, type UnsettledSockets } from 
 import { type Metrics, noMetrics } from './metrics.js'
 import { oldNextAckId } from './old-ack-ids.js'
 import { type Question, RestoringQuestions } from './restoring-questions.js'
+import { keptParams, type RouteParams } from './route-params.js'
 import type { IncomingMessage, Session } from './session.js'
 import { roomsEntry, sameRooms } from './tail-rooms.js'
 import { preparedOutgoing } from './transports/transport.js'
@@ -253,6 +254,11 @@ export class ServerSocket<
   #data: D | undefined
   /** What the client said at its latest handshake (updated on every resume). */
   handshake: Handshake
+  /**
+   * @internal The route parameters the session opened under (or, taken over from another node,
+   * was first resumed under here): a request or resume of it under others is refused.
+   */
+  readonly params: RouteParams
   /** True when the latest attach resumed the session with nothing lost. */
   recovered = false
 
@@ -289,6 +295,7 @@ export class ServerSocket<
     this.#session = session
     this.id = session.id
     this.handshake = handshake
+    this.params = keptParams(handshake.params)
     this.#context = context
     // The socket is its session's owner itself (its `session*` members; no `implements`
     // clause, since the published types leave internal members out).

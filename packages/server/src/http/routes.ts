@@ -13,6 +13,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { WebSocket } from 'ws'
 import { defaults, type ResolvedOptions } from '../options.js'
 import type { Refusal } from '../refusals.js'
+import { OTHER_PARAMS, routeParams, sameParams } from '../route-params.js'
 import type { ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
@@ -533,6 +534,12 @@ export async function parleyRoutes(
 
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
+    const params = sid === undefined ? undefined : server.paramsOf(sid)
+    if (params && !sameParams(params, routeParams(request.params))) {
+      // A session found by its sid alone, under other route parameters (another tenant of
+      // `/:tenant`), here or sent on here by the node it reached: it stays its own route's.
+      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, OTHER_PARAMS, cors)
+    }
     if (method === 'POST' && sid !== undefined && endsWherever(request.headers, () => leftHere(sid, kind))) {
       // A relayed goodbye whose session moved here, or whose relay closed (see `endsWherever`): it
       // ends the session whatever transport it is on or awaits, during the close too; sent on no

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import type { HandshakeRequest } from '../handshake.js'
 import type { ResolvedOptions } from '../options.js'
+import { routeParams } from '../route-params.js'
 import type { ParleyServer } from '../server.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
@@ -295,17 +296,6 @@ export function handshakeRequest(request: FastifyRequest, websocket = false): Ha
     url: request.url,
     params: routeParams(request.params),
   }
-}
-
-/**
- * Fastify's `request.params`, strings only: a route of Parley's has parameters only from its
- * context's prefix (`/:tenant`), each one segment; a wildcard's (`*`) is a string too.
- */
-function routeParams(given: unknown): Record<string, string> {
-  const params: Record<string, string> = {}
-  if (typeof given !== 'object' || given === null) return params
-  for (const [key, value] of Object.entries(given)) if (typeof value === 'string') params[key] = value
-  return params
 }
 
 /**

@@ -1,0 +1,115 @@
+// Two nodes on one Redis, each with Parley under the Fastify prefix `/:tenant`: a request of a
+// session under another tenant than its own, reaching the node that does not hold it, is sent on
+// to the session's node at the URL the client used, and refused there (the tenant is the
+// router's reading of that URL); a WebSocket resume there does not resume it.
+
+import { ErrorCode } from '@parley/protocol'
+import { type RedisAdapter, redisAdapter } from '@parley/redis'
+import parley, { type ParleyServer } from '@parley/server'
+import Fastify from 'fastify'
+import { createClient } from 'redis'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { closeApp, until, within } from '../../server/test/helpers.js'
+import { exchange } from '../../server/test/http-exchange.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { HEARTBEAT, redisSuite } from './nodes.js'
+
+interface TenantNode {
+  parley: ParleyServer
+  adapter: RedisAdapter
+  base: string
+  /** The tenant of each request a node sent on here (`x-parley-routed`), in order. */
+  routedTenants: string[]
+}
+
+describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another tenant', () => {
+  const suite = redisSuite(() => undefined)
+
+  /** A node under `/:tenant`, on the suite's Redis. */
+  async function tenantNode(): Promise<TenantNode> {
+    const redis = createClient({ url: suite.redis.url })
+    redis.on('error', () => {})
+    await redis.connect()
+    const app = Fastify({ forceCloseConnections: true })
+    const routedTenants: string[] = []
+    let server: ParleyServer | undefined
+    await app.register(
+      async (tenant) => {
+        tenant.addHook('onRequest', async (request) => {
+          if (request.headers['x-parley-routed'] !== undefined)
+            routedTenants.push((request.params as { tenant: string }).tenant)
+        })
+        await tenant.register(parley, {
+          adapter: redisAdapter({ client: redis, heartbeatInterval: HEARTBEAT }),
+          handoff: false,
+        })
+        server = tenant.parley
+      },
+      { prefix: '/:tenant' },
+    )
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const adapter = server!.adapter as RedisAdapter
+    await adapter.ready()
+    onTestFinished(async () => {
+      await closeApp(app)
+      await adapter.close()
+      if (redis.isOpen) redis.destroy()
+    })
+    const { port } = app.server.address() as { port: number }
+    return { parley: server!, adapter, base: `http://127.0.0.1:${port}`, routedTenants }
+  }
+
+  it('is refused on its node when sent on there, on every transport', async () => {
+    const a = await tenantNode()
+    const b = await tenantNode()
+    await until(
+      () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
+      5000,
+      'the nodes to see each other',
+    )
+    const polling = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => polling.close())
+    const sid = encodeURIComponent(polling.sid)
+    for (const [method, segment] of [
+      ['GET', 'poll'],
+      ['POST', 'poll'],
+      ['GET', 'sse'],
+    ] as const) {
+      const answer = await within(
+        exchange(
+          `${b.base}/globex/parley/${segment}?v=1&sid=${sid}`,
+          method,
+          { 'content-type': 'text/plain' },
+          method === 'POST' ? '[3]' : '',
+        ),
+        5000,
+        `the answer to the ${method} of /${segment}`,
+      )
+      expect([method, segment, answer.status, answer.body.code, answer.body.message]).toEqual([
+        method,
+        segment,
+        400,
+        ErrorCode.UNKNOWN_SESSION,
+        'the session was opened under other route parameters',
+      ])
+    }
+    // Each was sent on to the session's node, its tenant with it: refused there, not here.
+    expect(a.routedTenants).toEqual(['globex', 'globex', 'globex'])
+    // A WebSocket resume under another tenant, relayed to the session's node: a new session.
+    const ws = await rawConnect('websocket', `${b.base}/globex/parley`, { sid: polling.sid, ack: 0 })
+    onTestFinished(() => ws.close())
+    expect(ws.sid).not.toBe(polling.sid)
+    expect(ws.open.recovered).toBe(false)
+    // Opened where the resume was relayed to, under the tenant it came by.
+    const tenants = [...a.parley.sockets.values()].map((socket) => socket.handshake.params.tenant)
+    expect(tenants.sort()).toEqual(['acme', 'globex'])
+    // The first session goes on, at its own tenant, on its own node.
+    const own = await within(
+      exchange(`${b.base}/acme/parley/poll?v=1&sid=${sid}`, 'POST', { 'content-type': 'text/plain' }, '[3]'),
+      5000,
+      'the answer to a POST of its own tenant',
+    )
+    expect(own.status).toBe(204)
+  })
+})

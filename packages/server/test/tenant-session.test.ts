@@ -1,0 +1,108 @@
+// Parley under a Fastify prefix with a parameter (`/:tenant`): sessions are found by their sid,
+// but a session stays under the tenant it opened at. A request of it under another tenant is
+// refused with a code, and a resume there does not resume it: the client gets a new session.
+
+import { ErrorCode, PacketType } from '@parley/protocol'
+import parley, { type ServerSocket } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { afterEach, describe, expect, it } from 'vitest'
+import { closeApp, until, within } from './helpers.js'
+import { exchange } from './http-exchange.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+let app: FastifyInstance | undefined
+const clients: RawClient[] = []
+
+afterEach(async () => {
+  for (const client of clients.splice(0)) client.close()
+  await closeApp(app)
+  app = undefined
+})
+
+/** Parley under `/:tenant`; the sockets it connected, with the tenant each handshake named. */
+async function underTenant() {
+  const sockets: ServerSocket[] = []
+  const tenants: string[] = []
+  app = Fastify()
+  await app.register(
+    async (tenant) => {
+      await tenant.register(parley, {})
+      tenant.parley.use((socket) => {
+        tenants.push(socket.handshake.params.tenant ?? '')
+      })
+      tenant.parley.on('connection', (socket) => {
+        sockets.push(socket)
+      })
+    },
+    { prefix: '/:tenant' },
+  )
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  return { base: `http://127.0.0.1:${port}`, sockets, tenants }
+}
+
+describe.each(['websocket', 'sse', 'polling'] as const)('a session opened at /acme/parley (%s)', (name) => {
+  it('is not resumed at /globex/parley: the client gets a new session there', async () => {
+    const { base, sockets, tenants } = await underTenant()
+    const first = await rawConnect(name, `${base}/acme/parley`)
+    clients.push(first)
+    let moved = 0
+    sockets[0]?.on('transport', () => moved++)
+    const other = await rawConnect(name, `${base}/globex/parley`, { sid: first.sid, ack: 0 })
+    clients.push(other)
+    expect(other.sid).not.toBe(first.sid)
+    expect(other.open.recovered).toBe(false)
+    expect(tenants).toEqual(['acme', 'globex'])
+    await until(() => sockets.length === 2, 3000, 'the new session')
+    expect(sockets[1]?.handshake.params).toEqual({ tenant: 'globex' })
+    // The first one goes on at its own tenant, on its own transport.
+    expect(moved).toBe(0)
+    expect(sockets[0]?.connected).toBe(true)
+    expect(sockets[0]?.handshake.params).toEqual({ tenant: 'acme' })
+    // And resumes there.
+    first.close()
+    const again = await rawConnect(name, `${base}/acme/parley`, { sid: first.sid, ack: 0 })
+    clients.push(again)
+    expect(again.sid).toBe(first.sid)
+    expect(again.open.recovered).toBe(true)
+  })
+})
+
+describe.each([
+  ['sse', 'sse'],
+  ['polling', 'poll'],
+] as const)('a request of a session opened at /acme/parley (%s)', (name, segment) => {
+  it('is refused at /globex/parley with PARLEY_UNKNOWN_SESSION, and the session goes on', async () => {
+    const { base, sockets } = await underTenant()
+    const first = await rawConnect(name, `${base}/acme/parley`)
+    clients.push(first)
+    await until(() => sockets.length === 1, 3000, 'the session')
+    const events: unknown[] = []
+    sockets[0]?.on('note', (text: unknown) => events.push(text))
+    for (const [method, body] of [
+      ['GET', ''],
+      ['POST', JSON.stringify([PacketType.EVENT, 1, 'note', ['from globex'], 0])],
+    ] as const) {
+      const answer = await within(
+        exchange(
+          `${base}/globex/parley/${segment}?v=1&sid=${encodeURIComponent(first.sid)}`,
+          method,
+          { 'content-type': 'text/plain' },
+          body,
+        ),
+        5000,
+        `the answer to the ${method}`,
+      )
+      expect([method, answer.status, answer.body.code, answer.body.message]).toEqual([
+        method,
+        400,
+        ErrorCode.UNKNOWN_SESSION,
+        'the session was opened under other route parameters',
+      ])
+    }
+    expect(sockets[0]?.connected).toBe(true)
+    await first.send({ type: PacketType.EVENT, seq: 1, name: 'note', args: ['from acme'], ackId: 0 })
+    await until(() => events.length > 0, 3000, 'the event of its own tenant')
+    expect(events).toEqual(['from acme'])
+  })
+})
