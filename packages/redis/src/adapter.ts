@@ -250,6 +250,7 @@ export class RedisAdapter implements Adapter {
       interval: options.heartbeatInterval,
       timeout: options.requestTimeout,
       path: sockets.path,
+      route: sockets.route,
       address: () => options.address ?? sockets.url() ?? '',
       channel: this.#channels.membership,
       warnings: this.#warnings,
@@ -845,11 +846,11 @@ export class RedisAdapter implements Adapter {
     // A node of this version says where it is: known at once, for a request forwarded to it
     // right away. The read of the live set that follows confirms it.
     if (packet.k === 'joined' && packet.a !== undefined && packet.v !== undefined) {
-      this.#nodes.joined(
-        packet.n,
-        packet.a,
-        packet.p === undefined ? { v: packet.v } : { v: packet.v, p: packet.p },
-      )
+      this.#nodes.joined(packet.n, packet.a, {
+        v: packet.v,
+        ...(packet.p !== undefined && { p: packet.p }),
+        ...(packet.r !== undefined && { r: packet.r }),
+      })
     }
     // A node that left removed its record first: gone at once, as the read that follows says.
     if (packet.k === 'left') this.#nodes.left(packet.n)

@@ -83,6 +83,13 @@ export interface NodeNote {
    * application, and one path.
    */
   p?: string
+  /**
+   * The same under the Fastify prefix of Parley's context, each parameter that fills a segment
+   * written `:` (`'/:/parley'` under `/:tenant`), when known: compared in place of `p` with a
+   * node that says it, since nodes under `/a` and `/b` (or `/:tenant` and `/:org/x`) serve one
+   * `path` in two applications.
+   */
+  r?: string
 }
 
 /**
@@ -171,6 +178,8 @@ export interface NodesConfig {
   interval: number
   /** The Parley path this node serves, published in its note; undefined when unknown. */
   path: string | undefined
+  /** The same under its Fastify prefix (see `NodeNote.r`); undefined when unknown. */
+  route: string | undefined
   /** `requestTimeout`: bounds how long `stop()` waits for Redis (with `GOODBYE_MS`). */
   timeout: number
   /** This node's address for forwarded requests, when known ('' before it listens). */
@@ -293,11 +302,8 @@ export class Nodes {
    * this node at once. Nodes of an earlier version do not listen: they learn at their next beat.
    */
   async #joined(address: string): Promise<void> {
-    const { id, channel, commands, path } = this.#config
-    const packet: MembershipPacket =
-      path === undefined
-        ? { n: id, k: 'joined', a: address, v: NOTE_VERSION }
-        : { n: id, k: 'joined', a: address, v: NOTE_VERSION, p: path }
+    const { id, channel, commands } = this.#config
+    const packet: MembershipPacket = { n: id, k: 'joined', a: address, ...this.#note() }
     await commands.send(['PUBLISH', channel, JSON.stringify(packet)]).catch((err: unknown) => {
       // Not fatal (the others read the live set at their next heartbeat), but a Redis that
       // refuses it at every start (an ACL without PUBLISH) refuses broadcasts as well.
@@ -559,7 +565,7 @@ export class Nodes {
         String(ttl),
         String(now - 100 * ttl),
         `${prefix}:node:`,
-        JSON.stringify({ v: NOTE_VERSION, p: this.#config.path } satisfies NodeNote),
+        JSON.stringify(this.#note()),
         this.#published === undefined ? '0' : '1',
         String(ADDRESS_KEEP_MS),
         ...this.#live.keys(),
@@ -652,14 +658,27 @@ export class Nodes {
    * rolling deploy that changes the path tells it too, and that is worth a line as well).
    */
   #checkPath(node: string, note: NodeNote): void {
-    const own = this.#config.path
-    if (own === undefined || typeof note.p !== 'string' || note.p === own) return
-    if (this.#otherPaths.has(note.p)) return
-    this.#otherPaths.add(note.p)
+    // Under their Fastify prefixes where both say them (a node of an earlier version does not).
+    const both = typeof note.r === 'string' && this.#config.route !== undefined
+    const own = both ? this.#config.route : this.#config.path
+    const theirs = both ? note.r : note.p
+    if (own === undefined || typeof theirs !== 'string' || theirs === own) return
+    if (this.#otherPaths.has(theirs)) return
+    this.#otherPaths.add(theirs)
     this.#config.warnings.warn(
-      `other-path:${note.p}`,
-      `node ${node} shares the prefix "${this.#config.prefix}" but serves Parley at ${JSON.stringify(note.p)}, this node at ${JSON.stringify(own)}: two applications on one Redis and one prefix reach each other's sockets (emit, fetchSockets, disconnectSockets); give each application its own \`prefix\``,
+      `other-path:${theirs}`,
+      `node ${node} shares the prefix "${this.#config.prefix}" but serves Parley at ${JSON.stringify(theirs)}, this node at ${JSON.stringify(own)}: two applications on one Redis and one prefix reach each other's sockets (emit, fetchSockets, disconnectSockets); give each application its own \`prefix\``,
     )
+  }
+
+  /** What this node says of itself beside its record and in its `joined` (see `NodeNote`). */
+  #note(): NodeNote {
+    const { path, route } = this.#config
+    return {
+      v: NOTE_VERSION,
+      ...(path !== undefined && { p: path }),
+      ...(route !== undefined && { r: route }),
+    }
   }
 
   /**

@@ -146,6 +146,8 @@ export interface MembershipPacket {
   v?: number
   /** Its note's `p`, when known. */
   p?: string
+  /** Its note's `r`, when known. */
+  r?: string
 }
 
 /** On `<prefix>:response:<node>`: one node's answer to a request of that node. */
@@ -394,11 +396,13 @@ export function parseMembership(text: string): MembershipPacket | undefined {
     value.k === 'joined' &&
     typeof value.a === 'string' &&
     typeof value.v === 'number' &&
-    (value.p === undefined || typeof value.p === 'string')
+    (value.p === undefined || typeof value.p === 'string') &&
+    (value.r === undefined || typeof value.r === 'string')
   ) {
     packet.a = value.a
     packet.v = value.v
     if (value.p !== undefined) packet.p = value.p
+    if (value.r !== undefined) packet.r = value.r
   }
   return packet
 }

@@ -16,6 +16,7 @@ import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './ht
 import { notFoundUnder } from './http/not-found.js'
 import { checkRawOrigin, OriginRefusals } from './http/origin.js'
 import { type RouterReading, routerReading, settleRouterReading } from './http/request-target.js'
+import { routeShape } from './http/route-match.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { shareServer } from './http/server-sharers.js'
@@ -96,7 +97,10 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
         unknownSessions: () => server.unknownSessionCount,
       })
     }
-    server = await startServer(app.log, options, made?.metrics ?? noMetrics, hookLimit)
+    // Where the endpoints are under the context's prefix, its parameters' names aside: what a
+    // multi-node adapter compares across nodes (see `LocalSockets.route`).
+    const route = routeShape(prefixedBase(app.prefix, mountBase(options.path))) || '/'
+    server = await startServer(app.log, options, route, made?.metrics ?? noMetrics, hookLimit)
     await mount(app, server, options, rawOptions, hookLimit, upgrades, reading, undo)
   } catch (err) {
     // Refused (the metrics' names, the adapter, the handoff's timeout) or failed after (a route
@@ -377,14 +381,21 @@ async function mount(
 async function startServer(
   log: FastifyBaseLogger,
   options: ResolvedOptions,
+  route: string,
   metrics: Metrics,
   hookLimit: number,
 ): Promise<ParleyServer> {
   let adapter: Adapter | undefined
   try {
-    const server = new ParleyServer(options, log, metrics, (accepted) => {
-      adapter = accepted
-    })
+    const server = new ParleyServer(
+      options,
+      log,
+      metrics,
+      (accepted) => {
+        adapter = accepted
+      },
+      route,
+    )
     checkHandoffBound(server.adapter, options, hookLimit)
     return server
   } catch (err) {

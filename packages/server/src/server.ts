@@ -142,6 +142,8 @@ export class ParleyServer<
     log: FastifyBaseLogger,
     metrics: Metrics = noMetrics,
     accepted?: (adapter: Adapter) => void,
+    /** See `LocalSockets.route`: the plugin gives it, under its context's prefix. */
+    route: string = options.path,
   ) {
     this.options = options
     this.metrics = metrics
@@ -175,6 +177,7 @@ export class ParleyServer<
         hasSession: (sid) => this.#bySid.has(sid),
         maxPayload: options.maxPayload,
         path: options.path,
+        route,
         serve: (request) => {
           if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
           return this.#serve(request)

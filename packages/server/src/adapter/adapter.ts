@@ -179,6 +179,13 @@ export interface LocalSockets {
    */
   readonly path?: string
   /**
+   * `path` under the Fastify prefix of the context the server is registered in, as the router
+   * reads them but for the names of parameters, each parameter that fills a segment written `:`
+   * (`'/api/parley'`, `'/:/parley'` under `/:tenant`): two applications under other prefixes
+   * share a `path`, but not this.
+   */
+  readonly route?: string
+  /**
    * Answers a request routed here from another node (see `Adapter.routeRequest`) through this
    * node's own endpoints, hooks included, as if the client had sent it here.
    */

@@ -1,0 +1,84 @@
+// Nodes on one Redis and one adapter prefix whose Parley sits under other Fastify prefixes serve
+// one `path` in two applications: each is told, as for another path. Prefixes whose parameters
+// only differ in name (`/:tenant`, `/:org`) are one application's.
+
+import { type RedisAdapter, redisAdapter } from '@parley/redis'
+import parley, { type ParleyServer } from '@parley/server'
+import Fastify from 'fastify'
+import { createClient } from 'redis'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { closeApp, until } from '../../server/test/helpers.js'
+import { HEARTBEAT, redisSuite } from './nodes.js'
+
+interface PrefixedNode {
+  adapter: RedisAdapter
+  /** The adapter's warnings, in order. */
+  warnings: string[]
+}
+
+const OTHER = 'give each application its own'
+
+describe.skipIf(skipRedisSuites())('nodes of one adapter prefix under other Fastify prefixes', () => {
+  const suite = redisSuite(() => undefined)
+
+  /** A node with Parley at `/parley` under the Fastify prefix `prefix`, on the suite's Redis. */
+  async function prefixedNode(prefix: string): Promise<PrefixedNode> {
+    const redis = createClient({ url: suite.redis.url })
+    redis.on('error', () => {})
+    await redis.connect()
+    const app = Fastify({ forceCloseConnections: true })
+    const warnings: string[] = []
+    let server: ParleyServer | undefined
+    await app.register(
+      async (context) => {
+        await context.register(parley, {
+          adapter: redisAdapter({
+            client: redis,
+            heartbeatInterval: HEARTBEAT,
+            log: { warn: (_details, message) => void warnings.push(message) },
+          }),
+          handoff: false,
+        })
+        server = context.parley
+      },
+      { prefix },
+    )
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const adapter = server!.adapter as RedisAdapter
+    await adapter.ready()
+    onTestFinished(async () => {
+      await closeApp(app)
+      await adapter.close()
+      if (redis.isOpen) redis.destroy()
+    })
+    return { adapter, warnings }
+  }
+
+  const told = (node: PrefixedNode) => node.warnings.filter((warning) => warning.includes(OTHER))
+
+  it('warns each node of the other prefix, naming both', async () => {
+    const a = await prefixedNode('/a')
+    const b = await prefixedNode('/b')
+    await until(() => told(a).length === 1 && told(b).length === 1, 5000, 'the warnings')
+    expect(told(a)[0]).toContain('serves Parley at "/b/parley", this node at "/a/parley"')
+    expect(told(b)[0]).toContain('serves Parley at "/a/parley", this node at "/b/parley"')
+  })
+
+  it('reads prefixes whose parameters differ only in name as one, and others as another', async () => {
+    const tenant = await prefixedNode('/:tenant')
+    const org = await prefixedNode('/:org')
+    const deeper = await prefixedNode('/:tenant/x')
+    await until(
+      () => told(tenant).length > 0 && told(org).length > 0 && told(deeper).length === 1,
+      5000,
+      'the warnings of the deeper prefix',
+    )
+    // The deeper one is told once, of one other route: both the others serve it.
+    expect(told(deeper)[0]).toContain('serves Parley at "/:/parley", this node at "/:/x/parley"')
+    for (const node of [tenant, org]) {
+      expect(told(node)).toHaveLength(1)
+      expect(told(node)[0]).toContain('serves Parley at "/:/x/parley", this node at "/:/parley"')
+    }
+  })
+})
