@@ -327,7 +327,9 @@ export function parseSnapshot(
     value.waiting.every(isWaiting) &&
     isCounts(value.openRequests) &&
     isCounts(value.pendingAcks) &&
-    typeof value.created === 'number'
+    typeof value.created === 'number' &&
+    (value.params === undefined ||
+      (isRecord(value.params) && Object.values(value.params).every((item) => typeof item === 'string')))
   if (!fits) return { ok: false, why: 'bad shape' }
   // Absent from the snapshots of nodes of an earlier version; anything else must be an ack id,
   // or the restored session's questions could take the reply meant for one of the old node's.

@@ -26,8 +26,8 @@ interface TenantNode {
 describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another tenant', () => {
   const suite = redisSuite(() => undefined)
 
-  /** A node under `/:tenant`, on the suite's Redis. */
-  async function tenantNode(): Promise<TenantNode> {
+  /** A node under `/:tenant`, on the suite's Redis; with `handoff`, a WebSocket resume moves its session. */
+  async function tenantNode(handoff = false): Promise<TenantNode> {
     const redis = createClient({ url: suite.redis.url })
     redis.on('error', () => {})
     await redis.connect()
@@ -42,7 +42,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
         })
         await tenant.register(parley, {
           adapter: redisAdapter({ client: redis, heartbeatInterval: HEARTBEAT }),
-          handoff: false,
+          handoff: handoff && { timeout: 1000, retrySpread: 0 },
         })
         server = tenant.parley
       },
@@ -111,5 +111,30 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
       'the answer to a POST of its own tenant',
     )
     expect(own.status).toBe(204)
+  })
+
+  it('is not taken over by a resume under another tenant on another node', async () => {
+    const a = await tenantNode(true)
+    const b = await tenantNode(true)
+    await until(
+      () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
+      5000,
+      'the nodes to see each other',
+    )
+    const first = await rawConnect('websocket', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    // b asks a to hand the session off, then claims it: under globex, it gives the claim back,
+    // which ends the handoff, and opens a new session instead.
+    const other = await within(
+      rawConnect('websocket', `${b.base}/globex/parley`, { sid: first.sid, ack: 0 }),
+      5000,
+      'the answer to the resume under globex',
+    )
+    onTestFinished(() => other.close())
+    expect(other.sid).not.toBe(first.sid)
+    expect(other.open.recovered).toBe(false)
+    const params = (node: TenantNode) =>
+      [...node.parley.sockets.values()].map((socket) => socket.handshake.params)
+    expect([...params(a), ...params(b)]).toEqual([{ tenant: 'globex' }])
   })
 })

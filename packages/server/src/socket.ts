@@ -746,6 +746,7 @@ export class ServerSocket<
       nextAckId: this.#ackTable?.nextId ?? 1,
       maxPayload: this.#context.maxPayload,
       created: this.handshake.issued,
+      params: { ...this.params },
     }
   }
 

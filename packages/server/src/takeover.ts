@@ -23,6 +23,7 @@ import {
   type Refusal,
   unrestorable,
 } from './refusals.js'
+import { sameParams } from './route-params.js'
 import { frozen, Session, type SessionConfig } from './session.js'
 import type { ServerSocket } from './socket.js'
 import { splitTail } from './tail-rooms.js'
@@ -98,6 +99,13 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     const context = this.#context
     const { metrics, handoffLogs } = context
     const snapshot = claim.snapshot
+    if (snapshot.params !== undefined && !sameParams(snapshot.params, handshake.params)) {
+      // A resume under other route parameters (another tenant of `/:tenant`) than the session
+      // opened under: taken over, it would change tenant. Given back for its own client to
+      // claim, and a new session here, as for a resume of a session this node does not hold.
+      this.giveBack(claim)
+      return undefined
+    }
     let session: Session
     try {
       // An adapter of the application's may carry any number: one that is no ack id would make

@@ -94,6 +94,12 @@ export interface SessionSnapshot {
   maxPayload?: number
   /** When the session began (ms since the epoch), for the application's own bookkeeping. */
   created: number
+  /**
+   * The route parameters the session opened under (a Fastify prefix such as `/:tenant`), `{}`
+   * without: a node takes it over only for a resume under the same. Absent from the snapshots
+   * of nodes of an earlier version: then any resume takes it over.
+   */
+  params?: Record<string, string>
 }
 
 /** What `SessionClaim.takeOver` resolves with. */
