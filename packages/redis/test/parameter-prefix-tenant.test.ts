@@ -96,14 +96,25 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     }
     // Each was sent on to the session's node, its tenant with it: refused there, not here.
     expect(a.routedTenants).toEqual(['globex', 'globex', 'globex'])
-    // A WebSocket resume under another tenant, relayed to the session's node: a new session.
-    const ws = await rawConnect('websocket', `${b.base}/globex/parley`, { sid: polling.sid, ack: 0 })
-    onTestFinished(() => ws.close())
-    expect(ws.sid).not.toBe(polling.sid)
-    expect(ws.open.recovered).toBe(false)
-    // Opened where the resume was relayed to, under the tenant it came by.
-    const tenants = [...a.parley.sockets.values()].map((socket) => socket.handshake.params.tenant)
-    expect(tenants.sort()).toEqual(['acme', 'globex'])
+    // Resumes under another tenant, reaching the other node: new sessions.
+    for (const transport of ['websocket', 'sse', 'polling'] as const) {
+      const resumed = await within(
+        rawConnect(transport, `${b.base}/globex/parley`, { sid: polling.sid, ack: 0 }),
+        5000,
+        `the answer to the ${transport} resume`,
+      )
+      onTestFinished(() => resumed.close())
+      expect([transport, resumed.sid === polling.sid, resumed.open.recovered]).toEqual([
+        transport,
+        false,
+        false,
+      ])
+    }
+    // The first one is still there, under its own tenant.
+    const tenants = [...a.parley.sockets.values(), ...b.parley.sockets.values()].map(
+      (socket) => socket.handshake.params.tenant,
+    )
+    expect(tenants.filter((tenant) => tenant === 'acme')).toHaveLength(1)
     // The first session goes on, at its own tenant, on its own node.
     const own = await within(
       exchange(`${b.base}/acme/parley/poll?v=1&sid=${sid}`, 'POST', { 'content-type': 'text/plain' }, '[3]'),
