@@ -609,6 +609,13 @@ export class HandOffStore {
     return this.#tails.append(entry, text, places(entry))
   }
 
+  /** Whether an append for `sid` would go to its tail (see `append`): its handoff is under way here. */
+  takesAppends(sid: string): boolean {
+    if (this.#held.holds(sid)) return true
+    const entry = this.#bySid.get(sid)
+    return entry?.state === 'open' && !entry.givenUp
+  }
+
   /**
    * Appends queued for Redis and not written yet (see `TailWrites`), and those held for
    * handoffs that wait for Redis (see `holdAppends`).

@@ -35,6 +35,11 @@ export const RedisErrorCode = {
    * `fetchSockets` of another node's whose description of this node's sockets failed.
    */
   HANDLING_FAILED: 'PARLEY_REDIS_HANDLING_FAILED',
+  /**
+   * What the server gave a handed-off session after the adapter closed, which its tail can no
+   * longer take: the `code` of the warning that says how many such appends one turn dropped.
+   */
+  APPEND_AFTER_CLOSE: 'PARLEY_REDIS_APPEND_AFTER_CLOSE',
 } as const
 
 /**
