@@ -257,7 +257,11 @@ export class BroadcastOperator<E extends EventsMap> {
         setImmediate(timedOut)
         return
       }
-      const unanswered = (expected ?? 0) - received
+      if (expected === undefined) {
+        finish(uncounted())
+        return
+      }
+      const unanswered = expected - received
       missed.timedOut(unanswered)
       finish(
         new ParleyError(
@@ -265,6 +269,20 @@ export class BroadcastOperator<E extends EventsMap> {
           `${unanswered + failed} socket(s) did not reply within ${timeout} ms${missed}`,
           { details: { replies } },
         ),
+      )
+    }
+    /**
+     * No count by the timeout, even a turn later: an adapter of the application's that never
+     * gives one (the built-in ones always do). How many sockets did not reply is not known, so
+     * none is counted as timed out: the sender hears the replies that came, and that the count
+     * did not (`details.counted` false), never a number of sockets made up from nothing.
+     */
+    const uncounted = () => {
+      const someFailed = failed === 0 ? '' : `, ${failed} of them failed${missed}`
+      return new ParleyError(
+        ErrorCode.ACK_TIMEOUT,
+        `the adapter gave no count of the sockets it reached within ${timeout} ms: ${received} replied${someFailed}`,
+        { details: { replies, counted: false } },
       )
     }
     // A timer past MAX_TIMER_MS would fire at once: past it, the wait ends with the last answer.

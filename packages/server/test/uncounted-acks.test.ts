@@ -1,0 +1,57 @@
+// An adapter of the application's that never gives the count of a broadcast with acks (a node
+// of its own that did not answer, a bug): the sender still hears at its timeout, with the
+// replies that came, and is told that the adapter gave no count, never a negative number of
+// sockets. The built-in adapters always count.
+import { connect } from '@parley/client'
+import { ErrorCode, type ParleyError } from '@parley/protocol'
+import { type AdapterFactory, MemoryAdapter } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { closedAfterEach } from './closed-after-each.js'
+import { startServer, until, within } from './helpers.js'
+
+const opened = closedAfterEach()
+
+/** A memory adapter whose broadcasts with acks reach the sockets and reply, but never count them. */
+const silentCount: AdapterFactory = (sockets) => {
+  const memory = new MemoryAdapter(sockets)
+  memory.broadcastWithAck = (
+    (ask) => (message, options, timeout, _expect, reply) =>
+      ask(message, options, timeout, () => {}, reply)
+  )(memory.broadcastWithAck.bind(memory))
+  return memory
+}
+
+describe('a broadcast with acks whose adapter gives no count', () => {
+  it('answers at its timeout with the replies that came, saying the count never came', async () => {
+    const started = await startServer({ adapter: silentCount })
+    opened.started = started
+    const parley = started.app.parley
+    let connected = 0
+    parley.on('connection', () => connected++)
+    for (const answer of ['a', 'b']) {
+      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+      opened.parleyClients.push(client)
+      client.on('ask', (_value: unknown, ack: (reply: string) => void) => ack(answer))
+    }
+    await until(() => connected === 2, 3000, 'two clients')
+
+    const error = await within(
+      parley
+        .timeout(300)
+        .emitWithAck('ask', 1)
+        .then(
+          () => undefined,
+          (err: ParleyError<string>) => err,
+        ),
+      5000,
+      'the answer at the timeout',
+    )
+    expect(error?.code).toBe(ErrorCode.ACK_TIMEOUT)
+    expect(error?.message).toBe(
+      'the adapter gave no count of the sockets it reached within 300 ms: 2 replied',
+    )
+    expect(error?.message).not.toMatch(/-\d/)
+    expect([...((error?.details?.replies as unknown[] | undefined) ?? [])].sort()).toEqual(['a', 'b'])
+    expect(error?.details?.counted).toBe(false)
+  })
+})
