@@ -154,6 +154,10 @@ export function broadcastAcross(
   // same timeout with what it has, and this one then counts it.
   if (timeout <= MAX_TIMER_MS && pending.has(id)) {
     timer = setTimeout(() => {
+      // Asked when it came back, a count held there for a socket joined without a cut (see
+      // held-questions.ts) is given now with what it has: its own bound, set then, ends later,
+      // and the replies of the sockets asked with it would be lost.
+      giveHeldNow()
       // Not back by now (a Redis that slow), the sockets being handed over are not asked.
       settleLocal()
       replies.stopWaiting()
@@ -179,6 +183,8 @@ export function broadcastAcross(
   }
   /** Whether the count of the sockets left out came in time, so that their replies count. */
   let returnCounted = false
+  /** Gives the count of the sockets left out, asked when it came back, with what it has. */
+  let giveHeldNow = () => {}
   /**
    * Sockets left out asked ahead of the others, each as its tail was sealed while the others
    * still waited for what was given up before this (see `askLeaving`), and how many matched:
@@ -199,7 +205,7 @@ export function broadcastAcross(
       return
     }
     const positioned = cut.empty ? undefined : cut.atReturn(q)
-    askHolding(
+    giveHeldNow = askHolding(
       parts,
       { node: parts.node, q, ran },
       message,

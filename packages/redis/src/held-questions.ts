@@ -2,6 +2,7 @@
 // joined without a cut (see uncut-sockets.ts): while its tail is not read, what reaches it is
 // held, and a question asked at once would reach the session ahead of that; once read, the
 // tail's places say which questions it asked already.
+import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import { EarlyReplies } from './early-replies.js'
 import { disconnected, replyOnce } from './reply-once.js'
@@ -49,9 +50,13 @@ export interface QuestionPlace {
  * As `MemoryAdapter.broadcastWithAck`, for the question at `place`: a socket joined without a
  * cut is not asked when its tail asked it already, and, while it holds what reaches it, is asked
  * after that once its tail is read (`UncutSockets.holdQuestion`). `expect` then waits for that
- * read (one round trip, bounded), and the replies of the sockets asked meanwhile wait for
- * `expect`: the count comes first. A held socket that leaves first, or no longer matches
- * `options` then, is not counted.
+ * read (one round trip, bounded; read without the old node's seal, up to three requestTimeouts
+ * more for the claim's confirm, see unread-takeovers.ts), and the replies of the sockets asked
+ * meanwhile wait for `expect`: the count comes first. A held socket that leaves first, or no
+ * longer matches `options` then, is not counted. Never past the question's timeout: the count is
+ * given then with the sockets counted by then, the replies they made with it; a held socket
+ * counted later is left out, its replies dropped. Returns what gives that count at once, for a
+ * caller whose own timeout ends first (a question of this node's, asked here when it came back).
  */
 export function askHolding(
   parts: AskParts,
@@ -62,11 +67,12 @@ export function askHolding(
   expect: (count: number) => void,
   reply: (reply: BroadcastReply) => void,
   only?: (id: string) => boolean,
-): void {
+): () => void {
   const { memory, uncut } = parts
   if (uncut.empty) {
     parts.ask(message, options, timeout, expect, reply, only, place.ran, ownNeverRun(place))
-    return
+    // Nothing held here: what `parts.ask` holds is bounded there.
+    return () => {}
   }
   const later: string[] = []
   let count = 0
@@ -78,9 +84,15 @@ export function askHolding(
   // for their tail) wait for it.
   const early = new EarlyReplies(reply)
   const replyInOrder = early.take
+  /** The question's timeout, while a count is held (see above). */
+  let bound: ReturnType<typeof setTimeout> | undefined
+  const giveNow = () => {
+    clearTimeout(bound)
+    early.release(() => expect(count))
+  }
   const settled = () => {
     if (open > 0) return
-    early.release(() => expect(count))
+    giveNow()
   }
   parts.ask(
     message,
@@ -145,9 +157,18 @@ export function askHolding(
         }
         // Read without its old node's seal, the session may still turn out kept there, which
         // the claim's confirm tells: its count and replies wait for that (see unread-takeovers.ts).
-        const held = heldUntilRead(parts.unread, id, replyInOrder)
+        /** Whether its count joined the others' before they were given. */
+        let inCount = false
+        // Counted after the count was given (at the question's timeout): left out, its replies
+        // dropped, so that the sender hears no more replies than it counted.
+        const held = heldUntilRead(parts.unread, id, (made) => {
+          if (inCount || !early.released) replyInOrder(made)
+        })
         held.counted(ask(held.reply), (asked) => {
-          count += asked
+          if (!early.released) {
+            count += asked
+            inCount = true
+          }
           open--
           settled()
         })
@@ -161,6 +182,12 @@ export function askHolding(
   }
   open--
   settled()
+  // Past MAX_TIMER_MS no timer, as for one socket: the wait ends with the last read.
+  if (open > 0 && timeout <= MAX_TIMER_MS) {
+    bound = setTimeout(giveNow, timeout)
+    bound.unref?.()
+  }
+  return giveNow
 }
 
 /** The count of a question that never ran (this node's own: no other node's reaches here then). */
