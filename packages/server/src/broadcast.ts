@@ -250,11 +250,15 @@ export class BroadcastOperator<E extends EventsMap> {
       if (finished) return
       // The count not given yet: an adapter across nodes whose bound, at the same timeout, was
       // set after this one gives then the count it has (a node's count may not come in time).
-      // The verdict waits one turn for it, so that the counted sockets that did not reply are
-      // told apart from the replies that came. The memory adapter counts at once: never so.
+      // It set that bound once it asked this node's sockets, up to `asking` ms after this timer:
+      // the verdict waits that long, then one turn for the count, so that the counted sockets
+      // that did not reply are told apart from the replies that came. The memory adapter counts
+      // at once: never so.
       if (expected === undefined && !waitedForCount) {
         waitedForCount = true
-        setImmediate(timedOut)
+        const oneTurn = () => setImmediate(timedOut)
+        if (asking < 1) oneTurn()
+        else timer = setTimeout(oneTurn, Math.ceil(asking))
         return
       }
       if (expected === undefined) {
@@ -286,7 +290,9 @@ export class BroadcastOperator<E extends EventsMap> {
       )
     }
     // A timer past MAX_TIMER_MS would fire at once: past it, the wait ends with the last answer.
-    const timer = timeout > MAX_TIMER_MS ? undefined : setTimeout(timedOut, timeout)
+    let timer = timeout > MAX_TIMER_MS ? undefined : setTimeout(timedOut, timeout)
+    /** How many ms the adapter's `broadcastWithAck` took (see `timedOut`). */
+    let asking = 0
     const check = () => {
       if (expected === undefined || received < expected) return
       finish(
@@ -306,6 +312,7 @@ export class BroadcastOperator<E extends EventsMap> {
       expect(0)
       return
     }
+    const askedAt = performance.now()
     try {
       this.#adapter.broadcastWithAck(message, this.#options(), timeout, expect, (reply) => {
         // The callback has the list already: a reply past the timeout does not change it.
@@ -327,6 +334,7 @@ export class BroadcastOperator<E extends EventsMap> {
       clearTimeout(timer)
       throw err
     }
+    asking = performance.now() - askedAt
   }
 }
 

@@ -55,3 +55,56 @@ describe('a broadcast with acks whose adapter gives no count', () => {
     expect(error?.details?.counted).toBe(false)
   })
 })
+
+/**
+ * A memory adapter that counts at its own bound, as an adapter across nodes does when a node's
+ * count has not come: set once its sockets were asked, which takes a while (`busyMs` here).
+ */
+const countsAtItsBound =
+  (busyMs: number): AdapterFactory =>
+  (sockets) => {
+    const memory = new MemoryAdapter(sockets)
+    memory.broadcastWithAck = ((ask) => (message, options, timeout, expect, reply) => {
+      let count = 0
+      ask(message, options, timeout, (total) => (count = total), reply)
+      // The sockets asked took a moment; bounded in count and in time.
+      const until = performance.now() + busyMs
+      for (let i = 0; i < 1e9 && performance.now() < until; i++);
+      setTimeout(() => expect(count), timeout)
+    })(memory.broadcastWithAck.bind(memory))
+    return memory
+  }
+
+describe('a broadcast with acks whose adapter counts at its own bound', () => {
+  it('hears that count at the timeout, however long the adapter took to set its bound', async () => {
+    const started = await startServer({ adapter: countsAtItsBound(20) })
+    opened.started = started
+    const parley = started.app.parley
+    let connected = 0
+    parley.on('connection', () => connected++)
+    for (const answer of ['a', undefined]) {
+      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+      opened.parleyClients.push(client)
+      // The second never replies.
+      client.on('ask', (_value: unknown, ack: (reply: string) => void) => {
+        if (answer) ack(answer)
+      })
+    }
+    await until(() => connected === 2, 3000, 'two clients')
+
+    const error = await within(
+      parley
+        .timeout(300)
+        .emitWithAck('ask', 1)
+        .then(
+          () => undefined,
+          (err: ParleyError<string>) => err,
+        ),
+      5000,
+      'the answer at the timeout',
+    )
+    // Counted: the silent socket's own timeout failed its reply by then, or it is timed out now.
+    expect(error?.message).toMatch(/^1 socket\(s\) did not reply( within 300 ms)?: 1 timed out$/)
+    expect(error?.details?.replies).toEqual(['a'])
+  })
+})

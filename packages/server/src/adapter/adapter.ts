@@ -277,8 +277,9 @@ export interface Adapter {
    * reports; a node that does not report before the timeout counts as none); `reply` is called
    * once per socket reached, with its reply or why there is none, before or after `expect`.
    * The caller settles when it has `total` replies, or at `timeout`. `options.volatile` goes
-   * to each socket's `deliverWithAck`, on every node. An adapter that has not called `expect`
-   * one turn past `timeout` leaves the sender's count unknown: it hears `PARLEY_ACK_TIMEOUT`
+   * to each socket's `deliverWithAck`, on every node. A count given at the adapter's own bound
+   * of `timeout`, set before this returns, is waited for (as long as this call took, then one
+   * turn); an adapter that has not called `expect` by then leaves the sender's count unknown: it hears `PARLEY_ACK_TIMEOUT`
    * saying so, with the replies that came (`details.counted` false).
    */
   broadcastWithAck(
