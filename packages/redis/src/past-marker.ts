@@ -4,6 +4,7 @@
 // those rooms get, broadcasts and questions, for the end of the wait. Kept on this node (the
 // server gave the write up), the socket gets it all then, in order; sealed, it gets only what
 // no claimer reads (`local`, or never run), broadcasts and questions, into its tail.
+import { MAX_TIMER_MS } from '@parley/protocol'
 import type {
   BroadcastMessage,
   BroadcastOptions,
@@ -164,7 +165,9 @@ export class PastMarkerSockets {
    * broadcasts they keep (see `keepAside`): kept on this node, the socket is asked it then;
    * sealed, it is asked into the tail, unless `ran` (read on the channel past the marker: the
    * claimer, joined there, asks the session). `expect` waits for that (at most
-   * `MARKER_SETTLE_MS`), and replies made meanwhile wait for `expect`: the count comes first.
+   * `MARKER_SETTLE_MS`, and never past `timeout`: then the count is given with the sockets asked
+   * by then, one asked later left out of it, its reply dropped), and replies made meanwhile wait
+   * for `expect`: the count comes first.
    * An own question that never ran (`own`, its count), emitted before a socket's marker, is
    * asked of it now instead, as the awaited broadcasts reach it (`deliverAwaited`): it never
    * reached the channel, and the tail is its place.
@@ -203,18 +206,28 @@ export class PastMarkerSockets {
     // One for this call itself: a wait that ends while the others are kept aside (at the bound)
     // asks before the count is given.
     let open = 1
+    /** The question's timeout, while a count waits for a socket past its marker (see below). */
+    let bound: ReturnType<typeof setTimeout> | undefined
+    const give = () => {
+      clearTimeout(bound)
+      early.release(() => expect(count))
+    }
     const settled = () => {
       if (--open > 0) return
-      early.release(() => expect(count))
+      give()
     }
     for (const [id, past] of this.#byId) {
       if (!matches(past.rooms, options) || (only && !only(id))) continue
       open++
       const question = (socket: LocalSocket | undefined) => {
         if (socket) {
-          count++
+          // Asked after the count was given (at the question's timeout): still asked, since its
+          // session takes what its rooms got, but left out of the count, its reply dropped, so
+          // that the sender hears no more replies than it counted.
+          const counted = !early.released
+          if (counted) count++
           // Its question may be registered before it throws, and settled there too (see reply-once.ts).
-          const once = replyOnce(replyInOrder)
+          const once = replyOnce(counted ? replyInOrder : () => {})
           this.#deliver(
             socket,
             message,
@@ -233,6 +246,13 @@ export class PastMarkerSockets {
       if (past.missed.length >= MAX_MISSED_PAST_MARKER) past.end()
     }
     settled()
+    // The wait (at most MARKER_SETTLE_MS) never outlasts the question's timeout, its sender's:
+    // the count is given then with the sockets asked by then. Past MAX_TIMER_MS no timer, as for
+    // one socket: the wait ends with the last socket's.
+    if (open > 0 && timeout <= MAX_TIMER_MS) {
+      bound = setTimeout(give, timeout)
+      bound.unref?.()
+    }
   }
 
   /**
