@@ -70,9 +70,33 @@ export function askHolding(
 ): () => void {
   const { memory, uncut } = parts
   if (uncut.empty) {
-    parts.ask(message, options, timeout, expect, reply, only, place.ran, ownNeverRun(place))
-    // Nothing held here: what `parts.ask` holds is bounded there.
-    return () => {}
+    // Nothing held here: what `parts.ask` holds (a socket past its claim marker) is bounded
+    // there, at the same timeout, but for a caller whose own ends first.
+    let given = false
+    /** Whether the count of `parts.ask` was given, rather than none at the caller's timeout. */
+    let counted = false
+    parts.ask(
+      message,
+      options,
+      timeout,
+      (now) => {
+        if (given) return
+        given = counted = true
+        expect(now)
+      },
+      // `parts.ask` gives its count first: a reply after none was given is not counted.
+      (made) => {
+        if (counted || !given) reply(made)
+      },
+      only,
+      place.ran,
+      ownNeverRun(place),
+    )
+    return () => {
+      if (given) return
+      given = true
+      expect(0)
+    }
   }
   const later: string[] = []
   let count = 0
@@ -94,16 +118,24 @@ export function askHolding(
     if (open > 0) return
     giveNow()
   }
+  /** Whether the count of `parts.ask` joined the count given (see `giveNow`). */
+  let askCounted = false
   parts.ask(
     message,
     options,
     timeout,
     (now) => {
-      count += now
+      if (!early.released) {
+        count += now
+        askCounted = true
+      }
       open--
       settled()
     },
-    replyInOrder,
+    // Its count comes first: a reply after a count given without it is not counted.
+    (made) => {
+      if (askCounted || !early.released) replyInOrder(made)
+    },
     (id) => {
       if (only && !only(id)) return false
       if (uncut.holds(id)) {

@@ -62,4 +62,39 @@ describe('a question held for a socket joined without a cut, at its timeout', ()
     read()
     expect(seen).toEqual(['count 3', 'first', 'second', 'held'])
   })
+
+  it.each([
+    ['beside a held socket', true],
+    ['with none held', false],
+  ])('drops the replies of sockets whose count came after it was given at once, %s', (_, holding) => {
+    // Sockets asked whose count comes later (past their claim marker), then their replies.
+    let late: (() => void) | undefined
+    const ask: AskWithAck = (_message, _options, _timeout, expectCount, reply) => {
+      late = () => {
+        expectCount(1)
+        reply({ ok: true, value: 'late' })
+      }
+    }
+    const uncut = new UncutSockets(() => undefined)
+    if (holding) uncut.joined('held')
+    const seen: string[] = []
+    const giveNow = askHolding(
+      {
+        memory: new MemoryAdapter(new FakeSockets()),
+        ask,
+        uncut,
+        unread: new UnreadTakeovers(),
+        warnings: new Warnings({ warn: () => undefined }),
+      },
+      { node: 'c', q: 1, ran: true },
+      message('asked', []),
+      to(['r']),
+      60_000,
+      (count) => seen.push(`count ${count}`),
+      (made: BroadcastReply) => seen.push(made.ok ? String(made.value) : 'failed'),
+    )
+    giveNow()
+    late?.()
+    expect(seen).toEqual(['count 0'])
+  })
 })
