@@ -279,8 +279,9 @@ export interface Adapter {
    * The caller settles when it has `total` replies, or at `timeout`. `options.volatile` goes
    * to each socket's `deliverWithAck`, on every node. A count given at the adapter's own bound
    * of `timeout`, set before this returns, is waited for (as long as this call took, then one
-   * turn); an adapter that has not called `expect` by then leaves the sender's count unknown: it hears `PARLEY_ACK_TIMEOUT`
-   * saying so, with the replies that came (`details.counted` false).
+   * turn); an adapter that has not called `expect` by then leaves the sender's count unknown:
+   * it hears `PARLEY_ACK_TIMEOUT` saying so, with the replies that came (`details.counted`
+   * false).
    */
   broadcastWithAck(
     message: BroadcastMessage,
