@@ -136,7 +136,7 @@ export function broadcastAcross(
   let localGiven = false
   // Not run on the channel: a socket past its claim marker (none is asked at emit while it is
   // positioned) would take it where it is.
-  parts.ask(
+  const giveAskedNow = parts.ask(
     message,
     options,
     timeout,
@@ -158,6 +158,8 @@ export function broadcastAcross(
       // held-questions.ts) is given now with what it has: its own bound, set then, ends later,
       // and the replies of the sockets asked with it would be lost.
       giveHeldNow()
+      // Bounded there at the same timeout, set before this timer: given by now, as a rule.
+      giveAskedNow?.()
       // Not back by now (a Redis that slow), the sockets being handed over are not asked.
       settleLocal()
       replies.stopWaiting()

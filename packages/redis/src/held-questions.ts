@@ -12,7 +12,8 @@ import type { Warnings } from './warnings.js'
 
 /**
  * `MemoryAdapter.broadcastWithAck`, kept aside for the sockets past their claim marker (see
- * `PastMarkerSockets.askWithAck`); `ran`: read on the channel, which a claimer reads too.
+ * `PastMarkerSockets.askWithAck`); `ran`: read on the channel, which a claimer reads too. May
+ * return what gives a count it holds at once, with what it has (see `GiveNow`).
  */
 export type AskWithAck = (
   message: BroadcastMessage,
@@ -23,7 +24,16 @@ export type AskWithAck = (
   only: ((id: string) => boolean) | undefined,
   ran: boolean,
   own?: number,
-) => void
+) => GiveNow | undefined
+
+/**
+ * Gives a count held for sockets whose own count comes later (past their claim marker, joined
+ * without a cut, a takeover's tail unread) at once, with the sockets counted by then, those
+ * counted later left out, their replies dropped: for a caller whose timeout ends before the
+ * question's bound there, set when the question was asked here (a question of this node's own,
+ * asked when it came back). Once; nothing after the count was given.
+ */
+export type GiveNow = () => void
 
 /** What asking with holds needs. */
 export interface AskParts {
@@ -67,7 +77,7 @@ export function askHolding(
   expect: (count: number) => void,
   reply: (reply: BroadcastReply) => void,
   only?: (id: string) => boolean,
-): () => void {
+): GiveNow {
   const { memory, uncut } = parts
   if (uncut.empty) {
     // Nothing held here: what `parts.ask` holds (a socket past its claim marker) is bounded
@@ -75,7 +85,7 @@ export function askHolding(
     let given = false
     /** Whether the count of `parts.ask` was given, rather than none at the caller's timeout. */
     let counted = false
-    parts.ask(
+    const giveAsked = parts.ask(
       message,
       options,
       timeout,
@@ -93,6 +103,8 @@ export function askHolding(
       ownNeverRun(place),
     )
     return () => {
+      // What it holds counts first, with the sockets it counted by then.
+      giveAsked?.()
       if (given) return
       given = true
       expect(0)
@@ -110,8 +122,12 @@ export function askHolding(
   const replyInOrder = early.take
   /** The question's timeout, while a count is held (see above). */
   let bound: ReturnType<typeof setTimeout> | undefined
+  /** Gives the count `parts.ask` holds, with what it has (set below). */
+  let giveAsked: GiveNow | undefined
   const giveNow = () => {
     clearTimeout(bound)
+    // What `parts.ask` holds counts first, with the sockets it counted by then.
+    if (!early.released) giveAsked?.()
     early.release(() => expect(count))
   }
   const settled = () => {
@@ -120,7 +136,7 @@ export function askHolding(
   }
   /** Whether the count of `parts.ask` joined the count given (see `giveNow`). */
   let askCounted = false
-  parts.ask(
+  giveAsked = parts.ask(
     message,
     options,
     timeout,

@@ -16,6 +16,7 @@ import type {
 import { askEach } from './ask-each.js'
 import { lostAtSeal } from './at-seal.js'
 import { EarlyReplies } from './early-replies.js'
+import type { GiveNow } from './held-questions.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
@@ -181,11 +182,11 @@ export class PastMarkerSockets {
     only: ((id: string) => boolean) | undefined,
     ran: boolean,
     own?: number,
-  ): void {
+  ): GiveNow | undefined {
     // Each socket asked on its own: one that throws loses it alone (see ask-each.ts).
     if (this.#byId.size === 0) {
       askEach(this.#memory, this.#sockets, this.#warnings, message, options, timeout, expect, reply, only)
-      return
+      return undefined
     }
     let count = 0
     const early = new EarlyReplies(reply)
@@ -253,6 +254,7 @@ export class PastMarkerSockets {
       bound = setTimeout(give, timeout)
       bound.unref?.()
     }
+    return give
   }
 
   /**

@@ -8,7 +8,7 @@
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
 import { EarlyReplies } from './early-replies.js'
-import type { AskWithAck } from './held-questions.js'
+import type { AskWithAck, GiveNow } from './held-questions.js'
 
 /** The sockets joined by a takeover whose tail is not read yet, by id (see the top of this file). */
 export class UnreadTakeovers {
@@ -92,10 +92,7 @@ export class UnreadTakeovers {
  */
 export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): AskWithAck {
   return (message, options, timeout, expect, reply, only, ran, own) => {
-    if (unread.empty) {
-      ask(message, options, timeout, expect, reply, only, ran, own)
-      return
-    }
+    if (unread.empty) return ask(message, options, timeout, expect, reply, only, ran, own)
     const held: string[] = []
     let count = 0
     // Open until each is counted: the others' count, each held socket's count and its read,
@@ -105,28 +102,44 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
     const replyInOrder = early.take
     /** The question's timeout, while a count is held (see above). */
     let bound: ReturnType<typeof setTimeout> | undefined
-    const settled = () => {
-      if (--open > 0) return
+    /** What gives the counts `ask` holds, with what they have (see `GiveNow`). */
+    const gives: (GiveNow | undefined)[] = []
+    const giveNow = () => {
       clearTimeout(bound)
+      if (!early.released) for (const give of gives) give?.()
       early.release(() => expect(count))
     }
-    ask(
-      message,
-      options,
-      timeout,
-      (now) => {
-        count += now
-        settled()
-      },
-      replyInOrder,
-      (id) => {
-        if (only && !only(id)) return false
-        if (!unread.has(id)) return true
-        held.push(id)
-        return false
-      },
-      ran,
-      own,
+    const settled = () => {
+      if (--open > 0) return
+      giveNow()
+    }
+    /** Whether the others' count joined the count given. */
+    let othersCounted = false
+    gives.push(
+      ask(
+        message,
+        options,
+        timeout,
+        (now) => {
+          if (!early.released) {
+            count += now
+            othersCounted = true
+          }
+          settled()
+        },
+        // Their count comes first: a reply after a count given without it is not counted.
+        (made) => {
+          if (othersCounted || !early.released) replyInOrder(made)
+        },
+        (id) => {
+          if (only && !only(id)) return false
+          if (!unread.has(id)) return true
+          held.push(id)
+          return false
+        },
+        ran,
+        own,
+      ),
     )
     for (const id of held) {
       open += 2
@@ -148,22 +161,24 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
       }
       /** Its replies are dropped: kept by its old node, or left out of the count given. */
       const leftOut = () => kept || (early.released && !inCount)
-      ask(
-        message,
-        options,
-        timeout,
-        (now) => {
-          asked = now
-          counted()
-        },
-        (made) => {
-          if (leftOut()) return
-          if (mine) mine.push(made)
-          else replyInOrder(made)
-        },
-        (other) => other === id,
-        ran,
-        own,
+      gives.push(
+        ask(
+          message,
+          options,
+          timeout,
+          (now) => {
+            asked = now
+            counted()
+          },
+          (made) => {
+            if (leftOut()) return
+            if (mine) mine.push(made)
+            else replyInOrder(made)
+          },
+          (other) => other === id,
+          ran,
+          own,
+        ),
       )
       unread.whenRead(id, (itsOldNodeKeptIt) => {
         read = true
@@ -177,10 +192,11 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
     }
     // Past MAX_TIMER_MS no timer, as for one socket: the wait ends with the last read.
     if (open > 1 && timeout <= MAX_TIMER_MS) {
-      bound = setTimeout(() => early.release(() => expect(count)), timeout)
+      bound = setTimeout(giveNow, timeout)
       bound.unref?.()
     }
     settled()
+    return giveNow
   }
 }
 

@@ -18,6 +18,7 @@ function scene(timeout: number) {
     const asked = ['first', 'second', 'held'].filter((id) => !only || only(id))
     expectCount(asked.length)
     for (const id of asked) reply({ ok: true, value: id })
+    return undefined
   }
   const sockets = new FakeSockets()
   const memory = new MemoryAdapter(sockets)
@@ -74,6 +75,7 @@ describe('a question held for a socket joined without a cut, at its timeout', ()
         expectCount(1)
         reply({ ok: true, value: 'late' })
       }
+      return undefined
     }
     const uncut = new UncutSockets(() => undefined)
     if (holding) uncut.joined('held')

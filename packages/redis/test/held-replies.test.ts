@@ -19,6 +19,7 @@ describe('the replies held behind a socket joined without a cut', () => {
       const asked = ['first', 'second', 'third', 'held'].filter((id) => !only || only(id))
       for (const id of asked) replies.set(id, (value) => reply({ ok: true, value }))
       expectCount(asked.length)
+      return undefined
     }
     const uncut = new UncutSockets(() => undefined)
     uncut.joined('held')

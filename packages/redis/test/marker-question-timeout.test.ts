@@ -6,7 +6,10 @@
 import { type BroadcastReply, MemoryAdapter } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { until } from '../../server/test/helpers.js'
+import { askHolding } from '../src/held-questions.js'
 import { PastMarkerSockets } from '../src/past-marker.js'
+import { UncutSockets } from '../src/uncut-sockets.js'
+import { askCountingTakeovers, UnreadTakeovers } from '../src/unread-takeovers.js'
 import { Warnings } from '../src/warnings.js'
 import { FakeSockets, message, repliesAs, to } from './handoff-support.js'
 
@@ -50,5 +53,46 @@ describe('a question asked of a socket past its claim marker, at its timeout', (
     const { heard, end } = scene(60_000)
     end()
     expect(heard).toEqual(['count 2', 's2', 's1'])
+  })
+
+  it.each([
+    ['with none held', false],
+    ['beside a socket joined without a cut', true],
+  ])('gives the count it has when asked of it at once, %s, through the holds above it', (_, holding) => {
+    const sockets = new FakeSockets()
+    const memory = new MemoryAdapter(sockets)
+    const warnings = new Warnings({ warn: () => undefined })
+    const past = new PastMarkerSockets(memory, sockets, warnings, () => 0)
+    for (const id of ['s1', 's2']) {
+      repliesAs(sockets.add(id), id)
+      memory.addAll(id, new Set([id, 'r']))
+    }
+    const end = past.enter('s1', 0, (aside) => aside.kept())
+    const uncut = new UncutSockets(() => undefined)
+    // Elsewhere: held, but not asked.
+    if (holding) uncut.joined('s3')
+    const unread = new UnreadTakeovers()
+    const heard: string[] = []
+    const giveNow = askHolding(
+      {
+        memory,
+        ask: askCountingTakeovers((...args) => past.askWithAck(...args), unread),
+        uncut,
+        unread,
+        warnings,
+      },
+      { node: 'a', q: 1, ran: true },
+      message('asked', ['q']),
+      to(['r']),
+      60_000,
+      (count) => heard.push(`count ${count}`),
+      (reply: BroadcastReply) => heard.push(reply.ok ? String(reply.value) : 'failed'),
+    )
+    expect(heard).toEqual([])
+    // Its caller's timeout ends first: s2 counted, with its reply; s1 left out.
+    giveNow()
+    expect(heard).toEqual(['count 1', 's2'])
+    end()
+    expect(heard).toEqual(['count 1', 's2'])
   })
 })
