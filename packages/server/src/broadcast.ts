@@ -256,9 +256,9 @@ export class BroadcastOperator<E extends EventsMap> {
       // at once: never so.
       if (expected === undefined && !waitedForCount) {
         waitedForCount = true
-        const oneTurn = () => setImmediate(timedOut)
-        if (asking < 1) oneTurn()
-        else timer = setTimeout(oneTurn, Math.ceil(asking))
+        // One ms more than it took: timers start on the whole-ms clock, so a bound set a fraction
+        // of a ms after this timer can end a ms after it.
+        timer = setTimeout(() => setImmediate(timedOut), Math.ceil(asking) + 1)
         return
       }
       if (expected === undefined) {
