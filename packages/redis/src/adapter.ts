@@ -707,6 +707,9 @@ export class RedisAdapter implements Adapter {
     // sockets asked at emit waits for it, and settled first, it would count none of them, their
     // replies coming after the total.
     this.#unread.close()
+    // So is one held for a socket joined without a cut whose tail is not read yet (see
+    // held-questions.ts): the sockets asked beside it are counted, and its bound ends now.
+    this.#uncut.close()
     this.#pending.cancel()
     this.#ownAcks.close()
     // And one a takeover that the cancel ended joins now.

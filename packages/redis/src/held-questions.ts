@@ -225,6 +225,7 @@ export function askHolding(
         open--
         settled()
       },
+      close: giveNow,
     }
     if (!uncut.holdQuestion(id, question)) question.settle(uncut.takes(id, place.node, place.q))
   }

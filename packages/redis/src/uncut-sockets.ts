@@ -24,6 +24,12 @@ export interface HeldQuestion {
   settle(ask: boolean): void
   /** The socket left before the tail was read: not asked. */
   drop(): void
+  /**
+   * The adapter closes: the question's count is given now with what it has, as at its timeout
+   * (its bound ends here, not after the close). The socket is still asked once its tail is read,
+   * in order with what it holds, but left out of that count.
+   */
+  close(): void
 }
 
 /** A socket joined without a cut (see `UncutSockets`). */
@@ -210,6 +216,16 @@ export class UncutSockets {
       if (q !== undefined && reached(place, q)) socket.places?.delete(node)
     }
     this.#letGo(id, socket)
+  }
+
+  /**
+   * The adapter closes: each question a socket holds gives its count now (see
+   * `HeldQuestion.close`), before the close settles this node's own questions, whose count of
+   * the sockets asked beside a held one waits for it; and no bound of theirs outlives the close.
+   */
+  close(): void {
+    for (const socket of this.#sockets.values())
+      for (const question of socket.held ?? []) if ('settle' in question) question.close()
   }
 
   /**
