@@ -11,7 +11,7 @@ import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
-import { gate } from './gate.js'
+import { type Gate, gate } from './gate.js'
 import { http1Request } from './h2-node.js'
 import { heardOn } from './heard.js'
 import { closeApp, until, within } from './helpers.js'
@@ -96,6 +96,50 @@ function h2Handshake(client: http2.ClientHttp2Session, path: string): Promise<st
 /** Whether `text` is a handshake's answer: an OPEN first. */
 function opened(text: string): boolean {
   return packetsOf(text)[0]?.type === PacketType.OPEN
+}
+
+/**
+ * Two instances on one shared server, the first at `/a` with a route that answers once `slow`
+ * opens, and an HTTP/1.1 connection whose GET there is under way; `hold`, when given, holds the
+ * first one's close in its `onClose` hook.
+ */
+async function slowAnswerUnderWay(hold?: Gate) {
+  const { server, apps, cert } = sharedServer(['/a', '/b'])
+  const [first, second] = [apps[0]!, apps[1]!]
+  await first.register(parley, { path: '/a' })
+  const slow = gate()
+  first.get('/a/slow', async () => {
+    await slow.pass()
+    return 'done'
+  })
+  if (hold) first.addHook('onClose', hold.pass)
+  await first.ready()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
+  const heard = heardOn(socket)
+  teardown.push(() => void socket.destroy())
+  socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
+  await until(slow.reached, 5000, 'the slow route')
+  return { first, second, socket, heard, slow }
+}
+
+/**
+ * `slowAnswerUnderWay`, its first instance's close held under way, and the second registered at
+ * `/b` on the server while it is (not ready yet, for the test to add its routes).
+ */
+async function restartedAtSlowAnswer() {
+  const hold = gate()
+  const { first, second: restarted, socket, heard, slow } = await slowAnswerUnderWay(hold)
+  const closing = first.close()
+  teardown.push(async () => {
+    slow.open()
+    hold.open()
+    await closing
+  })
+  await until(hold.reached, 5000, 'the first instance to close')
+  await restarted.register(parley, { path: '/b' })
+  return { restarted, socket, heard, slow, hold, closing }
 }
 
 describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)', () => {
@@ -227,32 +271,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
   })
 
   it('answer an HTTP/1.1 request pipelined behind one under way at the close, after the server outlived that close', async () => {
-    const { server, apps, cert } = sharedServer(['/a', '/b'])
-    const [first, restarted] = [apps[0]!, apps[1]!]
-    await first.register(parley, { path: '/a' })
-    const slow = gate()
-    first.get('/a/slow', async () => {
-      await slow.pass()
-      return 'done'
-    })
-    const hold = gate()
-    first.addHook('onClose', hold.pass)
-    await first.ready()
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as { port: number }
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
-    const heard = heardOn(socket)
-    teardown.push(() => void socket.destroy())
-    socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    await until(slow.reached, 5000, 'the slow route')
-    const closing = first.close()
-    teardown.push(async () => {
-      slow.open()
-      hold.open()
-      await closing
-    })
-    await until(hold.reached, 5000, 'the first instance to close')
-    await restarted.register(parley, { path: '/b' })
+    const { restarted, socket, heard, slow, hold, closing } = await restartedAtSlowAnswer()
     const later = gate()
     restarted.get('/b/later', async () => {
       await later.pass()
@@ -275,32 +294,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
   })
 
   it('keep an HTTP/1.1 connection open after an answer under way at the close, for the next request, after the server outlived that close', async () => {
-    const { server, apps, cert } = sharedServer(['/a', '/b'])
-    const [first, restarted] = [apps[0]!, apps[1]!]
-    await first.register(parley, { path: '/a' })
-    const slow = gate()
-    first.get('/a/slow', async () => {
-      await slow.pass()
-      return 'done'
-    })
-    const hold = gate()
-    first.addHook('onClose', hold.pass)
-    await first.ready()
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as { port: number }
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
-    const heard = heardOn(socket)
-    teardown.push(() => void socket.destroy())
-    socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    await until(slow.reached, 5000, 'the slow route')
-    const closing = first.close()
-    teardown.push(async () => {
-      slow.open()
-      hold.open()
-      await closing
-    })
-    await until(hold.reached, 5000, 'the first instance to close')
-    await restarted.register(parley, { path: '/b' })
+    const { restarted, socket, heard, slow, hold, closing } = await restartedAtSlowAnswer()
     await restarted.ready()
     slow.open()
     await until(() => heard.text.includes('HTTP/1.1 200') || heard.closed, 5000, 'the slow answer')
@@ -317,22 +311,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
   })
 
   it('end an HTTP/1.1 connection after an answer under way at the close when the restart after it failed to register', async () => {
-    const { server, apps, cert } = sharedServer(['/a', '/b'])
-    const [first, failed] = [apps[0]!, apps[1]!]
-    await first.register(parley, { path: '/a' })
-    const slow = gate()
-    first.get('/a/slow', async () => {
-      await slow.pass()
-      return 'done'
-    })
-    await first.ready()
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-    const { port } = server.address() as { port: number }
-    const socket = tls.connect({ host: '127.0.0.1', port, ca: cert, ALPNProtocols: ['http/1.1'] })
-    const heard = heardOn(socket)
-    teardown.push(() => void socket.destroy())
-    socket.write('GET /a/slow HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n')
-    await until(slow.reached, 5000, 'the slow route')
+    const { first, second: failed, heard, slow } = await slowAnswerUnderWay()
     await within(first.close(), 5000, 'the first instance to close')
     // A route of the application's where Parley's go: the registration fails, and the instance
     // is not closed (until the test ends).
