@@ -3,14 +3,15 @@
 // without one, not Fastify's bare 503 (no code, and unreadable to a page on another origin); and
 // with an instance restarted there meanwhile, the old one still answers its own sessions.
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from '@parley/client'
 import parley, { type ParleyServer } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { holding } from './held-events.js'
-import { closeApp, until, within } from './helpers.js'
+import { until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
+import { restartedWhileClosing } from './restarted-under-parameter.js'
 import { upgradeStatus } from './upgrade-status.js'
 
 const teardown: (() => Promise<void> | void)[] = []
@@ -104,84 +105,12 @@ describe('Parley under a Fastify prefix with a parameter, while the instance clo
   })
 })
 
-/**
- * One HTTP server kept across restarts (serverFactory), its requests sent to the instance made
- * current, each instance with Parley at `/parley` under the prefix `/:tenant`.
- */
-async function restartableUnderParameter() {
-  const server = createServer()
-  let current: ((req: IncomingMessage, res: ServerResponse) => void) | undefined
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => current?.(req, res))
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as { port: number }
-  const apps: FastifyInstance[] = []
-  teardown.push(async () => {
-    for (const app of apps) await closeApp(app)
-    server.closeAllConnections()
-    await new Promise((resolve) => server.close(resolve))
-  })
-  return {
-    server,
-    port,
-    /** A new instance on the server, its sockets' events held as `hold` says. */
-    async make(hold?: ReturnType<typeof holding>) {
-      let given: typeof current
-      const app = Fastify({
-        forceCloseConnections: true,
-        serverFactory: (handler) => {
-          given = handler
-          return server
-        },
-      })
-      apps.push(app)
-      let made: ParleyServer | undefined
-      await app.register(
-        async (tenant) => {
-          await tenant.register(parley, {})
-          if (hold) tenant.parley.on('connection', hold.onConnection)
-          made = tenant.parley
-        },
-        { prefix: '/:tenant' },
-      )
-      await app.ready()
-      return {
-        app,
-        parley: made!,
-        serve: () => {
-          current = given
-        },
-      }
-    },
-  }
-}
-
 describe('an instance restarted under a prefix with a parameter while the old one closes', () => {
   it("leaves the old one's session its own answers: its POST heard, its CLOSE 'server shutdown'", async () => {
-    const shared = await restartableUnderParameter()
-    const hold = holding()
-    const old = await shared.make(hold)
-    old.serve()
-    const client = connect(`http://127.0.0.1:${shared.port}/t1/parley`, {
-      transports: ['polling'],
-      reconnection: false,
-    })
-    teardown.push(() => void client.disconnect())
-    await within(
-      new Promise<void>((resolve) => client.once('connect', () => resolve())),
-      5000,
-      'the client to connect',
+    const { shared, hold, client, reason, closing, restarted } = await restartedWhileClosing(
+      '/:tenant',
+      (step) => teardown.push(step),
     )
-    const reason = new Promise<string>((resolve) => client.once('disconnect', resolve))
-    client.emit('hold' as never)
-    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
-    const closing = old.app.close()
-    teardown.push(async () => {
-      hold.release()
-      await closing
-    })
-    await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
-    const restarted = await shared.make()
-    restarted.serve()
 
     const posts: number[] = []
     shared.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
