@@ -16,6 +16,47 @@ import { head, RawHttp } from './raw-http.js'
 import { beginHeldClose, restartableServer, TRANSPORTS } from './restartable-server.js'
 import { upgradeStatus } from './upgrade-status.js'
 
+type Restartable = Awaited<ReturnType<typeof restartableServer>>
+
+/**
+ * An old instance on `shared`, closed while its application's answer to a GET on a kept-alive
+ * connection is under way; `answer()` lets that answer out.
+ */
+async function closedUnderSlowAnswer(shared: Restartable) {
+  let answer = () => {}
+  const answered = new Promise<void>((resolve) => {
+    answer = resolve
+  })
+  let heard = false
+  const old = await shared.make('old', undefined, (app) =>
+    app.get('/slow', async () => {
+      heard = true
+      await answered
+      return 'slow'
+    }),
+  )
+  shared.serve(old)
+  const connection = await RawHttp.open(shared.port)
+  onTestFinished(() => connection.destroy())
+  connection.write(head('GET', '/slow'))
+  await until(() => heard, 5000, 'the old instance to hear the request')
+  await within(old.close(), 5000, 'the old instance to close')
+  return { connection, answer }
+}
+
+/**
+ * A restart on `server` whose registration of Parley at `/a` fails, a route of the application's
+ * being where Parley's go; the instance is closed only when the test ends.
+ */
+async function failToRegister(server: Restartable['server']) {
+  const failed = Fastify({ serverFactory: () => server })
+  onTestFinished(async () => {
+    await failed.close().catch(() => {})
+  })
+  failed.get('/a/poll', async () => 'mine')
+  await expect(failed.register(parley, { path: '/a' }).ready()).rejects.toThrow()
+}
+
 describe('an instance restarted at the path of one still closing on the same HTTP server', () => {
   it.each([
     ['', true],
@@ -315,12 +356,7 @@ describe('a restart whose registration fails while the old instance closes', () 
     await beginHeldClose(old, olds, client, 'the old instance')
     // A route of the application's where Parley's go: its registration fails after it claimed
     // the path, and gives the path back.
-    const failed = Fastify({ serverFactory: () => shared.server })
-    onTestFinished(async () => {
-      await failed.close().catch(() => {})
-    })
-    failed.get('/a/poll', async () => 'mine')
-    await expect(failed.register(parley, { path: '/a' }).ready()).rejects.toThrow()
+    await failToRegister(shared.server)
     // The server's handler still gives the path to the old one: a new client there gets its
     // coded answer, not Fastify's bare 503.
     const answer = await exchange(
@@ -340,24 +376,7 @@ describe('an instance restarted on the server once the old one has closed', () =
   it("keeps open a kept-alive connection whose answer of the old one's was under way at its close", async () => {
     const shared = await restartableServer(true)
     // A request of the old instance's application, answered only once the new one serves.
-    let answer = () => {}
-    const answered = new Promise<void>((resolve) => {
-      answer = resolve
-    })
-    let heard = false
-    const old = await shared.make('old', undefined, (app) =>
-      app.get('/slow', async () => {
-        heard = true
-        await answered
-        return 'slow'
-      }),
-    )
-    shared.serve(old)
-    const connection = await RawHttp.open(shared.port)
-    onTestFinished(() => connection.destroy())
-    connection.write(head('GET', '/slow'))
-    await until(() => heard, 5000, 'the old instance to hear the request')
-    await within(old.close(), 5000, 'the old instance to close')
+    const { connection, answer } = await closedUnderSlowAnswer(shared)
     const restarted = await shared.make('new')
     shared.serve(restarted)
     answer()
@@ -386,32 +405,10 @@ describe('a restart whose registration failed, never closed', () => {
   it('leaves the old one to end a kept-alive connection once its answer under way at its close is out', async () => {
     const shared = await restartableServer(true)
     // A request of the old instance's application, answered only once the restart has failed.
-    let answer = () => {}
-    const answered = new Promise<void>((resolve) => {
-      answer = resolve
-    })
-    let heard = false
-    const old = await shared.make('old', undefined, (app) =>
-      app.get('/slow', async () => {
-        heard = true
-        await answered
-        return 'slow'
-      }),
-    )
-    shared.serve(old)
-    const connection = await RawHttp.open(shared.port)
-    onTestFinished(() => connection.destroy())
-    connection.write(head('GET', '/slow'))
-    await until(() => heard, 5000, 'the old instance to hear the request')
-    await within(old.close(), 5000, 'the old instance to close')
+    const { connection, answer } = await closedUnderSlowAnswer(shared)
     // A route of the application's where Parley's go: the registration fails, and the
     // application never closes that instance (until the test ends).
-    const failed = Fastify({ serverFactory: () => shared.server })
-    onTestFinished(async () => {
-      await failed.close().catch(() => {})
-    })
-    failed.get('/a/poll', async () => 'mine')
-    await expect(failed.register(parley, { path: '/a' }).ready()).rejects.toThrow()
+    await failToRegister(shared.server)
     answer()
     const first = await connection.answer()
     expect(first.status).toBe(200)
@@ -432,12 +429,7 @@ describe('a restart whose registration failed, never closed', () => {
     expect((await connection.answer()).status).toBe(200)
     const { client } = await shared.connect('polling')
     const { closing } = await beginHeldClose(old, olds, client, 'the old instance')
-    const failed = Fastify({ serverFactory: () => shared.server })
-    onTestFinished(async () => {
-      await failed.close().catch(() => {})
-    })
-    failed.get('/a/poll', async () => 'mine')
-    await expect(failed.register(parley, { path: '/a' }).ready()).rejects.toThrow()
+    await failToRegister(shared.server)
     olds.release()
     await within(closing, 5000, 'the old instance to close')
     await within(connection.closed, 3000, "the idle connection to end with the old instance's close")
