@@ -385,29 +385,26 @@ describe('at close, with Parley under a prefix the router holds as written', () 
     },
   )
 
-  it('with an escaped colon, hands the CLOSE to a URL of doubled slashes the router folds', async () => {
+  it.each([
     // The router reads `/a:b//parley//poll` as the route `/a::b/parley/poll` holds it.
-    const { app, scoped, port } = await underPrefix('/a::b', {
-      routerOptions: { ignoreDuplicateSlashes: true },
-    })
-    const endpoint = `http://127.0.0.1:${port}/a:b//parley//poll`
-    const sid = await handshake(endpoint)
-    const closing = app.close()
-    await until(() => closed(scoped), 2000, 'the server closing')
-    const res = await fetch(`${endpoint}?v=1&sid=${sid}`, { headers: { origin: PAGE } })
-    expect(res.status).toBe(200)
-    expect(packetsOf(await res.text())).toEqual([
-      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
-    ])
-    await closing
-  })
-
-  it('with a parameter, hands the CLOSE to a URL with a trailing slash the router ignores', async () => {
+    [
+      'an escaped colon',
+      'a URL of doubled slashes the router folds',
+      '/a::b',
+      { ignoreDuplicateSlashes: true },
+      '/a:b//parley//poll',
+    ],
     // The router reads `/acme/parley/poll/` as the route `/:tenant/parley/poll`.
-    const { app, scoped, port } = await underPrefix('/:tenant', {
-      routerOptions: { ignoreTrailingSlash: true },
-    })
-    const endpoint = `http://127.0.0.1:${port}/acme/parley/poll/`
+    [
+      'a parameter',
+      'a URL with a trailing slash the router ignores',
+      '/:tenant',
+      { ignoreTrailingSlash: true },
+      '/acme/parley/poll/',
+    ],
+  ])('with %s, hands the CLOSE to %s', async (_name, _url, prefix, routerOptions, path) => {
+    const { app, scoped, port } = await underPrefix(prefix, { routerOptions })
+    const endpoint = `http://127.0.0.1:${port}${path}`
     const sid = await handshake(endpoint)
     const closing = app.close()
     await until(() => closed(scoped), 2000, 'the server closing')
