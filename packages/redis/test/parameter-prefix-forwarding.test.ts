@@ -5,23 +5,14 @@
 
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
-import { type RedisAdapter, redisAdapter } from '@parley/redis'
-import parley, { type ParleyServer } from '@parley/server'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { createClient } from 'redis'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
-import { closeApp, until, within } from '../../server/test/helpers.js'
-import { HEARTBEAT, redisSuite } from './nodes.js'
+import { until, within } from '../../server/test/helpers.js'
+import { redisSuite } from './nodes.js'
+import { type PrefixedNode, prefixedNode } from './prefixed-node.js'
 
-interface TenantNode {
-  app: FastifyInstance
-  parley: ParleyServer
-  adapter: RedisAdapter
-  port: number
-  /** The tenant of each request a node sent on here (`x-parley-routed`), in order. */
-  routedTenants: string[]
+interface TenantNode extends PrefixedNode {
   /** The name its sockets answer `who` with. */
   node: string
 }
@@ -31,40 +22,14 @@ describe.skipIf(skipRedisSuites())('nodes with Parley under a prefix with a para
 
   /** A node under `/:tenant`, on the suite's Redis. */
   async function tenantNode(node: string): Promise<TenantNode> {
-    const redis = createClient({ url: suite.redis.url })
-    redis.on('error', () => {})
-    await redis.connect()
-    const app = Fastify({ forceCloseConnections: true })
-    const routedTenants: string[] = []
-    let server: ParleyServer | undefined
-    await app.register(
-      async (tenant) => {
-        // The tenant as the router read it, for the requests another node sent on here.
-        tenant.addHook('onRequest', async (request) => {
-          if (request.headers['x-parley-routed'] !== undefined)
-            routedTenants.push((request.params as { tenant: string }).tenant)
-        })
-        await tenant.register(parley, {
-          adapter: redisAdapter({ client: redis, heartbeatInterval: HEARTBEAT }),
-          handoff: false,
-        })
-        server = tenant.parley
+    const made = await prefixedNode(suite.redis.url, '/:tenant', {
+      routed: true,
+      serve: (server) =>
         server.on('connection', (socket) => {
           socket.on('who', (ack: (where: string) => void) => ack(node))
-        })
-      },
-      { prefix: '/:tenant' },
-    )
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const adapter = server!.adapter as RedisAdapter
-    await adapter.ready()
-    onTestFinished(async () => {
-      await closeApp(app)
-      await adapter.close()
-      if (redis.isOpen) redis.destroy()
+        }),
     })
-    const { port } = app.server.address() as { port: number }
-    return { app, parley: server!, adapter, port, routedTenants, node }
+    return { ...made, node }
   }
 
   it.each([['polling'], ['sse'], ['websocket']] as [TransportName][])(

@@ -4,16 +4,15 @@
 // router's reading of that URL); a WebSocket resume there does not resume it.
 
 import { ErrorCode } from '@parley/protocol'
-import { type RedisAdapter, redisAdapter } from '@parley/redis'
-import parley, { type ParleyServer } from '@parley/server'
-import Fastify from 'fastify'
-import { createClient } from 'redis'
+import type { RedisAdapter } from '@parley/redis'
+import type { ParleyServer } from '@parley/server'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { closeApp, until, within } from '../../server/test/helpers.js'
+import { until, within } from '../../server/test/helpers.js'
 import { exchange } from '../../server/test/http-exchange.js'
 import { rawConnect } from '../../server/test/raw-client.js'
-import { HEARTBEAT, redisSuite } from './nodes.js'
+import { redisSuite } from './nodes.js'
+import { prefixedNode } from './prefixed-node.js'
 
 interface TenantNode {
   parley: ParleyServer
@@ -28,36 +27,11 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
 
   /** A node under `/:tenant`, on the suite's Redis; with `handoff`, a WebSocket resume moves its session. */
   async function tenantNode(handoff = false): Promise<TenantNode> {
-    const redis = createClient({ url: suite.redis.url })
-    redis.on('error', () => {})
-    await redis.connect()
-    const app = Fastify({ forceCloseConnections: true })
-    const routedTenants: string[] = []
-    let server: ParleyServer | undefined
-    await app.register(
-      async (tenant) => {
-        tenant.addHook('onRequest', async (request) => {
-          if (request.headers['x-parley-routed'] !== undefined)
-            routedTenants.push((request.params as { tenant: string }).tenant)
-        })
-        await tenant.register(parley, {
-          adapter: redisAdapter({ client: redis, heartbeatInterval: HEARTBEAT }),
-          handoff: handoff && { timeout: 1000, retrySpread: 0 },
-        })
-        server = tenant.parley
-      },
-      { prefix: '/:tenant' },
-    )
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const adapter = server!.adapter as RedisAdapter
-    await adapter.ready()
-    onTestFinished(async () => {
-      await closeApp(app)
-      await adapter.close()
-      if (redis.isOpen) redis.destroy()
+    const { parley, adapter, port, routedTenants } = await prefixedNode(suite.redis.url, '/:tenant', {
+      routed: true,
+      handoff: handoff && { timeout: 1000, retrySpread: 0 },
     })
-    const { port } = app.server.address() as { port: number }
-    return { parley: server!, adapter, base: `http://127.0.0.1:${port}`, routedTenants }
+    return { parley, adapter, base: `http://127.0.0.1:${port}`, routedTenants }
   }
 
   it('is refused on its node when sent on there, on every transport', async () => {

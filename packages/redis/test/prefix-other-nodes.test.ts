@@ -2,14 +2,12 @@
 // one `path` in two applications: each is told, as for another path. Prefixes whose parameters
 // only differ in name (`/:tenant`, `/:org`) are one application's.
 
-import { type RedisAdapter, redisAdapter } from '@parley/redis'
-import parley, { type ParleyServer } from '@parley/server'
-import Fastify from 'fastify'
-import { createClient } from 'redis'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import type { RedisAdapter } from '@parley/redis'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { closeApp, until } from '../../server/test/helpers.js'
-import { HEARTBEAT, redisSuite } from './nodes.js'
+import { until } from '../../server/test/helpers.js'
+import { redisSuite } from './nodes.js'
+import { prefixedNode } from './prefixed-node.js'
 
 interface PrefixedNode {
   adapter: RedisAdapter
@@ -23,34 +21,10 @@ describe.skipIf(skipRedisSuites())('nodes of one adapter prefix under other Fast
   const suite = redisSuite(() => undefined)
 
   /** A node with Parley at `/parley` under the Fastify prefix `prefix`, on the suite's Redis. */
-  async function prefixedNode(prefix: string): Promise<PrefixedNode> {
-    const redis = createClient({ url: suite.redis.url })
-    redis.on('error', () => {})
-    await redis.connect()
-    const app = Fastify({ forceCloseConnections: true })
+  async function startNode(prefix: string): Promise<PrefixedNode> {
     const warnings: string[] = []
-    let server: ParleyServer | undefined
-    await app.register(
-      async (context) => {
-        await context.register(parley, {
-          adapter: redisAdapter({
-            client: redis,
-            heartbeatInterval: HEARTBEAT,
-            log: { warn: (_details, message) => void warnings.push(message) },
-          }),
-          handoff: false,
-        })
-        server = context.parley
-      },
-      { prefix },
-    )
-    await app.listen({ port: 0, host: '127.0.0.1' })
-    const adapter = server!.adapter as RedisAdapter
-    await adapter.ready()
-    onTestFinished(async () => {
-      await closeApp(app)
-      await adapter.close()
-      if (redis.isOpen) redis.destroy()
+    const { adapter } = await prefixedNode(suite.redis.url, prefix, {
+      log: { warn: (_details, message) => void warnings.push(message) },
     })
     return { adapter, warnings }
   }
@@ -58,17 +32,17 @@ describe.skipIf(skipRedisSuites())('nodes of one adapter prefix under other Fast
   const told = (node: PrefixedNode) => node.warnings.filter((warning) => warning.includes(OTHER))
 
   it('warns each node of the other prefix, naming both', async () => {
-    const a = await prefixedNode('/a')
-    const b = await prefixedNode('/b')
+    const a = await startNode('/a')
+    const b = await startNode('/b')
     await until(() => told(a).length === 1 && told(b).length === 1, 5000, 'the warnings')
     expect(told(a)[0]).toContain('serves Parley at "/b/parley", this node at "/a/parley"')
     expect(told(b)[0]).toContain('serves Parley at "/a/parley", this node at "/b/parley"')
   })
 
   it('reads prefixes whose parameters differ only in name as one, and others as another', async () => {
-    const tenant = await prefixedNode('/:tenant')
-    const org = await prefixedNode('/:org')
-    const deeper = await prefixedNode('/:tenant/x')
+    const tenant = await startNode('/:tenant')
+    const org = await startNode('/:org')
+    const deeper = await startNode('/:tenant/x')
     await until(
       () => told(tenant).length > 0 && told(org).length > 0 && told(deeper).length === 1,
       5000,
