@@ -3,14 +3,13 @@
 // confirm) gives its count no later than the question's own timeout: its sender stops waiting
 // then, and the replies the other sockets made in time would be lost with the count. The held
 // socket, counted later, is left out, its reply dropped: never more replies than counted.
-import { type BroadcastReply, MemoryAdapter } from '@parley/server'
+import { MemoryAdapter } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { until } from '../../server/test/helpers.js'
-import { type AskWithAck, askHolding } from '../src/held-questions.js'
+import type { AskWithAck } from '../src/held-questions.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
-import { UnreadTakeovers } from '../src/unread-takeovers.js'
-import { Warnings } from '../src/warnings.js'
-import { FakeSockets, message, repliesAs, to } from './handoff-support.js'
+import { askInR } from './ask-holding.js'
+import { FakeSockets, repliesAs } from './handoff-support.js'
 
 /** Sockets `first` and `second` asked at once, replying at once; `held` joined without a cut, in room r. */
 function scene(timeout: number) {
@@ -26,16 +25,8 @@ function scene(timeout: number) {
   memory.addAll('held', new Set(['held', 'r']))
   const uncut = new UncutSockets(() => undefined)
   uncut.joined('held')
-  const seen: string[] = []
-  const giveNow = askHolding(
-    { memory, ask, uncut, unread: new UnreadTakeovers(), warnings: new Warnings({ warn: () => undefined }) },
-    { node: 'c', q: 1, ran: true },
-    message('asked', []),
-    to(['r']),
-    timeout,
-    (count) => seen.push(`count ${count}`),
-    (made: BroadcastReply) => seen.push(made.ok ? String(made.value) : 'failed'),
-  )
+  const seen: unknown[] = []
+  const giveNow = askInR({ ask, uncut, timeout, seen, memory })
   return { seen, giveNow, read: () => uncut.read('held', undefined, () => undefined) }
 }
 
@@ -79,22 +70,8 @@ describe('a question held for a socket joined without a cut, at its timeout', ()
     }
     const uncut = new UncutSockets(() => undefined)
     if (holding) uncut.joined('held')
-    const seen: string[] = []
-    const giveNow = askHolding(
-      {
-        memory: new MemoryAdapter(new FakeSockets()),
-        ask,
-        uncut,
-        unread: new UnreadTakeovers(),
-        warnings: new Warnings({ warn: () => undefined }),
-      },
-      { node: 'c', q: 1, ran: true },
-      message('asked', []),
-      to(['r']),
-      60_000,
-      (count) => seen.push(`count ${count}`),
-      (made: BroadcastReply) => seen.push(made.ok ? String(made.value) : 'failed'),
-    )
+    const seen: unknown[] = []
+    const giveNow = askInR({ ask, uncut, timeout: 60_000, seen })
     giveNow()
     late?.()
     expect(seen).toEqual(['count 0'])

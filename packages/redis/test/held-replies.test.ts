@@ -4,11 +4,11 @@
 // order the replies were made, never dropped.
 import { type BroadcastReply, MemoryAdapter } from '@parley/server'
 import { describe, expect, it } from 'vitest'
-import { type AskWithAck, askHolding } from '../src/held-questions.js'
+import type { AskWithAck } from '../src/held-questions.js'
 import { PastMarkerSockets } from '../src/past-marker.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
-import { UnreadTakeovers } from '../src/unread-takeovers.js'
 import { Warnings } from '../src/warnings.js'
+import { askInR } from './ask-holding.js'
 import { FakeSockets, message, repliesAs, to } from './handoff-support.js'
 
 describe('the replies held behind a socket joined without a cut', () => {
@@ -24,24 +24,15 @@ describe('the replies held behind a socket joined without a cut', () => {
     const uncut = new UncutSockets(() => undefined)
     uncut.joined('held')
     const seen: unknown[] = []
-    askHolding(
-      {
-        memory: new MemoryAdapter(new FakeSockets()),
-        ask,
-        uncut,
-        unread: new UnreadTakeovers(),
-        warnings: new Warnings({ warn: () => undefined }),
+    askInR({
+      ask,
+      uncut,
+      timeout: 5000,
+      seen,
+      onReply: (value) => {
+        if (value === 'first') replies.get('second')?.('second')
       },
-      { node: 'c', q: 1, ran: true },
-      message('asked', []),
-      to(['r']),
-      5000,
-      (count) => seen.push(`count ${count}`),
-      (made) => {
-        seen.push(made.ok ? made.value : 'failed')
-        if (made.ok && made.value === 'first') replies.get('second')?.('second')
-      },
-    )
+    })
     replies.get('first')?.('first')
     replies.get('third')?.('third')
     expect(seen).toEqual([])
