@@ -11,6 +11,37 @@ import { startServer, until, within } from './helpers.js'
 
 const opened = closedAfterEach()
 
+/**
+ * What `emitWithAck('ask')` at a 300 ms timeout fails with, on a server with `adapter` and a
+ * WebSocket client for each of `answers`, which replies it (or never, for `undefined`).
+ */
+async function askedAtTimeout(adapter: AdapterFactory, answers: (string | undefined)[]) {
+  const started = await startServer({ adapter })
+  opened.started = started
+  const parley = started.app.parley
+  let connected = 0
+  parley.on('connection', () => connected++)
+  for (const answer of answers) {
+    const client = connect(started.base, { transports: ['websocket'], reconnection: false })
+    opened.parleyClients.push(client)
+    client.on('ask', (_value: unknown, ack: (reply: string) => void) => {
+      if (answer !== undefined) ack(answer)
+    })
+  }
+  await until(() => connected === answers.length, 3000, `${answers.length} clients`)
+  return within(
+    parley
+      .timeout(300)
+      .emitWithAck('ask', 1)
+      .then(
+        () => undefined,
+        (err: ParleyError<string>) => err,
+      ),
+    5000,
+    'the answer at the timeout',
+  )
+}
+
 /** A memory adapter whose broadcasts with acks reach the sockets and reply, but never count them. */
 const silentCount: AdapterFactory = (sockets) => {
   const memory = new MemoryAdapter(sockets)
@@ -23,29 +54,7 @@ const silentCount: AdapterFactory = (sockets) => {
 
 describe('a broadcast with acks whose adapter gives no count', () => {
   it('answers at its timeout with the replies that came, saying the count never came', async () => {
-    const started = await startServer({ adapter: silentCount })
-    opened.started = started
-    const parley = started.app.parley
-    let connected = 0
-    parley.on('connection', () => connected++)
-    for (const answer of ['a', 'b']) {
-      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
-      opened.parleyClients.push(client)
-      client.on('ask', (_value: unknown, ack: (reply: string) => void) => ack(answer))
-    }
-    await until(() => connected === 2, 3000, 'two clients')
-
-    const error = await within(
-      parley
-        .timeout(300)
-        .emitWithAck('ask', 1)
-        .then(
-          () => undefined,
-          (err: ParleyError<string>) => err,
-        ),
-      5000,
-      'the answer at the timeout',
-    )
+    const error = await askedAtTimeout(silentCount, ['a', 'b'])
     expect(error?.code).toBe(ErrorCode.ACK_TIMEOUT)
     expect(error?.message).toBe(
       'the adapter gave no count of the sockets it reached within 300 ms: 2 replied',
@@ -77,32 +86,8 @@ const countsAtItsBound =
 
 describe('a broadcast with acks whose adapter counts at its own bound', () => {
   it('hears that count at the timeout, however long the adapter took to set its bound', async () => {
-    const started = await startServer({ adapter: countsAtItsBound(20) })
-    opened.started = started
-    const parley = started.app.parley
-    let connected = 0
-    parley.on('connection', () => connected++)
-    for (const answer of ['a', undefined]) {
-      const client = connect(started.base, { transports: ['websocket'], reconnection: false })
-      opened.parleyClients.push(client)
-      // The second never replies.
-      client.on('ask', (_value: unknown, ack: (reply: string) => void) => {
-        if (answer) ack(answer)
-      })
-    }
-    await until(() => connected === 2, 3000, 'two clients')
-
-    const error = await within(
-      parley
-        .timeout(300)
-        .emitWithAck('ask', 1)
-        .then(
-          () => undefined,
-          (err: ParleyError<string>) => err,
-        ),
-      5000,
-      'the answer at the timeout',
-    )
+    // The second never replies.
+    const error = await askedAtTimeout(countsAtItsBound(20), ['a', undefined])
     // Counted: the silent socket's own timeout failed its reply by then, or it is timed out now.
     expect(error?.message).toMatch(/^1 socket\(s\) did not reply( within 300 ms)?: 1 timed out$/)
     expect(error?.details?.replies).toEqual(['a'])
