@@ -81,33 +81,46 @@ export async function startH2Node(
     throw error
   }
   const path = options.path ?? '/parley'
-  const send = (
+  const send = async (
     method: string,
     to: string,
     body = '',
     headers: http2.OutgoingHttpHeaders = {},
     responded?: (status: number) => void,
-  ) =>
-    new Promise<H2Answer>((resolve, reject) => {
-      const stream = client.request({ ':method': method, ':path': `${path}/${to}`, ...headers })
-      let status = 0
-      let answerHeaders: http2.IncomingHttpHeaders = {}
-      let text = ''
-      stream.setEncoding('utf8')
-      stream.on('response', (received) => {
-        status = Number(received[':status'])
-        answerHeaders = received
-        responded?.(status)
-      })
-      stream.on('data', (chunk: string) => {
-        text += chunk
-      })
-      stream.on('end', () => resolve({ status, headers: answerHeaders, text }))
-      stream.on('error', reject)
-      // A GET's stream ends with its headers (Node's default for it).
-      if (method !== 'GET') stream.end(body)
-    })
+  ) => {
+    const stream = client.request({ ':method': method, ':path': `${path}/${to}`, ...headers })
+    const answer = answerOf(stream, responded)
+    // A GET's stream ends with its headers (Node's default for it).
+    if (method !== 'GET') stream.end(body)
+    return answer
+  }
   return { app, base: `https://127.0.0.1:${port}${path}`, port, client, send, stop }
+}
+
+/**
+ * The answer on an h2 client's `stream`, whole once it ends; `responded` hears its status as soon
+ * as it comes, before the body.
+ */
+export function answerOf(
+  stream: http2.ClientHttp2Stream,
+  responded?: (status: number) => void,
+): Promise<H2Answer> {
+  return new Promise((resolve, reject) => {
+    let status = 0
+    let headers: http2.IncomingHttpHeaders = {}
+    let text = ''
+    stream.setEncoding('utf8')
+    stream.on('response', (received) => {
+      status = Number(received[':status'])
+      headers = received
+      responded?.(status)
+    })
+    stream.on('data', (chunk: string) => {
+      text += chunk
+    })
+    stream.on('end', () => resolve({ status, headers, text }))
+    stream.on('error', reject)
+  })
 }
 
 /** What `startH2NodeHeldAtClose` gives: the node, and its close held open. */

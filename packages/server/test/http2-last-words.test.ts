@@ -10,7 +10,7 @@ import parley, { type ParleyServer } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
-import { type H2Node, http1Request, startH2Node } from './h2-node.js'
+import { answerOf, type H2Node, http1Request, startH2Node } from './h2-node.js'
 import { type ClosableApp, closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
 
@@ -191,23 +191,7 @@ describe.each([
       'content-length': String(4 * 1024 * 1024),
     })
     stream.write('[3]')
-    const refused = await within(
-      new Promise<{ status: number; text: string }>((resolve, reject) => {
-        let status = 0
-        let text = ''
-        stream.setEncoding('utf8')
-        stream.on('response', (headers) => {
-          status = Number(headers[':status'])
-        })
-        stream.on('data', (chunk: string) => {
-          text += chunk
-        })
-        stream.on('end', () => resolve({ status, text }))
-        stream.on('error', reject)
-      }),
-      5000,
-      'the 413',
-    )
+    const refused = await within(answerOf(stream), 5000, 'the 413')
     expect({ status: refused.status, code: JSON.parse(refused.text).code }).toEqual({
       status: 413,
       code: 'PARLEY_PAYLOAD_TOO_LARGE',

@@ -9,7 +9,7 @@ import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
-import { http1Request } from './h2-node.js'
+import { answerOf, http1Request } from './h2-node.js'
 import { holding } from './held-events.js'
 import { closeApp, until, within } from './helpers.js'
 import { selfSigned } from './self-signed.js'
@@ -49,22 +49,19 @@ async function restartableH2Server(return503OnClosing: boolean) {
     'the h2 connection',
   )
   /** One request on the h2 connection, a stream of its own: its status and the packets answered. */
-  const send = (method: string, path: string, body = '') =>
-    new Promise<{ status: number; packets: Packet[] }>((resolve, reject) => {
-      const stream = client.request({ ':method': method, ':path': path, 'content-type': 'text/plain' })
-      let status = 0
-      let text = ''
-      stream.setEncoding('utf8')
-      stream.on('response', (headers) => {
-        status = Number(headers[':status'])
-      })
-      stream.on('data', (chunk: string) => {
-        text += chunk
-      })
-      stream.on('end', () => resolve({ status, packets: status === 200 ? packetsOf(text) : [] }))
-      stream.on('error', reject)
-      if (method !== 'GET') stream.end(body)
-    })
+  const send = async (
+    method: string,
+    path: string,
+    body = '',
+  ): Promise<{ status: number; packets: Packet[] }> => {
+    const stream = client.request({ ':method': method, ':path': path, 'content-type': 'text/plain' })
+    const answer = answerOf(stream).then(({ status, text }) => ({
+      status,
+      packets: status === 200 ? packetsOf(text) : [],
+    }))
+    if (method !== 'GET') stream.end(body)
+    return answer
+  }
   return {
     port,
     send,
