@@ -6,15 +6,8 @@ import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import {
-  fakeClusterSuite,
-  message,
-  registeredCopy,
-  repliesAs,
-  sealWaitsByHand,
-  to,
-} from './handoff-support.js'
-import { claimedPastGiven } from './held-seal-scene.js'
+import { fakeClusterSuite, message, repliesAs, sealWaitsByHand, to } from './handoff-support.js'
+import { claimedCopyPastGiven } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())('a short question sent by a claimer awaiting its confirm', () => {
   const suite = fakeClusterSuite()
@@ -25,15 +18,7 @@ describe.skipIf(skipRedisSuites())('a short question sent by a claimer awaiting 
     const waits = sealWaitsByHand()
     try {
       const sid = 'sid-unconfirmed-timeout'
-      const copy = registeredCopy()
-      const { taking, markerRan } = await claimedPastGiven(a!, b!, sid, {
-        socket(socket) {
-          socket.handedOff = () => {}
-          repliesAs(socket, 'a:s1')
-        },
-        witness: (witness) => repliesAs(witness, 'a:s2'),
-        claimed: copy.register,
-      })
+      const { taking, markerRan } = await claimedCopyPastGiven(a!, b!, sid)
       await until(() => markerRan() && waits.began === 1, 5000, 'the marker run')
       // b's wait for the seal runs out: it reads the tail as it is, unsealed.
       waits.runOut()

@@ -17,6 +17,8 @@ import {
   type FakeSocket,
   HeldOnDroppedLink,
   message,
+  registeredCopy,
+  repliesAs,
   snapshotOf,
   to,
   won,
@@ -191,6 +193,25 @@ export async function claimedPastGiven(a: FakeNode, b: FakeNode, sid: string, se
   setUp.claimed?.(claimed)
   const taking = claim.takeOver(() => b.adapter.addAll('s1', ['s1', 'r']))
   return { socket, witness, claim, claimed, taking, markerRan }
+}
+
+/**
+ * `claimedPastGiven` for the counts of a session whose claim may be undone: s1 replies `a:s1` and
+ * its witness `a:s2`, each with `repliesAs`, and b's copy is registered as the server's (`copy`:
+ * its questions fail when the server drops it).
+ */
+export async function claimedCopyPastGiven(a: FakeNode, b: FakeNode, sid: string) {
+  const copy = registeredCopy()
+  const scene = await claimedPastGiven(a, b, sid, {
+    socket(socket) {
+      // Handed off, what it gets goes to its tail; kept, to the session, which replies.
+      socket.handedOff = () => {}
+      repliesAs(socket, 'a:s1')
+    },
+    witness: (witness) => repliesAs(witness, 'a:s2'),
+    claimed: copy.register,
+  })
+  return { ...scene, copy }
 }
 
 /**

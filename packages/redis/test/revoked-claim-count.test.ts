@@ -7,8 +7,8 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { fakeClusterSuite, registeredCopy, repliesAs } from './handoff-support.js'
-import { ask, claimedPastGiven, countedOnceOnA } from './held-seal-scene.js'
+import { fakeClusterSuite } from './handoff-support.js'
+import { ask, claimedCopyPastGiven, countedOnceOnA } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())(
   'a broadcast with acks read past the marker of a claim then revoked',
@@ -24,16 +24,7 @@ describe.skipIf(skipRedisSuites())(
       const sid = 'sid-revoked-count'
       // The claimer's copy, as the server's: its questions are registered, and fail when the
       // server drops it (the session kept by a).
-      const copy = registeredCopy()
-      const { witness, claimed, taking, markerRan } = await claimedPastGiven(a!, b!, sid, {
-        socket(socket) {
-          // Handed off, what it gets goes to its tail; kept, to the session, which replies.
-          socket.handedOff = () => {}
-          repliesAs(socket, 'a:s1')
-        },
-        witness: (witness) => repliesAs(witness, 'a:s2'),
-        claimed: copy.register,
-      })
+      const { witness, claimed, taking, markerRan, copy } = await claimedCopyPastGiven(a!, b!, sid)
       await until(markerRan, 5000, 'the marker run')
 
       // Read past the marker on both: b's copy is asked at once, a's s1 keeps them aside.

@@ -6,8 +6,8 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { fakeClusterSuite, registeredCopy, repliesAs, sealWaitsByHand } from './handoff-support.js'
-import { ask, claimedPastGiven, countedOnceOnA } from './held-seal-scene.js'
+import { fakeClusterSuite, sealWaitsByHand } from './handoff-support.js'
+import { ask, claimedCopyPastGiven, countedOnceOnA } from './held-seal-scene.js'
 
 describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read unsealed, then kept', () => {
   const suite = fakeClusterSuite()
@@ -19,15 +19,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read 
     const waits = sealWaitsByHand()
     try {
       const sid = 'sid-unsealed-kept'
-      const copy = registeredCopy()
-      const { witness, claim, claimed, taking, markerRan } = await claimedPastGiven(a!, b!, sid, {
-        socket(socket) {
-          socket.handedOff = () => {}
-          repliesAs(socket, 'a:s1')
-        },
-        witness: (witness) => repliesAs(witness, 'a:s2'),
-        claimed: copy.register,
-      })
+      const { witness, claim, claimed, taking, markerRan, copy } = await claimedCopyPastGiven(a!, b!, sid)
       await until(() => markerRan() && waits.began === 1, 5000, 'the marker run')
       // a read the marker: its seal is held, s1 out of its rooms.
       const probe = ask(c!, 'probe', ['r'])
