@@ -1,27 +1,54 @@
-// The question the tests of askHolding ask: node c's first, the message `asked` to room r, its
-// count and replies put in `seen`, on an adapter's parts of which only `ask` and `uncut` are the
-// test's own.
+// The question the tests of held questions ask: the message `asked` to room r, its count and
+// replies put in what the sender saw, in order. `askInR` asks it with askHolding, as node c's
+// first, on an adapter's parts of which only `ask` and `uncut` are the test's own.
 
-import { MemoryAdapter } from '@parley/server'
+import { type BroadcastReply, MemoryAdapter } from '@parley/server'
 import { type AskWithAck, askHolding, type GiveNow } from '../src/held-questions.js'
 import type { UncutSockets } from '../src/uncut-sockets.js'
 import { UnreadTakeovers } from '../src/unread-takeovers.js'
 import { Warnings } from '../src/warnings.js'
 import { FakeSockets, message, to } from './handoff-support.js'
 
+/** The sender's side: `count N` for the count, then each reply's value (`failed` for a failed one). */
+function senderInto(seen: unknown[], onReply?: (value: unknown) => void) {
+  return {
+    expect: (count: number) => void seen.push(`count ${count}`),
+    reply: (made: BroadcastReply) => {
+      seen.push(made.ok ? made.value : 'failed')
+      if (made.ok) onReply?.(made.value)
+    },
+  }
+}
+
+export interface Asking {
+  /** The question's timeout: 5000 by default. */
+  timeout?: number
+  /** Called after each reply is seen, with its value. */
+  onReply?: (value: unknown) => void
+}
+
+/** What the sender saw, in order, of the question asked with `ask` (not an own one, ran). */
+export function asking(ask: AskWithAck, { timeout = 5000, onReply }: Asking = {}): unknown[] {
+  const seen: unknown[] = []
+  const sender = senderInto(seen, onReply)
+  ask(message('asked', []), to(['r']), timeout, sender.expect, sender.reply, undefined, true)
+  return seen
+}
+
 export interface AskedInR {
   ask: AskWithAck
   uncut: UncutSockets
   timeout: number
-  /** `count N` for the count, then each reply's value (`failed` for a failed one), in order. */
+  /** What the sender saw, in order. */
   seen: unknown[]
-  /** Called after each reply is put in `seen`, with its value. */
+  /** Called after each reply is seen, with its value. */
   onReply?: (value: unknown) => void
   /** The rooms' adapter: an empty one by default. */
   memory?: MemoryAdapter
 }
 
 export function askInR({ ask, uncut, timeout, seen, onReply, memory }: AskedInR): GiveNow {
+  const sender = senderInto(seen, onReply)
   return askHolding(
     {
       memory: memory ?? new MemoryAdapter(new FakeSockets()),
@@ -34,10 +61,7 @@ export function askInR({ ask, uncut, timeout, seen, onReply, memory }: AskedInR)
     message('asked', []),
     to(['r']),
     timeout,
-    (count) => seen.push(`count ${count}`),
-    (made) => {
-      seen.push(made.ok ? made.value : 'failed')
-      if (made.ok) onReply?.(made.value)
-    },
+    sender.expect,
+    sender.reply,
   )
 }

@@ -8,8 +8,8 @@ import type { AskWithAck } from '../src/held-questions.js'
 import { PastMarkerSockets } from '../src/past-marker.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
 import { Warnings } from '../src/warnings.js'
-import { askInR } from './ask-holding.js'
-import { FakeSockets, message, repliesAs, to } from './handoff-support.js'
+import { askInR, asking } from './ask-holding.js'
+import { FakeSockets, repliesAs } from './handoff-support.js'
 
 describe('the replies held behind a socket joined without a cut', () => {
   it('passes on a reply made while the held ones are passed on behind them', () => {
@@ -54,19 +54,11 @@ describe('the replies held behind a socket joined without a cut', () => {
     if (s3) s3.deliverWithAck = (_event, _timeout, settle) => (settleS3 = settle)
     // s1 is past its claim marker, out of room r while its seal waits; the session stays here.
     const end = past.enter('s1', 0, (aside) => aside.kept())
-    const seen: unknown[] = []
-    past.askWithAck(
-      message('asked', []),
-      to(['r']),
-      5000,
-      (count) => seen.push(`count ${count}`),
-      (made) => {
-        seen.push(made.ok ? made.value : 'failed')
-        if (made.ok && made.value === 's2') settleS3?.({ ok: true, value: 's3' })
+    const seen = asking(past.askWithAck.bind(past), {
+      onReply: (value) => {
+        if (value === 's2') settleS3?.({ ok: true, value: 's3' })
       },
-      undefined,
-      true,
-    )
+    })
     expect(seen).toEqual([])
     end()
     expect(seen).toEqual(['count 3', 's2', 's1', 's3'])

@@ -7,7 +7,7 @@ import { describe, expect, it, vi } from 'vitest'
 import { until } from '../../server/test/helpers.js'
 import type { AskWithAck } from '../src/held-questions.js'
 import { askCountingTakeovers, UnreadTakeovers } from '../src/unread-takeovers.js'
-import { message, to } from './handoff-support.js'
+import { asking } from './ask-holding.js'
 
 /**
  * An ask of `sockets`: each one `only` lets through is counted, at once or when `count()` is
@@ -32,21 +32,6 @@ function scripted(sockets: string[], countLater = false) {
     },
     reply: (id: string) => replies.get(id)?.({ ok: true, value: id }),
   }
-}
-
-/** What the sender saw, in order: the count, then each reply's value. */
-function asking(ask: AskWithAck) {
-  const seen: unknown[] = []
-  ask(
-    message('asked', []),
-    to(['r']),
-    5000,
-    (count) => seen.push(`count ${count}`),
-    (made) => seen.push(made.ok ? made.value : 'failed'),
-    undefined,
-    true,
-  )
-  return seen
 }
 
 describe('a question asked of a socket whose takeover has not read its tail', () => {
@@ -141,20 +126,12 @@ describe('a question asked of a socket whose takeover has not read its tail', ()
     const script = scripted(['taken', 'first', 'second'])
     const unread = new UnreadTakeovers()
     unread.joined('taken')
-    const seen: unknown[] = []
-    askCountingTakeovers(script.ask, unread)(
-      message('asked', []),
-      to(['r']),
-      5000,
-      (count) => seen.push(`count ${count}`),
-      (made) => {
-        seen.push(made.ok ? made.value : 'failed')
-        // Its taker makes another socket reply at once (a socket failed as the first is taken).
-        if (made.ok && made.value === 'first') script.reply('second')
+    const seen = asking(askCountingTakeovers(script.ask, unread), {
+      // Its taker makes another socket reply at once (a socket failed as the first is taken).
+      onReply: (value) => {
+        if (value === 'first') script.reply('second')
       },
-      undefined,
-      true,
-    )
+    })
     script.reply('first')
     unread.read('taken', false)
     expect(seen).toEqual(['count 3', 'first', 'second'])
@@ -184,16 +161,7 @@ describe('a question asked of a socket whose takeover has not read its tail', ()
       const unread = new UnreadTakeovers()
       unread.joined('taken')
       unread.unconfirmed('taken', 60_000)
-      const seen: unknown[] = []
-      askCountingTakeovers(script.ask, unread)(
-        message('asked', []),
-        to(['r']),
-        500,
-        (count) => seen.push(`count ${count}`),
-        (made) => seen.push(made.ok ? made.value : 'failed'),
-        undefined,
-        true,
-      )
+      const seen = asking(askCountingTakeovers(script.ask, unread), { timeout: 500 })
       script.reply('other')
       script.reply('taken')
       expect(seen).toEqual([])
