@@ -19,6 +19,24 @@ import { upgradeStatus } from './upgrade-status.js'
 type Restartable = Awaited<ReturnType<typeof restartableServer>>
 
 /**
+ * What a resume was answered: its refusal (the error it failed with), or, when it opened a session
+ * (closed at once), `a new session <sid>`.
+ */
+function answerToResume(resumed: ReturnType<typeof rawConnect>): Promise<unknown> {
+  return within(
+    resumed.then(
+      (client) => {
+        client.close()
+        return `a new session ${client.sid}`
+      },
+      (err: unknown) => err,
+    ),
+    5000,
+    'the answer to the resume',
+  )
+}
+
+/**
  * An old instance on `shared`, closed while its application's answer to a GET on a kept-alive
  * connection is under way; `answer()` lets that answer out.
  */
@@ -170,17 +188,7 @@ describe('a resume of a session the closing instance ended, while its successor 
       const restarted = await shared.make('new')
       shared.serve(restarted)
       // Its client resumes (its CLOSE lost with a cut): the resume reaches the successor.
-      const answer = await within(
-        rawConnect(transport, base, { sid: kicked.sid }).then(
-          (resumed) => {
-            resumed.close()
-            return `a new session ${resumed.sid}`
-          },
-          (err: unknown) => err,
-        ),
-        5000,
-        'the answer to the resume',
-      )
+      const answer = await answerToResume(rawConnect(transport, base, { sid: kicked.sid }))
       expect(answer instanceof Closed ? answer.packet.reason : answer).toBe('server disconnect')
       expect(restarted.parley.sockets.size).toBe(0)
     },
@@ -238,17 +246,8 @@ describe('a resume of a session the closing instance still holds, while its succ
       const sid = oldSids.get('polling')
       expect(sid).toBeDefined()
       expect(old.parley.sockets.size).toBeGreaterThan(0)
-      const resumed = rawConnect(transport, `http://127.0.0.1:${shared.port}/a`, { sid })
-      const refused = await within(
-        resumed.then(
-          (client) => {
-            client.close()
-            return `a new session ${client.sid}`
-          },
-          (err: unknown) => err,
-        ),
-        5000,
-        'the answer to the resume',
+      const refused = await answerToResume(
+        rawConnect(transport, `http://127.0.0.1:${shared.port}/a`, { sid }),
       )
       // The closing one's answer, as before the restart: the client keeps its session, whose
       // last words still come, and tries again later. A new session would leave them behind.
