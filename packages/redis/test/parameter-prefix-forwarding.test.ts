@@ -10,7 +10,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { until, within } from '../../server/test/helpers.js'
 import { redisSuite } from './nodes.js'
-import { type PrefixedNode, prefixedNode } from './prefixed-node.js'
+import { type PrefixedNode, prefixedNode, seeEachOther } from './prefixed-node.js'
 
 interface TenantNode extends PrefixedNode {
   /** The name its sockets answer `who` with. */
@@ -37,11 +37,7 @@ describe.skipIf(skipRedisSuites())('nodes with Parley under a prefix with a para
     async (transport) => {
       const a = await tenantNode('a')
       const b = await tenantNode('b')
-      await until(
-        () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
-        5000,
-        'the nodes to see each other',
-      )
+      await seeEachOther(a, b)
       const proxy = await startRoundRobin([a.port, b.port])
       onTestFinished(() => proxy.close())
       const client: Socket = connect(`${proxy.url}/acme/parley`, {

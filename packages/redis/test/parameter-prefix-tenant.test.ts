@@ -8,11 +8,11 @@ import type { RedisAdapter } from '@parley/redis'
 import type { ParleyServer } from '@parley/server'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { until, within } from '../../server/test/helpers.js'
+import { within } from '../../server/test/helpers.js'
 import { exchange } from '../../server/test/http-exchange.js'
 import { rawConnect } from '../../server/test/raw-client.js'
 import { redisSuite } from './nodes.js'
-import { prefixedNode } from './prefixed-node.js'
+import { prefixedNode, seeEachOther } from './prefixed-node.js'
 
 interface TenantNode {
   parley: ParleyServer
@@ -37,11 +37,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
   it('is refused on its node when sent on there, on every transport', async () => {
     const a = await tenantNode()
     const b = await tenantNode()
-    await until(
-      () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
-      5000,
-      'the nodes to see each other',
-    )
+    await seeEachOther(a, b)
     const polling = await rawConnect('polling', `${a.base}/acme/parley`)
     onTestFinished(() => polling.close())
     const sid = encodeURIComponent(polling.sid)
@@ -101,11 +97,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
   it('is not taken over by a resume under another tenant on another node', async () => {
     const a = await tenantNode(true)
     const b = await tenantNode(true)
-    await until(
-      () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
-      5000,
-      'the nodes to see each other',
-    )
+    await seeEachOther(a, b)
     const first = await rawConnect('websocket', `${a.base}/acme/parley`)
     onTestFinished(() => first.close())
     // b asks a to hand the session off, then claims it: under globex, it gives the claim back,

@@ -6,7 +6,7 @@ import parley, { type ParleyServer, type ParleyServerOptions } from '@parley/ser
 import Fastify, { type FastifyInstance } from 'fastify'
 import { createClient } from 'redis'
 import { onTestFinished } from 'vitest'
-import { closeApp } from '../../server/test/helpers.js'
+import { closeApp, until } from '../../server/test/helpers.js'
 import { HEARTBEAT } from './nodes.js'
 
 export interface PrefixedNodeOptions {
@@ -72,4 +72,16 @@ export async function prefixedNode(
   })
   const { port } = app.server.address() as { port: number }
   return { app, parley: server!, adapter, port, routedTenants }
+}
+
+/** Waits until each of two nodes sees the other live. */
+export async function seeEachOther(
+  a: { adapter: RedisAdapter },
+  b: { adapter: RedisAdapter },
+): Promise<void> {
+  await until(
+    () => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1,
+    5000,
+    'the nodes to see each other',
+  )
 }
