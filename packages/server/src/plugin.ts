@@ -187,6 +187,7 @@ async function mount(
     // Parley's own registration of @fastify/websocket, or the application's: read at close.
     upgradeSettings: () => app.websocketServer.options,
     router: reading,
+    paramsOf: (sid) => server.paramsOf(sid),
     standing: (sid, kind) => {
       const session = server.sessionFor(sid)
       // Ended, its ACK and CLOSE waiting for the next GET on this transport: a refusal of a POST

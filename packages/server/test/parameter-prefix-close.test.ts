@@ -5,7 +5,8 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from '@parley/client'
-import parley, { type ParleyServer } from '@parley/server'
+import { ErrorCode, PacketType } from '@parley/protocol'
+import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { holding } from './held-events.js'
@@ -28,10 +29,12 @@ async function closingUnderParameter() {
   const app: FastifyInstance = Fastify({ forceCloseConnections: true })
   const hold = holding()
   let server: ParleyServer | undefined
+  const sockets: ServerSocket[] = []
   await app.register(
     async (tenant) => {
       await tenant.register(parley, {})
       tenant.parley.on('connection', hold.onConnection)
+      tenant.parley.on('connection', (socket) => void sockets.push(socket))
       server = tenant.parley
     },
     { prefix: '/:tenant' },
@@ -56,7 +59,7 @@ async function closingUnderParameter() {
   await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
   void app.close()
   await until(() => server?.closing === true, 5000, 'the instance to begin its close')
-  return { port, client, server: app.server, release: hold.release }
+  return { port, client, sockets, server: app.server, release: hold.release }
 }
 
 describe('Parley under a Fastify prefix with a parameter, while the instance closes', () => {
@@ -86,6 +89,45 @@ describe('Parley under a Fastify prefix with a parameter, while the instance clo
   it('takes a WebSocket upgrade as the route does while it drains', async () => {
     const { port } = await closingUnderParameter()
     expect(await upgradeStatus(`ws://127.0.0.1:${port}/t3/parley/ws?v=1`)).toBe(101)
+  })
+
+  it("refuses a live session's GET and POST at another tenant's URL, as the routes do", async () => {
+    const { port, client, sockets, server, release } = await closingUnderParameter()
+    // The session's id, as its client's requests name it.
+    let sid: string | null = null
+    server.on('request', (req: IncomingMessage) => {
+      sid ??= new URL(req.url ?? '/', 'http://x').searchParams.get('sid')
+    })
+    client.emit('late' as never)
+    await until(() => sid !== null, 5000, "the client's request")
+    const notes: unknown[] = []
+    sockets[0]?.on('note', (text: unknown) => notes.push(text))
+    const reason = new Promise<string>((resolve) => client.once('disconnect', resolve))
+    for (const [method, body] of [
+      ['POST', JSON.stringify([PacketType.EVENT, 2, 'note', ['from t2'], 0])],
+      ['GET', ''],
+    ] as const) {
+      const answer = await within(
+        exchange(
+          `http://127.0.0.1:${port}/t2/parley/poll?v=1&sid=${encodeURIComponent(sid ?? '')}`,
+          method,
+          { 'content-type': 'text/plain' },
+          body,
+        ),
+        5000,
+        `the answer to the ${method}`,
+      )
+      expect([method, answer.status, answer.body.code, answer.body.message]).toEqual([
+        method,
+        400,
+        ErrorCode.UNKNOWN_SESSION,
+        'the session was opened under other route parameters',
+      ])
+    }
+    expect(notes).toEqual([])
+    // Its last words are still its own client's.
+    release()
+    expect(await within(reason, 5000, 'the client to end')).toBe('server shutdown')
   })
 
   it("hears a live session's POST, and hands its client the CLOSE 'server shutdown'", async () => {

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCode, PROTOCOL_VERSION, type TransportName } from '@parley/protocol'
+import { OTHER_PARAMS, type RouteParams, sameParams } from '../route-params.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
@@ -119,6 +120,11 @@ export interface ClosingAnswersOptions {
    * at close are for them too.
    */
   router?: Readonly<RouterReading>
+  /**
+   * The route parameters `sid`'s session opened under, while it is live here (see
+   * `ParleyServer.paramsOf`): a request of it under others gets the route's 400.
+   */
+  paramsOf?: (sid: string) => RouteParams | undefined
 }
 
 /** A POST the endpoints hear at close, as the route does (see `ClosingVerdict.post`). */
@@ -164,7 +170,9 @@ export function disabledMessage(kind: TransportName, transports: readonly Transp
  * for another protocol version, 403 for a page of an origin not allowed, 400 for a request of
  * the WebSocket endpoint that is no upgrade, or an upgrade that is no WebSocket handshake or does
  * not offer Parley's subprotocol (`upgradeRefusal`), a preflight's 204, 400 for an upgrade on the
- * SSE or polling endpoint, 400 for a GET there without a sid or a request with two, 413 for a
+ * SSE or polling endpoint, 400 for a GET there without a sid or a request with two, 400
+ * PARLEY_UNKNOWN_SESSION for one of a live session under other route parameters than those it
+ * opened with (`paramsOf`), 413 for a
  * POST whose Content-Length (or routed mark) passes `maxPayload` (which ends the live session it
  * names when that session is attached to the POST's transport, as on the route; 400
  * PARLEY_TRANSPORT_MISMATCH instead when it is on another transport, as the route judges a stale
@@ -190,6 +198,7 @@ export class ClosingAnswers {
   readonly #goodbyeOn: (request: EndpointRequest, standing: SessionStanding | undefined) => boolean
   readonly #upgradeSettings: () => UpgradeSettings
   readonly #router: Readonly<RouterReading>
+  readonly #paramsOf: (sid: string) => RouteParams | undefined
   readonly #endpoints: readonly [string, TransportName][]
 
   constructor({
@@ -203,6 +212,7 @@ export class ClosingAnswers {
     goodbyeOn,
     upgradeSettings,
     router = DEFAULT_READING,
+    paramsOf = () => undefined,
   }: ClosingAnswersOptions) {
     const endpoints: [string, TransportName][] = [[`${base}/ws`, 'websocket']]
     for (const [kind, segment] of Object.entries(httpSegments) as [HttpTransportName, string][]) {
@@ -218,6 +228,7 @@ export class ClosingAnswers {
     this.#heardWhileDisabled = heardWhileDisabled
     this.#goodbyeOn = goodbyeOn
     this.#upgradeSettings = upgradeSettings
+    this.#paramsOf = paramsOf
   }
 
   /**
@@ -242,9 +253,11 @@ export class ClosingAnswers {
     // In absolute form too, as the routes serve it (and the router reads it) while open.
     const url = originForm(request.url)
     const queryAt = queryStart(url, this.#router.semicolon)
-    const path = routedPath(queryAt < 0 ? url : url.slice(0, queryAt), this.#router.rules)
-    const kind = path === undefined ? undefined : this.#paths.find(([route]) => route.is(path))?.[1]
-    if (kind === undefined) return undefined
+    const target = queryAt < 0 ? url : url.slice(0, queryAt)
+    const path = routedPath(target, this.#router.rules)
+    const endpoint = path === undefined ? undefined : this.#paths.find(([route]) => route.is(path))
+    if (endpoint === undefined) return undefined
+    const [route, kind] = endpoint
     const params = new URLSearchParams(queryAt < 0 ? '' : url.slice(queryAt + 1))
     const method = request.method ?? ''
     if (kind === 'websocket' && method !== 'GET') {
@@ -296,6 +309,14 @@ export class ClosingAnswers {
     if (sids.length > 1) return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'one sid only') }
     const sid = sids[0]
     if (sid === undefined) return this.#forSession(request, kind, method, cors, params, sid)
+    const kept = this.#paramsOf(sid)
+    // As on the route: a session found by its sid alone, under other route parameters (another
+    // tenant of `/:tenant`), is left alone, its GET's last words and its POST's events its own
+    // route's. Its parameters are read as the router gives them, letter case kept.
+    const cased = kept && routedPath(target, { ...this.#router.rules, anyCase: false })
+    if (kept && !sameParams(kept, route.params(cased ?? ''))) {
+      return { answer: coded(400, cors, ErrorCode.UNKNOWN_SESSION, OTHER_PARAMS), sid }
+    }
     return { ...this.#forSession(request, kind, method, cors, params, sid), sid }
   }
 

@@ -36,6 +36,14 @@ describe('routeMatch', () => {
     expect(routeMatch('/:tenant/100%', LITERAL_PATHS).is('/t1/100%25')).toBe(true)
   })
 
+  it("gives its parameters' values as the router does: letter case kept, escapes decoded", () => {
+    const rules = { anyCase: true, duplicateSlashes: false, trailingSlash: false }
+    const route = routeMatch('/:tenant/Parley/:room/poll', rules)
+    expect(route.params('/AcMe/PARLEY/a%2Fb%25/poll')).toEqual({ tenant: 'AcMe', room: 'a/b%' })
+    expect(route.params('/acme/other/x/poll')).toEqual({})
+    expect(routeMatch('/api/parley', LITERAL_PATHS).params('/api/parley')).toEqual({})
+  })
+
   it('matches any other parameter or a wildcard as written: only the router reads them', () => {
     for (const written of ['/t-:id/parley', '/:id(^\\d+)/parley', '/*/parley', '/:tenant/:a-:b']) {
       expect(routeMatch(written, LITERAL_PATHS).is(written)).toBe(true)

@@ -12,6 +12,12 @@ export interface RouteMatch {
   covers(path: string): boolean
   /** How long the route is as the router keeps it: the longer, the more specific. */
   readonly length: number
+  /**
+   * The values of the route's parameters in `path`, a `routedPath` read with its letter case
+   * kept, as Fastify's `request.params` gives them (the router slices them from that path, and
+   * decodes what `routedPath` left encoded); `{}` for a route without any, or not `path`'s.
+   */
+  params(path: string): Record<string, string>
 }
 
 /** A whole segment that is one parameter, as a prefix `/:tenant` has it; `::` is an escaped colon. */
@@ -28,9 +34,11 @@ export function routeMatch(written: string, rules: PathRules): RouteMatch {
   const segments = written.split('/')
   if (!segments.some((segment) => PARAMETER.test(segment))) return literal(kept)
   const parts: string[] = []
+  const names: string[] = []
   for (const segment of segments) {
     if (PARAMETER.test(segment)) {
-      parts.push('[^/]+')
+      parts.push('([^/]+)')
+      names.push(segment.slice(1))
       continue
     }
     const unescaped = segment.replaceAll('::', '')
@@ -43,7 +51,29 @@ export function routeMatch(written: string, rules: PathRules): RouteMatch {
   if (rules.trailingSlash && source.length > 1 && source.endsWith('/')) source = source.slice(0, -1)
   const exact = new RegExp(`^${source}$`)
   const under = new RegExp(`^${source}(?:/|$)`)
-  return { is: (path) => exact.test(path), covers: (path) => under.test(path), length: kept.length }
+  // The route's letters are in lower case where the router ignores it: a path read with its own
+  // case kept matches them whatever their case.
+  const cased = new RegExp(`^${source}$`, rules.anyCase ? 'i' : '')
+  return {
+    is: (path) => exact.test(path),
+    covers: (path) => under.test(path),
+    length: kept.length,
+    params(path) {
+      const values = cased.exec(path)
+      const params: Record<string, string> = {}
+      if (values) for (const [i, name] of names.entries()) params[name] = decoded(values[i + 1] ?? '')
+      return params
+    },
+  }
+}
+
+/** A parameter's value as the router gives it: its escapes decoded, or as written if one is no UTF-8. */
+function decoded(value: string): string {
+  try {
+    return decodeURIComponent(value)
+  } catch {
+    return value
+  }
 }
 
 /**
@@ -63,6 +93,7 @@ function literal(kept: string): RouteMatch {
     is: (path) => path === kept,
     covers: (path) => path === kept || path.startsWith(`${kept}/`),
     length: kept.length,
+    params: () => ({}),
   }
 }
 
