@@ -4,6 +4,7 @@ import { pipeline, Readable } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, RoutedResponse } from '../adapter/adapter.js'
 import type { HttpTransportName } from '../transports/registry.js'
+import { clientLeft } from './client-left.js'
 import type { ClosingForwards, EndingForward } from './closing-forwards.js'
 import {
   type ClientSide,
@@ -329,7 +330,10 @@ export class HttpForwards {
     mark: RoutedMark,
   ): Promise<'answered' | 'gone' | 'stale' | 'closed' | Error> {
     const { request, res, kind } = hop
-    if (res.destroyed) return Promise.resolve('gone')
+    // Over HTTP/2 only the stream says its client reset it (see `clientLeft`): sent on all the
+    // same, the request would hold a poll or a stream on the owner for nobody, and wait for good
+    // on a response whose close came before anyone listened for it.
+    if (clientLeft(res)) return Promise.resolve('gone')
     if (this.#closed && !owner.sentTo) return Promise.resolve('closed')
     let target: URL
     try {

@@ -1,0 +1,70 @@
+// Over HTTP/2, a request of another node's session whose client reset its stream before it was
+// sent on (while an application's hook held it up) is gone, as an HTTP/1.1 one whose connection
+// closed is: it goes to no owner, which would hold a poll or an event stream for nobody, while
+// this node, never hearing that response close (it closed already), waited on it for good. Node's
+// compatibility response over HTTP/2 has neither `destroyed` nor `closed`: only its stream says.
+import { constants } from 'node:http2'
+import { afterEach, expect, it } from 'vitest'
+import { Directory } from './directory-adapter.js'
+import { type H2Node, startH2Node } from './h2-node.js'
+import { closeApp, type Started, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+const started: Started[] = []
+const h2Nodes: H2Node[] = []
+const raws: RawClient[] = []
+
+afterEach(async () => {
+  for (const raw of raws.splice(0)) raw.close()
+  for (const node of h2Nodes.splice(0)) await node.stop()
+  for (const node of started.splice(0)) await closeApp(node.app)
+})
+
+it.each(['poll', 'sse'])(
+  'sends no %s GET reset while a hook held it on to the node of its session',
+  async (segment) => {
+    const directory = new Directory()
+    // Node a (HTTP/1.1) holds the session, and notes the GETs sent on to it.
+    const reached: string[] = []
+    const a = await startServer({ adapter: directory.adapter('a') }, (app) => {
+      app.addHook('onRequest', async (request) => {
+        if (request.method !== 'GET') return
+        for (const mark of ['slow', 'later']) if (request.url.includes(mark)) reached.push(mark)
+      })
+    })
+    started.push(a)
+    const client = await rawConnect(segment === 'poll' ? 'polling' : 'sse', a.base)
+    raws.push(client)
+    // Node b (HTTP/2), whose GET with `slow` in its URL waits in a hook until its client left.
+    let hooked = false
+    let handled = false
+    const b = await startH2Node({ adapter: directory.adapter('b') }, (app) => {
+      app.addHook('onRequest', async (request, reply) => {
+        if (request.method !== 'GET' || !request.url.includes('slow')) return
+        hooked = true
+        await new Promise((resolve) => reply.raw.once('close', resolve))
+      })
+      app.addHook('preHandler', async (request) => {
+        if (request.url.includes('slow')) handled = true
+      })
+    })
+    h2Nodes.push(b)
+    const stream = b.client.request({
+      ':method': 'GET',
+      ':path': `/parley/${segment}?v=1&sid=${encodeURIComponent(client.sid)}&slow=1`,
+    })
+    stream.on('error', () => {})
+    await until(() => hooked, 3000, 'the GET in the hook')
+    stream.close(constants.NGHTTP2_CANCEL)
+    await until(() => handled, 3000, 'the handler to run')
+    // The client's next GET, sent on after it: once a has that one, it has what came before.
+    const later = b.client.request({
+      ':method': 'GET',
+      ':path': `/parley/${segment}?v=1&sid=${encodeURIComponent(client.sid)}&later=1`,
+    })
+    later.on('error', () => {})
+    await until(() => reached.includes('later'), 3000, 'the next GET at a')
+    later.close(constants.NGHTTP2_CANCEL)
+    expect(reached).toEqual(['later'])
+  },
+)
