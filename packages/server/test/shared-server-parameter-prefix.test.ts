@@ -22,6 +22,24 @@ describe('instances on one server with Parley under prefixes with a parameter', 
     expect((err as Error).message).toMatch(/another Fastify instance on the same HTTP server mounts Parley/)
   })
 
+  it('give a WebSocket at a static prefix to its instance, not to one whose parameter matches it', async () => {
+    // As the router reads them: a static segment before a parameter, the more specific route.
+    const shared = await sharedServer()
+    const byParameter = await shared.make('/:tenant')
+    const byName = await shared.make('/acme')
+    const client = connect(`http://127.0.0.1:${shared.port}/acme/parley`, {
+      transports: ['websocket'],
+      reconnection: false,
+    })
+    onTestFinished(() => void client.disconnect())
+    await within(
+      new Promise<void>((resolve) => client.once('connect', () => resolve())),
+      5000,
+      'the client to connect',
+    )
+    expect([byName.parley.sockets.size, byParameter.parley.sockets.size]).toEqual([1, 0])
+  })
+
   it('let one named otherwise succeed one that closes: the new clients its, the old session its own', async () => {
     const { shared, hold, reason, closing, restarted } = await restartedWhileClosing('/:org', onTestFinished)
 

@@ -44,6 +44,14 @@ describe('routeMatch', () => {
     expect(routeMatch('/api/parley', LITERAL_PATHS).params('/api/parley')).toEqual({})
   })
 
+  it('counts the static segments before its first parameter, as the router prefers them', () => {
+    expect(
+      ['/acme/:room/ws', '/:tenant/parley/ws', '/acme/parley/ws'].map(
+        (written) => routeMatch(written, LITERAL_PATHS).staticSegments,
+      ),
+    ).toEqual([2, 1, Number.POSITIVE_INFINITY])
+  })
+
   it('matches any other parameter or a wildcard as written: only the router reads them', () => {
     for (const written of ['/t-:id/parley', '/:id(^\\d+)/parley', '/*/parley', '/:tenant/:a-:b']) {
       expect(routeMatch(written, LITERAL_PATHS).is(written)).toBe(true)

@@ -18,6 +18,12 @@ export interface RouteMatch {
    * decodes what `routedPath` left encoded); `{}` for a route without any, or not `path`'s.
    */
   params(path: string): Record<string, string>
+  /**
+   * How many segments come before its first parameter (`Infinity` without one): of two routes
+   * a path matches, the router takes the one whose static segments go further, trying a static
+   * segment before a parameter at each step.
+   */
+  readonly staticSegments: number
 }
 
 /** A whole segment that is one parameter, as a prefix `/:tenant` has it; `::` is an escaped colon. */
@@ -58,6 +64,7 @@ export function routeMatch(written: string, rules: PathRules): RouteMatch {
     is: (path) => exact.test(path),
     covers: (path) => under.test(path),
     length: kept.length,
+    staticSegments: segments.findIndex((segment) => PARAMETER.test(segment)),
     params(path) {
       const values = cased.exec(path)
       const params: Record<string, string> = {}
@@ -93,6 +100,7 @@ function literal(kept: string): RouteMatch {
     is: (path) => path === kept,
     covers: (path) => path === kept || path.startsWith(`${kept}/`),
     length: kept.length,
+    staticSegments: Number.POSITIVE_INFINITY,
     params: () => ({}),
   }
 }

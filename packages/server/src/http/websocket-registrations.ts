@@ -278,8 +278,9 @@ function listen(server: object): Upgrades {
 }
 
 /**
- * The instance whose router reads `url`'s path as the WebSocket route of one of its mount points;
- * else the one whose mount base is the longest one that path lies under, as its router reads both;
+ * The instance whose router reads `url`'s path as the WebSocket route of one of its mount points
+ * (of several, the one whose route a router holding both would take: a static segment before a
+ * parameter); else the one whose mount base is the longest one that path lies under, as its router reads both;
  * with none, the first instance to claim the server (the first still open, else the newest
  * closing one), whose router answers the upgrade (its 404,
  * or a WebSocket route of the application's in a context where Parley's registration is seen).
@@ -299,14 +300,28 @@ function instanceAt(instances: Map<object, Instance>, url: string): Instance | u
   const ordered = [...all.filter((each) => !each.closing), ...all.filter((each) => each.closing).reverse()]
   let found: Instance | undefined
   let longest = -1
+  // The instance whose WebSocket route is the path's, the most specific first, as a router
+  // prefers a static segment to a parameter (`/acme/parley/ws` is `/acme`'s, not `/:tenant`'s),
+  // among the open ones first (see above).
+  let route: Instance | undefined
+  let specific = -1
   for (const instance of ordered) {
+    if (route && instance.closing && !route.closing) break
     const path = pathOf(url, instance.router)
     // A path its router refuses (an escape that decodes to no UTF-8) is not its to answer.
     if (path === undefined) continue
     for (const written of instance.bases.keys()) {
       // As its router matches its routes: an escape in a prefix is not decoded there, and a
       // parameter of a prefix (`/:tenant`) is any segment.
-      if (routeMatch(`${written}/ws`, instance.router.rules).is(path)) return instance
+      const ws = routeMatch(`${written}/ws`, instance.router.rules)
+      if (ws.is(path)) {
+        if (ws.staticSegments === Number.POSITIVE_INFINITY) return instance
+        if (ws.staticSegments > specific) {
+          route = instance
+          specific = ws.staticSegments
+        }
+        continue
+      }
       const base = routeMatch(written, instance.router.rules)
       if (base.length > longest && base.covers(path)) {
         found = instance
@@ -314,7 +329,7 @@ function instanceAt(instances: Map<object, Instance>, url: string): Instance | u
       }
     }
   }
-  return found ?? ordered[0]
+  return route ?? found ?? ordered[0]
 }
 
 /**
