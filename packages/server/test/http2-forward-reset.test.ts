@@ -1,10 +1,12 @@
 // Over HTTP/2, a request of another node's session whose client reset its stream before it was
 // sent on (while an application's hook held it up) is gone, as an HTTP/1.1 one whose connection
-// closed is: it goes to no owner, which would hold a poll or an event stream for nobody, while
+// closed is: it goes to no owner, over the network or through the adapter's `routeRequest`, which would hold a poll or an event stream for nobody, while
 // this node, never hearing that response close (it closed already), waited on it for good. Node's
 // compatibility response over HTTP/2 has neither `destroyed` nor `closed`: only its stream says.
 import { constants } from 'node:http2'
+import type { AdapterFactory } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { type H2Node, startH2Node } from './h2-node.js'
 import { closeApp, type Started, startServer, until } from './helpers.js'
@@ -20,10 +22,18 @@ afterEach(async () => {
   for (const node of started.splice(0)) await closeApp(node.app)
 })
 
-it.each(['poll', 'sse'])(
-  'sends no %s GET reset while a hook held it on to the node of its session',
-  async (segment) => {
-    const directory = new Directory()
+/** Two nodes' adapters: the owner's URL published (network), or none (`routeRequest`). */
+const ways: [string, () => { adapter: (name: string) => AdapterFactory }][] = [
+  ['over the network', () => new Directory()],
+  ['through routeRequest', () => new Cluster()],
+]
+
+it.each(
+  ways.flatMap(([way, make]) => (['poll', 'sse'] as const).map((segment) => [segment, way, make] as const)),
+)(
+  'sends no %s GET reset while a hook held it on to the node of its session (%s)',
+  async (segment, _way, make) => {
+    const directory = make()
     // Node a (HTTP/1.1) holds the session, and notes the GETs sent on to it.
     const reached: string[] = []
     const a = await startServer({ adapter: directory.adapter('a') }, (app) => {

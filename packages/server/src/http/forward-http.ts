@@ -231,6 +231,12 @@ export class HttpForwards {
     const node = owner.node
     const { request, res, kind } = hop
     if (this.#closed && !owner.sentTo) return this.#tooLate(hop)
+    // Its client gone (as in `#send`): nobody to answer, and a close this node would never hear.
+    if (clientLeft(res)) {
+      hop.take()
+      res.destroy()
+      return 'gone'
+    }
     let response: RoutedResponse | undefined
     let stream: RelayedStream | undefined
     /** This node answered the client itself at close, before the owner did. */
