@@ -264,6 +264,7 @@ async function mount(
     succeeded: () => upgrades?.succeeded() ?? false,
     holds: (sid) => server.holds(sid),
     heldElsewhere: (sid) => upgrades?.heldElsewhere(sid) ?? false,
+    outranked: (url) => upgrades?.outranked(url) ?? false,
   })
   // Its answers stay on the server until the instance has closed: Fastify's bare 503 would
   // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).

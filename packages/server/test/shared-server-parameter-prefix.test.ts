@@ -40,6 +40,49 @@ describe('instances on one server with Parley under prefixes with a parameter', 
     expect([byName.parley.sockets.size, byParameter.parley.sockets.size]).toEqual([1, 0])
   })
 
+  it('leave the clients at a static prefix to its open instance while one with a parameter closes', async () => {
+    const shared = await sharedServer()
+    const hold = holding()
+    const old = await shared.make('/:tenant', hold)
+    old.serve()
+    const client = connect(`http://127.0.0.1:${shared.port}/t1/parley`, {
+      transports: ['polling'],
+      reconnection: false,
+    })
+    onTestFinished(() => void client.disconnect())
+    await within(
+      new Promise<void>((resolve) => client.once('connect', () => resolve())),
+      5000,
+      'the client to connect',
+    )
+    client.emit('hold' as never)
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = old.app.close()
+    onTestFinished(async () => {
+      hold.release()
+      await closing
+    })
+    await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+    const byName = await shared.make('/acme')
+    byName.serve()
+    for (const transport of ['polling', 'websocket'] as const) {
+      const fresh = connect(`http://127.0.0.1:${shared.port}/acme/parley`, {
+        transports: [transport],
+        reconnection: false,
+      })
+      onTestFinished(() => void fresh.disconnect())
+      await within(
+        new Promise<void>((resolve, reject) => {
+          fresh.once('connect', () => resolve())
+          fresh.once('connect_error', reject)
+        }),
+        5000,
+        `a new ${transport} client to connect`,
+      )
+    }
+    expect(byName.parley.sockets.size).toBe(2)
+  })
+
   it('let one named otherwise succeed one that closes: the new clients its, the old session its own', async () => {
     const { shared, hold, reason, closing, restarted } = await restartedWhileClosing('/:org', onTestFinished)
 

@@ -83,6 +83,11 @@ export interface LastWordsOptions {
    */
   heldElsewhere?: (sid: string) => boolean
   /**
+   * Whether an open instance on the server mounts Parley where a request's URL goes, more
+   * specifically than this one (see `UpgradeClaim.outranked`): its requests are that one's.
+   */
+  outranked?: (url: string) => boolean
+  /**
    * Whether `sid` names one of this mount point's sessions (see `ParleyServer.holds`): with a
    * successor at the path, the requests that name no such session are the successor's.
    */
@@ -159,6 +164,7 @@ export class LastWordsAtClose {
   readonly #succeeded: () => boolean
   readonly #holds: (sid: string) => boolean
   readonly #heldElsewhere: (sid: string) => boolean
+  readonly #outranked: (url: string) => boolean
   /** Takes its answers off the server (see `takeOver`); set from the takeover on. */
   #leave: (() => void) | undefined
   /** Likewise on the stand-in server where `app.injectWS` emits its upgrades. */
@@ -182,6 +188,7 @@ export class LastWordsAtClose {
     succeeded = () => false,
     holds = () => false,
     heldElsewhere = () => false,
+    outranked = () => false,
   }: LastWordsOptions) {
     this.#answers = answers
     this.#take = take
@@ -196,6 +203,7 @@ export class LastWordsAtClose {
     this.#succeeded = succeeded
     this.#holds = holds
     this.#heldElsewhere = heldElsewhere
+    this.#outranked = outranked
     this.#injected = injected
     // `http`, `https` and `http2` servers are all `net.Server`s; an object of a serverFactory's
     // that is not has no such listeners to take the place of.
@@ -277,6 +285,9 @@ export class LastWordsAtClose {
     // this one closes in its turn (its answers stand behind this one's on the server), or a
     // successor's. This one's answer would end it with words of a server that never held it.
     if (sid !== undefined && !own && this.#heldElsewhere(sid)) return false
+    // A URL an open instance's Parley takes, more specifically than this one's (`/acme/parley`
+    // beside this one's `/:tenant/parley`): its new clients and sessions are that one's.
+    if (!own && this.#outranked(req.url ?? '/')) return false
     if (succeeded && !own) return false
     if (!this.#refusing && !succeeded) return false
     const live = verdict.post
@@ -383,7 +394,7 @@ export class LastWordsAtClose {
   #upgradeAnswered(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     // A new WebSocket, or a resume: this one's sessions there have theirs open already, and the
     // successor at this path takes the rest (see `claimUpgrades`).
-    if (!this.#refusing || this.#succeeded()) return false
+    if (!this.#refusing || this.#succeeded() || this.#outranked(req.url ?? '/')) return false
     const verdict = this.#answers.judge(req, true)
     if (!verdict) return false
     if (verdict.upgrade && this.#upgrade(req, socket, head)) return true

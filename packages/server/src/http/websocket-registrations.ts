@@ -105,6 +105,12 @@ export interface UpgradeClaim {
    */
   heldElsewhere(sid: string): boolean
   /**
+   * Whether an open instance on the server mounts Parley where `url` goes, more specifically than
+   * this one (`/acme` where this one is under `/:tenant`): the URL is that one's, as a router
+   * holding both routes would read it, and this one, closing, leaves it alone.
+   */
+  outranked(url: string): boolean
+  /**
    * Whether a closing instance mounting Parley at its path, which this one succeeded, holds
    * `sid`'s session live: a resume of it is that one's to answer (it refuses resumes while it
    * closes), not a new session here.
@@ -195,6 +201,19 @@ export function claimUpgrades(
     },
     heldElsewhere(sid) {
       return heldAt(upgrades, routing, full, anyCase, (other) => other.holds(sid))
+    },
+    outranked(url) {
+      const own = routeMatch(full, instance.router.rules).staticSegments
+      for (const [other, each] of upgrades.instances) {
+        if (other === routing || each.closing) continue
+        const path = pathOf(url, each.router)
+        if (path === undefined) continue
+        for (const written of each.bases.keys()) {
+          const base = routeMatch(written, each.router.rules)
+          if (base.staticSegments > own && base.covers(path)) return true
+        }
+      }
+      return false
     },
     liveBefore(sid) {
       return heldAt(upgrades, routing, full, anyCase, (other) => other.live(sid), true)
