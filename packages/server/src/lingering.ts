@@ -1,4 +1,5 @@
 import { MAX_TIMER_MS } from '@parley/protocol'
+import type { RouteParams } from './route-params.js'
 import type { Transport } from './transports/transport.js'
 
 /**
@@ -29,7 +30,10 @@ export interface LingeringOptions {
  */
 export class Lingering {
   readonly #options: LingeringOptions
-  readonly #entries = new Map<string, { transport: Transport; timer: NodeJS.Timeout; bytes: number }>()
+  readonly #entries = new Map<
+    string,
+    { transport: Transport; timer: NodeJS.Timeout; bytes: number; params: RouteParams | undefined }
+  >()
   /** What the entries count, together (see LINGERING_BUFFERS). */
   #bytes = 0
   /** True once the last words kept at close are dropped: nothing is kept for later requests. */
@@ -48,8 +52,11 @@ export class Lingering {
     this.#options = options
   }
 
-  /** Keeps `transport`, closed, for `sid`'s next GET (see `SessionConfig.linger`). */
-  add(sid: string, transport: Transport): void {
+  /**
+   * Keeps `transport`, closed, for `sid`'s next GET (see `SessionConfig.linger`), with the route
+   * parameters its session opened under (see `paramsOf`).
+   */
+  add(sid: string, transport: Transport, params: RouteParams | undefined): void {
     // A drain leaves CLOSE 'server handoff' for the next GET, a close CLOSE 'server shutdown';
     // once the server stops answering, nothing is kept.
     if (this.#forgetting) return
@@ -60,7 +67,7 @@ export class Lingering {
     const timer = setTimeout(() => this.#forget(sid), Math.min(pingInterval + pingTimeout, MAX_TIMER_MS))
     timer.unref()
     const bytes = Math.max(transport.bufferedAmount, LINGER_MIN_BYTES)
-    this.#entries.set(sid, { transport, timer, bytes })
+    this.#entries.set(sid, { transport, timer, bytes, params })
     this.#bytes += bytes
     // At close every session ends at once and lingers: as many as there were sessions (at most
     // maxSessions), none of them a client's doing, and each awaited (see `taken`).
@@ -87,6 +94,15 @@ export class Lingering {
     if (!entry || entry.transport.name !== name) return undefined
     this.#forget(sid)
     return entry.transport
+  }
+
+  /**
+   * The route parameters of the session whose last words are kept for `sid`: a request of it
+   * under others is refused as one of the live session was, and leaves those last words to its
+   * own client.
+   */
+  paramsOf(sid: string): RouteParams | undefined {
+    return this.#entries.get(sid)?.params
   }
 
   /** Whether a closed transport of kind `name` still holds last words for `sid`. */

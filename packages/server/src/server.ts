@@ -241,7 +241,9 @@ export class ParleyServer<
       metrics,
       warn: (message, err) => logLine(this.#log, 'warn', { err }, `parley: ${message}`),
       invalid: (error) => this.#logs.invalidSessions.record({ code: error.code, reason: error.message }),
-      linger: (sid, transport) => this.#lingering.add(sid, transport),
+      // Its session is still in the maps when its transport lingers: its route parameters go
+      // with its last words.
+      linger: (sid, transport) => this.#lingering.add(sid, transport, this.#bySid.get(sid)?.params),
       ended: (sid, close, ack) => {
         this.#ended.add(sid, close, ack)
         this.#endedElsewhere.record(sid, close.packet, ack)
@@ -761,9 +763,12 @@ export class ParleyServer<
     return this.#bySid.get(sid)?.session
   }
 
-  /** @internal The route parameters of the session that `sid` names, if it is alive here. */
+  /**
+   * @internal The route parameters of the session that `sid` names, if it is alive here or its
+   * last words are kept here: a request under others is refused, and takes none of them.
+   */
   paramsOf(sid: string): RouteParams | undefined {
-    return this.#bySid.get(sid)?.params
+    return this.#bySid.get(sid)?.params ?? this.#lingering.paramsOf(sid)
   }
 
   /**

@@ -106,3 +106,34 @@ describe.each([
     expect(events).toEqual(['from acme'])
   })
 })
+
+describe.each([
+  ['sse', 'sse'],
+  ['polling', 'poll'],
+] as const)('the last words of a session opened at /acme/parley (%s)', (name, segment) => {
+  it('are refused to a GET at /globex/parley, and kept for its own client', async () => {
+    const { base, sockets } = await underTenant()
+    // The client's first GET waits: the session ends between two of its GETs, its CLOSE kept.
+    let firstGet = () => {}
+    const gate = new Promise<void>((resolve) => {
+      firstGet = resolve
+    })
+    const first = await rawConnect(name, `${base}/acme/parley`, {}, { firstGetAfter: gate })
+    clients.push(first)
+    await until(() => sockets.length === 1, 3000, 'the session')
+    sockets[0]?.disconnect()
+    const answer = await within(
+      exchange(`${base}/globex/parley/${segment}?v=1&sid=${encodeURIComponent(first.sid)}`, 'GET', {}),
+      5000,
+      'the answer to the GET at globex',
+    )
+    expect([answer.status, answer.body.code, answer.body.message]).toEqual([
+      400,
+      ErrorCode.UNKNOWN_SESSION,
+      'the session was opened under other route parameters',
+    ])
+    firstGet()
+    const close = await first.next((p) => p.type === PacketType.CLOSE, 5000)
+    expect(close).toMatchObject({ type: PacketType.CLOSE, reason: 'server disconnect' })
+  })
+})
