@@ -6,7 +6,8 @@
 import { connect } from '@parley/client'
 import { ParleyOptionError } from '@parley/server'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { within } from './helpers.js'
+import { holding } from './held-events.js'
+import { until, within } from './helpers.js'
 import { restartedWhileClosing, sharedServer } from './restarted-under-parameter.js'
 
 describe('instances on one server with Parley under prefixes with a parameter', () => {
@@ -24,7 +25,7 @@ describe('instances on one server with Parley under prefixes with a parameter', 
 
   it('give a WebSocket at a static prefix to its instance, not to one whose parameter matches it', async () => {
     // As the router reads them: a static segment before a parameter, the more specific route.
-    const shared = await sharedServer()
+    const shared = await sharedServer(onTestFinished)
     const byParameter = await shared.make('/:tenant')
     const byName = await shared.make('/acme')
     const client = connect(`http://127.0.0.1:${shared.port}/acme/parley`, {
@@ -41,7 +42,7 @@ describe('instances on one server with Parley under prefixes with a parameter', 
   })
 
   it('leave the clients at a static prefix to its open instance while one with a parameter closes', async () => {
-    const shared = await sharedServer()
+    const shared = await sharedServer(onTestFinished)
     const hold = holding()
     const old = await shared.make('/:tenant', hold)
     old.serve()
