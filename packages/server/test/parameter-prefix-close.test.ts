@@ -5,13 +5,15 @@
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { connect } from '@parley/client'
-import { ErrorCode, PacketType } from '@parley/protocol'
+import { decodeText, ErrorCode, PacketType } from '@parley/protocol'
 import parley, { type ParleyServer, type ServerSocket } from '@parley/server'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { packetsOf } from './answer-packets.js'
 import { holding } from './held-events.js'
 import { until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
+import { rawConnect } from './raw-client.js'
 import { restartedWhileClosing } from './restarted-under-parameter.js'
 import { upgradeStatus } from './upgrade-status.js'
 
@@ -168,5 +170,113 @@ describe('an instance restarted under a prefix with a parameter while the old on
     await within(closing, 5000, 'the old instance to close')
     expect(await within(reason, 5000, 'the client to end')).toBe('server shutdown')
     expect(restarted.parley.sockets.size).toBe(0)
+  })
+})
+
+describe.each([
+  ['default Fastify options', {}],
+  ['return503OnClosing: false', { return503OnClosing: false }],
+] satisfies [string, FastifyServerOptions][])(
+  'the last words at close of a session opened under /t1, with %s',
+  (_name, fastifyOptions: FastifyServerOptions) => {
+    it('are refused to a GET under /t2, and kept for its own client', async () => {
+      const app = Fastify(fastifyOptions)
+      let server: ParleyServer | undefined
+      await app.register(
+        async (tenant) => {
+          await tenant.register(parley, {})
+          server = tenant.parley
+        },
+        { prefix: '/:tenant' },
+      )
+      await app.listen({ port: 0, host: '127.0.0.1' })
+      const closing = { done: Promise.resolve() }
+      teardown.push(() => closing.done)
+      const { port } = app.server.address() as { port: number }
+      const endpoint = (tenant: string) => `http://127.0.0.1:${port}/${tenant}/parley/poll`
+      // Opened by its handshake alone: its CLOSE 'server shutdown' waits for the first GET.
+      const opened = await fetch(`${endpoint('t1')}?v=1`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/plain' },
+        body: JSON.stringify([PacketType.HELLO, {}]),
+      })
+      const open = decodeText(await opened.text())
+      if (!open.ok || open.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+      const sid = encodeURIComponent(open.packet.sid)
+      closing.done = app.close()
+      await until(() => server?.closed === true, 5000, 'the server closing')
+
+      const other = await within(
+        exchange(`${endpoint('t2')}?v=1&sid=${sid}`, 'GET', {}),
+        5000,
+        'the GET at t2',
+      )
+      expect([other.status, other.body.code, other.body.message]).toEqual([
+        400,
+        ErrorCode.UNKNOWN_SESSION,
+        'the session was opened under other route parameters',
+      ])
+      // Its own tenant, written with an escape: the router reads it decoded, as its parameter.
+      const own = await within(fetch(`${endpoint('t%31')}?v=1&sid=${sid}`), 5000, 'the GET at t1')
+      expect(own.status).toBe(200)
+      expect(packetsOf(await own.text())).toContainEqual(
+        expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+      )
+      await within(closing.done, 5000, 'the server to close')
+    })
+  },
+)
+
+describe('a live session opened under /t1, while the instance closes', () => {
+  it('refuses a POST under /t2, and its events are not heard', async () => {
+    const app = Fastify({ forceCloseConnections: true })
+    const hold = holding()
+    const heard: unknown[] = []
+    let server: ParleyServer | undefined
+    await app.register(
+      async (tenant) => {
+        await tenant.register(parley, {})
+        tenant.parley.on('connection', (socket) => {
+          hold.onConnection(socket)
+          socket.on('note', (text: unknown) => heard.push(text))
+        })
+        server = tenant.parley
+      },
+      { prefix: '/:tenant' },
+    )
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const { port } = app.server.address() as { port: number }
+    const client = await rawConnect('polling', `http://127.0.0.1:${port}/t1/parley`)
+    const closing = { done: Promise.resolve() }
+    teardown.push(async () => {
+      client.close()
+      hold.release()
+      await closing.done
+    })
+    // Its event waits in the middleware: the close waits for it, the session live meanwhile.
+    await client.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+    closing.done = app.close()
+    await until(() => server?.closing === true, 5000, 'the instance to begin its close')
+
+    const note = JSON.stringify([PacketType.EVENT, 2, 'note', ['from t2'], 0])
+    const answer = await within(
+      exchange(
+        `http://127.0.0.1:${port}/t2/parley/poll?v=1&sid=${encodeURIComponent(client.sid)}`,
+        'POST',
+        { 'content-type': 'text/plain' },
+        note,
+      ),
+      5000,
+      'the answer to the POST at t2',
+    )
+    expect([answer.status, answer.body.code, answer.body.message]).toEqual([
+      400,
+      ErrorCode.UNKNOWN_SESSION,
+      'the session was opened under other route parameters',
+    ])
+    hold.release()
+    await within(closing.done, 5000, 'the instance to close')
+    expect(heard).toEqual([])
   })
 })
