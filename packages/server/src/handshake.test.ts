@@ -35,6 +35,12 @@ describe('a socket handshake', () => {
     expect(handshake.time).toBe('2026-01-02T03:04:05.006Z')
   })
 
+  it("reads a request without url and params as one of a route without parameters: '' and {}", () => {
+    const { url: _url, params: _params, ...before } = request()
+    const handshake = new SocketHandshake(before, undefined, 'polling', ISSUED)
+    expect([handshake.url, handshake.params]).toEqual(['', {}])
+  })
+
   it('gives the same headers and query objects on every read, and keeps changes made to them', () => {
     const handshake = new SocketHandshake(request(), undefined, 'sse', ISSUED)
     const headers = handshake.headers

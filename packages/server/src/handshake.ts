@@ -2,15 +2,26 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { JsonValue, TransportName } from '@parley/protocol'
 import type { Handshake } from './types.js'
 
-/** The request that carried a HELLO. */
+/**
+ * The request that carried a HELLO. `url` and `params` came after the others, and are optional
+ * so that a request built by hand before them (a test of a middleware) still is one.
+ */
 export interface HandshakeRequest {
   headers: IncomingHttpHeaders
   query: Record<string, string>
   address: string
-  /** The request's URL as it came, path and query (see `Handshake.url`). */
-  url: string
-  /** The route's parameters, as Fastify gives them (see `Handshake.params`). */
-  params: Record<string, string>
+  /** The request's URL as it came, path and query (see `Handshake.url`); `''` when left out. */
+  url?: string
+  /**
+   * The route's parameters, as Fastify gives them (see `Handshake.params`); `{}` when left out,
+   * as under a route without parameters.
+   */
+  params?: Record<string, string>
+}
+
+/** `request.params`, or what a request without them stands for: a route without parameters. */
+export function paramsOf(request: HandshakeRequest): Record<string, string> {
+  return request.params ?? {}
 }
 
 /**
@@ -93,8 +104,8 @@ export class SocketHandshake implements Handshake {
     this.#issued = sinceEpoch(issued)
     Object.defineProperty(this, 'issued', ISSUED)
     this.transport = transport
-    this.url = request.url
-    this.params = request.params
+    this.url = request.url ?? ''
+    this.params = paramsOf(request)
   }
 
   static {

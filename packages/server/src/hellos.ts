@@ -2,7 +2,7 @@ import { type HelloPacket, PacketType } from '@parley/protocol'
 import { AdapterCallFailed } from './adapter-failures.js'
 import type { Arrivals } from './arrivals.js'
 import type { Ending } from './ended-sessions.js'
-import { type HandshakeRequest, SocketHandshake } from './handshake.js'
+import { type HandshakeRequest, paramsOf, SocketHandshake } from './handshake.js'
 import type { Metrics } from './metrics.js'
 import {
   arriving,
@@ -144,7 +144,7 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
         context.unknownResume(hello.sid)
       }
     }
-    if (existing && !sameParams(existing.params, request.params)) {
+    if (existing && !sameParams(existing.params, paramsOf(request))) {
       // Found by its sid alone, under other route parameters (another tenant of `/:tenant`):
       // resumed, the session would change tenant behind its application's back. Not resumed,
       // as one this node does not know: the client gets a new session under its own route, and

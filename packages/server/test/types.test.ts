@@ -2,6 +2,7 @@
 // tsconfig.test.json): a regression here fails the build, not just a test.
 import type { CloseReason, ParleyError, TransportName } from '@parley/protocol'
 import parley, {
+  type HandshakeRequest,
   type ParleyServer,
   type ServerSocket,
   type SocketEmitter,
@@ -164,5 +165,19 @@ describe('the plugin on an HTTP/2 Fastify', () => {
     expectTypeOf(app.parley).toEqualTypeOf<ParleyServer>()
     await app.ready()
     await app.close()
+  })
+})
+
+describe('HandshakeRequest', () => {
+  it('is still built as before it had url and params (a middleware test of a minor release before)', () => {
+    const before: HandshakeRequest = {
+      headers: { host: 'chat.example' },
+      query: { v: '1' },
+      address: '10.0.0.1',
+    }
+    expectTypeOf(before.url).toEqualTypeOf<string | undefined>()
+    expectTypeOf(before.params).toEqualTypeOf<Record<string, string> | undefined>()
+    const now: HandshakeRequest = { ...before, url: '/acme/parley/ws?v=1', params: { tenant: 'acme' } }
+    expectTypeOf(now).toExtend<HandshakeRequest>()
   })
 })
