@@ -454,9 +454,10 @@ export class Connection {
       frozen ? this.#pingTimeout : MAX_TIMER_MS,
     )
     // Whose bound that is, in the errors that name it (the attempt's `no auth` and `no OPEN`, a
-    // transport's `no OPEN from` and `no stream data`): the server's pingTimeout when it is the
-    // shorter, said so; its number alone sent the application after connectTimeout, which it set
-    // to something else. Else connectTimeout's, as documented.
+    // transport's `no OPEN from` and `no stream data`, and the one a WebSocket's `no upgrade from`
+    // waited a share of): the server's pingTimeout when it is the shorter, said so; its number
+    // alone sent the application after connectTimeout, which it set to something else. Else
+    // connectTimeout's, as documented.
     const of = frozen && timeout < this.#opts.connectTimeout ? " (the server's pingTimeout)" : ''
     const queue = this.#order(after)
     const retried: TransportName[] = []

@@ -145,13 +145,14 @@ describe('fallback within one connect attempt', () => {
   // A proxy that swallows the upgrade costs a third of connectTimeout (at least a second), not
   // all of it; one that lets the upgrade through and then relays nothing, the whole bound.
   // Side by side too, each on its own server. Both name the endpoint (URL below), without the
-  // query, which may hold credentials.
+  // query, which may hold credentials. The upgrade's wait is a number the application never set:
+  // its message names connectTimeout, the bound it is a share of, which the application can raise.
   it.concurrent.for([
-    ['hang', 3000, 'no upgrade from URL within 1000 ms'],
-    ['hang', 6000, 'no upgrade from URL within 2000 ms'],
+    ['hang', 3000, 'no upgrade from URL within 1000 ms (its share of connectTimeout)'],
+    ['hang', 6000, 'no upgrade from URL within 2000 ms (its share of connectTimeout)'],
     // A third of it in whole milliseconds (down), where it said 1666.6666666666667.
-    ['hang', 5000, 'no upgrade from URL within 1666 ms'],
-    ['hang', 800, 'no upgrade from URL within 800 ms'],
+    ['hang', 5000, 'no upgrade from URL within 1666 ms (its share of connectTimeout)'],
+    ['hang', 800, 'no upgrade from URL within 800 ms (its share of connectTimeout)'],
     ['mute', 800, 'no OPEN from URL within 800 ms'],
   ] as const)(
     'gives up on a WebSocket that is %s with connectTimeout %i: %s',

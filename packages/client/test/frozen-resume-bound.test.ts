@@ -2,8 +2,9 @@
 // bounded by the server's pingTimeout when it is shorter than connectTimeout: a live server
 // answers a HELLO within it. An `auth` that does not settle then fails the attempt within that
 // bound, and the error must say which bound it was: `no auth within <n> ms` alone names a number
-// the application never set, and it would look for it in connectTimeout. Real client, real
-// server, and a TCP proxy that freezes the link.
+// the application never set, and it would look for it in connectTimeout; so would a WebSocket
+// upgrade's wait, a share of that bound. Real client, real server, and a proxy that freezes the
+// link.
 
 import type { ParleyError } from '@parley/protocol'
 import { afterEach, expect, it, onTestFinished } from 'vitest'
@@ -91,5 +92,29 @@ it('says a frozen resume’s HELLO left unanswered was bounded by the server’s
   expect(errors[1]!.code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
   expect(errors[1]!.message).toMatch(
     /^no OPEN from http:\/\/127\.0\.0\.1:\d+\/parley\/poll within 1000 ms \(the server's pingTimeout\)$/,
+  )
+})
+
+it('says a frozen resume’s unanswered upgrade waited a share of the server’s pingTimeout', async () => {
+  // The resume's try is bounded by the pingTimeout, 3600 ms, and its upgrade waits a third of it:
+  // 1200 ms, a number the application set nowhere (a third of connectTimeout would be 3000).
+  const server = await startServer(undefined, { pingInterval: 1200, pingTimeout: 3600 })
+  const faults = await startFaultProxy(server.port)
+  onTestFinished(() => faults.close())
+  const socket = client(faults.url, { transports: ['websocket'], connectTimeout: 9000 })
+  const errors: ParleyError<string>[] = []
+  socket.on('transport_error', (_name, error) => errors.push(error))
+  await next(socket, 'connect', 5000)
+  // Nothing comes down the WebSocket any more (the heartbeat gives up), and the resume's upgrade
+  // is accepted and never answered.
+  faults.ws = 'hang'
+  const release = faults.hold()
+  onTestFinished(release)
+  await until(() => errors.length >= 2, 15_000, 'the resume’s upgrade to fail')
+  // The loss, then the try.
+  expect(errors[0]!.message).toBe('nothing from the server within 4800 ms')
+  expect(errors[1]!.code).toBe('PARLEY_HANDSHAKE_TIMEOUT')
+  expect(errors[1]!.message).toMatch(
+    /^no upgrade from ws:\/\/127\.0\.0\.1:\d+\/parley\/ws within 1200 ms \(its share of the server's pingTimeout\)$/,
   )
 })

@@ -73,7 +73,8 @@ export interface Transport {
    * handoff (a resume, or a connect() after disconnect()), when the medium worked a moment ago
    * and the nodes are busy: no early give-up on a slow upgrade (see the WebSocket's). `of` ends
    * the message of an error that names `timeout` (or `stream`): whose bound it is, when not
-   * connectTimeout (see Connection's #connect).
+   * connectTimeout (see Connection's #connect); set, a WebSocket's unanswered upgrade names that
+   * bound as the one its wait was a share of.
    */
   open(hello: string, timeout: number, patient?: boolean, stream?: number, of?: string): Promise<Welcome>
   /**

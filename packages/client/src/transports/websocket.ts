@@ -128,8 +128,19 @@ export class WebSocketTransport extends BaseTransport {
       // HttpTransport): they come after the OPEN, and a slow handshake that left them too little
       // would mark a working stream stalled; the upgrade is part of the handshake, and a late
       // OPEN marks nothing.
+      // The error names the bound this wait is a share of, the one the application can raise:
+      // `wait` alone is a number it never set (a third, the floor, or a third of what a try again
+      // had left). `of` is set when that bound is the server's pingTimeout (see Connection).
       this.#timer = setTimeout(() => {
-        if (this.unsent) settle(timeoutError(`no upgrade from ${shown(this.url)}`, wait))
+        if (this.unsent)
+          settle(
+            timeoutError(
+              `no upgrade from ${shown(this.url)}`,
+              wait,
+              undefined,
+              of ? " (its share of the server's pingTimeout)" : ' (its share of connectTimeout)',
+            ),
+          )
         else
           this.#timer = setTimeout(
             () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout, undefined, of)),
