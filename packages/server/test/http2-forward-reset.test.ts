@@ -3,6 +3,8 @@
 // closed is: it goes to no owner, over the network or through the adapter's `routeRequest`, which would hold a poll or an event stream for nobody, while
 // this node, never hearing that response close (it closed already), waited on it for good. Node's
 // compatibility response over HTTP/2 has neither `destroyed` nor `closed`: only its stream says.
+// So too once it was sent on: reset before the owner answered, it is gone, no failure to reach
+// the owner (which would be counted, logged, and the owner passed over for a while).
 import { constants } from 'node:http2'
 import type { AdapterFactory } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
@@ -78,3 +80,35 @@ it.each(
     expect(reached).toEqual(['later'])
   },
 )
+
+it('counts no node unreachable for a GET sent on that its client reset before the node answered', async () => {
+  const directory = new Directory()
+  // Node a (HTTP/1.1) holds the session; a hook holds the GET sent on to it until it is let go.
+  let held = false
+  let letGo = false
+  const a = await startServer({ adapter: directory.adapter('a') }, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.method !== 'GET' || !request.url.includes('held')) return
+      held = true
+      await new Promise((resolve) => reply.raw.once('close', resolve))
+      letGo = true
+    })
+  })
+  started.push(a)
+  const client = await rawConnect('sse', a.base)
+  raws.push(client)
+  const b = await startH2Node({ adapter: directory.adapter('b') })
+  h2Nodes.push(b)
+  const stream = b.client.request({
+    ':method': 'GET',
+    ':path': `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&held=1`,
+  })
+  stream.on('error', () => {})
+  await until(() => held, 3000, 'the GET held at a')
+  stream.close(constants.NGHTTP2_CANCEL)
+  // The client left: b lets go of the GET, and a is no node it could not reach.
+  await until(() => letGo, 3000, 'the GET let go at a')
+  // A request b answers after it: b is done with the one before.
+  await b.send('GET', 'poll?v=1&sid=unknown')
+  expect(b.app.parley.unreachableOwnerCount).toBe(0)
+})

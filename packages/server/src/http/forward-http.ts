@@ -482,7 +482,9 @@ export class HttpForwards {
       upstream.on('error', (err: Error & { code?: string }) => {
         if (answered) return
         answered = true
-        if (res.destroyed) resolve('gone')
+        // Its client reset it, and this node cut the request (`onClientGone`): no failure of
+        // the owner's. Over HTTP/2 only the stream says so (see `clientLeft`).
+        if (clientLeft(res)) resolve('gone')
         else if (upstream.reusedSocket && err.code === 'ECONNRESET') resolve('stale')
         else resolve(err)
       })
