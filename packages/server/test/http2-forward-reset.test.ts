@@ -4,7 +4,9 @@
 // this node, never hearing that response close (it closed already), waited on it for good. Node's
 // compatibility response over HTTP/2 has neither `destroyed` nor `closed`: only its stream says.
 // So too once it was sent on: reset before the owner answered, it is gone, no failure to reach
-// the owner (which would be counted, logged, and the owner passed over for a while).
+// the owner (which would be counted, logged, and the owner passed over for a while); and reset
+// while the adapter's `routeRequest` was under way, its owner's answer is let go at once, where
+// this node would otherwise relay an event stream to nobody, the owner holding it.
 import { constants } from 'node:http2'
 import type { AdapterFactory } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
@@ -111,4 +113,49 @@ it('counts no node unreachable for a GET sent on that its client reset before th
   // A request b answers after it: b is done with the one before.
   await b.send('GET', 'poll?v=1&sid=unknown')
   expect(b.app.parley.unreachableOwnerCount).toBe(0)
+})
+
+it('lets the node go of a stream routed through the adapter whose client reset while it was on its way', async () => {
+  const cluster = new Cluster()
+  // Node a holds the session; a hook holds the GET routed to it until the test lets it go.
+  let held = false
+  let letGo = () => {}
+  let closedAtA = false
+  const a = await startServer({ adapter: cluster.adapter('a') }, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.method !== 'GET' || !request.url.includes('held')) return
+      reply.raw.once('close', () => {
+        closedAtA = true
+      })
+      held = true
+      await new Promise<void>((resolve) => {
+        letGo = resolve
+      })
+    })
+  })
+  started.push(a)
+  const client = await rawConnect('sse', a.base)
+  raws.push(client)
+  // Node b (HTTP/2) notes when the GET's stream closed there.
+  let closedAtB = false
+  const b = await startH2Node({ adapter: cluster.adapter('b') }, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.url.includes('held'))
+        reply.raw.once('close', () => {
+          closedAtB = true
+        })
+    })
+  })
+  h2Nodes.push(b)
+  const stream = b.client.request({
+    ':method': 'GET',
+    ':path': `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&held=1`,
+  })
+  stream.on('error', () => {})
+  await until(() => held, 3000, 'the GET held at a')
+  stream.close(constants.NGHTTP2_CANCEL)
+  // b's stream closed before a answered: once a has, b lets its answer go, and a's request closes.
+  await until(() => closedAtB, 3000, 'the reset at b')
+  letGo()
+  await until(() => closedAtA, 3000, 'the GET let go at a')
 })

@@ -278,8 +278,9 @@ export class HttpForwards {
       return 'unreachable'
     }
     // Told here at close, or the client left meanwhile: the owner sees its request closed, as
-    // in `#send`.
-    if (toldHere || res.destroyed) {
+    // in `#send`. Over HTTP/2 only the stream says the client reset it (see `clientLeft`), and a
+    // listener put on the response from here on would never hear its close.
+    if (toldHere || clientLeft(res)) {
       response.abort()
       return toldHere ? 'answered' : 'gone'
     }
