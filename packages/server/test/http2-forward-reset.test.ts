@@ -6,14 +6,17 @@
 // So too once it was sent on: reset before the owner answered, it is gone, no failure to reach
 // the owner (which would be counted, logged, and the owner passed over for a while); and reset
 // while the adapter's `routeRequest` was under way, its owner's answer is let go at once, where
-// this node would otherwise relay an event stream to nobody, the owner holding it.
+// this node would otherwise relay an event stream to nobody, the owner holding it. A GET reset
+// before its owner was even looked up is over for the node's close too, which would otherwise
+// wait its whole bound for a close that came before anyone listened.
 import { constants } from 'node:http2'
 import type { AdapterFactory } from '@parley/server'
-import { afterEach, expect, it } from 'vitest'
+import { afterEach, expect, it, vi } from 'vitest'
+import { ClosingForwards, type EndingForward } from '../src/http/closing-forwards.js'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { type H2Node, startH2Node } from './h2-node.js'
-import { closeApp, type Started, startServer, until } from './helpers.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 const started: Started[] = []
@@ -21,6 +24,7 @@ const h2Nodes: H2Node[] = []
 const raws: RawClient[] = []
 
 afterEach(async () => {
+  vi.restoreAllMocks()
   for (const raw of raws.splice(0)) raw.close()
   for (const node of h2Nodes.splice(0)) await node.stop()
   for (const node of started.splice(0)) await closeApp(node.app)
@@ -158,4 +162,47 @@ it('lets the node go of a stream routed through the adapter whose client reset w
   await until(() => closedAtB, 3000, 'the reset at b')
   letGo()
   await until(() => closedAtA, 3000, 'the GET let go at a')
+})
+
+it('waits at close for no GET its client reset before its owner was looked up', async () => {
+  // What the closing node waits for among the requests it forwards (see `ClosingForwards`).
+  const waitedFor: Promise<void>[] = []
+  const add = ClosingForwards.prototype.add
+  vi.spyOn(ClosingForwards.prototype, 'add').mockImplementation(function (
+    this: ClosingForwards,
+    forward: EndingForward,
+  ) {
+    waitedFor.push(forward.closed)
+    add.call(this, forward)
+  })
+  const directory = new Directory()
+  const a = await startServer({ adapter: directory.adapter('a') })
+  started.push(a)
+  const client = await rawConnect('sse', a.base)
+  raws.push(client)
+  // Node b (HTTP/2), whose GET with `slow` in its URL waits in a hook until its client left.
+  let hooked = false
+  let handled = false
+  const b = await startH2Node({ adapter: directory.adapter('b') }, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (!request.url.includes('slow')) return
+      hooked = true
+      await new Promise((resolve) => reply.raw.once('close', resolve))
+    })
+    app.addHook('preHandler', async (request) => {
+      if (request.url.includes('slow')) handled = true
+    })
+  })
+  const stream = b.client.request({
+    ':method': 'GET',
+    ':path': `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&slow=1`,
+  })
+  stream.on('error', () => {})
+  await until(() => hooked, 3000, 'the GET in the hook')
+  stream.close(constants.NGHTTP2_CANCEL)
+  await until(() => handled, 3000, 'the handler to run')
+  // Its owner looked up after its stream closed: b's close finds it over, where a close listened
+  // for then never comes (the close waited its whole bound for it, then cut it).
+  await b.stop()
+  await within(Promise.all(waitedFor), 1000, 'what b waited for at close to be over')
 })

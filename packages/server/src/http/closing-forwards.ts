@@ -1,9 +1,13 @@
 import type { ServerResponse } from 'node:http'
 import { WaitThenCut } from '../wait-then-cut.js'
+import { clientLeft } from './client-left.js'
 
-/** Settles once `res` has closed (at once when it has). */
+/**
+ * Settles once `res` has closed (at once when it has). Over HTTP/2 the response has no `closed`
+ * and its `close` came with its stream's: only the stream says it is over (see `clientLeft`).
+ */
 export function closeOf(res: ServerResponse): Promise<void> {
-  if (res.closed) return Promise.resolve()
+  if (res.closed || clientLeft(res)) return Promise.resolve()
   return new Promise((resolve) => res.once('close', () => resolve()))
 }
 

@@ -5,7 +5,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, RoutedResponse } from '../adapter/adapter.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import { clientLeft } from './client-left.js'
-import type { ClosingForwards, EndingForward } from './closing-forwards.js'
+import { type ClosingForwards, closeOf, type EndingForward } from './closing-forwards.js'
 import {
   type ClientSide,
   codedAnswer,
@@ -165,7 +165,7 @@ export class HttpForwards {
       failed: (err) =>
         this.#options.log.debug({ err }, "parley: a relayed client's goodbye did not reach its node"),
     })
-    const forward = { closed: closeOf(post), end() {}, cut: () => post.destroy() }
+    const forward = { closed: closeOfRequest(post), end() {}, cut: () => post.destroy() }
     if (closed) {
       this.#options.closingForwards.add(forward)
       return
@@ -364,7 +364,7 @@ export class HttpForwards {
       let answered = false
       let stream: RelayedStream | undefined
       this.#requests.set(upstream, {
-        closed: Promise.all([closeOf(upstream), closeOf(res)]).then(() => {}),
+        closed: Promise.all([closeOfRequest(upstream), closeOf(res)]).then(() => {}),
         end: () => {
           if (stream) stream.end(this.#options.handoff())
           // A held poll, or a stream the owner has yet to answer: the client is told here.
@@ -541,10 +541,10 @@ function goodbyeUrl(base: string, path: string): URL {
   return new URL(pathOnNode(node, path), node)
 }
 
-/** Settles once `emitter` has closed (at once when it has). */
-function closeOf(emitter: http.ClientRequest | ServerResponse): Promise<void> {
-  if (emitter.closed) return Promise.resolve()
-  return new Promise((resolve) => emitter.once('close', () => resolve()))
+/** Settles once `request`, to another node, has closed (at once when it has). */
+function closeOfRequest(request: http.ClientRequest): Promise<void> {
+  if (request.closed) return Promise.resolve()
+  return new Promise((resolve) => request.once('close', () => resolve()))
 }
 
 /**
