@@ -14,7 +14,7 @@ import { holding } from './held-events.js'
 import { until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
 import { rawConnect } from './raw-client.js'
-import { restartedWhileClosing } from './restarted-under-parameter.js'
+import { holdingItsEvent, restartedWhileClosing } from './restarted-under-parameter.js'
 import { upgradeStatus } from './upgrade-status.js'
 
 const teardown: (() => Promise<void> | void)[] = []
@@ -52,13 +52,7 @@ async function closingUnderParameter() {
     hold.release()
     await app.close()
   })
-  await within(
-    new Promise<void>((resolve) => client.once('connect', () => resolve())),
-    5000,
-    'the client to connect',
-  )
-  client.emit('hold' as never)
-  await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+  await holdingItsEvent(client, hold)
   void app.close()
   await until(() => server?.closing === true, 5000, 'the instance to begin its close')
   return { port, client, sockets, server: app.server, release: hold.release }

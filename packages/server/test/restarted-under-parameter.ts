@@ -3,7 +3,7 @@
 // parameter-prefix-close.test.ts and shared-server-parameter-prefix.test.ts both play.
 
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { connect } from '@parley/client'
+import { connect, type Socket } from '@parley/client'
 import parley, { type ParleyServer } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { holding } from './held-events.js'
@@ -66,11 +66,27 @@ export async function sharedServer(later: Later) {
 }
 
 /**
- * On a shared server, an instance with Parley under `/:tenant` and a polling client of the
- * tenant `t1`, whose event holds the instance's close, which has begun; and its successor, made
- * under `successorPrefix` and served meanwhile. `reason` is the client's disconnect reason.
+ * Waits for `client` to connect, then has its event `hold` wait in the middleware; `reason` is
+ * the client's disconnect reason.
  */
-export async function restartedWhileClosing(successorPrefix: string, later: Later) {
+export async function holdingItsEvent(client: Socket, hold: ReturnType<typeof holding>) {
+  await within(
+    new Promise<void>((resolve) => client.once('connect', () => resolve())),
+    5000,
+    'the client to connect',
+  )
+  const reason = new Promise<string>((resolve) => client.once('disconnect', resolve))
+  client.emit('hold' as never)
+  await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+  return { reason }
+}
+
+/**
+ * On a shared server, an instance with Parley under `/:tenant` and a polling client of the
+ * tenant `t1`, whose event holds the instance's close, which has begun. `reason` is the client's
+ * disconnect reason.
+ */
+export async function closingWithHeldClient(later: Later) {
   const shared = await sharedServer(later)
   const hold = holding()
   const old = await shared.make('/:tenant', hold)
@@ -80,21 +96,39 @@ export async function restartedWhileClosing(successorPrefix: string, later: Late
     reconnection: false,
   })
   later(() => void client.disconnect())
-  await within(
-    new Promise<void>((resolve) => client.once('connect', () => resolve())),
-    5000,
-    'the client to connect',
-  )
-  const reason = new Promise<string>((resolve) => client.once('disconnect', resolve))
-  client.emit('hold' as never)
-  await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+  const { reason } = await holdingItsEvent(client, hold)
   const closing = old.app.close()
   later(async () => {
     hold.release()
     await closing
   })
   await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
-  const restarted = await shared.make(successorPrefix)
+  return { shared, hold, client, reason, closing }
+}
+
+/**
+ * `closingWithHeldClient`, and the old instance's successor, made under `successorPrefix` and
+ * served meanwhile.
+ */
+export async function restartedWhileClosing(successorPrefix: string, later: Later) {
+  const closingScene = await closingWithHeldClient(later)
+  const restarted = await closingScene.shared.make(successorPrefix)
   restarted.serve()
-  return { shared, hold, client, reason, closing, restarted }
+  return { ...closingScene, restarted }
+}
+
+/** A new client at `url` over each transport, each connected in turn. */
+export async function connectEachTransport(url: string, later: Later) {
+  for (const transport of ['polling', 'websocket'] as const) {
+    const fresh = connect(url, { transports: [transport], reconnection: false })
+    later(() => void fresh.disconnect())
+    await within(
+      new Promise<void>((resolve, reject) => {
+        fresh.once('connect', () => resolve())
+        fresh.once('connect_error', reject)
+      }),
+      5000,
+      `a new ${transport} client to connect`,
+    )
+  }
 }

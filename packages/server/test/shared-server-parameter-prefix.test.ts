@@ -6,9 +6,13 @@
 import { connect } from '@parley/client'
 import { ParleyOptionError } from '@parley/server'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { holding } from './held-events.js'
-import { until, within } from './helpers.js'
-import { restartedWhileClosing, sharedServer } from './restarted-under-parameter.js'
+import { within } from './helpers.js'
+import {
+  closingWithHeldClient,
+  connectEachTransport,
+  restartedWhileClosing,
+  sharedServer,
+} from './restarted-under-parameter.js'
 
 describe('instances on one server with Parley under prefixes with a parameter', () => {
   it('refuse a second whose parameter has another name, as at the same path', async () => {
@@ -42,45 +46,10 @@ describe('instances on one server with Parley under prefixes with a parameter', 
   })
 
   it('leave the clients at a static prefix to its open instance while one with a parameter closes', async () => {
-    const shared = await sharedServer(onTestFinished)
-    const hold = holding()
-    const old = await shared.make('/:tenant', hold)
-    old.serve()
-    const client = connect(`http://127.0.0.1:${shared.port}/t1/parley`, {
-      transports: ['polling'],
-      reconnection: false,
-    })
-    onTestFinished(() => void client.disconnect())
-    await within(
-      new Promise<void>((resolve) => client.once('connect', () => resolve())),
-      5000,
-      'the client to connect',
-    )
-    client.emit('hold' as never)
-    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
-    const closing = old.app.close()
-    onTestFinished(async () => {
-      hold.release()
-      await closing
-    })
-    await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+    const { shared } = await closingWithHeldClient(onTestFinished)
     const byName = await shared.make('/acme')
     byName.serve()
-    for (const transport of ['polling', 'websocket'] as const) {
-      const fresh = connect(`http://127.0.0.1:${shared.port}/acme/parley`, {
-        transports: [transport],
-        reconnection: false,
-      })
-      onTestFinished(() => void fresh.disconnect())
-      await within(
-        new Promise<void>((resolve, reject) => {
-          fresh.once('connect', () => resolve())
-          fresh.once('connect_error', reject)
-        }),
-        5000,
-        `a new ${transport} client to connect`,
-      )
-    }
+    await connectEachTransport(`http://127.0.0.1:${shared.port}/acme/parley`, onTestFinished)
     expect(byName.parley.sockets.size).toBe(2)
   })
 
@@ -89,21 +58,7 @@ describe('instances on one server with Parley under prefixes with a parameter', 
 
     // A new client goes to the successor, over HTTP and over WebSocket: the old one, counting
     // itself the last at its path, would refuse its handshake 503 PARLEY_SERVER_SHUTTING_DOWN.
-    for (const transport of ['polling', 'websocket'] as const) {
-      const fresh = connect(`http://127.0.0.1:${shared.port}/t2/parley`, {
-        transports: [transport],
-        reconnection: false,
-      })
-      onTestFinished(() => void fresh.disconnect())
-      await within(
-        new Promise<void>((resolve, reject) => {
-          fresh.once('connect', () => resolve())
-          fresh.once('connect_error', reject)
-        }),
-        5000,
-        `a new ${transport} client to connect`,
-      )
-    }
+    await connectEachTransport(`http://127.0.0.1:${shared.port}/t2/parley`, onTestFinished)
     expect(restarted.parley.sockets.size).toBe(2)
     hold.release()
     await within(closing, 5000, 'the old instance to close')
