@@ -13,6 +13,7 @@ import { packetsOf } from './answer-packets.js'
 import { holding } from './held-events.js'
 import { until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
+import { expectRefusedUnderOtherParameters } from './other-route-parameters.js'
 import { rawConnect } from './raw-client.js'
 import { holdingItsEvent, restartedWhileClosing } from './restarted-under-parameter.js'
 import { upgradeStatus } from './upgrade-status.js'
@@ -99,27 +100,13 @@ describe('Parley under a Fastify prefix with a parameter, while the instance clo
     const notes: unknown[] = []
     sockets[0]?.on('note', (text: unknown) => notes.push(text))
     const reason = new Promise<string>((resolve) => client.once('disconnect', resolve))
-    for (const [method, body] of [
-      ['POST', JSON.stringify([PacketType.EVENT, 2, 'note', ['from t2'], 0])],
-      ['GET', ''],
-    ] as const) {
-      const answer = await within(
-        exchange(
-          `http://127.0.0.1:${port}/t2/parley/poll?v=1&sid=${encodeURIComponent(sid ?? '')}`,
-          method,
-          { 'content-type': 'text/plain' },
-          body,
-        ),
-        5000,
-        `the answer to the ${method}`,
-      )
-      expect([method, answer.status, answer.body.code, answer.body.message]).toEqual([
-        method,
-        400,
-        ErrorCode.UNKNOWN_SESSION,
-        'the session was opened under other route parameters',
-      ])
-    }
+    await expectRefusedUnderOtherParameters(
+      `http://127.0.0.1:${port}/t2/parley/poll?v=1&sid=${encodeURIComponent(sid ?? '')}`,
+      [
+        ['POST', JSON.stringify([PacketType.EVENT, 2, 'note', ['from t2'], 0])],
+        ['GET', ''],
+      ],
+    )
     expect(notes).toEqual([])
     // Its last words are still its own client's.
     release()

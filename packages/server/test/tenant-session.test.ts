@@ -8,6 +8,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { closeApp, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
+import { expectRefusedUnderOtherParameters } from './other-route-parameters.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 let app: FastifyInstance | undefined
@@ -79,27 +80,13 @@ describe.each([
     await until(() => sockets.length === 1, 3000, 'the session')
     const events: unknown[] = []
     sockets[0]?.on('note', (text: unknown) => events.push(text))
-    for (const [method, body] of [
-      ['GET', ''],
-      ['POST', JSON.stringify([PacketType.EVENT, 1, 'note', ['from globex'], 0])],
-    ] as const) {
-      const answer = await within(
-        exchange(
-          `${base}/globex/parley/${segment}?v=1&sid=${encodeURIComponent(first.sid)}`,
-          method,
-          { 'content-type': 'text/plain' },
-          body,
-        ),
-        5000,
-        `the answer to the ${method}`,
-      )
-      expect([method, answer.status, answer.body.code, answer.body.message]).toEqual([
-        method,
-        400,
-        ErrorCode.UNKNOWN_SESSION,
-        'the session was opened under other route parameters',
-      ])
-    }
+    await expectRefusedUnderOtherParameters(
+      `${base}/globex/parley/${segment}?v=1&sid=${encodeURIComponent(first.sid)}`,
+      [
+        ['GET', ''],
+        ['POST', JSON.stringify([PacketType.EVENT, 1, 'note', ['from globex'], 0])],
+      ],
+    )
     expect(sockets[0]?.connected).toBe(true)
     await first.send({ type: PacketType.EVENT, seq: 1, name: 'note', args: ['from acme'], ackId: 0 })
     await until(() => events.length > 0, 3000, 'the event of its own tenant')
