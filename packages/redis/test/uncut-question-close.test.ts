@@ -7,7 +7,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { handoffScenes, message, repliesAs, to } from './handoff-support.js'
-import { uncutScene } from './uncut-scene.js'
+import { readBackWatchers, uncutScene } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -26,15 +26,7 @@ describe.skipIf(skipRedisSuites())(
         scene,
         {
           sid: 'sid-uncut-close',
-          before: ({ b, c }) => {
-            // c's watcher takes b's question when Redis runs it; b's watcher then takes what c
-            // sends after it: b read its question back.
-            const seenAtC = c.sockets.add('cw')
-            c.adapter.addAll('cw', ['cw', 'r'])
-            const seenAtB = b.sockets.add('bw')
-            b.adapter.addAll('bw', ['bw', 'after'])
-            return { seenAtC, seenAtB }
-          },
+          before: readBackWatchers,
         },
         async ({ b, c, release, joinReadHeld }, { seenAtC, seenAtB }) => {
           const { taken, tailRead } = await joinReadHeld()

@@ -9,7 +9,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { UncutSockets } from '../src/uncut-sockets.js'
 import { argOf, handoffScenes, message, to, untilTailHolds } from './handoff-support.js'
-import { askRoom, uncutScene, watcherOn } from './uncut-scene.js'
+import { askRoom, readBackWatchers, uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -118,15 +118,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks to a socket joined wit
       scene,
       {
         sid: 'sid-own-question',
-        before: ({ b, c }) => {
-          // Sockets that tell what b's subscriber read: c's watcher takes b's question, and b's
-          // watcher then takes what c sends after it.
-          const seenAtC = c.sockets.add('cw')
-          c.adapter.addAll('cw', ['cw', 'r'])
-          const seenAtB = b.sockets.add('bw')
-          b.adapter.addAll('bw', ['bw', 'after'])
-          return { seenAtC, seenAtB }
-        },
+        before: readBackWatchers,
       },
       async ({ b, c, release, joinReadHeld }, { seenAtC, seenAtB }) => {
         const { taken, done, tailRead } = await joinReadHeld()

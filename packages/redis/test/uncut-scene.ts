@@ -110,6 +110,19 @@ export function watcherOn(node: FakeNode): FakeSocket {
   return watcher
 }
 
+/**
+ * A `before` for `uncutScene` with sockets that tell what b's subscriber read: c's watcher 'cw'
+ * (in room 'r') takes b's question when Redis runs it, and b's watcher 'bw' (in room 'after')
+ * then takes what c sends after it: once it has, b read its question back.
+ */
+export function readBackWatchers({ b, c }: { b: FakeNode; c: FakeNode }) {
+  const seenAtC = c.sockets.add('cw')
+  c.adapter.addAll('cw', ['cw', 'r'])
+  const seenAtB = b.sockets.add('bw')
+  b.adapter.addAll('bw', ['bw', 'after'])
+  return { seenAtC, seenAtB }
+}
+
 /** Asks room 'r' from `node` (event 'ask', `what` its argument): its count and replies, as they come. */
 export function askRoom(node: FakeNode, what: string) {
   const asked: { count: number | undefined; replies: BroadcastReply[] } = { count: undefined, replies: [] }
