@@ -10,34 +10,25 @@
 // before its owner was even looked up is over for the node's close too, which would otherwise
 // wait its whole bound for a close that came before anyone listened.
 import { constants } from 'node:http2'
-import type { AdapterFactory } from '@parley/server'
 import { afterEach, expect, it, vi } from 'vitest'
 import { ClosingForwards, type EndingForward } from '../src/http/closing-forwards.js'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { type H2Node, startH2Node } from './h2-node.js'
-import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { startH2Node } from './h2-node.js'
+import { relayNodesClosedAfterEach, relayWays } from './h2-relay-nodes.js'
+import { startServer, until, within } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
-const started: Started[] = []
-const h2Nodes: H2Node[] = []
-const raws: RawClient[] = []
+const { started, h2Nodes, raws } = relayNodesClosedAfterEach()
 
-afterEach(async () => {
+afterEach(() => {
   vi.restoreAllMocks()
-  for (const raw of raws.splice(0)) raw.close()
-  for (const node of h2Nodes.splice(0)) await node.stop()
-  for (const node of started.splice(0)) await closeApp(node.app)
 })
 
-/** Two nodes' adapters: the owner's URL published (network), or none (`routeRequest`). */
-const ways: [string, () => { adapter: (name: string) => AdapterFactory }][] = [
-  ['over the network', () => new Directory()],
-  ['through routeRequest', () => new Cluster()],
-]
-
 it.each(
-  ways.flatMap(([way, make]) => (['poll', 'sse'] as const).map((segment) => [segment, way, make] as const)),
+  relayWays.flatMap(([way, make]) =>
+    (['poll', 'sse'] as const).map((segment) => [segment, way, make] as const),
+  ),
 )(
   'sends no %s GET reset while a hook held it on to the node of its session (%s)',
   async (segment, _way, make) => {

@@ -5,36 +5,23 @@
 // poll the owner has not answered), with no `Connection` header, which HTTP/2 has not: Node warns
 // of one, once a process, and drops it.
 import { PacketType } from '@parley/protocol'
-import type { AdapterFactory } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
-import { Cluster } from './cluster-adapter.js'
-import { Directory } from './directory-adapter.js'
-import { type H2Node, startH2Node } from './h2-node.js'
-import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { startH2Node } from './h2-node.js'
+import { relayNodesClosedAfterEach, relayWays } from './h2-relay-nodes.js'
+import { startServer, until, within } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
-const started: Started[] = []
-const h2Nodes: H2Node[] = []
-const raws: RawClient[] = []
+const { started, h2Nodes, raws } = relayNodesClosedAfterEach()
 const warnings: string[] = []
 const noteWarning = (warning: Error) => warnings.push(String(warning))
 
-afterEach(async () => {
+afterEach(() => {
   process.off('warning', noteWarning)
   warnings.length = 0
-  for (const raw of raws.splice(0)) raw.close()
-  for (const node of h2Nodes.splice(0)) await node.stop()
-  for (const node of started.splice(0)) await closeApp(node.app)
 })
 
-/** Two nodes' adapters: the owner's URL published (network), or none (`routeRequest`). */
-const ways: [string, () => { adapter: (name: string) => AdapterFactory }][] = [
-  ['over the network', () => new Directory()],
-  ['through routeRequest', () => new Cluster()],
-]
-
-describe.each(ways)('an h2 node that closes while it relays %s', (_way, cluster) => {
+describe.each(relayWays)('an h2 node that closes while it relays %s', (_way, cluster) => {
   // The held poll first: its CLOSE is the one the relaying node writes itself.
   it.each(['polling', 'sse'] as const)('ends a %s GET with CLOSE server handoff', async (transport) => {
     const nodes = cluster()
