@@ -10,11 +10,12 @@
 // before its owner was even looked up is over for the node's close too, which would otherwise
 // wait its whole bound for a close that came before anyone listened.
 import { constants } from 'node:http2'
+import type { AdapterFactory } from '@parley/server'
 import { afterEach, expect, it, vi } from 'vitest'
 import { ClosingForwards, type EndingForward } from '../src/http/closing-forwards.js'
 import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
-import { startH2Node } from './h2-node.js'
+import { type H2Node, startH2Node } from './h2-node.js'
 import { relayNodesClosedAfterEach, relayWays } from './h2-relay-nodes.js'
 import { startServer, until, within } from './helpers.js'
 import { rawConnect } from './raw-client.js'
@@ -24,6 +25,33 @@ const { started, h2Nodes, raws } = relayNodesClosedAfterEach()
 afterEach(() => {
   vi.restoreAllMocks()
 })
+
+/**
+ * Node b (HTTP/2), whose GET with `slow` in its URL waits in a hook until its client left:
+ * `seen` tells whether it reached that hook, then its handler.
+ */
+async function slowUntilLeft(adapter: AdapterFactory) {
+  const seen = { hooked: false, handled: false }
+  const b = await startH2Node({ adapter }, (app) => {
+    app.addHook('onRequest', async (request, reply) => {
+      if (request.method !== 'GET' || !request.url.includes('slow')) return
+      seen.hooked = true
+      await new Promise((resolve) => reply.raw.once('close', resolve))
+    })
+    app.addHook('preHandler', async (request) => {
+      if (request.url.includes('slow')) seen.handled = true
+    })
+  })
+  return { b, seen }
+}
+
+/** Sends a GET of `path` from b's client, and resets its stream once `reached` holds. */
+async function resetOnce(b: H2Node, path: string, reached: () => boolean, what: string) {
+  const stream = b.client.request({ ':method': 'GET', ':path': path })
+  stream.on('error', () => {})
+  await until(reached, 3000, what)
+  stream.close(constants.NGHTTP2_CANCEL)
+}
 
 it.each(
   relayWays.flatMap(([way, make]) =>
@@ -44,28 +72,15 @@ it.each(
     started.push(a)
     const client = await rawConnect(segment === 'poll' ? 'polling' : 'sse', a.base)
     raws.push(client)
-    // Node b (HTTP/2), whose GET with `slow` in its URL waits in a hook until its client left.
-    let hooked = false
-    let handled = false
-    const b = await startH2Node({ adapter: directory.adapter('b') }, (app) => {
-      app.addHook('onRequest', async (request, reply) => {
-        if (request.method !== 'GET' || !request.url.includes('slow')) return
-        hooked = true
-        await new Promise((resolve) => reply.raw.once('close', resolve))
-      })
-      app.addHook('preHandler', async (request) => {
-        if (request.url.includes('slow')) handled = true
-      })
-    })
+    const { b, seen } = await slowUntilLeft(directory.adapter('b'))
     h2Nodes.push(b)
-    const stream = b.client.request({
-      ':method': 'GET',
-      ':path': `/parley/${segment}?v=1&sid=${encodeURIComponent(client.sid)}&slow=1`,
-    })
-    stream.on('error', () => {})
-    await until(() => hooked, 3000, 'the GET in the hook')
-    stream.close(constants.NGHTTP2_CANCEL)
-    await until(() => handled, 3000, 'the handler to run')
+    await resetOnce(
+      b,
+      `/parley/${segment}?v=1&sid=${encodeURIComponent(client.sid)}&slow=1`,
+      () => seen.hooked,
+      'the GET in the hook',
+    )
+    await until(() => seen.handled, 3000, 'the handler to run')
     // The client's next GET, sent on after it: once a has that one, it has what came before.
     const later = b.client.request({
       ':method': 'GET',
@@ -96,13 +111,12 @@ it('counts no node unreachable for a GET sent on that its client reset before th
   raws.push(client)
   const b = await startH2Node({ adapter: directory.adapter('b') })
   h2Nodes.push(b)
-  const stream = b.client.request({
-    ':method': 'GET',
-    ':path': `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&held=1`,
-  })
-  stream.on('error', () => {})
-  await until(() => held, 3000, 'the GET held at a')
-  stream.close(constants.NGHTTP2_CANCEL)
+  await resetOnce(
+    b,
+    `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&held=1`,
+    () => held,
+    'the GET held at a',
+  )
   // The client left: b lets go of the GET, and a is no node it could not reach.
   await until(() => letGo, 3000, 'the GET let go at a')
   // A request b answers after it: b is done with the one before.
@@ -142,13 +156,12 @@ it('lets the node go of a stream routed through the adapter whose client reset w
     })
   })
   h2Nodes.push(b)
-  const stream = b.client.request({
-    ':method': 'GET',
-    ':path': `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&held=1`,
-  })
-  stream.on('error', () => {})
-  await until(() => held, 3000, 'the GET held at a')
-  stream.close(constants.NGHTTP2_CANCEL)
+  await resetOnce(
+    b,
+    `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&held=1`,
+    () => held,
+    'the GET held at a',
+  )
   // b's stream closed before a answered: once a has, b lets its answer go, and a's request closes.
   await until(() => closedAtB, 3000, 'the reset at b')
   letGo()
@@ -171,27 +184,14 @@ it('waits at close for no GET its client reset before its owner was looked up', 
   started.push(a)
   const client = await rawConnect('sse', a.base)
   raws.push(client)
-  // Node b (HTTP/2), whose GET with `slow` in its URL waits in a hook until its client left.
-  let hooked = false
-  let handled = false
-  const b = await startH2Node({ adapter: directory.adapter('b') }, (app) => {
-    app.addHook('onRequest', async (request, reply) => {
-      if (!request.url.includes('slow')) return
-      hooked = true
-      await new Promise((resolve) => reply.raw.once('close', resolve))
-    })
-    app.addHook('preHandler', async (request) => {
-      if (request.url.includes('slow')) handled = true
-    })
-  })
-  const stream = b.client.request({
-    ':method': 'GET',
-    ':path': `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&slow=1`,
-  })
-  stream.on('error', () => {})
-  await until(() => hooked, 3000, 'the GET in the hook')
-  stream.close(constants.NGHTTP2_CANCEL)
-  await until(() => handled, 3000, 'the handler to run')
+  const { b, seen } = await slowUntilLeft(directory.adapter('b'))
+  await resetOnce(
+    b,
+    `/parley/sse?v=1&sid=${encodeURIComponent(client.sid)}&slow=1`,
+    () => seen.hooked,
+    'the GET in the hook',
+  )
+  await until(() => seen.handled, 3000, 'the handler to run')
   // Its owner looked up after its stream closed: b's close finds it over, where a close listened
   // for then never comes (the close waited its whole bound for it, then cut it).
   await b.stop()
