@@ -36,6 +36,24 @@ const PARAMETER = /^:[A-Za-z0-9_]+$/
  * matched as written: only the router reads it, and it answers such URLs itself while it closes.
  */
 export function routeMatch(written: string, rules: PathRules): RouteMatch {
+  // Read for every upgrade on the server (see `instanceAt` in websocket-registrations.ts): made
+  // once for each route and reading of it. The routes are the mount points', a handful; the
+  // bound only keeps a process that mounts Parley anew under ever new prefixes from holding all.
+  const key = `${Number(rules.anyCase)}${Number(rules.duplicateSlashes)}${Number(rules.trailingSlash)}${written}`
+  let match = made.get(key)
+  if (match === undefined) {
+    if (made.size >= MADE_KEPT) made.clear()
+    match = matchOf(written, rules)
+    made.set(key, match)
+  }
+  return match
+}
+
+/** The matches made (see `routeMatch`), by their rules and route. */
+const made = new Map<string, RouteMatch>()
+const MADE_KEPT = 256
+
+function matchOf(written: string, rules: PathRules): RouteMatch {
   const kept = routePath(written, rules)
   const segments = written.split('/')
   if (!segments.some((segment) => PARAMETER.test(segment))) return literal(kept)
