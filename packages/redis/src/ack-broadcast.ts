@@ -152,6 +152,8 @@ export function broadcastAcross(
   // fire at once. The wait then ends when every counted socket replied, or its node left. Set
   // after the ask: a count held there (a takeover's socket whose tail is unread) is given at the
   // same timeout with what it has, and this one then counts it.
+  /** When the caller's timer started, on this node's monotonic clock (see `RequestPacket.l`). */
+  const timerStarted = performance.now()
   if (timeout <= MAX_TIMER_MS && pending.has(id)) {
     timer = setTimeout(() => {
       // Asked when it came back, a count held there for a socket joined without a cut (see
@@ -283,6 +285,10 @@ export function broadcastAcross(
     t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
     q,
   }
+  // What is left of the caller's timeout as it leaves, so that a node holding its count gives it
+  // before this node stops waiting (see sender-deadline.ts). Rounded down: less left is safe.
+  if (timeout <= MAX_TIMER_MS)
+    request.l = Math.max(0, Math.floor(timeout - (performance.now() - timerStarted)))
   const { requestTimeout } = parts
   // Redis delivers at most once: a reply it lost (this node's subscriber was reconnecting, the
   // other node's PUBLISH failed) would be waited for until its node leaves, whatever the

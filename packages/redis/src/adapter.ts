@@ -236,6 +236,7 @@ export class RedisAdapter implements Adapter {
       publisher: this.#publisher,
       warnings: this.#warnings,
       malformed: () => this.#malformed(this.#channels.request),
+      roundTrip: () => this.#nodes.roundTrip,
     })
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>

@@ -66,7 +66,9 @@ export interface QuestionPlace {
  * longer matches `options` then, is not counted. Never past the question's timeout: the count is
  * given then with the sockets counted by then, the replies they made with it; a held socket
  * counted later is left out, its replies dropped. Returns what gives that count at once, for a
- * caller whose own timeout ends first (a question of this node's, asked here when it came back).
+ * caller whose own timeout ends first (a question of this node's, asked here when it came back;
+ * another node's, whose sender's timer started a Redis hop before it came: see
+ * sender-deadline.ts).
  */
 export function askHolding(
   parts: AskParts,

@@ -7,6 +7,7 @@ import { type AskWithAck, askHolding } from './held-questions.js'
 import type { Publisher } from './publish.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage } from './remote.js'
 import { RedisErrorCode } from './send.js'
+import { answerWithin } from './sender-deadline.js'
 import type { UncutSockets } from './uncut-sockets.js'
 import type { UnreadTakeovers } from './unread-takeovers.js'
 import type { Warnings } from './warnings.js'
@@ -39,6 +40,8 @@ export interface IncomingParts {
   readonly warnings: Warnings
   /** A request whose event cannot be read: counted as any malformed message. */
   readonly malformed: () => void
+  /** This node's last measured Redis round trip, in ms (see `Nodes.roundTrip`). */
+  readonly roundTrip: () => number | undefined
 }
 
 /** Runs other nodes' requests on this node and answers them. */
@@ -53,6 +56,7 @@ export class IncomingRequests {
   readonly #publisher: Publisher
   readonly #warnings: Warnings
   readonly #malformed: () => void
+  readonly #roundTrip: () => number | undefined
   /** The replies this node still makes to other nodes' broadcasts with acks. */
   readonly #answering = new Answering()
 
@@ -67,6 +71,7 @@ export class IncomingRequests {
     this.#publisher = parts.publisher
     this.#warnings = parts.warnings
     this.#malformed = parts.malformed
+    this.#roundTrip = parts.roundTrip
   }
 
   /** Runs `request` of another node, well-formed and not this node's own, and answers it. */
@@ -137,7 +142,10 @@ export class IncomingRequests {
         // Each reply is counted before it is published, so that an answer to `replied`, published
         // later, counts every reply published before it.
         const answering = this.#answering.start(request.n, request.id)
-        askHolding(
+        /** Gives a count held here before its sender stops waiting (see below). */
+        let answerBy: ReturnType<typeof setTimeout> | undefined
+        let given = false
+        const giveNow = askHolding(
           {
             memory: this.#memory,
             ask: this.#ask,
@@ -150,6 +158,8 @@ export class IncomingRequests {
           options,
           request.t,
           (count) => {
+            given = true
+            clearTimeout(answerBy)
             answering.counted(count)
             respond({ k: 'count', c: count })
           },
@@ -158,6 +168,16 @@ export class IncomingRequests {
             respond(fromReply(reply))
           },
         )
+        // A count still held is bounded at `t` from now, a Redis hop after the sender's timer
+        // started: given then, it would come after the sender stopped waiting. Given by this
+        // sooner bound instead, with the sockets counted by then (the sockets' own timers keep
+        // `t`: a reply made later still counts when it comes in time). Without `l` (a sender of
+        // an earlier version), as before.
+        const within = answerWithin(request.t, request.l, this.#roundTrip())
+        if (!given && within !== undefined) {
+          answerBy = setTimeout(giveNow, within)
+          answerBy.unref()
+        }
       }
     }
   }

@@ -217,6 +217,8 @@ export class Nodes {
   readonly #notes = new Map<string, NodeNote>()
   readonly #config: NodesConfig
   #timer: NodeJS.Timeout | undefined
+  /** The last heartbeat's round trip to Redis, in ms; undefined until one went through. */
+  #roundTrip: number | undefined
   /** The heartbeat in flight: one at a time. */
   #beating: Promise<void> | undefined
   /** The set changed while a beat was in flight, which may have read it before: beat again. */
@@ -472,6 +474,14 @@ export class Nodes {
     }
   }
 
+  /**
+   * How long the last heartbeat that went through took, sent to answered, in ms (undefined
+   * before the first): this node's estimate of a Redis hop (see sender-deadline.ts).
+   */
+  get roundTrip(): number | undefined {
+    return this.#roundTrip
+  }
+
   /** The other live nodes' ids, as of the last heartbeat or the last node that said it joined or left. */
   others(): string[] {
     return [...this.#live.keys()]
@@ -547,6 +557,7 @@ export class Nodes {
     const ttl = interval * MISSED_HEARTBEATS
     const now = Date.now()
     const round = ++this.#rounds
+    const sentAt = performance.now()
     let reply: unknown
     try {
       reply = await commands.send([
@@ -580,6 +591,7 @@ export class Nodes {
       return
     }
     this.#skipping = false
+    this.#roundTrip = performance.now() - sentAt
     if (this.#stopped) return
     const [previous, flat, skipped, said] = Array.isArray(reply) ? reply : []
     if (!Array.isArray(flat)) return

@@ -99,6 +99,14 @@ export type RequestPacket =
        * uncut-sockets.ts). Nodes of an earlier version neither send nor read it.
        */
       q?: number
+      /**
+       * What was left of `t` when the sender PUBLISHed it, in milliseconds on the sender's own
+       * clock (no wall clock crosses nodes): a count held on the node that reads it is given
+       * before the sender stops waiting (see sender-deadline.ts). Not sent without a timer (`t`
+       * past `MAX_TIMER_MS`). Nodes of an earlier version neither send nor read it: without it, a
+       * held count is bounded by `t` from the question's arrival.
+       */
+      l?: number
     }
 
 /**
@@ -380,6 +388,7 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
     case 'ack':
       if (typeof value.e !== 'string' || !isTimeout(value.t)) return undefined
       if (value.q !== undefined && !isCount(value.q)) return undefined
+      if (value.l !== undefined && !isTimeout(value.l)) return undefined
       break
     default:
       return undefined

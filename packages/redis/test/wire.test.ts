@@ -58,6 +58,11 @@ describe('the messages between nodes', () => {
     expect(parseRequest(JSON.stringify({ ...ack, q: 4 }))).toEqual({ ...ack, q: 4 })
     expect(parseRequest(JSON.stringify({ ...ack, q: -1 }))).toBeUndefined()
     expect(parseRequest(JSON.stringify({ ...ack, q: '4' }))).toBeUndefined()
+    // What was left of its timeout as it left: optional too (a sender of an earlier version sends
+    // none, and is read as before), a timeout when given.
+    expect(parseRequest(JSON.stringify({ ...ack, l: 7 }))).toEqual({ ...ack, l: 7 })
+    expect(parseRequest(JSON.stringify({ ...ack, l: -1 }))).toBeUndefined()
+    expect(parseRequest(JSON.stringify({ ...ack, l: '7' }))).toBeUndefined()
     expect(parseMembership('{"n":"a","k":"joined"}')).toEqual({ n: 'a', k: 'joined' })
     expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })
     expect(parseMembership('{"n":"a","k":"stayed"}')).toBeUndefined()

@@ -1,0 +1,71 @@
+// Another node's question reaches a claimer whose count waits for a takeover's tail (its read
+// held back here, as a slow Redis would): the claimer gives its count, with the replies its other
+// sockets made, before the question's sender stops waiting. Bounded by a timer of its own that
+// starts when the question arrives, a Redis hop after the sender's, it would give them after
+// the sender's timeout: the sender would count that node as none and drop its replies.
+import type { BroadcastReply } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import {
+  fakeClusterSuite,
+  HeldInOrder,
+  handedOffSession,
+  message,
+  repliesAs,
+  takeOverOn,
+  to,
+  untilTailSealed,
+  won,
+} from './handoff-support.js'
+import { isTailRead, watcherOn } from './uncut-scene.js'
+
+/** The sender's timeout: short, far below the nodes' requestTimeout (5 s). */
+const TIMEOUT = 800
+
+describe.skipIf(skipRedisSuites())(
+  "another node's question held for a takeover's tail, at its sender's timeout",
+  () => {
+    const suite = fakeClusterSuite()
+
+    it('is counted by its sender, with the replies made in time, the held socket left out', async () => {
+      const cluster = suite.cluster()
+      const [a, b, c] = await cluster.start(3)
+      const sid = 'sid-held-sender-timeout'
+      await handedOffSession(a!, sid)
+      const watcher = watcherOn(b!)
+      repliesAs(watcher, 'b:w')
+      const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
+      // b's read of the tail is held back: until it is answered, s1's count waits.
+      const tailRead = new HeldInOrder(b!.redis, isTailRead, () => false)
+      b!.hold = tailRead.hold
+      try {
+        const { taken } = takeOverOn(b!, claim, sid)
+        repliesAs(taken, 'b:s1')
+        await untilTailSealed(cluster, a!)
+        await until(() => b!.commands.some(isTailRead), 5000, 'the tail read sent, s1 joined')
+
+        const asked: { count: number | undefined; replies: BroadcastReply[] } = {
+          count: undefined,
+          replies: [],
+        }
+        c!.adapter.broadcastWithAck(
+          message('ask', ['q']),
+          to(['r']),
+          TIMEOUT,
+          (count) => {
+            asked.count = count
+          },
+          (reply) => asked.replies.push(reply),
+        )
+        await until(() => asked.count !== undefined, 5000, "the sender's count")
+        // Replies that came with the count are in by its timeout, or never.
+        await until(() => asked.replies.length >= (asked.count ?? 0), 3000, 'the replies counted')
+        const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
+        expect({ count: asked.count, values }).toEqual({ count: 1, values: ['b:w'] })
+      } finally {
+        tailRead.dropAll(null)
+      }
+    })
+  },
+)
