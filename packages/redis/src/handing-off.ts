@@ -4,10 +4,11 @@
 // sealed for the claimer. The store (handoff.ts) says what goes to Redis; this says when, and
 // what becomes of the socket's place on the channel (cut.ts, places.ts) meanwhile.
 import type { SessionSnapshot } from '@parley/server'
+import { AppendsAfterClose } from './appends-after-close.js'
 import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import type { KeptAside } from './past-marker.js'
-import { RedisErrorCode, RedisUnreachableError, within } from './send.js'
+import { RedisUnreachableError, within } from './send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import type { ClaimMarker } from './wire.js'
 
@@ -44,11 +45,12 @@ export class HandingOff {
    * may still run: the close gives them what never ran (see `beforeClose`).
    */
   readonly #settling = new Set<HandedOff>()
-  /** Appends to handed-off tails dropped this turn, the adapter closed (see `#appendAfterClose`). */
-  #droppedAfterClose = 0
+  /** Appends to handed-off tails that came after the close, said once they stop coming. */
+  readonly #afterClose: AppendsAfterClose
 
   constructor(parts: HandoffParts) {
     this.#parts = parts
+    this.#afterClose = new AppendsAfterClose(parts.warnings)
   }
 
   /** See `RedisAdapter.handOff`. */
@@ -160,7 +162,7 @@ export class HandingOff {
   appendHandOff(sid: string, text: string): void {
     try {
       if (this.#parts.closed()) {
-        if (this.#parts.handoffs.takesAppends(sid)) this.#appendAfterClose()
+        if (this.#parts.handoffs.takesAppends(sid)) this.#afterClose.dropped()
         return
       }
       if (this.#parts.handoffs.append(sid, text, (entry) => this.#placesOf(entry))) return
@@ -168,24 +170,6 @@ export class HandingOff {
     } catch (err) {
       this.#parts.warnings.warn('handoff-append', 'could not append to a handed-off session', { err })
     }
-  }
-
-  /**
-   * An append to a handed-off tail came after the close, which nothing writes any more: counted,
-   * and said at the end of the turn with the others of that turn. A closing server may give many
-   * sessions their last packets at once: one line for them all, not one for each.
-   */
-  #appendAfterClose(): void {
-    if (this.#droppedAfterClose++ > 0) return
-    setImmediate(() => {
-      const appends = this.#droppedAfterClose
-      this.#droppedAfterClose = 0
-      this.#parts.warnings.warn(
-        'handoff-append-closed',
-        `${appends} append(s) to handed-off sessions' tails came after the adapter closed (${RedisErrorCode.APPEND_AFTER_CLOSE}); the nodes that take those sessions over find their tails incomplete`,
-        { code: RedisErrorCode.APPEND_AFTER_CLOSE, appends },
-      )
-    })
   }
 
   /** An append to a handed-off tail did not fit the bounds of the queue (see `appendHandOff`). */
