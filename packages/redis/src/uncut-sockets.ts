@@ -78,6 +78,8 @@ interface Uncut {
  */
 export class UncutSockets {
   readonly #sockets = new Map<string, Uncut>()
+  /** The adapter closed: no socket joins, and no question is held, from then on (see `close`). */
+  #closed = false
 
   constructor(
     /** Delivers `message` to socket `id` alone, if it still matches `options`. */
@@ -106,17 +108,23 @@ export class UncutSockets {
    * A broadcast with acks reaches socket `id` while it holds what reaches it (see `holds`): it
    * is settled once the tail is read, after the broadcasts held before it, rather than asked
    * now, ahead of them; and not asked then when the tail holds it, as a broadcast held is not
-   * delivered. False when the socket holds nothing (the caller settles it now).
+   * delivered. False when the socket holds nothing, or the adapter closed (the caller settles it
+   * now): held then, its count would wait for a read past the close, bounded only by its timeout.
    */
   holdQuestion(id: string, question: HeldQuestion): boolean {
-    const held = this.#sockets.get(id)?.held
+    const held = this.#closed ? undefined : this.#sockets.get(id)?.held
     if (!held) return false
     held.push(question)
     return true
   }
 
-  /** Socket `id` joins without a cut: what reaches it is held until `read`. */
+  /**
+   * Socket `id` joins without a cut: what reaches it is held until `read`. Not after the close:
+   * nothing reads the channel for it any more, and what it held would wait for a read that the
+   * closed adapter may never make; it takes what reaches it as any socket does.
+   */
   joined(id: string): void {
+    if (this.#closed) return
     this.#sockets.set(id, { held: [], places: undefined, owed: new Set() })
   }
 
@@ -222,8 +230,10 @@ export class UncutSockets {
    * The adapter closes: each question a socket holds gives its count now (see
    * `HeldQuestion.close`), before the close settles this node's own questions, whose count of
    * the sockets asked beside a held one waits for it; and no bound of theirs outlives the close.
+   * From then on nothing more is held (see `joined`, `holdQuestion`).
    */
   close(): void {
+    this.#closed = true
     for (const socket of this.#sockets.values())
       for (const question of socket.held ?? []) if ('settle' in question) question.close()
   }

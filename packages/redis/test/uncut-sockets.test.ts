@@ -89,4 +89,25 @@ describe('UncutSockets', () => {
     expect([read(sockets, 'a', 3), read(sockets, 'b', 8)]).toEqual([false, false])
     expect(sockets.empty).toBe(true)
   })
+
+  it('holds nothing after the close: no socket joins, no question waits for a read', () => {
+    const { sockets } = uncutSockets()
+    sockets.joined('s1')
+    sockets.close()
+    const settled: boolean[] = []
+    const question = {
+      node: 'a',
+      q: 1,
+      settle: (ask: boolean) => void settled.push(ask),
+      drop: () => undefined,
+      close: () => undefined,
+    }
+    // Refused: the caller asks it now, rather than hold its count past the close.
+    expect(sockets.holdQuestion('s1', question)).toBe(false)
+    sockets.joined('s2')
+    expect(sockets.holds('s2')).toBe(false)
+    // Read late, what s1 held before the close is still delivered; the refused question is not settled here.
+    sockets.read('s1', undefined, () => undefined)
+    expect(settled).toEqual([])
+  })
 })
