@@ -8,6 +8,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import {
+  type FakeNode,
   fakeClusterSuite,
   HeldInOrder,
   handedOffSession,
@@ -28,7 +29,13 @@ describe.skipIf(skipRedisSuites())(
   () => {
     const suite = fakeClusterSuite()
 
-    it('is counted by its sender, with the replies made in time, the held socket left out', async () => {
+    /**
+     * c asks room 'r' (its own sockets none) while b, a claimer, holds its count for s1, a
+     * takeover whose tail read is held back; b's watcher replies at once. `earlierSender`: c's
+     * request leaves without what was left of its timeout, as from a node of an earlier version.
+     * What c heard: its count, and the replies' values.
+     */
+    async function askedAcross(earlierSender: boolean) {
       const cluster = suite.cluster()
       const [a, b, c] = await cluster.start(3)
       const sid = 'sid-held-sender-timeout'
@@ -39,6 +46,7 @@ describe.skipIf(skipRedisSuites())(
       // b's read of the tail is held back: until it is answered, s1's count waits.
       const tailRead = new HeldInOrder(b!.redis, isTailRead, () => false)
       b!.hold = tailRead.hold
+      if (earlierSender) c!.hold = withoutLeft(c!)
       try {
         const { taken } = takeOverOn(b!, claim, sid)
         repliesAs(taken, 'b:s1')
@@ -62,10 +70,31 @@ describe.skipIf(skipRedisSuites())(
         // Replies that came with the count are in by its timeout, or never.
         await until(() => asked.replies.length >= (asked.count ?? 0), 3000, 'the replies counted')
         const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
-        expect({ count: asked.count, values }).toEqual({ count: 1, values: ['b:w'] })
+        return { count: asked.count, values }
       } finally {
         tailRead.dropAll(null)
       }
+    }
+
+    it('is counted by its sender, with the replies made in time, the held socket left out', async () => {
+      expect(await askedAcross(false)).toEqual({ count: 1, values: ['b:w'] })
+    })
+
+    it('from a sender of an earlier version, is bounded from its arrival, as before', async () => {
+      // Given a hop after the sender stopped waiting: that node counts as none.
+      expect(await askedAcross(true)).toEqual({ count: 0, values: [] })
     })
   },
 )
+
+/** `node`'s requests for a broadcast with acks PUBLISHed without `l`, as a node of an earlier version sends them. */
+function withoutLeft(node: FakeNode): (args: string[]) => Promise<unknown> | undefined {
+  return (args) => {
+    const [command, channel, text] = args
+    if (command !== 'PUBLISH' || !channel?.endsWith(':request') || text === undefined) return undefined
+    const request = JSON.parse(text) as { k?: unknown; l?: unknown }
+    if (request.k !== 'ack') return undefined
+    delete request.l
+    return node.redis.sendCommand(['PUBLISH', channel, JSON.stringify(request)])
+  }
+}
