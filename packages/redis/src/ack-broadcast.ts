@@ -148,12 +148,12 @@ export function broadcastAcross(
     askNow,
     false,
   )
+  /** When the caller's timer started, on this node's monotonic clock (see `RequestPacket.l`). */
+  const timerStarted = performance.now()
   // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
   // fire at once. The wait then ends when every counted socket replied, or its node left. Set
   // after the ask: a count held there (a takeover's socket whose tail is unread) is given at the
   // same timeout with what it has, and this one then counts it.
-  /** When the caller's timer started, on this node's monotonic clock (see `RequestPacket.l`). */
-  const timerStarted = performance.now()
   if (timeout <= MAX_TIMER_MS && pending.has(id)) {
     timer = setTimeout(() => {
       // Asked when it came back, a count held there for a socket joined without a cut (see
