@@ -2,6 +2,7 @@ import type http from 'node:http'
 import { ErrorCode } from '@parley/protocol'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
+import { clientLeft } from './client-left.js'
 import { connectionClose } from './connection-close.js'
 import { answerHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
@@ -58,7 +59,7 @@ export function errorAnswer(
   readAnswer(answer, (body, whole) => {
     // Read to its end, the connection to the owner goes back to the agent; else it goes.
     if (!whole) upstream.destroy()
-    if (res.destroyed) return
+    if (clientLeft(res)) return
     const coded = whole ? codedError(body) : undefined
     if (coded) {
       codedAnswer(client, answer, status, body, close)

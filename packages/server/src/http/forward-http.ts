@@ -253,7 +253,7 @@ export class HttpForwards {
         }
       },
       cut: () => {
-        if (!response && request.method === 'POST' && !res.headersSent && !res.destroyed) {
+        if (!response && request.method === 'POST' && !res.headersSent && !clientLeft(res)) {
           // The owner has not answered in time: told to try again, as in `#send`.
           toldHere = true
           hop.take()
@@ -298,7 +298,7 @@ export class HttpForwards {
     if (owner.sentTo && answer.status >= 400) {
       // A 4xx to a goodbye sent on: the client's answer when coded, else about the hop.
       const read = await readRouted(answer.body)
-      if (toldHere || res.destroyed) {
+      if (toldHere || clientLeft(res)) {
         answer.abort()
         return toldHere ? 'answered' : 'gone'
       }
@@ -377,7 +377,7 @@ export class HttpForwards {
           }
         },
         cut: () => {
-          if (!answered && request.method === 'POST' && !res.headersSent && !res.destroyed) {
+          if (!answered && request.method === 'POST' && !res.headersSent && !clientLeft(res)) {
             // Sent whole, but the owner has not answered in the time this node gives what it
             // forwards at close: told to try again, as a POST it could no longer send on
             // (`#tooLate`). Cut, the client's transport would fail with no code. Whatever of
@@ -448,7 +448,7 @@ export class HttpForwards {
             }
             hop.take()
             resolve('answered')
-            if (!res.destroyed) codedAnswer(hop, answer, status, body, closes(hop, mark))
+            if (!clientLeft(res)) codedAnswer(hop, answer, status, body, closes(hop, mark))
           })
           return
         }
