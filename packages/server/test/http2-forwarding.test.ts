@@ -11,37 +11,28 @@ import parley, { type AdapterFactory } from '@parley/server'
 import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { packetsOf } from './answer-packets.js'
-import { Cluster } from './cluster-adapter.js'
 import { Directory } from './directory-adapter.js'
 import { type H2Node, startH2Node, startH2NodeHeldAtClose } from './h2-node.js'
-import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { relayNodesClosedAfterEach, relayWays } from './h2-relay-nodes.js'
+import { closeApp, startServer, until, within } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 
-const started: Started[] = []
-const h2Nodes: H2Node[] = []
-const raws: RawClient[] = []
+const { started, h2Nodes, raws } = relayNodesClosedAfterEach()
 const releases: (() => void)[] = []
 const closes: (() => Promise<void>)[] = []
 /** Node warns of a connection-specific header on an h2 answer, once a process. */
 const warnings: string[] = []
 const noteWarning = (warning: Error) => warnings.push(String(warning))
 
+// Runs before the nodes' teardown (`relayNodesClosedAfterEach`): a node held at close is let go
+// before it is stopped.
 afterEach(async () => {
   process.off('warning', noteWarning)
   warnings.length = 0
-  for (const raw of raws.splice(0)) raw.close()
   for (const release of releases.splice(0)) release()
-  for (const node of h2Nodes.splice(0)) await node.stop()
-  for (const node of started.splice(0)) await closeApp(node.app)
   // The last opened first: the h2c client before its server.
   for (const close of closes.splice(0).reverse()) await close()
 })
-
-/** Two nodes' adapters: the owner's URL published (network), or none (`routeRequest`). */
-const ways: [string, () => { adapter: (name: string) => AdapterFactory }][] = [
-  ['over the network', () => new Directory()],
-  ['through routeRequest', () => new Cluster()],
-]
 
 /** The page the nodes allow. */
 const PAGE = 'https://page.test'
@@ -77,7 +68,7 @@ async function eventThrough(cluster: { adapter: (name: string) => AdapterFactory
   return { heard, hosts, post }
 }
 
-describe.each(ways)('an h2 node sends a POST of a session of another node on %s', (_way, cluster) => {
+describe.each(relayWays)('an h2 node sends a POST of a session of another node on %s', (_way, cluster) => {
   it('while it is open', async () => {
     const nodes = cluster()
     const { heard, hosts, post } = await eventThrough(nodes)
