@@ -16,13 +16,26 @@ export function routeParams(given: unknown): Record<string, string> {
 /** Parameters as a session keeps them: its own copy, which the application cannot change. */
 export type RouteParams = Readonly<Record<string, string>>
 
-/** What a session under a route without parameters keeps: one object for all of them. */
-const NONE: RouteParams = Object.freeze({})
+/**
+ * What a session under a route without parameters keeps: one object for all of them; and what
+ * stands for a request's parameters under such a route (see `mayHaveParams`).
+ */
+export const NO_PARAMS: RouteParams = Object.freeze({})
+
+/**
+ * Whether a route written `written` (as Fastify takes it: the endpoints' path under the context's
+ * prefix) may have parameters: a `:` (an escaped `::` too, which only costs the copy) or a wildcard
+ * `*`. Fastify gives every request of a route without them `{}` for its params: the tenant check
+ * of each request compares with `NO_PARAMS` then, rather than copy them (`routeParams`) every time.
+ */
+export function mayHaveParams(written: string): boolean {
+  return written.includes(':') || written.includes('*')
+}
 
 /** `params` as a session keeps them (see `RouteParams`). */
 export function keptParams(params: Record<string, string>): RouteParams {
   const names = Object.keys(params)
-  return names.length === 0 ? NONE : Object.freeze({ ...params })
+  return names.length === 0 ? NO_PARAMS : Object.freeze({ ...params })
 }
 
 /** Whether `given` (a request's) names the same values, under the same names, as `kept`. */

@@ -13,13 +13,26 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { WebSocket } from 'ws'
 import { defaults, type ResolvedOptions } from '../options.js'
 import type { Refusal } from '../refusals.js'
-import { OTHER_PARAMS, routeParams, sameParams } from '../route-params.js'
+import {
+  mayHaveParams,
+  NO_PARAMS,
+  OTHER_PARAMS,
+  type RouteParams,
+  routeParams,
+  sameParams,
+} from '../route-params.js'
 import type { ParleyServer } from '../server.js'
 import type { Session } from '../session.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
-import { type HttpTransportName, httpSegments, httpTransports, mountBase } from '../transports/registry.js'
+import {
+  type HttpTransportName,
+  httpSegments,
+  httpTransports,
+  mountBase,
+  prefixedBase,
+} from '../transports/registry.js'
 import { answer } from './answer.js'
 import {
   type BodyFailure,
@@ -141,6 +154,10 @@ export async function parleyRoutes(
   }
 
   const base = mountBase(options.path)
+  const parameterised = mayHaveParams(prefixedBase(app.prefix, base))
+  /** A request's route parameters, for the tenant check: no copy under a route without any. */
+  const paramsOfRequest = (request: FastifyRequest): RouteParams =>
+    parameterised ? routeParams(request.params) : NO_PARAMS
   const enabled = (name: TransportName) => options.transports.includes(name)
   /** 404 for a transport left out of `transports`; names those offered (OPEN lists them anyway). */
   const disabled = (reply: FastifyReply, name: TransportName, cors: HeaderBag = {}) =>
@@ -535,7 +552,7 @@ export async function parleyRoutes(
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
     const params = sid === undefined ? undefined : server.paramsOf(sid)
-    if (params && !sameParams(params, routeParams(request.params))) {
+    if (params && !sameParams(params, paramsOfRequest(request))) {
       // A session found by its sid alone, under other route parameters (another tenant of
       // `/:tenant`), here or sent on here by the node it reached: it stays its own route's.
       return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, OTHER_PARAMS, cors)
