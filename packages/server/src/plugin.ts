@@ -113,7 +113,12 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     for (const step of undo) step()
     throw err
   }
-  if (upgrades) app.addHook('onClose', async () => upgrades.release())
+  if (upgrades) {
+    // A successor of the instances closing at this path once every plugin registered: a boot
+    // that fails after Parley leaves them its path (see `UpgradeClaim.booted`).
+    app.addHook('onReady', async () => upgrades.booted())
+    app.addHook('onClose', async () => upgrades.release())
+  }
   // Left in the registry for a last scrape, and taken over by the next server made with it.
   if (made) app.addHook('onClose', async () => made.retire())
 }

@@ -42,6 +42,11 @@ interface Instance {
    */
   closing: boolean
   /**
+   * Its Fastify instance is ready (its `onReady` ran): every plugin of it registered. Only then
+   * is it the successor of the closing instances at its paths (see `UpgradeClaim.booted`).
+   */
+  booted: boolean
+  /**
    * How each of its mount points tells its own sessions (see `UpgradeClaim.answering`), by mount
    * base as in `bases`.
    */
@@ -49,8 +54,9 @@ interface Instance {
   /**
    * Its mount bases (as in `bases`) that an instance registered since claimed, with the claims
    * that did and have not given the path back: the server's requests there may go to that one
-   * from then on. Not once it has closed in its turn, or its registration failed (see
-   * `UpgradeClaim.release`): the server's handler may still give that one the path's requests,
+   * from then on. Not before that one is ready (see `UpgradeClaim.booted`), and not once it has
+   * closed in its turn, or its registration failed (see `UpgradeClaim.release`): the server's
+   * handler may still give that one the path's requests,
    * and a closed Fastify answers them its bare 503, where this one's coded answers tell the
    * client what to do.
    */
@@ -86,6 +92,13 @@ export interface UpgradeClaim {
    * its path, and takes the upgrades there.
    */
   closing(): void
+  /**
+   * Its Fastify instance is ready: from now on it succeeds the closing instances at its path.
+   * Not before: a plugin of the application's registered after Parley may still fail the
+   * instance's boot, and an instance that never booted, closed or not, serves nobody; the closing
+   * one goes on answering the path's requests and upgrades as if it had never come.
+   */
+  booted(): void
   /**
    * Whether an instance registered on the server since this one began to close mounts Parley at
    * its path (open, or closing in its turn): the new clients there are that one's, and this
@@ -158,7 +171,7 @@ export function claimUpgrades(
       )
     }
   }
-  // Closing ones (the check above let them by): this one is their successor there.
+  // Closing ones (the check above let them by): this one is their successor there, once booted.
   const claim = {}
   const succeeding: Set<object>[] = []
   for (const [other, instance] of upgrades.instances) {
@@ -166,7 +179,7 @@ export function claimUpgrades(
     for (const written of instance.bases.keys()) {
       if (!alike(instance, written, full, anyCase)) continue
       const claims = instance.succeeded.get(written) ?? new Set<object>()
-      instance.succeeded.set(written, claims.add(claim))
+      instance.succeeded.set(written, claims)
       succeeding.push(claims)
     }
   }
@@ -176,6 +189,7 @@ export function claimUpgrades(
     bases: new Map<string, number>(),
     router,
     closing: false,
+    booted: false,
     holders: new Map<string, Set<Holder>>(),
     succeeded: new Map<string, Set<object>>(),
   }
@@ -188,6 +202,11 @@ export function claimUpgrades(
     shared: known !== undefined,
     closing() {
       instance.closing = true
+    },
+    booted() {
+      if (released) return
+      instance.booted = true
+      for (const claims of succeeding) claims.add(claim)
     },
     succeeded() {
       return (instance.succeeded.get(full)?.size ?? 0) > 0
@@ -306,7 +325,8 @@ function listen(server: object): Upgrades {
  * Each instance reads the path by its own router's options, as Fastify would route it there: one
  * that ignores letter case reads `/B/ws` as `/b/ws`, where another reads it as written, and
  * `/b/ws/` is the route `/b/ws` only where trailing slashes are ignored. An instance still open
- * comes before a closing one at the same path: its successor, which takes the new upgrades. Among
+ * comes before a closing one at the same path once it is ready: its successor, which takes the
+ * new upgrades (one not ready, or whose boot failed, comes after the closing ones). Among
  * closing ones, the newest comes first: restarted twice while the first still closes, the second
  * closes in its turn, and is the one least far in its close (its route may still take the
  * upgrade, where the first one's Parley may have closed). Which closing one holds a session an
@@ -314,9 +334,14 @@ function listen(server: object): Upgrades {
  */
 function instanceAt(instances: Map<object, Instance>, url: string): Instance | undefined {
   // In the order they claimed the server, the open ones first, then the closing ones, the last
-  // to claim first.
+  // to claim first, then the open ones not booted yet: a successor takes the upgrades once ready,
+  // and one whose boot failed (a plugin after Parley threw) never does.
   const all = [...instances.values()]
-  const ordered = [...all.filter((each) => !each.closing), ...all.filter((each) => each.closing).reverse()]
+  const ordered = [
+    ...all.filter((each) => !each.closing && each.booted),
+    ...all.filter((each) => each.closing).reverse(),
+    ...all.filter((each) => !each.closing && !each.booted),
+  ]
   let found: Instance | undefined
   let longest = -1
   // The instance whose WebSocket route is the path's, the most specific first, as a router
