@@ -3,7 +3,7 @@ import { ErrorCode } from '@parley/protocol'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import { clientLeft } from './client-left.js'
-import { connectionClose } from './connection-close.js'
+import { closingConnection } from './connection-close.js'
 import { answerHeaders } from './forward-headers.js'
 import type { ForwardedRequest } from './forwarded-request.js'
 import { closeAnswer } from './handoff-close.js'
@@ -89,7 +89,7 @@ export function codedAnswer(
  * The answer a closing node gives a GET it forwarded that the owner has not answered yet (a
  * held poll; a stream, in the moment before its owner answers it): `close` alone, as the stream's
  * one event or the poll's one line, as the owner would have sent a CLOSE of its own. An HTTP/1.1
- * connection ends with it (see `connectionClose`).
+ * connection ends with it, but one a successor at the path serves next (see `closingConnection`).
  */
 export function handoffAnswer(
   res: http.ServerResponse,
@@ -103,7 +103,7 @@ export function handoffAnswer(
     'cache-control': 'no-store',
     'content-type': type,
     'content-length': String(Buffer.byteLength(body)),
-    ...connectionClose(res.req),
+    ...closingConnection(res.req),
   })
   res.end(body)
 }

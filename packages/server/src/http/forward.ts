@@ -8,6 +8,7 @@ import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import { type ClosingForwards, closeOf } from './closing-forwards.js'
+import { closingEndsConnection } from './connection-close.js'
 import type { AddressOf } from './fastify-closing.js'
 import { type HandOver, type Hop, HttpForwards } from './forward-http.js'
 import type { UpgradeRefused } from './forward-ws.js'
@@ -320,7 +321,8 @@ export class Forwarder {
    * claim it, as `handOver` does, for a request that reached this node while Fastify refuses
    * requests at close (see last-words.ts), which no route of Parley's can take then: `req` and
    * `res` are Node's. `cors`: the page's headers; `kind`: the endpoint's transport. The client's
-   * connection closes after the owner's answer, as after every answer at close; a stream or a
+   * connection closes after the owner's answer, as after every answer at close (but one a
+   * successor at the path serves next, see `closingConnection`); a stream or a
    * held poll relayed so ends with CLOSE 'server handoff' when the forwarder closes, as any
    * other (see `close`).
    */
@@ -332,7 +334,14 @@ export class Forwarder {
     { cors, kind }: { cors: HeaderBag; kind: HttpTransportName },
   ): Promise<HandOver> {
     const request = rawForwardedRequest(req, this.#options.addressOf(req))
-    const hop: Hop = { request, res, take: () => {}, cors: () => cors, kind, closes: true }
+    const hop: Hop = {
+      request,
+      res,
+      take: () => {},
+      cors: () => cors,
+      kind,
+      ...(closingEndsConnection(req) && { closes: true as const }),
+    }
     return this.#http.deliver(owner, hop, body, owner.sentOn ? SENT_ON : '1')
   }
 

@@ -8,7 +8,7 @@ import type { HeaderBag } from '../transports/http.js'
 import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 import { type ClosingAnswers, type ClosingVerdict, coded, type EndpointAnswer } from './closing-answers.js'
-import { connectionClose, endsConnection } from './connection-close.js'
+import { closingConnection, connectionClose, endsConnection, keepForSuccessor } from './connection-close.js'
 import { lingerOnClose } from './lingering-close.js'
 import { takeGetAck } from './session-get.js'
 import { type RequestListener, standingRequestListeners, takeOver } from './takeovers.js'
@@ -290,6 +290,9 @@ export class LastWordsAtClose {
     if (!own && this.#outranked(req.url ?? '/')) return false
     if (succeeded && !own) return false
     if (!this.#refusing && !succeeded) return false
+    // The connection's next requests, pipelined behind this one or sent later, are the
+    // successor's: this one's answer leaves it open.
+    if (succeeded) keepForSuccessor(req)
     const live = verdict.post
     const taken = live && this.#post(live, req, res)
     if (taken) {
@@ -319,7 +322,7 @@ export class LastWordsAtClose {
         return true
       }
       try {
-        http.downstream(res, { ...last.headers, ...connectionClose(req) }, taken.ack)
+        http.downstream(res, { ...last.headers, ...closingConnection(req) }, taken.ack)
       } catch (err) {
         // Inside Node's 'request' listener, a throw would be uncaught (the process's end): the
         // route's "try again" instead, as a routed GET gets it (see `serveRouted`).
@@ -375,8 +378,9 @@ export class LastWordsAtClose {
     const kept = this.#take(last.sid, last.kind)
     if (!kept) return false
     try {
-      // The CORS headers the routes give this page; an HTTP/1.1 connection ends with the answer.
-      kept.serveLast(res, { ...last.headers, ...connectionClose(req) })
+      // The CORS headers the routes give this page; an HTTP/1.1 connection ends with the answer
+      // (but for a successor's, see `closingConnection`).
+      kept.serveLast(res, { ...last.headers, ...closingConnection(req) })
     } catch (err) {
       logLine(this.#log, 'warn', { err }, 'parley: could not hand a client its last words at close')
       res.destroy()
@@ -431,16 +435,23 @@ export class LastWordsAtClose {
     // Not over HTTP/2: the lingering acts on a socket, there the whole connection's, which
     // carries the client's other streams (see `endsConnection`).
     if (answer.bodyUnread && endsConnection(res.req)) lingerOnClose(res)
-    writeAnswer(res, answer)
+    writeAnswer(res, answer, answer.bodyUnread === true)
   }
 }
 
-/** An answer of the endpoints', as the routes give it; an HTTP/1.1 connection ends with it. */
-export function writeAnswer(res: ServerResponse, { status, headers, body }: EndpointAnswer): void {
+/**
+ * An answer of the endpoints', as the routes give it; an HTTP/1.1 connection ends with it, but
+ * one a successor serves next (see `closingConnection`), unless `unread` (its body was not read).
+ */
+export function writeAnswer(
+  res: ServerResponse,
+  { status, headers, body }: EndpointAnswer,
+  unread = false,
+): void {
   const text = body === undefined ? '' : JSON.stringify(body)
   res.writeHead(status, {
     ...headers,
-    ...connectionClose(res.req),
+    ...(unread ? connectionClose(res.req) : closingConnection(res.req)),
     'Cache-Control': 'no-store',
     ...(body !== undefined && { 'Content-Type': 'application/json; charset=utf-8' }),
     'Content-Length': Buffer.byteLength(text),

@@ -55,7 +55,7 @@ import {
   OTHER_VERSION,
 } from './closing-answers.js'
 import type { ClosingForwards } from './closing-forwards.js'
-import { connectionClose, endsConnection } from './connection-close.js'
+import { closingConnection, endsConnection } from './connection-close.js'
 import { clientAddress } from './fastify-closing.js'
 import { answerToFastifyError, failedRequestsLog } from './fastify-errors.js'
 import { Forwarder, type HandedOff, type HandOver, isHandedOff, type Owner } from './forward.js'
@@ -334,7 +334,7 @@ export async function parleyRoutes(
     const { type, body } = handedOffAnswer(kind)
     res.writeHead(200, {
       ...cors,
-      ...connectionClose(res.req),
+      ...closingConnection(res.req),
       'Cache-Control': 'no-store',
       'Content-Type': type,
       'Content-Length': Buffer.byteLength(body),
