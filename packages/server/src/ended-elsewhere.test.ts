@@ -34,6 +34,20 @@ describe('EndedElsewhere', () => {
     expect(await ended.lookUp('other')).toBeUndefined()
   })
 
+  it('keeps the route parameters with the record, and reads a record without them as before', async () => {
+    const kept = new Map<string, EndedSession>()
+    const { ended } = over({
+      sessionEnded: (sid, ending) => void kept.set(sid, ending),
+      endedSession: async (sid) => kept.get(sid),
+    })
+    ended.record('s', close, 0, { tenant: 'acme' })
+    ended.record('older', close, 0)
+    expect(kept.get('s')?.params).toEqual({ tenant: 'acme' })
+    expect((await ended.lookUp('s'))?.params).toEqual({ tenant: 'acme' })
+    expect(kept.get('older')).not.toHaveProperty('params')
+    expect((await ended.lookUp('older'))?.params).toBeUndefined()
+  })
+
   it('logs an adapter that throws or rejects as a session ends, and never throws itself', async () => {
     const { ended, failed } = over({
       sessionEnded: (sid) => {
@@ -52,6 +66,7 @@ describe('EndedElsewhere', () => {
       rejects: () => Promise.reject(new Error('store away')),
       junk: () => ({ close: { type: PacketType.CLOSE, reason: 'no such reason', message: 'm' }, ack: 1 }),
       'bad ack': () => ({ close, ack: -1 }),
+      'bad params': () => ({ close, ack: 0, params: { tenant: 1 } }),
       hangs: () => new Promise(() => {}),
     }
     const { ended, failed } = over(
@@ -59,8 +74,8 @@ describe('EndedElsewhere', () => {
       20,
     )
     for (const sid of Object.keys(answers)) expect(await ended.lookUp(sid)).toBeUndefined()
-    expect(failed.lookup).toHaveLength(4)
-    expect(String(failed.lookup[3])).toContain('did not answer within 20 ms')
+    expect(failed.lookup).toHaveLength(5)
+    expect(String(failed.lookup[4])).toContain('did not answer within 20 ms')
   })
 
   it('sends nothing of the adapter’s answer but the CLOSE’s own fields', async () => {

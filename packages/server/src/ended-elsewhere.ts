@@ -3,6 +3,7 @@ import type { Adapter, EndedSession } from './adapter/adapter.js'
 import { callGuarded } from './adapter-failures.js'
 import { within } from './drain.js'
 import type { Ending } from './ended-sessions.js'
+import { keptParams, type RouteParams } from './route-params.js'
 import { outgoing } from './transports/transport.js'
 
 /**
@@ -34,11 +35,15 @@ export class EndedElsewhere {
     this.#failed = failed
   }
 
-  /** Session `sid` ended here with `close`, having taken its client's packets up to `ack`. Never throws. */
-  record(sid: string, close: ClosePacket, ack: number): void {
+  /**
+   * Session `sid` ended here with `close`, having taken its client's packets up to `ack`, under
+   * the route parameters `params` (undefined when not known). Never throws.
+   */
+  record(sid: string, close: ClosePacket, ack: number, params?: RouteParams): void {
     const adapter = this.#adapter
     if (!adapter.sessionEnded || this.#ttl <= 0) return
-    callGuarded(() => adapter.sessionEnded?.(sid, { close, ack }, this.#ttl), this.#failed.record)
+    const ending: EndedSession = params === undefined ? { close, ack } : { close, ack, params: { ...params } }
+    callGuarded(() => adapter.sessionEnded?.(sid, ending, this.#ttl), this.#failed.record)
   }
 
   /**
@@ -71,9 +76,28 @@ const TIMED_OUT = Symbol('timed out')
  */
 function ending(answer: EndedSession): Ending {
   const close = closeOf(answer.close)
-  if (!close || !isCount(answer.ack))
+  const params = paramsOf(answer.params)
+  if (!close || !isCount(answer.ack) || params === null)
     throw new TypeError('the adapter answered endedSession with something other than an EndedSession')
-  return { close: outgoing(close), ack: answer.ack }
+  return params === undefined
+    ? { close: outgoing(close), ack: answer.ack }
+    : { close: outgoing(close), ack: answer.ack, params }
+}
+
+/**
+ * `value` (an `EndedSession`'s `params`) as the route parameters a session keeps: undefined when
+ * absent (a record of an earlier version's: it answers a resume under any), null when it is
+ * anything but an object of strings.
+ */
+function paramsOf(value: unknown): RouteParams | undefined | null {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return null
+  const params: Record<string, string> = {}
+  for (const [name, each] of Object.entries(value)) {
+    if (typeof each !== 'string') return null
+    params[name] = each
+  }
+  return keptParams(params)
 }
 
 /** `value` as a CLOSE the decoder takes, else undefined; its message is not held to maxPayload. */

@@ -1,5 +1,6 @@
 import type { ClosePacket } from '@parley/protocol'
 import { RecentSessions } from './recent-sessions.js'
+import { type RouteParams, sameParams } from './route-params.js'
 import type { Outgoing } from './transports/transport.js'
 
 /** How a session ended, as a resume of it is answered. */
@@ -11,6 +12,22 @@ export interface Ending {
    * next session, what this one handled.
    */
   readonly ack: number
+  /**
+   * The route parameters the session opened under (a Fastify prefix such as `/:tenant`): only a
+   * resume under the same hears how it ended (see `endingFor`). Absent when not known (a record
+   * a node of an earlier version kept in the adapter's store): then it answers a resume under any.
+   */
+  readonly params?: RouteParams
+}
+
+/**
+ * `ending`, when a resume under `params` (its request's route parameters) may hear it: not when
+ * the session opened under others (another tenant of `/:tenant`), whose client the ended session
+ * was not. That resume learns nothing of it, and gets a new session under its own route.
+ */
+export function endingFor(ending: Ending | undefined, params: Record<string, string>): Ending | undefined {
+  if (ending?.params === undefined) return ending
+  return sameParams(ending.params, params) ? ending : undefined
 }
 
 /**
@@ -39,9 +56,12 @@ export class EndedSessions {
     return this.#entries.size
   }
 
-  /** Remembers how session `sid` ended: its CLOSE, after it took the client's `seq` up to `ack`. */
-  add(sid: string, close: Outgoing<ClosePacket>, ack: number, now = Date.now()): void {
-    this.#entries.add(sid, { close, ack }, now)
+  /**
+   * Remembers how session `sid` ended: its CLOSE, after it took the client's `seq` up to `ack`,
+   * under the route parameters `params` (undefined when not known).
+   */
+  add(sid: string, close: Outgoing<ClosePacket>, ack: number, params?: RouteParams, now = Date.now()): void {
+    this.#entries.add(sid, params === undefined ? { close, ack } : { close, ack, params }, now)
   }
 
   /** How session `sid` ended, if it did within the last `ttl` ms. */

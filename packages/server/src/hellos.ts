@@ -1,7 +1,7 @@
 import { type HelloPacket, PacketType } from '@parley/protocol'
 import { AdapterCallFailed } from './adapter-failures.js'
 import type { Arrivals } from './arrivals.js'
-import type { Ending } from './ended-sessions.js'
+import { type Ending, endingFor } from './ended-sessions.js'
 import { type HandshakeRequest, paramsOf, SocketHandshake } from './handshake.js'
 import type { Metrics } from './metrics.js'
 import {
@@ -64,9 +64,10 @@ export interface HellosContext<L extends EventsMap, E extends EventsMap, D> {
   closing: () => boolean
   /**
    * Whether a closing instance at this mount point's path, which this one succeeded on a shared
-   * HTTP server, holds `sid`'s session live (see `ParleyServer.succeeding`).
+   * HTTP server, holds `sid`'s session live under the route parameters `params` (see
+   * `ParleyServer.succeeding`).
    */
-  liveBefore: (sid: string) => boolean
+  liveBefore: (sid: string, params: Record<string, string>) => boolean
   /**
    * How `sid`'s session ended lately on a closing instance at this mount point's path, which this
    * one succeeded on a shared HTTP server (see `ParleyServer.succeeding`).
@@ -109,18 +110,22 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
     const handshake: Handshake = new SocketHandshake(request, hello.auth, transport.name)
 
     let existing = hello.sid === undefined ? undefined : context.socketOf(hello.sid)
+    // What a session found by its sid alone is compared with: one opened under other route
+    // parameters (another tenant of `/:tenant`) is not this client's, live or ended, here or on
+    // another node, and it learns nothing of it (below).
+    const params = paramsOf(request)
     // A session the instance this one succeeded at its path still holds live, as it closes: its
     // client's resume (an upgrade probe, a resume after a cut) reached this one, which takes the
     // path's new WebSockets and handshakes, but is that instance's to answer, and it refuses
     // resumes while it closes. A new session here would leave that one, and its last words,
     // behind: the client tries again, and keeps its session until its CLOSE.
-    if (hello.sid !== undefined && !existing && context.liveBefore(hello.sid)) return shuttingDown()
+    if (hello.sid !== undefined && !existing && context.liveBefore(hello.sid, params)) return shuttingDown()
     // One that instance ended lately: its client hears why, as that instance told it while open
     // (a 'server disconnect' is not to be undone by a new session here). Without an adapter
     // across nodes, whose record of ended sessions `endOf` reads, nothing else here knows it.
     const endedBefore =
       hello.sid !== undefined && !existing && !context.endedHere(hello.sid)
-        ? context.endedBefore(hello.sid)
+        ? endingFor(context.endedBefore(hello.sid), params)
         : undefined
     if (endedBefore) {
       metrics.resume(false)
@@ -138,13 +143,15 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
       }
       if (!existing) {
         metrics.resume(false)
-        // Ended on another node (or while this node claimed it): answered as there.
+        // Ended on another node (or while this node claimed it): answered as there. Not one
+        // that opened under other route parameters: its end is not this client's to hear, and
+        // the client is no stray of a balancer either (not counted as unknown).
         const ending = await context.endOf(hello.sid)
-        if (answerEnded(transport, ending, hello)) return null
-        context.unknownResume(hello.sid)
+        if (answerEnded(transport, endingFor(ending, params), hello)) return null
+        if (!ending) context.unknownResume(hello.sid)
       }
     }
-    if (existing && !sameParams(existing.params, paramsOf(request))) {
+    if (existing && !sameParams(existing.params, params)) {
       // Found by its sid alone, under other route parameters (another tenant of `/:tenant`):
       // resumed, the session would change tenant behind its application's back. Not resumed,
       // as one this node does not know: the client gets a new session under its own route, and

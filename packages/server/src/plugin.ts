@@ -244,11 +244,11 @@ async function mount(
   if (upgrades) {
     upgrades.answering({
       holds: (sid) => server.holds(sid),
-      live: (sid) => server.holdsLive(sid),
+      live: (sid, params) => server.holdsLive(sid, params),
       ended: (sid) => server.endedHere(sid),
     })
     server.succeeding(
-      (sid) => upgrades.liveBefore(sid),
+      (sid, params) => upgrades.liveBefore(sid, params),
       (sid) => upgrades.endedBefore(sid),
     )
   }

@@ -30,7 +30,7 @@ import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { type Refusal, tryAgain } from './refusals.js'
-import type { RouteParams } from './route-params.js'
+import { type RouteParams, sameParams } from './route-params.js'
 import { ServerLogs } from './server-logs.js'
 import type { Session, SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
@@ -116,7 +116,7 @@ export class ParleyServer<
   /** This node's origin for forwarded requests, once it listens. */
   #url: string | undefined
   /** See `succeeding`. */
-  #liveBefore: (sid: string) => boolean = () => false
+  #liveBefore: (sid: string, params: Record<string, string>) => boolean = () => false
   /** See `succeeding`. */
   #endedBefore: (sid: string) => Ending | undefined = () => undefined
   /**
@@ -245,8 +245,11 @@ export class ParleyServer<
       // with its last words.
       linger: (sid, transport) => this.#lingering.add(sid, transport, this.#bySid.get(sid)?.params),
       ended: (sid, close, ack) => {
-        this.#ended.add(sid, close, ack)
-        this.#endedElsewhere.record(sid, close.packet, ack)
+        // Still in the maps as it ends (a session its middleware turned away never was): its
+        // route parameters go with how it ended, which a resume under others never hears.
+        const params = this.#bySid.get(sid)?.params
+        this.#ended.add(sid, close, ack, params)
+        this.#endedElsewhere.record(sid, close.packet, ack, params)
       },
     }
     this.#socketContext = {
@@ -325,7 +328,7 @@ export class ParleyServer<
       unknownResume: (sid) => this.#unknown.record(sid, 'resume'),
       connected: (socket) => this.#fire(this.#onConnection, socket, 'connection'),
       closing: () => this.#closing,
-      liveBefore: (sid) => this.#liveBefore(sid),
+      liveBefore: (sid, params) => this.#liveBefore(sid, params),
       endedBefore: (sid) => this.#endedBefore(sid),
     })
   }
@@ -355,11 +358,15 @@ export class ParleyServer<
 
   /**
    * @internal Tells the server whether a closing instance at its path, which it succeeded on a
-   * shared HTTP server (see `UpgradeClaim.liveBefore`), holds a session live: a resume of one is
-   * refused as that instance refuses it, never answered with a new session; and how one ended
-   * there lately (see `UpgradeClaim.endedBefore`): a resume of it gets that session's CLOSE.
+   * shared HTTP server (see `UpgradeClaim.liveBefore`), holds a session live under the route
+   * parameters given: a resume of one is refused as that instance refuses it, never answered
+   * with a new session; and how one ended there lately (see `UpgradeClaim.endedBefore`): a resume
+   * of it under the same parameters gets that session's CLOSE.
    */
-  succeeding(liveBefore: (sid: string) => boolean, endedBefore: (sid: string) => Ending | undefined): void {
+  succeeding(
+    liveBefore: (sid: string, params: Record<string, string>) => boolean,
+    endedBefore: (sid: string) => Ending | undefined,
+  ): void {
     this.#liveBefore = liveBefore
     this.#endedBefore = endedBefore
   }
@@ -370,12 +377,16 @@ export class ParleyServer<
   }
 
   /**
-   * @internal Whether `sid`'s session is live here, not frozen for its handoff: a resume of it
-   * can reach no other node (see `succeeding`).
+   * @internal Whether `sid`'s session is live here, not frozen for its handoff, under the route
+   * parameters `params`: a resume of it can reach no other node (see `succeeding`). Not one under
+   * others (another tenant of `/:tenant`): that resume is not its client's.
    */
-  holdsLive(sid: string): boolean {
-    const session = this.#bySid.get(sid)?.session
-    return session !== undefined && session.state !== 'frozen' && session.state !== 'closed'
+  holdsLive(sid: string, params: Record<string, string>): boolean {
+    const socket = this.#bySid.get(sid)
+    const state = socket?.session.state
+    return (
+      socket !== undefined && state !== 'frozen' && state !== 'closed' && sameParams(socket.params, params)
+    )
   }
 
   /** @internal `close` runs `closer` too, first (before WebSocket clients are closed under it). */

@@ -4,9 +4,12 @@
 // close, it is that one's successor there.
 
 import { connect } from '@parley/client'
+import { PacketType } from '@parley/protocol'
 import { ParleyOptionError } from '@parley/server'
 import { describe, expect, it, onTestFinished } from 'vitest'
-import { within } from './helpers.js'
+import { holding } from './held-events.js'
+import { until, within } from './helpers.js'
+import { Closed, rawConnect } from './raw-client.js'
 import {
   closingWithHeldClient,
   connectEachTransport,
@@ -63,5 +66,47 @@ describe('instances on one server with Parley under prefixes with a parameter', 
     hold.release()
     await within(closing, 5000, 'the old instance to close')
     expect(await within(reason, 5000, 'the old client to end')).toBe('server shutdown')
+  })
+})
+
+describe('a resume under another tenant of a session the closing instance held, at its successor', () => {
+  it('gets a new session there: neither the 503 of a session live there, nor the CLOSE of one that ended', async () => {
+    const shared = await sharedServer(onTestFinished)
+    const hold = holding()
+    const old = await shared.make('/:tenant', hold)
+    old.serve()
+    const base = `http://127.0.0.1:${shared.port}`
+    // `live` holds the old instance's close with an event in its middleware; `ended` ends first.
+    const live = await rawConnect('polling', `${base}/t1/parley`)
+    const ended = await rawConnect('polling', `${base}/t1/parley`)
+    onTestFinished(() => {
+      live.close()
+      ended.close()
+    })
+    old.parley.sockets.get(ended.open.id)?.disconnect()
+    await live.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = old.app.close()
+    onTestFinished(async () => {
+      hold.release()
+      await closing
+    })
+    await until(() => old.parley.closing, 5000, 'the old instance to begin its close')
+    const restarted = await shared.make('/:tenant')
+    restarted.serve()
+
+    for (const { sid } of [live, ended]) {
+      const other = await rawConnect('polling', `${base}/t2/parley`, { sid, ack: 0 })
+      onTestFinished(() => other.close())
+      expect(other.sid).not.toBe(sid)
+      expect(other.open.recovered).toBe(false)
+    }
+    // Under its own tenant, the ended one's client still hears its CLOSE.
+    const own = await rawConnect('polling', `${base}/t1/parley`, { sid: ended.sid, ack: 0 }).then(
+      () => undefined,
+      (err: unknown) => err,
+    )
+    expect(own).toBeInstanceOf(Closed)
+    expect((own as Closed).packet.reason).toBe('server disconnect')
   })
 })

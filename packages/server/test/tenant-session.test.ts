@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { closeApp, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
 import { expectRefusedUnderOtherParameters } from './other-route-parameters.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { Closed, type RawClient, rawConnect } from './raw-client.js'
 
 let app: FastifyInstance | undefined
 const clients: RawClient[] = []
@@ -68,6 +68,31 @@ describe.each(['websocket', 'sse', 'polling'] as const)('a session opened at /ac
     expect(again.open.recovered).toBe(true)
   })
 })
+
+describe.each(['websocket', 'sse', 'polling'] as const)(
+  'a session that ended at /acme/parley (%s)',
+  (name) => {
+    it('is not told to a resume at /globex/parley, which gets a new session; its own client hears its CLOSE', async () => {
+      const { base, sockets } = await underTenant()
+      const first = await rawConnect(name, `${base}/acme/parley`)
+      clients.push(first)
+      await until(() => sockets.length === 1, 3000, 'the session')
+      sockets[0]?.disconnect()
+      first.close()
+      // Another tenant's client learns nothing of it: neither that it was, nor how it ended.
+      const other = await rawConnect(name, `${base}/globex/parley`, { sid: first.sid, ack: 0 })
+      clients.push(other)
+      expect(other.sid).not.toBe(first.sid)
+      expect(other.open.recovered).toBe(false)
+      const own = await rawConnect(name, `${base}/acme/parley`, { sid: first.sid, ack: 0 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      )
+      expect(own).toBeInstanceOf(Closed)
+      expect((own as Closed).packet.reason).toBe('server disconnect')
+    })
+  },
+)
 
 describe.each([
   ['sse', 'sse'],

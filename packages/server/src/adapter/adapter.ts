@@ -159,6 +159,12 @@ export type SessionOwnerAnswer =
 export interface EndedSession {
   close: ClosePacket
   ack: number
+  /**
+   * The route parameters the session opened under (a Fastify prefix such as `/:tenant`), `{}`
+   * without: only a resume under the same is answered with this record; one under others gets a
+   * new session. Absent from the records of nodes of an earlier version: then a resume under any.
+   */
+  params?: Record<string, string>
 }
 
 /** The server's side of the contract: how an adapter finds the sockets of this node. */

@@ -67,8 +67,11 @@ interface Instance {
 interface Holder {
   /** Whether `sid` names a session of its: live, being taken over, handed off, ended lately. */
   readonly holds: (sid: string) => boolean
-  /** Whether `sid`'s session is live there, not frozen for its handoff. */
-  readonly live: (sid: string) => boolean
+  /**
+   * Whether `sid`'s session is live there, not frozen for its handoff, under the route parameters
+   * `params` (not one of another tenant's).
+   */
+  readonly live: (sid: string, params: Record<string, string>) => boolean
   /** How `sid`'s session ended there lately, if it did (see `EndedSessions`). */
   readonly ended: (sid: string) => Ending | undefined
 }
@@ -125,10 +128,11 @@ export interface UpgradeClaim {
   outranked(url: string): boolean
   /**
    * Whether a closing instance mounting Parley at its path, which this one succeeded, holds
-   * `sid`'s session live: a resume of it is that one's to answer (it refuses resumes while it
-   * closes), not a new session here.
+   * `sid`'s session live under the route parameters `params`: a resume of it is that one's to
+   * answer (it refuses resumes while it closes), not a new session here. Not a session of
+   * another tenant's (other parameters): that resume gets a new session here.
    */
-  liveBefore(sid: string): boolean
+  liveBefore(sid: string, params: Record<string, string>): boolean
   /**
    * How `sid`'s session ended lately on a closing instance mounting Parley at its path, which this
    * one succeeded: a resume of it is answered with that session's CLOSE, as that one answered it
@@ -234,8 +238,8 @@ export function claimUpgrades(
       }
       return false
     },
-    liveBefore(sid) {
-      return heldAt(upgrades, routing, full, anyCase, (other) => other.live(sid), true)
+    liveBefore(sid, params) {
+      return heldAt(upgrades, routing, full, anyCase, (other) => other.live(sid, params), true)
     },
     endedBefore(sid) {
       return foundAt(upgrades, routing, full, anyCase, (other) => other.ended(sid), true)
