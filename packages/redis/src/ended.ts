@@ -81,7 +81,7 @@ export class EndedRecords {
       close.message.length > MAX_ENDED_MESSAGE ? { ...close, message: cutMessage(close.message) } : close
     let text: string
     try {
-      text = packEnded({ close: cut, ack: ending.ack })
+      text = packEnded({ ...ending, close: cut })
     } catch (err) {
       this.warnings.warn('ended-record', 'could not encode how a session ended', { err })
       return

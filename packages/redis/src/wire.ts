@@ -336,8 +336,7 @@ export function parseSnapshot(
     isCounts(value.openRequests) &&
     isCounts(value.pendingAcks) &&
     typeof value.created === 'number' &&
-    (value.params === undefined ||
-      (isRecord(value.params) && Object.values(value.params).every((item) => typeof item === 'string')))
+    (value.params === undefined || isParams(value.params))
   if (!fits) return { ok: false, why: 'bad shape' }
   // Absent from the snapshots of nodes of an earlier version; anything else must be an ack id,
   // or the restored session's questions could take the reply meant for one of the old node's.
@@ -348,23 +347,35 @@ export function parseSnapshot(
 
 /**
  * How a session ended, as `<prefix>:ended:<h>` holds it: `{"v":1,"c":<the CLOSE in the
- * protocol's text encoding>,"a":<the last seq of the client's the session took>}`. Throws when
- * the CLOSE cannot be encoded (it always can, from the server).
+ * protocol's text encoding>,"a":<the last seq of the client's the session took>,"p":<the route
+ * parameters it opened under>}`, `p` left out when not known. A node of an earlier version reads
+ * the record without `p` (and answers a resume under any parameters, as it always did). Throws
+ * when the CLOSE cannot be encoded (it always can, from the server).
  */
 export function packEnded(ending: EndedSession): string {
-  return JSON.stringify({ v: 1, c: encodeText(ending.close), a: ending.ack })
+  const record = { v: 1, c: encodeText(ending.close), a: ending.ack }
+  return JSON.stringify(ending.params === undefined ? record : { ...record, p: ending.params })
 }
 
 /**
  * A record `packEnded` wrote, read back as the protocol reads a CLOSE from the wire; undefined
- * for anything else (another version, a bad shape, a CLOSE that does not decode).
+ * for anything else (another version, a bad shape, a CLOSE that does not decode, a `p` that is
+ * not an object of strings). One without `p` (a node of an earlier version wrote it) has no
+ * `params`.
  */
 export function parseEnded(text: string): EndedSession | undefined {
   const value = parseJson(text)
   if (!isRecord(value) || value.v !== 1 || typeof value.c !== 'string' || !isCount(value.a)) return undefined
+  if (value.p !== undefined && !isParams(value.p)) return undefined
   const decoded = decodeText(value.c, NO_LIMIT)
   if (!decoded.ok || decoded.packet.type !== PacketType.CLOSE) return undefined
-  return { close: decoded.packet, ack: value.a }
+  const ending = { close: decoded.packet, ack: value.a }
+  return value.p === undefined ? ending : { ...ending, params: { ...value.p } }
+}
+
+/** Whether `value` reads as route parameters: an object whose values are strings. */
+export function isParams(value: unknown): value is Record<string, string> {
+  return isRecord(value) && Object.values(value).every((item) => typeof item === 'string')
 }
 
 export function parseRequest(text: string): RequestPacket | HandOffRequest | RepliedRequest | undefined {

@@ -6,11 +6,11 @@
 import { ErrorCode } from '@parley/protocol'
 import type { RedisAdapter } from '@parley/redis'
 import type { ParleyServer } from '@parley/server'
-import { describe, expect, it, onTestFinished } from 'vitest'
+import { beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { within } from '../../server/test/helpers.js'
+import { until, within } from '../../server/test/helpers.js'
 import { exchange } from '../../server/test/http-exchange.js'
-import { rawConnect } from '../../server/test/raw-client.js'
+import { Closed, rawConnect } from '../../server/test/raw-client.js'
 import { redisSuite } from './nodes.js'
 import { prefixedNode, seeEachOther } from './prefixed-node.js'
 
@@ -25,9 +25,16 @@ interface TenantNode {
 describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another tenant', () => {
   const suite = redisSuite(() => undefined)
 
+  /** Each test's nodes use keys of their own in Redis (see `PrefixedNodeOptions.keyPrefix`). */
+  let tests = 0
+  beforeEach(() => {
+    tests++
+  })
+
   /** A node under `/:tenant`, on the suite's Redis; with `handoff`, a WebSocket resume moves its session. */
   async function tenantNode(handoff = false): Promise<TenantNode> {
     const { parley, adapter, port, routedTenants } = await prefixedNode(suite.redis.url, '/:tenant', {
+      keyPrefix: `tenant-${tests}`,
       routed: true,
       handoff: handoff && { timeout: 1000, retrySpread: 0 },
     })
@@ -92,6 +99,35 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
       'the answer to a POST of its own tenant',
     )
     expect(own.status).toBe(204)
+  })
+
+  it('that ended on its node is not told to a resume under another tenant on another node', async () => {
+    const a = await tenantNode()
+    const b = await tenantNode()
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    await until(() => a.parley.sockets.size === 1, 5000, 'the session on its node')
+    for (const socket of a.parley.sockets.values()) socket.disconnect()
+    first.close()
+    // b knows of its end only through the record in Redis: globex learns nothing of it.
+    const other = await within(
+      rawConnect('polling', `${b.base}/globex/parley`, { sid: first.sid, ack: 0 }),
+      5000,
+      'the answer to the resume under globex',
+    )
+    onTestFinished(() => other.close())
+    expect([other.sid === first.sid, other.open.recovered]).toEqual([false, false])
+    const own = await within(
+      rawConnect('polling', `${b.base}/acme/parley`, { sid: first.sid, ack: 0 }).then(
+        () => undefined,
+        (err: unknown) => err,
+      ),
+      5000,
+      'the answer to the resume under acme',
+    )
+    expect(own).toBeInstanceOf(Closed)
+    expect((own as Closed).packet.reason).toBe('server disconnect')
   })
 
   it('is not taken over by a resume under another tenant on another node', async () => {

@@ -14,6 +14,11 @@ export interface PrefixedNodeOptions {
   handoff?: ParleyServerOptions['handoff']
   /** The adapter's `log`. */
   log?: RedisAdapterOptions['log']
+  /**
+   * The adapter's `prefix` (its default without): a test of its own keeps what nodes of the
+   * tests before it left in Redis (a beat at their close that marks it refilling) away from it.
+   */
+  keyPrefix?: string
   /** Records in `routedTenants` the tenant of each request another node sent on here. */
   routed?: boolean
   /** Called with the node's Parley once registered, for its listeners. */
@@ -54,6 +59,7 @@ export async function prefixedNode(
           client: redis,
           heartbeatInterval: HEARTBEAT,
           ...(options.log && { log: options.log }),
+          ...(options.keyPrefix !== undefined && { prefix: options.keyPrefix }),
         }),
         handoff: options.handoff ?? false,
       })
