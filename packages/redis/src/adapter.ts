@@ -657,10 +657,14 @@ export class RedisAdapter implements Adapter {
    * that the client's next try finds the session claimable. `'retry'` too when Redis answered the
    * claim with an error (logged): it could not say either. `'elsewhere'` when another node's
    * claim won and that node, live, is still taking the session over: Redis answered, and the
-   * client is told so (taken over by another node) and tries again.
+   * client is told so (taken over by another node) and tries again. `{ missed: 'params' }` for a
+   * resume under other route parameters (`params`) than those the snapshot's session opened
+   * under, compared by the claim's script before anything else it could tell: nothing claimed,
+   * the handoff stays its own client's (a snapshot without them, from a node of an earlier
+   * version, is claimed by a resume under any).
    */
-  claimSession(sid: string): Promise<ClaimAnswer> {
-    return this.#claims.claim(sid)
+  claimSession(sid: string, params?: Record<string, string>): Promise<ClaimAnswer> {
+    return this.#claims.claim(sid, params)
   }
 
   /**
@@ -772,12 +776,13 @@ export class RedisAdapter implements Adapter {
    * it got the request within `HANDOFF_ASKED_MS` (or `requestTimeout`, when shorter: a node of
    * an earlier version, which does not say so, is given twice `requestTimeout`), or does not
    * answer within twice `requestTimeout` (its own store of the snapshot may take one; at most
-   * `MAX_TIMER_MS`).
+   * `MAX_TIMER_MS`). `params`, the resume's route parameters, go with the request: `node` says
+   * no for a session opened under others (a node of an earlier version does not read them).
    */
-  requestHandOff(node: string, sid: string): Promise<boolean> {
+  requestHandOff(node: string, sid: string, params?: Record<string, string>): Promise<boolean> {
     if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
     const says = (this.#nodes.note(node)?.v ?? 0) >= 1
-    return askHandOff(this.#queryParts, node, sid, says)
+    return askHandOff(this.#queryParts, node, sid, says, params)
   }
 
   /** Runs a query on every other live node (see query.ts). */

@@ -18,11 +18,18 @@ export const HANDOFF_ASKED_MS = 1000
 export type AskParts = Pick<QueryParts, 'node' | 'pending' | 'publisher' | 'channel' | 'requestTimeout'>
 
 /**
- * Asks `node` to hand off `sid`; resolves with its answer, false when it said no or did not
- * answer in time (see `RedisAdapter.requestHandOff`). `says`: `node` is of a version that says
- * it got the request (`asked`) before any work.
+ * Asks `node` to hand off `sid` for a resume under the route parameters `params` (see
+ * `HandOffRequest.p`); resolves with its answer, false when it said no or did not answer in time
+ * (see `RedisAdapter.requestHandOff`). `says`: `node` is of a version that says it got the
+ * request (`asked`) before any work.
  */
-export function askHandOff(parts: AskParts, node: string, sid: string, says: boolean): Promise<boolean> {
+export function askHandOff(
+  parts: AskParts,
+  node: string,
+  sid: string,
+  says: boolean,
+  params?: Record<string, string>,
+): Promise<boolean> {
   const id = requestId()
   const { pending, requestTimeout } = parts
   // Twice a requestTimeout past 2^30 ms is past what a timer holds (it would fire at once).
@@ -53,9 +60,15 @@ export function askHandOff(parts: AskParts, node: string, sid: string, says: boo
       },
       cancel: () => finish(false),
     })
-    const request: HandOffRequest = says
-      ? { n: parts.node, id, k: 'handoff', to: node, sid, a: true }
-      : { n: parts.node, id, k: 'handoff', to: node, sid }
+    const request: HandOffRequest = {
+      n: parts.node,
+      id,
+      k: 'handoff',
+      to: node,
+      sid,
+      ...(says && { a: true as const }),
+      ...(params !== undefined && { p: params }),
+    }
     parts.publisher.publish(parts.channel, request, () => finish(false))
   })
 }

@@ -4,6 +4,7 @@
 // places the old node wrote. Apart from the adapter, which hands it the parts it acts on.
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { ClaimAnswer, ClaimStanding } from '@parley/server'
+import { OTHER_PARAMS } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import { restoring } from './nodes.js'
 import { requestId } from './pending.js'
@@ -34,13 +35,13 @@ export class Claims {
    * Claims `sid`, a handed-off session, for this node, and takes it over when the claim wins:
    * see `RedisAdapter.claimSession` for what each answer means.
    */
-  async claim(sid: string): Promise<ClaimAnswer> {
+  async claim(sid: string, params?: Readonly<Record<string, string>>): Promise<ClaimAnswer> {
     if (this.#parts.closed()) return null
     const unavailable = this.#parts.commands.unavailable()
     if (unavailable !== undefined)
       return this.#cannotAsk(new RedisUnreachableError(unavailable, { at: this.#parts.commands.address }))
     // Bounded by requestTimeout (see Commands): the client's resume waits for it.
-    const won = await this.#parts.handoffs.claim(sid).catch((err: unknown) => {
+    const won = await this.#parts.handoffs.claim(sid, params).catch((err: unknown) => {
       if (err instanceof RedisUnreachableError) return err
       // Redis answered with an error (loading its data after a restart, a replica after a
       // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
@@ -65,6 +66,8 @@ export class Claims {
       return 'retry'
     }
     if (!won) return (await this.#refilling()) ? 'retry' : null
+    // Another tenant's session (see CLAIM): not this resume's, and left to its own client.
+    if (won === OTHER_PARAMS) return { missed: 'params' }
     // Nothing to claim, and the session lives on: the server words its "try again" by whether
     // that node is the one the resume saw it leave (it kept it) or another (it took it over).
     // Alive: in the live set (a node whose record lapsed is not, whether dead or stalled).

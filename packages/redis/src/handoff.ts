@@ -3,7 +3,10 @@
 // snapshot, once, and reads the tail back. Keys, all named by sidHash(sid), never by the sid:
 //
 //   <prefix>:session:<h>        the owner record: "<node> handoff" while handed off (sessions.ts)
-//   <prefix>:handoff:<h>        hash: snapshot, node (the old one), epoch, write and claim (ids,
+//   <prefix>:handoff:<h>        hash: snapshot, params (the route parameters the session opened
+//                               under, as `packParams` writes them: a claim for a resume under
+//                               others claims nothing; absent from an earlier version's, and
+//                               for a snapshot without them), node (the old one), epoch, write and claim (ids,
 //                               for UNDO, WITHDRAW and UNCLAIM), claimed, sealed ('1', or '2' when its
 //                               drain sealed it alone: no other node was live), complete, ended
 //                               (the session ended on the old node after a claim won), kept
@@ -25,6 +28,7 @@ import { HeldAppends } from './held-appends.js'
 import { asText, RedisUnreachableError, settleable } from './send.js'
 import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES, type TailGroup, TailWrites } from './tail-writes.js'
+import { packParams } from './wire.js'
 
 /**
  * How long the handoff keys live after a claim, at least: the old node may still seal, and the
@@ -51,7 +55,8 @@ const LATER = Symbol('later')
 // KEYS: owner record, hash, tail, given-up marker of this write. ARGV: node, snapshot JSON, ttl
 // (ms), suffix of a handed-off owner record, write id, the node's places on the broadcast channel
 // as the snapshot was taken ('' for none; see places.ts: a tail read before any append holds
-// them, and the claimer does not deliver again what the snapshot holds). Only while the record
+// them, and the claimer does not deliver again what the snapshot holds), the snapshot's route
+// parameters (`packParams`; '' for a snapshot without them), which a claim reads (see CLAIM). Only while the record
 // names this node (as owner, or as handing off already), by a write its node has not given up on
 // already (see UNDO). Returns the epoch written, or 0 when the record names another node or none.
 const WRITE = `
@@ -62,6 +67,7 @@ local epoch = tonumber(redis.call('HGET', KEYS[2], 'epoch') or '0') + 1
 redis.call('DEL', KEYS[2], KEYS[3])
 redis.call('HSET', KEYS[2], 'snapshot', ARGV[2], 'node', ARGV[1], 'epoch', epoch, 'write', ARGV[5])
 if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'places', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'params', ARGV[7]) end
 redis.call('PEXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], ARGV[1] .. ARGV[4], 'PX', ARGV[3])
 return epoch
@@ -173,8 +179,13 @@ return took
 `
 
 // KEYS: hash, tail, owner record, given-up marker of this claim. ARGV: node, owner record TTL
-// (s), CLAIM_KEEP_MS, claim id. Compare-and-set: only a stored, unclaimed handoff whose session
-// has not ended, by a claim its node has not given up on already (see UNCLAIM). Bumps the
+// (s), CLAIM_KEEP_MS, claim id, the resume's route parameters (`packParams`; '' compares none).
+// Compare-and-set: only a stored, unclaimed handoff whose session has not ended, by a claim its
+// node has not given up on already (see UNCLAIM), for a resume under the route parameters the
+// session opened under (its hash's 'params'; one without them, an earlier version's, any): a
+// resume under others (another tenant) claims nothing, and learns nothing of the handoff but
+// { 'params' }, before it would learn that another claim has it; the handoff stays claimable
+// by its own client. Bumps the
 // epoch, names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the
 // session's owner, keeps the keys long enough for the takeover.
 // Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone), how long
@@ -187,13 +198,14 @@ return took
 // stays until its claimer reads that, and the owner record names the old node again.
 const CLAIM = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return nil end
-local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended', 'kept')
+local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended', 'kept', 'params')
 if state[5] and not state[6] then return nil end
 if not state[1] or state[6] then
   local owner = redis.call('GET', KEYS[3])
   if owner then return { 'owned', owner } end
   return nil
 end
+if ARGV[5] ~= '' and state[7] and state[7] ~= ARGV[5] then return { 'params' } end
 if state[3] then return state[3] end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'claim', ARGV[4])
@@ -365,6 +377,10 @@ export interface Taken {
 export interface Owned {
   owner: string
 }
+
+/** Not claimed: the handoff's session opened under other route parameters than the resume's. */
+export const OTHER_PARAMS = Symbol('other route parameters')
+export type OtherParams = typeof OTHER_PARAMS
 
 /** The tail as the claimer reads it back. */
 export interface ReadTail {
@@ -540,6 +556,7 @@ export class HandOffStore {
       HANDING_OFF,
       entry.write,
       places,
+      snapshot.params === undefined ? '' : packParams(snapshot.params),
     ])
     return typeof reply === 'number' ? reply : 0
   }
@@ -664,7 +681,10 @@ export class HandOffStore {
    * after that. Rejects with `RedisUnreachableError` when not
    * sent (see `Commands`), or with the error Redis answered (the claim did not run).
    */
-  async claim(sid: string): Promise<Won | Taken | Owned | null | 'unsure'> {
+  async claim(
+    sid: string,
+    params: Readonly<Record<string, string>> | undefined,
+  ): Promise<Won | Taken | Owned | OtherParams | null | 'unsure'> {
     const hash = sidHash(sid)
     const keys = this.keys(hash)
     const why = this.commands.unavailable()
@@ -684,6 +704,7 @@ export class HandOffStore {
         String(SESSION_TTL_SECONDS),
         String(CLAIM_KEEP_MS),
         id,
+        params === undefined ? '' : packParams(params),
       ])
       .catch((err: unknown) => {
         if (!(err instanceof RedisUnreachableError)) throw err
@@ -691,6 +712,7 @@ export class HandOffStore {
         return UNSURE
       })
     if (reply === UNSURE) return 'unsure'
+    if (Array.isArray(reply) && reply.length === 1 && asText(reply[0]) === 'params') return OTHER_PARAMS
     if (Array.isArray(reply) && reply.length === 2 && asText(reply[0]) === 'owned') {
       // A record still saying "handing off", its handoff gone (expired), names no live session.
       const owner = asText(reply[1])

@@ -91,7 +91,7 @@ export class IncomingRequests {
       // Before any work: the asker learns that this node is there (see `HANDOFF_ASKED_MS`,
       // ask-handoff.ts).
       if (request.a === true) respond({ k: 'asked' })
-      this.#sockets.handOff(request.sid).then(
+      this.#sockets.handOff(request.sid, request.p).then(
         (ok) => respond({ k: 'handoff', ok }),
         (err: unknown) => {
           this.#warnings.warn('handoff', 'the server failed to hand off a session another node asked for', {

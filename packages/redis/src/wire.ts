@@ -121,6 +121,12 @@ export interface HandOffRequest {
   sid: string
   /** Answer `asked` at once, before handing off: only sent to nodes whose note says they do. */
   a?: true
+  /**
+   * The route parameters of the resume that asks: the node hands off no session opened under
+   * others. Absent from an earlier version's request (its node hands off whatever resume asks);
+   * a node of an earlier version ignores it.
+   */
+  p?: Record<string, string>
 }
 
 /**
@@ -373,6 +379,16 @@ export function parseEnded(text: string): EndedSession | undefined {
   return value.p === undefined ? ending : { ...ending, params: { ...value.p } }
 }
 
+/**
+ * Route parameters as one string, the same for the same names and values whatever their order:
+ * what a handoff's record keeps beside its snapshot, and a claim compares with its resume's (see
+ * CLAIM in handoff.ts), letter for letter, as `sameParams` of @parley/server compares them.
+ */
+export function packParams(params: Readonly<Record<string, string>>): string {
+  const names = Object.keys(params).sort()
+  return JSON.stringify(names.map((name) => [name, params[name]]))
+}
+
 /** Whether `value` reads as route parameters: an object whose values are strings. */
 export function isParams(value: unknown): value is Record<string, string> {
   return isRecord(value) && Object.values(value).every((item) => typeof item === 'string')
@@ -384,7 +400,11 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
   if (value.k === 'replied')
     return typeof value.to === 'string' ? (value as unknown as RepliedRequest) : undefined
   if (value.k === 'handoff') {
-    const fits = typeof value.to === 'string' && typeof value.sid === 'string' && value.sid !== ''
+    const fits =
+      typeof value.to === 'string' &&
+      typeof value.sid === 'string' &&
+      value.sid !== '' &&
+      (value.p === undefined || isParams(value.p))
     return fits ? (value as unknown as HandOffRequest) : undefined
   }
   if (!isWireOptions(value.o)) return undefined

@@ -397,6 +397,29 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(a!.adapter.otherNodes()).toBe(0)
   })
 
+  it('claims a snapshot only for a resume under its route parameters, and an earlier version’s for any', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-p', 'sp')
+    const snapshot = { ...snapshotOf('sid-p', 'sp'), params: { tenant: 'acme', region: 'eu' } }
+    expect(await handOff(a!, socket, 'sid-p', [], TTL, snapshot)).toBe(true)
+    // Another tenant's resume takes nothing, and leaves the handoff as it was.
+    const others: Record<string, string>[] = [{ tenant: 'globex', region: 'eu' }, { tenant: 'acme' }, {}]
+    for (const params of others)
+      expect(await b!.adapter.claimSession('sid-p', params)).toEqual({ missed: 'params' })
+    expect(await b!.adapter.sessionOwner('sid-p')).toMatchObject({ node: a!.adapter.node, handingOff: true })
+    // Its own client's, whatever the order of the names.
+    const claim = await b!.adapter.claimSession('sid-p', { region: 'eu', tenant: 'acme' })
+    expect(won(claim).snapshot).toEqual(snapshot)
+    await takeOver(b!, claim!).done
+    // A snapshot without them, as a node of an earlier version writes it: claimed for any resume.
+    const older = await open(a!, 'sid-q', 'sq')
+    expect(await handOff(a!, older, 'sid-q')).toBe(true)
+    const any = await b!.adapter.claimSession('sid-q', { tenant: 'globex' })
+    expect(won(any).snapshot).toEqual(snapshotOf('sid-q', 'sq'))
+    await takeOver(b!, any!).done
+  })
+
   it('lets exactly one of two racing claims win', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)

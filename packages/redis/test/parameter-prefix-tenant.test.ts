@@ -3,9 +3,10 @@
 // to the session's node at the URL the client used, and refused there (the tenant is the
 // router's reading of that URL); a WebSocket resume there does not resume it.
 
-import { ErrorCode } from '@parley/protocol'
+import { ErrorCode, PacketType } from '@parley/protocol'
 import type { RedisAdapter } from '@parley/redis'
 import type { ParleyServer } from '@parley/server'
+import type { FastifyInstance } from 'fastify'
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -15,6 +16,7 @@ import { redisSuite } from './nodes.js'
 import { prefixedNode, seeEachOther } from './prefixed-node.js'
 
 interface TenantNode {
+  app: FastifyInstance
   parley: ParleyServer
   adapter: RedisAdapter
   base: string
@@ -33,12 +35,12 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
 
   /** A node under `/:tenant`, on the suite's Redis; with `handoff`, a WebSocket resume moves its session. */
   async function tenantNode(handoff = false): Promise<TenantNode> {
-    const { parley, adapter, port, routedTenants } = await prefixedNode(suite.redis.url, '/:tenant', {
+    const { app, parley, adapter, port, routedTenants } = await prefixedNode(suite.redis.url, '/:tenant', {
       keyPrefix: `tenant-${tests}`,
       routed: true,
       handoff: handoff && { timeout: 1000, retrySpread: 0 },
     })
-    return { parley, adapter, base: `http://127.0.0.1:${port}`, routedTenants }
+    return { app, parley, adapter, base: `http://127.0.0.1:${port}`, routedTenants }
   }
 
   it('is refused on its node when sent on there, on every transport', async () => {
@@ -130,14 +132,14 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     expect((own as Closed).packet.reason).toBe('server disconnect')
   })
 
-  it('is not taken over by a resume under another tenant on another node', async () => {
+  it('is not handed off for a resume under another tenant on another node, and stays its own client’s', async () => {
     const a = await tenantNode(true)
     const b = await tenantNode(true)
     await seeEachOther(a, b)
     const first = await rawConnect('websocket', `${a.base}/acme/parley`)
     onTestFinished(() => first.close())
-    // b asks a to hand the session off, then claims it: under globex, it gives the claim back,
-    // which ends the handoff, and opens a new session instead.
+    // b asks a to hand the session off: a says no for a resume under globex, and b relays that
+    // resume to a, where it gets a new session. The session goes on, on its own WebSocket.
     const other = await within(
       rawConnect('websocket', `${b.base}/globex/parley`, { sid: first.sid, ack: 0 }),
       5000,
@@ -147,7 +149,42 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     expect(other.sid).not.toBe(first.sid)
     expect(other.open.recovered).toBe(false)
     const params = (node: TenantNode) =>
-      [...node.parley.sockets.values()].map((socket) => socket.handshake.params)
-    expect([...params(a), ...params(b)]).toEqual([{ tenant: 'globex' }])
+      [...node.parley.sockets.values()].map((socket) => socket.handshake.params.tenant).sort()
+    expect([...params(a), ...params(b)]).toEqual(['acme', 'globex'])
+    const own = [...a.parley.sockets.values()].find((socket) => socket.handshake.params.tenant === 'acme')
+    expect([own?.connected, own?.transport]).toEqual([true, 'websocket'])
+    const heard = new Promise<unknown>((resolve) => own?.once('note', resolve))
+    await first.send({ type: PacketType.EVENT, seq: 1, name: 'note', args: ['still here'], ackId: 0 })
+    expect(await within(heard, 5000, 'the event on its own WebSocket')).toBe('still here')
+  })
+
+  it('handed off by a drain is not claimed by a resume under another tenant, and stays its own client’s', async () => {
+    const a = await tenantNode(true)
+    const b = await tenantNode(true)
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    const drained = a.app.close()
+    const moved = await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
+    expect(moved).toMatchObject({ reason: 'server handoff' })
+    // Under globex, b claims nothing: a new session, and the handoff stays as it was.
+    const other = await within(
+      rawConnect('polling', `${b.base}/globex/parley`, { sid: first.sid, ack: 0 }),
+      5000,
+      'the answer to the resume under globex',
+    )
+    onTestFinished(() => other.close())
+    expect([other.sid === first.sid, other.open.recovered]).toEqual([false, false])
+    // Its own client takes it over.
+    const own = await within(
+      rawConnect('polling', `${b.base}/acme/parley`, { sid: first.sid, ack: 0 }),
+      5000,
+      'the answer to the resume under acme',
+    )
+    onTestFinished(() => own.close())
+    expect([own.sid === first.sid, own.open.recovered]).toEqual([true, true])
+    await within(drained, 5000, 'the drain to end')
+    const params = [...b.parley.sockets.values()].map((socket) => socket.handshake.params.tenant).sort()
+    expect(params).toEqual(['acme', 'globex'])
   })
 })

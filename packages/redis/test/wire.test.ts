@@ -87,6 +87,16 @@ describe('the messages between nodes', () => {
     expect(parseResponse(JSON.stringify(made))).toEqual(made)
     expect(parseResponse(JSON.stringify({ ...made, c: -1 }))).toBeUndefined()
     expect(parseResponse(JSON.stringify({ ...made, all: 'yes' }))).toBeUndefined()
+    // A handoff request names the route parameters of the resume that asks; one of an earlier
+    // version names none.
+    const handoff = { n: 'a', id: '2', k: 'handoff', to: 'b', sid: 's', a: true }
+    expect(parseRequest(JSON.stringify(handoff))).toEqual(handoff)
+    expect(parseRequest(JSON.stringify({ ...handoff, p: { tenant: 'acme' } }))).toEqual({
+      ...handoff,
+      p: { tenant: 'acme' },
+    })
+    for (const p of [{ tenant: 1 }, ['acme'], 'acme', null])
+      expect(parseRequest(JSON.stringify({ ...handoff, p }))).toBeUndefined()
     // A packet of another kind is not an event, nor a value.
     expect(decodeEvent(packValue(1))).toBeUndefined()
     expect(unpackValue(prepareEvent('x', []).text(0, 0))).toEqual({ ok: false })

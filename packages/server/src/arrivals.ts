@@ -104,7 +104,7 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
    * See `ParleyServer.requestHandOff`: a WebSocket resume's first step, before its claim. Not
    * with `handoff: false`, nor once this node is closing (it claims nothing then).
    */
-  async requestHandOff(node: string, sid: string): Promise<boolean> {
+  async requestHandOff(node: string, sid: string, params: Record<string, string>): Promise<boolean> {
     const { adapter, handoff, closing, adapterFailures } = this.#context
     if (!handoff || closing()) return false
     try {
@@ -113,7 +113,8 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
       // `checkHandoffBound`): this is a member that could be read then and no longer can.
       const ask = adapter.requestHandOff
       if (!ask || !adapter.claimSession) return false
-      return await ask.call(adapter, node, sid)
+      // The resume's route parameters: `node` hands off no session of another tenant's for it.
+      return await ask.call(adapter, node, sid, { ...params })
     } catch (err) {
       adapterFailures.ask.record({ err })
       return false
@@ -167,7 +168,7 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
     toEnd = false,
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
-    let claim = await this.#claim(sid)
+    let claim = await this.#claim(sid, handshake.params)
     // Nothing stored, and the store names the session's node now: the node the resume saw it
     // leave kept it (its move given up on), or another took it over. Either way the client is
     // told to try again (below), in words that say which, and its next try is sent there.
@@ -195,7 +196,9 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
       return undefined
     }
     // No try of the client's can take the session over (its snapshot cannot be read, or the node
-    // whose claim won left with it): a new session now, whatever the resume saw on its way here.
+    // whose claim won left with it), or none of this one's (it opened under other route
+    // parameters: not this client's, and left claimable for its own): a new session now,
+    // whatever the resume saw on its way here.
     if (claimMissed(claim)) {
       this.#unsettledResumes.settled(sid)
       if (claim.missed === 'unreadable') context.handoffLogs.unrestorable.record({ err: claim.error })
@@ -333,17 +336,20 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   }
 
   /**
-   * Claims `sid` from a node's handoff, when the adapter can; null when there is none, `'retry'`
+   * Claims `sid` from a node's handoff for a resume under the route parameters `params`, when the
+   * adapter can; null when there is none, `'retry'`
    * when the adapter could not tell, `'elsewhere'` when another node won it (see
    * `Adapter.claimSession`). A claim that rejects is the adapter's store failing (away for a
    * moment, say), as `'retry'` says: the session may be stored still, or live on another node,
    * so the client is told to try again (logged, one line per burst), not given a new session.
    */
-  async #claim(sid: string): Promise<ClaimAnswer> {
+  async #claim(sid: string, params: Record<string, string>): Promise<ClaimAnswer> {
     const { adapter } = this.#context
     if (!adapter.claimSession || this.#context.sessionFor(sid) !== undefined) return null
     try {
-      return await adapter.claimSession(sid)
+      // The resume's route parameters: an adapter that can claims nothing for a resume under
+      // others than the session's (another tenant), which would end it (see `Takeover.run`).
+      return await adapter.claimSession(sid, { ...params })
     } catch (err) {
       this.#context.adapterFailures.claim.record({ err })
       return 'retry'

@@ -5,6 +5,7 @@ import { Drain } from './drain.js'
 import type { Metrics } from './metrics.js'
 import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
+import { sameParams } from './route-params.js'
 import type { ServerSocket } from './socket.js'
 import type { EventsMap } from './types.js'
 
@@ -113,13 +114,19 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
   }
 
   /**
-   * Another node asks for `sid` (see `LocalSockets.handOff`): false unless this node holds the
-   * session, is not closing, and can hand off.
+   * Another node asks for `sid` (see `LocalSockets.handOff`) for a resume under the route
+   * parameters `params` (undefined: a node of an earlier version, which does not say): false
+   * unless this node holds the session, opened under the same parameters, is not closing, and
+   * can hand off.
    */
-  async moveOut(sid: string): Promise<boolean> {
+  async moveOut(sid: string, params?: Record<string, string>): Promise<boolean> {
     const socket = this.#context.socketOf(sid)
     if (!socket || !this.#moves || this.#context.closing() || !this.#context.adapter.claimSession)
       return false
+    // Asked for a resume under other route parameters (another tenant of `/:tenant`): not its
+    // client's. Moved, the session would be cut from its own client for a claim that takes it
+    // nowhere; kept, the asking node relays that resume here, which gets a new session.
+    if (params !== undefined && !sameParams(socket.params, params)) return false
     return this.#moves.start(socket)
   }
 

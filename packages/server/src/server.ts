@@ -186,7 +186,7 @@ export class ParleyServer<
         // Made with the adapter, `#departures` is not there yet while its factory runs: one that
         // asks at once (what its store queued for this node, say) hears this node has none.
         claimed: (sid) => this.#departures?.claimed(sid) ?? [],
-        handOff: (sid) => this.#departures?.moveOut(sid) ?? Promise.resolve(false),
+        handOff: (sid, params) => this.#departures?.moveOut(sid, params) ?? Promise.resolve(false),
         takenOver: (sid) => this.#departures?.takenOver(sid),
         forwardedReply: (id, reply) => void this.#forwarded?.settle(id, reply),
       }),
@@ -652,12 +652,13 @@ export class ParleyServer<
   }
 
   /**
-   * @internal A WebSocket resume of `sid` came here while `node` holds the session: asks that
-   * node to hand it off (`Adapter.requestHandOff`). True when it did: the handshake then claims
-   * the session here. False when this node cannot claim, or `node` would not or did not answer.
+   * @internal A WebSocket resume of `sid`, under the route parameters `params`, came here while
+   * `node` holds the session: asks that node to hand it off (`Adapter.requestHandOff`). True when
+   * it did: the handshake then claims the session here. False when this node cannot claim, or
+   * `node` would not (the session opened under other parameters, say) or did not answer.
    */
-  requestHandOff(node: string, sid: string): Promise<boolean> {
-    return this.#arrivals.requestHandOff(node, sid)
+  requestHandOff(node: string, sid: string, params: Record<string, string>): Promise<boolean> {
+    return this.#arrivals.requestHandOff(node, sid, params)
   }
 
   /**

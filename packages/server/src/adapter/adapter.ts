@@ -217,9 +217,11 @@ export interface LocalSockets {
    * its sessions (freeze, store the snapshot, tell the old transport to go). Resolves true once
    * the snapshot is stored (that node then claims it); false when this node does not hold it,
    * is closing, has handoff off, or could not store it (the session then goes on here,
-   * nothing lost, and the asking node relays the WebSocket here instead).
+   * nothing lost, and the asking node relays the WebSocket here instead). `params`: the route
+   * parameters of that resume, when the asking node said them: false too when the session
+   * opened under others (another tenant of `/:tenant`), whose resume it is not.
    */
-  handOff(sid: string): Promise<boolean>
+  handOff(sid: string, params?: Record<string, string>): Promise<boolean>
   /**
    * Another node took `sid` over from a snapshot that this node had given up storing (the
    * session went on here), and answered its client before the adapter could take that snapshot
@@ -470,17 +472,26 @@ export interface Adapter {
    * resume then gets a new session at once, whatever it saw. Null keeps meaning nothing stored,
    * as above: an adapter that cannot tell these apart resolves null for them, and the client
    * may be told to try again once more, or told the session was taken over where it stayed.
+   *
+   * `params`: the resume's route parameters (a Fastify prefix such as `/:tenant`), `{}` without.
+   * An adapter that keeps the snapshot's `params` where its claim reads them compares the two
+   * first, and claims nothing for a resume under others (another tenant): it resolves `{
+   * missed: 'params' }`, and the session stays claimable by its own client. One that does not
+   * compare claims it as before: the server then gives the claim back (`SessionClaim.giveBack`),
+   * which ends the session, and the resume gets a new session all the same.
    */
-  claimSession?(sid: string): Promise<ClaimAnswer>
+  claimSession?(sid: string, params?: Record<string, string>): Promise<ClaimAnswer>
   /**
    * A WebSocket resume of `sid` reached this node while `node`, alive, holds the session: asks
    * that node to hand it off (`LocalSockets.handOff` there), so that this node claims it and
    * the session lives where its client's WebSocket ends, not behind a relay. Resolves true once
    * `node` stored it; false when it would not, or did not answer in time (a node alive but
    * unreachable is never claimed from: the owner record is only ever given up by its owner).
-   * Without it, such a resume is relayed to `node`.
+   * Without it, such a resume is relayed to `node`. `params`: the resume's route parameters
+   * (`{}` without), for `node` to hand off no session of another tenant's (`LocalSockets.handOff`
+   * there): pass them on.
    */
-  requestHandOff?(node: string, sid: string): Promise<boolean>
+  requestHandOff?(node: string, sid: string, params?: Record<string, string>): Promise<boolean>
   /**
    * A live node other than this one for session `sid` (with its URL, for an adapter whose nodes
    * publish one), or undefined when there is none. Asked while this node drains, for a resume

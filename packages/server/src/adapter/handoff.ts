@@ -210,6 +210,10 @@ export type ClaimStanding = 'taken' | 'ended' | 'kept'
  *   snapshots it could not restore. The adapter has removed it.
  * - `lost`: another node's claim won, and that node left (said so) before it took the session
  *   over: the session went with it.
+ * - `params`: the session stored opened under other route parameters (another tenant of
+ *   `/:tenant`) than the resume's, given to `claimSession`: not claimed, it stays claimable by
+ *   its own client, and this resume, which is not that client's, gets a new session at once
+ *   under its own route, and learns nothing of the one stored.
  *
  * After `unreadable` or `lost` no try of the client's can ever take the session over, so the
  * resume gets a new session at once (`recovered: false`), whatever it saw, rather than be told
@@ -219,6 +223,7 @@ export type ClaimMissed =
   | { readonly missed: 'owned'; readonly node: string; readonly live?: boolean }
   | { readonly missed: 'unreadable'; readonly error: ParleyError<string> }
   | { readonly missed: 'lost' }
+  | { readonly missed: 'params' }
 
 /** What `Adapter.claimSession` resolves with (see there). */
 export type ClaimAnswer = SessionClaim | ClaimMissed | null | 'retry' | 'elsewhere'

@@ -252,7 +252,7 @@ export class WebSocketHandshakes {
         if (owner && transport.open) {
           // Waited for at close as the lookup is: a bare close would fail the client's transport.
           const node = owner.node
-          const stored = await lookUp(server.requestHandOff(node, sid))
+          const stored = await lookUp(server.requestHandOff(node, sid, handshake.params ?? {}))
           if (stored === CLOSED) return closedMeanwhile()
           if (stored) return server.handshake(transport, hello, handshake, node)
         }
