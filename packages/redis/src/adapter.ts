@@ -252,6 +252,7 @@ export class RedisAdapter implements Adapter {
       timeout: options.requestTimeout,
       path: sockets.path,
       route: sockets.route,
+      routeAnyCase: sockets.routeAnyCase === true,
       address: () => options.address ?? sockets.url() ?? '',
       channel: this.#channels.membership,
       warnings: this.#warnings,

@@ -180,6 +180,11 @@ export interface NodesConfig {
   path: string | undefined
   /** The same under its Fastify prefix (see `NodeNote.r`); undefined when unknown. */
   route: string | undefined
+  /**
+   * Whether this node's router matches `route` in any letter case (Fastify's `caseSensitive:
+   * false`): another node's `r` is compared with it so (see `#checkPath`).
+   */
+  routeAnyCase: boolean
   /** `requestTimeout`: bounds how long `stop()` waits for Redis (with `GOODBYE_MS`). */
   timeout: number
   /** This node's address for forwarded requests, when known ('' before it listens). */
@@ -675,6 +680,9 @@ export class Nodes {
     const own = both ? this.#config.route : this.#config.path
     const theirs = both ? note.r : note.p
     if (own === undefined || typeof theirs !== 'string' || theirs === own) return
+    // As this node's router reads them: one that ignores letter case serves `/Acme/parley` at
+    // `/acme/parley`, and the two are one application's (a `p`, the path alone, is matched so too).
+    if (this.#config.routeAnyCase && theirs.toLowerCase() === own.toLowerCase()) return
     if (this.#otherPaths.has(theirs)) return
     this.#otherPaths.add(theirs)
     this.#config.warnings.warn(

@@ -3,6 +3,7 @@
 // only differ in name (`/:tenant`, `/:org`) are one application's.
 
 import type { RedisAdapter } from '@parley/redis'
+import type { FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
@@ -21,10 +22,11 @@ describe.skipIf(skipRedisSuites())('nodes of one adapter prefix under other Fast
   const suite = redisSuite(() => undefined)
 
   /** A node with Parley at `/parley` under the Fastify prefix `prefix`, on the suite's Redis. */
-  async function startNode(prefix: string): Promise<PrefixedNode> {
+  async function startNode(prefix: string, fastify?: FastifyServerOptions): Promise<PrefixedNode> {
     const warnings: string[] = []
     const { adapter } = await prefixedNode(suite.redis.url, prefix, {
       log: { warn: (_details, message) => void warnings.push(message) },
+      ...(fastify && { fastify }),
     })
     return { adapter, warnings }
   }
@@ -54,5 +56,23 @@ describe.skipIf(skipRedisSuites())('nodes of one adapter prefix under other Fast
       expect(told(node)).toHaveLength(1)
       expect(told(node)[0]).toContain('serves Parley at "/:/x/parley", this node at "/:/parley"')
     }
+  })
+
+  it('reads prefixes that differ only in letter case as one where the router ignores it', async () => {
+    const anyCase = { routerOptions: { caseSensitive: false } }
+    const upper = await startNode('/Acme', anyCase)
+    const lower = await startNode('/acme', anyCase)
+    // Started last: a node told of it has read the notes of those before it.
+    const other = await startNode('/b')
+    await until(
+      () => [upper, lower].every((node) => told(node).some((warning) => warning.includes('"/b/parley"'))),
+      5000,
+      'the warnings of the other application',
+    )
+    expect([told(upper), told(lower)].map((warnings) => warnings.length)).toEqual([1, 1])
+    // The one whose router reads letter case as written is told of both.
+    await until(() => told(other).length === 2, 5000, 'the warnings of the node that reads case')
+    expect(told(other).join('\n')).toContain('"/Acme/parley"')
+    expect(told(other).join('\n')).toContain('"/acme/parley"')
   })
 })

@@ -3,13 +3,15 @@
 
 import { type RedisAdapter, type RedisAdapterOptions, redisAdapter } from '@parley/redis'
 import parley, { type ParleyServer, type ParleyServerOptions } from '@parley/server'
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { createClient } from 'redis'
 import { onTestFinished } from 'vitest'
 import { closeApp, until } from '../../server/test/helpers.js'
 import { HEARTBEAT } from './nodes.js'
 
 export interface PrefixedNodeOptions {
+  /** Fastify's own options, beside those every node has (its router's, say). */
+  fastify?: FastifyServerOptions
   /** Parley's `handoff` option (none by default). */
   handoff?: ParleyServerOptions['handoff']
   /** The adapter's `log`. */
@@ -43,7 +45,7 @@ export async function prefixedNode(
   const redis = createClient({ url })
   redis.on('error', () => {})
   await redis.connect()
-  const app = Fastify({ forceCloseConnections: true })
+  const app = Fastify({ ...options.fastify, forceCloseConnections: true })
   const routedTenants: string[] = []
   let server: ParleyServer | undefined
   await app.register(

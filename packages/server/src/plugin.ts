@@ -100,7 +100,14 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // Where the endpoints are under the context's prefix, its parameters' names aside: what a
     // multi-node adapter compares across nodes (see `LocalSockets.route`).
     const route = routeShape(prefixedBase(app.prefix, mountBase(options.path))) || '/'
-    server = await startServer(app.log, options, route, made?.metrics ?? noMetrics, hookLimit)
+    server = await startServer(
+      app.log,
+      options,
+      route,
+      reading.rules.anyCase,
+      made?.metrics ?? noMetrics,
+      hookLimit,
+    )
     await mount(app, server, options, rawOptions, hookLimit, upgrades, reading, undo)
   } catch (err) {
     // Refused (the metrics' names, the adapter, the handoff's timeout) or failed after (a route
@@ -389,6 +396,7 @@ async function startServer(
   log: FastifyBaseLogger,
   options: ResolvedOptions,
   route: string,
+  routeAnyCase: boolean,
   metrics: Metrics,
   hookLimit: number,
 ): Promise<ParleyServer> {
@@ -402,6 +410,7 @@ async function startServer(
         adapter = accepted
       },
       route,
+      routeAnyCase,
     )
     checkHandoffBound(server.adapter, options, hookLimit)
     return server

@@ -144,6 +144,8 @@ export class ParleyServer<
     accepted?: (adapter: Adapter) => void,
     /** See `LocalSockets.route`: the plugin gives it, under its context's prefix. */
     route: string = options.path,
+    /** See `LocalSockets.routeAnyCase`: whether the application's router ignores letter case. */
+    routeAnyCase = false,
   ) {
     this.options = options
     this.metrics = metrics
@@ -178,6 +180,7 @@ export class ParleyServer<
         maxPayload: options.maxPayload,
         path: options.path,
         route,
+        routeAnyCase,
         serve: (request) => {
           if (!this.#serve) return Promise.reject(new Error('parley: the endpoints are not registered yet'))
           return this.#serve(request)

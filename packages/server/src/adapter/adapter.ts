@@ -192,6 +192,12 @@ export interface LocalSockets {
    */
   readonly route?: string
   /**
+   * True when the router matches `route` in any letter case (Fastify's `caseSensitive: false`):
+   * `'/Acme/parley'` and `'/acme/parley'` are one route to it, and a multi-node adapter that
+   * compares `route` with other nodes' compares them so.
+   */
+  readonly routeAnyCase?: boolean
+  /**
    * Answers a request routed here from another node (see `Adapter.routeRequest`) through this
    * node's own endpoints, hooks included, as if the client had sent it here.
    */
