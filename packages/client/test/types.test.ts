@@ -93,6 +93,22 @@ describe('typed event maps', () => {
     socket.disconnect()
   })
 
+  it('takes listeners and callbacks typed with the exported ParleyError, whatever its code', () => {
+    // A server's refusal or reply carries the application's own codes (`AUTH_EXPIRED`), so the
+    // socket hands out a ParleyError of any code: `ParleyError` as a user writes it, without
+    // a type argument, must name that, not only the codes of Parley's own table.
+    const socket = connect<ServerEvents, ClientEvents>('http://127.0.0.1:1', { autoConnect: false })
+    const show = (error: ParleyError) => `${error.code}: ${error.message}`
+    socket.on('connect_error', (error: ParleyError, willRetry: boolean) => show(error) + willRetry)
+    socket.on('transport_error', (_transport, error: ParleyError) => show(error))
+    socket.on('error', show)
+    socket
+      .timeout(1000)
+      .emit('chat', { text: 'hi' }, (error: ParleyError | null, reply) => (error ? show(error) : reply))
+    expectTypeOf<ParleyError<'AUTH_EXPIRED'>>().toExtend<ParleyError>()
+    socket.disconnect()
+  })
+
   it('accepts anything without maps', () => {
     const socket = connect('http://127.0.0.1:1', { autoConnect: false })
     socket.on('anything', (a: number, b: string) => [a, b])

@@ -69,8 +69,9 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
 /**
  * An error with a stable `code`; what every Parley package throws or rejects with.
- * `C` is widened to `string` where the code comes from an application (a middleware's refusal,
- * an ERROR packet with the application's own code).
+ * `C` is the codes it may carry. Left out, it is any code, Parley's own offered first: an error a
+ * socket hands out may carry the application's (a middleware's refusal, an ERROR packet with a
+ * code of its own), so a listener typed `(error: ParleyError) => ...` must take those too.
  *
  * ```ts
  * try {
@@ -80,7 +81,7 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
  * }
  * ```
  */
-export class ParleyError<C extends string = ErrorCode> extends Error {
+export class ParleyError<C extends string = ErrorCode | (string & {})> extends Error {
   override readonly name = 'ParleyError'
   // `declare`: the constructor sets them, with no field declaration before it (fewer bytes).
   declare readonly code: C

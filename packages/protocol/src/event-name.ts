@@ -13,7 +13,7 @@ import { MAX_EVENT_NAME_LENGTH, RESERVED_EVENTS } from './packets.js'
  * if (bad) throw bad   // PARLEY_INVALID_EVENT_NAME or PARLEY_RESERVED_EVENT_NAME
  * ```
  */
-export function checkEventName(name: unknown): ParleyError | undefined {
+export function checkEventName(name: unknown): ParleyError<ErrorCode> | undefined {
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_EVENT_NAME_LENGTH) {
     return new ParleyError(
       ErrorCode.INVALID_EVENT_NAME,

@@ -98,6 +98,18 @@ describe('typed event maps (server)', () => {
     await app.close()
   })
 
+  it('take reply callbacks typed with the exported ParleyError, whatever its code', async () => {
+    // A client's ERROR carries the application's own codes: `ParleyError` as a user writes it,
+    // without a type argument, must name an error of any code.
+    const { app, io } = await typedServer()
+    io.on('connection', (socket) => {
+      const show = (error: ParleyError) => `${error.code}: ${error.message}`
+      socket.timeout(100).emit('ask', 'why?', (err: ParleyError | null) => err && show(err))
+      io.timeout(100).emit('news', { title: 'hi' }, (err: ParleyError | null) => err && show(err))
+    })
+    await app.close()
+  })
+
   it('keep the error-first callback of timeout(ms) through volatile, in either order', async () => {
     const { app, io } = await typedServer()
     io.on('connection', (socket) => {
