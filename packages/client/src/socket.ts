@@ -69,12 +69,23 @@ export type TimedAck<R extends unknown[]> = (
   ...result: [error: ParleyError<string>, reply: undefined] | [error: null, ...reply: R]
 ) => void
 
+/** An event's arguments with, for its ack callback, one that takes the error alone. */
+export type ErrorOnlyArgs<F> =
+  Last<Args<F>> extends (...reply: never[]) => void
+    ? [...Init<Args<F>>, (error: ParleyError<string> | null) => void]
+    : never
+
 /**
  * `socket.timeout(ms)`: emits whose reply must come in time; ack callbacks are error-first, and
  * stay so down the chain (`socket.timeout(ms).volatile`).
  */
 export interface TimedEmitter<EmitEvents extends object> {
   emit<K extends keyof EmitEvents & string>(event: K, ...args: TimedArgs<EmitEvents[K]>): void
+  /**
+   * The same emit with a callback that takes the error alone (`(error) => ...`: did the reply
+   * come?), which the error-first callback's two shapes would refuse.
+   */
+  emit<K extends keyof EmitEvents & string>(event: K, ...args: ErrorOnlyArgs<EmitEvents[K]>): void
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
     ...args: Init<Args<EmitEvents[K]>>

@@ -69,6 +69,21 @@ describe('typed event maps', () => {
     socket.disconnect()
   })
 
+  it('takes an error-first callback of timeout(ms).emit that reads the error alone', () => {
+    // `(err) => ...`: only whether the reply came, as socket.io's users write it.
+    const socket = connect<ServerEvents, ClientEvents>('http://127.0.0.1:1', { autoConnect: false })
+    socket.timeout(1000).emit('chat', { text: 'hi' }, (error) => {
+      expectTypeOf(error).toEqualTypeOf<ParleyError<string> | null>()
+    })
+    socket.timeout(1000).volatile.emit('chat', { text: 'hi' }, (error: ParleyError | null) => error?.code)
+    socket.timeout(1000).emit('chat', { text: 'hi' }, () => {})
+    // @ts-expect-error: the payload is still checked
+    socket.timeout(1000).emit('chat', { txt: 'hi' }, (error) => error)
+    // @ts-expect-error: 'ping' asks for no reply, so it takes no callback
+    socket.timeout(1000).emit('ping', (error) => error)
+    socket.disconnect()
+  })
+
   it('keeps the error-first callback of timeout(ms) through volatile, in either order', () => {
     const socket = connect<ServerEvents, ClientEvents>('http://127.0.0.1:1', { autoConnect: false })
     expectTypeOf(socket.volatile.timeout(1000)).toEqualTypeOf<TimedEmitter<ClientEvents>>()
