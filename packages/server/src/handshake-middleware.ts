@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog, logLine } from './burst-log.js'
 import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Refusal, shuttingDown } from './refusals.js'
+import type { ServerSocket } from './socket.js'
 
 /** What a client whose handshake middleware did not settle in time is told. */
 export const middlewareTimedOut = (ms: number): Refusal => ({
@@ -23,8 +24,12 @@ export const turnTimedOut = (ms: number): Refusal => ({
   middleware: true,
 })
 
-/** Runs at every handshake and every resume; throw (or reject) to refuse the client. */
-export type Middleware<S> = (socket: S) => void | Promise<void>
+/**
+ * Runs at every handshake and every resume; throw (or reject) to refuse the client. `S` is the
+ * socket it is given: a plain `Middleware`, as an application declares one apart from
+ * `app.parley.use`, takes the socket of untyped events.
+ */
+export type Middleware<S = ServerSocket> = (socket: S) => void | Promise<void>
 
 /**
  * The application's handshake middleware (`app.parley.use`), run at every handshake, every resume

@@ -3,6 +3,7 @@
 import type { CloseReason, ParleyError, TransportName } from '@parley/protocol'
 import parley, {
   type HandshakeRequest,
+  type Middleware,
   type ParleyServer,
   type ServerSocket,
   type SocketEmitter,
@@ -107,6 +108,17 @@ describe('typed event maps (server)', () => {
       socket.timeout(100).emit('ask', 'why?', (err: ParleyError | null) => err && show(err))
       io.timeout(100).emit('news', { title: 'hi' }, (err: ParleyError | null) => err && show(err))
     })
+    await app.close()
+  })
+
+  it('name a handshake middleware declared apart from use() without a type argument', async () => {
+    const app = Fastify()
+    await app.register(parley)
+    const auth: Middleware = (socket) => {
+      expectTypeOf(socket).toEqualTypeOf<ServerSocket>()
+      if (!socket.handshake.auth) throw new Error('no token')
+    }
+    app.parley.use(auth)
     await app.close()
   })
 
