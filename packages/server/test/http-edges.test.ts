@@ -493,6 +493,9 @@ describe('WebSocket handshake', () => {
       [withoutKey, 'PARLEY_BAD_REQUEST'],
       [{ ...upgrade, 'Sec-WebSocket-Key': 'not a key' }, 'PARLEY_BAD_REQUEST'],
       [{ ...upgrade, 'Sec-WebSocket-Version': '99' }, 'PARLEY_BAD_REQUEST'],
+      // Read as ws reads it from 8.23.1 on, the text itself, not what the number would be.
+      [{ ...upgrade, 'Sec-WebSocket-Version': '13.0' }, 'PARLEY_BAD_REQUEST'],
+      [{ ...upgrade, 'Sec-WebSocket-Version': '+13' }, 'PARLEY_BAD_REQUEST'],
       [{ ...upgrade, 'Sec-WebSocket-Protocol': `${WS_SUBPROTOCOL}, ,x` }, 'PARLEY_BAD_REQUEST'],
       [
         { ...upgrade, 'Sec-WebSocket-Protocol': `${WS_SUBPROTOCOL}, ${WS_SUBPROTOCOL}` },

@@ -82,6 +82,33 @@ describe('app.injectWS', () => {
     expect(thrown).toEqual([])
   })
 
+  it.each([
+    ['where Parley registers @fastify/websocket itself', false],
+    ["with the application's @fastify/websocket", true],
+  ])('hands ws the Sec-WebSocket-Version of the upgrade as text, %s', async (_where, own) => {
+    // injectWS writes the number 13 there, where a request off the wire has text: ws from
+    // 8.23.1 on compares the text, and would answer such an upgrade 400 after the hooks.
+    const made = Fastify()
+    app = made
+    if (own) await made.register(websocket)
+    await made.register(parley)
+    await made.ready()
+    const versions: unknown[] = []
+    made.websocketServer.on(
+      'headers',
+      (_headers: string[], request: { headers: Record<string, unknown> }) => {
+        versions.push(request.headers['sec-websocket-version'])
+      },
+    )
+    const ws = await within(
+      made.injectWS('/parley/ws?v=1', { headers: { 'sec-websocket-protocol': WS_SUBPROTOCOL } }),
+      2000,
+      'the injected upgrade',
+    )
+    expect(versions).toEqual(['13'])
+    ws.terminate()
+  })
+
   it("opens a session under a prefix, with the application's @fastify/websocket", async () => {
     const thrown = await unheard(async () => {
       const made = Fastify()

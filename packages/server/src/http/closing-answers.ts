@@ -7,7 +7,7 @@ import { type HttpTransportName, httpSegments } from '../transports/registry.js'
 import { forbiddenMessage, type OriginVerdict, preflightHeaders } from './origin.js'
 import { DEFAULT_READING, originForm, queryStart, type RouterReading, routedPath } from './request-target.js'
 import { type RouteMatch, routeMatch } from './route-match.js'
-import { type UpgradeSettings, upgradeRefusal } from './upgrade-refusal.js'
+import { type UpgradeSettings, upgradeRefusal, versionAsText } from './upgrade-refusal.js'
 import { type VersionRefusal, versionRefusal } from './version-refusals.js'
 
 /** What a request to the endpoints is judged by: its line and headers, nothing of its body. */
@@ -290,6 +290,7 @@ export class ClosingAnswers {
       // What is wrong with the request itself is said as at any time: trying another server
       // would not mend it. No CORS headers, as on the route (a browser reads no refused upgrade).
       if (!upgrade) return { answer: coded(400, {}, ErrorCode.BAD_REQUEST, EXPECTED_UPGRADE) }
+      versionAsText(request.headers)
       const refusal = upgradeRefusal(request.headers, this.#upgradeSettings())
       if (refusal) {
         const answer = coded(400, refusal.headers ?? {}, refusal.code, refusal.message)

@@ -83,7 +83,7 @@ import {
 } from './routing.js'
 import { acksOf, takeGetAck } from './session-get.js'
 import { IdleSseUpstream } from './sse-upstream.js'
-import { upgradeRefusal } from './upgrade-refusal.js'
+import { upgradeRefusal, versionAsText } from './upgrade-refusal.js'
 import type { GoodbyeHeard, TakePost, UpstreamPosts } from './upstream-post.js'
 import { VersionRefusals, versionRefusal } from './version-refusals.js'
 import { handshakeRequest, WebSocketHandshakes } from './websocket-handshake.js'
@@ -468,6 +468,7 @@ export async function parleyRoutes(
       // What is wrong with the request itself is said before the close is: another server
       // would refuse it all the same.
       if (!request.ws) return fail(reply, 400, ErrorCode.BAD_REQUEST, EXPECTED_UPGRADE)
+      versionAsText(request.headers)
       const refusal = upgradeRefusal(request.headers, app.websocketServer.options)
       if (refusal?.code === ErrorCode.UNSUPPORTED_VERSION)
         return refuseVersion(reply, 'websocket', refusal.message, refusal.headers)

@@ -51,9 +51,11 @@ export function upgradeRefusal(
   if (key === undefined || !WS_KEY.test(key)) {
     return { code: ErrorCode.BAD_REQUEST, message: 'a missing or malformed Sec-WebSocket-Key' }
   }
-  // As ws reads it; it also takes 8, an older draft's.
-  const version = Number(headers['sec-websocket-version'])
-  if (version !== 13 && version !== 8) {
+  // As ws reads it from 8.23.1 on, the text itself (before, anything that read as the number:
+  // `13.0`, `+13`, which a newer ws in the application's tree refuses after the hooks); it also
+  // takes 8, an older draft's.
+  const version = headers['sec-websocket-version']
+  if (version !== '13' && version !== '8') {
     // RFC 6455 4.4: the answer names the version the server speaks.
     return {
       code: ErrorCode.BAD_REQUEST,
@@ -70,6 +72,17 @@ export function upgradeRefusal(
     return { code: ErrorCode.BAD_REQUEST, message: 'a malformed or unacceptable Sec-WebSocket-Extensions' }
   }
   return offered.has(WS_SUBPROTOCOL) ? undefined : SUBPROTOCOL_WANTED
+}
+
+/**
+ * Writes Sec-WebSocket-Version as text where it is a number, before anything reads it:
+ * @fastify/websocket's `app.injectWS` writes the number 13 in the request it makes, where one off
+ * the wire has text, and ws from 8.23.1 on compares the text, refusing the upgrade after the
+ * route's hooks (a test's `injectWS` rejects with `Unexpected server response: 400`).
+ */
+export function versionAsText(headers: IncomingHttpHeaders): void {
+  const version: unknown = headers['sec-websocket-version']
+  if (typeof version === 'number') headers['sec-websocket-version'] = String(version)
 }
 
 /**
