@@ -219,12 +219,14 @@ describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as Trans
   (transports) => {
     it('settles the connect at connectTimeout: the auth is taken off what is left of it', async () => {
       // The server gives up on its middleware (which never settles) after 1500 ms; the client
-      // tries again 100 ms later, 1400 ms before its bound, and its auth takes 1200 of them. With
-      // the 1400 ms again for its OPEN, that try lasted until 1200 ms past the bound.
+      // tries again 100 ms later, 2400 ms before its bound, and its auth takes 1200 of them. With
+      // the 2400 ms again for its OPEN, that try lasted until 1200 ms past the bound. The auth
+      // ends 1200 ms before the bound, so that a loaded machine's late timers still leave the
+      // failure to the OPEN's wait, not to the auth's.
       const server = await startServer((app) => parleyOf(app).use(() => new Promise<void>(() => {})), {
         handshakeTimeout: 1500,
       })
-      const connectTimeout = 3000
+      const connectTimeout = 4000
       let auths = 0
       const began = performance.now()
       const socket = client(server.url, {
