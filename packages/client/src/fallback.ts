@@ -185,10 +185,12 @@ export class Connection {
    */
   #timer: ReturnType<typeof setTimeout> | undefined
   /**
-   * Ends the wait for the last auth (see #hello), at once. #drop calls it as it clears that
-   * auth's bound: left waiting, a probe dropped with its transport, or an attempt after close(),
-   * waited for good on an auth that never settles, holding its transport for as long as the
-   * application held that auth's promise. (Called again once settled, it does nothing.)
+   * Ends the wait on the connection's timer, at once: the last auth's (see #hello), or an
+   * attempt's pause after a slow handshake middleware (see #connect). #drop calls it as it clears
+   * that timer: left waiting, a probe dropped with its transport, or an attempt after close(),
+   * waited for good (on an auth that never settles, for as long as the application held that
+   * auth's promise; on a pause, whose timer nothing else fires), holding its transport. (Called
+   * again once settled, it does nothing.)
    */
   #unwait?: () => void
   #probeTimer: ReturnType<typeof setTimeout> | undefined
@@ -540,9 +542,11 @@ export class Connection {
           // one begun just before the end made the attempt last up to twice `timeout`.
           if (this.#opts.reconnection || !hello) break
           // On the connection's timer, which close() clears: a pause left running would hold a
-          // Node process up to reconnectionDelayMax after disconnect(). Cleared, it never ends,
-          // and nothing waits on this run any more. (With no time left, a timer's shortest wait.)
-          await new Promise((resolve) => {
+          // Node process up to reconnectionDelayMax after disconnect(). Whatever clears it (#drop)
+          // ends the pause at once (#unwait), and this run, stale by then, returns below: left
+          // pending, it held this transport for good. (With no time left, a timer's shortest wait.)
+          await new Promise<void>((resolve) => {
+            this.#unwait = resolve
             this.#timer = setTimeout(resolve, Math.min(pace.next(), end - performance.now()))
           })
           if (run !== this.#run) return
