@@ -632,8 +632,9 @@ export class Connection {
     }
     // Here every transport failed: the list is never empty (see #allowed), and every other way
     // out of the loop returned. So `last` is set, and this attempt is still the current one (the
-    // last try checked it after its listener, and nothing was awaited since). Asserted (`last!`):
-    // TypeScript cannot follow the loop that far, and a check that never fails costs bytes.
+    // last try checked it after its listener, and nothing was awaited since). TypeScript cannot
+    // follow the loop that far: a guard that is never taken says so.
+    if (!last) return
     if (why === 'resume') {
       if (performance.now() < this.#quietUntil) {
         // Handed off: the first nodes tried may be draining too. Try again, within the
@@ -642,14 +643,14 @@ export class Connection {
         // Turned away at once (a draining node's 503, a balancer's 502 with no node to offer):
         // the wait before the next try is not counted, as tries no node answered in time are
         // not, up to the same end; else a fast backoff's waits spend the quiet time in a deploy.
-        if (busy(last!) || last!.details?.status === 502)
+        if (busy(last) || last.details?.status === 502)
           this.#quietUntil = Math.min(this.#quietUntil + wait, this.#quietEnd)
         this.#resumeLater(run, wait)
         return
       }
       this.#last = null
     }
-    this.#fail(last!, !refused && this.#opts.reconnection, why === 'resume' ? this.#lostReason : undefined)
+    this.#fail(last, !refused && this.#opts.reconnection, why === 'resume' ? this.#lostReason : undefined)
   }
 
   /**

@@ -111,7 +111,7 @@ export abstract class HttpTransport extends BaseTransport {
    * The session's URL, once the handshake gave it: the downstream's and the upstream's. Set
    * before any line can be queued: the owner sends only on a transport whose open() resolved.
    */
-  #session: string | undefined
+  #session = ''
   /** Packet lines waiting for a POST. */
   #lines: Outgoing[] = []
   /** A POST is in flight: the server refuses overlapping ones. */
@@ -203,8 +203,8 @@ export abstract class HttpTransport extends BaseTransport {
       )
         .trim()
         .split('\n')
-      // `split` gives at least one line (the `!`: `?? ''` would cost bytes for nothing).
-      open = this.welcome(decodeText(lines.pop()!))
+      // `split` gives at least one line: the `''` is never taken.
+      open = this.welcome(decodeText(lines.pop() ?? ''))
       for (const line of lines) this.deliver(decodeText(line))
       // The session we asked to resume has ended: nothing to open.
       if (open.type === PacketType.CLOSE) return open
@@ -349,8 +349,8 @@ export abstract class HttpTransport extends BaseTransport {
    * what the server has not acknowledged goes again (the server drops what it already has).
    */
   async #post(batch: Outgoing[]): Promise<void> {
-    // Set before any line was queued (see #session; `''` in its place would cost bytes).
-    const url = this.#session!
+    // Set before any line was queued (see #session).
+    const url = this.#session
     // A page's goodbye goes with keepalive, so that it outlives the page, and browsers refuse
     // keepalive bodies past 64 KiB (those of a page in flight, together); the server refuses one
     // past maxPayload (413), ending the session with 'payload too large'. So it carries, in order,

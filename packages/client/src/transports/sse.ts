@@ -29,17 +29,16 @@ export class SseTransport extends HttpTransport {
     // A 200 that is no event stream (a filter's block page in its place) fails open() here:
     // taken for a stream, it ended at once, and every probe climbed onto it again. Media types
     // are case-insensitive (RFC 9110): a proxy may write `Text/Event-Stream`. No content type at
-    // all (null) is tested as the text "null", which fails too (hence the `!`: a template that
-    // says so costs bytes).
-    if (!/^text\/event-stream/i.test(res.headers.get('content-type')!))
+    // all (null) fails too.
+    if (!/^text\/event-stream/i.test(res.headers.get('content-type') ?? ''))
       throw transportError('not an event stream')
     // The platform's 200 always has a body; none (which only an application's fetch could give)
     // is a stream that ended before its first bytes, not the engine's TypeError for a null.
     const reader = res.body?.getReader()
     const first = await reader?.read()
-    if (!first || first.done) throw transportError('stream ended')
-    // Read above: a reader there.
-    void this.#read(reader!, first.value)
+    // (No `first` without a `reader`: the guard says so to TypeScript.)
+    if (!reader || !first || first.done) throw transportError('stream ended')
+    void this.#read(reader, first.value)
   }
 
   /** Reads the stream from its first `chunk` on; `chunk` then holds each next one. */
@@ -52,8 +51,8 @@ export class SseTransport extends HttpTransport {
         // Whole lines now (ended by LF or CRLF); the last, unfinished one waits for the next
         // chunk, a CR at its end too.
         const lines = (buffer + text.decode(chunk, { stream: true })).split(/\r?\n/)
-        // `split` gives at least one part (the `!`: `?? ''` would cost bytes for nothing).
-        buffer = lines.pop()!
+        // `split` gives at least one part: the `''` is never taken.
+        buffer = lines.pop() ?? ''
         for (const line of lines) {
           if (line === '') {
             // A blank line ends an event; the data lines of one event join with "\n".
