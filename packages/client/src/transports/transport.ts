@@ -210,8 +210,9 @@ export abstract class BaseTransport implements Transport {
       const bad = this.setup.ledger.badAck(packet.ack, !packet.recovered)
       if (bad) throw bad
       this.payloadMax = packet.maxPayload
+      return packet
     }
-    if (packet.type === PacketType.OPEN || packet.type === PacketType.CLOSE) return packet
+    if (packet.type === PacketType.CLOSE) return packet
     throw packet.type === PacketType.ERROR
       ? // A node shutting down, or full, refuses the handshake, not this client: another node,
         // or the same one after a backoff, will take it. So does a handshake that failed inside
