@@ -79,11 +79,10 @@ export class Emitter<E extends object> {
     const i = list.findIndex(match)
     // An event left without listeners leaves the table: one-off names (`once('result:42')`)
     // would otherwise each keep an entry for the socket's whole life.
-    if (i >= 0) {
-      const rest = list.filter((_, j) => j !== i)
-      if (rest.length > 0) this.#listeners.set(event, rest)
-      else this.#listeners.delete(event)
-    }
+    // None found (-1): every entry stays, in a copy.
+    const rest = list.filter((_, j) => j !== i)
+    if (rest.length > 0) this.#listeners.set(event, rest)
+    else this.#listeners.delete(event)
   }
 
   #add(event: keyof E, entry: Entry): this {
