@@ -43,9 +43,11 @@ export interface RedisServer {
   stop(options?: { keepData?: boolean }): Promise<void>
   /**
    * Starts it again on the same port, empty (as a Redis that restarted without persistence); with
-   * `keepData`, with what it had when it stopped (as one that saved it then).
+   * `keepData`, with what it had when it stopped (as one that saved it then); with `lastSave`,
+   * with what the last `SAVE` a test sent wrote (as one whose snapshot is older than its last
+   * writes: those are lost).
    */
-  restart(options?: { keepData?: boolean }): Promise<void>
+  restart(options?: { keepData?: boolean; lastSave?: boolean }): Promise<void>
   /**
    * Stops the process (SIGSTOP) without closing its connections: a Redis that is connected but
    * answers nothing, as a blocked server or a partition without a reset.
@@ -75,10 +77,10 @@ export async function startRedis(): Promise<RedisServer> {
       await kill(child)
       if (!keepData) rmSync(dir, { recursive: true, force: true })
     },
-    restart: async ({ keepData = false } = {}) => {
-      if (keepData && running(child)) await command(port, 'SAVE')
+    restart: async ({ keepData = false, lastSave = false } = {}) => {
+      if (keepData && !lastSave && running(child)) await command(port, 'SAVE')
       await kill(child)
-      if (!keepData) rmSync(dump, { force: true })
+      if (!keepData && !lastSave) rmSync(dump, { force: true })
       child = await launch(redisServerPath, port, dir)
     },
     freeze: () => {
