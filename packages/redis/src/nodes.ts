@@ -21,21 +21,29 @@ export const GOODBYE_MS = 1000
 // note (what this node's version can do, same TTL), index it in the sorted set, forget index
 // entries long dead, and read back every node whose record is still there, with its note ('' for
 // a node of an earlier version, which writes none). Liveness is the record's TTL, kept by
-// Redis' clock: nodes' clocks only serve to tidy the index. Returns { 1 if this node's record
-// was still there, { id, address, note, ... }, { keys of index entries removed: not a record },
-// { ids of ARGV[10...] (the nodes this node held live) whose record is gone and whose goodbye
-// mark is there: they closed and said so, whether or not this node heard it } }.
+// Redis' clock: nodes' clocks only serve to tidy the index. Returns { 1 if Redis lost this
+// node's beats (below), { id, address, note, ... }, { keys of index entries removed: not a
+// record }, { ids of ARGV[11...] (the nodes this node held live) whose record is gone and whose
+// goodbye mark is there: they closed and said so, whether or not this node heard it } }.
 // A member whose record is not a string is skipped and its index entry removed. The records are read by names built here: a
 // single Redis (or a primary with replicas), not Redis Cluster. Every beat marks Redis filled
-// (KEYS[4]); a beat that finds the record of a node that had written it (ARGV[8]) gone, Redis
-// having lost its data, marks it refilling (KEYS[5]) for one record lifetime: see `restoring`.
+// (KEYS[4]) and leaves its number (ARGV[10]) in the node's beat record (KEYS[7]), kept as long as
+// the address record. A beat that finds there less than the number of the last beat this node
+// saw answered (ARGV[8], '0' before any), or nothing, knows Redis lost writes it had taken (a
+// restart, empty or from an older snapshot; a failover to a replica behind): it marks Redis
+// refilling (KEYS[5]) for one record lifetime: see `restoring`. Not the node's own record: that
+// one lapses whenever the node misses three beats (its process stalled, its connection slow or
+// cut), and Redis lost nothing then; its beat record outlives such a pause by far.
 // A known address is also kept in the node's address record (KEYS[6]) for ARGV[9] ms, far past
 // the record's lapse: see `ADDRESS_KEEP_MS`.
 const HEARTBEAT = `
-local previous = redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4], 'GET')
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
 if ARGV[2] ~= '' then redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[9]) end
 redis.call('SET', KEYS[4], '1', 'NX')
-if not previous and ARGV[8] == '1' then redis.call('SET', KEYS[5], '1', 'PX', ARGV[4]) end
+local kept = tonumber(redis.call('GET', KEYS[7]) or '') or 0
+local lost = ARGV[8] ~= '0' and kept < tonumber(ARGV[8])
+redis.call('SET', KEYS[7], ARGV[10], 'PX', ARGV[9])
+if lost then redis.call('SET', KEYS[5], '1', 'PX', ARGV[4]) end
 redis.call('SET', KEYS[3], ARGV[7], 'PX', ARGV[4])
 redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[5])
@@ -59,11 +67,11 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   end
 end
 local said = {}
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   local id = ARGV[i]
   if not seen[id] and redis.call('EXISTS', ARGV[6] .. id .. ':left') == 1 then said[#said + 1] = id end
 end
-return { previous and 1 or 0, live, skipped, said }
+return { lost and 1 or 0, live, skipped, said }
 `
 
 /**
@@ -95,8 +103,9 @@ export interface NodeNote {
 /**
  * Keys that say whether Redis may still lack owner records it lost (a restart without its data):
  * `filled` exists from the first heartbeat into it on; `refilling` for one record lifetime after
- * a node found its own record gone, while the nodes write the records of their sessions again
- * (each right after the beat that finds its record gone).
+ * a node found that Redis lost its beats (see HEARTBEAT), while the nodes write the records of
+ * their sessions again (each right after the beat that finds so). Not after a node's record
+ * merely lapsed (a stalled process): Redis lost nothing then.
  */
 export function restoringKeys(prefix: string): { filled: string; refilling: string } {
   return { filled: `${prefix}:filled`, refilling: `${prefix}:refilling` }
@@ -200,8 +209,8 @@ export interface NodesConfig {
    */
   saidGoodbye: (id: string) => void
   /**
-   * A heartbeat went through; `recordLost` when this node's record was missing though it had
-   * been written: Redis lost its data (a restart).
+   * A heartbeat went through; `recordLost` when Redis lost writes of this node's it had answered
+   * (a restart): the owner records too (see HEARTBEAT).
    */
   beaten: (recordLost: boolean) => void
   /** The set of other live nodes changed (see `Nodes.#report`); called after every step above. */
@@ -249,6 +258,11 @@ export class Nodes {
   readonly #first = settleable()
   /** How many heartbeats were sent so far. */
   #rounds = 0
+  /**
+   * The number of the last heartbeat answered: Redis ran it, and holds at least that number in
+   * this node's beat record unless it lost writes since (see HEARTBEAT). 0 before any.
+   */
+  #answered = 0
   /** Nodes that said they joined, with `#rounds` then: beats sent before do not drop them. */
   readonly #announced = new Map<string, number>()
   /** Nodes that said they left, with `#rounds` then: beats sent before do not bring them back. */
@@ -284,6 +298,11 @@ export class Nodes {
 
   #addressKey(id: string): string {
     return `${this.#recordKey(id)}:address`
+  }
+
+  /** The number of node `id`'s last heartbeat Redis ran (see HEARTBEAT). */
+  #beatKey(id: string): string {
+    return `${this.#recordKey(id)}:beat`
   }
 
   /** Node `id` closed, and said so (see `stop`, `saidGoodbye`). */
@@ -568,13 +587,14 @@ export class Nodes {
       reply = await commands.send([
         'EVAL',
         HEARTBEAT,
-        '6',
+        '7',
         this.#indexKey,
         this.#recordKey(id),
         `${this.#recordKey(id)}:note`,
         restoringKeys(prefix).filled,
         restoringKeys(prefix).refilling,
         this.#addressKey(id),
+        this.#beatKey(id),
         id,
         address,
         String(now),
@@ -582,8 +602,9 @@ export class Nodes {
         String(now - 100 * ttl),
         `${prefix}:node:`,
         JSON.stringify(this.#note()),
-        this.#published === undefined ? '0' : '1',
+        String(this.#answered),
         String(ADDRESS_KEEP_MS),
+        String(round),
         ...this.#live.keys(),
       ])
     } catch (err) {
@@ -597,8 +618,9 @@ export class Nodes {
     }
     this.#skipping = false
     this.#roundTrip = performance.now() - sentAt
+    this.#answered = Math.max(this.#answered, round)
     if (this.#stopped) return
-    const [previous, flat, skipped, said] = Array.isArray(reply) ? reply : []
+    const [lostFlag, flat, skipped, said] = Array.isArray(reply) ? reply : []
     if (!Array.isArray(flat)) return
     // Gone with a goodbye this node did not hear (its subscriber away, or slower than this beat).
     const marked = new Set(Array.isArray(said) ? said.map(asText) : [])
@@ -608,7 +630,6 @@ export class Nodes {
         `the live-node index named keys that are not node records, removed from it: ${skipped.map(asText).join(', ')}`,
       )
     }
-    const wasPublished = this.#published !== undefined
     const changed = this.#published !== address
     this.#published = address
     const seen = new Map<string, string>()
@@ -625,10 +646,11 @@ export class Nodes {
       const note = parseNote(asText(flat[i + 2]))
       if (note) notes.set(node, note)
     }
-    // This node's own record was gone though it wrote it: Redis lost its data (a restart), and
-    // the other nodes' records with it. They write theirs again at their next beat: keep them
-    // for one record lifetime rather than call live nodes gone.
-    const lost = previous === 0 && wasPublished
+    // Redis lost writes of this node's that it had answered (a restart), and the other nodes'
+    // records with them. They write theirs again at their next beat: keep them for one record
+    // lifetime rather than call live nodes gone. Not when only this node's record lapsed (its
+    // process stalled, its beats late): the others' records are as they were.
+    const lost = lostFlag === 1
     if (lost) this.#graceUntil = now + ttl
     const gone = [...this.#live.keys()].filter(
       (node) => !seen.has(node) && !newer(node) && now >= this.#graceUntil,
@@ -769,7 +791,13 @@ export class Nodes {
     const marking = commands.send(['SET', this.#leftKey(id), '1', 'PX', String(mark)])
     // The address too: nothing is to be sent here any more.
     const removing = Promise.all([
-      commands.send(['DEL', this.#recordKey(id), `${this.#recordKey(id)}:note`, this.#addressKey(id)]),
+      commands.send([
+        'DEL',
+        this.#recordKey(id),
+        `${this.#recordKey(id)}:note`,
+        this.#addressKey(id),
+        this.#beatKey(id),
+      ]),
       commands.send(['ZREM', this.#indexKey, id]),
     ])
     // Told once the record is gone, so that no read of the live set brings the node back.
