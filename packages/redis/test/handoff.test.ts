@@ -1038,9 +1038,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   it('returns false within requestTimeout, sending nothing, while Redis stays unreachable, and false within requestTimeout when it is slow (nothing claimable after)', async () => {
     const own = await startRedis()
     // Node records that outlive the pause below by far. With the tests' 300 ms heartbeats they
-    // last 900 ms, which the pause and a heartbeat late on a loaded machine used up: the next
-    // beat found its record gone, took Redis for restarted empty, and b's claim answered
-    // 'retry' (see `restoring`) rather than that nothing was there.
+    // last 900 ms, which the pause and a heartbeat late on a loaded machine use up: a's record
+    // would lapse, and b read a out of the live set.
     const slow = new FakeCluster(own.url, { heartbeatInterval: 2000 })
     try {
       // The bound under test is a's; b's lookups must get Redis' answer.

@@ -18,7 +18,7 @@ export interface PrefixedNodeOptions {
   log?: RedisAdapterOptions['log']
   /**
    * The adapter's `prefix` (its default without): a test of its own keeps what nodes of the
-   * tests before it left in Redis (a beat at their close that marks it refilling) away from it.
+   * tests before it left in Redis (owner and ended records, goodbye marks) away from it.
    */
   keyPrefix?: string
   /** Records in `routedTenants` the tenant of each request another node sent on here. */
