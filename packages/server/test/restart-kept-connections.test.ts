@@ -5,9 +5,10 @@
 // pipelined behind dropped unanswered; the answer ends the connection only when no successor
 // serves the path.
 
-import { encodeText, PacketType } from '@parley/protocol'
+import { decodeText, encodeText, PacketType } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { packetsOf } from './answer-packets.js'
 import { holding } from './held-events.js'
 import { within } from './helpers.js'
 import { head, RawHttp } from './raw-http.js'
@@ -38,6 +39,18 @@ function pipelined(sid: string): string {
   )
 }
 
+/** A polling session of `/a` opened by its handshake POST alone: no GET of its client waits. */
+async function pollingHandshake(port: number): Promise<string> {
+  const res = await fetch(`http://127.0.0.1:${port}/a/poll?v=1`, {
+    method: 'POST',
+    headers: TEXT,
+    body: HELLO,
+  })
+  const decoded = decodeText(await res.text())
+  if (!decoded.ok || decoded.packet.type !== PacketType.OPEN) throw new Error('no OPEN')
+  return decoded.packet.sid
+}
+
 describe('a closing instance answering its own session', () => {
   it('keeps the connection alive for its successor, which answers the request pipelined behind', async () => {
     const shared = await restartableServer(true)
@@ -62,6 +75,43 @@ describe('a closing instance answering its own session', () => {
     // The handshake behind it is the successor's: a new session there.
     connection.received = connection.received.slice(
       connection.received.indexOf('\r\n\r\n') + 4 + first.body.length,
+    )
+    const second = await connection.answer()
+    expect(second.status).toBe(200)
+    expect(restarted.parley.sockets.size).toBe(1)
+    connection.destroy()
+  })
+
+  it('keeps the connection alive after the last words of a session its close ended', async () => {
+    const shared = await restartableServer(true)
+    const olds = holding()
+    const old = await shared.make('old', olds.onConnection)
+    shared.serve(old)
+    const { client } = await shared.connect('polling')
+    // Ended by the close with no GET of its client waiting: its CLOSE is kept for that GET.
+    const sid = await pollingHandshake(shared.port)
+    await beginHeldClose(old, olds, client, 'the old instance')
+    const restarted = await shared.make('new')
+    shared.serve(restarted)
+
+    const connection = await RawHttp.open(shared.port)
+    onTestFinished(() => connection.destroy())
+    connection.write(
+      head('GET', `/a/poll?v=1&sid=${sid}`) +
+        head('POST', '/a/poll?v=1', { ...TEXT, 'Content-Length': String(HELLO.length) }) +
+        HELLO,
+    )
+    const first = await connection.answer()
+    expect({ status: first.status, connection: first.headers.connection }).toEqual({
+      status: 200,
+      connection: 'keep-alive',
+    })
+    expect(packetsOf(first.body)).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
+    // The handshake behind it is the successor's: a new session there.
+    connection.received = connection.received.slice(
+      connection.received.indexOf('\r\n\r\n') + 4 + Buffer.byteLength(first.body),
     )
     const second = await connection.answer()
     expect(second.status).toBe(200)

@@ -377,6 +377,9 @@ export class LastWordsAtClose {
   ): boolean {
     const kept = this.#take(last.sid, last.kind)
     if (!kept) return false
+    // Served before the request is judged further (see `#answered`): the connection is the
+    // successor's to serve next as well, when one serves the path.
+    if (this.#succeeded()) keepForSuccessor(req)
     try {
       // The CORS headers the routes give this page; an HTTP/1.1 connection ends with the answer
       // (but for a successor's, see `closingConnection`).
