@@ -184,8 +184,9 @@ return took
 // node has not given up on already (see UNCLAIM), for a resume under the route parameters the
 // session opened under (its hash's 'params'; one without them, an earlier version's, any): a
 // resume under others (another tenant) claims nothing, and learns nothing of the handoff but
-// { 'params' }, before it would learn that another claim has it; the handoff stays claimable
-// by its own client. Bumps the
+// { 'params' }, before anything else the hash could tell (that it ended, that another claim
+// has it, or where the session lives now: the hash keeps 'params' while it says so); the
+// handoff stays claimable by its own client. Bumps the
 // epoch, names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the
 // session's owner, keeps the keys long enough for the takeover.
 // Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone), how long
@@ -199,13 +200,13 @@ return took
 const CLAIM = `
 if redis.call('EXISTS', KEYS[4]) == 1 then return nil end
 local state = redis.call('HMGET', KEYS[1], 'snapshot', 'node', 'claimed', 'sealed', 'ended', 'kept', 'params')
+if ARGV[5] ~= '' and state[7] and state[7] ~= ARGV[5] then return { 'params' } end
 if state[5] and not state[6] then return nil end
 if not state[1] or state[6] then
   local owner = redis.call('GET', KEYS[3])
   if owner then return { 'owned', owner } end
   return nil
 end
-if ARGV[5] ~= '' and state[7] and state[7] ~= ARGV[5] then return { 'params' } end
 if state[3] then return state[3] end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'claim', ARGV[4])

@@ -420,6 +420,30 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     await takeOver(b!, any!).done
   })
 
+  it('tells a resume under other route parameters nothing of a handoff its old node kept', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-k', 'sk')
+    const snapshot = { ...snapshotOf('sid-k', 'sk'), params: { tenant: 'acme' } }
+    expect(await handOff(a!, socket, 'sid-k', [], TTL, snapshot)).toBe(true)
+    // As UNDO leaves it when the old node kept the session after another node claimed it: the
+    // handoff marked ended and kept, the owner record the old node's again.
+    const hash = createHash('sha256').update('sid-k').digest('base64url')
+    await a!.redis.sendCommand([
+      'HSET',
+      `${cluster.prefix}:handoff:${hash}`,
+      ...['claimed', b!.adapter.node, 'ended', '1', 'kept', '1'],
+    ])
+    await a!.redis.sendCommand(['SET', `${cluster.prefix}:session:${hash}`, a!.adapter.node])
+    // Another tenant's resume is not told where the session lives.
+    expect(await b!.adapter.claimSession('sid-k', { tenant: 'globex' })).toEqual({ missed: 'params' })
+    // Its own client's is, and tries again there.
+    expect(await b!.adapter.claimSession('sid-k', { tenant: 'acme' })).toMatchObject({
+      missed: 'owned',
+      node: a!.adapter.node,
+    })
+  })
+
   it('lets exactly one of two racing claims win', async () => {
     cluster = new FakeCluster(redis.url)
     const [a, b, c] = await cluster.start(3)
