@@ -3,7 +3,7 @@
 // to the session's node at the URL the client used, and refused there (the tenant is the
 // router's reading of that URL); a WebSocket resume there does not resume it.
 
-import { ErrorCode, PacketType } from '@parley/protocol'
+import { ErrorCode, PacketType, type TransportName } from '@parley/protocol'
 import type { RedisAdapter } from '@parley/redis'
 import type { ParleyServer } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
@@ -43,6 +43,22 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     return { app, parley, adapter, base: `http://127.0.0.1:${port}`, routedTenants }
   }
 
+  /** A raw client's resume of `sid` at `node` under `tenant`, answered; closed at the test's end. */
+  async function resumeUnder(
+    node: TenantNode,
+    tenant: string,
+    sid: string,
+    transport: TransportName = 'polling',
+  ) {
+    const resumed = await within(
+      rawConnect(transport, `${node.base}/${tenant}/parley`, { sid, ack: 0 }),
+      5000,
+      `the answer to the ${transport} resume under ${tenant}`,
+    )
+    onTestFinished(() => resumed.close())
+    return resumed
+  }
+
   it('is refused on its node when sent on there, on every transport', async () => {
     const a = await tenantNode()
     const b = await tenantNode()
@@ -77,12 +93,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     expect(a.routedTenants).toEqual(['globex', 'globex', 'globex'])
     // Resumes under another tenant, reaching the other node: new sessions.
     for (const transport of ['websocket', 'sse', 'polling'] as const) {
-      const resumed = await within(
-        rawConnect(transport, `${b.base}/globex/parley`, { sid: polling.sid, ack: 0 }),
-        5000,
-        `the answer to the ${transport} resume`,
-      )
-      onTestFinished(() => resumed.close())
+      const resumed = await resumeUnder(b, 'globex', polling.sid, transport)
       expect([transport, resumed.sid === polling.sid, resumed.open.recovered]).toEqual([
         transport,
         false,
@@ -113,12 +124,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     for (const socket of a.parley.sockets.values()) socket.disconnect()
     first.close()
     // b knows of its end only through the record in Redis: globex learns nothing of it.
-    const other = await within(
-      rawConnect('polling', `${b.base}/globex/parley`, { sid: first.sid, ack: 0 }),
-      5000,
-      'the answer to the resume under globex',
-    )
-    onTestFinished(() => other.close())
+    const other = await resumeUnder(b, 'globex', first.sid)
     expect([other.sid === first.sid, other.open.recovered]).toEqual([false, false])
     const own = await within(
       rawConnect('polling', `${b.base}/acme/parley`, { sid: first.sid, ack: 0 }).then(
@@ -140,12 +146,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     onTestFinished(() => first.close())
     // b asks a to hand the session off: a says no for a resume under globex, and b relays that
     // resume to a, where it gets a new session. The session goes on, on its own WebSocket.
-    const other = await within(
-      rawConnect('websocket', `${b.base}/globex/parley`, { sid: first.sid, ack: 0 }),
-      5000,
-      'the answer to the resume under globex',
-    )
-    onTestFinished(() => other.close())
+    const other = await resumeUnder(b, 'globex', first.sid, 'websocket')
     expect(other.sid).not.toBe(first.sid)
     expect(other.open.recovered).toBe(false)
     const params = (node: TenantNode) =>
@@ -168,20 +169,10 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
     const moved = await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
     expect(moved).toMatchObject({ reason: 'server handoff' })
     // Under globex, b claims nothing: a new session, and the handoff stays as it was.
-    const other = await within(
-      rawConnect('polling', `${b.base}/globex/parley`, { sid: first.sid, ack: 0 }),
-      5000,
-      'the answer to the resume under globex',
-    )
-    onTestFinished(() => other.close())
+    const other = await resumeUnder(b, 'globex', first.sid)
     expect([other.sid === first.sid, other.open.recovered]).toEqual([false, false])
     // Its own client takes it over.
-    const own = await within(
-      rawConnect('polling', `${b.base}/acme/parley`, { sid: first.sid, ack: 0 }),
-      5000,
-      'the answer to the resume under acme',
-    )
-    onTestFinished(() => own.close())
+    const own = await resumeUnder(b, 'acme', first.sid)
     expect([own.sid === first.sid, own.open.recovered]).toEqual([true, true])
     await within(drained, 5000, 'the drain to end')
     const params = [...b.parley.sockets.values()].map((socket) => socket.handshake.params.tenant).sort()
