@@ -24,7 +24,8 @@ export const GOODBYE_MS = 1000
 // Redis' clock: nodes' clocks only serve to tidy the index. Returns { 1 if Redis lost this
 // node's beats (below), { id, address, note, ... }, { keys of index entries removed: not a
 // record }, { ids of ARGV[11...] (the nodes this node held live) whose record is gone and whose
-// goodbye mark is there: they closed and said so, whether or not this node heard it } }.
+// goodbye mark is there: they closed and said so, whether or not this node heard it }, 1 if this
+// node's own record was still there }.
 // A member whose record is not a string is skipped and its index entry removed. The records are read by names built here: a
 // single Redis (or a primary with replicas), not Redis Cluster. Every beat marks Redis filled
 // (KEYS[4]) and leaves its number (ARGV[10]) in the node's beat record (KEYS[7]), kept as long as
@@ -37,7 +38,7 @@ export const GOODBYE_MS = 1000
 // A known address is also kept in the node's address record (KEYS[6]) for ARGV[9] ms, far past
 // the record's lapse: see `ADDRESS_KEEP_MS`.
 const HEARTBEAT = `
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+local previous = redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4], 'GET')
 if ARGV[2] ~= '' then redis.call('SET', KEYS[6], ARGV[2], 'PX', ARGV[9]) end
 redis.call('SET', KEYS[4], '1', 'NX')
 local kept = tonumber(redis.call('GET', KEYS[7]) or '') or 0
@@ -71,7 +72,7 @@ for i = 11, #ARGV do
   local id = ARGV[i]
   if not seen[id] and redis.call('EXISTS', ARGV[6] .. id .. ':left') == 1 then said[#said + 1] = id end
 end
-return { lost and 1 or 0, live, skipped, said }
+return { lost and 1 or 0, live, skipped, said, previous and 1 or 0 }
 `
 
 /**
@@ -620,7 +621,7 @@ export class Nodes {
     this.#roundTrip = performance.now() - sentAt
     this.#answered = Math.max(this.#answered, round)
     if (this.#stopped) return
-    const [lostFlag, flat, skipped, said] = Array.isArray(reply) ? reply : []
+    const [lostFlag, flat, skipped, said, kept] = Array.isArray(reply) ? reply : []
     if (!Array.isArray(flat)) return
     // Gone with a goodbye this node did not hear (its subscriber away, or slower than this beat).
     const marked = new Set(Array.isArray(said) ? said.map(asText) : [])
@@ -630,6 +631,7 @@ export class Nodes {
         `the live-node index named keys that are not node records, removed from it: ${skipped.map(asText).join(', ')}`,
       )
     }
+    const wasPublished = this.#published !== undefined
     const changed = this.#published !== address
     this.#published = address
     const seen = new Map<string, string>()
@@ -648,10 +650,14 @@ export class Nodes {
     }
     // Redis lost writes of this node's that it had answered (a restart), and the other nodes'
     // records with them. They write theirs again at their next beat: keep them for one record
-    // lifetime rather than call live nodes gone. Not when only this node's record lapsed (its
-    // process stalled, its beats late): the others' records are as they were.
+    // lifetime rather than call live nodes gone. So too when only this node's own record lapsed:
+    // what held its beats past the record's lifetime (Redis itself blocked, every node's link to
+    // it cut, the host paused) may have held the others' alike, and their next beats are on their
+    // way; a node truly gone is called so one record lifetime later. Redis lost nothing then, so
+    // nothing is marked refilling and the owner records stay as they are (`lost` alone).
     const lost = lostFlag === 1
-    if (lost) this.#graceUntil = now + ttl
+    const lapsed = kept === 0 && wasPublished
+    if (lost || lapsed) this.#graceUntil = now + ttl
     const gone = [...this.#live.keys()].filter(
       (node) => !seen.has(node) && !newer(node) && now >= this.#graceUntil,
     )
