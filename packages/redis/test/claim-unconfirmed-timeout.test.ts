@@ -39,10 +39,16 @@ describe.skipIf(skipRedisSuites())('a short question sent by a claimer awaiting 
         },
         (reply) => replies.push(reply),
       )
-      // Its copy is left out, a's count (held behind its seal) not come by then: b's own.
+      // Its copy is left out. a's count, held behind its seal, is given before b's timeout runs
+      // out (the question carries what is left of it): a's socket is counted and its reply taken.
+      // On a machine slow enough that a's count still comes late, a is counted as none and its
+      // reply dropped: either way, the count is given by the timeout and says how many replies
+      // the sender takes, no more, no fewer.
       await until(() => count !== undefined, 3000, 'the count at the timeout')
-      expect(count).toBe(1)
-      expect(replies.map((reply) => (reply.ok ? reply.value : reply.error.code))).toEqual(['b:s3'])
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      const taken = replies.map((reply) => (reply.ok ? reply.value : reply.error.code)).sort()
+      expect(taken).toEqual(count === 2 ? ['a:s2', 'b:s3'] : ['b:s3'])
+      expect(count === 2 || count === 1).toBe(true)
     } finally {
       waits.stop()
     }
