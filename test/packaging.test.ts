@@ -58,6 +58,12 @@ const socket = connect<FromServer, FromClient>('http://127.0.0.1:1', { autoConne
 socket.on('news', (text: string) => text.toUpperCase())
 socket.on('connect_error', (error: ParleyError<string>) => error.code)
 const ok: boolean = await socket.emitWithAck('chat', 'hi')
+// Without maps, as the quick start writes it: callbacks typed with no annotations.
+const untyped = connect('http://127.0.0.1:1', { autoConnect: false })
+untyped.emit('x', { a: 1 }, (reply) => reply)
+untyped.timeout(1000).emit('x', { a: 1 }, (err, reply) => err?.code ?? reply)
+app.parley.on('connection', (s) => s.emit('x', { a: 1 }, (reply) => reply))
+app.parley.timeout(1000).emit('x', (err, replies) => err?.code ?? replies.length)
 // The plugin's and the adapter's wiring (@internal) is not in the published types.
 app.parley.on('connection', (s) => {
   // @ts-expect-error: internal

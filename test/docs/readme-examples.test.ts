@@ -66,6 +66,11 @@ describe.each(transports)('README quick start over %s', (transport) => {
     expect(reply).toEqual({ ok: true })
     const [msg] = await echoed
     expect(msg).toEqual({ from: socket.id, text: 'hello' })
+    // The callback form, untyped as in the quick start: its parameters need no annotations.
+    const called = new Promise<unknown[]>((resolve) =>
+      socket.timeout(5000).emit('chat', { text: 'hi' }, (err, reply) => resolve([err, reply])),
+    )
+    expect(await within(called, 5000, 'the error-first callback')).toEqual([null, { ok: true }])
   })
 })
 

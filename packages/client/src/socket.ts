@@ -34,11 +34,33 @@ interface Flags {
 const NO_FLAGS: Flags = {}
 
 /**
+ * Any value: `unknown` spelled as a union, so that a callback in its place still has its
+ * parameters typed from the callback type beside it (`unknown | F` is `unknown`, which types none:
+ * under `strict`, `(reply) => ...` would not compile).
+ */
+type AnyValue = NonNullable<unknown> | null | undefined
+
+/**
+ * The arguments of an event that takes any (`(...args: any[]) => void`, as every event of the
+ * default map does): any values, a spread array too, the last of which may be the ack callback
+ * `Ack` (the runtime takes only a last function for one).
+ */
+type UntypedArgs<Ack> = (AnyValue | Ack)[]
+
+/** Whether an event takes any number of arguments of any type: an untyped one. */
+type TakesAnything<F> = unknown[] extends Args<F> ? true : false
+
+/**
  * An event's arguments as `emit` takes them: all of them, or all but a trailing ack callback
- * (the runtime sends the event either way; without a callback nobody hears the reply).
+ * (the runtime sends the event either way; without a callback nobody hears the reply). An
+ * untyped event's callback takes the reply as `unknown`, as `emitWithAck` resolves with it.
  */
 export type EmitArgs<F> =
-  Last<Args<F>> extends (...reply: never[]) => void ? Args<F> | Init<Args<F>> : Args<F>
+  TakesAnything<F> extends true
+    ? UntypedArgs<(...reply: unknown[]) => void>
+    : Last<Args<F>> extends (...reply: never[]) => void
+      ? Args<F> | Init<Args<F>>
+      : Args<F>
 
 /**
  * `socket.volatile`: the same emits, with a flag set. Flags chain in either order and add up
@@ -62,7 +84,11 @@ export interface FlaggedEmitter<EmitEvents extends object> {
  * (checking `error` narrows the reply).
  */
 export type TimedArgs<F> =
-  Last<Args<F>> extends (...reply: infer R) => void ? [...Init<Args<F>>, TimedAck<R>] : Args<F>
+  TakesAnything<F> extends true
+    ? UntypedArgs<TimedAck<unknown[]>>
+    : Last<Args<F>> extends (...reply: infer R) => void
+      ? [...Init<Args<F>>, TimedAck<R>]
+      : Args<F>
 
 /** The error-first callback `timeout(ms).emit` calls: `(error)` or `(null, ...reply)`. */
 export type TimedAck<R extends unknown[]> = (
@@ -71,9 +97,14 @@ export type TimedAck<R extends unknown[]> = (
 
 /** An event's arguments with, for its ack callback, one that takes the error alone. */
 export type ErrorOnlyArgs<F> =
-  Last<Args<F>> extends (...reply: never[]) => void
-    ? [...Init<Args<F>>, (error: ParleyError<string> | null) => void]
-    : never
+  TakesAnything<F> extends true
+    ? // The same as `TimedArgs`: the compiler's first, stricter pass over the overloads may
+      // reach this one with the callback (an object literal before it fails the first
+      // overload there), and the first overload to type a callback's parameters types them.
+      UntypedArgs<TimedAck<unknown[]>>
+    : Last<Args<F>> extends (...reply: never[]) => void
+      ? [...Init<Args<F>>, (error: ParleyError<string> | null) => void]
+      : never
 
 /**
  * `socket.timeout(ms)`: emits whose reply must come in time; ack callbacks are error-first, and

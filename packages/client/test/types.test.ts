@@ -134,4 +134,50 @@ describe('typed event maps', () => {
     reply.catch(() => undefined)
     socket.disconnect()
   })
+
+  it('types the reply callbacks of an untyped socket, so that they compile under strict', () => {
+    // Without maps every event takes `any`, which types no callback: `(reply) => ...` was an
+    // implicit any (TS7006). A reply is `unknown`, as emitWithAck resolves with it.
+    const socket = connect('http://127.0.0.1:1', { autoConnect: false })
+    socket.emit('x', 1, (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+    socket.emit('x', { text: 'hi' }, (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+    socket.emit('x', (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+    socket.volatile.emit('x', 1, (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+    for (const timed of [
+      socket.timeout(1000),
+      socket.timeout(1000).volatile,
+      socket.volatile.timeout(1000),
+    ]) {
+      timed.emit('x', 1, (error, reply) => {
+        expectTypeOf(error).toEqualTypeOf<ParleyError<string> | null>()
+        if (error) expectTypeOf(reply).toEqualTypeOf<undefined>()
+        else expectTypeOf(reply).toEqualTypeOf<unknown>()
+      })
+      // An object literal before the callback takes the compiler down another path.
+      timed.emit('x', { text: 'hi' }, (error, reply) => {
+        expectTypeOf(error).toEqualTypeOf<ParleyError<string> | null>()
+        expectTypeOf(reply).toEqualTypeOf<unknown>()
+      })
+      timed.emit('x', (error) => expectTypeOf(error).toEqualTypeOf<ParleyError<string> | null>())
+      timed.emit('x', { text: 'hi' }, (error) =>
+        expectTypeOf(error).toEqualTypeOf<ParleyError<string> | null>(),
+      )
+    }
+    // Anything is still taken: a callback typed by hand, a spread, any value last.
+    socket.emit('x', (reply: { ok: boolean }) => reply.ok)
+    socket.emit('x', ...[1, 'two', { three: 3 }])
+    socket.emit('x', 1, undefined)
+    socket.timeout(1000).emit('x', 'no callback')
+    socket.disconnect()
+  })
+
+  it('keeps the checks of a typed event that takes any number of arguments of one type', () => {
+    const socket = connect<ServerEvents, { tags: (...tags: string[]) => void }>('http://127.0.0.1:1', {
+      autoConnect: false,
+    })
+    socket.emit('tags', 'a', 'b')
+    // @ts-expect-error: a tag is a string
+    socket.emit('tags', 'a', 2)
+    socket.disconnect()
+  })
 })

@@ -56,6 +56,7 @@ import type {
   AckReply,
   ArgsWithoutAck,
   DefaultEventsMap,
+  EmitArgs,
   EventNames,
   EventsMap,
   Handshake,
@@ -145,7 +146,7 @@ export const MAX_OPEN_REQUESTS = 1_000
  */
 export interface SocketEmitter<E extends EventsMap> {
   /** Sends an event; with a trailing callback, waits for the reply. */
-  emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean
+  emit<K extends EventNames<E>>(event: K, ...args: EmitArgs<E[K]>): boolean
   /** Sends an event and resolves with the first argument of the client's reply. */
   emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>>
   /** The same emits, volatile (see `ServerSocket.volatile`). */
@@ -415,7 +416,7 @@ export class ServerSocket<
    * PARLEY_TOO_DEEP for what a `toJSON` returns nested that deep, PARLEY_FORBIDDEN_KEY),
    * PARLEY_TOO_MANY_PENDING_ACKS past `maxPendingAcks`.
    */
-  emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): boolean {
+  emit<K extends EventNames<E>>(event: K, ...args: EmitArgs<E[K]>): boolean {
     return this.#emit(NO_FLAGS, event, args as unknown[])
   }
 

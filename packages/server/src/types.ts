@@ -26,6 +26,22 @@ type Last<T extends unknown[]> = T extends [...unknown[], infer L] ? L : never
 export type ArgsWithoutAck<F extends (...args: never[]) => void> =
   Parameters<F> extends [...infer Head, (...reply: never[]) => void] ? Head : Parameters<F>
 
+/**
+ * Any value: `unknown` spelled as a union, so that a callback in its place still has its
+ * parameters typed from the callback type beside it (`unknown | F` is `unknown`, which types none:
+ * under `strict`, `(reply) => ...` would not compile).
+ */
+type AnyValue = NonNullable<unknown> | null | undefined
+
+/**
+ * An event's arguments as `socket.emit` takes them. Those of an event that takes any
+ * (`(...args: any[]) => void`, as every event of the default map does): any values, a spread
+ * array too, the last of which may be the reply callback (the runtime takes only a last function
+ * for one), which takes the reply as `unknown`, as `emitWithAck` resolves with it.
+ */
+export type EmitArgs<F extends (...args: never[]) => void> =
+  unknown[] extends Parameters<F> ? (AnyValue | ((...reply: unknown[]) => void))[] : Parameters<F>
+
 /** What `emitWithAck` resolves with: the first argument of the event's ack callback. */
 export type AckReply<F extends (...args: never[]) => void> =
   Last<Parameters<F>> extends (reply: infer R, ...rest: never[]) => void ? R : unknown

@@ -165,6 +165,57 @@ describe('typed event maps (server)', () => {
     app.parley.schemas({ anything: true })
     await app.close()
   })
+
+  it('type the reply callbacks without maps, so that they compile under strict', async () => {
+    // Without maps every event takes `any`, which types no callback: `(reply) => ...` was an
+    // implicit any (TS7006). A reply is `unknown`, as emitWithAck resolves with it.
+    const app = Fastify()
+    await app.register(parley)
+    app.parley.on('connection', (socket) => {
+      socket.emit('x', 1, (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+      socket.emit('x', (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+      socket.volatile.emit('x', 1, (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+      socket.emit('x', { text: 'hi' }, (reply) => expectTypeOf(reply).toEqualTypeOf<unknown>())
+      for (const timed of [socket.timeout(100), socket.volatile.timeout(100)]) {
+        timed.emit('x', 1, (err, reply) => {
+          expectTypeOf(err).toEqualTypeOf<ParleyError<string> | null>()
+          expectTypeOf(reply).toEqualTypeOf<unknown>()
+        })
+        // An object literal before the callback takes the compiler down another path.
+        timed.emit('x', { text: 'hi' }, (err) =>
+          expectTypeOf(err).toEqualTypeOf<ParleyError<string> | null>(),
+        )
+      }
+      socket
+        .to('lobby')
+        .timeout(100)
+        .emit('x', 1, (err, replies) => {
+          expectTypeOf(err).toEqualTypeOf<ParleyError<string> | null>()
+          expectTypeOf(replies).toEqualTypeOf<unknown[]>()
+        })
+      // Anything is still taken: a callback typed by hand, a spread, any value last.
+      socket.emit('x', (answer: number) => answer + 1)
+      socket.emit('x', ...[1, 'two', { three: 3 }])
+      socket.emit('x', 1, undefined)
+    })
+    app.parley.timeout(100).emit('x', (err, replies) => {
+      expectTypeOf(err).toEqualTypeOf<ParleyError<string> | null>()
+      expectTypeOf(replies).toEqualTypeOf<unknown[]>()
+    })
+    expectTypeOf(app.parley.timeout(100).emitWithAck('x')).toEqualTypeOf<Promise<unknown[]>>()
+    await app.close()
+  })
+
+  it('keep the checks of a typed event that takes any number of arguments of one type', async () => {
+    const app = Fastify()
+    await app.register(parley)
+    app.parley.typed<FromClient, { tags: (...tags: string[]) => void }>().on('connection', (socket) => {
+      socket.emit('tags', 'a', 'b')
+      // @ts-expect-error: a tag is a string
+      socket.emit('tags', 'a', 2)
+    })
+    await app.close()
+  })
 })
 
 describe('the plugin on an HTTP/2 Fastify', () => {
