@@ -3,7 +3,7 @@
 // registry (or npm's cache) for fastify, ws and redis, and the packages built (`pnpm test`
 // builds them first).
 import { execFile } from 'node:child_process'
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -82,6 +82,13 @@ const { ErrorCode } = require('@parley/protocol')
 console.log(typeof connect, ErrorCode.NOT_FOUND)
 `
 
+/** What the test reads of an installed package's package.json. */
+interface Manifest {
+  version: string
+  dependencies?: Record<string, string>
+  peerDependencies?: Record<string, string>
+}
+
 let dir: string | undefined
 
 afterAll(async () => {
@@ -115,6 +122,21 @@ describe('the packed packages', () => {
       cwd: dir,
       timeout: 150_000,
     })
+
+    // Between Parley's packages as published: a peer dependency takes a range (a patch release
+    // of the server must not fail npm's peer check of the adapter), a dependency on the protocol
+    // names the exact release (see DEVELOPERS.md, "Releases").
+    const installed = dir
+    const manifest = async (name: string): Promise<Manifest> =>
+      JSON.parse(await readFile(join(installed, 'node_modules', '@parley', name, 'package.json'), 'utf8'))
+    const [server, client, redis, protocol] = await Promise.all(
+      ['server', 'client', 'redis', 'protocol'].map(manifest),
+    )
+    expect(redis?.peerDependencies?.['@parley/server']).toBe(`^${server?.version}`)
+    expect(server?.peerDependencies?.['@parley/client']).toBe(`^${client?.version}`)
+    for (const dependent of [server, client, redis]) {
+      expect(dependent?.dependencies?.['@parley/protocol']).toBe(protocol?.version)
+    }
 
     await writeFile(join(dir, 'app.mjs'), APP)
     await writeFile(join(dir, 'app.cjs'), REQUIRE)
