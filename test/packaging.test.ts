@@ -9,18 +9,11 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, describe, expect, it } from 'vitest'
+import { pnpm } from './support/pnpm.js'
 
 const run = promisify(execFile)
 const root = fileURLToPath(new URL('..', import.meta.url))
 const PACKAGES = ['protocol', 'server', 'client', 'redis']
-
-/** pnpm as this run was started with it (`npx pnpm` or a global pnpm). */
-function pnpm(args: string[], cwd: string) {
-  const viaScript = process.env.npm_execpath
-  return viaScript && /pnpm/.test(viaScript)
-    ? run(process.execPath, [viaScript, ...args], { cwd })
-    : run('pnpm', args, { cwd })
-}
 
 // A server and a client in one script, over WebSocket and SSE: what a user tries first (the
 // Redis adapter is only imported: no Redis here).
