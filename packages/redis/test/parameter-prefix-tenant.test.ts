@@ -86,7 +86,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a session of another t
         segment,
         400,
         ErrorCode.UNKNOWN_SESSION,
-        'the session was opened under other route parameters',
+        'no such session',
       ])
     }
     // Each was sent on to the session's node, its tenant with it: refused there, not here.

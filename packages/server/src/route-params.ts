@@ -45,5 +45,9 @@ export function sameParams(kept: RouteParams, given: Record<string, string>): bo
   return names.every((name) => Object.hasOwn(given, name) && given[name] === kept[name])
 }
 
-/** What the client of a request or resume under other parameters than its session's reads. */
-export const OTHER_PARAMS = 'the session was opened under other route parameters'
+/**
+ * What an SSE or polling request reads that names no session here; and one that names a session
+ * under other route parameters than it opened with: another tenant learns nothing of it, not even
+ * that its sid is one.
+ */
+export const NO_SUCH_SESSION = 'no such session'

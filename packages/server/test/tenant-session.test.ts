@@ -142,7 +142,7 @@ describe.each([
     expect([answer.status, answer.body.code, answer.body.message]).toEqual([
       400,
       ErrorCode.UNKNOWN_SESSION,
-      'the session was opened under other route parameters',
+      'no such session',
     ])
     firstGet()
     const close = await first.next((p) => p.type === PacketType.CLOSE, 5000)

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { ErrorCode, PROTOCOL_VERSION, type TransportName } from '@parley/protocol'
-import { OTHER_PARAMS, type RouteParams, sameParams } from '../route-params.js'
+import { type RouteParams, sameParams } from '../route-params.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
 import { type HttpTransportName, httpSegments } from '../transports/registry.js'
@@ -316,7 +316,13 @@ export class ClosingAnswers {
     // route's. Its parameters are read as the router gives them, letter case kept.
     const cased = kept && routedPath(target, { ...this.#router.rules, anyCase: false })
     if (kept && !sameParams(kept, route.params(cased ?? ''))) {
-      return { answer: coded(400, cors, ErrorCode.UNKNOWN_SESSION, OTHER_PARAMS), sid }
+      // What a request naming no session gets while closing (its sid left out: with a successor
+      // at this path, that one answers it, as it would a stranger's), with none of its last words.
+      if (method === 'POST' && this.#tooLarge(request)) {
+        const answer = coded(413, cors, ErrorCode.PAYLOAD_TOO_LARGE, tooLargeMessage(this.#maxPayload))
+        return { answer: { ...answer, bodyUnread: true } }
+      }
+      return { answer: coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN) }
     }
     return { ...this.#forSession(request, kind, method, cors, params, sid), sid }
   }

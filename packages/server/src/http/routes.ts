@@ -16,7 +16,7 @@ import type { Refusal } from '../refusals.js'
 import {
   mayHaveParams,
   NO_PARAMS,
-  OTHER_PARAMS,
+  NO_SUCH_SESSION,
   type RouteParams,
   routeParams,
   sameParams,
@@ -555,8 +555,12 @@ export async function parleyRoutes(
     const params = sid === undefined ? undefined : server.paramsOf(sid)
     if (params && !sameParams(params, paramsOfRequest(request))) {
       // A session found by its sid alone, under other route parameters (another tenant of
-      // `/:tenant`), here or sent on here by the node it reached: it stays its own route's.
-      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, OTHER_PARAMS, cors)
+      // `/:tenant`), here or sent on here by the node it reached: it stays its own route's, and
+      // the request gets what one naming no session gets at this point, a body past maxPayload
+      // and a closed server included, so that its sid tells another tenant nothing.
+      if (method === 'POST' && tooLarge(request)) return refuseTooLargeFor(undefined, request, reply, cors)
+      if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
+      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, NO_SUCH_SESSION, cors)
     }
     if (method === 'POST' && sid !== undefined && endsWherever(request.headers, () => leftHere(sid, kind))) {
       // A relayed goodbye whose session moved here, or whose relay closed (see `endsWherever`): it
@@ -619,7 +623,7 @@ export async function parleyRoutes(
       }
       if (owner === undefined) {
         server.unknownSession(sid)
-        return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'no such session', cors)
+        return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, NO_SUCH_SESSION, cors)
       }
       let text = ''
       let body: BodyResult = EMPTY_BODY

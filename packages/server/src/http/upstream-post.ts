@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream'
 import { CloseReason, ErrorCode, type Packet } from '@parley/protocol'
+import { NO_SUCH_SESSION } from '../route-params.js'
 import type { Session } from '../session.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
 import type { HeaderBag } from '../transports/http.js'
@@ -153,8 +154,7 @@ export class UpstreamPosts {
     if (!body.ok) return { answer: this.notRead(body.reason, cors) }
     const decoded = decodeBody(linesOfBody(body), this.#maxPayload)
     if (!decoded.ok) return { answer: coded(400, cors, decoded.error.code, decoded.error.message) }
-    if (!end(decoded.packets))
-      return { answer: coded(400, cors, ErrorCode.UNKNOWN_SESSION, 'no such session') }
+    if (!end(decoded.packets)) return { answer: coded(400, cors, ErrorCode.UNKNOWN_SESSION, NO_SUCH_SESSION) }
     return { answer: taken(cors) }
   }
 
