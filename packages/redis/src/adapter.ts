@@ -274,6 +274,7 @@ export class RedisAdapter implements Adapter {
       sessions: this.#sessions,
       nodes: this.#nodes,
       requestTimeout: options.requestTimeout,
+      handedOffParams: (sid) => this.#handoffs.params(sid),
     }
     this.#broadcasts = new Broadcasts({
       node: this.node,

@@ -28,7 +28,7 @@ import { HeldAppends } from './held-appends.js'
 import { asText, RedisUnreachableError, settleable } from './send.js'
 import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES, type TailGroup, TailWrites } from './tail-writes.js'
-import { packParams } from './wire.js'
+import { packParams, unpackParams } from './wire.js'
 
 /**
  * How long the handoff keys live after a claim, at least: the old node may still seal, and the
@@ -445,6 +445,17 @@ export class HandOffStore {
   keys(hash: string): { owner: string; hash: string; tail: string } {
     const handoff = `${this.prefix}:handoff:${hash}`
     return { owner: `${this.prefix}:session:${hash}`, hash: handoff, tail: `${handoff}:tail` }
+  }
+
+  /**
+   * The route parameters the session `sid` handed off opened under, as its hash keeps them (see
+   * `sessionOwner` in lookups.ts): undefined when it keeps none (no hash, an earlier version's,
+   * a snapshot without them) or none that read as parameters. Rejects as `Commands.send` does.
+   */
+  async params(sid: string): Promise<Record<string, string> | undefined> {
+    const reply = await this.commands.send(['HGET', this.keys(sidHash(sid)).hash, 'params'])
+    const text = asText(reply)
+    return text === undefined || text === '' ? undefined : unpackParams(text)
   }
 
   /** The key that says that claim or write `id` of session `hash` was given up (see UNCLAIM, UNDO). */

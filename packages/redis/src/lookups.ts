@@ -14,6 +14,8 @@ export interface LookupParts {
   readonly sessions: SessionOwners
   readonly nodes: Pick<Nodes, 'has' | 'address' | 'unheardOf' | 'beat' | 'lastAddress'>
   readonly requestTimeout: number
+  /** The route parameters a handed-off session opened under (see `HandOffStore.params`). */
+  readonly handedOffParams: (sid: string) => Promise<Record<string, string> | undefined>
 }
 
 /** Where `sid` lives: see `RedisAdapter.sessionOwner`. */
@@ -37,9 +39,16 @@ export async function sessionOwner(parts: LookupParts, sid: string): Promise<Ses
   // the client keeps its session; dead, it cannot be reached, and the request is answered as
   // for an unknown session, as it would have been.
   const url = parts.nodes.address(owner) ?? (await parts.nodes.lastAddress(owner))
-  // A handed-off session can be claimed whether or not its old node is still there.
-  if (record.handingOff)
-    return url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }
+  // A handed-off session can be claimed whether or not its old node is still there. With the
+  // route parameters it opened under, which its hash keeps: a request under others (another
+  // tenant) is answered as one of no session, wherever it reached (one more round trip, only
+  // for a session handed off).
+  if (record.handingOff) {
+    const params = await parts.handedOffParams(sid)
+    const found =
+      url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }
+    return params === undefined ? found : { ...found, params }
+  }
   if (!parts.nodes.has(owner) && url === undefined) return 'unknown'
   return url === undefined ? { node: owner } : { node: owner, url }
 }

@@ -389,6 +389,26 @@ export function packParams(params: Readonly<Record<string, string>>): string {
   return JSON.stringify(names.map((name) => [name, params[name]]))
 }
 
+/**
+ * Route parameters read back from `packParams`'s string (untrusted: what Redis holds); undefined
+ * for anything else, a pair that is not two strings or a name given twice included.
+ */
+export function unpackParams(text: string): Record<string, string> | undefined {
+  const value = parseJson(text)
+  if (!Array.isArray(value)) return undefined
+  const pairs: [string, string][] = []
+  const names = new Set<string>()
+  for (const pair of value) {
+    if (!Array.isArray(pair) || pair.length !== 2) return undefined
+    const [name, item] = pair as unknown[]
+    if (typeof name !== 'string' || typeof item !== 'string' || names.has(name)) return undefined
+    names.add(name)
+    pairs.push([name, item])
+  }
+  // Own properties whatever their names, `__proto__` included, as the router gives them.
+  return Object.fromEntries(pairs)
+}
+
 /** Whether `value` reads as route parameters: an object whose values are strings. */
 export function isParams(value: unknown): value is Record<string, string> {
   return isRecord(value) && Object.values(value).every((item) => typeof item === 'string')

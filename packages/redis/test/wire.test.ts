@@ -4,6 +4,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest'
 import {
   decodeEvent,
   MAX_NODE_SOCKETS,
+  packParams,
   packSocket,
   packValue,
   parseBroadcast,
@@ -12,6 +13,7 @@ import {
   parseRequest,
   parseResponse,
   type RequestPacket,
+  unpackParams,
   unpackSocket,
   unpackValue,
 } from '../src/wire.js'
@@ -211,5 +213,24 @@ describe('the messages between nodes', () => {
     // A node of an earlier version says neither.
     const { url: _url, params: _params, ...earlier } = handshake
     expect(unpackSocket(socket(earlier))?.handshake).toEqual({ ...earlier, url: '', params: {} })
+  })
+})
+
+describe('route parameters as a handoff hash keeps them', () => {
+  it('read back as packed, whatever their order', () => {
+    const params = { tenant: 'acme', region: 'eu' }
+    expect(unpackParams(packParams(params))).toEqual(params)
+    expect(unpackParams(packParams({}))).toEqual({})
+    expect(Object.keys(unpackParams('[["__proto__","x"]]') ?? {})).toEqual(['__proto__'])
+  })
+
+  it.each([
+    'not json',
+    '{"tenant":"acme"}',
+    '[["tenant"]]',
+    '[["tenant",1]]',
+    '[["tenant","acme"],["tenant","globex"]]',
+  ])('are none from %s', (text) => {
+    expect(unpackParams(text)).toBeUndefined()
   })
 })

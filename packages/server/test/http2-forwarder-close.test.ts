@@ -48,7 +48,11 @@ function lookupsHeldUntilForwarderCloses(lookup: 'ownerOf' | 'resumeOwner'): () 
     closeForwarder()
   })
   let lookingUp = false
-  const look = Forwarder.prototype[lookup]
+  // Either lookup, taking the arguments of whichever it is (`ownerOf` has one more).
+  const look = Forwarder.prototype[lookup] as (
+    this: Forwarder,
+    ...args: Parameters<Forwarder['ownerOf']>
+  ) => ReturnType<Forwarder['ownerOf']>
   vi.spyOn(Forwarder.prototype, lookup).mockImplementation(async function (this: Forwarder, ...args) {
     lookingUp = true
     const owner = await look.apply(this, args)

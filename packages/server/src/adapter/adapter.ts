@@ -148,6 +148,12 @@ export type SessionOwnerAnswer =
        * `claimSession` takes the session over.
        */
       handingOff?: boolean
+      /**
+       * The route parameters the session opened under (a Fastify prefix such as `/:tenant`), when
+       * the store keeps them: a request that names it under others (another tenant) is answered
+       * as one that names no session. `@parley/redis` gives them for a handed-off session.
+       */
+      params?: Readonly<Record<string, string>>
     }
 
 /**

@@ -140,15 +140,17 @@ export class Forwarder {
    * request for a node whose connection at that URL timed out less than `UNREACHABLE_KEPT_MS`
    * ago (recently-unreachable.ts), counted as unreachable: answered at once, as after the wait.
    * A `HandedOff` instead of undefined when that node handed the session off (see `HandedOff`).
-   * `on`: the response an SSE or polling request is answered on (see `#answered`).
+   * `on`: the response an SSE or polling request is answered on (see `#answered`). `params`: the
+   * request's route parameters (see `OwnerLookup.ownerOf`).
    */
   ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
     on?: ServerResponse,
+    params?: Readonly<Record<string, string>>,
   ): Promise<Owner | HandedOff | undefined> {
-    return this.#answered(on, this.#ownerOf(sid, request, medium, false))
+    return this.#answered(on, this.#ownerOf(sid, request, medium, false, params))
   }
 
   /**
@@ -204,9 +206,10 @@ export class Forwarder {
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
     resume: boolean,
+    params?: Readonly<Record<string, string>>,
   ): Promise<Owner | HandedOff | undefined> {
     if (this.#closed) return undefined
-    const owner = await this.#lookup.ownerOf(sid, request, medium, resume)
+    const owner = await this.#lookup.ownerOf(sid, request, medium, resume, params)
     // A WebSocket resume first asks the owner to hand the session over, through the adapter,
     // which may reach a node its URL does not (see websocket-handshake.ts): only its relay is
     // answered at once (see `handOverWebSocket`).

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
+import { sameParams } from '../route-params.js'
 import { GOODBYE, goodbyeSentTo, MAX_GOODBYE_HOPS, ROUTED_HEADER, SENT_ON } from './routing.js'
 
 /**
@@ -71,12 +72,16 @@ export class OwnerLookup {
     )
   }
 
-  /** See `Forwarder.ownerOf`. */
+  /**
+   * See `Forwarder.ownerOf`. `params`: the route parameters of the request; a session the adapter
+   * says opened under others (another tenant) is none of its: undefined, as for no session.
+   */
   async ownerOf(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
     resume: boolean,
+    params?: Readonly<Record<string, string>>,
   ): Promise<Owner | HandedOff | undefined> {
     const adapter = this.#options.adapter
     const mark = request.headers[ROUTED_HEADER]
@@ -84,6 +89,7 @@ export class OwnerLookup {
     try {
       const owner = await this.#lookUp(adapter.sessionOwner.bind(adapter), sid)
       if (typeof owner !== 'object') return undefined
+      if (params && owner.params && !sameParams(owner.params, params)) return undefined
       if (resume && owner.handingOff) return { handedOffBy: owner.node }
       const found: Owner = owner.handingOff ? { node: owner.node, handingOff: true } : { node: owner.node }
       if (typeof owner.url === 'string') return { ...found, url: owner.url }

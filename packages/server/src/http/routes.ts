@@ -291,7 +291,10 @@ export async function parleyRoutes(
    * takes longer goes on (see handler-timeout.ts), and the request is forwarded all the same.
    */
   const ownerOf = (sid: string, reply: FastifyReply) =>
-    outlastHandlerTimeout(reply, forwarder.ownerOf(sid, reply.request, 'http', reply.raw))
+    outlastHandlerTimeout(
+      reply,
+      forwarder.ownerOf(sid, reply.request, 'http', reply.raw, paramsOfRequest(reply.request)),
+    )
   // While Fastify refuses requests at close, a POST or a GET of a session another node holds
   // goes there all the same, and a resume to the node that is to claim or holds its session, as
   // on the routes below (until the forwarder closes with the server). So too for one another node

@@ -1,0 +1,124 @@
+// Two nodes on one Redis under `/:tenant`: a request at one node that names, under another
+// tenant, a session of the other (live there, ended there, or handed off by its drain) gets the
+// answer a sid of no session gets at that node, and leaves the session alone. The same on one
+// node is packages/server/test/other-tenant-sid.test.ts.
+
+import { encodeText, PacketType } from '@parley/protocol'
+import type { RedisAdapter } from '@parley/redis'
+import type { ParleyServer } from '@parley/server'
+import type { FastifyInstance } from 'fastify'
+import { beforeEach, describe, expect, it, onTestFinished } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { until, within } from '../../server/test/helpers.js'
+import { type Answer, exchange } from '../../server/test/http-exchange.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { redisSuite } from './nodes.js'
+import { prefixedNode, seeEachOther } from './prefixed-node.js'
+
+interface TenantNode {
+  app: FastifyInstance
+  parley: ParleyServer
+  adapter: RedisAdapter
+  base: string
+}
+
+/** A sid no session ever had: what the other tenant's answers are held to. */
+const NONE = 'AAAAAAAAAAAAAAAAAAAAAA'
+
+const EVENT = encodeText({ type: PacketType.EVENT, seq: 1, name: 'note', args: ['from globex'], ackId: 0 })
+const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+
+/** Each request a test sends under globex: method, endpoint, body. */
+const REQUESTS = [
+  ['GET', 'poll', ''],
+  ['GET', 'sse', ''],
+  ['POST', 'poll', EVENT],
+  ['POST', 'poll', GOODBYE],
+] as const
+
+describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under another tenant', () => {
+  const suite = redisSuite(() => undefined)
+
+  let tests = 0
+  beforeEach(() => {
+    tests++
+  })
+
+  /** A node under `/:tenant` on the suite's Redis (keys of the test's own), with handoff. */
+  async function tenantNode(heard: unknown[] = []): Promise<TenantNode> {
+    const { app, parley, adapter, port } = await prefixedNode(suite.redis.url, '/:tenant', {
+      keyPrefix: `other-tenant-${tests}`,
+      handoff: { timeout: 1000, retrySpread: 0 },
+      serve: (server) =>
+        server.on('connection', (socket) => socket.on('note', (text: unknown) => void heard.push(text))),
+    })
+    return { app, parley, adapter, base: `http://127.0.0.1:${port}` }
+  }
+
+  /** The answer to `method` of `sid` at `node`'s endpoint `segment` under globex. */
+  function atGlobex(node: TenantNode, method: string, segment: string, sid: string, body: string) {
+    const url = `${node.base}/globex/parley/${segment}?v=1&sid=${encodeURIComponent(sid)}`
+    return within(
+      exchange(url, method, { 'content-type': 'text/plain' }, body),
+      5000,
+      `the ${method} of /${segment} at globex`,
+    )
+  }
+
+  const seen = (answer: Answer) => [answer.status, answer.body.code, answer.body.message]
+
+  /** Expects each of `REQUESTS` for `sid` at `node` to get what it gets for a sid of no session. */
+  async function expectUnknown(node: TenantNode, sid: string) {
+    for (const [method, segment, body] of REQUESTS) {
+      const other = await atGlobex(node, method, segment, sid, body)
+      const none = await atGlobex(node, method, segment, NONE, body)
+      expect([method, segment, body, ...seen(other)]).toEqual([method, segment, body, ...seen(none)])
+    }
+  }
+
+  it('live on the other node: answered as no session, the session goes on', async () => {
+    const heard: unknown[] = []
+    const a = await tenantNode(heard)
+    const b = await tenantNode(heard)
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    await until(() => a.parley.sockets.size === 1, 5000, 'the session on its node')
+    await expectUnknown(b, first.sid)
+    const [own] = a.parley.sockets.values()
+    expect([own?.connected, own?.transport, heard]).toEqual([true, 'polling', []])
+  })
+
+  it('ended on the other node: answered as no session', async () => {
+    const a = await tenantNode()
+    const b = await tenantNode()
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    await until(() => a.parley.sockets.size === 1, 5000, 'the session on its node')
+    for (const socket of a.parley.sockets.values()) socket.disconnect()
+    await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
+    await expectUnknown(b, first.sid)
+  })
+
+  it('handed off by the drain of its node: answered as no session, and its own client takes it over', async () => {
+    const a = await tenantNode()
+    const b = await tenantNode()
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    const drained = a.app.close()
+    const moved = await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
+    expect(moved).toMatchObject({ reason: 'server handoff' })
+    await within(drained, 5000, 'the drain to end')
+    await expectUnknown(b, first.sid)
+    // Neither its goodbye nor anything else under globex ended it: its own client resumes it.
+    const own = await within(
+      rawConnect('polling', `${b.base}/acme/parley`, { sid: first.sid, ack: 0 }),
+      5000,
+      'the resume under acme',
+    )
+    onTestFinished(() => own.close())
+    expect([own.sid === first.sid, own.open.recovered]).toEqual([true, true])
+  })
+})
