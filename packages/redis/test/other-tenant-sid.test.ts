@@ -9,6 +9,7 @@ import type { ParleyServer } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { holding } from '../../server/test/held-events.js'
 import { until, within } from '../../server/test/helpers.js'
 import { type Answer, exchange } from '../../server/test/http-exchange.js'
 import { rawConnect } from '../../server/test/raw-client.js'
@@ -44,13 +45,23 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     tests++
   })
 
-  /** A node under `/:tenant` on the suite's Redis (keys of the test's own), with handoff. */
-  async function tenantNode(heard: unknown[] = []): Promise<TenantNode> {
+  /**
+   * A node under `/:tenant` on the suite's Redis (keys of the test's own), with handoff unless
+   * `noHandoff`; its sockets hold the event `hold` when `hold` is given (see `holding`).
+   */
+  async function tenantNode(
+    heard: unknown[] = [],
+    hold?: ReturnType<typeof holding>,
+    noHandoff = false,
+  ): Promise<TenantNode> {
     const { app, parley, adapter, port } = await prefixedNode(suite.redis.url, '/:tenant', {
       keyPrefix: `other-tenant-${tests}`,
-      handoff: { timeout: 1000, retrySpread: 0 },
+      handoff: noHandoff ? false : { timeout: 1000, retrySpread: 0 },
       serve: (server) =>
-        server.on('connection', (socket) => socket.on('note', (text: unknown) => void heard.push(text))),
+        server.on('connection', (socket) => {
+          socket.on('note', (text: unknown) => void heard.push(text))
+          hold?.onConnection(socket)
+        }),
     })
     return { app, parley, adapter, base: `http://127.0.0.1:${port}` }
   }
@@ -120,5 +131,33 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     )
     onTestFinished(() => own.close())
     expect([own.sid === first.sid, own.open.recovered]).toEqual([true, true])
+  })
+
+  it('handed off by the drain of its node, named at a node that closes: answered as no session', async () => {
+    const a = await tenantNode()
+    const hold = holding()
+    const b = await tenantNode([], hold, true)
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    const drained = a.app.close()
+    await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
+    await within(drained, 5000, 'the drain to end')
+    // b's close waits for an event of its own client's, held in the middleware.
+    const own = await rawConnect('polling', `${b.base}/acme/parley`)
+    onTestFinished(() => own.close())
+    await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = b.app.close()
+    onTestFinished(async () => {
+      hold.release()
+      await closing
+    })
+    await until(() => b.parley.closing, 5000, 'b to begin its close')
+    for (const [method, segment, body] of REQUESTS.filter(([, endpoint]) => endpoint === 'poll')) {
+      const other = await atGlobex(b, method, segment, first.sid, body)
+      const none = await atGlobex(b, method, segment, NONE, body)
+      expect([method, body, ...seen(other)]).toEqual([method, body, ...seen(none)])
+    }
   })
 })

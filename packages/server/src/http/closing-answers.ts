@@ -67,7 +67,13 @@ export interface ClosingVerdict {
    * off, sent on to a live node to claim it, or of one another node holds, sent there, as the
    * route sends them; `answer` for any other.
    */
-  elsewhere?: { sid?: string; kind: HttpTransportName; headers: HeaderBag }
+  elsewhere?: {
+    sid?: string
+    kind: HttpTransportName
+    headers: HeaderBag
+    /** The route parameters of its URL, as the router reads them (see `Forwarder.ownerOf`). */
+    params?: Record<string, string>
+  }
   /**
    * A WebSocket upgrade the open endpoint would take: taken as the route takes it while the
    * server drains, since only its HELLO tells whether it resumes a session another node is to
@@ -324,7 +330,14 @@ export class ClosingAnswers {
       }
       return { answer: coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN) }
     }
-    return { ...this.#forSession(request, kind, method, cors, params, sid), sid }
+    const verdict = this.#forSession(request, kind, method, cors, params, sid)
+    // Where the session lives is asked with the request's route parameters: a session another
+    // node handed off under others is none of its (see `OwnerLookup.ownerOf`).
+    const elsewhere = verdict.elsewhere && {
+      ...verdict.elsewhere,
+      params: route.params(routedPath(target, { ...this.#router.rules, anyCase: false }) ?? ''),
+    }
+    return { ...verdict, ...(elsewhere && { elsewhere }), sid }
   }
 
   /** The verdict on an SSE or polling request that passed the endpoint's checks, of `sid`'s session. */

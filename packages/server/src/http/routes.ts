@@ -299,14 +299,14 @@ export async function parleyRoutes(
   // goes there all the same, and a resume to the node that is to claim or holds its session, as
   // on the routes below (until the forwarder closes with the server). So too for one another node
   // routes here through the adapter (see `serveRouted`): a goodbye sent on goes on from here.
-  const forwardAtClose: ForwardAtClose = async (req, res, { sid, kind, headers }, unsent) => {
+  const forwardAtClose: ForwardAtClose = async (req, res, { sid, kind, headers, params }, unsent) => {
     if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
     const post = req.method === 'POST'
     if (post && req.headers[ROUTED_HEADER] === SENT_ON) {
       // Sent on by another closing node, as the route takes it (see `handedOffPost`).
       return handedOffAtClose(sid, kind, req, res, headers, () => bodies.read(req, res))
     }
-    const owner = await forwarder.ownerOf(sid, req, 'http', res)
+    const owner = await forwarder.ownerOf(sid, req, 'http', res, params)
     if (isHandedOff(owner) && post) {
       return handedOffAtClose(sid, kind, req, res, headers, () => bodies.read(req, res, true))
     }
