@@ -29,6 +29,14 @@ const NONE = 'AAAAAAAAAAAAAAAAAAAAAA'
 const EVENT = encodeText({ type: PacketType.EVENT, seq: 1, name: 'note', args: ['from globex'], ackId: 0 })
 const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
 
+/** A polling session under `acme` at node `a`, once `a` and `b` see each other; closed after the test. */
+async function sessionAtAcme(a: TenantNode, b: TenantNode) {
+  await seeEachOther(a, b)
+  const first = await rawConnect('polling', `${a.base}/acme/parley`)
+  onTestFinished(() => first.close())
+  return first
+}
+
 /** Each request a test sends under globex: method, endpoint, body. */
 const REQUESTS = [
   ['GET', 'poll', ''],
@@ -91,9 +99,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     const heard: unknown[] = []
     const a = await tenantNode(heard)
     const b = await tenantNode(heard)
-    await seeEachOther(a, b)
-    const first = await rawConnect('polling', `${a.base}/acme/parley`)
-    onTestFinished(() => first.close())
+    const first = await sessionAtAcme(a, b)
     await until(() => a.parley.sockets.size === 1, 5000, 'the session on its node')
     await expectUnknown(b, first.sid)
     const [own] = a.parley.sockets.values()
@@ -103,9 +109,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
   it('ended on the other node: answered as no session', async () => {
     const a = await tenantNode()
     const b = await tenantNode()
-    await seeEachOther(a, b)
-    const first = await rawConnect('polling', `${a.base}/acme/parley`)
-    onTestFinished(() => first.close())
+    const first = await sessionAtAcme(a, b)
     await until(() => a.parley.sockets.size === 1, 5000, 'the session on its node')
     for (const socket of a.parley.sockets.values()) socket.disconnect()
     await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
@@ -115,9 +119,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
   it('handed off by the drain of its node: answered as no session, and its own client takes it over', async () => {
     const a = await tenantNode()
     const b = await tenantNode()
-    await seeEachOther(a, b)
-    const first = await rawConnect('polling', `${a.base}/acme/parley`)
-    onTestFinished(() => first.close())
+    const first = await sessionAtAcme(a, b)
     const drained = a.app.close()
     const moved = await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
     expect(moved).toMatchObject({ reason: 'server handoff' })
@@ -137,9 +139,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     const a = await tenantNode()
     const hold = holding()
     const b = await tenantNode([], hold, true)
-    await seeEachOther(a, b)
-    const first = await rawConnect('polling', `${a.base}/acme/parley`)
-    onTestFinished(() => first.close())
+    const first = await sessionAtAcme(a, b)
     const drained = a.app.close()
     await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
     await within(drained, 5000, 'the drain to end')
