@@ -91,7 +91,7 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
     await client.connect()
     try {
       const end = Date.now() + 10_000
-      // Each node's record, not those beside it (parley:node:<id>:note, :address, :left). The
+      // Each node's record, not those beside it (parley:node:<id>:note, :address, :beat, :left). The
       // index keeps the ids of stopped nodes a long while: only those with a record are live.
       const records = async () =>
         (await client.keys('parley:node:*'))
