@@ -262,7 +262,7 @@ export class RedisAdapter implements Adapter {
       saidGoodbye: (node) => {
         this.#pending.saidGoodbye(node)
       },
-      beaten: (recordLost) => void this.#sessions.restore(recordLost),
+      beaten: (recordsGone) => void this.#sessions.restore(recordsGone),
       changed: (change) => {
         this.#readPlaces.liveChanged()
         this.#nodesListeners.tell(change)

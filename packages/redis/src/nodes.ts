@@ -34,7 +34,8 @@ export const GOODBYE_MS = 1000
 // restart, empty or from an older snapshot; a failover to a replica behind): it marks Redis
 // refilling (KEYS[5]) for one record lifetime: see `restoring`. Not the node's own record: that
 // one lapses whenever the node misses three beats (its process stalled, its connection slow or
-// cut), and Redis lost nothing then; its beat record outlives such a pause by far.
+// cut), and Redis lost nothing then; its beat record outlives such a pause by far, but not one of
+// a day: a beat that may come that long after the last one answered sends '0' (see `#beat`).
 // A known address is also kept in the node's address record (KEYS[6]) for ARGV[9] ms, far past
 // the record's lapse: see `ADDRESS_KEEP_MS`.
 const HEARTBEAT = `
@@ -158,6 +159,14 @@ export const ADDRESS_KEEP_MS = SESSION_TTL_SECONDS * 1000
  */
 export const GOODBYE_MARK_MS = ADDRESS_KEEP_MS
 
+/**
+ * The clock by which a heartbeat knows how long it has been since the last one Redis answered
+ * (`Date.now()`: Redis times its keys by its own wall clock, which runs on while this process or
+ * its host is paused). A named object, as `placesClock` in places.ts, so that a test can move it
+ * past `ADDRESS_KEEP_MS` for that reading alone.
+ */
+export const stallClock = { now: (): number => Date.now() }
+
 /** The `v` this version publishes in its note. */
 export const NOTE_VERSION = 3
 
@@ -210,10 +219,12 @@ export interface NodesConfig {
    */
   saidGoodbye: (id: string) => void
   /**
-   * A heartbeat went through; `recordLost` when Redis lost writes of this node's it had answered
-   * (a restart): the owner records too (see HEARTBEAT).
+   * A heartbeat went through; `recordsGone` when this node's owner records may be gone: Redis
+   * lost writes of this node's it had answered (a restart, see HEARTBEAT), or the last beat it
+   * answered is older than their lifetime (this node or its host was paused that long), so that
+   * they expired.
    */
-  beaten: (recordLost: boolean) => void
+  beaten: (recordsGone: boolean) => void
   /** The set of other live nodes changed (see `Nodes.#report`); called after every step above. */
   changed: (change: NodesChange) => void
 }
@@ -264,6 +275,8 @@ export class Nodes {
    * this node's beat record unless it lost writes since (see HEARTBEAT). 0 before any.
    */
   #answered = 0
+  /** When the beat numbered `#answered` was sent (`stallClock`). */
+  #answeredSentAt = 0
   /** Nodes that said they joined, with `#rounds` then: beats sent before do not drop them. */
   readonly #announced = new Map<string, number>()
   /** Nodes that said they left, with `#rounds` then: beats sent before do not bring them back. */
@@ -583,6 +596,15 @@ export class Nodes {
     const now = Date.now()
     const round = ++this.#rounds
     const sentAt = performance.now()
+    // Redis runs this beat within requestTimeout of now, or its answer is not taken: when that may
+    // be `ADDRESS_KEEP_MS` past the last beat it ran, the beat record may have expired meanwhile
+    // (this node or its host paused a day), which a Redis that lost it cannot be told apart from.
+    // Not compared then ('0'): Redis may have lost nothing, and marked refilling, it would have
+    // every node tell the resumes of sessions truly gone to try again for a record lifetime. The
+    // owner records of this node's sessions expired the same way: they are written again.
+    const sentWall = stallClock.now()
+    const outlived =
+      this.#answered > 0 && sentWall + this.#config.timeout - this.#answeredSentAt >= ADDRESS_KEEP_MS
     let reply: unknown
     try {
       reply = await commands.send([
@@ -603,7 +625,7 @@ export class Nodes {
         String(now - 100 * ttl),
         `${prefix}:node:`,
         JSON.stringify(this.#note()),
-        String(this.#answered),
+        String(outlived ? 0 : this.#answered),
         String(ADDRESS_KEEP_MS),
         String(round),
         ...this.#live.keys(),
@@ -619,7 +641,10 @@ export class Nodes {
     }
     this.#skipping = false
     this.#roundTrip = performance.now() - sentAt
-    this.#answered = Math.max(this.#answered, round)
+    if (round > this.#answered) {
+      this.#answered = round
+      this.#answeredSentAt = sentWall
+    }
     if (this.#stopped) return
     const [lostFlag, flat, skipped, said, kept] = Array.isArray(reply) ? reply : []
     if (!Array.isArray(flat)) return
@@ -690,7 +715,7 @@ export class Nodes {
     for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
     if (gone.length > 0) this.#config.gone(gone)
     for (const node of goodbyes) this.#config.saidGoodbye(node)
-    this.#config.beaten(lost)
+    this.#config.beaten(lost || outlived)
     if (this.#reported === undefined) this.#reported = new Set(this.#live.keys())
     else this.#report()
     if (changed) await this.#joined(address)

@@ -140,7 +140,8 @@ export class SessionOwners {
 
   /**
    * A heartbeat went through, so Redis is there: writes again the records of this node's live
-   * sessions (every one when Redis lost its data, `lost`; else only after writes were missed),
+   * sessions (every one when they may be gone, `lost`: Redis lost its data, or they expired while
+   * this node was paused past their lifetime; else only after writes were missed),
    * unless another node owns one now (NX), and removes those of sessions that ended meanwhile.
    */
   restore(lost: boolean): Promise<void> {

@@ -4,11 +4,15 @@
 // node goes on or closes then: the beat that comes late finds its record gone, but Redis lost
 // nothing, and every resume of a session that is truly gone would be told to try again, on every
 // node, for a record lifetime (a rolling deploy's closing nodes did that to the others' resumes).
+// Nor when a node was paused for more than a day, past the lifetime of its beat record: that
+// record expired, as the node's owner records did, which the node writes again.
 import { createHash } from 'node:crypto'
 import { createClient } from 'redis'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { ADDRESS_KEEP_MS, stallClock } from '../src/nodes.js'
 import { holding } from './handoff-support.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
 
@@ -99,6 +103,18 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
     }
   }
 
+  /** Waits until `key` is in Redis: 5 s at most. */
+  async function written(
+    raw: Awaited<ReturnType<typeof rawClient>>,
+    key: string,
+    what: string,
+  ): Promise<void> {
+    for (let tries = 0; (await raw.exists(key)) === 0; tries++) {
+      if (tries > 500) throw new Error(`timed out waiting for ${what}`)
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+
   it('is not left by a node whose own record lapsed while its heartbeats were held up: a gone session is gone at once, and no owner record is written again', async () => {
     const raw = await rawClient()
     const { a, b, sent, held, hold, release } = await scene()
@@ -168,6 +184,42 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
     await beatNow('ghost-2')
     expect(await raw.get(`${prefix}:refilling`), 'Redis lost writes').toBe('1')
     expect(await b.adapter.claimSession('sid-never')).toBe('retry')
+  })
+
+  it('is not left by a node paused for more than a day, whose beat record expired, and that node writes the owner records of its sessions again', async () => {
+    const raw = await rawClient()
+    // a's heartbeats fail without reaching Redis while it is paused, as a stopped process sends none.
+    let paused = false
+    const beats = await rawClient()
+    const client = holding(beats, (args) =>
+      paused && args[0] === 'EVAL' && args[3] === `${prefix}:nodes`
+        ? Promise.reject(new Error('paused'))
+        : undefined,
+    )
+    nodes = new Nodes()
+    const a = await nodes.start(suite.redis.url, { prefix, client })
+    const b = await nodes.start(suite.redis.url, { prefix })
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const session = await rawConnect('polling', a.base)
+    suite.raws.push(session)
+    await written(raw, ownerKey(session.sid), 'the owner record written')
+    paused = true
+    const failed = a.warnings.length
+    await until(() => a.warnings.length > failed, 5000, "a's heartbeat failed")
+    // A day passes: what a wrote with a day's lifetime or less expires (Redis cannot be made to
+    // pass a day; it drops the keys as their TTL would), and a's clock says a day went by.
+    const node = `${prefix}:node:${a.adapter.node}`
+    await raw.del([node, `${node}:note`, `${node}:address`, `${node}:beat`, ownerKey(session.sid)])
+    const later = ADDRESS_KEEP_MS + 60_000
+    vi.spyOn(stallClock, 'now').mockImplementation(() => Date.now() + later)
+    cleanups.push(async () => {
+      vi.restoreAllMocks()
+    })
+    paused = false
+    await written(raw, node, "a's next heartbeat through")
+    await written(raw, ownerKey(session.sid), 'the owner record written again')
+    expect(await raw.get(`${prefix}:refilling`), 'Redis lost nothing').toBeNull()
+    expect(await b.adapter.claimSession('sid-never')).toBeNull()
   })
 
   it('gives the others one record lifetime after its own record lapsed, then takes a node whose record lapsed meanwhile for gone', async () => {
