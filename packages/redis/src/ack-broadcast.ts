@@ -29,6 +29,8 @@ export type AckParts = Pick<
   readonly losses: Losses
   /** Asks this node's sockets, those past their claim marker too (see `PastMarkerSockets.askWithAck`). */
   readonly ask: AskWithAck
+  /** Now on Redis' clock, as this node reads it (see `Nodes.redisNow`). */
+  readonly redisNow: () => number | undefined
   /** The version a live node's note gives (0 when it gives none): what it can be asked. */
   readonly version: (node: string) => number
   /** The sockets being handed over, and the count of this node's broadcasts. */
@@ -285,10 +287,15 @@ export function broadcastAcross(
     t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
     q,
   }
-  // What is left of the caller's timeout as it leaves, so that a node holding its count gives it
-  // before this node stops waiting (see sender-deadline.ts). Rounded down: less left is safe.
-  if (timeout <= MAX_TIMER_MS)
-    request.l = Math.max(0, Math.floor(timeout - (performance.now() - timerStarted)))
+  // What is left of the caller's timeout as it leaves, and when it runs out on Redis' clock, so
+  // that a node holding its count gives it before this node stops waiting, however long the
+  // request waits before Redis runs it (see sender-deadline.ts). Rounded down: less left is safe.
+  if (timeout <= MAX_TIMER_MS) {
+    const redisNow = parts.redisNow()
+    const left = Math.max(0, timeout - (performance.now() - timerStarted))
+    request.l = Math.floor(left)
+    if (redisNow !== undefined) request.d = Math.floor(redisNow + left)
+  }
   const { requestTimeout } = parts
   // Redis delivers at most once: a reply it lost (this node's subscriber was reconnecting, the
   // other node's PUBLISH failed) would be waited for until its node leaves, whatever the

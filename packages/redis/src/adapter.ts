@@ -215,6 +215,7 @@ export class RedisAdapter implements Adapter {
       memory: this.#memory,
       ask: this.#ask,
       losses: this.#losses,
+      redisNow: () => this.#nodes.redisNow(),
       version: (node) => this.#nodes.note(node)?.v ?? 0,
       cut: this.#cut,
       uncut: this.#uncut,
@@ -237,6 +238,7 @@ export class RedisAdapter implements Adapter {
       warnings: this.#warnings,
       malformed: () => this.#malformed(this.#channels.request),
       roundTrip: () => this.#nodes.roundTrip,
+      redisNow: () => this.#nodes.redisNow(),
     })
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>

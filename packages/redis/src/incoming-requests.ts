@@ -42,6 +42,8 @@ export interface IncomingParts {
   readonly malformed: () => void
   /** This node's last measured Redis round trip, in ms (see `Nodes.roundTrip`). */
   readonly roundTrip: () => number | undefined
+  /** Now on Redis' clock, as this node reads it (see `Nodes.redisNow`). */
+  readonly redisNow: () => number | undefined
 }
 
 /** Runs other nodes' requests on this node and answers them. */
@@ -57,6 +59,7 @@ export class IncomingRequests {
   readonly #warnings: Warnings
   readonly #malformed: () => void
   readonly #roundTrip: () => number | undefined
+  readonly #redisNow: () => number | undefined
   /** The replies this node still makes to other nodes' broadcasts with acks. */
   readonly #answering = new Answering()
 
@@ -72,6 +75,7 @@ export class IncomingRequests {
     this.#warnings = parts.warnings
     this.#malformed = parts.malformed
     this.#roundTrip = parts.roundTrip
+    this.#redisNow = parts.redisNow
   }
 
   /** Runs `request` of another node, well-formed and not this node's own, and answers it. */
@@ -168,12 +172,15 @@ export class IncomingRequests {
             respond(fromReply(reply))
           },
         )
-        // A count still held is bounded at `t` from now, a Redis hop after the sender's timer
-        // started: given then, it would come after the sender stopped waiting. Given by this
-        // sooner bound instead, with the sockets counted by then (the sockets' own timers keep
-        // `t`: a reply made later still counts when it comes in time). Without `l` (a sender of
-        // an earlier version), as before.
-        const within = answerWithin(request.t, request.l, this.#roundTrip())
+        // A count still held is bounded at `t` from now, a Redis hop (or more: the question may
+        // have waited in its sender's queue) after the sender's timer started: given then, it
+        // would come after the sender stopped waiting. Given by this sooner bound instead, with
+        // the sockets counted by then (the sockets' own timers keep `t`: a reply made later still
+        // counts when it comes in time). Without `l` (a sender of an earlier version), as before.
+        const redisNow = this.#redisNow()
+        const leftByRedis =
+          request.d === undefined || redisNow === undefined ? undefined : request.d - redisNow
+        const within = answerWithin(request.t, request.l, this.#roundTrip(), leftByRedis)
         if (!given && within !== undefined) {
           answerBy = setTimeout(giveNow, within)
           answerBy.unref()

@@ -25,7 +25,8 @@ export const GOODBYE_MS = 1000
 // node's beats (below), { id, address, note, ... }, { keys of index entries removed: not a
 // record }, { ids of ARGV[11...] (the nodes this node held live) whose record is gone and whose
 // goodbye mark is there: they closed and said so, whether or not this node heard it }, 1 if this
-// node's own record was still there }.
+// node's own record was still there, Redis' TIME as it ran the beat (read last: no write follows
+// it; empty where an ACL refuses it, and this node then reads no Redis clock) }.
 // A member whose record is not a string is skipped and its index entry removed. The records are read by names built here: a
 // single Redis (or a primary with replicas), not Redis Cluster. Every beat marks Redis filled
 // (KEYS[4]) and leaves its number (ARGV[10]) in the node's beat record (KEYS[7]), kept as long as
@@ -73,7 +74,9 @@ for i = 11, #ARGV do
   local id = ARGV[i]
   if not seen[id] and redis.call('EXISTS', ARGV[6] .. id .. ':left') == 1 then said[#said + 1] = id end
 end
-return { lost and 1 or 0, live, skipped, said, previous and 1 or 0 }
+local time = redis.pcall('TIME')
+if type(time) ~= 'table' or time.err then time = {} end
+return { lost and 1 or 0, live, skipped, said, previous and 1 or 0, time }
 `
 
 /**
@@ -245,6 +248,11 @@ export class Nodes {
   #timer: NodeJS.Timeout | undefined
   /** The last heartbeat's round trip to Redis, in ms; undefined until one went through. */
   #roundTrip: number | undefined
+  /**
+   * Redis' clock less this node's monotonic one (`performance.now()`), in ms, as the last
+   * heartbeat that went through read it (see `redisNow`); undefined until one did.
+   */
+  #redisOffset: number | undefined
   /** The heartbeat in flight: one at a time. */
   #beating: Promise<void> | undefined
   /** The set changed while a beat was in flight, which may have read it before: beat again. */
@@ -520,6 +528,16 @@ export class Nodes {
     return this.#roundTrip
   }
 
+  /**
+   * Now on Redis' clock (its TIME, in ms), as this node reads it: its own monotonic clock and the
+   * offset between the two at the last heartbeat that went through; undefined before the first.
+   * The one clock that every node can read alike, whatever their machines' clocks say: a
+   * broadcast with acks says on it when its sender stops waiting (see sender-deadline.ts).
+   */
+  redisNow(): number | undefined {
+    return this.#redisOffset === undefined ? undefined : performance.now() + this.#redisOffset
+  }
+
   /** The other live nodes' ids, as of the last heartbeat or the last node that said it joined or left. */
   others(): string[] {
     return [...this.#live.keys()]
@@ -640,13 +658,18 @@ export class Nodes {
       return
     }
     this.#skipping = false
-    this.#roundTrip = performance.now() - sentAt
+    const answeredAt = performance.now()
+    this.#roundTrip = answeredAt - sentAt
     if (round > this.#answered) {
       this.#answered = round
       this.#answeredSentAt = sentWall
     }
     if (this.#stopped) return
-    const [lostFlag, flat, skipped, said, kept] = Array.isArray(reply) ? reply : []
+    const [lostFlag, flat, skipped, said, kept, time] = Array.isArray(reply) ? reply : []
+    const redisMs = readTime(time)
+    // Redis ran the beat between its send and its answer: taken as halfway, off by at most half
+    // the round trip (the margin of sender-deadline.ts covers it).
+    if (redisMs !== undefined) this.#redisOffset = redisMs - (sentAt + answeredAt) / 2
     if (!Array.isArray(flat)) return
     // Gone with a goodbye this node did not hear (its subscriber away, or slower than this beat).
     const marked = new Set(Array.isArray(said) ? said.map(asText) : [])
@@ -872,6 +895,18 @@ function failure(err: unknown): string {
 /** What a step of `Nodes.stop` that Redis did not answer in time says. */
 function late(ms: number): string {
   return `no answer within ${ms} ms`
+}
+
+/**
+ * Redis' TIME as a heartbeat returns it (seconds and microseconds, as digits), in ms; undefined
+ * for anything else.
+ */
+export function readTime(time: unknown): number | undefined {
+  if (!Array.isArray(time) || time.length !== 2) return undefined
+  const [seconds, micros] = time.map(asText)
+  if (seconds === undefined || micros === undefined) return undefined
+  if (!/^\d{1,12}$/.test(seconds) || !/^\d{1,6}$/.test(micros)) return undefined
+  return Number(seconds) * 1000 + Number(micros) / 1000
 }
 
 /** A node's note as read back; undefined when there is none or it is not one. */

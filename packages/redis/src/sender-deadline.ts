@@ -5,15 +5,23 @@
 // would be given after the sender stopped waiting, which then counts this node as none and
 // drops the replies its sockets made in time.
 //
-// No wall clock crosses nodes: clocks of different machines may differ by more than the whole
-// timeout. The sender sends what is left of its timeout when it PUBLISHes (`l`, measured on its
-// own monotonic clock from its timer's start); this node subtracts the two hops it can estimate
-// on its own monotonic clock: its last heartbeat's round trip to Redis, once for the question's
-// way here (the sender's half and this node's half, taken as alike) and once for the count's
-// way back, and `SLACK_MS` for the timers and the event-loop turns of both ends. A slow beat
-// overestimates the hops: the floor keeps the count held at least half of what was left, so that
-// one bad measure never gives a count (nearly) at once, while the sockets it waits for could
-// still be counted. Never later than today: the bound never passes `t` from the arrival, nor `l`.
+// No machine's clock crosses nodes: clocks of different machines may differ by more than the
+// whole timeout. Redis' clock does: every node reads it at each heartbeat (its TIME, see
+// `Nodes.redisNow`), so the sender says on it when it stops waiting (`d`), and this node reads
+// what is left of that at the question's arrival, whatever held the question on its way: the
+// sender's own queue to Redis (commands ahead of it that Redis was slow to run, a PUBLISH given
+// up and run late), Redis, this node's subscriber. The sender also sends what was left of its
+// timeout when it PUBLISHed (`l`, on its own monotonic clock), which a node of an earlier version
+// reads alone: it cannot know how long the question waited before Redis ran it. Both bounds are
+// taken, the sooner wins. From each, this node subtracts what it cannot measure on its own
+// monotonic clock: its last heartbeat's round trip to Redis twice (for `l`, the question's way
+// here and the count's way back; for `d`, the count's way back and the two nodes' readings of
+// Redis' clock, each off by up to half a round trip, the sender's taken as alike), and
+// `SLACK_MS` for the timers and the event-loop turns of both ends. A slow beat overestimates the
+// hops: a floor keeps the count held at least half of what was left, so that one bad measure
+// never gives a count (nearly) at once while the sockets it waits for could still be counted;
+// what is left by `d` may be nothing already, and the count is given at once then (its sender is
+// done waiting). Never later than before: the bound never passes `t` from the arrival, nor `l`.
 
 import { MAX_TIMER_MS } from '@parley/protocol'
 
@@ -22,19 +30,25 @@ export const SLACK_MS = 50
 
 /**
  * How long after its arrival this node gives a count it holds for another node's question, or
- * undefined when that is `t` (as today: the question carries no `l`, from a node of an earlier
+ * undefined when that is `t` (as before: the question carries no `l`, from a node of an earlier
  * version, or no timer bounds it). `roundTrip`: this node's last measured Redis round trip, if
- * any.
+ * any. `leftByRedis`: what is left at the arrival of the sender's wait by Redis' clock (the
+ * question's `d` less `Nodes.redisNow()`), when both are known.
  */
 export function answerWithin(
   t: number,
   left: number | undefined,
   roundTrip: number | undefined,
+  leftByRedis?: number,
 ): number | undefined {
   // Past MAX_TIMER_MS no timer bounds the question, here or at its sender.
   if (left === undefined || t > MAX_TIMER_MS) return undefined
   const remaining = Math.min(left, t)
   const margin = 2 * (roundTrip ?? 0) + SLACK_MS
-  const within = Math.max(remaining - margin, remaining / 2)
+  let within = Math.max(remaining - margin, remaining / 2)
+  if (leftByRedis !== undefined && Number.isFinite(leftByRedis)) {
+    const byRedis = Math.min(leftByRedis, remaining)
+    within = Math.min(within, Math.max(byRedis - margin, byRedis / 2, 0))
+  }
   return within < t ? Math.floor(within) : undefined
 }

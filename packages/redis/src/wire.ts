@@ -107,6 +107,14 @@ export type RequestPacket =
        * held count is bounded by `t` from the question's arrival.
        */
       l?: number
+      /**
+       * When the sender stops waiting, in milliseconds on Redis' clock (its TIME) as the sender
+       * reads it (see `Nodes.redisNow`): unlike `l`, it says how long the question waited before
+       * Redis ran it, on a clock both nodes read alike (see sender-deadline.ts). Sent with `l`,
+       * once the sender's heartbeat has read that clock. Nodes of an earlier version neither
+       * send nor read it.
+       */
+      d?: number
     }
 
 /**
@@ -440,6 +448,7 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
       if (typeof value.e !== 'string' || !isTimeout(value.t)) return undefined
       if (value.q !== undefined && !isCount(value.q)) return undefined
       if (value.l !== undefined && !isTimeout(value.l)) return undefined
+      if (value.d !== undefined && !isTimeout(value.d)) return undefined
       break
     default:
       return undefined

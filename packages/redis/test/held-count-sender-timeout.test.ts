@@ -2,7 +2,10 @@
 // held back here, as a slow Redis would): the claimer gives its count, with the replies its other
 // sockets made, before the question's sender stops waiting. Bounded by a timer of its own that
 // starts when the question arrives, a Redis hop after the sender's, it would give them after
-// the sender's timeout: the sender would count that node as none and drop its replies.
+// the sender's timeout: the sender would count that node as none and drop its replies. So too
+// when the question waits in its sender's queue before Redis runs it (Redis slow to run the
+// commands ahead of it): what was left of the timeout as it was sent is less by the time it
+// reaches Redis, which only Redis' clock, read by both nodes, tells the claimer.
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -31,11 +34,12 @@ describe.skipIf(skipRedisSuites())(
 
     /**
      * c asks room 'r' (its own sockets none) while b, a claimer, holds its count for s1, a
-     * takeover whose tail read is held back; b's watcher replies at once. `earlierSender`: c's
-     * request leaves without what was left of its timeout, as from a node of an earlier version.
+     * takeover whose tail read is held back; b's watcher replies at once. `sender`: 'earlier',
+     * c's request leaves without what was left of its timeout, as from a node of an earlier
+     * version; 'queued', it waits `QUEUED_MS` in c's queue before it reaches Redis.
      * What c heard: its count, and the replies' values.
      */
-    async function askedAcross(earlierSender: boolean) {
+    async function askedAcross(sender: 'now' | 'earlier' | 'queued') {
       const cluster = suite.cluster()
       const [a, b, c] = await cluster.start(3)
       const sid = 'sid-held-sender-timeout'
@@ -46,7 +50,8 @@ describe.skipIf(skipRedisSuites())(
       // b's read of the tail is held back: until it is answered, s1's count waits.
       const tailRead = new HeldInOrder(b!.redis, isTailRead, () => false)
       b!.hold = tailRead.hold
-      if (earlierSender) c!.hold = withoutLeft(c!)
+      if (sender === 'earlier') c!.hold = withoutLeft(c!)
+      if (sender === 'queued') c!.hold = queued(c!)
       try {
         const { taken } = takeOverOn(b!, claim, sid)
         repliesAs(taken, 'b:s1')
@@ -77,24 +82,51 @@ describe.skipIf(skipRedisSuites())(
     }
 
     it('is counted by its sender, with the replies made in time, the held socket left out', async () => {
-      expect(await askedAcross(false)).toEqual({ count: 1, values: ['b:w'] })
+      expect(await askedAcross('now')).toEqual({ count: 1, values: ['b:w'] })
+    })
+
+    it("is counted by its sender, with the replies made in time, when the question waited in its sender's queue", async () => {
+      expect(await askedAcross('queued')).toEqual({ count: 1, values: ['b:w'] })
     })
 
     it('from a sender of an earlier version, is bounded from its arrival, as before', async () => {
       // Given a hop after the sender stopped waiting: that node counts as none.
-      expect(await askedAcross(true)).toEqual({ count: 0, values: [] })
+      expect(await askedAcross('earlier')).toEqual({ count: 0, values: [] })
     })
   },
 )
 
-/** `node`'s requests for a broadcast with acks PUBLISHed without `l`, as a node of an earlier version sends them. */
+/**
+ * How long a request waits in its sender's queue before it reaches Redis: more than the margin
+ * the other node keeps for the hops (twice its round trip and 50 ms), well below `TIMEOUT`.
+ */
+const QUEUED_MS = 300
+
+/** Whether `args` PUBLISHes a request for a broadcast with acks. */
+function isAckRequest(args: string[]): boolean {
+  const [command, channel, text] = args
+  return (
+    command === 'PUBLISH' && channel?.endsWith(':request') === true && text?.includes('"k":"ack"') === true
+  )
+}
+
+/** `node`'s requests for a broadcast with acks reach Redis `QUEUED_MS` after it sent them. */
+function queued(node: FakeNode): (args: string[]) => Promise<unknown> | undefined {
+  return (args) => {
+    if (!isAckRequest(args)) return undefined
+    return new Promise((resolve) => setTimeout(resolve, QUEUED_MS)).then(() => node.redis.sendCommand(args))
+  }
+}
+
+/** `node`'s requests for a broadcast with acks PUBLISHed without `l` and `d`, as a node of an earlier version sends them. */
 function withoutLeft(node: FakeNode): (args: string[]) => Promise<unknown> | undefined {
   return (args) => {
     const [command, channel, text] = args
     if (command !== 'PUBLISH' || !channel?.endsWith(':request') || text === undefined) return undefined
-    const request = JSON.parse(text) as { k?: unknown; l?: unknown }
+    const request = JSON.parse(text) as { k?: unknown; l?: unknown; d?: unknown }
     if (request.k !== 'ack') return undefined
     delete request.l
+    delete request.d
     return node.redis.sendCommand(['PUBLISH', channel, JSON.stringify(request)])
   }
 }

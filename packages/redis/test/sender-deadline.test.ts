@@ -1,8 +1,10 @@
 // The bound of a count held for another node's question: before its sender stops waiting, by
 // the two Redis hops this node measured and a slack, never later than the question's own
-// timeout from its arrival, and never sooner than half of what was left.
+// timeout from its arrival, and never sooner than half of what was left; by Redis' clock too,
+// which knows how long the question waited before Redis ran it.
 import { MAX_TIMER_MS } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
+import { readTime } from '../src/nodes.js'
 import { answerWithin, SLACK_MS } from '../src/sender-deadline.js'
 
 describe("the bound of a count held for another node's question", () => {
@@ -27,7 +29,33 @@ describe("the bound of a count held for another node's question", () => {
     expect(answerWithin(800, 0, 10)).toBe(0)
   })
 
+  it('takes what is left by Redis’ clock when that is sooner: the question waited before Redis ran it', () => {
+    // Sent with 790 left, it reached Redis 300 ms later.
+    expect(answerWithin(800, 790, 4, 490)).toBe(490 - 8 - SLACK_MS)
+    // Half of what is left by that clock at the least, as for `l`.
+    expect(answerWithin(800, 790, 10_000, 490)).toBe(245)
+    // Nothing left: the sender is done waiting, the count goes at once.
+    expect(answerWithin(800, 790, 4, -30)).toBe(0)
+  })
+
+  it('never waits longer for what Redis’ clock says is left than for what the sender said was', () => {
+    // The two clocks read far apart (a failover to a Redis on another machine): `l` bounds it.
+    expect(answerWithin(800, 790, 4, 60_000)).toBe(790 - 8 - SLACK_MS)
+  })
+
   it('sets no bound where the question has no timer', () => {
     expect(answerWithin(MAX_TIMER_MS + 1, 1000, 1)).toBeUndefined()
+  })
+
+  it('reads Redis’ clock only from a TIME reply, whatever else the heartbeat returns', () => {
+    expect(readTime(['1700000000', '123456'])).toBe(1_700_000_000_123.456)
+    expect(readTime([Buffer.from('1700000000'), Buffer.from('5')])).toBe(1_700_000_000_000.005)
+    expect(readTime([])).toBeUndefined()
+    expect(readTime(['1700000000'])).toBeUndefined()
+    expect(readTime(['-1', '0'])).toBeUndefined()
+    expect(readTime(['1e3', '0'])).toBeUndefined()
+    expect(readTime(['1700000000', '1234567'])).toBeUndefined()
+    expect(readTime('1700000000')).toBeUndefined()
+    expect(readTime([1700000000, 0])).toBeUndefined()
   })
 })

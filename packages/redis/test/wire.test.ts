@@ -65,6 +65,15 @@ describe('the messages between nodes', () => {
     expect(parseRequest(JSON.stringify({ ...ack, l: 7 }))).toEqual({ ...ack, l: 7 })
     expect(parseRequest(JSON.stringify({ ...ack, l: -1 }))).toBeUndefined()
     expect(parseRequest(JSON.stringify({ ...ack, l: '7' }))).toBeUndefined()
+    // When its sender stops waiting, on Redis' clock: optional as well, a finite time when given.
+    expect(parseRequest(JSON.stringify({ ...ack, l: 7, d: 1_700_000_000_123 }))).toEqual({
+      ...ack,
+      l: 7,
+      d: 1_700_000_000_123,
+    })
+    expect(parseRequest(JSON.stringify({ ...ack, d: -1 }))).toBeUndefined()
+    expect(parseRequest(JSON.stringify({ ...ack, d: '1' }))).toBeUndefined()
+    expect(parseRequest(`${JSON.stringify({ ...ack }).slice(0, -1)},"d":1e999}`)).toBeUndefined()
     expect(parseMembership('{"n":"a","k":"joined"}')).toEqual({ n: 'a', k: 'joined' })
     expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })
     expect(parseMembership('{"n":"a","k":"stayed"}')).toBeUndefined()
