@@ -25,7 +25,7 @@ import { EndedRecords } from './ended.js'
 import { HandingOff } from './handing-off.js'
 import { HandOffStore } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
-import type { AskWithAck } from './held-questions.js'
+import { type AskWithAck, askHolding } from './held-questions.js'
 import { IncomingRequests } from './incoming-requests.js'
 import { anotherNode, type LookupParts, sessionOwner } from './lookups.js'
 import { Nodes } from './nodes.js'
@@ -479,6 +479,21 @@ export class RedisAdapter implements Adapter {
     reply: (reply: BroadcastReply) => void,
   ): void {
     const onlyHere = options.local || this.#closed
+    if (this.#closed && !options.local && !this.#uncut.empty) {
+      // Nothing crosses Redis after the close: a socket joined without a cut, its tail still to
+      // be read, is asked behind what it holds, in the order emitted here, and left out of the
+      // count, given now (see `UncutSockets.holdQuestion`); the others are asked at once.
+      askHolding(
+        this.#ackParts,
+        { node: this.node, q: undefined, ran: false },
+        message,
+        options,
+        timeout,
+        expect,
+        reply,
+      )
+      return
+    }
     const others = onlyHere ? [] : this.#nodes.others()
     // Alone, and no socket taking this node's own broadcasts by their place (being handed over,
     // or joined without a cut): asked here at once. Else it goes on the channel as with other

@@ -119,6 +119,12 @@ export class Broadcasts {
     // instead, held and filtered by the tail's places (see uncut-sockets.ts).
     const leftOut: string[] = []
     const uncut = publish && !this.#uncut.empty ? this.#uncut.leftOut(leftOut) : undefined
+    // After the close nothing crosses Redis: such a socket, its tail still to be read, takes it
+    // behind what it holds, in the order emitted here, unfiltered (no count: see `givenUp`).
+    const behind =
+      !options.local && !publish && !this.#uncut.empty
+        ? this.#uncut.only({ node: '', q: undefined, message, options }, undefined)
+        : undefined
     // A socket that throws at it ends it for this node's sockets after it, and the throw reaches
     // the application's emit, as with the memory adapter (one loop, no pass to collect them
     // first: this is every broadcast's path). The PUBLISH goes all the same: the other nodes
@@ -127,7 +133,9 @@ export class Broadcasts {
     // it left out (the memory adapter filters all the matching sockets before it delivers to
     // any, so a throw cannot cut that list short).
     try {
-      if (options.local || (cut.empty && !uncut)) this.#broadcast(message, options, undefined, all, publish)
+      if (behind) this.#broadcast(message, options, (id) => cut.atEmit(id) && behind(id), cut.atEmit, false)
+      else if (options.local || (cut.empty && !uncut))
+        this.#broadcast(message, options, undefined, all, publish)
       else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit, publish)
       else this.#broadcast(message, options, (id) => cut.atEmit(id) && uncut(id), cut.atEmit, publish)
     } finally {

@@ -233,8 +233,9 @@ export function askHolding(
   }
   open--
   settled()
-  // Past MAX_TIMER_MS no timer, as for one socket: the wait ends with the last read.
-  if (open > 0 && timeout <= MAX_TIMER_MS) {
+  // Past MAX_TIMER_MS no timer, as for one socket: the wait ends with the last read. None once
+  // the count is given (held after the close, see `UncutSockets.holdQuestion`).
+  if (open > 0 && !early.released && timeout <= MAX_TIMER_MS) {
     bound = setTimeout(giveNow, timeout)
     bound.unref?.()
   }

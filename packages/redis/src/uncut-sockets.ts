@@ -78,7 +78,10 @@ interface Uncut {
  */
 export class UncutSockets {
   readonly #sockets = new Map<string, Uncut>()
-  /** The adapter closed: no socket joins, and no question is held, from then on (see `close`). */
+  /**
+   * The adapter closed: no socket joins from then on, and a question held is counted at once
+   * (see `close`, `holdQuestion`).
+   */
   #closed = false
 
   constructor(
@@ -108,13 +111,16 @@ export class UncutSockets {
    * A broadcast with acks reaches socket `id` while it holds what reaches it (see `holds`): it
    * is settled once the tail is read, after the broadcasts held before it, rather than asked
    * now, ahead of them; and not asked then when the tail holds it, as a broadcast held is not
-   * delivered. False when the socket holds nothing, or the adapter closed (the caller settles it
-   * now): held then, its count would wait for a read past the close, bounded only by its timeout.
+   * delivered. After the adapter closed, so too (asked now, it would pass what the socket holds),
+   * but its count is given at once (see `HeldQuestion.close`): it would wait for a read past the
+   * close, bounded only by its timeout. False when the socket holds nothing (the caller settles
+   * it now).
    */
   holdQuestion(id: string, question: HeldQuestion): boolean {
-    const held = this.#closed ? undefined : this.#sockets.get(id)?.held
+    const held = this.#sockets.get(id)?.held
     if (!held) return false
     held.push(question)
+    if (this.#closed) question.close()
     return true
   }
 
@@ -230,7 +236,8 @@ export class UncutSockets {
    * The adapter closes: each question a socket holds gives its count now (see
    * `HeldQuestion.close`), before the close settles this node's own questions, whose count of
    * the sockets asked beside a held one waits for it; and no bound of theirs outlives the close.
-   * From then on nothing more is held (see `joined`, `holdQuestion`).
+   * From then on no socket joins (see `joined`), and a question held later gives its count at
+   * once (see `holdQuestion`).
    */
   close(): void {
     this.#closed = true

@@ -90,24 +90,31 @@ describe('UncutSockets', () => {
     expect(sockets.empty).toBe(true)
   })
 
-  it('holds nothing after the close: no socket joins, no question waits for a read', () => {
+  it('after the close, joins no socket, and holds a question in order but gives its count at once', () => {
     const { sockets } = uncutSockets()
     sockets.joined('s1')
     sockets.close()
     const settled: boolean[] = []
+    let closed = 0
     const question = {
       node: 'a',
       q: 1,
       settle: (ask: boolean) => void settled.push(ask),
       drop: () => undefined,
-      close: () => undefined,
+      close: () => {
+        closed++
+      },
     }
-    // Refused: the caller asks it now, rather than hold its count past the close.
-    expect(sockets.holdQuestion('s1', question)).toBe(false)
+    // Held behind what s1 holds (asked now, it would pass that), its count given now rather
+    // than past the close.
+    expect(sockets.holdQuestion('s1', question)).toBe(true)
+    expect(closed).toBe(1)
+    expect(settled).toEqual([])
     sockets.joined('s2')
     expect(sockets.holds('s2')).toBe(false)
-    // Read late, what s1 held before the close is still delivered; the refused question is not settled here.
+    expect(sockets.holdQuestion('s2', question)).toBe(false)
+    // Read late, what s1 held is delivered, the question asked in its turn.
     sockets.read('s1', undefined, () => undefined)
-    expect(settled).toEqual([])
+    expect(settled).toEqual([true])
   })
 })
