@@ -2,9 +2,8 @@
 // joined without a cut (see uncut-sockets.ts): while its tail is not read, what reaches it is
 // held, and a question asked at once would reach the session ahead of that; once read, the
 // tail's places say which questions it asked already.
-import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
-import { EarlyReplies } from './early-replies.js'
+import { HeldCount } from './held-count.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { UncutSockets } from './uncut-sockets.js'
 import { heldUntilRead, type UnreadTakeovers } from './unread-takeovers.js'
@@ -113,60 +112,41 @@ export function askHolding(
     }
   }
   const later: string[] = []
-  let count = 0
-  // Open until each is counted: the sockets holding (below), the sockets asked now, whose count
-  // comes later when one is past its claim marker (see `PastMarkerSockets.askWithAck`), and this
-  // call itself, so that none is given before all of them are open.
-  let open = 2
+  // Open until each is counted: the sockets holding (below), and the sockets asked now, whose
+  // count comes later when one is past its claim marker (see `PastMarkerSockets.askWithAck`).
   // Replies before the count (a volatile emit dropped at once, a socket asked while others wait
   // for their tail) wait for it.
-  const early = new EarlyReplies(reply)
-  const replyInOrder = early.take
-  /** The question's timeout, while a count is held (see above). */
-  let bound: ReturnType<typeof setTimeout> | undefined
-  /** Gives the count `parts.ask` holds, with what it has (set below). */
-  let giveAsked: GiveNow | undefined
-  const giveNow = () => {
-    clearTimeout(bound)
-    // What `parts.ask` holds counts first, with the sockets it counted by then.
-    if (!early.released) giveAsked?.()
-    early.release(() => expect(count))
-  }
-  const settled = () => {
-    if (open > 0) return
-    giveNow()
-  }
-  /** Whether the count of `parts.ask` joined the count given (see `giveNow`). */
+  const total = new HeldCount(expect, reply)
+  total.open()
+  /** Whether the count of `parts.ask` joined the count given. */
   let askCounted = false
-  giveAsked = parts.ask(
-    message,
-    options,
-    timeout,
-    (now) => {
-      if (!early.released) {
-        count += now
-        askCounted = true
-      }
-      open--
-      settled()
-    },
-    // Its count comes first: a reply after a count given without it is not counted.
-    (made) => {
-      if (askCounted || !early.released) replyInOrder(made)
-    },
-    (id) => {
-      if (only && !only(id)) return false
-      if (uncut.holds(id)) {
-        later.push(id)
-        return false
-      }
-      return uncut.takes(id, place.node, place.q)
-    },
-    place.ran,
-    ownNeverRun(place),
+  total.holds(
+    parts.ask(
+      message,
+      options,
+      timeout,
+      (now) => {
+        askCounted = total.add(now)
+        total.settle()
+      },
+      // Its count comes first: a reply after a count given without it is not counted.
+      (made) => {
+        if (askCounted || !total.given) total.reply(made)
+      },
+      (id) => {
+        if (only && !only(id)) return false
+        if (uncut.holds(id)) {
+          later.push(id)
+          return false
+        }
+        return uncut.takes(id, place.node, place.q)
+      },
+      place.ran,
+      ownNeverRun(place),
+    ),
   )
-  open += later.length
   for (const id of later) {
+    total.open()
     /** Asks socket `id` alone; how many it matched. */
     const ask = (replyHere: (reply: BroadcastReply) => void): number => {
       // Inside the takeover's read of the tail, which never rejects: a socket that throws
@@ -201,8 +181,7 @@ export function askHolding(
       q: place.q,
       settle: (take: boolean) => {
         if (!take) {
-          open--
-          settled()
+          total.settle()
           return
         }
         // Read without its old node's seal, the session may still turn out kept there, which
@@ -212,34 +191,21 @@ export function askHolding(
         // Counted after the count was given (at the question's timeout): left out, its replies
         // dropped, so that the sender hears no more replies than it counted.
         const held = heldUntilRead(parts.unread, id, (made) => {
-          if (inCount || !early.released) replyInOrder(made)
+          if (inCount || !total.given) total.reply(made)
         })
         held.counted(ask(held.reply), (asked) => {
-          if (!early.released) {
-            count += asked
-            inCount = true
-          }
-          open--
-          settled()
+          inCount = total.add(asked)
+          total.settle()
         })
       },
-      drop: () => {
-        open--
-        settled()
-      },
-      close: giveNow,
+      drop: () => total.settle(),
+      close: total.give,
     }
     if (!uncut.holdQuestion(id, question)) question.settle(uncut.takes(id, place.node, place.q))
   }
-  open--
-  settled()
-  // Past MAX_TIMER_MS no timer, as for one socket: the wait ends with the last read. None once
-  // the count is given (held after the close, see `UncutSockets.holdQuestion`).
-  if (open > 0 && !early.released && timeout <= MAX_TIMER_MS) {
-    bound = setTimeout(giveNow, timeout)
-    bound.unref?.()
-  }
-  return giveNow
+  // None once the count is given (held after the close, see `UncutSockets.holdQuestion`).
+  total.opened(timeout)
+  return total.give
 }
 
 /** The count of a question that never ran (this node's own: no other node's reaches here then). */

@@ -5,10 +5,9 @@
 // fail. So a broadcast with acks asked of such a socket asks it at once, but its count and
 // replies wait for the read: kept elsewhere, it is not counted here, the old node answering
 // for it; taken over, it counts as any socket.
-import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
-import { EarlyReplies } from './early-replies.js'
-import type { AskWithAck, GiveNow } from './held-questions.js'
+import { HeldCount } from './held-count.js'
+import type { AskWithAck } from './held-questions.js'
 
 /** The sockets joined by a takeover whose tail is not read yet, by id (see the top of this file). */
 export class UnreadTakeovers {
@@ -94,42 +93,23 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
   return (message, options, timeout, expect, reply, only, ran, own) => {
     if (unread.empty) return ask(message, options, timeout, expect, reply, only, ran, own)
     const held: string[] = []
-    let count = 0
-    // Open until each is counted: the others' count, each held socket's count and its read,
-    // and this call itself, so that none is given before all of them are open.
-    let open = 2
-    const early = new EarlyReplies(reply)
-    const replyInOrder = early.take
-    /** The question's timeout, while a count is held (see above). */
-    let bound: ReturnType<typeof setTimeout> | undefined
-    /** What gives the counts `ask` holds, with what they have (see `GiveNow`). */
-    const gives: (GiveNow | undefined)[] = []
-    const giveNow = () => {
-      clearTimeout(bound)
-      if (!early.released) for (const give of gives) give?.()
-      early.release(() => expect(count))
-    }
-    const settled = () => {
-      if (--open > 0) return
-      giveNow()
-    }
+    // Open until each is counted: the others' count, and each held socket's count and read.
+    const total = new HeldCount(expect, reply)
+    total.open()
     /** Whether the others' count joined the count given. */
     let othersCounted = false
-    gives.push(
+    total.holds(
       ask(
         message,
         options,
         timeout,
         (now) => {
-          if (!early.released) {
-            count += now
-            othersCounted = true
-          }
-          settled()
+          othersCounted = total.add(now)
+          total.settle()
         },
         // Their count comes first: a reply after a count given without it is not counted.
         (made) => {
-          if (othersCounted || !early.released) replyInOrder(made)
+          if (othersCounted || !total.given) total.reply(made)
         },
         (id) => {
           if (only && !only(id)) return false
@@ -142,91 +122,76 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
       ),
     )
     for (const id of held) {
-      open += 2
-      let asked: number | undefined
-      /** Whether its tail was read, and its old node kept the session. */
-      let read = false
-      let kept = false
+      total.open()
       /** Whether its count joined the others' before they were given. */
       let inCount = false
-      /** Its replies until its tail is read; undefined after. */
-      let mine: BroadcastReply[] | undefined = []
-      // Its count joins the others' once both are known: how many it matched, and its read.
-      const counted = () => {
-        if (asked !== undefined && read && !kept && !early.released) {
-          count += asked
-          inCount = true
-        }
-        settled()
-      }
-      /** Its replies are dropped: kept by its old node, or left out of the count given. */
-      const leftOut = () => kept || (early.released && !inCount)
-      gives.push(
+      const mine = heldUntilRead(unread, id, (made) => {
+        if (inCount || !total.given) total.reply(made)
+      })
+      total.holds(
         ask(
           message,
           options,
           timeout,
-          (now) => {
-            asked = now
-            counted()
-          },
-          (made) => {
-            if (leftOut()) return
-            if (mine) mine.push(made)
-            else replyInOrder(made)
-          },
+          (asked) =>
+            mine.counted(asked, (count) => {
+              inCount = total.add(count)
+              total.settle()
+            }),
+          mine.reply,
           (other) => other === id,
           ran,
           own,
         ),
       )
-      unread.whenRead(id, (itsOldNodeKeptIt) => {
-        read = true
-        kept = itsOldNodeKeptIt
-        const replies = mine ?? []
-        mine = undefined
-        counted()
-        // After the count, which `counted` may just have given.
-        for (const made of replies) if (!leftOut()) replyInOrder(made)
-      })
     }
-    // Past MAX_TIMER_MS no timer, as for one socket: the wait ends with the last read.
-    if (open > 1 && timeout <= MAX_TIMER_MS) {
-      bound = setTimeout(giveNow, timeout)
-      bound.unref?.()
-    }
-    settled()
-    return giveNow
+    total.opened(timeout)
+    return total.give
   }
 }
 
 /**
- * Socket `id`'s count and replies of one question asked of it alone, held as
- * `askCountingTakeovers` holds them until its tail is read: `reply` takes its replies (dropped
- * when its old node kept the session, given after its count otherwise), and `counted(asked,
- * give)` gives `give` its count then, 0 when kept. At once when its tail is not waited for.
+ * Socket `id`'s count and replies of one question asked of it alone, held until its tail is read
+ * (see `askCountingTakeovers`): `reply` takes its replies (dropped when its old node kept the
+ * session, given after its count otherwise), and `counted(asked, give)` gives `give` its count
+ * once both it and the read are in, 0 when kept. At once when its tail is not waited for. Made
+ * as the socket is asked, so that a read that comes before its count is not missed.
  */
 export function heldUntilRead(
   unread: UnreadTakeovers,
   id: string,
   reply: (reply: BroadcastReply) => void,
 ): { reply: (reply: BroadcastReply) => void; counted(asked: number, give: (count: number) => void): void } {
+  let read = false
   let kept = false
+  /** Its count and where it goes, until given. */
+  let asked: { count: number; give: (count: number) => void } | undefined
   /** Its replies until its tail is read; undefined after. */
   let mine: BroadcastReply[] | undefined = []
+  const giveOnceBoth = () => {
+    if (!read || !asked) return
+    const { count, give } = asked
+    asked = undefined
+    give(kept ? 0 : count)
+  }
+  unread.whenRead(id, (itsOldNodeKeptIt) => {
+    read = true
+    kept = itsOldNodeKeptIt
+    const replies = kept ? [] : (mine ?? [])
+    mine = undefined
+    giveOnceBoth()
+    // After the count, which may just have been given.
+    for (const made of replies) reply(made)
+  })
   return {
     reply: (made) => {
       if (kept) return
       if (mine) mine.push(made)
       else reply(made)
     },
-    counted: (asked, give) =>
-      unread.whenRead(id, (itsOldNodeKeptIt) => {
-        kept = itsOldNodeKeptIt
-        const replies = kept ? [] : (mine ?? [])
-        mine = undefined
-        give(kept ? 0 : asked)
-        for (const made of replies) reply(made)
-      }),
+    counted: (count, give) => {
+      asked = { count, give }
+      giveOnceBoth()
+    },
   }
 }
