@@ -18,7 +18,14 @@ import type {
 import { argumentError } from './argument-error.js'
 import { changeRooms, type UnsettledSockets } from './membership.js'
 import { MissingReplies } from './missing-replies.js'
-import type { EventNames, EventsMap } from './types.js'
+import type {
+  AckReply,
+  ArgsWithoutAck,
+  BroadcastAckCallback,
+  BroadcastArgs,
+  EventNames,
+  EventsMap,
+} from './types.js'
 
 type Rooms = Room | readonly Room[]
 
@@ -32,9 +39,6 @@ interface Flags {
    */
   nobody?: boolean
 }
-
-/** The error-first callback of a broadcast that asked for replies: every reply, in arrival order. */
-export type BroadcastAckCallback = (error: ParleyError<string> | null, replies: unknown[]) => void
 
 /**
  * Who a broadcast reaches and how: rooms, exceptions and flags, chained in any order, then
@@ -142,10 +146,7 @@ export class BroadcastOperator<E extends EventsMap> {
    * levels included), PARLEY_PAYLOAD_TOO_LARGE (past `maxPayload`), PARLEY_TOO_DEEP (what a
    * `toJSON` returns, nested that deep) or PARLEY_FORBIDDEN_KEY for the arguments.
    */
-  emit<K extends EventNames<E>>(
-    event: K,
-    ...args: Parameters<E[K]> | [...Parameters<E[K]>, BroadcastAckCallback]
-  ): true {
+  emit<K extends EventNames<E>>(event: K, ...args: BroadcastArgs<E[K]>): true {
     const last = args[args.length - 1]
     if (typeof last === 'function') {
       this.#emitWithReplies(event, args.slice(0, -1) as WireValue[], last as BroadcastAckCallback)
@@ -160,10 +161,12 @@ export class BroadcastOperator<E extends EventsMap> {
    * Sends the event and resolves with every socket's reply; rejects with PARLEY_ACK_TIMEOUT, or
    * with what `emit` would throw.
    */
-  emitWithAck<K extends EventNames<E>>(event: K, ...args: unknown[]): Promise<unknown[]> {
+  emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>[]> {
     return new Promise((resolve, reject) => {
       this.#emitWithReplies(event, args as WireValue[], (error, replies) =>
-        error ? reject(error) : resolve(replies),
+        // The clients' replies, typed as the event map says they are (the client is trusted
+        // to answer by the map, as a socket's `emitWithAck` trusts it).
+        error ? reject(error) : resolve(replies as AckReply<E[K]>[]),
       )
     })
   }

@@ -38,7 +38,7 @@ export type {
 } from './adapter/handoff.js'
 export { MemoryAdapter } from './adapter/memory.js'
 export { argumentError } from './argument-error.js'
-export { type BroadcastAckCallback, BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
+export { BroadcastOperator, MAX_ROOM_NAME_LENGTH } from './broadcast.js'
 export { MAX_ENDED_SESSIONS } from './ended-sessions.js'
 export { ExpiringSet } from './expiring-set.js'
 export type { HandshakeRequest } from './handshake.js'
@@ -58,11 +58,17 @@ export { ServerSocket } from './socket.js'
 export type {
   AckReply,
   ArgsWithoutAck,
+  BroadcastAckCallback,
+  BroadcastArgs,
   DefaultEventsMap,
+  EmitArgs,
+  ErrorOnlyArgs,
   EventNames,
   EventsMap,
   Handshake,
   SocketReservedEvents,
+  TimedAck,
+  TimedArgs,
   TimeoutAckCallback,
 } from './types.js'
 export type { EventSchema, EventSchemas } from './validation.js'

@@ -39,7 +39,7 @@ import { ServerSocket, type SocketContext } from './socket.js'
 import { Takeover } from './takeover.js'
 import { shown } from './thrown.js'
 import type { HttpSide, Transport } from './transports/transport.js'
-import type { DefaultEventsMap, EventNames, EventsMap } from './types.js'
+import type { BroadcastArgs, DefaultEventsMap, EventNames, EventsMap } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { type EventSchemas, EventValidators } from './validation.js'
 
@@ -514,8 +514,11 @@ export class ParleyServer<
     return this.#everyone().timeout(ms)
   }
 
-  /** Sends an event to every socket, encoded once. */
-  emit<K extends EventNames<E>>(event: K, ...args: Parameters<E[K]>): true {
+  /**
+   * Sends an event to every socket, encoded once; with a trailing callback, collects every
+   * socket's reply (see `BroadcastOperator.emit`).
+   */
+  emit<K extends EventNames<E>>(event: K, ...args: BroadcastArgs<E[K]>): true {
     return this.#everyone().emit(event, ...args)
   }
 

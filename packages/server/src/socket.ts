@@ -57,11 +57,12 @@ import type {
   ArgsWithoutAck,
   DefaultEventsMap,
   EmitArgs,
+  ErrorOnlyArgs,
   EventNames,
   EventsMap,
   Handshake,
   SocketReservedEvents,
-  TimeoutAckCallback,
+  TimedArgs,
 } from './types.js'
 
 interface EmitFlags {
@@ -160,8 +161,9 @@ export interface SocketEmitter<E extends EventsMap> {
  * stay so down the chain (`socket.timeout(ms).volatile.emit(..., (err, reply) => ...)`).
  */
 export interface TimeoutEmitter<E extends EventsMap> {
-  emit<K extends EventNames<E>>(event: K, ...args: [...ArgsWithoutAck<E[K]>, TimeoutAckCallback]): boolean
-  emit<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): boolean
+  emit<K extends EventNames<E>>(event: K, ...args: TimedArgs<E[K]>): boolean
+  /** The same emit with a callback that takes the error alone (`(error) => ...`). */
+  emit<K extends EventNames<E>>(event: K, ...args: ErrorOnlyArgs<E[K]>): boolean
   emitWithAck<K extends EventNames<E>>(event: K, ...args: ArgsWithoutAck<E[K]>): Promise<AckReply<E[K]>>
   /** The same emits, volatile too. */
   readonly volatile: TimeoutEmitter<E>

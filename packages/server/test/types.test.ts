@@ -99,6 +99,76 @@ describe('typed event maps (server)', () => {
     await app.close()
   })
 
+  it('let an emit leave out the ack callback of an event that has one, as the client does', async () => {
+    const { app, io } = await typedServer()
+    io.on('connection', (socket) => {
+      // Fire and forget: nobody hears the reply.
+      socket.emit('ask', 'why?')
+      socket.volatile.emit('ask', 'why?')
+      socket.timeout(100).emit('ask', 'why?')
+      expectTypeOf(socket.emit<'ask'>).parameters.toEqualTypeOf<
+        ['ask', string, (answer: number) => void] | ['ask', string]
+      >()
+      // The payload is still checked, with or without the callback.
+      // @ts-expect-error: the question is a string
+      socket.emit('ask', 42)
+      // @ts-expect-error: the question is a string
+      socket.emit('ask', 42, (answer: number) => answer)
+      // @ts-expect-error: the answer is a number
+      socket.emit('ask', 'why?', (answer: string) => answer)
+    })
+    await app.close()
+  })
+
+  it('type the reply of timeout(ms).emit, as the client does', async () => {
+    const { app, io } = await typedServer()
+    io.on('connection', (socket) => {
+      for (const timed of [socket.timeout(100), socket.volatile.timeout(100)]) {
+        timed.emit('ask', 'why?', (error, answer) => {
+          if (error) {
+            expectTypeOf(error).toEqualTypeOf<ParleyError<string>>()
+            expectTypeOf(answer).toEqualTypeOf<undefined>()
+          } else {
+            expectTypeOf(error).toEqualTypeOf<null>()
+            expectTypeOf(answer).toEqualTypeOf<number>()
+          }
+        })
+        // @ts-expect-error: the callback is error-first, its first parameter is not the answer
+        timed.emit('ask', 'why?', (answer: number) => answer)
+        // @ts-expect-error: the question is a string
+        timed.emit('ask', 42, (error) => error)
+      }
+    })
+    await app.close()
+  })
+
+  it("type a broadcast's callback as every socket's replies, and let it out", async () => {
+    const { app, io } = await typedServer()
+    io.on('connection', async (socket) => {
+      for (const broadcast of [io.to('lobby'), socket.to('lobby'), socket.broadcast, io.timeout(100)]) {
+        broadcast.emit('ask', 'why?')
+        broadcast.emit('ask', 'why?', (error, answers) => {
+          expectTypeOf(error).toEqualTypeOf<ParleyError<string> | null>()
+          expectTypeOf(answers).toEqualTypeOf<number[]>()
+        })
+        // @ts-expect-error: a broadcast's callback hears every socket's reply, error first
+        broadcast.emit('ask', 'why?', (answer: number) => answer)
+        // @ts-expect-error: the question is a string
+        broadcast.emit('ask', 42)
+        expectTypeOf(broadcast.emitWithAck('ask', 'why?')).toEqualTypeOf<Promise<number[]>>()
+        // @ts-expect-error: the question is a string
+        await broadcast.emitWithAck('ask', 42)
+        // @ts-expect-error: 'news' takes one argument
+        broadcast.emit('news')
+      }
+    })
+    io.emit('ask', 'why?')
+    io.emit('ask', 'why?', (_error, answers) => expectTypeOf(answers).toEqualTypeOf<number[]>())
+    // @ts-expect-error: a broadcast's callback hears every socket's reply, error first
+    io.emit('ask', 'why?', (answer: number) => answer)
+    await app.close()
+  })
+
   it('take reply callbacks typed with the exported ParleyError, whatever its code', async () => {
     // A client's ERROR carries the application's own codes: `ParleyError` as a user writes it,
     // without a type argument, must name an error of any code.
