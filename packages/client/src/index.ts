@@ -28,6 +28,7 @@ export {
   type AckReply,
   type DefaultEvents,
   type EmitArgs,
+  type ErrorOnlyArgs,
   type FlaggedEmitter,
   Socket,
   type TimedAck,

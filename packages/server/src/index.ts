@@ -49,7 +49,14 @@ export type {
   IncomingEvent,
   NextFunction,
 } from './incoming.js'
-export type { AllowedOrigins, ParleyServerOptions, ResolvedOptions } from './options.js'
+export type {
+  AllowedOrigins,
+  CertificateAuthority,
+  LogLevel,
+  MetricsRegistry,
+  ParleyServerOptions,
+  ResolvedOptions,
+} from './options.js'
 export { defaults, ParleyOptionError } from './options.js'
 export type { Refusal } from './refusals.js'
 export { ParleyServer } from './server.js'
