@@ -160,11 +160,12 @@ export abstract class HttpTransport extends BaseTransport {
    * session on this transport, which takes POSTs before its stream's first bytes, so the goodbye
    * goes in a POST of its own, as it would once the stream came. Without it the session lived out
    * the server's recovery window. (Closed by then, the handshake settled, and its owner said the
-   * goodbye if one was due: `send` does nothing.)
+   * goodbye if one was due: `send` does nothing.) One closed already (an attempt paused after a
+   * try that failed) has no answer to wait for: no grace, which would keep it 2 s for nothing.
    */
   leave(): void {
     this.#left = true
-    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE && !this.closed)
       afterGrace(() => {
         if (this.#session) this.send([BYE])
         this.close()

@@ -11,7 +11,10 @@
 import { queryObjects, setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { afterEach, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import type { ClientOptions } from '../src/index.js'
 import { PollingTransport } from '../src/transports/polling.js'
+import { WebSocketTransport } from '../src/transports/websocket.js'
 import { client, closeAll, closeClients, parleyOf, startServer, until } from './helpers.js'
 
 afterEach(async () => {
@@ -19,27 +22,20 @@ afterEach(async () => {
   await closeAll()
 })
 
-/**
- * Whether the live polling transports come down to `count` within 5 s (a handshake left by
- * disconnect() keeps its transport for a grace of 2 s, see afterGrace), checked every 250 ms.
- */
-async function pollingTransportsDownTo(count: number): Promise<boolean> {
-  for (let i = 0; i < 20; i++) {
-    if ((await livePollingTransports()) <= count) return true
-    await new Promise((resolve) => setTimeout(resolve, 250))
-  }
-  return false
+/** Live polling transports, after a full collection between turns of the event loop. */
+function livePollingTransports(): Promise<number> {
+  return live(PollingTransport)
 }
 
-/** Live polling transports, after a full collection between turns of the event loop. */
-async function livePollingTransports(): Promise<number> {
+/** Live instances of `kind`, after a full collection between turns of the event loop. */
+async function live(kind: abstract new (...args: never[]) => unknown): Promise<number> {
   setFlagsFromString('--expose-gc')
   const gc = runInNewContext('gc') as () => void
   for (let i = 0; i < 3; i++) {
     await new Promise((resolve) => setImmediate(resolve))
     gc()
   }
-  return queryObjects(PollingTransport, { format: 'count' }) as number
+  return queryObjects(kind, { format: 'count' }) as number
 }
 
 /** A fetch that counts its calls, and the answers whose bodies it has read (a copy of each). */
@@ -86,11 +82,51 @@ it('ends the pause after a slow handshake middleware at disconnect(), and sends 
   await until(() => seen.answered === 1, 5000, "the HELLO's answer")
   for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
   socket.disconnect()
-  expect(await pollingTransportsDownTo(before)).toBe(true)
+  // At once: the paused attempt's transport closed when its try failed, and nothing may keep it
+  // (a handshake left by disconnect() is kept for a grace of 2 s, see afterGrace: not this one).
+  expect(await livePollingTransports()).toBe(before)
   expect(seen.calls).toBe(1)
   expect(runs).toBe(1)
   expect(errors).toEqual([])
   expect(socket.connected).toBe(false)
+})
+
+it('lets the WebSocket of a paused attempt go at once at disconnect()', async () => {
+  // The same pause on a WebSocket: its HELLO went on the upgraded socket, whose answer (the
+  // middleware's PARLEY_HANDSHAKE_TIMEOUT) failed the try, which closed it.
+  let runs = 0
+  const server = await startServer(
+    (app) => {
+      parleyOf(app).use(async () => {
+        runs++
+        await new Promise(() => {})
+      })
+    },
+    { handshakeTimeout: 100 },
+  )
+  const before = await live(WebSocketTransport)
+  let answers = 0
+  // The platform's WebSocket, counting what the server sends.
+  class CountingWebSocket extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args)
+      this.on('message', () => answers++)
+    }
+  }
+  const socket = client(server.url, {
+    transports: ['websocket'],
+    reconnection: false,
+    connectTimeout: 30_000,
+    reconnectionDelay: 20_000,
+    reconnectionDelayMax: 20_000,
+    randomization: 0,
+    WebSocket: CountingWebSocket as unknown as ClientOptions['WebSocket'],
+  })
+  await until(() => answers === 1, 5000, "the HELLO's answer")
+  for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
+  socket.disconnect()
+  expect(await live(WebSocketTransport)).toBe(before)
+  expect(runs).toBe(1)
 })
 
 it('ends the wait for an auth that never settles at disconnect(), and sends nothing', async () => {
@@ -109,7 +145,8 @@ it('ends the wait for an auth that never settles at disconnect(), and sends noth
   })
   await until(() => asked === 1, 5000, 'the auth')
   socket.disconnect()
-  expect(await pollingTransportsDownTo(before)).toBe(true)
+  // At once: the transport waited for the auth, and never opened.
+  expect(await livePollingTransports()).toBe(before)
   expect(seen.calls).toBe(0)
   expect(asked).toBe(1)
 })

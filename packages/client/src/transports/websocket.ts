@@ -88,11 +88,12 @@ export class WebSocketTransport extends BaseTransport {
    * Node for a grace at most (see afterGrace), then ended at once (see terminate): the server said
    * nothing all that time. One closed within the grace (an OPEN came, and the goodbye went) is
    * ended as every WebSocket closed in Node is (see teardown). The browser build leaves the
-   * upgraded WebSocket to its answer.
+   * upgraded WebSocket to its answer. One closed already (an attempt paused after a try that
+   * failed) has no answer to wait for: no grace, which would keep it 2 s for nothing.
    */
   leave(): void {
     if (this.unsent) this.close()
-    else if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
+    else if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE && !this.closed)
       afterGrace(() => {
         if (this.closed) return
         this.close()
