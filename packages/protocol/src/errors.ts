@@ -96,6 +96,29 @@ export class ParleyError<C extends string = ErrorCode | (string & {})> extends E
   }
 }
 
+/** What carries the brand: the prototype of every copy's ParleyError. */
+type Branded = { [BRAND]?: true } | null | undefined
+
+/** The same symbol in every copy of this package: the global registry's. */
+const BRAND = Symbol.for('parley.error')
+
+// `error instanceof ParleyError` holds for an error of any copy of this package: two installs in
+// one app (a server patched, an adapter on the release before) each have their class, and the
+// prototype chain alone would tell one's errors from the other's. Every copy's prototype carries
+// the brand, under a symbol: not enumerated, serialised, or copied by a spread. A subclass tests as
+// classes do. Node only: the browser builds, one copy in one script, leave it out (every byte of
+// theirs counts).
+if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+  ;(ParleyError.prototype as Branded & object)[BRAND] = true
+  Object.defineProperty(ParleyError, Symbol.hasInstance, {
+    value(this: unknown, value: unknown): boolean {
+      return this === ParleyError
+        ? !!(value as Branded)?.[BRAND]
+        : Function.prototype[Symbol.hasInstance].call(this, value)
+    },
+  })
+}
+
 // The reasons of `CloseReason`, each with what it means.
 const CLOSE_REASONS = [
   /** The client called `disconnect()`. */
