@@ -19,7 +19,15 @@ export function connect<
   return new Socket<ListenEvents, EmitEvents>(url, options)
 }
 
-export type { EventsFromSchemas, JsonValue, TransportName, WireValue } from '@parley/protocol'
+export type {
+  EventsFromSchemas,
+  JsonValue,
+  SchemaType,
+  TransportName,
+  TypedArgumentsSchema,
+  TypedSchema,
+  WireValue,
+} from '@parley/protocol'
 export { CloseReason, ErrorCode, ParleyError } from '@parley/protocol'
 export type { ReservedEvents, SwitchReason } from './events.js'
 export type { StorageLike } from './memory.js'

@@ -2,10 +2,15 @@ import { parleyPlugin } from './plugin.js'
 
 // What applications need of the wire, so that nobody depends on @parley/protocol directly.
 export type {
+  ClosePacket,
+  ErrorPacket,
   EventsFromSchemas,
   JsonValue,
+  PreparedEvent,
+  ReplyPacket,
   SchemaType,
   Settle,
+  SplitText,
   TransportName,
   TypedArgumentsSchema,
   TypedSchema,
