@@ -7,6 +7,7 @@ import type { Adapter } from './adapter/adapter.js'
 import { adapterMember, closeAdapter } from './adapter/check.js'
 import { logLine } from './burst-log.js'
 import { SEAL_WAIT_MS } from './drain.js'
+import { bootOutcome } from './http/boot-outcome.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { ClosingForwards } from './http/closing-forwards.js'
 import { refusesWhileClosing } from './http/fastify-closing.js'
@@ -121,9 +122,22 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     throw err
   }
   if (upgrades) {
-    // A successor of the instances closing at this path once every plugin registered: a boot
-    // that fails after Parley leaves them its path (see `UpgradeClaim.booted`).
-    app.addHook('onReady', async () => upgrades.booted())
+    // A successor of the instances closing at this path once the instance is ready: not at this
+    // hook, which runs before those of the contexts registered after Parley's. A boot that fails
+    // after it gives the path back at once (see `UpgradeClaim`), and takes Parley's listeners off
+    // the server as a failed registration does: the application need not close the instance, and
+    // they would keep the upgrades nobody takes now from being refused, and the instance closing
+    // before it from ending the server's connections. Not awaited: the boot waits for this hook.
+    app.addHook('onReady', async () => {
+      upgrades.booting()
+      void bootOutcome(app).then(
+        () => upgrades.booted(),
+        () => {
+          upgrades.bootFailed()
+          for (const step of undo) step()
+        },
+      )
+    })
     app.addHook('onClose', async () => upgrades.release())
   }
   // Left in the registry for a last scrape, and taken over by the next server made with it.
@@ -293,7 +307,9 @@ async function mount(
     // From now on an instance restarted on this HTTP server may mount Parley at this path, and
     // take its new clients while this one's sessions end (see claimUpgrades).
     upgrades?.closing()
-    lastWords.takeOver()
+    // An instance whose boot failed served nobody at the path: the instances there answer its
+    // requests, not its last words (see `UpgradeClaim.served`).
+    if (upgrades?.served !== false) lastWords.takeOver()
     await server.drain()
     // Events the sessions still here acknowledged go through their middleware to the handlers
     // before the sessions end: the clients forgot them at the ACK. Within the drain's bound,

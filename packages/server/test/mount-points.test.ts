@@ -721,4 +721,32 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     expect((err as Error).message).toMatch(/another Fastify instance on the same HTTP server mounts Parley/)
     expect(await registry.getMetricsAsJSON()).toEqual([])
   })
+
+  it('fail the boot of a second instance at the same path registered while the first had yet to boot', async () => {
+    // A registration is refused only by an instance ready, or on its way to: one whose boot
+    // failed may never say so (see restart-after-failed-boot.test.ts). The second one's boot
+    // finds the first one ready since.
+    const { server, apps } = await sharedServer(['/a', '/a'])
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const first = apps[0]!
+    const second = apps[1]!
+    await first.register(parley, { path: '/a' })
+    await second.register(parley, { path: '/a' })
+    await first.ready()
+    const err = await second.ready().then(
+      () => undefined,
+      (e: unknown) => e,
+    )
+    expect(err).toBeInstanceOf(ParleyOptionError)
+    expect(err).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'path' })
+    expect((err as Error).message).toMatch(/another Fastify instance on the same HTTP server mounts Parley/)
+    // The first one keeps the path: its WebSocket upgrades are its own.
+    const client = connect(`http://127.0.0.1:${(server.address() as { port: number }).port}/a`, {
+      transports: ['websocket'],
+      reconnection: false,
+    })
+    clients.push(client)
+    await until(() => client.connected, 5000, 'a WebSocket client of the first instance to connect')
+    expect(first.parley.sockets.size).toBe(1)
+  })
 })

@@ -5,7 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
-import parley, { type ServerSocket } from '@parley/server'
+import parley, { type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { onTestFinished } from 'vitest'
 import type { holding } from './held-events.js'
@@ -43,13 +43,15 @@ export async function restartableServer(return503OnClosing: boolean) {
     port,
     clients,
     /**
-     * A Fastify instance on the server, Parley at `/a` answering `where` with `name`; `setup` runs
-     * once Parley is registered, before the instance is ready (a hook of the application's).
+     * A Fastify instance on the server, Parley at `/a` with `options` answering `where` with
+     * `name` (on the sockets it takes over too); `setup` runs once Parley is registered, before
+     * the instance is ready (a hook of the application's).
      */
     async make(
       name: string,
       onConnection?: (socket: ServerSocket) => void,
       setup?: (app: FastifyInstance) => void,
+      options: Omit<ParleyServerOptions, 'path'> = {},
     ) {
       let given: Handler | undefined
       const app = Fastify({
@@ -62,11 +64,14 @@ export async function restartableServer(return503OnClosing: boolean) {
       })
       if (given) handlers.set(app, given)
       apps.push(app)
-      await app.register(parley, { path: '/a' })
-      app.parley.on('connection', (socket) => {
+      await app.register(parley, { ...options, path: '/a' })
+      const answerWhere = (socket: ServerSocket) =>
         socket.on('where', (ack: (where: string) => void) => ack(name))
+      app.parley.on('connection', (socket) => {
+        answerWhere(socket)
         onConnection?.(socket)
       })
+      app.parley.on('restored', answerWhere)
       setup?.(app)
       await app.ready()
       return app

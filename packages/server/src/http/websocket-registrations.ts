@@ -42,10 +42,16 @@ interface Instance {
    */
   closing: boolean
   /**
-   * Its Fastify instance is ready (its `onReady` ran): every plugin of it registered. Only then
-   * is it the successor of the closing instances at its paths (see `UpgradeClaim.booted`).
+   * Its Fastify instance is ready (its `ready()` resolved): every plugin of it registered, every
+   * onReady hook run. Only then is it the successor of the closing instances at its paths, and
+   * does it take upgrades (see `UpgradeClaim.booted`).
    */
   booted: boolean
+  /**
+   * Parley's onReady hook ran in its Fastify instance, whose boot has yet to settle (see
+   * `UpgradeClaim.booting`): another instance may not mount Parley at its paths meanwhile.
+   */
+  readying: boolean
   /**
    * How each of its mount points tells its own sessions (see `UpgradeClaim.answering`), by mount
    * base as in `bases`.
@@ -96,12 +102,31 @@ export interface UpgradeClaim {
    */
   closing(): void
   /**
-   * Its Fastify instance is ready: from now on it succeeds the closing instances at its path.
-   * Not before: a plugin of the application's registered after Parley may still fail the
-   * instance's boot, and an instance that never booted, closed or not, serves nobody; the closing
-   * one goes on answering the path's requests and upgrades as if it had never come.
+   * Whether its Fastify instance booted (see `booted`): one that never did (its boot failed, or
+   * never ran) served nobody at the path, and leaves the path's requests to the instances there
+   * at its close, as if it had never come.
+   */
+  readonly served: boolean
+  /**
+   * Parley's onReady hook runs: the instance's boot is under way, and from now on no other
+   * instance mounts Parley at the path (an open one there not ready when this one registered may
+   * have become ready since: this boot then fails with the `ParleyOptionError` a second
+   * registration gets, and the claim is given back).
+   */
+  booting(): void
+  /**
+   * Its Fastify instance is ready: from now on it succeeds the closing instances at its path, and
+   * takes the path's upgrades. Not before: a plugin of the application's registered after Parley,
+   * or an onReady hook that runs after Parley's, may still fail the instance's boot, and an
+   * instance that never booted, closed or not, serves nobody; the closing one goes on answering
+   * the path's requests and upgrades as if it had never come.
    */
   booted(): void
+  /**
+   * Its Fastify instance's boot failed after Parley's onReady hook ran: the path is given back
+   * (see `release`), as the instance's close would, which nothing makes the application call.
+   */
+  bootFailed(): void
   /**
    * Whether an instance registered on the server since this one began to close mounts Parley at
    * its path (open, or closing in its turn): the new clients there are that one's, and this
@@ -151,9 +176,11 @@ export interface UpgradeClaim {
  * context's `prefix` for the instance whose router is `routing` and reads paths as `router` says:
  * upgrades are routed by the URL as that router reads it, the prefix included. Throws a
  * `ParleyOptionError` (before anything is touched) when another Fastify instance on the same
- * server mounts Parley at that URL path already: only one of them could take its upgrades. Not
- * when that instance is closing: the new one is its successor (an instance restarted on a
- * long-lived server), and takes the new upgrades while the old one's sessions end.
+ * server mounts Parley at that URL path already, ready or booting (see `secondAtPath`): only one
+ * of them could take its upgrades. Not when that instance is closing: the new one is its
+ * successor (an instance restarted on a long-lived server), and takes the new upgrades once
+ * ready while the old one's sessions end. Nor when its boot has yet to reach Parley's onReady
+ * hook (or failed before): the new one's boot checks again (see `UpgradeClaim.booting`).
  */
 export function claimUpgrades(
   server: object,
@@ -167,14 +194,11 @@ export function claimUpgrades(
   // As Fastify joins them, or no upgrade's path would lie under the base.
   const full = prefixedBase(prefix, base)
   const anyCase = router.rules.anyCase
-  for (const [other, instance] of upgrades.instances) {
-    if (other !== routing && !instance.closing && sameBase(instance, full, anyCase)) {
-      throw new ParleyOptionError(
-        'path',
-        `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own, or, to restart it in this process, begin the old instance's app.close() first (the new one takes the path from then on)`,
-      )
-    }
+  const refuseSecond = () => {
+    const error = secondAtPath(upgrades, routing, full, anyCase, prefix, path)
+    if (error) throw error
   }
+  refuseSecond()
   // Closing ones (the check above let them by): this one is their successor there, once booted.
   const claim = {}
   const succeeding: Set<object>[] = []
@@ -194,6 +218,7 @@ export function claimUpgrades(
     router,
     closing: false,
     booted: false,
+    readying: false,
     holders: new Map<string, Set<Holder>>(),
     succeeded: new Map<string, Set<object>>(),
   }
@@ -207,10 +232,28 @@ export function claimUpgrades(
     closing() {
       instance.closing = true
     },
+    get served() {
+      return instance.booted
+    },
+    booting() {
+      if (released) return
+      try {
+        refuseSecond()
+      } catch (err) {
+        release()
+        throw err
+      }
+      instance.readying = true
+    },
     booted() {
       if (released) return
       instance.booted = true
+      instance.readying = false
       for (const claims of succeeding) claims.add(claim)
+    },
+    bootFailed() {
+      instance.readying = false
+      release()
     },
     succeeded() {
       return (instance.succeeded.get(full)?.size ?? 0) > 0
@@ -228,7 +271,8 @@ export function claimUpgrades(
     outranked(url) {
       const own = routeMatch(full, instance.router.rules).staticSegments
       for (const [other, each] of upgrades.instances) {
-        if (other === routing || each.closing) continue
+        // One not ready serves nobody: its boot may yet fail, or has.
+        if (other === routing || each.closing || !each.booted) continue
         const path = pathOf(url, each.router)
         if (path === undefined) continue
         for (const written of each.bases.keys()) {
@@ -244,27 +288,58 @@ export function claimUpgrades(
     endedBefore(sid) {
       return foundAt(upgrades, routing, full, anyCase, (other) => other.ended(sid), true)
     },
-    release() {
-      if (released) return
-      released = true
-      // An emptied set stays in its instance's map, read as none: it goes with that instance.
-      for (const claims of succeeding) claims.delete(claim)
-      if (holder) {
-        const holders = instance.holders.get(full)
-        holders?.delete(holder)
-        if (holders?.size === 0) instance.holders.delete(full)
-      }
-      const count = (instance.bases.get(full) ?? 1) - 1
-      if (count > 0) instance.bases.set(full, count)
-      else instance.bases.delete(full)
-      if (instance.bases.size > 0) return
-      upgrades.instances.delete(routing)
-      if (upgrades.instances.size > 0) return
-      servers.delete(server)
-      // Held by a closing mount point's takeover, it must not come back when that one leaves.
-      takeOff(server as Server, 'upgrade', upgrades.listener)
-    },
+    release,
   }
+
+  /** Gives the path back (see `UpgradeClaim.release`); once is enough. */
+  function release(): void {
+    if (released) return
+    released = true
+    // An emptied set stays in its instance's map, read as none: it goes with that instance.
+    for (const claims of succeeding) claims.delete(claim)
+    if (holder) {
+      const holders = instance.holders.get(full)
+      holders?.delete(holder)
+      if (holders?.size === 0) instance.holders.delete(full)
+    }
+    const count = (instance.bases.get(full) ?? 1) - 1
+    if (count > 0) instance.bases.set(full, count)
+    else instance.bases.delete(full)
+    if (instance.bases.size > 0) return
+    upgrades.instances.delete(routing)
+    if (upgrades.instances.size > 0) return
+    servers.delete(server)
+    // Held by a closing mount point's takeover, it must not come back when that one leaves.
+    takeOff(server as Server, 'upgrade', upgrades.listener)
+  }
+}
+
+/**
+ * The `ParleyOptionError` of a mount point at `full` (`path` under `prefix`) of the instance whose
+ * router is `routing` when another instance on the server mounts Parley there, open and ready or
+ * on its way to (its onReady hooks running): only one of them could take the path's upgrades.
+ * Not one that has begun to close (the new one is its successor), nor one whose boot has yet to
+ * reach Parley's onReady hook: the boot of a restart before this one may have failed, and left
+ * it so for good (a plugin registered after Parley threw, with nothing to tell Parley, and an
+ * application that goes on to the next restart without closing it).
+ */
+function secondAtPath(
+  upgrades: Upgrades,
+  routing: object,
+  full: string,
+  anyCase: boolean,
+  prefix: string,
+  path: string,
+): ParleyOptionError | undefined {
+  for (const [other, instance] of upgrades.instances) {
+    if (other === routing || instance.closing || !(instance.booted || instance.readying)) continue
+    if (!sameBase(instance, full, anyCase)) continue
+    return new ParleyOptionError(
+      'path',
+      `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own, or, to restart it in this process, begin the old instance's app.close() first (the new one takes the path from then on)`,
+    )
+  }
+  return undefined
 }
 
 /**
@@ -311,7 +386,11 @@ function listen(server: object): Upgrades {
   const instances = new Map<object, Instance>()
   const listener = (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     const instance = instanceAt(instances, req.url ?? '/')
-    instance?.source.emit('upgrade', req, socket, head)
+    if (instance) instance.source.emit('upgrade', req, socket, head)
+    // Only instances whose boot has yet to end, or failed, on the server: none serves anyone, and
+    // the upgrade is refused as Node refuses one nobody listens for, as if they had never come.
+    // The client tries again.
+    else socket.destroy()
   }
   const upgrades = { instances, listener }
   servers.set(server, upgrades)
@@ -328,9 +407,11 @@ function listen(server: object): Upgrades {
  * or a WebSocket route of the application's in a context where Parley's registration is seen).
  * Each instance reads the path by its own router's options, as Fastify would route it there: one
  * that ignores letter case reads `/B/ws` as `/b/ws`, where another reads it as written, and
- * `/b/ws/` is the route `/b/ws` only where trailing slashes are ignored. An instance still open
- * comes before a closing one at the same path once it is ready: its successor, which takes the
- * new upgrades (one not ready, or whose boot failed, comes after the closing ones). Among
+ * `/b/ws/` is the route `/b/ws` only where trailing slashes are ignored. Only instances that are
+ * ready (or were, before their close began) take upgrades: one whose boot is under way, or
+ * failed, serves nobody; with no other, none (see `listen`). An instance still open
+ * comes before a closing one at the same path: its successor, which takes the
+ * new upgrades. Among
  * closing ones, the newest comes first: restarted twice while the first still closes, the second
  * closes in its turn, and is the one least far in its close (its route may still take the
  * upgrade, where the first one's Parley may have closed). Which closing one holds a session an
@@ -338,14 +419,11 @@ function listen(server: object): Upgrades {
  */
 function instanceAt(instances: Map<object, Instance>, url: string): Instance | undefined {
   // In the order they claimed the server, the open ones first, then the closing ones, the last
-  // to claim first, then the open ones not booted yet: a successor takes the upgrades once ready,
-  // and one whose boot failed (a plugin after Parley threw) never does.
-  const all = [...instances.values()]
-  const ordered = [
-    ...all.filter((each) => !each.closing && each.booted),
-    ...all.filter((each) => each.closing).reverse(),
-    ...all.filter((each) => !each.closing && !each.booted),
-  ]
+  // to claim first; only those that booted: a successor takes the upgrades once ready, and one
+  // whose boot failed (a plugin after Parley threw, or an onReady hook after Parley's) never
+  // does, closed or not.
+  const all = [...instances.values()].filter((each) => each.booted)
+  const ordered = [...all.filter((each) => !each.closing), ...all.filter((each) => each.closing).reverse()]
   let found: Instance | undefined
   let longest = -1
   // The instance whose WebSocket route is the path's, the most specific first, as a router

@@ -1,0 +1,34 @@
+import type { FastifyInstance } from 'fastify'
+
+/**
+ * How the boot under way of the Fastify instance that `context` belongs to ends: resolves once
+ * every onReady hook of every context has run (its `ready()` resolved), rejects with what failed
+ * it. For an onReady hook of `context`'s, which must not wait for it: that boot waits for the
+ * hook.
+ *
+ * Fastify runs the onReady hooks of the root context first, then those of each context
+ * registered in it, in turn, each with those of its own: a hook that runs after Parley's (of a
+ * plugin registered after it) may still fail the boot, so Parley's own hook is no sign that it
+ * succeeded. The root context's `ready()`, called while its hooks run, starts nothing: it hands
+ * back the promise of the boot under way (Fastify keeps one from the first `ready()`, `listen()`
+ * or `inject()` until the boot has settled; a failed one for good). An encapsulated context's own
+ * `ready()` is avvio's, which waits in the queue of the hooks queued so far: those of the
+ * contexts registered after this one are queued only once its own have run, so it would settle
+ * before they run.
+ */
+export function bootOutcome(context: FastifyInstance): PromiseLike<unknown> {
+  return rootOf(context).ready()
+}
+
+/**
+ * The root context of `context`'s Fastify instance: Fastify makes each encapsulated context with
+ * `Object.create(parent)`, and the root is a plain object.
+ */
+function rootOf(context: FastifyInstance): FastifyInstance {
+  let root = context
+  for (;;) {
+    const parent: unknown = Object.getPrototypeOf(root)
+    if (parent === null || parent === Object.prototype) return root
+    root = parent as FastifyInstance
+  }
+}

@@ -1,0 +1,137 @@
+// A restart whose boot failed, never closed, then the next one at the same path, as a process
+// that logs the failure and tries again: the old instance closing (or closed), a first restart
+// whose boot failed after Parley registered (a plugin of the application's threw, or an onReady
+// hook after Parley's), then a second. The second was refused (PARLEY_INVALID_OPTION, another
+// instance mounting Parley at that path already): the failed one, never closed, still held the
+// path. Now it holds nothing: the second takes the path's new clients, and the old one's sessions
+// handed off, as if the failed one had never come; the failed one takes no upgrade meanwhile,
+// and answers nothing at its close when the application gets round to it.
+
+import { connect, type Socket } from '@parley/client'
+import parley, { type ParleyServerOptions } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { BOOT_FAILS, FAILED_BOOTS } from './failed-boots.js'
+import { gate } from './gate.js'
+import { holding } from './held-events.js'
+import { until, within } from './helpers.js'
+import { beginHeldClose, restartableServer, TRANSPORTS } from './restartable-server.js'
+
+type Restartable = Awaited<ReturnType<typeof restartableServer>>
+
+/**
+ * A restart on `shared` with Parley at `/a` whose boot failed as `fail` has it, never closed
+ * before the test ends; `setup` runs before its boot (a hook of the application's).
+ */
+async function failedRestart(
+  shared: Restartable,
+  fail: (app: FastifyInstance) => Promise<void>,
+  options: Omit<ParleyServerOptions, 'path'> = {},
+  setup?: (app: FastifyInstance) => void,
+) {
+  const failed = Fastify({ forceCloseConnections: true, serverFactory: () => shared.server })
+  onTestFinished(async () => {
+    await failed.close().catch(() => {})
+  })
+  failed.register(parley, { ...options, path: '/a' })
+  setup?.(failed)
+  await fail(failed)
+  await expect(failed.ready()).rejects.toThrow(BOOT_FAILS)
+  return failed
+}
+
+/** The old instance on `shared`, closing (held by its polling client's event). */
+async function closingOld(shared: Restartable) {
+  const olds = holding()
+  const old = await shared.make('old', olds.onConnection)
+  shared.serve(old)
+  const { client } = await shared.connect('polling')
+  await beginHeldClose(old, olds, client, 'the old instance')
+}
+
+/** The error a new WebSocket client at `/a` on `shared` fails with, or `connected`. */
+async function newWebSocketClient(shared: Restartable) {
+  const client = connect(`http://127.0.0.1:${shared.port}/a`, {
+    transports: ['websocket'],
+    reconnection: false,
+  })
+  shared.clients.push(client)
+  return within(
+    new Promise<unknown>((resolve) => {
+      client.once('connect', () => resolve('connected'))
+      client.once('connect_error', resolve)
+    }),
+    5000,
+    'the new WebSocket client to connect or fail',
+  )
+}
+
+describe.each(FAILED_BOOTS)('a restart after one whose boot failed, never closed: %s', (_, fail) => {
+  it("takes the path's new clients over every transport", async () => {
+    const shared = await restartableServer(true)
+    await closingOld(shared)
+    await failedRestart(shared, fail)
+    const next = await shared.make('next')
+    shared.serve(next)
+    for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('next')
+  })
+
+  it("takes over the old one's sessions it handed off", async () => {
+    const shared = await restartableServer(true)
+    const cluster = new Cluster({ handoff: true })
+    const handoff = { timeout: 2000 }
+    const old = await shared.make('old', undefined, undefined, { adapter: cluster.adapter('old'), handoff })
+    shared.serve(old)
+    const client: Socket = connect(`http://127.0.0.1:${shared.port}/a`, {
+      transports: ['websocket'],
+      reconnectionDelayMax: 300,
+    })
+    shared.clients.push(client)
+    await until(() => client.connected, 5000, 'the client to connect')
+    const sid = client.id
+    // The only node: its drain stores the session and seals it at once, for the next instance.
+    await within(old.close(), 10_000, 'the old instance to close')
+    const failed = await failedRestart(shared, fail, { adapter: cluster.adapter('failed'), handoff })
+    const next = await shared.make('next', undefined, undefined, {
+      adapter: cluster.adapter('next'),
+      handoff,
+    })
+    shared.serve(next)
+    await until(() => next.parley.sockets.size === 1 && client.connected, 10_000, 'the session taken over')
+    expect({ id: client.id, recovered: client.recovered }).toEqual({ id: sid, recovered: true })
+    expect(await within(client.emitWithAck('where' as never), 5000, 'the answer to where')).toBe('next')
+    expect(failed.parley.sockets.size).toBe(0)
+  })
+
+  it('takes no WebSocket upgrade once the old one has closed', async () => {
+    const shared = await restartableServer(true)
+    const old = await shared.make('old')
+    await within(old.close(), 5000, 'the old instance to close')
+    const failed = await failedRestart(shared, fail)
+    // Refused as with no instance on the server (which of Node's answers, the server's handler
+    // says): the client tries again, later, at the next one.
+    expect(await newWebSocketClient(shared)).not.toBe('connected')
+    expect(failed.parley.sockets.size).toBe(0)
+  })
+
+  it("leaves the next one the path's requests and upgrades at its close", async () => {
+    const shared = await restartableServer(true)
+    await closingOld(shared)
+    // Its close held once Parley's own close hook has run.
+    const held = gate()
+    onTestFinished(() => held.open())
+    const failed = await failedRestart(shared, fail, {}, (app) =>
+      app.register(async (context) => context.addHook('preClose', () => held.pass())),
+    )
+    const next = await shared.make('next')
+    shared.serve(next)
+    const closing = failed.close()
+    onTestFinished(async () => {
+      held.open()
+      await closing
+    })
+    await until(() => held.reached(), 5000, 'the failed instance to reach its held close hook')
+    for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('next')
+  })
+})
