@@ -12,10 +12,11 @@ import parley, { type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { BOOT_FAILS, FAILED_BOOTS } from './failed-boots.js'
+import { BOOT_FAILS, FAILED_BOOTS, FAILED_BOOTS_HEARD } from './failed-boots.js'
 import { gate } from './gate.js'
 import { holding } from './held-events.js'
 import { until, within } from './helpers.js'
+import { head, RawHttp } from './raw-http.js'
 import { beginHeldClose, restartableServer, TRANSPORTS } from './restartable-server.js'
 
 type Restartable = Awaited<ReturnType<typeof restartableServer>>
@@ -135,3 +136,26 @@ describe.each(FAILED_BOOTS)('a restart after one whose boot failed, never closed
     for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('next')
   })
 })
+
+describe.each(FAILED_BOOTS_HEARD)(
+  'a restart whose boot failed after Parley heard of it, never closed: %s',
+  (_, fail) => {
+    it('leaves the old one, closing, to end its idle kept-alive connections as the last on the server', async () => {
+      const shared = await restartableServer(true)
+      const olds = holding()
+      const old = await shared.make('old', olds.onConnection, (app) => app.get('/quick', async () => 'quick'))
+      shared.serve(old)
+      // An idle kept-alive connection of the old instance's.
+      const connection = await RawHttp.open(shared.port)
+      onTestFinished(() => connection.destroy())
+      connection.write(head('GET', '/quick'))
+      expect((await connection.answer()).status).toBe(200)
+      const { client } = await shared.connect('polling')
+      const { closing } = await beginHeldClose(old, olds, client, 'the old instance')
+      await failedRestart(shared, fail)
+      olds.release()
+      await within(closing, 5000, 'the old instance to close')
+      await within(connection.closed, 3000, "the idle connection to end with the old instance's close")
+    })
+  },
+)
