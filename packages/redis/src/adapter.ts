@@ -541,9 +541,10 @@ export class RedisAdapter implements Adapter {
    * 'local' when this node holds the session (no round trip) or is recorded as its owner; the
    * owner and its address when another live node is, or a node whose record lapsed without a
    * goodbye (see `Nodes.lastAddress`); 'unknown' when there is no record or its node is gone.
-   * One GET, and one more for a node out of the live set whose address this node never saw
-   * (besides a heartbeat for a node it knows nothing of, which may have joined since the last
-   * one); rejects with `RedisUnreachableError` while Redis is unreachable or does not answer
+   * With `params`, the route parameters the session opened under, when a node wrote them beside
+   * the record. Two GETs sent together (the record and its parameters), and one more for a node
+   * out of the live set whose address this node never saw (besides a heartbeat for a node it
+   * knows nothing of, which may have joined since the last one); rejects with `RedisUnreachableError` while Redis is unreachable or does not answer
    * within `requestTimeout`, and with `RedisRefusedError` when it answers with an error (a key
    * of another type under the prefix: the message names it).
    */
@@ -564,12 +565,16 @@ export class RedisAdapter implements Adapter {
     return anotherNode(this.#nodes, sid, except)
   }
 
-  sessionOpened(sid: string): Promise<void> {
+  /**
+   * Records this node as `sid`'s owner, with `params`, the route parameters it opened under,
+   * beside the record (see `SessionOwners`): one SET, two for a session with parameters.
+   */
+  sessionOpened(sid: string, params?: Readonly<Record<string, string>>): Promise<void> {
     if (this.#closed) return Promise.resolve()
     // The first session comes once the server listens: publish its address without waiting
     // for the next heartbeat, so that others can forward to it at once.
     const published = this.#nodes.addressChanged() ? this.#nodes.beat() : undefined
-    return Promise.all([this.#sessions.opened(sid), published]).then(() => undefined)
+    return Promise.all([this.#sessions.opened(sid, params), published]).then(() => undefined)
   }
 
   sessionClosed(sid: string): void {

@@ -26,7 +26,7 @@ import type { SessionSnapshot } from '@parley/server'
 import type { Commands } from './commands.js'
 import { HeldAppends } from './held-appends.js'
 import { asText, RedisUnreachableError, settleable } from './send.js'
-import { HANDING_OFF, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
+import { HANDING_OFF, paramsKey, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES, type TailGroup, TailWrites } from './tail-writes.js'
 import { packParams, unpackParams } from './wire.js'
 
@@ -178,7 +178,8 @@ end
 return took
 `
 
-// KEYS: hash, tail, owner record, given-up marker of this claim. ARGV: node, owner record TTL
+// KEYS: hash, tail, owner record, given-up marker of this claim, the session's route parameters
+// beside its owner record (see sessions.ts). ARGV: node, owner record TTL
 // (s), CLAIM_KEEP_MS, claim id, the resume's route parameters (`packParams`; '' compares none).
 // Compare-and-set: only a stored, unclaimed handoff whose session has not ended, by a claim its
 // node has not given up on already (see UNCLAIM), for a resume under the route parameters the
@@ -194,7 +195,9 @@ return took
 // or, for a handoff another claim won and whose tail nobody has read yet (the takeover is under
 // way: FINISH drops the snapshot), the name of the node that claimed it;
 // or, with nothing stored and an owner record, { 'owned', the record }: where the session lives
-// now (taken over, or kept by the node that handed it off). So too for a handoff whose claim
+// now (taken over, or kept by the node that handed it off), but { 'params' } when the route
+// parameters beside the record are others than the resume's: another tenant learns nothing of
+// where a session lives, nor that it does. So too for a handoff whose claim
 // was revoked because its session went on at the old node (ended and kept, see UNDO): the hash
 // stays until its claimer reads that, and the owner record names the old node again.
 const CLAIM = `
@@ -204,8 +207,10 @@ if ARGV[5] ~= '' and state[7] and state[7] ~= ARGV[5] then return { 'params' } e
 if state[5] and not state[6] then return nil end
 if not state[1] or state[6] then
   local owner = redis.call('GET', KEYS[3])
-  if owner then return { 'owned', owner } end
-  return nil
+  if not owner then return nil end
+  local params = redis.call('GET', KEYS[5])
+  if ARGV[5] ~= '' and params and params ~= ARGV[5] then return { 'params' } end
+  return { 'owned', owner }
 end
 if state[3] then return state[3] end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
@@ -442,9 +447,14 @@ export class HandOffStore {
     )
   }
 
-  keys(hash: string): { owner: string; hash: string; tail: string } {
+  keys(hash: string): { owner: string; params: string; hash: string; tail: string } {
     const handoff = `${this.prefix}:handoff:${hash}`
-    return { owner: `${this.prefix}:session:${hash}`, hash: handoff, tail: `${handoff}:tail` }
+    return {
+      owner: `${this.prefix}:session:${hash}`,
+      params: paramsKey(this.prefix, hash),
+      hash: handoff,
+      tail: `${handoff}:tail`,
+    }
   }
 
   /**
@@ -707,11 +717,12 @@ export class HandOffStore {
       .send([
         'EVAL',
         CLAIM,
-        '4',
+        '5',
         keys.hash,
         keys.tail,
         keys.owner,
         givenUp,
+        keys.params,
         this.node,
         String(SESSION_TTL_SECONDS),
         String(CLAIM_KEEP_MS),

@@ -39,18 +39,19 @@ export async function sessionOwner(parts: LookupParts, sid: string): Promise<Ses
   // the client keeps its session; dead, it cannot be reached, and the request is answered as
   // for an unknown session, as it would have been.
   const url = parts.nodes.address(owner) ?? (await parts.nodes.lastAddress(owner))
-  // A handed-off session can be claimed whether or not its old node is still there. With the
-  // route parameters it opened under, which its hash keeps: a request under others (another
-  // tenant) is answered as one of no session, wherever it reached (one more round trip, only
-  // for a session handed off).
-  if (record.handingOff) {
-    const params = await parts.handedOffParams(sid)
-    const found =
-      url === undefined ? { node: owner, handingOff: true } : { node: owner, url, handingOff: true }
-    return params === undefined ? found : { ...found, params }
+  // A handed-off session can be claimed whether or not its old node is still there.
+  if (!record.handingOff && !parts.nodes.has(owner) && url === undefined) return 'unknown'
+  // With the route parameters the session opened under, kept beside its record (or, from a node
+  // of an earlier version, in the hash of its handoff: one more round trip, only for a session
+  // handed off): a request under others (another tenant) is answered as one of no session,
+  // wherever it reached, and is never sent on to the owner, reachable or not.
+  const params = record.params ?? (record.handingOff ? await parts.handedOffParams(sid) : undefined)
+  return {
+    node: owner,
+    ...(url !== undefined && { url }),
+    ...(record.handingOff && { handingOff: true }),
+    ...(params !== undefined && { params }),
   }
-  if (!parts.nodes.has(owner) && url === undefined) return 'unknown'
-  return url === undefined ? { node: owner } : { node: owner, url }
 }
 
 /** Another live node for `sid`'s resume, none of `except`: see `RedisAdapter.anotherNode`. */

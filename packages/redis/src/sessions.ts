@@ -2,14 +2,16 @@ import { createHash } from 'node:crypto'
 import type { Commands } from './commands.js'
 import { asText } from './send.js'
 import type { Warnings } from './warnings.js'
+import { packParams, unpackParams } from './wire.js'
 
 /** How long an owner record lives without an open or a resume to refresh it: 24 h. */
 export const SESSION_TTL_SECONDS = 24 * 60 * 60
 
-// Removes the record only while it still names this node: a session that moved to another node
-// meanwhile keeps its new owner.
+// Removes the record (and the session's route parameters, KEYS[2]) only while it still names
+// this node: a session that moved to another node meanwhile keeps its new owner, who reads them.
 const DELETE_IF_OWNER = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[2])
   return redis.call('DEL', KEYS[1])
 end
 return 0
@@ -29,25 +31,41 @@ export function sidHash(sid: string): string {
   return createHash('sha256').update(sid).digest('base64url')
 }
 
-/** An owner record as read: the node, and whether that node handed the session off. */
+/** The key of the route parameters of the session whose sid hashes to `hash` (see `SessionOwners`). */
+export function paramsKey(prefix: string, hash: string): string {
+  return `${prefix}:params:${hash}`
+}
+
+/**
+ * An owner record as read: the node, whether that node handed the session off, and the route
+ * parameters the session opened under, when a node wrote them beside the record (see
+ * `SessionOwners.opened`).
+ */
 export interface OwnerRecord {
   node: string
   handingOff: boolean
+  params?: Record<string, string>
 }
 
 /**
  * Which node owns each session: `<prefix>:session:<sha256(sid)>` holds the owner's node id,
- * followed by `HANDING_OFF` once that node handed the session off (see handoff.ts). This node
- * remembers the keys it wrote (not the sids), to write them again should Redis lose them; a
- * session it handed off leaves that bookkeeping, so that nothing it does later (a restore after
- * an outage, the session's end) touches a record that another node may own by then.
+ * followed by `HANDING_OFF` once that node handed the session off (see handoff.ts). Beside it,
+ * `<prefix>:params:<sha256(sid)>` holds the route parameters the session opened under (a
+ * separate key: a node of an earlier version reads the record as it always did), so that a node
+ * a request under others reaches (another tenant of `/:tenant`) answers it as one of no session
+ * without sending it on to the owner, reachable or not. A sid's parameters never change, so
+ * whichever node writes them writes the same. This node remembers the keys it wrote (not the
+ * sids), with the parameters, to write them again should Redis lose them; a session it handed
+ * off leaves that bookkeeping, so that nothing it does later (a restore after an outage, the
+ * session's end) touches a record that another node may own by then.
  */
 export class SessionOwners {
-  readonly #owned = new Set<string>()
+  /** Keys of this node's sessions, each with its route parameters as `packParams` wrote them. */
+  readonly #owned = new Map<string, string | undefined>()
   /** Keys of sessions that ended while their record could not be removed. */
   readonly #ended = new Set<string>()
-  /** Keys of sessions this node handed off: no longer its to write or to remove. */
-  readonly #handedOff = new Set<string>()
+  /** Keys of sessions this node handed off, with their parameters: no longer its to write or to remove. */
+  readonly #handedOff = new Map<string, string | undefined>()
   /** A write was skipped or failed while Redis was away: write every record again when it is back. */
   #stale = false
   #restoring: Promise<void> | undefined
@@ -64,19 +82,52 @@ export class SessionOwners {
     return `${this.prefix}:session:${sidHash(sid)}`
   }
 
+  /** The key of the route parameters beside the owner record `key` (see the class). */
+  #paramsKey(key: string): string {
+    return paramsKey(this.prefix, key.slice(key.lastIndexOf(':') + 1))
+  }
+
   /**
-   * Records this node as the owner of `sid` (or refreshes the record). Resolves once Redis has
-   * it, or once the write is given up (not sent while Redis is away or does not answer, else
-   * after `requestTimeout`: it is written again once Redis answers); never rejects. The server
-   * waits for it before answering the handshake, so that the next request finds the record
-   * anywhere.
+   * Records this node as the owner of `sid` (or refreshes the record), and `params`, the route
+   * parameters it opened under, beside it: none for a session without any (nothing to tell
+   * apart). Resolves once Redis has them, or once the write is given up (not sent while Redis is
+   * away or does not answer, else after `requestTimeout`: it is written again once Redis
+   * answers); never rejects. The server waits for it before answering the handshake, so that
+   * the next request finds the record anywhere.
    */
-  opened(sid: string): Promise<void> {
+  opened(sid: string, params?: Readonly<Record<string, string>>): Promise<void> {
     const key = this.key(sid)
-    this.#owned.add(key)
+    const packed = params && Object.keys(params).length > 0 ? packParams(params) : undefined
+    this.#owned.set(key, packed)
     this.#ended.delete(key)
     this.#handedOff.delete(key)
-    return this.#send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS)], key)
+    return this.#write(key, packed)
+  }
+
+  /**
+   * The record `key`, and its parameters `packed` first, on the same connection: a request that
+   * finds the record finds them too, but where their write alone failed; one that does not is
+   * sent on to the owner, as for a record of a node of an earlier version.
+   */
+  #write(key: string, packed: string | undefined): Promise<void> {
+    const [params, record] = this.#commands(key, packed, [])
+    const writes = [this.#send(record, key)]
+    if (params) writes.unshift(this.#send(params, key))
+    return Promise.all(writes).then(() => undefined)
+  }
+
+  /** The SETs of the parameters `packed` (when there are any) and of the record `key`, with `options`. */
+  #commands(key: string, packed: string | undefined, options: string[]): [string[] | undefined, string[]] {
+    const ttl = ['EX', String(SESSION_TTL_SECONDS)]
+    const record = ['SET', key, this.node, ...ttl, ...options]
+    return [packed === undefined ? undefined : ['SET', this.#paramsKey(key), packed, ...ttl], record]
+  }
+
+  /** `key`'s record written again, unless another node owns the session now (NX), with its parameters. */
+  #restoreOwned(key: string): Promise<unknown> {
+    const [params, record] = this.#commands(key, this.#owned.get(key), ['NX'])
+    if (!params) return this.commands.send(record)
+    return Promise.all([this.commands.send(params), this.commands.send(record)])
   }
 
   /**
@@ -87,7 +138,11 @@ export class SessionOwners {
     const key = this.key(sid)
     this.#owned.delete(key)
     if (this.#handedOff.delete(key)) return
-    this.#send(['EVAL', DELETE_IF_OWNER, '1', key, this.node], key)
+    void this.#send(this.#deleteIfOwner(key), key)
+  }
+
+  #deleteIfOwner(key: string): string[] {
+    return ['EVAL', DELETE_IF_OWNER, '2', key, this.#paramsKey(key), this.node]
   }
 
   /**
@@ -96,21 +151,26 @@ export class SessionOwners {
    */
   handingOff(sid: string): void {
     const key = this.key(sid)
+    const packed = this.#owned.get(key)
     this.#owned.delete(key)
     this.#ended.delete(key)
-    this.#handedOff.add(key)
+    this.#handedOff.set(key, packed)
   }
 
   /** The handoff of `sid` was not stored: the session stays this node's, as before. */
   keptBack(sid: string): void {
     const key = this.key(sid)
-    if (this.#handedOff.delete(key)) this.#owned.add(key)
+    if (this.#handedOff.has(key)) this.#owned.set(key, this.#handedOff.get(key))
+    this.#handedOff.delete(key)
   }
 
-  /** This node claimed `sid` (the claim script wrote the record): it owns the session now. */
+  /**
+   * This node claimed `sid` (the claim script wrote the record): it owns the session now. Its
+   * parameters come with the takeover's `opened`.
+   */
   claimed(sid: string): void {
     const key = this.key(sid)
-    this.#owned.add(key)
+    if (!this.#owned.has(key)) this.#owned.set(key, undefined)
     this.#ended.delete(key)
     this.#handedOff.delete(key)
   }
@@ -124,18 +184,25 @@ export class SessionOwners {
   }
 
   /**
-   * The owner record of `sid`, or null when there is none: one GET. Rejects with
-   * `RedisUnreachableError` while Redis is away or does not answer (see `Commands`), or when it
-   * does not answer this one within `requestTimeout`: the request that asks is waiting. Rejects
-   * with `RedisRefusedError` when Redis answers the GET with an error (the key holds another
-   * type: another application's, under this prefix).
+   * The owner record of `sid`, with the route parameters beside it when they read as such
+   * (untrusted: what Redis holds; none from a node of an earlier version), or null when there is
+   * no record: two GETs, sent together. Rejects with `RedisUnreachableError` while Redis is away
+   * or does not answer (see `Commands`), or when it does not answer within `requestTimeout`: the
+   * request that asks is waiting. Rejects with `RedisRefusedError` when Redis answers the
+   * record's GET with an error (the key holds another type: another application's, under this
+   * prefix); parameters it refuses are none.
    */
   async owner(sid: string): Promise<OwnerRecord | null> {
-    const value = asText(await this.commands.send(['GET', this.key(sid)]))
-    if (value === undefined || value === '') return null
-    return value.endsWith(HANDING_OFF)
-      ? { node: value.slice(0, -HANDING_OFF.length), handingOff: true }
-      : { node: value, handingOff: false }
+    const key = this.key(sid)
+    const params = this.commands.send(['GET', this.#paramsKey(key)]).then(asText, () => undefined)
+    const record = asText(await this.commands.send(['GET', key]))
+    const packed = await params
+    if (record === undefined || record === '') return null
+    const owner = record.endsWith(HANDING_OFF)
+      ? { node: record.slice(0, -HANDING_OFF.length), handingOff: true }
+      : { node: record, handingOff: false }
+    const read = packed === undefined || packed === '' ? undefined : unpackParams(packed)
+    return read === undefined ? owner : { ...owner, params: read }
   }
 
   /**
@@ -154,19 +221,17 @@ export class SessionOwners {
 
   async #restore(): Promise<void> {
     this.#stale = false
-    const keys = [...this.#owned, ...this.#ended]
+    const keys = [...this.#owned.keys(), ...this.#ended]
     for (let i = 0; i < keys.length; i += RESTORE_BATCH) {
       if (this.commands.unavailable() !== undefined) {
         this.#stale = true
         return
       }
       const writes = keys.slice(i, i + RESTORE_BATCH).map((key) => {
-        if (this.#owned.has(key)) {
-          return this.commands.send(['SET', key, this.node, 'EX', String(SESSION_TTL_SECONDS), 'NX'])
-        }
+        if (this.#owned.has(key)) return this.#restoreOwned(key)
         if (!this.#ended.delete(key)) return Promise.resolve()
         // Not taken: kept for the next restore, as when the session ended.
-        return this.commands.send(['EVAL', DELETE_IF_OWNER, '1', key, this.node]).catch((err: unknown) => {
+        return this.commands.send(this.#deleteIfOwner(key)).catch((err: unknown) => {
           this.#missed(key)
           throw err
         })

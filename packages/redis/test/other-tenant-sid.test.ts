@@ -3,11 +3,14 @@
 // answer a sid of no session gets at that node, and leaves the session alone. The same on one
 // node is packages/server/test/other-tenant-sid.test.ts.
 
+import { createHash } from 'node:crypto'
 import { encodeText, PacketType } from '@parley/protocol'
 import type { RedisAdapter } from '@parley/redis'
 import type { ParleyServer } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
+import { createClient } from 'redis'
 import { beforeEach, describe, expect, it, onTestFinished } from 'vitest'
+import { holdPort } from '../../../test/support/ports.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { holding } from '../../server/test/held-events.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -55,15 +58,18 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
 
   /**
    * A node under `/:tenant` on the suite's Redis (keys of the test's own), with handoff unless
-   * `noHandoff`; its sockets hold the event `hold` when `hold` is given (see `holding`).
+   * `noHandoff`; its sockets hold the event `hold` when `hold` is given (see `holding`);
+   * published at `address` when given (one where the others cannot reach it).
    */
   async function tenantNode(
     heard: unknown[] = [],
     hold?: ReturnType<typeof holding>,
     noHandoff = false,
+    address?: string,
   ): Promise<TenantNode> {
     const { app, parley, adapter, port } = await prefixedNode(suite.redis.url, '/:tenant', {
       keyPrefix: `other-tenant-${tests}`,
+      ...(address !== undefined && { address }),
       handoff: noHandoff ? false : { timeout: 1000, retrySpread: 0 },
       serve: (server) =>
         server.on('connection', (socket) => {
@@ -104,6 +110,70 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     await expectUnknown(b, first.sid)
     const [own] = a.parley.sockets.values()
     expect([own?.connected, own?.transport, heard]).toEqual([true, 'polling', []])
+  })
+
+  /** What a resume of `sid` under globex at `node` over `transport` is told: a new session or not. */
+  async function resumeAtGlobex(node: TenantNode, transport: 'polling' | 'websocket', sid: string) {
+    const resumed = await within(
+      rawConnect(transport, `${node.base}/globex/parley`, { sid, ack: 0 }),
+      5000,
+      `the ${transport} resume at globex`,
+    )
+    onTestFinished(() => resumed.close())
+    return [transport, resumed.open.recovered, resumed.sid === sid]
+  }
+
+  it('live on a node the others cannot reach: answered as no session there, and never sent on', async () => {
+    const nowhere = await holdPort()
+    onTestFinished(() => nowhere.release())
+    const a = await tenantNode([], undefined, false, `http://127.0.0.1:${nowhere.port}`)
+    const b = await tenantNode()
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    await until(() => a.parley.sockets.size === 1, 5000, 'the session on its node')
+    await expectUnknown(b, first.sid)
+    // Resumed under globex over HTTP and WebSocket: a new session at b, as for a sid of none.
+    for (const transport of ['polling', 'websocket'] as const) {
+      expect(await resumeAtGlobex(b, transport, first.sid)).toEqual(await resumeAtGlobex(b, transport, NONE))
+    }
+    // Sent on, each would have failed at a's address, and been counted: none was, so each was
+    // answered as fast as a sid of no session.
+    expect(b.parley.unreachableOwnerCount).toBe(0)
+    // acme's own GET is sent there, and fails: a cannot be reached indeed.
+    const own = await exchange(`${b.base}/acme/parley/poll?v=1&sid=${first.sid}`, 'GET', {}, '')
+    expect([own.status, own.body.code, b.parley.unreachableOwnerCount]).toEqual([
+      400,
+      'PARLEY_UNKNOWN_SESSION',
+      1,
+    ])
+  })
+
+  it("keeps a session's route parameters beside its owner record; one without them, as an earlier version writes it, is sent on to its node, which answers", async () => {
+    const a = await tenantNode()
+    const b = await tenantNode()
+    await seeEachOther(a, b)
+    const first = await rawConnect('polling', `${a.base}/acme/parley`)
+    onTestFinished(() => first.close())
+    await until(() => a.parley.sockets.size === 1, 5000, 'the session on its node')
+    const owner = await b.adapter.sessionOwner(first.sid)
+    expect(owner).toMatchObject({ node: a.adapter.node, params: { tenant: 'acme' } })
+    const redis = createClient({ url: suite.redis.url })
+    await redis.connect()
+    onTestFinished(() => redis.destroy())
+    const key = `other-tenant-${tests}:params:${createHash('sha256').update(first.sid).digest('base64url')}`
+    for (const stored of [undefined, 'not parameters']) {
+      if (stored === undefined) await redis.del(key)
+      else await redis.set(key, stored)
+      // None read, not even from what does not read as parameters: the request goes to a, as
+      // before, and a answers each as for a sid of no session there.
+      expect(await b.adapter.sessionOwner(first.sid)).toEqual({ node: a.adapter.node, url: a.base })
+      await expectUnknown(b, first.sid)
+    }
+    // acme's own GET is served there: its session goes on.
+    const own = await exchange(`${b.base}/acme/parley/poll?v=1&sid=${first.sid}`, 'GET', {}, '')
+    expect(own.status).toBe(200)
+    expect(b.parley.unreachableOwnerCount).toBe(0)
   })
 
   it('ended on the other node: answered as no session', async () => {

@@ -47,6 +47,29 @@ describe.skipIf(skipRedisSuites())('session owner records', () => {
     expect(a!.commands.filter(isRemoval).length).toBeGreaterThanOrEqual(3)
   })
 
+  it("writes a session's route parameters beside its record, and both again once Redis lost them", async () => {
+    const cluster = suite.cluster()
+    const [a] = await cluster.start(1)
+    a!.sockets.add('s1', 'sid-1')
+    await a!.adapter.sessionOpened('sid-1', { tenant: 'acme' })
+    const hash = createHash('sha256').update('sid-1').digest('base64url')
+    const keys = [`${cluster.prefix}:session:${hash}`, `${cluster.prefix}:params:${hash}`]
+    const both = [a!.adapter.node, '[["tenant","acme"]]']
+    expect(await a!.redis.mGet(keys)).toEqual(both)
+    // Lost (as by a restart of an empty Redis): the next heartbeats find it so, and write them again.
+    await a!.redis.sendCommand(['FLUSHDB'])
+    const end = Date.now() + 5000
+    while ((await a!.redis.mGet(keys)).some((value) => value === null)) {
+      if (Date.now() > end) throw new Error('timed out waiting for the record and its parameters')
+      await sleep(20)
+    }
+    expect(await a!.redis.mGet(keys)).toEqual(both)
+    // Gone with the session's end.
+    a!.sockets.sessions.delete('sid-1')
+    a!.adapter.sessionClosed('sid-1')
+    await recordGone(a!, keys[1]!, 5000)
+  })
+
   it('names a live owner without a url when it published no address', async () => {
     const cluster = suite.cluster()
     const [a, b] = await cluster.start(2)

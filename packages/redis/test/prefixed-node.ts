@@ -16,6 +16,8 @@ export interface PrefixedNodeOptions {
   handoff?: ParleyServerOptions['handoff']
   /** The adapter's `log`. */
   log?: RedisAdapterOptions['log']
+  /** The adapter's `address`: where the other nodes send this node's requests. */
+  address?: string
   /**
    * The adapter's `prefix` (its default without): a test of its own keeps what nodes of the
    * tests before it left in Redis (owner and ended records, goodbye marks) away from it.
@@ -61,6 +63,7 @@ export async function prefixedNode(
           client: redis,
           heartbeatInterval: HEARTBEAT,
           ...(options.log && { log: options.log }),
+          ...(options.address !== undefined && { address: options.address }),
           ...(options.keyPrefix !== undefined && { prefix: options.keyPrefix }),
         }),
         handoff: options.handoff ?? false,

@@ -188,7 +188,8 @@ export class Moves {
     const late = withdrawOnceStored(atMost(answer, ttl), async (stored) => {
       if (thawed && stored) metrics.handoff('withdrawn')
       await withdraw(sid)
-      if (thawed && stateOf(thawed.session) !== 'closed') await safely(() => adapter.sessionOpened?.(sid))
+      if (thawed && stateOf(thawed.session) !== 'closed')
+        await safely(() => adapter.sessionOpened?.(sid, thawed.params))
     })
       .then(() => early)
       .finally(() => this.#late.delete(sid))

@@ -30,7 +30,7 @@ import { Lingering } from './lingering.js'
 import { type Metrics, noMetrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
 import { type Refusal, tryAgain } from './refusals.js'
-import { type RouteParams, sameParams } from './route-params.js'
+import { NO_PARAMS, type RouteParams, sameParams } from './route-params.js'
 import { ServerLogs } from './server-logs.js'
 import type { Session, SessionConfig } from './session.js'
 import { SessionLimit } from './session-limit.js'
@@ -895,7 +895,7 @@ export class ParleyServer<
   async #recordOwner(sid: string): Promise<void> {
     let timer: NodeJS.Timeout | undefined
     try {
-      const recorded = this.adapter.sessionOpened?.(sid)
+      const recorded = this.adapter.sessionOpened?.(sid, this.#bySid.get(sid)?.params ?? NO_PARAMS)
       if (!recorded) return
       await Promise.race([
         recorded,

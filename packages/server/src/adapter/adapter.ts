@@ -150,8 +150,9 @@ export type SessionOwnerAnswer =
       handingOff?: boolean
       /**
        * The route parameters the session opened under (a Fastify prefix such as `/:tenant`), when
-       * the store keeps them: a request that names it under others (another tenant) is answered
-       * as one that names no session. `@parley/redis` gives them for a handed-off session.
+       * the store keeps them (`sessionOpened` gives them): a request or resume that names it
+       * under others (another tenant) is answered as one that names no session, and never sent
+       * on to the node, which may not be reachable. `@parley/redis` gives them.
        */
       params?: Readonly<Record<string, string>>
     }
@@ -349,8 +350,10 @@ export interface Adapter {
    * returned promise (at most `OWNER_RECORD_WAIT_MS`) before it answers the HELLO, so that the
    * client's next request, wherever the balancer sends it, finds the record. Never called for a
    * session after its `sessionClosed` (one taken over that ended during its takeover).
+   * `params`: the route parameters the session opened under (`{}` under a route without any),
+   * for `sessionOwner` to give with its answer.
    */
-  sessionOpened?(sid: string): void | Promise<void>
+  sessionOpened?(sid: string, params: Readonly<Record<string, string>>): void | Promise<void>
   /** A session of this node ended: no node owns it any more. */
   sessionClosed?(sid: string): void
   /**

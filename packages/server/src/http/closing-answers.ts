@@ -315,8 +315,7 @@ export class ClosingAnswers {
     const sids = params.getAll('sid')
     if (sids.length > 1) return { answer: coded(400, cors, ErrorCode.BAD_REQUEST, 'one sid only') }
     const sid = sids[0]
-    if (sid === undefined) return this.#forSession(request, kind, method, cors, params, sid)
-    const kept = this.#paramsOf(sid)
+    const kept = sid === undefined ? undefined : this.#paramsOf(sid)
     // As on the route: a session found by its sid alone, under other route parameters (another
     // tenant of `/:tenant`), is left alone, its GET's last words and its POST's events its own
     // route's. Its parameters are read as the router gives them, letter case kept.
@@ -331,13 +330,14 @@ export class ClosingAnswers {
       return { answer: coded(503, cors, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN) }
     }
     const verdict = this.#forSession(request, kind, method, cors, params, sid)
-    // Where the session lives is asked with the request's route parameters: a session another
-    // node handed off under others is none of its (see `OwnerLookup.ownerOf`).
+    // Where the session lives (a resume's too) is asked with the request's route parameters: a
+    // session another node holds or handed off under others is none of its (see
+    // `OwnerLookup.ownerOf`).
     const elsewhere = verdict.elsewhere && {
       ...verdict.elsewhere,
       params: route.params(routedPath(target, { ...this.#router.rules, anyCase: false }) ?? ''),
     }
-    return { ...verdict, ...(elsewhere && { elsewhere }), sid }
+    return { ...verdict, ...(elsewhere && { elsewhere }), ...(sid !== undefined && { sid }) }
   }
 
   /** The verdict on an SSE or polling request that passed the endpoint's checks, of `sid`'s session. */

@@ -158,15 +158,17 @@ export class Forwarder {
    * off, for this node to claim it (the handshake then knows that a claim which finds nothing
    * lost to another node's: see `ParleyServer.handshake`). Over WebSocket an owner not reached
    * lately is named all the same: the handshake asks it for the session through the adapter
-   * first (`requestHandOff`), and only its relay is refused at once.
+   * first (`requestHandOff`), and only its relay is refused at once. `params`: the resume's
+   * route parameters, when known (see `ownerOf`): a session under others is none of its.
    */
   resumeOwner(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     medium: 'http' | 'websocket',
     on?: ServerResponse,
+    params?: Readonly<Record<string, string>>,
   ): Promise<Owner | HandedOff | undefined> {
-    return this.#answered(on, this.#ownerOf(sid, request, medium, true))
+    return this.#answered(on, this.#ownerOf(sid, request, medium, true, params))
   }
 
   /**

@@ -300,7 +300,7 @@ export async function parleyRoutes(
   // on the routes below (until the forwarder closes with the server). So too for one another node
   // routes here through the adapter (see `serveRouted`): a goodbye sent on goes on from here.
   const forwardAtClose: ForwardAtClose = async (req, res, { sid, kind, headers, params }, unsent) => {
-    if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent)
+    if (sid === undefined) return resumeAtClose(req, res, kind, headers, unsent, params)
     const post = req.method === 'POST'
     if (post && req.headers[ROUTED_HEADER] === SENT_ON) {
       // Sent on by another closing node, as the route takes it (see `handedOffPost`).
@@ -383,13 +383,14 @@ export async function parleyRoutes(
     kind: HttpKind,
     headers: HeaderBag,
     unsent: EndpointAnswer,
+    params: RouteParams | undefined,
   ): Promise<EndpointAnswer | undefined> {
     const body = await bodies.read(req, res)
     if (!body.ok) return posts.notRead(body.reason, headers)
     const decoded = decodeBody(linesOfBody(body), options.maxPayload)
     const [hello, ...rest] = decoded.ok ? decoded.packets : []
     if (hello?.type !== PacketType.HELLO || rest.length > 0 || hello.sid === undefined) return unsent
-    const to = await resumeGoesTo(hello.sid, req, res)
+    const to = await resumeGoesTo(hello.sid, req, res, params)
     // A session another node is handing off is claimed by a node that takes sessions: not this one.
     if (to.found === undefined || isHandedOff(to.found)) return unsent
     const sent = forwarder.atClose(to.found, req, res, body.text(), { cors: headers, kind })
@@ -404,19 +405,21 @@ export async function parleyRoutes(
    * rather than the client after a refusal and a backoff (perhaps too late: see
    * Adapter.anotherNode); for one that lives on another node, that node, or `HandedOff` when
    * that node is handing it off (then a node that takes sessions claims it); none for one this
-   * node holds. `res`: the POST's response (see `Forwarder.ownerOf`). On the route, the
-   * application's handlerTimeout no longer counts by then: the HELLO came in the body, which is
-   * read (see handler-timeout.ts).
+   * node holds. `res`: the POST's response (see `Forwarder.ownerOf`); `params`: the request's
+   * route parameters, when known (a session another node holds under others is none of its). On
+   * the route, the application's handlerTimeout no longer counts by then: the HELLO came in the
+   * body, which is read (see handler-timeout.ts).
    */
   async function resumeGoesTo(
     sid: string,
     request: { headers: IncomingHttpHeaders },
     res: ServerResponse,
+    params: RouteParams | undefined,
   ): Promise<ResumeGoesTo> {
     if (server.handedOff(sid))
       return { found: await forwarder.anotherNode(sid, request, 'http', res), handedOff: true }
     if (server.sessionFor(sid)) return { found: undefined, handedOff: false }
-    return { found: await forwarder.resumeOwner(sid, request, 'http', res), handedOff: false }
+    return { found: await forwarder.resumeOwner(sid, request, 'http', res, params), handedOff: false }
   }
   // Before @fastify/websocket closes its clients (without a code): relays close with 1001, after
   // a CLOSE 'server handoff' to their clients, as the streams and held polls forwarded end.
@@ -696,7 +699,7 @@ export async function parleyRoutes(
     // The node the session was seen leaving, if it was (see `ParleyServer.handshake`).
     let leftNode: string | undefined
     if (hello.sid !== undefined) {
-      const to = await resumeGoesTo(hello.sid, request, reply.raw)
+      const to = await resumeGoesTo(hello.sid, request, reply.raw, paramsOfRequest(request))
       if (to.handedOff) {
         if (to.found) {
           const sent = forwarder.handOver(to.found, request, reply, body.text(), kind)

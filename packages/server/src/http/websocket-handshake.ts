@@ -72,7 +72,8 @@ export class WebSocketHandshakes {
    */
   accept(ws: WebSocket, request: FastifyRequest): void {
     releaseUpgrade(request.raw.socket, this.#upgrades.get(request.raw))
-    this.#accept(ws, request.raw, request, handshakeRequest(request, true))
+    const handshake = handshakeRequest(request, true)
+    this.#accept(ws, request.raw, request, handshake, handshake.params)
   }
 
   /**
@@ -84,14 +85,23 @@ export class WebSocketHandshakes {
    */
   acceptAtClose(ws: WebSocket, req: IncomingMessage): void {
     const address = this.#deps.addressOf(req)
-    this.#accept(ws, req, rawForwardedRequest(req, address), rawHandshakeRequest(req, address))
+    // No route read its parameters: its session is looked up under any (its node compares them).
+    this.#accept(ws, req, rawForwardedRequest(req, address), rawHandshakeRequest(req, address), undefined)
   }
 
   /**
    * See `accept`. `request`: what a relay to another node sends on of the upgrade request;
-   * `handshake`: what the handshake keeps of it.
+   * `handshake`: what the handshake keeps of it; `params`: its route parameters as the route
+   * read them, which a resume's session on another node is looked up under (see
+   * `Forwarder.resumeOwner`).
    */
-  #accept(ws: WebSocket, raw: IncomingMessage, request: ForwardedRequest, handshake: HandshakeRequest): void {
+  #accept(
+    ws: WebSocket,
+    raw: IncomingMessage,
+    request: ForwardedRequest,
+    handshake: HandshakeRequest,
+    params: Readonly<Record<string, string>> | undefined,
+  ): void {
     const { server, options, forwarder, tracking, closing } = this.#deps
     tracking.release(ws)
     const socket = raw.socket
@@ -244,7 +254,7 @@ export class WebSocketHandshakes {
         }
       } else if (hello.sid !== undefined && !server.sessionFor(hello.sid)) {
         const sid = hello.sid
-        const owner = await lookUp(forwarder.resumeOwner(sid, request, 'websocket'))
+        const owner = await lookUp(forwarder.resumeOwner(sid, request, 'websocket', undefined, params))
         if (owner === CLOSED) return closedMeanwhile()
         // Its node is handing it off, or (below) stored it at this node's request: it is claimed
         // here, and a claim that finds nothing tells the client to try again (see `handshake`).
