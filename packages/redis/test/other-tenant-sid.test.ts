@@ -205,6 +205,38 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     expect([own.sid === first.sid, own.open.recovered]).toEqual([true, true])
   })
 
+  it('live on the other node, resumed under another tenant at a node that closes: answered as a sid of no session', async () => {
+    const a = await tenantNode()
+    const hold = holding()
+    const b = await tenantNode([], hold, true)
+    const first = await sessionAtAcme(a, b)
+    // b's close waits for an event of its own client's, held in the middleware.
+    const own = await rawConnect('polling', `${b.base}/acme/parley`)
+    onTestFinished(() => own.close())
+    await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = b.app.close()
+    onTestFinished(async () => {
+      hold.release()
+      await closing
+    })
+    await until(() => b.parley.closing, 5000, 'b to begin its close')
+    /** The answer to a polling handshake that resumes `sid` under globex at b. */
+    const resume = async (sid: string) => {
+      const hello = JSON.stringify([PacketType.HELLO, { sid, ack: 0 }])
+      const url = `${b.base}/globex/parley/poll?v=1`
+      const answer = await within(
+        exchange(url, 'POST', { 'content-type': 'text/plain' }, hello),
+        5000,
+        'the resume',
+      )
+      return seen(answer)
+    }
+    // Sent on to a, it would get a new session there; b opens none as it closes.
+    expect(await resume(first.sid)).toEqual(await resume(NONE))
+    expect(a.parley.sockets.size).toBe(1)
+  })
+
   it('handed off by the drain of its node, named at a node that closes: answered as no session', async () => {
     const a = await tenantNode()
     const hold = holding()
