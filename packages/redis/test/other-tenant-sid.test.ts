@@ -140,13 +140,16 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     // Sent on, each would have failed at a's address, and been counted: none was, so each was
     // answered as fast as a sid of no session.
     expect(b.parley.unreachableOwnerCount).toBe(0)
-    // acme's own GET is sent there, and fails: a cannot be reached indeed.
+    // acme's own GET is sent there, and fails: a cannot be reached indeed. Answered 400
+    // PARLEY_UNKNOWN_SESSION, it is counted with the requests naming no session too.
+    const unknown = b.parley.unknownSessionCount
     const own = await exchange(`${b.base}/acme/parley/poll?v=1&sid=${first.sid}`, 'GET', {}, '')
     expect([own.status, own.body.code, b.parley.unreachableOwnerCount]).toEqual([
       400,
       'PARLEY_UNKNOWN_SESSION',
       1,
     ])
+    expect(b.parley.unknownSessionCount - unknown).toBe(1)
   })
 
   it("keeps a session's route parameters beside its owner record; one without them, as an earlier version writes it, is sent on to its node, which answers", async () => {

@@ -145,18 +145,19 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
         metrics.resume(false)
         // Ended on another node (or while this node claimed it): answered as there. Not one
         // that opened under other route parameters: its end is not this client's to hear, and
-        // the client is no stray of a balancer either (not counted as unknown).
+        // it is answered (and counted) as a session this node does not know.
         const ending = await context.endOf(hello.sid)
         if (answerEnded(transport, endingFor(ending, params), hello)) return null
-        if (!ending) context.unknownResume(hello.sid)
+        context.unknownResume(hello.sid)
       }
     }
     if (existing && !sameParams(existing.params, params)) {
       // Found by its sid alone, under other route parameters (another tenant of `/:tenant`):
       // resumed, the session would change tenant behind its application's back. Not resumed,
-      // as one this node does not know: the client gets a new session under its own route, and
-      // the first one waits out its recovery window for its own client.
+      // as one this node does not know (and counted so): the client gets a new session under
+      // its own route, and the first one waits out its recovery window for its own client.
       metrics.resume(false)
+      context.unknownResume(existing.session.sid)
       existing = undefined
     }
     if (existing && frozen(existing.session)) return moving()

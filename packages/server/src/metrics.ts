@@ -172,7 +172,7 @@ export async function createMetrics(registry: MetricsRegistry, sources: MetricSo
   let unknownSeen = 0
   const unknown = new Counter({
     name: 'parley_unknown_session_requests_total',
-    help: 'Requests and resumes naming a session this node does not know.',
+    help: 'Requests and resumes answered as naming a session this node does not know.',
     registers,
     collect() {
       const total = current.unknownSessions()

@@ -556,10 +556,13 @@ export class ParleyServer<
   }
 
   /**
-   * How many SSE/polling requests and resumes named a session this node does not know (neither
-   * alive nor lately ended), since the server started. A steady rise usually means a load
-   * balancer without session affinity in front of nodes that cannot route to each other; the
-   * server also logs it at warn, at most once per 10 s.
+   * How many SSE/polling requests and resumes were answered as naming a session this node does
+   * not know, since the server started: each request answered 400 PARLEY_UNKNOWN_SESSION (a
+   * session that never was, that ended, whose node cannot be reached, or that opened under other
+   * route parameters), and each resume given a new session in place of the one it named (but
+   * one answered with its session's CLOSE). A steady rise usually means a load balancer without
+   * session affinity in front of nodes that cannot route to each other; the server also logs it
+   * at warn, at most once per 10 s.
    */
   get unknownSessionCount(): number {
     return this.#unknown.total
@@ -628,11 +631,11 @@ export class ParleyServer<
   }
 
   /**
-   * @internal An HTTP request named `sid`, which no node holds: counted unless it is a session
-   * that ended lately (a client may still be finishing a request of it).
+   * @internal An HTTP request that named `sid` is answered as naming no session (400
+   * PARLEY_UNKNOWN_SESSION): counted, whatever the session was (see `unknownSessionCount`).
    */
   unknownSession(sid: string): void {
-    if (!this.#ended.get(sid)) this.#unknown.record(sid, 'request')
+    this.#unknown.record(sid, 'request')
   }
 
   /** True once `drain()` or `close()` has begun: new handshakes are refused. */

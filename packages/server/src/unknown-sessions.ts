@@ -5,9 +5,10 @@ import { BurstLog } from './burst-log.js'
 const SID_PREFIX = 6
 
 /**
- * Counts requests and resumes naming a session this node does not know, and says so in the log
- * at warn, one line per burst (see `BurstLog`). A few are normal (a client back after its
- * session expired); a steady stream usually means a load balancer that spreads one client's
+ * Counts requests and resumes answered as naming a session this node does not know (ended, never
+ * known, of a node that cannot be reached, another tenant's: every one, so that the count is
+ * whole), and says so in the log at warn, one line per burst (see `BurstLog`). A few are normal
+ * (a client back after its session expired); a steady stream usually means a load balancer that spreads one client's
  * requests over several nodes without session affinity or an adapter that routes them, or, with
  * such an adapter (@parley/redis), a store it cannot ask, which it warns about itself. The sid
  * is a secret: a line shows only a short prefix of one, as an example.

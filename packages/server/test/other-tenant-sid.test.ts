@@ -104,11 +104,17 @@ function atGlobex(t: Tenant, segment: string, method: string, sid: string, body 
 /** What a client tells apart: status, code and message. */
 const seen = (answer: Answer) => [answer.status, answer.body.code, answer.body.message]
 
-/** Expects the answer for `client`'s sid at globex to be that for a sid of no session. */
+/**
+ * Expects the answer for `client`'s sid at globex to be that for a sid of no session, and to be
+ * counted as it is (`unknownSessionCount`).
+ */
 async function expectUnknown(t: Tenant, segment: string, method: string, client: RawClient, body = '') {
+  const before = t.server.unknownSessionCount
   const other = await atGlobex(t, segment, method, client.sid, body)
+  const between = t.server.unknownSessionCount
   const none = await atGlobex(t, segment, method, NONE, body)
-  expect([method, segment, ...seen(other)]).toEqual([method, segment, ...seen(none)])
+  const counted = [between - before, t.server.unknownSessionCount - between]
+  expect([method, segment, ...seen(other), counted[0]]).toEqual([method, segment, ...seen(none), counted[1]])
 }
 
 /** The acme session is as it was: connected, on `name`, no event of globex heard. */
@@ -155,6 +161,26 @@ describe.each([
   })
 })
 
+describe.each(['websocket', 'sse', 'polling'] as const)('a resume at globex (%s)', (transport) => {
+  it("of acme's live session: a new session, counted as one naming no session", async () => {
+    const t = await underTenant()
+    const client = await acmeClient(t, 'polling')
+    /** The resume of `sid` under globex: whether it recovered, whether it kept the sid, and how many it counted. */
+    const resume = async (sid: string) => {
+      const before = t.server.unknownSessionCount
+      const resumed = await within(
+        rawConnect(transport, `${t.base}/globex/parley`, { sid, ack: 0 }),
+        5000,
+        'the resume at globex',
+      )
+      teardown.push(() => resumed.close())
+      return [resumed.open.recovered, resumed.sid === sid, t.server.unknownSessionCount - before]
+    }
+    expect(await resume(client.sid)).toEqual(await resume(NONE))
+    expectUntouched(t, 'polling')
+  })
+})
+
 describe.each([
   ['sse', 'sse'],
   ['polling', 'poll'],
@@ -180,9 +206,28 @@ describe.each([
     const client = await acmeClient(t, name)
     t.sockets[0]?.disconnect()
     await client.next((p) => p.type === PacketType.CLOSE, 5000)
+    // Its own last GET (a polling client's, answered 400) is over: not counted with globex's.
+    await within(client.ended, 5000, 'the client to stop')
     for (const method of ['GET', 'POST'] as const) {
       await expectUnknown(t, segment, method, client, method === 'POST' ? EVENT : '')
     }
+  })
+
+  it('and whose last words were taken: a GET at acme is answered and counted as naming no session', async () => {
+    const t = await underTenant()
+    const client = await acmeClient(t, name)
+    t.sockets[0]?.disconnect()
+    await client.next((p) => p.type === PacketType.CLOSE, 5000)
+    await within(client.ended, 5000, 'the client to stop')
+    const before = t.server.unknownSessionCount
+    const url = `${t.base}/acme/parley/${segment}?v=1&sid=${encodeURIComponent(client.sid)}`
+    const answer = await within(exchange(url, 'GET', {}), 5000, 'the GET at acme')
+    expect([...seen(answer), t.server.unknownSessionCount - before]).toEqual([
+      400,
+      'PARLEY_UNKNOWN_SESSION',
+      'no such session',
+      1,
+    ])
   })
 
   it('at close, its last words waiting: globex gets what a sid of no session gets, its own client its CLOSE', async () => {

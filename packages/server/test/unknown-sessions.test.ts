@@ -1,11 +1,11 @@
 // Requests and resumes naming a session this node does not know are counted and logged, so that
 // a load balancer without session affinity shows in the logs.
 import { Writable } from 'node:stream'
-import { PacketType } from '@parley/protocol'
+import { encodeText, PacketType } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { closeApp, until } from './helpers.js'
+import { closeApp, until, within } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
@@ -38,6 +38,21 @@ async function serveWithLog() {
 
 const unknownLines = <Line extends { msg: string }>(lines: Line[]) =>
   lines.filter((l) => l.msg.includes('does not know'))
+
+it('counts a goodbye another node sent on here for a session this node does not hold', async () => {
+  const { app, base } = await serveWithLog()
+  const goodbye = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
+  const post = await fetch(`${base}/poll?v=1&sid=${UNKNOWN}`, {
+    method: 'POST',
+    headers: { 'x-parley-routed': 'goodbye-on' },
+    body: goodbye,
+  })
+  expect([post.status, ((await post.json()) as { code: string }).code]).toEqual([
+    400,
+    'PARLEY_UNKNOWN_SESSION',
+  ])
+  expect(app.parley.unknownSessionCount).toBe(1)
+})
 
 describe.each(TRANSPORTS)('over %s', (transport) => {
   it('counts requests and resumes naming an unknown session, and logs one line with a sid prefix', async () => {
@@ -79,13 +94,17 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     ])
   })
 
-  it('does not count a session it knows, alive or lately ended', async () => {
+  it('does not count a session it knows, alive, nor a resume answered with the CLOSE of one lately ended', async () => {
     const { app, base } = await serveWithLog()
     const c = await rawConnect(transport, base)
     clients.push(c)
+    expect(app.parley.unknownSessionCount).toBe(0)
     const [socket] = [...app.parley.sockets.values()]
     socket!.disconnect()
+    // A polling client's GET after the CLOSE is answered 400, and counted: over before the resume.
+    await within(c.ended, 3000, 'the client to stop')
+    const before = app.parley.unknownSessionCount
     await expect(rawConnect(transport, base, { sid: c.sid, ack: 0 })).rejects.toThrow(/server disconnect/)
-    expect(app.parley.unknownSessionCount).toBe(0)
+    expect(app.parley.unknownSessionCount - before).toBe(0)
   })
 })

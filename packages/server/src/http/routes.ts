@@ -559,21 +559,27 @@ export async function parleyRoutes(
     const sid = (request.query as Query).sid
     if (Array.isArray(sid)) return fail(reply, 400, ErrorCode.BAD_REQUEST, 'one sid only', cors)
     const params = sid === undefined ? undefined : server.paramsOf(sid)
-    if (params && !sameParams(params, paramsOfRequest(request))) {
+    if (sid !== undefined && params && !sameParams(params, paramsOfRequest(request))) {
       // A session found by its sid alone, under other route parameters (another tenant of
       // `/:tenant`), here or sent on here by the node it reached: it stays its own route's, and
       // the request gets what one naming no session gets at this point, a body past maxPayload
       // and a closed server included, so that its sid tells another tenant nothing.
       if (method === 'POST' && tooLarge(request)) return refuseTooLargeFor(undefined, request, reply, cors)
       if (server.closed) return fail(reply, 503, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN, cors)
-      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, NO_SUCH_SESSION, cors)
+      return unknownSession(reply, sid, NO_SUCH_SESSION, cors)
     }
     if (method === 'POST' && sid !== undefined && endsWherever(request.headers, () => leftHere(sid, kind))) {
       // A relayed goodbye whose session moved here, or whose relay closed (see `endsWherever`): it
       // ends the session whatever transport it is on or awaits, during the close too; sent on no
       // further.
       const read = () => readRequestBody(request, reply)
-      return send(reply, (await posts.takeGoodbyeOn(cors, read, (p) => server.relayedGoodbye(sid, p))).answer)
+      const end = (packets: readonly Packet[]) => {
+        const known = server.relayedGoodbye(sid, packets)
+        // Answered 400 PARLEY_UNKNOWN_SESSION, as any request of a session this node does not know.
+        if (!known) server.unknownSession(sid)
+        return known
+      }
+      return send(reply, (await posts.takeGoodbyeOn(cors, read, end)).answer)
     }
     if (method === 'POST' && tooLarge(request)) {
       const session = sid === undefined ? undefined : server.sessionFor(sid)
@@ -627,10 +633,7 @@ export async function parleyRoutes(
         if (method === 'GET') return handedOff(kind, reply, cors)
         return handedOffPost(sid, kind, request, reply, cors, () => readRequestBody(request, reply, true))
       }
-      if (owner === undefined) {
-        server.unknownSession(sid)
-        return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, NO_SUCH_SESSION, cors)
-      }
+      if (owner === undefined) return unknownSession(reply, sid, NO_SUCH_SESSION, cors)
       let text = ''
       let body: BodyResult = EMPTY_BODY
       if (method === 'POST') {
@@ -645,7 +648,7 @@ export async function parleyRoutes(
       if ((await forwarder.handOver(owner, request, reply, text, kind)) !== 'unreachable') return reply
       if (owner.handingOff && method === 'GET') return handedOff(kind, reply, cors)
       if (owner.handingOff) return handedOffPost(sid, kind, request, reply, cors, async () => body)
-      return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, 'the node of this session cannot be reached', cors)
+      return unknownSession(reply, sid, 'the node of this session cannot be reached', cors)
     }
     if (method === 'POST' && session.state === 'frozen') {
       // Handed off (or about to be): nothing more is used here, and nothing of it was
@@ -843,6 +846,15 @@ export async function parleyRoutes(
       if ((await sendOn(other)) !== 'unreachable') return 'sent on'
       unreached.push(other.node)
     }
+  }
+
+  /**
+   * 400 PARLEY_UNKNOWN_SESSION for a request that named `sid`, counted in `unknownSessionCount`
+   * wherever it comes from: whoever watches that count sees every request answered so.
+   */
+  function unknownSession(reply: FastifyReply, sid: string, message: string, cors: HeaderBag): FastifyReply {
+    server.unknownSession(sid)
+    return fail(reply, 400, ErrorCode.UNKNOWN_SESSION, message, cors)
   }
 
   /** 400 PARLEY_TRANSPORT_MISMATCH: a request of a transport the session is not attached to. */
