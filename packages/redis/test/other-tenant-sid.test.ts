@@ -15,7 +15,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { holding } from '../../server/test/held-events.js'
 import { until, within } from '../../server/test/helpers.js'
 import { type Answer, exchange } from '../../server/test/http-exchange.js'
-import { rawConnect } from '../../server/test/raw-client.js'
+import { Refused, rawConnect } from '../../server/test/raw-client.js'
 import { redisSuite } from './nodes.js'
 import { prefixedNode, seeEachOther } from './prefixed-node.js'
 
@@ -235,8 +235,25 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
       )
       return seen(answer)
     }
+    /** The same over WebSocket: its upgrade taken at close, its HELLO's answer. */
+    const resumeWs = async (sid: string) => {
+      const resumed = rawConnect('websocket', `${b.base}/globex/parley`, { sid, ack: 0 })
+      const settled = await within(
+        resumed.then(
+          (client) => {
+            onTestFinished(() => client.close())
+            return ['open', client.open.recovered]
+          },
+          (err: unknown) => (err instanceof Refused ? [err.code, err.message] : [String(err)]),
+        ),
+        5000,
+        'the WebSocket resume',
+      )
+      return settled
+    }
     // Sent on to a, it would get a new session there; b opens none as it closes.
     expect(await resume(first.sid)).toEqual(await resume(NONE))
+    expect(await resumeWs(first.sid)).toEqual(await resumeWs(NONE))
     expect(a.parley.sockets.size).toBe(1)
   })
 

@@ -282,7 +282,7 @@ async function mount(
     post: closingPost,
     forward: async (req, res, request, unsent) =>
       forwardAtClose ? forwardAtClose(req, res, request, unsent) : unsent,
-    upgrade: (req, socket, head) => upgradeAtClose?.(req, socket, head) ?? false,
+    upgrade: (req, socket, head, params) => upgradeAtClose?.(req, socket, head, params) ?? false,
     finishing: (sid) => server.finishing(sid),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),

@@ -81,6 +81,11 @@ export interface ClosingVerdict {
    * `answer` once the server has closed, as the route answers then.
    */
   upgrade?: true
+  /**
+   * With `upgrade`: the route parameters of its URL, as the router reads them, which a resume's
+   * session on another node is looked up under (see `Forwarder.resumeOwner`).
+   */
+  upgradeParams?: Record<string, string>
 }
 
 export interface ClosingAnswersOptions {
@@ -303,7 +308,11 @@ export class ClosingAnswers {
         if (refusal.code !== ErrorCode.UNSUPPORTED_VERSION) return { answer }
         return { answer: { ...answer, refusedVersion: versionRefusal(kind, versions, request.headers) } }
       }
-      return { answer: coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN), upgrade: true }
+      return {
+        answer: coded(503, {}, ErrorCode.SERVER_SHUTTING_DOWN, SHUTTING_DOWN),
+        upgrade: true,
+        upgradeParams: route.params(routedPath(target, { ...this.#router.rules, anyCase: false }) ?? ''),
+      }
     }
     const cors = origin.cors
     if (request.headers.upgrade !== undefined) {

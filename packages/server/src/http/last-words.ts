@@ -40,10 +40,16 @@ export type ForwardAtClose = (
 /**
  * Takes a WebSocket upgrade of the endpoint (`ClosingVerdict.upgrade`) as its route takes it
  * while the server drains: the WebSocket opens, and its HELLO is handled as on the route (a
- * resume of a session another node is to claim or holds relayed there). False when it is not
- * taken (the server has closed): it is answered then.
+ * resume of a session another node is to claim or holds relayed there). `params`: the route
+ * parameters of its URL (`ClosingVerdict.upgradeParams`). False when it is not taken (the server
+ * has closed): it is answered then.
  */
-export type UpgradeAtClose = (req: IncomingMessage, socket: Duplex, head: Buffer) => boolean
+export type UpgradeAtClose = (
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  params: Record<string, string> | undefined,
+) => boolean
 
 export interface LastWordsOptions {
   /** `app.server`: Node's `http`, `https` and `http2` servers are taken over, no other. */
@@ -404,7 +410,7 @@ export class LastWordsAtClose {
     if (!this.#refusing || this.#succeeded() || this.#outranked(req.url ?? '/')) return false
     const verdict = this.#answers.judge(req, true)
     if (!verdict) return false
-    if (verdict.upgrade && this.#upgrade(req, socket, head)) return true
+    if (verdict.upgrade && this.#upgrade(req, socket, head, verdict.upgradeParams)) return true
     const res = new ServerResponse(req)
     res.assignSocket(socket as Socket)
     this.#send(res, verdict.answer)

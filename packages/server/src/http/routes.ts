@@ -447,13 +447,13 @@ export async function parleyRoutes(
   // the route's 503 (the relays end with the forwarder, with CLOSE 'server handoff'). So too with
   // the application's own @fastify/websocket: registered before the plugin, its close hook has
   // closed its WebSocketServer before the drain, which would answer a bare 503 without a code.
-  upgradingAtClose((req, socket, head) => {
+  upgradingAtClose((req, socket, head, params) => {
     if (server.closed || !ownsWebSocketPlugin) return false
     const wss = app.websocketServer
     wss.handleUpgrade(req, socket, head, (ws) => {
       // As @fastify/websocket announces the WebSockets of its routes (see ClientTracking).
       wss.emit('connection', ws, req)
-      websockets.acceptAtClose(ws, req)
+      websockets.acceptAtClose(ws, req, params)
     })
     return true
   })

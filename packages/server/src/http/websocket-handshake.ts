@@ -82,11 +82,11 @@ export class WebSocketHandshakes {
    * draining then, so its HELLO is handed as the route hands it while the node drains: a resume
    * of a session another node holds, or that this node handed off, is relayed to that node (to a
    * live node, which claims it), a new session refused with ERROR PARLEY_SERVER_SHUTTING_DOWN.
+   * `params`: its route parameters, as the closing answers read its URL (see `#accept`).
    */
-  acceptAtClose(ws: WebSocket, req: IncomingMessage): void {
+  acceptAtClose(ws: WebSocket, req: IncomingMessage, params: Record<string, string> | undefined): void {
     const address = this.#deps.addressOf(req)
-    // No route read its parameters: its session is looked up under any (its node compares them).
-    this.#accept(ws, req, rawForwardedRequest(req, address), rawHandshakeRequest(req, address), undefined)
+    this.#accept(ws, req, rawForwardedRequest(req, address), rawHandshakeRequest(req, address), params)
   }
 
   /**
