@@ -33,8 +33,11 @@ const TOO_LARGE = encodeText({
 })
 const GOODBYE = encodeText({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
 
-/** Parley under `/:tenant`, its sockets, the events they heard, and the instance's server. */
-async function underTenant() {
+/**
+ * Parley under `/:tenant` (with `transports` when given), its sockets, the events they heard, and
+ * the instance's server.
+ */
+async function underTenant(transports?: ('websocket' | 'sse' | 'polling')[]) {
   const app: FastifyInstance = Fastify({ forceCloseConnections: true })
   const sockets: ServerSocket[] = []
   const heard: unknown[] = []
@@ -42,7 +45,7 @@ async function underTenant() {
   let server: ParleyServer | undefined
   await app.register(
     async (tenant) => {
-      await tenant.register(parley, { maxPayload: MAX_PAYLOAD })
+      await tenant.register(parley, { maxPayload: MAX_PAYLOAD, ...(transports && { transports }) })
       tenant.parley.on('connection', (socket) => {
         sockets.push(socket)
         hold.onConnection(socket)
@@ -156,6 +159,31 @@ describe.each([
       await expectUnknown(t, segment, method, client, body)
     }
     expect(t.heard).toEqual([])
+    t.hold.release()
+    await within(closing, 5000, 'the instance to close')
+  })
+})
+
+describe('a live session of acme, SSE left out of `transports`', () => {
+  it('a POST marked as a relayed goodbye to /sse at globex gets what a sid of no session gets, open and closing', async () => {
+    const t = await underTenant(['websocket', 'polling'])
+    const client = await acmeClient(t, 'polling')
+    /** The answer to such a POST of `sid`, and how many it counted as naming no session. */
+    const goodbye = async (sid: string) => {
+      const before = t.server.unknownSessionCount
+      const url = `${t.base}/globex/parley/sse?v=1&sid=${encodeURIComponent(sid)}`
+      const headers = { 'content-type': 'text/plain', 'x-parley-routed': 'goodbye' }
+      const answer = await within(exchange(url, 'POST', headers, GOODBYE), 5000, 'the POST at globex')
+      return [...seen(answer), t.server.unknownSessionCount - before]
+    }
+    expect(await goodbye(client.sid)).toEqual(await goodbye(NONE))
+    // An event held in the middleware: the close waits for it, the session live meanwhile.
+    await client.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+    await until(() => t.hold.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = t.close()
+    await until(() => t.server.closing, 5000, 'the instance to begin its close')
+    expect(await goodbye(client.sid)).toEqual(await goodbye(NONE))
+    expect(t.sockets[0]?.connected).toBe(true)
     t.hold.release()
     await within(closing, 5000, 'the instance to close')
   })

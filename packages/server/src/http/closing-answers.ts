@@ -279,7 +279,9 @@ export class ClosingAnswers {
     // upgrade), where it is judged after them.
     const httpOrigin = kind === 'websocket' ? undefined : this.#originOf(request)
     const refusalCors = httpOrigin?.cors ?? {}
-    if (!this.#transports.includes(kind) && !this.#heardDisabled(request, kind, params)) {
+    /** The route parameters of the URL, as the router reads them (letter case kept). */
+    const urlParams = () => route.params(routedPath(target, { ...this.#router.rules, anyCase: false }) ?? '')
+    if (!this.#transports.includes(kind) && !this.#heardDisabled(request, kind, params, urlParams)) {
       const message = disabledMessage(kind, this.#transports)
       return { answer: coded(404, refusalCors, ErrorCode.TRANSPORT_DISABLED, message) }
     }
@@ -404,15 +406,25 @@ export class ClosingAnswers {
     return { answer, lastWords: { sid, kind, headers: cors, acks: params.getAll('ack') }, elsewhere }
   }
 
-  /** See `ClosingAnswersOptions.heardWhileDisabled`: a relayed goodbye of a session held here. */
-  #heardDisabled(request: EndpointRequest, kind: TransportName, params: URLSearchParams): boolean {
+  /**
+   * See `ClosingAnswersOptions.heardWhileDisabled`: a relayed goodbye of a session held here, but
+   * not of one under other route parameters than `urlParams`, which gets the 404 of a sid of no
+   * session (another tenant learns nothing of it).
+   */
+  #heardDisabled(
+    request: EndpointRequest,
+    kind: TransportName,
+    params: URLSearchParams,
+    urlParams: () => Record<string, string>,
+  ): boolean {
     if (kind === 'websocket') return false
     const sids = params.getAll('sid')
     const sid = sids.length === 1 ? sids[0] : undefined
-    return this.#heardWhileDisabled(
-      request,
-      () => sid !== undefined && this.#standing(sid, kind) !== undefined,
-    )
+    return this.#heardWhileDisabled(request, () => {
+      if (sid === undefined || this.#standing(sid, kind) === undefined) return false
+      const kept = this.#paramsOf(sid)
+      return kept === undefined || sameParams(kept, urlParams())
+    })
   }
 }
 

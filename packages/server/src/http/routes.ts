@@ -540,10 +540,15 @@ export async function parleyRoutes(
     return undefined
   }
 
-  /** Whether the sid `request` names is of a session here (live, or frozen to hand off or move). */
+  /**
+   * Whether the sid `request` names is of a session here (live, or frozen to hand off or move),
+   * under the request's route parameters: one under others is none of its (another tenant's).
+   */
   function heldHere(request: FastifyRequest): boolean {
     const sid = (request.query as Query).sid
-    return typeof sid === 'string' && server.sessionFor(sid) !== undefined
+    if (typeof sid !== 'string' || server.sessionFor(sid) === undefined) return false
+    const params = server.paramsOf(sid)
+    return params === undefined || sameParams(params, paramsOfRequest(request))
   }
 
   /** Whether `sid`'s session is live here (not frozen) on no transport, or on another than `kind`. */
