@@ -58,19 +58,21 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
 
   /**
    * A node under `/:tenant` on the suite's Redis (keys of the test's own), with handoff unless
-   * `noHandoff`; its sockets hold the event `hold` when `hold` is given (see `holding`);
-   * published at `address` when given (one where the others cannot reach it).
+   * `noHandoff` (its drain waiting `handoffMs` for claims); its sockets hold the event `hold`
+   * when `hold` is given (see `holding`); published at `address` when given (one where the others
+   * cannot reach it).
    */
   async function tenantNode(
     heard: unknown[] = [],
     hold?: ReturnType<typeof holding>,
     noHandoff = false,
     address?: string,
+    handoffMs = 1000,
   ): Promise<TenantNode> {
     const { app, parley, adapter, port } = await prefixedNode(suite.redis.url, '/:tenant', {
       keyPrefix: `other-tenant-${tests}`,
       ...(address !== undefined && { address }),
-      handoff: noHandoff ? false : { timeout: 1000, retrySpread: 0 },
+      handoff: noHandoff ? false : { timeout: handoffMs, retrySpread: 0 },
       serve: (server) =>
         server.on('connection', (socket) => {
           socket.on('note', (text: unknown) => void heard.push(text))
@@ -208,6 +210,50 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     expect([own.sid === first.sid, own.open.recovered]).toEqual([true, true])
   })
 
+  /** The answer to a polling handshake that resumes `sid` under globex at `node`. */
+  async function resumePost(node: TenantNode, sid: string) {
+    const hello = JSON.stringify([PacketType.HELLO, { sid, ack: 0 }])
+    const url = `${node.base}/globex/parley/poll?v=1`
+    const answer = await within(
+      exchange(url, 'POST', { 'content-type': 'text/plain' }, hello),
+      5000,
+      'the resume',
+    )
+    return seen(answer)
+  }
+
+  /** The same over WebSocket: OPEN (and whether it recovered), or the refusal. */
+  async function resumeWs(node: TenantNode, sid: string) {
+    const resumed = rawConnect('websocket', `${node.base}/globex/parley`, { sid, ack: 0 })
+    return within(
+      resumed.then(
+        (client) => {
+          onTestFinished(() => client.close())
+          return ['open', client.open.recovered]
+        },
+        (err: unknown) => (err instanceof Refused ? [err.code, err.message] : [String(err)]),
+      ),
+      5000,
+      'the WebSocket resume',
+    )
+  }
+
+  it('handed off by the drain of the node it reaches, resumed there under another tenant: answered as a sid of no session', async () => {
+    const a = await tenantNode([], undefined, false, undefined, 5000)
+    const b = await tenantNode()
+    const first = await sessionAtAcme(a, b)
+    const drained = a.app.close()
+    onTestFinished(() => drained)
+    await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
+    await until(() => a.parley.handedOff(first.sid), 5000, 'the session handed off')
+    // Sent on to b (as its own client's would be), it would get a new session there; a opens
+    // none as it drains.
+    expect(await resumePost(a, first.sid)).toEqual(await resumePost(a, NONE))
+    expect(await resumeWs(a, first.sid)).toEqual(await resumeWs(a, NONE))
+    // Still claimable by its own client.
+    expect([a.parley.handedOff(first.sid), b.parley.sockets.size]).toEqual([true, 0])
+  })
+
   it('live on the other node, resumed under another tenant at a node that closes: answered as a sid of no session', async () => {
     const a = await tenantNode()
     const hold = holding()
@@ -224,36 +270,9 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
       await closing
     })
     await until(() => b.parley.closing, 5000, 'b to begin its close')
-    /** The answer to a polling handshake that resumes `sid` under globex at b. */
-    const resume = async (sid: string) => {
-      const hello = JSON.stringify([PacketType.HELLO, { sid, ack: 0 }])
-      const url = `${b.base}/globex/parley/poll?v=1`
-      const answer = await within(
-        exchange(url, 'POST', { 'content-type': 'text/plain' }, hello),
-        5000,
-        'the resume',
-      )
-      return seen(answer)
-    }
-    /** The same over WebSocket: its upgrade taken at close, its HELLO's answer. */
-    const resumeWs = async (sid: string) => {
-      const resumed = rawConnect('websocket', `${b.base}/globex/parley`, { sid, ack: 0 })
-      const settled = await within(
-        resumed.then(
-          (client) => {
-            onTestFinished(() => client.close())
-            return ['open', client.open.recovered]
-          },
-          (err: unknown) => (err instanceof Refused ? [err.code, err.message] : [String(err)]),
-        ),
-        5000,
-        'the WebSocket resume',
-      )
-      return settled
-    }
     // Sent on to a, it would get a new session there; b opens none as it closes.
-    expect(await resume(first.sid)).toEqual(await resume(NONE))
-    expect(await resumeWs(first.sid)).toEqual(await resumeWs(NONE))
+    expect(await resumePost(b, first.sid)).toEqual(await resumePost(b, NONE))
+    expect(await resumeWs(b, first.sid)).toEqual(await resumeWs(b, NONE))
     expect(a.parley.sockets.size).toBe(1)
   })
 

@@ -104,8 +104,8 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
   }
 
   /** See `ParleyServer.handedOff`. */
-  handedOff(sid: string): boolean {
-    return this.#drain?.holds(sid) ?? false
+  handedOff(sid: string, params?: Readonly<Record<string, string>>): boolean {
+    return this.#drain?.holds(sid, params) ?? false
   }
 
   /** See `ParleyServer.sendingOn`. */

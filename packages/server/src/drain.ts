@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import type { Metrics } from './metrics.js'
+import { sameParams } from './route-params.js'
 import type { ServerSocket } from './socket.js'
 import { Storing } from './storing.js'
 
@@ -96,9 +97,13 @@ export class Drain {
     return this.#done
   }
 
-  /** True while `sid` is handed off (stored for another node to claim) and not claimed yet. */
-  holds(sid: string): boolean {
-    return this.#handedOff.has(sid)
+  /**
+   * True while `sid` is handed off (stored for another node to claim) and not claimed yet; with
+   * `params`, only when the session opened under them (a resume under others is not its client's).
+   */
+  holds(sid: string, params?: Readonly<Record<string, string>>): boolean {
+    const socket = this.#handedOff.get(sid)
+    return socket !== undefined && (params === undefined || sameParams(socket.params, params))
   }
 
   /**

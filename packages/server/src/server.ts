@@ -582,10 +582,12 @@ export class ParleyServer<
 
   /**
    * @internal True while this draining node has handed `sid` off and no node has claimed it:
-   * a resume of it that comes here goes on to a live node, which claims it (see routes).
+   * a resume of it that comes here goes on to a live node, which claims it (see routes). With
+   * `params`, the resume's route parameters when known, only for a session opened under them: a
+   * resume under others (another tenant) is answered as one of a session this node does not know.
    */
-  handedOff(sid: string): boolean {
-    return this.#departures.handedOff(sid)
+  handedOff(sid: string, params?: Readonly<Record<string, string>>): boolean {
+    return this.#departures.handedOff(sid, params)
   }
 
   /**

@@ -416,7 +416,7 @@ export async function parleyRoutes(
     res: ServerResponse,
     params: RouteParams | undefined,
   ): Promise<ResumeGoesTo> {
-    if (server.handedOff(sid))
+    if (server.handedOff(sid, params))
       return { found: await forwarder.anotherNode(sid, request, 'http', res), handedOff: true }
     if (server.sessionFor(sid)) return { found: undefined, handedOff: false }
     return { found: await forwarder.resumeOwner(sid, request, 'http', res, params), handedOff: false }

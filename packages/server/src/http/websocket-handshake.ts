@@ -236,7 +236,7 @@ export class WebSocketHandshakes {
      * off is relayed to a live node, which claims it. Anything else is ours.
      */
     async function handOverOrHandshake(hello: HelloPacket) {
-      if (hello.sid !== undefined && server.handedOff(hello.sid)) {
+      if (hello.sid !== undefined && server.handedOff(hello.sid, params)) {
         // This node drains and handed the session off: relayed to a live node, which claims
         // it now (the relay ends when this node closes, and the client resumes once more).
         const sid = hello.sid
