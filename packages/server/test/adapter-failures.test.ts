@@ -236,7 +236,11 @@ describe('an adapter that rejects', () => {
 
   it('logs the resumes it could not send on to another node once per burst', async () => {
     const { stored, calls } = storing({ anotherNode: storeAway })
-    const { started, oneNowTwoAtClose } = await serverWith(() => calls)
+    // The three resumes must come while the snapshots are still held: 500 ms was too short for
+    // three handshakes on a loaded machine (the third came once the drain had ended).
+    const { started, oneNowTwoAtClose } = await serverWith(() => calls, undefined, {
+      handoff: { timeout: 2000, retrySpread: 0 },
+    })
     const sids = (await connectThree(started.base)).map((c) => c.sid)
     const draining = started.app.parley.drain()
     await until(() => stored.length === 3, 3000, 'the snapshots')
