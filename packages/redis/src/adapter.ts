@@ -264,7 +264,10 @@ export class RedisAdapter implements Adapter {
       saidGoodbye: (node) => {
         this.#pending.saidGoodbye(node)
       },
-      beaten: (recordsGone) => void this.#sessions.restore(recordsGone),
+      beaten: (recordsGone) => {
+        void this.#sessions.restore(recordsGone)
+        void this.#sessions.renew()
+      },
       changed: (change) => {
         this.#readPlaces.liveChanged()
         this.#nodesListeners.tell(change)

@@ -4,8 +4,41 @@ import { asText } from './send.js'
 import type { Warnings } from './warnings.js'
 import { packParams, unpackParams } from './wire.js'
 
-/** How long an owner record lives without an open or a resume to refresh it: 24 h. */
+/** How long an owner record lives without an open, a resume or a renewal to refresh it: 24 h. */
 export const SESSION_TTL_SECONDS = 24 * 60 * 60
+
+/**
+ * How old (`renewClock`) the record of a session still on this node gets before a heartbeat
+ * renews it: a third of its lifetime, so that a renewal Redis misses (away for hours, or this
+ * node paused) is sent again long before the record expires under a session that lives on.
+ */
+export const RENEW_AFTER_MS = (SESSION_TTL_SECONDS * 1000) / 3
+
+/** Owner records renewed by one command; more go in the next, once Redis answered it. */
+const RENEW_BATCH = 500
+
+/**
+ * The clock by which a record's age is told (`Date.now()`: Redis times its keys by its own wall
+ * clock, which runs on while this process or its host is paused). A named object, as
+ * `stallClock` in nodes.ts, so that a test can move it a day on.
+ */
+export const renewClock = { now: (): number => Date.now() }
+
+// Renews each record (KEYS[i]) and the route parameters beside it (KEYS[i + 1]) only while the
+// record still names this node (ARGV[1]): not one handed off ("<node> handoff"), nor one another
+// node owns now, nor one gone (an ended session's, or lost with Redis' data: the restore of the
+// heartbeat writes those). Only their lifetime changes: what every node reads stays as it was.
+const RENEW_IF_OWNER = `
+local renewed = 0
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('EXPIRE', KEYS[i], ARGV[2])
+    redis.call('EXPIRE', KEYS[i + 1], ARGV[2])
+    renewed = renewed + 1
+  end
+end
+return renewed
+`
 
 // Removes the record (and the session's route parameters, KEYS[2]) only while it still names
 // this node: a session that moved to another node meanwhile keeps its new owner, who reads them.
@@ -55,9 +88,10 @@ export interface OwnerRecord {
  * a request under others reaches (another tenant of `/:tenant`) answers it as one of no session
  * without sending it on to the owner, reachable or not. A sid's parameters never change, so
  * whichever node writes them writes the same. This node remembers the keys it wrote (not the
- * sids), with the parameters, to write them again should Redis lose them; a session it handed
- * off leaves that bookkeeping, so that nothing it does later (a restore after an outage, the
- * session's end) touches a record that another node may own by then.
+ * sids), with the parameters, to write them again should Redis lose them, and when each was
+ * written, to renew them before they expire under a session that lives on (`renew`); a
+ * session it handed off leaves that bookkeeping, so that nothing it does later (a restore after
+ * an outage, a renewal, the session's end) touches a record that another node may own by then.
  */
 export class SessionOwners {
   /** Keys of this node's sessions, each with its route parameters as `packParams` wrote them. */
@@ -66,9 +100,16 @@ export class SessionOwners {
   readonly #ended = new Set<string>()
   /** Keys of sessions this node handed off, with their parameters: no longer its to write or to remove. */
   readonly #handedOff = new Map<string, string | undefined>()
+  /**
+   * Keys of this node's sessions (and, until a renewal walks past them, of those it handed off),
+   * each with when its record was last written or renewed (`renewClock`), oldest first: a key
+   * written again moves to the end, so a renewal reads only the front, the records that are due.
+   */
+  readonly #written = new Map<string, number>()
   /** A write was skipped or failed while Redis was away: write every record again when it is back. */
   #stale = false
   #restoring: Promise<void> | undefined
+  #renewing: Promise<void> | undefined
 
   constructor(
     /** Bounded by `requestTimeout`: a handshake, a resume or a request waits on these. */
@@ -101,6 +142,7 @@ export class SessionOwners {
     this.#owned.set(key, packed)
     this.#ended.delete(key)
     this.#handedOff.delete(key)
+    this.#wrote(key)
     return this.#write(key, packed)
   }
 
@@ -137,6 +179,7 @@ export class SessionOwners {
   closed(sid: string): void {
     const key = this.key(sid)
     this.#owned.delete(key)
+    this.#written.delete(key)
     if (this.#handedOff.delete(key)) return
     void this.#send(this.#deleteIfOwner(key), key)
   }
@@ -162,6 +205,9 @@ export class SessionOwners {
     const key = this.key(sid)
     if (this.#handedOff.has(key)) this.#owned.set(key, this.#handedOff.get(key))
     this.#handedOff.delete(key)
+    // Still in its place unless a renewal walked past it meanwhile: then renewed a third of a
+    // lifetime from now, when the record is two thirds of its lifetime old at the most.
+    if (this.#owned.has(key) && !this.#written.has(key)) this.#written.set(key, renewClock.now())
   }
 
   /**
@@ -173,6 +219,7 @@ export class SessionOwners {
     if (!this.#owned.has(key)) this.#owned.set(key, undefined)
     this.#ended.delete(key)
     this.#handedOff.delete(key)
+    this.#wrote(key)
   }
 
   /**
@@ -180,7 +227,65 @@ export class SessionOwners {
    * record back to the handoff's, so this node neither writes it again nor removes it.
    */
   givenBack(sid: string): void {
-    this.#owned.delete(this.key(sid))
+    const key = this.key(sid)
+    this.#owned.delete(key)
+    this.#written.delete(key)
+  }
+
+  /** `key`'s record written now: renewed `RENEW_AFTER_MS` from now, if its session lives on here. */
+  #wrote(key: string): void {
+    this.#written.delete(key)
+    this.#written.set(key, renewClock.now())
+  }
+
+  /**
+   * A heartbeat went through: renews the records of this node's sessions that are
+   * `RENEW_AFTER_MS` old, so that the record of a session that stays connected for days (no
+   * resume to write it again) never expires under it. In batches of `RENEW_BATCH`, one command
+   * each, only while the record names this node (`RENEW_IF_OWNER`). Reads only the due records
+   * (the front of `#written`): a beat with none due costs nothing. A batch Redis does not take is
+   * kept in its place, and sent again at the next beat. One renewal at a time; never rejects.
+   */
+  renew(): Promise<void> {
+    this.#renewing ??= this.#renew().finally(() => {
+      this.#renewing = undefined
+    })
+    return this.#renewing
+  }
+
+  async #renew(): Promise<void> {
+    for (let due = this.#due(); due.length > 0; due = this.#due()) {
+      if (this.commands.unavailable() !== undefined) return
+      const keys = due.flatMap((key) => [key, this.#paramsKey(key)])
+      try {
+        await this.commands.send([
+          'EVAL',
+          RENEW_IF_OWNER,
+          String(keys.length),
+          ...keys,
+          this.node,
+          String(SESSION_TTL_SECONDS),
+        ])
+      } catch {
+        // Redis away or slow: the heartbeats say so already, and the next one that goes through
+        // sends this batch again, long before the records expire (`RENEW_AFTER_MS`).
+        return
+      }
+      for (const key of due) if (this.#written.has(key)) this.#wrote(key)
+    }
+  }
+
+  /** The oldest records due for renewal, `RENEW_BATCH` at most; drops those no longer this node's. */
+  #due(): string[] {
+    const before = renewClock.now() - RENEW_AFTER_MS
+    const due: string[] = []
+    for (const [key, at] of this.#written) {
+      if (at > before || due.length >= RENEW_BATCH) break
+      // Handed off since: the handoff owns the record now (see `keptBack` for its return).
+      if (this.#owned.has(key)) due.push(key)
+      else this.#written.delete(key)
+    }
+    return due
   }
 
   /**
