@@ -15,9 +15,25 @@ import type { FastifyInstance } from 'fastify'
  * `ready()` is avvio's, which waits in the queue of the hooks queued so far: those of the
  * contexts registered after this one are queued only once its own have run, so it would settle
  * before they run.
+ *
+ * That is Fastify's inside, read here: should the root found not hand back a promise (a Fastify
+ * that makes its contexts otherwise), this resolves at once, never throws, and the boot is taken
+ * as done at the hook, as before Parley waited for the whole of it. Thrown from the hook, that
+ * would fail every boot of the application for a reading of Parley's.
  */
 export function bootOutcome(context: FastifyInstance): PromiseLike<unknown> {
-  return rootOf(context).ready()
+  try {
+    const root: { ready?: unknown } = rootOf(context)
+    const outcome: unknown = typeof root.ready === 'function' ? root.ready() : undefined
+    if (isPromiseLike(outcome)) return outcome
+  } catch {
+    // As for no promise: below.
+  }
+  return Promise.resolve(undefined)
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
 
 /**
