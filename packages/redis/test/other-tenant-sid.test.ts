@@ -82,6 +82,23 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     return { app, parley, adapter, base: `http://127.0.0.1:${port}` }
   }
 
+  /**
+   * Begins `node`'s close, held open by an event of its own client's that waits in the
+   * middleware (`hold`, the node's), until the test ends.
+   */
+  async function closingHeld(node: TenantNode, hold: ReturnType<typeof holding>) {
+    const own = await rawConnect('polling', `${node.base}/acme/parley`)
+    onTestFinished(() => own.close())
+    await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
+    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
+    const closing = node.app.close()
+    onTestFinished(async () => {
+      hold.release()
+      await closing
+    })
+    await until(() => node.parley.closing, 5000, 'the node to begin its close')
+  }
+
   /** The answer to `method` of `sid` at `node`'s endpoint `segment` under globex. */
   function atGlobex(node: TenantNode, method: string, segment: string, sid: string, body: string) {
     const url = `${node.base}/globex/parley/${segment}?v=1&sid=${encodeURIComponent(sid)}`
@@ -259,17 +276,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     const hold = holding()
     const b = await tenantNode([], hold, true)
     const first = await sessionAtAcme(a, b)
-    // b's close waits for an event of its own client's, held in the middleware.
-    const own = await rawConnect('polling', `${b.base}/acme/parley`)
-    onTestFinished(() => own.close())
-    await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
-    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
-    const closing = b.app.close()
-    onTestFinished(async () => {
-      hold.release()
-      await closing
-    })
-    await until(() => b.parley.closing, 5000, 'b to begin its close')
+    await closingHeld(b, hold)
     // Sent on to a, it would get a new session there; b opens none as it closes.
     expect(await resumePost(b, first.sid)).toEqual(await resumePost(b, NONE))
     expect(await resumeWs(b, first.sid)).toEqual(await resumeWs(b, NONE))
@@ -284,17 +291,7 @@ describe.skipIf(skipRedisSuites())('nodes under /:tenant, a sid named under anot
     const drained = a.app.close()
     await first.next((packet) => packet.type === PacketType.CLOSE, 5000)
     await within(drained, 5000, 'the drain to end')
-    // b's close waits for an event of its own client's, held in the middleware.
-    const own = await rawConnect('polling', `${b.base}/acme/parley`)
-    onTestFinished(() => own.close())
-    await own.send({ type: PacketType.EVENT, seq: 1, name: 'hold', args: [], ackId: 0 })
-    await until(() => hold.held === 1, 5000, 'the event to wait in the middleware')
-    const closing = b.app.close()
-    onTestFinished(async () => {
-      hold.release()
-      await closing
-    })
-    await until(() => b.parley.closing, 5000, 'b to begin its close')
+    await closingHeld(b, hold)
     for (const [method, segment, body] of REQUESTS.filter(([, endpoint]) => endpoint === 'poll')) {
       const other = await atGlobex(b, method, segment, first.sid, body)
       const none = await atGlobex(b, method, segment, NONE, body)
