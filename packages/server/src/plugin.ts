@@ -128,8 +128,9 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     // the server as a failed registration does: the application need not close the instance, and
     // they would keep the upgrades nobody takes now from being refused, and the instance closing
     // before it from ending the server's connections. Not awaited: the boot waits for this hook.
+    // Watched before `booting`, whose refusal (a second instance at the path, ready meanwhile)
+    // fails the boot too: the listeners come off then as well.
     app.addHook('onReady', async () => {
-      upgrades.booting()
       void bootOutcome(app).then(
         () => upgrades.booted(),
         () => {
@@ -137,6 +138,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
           for (const step of undo) step()
         },
       )
+      upgrades.booting()
     })
     app.addHook('onClose', async () => upgrades.release())
   }

@@ -159,3 +159,30 @@ describe.each(FAILED_BOOTS_HEARD)(
     })
   },
 )
+
+describe('a second instance at the path, registered while the first booted, whose boot fails as the first becomes ready', () => {
+  it('gives back what it took on the server: the first ends its idle kept-alive connections at its close', async () => {
+    const shared = await restartableServer(true)
+    const instance = () => {
+      const app = Fastify({ forceCloseConnections: true, serverFactory: () => shared.server })
+      onTestFinished(async () => {
+        await app.close().catch(() => {})
+      })
+      return app
+    }
+    const first = instance()
+    const second = instance()
+    // Both registered before either is ready: neither refuses the other yet.
+    await first.register(parley, { path: '/a' })
+    await second.register(parley, { path: '/a' })
+    await first.ready()
+    await expect(second.ready()).rejects.toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: 'path' })
+    // An idle kept-alive connection on the server.
+    const connection = await RawHttp.open(shared.port)
+    onTestFinished(() => connection.destroy())
+    connection.write(head('GET', '/quick'))
+    expect((await connection.answer()).status).toBe(404)
+    await within(first.close(), 5000, 'the first instance to close')
+    await within(connection.closed, 3000, "the idle connection to end with the first instance's close")
+  })
+})
