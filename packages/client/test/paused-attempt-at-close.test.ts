@@ -38,6 +38,36 @@ async function live(kind: abstract new (...args: never[]) => unknown): Promise<n
   return queryObjects(kind, { format: 'count' }) as number
 }
 
+/**
+ * A server whose handshake middleware never settles, answered PARLEY_HANDSHAKE_TIMEOUT after
+ * 100 ms, and how many times the middleware ran.
+ */
+async function neverSettlingServer() {
+  let runs = 0
+  const server = await startServer(
+    (app) => {
+      parleyOf(app).use(async () => {
+        runs++
+        await new Promise(() => {})
+      })
+    },
+    { handshakeTimeout: 100 },
+  )
+  return { server, runs: () => runs }
+}
+
+/**
+ * Reconnection off: a failed try pauses the attempt (its backoff's first wait, 20 s here), then
+ * tries the same transport again within connectTimeout.
+ */
+const PAUSING = {
+  reconnection: false,
+  connectTimeout: 30_000,
+  reconnectionDelay: 20_000,
+  reconnectionDelayMax: 20_000,
+  randomization: 0,
+} satisfies ClientOptions
+
 /** A fetch that counts its calls, and the answers whose bodies it has read (a copy of each). */
 function countingFetch() {
   const seen = { calls: 0, answered: 0 }
@@ -52,27 +82,12 @@ function countingFetch() {
 }
 
 it('ends the pause after a slow handshake middleware at disconnect(), and sends nothing more', async () => {
-  let runs = 0
-  const server = await startServer(
-    (app) => {
-      parleyOf(app).use(async () => {
-        runs++
-        await new Promise(() => {})
-      })
-    },
-    { handshakeTimeout: 100 },
-  )
+  const { server, runs } = await neverSettlingServer()
   const before = await livePollingTransports()
   const { seen, counted } = countingFetch()
-  // Reconnection off: the attempt pauses (its backoff's first wait, 20 s here), then tries the
-  // same transport again within connectTimeout.
   const socket = client(server.url, {
     transports: ['polling'],
-    reconnection: false,
-    connectTimeout: 30_000,
-    reconnectionDelay: 20_000,
-    reconnectionDelayMax: 20_000,
-    randomization: 0,
+    ...PAUSING,
     fetch: counted,
   })
   const errors: unknown[] = []
@@ -86,7 +101,7 @@ it('ends the pause after a slow handshake middleware at disconnect(), and sends 
   // (a handshake left by disconnect() is kept for a grace of 2 s, see afterGrace: not this one).
   expect(await livePollingTransports()).toBe(before)
   expect(seen.calls).toBe(1)
-  expect(runs).toBe(1)
+  expect(runs()).toBe(1)
   expect(errors).toEqual([])
   expect(socket.connected).toBe(false)
 })
@@ -94,16 +109,7 @@ it('ends the pause after a slow handshake middleware at disconnect(), and sends 
 it('lets the WebSocket of a paused attempt go at once at disconnect()', async () => {
   // The same pause on a WebSocket: its HELLO went on the upgraded socket, whose answer (the
   // middleware's PARLEY_HANDSHAKE_TIMEOUT) failed the try, which closed it.
-  let runs = 0
-  const server = await startServer(
-    (app) => {
-      parleyOf(app).use(async () => {
-        runs++
-        await new Promise(() => {})
-      })
-    },
-    { handshakeTimeout: 100 },
-  )
+  const { server, runs } = await neverSettlingServer()
   const before = await live(WebSocketTransport)
   let answers = 0
   // The platform's WebSocket, counting what the server sends.
@@ -115,18 +121,14 @@ it('lets the WebSocket of a paused attempt go at once at disconnect()', async ()
   }
   const socket = client(server.url, {
     transports: ['websocket'],
-    reconnection: false,
-    connectTimeout: 30_000,
-    reconnectionDelay: 20_000,
-    reconnectionDelayMax: 20_000,
-    randomization: 0,
+    ...PAUSING,
     WebSocket: CountingWebSocket as unknown as ClientOptions['WebSocket'],
   })
   await until(() => answers === 1, 5000, "the HELLO's answer")
   for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve))
   socket.disconnect()
   expect(await live(WebSocketTransport)).toBe(before)
-  expect(runs).toBe(1)
+  expect(runs()).toBe(1)
 })
 
 it('ends the wait for an auth that never settles at disconnect(), and sends nothing', async () => {
