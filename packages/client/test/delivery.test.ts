@@ -73,6 +73,13 @@ describe('the delivery promise', () => {
     })()
 
     const p = proxy
+    // Each step of the chaos waits `ms`, and for 130 more messages each way if the machine is
+    // slow (its timers late, the talk falls behind): six steps make a good part of the whole.
+    const flowing = async (ms: number) => {
+      const from = sent
+      await sleep(ms)
+      await until(() => sent >= Math.min(N, from + 130), 5000, '130 more messages during the chaos')
+    }
     const on = (names: string[], ms = 5000) =>
       until(
         () => socket.connected && names.includes(String(socket.transport)),
@@ -84,33 +91,33 @@ describe('the delivery promise', () => {
     p.cut('all')
     await on(['websocket'])
     poison()
-    await sleep(100)
+    await flowing(100)
     // 2. WebSocket becomes impossible: the client steps down to SSE.
     p.ws = 'reject'
     p.cut('websocket')
     await on(['sse'])
-    await sleep(150)
+    await flowing(150)
     // 3. The event stream breaks: the client resumes over HTTP (normally stepping down to
     // long-polling; fallback.test.ts checks that step on its own). Under a loaded machine the
     // resume has been seen to land on SSE again, which is as good for delivery.
     p.cut('http')
     await on(['polling', 'sse'], 8000)
-    await sleep(150)
+    await flowing(150)
     // 4. A cut while polling (right behind a refused packet): it resumes over HTTP.
     poison()
     p.cut('http')
     await sleep(50)
     await on(['sse', 'polling'])
-    await sleep(150)
+    await flowing(150)
     // 5. The network heals: the client climbs back to WebSocket by itself.
     p.ws = 'pass'
     await on(['websocket'])
-    await sleep(100)
+    await flowing(100)
     // 6. One more cut, and a short outage (every connection refused), well inside the
     // recovery window; then let the conversation finish.
     p.cut('all')
     await on(['websocket'])
-    await sleep(100)
+    await flowing(100)
     p.offline = true
     p.cut('all')
     await sleep(400)
