@@ -38,6 +38,17 @@ function besideExcepted(glob: string): string {
   return `**/!(${names.join('|')}).browser.test.ts`
 }
 
+/**
+ * Three files for every two cores: most of a file's time is waiting on timers and sockets, and a
+ * third file fills it (on two cores `together` took 350 s a file per core, 250 s three files,
+ * 245 s four with each file's own time a fifth longer). Vitest caps a percentage at the core
+ * count, hence the number. `alone` runs with `--no-file-parallelism`: one worker.
+ */
+const workers = Math.ceil(availableParallelism() * 1.5)
+
+/** Each file's modules loaded afresh in the reused worker process (see `poolOptions` below). */
+const freshModules = { forks: { isolate: true } }
+
 // Tests run against the TypeScript sources, so `pnpm test` needs no build first.
 export default defineConfig({
   resolve: {
@@ -49,19 +60,27 @@ export default defineConfig({
     },
   },
   test: {
-    // Three files for every two cores: most of a file's time is waiting on timers and sockets,
-    // and a third file fills it (on two cores `together` took 350 s a file per core, 250 s three
-    // files, 245 s four with each file's own time a fifth longer). Vitest caps a percentage at
-    // the core count, hence the number. `alone` runs with `--no-file-parallelism`: one worker.
-    maxWorkers: Math.ceil(availableParallelism() * 1.5),
+    maxWorkers: workers,
+    // As many from the start: fewer, and Vitest 3.2's pool ends the extra workers it starts
+    // while reused (below), which fails the run ("Terminating worker thread").
+    minWorkers: workers,
     testTimeout: 20_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    // A worker process is reused from file to file rather than started for each: starting one
+    // and loading Vitest, Fastify and the rest into it was most of a file's cost (on two cores,
+    // 450 s of the 1 700 s the `together` files took in all). Each file still gets its modules,
+    // ours and its own, loaded afresh (`isolate: true` in each project below), so that module
+    // state and `vi.mock` are its own as before; what one file leaves on the process's globals
+    // is taken back by `test/support/between-files.ts`.
+    poolOptions: { forks: { isolate: false } },
+    setupFiles: ['test/support/between-files.ts'],
     projects: [
       {
         extends: true,
         test: {
           name: 'together',
+          poolOptions: freshModules,
           include: [
             'packages/*/src/**/*.test.ts',
             'packages/*/test/**/*.test.ts',
@@ -78,6 +97,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'alone',
+          poolOptions: freshModules,
           include: alone,
           exclude: [...configDefaults.exclude, ...beside],
           // After the others, in a plain `vitest run` too.
