@@ -38,6 +38,9 @@ const unnamed: Record<string, Record<string, string>> = {
   },
 }
 
+/** The packages whose exported classes an application may construct itself. */
+const constructedByApps = ['redis']
+
 /**
  * The names of the types of `pkg`'s sources, or of @parley/protocol's, that its exports' public
  * members name, unexported.
@@ -69,8 +72,10 @@ function unexportedTypes(pkg: string): string[] {
   /** Whether a declaration stays out of the published types, or out of what users call. */
   const hidden = (node: ts.Node) =>
     ts.getJSDocTags(node).some((tag) => tag.tagName.text === 'internal') ||
-    // Applications never construct the package's classes (the plugin and `connect` do).
-    ts.isConstructorDeclaration(node) ||
+    // Applications never construct the client's or the server's classes (the plugin and
+    // `connect` do). The adapter's they may: `RedisAdapter` is the class `redisAdapter` makes,
+    // exported for a factory of their own, so its constructor's parameters are named too.
+    (ts.isConstructorDeclaration(node) && !constructedByApps.includes(pkg)) ||
     // The implementation of overloads: not in the published types, only the overloads are.
     (ts.isMethodDeclaration(node) &&
       node.body !== undefined &&
@@ -103,7 +108,7 @@ function unexportedTypes(pkg: string): string[] {
   return [...missing].filter((name) => !(name in (unnamed[pkg] ?? {})) && !(name in unnamedOfProtocol)).sort()
 }
 
-describe.each(['client', 'server'])('the public types of @parley/%s', (pkg) => {
+describe.each(['client', 'server', 'redis'])('the public types of @parley/%s', (pkg) => {
   it('are each exported from its index', () => {
     expect(unexportedTypes(pkg)).toEqual([])
   })

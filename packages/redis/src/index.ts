@@ -16,6 +16,7 @@ export {
   type RedisAdapterOptions,
   type RedisClient,
   type RedisSubscriber,
+  type ResolvedRedisOptions,
 } from './options.js'
 export { RedisErrorCode, RedisRefusedError, RedisUnreachableError } from './send.js'
 export type { RedisAdapterStats } from './stats.js'

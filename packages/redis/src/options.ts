@@ -80,7 +80,7 @@ export interface RedisAdapterOptions {
   log?: RedisAdapterLog
 }
 
-/** Options after validation, every default filled in. */
+/** Options after validation, every default filled in: what the `RedisAdapter` constructor takes. */
 export interface ResolvedRedisOptions {
   client: RedisClient
   prefix: string
