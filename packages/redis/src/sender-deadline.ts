@@ -19,9 +19,14 @@
 // Redis' clock, each off by up to half a round trip, the sender's taken as alike), and
 // `SLACK_MS` for the timers and the event-loop turns of both ends. A slow beat overestimates the
 // hops: a floor keeps the count held at least half of what was left, so that one bad measure
-// never gives a count (nearly) at once while the sockets it waits for could still be counted;
-// what is left by `d` may be nothing already, and the count is given at once then (its sender is
-// done waiting). Never later than before: the bound never passes `t` from the arrival, nor `l`.
+// never gives a count (nearly) at once while the sockets it waits for could still be counted.
+// The same floor holds for `d`: two nodes read Redis' clock at their own beats, and after a
+// failover to a Redis on another machine, until both beat again, they read two clocks whose
+// offset nothing here measures. `d` may then say the sender is done waiting when it is not, and
+// a count given at once would drop the replies still coming in time. The cost: a question that
+// truly waited more than about half its timeout in its sender's queue has its count given after
+// its sender stopped waiting (counted as none) rather than at once with what is in then.
+// Never later than before: the bound never passes `t` from the arrival, nor `l`.
 
 import { MAX_TIMER_MS } from '@parley/protocol'
 
@@ -45,10 +50,12 @@ export function answerWithin(
   if (left === undefined || t > MAX_TIMER_MS) return undefined
   const remaining = Math.min(left, t)
   const margin = 2 * (roundTrip ?? 0) + SLACK_MS
-  let within = Math.max(remaining - margin, remaining / 2)
+  // Half of what the sender said was left, for both bounds: `d` is sooner, never by more.
+  const floor = remaining / 2
+  let within = Math.max(remaining - margin, floor)
   if (leftByRedis !== undefined && Number.isFinite(leftByRedis)) {
     const byRedis = Math.min(leftByRedis, remaining)
-    within = Math.min(within, Math.max(byRedis - margin, byRedis / 2, 0))
+    within = Math.min(within, Math.max(byRedis - margin, floor))
   }
   return within < t ? Math.floor(within) : undefined
 }

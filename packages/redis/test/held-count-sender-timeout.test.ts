@@ -5,7 +5,10 @@
 // the sender's timeout: the sender would count that node as none and drop its replies. So too
 // when the question waits in its sender's queue before Redis runs it (Redis slow to run the
 // commands ahead of it): what was left of the timeout as it was sent is less by the time it
-// reaches Redis, which only Redis' clock, read by both nodes, tells the claimer.
+// reaches Redis, which only Redis' clock, read by both nodes, tells the claimer. And when the
+// two nodes read that clock apart (a failover to a Redis on another machine, before both beat
+// again), the sender still waiting while the claimer's reading says it is done: the claimer holds
+// its count at least half of what the sender said was left.
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -36,10 +39,12 @@ describe.skipIf(skipRedisSuites())(
      * c asks room 'r' (its own sockets none) while b, a claimer, holds its count for s1, a
      * takeover whose tail read is held back; b's watcher replies at once. `sender`: 'earlier',
      * c's request leaves without what was left of its timeout, as from a node of an earlier
-     * version; 'queued', it waits `QUEUED_MS` in c's queue before it reaches Redis.
+     * version; 'queued', it waits `QUEUED_MS` in c's queue before it reaches Redis; 'skewed', its
+     * `d` is `SKEW_MS` sooner, as c's reading of Redis' clock would be behind b's, and b's tail
+     * read is answered `ANSWERED_MS` after the question, so that s1 is counted too.
      * What c heard: its count, and the replies' values.
      */
-    async function askedAcross(sender: 'now' | 'earlier' | 'queued') {
+    async function askedAcross(sender: 'now' | 'earlier' | 'queued' | 'skewed') {
       const cluster = suite.cluster()
       const [a, b, c] = await cluster.start(3)
       const sid = 'sid-held-sender-timeout'
@@ -52,6 +57,7 @@ describe.skipIf(skipRedisSuites())(
       b!.hold = tailRead.hold
       if (sender === 'earlier') c!.hold = withoutLeft(c!)
       if (sender === 'queued') c!.hold = queued(c!)
+      if (sender === 'skewed') c!.hold = skewed(c!)
       try {
         const { taken } = takeOverOn(b!, claim, sid)
         repliesAs(taken, 'b:s1')
@@ -71,10 +77,11 @@ describe.skipIf(skipRedisSuites())(
           },
           (reply) => asked.replies.push(reply),
         )
+        if (sender === 'skewed') setTimeout(() => void tailRead.runAll(), ANSWERED_MS)
         await until(() => asked.count !== undefined, 5000, "the sender's count")
         // Replies that came with the count are in by its timeout, or never.
         await until(() => asked.replies.length >= (asked.count ?? 0), 3000, 'the replies counted')
-        const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
+        const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code)).sort()
         return { count: asked.count, values }
       } finally {
         tailRead.dropAll(null)
@@ -87,6 +94,11 @@ describe.skipIf(skipRedisSuites())(
 
     it("is counted by its sender, with the replies made in time, when the question waited in its sender's queue", async () => {
       expect(await askedAcross('queued')).toEqual({ count: 1, values: ['b:w'] })
+    })
+
+    it("is counted by its sender, with the replies made in time, when the sender's reading of Redis' clock is behind", async () => {
+      // Given at once, as c's `d` says c is done, the count would leave s1 out and drop its reply.
+      expect(await askedAcross('skewed')).toEqual({ count: 2, values: ['b:s1', 'b:w'] })
     })
 
     it('from a sender of an earlier version, is bounded from its arrival, as before', async () => {
@@ -127,6 +139,27 @@ function withoutLeft(node: FakeNode): (args: string[]) => Promise<unknown> | und
     if (request.k !== 'ack') return undefined
     delete request.l
     delete request.d
+    return node.redis.sendCommand(['PUBLISH', channel, JSON.stringify(request)])
+  }
+}
+
+/**
+ * How far behind the claimer's a sender's reading of Redis' clock is: more than the whole
+ * timeout, so that by the claimer's reading the sender is done waiting at the question's arrival.
+ */
+const SKEW_MS = 2000
+
+/** When b's held tail read is answered, from the question's emit: well within half of `TIMEOUT`. */
+const ANSWERED_MS = 100
+
+/** `node`'s requests for a broadcast with acks PUBLISHed with a `d` `SKEW_MS` sooner. */
+function skewed(node: FakeNode): (args: string[]) => Promise<unknown> | undefined {
+  return (args) => {
+    const [command, channel, text] = args
+    if (command !== 'PUBLISH' || !channel?.endsWith(':request') || text === undefined) return undefined
+    const request = JSON.parse(text) as { k?: unknown; d?: unknown }
+    if (request.k !== 'ack' || typeof request.d !== 'number') return undefined
+    request.d -= SKEW_MS
     return node.redis.sendCommand(['PUBLISH', channel, JSON.stringify(request)])
   }
 }

@@ -1,7 +1,7 @@
 // The bound of a count held for another node's question: before its sender stops waiting, by
 // the two Redis hops this node measured and a slack, never later than the question's own
 // timeout from its arrival, and never sooner than half of what was left; by Redis' clock too,
-// which knows how long the question waited before Redis ran it.
+// which knows how long the question waited before Redis ran it, down to that same half.
 import { MAX_TIMER_MS } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { readTime } from '../src/nodes.js'
@@ -32,10 +32,18 @@ describe("the bound of a count held for another node's question", () => {
   it('takes what is left by Redis’ clock when that is sooner: the question waited before Redis ran it', () => {
     // Sent with 790 left, it reached Redis 300 ms later.
     expect(answerWithin(800, 790, 4, 490)).toBe(490 - 8 - SLACK_MS)
-    // Half of what is left by that clock at the least, as for `l`.
-    expect(answerWithin(800, 790, 10_000, 490)).toBe(245)
-    // Nothing left: the sender is done waiting, the count goes at once.
-    expect(answerWithin(800, 790, 4, -30)).toBe(0)
+    // What is left by that clock less the hops, down to half of what the sender said was left.
+    expect(answerWithin(800, 790, 10_000, 490)).toBe(395)
+    expect(answerWithin(800, 790, 100, 490)).toBe(395)
+  })
+
+  it('never gives a count sooner than half of what was left, whatever Redis’ clock says is left', () => {
+    // Nothing left by that clock, or little: the two nodes may have read two clocks (a failover
+    // to a Redis on another machine, before both beat again), and the sender still waits.
+    expect(answerWithin(800, 790, 4, -30)).toBe(395)
+    expect(answerWithin(800, 790, 4, 100)).toBe(395)
+    // No `l` to floor it: as before, no bound.
+    expect(answerWithin(800, undefined, 4, -30)).toBeUndefined()
   })
 
   it('never waits longer for what Redis’ clock says is left than for what the sender said was', () => {
