@@ -125,6 +125,12 @@ export class Broadcasts {
       !options.local && !publish && !this.#uncut.empty
         ? this.#uncut.only({ node: '', q: undefined, message, options }, undefined)
         : undefined
+    // Nor does anything come back: a socket being handed over, which takes own broadcasts on
+    // their return, takes it now. Its tail can no longer be written either, so the server's
+    // append of it is refused and said with the other appends after the close (see
+    // appends-after-close.ts), rather than lost without a word.
+    const atEmit =
+      publish || options.local ? cut.atEmit : (id: string) => cut.atEmit(id) || cut.isHandingOff(id)
     // A socket that throws at it ends it for this node's sockets after it, and the throw reaches
     // the application's emit, as with the memory adapter (one loop, no pass to collect them
     // first: this is every broadcast's path). The PUBLISH goes all the same: the other nodes
@@ -133,10 +139,10 @@ export class Broadcasts {
     // it left out (the memory adapter filters all the matching sockets before it delivers to
     // any, so a throw cannot cut that list short).
     try {
-      if (behind) this.#broadcast(message, options, (id) => cut.atEmit(id) && behind(id), cut.atEmit, false)
+      if (behind) this.#broadcast(message, options, (id) => atEmit(id) && behind(id), cut.atEmit, false)
       else if (options.local || (cut.empty && !uncut))
         this.#broadcast(message, options, undefined, all, publish)
-      else if (!uncut) this.#broadcast(message, options, cut.atEmit, cut.atEmit, publish)
+      else if (!uncut) this.#broadcast(message, options, atEmit, cut.atEmit, publish)
       else this.#broadcast(message, options, (id) => cut.atEmit(id) && uncut(id), cut.atEmit, publish)
     } finally {
       if (publish) this.#publish(message, options, leftOut)

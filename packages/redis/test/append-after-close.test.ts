@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { fakeClusterSuite, handedOffSession } from './handoff-support.js'
+import { fakeClusterSuite, handedOffSession, message, to } from './handoff-support.js'
 
 /** The words of the warning (see docs/errors.md). */
 const DROPPED = "append(s) to handed-off sessions' tails came after the adapter closed"
@@ -34,6 +34,23 @@ describe.skipIf(skipRedisSuites())('appends to a handed-off tail after the close
     const said = a!.warnings.slice(before).filter((line) => line.includes(DROPPED))
     expect(said).toEqual([
       `@parley/redis: 6 ${DROPPED} (PARLEY_REDIS_APPEND_AFTER_CLOSE); the nodes that take those sessions over find their tails incomplete`,
+    ])
+  })
+
+  it('say a broadcast emitted after the close that a socket being handed over would take on its return', async () => {
+    const [a] = await suite.cluster().start(2)
+    const sid = 'sid-broadcast-after-close'
+    const tail = await handedOffSession(a!, sid)
+    await within(a!.adapter.close(), 10_000, "a's close")
+    const before = a!.warnings.length
+
+    // Nothing crosses Redis now, so it never comes back to s1, positioned for the handover.
+    a!.adapter.broadcast(message('news', ['late']), to(['r']))
+    await until(() => a!.warnings.slice(before).some((line) => line.includes(DROPPED)), 3000, 'the warning')
+
+    expect(tail).toHaveLength(1)
+    expect(a!.warnings.slice(before).filter((line) => line.includes(DROPPED))).toEqual([
+      `@parley/redis: 1 ${DROPPED} (PARLEY_REDIS_APPEND_AFTER_CLOSE); the nodes that take those sessions over find their tails incomplete`,
     ])
   })
 })
