@@ -21,7 +21,7 @@ import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { WebSocketServer } from 'ws'
 import { mutatedFrame, mutatedLine } from '../../../test/support/mutations.js'
-import { client, closeClients, until } from './helpers.js'
+import { own, until } from './helpers.js'
 
 /** What a server sends: every type a client meets, with the fields it checks. */
 const seeds: Packet[] = [
@@ -180,19 +180,24 @@ function standInServer() {
   }
 }
 
-describe.each(['websocket', 'sse', 'polling'] as const)('a hostile server over %s', (transport) => {
+// The three transports side by side, each with its own stand-in server and its own clients
+// (closed by each test's `onTestFinished`, never by a teardown the others would feel): nothing
+// here is timed against another transport. Within one transport the tests take turns, since
+// each tells the shared stand-in what its next run sends.
+const transports = ['websocket', 'sse', 'polling'] as const
+describe.concurrent.each(transports)('a hostile server over %s', (transport) => {
   let server: ReturnType<typeof standInServer>
   beforeAll(async () => {
     server = standInServer()
     await new Promise<void>((resolve) => server.http.listen(0, '127.0.0.1', resolve))
   })
   afterAll(async () => {
-    closeClients()
     server.http.closeAllConnections()
     await new Promise((resolve) => server.http.close(resolve))
   })
 
-  it('leaves the client whole: coded errors, and a working session again unless it was ended for good', async () => {
+  it.sequential('leaves the client whole: coded errors, and a working session again unless it was ended for good', async (context) => {
+    const { client } = own(context)
     await fc.assert(
       fc.asyncProperty(messageFor(transport), async (data) => {
         server.next(data)
@@ -250,7 +255,8 @@ describe.each(['websocket', 'sse', 'polling'] as const)('a hostile server over %
     )
   }, 60_000)
 
-  it('hears a handoff as the end of the session when it may not reconnect', async () => {
+  it.sequential('hears a handoff as the end of the session when it may not reconnect', async (context) => {
+    const { client } = own(context)
     // Resuming elsewhere would be a reconnection: with reconnection off the session is over.
     server.next('[1,"server handoff","moving",0]')
     const socket = client(server.url(), { transports: [transport], reconnection: false })
@@ -264,7 +270,8 @@ describe.each(['websocket', 'sse', 'polling'] as const)('a hostile server over %
     })
   })
 
-  it('sets no timer past what a timer can wait, whatever the server asks (longer ones fire at once)', async () => {
+  it.sequential('sets no timer past what a timer can wait, whatever the server asks (longer ones fire at once)', async (context) => {
+    const { client } = own(context)
     const overflows: string[] = []
     const onWarning = (warning: Error) => {
       if (warning.name === 'TimeoutOverflowWarning') overflows.push(warning.message)
