@@ -5,25 +5,23 @@
 // the application never set, and it would look for it in connectTimeout; so would a WebSocket
 // upgrade's wait, a share of that bound. Real client, real server, and a proxy that freezes the
 // link.
+//
+// Each test mostly waits out a heartbeat window and a bound on the client's own clocks, and times
+// nothing against another: they run side by side, each with its own server, proxy and client,
+// closed by its own `onTestFinished` (`own`).
 
 import type { ParleyError } from '@parley/protocol'
-import { afterEach, expect, it, onTestFinished } from 'vitest'
+import { expect, it } from 'vitest'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
-import { client, closeAll, next, parleyOf, startServer, until } from './helpers.js'
+import { next, own, parleyOf, until } from './helpers.js'
 
-let proxy: Awaited<ReturnType<typeof startTcpProxy>> | undefined
-afterEach(async () => {
-  await closeAll()
-  await proxy?.close()
-  proxy = undefined
-})
-
-it('says an auth that outlasts a frozen resume was bounded by the server’s pingTimeout', async () => {
-  const server = await startServer(undefined, { pingInterval: 1200, pingTimeout: 1000 })
-  proxy = await startTcpProxy(server.port)
+it.concurrent('says an auth that outlasts a frozen resume was bounded by the server’s pingTimeout', async (context) => {
+  const test = own(context)
+  const server = await test.server(undefined, { pingInterval: 1200, pingTimeout: 1000 })
+  const proxy = test.later(await startTcpProxy(server.port))
   let asked = 0
-  const socket = client(proxy.url, {
+  const socket = test.client(proxy.url, {
     transports: ['websocket'],
     connectTimeout: 3000,
     // The first HELLO gets its auth; the resume's never settles.
@@ -40,9 +38,10 @@ it('says an auth that outlasts a frozen resume was bounded by the server’s pin
   expect(errors[0]!.message).toBe("no auth within 1000 ms (the server's pingTimeout)")
 })
 
-it('says a frozen resume the server’s slow middleware used up was bounded by its pingTimeout', async () => {
+it.concurrent('says a frozen resume the server’s slow middleware used up was bounded by its pingTimeout', async (context) => {
+  const test = own(context)
   let runs = 0
-  const server = await startServer(
+  const server = await test.server(
     (app) => {
       // The resume's run outlives the server's handshakeTimeout: answered PARLEY_HANDSHAKE_TIMEOUT
       // with `details.middleware`, then the client's pause takes what is left of the bound.
@@ -52,8 +51,8 @@ it('says a frozen resume the server’s slow middleware used up was bounded by i
     },
     { pingInterval: 1200, pingTimeout: 1000, handshakeTimeout: 200 },
   )
-  proxy = await startTcpProxy(server.port)
-  const socket = client(proxy.url, {
+  const proxy = test.later(await startTcpProxy(server.port))
+  const socket = test.client(proxy.url, {
     transports: ['websocket'],
     connectTimeout: 3000,
     // One attempt; its pause after the slow middleware is longer than what is left of the bound.
@@ -72,11 +71,11 @@ it('says a frozen resume the server’s slow middleware used up was bounded by i
   expect(errors[0]!.message).toBe("no OPEN within 1000 ms (the server's pingTimeout)")
 })
 
-it('says a frozen resume’s HELLO left unanswered was bounded by the server’s pingTimeout', async () => {
-  const server = await startServer(undefined, { pingInterval: 1200, pingTimeout: 1000 })
-  const faults = await startFaultProxy(server.port)
-  onTestFinished(() => faults.close())
-  const socket = client(faults.url, { transports: ['polling'], connectTimeout: 3000 })
+it.concurrent('says a frozen resume’s HELLO left unanswered was bounded by the server’s pingTimeout', async (context) => {
+  const test = own(context)
+  const server = await test.server(undefined, { pingInterval: 1200, pingTimeout: 1000 })
+  const faults = test.later(await startFaultProxy(server.port))
+  const socket = test.client(faults.url, { transports: ['polling'], connectTimeout: 3000 })
   const errors: ParleyError<string>[] = []
   socket.on('transport_error', (_name, error) => errors.push(error))
   await next(socket, 'connect', 5000)
@@ -85,7 +84,7 @@ it('says a frozen resume’s HELLO left unanswered was bounded by the server’s
   faults.hellos = 'late'
   faults.lateBy = 3000
   const release = faults.hold()
-  onTestFinished(release)
+  context.onTestFinished(release)
   await until(() => errors.length >= 2, 10_000, 'the resume’s try to fail')
   // The loss, then the try.
   expect(errors[0]!.message).toBe('nothing from the server within 2200 ms')
@@ -95,13 +94,13 @@ it('says a frozen resume’s HELLO left unanswered was bounded by the server’s
   )
 })
 
-it('says a frozen resume’s unanswered upgrade waited a share of the server’s pingTimeout', async () => {
+it.concurrent('says a frozen resume’s unanswered upgrade waited a share of the server’s pingTimeout', async (context) => {
+  const test = own(context)
   // The resume's try is bounded by the pingTimeout, 3600 ms, and its upgrade waits a third of it:
   // 1200 ms, a number the application set nowhere (a third of connectTimeout would be 3000).
-  const server = await startServer(undefined, { pingInterval: 1200, pingTimeout: 3600 })
-  const faults = await startFaultProxy(server.port)
-  onTestFinished(() => faults.close())
-  const socket = client(faults.url, { transports: ['websocket'], connectTimeout: 9000 })
+  const server = await test.server(undefined, { pingInterval: 1200, pingTimeout: 3600 })
+  const faults = test.later(await startFaultProxy(server.port))
+  const socket = test.client(faults.url, { transports: ['websocket'], connectTimeout: 9000 })
   const errors: ParleyError<string>[] = []
   socket.on('transport_error', (_name, error) => errors.push(error))
   await next(socket, 'connect', 5000)
@@ -109,7 +108,7 @@ it('says a frozen resume’s unanswered upgrade waited a share of the server’s
   // is accepted and never answered.
   faults.ws = 'hang'
   const release = faults.hold()
-  onTestFinished(release)
+  context.onTestFinished(release)
   await until(() => errors.length >= 2, 15_000, 'the resume’s upgrade to fail')
   // The loss, then the try.
   expect(errors[0]!.message).toBe('nothing from the server within 4800 ms')
