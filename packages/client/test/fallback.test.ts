@@ -80,13 +80,18 @@ function storedMemory() {
 }
 
 /**
- * A client behind the proxy while the WebSocket is refused and the event stream buffered: it
- * settles on polling, the stream marked stalled once in `memory`.
+ * A client of `test` behind `proxy` while the WebSocket is refused and the event stream
+ * buffered: it settles on polling, the stream marked stalled once in `memory`.
  */
-async function onPollingAfterAStall(memory: ReturnType<typeof storedMemory>, options: ClientOptions) {
-  proxy!.ws = 'reject'
-  proxy!.sse = 'buffer'
-  const socket = client(proxy!.url, { storage: memory.storage, connectTimeout: TIMEOUT, ...options })
+async function onPollingAfterAStall(
+  test: ReturnType<typeof own>,
+  proxy: FaultProxy,
+  memory: ReturnType<typeof storedMemory>,
+  options: ClientOptions,
+) {
+  proxy.ws = 'reject'
+  proxy.sse = 'buffer'
+  const socket = test.client(proxy.url, { storage: memory.storage, connectTimeout: TIMEOUT, ...options })
   await next(socket, 'connect')
   expect(socket.transport).toBe('polling')
   return socket
@@ -196,13 +201,17 @@ describe('fallback within one connect attempt', () => {
     },
   )
 
-  it('never probes an event stream that stalled while its mark holds, nor tries it first again, this time or next', async () => {
-    await setup()
-    proxy!.ws = 'reject'
-    proxy!.sse = 'buffer'
+  // The stall marks: each case waits on the client's own clocks (its probes, its connectTimeout
+  // on a buffered stream) and times nothing against another, so they go side by side, each
+  // with its own server, proxy and clients (`own`).
+  it.concurrent('never probes an event stream that stalled while its mark holds, nor tries it first again, this time or next', async (context) => {
+    const test = own(context)
+    const proxy = await ownProxy(test)
+    proxy.ws = 'reject'
+    proxy.sse = 'buffer'
     const storage = memoryStorage()
     const options = { storage, connectTimeout: TIMEOUT, upgradeDelay: 50, upgradeDelayMax: 200 }
-    const first = client(proxy!.url, options)
+    const first = test.client(proxy.url, options)
     const stalled: unknown[] = []
     first.on('transport_error', (transport, error) => {
       if (transport === 'sse') stalled.push(error.details?.stalled)
@@ -212,38 +221,39 @@ describe('fallback within one connect attempt', () => {
     expect(stalled).toEqual([true])
     // Probes go to the WebSocket alone: a probe onto the buffered stream would move the session
     // where the client cannot read it.
-    await until(() => proxy!.upgrades >= 4, 5000, 'three probes')
-    expect(proxy!.streams).toBe(1)
+    await until(() => proxy.upgrades >= 4, 5000, 'three probes')
+    expect(proxy.streams).toBe(1)
     // A resume tries the stream last: the WebSocket, then polling, which works. (The first
     // transport_error is the loss of polling itself.)
     const tried: string[] = []
     first.on('transport_error', (transport) => tried.push(transport))
     const resumed = next(first, 'transport', 5000)
-    proxy!.cut('http')
+    proxy.cut('http')
     expect((await resumed)[0]).toBe('polling')
     expect(tried).toEqual(['polling', 'websocket'])
-    expect(proxy!.streams).toBe(1)
+    expect(proxy.streams).toBe(1)
     first.disconnect()
     // Next time: on polling at once, and still no probe onto the stream.
-    const upgrades = proxy!.upgrades
-    const second = client(proxy!.url, options)
+    const upgrades = proxy.upgrades
+    const second = test.client(proxy.url, options)
     await next(second, 'connect')
     expect(second.transport).toBe('polling')
-    await until(() => proxy!.upgrades >= upgrades + 3, 5000, 'three probes')
-    expect(proxy!.streams).toBe(1)
+    await until(() => proxy.upgrades >= upgrades + 3, 5000, 'three probes')
+    expect(proxy.streams).toBe(1)
   })
 
-  it('probes an event stream again once its stall mark lapsed, on the same page', async () => {
-    await setup()
-    proxy!.ws = 'reject'
-    proxy!.sse = 'buffer'
+  it.concurrent('probes an event stream again once its stall mark lapsed, on the same page', async (context) => {
+    const test = own(context)
+    const proxy = await ownProxy(test)
+    proxy.ws = 'reject'
+    proxy.sse = 'buffer'
     const map = new Map<string, string>()
     const storage = {
       getItem: (k: string) => map.get(k) ?? null,
       setItem: (k: string, v: string) => void map.set(k, v),
       removeItem: (k: string) => void map.delete(k),
     }
-    const socket = client(proxy!.url, {
+    const socket = test.client(proxy.url, {
       storage,
       connectTimeout: TIMEOUT,
       upgradeDelay: 50,
@@ -251,11 +261,11 @@ describe('fallback within one connect attempt', () => {
     })
     await next(socket, 'connect')
     expect(socket.transport).toBe('polling')
-    await until(() => proxy!.upgrades >= 3, 5000, 'two probes')
-    expect(proxy!.streams).toBe(1)
+    await until(() => proxy.upgrades >= 3, 5000, 'two probes')
+    expect(proxy.streams).toBe(1)
     // The page has moved to a network where streams pass, and an hour went by since the stall:
     // the mark's own time says so, however recently polling opened.
-    proxy!.sse = 'pass'
+    proxy.sse = 'pass'
     const [key, value] = [...map][0]!
     const fields = value.split('|')
     expect(fields[2]).toBe('sse')
@@ -265,38 +275,41 @@ describe('fallback within one connect attempt', () => {
     expect(map.get(key)!.split('|').slice(0, 3)).toEqual(['sse', expect.any(String), ''])
   })
 
-  it('climbs back to an event stream that stalled once, when it works after FIRST_STALL_TTL (a slow moment)', async () => {
-    await setup()
+  it.concurrent('climbs back to an event stream that stalled once, when it works after FIRST_STALL_TTL (a slow moment)', async (context) => {
+    const test = own(context)
+    const proxy = await ownProxy(test)
     const memory = storedMemory()
-    const socket = await onPollingAfterAStall(memory, { upgradeDelay: 50, upgradeDelayMax: 200 })
+    const socket = await onPollingAfterAStall(test, proxy, memory, { upgradeDelay: 50, upgradeDelayMax: 200 })
     // The moment passes: the stream would work now, but its mark holds for a while.
-    proxy!.sse = 'pass'
-    await until(() => proxy!.upgrades >= 3, 5000, 'two probes')
-    expect(proxy!.streams).toBe(1)
+    proxy.sse = 'pass'
+    await until(() => proxy.upgrades >= 3, 5000, 'two probes')
+    expect(proxy.streams).toBe(1)
     expect(memory.fields()[2]).toBe('sse')
     memory.age(FIRST_STALL_TTL)
     // The next probe goes on to the stream once the WebSocket fails, and the session moves to
     // it; the mark is gone.
     await until(() => socket.transport === 'sse', 5000, 'the climb to SSE')
-    expect(proxy!.streams).toBe(2)
+    expect(proxy.streams).toBe(2)
     expect(memory.fields().slice(0, 3)).toEqual(['sse', expect.any(String), ''])
   })
 
-  it('resumes on an event stream that stalled once in its turn, after FIRST_STALL_TTL', async () => {
-    await setup()
+  it.concurrent('resumes on an event stream that stalled once in its turn, after FIRST_STALL_TTL', async (context) => {
+    const test = own(context)
+    const proxy = await ownProxy(test)
     const memory = storedMemory()
-    const socket = await onPollingAfterAStall(memory, { upgradeDelay: 60_000 })
-    proxy!.sse = 'pass'
+    const socket = await onPollingAfterAStall(test, proxy, memory, { upgradeDelay: 60_000 })
+    proxy.sse = 'pass'
     memory.age(FIRST_STALL_TTL)
     // Polling is lost: the resume tries the transports after it in order, the stream before
     // polling again.
     const resumed = next(socket, 'transport', 8000)
-    proxy!.cut('http')
+    proxy.cut('http')
     expect((await resumed).slice(0, 3)).toEqual(['sse', 'polling', 'resume'])
   })
 
-  it('skips an event stream that stalls again within the hour, for the hour', async () => {
-    await setup()
+  it.concurrent('skips an event stream that stalls again within the hour, for the hour', async (context) => {
+    const test = own(context)
+    const proxy = await ownProxy(test)
     const memory = storedMemory()
     const options = {
       storage: memory.storage,
@@ -304,26 +317,26 @@ describe('fallback within one connect attempt', () => {
       upgradeDelay: 50,
       upgradeDelayMax: 200,
     }
-    const first = await onPollingAfterAStall(memory, options)
+    const first = await onPollingAfterAStall(test, proxy, memory, options)
     const resumed = next(first, 'transport', 8000)
     memory.age(FIRST_STALL_TTL)
     // A probe tries the stream again and finds it buffered still: the session, which the server
     // moved to the probe, resumes on polling, and the stream is marked for the hour.
     expect((await resumed).slice(0, 3)).toEqual(['polling', 'polling', 'resume'])
-    expect(proxy!.streams).toBe(2)
+    expect(proxy.streams).toBe(2)
     expect(memory.fields().slice(2)).toEqual(['sse', expect.any(String), ''])
     // Well past a first stall's mark, within the hour: probes go to the WebSocket alone, and a
     // client that starts now does not try the stream either.
     memory.age(FIRST_STALL_TTL * 10)
-    let upgrades = proxy!.upgrades
-    await until(() => proxy!.upgrades >= upgrades + 3, 5000, 'three probes')
+    let upgrades = proxy.upgrades
+    await until(() => proxy.upgrades >= upgrades + 3, 5000, 'three probes')
     first.disconnect()
-    upgrades = proxy!.upgrades
-    const second = client(proxy!.url, options)
+    upgrades = proxy.upgrades
+    const second = test.client(proxy.url, options)
     await next(second, 'connect')
     expect(second.transport).toBe('polling')
-    await until(() => proxy!.upgrades >= upgrades + 3, 5000, 'three probes')
-    expect(proxy!.streams).toBe(2)
+    await until(() => proxy.upgrades >= upgrades + 3, 5000, 'three probes')
+    expect(proxy.streams).toBe(2)
   })
 
   it('starts on the remembered transport next time', async () => {
