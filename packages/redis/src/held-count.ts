@@ -38,6 +38,26 @@ export class HeldCount {
     this.#open++
   }
 
+  /**
+   * One more part whose count is to come (`open`), as two callbacks: `count` adds its count and
+   * settles it; `reply` takes a reply of it, unless the count was given without its own (the
+   * count comes first: a reply after a count given without it is not counted).
+   */
+  part(): { count: (count: number) => void; reply: (made: BroadcastReply) => void } {
+    this.open()
+    /** Whether this part's count joined the count given. */
+    let counted = false
+    return {
+      count: (count) => {
+        counted = this.add(count)
+        this.settle()
+      },
+      reply: (made) => {
+        if (counted || !this.given) this.reply(made)
+      },
+    }
+  }
+
   /** Adds `count` of a part, unless the count was given already: whether it joined. */
   add(count: number): boolean {
     if (this.given) return false

@@ -117,22 +117,14 @@ export function askHolding(
   // Replies before the count (a volatile emit dropped at once, a socket asked while others wait
   // for their tail) wait for it.
   const total = new HeldCount(expect, reply)
-  total.open()
-  /** Whether the count of `parts.ask` joined the count given. */
-  let askCounted = false
+  const asked = total.part()
   total.holds(
     parts.ask(
       message,
       options,
       timeout,
-      (now) => {
-        askCounted = total.add(now)
-        total.settle()
-      },
-      // Its count comes first: a reply after a count given without it is not counted.
-      (made) => {
-        if (askCounted || !total.given) total.reply(made)
-      },
+      asked.count,
+      asked.reply,
       (id) => {
         if (only && !only(id)) return false
         if (uncut.holds(id)) {

@@ -95,22 +95,14 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
     const held: string[] = []
     // Open until each is counted: the others' count, and each held socket's count and read.
     const total = new HeldCount(expect, reply)
-    total.open()
-    /** Whether the others' count joined the count given. */
-    let othersCounted = false
+    const others = total.part()
     total.holds(
       ask(
         message,
         options,
         timeout,
-        (now) => {
-          othersCounted = total.add(now)
-          total.settle()
-        },
-        // Their count comes first: a reply after a count given without it is not counted.
-        (made) => {
-          if (othersCounted || !total.given) total.reply(made)
-        },
+        others.count,
+        others.reply,
         (id) => {
           if (only && !only(id)) return false
           if (!unread.has(id)) return true
