@@ -5,7 +5,6 @@
 // and the clock its node tells a record's age by (`renewClock`) is moved on as far.
 import { createHash } from 'node:crypto'
 import { type EventPacket, encodeText, PacketType } from '@parley/protocol'
-import { createClient } from 'redis'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until } from '../../server/test/helpers.js'
@@ -13,6 +12,7 @@ import { rawConnect } from '../../server/test/raw-client.js'
 import { RENEW_AFTER_MS, renewClock, SESSION_TTL_SECONDS } from '../src/sessions.js'
 import { holding } from './handoff-support.js'
 import { Nodes, redisSuite } from './nodes.js'
+import { type RawRedis, rawRedis } from './raw-redis.js'
 
 // Each test under a prefix of its own.
 let tests = 0
@@ -34,19 +34,6 @@ describe.skipIf(skipRedisSuites())('the owner record of a session connected for 
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
   })
 
-  /** A raw client of the suite's Redis, closed after the test. */
-  async function rawRedis() {
-    const redis = createClient({ url: suite.redis.url })
-    redis.on('error', () => {})
-    await redis.connect()
-    cleanups.push(async () => {
-      if (redis.isOpen) redis.destroy()
-    })
-    return redis
-  }
-
-  type Raw = Awaited<ReturnType<typeof rawRedis>>
-
   /** Moves the nodes' record clock on past the age at which a record is renewed. */
   function aDayLater(): void {
     const later = RENEW_AFTER_MS + 60 * 60 * 1000
@@ -57,7 +44,7 @@ describe.skipIf(skipRedisSuites())('the owner record of a session connected for 
    * Waits, at most 3 s past `LAST_SECONDS`, until `key` was renewed (its TTL back past the
    * seconds it was left with) or expired; resolves with the TTL Redis reports (-2: gone).
    */
-  async function renewedOrGone(redis: Raw, key: string): Promise<number> {
+  async function renewedOrGone(redis: RawRedis, key: string): Promise<number> {
     const end = Date.now() + (LAST_SECONDS + 3) * 1000
     for (;;) {
       const ttl = await redis.ttl(key)
@@ -68,7 +55,7 @@ describe.skipIf(skipRedisSuites())('the owner record of a session connected for 
 
   it("renews it from its node's heartbeats: a request another node gets for the session still reaches it", async () => {
     const prefix = `long-${++tests}`
-    const redis = await rawRedis()
+    const redis = await rawRedis(suite.redis.url, cleanups)
     nodes = new Nodes()
     const [a, b] = await nodes.cluster(suite.redis.url, 2, { prefix })
     const raw = await rawConnect('polling', a!.base)
@@ -100,7 +87,7 @@ describe.skipIf(skipRedisSuites())('the owner record of a session connected for 
 
   it('renews only records that name their node: one handed off, or owned by another node now, is left to expire', async () => {
     const prefix = `long-${++tests}`
-    const redis = await rawRedis()
+    const redis = await rawRedis(suite.redis.url, cleanups)
     nodes = new Nodes()
     const a = await nodes.start(suite.redis.url, { prefix })
     const [mine, handed, taken] = ['sid-mine', 'sid-handed', 'sid-taken'].map((sid) => ({
@@ -130,9 +117,9 @@ describe.skipIf(skipRedisSuites())('the owner record of a session connected for 
 
   it('renews records in bounded batches, each once, and none of a session that ended', async () => {
     const prefix = `long-${++tests}`
-    const redis = await rawRedis()
+    const redis = await rawRedis(suite.redis.url, cleanups)
     const renewals: number[] = []
-    const commands = await rawRedis()
+    const commands = await rawRedis(suite.redis.url, cleanups)
     const client = holding(commands, (args) => {
       if (args[0] === 'EVAL' && args[1]?.includes("'EXPIRE'") === true) renewals.push(Number(args[2]) / 2)
       return undefined

@@ -7,7 +7,6 @@
 // Nor when a node was paused for more than a day, past the lifetime of its beat record: that
 // record expired, as the node's owner records did, which the node writes again.
 import { createHash } from 'node:crypto'
-import { createClient } from 'redis'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -15,6 +14,7 @@ import { rawConnect } from '../../server/test/raw-client.js'
 import { ADDRESS_KEEP_MS, stallClock } from '../src/nodes.js'
 import { holding } from './handoff-support.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
+import { type RawRedis, rawRedis } from './raw-redis.js'
 
 // Each test under a prefix of its own: a mark left by the one before it is no answer of its.
 let tests = 0
@@ -36,17 +36,6 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
     for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
   })
 
-  /** A raw client of the suite's Redis, closed after the test. */
-  async function rawClient() {
-    const redis = createClient({ url: suite.redis.url })
-    redis.on('error', () => {})
-    await redis.connect()
-    cleanups.push(async () => {
-      if (redis.isOpen) redis.destroy()
-    })
-    return redis
-  }
-
   /**
    * Nodes a and b seeing each other. a's heartbeats can be held before they reach Redis (`hold`),
    * as a stalled process holds them, and let through (`release`, which resolves once Redis
@@ -54,7 +43,7 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
    * its name and first key.
    */
   async function scene() {
-    const redis = await rawClient()
+    const redis = await rawRedis(suite.redis.url, cleanups)
     const held: (() => Promise<unknown>)[] = []
     const sent: string[] = []
     let hold = false
@@ -95,7 +84,7 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
   }
 
   /** Waits until `node`'s record lapsed: no heartbeat of its reached Redis for a record lifetime. */
-  async function lapsed(raw: Awaited<ReturnType<typeof rawClient>>, node: TestNode): Promise<void> {
+  async function lapsed(raw: RawRedis, node: TestNode): Promise<void> {
     const record = `${prefix}:node:${node.adapter.node}`
     for (let tries = 0; (await raw.exists(record)) === 1; tries++) {
       if (tries > 500) throw new Error(`the record of ${node.adapter.node} did not lapse`)
@@ -104,11 +93,7 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
   }
 
   /** Waits until `key` is in Redis: 5 s at most. */
-  async function written(
-    raw: Awaited<ReturnType<typeof rawClient>>,
-    key: string,
-    what: string,
-  ): Promise<void> {
+  async function written(raw: RawRedis, key: string, what: string): Promise<void> {
     for (let tries = 0; (await raw.exists(key)) === 0; tries++) {
       if (tries > 500) throw new Error(`timed out waiting for ${what}`)
       await new Promise((resolve) => setTimeout(resolve, 10))
@@ -116,7 +101,7 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
   }
 
   it('is not left by a node whose own record lapsed while its heartbeats were held up: a gone session is gone at once, and no owner record is written again', async () => {
-    const raw = await rawClient()
+    const raw = await rawRedis(suite.redis.url, cleanups)
     const { a, b, sent, held, hold, release } = await scene()
     // A session of a's, whose owner record a wrote.
     await nodes!.client(a)
@@ -140,7 +125,7 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
   })
 
   it("is not left by a closing node's heartbeat held up past its record's lifetime, and no heartbeat follows its removal", async () => {
-    const raw = await rawClient()
+    const raw = await rawRedis(suite.redis.url, cleanups)
     const { a, b, sent, held, hold, release } = await scene()
     hold()
     await until(() => held.length > 0, 5000, "a's heartbeat held")
@@ -160,7 +145,7 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
   })
 
   it('is left when Redis restarts from a snapshot older than the last heartbeats, though every record in it is still there', async () => {
-    const raw = await rawClient()
+    const raw = await rawRedis(suite.redis.url, cleanups)
     nodes = new Nodes()
     // Records that outlive the test by far: only what Redis lost can say it lost them.
     const options = { prefix, heartbeatInterval: 10_000 }
@@ -187,10 +172,10 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
   })
 
   it('is not left by a node paused for more than a day, whose beat record expired, and that node writes the owner records of its sessions again', async () => {
-    const raw = await rawClient()
+    const raw = await rawRedis(suite.redis.url, cleanups)
     // a's heartbeats fail without reaching Redis while it is paused, as a stopped process sends none.
     let paused = false
-    const beats = await rawClient()
+    const beats = await rawRedis(suite.redis.url, cleanups)
     const client = holding(beats, (args) =>
       paused && args[0] === 'EVAL' && args[3] === `${prefix}:nodes`
         ? Promise.reject(new Error('paused'))
@@ -223,7 +208,7 @@ describe.skipIf(skipRedisSuites())('the mark that Redis is being refilled', () =
   })
 
   it('gives the others one record lifetime after its own record lapsed, then takes a node whose record lapsed meanwhile for gone', async () => {
-    const raw = await rawClient()
+    const raw = await rawRedis(suite.redis.url, cleanups)
     const { a, b, held, hold, release } = await scene()
     const c = await nodes!.start(suite.redis.url, { prefix })
     await until(() => a.adapter.liveNodes.length === 2, 5000, 'a sees c live')
