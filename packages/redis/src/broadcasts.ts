@@ -125,12 +125,12 @@ export class Broadcasts {
       !options.local && !publish && !this.#uncut.empty
         ? this.#uncut.only({ node: '', q: undefined, message, options }, undefined)
         : undefined
-    // Nor does anything come back: a socket being handed over, which takes own broadcasts on
-    // their return, takes it now. Its tail can no longer be written either, so the server's
-    // append of it is refused and said with the other appends after the close (see
-    // appends-after-close.ts), rather than lost without a word.
-    const atEmit =
-      publish || options.local ? cut.atEmit : (id: string) => cut.atEmit(id) || cut.isHandingOff(id)
+    // Nor does anything come back: every positioned socket, which takes own broadcasts on their
+    // return, takes it now, once, in the order emitted. One being handed over: its tail can no
+    // longer be written either, so the server's append of it is refused and said with the other
+    // appends after the close (see appends-after-close.ts), rather than lost without a word. One
+    // taken over here (`Cut.positionUntilBack`): its session is this node's, and gets it live.
+    const atEmit = publish || options.local ? cut.atEmit : all
     // A socket that throws at it ends it for this node's sockets after it, and the throw reaches
     // the application's emit, as with the memory adapter (one loop, no pass to collect them
     // first: this is every broadcast's path). The PUBLISH goes all the same: the other nodes
