@@ -1,5 +1,5 @@
 import { type RedisClient, redisAddress } from './options.js'
-import { RedisRefusedError, RedisUnreachableError, send } from './send.js'
+import { RedisBusyError, RedisRefusedError, RedisUnreachableError, send } from './send.js'
 import { Undos } from './undos.js'
 
 /**
@@ -13,6 +13,20 @@ export const MAX_UNANSWERED_COMMANDS = 1000
  * `MAX_UNANSWERED_COMMANDS`, the same number.
  */
 export const MAX_UNANSWERED_PUBLISHES = MAX_UNANSWERED_COMMANDS
+
+/**
+ * The most commands waiting behind `MAX_UNANSWERED_COMMANDS` unanswered ones at once (see
+ * `Commands.sendInTurn`): a burst of sessions opening on one node waits its turn, bounded; past
+ * this, one more is refused with a `RedisBusyError`.
+ */
+export const MAX_QUEUED_COMMANDS = 10_000
+
+/** A command waiting for its turn behind the unanswered ones (see `Commands.sendInTurn`). */
+interface InTurn {
+  readonly args: string[]
+  readonly resolve: (reply: unknown) => void
+  readonly reject: (err: unknown) => void
+}
 
 /**
  * While Redis cannot be asked (see `Commands.unavailable`), how often a step that waits for it
@@ -47,6 +61,8 @@ export class Commands {
   /** Steps waiting for Redis (see `whenAvailable`), and the one timer that looks for all of them. */
   readonly #waiting = new Set<AvailabilityWait>()
   #lookAgain: NodeJS.Timeout | undefined
+  /** Commands waiting for their turn behind `MAX_UNANSWERED_COMMANDS` unanswered ones, in order. */
+  readonly #inTurn: InTurn[] = []
   /** True once `stop` ran: no step waits for Redis any more. */
   #stopped = false
   /** Where the client connects (no credentials): every warning of an unreachable Redis names it. */
@@ -85,6 +101,49 @@ export class Commands {
     if (why !== undefined) return Promise.reject(new RedisUnreachableError(why, { at: this.address }))
     this.#undos.flush()
     return this.#sent(args)
+  }
+
+  /**
+   * As `send`, for a command that must not be given up only because a burst filled the
+   * connection (an owner record: given up, the session could not be found from another node
+   * until the next heartbeat wrote it again). While Redis answers and none of its commands is
+   * overdue, and `MAX_UNANSWERED_COMMANDS` are unanswered, it waits for its turn, in order
+   * with the others waiting, and goes as soon as an answer frees a place: Redis answering,
+   * that is within `timeout`, else it is refused as `send` would be then. At most
+   * `MAX_QUEUED_COMMANDS` wait: past that, one more rejects at once with a `RedisBusyError`.
+   */
+  sendInTurn(args: string[]): Promise<unknown> {
+    if (this.#inTurn.length === 0 && this.unavailable() === undefined) return this.send(args)
+    if (!this.#waitsForTurn()) return this.send(args)
+    if (this.#inTurn.length >= MAX_QUEUED_COMMANDS)
+      return Promise.reject(
+        new RedisBusyError(this.#unanswered.size, this.#inTurn.length, {
+          command: args[0] ?? '',
+          at: this.address,
+        }),
+      )
+    return new Promise((resolve, reject) => {
+      this.#inTurn.push({ args, resolve, reject })
+    })
+  }
+
+  /** Whether the one reason Redis may not be asked now is the number of commands unanswered. */
+  #waitsForTurn(): boolean {
+    return this.client.isReady && this.#overdue === 0 && !this.#stopped
+  }
+
+  /**
+   * An answer came, or a command went overdue: the commands waiting for their turn go while
+   * places are free, in order; all of them are refused once Redis is not to be asked for another
+   * reason (not connected, a command overdue, stopped), as `send` refuses.
+   */
+  #nextInTurn(): void {
+    while (this.#inTurn.length > 0) {
+      if (this.#waitsForTurn() && this.#unanswered.size >= MAX_UNANSWERED_COMMANDS) return
+      const next = this.#inTurn.shift()
+      if (!next) return
+      this.send(next.args).then(next.resolve, next.reject)
+    }
   }
 
   /**
@@ -149,6 +208,7 @@ export class Commands {
    */
   stop(): void {
     this.#stopped = true
+    this.#nextInTurn()
     this.#undos.stop()
     clearInterval(this.#lookAgain)
     this.#lookAgain = undefined
@@ -204,6 +264,8 @@ export class Commands {
       entry.overdue = true
       this.#overdue++
       overdue?.()
+      // Redis does not answer: those waiting for their turn are refused now, not at theirs.
+      this.#nextInTurn()
     }, this.timeout)
     // It must not hold the process open: the application closes as it sees fit.
     timer.unref()
@@ -211,6 +273,7 @@ export class Commands {
       clearTimeout(timer)
       this.#unanswered.delete(entry)
       if (entry.overdue) this.#overdue--
+      this.#nextInTurn()
     })
   }
 }

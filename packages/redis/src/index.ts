@@ -4,7 +4,7 @@ import { type RedisAdapterOptions, resolveRedisOptions } from './options.js'
 
 export { RedisAdapter, UNDO_AT_CLOSE_MS } from './adapter.js'
 export { HANDOFF_ASKED_MS } from './ask-handoff.js'
-export { MAX_UNANSWERED_COMMANDS, MAX_UNANSWERED_PUBLISHES } from './commands.js'
+export { MAX_QUEUED_COMMANDS, MAX_UNANSWERED_COMMANDS, MAX_UNANSWERED_PUBLISHES } from './commands.js'
 export { MAX_ENDED_MESSAGE, MAX_ENDED_RECORDS } from './ended.js'
 export { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from './handoff.js'
 export { GOODBYE_MS } from './nodes.js'
@@ -18,7 +18,7 @@ export {
   type RedisSubscriber,
   type ResolvedRedisOptions,
 } from './options.js'
-export { RedisErrorCode, RedisRefusedError, RedisUnreachableError } from './send.js'
+export { RedisBusyError, RedisErrorCode, RedisRefusedError, RedisUnreachableError } from './send.js'
 export type { RedisAdapterStats } from './stats.js'
 export { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 export { SEAL_WAIT_MS } from './takeover.js'

@@ -40,6 +40,12 @@ export const RedisErrorCode = {
    * longer take: the `code` of the warning that says how many such appends one turn dropped.
    */
   APPEND_AFTER_CLOSE: 'PARLEY_REDIS_APPEND_AFTER_CLOSE',
+  /**
+   * A command the adapter lets wait for its turn (a session's owner record) behind
+   * `MAX_UNANSWERED_COMMANDS` unanswered ones found `MAX_QUEUED_COMMANDS` waiting already: not
+   * sent. The `code` of a `RedisBusyError`, the `err` of the warning that says so.
+   */
+  BUSY: 'PARLEY_REDIS_BUSY',
 } as const
 
 /**
@@ -61,6 +67,23 @@ export class RedisUnreachableError extends Error {
     super(
       `@parley/redis: Redis at ${options.at} is not reachable (${why})`,
       options.cause === undefined ? undefined : { cause: options.cause },
+    )
+  }
+}
+
+/**
+ * Redis is connected and answering, but a burst on this node left `MAX_UNANSWERED_COMMANDS`
+ * commands unanswered and `MAX_QUEUED_COMMANDS` waiting behind them (see
+ * `Commands.sendInTurn`): one more is refused rather than held, so that memory stays bounded.
+ * The `err` of the warning that gives up an owner record then. `code` is `'PARLEY_REDIS_BUSY'`.
+ */
+export class RedisBusyError extends Error {
+  override readonly name = 'RedisBusyError'
+  readonly code = RedisErrorCode.BUSY
+
+  constructor(unanswered: number, waiting: number, options: { command: string; at: string }) {
+    super(
+      `@parley/redis: Redis at ${options.at} has ${unanswered} command(s) of this node unanswered and ${waiting} waiting behind them, the most that wait (MAX_QUEUED_COMMANDS): ${options.command.toUpperCase()} not sent`,
     )
   }
 }

@@ -349,10 +349,13 @@ export class SessionOwners {
   /**
    * Writes a record, or gives it up and catches up once Redis answers again: while Redis is
    * away or does not answer, writes would pile up in the client's queues (one per session that
-   * opens or ends) and hold every handshake for as long as the server lets them.
+   * opens or ends) and hold every handshake for as long as the server lets them. Behind a burst
+   * (a thousand sessions opening at once), while Redis answers, it waits its turn, bounded (see
+   * `Commands.sendInTurn`): given up, another node would not find the session until the next
+   * heartbeat wrote its record again, and would answer its requests as of an unknown session.
    */
   #send(command: string[], key: string): Promise<void> {
-    return this.commands.send(command).then(
+    return this.commands.sendInTurn(command).then(
       () => undefined,
       (err: unknown) => {
         this.#missed(key)
@@ -361,7 +364,7 @@ export class SessionOwners {
           this.warnings.warn(
             'session-record',
             'could not write a session owner record; it is written again once Redis answers',
-            { err },
+            { code: codeOf(err), err },
           )
         }
       },
@@ -372,4 +375,10 @@ export class SessionOwners {
     this.#stale = true
     if (!this.#owned.has(key) && !this.#handedOff.has(key)) this.#ended.add(key)
   }
+}
+
+/** The `code` of what a record's write failed with (see send.ts), for its warning. */
+function codeOf(err: unknown): string | undefined {
+  if (err === null || typeof err !== 'object' || !('code' in err)) return undefined
+  return typeof err.code === 'string' ? err.code : undefined
 }

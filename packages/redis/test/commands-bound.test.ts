@@ -3,7 +3,7 @@
 // wait by one clock: Node's timers may fire when the wall clock says a millisecond less passed,
 // and a command sent then (the probe of a broadcast given up) would run behind the one held.
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { Commands } from '../src/commands.js'
+import { Commands, MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
 import type { RedisClient } from '../src/options.js'
 import { RedisUnreachableError } from '../src/send.js'
 
@@ -58,6 +58,24 @@ describe('the bound on unanswered commands', () => {
     expect(commands.unavailable()).toBe('it has left 1 command(s) unanswered for 300 ms or more')
     await expect(commands.send(['PUBLISH', 'channel', 'next'])).rejects.toBeInstanceOf(RedisUnreachableError)
     expect(sent).toEqual([['EVAL', 'undo', '0']])
+    commands.stop()
+  })
+
+  it('refuses a command waiting for its turn once one ahead of it is given up, without sending it', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] })
+    const { client, sent } = silentClient()
+    const commands = new Commands(client, 300)
+    const ahead = Array.from({ length: MAX_UNANSWERED_COMMANDS }, (_, i) =>
+      commands.send(['PUBLISH', 'channel', String(i)]).catch(() => undefined),
+    )
+    const waiting = commands.sendInTurn(['SET', 'record', 'node'])
+    const refused = expect(waiting).rejects.toThrow(
+      `it has left ${MAX_UNANSWERED_COMMANDS} command(s) unanswered for 300 ms`,
+    )
+    vi.advanceTimersByTime(300)
+    await refused
+    await Promise.all(ahead)
+    expect(sent).toHaveLength(MAX_UNANSWERED_COMMANDS)
     commands.stop()
   })
 })

@@ -1,0 +1,123 @@
+// A burst on one node: past `MAX_UNANSWERED_COMMANDS` commands in flight on its Redis
+// connection (a thousand sessions opening at once, a burst of broadcasts), the owner records of
+// the sessions opening then wait their turn, bounded, instead of being given up until the next
+// heartbeat, during which another node would not find those sessions. Two real nodes behind a
+// round-robin balancer, the real client on long-polling, a real Redis that holds the writes for
+// a moment, so that the burst is in flight at once.
+import { connect } from '@parley/client'
+import { MAX_QUEUED_COMMANDS, MAX_UNANSWERED_COMMANDS, RedisErrorCode } from '@parley/redis'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { until, within } from '../../server/test/helpers.js'
+import { HEARTBEAT, Nodes, redisSuite } from './nodes.js'
+import { rawRedis } from './raw-redis.js'
+
+/** The longest Redis holds the burst, should the test fail before it lets it go. */
+const PAUSE_MS = 5000
+
+describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
+  let nodes: Nodes | undefined
+  const proxies: RoundRobinProxy[] = []
+  const cleanups: (() => Promise<unknown>)[] = []
+  const suite = redisSuite(() => {
+    for (const proxy of proxies.splice(0)) void proxy.close()
+    for (const cleanup of cleanups.splice(0)) void cleanup()
+    return nodes
+  })
+
+  it('are written once the burst is answered: a request that reaches another node finds the session', async () => {
+    nodes = new Nodes()
+    // Heartbeats far apart: none writes a missed record again while the test runs.
+    const [a, b] = await nodes.cluster(suite.redis.url, 2, { heartbeatInterval: 10_000 })
+    // What each node's application handled: a session lost to node B would be a new one there.
+    const handled = [a!, b!].map((node) => {
+      const got: number[] = []
+      node.app.parley.on('connection', (socket) =>
+        socket.on('n', (n: number, ack?: (reply: number) => void) => {
+          got.push(n)
+          ack?.(n)
+        }),
+      )
+      return got
+    })
+    const proxy = await startRoundRobin([a!.base, b!.base].map((base) => Number(new URL(base).port)))
+    proxies.push(proxy)
+    // The handshake reaches node A.
+    proxy.avoid.add(1)
+    const raw = await rawRedis(suite.redis.url, cleanups)
+
+    // Node A's handshakes tell when one reached it: its owner record is written right after.
+    let hellos = 0
+    a!.app.parley.use(() => {
+      hellos++
+    })
+
+    // Redis holds every write (PUBLISH too) until the test lets it go, and node A broadcasts a
+    // burst meanwhile: its connection has MAX_UNANSWERED_COMMANDS commands in flight when the
+    // client's session opens there. Reads go on: node B can look sessions up.
+    await raw.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE'])
+    for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) a!.app.parley.to('nobody').emit('burst', i)
+    const client = connect(proxy.url, { transports: ['polling'], reconnectionDelay: 50 })
+    const lost: unknown[] = []
+    client.on('disconnect', (reason) => lost.push(reason))
+    client.on('connect_error', (err) => lost.push(err.code))
+    try {
+      await until(() => hellos === 1, 3000, 'the handshake at node A')
+      // Its middleware done, the handshake asks for its record within the same turn.
+      await new Promise((resolve) => setImmediate(resolve))
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      await until(() => client.connected, 5000, 'connected to node A')
+      const sid = a!.sockets[0]!.session.sid
+      const id = client.id
+
+      // Every request from now on reaches node B, which sends it on to the session's owner.
+      proxy.avoid.clear()
+      proxy.avoid.add(0)
+      expect(await within(client.timeout(5000).emitWithAck('n', 1), 6000, 'the ack through node B')).toBe(1)
+      expect(proxy.forwarded[1]).toBeGreaterThanOrEqual(1)
+      expect(client.id).toBe(id)
+      expect([...a!.sockets, ...b!.sockets].map((socket) => socket.session.sid)).toEqual([sid])
+      expect(handled).toEqual([[1], []])
+      expect(lost).toEqual([])
+      expect(a!.warnings.filter((line) => line.includes('session owner record'))).toEqual([])
+    } finally {
+      client.disconnect()
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+
+  it('wait their turn at most MAX_QUEUED_COMMANDS at once: one more is given up with a coded warning, and written at the next heartbeat', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(suite.redis.url, 2)
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    await raw.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE'])
+    try {
+      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) a!.app.parley.to('nobody').emit('burst', i)
+      // The sessions' opening, as node A's server tells its adapter of each (no route parameters:
+      // one command each), one more than wait their turn.
+      const sids = Array.from({ length: MAX_QUEUED_COMMANDS + 1 }, (_, i) => `sid-burst-${i}`)
+      const opened = sids.map((sid) => a!.adapter.sessionOpened(sid))
+      const busy = () => a!.warned.filter(({ details }) => details.code === RedisErrorCode.BUSY)
+      await until(() => busy().length === 1, 3000, 'the warning of the record given up')
+      expect(busy()[0]!.message).toBe(
+        '@parley/redis: could not write a session owner record; it is written again once Redis answers',
+      )
+      expect(String(busy()[0]!.details.err)).toContain(`and ${MAX_QUEUED_COMMANDS} waiting behind them`)
+
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      await within(Promise.all(opened), 5000, 'the records written')
+      // Those that waited are there at once; the one given up, once a heartbeat wrote it again.
+      for (const sid of [sids[0]!, sids[MAX_QUEUED_COMMANDS - 1]!])
+        expect(await b!.adapter.sessionOwner(sid)).toMatchObject({ node: a!.adapter.node })
+      const last = sids[MAX_QUEUED_COMMANDS]!
+      const end = Date.now() + 10 * HEARTBEAT
+      while ((await b!.adapter.sessionOwner(last)) === 'unknown' && Date.now() < end)
+        await new Promise((resolve) => setTimeout(resolve, HEARTBEAT / 3))
+      expect(await b!.adapter.sessionOwner(last)).toMatchObject({ node: a!.adapter.node })
+      expect(busy()).toHaveLength(1)
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+})
