@@ -31,6 +31,8 @@ export type AckParts = Pick<
   readonly ask: AskWithAck
   /** Now on Redis' clock, as this node reads it (see `Nodes.redisNow`). */
   readonly redisNow: () => number | undefined
+  /** Which Redis server that clock is (see `Nodes.redisRun`). */
+  readonly redisRun: () => string | undefined
   /** The version a live node's note gives (0 when it gives none): what it can be asked. */
   readonly version: (node: string) => number
   /** The sockets being handed over, and the count of this node's broadcasts. */
@@ -294,7 +296,11 @@ export function broadcastAcross(
     const redisNow = parts.redisNow()
     const left = Math.max(0, timeout - (performance.now() - timerStarted))
     request.l = Math.floor(left)
-    if (redisNow !== undefined) request.d = Math.floor(redisNow + left)
+    if (redisNow !== undefined) {
+      request.d = Math.floor(redisNow + left)
+      const run = parts.redisRun()
+      if (run !== undefined) request.r = run
+    }
   }
   const { requestTimeout } = parts
   // Redis delivers at most once: a reply it lost (this node's subscriber was reconnecting, the

@@ -216,6 +216,7 @@ export class RedisAdapter implements Adapter {
       ask: this.#ask,
       losses: this.#losses,
       redisNow: () => this.#nodes.redisNow(),
+      redisRun: () => this.#nodes.redisRun(),
       version: (node) => this.#nodes.note(node)?.v ?? 0,
       cut: this.#cut,
       uncut: this.#uncut,
@@ -239,6 +240,7 @@ export class RedisAdapter implements Adapter {
       malformed: () => this.#malformed(this.#channels.request),
       roundTrip: () => this.#nodes.roundTrip,
       redisNow: () => this.#nodes.redisNow(),
+      redisRun: () => this.#nodes.redisRun(),
     })
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>

@@ -44,6 +44,8 @@ export interface IncomingParts {
   readonly roundTrip: () => number | undefined
   /** Now on Redis' clock, as this node reads it (see `Nodes.redisNow`). */
   readonly redisNow: () => number | undefined
+  /** Which Redis server that clock is (see `Nodes.redisRun`). */
+  readonly redisRun: () => string | undefined
 }
 
 /** Runs other nodes' requests on this node and answers them. */
@@ -60,6 +62,7 @@ export class IncomingRequests {
   readonly #malformed: () => void
   readonly #roundTrip: () => number | undefined
   readonly #redisNow: () => number | undefined
+  readonly #redisRun: () => string | undefined
   /** The replies this node still makes to other nodes' broadcasts with acks. */
   readonly #answering = new Answering()
 
@@ -76,6 +79,7 @@ export class IncomingRequests {
     this.#malformed = parts.malformed
     this.#roundTrip = parts.roundTrip
     this.#redisNow = parts.redisNow
+    this.#redisRun = parts.redisRun
   }
 
   /** Runs `request` of another node, well-formed and not this node's own, and answers it. */
@@ -177,9 +181,12 @@ export class IncomingRequests {
         // would come after the sender stopped waiting. Given by this sooner bound instead, with
         // the sockets counted by then (the sockets' own timers keep `t`: a reply made later still
         // counts when it comes in time). Without `l` (a sender of an earlier version), as before.
+        // `d` read on another Redis server's clock than this node's reading (a failover, until
+        // both nodes beat again) says nothing here: the bound by `l` alone holds then.
         const redisNow = this.#redisNow()
+        const otherClock = request.r !== undefined && request.r !== this.#redisRun()
         const leftByRedis =
-          request.d === undefined || redisNow === undefined ? undefined : request.d - redisNow
+          request.d === undefined || redisNow === undefined || otherClock ? undefined : request.d - redisNow
         const within = answerWithin(request.t, request.l, this.#roundTrip(), leftByRedis)
         if (!given && within !== undefined) {
           answerBy = setTimeout(giveNow, within)

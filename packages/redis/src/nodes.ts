@@ -26,7 +26,9 @@ export const GOODBYE_MS = 1000
 // record }, { ids of ARGV[11...] (the nodes this node held live) whose record is gone and whose
 // goodbye mark is there: they closed and said so, whether or not this node heard it }, 1 if this
 // node's own record was still there, Redis' TIME as it ran the beat (read last: no write follows
-// it; empty where an ACL refuses it, and this node then reads no Redis clock) }.
+// it; empty where an ACL refuses it, and this node then reads no Redis clock), and the run_id of
+// the server that ran it (INFO server: another after a failover or a restart, whose clock may be
+// another machine's; '' where an ACL refuses INFO) }.
 // A member whose record is not a string is skipped and its index entry removed. The records are read by names built here: a
 // single Redis (or a primary with replicas), not Redis Cluster. Every beat marks Redis filled
 // (KEYS[4]) and leaves its number (ARGV[10]) in the node's beat record (KEYS[7]), kept as long as
@@ -76,7 +78,9 @@ for i = 11, #ARGV do
 end
 local time = redis.pcall('TIME')
 if type(time) ~= 'table' or time.err then time = {} end
-return { lost and 1 or 0, live, skipped, said, previous and 1 or 0, time }
+local info = redis.pcall('INFO', 'server')
+local run = type(info) == 'string' and string.match(info, 'run_id:(%x+)') or ''
+return { lost and 1 or 0, live, skipped, said, previous and 1 or 0, time, run }
 `
 
 /**
@@ -253,6 +257,8 @@ export class Nodes {
    * heartbeat that went through read it (see `redisNow`); undefined until one did.
    */
   #redisOffset: number | undefined
+  /** The run_id of the Redis whose clock `#redisOffset` was read on (see `redisRun`). */
+  #redisRun: string | undefined
   /** The heartbeat in flight: one at a time. */
   #beating: Promise<void> | undefined
   /** The set changed while a beat was in flight, which may have read it before: beat again. */
@@ -538,6 +544,16 @@ export class Nodes {
     return this.#redisOffset === undefined ? undefined : performance.now() + this.#redisOffset
   }
 
+  /**
+   * Which Redis server `redisNow` reads the clock of: a prefix of its run_id, as the last
+   * heartbeat that read it found it; undefined before, or where INFO is refused. Two nodes that
+   * name another read two servers' clocks (a failover, until both beat again): see
+   * sender-deadline.ts.
+   */
+  redisRun(): string | undefined {
+    return this.#redisRun
+  }
+
   /** The other live nodes' ids, as of the last heartbeat or the last node that said it joined or left. */
   others(): string[] {
     return [...this.#live.keys()]
@@ -665,11 +681,14 @@ export class Nodes {
       this.#answeredSentAt = sentWall
     }
     if (this.#stopped) return
-    const [lostFlag, flat, skipped, said, kept, time] = Array.isArray(reply) ? reply : []
+    const [lostFlag, flat, skipped, said, kept, time, run] = Array.isArray(reply) ? reply : []
     const redisMs = readTime(time)
     // Redis ran the beat between its send and its answer: taken as halfway, off by at most half
     // the round trip (the margin of sender-deadline.ts covers it).
-    if (redisMs !== undefined) this.#redisOffset = redisMs - (sentAt + answeredAt) / 2
+    if (redisMs !== undefined) {
+      this.#redisOffset = redisMs - (sentAt + answeredAt) / 2
+      this.#redisRun = readRun(run)
+    }
     if (!Array.isArray(flat)) return
     // Gone with a goodbye this node did not hear (its subscriber away, or slower than this beat).
     const marked = new Set(Array.isArray(said) ? said.map(asText) : [])
@@ -907,6 +926,16 @@ export function readTime(time: unknown): number | undefined {
   if (seconds === undefined || micros === undefined) return undefined
   if (!/^\d{1,12}$/.test(seconds) || !/^\d{1,6}$/.test(micros)) return undefined
   return Number(seconds) * 1000 + Number(micros) / 1000
+}
+
+/** How many hex digits of Redis' run_id a node keeps and sends: enough to tell two servers apart. */
+export const RUN_ID_DIGITS = 16
+
+/** Redis' run_id as a heartbeat returns it, its first `RUN_ID_DIGITS`; undefined for anything else. */
+export function readRun(run: unknown): string | undefined {
+  const text = asText(run)
+  if (text === undefined || !/^[0-9a-f]{16,40}$/.test(text)) return undefined
+  return text.slice(0, RUN_ID_DIGITS)
 }
 
 /** A node's note as read back; undefined when there is none or it is not one. */

@@ -23,9 +23,12 @@
 // The same floor holds for `d`: two nodes read Redis' clock at their own beats, and after a
 // failover to a Redis on another machine, until both beat again, they read two clocks whose
 // offset nothing here measures. `d` may then say the sender is done waiting when it is not, and
-// a count given at once would drop the replies still coming in time. The cost: a question that
-// truly waited more than about half its timeout in its sender's queue has its count given after
-// its sender stopped waiting (counted as none) rather than at once with what is in then.
+// a count given at once would drop the replies still coming in time. So each node's beat also
+// reads which server it ran on (its run_id), and the sender names it beside `d` (`r`): a node
+// that read another server ignores `d` (the floor stays for a reading it cannot tell apart: no
+// INFO under an ACL, a node of an earlier version). The cost: a question that truly waited more
+// than about half its timeout in its sender's queue has its count given after its sender
+// stopped waiting (counted as none) rather than at once with what is in then.
 // Never later than before: the bound never passes `t` from the arrival, nor `l`.
 
 import { MAX_TIMER_MS } from '@parley/protocol'

@@ -115,6 +115,13 @@ export type RequestPacket =
        * send nor read it.
        */
       d?: number
+      /**
+       * Which Redis server's clock `d` is on: the first hex digits of its run_id, as the
+       * sender's last heartbeat read it (see `Nodes.redisRun`). A node whose own reading is on
+       * another server's (a failover, until both beat again) ignores `d`. Sent with `d` when
+       * known. Nodes of an earlier version neither send nor read it.
+       */
+      r?: string
     }
 
 /**
@@ -449,6 +456,8 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
       if (value.q !== undefined && !isCount(value.q)) return undefined
       if (value.l !== undefined && !isTimeout(value.l)) return undefined
       if (value.d !== undefined && !isTimeout(value.d)) return undefined
+      if (value.r !== undefined && (typeof value.r !== 'string' || !/^[0-9a-f]{1,40}$/.test(value.r)))
+        return undefined
       break
     default:
       return undefined

@@ -8,7 +8,8 @@
 // reaches Redis, which only Redis' clock, read by both nodes, tells the claimer. And when the
 // two nodes read that clock apart (a failover to a Redis on another machine, before both beat
 // again), the sender still waiting while the claimer's reading says it is done: the claimer holds
-// its count at least half of what the sender said was left.
+// its count at least half of what the sender said was left; and, when the sender says which
+// Redis server its reading is of (its run_id) and it is not the claimer's, ignores that reading.
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -41,10 +42,12 @@ describe.skipIf(skipRedisSuites())(
      * c's request leaves without what was left of its timeout, as from a node of an earlier
      * version; 'queued', it waits `QUEUED_MS` in c's queue before it reaches Redis; 'skewed', its
      * `d` is `SKEW_MS` sooner, as c's reading of Redis' clock would be behind b's, and b's tail
-     * read is answered `ANSWERED_MS` after the question, so that s1 is counted too.
+     * read is answered `ANSWERED_MS` after the question, so that s1 is counted too; 'failed over',
+     * as 'skewed' with the request naming another Redis server than b read, and b's tail read
+     * answered `ANSWERED_LATE_MS` after the question.
      * What c heard: its count, and the replies' values.
      */
-    async function askedAcross(sender: 'now' | 'earlier' | 'queued' | 'skewed') {
+    async function askedAcross(sender: 'now' | 'earlier' | 'queued' | 'skewed' | 'failed over') {
       const cluster = suite.cluster()
       const [a, b, c] = await cluster.start(3)
       const sid = 'sid-held-sender-timeout'
@@ -58,6 +61,7 @@ describe.skipIf(skipRedisSuites())(
       if (sender === 'earlier') c!.hold = withoutLeft(c!)
       if (sender === 'queued') c!.hold = queued(c!)
       if (sender === 'skewed') c!.hold = skewed(c!)
+      if (sender === 'failed over') c!.hold = skewed(c!, OTHER_RUN)
       try {
         const { taken } = takeOverOn(b!, claim, sid)
         repliesAs(taken, 'b:s1')
@@ -78,6 +82,7 @@ describe.skipIf(skipRedisSuites())(
           (reply) => asked.replies.push(reply),
         )
         if (sender === 'skewed') setTimeout(() => void tailRead.runAll(), ANSWERED_MS)
+        if (sender === 'failed over') setTimeout(() => void tailRead.runAll(), ANSWERED_LATE_MS)
         await until(() => asked.count !== undefined, 5000, "the sender's count")
         // Replies that came with the count are in by its timeout, or never.
         await until(() => asked.replies.length >= (asked.count ?? 0), 3000, 'the replies counted')
@@ -99,6 +104,12 @@ describe.skipIf(skipRedisSuites())(
     it("is counted by its sender, with the replies made in time, when the sender's reading of Redis' clock is behind", async () => {
       // Given at once, as c's `d` says c is done, the count would leave s1 out and drop its reply.
       expect(await askedAcross('skewed')).toEqual({ count: 2, values: ['b:s1', 'b:w'] })
+    })
+
+    it("is counted by its sender, with the replies made in time, when the sender's reading of Redis' clock is another server's", async () => {
+      // Held only half of what was left, as when that reading is taken for the claimer's own
+      // server's, the count would be given before s1's tail is read, leaving it out.
+      expect(await askedAcross('failed over')).toEqual({ count: 2, values: ['b:s1', 'b:w'] })
     })
 
     it('from a sender of an earlier version, is bounded from its arrival, as before', async () => {
@@ -152,14 +163,32 @@ const SKEW_MS = 2000
 /** When b's held tail read is answered, from the question's emit: well within half of `TIMEOUT`. */
 const ANSWERED_MS = 100
 
-/** `node`'s requests for a broadcast with acks PUBLISHed with a `d` `SKEW_MS` sooner. */
-function skewed(node: FakeNode): (args: string[]) => Promise<unknown> | undefined {
+/**
+ * When b's held tail read is answered, from the question's emit, for a sender whose reading is of
+ * another Redis server: past half of `TIMEOUT` (where the floor alone would give the count), well
+ * within `TIMEOUT` less the margin for the hops.
+ */
+const ANSWERED_LATE_MS = 540
+
+/** A Redis run_id prefix no server of these tests has: the sender read a server failed over from. */
+const OTHER_RUN = '0000000000000000'
+
+/**
+ * `node`'s requests for a broadcast with acks PUBLISHed with a `d` `SKEW_MS` sooner, and, with
+ * `run`, naming that Redis server as the one whose clock `d` is on.
+ */
+function skewed(node: FakeNode, run?: string): (args: string[]) => Promise<unknown> | undefined {
   return (args) => {
     const [command, channel, text] = args
     if (command !== 'PUBLISH' || !channel?.endsWith(':request') || text === undefined) return undefined
-    const request = JSON.parse(text) as { k?: unknown; d?: unknown }
+    const request = JSON.parse(text) as { k?: unknown; d?: unknown; r?: unknown }
     if (request.k !== 'ack' || typeof request.d !== 'number') return undefined
     request.d -= SKEW_MS
+    if (run !== undefined) {
+      // The sender names the server it read, as every node of this version does.
+      expect(request.r).toMatch(/^[0-9a-f]{16}$/)
+      request.r = run
+    }
     return node.redis.sendCommand(['PUBLISH', channel, JSON.stringify(request)])
   }
 }

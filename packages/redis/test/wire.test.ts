@@ -74,6 +74,17 @@ describe('the messages between nodes', () => {
     expect(parseRequest(JSON.stringify({ ...ack, d: -1 }))).toBeUndefined()
     expect(parseRequest(JSON.stringify({ ...ack, d: '1' }))).toBeUndefined()
     expect(parseRequest(`${JSON.stringify({ ...ack }).slice(0, -1)},"d":1e999}`)).toBeUndefined()
+    // Which Redis server `d` is on: hex digits of its run_id, optional.
+    const run = '0123456789abcdef'
+    expect(parseRequest(JSON.stringify({ ...ack, l: 7, d: 1, r: run }))).toEqual({
+      ...ack,
+      l: 7,
+      d: 1,
+      r: run,
+    })
+    expect(parseRequest(JSON.stringify({ ...ack, r: 7 }))).toBeUndefined()
+    expect(parseRequest(JSON.stringify({ ...ack, r: 'not hex' }))).toBeUndefined()
+    expect(parseRequest(JSON.stringify({ ...ack, r: 'a'.repeat(41) }))).toBeUndefined()
     expect(parseMembership('{"n":"a","k":"joined"}')).toEqual({ n: 'a', k: 'joined' })
     expect(parseMembership('{"n":"a","k":"left"}')).toEqual({ n: 'a', k: 'left' })
     expect(parseMembership('{"n":"a","k":"stayed"}')).toBeUndefined()
