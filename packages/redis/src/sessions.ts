@@ -291,7 +291,8 @@ export class SessionOwners {
   /**
    * The owner record of `sid`, with the route parameters beside it when they read as such
    * (untrusted: what Redis holds; none from a node of an earlier version), or null when there is
-   * no record: two GETs, sent together. Rejects with `RedisUnreachableError` while Redis is away
+   * no record: two GETs, sent together, waiting their turn behind a burst. Rejects with
+   * `RedisUnreachableError` while Redis is away
    * or does not answer (see `Commands`), or when it does not answer within `requestTimeout`: the
    * request that asks is waiting. Rejects with `RedisRefusedError` when Redis answers the
    * record's GET with an error (the key holds another type: another application's, under this
@@ -299,8 +300,10 @@ export class SessionOwners {
    */
   async owner(sid: string): Promise<OwnerRecord | null> {
     const key = this.key(sid)
-    const params = this.commands.send(['GET', this.#paramsKey(key)]).then(asText, () => undefined)
-    const record = asText(await this.commands.send(['GET', key]))
+    // In turn behind a burst on this node (see `Commands.sendInTurn`): refused for it, the
+    // request would be answered as of an unknown session, and its client start a new one.
+    const params = this.commands.sendInTurn(['GET', this.#paramsKey(key)]).then(asText, () => undefined)
+    const record = asText(await this.commands.sendInTurn(['GET', key]))
     const packed = await params
     if (record === undefined || record === '') return null
     const owner = record.endsWith(HANDING_OFF)

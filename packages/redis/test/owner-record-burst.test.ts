@@ -16,6 +16,12 @@ import { rawRedis } from './raw-redis.js'
 /** The longest Redis holds the burst, should the test fail before it lets it go. */
 const PAUSE_MS = 5000
 
+/**
+ * How long Redis holds the writes of a burst on the node that a request reaches: far longer than
+ * the request takes to get there, far below the server's wait for a look-up.
+ */
+const LOOKUP_PAUSE_MS = 1000
+
 describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
   let nodes: Nodes | undefined
   const proxies: RoundRobinProxy[] = []
@@ -117,6 +123,48 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
       expect(await b!.adapter.sessionOwner(last)).toMatchObject({ node: a!.adapter.node })
       expect(busy()).toHaveLength(1)
     } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+
+  it('are looked up in turn on a node in a burst: a request that reaches it is sent on to the owner', async () => {
+    nodes = new Nodes()
+    const [a, b] = await nodes.cluster(suite.redis.url, 2, { heartbeatInterval: 10_000 })
+    const handled = [a!, b!].map((node) => {
+      const got: number[] = []
+      node.app.parley.on('connection', (socket) =>
+        socket.on('n', (n: number, ack?: (reply: number) => void) => {
+          got.push(n)
+          ack?.(n)
+        }),
+      )
+      return got
+    })
+    const proxy = await startRoundRobin([a!.base, b!.base].map((base) => Number(new URL(base).port)))
+    proxies.push(proxy)
+    proxy.avoid.add(1)
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    const client = connect(proxy.url, { transports: ['polling'], reconnectionDelay: 50 })
+    const lost: unknown[] = []
+    client.on('disconnect', (reason) => lost.push(reason))
+    client.on('connect_error', (err) => lost.push(err.code))
+    try {
+      await until(() => client.connected, 5000, 'connected to node A')
+      const id = client.id
+      // Redis holds the writes for a moment, and node B broadcasts a burst meanwhile: its
+      // connection has MAX_UNANSWERED_COMMANDS commands in flight when the client's next
+      // request reaches it, and B must look up where the session lives.
+      await raw.sendCommand(['CLIENT', 'PAUSE', String(LOOKUP_PAUSE_MS), 'WRITE'])
+      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) b!.app.parley.to('nobody').emit('burst', i)
+      proxy.avoid.clear()
+      proxy.avoid.add(0)
+      expect(await within(client.timeout(5000).emitWithAck('n', 1), 6000, 'the ack through node B')).toBe(1)
+      expect(proxy.forwarded[1]).toBeGreaterThanOrEqual(1)
+      expect(client.id).toBe(id)
+      expect(handled).toEqual([[1], []])
+      expect(lost).toEqual([])
+    } finally {
+      client.disconnect()
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
     }
   })
