@@ -134,8 +134,9 @@ export class Commands {
 
   /**
    * An answer came, or a command went overdue: the commands waiting for their turn go while
-   * places are free, in order; all of them are refused once Redis is not to be asked for another
-   * reason (not connected, a command overdue, stopped), as `send` refuses.
+   * places are free, in order. Once the count is not the one reason any more, all of them go to
+   * `send` at once, which refuses them as it refuses any command then (not connected, a command
+   * overdue), or sends them (the adapter stopped: nothing waits for a turn any more).
    */
   #nextInTurn(): void {
     while (this.#inTurn.length > 0) {
