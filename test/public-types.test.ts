@@ -17,23 +17,19 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const unnamedOfProtocol: Record<string, string> = {
   Listener: 'a step of EventsFromSchemas',
   ReasonKey: 'a step of CloseReason',
+  Args: 'a step of EmitArgs, AckReply, ...',
+  Last: 'a step of AckReply, TimedArgs, ...',
+  TakesAnything: 'a step of EmitArgs, TimedArgs, ...',
+  UntypedArgs: 'a step of EmitArgs, TimedArgs, ...',
+  AnyValue: 'a step of UntypedArgs',
 }
 
 const unnamed: Record<string, Record<string, string>> = {
   client: {
-    Args: 'a step of EmitArgs, AckReply, ...',
-    Init: 'a step of EmitArgs, TimedArgs, ...',
-    Last: 'a step of AckReply, TimedArgs, ...',
-    TakesAnything: 'a step of EmitArgs, TimedArgs, ...',
-    UntypedArgs: 'a step of EmitArgs, TimedArgs, ...',
-    AnyValue: 'a step of UntypedArgs',
     Emitter: "the base class of Socket: its methods are the socket's",
     Fetch: '`typeof fetch`',
   },
   server: {
-    Last: 'a step of AckReply, TimedArgs, ...',
-    TakesAnything: 'a step of EmitArgs, TimedArgs, ...',
-    AnyValue: 'a step of EmitArgs, TimedArgs, ...',
     Rooms: '`Room | readonly Room[]`, spelled out in the docs of to, except, ...',
   },
 }

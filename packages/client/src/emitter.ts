@@ -1,8 +1,5 @@
 import { misuse, named } from './options.js'
 
-/** The parameters of a listener type (never for a non-function). */
-export type Args<F> = F extends (...args: infer A) => unknown ? A : never
-
 type Entry = { fn: unknown; once: boolean }
 
 /**

@@ -20,9 +20,16 @@ export function connect<
 }
 
 export type {
+  AckReply,
+  ArgsWithoutAck,
+  DefaultEventsMap,
+  EmitArgs,
+  ErrorOnlyArgs,
   EventsFromSchemas,
   JsonValue,
   SchemaType,
+  TimedAck,
+  TimedArgs,
   TransportName,
   TypedArgumentsSchema,
   TypedSchema,
@@ -32,15 +39,5 @@ export { CloseReason, ErrorCode, ParleyError } from '@parley/protocol'
 export type { ReservedEvents, SwitchReason } from './events.js'
 export type { StorageLike } from './memory.js'
 export { type ClientOptions, DEFAULTS } from './options.js'
-export {
-  type AckReply,
-  type DefaultEvents,
-  type EmitArgs,
-  type ErrorOnlyArgs,
-  type FlaggedEmitter,
-  Socket,
-  type TimedAck,
-  type TimedArgs,
-  type TimedEmitter,
-} from './socket.js'
+export { type DefaultEvents, type FlaggedEmitter, Socket, type TimedEmitter } from './socket.js'
 export type { WebSocketConstructor } from './transports/websocket.js'

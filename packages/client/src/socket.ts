@@ -1,13 +1,19 @@
 import {
+  type AckReply,
+  type ArgsWithoutAck,
   checkEventName,
+  type DefaultEventsMap,
+  type EmitArgs,
   ErrorCode,
+  type ErrorOnlyArgs,
   type NumberedPacket,
   ParleyError,
   type Settle,
+  type TimedArgs,
   type TransportName,
   type WireValue,
 } from '@parley/protocol'
-import { type Args, Emitter } from './emitter.js'
+import { Emitter } from './emitter.js'
 import type { ReservedEvents } from './events.js'
 import { baseUrl, type ClientOptions, misuse, resolveOptions } from './options.js'
 import * as PacketType from './packet-type.js'
@@ -15,14 +21,8 @@ import { Session, type SessionHost } from './session.js'
 
 export type { ReservedEvents, SwitchReason } from './events.js'
 
-/** An event map that allows anything: what an untyped socket uses. */
-// biome-ignore lint/suspicious/noExplicitAny: the default map must accept any listener or payload.
-export type DefaultEvents = { [event: string]: (...args: any[]) => void }
-
-type Last<T extends unknown[]> = T extends [...unknown[], infer L] ? L : undefined
-type Init<T extends unknown[]> = T extends [...infer H, unknown] ? H : T
-/** What `emitWithAck` resolves with: the first argument of the event's ack callback. */
-export type AckReply<F> = Last<Args<F>> extends (reply: infer R, ...rest: never[]) => void ? R : unknown
+/** An event map that allows anything: what an untyped socket uses (the server's `DefaultEventsMap`). */
+export type DefaultEvents = DefaultEventsMap
 
 /** Options of one emit, set by `volatile` and `timeout()`. */
 interface Flags {
@@ -34,35 +34,6 @@ interface Flags {
 const NO_FLAGS: Flags = {}
 
 /**
- * Any value: `unknown` spelled as a union, so that a callback in its place still has its
- * parameters typed from the callback type beside it (`unknown | F` is `unknown`, which types none:
- * under `strict`, `(reply) => ...` would not compile).
- */
-type AnyValue = NonNullable<unknown> | null | undefined
-
-/**
- * The arguments of an event that takes any (`(...args: any[]) => void`, as every event of the
- * default map does): any values, a spread array too, the last of which may be the ack callback
- * `Ack` (the runtime takes only a last function for one).
- */
-type UntypedArgs<Ack> = (AnyValue | Ack)[]
-
-/** Whether an event takes any number of arguments of any type: an untyped one. */
-type TakesAnything<F> = unknown[] extends Args<F> ? true : false
-
-/**
- * An event's arguments as `emit` takes them: all of them, or all but a trailing ack callback
- * (the runtime sends the event either way; without a callback nobody hears the reply). An
- * untyped event's callback takes the reply as `unknown`, as `emitWithAck` resolves with it.
- */
-export type EmitArgs<F> =
-  TakesAnything<F> extends true
-    ? UntypedArgs<(...reply: unknown[]) => void>
-    : Last<Args<F>> extends (...reply: never[]) => void
-      ? Args<F> | Init<Args<F>>
-      : Args<F>
-
-/**
  * `socket.volatile`: the same emits, with a flag set. Flags chain in either order and add up
  * (`socket.volatile.timeout(ms)`, `socket.timeout(ms).volatile`).
  */
@@ -70,41 +41,13 @@ export interface FlaggedEmitter<EmitEvents extends object> {
   emit<K extends keyof EmitEvents & string>(event: K, ...args: EmitArgs<EmitEvents[K]>): void
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
-    ...args: Init<Args<EmitEvents[K]>>
+    ...args: ArgsWithoutAck<EmitEvents[K]>
   ): Promise<AckReply<EmitEvents[K]>>
   /** The same emits, volatile. */
   readonly volatile: FlaggedEmitter<EmitEvents>
   /** The same emits with a timeout: ack callbacks become error-first. */
   timeout(ms: number): TimedEmitter<EmitEvents>
 }
-
-/**
- * An event's arguments as `timeout(ms).emit` takes them: a trailing ack callback becomes
- * error-first, called either with the error alone or with `null` and the reply's arguments
- * (checking `error` narrows the reply).
- */
-export type TimedArgs<F> =
-  TakesAnything<F> extends true
-    ? UntypedArgs<TimedAck<unknown[]>>
-    : Last<Args<F>> extends (...reply: infer R) => void
-      ? [...Init<Args<F>>, TimedAck<R>]
-      : Args<F>
-
-/** The error-first callback `timeout(ms).emit` calls: `(error)` or `(null, ...reply)`. */
-export type TimedAck<R extends unknown[]> = (
-  ...result: [error: ParleyError<string>, reply: undefined] | [error: null, ...reply: R]
-) => void
-
-/** An event's arguments with, for its ack callback, one that takes the error alone. */
-export type ErrorOnlyArgs<F> =
-  TakesAnything<F> extends true
-    ? // The same as `TimedArgs`: the compiler's first, stricter pass over the overloads may
-      // reach this one with the callback (an object literal before it fails the first
-      // overload there), and the first overload to type a callback's parameters types them.
-      UntypedArgs<TimedAck<unknown[]>>
-    : Last<Args<F>> extends (...reply: never[]) => void
-      ? [...Init<Args<F>>, (error: ParleyError<string> | null) => void]
-      : never
 
 /**
  * `socket.timeout(ms)`: emits whose reply must come in time; ack callbacks are error-first, and
@@ -119,7 +62,7 @@ export interface TimedEmitter<EmitEvents extends object> {
   emit<K extends keyof EmitEvents & string>(event: K, ...args: ErrorOnlyArgs<EmitEvents[K]>): void
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
-    ...args: Init<Args<EmitEvents[K]>>
+    ...args: ArgsWithoutAck<EmitEvents[K]>
   ): Promise<AckReply<EmitEvents[K]>>
   /** The same emits, volatile too. */
   readonly volatile: TimedEmitter<EmitEvents>
@@ -212,7 +155,7 @@ export class Socket<
   /** Sends an event and resolves with the reply's first argument; rejects with a ParleyError. */
   emitWithAck<K extends keyof EmitEvents & string>(
     event: K,
-    ...args: Init<Args<EmitEvents[K]>>
+    ...args: ArgsWithoutAck<EmitEvents[K]>
   ): Promise<AckReply<EmitEvents[K]>> {
     return this.#withAck(NO_FLAGS, event, args as unknown[])
   }

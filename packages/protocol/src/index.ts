@@ -9,6 +9,20 @@ export { checkEncoded, decodeBatch, decodeFrame, decodeLines, decodeText, isSid 
 export type { PreparedEvent, SplitText } from './encode.js'
 export { encodeFrame, encodeText, encodeTextTelling, prepareEvent } from './encode.js'
 export { CloseReason, ErrorCode, isCloseReason, ParleyError } from './errors.js'
+export type {
+  AckReply,
+  ArgsWithoutAck,
+  BroadcastAckCallback,
+  BroadcastArgs,
+  DefaultEventsMap,
+  EmitArgs,
+  ErrorOnlyArgs,
+  EventNames,
+  EventsMap,
+  TimedAck,
+  TimedArgs,
+  TimeoutAckCallback,
+} from './event-map.js'
 export { checkEventName, isForbiddenKey } from './event-name.js'
 export type {
   AckPacket,

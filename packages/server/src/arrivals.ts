@@ -1,4 +1,4 @@
-import { CloseReason, type HelloPacket, type Packet, PacketType } from '@parley/protocol'
+import { CloseReason, type EventsMap, type HelloPacket, type Packet, PacketType } from '@parley/protocol'
 import type { Adapter } from './adapter/adapter.js'
 import { type ClaimAnswer, claimMissed } from './adapter/handoff.js'
 import type { AdapterFailures } from './adapter-failures.js'
@@ -22,7 +22,7 @@ import {
 import type { Session } from './session.js'
 import type { Takeover } from './takeover.js'
 import type { Transport } from './transports/transport.js'
-import type { EventsMap, Handshake } from './types.js'
+import type { Handshake } from './types.js'
 import { UnsettledResumes } from './unsettled-resumes.js'
 
 /** What a resume's claim of a session from another node needs from the server. */

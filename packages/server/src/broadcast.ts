@@ -1,7 +1,13 @@
 import {
+  type AckReply,
+  type ArgsWithoutAck,
+  type BroadcastAckCallback,
+  type BroadcastArgs,
   checkEncoded,
   checkEventName,
   ErrorCode,
+  type EventNames,
+  type EventsMap,
   MAX_ACK_ID,
   MAX_TIMER_MS,
   ParleyError,
@@ -18,14 +24,6 @@ import type {
 import { argumentError } from './argument-error.js'
 import { changeRooms, type UnsettledSockets } from './membership.js'
 import { MissingReplies } from './missing-replies.js'
-import type {
-  AckReply,
-  ArgsWithoutAck,
-  BroadcastAckCallback,
-  BroadcastArgs,
-  EventNames,
-  EventsMap,
-} from './types.js'
 
 type Rooms = Room | readonly Room[]
 

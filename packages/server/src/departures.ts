@@ -1,3 +1,4 @@
+import type { EventsMap } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter } from './adapter/adapter.js'
 import type { AdapterFailures } from './adapter-failures.js'
@@ -7,7 +8,6 @@ import { Moves } from './move.js'
 import type { ResolvedOptions } from './options.js'
 import { sameParams } from './route-params.js'
 import type { ServerSocket } from './socket.js'
-import type { EventsMap } from './types.js'
 
 /** What sessions leaving this node need from the server. */
 export interface DeparturesContext<L extends EventsMap, E extends EventsMap, D> {

@@ -1,4 +1,4 @@
-import { type HelloPacket, PacketType } from '@parley/protocol'
+import { type EventsMap, type HelloPacket, PacketType } from '@parley/protocol'
 import { AdapterCallFailed } from './adapter-failures.js'
 import type { Arrivals } from './arrivals.js'
 import { type Ending, endingFor } from './ended-sessions.js'
@@ -18,7 +18,7 @@ import { frozen, Session, type SessionConfig } from './session.js'
 import type { SessionLimit } from './session-limit.js'
 import type { ServerSocket } from './socket.js'
 import { outgoing, type Transport } from './transports/transport.js'
-import type { EventsMap, Handshake } from './types.js'
+import type { Handshake } from './types.js'
 
 /**
  * What answering a HELLO needs from the server: the sessions' shared config, the steps it shares

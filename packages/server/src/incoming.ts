@@ -1,7 +1,6 @@
-import { cutText, ErrorCode } from '@parley/protocol'
+import { type ArgsWithoutAck, cutText, ErrorCode, type EventNames, type EventsMap } from '@parley/protocol'
 import { argumentError } from './argument-error.js'
 import { readKey } from './thrown.js'
-import type { ArgsWithoutAck, EventNames, EventsMap } from './types.js'
 
 /**
  * An incoming event as socket middleware sees it: `[name, ...args]`, without the ack function.

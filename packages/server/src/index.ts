@@ -2,15 +2,27 @@ import { parleyPlugin } from './plugin.js'
 
 // What applications need of the wire, so that nobody depends on @parley/protocol directly.
 export type {
+  AckReply,
+  ArgsWithoutAck,
+  BroadcastAckCallback,
+  BroadcastArgs,
   ClosePacket,
+  DefaultEventsMap,
+  EmitArgs,
+  ErrorOnlyArgs,
   ErrorPacket,
+  EventNames,
   EventsFromSchemas,
+  EventsMap,
   JsonValue,
   PreparedEvent,
   ReplyPacket,
   SchemaType,
   Settle,
   SplitText,
+  TimedAck,
+  TimedArgs,
+  TimeoutAckCallback,
   TransportName,
   TypedArgumentsSchema,
   TypedSchema,
@@ -67,22 +79,7 @@ export type { Refusal } from './refusals.js'
 export { ParleyServer } from './server.js'
 export type { SocketEmitter, TimeoutEmitter } from './socket.js'
 export { ServerSocket } from './socket.js'
-export type {
-  AckReply,
-  ArgsWithoutAck,
-  BroadcastAckCallback,
-  BroadcastArgs,
-  DefaultEventsMap,
-  EmitArgs,
-  ErrorOnlyArgs,
-  EventNames,
-  EventsMap,
-  Handshake,
-  SocketReservedEvents,
-  TimedAck,
-  TimedArgs,
-  TimeoutAckCallback,
-} from './types.js'
+export type { Handshake, SocketReservedEvents } from './types.js'
 export type { EventSchema, EventSchemas } from './validation.js'
 export { parleyPlugin }
 export default parleyPlugin

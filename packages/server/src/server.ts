@@ -1,4 +1,13 @@
-import { CloseReason, type HelloPacket, type Packet, type TransportName } from '@parley/protocol'
+import {
+  type BroadcastArgs,
+  CloseReason,
+  type DefaultEventsMap,
+  type EventNames,
+  type EventsMap,
+  type HelloPacket,
+  type Packet,
+  type TransportName,
+} from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import {
   type Adapter,
@@ -39,7 +48,6 @@ import { ServerSocket, type SocketContext } from './socket.js'
 import { Takeover } from './takeover.js'
 import { shown } from './thrown.js'
 import type { HttpSide, Transport } from './transports/transport.js'
-import type { BroadcastArgs, DefaultEventsMap, EventNames, EventsMap } from './types.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { type EventSchemas, EventValidators } from './validation.js'
 

@@ -1,8 +1,7 @@
-import { CloseReason } from '@parley/protocol'
+import { CloseReason, type EventsMap } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import { within } from './drain.js'
 import type { ServerSocket } from './socket.js'
-import type { EventsMap } from './types.js'
 
 /** What ending the sessions at shutdown needs from the server. */
 export interface ShutdownContext<L extends EventsMap, E extends EventsMap, D> {

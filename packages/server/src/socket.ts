@@ -1,9 +1,16 @@
 import {
+  type AckReply,
   AckTable,
+  type ArgsWithoutAck,
   CloseReason,
   checkEventName,
+  type DefaultEventsMap,
+  type EmitArgs,
   ErrorCode,
+  type ErrorOnlyArgs,
   type ErrorPacket,
+  type EventNames,
+  type EventsMap,
   farAckId,
   type JsonValue,
   type NumberedPacket,
@@ -12,6 +19,7 @@ import {
   type PreparedEvent,
   type ReplyPacket,
   type Settle,
+  type TimedArgs,
   type TransportName,
   type WireValue,
 } from '@parley/protocol'
@@ -52,18 +60,7 @@ import { keptParams, type RouteParams } from './route-params.js'
 import type { IncomingMessage, Session } from './session.js'
 import { roomsEntry, sameRooms } from './tail-rooms.js'
 import { preparedOutgoing } from './transports/transport.js'
-import type {
-  AckReply,
-  ArgsWithoutAck,
-  DefaultEventsMap,
-  EmitArgs,
-  ErrorOnlyArgs,
-  EventNames,
-  EventsMap,
-  Handshake,
-  SocketReservedEvents,
-  TimedArgs,
-} from './types.js'
+import type { Handshake, SocketReservedEvents } from './types.js'
 
 interface EmitFlags {
   volatile?: boolean

@@ -2,6 +2,7 @@ import {
   CloseReason,
   ErrorCode,
   type ErrorPacket,
+  type EventsMap,
   type HelloPacket,
   isAckId,
   ParleyError,
@@ -28,7 +29,7 @@ import { frozen, Session, type SessionConfig } from './session.js'
 import type { ServerSocket } from './socket.js'
 import { splitTail } from './tail-rooms.js'
 import type { Transport } from './transports/transport.js'
-import type { EventsMap, Handshake } from './types.js'
+import type { Handshake } from './types.js'
 
 /**
  * What a takeover needs from the server: the sessions' shared config, its logs and counters, and
