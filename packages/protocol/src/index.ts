@@ -3,6 +3,7 @@ export { AckTable, farAckId, isAckId, MAX_ACK_ID, MAX_TIMER_MS } from './acks.js
 export { fromBase64, toBase64 } from './base64.js'
 export { BinaryKind, hasBinary, isBinary } from './binary.js'
 export { WsCloseCode } from './close-codes.js'
+export { closestName } from './closest-name.js'
 export { cutText } from './cut.js'
 export type { DecodeBatchResult, DecodeOptions, DecodeResult } from './decode.js'
 export { checkEncoded, decodeBatch, decodeFrame, decodeLines, decodeText, isSid } from './decode.js'

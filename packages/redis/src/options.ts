@@ -1,3 +1,5 @@
+import { closestName } from '@parley/protocol'
+
 /**
  * The few calls of a node-redis client (`redis` 6) that the adapter makes. Any client made by
  * `createClient()` fits; the adapter only needs this much of it, so the shape is spelled out
@@ -170,7 +172,13 @@ function resolve(input: unknown): ResolvedRedisOptions {
     throw new RedisAdapterOptionError('options', 'got a Redis client itself: write redisAdapter({ client })')
   }
   for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw new RedisAdapterOptionError(key, 'is not an option of redisAdapter()')
+    if (!known.has(key)) {
+      const meant = closestName(key, known)
+      throw new RedisAdapterOptionError(
+        key,
+        `is not an option of redisAdapter()${meant === undefined ? '' : `: did you mean "${meant}"?`}`,
+      )
+    }
   }
   return {
     client: client(options.client),

@@ -95,6 +95,28 @@ describe('redisAdapter() options', () => {
     expect(error.message).toMatch(message)
   })
 
+  it.each([
+    ['heartbeatIntervl', 'heartbeatInterval'],
+    ['hearbeatInterval', 'heartbeatInterval'],
+    ['requestTimout', 'requestTimeout'],
+    ['RequestTimeout', 'requestTimeout'],
+    ['prefx', 'prefix'],
+    ['adress', 'address'],
+    ['lgo', 'log'],
+  ])('refuses the misspelled %s, with the option it most likely meant (%s)', (given, meant) => {
+    const error = refusal({ client: fakeClient(), [given]: 1 })
+    expect([error.code, error.option, error.message]).toEqual([
+      'PARLEY_INVALID_OPTION',
+      given,
+      `@parley/redis: option "${given}" is not an option of redisAdapter(): did you mean "${meant}"?`,
+    ])
+  })
+
+  it('refuses an unknown option with nothing close by its name alone', () => {
+    const error = refusal({ client: fakeClient(), pubClient: {} })
+    expect(error.message).toBe('@parley/redis: option "pubClient" is not an option of redisAdapter()')
+  })
+
   it.each(UNSHOWABLE)('refuses an option given %s, which no message can show, naming it', (_, make) => {
     for (const name of ['prefix', 'address', 'requestTimeout', 'heartbeatInterval']) {
       const error = refusal({ client: fakeClient(), [name]: make() })

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto'
-import { MAX_TIMER_MS, TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
+import { closestName, MAX_TIMER_MS, TRANSPORTS, type TransportName, WireLimits } from '@parley/protocol'
 import type { AdapterFactory } from './adapter/adapter.js'
 import { isInstance, shown } from './thrown.js'
 
@@ -254,6 +254,15 @@ export class ParleyOptionError extends TypeError {
   }
 }
 
+/**
+ * What an unknown option or key is refused with: its name, and the one it most likely meant
+ * (`closestName`), when one is that close.
+ */
+function unknownName(given: string, names: Iterable<string>, what: string): string {
+  const meant = closestName(given, names)
+  return meant === undefined ? what : `${what}: did you mean "${meant}"?`
+}
+
 // Timers above MAX_TIMER_MS overflow setTimeout's 32-bit delay and would fire at once.
 const MAX_DELAY = MAX_TIMER_MS
 
@@ -274,8 +283,10 @@ function optionObject(name: string, value: unknown, known: object, shape: string
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new ParleyOptionError(name, `must be ${shape}`)
   }
-  const extra = Object.keys(value).filter((k) => !Object.hasOwn(known, k))
-  if (extra.length > 0) throw new ParleyOptionError(name, `has an unknown key "${extra[0]}"`)
+  const extra = Object.keys(value).find((k) => !Object.hasOwn(known, k))
+  if (extra !== undefined) {
+    throw new ParleyOptionError(name, unknownName(extra, Object.keys(known), `has an unknown key "${extra}"`))
+  }
   return value as Record<string, unknown>
 }
 
@@ -346,7 +357,7 @@ function resolve(input: unknown): ResolvedOptions {
   for (const key of Object.keys(options)) {
     // Fastify passes its own plugin options (prefix, logSerializers) through to plugins.
     if (!known.has(key) && !['prefix', 'logSerializers'].includes(key)) {
-      throw new ParleyOptionError(key, 'is not a known option')
+      throw new ParleyOptionError(key, unknownName(key, known, 'is not a known option'))
     }
   }
 
@@ -412,13 +423,14 @@ function resolve(input: unknown): ResolvedOptions {
   const recovery = options.recovery
   if (recovery === false) recoveryWindow = 0
   else if (recovery !== undefined) {
-    if (recovery === null || typeof recovery !== 'object' || Array.isArray(recovery)) {
-      throw new ParleyOptionError('recovery', 'must be false or { window: milliseconds }')
-    }
-    const extra = Object.keys(recovery).filter((k) => k !== 'window')
-    if (extra.length > 0) throw new ParleyOptionError('recovery', `has an unknown key "${extra[0]}"`)
+    const given = optionObject(
+      'recovery',
+      recovery,
+      { window: undefined },
+      'false or { window: milliseconds }',
+    )
     recoveryWindow = integer(
-      { 'recovery.window': (recovery as { window?: unknown }).window },
+      { 'recovery.window': given.window },
       'recovery.window',
       defaults.recoveryWindow,
       1,
@@ -502,8 +514,7 @@ function metricsOption(value: unknown): MetricsRegistry | undefined {
   if (methods.every((m) => typeof (value as Record<string, unknown>)[m] === 'function')) {
     throw new ParleyOptionError('metrics', `${expected}, got the Registry itself: write { registry }`)
   }
-  const extra = Object.keys(value).filter((k) => k !== 'registry')
-  if (extra.length > 0) throw new ParleyOptionError('metrics', `has an unknown key "${extra[0]}"`)
+  optionObject('metrics', value, { registry: undefined }, '{ registry }')
   const registry = (value as { registry?: unknown }).registry
   if (
     registry === null ||
@@ -587,12 +598,8 @@ function compression(
   const value = options[key] ?? byDefault
   if (value === false) return false
   if (value === true) return { threshold: defaults.compressionThreshold }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-    throw new ParleyOptionError(key, 'must be a boolean or { threshold: bytes }')
-  }
-  const extra = Object.keys(value).filter((k) => k !== 'threshold')
-  if (extra.length > 0) throw new ParleyOptionError(key, `has an unknown key "${extra[0]}"`)
+  const given = optionObject(key, value, { threshold: undefined }, 'a boolean or { threshold: bytes }')
   const name = `${key}.threshold`
-  const threshold = integer({ [name]: value.threshold }, name, defaults.compressionThreshold, 0, 2 ** 30)
+  const threshold = integer({ [name]: given.threshold }, name, defaults.compressionThreshold, 0, 2 ** 30)
   return { threshold }
 }

@@ -92,6 +92,37 @@ describe('options', () => {
     expect((error as Error).message).toMatch(why)
   })
 
+  it.each([
+    [{ pingIntervl: 100 }, 'pingIntervl', 'is not a known option: did you mean "pingInterval"?'],
+    [{ PingTimeout: 100 }, 'PingTimeout', 'is not a known option: did you mean "pingTimeout"?'],
+    [{ maxPendingAck: 10 }, 'maxPendingAck', 'is not a known option: did you mean "maxPendingAcks"?'],
+    [{ allowedOrigin: '*' }, 'allowedOrigin', 'is not a known option: did you mean "allowedOrigins"?'],
+    [{ recovery: { windw: 1000 } }, 'recovery', 'has an unknown key "windw": did you mean "window"?'],
+    [{ handoff: { timout: 1000 } }, 'handoff', 'has an unknown key "timout": did you mean "timeout"?'],
+    [
+      { shutdown: { retryAftr: 10 } },
+      'shutdown',
+      'has an unknown key "retryAftr": did you mean "retryAfter"?',
+    ],
+    [
+      { pollingCompression: { treshold: 10 } },
+      'pollingCompression',
+      'has an unknown key "treshold": did you mean "threshold"?',
+    ],
+    [{ forwarding: { cas: [] } }, 'forwarding', 'has an unknown key "cas": did you mean "ca"?'],
+    [{ metrics: { registy: {} } }, 'metrics', 'has an unknown key "registy": did you mean "registry"?'],
+    // Nothing close: the name alone.
+    [{ heartbeat: 100 }, 'heartbeat', 'is not a known option'],
+    [{ recovery: { ttl: 1000 } }, 'recovery', 'has an unknown key "ttl"'],
+  ])(
+    'refuse the misspelled %j naming %s, and the option it most likely meant',
+    async (options, name, why) => {
+      const error = await register(options).catch((e: unknown) => e)
+      expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })
+      expect((error as Error).message).toBe(`@parley/server: option "${name}" ${why}`)
+    },
+  )
+
   it('take the CAs trusted for https:// nodes, as Node reads them', async () => {
     const cert = readFileSync(new URL('./fixtures/node-tls.crt', import.meta.url), 'utf8')
     expect((await register({})).forwarding).toEqual({ ca: undefined })
