@@ -4,6 +4,7 @@ import {
   BINS,
   checkEventName,
   ErrorCode,
+  type EventPacket,
   isCount,
   isForbiddenKey,
   OPEN_FIELDS,
@@ -11,6 +12,7 @@ import {
   type Packet,
   ParleyError,
 } from '@parley/protocol'
+import { named } from './options.js'
 import * as PacketType from './packet-type.js'
 import * as WireLimits from './wire-limits.js'
 
@@ -134,12 +136,22 @@ export function encode(packet: Packet): Encoded {
   } catch (cause) {
     // The walk's own errors (too deep, a forbidden key) as they are; anything else (a BigInt, a
     // toJSON, getter or Proxy trap that throws, a revoked Proxy, on which even `instanceof`
-    // throws) is a value that cannot be sent.
+    // throws) is a value that cannot be sent: an event's names the event, and says why (the
+    // engine's words for a BigInt), where a plain `not JSON` left the application to find which
+    // of its emits, and what in it. A HELLO's auth or a reply has no name: `not JSON` alone (the
+    // session puts `auth: ` before the first).
     let coded = false
     try {
       coded = cause instanceof ParleyError
     } catch {}
-    throw coded ? cause : new ParleyError(ErrorCode.UNSERIALIZABLE, 'not JSON', { cause })
+    const name = (packet as EventPacket).name
+    throw coded
+      ? cause
+      : new ParleyError(
+          ErrorCode.UNSERIALIZABLE,
+          name ? `event "${name}": not JSON (${named(cause, 1)})` : 'not JSON',
+          { cause },
+        )
   }
   if (leaves.length === 0) return { text }
   // Both forms from one serialisation of the arguments: the list of leaves comes last, with the

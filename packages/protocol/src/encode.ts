@@ -1,5 +1,6 @@
 import { toBase64 } from './base64.js'
 import { type BinaryLeaf, extractBinary, hasBinary } from './binary.js'
+import { cutText } from './cut.js'
 import { ErrorCode, ParleyError } from './errors.js'
 import { type EventPacket, type Packet, PacketType, type ReplyPacket, type WireValue } from './packets.js'
 
@@ -11,7 +12,7 @@ const base64Leaf = (leaf: BinaryLeaf): string => toBase64(leaf.bytes)
  * as base64. Throws UNSERIALIZABLE for values JSON cannot carry (BigInt, cycles, too deep).
  */
 export function encodeText(packet: Packet): string {
-  return stringify(toWire(packet, base64Leaf))
+  return stringify(toWire(packet, base64Leaf), nameOf(packet))
 }
 
 /**
@@ -24,7 +25,7 @@ export function encodeTextTelling(packet: Packet): { text: string; binary: boole
   const binary =
     (packet.type === PacketType.EVENT && wire.length === 6) ||
     (packet.type === PacketType.REPLY && wire.length === 5)
-  return { text: stringify(wire), binary }
+  return { text: stringify(wire, nameOf(packet)), binary }
 }
 
 /**
@@ -34,7 +35,7 @@ export function encodeTextTelling(packet: Packet): { text: string; binary: boole
 export function encodeFrame(packet: Packet): string | Uint8Array {
   const attachments: Uint8Array[] = []
   const wire = toWire(packet, (leaf) => attachments.push(leaf.bytes) - 1)
-  const header = stringify(wire)
+  const header = stringify(wire, nameOf(packet))
   if (attachments.length === 0) return header
   return assembleFrame(header, attachments)
 }
@@ -84,7 +85,7 @@ function withArgs(packet: EventPacket | ReplyPacket, ref: LeafRef): unknown[] {
       coded = cause instanceof ParleyError
     } catch {}
     if (coded) throw cause
-    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload cannot be read', { cause })
+    throw unserializable('payload cannot be read', nameOf(packet), cause)
   }
 }
 
@@ -114,11 +115,42 @@ function walkArgs(packet: EventPacket | ReplyPacket, ref: LeafRef): unknown[] {
     : [packet.type, packet.seq, packet.ackId, copy, bins]
 }
 
-function stringify(wire: unknown[]): string {
+/** The name of an event, for messages; undefined for any other packet. */
+function nameOf(packet: Packet): string | undefined {
+  return packet.type === PacketType.EVENT ? packet.name : undefined
+}
+
+/** `wire` as JSON; throws UNSERIALIZABLE, naming the event `name` if it is one. */
+function stringify(wire: unknown[], name?: string): string {
   try {
     return JSON.stringify(wire)
   } catch (cause) {
-    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'payload cannot be serialised to JSON', { cause })
+    throw unserializable('payload cannot be serialised to JSON', name, cause)
+  }
+}
+
+/**
+ * The UNSERIALIZABLE error of a packet whose payload cannot be sent: an event's names the event
+ * and says why (`event "price": payload cannot be serialised to JSON (Do not know how to
+ * serialize a BigInt)`), so that an application with many emits knows which one, and what in
+ * it, without reading `cause`.
+ */
+function unserializable(
+  what: string,
+  name: string | undefined,
+  cause: unknown,
+): ParleyError<typeof ErrorCode.UNSERIALIZABLE> {
+  const message = name === undefined ? what : `event ${JSON.stringify(name)}: ${what} (${reason(cause)})`
+  return new ParleyError(ErrorCode.UNSERIALIZABLE, message, { cause })
+}
+
+/** What a thrown value says, for a message: never throws, at most 200 UTF-16 units. */
+function reason(thrown: unknown): string {
+  try {
+    const said = thrown instanceof Error ? thrown.message : String(thrown)
+    return cutText(said, 200)
+  } catch {
+    return 'it threw when read'
   }
 }
 
@@ -184,8 +216,8 @@ export interface SplitText {
 export function prepareEvent(name: string, args: WireValue[]): PreparedEvent {
   const wire = toWire({ type: PacketType.EVENT, seq: 0, name, args, ackId: 0 }, base64Leaf)
   // wire is [5, 0, name, args, 0] or [5, 0, name, args, 0, bins].
-  const middle = stringify([wire[2], wire[3]]).slice(1, -1)
-  const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[])}` : ''
+  const middle = stringify([wire[2], wire[3]], name).slice(1, -1)
+  const bins = wire.length === 6 ? `,${stringify(wire[5] as unknown[], name)}` : ''
   const head = `[${PacketType.EVENT},`
   // Most copies ask for no reply (ackId 0): everything after their seq is the same text.
   const tailNoReply = `,${middle},0${bins}]`
