@@ -166,10 +166,14 @@ export class Connection {
   #last: TransportName | null = null
   #probe: Transport | undefined
   /**
-   * The transport an attempt (#connect) is opening: close() lets it go (see Transport.leave).
-   * Only while its open() is under way: kept after it (opened, the current transport), it held a
+   * The transport a try of the attempt under way (#connect) opens: close() lets it go (see
+   * Transport.leave). Set once the try's auth is ready, just before its open(), and cleared by
+   * that try's `finally`: never past the try (kept once opened, the current transport, it held a
    * closed transport, its WebSocket and what that held, for as long as the application kept the
-   * socket after disconnect(), and close() left a transport that had already settled.
+   * socket after disconnect()). That `finally` runs after the try's `catch`, where a try the
+   * server's handshake middleware was slow for (reconnection off) waits out the pause before the
+   * next: through that pause it is the transport the `catch` already closed, whose leave() has no
+   * answer left to wait for, while close() ends the pause itself (#drop, #unwait).
    */
   #attempt: Transport | undefined
   /**
