@@ -1,4 +1,5 @@
 // Fallback, upgrade, resume and restart, through a loopback proxy that breaks things on demand.
+import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy, type WsMode } from '../../../test/support/fault-proxy.js'
 import { STABLE_MS } from '../src/fallback.js'
@@ -20,11 +21,8 @@ import {
 
 let server: TestServer | undefined
 let proxy: FaultProxy | undefined
-const timers = new Set<ReturnType<typeof setInterval>>()
 
 afterEach(async () => {
-  for (const t of timers) clearInterval(t)
-  timers.clear()
   closeClients()
   await proxy?.close()
   if (server) await closeServer(server)
@@ -32,22 +30,33 @@ afterEach(async () => {
   proxy = undefined
 })
 
-/** A server that records `count` events and hands out its sockets; a proxy in front of it. */
-async function setup(options: Record<string, unknown> = {}, port = 0) {
+/** A server's setup that records `count` events and hands out its sockets. */
+function recording() {
   const sockets: ServerSocket[] = []
   const received: number[] = []
-  server = await startServer(
-    (app) => {
-      parleyOf(app).on('connection', (socket: ServerSocket) => {
-        sockets.push(socket)
-        socket.on('count', (n: number) => received.push(n))
-      })
-    },
-    options,
-    port,
-  )
+  const serve = (app: FastifyInstance) => {
+    parleyOf(app).on('connection', (socket: ServerSocket) => {
+      sockets.push(socket)
+      socket.on('count', (n: number) => received.push(n))
+    })
+  }
+  return { sockets, received, serve }
+}
+
+/** A server that records `count` events and hands out its sockets; a proxy in front of it. */
+async function setup(options: Record<string, unknown> = {}, port = 0) {
+  const { sockets, received, serve } = recording()
+  server = await startServer(serve, options, port)
   proxy = await startFaultProxy(server.port)
   return { sockets, received }
+}
+
+/** The server `setup` starts, for a test side by side with others: its own (`own`), and its proxy. */
+async function ownSetup(test: ReturnType<typeof own>, options: Record<string, unknown> = {}) {
+  const { sockets, received, serve } = recording()
+  const server = await test.server(serve, options)
+  const proxy = test.later(await startFaultProxy(server.port))
+  return { sockets, received, proxy }
 }
 
 /** A server of the test's own (`own`), and a proxy in front of it: for tests side by side. */
@@ -371,11 +380,15 @@ async function conversation(
     if (i < count) socket.emit('count', i++)
     if (j < count) peer.emit('n', j++)
   }, 5)
-  timers.add(tick)
-  await until(() => i > count / 4, 3000, 'conversation started')
-  await during()
-  await until(() => got.length >= count && received.length >= count, 10_000, 'every message')
-  await new Promise((r) => setTimeout(r, 100))
+  try {
+    await until(() => i > count / 4, 3000, 'conversation started')
+    await during()
+    await until(() => got.length >= count && received.length >= count, 10_000, 'every message')
+    await new Promise((r) => setTimeout(r, 100))
+  } finally {
+    // Its own, not a shared afterEach's: the tests side by side each have a conversation.
+    clearInterval(tick)
+  }
   expect(got).toEqual([...Array(count).keys()])
   expect(received).toEqual([...Array(count).keys()])
 }
@@ -411,9 +424,13 @@ async function steppedDown(story: string[], from: string, to: string, ms: number
 }
 
 describe('moving between transports mid-session', () => {
-  it('steps down to SSE when the WebSocket breaks, losing nothing', async () => {
-    const { sockets, received } = await setup()
-    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 60_000 })
+  // The cases whose bounds are a second or more, which mostly wait on the client's clocks, side
+  // by side, each with its own server and proxy (`ownSetup`); then those with a bound of a few
+  // hundred ms (connectTimeout 300, or the helper's 800) one at a time.
+  it.concurrent('steps down to SSE when the WebSocket breaks, losing nothing', async (context) => {
+    const test = own(context)
+    const { sockets, received, proxy } = await ownSetup(test)
+    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('websocket')
     const switches: unknown[] = []
@@ -421,17 +438,18 @@ describe('moving between transports mid-session', () => {
     socket.on('transport', (...args) => switches.push(args))
     socket.on('disconnect', () => disconnects++)
     await conversation(socket, sockets[0]!, received, 200, () => {
-      proxy!.ws = 'destroy'
-      proxy!.cut('websocket')
+      proxy.ws = 'destroy'
+      proxy.cut('websocket')
     })
     expect(switches).toEqual([['sse', 'websocket', 'downgrade']])
     expect(disconnects).toBe(0)
     expect(socket.recovered).toBe(true)
   })
 
-  it('steps down to SSE, then polling, with long messages in flight, each delivered once and byte for byte', async () => {
-    const { sockets } = await setup()
-    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 60_000 })
+  it.concurrent('steps down to SSE, then polling, with long messages in flight, each delivered once and byte for byte', async (context) => {
+    const test = own(context)
+    const { sockets, proxy } = await ownSetup(test)
+    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('websocket')
     // Long enough that the server keeps them for replay as UTF-8 bytes, in several alphabets.
@@ -443,17 +461,17 @@ describe('moving between transports mid-session', () => {
     await until(() => got.length === 10, 5000, 'the first ten')
     // Ten more go out on the WebSocket as it is cut (in the same tick): the server keeps them,
     // as UTF-8 bytes, until the client resumes on SSE and they come again as text.
-    proxy!.ws = 'destroy'
+    proxy.ws = 'destroy'
     for (let n = 10; n < 20; n++) peer.emit('long', long(n))
-    proxy!.cut('websocket')
+    proxy.cut('websocket')
     await until(() => got.length >= 20, 10_000, 'all twenty')
     expect(socket.transport).toBe('sse')
     // Ten more go out on the event stream (kept as bytes there too) as it is cut and buffered:
     // the client steps down to polling, where what it missed comes again as text.
     const story = told(socket)
-    proxy!.sse = 'buffer'
+    proxy.sse = 'buffer'
     for (let n = 20; n < 30; n++) peer.emit('long', long(n))
-    proxy!.cut('http')
+    proxy.cut('http')
     await steppedDown(story, 'sse', 'polling', 10_000)
     await until(() => got.length >= 30, 10_000, 'all thirty')
     await new Promise((r) => setTimeout(r, 100))
@@ -461,16 +479,17 @@ describe('moving between transports mid-session', () => {
     for (let n = 0; n < 30; n++) expect(got[n] === long(n), `message ${n}`).toBe(true)
   })
 
-  it('steps down from SSE to polling when the stream is cut, losing nothing', async () => {
-    const { sockets, received } = await setup()
-    proxy!.ws = 'reject'
-    const socket = client(proxy!.url, { connectTimeout: 1500, upgradeDelay: 60_000 })
+  it.concurrent('steps down from SSE to polling when the stream is cut, losing nothing', async (context) => {
+    const test = own(context)
+    const { sockets, received, proxy } = await ownSetup(test)
+    proxy.ws = 'reject'
+    const socket = test.client(proxy.url, { connectTimeout: 1500, upgradeDelay: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
     const story = told(socket)
     await conversation(socket, sockets[0]!, received, 200, async () => {
-      proxy!.sse = 'buffer'
-      proxy!.cut('http')
+      proxy.sse = 'buffer'
+      proxy.cut('http')
       // Generous: a loaded machine stretches the resume. So much that polling's HELLO is not
       // answered within connectTimeout, and the step down is heard as a disconnect (see below).
       await steppedDown(story, 'sse', 'polling', 10_000)
@@ -478,10 +497,11 @@ describe('moving between transports mid-session', () => {
     expect(socket.recovered).toBe(true)
   })
 
-  it('is heard as a disconnect when the lesser transport too answers too late, and the session resumes with nothing lost', async () => {
-    const { sockets, received } = await setup()
-    proxy!.ws = 'reject'
-    const socket = client(proxy!.url, { connectTimeout: 1500, upgradeDelay: 60_000 })
+  it.concurrent('is heard as a disconnect when the lesser transport too answers too late, and the session resumes with nothing lost', async (context) => {
+    const test = own(context)
+    const { sockets, received, proxy } = await ownSetup(test)
+    proxy.ws = 'reject'
+    const socket = test.client(proxy.url, { connectTimeout: 1500, upgradeDelay: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
     const story = told(socket)
@@ -489,13 +509,13 @@ describe('moving between transports mid-session', () => {
     socket.on('transport_error', (name, error) => {
       failures.push(`${name} ${error.code}${error.details?.stalled ? ' stalled' : ''}`)
       // Polling's HELLO alone is late, as on a machine slow at that moment.
-      if (name === 'polling') proxy!.hellos = 'pass'
+      if (name === 'polling') proxy.hellos = 'pass'
     })
     await conversation(socket, sockets[0]!, received, 200, async () => {
-      proxy!.sse = 'buffer'
-      proxy!.hellos = 'late'
-      proxy!.lateBy = 2500
-      proxy!.cut('http')
+      proxy.sse = 'buffer'
+      proxy.hellos = 'late'
+      proxy.lateBy = 2500
+      proxy.cut('http')
       await until(() => story.length >= 2, 10_000, 'disconnect, then connect')
     })
     // The resume tried polling (its HELLO taken by the server, its answer later than
@@ -508,24 +528,102 @@ describe('moving between transports mid-session', () => {
       'websocket PARLEY_TRANSPORT_ERROR',
       expect.stringMatching(/^sse PARLEY_HANDSHAKE_TIMEOUT/),
     ])
-    expect(proxy!.lateHellos).toBe(1)
+    expect(proxy.lateHellos).toBe(1)
     expect(story).toEqual(['disconnect transport close', 'connect polling recovered'])
     expect(sockets).toHaveLength(1)
   })
 
-  it('climbs back to WebSocket when it works again, losing nothing', async () => {
-    const { sockets, received } = await setup()
-    proxy!.ws = 'reject'
+  it.concurrent('climbs back to WebSocket when it works again, losing nothing', async (context) => {
+    const test = own(context)
+    const { sockets, received, proxy } = await ownSetup(test)
+    proxy.ws = 'reject'
     // A connect timeout a loaded machine cannot miss: the test is about the climb, not speed.
-    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 150 })
+    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 150 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
     const upgraded = next(socket, 'transport', 5000)
     await conversation(socket, sockets[0]!, received, 200, async () => {
-      proxy!.ws = 'pass'
+      proxy.ws = 'pass'
       expect(await upgraded).toEqual(['websocket', 'sse', 'upgrade'])
     })
     expect(socket.transport).toBe('websocket')
+  })
+
+  it.concurrent('climbs from polling to SSE once the event stream works again, the WebSocket still refused, losing nothing', async (context) => {
+    const test = own(context)
+    const { sockets, received, proxy } = await ownSetup(test)
+    proxy.ws = 'reject'
+    proxy.sse = 'block'
+    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 150 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('polling')
+    // The server restarted, say, while the client tried SSE: it works now. The first probe tries
+    // the WebSocket, refused, then the stream.
+    proxy.sse = 'pass'
+    const upgraded = next(socket, 'transport', 10_000)
+    // The last session: the first, opened on SSE, ended when its stream never came.
+    await conversation(socket, sockets.at(-1)!, received, 200, async () => {
+      expect(await upgraded).toEqual(['sse', 'polling', 'upgrade'])
+    })
+    expect(socket.transport).toBe('sse')
+  })
+
+  it.concurrent('takes an event stream answered 200 with a page (a filter that bans streams) as SSE failing: stays on polling, never climbs onto it', async (context) => {
+    const test = own(context)
+    const { proxy } = await ownSetup(test)
+    proxy.ws = 'reject'
+    proxy.sse = 'page'
+    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 50 })
+    const failures: string[] = []
+    socket.on('transport_error', (name, error) => failures.push(`${name}: ${error.message}`))
+    const climbs: unknown[] = []
+    socket.on('transport', (now) => now !== 'polling' && climbs.push(now))
+    await next(socket, 'connect')
+    // Taken for a stream (its first bytes came), the page ended at once: the client went back
+    // down to polling, and climbed onto it again after every upgradeDelay, for good.
+    expect(socket.transport).toBe('polling')
+    expect(failures).toContain('sse: not an event stream')
+    // Three probes more, each turned away by the page.
+    const streams = proxy.streams
+    await until(() => proxy.streams >= streams + 3, 5000, 'three more probes of the event stream')
+    expect(climbs).toEqual([])
+    // (A probe's handshake moves the session onto it: polling then resumes.)
+    await until(() => socket.transport === 'polling', 5000, 'the session on polling')
+  })
+
+  it.concurrent('takes an event stream whose content type a proxy wrote in other letter case (Text/Event-Stream) for the stream it is', async (context) => {
+    const test = own(context)
+    const { sockets, received, proxy } = await ownSetup(test)
+    proxy.sse = 'recase'
+    const socket = test.client(proxy.url, { transports: ['sse'], connectTimeout: 3000 })
+    const failures: string[] = []
+    socket.on('transport_error', (name, error) => failures.push(`${name}: ${error.message}`))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    expect(failures).toEqual([])
+    // Read as the stream it is: events come down it, in order.
+    await conversation(socket, sockets.at(-1)!, received, 20, () => {})
+  })
+
+  it.concurrent('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async (context) => {
+    const test = own(context)
+    const { proxy } = await ownSetup(test)
+    proxy.ws = 'reject'
+    // Each failed probe doubles the wait before the next: 60, 120, 240, 480, 960, then 1920 ms,
+    // more than the 1500 ms a fresh start is given below.
+    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 60, upgradeDelayMax: 60_000 })
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    // The first connect's upgrade, then five probes, all refused.
+    await until(() => proxy.upgrades >= 6, 10_000, 'five failed probes')
+    socket.disconnect()
+    proxy.ws = 'pass'
+    socket.connect()
+    await next(socket, 'connect')
+    // The remembered transport first.
+    expect(socket.transport).toBe('sse')
+    // A fresh start probes after upgradeDelay, not after the old connection's doubled wait.
+    expect(await next(socket, 'transport', 1500)).toEqual(['websocket', 'sse', 'upgrade'])
   })
 
   it('blames no transport for an upgrade probe whose auth never settles: says so once, then probes WebSocket again, not SSE', async () => {
@@ -601,59 +699,6 @@ describe('moving between transports mid-session', () => {
     expect(socket.transport).toBe('websocket')
   })
 
-  it('climbs from polling to SSE once the event stream works again, the WebSocket still refused, losing nothing', async () => {
-    const { sockets, received } = await setup()
-    proxy!.ws = 'reject'
-    proxy!.sse = 'block'
-    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 150 })
-    await next(socket, 'connect')
-    expect(socket.transport).toBe('polling')
-    // The server restarted, say, while the client tried SSE: it works now. The first probe tries
-    // the WebSocket, refused, then the stream.
-    proxy!.sse = 'pass'
-    const upgraded = next(socket, 'transport', 10_000)
-    // The last session: the first, opened on SSE, ended when its stream never came.
-    await conversation(socket, sockets.at(-1)!, received, 200, async () => {
-      expect(await upgraded).toEqual(['sse', 'polling', 'upgrade'])
-    })
-    expect(socket.transport).toBe('sse')
-  })
-
-  it('takes an event stream answered 200 with a page (a filter that bans streams) as SSE failing: stays on polling, never climbs onto it', async () => {
-    await setup()
-    proxy!.ws = 'reject'
-    proxy!.sse = 'page'
-    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 50 })
-    const failures: string[] = []
-    socket.on('transport_error', (name, error) => failures.push(`${name}: ${error.message}`))
-    const climbs: unknown[] = []
-    socket.on('transport', (now) => now !== 'polling' && climbs.push(now))
-    await next(socket, 'connect')
-    // Taken for a stream (its first bytes came), the page ended at once: the client went back
-    // down to polling, and climbed onto it again after every upgradeDelay, for good.
-    expect(socket.transport).toBe('polling')
-    expect(failures).toContain('sse: not an event stream')
-    // Three probes more, each turned away by the page.
-    const streams = proxy!.streams
-    await until(() => proxy!.streams >= streams + 3, 5000, 'three more probes of the event stream')
-    expect(climbs).toEqual([])
-    // (A probe's handshake moves the session onto it: polling then resumes.)
-    await until(() => socket.transport === 'polling', 5000, 'the session on polling')
-  })
-
-  it('takes an event stream whose content type a proxy wrote in other letter case (Text/Event-Stream) for the stream it is', async () => {
-    const { sockets, received } = await setup()
-    proxy!.sse = 'recase'
-    const socket = client(proxy!.url, { transports: ['sse'], connectTimeout: 3000 })
-    const failures: string[] = []
-    socket.on('transport_error', (name, error) => failures.push(`${name}: ${error.message}`))
-    await next(socket, 'connect')
-    expect(socket.transport).toBe('sse')
-    expect(failures).toEqual([])
-    // Read as the stream it is: events come down it, in order.
-    await conversation(socket, sockets.at(-1)!, received, 20, () => {})
-  })
-
   it('a probe the server took that then fails, and a resume that finds nothing: disconnect says transport close, not the reason of an older loss', async () => {
     await setup()
     proxy!.ws = 'reject'
@@ -681,26 +726,6 @@ describe('moving between transports mid-session', () => {
     proxy!.cut('all')
     await until(() => reasons.length > 0, 5000, 'the session down')
     expect(reasons).toEqual(['transport close'])
-  })
-
-  it('probes after upgradeDelay again once connect() starts anew, whatever the probes before it did', async () => {
-    await setup()
-    proxy!.ws = 'reject'
-    // Each failed probe doubles the wait before the next: 60, 120, 240, 480, 960, then 1920 ms,
-    // more than the 1500 ms a fresh start is given below.
-    const socket = client(proxy!.url, { connectTimeout: 3000, upgradeDelay: 60, upgradeDelayMax: 60_000 })
-    await next(socket, 'connect')
-    expect(socket.transport).toBe('sse')
-    // The first connect's upgrade, then five probes, all refused.
-    await until(() => proxy!.upgrades >= 6, 10_000, 'five failed probes')
-    socket.disconnect()
-    proxy!.ws = 'pass'
-    socket.connect()
-    await next(socket, 'connect')
-    // The remembered transport first.
-    expect(socket.transport).toBe('sse')
-    // A fresh start probes after upgradeDelay, not after the old connection's doubled wait.
-    expect(await next(socket, 'transport', 1500)).toEqual(['websocket', 'sse', 'upgrade'])
   })
 
   it('resumes after a network cut and gets what the server sent meanwhile, once, in order', async () => {
