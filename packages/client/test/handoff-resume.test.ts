@@ -160,10 +160,11 @@ async function connectedBeforeHandoff(
     reconnectionDelay = 500,
     randomization = 1,
     faulty = false,
+    handoffTimeout = 7000,
   } = {},
 ) {
   const cluster = new Cluster({ handoff: true })
-  const options: ParleyServerOptions = { handoff: { timeout: 7000, retrySpread: 0 } }
+  const options: ParleyServerOptions = { handoff: { timeout: handoffTimeout, retrySpread: 0 } }
   const a = await startServer({ adapter: cluster.adapter('a'), ...options }, undefined, {
     return503OnClosing: false,
   })
@@ -255,7 +256,11 @@ describe('a WebSocket resume after a handoff', () => {
   })
 
   it('is patient too when the application calls disconnect() then connect() meanwhile', async () => {
-    const { c, said, lateUpgrades, handOff } = await connectedBeforeHandoff()
+    // The session handed off is never claimed (its client left it): the drain waits out its
+    // handoff timeout, which need only outlast the test's own waits, not the default 7 s.
+    const { c, said, lateUpgrades, handOff } = await connectedBeforeHandoff(undefined, {
+      handoffTimeout: 3000,
+    })
     const drained = handOff()
     // The resume's upgrade is under way, held by the busy node: the application starts anew.
     await until(() => lateUpgrades() === 1, CONNECT_TIMEOUT, 'the resume to reach the busy node')
