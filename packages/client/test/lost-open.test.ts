@@ -3,17 +3,14 @@
 // HELLO again and gets a second session; the first must not live on through the heartbeat and
 // the recovery window, nor may a client whose first GET is slow lose its own. Real client, real
 // server, and a proxy that cuts the answer to the first HELLO.
+//
+// Each case waits seconds on the server's bound, and little else: the four run side by side
+// (`describe.concurrent`), each with its own server, proxy and client, closed when it finishes
+// (`own` in helpers.ts: no shared afterEach).
 import http from 'node:http'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
-
-let proxy: FaultProxy | undefined
-afterEach(async () => {
-  await proxy?.close()
-  proxy = undefined
-  await closeAll()
-})
+import { describe, expect, it } from 'vitest'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { next, own, parleyOf, type ServerSocket, until } from './helpers.js'
 
 const SERVER_OPTIONS = { pingInterval: 2000, pingTimeout: 1000, handshakeTimeout: 1000 }
 /**
@@ -24,10 +21,10 @@ const SERVER_OPTIONS = { pingInterval: 2000, pingTimeout: 1000, handshakeTimeout
 const BOUND = SERVER_OPTIONS.handshakeTimeout + SERVER_OPTIONS.pingInterval + SERVER_OPTIONS.pingTimeout
 
 /** A server that records every socket it opens and why each ended. */
-async function recordingServer() {
+async function recordingServer(test: ReturnType<typeof own>) {
   const sockets: ServerSocket[] = []
   const ended = new Map<string, string>()
-  const server = await startServer((app) => {
+  const server = await test.server((app) => {
     parleyOf(app).on('connection', (socket) => {
       sockets.push(socket)
       socket.on('disconnect', ((reason: string) => ended.set(socket.id, reason)) as (
@@ -54,17 +51,17 @@ function lostHello(port: number, kind: 'sse' | 'poll'): Promise<void> {
   })
 }
 
-describe.each([
+describe.concurrent.each([
   ['sse', 'sse'],
   ['polling', 'poll'],
 ] as const)('a new session over %s whose client never got its OPEN', (transport, segment) => {
-  it('ends within handshakeTimeout + pingInterval + pingTimeout, and the application hears one lasting connection for the client', async () => {
-    const { server, sockets, ended } = await recordingServer()
-    proxy = await startFaultProxy(server.port)
-    const p = proxy
+  it('ends within handshakeTimeout + pingInterval + pingTimeout, and the application hears one lasting connection for the client', async (context) => {
+    const test = own(context)
+    const { server, sockets, ended } = await recordingServer(test)
+    const p = test.later(await startFaultProxy(server.port))
     // The first HELLO reaches the server, its answer is cut; the client's next one passes.
     p.hellos = 'cut'
-    const socket = client(p.url, {
+    const socket = test.client(p.url, {
       transports: [transport],
       // The first HELLO must end by the proxy's cut, not by the client's own limit (800 ms in
       // these tests): a loaded machine's first answer took 900 ms, and the client, which had
@@ -90,10 +87,11 @@ describe.each([
     expect(sockets).toHaveLength(2)
   })
 
-  it('keeps the session of a client whose first GET comes late, within the bound', async () => {
-    const { server, sockets, ended } = await recordingServer()
+  it('keeps the session of a client whose first GET comes late, within the bound', async (context) => {
+    const test = own(context)
+    const { server, sockets, ended } = await recordingServer(test)
     let delayed = 0
-    const socket = client(server.url, {
+    const socket = test.client(server.url, {
       transports: [transport],
       connectTimeout: 5000,
       // The first GET (the downstream) goes a third of the bound after the OPEN.
