@@ -1,7 +1,7 @@
 import { cutText } from '@parley/protocol'
 import { type EndedSession, MAX_ENDED_SESSIONS } from '@parley/server'
 import type { Commands } from './commands.js'
-import { asText } from './send.js'
+import { asText, codeOf } from './send.js'
 import { sidHash } from './sessions.js'
 import type { Warnings } from './warnings.js'
 import { packEnded, parseEnded } from './wire.js'
@@ -45,7 +45,9 @@ export const MAX_ENDED_RECORDS: number = MAX_ENDED_SESSIONS
  * command unanswered for `requestTimeout`, neither is sent (see `Commands`); the write is not
  * made again (the record would come late, and the node that ended the session still answers
  * a resume that reaches it), and a failed read resolves as nothing known, with a warning: the
- * resume gets a new session, as it did before the records were shared.
+ * resume gets a new session, as it did before the records were shared. Behind a burst on this
+ * node (`MAX_UNANSWERED_COMMANDS` unanswered, Redis answering), both wait their turn, bounded
+ * (see `Commands.sendInTurn`); one given up all the same is warned with its `code`.
  */
 export class EndedRecords {
   /** When each record Redis took from this node expires, oldest first (see `LiveCount`). */
@@ -87,7 +89,10 @@ export class EndedRecords {
       return
     }
     this.#sending++
-    this.commands.send(['SET', this.key(sid), text, 'PX', String(ms)]).then(
+    // In turn behind a burst on this node (see `Commands.sendInTurn`): a burst of ends, or of
+    // broadcasts as a session ends, would otherwise give the record up, and a resume of the
+    // session that reaches another node would get a new session instead of its CLOSE.
+    this.commands.sendInTurn(['SET', this.key(sid), text, 'PX', String(ms)]).then(
       () => {
         this.#sending--
         // Counted from the answer, which comes after Redis set the key's expiry: never before it.
@@ -100,7 +105,7 @@ export class EndedRecords {
           this.warnings.warn(
             'ended-record',
             'could not keep how a session ended; a resume of it that reaches another node gets a new session',
-            { err },
+            { code: codeOf(err), err },
           )
       },
     )
@@ -114,12 +119,14 @@ export class EndedRecords {
   async read(sid: string): Promise<EndedSession | undefined> {
     let reply: unknown
     try {
-      reply = await this.commands.send(['GET', this.key(sid)])
+      // In turn behind a burst on this node, as the owner look-up before it: refused for it, the
+      // resume would get a new session instead of its CLOSE.
+      reply = await this.commands.sendInTurn(['GET', this.key(sid)])
     } catch (err) {
       this.warnings.warn(
         'ended-lookup',
         'could not read how a resumed session ended; the resume got a new session',
-        { err },
+        { code: codeOf(err), err },
       )
       return undefined
     }

@@ -162,3 +162,13 @@ export function settleable(): { promise: Promise<void>; resolve: () => void } {
   })
   return { promise, resolve }
 }
+
+/**
+ * The `code` of what a command failed with (one of this file's errors, or a client's own coded
+ * error), for the warning that gives it up: an operator tells a burst (`PARLEY_REDIS_BUSY`) from
+ * a Redis away or slow (`PARLEY_REDIS_UNREACHABLE`) or refusing (`PARLEY_REDIS_REFUSED`).
+ */
+export function codeOf(err: unknown): string | undefined {
+  if (err === null || typeof err !== 'object' || !('code' in err)) return undefined
+  return typeof err.code === 'string' ? err.code : undefined
+}

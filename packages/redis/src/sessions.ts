@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Commands } from './commands.js'
-import { asText } from './send.js'
+import { asText, codeOf } from './send.js'
 import type { Warnings } from './warnings.js'
 import { packParams, unpackParams } from './wire.js'
 
@@ -378,10 +378,4 @@ export class SessionOwners {
     this.#stale = true
     if (!this.#owned.has(key) && !this.#handedOff.has(key)) this.#ended.add(key)
   }
-}
-
-/** The `code` of what a record's write failed with (see send.ts), for its warning. */
-function codeOf(err: unknown): string | undefined {
-  if (err === null || typeof err !== 'object' || !('code' in err)) return undefined
-  return typeof err.code === 'string' ? err.code : undefined
 }

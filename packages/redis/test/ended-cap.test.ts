@@ -21,13 +21,12 @@ const ending = {
 /** Records over a Redis that answers every SET on the next turn; the keys it was sent, in order. */
 function records() {
   const sets: string[] = []
-  const commands = {
-    client: { isReady: true },
-    send: async (args: string[]) => {
-      if (args[0] === 'SET') sets.push(args[1]!)
-      return 'OK'
-    },
-  } as unknown as Commands
+  const send = async (args: string[]) => {
+    if (args[0] === 'SET') sets.push(args[1]!)
+    return 'OK'
+  }
+  // No burst here: a command in turn goes at once, as `send`.
+  const commands = { client: { isReady: true }, send, sendInTurn: send } as unknown as Commands
   const lines: string[] = []
   const warnings = new Warnings({ warn: (_details, message) => lines.push(message) })
   return { ended: new EndedRecords(commands, 'p', warnings), sets, lines }

@@ -5,11 +5,12 @@
 // round-robin balancer, the real client on long-polling, a real Redis that holds the writes for
 // a moment, so that the burst is in flight at once.
 import { connect } from '@parley/client'
-import { MAX_QUEUED_COMMANDS, MAX_UNANSWERED_COMMANDS, RedisErrorCode } from '@parley/redis'
+import { MAX_QUEUED_COMMANDS, RedisErrorCode } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { until, within } from '../../server/test/helpers.js'
+import { burstOn } from './burst.js'
 import { HEARTBEAT, Nodes, redisSuite } from './nodes.js'
 import { rawRedis } from './raw-redis.js'
 
@@ -62,8 +63,7 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
     // Redis holds every write (PUBLISH too) until the test lets it go, and node A broadcasts a
     // burst meanwhile: its connection has MAX_UNANSWERED_COMMANDS commands in flight when the
     // client's session opens there. Reads go on: node B can look sessions up.
-    await raw.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE'])
-    for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) a!.app.parley.to('nobody').emit('burst', i)
+    await burstOn(raw, a!, PAUSE_MS)
     const client = connect(proxy.url, { transports: ['polling'], reconnectionDelay: 50 })
     const lost: unknown[] = []
     client.on('disconnect', (reason) => lost.push(reason))
@@ -97,9 +97,8 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
     nodes = new Nodes()
     const [a, b] = await nodes.cluster(suite.redis.url, 2)
     const raw = await rawRedis(suite.redis.url, cleanups)
-    await raw.sendCommand(['CLIENT', 'PAUSE', String(PAUSE_MS), 'WRITE'])
     try {
-      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) a!.app.parley.to('nobody').emit('burst', i)
+      await burstOn(raw, a!, PAUSE_MS)
       // The sessions' opening, as node A's server tells its adapter of each (no route parameters:
       // one command each), one more than wait their turn.
       const sids = Array.from({ length: MAX_QUEUED_COMMANDS + 1 }, (_, i) => `sid-burst-${i}`)
@@ -154,8 +153,7 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
       // Redis holds the writes for a moment, and node B broadcasts a burst meanwhile: its
       // connection has MAX_UNANSWERED_COMMANDS commands in flight when the client's next
       // request reaches it, and B must look up where the session lives.
-      await raw.sendCommand(['CLIENT', 'PAUSE', String(LOOKUP_PAUSE_MS), 'WRITE'])
-      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) b!.app.parley.to('nobody').emit('burst', i)
+      await burstOn(raw, b!, LOOKUP_PAUSE_MS)
       proxy.avoid.clear()
       proxy.avoid.add(0)
       expect(await within(client.timeout(5000).emitWithAck('n', 1), 6000, 'the ack through node B')).toBe(1)
