@@ -87,8 +87,12 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
   const hookLimit = app.initialConfig.pluginTimeout ?? 0
   let server: ParleyServer
-  // What `mount` undoes of its work on the HTTP server if a later step of it throws.
+  // What `mount` undoes of its work on the HTTP server if a later step of it throws, or the boot
+  // fails after Parley's onReady hook.
   const undo: (() => void)[] = []
+  // Whether the instance's boot reached Parley's onReady hook and has not failed since: only from
+  // then on does it serve on the HTTP server (see `mount`).
+  const boot: Boot = { reached: false, steps: [] }
   try {
     if (options.metricsRegistry) {
       // Read at scrape time, by which point `server` is set.
@@ -109,7 +113,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
       made?.metrics ?? noMetrics,
       hookLimit,
     )
-    await mount(app, server, options, rawOptions, hookLimit, upgrades, reading, undo)
+    await mount(app, server, options, rawOptions, hookLimit, upgrades, reading, undo, boot)
   } catch (err) {
     // Refused (the metrics' names, the adapter, the handoff's timeout) or failed after (a route
     // of the application's where Parley's go): the registry is left as it was given, and the
@@ -121,29 +125,39 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
     for (const step of undo) step()
     throw err
   }
-  if (upgrades) {
-    // A successor of the instances closing at this path once the instance is ready: not at this
-    // hook, which runs before those of the contexts registered after Parley's. A boot that fails
-    // after it gives the path back at once (see `UpgradeClaim`), and takes Parley's listeners off
-    // the server as a failed registration does: the application need not close the instance, and
-    // they would keep the upgrades nobody takes now from being refused, and the instance closing
-    // before it from ending the server's connections. Not awaited: the boot waits for this hook.
-    // Watched before `booting`, whose refusal (a second instance at the path, ready meanwhile)
-    // fails the boot too: the listeners come off then as well.
-    app.addHook('onReady', async () => {
-      void bootOutcome(app).then(
-        () => upgrades.booted(),
-        () => {
-          upgrades.bootFailed()
-          for (const step of undo) step()
-        },
-      )
-      upgrades.booting()
-    })
-    app.addHook('onClose', async () => upgrades.release())
-  }
+  // A successor of the instances closing at this path once the instance is ready: not at this
+  // hook, which runs before those of the contexts registered after Parley's. A boot that fails
+  // after it gives the path back at once (see `UpgradeClaim`), and takes Parley's listeners off
+  // the server, and its share of it, as a failed registration does: the application need not
+  // close the instance, and they would keep the upgrades nobody takes now from being refused, and
+  // the instance closing before it from ending the server's connections. Not awaited: the boot
+  // waits for this hook. Watched before `booting`, whose refusal (a second instance at the path,
+  // ready meanwhile) fails the boot too: the listeners come off then as well.
+  app.addHook('onReady', async () => {
+    void bootOutcome(app).then(
+      () => upgrades?.booted(),
+      () => {
+        boot.reached = false
+        upgrades?.bootFailed()
+        for (const step of undo) step()
+      },
+    )
+    upgrades?.booting()
+    boot.reached = true
+    for (const step of boot.steps) step()
+  })
+  if (upgrades) app.addHook('onClose', async () => upgrades.release())
   // Left in the registry for a last scrape, and taken over by the next server made with it.
   if (made) app.addHook('onClose', async () => made.retire())
+}
+
+/**
+ * How far the boot of the instance Parley is registered in has come: whether it reached Parley's
+ * onReady hook (and has not failed since), and what is done then.
+ */
+interface Boot {
+  reached: boolean
+  readonly steps: (() => void)[]
 }
 
 /** `server` at work in `app`: its decorator, its hooks at close, its routes and its 404s. */
@@ -156,6 +170,7 @@ async function mount(
   upgrades: UpgradeClaim | undefined,
   reading: RouterReading,
   undo: (() => void)[],
+  boot: Boot,
 ): Promise<void> {
   // Its own logs of refused origins and versions: the routes' close with the server, before the
   // last answers.
@@ -181,8 +196,16 @@ async function mount(
   const idle = new IdleConnections(app.server)
   const http2Sessions = new Http2Sessions(app.server)
   // Another mount point on the same HTTP server may outlive this one: of this instance, its close
-  // hook after this one's, or of another instance (serverFactory).
-  const leaveServer = shareServer(app.server)
+  // hook after this one's, or of another instance (serverFactory). Only once its instance's boot
+  // reached Parley: one whose boot failed before (a plugin registered after Parley threw), which
+  // Parley never hears of, serves nobody, and the last instance closing ends the server's
+  // connections as if it had never come; one still booting then takes fresh tracking of them
+  // when its boot comes this far.
+  const leaveServer = shareServer(app.server, () => boot.reached)
+  boot.steps.push(
+    () => idle.booting(),
+    () => http2Sessions.booting(),
+  )
   // Also where the preClose hook below never ran (the registration failed after this point).
   // Their listeners come off the server once the instance has closed, the last one's too: it
   // ended the server's connections at its close (below) and would go on refusing every new one,

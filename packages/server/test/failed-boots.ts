@@ -39,9 +39,3 @@ export const FAILED_BOOTS: [string, (app: FastifyInstance) => Promise<void>][] =
     },
   ],
 ]
-
-/**
- * Those that fail the boot after Parley's own onReady hook ran: Parley hears of them, and gives
- * back what it took on the server at once. Of the first, nothing tells it.
- */
-export const FAILED_BOOTS_HEARD = FAILED_BOOTS.slice(1)

@@ -12,7 +12,7 @@ import parley, { type ParleyServerOptions } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { BOOT_FAILS, FAILED_BOOTS, FAILED_BOOTS_HEARD } from './failed-boots.js'
+import { BOOT_FAILS, FAILED_BOOTS } from './failed-boots.js'
 import { gate } from './gate.js'
 import { holding } from './held-events.js'
 import { until, within } from './helpers.js'
@@ -137,28 +137,29 @@ describe.each(FAILED_BOOTS)('a restart after one whose boot failed, never closed
   })
 })
 
-describe.each(FAILED_BOOTS_HEARD)(
-  'a restart whose boot failed after Parley heard of it, never closed: %s',
-  (_, fail) => {
-    it('leaves the old one, closing, to end its idle kept-alive connections as the last on the server', async () => {
-      const shared = await restartableServer(true)
-      const olds = holding()
-      const old = await shared.make('old', olds.onConnection, (app) => app.get('/quick', async () => 'quick'))
-      shared.serve(old)
-      // An idle kept-alive connection of the old instance's.
-      const connection = await RawHttp.open(shared.port)
-      onTestFinished(() => connection.destroy())
-      connection.write(head('GET', '/quick'))
-      expect((await connection.answer()).status).toBe(200)
-      const { client } = await shared.connect('polling')
-      const { closing } = await beginHeldClose(old, olds, client, 'the old instance')
-      await failedRestart(shared, fail)
-      olds.release()
-      await within(closing, 5000, 'the old instance to close')
-      await within(connection.closed, 3000, "the idle connection to end with the old instance's close")
-    })
-  },
-)
+// Where Parley's onReady hook never ran (a plugin that threw at its registration), nothing tells
+// Parley the boot failed: the failed instance counted among those serving on the server, and the
+// old one left the idle connection to it, open until Node's keep-alive timeout. An instance counts
+// there only once its boot reached Parley.
+describe.each(FAILED_BOOTS)('a restart whose boot failed, never closed: %s', (_, fail) => {
+  it('leaves the old one, closing, to end its idle kept-alive connections as the last on the server', async () => {
+    const shared = await restartableServer(true)
+    const olds = holding()
+    const old = await shared.make('old', olds.onConnection, (app) => app.get('/quick', async () => 'quick'))
+    shared.serve(old)
+    // An idle kept-alive connection of the old instance's.
+    const connection = await RawHttp.open(shared.port)
+    onTestFinished(() => connection.destroy())
+    connection.write(head('GET', '/quick'))
+    expect((await connection.answer()).status).toBe(200)
+    const { client } = await shared.connect('polling')
+    const { closing } = await beginHeldClose(old, olds, client, 'the old instance')
+    await failedRestart(shared, fail)
+    olds.release()
+    await within(closing, 5000, 'the old instance to close')
+    await within(connection.closed, 3000, "the idle connection to end with the old instance's close")
+  })
+})
 
 describe('a second instance at the path, registered while the first booted, whose boot fails as the first becomes ready', () => {
   it('gives back what it took on the server: the first ends its idle kept-alive connections at its close', async () => {

@@ -33,8 +33,11 @@ import { seesEverything, takeOff } from './takeovers.js'
  * Node's keep-alive timeout. Each is ended once its last answer is out.
  */
 export class Http2Sessions {
-  /** What the server holds, known to every mount point on it (see `ServerConnections`). */
-  readonly #known: ServerConnections | undefined
+  /**
+   * What the server holds, known to every mount point on it (see `ServerConnections`): another
+   * one from `booting()` on, where the one it joined began to close meanwhile.
+   */
+  #known: ServerConnections | undefined
   /** The server's connections as known before, when this one's took their place (see `knownOn`). */
   #replaced: ServerConnections | undefined
   readonly #server: EventEmitter | undefined
@@ -55,49 +58,54 @@ export class Http2Sessions {
       server.on(event, listener)
       this.#attached.push([server, event, listener])
     }
-    const { sessions, streams } = known
+    // The listeners read what is known at each call, not what was at the moment they were made:
+    // `booting()` may take another.
+    const now = (): ServerConnections => this.#known ?? known
     on('session', (session: Http2Session) => {
+      const current = now()
       if (this.#closing) {
         // Unless an instance registered on the server since serves it (see `superseded`).
-        if (!superseded(server, known)) session.close()
+        if (!superseded(server, current)) session.close()
         return
       }
       // Every mount point on the server hears it: the first one counts it for all.
-      if (sessions.has(session)) return
-      sessions.add(session)
-      session.once('close', known.sessionClosed)
+      if (current.sessions.has(session)) return
+      current.sessions.add(session)
+      session.once('close', current.sessionClosed)
     })
     on('stream', (stream: ServerHttp2Stream) => {
-      if (streams.has(stream)) return
-      streams.add(stream)
-      stream.once('close', known.streamClosed)
+      const current = now()
+      if (current.streams.has(stream)) return
+      current.streams.add(stream)
+      stream.once('close', current.streamClosed)
     })
     // Over TLS only: h2c takes no HTTP/1.1. An h2 connection is a session (above).
-    const unused = known.unused
     on('secureConnection', (socket: TLSSocket) => {
       if (socket.alpnProtocol === 'h2') return
+      const current = now()
       if (this.#closing) {
-        if (!superseded(server, known)) socket.destroy()
+        if (!superseded(server, current)) socket.destroy()
         return
       }
-      unused.add(socket)
-      if (unused.size >= known.sweepAt) sweep(known)
+      current.unused.add(socket)
+      if (current.unused.size >= current.sweepAt) sweep(current)
     })
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
       if (req.httpVersionMajor !== 1) return
+      const current = now()
       const socket = req.socket as TLSSocket
-      unused.delete(socket)
+      current.unused.delete(socket)
       // Every mount point on the server hears it: the first one counts it for all; not one whose
       // close the server has outlived: the instance registered since counts it.
-      if (res.listeners('close').includes(known.responseClosed) || superseded(server, known)) return
+      if (res.listeners('close').includes(current.responseClosed) || superseded(server, current)) return
       // Node gives a response its connection at once, unless another one is under way there
       // (pipelining): this one then waits behind it.
-      if (res.socket === null) known.queued.set(socket, (known.queued.get(socket) ?? 0) + 1)
-      res.on('close', known.responseClosed)
+      if (res.socket === null) current.queued.set(socket, (current.queued.get(socket) ?? 0) + 1)
+      res.on('close', current.responseClosed)
     }
     // The listeners' stream, not `req.socket`, which an injected upgrade lacks (see IdleConnections).
     const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
-      unused.delete(socket as TLSSocket)
+      now().unused.delete(socket as TLSSocket)
       // An upgrade refused within the event (Fastify's 503 at close) leaves its connection to
       // nobody: see `endIfRefused`. Every 'upgrade' listener has run by then.
       queueMicrotask(() => endIfRefused(socket))
@@ -107,6 +115,40 @@ export class Http2Sessions {
     // They see every request and upgrade, those a closing mount point answers too.
     seesEverything(onRequest)
     seesEverything(onUpgrade)
+  }
+
+  /**
+   * Its Fastify instance's boot reached Parley: where what it joined at its registration began to
+   * close meanwhile, it takes a fresh one, with the sessions and connections that came since, as
+   * `IdleConnections.booting` does.
+   */
+  booting(): void {
+    const server = this.#server
+    const known = this.#known
+    if (!server || !known?.closing) return
+    known.mounts.delete(this)
+    const fresh = knownOn(server)
+    for (const socket of known.unused) if (!socket.destroyed) fresh.unused.add(socket)
+    known.unused.clear()
+    // Those that came since (the closing one closes each that comes while it is attached), each
+    // with its `close` listener moved to what is known now.
+    for (const session of known.sessions) {
+      session.off('close', known.sessionClosed)
+      if (session.closed) continue
+      fresh.sessions.add(session)
+      session.once('close', fresh.sessionClosed)
+    }
+    known.sessions.clear()
+    for (const stream of known.streams) {
+      stream.off('close', known.streamClosed)
+      if (stream.closed) continue
+      fresh.streams.add(stream)
+      stream.once('close', fresh.streamClosed)
+    }
+    known.streams.clear()
+    fresh.mounts.add(this)
+    this.#known = fresh
+    this.#replaced = known
   }
 
   /** Takes its listeners off the server, which another Fastify instance still serves on (see `IdleConnections.detach`). */

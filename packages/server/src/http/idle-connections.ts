@@ -26,8 +26,11 @@ import { seesEverything, takeOff } from './takeovers.js'
  * begun: the connection is let go here, not in a close hook.
  */
 export class IdleConnections {
-  /** What the server's connections and responses are known to be, the server's (see `trackedOn`). */
-  readonly #tracked: Tracked | undefined
+  /**
+   * What the server's connections and responses are known to be, the server's (see `trackedOn`):
+   * another one from `booting()` on, where the one it joined began to close meanwhile.
+   */
+  #tracked: Tracked | undefined
   readonly #server: HttpServer | HttpsServer | undefined
   /** Every listener it put on the server, by event, for `detach()`. */
   readonly #attached: [string, Parameters<HttpServer['off']>[1]][] = []
@@ -46,39 +49,42 @@ export class IdleConnections {
     const tracked = trackedOn(server)
     this.#tracked = tracked
     if (tracked !== before) this.#replaced = before
-    const unused = tracked.unused
     // Over TLS a request's socket is the TLS socket, which 'secureConnection' hands out.
     const accepted = server instanceof HttpsServer ? 'secureConnection' : 'connection'
+    // The listeners read the tracking at each call, not the one of the moment they were made:
+    // `booting()` may take another.
+    const now = (): Tracked => this.#tracked ?? tracked
     // Nothing is put on the connection: Node keeps one `close` listener of its own on it and
     // adds a second for each response; a third of Parley's would make Node's list of them an
     // array of some twenty places, 150 bytes more for as long as the connection lasts (an SSE
     // client holds two, a polling client one).
     const onAccepted = (socket: Socket) => {
+      const current = now()
       if (this.#closing) {
         // Unless an instance registered on the server since serves it (see `superseded`).
-        if (!superseded(server, tracked)) socket.destroy()
+        if (!superseded(server, current)) socket.destroy()
         return
       }
-      unused.add(socket)
-      if (unused.size >= tracked.sweepAt) sweep(tracked)
+      current.unused.add(socket)
+      if (current.unused.size >= current.sweepAt) sweep(current)
     }
-    const { queued, counters } = tracked
-    counters.add(this)
+    tracked.counters.add(this)
     const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+      const current = now()
       const socket = req.socket
-      unused.delete(socket)
+      current.unused.delete(socket)
       // Each response counted once, by the first mount point's tracking still on the server; not
       // by one whose close the server has outlived: those of the instance registered since count it.
-      if (counters.values().next().value !== this || superseded(server, tracked)) return
+      if (current.counters.values().next().value !== this || superseded(server, current)) return
       // Node gives a response its connection at once, unless another response is under way
       // there: this one then waits behind it.
-      if (res.socket === null) queued.set(socket, (queued.get(socket) ?? 0) + 1)
-      res.on('close', tracked.responseClosed)
+      if (res.socket === null) current.queued.set(socket, (current.queued.get(socket) ?? 0) + 1)
+      res.on('close', current.responseClosed)
     }
     // The stream the listeners are given, not `req.socket`: an upgrade that `app.injectWS`
     // (@fastify/websocket) makes has a request without a socket, and a duplex stand-in here.
     const onUpgrade = (_req: IncomingMessage, socket: Duplex) => {
-      if (socket instanceof Socket) unused.delete(socket)
+      if (socket instanceof Socket) now().unused.delete(socket)
       // Every 'upgrade' listener has run by then: they are called one after the other, at once.
       queueMicrotask(() => endIfRefused(socket))
     }
@@ -89,6 +95,28 @@ export class IdleConnections {
     // They see every request and upgrade, those a closing mount point answers too.
     seesEverything(onRequest)
     seesEverything(onUpgrade)
+  }
+
+  /**
+   * Its Fastify instance's boot reached Parley: from now on it serves on the server (see
+   * server-sharers.ts). Where the tracking it joined at its registration began to close meanwhile
+   * (the last instance serving on the server closed while this one booted, and ended the
+   * server's connections then), it takes a fresh one, as an instance registered after that close
+   * does (see `trackedOn`), with the connections that came since and have had no request yet: left
+   * on the closing one, every response of this instance would end its connection, and no
+   * connection would be kept alive until its own close.
+   */
+  booting(): void {
+    const server = this.#server
+    const tracked = this.#tracked
+    if (!server || !tracked?.closing) return
+    tracked.counters.delete(this)
+    const fresh = trackedOn(server)
+    for (const socket of tracked.unused) if (!socket.destroyed) fresh.unused.add(socket)
+    tracked.unused.clear()
+    fresh.counters.add(this)
+    this.#tracked = fresh
+    this.#replaced = tracked
   }
 
   /**
