@@ -34,6 +34,15 @@ export interface ParleyServerOptions {
    */
   serveClient?: boolean
   /**
+   * Lets this instance boot at `path` while another Fastify instance on the same HTTP server (a
+   * `serverFactory` that keeps it across restarts) still serves there: it waits beside that one,
+   * taking none of the path's upgrades, and succeeds it once that one's close reaches Parley. A
+   * restart in place boots its new instance so, before it closes the old one: a boot that fails
+   * leaves the old one serving. Default false: a second instance at a path is refused, since
+   * only one of two open there takes its WebSocket upgrades.
+   */
+  successor?: boolean
+  /**
    * The log level of Parley's own routes: Fastify writes two info lines per request, and SSE
    * and polling clients make thousands a minute. Default 'warn' (quiet); 'info' shows them.
    */
@@ -162,6 +171,7 @@ export interface ResolvedOptions {
   path: string
   logLevel: LogLevel
   serveClient: boolean
+  successor: boolean
   transports: TransportName[]
   pingInterval: number
   pingTimeout: number
@@ -201,6 +211,7 @@ export const defaults = {
   path: '/parley',
   logLevel: 'warn' as LogLevel,
   serveClient: true,
+  successor: false,
   pingInterval: 20_000,
   pingTimeout: 15_000,
   maxPayload: WireLimits.defaultMaxPayload,
@@ -219,6 +230,7 @@ const known = new Set([
   'path',
   'logLevel',
   'serveClient',
+  'successor',
   'transports',
   'pingInterval',
   'pingTimeout',
@@ -475,10 +487,16 @@ function resolve(input: unknown): ResolvedOptions {
     throw new ParleyOptionError('serveClient', `must be a boolean, got ${describe(serveClient)}`)
   }
 
+  const successor = options.successor ?? defaults.successor
+  if (typeof successor !== 'boolean') {
+    throw new ParleyOptionError('successor', `must be a boolean, got ${describe(successor)}`)
+  }
+
   return {
     path: path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path,
     logLevel: logLevel as LogLevel,
     serveClient,
+    successor,
     transports,
     pingInterval,
     pingTimeout,

@@ -82,7 +82,15 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   const reading = routerReading(app)
   const upgrades = app.hasDecorator('websocketServer')
     ? undefined
-    : claimUpgrades(app.server, app.routing, app.prefix, mountBase(options.path), options.path, reading)
+    : claimUpgrades(
+        app.server,
+        app.routing,
+        app.prefix,
+        mountBase(options.path),
+        options.path,
+        reading,
+        options.successor,
+      )
   let made: MadeMetrics | undefined
   // Fastify gives each preClose hook at most `pluginTimeout` ms (0: no bound).
   const hookLimit = app.initialConfig.pluginTimeout ?? 0

@@ -86,6 +86,7 @@ describe('options', () => {
     [{ shutdown: { spread: 100 } }, 'shutdown', /unknown key "spread"/],
     [{ shutdown: { constructor: 100 } }, 'shutdown', /unknown key "constructor"/],
     [{ shutdown: { retryAfter: 2 ** 31 - 1, retrySpread: 1 } }, 'shutdown', /at most 2147483647 ms/],
+    [{ successor: 'yes' }, 'successor', /must be a boolean, got "yes"/],
   ])('refuse %j naming %s, and say why', async (options, name, why) => {
     const error = await register(options).catch((e: unknown) => e)
     expect(error).toMatchObject({ code: 'PARLEY_INVALID_OPTION', option: name })

@@ -180,7 +180,9 @@ export interface UpgradeClaim {
  * of them could take its upgrades. Not when that instance is closing: the new one is its
  * successor (an instance restarted on a long-lived server), and takes the new upgrades once
  * ready while the old one's sessions end. Nor when its boot has yet to reach Parley's onReady
- * hook (or failed before): the new one's boot checks again (see `UpgradeClaim.booting`).
+ * hook (or failed before): the new one's boot checks again (see `UpgradeClaim.booting`). With
+ * `successor` (the option), one open instance there is let by: the new one waits beside it,
+ * behind it for the path's upgrades (see `instanceAt`), and succeeds it once it begins to close.
  */
 export function claimUpgrades(
   server: object,
@@ -189,13 +191,14 @@ export function claimUpgrades(
   base: string,
   path: string,
   router: Readonly<RouterReading> = DEFAULT_READING,
+  successor = false,
 ): UpgradeClaim {
   const upgrades = servers.get(server) ?? listen(server)
   // As Fastify joins them, or no upgrade's path would lie under the base.
   const full = prefixedBase(prefix, base)
   const anyCase = router.rules.anyCase
   const refuseSecond = () => {
-    const error = secondAtPath(upgrades, routing, full, anyCase, prefix, path)
+    const error = secondAtPath(upgrades, routing, full, anyCase, prefix, path, successor)
     if (error) throw error
   }
   refuseSecond()
@@ -321,7 +324,9 @@ export function claimUpgrades(
  * Not one that has begun to close (the new one is its successor), nor one whose boot has yet to
  * reach Parley's onReady hook: the boot of a restart before this one may have failed, and left
  * it so for good (a plugin registered after Parley threw, with nothing to tell Parley, and an
- * application that goes on to the next restart without closing it).
+ * application that goes on to the next restart without closing it). A `successor` lets one such
+ * instance by, the one it waits to succeed: not two (one serving, and one waiting beside it
+ * already), which would leave the path to whichever of them the application closes last.
  */
 function secondAtPath(
   upgrades: Upgrades,
@@ -330,13 +335,24 @@ function secondAtPath(
   anyCase: boolean,
   prefix: string,
   path: string,
+  successor: boolean,
 ): ParleyOptionError | undefined {
+  let open = 0
   for (const [other, instance] of upgrades.instances) {
     if (other === routing || instance.closing || !(instance.booted || instance.readying)) continue
-    if (!sameBase(instance, full, anyCase)) continue
+    if (sameBase(instance, full, anyCase)) open++
+  }
+  const where = `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}`
+  if (successor && open > 1) {
     return new ParleyOptionError(
       'path',
-      `is "${path}"${prefix === '' ? '' : ` (under "${prefix}")`}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own, or, to restart it in this process, begin the old instance's app.close() first (the new one takes the path from then on)`,
+      `${where}, with successor: true, but two Fastify instances on the same HTTP server mount Parley at that path already, one serving it and one waiting to succeed it: close the one waiting, or begin the serving one's app.close() and let the waiting one take the path, before you boot another`,
+    )
+  }
+  if (!successor && open > 0) {
+    return new ParleyOptionError(
+      'path',
+      `${where}, but another Fastify instance on the same HTTP server mounts Parley at that path already, and each WebSocket upgrade reaches one of them: give each instance's mount point a path of its own, or, to restart it in this process, register the new one with successor: true (it boots beside the old one, and takes the path once the old one's app.close() begins)`,
     )
   }
   return undefined
