@@ -10,7 +10,7 @@ import { SEAL_WAIT_MS } from './drain.js'
 import { bootOutcome } from './http/boot-outcome.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { ClosingForwards } from './http/closing-forwards.js'
-import { refusesWhileClosing } from './http/fastify-closing.js'
+import { refusesWhileClosing, routedUrl } from './http/fastify-closing.js'
 import { Http2Sessions } from './http/http2-sessions.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
@@ -319,6 +319,7 @@ async function mount(
     finishing: (sid) => server.finishing(sid),
     log: app.log,
     fastifyRefuses: refusesWhileClosing(app),
+    urlOf: routedUrl(app),
     sent,
     succeeded: () => upgrades?.succeeded() ?? false,
     holds: (sid) => server.holds(sid),

@@ -40,7 +40,7 @@ function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
  * The root context of `context`'s Fastify instance: Fastify makes each encapsulated context with
  * `Object.create(parent)`, and the root is a plain object.
  */
-function rootOf(context: FastifyInstance): FastifyInstance {
+export function rootOf(context: FastifyInstance): FastifyInstance {
   let root = context
   for (;;) {
     const parent: unknown = Object.getPrototypeOf(root)

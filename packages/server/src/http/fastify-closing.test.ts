@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { clientAddress, refusesWhileClosing } from './fastify-closing.js'
+import { clientAddress, refusesWhileClosing, routedUrl } from './fastify-closing.js'
 
 /** An instance encapsulated in `app`, as a plugin without fastify-plugin gets it. */
 async function encapsulated(app: FastifyInstance): Promise<FastifyInstance> {
@@ -33,6 +33,44 @@ describe("reading Fastify's return503OnClosing", () => {
 
   it('says it does not know for an object that is not a Fastify instance', () => {
     expect(refusesWhileClosing({} as FastifyInstance)).toBeUndefined()
+  })
+})
+
+// Fastify keeps rewriteUrl to itself too: the URL Parley answers at close must be the one the
+// router read while open.
+describe("reading Fastify's rewriteUrl", () => {
+  const req = (url: string) => ({ url, headers: {} }) as IncomingMessage
+
+  it('gives the URL as the rewrite makes it, called on the root instance, from an encapsulated one too', async () => {
+    let self: unknown
+    const app = Fastify({
+      rewriteUrl(raw) {
+        self = this
+        return (raw.url ?? '/').replace(/^\/rt\b/, '/parley')
+      },
+    })
+    try {
+      expect(routedUrl(await encapsulated(app))(req('/rt/poll?v=1'))).toBe('/parley/poll?v=1')
+      expect(self).toBe(app)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('gives the URL as written without a rewrite, or when it throws or gives no string', async () => {
+    const plain = Fastify()
+    const throwing = Fastify({
+      rewriteUrl: () => {
+        throw new Error('no')
+      },
+    })
+    const odd = Fastify({ rewriteUrl: () => 42 as unknown as string })
+    try {
+      for (const app of [plain, throwing, odd]) expect(routedUrl(app)(req('/rt/poll'))).toBe('/rt/poll')
+      expect(routedUrl({} as FastifyInstance)(req('/rt/poll'))).toBe('/rt/poll')
+    } finally {
+      await Promise.all([plain.close(), throwing.close(), odd.close()])
+    }
   })
 })
 

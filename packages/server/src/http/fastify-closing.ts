@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance } from 'fastify'
+import { rootOf } from './boot-outcome.js'
 
 /** What Fastify keeps the options it was created with under (a symbol of its own, not registered). */
 const OPTIONS_SYMBOL = 'fastify.options'
@@ -23,6 +24,38 @@ export function refusesWhileClosing(app: FastifyInstance): boolean | undefined {
   return Object.hasOwn(options, 'return503OnClosing')
     ? Boolean((options as { return503OnClosing?: unknown }).return503OnClosing)
     : true
+}
+
+/** A request's URL as the application's router reads it (see `routedUrl`). */
+export type UrlOf = (req: IncomingMessage) => string | undefined
+
+/**
+ * The URL of a request as the application's router reads it: what its `rewriteUrl` makes of it,
+ * as Fastify calls it (on the root instance, before routing), or the URL as written without one.
+ * For what Parley answers itself at close, before Fastify, whose bare 503 would answer a URL
+ * only the rewrite brings to the endpoints. Fastify keeps `rewriteUrl` to itself (`initialConfig`
+ * leaves it out): it is read from the options the instance keeps, as `refusesWhileClosing` reads
+ * its option; where they cannot be found, the URL as written. A rewrite that throws, or gives no
+ * string (Fastify then destroys the request), leaves the URL as written: Parley answers what its
+ * endpoints are written at, and leaves the rest to Fastify. Fastify calls the rewrite again for a
+ * request Parley leaves it.
+ */
+export function routedUrl(app: FastifyInstance): UrlOf {
+  const options = fastifyOwn(app, OPTIONS_SYMBOL)
+  const rewrite: unknown =
+    typeof options === 'object' && options !== null
+      ? (options as { rewriteUrl?: unknown }).rewriteUrl
+      : undefined
+  if (typeof rewrite !== 'function') return (req) => req.url
+  const root = rootOf(app)
+  return (req) => {
+    try {
+      const url: unknown = rewrite.call(root, req)
+      return typeof url === 'string' ? url : req.url
+    } catch {
+      return req.url
+    }
+  }
 }
 
 /** The address of a request's client, as Fastify's `request.ip` gives it (see `clientAddress`). */

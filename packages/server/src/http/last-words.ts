@@ -9,6 +9,7 @@ import type { HttpTransportName } from '../transports/registry.js'
 import type { HttpSide } from '../transports/transport.js'
 import { type ClosingAnswers, type ClosingVerdict, coded, type EndpointAnswer } from './closing-answers.js'
 import { closingConnection, connectionClose, endsConnection, keepForSuccessor } from './connection-close.js'
+import type { UrlOf } from './fastify-closing.js'
 import { lingerOnClose } from './lingering-close.js'
 import { takeGetAck } from './session-get.js'
 import { type RequestListener, standingRequestListeners, takeOver } from './takeovers.js'
@@ -77,6 +78,11 @@ export interface LastWordsOptions {
   log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   fastifyRefuses: boolean | undefined
+  /**
+   * A request's URL as the application's router reads it (its `rewriteUrl`, see `routedUrl`):
+   * the endpoints are answered at every URL the routes were reached at while open.
+   */
+  urlOf: UrlOf
   /**
    * Whether a Fastify instance registered on the server since mounts Parley at this path now,
    * closing or not (see `UpgradeClaim.succeeded`): then only this mount point's own sessions are
@@ -166,6 +172,7 @@ export class LastWordsAtClose {
   readonly #log: FastifyBaseLogger
   /** Fastify answers every request 503 while it closes (see `refusesWhileClosing`); undefined: not known. */
   readonly #fastifyRefuses: boolean | undefined
+  readonly #urlOf: UrlOf
   readonly #sent: (answer: EndpointAnswer) => void
   readonly #succeeded: () => boolean
   readonly #holds: (sid: string) => boolean
@@ -190,6 +197,7 @@ export class LastWordsAtClose {
     finishing,
     log,
     fastifyRefuses,
+    urlOf,
     sent,
     succeeded = () => false,
     holds = () => false,
@@ -205,6 +213,7 @@ export class LastWordsAtClose {
     this.#finishing = finishing
     this.#log = log
     this.#fastifyRefuses = fastifyRefuses
+    this.#urlOf = urlOf
     this.#sent = sent
     this.#succeeded = succeeded
     this.#holds = holds
@@ -273,7 +282,8 @@ export class LastWordsAtClose {
   }
 
   #answered(req: IncomingMessage, res: ServerResponse): boolean {
-    const verdict = this.#answers.judge(req)
+    const url = this.#urlOf(req)
+    const verdict = this.#answers.judge({ method: req.method, url, headers: req.headers })
     if (!verdict) return false
     const last = verdict.lastWords
     if (last && this.#serveLast(req, res, last)) return true
@@ -293,7 +303,7 @@ export class LastWordsAtClose {
     if (sid !== undefined && !own && this.#heldElsewhere(sid)) return false
     // A URL an open instance's Parley takes, more specifically than this one's (`/acme/parley`
     // beside this one's `/:tenant/parley`): its new clients and sessions are that one's.
-    if (!own && this.#outranked(req.url ?? '/')) return false
+    if (!own && this.#outranked(url ?? '/')) return false
     if (succeeded && !own) return false
     if (!this.#refusing && !succeeded) return false
     // The connection's next requests, pipelined behind this one or sent later, are the
@@ -407,8 +417,10 @@ export class LastWordsAtClose {
   #upgradeAnswered(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     // A new WebSocket, or a resume: this one's sessions there have theirs open already, and the
     // successor at this path takes the rest (see `claimUpgrades`).
-    if (!this.#refusing || this.#succeeded() || this.#outranked(req.url ?? '/')) return false
-    const verdict = this.#answers.judge(req, true)
+    if (!this.#refusing || this.#succeeded()) return false
+    const url = this.#urlOf(req)
+    if (this.#outranked(url ?? '/')) return false
+    const verdict = this.#answers.judge({ method: req.method, url, headers: req.headers }, true)
     if (!verdict) return false
     if (verdict.upgrade && this.#upgrade(req, socket, head, verdict.upgradeParams)) return true
     const res = new ServerResponse(req)
