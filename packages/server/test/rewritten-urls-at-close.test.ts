@@ -27,7 +27,7 @@ function rewriteUrl(req: { url?: string }): string {
 /** A server whose `rewriteUrl` brings `/rt` to Parley, its close begun and held by a client's event. */
 async function closingWithRewrite(onThrow?: () => void) {
   const hold = holding()
-  const started = await startServer({}, (app) => app.parley.on('connection', hold.onConnection), {
+  const started = await startServer({}, (app) => void app.parley.on('connection', hold.onConnection), {
     rewriteUrl(req) {
       onThrow?.()
       return rewriteUrl(req)
@@ -38,7 +38,7 @@ async function closingWithRewrite(onThrow?: () => void) {
   const client = connect(`${origin}/rt`, { transports: ['polling'], reconnection: false })
   opened.parleyClients.push(client)
   await within(
-    new Promise((resolve) => client.once('connect', resolve)),
+    new Promise<void>((resolve) => client.once('connect', () => resolve())),
     5000,
     'the client to connect at /rt',
   )
@@ -87,7 +87,7 @@ describe('a request at a URL the application rewrites to an endpoint, while the 
 describe('a session at a URL the application rewrites, whose close ended it', () => {
   it('gets its CLOSE at its next GET there', async () => {
     const hold = holding()
-    const started = await startServer({}, (app) => app.parley.on('connection', hold.onConnection), {
+    const started = await startServer({}, (app) => void app.parley.on('connection', hold.onConnection), {
       rewriteUrl,
     })
     opened.started = started
