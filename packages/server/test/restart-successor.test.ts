@@ -10,8 +10,9 @@ import parley from '@parley/server'
 import Fastify from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { BOOT_FAILS, FAILED_BOOTS } from './failed-boots.js'
+import { gate } from './gate.js'
 import { holding } from './held-events.js'
-import { within } from './helpers.js'
+import { until, within } from './helpers.js'
 import { beginHeldClose, restartableServer, TRANSPORTS } from './restartable-server.js'
 
 type Shared = Awaited<ReturnType<typeof restartableServer>>
@@ -42,6 +43,25 @@ describe('a restart registered with successor: true', () => {
     await beginHeldClose(old, olds, client, 'the old instance')
     shared.serve(next)
     for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('next')
+  })
+
+  it("closed while the old one still serves, leaves it the path's new clients", async () => {
+    const shared = await restartableServer(true)
+    const old = await shared.make('old')
+    shared.serve(old)
+    // Its close held once Parley's own close hook has run, Parley's answers at close standing.
+    const held = gate()
+    onTestFinished(() => held.open())
+    const next = await shared.make('next', undefined, (app) => app.addHook('preClose', () => held.pass()), {
+      successor: true,
+    })
+    const closing = next.close()
+    onTestFinished(async () => {
+      held.open()
+      await closing
+    })
+    await until(() => held.reached(), 5000, 'the successor to reach its held close hook')
+    for (const transport of TRANSPORTS) expect((await shared.connect(transport)).where).toBe('old')
   })
 
   it('is refused beside an instance serving the path and one waiting to succeed it', async () => {

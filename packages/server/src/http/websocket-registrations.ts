@@ -147,8 +147,10 @@ export interface UpgradeClaim {
   heldElsewhere(sid: string): boolean
   /**
    * Whether an open instance on the server mounts Parley where `url` goes, more specifically than
-   * this one (`/acme` where this one is under `/:tenant`): the URL is that one's, as a router
-   * holding both routes would read it, and this one, closing, leaves it alone.
+   * this one (`/acme` where this one is under `/:tenant`), or as specifically (at the same path:
+   * the instance this one was to succeed, with `successor`, still open as this one closes): the
+   * URL is that one's, as a router holding both routes would read it, or as the path's open
+   * instance serves it, and this one, closing, leaves it alone.
    */
   outranked(url: string): boolean
   /**
@@ -280,7 +282,7 @@ export function claimUpgrades(
         if (path === undefined) continue
         for (const written of each.bases.keys()) {
           const base = routeMatch(written, each.router.rules)
-          if (base.staticSegments > own && base.covers(path)) return true
+          if (base.staticSegments >= own && base.covers(path)) return true
         }
       }
       return false
