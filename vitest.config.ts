@@ -23,12 +23,15 @@ const alone = [
 ]
 
 /**
- * Browser suites that time nothing and wait on no heartbeat: each page connects and the test
- * reads the outcome. They run in `together`, beside the other files, rather than alone.
+ * Browser suites that time nothing and wait on no heartbeat, reconnection or rate limit's window:
+ * each page acts and the test reads the outcome (the chat page's: what it shows and sends, with
+ * joins and stores held by the test, not by a clock). They run in `together`, beside the other
+ * files, rather than alone.
  */
 const beside = [
   'packages/client/test/credentials.browser.test.ts',
   'packages/server/test/http2.browser.test.ts',
+  'apps/chat-demo/test/chat-page.browser.test.ts',
 ]
 
 /** An `alone` glob as `together` excludes it: matching no file of `beside`. */
