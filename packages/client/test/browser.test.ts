@@ -124,6 +124,15 @@ interface Backend {
 
 let bundle = ''
 let browser: Browser
+let launched: Promise<Browser> | undefined
+/** Chromium, launched once for both suites of the file (a launch takes about a second). */
+const sharedBrowser = () => {
+  launched ??= launchChromium()
+  return launched
+}
+afterAll(async () => {
+  await (await launched?.catch(() => undefined))?.close()
+})
 const servers = new Set<TestServer>()
 const contexts: BrowserContext[] = []
 const browsers: Browser[] = []
@@ -293,11 +302,7 @@ async function closedPort(): Promise<number> {
 describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
   beforeAll(async () => {
     bundle = ensureBundle()
-    browser = await launchChromium()
-  })
-
-  afterAll(async () => {
-    await browser?.close()
+    browser = await sharedBrowser()
   })
 
   afterEach(async () => {
@@ -588,8 +593,10 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
   })
 
   it("waits out a server shutdown's retryAfter though the network comes back or the page is shown meanwhile", async () => {
-    const before = await backend()
-    // No backoff of its own: only the CLOSE's retryAfter (1 to 2 s from a Parley server) is waited.
+    // The CLOSE's retryAfter a Parley server's default (1 s), without the spread it adds by default
+    // (up to 1 s more): the page must wait the whole second all the same.
+    const before = await backend(0, { shutdown: { retryAfter: 1000, retrySpread: 0 } })
+    // No backoff of its own: only the CLOSE's retryAfter is waited.
     const page = await open(before.server.url, 'a', { reconnectionDelay: 0, reconnectionDelayMax: 0 })
     await nth(page, 'connect')
     const port = before.server.port
@@ -631,11 +638,7 @@ describe.skipIf(skipBrowserSuites())(
         expect.stringMatching(/dist\/parley\.browser\.js$/),
       )
       bundle = built.outputFiles[0]!.text
-      browser = await launchChromium()
-    })
-
-    afterAll(async () => {
-      await browser?.close()
+      browser = await sharedBrowser()
     })
 
     afterEach(async () => {
