@@ -109,6 +109,8 @@ export class ParleyServer<
   readonly #sessionConfig: SessionConfig
   readonly #socketContext: SocketContext
   #closing = false
+  /** Resolves `whenClosing()`'s promise, made at its first call, once `#closing` turns true. */
+  #closingBegun?: { promise: Promise<void>; resolve: () => void }
   /** True once `close` has run: every session has ended here. */
   #closed = false
   /** How the sessions still here end at shutdown (see `finishEvents` and `close`). */
@@ -653,6 +655,32 @@ export class ParleyServer<
     return this.#closing
   }
 
+  /**
+   * Resolves once `closing` is true (at once if it is): once the instance's close has reached
+   * Parley's preClose hook, or, where that close failed before it (a preClose hook of the
+   * application's that threw or outlasted Fastify's `pluginTimeout`, which skips the hooks after
+   * it), once it reached Parley's onClose hook, which Fastify runs all the same. So it settles
+   * whenever the close settles, and earlier when it goes well: a restart in place hands the
+   * server's requests to the new instance then. Never rejects.
+   */
+  whenClosing(): Promise<void> {
+    if (this.#closing) return Promise.resolve()
+    if (!this.#closingBegun) {
+      let resolve = () => {}
+      const promise = new Promise<void>((settle) => {
+        resolve = settle
+      })
+      this.#closingBegun = { promise, resolve }
+    }
+    return this.#closingBegun.promise
+  }
+
+  /** `closing` from now on, and the promises of `whenClosing` resolved. */
+  #beginClosing(): void {
+    this.#closing = true
+    this.#closingBegun?.resolve()
+  }
+
   /** True once `close()` has run: every session has ended here. */
   get closed(): boolean {
     return this.#closed
@@ -666,7 +694,7 @@ export class ParleyServer<
    * promise.
    */
   drain(): Promise<void> {
-    this.#closing = true
+    this.#beginClosing()
     return this.#departures.drain()
   }
 
@@ -709,7 +737,7 @@ export class ParleyServer<
    * `lastWordsTaken`).
    */
   close(): void {
-    this.#closing = true
+    this.#beginClosing()
     this.#closed = true
     for (const closer of this.#closers) closer()
     this.#handoffLogs.close()
