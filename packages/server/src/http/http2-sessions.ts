@@ -169,8 +169,16 @@ export class Http2Sessions {
     this.detach()
     if (!server || !known || servers.get(server) !== known || known.mounts.size > 0) return
     const replaced = this.#replaced
-    if (replaced) servers.set(server, replaced)
-    else servers.delete(server)
+    if (!replaced) {
+      servers.delete(server)
+      return
+    }
+    servers.set(server, replaced)
+    // The one it replaced was closing (see `booting`): the sessions and connections that came
+    // since, which this one took, are closed as that close closed the server's, and as it would
+    // have closed each at its coming had this one not been there. Left as they are, nobody would
+    // close them: a client's session would stay open until its timeout.
+    closeKnown(known)
   }
 
   /**
@@ -180,15 +188,22 @@ export class Http2Sessions {
    */
   startClosing(): void {
     this.#closing = true
-    if (!this.#known) return
-    this.#known.closing = true
-    const { sessions, streams, unused } = this.#known
-    for (const stream of streams) if (answered(stream)) stream.close()
-    for (const session of sessions) session.close()
-    sessions.clear()
-    for (const socket of unused) socket.destroy()
-    unused.clear()
+    if (this.#known) closeKnown(this.#known)
   }
+}
+
+/**
+ * Closes every session `known` holds once its streams are answered, and destroys its HTTP/1.1
+ * connections without a request: the others end after their answer (see `answerClosed`).
+ */
+function closeKnown(known: ServerConnections): void {
+  known.closing = true
+  const { sessions, streams, unused } = known
+  for (const stream of streams) if (answered(stream)) stream.close()
+  for (const session of sessions) session.close()
+  sessions.clear()
+  for (const socket of unused) socket.destroy()
+  unused.clear()
 }
 
 /**

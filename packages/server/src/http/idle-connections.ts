@@ -146,8 +146,17 @@ export class IdleConnections {
     this.detach()
     if (!server || !tracked || servers.get(server) !== tracked || tracked.counters.size > 0) return
     const replaced = this.#replaced
-    if (replaced) servers.set(server, replaced)
-    else servers.delete(server)
+    if (!replaced) {
+      servers.delete(server)
+      return
+    }
+    servers.set(server, replaced)
+    // The one it replaced was closing (see `booting`): the connections that came since, and
+    // which this one took, are ended as that close ended the server's, and as it would have
+    // ended each of them at its coming had this one not been there. Left as they are, one
+    // without a request would stay open until the client gives up on it, and one kept alive
+    // after an answer of this tracking's until Node's keep-alive timeout.
+    closeTracked(server, tracked)
   }
 
   /** How many connections have responses waiting behind the one under way (pipelining). */
@@ -163,13 +172,21 @@ export class IdleConnections {
     const tracked = this.#tracked
     if (!this.#server || !tracked) return
     this.#closing = true
-    tracked.closing = true
-    const unused = tracked.unused
-    for (const socket of unused) socket.destroy()
-    unused.clear()
-    // Those that had requests and have none under way: Node knows them.
-    this.#server.closeIdleConnections()
+    closeTracked(this.#server, tracked)
   }
+}
+
+/**
+ * The server's connections `tracked` knows, closing: those without a request destroyed now, the
+ * others ended after their response (see `responseClosed`).
+ */
+function closeTracked(server: HttpServer | HttpsServer, tracked: Tracked): void {
+  tracked.closing = true
+  const unused = tracked.unused
+  for (const socket of unused) socket.destroy()
+  unused.clear()
+  // Those that had requests and have none under way: Node knows them.
+  server.closeIdleConnections()
 }
 
 /** The fewest connections without a request that `IdleConnections` holds before it sweeps. */
