@@ -480,15 +480,18 @@ export class Nodes {
    * answers none (its sessions died with it). Undefined for a live node (see `address`), one that
    * said goodbye, and one that left no address record (a node of an earlier version writes none;
    * one that closed removed its own); that answer is remembered for a record lifetime (see
-   * `#missing`). Rejects with `RedisUnreachableError` while Redis is unreachable or does not
-   * answer within `requestTimeout`.
+   * `#missing`). The GET waits its turn behind a burst on this node (see
+   * `Commands.sendInTurn`): refused for it, the request that asks would be answered without the
+   * owner (a resume told to try again, any other request as one of an unknown session). Rejects
+   * with `RedisUnreachableError` while Redis is unreachable or does not answer within
+   * `requestTimeout`, and with `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting.
    */
   async lastAddress(id: string): Promise<string | undefined> {
     if (!this.#outside(id)) return undefined
     const seen = this.#lapsed.get(id)
     if (seen) return seen
     if (this.#missing.has(id)) return undefined
-    const text = asText(await this.#config.commands.send(['GET', this.#addressKey(id)]))
+    const text = asText(await this.#config.commands.sendInTurn(['GET', this.#addressKey(id)]))
     // It may have come back, or said it left, while the GET was out.
     if (this.#stopped || !this.#outside(id)) return undefined
     if (!text) {

@@ -9,7 +9,7 @@ import type { RawRedis } from './raw-redis.js'
  * flight at once, as a thousand sessions opening or ending at once would leave it. Reads of
  * other connections go on.
  */
-export async function burstOn(raw: RawRedis, node: TestNode, pauseMs: number): Promise<void> {
+export async function burstOn(raw: RawRedis, node: Pick<TestNode, 'app'>, pauseMs: number): Promise<void> {
   await raw.sendCommand(['CLIENT', 'PAUSE', String(pauseMs), 'WRITE'])
   for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) node.app.parley.to('nobody').emit('burst', i)
 }

@@ -126,6 +126,8 @@ export async function startTrafficNode(
   nodes: SuiteNode[],
   own: {
     requestTimeout?: number
+    /** The adapter's `heartbeatInterval`; 300 ms by default. */
+    heartbeatInterval?: number
     view?: (client: RedisClientType) => RedisClient
     fastify?: FastifyServerOptions
     handoffTimeout?: number
@@ -154,7 +156,7 @@ export async function startTrafficNode(
       adapter: settlingHook(
         redisAdapter({
           client: own.view?.(client) ?? client,
-          heartbeatInterval: 300,
+          heartbeatInterval: own.heartbeatInterval ?? 300,
           log: { warn: (_details, message) => node.warnings.push(message) },
           ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
         }),
