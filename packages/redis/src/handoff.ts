@@ -460,10 +460,12 @@ export class HandOffStore {
   /**
    * The route parameters the session `sid` handed off opened under, as its hash keeps them (see
    * `sessionOwner` in lookups.ts): undefined when it keeps none (no hash, an earlier version's,
-   * a snapshot without them) or none that read as parameters. Rejects as `Commands.send` does.
+   * a snapshot without them) or none that read as parameters. In turn behind a burst on this
+   * node (see `Commands.sendInTurn`): refused for it, the look-up would reject, and the request
+   * be answered as of an unknown session. Rejects as `Commands.sendInTurn` does.
    */
   async params(sid: string): Promise<Record<string, string> | undefined> {
-    const reply = await this.commands.send(['HGET', this.keys(sidHash(sid)).hash, 'params'])
+    const reply = await this.commands.sendInTurn(['HGET', this.keys(sidHash(sid)).hash, 'params'])
     const text = asText(reply)
     return text === undefined || text === '' ? undefined : unpackParams(text)
   }

@@ -1,17 +1,20 @@
-// A look-up's last read on a node in a burst (`MAX_UNANSWERED_COMMANDS` commands in flight on
-// its Redis connection, and more waiting their turn: a thousand sessions opening at once): the
-// address of an owner whose heartbeat lapsed, read when this node never saw it live, waits its
-// turn behind them instead of being refused. Refused, the request was answered without its owner:
-// a resume told to try again, any other request as one of an unknown session. Two Parley servers
-// on one Redis behind a round-robin proxy, the real client; the owner's record removed and its
-// heartbeats failing, as lapsed-owner.test.ts does, and a real Redis holding the burst's writes
-// for a moment (see `burstOn`).
+// A look-up's last reads on a node in a burst (`MAX_UNANSWERED_COMMANDS` commands in flight on
+// its Redis connection, and more waiting their turn: a thousand sessions opening at once) wait
+// their turn behind them instead of being refused: the address of an owner whose heartbeat
+// lapsed, read when this node never saw it live, and the route parameters of a handed-off
+// session kept in its handoff's hash (none beside its record: it opened under a route without
+// any, or on a node of an earlier version). Refused, the look-up rejected, and the request was
+// answered without its owner: a resume told to try again, any other request as one of an
+// unknown session. Parley servers on one Redis, the real client behind a round-robin proxy; the
+// owner's record removed and its heartbeats failing, as lapsed-owner.test.ts does, and a real
+// Redis holding the burst's writes for a moment (see `burstOn`).
 import { connect } from '@parley/client'
 import { defaults, MAX_UNANSWERED_COMMANDS, type RedisAdapter } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { until, within } from '../../server/test/helpers.js'
+import { HANDING_OFF, sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
 import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
@@ -114,6 +117,30 @@ describe.skipIf(skipRedisSuites())("a look-up's last read in a burst", () => {
       expect(lost).toEqual([])
       expect(late.node.warnings.filter((line) => line.includes('could not be looked up'))).toEqual([])
       await within(Promise.all(late.opened), 5000, 'the records of the sessions opening')
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+
+  it('a session handed off without route parameters beside its record: their read in its handoff, on a node in a burst, waits its turn', async () => {
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    const old = await startTrafficNode(suite.redis.url, nodes)
+    await adapterOf(old).ready()
+    // Its owner record as a node handing it off writes it, for a session that opened under a
+    // route without parameters: none beside the record, so a look-up reads its handoff's hash.
+    const sid = 'sid-handed-off'
+    await raw.set(`${defaults.prefix}:session:${sidHash(sid)}`, `${adapterOf(old).node}${HANDING_OFF}`, {
+      EX: 60,
+    })
+    const other = await burstingAtLookup(raw)
+    try {
+      expect(await within(adapterOf(other.node).sessionOwner(sid), 5000, 'the look-up')).toEqual({
+        node: adapterOf(old).node,
+        url: new URL(old.started.base).origin,
+        handingOff: true,
+      })
+      expect(other.lookups).toBe(1)
+      await within(Promise.all(other.opened), 5000, 'the records of the sessions opening')
     } finally {
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
     }
