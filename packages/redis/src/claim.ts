@@ -258,12 +258,16 @@ export class Claims {
     return refilling
   }
 
-  /** A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. */
+  /**
+   * A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. With
+   * its `code` beside the `err`, as every warning of something given up: the message tells a
+   * burst on this node (commands unanswered) from a Redis away.
+   */
   #cannotAsk(err: RedisUnreachableError): 'retry' {
     this.#parts.warnings.warn(
       'claim-unreachable',
       'a resume of a session this node does not hold could not be looked up in Redis; the client tries again',
-      { err },
+      { code: err.code, err },
     )
     return 'retry'
   }

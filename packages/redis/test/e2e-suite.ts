@@ -110,6 +110,8 @@ export interface TrafficNode extends SuiteNode {
   /** Numbered `up` messages received on this node, in order. */
   received: number[]
   warnings: string[]
+  /** The same warnings with their details (an `err`, its `code`), in order. */
+  warned: { message: string; details: Record<string, unknown> }[]
 }
 
 /**
@@ -149,6 +151,7 @@ export async function startTrafficNode(
     restored: [],
     received: [],
     warnings: [],
+    warned: [],
   }
   const setup = (socket: ServerSocket) => socket.on('up', (n: number) => node.received.push(n))
   node.started = await startServer(
@@ -157,7 +160,12 @@ export async function startTrafficNode(
         redisAdapter({
           client: own.view?.(client) ?? client,
           heartbeatInterval: own.heartbeatInterval ?? 300,
-          log: { warn: (_details, message) => node.warnings.push(message) },
+          log: {
+            warn: (details, message) => {
+              node.warnings.push(message)
+              node.warned.push({ message, details })
+            },
+          },
           ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
         }),
         own.settling,
