@@ -131,6 +131,35 @@ it('lets the WebSocket of a paused attempt go at once at disconnect()', async ()
   expect(runs()).toBe(1)
 })
 
+it('lets the transport go while its WebSocket still waits for the closing handshake', async () => {
+  // A server slow to answer the close frame (or a link that holds it): the WebSocket lives on
+  // until its closing handshake is over, or until the grace after which the client ends it. The
+  // transport that closed it is done with it, and nothing of the WebSocket may keep it.
+  const { server } = await neverSettlingServer()
+  const before = await live(WebSocketTransport)
+  let answers = 0
+  let closesAsked = 0
+  class SlowClosingWebSocket extends WebSocket {
+    constructor(...args: ConstructorParameters<typeof WebSocket>) {
+      super(...args)
+      this.on('message', () => answers++)
+    }
+    override close(...args: Parameters<WebSocket['close']>): void {
+      closesAsked++
+      // The closing handshake begins a while later: the WebSocket is still open meanwhile.
+      ;(setTimeout(() => super.close(...args), 5000) as { unref?(): void }).unref?.()
+    }
+  }
+  const socket = client(server.url, {
+    transports: ['websocket'],
+    ...PAUSING,
+    WebSocket: SlowClosingWebSocket as unknown as ClientOptions['WebSocket'],
+  })
+  await until(() => answers === 1 && closesAsked > 0, 5000, "the HELLO's answer, and the close")
+  socket.disconnect()
+  expect(await live(WebSocketTransport)).toBe(before)
+})
+
 it('ends the wait for an auth that never settles at disconnect(), and sends nothing', async () => {
   const server = await startServer()
   const before = await livePollingTransports()

@@ -9,6 +9,7 @@ interface UpgradeAnswer extends AsyncIterable<Uint8Array> {
 /** A WebSocket that is an event emitter: `ws`'s (the browser's and undici's are not). */
 interface Emitter {
   on(event: 'unexpected-response', listener: (request: unknown, answer: UpgradeAnswer) => void): unknown
+  off(event: 'unexpected-response', listener: (request: unknown, answer: UpgradeAnswer) => void): unknown
 }
 
 /**
@@ -24,16 +25,19 @@ interface Emitter {
  * the caller closes the WebSocket then, which aborts the request and destroys the client's end of
  * its connection. The server's end is the server's to close, which no client can do for it:
  * Parley's server closes it once such an answer is out.
+ *
+ * Gives back what stops the listening (the transport's teardown calls it: the WebSocket may
+ * outlive the transport through its closing handshake, and must not keep it meanwhile).
  */
 export function hearRefusal(
   ws: unknown,
   url: string,
   maxPayload: number,
   refused: (error: ParleyError<string>) => void,
-): void {
+): () => void {
   const emitter = ws as Partial<Emitter>
-  if (typeof emitter.on !== 'function') return
-  emitter.on('unexpected-response', (_request, answer) => {
+  if (typeof emitter.on !== 'function') return () => {}
+  const listener = (_request: unknown, answer: UpgradeAnswer): void => {
     const status = answer.statusCode
     const json = async (): Promise<unknown> => JSON.parse(await bodyOf(answer, maxPayload))
     void httpError({ status, json }, url).then((error) =>
@@ -46,7 +50,14 @@ export function hearRefusal(
           : new ParleyError<string>(ErrorCode.TRANSPORT_ERROR, error.message, { details: { status } }),
       ),
     )
-  })
+  }
+  emitter.on('unexpected-response', listener)
+  return () => {
+    // An application's WebSocket may throw here: the teardown that calls this must not.
+    try {
+      emitter.off?.('unexpected-response', listener)
+    } catch {}
+  }
 }
 
 /**

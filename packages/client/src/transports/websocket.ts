@@ -73,6 +73,8 @@ export class WebSocketTransport extends BaseTransport {
   readonly ackDelay = 1000
   readonly ackAfter = 32
   #ws: WebSocketLike | undefined
+  /** Node only: stops hearing an upgrade's refusal (see hearRefusal). */
+  #unhear: (() => void) | undefined
   /**
    * The wait for the upgrade, then for OPEN. Cleared by teardown too: a transport closed while it
    * waits (a probe given up, an attempt left by disconnect()) settles nothing any more, and the
@@ -160,7 +162,7 @@ export class WebSocketTransport extends BaseTransport {
           // In Node, with `ws`: an upgrade refused with an HTTP status fails with the server's code.
           // (The browser build leaves this out: browsers do not show that answer.)
           if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-            hearRefusal(ws, this.url, this.payloadMax, settle)
+            this.#unhear = hearRefusal(ws, this.url, this.payloadMax, settle)
           }
           ws.onopen = () => {
             if (this.closed) return
@@ -266,9 +268,21 @@ export class WebSocketTransport extends BaseTransport {
     try {
       ws.close(code)
     } catch {}
-    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) endOnceSent(ws)
+    if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
+      // The WebSocket lives on until its closing handshake is over (up to the grace, see
+      // endOnceSent), and what it still holds of this transport with it: the error listener
+      // (which must stay: `ws` throws on unheard errors) and the refusal's, both closures over
+      // the transport, hence over its session's connection. In Node, where a server slow to
+      // close keeps it for seconds, both let the transport go now.
+      ws.onerror = ignore
+      this.#unhear?.()
+      endOnceSent(ws)
+    }
   }
 }
+
+/** An error listener that holds nothing (see teardown). */
+function ignore(): void {}
 
 /** How often (ms) a closing WebSocket is looked at until what it was given has left, in Node. */
 const SENT_CHECK_MS = 100
