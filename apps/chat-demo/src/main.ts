@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import type { AdapterFactory } from '@parley/server'
 import { buildChatApp, checkHandoffTimeout, checkRatePeriod } from './app.js'
-import { connectRedis } from './cluster.js'
+import { checkHeartbeatInterval, checkReconnectDelay, connectRedis } from './cluster.js'
 import { holdPort } from './hold-port.js'
 import type { ChatStore } from './store.js'
 
@@ -11,6 +11,9 @@ import type { ChatStore } from './store.js'
 // `--handoff-timeout <ms>`: how long a drain waits for other nodes to claim its sessions (Parley's
 // 5000 by default), after which the rooms of those nobody claimed get their lists again: a test
 // shortens it.
+// `--heartbeat-interval <ms>`: the Redis adapter's heartbeat (2000 by default): a node that
+// misses three is gone. `--reconnect-delay <ms>`: the longest wait between tries to reach Redis
+// again (2000 by default). A test shortens both, to see a node die or Redis come back sooner.
 const { values } = parseArgs({
   options: {
     port: { type: 'string' },
@@ -20,6 +23,8 @@ const { values } = parseArgs({
     name: { type: 'string' },
     'rate-period': { type: 'string' },
     'handoff-timeout': { type: 'string' },
+    'heartbeat-interval': { type: 'string' },
+    'reconnect-delay': { type: 'string' },
   },
 })
 const portText = values.port ?? process.env.PORT ?? '3000'
@@ -49,6 +54,24 @@ try {
   process.exit(1)
 }
 
+/** The number `--<flag>` gives, if any, once `check` took it; else says why not and exits. */
+function msFlag(
+  flag: 'heartbeat-interval' | 'reconnect-delay',
+  check: (ms: number) => void,
+): number | undefined {
+  const text = values[flag]
+  if (text === undefined) return undefined
+  try {
+    check(Number(text))
+  } catch (error) {
+    console.error(`${label}: --${flag} "${text}": ${(error as Error).message}`)
+    process.exit(1)
+  }
+  return Number(text)
+}
+const heartbeatInterval = msFlag('heartbeat-interval', checkHeartbeatInterval)
+const reconnectDelay = msFlag('reconnect-delay', checkReconnectDelay)
+
 /** Says that the port is taken and how to pick another, then exits. */
 function portTaken(): never {
   console.error(`${label}: port ${port} is taken; start it on another one: pnpm demo --port ${port + 1}`)
@@ -68,7 +91,12 @@ if (redisUrl) {
     const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host
     const address =
       values.address ?? process.env.PARLEY_ADDRESS ?? (port !== 0 ? `http://${local}:${port}` : undefined)
-    const cluster = await connectRedis(redisUrl, { label, ...(address ? { address } : {}) })
+    const cluster = await connectRedis(redisUrl, {
+      label,
+      ...(address ? { address } : {}),
+      ...(heartbeatInterval !== undefined ? { heartbeatInterval } : {}),
+      ...(reconnectDelay !== undefined ? { reconnectDelay } : {}),
+    })
     adapter = cluster.adapter
     store = cluster.store
     closeRedis = cluster.close

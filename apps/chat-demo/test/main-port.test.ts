@@ -2,13 +2,14 @@
 // the other nodes never see it. Its first heartbeat names the port before it listens, so a node
 // that joined Redis first could be listed for three heartbeats at another process's address
 // (whether its heartbeat beat the failed listen is a race): it must not reach Redis at all. Nor
-// must a node given a --rate-period or a --handoff-timeout it cannot take.
+// must a node given a --rate-period, --handoff-timeout, --heartbeat-interval or --reconnect-delay
+// it cannot take.
 import http from 'node:http'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
-import { PortTaken } from '../../../test/support/ports.js'
+import { onFreePort, PortTaken } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
-import { startNode } from './node-process.js'
+import { type ChatNode, startNode, stopNode } from './node-process.js'
 
 describe.skipIf(skipRedisSuites())('a chat node given an option out of range', () => {
   let redis: RedisServer | undefined
@@ -25,6 +26,14 @@ describe.skipIf(skipRedisSuites())('a chat node given an option out of range', (
     [
       { handoffTimeout: 8000 },
       '--handoff-timeout "8000": chat demo: option "handoff.timeout" must be a whole number of ms from 1 to 7000',
+    ],
+    [
+      { heartbeatInterval: 5 },
+      '--heartbeat-interval "5": chat demo: option "heartbeatInterval" must be a whole number of ms from 10 to 60000',
+    ],
+    [
+      { reconnectDelay: 70_000 },
+      '--reconnect-delay "70000": chat demo: option "reconnectDelay" must be a whole number of ms from 1 to 60000',
     ],
   ] as const)('%o: exits saying what it takes, and never joins the cluster', async (options, said) => {
     redis = await startRedis()
@@ -68,6 +77,36 @@ describe.skipIf(skipRedisSuites())('a chat node started on a port another proces
       // Not one connection to Redis: no record, no note, no index entry, nothing to forward to.
       expect(await connections()).toBe(before)
       expect(await client.keys('parley:node*')).toEqual([])
+    } finally {
+      await client.close()
+    }
+  })
+})
+
+describe.skipIf(skipRedisSuites())('a chat node given --heartbeat-interval', () => {
+  let redis: RedisServer | undefined
+  let node: ChatNode | undefined
+
+  afterEach(async () => {
+    if (node) await stopNode(node, 'SIGKILL')
+    await redis?.stop()
+  })
+
+  it('beats at that interval: its record in the live set lasts three of them', async () => {
+    redis = await startRedis()
+    node = await onFreePort((port) =>
+      startNode('quick', port, (redis as RedisServer).url, { heartbeatInterval: 300 }),
+    )
+    const client = createClient({ url: redis.url })
+    await client.connect()
+    try {
+      // The node's record (`parley:node:<id>`, beside its `:address`, `:note`... records) expires
+      // three heartbeats after its last one: 900 ms here, 6000 with the adapter's default.
+      const records = (await client.keys('parley:node:*')).filter((key) => /^parley:node:[^:]+$/.test(key))
+      expect(records).toHaveLength(1)
+      const ttl = await client.pTTL(records[0] as string)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(900)
     } finally {
       await client.close()
     }

@@ -27,6 +27,10 @@ export interface NodeOptions {
   ratePeriod?: number
   /** `--handoff-timeout`: how long its drain waits for claims, in ms (Parley's 5000 when left out). */
   handoffTimeout?: number
+  /** `--heartbeat-interval`: the Redis adapter's heartbeat, in ms (2000 when left out). */
+  heartbeatInterval?: number
+  /** `--reconnect-delay`: the longest wait between tries to reach Redis again, in ms (2000 when left out). */
+  reconnectDelay?: number
 }
 
 /**
@@ -42,6 +46,9 @@ export async function startNode(
   const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
   if (options.ratePeriod !== undefined) args.push('--rate-period', String(options.ratePeriod))
   if (options.handoffTimeout !== undefined) args.push('--handoff-timeout', String(options.handoffTimeout))
+  if (options.heartbeatInterval !== undefined)
+    args.push('--heartbeat-interval', String(options.heartbeatInterval))
+  if (options.reconnectDelay !== undefined) args.push('--reconnect-delay', String(options.reconnectDelay))
   const child = spawn(process.execPath, [await compiledScript(main), ...args], {
     cwd: appDir,
     stdio: ['ignore', 'pipe', 'pipe'],
