@@ -17,12 +17,21 @@ import { type ChatCluster, connectRedis } from '../src/cluster.js'
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites()]
 
+// The page's wait before it asks again for what the store refused (`?storeRetry=`, 2000 without
+// it), and the longest wait of the node's Redis client between two tries to reach Redis again
+// (`reconnectDelay`, 2000 without it): short, so that the pages are in once Redis is back, not
+// seconds later.
+const STORE_RETRY = 100
+const RECONNECT_DELAY = 50
+
 describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium', () => {
   let browser: Browser
   let redis: RedisServer
   let app: FastifyInstance
   let cluster: ChatCluster
   let base: string
+  /** How many joins reached the store (refused or not). */
+  let joins: number
 
   beforeAll(async () => {
     await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
@@ -35,7 +44,13 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
 
   beforeEach(async () => {
     redis = await startRedis()
-    cluster = await connectRedis(redis.url, { label: 'node' })
+    cluster = await connectRedis(redis.url, { label: 'node', reconnectDelay: RECONNECT_DELAY })
+    joins = 0
+    const join = cluster.store.join.bind(cluster.store)
+    cluster.store.join = (room) => {
+      joins++
+      return join(room)
+    }
     app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
     await app.listen({ port: 0, host: '127.0.0.1' })
     const { port } = app.server.address() as { port: number }
@@ -49,14 +64,18 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
     await redis?.stop()
   })
 
-  /** Opens the chat as `name`; `waitForPeople`: until it is in a room. */
-  async function open(name: string, waitForPeople = true): Promise<Page> {
+  /** Opens the chat as `name` (with `query`); `waitForPeople`: until it is in a room. */
+  async function open(
+    name: string,
+    waitForPeople = true,
+    query = `storeRetry=${STORE_RETRY}`,
+  ): Promise<Page> {
     const context = await browser.newContext()
     const page = await context.newPage()
     page.on('pageerror', (error) => {
       throw error
     })
-    await page.goto(`${base}/?transports=polling`)
+    await page.goto(`${base}/?transports=polling&${query}`)
     await page.fill('#nickname', name)
     await page.click('#join button')
     if (waitForPeople) await page.waitForSelector('#people li', { timeout: 10_000 })
@@ -128,5 +147,22 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
     const cy = await open('cy')
     await expect.poll(() => texts(cy), { timeout: 10_000 }).toEqual(['first while away', 'second while away'])
     expect(await texts(bob)).toEqual(['first while away', 'second while away'])
+  })
+
+  it('asks again after the wait ?storeRetry= gives while a join is refused', async () => {
+    await redis.stop({ keepData: true })
+    const page = await open('dee', false)
+    await expect.poll(() => joins, { timeout: 10_000 }).toBeGreaterThan(0)
+    // Three more tries take 300 ms at 100 ms each, and six seconds at the 2000 of the default.
+    const first = joins
+    await expect.poll(() => joins, { timeout: 3000, interval: 50 }).toBeGreaterThanOrEqual(first + 3)
+    expect(await bannerOf(page)).toMatch(/history is unavailable.*retrying/i)
+  })
+
+  it('says a ?storeRetry= it cannot take, and waits the default instead', async () => {
+    const page = await open('eve', true, 'storeRetry=5')
+    await expect
+      .poll(() => page.$eval('#error', (e) => ((e as HTMLElement).hidden ? '' : (e.textContent ?? ''))))
+      .toBe('?storeRetry=5 is not a whole number of ms from 10 to 60000: the page retries every 2000 ms.')
   })
 })

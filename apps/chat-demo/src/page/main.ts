@@ -26,6 +26,7 @@ import { EarlyMessages } from './early-messages.js'
 import { HeldMessages } from './held-messages.js'
 import { PeopleLists } from './people-lists.js'
 import { StalledMessages } from './stalled-messages.js'
+import { storeRetryFrom } from './store-retry.js'
 import { createView, type Said, type Tick } from './view.js'
 
 declare const Parley: typeof import('@parley/client')
@@ -110,11 +111,9 @@ let down = false
 const outage = { reason: '', attempt: 0, error: '' }
 /** The last failure, kept until the transport it led to says why it is the one in use. */
 let failure: { transport: TransportName; words: string; detail: string } | undefined
-/**
- * How long the page waits before it asks again for what the server could not do for want of
- * its store (STORE_UNAVAILABLE: a cluster's Redis is away): joining a room, taking a message.
- */
-const STORE_RETRY_MS = 2000
+/** `?storeRetry=<ms>`: the wait before a STORE_UNAVAILABLE refusal is asked again (2000 ms without it). */
+const storeRetry = storeRetryFrom(params)
+const STORE_RETRY_MS = storeRetry.ms
 const STORE_AWAY = 'History is unavailable just now: retrying… What you write waits and goes once it is back.'
 /** True from a STORE_UNAVAILABLE refusal to the next join or message the server takes. */
 let storeAway = false
@@ -126,6 +125,8 @@ const stalled = new StalledMessages(STORE_RETRY_MS)
 view.onJoin((name) => {
   nickname = name
   start()
+  // Said where the chat shows it, rather than a wait that silently differs from the one asked for.
+  if (storeRetry.refused !== undefined) view.error(storeRetry.refused)
 })
 
 function start(): void {
