@@ -1,8 +1,5 @@
 // Chat nodes on one Redis behind nginx round-robin, and a Chromium, for the browser suites that
 // need a cluster: started once per suite, stopped by it.
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import type { RedisAdapter } from '@parley/redis'
 import type { FastifyInstance } from 'fastify'
 import type { Browser } from 'playwright-core'
@@ -12,6 +9,7 @@ import { holdPort, onFreePort, PortTaken } from '../../../test/support/ports.js'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import { pageBuilt } from './page-build.js'
 
 export type ChatNode = { app: FastifyInstance; cluster: ChatCluster; port: number }
 
@@ -19,7 +17,7 @@ export interface ChatClusterRun {
   nodes: ChatNode[]
   nginx: Nginx
   browser: Browser
-  /** Stops the browser, nginx, every node and Redis (whatever of them started). */
+  /** Stops the browser (unless the caller gave it), nginx, every node and Redis (whatever of them started). */
   stop(): Promise<void>
 }
 
@@ -51,17 +49,22 @@ export async function startChatNode(redisUrl: string, label: string, port: numbe
 }
 
 /**
- * Builds the page, starts Redis, `count` chat nodes on it, nginx over them and Chromium; resolves
- * once every node sees all the others (with their addresses), before any page comes.
+ * Builds the page (when stale), starts Redis, `count` chat nodes on it, nginx over them and
+ * Chromium, or takes `browser`, which the caller launched and closes (a file whose other suites
+ * use it too: one Chromium rather than two); resolves once every node sees all the others (with
+ * their addresses), before any page comes.
  */
-export async function startChatCluster(count: number): Promise<ChatClusterRun> {
-  await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+export async function startChatCluster(
+  count: number,
+  options: { browser?: Browser } = {},
+): Promise<ChatClusterRun> {
+  await pageBuilt()
   const nodes: ChatNode[] = []
   let redis: RedisServer | undefined
   let nginx: Nginx | undefined
   let browser: Browser | undefined
   const stop = async () => {
-    await browser?.close()
+    if (browser !== options.browser) await browser?.close()
     await nginx?.stop()
     for (const { app, cluster } of nodes) {
       await app.close()
@@ -82,7 +85,7 @@ export async function startChatCluster(count: number): Promise<ChatClusterRun> {
       await new Promise((r) => setTimeout(r, 50))
     }
     nginx = await startNginx(nodes.map((n) => n.port))
-    browser = await launchChromium()
+    browser = options.browser ?? (await launchChromium())
     return { nodes, nginx, browser, stop }
   } catch (error) {
     await stop()

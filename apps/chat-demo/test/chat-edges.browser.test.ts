@@ -2,10 +2,7 @@
 // lengths counted as people count them, and whose messages are its own across versions of the
 // chat (messages stored without `by`, joins answered without `you`). A server of its own, with
 // rooms made beforehand.
-import { execFile } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { connect, type Socket } from '@parley/client'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core'
@@ -15,6 +12,7 @@ import { buildChatApp } from '../src/app.js'
 import { type ClientEvents, type JoinReply, Limits, type ServerEvents } from '../src/shared.js'
 import { MemoryStore } from '../src/store.js'
 import { connected } from './connected.js'
+import { pageBuilt } from './page-build.js'
 
 /** Rooms made before the pages open, besides the default three: more than a screen's height of them. */
 const ROOMS = 15
@@ -34,7 +32,7 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
 
   beforeAll(async () => {
     // The page script the server hands out is built from this checkout's sources.
-    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    await pageBuilt()
     store = new MemoryStore()
     for (let i = 1; i <= ROOMS; i++) await store.addRoom(`room-${String(i).padStart(2, '0')}`)
     app = await buildChatApp({ store })

@@ -1,10 +1,7 @@
 // The chat demo in headless Chromium, for the suites that drive its page: the page built from
 // this checkout, a shared server, the servers a test starts of its own, and what a person does on
 // the page (join, write) and what the tests read back from it.
-import { execFile } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll } from 'vitest'
@@ -12,6 +9,7 @@ import { launchChromium } from '../../../test/support/chromium.js'
 import type { FaultProxy } from '../../../test/support/fault-proxy.js'
 import { buildChatApp, type ChatAppOptions } from '../src/app.js'
 import { type ChatStore, MemoryStore } from '../src/store.js'
+import { pageBuilt } from './page-build.js'
 
 /** What `chatInChromium` gives a suite. */
 export interface ChatInChromium {
@@ -67,7 +65,7 @@ export function chatInChromium(): ChatInChromium {
   }
 
   beforeAll(async () => {
-    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    await pageBuilt()
     port = (await startChat(new MemoryStore())).port
     browser = await launchChromium()
   })

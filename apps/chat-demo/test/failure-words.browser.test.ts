@@ -2,10 +2,7 @@
 // own words in a tooltip: a WebSocket refused on the way (the page goes on over SSE), a people
 // list the server could not make, a server that stops, and a session a draining node hands to
 // another one.
-import { execFile } from 'node:child_process'
 import type { AddressInfo } from 'node:net'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -19,6 +16,7 @@ import type { ChatData } from '../src/chat.js'
 import { MemoryStore } from '../src/store.js'
 import { BreakingAdapter } from './breaking-adapter.js'
 import { type ChatClusterRun, startChatCluster } from './chat-cluster.js'
+import { pageBuilt } from './page-build.js'
 
 /** Opens the chat as `name` at `base` (with `query`), in a context of its own, and waits until it is in. */
 async function join(browser: Browser, base: string, name: string, query = ''): Promise<Page> {
@@ -49,18 +47,27 @@ async function waitForText(page: Page, selector: string, text: string): Promise<
   }
 }
 
+// One Chromium for both suites of the file, launched by the first that runs and closed at the end.
+let launched: Promise<Browser> | undefined
+const chromium = () => {
+  launched ??= launchChromium()
+  return launched
+}
+afterAll(async () => {
+  await (await launched?.catch(() => undefined))?.close()
+})
+
 describe.skipIf(skipBrowserSuites())('the words of a failure, on one server', () => {
   let browser: Browser
   let proxy: FaultProxy | undefined
   const servers = new Set<FastifyInstance>()
 
   beforeAll(async () => {
-    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
-    browser = await launchChromium()
+    await pageBuilt()
+    browser = await chromium()
   })
 
   afterAll(async () => {
-    await browser?.close()
     await proxy?.close()
     for (const server of servers) await server.close()
   })
@@ -141,7 +148,7 @@ describe.skipIf(skips.some(Boolean))('the words of a failure, on several nodes',
   let run: ChatClusterRun | undefined
 
   beforeAll(async () => {
-    run = await startChatCluster(2)
+    run = await startChatCluster(2, { browser: await chromium() })
   }, 60_000)
 
   afterAll(() => run?.stop())

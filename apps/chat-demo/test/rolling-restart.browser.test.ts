@@ -3,9 +3,6 @@
 // hands its sessions to the others through Redis) and replaced by a new process on the same
 // port. Nobody notices: each message shows once, in order, on every page; no banner ever says
 // the connection was lost or a new session began; everyone stays listed.
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import type { Browser, Page } from 'playwright-core'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,6 +13,7 @@ import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/sup
 import { closeTabs } from '../../../test/support/tabs.js'
 import { Limits } from '../src/shared.js'
 import { type ChatNode, startNode, stopNode } from './node-process.js'
+import { pageBuilt } from './page-build.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
@@ -44,9 +42,7 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
   beforeAll(async () => {
     // The page's bundle and the browser, while the cluster comes up: both are needed only
     // once a page opens.
-    const built = promisify(execFile)(process.execPath, [
-      fileURLToPath(new URL('../build.mjs', import.meta.url)),
-    ])
+    const built = pageBuilt()
     const launched = launchChromium()
     try {
       redis = await startRedis()

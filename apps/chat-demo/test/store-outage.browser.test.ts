@@ -2,9 +2,6 @@
 // of its store tells the person why and is tried again by the page, which ends up in the room
 // with its history once Redis is back; a message written meanwhile waits, and then goes once,
 // in order, into the history as well.
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
@@ -13,6 +10,7 @@ import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/sup
 import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import { pageBuilt } from './page-build.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites()]
@@ -34,7 +32,7 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
   let joins: number
 
   beforeAll(async () => {
-    await promisify(execFile)(process.execPath, [fileURLToPath(new URL('../build.mjs', import.meta.url))])
+    await pageBuilt()
     browser = await launchChromium()
   }, 60_000)
 

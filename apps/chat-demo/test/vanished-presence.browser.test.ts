@@ -4,9 +4,6 @@
 // the people who stay must get the room's list once the node has left the cluster, or they would
 // see the vanished person listed until the room next changed: after a drain that ran its course,
 // and after one cut short by a SIGKILL, where the draining node itself can tell nobody.
-import { execFile } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import type { Browser, Page } from 'playwright-core'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -16,6 +13,7 @@ import { onFreePort } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { type ChatNode, startNode, stopNode } from './node-process.js'
+import { pageBuilt } from './page-build.js'
 
 // Every check runs, so that a required one fails even when another is missing too.
 const skips = [skipBrowserSuites(), skipRedisSuites()]
@@ -36,9 +34,7 @@ describe.skipIf(skips.some(Boolean))('the people list after a drain that nobody 
   const nodes: ChatNode[] = []
 
   beforeAll(async () => {
-    const built = promisify(execFile)(process.execPath, [
-      fileURLToPath(new URL('../build.mjs', import.meta.url)),
-    ])
+    const built = pageBuilt()
     const launched = launchChromium()
     try {
       redis = await startRedis()
