@@ -132,20 +132,8 @@ export class Http2Sessions {
     known.unused.clear()
     // Those that came since (the closing one closes each that comes while it is attached), each
     // with its `close` listener moved to what is known now.
-    for (const session of known.sessions) {
-      session.off('close', known.sessionClosed)
-      if (session.closed) continue
-      fresh.sessions.add(session)
-      session.once('close', fresh.sessionClosed)
-    }
-    known.sessions.clear()
-    for (const stream of known.streams) {
-      stream.off('close', known.streamClosed)
-      if (stream.closed) continue
-      fresh.streams.add(stream)
-      stream.once('close', fresh.streamClosed)
-    }
-    known.streams.clear()
+    moveOpen(known.sessions, fresh.sessions, known.sessionClosed, fresh.sessionClosed)
+    moveOpen(known.streams, fresh.streams, known.streamClosed, fresh.streamClosed)
     fresh.mounts.add(this)
     this.#known = fresh
     this.#replaced = known
@@ -190,6 +178,25 @@ export class Http2Sessions {
     this.#closing = true
     if (this.#known) closeKnown(this.#known)
   }
+}
+
+/**
+ * Moves the open sessions or streams of `from` to `to`, each with its `close` listener (`left`,
+ * `from`'s) swapped for `to`'s (`joined`), and empties `from`.
+ */
+function moveOpen<T extends Http2Session | ServerHttp2Stream>(
+  from: Set<T>,
+  to: Set<T>,
+  left: (this: T) => void,
+  joined: (this: T) => void,
+): void {
+  for (const item of from) {
+    item.off('close', left)
+    if (item.closed) continue
+    to.add(item)
+    item.once('close', joined)
+  }
+  from.clear()
 }
 
 /**
