@@ -33,11 +33,15 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
     return nodes
   })
 
-  it('are written once the burst is answered: a request that reaches another node finds the session', async () => {
+  /**
+   * Two nodes whose heartbeats are far apart (none writes a missed record again while a test
+   * runs), behind a round-robin proxy that sends everything to node A for now; what each node's
+   * application handled of the client's `n` events (a session lost to node B would be a new one
+   * there), and a raw Redis client to hold its writes.
+   */
+  async function twoNodesBehindProxy() {
     nodes = new Nodes()
-    // Heartbeats far apart: none writes a missed record again while the test runs.
     const [a, b] = await nodes.cluster(suite.redis.url, 2, { heartbeatInterval: 10_000 })
-    // What each node's application handled: a session lost to node B would be a new one there.
     const handled = [a!, b!].map((node) => {
       const got: number[] = []
       node.app.parley.on('connection', (socket) =>
@@ -50,13 +54,17 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
     })
     const proxy = await startRoundRobin([a!.base, b!.base].map((base) => Number(new URL(base).port)))
     proxies.push(proxy)
-    // The handshake reaches node A.
     proxy.avoid.add(1)
     const raw = await rawRedis(suite.redis.url, cleanups)
+    return { a: a!, b: b!, handled, proxy, raw }
+  }
+
+  it('are written once the burst is answered: a request that reaches another node finds the session', async () => {
+    const { a, b, handled, proxy, raw } = await twoNodesBehindProxy()
 
     // Node A's handshakes tell when one reached it: its owner record is written right after.
     let hellos = 0
-    a!.app.parley.use(() => {
+    a.app.parley.use(() => {
       hellos++
     })
 
@@ -74,7 +82,7 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
       await new Promise((resolve) => setImmediate(resolve))
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
       await until(() => client.connected, 5000, 'connected to node A')
-      const sid = a!.sockets[0]!.session.sid
+      const sid = a.sockets[0]!.session.sid
       const id = client.id
 
       // Every request from now on reaches node B, which sends it on to the session's owner.
@@ -83,10 +91,10 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
       expect(await within(client.timeout(5000).emitWithAck('n', 1), 6000, 'the ack through node B')).toBe(1)
       expect(proxy.forwarded[1]).toBeGreaterThanOrEqual(1)
       expect(client.id).toBe(id)
-      expect([...a!.sockets, ...b!.sockets].map((socket) => socket.session.sid)).toEqual([sid])
+      expect([...a.sockets, ...b.sockets].map((socket) => socket.session.sid)).toEqual([sid])
       expect(handled).toEqual([[1], []])
       expect(lost).toEqual([])
-      expect(a!.warnings.filter((line) => line.includes('session owner record'))).toEqual([])
+      expect(a.warnings.filter((line) => line.includes('session owner record'))).toEqual([])
     } finally {
       client.disconnect()
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
@@ -127,22 +135,7 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
   })
 
   it('are looked up in turn on a node in a burst: a request that reaches it is sent on to the owner', async () => {
-    nodes = new Nodes()
-    const [a, b] = await nodes.cluster(suite.redis.url, 2, { heartbeatInterval: 10_000 })
-    const handled = [a!, b!].map((node) => {
-      const got: number[] = []
-      node.app.parley.on('connection', (socket) =>
-        socket.on('n', (n: number, ack?: (reply: number) => void) => {
-          got.push(n)
-          ack?.(n)
-        }),
-      )
-      return got
-    })
-    const proxy = await startRoundRobin([a!.base, b!.base].map((base) => Number(new URL(base).port)))
-    proxies.push(proxy)
-    proxy.avoid.add(1)
-    const raw = await rawRedis(suite.redis.url, cleanups)
+    const { b, handled, proxy, raw } = await twoNodesBehindProxy()
     const client = connect(proxy.url, { transports: ['polling'], reconnectionDelay: 50 })
     const lost: unknown[] = []
     client.on('disconnect', (reason) => lost.push(reason))
@@ -153,7 +146,7 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
       // Redis holds the writes for a moment, and node B broadcasts a burst meanwhile: its
       // connection has MAX_UNANSWERED_COMMANDS commands in flight when the client's next
       // request reaches it, and B must look up where the session lives.
-      await burstOn(raw, b!, LOOKUP_PAUSE_MS)
+      await burstOn(raw, b, LOOKUP_PAUSE_MS)
       proxy.avoid.clear()
       proxy.avoid.add(0)
       expect(await within(client.timeout(5000).emitWithAck('n', 1), 6000, 'the ack through node B')).toBe(1)
