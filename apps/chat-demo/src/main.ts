@@ -36,27 +36,12 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`${label}: the port must be a number from 0 to 65535, not "${portText}".`)
   process.exit(1)
 }
-const ratePeriodText = values['rate-period']
-const ratePeriod = ratePeriodText === undefined ? undefined : Number(ratePeriodText)
-try {
-  // Refused before the node holds its port or joins Redis: the other nodes never see it.
-  if (ratePeriod !== undefined) checkRatePeriod(ratePeriod)
-} catch (error) {
-  console.error(`${label}: --rate-period "${ratePeriodText}": ${(error as Error).message}`)
-  process.exit(1)
-}
-const handoffTimeoutText = values['handoff-timeout']
-const handoffTimeout = handoffTimeoutText === undefined ? undefined : Number(handoffTimeoutText)
-try {
-  if (handoffTimeout !== undefined) checkHandoffTimeout(handoffTimeout)
-} catch (error) {
-  console.error(`${label}: --handoff-timeout "${handoffTimeoutText}": ${(error as Error).message}`)
-  process.exit(1)
-}
-
-/** The number `--<flag>` gives, if any, once `check` took it; else says why not and exits. */
+/**
+ * The number `--<flag>` gives, if any, once `check` took it; else says why not and exits. Refused
+ * before the node holds its port or joins Redis: the other nodes never see it.
+ */
 function msFlag(
-  flag: 'heartbeat-interval' | 'reconnect-delay',
+  flag: 'rate-period' | 'handoff-timeout' | 'heartbeat-interval' | 'reconnect-delay',
   check: (ms: number) => void,
 ): number | undefined {
   const text = values[flag]
@@ -69,6 +54,8 @@ function msFlag(
   }
   return Number(text)
 }
+const ratePeriod = msFlag('rate-period', checkRatePeriod)
+const handoffTimeout = msFlag('handoff-timeout', checkHandoffTimeout)
 const heartbeatInterval = msFlag('heartbeat-interval', checkHeartbeatInterval)
 const reconnectDelay = msFlag('reconnect-delay', checkReconnectDelay)
 
