@@ -10,7 +10,7 @@ import { SEAL_WAIT_MS } from './drain.js'
 import { bootOutcome } from './http/boot-outcome.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { ClosingForwards } from './http/closing-forwards.js'
-import { refusesWhileClosing, routedUrl } from './http/fastify-closing.js'
+import { atCloseStart, refusesWhileClosing, routedUrl } from './http/fastify-closing.js'
 import { Http2Sessions } from './http/http2-sessions.js'
 import { IdleConnections } from './http/idle-connections.js'
 import { type ForwardAtClose, LastWordsAtClose, type UpgradeAtClose } from './http/last-words.js'
@@ -21,6 +21,7 @@ import { routeShape } from './http/route-match.js'
 import { parleyRoutes } from './http/routes.js'
 import { bodyTooLarge, endsWherever, heardWhileDisabled } from './http/routing.js'
 import { shareServer } from './http/server-sharers.js'
+import { whenServerStops } from './http/server-stops.js'
 import { type TakePost, UpstreamPosts } from './http/upstream-post.js'
 import { VersionRefusals } from './http/version-refusals.js'
 import { claimUpgrades, type UpgradeClaim } from './http/websocket-registrations.js'
@@ -328,7 +329,34 @@ async function mount(
   })
   // Its answers stay on the server until the instance has closed: Fastify's bare 503 would
   // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).
-  app.addHook('onClose', async () => lastWords.release())
+  /** Stops the watch for a close that skipped Parley's preClose hook (see below). */
+  let unwatch = () => {}
+  app.addHook('onClose', async () => {
+    unwatch()
+    lastWords.release()
+  })
+  // An instance whose boot failed served nobody at the path: the instances there answer its
+  // requests, not its last words (see `UpgradeClaim.served`).
+  const answerAtClose = () => {
+    if (upgrades?.served !== false) lastWords.takeOver()
+  }
+  // From the first moment of the close (see `atCloseStart`), not from Parley's preClose hook
+  // alone: Fastify runs a preClose hook the application added ahead of Parley's first, and for as
+  // long as that one ran, Fastify's bare 503 answered the endpoints, a live session's GETs and
+  // POSTs (its client's goodbye among them) included. Given once the boot reaches Parley's onReady
+  // hook, after Fastify has given avvio its own part of the close.
+  boot.steps.push(() => {
+    atCloseStart(app, () => {
+      answerAtClose()
+      // Where such a hook throws or outlasts pluginTimeout, Fastify skips Parley's and closes the
+      // HTTP server, which waits for the polls and streams served meanwhile: the sessions end
+      // then, as Parley's onClose hook would end them once that close is over.
+      unwatch = whenServerStops(app.server, () => {
+        server.close()
+        lastWords.shutDown()
+      })
+    })
+  })
   const closingWebSockets = new ClosingWebSockets()
   const closingForwards = new ClosingForwards()
   // Added before @fastify/websocket's own preClose, so that WebSocket clients get their CLOSE
@@ -341,9 +369,9 @@ async function mount(
     // From now on an instance restarted on this HTTP server may mount Parley at this path, and
     // take its new clients while this one's sessions end (see claimUpgrades).
     upgrades?.closing()
-    // An instance whose boot failed served nobody at the path: the instances there answer its
-    // requests, not its last words (see `UpgradeClaim.served`).
-    if (upgrades?.served !== false) lastWords.takeOver()
+    unwatch()
+    // Done at the close's first moment already where Fastify let Parley hear of it (see above).
+    answerAtClose()
     await server.drain()
     // Events the sessions still here acknowledged go through their middleware to the handlers
     // before the sessions end: the clients forgot them at the ACK. Within the drain's bound,

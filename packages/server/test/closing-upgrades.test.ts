@@ -1,6 +1,8 @@
 // app.close() while an application's own close hook, added before the plugin, still runs: Fastify
-// refuses every request then (its `return503OnClosing`), before any route or hook of Parley's,
-// WebSocket upgrades included. Whatever those clients do with their connections, the close ends.
+// refuses every request then (its `return503OnClosing`), before any route or hook, WebSocket
+// upgrades included (but for the endpoints', which Parley answers itself from the close's first
+// moment: an upgrade here is of another path). Whatever those clients do with their connections,
+// the close ends.
 import type { AddressInfo } from 'node:net'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
@@ -12,7 +14,7 @@ import { RawHttp } from './raw-http.js'
 const CLOSE_GUARD_MS = 10_000
 
 const UPGRADE =
-  'GET /parley/ws?v=1 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+  'GET /elsewhere/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
   'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n' +
   'Sec-WebSocket-Protocol: parley.v1\r\n\r\n'
 

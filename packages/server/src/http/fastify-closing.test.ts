@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import { isIP } from 'node:net'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { clientAddress, refusesWhileClosing, routedUrl } from './fastify-closing.js'
+import { atCloseStart, clientAddress, refusesWhileClosing, routedUrl } from './fastify-closing.js'
 
 /** An instance encapsulated in `app`, as a plugin without fastify-plugin gets it. */
 async function encapsulated(app: FastifyInstance): Promise<FastifyInstance> {
@@ -33,6 +33,44 @@ describe("reading Fastify's return503OnClosing", () => {
 
   it('says it does not know for an object that is not a Fastify instance', () => {
     expect(refusesWhileClosing({} as FastifyInstance)).toBeUndefined()
+  })
+})
+
+// Fastify does its part of a close in an onClose callback of avvio's: this holds Parley's way of
+// running before it to the Fastify installed, so that one which closes otherwise fails here
+// rather than leaving the endpoints to Fastify's bare 503 while an application's hook runs.
+describe('running at the first moment of app.close()', () => {
+  it("runs before the preClose hooks, one the application added first included, given from an encapsulated instance's onReady hook", async () => {
+    const app = Fastify()
+    const order: string[] = []
+    app.addHook('preClose', async () => {
+      order.push('preClose')
+    })
+    const child = await encapsulated(app)
+    let given: boolean | undefined
+    child.addHook('onReady', async () => {
+      given = atCloseStart(child, () => order.push('begin'))
+    })
+    await app.ready()
+    order.push('close')
+    await app.close()
+    expect(given).toBe(true)
+    expect(order).toEqual(['close', 'begin', 'preClose'])
+  })
+
+  it('rejects the close with what it throws, rather than end the process', async () => {
+    const app = Fastify()
+    app.addHook('onReady', async () => {
+      atCloseStart(app, () => {
+        throw new Error('it failed')
+      })
+    })
+    await app.ready()
+    await expect(app.close()).rejects.toThrow('it failed')
+  })
+
+  it('says it could not for an object that is not a Fastify instance', () => {
+    expect(atCloseStart({} as FastifyInstance, () => {})).toBe(false)
   })
 })
 

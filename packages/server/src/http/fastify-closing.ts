@@ -26,6 +26,28 @@ export function refusesWhileClosing(app: FastifyInstance): boolean | undefined {
     : true
 }
 
+/**
+ * Has `begin` run at the first moment of `app.close()`: before Fastify refuses requests (its
+ * `return503OnClosing`) and before any preClose hook, those an application added ahead of
+ * Parley's included, which Fastify runs first. Fastify does its own part of a close (the
+ * refusals, the preClose hooks, the HTTP server's close) in an onClose callback it gives avvio
+ * once its plugins have loaded, and avvio runs onClose callbacks last given first: one given after
+ * that (from an onReady hook) runs before it. `addHook('onClose')` cannot be called then (the
+ * instance has started, Fastify refuses it), so avvio's own `onClose`, which Fastify leaves on
+ * the instance (untyped), is. False when the instance has none (a Fastify that closes otherwise):
+ * the caller then does it in its preClose hook, in its turn. Were Fastify's own callback given
+ * later one day, `begin` would run after the preClose hooks: the caller's preClose hook has done
+ * it by then, and `begin` must be safe to call twice. A test holds this to the Fastify installed.
+ * What `begin` throws rejects `app.close()`, as a failing onClose hook does, rather than end the
+ * process (avvio would throw it out of its queue).
+ */
+export function atCloseStart(app: FastifyInstance, begin: () => void): boolean {
+  const onClose: unknown = (app as { onClose?: unknown }).onClose
+  if (typeof onClose !== 'function') return false
+  onClose.call(app, async () => begin())
+  return true
+}
+
 /** A request's URL as the application's router reads it (see `routedUrl`). */
 export type UrlOf = (req: IncomingMessage) => string | undefined
 
