@@ -12,6 +12,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { packetsOf } from './answer-packets.js'
 import { closedAfterEach } from './closed-after-each.js'
+import { gate } from './gate.js'
 import { holding } from './held-events.js'
 import { startServer, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
@@ -154,5 +155,47 @@ describe("the Security section's Fastify: rewriteUrl folds the leading slashes, 
     expect(packetsOf(await res.text())).toEqual([
       expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
     ])
+  })
+})
+
+describe("the application's rewriteUrl, while two mount points of the instance close", () => {
+  it("is called once for a request Parley answers, and once more only by Fastify's own for one it leaves", async () => {
+    /** How many times the rewrite was called, by the request's URL as written. */
+    const calls = new Map<string, number>()
+    const app = Fastify({
+      rewriteUrl(req) {
+        const url = req.url ?? '/'
+        calls.set(url, (calls.get(url) ?? 0) + 1)
+        return url.startsWith('/rt/') ? `/a${url.slice(3)}` : url
+      },
+    })
+    // Holds the close before either mount point's part of it: both answer their endpoints already.
+    const hold = gate()
+    app.addHook('preClose', () => hold.pass())
+    for (const path of ['/a', '/b']) await app.register(async (context) => context.register(parley, { path }))
+    await app.listen({ port: 0, host: '127.0.0.1' })
+    const origin = `http://127.0.0.1:${(app.server.address() as { port: number }).port}`
+    const closing = app.close()
+    onTestFinished(async () => {
+      hold.open()
+      await closing
+    })
+    await until(() => hold.reached(), 5000, "the close to reach the application's hook")
+
+    // Judged by both mount points, answered by the one at /a.
+    const answered = await exchange(
+      `${origin}/rt/poll?v=1`,
+      'POST',
+      { 'content-type': 'text/plain' },
+      '[8,{}]',
+    )
+    expect({ status: answered.status, code: answered.body.code }).toEqual({
+      status: 503,
+      code: 'PARLEY_SERVER_SHUTTING_DOWN',
+    })
+    // Judged by both, answered by neither: Fastify's 503, after its own call of the rewrite.
+    const left = await exchange(`${origin}/elsewhere`, 'GET', {})
+    expect(left.status).toBe(503)
+    expect(Object.fromEntries(calls)).toEqual({ '/rt/poll?v=1': 1, '/elsewhere': 2 })
   })
 })

@@ -48,6 +48,14 @@ export function atCloseStart(app: FastifyInstance, begin: () => void): boolean {
   return true
 }
 
+/**
+ * What the `rewriteUrl` of each Fastify instance (by its root) made of each request, for as long as
+ * the request lives: every mount point closing on a server judges the server's requests in turn
+ * (see takeovers.ts), and the application's rewrite, which may count or log what it sees, is
+ * called once for them all, as Fastify calls it once.
+ */
+const rewritten = new WeakMap<object, WeakMap<IncomingMessage, string | undefined>>()
+
 /** A request's URL as the application's router reads it (see `routedUrl`). */
 export type UrlOf = (req: IncomingMessage) => string | undefined
 
@@ -59,8 +67,9 @@ export type UrlOf = (req: IncomingMessage) => string | undefined
  * leaves it out): it is read from the options the instance keeps, as `refusesWhileClosing` reads
  * its option; where they cannot be found, the URL as written. A rewrite that throws, or gives no
  * string (Fastify then destroys the request), leaves the URL as written: Parley answers what its
- * endpoints are written at, and leaves the rest to Fastify. Fastify calls the rewrite again for a
- * request Parley leaves it.
+ * endpoints are written at, and leaves the rest to Fastify. Called once per request for all the
+ * mount points of the instance, however many judge it (see `rewritten`); Fastify calls the
+ * rewrite again for a request Parley leaves it.
  */
 export function routedUrl(app: FastifyInstance): UrlOf {
   const options = fastifyOwn(app, OPTIONS_SYMBOL)
@@ -70,13 +79,19 @@ export function routedUrl(app: FastifyInstance): UrlOf {
       : undefined
   if (typeof rewrite !== 'function') return (req) => req.url
   const root = rootOf(app)
+  const kept = rewritten.get(root) ?? new WeakMap<IncomingMessage, string | undefined>()
+  rewritten.set(root, kept)
   return (req) => {
+    if (kept.has(req)) return kept.get(req)
+    let url: string | undefined
     try {
-      const url: unknown = rewrite.call(root, req)
-      return typeof url === 'string' ? url : req.url
+      const given: unknown = rewrite.call(root, req)
+      url = typeof given === 'string' ? given : req.url
     } catch {
-      return req.url
+      url = req.url
     }
+    kept.set(req, url)
+    return url
   }
 }
 
