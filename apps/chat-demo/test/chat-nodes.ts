@@ -10,7 +10,7 @@ import { type RedisServer, startRedis } from '../../../test/support/redis-server
 import { releaseAll } from '../../../test/support/release.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { buildChatApp, type ChatAppOptions } from '../src/app.js'
-import { type ChatCluster, connectRedis } from '../src/cluster.js'
+import { type ChatCluster, type ClusterOptions, connectRedis } from '../src/cluster.js'
 import type { ClientEvents, JoinReply, ServerEvents } from '../src/shared.js'
 import { connected } from './connected.js'
 
@@ -78,13 +78,24 @@ export function chatNodesSuite() {
 
     /**
      * A chat node on the suite's Redis, reached at `redisUrl` (the suite's Redis by default),
-     * listening on `port` (a free one by default), with Parley's drain options `handoff`.
+     * listening on `port` (a free one by default), with Parley's drain options `handoff`, and the
+     * adapter's `heartbeatInterval` and the Redis client's `reconnectDelay` when given (see
+     * `connectRedis`; their defaults otherwise).
      */
     async startNode(
       label: string,
-      options: { redisUrl?: string; port?: number; handoff?: ChatAppOptions['handoff'] } = {},
+      options: {
+        redisUrl?: string
+        port?: number
+        handoff?: ChatAppOptions['handoff']
+      } & Pick<ClusterOptions, 'heartbeatInterval' | 'reconnectDelay'> = {},
     ): Promise<ChatNode> {
-      const cluster = await connectRedis(options.redisUrl ?? suiteRedis().url, { label })
+      const { heartbeatInterval, reconnectDelay } = options
+      const cluster = await connectRedis(options.redisUrl ?? suiteRedis().url, {
+        label,
+        ...(heartbeatInterval !== undefined ? { heartbeatInterval } : {}),
+        ...(reconnectDelay !== undefined ? { reconnectDelay } : {}),
+      })
       let app: FastifyInstance | undefined
       try {
         app = await buildChatApp({

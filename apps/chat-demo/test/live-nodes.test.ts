@@ -6,14 +6,25 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { chatNodesSuite, join, liveNodes, peopleHeard } from './chat-nodes.js'
 
+/**
+ * The nodes' heartbeat and their Redis clients' longest wait before trying again, shortened from
+ * the adapter's and the demo's 2000 ms each: node A is gone for B after three missed heartbeats
+ * (1.5 s rather than 6), and back within a heartbeat of its link's return (rather than the 2 s
+ * its client waited by then, and a heartbeat of 2 s).
+ */
+const QUICK = { heartbeatInterval: 500, reconnectDelay: 100 }
+
 describe.skipIf(skipRedisSuites())("the people lists when the cluster's live nodes change", () => {
   const suite = chatNodesSuite()
 
   it('lists the people of a node cut off from Redis again once it is back', async () => {
     // Node A reaches Redis through a link that can go down; node B directly.
     const link = await suite.proxy(Number(new URL(suite.redis.url).port))
-    const a = await suite.startNode('a', { redisUrl: `redis://127.0.0.1:${new URL(link.url).port}` })
-    const b = await suite.startNode('b')
+    const a = await suite.startNode('a', {
+      redisUrl: `redis://127.0.0.1:${new URL(link.url).port}`,
+      ...QUICK,
+    })
+    const b = await suite.startNode('b', QUICK)
     await expect.poll(() => liveNodes(a) === 1 && liveNodes(b) === 1, { timeout: 10_000 }).toBe(true)
 
     const [ona, pim] = [await suite.person('ona', a), await suite.person('pim', b)]
