@@ -8,7 +8,7 @@ import { OTHER_PARAMS } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import { restoring } from './nodes.js'
 import { requestId } from './pending.js'
-import { RedisUnreachableError } from './send.js'
+import { RedisBusyError, RedisUnreachableError } from './send.js'
 import { sidHash } from './sessions.js'
 import { Takeover } from './takeover.js'
 import { type Place, parsePlaces, parseSnapshot, type ResponsePacket } from './wire.js'
@@ -37,12 +37,10 @@ export class Claims {
    */
   async claim(sid: string, params?: Readonly<Record<string, string>>): Promise<ClaimAnswer> {
     if (this.#parts.closed()) return null
-    const unavailable = this.#parts.commands.unavailable()
-    if (unavailable !== undefined)
-      return this.#cannotAsk(new RedisUnreachableError(unavailable, { at: this.#parts.commands.address }))
-    // Bounded by requestTimeout (see Commands): the client's resume waits for it.
+    // Bounded by requestTimeout (see Commands): the client's resume waits for it. Behind a burst
+    // on this node it waits its turn, bounded too, rather than send the client round again.
     const won = await this.#parts.handoffs.claim(sid, params).catch((err: unknown) => {
-      if (err instanceof RedisUnreachableError) return err
+      if (err instanceof RedisUnreachableError || err instanceof RedisBusyError) return err
       // Redis answered with an error (loading its data after a restart, a replica after a
       // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
       // stored". Refused at its first write, the claim changed nothing: the client's next try
@@ -57,7 +55,7 @@ export class Claims {
       return REFUSED
     })
     if (won === REFUSED) return 'retry'
-    if (won instanceof RedisUnreachableError) return this.#cannotAsk(won)
+    if (won instanceof RedisUnreachableError || won instanceof RedisBusyError) return this.#cannotAsk(won)
     if (won === 'unsure') {
       this.#parts.warnings.warn(
         'claim',
@@ -260,10 +258,10 @@ export class Claims {
 
   /**
    * A resume Redis cannot be asked about: logged (at most once every 10 s), and tried again. With
-   * its `code` beside the `err`, as every warning of something given up: the message tells a
-   * burst on this node (commands unanswered) from a Redis away.
+   * its `code` beside the `err`, as every warning of something given up: a burst on this node
+   * too long for the claim to wait its turn (`PARLEY_REDIS_BUSY`) from a Redis away or silent.
    */
-  #cannotAsk(err: RedisUnreachableError): 'retry' {
+  #cannotAsk(err: RedisUnreachableError | RedisBusyError): 'retry' {
     this.#parts.warnings.warn(
       'claim-unreachable',
       'a resume of a session this node does not hold could not be looked up in Redis; the client tries again',

@@ -65,6 +65,11 @@ export class Commands {
   readonly #inTurn: InTurn[] = []
   /** True once `stop` ran: no step waits for Redis any more. */
   #stopped = false
+  /**
+   * The errors of commands refused before they went on the connection (see `neverSent`): weakly
+   * held, each forgotten with its error.
+   */
+  readonly #unsent = new WeakSet<object>()
   /** Where the client connects (no credentials): every warning of an unreachable Redis names it. */
   readonly address: string
 
@@ -98,9 +103,26 @@ export class Commands {
    */
   send(args: string[]): Promise<unknown> {
     const why = this.unavailable()
-    if (why !== undefined) return Promise.reject(new RedisUnreachableError(why, { at: this.address }))
+    if (why !== undefined)
+      return Promise.reject(this.#refused(new RedisUnreachableError(why, { at: this.address })))
     this.#undos.flush()
     return this.#sent(args)
+  }
+
+  /**
+   * Whether `err`, what `send` or `sendInTurn` rejected with, refused the command before it went
+   * on the connection: Redis never runs it. Any other rejection may come from a command that
+   * ran, or still runs later (given up unanswered), which a caller that must not leave its
+   * effect behind takes back (a claim: see `HandOffStore.claim`).
+   */
+  neverSent(err: unknown): boolean {
+    return typeof err === 'object' && err !== null && this.#unsent.has(err)
+  }
+
+  /** `err`, marked as the refusal of a command never sent (see `neverSent`). */
+  #refused<E extends Error>(err: E): E {
+    this.#unsent.add(err)
+    return err
   }
 
   /**
@@ -117,10 +139,12 @@ export class Commands {
     if (!this.#waitsForTurn()) return this.send(args)
     if (this.#inTurn.length >= MAX_QUEUED_COMMANDS)
       return Promise.reject(
-        new RedisBusyError(this.#unanswered.size, this.#inTurn.length, {
-          command: args[0] ?? '',
-          at: this.address,
-        }),
+        this.#refused(
+          new RedisBusyError(this.#unanswered.size, this.#inTurn.length, {
+            command: args[0] ?? '',
+            at: this.address,
+          }),
+        ),
       )
     return new Promise((resolve, reject) => {
       this.#inTurn.push({ args, resolve, reject })

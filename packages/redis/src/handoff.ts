@@ -702,8 +702,11 @@ export class HandOffStore {
    * may have run, or still run later, and would leave the session claimed by this node, which
    * does not take it over, so it is taken back (UNCLAIM, see `Commands.undo`) before any later
    * command of this node, a later claim of the same session included, and refused should it run
-   * after that. Rejects with `RedisUnreachableError` when not
-   * sent (see `Commands`), or with the error Redis answered (the claim did not run).
+   * after that. Behind a burst on this node it waits its turn (see `Commands.sendInTurn`):
+   * refused for it, the client would be told to try again, a round for nothing, and as many as
+   * the burst lasts. Rejects with `RedisUnreachableError` when not sent (see `Commands`: Redis
+   * away or silent, or silent while it waited its turn), with `RedisBusyError` past
+   * `MAX_QUEUED_COMMANDS` waiting, or with the error Redis answered (the claim did not run).
    */
   async claim(
     sid: string,
@@ -711,12 +714,10 @@ export class HandOffStore {
   ): Promise<Won | Taken | Owned | OtherParams | null | 'unsure'> {
     const hash = sidHash(sid)
     const keys = this.keys(hash)
-    const why = this.commands.unavailable()
-    if (why !== undefined) throw new RedisUnreachableError(why, { at: this.commands.address })
     const id = randomBytes(9).toString('base64url')
     const givenUp = this.givenUpKey(hash, id)
     const reply = await this.commands
-      .send([
+      .sendInTurn([
         'EVAL',
         CLAIM,
         '5',
@@ -732,7 +733,8 @@ export class HandOffStore {
         params === undefined ? '' : packParams(params),
       ])
       .catch((err: unknown) => {
-        if (!(err instanceof RedisUnreachableError)) throw err
+        // Never sent (Redis away, or silent while it waited its turn): nothing to take back.
+        if (this.commands.neverSent(err) || !(err instanceof RedisUnreachableError)) throw err
         this.unclaim(hash, id)
         return UNSURE
       })

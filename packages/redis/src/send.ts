@@ -41,7 +41,7 @@ export const RedisErrorCode = {
    */
   APPEND_AFTER_CLOSE: 'PARLEY_REDIS_APPEND_AFTER_CLOSE',
   /**
-   * A command the adapter lets wait for its turn (a session's owner record) behind
+   * A command the adapter lets wait for its turn (a session's owner record, a resume's claim) behind
    * `MAX_UNANSWERED_COMMANDS` unanswered ones found `MAX_QUEUED_COMMANDS` waiting already: not
    * sent. The `code` of a `RedisBusyError`, the `err` of the warning that says so.
    */
@@ -75,7 +75,8 @@ export class RedisUnreachableError extends Error {
  * Redis is connected and answering, but a burst on this node left `MAX_UNANSWERED_COMMANDS`
  * commands unanswered and `MAX_QUEUED_COMMANDS` waiting behind them (see
  * `Commands.sendInTurn`): one more is refused rather than held, so that memory stays bounded.
- * The `err` of the warning that gives up an owner record then. `code` is `'PARLEY_REDIS_BUSY'`.
+ * The `err` of the warning that gives up an owner record then, or tells a resume to try again.
+ * `code` is `'PARLEY_REDIS_BUSY'`.
  */
 export class RedisBusyError extends Error {
   override readonly name = 'RedisBusyError'

@@ -1,0 +1,123 @@
+// A resume's claim on a node in a burst (`MAX_UNANSWERED_COMMANDS` commands in flight on its
+// Redis connection: a thousand sessions opening at once, a burst of broadcasts) waits its turn
+// behind them, bounded, instead of being refused: refused, the client was told to try again, a
+// round for nothing, and as many as the burst lasted. Parley servers on one Redis, the real
+// client behind a round-robin balancer, and a real Redis that holds the burst's writes for a
+// moment (see `burstOn`).
+import { connect } from '@parley/client'
+import { MAX_QUEUED_COMMANDS, type RedisAdapter, RedisErrorCode } from '@parley/redis'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import { memoryStorage } from '../../client/test/helpers.js'
+import { until, within } from '../../server/test/helpers.js'
+import { burstOn } from './burst.js'
+import { balancedSuite, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { type RawRedis, rawRedis } from './raw-redis.js'
+
+/** The longest Redis holds the burst, should the test fail before it lets it go. */
+const PAUSE_MS = 5000
+
+/** The adapter of `node`. */
+const adapterOf = (node: TrafficNode) => node.started.app.parley.adapter as RedisAdapter
+
+describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
+  const cleanups: (() => Promise<unknown>)[] = []
+  const { suite, balance } = balancedSuite<TrafficNode>({
+    afterNodes: async () => {
+      for (const cleanup of cleanups.splice(0)) await cleanup()
+    },
+  })
+  const { nodes, clients } = suite
+
+  /**
+   * `node` in a burst the moment a resume's claim reaches it: Redis holds its writes, it
+   * broadcasts `MAX_UNANSWERED_COMMANDS` times (see `burstOn`), then claims, and Redis answers
+   * again. `claims` counts the claims asked of it.
+   */
+  function burstingAtClaim(raw: RawRedis, node: TrafficNode) {
+    const adapter = adapterOf(node)
+    const state = { claims: 0 }
+    const claim = adapter.claimSession.bind(adapter)
+    adapter.claimSession = async (sid, params) => {
+      if (state.claims++ > 0) return claim(sid, params)
+      await burstOn(raw, node.started, PAUSE_MS)
+      const answer = claim(sid, params)
+      void raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      return answer
+    }
+    return state
+  }
+
+  it('waits its turn: the client resumes at its first try, its session whole', async () => {
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    const a = await startTrafficNode(suite.redis.url, nodes)
+    // Its heartbeats far apart: none is in flight in the burst.
+    const b = await startTrafficNode(suite.redis.url, nodes, { heartbeatInterval: 10_000 })
+    await Promise.all([a, b].map((node) => adapterOf(node).ready()))
+    await seesOthers(a)
+    const balancer = await balance([a, b])
+    balancer.avoid.add(1)
+    const client = connect(`${balancer.url}/parley`, {
+      transports: ['websocket'],
+      reconnectionDelay: 50,
+      storage: memoryStorage(),
+    })
+    clients.push(client)
+    // What the client was told: a refusal has a code of its own.
+    const refused: string[] = []
+    const lost: string[] = []
+    client.on('transport_error', (_transport, err) => {
+      if (err.code !== 'PARLEY_TRANSPORT_ERROR') refused.push(`${err.code}: ${err.message}`)
+    })
+    client.on('disconnect', (reason: string) => lost.push(reason))
+    await until(() => client.connected && a.connections.length === 1, 3000, 'the client on a')
+    const id = client.id
+    const burst = burstingAtClaim(raw, b)
+    try {
+      // a drains: the client is told to resume, and its resume reaches b, in a burst.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      const closing = a.started.app.close()
+      await until(() => b.restored.length === 1, 5000, 'the session taken over by b')
+      await within(closing, 8000, 'a closed')
+      client.emit('up', 1)
+      await until(() => b.received.length === 1, 3000, 'the next message, on b')
+
+      expect(burst.claims).toBe(1)
+      expect(refused).toEqual([])
+      expect(lost).toEqual([])
+      expect(client.id).toBe(id)
+      expect(client.recovered).toBe(true)
+      expect(b.received).toEqual([1])
+      expect(b.connections).toHaveLength(0)
+      expect(b.warnings.filter((line) => line.includes('could not be looked up'))).toEqual([])
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+
+  it('past MAX_QUEUED_COMMANDS waiting, a resume is told to try again, warned with PARLEY_REDIS_BUSY', async () => {
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    const node = await startTrafficNode(suite.redis.url, nodes, { heartbeatInterval: 10_000 })
+    const adapter = adapterOf(node)
+    await adapter.ready()
+    try {
+      await burstOn(raw, node.started, PAUSE_MS)
+      // As many sessions opening on it as wait their turn at most: the claim finds no place.
+      const opened = Array.from({ length: MAX_QUEUED_COMMANDS }, (_, i) =>
+        adapter.sessionOpened(`sid-opening-${i}`),
+      )
+      expect(await adapter.claimSession('sid-resumed')).toBe('retry')
+      const cannotAsk = node.warned.filter(({ message }) => message.includes('could not be looked up'))
+      expect(cannotAsk).toHaveLength(1)
+      expect(cannotAsk[0]!.details.code).toBe(RedisErrorCode.BUSY)
+      expect(String(cannotAsk[0]!.details.err)).toContain(`and ${MAX_QUEUED_COMMANDS} waiting behind them`)
+      // Never sent: nothing to take back.
+      expect(node.warnings.filter((line) => line.includes('no answer'))).toEqual([])
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      await within(Promise.all(opened), 5000, 'the records of the sessions opening')
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+})
