@@ -822,12 +822,15 @@ export class HandOffStore {
   /**
    * Whether claim `claim` of session `hash`, whose tail was read unsealed (see FINISH), still
    * stands: 'ended' or 'kept' when the old node's WITHDRAW or UNDO came since, else 'taken' (and
-   * from then on it stands). Rejects with `RedisUnreachableError` when not sent or not answered
-   * within `requestTimeout`.
+   * from then on it stands). Behind a burst on this node it waits its turn (see
+   * `Commands.sendInTurn`): refused for it, the claimer would take the session for its own
+   * while its old node ended it, or kept it and goes on with it: two copies of one session.
+   * Rejects with `RedisUnreachableError` when not sent or not answered within `requestTimeout`,
+   * and with `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting.
    */
   async confirm(hash: string, claim: string): Promise<'taken' | 'ended' | 'kept'> {
     const keys = this.keys(hash)
-    const reply = await this.commands.send([
+    const reply = await this.commands.sendInTurn([
       'EVAL',
       CONFIRM,
       '2',

@@ -458,13 +458,17 @@ export class Nodes {
    * only that it wrote no heartbeat for three intervals: a stalled process, or a Redis slow to
    * answer its connection, is alive and goes on), nothing more comes from it. Heard here (`left`)
    * or, for a node out of the live set, read from the mark its `stop()` left in Redis: a node
-   * started after that goodbye knows it too. False when Redis cannot say (away, or no answer
-   * within `requestTimeout`): the node is taken as one that may be alive. Never rejects.
+   * started after that goodbye knows it too. The GET waits its turn behind a burst on this node
+   * (see `Commands.sendInTurn`): refused for it, a resume whose claimer left would be told to
+   * try again for a session that went with it, until its handoff expires, and a takeover from
+   * an old node that left would wait for a seal that never comes. False when Redis cannot say
+   * (away, no answer within `requestTimeout`, or `MAX_QUEUED_COMMANDS` waiting): the node is
+   * taken as one that may be alive. Never rejects.
    */
   async saidGoodbye(id: string): Promise<boolean> {
     if (this.#goodbyes.has(id)) return true
     if (this.#live.has(id)) return false
-    const reply = await this.#config.commands.send(['GET', this.#leftKey(id)]).catch(() => undefined)
+    const reply = await this.#config.commands.sendInTurn(['GET', this.#leftKey(id)]).catch(() => undefined)
     if (asText(reply) === undefined) return this.#goodbyes.has(id)
     this.#rememberGoodbye(id)
     return true

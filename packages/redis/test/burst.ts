@@ -1,4 +1,5 @@
-import { MAX_UNANSWERED_COMMANDS } from '@parley/redis'
+import { MAX_UNANSWERED_COMMANDS, type RedisAdapter } from '@parley/redis'
+import { message, to } from './handoff-support.js'
 import type { TestNode } from './nodes.js'
 import type { RawRedis } from './raw-redis.js'
 
@@ -12,4 +13,14 @@ import type { RawRedis } from './raw-redis.js'
 export async function burstOn(raw: RawRedis, node: Pick<TestNode, 'app'>, pauseMs: number): Promise<void> {
   await raw.sendCommand(['CLIENT', 'PAUSE', String(pauseMs), 'WRITE'])
   for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) node.app.parley.to('nobody').emit('burst', i)
+}
+
+/** As `burstOn`, for an adapter without a server (a node of handoff-support.ts' `FakeCluster`). */
+export async function burstOnAdapter(
+  raw: RawRedis,
+  adapter: Pick<RedisAdapter, 'broadcast'>,
+  pauseMs: number,
+): Promise<void> {
+  await raw.sendCommand(['CLIENT', 'PAUSE', String(pauseMs), 'WRITE'])
+  for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) adapter.broadcast(message('burst', [i]), to(['nobody']))
 }

@@ -8,12 +8,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
-import { LOOK_AGAIN_MS } from '../src/commands.js'
+import { LOOK_AGAIN_MS, MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
 import { CLAIM_KEEP_MS, UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { GOODBYE_MARK_MS } from '../src/nodes.js'
 import { redisAddress } from '../src/options.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { sealWaits } from '../src/takeover.js'
+import { burstOnAdapter } from './burst.js'
 import {
   argOf,
   dropConnection,
@@ -32,8 +33,12 @@ import {
   to,
   won,
 } from './handoff-support.js'
+import { rawRedis } from './raw-redis.js'
 
 const TTL = 60_000
+
+/** The longest Redis holds a burst's writes, should a test fail before it lets them go. */
+const PAUSE_MS = 5000
 
 /** A session `sid` with socket `id` on `node`, in `rooms`, its owner record written. */
 async function open(node: FakeNode, sid: string, id: string, rooms: string[] = []): Promise<FakeSocket> {
@@ -190,6 +195,12 @@ const OUTLIVE_CUTS = { heartbeatInterval: 2000 }
 describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   let redis: RedisServer
   let cluster: FakeCluster
+  /** Raw clients that hold a burst's writes (see `burstOnAdapter`), closed after each test. */
+  const raws: (() => Promise<unknown>)[] = []
+  afterEach(async () => {
+    for (const close of raws.splice(0)) await close()
+  })
+  const pauser = () => rawRedis(redis.url, raws)
 
   beforeAll(async () => {
     redis = await startRedis()
@@ -815,6 +826,35 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     const left = await c.redis.pTTL(`${cluster.prefix}:node:${b!.adapter.node}:left`)
     expect(left).toBeGreaterThan(TTL)
     expect(left).toBeLessThanOrEqual(GOODBYE_MARK_MS)
+  })
+
+  it('reads the mark of a claimer that left in turn behind a burst on the node a resume reaches: a new session at once, not a try again', async () => {
+    cluster = new FakeCluster(redis.url)
+    const [a, b] = await cluster.start(2)
+    const sid = 'sid-claimer-left-burst'
+    const socket = await open(a!, sid, 's1')
+    expect(await handOff(a!, socket, sid)).toBe(true)
+    won(await b!.adapter.claimSession(sid))
+    await cluster.stop(b!)
+    // c never heard b say it left, and a burst fills its connection as the resume reaches it:
+    // the claim waits its turn, and twice as many owner records as its connection holds wait
+    // behind it, so that the burst is still on when the claim's answer names b.
+    const c = await cluster.node()
+    const raw = await pauser()
+    try {
+      await burstOnAdapter(raw, c.adapter, PAUSE_MS)
+      const answer = c.adapter.claimSession(sid)
+      const opened = Array.from({ length: 2 * MAX_UNANSWERED_COMMANDS }, (_, i) =>
+        c.adapter.sessionOpened(`sid-opening-${i}`),
+      )
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      // Refused, b's mark went unread, and b was taken for one that may be alive: the client
+      // told to try again ('elsewhere') for a session that went with b.
+      expect(await within(answer, 5000, 'the claim')).toEqual({ missed: 'lost' })
+      await within(Promise.all(opened), 5000, 'the records of the sessions opening')
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
   })
 
   it('says which step of its goodbye failed: a refused mark leaves the record removed and the others told', async () => {
@@ -1843,6 +1883,24 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b.redis.get(owner)).toBe(a.adapter.node)
     expect(a.sockets.hasSession('sid-read-first')).toBe(true)
     expect(await b.redis.keys(`${cluster.prefix}:handoff:*`)).toEqual([])
+  })
+
+  it('confirms in turn behind a burst on the claimer: a take-back that came first still reads kept', async () => {
+    const { a, b, slow, answer, claim, owner } = await claimReadBeforeTakeBack('sid-confirm-burst')
+    await slow.runAll()
+    expect(await answer).toBe(false)
+    const raw = await pauser()
+    try {
+      await burstOnAdapter(raw, b.adapter, PAUSE_MS)
+      const confirming = claim.confirm!()
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      // Refused, it read 'taken': b went on with a copy of the session a kept, two copies.
+      expect(await within(confirming, 5000, 'the confirm')).toBe('kept')
+      expect(await b.redis.get(owner)).toBe(a.adapter.node)
+      expect(b.warnings.filter((line) => line.includes('could not confirm'))).toEqual([])
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
   })
 
   it('leaves a claim confirmed before the take-back came to its claimer: the record stays its own', async () => {
