@@ -1,3 +1,4 @@
+import { Fifo } from './fifo.js'
 import { type RedisClient, redisAddress } from './options.js'
 import { RedisBusyError, RedisRefusedError, RedisUnreachableError, send } from './send.js'
 import { Undos } from './undos.js'
@@ -62,7 +63,7 @@ export class Commands {
   readonly #waiting = new Set<AvailabilityWait>()
   #lookAgain: NodeJS.Timeout | undefined
   /** Commands waiting for their turn behind `MAX_UNANSWERED_COMMANDS` unanswered ones, in order. */
-  readonly #inTurn: InTurn[] = []
+  readonly #inTurn = new Fifo<InTurn>()
   /** True once `stop` ran: no step waits for Redis any more. */
   #stopped = false
   /**
