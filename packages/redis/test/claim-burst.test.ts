@@ -1,15 +1,18 @@
 // A resume's claim on a node in a burst (`MAX_UNANSWERED_COMMANDS` commands in flight on its
 // Redis connection: a thousand sessions opening at once, a burst of broadcasts) waits its turn
 // behind them, bounded, instead of being refused: refused, the client was told to try again, a
-// round for nothing, and as many as the burst lasted. Parley servers on one Redis, the real
-// client behind a round-robin balancer, and a real Redis that holds the burst's writes for a
-// moment (see `burstOn`).
+// round for nothing, and as many as the burst lasted. And an owner record that waited its turn
+// past the handshake's wait for it, written late: the session's move from that node goes behind
+// it on the same connection, so the record never names the node it left. Parley servers on one
+// Redis, the real client behind a round-robin balancer, and a real Redis that holds the burst's
+// writes for a moment (see `burstOn`).
 import { connect } from '@parley/client'
-import { MAX_QUEUED_COMMANDS, type RedisAdapter, RedisErrorCode } from '@parley/redis'
+import { defaults, MAX_QUEUED_COMMANDS, type RedisAdapter, RedisErrorCode } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { until, within } from '../../server/test/helpers.js'
+import { sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
 import { balancedSuite, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { type RawRedis, rawRedis } from './raw-redis.js'
@@ -91,6 +94,46 @@ describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
       expect(b.received).toEqual([1])
       expect(b.connections).toHaveLength(0)
       expect(b.warnings.filter((line) => line.includes('could not be looked up'))).toEqual([])
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+
+  it('an owner record written late, after the handshake went on without it, never names the node a session moved from', async () => {
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    const a = await startTrafficNode(suite.redis.url, nodes, { heartbeatInterval: 10_000 })
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    await Promise.all([a, b].map((node) => adapterOf(node).ready()))
+    await seesOthers(a)
+    const balancer = await balance([a, b])
+    balancer.avoid.add(1)
+    try {
+      // The session opens on a in a burst: its handshake stops waiting for its record
+      // (OWNER_RECORD_WAIT_MS) while Redis holds it.
+      await burstOn(raw, a.started, PAUSE_MS)
+      const client = connect(`${balancer.url}/parley`, {
+        transports: ['websocket'],
+        reconnectionDelay: 50,
+        storage: memoryStorage(),
+      })
+      clients.push(client)
+      await until(() => client.connected && a.connections.length === 1, 5000, 'the client on a')
+      const id = client.id
+      const sid = a.connections[0]!.session.sid
+      const owner = `${defaults.prefix}:session:${sidHash(sid)}`
+      expect(await raw.get(owner)).toBeNull()
+      // a drains before its record is written: the session moves to b, whose claim names b.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      const closing = a.started.app.close()
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      await until(() => b.restored.length === 1, 5000, 'the session taken over by b')
+      await within(closing, 8000, 'a closed')
+      // a's record went before its handoff, on its one connection: the claim came after both.
+      expect(await raw.get(owner)).toBe(adapterOf(b).node)
+      expect(await adapterOf(b).sessionOwner(sid)).toBe('local')
+      expect(client.id).toBe(id)
+      expect(client.recovered).toBe(true)
     } finally {
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
     }

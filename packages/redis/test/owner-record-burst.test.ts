@@ -5,12 +5,14 @@
 // round-robin balancer, the real client on long-polling, a real Redis that holds the writes for
 // a moment, so that the burst is in flight at once.
 import { connect } from '@parley/client'
-import { MAX_QUEUED_COMMANDS, RedisErrorCode } from '@parley/redis'
+import { defaults, MAX_QUEUED_COMMANDS, RedisErrorCode } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { until, within } from '../../server/test/helpers.js'
+import { sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
+import { eventually } from './handoff-support.js'
 import { HEARTBEAT, Nodes, redisSuite } from './nodes.js'
 import { rawRedis } from './raw-redis.js'
 
@@ -95,6 +97,33 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
       expect(handled).toEqual([[1], []])
       expect(lost).toEqual([])
       expect(a.warnings.filter((line) => line.includes('session owner record'))).toEqual([])
+    } finally {
+      client.disconnect()
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+
+  it('written late, after the handshake went on without it, for a session that ended meanwhile: no record is left', async () => {
+    const { a, b, proxy, raw } = await twoNodesBehindProxy()
+    await burstOn(raw, a, PAUSE_MS)
+    const client = connect(proxy.url, { transports: ['polling'], reconnectionDelay: 50 })
+    try {
+      // The handshake stops waiting for the record (OWNER_RECORD_WAIT_MS) while Redis holds it.
+      await until(() => client.connected, 5000, 'connected to node A')
+      const sid = a.sockets[0]!.session.sid
+      const owner = `${defaults.prefix}:session:${sidHash(sid)}`
+      expect(await raw.get(owner)).toBeNull()
+      // The session ends before its record is written: its end's writes wait behind it.
+      client.disconnect()
+      await until(() => a.app.parley.sockets.size === 0, 3000, 'the session ended on node A')
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      const ended = `${defaults.prefix}:ended:${sidHash(sid)}`
+      await eventually(async () => (await raw.get(ended)) !== null, 5000, 'its end kept')
+      // Written late, the record was removed behind it, in order: no node is named for a
+      // session that no longer lives, and a resume elsewhere hears how it ended.
+      expect(await raw.get(owner)).toBeNull()
+      expect(await b.adapter.sessionOwner(sid)).toBe('unknown')
+      expect((await b.adapter.endedSession(sid))?.close.reason).toBe('client disconnect')
     } finally {
       client.disconnect()
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
