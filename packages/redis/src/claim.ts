@@ -241,19 +241,24 @@ export class Claims {
   /**
    * Nothing to claim, but Redis restarted without its data a moment ago (see `restoring`): the
    * session's owner may not have written its record again yet, so the client tries again rather
-   * than start over. Logged at most once every 10 s.
+   * than start over. Logged at most once every 10 s. Redis that cannot say (away, silent, or a
+   * burst on this node too long to wait behind) is a resume that could not be looked up: the
+   * client tries again too, and the warning says why.
    */
   async #refilling(): Promise<boolean> {
-    const refilling = await restoring(this.#parts.commands, this.#parts.prefix).catch(
-      (err: unknown) => err instanceof RedisUnreachableError,
-    )
-    if (refilling) {
-      this.#parts.warnings.warn(
-        'claim-refilling',
-        'a resume found no session while Redis is refilled after it lost its data; the client tries again',
-      )
+    const refilling = await restoring(this.#parts.commands, this.#parts.prefix).catch((err: unknown) => err)
+    if (refilling instanceof RedisUnreachableError || refilling instanceof RedisBusyError) {
+      this.#cannotAsk(refilling)
+      return true
     }
-    return refilling
+    // Not refilling, or Redis answered with an error (nothing then says it lost its data): the
+    // resume goes on as one of no session.
+    if (refilling !== true) return false
+    this.#parts.warnings.warn(
+      'claim-refilling',
+      'a resume found no session while Redis is refilled after it lost its data; the client tries again',
+    )
+    return true
   }
 
   /**

@@ -122,12 +122,15 @@ export function restoringKeys(prefix: string): { filled: string; refilling: stri
 
 /**
  * True when Redis may lack records it held before (see `restoringKeys`): no node has beaten
- * since it started empty, or that first beat is less than a record lifetime old. Rejects with
- * `RedisUnreachableError` when Redis cannot be asked (see `Commands`).
+ * since it started empty, or that first beat is less than a record lifetime old. Asked for a
+ * resume whose claim found nothing, it waits its turn behind a burst on this node (see
+ * `Commands.sendInTurn`): refused for it, the client would be told to try again rather than
+ * given its new session. Rejects with `RedisUnreachableError` when Redis cannot be asked (see
+ * `Commands`), and with `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting.
  */
 export async function restoring(commands: Commands, prefix: string): Promise<boolean> {
   const { filled, refilling } = restoringKeys(prefix)
-  const reply = await commands.send(['MGET', filled, refilling])
+  const reply = await commands.sendInTurn(['MGET', filled, refilling])
   const [isFilled, isRefilling] = Array.isArray(reply) ? reply : []
   return isFilled === null || isFilled === undefined || (isRefilling !== null && isRefilling !== undefined)
 }

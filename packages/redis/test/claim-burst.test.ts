@@ -7,11 +7,18 @@
 // Redis, the real client behind a round-robin balancer, and a real Redis that holds the burst's
 // writes for a moment (see `burstOn`).
 import { connect } from '@parley/client'
-import { defaults, MAX_QUEUED_COMMANDS, type RedisAdapter, RedisErrorCode } from '@parley/redis'
+import {
+  defaults,
+  MAX_QUEUED_COMMANDS,
+  MAX_UNANSWERED_COMMANDS,
+  type RedisAdapter,
+  RedisErrorCode,
+} from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { until, within } from '../../server/test/helpers.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
 import { balancedSuite, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
@@ -35,9 +42,10 @@ describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
   /**
    * `node` in a burst the moment a resume's claim reaches it: Redis holds its writes, it
    * broadcasts `MAX_UNANSWERED_COMMANDS` times (see `burstOn`), then claims, and Redis answers
-   * again. `claims` counts the claims asked of it.
+   * again; `behind` runs right after the claim is asked, to queue more behind it. `claims`
+   * counts the claims asked of it.
    */
-  function burstingAtClaim(raw: RawRedis, node: TrafficNode) {
+  function burstingAtClaim(raw: RawRedis, node: TrafficNode, behind: () => void = () => {}) {
     const adapter = adapterOf(node)
     const state = { claims: 0 }
     const claim = adapter.claimSession.bind(adapter)
@@ -45,6 +53,7 @@ describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
       if (state.claims++ > 0) return claim(sid, params)
       await burstOn(raw, node.started, PAUSE_MS)
       const answer = claim(sid, params)
+      behind()
       void raw.sendCommand(['CLIENT', 'UNPAUSE'])
       return answer
     }
@@ -134,6 +143,34 @@ describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
       expect(await adapterOf(b).sessionOwner(sid)).toBe('local')
       expect(client.id).toBe(id)
       expect(client.recovered).toBe(true)
+    } finally {
+      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+    }
+  })
+
+  it('a resume of a session no node holds gets a new session at its first try, not a try again', async () => {
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    // Its heartbeats far apart: none is in flight in the burst.
+    const node = await startTrafficNode(suite.redis.url, nodes, { heartbeatInterval: 10_000 })
+    const adapter = adapterOf(node)
+    await adapter.ready()
+    // Twice as many sessions open as its connection holds, behind the claim: the burst is still
+    // on when the claim's answer (nothing to claim) asks whether Redis lost its data.
+    const burst = burstingAtClaim(raw, node, () => {
+      for (let i = 0; i < 2 * MAX_UNANSWERED_COMMANDS; i++) adapter.sessionOpened(`sid-opening-${i}`)
+    })
+    try {
+      const resume = rawConnect('websocket', node.started.base, { sid: 'sid-gone', ack: 2 }).then(
+        (client): { client?: RawClient; err?: unknown } => ({ client }),
+        (err: unknown): { client?: RawClient; err?: unknown } => ({ err }),
+      )
+      const { client, err } = await within(resume, 5000, 'the answer to the resume')
+      if (!client) throw err
+      cleanups.push(async () => client.close())
+      expect(client.open).toMatchObject({ recovered: false })
+      expect(client.sid).not.toBe('sid-gone')
+      expect(burst.claims).toBe(1)
+      expect(node.warnings.filter((line) => line.includes('refilled'))).toEqual([])
     } finally {
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
     }
