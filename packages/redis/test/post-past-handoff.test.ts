@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until } from '../../server/test/helpers.js'
-import { balancedSuite, startTrafficNode } from './e2e-suite.js'
+import { balancedSuite, seesOthers, startTrafficNode } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())(
   'a POST lost at the old node after the client resumed on the new one',
@@ -31,10 +31,14 @@ describe.skipIf(skipRedisSuites())(
       const a = await startTrafficNode(`redis://127.0.0.1:${new URL(link.url).port}`, nodes)
       const b = await startTrafficNode(suite.redis.url, nodes)
       // a's link freezes once the snapshot is stored: a hands the session off, and hears no claim.
+      // How many other nodes a takes for alive then is what its drain reads next (nothing reaches
+      // it afterwards): none, and it seals the session at once and ends it.
       const adapter = a.started.app.parley.adapter
       const handOff = adapter.handOff!.bind(adapter)
+      let othersAtStore: number | undefined
       adapter.handOff = async (snapshot, ttl) => {
         const stored = await handOff(snapshot, ttl)
+        othersAtStore = adapter.otherNodes?.()
         link?.freeze()
         return stored
       }
@@ -48,12 +52,24 @@ describe.skipIf(skipRedisSuites())(
       const id = c.id
       c.emit('up', 1)
       await until(() => a.received.length === 1, 3000, 'the first event, on a')
+      const endedOnA: string[] = []
+      a.connections[0]?.on('disconnect', (reason: string) => endedOnA.push(reason))
 
-      // a drains: the client resumes on b, while a still holds the session frozen.
+      // a drains: the client resumes on b, while a still holds the session frozen. Only once a
+      // has read b's first heartbeat (or heard it join), which nothing before waits for: a
+      // drain that finds no other node alive seals at once, and the session ends there.
+      await seesOthers(a)
       balancer.avoid.clear()
       balancer.avoid.add(0)
       const draining = a.started.app.close()
       await until(() => b.restored.length === 1 && c.connected, 8000, 'resumed on b')
+      // Why it would not be frozen: a second session on a, no other node alive as a stored the
+      // snapshot, or the session ended there (and how).
+      expect({ sessionsOnA: a.connections.length, othersAtStore, endedOnA }).toEqual({
+        sessionsOnA: 1,
+        othersAtStore: 1,
+        endedOnA: [],
+      })
       expect(a.connections[0]!.session.state).toBe('frozen')
 
       // The next POST reaches a, which answers it 204 and uses none of it; the one after, b.
