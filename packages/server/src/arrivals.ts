@@ -48,7 +48,10 @@ export interface ArrivalsContext<L extends EventsMap, E extends EventsMap, D> {
   endOf: (sid: string) => Promise<Ending | undefined>
   /** Whether this node failed to reach `node` a moment ago. */
   unreachableLately: (node: string) => boolean
-  /** True once `drain()` or `close()` has begun. */
+  /**
+   * True from the first moment of the instance's close (see `ParleyServer.closeBegins`), or once
+   * `drain()` or `close()` has begun.
+   */
   closing: () => boolean
   /** True once `close()` has run. */
   closed: () => boolean

@@ -60,7 +60,10 @@ export interface HellosContext<L extends EventsMap, E extends EventsMap, D> {
   unknownResume: (sid: string) => void
   /** Fires the `connection` listeners. */
   connected: (socket: ServerSocket<L, E, D>) => void
-  /** True once `drain()` or `close()` has begun. */
+  /**
+   * True from the first moment of the instance's close (see `ParleyServer.closeBegins`), or once
+   * `drain()` or `close()` has begun.
+   */
   closing: () => boolean
   /**
    * Whether a closing instance at this mount point's path, which this one succeeded on a shared

@@ -335,9 +335,12 @@ async function mount(
     unwatch()
     lastWords.release()
   })
-  // An instance whose boot failed served nobody at the path: the instances there answer its
-  // requests, not its last words (see `UpgradeClaim.served`).
+  // A new session is refused from now on, whatever its transport (see `closeBegins`): over SSE
+  // and polling the answers at close refuse its handshake, over WebSocket its HELLO. An instance
+  // whose boot failed served nobody at the path: the instances there answer its requests, not
+  // its last words (see `UpgradeClaim.served`).
   const answerAtClose = () => {
+    server.closeBegins()
     if (upgrades?.served !== false) lastWords.takeOver()
   }
   // From the first moment of the close (see `atCloseStart`), not from Parley's preClose hook

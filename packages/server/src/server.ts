@@ -109,6 +109,12 @@ export class ParleyServer<
   readonly #sessionConfig: SessionConfig
   readonly #socketContext: SocketContext
   #closing = false
+  /**
+   * True from the first moment of the instance's close (see `closeBegins`), before `#closing`:
+   * what the HELLOs and the claims read, so that a new session is refused on every transport
+   * alike from then on.
+   */
+  #closeBegun = false
   /** Resolves `whenClosing()`'s promise, made at its first call, once `#closing` turns true. */
   #closingBegun?: { promise: Promise<void>; resolve: () => void }
   /** True once `close` has run: every session has ended here. */
@@ -320,7 +326,7 @@ export class ParleyServer<
       endedHere: (sid) => this.#ended.get(sid) !== undefined,
       endOf: (sid) => this.#endOf(sid),
       unreachableLately: (node) => this.#unreachable.lately(node),
-      closing: () => this.#closing,
+      closing: () => this.#closing || this.#closeBegun,
       closed: () => this.#closed,
     })
     this.#hellos = new Hellos<L, E, D>({
@@ -340,7 +346,7 @@ export class ParleyServer<
       endOf: (sid) => this.#endOf(sid),
       unknownResume: (sid) => this.#unknown.record(sid, 'resume'),
       connected: (socket) => this.#fire(this.#onConnection, socket, 'connection'),
-      closing: () => this.#closing,
+      closing: () => this.#closing || this.#closeBegun,
       liveBefore: (sid, params) => this.#liveBefore(sid, params),
       endedBefore: (sid) => this.#endedBefore(sid),
     })
@@ -673,6 +679,20 @@ export class ParleyServer<
       this.#closingBegun = { promise, resolve }
     }
     return this.#closingBegun.promise
+  }
+
+  /**
+   * @internal The instance's close has begun: the plugin calls it at the close's first moment,
+   * before any preClose hook (see `atCloseStart`), one of the application's added ahead of
+   * Parley's included. From then on every HELLO is refused as while closing (ERROR or 503
+   * PARLEY_SERVER_SHUTTING_DOWN), on WebSocket as the answers at close refuse a handshake over
+   * SSE or polling, and this node claims no session: a new session here would only end, or be
+   * handed off, when the close reaches Parley. A live session's requests are still served.
+   * `closing` and `whenClosing()` wait for that moment (`drain`): a successor must not take the
+   * path's requests while the sessions here are still served.
+   */
+  closeBegins(): void {
+    this.#closeBegun = true
   }
 
   /** `closing` from now on, and the promises of `whenClosing` resolved. */

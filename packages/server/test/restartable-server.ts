@@ -45,13 +45,15 @@ export async function restartableServer(return503OnClosing: boolean) {
     /**
      * A Fastify instance on the server, Parley at `/a` with `options` answering `where` with
      * `name` (on the sockets it takes over too); `setup` runs once Parley is registered, before
-     * the instance is ready (a hook of the application's).
+     * the instance is ready (a hook of the application's), `ahead` before Parley is registered
+     * (a hook of the application's that Fastify runs before Parley's).
      */
     async make(
       name: string,
       onConnection?: (socket: ServerSocket) => void,
       setup?: (app: FastifyInstance) => void,
       options: Omit<ParleyServerOptions, 'path'> = {},
+      ahead?: (app: FastifyInstance) => void,
     ) {
       let given: Handler | undefined
       const app = Fastify({
@@ -64,6 +66,7 @@ export async function restartableServer(return503OnClosing: boolean) {
       })
       if (given) handlers.set(app, given)
       apps.push(app)
+      ahead?.(app)
       await app.register(parley, { ...options, path: '/a' })
       const answerWhere = (socket: ServerSocket) =>
         socket.on('where', (ack: (where: string) => void) => ack(name))
