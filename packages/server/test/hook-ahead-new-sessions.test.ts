@@ -16,6 +16,7 @@ type FirstOutcome = 'connected' | string
 
 describe.each([
   ['Fastify refusing requests while it closes', true, 'the instance after it', false],
+  ['Fastify refusing requests while it closes', true, 'its successor', true],
   ['return503OnClosing: false', false, 'the instance after it', false],
   ['return503OnClosing: false', false, 'its successor', true],
 ] as const)(

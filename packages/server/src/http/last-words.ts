@@ -85,8 +85,8 @@ export interface LastWordsOptions {
   urlOf: UrlOf
   /**
    * Whether a Fastify instance registered on the server since mounts Parley at this path now,
-   * closing or not (see `UpgradeClaim.succeeded`): then only this mount point's own sessions are
-   * answered here.
+   * closing or not, and this one's close has reached Parley (see `UpgradeClaim.succeeded`): then
+   * only this mount point's own sessions are answered here.
    */
   succeeded?: () => boolean
   /**

@@ -128,11 +128,13 @@ export interface UpgradeClaim {
    */
   bootFailed(): void
   /**
-   * Whether an instance registered on the server since this one began to close mounts Parley at
-   * its path (open, or closing in its turn): the new clients there are that one's, and this
-   * closing mount point answers its own sessions' requests itself, whatever Fastify lets through.
-   * Not once every such instance has closed: this one is the last at its path then, and answers
-   * its requests as if none had come.
+   * Whether this one's close has reached Parley (see `closing`) and an instance registered on the
+   * server since mounts Parley at its path (open, or closing in its turn): the new clients there
+   * are that one's, and this closing mount point answers its own sessions' requests itself,
+   * whatever Fastify lets through. Not before (a preClose hook of the application's ahead of
+   * Parley's still runs, and a successor booted beside this one waits for its turn): this one
+   * still holds the path, and answers its new clients itself. Not once every such instance has
+   * closed: this one is the last at its path then, and answers its requests as if none had come.
    */
   succeeded(): boolean
   /**
@@ -148,9 +150,11 @@ export interface UpgradeClaim {
   /**
    * Whether an open instance on the server mounts Parley where `url` goes, more specifically than
    * this one (`/acme` where this one is under `/:tenant`), or as specifically (at the same path:
-   * the instance this one was to succeed, with `successor`, still open as this one closes): the
-   * URL is that one's, as a router holding both routes would read it, or as the path's open
-   * instance serves it, and this one, closing, leaves it alone.
+   * the instance this one was to succeed, with `successor`, still open as this one closes; or
+   * this one's successor, once this one's close reaches Parley, not while a preClose hook of the
+   * application's ahead of Parley's runs: this one holds the path until then): the URL is that
+   * one's, as a router holding both routes would read it, or as the path's open instance serves
+   * it, and this one, closing, leaves it alone.
    */
   outranked(url: string): boolean
   /**
@@ -261,7 +265,9 @@ export function claimUpgrades(
       release()
     },
     succeeded() {
-      return (instance.succeeded.get(full)?.size ?? 0) > 0
+      // Not before its close reaches Parley (see `closing`): a successor booted beside it
+      // waits until then, while this one holds the path and answers its new clients itself.
+      return instance.closing && (instance.succeeded.get(full)?.size ?? 0) > 0
     },
     answering(given) {
       if (released) return
@@ -275,14 +281,24 @@ export function claimUpgrades(
     },
     outranked(url) {
       const own = routeMatch(full, instance.router.rules).staticSegments
+      // The instances claimed the server in this order: those after this one at its path are its
+      // successors.
+      let after = false
       for (const [other, each] of upgrades.instances) {
+        if (other === routing) {
+          after = true
+          continue
+        }
         // One not ready serves nobody: its boot may yet fail, or has.
-        if (other === routing || each.closing || !each.booted) continue
+        if (each.closing || !each.booted) continue
         const path = pathOf(url, each.router)
         if (path === undefined) continue
+        // A successor takes the path only once this one's close reaches Parley (see `succeeded`).
+        const equalOutranks = !after || instance.closing
         for (const written of each.bases.keys()) {
           const base = routeMatch(written, each.router.rules)
-          if (base.staticSegments >= own && base.covers(path)) return true
+          const outranks = base.staticSegments > own || (base.staticSegments === own && equalOutranks)
+          if (outranks && base.covers(path)) return true
         }
       }
       return false
