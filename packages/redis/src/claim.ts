@@ -124,7 +124,9 @@ export class Claims {
         // Refused while this node's connection is slow, the marker would never reach the old
         // node: it would go on numbering into a tail read without it, and seal only at the end of
         // its drain. Waited for instead, at most requestTimeout; the wait for the seal follows.
-        if (this.#parts.closed() || !(await this.#parts.commands.whenAvailable()) || this.#parts.closed())
+        // Behind a burst on this node it takes its turn, however long the burst lasts while Redis
+        // answers (see `Commands.whenInTurn`): waiting for the burst to end, it would starve.
+        if (this.#parts.closed() || !(await this.#parts.commands.whenInTurn()) || this.#parts.closed())
           return false
         this.#waiting.set(id, takeover)
         this.#parts.pending.set(id, {
@@ -137,7 +139,9 @@ export class Claims {
           cancel: () => takeover.cancel(),
         })
         markedAt = this.#parts.cut.count
-        this.#parts.publisher.publish(this.#parts.channel, marker, (_why, sent) => {
+        // In its turn: behind the commands queued before it, own PUBLISHes counted in
+        // `markedAt` among them, and before any sent after it (see `Commands.sendInTurn`).
+        this.#parts.publisher.publishInTurn(this.#parts.channel, marker, (_why, sent) => {
           // Sent and given up: Redis was slow, and may still run it, as the cut. Or the
           // connection dropped first (it is not ready now): it most likely never ran, and goes
           // again once the connection is back; should both run, the first is the cut for both
@@ -180,11 +184,22 @@ export class Claims {
         let unsealed = false
         try {
           const read = await this.#parts.handoffs.finish(hash, true).catch((err: unknown) => {
-            this.#parts.warnings.warn('claim', 'could not read the tail of a claimed session', { err })
-            return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '' }
+            // Never sent: Redis holds the tail whole, read at the client's next try (see
+            // `Takeover`). Sent and not answered, the read may have run and taken the keys
+            // away: the tail is incomplete, and said so.
+            const unread = this.#parts.commands.neverSent(err)
+            this.#parts.warnings.warn(
+              'claim',
+              unread
+                ? 'could not read the tail of a claimed session; its claim is given back for the client to try again'
+                : 'could not read the tail of a claimed session',
+              { err },
+            )
+            return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '', unread }
           })
-          kept = read.kept
-          unsealed = !read.sealed && !read.ended && !read.kept
+          // Given back: the server drops the socket here, as for one its old node kept.
+          kept = read.kept || read.unread === true
+          unsealed = !read.sealed && !read.ended && !kept
           // Kept by its old node, which asked it what its rooms got: what a socket joined without
           // a cut held meanwhile is not given here, where the server drops it.
           if (kept) this.#parts.uncut.forget(parsed.snapshot.id)

@@ -40,6 +40,11 @@ export const LOOK_AGAIN_MS = 20
 interface AvailabilityWait {
   /** Given up past this time (`Date.now()`). */
   readonly until: number
+  /**
+   * Whether the step then takes its turn (see `Commands.whenInTurn`): it goes on as soon as the
+   * number of commands unanswered is the one reason Redis may not be asked.
+   */
+  readonly inTurn: boolean
   readonly done: (available: boolean) => void
 }
 
@@ -158,6 +163,15 @@ export class Commands {
   }
 
   /**
+   * Whether a command given to `sendInTurn` now would go, or wait its turn while Redis answers,
+   * rather than be refused: Redis takes commands, or the one reason it may not be asked is the
+   * number unanswered (a burst on this node).
+   */
+  takesTurns(): boolean {
+    return this.#goesOn(true)
+  }
+
+  /**
    * An answer came, or a command went overdue: the commands waiting for their turn go while
    * places are free, in order. Once the count is not the one reason any more, all of them go to
    * `send` at once, which refuses them as it refuses any command then (not connected, a command
@@ -179,11 +193,31 @@ export class Commands {
    * Redis away then would otherwise cost a timer for each of them every few milliseconds.
    */
   whenAvailable(): Promise<boolean> {
-    if (this.unavailable() === undefined) return Promise.resolve(true)
+    return this.#whenAvailable(false)
+  }
+
+  /**
+   * As `whenAvailable`, for a step that then takes its turn (`sendInTurn`, or `publishInTurn`
+   * of publish.ts): true as well once the one reason Redis may not be asked is the number of
+   * commands unanswered, a burst on this node while Redis answers. `whenAvailable` would wait
+   * for that burst to end, and a burst that goes on past `timeout` (sessions opening on and on,
+   * broadcasts coming) would starve the step though Redis answers every command in time.
+   */
+  whenInTurn(): Promise<boolean> {
+    return this.#whenAvailable(true)
+  }
+
+  /** Whether a step waiting for Redis (see `#whenAvailable`) may go on now. */
+  #goesOn(inTurn: boolean): boolean {
+    return this.unavailable() === undefined || (inTurn && this.#waitsForTurn())
+  }
+
+  #whenAvailable(inTurn: boolean): Promise<boolean> {
+    if (this.#goesOn(inTurn)) return Promise.resolve(true)
     // Stopped: nothing looks for Redis any more (see `stop`).
     if (this.#stopped) return Promise.resolve(false)
     return new Promise((done) => {
-      this.#waiting.add({ until: Date.now() + this.timeout, done })
+      this.#waiting.add({ until: Date.now() + this.timeout, inTurn, done })
       if (this.#lookAgain) return
       this.#lookAgain = setInterval(() => this.#look(), LOOK_AGAIN_MS)
       // It must not hold the process open: each wait is bounded, and the application closes.
@@ -193,12 +227,12 @@ export class Commands {
 
   /** One look for every step waiting for Redis: all go once it takes commands, each past its time. */
   #look(): void {
-    const available = this.unavailable() === undefined
     const now = Date.now()
     for (const wait of this.#waiting) {
-      if (!available && now < wait.until) continue
+      const goesOn = this.#goesOn(wait.inTurn)
+      if (!goesOn && now < wait.until) continue
       this.#waiting.delete(wait)
-      wait.done(available)
+      wait.done(goesOn)
     }
     if (this.#waiting.size > 0) return
     clearInterval(this.#lookAgain)
@@ -206,14 +240,16 @@ export class Commands {
   }
 
   /**
-   * As `send`, for a step that must not be refused only because Redis is slow (the read-back of
-   * a claimed session's tail: refused, the tail would be lost though Redis holds it). Waits for
-   * Redis to take commands again at most `timeout` (see `whenAvailable`); then sends, and waits
-   * for the answer at most `timeout` too.
+   * As `send`, for a step that must not be refused only because Redis is slow or busy (the
+   * read-back of a claimed session's tail: refused, the tail would be lost though Redis holds
+   * it). Redis slow or away: waits for it to take commands again at most `timeout` (see
+   * `whenInTurn`). Then, or at once behind a burst on this node, it takes its turn (see
+   * `sendInTurn`), in order behind the commands queued before it, however long the burst lasts
+   * while Redis answers; and waits for the answer at most `timeout`. Rejects as `sendInTurn`.
    */
   async sendWhenAvailable(args: string[]): Promise<unknown> {
-    await this.whenAvailable()
-    return this.send(args)
+    await this.whenInTurn()
+    return this.sendInTurn(args)
   }
 
   /**

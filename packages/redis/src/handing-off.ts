@@ -59,13 +59,15 @@ export class HandingOff {
     // Redis away or not answering a moment (a failover, a reconnect): waited for at most
     // `requestTimeout`, as the tail appends wait, rather than end the session for a blip. Never
     // sent if it does not come back: nothing to take back later. The server bounds the whole by
-    // its handoff timeout, and ends the session when that runs out.
-    if (this.#parts.commands.unavailable() !== undefined) {
+    // its handoff timeout, and ends the session when that runs out. Behind a burst on this node
+    // (Redis answering) it does not wait for the burst to end, which may last past
+    // `requestTimeout`: the write takes its turn (see `HandOffStore.write`).
+    if (!this.#parts.commands.takesTurns()) {
       this.#handOffsWaiting.set(snapshot.sid, false)
       // The server feeds the tail from the freeze on: what it sends meanwhile is held for the
       // entry, which begins only once Redis is back.
       this.#parts.handoffs.holdAppends(snapshot.sid)
-      const available = await this.#parts.commands.whenAvailable()
+      const available = await this.#parts.commands.whenInTurn()
       const givenUp = this.#handOffsWaiting.get(snapshot.sid) === true
       this.#handOffsWaiting.delete(snapshot.sid)
       // Closed, or the server stopped waiting while this waited: the session ended, or went on

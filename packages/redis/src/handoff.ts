@@ -407,6 +407,11 @@ export interface ReadTail {
    * earlier version).
    */
   places: string
+  /**
+   * The read was never sent (see `Commands.neverSent`): Redis holds the tail whole still, and
+   * the claim is given back rather than go on without it (see `Takeover`). Only the claimer sets it.
+   */
+  unread?: boolean
 }
 
 /**
@@ -439,7 +444,8 @@ export class HandOffStore {
   ) {
     this.#tails = new TailWrites(
       commands.address,
-      () => commands.unavailable() === undefined,
+      // Behind a burst on this node too: each batch takes its turn (see `#appendBatch`).
+      () => commands.takesTurns(),
       (groups) => this.#appendBatch(groups),
       appendFailed,
       // Held for handoffs that wait for Redis: within the same bounds (see `holdAppends`).
@@ -561,12 +567,16 @@ export class HandOffStore {
 
   /**
    * Writes the snapshot: the epoch, or 0 when the owner record names another node or none.
-   * Rejects with `RedisUnreachableError` when it was not sent (see `Commands`) or not answered
-   * within `requestTimeout` (it may still run then, and `undo` takes it back).
+   * Behind a burst on this node it takes its turn (see `Commands.sendInTurn`), in order behind
+   * the commands queued before it (the session's owner record among them) and before its tail's
+   * appends, which go in turn too (see `#appendBatch`). Rejects with `RedisUnreachableError`
+   * when it was not sent (see `Commands`) or not answered within `requestTimeout` (it may still
+   * run then, and `undo` takes it back), and with `RedisBusyError` past `MAX_QUEUED_COMMANDS`
+   * waiting.
    */
   async write(entry: HandedOff, snapshot: SessionSnapshot, ttl: number, places = ''): Promise<number> {
     const keys = this.keys(entry.hash)
-    const reply = await this.commands.send([
+    const reply = await this.commands.sendInTurn([
       'EVAL',
       WRITE,
       '4',
@@ -875,7 +885,12 @@ export class HandOffStore {
     return reply === 1 ? 'withdrawn' : reply === 2 ? 'ended' : 'none'
   }
 
-  /** One batch of appends and seals (see APPEND): for each group, whether its tail took it. */
+  /**
+   * One batch of appends and seals (see APPEND): for each group, whether its tail took it. In
+   * its turn behind a burst on this node (see `Commands.sendInTurn`): behind the snapshot's
+   * write, and never starved by a burst that outlasts `requestTimeout`, as the seal the claimer
+   * waits for would be.
+   */
   async #appendBatch(groups: TailGroup<HandedOff>[]): Promise<boolean[]> {
     const keys: string[] = []
     const args: string[] = []
@@ -886,7 +901,7 @@ export class HandOffStore {
       args.push(entry.gap ? '1' : '0', seal, entry.write, String(entry.landed), places)
       args.push(String(known ? texts.length : 0), ...(known ? texts : []))
     }
-    const reply = await this.commands.send(['EVAL', APPEND, String(keys.length), ...keys, ...args])
+    const reply = await this.commands.sendInTurn(['EVAL', APPEND, String(keys.length), ...keys, ...args])
     return groups.map((_, i) => Array.isArray(reply) && reply[i] === 1)
   }
 }

@@ -52,4 +52,33 @@ export class Publisher {
       },
     )
   }
+
+  /**
+   * As `publish`, for a PUBLISH that must not be refused only because a burst fills this node's
+   * connection (a claim's marker: refused, the claim is given back): it takes its turn (see
+   * `Commands.sendInTurn`), in order behind the commands queued before it. `failed` runs, never
+   * before this returns, with `sent` false when it never went on the connection (Redis away or
+   * not answering, `MAX_QUEUED_COMMANDS` waiting already).
+   */
+  publishInTurn(channel: string, packet: object, failed?: PublishFailed, answered?: () => void): void {
+    this.#commands.sendInTurn(['PUBLISH', channel, JSON.stringify(packet)]).then(
+      () => answered?.(),
+      (err: unknown) => {
+        if (this.#commands.neverSent(err)) {
+          const why = err instanceof Error ? err.message : String(err)
+          failed?.(`Redis at ${this.#commands.address} is not reachable (${why})`, false)
+          return
+        }
+        if (err instanceof RedisUnreachableError) {
+          failed?.(
+            `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#requestTimeout} ms`,
+            true,
+          )
+          return
+        }
+        this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
+        failed?.('Redis refused the PUBLISH', false)
+      },
+    )
+  }
 }

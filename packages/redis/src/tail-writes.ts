@@ -1,5 +1,5 @@
 import { LOOK_AGAIN_MS } from './commands.js'
-import { RedisUnreachableError } from './send.js'
+import { RedisBusyError, RedisUnreachableError } from './send.js'
 
 /**
  * The most appends a node keeps queued for the tails of the sessions it handed off, all
@@ -260,6 +260,17 @@ export class TailWrites<T extends TailOf> {
   }
 
   #notWritten(batch: Queued<T>[], err: unknown): void {
+    if (err instanceof RedisBusyError && !this.#stopped) {
+      // Never sent: `MAX_QUEUED_COMMANDS` wait their turn already. Tried again shortly, not at
+      // once, which would be refused again as fast as it is tried.
+      this.#sending = false
+      this.#retry ??= setTimeout(() => {
+        this.#retry = undefined
+        this.#flush()
+      }, LOOK_AGAIN_MS)
+      this.#retry.unref()
+      return
+    }
     if (err instanceof RedisUnreachableError || this.#stopped) {
       // It may have run, or run later: sent again as it is once Redis answers (see the class).
       this.#sending = false

@@ -81,8 +81,19 @@ export interface TakeoverContext {
    * reads from now on may be in the tail (see `UncutSockets`), and `finish` tells.
    */
   uncut(id: string): void
-  /** Reads the tail back and deletes the handoff's keys; never rejects (bounded). */
-  finish(): Promise<{ tail: string[]; sealed: boolean; whole: boolean; ended: boolean; kept: boolean }>
+  /**
+   * Reads the tail back and deletes the handoff's keys; never rejects (bounded). `unread` when
+   * the read was never sent (Redis away, or `MAX_QUEUED_COMMANDS` waiting): the tail is whole in
+   * Redis still, and the claim is to be given back for the client's next try to read it.
+   */
+  finish(): Promise<{
+    tail: string[]
+    sealed: boolean
+    whole: boolean
+    ended: boolean
+    kept: boolean
+    unread?: boolean
+  }>
   /**
    * Whether the claim of a tail read unsealed still stands (see CONFIRM in handoff.ts); never
    * rejects (bounded: 'taken' when Redis does not answer).
@@ -311,6 +322,14 @@ export class Takeover implements SessionClaim {
     }
     this.#joinNow()
     const read = await context.finish()
+    // Gone on with an empty tail, the session would lose what its old node sent it after the
+    // freeze, which Redis holds whole: the claim is given back, and the client, told to try
+    // again, keeps its session, whose next claim (the tail sealed for this one, as a rule)
+    // reads it. The server drops the socket joined here.
+    if (read.unread) {
+      context.giveBack()
+      return { tail: [], complete: false, late: context.sealed, retry: true }
+    }
     this.#unsealed = !read.sealed && !read.ended
     // Sealed before the claim: by the end of the old node's drain, nobody having claimed it
     // (alone: at once, no other node being live).

@@ -24,3 +24,59 @@ export async function burstOnAdapter(
   await raw.sendCommand(['CLIENT', 'PAUSE', String(pauseMs), 'WRITE'])
   for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) adapter.broadcast(message('burst', [i]), to(['nobody']))
 }
+
+/** Keeps Redis busy for `ARGV[1]` ms in one script: every connection waits meanwhile. */
+const SPIN = `local t = redis.call('TIME')
+local stop = t[1] * 1000000 + t[2] + tonumber(ARGV[1]) * 1000
+repeat t = redis.call('TIME') until t[1] * 1000000 + t[2] >= stop
+return 1`
+
+/** How long each of a sustained burst's spins holds Redis (see `sustainedBurstOn`). */
+const SPIN_MS = 25
+
+/** How many owner records a sustained burst keeps on their way at once (see `sustainedBurstOn`). */
+const KEPT_OPENING = 2 * MAX_UNANSWERED_COMMANDS + MAX_UNANSWERED_COMMANDS / 2
+
+/**
+ * A burst on `adapter` that goes on for `ms`, longer than its `requestTimeout`, while Redis
+ * answers every command in time: sessions keep opening on it, `KEPT_OPENING` owner records on
+ * their way at once, so that `MAX_UNANSWERED_COMMANDS` are in flight and more wait their turn
+ * (see `Commands.sendInTurn`) the whole time; and Redis, held by `raw` in spins of `SPIN_MS`
+ * one after another, answers them at a pace below theirs, each well within `requestTimeout`.
+ * Ends at `ms`, or at `stop()`, which resolves once the records still on their way are written.
+ */
+export function sustainedBurstOn(
+  raw: RawRedis,
+  adapter: Pick<RedisAdapter, 'sessionOpened'>,
+  ms: number,
+): { stop: () => Promise<void>; opened: () => number } {
+  const until = Date.now() + ms
+  let stopped = false
+  let onTheirWay = 0
+  let opened = 0
+  const records: Promise<void>[] = []
+  const open = () => {
+    while (onTheirWay < KEPT_OPENING) {
+      onTheirWay++
+      const record = adapter.sessionOpened(`sid-burst-${opened++}`).finally(() => onTheirWay--)
+      records.push(record)
+    }
+  }
+  open()
+  const topUp = setInterval(() => {
+    if (stopped || Date.now() >= until) clearInterval(topUp)
+    else open()
+  }, 5)
+  const spinning = (async () => {
+    while (!stopped && Date.now() < until) await raw.sendCommand(['EVAL', SPIN, '0', String(SPIN_MS)])
+  })()
+  return {
+    opened: () => opened,
+    stop: async () => {
+      stopped = true
+      clearInterval(topUp)
+      await spinning
+      await Promise.allSettled(records)
+    },
+  }
+}
