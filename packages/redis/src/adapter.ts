@@ -608,7 +608,8 @@ export class RedisAdapter implements Adapter {
    * script that writes it only while the owner record names this node, and marks the record as
    * handed off. From the call on, the socket takes this node's broadcasts at their place in the
    * channel's order (see cut.ts). Waits for a Redis that is away or does not answer at most
-   * `requestTimeout` before it sends anything (see `Commands.whenAvailable`). Resolves false, the
+   * `requestTimeout` before it sends anything, and behind a burst on this node takes its turn
+   * (see `Commands.whenInTurn`). Resolves false, the
    * session left as it was, when Redis is still away then, the write fails or takes longer than
    * `requestTimeout` (it is then undone once the server has said what became of the session,
    * see `WriteTakeBack.awaitWord`; a claim that won meanwhile is revoked), or the record names

@@ -8,7 +8,7 @@ import { OTHER_PARAMS } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import { restoring } from './nodes.js'
 import { requestId } from './pending.js'
-import { RedisBusyError, RedisUnreachableError } from './send.js'
+import { codeOf, RedisBusyError, RedisUnreachableError } from './send.js'
 import { sidHash } from './sessions.js'
 import { Takeover } from './takeover.js'
 import { type Place, parsePlaces, parseSnapshot, type ResponsePacket } from './wire.js'
@@ -193,7 +193,7 @@ export class Claims {
               unread
                 ? 'could not read the tail of a claimed session; its claim is given back for the client to try again'
                 : 'could not read the tail of a claimed session',
-              { err },
+              { code: codeOf(err), err },
             )
             return { tail: [], sealed: false, whole: false, ended: false, kept: false, places: '', unread }
           })
