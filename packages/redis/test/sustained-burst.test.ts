@@ -78,4 +78,47 @@ describe.skipIf(skipRedisSuites())('a handoff on a node in a burst longer than r
       await burst.stop()
     }
   })
+
+  it('the draining node writes the snapshot and its tail in turn: the session moves, every event once, in order', async () => {
+    const raw = await rawRedis(suite.redis.url, cleanups)
+    // Its heartbeats far apart: the burst is the sessions opening alone.
+    const a = await startTrafficNode(suite.redis.url, nodes, {
+      requestTimeout: REQUEST_TIMEOUT,
+      heartbeatInterval: 10_000,
+    })
+    const b = await startTrafficNode(suite.redis.url, nodes)
+    await Promise.all([a, b].map((node) => adapterOf(node).ready()))
+    await seesOthers(b)
+    const balancer = await balance([a, b])
+    balancer.avoid.add(1)
+    const { client, got } = await roomClientOn(balancer, a, clients)
+    const id = client.id
+    const emit = (from: number, to: number) => {
+      for (const n of numbers(from, to)) a.started.app.parley.to('room').emit('room', n)
+    }
+    emit(1, 5)
+    await until(() => got.length === 5, 3000, 'the first five, live')
+    const burstEnds = Date.now() + BURST_MS
+    const burst = sustainedBurstOn(raw, adapterOf(a), BURST_MS)
+    try {
+      // a drains in its burst: its client is told to resume, and reaches b.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      const closing = a.started.app.close()
+      await until(() => !client.connected, 3000, 'the client told to move')
+      // Sent after the freeze: into the session's tail, appended in turn too.
+      emit(6, 10)
+      await until(() => b.restored.length === 1, BURST_MS, 'the session taken over by b')
+      const takenOver = Date.now()
+      await until(() => got.length >= 10, 3000, 'the ten events')
+      expect(got).toEqual(numbers(1, 10))
+      expect(client.id).toBe(id)
+      expect(client.recovered).toBe(true)
+      // Handed off while the burst went on: its write and appends took their turn.
+      expect(takenOver).toBeLessThan(burstEnds)
+      await within(closing, 8000, 'a closed')
+    } finally {
+      await burst.stop()
+    }
+  })
 })
