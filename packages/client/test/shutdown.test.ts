@@ -2,7 +2,6 @@
 // server against each other, the client's next GET held back until the server is closing.
 import type { AddressInfo } from 'node:net'
 import { ErrorCode, type ParleyError } from '@parley/protocol'
-import parley from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import {
@@ -122,9 +121,12 @@ describe.each(['websocket', 'sse', 'polling'] as const)(
   'a %s client that comes while the server closes',
   (name) => {
     it("reads Fastify's bare 503 as the shutdown it is, and tries once more", async () => {
-      // From the first moment of app.close(), Fastify answers every request 503 itself, before any
-      // route or hook of Parley's. An application's own close hook that takes a while (added
-      // before the plugin, so it runs first) holds the server in that state while the client comes.
+      // From the first moment of app.close(), Fastify answers every route 503 itself (its
+      // `return503OnClosing`), with no code of Parley's: a Parley server takes its own endpoints
+      // over then, but a Fastify in front that routes these paths elsewhere (a gateway, an instance
+      // of the application that does not mount Parley) does not. An application close hook that
+      // takes a while holds the server in that state while the client comes. Node hands an upgrade
+      // with no 'upgrade' listener to the routes, so the WebSocket's upgrade gets that 503 too.
       const app = Fastify()
       let entered = false
       let release = () => {}
@@ -134,7 +136,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)(
           release = resolve
         })
       })
-      await app.register(parley)
+      for (const segment of Object.values(path)) app.all(`/parley/${segment}`, async () => 'not Parley')
       await app.listen({ port: 0, host: '127.0.0.1' })
       const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
       const closing = app.close()
