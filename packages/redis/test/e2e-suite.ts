@@ -103,6 +103,22 @@ export function seesOthers(node: SuiteNode): Promise<void> {
   return until(() => (node.started.app.parley.adapter.otherNodes?.() ?? 0) > 0, 3000, 'another node alive')
 }
 
+/**
+ * Resolves once each node of `scene` takes every other one for alive (`Adapter.otherNodes`): each
+ * has read the others' heartbeats (or heard them join). Nothing before waits for that: a node's
+ * first heartbeat lands a moment after it listens, and the others read it at their next beat; on a
+ * loaded machine that is after a test has begun to drain one, which, alone, seals at once instead
+ * of handing off and waiting for a claim. Not for a scene with a node cut off from Redis.
+ */
+export function allSeeEachOther(scene: readonly SuiteNode[]): Promise<void> {
+  const others = scene.length - 1
+  return until(
+    () => scene.every((node) => (node.started.app.parley.adapter.otherNodes?.() ?? 0) >= others),
+    5000,
+    `${scene.length} nodes each taking the others for alive`,
+  )
+}
+
 /** A node whose sockets join `room` and whose received `up` messages are kept, in order. */
 export interface TrafficNode extends SuiteNode {
   connections: ServerSocket[]
@@ -120,8 +136,10 @@ export interface TrafficNode extends SuiteNode {
  * `own`: the adapter's `requestTimeout`, the client as the adapter gets it (`view`: one whose
  * commands a test holds back, say), its Fastify options (`fastify`; by default, routes that
  * keep serving while it closes), how long its drain waits for claims (`handoffTimeout`), its
- * `handshakeTimeout` (which bounds its owner lookups too), and
- * what else its app is given before it listens (`setup`).
+ * `handshakeTimeout` (which bounds its owner lookups too),
+ * what else its app is given before it listens (`setup`), and whether to wait until it and the
+ * nodes already in `nodes` take each other for alive (`seen`, see `allSeeEachOther`): a scene that
+ * drains one of them and needs the drain to hand off, not seal at once, starts its last node so.
  */
 export async function startTrafficNode(
   url: string,
@@ -141,6 +159,8 @@ export async function startTrafficNode(
      * (`settleHandOff`): the moment a drain stops waiting for claims.
      */
     settling?: () => void
+    /** Resolves only once this node and every node already in `nodes` take each other for alive. */
+    seen?: boolean
   } = {},
 ): Promise<TrafficNode> {
   const client = await connectedClient(url)
@@ -188,6 +208,7 @@ export async function startTrafficNode(
     own.fastify ?? { return503OnClosing: false },
   )
   nodes.push(node)
+  if (own.seen) await allSeeEachOther(nodes.filter((n) => !n.started.app.parley.closing))
   return node
 }
 
