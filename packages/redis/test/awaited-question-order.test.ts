@@ -60,7 +60,7 @@ describe.skipIf(skipRedisSuites())(
             return undefined
           }),
       })
-      const b = await startTrafficNode(suite.redis.url, nodes)
+      const b = await startTrafficNode(suite.redis.url, nodes, { seen: true })
       // Each client through a balancer of its own: one comes back while the other cannot.
       const first = await balance([a, b])
       const second = await balance([a, b])

@@ -47,6 +47,7 @@ describe.skipIf(skipRedisSuites())('a claim marker back before an awaited broadc
         }),
     })
     const b = await startTrafficNode(suite.redis.url, nodes, {
+      seen: true,
       view: (client) =>
         holding(client, (args) => {
           if (args[0] !== 'PUBLISH' || !(args[2] ?? '').includes('"k":"claim"')) return undefined

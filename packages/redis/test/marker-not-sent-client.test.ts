@@ -51,7 +51,7 @@ describe.skipIf(skipRedisSuites())('a claim whose marker could not be sent', () 
           await sleep(REQUEST_TIMEOUT + 200)
         }),
     })
-    const c = await startTrafficNode(suite.redis.url, nodes)
+    const c = await startTrafficNode(suite.redis.url, nodes, { seen: true })
     const balancer = await balance([a, b])
     const client = connect(`${balancer.url}/parley`, { transports: ['websocket'], autoConnect: false })
     clients.push(client)

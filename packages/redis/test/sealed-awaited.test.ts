@@ -51,7 +51,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
         loseProbes = false
       },
     })
-    const b = await startTrafficNode(suite.redis.url, nodes)
+    const b = await startTrafficNode(suite.redis.url, nodes, { seen: true })
     const balancer = await balance([a, b])
     balancer.avoid.add(1)
     const { client, got } = await roomClientOn(balancer, a, clients)
@@ -102,7 +102,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
       // The drain stops waiting for claims, and settles the session before its seal.
       settling: () => emitAtSeal?.(),
     })
-    const b = await startTrafficNode(suite.redis.url, nodes)
+    const b = await startTrafficNode(suite.redis.url, nodes, { seen: true })
     const balancer = await balance([a, b])
     balancer.avoid.add(1)
     const { client, got } = await roomClientOn(balancer, a, clients)

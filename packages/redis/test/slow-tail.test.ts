@@ -34,7 +34,7 @@ describe.skipIf(skipRedisSuites())('a drain while Redis holds the draining nodeâ
           })
         },
       })
-      const b = await startTrafficNode(suite.redis.url, nodes)
+      const b = await startTrafficNode(suite.redis.url, nodes, { seen: true })
       const balancer = await balance([a, b])
       balancer.avoid.add(1)
       const c = connect(`${balancer.url}/parley`, {
