@@ -13,7 +13,13 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { closeApp, type Started, sleep, startServer, until, within } from '../../server/test/helpers.js'
-import { balancedSuite, connectedClient, type SuiteNode, unclaimedAtTimeout } from './e2e-suite.js'
+import {
+  allSeeEachOther,
+  balancedSuite,
+  connectedClient,
+  type SuiteNode,
+  unclaimedAtTimeout,
+} from './e2e-suite.js'
 import { HeldInOrder, holding } from './handoff-support.js'
 
 interface Node extends SuiteNode {
@@ -136,6 +142,9 @@ describe.skipIf(skipRedisSuites())('clients climbing to WebSocket while their no
 
   async function round(r: number): Promise<void> {
     const list = [await startNode(), await startNode(), await startNode()]
+    // The victim's drain hands off only once it takes the others for alive; alone, it seals at
+    // once. And a node takes the others' broadcasts only once subscribed (before its first beat).
+    await allSeeEachOther(list)
     const proxy = await balance(list)
     const victim = list[r % 3]!
     const steady = list[(r + 1) % 3]!

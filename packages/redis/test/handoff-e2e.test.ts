@@ -9,7 +9,7 @@ import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
+import { allSeeEachOther, balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 
 interface Node extends SuiteNode {
   connections: number
@@ -97,6 +97,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
   for (const transport of ['websocket', 'sse', 'polling'] as TransportName[]) {
     it(`moves every session of a draining node, nothing lost or repeated either way (${transport})`, async () => {
       const list = [await startNode(), await startNode(), await startNode()]
+      // The victim's drain hands off only once it takes the others for alive; alone, it seals.
+      await allSeeEachOther(list)
       const proxy = await balance(list)
       const got: number[][] = []
       const events: string[][] = []
@@ -205,6 +207,8 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
   /** Two nodes behind the proxy, and a WebSocket client (not connected yet) through it. */
   async function twoNodesAndClient() {
     const list = [await startNode(), await startNode()]
+    // A move asks the owner, and a drain hands off, only between nodes that take each other for alive.
+    await allSeeEachOther(list)
     const proxy = await balance(list)
     const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
     clients.push(c)

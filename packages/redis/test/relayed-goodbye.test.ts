@@ -14,7 +14,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { type Started, startServer, until, within } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
 import { goodbyeAtClose, RawWebSocket } from '../../server/test/raw-websocket.js'
-import { connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
+import { allSeeEachOther, connectedClient, endToEndSuite, type SuiteNode } from './e2e-suite.js'
 
 /** Longer than every bound below: a drain that waited for a claim would outlast them. */
 const HANDOFF_TIMEOUT = 7000
@@ -79,6 +79,8 @@ describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its no
       beforeStore,
     )
     const b = await startNode({ ...both, handoff: false })
+    // a's drain hands the session off only once it takes b for alive; alone, it ends it at once.
+    await allSeeEachOther([a, b])
     const first = await rawConnect('websocket', a.started.base)
     first.close()
     const hello = JSON.stringify([PacketType.HELLO, { sid: first.sid, ack: 0 }])
@@ -161,6 +163,8 @@ describe.skipIf(skipRedisSuites())('a relayed WebSocket’s goodbye while its no
     })
     const relay = await startNode({ handoff: false })
     const b = await startNode({ handoff })
+    // As in `relayed`: the three take each other for alive before the session is made.
+    await allSeeEachOther([a, relay, b])
     const first = await rawConnect('websocket', a.started.base)
     first.close()
     sid = first.sid
