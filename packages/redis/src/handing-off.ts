@@ -8,7 +8,7 @@ import { AppendsAfterClose } from './appends-after-close.js'
 import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import type { KeptAside } from './past-marker.js'
-import { RedisUnreachableError, within } from './send.js'
+import { codeOf, RedisUnreachableError, within } from './send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from './tail-writes.js'
 import type { ClaimMarker } from './wire.js'
 
@@ -111,7 +111,10 @@ export class HandingOff {
       .write(entry, snapshot, ttl, snapshotPlaces)
       .catch((err: unknown) => {
         if (err instanceof RedisUnreachableError) return -1
-        this.#parts.warnings.warn('handoff', 'could not store a session snapshot', { err })
+        // Refused by Redis (`PARLEY_REDIS_REFUSED`), or never sent behind a burst on this node
+        // (`PARLEY_REDIS_BUSY`): the code tells an operator which, as every warning of a command
+        // given up does.
+        this.#parts.warnings.warn('handoff', 'could not store a session snapshot', { code: codeOf(err), err })
         return 0
       })
     // The server stopped waiting and withdrew it meanwhile (see `withdrawHandOff`): its UNDO,

@@ -1,5 +1,11 @@
-import { MAX_UNANSWERED_COMMANDS, type RedisAdapter } from '@parley/redis'
-import { message, to } from './handoff-support.js'
+import {
+  MAX_QUEUED_COMMANDS,
+  MAX_UNANSWERED_COMMANDS,
+  type RedisAdapter,
+  RedisErrorCode,
+} from '@parley/redis'
+import { until } from '../../server/test/helpers.js'
+import { type FakeNode, HeldInOrder, message, to } from './handoff-support.js'
 import type { TestNode } from './nodes.js'
 import type { RawRedis } from './raw-redis.js'
 
@@ -23,6 +29,33 @@ export async function burstOnAdapter(
 ): Promise<void> {
   await raw.sendCommand(['CLIENT', 'PAUSE', String(pauseMs), 'WRITE'])
   for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++) adapter.broadcast(message('burst', [i]), to(['nobody']))
+}
+
+/**
+ * A burst on `node` (a node of handoff-support.ts' `FakeCluster`) that fills the queue of the
+ * commands waiting their turn (see `Commands.sendInTurn`): its `MAX_UNANSWERED_COMMANDS`
+ * broadcasts held unanswered, as by a Redis slow to answer its connection, whatever the
+ * machine's load, then `MAX_QUEUED_COMMANDS` owner records of sessions opening behind them, and
+ * one more, refused with `PARLEY_REDIS_BUSY`: resolves once that one is warned, when the next
+ * command that waits its turn is refused as busy too. `release()` has Redis answer them all.
+ */
+export async function queueFullOn(node: FakeNode): Promise<{ release: () => Promise<void> }> {
+  const isBurst = (args: string[]) => args[0] === 'PUBLISH' && args[2]?.includes('"burst"') === true
+  const held = new HeldInOrder(node.redis, isBurst, isBurst)
+  node.hold = held.hold
+  for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
+    node.adapter.broadcast(message('burst', [i]), to(['nobody']))
+  const opened = Array.from({ length: MAX_QUEUED_COMMANDS + 1 }, (_, i) =>
+    node.adapter.sessionOpened(`sid-burst-${i}`),
+  )
+  const busy = () => node.warned.some(({ details }) => details.code === RedisErrorCode.BUSY)
+  await until(busy, 3000, 'an owner record refused as busy')
+  return {
+    release: async () => {
+      await held.runAll()
+      await Promise.allSettled(opened)
+    },
+  }
 }
 
 /** Keeps Redis busy for `ARGV[1]` ms in one script: every connection waits meanwhile. */

@@ -160,6 +160,8 @@ export interface FakeNode {
   sockets: FakeSockets
   redis: Client
   warnings: string[]
+  /** The same warnings with the details logged beside each (its `err`, `code`, ...). */
+  warned: { message: string; details: Record<string, unknown> }[]
   /** Every command the adapter sent on its client, in order. */
   commands: string[][]
   /**
@@ -304,6 +306,7 @@ export class FakeCluster {
     redis.on('error', () => {})
     const sockets = new FakeSockets()
     const warnings: string[] = []
+    const warned: FakeNode['warned'] = []
     const commands: string[][] = []
     const losing: Interceptors = {}
     let adapter: RedisAdapter
@@ -315,7 +318,12 @@ export class FakeCluster {
         client: recording(redis, commands, losing, subscriber),
         prefix: this.prefix,
         heartbeatInterval: HEARTBEAT,
-        log: { warn: (_details, message) => warnings.push(message) },
+        log: {
+          warn: (details, message) => {
+            warnings.push(message)
+            warned.push({ message, details })
+          },
+        },
         ...this.options,
         ...options,
       })(sockets)
@@ -329,6 +337,7 @@ export class FakeCluster {
       sockets,
       redis,
       warnings,
+      warned,
       commands,
       get lose() {
         return losing.lose
