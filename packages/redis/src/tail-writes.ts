@@ -216,6 +216,8 @@ export class TailWrites<T extends TailOf> {
     const batch = this.#batch()
     const groups = this.#groups(batch)
     this.#sending = true
+    // Counted as sent until its answer: refused as busy, it never left (see `#notWritten`).
+    const sentBefore = this.#sent
     this.#sent = Math.max(this.#sent, batch.length)
     this.write(groups).then(
       (took) => {
@@ -224,7 +226,7 @@ export class TailWrites<T extends TailOf> {
         })
         this.#done(batch)
       },
-      (err: unknown) => this.#notWritten(batch, err),
+      (err: unknown) => this.#notWritten(batch, err, sentBefore),
     )
   }
 
@@ -259,10 +261,14 @@ export class TailWrites<T extends TailOf> {
     return [...byTail.values()]
   }
 
-  #notWritten(batch: Queued<T>[], err: unknown): void {
+  /** `sentBefore`: how many writes at the head of the queue were sent before this try of `batch`. */
+  #notWritten(batch: Queued<T>[], err: unknown, sentBefore: number): void {
     if (err instanceof RedisBusyError && !this.#stopped) {
-      // Never sent: `MAX_QUEUED_COMMANDS` wait their turn already. Tried again shortly, not at
-      // once, which would be refused again as fast as it is tried.
+      // Never sent: `MAX_QUEUED_COMMANDS` wait their turn already. Redis got no more of the queue
+      // than before this try (an earlier try given up unanswered may still run): a close now
+      // says the rest never reached it, not that it may still write them. Tried again shortly,
+      // not at once, which would be refused again as fast as it is tried.
+      this.#sent = sentBefore
       this.#sending = false
       this.#retry ??= setTimeout(() => {
         this.#retry = undefined

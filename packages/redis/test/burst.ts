@@ -33,16 +33,24 @@ export async function burstOnAdapter(
 
 /**
  * A burst on `node` (a node of handoff-support.ts' `FakeCluster`) that fills the queue of the
- * commands waiting their turn (see `Commands.sendInTurn`): its `MAX_UNANSWERED_COMMANDS`
- * broadcasts held unanswered, as by a Redis slow to answer its connection, whatever the
- * machine's load, then `MAX_QUEUED_COMMANDS` owner records of sessions opening behind them, and
- * one more, refused with `PARLEY_REDIS_BUSY`: resolves once that one is warned, when the next
- * command that waits its turn is refused as busy too. `release()` has Redis answer them all.
+ * commands waiting their turn (see `Commands.sendInTurn`): every command of its held unanswered
+ * from now on, as by a Redis that answers its connection nothing, whatever the machine's load;
+ * its broadcasts, `MAX_UNANSWERED_COMMANDS` of them, on their way, then `MAX_QUEUED_COMMANDS`
+ * owner records of sessions opening waiting behind them, and one more, refused with
+ * `PARLEY_REDIS_BUSY`: resolves once that one is warned, when the next command that waits its
+ * turn is refused as busy too, and stays so (no answer frees a place) until `release()` has Redis
+ * answer them all, in order.
  */
 export async function queueFullOn(node: FakeNode): Promise<{ release: () => Promise<void> }> {
-  const isBurst = (args: string[]) => args[0] === 'PUBLISH' && args[2]?.includes('"burst"') === true
-  const held = new HeldInOrder(node.redis, isBurst, isBurst)
+  const held = new HeldInOrder(
+    node.redis,
+    () => true,
+    () => true,
+  )
   node.hold = held.hold
+  // Redis answers one connection in order: once this is answered, so is every command the node
+  // sent before the hold, and none answered later frees a place in the burst.
+  await node.redis.sendCommand(['PING'])
   for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
     node.adapter.broadcast(message('burst', [i]), to(['nobody']))
   const opened = Array.from({ length: MAX_QUEUED_COMMANDS + 1 }, (_, i) =>

@@ -10,6 +10,7 @@ import { MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
 import { redisAddress } from '../src/options.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES } from '../src/tail-writes.js'
+import { queueFullOn } from './burst.js'
 import {
   type FakeNode,
   fakeClusterSuite,
@@ -210,6 +211,32 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
       expect.stringContaining(
         "1 append(s) or seal(s) to handed-off sessions' tails were sent and not answered before the adapter closed; Redis may still write them",
       ),
+    ])
+  })
+
+  it('says at close that a batch refused as busy never reached Redis', async () => {
+    // Nothing goes overdue before the close ends its wait for the batch (UNDO_AT_CLOSE_MS): every
+    // try of it is refused for the burst alone.
+    const cluster = suite.cluster({ requestTimeout: 20_000 })
+    const [a] = await cluster.start(1)
+    const socket = a!.sockets.add('s1', 'sid-busy')
+    a!.adapter.addAll('s1', ['s1'])
+    await a!.adapter.sessionOpened('sid-busy')
+    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-busy', text)
+    expect(await a!.adapter.handOff(snapshotOf('sid-busy', 's1'), TTL)).toBe(true)
+    const burst = await queueFullOn(a!)
+    try {
+      // Its batch is refused as busy (`MAX_QUEUED_COMMANDS` wait their turn), and again at each
+      // try while the node closes.
+      a!.adapter.appendHandOff('sid-busy', text(0))
+      await cluster.stop(a!)
+    } finally {
+      await burst.release()
+    }
+    expect(a!.commands.filter((args) => tailBatch(args) !== undefined)).toEqual([])
+    const about = a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))
+    expect(about).toEqual([
+      expect.stringContaining("1 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
     ])
   })
 
