@@ -240,14 +240,15 @@ export class Commands {
   }
 
   /**
-   * As `send`, for a step that must not be refused only because Redis is slow or busy (the
-   * read-back of a claimed session's tail: refused, the tail would be lost though Redis holds
-   * it). Redis slow or away: waits for it to take commands again at most `timeout` (see
-   * `whenInTurn`). Then, or at once behind a burst on this node, it takes its turn (see
-   * `sendInTurn`), in order behind the commands queued before it, however long the burst lasts
-   * while Redis answers; and waits for the answer at most `timeout`. Rejects as `sendInTurn`.
+   * `sendInTurn` once Redis takes commands again: for a step that must not be refused only
+   * because Redis is slow, away a moment, or busy (the read-back of a claimed session's tail:
+   * refused, the tail would be lost though Redis holds it). Redis slow or away: waits for it at
+   * most `timeout` (see `whenInTurn`). Then, or at once behind a burst on this node, it takes its
+   * turn, in order behind the commands queued before it, however long the burst lasts while
+   * Redis answers; and waits for the answer at most `timeout`. Rejects as `sendInTurn` (with a
+   * `RedisBusyError` too, past `MAX_QUEUED_COMMANDS` waiting).
    */
-  async sendWhenAvailable(args: string[]): Promise<unknown> {
+  async sendInTurnWhenAvailable(args: string[]): Promise<unknown> {
     await this.whenInTurn()
     return this.sendInTurn(args)
   }

@@ -800,16 +800,17 @@ export class HandOffStore {
 
   /**
    * Reads the tail back and deletes the handoff's keys; those of a `takeover` whose tail was not
-   * sealed are left for its `confirm` (see FINISH). While Redis cannot be asked (this node's
-   * connection has left a command unanswered for `requestTimeout`, or `MAX_UNANSWERED_COMMANDS`
-   * of them: a burst of broadcasts while Redis is slow), waits for it at most `requestTimeout`
-   * (see `Commands.sendWhenAvailable`): refused, the claimer would go on without a tail that
-   * Redis holds whole. Rejects with `RedisUnreachableError` when not sent by then, or not
-   * answered within `requestTimeout`.
+   * sealed are left for its `confirm` (see FINISH). While Redis cannot be asked (away, or this
+   * node's connection has left a command unanswered for `requestTimeout`), waits for it at most
+   * `requestTimeout`; behind a burst on this node (`MAX_UNANSWERED_COMMANDS` unanswered, Redis
+   * answering) it takes its turn (see `Commands.sendInTurnWhenAvailable`): refused, the claimer
+   * would go on without a tail that Redis holds whole. Rejects with `RedisUnreachableError` when
+   * not sent by then, or not answered within `requestTimeout`, and with `RedisBusyError` past
+   * `MAX_QUEUED_COMMANDS` waiting.
    */
   async finish(hash: string, takeover: boolean): Promise<ReadTail> {
     const keys = this.keys(hash)
-    const reply = await this.commands.sendWhenAvailable([
+    const reply = await this.commands.sendInTurnWhenAvailable([
       'EVAL',
       FINISH,
       '2',
