@@ -59,6 +59,30 @@ export function redisSuite(nodes: () => Nodes | undefined): {
 /** Heartbeats in tests: fast enough that a dead node drops out within a couple of seconds. */
 export const HEARTBEAT = 300
 
+/** How long a node's start may take to be ready, on a loaded machine included. */
+const READY_WITHIN_MS = 5000
+
+/** Between two `ready()` calls, so that the retries leave the event loop to the adapter. */
+const READY_RETRY_MS = 20
+
+/**
+ * Resolves once `adapter` is ready, within `ms`. A single `ready()` gives up after the adapter's
+ * `requestTimeout` (300 ms in some suites), which a loaded machine can take before the first
+ * heartbeat goes through; the adapter keeps trying, and a later `ready()` resolves once it has.
+ */
+async function readyWithin(adapter: RedisAdapter, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  for (;;) {
+    try {
+      await adapter.ready()
+      return
+    } catch (err) {
+      if (Date.now() > end) throw err
+      await new Promise((resolve) => setTimeout(resolve, READY_RETRY_MS))
+    }
+  }
+}
+
 export class Nodes {
   readonly list: TestNode[] = []
   readonly #clients: Socket[] = []
@@ -108,9 +132,11 @@ export class Nodes {
       fastify,
     )
     const adapter = started.app.parley.adapter as RedisAdapter
-    await adapter.ready()
     const node = { ...started, adapter, redis, sockets, warnings, warned, clientErrors }
+    // Listed before it is ready: a node whose start fails here is still closed by `closeAll`.
+    // Left running, it went on beating, and the next test's nodes saw one live node too many.
     this.list.push(node)
+    await readyWithin(adapter, READY_WITHIN_MS)
     return node
   }
 
