@@ -27,7 +27,10 @@ async function liveWebSocketTransports(): Promise<number> {
 }
 
 it('ends the wait of a probe whose auth hangs when the transport is lost, and climbs later', async () => {
-  const { proxy } = await proxied()
+  // No heartbeat lapses while the test runs: on a loaded machine the full collections that count
+  // the transports below can take seconds, past the 2 s of the usual test timings, and the client
+  // would drop the WebSocket it counts for silence. The heartbeat is not what is tested here.
+  const { proxy } = await proxied(undefined, { pingInterval: 20_000, pingTimeout: 20_000 })
   // WebSocket refused at its upgrade: the client lands on polling, and probes it later.
   proxy.ws = 'reject'
   // The application's auth: a token, but while `hang` is set, a fetch that never ends, kept.
