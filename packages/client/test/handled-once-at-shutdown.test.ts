@@ -3,7 +3,7 @@
 // its ACKs, so the events it handled in its last moments would otherwise still be in the client's
 // ledger at the CLOSE, and go again to the next server. The Parley client against the real
 // server, on each transport.
-import type { TransportName } from '@parley/protocol'
+import type { ParleyError, TransportName } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import { client, closeAll, next, pacedFetch, parleyOf, startServer, until } from './helpers.js'
@@ -36,6 +36,11 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])('a shutdown mid-st
       const fetch = transport === 'polling' ? pacedFetch(50) : undefined
       const socket = client(first.url, { transports: [transport], ...(fetch ? { fetch } : {}) })
       await next(socket, 'connect', 5000)
+      // What the transport met, named if the disconnect is not the shutdown's.
+      const failures: string[] = []
+      socket.on('transport_error', (name: string, error: ParleyError<string>) =>
+        failures.push(`${name}: ${error.code} ${error.message}`),
+      )
 
       let sent = 0
       const stream = setInterval(() => {
@@ -45,7 +50,7 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])('a shutdown mid-st
         await until(() => handled.size >= EVENTS / 3, 5000, 'a third of the events at the first server')
         const down = next<[string]>(socket, 'disconnect', 5000)
         await first.app.close()
-        expect((await down)[0]).toBe('server shutdown')
+        expect((await down)[0], `transport errors: ${failures.join('; ')}`).toBe('server shutdown')
 
         await startServer(setup, {}, first.port)
         await until(() => sent === EVENTS, 8000, 'every event emitted')
