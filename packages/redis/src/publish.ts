@@ -37,20 +37,7 @@ export class Publisher {
       failed?.(`Redis at ${this.#commands.address} is not reachable (${unavailable})`, false)
       return
     }
-    this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]).then(
-      () => answered?.(),
-      (err: unknown) => {
-        if (err instanceof RedisUnreachableError) {
-          failed?.(
-            `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#requestTimeout} ms`,
-            true,
-          )
-          return
-        }
-        this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
-        failed?.('Redis refused the PUBLISH', false)
-      },
-    )
+    this.#told(this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]), channel, failed, answered)
   }
 
   /**
@@ -61,7 +48,21 @@ export class Publisher {
    * not answering, `MAX_QUEUED_COMMANDS` waiting already).
    */
   publishInTurn(channel: string, packet: object, failed?: PublishFailed, answered?: () => void): void {
-    this.#commands.sendInTurn(['PUBLISH', channel, JSON.stringify(packet)]).then(
+    this.#told(
+      this.#commands.sendInTurn(['PUBLISH', channel, JSON.stringify(packet)]),
+      channel,
+      failed,
+      answered,
+    )
+  }
+
+  /**
+   * Tells `failed` or `answered` how the PUBLISH `sending` went. One `publish` refuses before it
+   * sends was told already (`unavailable`); one `publishInTurn` refused while it waited its turn
+   * never went on the connection (see `Commands.neverSent`): not sent.
+   */
+  #told(sending: Promise<unknown>, channel: string, failed?: PublishFailed, answered?: () => void): void {
+    sending.then(
       () => answered?.(),
       (err: unknown) => {
         if (this.#commands.neverSent(err)) {

@@ -206,11 +206,7 @@ export class TailWrites<T extends TailOf> {
     if (this.#sending || this.#stopped || this.#queue.length === 0) return
     if (!this.available()) {
       // Nothing tells when Redis answers again but its answers: look again shortly.
-      this.#retry ??= setTimeout(() => {
-        this.#retry = undefined
-        this.#flush()
-      }, LOOK_AGAIN_MS)
-      this.#retry.unref()
+      this.#lookAgain()
       return
     }
     const batch = this.#batch()
@@ -228,6 +224,15 @@ export class TailWrites<T extends TailOf> {
       },
       (err: unknown) => this.#notWritten(batch, err, sentBefore),
     )
+  }
+
+  /** Flushes again after `LOOK_AGAIN_MS`, once however often it is asked meanwhile. */
+  #lookAgain(): void {
+    this.#retry ??= setTimeout(() => {
+      this.#retry = undefined
+      this.#flush()
+    }, LOOK_AGAIN_MS)
+    this.#retry.unref()
   }
 
   /** The oldest queued writes, as many as one batch carries (one at least). */
@@ -270,11 +275,7 @@ export class TailWrites<T extends TailOf> {
       // not at once, which would be refused again as fast as it is tried.
       this.#sent = sentBefore
       this.#sending = false
-      this.#retry ??= setTimeout(() => {
-        this.#retry = undefined
-        this.#flush()
-      }, LOOK_AGAIN_MS)
-      this.#retry.unref()
+      this.#lookAgain()
       return
     }
     if (err instanceof RedisUnreachableError || this.#stopped) {
