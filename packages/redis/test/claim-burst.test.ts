@@ -7,13 +7,7 @@
 // Redis, the real client behind a round-robin balancer, and a real Redis that holds the burst's
 // writes for a moment (see `burstOn`).
 import { connect } from '@parley/client'
-import {
-  defaults,
-  MAX_QUEUED_COMMANDS,
-  MAX_UNANSWERED_COMMANDS,
-  type RedisAdapter,
-  RedisErrorCode,
-} from '@parley/redis'
+import { defaults, MAX_QUEUED_COMMANDS, MAX_UNANSWERED_COMMANDS, RedisErrorCode } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { memoryStorage } from '../../client/test/helpers.js'
@@ -21,14 +15,11 @@ import { until, within } from '../../server/test/helpers.js'
 import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
-import { balancedSuite, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { adapterOf, balancedSuite, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { type RawRedis, rawRedis } from './raw-redis.js'
 
 /** The longest Redis holds the burst, should the test fail before it lets it go. */
 const PAUSE_MS = 5000
-
-/** The adapter of `node`. */
-const adapterOf = (node: TrafficNode) => node.started.app.parley.adapter as RedisAdapter
 
 describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
   const cleanups: (() => Promise<unknown>)[] = []

@@ -2,7 +2,7 @@
 // one throwaway Redis, and the real client. A suite owns its nodes and clients; the hooks here
 // close them after each test.
 import { connect, type Socket } from '@parley/client'
-import { type RedisClient, redisAdapter } from '@parley/redis'
+import { type RedisAdapter, type RedisClient, redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import type { FastifyInstance, FastifyServerOptions } from 'fastify'
 import { createClient } from 'redis'
@@ -17,6 +17,9 @@ export interface SuiteNode {
   started: Started
   redis: RedisClientType
 }
+
+/** The Redis adapter of `node`'s Parley. */
+export const adapterOf = (node: SuiteNode) => node.started.app.parley.adapter as RedisAdapter
 
 /**
  * Starts Redis once for the file; after each test disconnects the clients in `clients`, runs

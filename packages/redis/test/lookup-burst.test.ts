@@ -9,14 +9,14 @@
 // owner's record removed and its heartbeats failing, as lapsed-owner.test.ts does, and a real
 // Redis holding the burst's writes for a moment (see `burstOn`).
 import { connect } from '@parley/client'
-import { defaults, MAX_UNANSWERED_COMMANDS, type RedisAdapter } from '@parley/redis'
+import { defaults, MAX_UNANSWERED_COMMANDS } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { memoryStorage } from '../../client/test/helpers.js'
 import { until, within } from '../../server/test/helpers.js'
 import { HANDING_OFF, sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
-import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { adapterOf, balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 import { type RawRedis, rawRedis } from './raw-redis.js'
 
@@ -32,9 +32,6 @@ const OPENING = 2 * MAX_UNANSWERED_COMMANDS
 
 /** A node's heartbeat, as it sends it. */
 const heartbeat = (args: string[]) => args[0] === 'EVAL' && !!args[1]?.includes("'ZREMRANGEBYSCORE'")
-
-/** The adapter of `node`. */
-const adapterOf = (node: TrafficNode) => node.started.app.parley.adapter as RedisAdapter
 
 describe.skipIf(skipRedisSuites())("a look-up's last read in a burst", () => {
   const cleanups: (() => Promise<unknown>)[] = []

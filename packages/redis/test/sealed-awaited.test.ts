@@ -8,8 +8,7 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import type { RedisAdapter } from '../src/index.js'
-import { balancedSuite, roomClientOn, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { adapterOf, balancedSuite, roomClientOn, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 
 const REQUEST_TIMEOUT = 300
@@ -58,7 +57,6 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     const disconnects: string[] = []
     client.on('disconnect', (reason: string) => disconnects.push(reason))
     const id = client.id
-    const adapterOf = (node: TrafficNode) => node.started.app.parley.adapter as RedisAdapter
 
     a.started.app.parley.to('room').emit('room', 1)
     await until(() => got.length === 1, 3000, 'the first broadcast')
@@ -114,7 +112,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     balancer.offline = true
     emitAtSeal = () => a.started.app.parley.to('room').emit('room', 2)
     const draining = a.started.app.close()
-    await until(() => (a.started.app.parley.adapter as RedisAdapter).handingOver === 1, 3000, 'handed off')
+    await until(() => adapterOf(a).handingOver === 1, 3000, 'handed off')
     await within(draining, 8000, "a's drain over")
 
     balancer.avoid.clear()

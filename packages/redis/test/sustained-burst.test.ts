@@ -6,12 +6,18 @@
 // tail sealed meanwhile refused: the claimer went on with an empty tail, and the client lost
 // what its old node sent it after the freeze. Parley servers on one Redis, the real client
 // behind a round-robin balancer.
-import type { RedisAdapter } from '@parley/redis'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { sustainedBurstOn } from './burst.js'
-import { balancedSuite, roomClientOn, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import {
+  adapterOf,
+  balancedSuite,
+  roomClientOn,
+  seesOthers,
+  startTrafficNode,
+  type TrafficNode,
+} from './e2e-suite.js'
 import { rawRedis } from './raw-redis.js'
 
 /** The bursting node's `requestTimeout`: the burst lasts several times as long. */
@@ -19,9 +25,6 @@ const REQUEST_TIMEOUT = 1000
 
 /** How long the burst lasts at most. */
 const BURST_MS = 6 * REQUEST_TIMEOUT
-
-/** The adapter of `node`. */
-const adapterOf = (node: TrafficNode) => node.started.app.parley.adapter as RedisAdapter
 
 /** `from`..`to`, in order. */
 const numbers = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
