@@ -49,12 +49,13 @@ function besideExcepted(glob: string): string {
 }
 
 /**
- * Three files for every two cores: most of a file's time is waiting on timers and sockets, and a
- * third file fills it (on two cores `together` took 350 s a file per core, 250 s three files,
- * 245 s four with each file's own time a fifth longer). Vitest caps a percentage at the core
- * count, hence the number. `alone` runs with `--no-file-parallelism`: one worker.
+ * Two files per core: most of a file's time is waiting on timers and sockets, and the cores stay
+ * half idle with fewer (on two cores, 471 files: three files at once took 430 s of wall time with
+ * the CPUs busy 117% of one core's time; four took 369 s at 144%, each file's own time a tenth
+ * longer). Vitest caps a percentage at the core count, hence the number. `alone` runs with
+ * `--no-file-parallelism`: one worker.
  */
-const workers = Math.ceil(availableParallelism() * 1.5)
+const workers = availableParallelism() * 2
 
 /** Each file's modules loaded afresh in the reused worker process (see `poolOptions` below). */
 const freshModules = { forks: { isolate: true } }
