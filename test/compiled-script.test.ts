@@ -1,8 +1,9 @@
+import { execFileSync } from 'node:child_process'
 import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { pruneCompiled } from './support/compiled-script.js'
+import { compiledFrom, pruneCompiled } from './support/compiled-script.js'
 
 describe('the compiled scripts of the tests', () => {
   let dir: string | undefined
@@ -21,9 +22,33 @@ describe('the compiled scripts of the tests', () => {
     }
     file('old.mjs', 2 * 86_400_000)
     file('recent.mjs', 60_000)
+    file('old.sources.json', 2 * 86_400_000)
+    file('recent.sources.json', 60_000)
     // Being written by another process: not a compiled file yet.
     file('old.mjs.1234', 2 * 86_400_000)
     pruneCompiled(dir, now - 86_400_000)
-    expect(readdirSync(dir).sort()).toEqual(['old.mjs.1234', 'recent.mjs'])
+    expect(readdirSync(dir).sort()).toEqual(['old.mjs.1234', 'recent.mjs', 'recent.sources.json'])
+  })
+
+  it('builds a script again only when one of its sources changed: otherwise the file built before', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'parley-compile-'))
+    const out = path.join(dir, 'out')
+    const entry = path.join(dir, 'entry.ts')
+    writeFileSync(entry, "import { word } from './part.js'\nconsole.log(word satisfies string)\n")
+    writeFileSync(path.join(dir, 'part.ts'), "export const word = 'one'\n")
+    const run = (file: string) => execFileSync(process.execPath, [file], { encoding: 'utf8' }).trim()
+
+    const first = await compiledFrom(entry, out)
+    expect(first.built).toBe(true)
+    expect(run(first.file)).toBe('one')
+
+    const again = await compiledFrom(entry, out)
+    expect(again).toEqual({ file: first.file, built: false })
+
+    writeFileSync(path.join(dir, 'part.ts'), "export const word = 'two'\n")
+    const changed = await compiledFrom(entry, out)
+    expect(changed.built).toBe(true)
+    expect(changed.file).not.toBe(first.file)
+    expect(run(changed.file)).toBe('two')
   })
 })

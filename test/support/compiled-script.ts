@@ -6,6 +6,7 @@ import {
   existsSync,
   mkdirSync,
   readdirSync,
+  readFileSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -27,25 +28,48 @@ const compiled = new Map<string, Promise<string>>()
 /**
  * The path of `entry` (a .ts file) compiled to one file with the Parley packages' sources it
  * imports (test/tsconfig.json maps each @parley package to its sources): the same code as under
- * tsx. Compiled once per process and entry, on first use. The file is named after its content, in
- * the system's temporary folder (never in the repository): test files running side by side
- * write it once between them, and a changed source gets a new one. Files no run used for a day
- * are removed.
+ * tsx. Compiled once per process and entry, on first use, and not again while its sources stay
+ * as they were (see `compiledFrom`). The file is named after its content, in the system's
+ * temporary folder (never in the repository): test files running side by side write it once
+ * between them, and a changed source gets a new one. Files no run used for a day are removed.
  */
 export function compiledScript(entry: string): Promise<string> {
   let file = compiled.get(entry)
   if (!file) {
-    file = compile(entry).catch((error: unknown) => {
+    file = compiledFrom(entry, compiledDir).then(({ file }) => file)
+    file.catch(() => {
       // Tried again by the next start (a syntax error being fixed in watch mode).
       compiled.delete(entry)
-      throw error
     })
     compiled.set(entry, file)
   }
   return file
 }
 
-async function compile(entry: string): Promise<string> {
+/** Where compiled files and their lists of sources are kept. */
+const compiledDir = path.join(tmpdir(), 'parley-compiled-scripts')
+
+/** A compiled file, and whether this call built it (false: the one its unchanged sources made). */
+export interface Compiled {
+  file: string
+  built: boolean
+}
+
+/**
+ * `entry` compiled into `dir`. Each test file's modules are loaded afresh, so the map of
+ * `compiledScript` is empty at each: rather than bundle again (a second or more on a loaded
+ * machine, for every file that starts a node process), the list of sources the last build read
+ * (`<key>.sources.json`, with a hash of each, and the installed files it imports) says whether
+ * the file it made still stands: every source unchanged, every installed file still there.
+ */
+export async function compiledFrom(entry: string, dir: string): Promise<Compiled> {
+  const list = path.join(dir, `${hash(`${entry}\0${ownSource}`)}.sources.json`)
+  const kept = await unchanged(list)
+  if (kept) {
+    touch([kept, list])
+    pruneCompiled(dir, Date.now() - KEEP_MS)
+    return { file: kept, built: false }
+  }
   const result = await build({
     entryPoints: [entry],
     bundle: true,
@@ -59,35 +83,91 @@ async function compile(entry: string): Promise<string> {
     conditions: [],
     plugins: [installedPackages, ownLocation],
     logLevel: 'error',
+    metafile: true,
+    absWorkingDir: root,
   })
   const code = result.outputFiles[0]!.contents
-  const dir = path.join(tmpdir(), 'parley-compiled-scripts')
-  const file = path.join(dir, `${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`)
-  if (!existsSync(file)) {
-    mkdirSync(dir, { recursive: true })
-    // Whole or not at all: another test process may be reading it already.
-    const partial = `${file}.${process.pid}`
-    writeFileSync(partial, code)
-    renameSync(partial, file)
+  const file = path.join(dir, `${hash(code)}.mjs`)
+  mkdirSync(dir, { recursive: true })
+  if (!existsSync(file)) writeAtOnce(file, code)
+  const sources: SourceList = { file, sources: {}, installed: [] }
+  for (const input of [...Object.keys(result.metafile.inputs).map((p) => path.resolve(root, p)), tsconfig]) {
+    sources.sources[input] = hash(await readFile(input))
   }
-  // In use: its time says so to the pruning of another run.
+  for (const output of Object.values(result.metafile.outputs)) {
+    for (const { path: imported, external } of output.imports) {
+      if (external && imported.startsWith('file:')) sources.installed.push(fileURLToPath(imported))
+    }
+  }
+  writeAtOnce(list, JSON.stringify(sources))
+  touch([file])
+  pruneCompiled(dir, Date.now() - KEEP_MS)
+  return { file, built: true }
+}
+
+/** What `compiledFrom` keeps of a build: its file, its sources' hashes, the installed files it imports. */
+interface SourceList {
+  file: string
+  sources: Record<string, string>
+  installed: string[]
+}
+
+/** The compiled file that the list at `list` names, if the sources it was built from are unchanged. */
+async function unchanged(list: string): Promise<string | undefined> {
+  let kept: SourceList
+  try {
+    kept = JSON.parse(await readFile(list, 'utf8')) as SourceList
+  } catch {
+    return undefined
+  }
+  if (!existsSync(kept.file) || !kept.installed.every((file) => existsSync(file))) return undefined
+  for (const [source, sum] of Object.entries(kept.sources)) {
+    try {
+      if (hash(await readFile(source)) !== sum) return undefined
+    } catch {
+      // Removed, or moved (its importer changed too).
+      return undefined
+    }
+  }
+  return kept.file
+}
+
+/**
+ * This module's own source, in the key of each list of sources: a change to how scripts are
+ * compiled (the plugins below) compiles them again.
+ */
+const ownSource = readFileSync(fileURLToPath(import.meta.url), 'utf8')
+
+const hash = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex').slice(0, 16)
+
+/** Written under another name, then renamed: a process beside this one never reads it half written. */
+function writeAtOnce(file: string, data: string | Uint8Array): void {
+  const partial = `${file}.${process.pid}`
+  writeFileSync(partial, data)
+  renameSync(partial, file)
+}
+
+/** Marks `files` used now, so that `pruneCompiled` keeps them. A file pruned meanwhile is left. */
+function touch(files: string[]): void {
   const now = new Date()
-  utimesSync(file, now, now)
-  pruneCompiled(dir, now.getTime() - KEEP_MS)
-  return file
+  for (const file of files) {
+    try {
+      utimesSync(file, now, now)
+    } catch {}
+  }
 }
 
 /** How long a compiled file no run used stays: a day, so that runs of other checkouts keep theirs. */
 const KEEP_MS = 24 * 60 * 60 * 1000
 
 /**
- * Removes the compiled files of `dir` last used before `before`: each source version leaves
- * one (about 330 KB), which nothing else would ever take away. A file another process removes
- * first, or one being written, is left alone.
+ * Removes the compiled files of `dir` last used before `before`, and the lists of their sources:
+ * each source version leaves one (about 850 KB), which nothing else would ever take away. A file
+ * another process removes first, or one being written, is left alone.
  */
 export function pruneCompiled(dir: string, before: number): void {
   for (const name of readdirSync(dir)) {
-    if (!name.endsWith('.mjs')) continue
+    if (!name.endsWith('.mjs') && !name.endsWith('.sources.json')) continue
     const file = path.join(dir, name)
     try {
       if (statSync(file).mtimeMs < before) unlinkSync(file)
