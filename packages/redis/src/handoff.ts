@@ -447,6 +447,7 @@ export class HandOffStore {
       // Behind a burst on this node too: each batch takes its turn (see `#appendBatch`).
       () => commands.takesTurns(),
       (groups) => this.#appendBatch(groups),
+      (err) => commands.neverSent(err),
       appendFailed,
       // Held for handoffs that wait for Redis: within the same bounds (see `holdAppends`).
       () => ({ count: this.#held.size, bytes: this.#held.bytes }),

@@ -88,9 +88,15 @@ export class TailWrites<T extends TailOf> {
     /**
      * Writes a batch: for each group, true when the tail took it, false when refused (sealed,
      * read back, another write's). Rejects with `RedisUnreachableError` when given up on (it may
-     * have run), with another error when Redis refused the command.
+     * have run) or refused before it went (see `neverSent`), with `RedisBusyError` when refused
+     * for the commands waiting their turn, with another error when Redis refused the command.
      */
     private readonly write: (groups: TailGroup<T>[]) => Promise<boolean[]>,
+    /**
+     * Whether an error `write` rejected with refused the batch before it went on the connection
+     * (see `Commands.neverSent`): Redis never runs that try of it.
+     */
+    private readonly neverSent: (err: unknown) => boolean,
     /** A batch Redis answered with an error: its tails are incomplete. */
     private readonly failed: (err: unknown) => void,
     /**
@@ -212,7 +218,7 @@ export class TailWrites<T extends TailOf> {
     const batch = this.#batch()
     const groups = this.#groups(batch)
     this.#sending = true
-    // Counted as sent until its answer: refused as busy, it never left (see `#notWritten`).
+    // Counted as sent until its answer: refused before it went, it never left (see `#notWritten`).
     const sentBefore = this.#sent
     this.#sent = Math.max(this.#sent, batch.length)
     this.write(groups).then(
@@ -268,18 +274,21 @@ export class TailWrites<T extends TailOf> {
 
   /** `sentBefore`: how many writes at the head of the queue were sent before this try of `batch`. */
   #notWritten(batch: Queued<T>[], err: unknown, sentBefore: number): void {
+    // Refused before it went on the connection: as busy (`MAX_QUEUED_COMMANDS` wait their turn
+    // already), or as unreachable while it waited its turn (a command went overdue, or the close
+    // stopped the commands). Redis got no more of the queue than before this try (an earlier try
+    // given up unanswered may still run): a close now says the rest never reached it, not that
+    // it may still write them.
+    if (this.neverSent(err)) this.#sent = sentBefore
     if (err instanceof RedisBusyError && !this.#stopped) {
-      // Never sent: `MAX_QUEUED_COMMANDS` wait their turn already. Redis got no more of the queue
-      // than before this try (an earlier try given up unanswered may still run): a close now
-      // says the rest never reached it, not that it may still write them. Tried again shortly,
-      // not at once, which would be refused again as fast as it is tried.
-      this.#sent = sentBefore
+      // Tried again shortly, not at once, which would be refused again as fast as it is tried.
       this.#sending = false
       this.#lookAgain()
       return
     }
     if (err instanceof RedisUnreachableError || this.#stopped) {
-      // It may have run, or run later: sent again as it is once Redis answers (see the class).
+      // Given up unanswered, it may have run, or run later; refused before it went, it did not
+      // run: either way sent again as it is once Redis answers (see the class).
       this.#sending = false
       this.#flush()
       return

@@ -240,6 +240,42 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     ])
   })
 
+  it('says at close that a batch refused while it waited its turn never reached Redis', async () => {
+    // Short, for the burst's commands to go overdue while the batch waits behind them.
+    const cluster = suite.cluster({ requestTimeout: 1000 })
+    const [a] = await cluster.start(1)
+    const socket = a!.sockets.add('s1', 'sid-in-turn')
+    a!.adapter.addAll('s1', ['s1'])
+    await a!.adapter.sessionOpened('sid-in-turn')
+    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-in-turn', text)
+    expect(await a!.adapter.handOff(snapshotOf('sid-in-turn', 's1'), TTL)).toBe(true)
+    // Every command of a's held unanswered from now on (Redis answers its connection nothing):
+    // its broadcasts, MAX_UNANSWERED_COMMANDS of them, on their way, and its batch waits its turn
+    // behind them, until they go overdue and it is refused, never sent.
+    const held = new HeldInOrder(
+      a!.redis,
+      () => true,
+      () => true,
+    )
+    a!.hold = held.hold
+    await a!.redis.sendCommand(['PING'])
+    try {
+      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
+        a!.adapter.broadcast(message('burst', [i]), to(['nobody']))
+      a!.adapter.appendHandOff('sid-in-turn', text(0))
+      const overdue = (w: string) => w.includes('did not answer the PUBLISH')
+      await until(() => a!.warnings.some(overdue), 5000, 'a broadcast given up unanswered')
+      await cluster.stop(a!)
+    } finally {
+      await held.runAll()
+    }
+    expect(a!.commands.filter((args) => tailBatch(args) !== undefined)).toEqual([])
+    const about = a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))
+    expect(about).toEqual([
+      expect.stringContaining("1 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
+    ])
+  })
+
   it('reads the tail back once Redis takes the claimer’s commands again, rather than go on without it', async () => {
     const { a, b, prefix } = await handedOff('sid-busy-claimer')
     const texts = [text(0), text(1), text(2)]
