@@ -276,6 +276,40 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     ])
   })
 
+  it('says at close that a batch the close refused while it waited its turn never reached Redis', async () => {
+    // Nothing goes overdue before the close ends its wait for the batch (UNDO_AT_CLOSE_MS): the
+    // batch still waits its turn when the close stops the commands, which refuses it.
+    const cluster = suite.cluster({ requestTimeout: 20_000 })
+    const [a] = await cluster.start(1)
+    const socket = a!.sockets.add('s1', 'sid-stopped')
+    a!.adapter.addAll('s1', ['s1'])
+    await a!.adapter.sessionOpened('sid-stopped')
+    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-stopped', text)
+    expect(await a!.adapter.handOff(snapshotOf('sid-stopped', 's1'), TTL)).toBe(true)
+    // Every command of a's held unanswered from now on: its broadcasts, MAX_UNANSWERED_COMMANDS
+    // of them, on their way, and its batch waiting its turn behind them.
+    const held = new HeldInOrder(
+      a!.redis,
+      () => true,
+      () => true,
+    )
+    a!.hold = held.hold
+    await a!.redis.sendCommand(['PING'])
+    try {
+      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
+        a!.adapter.broadcast(message('burst', [i]), to(['nobody']))
+      a!.adapter.appendHandOff('sid-stopped', text(0))
+      await cluster.stop(a!)
+    } finally {
+      await held.runAll()
+    }
+    expect(a!.commands.filter((args) => tailBatch(args) !== undefined)).toEqual([])
+    const about = a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))
+    expect(about).toEqual([
+      expect.stringContaining("1 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
+    ])
+  })
+
   it('reads the tail back once Redis takes the claimer’s commands again, rather than go on without it', async () => {
     const { a, b, prefix } = await handedOff('sid-busy-claimer')
     const texts = [text(0), text(1), text(2)]
