@@ -212,8 +212,9 @@ export class Claims {
           // Kept by its old node, which answers for it, the server drops the socket here: the
           // questions it was asked meanwhile are not counted here. Read unsealed, that node may
           // keep it still, and its confirm tells (bounded: the server asks it right before it
-          // answers the client, after the owner record, each within requestTimeout).
-          if (unsealed) this.#parts.unread.unconfirmed(parsed.snapshot.id, 3 * this.#parts.requestTimeout)
+          // answers the client, after the owner record within requestTimeout; the confirm waits
+          // for Redis at most requestTimeout, then for its answer as long).
+          if (unsealed) this.#parts.unread.unconfirmed(parsed.snapshot.id, 4 * this.#parts.requestTimeout)
           else this.#parts.unread.read(parsed.snapshot.id, kept)
         }
       },

@@ -834,15 +834,18 @@ export class HandOffStore {
   /**
    * Whether claim `claim` of session `hash`, whose tail was read unsealed (see FINISH), still
    * stands: 'ended' or 'kept' when the old node's WITHDRAW or UNDO came since, else 'taken' (and
-   * from then on it stands). Behind a burst on this node it waits its turn (see
-   * `Commands.sendInTurn`): refused for it, the claimer would take the session for its own
-   * while its old node ended it, or kept it and goes on with it: two copies of one session.
-   * Rejects with `RedisUnreachableError` when not sent or not answered within `requestTimeout`,
-   * and with `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting.
+   * from then on it stands). While Redis cannot be asked (away a moment, or this node's
+   * connection has left a command unanswered for `requestTimeout`) it waits for it at most
+   * `requestTimeout`, and behind a burst on this node it takes its turn (see
+   * `Commands.sendInTurnWhenAvailable`), as the read of the tail before it: refused at once, the
+   * claimer would take the session for its own while its old node ended it, or kept it and
+   * goes on with it: two copies of one session. Rejects with `RedisUnreachableError` when not
+   * sent by then (see `Commands.neverSent`) or not answered within `requestTimeout`, and with
+   * `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting.
    */
   async confirm(hash: string, claim: string): Promise<'taken' | 'ended' | 'kept'> {
     const keys = this.keys(hash)
-    const reply = await this.commands.sendInTurn([
+    const reply = await this.commands.sendInTurnWhenAvailable([
       'EVAL',
       CONFIRM,
       '2',

@@ -59,7 +59,7 @@ export interface QuestionPlace {
  * As `MemoryAdapter.broadcastWithAck`, for the question at `place`: a socket joined without a
  * cut is not asked when its tail asked it already, and, while it holds what reaches it, is asked
  * after that once its tail is read (`UncutSockets.holdQuestion`). `expect` then waits for that
- * read (one round trip, bounded; read without the old node's seal, up to three requestTimeouts
+ * read (one round trip, bounded; read without the old node's seal, up to four requestTimeouts
  * more for the claim's confirm, see unread-takeovers.ts), and the replies of the sockets asked
  * meanwhile wait for `expect`: the count comes first. A held socket that leaves first, or no
  * longer matches `options` then, is not counted. Never past the question's timeout: the count is

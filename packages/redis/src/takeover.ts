@@ -96,7 +96,8 @@ export interface TakeoverContext {
   }>
   /**
    * Whether the claim of a tail read unsealed still stands (see CONFIRM in handoff.ts); never
-   * rejects (bounded: 'taken' when Redis does not answer).
+   * rejects (bounded: it waits for Redis at most `requestTimeout`, then for its answer as long;
+   * 'taken' when Redis does not answer, or cannot be asked by then).
    */
   confirm(): Promise<ClaimStanding>
   /**

@@ -86,7 +86,7 @@ export class UnreadTakeovers {
  * made meanwhile by the others wait for it too (the count comes first). A socket whose session
  * its old node kept is left out of the count, its replies dropped. At the question's timeout
  * (its sender's) the count is given with the sockets counted by then: the sender's wait ends
- * there, and a held read (up to three requestTimeouts) must not outlast it; a socket whose tail
+ * there, and a held read (up to four requestTimeouts) must not outlast it; a socket whose tail
  * is read later is left out, its replies dropped. With no takeover unread, as `ask` alone.
  */
 export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): AskWithAck {

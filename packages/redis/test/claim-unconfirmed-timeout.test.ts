@@ -1,5 +1,5 @@
 // A claim whose tail is read without the old node's seal: the claimer's count of a question
-// asked of its copy waits for the confirm, up to three requestTimeouts. A question the claimer
+// asked of its copy waits for the confirm, up to four requestTimeouts. A question the claimer
 // sends itself with a shorter timeout must not wait that long: at its timeout its sender hears
 // the counts it has (the claimer's other sockets, which replied), the copy left out.
 import type { BroadcastReply } from '@parley/server'
@@ -13,7 +13,7 @@ describe.skipIf(skipRedisSuites())('a short question sent by a claimer awaiting 
   const suite = fakeClusterSuite()
 
   it('gives its sender the counts it has at its timeout', async () => {
-    // As in unsealed-kept-count.test.ts: the claimer's count waits for its confirm (4.5 s here).
+    // As in unsealed-kept-count.test.ts: the claimer's count waits for its confirm (6 s here).
     const [a, b] = await suite.cluster({ requestTimeout: 1500, heartbeatInterval: 1500 }).start(3)
     const waits = sealWaitsByHand()
     try {

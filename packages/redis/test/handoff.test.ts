@@ -1903,6 +1903,22 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
   })
 
+  it('confirms once Redis takes the claimer’s commands again: a take-back that came first still reads kept', async () => {
+    const { a, b, slow, answer, claim, owner } = await claimReadBeforeTakeBack('sid-confirm-away')
+    await slow.runAll()
+    expect(await answer).toBe(false)
+    // b's connection is being made again (its client says it is not ready) as the server confirms.
+    b.down = true
+    const confirming = claim.confirm!()
+    await sleep(100)
+    b.down = false
+    // Refused at once, it read 'taken' though it was never sent: b went on with a copy of the
+    // session a kept, two copies.
+    expect(await within(confirming, 5000, 'the confirm')).toBe('kept')
+    expect(await b.redis.get(owner)).toBe(a.adapter.node)
+    expect(b.warnings.filter((line) => line.includes('could not confirm'))).toEqual([])
+  })
+
   it('leaves a claim confirmed before the take-back came to its claimer: the record stays its own', async () => {
     const { a, b, slow, answer, claim, owner } = await claimReadBeforeTakeBack('sid-confirmed-first')
     expect(await claim.confirm!()).toBe('taken')

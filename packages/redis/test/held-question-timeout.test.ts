@@ -1,5 +1,5 @@
 // A question whose count waits for a socket joined without a cut (its tail not read: one round
-// trip, or, read without the old node's seal, up to three requestTimeouts for the claim's
+// trip, or, read without the old node's seal, up to four requestTimeouts for the claim's
 // confirm) gives its count no later than the question's own timeout: its sender stops waiting
 // then, and the replies the other sockets made in time would be lost with the count. The held
 // socket, counted later, is left out, its reply dropped: never more replies than counted.
