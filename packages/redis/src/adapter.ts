@@ -935,11 +935,15 @@ export class RedisAdapter implements Adapter {
   #resubscribed(): void {
     if (!this.#subscribed || this.#closed) return
     // The subscriber may be back before the connection the note goes on (Redis restarted): it
-    // waits for that one, at most requestTimeout, as other steps do.
-    void this.#commands.whenAvailable().then((available) => {
+    // waits for that one, at most requestTimeout, as other steps do. Behind a burst on this
+    // node it takes its turn, as the steps of a handoff do: a wait for the queue to empty would
+    // give up while a burst outlasts requestTimeout, and the sockets waiting for the own
+    // broadcasts lost meanwhile would wait for good. In turn, it still goes after every own
+    // broadcast it counts: those sent went on the connection before it, the others were refused.
+    void this.#commands.whenInTurn().then((available) => {
       if (!available || this.#closed) return
       const note: ResponsePacket = { n: this.node, id: '', k: 'resubscribed', q: this.#cut.count }
-      this.#publisher.publish(this.#channels.response, note)
+      this.#publisher.publishInTurn(this.#channels.response, note)
     })
   }
 

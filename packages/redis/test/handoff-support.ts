@@ -299,7 +299,12 @@ export class FakeCluster {
    */
   async node(
     url = this.url,
-    own: { requestTimeout?: number; subscriber?: string; connectWithin?: number } = {},
+    own: {
+      requestTimeout?: number
+      heartbeatInterval?: number
+      subscriber?: string
+      connectWithin?: number
+    } = {},
   ): Promise<FakeNode> {
     const { subscriber, connectWithin = 5000, ...options } = own
     const redis = redisClient(url)
