@@ -31,20 +31,15 @@ interface InTurn {
 
 /**
  * While Redis cannot be asked (see `Commands.unavailable`), how often a step that waits for it
- * looks again: `whenAvailable` (one look for every step that waits), and the queue of a node's
+ * looks again: `whenInTurn` (one look for every step that waits), and the queue of a node's
  * tail appends (tail-writes.ts). Nothing tells when Redis answers again but its answers.
  */
 export const LOOK_AGAIN_MS = 20
 
-/** A step that waits for Redis to take commands again (see `Commands.whenAvailable`). */
-interface AvailabilityWait {
+/** A step that waits for Redis to take its turn again (see `Commands.whenInTurn`). */
+interface TurnWait {
   /** Given up past this time (`Date.now()`). */
   readonly until: number
-  /**
-   * Whether the step then takes its turn (see `Commands.whenInTurn`): it goes on as soon as the
-   * number of commands unanswered is the one reason Redis may not be asked.
-   */
-  readonly inTurn: boolean
   readonly done: (available: boolean) => void
 }
 
@@ -64,8 +59,8 @@ export class Commands {
   /** How many of `#unanswered` have waited `timeout` or more. */
   #overdue = 0
   readonly #undos: Undos
-  /** Steps waiting for Redis (see `whenAvailable`), and the one timer that looks for all of them. */
-  readonly #waiting = new Set<AvailabilityWait>()
+  /** Steps waiting for Redis (see `whenInTurn`), and the one timer that looks for all of them. */
+  readonly #waiting = new Set<TurnWait>()
   #lookAgain: NodeJS.Timeout | undefined
   /** Commands waiting for their turn behind `MAX_UNANSWERED_COMMANDS` unanswered ones, in order. */
   readonly #inTurn = new Fifo<InTurn>()
@@ -168,7 +163,7 @@ export class Commands {
    * number unanswered (a burst on this node).
    */
   takesTurns(): boolean {
-    return this.#goesOn(true)
+    return this.unavailable() === undefined || this.#waitsForTurn()
   }
 
   /**
@@ -187,37 +182,22 @@ export class Commands {
   }
 
   /**
-   * Whether Redis takes commands now (see `unavailable`), or once it does: looks again every
-   * `LOOK_AGAIN_MS`, at most `timeout`; false when it still does not then. Every step that waits
-   * shares one look: at close a drain stores up to `handoff.batchSize` sessions at once, and a
-   * Redis away then would otherwise cost a timer for each of them every few milliseconds.
-   */
-  whenAvailable(): Promise<boolean> {
-    return this.#whenAvailable(false)
-  }
-
-  /**
-   * As `whenAvailable`, for a step that then takes its turn (`sendInTurn`, or `publishInTurn`
-   * of publish.ts): true as well once the one reason Redis may not be asked is the number of
-   * commands unanswered, a burst on this node while Redis answers. `whenAvailable` would wait
-   * for that burst to end, and a burst that goes on past `timeout` (sessions opening on and on,
-   * broadcasts coming) would starve the step though Redis answers every command in time.
+   * For a step that then takes its turn (`sendInTurn`, or `publishInTurn` of publish.ts): whether
+   * it would now (see `takesTurns`: Redis takes commands, or the one reason it may not be asked
+   * is the number of commands unanswered, a burst on this node while Redis answers), or once it
+   * would: looks again every `LOOK_AGAIN_MS`, at most `timeout`; false when it still would not
+   * then. A wait for the burst to end instead would starve the step while a burst goes on past
+   * `timeout` (sessions opening on and on, broadcasts coming), though Redis answers every
+   * command in time. Every step that waits shares one look: at close a drain stores up to
+   * `handoff.batchSize` sessions at once, and a Redis away then would otherwise cost a timer
+   * for each of them every few milliseconds.
    */
   whenInTurn(): Promise<boolean> {
-    return this.#whenAvailable(true)
-  }
-
-  /** Whether a step waiting for Redis (see `#whenAvailable`) may go on now. */
-  #goesOn(inTurn: boolean): boolean {
-    return this.unavailable() === undefined || (inTurn && this.#waitsForTurn())
-  }
-
-  #whenAvailable(inTurn: boolean): Promise<boolean> {
-    if (this.#goesOn(inTurn)) return Promise.resolve(true)
+    if (this.takesTurns()) return Promise.resolve(true)
     // Stopped: nothing looks for Redis any more (see `stop`).
     if (this.#stopped) return Promise.resolve(false)
     return new Promise((done) => {
-      this.#waiting.add({ until: Date.now() + this.timeout, inTurn, done })
+      this.#waiting.add({ until: Date.now() + this.timeout, done })
       if (this.#lookAgain) return
       this.#lookAgain = setInterval(() => this.#look(), LOOK_AGAIN_MS)
       // It must not hold the process open: each wait is bounded, and the application closes.
@@ -229,7 +209,7 @@ export class Commands {
   #look(): void {
     const now = Date.now()
     for (const wait of this.#waiting) {
-      const goesOn = this.#goesOn(wait.inTurn)
+      const goesOn = this.takesTurns()
       if (!goesOn && now < wait.until) continue
       this.#waiting.delete(wait)
       wait.done(goesOn)
@@ -266,7 +246,7 @@ export class Commands {
 
   /**
    * Stops listening to the client for its connection coming back (see `Undos`), and ends the
-   * steps still waiting for Redis (see `whenAvailable`) with false: the adapter closes, and would
+   * steps still waiting for Redis (see `whenInTurn`) with false: the adapter closes, and would
    * use no answer of theirs, while each would wait, and the look for Redis go on, up to `timeout`.
    */
   stop(): void {
