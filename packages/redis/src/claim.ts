@@ -4,6 +4,7 @@
 // places the old node wrote. Apart from the adapter, which hands it the parts it acts on.
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { ClaimAnswer, ClaimStanding } from '@parley/server'
+import { LOOK_AGAIN_MS } from './commands.js'
 import { OTHER_PARAMS } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import { restoring } from './nodes.js'
@@ -222,13 +223,20 @@ export class Claims {
         const standing = await this.#parts.handoffs
           .confirm(hash, won.claim)
           .catch((err: unknown): ClaimStanding => {
+            // Never sent (Redis away past its wait, or MAX_QUEUED_COMMANDS waiting): the claim is
+            // not confirmed, and a take-back of its old node's may still revoke it. The session
+            // goes on here all the same (the read took its snapshot and tail away: this node
+            // holds the only copy, as a rule), and is confirmed once Redis takes it (see
+            // `#confirmLate`). Sent and unanswered, it may have run: taken as standing.
+            const unsent = this.#parts.commands.neverSent(err)
             this.#parts.warnings.warn(
               'claim',
-              'could not confirm the claim of a session whose tail was not sealed',
-              {
-                err,
-              },
+              unsent
+                ? 'could not confirm the claim of a session whose tail was not sealed; it is confirmed once Redis takes it, and the session ends here should its old node have kept or ended it meanwhile'
+                : 'could not confirm the claim of a session whose tail was not sealed',
+              { code: codeOf(err), err },
             )
+            if (unsent) void this.#confirmLate(sid, hash, won.claim, won.standsFor)
             return 'taken'
           })
         // Kept by its old node: as for a tail that says so (see `finish`).
@@ -252,6 +260,46 @@ export class Claims {
       },
       failed: (err) => this.#parts.warnings.warn('claim', 'taking over a claimed session failed', { err }),
     })
+  }
+
+  /**
+   * Sends the confirm of claim `claim` of session `sid` again until Redis takes it, for as long as
+   * the claim may stand (`ms`, the life of its handoff's keys), the adapter open: its server went
+   * on with the session unconfirmed (see `confirm` above). Should the answer say that the old
+   * node kept the session (its take-back of the write revoked the claim: the owner record names
+   * it again) or ended it, the copy here ends as a session taken over elsewhere does
+   * (`LocalSockets.takenOver`): its client's next try finds the session where it lives, or how it
+   * ended. Never rejects.
+   */
+  async #confirmLate(sid: string, hash: string, claim: string, ms: number): Promise<void> {
+    const until = Date.now() + ms
+    while (!this.#parts.closed() && Date.now() < until) {
+      const standing = await this.#parts.handoffs
+        .confirm(hash, claim)
+        .catch((err: unknown) => (this.#parts.commands.neverSent(err) ? undefined : 'unknown'))
+      if (standing === undefined) {
+        // Refused again (a burst that fills the queue refuses at once): a pause, not a spin.
+        await new Promise((resolve) => setTimeout(resolve, LOOK_AGAIN_MS))
+        continue
+      }
+      if (standing !== 'kept' && standing !== 'ended') return
+      this.#parts.warnings.warn(
+        'claim-revoked',
+        `a claim confirmed late found its session ${standing} by the node it was handed off from; the copy taken over here ends`,
+      )
+      try {
+        this.#parts.sockets.takenOver?.(sid)
+      } catch (err) {
+        this.#parts.warnings.warn(
+          'claim-revoked',
+          'the server failed to end the copy of a session confirmed late as not its own',
+          {
+            err,
+          },
+        )
+      }
+      return
+    }
   }
 
   /**

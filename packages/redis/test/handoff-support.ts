@@ -107,6 +107,8 @@ export class FakeSockets implements LocalSockets {
   last: (sid: string) => string[] = () => []
   /** The sids another node asked this one to hand off, in order. */
   readonly asked: string[] = []
+  /** What `takenOver` does, when set (a server without the hook leaves it out). */
+  takenOver: ((sid: string) => void) | undefined
   /** What `handOff` answers (the server's move: store the snapshot, true once stored). */
   move: (sid: string) => Promise<boolean> = async () => false
 

@@ -14,7 +14,7 @@ import { GOODBYE_MARK_MS } from '../src/nodes.js'
 import { redisAddress } from '../src/options.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { sealWaits } from '../src/takeover.js'
-import { burstOnAdapter } from './burst.js'
+import { burstOnAdapter, queueFullOn } from './burst.js'
 import {
   argOf,
   dropConnection,
@@ -1917,6 +1917,36 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await within(confirming, 5000, 'the confirm')).toBe('kept')
     expect(await b.redis.get(owner)).toBe(a.adapter.node)
     expect(b.warnings.filter((line) => line.includes('could not confirm'))).toEqual([])
+  })
+
+  it('confirms late a claim whose confirm was never sent, and ends its copy once that says the old node kept the session', async () => {
+    const { a, b, slow, answer, claim, owner } = await claimReadBeforeTakeBack('sid-confirm-late')
+    const ended: string[] = []
+    b.sockets.takenOver = (sid) => ended.push(sid)
+    // Every command of b's held from now on, MAX_QUEUED_COMMANDS waiting their turn: the confirm
+    // is refused as busy, never sent.
+    const burst = await queueFullOn(b)
+    let released = false
+    try {
+      expect(await within(claim.confirm!(), 5000, 'the confirm')).toBe('taken')
+      const late = b.warnings.filter((line) => line.includes('it is confirmed once Redis takes it'))
+      expect(late).toHaveLength(1)
+      // a's take-back lands meanwhile: the claim is revoked, the session kept at a.
+      await slow.runAll()
+      expect(await answer).toBe(false)
+      expect(ended).toEqual([])
+      released = true
+      await burst.release()
+      // Confirmed once Redis takes it: kept, b's copy ends, and the record names a.
+      await until(() => ended.length > 0, 5000, 'b’s copy ended')
+      expect(ended).toEqual(['sid-confirm-late'])
+      expect(await b.redis.get(owner)).toBe(a.adapter.node)
+      expect(
+        b.warnings.filter((line) => line.includes('a claim confirmed late found its session kept')),
+      ).toHaveLength(1)
+    } finally {
+      if (!released) await burst.release()
+    }
   })
 
   it('leaves a claim confirmed before the take-back came to its claimer: the record stays its own', async () => {

@@ -242,7 +242,10 @@ export interface LocalSockets {
    * reaches this node with older state. It ends as a session moved to another node does:
    * `disconnect` with `'server handoff'`, no CLOSE kept for the client (a resume that reaches
    * this node is sent on to the owner), and the owner record left to that node. Nothing for a
-   * session this node does not hold, or has frozen to hand off again.
+   * session this node does not hold, or has frozen to hand off again. The adapter calls it too
+   * on a node that took `sid` over with its claim unconfirmed (its confirm could not reach the
+   * store), once that confirm, sent again, says the node that handed it off kept the session (or
+   * ended it) first: the copy here ends the same way.
    */
   takenOver?(sid: string): void
   /**
