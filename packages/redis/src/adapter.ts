@@ -759,12 +759,10 @@ export class RedisAdapter implements Adapter {
     // left without them is read incomplete.
     const wait = Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout)
     const [undone] = await Promise.all([this.#commands.settleUndos(wait), this.#handoffs.settleAppends(wait)])
+    // A batch of tail appends still waiting its turn is refused here, or sent at last: either
+    // way the tails' queue knows at once (it counts a batch as sent only once it goes on the
+    // connection), and the count below says which.
     this.#commands.stop()
-    // The commands that stop refused while they waited their turn (a batch of tail appends
-    // among them) hear it through promise chains alone, a few microtasks on: one turn of the
-    // event loop later every refusal has landed, and what the tails' queue reports below counts
-    // those batches as never sent, not as sent and unanswered.
-    await new Promise((resolve) => setImmediate(resolve))
     const tails = this.#handoffs.stop()
     if (undone > 0) {
       this.#warnings.warn(

@@ -25,6 +25,8 @@ export const MAX_QUEUED_COMMANDS = 10_000
 /** A command waiting for its turn behind the unanswered ones (see `Commands.sendInTurn`). */
 interface InTurn {
   readonly args: string[]
+  /** Told when it goes on the connection (see `Commands.sendInTurn`). */
+  readonly went: (() => void) | undefined
   readonly resolve: (reply: unknown) => void
   readonly reject: (err: unknown) => void
 }
@@ -100,14 +102,17 @@ export class Commands {
    * with `RedisUnreachableError` at once when `unavailable()`, when no answer came within
    * `timeout`, and when the connection dropped before the answer. A
    * command given up may have run, or still run later, once Redis answers again: callers send
-   * this way only what is harmless late, or undo it. Undos that wait go first.
+   * this way only what is harmless late, or undo it. Undos that wait go first. `went` is told,
+   * before this returns, when the command goes on the connection (see `sendInTurn`).
    */
-  send(args: string[]): Promise<unknown> {
+  send(args: string[], went?: () => void): Promise<unknown> {
     const why = this.unavailable()
     if (why !== undefined)
       return Promise.reject(this.#refused(new RedisUnreachableError(why, { at: this.address })))
     this.#undos.flush()
-    return this.#sent(args)
+    const sent = this.#sent(args)
+    went?.()
+    return sent
   }
 
   /**
@@ -134,10 +139,13 @@ export class Commands {
    * with the others waiting, and goes as soon as an answer frees a place: Redis answering,
    * that is within `timeout`, else it is refused as `send` would be then. At most
    * `MAX_QUEUED_COMMANDS` wait: past that, one more rejects at once with a `RedisBusyError`.
+   * `went` is told when it goes on the connection, at once or at its turn, and never for one
+   * refused: a caller that counts what Redis may still run (a close saying what may still land)
+   * counts it from then on, and hears of a refusal only a few microtasks later.
    */
-  sendInTurn(args: string[]): Promise<unknown> {
-    if (this.#inTurn.length === 0 && this.unavailable() === undefined) return this.send(args)
-    if (!this.#waitsForTurn()) return this.send(args)
+  sendInTurn(args: string[], went?: () => void): Promise<unknown> {
+    if (this.#inTurn.length === 0 && this.unavailable() === undefined) return this.send(args, went)
+    if (!this.#waitsForTurn()) return this.send(args, went)
     if (this.#inTurn.length >= MAX_QUEUED_COMMANDS)
       return Promise.reject(
         this.#refused(
@@ -148,7 +156,7 @@ export class Commands {
         ),
       )
     return new Promise((resolve, reject) => {
-      this.#inTurn.push({ args, resolve, reject })
+      this.#inTurn.push({ args, went, resolve, reject })
     })
   }
 
@@ -177,7 +185,7 @@ export class Commands {
       if (this.#waitsForTurn() && this.#unanswered.size >= MAX_UNANSWERED_COMMANDS) return
       const next = this.#inTurn.shift()
       if (!next) return
-      this.send(next.args).then(next.resolve, next.reject)
+      this.send(next.args, next.went).then(next.resolve, next.reject)
     }
   }
 

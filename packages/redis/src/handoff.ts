@@ -446,8 +446,7 @@ export class HandOffStore {
       commands.address,
       // Behind a burst on this node too: each batch takes its turn (see `#appendBatch`).
       () => commands.takesTurns(),
-      (groups) => this.#appendBatch(groups),
-      (err) => commands.neverSent(err),
+      (groups, went) => this.#appendBatch(groups, went),
       appendFailed,
       // Held for handoffs that wait for Redis: within the same bounds (see `holdAppends`).
       () => ({ count: this.#held.size, bytes: this.#held.bytes }),
@@ -894,9 +893,9 @@ export class HandOffStore {
    * One batch of appends and seals (see APPEND): for each group, whether its tail took it. In
    * its turn behind a burst on this node (see `Commands.sendInTurn`): behind the snapshot's
    * write, and never starved by a burst that outlasts `requestTimeout`, as the seal the claimer
-   * waits for would be.
+   * waits for would be. `went`: told when it goes on the connection (see `Commands.sendInTurn`).
    */
-  async #appendBatch(groups: TailGroup<HandedOff>[]): Promise<boolean[]> {
+  async #appendBatch(groups: TailGroup<HandedOff>[], went: () => void): Promise<boolean[]> {
     const keys: string[] = []
     const args: string[] = []
     for (const { tail: entry, texts, seal, places } of groups) {
@@ -906,7 +905,10 @@ export class HandOffStore {
       args.push(entry.gap ? '1' : '0', seal, entry.write, String(entry.landed), places)
       args.push(String(known ? texts.length : 0), ...(known ? texts : []))
     }
-    const reply = await this.commands.sendInTurn(['EVAL', APPEND, String(keys.length), ...keys, ...args])
+    const reply = await this.commands.sendInTurn(
+      ['EVAL', APPEND, String(keys.length), ...keys, ...args],
+      went,
+    )
     return groups.map((_, i) => Array.isArray(reply) && reply[i] === 1)
   }
 }

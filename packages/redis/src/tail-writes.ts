@@ -87,16 +87,13 @@ export class TailWrites<T extends TailOf> {
     private readonly available: () => boolean,
     /**
      * Writes a batch: for each group, true when the tail took it, false when refused (sealed,
-     * read back, another write's). Rejects with `RedisUnreachableError` when given up on (it may
-     * have run) or refused before it went (see `neverSent`), with `RedisBusyError` when refused
-     * for the commands waiting their turn, with another error when Redis refused the command.
+     * read back, another write's). Calls `went` when the batch goes on the connection (at once,
+     * or once its turn came: see `Commands.sendInTurn`), never for a try refused before that.
+     * Rejects with `RedisUnreachableError` when given up on (it may have run) or refused before
+     * it went, with `RedisBusyError` when refused for the commands waiting their turn, with
+     * another error when Redis refused the command.
      */
-    private readonly write: (groups: TailGroup<T>[]) => Promise<boolean[]>,
-    /**
-     * Whether an error `write` rejected with refused the batch before it went on the connection
-     * (see `Commands.neverSent`): Redis never runs that try of it.
-     */
-    private readonly neverSent: (err: unknown) => boolean,
+    private readonly write: (groups: TailGroup<T>[], went: () => void) => Promise<boolean[]>,
     /** A batch Redis answered with an error: its tails are incomplete. */
     private readonly failed: (err: unknown) => void,
     /**
@@ -218,17 +215,21 @@ export class TailWrites<T extends TailOf> {
     const batch = this.#batch()
     const groups = this.#groups(batch)
     this.#sending = true
-    // Counted as sent until its answer: refused before it went, it never left (see `#notWritten`).
-    const sentBefore = this.#sent
-    this.#sent = Math.max(this.#sent, batch.length)
-    this.write(groups).then(
+    // Counted as sent from the moment it goes on the connection, not when it starts to wait its
+    // turn: one refused while it waits (as busy, a command gone overdue, the close's stop of
+    // the commands) never left, and a close then says that Redis never got it. Told at once,
+    // before the close's count, where the refusal reaches `#notWritten` only a few microtasks on.
+    const went = () => {
+      this.#sent = Math.max(this.#sent, batch.length)
+    }
+    this.write(groups, went).then(
       (took) => {
         groups.forEach((group, i) => {
           if (took[i] && group.tail.landed >= 0) group.tail.landed += group.texts.length
         })
         this.#done(batch)
       },
-      (err: unknown) => this.#notWritten(batch, err, sentBefore),
+      (err: unknown) => this.#notWritten(batch, err),
     )
   }
 
@@ -272,16 +273,11 @@ export class TailWrites<T extends TailOf> {
     return [...byTail.values()]
   }
 
-  /** `sentBefore`: how many writes at the head of the queue were sent before this try of `batch`. */
-  #notWritten(batch: Queued<T>[], err: unknown, sentBefore: number): void {
-    // Refused before it went on the connection: as busy (`MAX_QUEUED_COMMANDS` wait their turn
-    // already), or as unreachable while it waited its turn (a command went overdue, or the close
-    // stopped the commands). Redis got no more of the queue than before this try (an earlier try
-    // given up unanswered may still run): a close now says the rest never reached it, not that
-    // it may still write them.
-    if (this.neverSent(err)) this.#sent = sentBefore
+  #notWritten(batch: Queued<T>[], err: unknown): void {
     if (err instanceof RedisBusyError && !this.#stopped) {
-      // Tried again shortly, not at once, which would be refused again as fast as it is tried.
+      // Never sent: `MAX_QUEUED_COMMANDS` wait their turn already (nor counted as sent: see
+      // `#flush`). Tried again shortly, not at once, which would be refused again as fast as it
+      // is tried.
       this.#sending = false
       this.#lookAgain()
       return
