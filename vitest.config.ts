@@ -23,6 +23,7 @@ const alone = [
   // A burst held for seconds by Redis spinning at a pace that answers each command within the
   // node's requestTimeout: beside other files the machine would set that pace, not the test.
   'packages/redis/test/sustained-burst.test.ts',
+  'packages/redis/test/resubscribe-burst.test.ts',
 ]
 
 /**
