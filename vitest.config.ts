@@ -30,8 +30,9 @@ const alone = [
  * Browser suites that time nothing and wait on no heartbeat, reconnection or rate limit's window:
  * each page acts and the test reads the outcome (the chat page's: what it shows and sends, with
  * joins and stores held by the test, not by a clock; its edges: lists that scroll, lengths, whose
- * messages are whose; three pages chatting through nginx over three nodes, as the cluster suites
- * of `test/cluster/` do beside the others). They run in `together`, beside the other files,
+ * messages are whose; its pages that reload or close, waiting on their goodbye; the words it says
+ * of a failure on one server; three pages chatting through nginx over three nodes, as the cluster
+ * suites of `test/cluster/` do beside the others). They run in `together`, beside the other files,
  * rather than alone.
  */
 const beside = [
@@ -39,6 +40,8 @@ const beside = [
   'packages/server/test/http2.browser.test.ts',
   'apps/chat-demo/test/chat-page.browser.test.ts',
   'apps/chat-demo/test/chat-edges.browser.test.ts',
+  'apps/chat-demo/test/chat-reloads.browser.test.ts',
+  'apps/chat-demo/test/failure-words.browser.test.ts',
   'apps/chat-demo/test/cluster.browser.test.ts',
 ]
 

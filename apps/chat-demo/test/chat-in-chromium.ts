@@ -7,6 +7,7 @@ import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll } from 'vitest'
 import { launchChromium } from '../../../test/support/chromium.js'
 import type { FaultProxy } from '../../../test/support/fault-proxy.js'
+import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp, type ChatAppOptions } from '../src/app.js'
 import { type ChatStore, MemoryStore } from '../src/store.js'
 import { pageBuilt } from './page-build.js'
@@ -102,6 +103,38 @@ export function chatInChromium(): ChatInChromium {
       return page
     },
   }
+}
+
+/**
+ * Plays `scene` on each transport, the three at once, each on a server of its own with two people
+ * in a room there (named after the first), the first on that transport alone; closes them all
+ * afterwards. A scene that fails says on which transport.
+ */
+export async function onEachTransport(
+  suite: ChatInChromium,
+  [first, second]: [string, string],
+  scene: (on: { transport: string; room: string; store: ChatStore; pages: [Page, Page] }) => Promise<void>,
+): Promise<void> {
+  await Promise.all(
+    ['websocket', 'sse', 'polling'].map(async (transport) => {
+      const room = `${first}-${transport}`
+      const store = new MemoryStore()
+      const chat = await suite.startChat(store)
+      const base = `http://127.0.0.1:${chat.port}`
+      const pages = await Promise.all([
+        suite.join(base, first, { query: `?room=${room}&transports=${transport}` }),
+        suite.join(base, second, { query: `?room=${room}` }),
+      ])
+      try {
+        for (const page of pages) await waitForPeople(page, 2)
+        await scene({ transport, room, store, pages })
+      } catch (error) {
+        throw new Error(`on ${transport}: ${(error as Error).message}`, { cause: error })
+      }
+      await closeTabs(pages)
+      await suite.stopChat(chat.app)
+    }),
+  )
 }
 
 /** A promise the test settles by hand: `passed` resolves once `open` is called. */

@@ -1,21 +1,18 @@
 // What the page says when the connection fails, in words a person can act on, with the client's
 // own words in a tooltip: a WebSocket refused on the way (the page goes on over SSE), a people
-// list the server could not make, a server that stops, and a session a draining node hands to
-// another one.
+// list the server could not make, and a server that stops. Each on one server, timing nothing:
+// they run beside other files. A session a draining node hands to another one, whose page
+// resumes after the drain's random delay, is in failure-words-drain.browser.test.ts.
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
-import { skipNginxSuites } from '../../../test/support/nginx.js'
-import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp } from '../src/app.js'
-import type { ChatData } from '../src/chat.js'
 import { MemoryStore } from '../src/store.js'
 import { BreakingAdapter } from './breaking-adapter.js'
-import { type ChatClusterRun, startChatCluster } from './chat-cluster.js'
 import { pageBuilt } from './page-build.js'
 
 /** Opens the chat as `name` at `base` (with `query`), in a context of its own, and waits until it is in. */
@@ -47,16 +44,6 @@ async function waitForText(page: Page, selector: string, text: string): Promise<
   }
 }
 
-// One Chromium for both suites of the file, launched by the first that runs and closed at the end.
-let launched: Promise<Browser> | undefined
-const chromium = () => {
-  launched ??= launchChromium()
-  return launched
-}
-afterAll(async () => {
-  await (await launched?.catch(() => undefined))?.close()
-})
-
 describe.skipIf(skipBrowserSuites())('the words of a failure, on one server', () => {
   let browser: Browser
   let proxy: FaultProxy | undefined
@@ -64,12 +51,13 @@ describe.skipIf(skipBrowserSuites())('the words of a failure, on one server', ()
 
   beforeAll(async () => {
     await pageBuilt()
-    browser = await chromium()
+    browser = await launchChromium()
   })
 
   afterAll(async () => {
     await proxy?.close()
     for (const server of servers) await server.close()
+    await browser?.close()
   })
 
   async function startChat(): Promise<{ app: FastifyInstance; url: string }> {
@@ -137,33 +125,6 @@ describe.skipIf(skipBrowserSuites())('the words of a failure, on one server', ()
     await waitForText(page, '#transport', 'offline: the server is restarting')
     expect(await page.getAttribute('#transport', 'title')).toBe('offline: server shutdown')
     expect(await page.getAttribute('#banner', 'title')).toMatch(/^disconnect: server shutdown/)
-    await closeTabs(page)
-  })
-})
-
-// Every check runs, so that a required one fails even when another is missing too.
-const skips = [skipBrowserSuites(), skipRedisSuites(), skipNginxSuites()]
-
-describe.skipIf(skips.some(Boolean))('the words of a failure, on several nodes', () => {
-  let run: ChatClusterRun | undefined
-
-  beforeAll(async () => {
-    run = await startChatCluster(2, { browser: await chromium() })
-  }, 60_000)
-
-  afterAll(() => run?.stop())
-
-  it('says the chat moved to another server, and that nothing was lost, when its node drains', async () => {
-    const { browser, nginx, nodes } = run as ChatClusterRun
-    const page = await join(browser, nginx.url, 'cy', '?transports=websocket')
-    const owner = nodes.find((node) =>
-      [...node.app.parley.sockets.values()].some((s) => (s.data as Partial<ChatData>).nickname === 'cy'),
-    )
-    if (!owner) throw new Error('no node holds the session')
-    await owner.app.parley.drain()
-    await waitForText(page, '#transport', 'websocket: moved to another server: nothing was lost')
-    expect(await page.getAttribute('#transport', 'title')).toBe('websocket: resume from websocket')
-    expect(await page.isHidden('#banner')).toBe(true)
     await closeTabs(page)
   })
 })
