@@ -122,9 +122,11 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     const direct = `http://127.0.0.1:${suite.port}`
     const [noWs, noWsNoSse] = await blockingProxies(suite.port)
 
-    const ada = await join(direct, 'ada')
-    const bob = await join(noWs.url, 'bob')
-    const cy = await join(noWsNoSse.url, 'cy')
+    const [ada, bob, cy] = await Promise.all([
+      join(direct, 'ada'),
+      join(noWs.url, 'bob'),
+      join(noWsNoSse.url, 'cy'),
+    ])
     expect(await badge(ada)).toBe('websocket: connected')
     expect(await badge(bob)).toBe('sse: WebSocket is blocked on this network: using SSE instead')
     expect(await badge(cy)).toMatch(/^polling: SSE .+: using long-polling instead$/)
@@ -176,10 +178,12 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
 
   it('keeps a right-to-left name, or a message with bidi controls, from turning the text beside it around', async () => {
     const direct = `http://127.0.0.1:${suite.port}`
-    const rtl = await join(direct, 'عليّ', { query: '?room=bidi-test' })
     // A name with U+202E in it is refused (see chat.test.ts); a message may have one.
-    const flip = await join(direct, 'flip', { query: '?room=bidi-test' })
-    const reader = await join(direct, 'reader', { query: '?room=bidi-test' })
+    const [rtl, flip, reader] = await Promise.all([
+      join(direct, 'عليّ', { query: '?room=bidi-test' }),
+      join(direct, 'flip', { query: '?room=bidi-test' }),
+      join(direct, 'reader', { query: '?room=bidi-test' }),
+    ])
     // The page reads left to right: "is typing…" stays after the name.
     await rtl.type('#text', 'x')
     await reader.waitForFunction(() =>

@@ -3,13 +3,13 @@
 // went before it in that turn. Browsers refuse `keepalive` for bodies past 64 KiB, and cancel a
 // page's other requests as it goes: a goodbye in such a POST never arrived, and the session lived
 // out its recovery window, the user still present for everyone else.
-import type { Browser, BrowserContext } from 'playwright-core'
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
+import type { Browser } from 'playwright-core'
+import { afterAll, beforeAll, describe, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
-import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
+import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { ensureBundle } from './bundle.js'
-import { closeAll, parleyOf, startServer, until } from './helpers.js'
+import { closeServer, parleyOf, startServer, until } from './helpers.js'
 
 /** Connects over the transport `t`; on its way out, emits `n` notes of 10 000 characters, then leaves. */
 const PAGE = `<!doctype html><html><head><meta charset="utf-8"></head><body>
@@ -27,8 +27,6 @@ const PAGE = `<!doctype html><html><head><meta charset="utf-8"></head><body>
 const skip = skipBrowserSuites()
 let bundle = ''
 let browser: Browser | undefined
-const contexts: BrowserContext[] = []
-const proxies: FaultProxy[] = []
 
 beforeAll(async () => {
   if (skip) return
@@ -40,15 +38,10 @@ afterAll(async () => {
   await browser?.close()
 })
 
-afterEach(async () => {
-  // Closed already, unless the test failed before closing its page.
-  await Promise.all(contexts.splice(0).map((c) => c.close()))
-  await Promise.all(proxies.splice(0).map((p) => p.close()))
-  await closeAll()
-})
-
-describe.skipIf(skip).each(['sse', 'polling'])('a page closed over %s', (transport) => {
-  it.each([
+// The four cases side by side: each waits out its slow POSTs (a second each), on a server, proxy
+// and page of its own, which it closes itself once it is over.
+describe.skipIf(skip).concurrent.each(['sse', 'polling'])('a page closed over %s', (transport) => {
+  it.for([
     // About 70 KB with the goodbye: past the browsers' keepalive bound, the goodbye goes with the
     // first six alone, in order, and the seventh is dropped.
     [
@@ -61,7 +54,7 @@ describe.skipIf(skip).each(['sse', 'polling'])('a page closed over %s', (transpo
       3,
       ['0', '1', '2'],
     ],
-  ])('%s', async (_, notes, delivered) => {
+  ] as const)('%s', async ([, notes, delivered], { expect, onTestFinished }) => {
     const seen: string[] = []
     const server = await startServer(
       (app) => {
@@ -75,10 +68,12 @@ describe.skipIf(skip).each(['sse', 'polling'])('a page closed over %s', (transpo
       // No heartbeat while the test runs: the session can only end on the page's goodbye.
       { pingInterval: 20_000, pingTimeout: 20_000 },
     )
+    onTestFinished(() => closeServer(server))
     const proxy = await startFaultProxy(server.port)
-    proxies.push(proxy)
+    onTestFinished(() => proxy.close())
     const context = await browser!.newContext()
-    contexts.push(context)
+    // Closed already, unless the test failed before closing its page.
+    onTestFinished(() => context.close())
     const page = await context.newPage()
     await page.goto(`${proxy.url}/?t=${transport}&n=${notes}`)
     await page.evaluate('window.connected')
