@@ -1,11 +1,10 @@
 // The browser bundle in headless Chromium, loaded with a plain <script> tag, through networks
-// that break WebSocket, then event streams too, then come back, cut out, or restart the server;
-// and, on each transport, the package as a user's bundler builds it for a browser.
+// that break WebSocket, then event streams too, then come back, cut out, or restart the server,
+// and how soon it lands on a transport that works. Connecting and replies alone, on each
+// transport and from a user's bundle too, timing nothing, are in bundles.browser.test.ts.
 // Each page is one BrowserContext (its own connections and storage): one simulated user.
 import net from 'node:net'
-import { fileURLToPath } from 'node:url'
 import { ErrorCode } from '@parley/protocol'
-import { build } from 'esbuild'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
@@ -16,116 +15,19 @@ import {
   type WsMode,
 } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
+import { type PageEvent, type PagePeers, type PeerSocket, servePage } from './browser-page.js'
 import { ensureBundle } from './bundle.js'
-import { parleyOf, type ServerSocket, startServer, type TestServer, until } from './helpers.js'
-
-const clientDir = fileURLToPath(new URL('..', import.meta.url))
-
-// What a user would write: the script tag, then `Parley.connect()` to the page's own origin.
-// The options come from the query string; everything the page sees is kept in `parley`.
-const PAGE = `<!doctype html>
-<html><head><meta charset="utf-8"><title>parley</title></head><body>
-<script src="/parley.min.js"></script>
-<script>
-  const options = JSON.parse(new URLSearchParams(location.search).get('o') || '{}')
-  const started = performance.now()
-  const at = () => Math.round(performance.now() - started)
-  const log = []
-  const got = { n: [], chat: [], news: [] }
-  const socket = Parley.connect(undefined, options)
-  socket.on('connect', () =>
-    log.push({ event: 'connect', transport: socket.transport, recovered: socket.recovered, id: socket.id, at: at() }))
-  socket.on('disconnect', (reason) => log.push({ event: 'disconnect', reason, at: at() }))
-  socket.on('transport', (now, before, why) => log.push({ event: 'transport', now, before, why, at: at() }))
-  // Why each transport could not be opened: its code, as the test reads it.
-  const failures = []
-  socket.on('transport_error', (transport, error) => failures.push({ transport, code: error.code }))
-  for (const name of Object.keys(got)) socket.on(name, (value) => got[name].push(value))
-  // A listener that keeps the page busy for ms (a page rendering a large update).
-  socket.on('busy', (ms) => {
-    const end = performance.now() + ms
-    while (performance.now() < end);
-  })
-
-  // Emits event(0), event(1), ... one every few ms; resolves once all are emitted.
-  function talk(event, count, every) {
-    let i = 0
-    return new Promise((resolve) => {
-      const timer = setInterval(() => {
-        if (i < count) socket.emit(event, i++)
-        else {
-          clearInterval(timer)
-          resolve(i)
-        }
-      }, every)
-    })
-  }
-
-  // Emits event(0), event(1), ... one every few ms until the returned function is called;
-  // that function stops and tells how many were emitted.
-  function chatter(event, every) {
-    let i = 0
-    const timer = setInterval(() => socket.emit(event, i++), every)
-    return () => {
-      clearInterval(timer)
-      return i
-    }
-  }
-
-  // Sends size bytes; the server answers with them reversed, and an ArrayBuffer of its own.
-  async function binary(size) {
-    const body = new Uint8Array(size)
-    for (let i = 0; i < size; i++) body[i] = (i * 7) % 256
-    const reply = await socket.emitWithAck('bin', { name: 'a.bin', body })
-    const back = reply.body
-    return {
-      name: reply.name,
-      serverSawBytes: reply.isBytes,
-      size: reply.size,
-      isBytes: back instanceof Uint8Array,
-      reversed: back.length === size && back.every((b, i) => b === body[size - 1 - i]),
-      isBuffer: reply.tail instanceof ArrayBuffer,
-      tail: Array.from(new Uint8Array(reply.tail)),
-    }
-  }
-
-  window.parley = { socket, log, failures, got, talk, chatter, binary }
-
-  // Closing the tab ends the session (as the client's README advises): the server lets it go at
-  // once rather than keeping it for the page's return.
-  addEventListener('pagehide', () => socket.disconnect())
-</script>
-</body></html>
-`
-
-/** What the page logs about its connection. */
-interface PageEvent {
-  event: 'connect' | 'disconnect' | 'transport'
-  at: number
-  transport?: string
-  recovered?: boolean
-  id?: string
-  reason?: string
-  now?: string
-  before?: string
-  why?: string
-}
-
-type PeerSocket = ServerSocket & { transport: string | null }
+import { startServer, type TestServer, until } from './helpers.js'
 
 /** A server: the page, the bundle, and Parley with a chat, counters, echo and binary echo. */
-interface Backend {
+interface Backend extends PagePeers {
   server: TestServer
-  /** The latest server socket of each page, by the name the page gave in `auth`. */
-  sockets: Map<string, PeerSocket>
-  /** The numbers each page sent with `count`, in arrival order. */
-  received: Map<string, number[]>
 }
 
 let bundle = ''
 let browser: Browser
 let launched: Promise<Browser> | undefined
-/** Chromium, launched once for both suites of the file (a launch takes about a second). */
+/** Chromium, launched once for the file (a launch takes about a second). */
 const sharedBrowser = () => {
   launched ??= launchChromium()
   return launched
@@ -141,36 +43,10 @@ let pageErrors: string[] = []
 let proxy: FaultProxy | undefined
 
 async function backend(port = 0, options: Record<string, unknown> = {}): Promise<Backend> {
-  const sockets = new Map<string, PeerSocket>()
-  const received = new Map<string, number[]>()
+  let peers: PagePeers | undefined
   const server = await startServer(
     (app) => {
-      app.get('/', (_req, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
-      app.get('/parley.min.js', (_req, reply) => reply.type('text/javascript; charset=utf-8').send(bundle))
-      parleyOf(app).on('connection', (s) => {
-        const socket = s as PeerSocket
-        const name = String((socket.handshake.auth as { name?: unknown } | null)?.name)
-        sockets.set(name, socket)
-        const counts: number[] = []
-        received.set(name, counts)
-        socket.on('count', (n: number) => counts.push(n))
-        socket.on('chat', (n: number) => {
-          for (const [other, peer] of sockets) if (other !== name) peer.emit('chat', n)
-        })
-        socket.on('echo', (value: unknown, ack: (reply: unknown) => void) =>
-          ack({ echoed: value, transport: socket.transport }),
-        )
-        socket.on('bin', (file: { name: string; body: Uint8Array }, ack: (reply: unknown) => void) =>
-          ack({
-            name: file.name,
-            isBytes: file.body instanceof Uint8Array,
-            size: file.body.length,
-            body: Uint8Array.from(file.body).reverse(),
-            tail: new Uint8Array([1, 2, 255]).buffer,
-          }),
-        )
-        socket.emit('news', { text: 'welcome' })
-      })
+      peers = servePage(app, () => bundle)
     },
     // The client gives up on a server silent for pingInterval + pingTimeout: 4 s here, not the
     // helpers' 2 s. With two pages and the server on two cores, the server's PING on a held
@@ -180,7 +56,8 @@ async function backend(port = 0, options: Record<string, unknown> = {}): Promise
     port,
   )
   servers.add(server)
-  return { server, sockets, received }
+  if (!peers) throw new Error('the server served no page')
+  return { server, ...peers }
 }
 
 /** A backend (with Parley `options`) with the fault proxy in front of it. */
@@ -316,33 +193,6 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
     const errors = pageErrors
     pageErrors = []
     expect(errors).toEqual([])
-  })
-
-  it('connects on WebSocket, hears the server, and gets replies to text and binary emits', async () => {
-    const { proxy, sockets } = await setup()
-    const page = await open(proxy.url, 'a')
-    const first = await nth(page, 'connect')
-    expect(first).toMatchObject({ transport: 'websocket', recovered: false })
-    expect(sockets.get('a')!.transport).toBe('websocket')
-    await page.waitForFunction('parley.got.news.length > 0', undefined, { timeout: 3000 })
-    expect(await page.evaluate('parley.got.news')).toEqual([{ text: 'welcome' }])
-    expect(
-      await page.evaluate(`parley.socket.emitWithAck('echo', { text: 'héllo ✓', list: [1, null, true] })`),
-    ).toEqual({
-      echoed: { text: 'héllo ✓', list: [1, null, true] },
-      transport: 'websocket',
-    })
-    expect(await page.evaluate('parley.binary(70000)')).toEqual({
-      name: 'a.bin',
-      serverSawBytes: true,
-      size: 70000,
-      isBytes: true,
-      reversed: true,
-      isBuffer: true,
-      tail: [1, 2, 255],
-    })
-    expect(proxy.upgrades).toBe(1)
-    expect(await events(page)).toHaveLength(1)
   })
 
   const blockedWs: WsMode[] = ['reject', 'destroy']
@@ -613,59 +463,3 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
     expect(again.at - down.at).toBeGreaterThanOrEqual(998)
   })
 })
-
-// What a user's bundler makes of `import ... from '@parley/client'` for a browser: the package's
-// `browser` condition gives it dist/parley.browser.js (the ESM build of the same sources). The
-// page above loads it in place of the script-tag file.
-describe.skipIf(skipBrowserSuites())(
-  "the package, bundled for the browser by a user's esbuild, in Chromium",
-  () => {
-    beforeAll(async () => {
-      ensureBundle()
-      const built = await build({
-        stdin: {
-          contents: "import * as Parley from '@parley/client'\nglobalThis.Parley = Parley\n",
-          resolveDir: clientDir,
-        },
-        bundle: true,
-        minify: true,
-        platform: 'browser',
-        format: 'iife',
-        write: false,
-        metafile: true,
-      })
-      expect(Object.keys(built.metafile.inputs)).toContainEqual(
-        expect.stringMatching(/dist\/parley\.browser\.js$/),
-      )
-      bundle = built.outputFiles[0]!.text
-      browser = await sharedBrowser()
-    })
-
-    afterEach(async () => {
-      await closeTabs(contexts.splice(0))
-      await Promise.all([...servers].map(stop))
-      const errors = pageErrors
-      pageErrors = []
-      expect(errors).toEqual([])
-    })
-
-    it.each(['websocket', 'sse', 'polling'])(
-      'connects over %s and gets replies to text and binary emits',
-      async (transport) => {
-        const { server, sockets } = await backend()
-        const page = await open(server.url, 'a', { transports: [transport] })
-        expect(await nth(page, 'connect')).toMatchObject({ transport, recovered: false })
-        expect(sockets.get('a')!.transport).toBe(transport)
-        expect(await page.evaluate(`parley.socket.emitWithAck('echo', 'hi')`)).toEqual({
-          echoed: 'hi',
-          transport,
-        })
-        expect(await page.evaluate('parley.binary(1000)')).toMatchObject({
-          size: 1000,
-          reversed: true,
-          tail: [1, 2, 255],
-        })
-      },
-    )
-  },
-)
