@@ -499,7 +499,7 @@ describe('client README and docs/errors.md: what emit throws, as documented', ()
     const big = 'x'.repeat(1_000_000)
     expect(thrown(() => socket.emit('big', big))).toEqual({
       code: 'PARLEY_PAYLOAD_TOO_LARGE',
-      message: '1000018 bytes > maxPayload 1000000',
+      message: 'event "big": 1000018 bytes > maxPayload 1000000',
       details: { size: 1_000_018, limit: 1_000_000 },
     })
     const [serverSocket] = sockets

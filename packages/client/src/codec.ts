@@ -4,9 +4,9 @@ import {
   BINS,
   checkEventName,
   ErrorCode,
-  type EventPacket,
   isCount,
   isForbiddenKey,
+  type NumberedPacket,
   OPEN_FIELDS,
   PACKET_SHAPES,
   type Packet,
@@ -127,6 +127,23 @@ export interface Encoded {
 /** A binary frame's header JSON and its attachments. */
 export type Frame = readonly [header: string, attachments: readonly Uint8Array[]]
 
+/**
+ * A numbered packet as the client hands it over. An answer (REPLY, or ERROR) to a server's
+ * request carries the name of the event it answers, off the wire (no shape lists `name` for
+ * them): what cannot be sent of it names that event too.
+ */
+export type Sent = NumberedPacket & { name?: string }
+
+/**
+ * `message`, about a packet the client could not send, with the emit it concerns before it:
+ * `event "chat": ...` for an EVENT, `reply to "chat": ...` for the answer to a server's `chat`;
+ * without a name (a HELLO), `message` alone.
+ */
+export function about(packet: Packet | Sent, message: string): string {
+  const name = (packet as Sent).name
+  return name ? `${packet.type !== PacketType.EVENT ? 'reply to' : 'event'} "${name}": ${message}` : message
+}
+
 /** Encodes a packet. Throws PARLEY_UNSERIALIZABLE, PARLEY_FORBIDDEN_KEY, and nothing else. */
 export function encode(packet: Packet): Encoded {
   const leaves: Leaf[] = []
@@ -134,24 +151,29 @@ export function encode(packet: Packet): Encoded {
   try {
     text = JSON.stringify(toWire(packet, leaves))
   } catch (cause) {
-    // The walk's own errors (too deep, a forbidden key) as they are; anything else (a BigInt, a
-    // toJSON, getter or Proxy trap that throws, a revoked Proxy, on which even `instanceof`
-    // throws) is a value that cannot be sent: an event's names the event, and says why (the
-    // engine's words for a BigInt), where a plain `not JSON` left the application to find which
-    // of its emits, and what in it. A HELLO's auth or a reply has no name: `not JSON` alone (the
-    // session puts `auth: ` before the first).
+    // The walk's own errors (too deep or cyclic, a forbidden key) keep their code; anything else
+    // (a BigInt, a toJSON, getter or Proxy trap that throws, a revoked Proxy, on which even
+    // `instanceof` throws) is a value that cannot be sent, and says why (the engine's words for a
+    // BigInt). Either way the message names the emit (`about`), where the code alone left the
+    // application to find which of its emits, and what in it. A HELLO's auth has no name: `not
+    // JSON` alone (the session puts `auth: ` before it). The cause: the walk's error, or what
+    // the engine threw.
     let coded = false
     try {
       coded = cause instanceof ParleyError
     } catch {}
-    const name = (packet as EventPacket).name
-    throw coded
-      ? cause
-      : new ParleyError(
-          ErrorCode.UNSERIALIZABLE,
-          name ? `event "${name}": not JSON (${named(cause, 1)})` : 'not JSON',
-          { cause },
-        )
+    throw new ParleyError(
+      coded ? (cause as ParleyError).code : ErrorCode.UNSERIALIZABLE,
+      about(
+        packet,
+        coded
+          ? (cause as ParleyError).message
+          : (packet as Sent).name
+            ? `not JSON (${named(cause, 1)})`
+            : 'not JSON',
+      ),
+      { cause },
+    )
   }
   if (leaves.length === 0) return { text }
   // Both forms from one serialisation of the arguments: the list of leaves comes last, with the

@@ -1,5 +1,5 @@
 import { ErrorCode, type NumberedPacket, type OpenPacket, ParleyError } from '@parley/protocol'
-import { decodeText } from './codec.js'
+import { about, decodeText, type Sent } from './codec.js'
 import { type Outgoing, outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import * as WireLimits from './wire-limits.js'
@@ -51,7 +51,7 @@ export class Ledger {
    * Numbers a packet and keeps it until the server acknowledges it. Throws PARLEY_QUEUE_FULL or
    * PARLEY_PAYLOAD_TOO_LARGE (nothing is kept then) or PARLEY_UNSERIALIZABLE.
    */
-  keep(build: (seq: number) => NumberedPacket): Outgoing {
+  keep(build: (seq: number) => Sent): Outgoing {
     const item = this.encodeChecked(build(this.outSeq + 1))
     const { maxQueuedMessages, maxQueuedBytes } = this.#limits
     if (this.kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
@@ -74,14 +74,18 @@ export class Ledger {
    * Encodes an application packet the server will take: throws PARLEY_PAYLOAD_TOO_LARGE past the
    * server's maxPayload, and what `outgoing` throws.
    */
-  encodeChecked(packet: NumberedPacket): Outgoing {
+  encodeChecked(packet: Sent): Outgoing {
     const item = outgoing(packet)
     const { bytes: size } = item
     const limit = this.payloadMax
     if (size > limit) {
-      throw new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${size} bytes > maxPayload ${limit}`, {
-        details: { limit, size },
-      })
+      throw new ParleyError(
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        about(packet, `${size} bytes > maxPayload ${limit}`),
+        {
+          details: { limit, size },
+        },
+      )
     }
     return item
   }
@@ -126,11 +130,12 @@ export class Ledger {
         if (fresh && item.packet.type !== PacketType.EVENT) continue
         // Its number is in its encoding. The packet is read back from that, not taken from the
         // application's arguments, which it may have changed since (into something that does not
-        // encode, even): what goes out is what was handed over.
+        // encode, even): what goes out is what was handed over. Over it, the packet as handed over
+        // gives only what is off the wire: an answer's event name, for the error if it is refused.
         const decoded = decodeText(item.text, Infinity)
         try {
           if (!decoded.ok) throw decoded.error
-          this.keep((seq) => ({ ...(decoded.packet as NumberedPacket), seq }))
+          this.keep((seq) => ({ ...(item.packet as Sent), ...(decoded.packet as NumberedPacket), seq }))
         } catch (error) {
           refuse(item.packet as NumberedPacket, error as ParleyError)
         }

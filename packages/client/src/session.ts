@@ -5,13 +5,12 @@ import {
   type EventPacket,
   type JsonValue,
   MAX_TIMER_MS,
-  type NumberedPacket,
   type OpenPacket,
   type Packet,
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
-import { encodeText } from './codec.js'
+import { encodeText, type Sent } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
 import { type AckPace, Ledger } from './ledger.js'
@@ -113,7 +112,7 @@ export class Session implements ConnectionHost {
    * Numbers a packet, keeps it until the server acknowledges it, and sends it now when a
    * transport is attached (else after the next OPEN). Throws what `Ledger.keep` throws.
    */
-  sendNumbered(build: (seq: number) => NumberedPacket): void {
+  sendNumbered(build: (seq: number) => Sent): void {
     this.connection.send([this.#ledger.keep(build)])
   }
 

@@ -6,13 +6,13 @@ import {
   type EmitArgs,
   ErrorCode,
   type ErrorOnlyArgs,
-  type NumberedPacket,
   ParleyError,
   type Settle,
   type TimedArgs,
   type TransportName,
   type WireValue,
 } from '@parley/protocol'
+import type { Sent } from './codec.js'
 import { Emitter } from './emitter.js'
 import type { ReservedEvents } from './events.js'
 import { baseUrl, type ClientOptions, misuse, resolveOptions } from './options.js'
@@ -268,8 +268,10 @@ export class Socket<
         let answered = false
         // An answer given once its session is gone (a CLOSE, disconnect(), a new session) is
         // dropped: the next session would read its ack id as one of its own requests'.
+        // Each answer carries the event's `name`, off the wire: one that cannot be sent (too large,
+        // not JSON) says which request it answers.
         const id = this.id
-        const answer = (make: (seq: number) => NumberedPacket) => {
+        const answer = (make: (seq: number) => Sent) => {
           if (answered || id !== this.id) return
           this.#session.sendNumbered(make)
           answered = true
@@ -281,13 +283,13 @@ export class Socket<
         // name) is dropped too, but the application hears it, by `error`.
         const refuse = (code: ErrorCode, message: string) => {
           try {
-            answer((seq) => ({ type: PacketType.ERROR, seq, ackId, code, message }))
+            answer((seq) => ({ type: PacketType.ERROR, seq, ackId, name, code, message }))
           } catch (err) {
             if ((err as ParleyError).code !== ErrorCode.QUEUE_FULL) this.fire('error', [err])
           }
         }
         args.push((...reply: unknown[]) =>
-          answer((seq) => ({ type: PacketType.REPLY, seq, ackId, args: reply as WireValue[] })),
+          answer((seq) => ({ type: PacketType.REPLY, seq, ackId, name, args: reply as WireValue[] })),
         )
         if (
           !this.fire(name as keyof (ReservedEvents & ListenEvents), args, () =>

@@ -83,7 +83,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('maxPayload in bytes ove
     expect(heard[0] === text(clientPart)).toBe(true)
     expect(thrown(() => socket.emit('up', text(clientPart + 1)))).toMatchObject({
       code: ErrorCode.PAYLOAD_TOO_LARGE,
-      message: `${LIMIT + 1} bytes > maxPayload ${LIMIT}`,
+      message: `event "up": ${LIMIT + 1} bytes > maxPayload ${LIMIT}`,
     })
 
     // Nothing refused on the way, and the session lives on.

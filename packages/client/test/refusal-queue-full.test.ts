@@ -69,12 +69,18 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     const c = client(server.url, { transports: [transport] })
     const errors: unknown[] = []
     let later = 0
-    c.on('error', (error) => errors.push(error.code))
+    c.on('error', (error) => errors.push([error.code, error.message]))
     c.on('later', () => later++)
     await next(c, 'connect')
     c.emit('ready')
     await until(() => later === 1, 5000, 'the event after the request')
-    expect(errors).toEqual([ErrorCode.PAYLOAD_TOO_LARGE])
+    // The message says which request the answer was for.
+    expect(errors).toEqual([
+      [
+        ErrorCode.PAYLOAD_TOO_LARGE,
+        expect.stringMatching(new RegExp(`^reply to "${name}": \\d+ bytes > maxPayload 256$`)),
+      ],
+    ])
     expect(c.connected).toBe(true)
   })
 })

@@ -100,8 +100,8 @@ describe.each(['websocket', 'sse', 'polling'] as const)(
       await until(() => got.length > 0)
       expect(errors.map((e) => e.code)).toEqual([ErrorCode.PAYLOAD_TOO_LARGE, ErrorCode.PAYLOAD_TOO_LARGE])
       expect(errors[0]!.details).toMatchObject({ limit: 2000 })
-      // The message names the limit too, as a console shows it.
-      expect(errors[0]!.message).toMatch(/^\d+ bytes > maxPayload 2000$/)
+      // The message names the event and the limit too, as a console shows it.
+      expect(errors[0]!.message).toMatch(/^event "e": \d+ bytes > maxPayload 2000$/)
       // The session that took 'small' is the only one: nothing ended it.
       await new Promise((resolve) => setTimeout(resolve, 300))
       socket.emit('e', 'later')

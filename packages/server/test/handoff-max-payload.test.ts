@@ -1,7 +1,8 @@
 // A session handed off to a node with a smaller maxPayload (a rolling deploy that lowers it):
 // what the client still keeps for the server, within the old node's limit but past the new
 // one's, is refused on the client (its emitter hears PARLEY_PAYLOAD_TOO_LARGE), never sent to
-// end the session; what follows it arrives, in order. Two Parley servers on the in-process test
+// end the session; what follows it arrives, in order. The error names the event an emit was of,
+// or that a reply answers. Two Parley servers on the in-process test
 // adapter (cluster-adapter.ts) behind a round-robin proxy, and the real client.
 import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
@@ -32,6 +33,8 @@ interface Node {
   /** What each socket sent, in order, as this node's handlers got it. */
   received: string[]
   ended: string[]
+  /** The sockets of the sessions this node began. */
+  connected: ServerSocket[]
   restored: ServerSocket[]
 }
 
@@ -41,7 +44,13 @@ async function twoNodes(cluster: Cluster) {
     ['a', OLD_LIMIT],
     ['b', NEW_LIMIT],
   ] as const) {
-    const node: Node = { started: undefined as unknown as Started, received: [], ended: [], restored: [] }
+    const node: Node = {
+      started: undefined as unknown as Started,
+      received: [],
+      ended: [],
+      connected: [],
+      restored: [],
+    }
     const setup = (socket: ServerSocket) => {
       socket.on('up', (text: string, ack?: (reply: string) => void) => {
         node.received.push(`${text.slice(0, 5)} (${text.length})`)
@@ -52,7 +61,10 @@ async function twoNodes(cluster: Cluster) {
     node.started = await startServer(
       { adapter: cluster.adapter(name), maxPayload, handoff: { timeout: 3000, retrySpread: 0 } },
       (app) => {
-        app.parley.on('connection', setup)
+        app.parley.on('connection', (socket) => {
+          node.connected.push(socket)
+          setup(socket)
+        })
         app.parley.on('restored', (socket) => {
           node.restored.push(socket)
           setup(socket)
@@ -81,8 +93,13 @@ describe('handoff to a node with a smaller maxPayload', () => {
       const events: string[] = []
       c.on('connect', () => events.push('connect'))
       c.on('disconnect', (reason: string) => events.push(`disconnect ${reason}`))
-      const errors: string[] = []
-      c.on('error', (error: { code?: string }) => errors.push(String(error.code)))
+      const errors: [string, string][] = []
+      c.on('error', (error: { code: string; message: string }) => errors.push([error.code, error.message]))
+      // A request of a's that the client answers while the session is frozen, past b's limit.
+      let reply: ((text: string) => void) | undefined
+      c.on('ask', (ack: (text: string) => void) => {
+        reply = ack
+      })
       proxy.avoid.add(1)
       c.connect()
       await until(() => c.connected, 3000, 'connected to a')
@@ -91,6 +108,8 @@ describe('handoff to a node with a smaller maxPayload', () => {
       expect(
         await within(c.timeout(5000).emitWithAck('up', 'early'.padEnd(50_000, '.')), 5000, 'early'),
       ).toBe('a took it')
+      a.connected[0]!.emitWithAck('ask').catch(() => {})
+      await until(() => reply !== undefined, 3000, 'the request of a')
       // a's snapshot waits at the store: the session is frozen, and what the client sends now
       // stays in its books, unacknowledged, for the node that takes the session over.
       let answer = () => {}
@@ -112,6 +131,7 @@ describe('handoff to a node with a smaller maxPayload', () => {
             (error: { code: string }) => outcomes.push(`${text.slice(0, 5)}: ${error.code}`),
           )
       const asked = [ask('small 1'), ask('large'.padEnd(50_000, '.')), ask('small 2')]
+      reply!('reply'.padEnd(50_000, '.'))
       await sleep(100)
       answer()
       await within(Promise.all(asked), 8000, 'every question settled')
@@ -127,7 +147,10 @@ describe('handoff to a node with a smaller maxPayload', () => {
       expect(c.recovered).toBe(true)
       expect(events).toEqual(['connect'])
       expect(b.ended).toEqual([])
-      expect(errors).toEqual(['PARLEY_PAYLOAD_TOO_LARGE'])
+      expect(errors).toEqual([
+        ['PARLEY_PAYLOAD_TOO_LARGE', expect.stringMatching(/^event "up": \d+ bytes > maxPayload 20000$/)],
+        ['PARLEY_PAYLOAD_TOO_LARGE', expect.stringMatching(/^reply to "ask": \d+ bytes > maxPayload 20000$/)],
+      ])
     })
   }
 
