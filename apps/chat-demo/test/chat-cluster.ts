@@ -13,6 +13,16 @@ import { pageBuilt } from './page-build.js'
 
 export type ChatNode = { app: FastifyInstance; cluster: ChatCluster; port: number }
 
+/** What each node of a cluster is built with besides its Redis, name and port. */
+export interface ChatNodeOptions {
+  /**
+   * The demo's `handoff` (Parley's: see `ChatAppOptions`): a suite that drains a node in each
+   * test and does not test how the pages' returns are spread gives a shorter `retrySpread` than
+   * the 1000 ms default, which each drain would otherwise wait up to at random.
+   */
+  handoff?: { timeout?: number; retrySpread?: number }
+}
+
 export interface ChatClusterRun {
   nodes: ChatNode[]
   nginx: Nginx
@@ -26,13 +36,22 @@ export interface ChatClusterRun {
  * address is known before listening, so that the first heartbeat publishes it: the port is
  * held from the start and let go only for the moment it takes Fastify to bind it.
  */
-export async function startChatNode(redisUrl: string, label: string, port: number): Promise<ChatNode> {
+export async function startChatNode(
+  redisUrl: string,
+  label: string,
+  port: number,
+  options: ChatNodeOptions = {},
+): Promise<ChatNode> {
   const held = await holdPort(port)
   let cluster: ChatCluster | undefined
   let app: FastifyInstance | undefined
   try {
     cluster = await connectRedis(redisUrl, { label, address: `http://127.0.0.1:${port}` })
-    app = await buildChatApp({ adapter: cluster.adapter, store: cluster.store })
+    app = await buildChatApp({
+      adapter: cluster.adapter,
+      store: cluster.store,
+      ...(options.handoff ? { handoff: options.handoff } : {}),
+    })
     await app.ready()
     held.release()
     await app.listen({ port, host: '127.0.0.1' })
@@ -56,7 +75,7 @@ export async function startChatNode(redisUrl: string, label: string, port: numbe
  */
 export async function startChatCluster(
   count: number,
-  options: { browser?: Browser } = {},
+  options: { browser?: Browser } & ChatNodeOptions = {},
 ): Promise<ChatClusterRun> {
   await pageBuilt()
   const nodes: ChatNode[] = []
@@ -74,11 +93,20 @@ export async function startChatCluster(
   }
   try {
     redis = await startRedis()
-    for (let i = 0; i < count; i++) {
-      const url = redis.url
-      // A port free when asked may be taken before the node binds it: then another one.
-      nodes.push(await onFreePort((port) => startChatNode(url, `node ${i + 1}`, port)))
-    }
+    const url = redis.url
+    const { handoff } = options
+    // Side by side: each start mostly waits on Redis and the binding of its port. A port free
+    // when asked may be taken before the node binds it (by another file, or by a sibling here
+    // that was handed the same one): then another one. Every node that started is kept, in
+    // order, so that `stop` closes it even when a sibling failed.
+    const starts = await Promise.allSettled(
+      Array.from({ length: count }, (_, i) =>
+        onFreePort((port) => startChatNode(url, `node ${i + 1}`, port, handoff ? { handoff } : {})),
+      ),
+    )
+    for (const start of starts) if (start.status === 'fulfilled') nodes.push(start.value)
+    const failed = starts.find((start): start is PromiseRejectedResult => start.status === 'rejected')
+    if (failed) throw failed.reason
     const end = Date.now() + 10_000
     while (!nodes.every((n) => (n.app.parley.adapter as RedisAdapter).liveNodes.length === count - 1)) {
       if (Date.now() > end) throw new Error('the nodes did not see each other within 10 s')
