@@ -15,6 +15,7 @@ import {
   type WsMode,
 } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
+import { within } from '../../server/test/helpers.js'
 import { type PageEvent, type PagePeers, type PeerSocket, servePage } from './browser-page.js'
 import { ensureBundle } from './bundle.js'
 import { startServer, type TestServer, until } from './helpers.js'
@@ -103,6 +104,12 @@ async function open(
 const events = (page: Page) => page.evaluate<PageEvent[]>('parley.log')
 
 /** Waits until the page has logged `count` events named `event`; returns the last of them. */
+/**
+ * The connect timeout of the SSE probe whose stream stalls: long enough for the probe's handshake
+ * on a loaded machine, the stall (its stream buffered) detected when it has passed.
+ */
+const PROBE_CONNECT_TIMEOUT = 5000
+
 async function nth(page: Page, event: PageEvent['event'], count = 1, ms = 5000): Promise<PageEvent> {
   await page.waitForFunction(
     `parley.log.filter((e) => e.event === '${event}').length >= ${count}`,
@@ -317,34 +324,40 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
     expect(peers.sockets.get('a')!.transport).toBe('sse')
   })
 
-  it('says goodbye for a session moved onto an SSE probe whose stream stalls, once disconnect() left it', async () => {
-    // A heartbeat longer than the test: the PING the proxy holds back with the stream would
-    // otherwise let the server give up on the transport first (and the proxy let the stream go).
-    const peers = await setup({ pingInterval: 20_000, pingTimeout: 20_000 })
-    const { proxy } = peers
-    const page = await open(proxy.url, 'a', {
-      transports: ['polling', 'sse'],
-      upgradeDelay: 300,
-      connectTimeout: 2000,
-    })
-    expect((await nth(page, 'connect')).transport).toBe('polling')
-    const peer = peers.sockets.get('a')!
-    const ends: string[] = []
-    peer.on('disconnect', (reason: string) => ends.push(reason))
-    const moved = new Promise<void>((resolve) =>
-      peer.on('transport', (now: string) => {
-        if (now === 'sse') resolve()
-      }),
-    )
-    // The probe's HELLO moves the session onto SSE; its stream is held until it ends.
-    proxy.sse = 'buffer'
-    await moved
-    await page.evaluate('parley.socket.disconnect()')
-    // The page has no grace: the stream fails at its connect timeout, and the goodbye goes then,
-    // rather than the session living out the server's recovery window.
-    await until(() => ends.length === 1, 6000, 'the session to end')
-    expect(ends).toEqual(['client disconnect'])
-  })
+  it(
+    'says goodbye for a session moved onto an SSE probe whose stream stalls, once disconnect() left it',
+    async () => {
+      // A heartbeat longer than the test: the PING the proxy holds back with the stream would
+      // otherwise let the server give up on the transport first (and the proxy let the stream go).
+      const peers = await setup({ pingInterval: 20_000, pingTimeout: 20_000 })
+      const { proxy } = peers
+      const page = await open(proxy.url, 'a', {
+        transports: ['polling', 'sse'],
+        upgradeDelay: 300,
+        // The probe's HELLO and its OPEN must make their round trip within it: 2 s was too short
+        // for a loaded machine, where the probe failed and the session never moved.
+        connectTimeout: PROBE_CONNECT_TIMEOUT,
+      })
+      expect((await nth(page, 'connect')).transport).toBe('polling')
+      const peer = peers.sockets.get('a')!
+      const ends: string[] = []
+      peer.on('disconnect', (reason: string) => ends.push(reason))
+      const moved = new Promise<void>((resolve) =>
+        peer.on('transport', (now: string) => {
+          if (now === 'sse') resolve()
+        }),
+      )
+      // The probe's HELLO moves the session onto SSE; its stream is held until it ends.
+      proxy.sse = 'buffer'
+      await within(moved, 2 * PROBE_CONNECT_TIMEOUT + 5000, 'the session moved onto the SSE probe')
+      await page.evaluate('parley.socket.disconnect()')
+      // The page has no grace: the stream fails at its connect timeout, and the goodbye goes then,
+      // rather than the session living out the server's recovery window.
+      await until(() => ends.length === 1, PROBE_CONNECT_TIMEOUT + 5000, 'the session to end')
+      expect(ends).toEqual(['client disconnect'])
+    },
+    3 * PROBE_CONNECT_TIMEOUT + 20_000,
+  )
 
   it('reconnects after a network outage and recovers the session, losing and repeating nothing', async () => {
     const peers = await setup()
