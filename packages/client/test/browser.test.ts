@@ -423,6 +423,10 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
     expect(again.id).not.toBe(first.id)
     await until(() => (after.received.get('a')?.length ?? 0) >= 3, 3000, 'messages after the restart')
     expect(after.received.get('a')).toEqual([0, 1, 2])
+    // The page's first try may come while the new server is not listening yet (a loaded machine
+    // starts it in more than the 100 ms): its WebSocket refused, it came back on SSE, the next
+    // transport, and climbs back to WebSocket from there, as after any failure that did not last.
+    await page.waitForFunction(`parley.socket.transport === 'websocket'`, undefined, { timeout: 10_000 })
     expect(await page.evaluate(`parley.socket.emitWithAck('echo', 'again')`)).toEqual({
       echoed: 'again',
       transport: 'websocket',
