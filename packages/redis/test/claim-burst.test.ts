@@ -170,30 +170,34 @@ describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
     }
   })
 
-  it('past MAX_QUEUED_COMMANDS waiting, a resume is told to try again, warned with PARLEY_REDIS_BUSY', async () => {
-    const raw = await rawRedis(suite.redis.url, cleanups)
-    const node = await startTrafficNode(suite.redis.url, nodes, { heartbeatInterval: 10_000 })
-    const adapter = adapterOf(node)
-    await adapter.ready()
-    try {
-      await burstOn(raw, node.started, PAUSE_MS)
-      // As many sessions opening on it as wait their turn at most: the claim finds no place.
-      const opened = Array.from({ length: MAX_QUEUED_COMMANDS }, (_, i) =>
-        adapter.sessionOpened(`sid-opening-${i}`),
-      )
-      expect(await adapter.claimSession('sid-resumed')).toBe('retry')
-      const cannotAsk = node.warned.filter(({ message }) => message.includes('could not be looked up'))
-      expect(cannotAsk).toHaveLength(1)
-      expect(cannotAsk[0]!.details.code).toBe(RedisErrorCode.BUSY)
-      expect(String(cannotAsk[0]!.details.err)).toContain(`and ${MAX_QUEUED_COMMANDS} waiting behind them`)
-      // Never sent: nothing to take back.
-      expect(node.warnings.filter((line) => line.includes('no answer'))).toEqual([])
-      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
-      // Ten thousand writes: a loaded machine takes more than 5 s over them, and how long is not
-      // what is tested (that none is given up is).
-      await within(Promise.all(opened), RECORDS_WITHIN_MS, 'the records of the sessions opening')
-    } finally {
-      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
-    }
-  }, RECORDS_WITHIN_MS + 20_000)
+  it(
+    'past MAX_QUEUED_COMMANDS waiting, a resume is told to try again, warned with PARLEY_REDIS_BUSY',
+    async () => {
+      const raw = await rawRedis(suite.redis.url, cleanups)
+      const node = await startTrafficNode(suite.redis.url, nodes, { heartbeatInterval: 10_000 })
+      const adapter = adapterOf(node)
+      await adapter.ready()
+      try {
+        await burstOn(raw, node.started, PAUSE_MS)
+        // As many sessions opening on it as wait their turn at most: the claim finds no place.
+        const opened = Array.from({ length: MAX_QUEUED_COMMANDS }, (_, i) =>
+          adapter.sessionOpened(`sid-opening-${i}`),
+        )
+        expect(await adapter.claimSession('sid-resumed')).toBe('retry')
+        const cannotAsk = node.warned.filter(({ message }) => message.includes('could not be looked up'))
+        expect(cannotAsk).toHaveLength(1)
+        expect(cannotAsk[0]!.details.code).toBe(RedisErrorCode.BUSY)
+        expect(String(cannotAsk[0]!.details.err)).toContain(`and ${MAX_QUEUED_COMMANDS} waiting behind them`)
+        // Never sent: nothing to take back.
+        expect(node.warnings.filter((line) => line.includes('no answer'))).toEqual([])
+        await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+        // Ten thousand writes: a loaded machine takes more than 5 s over them, and how long is not
+        // what is tested (that none is given up is).
+        await within(Promise.all(opened), RECORDS_WITHIN_MS, 'the records of the sessions opening')
+      } finally {
+        await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      }
+    },
+    RECORDS_WITHIN_MS + 20_000,
+  )
 })

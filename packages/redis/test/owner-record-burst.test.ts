@@ -139,48 +139,52 @@ describe.skipIf(skipRedisSuites())('owner records written in a burst', () => {
     }
   })
 
-  it('wait their turn at most MAX_QUEUED_COMMANDS at once: one more is given up with a coded warning, and written at the next heartbeat', async () => {
-    nodes = new Nodes()
-    // Node A skips its heartbeats while the burst is in flight: at the tests' usual pace (three
-    // missed ones, under a second), node B took it for gone on a loaded machine, whose burst lasts
-    // seconds, and read its records as no owner's. This beat outlasts the burst; and no record
-    // that waited its turn is given up unanswered (requestTimeout) while the loaded machine
-    // works through ten thousand of them: neither bound is what this test is about.
-    const [a, b] = await nodes.cluster(suite.redis.url, 2, {
-      heartbeatInterval: BURST_HEARTBEAT,
-      requestTimeout: RECORDS_WITHIN_MS,
-    })
-    const raw = await rawRedis(suite.redis.url, cleanups)
-    try {
-      await burstOn(raw, a!, PAUSE_MS)
-      // The sessions' opening, as node A's server tells its adapter of each (no route parameters:
-      // one command each), one more than wait their turn.
-      const sids = Array.from({ length: MAX_QUEUED_COMMANDS + 1 }, (_, i) => `sid-burst-${i}`)
-      const opened = sids.map((sid) => a!.adapter.sessionOpened(sid))
-      const busy = () => a!.warned.filter(({ details }) => details.code === RedisErrorCode.BUSY)
-      await until(() => busy().length === 1, 3000, 'the warning of the record given up')
-      expect(busy()[0]!.message).toBe(
-        '@parley/redis: could not write a session owner record; it is written again once Redis answers',
-      )
-      expect(String(busy()[0]!.details.err)).toContain(`and ${MAX_QUEUED_COMMANDS} waiting behind them`)
+  it(
+    'wait their turn at most MAX_QUEUED_COMMANDS at once: one more is given up with a coded warning, and written at the next heartbeat',
+    async () => {
+      nodes = new Nodes()
+      // Node A skips its heartbeats while the burst is in flight: at the tests' usual pace (three
+      // missed ones, under a second), node B took it for gone on a loaded machine, whose burst lasts
+      // seconds, and read its records as no owner's. This beat outlasts the burst; and no record
+      // that waited its turn is given up unanswered (requestTimeout) while the loaded machine
+      // works through ten thousand of them: neither bound is what this test is about.
+      const [a, b] = await nodes.cluster(suite.redis.url, 2, {
+        heartbeatInterval: BURST_HEARTBEAT,
+        requestTimeout: RECORDS_WITHIN_MS,
+      })
+      const raw = await rawRedis(suite.redis.url, cleanups)
+      try {
+        await burstOn(raw, a!, PAUSE_MS)
+        // The sessions' opening, as node A's server tells its adapter of each (no route parameters:
+        // one command each), one more than wait their turn.
+        const sids = Array.from({ length: MAX_QUEUED_COMMANDS + 1 }, (_, i) => `sid-burst-${i}`)
+        const opened = sids.map((sid) => a!.adapter.sessionOpened(sid))
+        const busy = () => a!.warned.filter(({ details }) => details.code === RedisErrorCode.BUSY)
+        await until(() => busy().length === 1, 3000, 'the warning of the record given up')
+        expect(busy()[0]!.message).toBe(
+          '@parley/redis: could not write a session owner record; it is written again once Redis answers',
+        )
+        expect(String(busy()[0]!.details.err)).toContain(`and ${MAX_QUEUED_COMMANDS} waiting behind them`)
 
-      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
-      // Ten thousand writes: a loaded machine takes more than 5 s over them, and how long is not
-      // what is tested (that none is given up is).
-      await within(Promise.all(opened), RECORDS_WITHIN_MS, 'the records written')
-      // Those that waited are there at once; the one given up, once a heartbeat wrote it again.
-      for (const sid of [sids[0]!, sids[MAX_QUEUED_COMMANDS - 1]!])
-        expect(await b!.adapter.sessionOwner(sid)).toMatchObject({ node: a!.adapter.node })
-      const last = sids[MAX_QUEUED_COMMANDS]!
-      const end = Date.now() + 2 * BURST_HEARTBEAT
-      while ((await b!.adapter.sessionOwner(last)) === 'unknown' && Date.now() < end)
-        await new Promise((resolve) => setTimeout(resolve, HEARTBEAT / 3))
-      expect(await b!.adapter.sessionOwner(last)).toMatchObject({ node: a!.adapter.node })
-      expect(busy()).toHaveLength(1)
-    } finally {
-      await raw.sendCommand(['CLIENT', 'UNPAUSE'])
-    }
-  }, RECORDS_WITHIN_MS + 2 * BURST_HEARTBEAT + 20_000)
+        await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+        // Ten thousand writes: a loaded machine takes more than 5 s over them, and how long is not
+        // what is tested (that none is given up is).
+        await within(Promise.all(opened), RECORDS_WITHIN_MS, 'the records written')
+        // Those that waited are there at once; the one given up, once a heartbeat wrote it again.
+        for (const sid of [sids[0]!, sids[MAX_QUEUED_COMMANDS - 1]!])
+          expect(await b!.adapter.sessionOwner(sid)).toMatchObject({ node: a!.adapter.node })
+        const last = sids[MAX_QUEUED_COMMANDS]!
+        const end = Date.now() + 2 * BURST_HEARTBEAT
+        while ((await b!.adapter.sessionOwner(last)) === 'unknown' && Date.now() < end)
+          await new Promise((resolve) => setTimeout(resolve, HEARTBEAT / 3))
+        expect(await b!.adapter.sessionOwner(last)).toMatchObject({ node: a!.adapter.node })
+        expect(busy()).toHaveLength(1)
+      } finally {
+        await raw.sendCommand(['CLIENT', 'UNPAUSE'])
+      }
+    },
+    RECORDS_WITHIN_MS + 2 * BURST_HEARTBEAT + 20_000,
+  )
 
   it('are looked up in turn on a node in a burst: a request that reaches it is sent on to the owner', async () => {
     const { b, handled, proxy, raw } = await twoNodesBehindProxy()
