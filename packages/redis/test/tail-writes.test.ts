@@ -38,12 +38,44 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
   async function handedOff(sid: string): Promise<{ a: FakeNode; b: FakeNode; prefix: string }> {
     const cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
-    const socket = a!.sockets.add('s1', sid)
-    a!.adapter.addAll('s1', ['s1'])
-    await a!.adapter.sessionOpened(sid)
-    socket.handedOff = (text) => a!.adapter.appendHandOff(sid, text)
-    expect(await a!.adapter.handOff(snapshotOf(sid, 's1'), TTL)).toBe(true)
+    await handOffOn(a!, sid)
     return { a: a!, b: b!, prefix: cluster.prefix }
+  }
+
+  /** Session `sid`, with socket `s1`, opened on `node` and handed off (its snapshot stored). */
+  async function handOffOn(node: FakeNode, sid: string): Promise<void> {
+    const socket = node.sockets.add('s1', sid)
+    node.adapter.addAll('s1', ['s1'])
+    await node.adapter.sessionOpened(sid)
+    socket.handedOff = (text) => node.adapter.appendHandOff(sid, text)
+    expect(await node.adapter.handOff(snapshotOf(sid, 's1'), TTL)).toBe(true)
+  }
+
+  /**
+   * Every command of `node`'s held unanswered from now on (Redis answers its connection
+   * nothing), with its broadcasts, MAX_UNANSWERED_COMMANDS of them, on their way: what it sends
+   * next waits its turn behind them. Release with `runAll()`.
+   */
+  async function heldBehindBroadcasts(node: FakeNode): Promise<HeldInOrder> {
+    const held = new HeldInOrder(
+      node.redis,
+      () => true,
+      () => true,
+    )
+    node.hold = held.hold
+    await node.redis.sendCommand(['PING'])
+    for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
+      node.adapter.broadcast(message('burst', [i]), to(['nobody']))
+    return held
+  }
+
+  /** What `node`'s close said of its one batch, refused before it went: never sent, never reached Redis. */
+  function expectOneBatchNeverSent(node: FakeNode): void {
+    expect(node.commands.filter((args) => tailBatch(args) !== undefined)).toEqual([])
+    const about = node.warnings.filter((w) => w.includes("handed-off sessions' tails"))
+    expect(about).toEqual([
+      expect.stringContaining("1 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
+    ])
   }
 
   /** `b` claims `sid` and takes it over: the tail, once `a` sealed it. */
@@ -190,11 +222,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     // goodbye, held behind it too, is waited for GOODBYE_MS after that.
     const cluster = suite.cluster({ requestTimeout: 5000 })
     const [a] = await cluster.start(1)
-    const socket = a!.sockets.add('s1', 'sid-closing')
-    a!.adapter.addAll('s1', ['s1'])
-    await a!.adapter.sessionOpened('sid-closing')
-    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-closing', text)
-    expect(await a!.adapter.handOff(snapshotOf('sid-closing', 's1'), TTL)).toBe(true)
+    await handOffOn(a!, 'sid-closing')
     // The first batch reaches Redis and its answer never comes; what follows waits behind it,
     // in the adapter, or on the connection, as every command a sends after it (run, unanswered).
     const held = new HeldInOrder(a!.redis, isAppend, () => true)
@@ -219,11 +247,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     // try of it is refused for the burst alone.
     const cluster = suite.cluster({ requestTimeout: 20_000 })
     const [a] = await cluster.start(1)
-    const socket = a!.sockets.add('s1', 'sid-busy')
-    a!.adapter.addAll('s1', ['s1'])
-    await a!.adapter.sessionOpened('sid-busy')
-    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-busy', text)
-    expect(await a!.adapter.handOff(snapshotOf('sid-busy', 's1'), TTL)).toBe(true)
+    await handOffOn(a!, 'sid-busy')
     const burst = await queueFullOn(a!)
     try {
       // Its batch is refused as busy (`MAX_QUEUED_COMMANDS` wait their turn), and again at each
@@ -233,35 +257,18 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     } finally {
       await burst.release()
     }
-    expect(a!.commands.filter((args) => tailBatch(args) !== undefined)).toEqual([])
-    const about = a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))
-    expect(about).toEqual([
-      expect.stringContaining("1 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
-    ])
+    expectOneBatchNeverSent(a!)
   })
 
   it('says at close that a batch refused while it waited its turn never reached Redis', async () => {
     // Short, for the burst's commands to go overdue while the batch waits behind them.
     const cluster = suite.cluster({ requestTimeout: 1000 })
     const [a] = await cluster.start(1)
-    const socket = a!.sockets.add('s1', 'sid-in-turn')
-    a!.adapter.addAll('s1', ['s1'])
-    await a!.adapter.sessionOpened('sid-in-turn')
-    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-in-turn', text)
-    expect(await a!.adapter.handOff(snapshotOf('sid-in-turn', 's1'), TTL)).toBe(true)
-    // Every command of a's held unanswered from now on (Redis answers its connection nothing):
-    // its broadcasts, MAX_UNANSWERED_COMMANDS of them, on their way, and its batch waits its turn
-    // behind them, until they go overdue and it is refused, never sent.
-    const held = new HeldInOrder(
-      a!.redis,
-      () => true,
-      () => true,
-    )
-    a!.hold = held.hold
-    await a!.redis.sendCommand(['PING'])
+    await handOffOn(a!, 'sid-in-turn')
+    // Its batch waits its turn behind the broadcasts, until they go overdue and it is refused,
+    // never sent.
+    const held = await heldBehindBroadcasts(a!)
     try {
-      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
-        a!.adapter.broadcast(message('burst', [i]), to(['nobody']))
       a!.adapter.appendHandOff('sid-in-turn', text(0))
       const overdue = (w: string) => w.includes('did not answer the PUBLISH')
       await until(() => a!.warnings.some(overdue), 5000, 'a broadcast given up unanswered')
@@ -269,11 +276,7 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     } finally {
       await held.runAll()
     }
-    expect(a!.commands.filter((args) => tailBatch(args) !== undefined)).toEqual([])
-    const about = a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))
-    expect(about).toEqual([
-      expect.stringContaining("1 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
-    ])
+    expectOneBatchNeverSent(a!)
   })
 
   it('says at close that a batch the close refused while it waited its turn never reached Redis', async () => {
@@ -281,33 +284,16 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     // batch still waits its turn when the close stops the commands, which refuses it.
     const cluster = suite.cluster({ requestTimeout: 20_000 })
     const [a] = await cluster.start(1)
-    const socket = a!.sockets.add('s1', 'sid-stopped')
-    a!.adapter.addAll('s1', ['s1'])
-    await a!.adapter.sessionOpened('sid-stopped')
-    socket.handedOff = (text) => a!.adapter.appendHandOff('sid-stopped', text)
-    expect(await a!.adapter.handOff(snapshotOf('sid-stopped', 's1'), TTL)).toBe(true)
-    // Every command of a's held unanswered from now on: its broadcasts, MAX_UNANSWERED_COMMANDS
-    // of them, on their way, and its batch waiting its turn behind them.
-    const held = new HeldInOrder(
-      a!.redis,
-      () => true,
-      () => true,
-    )
-    a!.hold = held.hold
-    await a!.redis.sendCommand(['PING'])
+    await handOffOn(a!, 'sid-stopped')
+    // Its batch waits its turn behind the broadcasts.
+    const held = await heldBehindBroadcasts(a!)
     try {
-      for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
-        a!.adapter.broadcast(message('burst', [i]), to(['nobody']))
       a!.adapter.appendHandOff('sid-stopped', text(0))
       await cluster.stop(a!)
     } finally {
       await held.runAll()
     }
-    expect(a!.commands.filter((args) => tailBatch(args) !== undefined)).toEqual([])
-    const about = a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))
-    expect(about).toEqual([
-      expect.stringContaining("1 append(s) or seal(s) to handed-off sessions' tails could not reach Redis"),
-    ])
+    expectOneBatchNeverSent(a!)
   })
 
   it('reads the tail back once Redis takes the claimer’s commands again, rather than go on without it', async () => {
