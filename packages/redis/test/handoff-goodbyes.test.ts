@@ -3,8 +3,8 @@
 // empty while a node hands off. The nodes are real adapters over fake sockets (see handoff-support.ts).
 import { createHash } from 'node:crypto'
 import type { ClaimAnswer, HandOffTail } from '@parley/server'
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { LOOK_AGAIN_MS, MAX_UNANSWERED_COMMANDS } from '../src/commands.js'
@@ -30,6 +30,7 @@ import {
 import {
   FakeCluster,
   type FakeNode,
+  fakeClusterSuite,
   HEARTBEAT,
   HeldInOrder,
   holdAll,
@@ -42,29 +43,22 @@ import {
 import { rawRedis } from './raw-redis.js'
 
 describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away', () => {
-  let redis: RedisServer
+  const suite = fakeClusterSuite()
   let cluster: FakeCluster
   /** Raw clients that hold a burst's writes (see `burstOnAdapter`), closed after each test. */
   const raws: (() => Promise<unknown>)[] = []
   afterEach(async () => {
     for (const close of raws.splice(0)) await close()
   })
-  const pauser = () => rawRedis(redis.url, raws)
+  const pauser = () => rawRedis(suite.redis().url, raws)
 
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
+  afterEach(() => {
     // A test that failed while it watched the waits for a seal (see `watchSealWaits`).
     vi.restoreAllMocks()
-    await cluster?.close()
   })
 
   it('gives up on an old node that closed, or never seals, within the bound (complete: false)', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const s1 = await open(a!, 'sid-gone', 's1')
     expect(await handOff(a!, s1, 'sid-gone')).toBe(true)
@@ -99,7 +93,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('takes over at once on a node started after the old node closed: the goodbye is marked in Redis', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a] = await cluster.start(1)
     const socket = await open(a!, 'sid-before', 's1')
     expect(await handOff(a!, socket, 'sid-before')).toBe(true)
@@ -126,7 +120,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('marks the goodbye of a node that claimed a session and handed none off: a claim it left standing is not waited for', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-claimer-left', 's1')
     expect(await handOff(a!, socket, 'sid-claimer-left')).toBe(true)
@@ -143,7 +137,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('reads the mark of a claimer that left in turn behind a burst on the node a resume reaches: a new session at once, not a try again', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const sid = 'sid-claimer-left-burst'
     const socket = await open(a!, sid, 's1')
@@ -172,7 +166,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('says which step of its goodbye failed: a refused mark leaves the record removed and the others told', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-unmarked', 's1')
     expect(await handOff(a!, socket, 'sid-unmarked')).toBe(true)
@@ -205,7 +199,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('resolves a second close() only once the first is over: the client can be closed right after it', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const node = a!.adapter.node
     // The application's own hook, while Parley's close of the adapter is under way.
@@ -218,9 +212,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('says that its goodbye could not go when it closes cut off from Redis', async () => {
-    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    cluster = suite.cluster(OUTLIVE_CUTS)
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const a = await behind(proxy, cluster, b!)
       const socket = await open(a, 'sid-cut-goodbye', 's1')
@@ -237,7 +231,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('remembers for a record lifetime that a node out of the live set left no address record', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a] = await cluster.start(1)
     // An owner record that outlived its node (it closed while Redis could not take the removal).
     const hash = createHash('sha256').update('sid-ghost').digest('base64url')
@@ -260,7 +254,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('looks up the sessions of a node that left with one round trip each, as before: no heartbeat for each', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = (await cluster.start(3)) as [FakeNode, FakeNode, FakeNode]
     const record = (sid: string) =>
       `${cluster.prefix}:session:${createHash('sha256').update(sid).digest('base64url')}`
@@ -294,7 +288,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('asks an old node whose heartbeat lapsed for its seal: it may be alive, and what it sent after the snapshot is not lost', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-lapsed-old', 's1')
     expect(await handOff(a!, socket, 'sid-lapsed-old')).toBe(true)
@@ -323,7 +317,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('waits for the seal of an old node whose heartbeat lapses meanwhile, and ends the wait when it says it left', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-slow-seal', 's1')
     expect(await handOff(a!, socket, 'sid-slow-seal')).toBe(true)
@@ -390,7 +384,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('withdraws nothing of a snapshot it never wrote: the owner records stay as they were', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     // A live session of a's, never handed off (the server withdraws after a handOff that
     // rejected, which may or may not have written).
@@ -467,9 +461,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('waits for a Redis that is away a moment, at most requestTimeout, and hands the session off once it is back', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       // a reaches Redis through a link that goes down a moment (a failover, a reconnect).
       const a = await behind(proxy, cluster, b!)
@@ -485,9 +479,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('writes nothing once the server gave up on a handoff that waited for Redis: the session went on there', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const a = await behind(proxy, cluster, b!)
       const socket = await open(a, 'sid-given-up', 's1')
@@ -504,9 +498,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('waits for Redis with one timer however many handoffs wait at once, and hands them all off once it is back', async () => {
-    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    cluster = suite.cluster(OUTLIVE_CUTS)
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const a = await behind(proxy, cluster, b!)
       // A close's batch (handoff.batchSize, 500 by default) of sessions, stored while Redis is away.
@@ -534,9 +528,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
   })
 
   it('stops waiting for Redis when it closes: a handoff still waiting for it resolves false then, not after requestTimeout', async () => {
-    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    cluster = suite.cluster(OUTLIVE_CUTS)
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 60_000 })
       await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')

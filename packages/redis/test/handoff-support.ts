@@ -218,8 +218,8 @@ function recording(
 }
 
 /**
- * A suite's Redis, started before its tests and stopped after them, and the `FakeCluster` each
- * test starts on it (`cluster(options)`), closed after that test.
+ * A suite's Redis, started before its tests and stopped after them (`redis()`), and the
+ * `FakeCluster`s each test starts on it (`cluster(options)`), closed after that test.
  */
 export function fakeClusterSuite() {
   let redis: RedisServer | undefined
@@ -233,6 +233,8 @@ export function fakeClusterSuite() {
   })
   afterEach(() => releaseAll(clusters.splice(0).map((cluster) => () => cluster.close())))
   return {
+    /** The suite's Redis (for a raw client or a proxy beside the nodes). */
+    redis: (): RedisServer => redis!,
     cluster(options?: ConstructorParameters<typeof FakeCluster>[1]): FakeCluster {
       const cluster = new FakeCluster(redis!.url, options)
       clusters.push(cluster)

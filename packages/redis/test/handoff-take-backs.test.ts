@@ -3,8 +3,8 @@
 // ended while Redis was away. The nodes are real adapters over fake sockets (see handoff-support.ts).
 import { createHash } from 'node:crypto'
 import type { ClaimAnswer, SessionClaim } from '@parley/server'
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { UNCLAIM_KEEP_MS } from '../src/handoff.js'
@@ -26,6 +26,7 @@ import {
   eventually,
   FakeCluster,
   type FakeNode,
+  fakeClusterSuite,
   HeldInOrder,
   HeldOnDroppedLink,
   holdAll,
@@ -34,25 +35,18 @@ import {
 import { rawRedis } from './raw-redis.js'
 
 describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws', () => {
-  let redis: RedisServer
+  const suite = fakeClusterSuite()
   let cluster: FakeCluster
   /** Raw clients that hold a burst's writes (see `burstOnAdapter`), closed after each test. */
   const raws: (() => Promise<unknown>)[] = []
   afterEach(async () => {
     for (const close of raws.splice(0)) await close()
   })
-  const pauser = () => rawRedis(redis.url, raws)
+  const pauser = () => rawRedis(suite.redis().url, raws)
 
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
+  afterEach(() => {
     // A test that failed while it watched the waits for a seal (see `watchSealWaits`).
     vi.restoreAllMocks()
-    await cluster?.close()
   })
 
   it('takes back a claim given up on that Redis runs late: another node claims the session and takes it over whole', async () => {
@@ -99,9 +93,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('takes back a claim whose connection dropped after Redis ran it: the next try wins the session, whole', async () => {
-    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    cluster = suite.cluster(OUTLIVE_CUTS)
     const [a, c] = await cluster.start(2)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       // b reaches Redis through the proxy, which can cut its connection at a given answer.
       const b = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
@@ -138,7 +132,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('refuses a claim given up on that Redis runs only after its UNCLAIM: the session stays claimable, whole', async () => {
-    cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
+    cluster = suite.cluster({ requestTimeout: 200 })
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-overtaken', 's1')
     expect(await handOff(a!, socket, 'sid-overtaken')).toBe(true)
@@ -177,9 +171,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('leaves a claim to its claimer when that node’s heartbeat lapses, and tells the client to try again until it says it left', async () => {
-    cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
+    cluster = suite.cluster({ requestTimeout: 200 })
     const [a, c] = await cluster.start(2)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       // b reaches Redis through a link that can go half-open.
       const b = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
@@ -216,9 +210,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('takes back a claim whose connection dropped for a claim of another node: that one wins once it went through', async () => {
-    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    cluster = suite.cluster(OUTLIVE_CUTS)
     const [a, c] = await cluster.start(2)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const b = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
       const socket = await open(a!, 'sid-elsewhere', 's1')
@@ -248,9 +242,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('takes back a handoff write whose connection dropped once it was sent: the session stays its node’s, nothing to claim', async () => {
-    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    cluster = suite.cluster(OUTLIVE_CUTS)
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       // a reaches Redis through the proxy, which cuts a's side once the write is on its way;
       // Redis runs it, and its answer is lost.
@@ -286,9 +280,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
     sid: string,
     run: (nodes: { a: FakeNode; b: FakeNode; proxy: TcpProxy; claim: SessionClaim }) => Promise<void>,
   ) {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
       await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
@@ -321,7 +315,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('forgets the place of handed-off sockets whose sessions end after a claim whose marker never comes', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const sids = Array.from({ length: 20 }, (_, i) => `sid-claimer-died-${i}`)
     for (const [i, sid] of sids.entries()) {
@@ -357,9 +351,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
     sid: string,
     run: (nodes: { a: FakeNode; b: FakeNode; proxy: TcpProxy }) => Promise<void>,
   ) {
-    cluster = new FakeCluster(redis.url, options)
+    cluster = suite.cluster(options)
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`)
       await endWhileCutOff(a, proxy, sid, 's1')
@@ -387,7 +381,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('counts a write as stored when a claim of it comes before its answer: the old node does not keep the session', async () => {
-    cluster = new FakeCluster(redis.url, { requestTimeout: 1000 })
+    cluster = suite.cluster({ requestTimeout: 1000 })
     const [a, b] = await cluster.start(2)
     const sid = 'sid-claimed-early'
     const socket = await open(a!, sid, 's1')
@@ -436,7 +430,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('leaves a later handoff of the session alone when a withdraw runs late', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const sid = 'sid-withdraw-late'
     const first = await open(a!, sid, 's1')
@@ -453,7 +447,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('refuses a handoff write given up on that Redis runs only after its undo: the session stays its node’s', async () => {
-    cluster = new FakeCluster(redis.url, { requestTimeout: 200 })
+    cluster = suite.cluster({ requestTimeout: 200 })
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-write-late', 's1')
     // a's link stalls from its write (the script that stores the snapshot) on: given up.
@@ -476,9 +470,9 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('keeps the take-back of a write given up on past the snapshot’s ttl while Redis is away: run later still, the write refuses itself', async () => {
-    cluster = new FakeCluster(redis.url, OUTLIVE_CUTS)
+    cluster = suite.cluster(OUTLIVE_CUTS)
     const [b] = await cluster.start(1)
-    const proxy = await startTcpProxy(redis.port)
+    const proxy = await startTcpProxy(suite.redis().port)
     try {
       const a = await cluster.node(`redis://127.0.0.1:${new URL(proxy.url).port}`, { requestTimeout: 300 })
       await until(() => b!.adapter.liveNodes.includes(a.adapter.node), 3000, 'a live')
@@ -507,7 +501,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('takes back at once a write its server stopped waiting for: run late, it refuses itself, the session kept or ended', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     for (const ended of [false, true]) {
       const sid = `sid-given-up-${ended}`
@@ -536,7 +530,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('revokes a claim Redis ran between a write given up on and its undo: the session stays its node’s, the claimer is told', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-revoked', 's1')
     // Redis is slow for a's connection: from the write on, a's handoff steps wait behind it.
@@ -576,7 +570,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('answers a claim of a session kept by its node, whose claim it revoked, with that node while the claimer has yet to read it', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const sid = 'sid-kept-revoked'
     const socket = await open(a!, sid, 's1')
@@ -606,7 +600,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
    * without it: the claim's `confirm`, right before b would answer its client, tells.
    */
   async function claimReadBeforeTakeBack(sid: string) {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, sid, 's1')
     const step = (args: string[]) =>

@@ -7,15 +7,16 @@
 import { createHash } from 'node:crypto'
 import { prepareEvent } from '@parley/protocol'
 import type { HandOffTail, SessionClaim, SessionSnapshot } from '@parley/server'
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest'
-import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { redisAddress } from '../src/options.js'
 import { RedisUnreachableError } from '../src/send.js'
 import { handOff, open, owned, TTL, takeOver, watchSealWaits } from './handoff-steps.js'
 import {
   argOf,
-  FakeCluster,
+  type FakeCluster,
+  fakeClusterSuite,
   HEARTBEAT,
   HeldInOrder,
   message,
@@ -26,22 +27,15 @@ import {
 } from './handoff-support.js'
 
 describe.skipIf(skipRedisSuites())('drain with handoff', () => {
-  let redis: RedisServer
+  const suite = fakeClusterSuite()
   let cluster: FakeCluster
-  beforeAll(async () => {
-    redis = await startRedis()
-  })
-  afterAll(async () => {
-    await redis?.stop()
-  })
-  afterEach(async () => {
+  afterEach(() => {
     // A test that failed while it watched the waits for a seal (see `watchSealWaits`).
     vi.restoreAllMocks()
-    await cluster?.close()
   })
 
   it('stores a snapshot that another node claims as it was written, and answers handingOff meanwhile', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-1', 's1', ['r'])
     expect(await c!.adapter.sessionOwner('sid-1')).toMatchObject({ node: a!.adapter.node })
@@ -79,7 +73,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   it('asks the owner, and only it, to hand a session off; false when it says no, is not live, or does not answer', async () => {
     // The owner's `asked` must come within requestTimeout (and its answer within twice that):
     // a second leaves a loaded machine time for a round trip; 300 ms did not always.
-    cluster = new FakeCluster(redis.url, { requestTimeout: 1000 })
+    cluster = suite.cluster({ requestTimeout: 1000 })
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-m', 'sm', ['r'])
     // The server's move: store the snapshot (the session then reads as handing off).
@@ -104,7 +98,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
 
   it('waits for the answer of a node asked to hand off under the largest requestTimeout', async () => {
     // Twice 2^31-1 ms is past what a timer can hold: such a timer fires at once.
-    cluster = new FakeCluster(redis.url, { requestTimeout: 2 ** 31 - 1 })
+    cluster = suite.cluster({ requestTimeout: 2 ** 31 - 1 })
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-big', 'sb')
     a!.sockets.move = async (sid) => {
@@ -117,7 +111,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   it('gives up at once on a node that does not say it got the request (killed, still in the live set)', async () => {
     // Twice requestTimeout (a minute) were the wait without HANDOFF_ASKED_MS: 'late' below is far
     // from both, for a machine many times slower than this one.
-    cluster = new FakeCluster(redis.url, { requestTimeout: 30_000 })
+    cluster = suite.cluster({ requestTimeout: 30_000 })
     const [a, b] = await cluster.start(2)
     // A node of this version that was killed right after its heartbeat: its record and its
     // note are there for three more heartbeats, and nothing reads its requests.
@@ -136,7 +130,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
 
   it('starts the wait for the answer once, however often a node says it got the request', async () => {
     // Its first `asked` must come within requestTimeout: a second leaves a loaded machine time.
-    cluster = new FakeCluster(redis.url, { requestTimeout: 1000 })
+    cluster = suite.cluster({ requestTimeout: 1000 })
     const [a, b] = await cluster.start(2)
     // A node that says `asked` again and again and never answers (a real node says it once):
     // each saying must not start the 2 s wait for its answer anew (it would never end).
@@ -174,7 +168,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('names another live node with its address for a draining node’s resumes, the same for a sid, none once alone', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     // How many others a drain could wait for (Adapter.otherNodes): none once alone, below.
     await until(() => a!.adapter.otherNodes() === 2, 3000, 'two others')
@@ -197,7 +191,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('counts a node that closed as gone as soon as it says it left, and a read older than that does not bring it back', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     // a's next heartbeat is held on its way, and what a sends after it, as on one connection:
     // what it knows of b's leaving comes from b alone (on a's subscriber).
@@ -235,7 +229,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('claims a snapshot only for a resume under its route parameters, and an earlier version’s for any', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-p', 'sp')
     const snapshot = { ...snapshotOf('sid-p', 'sp'), params: { tenant: 'acme', region: 'eu' } }
@@ -258,7 +252,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('tells a resume under other route parameters nothing of a handoff its old node kept', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-k', 'sk')
     const snapshot = { ...snapshotOf('sid-k', 'sk'), params: { tenant: 'acme' } }
@@ -282,7 +276,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('lets exactly one of two racing claims win', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     for (let round = 0; round < 10; round++) {
       const sid = `race-${round}`
@@ -304,7 +298,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('finds nothing to claim for an unknown session, nor once the handoff expired', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     expect(await b!.adapter.claimSession('never-seen')).toBeNull()
     const socket = await open(a!, 'sid-short', 's1')
@@ -316,7 +310,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('leaves no key without an expiry when the handoff expires between the claim and the read-back', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-lapsed', 's1')
     expect(await handOff(a!, socket, 'sid-lapsed')).toBe(true)
@@ -332,7 +326,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('refuses a snapshot of another version or shape (unreadable, with a coded error), and leaves nothing behind', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const cases: [string, unknown][] = [
       ['sid-v2', { ...snapshotOf('sid-v2', 's1'), v: 2 }],
@@ -360,7 +354,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('hands the next ack id over as it is, up to 2^31 - 1, and a snapshot without one (a node of an earlier version)', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const { nextAckId: _, ...earlier } = snapshotOf('sid-earlier', 's2')
     const cases: [string, SessionSnapshot][] = [
@@ -378,7 +372,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('refuses to hand off a session whose owner record names another node, or none', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-moved', 's1')
     await b!.adapter.sessionOpened('sid-moved')
@@ -412,7 +406,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('keeps a late append of a handoff out of the next handoff of the session', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-again', 's1')
     expect(await handOff(a!, socket, 'sid-again')).toBe(true)
@@ -439,7 +433,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('appends in order, seals with the last packets, and refuses what comes after', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-tail', 's1')
     expect(await handOff(a!, socket, 'sid-tail')).toBe(true)
@@ -477,7 +471,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('tells a claim whether the tail was sealed by a drain alone, or after waiting for a claim', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const alone = await open(a!, 'sid-alone', 's1')
     const waited = await open(a!, 'sid-waited', 's2')
@@ -501,7 +495,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('costs 7 commands for a session whose k packets went to its tail in one batch, one more per losing claim', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const socket = await open(a!, 'sid-count', 's1')
     a!.sockets.last = () => ['last']
@@ -542,7 +536,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('takes over from a live old node: its last packets close the tail, complete', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const socket = await open(a!, 'sid-live', 's1', ['r'])
     a!.sockets.last = () => ['[6,20,"PARLEY_SESSION_MOVED",5]']
@@ -576,7 +570,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('delivers every broadcast exactly once across the cut, from the old node, the claimer and a third one', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const watchers = [a!, b!, c!].map((node, i) => {
       const watcher = node.sockets.add(`w${i}`)
@@ -649,7 +643,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('releases a socket it takes over at once when its own last broadcast was lost: the next one reaches it when emitted', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b] = await cluster.start(2)
     const sid = 'sid-after-loss'
     const socket = await open(a!, sid, 's1', ['r'])
@@ -673,7 +667,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
   })
 
   it('hands a session on again with the broadcasts its node sent it at the first takeover still on their way', async () => {
-    cluster = new FakeCluster(redis.url)
+    cluster = suite.cluster()
     const [a, b, c] = await cluster.start(3)
     const sid = 'sid-twice'
     const socket = await open(a!, sid, 's1', ['r'])
