@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -50,5 +50,64 @@ describe('the compiled scripts of the tests', () => {
     expect(changed.built).toBe(true)
     expect(changed.file).not.toBe(first.file)
     expect(run(changed.file)).toBe('two')
+  })
+
+  /**
+   * An entry that imports an installed package `word` of its own folder's node_modules: a
+   * CommonJS module that requires one of Node's own modules, as fastify, pino and ws do.
+   */
+  function withInstalledPackage(word: string): {
+    entry: string
+    out: string
+    install: (word: string) => void
+  } {
+    dir = mkdtempSync(path.join(tmpdir(), 'parley-compile-'))
+    const installed = path.join(dir, 'node_modules', 'installed-word')
+    const install = (word: string) => {
+      mkdirSync(installed, { recursive: true })
+      writeFileSync(
+        path.join(installed, 'package.json'),
+        '{ "name": "installed-word", "main": "index.js" }\n',
+      )
+      writeFileSync(
+        path.join(installed, 'index.js'),
+        `const path = require('node:path')\nexports.word = path.basename('/words/${word}')\n`,
+      )
+    }
+    install(word)
+    const entry = path.join(dir, 'entry.ts')
+    writeFileSync(entry, "import { word } from 'installed-word'\nconsole.log(word satisfies string)\n")
+    return { entry, out: path.join(dir, 'out'), install }
+  }
+
+  const run = (file: string) => execFileSync(process.execPath, [file], { encoding: 'utf8' }).trim()
+
+  it('bundles the installed packages: the file runs with no node_modules, their require of node: modules too', async () => {
+    const { entry, out } = withInstalledPackage('one')
+    const { file } = await compiledFrom(entry, out)
+    rmSync(path.join(dir!, 'node_modules'), { recursive: true })
+    expect(run(file)).toBe('one')
+  })
+
+  it('builds a script again when an installed file it bundles changed', async () => {
+    const { entry, out, install } = withInstalledPackage('one')
+    const first = await compiledFrom(entry, out)
+    expect(await compiledFrom(entry, out)).toEqual({ file: first.file, built: false })
+
+    install('two')
+    const changed = await compiledFrom(entry, out)
+    expect(changed.built).toBe(true)
+    expect(run(changed.file)).toBe('two')
+  })
+
+  it('builds a script again when the lockfile of its workspace changed', async () => {
+    const { entry, out } = withInstalledPackage('one')
+    const lockfile = path.join(dir!, 'pnpm-lock.yaml')
+    writeFileSync(lockfile, "lockfileVersion: '9.0'\n")
+    const first = await compiledFrom(entry, out)
+    expect(await compiledFrom(entry, out)).toEqual({ file: first.file, built: false })
+
+    writeFileSync(lockfile, "lockfileVersion: '9.0'\n# another version installed\n")
+    expect((await compiledFrom(entry, out)).built).toBe(true)
   })
 })

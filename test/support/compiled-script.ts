@@ -1,6 +1,8 @@
 // A TypeScript entry of the repository compiled to one JavaScript file, for the tests that start
 // it as a process of its own (cluster nodes, chat nodes): under tsx each start took about 2 s of
-// compiling, where the compiled file starts in well under one.
+// compiling, where the compiled file starts in well under one. The installed packages (fastify,
+// ws, redis, pino...) are in that file too: loaded from node_modules, their few hundred files
+// took most of a start.
 import { createHash } from 'node:crypto'
 import {
   existsSync,
@@ -14,7 +16,6 @@ import {
   writeFileSync,
 } from 'node:fs'
 import { readFile } from 'node:fs/promises'
-import { isBuiltin } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -27,11 +28,12 @@ const compiled = new Map<string, Promise<string>>()
 
 /**
  * The path of `entry` (a .ts file) compiled to one file with the Parley packages' sources it
- * imports (test/tsconfig.json maps each @parley package to its sources): the same code as under
- * tsx. Compiled once per process and entry, on first use, and not again while its sources stay
- * as they were (see `compiledFrom`). The file is named after its content, in the system's
- * temporary folder (never in the repository): test files running side by side write it once
- * between them, and a changed source gets a new one. Files no run used for a day are removed.
+ * imports (test/tsconfig.json maps each @parley package to its sources) and the installed
+ * packages: the same code as under tsx. Compiled once per process and entry, on first use, and
+ * not again while its sources stay as they were (see `compiledFrom`). The file is named after
+ * its content, in the system's temporary folder (never in the repository): test files running
+ * side by side write it once between them, and a changed source gets a new one. Files no run
+ * used for a day are removed.
  */
 export function compiledScript(entry: string): Promise<string> {
   let file = compiled.get(entry)
@@ -59,8 +61,8 @@ export interface Compiled {
  * `entry` compiled into `dir`. Each test file's modules are loaded afresh, so the map of
  * `compiledScript` is empty at each: rather than bundle again (a second or more on a loaded
  * machine, for every file that starts a node process), the list of sources the last build read
- * (`<key>.sources.json`, with a hash of each, and the installed files it imports) says whether
- * the file it made still stands: every source unchanged, every installed file still there.
+ * (`<key>.sources.json`: each file esbuild read, the installed packages' among them, and the
+ * lockfile, with a hash of each) says whether the file it made still stands: every one unchanged.
  */
 export async function compiledFrom(entry: string, dir: string): Promise<Compiled> {
   const list = path.join(dir, `${hash(`${entry}\0${ownSource}`)}.sources.json`)
@@ -81,7 +83,9 @@ export async function compiledFrom(entry: string, dir: string): Promise<Compiled
     tsconfig,
     // Node's own conditions: without this, esbuild would also pick a package's `module` entry.
     conditions: [],
-    plugins: [installedPackages, ownLocation],
+    plugins: [ownLocation],
+    external: [...optionalAddons],
+    banner: { js: requireBanner },
     logLevel: 'error',
     metafile: true,
     absWorkingDir: root,
@@ -90,14 +94,11 @@ export async function compiledFrom(entry: string, dir: string): Promise<Compiled
   const file = path.join(dir, `${hash(code)}.mjs`)
   mkdirSync(dir, { recursive: true })
   if (!existsSync(file)) writeAtOnce(file, code)
-  const sources: SourceList = { file, sources: {}, installed: [] }
-  for (const input of [...Object.keys(result.metafile.inputs).map((p) => path.resolve(root, p)), tsconfig]) {
-    sources.sources[input] = hash(await readFile(input))
-  }
-  for (const output of Object.values(result.metafile.outputs)) {
-    for (const { path: imported, external } of output.imports) {
-      if (external && imported.startsWith('file:')) sources.installed.push(fileURLToPath(imported))
-    }
+  const sources: SourceList = { file, sources: {} }
+  const inputs = Object.keys(result.metafile.inputs).map((p) => path.resolve(root, p))
+  const lockfile = lockfileOf(entry)
+  for (const input of [...inputs, tsconfig, ...(lockfile ? [lockfile] : [])]) {
+    sources.sources[input] = hash(readFileSync(input))
   }
   writeAtOnce(list, JSON.stringify(sources))
   touch([file])
@@ -105,11 +106,23 @@ export async function compiledFrom(entry: string, dir: string): Promise<Compiled
   return { file, built: true }
 }
 
-/** What `compiledFrom` keeps of a build: its file, its sources' hashes, the installed files it imports. */
+/**
+ * The pnpm lockfile of the workspace `entry` is in (the nearest above it), if any: after it
+ * changed, `pnpm install` may point a package's link at another version already installed beside
+ * it, whose files, unchanged, the list would otherwise still take for the ones bundled.
+ */
+function lockfileOf(entry: string): string | undefined {
+  for (let dir = path.dirname(entry); ; dir = path.dirname(dir)) {
+    const lockfile = path.join(dir, 'pnpm-lock.yaml')
+    if (existsSync(lockfile)) return lockfile
+    if (path.dirname(dir) === dir) return undefined
+  }
+}
+
+/** What `compiledFrom` keeps of a build: its file, and the hash of each file it was built from. */
 interface SourceList {
   file: string
   sources: Record<string, string>
-  installed: string[]
 }
 
 /** The compiled file that the list at `list` names, if the sources it was built from are unchanged. */
@@ -120,10 +133,13 @@ async function unchanged(list: string): Promise<string | undefined> {
   } catch {
     return undefined
   }
-  if (!existsSync(kept.file) || !kept.installed.every((file) => existsSync(file))) return undefined
+  if (!existsSync(kept.file)) return undefined
+  // Read one after another, synchronously: the 1,300 files of a node's list (most of them the
+  // installed packages') take about 60 ms so, against 200 through the thread pool, and the first
+  // changed one ends the check.
   for (const [source, sum] of Object.entries(kept.sources)) {
     try {
-      if (hash(await readFile(source)) !== sum) return undefined
+      if (hash(readFileSync(source)) !== sum) return undefined
     } catch {
       // Removed, or moved (its importer changed too).
       return undefined
@@ -162,8 +178,8 @@ const KEEP_MS = 24 * 60 * 60 * 1000
 
 /**
  * Removes the compiled files of `dir` last used before `before`, and the lists of their sources:
- * each source version leaves one (about 850 KB), which nothing else would ever take away. A file
- * another process removes first, or one being written, is left alone.
+ * each source version leaves one (about 4.5 MB, the installed packages in it), which nothing else
+ * would ever take away. A file another process removes first, or one being written, is left alone.
  */
 export function pruneCompiled(dir: string, before: number): void {
   for (const name of readdirSync(dir)) {
@@ -176,28 +192,22 @@ export function pruneCompiled(dir: string, before: number): void {
 }
 
 /**
- * Leaves installed packages (fastify, redis, ws...) out of the compiled file, each imported by
- * the full path of the file Node would have loaded from where the source imports it, since the
- * compiled file sits where no node_modules can be found. The Parley packages are compiled in.
+ * ws's optional native add-ons, left out: ws requires each in a try and uses its own JavaScript
+ * when it is not found, as it is not from the compiled file's folder (nor installed here).
  */
-const installedPackages: Plugin = {
-  name: 'installed-packages',
-  setup(context) {
-    context.onResolve({ filter: /^[^./]/ }, async (args) => {
-      if (args.pluginData === installedPackages || isBuiltin(args.path) || args.path.startsWith('@parley/')) {
-        return undefined
-      }
-      const found = await context.resolve(args.path, {
-        kind: args.kind,
-        importer: args.importer,
-        resolveDir: args.resolveDir,
-        pluginData: installedPackages,
-      })
-      if (found.errors.length > 0) return { errors: found.errors }
-      return { path: pathToFileURL(found.path).href, external: true }
-    })
-  },
-}
+const optionalAddons = ['bufferutil', 'utf-8-validate'] as const
+
+/**
+ * A `require` for the CommonJS packages bundled into an ES module (fastify, pino, ws...): esbuild
+ * turns their `require('node:...')` of Node's own modules into a call of the global `require`,
+ * which an ES module lacks. Their `__dirname` stays undefined: only pino's transports (worker
+ * threads, which the scripts' loggers never use) read it. An installed ES module's
+ * `import.meta.url` is the compiled file's, in the temporary folder: none of those bundled reads
+ * it.
+ */
+const requireBanner =
+  "import { createRequire as createRequireOfBundle } from 'node:module'\n" +
+  'const require = createRequireOfBundle(import.meta.url)'
 
 /**
  * Gives each source of the repository its own `import.meta.url`, the URL of the .ts file, where
