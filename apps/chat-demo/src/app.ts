@@ -114,6 +114,26 @@ export function checkHandoffTimeout(timeout: number): void {
   }
 }
 
+/**
+ * The longest `--handoff-retry-spread` a node takes: the recovery window of the sessions it hands
+ * off (30 s, `buildChatApp`'s default, which `src/main.ts` keeps). A page told to come back later
+ * than that would find its session gone.
+ */
+export const MAX_HANDOFF_RETRY_SPREAD = 30_000
+
+/**
+ * Throws a `ChatOptionError` unless `spread` is a whole number of ms from 0 to
+ * `MAX_HANDOFF_RETRY_SPREAD`.
+ */
+export function checkHandoffRetrySpread(spread: number): void {
+  if (!Number.isInteger(spread) || spread < 0 || spread > MAX_HANDOFF_RETRY_SPREAD) {
+    throw new ChatOptionError(
+      'handoff.retrySpread',
+      `must be a whole number of ms from 0 to ${MAX_HANDOFF_RETRY_SPREAD}`,
+    )
+  }
+}
+
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
 export async function buildChatApp(options: ChatAppOptions = {}): Promise<FastifyInstance> {
   const { ratePeriod = Limits.ratePeriod } = options

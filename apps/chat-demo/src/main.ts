@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util'
 import type { AdapterFactory } from '@parley/server'
-import { buildChatApp, checkHandoffTimeout, checkRatePeriod } from './app.js'
+import { buildChatApp, checkHandoffRetrySpread, checkHandoffTimeout, checkRatePeriod } from './app.js'
 import { checkHeartbeatInterval, checkReconnectDelay, connectRedis } from './cluster.js'
 import { holdPort } from './hold-port.js'
 import type { ChatStore } from './store.js'
@@ -10,7 +10,9 @@ import type { ChatStore } from './store.js'
 // `--rate-period <ms>`: the window of the message rate limit (5000 by default): a test shortens it.
 // `--handoff-timeout <ms>`: how long a drain waits for other nodes to claim its sessions (Parley's
 // 5000 by default), after which the rooms of those nobody claimed get their lists again: a test
-// shortens it.
+// shortens it. `--handoff-retry-spread <ms>`: the window over which a drain spreads its pages'
+// returns to the other nodes (Parley's 1000 by default): a test that does not test that spread
+// shortens it, since each drain waits for the last page drawn.
 // `--heartbeat-interval <ms>`: the Redis adapter's heartbeat (2000 by default): a node that
 // misses three is gone. `--reconnect-delay <ms>`: the longest wait between tries to reach Redis
 // again (2000 by default). A test shortens both, to see a node die or Redis come back sooner.
@@ -23,6 +25,7 @@ const { values } = parseArgs({
     name: { type: 'string' },
     'rate-period': { type: 'string' },
     'handoff-timeout': { type: 'string' },
+    'handoff-retry-spread': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
     'reconnect-delay': { type: 'string' },
   },
@@ -41,7 +44,7 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
  * before the node holds its port or joins Redis: the other nodes never see it.
  */
 function msFlag(
-  flag: 'rate-period' | 'handoff-timeout' | 'heartbeat-interval' | 'reconnect-delay',
+  flag: 'rate-period' | 'handoff-timeout' | 'handoff-retry-spread' | 'heartbeat-interval' | 'reconnect-delay',
   check: (ms: number) => void,
 ): number | undefined {
   const text = values[flag]
@@ -56,6 +59,7 @@ function msFlag(
 }
 const ratePeriod = msFlag('rate-period', checkRatePeriod)
 const handoffTimeout = msFlag('handoff-timeout', checkHandoffTimeout)
+const handoffRetrySpread = msFlag('handoff-retry-spread', checkHandoffRetrySpread)
 const heartbeatInterval = msFlag('heartbeat-interval', checkHeartbeatInterval)
 const reconnectDelay = msFlag('reconnect-delay', checkReconnectDelay)
 
@@ -101,7 +105,10 @@ const app = await buildChatApp({
   ...(adapter ? { adapter } : {}),
   ...(store ? { store } : {}),
   ...(ratePeriod !== undefined ? { ratePeriod } : {}),
-  ...(handoffTimeout !== undefined ? { handoff: { timeout: handoffTimeout } } : {}),
+  handoff: {
+    ...(handoffTimeout !== undefined ? { timeout: handoffTimeout } : {}),
+    ...(handoffRetrySpread !== undefined ? { retrySpread: handoffRetrySpread } : {}),
+  },
 })
 try {
   // Everything loaded first: a held port is let go only for the moment Fastify takes to bind it.

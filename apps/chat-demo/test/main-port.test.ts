@@ -2,8 +2,8 @@
 // the other nodes never see it. Its first heartbeat names the port before it listens, so a node
 // that joined Redis first could be listed for three heartbeats at another process's address
 // (whether its heartbeat beat the failed listen is a race): it must not reach Redis at all. Nor
-// must a node given a --rate-period, --handoff-timeout, --heartbeat-interval or --reconnect-delay
-// it cannot take.
+// must a node given a --rate-period, --handoff-timeout, --handoff-retry-spread,
+// --heartbeat-interval or --reconnect-delay it cannot take.
 import http from 'node:http'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -26,6 +26,10 @@ describe.skipIf(skipRedisSuites())('a chat node given an option out of range', (
     [
       { handoffTimeout: 8000 },
       '--handoff-timeout "8000": chat demo: option "handoff.timeout" must be a whole number of ms from 1 to 7000',
+    ],
+    [
+      { handoffRetrySpread: 0.5 },
+      '--handoff-retry-spread "0.5": chat demo: option "handoff.retrySpread" must be a whole number of ms from 0 to 30000',
     ],
     [
       { heartbeatInterval: 5 },

@@ -27,6 +27,12 @@ export interface NodeOptions {
   ratePeriod?: number
   /** `--handoff-timeout`: how long its drain waits for claims, in ms (Parley's 5000 when left out). */
   handoffTimeout?: number
+  /**
+   * `--handoff-retry-spread`: the window a drain spreads its pages' returns over, in ms (Parley's
+   * 1000 when left out). Each drain waits for the last page drawn: a test of something else
+   * shortens it.
+   */
+  handoffRetrySpread?: number
   /** `--heartbeat-interval`: the Redis adapter's heartbeat, in ms (2000 when left out). */
   heartbeatInterval?: number
   /** `--reconnect-delay`: the longest wait between tries to reach Redis again, in ms (2000 when left out). */
@@ -46,6 +52,8 @@ export async function startNode(
   const args = ['--name', name, '--port', String(port), '--host', '127.0.0.1', '--redis', redisUrl]
   if (options.ratePeriod !== undefined) args.push('--rate-period', String(options.ratePeriod))
   if (options.handoffTimeout !== undefined) args.push('--handoff-timeout', String(options.handoffTimeout))
+  if (options.handoffRetrySpread !== undefined)
+    args.push('--handoff-retry-spread', String(options.handoffRetrySpread))
   if (options.heartbeatInterval !== undefined)
     args.push('--heartbeat-interval', String(options.heartbeatInterval))
   if (options.reconnectDelay !== undefined) args.push('--reconnect-delay', String(options.reconnectDelay))
