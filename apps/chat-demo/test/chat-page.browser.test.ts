@@ -1,8 +1,9 @@
 // The chat demo's page in headless Chromium, what it shows and what it sends: a message written
 // after a click on a room the server has not answered yet, messages heard before an answer or out
-// of the store's order, names for a screen reader, what a person types wrong, one person in two
-// tabs, a phone and a desktop. Nothing here is timed, nor waits on a heartbeat, a reconnection or
-// a rate limit's window: the file runs beside the others (the `beside` list of vitest.config.ts).
+// of the store's order, names for a screen reader, names and messages that run right to left,
+// what a person types wrong, one person in two tabs, a phone and a desktop. Nothing here is
+// timed, nor waits on a heartbeat, a reconnection or a rate limit's window: the file runs beside
+// the others (the `beside` list of vitest.config.ts).
 // The page through failures and restarts, and on clocks, is in chat.browser.test.ts.
 import type { BrowserContextOptions, Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
@@ -324,6 +325,47 @@ describe.skipIf(skipBrowserSuites())('the chat page in Chromium', () => {
     // Nobody is told what they wrote themselves.
     expect(await announced(ann)).toEqual([])
     await closeTabs([ann, bea])
+  })
+
+  it('keeps a right-to-left name, or a message with bidi controls, from turning the text beside it around', async () => {
+    const direct = `http://127.0.0.1:${suite.port}`
+    // A name with U+202E in it is refused (see chat.test.ts); a message may have one.
+    const [rtl, flip, reader] = await Promise.all([
+      join(direct, 'عليّ', { query: '?room=bidi-test' }),
+      join(direct, 'flip', { query: '?room=bidi-test' }),
+      join(direct, 'reader', { query: '?room=bidi-test' }),
+    ])
+    // The page reads left to right: "is typing…" stays after the name.
+    await rtl.type('#text', 'x')
+    await reader.waitForFunction(() =>
+      document.querySelector('#typing')?.textContent?.endsWith(' is typing…'),
+    )
+    const typingAfter = await reader.$eval('#typing', (line) => {
+      const last = line.lastChild as Text
+      const from = last.length - ' is typing…'.length
+      const name = document.createRange()
+      name.setStart(line, 0)
+      name.setEnd(last, from)
+      const rest = document.createRange()
+      rest.setStart(last, from)
+      rest.setEnd(last, last.length)
+      return name.getBoundingClientRect().right <= rest.getBoundingClientRect().left
+    })
+    expect(typingAfter).toBe(true)
+    // And each name stays left of its message.
+    await send(rtl, 'مرحبا بالعالم')
+    // U+202E, RIGHT-TO-LEFT OVERRIDE: unisolated, it turns around all that follows on its line.
+    await send(flip, '\u202Ehello world')
+    await waitForMessages(reader, 2)
+    const nameFirst = await reader.$$eval('#messages li', (items) =>
+      items.map((item) => {
+        const who = item.querySelector('.who')?.getBoundingClientRect()
+        const text = item.querySelector('.text')?.getBoundingClientRect()
+        return who !== undefined && text !== undefined && who.right <= text.left
+      }),
+    )
+    expect(nameFirst).toEqual([true, true])
+    await closeTabs([rtl, flip, reader])
   })
 
   it('says what is wrong with a nickname of spaces only, instead of doing nothing', async () => {
