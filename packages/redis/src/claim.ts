@@ -264,7 +264,8 @@ export class Claims {
 
   /**
    * Sends the confirm of claim `claim` of session `sid` again until Redis takes it, for as long as
-   * the claim may stand (`ms`, the life of its handoff's keys), the adapter open: its server went
+   * the claim may stand (`ms`, the life of its handoff's keys), the adapter open, after a pause that
+   * grows after each refusal (see `longestConfirmPause`): its server went
    * on with the session unconfirmed (see `confirm` above). Should the answer say that the old
    * node kept the session (its take-back of the write revoked the claim: the owner record names
    * it again) or ended it, the copy here ends as a session taken over elsewhere does
@@ -273,13 +274,18 @@ export class Claims {
    */
   async #confirmLate(sid: string, hash: string, claim: string, ms: number): Promise<void> {
     const until = Date.now() + ms
+    let pause = LOOK_AGAIN_MS
     while (!this.#parts.closed() && Date.now() < until) {
       const standing = await this.#parts.handoffs
         .confirm(hash, claim)
         .catch((err: unknown) => (this.#parts.commands.neverSent(err) ? undefined : 'unknown'))
       if (standing === undefined) {
-        // Refused again (a burst that fills the queue refuses at once): a pause, not a spin.
-        await new Promise((resolve) => setTimeout(resolve, LOOK_AGAIN_MS))
+        // Refused again. A burst that fills the queue refuses at once, and may last as long as
+        // the claim stands (30 s or more): a pause that grows, twice as long after each refusal
+        // up to a quarter of requestTimeout, so that a node held busy is not asked 50 times a
+        // second, while a confirm that Redis takes again comes at most that much later.
+        await pauseFor(Math.min(pause, until - Date.now()))
+        pause = Math.min(2 * pause, longestConfirmPause(this.#parts.requestTimeout))
         continue
       }
       if (standing !== 'kept' && standing !== 'ended') return
@@ -355,4 +361,17 @@ export class Claims {
     }
     return places
   }
+}
+
+/**
+ * The longest pause between two tries of a confirm sent late (see `Claims.#confirmLate`): a
+ * quarter of `requestTimeout`, and never less than `LOOK_AGAIN_MS`, the first pause.
+ */
+function longestConfirmPause(requestTimeout: number): number {
+  return Math.max(LOOK_AGAIN_MS, requestTimeout / 4)
+}
+
+/** Resolves after `ms`; its timer holds no process open (the adapter closes as it will). */
+function pauseFor(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, Math.max(0, ms)).unref())
 }
