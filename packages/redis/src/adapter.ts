@@ -193,7 +193,7 @@ export class RedisAdapter implements Adapter {
     this.#commands = new Commands(client, options.requestTimeout, (why, err) =>
       this.#warnings.warn(
         'undo',
-        `gave up taking back a handoff step (a write that got no answer, a claim given up on, or a withdraw of a session that ended): ${why}; what it would take back stays until it expires`,
+        `gave up taking back a handoff step (a write that got no answer, a claim given up on, a withdraw of a session that ended, or the record of how it ended): ${why}; what it would take back stays until it expires`,
         { err },
       ),
     )
@@ -594,7 +594,8 @@ export class RedisAdapter implements Adapter {
    */
   sessionEnded(sid: string, ending: EndedSession, ttl: number): void {
     if (this.#closed) return
-    this.#ended.write(sid, ending, ttl)
+    // One this node handed off: its record is kept until Redis takes it (see `EndedRecords`).
+    this.#ended.write(sid, ending, ttl, this.#handoffs.bySid(sid) !== undefined)
   }
 
   /** How `sid` ended on any node, if one kept it within its TTL: one GET; never rejects. */

@@ -65,8 +65,11 @@ export class EndedRecords {
     return `${this.prefix}:ended:${sidHash(sid)}`
   }
 
-  /** Keeps how `sid` ended for `ttl` ms. Never throws nor rejects. */
-  write(sid: string, ending: EndedSession, ttl: number): void {
+  /**
+   * Keeps how `sid` ended for `ttl` ms. `handedOff`: this node stored the session's snapshot for
+   * another node to claim, and a claim may have won it (see `#keep`). Never throws nor rejects.
+   */
+  write(sid: string, ending: EndedSession, ttl: number, handedOff = false): void {
     const ms = Math.floor(ttl)
     if (!(ms > 0)) return
     const now = performance.now()
@@ -88,11 +91,16 @@ export class EndedRecords {
       this.warnings.warn('ended-record', 'could not encode how a session ended', { err })
       return
     }
+    const set = ['SET', this.key(sid), text, 'PX', String(ms)]
+    if (handedOff && !this.commands.takesTurns()) {
+      this.#keep(set, ms)
+      return
+    }
     this.#sending++
     // In turn behind a burst on this node (see `Commands.sendInTurn`): a burst of ends, or of
     // broadcasts as a session ends, would otherwise give the record up, and a resume of the
     // session that reaches another node would get a new session instead of its CLOSE.
-    this.commands.sendInTurn(['SET', this.key(sid), text, 'PX', String(ms)]).then(
+    this.commands.sendInTurn(set).then(
       () => {
         this.#sending--
         // Counted from the answer, which comes after Redis set the key's expiry: never before it.
@@ -100,6 +108,10 @@ export class EndedRecords {
       },
       (err: unknown) => {
         this.#sending--
+        if (handedOff) {
+          this.#keep(set, ms)
+          return
+        }
         // Not connected: the heartbeat and the subscriber say so already.
         if (this.commands.client.isReady)
           this.warnings.warn(
@@ -109,6 +121,22 @@ export class EndedRecords {
           )
       },
     )
+  }
+
+  /**
+   * The record `set` of a session this node handed off, which Redis could not take now (away,
+   * silent, or this node too busy): kept with the steps that take a handoff back, and sent first
+   * once Redis answers, for at most `ms` (see `Commands.undo`). The server ends such a session
+   * here before it withdraws its snapshot, and that withdraw waits in the same queue, behind this:
+   * a claimer whose claim won meanwhile reads the session ended (see CONFIRM in handoff.ts), ends
+   * its copy, and its client's next try, wherever it lands, must find how the session ended
+   * (its CLOSE), not a new session. Sent late, the record lives its `ms` from then on.
+   */
+  #keep(set: string[], ms: number): void {
+    this.#sending++
+    void this.commands
+      .undo(set, ms, () => this.#written.add(performance.now() + ms))
+      .finally(() => this.#sending--)
   }
 
   /**

@@ -5,6 +5,7 @@
 // real adapters over fake sockets (see handoff-support.ts), since a real server cannot be held
 // at the moment between its read of the tail and its confirm.
 import { createHash } from 'node:crypto'
+import { type ClosePacket, PacketType } from '@parley/protocol'
 import type { EndedSession, SessionClaim } from '@parley/server'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -15,6 +16,9 @@ import { queueFullOn } from './burst.js'
 import { handOff, open, takeOver, watchSealWaits } from './handoff-steps.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, won } from './handoff-support.js'
 
+/** How a session ended on its old node, as its server records it. */
+const close: ClosePacket = { type: PacketType.CLOSE, reason: 'server disconnect', message: 'bye' }
+const ENDING: EndedSession = { close, ack: 3 }
 /** The server's recovery window: how long an ended session's record is kept. */
 const ENDED_TTL = 120_000
 
@@ -107,6 +111,36 @@ describe.skipIf(skipRedisSuites())('a claim confirmed late', () => {
       // the session ended on a: b's copy ends.
       await until(() => ended.length > 0, 5000, 'b’s copy ended')
       expect(ended).toEqual(['sid-late-busy'])
+    } finally {
+      if (!released) await burst.release()
+    }
+  })
+
+  it('has the client’s next try find how the session ended, once a confirm sent late says its old node ended it', async () => {
+    const sid = 'sid-late-ended'
+    const { cluster, b, claim, back } = await endedWhileClaimed(sid, ENDING)
+    const ended: string[] = []
+    // As the server ends a copy taken over elsewhere: its session ends, and its owner record
+    // with it (`sessionClosed`), kept for no resume.
+    b.sockets.takenOver = (ending) => {
+      ended.push(ending)
+      b.sockets.sessions.delete(ending)
+      b.adapter.sessionClosed(ending)
+    }
+    const burst = await confirmRefused(b, claim)
+    let released = false
+    try {
+      await back()
+      released = true
+      await burst.release()
+      await until(() => ended.length > 0, 5000, 'b’s copy ended')
+      expect(b.warnings.filter((line) => line.includes('found its session ended'))).toHaveLength(1)
+      // No node holds the session, and every node finds how it ended on a, which a could not
+      // record while Redis was away from it: the client's next try, wherever it lands, gets that
+      // CLOSE, not a new session.
+      await expect.poll(() => b.redis.get(keyOf(cluster, 'session', sid)), { timeout: 5000 }).toBeNull()
+      expect(await b.adapter.sessionOwner(sid)).toBe('unknown')
+      expect(await b.adapter.endedSession(sid)).toEqual(ENDING)
     } finally {
       if (!released) await burst.release()
     }

@@ -213,6 +213,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     const urlA = `redis://127.0.0.1:${new URL(link.url).port}`
     // The drain waits for d's claim (up to 7 s) long after c's session ended.
     const { a, b, c, first, prefix } = await setup({ urlA }, 7000)
+    const reasons = hear(c)
     const d = await connectToA()
     const old = a.connections.find((socket) => socket.id === first)!
     // Neither client reaches a node until Redis is back for a and has run what a kept for it.
@@ -239,11 +240,15 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     }
     await expect.poll(subscribers, { timeout: 5000 }).toBe(2)
     proxy!.offline = false
-    await until(() => c.connected && c.id !== first && d.connected, 8000, 'both clients on b')
-    expect(c.recovered).toBe(false)
+    // c is told how its session ended, as on its own node: a kept that record while Redis was
+    // away, and sent it ahead of the withdraw. Not a new session, which would hide the end.
+    await until(() => reasons.length > 0 && d.connected, 8000, 'c told its session ended, d on b')
+    expect(reasons).toEqual(['server disconnect'])
+    expect(c.connected).toBe(false)
+    expect(c.active).toBe(false)
     expect(d.recovered).toBe(true)
     expect(b.restored.map((socket) => socket.id)).toEqual([d.id])
-    expect(b.connections.map((socket) => [socket.id, socket.recovered])).toEqual([[c.id, false]])
+    expect(b.connections).toEqual([])
     expect(a.disconnects).toEqual(['server disconnect', 'server handoff'])
     await draining
   })
@@ -408,6 +413,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
       ack?.(n)
     })
     for (const n of [1, 2, 3]) expect(await c.timeout(3000).emitWithAck('up', n)).toBe(n)
+    const reasons = hear(c)
     proxy!.avoid.add(0)
     const draining = a.started.app.close()
     await until(() => slowA!.held.length === 1, 3000, "a's write")
@@ -423,8 +429,11 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     await slowA!.runAll()
     await slowB!.runAll()
     await until(() => c.connected && c.id !== first, 8000, 'a new session')
-    // Told on the try the claim answered: b's first answer is the new session, not "try again".
-    expect(proxy!.upgrades[1]! - upgrades).toBe(1)
+    // Told on the try the claim answered: b's first answer is how the session ended (its CLOSE,
+    // which a kept for every node while Redis did not answer it), not "try again"; the next try
+    // opens the new session.
+    expect(reasons).toEqual(['server shutdown'])
+    expect(proxy!.upgrades[1]! - upgrades).toBe(2)
     expect(c.recovered).toBe(false)
     expect(b.restored).toEqual([])
     expect(b.connections.map((socket) => [socket.id, socket.recovered])).toEqual([[c.id, false]])
