@@ -270,14 +270,19 @@ export class Claims {
    * node kept the session (its take-back of the write revoked the claim: the owner record names
    * it again) or ended it, the copy here ends as a session taken over elsewhere does
    * (`LocalSockets.takenOver`): its client's next try finds the session where it lives, or how it
-   * ended. Never rejects.
+   * ended (its old node kept that record for it, see `EndedRecords`). A server without that hook
+   * cannot end the copy, which its client is with: the confirm leaves the owner record to it, and
+   * a warning says the copy goes on. Never rejects.
    */
   async #confirmLate(sid: string, hash: string, claim: string, ms: number): Promise<void> {
     const until = Date.now() + ms
     let pause = LOOK_AGAIN_MS
+    // A server without the hook cannot end the copy here, which its client is with: the owner
+    // record is left to it whatever the answer (see CONFIRM).
+    const endsCopy = this.#parts.sockets.takenOver !== undefined
     while (!this.#parts.closed() && Date.now() < until) {
       const standing = await this.#parts.handoffs
-        .confirm(hash, claim)
+        .confirm(hash, claim, !endsCopy)
         .catch((err: unknown) => (this.#parts.commands.neverSent(err) ? undefined : 'unknown'))
       if (standing === undefined) {
         // Refused again. A burst that fills the queue refuses at once, and may last as long as
@@ -289,6 +294,13 @@ export class Claims {
         continue
       }
       if (standing !== 'kept' && standing !== 'ended') return
+      if (!endsCopy) {
+        this.#parts.warnings.warn(
+          'claim-revoked',
+          `a claim confirmed late found its session ${standing} by the node it was handed off from; this server cannot end the copy taken over here (it has no takenOver), which goes on with its client and its owner record`,
+        )
+        return
+      }
       this.#parts.warnings.warn(
         'claim-revoked',
         `a claim confirmed late found its session ${standing} by the node it was handed off from; the copy taken over here ends`,

@@ -272,7 +272,8 @@ end
 return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 or 0, state[4] and 1 or 0, state[5] or '' }
 `
 
-// KEYS: hash (left by FINISH), owner record. ARGV: claim id, owner record TTL (s). The claimer
+// KEYS: hash (left by FINISH), owner record. ARGV: claim id, owner record TTL (s), and the
+// claimer's node id when its copy goes on whatever the answer ('' otherwise: see below). The claimer
 // read a tail the old node had not sealed, restored the session and recorded itself as its
 // owner; right before it answers its client, whether the old node ended the session (WITHDRAW)
 // or kept it (UNDO) since. Neither: the claim is marked taken, and stands (a step of the old
@@ -281,7 +282,12 @@ return { state[1] and 1 or 0, state[2] == '0' and 0 or 1, tail, state[3] and 1 o
 // no write of its own, and leaves the hash and the owner record be, as this version's UNDO does
 // (and so does a WITHDRAW of either). Kept: the owner record names the old node again (the
 // claimer's record may have replaced the one UNDO wrote), where the client's next try finds
-// the session. Returns 0 taken, 1 ended, 2 kept.
+// the session. Returns 0 taken, 1 ended, 2 kept. A claimer whose server cannot end its copy (a
+// confirm sent late, to a server without `LocalSockets.takenOver`) names itself in ARGV[3]: its
+// client is with that copy, which goes on, so a kept session's record names the claimer, not
+// the old node (whose copy, which no client resumes, ends with its recovery window), and an
+// ended one's record stays the claimer's: either way every node sends the client's requests to
+// the copy it is with.
 const CONFIRM = `
 local state = redis.call('HMGET', KEYS[1], 'claim', 'ended', 'kept', 'node', 'write')
 if state[1] ~= ARGV[1] then return 0 end
@@ -292,7 +298,7 @@ if not state[2] then
 end
 redis.call('DEL', KEYS[1])
 if not state[3] then return 1 end
-redis.call('SET', KEYS[2], state[4], 'EX', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[3] ~= '' and ARGV[3] or state[4], 'EX', ARGV[2])
 return 2
 `
 
@@ -840,9 +846,11 @@ export class HandOffStore {
    * claimer would take the session for its own while its old node ended it, or kept it and
    * goes on with it: two copies of one session. Rejects with `RedisUnreachableError` when not
    * sent by then (see `Commands.neverSent`) or not answered within `requestTimeout`, and with
-   * `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting.
+   * `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting. `copyGoesOn`: this node's copy of the
+   * session goes on whatever the answer (its server cannot end it): the owner record is left to
+   * it (see CONFIRM).
    */
-  async confirm(hash: string, claim: string): Promise<'taken' | 'ended' | 'kept'> {
+  async confirm(hash: string, claim: string, copyGoesOn = false): Promise<'taken' | 'ended' | 'kept'> {
     const keys = this.keys(hash)
     const reply = await this.commands.sendInTurnWhenAvailable([
       'EVAL',
@@ -852,6 +860,7 @@ export class HandOffStore {
       keys.owner,
       claim,
       String(SESSION_TTL_SECONDS),
+      copyGoesOn ? this.node : '',
     ])
     return reply === 2 ? 'kept' : reply === 1 ? 'ended' : 'taken'
   }
