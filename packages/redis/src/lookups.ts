@@ -28,7 +28,8 @@ export async function sessionOwner(parts: LookupParts, sid: string): Promise<Ses
   // A node that joined since the last heartbeat (or published its address since): read the
   // live set again before calling the owner gone, one more round trip, only for this case. Not
   // for a node this node saw lapse, heard leave or found without an address: the read would
-  // change no answer, and every lookup of its sessions would pay for it.
+  // change no answer, and every lookup of its sessions would pay for it. One of those that comes
+  // back says so at once (see `Nodes.#joined`), and is live here from then on.
   const stale = parts.nodes.has(owner)
     ? parts.nodes.address(owner) === undefined
     : parts.nodes.unheardOf(owner)

@@ -355,8 +355,9 @@ export class Nodes {
 
   /**
    * A heartbeat wrote `address` in this node's record, a new one (the first beat, or the server
-   * listens now): tells the others, with the address and the note, so that they can forward to
-   * this node at once. Nodes of an earlier version do not listen: they learn at their next beat.
+   * listens now), or wrote the record again after it lapsed (or Redis lost it): tells the others,
+   * with the address and the note, so that they can forward to this node at once. Nodes of an
+   * earlier version do not listen: they learn at their next beat.
    */
   async #joined(address: string): Promise<void> {
     const { id, channel, commands } = this.#config
@@ -770,7 +771,12 @@ export class Nodes {
     this.#config.beaten(lost || outlived)
     if (this.#reported === undefined) this.#reported = new Set(this.#live.keys())
     else this.#report()
-    if (changed) await this.#joined(address)
+    // Back after its own record lapsed (or Redis lost it): the others took this node for gone, and
+    // would learn otherwise only at their next heartbeat. Meanwhile one that found no address
+    // record of this node (a node of an earlier version writes none, Redis may have lost it)
+    // answers a request of its sessions as one of no session, and the client starts anew though
+    // its session lives here: told now, they send such requests here again at once.
+    if (changed || lost || lapsed) await this.#joined(address)
     this.#first.resolve()
   }
 

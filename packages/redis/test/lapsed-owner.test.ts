@@ -12,7 +12,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { memoryStorage } from '../../client/test/helpers.js'
-import { type Started, startServer, until, within } from '../../server/test/helpers.js'
+import { type Started, sleep, startServer, until, within } from '../../server/test/helpers.js'
 import { balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 import { HEARTBEAT } from './nodes.js'
@@ -28,11 +28,17 @@ interface LapsingNode extends SuiteNode {
 
 const TRANSPORTS: TransportName[] = ['polling', 'sse', 'websocket']
 
+/**
+ * The heartbeat interval of a node that must not read the live set again during a test: longer
+ * than each test's waits (a few seconds), well within the 60 s an adapter allows.
+ */
+const LATE_HEARTBEAT = 20_000
+
 describe.skipIf(skipRedisSuites())('a node whose heartbeat record lapsed', () => {
   const { suite, balance } = balancedSuite<LapsingNode>()
   const { nodes, clients } = suite
 
-  async function startNode(): Promise<LapsingNode> {
+  async function startNode(heartbeatInterval = HEARTBEAT): Promise<LapsingNode> {
     const redis = await connectedClient(suite.redis.url)
     const beat = (args: string[]) => args[0] === 'EVAL' && !!args[1]?.includes("'ZREMRANGEBYSCORE'")
     const node: LapsingNode = {
@@ -49,7 +55,7 @@ describe.skipIf(skipRedisSuites())('a node whose heartbeat record lapsed', () =>
       {
         adapter: redisAdapter({
           client: holding(redis, failing),
-          heartbeatInterval: HEARTBEAT,
+          heartbeatInterval,
           log: { warn: () => {} },
         }),
       },
@@ -157,6 +163,45 @@ describe.skipIf(skipRedisSuites())('a node whose heartbeat record lapsed', () =>
       await lapse(owner)
       const late = await startNode()
       expect(late.adapter.liveNodes).toEqual([])
+      const index = proxy.add(Number(new URL(late.started.base).port))
+      await expectServedThrough(owner, late, index, proxy, client)
+    },
+  )
+
+  // A node that found no address record of the owner while it was out (a node of an earlier
+  // version writes none; Redis may have lost it) answers its sessions' requests as of no session.
+  // Once the owner comes back, it says so, and that node sends them there again at once, not
+  // only at its own next heartbeat: its client keeps its session. Over HTTP: a WebSocket resume
+  // that reaches it asks the owner, live again, to hand the session over (see handoff-e2e).
+  it.each(['polling', 'sse'] as const)(
+    'serves its %s sessions through a node that found no address record of it, as soon as it comes back',
+    async (transport) => {
+      const owner = await startNode()
+      const proxy = await balance([owner])
+      const client = await clientOn(owner, proxy, transport)
+      const sid = owner.sockets[0]!.session.sid
+
+      await lapse(owner)
+      const addressKey = `${defaults.prefix}:node:${owner.adapter.node}:address`
+      await owner.redis.del(addressKey)
+      // late reads the live set at its start, then only every LATE_HEARTBEAT: the time between
+      // two heartbeats, which the owner's return falls within.
+      const late = await startNode(LATE_HEARTBEAT)
+      expect(late.adapter.liveNodes).toEqual([])
+      // Looked up while the owner is out: nowhere to send it.
+      expect(await late.adapter.sessionOwner(sid)).toBe('unknown')
+      // The owner's next heartbeat writes its record and its address again.
+      owner.lapse = false
+      await expect.poll(() => owner.redis.exists(addressKey), { timeout: 3000 }).toBe(1)
+      // Told, late sends the session to its owner within moments, not at its next heartbeat.
+      let answer = await late.adapter.sessionOwner(sid)
+      for (let i = 0; i < 100 && answer === 'unknown'; i++) {
+        await sleep(20)
+        answer = await late.adapter.sessionOwner(sid)
+      }
+      expect(answer, 'late to send the session to its owner, back').toMatchObject({
+        node: owner.adapter.node,
+      })
       const index = proxy.add(Number(new URL(late.started.base).port))
       await expectServedThrough(owner, late, index, proxy, client)
     },
