@@ -505,7 +505,7 @@ describe('client README and docs/errors.md: what emit throws, as documented', ()
     const [serverSocket] = sockets
     expect(thrown(() => serverSocket?.emit('big', big))).toEqual({
       code: 'PARLEY_PAYLOAD_TOO_LARGE',
-      message: 'the packet is 1000018 bytes, past maxPayload (1000000 bytes)',
+      message: 'event "big": the packet is 1000018 bytes, past maxPayload (1000000 bytes)',
       details: { size: 1_000_018, limit: 1_000_000 },
     })
 

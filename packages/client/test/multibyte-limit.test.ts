@@ -72,7 +72,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('maxPayload in bytes ove
     expect(down[0] === atLimit).toBe(true)
     expect(thrown(() => from.emit('down', text(serverPart + 1)))).toMatchObject({
       code: ErrorCode.PAYLOAD_TOO_LARGE,
-      message: `the packet is ${LIMIT + 1} bytes, past maxPayload (${LIMIT} bytes)`,
+      message: `event "down": the packet is ${LIMIT + 1} bytes, past maxPayload (${LIMIT} bytes)`,
       details: { size: LIMIT + 1, limit: LIMIT },
     })
 

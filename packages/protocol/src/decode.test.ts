@@ -63,7 +63,8 @@ describe('decoder refuses malformed binary frames', () => {
     const result = decodeFrame(many)
     expect(result.ok || result.error).toMatchObject({
       code: 'PARLEY_INVALID_BINARY',
-      message: 'frame carries more attachments than its header refers to',
+      // The event, read from the head of the frame's header.
+      message: 'event "f": frame carries more attachments than its header refers to',
     })
     // As many attachments as leaves of the shortest form: all taken.
     const leaves = '[5,1,"f",[null,null],0,[[[0],0,0],[[1],0,1]]]'

@@ -1,3 +1,4 @@
+import { eventNameAtHead, namedAfterEvent } from './about-event.js'
 import { fromBase64 } from './base64.js'
 import { BinaryKind, insertBinary } from './binary.js'
 import { ErrorCode, ParleyError } from './errors.js'
@@ -34,9 +35,16 @@ export interface DecodeOptions {
 
 /**
  * Decodes one text packet. Never throws: any input, however hostile, gives either a packet
- * whose every field has been checked, or a coded error.
+ * whose every field has been checked, or a coded error. An EVENT refused for what follows its
+ * head (too large, too deep, a forbidden key, not JSON past its name) says which event, as read
+ * from its head alone (`event "chat": packet is nested deeper than 64 levels`).
  */
 export function decodeText(text: string, options?: DecodeOptions): DecodeResult {
+  const result = decodeTextAsIs(text, options)
+  return result.ok || typeof text !== 'string' ? result : namedAtHead(result, text)
+}
+
+function decodeTextAsIs(text: string, options?: DecodeOptions): DecodeResult {
   try {
     if (typeof text !== 'string') return fail(ErrorCode.INVALID_PACKET, 'packet is not text')
     const limit = options?.maxPayload ?? WireLimits.defaultMaxPayload
@@ -50,10 +58,18 @@ export function decodeText(text: string, options?: DecodeOptions): DecodeResult 
   }
 }
 
-/** Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. */
+/**
+ * Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. A
+ * refused EVENT names its event as `decodeText` does, from the head of a binary frame's header.
+ */
 export function decodeFrame(data: string | Uint8Array | ArrayBuffer, options?: DecodeOptions): DecodeResult {
+  if (typeof data === 'string') return decodeText(data, options)
+  const result = decodeBinaryFrame(data, options)
+  return result.ok ? result : namedAtHead(result, headerHead(data))
+}
+
+function decodeBinaryFrame(data: Uint8Array | ArrayBuffer, options?: DecodeOptions): DecodeResult {
   try {
-    if (typeof data === 'string') return decodeText(data, options)
     const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data
     if (!(bytes instanceof Uint8Array))
       return fail(ErrorCode.INVALID_PACKET, 'frame is neither text nor bytes')
@@ -147,6 +163,32 @@ function mayHoldForbiddenKey(text: string): boolean {
 // ---------------------------------------------------------------------------------------------
 
 type Fail = { ok: false; error: ParleyError }
+
+/** A refusal of the packet whose text begins `head`, naming its event when the head reads as one. */
+function namedAtHead(refused: Fail, head: string): Fail {
+  const name = eventNameAtHead(head)
+  return name === undefined ? refused : { ok: false, error: namedAfterEvent(refused.error, name) }
+}
+
+/** Bytes of a binary frame's header read for its head: enough for any event name, escaped. */
+const FRAME_HEAD_BYTES = 4096
+
+/**
+ * The start of a binary frame's header as text ('' when there is none to read), whatever the
+ * frame's length: for `namedAtHead`. A character cut at the end turns into U+FFFD, after the
+ * name's closing quote if the name fits. Never throws.
+ */
+function headerHead(data: Uint8Array | ArrayBuffer): string {
+  try {
+    const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : data
+    if (!(bytes instanceof Uint8Array) || bytes.length < 4) return ''
+    const length = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(0)
+    const end = 4 + Math.min(length, FRAME_HEAD_BYTES, bytes.length - 4)
+    return new TextDecoder().decode(bytes.subarray(4, end))
+  } catch {
+    return ''
+  }
+}
 
 function fail(code: ErrorCode, message: string, cause?: unknown): Fail {
   return { ok: false, error: new ParleyError(code, message, cause === undefined ? undefined : { cause }) }

@@ -51,7 +51,10 @@ describe('maxPayload in bytes', () => {
     expect(decodeText(packet, { maxPayload: bytes }).ok).toBe(true)
     expect(decodeText(packet, { maxPayload: bytes - 1 })).toMatchObject({
       ok: false,
-      error: { code: 'PARLEY_PAYLOAD_TOO_LARGE', message: `packet is larger than ${bytes - 1} bytes` },
+      error: {
+        code: 'PARLEY_PAYLOAD_TOO_LARGE',
+        message: `event "e": packet is larger than ${bytes - 1} bytes`,
+      },
     })
   })
 

@@ -10,7 +10,9 @@ import {
   type EventsMap,
   MAX_ACK_ID,
   MAX_TIMER_MS,
+  namedAfterEvent,
   ParleyError,
+  type PreparedEvent,
   prepareEvent,
   type WireValue,
 } from '@parley/protocol'
@@ -176,10 +178,16 @@ export class BroadcastOperator<E extends EventsMap> {
   #message(name: string, args: WireValue[]): BroadcastMessage {
     const bad = checkEventName(name)
     if (bad) throw bad
-    const prepared = prepareEvent(name, args)
-    // The longest copy any socket can get: the largest sequence number and ack id.
-    const problem = checkEncoded(prepared.text(Number.MAX_SAFE_INTEGER, MAX_ACK_ID), this.#maxPayload)
-    if (problem) throw problem
+    let prepared: PreparedEvent
+    try {
+      prepared = prepareEvent(name, args)
+      // The longest copy any socket can get: the largest sequence number and ack id.
+      const problem = checkEncoded(prepared.text(Number.MAX_SAFE_INTEGER, MAX_ACK_ID), this.#maxPayload)
+      if (problem) throw problem
+    } catch (error) {
+      // Named as a socket's emit names it: `event "<name>": ...`, the code and details kept.
+      throw namedAfterEvent(error, name)
+    }
     return { name, args, prepared: () => prepared }
   }
 

@@ -7,6 +7,7 @@ import {
   type ErrorPacket,
   type EventPacket,
   type NumberedPacket,
+  namedAfterEvent,
   type Packet,
   PacketType,
   ParleyError,
@@ -602,19 +603,23 @@ export class Session extends Timed implements TransportOwner {
    * would take now: within a few bytes of `maxPayload`, the larger one it gets may not fit, and
    * it is dropped then. `dropped` hears it, with the error (PARLEY_PAYLOAD_TOO_LARGE): a question
    * asked with it would otherwise await a reply that cannot come.
+   *
+   * Each such error names the event it concerns (see `namedAfterEvent`): an EVENT's own, or
+   * `replyTo`, the event a REPLY or an ERROR answers (`reply to "quote": ...`).
    */
   sendNumbered(
     make: (seq: number) => NumberedPacket,
     dropped?: (error: ParleyError<string>) => void,
+    replyTo?: string,
   ): boolean {
     if (this.#state === 'closed') return false
     const seq = this.#outSeq + 1
-    const out = this.#checked(outgoing(make(seq)))
+    const out = this.#checked(make(seq), replyTo)
     const held = this.#move?.held
     if (held)
       held.push((later) => {
         try {
-          return this.#checked(outgoing(make(later)))
+          return this.#checked(make(later), replyTo)
         } catch (error) {
           // The encoder throws only coded errors; anything else is reported as what it would be.
           dropped?.(
@@ -704,7 +709,7 @@ export class Session extends Timed implements TransportOwner {
    * was checked where it was made.
    */
   sendVolatile(packet: EventPacket | (() => Outgoing)): boolean {
-    const out = typeof packet === 'function' ? undefined : this.#checked(outgoing({ ...packet, seq: 0 }))
+    const out = typeof packet === 'function' ? undefined : this.#checked({ ...packet, seq: 0 })
     const transport = this.#transport
     if (this.#state !== 'attached' || !transport?.open) return false
     if (this.bufferedAmount >= this.#config.highWaterMark) return false
@@ -713,11 +718,21 @@ export class Session extends Timed implements TransportOwner {
     return true
   }
 
-  /** The packet, when a conforming client would accept it; else throws why not. */
-  #checked<P extends Packet>(out: Outgoing<P>): Outgoing<P> {
-    const problem = checkEncoded(out.text, this.#config.maxPayload)
-    if (problem) throw problem
-    return out
+  /**
+   * The packet encoded, when a conforming client would accept it; else throws why not, naming
+   * the event it concerns: an EVENT's own name, or `replyTo` for an answer.
+   */
+  #checked<P extends Packet>(packet: P, replyTo?: string): Outgoing<P> {
+    try {
+      const out = outgoing(packet)
+      const problem = checkEncoded(out.text, this.#config.maxPayload)
+      if (problem) throw problem
+      return out
+    } catch (error) {
+      throw packet.type === PacketType.EVENT
+        ? namedAfterEvent(error, packet.name)
+        : namedAfterEvent(error, replyTo, true)
+    }
   }
 
   /**

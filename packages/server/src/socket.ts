@@ -1142,7 +1142,8 @@ export class ServerSocket<
       answered = true
       open.delete(ackId)
       try {
-        this.#session.sendNumbered(make)
+        // What keeps the reply from going names the event it answers: `reply to "<name>": ...`.
+        this.#session.sendNumbered(make, undefined, name)
       } catch (error) {
         // The reply could not be encoded: the client still gets an answer.
         this.#context.failures.reply(name, error)

@@ -51,10 +51,12 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       expect(() => socket.timeout(1000).emit('bad', arg as never, () => {})).toThrow(coded(code))
       await expect(socket.emitWithAck('bad', arg as never)).rejects.toMatchObject({ code })
     }
-    // A refusal for size names the size and the limit.
+    // A refusal for size names the event, the size and the limit.
     expect(() => socket.emit('bad', 'x'.repeat(MAX_PAYLOAD))).toThrow(
       expect.objectContaining({
-        message: expect.stringMatching(/^the packet is \d+ bytes, past maxPayload \(2000 bytes\)$/),
+        message: expect.stringMatching(
+          /^event "bad": the packet is \d+ bytes, past maxPayload \(2000 bytes\)$/,
+        ),
       }),
     )
     expect(() => socket.emit('x'.repeat(WireLimits.maxEventNameLength + 1))).toThrow(

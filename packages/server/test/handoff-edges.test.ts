@@ -42,6 +42,8 @@ interface Node {
   restored: ServerSocket[]
   /** Warnings the node logged (their messages). */
   warnings: string[]
+  /** The messages of the errors (`err`) those warnings carried, by their message. */
+  warnedErrors: Map<string, string>
 }
 
 /**
@@ -73,12 +75,15 @@ async function cluster(
       connections: [],
       restored: [],
       warnings: [],
+      warnedErrors: new Map(),
     }
     const logger: FastifyServerOptions['logger'] = {
       level: 'warn',
       stream: {
         write(line: string) {
-          node.warnings.push(String((JSON.parse(line) as { msg?: unknown }).msg))
+          const { msg, err } = JSON.parse(line) as { msg?: unknown; err?: { message?: unknown } }
+          node.warnings.push(String(msg))
+          if (err) node.warnedErrors.set(String(msg), String(err.message))
         },
       },
     }
@@ -1008,7 +1013,7 @@ describe('handoff: a snapshot of a node of an earlier version, without nextAckId
 describe('handoff: an event sent while the session is taken over, within a few bytes of maxPayload', () => {
   const MAX_PAYLOAD = 2000
 
-  it('is dropped when its number no longer lets it fit, and its reply callback hears PARLEY_PAYLOAD_TOO_LARGE at once', async () => {
+  it('is dropped when its number no longer lets it fit, and its reply callback hears PARLEY_PAYLOAD_TOO_LARGE at once, naming it', async () => {
     const { store, list, base } = await cluster(() => {}, {
       count: 2,
       options: { ...HANDOFF, maxPayload: MAX_PAYLOAD },
@@ -1035,8 +1040,8 @@ describe('handoff: an event sent while the session is taken over, within a few b
         try {
           onB
             .timeout(10_000)
-            .emit('q', 'a'.repeat(length), (error: { code?: string } | null) =>
-              resolve(error?.code ?? 'replied'),
+            .emit('q', 'a'.repeat(length), (error: { code?: string; message?: string } | null) =>
+              resolve(error ? `${error.code} ${error.message}` : 'replied'),
             )
           return
         } catch {
@@ -1047,12 +1052,16 @@ describe('handoff: an event sent while the session is taken over, within a few b
     })
     onB.emit('n', 10)
     store.heldTakeOvers[0]!()
-    expect(await within(answer, 3000, 'the question dropped at the takeover to settle')).toBe(
-      'PARLEY_PAYLOAD_TOO_LARGE',
-    )
+    // Named after its event, as an emit refused at once is.
+    const named = /^event "q": the packet is \d+ bytes, past maxPayload \(2000 bytes\)$/
+    const heard = await within(answer, 3000, 'the question dropped at the takeover to settle')
+    expect(heard.split(' ')[0]).toBe('PARLEY_PAYLOAD_TOO_LARGE')
+    expect(heard.slice(heard.indexOf(' ') + 1)).toMatch(named)
     await until(() => got.length === 10, 5000, 'the events around it')
     expect(got).toEqual(Array.from({ length: 10 }, (_, i) => `n ${i + 1}`))
-    expect(b.warnings.filter((w) => w.includes('no longer fits maxPayload'))).toHaveLength(1)
+    const dropped = b.warnings.filter((w) => w.includes('no longer fits maxPayload'))
+    expect(dropped).toHaveLength(1)
+    expect(b.warnedErrors.get(dropped[0]!)).toMatch(named)
     expect(events).toEqual(['connect'])
     await closed
   })
