@@ -2,6 +2,7 @@
 // adapter makes at the edge of Redis, apart from the packets' shapes (wire.ts), which only say
 // what is well-formed.
 import {
+  aboutEvent,
   ErrorCode,
   MAX_ACK_ID,
   ParleyError,
@@ -80,10 +81,11 @@ export function fits(
   if (units * 3 <= limit) return true
   const size = prepared.byteLength(Number.MAX_SAFE_INTEGER, MAX_ACK_ID)
   if (size <= limit) return true
+  // Named after its event, as an emit refused on this node is (`event "news": the packet is ...`).
   warnings.warn(
     'payload',
-    `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: the packet is ${size} bytes, past maxPayload (${limit} bytes); the nodes' maxPayload differ (give every node the same), or the sender is of an earlier version, which counted characters`,
-    { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit },
+    `a broadcast from another node does not fit this node's maxPayload and was dropped for its sockets: ${aboutEvent(message.name, `the packet is ${size} bytes, past maxPayload (${limit} bytes)`)}; the nodes' maxPayload differ (give every node the same), or the sender is of an earlier version, which counted characters`,
+    { node: from, code: ErrorCode.PAYLOAD_TOO_LARGE, limit, event: message.name },
   )
   return false
 }

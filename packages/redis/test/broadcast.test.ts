@@ -249,9 +249,9 @@ describe.skipIf(skipRedisSuites())('broadcasts over Redis', () => {
     await until(() => got.length > 0, 5000, 'the small broadcast')
     expect(got).toEqual(['end'])
     expect(b0.client.connected).toBe(true)
-    // The line names this node's limit, the value to align, and the first broadcast's size.
+    // The line names this node's limit, the value to align, and the first broadcast's event and size.
     const line = b.warnings.find((w) => w.includes('past maxPayload (1000 bytes)') && w.includes('differ'))
-    const size = Number(/the packet is (\d+) bytes/.exec(line ?? '')?.[1])
+    const size = Number(/: event "news": the packet is (\d+) bytes/.exec(line ?? '')?.[1])
     expect(size > 1200 && size < 2000, line).toBe(true)
   })
 
