@@ -7,7 +7,7 @@ import type { Adapter } from './adapter/adapter.js'
 import { adapterMember, closeAdapter } from './adapter/check.js'
 import { logLine } from './burst-log.js'
 import { SEAL_WAIT_MS } from './drain.js'
-import { bootOutcome } from './http/boot-outcome.js'
+import { bootOutcome, whenBootFails } from './http/boot-outcome.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
 import { ClosingForwards } from './http/closing-forwards.js'
 import { atCloseStart, refusesWhileClosing, routedUrl } from './http/fastify-closing.js'
@@ -101,7 +101,7 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   const undo: (() => void)[] = []
   // Whether the instance's boot reached Parley's onReady hook and has not failed since: only from
   // then on does it serve on the HTTP server (see `mount`).
-  const boot: Boot = { reached: false, steps: [] }
+  const boot: Boot = { reached: false, steps: [], closes: [] }
   try {
     if (options.metricsRegistry) {
       // Read at scrape time, by which point `server` is set.
@@ -142,31 +142,71 @@ async function parley(app: FastifyInstance, rawOptions: ParleyServerOptions): Pr
   // the instance closing before it from ending the server's connections. Not awaited: the boot
   // waits for this hook. Watched before `booting`, whose refusal (a second instance at the path,
   // ready meanwhile) fails the boot too: the listeners come off then as well.
+  //
+  // A boot that fails wherever it fails, before Parley's onReady hook too (a plugin registered
+  // after Parley's throws, which Fastify tells Parley nothing of), also closes what Parley opened,
+  // as the instance's close would: Fastify closes nothing of an instance whose boot failed, and
+  // one the application does not close would keep the adapter's connections and timers (a Redis
+  // subscriber, its heartbeat) for good, and with them the process. Once: a close of the instance
+  // after it closes nothing again.
+  let bootFailed = false
+  const failed = () => {
+    if (bootFailed) return
+    bootFailed = true
+    boot.reached = false
+    upgrades?.bootFailed()
+    for (const step of undo) step()
+    void closeAfterFailedBoot(boot, app.log)
+  }
+  whenBootFails(app, failed)
   app.addHook('onReady', async () => {
-    void bootOutcome(app).then(
-      () => upgrades?.booted(),
-      () => {
-        boot.reached = false
-        upgrades?.bootFailed()
-        for (const step of undo) step()
-      },
-    )
+    void bootOutcome(app).then(() => upgrades?.booted(), failed)
     upgrades?.booting()
     boot.reached = true
     for (const step of boot.steps) step()
   })
-  if (upgrades) app.addHook('onClose', async () => upgrades.release())
+  if (upgrades) atClose(app, boot, async () => upgrades.release())
   // Left in the registry for a last scrape, and taken over by the next server made with it.
-  if (made) app.addHook('onClose', async () => made.retire())
+  if (made) atClose(app, boot, async () => made.retire())
 }
 
 /**
  * How far the boot of the instance Parley is registered in has come: whether it reached Parley's
- * onReady hook (and has not failed since), and what is done then.
+ * onReady hook (and has not failed since), and what is done then; and Parley's onClose hooks,
+ * for a boot that fails (see `atClose`).
  */
 interface Boot {
   reached: boolean
   readonly steps: (() => void)[]
+  readonly closes: (() => Promise<void>)[]
+}
+
+/**
+ * `close` as an onClose hook of `app`, and among what a failed boot closes (see `parley`): run
+ * once, by whichever comes first.
+ */
+function atClose(app: FastifyInstance, boot: Boot, close: () => Promise<void>): void {
+  let closing: Promise<void> | undefined
+  const once = () => {
+    closing ??= close()
+    return closing
+  }
+  app.addHook('onClose', once)
+  boot.closes.push(once)
+}
+
+/**
+ * Parley's onClose hooks, run for a boot that failed, in the order the instance's close runs them
+ * (the last added first). One that throws does not stop those after it, and is logged.
+ */
+async function closeAfterFailedBoot(boot: Boot, log: FastifyBaseLogger): Promise<void> {
+  for (const close of [...boot.closes].reverse()) {
+    try {
+      await close()
+    } catch (err) {
+      logLine(log, 'warn', { err }, 'parley: a close after a failed boot failed')
+    }
+  }
 }
 
 /** `server` at work in `app`: its decorator, its hooks at close, its routes and its 404s. */
@@ -187,7 +227,7 @@ async function mount(
   const versionRefusals = new VersionRefusals(app.log)
   // First of all: whatever throws after it (a piece made below, a route of the application's
   // where Parley's go), the application's close closes the server and the adapter it opened.
-  app.addHook('onClose', async () => {
+  atClose(app, boot, async () => {
     server.close()
     server.forgetLastWords()
     originRefusals.close()
@@ -220,7 +260,7 @@ async function mount(
   // ended the server's connections at its close (below) and would go on refusing every new one,
   // those of an instance registered on the server anew (serverFactory) included. By then the
   // server's close, where Fastify listens itself, is over (its hook runs before this one).
-  app.addHook('onClose', async () => {
+  atClose(app, boot, async () => {
     leaveServer()
     idle.detach()
     http2Sessions.detach()
@@ -331,7 +371,7 @@ async function mount(
   // answer the requests that come meanwhile (on a connection kept alive, an HTTP/2 session).
   /** Stops the watch for a close that skipped Parley's preClose hook (see below). */
   let unwatch = () => {}
-  app.addHook('onClose', async () => {
+  atClose(app, boot, async () => {
     unwatch()
     lastWords.release()
   })

@@ -32,6 +32,54 @@ export function bootOutcome(context: FastifyInstance): PromiseLike<unknown> {
   return Promise.resolve(undefined)
 }
 
+/**
+ * Calls `failed` with what failed the boot of the Fastify instance that `context` belongs to, if
+ * it fails: also where it fails before any onReady hook runs (a plugin registered after
+ * Parley's throws), of which Fastify tells its plugins nothing. Fastify closes nothing of such an
+ * instance, and an application that does not close it would keep what Parley opened (the
+ * adapter's connections and timers) for good. Nothing when the boot succeeds.
+ *
+ * Fastify's inside again, read without a side effect: a boot under way now (Parley registered
+ * while the instance loads its plugins, at a `ready()`, `listen()` or `inject()`) is read from
+ * the instance's state, and its outcome is its root's `ready()`; else the boot begins later, at
+ * the first call of the root's `ready` (which `listen()` and `inject()` make too): the root's
+ * `ready` is wrapped until then, and put back at that call. Where neither can be read (a Fastify
+ * made otherwise), `failed` is never called: a failed boot keeps what it kept before, until the
+ * instance's close.
+ */
+export function whenBootFails(context: FastifyInstance, failed: (err: unknown) => void): void {
+  try {
+    const root = rootOf(context)
+    if (bootUnderWay(root)) {
+      bootOutcome(root).then(undefined, failed)
+      return
+    }
+    const ready: unknown = root.ready
+    if (typeof ready !== 'function' || !Object.hasOwn(root, 'ready')) return
+    const watching = function (this: unknown, ...args: unknown[]): unknown {
+      // Put back first: the call below begins the boot, and the outcome's `ready()` reads it.
+      if (root.ready === watching) root.ready = ready as FastifyInstance['ready']
+      const result: unknown = ready.apply(this, args)
+      bootOutcome(root).then(undefined, failed)
+      return result
+    }
+    root.ready = watching as FastifyInstance['ready']
+  } catch {
+    // Read otherwise: as where nothing can be read, above.
+  }
+}
+
+/** The state Fastify keeps on its root instance, under a symbol of its own. */
+type FastifyState = { readyResolver?: unknown }
+
+/** True when the root's boot has begun and not settled: its `ready()` then begins nothing. */
+function bootUnderWay(root: FastifyInstance): boolean {
+  const key = Object.getOwnPropertySymbols(root).find((symbol) => symbol.description === 'fastify.state')
+  if (key === undefined) return false
+  const state = (root as unknown as Record<symbol, FastifyState | undefined>)[key]
+  return state?.readyResolver !== null && state?.readyResolver !== undefined
+}
+
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
 }
