@@ -69,15 +69,22 @@ export function whenBootFails(context: FastifyInstance, failed: (err: unknown) =
   }
 }
 
-/** The state Fastify keeps on its root instance, under a symbol of its own. */
-type FastifyState = { readyResolver?: unknown }
+/**
+ * The state Fastify keeps on its root instance, under a symbol of its own: the boot's promise
+ * from its first `ready()`, `readyResolver` (its resolvers, cleared once the boot succeeded) in
+ * later releases of Fastify 5, `readyPromise` (kept) in the first ones.
+ */
+type FastifyState = { readyResolver?: unknown; readyPromise?: unknown }
 
-/** True when the root's boot has begun and not settled: its `ready()` then begins nothing. */
+/**
+ * True when the root's boot has begun: its `ready()` then begins nothing. Read while Parley
+ * registers, which no boot that is over lets happen.
+ */
 function bootUnderWay(root: FastifyInstance): boolean {
   const key = Object.getOwnPropertySymbols(root).find((symbol) => symbol.description === 'fastify.state')
   if (key === undefined) return false
   const state = (root as unknown as Record<symbol, FastifyState | undefined>)[key]
-  return state?.readyResolver !== null && state?.readyResolver !== undefined
+  return (state?.readyResolver ?? state?.readyPromise ?? null) !== null
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
