@@ -29,7 +29,7 @@ const alone = [
 /**
  * Browser suites that time nothing and wait on no heartbeat, reconnection or rate limit's window:
  * each page acts and the test reads the outcome (the client's bundles connecting and answering on
- * each transport; the chat page's: what it shows and sends, with joins and stores held by the
+ * each transport, and two copies of it in one page taking each other's errors; the chat page's: what it shows and sends, with joins and stores held by the
  * test, not by a clock; its edges: lists that scroll, lengths, whose messages are whose; its pages
  * that reload or close, waiting on their goodbye; the words it says of a failure on one server;
  * three pages chatting through nginx over three nodes, as the cluster suites of `test/cluster/`
@@ -38,6 +38,7 @@ const alone = [
 const beside = [
   'packages/client/test/bundles.browser.test.ts',
   'packages/client/test/credentials.browser.test.ts',
+  'packages/client/test/two-copies.browser.test.ts',
   'packages/server/test/http2.browser.test.ts',
   'apps/chat-demo/test/chat-page.browser.test.ts',
   'apps/chat-demo/test/chat-edges.browser.test.ts',

@@ -94,30 +94,32 @@ export class ParleyError<C extends string = ErrorCode | (string & {})> extends E
     this.code = code
     this.details = options?.details
   }
-}
 
-/** What carries the brand: the prototype of every copy's ParleyError. */
-type Branded = { [BRAND]?: true } | null | undefined
+  /**
+   * `error instanceof ParleyError` holds for an error of any copy of this package: two installs
+   * in one app (a server patched, an adapter on the release before), or in one page (the script
+   * tag beside a bundled copy, two versions of the client) each have their class, and the
+   * prototype chain alone would tell one's errors from the other's. Every copy's prototype
+   * carries the brand, under a symbol of the global registry (the same in every copy and every
+   * frame): not enumerated, serialised, or copied by a spread. A subclass tests as classes do.
+   * In the browser builds too, since a page may hold two copies (about 65 bytes after gzip).
+   */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    // `this`: the class on the right of `instanceof`, this one or a subclass; `super`: the
+    // prototype-chain test every other class has.
+    // biome-ignore lint/complexity/noThisInStatic: the class named by `instanceof` is what is tested
+    return this === ParleyError ? !!(value as Branded)?.[BRAND] : super[Symbol.hasInstance](value)
+  }
+}
 
 /** The same symbol in every copy of this package: the global registry's. */
 const BRAND = Symbol.for('parley.error')
 
-// `error instanceof ParleyError` holds for an error of any copy of this package: two installs in
-// one app (a server patched, an adapter on the release before) each have their class, and the
-// prototype chain alone would tell one's errors from the other's. Every copy's prototype carries
-// the brand, under a symbol: not enumerated, serialised, or copied by a spread. A subclass tests as
-// classes do. Node only: the browser builds, one copy in one script, leave it out (every byte of
-// theirs counts).
-if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-  ;(ParleyError.prototype as Branded & object)[BRAND] = true
-  Object.defineProperty(ParleyError, Symbol.hasInstance, {
-    value(this: unknown, value: unknown): boolean {
-      return this === ParleyError
-        ? !!(value as Branded)?.[BRAND]
-        : Function.prototype[Symbol.hasInstance].call(this, value)
-    },
-  })
-}
+/** What carries the brand: the prototype of every copy's ParleyError. */
+type Branded = { [BRAND]?: true } | null | undefined
+
+// On the prototype, not in the class body: a member there would be part of the class's type.
+;(ParleyError.prototype as Branded & object)[BRAND] = true
 
 // The reasons of `CloseReason`, each with what it means.
 const CLOSE_REASONS = [
