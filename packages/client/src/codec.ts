@@ -32,6 +32,11 @@ const isArray = Array.isArray
 // Encoding
 
 type PathStep = string | number
+/**
+ * The walk's last refusal (too deep or cyclic, a forbidden key): `encode` tells it by identity
+ * from a ParleyError the application's own code threw during the walk, which goes out untouched.
+ */
+let refusal: unknown
 /** A binary leaf on the wire: where it was, 0 for a byte view or 1 for an ArrayBuffer, its bytes. */
 type Leaf = [path: PathStep[], kind: 0 | 1, bytes: Uint8Array]
 
@@ -82,7 +87,8 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
     return null
   }
   if (path.length > WireLimits.maxDepth) {
-    throw new ParleyError(ErrorCode.UNSERIALIZABLE, 'too deep or cyclic')
+    refusal = new ParleyError(ErrorCode.UNSERIALIZABLE, 'too deep or cyclic')
+    throw refusal
   }
   // Objects that serialise themselves (Date, ...) are left to JSON.stringify. What their toJSON
   // gives the server refuses as it would any value (too deep, a forbidden key), and would end the
@@ -96,7 +102,8 @@ function strip(value: unknown, path: PathStep[], leaves: Leaf[]): unknown {
   for (const key of list ? value.keys() : Object.keys(value)) {
     // The server refuses a packet with such a key (and would end the session): refuse it here.
     if (!list && isForbiddenKey(key as string)) {
-      throw new ParleyError(ErrorCode.FORBIDDEN_KEY, `payload holds a "${key as string}" key`)
+      refusal = new ParleyError(ErrorCode.FORBIDDEN_KEY, `payload holds a "${key as string}" key`)
+      throw refusal
     }
     const item = (value as Record<PathStep, unknown>)[key]
     path.push(key)
@@ -151,17 +158,21 @@ export function encode(packet: Packet): Encoded {
   try {
     text = JSON.stringify(toWire(packet, leaves))
   } catch (cause) {
-    // The walk's own errors (too deep or cyclic, a forbidden key) keep their code; anything else
-    // (a BigInt, a toJSON, getter or Proxy trap that throws, a revoked Proxy, on which even
-    // `instanceof` throws) is a value that cannot be sent, and says why (the engine's words for a
-    // BigInt). Either way the message names the emit (`about`), where the code alone left the
-    // application to find which of its emits, and what in it. A HELLO's auth has no name: `not
-    // JSON` alone (the session puts `auth: ` before it). The cause: the walk's error, or what
-    // the engine threw.
+    // A ParleyError that the application's own code threw (its toJSON, a getter, a Proxy's trap)
+    // is its own refusal, made on purpose: it reaches the caller untouched, its code, message and
+    // details as the application made them, as it would from JSON.stringify. The walk's own
+    // errors (too deep or cyclic, a forbidden key), told from it by identity, keep their code;
+    // anything else (a BigInt, another error of a toJSON, getter or Proxy trap, a revoked Proxy,
+    // on which even `instanceof` throws) is a value that cannot be sent, and says why (the
+    // engine's words for a BigInt, the message of the application's error). Either way the
+    // message names the emit (`about`), where the code alone left the application to find which
+    // of its emits, and what in it. A HELLO's auth has no name: `not JSON` alone (the session
+    // puts `auth: ` before it). The cause: the walk's error, or what was thrown.
     let coded = false
     try {
       coded = cause instanceof ParleyError
     } catch {}
+    if (coded && cause !== refusal) throw cause
     throw new ParleyError(
       coded ? (cause as ParleyError).code : ErrorCode.UNSERIALIZABLE,
       about(

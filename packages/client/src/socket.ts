@@ -145,7 +145,8 @@ export class Socket<
    * Sends an event. A function as last argument is the ack callback: it gets the reply's
    * arguments (and no error: use `timeout(ms)` or `emitWithAck` to hear about failures).
    * Throws a ParleyError, synchronously, when the event cannot be sent: PARLEY_QUEUE_FULL,
-   * PARLEY_PAYLOAD_TOO_LARGE, PARLEY_UNSERIALIZABLE, PARLEY_RESERVED_EVENT_NAME, ...
+   * PARLEY_PAYLOAD_TOO_LARGE, PARLEY_UNSERIALIZABLE, PARLEY_RESERVED_EVENT_NAME, ...; or the
+   * application's own ParleyError, untouched, when its toJSON or a getter threw one.
    */
   emit<K extends keyof EmitEvents & string>(event: K, ...args: EmitArgs<EmitEvents[K]>): this {
     this.#emit(NO_FLAGS, event, args as unknown[])

@@ -1,0 +1,166 @@
+// An application's own code can throw while the client reads what it sends: a `toJSON`, a
+// getter, a Proxy's trap. A ParleyError thrown there is the application's refusal, made on
+// purpose: it reaches the caller untouched, the same object, with its code, message and details.
+// Any other error there means the value cannot be sent: PARLEY_UNSERIALIZABLE, named after the
+// emit, the application's error as its cause. Real client against the real server, over each
+// transport; nothing is sent, and the session goes on.
+import { ErrorCode, ParleyError } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { unheard } from '../../../test/support/unheard.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+
+afterEach(closeAll)
+
+/** A heartbeat that a loaded machine does not miss: one session is asserted. */
+const SERVER = { pingInterval: 10_000, pingTimeout: 10_000 }
+
+/** The application's own refusal, with a code and details of its own. */
+const refusal = () => new ParleyError('OUT_OF_STOCK', 'no stock left', { details: { sku: 'A-1' } })
+
+/** Values whose reading throws `error`: from a toJSON, a getter, a Proxy's trap, nested. */
+const throwing = (error: unknown): [what: string, make: () => unknown][] => [
+  [
+    'a toJSON',
+    () => ({
+      toJSON() {
+        throw error
+      },
+    }),
+  ],
+  [
+    'a getter',
+    () => ({
+      get price() {
+        throw error
+      },
+    }),
+  ],
+  [
+    "a Proxy's trap",
+    () =>
+      new Proxy(
+        {},
+        {
+          ownKeys() {
+            throw error
+          },
+        },
+      ),
+  ],
+  [
+    'a getter deep in a list',
+    () => [
+      1,
+      {
+        list: [
+          {
+            get price() {
+              throw error
+            },
+          },
+        ],
+      },
+    ],
+  ],
+]
+
+/** What `f` throws, or undefined. */
+function thrown(f: () => unknown): unknown {
+  try {
+    f()
+  } catch (error) {
+    return error
+  }
+  return undefined
+}
+
+/** What each kind of emit of `value` throws or rejects with. */
+async function emitted(socket: ReturnType<typeof client>, make: () => unknown): Promise<unknown[]> {
+  return [
+    thrown(() => socket.emit('price', make())),
+    thrown(() => socket.volatile.emit('price', make())),
+    thrown(() => socket.timeout(1000).emit('price', make(), () => {})),
+    await socket.emitWithAck('price', make()).catch((error: unknown) => error),
+  ]
+}
+
+describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
+  it("gives every kind of emit the application's own ParleyError untouched, and wraps any other error", async () => {
+    const got: unknown[] = []
+    let sessions = 0
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).on('connection', (socket) => {
+          sessions++
+          socket.on('price', (value: unknown) => got.push(value))
+        }),
+      SERVER,
+    )
+    const socket = client(server.url, { transports: [transport] })
+    await next(socket, 'connect')
+    const seen = await unheard(async () => {
+      const own = refusal()
+      for (const [what, make] of throwing(own)) {
+        const errors = await emitted(socket, make)
+        for (const error of errors) expect(error, what).toBe(own)
+      }
+      expect(own).toMatchObject({ code: 'OUT_OF_STOCK', message: 'no stock left', details: { sku: 'A-1' } })
+      const plain = new Error('not loaded yet')
+      for (const [what, make] of throwing(plain)) {
+        for (const error of await emitted(socket, make)) {
+          expect(error, what).toBeInstanceOf(ParleyError)
+          expect(error, what).toMatchObject({
+            code: ErrorCode.UNSERIALIZABLE,
+            message: 'event "price": not JSON (not loaded yet)',
+          })
+          expect((error as Error).cause, what).toBe(plain)
+        }
+      }
+      socket.emit('price', 'fine')
+      await until(() => got.length > 0, 3000, 'the next emit')
+    })
+    expect(seen).toEqual([])
+    expect(got).toEqual(['fine'])
+    expect(sessions).toBe(1)
+    expect(socket.connected).toBe(true)
+  })
+
+  it("throws the application's own ParleyError from a reply untouched, and the next reply goes", async () => {
+    let serverSocket: ServerSocket | undefined
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).on('connection', (socket) => {
+          serverSocket = socket
+        }),
+      SERVER,
+    )
+    const socket = client(server.url, { transports: [transport] })
+    const own = refusal()
+    const plain = new Error('not loaded yet')
+    const errors: unknown[] = []
+    socket.on('quote', (ack: (reply: unknown) => void) => {
+      for (const [, make] of throwing(own)) errors.push(thrown(() => ack(make())))
+      for (const [, make] of throwing(plain)) errors.push(thrown(() => ack(make())))
+      ack('fine')
+    })
+    await next(socket, 'connect')
+    await until(() => serverSocket !== undefined, 3000, 'the server socket')
+    let reply: unknown
+    const seen = await unheard(async () => {
+      reply = await serverSocket!.emitWithAck('quote')
+    })
+    expect(seen).toEqual([])
+    expect(reply).toBe('fine')
+    const count = throwing(own).length
+    expect(errors.slice(0, count)).toEqual(Array(count).fill(own))
+    for (const error of errors.slice(0, count)) expect(error).toBe(own)
+    for (const error of errors.slice(count)) {
+      expect(error).toMatchObject({
+        code: ErrorCode.UNSERIALIZABLE,
+        message: 'reply to "quote": not JSON (not loaded yet)',
+        cause: plain,
+      })
+    }
+    expect(socket.connected).toBe(true)
+  })
+})
