@@ -55,7 +55,7 @@ export class Ledger {
     const item = this.encodeChecked(build(this.outSeq + 1))
     const { maxQueuedMessages, maxQueuedBytes } = this.#limits
     if (this.kept.length >= maxQueuedMessages || this.#keptBytes + item.bytes > maxQueuedBytes) {
-      throw new ParleyError(ErrorCode.QUEUE_FULL, 'too many messages queued', {
+      throw new ParleyError(ErrorCode.QUEUE_FULL, about(item.packet, 'too many messages queued'), {
         details: {
           maxQueuedMessages,
           maxQueuedBytes,

@@ -228,7 +228,8 @@ export class Socket<
   #send(flags: Flags, event: string, args: unknown[], settle?: Settle, timeout = flags.timeout): void {
     const bad = checkEventName(event)
     if (bad) throw bad
-    const ackId = settle ? this.#session.acks.register(settle, timeout) : 0
+    // Its errors name the event, as those of an emit that cannot be sent do (see `about`).
+    const ackId = settle ? this.#session.acks.register(settle, timeout, `event "${event}": `) : 0
     const packet = (seq: number) => ({
       type: PacketType.EVENT,
       seq,

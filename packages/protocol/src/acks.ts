@@ -76,13 +76,19 @@ export class AckTable {
   /**
    * Registers a wait and returns its ack id (1 to 2^31 - 1). `timeout` (ms) ends it with
    * PARLEY_ACK_TIMEOUT; undefined, Infinity or more than `MAX_TIMER_MS` waits as long as the
-   * session lives. Throws PARLEY_TOO_MANY_PENDING_ACKS past the limit.
+   * session lives. Throws PARLEY_TOO_MANY_PENDING_ACKS past the limit. `about` goes before the
+   * message of both errors: the client's `event "chat": `, so that an application with many emits
+   * can tell which one failed.
    */
-  register(settle: Settle, timeout?: number): number {
+  register(settle: Settle, timeout?: number, about = ''): number {
     if (this.#pending.size >= this.#max) {
-      throw new ParleyError(ErrorCode.TOO_MANY_PENDING_ACKS, `more than ${this.#max} replies awaited`, {
-        details: { limit: this.#max },
-      })
+      throw new ParleyError(
+        ErrorCode.TOO_MANY_PENDING_ACKS,
+        `${about}more than ${this.#max} replies awaited`,
+        {
+          details: { limit: this.#max },
+        },
+      )
     }
     let id = this.nextId
     while (this.#pending.has(id)) id = id >= MAX_ACK_ID ? 1 : id + 1
@@ -91,7 +97,7 @@ export class AckTable {
     const timer = !((timeout as number) <= MAX_TIMER_MS)
       ? undefined
       : setTimeout(() => {
-          this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `no reply within ${timeout} ms`), [])
+          this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `${about}no reply within ${timeout} ms`), [])
         }, timeout as number)
     this.#pending.set(id, { settle, timer })
     return id

@@ -1,0 +1,114 @@
+// An emit that meets one of the client's limits names its event, as one that cannot be sent does
+// (named-errors.test.ts): the queue full (`maxQueuedMessages`), too many replies awaited
+// (`maxPendingAcks`), and a reply that did not come in time. An application with many emits, or
+// many `emitWithAck` awaited together, can tell which one it was. The codes stay what they were.
+// Real client against the real server; the session goes on.
+import { ErrorCode } from '@parley/protocol'
+import { afterEach, describe, expect, it } from 'vitest'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+
+afterEach(closeAll)
+
+/** A heartbeat that a loaded machine does not miss: one session is asserted. */
+const SERVER = { pingInterval: 10_000, pingTimeout: 10_000 }
+
+/** The server socket with its `timeout(ms)`, which the helpers' type leaves out. */
+type Timed = ServerSocket & { timeout(ms: number): ServerSocket }
+
+/** What `f` throws, or undefined. */
+function thrown(f: () => unknown): unknown {
+  try {
+    f()
+  } catch (error) {
+    return error
+  }
+  return undefined
+}
+
+describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
+  it('names the event of a reply not in time and of an emit past maxPendingAcks', async () => {
+    const got: unknown[] = []
+    let sessions = 0
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).on('connection', (socket) => {
+          sessions++
+          // Never answers: the client's wait runs out.
+          socket.on('slow', () => {})
+          socket.on('price', (value: unknown) => got.push(value))
+        }),
+      SERVER,
+    )
+    const socket = client(server.url, { transports: [transport], maxPendingAcks: 1 })
+    await next(socket, 'connect')
+    const late = socket
+      .timeout(200)
+      .emitWithAck('slow')
+      .catch((error: unknown) => error)
+    expect(thrown(() => socket.emit('price', 1, () => {}))).toMatchObject({
+      code: ErrorCode.TOO_MANY_PENDING_ACKS,
+      message: 'event "price": more than 1 replies awaited',
+      details: { limit: 1 },
+    })
+    await expect(socket.emitWithAck('price', 2)).rejects.toMatchObject({
+      code: ErrorCode.TOO_MANY_PENDING_ACKS,
+      message: 'event "price": more than 1 replies awaited',
+    })
+    expect(await late).toMatchObject({
+      code: ErrorCode.ACK_TIMEOUT,
+      message: 'event "slow": no reply within 200 ms',
+    })
+    socket.emit('price', 'fine')
+    await until(() => got.length > 0, 3000, 'the next emit')
+    expect(got).toEqual(['fine'])
+    expect(sessions).toBe(1)
+  })
+
+  it('names the event of an emit, and the one a reply answers, that find the queue full', async () => {
+    const got: unknown[] = []
+    let serverSocket: ServerSocket | undefined
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).on('connection', (socket) => {
+          serverSocket = socket
+          socket.on('price', (value: unknown) => got.push(value))
+        }),
+      SERVER,
+    )
+    // One message kept until the server acknowledges it: a second in the same run finds it there.
+    const socket = client(server.url, { transports: [transport], maxQueuedMessages: 1 })
+    const errors: unknown[] = []
+    // Whether the emit that fills the queue found it full already (the server had not
+    // acknowledged the one before yet): either way, the reply finds it full.
+    let filled: unknown
+    socket.on('quote', (ack: (reply: unknown) => void) => {
+      filled = thrown(() => socket.emit('price', 'first'))
+      errors.push(thrown(() => ack('too late')))
+    })
+    await next(socket, 'connect')
+    await until(() => serverSocket !== undefined, 3000, 'the server socket')
+    socket.emit('price', 1)
+    expect(thrown(() => socket.emit('price', 2))).toMatchObject({
+      code: ErrorCode.QUEUE_FULL,
+      message: 'event "price": too many messages queued',
+      details: { maxQueuedMessages: 1, queued: 1 },
+    })
+    await until(() => got.length === 1, 3000, 'the first emit')
+    // The reply finds the queue full; the server's wait ends with its timeout.
+    const answer = await (serverSocket as Timed)
+      .timeout(300)
+      .emitWithAck('quote')
+      .catch((error: unknown) => error)
+    expect(answer).toMatchObject({ code: ErrorCode.ACK_TIMEOUT })
+    expect(errors).toEqual([
+      expect.objectContaining({
+        code: ErrorCode.QUEUE_FULL,
+        message: 'reply to "quote": too many messages queued',
+      }),
+    ])
+    const sent = filled === undefined ? [1, 'first'] : [1]
+    await until(() => got.length === sent.length, 3000, 'the emit before the reply')
+    expect(got).toEqual(sent)
+    expect(socket.connected).toBe(true)
+  })
+})
