@@ -229,7 +229,8 @@ export class Socket<
     const bad = checkEventName(event)
     if (bad) throw bad
     // Its errors name the event, as those of an emit that cannot be sent do (see `about`).
-    const ackId = settle ? this.#session.acks.register(settle, timeout, `event "${event}": `) : 0
+    const prefix = `event "${event}": `
+    const ackId = settle ? this.#session.acks.register(settle, timeout, prefix) : 0
     const packet = (seq: number) => ({
       type: PacketType.EVENT,
       seq,
@@ -244,7 +245,11 @@ export class Socket<
       // after `emit` returns, as every other outcome of it does.
       else if (!this.#session.sendVolatile(packet(0))) {
         queueMicrotask(() =>
-          this.#session.acks.settle(ackId, new ParleyError(ErrorCode.DISCONNECTED, 'not connected'), []),
+          this.#session.acks.settle(
+            ackId,
+            new ParleyError(ErrorCode.DISCONNECTED, `${prefix}not connected`),
+            [],
+          ),
         )
       }
     } catch (err) {

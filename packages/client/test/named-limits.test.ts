@@ -1,6 +1,7 @@
 // An emit that meets one of the client's limits names its event, as one that cannot be sent does
 // (named-errors.test.ts): the queue full (`maxQueuedMessages`), too many replies awaited
-// (`maxPendingAcks`), and a reply that did not come in time. An application with many emits, or
+// (`maxPendingAcks`), a reply that did not come in time, and a volatile emit dropped with no
+// transport, whose reply cannot come. An application with many emits, or
 // many `emitWithAck` awaited together, can tell which one it was. The codes stay what they were.
 // Real client against the real server; the session goes on.
 import { ErrorCode } from '@parley/protocol'
@@ -110,5 +111,22 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     await until(() => got.length === sent.length, 3000, 'the emit before the reply')
     expect(got).toEqual(sent)
     expect(socket.connected).toBe(true)
+  })
+
+  it('names the event of a volatile emit dropped while no transport is attached', async () => {
+    const server = await startServer(() => {}, SERVER)
+    const socket = client(server.url, { transports: [transport] })
+    await next(socket, 'connect')
+    socket.disconnect()
+    await expect(socket.volatile.emitWithAck('price', 1)).rejects.toMatchObject({
+      code: ErrorCode.DISCONNECTED,
+      message: 'event "price": not connected',
+    })
+    const errors: unknown[] = []
+    socket.timeout(1000).volatile.emit('price', 2, (error: unknown) => errors.push(error))
+    await until(() => errors.length > 0, 3000, 'the callback')
+    expect(errors).toEqual([
+      expect.objectContaining({ code: ErrorCode.DISCONNECTED, message: 'event "price": not connected' }),
+    ])
   })
 })
