@@ -264,7 +264,13 @@ export class WebSocketTransport extends BaseTransport {
     clearTimeout(this.#timer)
     const ws = this.#ws
     if (!ws) return
-    ws.onopen = ws.onmessage = ws.onclose = null
+    // An application's WebSocket may refuse to have its handlers set (a setter that throws): the
+    // teardown goes on, and closes it all the same. Thrown here, the error would be no one's: this
+    // runs in timers and in the handlers of promises (in Node, a crash), and the attempt it ends
+    // would never settle.
+    try {
+      ws.onopen = ws.onmessage = ws.onclose = null
+    } catch {}
     try {
       ws.close(code)
     } catch {}
@@ -274,7 +280,9 @@ export class WebSocketTransport extends BaseTransport {
       // (which must stay: `ws` throws on unheard errors) and the refusal's, both closures over
       // the transport, hence over its session's connection. In Node, where a server slow to
       // close keeps it for seconds, both let the transport go now.
-      ws.onerror = ignore
+      try {
+        ws.onerror = ignore
+      } catch {}
       this.#unhear?.()
       endOnceSent(ws)
     }
