@@ -157,6 +157,11 @@ export class RedisAdapter implements Adapter {
   /** This node's sessions being handed off (see handing-off.ts). */
   readonly #handingOff: HandingOff
   readonly #started: Promise<void>
+  /**
+   * When the subscriber connection first failed since it was last up (undefined while it is
+   * up): the line that says it is back gives how long this node was deaf to the others.
+   */
+  #subscriberLostAt: number | undefined
   /** The first SUBSCRIBE was answered: a later `'ready'` of the subscriber is a resubscribe. */
   #subscribed = false
   /** How far the start went, and the `ready()` calls that wait for its end (see ready.ts). */
@@ -336,13 +341,17 @@ export class RedisAdapter implements Adapter {
     // Without a listener, an 'error' event (Redis went away) would crash the process.
     this.#subscriber.on('error', (err) => {
       this.#readiness.subscriberError = err
+      this.#subscriberLostAt ??= Date.now()
       this.#warnings.warn(
         'subscriber',
         `the subscriber connection to ${this.#commands.address} failed; it reconnects by itself`,
         { err },
       )
     })
-    this.#subscriber.on('ready', () => this.#resubscribed())
+    this.#subscriber.on('ready', () => {
+      this.#subscriberBack()
+      this.#resubscribed()
+    })
     this.#started = this.#start()
     this.#started.then(
       () => this.#readiness.started({ ok: true }),
@@ -931,6 +940,23 @@ export class RedisAdapter implements Adapter {
    * PUBLISHed meanwhile never come back. A note to itself, PUBLISHed after them on the same
    * connection, tells which: those up to the count it carries that are not back when it comes.
    */
+  /**
+   * The subscriber connection is up again after it failed: said once per outage, so that the
+   * operator who read its failures reads their end too (what the failures held back comes first).
+   */
+  #subscriberBack(): void {
+    const lostAt = this.#subscriberLostAt
+    if (lostAt === undefined || this.#closed) return
+    this.#subscriberLostAt = undefined
+    const downMs = Date.now() - lostAt
+    this.#warnings.flush('subscriber')
+    this.#warnings.warn(
+      'subscriber-back',
+      `the subscriber connection to ${this.#commands.address} is up again, ${downMs} ms after it failed: this node hears the other nodes again`,
+      { downMs },
+    )
+  }
+
   #resubscribed(): void {
     if (!this.#subscribed || this.#closed) return
     // The subscriber may be back before the connection the note goes on (Redis restarted): it

@@ -73,6 +73,15 @@ export class Warnings {
   }
 
   /**
+   * Says now what `kind` holds back, rather than at the end of its interval: a line that ends a
+   * trouble (the connection is back) must come after the lines of that trouble, not before.
+   */
+  flush(kind: string): void {
+    const state = this.#kinds.get(kind)
+    if (state && state.held.size > 0) this.#release(kind, state)
+  }
+
+  /**
    * The adapter closes: says, for each kind, the warnings held back since its last line (each
    * message, with `times`), and from now on those of a turn at its end, with no interval.
    */
