@@ -96,13 +96,31 @@ export class Readiness {
 
   #notReady(what: string, cause: unknown = this.subscriberError): RedisUnreachableError {
     // The message names the address once, before the parentheses (see `RedisUnreachableError`).
+    const login = this.step === 'connect' ? loginRefused(cause) : undefined
     const step =
-      this.step === 'connect'
-        ? 'no connection yet'
-        : this.step === 'subscribe'
-          ? 'connected, not subscribed yet'
-          : 'subscribed, and no heartbeat went through yet'
-    const keeps = this.#closed() ? '' : '; it keeps trying, and works once Redis answers'
+      login !== undefined
+        ? `no connection yet: Redis answered, and refused this client's login (${login}): check the user name and password of the client's URL, and the user's ACL`
+        : this.step === 'connect'
+          ? 'no connection yet'
+          : this.step === 'subscribe'
+            ? 'connected, not subscribed yet'
+            : 'subscribed, and no heartbeat went through yet'
+    const keeps = this.#closed()
+      ? ''
+      : login !== undefined
+        ? '; it keeps trying, and works once Redis accepts the login'
+        : '; it keeps trying, and works once Redis answers'
     return new RedisUnreachableError(`${what}: ${step}${keeps}`, { cause, at: this.#address })
   }
+}
+
+/**
+ * Redis' own answer when it refused the connection's login (a password missing or wrong, a user
+ * disabled), from the subscriber's last connection error: undefined for any other error. Such
+ * a Redis is reachable, and no wait mends it: the message must not send the operator looking
+ * for a Redis that is down.
+ */
+function loginRefused(cause: unknown): string | undefined {
+  if (!(cause instanceof Error)) return undefined
+  return /^(NOAUTH|WRONGPASS)\b/.test(cause.message) ? cause.message : undefined
 }

@@ -199,6 +199,36 @@ describe.skipIf(skipRedisSuites())('ready() while Redis cannot be reached', () =
     await node.adapter.close()
   })
 
+  it('says that Redis refused the login, not that it is down, when the password is missing or wrong', async () => {
+    const redis = await startRedis()
+    cleanups.push(() => redis.stop())
+    const admin = createClient({ url: redis.url })
+    await admin.connect()
+    cleanups.push(() => admin.destroy())
+    await admin.configSet('requirepass', 'right-one')
+
+    for (const [url, said] of [
+      [redis.url, 'NOAUTH'],
+      [`redis://:wrong-one@127.0.0.1:${redis.port}`, 'WRONGPASS'],
+    ] as const) {
+      const node = await nodeOn(url)
+      await until(() => node.errors.some((e) => e.startsWith(said)), 5000, `the subscriber's ${said}`)
+      const err = await node.adapter.ready().then(
+        () => undefined,
+        (error: unknown) => error,
+      )
+      expect(err).toMatchObject({ code: RedisErrorCode.UNREACHABLE })
+      const message = (err as Error).message
+      expect(message).toContain(
+        `@parley/redis: Redis at ${redis.url} is not reachable (not ready within ${BOUND} ms: no connection yet: Redis answered, and refused this client's login (${said}`,
+      )
+      expect(message).toContain("check the user name and password of the client's URL")
+      expect(message).toMatch(/it keeps trying, and works once Redis accepts the login\)$/)
+      expect(message).not.toContain('wrong-one')
+    }
+    expect(rejections).toEqual([])
+  })
+
   it('works once Redis comes up after, and a later ready() resolves', async () => {
     const redis = await startRedis()
     cleanups.push(() => redis.stop())
