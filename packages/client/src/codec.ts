@@ -148,7 +148,16 @@ export type Sent = NumberedPacket & { name?: string }
  */
 export function about(packet: Packet | Sent, message: string): string {
   const name = (packet as Sent).name
-  return name ? `${packet.type !== PacketType.EVENT ? 'reply to' : 'event'} "${name}": ${message}` : message
+  return name ? aboutEvent(name, packet.type !== PacketType.EVENT) + message : message
+}
+
+/**
+ * What goes before a message about the event `name` (`event "chat": `, or `reply to "chat": `
+ * for an answer to it), as the server's errors have it (`aboutEvent` of @parley/protocol): the
+ * name as a JSON string, so that one holding quotes or a line break reads one way, on one line.
+ */
+export function aboutEvent(name: string, reply?: boolean): string {
+  return `${reply ? 'reply to' : 'event'} ${JSON.stringify(name)}: `
 }
 
 /** Encodes a packet. Throws PARLEY_UNSERIALIZABLE, PARLEY_FORBIDDEN_KEY, and nothing else. */

@@ -12,7 +12,7 @@ import {
   type TransportName,
   type WireValue,
 } from '@parley/protocol'
-import type { Sent } from './codec.js'
+import { aboutEvent, type Sent } from './codec.js'
 import { Emitter } from './emitter.js'
 import type { ReservedEvents } from './events.js'
 import { baseUrl, type ClientOptions, misuse, resolveOptions } from './options.js'
@@ -229,7 +229,7 @@ export class Socket<
     const bad = checkEventName(event)
     if (bad) throw bad
     // Its errors name the event, as those of an emit that cannot be sent do (see `about`).
-    const prefix = `event "${event}": `
+    const prefix = aboutEvent(event)
     const ackId = settle ? this.#session.acks.register(settle, timeout, prefix) : 0
     const packet = (seq: number) => ({
       type: PacketType.EVENT,
