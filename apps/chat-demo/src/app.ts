@@ -89,11 +89,19 @@ export class ChatOptionError extends TypeError {
   }
 }
 
+/**
+ * Throws a `ChatOptionError` on `option` unless `ms` is a whole number of ms from `min` to `max`:
+ * the one check of every duration the chat takes (each has its own bounds, below).
+ */
+export function checkMs(option: string, ms: number, min: number, max: number): void {
+  if (!Number.isInteger(ms) || ms < min || ms > max) {
+    throw new ChatOptionError(option, `must be a whole number of ms from ${min} to ${max}`)
+  }
+}
+
 /** Throws a `ChatOptionError` unless `ratePeriod` is a whole number of ms from 1 to `MAX_RATE_PERIOD`. */
 export function checkRatePeriod(ratePeriod: number): void {
-  if (!Number.isInteger(ratePeriod) || ratePeriod < 1 || ratePeriod > MAX_RATE_PERIOD) {
-    throw new ChatOptionError('ratePeriod', `must be a whole number of ms from 1 to ${MAX_RATE_PERIOD}`)
-  }
+  checkMs('ratePeriod', ratePeriod, 1, MAX_RATE_PERIOD)
 }
 
 /**
@@ -106,12 +114,7 @@ export const MAX_HANDOFF_TIMEOUT = 7000
 
 /** Throws a `ChatOptionError` unless `timeout` is a whole number of ms from 1 to `MAX_HANDOFF_TIMEOUT`. */
 export function checkHandoffTimeout(timeout: number): void {
-  if (!Number.isInteger(timeout) || timeout < 1 || timeout > MAX_HANDOFF_TIMEOUT) {
-    throw new ChatOptionError(
-      'handoff.timeout',
-      `must be a whole number of ms from 1 to ${MAX_HANDOFF_TIMEOUT}`,
-    )
-  }
+  checkMs('handoff.timeout', timeout, 1, MAX_HANDOFF_TIMEOUT)
 }
 
 /**
@@ -126,12 +129,7 @@ export const MAX_HANDOFF_RETRY_SPREAD = 30_000
  * `MAX_HANDOFF_RETRY_SPREAD`.
  */
 export function checkHandoffRetrySpread(spread: number): void {
-  if (!Number.isInteger(spread) || spread < 0 || spread > MAX_HANDOFF_RETRY_SPREAD) {
-    throw new ChatOptionError(
-      'handoff.retrySpread',
-      `must be a whole number of ms from 0 to ${MAX_HANDOFF_RETRY_SPREAD}`,
-    )
-  }
+  checkMs('handoff.retrySpread', spread, 0, MAX_HANDOFF_RETRY_SPREAD)
 }
 
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */

@@ -1,7 +1,7 @@
 import { type RedisAdapter, redisAdapter } from '@parley/redis'
 import type { AdapterFactory } from '@parley/server'
 import { createClient } from 'redis'
-import { ChatOptionError } from './app.js'
+import { checkMs } from './app.js'
 import { RedisStore } from './redis-store.js'
 
 export interface ChatCluster {
@@ -44,22 +44,12 @@ export const MAX_RECONNECT_DELAY = 60_000
 
 /** Throws a `ChatOptionError` unless `interval` is a whole number of ms the adapter takes. */
 export function checkHeartbeatInterval(interval: number): void {
-  if (!Number.isInteger(interval) || interval < MIN_HEARTBEAT_INTERVAL || interval > MAX_HEARTBEAT_INTERVAL) {
-    throw new ChatOptionError(
-      'heartbeatInterval',
-      `must be a whole number of ms from ${MIN_HEARTBEAT_INTERVAL} to ${MAX_HEARTBEAT_INTERVAL}`,
-    )
-  }
+  checkMs('heartbeatInterval', interval, MIN_HEARTBEAT_INTERVAL, MAX_HEARTBEAT_INTERVAL)
 }
 
 /** Throws a `ChatOptionError` unless `delay` is a whole number of ms from 1 to `MAX_RECONNECT_DELAY`. */
 export function checkReconnectDelay(delay: number): void {
-  if (!Number.isInteger(delay) || delay < 1 || delay > MAX_RECONNECT_DELAY) {
-    throw new ChatOptionError(
-      'reconnectDelay',
-      `must be a whole number of ms from 1 to ${MAX_RECONNECT_DELAY}`,
-    )
-  }
+  checkMs('reconnectDelay', delay, 1, MAX_RECONNECT_DELAY)
 }
 
 /** The wait before reconnect try `retries` (from 0): 100 ms more each try, up to `longest`. */
