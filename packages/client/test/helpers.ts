@@ -206,6 +206,16 @@ export function next<T extends unknown[] = unknown[]>(
   })
 }
 
+/** What `f` throws, or undefined: for an emit that must throw at once, its error then compared. */
+export function thrown(f: () => unknown): unknown {
+  try {
+    f()
+  } catch (error) {
+    return error
+  }
+  return undefined
+}
+
 /** Waits until `check` is true, polling every 10 ms, at most `ms`. */
 export async function until(check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
   const end = Date.now() + ms

@@ -5,7 +5,7 @@
 import { ErrorCode } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, thrown, until } from './helpers.js'
 
 afterEach(closeAll)
 
@@ -51,16 +51,6 @@ const named = (prefix: string, code: string, rest: RegExp) =>
     code,
     message: expect.stringMatching(new RegExp(`^${prefix.replace(/[()"]/g, '\\$&')}${rest.source.slice(1)}`)),
   })
-
-/** What `f` throws, or undefined. */
-function thrown(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (error) {
-    return error
-  }
-  return undefined
-}
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it('names the event in the error of every kind of emit that cannot be sent, with the code it had', async () => {

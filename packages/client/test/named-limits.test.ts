@@ -6,7 +6,7 @@
 // Real client against the real server; the session goes on.
 import { ErrorCode } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, thrown, until } from './helpers.js'
 
 afterEach(closeAll)
 
@@ -15,16 +15,6 @@ const SERVER = { pingInterval: 10_000, pingTimeout: 10_000 }
 
 /** The server socket with its `timeout(ms)`, which the helpers' type leaves out. */
 type Timed = ServerSocket & { timeout(ms: number): ServerSocket }
-
-/** What `f` throws, or undefined. */
-function thrown(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (error) {
-    return error
-  }
-  return undefined
-}
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it('names the event of a reply not in time and of an emit past maxPendingAcks', async () => {

@@ -7,7 +7,7 @@
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, thrown, until } from './helpers.js'
 
 afterEach(closeAll)
 
@@ -63,16 +63,6 @@ const throwing = (error: unknown): [what: string, make: () => unknown][] => [
     ],
   ],
 ]
-
-/** What `f` throws, or undefined. */
-function thrown(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (error) {
-    return error
-  }
-  return undefined
-}
 
 /** What each kind of emit of `value` throws or rejects with. */
 async function emitted(socket: ReturnType<typeof client>, make: () => unknown): Promise<unknown[]> {

@@ -4,22 +4,12 @@
 // against the real server.
 import { aboutEvent, ErrorCode } from '@parley/protocol'
 import { afterEach, expect, it } from 'vitest'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, until } from './helpers.js'
+import { client, closeAll, next, parleyOf, type ServerSocket, startServer, thrown, until } from './helpers.js'
 
 afterEach(closeAll)
 
 /** A name each of whose odd characters a plain pair of quotes would leave ambiguous. */
 const NAME = 'say "hi"\\\nthere'
-
-/** What `f` throws, or undefined. */
-function thrown(f: () => unknown): unknown {
-  try {
-    f()
-  } catch (error) {
-    return error
-  }
-  return undefined
-}
 
 it('names an event with quotes, a backslash or a line break as the server does', async () => {
   const got: unknown[] = []
