@@ -165,14 +165,17 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
   })
 })
 
+// A first handshake held past the helper's connectTimeout (800 ms) on a loaded machine is an
+// attempt given up, with its errors in the log (seen beside other files): these tests hold what
+// the client says of switches and closes it makes once up, not how fast the first one opens.
 describe.concurrent('no transport_error', () => {
   it('for an upgrade, nor for a CLOSE from the server', async (context) => {
     const test = own(context)
     const { server, peers } = await serve(test)
-    const socket = test.client(server.url, { transports: ['polling', 'websocket'] })
+    const socket = test.client(server.url, { transports: ['polling', 'websocket'], connectTimeout: 10_000 })
     const { log } = record(socket)
-    await next(socket, 'connect')
-    await until(() => log.includes('transport:upgrade:websocket'), 5000, 'the upgrade')
+    await next(socket, 'connect', 10_000)
+    await until(() => log.includes('transport:upgrade:websocket'), 10_000, 'the upgrade')
     await sleep(STABLE_MS + 300)
     peers[0]!.disconnect()
     await until(() => log.includes('disconnect:server disconnect'), 3000, 'the disconnect')
@@ -183,9 +186,9 @@ describe.concurrent('no transport_error', () => {
   it('for disconnect()', async (context) => {
     const test = own(context)
     const { server } = await serve(test)
-    const socket = test.client(server.url, { transports: ['websocket'] })
+    const socket = test.client(server.url, { transports: ['websocket'], connectTimeout: 10_000 })
     const { log } = record(socket)
-    await next(socket, 'connect')
+    await next(socket, 'connect', 10_000)
     await sleep(STABLE_MS + 300)
     socket.disconnect()
     await sleep(300)
