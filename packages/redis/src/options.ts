@@ -204,7 +204,12 @@ function client(value: unknown): RedisClient {
     )
   }
   if (candidate.isOpen !== true) {
-    throw new RedisAdapterOptionError('client', 'must be connected first (await client.connect())')
+    // Open, not connected: a client still connecting is enough, and awaiting connect() with
+    // Redis down waits for good (the README's "Waiting for Redis at startup").
+    throw new RedisAdapterOptionError(
+      'client',
+      'must be open: call client.connect() first (no need to await it; bound the wait with adapter.ready())',
+    )
   }
   return value as RedisClient
 }
