@@ -173,7 +173,7 @@ export class IncomingRequests {
           },
           (reply) => {
             answering.made()
-            respond(fromReply(reply))
+            respond(fromReply(reply, message.name))
           },
         )
         // A count still held is bounded at `t` from now, a Redis hop (or more: the question may

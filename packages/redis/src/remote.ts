@@ -30,8 +30,12 @@ export function remoteMessage(name: string, args: WireValue[]): BroadcastMessage
   }
 }
 
-/** A reply of this node's socket, as it crosses to the node that broadcast with acks. */
-export function fromReply(reply: BroadcastReply): DistributiveOmit<ResponsePacket, 'n' | 'id'> {
+/**
+ * A reply of this node's socket to the event `name`, as it crosses to the node that broadcast
+ * with acks. One JSON cannot carry fails there with a message that names the event, as the
+ * server's other errors about a payload do (`reply to "quote": ...`).
+ */
+export function fromReply(reply: BroadcastReply, name: string): DistributiveOmit<ResponsePacket, 'n' | 'id'> {
   if (!reply.ok) {
     const { code, message, details } = reply.error
     return details?.dropped === true
@@ -40,8 +44,15 @@ export function fromReply(reply: BroadcastReply): DistributiveOmit<ResponsePacke
   }
   try {
     return { k: 'reply', ok: true, v: packValue(reply.value) }
-  } catch {
-    return { k: 'reply', ok: false, code: ErrorCode.UNSERIALIZABLE, message: 'the reply cannot cross nodes' }
+  } catch (error) {
+    // The encoder says why (`payload cannot be serialised to JSON`); only its words cross.
+    const why = error instanceof Error ? error.message : 'not JSON'
+    return {
+      k: 'reply',
+      ok: false,
+      code: ErrorCode.UNSERIALIZABLE,
+      message: aboutEvent(name, `${why}; the reply cannot cross nodes`, true),
+    }
   }
 }
 
