@@ -10,6 +10,13 @@ import { MIDDLEWARE_REFUSED } from './incoming.js'
 export const HANDLER_FAILED = 'the handler failed'
 
 /**
+ * The message an ERROR packet carries instead of a refusal's own (schema, middleware, queue) when
+ * that one does not fit in `maxPayload` (a message of up to 1024 characters, the event's name
+ * besides, under a small limit): the client gets the refusal's code with this.
+ */
+export const REFUSAL_TOO_LONG = 'refused: the message of the refusal does not fit in maxPayload'
+
+/**
  * Event names that get a burst of their own (see `EventFailures`), for handlers and for
  * listeners; failures for names past them share one burst, whose lines list the names.
  */
@@ -63,6 +70,7 @@ export class EventFailures {
   readonly #listeners: BurstsPerEvent
   readonly #replies: BurstsPerEvent
   readonly #acks: BurstLog<{ err: unknown }>
+  readonly #tooLong: BurstLog<Failure & { code: string }>
 
   constructor(log: FastifyBaseLogger) {
     const error = (message: (count: number, first: Failure | undefined) => string) =>
@@ -87,6 +95,14 @@ export class EventFailures {
       log,
       'error',
       (count) => `ack callback failed ${count} time(s) since the last such line (the first: its err)`,
+    )
+    // At warn, one burst for every event: the refusal was the application's on purpose, and its
+    // client got its code; only its words were lost, for a limit set too small for them.
+    this.#tooLong = new BurstLog(
+      log,
+      'warn',
+      (count, first) =>
+        `event refusal too long for maxPayload for ${count} event(s) since the last such line (the first: its err, for ${JSON.stringify(first?.event)}); each client got the refusal's code with '${REFUSAL_TOO_LONG}' instead of its message`,
     )
     this.#replies = new BurstsPerEvent(() =>
       error(
@@ -125,6 +141,16 @@ export class EventFailures {
     this.#replies.record(event, err)
   }
 
+  /**
+   * The refusal of `event` (a middleware's, a schema's) with `code` did not fit in `maxPayload`
+   * (`err` says by how much): its client got the code with REFUSAL_TOO_LONG. The name is the
+   * client's, logged cut as a middleware's (see `middleware`).
+   */
+  refusalTooLong(event: string, code: string, err: unknown): void {
+    const name = loggedName(event)
+    this.#tooLong.record({ err, event: name, code }, name)
+  }
+
   /** A listener of the socket's or the server's own `event` (`disconnect`, `connection`, ...) threw or rejected. */
   listener(event: string, err: unknown): void {
     this.#listeners.record(event, err)
@@ -134,6 +160,7 @@ export class EventFailures {
   close(): void {
     this.#acks.close()
     this.#middleware.close()
+    this.#tooLong.close()
     this.#handlers.close()
     this.#listeners.close()
     this.#replies.close()

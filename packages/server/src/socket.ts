@@ -40,7 +40,7 @@ import {
   onceWrapper,
   removeListener,
 } from './emitter.js'
-import { type EventFailures, HANDLER_FAILED } from './event-failures.js'
+import { type EventFailures, HANDLER_FAILED, REFUSAL_TOO_LONG } from './event-failures.js'
 import { type ForwardedReplies, movedBeforeReply } from './forwarded-replies.js'
 import {
   type EventMiddleware,
@@ -113,12 +113,6 @@ const newSocketMoveBooks = (): SocketMoveBooks => ({
   handoff: undefined,
   thawedWork: undefined,
 })
-
-/**
- * The message of a refusal (schema, middleware, queue) whose own message would take its ERROR
- * past `maxPayload`: the client gets the refusal's code with this instead.
- */
-const REFUSAL_TOO_LONG = 'refused: the message of the refusal does not fit in maxPayload'
 
 /** Why a volatile emit that awaited a reply ended its wait at once: it was dropped. */
 function droppedError(event: string): ParleyError<string> {
@@ -1107,11 +1101,13 @@ export class ServerSocket<
       }))
     try {
       refuse(refusal.message)
-    } catch {
+    } catch (error) {
       // Past `maxPayload` (a message of up to 1024 characters, the event's name besides, under
       // a small limit): thrown from here, it would escape to the transport's reader and leave
-      // the pipeline stuck on this event. The client still gets the code.
+      // the pipeline stuck on this event. The client still gets the code; the log says what
+      // it lost.
       refuse(REFUSAL_TOO_LONG)
+      this.#context.failures.refusalTooLong(event, refusal.code, error)
     }
   }
 

@@ -490,22 +490,33 @@ describe('socket middleware', () => {
 })
 
 describe('a refusal whose message does not fit in maxPayload', () => {
-  it('still answers the event with its code, and nothing escapes', async () => {
+  it('still answers the event with its code, nothing escapes, and the log says so', async () => {
     const long = 'x'.repeat(900)
     const got: unknown[] = []
+    const lines: { level: number; msg: string; event?: string; code?: string; err?: { code?: string } }[] = []
+    const stream = new Writable({
+      write(chunk, _encoding, done) {
+        for (const line of String(chunk).split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
     const thrown = await unheard(async () => {
-      opened.started = await startServer({ maxPayload: 512 }, (app) => {
-        app.parley.on('connection', (s) => {
-          s.use((packet, next) => {
-            if (packet[0] === 'next') next(new ParleyError('TOO_WORDY', long))
-            else next()
+      opened.started = await startServer(
+        { maxPayload: 512 },
+        (app) => {
+          app.parley.on('connection', (s) => {
+            s.use((packet, next) => {
+              if (packet[0] === 'next') next(new ParleyError('TOO_WORDY', long))
+              else next()
+            })
+            s.use(async ([event]) => {
+              if (event === 'reject') throw new ParleyError('TOO_WORDY', long)
+            })
+            s.on('ok', (ack: (r: string) => void) => ack('ok'))
           })
-          s.use(async ([event]) => {
-            if (event === 'reject') throw new ParleyError('TOO_WORDY', long)
-          })
-          s.on('ok', (ack: (r: string) => void) => ack('ok'))
-        })
-      })
+        },
+        { logger: { level: 'warn', stream } },
+      )
       const client = connect(opened.started.base, { transports: ['websocket'], reconnection: false })
       try {
         await new Promise<void>((resolve) => client.once('connect', () => resolve()))
@@ -525,6 +536,17 @@ describe('a refusal whose message does not fit in maxPayload', () => {
     const refused = ['TOO_WORDY', 'refused: the message of the refusal does not fit in maxPayload']
     expect(got).toEqual([refused, refused, 'ok'])
     expect(thrown).toEqual([])
+    // One line for the burst, at once, with the first refusal's event, code and why.
+    const tooLong = lines.filter((l) => l.msg.startsWith('parley: event refusal too long for maxPayload'))
+    expect(tooLong).toEqual([
+      expect.objectContaining({
+        level: 40,
+        event: 'next',
+        code: 'TOO_WORDY',
+        err: expect.objectContaining({ code: 'PARLEY_PAYLOAD_TOO_LARGE' }),
+      }),
+    ])
+    expect(tooLong[0]?.msg).toContain('for 1 event(s) since the last such line')
   })
 })
 
