@@ -29,7 +29,18 @@ interface Node {
 async function readmeNode(url: string): Promise<Node> {
   const app = Fastify()
   const redis = createClient({ url })
-  redis.on('error', (err) => app.log.warn({ err }, 'redis')) // node-redis throws an 'error' nobody listens to
+  // node-redis emits 'error' at every reconnect attempt while Redis is away (a steady stream
+  // with a wrong URL or password), and throws one that nobody listens to: log the first of each
+  // outage, and its end. The adapter says what the outage costs in its own lines.
+  let redisDown = false
+  redis.on('error', (err) => {
+    if (!redisDown) app.log.warn({ err }, 'redis: connection lost; node-redis reconnects by itself')
+    redisDown = true
+  })
+  redis.on('ready', () => {
+    if (redisDown) app.log.info('redis: connection back')
+    redisDown = false
+  })
   await redis.connect()
   await app.register(parley, { path: '/parley', adapter: redisAdapter({ client: redis, log: app.log }) })
   // Parley closes its adapter when the app closes; close it yourself first when your hook
