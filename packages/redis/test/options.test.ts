@@ -68,7 +68,11 @@ describe('redisAdapter() options', () => {
     [undefined, 'options', /must be an object/],
     [{}, 'client', /node-redis client/],
     [{ client: { publish() {} } }, 'client', /node-redis client/],
-    [{ client: createClient() }, 'client', /must be open: call client\.connect\(\) first \(no need to await it/],
+    [
+      { client: createClient() },
+      'client',
+      /must be open: call client\.connect\(\) first \(no need to await it/,
+    ],
     [{ client: 'redis://localhost' }, 'client', /got "redis:\/\/localhost"/],
     [{ client: fakeClient(), pubClient: {} }, 'pubClient', /is not an option/],
     [{ client: fakeClient(), prefix: '' }, 'prefix', /1 to 100 characters/],
