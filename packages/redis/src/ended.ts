@@ -127,8 +127,10 @@ export class EndedRecords {
    * The record `set` of a session this node handed off, which Redis could not take now (away,
    * silent, or this node too busy): kept with the steps that take a handoff back, and sent first
    * once Redis answers, for at most `ms` (see `Commands.undo`). The server ends such a session
-   * here before it withdraws its snapshot, and that withdraw waits in the same queue, behind this:
-   * a claimer whose claim won meanwhile reads the session ended (see CONFIRM in handoff.ts), ends
+   * here before it withdraws its snapshot, and that withdraw waits behind this: in the same
+   * queue, or, sent in its turn behind a burst as this record is when Redis takes turns (see
+   * `HandOffStore.withdraw`), in the queue of commands waiting their turn, behind the record. A
+   * claimer whose claim won meanwhile reads the session ended (see CONFIRM in handoff.ts), ends
    * its copy, and its client's next try, wherever it lands, must find how the session ended
    * (its CLOSE), not a new session. Sent late, the record lives its `ms` from then on.
    */

@@ -25,7 +25,7 @@ import { randomBytes } from 'node:crypto'
 import type { SessionSnapshot } from '@parley/server'
 import type { Commands } from './commands.js'
 import { HeldAppends } from './held-appends.js'
-import { asText, RedisUnreachableError, settleable } from './send.js'
+import { asText, RedisBusyError, RedisUnreachableError, settleable } from './send.js'
 import { HANDING_OFF, paramsKey, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
 import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES, type TailGroup, TailWrites } from './tail-writes.js'
 import { packParams, unpackParams } from './wire.js'
@@ -868,11 +868,17 @@ export class HandOffStore {
   /**
    * Withdraws the handoff of a session that ended here (see WITHDRAW): 'withdrawn', 'ended'
    * when a claim had won (the hash is marked for it), or 'none' when there was nothing of this
-   * node's. 'later' when Redis is away or gave no answer within `requestTimeout`: the withdraw
-   * is kept and sent first once Redis answers again, before any other command of this node (see
-   * `Commands.undo`), for as long as the snapshot lives (its `ttl`); it may run twice, and does
-   * nothing the second time. Sent after the handoff's write on the same connection, so it runs
-   * after it even while that write is unanswered. Rejects with the error Redis answered.
+   * node's. In its turn behind a burst on this node (see `Commands.sendInTurn`): behind the
+   * record of how the session ended, which the server keeps before it withdraws (see
+   * `EndedRecords.write`), so that a claimer that reads the session ended from this, and
+   * ends its copy, sends its client to a record that is there already; refused for the burst
+   * and kept with the take-back steps, it would go ahead of that record. 'later' when Redis is
+   * away, gave no answer within `requestTimeout`, or holds `MAX_QUEUED_COMMANDS` waiting: the
+   * withdraw is kept and sent first once Redis answers again, before any other command of this
+   * node (see `Commands.undo`), behind the record kept so too, for as long as the snapshot lives
+   * (its `ttl`); it may run twice, and does nothing the second time. Sent after the handoff's
+   * write on the same connection, so it runs after it even while that write is unanswered.
+   * Rejects with the error Redis answered.
    */
   async withdraw(entry: HandedOff): Promise<'withdrawn' | 'ended' | 'none' | 'later'> {
     const keys = this.keys(entry.hash)
@@ -887,8 +893,8 @@ export class HandOffStore {
       HANDING_OFF,
       entry.write,
     ]
-    const reply = await this.commands.send(withdraw).catch((err: unknown) => {
-      if (!(err instanceof RedisUnreachableError)) throw err
+    const reply = await this.commands.sendInTurn(withdraw).catch((err: unknown) => {
+      if (!(err instanceof RedisUnreachableError || err instanceof RedisBusyError)) throw err
       // Given up, the session could be claimed until its snapshot expires: the application saw
       // it end, and a client would resume it. Sent again instead, as a write's UNDO is.
       this.commands.undo(withdraw, entry.ttl)
