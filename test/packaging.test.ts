@@ -42,6 +42,8 @@ const TYPES = `
 import Fastify from 'fastify'
 import parley from '@parley/server'
 import { connect, type ParleyError } from '@parley/client'
+import { type RedisAdapter, RedisErrorCode, redisAdapter } from '@parley/redis'
+import { createClient } from 'redis'
 interface FromServer { news: (text: string) => void }
 interface FromClient { chat: (text: string, ack: (ok: boolean) => void) => void }
 const app = Fastify()
@@ -66,7 +68,13 @@ app.parley.on('connection', (s) => {
 })
 // @ts-expect-error: internal
 void app.parley.takeLingering
-export { ok }
+// The adapter's types against the node-redis client the application makes.
+const redis = createClient({ url: 'redis://127.0.0.1:1' })
+const onRedis = Fastify()
+await onRedis.register(parley, { adapter: redisAdapter({ client: redis, log: onRedis.log }) })
+const unreachable: string = RedisErrorCode.UNREACHABLE
+const lost: number = (onRedis.parley.adapter as RedisAdapter).stats.lostBroadcasts
+export { lost, ok, unreachable }
 `
 
 const REQUIRE = `
@@ -78,6 +86,7 @@ console.log(typeof connect, ErrorCode.NOT_FOUND)
 /** What the test reads of an installed package's package.json. */
 interface Manifest {
   version: string
+  publishConfig?: { access?: string }
   dependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
 }
@@ -130,6 +139,9 @@ describe('the packed packages', () => {
     for (const dependent of [server, client, redis]) {
       expect(dependent?.dependencies?.['@parley/protocol']).toBe(protocol?.version)
     }
+    // Scoped packages are published restricted (paid, private) unless they say otherwise.
+    for (const published of [server, client, redis, protocol])
+      expect(published?.publishConfig?.access).toBe('public')
 
     await writeFile(join(dir, 'app.mjs'), APP)
     await writeFile(join(dir, 'app.cjs'), REQUIRE)
