@@ -15,10 +15,11 @@ afterEach(closeAll)
 type Handler = (event: unknown) => void
 
 /**
- * `ws`'s WebSocket behind a class whose handler properties named in `which` refuse to be set; the
- * others are passed what the WebSocket inside says.
+ * `ws`'s WebSocket behind a class whose handler properties named in `which` refuse to be set
+ * (with `clearing`, only to be cleared: set to null); the others are passed what the WebSocket
+ * inside says.
  */
-function sealed(which: readonly string[]) {
+function sealed(which: readonly string[], { clearing = false } = {}) {
   return class SealedWebSocket {
     readonly #ws: WebSocket
     readonly #handlers = new Map<string, Handler>()
@@ -32,7 +33,7 @@ function sealed(which: readonly string[]) {
         Object.defineProperty(this, name, {
           get: () => this.#handlers.get(name) ?? null,
           set: (fn: Handler | null) => {
-            if (which.includes(name)) throw new TypeError(`${name} cannot be set`)
+            if (which.includes(name) && (!clearing || !fn)) throw new TypeError(`${name} cannot be set`)
             if (fn) this.#handlers.set(name, fn)
             else this.#handlers.delete(name)
           },
@@ -87,6 +88,38 @@ describe("an application's WebSocket whose handlers cannot be set", () => {
           expect.stringMatching(/^WebSocket failed: on\w+ cannot be set$/),
         ],
       ])
+      expect(thrown).toEqual([])
+    },
+  )
+})
+
+describe("an application's WebSocket that refuses to have one handler cleared", () => {
+  it.each([['onopen'], ['onmessage'], ['onclose']])(
+    '(%s) has the other handlers cleared all the same once the client is done with it',
+    async (which) => {
+      const server = await startServer()
+      const made: Record<string, unknown>[] = []
+      const Refusing = sealed([which], { clearing: true })
+      const thrown = await unheard(async () => {
+        const socket = client(server.url, {
+          transports: ['websocket'],
+          reconnection: false,
+          WebSocket: class extends Refusing {
+            constructor(url: string, protocols: string) {
+              super(url, protocols)
+              made.push(this as unknown as Record<string, unknown>)
+            }
+          } as never,
+        })
+        await next(socket, 'connect')
+        expect(socket.transport).toBe('websocket')
+        socket.disconnect()
+      })
+      expect(made).toHaveLength(1)
+      const ws = made[0] as Record<string, unknown>
+      // The one that refused keeps its handler; none of the others holds one of the client's.
+      for (const name of ['onopen', 'onmessage', 'onclose'])
+        expect([name, ws[name]]).toEqual([name, name === which ? expect.any(Function) : null])
       expect(thrown).toEqual([])
     },
   )

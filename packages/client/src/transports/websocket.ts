@@ -267,9 +267,18 @@ export class WebSocketTransport extends BaseTransport {
     // An application's WebSocket may refuse to have its handlers set (a setter that throws): the
     // teardown goes on, and closes it all the same. Thrown here, the error would be no one's: this
     // runs in timers and in the handlers of promises (in Node, a crash), and the attempt it ends
-    // would never settle.
+    // would never settle. Each in a try of its own, so that one that refuses leaves the others
+    // cleared all the same: one chain of assignments stopped at the first that threw, and the
+    // handlers it had not reached, closures over the transport (hence over its session's
+    // connection), lived as long as the WebSocket.
     try {
-      ws.onopen = ws.onmessage = ws.onclose = null
+      ws.onopen = null
+    } catch {}
+    try {
+      ws.onmessage = null
+    } catch {}
+    try {
+      ws.onclose = null
     } catch {}
     try {
       ws.close(code)
