@@ -190,7 +190,7 @@ export class Session implements ConnectionHost {
     if (fresh)
       for (const id of this.acks.ids())
         if (!this.#ledger.kept.some((item) => (item.packet as EventPacket).ackId === id))
-          queueMicrotask(() => this.acks.settle(id, ended(), []))
+          queueMicrotask(() => this.acks.settle(id, ended, []))
     // Everything the server lacks, in order, before anything new.
     this.connection.send(this.#ledger.kept)
     // At most MAX_TIMER_MS: a timer set for longer fires at once, and would again and again.
@@ -321,7 +321,7 @@ export class Session implements ConnectionHost {
     clearTimeout(this.#liveTimer)
     this.#ledger.reset()
     this.id = undefined
-    this.acks.rejectAll(ended())
+    this.acks.rejectAll(ended)
   }
 
   /**
@@ -343,5 +343,9 @@ export class Session implements ConnectionHost {
   }
 }
 
-/** Why a reply will not come: its session ended first. */
-const ended = () => new ParleyError(ErrorCode.DISCONNECTED, 'session ended before the reply')
+/**
+ * Why a reply will not come: its session ended first. `about` names the event it answers, as in
+ * the other errors of its wait (see `AckTable.register`).
+ */
+const ended = (about: string) =>
+  new ParleyError(ErrorCode.DISCONNECTED, `${about}session ended before the reply`)

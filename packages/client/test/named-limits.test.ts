@@ -1,7 +1,7 @@
 // An emit that meets one of the client's limits names its event, as one that cannot be sent does
 // (named-errors.test.ts): the queue full (`maxQueuedMessages`), too many replies awaited
-// (`maxPendingAcks`), a reply that did not come in time, and a volatile emit dropped with no
-// transport, whose reply cannot come. An application with many emits, or
+// (`maxPendingAcks`), a reply that did not come in time, a volatile emit dropped with no
+// transport, whose reply cannot come, and the replies awaited when the session ends. An application with many emits, or
 // many `emitWithAck` awaited together, can tell which one it was. The codes stay what they were.
 // Real client against the real server; the session goes on.
 import { ErrorCode } from '@parley/protocol'
@@ -118,5 +118,42 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(errors).toEqual([
       expect.objectContaining({ code: ErrorCode.DISCONNECTED, message: 'event "price": not connected' }),
     ])
+  })
+
+  it.each([
+    ['the client disconnects', 'client'],
+    ['the server disconnects the socket', 'server'],
+  ] as const)('names the event of each reply awaited when %s', async (_, who) => {
+    let sessions = 0
+    const heard: string[] = []
+    const server = await startServer(
+      (app) =>
+        parleyOf(app).on('connection', (socket) => {
+          sessions++
+          // Never answered: the waits end with the session.
+          socket.on('slow', () => heard.push('slow'))
+          socket.on('quote', () => heard.push('quote'))
+        }),
+      SERVER,
+    )
+    const socket = client(server.url, { transports: [transport] })
+    await next(socket, 'connect')
+    const ended = [socket.emitWithAck('slow'), socket.timeout(60_000).emitWithAck('quote', 1)].map((wait) =>
+      wait.catch((error: unknown) => error),
+    )
+    await until(() => heard.length === 2, 3000, 'both events at the server')
+    if (who === 'client') socket.disconnect()
+    else [...parleyOf(server.app).sockets.values()][0]?.disconnect()
+    expect(await Promise.all(ended)).toEqual([
+      expect.objectContaining({
+        code: ErrorCode.DISCONNECTED,
+        message: 'event "slow": session ended before the reply',
+      }),
+      expect.objectContaining({
+        code: ErrorCode.DISCONNECTED,
+        message: 'event "quote": session ended before the reply',
+      }),
+    ])
+    expect(sessions).toBe(1)
   })
 })

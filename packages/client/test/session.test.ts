@@ -302,14 +302,17 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     await next(socket, 'connect')
     const acked = next(socket, 'behind the ack', 3000)
     const outcomes: unknown[] = []
-    socket.timeout(60_000).emit('never', 1, (error: ParleyError<string> | null) => outcomes.push(error?.code))
+    // Its error names the event, as those of every other end of a wait do.
+    socket
+      .timeout(60_000)
+      .emit('never', 1, (error: ParleyError<string> | null) => outcomes.push([error?.code, error?.message]))
     await until(() => got === 1, 3000, 'the request at the old server')
     await acked
     await first.parley.close()
     await first.server.close()
     await serve({}, first.server.port)
     await until(() => outcomes.length === 1, 5000, 'the wait ended')
-    expect(outcomes).toEqual([ErrorCode.DISCONNECTED])
+    expect(outcomes).toEqual([[ErrorCode.DISCONNECTED, 'event "never": session ended before the reply']])
     expect(seen.downs).toEqual(['server shutdown'])
     expect(socket.recovered).toBe(false)
   })

@@ -32,7 +32,15 @@ export type Settle = (error: ParleyError<string> | null, args: WireValue[]) => v
 interface Pending {
   settle: Settle
   timer: ReturnType<typeof setTimeout> | undefined
+  /** What `register` was given to put before the messages of its errors. */
+  about: string
 }
+
+/**
+ * The error a wait ends with, or what makes it from the wait's `about` (see `register`): one
+ * error for every wait that ends at once (the end of the session) still names each one's event.
+ */
+export type EndError = ParleyError<string> | ((about: string) => ParleyError<string>)
 
 /**
  * Replies one side awaits from the other, by ack id: the same table on the server and the
@@ -99,7 +107,7 @@ export class AckTable {
       : setTimeout(() => {
           this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `${about}no reply within ${timeout} ms`), [])
         }, timeout as number)
-    this.#pending.set(id, { settle, timer })
+    this.#pending.set(id, { settle, timer, about })
     return id
   }
 
@@ -109,12 +117,12 @@ export class AckTable {
   }
 
   /** Ends one wait. False when nobody waits for this id (a late or unknown reply). */
-  settle(id: number, error: ParleyError<string> | null, args: WireValue[]): boolean {
+  settle(id: number, error: EndError | null, args: WireValue[]): boolean {
     const pending = this.#pending.get(id)
     if (!pending) return false
     this.forget(id)
     try {
-      pending.settle(error, args)
+      pending.settle(typeof error === 'function' ? error(pending.about) : error, args)
     } catch (err) {
       this.#failed(err)
     }
@@ -127,8 +135,11 @@ export class AckTable {
     this.#pending.delete(id)
   }
 
-  /** Ends every wait with the same error (the session ended). */
-  rejectAll(error: ParleyError<string>): void {
+  /**
+   * Ends every wait (the session ended) with the same error, or each with the one `error` makes
+   * of its `about`.
+   */
+  rejectAll(error: EndError): void {
     for (const id of [...this.#pending.keys()]) this.settle(id, error, [])
   }
 }
