@@ -75,7 +75,13 @@ export interface FaultProxy {
    * (503, or 502 when it found none to connect to).
    */
   unavailable: 0 | 502 | 503
-  /** Number of requests and upgrades `unavailable` answered. */
+  /**
+   * While set, every new request and upgrade is answered at once with this HTTP status and this
+   * JSON body (`application/json`), none reaching the server: a proxy, or another service in
+   * front, whose error answers are JSON of its own (`{"code": "rate_limited", ...}`).
+   */
+  answer: { status: number; body: string } | undefined
+  /** Number of requests and upgrades `unavailable` or `answer` answered. */
   refused: number
   /** Destroys the open connections of one kind (a network cut). */
   cut(kind: 'websocket' | 'http' | 'all'): void
@@ -124,6 +130,19 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       proxy.refused++
       req.resume()
       res.writeHead(proxy.unavailable, { connection: 'close', 'content-length': 0 }).end()
+      return
+    }
+    if (proxy.answer) {
+      proxy.refused++
+      req.resume()
+      const { status, body } = proxy.answer
+      res
+        .writeHead(status, {
+          connection: 'close',
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(body),
+        })
+        .end(body)
       return
     }
     const posts = req.method === 'POST' && req.url?.includes('sid=') ? proxy.posts : 'pass'
@@ -237,6 +256,15 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       socket.end(`HTTP/1.1 ${proxy.unavailable} ${http.STATUS_CODES[proxy.unavailable]}\r\n${EMPTY}`)
       return
     }
+    if (proxy.answer) {
+      proxy.refused++
+      const { status, body } = proxy.answer
+      socket.end(
+        `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nConnection: close\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+      )
+      return
+    }
     switch (proxy.ws) {
       case 'reject':
         socket.end(`HTTP/1.1 400 Bad Request\r\n${EMPTY}`)
@@ -321,6 +349,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     lost: 0,
     offline: false,
     unavailable: 0,
+    answer: undefined,
     refused: 0,
     upgrades: 0,
     streams: 0,

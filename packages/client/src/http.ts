@@ -53,12 +53,23 @@ export async function httpError(
         ? res.json()
         : JSON.parse(await boundedBody(res, defaultMaxPayload)))) as typeof b | null) ?? {}
   } catch {}
+  const received = b.code
+  // A code of Parley's: one the protocol defines, or an application's own (a middleware's
+  // refusal), both of the form the server puts on the wire: 1 to 64 of A-Z, 0-9 and _
+  // (docs/protocol.md; a PARLEY_ code of another release's protocol too). Any other (empty, in
+  // lower case, not a string: a proxy's or another service's JSON error body) would match no
+  // `switch (error.code)` of the application's: the answer is read as one without a code, and
+  // its body kept in `details.body`.
   // A 503 without a code of Parley's is a server closing: from the first moment of `app.close()`
   // Fastify answers every request so itself, before Parley sees it (or a proxy in front has no
   // node to offer). Read as the shutdown it is: the same transport once more (a balancer sends
   // it to another node), then the others, the session kept.
   const code =
-    typeof b.code === 'string' ? b.code : status === 503 ? ErrorCode.SERVER_SHUTTING_DOWN : undefined
+    typeof received === 'string' && /^[A-Z0-9_]{1,64}$/.test(received)
+      ? received
+      : status === 503
+        ? ErrorCode.SERVER_SHUTTING_DOWN
+        : undefined
   // For the answer to a HELLO (`hello`, its transport): whether the server may have taken it (see
   // Connection.moved). An error under 500 (a 4xx: Parley answers a HELLO it took with 200 alone)
   // with a code in its body is Parley's refusal (version, origin, method, size, a body that is no
@@ -77,7 +88,7 @@ export async function httpError(
     code ?? ErrorCode.TRANSPORT_ERROR,
     // The body's message goes with the body's code, or with none: a bare 503's ("Service
     // Unavailable") would say less than the URL.
-    typeof b.message === 'string' && code === b.code ? b.message : `HTTP ${status} from ${shown(url)}`,
+    typeof b.message === 'string' && code === received ? b.message : `HTTP ${status} from ${shown(url)}`,
     {
       details: {
         status,
@@ -88,6 +99,8 @@ export async function httpError(
           (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
         // The server's handshake middleware was slow, not this transport (see Connection).
         middleware: b.middleware === true || undefined,
+        // The body, when its code was not taken (see above), as it came: it may say whose it is.
+        body: code === received ? undefined : b,
       },
     },
   )

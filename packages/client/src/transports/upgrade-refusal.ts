@@ -44,10 +44,12 @@ export function hearRefusal(
       refused(
         // A 401 or 403 without a code of Parley's (read as PARLEY_TRANSPORT_ERROR) is someone
         // else's, not a refusal: most often a proxy or a firewall that lets no WebSocket through,
-        // which the next transport may pass.
+        // which the next transport may pass. Its body, if kept (a code not Parley's), stays.
         error.code !== ErrorCode.TRANSPORT_ERROR || (status !== 401 && status !== 403)
           ? error
-          : new ParleyError<string>(ErrorCode.TRANSPORT_ERROR, error.message, { details: { status } }),
+          : new ParleyError<string>(ErrorCode.TRANSPORT_ERROR, error.message, {
+              details: { status, body: error.details?.body },
+            }),
       ),
     )
   }
