@@ -99,7 +99,8 @@ export async function httpError(
           (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
         // The server's handshake middleware was slow, not this transport (see Connection).
         middleware: b.middleware === true || undefined,
-        // The body, when its code was not taken (see above), as it came: it may say whose it is.
+        // The body as it came, when its code was not taken (see above) or it had none and was read
+        // as a shutdown (a 503): it may say whose it is.
         body: code === received ? undefined : b,
       },
     },

@@ -48,11 +48,13 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     },
   )
 
-  it('reads a 503 with a foreign code as a server closing, and keeps the body', async () => {
+  it.each([
+    ['a foreign code', { code: 'upstream_unavailable', message: 'no healthy upstream' }],
+    ['no code', { statusCode: 503, error: 'Service Unavailable', message: 'Service Unavailable' }],
+  ])('reads a 503 with %s as a server closing, and keeps the body', async (_, body) => {
     const server = await startServer()
     const proxy = await startFaultProxy(server.port)
     onTestFinished(() => proxy.close())
-    const body = { code: 'upstream_unavailable', message: 'no healthy upstream' }
     proxy.answer = { status: 503, body: JSON.stringify(body) }
     const socket = client(`${proxy.url}/parley`, { transports: [transport], reconnection: false })
     const [error] = await next<[ParleyError<string>]>(socket, 'connect_error')
