@@ -3,13 +3,22 @@
 import type { RedisAdapter } from '@parley/redis'
 import type { FastifyInstance } from 'fastify'
 import type { Browser } from 'playwright-core'
-import { launchChromium } from '../../../test/support/chromium.js'
 import { type Nginx, startNginx } from '../../../test/support/nginx.js'
 import { holdPort, onFreePort, PortTaken } from '../../../test/support/ports.js'
 import { type RedisServer, startRedis } from '../../../test/support/redis-server.js'
 import { buildChatApp } from '../src/app.js'
 import { type ChatCluster, connectRedis } from '../src/cluster.js'
 import { pageBuilt } from './page-build.js'
+
+/**
+ * `test/support/chromium.ts` loaded when a cluster first needs its own Chromium: it imports
+ * playwright-core, most of a second to load, which `chat-cluster.test.ts` (a chat node alone,
+ * no browser) would otherwise pay for nothing.
+ */
+async function launchChromium(): Promise<Browser> {
+  const chromium = await import('../../../test/support/chromium.js')
+  return chromium.launchChromium()
+}
 
 export type ChatNode = { app: FastifyInstance; cluster: ChatCluster; port: number }
 
