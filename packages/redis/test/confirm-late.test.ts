@@ -13,8 +13,8 @@ import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js
 import { sleep, until, within } from '../../server/test/helpers.js'
 import { HandOffStore } from '../src/handoff.js'
 import { queueFullOn } from './burst.js'
-import { handOff, open, takeOver, watchSealWaits } from './handoff-steps.js'
-import { type FakeCluster, type FakeNode, fakeClusterSuite, HeldInOrder, won } from './handoff-support.js'
+import { claimedBeforeTakeBack, handOff, open, takeOver, watchSealWaits } from './handoff-steps.js'
+import { type FakeCluster, type FakeNode, fakeClusterSuite, won } from './handoff-support.js'
 
 /** How a session ended on its old node, as its server records it. */
 const close: ClosePacket = { type: PacketType.CLOSE, reason: 'server disconnect', message: 'bye' }
@@ -148,25 +148,14 @@ describe.skipIf(skipRedisSuites())('a claim confirmed late', () => {
 
   it('leaves the owner record to the copy of a server without takenOver, which goes on, when a confirm sent late says its old node kept the session', async () => {
     const cluster = suite.cluster()
-    const [a, b] = await cluster.start(2)
     const sid = 'sid-late-kept-no-hook'
-    const socket = await open(a!, sid, 's1')
     // a's write is held, and given up: its take-back (which keeps the session at a) waits behind
     // it, and b claims the write in between, and reads the tail unsealed.
-    const step = (args: string[]) =>
-      args[0] === 'EVAL' && args.some((arg) => arg.startsWith(`${cluster.prefix}:handoff:`))
-    const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
-    a!.hold = slow.hold
-    const answer = handOff(a!, socket, sid)
-    void a!.adapter.withdrawHandOff(sid)
-    await slow.runFirst()
-    const claim = won(await b!.adapter.claimSession(sid))
-    const waits = watchSealWaits('at once')
-    expect(await takeOver(b!, claim).done).toMatchObject({ complete: false })
-    waits.stop()
+    const { b, slow, answer, claim, tail } = await claimedBeforeTakeBack(cluster, sid)
+    expect(tail).toMatchObject({ complete: false })
     // b's server has no `takenOver`: it cannot end its copy, whatever the confirm says.
-    expect(b!.sockets.takenOver).toBeUndefined()
-    const burst = await confirmRefused(b!, claim)
+    expect(b.sockets.takenOver).toBeUndefined()
+    const burst = await confirmRefused(b, claim)
     let released = false
     try {
       // a's take-back lands meanwhile: the claim is revoked, and the session kept at a.
@@ -175,14 +164,14 @@ describe.skipIf(skipRedisSuites())('a claim confirmed late', () => {
       released = true
       await burst.release()
       await until(
-        () => b!.warnings.some((line) => line.includes('this server cannot end the copy taken over here')),
+        () => b.warnings.some((line) => line.includes('this server cannot end the copy taken over here')),
         5000,
         'the late confirm’s answer',
       )
       // The client is with b's copy, which goes on: every node sends its requests there, not to
       // a's copy, which no client resumes (it ends with its recovery window).
-      expect(await b!.redis.get(keyOf(cluster, 'session', sid))).toBe(b!.adapter.node)
-      expect(b!.sockets.hasSession(sid)).toBe(true)
+      expect(await b.redis.get(keyOf(cluster, 'session', sid))).toBe(b.adapter.node)
+      expect(b.sockets.hasSession(sid)).toBe(true)
     } finally {
       if (!released) await burst.release()
     }

@@ -175,6 +175,30 @@ export function takeOver(node: FakeNode, result: ClaimAnswer | undefined) {
 }
 
 /**
+ * a hands `sid` off and its write is held, then given up (the server stops waiting: the session
+ * goes on at a, and its take-back waits behind the write); b claims the write in between and
+ * reads the tail without a's seal, which is held until the test runs a's steps (`slow`), so b's
+ * wait for it runs out at once. What b read (`tail`) and its waits for the seal (`waits`) are the
+ * caller's to check.
+ */
+export async function claimedBeforeTakeBack(cluster: FakeCluster, sid: string) {
+  const [a, b] = await cluster.start(2)
+  const socket = await open(a!, sid, 's1')
+  const step = (args: string[]) =>
+    args[0] === 'EVAL' && args.some((arg) => arg.startsWith(`${cluster.prefix}:handoff:`))
+  const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
+  a!.hold = slow.hold
+  const answer = handOff(a!, socket, sid)
+  void a!.adapter.withdrawHandOff(sid)
+  await slow.runFirst()
+  const claim = won(await b!.adapter.claimSession(sid))
+  const waits = watchSealWaits('at once')
+  const tail = await takeOver(b!, claim).done
+  waits.stop()
+  return { a: a!, b: b!, slow, answer, claim, tail, waits }
+}
+
+/**
  * Heartbeats for the tests that cut a node's connection to Redis, so that its record outlives the
  * cut by far. With the tests' 300 ms heartbeats it lasts 900 ms, which the reconnection took on a
  * loaded machine: the node's next beat found its record gone, took Redis for restarted empty, and

@@ -10,6 +10,7 @@ import { sleep, until, within } from '../../server/test/helpers.js'
 import { UNCLAIM_KEEP_MS } from '../src/handoff.js'
 import { burstOnAdapter, queueFullOn } from './burst.js'
 import {
+  claimedBeforeTakeBack,
   cutOff,
   endWhileCutOff,
   handOff,
@@ -601,29 +602,14 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
    */
   async function claimReadBeforeTakeBack(sid: string) {
     cluster = suite.cluster()
-    const [a, b] = await cluster.start(2)
-    const socket = await open(a!, sid, 's1')
-    const step = (args: string[]) =>
-      args[0] === 'EVAL' && args.some((arg) => arg.startsWith(`${cluster.prefix}:handoff:`))
-    const slow = new HeldInOrder(a!.redis, (args) => args[1]?.includes("'snapshot', ARGV[2]") === true, step)
-    a!.hold = slow.hold
-    const answer = handOff(a!, socket, sid)
-    // The server stops waiting for the write: the session goes on at a (the call resolves once
-    // the take-back, held behind the write, is answered).
-    void a!.adapter.withdrawHandOff(sid)
-    await slow.runFirst()
-    const claim = won(await b!.adapter.claimSession(sid))
-    // a's seal is held until the test runs a's steps: b's wait for it can only run out, and
-    // does at once here rather than after SEAL_WAIT_MS.
-    const waits = watchSealWaits('at once')
-    const tail = await takeOver(b!, claim).done
-    waits.stop()
+    // a's handOff resolves once the take-back, held behind the write, is answered.
+    const { tail, waits, ...claimed } = await claimedBeforeTakeBack(cluster, sid)
     expect(waits).toMatchObject({ began: 1, ranOut: 1 })
     // b stopped waiting for a's seal (SEAL_WAIT_MS) and read the tail without the revocation.
     expect(tail).toMatchObject({ complete: false })
     expect(tail.ended).toBeUndefined()
     const owner = `${cluster.prefix}:session:${createHash('sha256').update(sid).digest('base64url')}`
-    return { a: a!, b: b!, slow, answer, claim, owner }
+    return { ...claimed, owner }
   }
 
   it('tells a claimer that read the tail before the take-back of the write it claimed, when it confirms: kept', async () => {
