@@ -80,7 +80,10 @@ export async function httpError(
   // HELLO, a 503 of a node whose relay broke once the other node had it. (The client README's
   // table, "Fallback and upgrade".)
   if (hello) hello.unsent = status < 500 && !!code
-  if (!code && status === 404) return notFound(url)
+  // The body as it came, when its code was not taken (see above) or it had none and was read as
+  // a shutdown (a 503) or as nothing there (a 404): it may say whose it is.
+  const body = code === received ? undefined : b
+  if (!code && status === 404) return notFound(url, body)
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
   // refuses the client, not the transport. A version refusal would be the same anywhere, and so
   // would a HELLO past the server's maxPayload (413), as the WebSocket's close 1009 says.
@@ -99,9 +102,7 @@ export async function httpError(
           (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
         // The server's handshake middleware was slow, not this transport (see Connection).
         middleware: b.middleware === true || undefined,
-        // The body as it came, when its code was not taken (see above) or it had none and was read
-        // as a shutdown (a 503): it may say whose it is.
-        body: code === received ? undefined : b,
+        body,
       },
     },
   )

@@ -1,7 +1,7 @@
 // An HTTP error answer whose JSON body carries a code that is not of Parley's form (empty, in
 // lower case, not a string: a proxy's or another service's in front of the server) is read as
 // one without a code: PARLEY_TRANSPORT_ERROR (or what the status alone says: a 503 a shutdown, a
-// 404 nothing there), its body kept in `details.body`, never an error whose code no
+// 404 nothing there), its body kept in `details.body` (the 404's too), never an error whose code no
 // `switch (error.code)` of the application's meets. The server's own codes, an application's
 // among them, still reach the application as they are. Real client against the real server,
 // behind a loopback proxy that answers such bodies in its place.
@@ -60,6 +60,22 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     const [error] = await next<[ParleyError<string>]>(socket, 'connect_error')
     expect(error.code).toBe(ErrorCode.SERVER_SHUTTING_DOWN)
     expect(error.details).toMatchObject({ status: 503, body })
+  })
+
+  it.each([
+    ['a foreign code', { code: 'no_route', message: 'no route for this path' }],
+    ['a code in mixed case', { code: 'NotFound', message: 'The specified key does not exist.' }],
+  ])('reads a 404 with %s as nothing there, and keeps the body', async (_, body) => {
+    const server = await startServer()
+    const proxy = await startFaultProxy(server.port)
+    onTestFinished(() => proxy.close())
+    proxy.answer = { status: 404, body: JSON.stringify(body) }
+    const socket = client(`${proxy.url}/parley`, { transports: [transport], reconnection: false })
+    const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error')
+    expect(error.code).toBe(ErrorCode.NOT_FOUND)
+    expect(error.message).toMatch(new RegExp(`^404 at ${scheme}://127\\.0\\.0\\.1:\\d+/parley/`))
+    expect(error.details).toMatchObject({ status: 404, refused: true, body })
+    expect(willRetry).toBe(false)
   })
 
   it("still gives the application its own code, from the server's middleware, through the proxy", async () => {

@@ -290,9 +290,9 @@ export function shown(url: string): string {
 }
 
 /** Nothing is at `url` (HTTP 404 without a code of Parley's): a refusal, no retry would help. */
-export function notFound(url: string): ParleyError {
+export function notFound(url: string, body?: unknown): ParleyError {
   return new ParleyError(ErrorCode.NOT_FOUND, `404 at ${shown(url)}: check URL and path`, {
-    details: { status: 404, refused: true },
+    details: { status: 404, refused: true, body },
   })
 }
 
