@@ -43,21 +43,23 @@ export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocke
   }
   // A variable specifier keeps bundlers from pulling `ws` into the browser build.
   const specifier = 'ws'
-  nodeWebSocket ??= import(specifier).then(
-    (mod: { default?: WebSocketConstructor; WebSocket?: WebSocketConstructor }) => {
+  // A lookup that failed, whether `ws` did not load or loaded without a WebSocket export (another
+  // package under that name, a broken install), is not kept: the next transport's asks again,
+  // and finds `ws` once the application has installed or mended it, without a restart.
+  nodeWebSocket ??= import(specifier)
+    .then((mod: { default?: WebSocketConstructor; WebSocket?: WebSocketConstructor }) => {
       const ctor = mod.WebSocket ?? mod.default
       if (!ctor) throw new Error('the "ws" module has no WebSocket export')
       return ctor
-    },
-    (cause: unknown) => {
+    })
+    .catch((cause: unknown) => {
       nodeWebSocket = undefined
       throw new ParleyError(
         ErrorCode.TRANSPORT_ERROR,
         'no WebSocket here: install the "ws" package or pass the WebSocket option',
         { cause },
       )
-    },
-  )
+    })
   return nodeWebSocket
 }
 
