@@ -1,4 +1,4 @@
-import { ErrorCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/protocol'
+import { ErrorCode, isWireCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/protocol'
 import { decodeText } from './codec.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
@@ -55,21 +55,16 @@ export async function httpError(
   } catch {}
   const received = b.code
   // A code of Parley's: one the protocol defines, or an application's own (a middleware's
-  // refusal), both of the form the server puts on the wire: 1 to 64 of A-Z, 0-9 and _
-  // (docs/protocol.md; a PARLEY_ code of another release's protocol too). Any other (empty, in
-  // lower case, not a string: a proxy's or another service's JSON error body) would match no
-  // `switch (error.code)` of the application's: the answer is read as one without a code, and
-  // its body kept in `details.body`.
+  // refusal), both of the form the server puts on the wire (`isWireCode`, the rule an ERROR
+  // packet's code is held to; a PARLEY_ code of another release's protocol too). Any other
+  // (empty, in lower case, not a string: a proxy's or another service's JSON error body) would
+  // match no `switch (error.code)` of the application's: the answer is read as one without a
+  // code, and its body kept in `details.body`.
   // A 503 without a code of Parley's is a server closing: from the first moment of `app.close()`
   // Fastify answers every request so itself, before Parley sees it (or a proxy in front has no
   // node to offer). Read as the shutdown it is: the same transport once more (a balancer sends
   // it to another node), then the others, the session kept.
-  const code =
-    typeof received === 'string' && /^[A-Z0-9_]{1,64}$/.test(received)
-      ? received
-      : status === 503
-        ? ErrorCode.SERVER_SHUTTING_DOWN
-        : undefined
+  const code = isWireCode(received) ? received : status === 503 ? ErrorCode.SERVER_SHUTTING_DOWN : undefined
   // For the answer to a HELLO (`hello`, its transport): whether the server may have taken it (see
   // Connection.moved). An error under 500 (a 4xx: Parley answers a HELLO it took with 200 alone)
   // with a code in its body is Parley's refusal (version, origin, method, size, a body that is no

@@ -67,6 +67,7 @@ export {
   HELLO_FIELDS,
   isCount,
   isPositive,
+  isWireCode,
   OPEN_FIELDS,
   PACKET_BUILDERS,
   PACKET_SHAPES,

@@ -9,6 +9,7 @@ import {
   BINS,
   type CheckedFields,
   HELLO_FIELDS,
+  isWireCode,
   OPEN_FIELDS,
   PACKET_BUILDERS,
   PACKET_SHAPES,
@@ -89,5 +90,28 @@ describe('the table of packet shapes', () => {
       expect(decodeText(tooLong)).toMatchObject({ ok: false, error: { code: arityCode(type) } })
       if (type !== PacketType.ACK) expect(arityCode(type)).toBe(ErrorCode.INVALID_PACKET)
     }
+  })
+
+  it("takes an ERROR's code in the one form of codes on the wire, which every code of Parley's has", () => {
+    for (const code of Object.values(ErrorCode)) expect(isWireCode(code), code).toBe(true)
+    // An application's own, as the server sends it, up to 64 characters.
+    for (const code of ['AUTH_EXPIRED', 'E42', '_', 'C'.repeat(64)]) {
+      expect(isWireCode(code), code).toBe(true)
+      expect(decodeText(JSON.stringify([PacketType.ERROR, 1, 1, code, 'm']))).toMatchObject({
+        ok: true,
+        packet: { type: PacketType.ERROR, code },
+      })
+    }
+    for (const code of [
+      '',
+      'rate_limited',
+      'AccessDenied',
+      'APP-FAILED',
+      'C'.repeat(65),
+      42,
+      null,
+      undefined,
+    ])
+      expect(isWireCode(code), String(code)).toBe(false)
   })
 })

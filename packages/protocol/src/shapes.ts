@@ -38,6 +38,21 @@ export function isSid(value: unknown): value is string {
   return typeof value === 'string' && SID_PATTERN.test(value)
 }
 
+const CODE_PATTERN = /^[A-Z0-9_]{1,64}$/
+
+/**
+ * True for an error code as it crosses the wire, in an ERROR packet or an HTTP error body: 1 to
+ * 64 of `A-Z 0-9 _`. Parley's own codes have that form, and the server sends an application's
+ * own (a middleware's refusal, a handler's error) only in it, else PARLEY_HANDLER_ERROR or
+ * PARLEY_REFUSED; the client answers the server's requests with Parley's codes alone. So no
+ * Parley peer sends another, and a code in another form (empty, lower case, a proxy's
+ * `rate_limited`) is no peer's word: the decoders refuse the ERROR that carries it, and the
+ * client reads such a body as one without a code.
+ */
+export function isWireCode(value: unknown): value is string {
+  return typeof value === 'string' && CODE_PATTERN.test(value)
+}
+
 const seq: Field = ['seq', isCount, INVALID_SEQ]
 const ackId: Field = ['ackId', isCount, INVALID_ACK_ID]
 /** EVENT's and REPLY's arguments: where their binary leaves go back. */
@@ -72,7 +87,7 @@ export const PACKET_SHAPES: Readonly<Record<number, readonly Field[]>> = {
   // REPLY
   6: [['seq', isPositive, INVALID_SEQ], ['ackId', isPositive, INVALID_ACK_ID], ARGS, BINS],
   // ERROR: seq 0 is the one unnumbered ERROR, the answer to a refused HELLO.
-  7: [seq, ackId, ['code', (v) => isString(v) && v.length > 0 && v.length <= 128], message],
+  7: [seq, ackId, ['code', isWireCode], message],
   // MOVED
   9: [],
 } satisfies { readonly [T in ArrayPacketType]: readonly Field[] }

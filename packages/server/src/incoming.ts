@@ -1,4 +1,11 @@
-import { type ArgsWithoutAck, cutText, ErrorCode, type EventNames, type EventsMap } from '@parley/protocol'
+import {
+  type ArgsWithoutAck,
+  cutText,
+  ErrorCode,
+  type EventNames,
+  type EventsMap,
+  isWireCode,
+} from '@parley/protocol'
 import { argumentError } from './argument-error.js'
 import { readKey } from './thrown.js'
 
@@ -49,8 +56,6 @@ interface Pending {
   ackId: number
 }
 
-/** A code an application may put on the wire: the same rule as for handshake refusals. */
-const APP_CODE = /^[A-Z0-9_]{1,64}$/
 /**
  * Parley's own codes the client knows. Any other `PARLEY_` code comes from a package's internals
  * (`PARLEY_REDIS_UNREACHABLE`, whose message names the Redis address, from the Redis adapter's
@@ -58,10 +63,13 @@ const APP_CODE = /^[A-Z0-9_]{1,64}$/
  */
 const WIRE_CODES: ReadonlySet<string> = new Set(Object.values(ErrorCode))
 
+/**
+ * A code an application may put on the wire, in an ERROR packet or a handshake's refusal: of the
+ * form every code on the wire has (`isWireCode`: a client refuses an ERROR with any other), and
+ * not a package's internal one.
+ */
 function isAppCode(code: unknown): code is string {
-  return (
-    typeof code === 'string' && APP_CODE.test(code) && (!code.startsWith('PARLEY_') || WIRE_CODES.has(code))
-  )
+  return isWireCode(code) && (!code.startsWith('PARLEY_') || WIRE_CODES.has(code))
 }
 const MAX_MESSAGE = 1024
 

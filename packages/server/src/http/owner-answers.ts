@@ -1,10 +1,8 @@
 import type { IncomingMessage } from 'node:http'
+import { isWireCode } from '@parley/protocol'
 
 /** The most of an owner's error answer read for its `{code, message}`: Parley's are far shorter. */
 export const MOST_READ = 4096
-
-/** A code as an ERROR packet may carry it (docs/protocol.md, ERROR). */
-const CODE = /^[A-Z0-9_]{1,64}$/
 
 /**
  * Calls `done` once with the start of `response`'s body (up to `MOST_READ`), however it ends;
@@ -37,7 +35,8 @@ export function readAnswer(response: IncomingMessage, done: (body: string, whole
 export function codedError(body: string): { code: string; message: string } | undefined {
   try {
     const parsed = JSON.parse(body) as { code?: unknown; message?: unknown }
-    if (typeof parsed.code === 'string' && typeof parsed.message === 'string' && CODE.test(parsed.code)) {
+    // A code as an ERROR packet may carry it (docs/protocol.md, ERROR).
+    if (isWireCode(parsed.code) && typeof parsed.message === 'string') {
       return { code: parsed.code, message: parsed.message }
     }
   } catch {
