@@ -37,6 +37,11 @@ type PathStep = string | number
  * from a ParleyError the application's own code threw during the walk, which goes out untouched.
  */
 let refusal: unknown
+/**
+ * The last error `encode` made: the session tells by identity a HELLO's own refusal of its auth
+ * from the application's ParleyError, which `encode` throws untouched (see Session.hello).
+ */
+export let made: unknown
 /** A binary leaf on the wire: where it was, 0 for a byte view or 1 for an ArrayBuffer, its bytes. */
 type Leaf = [path: PathStep[], kind: 0 | 1, bytes: Uint8Array]
 
@@ -182,7 +187,7 @@ export function encode(packet: Packet): Encoded {
       coded = cause instanceof ParleyError
     } catch {}
     if (coded && cause !== refusal) throw cause
-    throw new ParleyError(
+    made = new ParleyError(
       coded ? (cause as ParleyError).code : ErrorCode.UNSERIALIZABLE,
       about(
         packet,
@@ -194,6 +199,7 @@ export function encode(packet: Packet): Encoded {
       ),
       { cause },
     )
+    throw made
   }
   if (leaves.length === 0) return { text }
   // Both forms from one serialisation of the arguments: the list of leaves comes last, with the

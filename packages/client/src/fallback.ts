@@ -121,7 +121,9 @@ export interface ConnectionOptions {
 export interface ConnectionHost {
   /**
    * The HELLO for the next attach, encoded (asks for auth again, carries sid and ack). Rejects
-   * as a refusal (`details.refused`) when the auth cannot be encoded.
+   * when the auth fails (its function throws or rejects, or it cannot be encoded): a refusal of
+   * the client, with the application's own ParleyError as it is, else a coded one
+   * (`details.refused`).
    */
   hello(): Promise<string>
   /** A transport was attached; `attempt` counts the failed attempts before this one. */
@@ -585,14 +587,17 @@ export class Connection {
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
         // A refusal of this client (`details.refused`, see Transport.open) ends the attempt: no
-        // other transport would help. In Node, nothing at the URL ends it only once no transport
-        // is left: a proxy may send the WebSocket's path nowhere while it forwards the others,
-        // and a browser, blind to the upgrade's 404, goes on to them. (Their bundle skips this.)
+        // other transport would help. So does an auth that failed (no HELLO: the application's
+        // own ParleyError, which comes as it made it, or the session's coded refusal). In Node,
+        // nothing at the URL ends it only once no transport is left: a proxy may send the
+        // WebSocket's path nowhere while it forwards the others, and a browser, blind to the
+        // upgrade's 404, goes on to them. (Their bundle skips this.)
         if (
-          error.details?.refused &&
-          ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||
-            error.code !== ErrorCode.NOT_FOUND ||
-            !queue.length)
+          !hello ||
+          (error.details?.refused &&
+            ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||
+              error.code !== ErrorCode.NOT_FOUND ||
+              !queue.length))
         ) {
           refused = true
           break

@@ -14,7 +14,9 @@ export interface ClientOptions {
    * Credentials for the server's middleware; a function is asked again before every HELLO. One
    * that throws or rejects refuses the client (PARLEY_REFUSED, `auth: <its message>`, its error
    * as `cause`): `connect_error` with `willRetry` false, as for the server's refusal (retrying
-   * would not mend an error of the application's); `connect()` tries again.
+   * would not mend an error of the application's); `connect()` tries again. A ParleyError of the
+   * application's own, thrown or rejected by the function or thrown while the auth is read (a
+   * `toJSON`, a getter), reaches `connect_error` as it is, the same object.
    */
   auth?: JsonValue | (() => JsonValue | Promise<JsonValue>)
   /** Connect automatically on creation. Default true. */

@@ -10,7 +10,7 @@ import {
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
-import { encodeText, type Sent } from './codec.js'
+import { encodeText, made, type Sent } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
 import { type AckPace, Ledger } from './ledger.js'
@@ -155,9 +155,20 @@ export class Session implements ConnectionHost {
     } catch (cause) {
       // An auth function that throws or rejects, or auth that cannot travel (a BigInt, a cycle,
       // a forbidden key): an error of the application's, the same on every transport and every
-      // retry. A refusal of the client (no retry), as the server's own would be. Known, the auth
-      // failed in the encoder, which throws only coded errors; else the cause is whatever the
-      // function threw, named safely (a Proxy's traps may throw, and so may its `toString`).
+      // retry. A refusal of the client (no retry), as the server's own would be: the connection
+      // tells it by the HELLO it never got. A ParleyError of the application's own, thrown or
+      // rejected by its function, or thrown while the encoder read the auth (a toJSON, a getter,
+      // a Proxy's trap: given back untouched, where the encoder's own refusal is `made`), is its
+      // refusal made on purpose: it reaches the application untouched, its code, message and
+      // details as it made them, as an emit's does. (`instanceof` throws on a revoked Proxy.)
+      let own = false
+      try {
+        own = known ? cause !== made : cause instanceof ParleyError
+      } catch {}
+      if (own) throw cause
+      // Known, the auth failed in the encoder, which made a coded error; else the cause is
+      // whatever the function threw, named safely (a Proxy's traps may throw, and so may its
+      // `toString`).
       throw new ParleyError(
         known ? (cause as ParleyError).code : ErrorCode.REFUSED,
         `auth: ${named(cause, 1)}`,

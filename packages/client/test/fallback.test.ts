@@ -1,4 +1,5 @@
 // Fallback, upgrade, resume and restart, through a loopback proxy that breaks things on demand.
+import { ParleyError } from '@parley/protocol'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy, type WsMode } from '../../../test/support/fault-proxy.js'
@@ -678,6 +679,35 @@ describe('moving between transports mid-session', () => {
     await until(() => moves.length > 0, 5000, 'the resume or the upgrade')
     await until(() => socket.transport === 'websocket', 5000, 'the climb after the resume')
     expect(sockets).toHaveLength(1)
+  })
+
+  it("gives an upgrade probe's error the application's own ParleyError from its auth untouched, and stops climbing", async () => {
+    server = await startServer(() => {})
+    const own = new ParleyError('TOKEN_EXPIRED', 'log in again', { details: { user: 'u-1' } })
+    let n = 0
+    const auth = () => {
+      if (++n === 2) throw own
+      return { n }
+    }
+    const socket = client(server.url, {
+      transports: ['sse', 'websocket'],
+      auth,
+      upgradeDelay: 20,
+      upgradeDelayMax: 20,
+    })
+    const errors: unknown[] = []
+    socket.on('error', (error) => errors.push(error))
+    await next(socket, 'connect')
+    expect(socket.transport).toBe('sse')
+    await until(() => errors.length > 0, 3000, 'the refused probe')
+    // Ten probe waits: a probe asked for auth again would have called it once more.
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    expect(errors).toHaveLength(1)
+    expect(errors[0]).toBe(own)
+    // Nothing added to it: no `details.transport`, no `details.refused`.
+    expect(own.details).toEqual({ user: 'u-1' })
+    expect(n).toBe(2)
+    expect([socket.connected, socket.transport]).toEqual([true, 'sse'])
   })
 
   it('blames no transport for an auth that never settles: tries the same one again after the backoff', async () => {

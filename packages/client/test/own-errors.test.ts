@@ -3,7 +3,9 @@
 // purpose: it reaches the caller untouched, the same object, with its code, message and details.
 // Any other error there means the value cannot be sent: PARLEY_UNSERIALIZABLE, named after the
 // emit, the application's error as its cause. Real client against the real server, over each
-// transport; nothing is sent, and the session goes on.
+// transport; nothing is sent, and the session goes on. So for the `auth` option: a ParleyError
+// its function throws or rejects with, or that reading its value throws, reaches `connect_error`
+// untouched, and the client refuses itself (no retry), as for any failure of its auth.
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
@@ -113,6 +115,49 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     expect(got).toEqual(['fine'])
     expect(sessions).toBe(1)
     expect(socket.connected).toBe(true)
+  })
+
+  it("gives connect_error the application's own ParleyError from its auth untouched, and tries no more", async () => {
+    let handshakes = 0
+    const server = await startServer((app) => parleyOf(app).use(async () => void handshakes++), SERVER)
+    const own = refusal()
+    /** Auth options whose reading throws `error`: its function, sync or async, or its value. */
+    const auths = (error: unknown): [what: string, auth: unknown][] => [
+      [
+        'a function that throws',
+        () => {
+          throw error
+        },
+      ],
+      ['a function that rejects', async () => Promise.reject(error)],
+      ...throwing(error).map(([what, make]): [string, unknown] => [`a value with ${what}`, make()]),
+      ...throwing(error).map(([what, make]): [string, unknown] => [`a function returning ${what}`, make]),
+    ]
+    const errors: unknown[] = []
+    const seen = await unheard(async () => {
+      for (const [what, auth] of auths(own)) {
+        const socket = client(server.url, { transports: [transport], auth: auth as never })
+        const [error, willRetry] = await next<[unknown, boolean]>(socket, 'connect_error')
+        errors.push([what, error === own, willRetry])
+        await until(() => !socket.active, 2000, 'the client to stop')
+      }
+      // Any other error: the client's refusal of its own, with the error as its cause.
+      const plain = new Error('not loaded yet')
+      for (const [what, auth] of auths(plain)) {
+        const socket = client(server.url, { transports: [transport], auth: auth as never })
+        const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error')
+        const code = what.startsWith('a function th') ? ErrorCode.REFUSED : ErrorCode.UNSERIALIZABLE
+        expect([error.code, error.details?.refused, willRetry], what).toEqual([code, true, false])
+        await until(() => !socket.active, 2000, 'the client to stop')
+      }
+    })
+    expect(seen).toEqual([])
+    expect(errors).toEqual(auths(own).map(([what]) => [what, true, false]))
+    // As the application made it: nothing added to its details, its message its own.
+    expect(own).toMatchObject({ code: 'OUT_OF_STOCK', message: 'no stock left' })
+    expect(own.details).toEqual({ sku: 'A-1' })
+    // No HELLO went.
+    expect(handshakes).toBe(0)
   })
 
   it("throws the application's own ParleyError from a reply untouched, and the next reply goes", async () => {
