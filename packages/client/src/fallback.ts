@@ -1,11 +1,15 @@
 import {
+  // Every transport, the best first: the protocol's list, in the order a client tries them by
+  // default, which is the registry's (see its TRANSPORTS; a test holds them equal). The client
+  // climbs from a later to an earlier one. Imported under that name rather than copied into a
+  // constant: the script-tag file kept the copy as an alias of its own.
+  TRANSPORTS as BEST_FIRST,
   type CloseReason,
   ErrorCode,
   MAX_TIMER_MS,
   type OpenPacket,
   type Packet,
   type ParleyError,
-  TRANSPORTS as PROTOCOL_TRANSPORTS,
   type TransportName,
 } from '@parley/protocol'
 import { Backoff, WAIT_FLOOR_MS } from './backoff.js'
@@ -970,13 +974,6 @@ export class Connection {
     }
   }
 }
-
-/**
- * Every transport, the best first: the protocol's list, in the order a client tries them by
- * default, which is the registry's (see its TRANSPORTS; a test holds them equal). The client
- * climbs from a later to an earlier one. The protocol's, which the bundle holds anyway.
- */
-const BEST_FIRST: readonly TransportName[] = PROTOCOL_TRANSPORTS
 
 /** An error that says nothing of the server: the transport could not reach it, or is not offered. */
 const quiet = ({ code }: ParleyError<string>) =>
