@@ -25,7 +25,6 @@ import * as WireLimits from './wire-limits.js'
  * `@parley/protocol`.
  */
 
-const { INVALID_PACKET, INVALID_BINARY } = ErrorCode
 const isArray = Array.isArray
 
 // ---------------------------------------------------------------------------------------------
@@ -351,11 +350,13 @@ export function decodeFrame(data: unknown, maxPayload: number = WireLimits.defau
     // The header; the parts after it are the attachments.
     text = new TextDecoder('utf-8', { fatal: true }).decode(parts.shift())
   } catch (cause) {
-    return fail(INVALID_BINARY, 'bad frame', undefined, undefined, cause)
+    return fail(ErrorCode.INVALID_BINARY, 'bad frame', undefined, undefined, cause)
   }
   let used = 0
   const result = decodeJson(text, (data) => (data === used ? parts[used++] : undefined))
-  return result.ok && used !== parts.length ? fail(INVALID_BINARY, 'unused attachment', text) : result
+  return result.ok && used !== parts.length
+    ? fail(ErrorCode.INVALID_BINARY, 'unused attachment', text)
+    : result
 }
 
 function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
@@ -374,7 +375,7 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
     return isArray(packet) ? fail(...packet, text, value) : { ok: true, packet }
   } catch (cause) {
     // The checks above leave nothing to throw; this is the promise that nothing ever does.
-    return fail(INVALID_PACKET, 'undecodable', undefined, undefined, cause)
+    return fail(ErrorCode.INVALID_PACKET, 'undecodable', undefined, undefined, cause)
   }
 }
 
@@ -414,13 +415,13 @@ type Refusal = [code: ErrorCode, message: string]
  * `[type, ...fields]`, which is then read in place.
  */
 function toPacket(value: unknown, resolveLeaf: ResolveLeaf): Packet | Refusal {
-  if (!isArray(value) || value.length === 0) return [INVALID_PACKET, 'not a packet']
+  if (!isArray(value) || value.length === 0) return [ErrorCode.INVALID_PACKET, 'not a packet']
   let fields: unknown[] = value
   const type: unknown = value[0]
   let shape = typeof type === 'number' ? PACKET_SHAPES[type] : undefined
   if (type === PacketType.OPEN) {
     const open = value[1] as Record<string, unknown>
-    if (value.length !== 2 || !(open instanceof Object)) return [INVALID_PACKET, 'bad OPEN']
+    if (value.length !== 2 || !(open instanceof Object)) return [ErrorCode.INVALID_PACKET, 'bad OPEN']
     shape = OPEN_FIELDS
     fields = [type, ...shape.map(([name]) => open[name])]
   }
@@ -434,7 +435,7 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): Packet | Refusal {
   const packet: Record<string, unknown> = { type }
   let i = 0
   for (const entry of shape.slice(0, count)) {
-    const [name, check, code = INVALID_PACKET] = entry
+    const [name, check, code = ErrorCode.INVALID_PACKET] = entry
     const field = fields[++i]
     const verdict = check(field)
     if (verdict !== true) {
@@ -445,7 +446,7 @@ function toPacket(value: unknown, resolveLeaf: ResolveLeaf): Packet | Refusal {
     if (entry !== BINS) packet[name] = field
     // Every other field is checked by now, args among them.
     else if (!fillBinary(packet.args as unknown[], field as unknown[], resolveLeaf)) {
-      return [INVALID_BINARY, 'bad binary leaf']
+      return [ErrorCode.INVALID_BINARY, 'bad binary leaf']
     }
   }
   return packet as unknown as Packet
