@@ -5,7 +5,6 @@ import * as PacketType from './packet-type.js'
 import {
   afterGrace,
   BaseTransport,
-  notFound,
   shown,
   silence,
   timeoutError,
@@ -78,7 +77,12 @@ export async function httpError(
   // The body as it came, when its code was not taken (see above) or it had none and was read as
   // a shutdown (a 503) or as nothing there (a 404): it may say whose it is.
   const body = code === received ? undefined : b
-  if (!code && status === 404) return notFound(url, body)
+  // Nothing is at `url` (HTTP 404 without a code of Parley's): a refusal, no retry would help.
+  if (!code && status === 404) {
+    return new ParleyError(ErrorCode.NOT_FOUND, `404 at ${shown(url)}: check URL and path`, {
+      details: { status: 404, refused: true, body },
+    })
+  }
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
   // refuses the client, not the transport. A version refusal would be the same anywhere, and so
   // would a HELLO past the server's maxPayload (413), as the WebSocket's close 1009 says.

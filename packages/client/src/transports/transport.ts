@@ -289,13 +289,6 @@ export function shown(url: string): string {
   return url.replace(/\?.*/s, '')
 }
 
-/** Nothing is at `url` (HTTP 404 without a code of Parley's): a refusal, no retry would help. */
-export function notFound(url: string, body?: unknown): ParleyError {
-  return new ParleyError(ErrorCode.NOT_FOUND, `404 at ${shown(url)}: check URL and path`, {
-    details: { status: 404, refused: true, body },
-  })
-}
-
 /** Node only: an answer or an SSE event larger than any may be, in UTF-8 bytes. */
 export function tooLarge(what: string, maxPayload: number): ParleyError {
   return new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${what} over ${maxPayload} bytes`)
