@@ -26,19 +26,6 @@ const mapStorage: UsedStorage = {
   setItem: (k, v) => void fallbackStore.set(k, v),
 }
 
-/** The storage to use: the given one, else `localStorage` where it works, else memory. */
-export function pickStorage(given?: StorageLike): UsedStorage {
-  if (given) return given
-  try {
-    // Safari's private mode and sandboxed frames throw on use, not on access; where there is no
-    // localStorage (Node), the call throws as well.
-    const local = (globalThis as { localStorage: StorageLike }).localStorage
-    local.getItem('parley')
-    return local
-  } catch {}
-  return mapStorage
-}
-
 /**
  * Remembers, per server, the transport that last worked, and the event streams that stalled
  * (opened, then brought nothing: a proxy that buffers them), which the client tries last and
@@ -53,7 +40,19 @@ export class TransportMemory {
   readonly #storage: UsedStorage
   readonly #now: () => number
 
-  constructor(storage: UsedStorage, server: string, now: () => number = Date.now) {
+  /** `storage`: the given one, else `localStorage` where it works, else memory. */
+  constructor(storage: UsedStorage | undefined, server: string, now: () => number = Date.now) {
+    if (!storage) {
+      try {
+        // Safari's private mode and sandboxed frames throw on use, not on access; where there is
+        // no localStorage (Node), the call throws as well.
+        const local = (globalThis as { localStorage: StorageLike }).localStorage
+        local.getItem('parley')
+        storage = local
+      } catch {
+        storage = mapStorage
+      }
+    }
     this.#storage = storage
     this.#now = now
     this.#key = `parley:transport:${server}`

@@ -14,7 +14,7 @@ import { encodeText, made, type Sent } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
 import { type AckPace, Ledger } from './ledger.js'
-import { pickStorage, TransportMemory } from './memory.js'
+import { TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
 import { BYE, outgoing, PONG } from './outgoing.js'
 import * as PacketType from './packet-type.js'
@@ -92,7 +92,7 @@ export class Session implements ConnectionHost {
       opts,
       // The largest packet taken from the server: the last OPEN's, until the next OPEN says.
       (name) => TRANSPORTS[name](base, setup, this.#ledger.payloadMax),
-      new TransportMemory(pickStorage(opts.storage), base),
+      new TransportMemory(opts.storage, base),
       this,
     )
   }
