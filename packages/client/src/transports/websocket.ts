@@ -32,14 +32,18 @@ interface WebSocketLike {
 
 let nodeWebSocket: Promise<WebSocketConstructor> | undefined
 
-/** The WebSocket to use: the given one, the platform's, else the `ws` package (Node). */
-export function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
+/**
+ * The WebSocket to use: the given one, the platform's, else the `ws` package (Node). Async, so
+ * that the browser bundle says each outcome with a `return` or a `throw` rather than through
+ * `Promise.resolve` and `Promise.reject`.
+ */
+export async function resolveWebSocket(given?: WebSocketConstructor): Promise<WebSocketConstructor> {
   const ctor = given ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
-  if (ctor) return Promise.resolve(ctor)
+  if (ctor) return ctor
   // The browser bundle's build defines this true: no browser has `ws`, and the bundle is spared
   // the Node-only lookup below.
   if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {
-    return Promise.reject(transportError('no WebSocket here: pass the WebSocket option'))
+    throw transportError('no WebSocket here: pass the WebSocket option')
   }
   // A variable specifier keeps bundlers from pulling `ws` into the browser build.
   const specifier = 'ws'
