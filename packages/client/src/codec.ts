@@ -222,7 +222,9 @@ export function encodeText(packet: Packet): string {
  */
 export function frameOf([header, attachments]: Frame): Uint8Array {
   const parts = [new TextEncoder().encode(header), ...attachments]
-  const frame = new Uint8Array(parts.reduce((size, part) => size + 4 + part.length, 0))
+  let size = 0
+  for (const part of parts) size += 4 + part.length
+  const frame = new Uint8Array(size)
   const view = new DataView(frame.buffer)
   let at = 0
   for (const part of parts) {
