@@ -292,7 +292,7 @@ function fail(code: ErrorCode, message: string, text?: string, value?: unknown, 
   if (found === undefined) {
     return { ok: false, error: new ParleyError(code, message, cause === undefined ? undefined : { cause }) }
   }
-  const seq = Number(found)
+  const seq = +found
   return { ok: false, error: new ParleyError(code, message, { details: { seq } }), seq }
 }
 
