@@ -45,7 +45,8 @@ export class Backoff {
       Math.min(reconnectionDelayMax, MAX_TIMER_MS, reconnectionDelay * 2 ** Math.min(this.attempts, 31)),
     )
     this.attempts++
-    return Math.floor(cap * (1 - randomization * this.#random()))
+    // `| 0` is Math.floor here: the product is above 0 and at most MAX_TIMER_MS (2 ** 31 - 1).
+    return (cap * (1 - randomization * this.#random())) | 0
   }
 
   reset(): void {
