@@ -169,7 +169,7 @@ type ReasonKey<S extends string> = S extends `${infer Word} ${infer Rest}`
 // PURE: a bundle that never reads the table (the client's own code does not) can leave it out.
 export const CloseReason = /* @__PURE__ */ Object.freeze(
   /* @__PURE__ */ Object.fromEntries(
-    /* @__PURE__ */ CLOSE_REASONS.map((reason) => [reason.toUpperCase().replaceAll(' ', '_'), reason]),
+    /* @__PURE__ */ CLOSE_REASONS.map((reason) => [reason.toUpperCase().replace(/ /g, '_'), reason]),
   ),
 ) as { readonly [R in (typeof CLOSE_REASONS)[number] as ReasonKey<R>]: R }
 
