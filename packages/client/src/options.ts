@@ -209,7 +209,9 @@ export function baseUrl(url: string | undefined, path: string): [base: string, q
  * PARLEY_INVALID_ARGUMENT. A mistake in the calling code, never sent on the wire.
  */
 export function misuse(message: string): TypeError {
-  return Object.assign(new TypeError(message), { code: 'PARLEY_INVALID_ARGUMENT' })
+  const error = new TypeError(message) as TypeError & { code: string }
+  error.code = 'PARLEY_INVALID_ARGUMENT'
+  return error
 }
 
 /**
