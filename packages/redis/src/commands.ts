@@ -1,7 +1,7 @@
 import { Fifo } from './fifo.js'
 import { type RedisClient, redisAddress } from './options.js'
 import { RedisBusyError, RedisRefusedError, RedisUnreachableError, send } from './send.js'
-import { Undos } from './undos.js'
+import { type UndoArgs, Undos } from './undos.js'
 
 /**
  * The most commands left unanswered at once: past that, Redis is connected but not answering,
@@ -245,10 +245,11 @@ export class Commands {
    * Takes back a command given up on (see `send`), which may have run: `args` goes on the
    * connection right behind it while Redis is connected, answering or not, else first once the
    * connection is back, and again should that one drop before Redis answers it (see `Undos`).
-   * Kept for at most `keepMs`: what it takes back has expired by then. `answered` hears Redis'
-   * answer, once it came. Resolves after that, or once the undo is given up.
+   * Kept for at most `keepMs`: what it takes back has expired by then. `args` may be made as it
+   * goes (see `UndoArgs`). `answered` hears Redis' answer, once it came. Resolves after that, or
+   * once the undo is given up.
    */
-  undo(args: string[], keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
+  undo(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
     return this.#undos.add(args, keepMs, answered)
   }
 

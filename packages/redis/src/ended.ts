@@ -91,11 +91,12 @@ export class EndedRecords {
       this.warnings.warn('ended-record', 'could not encode how a session ended', { err })
       return
     }
-    const set = ['SET', this.key(sid), text, 'PX', String(ms)]
+    const key = this.key(sid)
     if (handedOff && !this.commands.takesTurns()) {
-      this.#keep(set, ms)
+      this.#keep(key, text, now + ms)
       return
     }
+    const set = ['SET', key, text, 'PX', String(ms)]
     this.#sending++
     // In turn behind a burst on this node (see `Commands.sendInTurn`): a burst of ends, or of
     // broadcasts as a session ends, would otherwise give the record up, and a resume of the
@@ -109,7 +110,7 @@ export class EndedRecords {
       (err: unknown) => {
         this.#sending--
         if (handedOff) {
-          this.#keep(set, ms)
+          this.#keep(key, text, now + ms)
           return
         }
         // Not connected: the heartbeat and the subscriber say so already.
@@ -124,20 +125,35 @@ export class EndedRecords {
   }
 
   /**
-   * The record `set` of a session this node handed off, which Redis could not take now (away,
-   * silent, or this node too busy): kept with the steps that take a handoff back, and sent first
-   * once Redis answers, for at most `ms` (see `Commands.undo`). The server ends such a session
-   * here before it withdraws its snapshot, and that withdraw waits behind this: in the same
-   * queue, or, sent in its turn behind a burst as this record is when Redis takes turns (see
+   * The record of a session this node handed off, which Redis could not take now (away, silent,
+   * or this node too busy): kept with the steps that take a handoff back, and sent first once
+   * Redis answers, while some of its TTL is left (see `Commands.undo`). The server ends such a
+   * session here before it withdraws its snapshot, and that withdraw waits behind this: in the
+   * same queue, or, sent in its turn behind a burst as this record is when Redis takes turns (see
    * `HandOffStore.withdraw`), in the queue of commands waiting their turn, behind the record. A
    * claimer whose claim won meanwhile reads the session ended (see CONFIRM in handoff.ts), ends
    * its copy, and its client's next try, wherever it lands, must find how the session ended
-   * (its CLOSE), not a new session. Sent late, the record lives its `ms` from then on.
+   * (its CLOSE), not a new session.
+   *
+   * Sent late, it lives only what is left of its TTL from `end` (when the session ended, on
+   * `performance.now()`): a PX made as it goes, again at each try, and none once nothing is left
+   * (the undo is given up, as one past its time). Not PXAT (PEXPIREAT) from this node's wall
+   * clock, which Redis would read on its own: a clock ahead of Redis's (or stepped back by NTP
+   * meanwhile) would make the record live longer, one behind it drop the record early, and a
+   * resume of the session would get a new session in place of its CLOSE. A span measured here
+   * needs no agreement between the two clocks; its one error is the time the SET takes to reach
+   * Redis, by which the record outlives its end, never dies before it.
    */
-  #keep(set: string[], ms: number): void {
+  #keep(key: string, text: string, end: number): void {
+    /** The PX of the last try: the answer counts the record from then (see `#written`). */
+    let px = 0
+    const set = (): string[] | undefined => {
+      px = Math.floor(end - performance.now())
+      return px > 0 ? ['SET', key, text, 'PX', String(px)] : undefined
+    }
     this.#sending++
     void this.commands
-      .undo(set, ms, () => this.#written.add(performance.now() + ms))
+      .undo(set, end - performance.now(), () => this.#written.add(performance.now() + px))
       .finally(() => this.#sending--)
   }
 

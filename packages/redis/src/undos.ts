@@ -5,12 +5,22 @@ import { settleable } from './send.js'
 /** The most undos kept at once while they cannot be sent: past it, the oldest is given up. */
 export const MAX_KEPT_UNDOS = 1000
 
+/** Why an undo past its time is given up. */
+const EXPIRED = 'what it would take back has expired meanwhile'
+
 /** How often `settle` looks whether the connection is back. */
 const SETTLE_POLL_MS = 25
 
+/**
+ * An undo's command, or what makes it each time it goes (again after a dropped connection), for
+ * one whose arguments depend on when it goes (the record of how a session ended: only the time
+ * left of its TTL, see `EndedRecords`). Undefined when it has nothing left to do: given up.
+ */
+export type UndoArgs = string[] | (() => string[] | undefined)
+
 /** One command that takes back another, until Redis answered it. */
 interface Undo {
-  readonly args: string[]
+  readonly args: UndoArgs
   /** Given up past this time (`Date.now()`): what it would take back has expired by then. */
   readonly until: number
   /** On the connection now, its answer awaited. */
@@ -78,7 +88,7 @@ export class Undos {
    * Keeps `args` until Redis answers it (told to `answered`), and sends it now when connected.
    * Resolves once Redis answered it (after `answered`), or once it is given up.
    */
-  add(args: string[], keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
+  add(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
     this.#prune()
     if (this.#kept.size >= MAX_KEPT_UNDOS) {
       const oldest = this.#kept.values().next().value
@@ -118,8 +128,14 @@ export class Undos {
   }
 
   #send(undo: Undo): void {
+    const args = typeof undo.args === 'function' ? undo.args() : undo.args
+    if (args === undefined) {
+      this.#drop(undo)
+      this.givenUp(EXPIRED)
+      return
+    }
     undo.sending = true
-    this.send(undo.args).then(
+    this.send(args).then(
       (reply) => {
         this.#kept.delete(undo)
         undo.answered?.(reply)
@@ -145,7 +161,7 @@ export class Undos {
     for (const undo of this.#kept) {
       if (undo.until > now || undo.sending) continue
       this.#drop(undo)
-      this.givenUp('what it would take back has expired meanwhile')
+      this.givenUp(EXPIRED)
     }
   }
 

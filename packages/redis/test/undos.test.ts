@@ -88,6 +88,29 @@ describe('Undos', () => {
     ])
   })
 
+  it('makes an undo built as it goes again at each try, and gives it up once it has nothing left to do', async () => {
+    const { client, state, sent, send } = fakeClient()
+    const givenUp: string[] = []
+    const undos = new Undos(client, send, (why) => givenUp.push(why))
+    let tries = 0
+    const over = undos.add(() => {
+      tries++
+      return tries <= 2 ? ['SET', 'k', 'v', 'PX', String(1000 - tries)] : undefined
+    }, 60_000)
+    for (const _ of [1, 2]) {
+      state.isReady = false
+      sent.at(-1)!.fail(new Error('connection dropped'))
+      // Undos hears of the drop once the refusal's microtasks ran.
+      await new Promise((resolve) => setImmediate(resolve))
+      state.isReady = true
+      undos.flush()
+    }
+    // Made at each of its three tries: the third had nothing left to send.
+    expect(sent.map(({ args }) => args.join(' '))).toEqual(['SET k v PX 999', 'SET k v PX 998'])
+    expect(await isSettled(over)).toBe(true)
+    expect(givenUp).toEqual(['what it would take back has expired meanwhile'])
+  })
+
   describe('past its time', () => {
     // Date and the timers only: what settles the undo is the expiry timer alone, with no other
     // call into Undos to look again (isSettled's setImmediate stays real).
