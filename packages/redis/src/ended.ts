@@ -92,7 +92,7 @@ export class EndedRecords {
       return
     }
     const key = this.key(sid)
-    if (handedOff && !this.commands.takesTurns()) {
+    if (handedOff) {
       this.#keep(key, text, now + ms)
       return
     }
@@ -109,10 +109,6 @@ export class EndedRecords {
       },
       (err: unknown) => {
         this.#sending--
-        if (handedOff) {
-          this.#keep(key, text, now + ms)
-          return
-        }
         // Not connected: the heartbeat and the subscriber say so already.
         if (this.commands.client.isReady)
           this.warnings.warn(
@@ -125,15 +121,18 @@ export class EndedRecords {
   }
 
   /**
-   * The record of a session this node handed off, which Redis could not take now (away, silent,
-   * or this node too busy): kept with the steps that take a handoff back, and sent first once
-   * Redis answers, while some of its TTL is left (see `Commands.undo`). The server ends such a
-   * session here before it withdraws its snapshot, and that withdraw waits behind this: in the
-   * same queue, or, sent in its turn behind a burst as this record is when Redis takes turns (see
-   * `HandOffStore.withdraw`), in the queue of commands waiting their turn, behind the record. A
-   * claimer whose claim won meanwhile reads the session ended (see CONFIRM in handoff.ts), ends
-   * its copy, and its client's next try, wherever it lands, must find how the session ended
-   * (its CLOSE), not a new session.
+   * The record of a session this node handed off: always a step among those that take a handoff
+   * back (see `Commands.undo`), sent at once while Redis is connected, else first once it is
+   * again, until Redis answers it. The server ends such a session here before it withdraws its
+   * snapshot, and the withdraw must reach Redis behind this record: a claimer whose claim won
+   * meanwhile reads the session ended from it (see CONFIRM in handoff.ts), ends its copy, and
+   * its client's next try, wherever it lands, must find how the session ended (its CLOSE), not a
+   * new session. A step from the start, the record is ahead of the withdraw whatever becomes of
+   * either (see `HandOffStore.withdraw`): the withdraw goes on the connection behind it, or
+   * waits its turn behind it, or, refused (Redis away, silent, or this node's queue of commands
+   * waiting their turn full), is kept as a step behind it; the steps go in the order they were
+   * kept, again after a dropped connection. Sent in its turn instead, the record could wait in
+   * that queue while the withdraw, refused as busy there, went ahead of it as a step.
    *
    * Sent late, it lives only what is left of its TTL from `end` (when the session ended, on
    * `performance.now()`): a PX made as it goes, again at each try, and none once nothing is left

@@ -868,11 +868,12 @@ export class HandOffStore {
   /**
    * Withdraws the handoff of a session that ended here (see WITHDRAW): 'withdrawn', 'ended'
    * when a claim had won (the hash is marked for it), or 'none' when there was nothing of this
-   * node's. In its turn behind a burst on this node (see `Commands.sendInTurn`): behind the
-   * record of how the session ended, which the server keeps before it withdraws (see
-   * `EndedRecords.write`), so that a claimer that reads the session ended from this, and
-   * ends its copy, sends its client to a record that is there already; refused for the burst
-   * and kept with the take-back steps, it would go ahead of that record. 'later' when Redis is
+   * node's. Behind the record of how the session ended, which the server keeps before it
+   * withdraws, and which is a take-back step from the start (see `EndedRecords.#keep`): this
+   * goes on the connection behind it, in its turn behind a burst on this node (see
+   * `Commands.sendInTurn`), or as a step kept behind it, so that a claimer that reads the
+   * session ended from this, and ends its copy, sends its client to a record that is there
+   * already. 'later' when Redis is
    * away, gave no answer within `requestTimeout`, or holds `MAX_QUEUED_COMMANDS` waiting: the
    * withdraw is kept and sent first once Redis answers again, before any other command of this
    * node (see `Commands.undo`), behind the record kept so too, for as long as the snapshot lives

@@ -42,6 +42,22 @@ export async function burstOnAdapter(
  * answer them all, in order.
  */
 export async function queueFullOn(node: FakeNode): Promise<{ release: () => Promise<void> }> {
+  const burst = await queueFilledOn(node, MAX_QUEUED_COMMANDS + 1)
+  const busy = () => node.warned.some(({ details }) => details.code === RedisErrorCode.BUSY)
+  await until(busy, 3000, 'an owner record refused as busy')
+  return burst
+}
+
+/**
+ * As `queueFullOn`, with `waiting` owner records in the queue (up to `MAX_QUEUED_COMMANDS`, those
+ * past it refused), queued all at once right before this resolves (no timer, no answer of
+ * Redis comes in between), so that a test can leave the queue's last places to commands of its
+ * own.
+ */
+export async function queueFilledOn(
+  node: FakeNode,
+  waiting: number,
+): Promise<{ release: () => Promise<void> }> {
   const held = new HeldInOrder(
     node.redis,
     () => true,
@@ -53,11 +69,7 @@ export async function queueFullOn(node: FakeNode): Promise<{ release: () => Prom
   await node.redis.sendCommand(['PING'])
   for (let i = 0; i < MAX_UNANSWERED_COMMANDS; i++)
     node.adapter.broadcast(message('burst', [i]), to(['nobody']))
-  const opened = Array.from({ length: MAX_QUEUED_COMMANDS + 1 }, (_, i) =>
-    node.adapter.sessionOpened(`sid-burst-${i}`),
-  )
-  const busy = () => node.warned.some(({ details }) => details.code === RedisErrorCode.BUSY)
-  await until(busy, 3000, 'an owner record refused as busy')
+  const opened = Array.from({ length: waiting }, (_, i) => node.adapter.sessionOpened(`sid-burst-${i}`))
   return {
     release: async () => {
       await held.runAll()
