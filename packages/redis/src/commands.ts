@@ -247,10 +247,11 @@ export class Commands {
    * connection is back, and again should that one drop before Redis answers it (see `Undos`).
    * Kept for at most `keepMs`: what it takes back has expired by then. `args` may be made as it
    * goes (see `UndoArgs`). `answered` hears Redis' answer, once it came. Resolves after that, or
-   * once the undo is given up.
+   * once the undo is given up. Undos given one `place` take one of the `MAX_KEPT_UNDOS` places
+   * between them (see `Undos.add`).
    */
-  undo(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
-    return this.#undos.add(args, keepMs, answered)
+  undo(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void, place?: string): Promise<void> {
+    return this.#undos.add(args, keepMs, answered, place)
   }
 
   /**

@@ -62,7 +62,11 @@ export class EndedRecords {
   ) {}
 
   key(sid: string): string {
-    return `${this.prefix}:ended:${sidHash(sid)}`
+    return this.#keyOf(sidHash(sid))
+  }
+
+  #keyOf(hash: string): string {
+    return `${this.prefix}:ended:${hash}`
   }
 
   /**
@@ -91,9 +95,10 @@ export class EndedRecords {
       this.warnings.warn('ended-record', 'could not encode how a session ended', { err })
       return
     }
-    const key = this.key(sid)
+    const hash = sidHash(sid)
+    const key = this.#keyOf(hash)
     if (handedOff) {
-      this.#keep(key, text, now + ms)
+      this.#keep(key, text, now + ms, hash)
       return
     }
     const set = ['SET', key, text, 'PX', String(ms)]
@@ -132,7 +137,9 @@ export class EndedRecords {
    * waits its turn behind it, or, refused (Redis away, silent, or this node's queue of commands
    * waiting their turn full), is kept as a step behind it; the steps go in the order they were
    * kept, again after a dropped connection. Sent in its turn instead, the record could wait in
-   * that queue while the withdraw, refused as busy there, went ahead of it as a step.
+   * that queue while the withdraw, refused as busy there, went ahead of it as a step. The two
+   * share one of the `MAX_KEPT_UNDOS` places, the session's (`place`, the hash of its sid), and
+   * are given up together when pushed out (see `Undos.add`).
    *
    * Sent late, it lives only what is left of its TTL from `end` (when the session ended, on
    * `performance.now()`): a PX made as it goes, again at each try, and none once nothing is left
@@ -143,7 +150,7 @@ export class EndedRecords {
    * needs no agreement between the two clocks; its one error is the time the SET takes to reach
    * Redis, by which the record outlives its end, never dies before it.
    */
-  #keep(key: string, text: string, end: number): void {
+  #keep(key: string, text: string, end: number, place: string): void {
     /** The PX of the last try: the answer counts the record from then (see `#written`). */
     let px = 0
     const set = (): string[] | undefined => {
@@ -152,7 +159,7 @@ export class EndedRecords {
     }
     this.#sending++
     void this.commands
-      .undo(set, end - performance.now(), () => this.#written.add(performance.now() + px))
+      .undo(set, end - performance.now(), () => this.#written.add(performance.now() + px), place)
       .finally(() => this.#sending--)
   }
 

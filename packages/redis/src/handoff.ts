@@ -898,7 +898,8 @@ export class HandOffStore {
       if (!(err instanceof RedisUnreachableError || err instanceof RedisBusyError)) throw err
       // Given up, the session could be claimed until its snapshot expires: the application saw
       // it end, and a client would resume it. Sent again instead, as a write's UNDO is.
-      this.commands.undo(withdraw, entry.ttl)
+      // In the place of the record of how the session ended, kept before it (see `Undos.add`).
+      this.commands.undo(withdraw, entry.ttl, undefined, entry.hash)
       return LATER
     })
     if (reply === LATER) return 'later'

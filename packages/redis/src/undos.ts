@@ -2,7 +2,10 @@ import { MAX_TIMER_MS } from '@parley/protocol'
 import type { RedisClient } from './options.js'
 import { settleable } from './send.js'
 
-/** The most undos kept at once while they cannot be sent: past it, the oldest is given up. */
+/**
+ * The most places undos take at once while they cannot be sent: past it, the oldest is given up.
+ * Those of one session that share a place (see `Undos.add`) take one.
+ */
 export const MAX_KEPT_UNDOS = 1000
 
 /** Why an undo past its time is given up. */
@@ -29,6 +32,8 @@ interface Undo {
   readonly answered: ((reply: unknown) => void) | undefined
   /** Resolves what `add` returned: answered, or given up. */
   readonly done: () => void
+  /** The place it shares with the other undos given it (see `Undos.add`), if any. */
+  readonly place: string | undefined
 }
 
 /**
@@ -49,6 +54,10 @@ interface Undo {
 export class Undos {
   /** Oldest first. */
   readonly #kept = new Set<Undo>()
+  /** How many of `#kept` share each place (see `add`). */
+  readonly #shared = new Map<string, number>()
+  /** The places `#kept` takes: one for each undo without a place, one for each place shared. */
+  #places = 0
   /** Gives up the waiting undos whose time has come: one for the whole set, at the earliest. */
   #expiry: NodeJS.Timeout | undefined
   #stopped = false
@@ -86,18 +95,22 @@ export class Undos {
 
   /**
    * Keeps `args` until Redis answers it (told to `answered`), and sends it now when connected.
-   * Resolves once Redis answered it (after `answered`), or once it is given up.
+   * Resolves once Redis answered it (after `answered`), or once it is given up. Undos given one
+   * `place` (a session's: the record of how it ended and the withdrawal of its snapshot behind
+   * it) take one of the `MAX_KEPT_UNDOS` places between them, and are given up together when
+   * theirs is the oldest one pushed out: never the withdrawal without the record it follows.
    */
-  add(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void): Promise<void> {
+  add(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void, place?: string): Promise<void> {
     this.#prune()
-    if (this.#kept.size >= MAX_KEPT_UNDOS) {
+    const joins = place !== undefined && this.#shared.has(place)
+    if (!joins && this.#places >= MAX_KEPT_UNDOS) {
       const oldest = this.#kept.values().next().value
-      if (oldest) this.#drop(oldest)
+      if (oldest) this.#dropPlace(oldest)
       this.givenUp(`more than ${MAX_KEPT_UNDOS} waited for Redis`)
     }
     const { promise: settled, resolve: done } = settleable()
-    const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered, done }
-    this.#kept.add(undo)
+    const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered, done, place }
+    this.#keep(undo)
     if (this.client.isReady) this.#send(undo)
     else this.#arm()
     return settled
@@ -137,7 +150,7 @@ export class Undos {
     undo.sending = true
     this.send(args).then(
       (reply) => {
-        this.#kept.delete(undo)
+        this.#forget(undo)
         undo.answered?.(reply)
         undo.done()
       },
@@ -190,7 +203,32 @@ export class Undos {
 
   /** Gives `undo` up: it is not sent (again). */
   #drop(undo: Undo): void {
-    this.#kept.delete(undo)
+    this.#forget(undo)
     undo.done()
+  }
+
+  /** Gives up `oldest` and every undo that shares its place. */
+  #dropPlace(oldest: Undo): void {
+    for (const undo of this.#kept)
+      if (undo === oldest || (undo.place !== undefined && undo.place === oldest.place)) this.#drop(undo)
+  }
+
+  #keep(undo: Undo): void {
+    this.#kept.add(undo)
+    const { place } = undo
+    const sharing = place === undefined ? 0 : (this.#shared.get(place) ?? 0)
+    if (sharing === 0) this.#places++
+    if (place !== undefined) this.#shared.set(place, sharing + 1)
+  }
+
+  /** Takes `undo` out of `#kept` (answered, or given up), and frees its place once no other holds it. */
+  #forget(undo: Undo): void {
+    if (!this.#kept.delete(undo)) return
+    const { place } = undo
+    const sharing = place === undefined ? 1 : (this.#shared.get(place) ?? 1)
+    if (sharing === 1) this.#places--
+    if (place === undefined) return
+    if (sharing === 1) this.#shared.delete(place)
+    else this.#shared.set(place, sharing - 1)
   }
 }

@@ -1,8 +1,10 @@
 // The record of how a handed-off session ended, written while its node is cut off from Redis,
 // reaches Redis late, once the node is back: it lives what is left of its TTL counted from the
 // session's end, not its whole TTL from when Redis took it, which would outlive the end it
-// describes (a node that ended the session has forgotten it by then). Over a real Redis, the
-// node's link to it through a proxy the test takes down.
+// describes (a node that ended the session has forgotten it by then). The record and the
+// withdrawal of the session's snapshot behind it wait together in one of the node's
+// MAX_KEPT_UNDOS places. Over a real Redis, the node's link to it through a proxy the test takes
+// down.
 import { type ClosePacket, PacketType } from '@parley/protocol'
 import type { EndedSession } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -10,6 +12,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until } from '../../server/test/helpers.js'
 import { sidHash } from '../src/sessions.js'
+import { MAX_KEPT_UNDOS } from '../src/undos.js'
 import { behind, cutOff, handOff, open } from './handoff-steps.js'
 import { type FakeCluster, fakeClusterSuite } from './handoff-support.js'
 
@@ -86,6 +89,34 @@ describe.skipIf(skipRedisSuites())(
       await back()
       expect(await b.redis.exists(endedKey(cluster, sid))).toBe(0)
       expect(await b.adapter.endedSession(sid)).toBeUndefined()
+    })
+
+    it('keeps the record and the withdrawal of each of MAX_KEPT_UNDOS sessions, one place each', async () => {
+      const cluster = suite.cluster()
+      const [b] = await cluster.start(1)
+      const proxy = await startTcpProxy(suite.redis().port)
+      proxies.push(proxy)
+      const a = await behind(proxy, cluster, b!)
+      const sids = Array.from({ length: MAX_KEPT_UNDOS }, (_, i) => `sid-ended-away-${i}`)
+      const stored = await Promise.all(
+        sids.map(async (sid, i) => handOff(a, await open(a, sid, `s${i}`), sid)),
+      )
+      expect(stored.every((each) => each)).toBe(true)
+      await cutOff(a, proxy)
+      // Each ends as the server ends one: its record kept, then its snapshot withdrawn.
+      for (const sid of sids) {
+        a.adapter.sessionEnded(sid, ENDING, 60_000)
+        a.sockets.sessions.delete(sid)
+      }
+      await Promise.all(sids.map((sid) => a.adapter.withdrawHandOff(sid)))
+      // Two steps for each session: with a place each, half of them were pushed out.
+      expect(a.warnings.filter((line) => line.includes('gave up taking back a handoff step'))).toEqual([])
+      proxy.offline = false
+      await until(() => a.redis.isReady, 5000, 'a reaches Redis again')
+      const count = async (kind: string) =>
+        ((await b!.redis.sendCommand(['KEYS', `${cluster.prefix}:${kind}:*`])) as string[]).length
+      await expect.poll(() => count('handoff'), { timeout: 10_000 }).toBe(0)
+      expect(await count('ended')).toBe(MAX_KEPT_UNDOS)
     })
   },
 )

@@ -111,6 +111,28 @@ describe('Undos', () => {
     expect(givenUp).toEqual(['what it would take back has expired meanwhile'])
   })
 
+  it('counts the undos given one place as one, and gives them up together once theirs is the oldest pushed out', async () => {
+    const { client, state, send } = fakeClient()
+    const givenUp: string[] = []
+    const undos = new Undos(client, send, (why) => givenUp.push(why))
+    state.isReady = false
+    // A session's record of how it ended, then the other places but one taken.
+    const record = undos.add(['SET', 'record'], 60_000, undefined, 'session')
+    const others = Array.from({ length: MAX_KEPT_UNDOS - 1 }, (_, i) =>
+      undos.add(['EVAL', `other ${i}`], 60_000),
+    )
+    // Every place taken: the withdrawal behind the record takes none of its own.
+    const withdrawal = undos.add(['EVAL', 'withdraw'], 60_000, undefined, 'session')
+    expect(givenUp).toEqual([])
+    expect(await isSettled(record)).toBe(false)
+    // One more pushes the oldest place out: the record, and the withdrawal with it.
+    void undos.add(['EVAL', 'newest'], 60_000)
+    expect(await isSettled(record)).toBe(true)
+    expect(await isSettled(withdrawal)).toBe(true)
+    expect(await isSettled(others[0]!)).toBe(false)
+    expect(givenUp).toEqual([`more than ${MAX_KEPT_UNDOS} waited for Redis`])
+  })
+
   describe('past its time', () => {
     // Date and the timers only: what settles the undo is the expiry timer alone, with no other
     // call into Undos to look again (isSettled's setImmediate stays real).
