@@ -143,12 +143,13 @@ export class EndedRecords {
    *
    * Sent late, it lives only what is left of its TTL from `end` (when the session ended, on
    * `performance.now()`): a PX made as it goes, again at each try, and none once nothing is left
-   * (the undo is given up, as one past its time). Not PXAT (PEXPIREAT) from this node's wall
-   * clock, which Redis would read on its own: a clock ahead of Redis's (or stepped back by NTP
-   * meanwhile) would make the record live longer, one behind it drop the record early, and a
-   * resume of the session would get a new session in place of its CLOSE. A span measured here
-   * needs no agreement between the two clocks; its one error is the time the SET takes to reach
-   * Redis, by which the record outlives its end, never dies before it.
+   * (the undo is given up, as one past its time). Not PXAT (PEXPIREAT) at the end's time on this
+   * node's wall clock plus the TTL: Redis reads that on its own clock, so a node clock ahead of
+   * Redis's would keep the record that much longer, one behind it that much shorter (a resume
+   * would then get a new session in place of its CLOSE), and the wall clock may be stepped
+   * meanwhile (NTP). A span measured on this node's monotonic clock needs no agreement between
+   * the two; its one error is the time the SET takes to reach Redis, by which the record
+   * outlives its end a little, never dies before it.
    */
   #keep(key: string, text: string, end: number, place: string): void {
     /** The PX of the last try: the answer counts the record from then (see `#written`). */
