@@ -23,10 +23,11 @@ const ENDING: EndedSession = { close, ack: 2 }
 const AWAY_MS = 2000
 
 /**
- * Slack for the SET's way to Redis (loopback) and the read of PTTL, both of which the record
- * outlives its end by; far below `AWAY_MS`, which a record given its whole TTL would add.
+ * Slack for the SET's way to Redis (loopback, on a machine that may be loaded), by which the
+ * record outlives its end; well below the `AWAY_MS` and more that a record given its whole TTL
+ * from when Redis took it would have left.
  */
-const SLACK_MS = 250
+const SLACK_MS = 1000
 
 describe.skipIf(skipRedisSuites())(
   'the record of a handed-off session that ended while Redis was away',
