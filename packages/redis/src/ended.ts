@@ -47,7 +47,10 @@ export const MAX_ENDED_RECORDS: number = MAX_ENDED_SESSIONS
  * a resume that reaches it), and a failed read resolves as nothing known, with a warning: the
  * resume gets a new session, as it did before the records were shared. Behind a burst on this
  * node (`MAX_UNANSWERED_COMMANDS` unanswered, Redis answering), both wait their turn, bounded
- * (see `Commands.sendInTurn`); one given up all the same is warned with its `code`.
+ * (see `Commands.sendInTurn`); one given up all the same is warned with its `code`. The record
+ * of a session this node handed off is the exception to both: it goes with the take-back
+ * steps, at once, or first once Redis answers again, ahead of its snapshot's withdrawal, with
+ * what is left of its TTL (see `#keep`).
  */
 export class EndedRecords {
   /** When each record Redis took from this node expires, oldest first (see `LiveCount`). */
