@@ -1,7 +1,8 @@
 import { Fifo } from './fifo.js'
+import { argsNow, type MadeArgs } from './made-args.js'
 import { type RedisClient, redisAddress } from './options.js'
 import { RedisBusyError, RedisRefusedError, RedisUnreachableError, send } from './send.js'
-import { type UndoArgs, Undos } from './undos.js'
+import { Undos } from './undos.js'
 
 /**
  * The most commands left unanswered at once: past that, Redis is connected but not answering,
@@ -24,7 +25,8 @@ export const MAX_QUEUED_COMMANDS = 10_000
 
 /** A command waiting for its turn behind the unanswered ones (see `Commands.sendInTurn`). */
 interface InTurn {
-  readonly args: string[]
+  /** Made when it goes, or is refused, when made as it goes (see `MadeArgs`). */
+  readonly args: MadeArgs
   /** Told when it goes on the connection (see `Commands.sendInTurn`). */
   readonly went: (() => void) | undefined
   readonly resolve: (reply: unknown) => void
@@ -141,23 +143,35 @@ export class Commands {
    * `MAX_QUEUED_COMMANDS` wait: past that, one more rejects at once with a `RedisBusyError`.
    * `went` is told when it goes on the connection, at once or at its turn, and never for one
    * refused: a caller that counts what Redis may still run (a close saying what may still land)
-   * counts it from then on, and hears of a refusal only a few microtasks later.
+   * counts it from then on, and hears of a refusal only a few microtasks later. `args` may be
+   * made as it goes (see `MadeArgs`): made when it goes, or is refused, not when it is queued,
+   * so that what depends on the time (a PX) counts the wait; made with nothing left to do, it is
+   * neither sent nor refused, and resolves undefined (no reply of Redis is).
    */
-  sendInTurn(args: string[], went?: () => void): Promise<unknown> {
-    if (this.#inTurn.length === 0 && this.unavailable() === undefined) return this.send(args, went)
-    if (!this.#waitsForTurn()) return this.send(args, went)
-    if (this.#inTurn.length >= MAX_QUEUED_COMMANDS)
+  sendInTurn(args: MadeArgs, went?: () => void): Promise<unknown> {
+    if (this.#inTurn.length === 0 && this.unavailable() === undefined) return this.#sendNow(args, went)
+    if (!this.#waitsForTurn()) return this.#sendNow(args, went)
+    if (this.#inTurn.length >= MAX_QUEUED_COMMANDS) {
+      const now = argsNow(args)
+      if (now === undefined) return Promise.resolve(undefined)
       return Promise.reject(
         this.#refused(
           new RedisBusyError(this.#unanswered.size, this.#inTurn.length, {
-            command: args[0] ?? '',
+            command: now[0] ?? '',
             at: this.address,
           }),
         ),
       )
+    }
     return new Promise((resolve, reject) => {
       this.#inTurn.push({ args, went, resolve, reject })
     })
+  }
+
+  /** `args` made now and given to `send`; made with nothing left to do, resolves undefined unsent. */
+  #sendNow(args: MadeArgs, went: (() => void) | undefined): Promise<unknown> {
+    const now = argsNow(args)
+    return now === undefined ? Promise.resolve(undefined) : this.send(now, went)
   }
 
   /** Whether the one reason Redis may not be asked now is the number of commands unanswered. */
@@ -185,7 +199,7 @@ export class Commands {
       if (this.#waitsForTurn() && this.#unanswered.size >= MAX_UNANSWERED_COMMANDS) return
       const next = this.#inTurn.shift()
       if (!next) return
-      this.send(next.args, next.went).then(next.resolve, next.reject)
+      this.#sendNow(next.args, next.went).then(next.resolve, next.reject)
     }
   }
 
@@ -246,11 +260,11 @@ export class Commands {
    * connection right behind it while Redis is connected, answering or not, else first once the
    * connection is back, and again should that one drop before Redis answers it (see `Undos`).
    * Kept for at most `keepMs`: what it takes back has expired by then. `args` may be made as it
-   * goes (see `UndoArgs`). `answered` hears Redis' answer, once it came. Resolves after that, or
+   * goes (see `MadeArgs`). `answered` hears Redis' answer, once it came. Resolves after that, or
    * once the undo is given up. Undos given one `place` take one of the `MAX_KEPT_UNDOS` places
    * between them (see `Undos.add`).
    */
-  undo(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void, place?: string): Promise<void> {
+  undo(args: MadeArgs, keepMs: number, answered?: (reply: unknown) => void, place?: string): Promise<void> {
     return this.#undos.add(args, keepMs, answered, place)
   }
 

@@ -47,10 +47,11 @@ export const MAX_ENDED_RECORDS: number = MAX_ENDED_SESSIONS
  * a resume that reaches it), and a failed read resolves as nothing known, with a warning: the
  * resume gets a new session, as it did before the records were shared. Behind a burst on this
  * node (`MAX_UNANSWERED_COMMANDS` unanswered, Redis answering), both wait their turn, bounded
- * (see `Commands.sendInTurn`); one given up all the same is warned with its `code`. The record
- * of a session this node handed off is the exception to both: it goes with the take-back
- * steps, at once, or first once Redis answers again, ahead of its snapshot's withdrawal, with
- * what is left of its TTL (see `#keep`).
+ * (see `Commands.sendInTurn`), the write with what is left of its TTL when its turn comes (see
+ * `LeftOfTtl`); one given up all the same is warned with its `code`. The record of a session
+ * this node handed off is the exception to both: it goes with the take-back steps, at once, or
+ * first once Redis answers again, ahead of its snapshot's withdrawal, with what is left of its
+ * TTL too (see `#keep`).
  */
 export class EndedRecords {
   /** When each record Redis took from this node expires, oldest first (see `LiveCount`). */
@@ -99,21 +100,21 @@ export class EndedRecords {
       return
     }
     const hash = sidHash(sid)
-    const key = this.#keyOf(hash)
+    const record = new LeftOfTtl(this.#keyOf(hash), text, now + ms)
     if (handedOff) {
-      this.#keep(key, text, now + ms, hash)
+      this.#keep(record, hash)
       return
     }
-    const set = ['SET', key, text, 'PX', String(ms)]
     this.#sending++
     // In turn behind a burst on this node (see `Commands.sendInTurn`): a burst of ends, or of
     // broadcasts as a session ends, would otherwise give the record up, and a resume of the
-    // session that reaches another node would get a new session instead of its CLOSE.
-    this.commands.sendInTurn(set).then(
+    // session that reaches another node would get a new session instead of its CLOSE. Made
+    // when its turn comes, with what is left of its TTL then (see `LeftOfTtl`): none left, it is
+    // not sent, and there is nothing to warn of (this node's own table forgot the session too).
+    this.commands.sendInTurn(record.set).then(
       () => {
         this.#sending--
-        // Counted from the answer, which comes after Redis set the key's expiry: never before it.
-        this.#written.add(performance.now() + ms)
+        this.#landed(record)
       },
       (err: unknown) => {
         this.#sending--
@@ -142,29 +143,23 @@ export class EndedRecords {
    * kept, again after a dropped connection. Sent in its turn instead, the record could wait in
    * that queue while the withdraw, refused as busy there, went ahead of it as a step. The two
    * share one of the `MAX_KEPT_UNDOS` places, the session's (`place`, the hash of its sid), and
-   * are given up together when pushed out (see `Undos.add`).
-   *
-   * Sent late, it lives only what is left of its TTL from `end` (when the session ended, on
-   * `performance.now()`): a PX made as it goes, again at each try, and none once nothing is left
-   * (the undo is given up, as one past its time). Not PXAT (PEXPIREAT) at the end's time on this
-   * node's wall clock plus the TTL: Redis reads that on its own clock, so a node clock ahead of
-   * Redis's would keep the record that much longer, one behind it that much shorter (a resume
-   * would then get a new session in place of its CLOSE), and the wall clock may be stepped
-   * meanwhile (NTP). A span measured on this node's monotonic clock needs no agreement between
-   * the two; its one error is the time the SET takes to reach Redis, by which the record
-   * outlives its end a little, never dies before it.
+   * are given up together when pushed out (see `Undos.add`). Sent late, it lives only what is
+   * left of its TTL (see `LeftOfTtl`), made again at each try; none left, the undo is given up,
+   * as one past its time.
    */
-  #keep(key: string, text: string, end: number, place: string): void {
-    /** The PX of the last try: the answer counts the record from then (see `#written`). */
-    let px = 0
-    const set = (): string[] | undefined => {
-      px = Math.floor(end - performance.now())
-      return px > 0 ? ['SET', key, text, 'PX', String(px)] : undefined
-    }
+  #keep(record: LeftOfTtl, place: string): void {
     this.#sending++
     void this.commands
-      .undo(set, end - performance.now(), () => this.#written.add(performance.now() + px), place)
+      .undo(record.set, record.left(), () => this.#landed(record), place)
       .finally(() => this.#sending--)
+  }
+
+  /**
+   * Redis answered `record`'s SET: counted until it expires there, from the answer, which comes
+   * after Redis set the key's expiry (never before it). Not sent (nothing was left): not counted.
+   */
+  #landed(record: LeftOfTtl): void {
+    if (record.px > 0) this.#written.add(performance.now() + record.px)
   }
 
   /**
@@ -196,6 +191,41 @@ export class EndedRecords {
       )
     }
     return ending
+  }
+}
+
+/**
+ * The SET of a record of how a session ended that lives what is left of its TTL from `end` (when
+ * the session ended, on `performance.now()`), made as it goes (see `MadeArgs`): however long it
+ * waited its turn behind a burst, or for Redis to answer again, it outlives the end it describes
+ * no longer than the node's own table keeps the session. Nothing left, it is not sent.
+ *
+ * Not PXAT (PEXPIREAT) at the end's time on this node's wall clock plus the TTL: Redis reads that
+ * on its own clock, so a node clock ahead of Redis's would keep the record that much longer, one
+ * behind it that much shorter (a resume would then get a new session in place of its CLOSE), and
+ * the wall clock may be stepped meanwhile (NTP). A span measured on this node's monotonic clock
+ * needs no agreement between the two; its one error is the time the SET takes to reach Redis, by
+ * which the record outlives its end a little, never dies before it.
+ */
+class LeftOfTtl {
+  /** The PX of the SET made last, 0 before one is made or when none was (nothing was left). */
+  px = 0
+
+  constructor(
+    private readonly key: string,
+    private readonly text: string,
+    private readonly end: number,
+  ) {}
+
+  /** What is left of the TTL now, in ms. */
+  left(): number {
+    return this.end - performance.now()
+  }
+
+  readonly set = (): string[] | undefined => {
+    const px = Math.floor(this.left())
+    this.px = Math.max(0, px)
+    return px > 0 ? ['SET', this.key, this.text, 'PX', String(px)] : undefined
   }
 }
 

@@ -1,4 +1,5 @@
 import { MAX_TIMER_MS } from '@parley/protocol'
+import { argsNow, type MadeArgs } from './made-args.js'
 import type { RedisClient } from './options.js'
 import { settleable } from './send.js'
 
@@ -14,16 +15,10 @@ const EXPIRED = 'what it would take back has expired meanwhile'
 /** How often `settle` looks whether the connection is back. */
 const SETTLE_POLL_MS = 25
 
-/**
- * An undo's command, or what makes it each time it goes (again after a dropped connection), for
- * one whose arguments depend on when it goes (the record of how a session ended: only the time
- * left of its TTL, see `EndedRecords`). Undefined when it has nothing left to do: given up.
- */
-export type UndoArgs = string[] | (() => string[] | undefined)
-
 /** One command that takes back another, until Redis answered it. */
 interface Undo {
-  readonly args: UndoArgs
+  /** Made again at each try when made as it goes (see `MadeArgs`): given up when it has nothing left to do. */
+  readonly args: MadeArgs
   /** Given up past this time (`Date.now()`): what it would take back has expired by then. */
   readonly until: number
   /** On the connection now, its answer awaited. */
@@ -100,7 +95,7 @@ export class Undos {
    * it) take one of the `MAX_KEPT_UNDOS` places between them, and are given up together when
    * theirs is the oldest one pushed out: never the withdrawal without the record it follows.
    */
-  add(args: UndoArgs, keepMs: number, answered?: (reply: unknown) => void, place?: string): Promise<void> {
+  add(args: MadeArgs, keepMs: number, answered?: (reply: unknown) => void, place?: string): Promise<void> {
     this.#prune()
     const joins = place !== undefined && this.#shared.has(place)
     if (!joins && this.#places >= MAX_KEPT_UNDOS) {
@@ -141,7 +136,7 @@ export class Undos {
   }
 
   #send(undo: Undo): void {
-    const args = typeof undo.args === 'function' ? undo.args() : undo.args
+    const args = argsNow(undo.args)
     if (args === undefined) {
       this.#drop(undo)
       this.givenUp(EXPIRED)

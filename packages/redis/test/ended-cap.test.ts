@@ -7,6 +7,7 @@ import { MAX_ENDED_RECORDS } from '@parley/redis'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import type { Commands } from '../src/commands.js'
 import { EndedRecords } from '../src/ended.js'
+import { argsNow, type MadeArgs } from '../src/made-args.js'
 import { Warnings } from '../src/warnings.js'
 
 afterEach(() => {
@@ -25,8 +26,12 @@ function records() {
     if (args[0] === 'SET') sets.push(args[1]!)
     return 'OK'
   }
-  // No burst here: a command in turn goes at once, as `send`.
-  const commands = { client: { isReady: true }, send, sendInTurn: send } as unknown as Commands
+  // No burst here: a command in turn is made and goes at once, as `send` (see `MadeArgs`).
+  const sendInTurn = async (args: MadeArgs) => {
+    const now = argsNow(args)
+    return now === undefined ? undefined : send(now)
+  }
+  const commands = { client: { isReady: true }, send, sendInTurn } as unknown as Commands
   const lines: string[] = []
   const warnings = new Warnings({ warn: (_details, message) => lines.push(message) })
   return { ended: new EndedRecords(commands, 'p', warnings), sets, lines }
