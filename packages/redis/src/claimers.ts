@@ -23,7 +23,7 @@ export class Claimers {
   record(id: string, node: string, ttl: number): void {
     this.#prune()
     this.#bySocket.delete(id)
-    this.#bySocket.set(id, { node, until: Date.now() + ttl })
+    this.#bySocket.set(id, { node, until: performance.now() + ttl })
   }
 
   /**
@@ -43,7 +43,7 @@ export class Claimers {
 
   /** Forgets the claimers no longer heard: from the oldest, so bounded by what expired. */
   #prune(): void {
-    const now = Date.now()
+    const now = performance.now()
     for (const [id, claimer] of this.#bySocket) {
       if (claimer.until > now) return
       this.#bySocket.delete(id)

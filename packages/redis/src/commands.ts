@@ -42,7 +42,7 @@ export const LOOK_AGAIN_MS = 20
 
 /** A step that waits for Redis to take its turn again (see `Commands.whenInTurn`). */
 interface TurnWait {
-  /** Given up past this time (`Date.now()`). */
+  /** Given up past this time (`performance.now()`: a step of the wall clock must not end the wait). */
   readonly until: number
   readonly done: (available: boolean) => void
 }
@@ -219,7 +219,7 @@ export class Commands {
     // Stopped: nothing looks for Redis any more (see `stop`).
     if (this.#stopped) return Promise.resolve(false)
     return new Promise((done) => {
-      this.#waiting.add({ until: Date.now() + this.timeout, done })
+      this.#waiting.add({ until: performance.now() + this.timeout, done })
       if (this.#lookAgain) return
       this.#lookAgain = setInterval(() => this.#look(), LOOK_AGAIN_MS)
       // It must not hold the process open: each wait is bounded, and the application closes.
@@ -229,7 +229,7 @@ export class Commands {
 
   /** One look for every step waiting for Redis: all go once it takes commands, each past its time. */
   #look(): void {
-    const now = Date.now()
+    const now = performance.now()
     for (const wait of this.#waiting) {
       const goesOn = this.takesTurns()
       if (!goesOn && now < wait.until) continue

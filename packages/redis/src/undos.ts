@@ -19,7 +19,12 @@ const SETTLE_POLL_MS = 25
 interface Undo {
   /** Made again at each try when made as it goes (see `MadeArgs`): given up when it has nothing left to do. */
   readonly args: MadeArgs
-  /** Given up past this time (`Date.now()`): what it would take back has expired by then. */
+  /**
+   * Given up past this time (`performance.now()`): what it would take back has expired by then.
+   * The monotonic clock, as the PX of a record made as it goes (see `EndedRecords`): a step of
+   * the wall clock (NTP) must neither give up early a step whose record still has time left, nor
+   * keep one past it.
+   */
   readonly until: number
   /** On the connection now, its answer awaited. */
   sending: boolean
@@ -104,7 +109,7 @@ export class Undos {
       this.givenUp(`more than ${MAX_KEPT_UNDOS} waited for Redis`)
     }
     const { promise: settled, resolve: done } = settleable()
-    const undo: Undo = { args, until: Date.now() + keepMs, sending: false, answered, done, place }
+    const undo: Undo = { args, until: performance.now() + keepMs, sending: false, answered, done, place }
     this.#keep(undo)
     if (this.client.isReady) this.#send(undo)
     else this.#arm()
@@ -118,11 +123,11 @@ export class Undos {
    * how many are left.
    */
   async settle(ms: number): Promise<number> {
-    const end = Date.now() + ms
+    const end = performance.now() + ms
     for (;;) {
       this.#prune()
       this.flush()
-      const left = end - Date.now()
+      const left = end - performance.now()
       if (this.#kept.size === 0 || left <= 0) return this.#kept.size
       await new Promise((resolve) => setTimeout(resolve, Math.min(SETTLE_POLL_MS, left)))
     }
@@ -165,7 +170,7 @@ export class Undos {
   }
 
   #prune(): void {
-    const now = Date.now()
+    const now = performance.now()
     for (const undo of this.#kept) {
       if (undo.until > now || undo.sending) continue
       this.#drop(undo)
@@ -191,7 +196,7 @@ export class Undos {
         this.#prune()
         this.#arm()
       },
-      Math.min(Math.max(0, earliest - Date.now()), MAX_TIMER_MS),
+      Math.min(Math.max(0, earliest - performance.now()), MAX_TIMER_MS),
     )
     this.#expiry.unref()
   }

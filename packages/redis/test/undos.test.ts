@@ -134,10 +134,10 @@ describe('Undos', () => {
   })
 
   describe('past its time', () => {
-    // Date and the timers only: what settles the undo is the expiry timer alone, with no other
+    // The clocks and the timers only: what settles the undo is the expiry timer alone, with no other
     // call into Undos to look again (isSettled's setImmediate stays real).
     beforeEach(() => {
-      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] })
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
     })
     afterEach(() => {
       vi.useRealTimers()
