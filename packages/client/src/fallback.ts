@@ -66,6 +66,9 @@ import {
  * Nor, within the quiet time after a handoff, does a resume's try that busy nodes failed (a HELLO
  * unanswered in time, a 503, a balancer's 502): untold, it ends the attempt, and the next one,
  * after the backoff, begins again at the transport in use before the handoff (see #connect).
+ * An auth that fails (throws, rejects, or gives what cannot be sent) blames no transport either:
+ * no HELLO went, and the attempt ends as a refusal, within that quiet time too, whatever the code
+ * of the error (the application's own, untouched, may carry any).
  * A probe whose auth fails blames no transport either, nor one whose HELLO the server refuses with
  * a code of its own (its middleware), which stops the climb until another transport is attached
  * (see #tryProbe), nor one the server's middleware was slow for, probed again after the same
@@ -203,6 +206,13 @@ export class Connection {
    * again once settled, it does nothing.)
    */
   #unwait?: () => void
+  /**
+   * The error #hello made when the last auth did not settle in time. Told by identity from an
+   * auth's own failure: the application's own ParleyError comes as it made it, with any code and
+   * details (PARLEY_HANDSHAKE_TIMEOUT, PARLEY_SERVER_FULL, `stalled`), which say nothing of a
+   * transport, a node or a wait.
+   */
+  #noAuth?: ParleyError
   #probeTimer: ReturnType<typeof setTimeout> | undefined
   #stableTimer: ReturnType<typeof setTimeout> | undefined
   /** The current transport has been up for STABLE_MS. */
@@ -454,10 +464,13 @@ export class Connection {
     this.state = 'connecting'
     let last: ParleyError<string> | undefined
     let refused = false
+    // What the session is down for when a resume fails (its `disconnect`); none for a connect.
+    // Read once: nothing sets it anew during a run (a loss, a handoff each begin another).
+    const down = why === 'resume' ? this.#lostReason : undefined
     // After the link froze, a pooled transport's first request may go out on a dead pooled
     // connection. A live server answers HELLO within its pingTimeout; the attempt that times out
     // takes that dead connection with it, and the same transport is tried once more.
-    const frozen = why === 'resume' && this.#lostReason === 'ping timeout' && this.#pingTimeout > 0
+    const frozen = down === 'ping timeout' && this.#pingTimeout > 0
     // (A timer given more than MAX_TIMER_MS fires at once: connectTimeout Infinity, or a server's
     // pingTimeout past it, waits that long.)
     const timeout = Math.min(
@@ -519,8 +532,15 @@ export class Connection {
         t.close()
         if (run !== this.#run) return
         // A ParleyError: `Transport.open` wraps what the platform threw with `transportError`,
-        // and #hello rejects with its timeout or the coded refusal of the application's auth.
+        // and #hello rejects with its timeout, the coded refusal of the application's auth, or the
+        // application's own ParleyError.
         const error = err as ParleyError<string>
+        // No HELLO went, and not for want of time: the auth failed (its function threw or
+        // rejected, or what it gave cannot be sent). No transport's failure (no transport_error),
+        // nor a busy node's: a refusal of the client, which ends the attempt at once, within the
+        // quiet time after a handoff too, with no retry (asking again would not mend it). Nothing
+        // of the error is read: the application's own comes with any code and details.
+        if (!hello && error !== this.#noAuth) return this.#fail(error, false, down)
         // A stream that opened and brought nothing: remembered (see TransportMemory).
         if (error.details?.stalled) this.#memory.set(name, true)
         // What the attempt reports: its last error, but for a transport that could not get through
@@ -591,17 +611,15 @@ export class Connection {
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
         // A refusal of this client (`details.refused`, see Transport.open) ends the attempt: no
-        // other transport would help. So does an auth that failed (no HELLO: the application's
-        // own ParleyError, which comes as it made it, or the session's coded refusal). In Node,
+        // other transport would help, as an auth that failed does (above). In Node,
         // nothing at the URL ends it only once no transport is left: a proxy may send the
         // WebSocket's path nowhere while it forwards the others, and a browser, blind to the
         // upgrade's 404, goes on to them. (Their bundle skips this.)
         if (
-          !hello ||
-          (error.details?.refused &&
-            ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||
-              error.code !== ErrorCode.NOT_FOUND ||
-              !queue.length))
+          error.details?.refused &&
+          ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE ||
+            error.code !== ErrorCode.NOT_FOUND ||
+            !queue.length)
         ) {
           refused = true
           break
@@ -663,7 +681,7 @@ export class Connection {
       }
       this.#last = null
     }
-    this.#fail(last, !refused && this.#opts.reconnection, why === 'resume' ? this.#lostReason : undefined)
+    this.#fail(last, !refused && this.#opts.reconnection, down)
   }
 
   /**
@@ -702,7 +720,8 @@ export class Connection {
    */
   #hello(ms: number, bound: number, of?: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const end = () => reject(timeoutError('no auth', bound, undefined, of))
+      // biome-ignore lint/suspicious/noAssignInExpressions: kept to be told by identity (see #noAuth).
+      const end = () => reject((this.#noAuth = timeoutError('no auth', bound, undefined, of)))
       this.#unwait = end
       // biome-ignore lint/suspicious/noAssignInExpressions: one timer, two holders; as two statements the bundle takes 2 bytes more.
       const timer = (this.#timer = setTimeout(end, ms))
@@ -868,16 +887,18 @@ export class Connection {
     } catch (err) {
       t.close()
       const error = err as ParleyError<string>
-      // As in #connect.
-      if (error.details?.stalled) this.#memory.set(name, true)
+      // As in #connect; never from an auth's failure (no HELLO), whose error is not read.
+      if (hello && error.details?.stalled) this.#memory.set(name, true)
       if (this.#probe !== t) return
       this.#probe = undefined
       // No HELLO went: the auth failed, not the transport (so the server cannot have taken the
       // probe). The application hears it once, by `error`; no worse transport is probed (each
-      // would ask for auth again), and the wait does not double. An auth that never settled:
-      // the same climb after the same wait, as a connect attempt tries the same transport again.
-      // One that threw or rejected: no more probes from this transport, since asking again
-      // would not mend the application's error; the next transport attached asks anew.
+      // would ask for auth again), and the wait does not double. An auth that never settled (told
+      // by identity, see #noAuth): the same climb after the same wait, as a connect attempt tries
+      // the same transport again. One that threw or rejected, whatever the code of its error (the
+      // application's own may say PARLEY_HANDSHAKE_TIMEOUT): no more probes from this transport,
+      // since asking again would not mend it; the next transport attached asks anew. No
+      // transport_error for either: no transport failed.
       // The same for the server's refusal of the HELLO, with a code of its own (its middleware: a
       // token that expired, a policy; the origin; the version): it refuses the client, not the
       // transport, and a lesser transport, or the next probe, would get the same answer until the
@@ -898,7 +919,7 @@ export class Connection {
           if (hello) (error.details as Record<string, unknown>).transport = name
         } catch {}
         this.#host.notify('error', error)
-        if (error.code === ErrorCode.HANDSHAKE_TIMEOUT) this.#scheduleProbe()
+        if (hello ? error.code === ErrorCode.HANDSHAKE_TIMEOUT : error === this.#noAuth) this.#scheduleProbe()
         return
       }
       // The HELLO may have reached the server, which then moved the session onto the probe:
