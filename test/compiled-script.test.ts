@@ -1,7 +1,10 @@
 import { execFileSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
 import { afterEach, describe, expect, it } from 'vitest'
 import { compiledFrom, pruneCompiled } from './support/compiled-script.js'
 
@@ -111,3 +114,82 @@ describe('the compiled scripts of the tests', () => {
     expect((await compiledFrom(entry, out)).built).toBe(true)
   })
 })
+
+describe('the compiled scripts of the tests, written from threads of one process', () => {
+  let dir: string | undefined
+  afterEach(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true })
+    dir = undefined
+  })
+
+  // Vitest runs test files side by side in worker threads of one process: each may compile the
+  // same script at the same moment (the cluster suites' nodes), and write the same file.
+  it('writes one file from several threads at once, each write whole and none failing', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'parley-threads-'))
+    const file = path.join(dir, 'same.mjs')
+    const threads = 4
+    // Index 0: the gate, opened once every thread is ready; index 1: how many are ready.
+    const gate = new SharedArrayBuffer(8)
+    const workers = Array.from(
+      { length: threads },
+      (_, index) =>
+        new Worker(writer, {
+          eval: true,
+          workerData: {
+            // tsx's ES module: its CommonJS one finds no module from an eval'd thread.
+            tsx: pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api')).href.replace(
+              /\.cjs$/,
+              '.mjs',
+            ),
+            module: new URL('./support/compiled-script.ts', import.meta.url).href,
+            file,
+            gate,
+            index,
+            rounds: 40,
+          },
+        }),
+    )
+    try {
+      const outcomes = workers.map(
+        (worker) =>
+          new Promise<string | null>((resolve, reject) => {
+            worker.once('message', resolve)
+            worker.once('error', reject)
+          }),
+      )
+      const ready = new Int32Array(gate)
+      const deadline = Date.now() + 15_000
+      while (Atomics.load(ready, 1) < threads && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      Atomics.store(ready, 0, 1)
+      Atomics.notify(ready, 0)
+      expect(await Promise.all(outcomes)).toEqual(Array(threads).fill(null))
+      expect(readFileSync(file, 'utf8')).toMatch(/^(\d)\1*$/)
+    } finally {
+      await Promise.all(workers.map((worker) => worker.terminate()))
+    }
+  })
+})
+
+/**
+ * A thread that imports `writeAtOnce` (through tsx: a worker is outside Vitest), waits at the
+ * gate with the others, then writes the file `rounds` times, a megabyte of its own digit each
+ * time. Posts null, or the first error.
+ */
+const writer = `
+const { workerData, parentPort } = require('node:worker_threads')
+;(async () => {
+  const { tsImport } = await import(workerData.tsx)
+  const { writeAtOnce } = await tsImport(workerData.module, workerData.module)
+  const gate = new Int32Array(workerData.gate)
+  Atomics.add(gate, 1, 1)
+  Atomics.wait(gate, 0, 0, 15000)
+  const data = String(workerData.index).repeat(1 << 20)
+  try {
+    for (let round = 0; round < workerData.rounds; round++) writeAtOnce(workerData.file, data)
+    parentPort.postMessage(null)
+  } catch (error) {
+    parentPort.postMessage(String(error))
+  }
+})().catch((error) => parentPort.postMessage(String(error)))
+`

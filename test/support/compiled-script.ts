@@ -19,6 +19,7 @@ import { readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
+import { threadId } from 'node:worker_threads'
 import { build, type Plugin } from 'esbuild'
 
 const root = fileURLToPath(new URL('../../', import.meta.url))
@@ -156,9 +157,13 @@ const ownSource = readFileSync(fileURLToPath(import.meta.url), 'utf8')
 
 const hash = (data: string | Uint8Array) => createHash('sha256').update(data).digest('hex').slice(0, 16)
 
-/** Written under another name, then renamed: a process beside this one never reads it half written. */
-function writeAtOnce(file: string, data: string | Uint8Array): void {
-  const partial = `${file}.${process.pid}`
+/**
+ * Written under another name, then renamed: a process or thread beside this one never reads it
+ * half written. The name is this thread's own: Vitest runs test files side by side in worker
+ * threads of one process, which share its pid, and two of them may write the same file at once.
+ */
+export function writeAtOnce(file: string, data: string | Uint8Array): void {
+  const partial = `${file}.${process.pid}.${threadId}`
   writeFileSync(partial, data)
   renameSync(partial, file)
 }
