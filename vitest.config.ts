@@ -89,6 +89,17 @@ export default defineConfig({
     minWorkers: workers,
     testTimeout: 20_000,
     hookTimeout: 30_000,
+    // Worker processes. Worker threads (`pool: 'threads'`) load a file's modules more cheaply
+    // (the forks pool hands each of our 140 to 210 source modules to its process through a file
+    // written again for every test file): on 62 files of every package, six runs each, ABAB, on
+    // two loaded cores, loading alone (`vitest list`) took 25.1 to 29.0 s of CPU on forks and
+    // 19.7 to 23.6 s on threads, about 90 ms a file; but running them, the saving was within the
+    // spread (97 to 124 s on forks, 89 to 134 s on threads, medians 108 s both), and the one
+    // whole `together` run on threads had a file (probe-auth-at-loss) past its 20 s that never
+    // timed out on forks. Not taken until a quiet run shows a gain. No test file changes what is
+    // the whole process's (chdir, env for children, signal handlers); temporary names carry the
+    // thread's id (`compiled-script.ts`). `vmThreads` loads no Fastify (light-my-request requires
+    // `cookie`, an ES module).
     pool: 'forks',
     // A worker process is reused from file to file rather than started for each: starting one
     // and loading Vitest, Fastify and the rest into it was most of a file's cost (on two cores,
