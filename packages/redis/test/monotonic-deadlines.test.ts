@@ -7,6 +7,7 @@ import { Claimers } from '../src/claimers.js'
 import { Commands, LOOK_AGAIN_MS } from '../src/commands.js'
 import type { RedisClient } from '../src/options.js'
 import { Undos } from '../src/undos.js'
+import { isSettled } from './settled.js'
 
 /** An hour: far past every wait below. */
 const STEP_MS = 60 * 60 * 1000
@@ -28,16 +29,6 @@ function client() {
   }
   const sent: string[][] = []
   return { client: state as RedisClient, state, sent }
-}
-
-/** True once `promise` settled (after the microtasks queued so far; setImmediate stays real). */
-async function isSettled(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false
-  void promise.then(() => {
-    settled = true
-  })
-  await new Promise((resolve) => setImmediate(resolve))
-  return settled
 }
 
 describe('deadlines under a step of the wall clock', () => {

@@ -8,6 +8,7 @@ import { Commands } from '../src/commands.js'
 import type { RedisClient } from '../src/options.js'
 import { MAX_KEPT_UNDOS, Undos } from '../src/undos.js'
 import { connectedClient } from './e2e-suite.js'
+import { isSettled } from './settled.js'
 
 /** A client whose connection the test turns on and off; what is sent waits for `answer`. */
 function fakeClient() {
@@ -28,16 +29,6 @@ function fakeClient() {
       sent.push({ args, answer, fail })
     })
   return { client: client as unknown as RedisClient, state: client, sent, send }
-}
-
-/** True once `promise` settled (after the microtasks queued so far). */
-async function isSettled(promise: Promise<unknown>): Promise<boolean> {
-  let settled = false
-  void promise.then(() => {
-    settled = true
-  })
-  await new Promise((resolve) => setImmediate(resolve))
-  return settled
 }
 
 describe('Undos', () => {
