@@ -23,9 +23,11 @@ export class AppendsAfterClose {
   dropped(): void {
     this.#cameThisTurn = true
     if (this.#count++ > 0) return
-    const first = Date.now()
+    // The monotonic clock: a step of the wall clock must neither say the line early, in pieces,
+    // nor hold it past the window.
+    const first = performance.now()
     const atTurnEnd = () => {
-      if (this.#cameThisTurn && Date.now() - first < WARN_INTERVAL) {
+      if (this.#cameThisTurn && performance.now() - first < WARN_INTERVAL) {
         this.#cameThisTurn = false
         setImmediate(atTurnEnd)
         return

@@ -638,6 +638,8 @@ export class Nodes {
     }
     const address = this.#config.address()
     const ttl = interval * MISSED_HEARTBEATS
+    // The wall clock: a score in the live set, which every node's beat prunes by its own clock
+    // (`now - 100 * ttl` below): nodes on other hosts share no monotonic clock.
     const now = Date.now()
     const round = ++this.#rounds
     const sentAt = performance.now()
@@ -858,9 +860,11 @@ export class Nodes {
     this.#first.resolve()
     const { commands, id, timeout } = this.#config
     const ms = Math.min(GOODBYE_MS, timeout)
-    const deadline = Date.now() + ms
+    // The monotonic clock: a step of the wall clock must neither cut the goodbye's steps short
+    // (reported unanswered though Redis had the time to answer) nor hold the close past `ms`.
+    const deadline = performance.now() + ms
     // A beat in flight would write the record again after it is removed.
-    const beaten = await within(this.#beating ?? Promise.resolve(), deadline - Date.now(), 'late')
+    const beaten = await within(this.#beating ?? Promise.resolve(), deadline - performance.now(), 'late')
     if (beaten === 'late')
       return [
         `Redis did not answer the last heartbeat within ${ms} ms; this node's record was left, and expires by itself`,
@@ -891,7 +895,7 @@ export class Nodes {
     ])
     // Told once the record is gone, so that no read of the live set brings the node back.
     const announcing = removing.then(() => this.#announce('left'))
-    const left = () => Math.max(0, deadline - Date.now())
+    const left = () => Math.max(0, deadline - performance.now())
     const [marked, removed, announced] = await Promise.all(
       [marking, removing, announcing].map((step) =>
         within(

@@ -17,6 +17,7 @@ interface Held {
 
 /** When a kind last wrote, and what it holds back since. */
 interface Kind {
+  /** When the kind last wrote (`performance.now()`). */
   at: number
   /** By message, in the order they first came: each is said as itself, with its own count. */
   readonly held: Map<string, Held>
@@ -46,6 +47,7 @@ export class Warnings {
       // rejected whole): held to the end of the turn, each message once with its count. Not for
       // an interval: the process may exit at any moment, and a timer that does not keep it alive
       // would lose them. The end of the turn does keep it alive.
+      // No interval after the close: its `at` is never read.
       const state = this.#kinds.get(kind) ?? { at: 0, held: new Map() }
       this.#kinds.set(kind, state)
       this.#hold(state, message, details)
@@ -55,7 +57,9 @@ export class Warnings {
       })
       return
     }
-    const now = Date.now()
+    // The monotonic clock: a step of the wall clock (NTP) must neither end a kind's interval at
+    // once (more lines) nor hold what it held back for as long as the step (its timer's delay).
+    const now = performance.now()
     const last = this.#kinds.get(kind)
     // A timer late on a loaded machine: what it holds goes first, in its order.
     if (last && now - last.at >= WARN_INTERVAL) this.#release(kind, last)
@@ -120,7 +124,7 @@ export class Warnings {
     if (this.#kinds.get(kind) === state) this.#kinds.delete(kind)
     if (state.held.size === 0) return
     for (const [message, { details, times }] of state.held) this.#write(message, { ...details, times })
-    this.#kinds.set(kind, { at: Date.now(), held: new Map() })
+    this.#kinds.set(kind, { at: performance.now(), held: new Map() })
   }
 
   #write(message: string, details: Record<string, unknown>): void {

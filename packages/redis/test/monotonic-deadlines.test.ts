@@ -3,10 +3,13 @@
 // wall clock (NTP, an operator) must neither end a wait early nor stretch it. Fake timers move
 // the monotonic clock and the timers together; `vi.setSystemTime` steps the wall clock alone.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { AppendsAfterClose } from '../src/appends-after-close.js'
 import { Claimers } from '../src/claimers.js'
 import { Commands, LOOK_AGAIN_MS } from '../src/commands.js'
+import { GOODBYE_MS, Nodes } from '../src/nodes.js'
 import type { RedisClient } from '../src/options.js'
 import { Undos } from '../src/undos.js'
+import { WARN_INTERVAL, Warnings } from '../src/warnings.js'
 import { isSettled } from './settled.js'
 
 /** An hour: far past every wait below. */
@@ -30,6 +33,53 @@ function client() {
   const sent: string[][] = []
   return { client: state as RedisClient, state, sent }
 }
+
+/** A node's heartbeat on a connected client that never answers: its goodbye waits for nothing. */
+function unansweredNodes() {
+  const { client: redis, state } = client()
+  state.isReady = true
+  const commands = new Commands(redis, 5000)
+  const nodes = new Nodes({
+    commands,
+    prefix: 'p',
+    id: 'node-a',
+    interval: 1000,
+    path: undefined,
+    route: undefined,
+    routeAnyCase: false,
+    timeout: 5000,
+    address: () => '',
+    channel: 'p:membership',
+    warnings: new Warnings({ warn: () => {} }),
+    gone: () => {},
+    saidGoodbye: () => {},
+    beaten: () => {},
+    changed: () => {},
+  })
+  return { nodes, commands }
+}
+
+/** What the goodbye of `unansweredNodes` says of its steps left unanswered. */
+const GOODBYE_UNANSWERED = [
+  expect.stringContaining(
+    `could not leave the mark of this node's goodbye (SET p:node:node-a:left: no answer within ${GOODBYE_MS} ms)`,
+  ),
+  expect.stringContaining(
+    `could not remove this node from the live set (DEL, ZREM: no answer within ${GOODBYE_MS} ms)`,
+  ),
+]
+
+/** The warnings written, by message, with their `times`. */
+function watchedWarnings() {
+  const lines: [string, unknown][] = []
+  const warnings = new Warnings({
+    warn: (details, message) => lines.push([message.replace('@parley/redis: ', ''), details.times]),
+  })
+  return { warnings, lines }
+}
+
+/** One turn of the event loop (setImmediate stays real). */
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve))
 
 describe('deadlines under a step of the wall clock', () => {
   beforeEach(() => {
@@ -130,5 +180,99 @@ describe('deadlines under a step of the wall clock', () => {
     vi.setSystemTime(Date.now() - 2 * STEP_MS)
     vi.advanceTimersByTime(60_000)
     expect(claimers.claimedBy('socket-1', 'node-b')).toBe(false)
+  })
+
+  it("a node's goodbye waits for Redis its whole time when the wall clock steps past it", async () => {
+    const { nodes, commands } = unansweredNodes()
+    const stopping = nodes.stop()
+    // Stepped as the goodbye starts: its steps still have all of GOODBYE_MS.
+    vi.setSystemTime(Date.now() + STEP_MS)
+    await vi.advanceTimersByTimeAsync(GOODBYE_MS - 1)
+    expect(await isSettled(stopping)).toBe(false)
+    await vi.advanceTimersByTimeAsync(1)
+    expect(await isSettled(stopping)).toBe(true)
+    expect(await stopping).toEqual(GOODBYE_UNANSWERED)
+    commands.stop()
+  })
+
+  it("a node's goodbye stops waiting for Redis at its time when the wall clock steps back", async () => {
+    const { nodes, commands } = unansweredNodes()
+    const stopping = nodes.stop()
+    vi.setSystemTime(Date.now() - STEP_MS)
+    await vi.advanceTimersByTimeAsync(GOODBYE_MS)
+    expect(await isSettled(stopping)).toBe(true)
+    expect(await stopping).toEqual(GOODBYE_UNANSWERED)
+    commands.stop()
+  })
+
+  it('a warning of a kind that wrote is held for the rest of its interval when the wall clock steps past it', () => {
+    const { warnings, lines } = watchedWarnings()
+    warnings.warn('heartbeat', 'failed')
+    vi.setSystemTime(Date.now() + STEP_MS)
+    warnings.warn('heartbeat', 'failed')
+    expect(lines).toEqual([['failed', 1]])
+    vi.advanceTimersByTime(WARN_INTERVAL)
+    expect(lines).toEqual([
+      ['failed', 1],
+      ['failed', 1],
+    ])
+    warnings.close()
+  })
+
+  it('what a kind holds back is said at the end of its interval when the wall clock steps back', () => {
+    const { warnings, lines } = watchedWarnings()
+    warnings.warn('heartbeat', 'failed')
+    vi.setSystemTime(Date.now() - STEP_MS)
+    warnings.warn('heartbeat', 'failed')
+    warnings.warn('heartbeat', 'failed')
+    vi.advanceTimersByTime(WARN_INTERVAL)
+    expect(lines).toEqual([
+      ['failed', 1],
+      ['failed', 2],
+    ])
+    warnings.close()
+  })
+
+  it('the first warning of a kind is written at once in a process younger than its interval', () => {
+    // The fake monotonic clock starts at 0, as a process's does.
+    expect(performance.now()).toBeLessThan(WARN_INTERVAL)
+    const { warnings, lines } = watchedWarnings()
+    warnings.warn('heartbeat', 'failed')
+    expect(lines).toEqual([['failed', 1]])
+    warnings.close()
+  })
+
+  it('the appends after the close are said in one line when the wall clock steps while they come', async () => {
+    const { warnings, lines } = watchedWarnings()
+    warnings.close()
+    const appends = new AppendsAfterClose(warnings)
+    appends.dropped()
+    vi.setSystemTime(Date.now() + STEP_MS)
+    for (let turn = 0; turn < 3; turn++) {
+      appends.dropped()
+      await nextTurn()
+    }
+    // A few turns with none: the line comes in the first.
+    for (let turn = 0; turn < 3; turn++) await nextTurn()
+    expect(lines).toEqual([[expect.stringMatching(/^4 append\(s\)/), 1]])
+  })
+
+  it('the appends after the close are said within the window when the wall clock steps back while they come', async () => {
+    const { warnings, lines } = watchedWarnings()
+    warnings.close()
+    const appends = new AppendsAfterClose(warnings)
+    appends.dropped()
+    vi.setSystemTime(Date.now() - STEP_MS)
+    // One a turn, each turn a second long: the line comes once the window is over, while they
+    // still come (bounded: 5 s past it).
+    for (let turn = 0; turn < WARN_INTERVAL / 1000 + 5 && lines.length === 0; turn++) {
+      appends.dropped()
+      vi.advanceTimersByTime(1000)
+      await nextTurn()
+    }
+    expect(lines).toEqual([[expect.stringMatching(/^1[01] append\(s\)/), 1]])
+    // They stop: the rest is said too, in its own line.
+    for (let turn = 0; turn < 3; turn++) await nextTurn()
+    expect(lines).toHaveLength(2)
   })
 })

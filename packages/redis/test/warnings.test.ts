@@ -55,7 +55,7 @@ describe('warnings held back', () => {
 
   /** A `Warnings` on fake time, and the lines it wrote: message (without the prefix) and `times`. */
   function watched() {
-    vi.useFakeTimers({ toFake: ['Date', 'setTimeout', 'clearTimeout'] })
+    vi.useFakeTimers({ toFake: ['Date', 'performance', 'setTimeout', 'clearTimeout'] })
     const lines: [string, unknown][] = []
     const warnings = new Warnings({
       warn: (details, message) => lines.push([message.replace('@parley/redis: ', ''), details.times]),
