@@ -275,12 +275,14 @@ export class Claims {
    * a warning says the copy goes on. Never rejects.
    */
   async #confirmLate(sid: string, hash: string, claim: string, ms: number): Promise<void> {
-    const until = Date.now() + ms
+    // The monotonic clock: a step of the wall clock (NTP) must not end the tries while the claim
+    // still stands (the copy here would go on unconfirmed), nor stretch them past it.
+    const until = performance.now() + ms
     let pause = LOOK_AGAIN_MS
     // A server without the hook cannot end the copy here, which its client is with: the owner
     // record is left to it whatever the answer (see CONFIRM).
     const endsCopy = this.#parts.sockets.takenOver !== undefined
-    while (!this.#parts.closed() && Date.now() < until) {
+    while (!this.#parts.closed() && performance.now() < until) {
       const standing = await this.#parts.handoffs
         .confirm(hash, claim, !endsCopy)
         .catch((err: unknown) => (this.#parts.commands.neverSent(err) ? undefined : 'unknown'))
@@ -289,7 +291,7 @@ export class Claims {
         // the claim stands (30 s or more): a pause that grows, twice as long after each refusal
         // up to a quarter of requestTimeout, so that a node held busy is not asked 50 times a
         // second, while a confirm that Redis takes again comes at most that much later.
-        await pauseFor(Math.min(pause, until - Date.now()))
+        await pauseFor(Math.min(pause, until - performance.now()))
         pause = Math.min(2 * pause, longestConfirmPause(this.#parts.requestTimeout))
         continue
       }

@@ -15,6 +15,7 @@ import { HandOffStore } from '../src/handoff.js'
 import { queueFullOn } from './burst.js'
 import { claimedBeforeTakeBack, handOff, open, takeOver, watchSealWaits } from './handoff-steps.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, won } from './handoff-support.js'
+import { stepWallClock } from './wall-clock.js'
 
 /** How a session ended on its old node, as its server records it. */
 const close: ClosePacket = { type: PacketType.CLOSE, reason: 'server disconnect', message: 'bye' }
@@ -111,6 +112,31 @@ describe.skipIf(skipRedisSuites())('a claim confirmed late', () => {
       // the session ended on a: b's copy ends.
       await until(() => ended.length > 0, 5000, 'b’s copy ended')
       expect(ended).toEqual(['sid-late-busy'])
+    } finally {
+      if (!released) await burst.release()
+    }
+  })
+
+  it('goes on trying while the claim stands when the wall clock steps past its end', async () => {
+    const { b, claim, back } = await endedWhileClaimed('sid-late-step')
+    const ended: string[] = []
+    b.sockets.takenOver = (sid) => ended.push(sid)
+    const tries = vi.spyOn(HandOffStore.prototype, 'confirm')
+    const burst = await confirmRefused(b, claim)
+    let released = false
+    try {
+      // NTP steps the wall clock an hour on, far past the claim's 30 s: the claim still stands
+      // on Redis (its keys' PX), so the tries go on, each after its pause.
+      stepWallClock(60 * 60 * 1000)
+      const before = tries.mock.calls.length
+      await until(() => tries.mock.calls.length >= before + 3, 5000, 'three tries after the step')
+      await back()
+      released = true
+      await burst.release()
+      // The confirm goes once Redis takes it, and says the session ended on a: b's copy ends
+      // rather than living on unconfirmed.
+      await until(() => ended.length > 0, 5000, 'b’s copy ended')
+      expect(ended).toEqual(['sid-late-step'])
     } finally {
       if (!released) await burst.release()
     }
