@@ -160,6 +160,7 @@ export class RedisAdapter implements Adapter {
   /**
    * When the subscriber connection first failed since it was last up (undefined while it is
    * up): the line that says it is back gives how long this node was deaf to the others.
+   * `performance.now()`: a step of the wall clock meanwhile must not make that a wrong length.
    */
   #subscriberLostAt: number | undefined
   /** The first SUBSCRIBE was answered: a later `'ready'` of the subscriber is a resubscribe. */
@@ -341,7 +342,7 @@ export class RedisAdapter implements Adapter {
     // Without a listener, an 'error' event (Redis went away) would crash the process.
     this.#subscriber.on('error', (err) => {
       this.#readiness.subscriberError = err
-      this.#subscriberLostAt ??= Date.now()
+      this.#subscriberLostAt ??= performance.now()
       this.#warnings.warn(
         'subscriber',
         `the subscriber connection to ${this.#commands.address} failed; it reconnects by itself`,
@@ -948,7 +949,8 @@ export class RedisAdapter implements Adapter {
     const lostAt = this.#subscriberLostAt
     if (lostAt === undefined || this.#closed) return
     this.#subscriberLostAt = undefined
-    const downMs = Date.now() - lostAt
+    // Whole ms, as the wall clock gave them.
+    const downMs = Math.round(performance.now() - lostAt)
     this.#warnings.flush('subscriber')
     this.#warnings.warn(
       'subscriber-back',

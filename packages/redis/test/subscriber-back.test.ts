@@ -1,10 +1,11 @@
 // An operator who reads that the adapter's subscriber connection failed must also read when it
 // is back: without that line the last ones of the outage (held back, said up to 10 s later with
 // how many times they came) read as a trouble still going on.
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
 import { inbox, Nodes, redisSuite } from './nodes.js'
+import { stepWallClock } from './wall-clock.js'
 
 /** How long Redis stays away: long enough for node-redis to fail a reconnection or two. */
 const AWAY_MS = 1500
@@ -50,5 +51,30 @@ describe.skipIf(skipRedisSuites())('the subscriber connection back after Redis w
       5000,
       "a's broadcast reaches b",
     )
+  })
+
+  it('says how long it was down by the monotonic clock, whatever the wall clock did meanwhile', async () => {
+    nodes = new Nodes()
+    const [, b] = await nodes.cluster(suite.redis.url, 2)
+    const failed = (message: string) =>
+      message.includes('subscriber connection') && message.endsWith('by itself')
+    const back = (message: string) =>
+      message.includes('subscriber connection') && message.includes('up again')
+    try {
+      await suite.redis.stop()
+      const stoppedAt = performance.now()
+      await until(() => b!.warnings.some(failed), 5000, "b's subscriber failure logged")
+      // NTP steps the wall clock an hour back while Redis is away.
+      stepWallClock(-60 * 60 * 1000)
+      await suite.redis.restart()
+      await until(() => b!.warnings.some(back), 10_000, "b's subscriber back, logged")
+      const line = b!.warned.find(({ message }) => back(message))!
+      const { downMs } = line.details as { downMs: number }
+      expect(downMs).toBeGreaterThan(0)
+      expect(downMs).toBeLessThanOrEqual(performance.now() - stoppedAt)
+      expect(line.message).toContain(`, ${downMs} ms after it failed`)
+    } finally {
+      vi.restoreAllMocks()
+    }
   })
 })
