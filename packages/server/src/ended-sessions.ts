@@ -58,14 +58,21 @@ export class EndedSessions {
 
   /**
    * Remembers how session `sid` ended: its CLOSE, after it took the client's `seq` up to `ack`,
-   * under the route parameters `params` (undefined when not known).
+   * under the route parameters `params` (undefined when not known). `now` is on the monotonic
+   * clock (see `RecentSessions`).
    */
-  add(sid: string, close: Outgoing<ClosePacket>, ack: number, params?: RouteParams, now = Date.now()): void {
+  add(
+    sid: string,
+    close: Outgoing<ClosePacket>,
+    ack: number,
+    params?: RouteParams,
+    now = performance.now(),
+  ): void {
     this.#entries.add(sid, params === undefined ? { close, ack } : { close, ack, params }, now)
   }
 
   /** How session `sid` ended, if it did within the last `ttl` ms. */
-  get(sid: string, now = Date.now()): Ending | undefined {
+  get(sid: string, now = performance.now()): Ending | undefined {
     return this.#entries.get(sid, now)
   }
 }

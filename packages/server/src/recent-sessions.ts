@@ -5,6 +5,10 @@
  * Bounded in time and in count, with no timer: every entry lives the same `ttl`, so the Map's
  * insertion order is also expiry order; expired entries are dropped from the front when one is
  * added, and an expired entry that is looked up is dropped then. Past `max` the oldest goes.
+ *
+ * Times are read on the monotonic clock (`performance.now()`), as every timer runs: the `ttl` is
+ * this node's own, and a step of the wall clock (NTP, an operator) must neither forget an entry
+ * early nor keep it past its time.
  */
 export class RecentSessions<V> {
   readonly #entries = new Map<string, { value: V; until: number }>()
@@ -23,7 +27,7 @@ export class RecentSessions<V> {
   }
 
   /** Keeps `value` for session `sid`, in place of any it had. */
-  add(sid: string, value: V, now = Date.now()): void {
+  add(sid: string, value: V, now = performance.now()): void {
     if (this.#ttl <= 0 || this.#max <= 0) return
     this.#entries.delete(sid)
     this.#entries.set(sid, { value, until: now + this.#ttl })
@@ -39,7 +43,7 @@ export class RecentSessions<V> {
   }
 
   /** The value kept for session `sid`, if it was added within the last `ttl` ms. */
-  get(sid: string, now = Date.now()): V | undefined {
+  get(sid: string, now = performance.now()): V | undefined {
     const entry = this.#entries.get(sid)
     if (!entry) return undefined
     if (entry.until > now) return entry.value

@@ -8,11 +8,12 @@ import {
   WS_SUBPROTOCOL,
 } from '@parley/protocol'
 import { MemoryAdapter, type ParleyServerOptions, type ServerSocket } from '@parley/server'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import WebSocket from 'ws'
 import { closedAfterEach } from './closed-after-each.js'
 import { sleep, startServer, until, within } from './helpers.js'
 import { Closed, rawConnect } from './raw-client.js'
+import { stepWallClock } from './wall-clock.js'
 
 const TRANSPORTS = ['websocket', 'sse', 'polling'] as const
 
@@ -128,6 +129,22 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     // A session the server never knew still gets a fresh one.
     const fresh = await connect(transport, base, { sid: 'V1StGXR8_Z5jdHi6B-myT', ack: 2 })
     expect(fresh.open.recovered).toBe(false)
+  })
+
+  it('answers a resume with its CLOSE for the whole recovery window when the wall clock steps past it', async (context) => {
+    const { base, sockets } = await serve()
+    const c = await connect(transport, base)
+    await until(() => sockets.length === 1)
+    c.close()
+    if (transport === 'websocket') await until(() => sockets[0]!.transport === null, 3000, 'detach')
+    sockets[0]!.disconnect()
+    // NTP sets the clock an hour on, far past the 2 minutes the CLOSE is kept for: it is this
+    // node's own wait, measured on its monotonic clock, and still stands.
+    context.onTestFinished(() => void vi.restoreAllMocks())
+    stepWallClock(60 * 60 * 1000)
+    const answer = await rawConnect(transport, base, { sid: c.sid, ack: 0 }).catch((e: unknown) => e)
+    expect(answer).toBeInstanceOf(Closed)
+    expect((answer as Closed).packet).toMatchObject({ reason: 'server disconnect' })
   })
 
   it('tells a resume that its session ended as a slow consumer', async () => {

@@ -1,0 +1,45 @@
+// The server's own deadlines are judged on the monotonic clock (`performance.now()`), as every
+// timer runs: a step of the wall clock (NTP, an operator) must neither end a wait early nor
+// stretch it. Fake timers move the monotonic clock and the timers together; `vi.setSystemTime`
+// steps the wall clock alone. What the application or another node reads as a date
+// (`handshake.issued`) stays on the wall clock.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { RecentSessions } from './recent-sessions.js'
+
+/** An hour: far past every wait below. */
+const STEP_MS = 60 * 60 * 1000
+
+describe('deadlines under a step of the wall clock', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+  })
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('keeps what happened to a session for its ttl when the wall clock steps past it', () => {
+    const recent = new RecentSessions<string>(60_000, 10)
+    recent.add('a', 'moved away')
+    vi.advanceTimersByTime(30_000)
+    vi.setSystemTime(Date.now() + STEP_MS)
+    // Added after the step, another is kept as long, and does not drop the first as expired.
+    recent.add('b', 'moved away')
+    expect(recent.get('a')).toBe('moved away')
+    vi.advanceTimersByTime(29_999)
+    expect(recent.get('a')).toBe('moved away')
+    vi.advanceTimersByTime(1)
+    expect(recent.get('a')).toBeUndefined()
+    expect(recent.get('b')).toBe('moved away')
+    vi.advanceTimersByTime(30_000)
+    expect(recent.get('b')).toBeUndefined()
+  })
+
+  it('forgets what happened to a session at its ttl when the wall clock steps back', () => {
+    const recent = new RecentSessions<string>(60_000, 10)
+    recent.add('a', 'moved away')
+    vi.setSystemTime(Date.now() - STEP_MS)
+    vi.advanceTimersByTime(60_000)
+    expect(recent.get('a')).toBeUndefined()
+    expect(recent.size).toBe(0)
+  })
+})
