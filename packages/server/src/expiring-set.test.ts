@@ -7,7 +7,7 @@ describe('ExpiringSet', () => {
   })
 
   it('keeps a key for its lifetime from its last add, and forgets one deleted', () => {
-    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.useFakeTimers({ toFake: ['Date', 'performance'] })
     const set = new ExpiringSet(1000, 10)
     set.add('a')
     set.add('b')
@@ -25,7 +25,7 @@ describe('ExpiringSet', () => {
   })
 
   it('keeps the newest `max` keys, a key added again counted as new, and drops the expired as it adds', () => {
-    vi.useFakeTimers({ toFake: ['Date'] })
+    vi.useFakeTimers({ toFake: ['Date', 'performance'] })
     const set = new ExpiringSet(1000, 3)
     for (const key of ['a', 'b', 'c']) set.add(key)
     set.add('a')

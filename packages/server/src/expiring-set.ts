@@ -11,10 +11,11 @@ const described = (value: unknown): string => (typeof value === 'number' ? shown
  * `@parley/redis` found without an address record. Exported for adapters, which remember such
  * answers too. One lifetime for all keys, so insertion order is expiry order: an `add` drops the
  * expired and the surplus from the front and stops at the first that stands, never walking the
- * rest.
+ * rest. Lifetimes are measured on the monotonic clock (`performance.now()`), as every timer is:
+ * a step of the wall clock (NTP, an operator) neither forgets a key early nor keeps it longer.
  */
 export class ExpiringSet {
-  /** When each key stops standing (`Date.now()`), oldest first. */
+  /** When each key stops standing (`performance.now()`), oldest first. */
   readonly #until = new Map<string, number>()
 
   /**
@@ -45,7 +46,7 @@ export class ExpiringSet {
 
   /** Remembers `key` for `lifetime` ms from now (again, when it was there already). */
   add(key: string): void {
-    const now = Date.now()
+    const now = performance.now()
     this.#until.delete(key)
     this.#until.set(key, now + this.lifetime)
     for (const [oldest, until] of this.#until) {
@@ -58,7 +59,7 @@ export class ExpiringSet {
   has(key: string): boolean {
     const until = this.#until.get(key)
     if (until === undefined) return false
-    if (Date.now() < until) return true
+    if (performance.now() < until) return true
     this.#until.delete(key)
     return false
   }

@@ -4,6 +4,7 @@
 // steps the wall clock alone. What the application or another node reads as a date
 // (`handshake.issued`) stays on the wall clock.
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { ExpiringSet } from './expiring-set.js'
 import { RecentSessions } from './recent-sessions.js'
 
 /** An hour: far past every wait below. */
@@ -41,5 +42,25 @@ describe('deadlines under a step of the wall clock', () => {
     vi.advanceTimersByTime(60_000)
     expect(recent.get('a')).toBeUndefined()
     expect(recent.size).toBe(0)
+  })
+
+  it('keeps a key of an ExpiringSet for its lifetime when the wall clock steps past it', () => {
+    const set = new ExpiringSet(5000, 10)
+    set.add('owner-b')
+    vi.setSystemTime(Date.now() + STEP_MS)
+    expect(set.has('owner-b')).toBe(true)
+    // An add after the step does not drop it as expired.
+    set.add('owner-c')
+    expect(set.has('owner-b')).toBe(true)
+    vi.advanceTimersByTime(5000)
+    expect(set.has('owner-b')).toBe(false)
+  })
+
+  it('forgets a key of an ExpiringSet at its lifetime when the wall clock steps back', () => {
+    const set = new ExpiringSet(5000, 10)
+    set.add('owner-b')
+    vi.setSystemTime(Date.now() - STEP_MS)
+    vi.advanceTimersByTime(5000)
+    expect(set.has('owner-b')).toBe(false)
   })
 })
