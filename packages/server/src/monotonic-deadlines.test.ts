@@ -6,6 +6,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { ExpiringSet } from './expiring-set.js'
 import { RecentSessions } from './recent-sessions.js'
+import { WaitThenCut } from './wait-then-cut.js'
 
 /** An hour: far past every wait below. */
 const STEP_MS = 60 * 60 * 1000
@@ -62,5 +63,46 @@ describe('deadlines under a step of the wall clock', () => {
     vi.setSystemTime(Date.now() - STEP_MS)
     vi.advanceTimersByTime(5000)
     expect(set.has('owner-b')).toBe(false)
+  })
+
+  /** A WaitThenCut with one item ending, behind a wait (`after`) the test settles. */
+  function waitingBehindALookup() {
+    const cut: string[] = []
+    const closing = new WaitThenCut<string>((item) => cut.push(item))
+    let found = () => {}
+    closing.after(
+      new Promise<void>((resolve) => {
+        found = resolve
+      }),
+      60_000,
+    )
+    closing.add('deaf')
+    return { closing, cut, found }
+  }
+
+  it("gives what is ending its whole moment when the wall clock steps during the close's first wait", async () => {
+    const { closing, cut, found } = waitingBehindALookup()
+    const closed = closing.closeAll(2000, 3000)
+    await vi.advanceTimersByTimeAsync(500)
+    vi.setSystemTime(Date.now() + STEP_MS)
+    found()
+    await vi.advanceTimersByTimeAsync(1999)
+    expect(cut).toEqual([])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(cut).toEqual(['deaf'])
+    await closed
+  })
+
+  it('cuts what is ending within the room the close has when the wall clock steps back meanwhile', async () => {
+    const { closing, cut, found } = waitingBehindALookup()
+    const closed = closing.closeAll(2000, 1500)
+    await vi.advanceTimersByTimeAsync(1000)
+    vi.setSystemTime(Date.now() - STEP_MS)
+    found()
+    await vi.advanceTimersByTimeAsync(499)
+    expect(cut).toEqual([])
+    await vi.advanceTimersByTimeAsync(1)
+    expect(cut).toEqual(['deaf'])
+    await closed
   })
 })

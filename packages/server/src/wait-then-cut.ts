@@ -44,11 +44,13 @@ export class WaitThenCut<T> {
   /**
    * Waits for what the items wait for (`after`), then for every item still ending, `limitMs` at
    * the most, then cuts those still going; all of it within `roomMs`, the time the close has left.
+   * The time the first wait took is read on the monotonic clock, as its timer runs: a step of the
+   * wall clock must neither leave the moment nothing nor stretch it past `roomMs`.
    */
   async closeAll(limitMs: number, roomMs = limitMs): Promise<void> {
-    const start = Date.now()
+    const start = performance.now()
     if (this.#first.size > 0) await settledWithin(Promise.all(this.#first), roomMs)
-    const moment = Math.min(limitMs, roomMs - (Date.now() - start))
+    const moment = Math.min(limitMs, roomMs - (performance.now() - start))
     if (this.#ending.size > 0 && moment > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, moment)
