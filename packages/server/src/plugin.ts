@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import type { Adapter } from './adapter/adapter.js'
 import { adapterMember, closeAdapter } from './adapter/check.js'
 import { logLine } from './burst-log.js'
+import { CloseDeadline } from './close-deadline.js'
 import { SEAL_WAIT_MS } from './drain.js'
 import { bootOutcome, whenBootFails } from './http/boot-outcome.js'
 import { ClosingAnswers, type EndpointAnswer } from './http/closing-answers.js'
@@ -408,7 +409,7 @@ async function mount(
   // over, the transports must stay open to carry each session's CLOSE 'server handoff'.
   app.addHook('preClose', async () => {
     // Within Fastify's bound on this hook (its own `pluginTimeout`), with a margin to end in.
-    const deadline = hookLimit > 0 ? Date.now() + hookLimit - HOOK_MARGIN_MS : Number.POSITIVE_INFINITY
+    const deadline = new CloseDeadline(hookLimit, HOOK_MARGIN_MS)
     // From now on an instance restarted on this HTTP server may mount Parley at this path, and
     // take its new clients while this one's sessions end (see claimUpgrades).
     upgrades?.closing()
@@ -420,7 +421,7 @@ async function mount(
     // before the sessions end: the clients forgot them at the ACK. Within the drain's bound,
     // and within Fastify's, with the last words' wait still to come after it.
     const handoffTimeout = options.handoff ? options.handoff.timeout : defaults.handoff.timeout
-    await server.finishEvents(Math.min(handoffTimeout, deadline - LAST_WORDS_MS - Date.now()))
+    await server.finishEvents(Math.min(handoffTimeout, deadline.left() - LAST_WORDS_MS))
     server.close()
     // Fastify's bare 503 has no code a client reads across origins: Parley's own from now on
     // (from the takeover already, when Fastify refuses every request while it closes).
@@ -430,11 +431,11 @@ async function mount(
     // (see ClosingWebSockets, ClosingForwards). A request or a WebSocket's HELLO still looking
     // its owner up is waited for as long as its lookup lasts (it bounds itself), within
     // Fastify's bound, then answered.
-    const limit = Math.min(LAST_WORDS_MS, deadline - Date.now())
+    const limit = Math.min(LAST_WORDS_MS, deadline.left())
     await Promise.all([
       server.lastWordsTaken(limit),
-      closingWebSockets.closeAll(limit, deadline - Date.now()),
-      closingForwards.closeAll(limit, deadline - Date.now()),
+      closingWebSockets.closeAll(limit, deadline.left()),
+      closingForwards.closeAll(limit, deadline.left()),
     ])
     server.forgetLastWords()
     // The connections are the server's: while another instance serves on it, they stay, and

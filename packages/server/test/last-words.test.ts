@@ -7,11 +7,12 @@ import { connect } from '@parley/client'
 import { decodeText, PacketType, type ParleyError } from '@parley/protocol'
 import parley from '@parley/server'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { packetsOf } from './answer-packets.js'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, sleep, startServer, until } from './helpers.js'
+import { closeApp, sleep, startServer, until, within } from './helpers.js'
 import { exchange } from './http-exchange.js'
+import { stepWallClock } from './wall-clock.js'
 
 const apps: FastifyInstance[] = []
 afterEach(async () => {
@@ -595,6 +596,38 @@ describe('at close, for every URL the router serves', () => {
       code: 'PARLEY_SERVER_SHUTTING_DOWN',
     })
     await fetch(`${base}/poll?v=1&sid=${sid}`)
+    await closing
+  })
+})
+
+describe('at close, when the wall clock steps', () => {
+  it("hands the CLOSE to a GET that comes once the wall clock stepped past the close's bound", async (context) => {
+    // The close's waits are bounded within Fastify's pluginTimeout on the monotonic clock: NTP
+    // setting the wall clock an hour on while the sessions end must not leave them no time.
+    context.onTestFinished(() => void vi.restoreAllMocks())
+    let stepped = () => {}
+    const ended = new Promise<void>((resolve) => {
+      stepped = resolve
+    })
+    const { app, base } = await startServer({}, (app) => {
+      app.parley.on('connection', (socket) => {
+        // The session ends in Parley's preClose hook, once the hook's bound is set.
+        socket.on('disconnect', () => {
+          stepWallClock(60 * 60 * 1000)
+          stepped()
+        })
+      })
+    })
+    apps.push(app)
+    const endpoint = `${base}/poll`
+    const sid = await handshake(endpoint)
+    const closing = app.close()
+    await within(ended, 2000, 'the session to end at close')
+    const res = await fetch(`${endpoint}?v=1&sid=${sid}`).catch((error: unknown) => error)
+    expect(res).toMatchObject({ status: 200 })
+    expect(packetsOf(await (res as Response).text())).toEqual([
+      expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
+    ])
     await closing
   })
 })
