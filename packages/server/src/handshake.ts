@@ -41,7 +41,8 @@ const ISSUED: PropertyDescriptor = { enumerable: true, configurable: true }
 /**
  * What `issued` is counted from in a handshake: a number of milliseconds since then stays a
  * small integer in the handshake itself for 24 days, where a date in milliseconds takes an
- * object of its own (16 bytes per connection).
+ * object of its own (16 bytes per connection). On the wall clock, as `issued` is: only a base
+ * that `issued` is given back from whole, never a deadline.
  */
 const EPOCH = Date.now()
 
@@ -85,6 +86,10 @@ export class SocketHandshake implements Handshake {
     request: HandshakeRequest,
     auth: JsonValue | undefined,
     transport: TransportName,
+    // The wall clock, not the monotonic one the server's own deadlines read: `issued` is a date
+    // (`time` writes it out), read by the application and, in a handoff's snapshot (`created`),
+    // by the node that takes the session over, another process whose monotonic clock counts
+    // from its own start.
     issued = Date.now(),
   ) {
     const packed = pack(request.headers, request.query)
