@@ -11,11 +11,11 @@ import { afterEach, describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
+import { stepWallClock } from '../../server/test/wall-clock.js'
 import { HandOffStore } from '../src/handoff.js'
 import { queueFullOn } from './burst.js'
 import { claimedBeforeTakeBack, handOff, open, takeOver, watchSealWaits } from './handoff-steps.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, won } from './handoff-support.js'
-import { stepWallClock } from './wall-clock.js'
 
 /** How a session ended on its old node, as its server records it. */
 const close: ClosePacket = { type: PacketType.CLOSE, reason: 'server disconnect', message: 'bye' }

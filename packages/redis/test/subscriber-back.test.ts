@@ -4,8 +4,8 @@
 import { describe, expect, it, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until } from '../../server/test/helpers.js'
+import { stepWallClock } from '../../server/test/wall-clock.js'
 import { inbox, Nodes, redisSuite } from './nodes.js'
-import { stepWallClock } from './wall-clock.js'
 
 /** How long Redis stays away: long enough for node-redis to fail a reconnection or two. */
 const AWAY_MS = 1500
