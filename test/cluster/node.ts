@@ -90,7 +90,9 @@ function portTaken(): never {
 console.log(`ready ${name}`)
 const held = port !== 0 ? ((await holdOwnPort(port, values['wait-for-port'])) ?? portTaken()) : undefined
 await redis.connect()
-const app = Fastify()
+// Parley's warnings on stderr, which the tests print: a late claim or a tail read without its
+// seal (what was sent meanwhile is lost) says so there.
+const app = Fastify({ logger: { level: 'warn', stream: process.stderr } })
 // Kept to close its subscriber connection before the Redis client, on SIGTERM.
 let adapter: RedisAdapter | undefined
 const ping = Number(values.ping)
@@ -159,6 +161,8 @@ io.on('connection', (socket: Socket) => {
 // socket.data and rooms as they were (the handoff carries them).
 io.on('restored', (socket: Socket) => {
   tell('restored', socket)
+  // When, for a test that reads where a message was lost (`shout` below too).
+  console.log(`restored-at ${socket.id} ${Date.now()}`)
   // `up`'s count stays with the node it ran on (`seq` is the one that travels).
   received.set(socket.id, { count: 0, last: 0, faults: [] })
   handlers(socket)
@@ -191,6 +195,7 @@ function handlers(socket: Socket): void {
     for (let i = 0; i < request.count; i++) socket.emit('down', request.from + i)
   })
   socket.on('shout', (request: { room: string; from: number; n: number }) => {
+    console.log(`shout ${request.from} ${request.n} ${socket.id} ${Date.now()}`)
     io.to(request.room).emit('shouted', { from: request.from, n: request.n })
   })
 
@@ -283,6 +288,7 @@ const ticker =
     : undefined
 
 process.once('SIGTERM', () => {
+  console.log(`sigterm ${Date.now()}`)
   // Drain first, while Fastify still serves requests: the node goes on answering its own
   // sessions' requests (their CLOSE 'server handoff') and forwarding the others', where
   // app.close() would have Fastify answer 503 to every new request at once.

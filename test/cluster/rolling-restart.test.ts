@@ -77,6 +77,36 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
       refused.set(key, (refused.get(key) ?? 0) + 1)
     }
     console.log([...refused].map(([k, v]) => `nginx: ${v} x ${k}`).join('\n'))
+    // Where and when each missed room shout was handled, and the restores and timeline of the
+    // client that missed it: printed before the checks, so that a loss names its moment (a late
+    // claim, a tail read without its seal: the nodes log those warnings on stderr, above).
+    const shoutAt = new Map<string, string>()
+    const restoresOf = new Map<string, string[]>()
+    for (const p of run.processes) {
+      for (const line of p.lines()) {
+        const [kind, a, b, c, d] = line.split(' ')
+        if (kind === 'shout') shoutAt.set(`${a} ${b}`, `${p.name}.${p.pid} ${c} at ${d}`)
+        if (kind === 'restored-at')
+          restoresOf.set(a!, [...(restoresOf.get(a!) ?? []), `${p.name}.${p.pid} at ${b}`])
+        if (kind === 'sigterm') console.log(`${p.name}.${p.pid} SIGTERM at ${a}`)
+      }
+    }
+    for (const [k, c] of run.clients.entries()) {
+      const missed: string[] = []
+      for (const [from, total] of run.clients.map((x) => x.shouted).entries()) {
+        const heard = new Set(c.heard.get(from) ?? [])
+        for (let n = 1; n <= total; n++) {
+          if (!heard.has(n))
+            missed.push(`${from}:${n} handled on ${shoutAt.get(`${from} ${n}`) ?? 'no node'}`)
+        }
+      }
+      // Printed for a client that missed a shout, or heard one or a tick out of turn.
+      if (missed.length === 0 && !c.timeline.some((entry) => entry.includes(' then '))) continue
+      console.log(
+        `client ${k} ${c.socket.id}: restored on ${(restoresOf.get(c.socket.id!) ?? []).join(', ')}\n` +
+          `  timeline: ${c.timeline.join('; ')}\n  missed: ${missed.join('; ')}`,
+      )
+    }
     const connections = eventsOf(run.processes, 'connection')
     const restored = eventsOf(run.processes, 'restored')
     const shouted = run.clients.map((c) => c.shouted)

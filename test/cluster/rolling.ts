@@ -56,6 +56,11 @@ export interface ClientLog {
    * node's CLOSE opened the stream of a resume under way (see the test).
    */
   resumeMs: number[]
+  /**
+   * When (wall clock, to set beside the nodes' lines) each handoff CLOSE and resume came, and
+   * each shout or tick that did not follow the one before it: read when a check fails.
+   */
+  timeline: string[]
 }
 
 export interface RollingRun {
@@ -154,6 +159,7 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
     handoffs: 0,
     relayed: 0,
     resumeMs: [],
+    timeline: [],
   }
   const socket = client(cluster.url, {
     transports: [transport],
@@ -168,6 +174,7 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
       log.handoffs++
       if (relayed) log.relayed++
       closedAt = performance.now()
+      log.timeline.push(`${Date.now()} handoff CLOSE`)
       log.errors.push(`${at()} handoff`)
     }),
   })
@@ -187,17 +194,22 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
   socket.on('transport', (_now: TransportName, _before: TransportName, why: string) => {
     if (why !== 'resume') return
     log.resumes.push(socket.recovered)
+    log.timeline.push(`${Date.now()} resume`)
     if (closedAt !== undefined) log.resumeMs.push(performance.now() - closedAt)
     closedAt = undefined
   })
   socket.on('down', (n: number) => log.downs.push(n))
   socket.on('shouted', (s: { from: number; n: number }) => {
     const list = log.heard.get(s.from) ?? []
+    if (s.n !== (list[list.length - 1] ?? 0) + 1)
+      log.timeline.push(`${Date.now()} from ${s.from}: ${list[list.length - 1]} then ${s.n}`)
     list.push(s.n)
     log.heard.set(s.from, list)
   })
   socket.on('tick', (t: { source: string; n: number }) => {
     const list = log.ticks.get(t.source) ?? []
+    if (list.length > 0 && t.n !== list[list.length - 1]! + 1)
+      log.timeline.push(`${Date.now()} tick ${t.source}: ${list[list.length - 1]} then ${t.n}`)
     list.push(t.n)
     log.ticks.set(t.source, list)
   })
