@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto'
 import { type ClosePacket, PacketType } from '@parley/protocol'
 import type { EndedSession, SessionClaim } from '@parley/server'
-import { afterEach, describe, expect, it, vi } from 'vitest'
+import { afterEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
@@ -91,55 +91,49 @@ describe.skipIf(skipRedisSuites())('a claim confirmed late', () => {
     return burst
   }
 
-  it('tries a confirm refused as busy again after a pause that grows, not every few milliseconds', async () => {
-    const { b, claim, back } = await endedWhileClaimed('sid-late-busy')
+  /**
+   * b claims `sid` while a is cut off, and b's confirm is refused as busy; `meanwhile` runs with
+   * the spy on the confirm's tries. Then a reaches Redis again, Redis takes b's commands: the
+   * confirm goes within the longest pause, and says the session ended on a, so b's copy ends.
+   */
+  async function confirmedOnceBack(sid: string, meanwhile: (tries: MockInstance) => Promise<void>) {
+    const { b, claim, back } = await endedWhileClaimed(sid)
     const ended: string[] = []
-    b.sockets.takenOver = (sid) => ended.push(sid)
+    b.sockets.takenOver = (ending) => ended.push(ending)
     const tries = vi.spyOn(HandOffStore.prototype, 'confirm')
     const burst = await confirmRefused(b, claim)
     let released = false
     try {
+      await meanwhile(tries)
+      await back()
+      released = true
+      await burst.release()
+      await until(() => ended.length > 0, 5000, 'b’s copy ended')
+      expect(ended).toEqual([sid])
+    } finally {
+      if (!released) await burst.release()
+    }
+  }
+
+  it('tries a confirm refused as busy again after a pause that grows, not every few milliseconds', async () => {
+    await confirmedOnceBack('sid-late-busy', async (tries) => {
       // b stays busy a while: each try is refused at once, and the next waits its pause.
       await sleep(BUSY_MS)
       // The first try is the server's own. A try every 20 ms made some 70 in that time; pauses
       // of 20, 40, 80 ... up to 1250 ms (a quarter of requestTimeout) make 7.
       expect(tries.mock.calls.length).toBeGreaterThanOrEqual(3)
       expect(tries.mock.calls.length).toBeLessThanOrEqual(12)
-      await back()
-      released = true
-      await burst.release()
-      // Once Redis takes b's commands again, the confirm goes within the longest pause, and says
-      // the session ended on a: b's copy ends.
-      await until(() => ended.length > 0, 5000, 'b’s copy ended')
-      expect(ended).toEqual(['sid-late-busy'])
-    } finally {
-      if (!released) await burst.release()
-    }
+    })
   })
 
   it('goes on trying while the claim stands when the wall clock steps past its end', async () => {
-    const { b, claim, back } = await endedWhileClaimed('sid-late-step')
-    const ended: string[] = []
-    b.sockets.takenOver = (sid) => ended.push(sid)
-    const tries = vi.spyOn(HandOffStore.prototype, 'confirm')
-    const burst = await confirmRefused(b, claim)
-    let released = false
-    try {
+    await confirmedOnceBack('sid-late-step', async (tries) => {
       // NTP steps the wall clock an hour on, far past the claim's 30 s: the claim still stands
       // on Redis (its keys' PX), so the tries go on, each after its pause.
       stepWallClock(60 * 60 * 1000)
       const before = tries.mock.calls.length
       await until(() => tries.mock.calls.length >= before + 3, 5000, 'three tries after the step')
-      await back()
-      released = true
-      await burst.release()
-      // The confirm goes once Redis takes it, and says the session ended on a: b's copy ends
-      // rather than living on unconfirmed.
-      await until(() => ended.length > 0, 5000, 'b’s copy ended')
-      expect(ended).toEqual(['sid-late-step'])
-    } finally {
-      if (!released) await burst.release()
-    }
+    })
   })
 
   it('has the client’s next try find how the session ended, once a confirm sent late says its old node ended it', async () => {
