@@ -58,6 +58,42 @@ export interface TestParley {
 export const parleyOf = (app: FastifyInstance): TestParley =>
   (app as unknown as { parley: TestParley }).parley
 
+/** A server whose sessions keep what they hear of `price` (see `pricesServer`). */
+export interface PricesServer {
+  server: TestServer
+  /** Each `price` value its sessions heard, in order. */
+  got: unknown[]
+  /** How many sessions connected. */
+  sessions(): number
+  /** The socket of the last session, once one connected. */
+  socket(): ServerSocket | undefined
+}
+
+/**
+ * A server that keeps each `price` its sessions hear and counts them: the client's error suites
+ * check that what the client refused never went, and that the session lived on. `more` adds
+ * handlers to each session's socket.
+ */
+export async function pricesServer(
+  options: ServerOptions,
+  more: (socket: ServerSocket) => void = () => {},
+): Promise<PricesServer> {
+  const got: unknown[] = []
+  let sessions = 0
+  let last: ServerSocket | undefined
+  const server = await startServer(
+    (app) =>
+      parleyOf(app).on('connection', (socket) => {
+        sessions++
+        last = socket
+        socket.on('price', (value: unknown) => got.push(value))
+        more(socket)
+      }),
+    options,
+  )
+  return { server, got, sessions: () => sessions, socket: () => last }
+}
+
 const sockets = new Set<Socket>()
 
 /**

@@ -5,7 +5,17 @@
 import { ErrorCode } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, thrown, until } from './helpers.js'
+import {
+  client,
+  closeAll,
+  next,
+  parleyOf,
+  pricesServer,
+  type ServerSocket,
+  startServer,
+  thrown,
+  until,
+} from './helpers.js'
 
 afterEach(closeAll)
 
@@ -54,16 +64,7 @@ const named = (prefix: string, code: string, rest: RegExp) =>
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it('names the event in the error of every kind of emit that cannot be sent, with the code it had', async () => {
-    const got: unknown[] = []
-    let sessions = 0
-    const server = await startServer(
-      (app) =>
-        parleyOf(app).on('connection', (socket) => {
-          sessions++
-          socket.on('price', (value: unknown) => got.push(value))
-        }),
-      SERVER,
-    )
+    const { server, got, sessions } = await pricesServer(SERVER)
     const socket = client(server.url, { transports: [transport] })
     await next(socket, 'connect')
     const seen = await unheard(async () => {
@@ -79,7 +80,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     })
     expect(seen).toEqual([])
     expect(got).toEqual(['fine'])
-    expect(sessions).toBe(1)
+    expect(sessions()).toBe(1)
     expect(socket.connected).toBe(true)
   })
 

@@ -6,7 +6,17 @@
 // Real client against the real server; the session goes on.
 import { ErrorCode } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, thrown, until } from './helpers.js'
+import {
+  client,
+  closeAll,
+  next,
+  parleyOf,
+  pricesServer,
+  type ServerSocket,
+  startServer,
+  thrown,
+  until,
+} from './helpers.js'
 
 afterEach(closeAll)
 
@@ -18,18 +28,10 @@ type Timed = ServerSocket & { timeout(ms: number): ServerSocket }
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it('names the event of a reply not in time and of an emit past maxPendingAcks', async () => {
-    const got: unknown[] = []
-    let sessions = 0
-    const server = await startServer(
-      (app) =>
-        parleyOf(app).on('connection', (socket) => {
-          sessions++
-          // Never answers: the client's wait runs out.
-          socket.on('slow', () => {})
-          socket.on('price', (value: unknown) => got.push(value))
-        }),
-      SERVER,
-    )
+    const { server, got, sessions } = await pricesServer(SERVER, (socket) => {
+      // Never answers: the client's wait runs out.
+      socket.on('slow', () => {})
+    })
     const socket = client(server.url, { transports: [transport], maxPendingAcks: 1 })
     await next(socket, 'connect')
     const late = socket
@@ -52,20 +54,11 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     socket.emit('price', 'fine')
     await until(() => got.length > 0, 3000, 'the next emit')
     expect(got).toEqual(['fine'])
-    expect(sessions).toBe(1)
+    expect(sessions()).toBe(1)
   })
 
   it('names the event of an emit, and the one a reply answers, that find the queue full', async () => {
-    const got: unknown[] = []
-    let serverSocket: ServerSocket | undefined
-    const server = await startServer(
-      (app) =>
-        parleyOf(app).on('connection', (socket) => {
-          serverSocket = socket
-          socket.on('price', (value: unknown) => got.push(value))
-        }),
-      SERVER,
-    )
+    const { server, got, socket: serverSocket } = await pricesServer(SERVER)
     // One message kept until the server acknowledges it: a second in the same run finds it there.
     const socket = client(server.url, { transports: [transport], maxQueuedMessages: 1 })
     const errors: unknown[] = []
@@ -77,7 +70,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
       errors.push(thrown(() => ack('too late')))
     })
     await next(socket, 'connect')
-    await until(() => serverSocket !== undefined, 3000, 'the server socket')
+    await until(() => serverSocket() !== undefined, 3000, 'the server socket')
     socket.emit('price', 1)
     expect(thrown(() => socket.emit('price', 2))).toMatchObject({
       code: ErrorCode.QUEUE_FULL,
@@ -86,7 +79,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     })
     await until(() => got.length === 1, 3000, 'the first emit')
     // The reply finds the queue full; the server's wait ends with its timeout.
-    const answer = await (serverSocket as Timed)
+    const answer = await (serverSocket() as Timed)
       .timeout(300)
       .emitWithAck('quote')
       .catch((error: unknown) => error)

@@ -9,7 +9,17 @@
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
-import { client, closeAll, next, parleyOf, type ServerSocket, startServer, thrown, until } from './helpers.js'
+import {
+  client,
+  closeAll,
+  next,
+  parleyOf,
+  pricesServer,
+  type ServerSocket,
+  startServer,
+  thrown,
+  until,
+} from './helpers.js'
 
 afterEach(closeAll)
 
@@ -78,16 +88,7 @@ async function emitted(socket: ReturnType<typeof client>, make: () => unknown): 
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it("gives every kind of emit the application's own ParleyError untouched, and wraps any other error", async () => {
-    const got: unknown[] = []
-    let sessions = 0
-    const server = await startServer(
-      (app) =>
-        parleyOf(app).on('connection', (socket) => {
-          sessions++
-          socket.on('price', (value: unknown) => got.push(value))
-        }),
-      SERVER,
-    )
+    const { server, got, sessions } = await pricesServer(SERVER)
     const socket = client(server.url, { transports: [transport] })
     await next(socket, 'connect')
     const seen = await unheard(async () => {
@@ -113,7 +114,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     })
     expect(seen).toEqual([])
     expect(got).toEqual(['fine'])
-    expect(sessions).toBe(1)
+    expect(sessions()).toBe(1)
     expect(socket.connected).toBe(true)
   })
 
