@@ -61,8 +61,9 @@ describe.skipIf(skipRedisSuites())('the subscriber connection back after Redis w
     const back = (message: string) =>
       message.includes('subscriber connection') && message.includes('up again')
     try {
-      await suite.redis.stop()
+      // Taken before the stop: the subscriber may see its connection drop before stop() resolves.
       const stoppedAt = performance.now()
+      await suite.redis.stop()
       await until(() => b!.warnings.some(failed), 5000, "b's subscriber failure logged")
       // NTP steps the wall clock an hour back while Redis is away.
       stepWallClock(-60 * 60 * 1000)
