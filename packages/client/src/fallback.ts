@@ -122,6 +122,8 @@ export interface ConnectionOptions {
   randomization: number
   upgradeDelay: number
   upgradeDelayMax: number
+  /** Read only for whether it is a function: a value (or none) takes no time (see #connect). */
+  auth?: unknown
 }
 
 /** What the connection tells the session. */
@@ -512,14 +514,16 @@ export class Connection {
         began = performance.now()
         this.#attempt = t
         // A try again opens in what its auth left of the bound: given `ms` again, a slow auth
-        // made the connect outlast `timeout` by its own time. None left: the auth took the rest,
-        // and the attempt fails saying so, as when it outlasts it (the auth is the last cause:
-        // the error of a try before, an upgrade stepped down from or the middleware slow, would
-        // send the application after the wrong one). No close: a transport holds nothing before
+        // made the connect outlast `timeout` by its own time. None left: an auth function took
+        // the rest, and the attempt fails saying so, as when it outlasts it (the auth is the last
+        // cause: the error of a try before, an upgrade stepped down from or the middleware slow,
+        // would send the application after the wrong one). An auth value (or none) takes no
+        // time: the try began in the bound's last millisecond (a pause's timer fires up to one
+        // early), and the try before's error stands. No close: a transport holds nothing before
         // open().
         const left = bounded ? (end - began) | 0 : ms
         if (left <= 0) {
-          last = timeoutError('no auth', timeout, undefined, of)
+          if (typeof this.#opts.auth === 'function') last = timeoutError('no auth', timeout, undefined, of)
           break
         }
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are

@@ -16,7 +16,7 @@
 // start takes tens of ms of CPU); and two move `performance.now` on, the clock of every client in
 // the process. The four whose first HELLO has a second or more to spare run side by side after
 // them, in a process the others warmed.
-import { ErrorCode, type ParleyError, type TransportName } from '@parley/protocol'
+import { ErrorCode, type JsonValue, type ParleyError, type TransportName } from '@parley/protocol'
 import { describe, expect, it, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import type { ClientOptions } from '../src/index.js'
@@ -252,6 +252,42 @@ describe('a handshake middleware slow to the end, with reconnection off, an auth
     // it is (one millisecond apart, the two are the same application's auth, too slow).
     expect(error.code).toBe(ErrorCode.HANDSHAKE_TIMEOUT)
     expect(error.message).toBe(`no auth within ${connectTimeout} ms`)
+  })
+})
+
+describe('a handshake middleware slow to the end, with reconnection off, an auth value and no time left after it', () => {
+  it('fails the connect with the slow middleware, not the auth, which took no time', async (context) => {
+    const test = own(context)
+    const server = await test.server((app) => parleyOf(app).use(() => new Promise<void>(() => {})), {
+      handshakeTimeout: 200,
+    })
+    const connectTimeout = 2000
+    const now = performance.now.bind(performance)
+    let reads = 0
+    const socket = test.client(server.url, {
+      connectTimeout,
+      ...tryAgainAfter(50),
+      // A value, read as the HELLO is encoded (twice: the encoder's walk, then its text): on the
+      // try again (the third read) the clock passes the bound's end there, as when that try
+      // began in the bound's last millisecond (a pause's timer fires up to one early) and the
+      // HELLO took that millisecond.
+      auth: {
+        toJSON() {
+          if (++reads === 3) vi.spyOn(performance, 'now').mockImplementation(() => now() + connectTimeout)
+          return { token: 't' }
+        },
+      } as unknown as JsonValue,
+    })
+    context.onTestFinished(() => {
+      vi.restoreAllMocks()
+    })
+    const said: string[] = []
+    socket.on('transport_error', (transport, error) => said.push(`${transport} ${error.message}`))
+    const [error, willRetry] = await next<[ParleyError<string>, boolean]>(socket, 'connect_error', 10_000)
+    expect(reads).toBe(4)
+    expect(said).toEqual([])
+    expect(willRetry).toBe(false)
+    expectMiddlewareTimeout(error, connectTimeout)
   })
 })
 
