@@ -4,7 +4,8 @@
 // to deliver live. A claimer that joins its socket before its marker came back goes by the
 // places a wrote with the tail instead (see src/uncut-sockets.ts). Whatever the interleaving,
 // the session gets each broadcast exactly once, in order: the tail, then what reached b's
-// socket. Each test drives one moment of the burst against the handoff's steps.
+// socket. Each test drives one moment of the burst against the handoff's steps; two pin the
+// gaps the takeover says it has (a late claim, a tail read without its seal): missed, never twice.
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -34,7 +35,7 @@ function burst(node: FakeNode, args: readonly string[]): void {
   for (const arg of args) node.adapter.broadcast(message('news', [arg]), to(['r']))
 }
 
-/** c1 .. c`n`. */
+/** c`from` .. c`to`. */
 const counted = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `c${from + i}`)
 
 /** What the session got: the tail, then what its socket on the claimer got live. */
