@@ -68,7 +68,8 @@ import {
  * after the backoff, begins again at the transport in use before the handoff (see #connect).
  * An auth that fails (throws, rejects, or gives what cannot be sent) blames no transport either:
  * no HELLO went, and the attempt ends as a refusal, within that quiet time too, whatever the code
- * of the error (the application's own, untouched, may carry any).
+ * of the error (the application's own, untouched, may carry any). A refusal of the client ends it
+ * within that quiet time too, unless its code is a busy node's (see #connect).
  * A probe whose auth fails blames no transport either, nor one whose HELLO the server refuses with
  * a code of its own (its middleware), which stops the climb until another transport is attached
  * (see #tryProbe), nor one the server's middleware was slow for, probed again after the same
@@ -671,9 +672,13 @@ export class Connection {
     // follow the loop that far: a guard that is never taken says so.
     if (!last) return
     if (why === 'resume') {
-      if (performance.now() < this.#quietUntil) {
-        // Handed off: the first nodes tried may be draining too. Try again, within the
-        // backoff, before the application hears the session is down.
+      // Handed off: the first nodes tried may be draining too. Try again, within the backoff,
+      // before the application hears the session is down. Not after a refusal of this client (a
+      // node's middleware, the origin, the version): no node is busy, and a try again would meet
+      // the same answer (a middleware's refusal ends the session on the server besides). It ends
+      // the resume at once, as an auth that fails does, unless its code is a busy node's (a 403
+      // that says PARLEY_SERVER_FULL, from something in front of the nodes).
+      if (performance.now() < this.#quietUntil && (!refused || busy(last))) {
         const wait = this.#backoff.next()
         // Turned away at once (a draining node's 503, a balancer's 502 with no node to offer):
         // the wait before the next try is not counted, as tries no node answered in time are

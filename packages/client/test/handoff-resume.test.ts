@@ -5,7 +5,7 @@
 // store stands in for Redis) behind a round-robin proxy; the second answers upgrades late.
 import { setTimeout as realSleep } from 'node:timers/promises'
 import { connect, type Socket } from '@parley/client'
-import type { TransportName } from '@parley/protocol'
+import { ErrorCode, type TransportName } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
 import { afterEach, describe, expect, it, onTestFinished, vi } from 'vitest'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
@@ -150,7 +150,9 @@ async function handedOffOnStoppedClocks(c: Socket, handOff: () => Promise<unknow
  * WebSocket; `handOff()` drains the first, sending the client to the second, which answers
  * `busy.late` requests late from then on (until `slow` is set false). `said` is what the client
  * told the application. With `faulty`, the client reaches the balancer through a fault proxy
- * (`front`), which can stand for a balancer with no node to offer.
+ * (`front`), which can stand for a balancer with no node to offer. With `refuse`, the second
+ * node's handshake middleware throws it from the handoff on, `refuseTimes` times at most
+ * (`refusals()` counts them).
  */
 async function connectedBeforeHandoff(
   transports: TransportName[] = ['websocket', 'sse'],
@@ -161,6 +163,17 @@ async function connectedBeforeHandoff(
     randomization = 1,
     faulty = false,
     handoffTimeout = 7000,
+    refuse,
+    refuseTimes = Number.POSITIVE_INFINITY,
+  }: {
+    busy?: Busy
+    connectTimeout?: number
+    reconnectionDelay?: number
+    randomization?: number
+    faulty?: boolean
+    handoffTimeout?: number
+    refuse?: Error
+    refuseTimes?: number
   } = {},
 ) {
   const cluster = new Cluster({ handoff: true })
@@ -171,6 +184,7 @@ async function connectedBeforeHandoff(
   nodes.push(a)
   let slow = false
   let lateUpgrades = 0
+  let refusals = 0
   const b = await startServer(
     { adapter: cluster.adapter('b'), ...options },
     (app) => {
@@ -181,6 +195,12 @@ async function connectedBeforeHandoff(
           await busy.wait()
         }
       })
+      if (refuse)
+        app.parley.use(async () => {
+          if (!slow || refusals >= refuseTimes) return
+          refusals++
+          throw refuse
+        })
     },
     { return503OnClosing: false },
   )
@@ -209,6 +229,7 @@ async function connectedBeforeHandoff(
     c,
     said,
     lateUpgrades: () => lateUpgrades,
+    refusals: () => refusals,
     /** The busy node answers on time again. */
     recover: () => {
       slow = false
@@ -428,6 +449,60 @@ describe('a resume after a handoff, answered 503 at once for good', () => {
     expect(downAt()).toBeGreaterThanOrEqual(20_000)
     expect(downAt()).toBeLessThanOrEqual(20_500)
     front!.unavailable = 0
+    await untilTicking(ended(drained), 'the drain')
+  })
+})
+
+describe.each([
+  { transports: ['websocket', 'sse'], code: 'APP_TOKEN_EXPIRED' },
+  { transports: ['sse'], code: ErrorCode.REFUSED },
+] as const)(
+  "a resume after a handoff that the next node's middleware refuses ($transports.0, $code)",
+  ({ transports, code }) => {
+    it('ends at once, as any refusal: transport_error, disconnect, connect_error with willRetry false', async () => {
+      // The node that takes the session over refuses this client (a token that expired meanwhile, a
+      // ban): no busy node, and no try within the quiet time after the CLOSE would be let in. The
+      // client went on trying unheard, its middleware refusing each, and said so only 10 s later.
+      const { c, said, refusals, handOff } = await connectedBeforeHandoff([...transports], {
+        refuse: Object.assign(new Error('not you'), { code }),
+        handoffTimeout: 3000,
+      })
+      const failed: string[] = []
+      c.on('connect_error', (error, willRetry) => failed.push(`${error.code} ${willRetry}`))
+      const drained = handOff()
+      await until(() => failed.length > 0, 5000, 'the connect_error')
+      // No step down either: a lesser transport would meet the same middleware.
+      expect(said).toEqual([`${transports[0]} ${code}`, 'disconnect transport close'])
+      expect(failed).toEqual([`${code} false`])
+      expect(refusals()).toBe(1)
+      expect(c.connected).toBe(false)
+      await drained
+    })
+  },
+)
+
+describe("a resume after a handoff turned away with a busy node's code, in a refusal's status", () => {
+  it('is tried again unheard, as a busy node is, and comes back where it was', async () => {
+    // Something in front of the nodes (an application's hook) says that they are full with a
+    // 403, the status of a refusal of the client: its code says a busy node, where a later try
+    // may find room, and the quiet time after the CLOSE holds for it.
+    const { c, said, handOff } = await connectedBeforeHandoff(['sse'], {
+      connectTimeout: 1000,
+      reconnectionDelay: 100,
+      faulty: true,
+    })
+    const id = c.id
+    const { drained, connects } = await handedOffOnStoppedClocks(c, handOff)
+    front!.answer = { status: 403, body: JSON.stringify({ code: ErrorCode.SERVER_FULL, message: 'full' }) }
+    await passing(2000)
+    // A try every 200 ms at most.
+    expect(front!.refused).toBeGreaterThanOrEqual(10)
+    front!.answer = undefined
+    await untilTicking(() => c.connected, 'the resume once the nodes have room')
+    expect(said).toEqual(['sse -> sse (resume)'])
+    expect(connects()).toBe(0)
+    expect(c.id).toBe(id)
+    expect(c.recovered).toBe(true)
     await untilTicking(ended(drained), 'the drain')
   })
 })
