@@ -53,6 +53,8 @@ import {
  *                        PARLEY_TRANSPORT_MISMATCH (which may come before MOVED) means the server
  *                        took the probe: T is dropped ("connecting") until the probe's OPEN; if
  *                        the probe fails, resume on T (the one that works), then the others.
+ *                        Not while the probe waits for its auth (no HELLO went): T is lost as with
+ *                        no probe, and the probe with it.
  *
  * "connecting" tries the transports in order (the remembered one first), each within
  * connectTimeout (a WebSocket upgrade with no answer gives up after a third of it, but within
@@ -176,6 +178,11 @@ export class Connection {
   state: ConnectionState = 'idle'
   #current: Transport | undefined
   #last: TransportName | null = null
+  /**
+   * The upgrade probe whose HELLO is on its way: set once its auth is ready (see #tryProbe), so
+   * that MOVED meanwhile is read as the server having taken it. Cleared when it is adopted,
+   * fails, or is dropped with the transport in use.
+   */
   #probe: Transport | undefined
   /**
    * The transport a try of the attempt under way (#connect) opens: close() lets it go (see
@@ -406,7 +413,8 @@ export class Connection {
    * The current transport is done: MOVED came on it, or it failed with `error`. MOVED, or a
    * request of it refused with PARLEY_TRANSPORT_MISMATCH (an answer that may come before MOVED,
    * on a connection of its own), says the server attached another transport of ours: with a
-   * probe in flight, the probe. Otherwise the transport is lost, and the session resumes.
+   * probe in flight (its HELLO gone), the probe. Otherwise the transport is lost, and the session
+   * resumes; a probe still waiting for its auth, which the server cannot have taken, goes with it.
    */
   moved(error?: ParleyError<string>): void {
     const t = this.#current
@@ -724,8 +732,9 @@ export class Connection {
    * connection's timer, which close() clears: a bound left running would hold a Node process up
    * to `ms` after disconnect() while the auth hangs. (No other pause of the connection runs
    * meanwhile: an attempt's is over, and a probe is made only while open, with no attempt
-   * waiting.) Whatever clears it (#drop: close(), and a probe's transport lost, handed off or
-   * closed by the server) ends the wait at once (#unwait), which its caller, stale by then, drops.
+   * waiting.) Whatever clears it (#drop: close(), and a probe's transport lost, moved, handed off
+   * or closed by the server) ends the wait at once (#unwait), which its caller, stale by then,
+   * drops.
    */
   #hello(ms: number, bound: number, of?: string): Promise<string> {
     return new Promise((resolve, reject) => {
@@ -873,14 +882,18 @@ export class Connection {
     if (this.state !== 'open') return
     const run = this.#run
     const t = this.#factory(name)
-    this.#probe = t
     const timeout = Math.min(this.#opts.connectTimeout, MAX_TIMER_MS)
     let hello: string | undefined
     try {
       // Bounded as a connect attempt's is: an auth that never settles would hold the probe, and
-      // every climb after it, for good.
+      // every climb after it, for good. The probe is the connection's (#probe) only once its
+      // auth is ready: until its HELLO goes, the server cannot take it, and MOVED that comes
+      // meanwhile is for another transport of ours (a probe before it, whose answer was lost).
+      // Then T is lost as with no probe in flight, and this one goes with it (see moved()): its
+      // wait ends (#drop), and so does this run, stale.
       hello = await this.#hello(timeout, timeout)
-      if (run !== this.#run || this.#probe !== t) return t.close()
+      if (run !== this.#run) return t.close()
+      this.#probe = t
       const answer = await t.open(hello, timeout)
       if (run !== this.#run || this.#probe !== t) {
         // Only close() leaves a probe unwanted but open. OPEN: the server moved the session onto
@@ -898,7 +911,9 @@ export class Connection {
       const error = err as ParleyError<string>
       // As in #connect; never from an auth's failure (no HELLO), whose error is not read.
       if (hello && error.details?.stalled) this.#memory.set(name, true)
-      if (this.#probe !== t) return
+      // Dropped meanwhile (a loss, a CLOSE, close(), MOVED before its HELLO went: each begins
+      // another run): its failure is nobody's, its auth's too (a resume asks for auth anew).
+      if (run !== this.#run) return
       this.#probe = undefined
       // No HELLO went: the auth failed, not the transport (so the server cannot have taken the
       // probe). The application hears it once, by `error`; no worse transport is probed (each
