@@ -42,6 +42,9 @@ interface Pending {
  */
 export type EndError = ParleyError<string> | ((about: string) => ParleyError<string>)
 
+/** Reads a table's count of waits for `awaitedReplies`: set by the class, which alone sees them. */
+let count: (table: AckTable) => number
+
 /**
  * Replies one side awaits from the other, by ack id: the same table on the server and the
  * client. A wait ends on a REPLY, an ERROR, its timeout or the end of the session, whichever
@@ -55,6 +58,9 @@ export type EndError = ParleyError<string> | ((about: string) => ParleyError<str
  * ```
  */
 export class AckTable {
+  static {
+    count = (table) => table.#pending.size
+  }
   readonly #max: number
   readonly #failed: (err: unknown) => void
   readonly #pending = new Map<number, Pending>()
@@ -74,11 +80,6 @@ export class AckTable {
   constructor(maxPending: number, failed: (err: unknown) => void = rethrowLater) {
     this.#max = maxPending
     this.#failed = failed
-  }
-
-  /** Replies awaited now. */
-  get size(): number {
-    return this.#pending.size
   }
 
   /**
@@ -142,6 +143,15 @@ export class AckTable {
   rejectAll(error: EndError): void {
     for (const id of [...this.#pending.keys()]) this.settle(id, error, [])
   }
+}
+
+/**
+ * How many replies `table` awaits now. A function, not a member (a `size` accessor): the client
+ * bundles the class and never counts its waits, and a bundler leaves out a function nothing
+ * calls (and the static block that serves it alone), never a member.
+ */
+export function awaitedReplies(table: AckTable): number {
+  return count(table)
 }
 
 function rethrowLater(err: unknown): void {

@@ -1,6 +1,6 @@
 export { aboutEvent, eventNameAtHead, namedAfterEvent } from './about-event.js'
 export type { Settle } from './acks.js'
-export { AckTable, farAckId, isAckId, MAX_ACK_ID, MAX_TIMER_MS } from './acks.js'
+export { AckTable, awaitedReplies, farAckId, isAckId, MAX_ACK_ID, MAX_TIMER_MS } from './acks.js'
 export { fromBase64, toBase64 } from './base64.js'
 export { BinaryKind, hasBinary, isBinary } from './binary.js'
 export { WsCloseCode } from './close-codes.js'

@@ -1,5 +1,6 @@
 import {
   type AckTable,
+  awaitedReplies,
   ErrorCode,
   type ErrorPacket,
   PacketType,
@@ -53,7 +54,7 @@ export class ForwardedReplies {
    */
   keep(id: string, table: AckTable | undefined, relay?: Relay): void {
     this.#end(id)
-    const waits = table !== undefined && table.size > 0
+    const waits = table !== undefined && awaitedReplies(table) > 0
     const relays = relay !== undefined && relay.ids.size > 0
     if (!waits && !relays) return
     const timer = setTimeout(() => this.#end(id), this.#bound)
@@ -81,7 +82,7 @@ export class ForwardedReplies {
           ? table.settle(reply.ackId, null, reply.args)
           : table.settle(reply.ackId, new ParleyError(reply.code, reply.message), [])
     }
-    if ((table?.size ?? 0) === 0 && (relay?.ids.size ?? 0) === 0) this.#end(id)
+    if ((table ? awaitedReplies(table) : 0) === 0 && (relay?.ids.size ?? 0) === 0) this.#end(id)
     return settled
   }
 
