@@ -840,9 +840,9 @@ export class Connection {
     } else {
       // Lost again soon after it opened: something keeps failing (a server that does not know
       // the session, a stream that breaks). Resume all the same, but only once the backoff
-      // allows it, and say so.
+      // allows it, and say so. Moved: this one first, as from a stable transport.
       if (error) this.#host.notify('connect_error', error, true)
-      if (run === this.#run) this.#resumeLater(run, this.#backoff.next(), after)
+      if (run === this.#run) this.#resumeLater(run, this.#backoff.next(), error && after)
     }
   }
 
