@@ -54,7 +54,7 @@ import {
   parseMembership,
   parseRequest,
   parseResponse,
-  type RequestPacket,
+  type QueryPacket,
   type ResponsePacket,
   toWireOptions,
   unpackSocket,
@@ -830,7 +830,7 @@ export class RedisAdapter implements Adapter {
   }
 
   /** Runs a query on every other live node (see query.ts). */
-  #query(request: DistributiveOmit<RequestPacket, 'n' | 'id'>): Promise<ResponsePacket[]> {
+  #query(request: DistributiveOmit<QueryPacket, 'n' | 'id' | 'to'>): Promise<ResponsePacket[]> {
     return query(this.#queryParts, this.#closed ? [] : this.#nodes.others(), request)
   }
 
@@ -925,7 +925,11 @@ export class RedisAdapter implements Adapter {
       return
     }
     if (packet.k === 'resubscribed') {
-      if (packet.n !== this.node) return
+      // Another node hears the request channel again: what it missed is asked again.
+      if (packet.n !== this.node) {
+        if (packet.id === '') this.#pending.heard(packet.n)
+        return
+      }
       // A probe's note (see `#probe`): this node's subscriber did not drop to send it.
       if (packet.id === PROBE_ID) {
         this.#broadcasts.probed(packet.q)
@@ -971,6 +975,11 @@ export class RedisAdapter implements Adapter {
       if (!available || this.#closed) return
       const note: ResponsePacket = { n: this.node, id: '', k: 'resubscribed', q: this.#cut.count }
       this.#publisher.publishInTurn(this.#channels.response, note)
+      // The answers to this node's queries sent while it was deaf are lost: asked again. And the
+      // queries the others sent it meanwhile: they ask again once told (see query.ts).
+      this.#pending.heard(this.node)
+      for (const other of this.#nodes.others())
+        this.#publisher.publish(`${this.#options.prefix}:response:${other}`, note)
     })
   }
 

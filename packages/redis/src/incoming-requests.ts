@@ -110,6 +110,8 @@ export class IncomingRequests {
       )
       return
     }
+    // A query asked again of another node alone (see query.ts): this node answered it already.
+    if ('to' in request && request.to !== undefined && request.to !== this.#node) return
     const options = fromWireOptions(request.o)
     switch (request.k) {
       case 'fetch':

@@ -11,6 +11,11 @@ export interface Pending {
   gone(node: string): void
   /** `node` said that it left (see `Nodes.saidGoodbye`): nothing more comes from it. */
   saidGoodbye?(node: string): void
+  /**
+   * `node` subscribed again after its subscriber connection dropped (this node's own id: this
+   * node did): what was PUBLISHed to it meanwhile, or by it to this node, never came.
+   */
+  heard?(node: string): void
   /** The adapter closes: settle with what came, and fail what is still owed. */
   cancel(): void
 }
@@ -52,6 +57,11 @@ export class PendingRequests {
   /** `node` said that it left. */
   saidGoodbye(node: string): void {
     for (const pending of [...this.#byId.values()]) pending.saidGoodbye?.(node)
+  }
+
+  /** `node` subscribed again (see `Pending.heard`). */
+  heard(node: string): void {
+    for (const pending of [...this.#byId.values()]) pending.heard?.(node)
   }
 
   /** The adapter closes. */

@@ -1,11 +1,15 @@
 // A cluster query (`fetchSockets`, `socketsJoin`, `socketsLeave`, `disconnectSockets`) sent to
 // the other live nodes, and the wait for their answers: bounded by requestTimeout, with what
-// came by then, and counted and logged when some node did not answer.
+// came by then, and counted and logged when some node did not answer. Redis delivers a PUBLISH
+// only to the connections subscribed as it runs it: a live node whose subscriber was
+// reconnecting (Redis restarted, its link dropped) never hears the query, nor this node the
+// answers sent while its own was. Each says when it is subscribed again, and the query asks
+// again, within the same bound, each node it still waits for.
 import { type Pending, type PendingRequests, requestId } from './pending.js'
 import type { Publisher } from './publish.js'
 import type { DistributiveOmit } from './remote.js'
 import type { Warnings } from './warnings.js'
-import type { RequestPacket, ResponsePacket } from './wire.js'
+import type { QueryPacket, ResponsePacket } from './wire.js'
 
 /** What a query needs of the adapter. */
 export interface QueryParts {
@@ -25,7 +29,7 @@ export interface QueryParts {
 export function query(
   parts: QueryParts,
   others: readonly string[],
-  request: DistributiveOmit<RequestPacket, 'n' | 'id'>,
+  request: DistributiveOmit<QueryPacket, 'n' | 'id' | 'to'>,
 ): Promise<ResponsePacket[]> {
   if (others.length === 0) return Promise.resolve([])
   const { pending, requestTimeout, warnings } = parts
@@ -77,6 +81,13 @@ export function query(
       },
       gone: (node) => {
         if (waiting.delete(node) && waiting.size === 0) finish()
+      },
+      // Asked again of that node alone (`to`): the others, which ran it, do not run it twice (a
+      // node of an earlier version does, and its second answer is not taken, see `answer`).
+      // Not sent, it is not counted here: the query waits for its bound, as for a silent node.
+      heard: (node) => {
+        const again = node === parts.node ? [...waiting] : waiting.has(node) ? [node] : []
+        for (const to of again) parts.publisher.publish(parts.channel, { ...request, n: parts.node, id, to })
       },
       cancel: finish,
     }

@@ -66,12 +66,22 @@ export interface ClaimMarker {
 
 export type RequestKind = RequestPacket['k']
 
+/** A cluster query (see query.ts): every kind of request but a broadcast with acks. */
+export type QueryPacket = Extract<RequestPacket, { k: 'fetch' | 'disconnect' | 'join' | 'leave' }>
+
 /**
  * On `<prefix>:request`: a cluster query; every other node answers on the sender's response
  * channel. Each kind carries what it needs, and `parseRequest` refuses one without it.
  */
 export type RequestPacket =
-  | { n: string; id: string; k: 'fetch' | 'disconnect'; o: WireOptions }
+  | {
+      n: string
+      id: string
+      k: 'fetch' | 'disconnect'
+      o: WireOptions
+      /** Asked again of this node alone (see query.ts): the others ignore it. Absent when asked of all. */
+      to?: string
+    }
   | {
       n: string
       id: string
@@ -79,6 +89,8 @@ export type RequestPacket =
       o: WireOptions
       /** Rooms to join or leave. */
       rooms: Room[]
+      /** As for `fetch`. */
+      to?: string
     }
   | {
       n: string
@@ -204,7 +216,10 @@ export type ResponsePacket =
    * broadcasts up to `q` were PUBLISHed before this, on the same connection, so each of them
    * that did not come back before it never will (see cut.ts). `id` is empty; `PROBE_ID` for
    * the note sent behind a broadcast with acks given up (see ack-broadcast.ts), which settles
-   * this node's requests alone. Other nodes ignore both.
+   * this node's requests alone. The same note, `id` empty, goes to every other live node's
+   * response channel: node `n` hears the request channel again, and the cluster queries that
+   * still wait for its answer ask it again (see query.ts); `q` means nothing there. Nodes of an
+   * earlier version ignore a note of another node's.
    */
   | { n: string; id: string; k: 'resubscribed'; q: number }
   /**
@@ -446,10 +461,12 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
   switch (value.k) {
     case 'fetch':
     case 'disconnect':
+      if (value.to !== undefined && typeof value.to !== 'string') return undefined
       break
     case 'join':
     case 'leave':
       if (!isStrings(value.rooms)) return undefined
+      if (value.to !== undefined && typeof value.to !== 'string') return undefined
       break
     case 'ack':
       if (typeof value.e !== 'string' || !isTimeout(value.t)) return undefined

@@ -56,6 +56,13 @@ describe('the messages between nodes', () => {
     const note = { n: 'a', id: '', k: 'resubscribed', q: 3 }
     expect(parseResponse(JSON.stringify(note))).toEqual(note)
     expect(parseRequest(JSON.stringify({ ...ack, t: -1 }))).toBeUndefined()
+    // A query asked again of one node names it (`to`): a node id when given.
+    const join = { n: 'a', id: '1', k: 'join', o: { r: [], x: [], v: false }, rooms: ['r'] }
+    expect(parseRequest(JSON.stringify({ ...join, to: 'b' }))).toEqual({ ...join, to: 'b' })
+    expect(parseRequest(JSON.stringify({ ...join, to: 1 }))).toBeUndefined()
+    const fetch = { n: 'a', id: '1', k: 'fetch', o: { r: [], x: [], v: false } }
+    expect(parseRequest(JSON.stringify({ ...fetch, to: 'b' }))).toEqual({ ...fetch, to: 'b' })
+    expect(parseRequest(JSON.stringify({ ...fetch, to: null }))).toBeUndefined()
     // Its count is optional (a sender of an earlier version sends none), and a count when given.
     expect(parseRequest(JSON.stringify({ ...ack, q: 4 }))).toEqual({ ...ack, q: 4 })
     expect(parseRequest(JSON.stringify({ ...ack, q: -1 }))).toBeUndefined()
