@@ -59,7 +59,7 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
     for (const [k, c] of run.clients.entries()) {
       console.log(
         `client ${k} ${c.transport} ${c.socket.id}: connects ${c.connects}, disconnects [${c.disconnects}], ` +
-          `handoffs ${c.handoffs} (${c.relayed} relayed), resumes [${c.resumes}], sent ${c.sent}, downs ${c.downs.length}/${c.asked}, ` +
+          `handoffs ${c.handoffs} (${c.relayed} relayed), resumes [${c.resumes}] of ${c.resumeHellos} asked, sent ${c.sent}, downs ${c.downs.length}/${c.asked}, ` +
           `acks ${c.acks.ok} ok ${c.acks.moved} moved [${c.acks.other.slice(0, 3)}] ${c.errors.slice(-12).join(', ')}`,
       )
     }
@@ -121,10 +121,14 @@ describe.skipIf(skipClusterSuites())('a rolling restart', () => {
       // Its owner was restarted once a round at least: the session moved that often, and each
       // time the client resumed with everything (a handoff CLOSE it saw is timed below).
       expect(count(restored, id), who).toBeGreaterThanOrEqual(rounds)
-      // A node can restore the session after its client stopped waiting for the OPEN (a machine
-      // slow enough for its handshake timeout): that resume counts on the node, not the client.
-      const lateOpens = c.errors.filter((e) => e.includes('PARLEY_HANDSHAKE_TIMEOUT')).length
-      expect(c.resumes.length + lateOpens, who).toBeGreaterThanOrEqual(count(restored, id))
+      // No node restored the session unasked: each restore answered a HELLO of the client's that
+      // asked to resume it. Not each a resume the client heard: a node can restore the session
+      // after its client stopped waiting for the OPEN (a machine slow enough for its handshake
+      // timeout), and within the quiet time after a handoff the client tries again without a
+      // word (no transport_error), so the try it gave up on shows only on the wire. The session
+      // moves with each such try, and loses nothing: the checks below hold all the same.
+      expect(c.resumeHellos, who).toBeGreaterThanOrEqual(count(restored, id))
+      expect(c.resumes.length, who).toBeLessThanOrEqual(c.resumeHellos)
       expect(c.resumes.every(Boolean), who).toBe(true)
       // A relaying node's CLOSE moves nothing: the client resumes on the same node.
       expect(c.handoffs - c.relayed, who).toBeLessThanOrEqual(count(restored, id))

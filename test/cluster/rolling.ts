@@ -45,6 +45,12 @@ export interface ClientLog {
   /** `socket.recovered` at each resume the application heard of (a `transport` event). */
   resumes: boolean[]
   /**
+   * HELLOs that asked to resume the session, seen on the wire: those the application heard of
+   * (`resumes`), and those the client gave up on, told (a `transport_error`) or not (within the
+   * quiet time after a handoff), which a node may have answered by restoring the session.
+   */
+  resumeHellos: number
+  /**
    * Handoff CLOSEs seen on the wire. Fewer than the handoffs when a CLOSE never reached the
    * client (its poll was cut as the node closed): it resumes all the same.
    */
@@ -156,6 +162,7 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
     disconnects: [],
     errors: [],
     resumes: [],
+    resumeHellos: 0,
     handoffs: 0,
     relayed: 0,
     resumeMs: [],
@@ -170,13 +177,16 @@ async function startClient(cluster: Cluster, transport: TransportName): Promise<
     reconnectionDelay: 500,
     reconnectionDelayMax: 10_000,
     ackTimeout: 10_000,
-    ...handoffSniffer((relayed) => {
-      log.handoffs++
-      if (relayed) log.relayed++
-      closedAt = performance.now()
-      log.timeline.push(`${Date.now()} handoff CLOSE`)
-      log.errors.push(`${at()} handoff`)
-    }),
+    ...handoffSniffer(
+      (relayed) => {
+        log.handoffs++
+        if (relayed) log.relayed++
+        closedAt = performance.now()
+        log.timeline.push(`${Date.now()} handoff CLOSE`)
+        log.errors.push(`${at()} handoff`)
+      },
+      () => log.resumeHellos++,
+    ),
   })
   log.socket = socket
   socket.on('connect', () => log.connects++)

@@ -1,6 +1,9 @@
 // Sees, on the client's side of the wire, the moment a CLOSE 'server handoff' arrives: the
 // application never hears it (the session resumes quietly), yet the time from that CLOSE to
-// the OPEN on another node is what a rolling restart costs each client.
+// the OPEN on another node is what a rolling restart costs each client. And each HELLO that asks
+// to resume a session as it leaves: within the quiet time after a handoff, a try whose HELLO no
+// node answered in time is dropped without a word to the application, though the node that
+// took it may restore the session after all.
 import { createRequire } from 'node:module'
 // By path, not by name: the bench (bench/src/rolling.ts) runs this file too.
 import type { ClientOptions } from '../../packages/client/src/index.js'
@@ -18,14 +21,33 @@ const HANDOFF = '[1,"server handoff"'
  */
 const RELAYING = 'the node relaying this session is closing'
 
+/** True for the text of a HELLO that asks to resume a session (`[8, {sid, ...}]`). */
+function isResumeHello(text: string): boolean {
+  if (!text.startsWith('[8,')) return false
+  try {
+    const packet: unknown = JSON.parse(text)
+    return Array.isArray(packet) && typeof (packet[1] as { sid?: unknown } | undefined)?.sid === 'string'
+  } catch {
+    return false
+  }
+}
+
 /**
  * A client's `WebSocket` and `fetch` options that call `seen()` when a handoff CLOSE arrives,
- * `relayed` true when it came from a node that relayed the session (one that did not move).
+ * `relayed` true when it came from a node that relayed the session (one that did not move), and
+ * `resuming()` as each HELLO that asks to resume a session goes (over WebSocket, or as the body
+ * of an SSE or polling handshake).
  */
-export function handoffSniffer(seen: (relayed: boolean) => void): Pick<ClientOptions, 'WebSocket' | 'fetch'> {
+export function handoffSniffer(
+  seen: (relayed: boolean) => void,
+  resuming: () => void = () => {},
+): Pick<ClientOptions, 'WebSocket' | 'fetch'> {
   const look = (text: string) => {
     const at = text.indexOf(HANDOFF)
     if (at >= 0) seen(text.includes(RELAYING, at))
+  }
+  const sending = (data: unknown) => {
+    if (typeof data === 'string' && isResumeHello(data.trim())) resuming()
   }
   class Watched extends WS.WebSocket {
     constructor(url: string, protocols?: string | string[]) {
@@ -33,9 +55,15 @@ export function handoffSniffer(seen: (relayed: boolean) => void): Pick<ClientOpt
       this.on('message', (data: Buffer, binary: boolean) => {
         if (!binary) look(data.toString('utf8'))
       })
+      const send = this.send.bind(this)
+      this.send = ((data: unknown, ...rest: unknown[]) => {
+        sending(data)
+        return (send as (...args: unknown[]) => void)(data, ...rest)
+      }) as typeof this.send
     }
   }
   const watchedFetch: typeof fetch = async (input, init) => {
+    sending(init?.body)
     const response = await fetch(input, init)
     if (!response.body) return response
     // Read a copy of the body as it streams (an SSE stream, a poll's batch), line by line.
