@@ -158,8 +158,8 @@ describe('the compiled scripts of the tests, written from threads of one process
           }),
       )
       const ready = new Int32Array(gate)
-      const deadline = Date.now() + 15_000
-      while (Atomics.load(ready, 1) < threads && Date.now() < deadline)
+      const deadline = performance.now() + 15_000
+      while (Atomics.load(ready, 1) < threads && performance.now() < deadline)
         await new Promise((resolve) => setTimeout(resolve, 10))
       Atomics.store(ready, 0, 1)
       Atomics.notify(ready, 0)

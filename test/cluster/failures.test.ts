@@ -12,9 +12,9 @@ const transports: TransportName[] = ['websocket', 'sse', 'polling']
 
 /** Asks `check` again every 200 ms until it says yes, at most `ms`. */
 async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
+  const end = performance.now() + ms
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`${what}: not within ${ms} ms`)
+    if (performance.now() > end) throw new Error(`${what}: not within ${ms} ms`)
     await new Promise((r) => setTimeout(r, 200))
   }
 }
@@ -161,15 +161,15 @@ describe.skipIf(skipClusterSuites())('a cluster when a part fails', () => {
     }
 
     // The dead node's sockets leave fetchSockets within 10 s; the new sessions are there.
-    const started = Date.now()
+    const started = performance.now()
     let now: Described[] = []
-    while (Date.now() - started < 10_000) {
+    while (performance.now() - started < 10_000) {
       now = await ask<Described[]>(survivor.socket, 'fetch', {})
       if (!now.some((s) => oldIds.includes(s.id))) break
       await new Promise((r) => setTimeout(r, 200))
     }
     expect(now.map((s) => s.id).filter((id) => oldIds.includes(id))).toEqual([])
-    expect(Date.now() - started).toBeLessThan(10_000)
+    expect(performance.now() - started).toBeLessThan(10_000)
     for (const o of orphans) expect(now.map((s) => s.id)).toContain(o.socket.id)
     expect(now.every((s) => s.data.node !== victim.name)).toBe(true)
 

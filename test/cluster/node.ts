@@ -66,14 +66,14 @@ const PORT_TAKEN = 3
  * meanwhile, and takes over as soon as the old one has closed.
  */
 async function holdOwnPort(port: number, wait: boolean): Promise<HeldPort | undefined> {
-  const end = Date.now() + 300_000
+  const end = performance.now() + 300_000
   for (;;) {
     try {
       return await holdPort(port)
     } catch (error) {
       if (!(error instanceof PortTaken)) throw error
     }
-    if (!wait || Date.now() > end) return undefined
+    if (!wait || performance.now() > end) return undefined
     await new Promise((r) => setTimeout(r, 20))
   }
 }

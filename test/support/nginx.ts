@@ -229,9 +229,9 @@ async function launch(
     rmSync(dir, { recursive: true, force: true })
   }
 
-  const deadline = Date.now() + 10_000
+  const deadline = performance.now() + 10_000
   const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`
-  while (Date.now() < deadline) {
+  while (performance.now() < deadline) {
     if (child.exitCode !== null) {
       const why = errors()
       rmSync(dir, { recursive: true, force: true })

@@ -3,6 +3,7 @@
 // most 10 s) rather than a third of it, and resumes on WebSocket instead of stepping down to SSE
 // and climbing back later. Two real servers joined by the server tests' in-process adapter (its
 // store stands in for Redis) behind a round-robin proxy; the second answers upgrades late.
+import { performance as machine } from 'node:perf_hooks'
 import { setTimeout as realSleep } from 'node:timers/promises'
 import { connect, type Socket } from '@parley/client'
 import { ErrorCode, type TransportName } from '@parley/protocol'
@@ -71,11 +72,15 @@ function ended(promise: Promise<unknown>): () => boolean {
   return () => settled
 }
 
-/** `until`, on the machine's own clock while `stopClocks` holds the test's (`until` sleeps on it). */
+/**
+ * `until`, on the machine's own clock while `stopClocks` holds the test's (`until` sleeps on it).
+ * Bounded on `node:perf_hooks`' `performance`, which the faked global one leaves running, and
+ * monotonic: a step of the wall clock neither ends the wait nor stretches it.
+ */
 async function untilReally(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
+  const end = machine.now() + ms
   while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (machine.now() > end) throw new Error(`timed out waiting for ${what}`)
     await realSleep(5)
   }
 }
@@ -87,9 +92,9 @@ async function untilReally(check: () => boolean, ms: number, what: string): Prom
  * its time (a request answered at once) had 5 ms of it.
  */
 async function untilTicking(check: () => boolean, what: string): Promise<void> {
-  const end = Date.now() + 5000
+  const end = machine.now() + 5000
   while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (machine.now() > end) throw new Error(`timed out waiting for ${what}`)
     await vi.advanceTimersByTimeAsync(10)
     await realSleep(5)
   }

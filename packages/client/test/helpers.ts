@@ -252,11 +252,11 @@ export function thrown(f: () => unknown): unknown {
   return undefined
 }
 
-/** Waits until `check` is true, polling every 10 ms, at most `ms`. */
+/** Waits until `check` is true, polling every 10 ms, at most `ms` (monotonic, as the server tests' `until`). */
 export async function until(check: () => boolean, ms = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + ms
+  const end = performance.now() + ms
   while (!check()) {
-    if (Date.now() > end) throw new Error(`${what} not met within ${ms} ms`)
+    if (performance.now() > end) throw new Error(`${what} not met within ${ms} ms`)
     await new Promise((r) => setTimeout(r, 10))
   }
 }

@@ -103,7 +103,7 @@ export function sustainedBurstOn(
   adapter: Pick<RedisAdapter, 'sessionOpened'>,
   ms: number,
 ): { stop: () => Promise<void>; opened: () => number } {
-  const until = Date.now() + ms
+  const until = performance.now() + ms
   let stopped = false
   let onTheirWay = 0
   let opened = 0
@@ -117,11 +117,11 @@ export function sustainedBurstOn(
   }
   open()
   const topUp = setInterval(() => {
-    if (stopped || Date.now() >= until) clearInterval(topUp)
+    if (stopped || performance.now() >= until) clearInterval(topUp)
     else open()
   }, 5)
   const spinning = (async () => {
-    while (!stopped && Date.now() < until) await raw.sendCommand(['EVAL', SPIN, '0', String(SPIN_MS)])
+    while (!stopped && performance.now() < until) await raw.sendCommand(['EVAL', SPIN, '0', String(SPIN_MS)])
   })()
   return {
     opened: () => opened,

@@ -15,9 +15,9 @@ import { sleep, until } from '../../server/test/helpers.js'
 
 /** Asks until `check` answers true, at most `ms`: each answer awaited before the next asking. */
 async function untilAnswered(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
+  const end = performance.now() + ms
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
     await sleep(20)
   }
 }

@@ -24,7 +24,7 @@ const endedKey = (sid: string) => `parley:ended:${sidHash(sid)}`
 
 /** Waits, at most 3 s, for the record of how `sid` ended to be in Redis. */
 async function recorded(raw: RawRedis, sid: string): Promise<void> {
-  for (const end = Date.now() + 3000; Date.now() < end; ) {
+  for (const end = performance.now() + 3000; performance.now() < end; ) {
     if ((await raw.exists(endedKey(sid))) === 1) return
     await new Promise((resolve) => setTimeout(resolve, 20))
   }

@@ -370,13 +370,13 @@ export class FakeCluster {
     this.nodes.push(node)
     // A short requestTimeout can pass before a loaded machine answers the first heartbeat:
     // ready() then rejects, and the adapter goes on trying, as a later ready() waits for.
-    const end = Date.now() + 5000
+    const end = performance.now() + 5000
     for (;;) {
       try {
         await adapter.ready()
         return node
       } catch (err) {
-        if (Date.now() > end) throw err
+        if (performance.now() > end) throw err
       }
     }
   }
@@ -681,9 +681,9 @@ export function won(claim: ClaimAnswer | undefined): SessionClaim {
 
 /** Until `check` resolves true (a look into Redis): every 10 ms, at most `ms`. */
 export async function eventually(check: () => Promise<boolean>, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
+  const end = performance.now() + ms
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }

@@ -71,13 +71,13 @@ const READY_RETRY_MS = 20
  * heartbeat goes through; the adapter keeps trying, and a later `ready()` resolves once it has.
  */
 async function readyWithin(adapter: RedisAdapter, ms: number): Promise<void> {
-  const end = Date.now() + ms
+  const end = performance.now() + ms
   for (;;) {
     try {
       await adapter.ready()
       return
     } catch (err) {
-      if (Date.now() > end) throw err
+      if (performance.now() > end) throw err
       await new Promise((resolve) => setTimeout(resolve, READY_RETRY_MS))
     }
   }

@@ -12,9 +12,9 @@ const isRemoval = (args: string[]) =>
 
 /** Waits, at most `ms`, until `node` reads no owner record at `key`. */
 async function recordGone(node: FakeNode, key: string, ms: number): Promise<void> {
-  const end = Date.now() + ms
+  const end = performance.now() + ms
   while ((await node.redis.get(key)) !== null) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${key} to be removed`)
+    if (performance.now() > end) throw new Error(`timed out waiting for ${key} to be removed`)
     await sleep(20)
   }
 }
@@ -58,9 +58,9 @@ describe.skipIf(skipRedisSuites())('session owner records', () => {
     expect(await a!.redis.mGet(keys)).toEqual(both)
     // Lost (as by a restart of an empty Redis): the next heartbeats find it so, and write them again.
     await a!.redis.sendCommand(['FLUSHDB'])
-    const end = Date.now() + 5000
+    const end = performance.now() + 5000
     while ((await a!.redis.mGet(keys)).some((value) => value === null)) {
-      if (Date.now() > end) throw new Error('timed out waiting for the record and its parameters')
+      if (performance.now() > end) throw new Error('timed out waiting for the record and its parameters')
       await sleep(20)
     }
     expect(await a!.redis.mGet(keys)).toEqual(both)
@@ -82,9 +82,9 @@ describe.skipIf(skipRedisSuites())('session owner records', () => {
 
     // b's server has no address any more (as one that does not listen): its heartbeats say so.
     b!.sockets.address = undefined
-    const end = Date.now() + 5000
+    const end = performance.now() + 5000
     let owner = await a!.adapter.sessionOwner('sid-1')
-    while (typeof owner === 'object' && owner.url !== undefined && Date.now() < end) {
+    while (typeof owner === 'object' && owner.url !== undefined && performance.now() < end) {
       await sleep(20)
       owner = await a!.adapter.sessionOwner('sid-1')
     }

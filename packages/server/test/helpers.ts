@@ -68,11 +68,15 @@ export async function closeApp(app: ClosableApp | undefined): Promise<void> {
 /** Resolves after `ms`. */
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-/** Waits until `check` is true, polling every 5 ms, at most `timeoutMs`. */
+/**
+ * Waits until `check` is true, polling every 5 ms, at most `timeoutMs` of the monotonic clock
+ * (`performance.now()`): a test that steps the wall clock meanwhile neither ends the wait at once
+ * nor stretches it.
+ */
 export async function until(check: () => boolean, timeoutMs = 3000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs
+  const end = performance.now() + timeoutMs
   while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
     await sleep(5)
   }
 }

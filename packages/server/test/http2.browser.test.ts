@@ -134,9 +134,9 @@ async function protocols(page: Page): Promise<string[]> {
 
 /** Polls `check` in the page until it is true, at most `ms`. */
 async function pageUntil(page: Page, check: string, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms
+  const end = performance.now() + ms
   while (!(await page.evaluate<boolean>(check))) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
 }

@@ -59,11 +59,11 @@ export class RawHttp {
    * answer to a HEAD, whose Content-Length announces a body it does not carry.
    */
   async answer(timeoutMs = 5000, bodiless = false): Promise<RawAnswer> {
-    const end = Date.now() + timeoutMs
+    const end = performance.now() + timeoutMs
     for (;;) {
       const answer = parseAnswer(this.received, bodiless)
       if (answer) return answer
-      if (this.#isClosed || Date.now() > end) {
+      if (this.#isClosed || performance.now() > end) {
         throw new Error(
           `no complete answer (closed: ${this.#isClosed}); received: ${JSON.stringify(this.received)}`,
         )

@@ -82,8 +82,8 @@ export class RawWebSocket {
     const ackId = this.#probes++
     if (this.ws.readyState !== WebSocket.OPEN) return false
     this.ws.send(`[5,0,"probe",[${ackId}],${ackId}]`)
-    const end = Date.now() + 1500
-    while (Date.now() < end) {
+    const end = performance.now() + 1500
+    while (performance.now() < end) {
       if (this.packets.some((p) => p.type === PacketType.REPLY && p.ackId === ackId)) return true
       if (this.ws.readyState !== WebSocket.OPEN) return false
       await new Promise((resolve) => setTimeout(resolve, 5))
