@@ -1,3 +1,5 @@
+import { monotonicNow } from './monotonic.js'
+
 /**
  * A socket's message refused for want of the store, that its later messages wait for (plain
  * JSON, kept in `socket.data`: it goes with a session that a draining node hands to another).
@@ -5,7 +7,7 @@
 export interface Stall {
   /** The refused message's key: the same message coming again ends the wait. */
   key: string
-  /** When the wait lapses, ms since the epoch. */
+  /** When the wait lapses, ms since the epoch on `monotonicNow`. */
   until: number
 }
 
@@ -24,12 +26,13 @@ export interface Holder {
  *
  * A message without a key cannot be told when it comes again: its refusal holds nothing back.
  * The wait lapses after `holdMs`, so that a client that gives the message up is not refused for
- * ever. No timers: the state is one plain object in the holder, like `RateWindow`.
+ * ever. No timers: the state is one plain object in the holder, like `RateWindow`; timed on
+ * `monotonicNow`, which a step of the wall clock does not move.
  */
 export class MessageOrder {
   constructor(
     private readonly holdMs: number,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicNow,
   ) {}
 
   /**
@@ -39,7 +42,11 @@ export class MessageOrder {
   waits(holder: Holder, key: string | undefined): boolean {
     const stall = holder.stall
     if (stall === undefined) return false
-    if (key !== stall.key && this.now() < stall.until) return true
+    const now = this.now()
+    // A wait that lapses later than `holdMs` from now was handed over by a node whose clock runs
+    // ahead of this one's (see `monotonicNow`): it lapses `holdMs` from now at the latest.
+    if (stall.until > now + this.holdMs) stall.until = now + this.holdMs
+    if (key !== stall.key && now < stall.until) return true
     delete holder.stall
     return false
   }

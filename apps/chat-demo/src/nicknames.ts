@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import { MAX_ROOM_NAME_LENGTH, ParleyError } from '@parley/server'
+import { monotonicNow } from './monotonic.js'
 import { nicknameKey } from './nickname-key.js'
 import { ChatErrorCode } from './shared.js'
 
@@ -26,7 +27,7 @@ export class Nicknames {
   constructor(
     /** The `visitor` of each socket in `room`, on every node. */
     private readonly holders: (room: string) => Promise<Array<string | undefined>>,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = monotonicNow,
   ) {}
 
   /**

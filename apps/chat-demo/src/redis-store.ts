@@ -156,7 +156,10 @@ export class RedisStore implements ChatStore {
   /** Rooms at most besides the default ones. */
   readonly #maxMade: number
   readonly #nextId = messageIds()
-  /** When each command still unanswered was sent. */
+  /**
+   * When each command still unanswered was sent, on the monotonic clock: a step of the wall clock
+   * would have the next command refused at once, or the store taken for answering for longer.
+   */
   readonly #unanswered = new Set<{ at: number }>()
 
   constructor(client: StoreClient, options: RedisStoreOptions = {}) {
@@ -272,12 +275,12 @@ export class RedisStore implements ChatStore {
   #send(args: string[]): Promise<unknown> {
     if (!this.#client.isReady) return Promise.reject(new StoreUnavailableError('not connected'))
     const oldest = this.#unanswered.values().next().value
-    if (oldest && Date.now() - oldest.at >= this.#timeout) {
+    if (oldest && performance.now() - oldest.at >= this.#timeout) {
       return Promise.reject(
         new StoreUnavailableError(`a command has waited for an answer for ${this.#timeout} ms or more`),
       )
     }
-    const entry = { at: Date.now() }
+    const entry = { at: performance.now() }
     this.#unanswered.add(entry)
     return new Promise((resolve, reject) => {
       const timer = setTimeout(

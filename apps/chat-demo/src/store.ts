@@ -290,7 +290,9 @@ export class MemoryStore implements ChatStore {
     const stored: Stored = { message }
     if (key !== undefined) {
       stored.sent = keyOf(draft.room, draft.from, key)
-      this.#keys.set(stored.sent, { id: message.id, seq, until: Date.now() + this.#resendWindow })
+      // Monotonic: a step of the wall clock neither forgets the key early nor keeps it longer.
+      const until = performance.now() + this.#resendWindow
+      this.#keys.set(stored.sent, { id: message.id, seq, until })
     }
     let list = this.#messages.get(message.room)
     if (!list) {
@@ -319,7 +321,7 @@ export class MemoryStore implements ChatStore {
    * history is found there.
    */
   #forgetOldKeys(): void {
-    const now = Date.now()
+    const now = performance.now()
     for (const [name, { until }] of this.#keys) {
       if (until > now) return
       this.#keys.delete(name)
