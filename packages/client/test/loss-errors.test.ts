@@ -110,9 +110,11 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
     expect(heartbeat.pingInterval + heartbeat.pingTimeout).toBeGreaterThan(STABLE_MS)
     const { server } = await serve(test, heartbeat)
     const proxy = test.later(await startTcpProxy(server.port))
-    const socket = test.client(proxy.url, { transports: ['websocket'], connectTimeout: 3000 })
+    // The first handshake and the resume's wait as long as the tests above: on a loaded machine
+    // 3 s passed before the resume's OPEN came, and the client gave it up (HANDSHAKE_TIMEOUT).
+    const socket = test.client(proxy.url, { transports: ['websocket'], connectTimeout: 10_000 })
     const { log, errors } = record(socket)
-    await next(socket, 'connect')
+    await next(socket, 'connect', 10_000)
     // The WebSocket is the one connection: frozen, nothing more comes through.
     proxy.freeze()
     await until(() => log.includes('transport:resume:websocket'), 10_000, 'the resume')
@@ -124,10 +126,15 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
   it('says why before the disconnect of a session that cannot resume', async (context) => {
     const test = own(context)
     const { proxy } = await serve(test)
-    // With reconnection off, the resume has one try, and the end comes after it.
-    const socket = test.client(proxy.url, { transports: ['websocket'], reconnection: false })
+    // With reconnection off, the resume has one try, and the end comes after it. The first
+    // handshake waits as long as the tests above (the resume fails at once, offline).
+    const socket = test.client(proxy.url, {
+      transports: ['websocket'],
+      reconnection: false,
+      connectTimeout: 10_000,
+    })
     const { log, errors } = record(socket)
-    await next(socket, 'connect')
+    await next(socket, 'connect', 10_000)
     await sleep(STABLE_MS + 300)
     proxy.offline = true
     proxy.cut('all')
@@ -146,9 +153,12 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
   it('leaves its listener a client that is not connected, which disconnect() stops', async (context) => {
     const test = own(context)
     const { proxy, peers } = await serve(test)
-    const socket = test.client(proxy.url, { transports: ['websocket'] })
+    // The first handshake waits as long as the tests above: one given up (the helper's 800 ms)
+    // put its transport_error and connect_error in the log before the loss, which then never
+    // held the two entries awaited.
+    const socket = test.client(proxy.url, { transports: ['websocket'], connectTimeout: 10_000 })
     const { log } = record(socket)
-    await next(socket, 'connect')
+    await next(socket, 'connect', 10_000)
     const connected: boolean[] = []
     socket.on('transport_error', () => {
       connected.push(socket.connected)
