@@ -34,11 +34,12 @@ export type PostMode = 'pass' | 'hang' | 'mute' | 'slow'
 /**
  * What happens to handshake POSTs (those without a `sid`: a HELLO, new or resuming). pass: proxy
  * them; cut: forward them, and reset the client's connection once the server answers (the server
- * took the HELLO, the client never hears its answer); late: forward them, and hold the server's
+ * took the HELLO, the client never hears its answer); cut once: so for the next one alone, then
+ * pass again (a try that follows at once is not cut too); late: forward them, and hold the server's
  * answer for `lateBy` ms before passing it on (a slow server or network: the server took the
  * HELLO, the client may give up on it first).
  */
-export type HelloMode = 'pass' | 'cut' | 'late'
+export type HelloMode = 'pass' | 'cut' | 'cut once' | 'late'
 
 export interface FaultProxy {
   /** The proxy's base URL, `http://127.0.0.1:<port>`. */
@@ -147,6 +148,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     }
     const posts = req.method === 'POST' && req.url?.includes('sid=') ? proxy.posts : 'pass'
     const hello = req.method === 'POST' && !req.url?.includes('sid=') ? proxy.hellos : 'pass'
+    if (hello === 'cut once') proxy.hellos = 'pass'
     if (posts === 'hang') {
       proxy.unanswered++
       req.resume()
@@ -175,7 +177,7 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
           answer.resume()
           return
         }
-        if (hello === 'cut') {
+        if (hello === 'cut' || hello === 'cut once') {
           proxy.cutHellos++
           answer.resume()
           res.destroy()

@@ -614,12 +614,23 @@ export class Connection {
         // a balancer's 502). The application hears nothing of it, and the client does not step
         // down, which would bring the session back on a worse transport: the same one is tried
         // again (at once, once, after a 503), then after the backoff.
-        const held =
+        // A resume's HELLO sent on a pooled connection that the loss had closed too (`reset`):
+        // nothing of the server's nor of the transport's, and the same one is tried once more, at
+        // once, unannounced. Announced, the resume ended there: a `disconnect` for a session that
+        // the next attempt recovered at once. (Their bundle skips this: browsers try such a
+        // request again themselves, and `reset` is Node's.)
+        const stale =
+          !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
           why === 'resume' &&
-          patient &&
-          (busy(error) ||
-            error.details?.status === 502 ||
-            (error.code === ErrorCode.HANDSHAKE_TIMEOUT && !t.unsent && !error.details?.stalled))
+          t.reset &&
+          !retried.includes(name)
+        const held =
+          stale ||
+          (why === 'resume' &&
+            patient &&
+            (busy(error) ||
+              error.details?.status === 502 ||
+              (error.code === ErrorCode.HANDSHAKE_TIMEOUT && !t.unsent && !error.details?.stalled)))
         if (!held) this.#host.notify('transport_error', name, error)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
@@ -643,6 +654,7 @@ export class Connection {
         // (an OPEN later than the server's wait for that GET, or an older server's heartbeat,
         // which started at the HELLO), and lives.
         const again =
+          stale ||
           (frozen && t.pooled && error.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
           error.code === ErrorCode.SERVER_SHUTTING_DOWN ||
           error.code === ErrorCode.TRANSPORT_MISMATCH

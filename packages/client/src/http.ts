@@ -119,6 +119,8 @@ export abstract class HttpTransport extends BaseTransport {
    * browsers too), or, in Node, failed before its connection opened (see open()).
    */
   declare unsent?: boolean
+  /** The HELLO's POST failed on a connection that closed under it (see Transport.reset). */
+  declare reset?: boolean
   /** Aborts the request in flight: the handshake, then the downstream's. */
   protected ctl = new AbortController()
   /**
@@ -261,8 +263,10 @@ export abstract class HttpTransport extends BaseTransport {
         !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
         !down &&
         this.setup.ownFetch
-      )
-        this.unsent ||= neverConnected(err)
+      ) {
+        this.unsent ||= hasCode(err, NOT_CONNECTED)
+        this.reset ||= hasCode(err, CLOSED_UNDER)
+      }
       // A coded failure of ours as it is (transportError gives it back); anything else, what an
       // application's fetch rejected with included (a Proxy, on which even `instanceof` throws),
       // is read there with care.
@@ -481,15 +485,17 @@ function leaving(lines: readonly Outgoing[]): boolean {
 
 /**
  * Node only: true when a request of the platform's fetch (undici, which sends a POST once) failed
- * before its connection opened (refused, no such host, no route to it, no connection in time), by
- * the codes Node and undici give in the cause chain: nothing of it reached the server. Anything
- * else (a reset once connected, an abort, an answer cut) may have come after the server read it.
- * Not asked of an application's fetch (see open()). Read with care, as `transportError` reads it.
+ * with one of `codes` in the cause chain, as Node and undici give them. With NOT_CONNECTED: it
+ * failed before its connection opened (refused, no such host, no route to it, no connection in
+ * time), and nothing of it reached the server; anything else (a reset once connected, an abort,
+ * an answer cut) may have come after the server read it. With CLOSED_UNDER: the connection closed
+ * under it before any answer. Not asked of an application's fetch (see open()). Read with care,
+ * as `transportError` reads it.
  */
-function neverConnected(err: unknown): boolean {
+function hasCode(err: unknown, codes: readonly string[]): boolean {
   try {
     for (let e = err as { code?: unknown; cause?: unknown } | undefined, n = 0; e && n < 4; n++) {
-      if (NOT_CONNECTED.includes(e.code as string)) return true
+      if (codes.includes(e.code as string)) return true
       e = e.cause as typeof e
     }
   } catch {}
@@ -504,6 +510,9 @@ const NOT_CONNECTED = [
   'ENETUNREACH',
   'UND_ERR_CONNECT_TIMEOUT',
 ]
+
+/** undici's code for a connection the other side closed under a request (see Transport.reset). */
+const CLOSED_UNDER = ['UND_ERR_SOCKET']
 
 /** Headers of a "simple" request: browsers send no CORS preflight for it. */
 const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }

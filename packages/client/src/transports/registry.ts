@@ -15,7 +15,7 @@ export interface TransportSetup {
   fetch: Fetch
   /**
    * Node only: `fetch` is the platform's (no `fetch` option given), whose errors say first-hand
-   * whether a request ever connected (see `neverConnected` in http.ts). An application's may
+   * whether a request ever connected (see `hasCode` in http.ts). An application's may
    * have tried more than once, and its error speaks of its last try alone. Taken on trust: a
    * `globalThis.fetch` the application replaced looks the same, which the README tells it to
    * pass as the `fetch` option.

@@ -65,6 +65,13 @@ export interface Transport {
    */
   readonly unsent?: boolean
   /**
+   * True when the HELLO's request failed on a connection that closed under it before any answer
+   * (`UND_ERR_SOCKET`, which Node alone tells, of its own fetch: see HttpTransport): a pooled
+   * connection that the loss of the transport before had closed too, handed out by the pool
+   * before it heard so. A resume tries the same transport once more (see Connection).
+   */
+  readonly reset?: boolean
+  /**
    * Opens the medium and sends `hello`, the HELLO packet encoded; resolves with the server's OPEN (or the CLOSE of the
    * session the HELLO asked to resume) within `timeout` ms (SSE: then its stream's first bytes
    * within `stream` ms of its GET, `timeout` when not given). Rejects with a ParleyError;
