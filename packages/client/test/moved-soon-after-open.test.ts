@@ -20,7 +20,9 @@ it('resumes on the transport that carried MOVED first, after the backoff', async
   socket.on('transport_error', (name, error) => heard.push(`transport_error ${name} ${error.code}`))
 
   // The server takes the session onto a WebSocket of the test's, at once: MOVED on the client's.
-  const { sid } = [...parleyOf(server.app).sockets.values()][0]!.session as unknown as { sid: string }
+  // The server side of the one session, loosely typed: its `sid` is what a resume names.
+  const [served] = [...parleyOf(server.app).sockets.values()] as unknown as { session: { sid: string } }[]
+  const { sid } = served!.session
   const taker = new WebSocket(`ws://127.0.0.1:${server.port}/parley/ws?v=1`, 'parley.v1')
   context.onTestFinished(() => taker.close())
   const opened = new Promise<string>((resolve, reject) => {
