@@ -36,6 +36,7 @@ import { PendingRequests } from './pending.js'
 import { ReadPlaces } from './places.js'
 import { Publisher } from './publish.js'
 import { type QueryParts, query } from './query.js'
+import { ReadWindow } from './read-window.js'
 import { Readiness } from './ready.js'
 import type { DistributiveOmit } from './remote.js'
 import { RedisErrorCode } from './send.js'
@@ -108,6 +109,8 @@ export class RedisAdapter implements Adapter {
   readonly #ownAcks = new OwnAcks()
   /** Where this node is on the broadcast channel (see places.ts). */
   readonly #readPlaces = new ReadPlaces((node) => node === this.node || this.#nodes.has(node))
+  /** The broadcasts this node read lately (see read-window.ts). */
+  readonly #window = new ReadWindow()
   /** Sockets a takeover joined before its marker came back (see uncut-sockets.ts). */
   readonly #uncut = new UncutSockets((message, options, id) => {
     // Called inside a takeover's read of its tail (what was held meanwhile), which never
@@ -296,6 +299,7 @@ export class RedisAdapter implements Adapter {
       cut: this.#cut,
       uncut: this.#uncut,
       readPlaces: this.#readPlaces,
+      window: this.#window,
       publisher: this.#publisher,
       channel: this.#channels.broadcast,
       losses: this.#losses,
@@ -325,6 +329,7 @@ export class RedisAdapter implements Adapter {
       uncut: this.#uncut,
       unread: this.#unread,
       readPlaces: this.#readPlaces,
+      window: this.#window,
       pending: this.#pending,
       publisher: this.#publisher,
       channel: this.#channels.broadcast,

@@ -12,6 +12,7 @@ import type { AskWithAck } from './held-questions.js'
 import { type KeptAside, PastMarkerSockets } from './past-marker.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'
+import type { ReadWindow } from './read-window.js'
 import { fits, remoteMessage } from './remote.js'
 import { RedisErrorCode } from './send.js'
 import type { Losses } from './stats.js'
@@ -30,6 +31,8 @@ export interface BroadcastParts {
   readonly cut: Cut
   readonly uncut: UncutSockets
   readonly readPlaces: ReadPlaces
+  /** The broadcasts read lately, for a claimer whose tail comes unsealed (see read-window.ts). */
+  readonly window: ReadWindow
   readonly publisher: Publisher
   /** The broadcast channel. */
   readonly channel: string
@@ -52,6 +55,7 @@ export class Broadcasts {
   readonly #cut: Cut
   readonly #uncut: UncutSockets
   readonly #readPlaces: ReadPlaces
+  readonly #window: ReadWindow
   readonly #publisher: Publisher
   readonly #channel: string
   readonly #losses: Losses
@@ -98,6 +102,7 @@ export class Broadcasts {
     this.#cut = parts.cut
     this.#uncut = parts.uncut
     this.#readPlaces = parts.readPlaces
+    this.#window = parts.window
     this.#publisher = parts.publisher
     this.#channel = parts.channel
     this.#losses = parts.losses
@@ -420,6 +425,9 @@ export class Broadcasts {
     // Where this node is on the channel, written with what it appends to the tails of the
     // sessions it hands off (see places.ts): this broadcast, delivered below, is in them.
     if (packet.q !== undefined) this.#readPlaces.read(packet.n, packet.q)
+    // Kept a while, as every node reads it: a claimer gives it to a session whose old node read
+    // it too late for the tail (see read-window.ts).
+    this.#window.read(packet.n, packet.q, packet.e, packet.o)
     // This node's own broadcasts come back too: its sockets already have them, all but those
     // positioned for a handover, which take them now, in the channel's order.
     const awaits = packet.n === this.#node && packet.q !== undefined && !this.#awaited.empty

@@ -12,6 +12,7 @@ import { requestId } from './pending.js'
 import { codeOf, RedisBusyError, RedisUnreachableError } from './send.js'
 import { sidHash } from './sessions.js'
 import { Takeover } from './takeover.js'
+import { unsealedTail } from './unsealed-tail.js'
 import { type Place, parsePlaces, parseSnapshot, type ResponsePacket } from './wire.js'
 
 /** A claim Redis answered with an error (see `Claims.claim`). */
@@ -112,6 +113,10 @@ export class Claims {
     // was given up) must not take them when they come back. Without a marker that may run, there
     // is no cut to go by: the socket takes every own broadcast that comes back.
     let markedAt: number | undefined
+    // Where this node was on the channel at the join: what it read before is the old node's to
+    // deliver, and what that node read too late for a tail read unsealed is given from there
+    // (see read-window.ts). After it, the socket takes broadcasts itself.
+    let joinedAt: number | undefined
     return new Takeover(parsed.snapshot, {
       node: this.#parts.node,
       id,
@@ -171,6 +176,7 @@ export class Claims {
         // still, and this node's count of a question asked of it waits (see unread-takeovers.ts).
         this.#parts.unread.joined(socket)
         this.#parts.cut.positionUntilBack(socket, markedAt ?? 0)
+        joinedAt = this.#parts.window.mark()
       },
       markerBack: (socket) => {
         if (markedAt === undefined) return
@@ -184,7 +190,7 @@ export class Claims {
         /** Read without the old node's seal: its count waits for the confirm (see below). */
         let unsealed = false
         try {
-          const read = await this.#parts.handoffs.finish(hash, true).catch((err: unknown) => {
+          let read = await this.#parts.handoffs.finish(hash, true).catch((err: unknown) => {
             // Never sent: Redis holds the tail whole, read at the client's next try (see
             // `Takeover`). Sent and not answered, the read may have run and taken the keys
             // away: the tail is incomplete, and said so.
@@ -204,10 +210,17 @@ export class Claims {
           // Kept by its old node, which asked it what its rooms got: what a socket joined without
           // a cut held meanwhile is not given here, where the server drops it.
           if (kept) this.#parts.uncut.forget(parsed.snapshot.id)
-          else
-            this.#parts.uncut.read(parsed.snapshot.id, this.#places(read.places), (node) =>
-              this.#parts.readPlaces.at(node),
-            )
+          else {
+            const places = this.#places(read.places)
+            // Unsealed, the tail lacks what the old node read after its last batch that landed:
+            // given from what this node read before its cut, ahead of what the socket held.
+            if (unsealed && places && joinedAt !== undefined)
+              read = {
+                ...read,
+                tail: unsealedTail(this.#parts, parsed.snapshot, read.tail, places, joinedAt).tail,
+              }
+            this.#parts.uncut.read(parsed.snapshot.id, places, (node) => this.#parts.readPlaces.at(node))
+          }
           return read
         } finally {
           // Kept by its old node, which answers for it, the server drops the socket here: the

@@ -307,7 +307,10 @@ export class HandingOff {
     if (entry.markerPlaces !== undefined) return entry.markerPlaces
     const owed = this.#parts.cut.firstOwedGivenUp(entry.id)
     const floor = owed === undefined ? entry.took : Math.min(entry.took, owed - 1)
-    return this.#parts.readPlaces.textWith(this.#parts.node, floor, owed === undefined)
+    // Never '' (which a node of an earlier version writes, and says nothing): '{}' says that this
+    // node read nothing, so that a claimer reading the tail unsealed gives the session every
+    // broadcast it read before its cut (see read-window.ts).
+    return this.#parts.readPlaces.textWith(this.#parts.node, floor, owed === undefined) || '{}'
   }
 
   /**

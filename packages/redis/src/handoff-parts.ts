@@ -12,6 +12,7 @@ import type { KeptAside } from './past-marker.js'
 import type { PendingRequests } from './pending.js'
 import type { ReadPlaces } from './places.js'
 import type { Publisher } from './publish.js'
+import type { ReadWindow } from './read-window.js'
 import type { SessionOwners } from './sessions.js'
 import type { Losses } from './stats.js'
 import type { WriteTakeBack } from './take-back.js'
@@ -71,6 +72,8 @@ export interface HandoffParts {
   /** The sockets a takeover joined, until its tail is read (see unread-takeovers.ts). */
   readonly unread: UnreadTakeovers
   readonly readPlaces: ReadPlaces
+  /** The broadcasts this node read lately (see read-window.ts). */
+  readonly window: ReadWindow
   readonly pending: PendingRequests
   readonly publisher: Publisher
   /** The broadcast channel, where a claim marker goes. */
