@@ -269,8 +269,8 @@ export class RedisAdapter implements Adapter {
       address: () => options.address ?? sockets.url() ?? '',
       channel: this.#channels.membership,
       warnings: this.#warnings,
-      gone: (nodes) => {
-        this.#pending.gone(nodes)
+      gone: (nodes, lapsed) => {
+        this.#pending.gone(nodes, lapsed)
       },
       saidGoodbye: (node) => {
         this.#pending.saidGoodbye(node)

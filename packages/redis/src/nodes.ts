@@ -221,8 +221,12 @@ export interface NodesConfig {
   /** Where a node says that it joined or left (see `MembershipPacket`). */
   channel: string
   warnings: Warnings
-  /** Nodes that left the live set (their record expired or was removed). */
-  gone: (ids: string[]) => void
+  /**
+   * Nodes that left the live set (their record expired or was removed): `lapsed` when they did
+   * so without a goodbye, heard or marked (see `Nodes.saidGoodbye`), false when they said it.
+   * Called once for each of the two, goodbyes first, before `saidGoodbye`.
+   */
+  gone: (ids: string[], lapsed: boolean) => void
   /**
    * A node said that it left (see `Nodes.left`), whether or not it was still in the live set:
    * its record lapses before it says so when its heartbeat was late.
@@ -410,7 +414,7 @@ export class Nodes {
     this.#notes.delete(id)
     this.#lapsed.delete(id)
     this.#rememberGoodbye(id)
-    if (this.#live.delete(id)) this.#config.gone([id])
+    if (this.#live.delete(id)) this.#config.gone([id], false)
     this.#config.saidGoodbye(id)
     this.#report()
   }
@@ -768,7 +772,9 @@ export class Nodes {
     }
     this.#checkAddresses(seen, address)
     for (const node of this.#notes.keys()) if (!this.#live.has(node)) this.#notes.delete(node)
-    if (gone.length > 0) this.#config.gone(gone)
+    if (goodbyes.length > 0) this.#config.gone(goodbyes, false)
+    const lapses = gone.filter((node) => !marked.has(node))
+    if (lapses.length > 0) this.#config.gone(lapses, true)
     for (const node of goodbyes) this.#config.saidGoodbye(node)
     this.#config.beaten(lost || outlived)
     if (this.#reported === undefined) this.#reported = new Set(this.#live.keys())

@@ -7,8 +7,12 @@ import type { ResponsePacket } from './wire.js'
 /** A request of this node that awaits the other nodes' answers. */
 export interface Pending {
   answer(node: string, packet: ResponsePacket): void
-  /** `node` left the live set: it will not answer. */
-  gone(node: string): void
+  /**
+   * `node` left the live set: it will not answer. `lapsed`: its record lapsed without a goodbye
+   * (see `Nodes.saidGoodbye`), so it may still be alive and its answer is lost without a word
+   * from it; false when it said it left, and took its sockets with it.
+   */
+  gone(node: string, lapsed: boolean): void
   /** `node` said that it left (see `Nodes.saidGoodbye`): nothing more comes from it. */
   saidGoodbye?(node: string): void
   /**
@@ -49,9 +53,9 @@ export class PendingRequests {
 
   // Each of the calls below goes over a copy: a request told may finish, and leave the map.
 
-  /** `nodes` left the live set. */
-  gone(nodes: readonly string[]): void {
-    for (const pending of [...this.#byId.values()]) for (const node of nodes) pending.gone(node)
+  /** `nodes` left the live set, all of them lapsed or all of them with a goodbye (`lapsed`). */
+  gone(nodes: readonly string[], lapsed: boolean): void {
+    for (const pending of [...this.#byId.values()]) for (const node of nodes) pending.gone(node, lapsed)
   }
 
   /** `node` said that it left. */

@@ -4,7 +4,10 @@
 // only to the connections subscribed as it runs it: a live node whose subscriber was
 // reconnecting (Redis restarted, its link dropped) never hears the query, nor this node the
 // answers sent while its own was. Each says when it is subscribed again, and the query asks
-// again, within the same bound, each node it still waits for.
+// again, within the same bound, each node it still waits for. A node that drops out of the live
+// set while the query waits is not waited for: one that said goodbye took its sockets with it,
+// but one whose record lapsed (its heartbeats late, Redis restarted empty) may still hold
+// sockets, and the short list is counted and logged as a timeout is, naming it.
 import { type Pending, type PendingRequests, requestId } from './pending.js'
 import type { Publisher } from './publish.js'
 import type { DistributiveOmit } from './remote.js'
@@ -37,20 +40,34 @@ export function query(
   return new Promise((resolve) => {
     const answers: ResponsePacket[] = []
     const waiting = new Set(others)
+    /** Nodes whose record lapsed while the query waited for them (see `gone`). */
+    const lapsed: string[] = []
     const finish = () => {
       clearTimeout(timer)
       pending.delete(id)
       resolve(answers)
     }
-    const incomplete = (why: string) => {
+    /** `why` the query ends short, if it does, with the nodes that lapsed said beside it. */
+    const incomplete = (why?: string) => {
       // The PUBLISH may be given up after the query's own timer ended it: counted once.
       if (!pending.has(id)) return
+      const reasons = why === undefined ? [] : [why]
+      if (lapsed.length > 0)
+        reasons.push(
+          `${lapsed.length} dropped out of the live set before answering, their heartbeat record lapsed without a goodbye: ${lapsed.join(', ')}`,
+        )
       const incompleteRequests = parts.incomplete()
-      warnings.warn('request', `a cluster query went unanswered by some nodes: ${why}`, {
+      warnings.warn('request', `a cluster query went unanswered by some nodes: ${reasons.join('; ')}`, {
         query: request.k,
+        ...(lapsed.length > 0 && { lapsed: [...lapsed] }),
         incompleteRequests,
       })
       finish()
+    }
+    /** Every node asked answered or left: whole, unless one of them lapsed. */
+    const complete = () => {
+      if (lapsed.length > 0) incomplete()
+      else finish()
     }
     // Until Redis took the PUBLISH, no node could answer: a timeout then is Redis's doing.
     let sent = false
@@ -77,10 +94,14 @@ export function query(
           asked.add(node)
         }
         answers.push(packet)
-        if (waiting.size === 0) finish()
+        if (waiting.size === 0) complete()
       },
-      gone: (node) => {
-        if (waiting.delete(node) && waiting.size === 0) finish()
+      // Not waited for any more: a node that said goodbye closed with its sockets; one that
+      // lapsed may still hold some, which this list lacks, and that must not pass unsaid.
+      gone: (node, lapse) => {
+        if (!waiting.delete(node)) return
+        if (lapse) lapsed.push(node)
+        if (waiting.size === 0) complete()
       },
       // Asked again of that node alone (`to`): the others, which ran it, do not run it twice (a
       // node of an earlier version does, and its second answer is not taken, see `answer`).
