@@ -4,6 +4,7 @@
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import { Answering } from './answering.js'
 import { type AskWithAck, askHolding } from './held-questions.js'
+import { LostAnswers } from './lost-answers.js'
 import type { Publisher } from './publish.js'
 import { type DistributiveOmit, fits, fromReply, remoteMessage } from './remote.js'
 import { RedisErrorCode } from './send.js'
@@ -65,6 +66,8 @@ export class IncomingRequests {
   readonly #redisRun: () => string | undefined
   /** The replies this node still makes to other nodes' broadcasts with acks. */
   readonly #answering = new Answering()
+  /** Answers Redis could not take: said once per outage. */
+  readonly #lost: LostAnswers
 
   constructor(parts: IncomingParts) {
     this.#node = parts.node
@@ -80,6 +83,7 @@ export class IncomingRequests {
     this.#roundTrip = parts.roundTrip
     this.#redisNow = parts.redisNow
     this.#redisRun = parts.redisRun
+    this.#lost = new LostAnswers(parts.warnings)
   }
 
   /** Runs `request` of another node, well-formed and not this node's own, and answers it. */
@@ -87,7 +91,12 @@ export class IncomingRequests {
     const channel = `${this.#prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) => {
       const packet: ResponsePacket = { ...answer, n: this.#node, id: request.id }
-      this.#publisher.publish(channel, packet)
+      this.#publisher.publish(
+        channel,
+        packet,
+        (why, _sent, code) => this.#lost.lost({ node: request.n, request: request.k }, why, code),
+        () => this.#lost.sent(),
+      )
     }
     if (request.k === 'replied') {
       const made = request.to === this.#node ? this.#answering.made(request.n, request.id) : undefined

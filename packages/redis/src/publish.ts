@@ -2,11 +2,15 @@
 // so that each says in one way why it did not reach the other nodes, and none waits in the
 // client's offline queue to arrive late.
 import type { Commands } from './commands.js'
-import { RedisUnreachableError } from './send.js'
+import { codeOf, RedisErrorCode, RedisUnreachableError } from './send.js'
 import type { Warnings } from './warnings.js'
 
-/** Why a PUBLISH did not go, and whether Redis may still run it (sent, no answer came). */
-export type PublishFailed = (why: string, sent: boolean) => void
+/**
+ * Why a PUBLISH did not go, whether Redis may still run it (sent, no answer came), and the code
+ * of the failure: `PARLEY_REDIS_UNREACHABLE` (away, or no answer), else what Redis refused it
+ * with (`PARLEY_REDIS_REFUSED`).
+ */
+export type PublishFailed = (why: string, sent: boolean, code: string) => void
 
 /** PUBLISHes on the application's client, within the bounds of `Commands`. */
 export class Publisher {
@@ -34,7 +38,11 @@ export class Publisher {
     // way it is lost, and counted as such, now.
     const unavailable = this.#commands.unavailable()
     if (unavailable !== undefined) {
-      failed?.(`Redis at ${this.#commands.address} is not reachable (${unavailable})`, false)
+      failed?.(
+        `Redis at ${this.#commands.address} is not reachable (${unavailable})`,
+        false,
+        RedisErrorCode.UNREACHABLE,
+      )
       return
     }
     this.#told(this.#commands.send(['PUBLISH', channel, JSON.stringify(packet)]), channel, failed, answered)
@@ -67,18 +75,23 @@ export class Publisher {
       (err: unknown) => {
         if (this.#commands.neverSent(err)) {
           const why = err instanceof Error ? err.message : String(err)
-          failed?.(`Redis at ${this.#commands.address} is not reachable (${why})`, false)
+          failed?.(
+            `Redis at ${this.#commands.address} is not reachable (${why})`,
+            false,
+            codeOf(err) ?? RedisErrorCode.UNREACHABLE,
+          )
           return
         }
         if (err instanceof RedisUnreachableError) {
           failed?.(
             `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#requestTimeout} ms`,
             true,
+            RedisErrorCode.UNREACHABLE,
           )
           return
         }
         this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
-        failed?.('Redis refused the PUBLISH', false)
+        failed?.('Redis refused the PUBLISH', false, codeOf(err) ?? RedisErrorCode.REFUSED)
       },
     )
   }
