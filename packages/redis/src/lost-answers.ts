@@ -37,7 +37,7 @@ export class LostAnswers {
     this.#losing = true
     this.#warnings.warn(
       'answer-lost',
-      `could not answer other nodes' requests: ${why}; the nodes that asked go on without this node's part at their requestTimeout (their fetchSockets lack its sockets, their broadcasts with acks its count and replies), until an answer goes through again`,
+      `could not answer other nodes' requests: ${why}; the nodes that asked go on without this node's part at their requestTimeout (their fetchSockets lack its sockets, their broadcasts with acks its count and replies); said once until an answer goes through again`,
       { code, node: answer.node, request: answer.request },
     )
   }

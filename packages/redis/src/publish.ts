@@ -7,8 +7,9 @@ import type { Warnings } from './warnings.js'
 
 /**
  * Why a PUBLISH did not go, whether Redis may still run it (sent, no answer came), and the code
- * of the failure: `PARLEY_REDIS_UNREACHABLE` (away, or no answer), else what Redis refused it
- * with (`PARLEY_REDIS_REFUSED`).
+ * of the failure: `PARLEY_REDIS_UNREACHABLE` (away, or no answer), `PARLEY_REDIS_BUSY` (a
+ * `publishInTurn` refused behind a burst), else what Redis refused it with
+ * (`PARLEY_REDIS_REFUSED`).
  */
 export type PublishFailed = (why: string, sent: boolean, code: string) => void
 

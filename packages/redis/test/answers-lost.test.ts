@@ -50,7 +50,7 @@ describe.skipIf(skipRedisSuites())('answers a node could not send', () => {
     const firstOutage = b.warned.filter(({ message }) => message.includes(LOST))
     expect(firstOutage).toEqual([
       {
-        message: `@parley/redis: ${LOST}: Redis at ${bUrl} is not reachable (not connected); the nodes that asked go on without this node's part at their requestTimeout (their fetchSockets lack its sockets, their broadcasts with acks its count and replies), until an answer goes through again`,
+        message: `@parley/redis: ${LOST}: Redis at ${bUrl} is not reachable (not connected); the nodes that asked go on without this node's part at their requestTimeout (their fetchSockets lack its sockets, their broadcasts with acks its count and replies); said once until an answer goes through again`,
         details: { code: RedisErrorCode.UNREACHABLE, node: a.adapter.node, request: 'fetch', times: 1 },
       },
     ])
