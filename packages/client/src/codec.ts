@@ -328,8 +328,9 @@ export function decodeText(text: string, maxPayload: number = WireLimits.default
 /**
  * Decodes a WebSocket message: a text frame, or a binary frame as `encodeFrame` makes it. Any
  * other data (a Blob, where the platform ignored `binaryType`) is a frame with no parts.
+ * `maxPayload` has no default: its one caller, the WebSocket transport, gives its own.
  */
-export function decodeFrame(data: unknown, maxPayload: number = WireLimits.defaultMaxPayload): DecodeResult {
+export function decodeFrame(data: unknown, maxPayload: number): DecodeResult {
   if (typeof data === 'string') return decodeText(data, maxPayload)
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data instanceof ArrayBuffer ? data : [])
   if (bytes.length > maxPayload) {

@@ -204,10 +204,12 @@ export abstract class HttpTransport extends BaseTransport {
     let timer = setTimeout(() => ctl.abort(), timeout)
     let open: Welcome | undefined
     try {
+      // No Content-Type of ours: fetch sends a string body as `text/plain;charset=UTF-8` (the
+      // Fetch standard's "extract a body"), which keeps the POST a simple request, without a
+      // CORS preflight; so does each upstream POST below.
       const res = await this.setup.fetch(this.url, {
         method: 'POST',
         body: hello,
-        headers: TEXT,
         signal: ctl.signal,
       })
       if (res.status !== 200) throw await httpError(res, this.url, this)
@@ -400,7 +402,6 @@ export abstract class HttpTransport extends BaseTransport {
       const res = await this.setup.fetch(url, {
         method: 'POST',
         body,
-        headers: TEXT,
         signal: ctl.signal,
         keepalive,
       })
@@ -513,9 +514,6 @@ const NOT_CONNECTED = [
 
 /** undici's code for a connection the other side closed under a request (see Transport.reset). */
 const CLOSED_UNDER = ['UND_ERR_SOCKET']
-
-/** Headers of a "simple" request: browsers send no CORS preflight for it. */
-const TEXT = { 'content-type': 'text/plain;charset=UTF-8' }
 
 /** How long to wait before sending again a body the server answered 409 (a POST overlapped). */
 const RETRY_409_MS = 25

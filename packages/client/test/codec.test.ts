@@ -5,6 +5,9 @@ import { describe, expect, it } from 'vitest'
 import { docFileEvent, malformed, wireFixtures } from '../../protocol/test/fixtures.js'
 import { decodeFrame, decodeText, encode, encodeFrame, encodeText } from '../src/codec.js'
 
+/** The protocol's default maxPayload, the limit `decodeText` takes when given none. */
+const LIMIT = protocol.WireLimits.defaultMaxPayload
+
 // The client's lean codec must write what @parley/protocol writes, read what it reads, and refuse
 // what it refuses: the server decodes with the protocol, and the protocol is the specification.
 
@@ -35,7 +38,7 @@ function neverThrows(run: () => Result): Result {
  * refuses every HELLO, as an unknown packet type.
  */
 function agree(input: string | Uint8Array): void {
-  const mine = neverThrows(() => (typeof input === 'string' ? decodeText(input) : decodeFrame(input)))
+  const mine = neverThrows(() => (typeof input === 'string' ? decodeText(input) : decodeFrame(input, LIMIT)))
   const theirs = typeof input === 'string' ? protocol.decodeText(input) : protocol.decodeFrame(input)
   if (theirs.ok && theirs.packet.type === PacketType.HELLO) {
     expect(mine.ok).toBe(false)
@@ -131,7 +134,7 @@ describe('client codec, against the protocol fixtures', () => {
 
   it('refuses a message that is neither text nor bytes (a Blob) as a broken stream', () => {
     for (const data of [new Blob([new Uint8Array([0, 0, 0, 3])]), 5, null, {}]) {
-      const result = decodeFrame(data)
+      const result = decodeFrame(data, LIMIT)
       expect(result).toMatchObject({ ok: false, error: { code: ErrorCode.INVALID_BINARY } })
       expect(result).not.toHaveProperty('seq')
     }
@@ -140,7 +143,7 @@ describe('client codec, against the protocol fixtures', () => {
   it('reads the binary frame of the protocol doc', () => {
     const file = docFileEvent
     const frame = protocol.encodeFrame(file) as Uint8Array
-    expect(decodeFrame(frame)).toEqual({ ok: true, packet: file })
+    expect(decodeFrame(frame, LIMIT)).toEqual({ ok: true, packet: file })
     expect(encodeFrame(file)).toEqual(frame)
     expect(encode(file).text).toBe(protocol.encodeText(file))
   })
@@ -230,7 +233,7 @@ describe('the number of a refused packet', () => {
     const refused = decodeText('[5,7,"connect",[],0]')
     expect(refused.ok).toBe(false)
     if (!refused.ok) expect(Object.hasOwn(refused.error, 'cause')).toBe(false)
-    const broken = decodeFrame(new Uint8Array([0, 0, 0, 2, 0xff, 0xfe]))
+    const broken = decodeFrame(new Uint8Array([0, 0, 0, 2, 0xff, 0xfe]), LIMIT)
     expect(broken.ok).toBe(false)
     if (!broken.ok) expect(broken.error.cause).toBeInstanceOf(Error)
   })
@@ -356,7 +359,7 @@ describe('the encoders and the decoders agree on depth', () => {
         const encoded = encode(deepest)
         const theirs =
           typeof encoded === 'string' ? protocol.decodeText(encoded) : protocol.decodeFrame(encoded)
-        const mine = typeof encoded === 'string' ? decodeText(encoded) : decodeFrame(encoded)
+        const mine = typeof encoded === 'string' ? decodeText(encoded) : decodeFrame(encoded, LIMIT)
         expect(theirs).toEqual({ ok: true, packet: deepest })
         expect(mine).toEqual({ ok: true, packet: deepest })
       }
