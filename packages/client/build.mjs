@@ -99,6 +99,8 @@ const INTERNAL_PROPS = [
   'reset',
   'welcome',
   'payloadMax',
+  'stalls',
+  'note',
 ]
 
 const sizeOnly = process.argv.includes('--size')

@@ -466,7 +466,7 @@ export class Connection {
     const i = after
       ? list.indexOf(after) + 1
       : Math.max(0, list.indexOf((this.#last ?? this.#memory.get()) as TransportName))
-    const stalled = this.#memory.stalled()
+    const stalled = this.#memory.stalls()
     return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.includes(a) - +stalled.includes(b))
   }
 
@@ -555,7 +555,7 @@ export class Connection {
         // of the error is read: the application's own comes with any code and details.
         if (!hello && error !== this.#noAuth) return this.#fail(error, false, down)
         // A stream that opened and brought nothing: remembered (see TransportMemory).
-        if (error.details?.stalled) this.#memory.set(name, true)
+        if (error.details?.stalled) this.#memory.note(name, true)
         // What the attempt reports: its last error, but for a transport that could not get through
         // or that the server does not offer, which says nothing of why the server turned away the
         // transports before it (full, or shutting down): that stays the reason.
@@ -804,7 +804,7 @@ export class Connection {
       this.#backoff.reset()
     }, STABLE_MS)
     if (old && old !== t) old.close(true)
-    this.#memory.set(t.name)
+    this.#memory.note(t.name)
     // The session applies OPEN (and resends what the server lacks) before any packet that came
     // after OPEN on this transport is delivered.
     this.#host.opened(open, t.name, before, why, attempt)
@@ -867,7 +867,7 @@ export class Connection {
     const t = this.#current
     if (!t || this.#probeTimer !== undefined) return
     const allowed = this.#allowed()
-    const stalled = this.#memory.stalled()
+    const stalled = this.#memory.stalls()
     const [best, ...worse] = BEST_FIRST.slice(0, BEST_FIRST.indexOf(t.name)).filter(
       (name) => allowed.includes(name) && this.#serverTransports?.includes(name) && !stalled.includes(name),
     )
@@ -922,7 +922,7 @@ export class Connection {
       t.close()
       const error = err as ParleyError<string>
       // As in #connect; never from an auth's failure (no HELLO), whose error is not read.
-      if (hello && error.details?.stalled) this.#memory.set(name, true)
+      if (hello && error.details?.stalled) this.#memory.note(name, true)
       // Dropped meanwhile (a loss, a CLOSE, close(), MOVED before its HELLO went: each begins
       // another run): its failure is nobody's, its auth's too (a resume asks for auth anew).
       if (run !== this.#run) return

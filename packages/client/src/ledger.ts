@@ -1,6 +1,6 @@
 import { ErrorCode, type NumberedPacket, type OpenPacket, ParleyError } from '@parley/protocol'
-import { about, decodeText, type Sent } from './codec.js'
-import { type Outgoing, outgoing } from './outgoing.js'
+import { about, decodeText, encode, type Sent } from './codec.js'
+import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import * as WireLimits from './wire-limits.js'
 
@@ -72,10 +72,10 @@ export class Ledger {
 
   /**
    * Encodes an application packet the server will take: throws PARLEY_PAYLOAD_TOO_LARGE past the
-   * server's maxPayload, and what `outgoing` throws.
+   * server's maxPayload, and what `encode` throws.
    */
   encodeChecked(packet: Sent): Outgoing {
-    const item = outgoing(packet)
+    const item = encode(packet)
     const { bytes: size } = item
     const limit = this.payloadMax
     if (size > limit) {

@@ -33,6 +33,8 @@ const mapStorage: UsedStorage = {
  * mark lapses FIRST_STALL_TTL after a first stall, so that a slow moment passes, and MEMORY_TTL
  * after a second one within the hour of the first, so that a page that moved to a network where
  * the stream works tries it again. Tabs of the same server share what one of them learned.
+ * `stalls` and `note` are names the browser build shortens, which `stalled` (also an error's
+ * `details`) and `set` (also the platform's) could not be.
  */
 export class TransportMemory {
   readonly #key: string
@@ -65,7 +67,7 @@ export class TransportMemory {
   }
 
   /** The transports whose stall mark holds. */
-  stalled(): TransportName[] {
+  stalls(): TransportName[] {
     // A stall time is stored after the list: where it is fresh, the list is there (no list: none).
     const [, , list = '', at, first] = this.#read()
     return this.#fresh(at, first) ? list.split(',').filter(isTransportName) : []
@@ -76,7 +78,7 @@ export class TransportMemory {
    * their time); or, with `stall`, marks a stream that stalled (the transport remembered stays,
    * with its time): for FIRST_STALL_TTL, or MEMORY_TTL when it stalled within the hour before.
    */
-  set(name: TransportName, stall?: boolean): void {
+  note(name: TransportName, stall?: boolean): void {
     const [remembered, time, list = '', at, first] = this.#read()
     // Marked within the hour, first marks that lapsed included: they still count for the next.
     const marked = this.#fresh(at) ? list.split(',').filter(isTransportName) : []

@@ -10,13 +10,13 @@ import {
   ParleyError,
   type TransportName,
 } from '@parley/protocol'
-import { encodeText, made, type Sent } from './codec.js'
+import { encode, encodeText, made, type Sent } from './codec.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
 import { type AckPace, Ledger } from './ledger.js'
 import { TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
-import { BYE, outgoing, PONG } from './outgoing.js'
+import { BYE, PONG } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS, type TransportSetup } from './transports/registry.js'
 import { type Later, silence, transportError } from './transports/transport.js'
@@ -29,7 +29,7 @@ export interface SessionHost {
   fire<K extends keyof ReservedEvents>(event: K, ...args: Parameters<ReservedEvents[K]>): void
 }
 
-const ackPacket = (ack: number) => outgoing({ type: PacketType.ACK, ack })
+const ackPacket = (ack: number) => encode({ type: PacketType.ACK, ack })
 
 /**
  * One session with the server, whatever carries it: the sequence numbers and replay (its

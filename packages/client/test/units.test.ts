@@ -311,7 +311,7 @@ describe('TransportMemory', () => {
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
     expect(m.get()).toBeUndefined()
-    m.set('sse')
+    m.note('sse')
     expect(m.get()).toBe('sse')
     expect(new TransportMemory(storage, 'http://b', () => now).get()).toBeUndefined()
     now += MEMORY_TTL
@@ -329,83 +329,83 @@ describe('TransportMemory', () => {
       removeItem: () => {},
     }
     const m = new TransportMemory(broken, 'x')
-    m.set('polling')
-    m.set('sse', true)
+    m.note('polling')
+    m.note('sse', true)
     expect(m.get()).toBeUndefined()
-    expect(m.stalled()).toEqual([])
+    expect(m.stalls()).toEqual([])
   })
 
   it('keeps the streams that stalled until a transport opens them, or for MEMORY_TTL', () => {
     const { map, storage } = mapStorage()
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
-    m.set('sse', true)
-    expect([m.get(), m.stalled()]).toEqual([undefined, ['sse']])
-    m.set('polling')
-    m.set('sse', true)
-    expect([m.get(), m.stalled()]).toEqual(['polling', ['sse']])
-    m.set('sse')
-    expect([m.get(), m.stalled()]).toEqual(['sse', []])
+    m.note('sse', true)
+    expect([m.get(), m.stalls()]).toEqual([undefined, ['sse']])
+    m.note('polling')
+    m.note('sse', true)
+    expect([m.get(), m.stalls()]).toEqual(['polling', ['sse']])
+    m.note('sse')
+    expect([m.get(), m.stalls()]).toEqual(['sse', []])
     // What older clients wrote: a transport and a time; then stalled streams without a time.
     map.set('parley:transport:http://a', `polling|${now}`)
-    expect([m.get(), m.stalled()]).toEqual(['polling', []])
+    expect([m.get(), m.stalls()]).toEqual(['polling', []])
     map.set('parley:transport:http://a', `polling|${now}|sse`)
-    expect([m.get(), m.stalled()]).toEqual(['polling', []])
+    expect([m.get(), m.stalls()]).toEqual(['polling', []])
     // Names it does not know are left out.
     map.set('parley:transport:http://a', `polling|${now}|sse,carrier-pigeon|${now}`)
-    expect(m.stalled()).toEqual(['sse'])
+    expect(m.stalls()).toEqual(['sse'])
     now += MEMORY_TTL
-    expect([m.get(), m.stalled()]).toEqual([undefined, []])
+    expect([m.get(), m.stalls()]).toEqual([undefined, []])
   })
 
   it('lets a stall mark lapse on its own time, however often the transport opens', () => {
     const { storage } = mapStorage()
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
-    m.set('polling')
-    m.set('sse', true)
-    m.set('sse', true)
+    m.note('polling')
+    m.note('sse', true)
+    m.note('sse', true)
     now += MEMORY_TTL / 2
-    m.set('polling')
-    expect(m.stalled()).toEqual(['sse'])
+    m.note('polling')
+    expect(m.stalls()).toEqual(['sse'])
     now += MEMORY_TTL / 2
-    m.set('polling')
-    expect([m.get(), m.stalled()]).toEqual(['polling', []])
+    m.note('polling')
+    expect([m.get(), m.stalls()]).toEqual(['polling', []])
   })
 
   it('marks a first stall for FIRST_STALL_TTL, and a second within the hour for MEMORY_TTL', () => {
     const { map, storage } = mapStorage()
     let now = 1000
     const m = new TransportMemory(storage, 'http://a', () => now)
-    m.set('polling')
-    m.set('sse', true)
-    expect(m.stalled()).toEqual(['sse'])
+    m.note('polling')
+    m.note('sse', true)
+    expect(m.stalls()).toEqual(['sse'])
     now += FIRST_STALL_TTL
     // A slow moment: it has passed, and the stream is tried again, polling opening meanwhile.
-    expect(m.stalled()).toEqual([])
-    m.set('polling')
-    expect(m.stalled()).toEqual([])
+    expect(m.stalls()).toEqual([])
+    m.note('polling')
+    expect(m.stalls()).toEqual([])
     // It stalls again within the hour of the first: a proxy that buffers it, for the hour.
     now += MEMORY_TTL - FIRST_STALL_TTL - 1
-    m.set('sse', true)
+    m.note('sse', true)
     now += MEMORY_TTL - 1
-    expect(m.stalled()).toEqual(['sse'])
+    expect(m.stalls()).toEqual(['sse'])
     now += 1
-    expect(m.stalled()).toEqual([])
+    expect(m.stalls()).toEqual([])
     // An hour after the last stall, the next is a first one again.
-    m.set('sse', true)
+    m.note('sse', true)
     now += FIRST_STALL_TTL
-    expect(m.stalled()).toEqual([])
+    expect(m.stalls()).toEqual([])
     // A stream that worked starts over: its next stall is a first one (not a second, as it
     // would be after the one above).
-    m.set('sse')
-    m.set('sse', true)
+    m.note('sse')
+    m.note('sse', true)
     now += FIRST_STALL_TTL
-    expect([m.get(), m.stalled()]).toEqual(['sse', []])
+    expect([m.get(), m.stalls()]).toEqual(['sse', []])
     // What a client before this rule wrote (no fifth part) holds for the hour, as it did there.
     map.set('parley:transport:http://a', `polling|${now}|sse|${now}`)
     now += MEMORY_TTL - 1
-    expect(m.stalled()).toEqual(['sse'])
+    expect(m.stalls()).toEqual(['sse'])
   })
 })
 
