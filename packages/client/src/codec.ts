@@ -164,10 +164,10 @@ export function about(packet: Packet | Sent, message: string): string {
  * What goes before a message about the event `name` (`event "chat": `, or `reply to "chat": `
  * for an answer to it), as the server's errors have it (`aboutEvent` of @parley/protocol): the
  * name as a JSON string, so that one holding quotes or a line break reads one way, on one line.
+ * An arrow, as `utf8Length` is: the bundle writes them in fewer bytes than declarations.
  */
-export function aboutEvent(name: string, reply?: boolean): string {
-  return `${reply ? 'reply to' : 'event'} ${JSON.stringify(name)}: `
-}
+export const aboutEvent = (name: string, reply?: boolean): string =>
+  `${reply ? 'reply to' : 'event'} ${JSON.stringify(name)}: `
 
 /**
  * Encodes a packet once, for every transport. Throws PARLEY_UNSERIALIZABLE, PARLEY_FORBIDDEN_KEY,
@@ -500,7 +500,7 @@ function fillBinary(args: unknown[], bins: unknown[], resolveLeaf: ResolveLeaf):
 }
 
 /** Bytes of a string in UTF-8. */
-export function utf8Length(text: string): number {
+export const utf8Length = (text: string): number => {
   // Node counts without a copy (encoding one only to count it was a twentieth of a Node client's
   // CPU in an echo). The browser bundle leaves this branch out.
   if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) {

@@ -175,7 +175,9 @@ export const CloseReason = /* @__PURE__ */ Object.freeze(
 
 export type CloseReason = (typeof CLOSE_REASONS)[number]
 
-/** True for one of the reasons of `CloseReason`: a check for a reason read from the wire. */
-export function isCloseReason(value: unknown): value is CloseReason {
-  return (CLOSE_REASONS as readonly unknown[]).includes(value)
-}
+/**
+ * True for one of the reasons of `CloseReason`: a check for a reason read from the wire. An arrow:
+ * the client's bundle writes it in fewer bytes than a function declaration.
+ */
+export const isCloseReason = (value: unknown): value is CloseReason =>
+  (CLOSE_REASONS as readonly unknown[]).includes(value)

@@ -291,10 +291,8 @@ export function transportError(message: string, cause?: unknown): ParleyError<st
   )
 }
 
-/** The URL without its query (which may hold credentials), for messages. */
-export function shown(url: string): string {
-  return url.replace(/\?.*/s, '')
-}
+/** The URL without its query (which may hold credentials), for messages. An arrow: fewer bytes. */
+export const shown = (url: string): string => url.replace(/\?.*/s, '')
 
 /** Node only: an answer or an SSE event larger than any may be, in UTF-8 bytes. */
 export function tooLarge(what: string, maxPayload: number): ParleyError {
