@@ -6,8 +6,7 @@ import { MAX_EVENT_NAME_LENGTH, RESERVED_EVENTS } from './packets.js'
  * what a broadcast sends, what a schema is declared for, and what either decoder accepts.
  * A name is a string of 1 to `WireLimits.maxEventNameLength` UTF-16 units that does not name a
  * lifecycle event (`RESERVED_EVENTS`). Returns the coded error, or undefined when the name is
- * fine; never throws. An arrow, as `isForbiddenKey` is: the client's bundle writes them in fewer
- * bytes than function declarations.
+ * fine; never throws.
  *
  * ```ts
  * const bad = checkEventName(name)
@@ -15,6 +14,8 @@ import { MAX_EVENT_NAME_LENGTH, RESERVED_EVENTS } from './packets.js'
  * ```
  */
 export const checkEventName = (name: unknown): ParleyError<ErrorCode> | undefined => {
+  // An arrow, as `isForbiddenKey` is: the client's bundle writes it in fewer bytes than a
+  // function declaration.
   if (typeof name !== 'string' || name.length === 0 || name.length > MAX_EVENT_NAME_LENGTH) {
     return new ParleyError(
       ErrorCode.INVALID_EVENT_NAME,
