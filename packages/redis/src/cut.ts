@@ -47,7 +47,9 @@ interface Position {
  * to read, or while Redis had not run a marker it gave up on) positions the socket past its own
  * broadcasts PUBLISHed before the marker (`positionUntilBack` with `after`): they are before the
  * cut, the old node's. Once the marker is back, every own broadcast that comes back is after it
- * (`markerBack`).
+ * (`markerBack`). So too, once the tail is read, every one above the old node's place for this
+ * node (`cutAt`): read unsealed, the tail lacks those, and nowhere else would the session get
+ * them. Those that came back before then were held for that read (see uncut-sockets.ts).
  *
  * Redis delivers at most once: an own broadcast PUBLISHed while this node's subscriber was
  * reconnecting is taken by Redis and never comes back. After it resubscribed, the node
