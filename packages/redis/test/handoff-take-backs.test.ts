@@ -44,12 +44,17 @@ import { rawRedis } from './raw-redis.js'
 const GIVES_UP_AFTER = { requestTimeout: 200 }
 
 /**
- * `count` nodes of `cluster`, made in order, the one at `short` with `GIVES_UP_AFTER`: once
- * each sees the others live.
+ * `count` nodes of `cluster`, made in order, the one at `short` with `bound` (`GIVES_UP_AFTER`
+ * unless given): once each sees the others live.
  */
-async function startWithShort(cluster: FakeCluster, count: number, short: number): Promise<FakeNode[]> {
+async function startWithShort(
+  cluster: FakeCluster,
+  count: number,
+  short: number,
+  bound: { requestTimeout: number } = GIVES_UP_AFTER,
+): Promise<FakeNode[]> {
   const nodes: FakeNode[] = []
-  for (let i = 0; i < count; i++) nodes.push(await cluster.node(undefined, i === short ? GIVES_UP_AFTER : {}))
+  for (let i = 0; i < count; i++) nodes.push(await cluster.node(undefined, i === short ? bound : {}))
   await until(() => nodes.every((n) => n.adapter.liveNodes.length >= count - 1), 5000, 'live nodes')
   return nodes
 }
@@ -401,8 +406,10 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   })
 
   it('counts a write as stored when a claim of it comes before its answer: the old node does not keep the session', async () => {
-    cluster = suite.cluster({ requestTimeout: 1000 })
-    const [a, b] = await cluster.start(2)
+    cluster = suite.cluster()
+    // a's bound alone: long enough for b's claim and marker to come first, and b's own commands
+    // (its claim, the takeover's reads) keep the default, which a loaded machine does not outlast.
+    const [a, b] = await startWithShort(cluster, 2, 0, { requestTimeout: 1000 })
     const sid = 'sid-claimed-early'
     const socket = await open(a!, sid, 's1')
     // Redis runs a's write at once, and what a sends after it; their answers are held, in
