@@ -2,16 +2,17 @@
 // so that each says in one way why it did not reach the other nodes, and none waits in the
 // client's offline queue to arrive late.
 import type { Commands } from './commands.js'
-import { codeOf, RedisErrorCode, RedisUnreachableError } from './send.js'
+import { codeOf, RedisBusyError, RedisErrorCode, RedisUnreachableError } from './send.js'
 import type { Warnings } from './warnings.js'
 
 /**
  * Why a PUBLISH did not go, whether Redis may still run it (sent, no answer came), and the code
  * of the failure: `PARLEY_REDIS_UNREACHABLE` (away, or no answer), `PARLEY_REDIS_BUSY` (a
  * `publishInTurn` refused behind a burst), else what Redis refused it with
- * (`PARLEY_REDIS_REFUSED`).
+ * (`PARLEY_REDIS_REFUSED`). `cause`: the error the command failed with, when one did (none when
+ * it was not sent because Redis could not be asked).
  */
-export type PublishFailed = (why: string, sent: boolean, code: string) => void
+export type PublishFailed = (why: string, sent: boolean, code: string, cause?: unknown) => void
 
 /** PUBLISHes on the application's client, within the bounds of `Commands`. */
 export class Publisher {
@@ -75,11 +76,11 @@ export class Publisher {
       () => answered?.(),
       (err: unknown) => {
         if (this.#commands.neverSent(err)) {
-          const why = err instanceof Error ? err.message : String(err)
           failed?.(
-            `Redis at ${this.#commands.address} is not reachable (${why})`,
+            refusal(err, this.#commands.address),
             false,
             codeOf(err) ?? RedisErrorCode.UNREACHABLE,
+            err,
           )
           return
         }
@@ -88,12 +89,29 @@ export class Publisher {
             `Redis at ${this.#commands.address} did not answer the PUBLISH within ${this.#requestTimeout} ms`,
             true,
             RedisErrorCode.UNREACHABLE,
+            err,
           )
           return
         }
         this.#warnings.warn('publish', 'PUBLISH failed', { err, channel })
-        failed?.('Redis refused the PUBLISH', false, codeOf(err) ?? RedisErrorCode.REFUSED)
+        failed?.('Redis refused the PUBLISH', false, codeOf(err) ?? RedisErrorCode.REFUSED, err)
       },
     )
   }
+}
+
+/** What the package's errors and warnings begin with: the warning that gives `why` adds its own. */
+const PREFIX = '@parley/redis: '
+
+/**
+ * Why a PUBLISH refused before it went on the connection did not go. The refusals of `Commands`
+ * (Redis away or slow, a burst's queue full) say it whole already, the Redis address with it:
+ * their message, less the package's prefix, so that the reason says it once. Anything else is
+ * said as Redis not reachable, with its own words in brackets.
+ */
+function refusal(err: unknown, at: string): string {
+  if (err instanceof RedisUnreachableError || err instanceof RedisBusyError)
+    return err.message.startsWith(PREFIX) ? err.message.slice(PREFIX.length) : err.message
+  const why = err instanceof Error ? err.message : String(err)
+  return `Redis at ${at} is not reachable (${why})`
 }
