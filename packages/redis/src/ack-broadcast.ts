@@ -1,6 +1,8 @@
 // A broadcast with acks across nodes: this node's sockets and the other live nodes' at once,
 // their counts and replies gathered node by node (see replies.ts), bounded by requestTimeout
-// where Redis may have lost what a node sent, whatever the caller's timeout.
+// where Redis may have lost what a node sent, whatever the caller's timeout. A node that drops
+// out of the live set before it counts is not waited for: counted and logged when its record
+// lapsed (it may still hold sockets that took it), not when it said goodbye.
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import { askAtSeal } from './at-seal.js'
@@ -93,10 +95,37 @@ export function broadcastAcross(
     clearInterval(probeTimer)
     pending.delete(id)
   }
+  /** Nodes whose record lapsed while their count was awaited (see `gone` below). */
+  const lapsed: string[] = []
+  /** Whether the total was counted and logged as short already: one request, said once. */
+  let saidShort = false
+  /**
+   * Counts and logs the total as short of some nodes' counts: `why` (their counts late), with
+   * the nodes that lapsed before counting said beside it.
+   */
+  const uncounted = (why?: string) => {
+    if (saidShort) return
+    saidShort = true
+    const reasons = why === undefined ? [] : [why]
+    if (lapsed.length > 0)
+      reasons.push(
+        `${lapsed.length} dropped out of the live set before counting their sockets, their heartbeat record lapsed without a goodbye: ${lapsed.join(', ')}`,
+      )
+    const incompleteRequests = parts.losses.incomplete()
+    parts.warnings.warn(
+      'request',
+      `a broadcast with acks went uncounted by some nodes: ${reasons.join('; ')}`,
+      {
+        ...(lapsed.length > 0 && { lapsed: [...lapsed] }),
+        incompleteRequests,
+      },
+    )
+  }
   const replies = new BroadcastReplies(
     others,
     (total) => {
       clearTimeout(countTimer)
+      if (lapsed.length > 0) uncounted()
       expect(total)
     },
     reply,
@@ -104,12 +133,21 @@ export function broadcastAcross(
   )
   pending.set(id, {
     answer: (node, packet) => {
-      if (packet.k === 'count') replies.counted(node, packet.c)
-      else if (packet.k === 'reply') replies.relayed(node, () => toReply(packet))
+      if (packet.k === 'count') {
+        // A lapsed node alive after all: its count, taken while the total is open, is not lost.
+        if (!replies.expected && lapsed.includes(node)) lapsed.splice(lapsed.indexOf(node), 1)
+        replies.counted(node, packet.c)
+      } else if (packet.k === 'reply') replies.relayed(node, () => toReply(packet))
       else if (packet.k === 'replied')
         parts.losses.lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
     },
-    gone: (node) => replies.gone(node),
+    // Not waited for any more. A node that said goodbye closed with its sockets: the total is
+    // whole without it. One whose record lapsed may still hold sockets that took the broadcast,
+    // which the total lacks: said with it, as a count that comes too late is.
+    gone: (node, lapse) => {
+      if (lapse && replies.awaits(node)) lapsed.push(node)
+      replies.gone(node)
+    },
     cancel: () => {
       settleLocal()
       replies.cancel()
@@ -322,12 +360,7 @@ export function broadcastAcross(
   // long as it stays live).
   const countsLate = () => {
     if (replies.uncounted === 0 || !pending.has(id)) return
-    const incompleteRequests = parts.losses.incomplete()
-    parts.warnings.warn(
-      'request',
-      `a broadcast with acks went uncounted by some nodes: ${replies.uncounted} did not count its sockets within ${requestTimeout} ms`,
-      { incompleteRequests },
-    )
+    uncounted(`${replies.uncounted} did not count its sockets within ${requestTimeout} ms`)
     replies.stopWaiting()
   }
   /** Redis took the request (it answered the PUBLISH, or ran it late): the counts are due. */

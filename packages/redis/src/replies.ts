@@ -43,6 +43,11 @@ export class BroadcastReplies {
     return this.#waiting.size
   }
 
+  /** Whether `node`'s count is still awaited. */
+  awaits(node: string): boolean {
+    return this.#waiting.has(node)
+  }
+
   /** True once the total is known (every node counted, or stopped being waited for). */
   get expected(): boolean {
     return this.#expected

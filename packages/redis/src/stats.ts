@@ -14,8 +14,9 @@ export interface RedisAdapterStats {
    * could not be sent, that a live node did not answer within `requestTimeout`, or that a node
    * dropped out of the live set before answering without saying goodbye (its heartbeat record
    * lapsed: it may still hold sockets): their result holds only the nodes that answered. Not a
-   * node that said goodbye: its sockets went with it. Also broadcasts with acks that a live node did not count
-   * its sockets for within `requestTimeout`: that node counts as none.
+   * node that said goodbye: its sockets went with it. Also broadcasts with acks that a live node
+   * did not count its sockets for within `requestTimeout`, or that a node dropped out of the live
+   * set before counting without saying goodbye: that node counts as none.
    */
   readonly incompleteRequests: number
   /**

@@ -7,24 +7,12 @@ import type { NodesChange } from '@parley/redis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
+import { GHOST, haunt, published } from './ghost-node.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, to } from './handoff-support.js'
-import { type RawRedis, rawRedis } from './raw-redis.js'
+import { rawRedis } from './raw-redis.js'
 
 /** Far longer than the test: a query that ends, ends because the ghost dropped out. */
 const REQUEST_TIMEOUT = 60_000
-
-/** A node in the live set that nothing answers for: its record and index entry, written here. */
-const GHOST = 'ghost'
-
-async function haunt(raw: RawRedis, prefix: string): Promise<void> {
-  await raw.sendCommand(['SET', `${prefix}:node:${GHOST}`, 'http://127.0.0.1:9', 'PX', '60000'])
-  await raw.sendCommand(['ZADD', `${prefix}:nodes`, String(Date.now()), GHOST])
-}
-
-/** The PUBLISHes `node` sent on `channel` so far. */
-function published(node: FakeNode, channel: string): string[][] {
-  return node.commands.filter((args) => args[0] === 'PUBLISH' && args[1] === channel)
-}
 
 /** What `node` logged of its cluster queries. */
 function queryLines(node: FakeNode): FakeNode['warned'] {
