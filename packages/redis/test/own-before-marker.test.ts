@@ -95,54 +95,37 @@ async function joinedBeforeOwnMarker(
 describe.skipIf(skipRedisSuites())(
   "the claimer's own broadcasts before its marker, read back after its join",
   () => {
-    it('reach the session from the claimer when the unsealed tail lacks them: once each, in channel order', () =>
-      proxiedScene(scene, {}, async (nodes) => {
-        const { a, b, c } = nodes
-        const sid = 'sid-own-before'
-        await handedOffSession(a, sid)
-        const { tail, got, channel } = await joinedBeforeOwnMarker(
-          nodes,
-          sid,
-          async () => {
-            // a reads none of it before the tail is read.
-            nodes.releases.push(nodes.aProxy.holdDownstream())
-            burst(c, ['c1'])
-            burst(b, ['b1'])
-            burst(c, ['c2'])
-            burst(b, ['b2'])
-          },
-          'b2',
-        )
-        expect(tail.complete).toBe(false)
-        expect(tail.tail).toEqual([])
-        expect([...got].sort()).toEqual(['b1', 'b2', 'c-last', 'c1', 'c2'])
-        expect(got).toEqual(channel)
-      }))
-
-    it('reach the session from the claimer when it read them before the unsealed tail: held until the tail says it lacks them', () =>
-      proxiedScene(scene, {}, async (nodes) => {
-        const { a, b, c } = nodes
-        const sid = 'sid-own-read'
-        await handedOffSession(a, sid)
-        const { tail, got, channel } = await joinedBeforeOwnMarker(
-          nodes,
-          sid,
-          async () => {
-            // a reads none of it before the tail is read (held after b's subscriber: released later).
-            nodes.releases.push(nodes.aProxy.holdDownstream())
-            burst(c, ['c1'])
-            burst(b, ['b1'])
-            burst(c, ['c2'])
-            burst(b, ['b2'])
-          },
-          'b2',
-          true,
-        )
-        expect(tail.complete).toBe(false)
-        expect(tail.tail).toEqual([])
-        expect([...got].sort()).toEqual(['b1', 'b2', 'c-after', 'c-last', 'c1', 'c2'])
-        expect(got).toEqual(channel)
-      }))
+    it.each([
+      ['after', false, ['b1', 'b2', 'c-last', 'c1', 'c2']],
+      ['before', true, ['b1', 'b2', 'c-after', 'c-last', 'c1', 'c2']],
+    ] as const)(
+      'reach the session from the claimer when the unsealed tail lacks them: once each, in channel order (read %s the tail; held until it says it lacks them)',
+      (_, readBeforeTail, all) =>
+        proxiedScene(scene, {}, async (nodes) => {
+          const { a, b, c } = nodes
+          const sid = `sid-own-${readBeforeTail ? 'read' : 'before'}`
+          await handedOffSession(a, sid)
+          const { tail, got, channel } = await joinedBeforeOwnMarker(
+            nodes,
+            sid,
+            async () => {
+              // a reads none of it before the tail is read (held after b's subscriber when b
+              // reads it first: released later).
+              nodes.releases.push(nodes.aProxy.holdDownstream())
+              burst(c, ['c1'])
+              burst(b, ['b1'])
+              burst(c, ['c2'])
+              burst(b, ['b2'])
+            },
+            'b2',
+            readBeforeTail,
+          )
+          expect(tail.complete).toBe(false)
+          expect(tail.tail).toEqual([])
+          expect([...got].sort()).toEqual(all)
+          expect(got).toEqual(channel)
+        }),
+    )
 
     it.each([
       ['after', false],
