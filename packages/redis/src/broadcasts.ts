@@ -468,20 +468,15 @@ export class Broadcasts {
     const options = fromWireOptions(packet.o)
     // A socket joined before its claim marker came back takes it in order, unless the tail it
     // was restored from holds it (see uncut-sockets.ts).
-    const uncut = (only?: (id: string) => boolean, beforeCut?: (id: string) => boolean) =>
-      this.#uncut.empty
-        ? only
-        : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only, beforeCut)
+    const uncut = (only?: (id: string) => boolean) =>
+      this.#uncut.empty ? only : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only)
     if (own) {
       const q = packet.q ?? 0
       const atReturn = this.#cut.atReturn(q)
       // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
       const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
-      // One before the marker of a socket joined without it waits for its tail's places: an
-      // unsealed tail may lack it (see `Cut.cutAt`).
-      const beforeCut = packet.q === undefined ? undefined : (id: string) => this.#cut.beforeCut(id, q)
       // Each socket on its own: one that throws skips neither the cut's step nor the flush after it.
-      this.#broadcast(message, options, uncut(takes, beforeCut), takes, true, true)
+      this.#broadcast(message, options, uncut(takes), takes, true, true)
       this.#cut.back(packet.q)
       if (!this.#uncut.empty) this.#uncut.back(packet.q)
     } else {

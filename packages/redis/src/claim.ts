@@ -220,9 +220,6 @@ export class Claims {
                 tail: unsealedTail(this.#parts, parsed.snapshot, read.tail, places, joinedAt).tail,
               }
             this.#parts.uncut.read(parsed.snapshot.id, places, (node) => this.#parts.readPlaces.at(node))
-            // Joined before its marker came back: this node's own broadcasts before that marker
-            // that the tail lacks are this socket's when they come back (see `Cut.cutAt`).
-            if (places) this.#parts.cut.cutAt(parsed.snapshot.id, places.get(this.#parts.node))
           }
           return read
         } finally {

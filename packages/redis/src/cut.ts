@@ -1,5 +1,4 @@
 import { GivenUp } from './given-up.js'
-import type { Place } from './wire.js'
 
 /** A positioned socket. */
 interface Position {
@@ -47,9 +46,7 @@ interface Position {
  * to read, or while Redis had not run a marker it gave up on) positions the socket past its own
  * broadcasts PUBLISHed before the marker (`positionUntilBack` with `after`): they are before the
  * cut, the old node's. Once the marker is back, every own broadcast that comes back is after it
- * (`markerBack`). So too, once the tail is read, every one above the old node's place for this
- * node (`cutAt`): read unsealed, the tail lacks those, and nowhere else would the session get
- * them. Those that came back before then were held for that read (see uncut-sockets.ts).
+ * (`markerBack`).
  *
  * Redis delivers at most once: an own broadcast PUBLISHed while this node's subscriber was
  * reconnecting is taken by Redis and never comes back. After it resubscribed, the node
@@ -255,28 +252,6 @@ export class Cut {
   markerBack(id: string): void {
     const position = this.#positioned.get(id)
     if (position) position.from = 0
-  }
-
-  /**
-   * Whether own broadcast `q` is before the marker for `id`, joined before that marker came back
-   * (`positionUntilBack` with `after`): the old node's, unless its tail lacks it (see `cutAt`).
-   */
-  beforeCut(id: string, q: number): boolean {
-    const position = this.#positioned.get(id)
-    return position !== undefined && !position.handingOff && q <= position.from
-  }
-
-  /**
-   * The tail of `id`'s session was read, with the old node's place for this node (undefined when
-   * it read none of this node's): the own broadcasts above it, before the marker, are in no tail
-   * (it was not sealed yet, or they reached no socket there), and reach `id` when they come back.
-   * A place with ranges (this node's own, when it hands a session back to itself) is not gone by:
-   * those they leave out, below the marker, stay the old node's, as before.
-   */
-  cutAt(id: string, place: Place | undefined): void {
-    const position = this.#positioned.get(id)
-    if (!position || position.handingOff || (place && place.skipped.length > 0)) return
-    position.from = Math.min(position.from, place?.q ?? 0)
   }
 
   /**

@@ -10,11 +10,6 @@ interface Held {
   q: number | undefined
   message: BroadcastMessage
   options: BroadcastOptions
-  /**
-   * This node's own, PUBLISHed before the marker (see `Cut.beforeCut`): the old node's to
-   * deliver, and delivered here only when its tail came with places that do not hold it.
-   */
-  beforeCut?: boolean
 }
 
 /**
@@ -226,9 +221,7 @@ export class UncutSockets {
     socket.places = places && places.size > 0 ? new Map(places) : undefined
     for (const broadcast of held) {
       if ('settle' in broadcast) broadcast.settle(this.#passes(socket, broadcast.node, broadcast.q))
-      else if (
-        broadcast.beforeCut ? lacks(places, broadcast) : this.#passes(socket, broadcast.node, broadcast.q)
-      )
+      else if (this.#passes(socket, broadcast.node, broadcast.q))
         this.deliver(broadcast.message, broadcast.options, id)
     }
     // Every one held was read here: what is read from now on is above those places.
@@ -280,19 +273,9 @@ export class UncutSockets {
    * Narrows `only` (the sockets a broadcast reaches now): a socket joined without a cut takes it
    * now unless it is held, or is at or below the old node's place for its node.
    */
-  only(
-    broadcast: Held,
-    only: ((id: string) => boolean) | undefined,
-    beforeCut?: (id: string) => boolean,
-  ): (id: string) => boolean {
+  only(broadcast: Held, only: ((id: string) => boolean) | undefined): (id: string) => boolean {
     return (id) => {
-      if (only && !only(id)) {
-        // This node's own, before the marker: held all the same, for the tail to say whether
-        // the old node has it (an unsealed one may not).
-        const held = this.#sockets.get(id)?.held
-        if (held && beforeCut?.(id)) held.push({ ...broadcast, beforeCut: true })
-        return false
-      }
+      if (only && !only(id)) return false
       const socket = this.#sockets.get(id)
       if (!socket) return true
       if (socket.held) {
@@ -312,14 +295,4 @@ export class UncutSockets {
     const place = q === undefined ? undefined : socket.places?.get(node)
     return place === undefined || q === undefined || !holds(place, q)
   }
-}
-
-/**
- * Whether the old node's `places` say its tail lacks `broadcast` (one of this node's own before
- * the marker): not without places, where the old node's tail is taken to have it, as before.
- */
-function lacks(places: ReadonlyMap<string, Place> | undefined, broadcast: Held): boolean {
-  if (places === undefined || broadcast.q === undefined) return false
-  const place = places.get(broadcast.node)
-  return place === undefined || !holds(place, broadcast.q)
 }
