@@ -159,9 +159,24 @@ export const badge = (page: Page) => page.textContent('#transport')
 export const texts = (page: Page) =>
   page.$$eval('#messages li:not(.notice) .text', (items) => items.map((i) => i.textContent ?? ''))
 
-/** Waits until `n` people are listed. */
-export const waitForPeople = (page: Page, n: number) =>
-  page.waitForFunction((n) => document.querySelectorAll('#people li').length === n, n, { timeout: 10_000 })
+/**
+ * Waits until `n` people are listed; past its bound, says who was listed instead (a session left
+ * behind, or one missing, tell different stories).
+ */
+export async function waitForPeople(page: Page, n: number): Promise<void> {
+  try {
+    await page.waitForFunction((n) => document.querySelectorAll('#people li').length === n, n, {
+      timeout: 10_000,
+    })
+  } catch (error) {
+    const listed = await page
+      .$$eval('#people li', (items) => items.map((i) => i.textContent ?? ''))
+      .catch(() => ['(the page could not be read)'])
+    throw new Error(`${n} people expected on ${page.url()}, listed: ${JSON.stringify(listed)}`, {
+      cause: error,
+    })
+  }
+}
 
 /** Waits until `n` messages are shown, notices left out. */
 export const waitForMessages = (page: Page, n: number) =>
