@@ -9,7 +9,7 @@ import type { BroadcastReply } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { GHOST, haunt, published } from './ghost-node.js'
+import { GHOST, haunt, lapse, leaveMarked, published, sayLeft } from './ghost-node.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, message, to } from './handoff-support.js'
 import { rawRedis } from './raw-redis.js'
 
@@ -80,7 +80,7 @@ describe.skipIf(skipRedisSuites())(
       const { a, total, replies, changes } = await askedOfGhost(cluster)
 
       // Its record goes without a goodbye mark: a lapse, as a's next heartbeat reads it.
-      await raw.sendCommand(['DEL', `${cluster.prefix}:node:${GHOST}`])
+      await lapse(raw, cluster.prefix)
 
       expect(await within(total, 5000, "a's total")).toBe(1)
       await until(() => replies.length === 1, 5000, "b0's reply")
@@ -102,8 +102,7 @@ describe.skipIf(skipRedisSuites())(
       const { a, total, changes } = await askedOfGhost(cluster)
 
       // As a closing node's `stop()` does: the mark first, then the record removed.
-      await raw.sendCommand(['SET', `${cluster.prefix}:node:${GHOST}:left`, '1', 'PX', '60000'])
-      await raw.sendCommand(['DEL', `${cluster.prefix}:node:${GHOST}`])
+      await leaveMarked(raw, cluster.prefix)
 
       expect(await within(total, 5000, "a's total")).toBe(1)
       expect(changes.flatMap((change) => change.left)).toEqual([GHOST])
@@ -120,12 +119,8 @@ describe.skipIf(skipRedisSuites())(
       const { a, total, changes } = await askedOfGhost(cluster, 60_000)
 
       // As a closing node's `stop()` does: the record removed, then the goodbye said.
-      await raw.sendCommand(['DEL', `${cluster.prefix}:node:${GHOST}`])
-      await raw.sendCommand([
-        'PUBLISH',
-        `${cluster.prefix}:membership`,
-        JSON.stringify({ n: GHOST, k: 'left' }),
-      ])
+      await lapse(raw, cluster.prefix)
+      await sayLeft(raw, cluster.prefix)
 
       expect(await within(total, 5000, "a's total")).toBe(1)
       expect(changes.flatMap((change) => change.left)).toEqual([GHOST])
@@ -141,17 +136,13 @@ describe.skipIf(skipRedisSuites())(
       const { a, total, changes, id } = await askedOfGhost(cluster, undefined, true)
 
       // The ghost lapses; the other is still waited for, and the total with it.
-      await raw.sendCommand(['DEL', `${cluster.prefix}:node:${GHOST}`])
+      await lapse(raw, cluster.prefix)
       await until(() => changes.some((change) => change.lapsed.includes(GHOST)), 5000, 'the lapse read')
       // Alive after all, the ghost counts (none of its sockets took it); then the other says it
       // left: both on a's subscriber, in that order.
       const response = `${cluster.prefix}:response:${a.adapter.node}`
       await raw.sendCommand(['PUBLISH', response, JSON.stringify({ n: GHOST, id, k: 'count', c: 0 })])
-      await raw.sendCommand([
-        'PUBLISH',
-        `${cluster.prefix}:membership`,
-        JSON.stringify({ n: OTHER_GHOST, k: 'left' }),
-      ])
+      await sayLeft(raw, cluster.prefix, OTHER_GHOST)
 
       expect(await within(total, 5000, "a's total")).toBe(1)
       expect(changes.flatMap((change) => change.left)).toEqual([OTHER_GHOST])

@@ -17,3 +17,19 @@ export async function haunt(raw: RawRedis, prefix: string, id = GHOST): Promise<
 export function published(node: FakeNode, channel: string): string[][] {
   return node.commands.filter((args) => args[0] === 'PUBLISH' && args[1] === channel)
 }
+
+/** Ghost `id`'s record goes without a goodbye mark: a lapse, as the next heartbeat reads it. */
+export async function lapse(raw: RawRedis, prefix: string, id = GHOST): Promise<void> {
+  await raw.sendCommand(['DEL', `${prefix}:node:${id}`])
+}
+
+/** As a closing node's `stop()` does: the goodbye mark first, then the record removed. */
+export async function leaveMarked(raw: RawRedis, prefix: string, id = GHOST): Promise<void> {
+  await raw.sendCommand(['SET', `${prefix}:node:${id}:left`, '1', 'PX', '60000'])
+  await raw.sendCommand(['DEL', `${prefix}:node:${id}`])
+}
+
+/** Ghost `id` says it left on the membership channel (its record, if any, stays as it is). */
+export async function sayLeft(raw: RawRedis, prefix: string, id = GHOST): Promise<void> {
+  await raw.sendCommand(['PUBLISH', `${prefix}:membership`, JSON.stringify({ n: id, k: 'left' })])
+}

@@ -7,7 +7,7 @@ import type { NodesChange } from '@parley/redis'
 import { afterEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { GHOST, haunt, published } from './ghost-node.js'
+import { GHOST, haunt, lapse, leaveMarked, published, sayLeft } from './ghost-node.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, to } from './handoff-support.js'
 import { rawRedis } from './raw-redis.js'
 
@@ -57,7 +57,7 @@ describe.skipIf(skipRedisSuites())('a cluster query whose node drops out of the 
     const { a, fetched, changes } = await askedOfGhost(cluster)
 
     // Its record goes without a goodbye mark: a lapse, as a's next heartbeat reads it.
-    await raw.sendCommand(['DEL', `${cluster.prefix}:node:${GHOST}`])
+    await lapse(raw, cluster.prefix)
     const sockets = await within(fetched, 5000, "a's fetchSockets")
 
     expect(sockets.map((socket) => socket.id)).toEqual(['b0'])
@@ -78,8 +78,7 @@ describe.skipIf(skipRedisSuites())('a cluster query whose node drops out of the 
     const { a, fetched, changes } = await askedOfGhost(cluster)
 
     // As a closing node's `stop()` does: the mark first, then the record removed.
-    await raw.sendCommand(['SET', `${cluster.prefix}:node:${GHOST}:left`, '1', 'PX', '60000'])
-    await raw.sendCommand(['DEL', `${cluster.prefix}:node:${GHOST}`])
+    await leaveMarked(raw, cluster.prefix)
     const sockets = await within(fetched, 5000, "a's fetchSockets")
 
     expect(sockets.map((socket) => socket.id)).toEqual(['b0'])
@@ -97,12 +96,8 @@ describe.skipIf(skipRedisSuites())('a cluster query whose node drops out of the 
     const { a, fetched, changes } = await askedOfGhost(cluster, 60_000)
 
     // As a closing node's `stop()` does: the record removed, then the goodbye said.
-    await raw.sendCommand(['DEL', `${cluster.prefix}:node:${GHOST}`])
-    await raw.sendCommand([
-      'PUBLISH',
-      `${cluster.prefix}:membership`,
-      JSON.stringify({ n: GHOST, k: 'left' }),
-    ])
+    await lapse(raw, cluster.prefix)
+    await sayLeft(raw, cluster.prefix)
     const sockets = await within(fetched, 5000, "a's fetchSockets")
 
     expect(sockets.map((socket) => socket.id)).toEqual(['b0'])
