@@ -16,6 +16,7 @@ import type { ReadPlaces } from './places.js'
 import type { QueryParts } from './query.js'
 import { toReply } from './remote.js'
 import { BroadcastReplies } from './replies.js'
+import { shortReasons } from './short-reasons.js'
 import type { Losses } from './stats.js'
 import type { UncutSockets } from './uncut-sockets.js'
 import type { UnreadTakeovers } from './unread-takeovers.js'
@@ -106,20 +107,12 @@ export function broadcastAcross(
   const uncounted = (why?: string) => {
     if (saidShort) return
     saidShort = true
-    const reasons = why === undefined ? [] : [why]
-    if (lapsed.length > 0)
-      reasons.push(
-        `${lapsed.length} dropped out of the live set before counting their sockets, their heartbeat record lapsed without a goodbye: ${lapsed.join(', ')}`,
-      )
     const incompleteRequests = parts.losses.incomplete()
-    parts.warnings.warn(
-      'request',
-      `a broadcast with acks went uncounted by some nodes: ${reasons.join('; ')}`,
-      {
-        ...(lapsed.length > 0 && { lapsed: [...lapsed] }),
-        incompleteRequests,
-      },
-    )
+    const reasons = shortReasons(why, lapsed, 'counting their sockets')
+    parts.warnings.warn('request', `a broadcast with acks went uncounted by some nodes: ${reasons}`, {
+      ...(lapsed.length > 0 && { lapsed: [...lapsed] }),
+      incompleteRequests,
+    })
   }
   const replies = new BroadcastReplies(
     others,

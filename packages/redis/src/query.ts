@@ -11,6 +11,7 @@
 import { type Pending, type PendingRequests, requestId } from './pending.js'
 import type { Publisher } from './publish.js'
 import type { DistributiveOmit } from './remote.js'
+import { shortReasons } from './short-reasons.js'
 import type { Warnings } from './warnings.js'
 import type { QueryPacket, ResponsePacket } from './wire.js'
 
@@ -51,13 +52,9 @@ export function query(
     const incomplete = (why?: string) => {
       // The PUBLISH may be given up after the query's own timer ended it: counted once.
       if (!pending.has(id)) return
-      const reasons = why === undefined ? [] : [why]
-      if (lapsed.length > 0)
-        reasons.push(
-          `${lapsed.length} dropped out of the live set before answering, their heartbeat record lapsed without a goodbye: ${lapsed.join(', ')}`,
-        )
       const incompleteRequests = parts.incomplete()
-      warnings.warn('request', `a cluster query went unanswered by some nodes: ${reasons.join('; ')}`, {
+      const reasons = shortReasons(why, lapsed, 'answering')
+      warnings.warn('request', `a cluster query went unanswered by some nodes: ${reasons}`, {
         query: request.k,
         ...(lapsed.length > 0 && { lapsed: [...lapsed] }),
         incompleteRequests,
