@@ -89,6 +89,8 @@ export function broadcastAcross(
   let probeTimer: NodeJS.Timeout | undefined
   /** The caller's timeout: set once this node's sockets were asked (see below). */
   let timer: NodeJS.Timeout | undefined
+  /** Whether Redis took the request: until then, no other node could count. */
+  let taken = false
   const end = () => {
     clearTimeout(timer)
     clearTimeout(countTimer)
@@ -199,6 +201,14 @@ export function broadcastAcross(
       giveAskedNow?.()
       // Not back by now (a Redis that slow), the sockets being handed over are not asked.
       settleLocal()
+      // A node that has not counted by now may hold sockets that took it, which the total lacks:
+      // said as a count later than requestTimeout is (and once: `countsLate` ends with this).
+      if (!replies.expected && replies.uncounted > 0)
+        uncounted(
+          taken
+            ? `${replies.uncounted} did not count its sockets within the broadcast's own timeout of ${timeout} ms`
+            : `Redis did not answer its PUBLISH within the broadcast's own timeout of ${timeout} ms`,
+        )
       replies.stopWaiting()
       end()
     }, timeout)
@@ -359,6 +369,7 @@ export function broadcastAcross(
   /** Redis took the request (it answered the PUBLISH, or ran it late): the counts are due. */
   const waitForCounts = () => {
     if (!pending.has(id)) return
+    taken = true
     // The verdict waits one turn of the event loop: a count that reached this node in time is
     // read first, even when this node was held past the bound (a long pause, a loaded
     // machine), where the timer would otherwise run before the socket that holds it is read.
