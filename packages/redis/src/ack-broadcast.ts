@@ -9,7 +9,7 @@ import { askAtSeal } from './at-seal.js'
 import type { AskAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
 import { type AskWithAck, askHolding } from './held-questions.js'
-import { ANSWERS_REPLIED } from './nodes.js'
+import { ANSWERS_REPLIED, ASKS_ACKS_AGAIN } from './nodes.js'
 import type { OwnAcks } from './own-acks.js'
 import { requestId } from './pending.js'
 import type { ReadPlaces } from './places.js'
@@ -38,6 +38,8 @@ export type AckParts = Pick<
   readonly redisRun: () => string | undefined
   /** The version a live node's note gives (0 when it gives none): what it can be asked. */
   readonly version: (node: string) => number
+  /** The other live nodes now (see `Nodes.others`). */
+  readonly others: () => readonly string[]
   /** The sockets being handed over, and the count of this node's broadcasts. */
   readonly cut: Cut
   /** The sockets joined without a cut, which take this node's own when they come back too. */
@@ -136,6 +138,11 @@ export function broadcastAcross(
       else if (packet.k === 'replied')
         parts.losses.lostReplies(node, replies.replied(node, packet.all ? 'all' : packet.c))
     },
+    // Redis delivers a PUBLISH only to the connections subscribed as it runs it: a node whose
+    // subscriber was reconnecting then never had the request, nor this node the counts sent
+    // while its own was. Each says when it is subscribed again, and is asked again (see
+    // `askAgain`), within the same bound (`countsLate`).
+    heard: (node) => askAgain(node),
     // Not waited for any more. A node that said goodbye closed with its sockets: the total is
     // whole without it. One whose record lapsed may still hold sockets that took the broadcast,
     // which the total lacks: said with it, as a count that comes too late is.
@@ -330,15 +337,16 @@ export function broadcastAcross(
     t: Math.min(timeout, Number.MAX_SAFE_INTEGER),
     q,
   }
+  /** What is left of the caller's timeout now, rounded down: less left is safe. */
+  const left = () => Math.max(0, timeout - (performance.now() - timerStarted))
   // What is left of the caller's timeout as it leaves, and when it runs out on Redis' clock, so
   // that a node holding its count gives it before this node stops waiting, however long the
-  // request waits before Redis runs it (see sender-deadline.ts). Rounded down: less left is safe.
+  // request waits before Redis runs it (see sender-deadline.ts).
   if (timeout <= MAX_TIMER_MS) {
     const redisNow = parts.redisNow()
-    const left = Math.max(0, timeout - (performance.now() - timerStarted))
-    request.l = Math.floor(left)
+    request.l = Math.floor(left())
     if (redisNow !== undefined) {
-      request.d = Math.floor(redisNow + left)
+      request.d = Math.floor(redisNow + left())
       const run = parts.redisRun()
       if (run !== undefined) request.r = run
     }
@@ -366,10 +374,36 @@ export function broadcastAcross(
     uncounted(`${replies.uncounted} did not count its sockets within ${requestTimeout} ms`)
     replies.stopWaiting()
   }
+  /** The nodes heard subscribing again before Redis took the request (see `askAgain`). */
+  const heardEarly = new Set<string>()
+  /**
+   * Node `node` subscribed again (this node: its own subscriber did): each node whose count is
+   * still awaited among them is asked again, alone (`to`), the others ignoring it. One that had
+   * the request after all (it came right after its subscriber was back, or its count was what
+   * got lost) asks no socket twice, and gives its count again (see asked-here.ts). Heard before
+   * Redis took the request, it may have missed it all the same: asked again once Redis has. Not
+   * while a node of an earlier version is live, which would ask its sockets a second time. Not
+   * sent, it is not counted here: the count is late at its bound, as for a silent node.
+   */
+  const askAgain = (node: string) => {
+    if (replies.expected || !pending.has(id)) return
+    if (!taken) {
+      heardEarly.add(node)
+      return
+    }
+    const nodes = node === parts.node ? replies.awaited() : replies.awaits(node) ? [node] : []
+    if (nodes.length === 0) return
+    if (parts.others().some((other) => parts.version(other) < ASKS_ACKS_AGAIN)) return
+    // `l` as left now; `d`, a time on Redis' clock, stays as it was.
+    const again: RequestPacket = { ...request, ...(request.l !== undefined && { l: Math.floor(left()) }) }
+    for (const to of nodes) parts.publisher.publish(parts.channel, { ...again, to })
+  }
   /** Redis took the request (it answered the PUBLISH, or ran it late): the counts are due. */
   const waitForCounts = () => {
     if (!pending.has(id)) return
     taken = true
+    for (const node of heardEarly) askAgain(node)
+    heardEarly.clear()
     // The verdict waits one turn of the event loop: a count that reached this node in time is
     // read first, even when this node was held past the bound (a long pause, a loaded
     // machine), where the timer would otherwise run before the socket that holds it is read.

@@ -227,6 +227,7 @@ export class RedisAdapter implements Adapter {
       redisNow: () => this.#nodes.redisNow(),
       redisRun: () => this.#nodes.redisRun(),
       version: (node) => this.#nodes.note(node)?.v ?? 0,
+      others: () => this.#nodes.others(),
       cut: this.#cut,
       uncut: this.#uncut,
       unread: this.#unread,
@@ -250,6 +251,7 @@ export class RedisAdapter implements Adapter {
       roundTrip: () => this.#nodes.roundTrip,
       redisNow: () => this.#nodes.redisNow(),
       redisRun: () => this.#nodes.redisRun(),
+      requestTimeout: options.requestTimeout,
     })
     this.#sessions = new SessionOwners(this.#commands, prefix, this.node, this.#warnings)
     this.#handoffs = new HandOffStore(this.#commands, prefix, this.node, (err) =>
@@ -874,6 +876,11 @@ export class RedisAdapter implements Adapter {
       return
     }
     if (this.#closed) return
+    // Meant for another node alone: a query or a broadcast with acks asked again of it (see
+    // query.ts, ack-broadcast.ts), which this node had the first time (or sent), a handoff or a
+    // count of replies asked of it. Nothing of it is read here, its place neither: an old one,
+    // read with the first ask.
+    if (request.to !== undefined && request.to !== this.node) return
     // A broadcast with acks is kept in this node's places as a broadcast is (see places.ts): the
     // tails this node appends to say it asked their sessions what it reads from here on.
     const place = request.k === 'ack' ? request.q : undefined

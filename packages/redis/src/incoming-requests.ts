@@ -3,6 +3,7 @@
 // channel. The adapter reads and checks the request; this runs it on this node's sockets.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import { Answering } from './answering.js'
+import { AskedHere } from './asked-here.js'
 import { type AskWithAck, askHolding } from './held-questions.js'
 import { LostAnswers } from './lost-answers.js'
 import type { Publisher } from './publish.js'
@@ -47,6 +48,8 @@ export interface IncomingParts {
   readonly redisNow: () => number | undefined
   /** Which Redis server that clock is (see `Nodes.redisRun`). */
   readonly redisRun: () => string | undefined
+  /** How long `AskedHere` keeps an ask: a few times this, at least a minute. */
+  readonly requestTimeout: number
 }
 
 /** Runs other nodes' requests on this node and answers them. */
@@ -66,6 +69,8 @@ export class IncomingRequests {
   readonly #redisRun: () => string | undefined
   /** The replies this node still makes to other nodes' broadcasts with acks. */
   readonly #answering = new Answering()
+  /** The broadcasts with acks asked of this node's sockets lately: never twice (see asked-here.ts). */
+  readonly #asked: AskedHere
   /** Answers Redis could not take: said once per outage. */
   readonly #lost: LostAnswers
 
@@ -84,9 +89,13 @@ export class IncomingRequests {
     this.#redisNow = parts.redisNow
     this.#redisRun = parts.redisRun
     this.#lost = new LostAnswers(parts.warnings)
+    this.#asked = new AskedHere(parts.requestTimeout)
   }
 
-  /** Runs `request` of another node, well-formed and not this node's own, and answers it. */
+  /**
+   * Runs `request` of another node, well-formed, not this node's own and not meant for another
+   * node alone (its `to`, see `RedisAdapter`), and answers it.
+   */
   answer(request: RequestPacket | HandOffRequest | RepliedRequest): void {
     const channel = `${this.#prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) => {
@@ -119,8 +128,6 @@ export class IncomingRequests {
       )
       return
     }
-    // A query asked again of another node alone (see query.ts): this node answered it already.
-    if ('to' in request && request.to !== undefined && request.to !== this.#node) return
     const options = fromWireOptions(request.o)
     switch (request.k) {
       case 'fetch':
@@ -153,8 +160,17 @@ export class IncomingRequests {
           this.#malformed()
           return
         }
+        // Asked again (its sender heard this node, or itself, subscribe again): the sockets were
+        // asked already, and are not asked twice; the count, lost on its way perhaps, goes again
+        // (one still held goes once given, as for the first ask).
+        const asked = this.#asked.take(request.n, request.id)
+        if (!asked.first) {
+          if (asked.count !== undefined) respond({ k: 'count', c: asked.count })
+          return
+        }
         const message = remoteMessage(event.name, event.args)
         if (!fits(message, request.n, this.#sockets.maxPayload, this.#warnings)) {
+          this.#asked.counted(request.n, request.id, 0)
           respond({ k: 'count', c: 0 })
           return
         }
@@ -179,6 +195,7 @@ export class IncomingRequests {
           (count) => {
             given = true
             clearTimeout(answerBy)
+            this.#asked.counted(request.n, request.id, count)
             answering.counted(count)
             respond({ k: 'count', c: count })
           },

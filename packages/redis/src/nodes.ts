@@ -92,7 +92,9 @@ export interface NodeNote {
    * 1: it answers a handoff request that asks so (`a: true`) at once with `asked`, before it
    * hands the session off; a node that does not is not there. 2: it also answers a
    * `RepliedRequest` (how many replies to a broadcast with acks it made so far). 3: its goodbye
-   * mark lasts `GOODBYE_MARK_MS` (see `MARKS_A_DAY`).
+   * mark lasts `GOODBYE_MARK_MS` (see `MARKS_A_DAY`). 4: it ignores a broadcast with acks asked
+   * again of another node, and asks its sockets one asked of it again only once (see
+   * `ASKS_ACKS_AGAIN`).
    */
   v: number
   /**
@@ -178,7 +180,7 @@ export const GOODBYE_MARK_MS = ADDRESS_KEEP_MS
 export const stallClock = { now: (): number => Date.now() }
 
 /** The `v` this version publishes in its note. */
-export const NOTE_VERSION = 3
+export const NOTE_VERSION = 4
 
 /**
  * The first `v` whose nodes leave a goodbye mark of `GOODBYE_MARK_MS` themselves. A node of an
@@ -197,6 +199,13 @@ return 1
 
 /** The first `v` whose nodes answer a `RepliedRequest`: those of an earlier one are not asked. */
 export const ANSWERS_REPLIED = 2
+
+/**
+ * The first `v` whose nodes ignore a broadcast with acks asked again of another node (its `to`),
+ * and never ask their sockets one twice (see asked-here.ts). A node of an earlier one would run
+ * each such ask as a new one: no broadcast with acks is asked again while one is live.
+ */
+export const ASKS_ACKS_AGAIN = 4
 
 export interface NodesConfig {
   /** The adapter's commands: none sent while Redis is away or does not answer. */

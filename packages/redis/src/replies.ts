@@ -43,6 +43,11 @@ export class BroadcastReplies {
     return this.#waiting.size
   }
 
+  /** The nodes whose count is still awaited. */
+  awaited(): string[] {
+    return [...this.#waiting]
+  }
+
   /** Whether `node`'s count is still awaited. */
   awaits(node: string): boolean {
     return this.#waiting.has(node)

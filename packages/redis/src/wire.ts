@@ -134,6 +134,14 @@ export type RequestPacket =
        * known. Nodes of an earlier version neither send nor read it.
        */
       r?: string
+      /**
+       * Asked again of this node alone, its sender having heard it (or itself) subscribe again
+       * (see ack-broadcast.ts): the others ignore it, and `to` asks its sockets only if it did
+       * not already, else gives its count again (see asked-here.ts). Absent when asked of all.
+       * Only sent while every live node's note says `v` 4 or more: a node of an earlier version
+       * would ask its sockets a second time.
+       */
+      to?: string
     }
 
 /**
@@ -475,6 +483,7 @@ export function parseRequest(text: string): RequestPacket | HandOffRequest | Rep
       if (value.d !== undefined && !isTimeout(value.d)) return undefined
       if (value.r !== undefined && (typeof value.r !== 'string' || !/^[0-9a-f]{1,40}$/.test(value.r)))
         return undefined
+      if (value.to !== undefined && typeof value.to !== 'string') return undefined
       break
     default:
       return undefined

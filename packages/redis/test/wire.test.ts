@@ -63,6 +63,9 @@ describe('the messages between nodes', () => {
     const fetch = { n: 'a', id: '1', k: 'fetch', o: { r: [], x: [], v: false } }
     expect(parseRequest(JSON.stringify({ ...fetch, to: 'b' }))).toEqual({ ...fetch, to: 'b' })
     expect(parseRequest(JSON.stringify({ ...fetch, to: null }))).toBeUndefined()
+    // So does a broadcast with acks asked again of one node.
+    expect(parseRequest(JSON.stringify({ ...ack, to: 'b' }))).toEqual({ ...ack, to: 'b' })
+    expect(parseRequest(JSON.stringify({ ...ack, to: 1 }))).toBeUndefined()
     // Its count is optional (a sender of an earlier version sends none), and a count when given.
     expect(parseRequest(JSON.stringify({ ...ack, q: 4 }))).toEqual({ ...ack, q: 4 })
     expect(parseRequest(JSON.stringify({ ...ack, q: -1 }))).toBeUndefined()

@@ -1,0 +1,162 @@
+// Redis delivers a PUBLISH only to the connections subscribed as it runs it. A broadcast with
+// acks sent while another node's subscriber is reconnecting never reaches that node, and the
+// counts sent while the asking node's own subscriber is never reach the asker: either way the
+// total must still have that node's sockets once it hears again, not end short of them at
+// requestTimeout; and no socket may be asked twice, on a node that had the first ask after all.
+import type { BroadcastReply } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import type { TcpProxy } from '../../../test/support/tcp-proxy.js'
+import { until, within } from '../../server/test/helpers.js'
+import { GHOST, haunt } from './ghost-node.js'
+import { type FakeNode, handoffScenes, message, repliesAs, to } from './handoff-support.js'
+
+const scene = handoffScenes()
+
+/** Far longer than the test takes with every count in: a total given by then lacks one. */
+const REQUEST_TIMEOUT = 8000
+
+/** The broadcast's own timeout: longer still, so that only requestTimeout could end it short. */
+const TIMEOUT = 30_000
+
+/** The PUBLISHes `node` sent on `channel` so far. */
+function published(node: FakeNode, channel: string): string[][] {
+  return node.commands.filter((args) => args[0] === 'PUBLISH' && args[1] === channel)
+}
+
+/** The counts among them. */
+function counts(node: FakeNode, channel: string): string[][] {
+  return published(node, channel).filter(([, , text]) => text!.includes('"k":"count"'))
+}
+
+/** `node`'s subscriber, reaching Redis through `proxy`, is cut and cannot connect again. */
+async function deafen(node: FakeNode, proxy: TcpProxy): Promise<void> {
+  proxy.offline = true
+  await until(
+    () => node.warnings.some((w) => w.includes('subscriber connection') && w.endsWith('by itself')),
+    5000,
+    'the subscriber cut',
+  )
+}
+
+/** What `node` sent so far has run in Redis: its connection answered a PING sent after it. */
+async function ranInRedis(node: FakeNode): Promise<void> {
+  expect(await node.redis.sendCommand(['PING'])).toBe('PONG')
+}
+
+/** Socket `id` of `node`, in room `room`, replying with its id. */
+function inRoom(node: FakeNode, id: string) {
+  const socket = node.sockets.add(id)
+  node.adapter.addAll(id, [id, 'room'])
+  repliesAs(socket, id)
+  return socket
+}
+
+/** `a` asks room `room`, with acks; its total to come, and the replies as they come. */
+function ask(a: FakeNode) {
+  const replies: BroadcastReply[] = []
+  const total = new Promise<number>((counted) => {
+    a.adapter.broadcastWithAck(message('ask', [1]), to(['room']), TIMEOUT, counted, (reply) =>
+      replies.push(reply),
+    )
+  })
+  return { total, replies }
+}
+
+describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber that reconnects', () => {
+  it("counts a live node's sockets when that node's subscriber was reconnecting as it went out", async () => {
+    const { redis, proxy, cluster } = await scene()
+    const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
+    const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
+    const c = await cluster.node()
+    await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+    inRoom(a, 'a0')
+    const b0 = inRoom(b, 'b0')
+    const c0 = inRoom(c, 'c0')
+
+    // b's subscriber is down; b's own connection beats on, so b stays live to a.
+    await deafen(b, proxy)
+    const { total, replies } = ask(a)
+    await until(() => published(a, `${cluster.prefix}:request`).length === 1, 5000, "a's broadcast sent")
+    await ranInRedis(a)
+    expect(a.adapter.liveNodes).toContain(b.adapter.node)
+
+    // b hears again: a's broadcast, which it missed, reaches it, and the total is whole.
+    proxy.offline = false
+    expect(await within(total, REQUEST_TIMEOUT + 2000, "a's total")).toBe(3)
+    await until(() => replies.length === 3, 5000, 'the three replies')
+    expect(replies.map((reply) => (reply.ok ? reply.value : reply.error.code)).sort()).toEqual([
+      'a0',
+      'b0',
+      'c0',
+    ])
+    expect(a.adapter.stats.incompleteRequests).toBe(0)
+    expect(a.warnings.filter((w) => w.includes('broadcast with acks'))).toEqual([])
+    // Asked again of b alone: c, which had counted, is not asked twice, nor is its socket.
+    expect(b0.got).toEqual([1])
+    expect(c0.got).toEqual([1])
+    expect(counts(c, `${cluster.prefix}:response:${a.adapter.node}`)).toHaveLength(1)
+  })
+
+  it("counts the other nodes' sockets when the asking node's own subscriber was reconnecting as they counted, asking none twice", async () => {
+    const { redis, proxy, cluster } = await scene()
+    const a = await cluster.node(redis.url, {
+      requestTimeout: REQUEST_TIMEOUT,
+      subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}`,
+    })
+    const b = await cluster.node()
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    inRoom(a, 'a0')
+    const b0 = inRoom(b, 'b0')
+
+    // a's subscriber is down as b counts: the count is lost to a.
+    await deafen(a, proxy)
+    const { total } = ask(a)
+    const toA = `${cluster.prefix}:response:${a.adapter.node}`
+    await until(() => counts(b, toA).length === 1, 5000, "b's count sent")
+    await ranInRedis(b)
+
+    // a hears again and asks b again: b, which had the first ask, gives its count again, and
+    // does not ask its socket a second time.
+    proxy.offline = false
+    expect(await within(total, REQUEST_TIMEOUT + 2000, "a's total")).toBe(2)
+    expect(a.adapter.stats.incompleteRequests).toBe(0)
+    expect(counts(b, toA)).toHaveLength(2)
+    expect(b0.got).toEqual([1])
+  })
+
+  it('asks no node again while a node of an earlier version is live, which would ask its sockets twice', async () => {
+    const { redis, proxy, cluster } = await scene()
+    const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
+    const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
+    // A node whose record has no note beside it: of an earlier version, that would run an ask
+    // meant for b alone as one of its own. It never counts.
+    await haunt(a.redis, cluster.prefix)
+    await until(
+      () => a.adapter.liveNodes.includes(GHOST) && a.adapter.liveNodes.includes(b.adapter.node),
+      5000,
+      'b and the old node live to a',
+    )
+    inRoom(a, 'a0')
+    const b0 = inRoom(b, 'b0')
+
+    await deafen(b, proxy)
+    const { total } = ask(a)
+    const request = `${cluster.prefix}:request`
+    await until(() => published(a, request).length === 1, 5000, "a's broadcast sent")
+    await ranInRedis(a)
+
+    // b hears again, and says so to a; a asks nobody again, and its total lacks b's socket.
+    proxy.offline = false
+    const toA = `${cluster.prefix}:response:${a.adapter.node}`
+    await until(
+      () => published(b, toA).some(([, , text]) => text!.includes('"k":"resubscribed"')),
+      5000,
+      "b's note to a",
+    )
+    expect(await within(total, REQUEST_TIMEOUT + 2000, "a's total")).toBe(1)
+    expect(published(a, request)).toHaveLength(1)
+    expect(b0.got).toEqual([])
+    expect(a.adapter.stats.incompleteRequests).toBe(1)
+  })
+})
