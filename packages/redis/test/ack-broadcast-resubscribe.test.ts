@@ -125,6 +125,49 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber th
     expect(b0.got).toEqual([1])
   })
 
+  it('asks again a node heard subscribing again before Redis answered the PUBLISH of the request', async () => {
+    const { redis, proxy, cluster } = await scene()
+    const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
+    const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
+    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    inRoom(a, 'a0')
+    const b0 = inRoom(b, 'b0')
+    const request = `${cluster.prefix}:request`
+    // Redis runs a's request at once, but its answer reaches a only once let go.
+    let answer = () => {}
+    const answered = new Promise<void>((resolve) => {
+      answer = resolve
+    })
+    a.hold = (args) => {
+      if (args[0] !== 'PUBLISH' || args[1] !== request) return undefined
+      const ran = a.redis.sendCommand(args)
+      return answered.then(() => ran)
+    }
+
+    await deafen(b, proxy)
+    const { total } = ask(a)
+    await until(() => published(a, request).length === 1, 5000, "a's broadcast sent")
+    await ranInRedis(a)
+
+    // b hears again, and says so to a, before a knows that Redis took its request.
+    proxy.offline = false
+    const toA = `${cluster.prefix}:response:${a.adapter.node}`
+    await until(
+      () => published(b, toA).some(([, , text]) => text!.includes('"k":"resubscribed"')),
+      5000,
+      "b's note to a",
+    )
+    await ranInRedis(b)
+    // A message a cannot read, PUBLISHed after b's note: once a said so, it read the note.
+    await a.redis.sendCommand(['PUBLISH', toA, 'after the note'])
+    await until(() => a.warnings.some((w) => w.includes('malformed')), 5000, 'the note read by a')
+
+    answer()
+    expect(await within(total, REQUEST_TIMEOUT + 2000, "a's total")).toBe(2)
+    expect(a.adapter.stats.incompleteRequests).toBe(0)
+    expect(b0.got).toEqual([1])
+  })
+
   it('asks no node again while a node of an earlier version is live, which would ask its sockets twice', async () => {
     const { redis, proxy, cluster } = await scene()
     const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
