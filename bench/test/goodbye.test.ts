@@ -55,7 +55,7 @@ describe.each(cases)('%s (fetch %s)', (kind, fetch) => {
     expect(app?.parley.socketsCount).toBe(3)
     await within(Promise.all(clients.map((c) => c.close())), 10_000, 'the clients to close')
     expect(app?.parley.socketsCount).toBe(0)
-  })
+  }, 35_000)
 
   it('says goodbye after a POST still in flight, and the server ends the session', async () => {
     const { url, echoes } = await benchServer()
@@ -67,5 +67,5 @@ describe.each(cases)('%s (fetch %s)', (kind, fetch) => {
     await within(client.close(), 10_000, 'the client to close')
     expect(echoes.map((m) => m.id)).toEqual([1])
     expect(app?.parley.socketsCount).toBe(0)
-  })
+  }, 25_000)
 })

@@ -167,5 +167,6 @@ describe.skipIf(skipRedisSuites())('@parley/redis README: two nodes, no sticky s
       expect([[...got.slice(0, 2)].sort(), got.slice(2)]).toEqual([[1, 2], [3]])
       expect(await ann.emitWithAck('chat', 'still here')).toBe(true)
     },
+    65_000,
   )
 })

@@ -99,7 +99,7 @@ describe.skipIf(skipBrowserSuites())('the chat page in Chromium', () => {
     expect(await texts(ned)).toEqual(['before', 'during', 'after'])
     await closeTabs([mia, ned])
     await stopChat(chat.app)
-  })
+  }, 25_000)
 
   it('shows a message heard before the answer that the history left behind before the history', async () => {
     const store = new MemoryStore()

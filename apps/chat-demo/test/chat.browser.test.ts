@@ -686,5 +686,5 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
     expect(sockets.map((s) => (s.data as Partial<ChatData>).room)).toEqual(['help'])
     await closeTabs(page)
     await stopChat(chat.app)
-  })
+  }, 25_000)
 })

@@ -606,7 +606,7 @@ describe('chat server', () => {
     ])
     // Their sessions keep the names they had.
     expect((await join(ann, 'lobby')) as { people?: string[] }).toMatchObject({ people: ['Benedict', 'ann'] })
-  })
+  }, 40_000)
 
   it("keeps every room it makes within Parley's limit on room names", async () => {
     // Room names: ROOM_PATTERN takes at most Limits.roomName characters.

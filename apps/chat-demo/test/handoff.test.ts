@@ -276,5 +276,5 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     link.offline = false
     await expect.poll(() => c.app.parley.sockets.get(String(pim.id)), { timeout: 20_000 }).toBeDefined()
     await expect.poll(() => heard.at(-1), { timeout: 10_000 }).toEqual(['cy', 'dee', 'ona', 'pim'])
-  }, 40_000)
+  }, 55_000)
 })

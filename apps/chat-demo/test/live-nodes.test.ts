@@ -39,5 +39,5 @@ describe.skipIf(skipRedisSuites())("the people lists when the cluster's live nod
     // Back: node B sees node A again, and tells the lobby again, Ona in it.
     link.offline = false
     await expect.poll(() => heard.at(-1), { timeout: 20_000 }).toEqual(['ona', 'pim'])
-  }, 60_000)
+  }, 65_000)
 })

@@ -112,7 +112,7 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
     })
     expect(await texts(page)).toEqual(['before the outage'])
     expect(await bannerOf(page)).toBe('')
-  })
+  }, 40_000)
 
   it('keeps what is written while Redis is away, and sends it once and in order when it is back', async () => {
     const [ann, bob] = [await open('ann'), await open('bob')]
@@ -145,7 +145,7 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
     const cy = await open('cy')
     await expect.poll(() => texts(cy), { timeout: 10_000 }).toEqual(['first while away', 'second while away'])
     expect(await texts(bob)).toEqual(['first while away', 'second while away'])
-  })
+  }, 70_000)
 
   it('asks again after the wait ?storeRetry= gives while a join is refused', async () => {
     await redis.stop({ keepData: true })

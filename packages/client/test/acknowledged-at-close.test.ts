@@ -180,7 +180,7 @@ describe('a close without handoff, on websocket', () => {
     )
     await until(() => next2.length > 0, 5000, 'the late event at the next server')
     expect(next2).toEqual(['two'])
-  })
+  }, 40_000)
 })
 
 describe.each<TransportName>(['websocket', 'sse', 'polling'])(
@@ -234,6 +234,7 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])(
         await until(() => second.handled.length > 0, 5000, 'the late event at the next server')
         expect(second.handled).toEqual(['two'])
       },
+      40_000,
     )
 
     // Over SSE and polling the closing server still reads the session's POSTs on its transport
@@ -283,6 +284,6 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])(
       const lost = lines.filter((line) => line.msg.includes('still in the socket middleware'))
       expect(lost).toHaveLength(1)
       expect(lost[0]).toMatchObject({ events: 2, sessions: 1 })
-    })
+    }, 25_000)
   },
 )

@@ -431,7 +431,7 @@ describe.skipIf(skipBrowserSuites())('the browser bundle in Chromium', () => {
       echoed: 'again',
       transport: 'websocket',
     })
-  })
+  }, 25_000)
 
   it('polling: a page busy in a listener still gets the CLOSE of a server that closes meanwhile', async () => {
     const b = await backend()

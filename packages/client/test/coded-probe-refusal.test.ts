@@ -67,5 +67,5 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe refused
     // The refused probe's handshake and the resume's: none from polling in between.
     expect(streams).toBe(2)
     await bothOnce(socket, stage)
-  })
+  }, 25_000)
 })

@@ -250,7 +250,7 @@ describe('fallback within one connect attempt', () => {
     expect(second.transport).toBe('polling')
     await until(() => proxy.upgrades >= upgrades + 3, 5000, 'three probes')
     expect(proxy.streams).toBe(1)
-  })
+  }, 30_000)
 
   it.concurrent('probes an event stream again once its stall mark lapsed, on the same page', async (context) => {
     const test = own(context)
@@ -347,7 +347,7 @@ describe('fallback within one connect attempt', () => {
     expect(second.transport).toBe('polling')
     await until(() => proxy.upgrades >= upgrades + 3, 5000, 'three probes')
     expect(proxy.streams).toBe(2)
-  })
+  }, 30_000)
 
   it('starts on the remembered transport next time', async () => {
     await setup()
@@ -478,7 +478,7 @@ describe('moving between transports mid-session', () => {
     await new Promise((r) => setTimeout(r, 100))
     expect(got.length).toBe(30)
     for (let n = 0; n < 30; n++) expect(got[n] === long(n), `message ${n}`).toBe(true)
-  })
+  }, 35_000)
 
   it.concurrent('steps down from SSE to polling when the stream is cut, losing nothing', async (context) => {
     const test = own(context)
@@ -756,7 +756,7 @@ describe('moving between transports mid-session', () => {
     proxy!.cut('all')
     await until(() => reasons.length > 0, 5000, 'the session down')
     expect(reasons).toEqual(['transport close'])
-  })
+  }, 30_000)
 
   it('resumes after a network cut and gets what the server sent meanwhile, once, in order', async () => {
     const { sockets } = await setup()

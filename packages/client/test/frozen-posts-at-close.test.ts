@@ -92,6 +92,6 @@ describe.each(['polling', 'sse'] as const)(
       expect(said).toEqual([`${transport} -> ${transport} (resume)`])
       expect(c.recovered).toBe(true)
       await closing
-    })
+    }, 30_000)
   },
 )

@@ -116,4 +116,4 @@ it.concurrent('says a frozen resume’s unanswered upgrade waited a share of the
   expect(errors[1]!.message).toMatch(
     /^no upgrade from ws:\/\/127\.0\.0\.1:\d+\/parley\/ws within 1200 ms \(its share of the server's pingTimeout\)$/,
   )
-})
+}, 25_000)

@@ -70,6 +70,6 @@ describe.each<TransportName>(['sse', 'polling'])(
       expect(reasons[0]).toBe('invalid packet')
       const twice = [...handled].filter(([, count]) => count > 1).map(([n]) => n)
       expect(twice).toEqual([])
-    })
+    }, 40_000)
   },
 )

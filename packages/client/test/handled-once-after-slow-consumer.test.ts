@@ -63,6 +63,6 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])(
       expect(reasons[0]).toBe('slow consumer')
       const twice = [...handled].filter(([, count]) => count > 1).map(([n]) => n)
       expect(twice).toEqual([])
-    })
+    }, 35_000)
   },
 )

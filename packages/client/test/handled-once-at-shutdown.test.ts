@@ -61,5 +61,6 @@ describe.each<TransportName>(['websocket', 'sse', 'polling'])('a shutdown mid-st
       const twice = [...handled].filter(([, count]) => count > 1).map(([n]) => n)
       expect(twice).toEqual([])
     },
+    40_000,
   )
 })

@@ -54,41 +54,45 @@ describe.each([
   ['after the server gave up on it', SHORT_WAIT, ['PARLEY_TRANSPORT_MISMATCH']],
   ['past the first heartbeat, within the wait for it', HEARTBEAT, []],
 ] as const)('a resume whose first GET comes %s', (_, options, refusals) => {
-  it.each(['polling', 'sse'] as const)('over %s: resumed, no disconnect', async (transport) => {
-    let peer: ServerSocket | undefined
-    const server = await startServer((app) => {
-      parleyOf(app).on('connection', (socket) => {
-        peer = socket
-      })
-    }, options)
-    const net = network()
-    const socket = client(server.url, { transports: [transport], fetch: net.fetch, connectTimeout: 3000 })
-    const disconnects: string[] = []
-    const refused: string[] = []
-    socket.on('disconnect', (reason: string) => disconnects.push(reason))
-    socket.on('transport_error', (_t: string, error: { code: string }) => refused.push(error.code))
-    const got: number[] = []
-    socket.on('news', (n: number) => got.push(n))
-    await next(socket, 'connect')
-    await until(() => peer !== undefined)
-    const id = socket.id
-    peer!.emit('news', 1)
-    await until(() => got.length === 1)
+  it.each(['polling', 'sse'] as const)(
+    'over %s: resumed, no disconnect',
+    async (transport) => {
+      let peer: ServerSocket | undefined
+      const server = await startServer((app) => {
+        parleyOf(app).on('connection', (socket) => {
+          peer = socket
+        })
+      }, options)
+      const net = network()
+      const socket = client(server.url, { transports: [transport], fetch: net.fetch, connectTimeout: 3000 })
+      const disconnects: string[] = []
+      const refused: string[] = []
+      socket.on('disconnect', (reason: string) => disconnects.push(reason))
+      socket.on('transport_error', (_t: string, error: { code: string }) => refused.push(error.code))
+      const got: number[] = []
+      socket.on('news', (n: number) => got.push(n))
+      await next(socket, 'connect')
+      await until(() => peer !== undefined)
+      const id = socket.id
+      peer!.emit('news', 1)
+      await until(() => got.length === 1)
 
-    net.cut()
-    await until(() => net.held() === 1, 3000, 'the held-back OPEN')
-    peer!.emit('news', 2)
-    // Past the server's wait, the first GET is refused, the session detached, alive: the client
-    // says HELLO again. Within it, the GET is taken.
-    const mismatches = () => refused.filter((code) => code === 'PARLEY_TRANSPORT_MISMATCH')
-    if (refusals.length > 0) await until(() => mismatches().length > 0, 3000, 'the late GET refused')
-    await until(() => socket.connected && got.length === 2, 3000, 'resumed')
-    peer!.emit('news', 3)
-    await until(() => got.length === 3, 3000, 'after the resume')
-    expect(got).toEqual([1, 2, 3])
-    expect(socket.id).toBe(id)
-    expect(socket.recovered).toBe(true)
-    expect(disconnects).toEqual([])
-    expect(mismatches()).toEqual(refusals)
-  })
+      net.cut()
+      await until(() => net.held() === 1, 3000, 'the held-back OPEN')
+      peer!.emit('news', 2)
+      // Past the server's wait, the first GET is refused, the session detached, alive: the client
+      // says HELLO again. Within it, the GET is taken.
+      const mismatches = () => refused.filter((code) => code === 'PARLEY_TRANSPORT_MISMATCH')
+      if (refusals.length > 0) await until(() => mismatches().length > 0, 3000, 'the late GET refused')
+      await until(() => socket.connected && got.length === 2, 3000, 'resumed')
+      peer!.emit('news', 3)
+      await until(() => got.length === 3, 3000, 'after the resume')
+      expect(got).toEqual([1, 2, 3])
+      expect(socket.id).toBe(id)
+      expect(socket.recovered).toBe(true)
+      expect(disconnects).toEqual([])
+      expect(mismatches()).toEqual(refusals)
+    },
+    30_000,
+  )
 })

@@ -111,7 +111,7 @@ describe.each(['polling', 'sse'] as const)('a live session in the drain of app.c
     expect(said).toEqual([`${transport} -> ${transport} (resume)`])
     expect(c.recovered).toBe(true)
     await closing
-  })
+  }, 30_000)
 
   it("ends with its client's goodbye, 'client disconnect', and leaves no snapshot behind", async () => {
     const { cluster, a, ended, posts, client, closeA } = await twoNodes()

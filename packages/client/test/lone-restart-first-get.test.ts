@@ -92,6 +92,6 @@ describe.each(['polling', 'sse'] as const)(
       expect(said).toEqual([`${transport} -> ${transport} (resume)`])
       expect(c.recovered).toBe(true)
       expect(connects).toBe(1)
-    })
+    }, 45_000)
   },
 )

@@ -81,7 +81,7 @@ describe.concurrent.each(TRANSPORTS)('a transport lost after it was up, over %s'
     expect(atServer).toEqual([0, 1, 2, 3])
     expect(socket.recovered).toBe(true)
     expect(peers).toHaveLength(1)
-  })
+  }, 40_000)
 })
 
 describe.concurrent('a transport lost, whenever it is lost', () => {
@@ -99,7 +99,7 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
       'connect_error:PARLEY_TRANSPORT_ERROR',
       'transport:resume:websocket',
     ])
-  })
+  }, 30_000)
 
   it('says the heartbeat timed out (details.timeout) on a link that froze', async (context) => {
     const test = own(context)
@@ -121,7 +121,7 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
     expect(log).toEqual(['transport_error:websocket:PARLEY_TRANSPORT_ERROR', 'transport:resume:websocket'])
     // pingInterval + pingTimeout: the silence the client allows the server.
     expect(errors[0]!.details).toEqual({ timeout: 2200 })
-  })
+  }, 25_000)
 
   it('says why before the disconnect of a session that cannot resume', async (context) => {
     const test = own(context)
@@ -148,7 +148,7 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
     ])
     expect(errors[0]!.message).toMatch(/closed \(1006/)
     expect(socket.active).toBe(false)
-  })
+  }, 30_000)
 
   it('leaves its listener a client that is not connected, which disconnect() stops', async (context) => {
     const test = own(context)
@@ -172,7 +172,7 @@ describe.concurrent('a transport lost, whenever it is lost', () => {
     expect(connected).toEqual([false])
     expect(socket.active).toBe(false)
     expect(peers).toHaveLength(1)
-  })
+  }, 30_000)
 })
 
 // A first handshake held past the helper's connectTimeout (800 ms) on a loaded machine is an
@@ -191,7 +191,7 @@ describe.concurrent('no transport_error', () => {
     await until(() => log.includes('disconnect:server disconnect'), 3000, 'the disconnect')
     await sleep(300)
     expect(log).toEqual(['transport:upgrade:websocket', 'disconnect:server disconnect'])
-  })
+  }, 35_000)
 
   it('for disconnect()', async (context) => {
     const test = own(context)

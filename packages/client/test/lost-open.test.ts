@@ -85,7 +85,7 @@ describe.concurrent.each([
     expect(await socket.timeout(3000).emitWithAck('echo', 7)).toBe(7)
     expect(ended.has(kept.id)).toBe(false)
     expect(sockets).toHaveLength(2)
-  })
+  }, 30_000)
 
   it('keeps the session of a client whose first GET comes late, within the bound', async (context) => {
     const test = own(context)
@@ -115,5 +115,5 @@ describe.concurrent.each([
     expect(await socket.timeout(3000).emitWithAck('echo', 1)).toBe(1)
     expect(socket.id).toBe(mine.id)
     expect([...parleyOf(server.app).sockets.keys()]).toEqual([mine.id])
-  })
+  }, 25_000)
 })

@@ -73,4 +73,4 @@ it('a transport left for a probe before it was up for STABLE_MS does not reset t
     'polling -> polling (resume)',
   ])
   expect(attempts[0]).toBe(4)
-})
+}, 40_000)

@@ -71,40 +71,44 @@ describe('trusted by NODE_EXTRA_CA_CERTS', () => {
 })
 
 describe('trusted in code: the WebSocket and fetch options', () => {
-  it.each(transports)('connects over %s, events and acks both ways', async (transport) => {
-    const url = await tlsServer()
-    const ca = readFileSync(certificate)
-    class TrustingWebSocket extends WebSocket {
-      constructor(address: string, protocols?: string | string[]) {
-        super(address, protocols, { ca })
+  it.each(transports)(
+    'connects over %s, events and acks both ways',
+    async (transport) => {
+      const url = await tlsServer()
+      const ca = readFileSync(certificate)
+      class TrustingWebSocket extends WebSocket {
+        constructor(address: string, protocols?: string | string[]) {
+          super(address, protocols, { ca })
+        }
       }
-    }
-    const dispatcher = new Agent({ connect: { ca } })
-    const socket: Socket = connect(url, {
-      transports: [transport],
-      reconnection: false,
-      WebSocket: TrustingWebSocket,
-      fetch: (input, init) => fetch(input, { ...init, dispatcher } as RequestInit),
-    })
-    closes.push(async () => {
-      socket.disconnect()
-      await dispatcher.close()
-    })
-    socket.on('ask', (question: string, ack: (answer: string) => void) => ack(`answer ${question}`))
-    const news = new Promise<unknown>((resolve) => socket.once('news', resolve))
-    const thanks = new Promise<unknown>((resolve) => socket.once('thanks', resolve))
-    const errors: string[] = []
-    socket.on('transport_error', (_name: string, error: Error) => errors.push(error.message))
-    await within(new Promise<void>((resolve) => socket.once('connect', () => resolve())), 5000, 'connected')
-    const reply = await within(socket.emitWithAck('echo', 'hi'), 5000, 'the reply')
-    expect({
-      transport: socket.transport,
-      reply,
-      news: await within(news, 5000, 'the news'),
-      thanks: await within(thanks, 5000, 'the thanks'),
-      errors,
-    }).toEqual({ transport, reply: 'echo hi', news: 'fresh', thanks: 'answer q', errors: [] })
-  })
+      const dispatcher = new Agent({ connect: { ca } })
+      const socket: Socket = connect(url, {
+        transports: [transport],
+        reconnection: false,
+        WebSocket: TrustingWebSocket,
+        fetch: (input, init) => fetch(input, { ...init, dispatcher } as RequestInit),
+      })
+      closes.push(async () => {
+        socket.disconnect()
+        await dispatcher.close()
+      })
+      socket.on('ask', (question: string, ack: (answer: string) => void) => ack(`answer ${question}`))
+      const news = new Promise<unknown>((resolve) => socket.once('news', resolve))
+      const thanks = new Promise<unknown>((resolve) => socket.once('thanks', resolve))
+      const errors: string[] = []
+      socket.on('transport_error', (_name: string, error: Error) => errors.push(error.message))
+      await within(new Promise<void>((resolve) => socket.once('connect', () => resolve())), 5000, 'connected')
+      const reply = await within(socket.emitWithAck('echo', 'hi'), 5000, 'the reply')
+      expect({
+        transport: socket.transport,
+        reply,
+        news: await within(news, 5000, 'the news'),
+        thanks: await within(thanks, 5000, 'the thanks'),
+        errors,
+      }).toEqual({ transport, reply: 'echo hi', news: 'fresh', thanks: 'answer q', errors: [] })
+    },
+    25_000,
+  )
 })
 
 describe('an h2c server (HTTP/2 in clear, no HTTP/1.1 beside)', () => {

@@ -78,5 +78,6 @@ describe('the client under a prefix with a parameter', () => {
       expect(tenants.length).toBeGreaterThan(2)
       expect(new Set(tenants)).toEqual(new Set(['acme']))
     },
+    30_000,
   )
 })

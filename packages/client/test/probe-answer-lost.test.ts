@@ -157,6 +157,6 @@ describe.each(cases)(
       // One session throughout.
       expect(sockets).toHaveLength(sessions)
       expect(socket.recovered).toBe(true)
-    })
+    }, 35_000)
   },
 )

@@ -72,4 +72,4 @@ it('ends the wait of a probe whose auth hangs when the transport is lost, and cl
   expect([now, before, why]).toEqual(['websocket', 'polling', 'upgrade'])
   // The WebSocket in use, and no other: the dropped probe's transport is not held.
   expect(await liveWebSocketTransports()).toBe(1)
-})
+}, 25_000)

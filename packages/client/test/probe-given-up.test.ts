@@ -33,4 +33,4 @@ it('climbs to an event stream whose probe it gave up while the first bytes were 
   // stall marked for the probe given up held every probe back for FIRST_STALL_TTL.
   proxy.sse = 'pass'
   await until(() => socket.transport === 'sse', 5000, 'the climb to the event stream')
-}, 20_000)
+}, 30_000)

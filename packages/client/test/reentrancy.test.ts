@@ -114,7 +114,7 @@ describe.each(TRANSPORTS)('disconnect() from a listener of a new connection, ove
     await until(() => seen.includes('disconnect:client disconnect'), 8000, 'the second disconnect')
     await sleep(200)
     expect(seen).toEqual(['disconnect:transport close', 'connect', 'disconnect:client disconnect'])
-  })
+  }, 25_000)
 })
 
 describe.each(TRANSPORTS)('connect() from a listener, over %s', (transport) => {

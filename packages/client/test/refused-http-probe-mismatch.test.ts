@@ -79,5 +79,5 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after an SSE probe that co
       'polling -> polling (resume)',
     ])
     await bothOnce(socket, stage)
-  })
+  }, 25_000)
 })

@@ -44,5 +44,5 @@ describe('a request refused PARLEY_TRANSPORT_MISMATCH after a WebSocket probe re
       'sse -> polling (downgrade)',
     ])
     await bothOnce(socket, stage)
-  })
+  }, 25_000)
 })

@@ -44,5 +44,5 @@ describe.concurrent.each(['sse', 'polling'] as const)('a resume over %s', (trans
     expect(socket.recovered).toBe(true)
     expect(atServer).toEqual([1])
     expect(peers).toHaveLength(1)
-  })
+  }, 35_000)
 })

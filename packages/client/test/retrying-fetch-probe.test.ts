@@ -102,5 +102,5 @@ describe('an SSE probe whose retrying fetch rejects with its last try refused, t
     expect(received).toEqual([0, 1])
     expect(peers).toHaveLength(1)
     expect(socket.recovered).toBe(true)
-  })
+  }, 30_000)
 })

@@ -108,7 +108,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
       ends: [],
     })
     expect(seen.errors).toHaveLength(1)
-  })
+  }, 30_000)
 
   it('drops an unnumbered packet it must refuse, and tells the application', async () => {
     const { server, parley, sockets } = await serve()
@@ -157,7 +157,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(atServer).toEqual([0, 1, 2, 3, 4, 5])
     expect(ends).toEqual([])
     expect(sockets).toHaveLength(1)
-  })
+  }, 35_000)
 
   it('hears why its session ended while it was away, and does not start another after a server disconnect', async () => {
     const { server, sockets } = await serve()
@@ -179,7 +179,7 @@ describe.each(TRANSPORTS)('over %s', (transport) => {
     expect(errors.at(-1)).toMatchObject({ code: ErrorCode.DISCONNECTED })
     await until(() => !socket.active, 3000, 'the client to stop')
     expect(sockets).toHaveLength(1)
-  })
+  }, 30_000)
 
   it('learns the reason its session ended from the answer to its resume (slow consumer)', async () => {
     const { server, sockets } = await serve({ maxBufferedBytes: 200_000, highWaterMark: 100_000 })
@@ -372,7 +372,7 @@ describe.concurrent.each(TRANSPORTS)('over %s, when the link is lost', (transpor
     expect(await echoed).toEqual(['still here'])
     expect(ends).toEqual([])
     expect(sockets).toHaveLength(1)
-  })
+  }, 25_000)
 
   it('never sends a request again into a new session once its answer came, though its ACK never did', async (context) => {
     const test = own(context)

@@ -101,7 +101,7 @@ describe('a handshake middleware slow once on a resume', () => {
     expect(timeouts).toEqual([])
     expect(socket.recovered).toBe(true)
     expect(socket.transport).toBe('websocket')
-  })
+  }, 25_000)
 })
 
 describe('a handshake middleware slow once on an upgrade probe', () => {
@@ -137,7 +137,7 @@ describe('a handshake middleware slow once on an upgrade probe', () => {
       details: { middleware: true, transport: 'websocket' },
     })
     expect(socket.recovered).toBe(true)
-  })
+  }, 25_000)
 })
 
 describe.each([[['websocket', 'sse', 'polling']], [['sse', 'polling']]] as TransportName[][][])(

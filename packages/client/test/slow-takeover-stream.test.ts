@@ -95,5 +95,5 @@ describe.each([
     expect(
       [...stalls.values()].flatMap((kept) => kept.split('|')[2]?.split(',') ?? []).filter(Boolean),
     ).toEqual([])
-  })
+  }, 30_000)
 })

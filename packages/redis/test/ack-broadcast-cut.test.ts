@@ -57,7 +57,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     await aHold.runAll()
     expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from a'] })
     expect(asked).toEqual(['from a'])
-  })
+  }, 30_000)
 
   it('asks the socket once when the old node gave its request up and Redis runs it after the marker', async () => {
     // a's request waits past a's requestTimeout (given up); b's marker waits until then.
@@ -75,7 +75,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     await aHold.runAll()
     expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from a'] })
     expect(asked).toEqual(['from a'])
-  })
+  }, 30_000)
 
   it('asks the socket once when the claimer sends it before its marker came back', async () => {
     // b's marker waits, and b's request behind it: Redis runs the marker first.
@@ -88,7 +88,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     await until(joinedOn(b, id), 5000, 'the session joined on b')
     expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from b'] })
     expect(asked).toEqual(['from b'])
-  })
+  }, 30_000)
 
   it('asks the socket once when a third node’s request reaches the old node before the marker', async () => {
     const bHold = heldBack(isMarker, () => false)
@@ -105,5 +105,5 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks that races a claim', (
     expect(await within(outcome, 8000, 'the outcome')).toEqual({ replies: ['yes from c'] })
     await until(() => asked.length > 0, 3000, 'the question at the client')
     expect(asked).toEqual(['from c'])
-  })
+  }, 30_000)
 })

@@ -74,5 +74,5 @@ describe.skipIf(skipRedisSuites())('answers a node could not send', () => {
     const said = b.warned.filter(({ message }) => message.includes(LOST))
     expect(said.map(({ details }) => details.times)).toEqual([1, 1])
     expect(said[1]).toEqual(firstOutage[0])
-  })
+  }, 30_000)
 })

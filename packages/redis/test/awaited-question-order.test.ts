@@ -107,6 +107,6 @@ describe.skipIf(skipRedisSuites())(
       expect(one.got).toEqual(['ask 2'])
       expect(two.got).toEqual(['room 1', 'ask 2'])
       expect(one.client.recovered && two.client.recovered).toBe(true)
-    })
+    }, 45_000)
   },
 )

@@ -100,7 +100,7 @@ describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
     } finally {
       await raw.sendCommand(['CLIENT', 'UNPAUSE'])
     }
-  })
+  }, 25_000)
 
   it('an owner record written late, after the handshake went on without it, never names the node a session moved from', async () => {
     const raw = await rawRedis(suite.redis.url, cleanups)

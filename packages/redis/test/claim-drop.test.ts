@@ -70,5 +70,5 @@ describe.skipIf(skipRedisSuites())('a claim whose connection to Redis drops', ()
     expect(b.warnings).toContain(
       '@parley/redis: a claim got no answer from Redis; it is taken back once Redis answers, and the client tries again',
     )
-  })
+  }, 35_000)
 })

@@ -120,6 +120,6 @@ describe.skipIf(skipRedisSuites())(
       expect(c.connected).toBe(true)
       expect(c.recovered).toBe(true)
       expect(b.restored[0]!.id).toBe(onA.id)
-    })
+    }, 30_000)
   },
 )

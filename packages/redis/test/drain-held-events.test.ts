@@ -159,7 +159,7 @@ describe.skipIf(skipRedisSuites())(
       expect(a.handled).toEqual([1, 2, 3])
       expect(b.handled).toEqual([])
       expect(a.logs.filter((line) => line.events !== undefined)).toEqual([])
-    })
+    }, 35_000)
 
     it('runs them all the same when the take-back is not answered in time, and warns how many', async () => {
       let open = () => {}
@@ -182,6 +182,6 @@ describe.skipIf(skipRedisSuites())(
       await sleep(200)
       expect(b.handled).toEqual([])
       expect(a.logs.filter((line) => line.events !== undefined)).toMatchObject([{ events: 3, sessions: 1 }])
-    })
+    }, 25_000)
   },
 )

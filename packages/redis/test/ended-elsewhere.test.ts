@@ -105,6 +105,7 @@ describe.skipIf(skipRedisSuites())('a resume of a session that ended on another 
         client.disconnect()
       }
     },
+    35_000,
   )
 
   it('keeps the CLOSE and the ACK for every node, and answers nothing known while Redis is away', async () => {

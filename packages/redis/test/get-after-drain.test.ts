@@ -117,6 +117,7 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
       expect(c.recovered).toBe(true)
       expect(b.connections).toHaveLength(0)
     },
+    30_000,
   )
 
   it.each(['polling', 'sse'] as const)(

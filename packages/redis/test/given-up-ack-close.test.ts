@@ -85,5 +85,5 @@ describe.skipIf(skipRedisSuites())('an own broadcast with acks given up unanswer
     expect(intervals.left()).toBeGreaterThan(0)
     await within(a.adapter.close(), 10_000, "a's close")
     expect(intervals.left()).toBe(0)
-  })
+  }, 25_000)
 })

@@ -137,5 +137,5 @@ describe.skipIf(skipRedisSuites())('a plain broadcast given up while its session
     // The first never ran: nothing told a in time, which cannot deliver it without risking it
     // twice.
     expect(got).toEqual(['two', 'three'])
-  })
+  }, 30_000)
 })

@@ -80,5 +80,5 @@ describe.skipIf(skipRedisSuites())('an own broadcast given up while a socket tak
       release?.()
       spy.mockRestore()
     }
-  })
+  }, 35_000)
 })

@@ -132,5 +132,5 @@ describe.skipIf(skipRedisSuites())('ack ids across a handoff over Redis', () => 
     expect(c.id).toBe(id)
     expect(events).toEqual(['connect'])
     await drained
-  })
+  }, 30_000)
 })

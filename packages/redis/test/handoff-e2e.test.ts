@@ -180,7 +180,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
           expect(s.rooms.has('room')).toBe(true)
         }
       }
-    })
+    }, 50_000)
   }
 
   it('takes a lone node’s session over after its restart as a restart, not as a claim too late', async () => {
@@ -202,7 +202,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
     // Logged as a restart: no advice to raise handoff.timeout, which could not have helped.
     expect(next.warnings.filter((line) => line.includes('handoff.timeout'))).toEqual([])
     expect(next.warnings.filter((line) => line.includes('claimed after a restart'))).toHaveLength(1)
-  })
+  }, 30_000)
 
   /** Two nodes behind the proxy, and a WebSocket client (not connected yet) through it. */
   async function twoNodesAndClient() {
@@ -260,7 +260,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff over Redis', () => {
     expect(moved.data).toEqual({ nick: 'n1' })
     expect(moved.rooms.has('room')).toBe(true)
     expect(owner.started.app.parley.sockets.size).toBe(0)
-  })
+  }, 30_000)
 
   it('moves a session in the rooms that joins and leaves made after its snapshot leave it in', async () => {
     const { list, proxy, c } = await twoNodesAndClient()

@@ -356,7 +356,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
     waits.stop()
     expect(waits).toMatchObject({ began: 2, ranOut: 0 })
     await sealHeld.runAll()
-  })
+  }, 25_000)
 
   it('gives the claim back within its bounds when Redis stops answering after the claim, the old node gone from the live set', async () => {
     const own = await startRedis()
@@ -597,7 +597,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: goodbyes and Redis away'
       await restarted.close()
       await own.stop()
     }
-  })
+  }, 30_000)
 
   it('queues the appends of a drain while Redis does not answer, and writes them in one batch once it does: the tail is whole', async () => {
     const own = await startRedis()

@@ -211,7 +211,7 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
     expect(outcomes).toEqual(['tail: reply to tail'])
     await within(drained, 10_000, 'the drain')
     expect(nodes.flatMap((n) => n.warnings)).toEqual([])
-  })
+  }, 35_000)
 
   it('takes a reply sent back only from the node that took the session over', async () => {
     const outcomes: string[] = []
@@ -287,6 +287,7 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
         ])
       await within(drained, 10_000, 'the drain, with nothing left to wait for')
     },
+    30_000,
   )
 
   it('sends the client’s replies two moves on back to the first node, through the second, and its own to itself', async () => {
@@ -344,7 +345,7 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
     // c's own with its own reply, never with one of a's: c sent those to b, which sent them on.
     expect(outcomes.sort()).toEqual(['a1: reply to a1', 'a2: reply to a2', 'c: reply to c'])
     expect(nodes.flatMap((n) => n.warnings)).toEqual([])
-  })
+  }, 30_000)
 
   it('drops a reply to a question the old node gave up on, and settles the next one', async () => {
     const outcomes: string[] = []
@@ -385,7 +386,7 @@ describe.skipIf(skipRedisSuites())('replies to questions asked across a handoff 
     expect(await within(c.timeout(3000).emitWithAck('echo', 'after'), 5000, 'an echo from b')).toBe('after')
     expect(b.started.app.parley.sockets.size).toBe(1)
     expect(nodes.flatMap((n) => n.warnings)).toEqual([])
-  })
+  }, 25_000)
 
   it('keeps a question’s wait to its own timeout when the new node does not send replies back', async () => {
     const outcomes: string[] = []

@@ -554,7 +554,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
         ended ? 'unknown' : { node: a!.adapter.node, url: 'http://127.0.0.1:1' },
       )
     }
-  })
+  }, 35_000)
 
   it('revokes a claim Redis ran between a write given up on and its undo: the session stays its node’s, the claimer is told', async () => {
     cluster = suite.cluster()

@@ -163,5 +163,5 @@ describe.skipIf(skipRedisSuites())('a handoff that waits for Redis', () => {
     expect(b.restored).toEqual([])
     expect(a.started.app.parley.sockets.size).toBe(1)
     expect(got).toEqual([1])
-  })
+  }, 30_000)
 })

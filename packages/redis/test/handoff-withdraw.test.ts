@@ -251,7 +251,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     expect(b.connections).toEqual([])
     expect(a.disconnects).toEqual(['server disconnect', 'server handoff'])
     await draining
-  })
+  }, 35_000)
 
   it('drops a session whose claim won before it ended on the old node: the client is told it ended', async () => {
     let old: ServerSocket | undefined
@@ -446,7 +446,7 @@ describe.skipIf(skipRedisSuites())('a session that ends on its draining node, ov
     const bNode = (b.started.app.parley.adapter as RedisAdapter).node
     expect(await Promise.all(records.map((key) => b.redis.get(key)))).toEqual([bNode])
     await draining
-  })
+  }, 30_000)
 
   it('keeps a move stored late on one node when a claim wins before its take-back: the client resumes it', async () => {
     let slow: HeldInOrder | undefined

@@ -640,7 +640,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     }
     // Nothing was appended to the tail after the seal was written.
     expect(tailAppends.length).toBe(fromTail.length)
-  })
+  }, 25_000)
 
   it('releases a socket it takes over at once when its own last broadcast was lost: the next one reaches it when emitted', async () => {
     cluster = suite.cluster()

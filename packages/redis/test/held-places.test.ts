@@ -97,6 +97,7 @@ describe.skipIf(skipRedisSuites())(
           waits.stop()
         }
       },
+      30_000,
     )
   },
 )

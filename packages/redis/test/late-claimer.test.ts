@@ -109,5 +109,5 @@ describe.skipIf(skipRedisSuites())('the claimer whose replies sent back are take
     claim.forwardReply!(replyTo('revoked'))
     await within(readBehind(b!, 'after'), 5000, "a's count of b's question after the reply")
     expect(taken).toEqual([])
-  })
+  }, 35_000)
 })

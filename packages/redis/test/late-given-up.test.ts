@@ -104,5 +104,5 @@ describe.skipIf(skipRedisSuites())('an own broadcast given up and run late', () 
       await cluster.close()
       await redis.stop()
     }
-  })
+  }, 30_000)
 })

@@ -128,5 +128,5 @@ describe.skipIf(skipRedisSuites())('a lone node restarted while its clients clim
       expect(handled, `client ${k} up`).toEqual(Array.from({ length: up }, (_, i) => i + 1))
       expect(got[k], `client ${k} direct`).toEqual(sent.get(id))
     }
-  }, 40_000)
+  }, 50_000)
 })

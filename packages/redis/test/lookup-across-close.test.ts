@@ -130,6 +130,7 @@ describe.skipIf(skipRedisSuites())(
         expect(b.restored).toHaveLength(1)
         expect(c.id).toBe(id)
       },
+      35_000,
     )
 
     /**
@@ -190,6 +191,7 @@ describe.skipIf(skipRedisSuites())(
         expect(b.connections).toHaveLength(1)
         expect(c.id).toBe(socket.id)
       },
+      30_000,
     )
 
     it.each([true, false])(
@@ -220,6 +222,7 @@ describe.skipIf(skipRedisSuites())(
         await onB.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
         onB.close()
       },
+      30_000,
     )
 
     it('a resume POST looking up whether its session moved, its owner not reached, is told to try again, not cut', async () => {

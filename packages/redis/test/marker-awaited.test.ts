@@ -22,80 +22,84 @@ describe.skipIf(skipRedisSuites())('a claim marker back before an awaited broadc
     ['never runs: the tail holds it, in order', 'never', [1, 2, 3, 4]],
     // Run past the marker, it is the claimer's: after 3, which went into the tail, but once.
     ['runs after the marker: the claimer delivers it, and the tail does not hold it', 'late', [1, 3, 2, 4]],
-  ] as const)('when that broadcast %s', async (_, fate, expected) => {
-    // a's next broadcast PUBLISH is held unanswered; its notes to itself (the probe that proves
-    // such a broadcast never ran) are lost until Redis has run b's claim marker: the first one
-    // to come back then comes back behind that marker. Or the held one runs then, and they stay
-    // lost: what settles it is its own return.
-    let holdBroadcast = false
-    let held: { args: string[]; answer: (reply: unknown) => void } | undefined
-    let loseProbes = false
-    let markerRan = false
-    const a = await startTrafficNode(suite.redis.url, nodes, {
-      requestTimeout: REQUEST_TIMEOUT,
-      view: (client) =>
-        holding(client, (args) => {
-          if (args[0] !== 'PUBLISH') return undefined
-          if (holdBroadcast && (args[1] ?? '').endsWith(':broadcast')) {
-            holdBroadcast = false
-            return new Promise((answer) => {
-              held = { args, answer }
+  ] as const)(
+    'when that broadcast %s',
+    async (_, fate, expected) => {
+      // a's next broadcast PUBLISH is held unanswered; its notes to itself (the probe that proves
+      // such a broadcast never ran) are lost until Redis has run b's claim marker: the first one
+      // to come back then comes back behind that marker. Or the held one runs then, and they stay
+      // lost: what settles it is its own return.
+      let holdBroadcast = false
+      let held: { args: string[]; answer: (reply: unknown) => void } | undefined
+      let loseProbes = false
+      let markerRan = false
+      const a = await startTrafficNode(suite.redis.url, nodes, {
+        requestTimeout: REQUEST_TIMEOUT,
+        view: (client) =>
+          holding(client, (args) => {
+            if (args[0] !== 'PUBLISH') return undefined
+            if (holdBroadcast && (args[1] ?? '').endsWith(':broadcast')) {
+              holdBroadcast = false
+              return new Promise((answer) => {
+                held = { args, answer }
+              })
+            }
+            if (loseProbes && (args[2] ?? '').includes('"id":"probe"')) return Promise.resolve(0)
+            return undefined
+          }),
+      })
+      const b = await startTrafficNode(suite.redis.url, nodes, {
+        seen: true,
+        view: (client) =>
+          holding(client, (args) => {
+            if (args[0] !== 'PUBLISH' || !(args[2] ?? '').includes('"k":"claim"')) return undefined
+            const ran = client.sendCommand(args)
+            void ran.then(() => {
+              markerRan = true
+              loseProbes = fate === 'late'
             })
-          }
-          if (loseProbes && (args[2] ?? '').includes('"id":"probe"')) return Promise.resolve(0)
-          return undefined
-        }),
-    })
-    const b = await startTrafficNode(suite.redis.url, nodes, {
-      seen: true,
-      view: (client) =>
-        holding(client, (args) => {
-          if (args[0] !== 'PUBLISH' || !(args[2] ?? '').includes('"k":"claim"')) return undefined
-          const ran = client.sendCommand(args)
-          void ran.then(() => {
-            markerRan = true
-            loseProbes = fate === 'late'
-          })
-          return ran
-        }),
-    })
-    const balancer = await balance([a, b])
-    balancer.avoid.add(1)
-    const { client, got } = await roomClientOn(balancer, a, clients)
-    const adapter = a.started.app.parley.adapter as RedisAdapter
-    a.started.app.parley.to('room').emit('room', 1)
-    await until(() => got.length === 1, 3000, 'the first broadcast')
+            return ran
+          }),
+      })
+      const balancer = await balance([a, b])
+      balancer.avoid.add(1)
+      const { client, got } = await roomClientOn(balancer, a, clients)
+      const adapter = a.started.app.parley.adapter as RedisAdapter
+      a.started.app.parley.to('room').emit('room', 1)
+      await until(() => got.length === 1, 3000, 'the first broadcast')
 
-    // The network goes; a drains and hands the session over.
-    balancer.offline = true
-    const draining = a.started.app.close()
-    await until(() => adapter.handingOver === 1, 3000, 'the session handed off')
+      // The network goes; a drains and hands the session over.
+      balancer.offline = true
+      const draining = a.started.app.close()
+      await until(() => adapter.handingOver === 1, 3000, 'the session handed off')
 
-    // 2 is given up unanswered: the session waits for it. 3, while Redis is silent, is never
-    // sent, and waits behind it.
-    holdBroadcast = true
-    loseProbes = true
-    a.started.app.parley.to('room').emit('room', 2)
-    await until(() => adapter.stats.lostBroadcasts === 1, 3000, '2 given up')
-    a.started.app.parley.to('room').emit('room', 3)
-    expect(adapter.stats.lostBroadcasts).toBe(2)
-    // Redis answers again; it never ran 2, or runs it once it has run b's marker.
-    if (fate === 'never') held?.answer(0)
+      // 2 is given up unanswered: the session waits for it. 3, while Redis is silent, is never
+      // sent, and waits behind it.
+      holdBroadcast = true
+      loseProbes = true
+      a.started.app.parley.to('room').emit('room', 2)
+      await until(() => adapter.stats.lostBroadcasts === 1, 3000, '2 given up')
+      a.started.app.parley.to('room').emit('room', 3)
+      expect(adapter.stats.lostBroadcasts).toBe(2)
+      // Redis answers again; it never ran 2, or runs it once it has run b's marker.
+      if (fate === 'never') held?.answer(0)
 
-    // The client comes back, on b, which claims the session: its marker comes back to a first.
-    balancer.avoid.clear()
-    balancer.avoid.add(0)
-    balancer.offline = false
-    if (fate === 'late') {
-      await until(() => markerRan, 8000, "b's marker run")
-      held?.answer(await a.redis.sendCommand(held.args))
-    }
-    await until(() => b.restored.length === 1, 8000, 'the session taken over by b')
-    b.started.app.parley.to('room').emit('room', 4)
-    await until(() => got.includes(4), 3000, "b's broadcast")
-    await within(draining, 8000, "a's drain over")
+      // The client comes back, on b, which claims the session: its marker comes back to a first.
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      balancer.offline = false
+      if (fate === 'late') {
+        await until(() => markerRan, 8000, "b's marker run")
+        held?.answer(await a.redis.sendCommand(held.args))
+      }
+      await until(() => b.restored.length === 1, 8000, 'the session taken over by b')
+      b.started.app.parley.to('room').emit('room', 4)
+      await until(() => got.includes(4), 3000, "b's broadcast")
+      await within(draining, 8000, "a's drain over")
 
-    expect(got).toEqual(expected)
-    expect(client.recovered).toBe(true)
-  })
+      expect(got).toEqual(expected)
+      expect(client.recovered).toBe(true)
+    },
+    45_000,
+  )
 })

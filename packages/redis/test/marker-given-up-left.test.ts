@@ -113,5 +113,5 @@ describe.skipIf(skipRedisSuites())('a takeover whose old node left after its mar
       releaseSubscriber?.()
       spy.mockRestore()
     }
-  })
+  }, 40_000)
 })

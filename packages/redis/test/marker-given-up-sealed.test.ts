@@ -81,5 +81,5 @@ describe.skipIf(skipRedisSuites())('a takeover of a sealed tail whose marker got
       redis.thaw()
       release?.()
     }
-  })
+  }, 25_000)
 })

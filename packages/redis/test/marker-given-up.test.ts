@@ -76,5 +76,5 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker got no answer 
       release?.()
       spy.mockRestore()
     }
-  })
+  }, 25_000)
 })

@@ -114,5 +114,5 @@ describe.skipIf(skipRedisSuites())('a seal held at a claim marker whose write th
     await within(taking, 5000, 'the claim answered')
     a.adapter.broadcast(message('news', ['own']), to(['r']))
     await until(() => got.includes('own'), 3000, "a's own, live")
-  })
+  }, 35_000)
 })

@@ -73,7 +73,7 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       release?.()
       waits.stop()
     }
-  })
+  }, 30_000)
 
   it("gives the session a third node's broadcasts that the old node put in a sealed tail once", () =>
     uncutScene(scene, { sid: 'sid-third' }, async ({ cluster, a, c, waits, release, takeOver }) => {

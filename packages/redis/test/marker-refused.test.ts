@@ -306,7 +306,7 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
       b.hold = undefined
       b.lose = undefined
     }
-  })
+  }, 35_000)
 
   it('ends the pause before the next marker when the adapter closes: the takeover settles then', async () => {
     const { cluster } = await scene()

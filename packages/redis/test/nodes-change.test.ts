@@ -166,7 +166,7 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
       expect([...told.nodes, ...told.joined, ...told.left, ...told.lapsed]).not.toContain(idA)
     for (const told of onB)
       expect([...told.nodes, ...told.joined, ...told.left, ...told.lapsed]).not.toContain(idB)
-  })
+  }, 30_000)
 
   it('tells a goodbye it did not hear as one, read from the mark the node left', async () => {
     nodes = new Nodes()

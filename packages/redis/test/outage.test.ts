@@ -91,7 +91,7 @@ describe.skipIf(skipRedisSuites())('a Redis outage', () => {
     expect(a!.adapter.stats.lostBroadcasts).toBeGreaterThan(0)
     expect(a!.warnings.some((w) => w.includes('could not reach the other nodes'))).toBe(true)
     expect(rejections).toEqual([])
-  })
+  }, 40_000)
 
   it('logs one line, with a coded error, for many requests it cannot locate while Redis is away', async () => {
     nodes = new Nodes()

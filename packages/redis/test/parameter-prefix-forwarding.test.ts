@@ -71,5 +71,6 @@ describe.skipIf(skipRedisSuites())('nodes with Parley under a prefix with a para
       expect(new Set(owner.routedTenants)).toEqual(new Set(['acme']))
       expect(other.parley.sockets.size).toBe(0)
     },
+    50_000,
   )
 })

@@ -100,6 +100,7 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       await held.send({ type: PacketType.CLOSE, reason: 'client disconnect', message: 'bye' })
       await within(draining, 5000, 'the drain over once the held session said goodbye')
     },
+    35_000,
   )
 
   it.each([
@@ -150,6 +151,7 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       expect(c.id).toBe(id)
       expect(c.recovered).toBe(true)
     },
+    35_000,
   )
 
   it.each([true, false])(
@@ -197,5 +199,6 @@ describe.skipIf(skipRedisSuites())('a POST that crosses its old node’s close',
       expect(c.id).toBe(id)
       expect(c.recovered).toBe(true)
     },
+    30_000,
   )
 })

@@ -209,7 +209,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(heard).toEqual([])
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
-  })
+  }, 35_000)
 
   it('that says goodbye, at a closing node that cannot reach the node it picks for it (its server closed already), goes to another, live, which ends the session (polling)', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
@@ -273,7 +273,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(b.started.app.parley.unreachableOwnerCount).toBe(0)
     finish()
     await Promise.all([closingB.end(), within(closingD, 5000, 'd closed')])
-  })
+  }, 45_000)
 
   /**
    * A goodbye of a session whose node (a) is gone, sent to a closing node (b), whose pick for it
@@ -416,7 +416,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(c.id).toBe(id)
     expect(c.recovered).toBe(true)
     await closingB.end()
-  })
+  }, 35_000)
 
   it.each(['polling', 'sse'] as const)(
     'that says goodbye ends the session on a live node, which takes it over to end it (%s)',
@@ -452,6 +452,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
       expect(b.connections).toHaveLength(0)
     },
+    30_000,
   )
 
   it.each([
@@ -484,6 +485,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       expect(b.started.app.parley.closed).toBe(false)
       await closingB.end()
     },
+    30_000,
   )
 
   it.each([
@@ -523,6 +525,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
       await Promise.all([closingB.end(), closingD.end()])
     },
+    30_000,
   )
 
   it.each([
@@ -560,6 +563,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
       expect(d.restored).toHaveLength(1)
       expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
     },
+    35_000,
   )
 
   it("that says goodbye and reaches a node whose drain ends while it looks the owner up, its session's node still draining, ends the session all the same (sse)", async () => {
@@ -608,7 +612,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(requests.posts).toEqual([204])
     expect(d.restored).toHaveLength(toA ? 0 : 1)
     expect(ends).toEqual(toA ? [] : [CloseReason.CLIENT_DISCONNECT])
-  })
+  }, 40_000)
 
   it('that says goodbye ends the session on a live node whose middleware refuses a resume without auth: it runs no middleware for it', async () => {
     const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
@@ -642,5 +646,5 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
     expect(judged).toBe(0)
     expect(b.restored).toHaveLength(1)
     expect(ends).toEqual([CloseReason.CLIENT_DISCONNECT])
-  })
+  }, 35_000)
 })

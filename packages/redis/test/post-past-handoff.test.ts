@@ -88,6 +88,6 @@ describe.skipIf(skipRedisSuites())(
       expect(c.id).toBe(id)
       expect(events).toEqual([])
       await draining
-    })
+    }, 30_000)
   },
 )

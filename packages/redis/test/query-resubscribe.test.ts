@@ -68,7 +68,7 @@ describe.skipIf(skipRedisSuites())('a cluster query around a subscriber that rec
     // Asked again of b alone: c, which had answered, is not asked to run it twice.
     const toA = `${cluster.prefix}:response:${a.adapter.node}`
     expect(published(c, toA).filter(([, , text]) => text!.includes('"sockets"'))).toHaveLength(1)
-  })
+  }, 25_000)
 
   it("gets the other nodes' sockets when the asking node's own subscriber was reconnecting as they answered", async () => {
     const { redis, proxy, cluster } = await scene()
@@ -94,5 +94,5 @@ describe.skipIf(skipRedisSuites())('a cluster query around a subscriber that rec
     const sockets = await within(fetched, REQUEST_TIMEOUT + 2000, "a's fetchSockets")
     expect(sockets.map((socket) => socket.id).sort()).toEqual(['a0', 'b0'])
     expect(a.adapter.stats.incompleteRequests).toBe(0)
-  })
+  }, 25_000)
 })

@@ -91,5 +91,6 @@ describe.skipIf(skipRedisSuites())('a resume at a node that cannot reach Redis',
         '@parley/redis: a resume of a session this node does not hold could not be looked up in Redis; the client tries again',
       )
     },
+    40_000,
   )
 })

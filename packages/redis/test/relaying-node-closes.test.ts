@@ -128,6 +128,6 @@ describe.skipIf(skipRedisSuites())('a node that closes while it relays a session
       expect(a.received).toEqual(Array.from({ length: up }, (_, i) => i + 1))
       expect(a.sockets).toHaveLength(1)
     },
-    30_000,
+    65_000,
   )
 })

@@ -52,6 +52,6 @@ describe.skipIf(skipRedisSuites())(
         ['b', fromB],
         ['a', own],
       ])
-    })
+    }, 30_000)
   },
 )

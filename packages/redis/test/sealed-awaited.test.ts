@@ -90,7 +90,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     expect(client.recovered).toBe(true)
     expect(client.id).toBe(id)
     expect(disconnects).toEqual([])
-  })
+  }, 35_000)
 
   it('gives the client, resumed elsewhere, a broadcast emitted as the drain seals, still on its way', async () => {
     let emitAtSeal: (() => void) | undefined
@@ -123,5 +123,5 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     await until(() => got.includes(3), 3000, "b's broadcast")
     expect(got).toEqual([1, 2, 3])
     expect(client.recovered).toBe(true)
-  })
+  }, 30_000)
 })

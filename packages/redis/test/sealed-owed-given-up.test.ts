@@ -99,6 +99,7 @@ describe.skipIf(skipRedisSuites())(
           spy.mockRestore()
         }
       },
+      35_000,
     )
   },
 )

@@ -166,5 +166,5 @@ describe.skipIf(skipRedisSuites())('a second resume while another node takes the
 
     takeover.release()
     await resumedOnB({ b, c, id, disconnects, draining })
-  })
+  }, 25_000)
 })

@@ -34,5 +34,5 @@ describe.skipIf(skipRedisSuites())('the settle before an unclaimed seal, ended b
 
     expect(tail.map(argOf)).toEqual(['never'])
     await untilTailHolds(cluster, a!, 1, "'never' in the stored tail")
-  })
+  }, 30_000)
 })

@@ -80,5 +80,6 @@ describe.skipIf(skipRedisSuites())('a resume whose claim outlasts connectTimeout
       expect(c.id).toBe(id)
       expect(c.recovered).toBe(true)
     },
+    30_000,
   )
 })

@@ -80,5 +80,6 @@ describe.skipIf(skipRedisSuites())('a drain while Redis holds the draining nodeâ
       expect(got).toEqual(Array.from({ length: sent }, (_, i) => i + 1))
       expect(a.warnings.filter((w) => w.includes('tail'))).toEqual([])
     },
+    40_000,
   )
 })

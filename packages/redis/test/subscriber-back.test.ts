@@ -51,7 +51,7 @@ describe.skipIf(skipRedisSuites())('the subscriber connection back after Redis w
       5000,
       "a's broadcast reaches b",
     )
-  })
+  }, 25_000)
 
   it('says how long it was down by the monotonic clock, whatever the wall clock did meanwhile', async () => {
     nodes = new Nodes()

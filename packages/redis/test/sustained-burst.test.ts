@@ -80,7 +80,7 @@ describe.skipIf(skipRedisSuites())('a handoff on a node in a burst longer than r
     } finally {
       await burst.stop()
     }
-  })
+  }, 30_000)
 
   it('the draining node writes the snapshot and its tail in turn: the session moves, every event once, in order', async () => {
     const raw = await rawRedis(suite.redis.url, cleanups)
@@ -123,5 +123,5 @@ describe.skipIf(skipRedisSuites())('a handoff on a node in a burst longer than r
     } finally {
       await burst.stop()
     }
-  })
+  }, 30_000)
 })

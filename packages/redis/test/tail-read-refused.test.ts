@@ -104,5 +104,5 @@ describe.skipIf(skipRedisSuites())('a claimer whose read of the tail cannot be s
     expect(b.warnings.filter((line) => line.includes('could not read the tail'))).toEqual([
       '@parley/redis: could not read the tail of a claimed session; its claim is given back for the client to try again',
     ])
-  })
+  }, 40_000)
 })

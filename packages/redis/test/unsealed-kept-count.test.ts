@@ -52,5 +52,5 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks asked of a claim read 
     } finally {
       waits.stop()
     }
-  })
+  }, 40_000)
 })

@@ -82,6 +82,6 @@ describe.skipIf(skipRedisSuites())(
         waits.stop()
         await aProxy.close()
       }
-    })
+    }, 35_000)
   },
 )

@@ -111,5 +111,6 @@ describe.skipIf(skipRedisSuites())('a WebSocket resume that reaches a closing no
       expect(b.restored).toHaveLength(0)
       expect(c.id).toBe(socket.id)
     },
+    25_000,
   )
 })

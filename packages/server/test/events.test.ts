@@ -434,7 +434,7 @@ describe('socket middleware', () => {
     releases[3]!()
     await until(() => got.length === 4)
     expect(got).toEqual([1, 2, 3, 6])
-  })
+  }, 30_000)
 
   it('drop the events still waiting when the session ends', async () => {
     const got: number[] = []

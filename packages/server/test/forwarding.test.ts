@@ -164,7 +164,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('no sticky sessions over
     expect(others.every((n) => n.seen.every((s) => !s.routed))).toBe(true)
     expect(home.seen.some((s) => s.routed)).toBe(true)
     if (transport !== 'websocket') expect(proxy.forwarded.every((n) => n > 0)).toBe(true)
-  })
+  }, 55_000)
 
   it('resumes after a network cut on another node: recovered, and nothing lost', async () => {
     await startNodes(2)
@@ -211,7 +211,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('no sticky sessions over
     expect(hellos.length).toBeGreaterThan(0)
     expect(other.sockets).toHaveLength(0)
     expect(sessions()).toBe(1)
-  })
+  }, 35_000)
 
   it('gives the client a new session (recovered: false) when the owner went away, never a silent gap', async () => {
     // Told to come back after 50 ms and up to 50 more, rather than 1 s and up to 1 s more.
@@ -237,7 +237,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('no sticky sessions over
     expect(c.id).toBe(other.sockets[0]!.id)
     await until(() => other.up.length === 3, 5000, 'what was sent while away')
     expect(other.up).toEqual(range(3))
-  })
+  }, 25_000)
 
   it('answers as for an unknown session when the owner cannot be reached, and counts it', async () => {
     const { directory } = await startNodes(2)

@@ -151,7 +151,7 @@ describe('handoff to a node with a smaller maxPayload', () => {
         ['PARLEY_PAYLOAD_TOO_LARGE', expect.stringMatching(/^event "up": \d+ bytes > maxPayload 20000$/)],
         ['PARLEY_PAYLOAD_TOO_LARGE', expect.stringMatching(/^reply to "ask": \d+ bytes > maxPayload 20000$/)],
       ])
-    })
+    }, 30_000)
   }
 
   it('refuses a POST past the new limit but within the old one without ending the session; past the old one, the session ends', async () => {

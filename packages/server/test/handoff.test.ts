@@ -153,7 +153,7 @@ describe('drain with handoff', () => {
         expect(mine.length).toBeGreaterThan(0)
         expect(new Set(mine).size).toBe(mine.length)
       }
-    })
+    }, 45_000)
   }
 
   for (const transport of ['websocket', 'sse', 'polling'] as TransportName[]) {
@@ -263,7 +263,7 @@ describe('drain with handoff', () => {
       { count: 1, total: 1 },
       { count: 2, total: 3 },
     ])
-  })
+  }, 35_000)
 
   it('ends sessions as before when the store is unreachable during the drain', async () => {
     const cluster = new Cluster({ handoff: true })

@@ -106,7 +106,7 @@ describe.each([
     await within(instance.parley.whenClosing(), 5000, 'whenClosing() once the hook is over')
     await within(closed, 5000, 'the close to end')
     expect(instance.parley.closed).toBe(true)
-  })
+  }, 30_000)
 })
 
 describe("a preClose hook of the application's ahead of Parley's that throws, Parley's skipped", () => {
@@ -156,5 +156,5 @@ describe("a preClose hook of the application's ahead of Parley's that throws, Pa
     expect(ended).toEqual(['server shutdown', 'server shutdown'])
     await until(() => heard.length === 2, 5000, 'both clients to hear the end of their session')
     expect(heard).toEqual(['server shutdown', 'server shutdown'])
-  })
+  }, 30_000)
 })

@@ -79,6 +79,6 @@ describe.each([
         expect(await within(client.emitWithAck('where' as never), 5000, 'the answer to where')).toBe('next')
       }
       expect(next.parley.sockets.size).toBe(TRANSPORTS.length)
-    })
+    }, 55_000)
   },
 )

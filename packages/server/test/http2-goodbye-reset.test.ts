@@ -106,4 +106,4 @@ it('sends a goodbye reset while its pick answered a bare 4xx no further, and log
   await within(closingB, 5000, 'b closed')
   expect(lines.filter((line) => line.includes('could not be sent on'))).toEqual([])
   expect(restoredOnE).toEqual([])
-})
+}, 25_000)

@@ -60,4 +60,4 @@ it('answers the GETs of a session handed off by a node gone CLOSE server handoff
   letGo()
   await within(closing, 5000, 'b closed')
   await within(closingA, 8000, 'a closed')
-})
+}, 35_000)

@@ -100,5 +100,5 @@ describe('a restart on an HTTP/2 server whose boot fails after Parley took fresh
     oldHeld.open()
     await within(closing, 5000, 'the old instance to close')
     await within(clientClosed, 3000, "the h2 session to close with the old instance's close")
-  })
+  }, 35_000)
 })

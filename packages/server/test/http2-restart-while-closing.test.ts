@@ -160,5 +160,6 @@ describe('an instance restarted at the path of one still closing on one HTTP/2 s
       await shared.handshake()
       expect(restarted.app.parley.sockets.size).toBe(3)
     },
+    40_000,
   )
 })

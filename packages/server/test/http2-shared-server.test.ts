@@ -178,7 +178,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     )
     expect(opened(overHttp1.text)).toBe(true)
     expect(second.parley.sockets.size).toBe(4)
-  })
+  }, 35_000)
 
   it('let the last instance to close end the connections opened before it was registered', async () => {
     const { server, apps, cert } = sharedServer(['/a', '/b'])
@@ -206,7 +206,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
     expect(early.closed || early.destroyed).toBe(true)
     expect(unused.destroyed || unused.readableEnded).toBe(true)
-  })
+  }, 35_000)
 
   it('keep an HTTP/1.1 connection of an instance registered after the last one closed open between answers', async () => {
     const { server, apps, cert } = sharedServer(['/a', '/b'])
@@ -231,7 +231,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
       await until(() => count() === i || heard.ended, 5000, 'an answer or the end of the connection')
       expect({ answers: count(), ended: heard.ended }).toEqual({ answers: i, ended: false })
     }
-  })
+  }, 25_000)
 
   it("serve an instance registered on the server while the last one's close is still under way", async () => {
     const { server, apps, cert } = sharedServer(['/a', '/b'])
@@ -268,7 +268,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     expect({ answers: count(), closed: heard.closed }).toEqual({ answers: 2, closed: false })
     hold.open()
     await within(closing, 5000, 'the first instance to close')
-  })
+  }, 35_000)
 
   it('answer an HTTP/1.1 request pipelined behind one under way at the close, after the server outlived that close', async () => {
     const { restarted, socket, heard, slow, hold, closing } = await restartedAtSlowAnswer()
@@ -291,7 +291,7 @@ describe('two Fastify instances on one HTTP/2 server (serverFactory, allowHTTP1)
     expect(count()).toBe(2)
     hold.open()
     await within(closing, 5000, 'the first instance to close')
-  })
+  }, 25_000)
 
   it('keep an HTTP/1.1 connection open after an answer under way at the close, for the next request, after the server outlived that close', async () => {
     const { restarted, socket, heard, slow, hold, closing } = await restartedAtSlowAnswer()

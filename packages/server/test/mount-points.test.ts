@@ -196,7 +196,7 @@ describe('two mount points in sibling contexts, closing', () => {
     hold.release()
     await within(closing, 5000, 'the close')
     app = undefined
-  })
+  }, 25_000)
 })
 
 /** What a request on a connection of its own gets: its status line, or its error's code. */
@@ -558,7 +558,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     for (const each of [first, second]) await within(closeApp(each), 5000, 'an instance to close')
     // The last one has ended it: the server's close waits for nothing.
     await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
-  })
+  }, 25_000)
 
   it('let the last instance to close end a connection whose request began before it was registered', async () => {
     const { server, apps } = await sharedServer(['/a', '/b'])
@@ -590,7 +590,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     await within(ended, 5000, 'the connection to end')
     expect(heard.text.match(/HTTP\/1\.1 200/g)).toHaveLength(2)
     await within(new Promise((resolve) => server.close(resolve)), 5000, "the server's close")
-  })
+  }, 30_000)
 
   it('serve the clients of an instance registered on the server after the last one closed', async () => {
     // One instance restarted on a server that stays up: the first is the last on it to close.
@@ -700,7 +700,7 @@ describe('two Fastify instances on one HTTP server (serverFactory)', () => {
     expect(answers()).toBe(2)
     hold.open()
     await within(closing, 5000, 'the first instance to close')
-  })
+  }, 35_000)
 
   it('refuse a second instance that mounts Parley at the same path, before it makes anything', async () => {
     const { apps } = await sharedServer(['/a', '/a'])

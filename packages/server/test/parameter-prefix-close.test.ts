@@ -205,7 +205,7 @@ describe.each([
         expect.objectContaining({ type: PacketType.CLOSE, reason: 'server shutdown' }),
       )
       await within(closing.done, 5000, 'the server to close')
-    })
+    }, 25_000)
   },
 )
 
@@ -260,5 +260,5 @@ describe('a live session opened under /t1, while the instance closes', () => {
     hold.release()
     await within(closing.done, 5000, 'the instance to close')
     expect(heard).toEqual([])
-  })
+  }, 25_000)
 })

@@ -103,7 +103,7 @@ describe.each(FAILED_BOOTS)('a restart after one whose boot failed, never closed
     expect({ id: client.id, recovered: client.recovered }).toEqual({ id: sid, recovered: true })
     expect(await within(client.emitWithAck('where' as never), 5000, 'the answer to where')).toBe('next')
     expect(failed.parley.sockets.size).toBe(0)
-  })
+  }, 35_000)
 
   it('takes no WebSocket upgrade once the old one has closed', async () => {
     const shared = await restartableServer(true)

@@ -66,5 +66,5 @@ describe('a restart whose boot fails after Parley took fresh tracking of the clo
     oldHeld.open()
     await within(closing, 5000, 'the old instance to close')
     await within(connection.closed, 3000, "the connection to end with the old instance's close")
-  })
+  }, 35_000)
 })

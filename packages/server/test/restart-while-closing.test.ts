@@ -342,6 +342,7 @@ describe('a successor that begins to close while the instance before it still cl
       news.release()
       await within(successorClosing, 5000, 'the successor to close')
     },
+    25_000,
   )
 })
 

@@ -78,7 +78,7 @@ it('a goodbye through two closing nodes reaches the live node, which ends the se
   // Their own sessions' goodbyes end b's and d's drains.
   await Promise.all([goodbye(b.base, heldOnB), goodbye(d.base, heldOnD)])
   await within(Promise.all([closingB, closingD]), 5000, 'b and d closed')
-})
+}, 30_000)
 
 // A bare 4xx (no code) from the node picked for a goodbye is about the hop (431: the headers the
 // sender added took them past that node's limit; an application's hook), not the goodbye, which
@@ -122,4 +122,4 @@ it('a goodbye whose pick answers a bare 4xx goes to the next live node, which en
   refusing = false
   await goodbye(b.base, heldOnB)
   await within(closingB, 5000, 'b closed')
-})
+}, 30_000)
