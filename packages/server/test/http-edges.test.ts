@@ -695,9 +695,9 @@ describe('the Fastify application', () => {
     const b = await rawConnect('polling', base)
     const w = await rawConnect('websocket', base)
     await new Promise((r) => setTimeout(r, 50))
-    const t0 = Date.now()
+    const t0 = performance.now()
     await app.close()
-    expect(Date.now() - t0).toBeLessThan(1000)
+    expect(performance.now() - t0).toBeLessThan(1000)
     for (const c of [a, b, w]) {
       expect(c.received.find((p) => p.type === PacketType.CLOSE)).toMatchObject({ reason: 'server shutdown' })
       c.close()
