@@ -94,6 +94,42 @@ export async function pricesServer(
   return { server, got, sessions: () => sessions, socket: () => last }
 }
 
+/**
+ * A heartbeat that a loaded machine does not miss (the helpers' 1 s ping ended a session once,
+ * under other test files): for the suites that assert their one session.
+ */
+export const STEADY_HEARTBEAT = { pingInterval: 10_000, pingTimeout: 10_000 }
+
+/** A `pricesServer` and its client, connected: the scene of the client's error suites. */
+export interface PricesSession extends Omit<PricesServer, 'socket'> {
+  /** The client, connected over the one transport it was given. */
+  socket: Socket
+  /** The server's socket of the session, once it is there (at most 3 s). */
+  peer(): Promise<ServerSocket>
+}
+
+/**
+ * A `pricesServer` (with `STEADY_HEARTBEAT` unless `server` says otherwise, `more` on each
+ * socket) and a client over `transport` alone (with `options`), connected to it.
+ */
+export async function pricesSession(
+  transport: 'websocket' | 'sse' | 'polling',
+  {
+    server: serverOptions = STEADY_HEARTBEAT,
+    options = {},
+    more,
+  }: { server?: ServerOptions; options?: ClientOptions; more?: (socket: ServerSocket) => void } = {},
+): Promise<PricesSession> {
+  const { socket: last, ...prices } = await pricesServer(serverOptions, more)
+  const socket = client(prices.server.url, { transports: [transport], ...options })
+  await next(socket, 'connect')
+  const peer = async () => {
+    await until(() => last() !== undefined, 3000, 'the server socket')
+    return last()!
+  }
+  return { ...prices, socket, peer }
+}
+
 const sockets = new Set<Socket>()
 
 /**

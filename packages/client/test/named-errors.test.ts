@@ -5,17 +5,7 @@
 import { ErrorCode } from '@parley/protocol'
 import { afterEach, describe, expect, it } from 'vitest'
 import { unheard } from '../../../test/support/unheard.js'
-import {
-  client,
-  closeAll,
-  next,
-  parleyOf,
-  pricesServer,
-  type ServerSocket,
-  startServer,
-  thrown,
-  until,
-} from './helpers.js'
+import { closeAll, pricesSession, STEADY_HEARTBEAT, thrown, until } from './helpers.js'
 
 afterEach(closeAll)
 
@@ -24,7 +14,7 @@ const LIMIT = 2000
  * The server's options: its maxPayload, and a heartbeat that a loaded machine does not miss (the
  * helpers' 1 s ping ended a session here once, under other test files): one session is asserted.
  */
-const SERVER = { maxPayload: LIMIT, pingInterval: 10_000, pingTimeout: 10_000 }
+const SERVER = { maxPayload: LIMIT, ...STEADY_HEARTBEAT }
 
 /** `levels` objects around 1. */
 const nest = (levels: number): unknown => (levels === 0 ? 1 : { a: nest(levels - 1) })
@@ -64,9 +54,7 @@ const named = (prefix: string, code: string, rest: RegExp) =>
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it('names the event in the error of every kind of emit that cannot be sent, with the code it had', async () => {
-    const { server, got, sessions } = await pricesServer(SERVER)
-    const socket = client(server.url, { transports: [transport] })
-    await next(socket, 'connect')
+    const { socket, got, sessions } = await pricesSession(transport, { server: SERVER })
     const seen = await unheard(async () => {
       for (const [, make, code, rest] of REFUSED) {
         const error = named('event "price": ', code, rest)
@@ -85,25 +73,16 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
   })
 
   it('names the event a reply answers in the error of a reply that cannot be sent, and the next reply goes', async () => {
-    let serverSocket: ServerSocket | undefined
-    const server = await startServer(
-      (app) =>
-        parleyOf(app).on('connection', (socket) => {
-          serverSocket = socket
-        }),
-      SERVER,
-    )
-    const socket = client(server.url, { transports: [transport] })
+    const { socket, peer } = await pricesSession(transport, { server: SERVER })
     const errors: unknown[] = []
     socket.on('quote', (ack: (reply: unknown) => void) => {
       for (const [, make] of REFUSED) errors.push(thrown(() => ack(make())))
       ack('fine')
     })
-    await next(socket, 'connect')
-    await until(() => serverSocket !== undefined, 3000, 'the server socket')
+    const serverSocket = await peer()
     let reply: unknown
     const seen = await unheard(async () => {
-      reply = await serverSocket!.emitWithAck('quote')
+      reply = await serverSocket.emitWithAck('quote')
     })
     expect(seen).toEqual([])
     expect(reply).toBe('fine')

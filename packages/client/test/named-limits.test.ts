@@ -11,8 +11,9 @@ import {
   closeAll,
   next,
   parleyOf,
-  pricesServer,
+  pricesSession,
   type ServerSocket,
+  STEADY_HEARTBEAT,
   startServer,
   thrown,
   until,
@@ -20,20 +21,16 @@ import {
 
 afterEach(closeAll)
 
-/** A heartbeat that a loaded machine does not miss: one session is asserted. */
-const SERVER = { pingInterval: 10_000, pingTimeout: 10_000 }
-
 /** The server socket with its `timeout(ms)`, which the helpers' type leaves out. */
 type Timed = ServerSocket & { timeout(ms: number): ServerSocket }
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it('names the event of a reply not in time and of an emit past maxPendingAcks', async () => {
-    const { server, got, sessions } = await pricesServer(SERVER, (socket) => {
+    const { socket, got, sessions } = await pricesSession(transport, {
+      options: { maxPendingAcks: 1 },
       // Never answers: the client's wait runs out.
-      socket.on('slow', () => {})
+      more: (peer) => peer.on('slow', () => {}),
     })
-    const socket = client(server.url, { transports: [transport], maxPendingAcks: 1 })
-    await next(socket, 'connect')
     const late = socket
       .timeout(200)
       .emitWithAck('slow')
@@ -58,9 +55,8 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
   })
 
   it('names the event of an emit, and the one a reply answers, that find the queue full', async () => {
-    const { server, got, socket: serverSocket } = await pricesServer(SERVER)
     // One message kept until the server acknowledges it: a second in the same run finds it there.
-    const socket = client(server.url, { transports: [transport], maxQueuedMessages: 1 })
+    const { socket, got, peer } = await pricesSession(transport, { options: { maxQueuedMessages: 1 } })
     const errors: unknown[] = []
     // Whether the emit that fills the queue found it full already (the server had not
     // acknowledged the one before yet): either way, the reply finds it full.
@@ -69,8 +65,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
       filled = thrown(() => socket.emit('price', 'first'))
       errors.push(thrown(() => ack('too late')))
     })
-    await next(socket, 'connect')
-    await until(() => serverSocket() !== undefined, 3000, 'the server socket')
+    const serverSocket = await peer()
     socket.emit('price', 1)
     expect(thrown(() => socket.emit('price', 2))).toMatchObject({
       code: ErrorCode.QUEUE_FULL,
@@ -79,7 +74,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
     })
     await until(() => got.length === 1, 3000, 'the first emit')
     // The reply finds the queue full; the server's wait ends with its timeout.
-    const answer = await (serverSocket() as Timed)
+    const answer = await (serverSocket as Timed)
       .timeout(300)
       .emitWithAck('quote')
       .catch((error: unknown) => error)
@@ -97,7 +92,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
   })
 
   it('names the event of a volatile emit dropped while no transport is attached', async () => {
-    const server = await startServer(() => {}, SERVER)
+    const server = await startServer(() => {}, STEADY_HEARTBEAT)
     const socket = client(server.url, { transports: [transport] })
     await next(socket, 'connect')
     socket.disconnect()
@@ -127,7 +122,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
           socket.on('slow', () => heard.push('slow'))
           socket.on('quote', () => heard.push('quote'))
         }),
-      SERVER,
+      STEADY_HEARTBEAT,
     )
     const socket = client(server.url, { transports: [transport] })
     await next(socket, 'connect')

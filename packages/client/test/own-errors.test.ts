@@ -14,17 +14,14 @@ import {
   closeAll,
   next,
   parleyOf,
-  pricesServer,
-  type ServerSocket,
+  pricesSession,
+  STEADY_HEARTBEAT,
   startServer,
   thrown,
   until,
 } from './helpers.js'
 
 afterEach(closeAll)
-
-/** A heartbeat that a loaded machine does not miss: one session is asserted. */
-const SERVER = { pingInterval: 10_000, pingTimeout: 10_000 }
 
 /** The application's own refusal, with a code and details of its own. */
 const refusal = () => new ParleyError('OUT_OF_STOCK', 'no stock left', { details: { sku: 'A-1' } })
@@ -88,9 +85,7 @@ async function emitted(socket: ReturnType<typeof client>, make: () => unknown): 
 
 describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) => {
   it("gives every kind of emit the application's own ParleyError untouched, and wraps any other error", async () => {
-    const { server, got, sessions } = await pricesServer(SERVER)
-    const socket = client(server.url, { transports: [transport] })
-    await next(socket, 'connect')
+    const { socket, got, sessions } = await pricesSession(transport)
     const seen = await unheard(async () => {
       const own = refusal()
       for (const [what, make] of throwing(own)) {
@@ -120,7 +115,10 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
 
   it("gives connect_error the application's own ParleyError from its auth untouched, and tries no more", async () => {
     let handshakes = 0
-    const server = await startServer((app) => parleyOf(app).use(async () => void handshakes++), SERVER)
+    const server = await startServer(
+      (app) => parleyOf(app).use(async () => void handshakes++),
+      STEADY_HEARTBEAT,
+    )
     const own = refusal()
     /** Auth options whose reading throws `error`: its function, sync or async, or its value. */
     const auths = (error: unknown): [what: string, auth: unknown][] => [
@@ -162,15 +160,7 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
   })
 
   it("throws the application's own ParleyError from a reply untouched, and the next reply goes", async () => {
-    let serverSocket: ServerSocket | undefined
-    const server = await startServer(
-      (app) =>
-        parleyOf(app).on('connection', (socket) => {
-          serverSocket = socket
-        }),
-      SERVER,
-    )
-    const socket = client(server.url, { transports: [transport] })
+    const { socket, peer } = await pricesSession(transport)
     const own = refusal()
     const plain = new Error('not loaded yet')
     const errors: unknown[] = []
@@ -179,11 +169,10 @@ describe.each(['websocket', 'sse', 'polling'] as const)('over %s', (transport) =
       for (const [, make] of throwing(plain)) errors.push(thrown(() => ack(make())))
       ack('fine')
     })
-    await next(socket, 'connect')
-    await until(() => serverSocket !== undefined, 3000, 'the server socket')
+    const serverSocket = await peer()
     let reply: unknown
     const seen = await unheard(async () => {
-      reply = await serverSocket!.emitWithAck('quote')
+      reply = await serverSocket.emitWithAck('quote')
     })
     expect(seen).toEqual([])
     expect(reply).toBe('fine')
