@@ -6,12 +6,12 @@
 // node, as a count that comes too late is.
 import type { NodesChange } from '@parley/redis'
 import type { BroadcastReply } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { GHOST, haunt, lapse, leaveMarked, published, sayLeft } from './ghost-node.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, message, to } from './handoff-support.js'
-import { rawRedis } from './raw-redis.js'
+import { rawRedisEach } from './raw-redis.js'
 
 /** Far longer than the test: a wait for counts that ends, ends because the ghost dropped out. */
 const REQUEST_TIMEOUT = 60_000
@@ -68,14 +68,12 @@ describe.skipIf(skipRedisSuites())(
   'a broadcast with acks whose node leaves the live set before counting',
   () => {
     const suite = fakeClusterSuite()
-    const cleanups: (() => Promise<unknown>)[] = []
-    afterEach(async () => {
-      for (const cleanup of cleanups.splice(0)) await cleanup()
-    })
+    /** Raw clients of the suite's Redis, closed after each test. */
+    const rawClient = rawRedisEach(() => suite.redis().url)
 
     it('counts and logs a node whose record lapsed, by its id', async () => {
       const cluster = suite.cluster()
-      const raw = await rawRedis(suite.redis().url, cleanups)
+      const raw = await rawClient()
       await haunt(raw, cluster.prefix)
       const { a, total, replies, changes } = await askedOfGhost(cluster)
 
@@ -97,7 +95,7 @@ describe.skipIf(skipRedisSuites())(
 
     it('neither counts nor logs a node whose goodbye mark its heartbeat reads', async () => {
       const cluster = suite.cluster()
-      const raw = await rawRedis(suite.redis().url, cleanups)
+      const raw = await rawClient()
       await haunt(raw, cluster.prefix)
       const { a, total, changes } = await askedOfGhost(cluster)
 
@@ -114,7 +112,7 @@ describe.skipIf(skipRedisSuites())(
       const cluster = suite.cluster()
       // Written before a starts, whose first heartbeat reads it; no other beat of a's until the
       // goodbye, which is all that can take the ghost out of a's live set in this test.
-      const raw = await rawRedis(suite.redis().url, cleanups)
+      const raw = await rawClient()
       await haunt(raw, cluster.prefix)
       const { a, total, changes } = await askedOfGhost(cluster, 60_000)
 
@@ -130,7 +128,7 @@ describe.skipIf(skipRedisSuites())(
 
     it('neither counts nor logs a lapsed node whose count comes after all, while the total waits for another', async () => {
       const cluster = suite.cluster()
-      const raw = await rawRedis(suite.redis().url, cleanups)
+      const raw = await rawClient()
       await haunt(raw, cluster.prefix)
       await haunt(raw, cluster.prefix, OTHER_GHOST)
       const { a, total, changes, id } = await askedOfGhost(cluster, undefined, true)

@@ -33,7 +33,7 @@ import {
   holdAll,
   won,
 } from './handoff-support.js'
-import { rawRedis } from './raw-redis.js'
+import { rawRedisEach } from './raw-redis.js'
 
 /**
  * The requestTimeout of the one node whose command Redis holds until it gives up. Only that
@@ -63,11 +63,7 @@ describe.skipIf(skipRedisSuites())('drain with handoff: take-backs and withdraws
   const suite = fakeClusterSuite()
   let cluster: FakeCluster
   /** Raw clients that hold a burst's writes (see `burstOnAdapter`), closed after each test. */
-  const raws: (() => Promise<unknown>)[] = []
-  afterEach(async () => {
-    for (const close of raws.splice(0)) await close()
-  })
-  const pauser = () => rawRedis(suite.redis().url, raws)
+  const pauser = rawRedisEach(() => suite.redis().url)
 
   afterEach(() => {
     // A test that failed while it watched the waits for a seal (see `watchSealWaits`).

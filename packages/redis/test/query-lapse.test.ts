@@ -4,12 +4,12 @@
 // Redis restart, a stalled process) may still hold sockets: the short list is counted in
 // `stats.incompleteRequests` and logged with the node and the query's kind, as a timeout is.
 import type { NodesChange } from '@parley/redis'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { GHOST, haunt, lapse, leaveMarked, published, sayLeft } from './ghost-node.js'
 import { type FakeCluster, type FakeNode, fakeClusterSuite, to } from './handoff-support.js'
-import { rawRedis } from './raw-redis.js'
+import { rawRedisEach } from './raw-redis.js'
 
 /** Far longer than the test: a query that ends, ends because the ghost dropped out. */
 const REQUEST_TIMEOUT = 60_000
@@ -45,14 +45,12 @@ async function askedOfGhost(cluster: FakeCluster, aBeat?: number) {
 
 describe.skipIf(skipRedisSuites())('a cluster query whose node drops out of the live set', () => {
   const suite = fakeClusterSuite()
-  const cleanups: (() => Promise<unknown>)[] = []
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0)) await cleanup()
-  })
+  /** Raw clients of the suite's Redis, closed after each test. */
+  const rawClient = rawRedisEach(() => suite.redis().url)
 
   it('counts and logs a node whose record lapsed, by its id and the kind of the query', async () => {
     const cluster = suite.cluster()
-    const raw = await rawRedis(suite.redis().url, cleanups)
+    const raw = await rawClient()
     await haunt(raw, cluster.prefix)
     const { a, fetched, changes } = await askedOfGhost(cluster)
 
@@ -73,7 +71,7 @@ describe.skipIf(skipRedisSuites())('a cluster query whose node drops out of the 
 
   it('neither counts nor logs a node whose goodbye mark its heartbeat reads', async () => {
     const cluster = suite.cluster()
-    const raw = await rawRedis(suite.redis().url, cleanups)
+    const raw = await rawClient()
     await haunt(raw, cluster.prefix)
     const { a, fetched, changes } = await askedOfGhost(cluster)
 
@@ -91,7 +89,7 @@ describe.skipIf(skipRedisSuites())('a cluster query whose node drops out of the 
     const cluster = suite.cluster()
     // Written before a starts, whose first heartbeat reads it; no other beat of a's until the
     // goodbye, which is all that can take the ghost out of a's live set in this test.
-    const raw = await rawRedis(suite.redis().url, cleanups)
+    const raw = await rawClient()
     await haunt(raw, cluster.prefix)
     const { a, fetched, changes } = await askedOfGhost(cluster, 60_000)
 

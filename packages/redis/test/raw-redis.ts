@@ -1,4 +1,5 @@
 import { createClient } from 'redis'
+import { afterEach } from 'vitest'
 
 /**
  * A client of the Redis at `url` for a test to read and change keys behind the nodes' back,
@@ -16,3 +17,15 @@ export async function rawRedis(url: string, cleanups: (() => Promise<unknown>)[]
 
 /** What `rawRedis` gives. */
 export type RawRedis = Awaited<ReturnType<typeof rawRedis>>
+
+/**
+ * For a suite whose tests open raw clients (to hold a burst's writes, say): each call gives one
+ * of the Redis at `url()`, destroyed after its test. Call it in the suite's body.
+ */
+export function rawRedisEach(url: () => string): () => Promise<RawRedis> {
+  const cleanups: (() => Promise<unknown>)[] = []
+  afterEach(async () => {
+    for (const close of cleanups.splice(0)) await close()
+  })
+  return () => rawRedis(url(), cleanups)
+}

@@ -9,12 +9,12 @@
 import { CloseReason, PacketType } from '@parley/protocol'
 import { MAX_QUEUED_COMMANDS } from '@parley/redis'
 import type { EndedSession } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { burstOnAdapter, queueFilledOn } from './burst.js'
 import { type FakeNode, fakeClusterSuite, snapshotOf } from './handoff-support.js'
-import { rawRedis } from './raw-redis.js'
+import { rawRedisEach } from './raw-redis.js'
 
 const ENDING: EndedSession = {
   close: { type: PacketType.CLOSE, reason: CloseReason.CLIENT_DISCONNECT, message: 'bye' },
@@ -36,10 +36,8 @@ const PAUSE_MS = 5000
 
 describe.skipIf(skipRedisSuites())('a handed-off session that ends in a burst', () => {
   const suite = fakeClusterSuite()
-  const cleanups: (() => Promise<unknown>)[] = []
-  afterEach(async () => {
-    for (const cleanup of cleanups.splice(0)) await cleanup()
-  })
+  /** Raw clients of the suite's Redis, closed after each test. */
+  const rawClient = rawRedisEach(() => suite.redis().url)
 
   it('sends the record of how it ended before the withdrawal of its snapshot', async () => {
     const cluster = suite.cluster()
@@ -48,7 +46,7 @@ describe.skipIf(skipRedisSuites())('a handed-off session that ends in a burst', 
     a!.sockets.add('s1', sid)
     await a!.adapter.sessionOpened(sid)
     expect(await a!.adapter.handOff(snapshotOf(sid, 's1'), 60_000)).toBe(true)
-    const raw = await rawRedis(suite.redis().url, cleanups)
+    const raw = await rawClient()
     try {
       await burstOnAdapter(raw, a!.adapter, PAUSE_MS)
       // The server ends the session (a goodbye while its handoff waits): it forgets it, keeps
