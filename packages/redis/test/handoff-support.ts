@@ -780,6 +780,23 @@ export async function handoffNodes(
 }
 
 /**
+ * Session `sid` handed off on a and claimed by b (won), then b's subscriber held at its proxy:
+ * c's x1 to the room goes to a's socket (into the tail), not to b yet. Gives b's claim, what a's
+ * socket put into the tail (see `handedOffSession`), and the let-go of b's subscriber.
+ */
+export async function x1HeldFromClaimer(
+  [a, b, c]: [FakeNode, FakeNode, FakeNode],
+  proxy: Pick<TcpProxy, 'holdDownstream'>,
+  sid: string,
+): Promise<{ claim: SessionClaim; tail: string[]; release: () => void }> {
+  const tail = await handedOffSession(a, sid)
+  const claim = won(await b.adapter.claimSession(sid))
+  const release = proxy.holdDownstream()
+  c.adapter.broadcast(message('news', ['x1']), to(['r']))
+  return { claim, tail, release }
+}
+
+/**
  * The claim of `sid` that `node` wins once the one given back is taken back: tried again while
  * the answer is 'retry', every 50 ms, 100 tries at most; any other answer fails the test.
  */

@@ -11,7 +11,6 @@ import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
   claimAgain,
-  handedOffSession,
   handoffNodes,
   handoffScenes,
   holdAll,
@@ -19,7 +18,7 @@ import {
   reachesLive,
   takeOverOn,
   to,
-  won,
+  x1HeldFromClaimer,
 } from './handoff-support.js'
 
 const scene = handoffScenes()
@@ -46,14 +45,12 @@ describe.skipIf(skipRedisSuites())('a takeover whose old node left after its mar
         if (change.left.includes(a.adapter.node)) heardLeft = true
       })
 
-      // a hands session `sid` off; what its socket gets from then on goes to the tail.
+      // a hands session `sid` off to b's claim; b's subscriber stops reading: c's x1 reaches
+      // a's socket (into the tail), not b yet.
       const sid = 'sid-given-up-left'
-      const tail = await handedOffSession(a, sid)
-      const first = won(await b.adapter.claimSession(sid))
-
-      // b's subscriber stops reading; c's x1 reaches a's socket (into the tail), not b yet.
-      releaseSubscriber = proxy.holdDownstream()
-      c.adapter.broadcast(message('news', ['x1']), to(['r']))
+      const held = await x1HeldFromClaimer([a, b, c], proxy, sid)
+      releaseSubscriber = held.release
+      const { claim: first, tail } = held
       await until(() => tail.length === 1, 5000, 'x1 at the handed-off socket')
 
       // Redis takes none of b's commands: b's marker is given up, while a's seal is awaited.

@@ -9,7 +9,6 @@ import { until, within } from '../../server/test/helpers.js'
 import { sealWaits } from '../src/takeover.js'
 import {
   argOf,
-  handedOffSession,
   handoffNodes,
   handoffScenes,
   message,
@@ -18,7 +17,7 @@ import {
   to,
   untilTailHolds,
   untilTailSealed,
-  won,
+  x1HeldFromClaimer,
 } from './handoff-support.js'
 
 const scene = handoffScenes()
@@ -36,14 +35,12 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker got no answer 
         subscriberVia: proxy,
       })
 
-      // a hands session `sid` off; what its socket gets from then on goes to the tail.
+      // a hands session `sid` off to b's claim; b's subscriber stops reading: c's x1 reaches
+      // a's socket (into the tail), not b yet.
       const sid = 'sid-marker-late'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
-
-      // b's subscriber stops reading; c's x1 reaches a's socket (into the tail), not b yet.
-      release = proxy.holdDownstream()
-      c.adapter.broadcast(message('news', ['x1']), to(['r']))
+      const held = await x1HeldFromClaimer([a, b, c], proxy, sid)
+      release = held.release
+      const { claim } = held
       await untilTailHolds(cluster, a, 1, 'x1 in the tail')
 
       // Redis stalls with b's marker unanswered: b gives it up, and Redis runs it once it thaws.

@@ -21,6 +21,7 @@ import {
   to,
   untilTailHolds,
   won,
+  x1HeldFromClaimer,
 } from './handoff-support.js'
 import { isProbe } from './published.js'
 
@@ -76,14 +77,12 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
         subscriberVia: proxy,
       })
 
-      // a hands session `sid` off; what its socket gets from then on goes to the tail.
+      // a hands session `sid` off to b's claim; b's subscriber stops reading: c's x1 reaches
+      // a's socket (into the tail), not b yet.
       const sid = 'sid-refused'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
-
-      // b's subscriber stops reading; c's x1 reaches a's socket (into the tail), not b yet.
-      release = proxy.holdDownstream()
-      c.adapter.broadcast(message('news', ['x1']), to(['r']))
+      const held = await x1HeldFromClaimer([a, b, c], proxy, sid)
+      release = held.release
+      const { claim } = held
       await untilTailHolds(cluster, a, 1, 'x1 in the tail')
 
       // Redis refuses b's first marker.
@@ -126,11 +125,9 @@ describe.skipIf(skipRedisSuites())('a takeover whose claim marker Redis refused'
       })
 
       const sid = 'sid-dropped'
-      await handedOffSession(a, sid)
-      const claim = won(await b.adapter.claimSession(sid))
-
-      release = proxy.holdDownstream()
-      c.adapter.broadcast(message('news', ['x1']), to(['r']))
+      const held = await x1HeldFromClaimer([a, b, c], proxy, sid)
+      release = held.release
+      const { claim } = held
       await untilTailHolds(cluster, a, 1, 'x1 in the tail')
 
       // b's first marker is lost with its connection: its link stalls from it on (what b sends
