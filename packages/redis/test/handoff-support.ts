@@ -836,17 +836,19 @@ export function sealWaitsByHand() {
 /**
  * Three nodes of `cluster`, once each sees the other two live: a's and b's subscribers read Redis
  * through `aProxy` and `bProxy` (proxies that can hold what Redis sends them), c's directly.
- * `aOptions`: a's own, beside its subscriber (a `requestTimeout` for a PUBLISH it gives up).
+ * `aOptions`: a's own, beside its subscriber (a `requestTimeout` for a PUBLISH it gives up);
+ * `bOptions` b's.
  */
 export async function proxiedTrio(
   cluster: FakeCluster,
   aProxy: TcpProxy,
   bProxy: TcpProxy,
   aOptions: { requestTimeout?: number } = {},
+  bOptions: { requestTimeout?: number } = {},
 ): Promise<{ a: FakeNode; b: FakeNode; c: FakeNode }> {
   const at = (via: TcpProxy) => `redis://127.0.0.1:${new URL(via.url).port}`
   const a = await cluster.node(undefined, { ...aOptions, subscriber: at(aProxy) })
-  const b = await cluster.node(undefined, { subscriber: at(bProxy) })
+  const b = await cluster.node(undefined, { ...bOptions, subscriber: at(bProxy) })
   const c = await cluster.node()
   await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
   return { a, b, c }

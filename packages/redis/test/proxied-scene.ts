@@ -27,13 +27,13 @@ export interface ProxiedScene {
 }
 
 /**
- * Nodes a, b and c on a scene of `handoffScenes` (`aOptions`: a's own, see `proxiedTrio`), then
- * `body`. Whatever becomes of it, what it held is let go, the waits for the seal are theirs
+ * Nodes a, b and c on a scene of `handoffScenes` (`aOptions`: a's own, and b's as `claimer`, see
+ * `proxiedTrio`), then `body`. Whatever becomes of it, what it held is let go, the waits for the seal are theirs
  * again, and the nodes close, then a's proxy, which a's subscriber goes through.
  */
 export async function proxiedScene(
   scene: ReturnType<typeof handoffScenes>,
-  aOptions: { requestTimeout?: number },
+  aOptions: { requestTimeout?: number; claimer?: { requestTimeout?: number } },
   body: (scene: ProxiedScene) => Promise<void>,
 ): Promise<void> {
   const { redis, proxy, cluster } = await scene()
@@ -41,7 +41,8 @@ export async function proxiedScene(
   const waits = sealWaitsByHand()
   const releases: (() => void)[] = []
   try {
-    const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy, aOptions)
+    const { claimer, ...ofA } = aOptions
+    const { a, b, c } = await proxiedTrio(cluster, aProxy, proxy, ofA, claimer)
     await body({ cluster, a, b, c, aProxy, proxy, waits, releases })
   } finally {
     for (const release of releases) release()
