@@ -75,6 +75,17 @@ export class Broadcasts {
   readonly #settling = new Set<{ id: string; until: number; back: number; done: () => void }>()
   /** Sockets past their claim marker, out of their rooms while their seal waits (see `pastMarker`). */
   readonly #pastMarker: PastMarkerSockets
+  /**
+   * Own broadcasts given up that sockets taken over here would have taken then, each waiting
+   * for an own one PUBLISHed before their claim marker that may still come back to them (see
+   * `Cut.waitsBeforeCut`): given at once, it would pass that one.
+   */
+  readonly #behindBeforeCut: {
+    q: number
+    message: BroadcastMessage
+    options: BroadcastOptions
+    ids: string[]
+  }[] = []
   /** Delivers an awaited one to the positioned sockets that take it now. */
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
     if (!this.#cut.empty) {
@@ -111,6 +122,7 @@ export class Broadcasts {
     this.#closed = parts.closed
     this.#probe = parts.probe
     this.#requestTimeout = parts.requestTimeout
+    parts.cut.onSettle(() => this.#reachBehindBeforeCut())
   }
 
   /**
@@ -184,7 +196,15 @@ export class Broadcasts {
         // A positioned socket joined without a cut whose tail is not read yet holds it behind
         // what it holds already, unfiltered (no count: see `UncutSockets.givenUp`).
         const atReturn = cut.atReturn(q)
-        const now = awaited ? (id: string) => atReturn(id) && !cut.isHandingOff(id) : atReturn
+        // A socket taken over here that waits for an own one before its marker, which may still
+        // come back to it, takes this one after it (see `#reachBehindBeforeCut`).
+        const behindBeforeCut: string[] = []
+        const now = (id: string) => {
+          if (!atReturn(id) || (awaited && cut.isHandingOff(id))) return false
+          if (!cut.waitsBeforeCut(id, q)) return true
+          if (!behindBeforeCut.includes(id)) behindBeforeCut.push(id)
+          return false
+        }
         const held = { node: '', q: undefined, message, options }
         // Each socket on its own: one that throws skips none of the bookkeeping below.
         this.#broadcast(
@@ -195,6 +215,8 @@ export class Broadcasts {
           sent,
           true,
         )
+        if (behindBeforeCut.length > 0)
+          this.#behindBeforeCut.push({ q, message, options, ids: behindBeforeCut })
       }
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
       if (sent) cut.givenUp(q)
@@ -210,6 +232,31 @@ export class Broadcasts {
       // Lost, it is on its way to no socket any more.
       this.#wake()
     })
+  }
+
+  /**
+   * Gives the own broadcasts given up that waited for one before a claim marker (see
+   * `#behindBeforeCut`) to each socket that waits for none any more (`all`: to every one, the
+   * adapter closed), in the order they were emitted: behind what it holds when its tail is not
+   * read yet, else now (in its rooms then).
+   */
+  #reachBehindBeforeCut(all = false): void {
+    if (this.#behindBeforeCut.length === 0) return
+    const due: { id: string; message: BroadcastMessage; options: BroadcastOptions }[] = []
+    this.#behindBeforeCut.sort((x, y) => x.q - y.q)
+    for (const entry of [...this.#behindBeforeCut]) {
+      const waiting = all ? [] : entry.ids.filter((id) => this.#cut.waitsBeforeCut(id, entry.q))
+      for (const id of entry.ids)
+        if (!waiting.includes(id)) due.push({ id, message: entry.message, options: entry.options })
+      entry.ids = waiting
+      if (waiting.length === 0) this.#behindBeforeCut.splice(this.#behindBeforeCut.indexOf(entry), 1)
+    }
+    // Taken out first: a delivery that leads to another settle finds them gone.
+    for (const { id, message, options } of due) {
+      if (this.#uncut.holdGivenUp(id, message, options)) continue
+      // On its own: one that throws loses it alone (see deliver-each.ts).
+      deliverEach(this.#memory, this.#sockets, this.#warnings, message, options, (socket) => socket === id)
+    }
   }
 
   /**
@@ -373,6 +420,9 @@ export class Broadcasts {
    */
   endSettles(): void {
     for (const waiter of [...this.#settling]) waiter.done()
+    // Nor does anything come back any more: what waited for an own broadcast before a claim
+    // marker goes now, in order, rather than never.
+    this.#reachBehindBeforeCut(true)
   }
 
   /**
@@ -468,15 +518,20 @@ export class Broadcasts {
     const options = fromWireOptions(packet.o)
     // A socket joined before its claim marker came back takes it in order, unless the tail it
     // was restored from holds it (see uncut-sockets.ts).
-    const uncut = (only?: (id: string) => boolean) =>
-      this.#uncut.empty ? only : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only)
+    const uncut = (only?: (id: string) => boolean, beforeCut?: (id: string) => boolean) =>
+      this.#uncut.empty
+        ? only
+        : this.#uncut.only({ node: packet.n, q: packet.q, message, options }, only, beforeCut)
     if (own) {
       const q = packet.q ?? 0
       const atReturn = this.#cut.atReturn(q)
       // A socket left out of it when it was emitted, for its tail, takes it now (see uncut-sockets.ts).
       const takes = this.#uncut.empty ? atReturn : (id: string) => this.#uncut.owes(id, q) || atReturn(id)
+      // One before the marker of a socket joined without it waits for its tail: read unsealed,
+      // the tail may lack it (see `Cut.beforeCut`).
+      const beforeCut = packet.q === undefined ? undefined : (id: string) => this.#cut.beforeCut(id, q)
       // Each socket on its own: one that throws skips neither the cut's step nor the flush after it.
-      this.#broadcast(message, options, uncut(takes), takes, true, true)
+      this.#broadcast(message, options, uncut(takes, beforeCut), takes, true, true)
       this.#cut.back(packet.q)
       if (!this.#uncut.empty) this.#uncut.back(packet.q)
     } else {

@@ -175,7 +175,12 @@ export class Claims {
         // Right before the join: until its tail is read, the session may be its old node's
         // still, and this node's count of a question asked of it waits (see unread-takeovers.ts).
         this.#parts.unread.joined(socket)
-        this.#parts.cut.positionUntilBack(socket, markedAt ?? 0)
+        // A tail sealed before the claim has what it has; one not sealed yet may come unsealed
+        // and lack some of those own broadcasts before the marker (see `Cut.tailRead`). Not
+        // when this node handed the session off itself, as before: its place for itself is not
+        // what it read on the channel alone (see places.ts).
+        const mayLack = !won.sealed && won.oldNode !== this.#parts.node
+        this.#parts.cut.positionUntilBack(socket, markedAt ?? 0, mayLack)
         joinedAt = this.#parts.window.mark()
       },
       markerBack: (socket) => {
@@ -209,8 +214,10 @@ export class Claims {
           unsealed = !read.sealed && !read.ended && !kept
           // Kept by its old node, which asked it what its rooms got: what a socket joined without
           // a cut held meanwhile is not given here, where the server drops it.
-          if (kept) this.#parts.uncut.forget(parsed.snapshot.id)
-          else {
+          if (kept) {
+            this.#parts.uncut.forget(parsed.snapshot.id)
+            this.#parts.cut.tailRead(parsed.snapshot.id, false, undefined, this.#parts.node)
+          } else {
             const places = this.#places(read.places)
             // Unsealed, the tail lacks what the old node read after its last batch that landed:
             // given from what this node read before its cut, ahead of what the socket held.
@@ -219,7 +226,11 @@ export class Claims {
                 ...read,
                 tail: unsealedTail(this.#parts, parsed.snapshot, read.tail, places, joinedAt).tail,
               }
-            this.#parts.uncut.read(parsed.snapshot.id, places, (node) => this.#parts.readPlaces.at(node))
+            const id = parsed.snapshot.id
+            this.#parts.uncut.read(id, places, (node) => this.#parts.readPlaces.at(node), unsealed)
+            // Joined before its marker came back: this node's own broadcasts before that marker
+            // that an unsealed tail lacks are the socket's when they come back (see `Cut.tailRead`).
+            this.#parts.cut.tailRead(id, unsealed, places, this.#parts.node)
           }
           return read
         } finally {

@@ -1,4 +1,6 @@
 import { GivenUp } from './given-up.js'
+import { holds } from './places.js'
+import type { Place } from './wire.js'
 
 /** A positioned socket. */
 interface Position {
@@ -16,6 +18,18 @@ interface Position {
    * past its claim marker (see `reachedEarly`): not again at their turn.
    */
   early?: Set<number>
+  /**
+   * Taken over here, joined before its claim marker came back, and its tail not known sealed
+   * when claimed: the count of this node's own broadcasts PUBLISHed before that marker. Those
+   * are the old node's, unless the tail comes unsealed and lacks them (see `tailRead`).
+   */
+  marked?: number
+  /**
+   * Its tail read without the seal, with the old node's place for this node (`null`: that node
+   * read none of this node's): those up to `marked` that it does not hold reach it when they come
+   * back (see `atReturn`).
+   */
+  lacking?: Place | null
 }
 
 /**
@@ -46,7 +60,12 @@ interface Position {
  * to read, or while Redis had not run a marker it gave up on) positions the socket past its own
  * broadcasts PUBLISHed before the marker (`positionUntilBack` with `after`): they are before the
  * cut, the old node's. Once the marker is back, every own broadcast that comes back is after it
- * (`markerBack`).
+ * (`markerBack`). A tail the old node had not sealed when it was read may lack some of them (the
+ * old node, slow to read the channel, had not read them as of its last write): the old node's
+ * place for this node says which, and those reach the socket when they come back (`tailRead`).
+ * While one of them may still come back to it, a later own broadcast given up waits for it
+ * (`waitsBeforeCut`): given at once, it would pass it. A sealed tail says what the session has:
+ * they stay the old node's.
  *
  * Redis delivers at most once: an own broadcast PUBLISHed while this node's subscriber was
  * reconnecting is taken by Redis and never comes back. After it resubscribed, the node
@@ -84,6 +103,8 @@ export class Cut {
   readonly #givenUp = new GivenUp()
   /** Own broadcasts given up that the sockets being handed over wait for (see awaited.ts). */
   readonly #awaited = new Map<number, { mayRun: boolean }>()
+  /** See `onSettle`. */
+  #onSettle: (() => void) | undefined
 
   /** True when no socket is positioned (the usual case: nothing to filter). */
   get empty(): boolean {
@@ -201,7 +222,8 @@ export class Cut {
     const awaited = this.#awaited.get(q)
     return (id) => {
       const position = this.#positioned.get(id)
-      if (position === undefined || q <= position.from || position.early?.has(q)) return false
+      if (position === undefined || position.early?.has(q)) return false
+      if (q <= position.from && !lacks(position, q)) return false
       if (!awaited) return position.at > takenBy
       return position.handingOff || (awaited.mayRun && position.at > takenBy)
     }
@@ -237,11 +259,66 @@ export class Cut {
    * sent until then; later ones when emitted (the claimer, from `join`). Releasing it earlier
    * would lose the broadcasts emitted while it was positioned that are still on their way.
    * With `after`, those up to that count do not reach it: the claimer joined before its marker
-   * came back, and they are before the marker on the channel, the old node's to deliver.
+   * came back, and they are before the marker on the channel, the old node's to deliver. With
+   * `mayLack` too (the tail was not sealed when claimed), unless that tail, read unsealed, lacks
+   * them (see `tailRead`).
    */
-  positionUntilBack(id: string, after = 0): void {
-    this.#positioned.set(id, { from: after, at: ++this.#positionings, handingOff: false })
+  positionUntilBack(id: string, after = 0, mayLack = false): void {
+    const position: Position = { from: after, at: ++this.#positionings, handingOff: false }
+    if (mayLack && after > 0) position.marked = after
+    this.#positioned.set(id, position)
     this.release(id)
+  }
+
+  /**
+   * Whether own broadcast `q`, back now, is one PUBLISHed before the marker of `id`, joined
+   * before that marker came back, whose tail may lack it: held with what it holds until that
+   * tail is read (see `UncutSockets.only`).
+   */
+  beforeCut(id: string, q: number): boolean {
+    const position = this.#positioned.get(id)
+    return position?.marked !== undefined && position.lacking === undefined && q <= position.marked
+  }
+
+  /**
+   * Whether an own broadcast before `q` PUBLISHed before the marker of `id` (see `beforeCut`) may
+   * still come back to it: neither back nor lost. An own broadcast `q` given up then waits for
+   * it, so that `id` takes them in the order they were emitted.
+   */
+  waitsBeforeCut(id: string, q: number): boolean {
+    const position = this.#positioned.get(id)
+    if (position?.marked === undefined) return false
+    for (let before = this.#back + 1; before <= Math.min(q - 1, position.marked); before++)
+      if (!this.#lost.has(before)) return true
+    return false
+  }
+
+  /**
+   * The tail of `id`'s session was read: `unsealed`, with the old node's place for this node
+   * (undefined when it read none of this node's) among its `places` (undefined when it wrote
+   * none). Unsealed with places, those own broadcasts before its marker that the place does not
+   * hold reach `id` when they come back; sealed, or without places (an old node of an earlier
+   * version), they stay the old node's, as before.
+   */
+  tailRead(
+    id: string,
+    unsealed: boolean,
+    places: ReadonlyMap<string, Place> | undefined,
+    node: string,
+  ): void {
+    const position = this.#positioned.get(id)
+    if (position?.marked === undefined) return
+    if (unsealed && places !== undefined) position.lacking = places.get(node) ?? null
+    else position.marked = undefined
+    this.#settle()
+  }
+
+  /**
+   * Runs `listener` each time own broadcasts are settled (back, lost, or no longer waited for):
+   * what waits for them may go (see `Broadcasts`).
+   */
+  onSettle(listener: () => void): void {
+    this.#onSettle = listener
   }
 
   /**
@@ -251,7 +328,11 @@ export class Cut {
    */
   markerBack(id: string): void {
     const position = this.#positioned.get(id)
-    if (position) position.from = 0
+    if (!position) return
+    position.from = 0
+    position.marked = undefined
+    position.lacking = undefined
+    this.#settle()
   }
 
   /**
@@ -347,11 +428,20 @@ export class Cut {
   #settle(): void {
     for (const q of this.#lost) if (q <= this.#back) this.#lost.delete(q)
     while (this.#lost.delete(this.#back + 1)) this.#back++
-    if (this.#back < this.#sent) return
-    for (const id of this.#releases) {
-      if (this.owesGivenUp(id)) continue
-      this.#positioned.delete(id)
-      this.#releases.delete(id)
+    if (this.#back >= this.#sent) {
+      for (const id of this.#releases) {
+        if (this.owesGivenUp(id)) continue
+        this.#positioned.delete(id)
+        this.#releases.delete(id)
+      }
     }
+    this.#onSettle?.()
   }
+}
+
+/** Whether the tail of the socket at `position`, read unsealed, lacks own broadcast `q` before its marker. */
+function lacks(position: Position, q: number): boolean {
+  const { marked, lacking } = position
+  if (marked === undefined || lacking === undefined || q > marked) return false
+  return lacking === null || !holds(lacking, q)
 }

@@ -10,6 +10,11 @@ interface Held {
   q: number | undefined
   message: BroadcastMessage
   options: BroadcastOptions
+  /**
+   * This node's own, PUBLISHed before the marker (see `Cut.beforeCut`): the old node's, unless
+   * the tail comes unsealed and its places do not hold it (see `read`).
+   */
+  beforeCut?: boolean
 }
 
 /**
@@ -68,6 +73,11 @@ interface Uncut {
  * node cannot have it; sent and unanswered, Redis may still run it, and the old node put it
  * into the tail should it read it before the tail is read (the one case left that reaches the
  * session twice: the filter cannot tell, and dropping it could lose it).
+ *
+ * Its own broadcasts PUBLISHed before the marker are the old node's (see cut.ts). Those read
+ * back while the tail is not read are held all the same (`beforeCut`): a tail read without its
+ * seal may lack them, and its places then say which the socket takes, in order with what it
+ * holds. A sealed tail, or one without places, keeps them the old node's, as before.
  *
  * A node's place is let go once this node has read its broadcasts up to it (to the place, or
  * past it): every later one is above it. So is, when the tail is read, the place of a node whose
@@ -207,12 +217,14 @@ export class UncutSockets {
    * The tail of socket `id`'s session was read, with the old node's `places` (undefined when it
    * wrote none): what was held is delivered, less the broadcasts at or below them. `readUpTo`
    * gives, for a node, the count of the last of its broadcasts this node read (see
-   * `ReadPlaces.at`): a place it reaches has nothing left to filter.
+   * `ReadPlaces.at`): a place it reaches has nothing left to filter. This node's own before the
+   * marker (`beforeCut`) only when the tail was read `unsealed`, with places that lack them.
    */
   read(
     id: string,
     places: ReadonlyMap<string, Place> | undefined,
     readUpTo: (node: string) => number | undefined,
+    unsealed = false,
   ): void {
     const socket = this.#sockets.get(id)
     if (!socket?.held) return
@@ -221,7 +233,11 @@ export class UncutSockets {
     socket.places = places && places.size > 0 ? new Map(places) : undefined
     for (const broadcast of held) {
       if ('settle' in broadcast) broadcast.settle(this.#passes(socket, broadcast.node, broadcast.q))
-      else if (this.#passes(socket, broadcast.node, broadcast.q))
+      else if (
+        broadcast.beforeCut
+          ? unsealed && lacks(places, broadcast)
+          : this.#passes(socket, broadcast.node, broadcast.q)
+      )
         this.deliver(broadcast.message, broadcast.options, id)
     }
     // Every one held was read here: what is read from now on is above those places.
@@ -270,12 +286,34 @@ export class UncutSockets {
   }
 
   /**
-   * Narrows `only` (the sockets a broadcast reaches now): a socket joined without a cut takes it
-   * now unless it is held, or is at or below the old node's place for its node.
+   * This node's own broadcast given up, which waited for those before it still on their way to
+   * socket `id` (see `Cut.waitsBeforeCut`): held behind what it holds, unfiltered (no count, as
+   * in `givenUp`). False when it holds nothing (the caller delivers it now).
    */
-  only(broadcast: Held, only: ((id: string) => boolean) | undefined): (id: string) => boolean {
+  holdGivenUp(id: string, message: BroadcastMessage, options: BroadcastOptions): boolean {
+    const held = this.#sockets.get(id)?.held
+    if (!held) return false
+    held.push({ node: '', q: undefined, message, options })
+    return true
+  }
+
+  /**
+   * Narrows `only` (the sockets a broadcast reaches now): a socket joined without a cut takes it
+   * now unless it is held, or is at or below the old node's place for its node. One of this
+   * node's own that `only` leaves out but `beforeCut` says is before its marker is held all the
+   * same, for the tail to say whether the session has it.
+   */
+  only(
+    broadcast: Held,
+    only: ((id: string) => boolean) | undefined,
+    beforeCut?: (id: string) => boolean,
+  ): (id: string) => boolean {
     return (id) => {
-      if (only && !only(id)) return false
+      if (only && !only(id)) {
+        const held = this.#sockets.get(id)?.held
+        if (held && beforeCut?.(id)) held.push({ ...broadcast, beforeCut: true })
+        return false
+      }
       const socket = this.#sockets.get(id)
       if (!socket) return true
       if (socket.held) {
@@ -295,4 +333,14 @@ export class UncutSockets {
     const place = q === undefined ? undefined : socket.places?.get(node)
     return place === undefined || q === undefined || !holds(place, q)
   }
+}
+
+/**
+ * Whether the old node's `places`, written with a tail it had not sealed, lack `broadcast` (one of
+ * this node's own before the marker): not without places, where the tail is taken to have it.
+ */
+function lacks(places: ReadonlyMap<string, Place> | undefined, broadcast: Held): boolean {
+  if (places === undefined || broadcast.q === undefined) return false
+  const place = places.get(broadcast.node)
+  return place === undefined || !holds(place, broadcast.q)
 }
