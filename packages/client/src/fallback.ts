@@ -71,7 +71,7 @@ import {
  * An auth that fails (throws, rejects, or gives what cannot be sent) blames no transport either:
  * no HELLO went, and the attempt ends as a refusal, within that quiet time too, whatever the code
  * of the error (the application's own, untouched, may carry any). A refusal of the client ends it
- * within that quiet time too, unless its code is a busy node's (see #connect).
+ * within that quiet time too (a 401 or 403 with a busy node's code is none: see #connect).
  * A probe whose auth fails blames no transport either, nor one whose HELLO the server refuses with
  * a code of its own (its middleware), which stops the climb until another transport is attached
  * (see #tryProbe), nor one the server's middleware was slow for, probed again after the same
@@ -696,8 +696,9 @@ export class Connection {
       // before the application hears the session is down. Not after a refusal of this client (a
       // node's middleware, the origin, the version): no node is busy, and a try again would meet
       // the same answer (a middleware's refusal ends the session on the server besides). It ends
-      // the resume at once, as an auth that fails does, unless its code is a busy node's (a 403
-      // that says PARLEY_SERVER_FULL, from something in front of the nodes).
+      // the resume at once, as an auth that fails does, unless the attempt's error has a busy
+      // node's code (an application's own error from its fetch or WebSocket, marked refused). A
+      // 401 or 403 with such a code is no refusal at all (see httpError).
       if (performance.now() < this.#quietUntil && (!refused || busy(last))) {
         const wait = this.#backoff.next()
         // Turned away at once (a draining node's 503, a balancer's 502 with no node to offer):

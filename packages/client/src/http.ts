@@ -5,6 +5,7 @@ import * as PacketType from './packet-type.js'
 import {
   afterGrace,
   BaseTransport,
+  busy,
   shown,
   silence,
   timeoutError,
@@ -84,8 +85,12 @@ export async function httpError(
     })
   }
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server
-  // refuses the client, not the transport. A version refusal would be the same anywhere, and so
-  // would a HELLO past the server's maxPayload (413), as the WebSocket's close 1009 says.
+  // refuses the client, not the transport. Not when the body's code is a busy node's (full,
+  // shutting down: a hook or a middleware of the application's that says so in a 403): that
+  // passes, and the client tries again, as after a 503 or the same code in a WebSocket's ERROR
+  // (read from `b`: such a code is of Parley's form, so it is `code` too). A version
+  // refusal would be the same anywhere, and so would a HELLO past the server's maxPayload (413),
+  // as the WebSocket's close 1009 says.
   return new ParleyError<string>(
     code ?? ErrorCode.TRANSPORT_ERROR,
     // The body's message goes with the body's code, or with none: a bare 503's ("Service
@@ -95,8 +100,7 @@ export async function httpError(
       details: {
         status,
         refused:
-          status === 401 ||
-          status === 403 ||
+          ((status === 401 || status === 403) && !busy(b)) ||
           code === ErrorCode.UNSUPPORTED_VERSION ||
           (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
         // The server's handshake middleware was slow, not this transport (see Connection).

@@ -251,10 +251,11 @@ export abstract class BaseTransport implements Transport {
 }
 
 /**
- * A server's answer (an ERROR packet, a ParleyError) that turns the session away for now: a node
- * shutting down or full. The reason an attempt failed, and no refusal of this client.
+ * A server's answer (an ERROR packet, a ParleyError, an HTTP error's body) that turns the session
+ * away for now: a node shutting down or full. The reason an attempt failed, and no refusal of
+ * this client.
  */
-export const busy = ({ code }: { code: string }): boolean =>
+export const busy = ({ code }: { code?: unknown }): boolean =>
   code === ErrorCode.SERVER_FULL || code === ErrorCode.SERVER_SHUTTING_DOWN
 
 /**
