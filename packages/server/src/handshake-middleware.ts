@@ -5,6 +5,9 @@ import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Refusal, shuttingDown } from './refusals.js'
 import type { ServerSocket } from './socket.js'
 
+/** The codes of a node that turns sessions away for now (see `HandshakeMiddleware#refusedBy`). */
+const BUSY: ReadonlySet<string> = new Set([ErrorCode.SERVER_FULL, ErrorCode.SERVER_SHUTTING_DOWN])
+
 /** What a client whose handshake middleware did not settle in time is told. */
 export const middlewareTimedOut = (ms: number): Refusal => ({
   status: 503,
@@ -219,7 +222,12 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   #refusedBy(error: unknown): Refusal {
     if (hasAppCode(error)) {
       logLine(this.#log, 'debug', { err: error }, 'parley: middleware refused a handshake')
-      return { status: 403, ...refusalOf(error, ErrorCode.REFUSED, MIDDLEWARE_REFUSED) }
+      const refusal = refusalOf(error, ErrorCode.REFUSED, MIDDLEWARE_REFUSED)
+      // A busy node's code (the application's own admission check: full, or going away) turns
+      // the session away for now, not the client: 503, as the server's own PARLEY_SERVER_FULL
+      // and PARLEY_SERVER_SHUTTING_DOWN are, which every client tries again. In a 403, the status
+      // of a refusal, a client that reads the status alone would stop for good.
+      return { status: BUSY.has(refusal.code) ? 503 : 403, ...refusal }
     }
     this.#failures.record({ err: error })
     return { status: 403, code: ErrorCode.REFUSED, message: MIDDLEWARE_REFUSED }

@@ -3,7 +3,7 @@
 // refusal meant for the client; any other may be a library's (a database driver's, with its
 // hosts), so its text stays in the server's log, as for an event middleware (events.test.ts).
 import { connect } from '@parley/client'
-import type { ParleyError, TransportName } from '@parley/protocol'
+import { ErrorCode, ParleyError, type TransportName } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { ODD_ERRORS } from '../../../test/support/odd-values.js'
 import { unheard } from '../../../test/support/unheard.js'
@@ -43,6 +43,9 @@ async function guardedServer() {
         if (token === 'good') return
         if (token === 'expired') throw Object.assign(new Error('log in again'), { code: 'AUTH_EXPIRED' })
         if (token === 'store-away') throw INTERNAL_ERROR
+        // The application's own admission check, in the words of a busy node.
+        if (token === 'full') throw new ParleyError(ErrorCode.SERVER_FULL, 'come back later')
+        if (token === 'leaving') throw new ParleyError(ErrorCode.SERVER_SHUTTING_DOWN, 'this node is leaving')
         if (token === 'lowercase') throw Object.assign(new Error('log in again'), { code: 'auth-expired' })
         // Of the form, but a PARLEY_ code that is none of Parley's wire codes.
         if (token === 'parley-prefixed')
@@ -80,6 +83,35 @@ describe.each(TRANSPORTS)('a handshake middleware that refuses, over %s', (trans
     expect(opened.started!.app.parley.socketsCount).toBe(0)
   })
 })
+
+describe.each(['sse', 'poll'] as const)(
+  "a handshake middleware that refuses with a busy node's code, over %s",
+  (kind) => {
+    it.each([
+      ['full', ErrorCode.SERVER_FULL],
+      ['leaving', ErrorCode.SERVER_SHUTTING_DOWN],
+    ])(
+      'answers 503, as the server says the same itself, not the 403 of a refusal (%s)',
+      async (token, code) => {
+        // A 403 is a refusal of the client: one that reads the status alone would stop for good.
+        const { base } = await guardedServer()
+        const res = await fetch(`${base}/${kind}?v=1`, {
+          method: 'POST',
+          body: JSON.stringify([8, { auth: { token } }]),
+        })
+        expect(res.status).toBe(503)
+        expect(await res.json()).toMatchObject({ code })
+        // The application's own code is a refusal still.
+        const refused = await fetch(`${base}/${kind}?v=1`, {
+          method: 'POST',
+          body: JSON.stringify([8, { auth: { token: 'expired' } }]),
+        })
+        expect(refused.status).toBe(403)
+        expect(await refused.json()).toMatchObject({ code: 'AUTH_EXPIRED' })
+      },
+    )
+  },
+)
 
 describe('handshakes refused with an error without a code of the application', () => {
   it('are logged once per burst, with the first error, and the rest counted at close', async () => {
