@@ -607,6 +607,22 @@ export class Connection {
         const patient = began < this.#quietUntil
         if (patient && error.code === ErrorCode.HANDSHAKE_TIMEOUT)
           this.#quietUntil = Math.min(this.#quietUntil + performance.now() - began, this.#quietEnd)
+        // A resume's HELLO sent on a pooled connection that the loss had closed too (`reset`):
+        // nothing of the server's nor of the transport's (no refusal either), and the same one is
+        // tried once more, at once, unannounced. Announced, the resume ended there: a `disconnect`
+        // for a session that the next attempt recovered at once. (Their bundle skips this:
+        // browsers try such a request again themselves, and `reset` is Node's. A branch of its
+        // own, so that the bundle keeps nothing of it.)
+        if (
+          !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
+          why === 'resume' &&
+          t.reset &&
+          !retried.includes(name)
+        ) {
+          retried.push(name)
+          queue.unshift(name)
+          continue
+        }
         // A resume's try that busy nodes failed within that quiet time blames no transport: a
         // HELLO sent and not answered in time (a node taking the session over, as while it waits
         // for the old node's seal; not an upgrade left unanswered, nor a stream that stalled), or
@@ -614,23 +630,12 @@ export class Connection {
         // a balancer's 502). The application hears nothing of it, and the client does not step
         // down, which would bring the session back on a worse transport: the same one is tried
         // again (at once, once, after a 503), then after the backoff.
-        // A resume's HELLO sent on a pooled connection that the loss had closed too (`reset`):
-        // nothing of the server's nor of the transport's, and the same one is tried once more, at
-        // once, unannounced. Announced, the resume ended there: a `disconnect` for a session that
-        // the next attempt recovered at once. (Their bundle skips this: browsers try such a
-        // request again themselves, and `reset` is Node's.)
-        const stale =
-          !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
-          why === 'resume' &&
-          t.reset &&
-          !retried.includes(name)
         const held =
-          stale ||
-          (why === 'resume' &&
-            patient &&
-            (busy(error) ||
-              error.details?.status === 502 ||
-              (error.code === ErrorCode.HANDSHAKE_TIMEOUT && !t.unsent && !error.details?.stalled)))
+          why === 'resume' &&
+          patient &&
+          (busy(error) ||
+            error.details?.status === 502 ||
+            (error.code === ErrorCode.HANDSHAKE_TIMEOUT && !t.unsent && !error.details?.stalled))
         if (!held) this.#host.notify('transport_error', name, error)
         // Its listener may have called disconnect(): the next transport would ask for auth.
         if (run !== this.#run) return
@@ -654,7 +659,6 @@ export class Connection {
         // (an OPEN later than the server's wait for that GET, or an older server's heartbeat,
         // which started at the HELLO), and lives.
         const again =
-          stale ||
           (frozen && t.pooled && error.code === ErrorCode.HANDSHAKE_TIMEOUT) ||
           error.code === ErrorCode.SERVER_SHUTTING_DOWN ||
           error.code === ErrorCode.TRANSPORT_MISMATCH
