@@ -142,7 +142,7 @@ export interface ConnectionHost {
   opened(
     open: OpenPacket,
     now: TransportName,
-    before: TransportName | null,
+    before: TransportName | null | undefined,
     why: SwitchReason,
     attempt: number,
   ): void
@@ -177,7 +177,11 @@ export class Connection {
   /** Where the connection is (see the diagram). Only the connection changes it. */
   state: ConnectionState = 'idle'
   #current: Transport | undefined
-  #last: TransportName | null = null
+  /**
+   * The transport the session was last attached to; none (never set, or null once an end cleared
+   * it) before the first. Left without a value: a field's initial value costs bundle bytes.
+   */
+  #last?: TransportName | null
   /**
    * The upgrade probe whose HELLO is on its way: set once its auth is ready (see #tryProbe), so
    * that MOVED meanwhile is read as the server having taken it. Cleared when it is adopted,
@@ -685,7 +689,7 @@ export class Connection {
       // ended(), a loss while offline, a resume that gave up) lead to a connect instead; none
       // before would read as -1, every transport a step down from it. Typed as a list that may
       // be searched for none, rather than #last asserted set.
-      const order: readonly (TransportName | null)[] = this.#opts.transports
+      const order: readonly (TransportName | null | undefined)[] = this.#opts.transports
       const moved = why === 'resume' && order.indexOf(name) > order.indexOf(this.#last)
       this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
       return

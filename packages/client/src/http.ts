@@ -130,12 +130,13 @@ export abstract class HttpTransport extends BaseTransport {
   /**
    * The session's URL, once the handshake gave it: the downstream's and the upstream's. Set
    * before any line can be queued: the owner sends only on a transport whose open() resolved.
+   * Undefined before (as the flags below are rather than false: see BaseTransport.closed).
    */
-  #session = ''
+  #session?: string
   /** Packet lines waiting for a POST. */
   #lines: Outgoing[] = []
   /** A POST is in flight: the server refuses overlapping ones. */
-  #busy = false
+  #busy?: boolean
   /**
    * How long a POST may go unanswered, in ms: the heartbeat window of the OPEN (see #post). Set
    * with `#session`, before any POST.
@@ -151,12 +152,12 @@ export abstract class HttpTransport extends BaseTransport {
    * The handshake opened a new session, whose first GET goes out before OPEN reaches the
    * session's books: they still count the packets of the session before (see `ack`).
    */
-  #fresh = false
+  #fresh?: boolean
   /**
    * disconnect() left this handshake (see leave): a session the server opened or resumed for it
    * is no one's any more, and needs the goodbye, however the handshake ends.
    */
-  #left = false
+  #left?: boolean
 
   /**
    * The ACK a GET carries (see `TransportSetup.ledger`). None in the first GET of a new session:
@@ -375,7 +376,7 @@ export abstract class HttpTransport extends BaseTransport {
    */
   async #post(batch: Outgoing[]): Promise<void> {
     // Set before any line was queued (see #session).
-    const url = this.#session
+    const url = this.#session as string
     // A page's goodbye goes with keepalive, so that it outlives the page, and browsers refuse
     // keepalive bodies past 64 KiB (those of a page in flight, together); the server refuses one
     // past maxPayload (413), ending the session with 'payload too large'. So it carries, in order,

@@ -61,7 +61,7 @@ export class Session implements ConnectionHost {
   /** The session's and the connection's events go to the socket's listeners as they are. */
   readonly notify: SessionHost['fire']
   /** True between `connect` and `disconnect` as the application saw them. */
-  #up = false
+  #up?: boolean
   #liveTimer: ReturnType<typeof setTimeout> | undefined
   /** When the current transport last brought anything (`performance.now()`), read once #alive set it. */
   #heardAt!: number
@@ -183,7 +183,7 @@ export class Session implements ConnectionHost {
   opened(
     open: OpenPacket,
     now: TransportName,
-    before: TransportName | null,
+    before: TransportName | null | undefined,
     why: SwitchReason,
     attempt: number,
   ): void {

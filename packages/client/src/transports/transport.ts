@@ -147,8 +147,11 @@ export abstract class BaseTransport implements Transport {
   /** What came before `attach`, each a packet or a refusal with a number (never a broken stream). */
   #held: Delivered[] = []
   #closeError: ParleyError<string> | undefined
-  /** True once closed, by either side: every callback of the medium checks it. */
-  protected closed = false
+  /**
+   * True once closed, by either side: every callback of the medium checks it. Undefined before,
+   * rather than false: flags left without an initial value cost the bundle nothing.
+   */
+  protected closed?: boolean
 
   constructor(url: string, setup: TransportSetup, maxPayload: number) {
     this.url = url
