@@ -189,7 +189,7 @@ export function encode(packet: Packet): Encoded {
     // message names the emit (`about`), where the code alone left the application to find which
     // of its emits, and what in it. A HELLO's auth has no name: `not JSON` alone (the session
     // puts `auth: ` before it). The cause: the walk's error, or what was thrown.
-    let coded = false
+    let coded: boolean | undefined
     try {
       coded = cause instanceof ParleyError
     } catch {}

@@ -478,7 +478,7 @@ export class Connection {
     const run = ++this.#run
     this.state = 'connecting'
     let last: ParleyError<string> | undefined
-    let refused = false
+    let refused: boolean | undefined
     // What the session is down for when a resume fails (its `disconnect`); none for a connect.
     // Read once: nothing sets it anew during a run (a loss, a handoff each begin another).
     const down = why === 'resume' ? this.#lostReason : undefined
@@ -506,7 +506,7 @@ export class Connection {
     const end = performance.now() + timeout
     // The middleware was slow once: every try from then on has only what is left of `timeout`,
     // the same transport again, or the next one after a WebSocket's upgrade went unanswered.
-    let bounded = false
+    let bounded: boolean | undefined
     // The pace of those tries: a backoff of their own, as none of them is a reconnection attempt
     // (the connection's would count them, and the `connect` at the end say `reconnect` too).
     const pace = new Backoff(this.#opts)

@@ -127,7 +127,7 @@ export class Session implements ConnectionHost {
     const a = this.opts.auth
     const sid = this.#ledger.sid
     // Set once the auth is known: a failure before that is the application's auth function's.
-    let known = false
+    let known: boolean | undefined
     try {
       let auth = typeof a === 'function' ? a() : a
       // Awaited when it is a promise (or any thenable), and only then: a value that cannot even
@@ -161,7 +161,7 @@ export class Session implements ConnectionHost {
       // a Proxy's trap: given back untouched, where the encoder's own refusal is `made`), is its
       // refusal made on purpose: it reaches the application untouched, its code, message and
       // details as it made them, as an emit's does. (`instanceof` throws on a revoked Proxy.)
-      let own = false
+      let own: boolean | undefined
       try {
         own = known ? cause !== made : cause instanceof ParleyError
       } catch {}

@@ -272,7 +272,7 @@ export class Socket<
         // A request, answered once: by its listener's reply, or an ERROR when a listener failed
         // or none listens (else the server would wait for its whole timeout), whichever comes
         // first. An answer that cannot be sent (`ack(10n)` throws its coded error) uses nothing up.
-        let answered = false
+        let answered: boolean | undefined
         // An answer given once its session is gone (a CLOSE, disconnect(), a new session) is
         // dropped: the next session would read its ack id as one of its own requests'.
         // Each answer carries the event's `name`, off the wire: one that cannot be sent (too large,

@@ -48,7 +48,7 @@ export class PollingTransport extends HttpTransport {
       // it, or a timeout). A line this client refuses goes up alone: the others still count.
       // Each packet is taken in (numbered, acknowledged) before any listener runs.
       const later: Later[] = []
-      let ends = false
+      let ends: boolean | undefined
       for (const line of body.split('\n')) {
         if (line.trim()) {
           const decoded = decodeText(line, this.payloadMax)

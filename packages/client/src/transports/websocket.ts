@@ -111,7 +111,7 @@ export class WebSocketTransport extends BaseTransport {
 
   open(hello: string, timeout: number, patient?: boolean, _stream?: number, of?: string): Promise<Welcome> {
     return new Promise<Welcome>((resolve, reject) => {
-      let opened = false
+      let opened: boolean | undefined
       const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
         clearTimeout(this.#timer)
         if (opened) return
