@@ -536,7 +536,7 @@ export class Connection {
         // open().
         const left = bounded ? (end - began) | 0 : ms
         if (left <= 0) {
-          if (typeof this.#opts.auth === 'function') last = timeoutError('no auth', timeout, undefined, of)
+          if (typeof this.#opts.auth === 'function') last = timeoutError('no auth', timeout, of)
           break
         }
         // Patient (see Transport.open) after a handoff, until its quiet time ends: the nodes are
@@ -599,7 +599,7 @@ export class Connection {
           if (run !== this.#run) return
           // What the attempt says when the pause took what was left (no try follows), unless a
           // later try fails otherwise.
-          last = timeoutError('no OPEN', timeout, { middleware: true }, of)
+          last = timeoutError('no OPEN', timeout, of, { middleware: true })
           bounded = true
           queue.unshift(name)
           continue
@@ -760,7 +760,7 @@ export class Connection {
   #hello(ms: number, bound: number, of?: string): Promise<string> {
     return new Promise((resolve, reject) => {
       // biome-ignore lint/suspicious/noAssignInExpressions: kept to be told by identity (see #noAuth).
-      const end = () => reject((this.#noAuth = timeoutError('no auth', bound, undefined, of)))
+      const end = () => reject((this.#noAuth = timeoutError('no auth', bound, of)))
       this.#unwait = end
       // biome-ignore lint/suspicious/noAssignInExpressions: one timer, two holders; as two statements the bundle takes 2 bytes more.
       const timer = (this.#timer = setTimeout(end, ms))

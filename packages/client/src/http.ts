@@ -284,8 +284,8 @@ export abstract class HttpTransport extends BaseTransport {
         error = down
           ? // Opened, and nothing came: a proxy that buffers the stream, or a slow moment
             // (TransportMemory tells them apart by a second stall).
-            timeoutError('no stream data', stream, { stalled: true }, of)
-          : timeoutError(`no OPEN from ${shown(this.url)}`, timeout, undefined, of)
+            timeoutError('no stream data', stream, of, { stalled: true })
+          : timeoutError(`no OPEN from ${shown(this.url)}`, timeout, of)
       this.close()
       throw error
     } finally {

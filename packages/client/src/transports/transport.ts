@@ -303,12 +303,15 @@ export function tooLarge(what: string, maxPayload: number): ParleyError {
   return new ParleyError(ErrorCode.PAYLOAD_TOO_LARGE, `${what} over ${maxPayload} bytes`)
 }
 
-/** The error for "nothing came within the bound"; `of` says whose bound, when not the obvious one. */
+/**
+ * The error for "nothing came within the bound"; `of` says whose bound, when not the obvious one
+ * (before `details`, which most calls leave out).
+ */
 export function timeoutError(
   what: string,
   ms: number,
-  details?: Record<string, unknown>,
   of = '',
+  details?: Record<string, unknown>,
 ): ParleyError {
   return new ParleyError(ErrorCode.HANDSHAKE_TIMEOUT, `${what} within ${ms} ms${of}`, { details })
 }

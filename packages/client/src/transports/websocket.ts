@@ -146,13 +146,12 @@ export class WebSocketTransport extends BaseTransport {
             timeoutError(
               `no upgrade from ${shown(this.url)}`,
               wait,
-              undefined,
               of ? " (its share of the server's pingTimeout)" : ' (its share of connectTimeout)',
             ),
           )
         else
           this.#timer = setTimeout(
-            () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout, undefined, of)),
+            () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout, of)),
             timeout - wait,
           )
       }, wait)
