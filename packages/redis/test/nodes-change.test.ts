@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { startTcpProxy, type TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until } from '../../server/test/helpers.js'
+import { NOTE_VERSION } from '../src/nodes.js'
 import { holding } from './handoff-support.js'
 import { HEARTBEAT, Nodes, redisSuite, type TestNode } from './nodes.js'
 
@@ -221,8 +222,8 @@ describe.skipIf(skipRedisSuites())('onNodesChange', () => {
     await client.connect()
     extraClients.push(client)
     // Its note (in the heartbeat) and its word that it joined say v 2.
-    const v2 = (arg: string) =>
-      arg.replace(/^(\{"(?:n":"[^"]*","k":"joined","a":"[^"]*",")?v":)3\b/, (_, head: string) => `${head}2`)
+    const ours = new RegExp(`^(\\{"(?:n":"[^"]*","k":"joined","a":"[^"]*",")?v":)${NOTE_VERSION}\\b`)
+    const v2 = (arg: string) => arg.replace(ours, (_, head: string) => `${head}2`)
     const older = (args: string[]) => args.map(v2)
     const c = await nodes.start(suite.redis.url, {
       client: holding(client, (args) => {
