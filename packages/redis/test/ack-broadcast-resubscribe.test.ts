@@ -6,9 +6,9 @@
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import type { TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { GHOST, haunt } from './ghost-node.js'
+import { deafen, ranInRedis } from './deaf-subscriber.js'
+import { GHOST, haunt, published } from './ghost-node.js'
 import { type FakeNode, handoffScenes, message, repliesAs, to } from './handoff-support.js'
 
 const scene = handoffScenes()
@@ -19,29 +19,9 @@ const REQUEST_TIMEOUT = 8000
 /** The broadcast's own timeout: longer still, so that only requestTimeout could end it short. */
 const TIMEOUT = 30_000
 
-/** The PUBLISHes `node` sent on `channel` so far. */
-function published(node: FakeNode, channel: string): string[][] {
-  return node.commands.filter((args) => args[0] === 'PUBLISH' && args[1] === channel)
-}
-
 /** The counts among them. */
 function counts(node: FakeNode, channel: string): string[][] {
   return published(node, channel).filter(([, , text]) => text!.includes('"k":"count"'))
-}
-
-/** `node`'s subscriber, reaching Redis through `proxy`, is cut and cannot connect again. */
-async function deafen(node: FakeNode, proxy: TcpProxy): Promise<void> {
-  proxy.offline = true
-  await until(
-    () => node.warnings.some((w) => w.includes('subscriber connection') && w.endsWith('by itself')),
-    5000,
-    'the subscriber cut',
-  )
-}
-
-/** What `node` sent so far has run in Redis: its connection answered a PING sent after it. */
-async function ranInRedis(node: FakeNode): Promise<void> {
-  expect(await node.redis.sendCommand(['PING'])).toBe('PONG')
 }
 
 /** Socket `id` of `node`, in room `room`, replying with its id. */

@@ -6,34 +6,15 @@
 // node's answer once the node hears again, not end with a short list at requestTimeout.
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import type { TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { type FakeNode, handoffScenes, to } from './handoff-support.js'
+import { deafen, ranInRedis } from './deaf-subscriber.js'
+import { published } from './ghost-node.js'
+import { handoffScenes, to } from './handoff-support.js'
 
 const scene = handoffScenes()
 
 /** Far longer than the test takes with every answer in: a query that ends by it lost one. */
 const REQUEST_TIMEOUT = 8000
-
-/** The PUBLISHes `node` sent on `channel` so far. */
-function published(node: FakeNode, channel: string): string[][] {
-  return node.commands.filter((args) => args[0] === 'PUBLISH' && args[1] === channel)
-}
-
-/** `node`'s subscriber, reaching Redis through `proxy`, is cut and cannot connect again. */
-async function deafen(node: FakeNode, proxy: TcpProxy): Promise<void> {
-  proxy.offline = true
-  await until(
-    () => node.warnings.some((w) => w.includes('subscriber connection') && w.endsWith('by itself')),
-    5000,
-    'the subscriber cut',
-  )
-}
-
-/** What `node` sent so far has run in Redis: its connection answered a PING sent after it. */
-async function ranInRedis(node: FakeNode): Promise<void> {
-  expect(await node.redis.sendCommand(['PING'])).toBe('PONG')
-}
 
 describe.skipIf(skipRedisSuites())('a cluster query around a subscriber that reconnects', () => {
   it("gets a live node's sockets when that node's subscriber was reconnecting as the query went out", async () => {
