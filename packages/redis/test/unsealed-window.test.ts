@@ -9,6 +9,7 @@ import { until, within } from '../../server/test/helpers.js'
 import { READ_WINDOW_MS, READ_WINDOW_UNITS, windowClock } from '../src/read-window.js'
 import {
   argOf,
+  type FakeCluster,
   type FakeNode,
   type FakeSocket,
   handedOffSession,
@@ -41,13 +42,34 @@ const untilGot = (taken: FakeSocket, arg: string) =>
   until(() => taken.got.includes(arg), 5000, `${arg} at the socket`)
 
 /**
+ * Listens on the broadcast channel from here on, directly (no proxy holds it): true once a claim
+ * marker of `node` was on it. The listener is let go with `releases`.
+ */
+async function markerOnChannel(
+  cluster: FakeCluster,
+  node: FakeNode,
+  releases: (() => void)[],
+): Promise<() => boolean> {
+  let seen = false
+  const listener = node.redis.duplicate()
+  listener.on('error', () => {})
+  await listener.connect()
+  releases.push(() => listener.destroy())
+  await listener.subscribe(`${cluster.prefix}:broadcast`, (text) => {
+    const packet = JSON.parse(text) as { k?: unknown; n?: unknown }
+    if (packet.k === 'claim' && packet.n === node.adapter.node) seen = true
+  })
+  return () => seen
+}
+
+/**
  * a hands off `sid`, b claims it; a's subscriber is held, so a reads nothing of what `before`
  * broadcasts; b reads it, publishes its marker, reads c's 'c-after' past it, and its wait for
  * the seal runs out (`beforeRead` runs first). Then a reads everything (its appends refused)
  * and c sends 'c-last'. Returns the tail and what the session got, the tail's first.
  */
 async function slowOldNode(
-  { aProxy, a, b, c, waits, releases }: ProxiedScene,
+  { cluster, aProxy, a, b, c, waits, releases }: ProxiedScene,
   sid: string,
   before: () => void,
   lastBefore: string,
@@ -60,8 +82,11 @@ async function slowOldNode(
   const watcher = watcherOn(b)
   await until(() => watcher.got.includes(lastBefore), 10_000, 'the burst read at b')
 
+  // The wait for the seal begins once b's marker is queued, not once Redis ran it: c-after sent
+  // then may land before the marker, the old node's to deliver, which the window may not give.
+  const marked = await markerOnChannel(cluster, b, releases)
   const { taken, done } = takeOverOn(b, claim, sid)
-  await until(() => waits.began === 1, 5000, 'the marker published')
+  await until(() => waits.began === 1 && marked(), 5000, "b's marker on the channel")
   burst(c, ['c-after'])
   await until(() => watcher.got.includes('c-after'), 5000, "c's broadcast read at b past its marker")
   beforeRead()
