@@ -2,7 +2,13 @@
 // tests use the system's. Where none is found the browser suites skip, unless
 // PARLEY_REQUIRE_BROWSER=1 (CI), where that is a failure.
 import { existsSync } from 'node:fs'
-import { type Browser, chromium, type LaunchOptions } from 'playwright-core'
+import {
+  type Browser,
+  type BrowserContext,
+  type BrowserContextOptions,
+  chromium,
+  type LaunchOptions,
+} from 'playwright-core'
 
 /**
  * Where to look when PARLEY_CHROMIUM is not set, best first. Debian's `chromium-headless-shell`
@@ -86,4 +92,22 @@ export function launchChromium(extraArgs: string[] = [], options: LaunchOptions 
     args: [...baseArgs, ...extraArgs],
     ...options,
   })
+}
+
+/**
+ * How long a browser test's Playwright wait or action (a `waitForFunction`, a click, a navigation)
+ * takes at most when it names no timeout of its own: the explicit waits' 10 s. Playwright's own
+ * default, 30 s, outlasts the 20 s a test is given, and a wait that never ends would then fail as
+ * "Test timed out" rather than name what it waited for.
+ */
+export const PAGE_WAIT_MS = 10_000
+
+/** A new context of `browser` (a person's browser window) whose waits end at `PAGE_WAIT_MS`. */
+export async function openContext(
+  browser: Browser,
+  options?: BrowserContextOptions,
+): Promise<BrowserContext> {
+  const context = await browser.newContext(options)
+  context.setDefaultTimeout(PAGE_WAIT_MS)
+  return context
 }

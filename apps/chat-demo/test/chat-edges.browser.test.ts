@@ -7,7 +7,7 @@ import { connect, type Socket } from '@parley/client'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContext, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { buildChatApp } from '../src/app.js'
 import { type ClientEvents, type JoinReply, Limits, type ServerEvents } from '../src/shared.js'
 import { MemoryStore } from '../src/store.js'
@@ -54,7 +54,7 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
 
   /** Opens the chat as `name` in `room`, and waits until it is in it. */
   async function open(name: string, room: string, options: BrowserContextOptions = {}): Promise<Page> {
-    const page = await (await browser.newContext(options)).newPage()
+    const page = await (await openContext(browser, options)).newPage()
     page.on('pageerror', (error) => {
       throw error
     })
@@ -204,12 +204,12 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
   })
 
   it('shows as its own what this browser wrote, not what an earlier holder of its nickname wrote', async () => {
-    const first = await browser.newContext()
+    const first = await openContext(browser)
     const firstTab = await openIn(first, 'pat', 'room-05')
     await sendDelivered(firstTab, 'from the first pat')
     // Closing the tab frees the name: another browser takes it.
     await firstTab.close()
-    const second = await browser.newContext()
+    const second = await openContext(browser)
     const secondTab = await openIn(second, 'pat', 'room-05')
     await secondTab.waitForFunction(() => document.querySelectorAll('#messages li').length === 1)
     expect(await drawn(secondTab)).toEqual([['from the first pat', false, null]])
@@ -232,7 +232,7 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
     // Stored by an older version of the chat: who wrote it is not known, only the nickname,
     // which another browser may hold now.
     await store.add({ room: 'room-06', from: 'kim', text: 'before by', at: Date.now() })
-    const context = await browser.newContext()
+    const context = await openContext(browser)
     const page = await openIn(context, 'kim', 'room-06')
     await page.waitForFunction(() => document.querySelectorAll('#messages li').length === 1)
     expect(await drawn(page)).toEqual([['before by', false, null]])
@@ -245,7 +245,7 @@ describe.skipIf(skipBrowserSuites())('chat demo at its edges, in Chromium', () =
   })
 
   it('keeps its own messages its own when an older node’s join answer has no `you`', async () => {
-    const context = await browser.newContext()
+    const context = await openContext(browser)
     const page = await openIn(context, 'lee', 'room-07')
     await sendDelivered(page, 'written here')
     older = true

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, BrowserContextOptions, Page } from 'playwright-core'
 import { afterAll, beforeAll } from 'vitest'
-import { launchChromium } from '../../../test/support/chromium.js'
+import { launchChromium, openContext } from '../../../test/support/chromium.js'
 import type { FaultProxy } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp, type ChatAppOptions } from '../src/app.js'
@@ -88,7 +88,7 @@ export function chatInChromium(): ChatInChromium {
     startChat,
     stopChat,
     async join(base, name, { query = '', clock = false, ...options } = {}) {
-      const context = await started().newContext(options)
+      const context = await openContext(started(), options)
       if (clock) await context.clock.install()
       const page = await context.newPage()
       page.on('pageerror', (error) => {

@@ -8,7 +8,7 @@
 import type { BrowserContextOptions, Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { until } from '../../../packages/server/test/helpers.js'
-import { skipBrowserSuites } from '../../../test/support/chromium.js'
+import { openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { type ChatMessage, type HeardMessage, Limits } from '../src/shared.js'
 import { MemoryStore } from '../src/store.js'
@@ -369,7 +369,7 @@ describe.skipIf(skipBrowserSuites())('the chat page in Chromium', () => {
   })
 
   it('says what is wrong with a nickname of spaces only, instead of doing nothing', async () => {
-    const page = await (await suite.browser.newContext()).newPage()
+    const page = await (await openContext(suite.browser)).newPage()
     await page.goto(`http://127.0.0.1:${suite.port}/?room=nickname-test`)
     await page.fill('#nickname', '   ')
     await page.press('#nickname', 'Enter')
@@ -402,7 +402,7 @@ describe.skipIf(skipBrowserSuites())('the chat page in Chromium', () => {
 
   it('says when a nickname, a message or a room name is too long, instead of cutting it short', async () => {
     const direct = `http://127.0.0.1:${suite.port}`
-    const page = await (await suite.browser.newContext()).newPage()
+    const page = await (await openContext(suite.browser)).newPage()
     await page.goto(`${direct}/?room=long-test`)
     await page.fill('#nickname', 'n'.repeat(Limits.nickname + 6))
     await page.click('#join button')
@@ -442,7 +442,7 @@ describe.skipIf(skipBrowserSuites())('the chat page in Chromium', () => {
   it('asks for another nickname when someone else uses it, and then lists both people', async () => {
     const direct = `http://127.0.0.1:${suite.port}`
     const nia = await join(direct, 'nia', { query: '?room=nickname-clash' })
-    const page = await (await suite.browser.newContext()).newPage()
+    const page = await (await openContext(suite.browser)).newPage()
     await page.goto(`${direct}/?room=nickname-clash`)
     await page.fill('#nickname', 'NIA')
     await page.click('#join button')
@@ -464,7 +464,7 @@ describe.skipIf(skipBrowserSuites())('the chat page in Chromium', () => {
 
   it('lists once, and shows as their own, a person whose two tabs spell their nickname in two letter cases', async () => {
     const direct = `http://127.0.0.1:${suite.port}`
-    const tabs = await suite.browser.newContext()
+    const tabs = await openContext(suite.browser)
     const [upper, lower] = [await tabs.newPage(), await tabs.newPage()]
     for (const [page, name] of [
       [upper, 'Sam'],

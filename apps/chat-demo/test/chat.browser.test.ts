@@ -6,7 +6,7 @@ import type { Page } from 'playwright-core'
 import { describe, expect, it } from 'vitest'
 import { STABLE_MS } from '../../../packages/client/src/fallback.js'
 import { until } from '../../../packages/server/test/helpers.js'
-import { skipBrowserSuites } from '../../../test/support/chromium.js'
+import { openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import type { ChatData } from '../src/chat.js'
@@ -71,7 +71,7 @@ describe.skipIf(skipBrowserSuites())('chat demo in Chromium', () => {
   async function joinWatched(base: string, name: string, room: string) {
     const sent: unknown[][] = []
     let acked = 0
-    const page = await (await suite.browser.newContext()).newPage()
+    const page = await (await openContext(suite.browser)).newPage()
     page.on('websocket', (ws) => {
       ws.on('framesent', ({ payload }) => void sent.push(JSON.parse(String(payload))))
       ws.on('framereceived', ({ payload }) => {

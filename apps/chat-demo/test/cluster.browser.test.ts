@@ -4,7 +4,7 @@
 // through one node is in every page's list, with its history.
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { skipBrowserSuites } from '../../../test/support/chromium.js'
+import { openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type Nginx, skipNginxSuites } from '../../../test/support/nginx.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { closeTabs } from '../../../test/support/tabs.js'
@@ -27,7 +27,7 @@ describe.skipIf(skips.some(Boolean))('chat demo on three nodes behind nginx, in 
 
   /** Opens the chat through nginx as `name` over `transport` alone; waits until it is in. */
   async function join(name: string, transport: string): Promise<Page> {
-    const context = await browser.newContext()
+    const context = await openContext(browser)
     const page = await context.newPage()
     page.on('pageerror', (error) => {
       throw error

@@ -4,7 +4,7 @@
 // words of the failures on one server are in failure-words.browser.test.ts.
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { skipBrowserSuites } from '../../../test/support/chromium.js'
+import { openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { skipNginxSuites } from '../../../test/support/nginx.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { closeTabs } from '../../../test/support/tabs.js'
@@ -37,7 +37,7 @@ describe.skipIf(skips.some(Boolean))('the words of a failure, on several nodes',
 
   it('says the chat moved to another server, and that nothing was lost, when its node drains', async () => {
     const { browser, nginx, nodes } = run as ChatClusterRun
-    const page = await (await browser.newContext()).newPage()
+    const page = await (await openContext(browser)).newPage()
     await page.goto(`${nginx.url}/?transports=websocket`)
     await page.fill('#nickname', 'cy')
     await page.click('#join button')

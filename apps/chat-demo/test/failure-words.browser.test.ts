@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp } from '../src/app.js'
@@ -17,7 +17,7 @@ import { pageBuilt } from './page-build.js'
 
 /** Opens the chat as `name` at `base` (with `query`), in a context of its own, and waits until it is in. */
 async function join(browser: Browser, base: string, name: string, query = ''): Promise<Page> {
-  const page = await (await browser.newContext()).newPage()
+  const page = await (await openContext(browser)).newPage()
   await page.goto(`${base}/${query}`)
   await page.fill('#nickname', name)
   await page.click('#join button')

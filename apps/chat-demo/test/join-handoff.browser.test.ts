@@ -6,7 +6,7 @@
 // nor any for a join the draining node refused for want of its store.
 import type { Browser, Page, WebSocket } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { skipBrowserSuites } from '../../../test/support/chromium.js'
+import { openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type Nginx, skipNginxSuites } from '../../../test/support/nginx.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { closeTabs } from '../../../test/support/tabs.js'
@@ -43,7 +43,7 @@ describe.skipIf(skips.some(Boolean))('a request under way while its session move
     nickname: string,
     base?: string,
   ): Promise<{ page: Page; connections: WebSocket[] }> {
-    const page = await (await browser.newContext()).newPage()
+    const page = await (await openContext(browser)).newPage()
     page.on('pageerror', (error) => {
       throw error
     })

@@ -6,7 +6,7 @@
 import type { Browser, Page } from 'playwright-core'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type Nginx, skipNginxSuites, startNginx } from '../../../test/support/nginx.js'
 import { onFreePort } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
@@ -125,7 +125,7 @@ describe.skipIf(skips.some(Boolean))('chat demo cluster through a rolling restar
    * from then on records every banner, transport badge and people list the page shows.
    */
   async function join(name: string, transport: string): Promise<Page> {
-    const context = await browser.newContext()
+    const context = await openContext(browser)
     const page = await context.newPage()
     page.on('pageerror', (error) => {
       throw error

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Browser, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { buildChatApp } from '../src/app.js'
@@ -68,7 +68,7 @@ describe.skipIf(skips.some(Boolean))('chat page while Redis is away, in Chromium
     waitForPeople = true,
     query = `storeRetry=${STORE_RETRY}`,
   ): Promise<Page> {
-    const context = await browser.newContext()
+    const context = await openContext(browser)
     const page = await context.newPage()
     page.on('pageerror', (error) => {
       throw error

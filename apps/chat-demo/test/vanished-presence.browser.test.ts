@@ -7,7 +7,7 @@
 import type { Browser, Page } from 'playwright-core'
 import { createClient } from 'redis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { onFreePort } from '../../../test/support/ports.js'
 import { type RedisServer, skipRedisSuites, startRedis } from '../../../test/support/redis-server.js'
@@ -65,7 +65,7 @@ describe.skipIf(skips.some(Boolean))('the people list after a drain that nobody 
 
   /** Opens the chat at `base` as `name`, in a context of its own, and waits until it is in. */
   async function join(base: string, name: string): Promise<Page> {
-    const page = await (await browser.newContext()).newPage()
+    const page = await (await openContext(browser)).newPage()
     await page.goto(`${base}/?transports=polling`)
     await page.fill('#nickname', name)
     await page.click('#join button')

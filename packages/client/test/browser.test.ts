@@ -7,7 +7,7 @@ import net from 'node:net'
 import { ErrorCode } from '@parley/protocol'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import {
   type FaultProxy,
   type SseMode,
@@ -86,7 +86,7 @@ async function open(
   options: object = {},
   on: Browser = browser,
 ): Promise<Page> {
-  const context = await on.newContext()
+  const context = await openContext(on)
   contexts.push(context)
   const page = await context.newPage()
   page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`))

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { type FaultProxy, startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { type PageEvent, type PagePeers, servePage } from './browser-page.js'
@@ -62,7 +62,7 @@ async function backend(): Promise<PagePeers & { server: TestServer }> {
 
 /** Opens the page at `origin` in a fresh context; `name` identifies it to the server. */
 async function open(origin: string, name: string, options: object = {}): Promise<Page> {
-  const context = await browser!.newContext()
+  const context = await openContext(browser!)
   contexts.push(context)
   const page = await context.newPage()
   page.on('pageerror', (error) => pageErrors.push(`${name}: ${error.message}`))

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { Browser } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { closeServer, parleyOf, startServer, type TestServer } from './helpers.js'
 
 const clientDir = fileURLToPath(new URL('..', import.meta.url))
@@ -77,7 +77,7 @@ async function cookieServer() {
 
 /** Opens the page in a fresh context that holds the cookie, and tells how the connect went. */
 async function connectFromPage(serverUrl: string, options: Record<string, unknown>) {
-  const context = await browser!.newContext()
+  const context = await openContext(browser!)
   try {
     await context.addCookies([{ name: 'token', value: 'abc', url: serverUrl }])
     const page = await context.newPage()

@@ -5,7 +5,7 @@
 // out its recovery window, the user still present for everyone else.
 import type { Browser } from 'playwright-core'
 import { afterAll, beforeAll, describe, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { startFaultProxy } from '../../../test/support/fault-proxy.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { ensureBundle } from './bundle.js'
@@ -71,7 +71,7 @@ describe.skipIf(skip).concurrent.each(['sse', 'polling'])('a page closed over %s
     onTestFinished(() => closeServer(server))
     const proxy = await startFaultProxy(server.port)
     onTestFinished(() => proxy.close())
-    const context = await browser!.newContext()
+    const context = await openContext(browser!)
     // Closed already, unless the test failed before closing its page.
     onTestFinished(() => context.close())
     const page = await context.newPage()

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 import type { Browser, BrowserContext } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { ensureBundle } from './bundle.js'
 import { closeServer, parleyOf, startServer, type TestServer } from './helpers.js'
@@ -82,7 +82,7 @@ describe.skipIf(skip)('two copies of the client in one page', () => {
       { pingInterval: 30_000, pingTimeout: 30_000 },
     )
     servers.push(server)
-    const context = await browser!.newContext()
+    const context = await openContext(browser!)
     contexts.push(context)
     const page = await context.newPage()
     const pageErrors: string[] = []

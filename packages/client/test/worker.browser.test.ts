@@ -3,7 +3,7 @@
 // event, on its global scope.
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { ensureBundle } from './bundle.js'
 import { startServer, type TestServer } from './helpers.js'
 
@@ -69,7 +69,7 @@ const logged = (page: Page, entry: string, count = 1) =>
 
 describe.skipIf(skip)('the client in a dedicated Worker', () => {
   it('reconnects as soon as the network is back after an outage', async () => {
-    context = await browser!.newContext()
+    context = await openContext(browser!)
     const page = await context.newPage()
     // A backoff far longer than the test: only the `online` event can bring the client back.
     const options = { reconnectionDelay: 60_000, reconnectionDelayMax: 60_000, randomization: 0 }

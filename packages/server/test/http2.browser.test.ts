@@ -8,7 +8,7 @@ import parley, { type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import type { Browser, BrowserContext, Page, Route } from 'playwright-core'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { launchChromium, skipBrowserSuites } from '../../../test/support/chromium.js'
+import { launchChromium, openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
 import { closeTabs } from '../../../test/support/tabs.js'
 import { ensureBundle } from '../../client/test/bundle.js'
 import { type ClosableApp, closeApp, until, within } from './helpers.js'
@@ -115,7 +115,7 @@ type Backend = Awaited<ReturnType<typeof h2Server>>
 
 /** Opens the page in a context of its own (one user), with the client's options. */
 async function open(backend: Backend, options: Record<string, unknown>): Promise<Page> {
-  context = await browser!.newContext({ ignoreHTTPSErrors: true })
+  context = await openContext(browser!, { ignoreHTTPSErrors: true })
   const page = await context.newPage()
   await page.goto(`${backend.url}/?o=${encodeURIComponent(JSON.stringify(options))}`)
   return page
