@@ -21,7 +21,7 @@ import {
   untilTailSealed,
   won,
 } from './handoff-support.js'
-import { proxiedScene } from './proxied-scene.js'
+import { markerOnChannel, proxiedScene } from './proxied-scene.js'
 import { uncutScene } from './uncut-scene.js'
 
 const scene = handoffScenes()
@@ -189,9 +189,11 @@ describe.skipIf(skipRedisSuites())('a takeover that joins before its marker is b
       await untilTailHolds(cluster, a, 2, "c's broadcasts in a's tail")
       releases.push(aProxy.holdDownstream())
 
-      // The marker is published; neither a nor b reads it. c3 comes after it on the channel.
+      // The marker is published; neither a nor b reads it. c3 comes after it on the channel: sent
+      // once the marker ran, not once it is queued, when it may land before it.
+      const marked = await markerOnChannel(cluster, b, releases)
       const { taken, done } = takeOverOn(b, claim, sid)
-      await until(() => waits.began === 1, 5000, 'the marker published')
+      await until(() => waits.began === 1 && marked(), 5000, "b's marker on the channel")
       c.adapter.broadcast(message('news', ['c3']), to(['r']))
 
       // The wait runs out: b joins the socket and reads the tail a has not sealed.

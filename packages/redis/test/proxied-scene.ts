@@ -50,3 +50,26 @@ export async function proxiedScene(
     await releaseAll([() => cluster.close(), () => aProxy.close()])
   }
 }
+
+/**
+ * Listens on the broadcast channel from here on, directly (no proxy holds it): true once a claim
+ * marker of `node` was on it, so that what another node PUBLISHes next lands past it. A wait for
+ * the seal that began says less: the marker is queued on `node`'s client, and may run after a
+ * PUBLISH sent meanwhile on another connection. The listener is let go with `releases`.
+ */
+export async function markerOnChannel(
+  cluster: FakeCluster,
+  node: FakeNode,
+  releases: (() => void)[],
+): Promise<() => boolean> {
+  let seen = false
+  const listener = node.redis.duplicate()
+  listener.on('error', () => {})
+  await listener.connect()
+  releases.push(() => listener.destroy())
+  await listener.subscribe(`${cluster.prefix}:broadcast`, (text) => {
+    const packet = JSON.parse(text) as { k?: unknown; n?: unknown }
+    if (packet.k === 'claim' && packet.n === node.adapter.node) seen = true
+  })
+  return () => seen
+}

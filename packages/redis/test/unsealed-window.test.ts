@@ -9,7 +9,6 @@ import { until, within } from '../../server/test/helpers.js'
 import { READ_WINDOW_MS, READ_WINDOW_UNITS, windowClock } from '../src/read-window.js'
 import {
   argOf,
-  type FakeCluster,
   type FakeNode,
   type FakeSocket,
   handedOffSession,
@@ -19,7 +18,7 @@ import {
   to,
   won,
 } from './handoff-support.js'
-import { type ProxiedScene, proxiedScene } from './proxied-scene.js'
+import { markerOnChannel, type ProxiedScene, proxiedScene } from './proxied-scene.js'
 import { watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
@@ -40,27 +39,6 @@ const counted = (prefix: string, from: number, to: number) =>
 /** Until `taken` got `arg` live (at most 5 s). */
 const untilGot = (taken: FakeSocket, arg: string) =>
   until(() => taken.got.includes(arg), 5000, `${arg} at the socket`)
-
-/**
- * Listens on the broadcast channel from here on, directly (no proxy holds it): true once a claim
- * marker of `node` was on it. The listener is let go with `releases`.
- */
-async function markerOnChannel(
-  cluster: FakeCluster,
-  node: FakeNode,
-  releases: (() => void)[],
-): Promise<() => boolean> {
-  let seen = false
-  const listener = node.redis.duplicate()
-  listener.on('error', () => {})
-  await listener.connect()
-  releases.push(() => listener.destroy())
-  await listener.subscribe(`${cluster.prefix}:broadcast`, (text) => {
-    const packet = JSON.parse(text) as { k?: unknown; n?: unknown }
-    if (packet.k === 'claim' && packet.n === node.adapter.node) seen = true
-  })
-  return () => seen
-}
 
 /**
  * a hands off `sid`, b claims it; a's subscriber is held, so a reads nothing of what `before`
