@@ -276,6 +276,10 @@ export function broadcastAcross(
         if (returnCounted) reply(made)
       },
       (socket) => !askedEarly.has(socket) && (uncut.owes(socket, q) || positioned?.(socket) === true),
+      // Before the marker of a socket joined without it, whose unsealed tail may lack it: held
+      // for that tail to say, as a broadcast is (see `Cut.beforeCut`). Back on the channel only:
+      // one that never ran is not before any marker a claimer read.
+      ran && !cut.empty ? (socket) => cut.beforeCut(socket, q) : undefined,
     )
   }
   /**

@@ -273,7 +273,7 @@ export class Cut {
   /**
    * Whether own broadcast `q`, back now, is one PUBLISHed before the marker of `id`, joined
    * before that marker came back, whose tail may lack it: held with what it holds until that
-   * tail is read (see `UncutSockets.only`).
+   * tail is read (see `UncutSockets.only`; a broadcast with acks, `askHolding`).
    */
   beforeCut(id: string, q: number): boolean {
     const position = this.#positioned.get(id)

@@ -5,7 +5,7 @@
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import { HeldCount } from './held-count.js'
 import { disconnected, replyOnce } from './reply-once.js'
-import type { UncutSockets } from './uncut-sockets.js'
+import type { HeldQuestion, UncutSockets } from './uncut-sockets.js'
 import { heldUntilRead, type UnreadTakeovers } from './unread-takeovers.js'
 import type { Warnings } from './warnings.js'
 
@@ -68,6 +68,13 @@ export interface QuestionPlace {
  * caller whose own timeout ends first (a question of this node's, asked here when it came back;
  * another node's, whose sender's timer started a Redis hop before it came: see
  * sender-deadline.ts).
+ *
+ * `beforeCut` names the sockets that `only` leaves out but that take the question all the same
+ * should their tail come unsealed and lack it: this node's own question, PUBLISHed before the
+ * claim marker of a socket joined before that marker came back (see `Cut.beforeCut`). Read back
+ * while such a socket holds, it is held there too, and asked at the read only when the tail
+ * lacks it (see `UncutSockets.read`): the old node, slow to read, had not asked it into the tail,
+ * and no other node asks it of the session.
  */
 export function askHolding(
   parts: AskParts,
@@ -78,6 +85,7 @@ export function askHolding(
   expect: (count: number) => void,
   reply: (reply: BroadcastReply) => void,
   only?: (id: string) => boolean,
+  beforeCut?: (id: string) => boolean,
 ): GiveNow {
   const { memory, uncut } = parts
   if (uncut.empty) {
@@ -111,7 +119,8 @@ export function askHolding(
       expect(0)
     }
   }
-  const later: string[] = []
+  /** The sockets holding, each with whether it is held for the tail to say (`beforeCut`). */
+  const later: { id: string; beforeCut: boolean }[] = []
   // Open until each is counted: the sockets holding (below), and the sockets asked now, whose
   // count comes later when one is past its claim marker (see `PastMarkerSockets.askWithAck`).
   // Replies before the count (a volatile emit dropped at once, a socket asked while others wait
@@ -126,9 +135,12 @@ export function askHolding(
       asked.count,
       asked.reply,
       (id) => {
-        if (only && !only(id)) return false
+        if (only && !only(id)) {
+          if (uncut.holds(id) && beforeCut?.(id)) later.push({ id, beforeCut: true })
+          return false
+        }
         if (uncut.holds(id)) {
-          later.push(id)
+          later.push({ id, beforeCut: false })
           return false
         }
         return uncut.takes(id, place.node, place.q)
@@ -137,7 +149,7 @@ export function askHolding(
       ownNeverRun(place),
     ),
   )
-  for (const id of later) {
+  for (const { id, beforeCut: unlessLacked } of later) {
     total.open()
     /** Asks socket `id` alone; how many it matched. */
     const ask = (replyHere: (reply: BroadcastReply) => void): number => {
@@ -168,9 +180,10 @@ export function askHolding(
       }
       return asked
     }
-    const question = {
+    const question: HeldQuestion = {
       node: place.node,
       q: place.q,
+      ...(unlessLacked && { beforeCut: true }),
       settle: (take: boolean) => {
         if (!take) {
           total.settle()
@@ -193,7 +206,9 @@ export function askHolding(
       drop: () => total.settle(),
       close: total.give,
     }
-    if (!uncut.holdQuestion(id, question)) question.settle(uncut.takes(id, place.node, place.q))
+    // Held in the same turn it was found holding: one before the cut is not asked otherwise.
+    if (!uncut.holdQuestion(id, question))
+      question.settle(!unlessLacked && uncut.takes(id, place.node, place.q))
   }
   // None once the count is given (held after the close, see `UncutSockets.holdQuestion`).
   total.opened(timeout)

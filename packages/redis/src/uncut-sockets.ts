@@ -25,6 +25,12 @@ export interface HeldQuestion {
   /** The node that sent it, and its count there (undefined from a node of an earlier version). */
   node: string
   q: number | undefined
+  /**
+   * This node's own, PUBLISHed before the marker (see `Cut.beforeCut`): the old node's to ask,
+   * unless the tail comes unsealed and its places do not hold it (see `read`), as for a
+   * broadcast held so.
+   */
+  beforeCut?: boolean
   /** The tail is read: the socket is asked now (`ask`), or not, the tail having asked it. */
   settle(ask: boolean): void
   /** The socket left before the tail was read: not asked. */
@@ -75,9 +81,10 @@ interface Uncut {
  * session twice: the filter cannot tell, and dropping it could lose it).
  *
  * Its own broadcasts PUBLISHed before the marker are the old node's (see cut.ts). Those read
- * back while the tail is not read are held all the same (`beforeCut`): a tail read without its
- * seal may lack them, and its places then say which the socket takes, in order with what it
- * holds. A sealed tail, or one without places, keeps them the old node's, as before.
+ * back while the tail is not read are held all the same (`beforeCut`), its own questions too
+ * (see held-questions.ts): a tail read without its seal may lack them, and its places then say
+ * which the socket takes (or is asked), in order with what it holds. A sealed tail, or one
+ * without places, keeps them the old node's, as before.
  *
  * A node's place is let go once this node has read its broadcasts up to it (to the place, or
  * past it): every later one is above it. So is, when the tail is read, the place of a node whose
@@ -232,13 +239,11 @@ export class UncutSockets {
     socket.held = undefined
     socket.places = places && places.size > 0 ? new Map(places) : undefined
     for (const broadcast of held) {
-      if ('settle' in broadcast) broadcast.settle(this.#passes(socket, broadcast.node, broadcast.q))
-      else if (
-        broadcast.beforeCut
-          ? unsealed && lacks(places, broadcast)
-          : this.#passes(socket, broadcast.node, broadcast.q)
-      )
-        this.deliver(broadcast.message, broadcast.options, id)
+      const takes = broadcast.beforeCut
+        ? unsealed && lacks(places, broadcast)
+        : this.#passes(socket, broadcast.node, broadcast.q)
+      if ('settle' in broadcast) broadcast.settle(takes)
+      else if (takes) this.deliver(broadcast.message, broadcast.options, id)
     }
     // Every one held was read here: what is read from now on is above those places.
     for (const [node, place] of socket.places ?? []) {
@@ -339,7 +344,7 @@ export class UncutSockets {
  * Whether the old node's `places`, written with a tail it had not sealed, lack `broadcast` (one of
  * this node's own before the marker): not without places, where the tail is taken to have it.
  */
-function lacks(places: ReadonlyMap<string, Place> | undefined, broadcast: Held): boolean {
+function lacks(places: ReadonlyMap<string, Place> | undefined, broadcast: Pick<Held, 'node' | 'q'>): boolean {
   if (places === undefined || broadcast.q === undefined) return false
   const place = places.get(broadcast.node)
   return place === undefined || !holds(place, broadcast.q)

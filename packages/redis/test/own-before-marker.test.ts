@@ -5,6 +5,7 @@
 // those it does not hold reach the session from the claimer, once each, in channel order; those
 // it holds are not delivered again. A later own broadcast given up, which the socket would take
 // at once, waits for them: the session takes them in the order the claimer emitted them.
+import type { SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -17,6 +18,7 @@ import {
   handedOffSession,
   handoffScenes,
   message,
+  repliesAs,
   takeOverOn,
   to,
   untilTailHolds,
@@ -37,13 +39,22 @@ function burst(node: FakeNode, args: readonly string[]): void {
 }
 
 /**
+ * b confirms `claim`: taken. Read unsealed, its tail's session may still turn out kept by a, and
+ * b's count of its copy for a question waits for this (see src/unread-takeovers.ts).
+ */
+async function confirmed(claim: SessionClaim): Promise<void> {
+  expect(await within(claim.confirm?.() ?? Promise.resolve(undefined), 5000, 'the confirm')).toBe('taken')
+}
+
+/**
  * b's subscriber reads nothing from here on; `before` broadcasts (and holds a's subscriber), all
  * of it PUBLISHed (c's watcher got `lastBefore`) before b takes the session over. b's wait runs
  * out: it joins before its marker came back and reads the tail a did not seal. Then both read
  * everything (a's appends refused), and c sends 'c-last'. With `readBeforeTail`, b's read of the
  * tail is answered only once b read everything up to c's 'c-after', sent past its marker: b reads
- * what `before` sent between its join and its tail. Returns the tail, what the session got (the
- * tail's first), and the order the channel carried the broadcasts in.
+ * what `before` sent between its join and its tail. With `replyAs`, b's copy of the session replies
+ * to questions with that value. Returns the tail, what the session got (the tail's first), and the
+ * order the channel carried the broadcasts in, and the claim (its confirm is the caller's).
  */
 async function joinedBeforeOwnMarker(
   { cluster, proxy: bProxy, a, b, c, waits, releases }: ProxiedScene,
@@ -51,6 +62,7 @@ async function joinedBeforeOwnMarker(
   before: () => Promise<void>,
   lastBefore: string,
   readBeforeTail = false,
+  replyAs?: string,
 ) {
   // Read directly: b's and c's broadcasts interleave as Redis ran them, not as they were emitted.
   const channel: string[] = []
@@ -75,6 +87,7 @@ async function joinedBeforeOwnMarker(
       b.hold = tailRead.hold
     }
     const { taken, done } = takeOverOn(b, claim, sid)
+    if (replyAs !== undefined) repliesAs(taken, replyAs)
     await until(() => waits.began === 1, 5000, 'the marker published')
     waits.runOut()
     if (readBeforeTail) {
@@ -93,7 +106,7 @@ async function joinedBeforeOwnMarker(
     burst(c, ['c-last'])
     await until(() => taken.got.includes('c-last'), 5000, 'c-last at the socket')
     await until(() => channel.includes('c-last'), 5000, 'c-last on the channel')
-    return { tail, got: [...tail.tail.map(argOf), ...taken.got], channel }
+    return { claim, tail, got: [...tail.tail.map(argOf), ...taken.got], channel }
   } finally {
     listener.destroy()
   }
@@ -216,6 +229,73 @@ describe.skipIf(skipRedisSuites())(
         expect(tail.complete).toBe(false)
         expect(tail.tail).toEqual([])
         expect(got).toEqual(['q1', 'b1', 'c-last'])
+      }))
+
+    it("ask the session at the tail's read when one is a broadcast with acks the unsealed tail lacks, read back before that read: counted, its reply the caller's", () =>
+      proxiedScene(scene, {}, async (nodes) => {
+        const { a, b } = nodes
+        const sid = 'sid-own-asked-read'
+        await handedOffSession(a, sid)
+        let asked: ReturnType<typeof askRoom> | undefined
+        const { claim, tail, got, channel } = await joinedBeforeOwnMarker(
+          nodes,
+          sid,
+          async () => {
+            // a reads none of it before the tail is read (released after b read it back).
+            nodes.releases.push(nodes.aProxy.holdDownstream())
+            asked = askRoom(b, 'q1')
+            burst(b, ['b1'])
+          },
+          'b1',
+          true,
+          'from b',
+        )
+        expect(tail.complete).toBe(false)
+        expect(tail.tail).toEqual([])
+        // Asked of the session once, held with b1 and c-after, in the order b read them.
+        expect(got).toEqual(['q1', ...channel])
+        await confirmed(claim)
+        await until(
+          () => asked?.count !== undefined && asked.replies.length >= asked.count,
+          5000,
+          'the count and replies of the question',
+        )
+        expect(asked?.replies.length).toBe(asked?.count)
+        expect(asked?.replies.filter((reply) => reply.ok && reply.value === 'from b')).toHaveLength(1)
+      }))
+
+    it("are not asked again at the tail's read when the unsealed tail holds a broadcast with acks read back before that read", () =>
+      proxiedScene(scene, {}, async (nodes) => {
+        const { a, b, cluster } = nodes
+        const sid = 'sid-own-asked-held'
+        await handedOffSession(a, sid)
+        let asked: ReturnType<typeof askRoom> | undefined
+        const { claim, tail, got, channel } = await joinedBeforeOwnMarker(
+          nodes,
+          sid,
+          async () => {
+            // a reads q1 and asks it into the tail, before its subscriber is held.
+            asked = askRoom(b, 'q1')
+            await untilTailHolds(cluster, a, 1, 'q1 in the tail')
+            nodes.releases.push(nodes.aProxy.holdDownstream())
+            burst(b, ['b1'])
+          },
+          'b1',
+          true,
+          'from b',
+        )
+        expect(tail.complete).toBe(false)
+        expect(tail.tail.map(argOf)).toEqual(['q1'])
+        expect(got).toEqual(['q1', ...channel])
+        await confirmed(claim)
+        await until(
+          () => asked?.count !== undefined && asked.replies.length >= asked.count,
+          5000,
+          'the count and replies of the question',
+        )
+        expect(asked?.replies.length).toBe(asked?.count)
+        // a asked it of the session, into the tail: b's copy is not asked it.
+        expect(asked?.replies.filter((reply) => reply.ok && reply.value === 'from b')).toEqual([])
       }))
 
     it('keep their order with a later own broadcast given up, which waits for them rather than reach the session first', () =>
