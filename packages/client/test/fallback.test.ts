@@ -365,7 +365,17 @@ describe('fallback within one connect attempt', () => {
   })
 })
 
-/** Both sides send numbered messages every few ms until `count` each; resolves when all came. */
+/** A conversation's pace: one message each way every PACE_MS, by the clock. */
+const PACE_MS = 5
+
+/**
+ * Both sides send numbered messages, one every PACE_MS, until `count` each; resolves when all
+ * came. The pace is kept by the clock, not by the number of ticks: the tests side by side share
+ * one event loop, which on a loaded machine ran a 5 ms interval every 100 to 400 ms, and a
+ * message per tick made "a quarter sent" take over 3 s and the whole conversation 20 s. A tick
+ * that comes late sends what is due, but at most an eighth of `count`: a loop held up for a
+ * while still has messages going out after the fault `during` makes, not all of them before it.
+ */
 async function conversation(
   socket: ReturnType<typeof client>,
   peer: ServerSocket,
@@ -377,10 +387,13 @@ async function conversation(
   socket.on('n', (n: number) => got.push(n))
   let i = 0
   let j = 0
+  const start = performance.now()
+  const burst = Math.max(1, Math.floor(count / 8))
   const tick = setInterval(() => {
-    if (i < count) socket.emit('count', i++)
-    if (j < count) peer.emit('n', j++)
-  }, 5)
+    const due = Math.min(count, Math.floor((performance.now() - start) / PACE_MS))
+    for (let k = 0; k < burst && i < due; k++) socket.emit('count', i++)
+    for (let k = 0; k < burst && j < due; k++) peer.emit('n', j++)
+  }, PACE_MS)
   try {
     await until(() => i > count / 4, 3000, 'conversation started')
     await during()
@@ -539,11 +552,15 @@ describe('moving between transports mid-session', () => {
     const { sockets, received, proxy } = await ownSetup(test)
     proxy.ws = 'reject'
     // A connect timeout a loaded machine cannot miss: the test is about the climb, not speed.
-    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 150 })
+    // Every probe refused until the conversation is under way doubles the wait before the next
+    // (150, 300, 600 ms): upgradeDelayMax keeps it within 600 ms however long that took.
+    const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 150, upgradeDelayMax: 600 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
-    const upgraded = next(socket, 'transport', 5000)
     await conversation(socket, sockets[0]!, received, 200, async () => {
+      // Waited for from the moment WebSocket works, not from the connect: the conversation's
+      // start is not the climb's to pay for.
+      const upgraded = next(socket, 'transport', 5000)
       proxy.ws = 'pass'
       expect(await upgraded).toEqual(['websocket', 'sse', 'upgrade'])
     })
@@ -556,12 +573,16 @@ describe('moving between transports mid-session', () => {
     proxy.ws = 'reject'
     proxy.sse = 'block'
     const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 150 })
-    await next(socket, 'connect')
+    // Three transports tried in turn (each given connectTimeout), not one.
+    await next(socket, 'connect', 10_000)
     expect(socket.transport).toBe('polling')
     // The server restarted, say, while the client tried SSE: it works now. The first probe tries
     // the WebSocket, refused, then the stream.
     proxy.sse = 'pass'
     const upgraded = next(socket, 'transport', 10_000)
+    // Awaited within the conversation: should that fail first, its own error is the test's, and
+    // this one's rejection, later, must not be reported as an unhandled one of another test.
+    upgraded.catch(() => {})
     // The last session: the first, opened on SSE, ended when its stream never came.
     await conversation(socket, sockets.at(-1)!, received, 200, async () => {
       expect(await upgraded).toEqual(['sse', 'polling', 'upgrade'])
@@ -579,7 +600,8 @@ describe('moving between transports mid-session', () => {
     socket.on('transport_error', (name, error) => failures.push(`${name}: ${error.message}`))
     const climbs: unknown[] = []
     socket.on('transport', (now) => now !== 'polling' && climbs.push(now))
-    await next(socket, 'connect')
+    // Three transports tried in turn (each given connectTimeout), not one.
+    await next(socket, 'connect', 10_000)
     // Taken for a stream (its first bytes came), the page ended at once: the client went back
     // down to polling, and climbed onto it again after every upgradeDelay, for good.
     expect(socket.transport).toBe('polling')
