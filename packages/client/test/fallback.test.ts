@@ -509,7 +509,7 @@ describe('moving between transports mid-session', () => {
       await steppedDown(story, 'sse', 'polling', 10_000)
     })
     expect(socket.recovered).toBe(true)
-  })
+  }, 35_000)
 
   it.concurrent('is heard as a disconnect when the lesser transport too answers too late, and the session resumes with nothing lost', async (context) => {
     const test = own(context)
@@ -545,7 +545,7 @@ describe('moving between transports mid-session', () => {
     expect(proxy.lateHellos).toBe(1)
     expect(story).toEqual(['disconnect transport close', 'connect polling recovered'])
     expect(sockets).toHaveLength(1)
-  })
+  }, 35_000)
 
   it.concurrent('climbs back to WebSocket when it works again, losing nothing', async (context) => {
     const test = own(context)
@@ -565,7 +565,7 @@ describe('moving between transports mid-session', () => {
       expect(await upgraded).toEqual(['websocket', 'sse', 'upgrade'])
     })
     expect(socket.transport).toBe('websocket')
-  })
+  }, 30_000)
 
   it.concurrent('climbs from polling to SSE once the event stream works again, the WebSocket still refused, losing nothing', async (context) => {
     const test = own(context)
@@ -588,7 +588,7 @@ describe('moving between transports mid-session', () => {
       expect(await upgraded).toEqual(['sse', 'polling', 'upgrade'])
     })
     expect(socket.transport).toBe('sse')
-  })
+  }, 40_000)
 
   it.concurrent('takes an event stream answered 200 with a page (a filter that bans streams) as SSE failing: stays on polling, never climbs onto it', async (context) => {
     const test = own(context)
@@ -612,7 +612,7 @@ describe('moving between transports mid-session', () => {
     expect(climbs).toEqual([])
     // (A probe's handshake moves the session onto it: polling then resumes.)
     await until(() => socket.transport === 'polling', 5000, 'the session on polling')
-  })
+  }, 25_000)
 
   it.concurrent('takes an event stream whose content type a proxy wrote in other letter case (Text/Event-Stream) for the stream it is', async (context) => {
     const test = own(context)
