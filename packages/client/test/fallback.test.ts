@@ -920,29 +920,41 @@ describe.each(['sse', 'polling'] as const)('a POST on %s refused as the server t
   })
 })
 
+/** The server's recovery window there, and so how long it answers a resume with the CLOSE after. */
+const WINDOW = 5000
+/** The client's wait before its one attempt there: fake time only, the test fires it. */
+const BACKOFF = 600_000
+
 describe('attempts used up', () => {
   it("a resume answered with the ended session's CLOSE says willRetry false, then reconnect_failed", async ({
     onTestFinished,
   }) => {
-    // The server ends the lost session after 1 s and answers its resume with its CLOSE for 1 s
-    // more; the client's one attempt comes in the middle, after 1.5 s (half a second of margin
-    // each way: both sides hear of the cut at once, from the proxy, in this one process).
-    await setup({ recovery: { window: 1000 } })
-    // Timers that keep real time, but can be hurried: the wait for STABLE_MS below is skipped.
-    // The server's timers are in this process too, so its clock moves with the client's.
+    // The client's one attempt must reach the server after it ended the lost session (its
+    // recovery window over, on the timers) and while it still answers a resume with its CLOSE
+    // (as long again, on the monotonic clock). Neither is left to the pace of the timers, which a
+    // loaded machine slows: the test moves them on until the server has ended the session, then
+    // fires the client's backoff, far past anything else pending; the attempt then has a whole
+    // window of real time to land.
+    const { sockets } = await setup({ recovery: { window: WINDOW } })
+    // Timers that keep real time, but can be hurried. The server's timers are in this process
+    // too, so its clock moves with the client's.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true })
     onTestFinished(() => void vi.useRealTimers())
     const socket = client(proxy!.url, {
       transports: ['websocket'],
       reconnectionAttempts: 1,
-      reconnectionDelay: 1500,
-      reconnectionDelayMax: 1500,
+      reconnectionDelay: BACKOFF,
+      reconnectionDelayMax: BACKOFF,
       randomization: 0,
     })
     await next(socket, 'connect')
     // Up for STABLE_MS (the client's timer, set before 'connect', fires): the loss below resumes
     // at once, and backoff starts over.
     await vi.advanceTimersByTimeAsync(STABLE_MS)
+    let ended = false
+    sockets[0]!.on('disconnect', () => {
+      ended = true
+    })
     const seen: string[] = []
     socket.on('disconnect', (reason) => seen.push(`disconnect ${reason}`))
     socket.on('connect_error', (error, willRetry) => seen.push(`connect_error ${error.code} ${willRetry}`))
@@ -954,6 +966,15 @@ describe('attempts used up', () => {
     // The resume fails; the one attempt allowed waits for its backoff, and the network comes back.
     await until(() => seen.length >= 2, 3000, 'the failed resume')
     proxy!.offline = false
+    // The server's recovery window runs out: the clock moved on in steps (whenever the server
+    // heard of the cut), each far short of the client's backoff, until the session ended.
+    const stepsEnd = performance.now() + 5000
+    for (let step = 0; !ended && step < 200 && performance.now() < stepsEnd; step++)
+      await vi.advanceTimersByTimeAsync(WINDOW / 4)
+    expect(ended, 'the session ended by the server').toBe(true)
+    expect(seen).toHaveLength(2)
+    // Then the client's attempt: timer by timer, the backoff being the next one or close behind.
+    for (let step = 0; seen.length < 3 && step < 10; step++) await vi.advanceTimersToNextTimerAsync()
     await next(socket, 'reconnect_failed', 5000)
     expect(seen).toEqual([
       'disconnect transport close',
