@@ -632,13 +632,14 @@ describe('moving between transports mid-session', () => {
     const test = own(context)
     const { proxy } = await ownSetup(test)
     proxy.ws = 'reject'
-    // Each failed probe doubles the wait before the next: 60, 120, 240, 480, 960, then 1920 ms,
-    // more than the 1500 ms a fresh start is given below.
+    // Each failed probe doubles the wait before the next: 60, 120, 240, 480, 960, 1920, then
+    // 3840 ms, more than the 3000 ms a fresh start is given below. Its probe after 60 ms and the
+    // upgrade then take a tenth of a second on an idle machine, over a second on a loaded one.
     const socket = test.client(proxy.url, { connectTimeout: 3000, upgradeDelay: 60, upgradeDelayMax: 60_000 })
     await next(socket, 'connect')
     expect(socket.transport).toBe('sse')
-    // The first connect's upgrade, then five probes, all refused.
-    await until(() => proxy.upgrades >= 6, 10_000, 'five failed probes')
+    // The first connect's upgrade, then six probes, all refused.
+    await until(() => proxy.upgrades >= 7, 10_000, 'six failed probes')
     socket.disconnect()
     proxy.ws = 'pass'
     socket.connect()
@@ -646,7 +647,7 @@ describe('moving between transports mid-session', () => {
     // The remembered transport first.
     expect(socket.transport).toBe('sse')
     // A fresh start probes after upgradeDelay, not after the old connection's doubled wait.
-    expect(await next(socket, 'transport', 1500)).toEqual(['websocket', 'sse', 'upgrade'])
+    expect(await next(socket, 'transport', 3000)).toEqual(['websocket', 'sse', 'upgrade'])
   })
 
   it('blames no transport for an upgrade probe whose auth never settles: says so once, then probes WebSocket again, not SSE', async () => {
