@@ -6,6 +6,7 @@ import {
   TRANSPORTS as BEST_FIRST,
   type CloseReason,
   ErrorCode,
+  isBusyCode,
   MAX_TIMER_MS,
   type OpenPacket,
   type Packet,
@@ -19,7 +20,6 @@ import type { TransportMemory } from './memory.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
-  busy,
   type Later,
   type Transport,
   type TransportFactory,
@@ -563,7 +563,7 @@ export class Connection {
         // What the attempt reports: its last error, but for a transport that could not get through
         // or that the server does not offer, which says nothing of why the server turned away the
         // transports before it (full, or shutting down): that stays the reason.
-        if (!last || !busy(last) || !quiet(error)) last = error
+        if (!last || !isBusyCode(last.code) || !quiet(error)) last = error
         // The auth never settled, or the server's handshake middleware did not within its
         // handshakeTimeout (`details.middleware`: the server read the HELLO and says so): the
         // application's fault, not the transport's. The attempt fails as a whole, with no
@@ -637,7 +637,7 @@ export class Connection {
         const held =
           why === 'resume' &&
           patient &&
-          (busy(error) ||
+          (isBusyCode(error.code) ||
             error.details?.status === 502 ||
             (error.code === ErrorCode.HANDSHAKE_TIMEOUT && !t.unsent && !error.details?.stalled))
         if (!held) this.#host.notify('transport_error', name, error)
@@ -707,12 +707,12 @@ export class Connection {
       // the resume at once, as an auth that fails does, unless the attempt's error has a busy
       // node's code (an application's own error from its fetch or WebSocket, marked refused). A
       // 401 or 403 with such a code is no refusal at all (see httpError).
-      if (performance.now() < this.#quietUntil && (!refused || busy(last))) {
+      if (performance.now() < this.#quietUntil && (!refused || isBusyCode(last.code))) {
         const wait = this.#backoff.next()
         // Turned away at once (a draining node's 503, a balancer's 502 with no node to offer):
         // the wait before the next try is not counted, as tries no node answered in time are
         // not, up to the same end; else a fast backoff's waits spend the quiet time in a deploy.
-        if (busy(last) || last.details?.status === 502)
+        if (isBusyCode(last.code) || last.details?.status === 502)
           this.#quietUntil = Math.min(this.#quietUntil + wait, this.#quietEnd)
         this.#resumeLater(run, wait)
         return

@@ -1,11 +1,17 @@
-import { ErrorCode, isWireCode, MAX_TIMER_MS, type OpenPacket, ParleyError } from '@parley/protocol'
+import {
+  ErrorCode,
+  isBusyCode,
+  isWireCode,
+  MAX_TIMER_MS,
+  type OpenPacket,
+  ParleyError,
+} from '@parley/protocol'
 import { decodeText } from './codec.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
   afterGrace,
   BaseTransport,
-  busy,
   shown,
   silence,
   timeoutError,
@@ -100,7 +106,7 @@ export async function httpError(
       details: {
         status,
         refused:
-          ((status === 401 || status === 403) && !busy(b)) ||
+          ((status === 401 || status === 403) && !isBusyCode(b.code)) ||
           code === ErrorCode.UNSUPPORTED_VERSION ||
           (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
         // The server's handshake middleware was slow, not this transport (see Connection).

@@ -68,6 +68,20 @@ export const ErrorCode = Object.freeze(
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
 
 /**
+ * True for the codes of a node that turns a session away for now (full, or shutting down), not
+ * the client: in an ERROR, a 503 or even a 403, the client tries again after its backoff, and the
+ * server answers a middleware's refusal with one of them as 503. One rule for both ends.
+ *
+ * ```ts
+ * socket.on('connect_error', (error) => {
+ *   if (isBusyCode(error.code)) showBanner('busy, trying again')
+ * })
+ * ```
+ */
+export const isBusyCode = (code: unknown): boolean =>
+  code === ErrorCode.SERVER_FULL || code === ErrorCode.SERVER_SHUTTING_DOWN
+
+/**
  * An error with a stable `code`; what every Parley package throws or rejects with.
  * `C` is the codes it may carry. Left out, it is any code, Parley's own offered first: an error a
  * socket hands out may carry the application's (a middleware's refusal, an ERROR packet with a

@@ -10,7 +10,7 @@ export type { DecodeBatchResult, DecodeOptions, DecodeResult } from './decode.js
 export { checkEncoded, decodeBatch, decodeFrame, decodeLines, decodeText, isSid } from './decode.js'
 export type { PreparedEvent, SplitText } from './encode.js'
 export { encodeFrame, encodeText, encodeTextTelling, prepareEvent } from './encode.js'
-export { CloseReason, ErrorCode, isCloseReason, ParleyError } from './errors.js'
+export { CloseReason, ErrorCode, isBusyCode, isCloseReason, ParleyError } from './errors.js'
 export type {
   AckReply,
   ArgsWithoutAck,

@@ -1,12 +1,9 @@
-import { ErrorCode } from '@parley/protocol'
+import { ErrorCode, isBusyCode } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import { BurstLog, logLine } from './burst-log.js'
 import { hasAppCode, MIDDLEWARE_REFUSED, refusalOf } from './incoming.js'
 import { type Refusal, shuttingDown } from './refusals.js'
 import type { ServerSocket } from './socket.js'
-
-/** The codes of a node that turns sessions away for now (see `HandshakeMiddleware#refusedBy`). */
-const BUSY: ReadonlySet<string> = new Set([ErrorCode.SERVER_FULL, ErrorCode.SERVER_SHUTTING_DOWN])
 
 /** What a client whose handshake middleware did not settle in time is told. */
 export const middlewareTimedOut = (ms: number): Refusal => ({
@@ -227,7 +224,7 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
       // the session away for now, not the client: 503, as the server's own PARLEY_SERVER_FULL
       // and PARLEY_SERVER_SHUTTING_DOWN are, which every client tries again. In a 403, the status
       // of a refusal, a client that reads the status alone would stop for good.
-      return { status: BUSY.has(refusal.code) ? 503 : 403, ...refusal }
+      return { status: isBusyCode(refusal.code) ? 503 : 403, ...refusal }
     }
     this.#failures.record({ err: error })
     return { status: 403, code: ErrorCode.REFUSED, message: MIDDLEWARE_REFUSED }

@@ -1,6 +1,7 @@
 import {
   type ClosePacket,
   ErrorCode,
+  isBusyCode,
   type OpenPacket,
   ParleyError,
   type TransportName,
@@ -234,7 +235,7 @@ export abstract class BaseTransport implements Transport {
         new ParleyError<string>(packet.code, packet.message, {
           details: {
             refused:
-              !busy(packet) &&
+              !isBusyCode(packet.code) &&
               packet.code !== ErrorCode.BAD_REQUEST &&
               packet.code !== ErrorCode.HANDSHAKE_TIMEOUT,
             middleware: packet.ackId > 0 || undefined,
@@ -252,14 +253,6 @@ export abstract class BaseTransport implements Transport {
     else this.#closeError = error
   }
 }
-
-/**
- * A server's answer (an ERROR packet, a ParleyError, an HTTP error's body) that turns the session
- * away for now: a node shutting down or full. The reason an attempt failed, and no refusal of
- * this client.
- */
-export const busy = ({ code }: { code?: unknown }): boolean =>
-  code === ErrorCode.SERVER_FULL || code === ErrorCode.SERVER_SHUTTING_DOWN
 
 /**
  * A transport-level failure. Its message ends with what the platform said, when it said
