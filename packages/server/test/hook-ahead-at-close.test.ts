@@ -6,62 +6,33 @@
 // (its drain, the sessions' end, `whenClosing()`) still waits for its turn, with or without a
 // bound on the hooks (`pluginTimeout`).
 
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import parley from '@parley/server'
-import Fastify, { type FastifyInstance } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
+import Fastify from 'fastify'
+import { describe, expect, it } from 'vitest'
 import { type Gate, gate } from './gate.js'
+import { beginClose, heldCloseAfterEach, settled, startHeld } from './held-close.js'
 import { until, within } from './helpers.js'
 
 const PAGE = 'http://page.test'
 
-/** What each test opened: its instance, its close (begun in the test), its client, its gate. */
-let app: FastifyInstance | undefined
-let closed: Promise<unknown> | undefined
-let client: Socket | undefined
-let held: Gate | undefined
-
-afterEach(async () => {
-  held?.open()
-  client?.disconnect()
-  if (app && !closed) closed = app.close()
-  await closed?.catch(() => {})
-  app = closed = client = held = undefined
-})
+const opened = heldCloseAfterEach()
 
 /**
  * An instance whose application adds a preClose hook held at `hold` before it registers Parley,
  * listening, with a polling client connected; `ended` gets each session's reason as it ends.
  */
-async function start(hold: Gate, ended: string[], pluginTimeout?: number) {
-  const instance = Fastify(pluginTimeout === undefined ? {} : { pluginTimeout })
-  app = instance
-  instance.addHook('preClose', () => hold.pass())
-  await instance.register(parley, { path: '/parley', allowedOrigins: [PAGE] })
-  instance.parley.on('connection', (socket) => {
-    socket.on('note', (value: unknown, ack?: (reply: unknown) => void) => ack?.(value))
-    socket.on('disconnect', (reason) => ended.push(reason))
+function start(hold: Gate, ended: string[], pluginTimeout?: number) {
+  return startHeld(opened, {
+    before: (instance) => instance.addHook('preClose', () => hold.pass()),
+    options: { allowedOrigins: [PAGE] },
+    after: (instance) =>
+      instance.parley.on('connection', (socket) => {
+        socket.on('note', (value: unknown, ack?: (reply: unknown) => void) => ack?.(value))
+        socket.on('disconnect', (reason) => ended.push(reason))
+      }),
+    pluginTimeout,
   })
-  await instance.listen({ port: 0, host: '127.0.0.1' })
-  const base = `http://127.0.0.1:${(instance.server.address() as { port: number }).port}/parley`
-  const connected = connect(base, { transports: ['polling'], reconnection: false })
-  client = connected
-  await within(
-    new Promise<void>((resolve) => connected.once('connect', () => resolve())),
-    5000,
-    'the client to connect',
-  )
-  return { instance, base, client: connected }
-}
-
-/** Whether `promise` has settled, read once the turn's callbacks have run. */
-function settled(promise: Promise<unknown>): () => boolean {
-  let done = false
-  const mark = () => {
-    done = true
-  }
-  promise.then(mark, mark)
-  return () => done
 }
 
 describe.each([
@@ -70,11 +41,11 @@ describe.each([
 ] as const)("a preClose hook of the application's ahead of Parley's, held (%s)", (_name, pluginTimeout) => {
   it("leaves the endpoints Parley's answers while it runs, then the close goes on", async () => {
     const hold = gate()
-    held = hold
+    opened.held = hold
     const ended: string[] = []
     const { instance, base, client: connected } = await start(hold, ended, pluginTimeout)
     const begun = settled(instance.parley.whenClosing())
-    closed = instance.close()
+    const closed = beginClose(opened, instance)
     const over = settled(closed)
     await until(() => hold.reached(), 5000, "the close to reach the application's hook")
 
@@ -112,10 +83,10 @@ describe.each([
 describe("a preClose hook of the application's ahead of Parley's that throws, Parley's skipped", () => {
   it('ends the sessions served meanwhile with the close, which does not wait for their polls and streams', async () => {
     const hold = gate()
-    held = hold
+    opened.held = hold
     const ended: string[] = []
     const instance = Fastify()
-    app = instance
+    opened.app = instance
     instance.addHook('preClose', async () => {
       await hold.pass()
       throw new Error('the hook failed')
@@ -141,7 +112,7 @@ describe("a preClose hook of the application's ahead of Parley's that throws, Pa
     const heard: string[] = []
     const streaming = await connected('sse', heard)
     const polling = await connected('polling', heard)
-    closed = instance.close()
+    const closed = beginClose(opened, instance)
     await until(() => hold.reached(), 5000, "the close to reach the application's hook")
     // Served meanwhile: the polling client's next poll, held as on the route.
     expect(await within(polling.emitWithAck('note', 1), 5000, 'the reply to an event')).toBe(1)
