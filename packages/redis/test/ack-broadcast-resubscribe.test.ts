@@ -6,8 +6,9 @@
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import type { TcpProxy } from '../../../test/support/tcp-proxy.js'
 import { until, within } from '../../server/test/helpers.js'
-import { deafen, ranInRedis } from './deaf-subscriber.js'
+import { allLive, deafen, deafenable, ranInRedis } from './deaf-subscriber.js'
 import { GHOST, haunt, published } from './ghost-node.js'
 import { type FakeNode, handoffScenes, message, repliesAs, to } from './handoff-support.js'
 
@@ -43,22 +44,39 @@ function ask(a: FakeNode) {
   return { total, replies }
 }
 
+/**
+ * b's subscriber is cut, then `a` asks: resolves once Redis ran a's request (under `prefix`),
+ * which b's subscriber missed, with what `ask` gave.
+ */
+async function askedWhileBDeaf(a: FakeNode, b: FakeNode, proxy: TcpProxy, prefix: string) {
+  await deafen(b, proxy)
+  const asked = ask(a)
+  await until(() => published(a, `${prefix}:request`).length === 1, 5000, "a's broadcast sent")
+  await ranInRedis(a)
+  return asked
+}
+
+/** b's subscriber hears again, and b says so to `a`: until b sent its note on `toA`. */
+async function bHearsAgain(b: FakeNode, proxy: TcpProxy, toA: string): Promise<void> {
+  proxy.offline = false
+  await until(
+    () => published(b, toA).some(([, , text]) => text!.includes('"k":"resubscribed"')),
+    5000,
+    "b's note to a",
+  )
+}
+
 describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber that reconnects', () => {
   it("counts a live node's sockets when that node's subscriber was reconnecting as it went out", async () => {
-    const { redis, proxy, cluster } = await scene()
-    const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
-    const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
+    const { proxy, cluster, a, b } = await deafenable(scene, 'b', REQUEST_TIMEOUT)
     const c = await cluster.node()
-    await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+    await allLive([a, b, c])
     inRoom(a, 'a0')
     const b0 = inRoom(b, 'b0')
     const c0 = inRoom(c, 'c0')
 
     // b's subscriber is down; b's own connection beats on, so b stays live to a.
-    await deafen(b, proxy)
-    const { total, replies } = ask(a)
-    await until(() => published(a, `${cluster.prefix}:request`).length === 1, 5000, "a's broadcast sent")
-    await ranInRedis(a)
+    const { total, replies } = await askedWhileBDeaf(a, b, proxy, cluster.prefix)
     expect(a.adapter.liveNodes).toContain(b.adapter.node)
 
     // b hears again: a's broadcast, which it missed, reaches it, and the total is whole.
@@ -79,13 +97,8 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber th
   })
 
   it("counts the other nodes' sockets when the asking node's own subscriber was reconnecting as they counted, asking none twice", async () => {
-    const { redis, proxy, cluster } = await scene()
-    const a = await cluster.node(redis.url, {
-      requestTimeout: REQUEST_TIMEOUT,
-      subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}`,
-    })
-    const b = await cluster.node()
-    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const { proxy, cluster, a, b } = await deafenable(scene, 'a', REQUEST_TIMEOUT)
+    await allLive([a, b])
     inRoom(a, 'a0')
     const b0 = inRoom(b, 'b0')
 
@@ -106,10 +119,8 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber th
   })
 
   it('asks again a node heard subscribing again before Redis answered the PUBLISH of the request', async () => {
-    const { redis, proxy, cluster } = await scene()
-    const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
-    const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
-    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const { proxy, cluster, a, b } = await deafenable(scene, 'b', REQUEST_TIMEOUT)
+    await allLive([a, b])
     inRoom(a, 'a0')
     const b0 = inRoom(b, 'b0')
     const request = `${cluster.prefix}:request`
@@ -124,19 +135,11 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber th
       return answered.then(() => ran)
     }
 
-    await deafen(b, proxy)
-    const { total } = ask(a)
-    await until(() => published(a, request).length === 1, 5000, "a's broadcast sent")
-    await ranInRedis(a)
+    const { total } = await askedWhileBDeaf(a, b, proxy, cluster.prefix)
 
     // b hears again, and says so to a, before a knows that Redis took its request.
-    proxy.offline = false
     const toA = `${cluster.prefix}:response:${a.adapter.node}`
-    await until(
-      () => published(b, toA).some(([, , text]) => text!.includes('"k":"resubscribed"')),
-      5000,
-      "b's note to a",
-    )
+    await bHearsAgain(b, proxy, toA)
     await ranInRedis(b)
     // A message a cannot read, PUBLISHed after b's note: once a said so, it read the note.
     await a.redis.sendCommand(['PUBLISH', toA, 'after the note'])
@@ -149,9 +152,7 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber th
   })
 
   it('asks no node again while a node of an earlier version is live, which would ask its sockets twice', async () => {
-    const { redis, proxy, cluster } = await scene()
-    const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
-    const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
+    const { proxy, cluster, a, b } = await deafenable(scene, 'b', REQUEST_TIMEOUT)
     // A node whose record has no note beside it: of an earlier version, that would run an ask
     // meant for b alone as one of its own. It never counts.
     await haunt(a.redis, cluster.prefix)
@@ -163,22 +164,12 @@ describe.skipIf(skipRedisSuites())('a broadcast with acks around a subscriber th
     inRoom(a, 'a0')
     const b0 = inRoom(b, 'b0')
 
-    await deafen(b, proxy)
-    const { total } = ask(a)
-    const request = `${cluster.prefix}:request`
-    await until(() => published(a, request).length === 1, 5000, "a's broadcast sent")
-    await ranInRedis(a)
+    const { total } = await askedWhileBDeaf(a, b, proxy, cluster.prefix)
 
     // b hears again, and says so to a; a asks nobody again, and its total lacks b's socket.
-    proxy.offline = false
-    const toA = `${cluster.prefix}:response:${a.adapter.node}`
-    await until(
-      () => published(b, toA).some(([, , text]) => text!.includes('"k":"resubscribed"')),
-      5000,
-      "b's note to a",
-    )
+    await bHearsAgain(b, proxy, `${cluster.prefix}:response:${a.adapter.node}`)
     expect(await within(total, REQUEST_TIMEOUT + 2000, "a's total")).toBe(1)
-    expect(published(a, request)).toHaveLength(1)
+    expect(published(a, `${cluster.prefix}:request`)).toHaveLength(1)
     expect(b0.got).toEqual([])
     expect(a.adapter.stats.incompleteRequests).toBe(1)
   })

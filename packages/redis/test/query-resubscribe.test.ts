@@ -7,7 +7,7 @@
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { deafen, ranInRedis } from './deaf-subscriber.js'
+import { allLive, deafen, deafenable, ranInRedis } from './deaf-subscriber.js'
 import { published } from './ghost-node.js'
 import { handoffScenes, to } from './handoff-support.js'
 
@@ -18,11 +18,9 @@ const REQUEST_TIMEOUT = 8000
 
 describe.skipIf(skipRedisSuites())('a cluster query around a subscriber that reconnects', () => {
   it("gets a live node's sockets when that node's subscriber was reconnecting as the query went out", async () => {
-    const { redis, proxy, cluster } = await scene()
-    const a = await cluster.node(redis.url, { requestTimeout: REQUEST_TIMEOUT })
-    const b = await cluster.node(redis.url, { subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}` })
+    const { proxy, cluster, a, b } = await deafenable(scene, 'b', REQUEST_TIMEOUT)
     const c = await cluster.node()
-    await until(() => [a, b, c].every((node) => node.adapter.liveNodes.length === 2), 5000, 'live')
+    await allLive([a, b, c])
     for (const [node, id] of [
       [a, 'a0'],
       [b, 'b0'],
@@ -52,13 +50,8 @@ describe.skipIf(skipRedisSuites())('a cluster query around a subscriber that rec
   }, 25_000)
 
   it("gets the other nodes' sockets when the asking node's own subscriber was reconnecting as they answered", async () => {
-    const { redis, proxy, cluster } = await scene()
-    const a = await cluster.node(redis.url, {
-      requestTimeout: REQUEST_TIMEOUT,
-      subscriber: `redis://127.0.0.1:${new URL(proxy.url).port}`,
-    })
-    const b = await cluster.node()
-    await until(() => a.adapter.liveNodes.length === 1 && b.adapter.liveNodes.length === 1, 5000, 'live')
+    const { proxy, cluster, a, b } = await deafenable(scene, 'a', REQUEST_TIMEOUT)
+    await allLive([a, b])
     a.sockets.add('a0')
     a.adapter.addAll('a0', ['a0', 'room'])
     b.sockets.add('b0')
