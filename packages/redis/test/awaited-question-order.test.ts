@@ -10,7 +10,7 @@ import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { until, within } from '../../server/test/helpers.js'
 import type { RedisAdapter } from '../src/index.js'
 import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
-import { holding } from './handoff-support.js'
+import { HeldBroadcast } from './held-broadcast.js'
 
 const REQUEST_TIMEOUT = 300
 
@@ -41,24 +41,11 @@ describe.skipIf(skipRedisSuites())(
     it('is asked of each session after that broadcast, though the other was claimed first', async () => {
       // a's next broadcast PUBLISH is held unanswered; its notes to itself (the probe that proves
       // such a broadcast never ran) are lost until the test lets them through.
-      let holdBroadcast = false
-      let answerHeld: ((reply: unknown) => void) | undefined
-      let loseProbes = false
+      const given = new HeldBroadcast()
       const a = await startTrafficNode(suite.redis.url, nodes, {
         requestTimeout: REQUEST_TIMEOUT,
         handoffTimeout: 4000,
-        view: (client) =>
-          holding(client, (args) => {
-            if (args[0] !== 'PUBLISH') return undefined
-            if (holdBroadcast && (args[1] ?? '').endsWith(':broadcast')) {
-              holdBroadcast = false
-              return new Promise((answer) => {
-                answerHeld = answer
-              })
-            }
-            if (loseProbes && (args[2] ?? '').includes('"id":"probe"')) return Promise.resolve(0)
-            return undefined
-          }),
+        view: given.view,
       })
       const b = await startTrafficNode(suite.redis.url, nodes, { seen: true })
       // Each client through a balancer of its own: one comes back while the other cannot.
@@ -79,15 +66,12 @@ describe.skipIf(skipRedisSuites())(
 
       // 1 is given up unanswered: both sessions wait for it. The question, never sent while Redis
       // is silent, waits behind it.
-      holdBroadcast = true
-      loseProbes = true
-      a.started.app.parley.to('room').emit('room', 1)
-      await until(() => adapter.stats.lostBroadcasts === 1, 3000, '1 given up')
-      const asked = a.started.app.parley.timeout(5000).to('room').emitWithAck('ask', 2)
-      asked.catch(() => {})
-      expect(adapter.stats.lostBroadcasts).toBe(2)
+      await given.giveUp(a, 1, () => {
+        const asked = a.started.app.parley.timeout(5000).to('room').emitWithAck('ask', 2)
+        asked.catch(() => {})
+      })
       // Redis answers again; it never ran 1.
-      answerHeld?.(0)
+      given.held?.answer(0)
 
       // The first client comes back, on b: its claim's marker seals its tail on a.
       first.avoid.clear()
@@ -95,7 +79,7 @@ describe.skipIf(skipRedisSuites())(
       first.offline = false
       await until(() => b.restored.length === 1, 8000, 'the first session taken over by b')
       // Then the probe proves 1 never ran: the second session takes it, then the question.
-      loseProbes = false
+      given.loseProbes = false
       await within(draining, 8000, "a's drain over")
       second.avoid.clear()
       second.avoid.add(0)

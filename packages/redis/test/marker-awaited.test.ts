@@ -11,6 +11,7 @@ import { until, within } from '../../server/test/helpers.js'
 import type { RedisAdapter } from '../src/index.js'
 import { balancedSuite, roomClientOn, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
+import { HeldBroadcast } from './held-broadcast.js'
 
 const REQUEST_TIMEOUT = 300
 
@@ -29,24 +30,11 @@ describe.skipIf(skipRedisSuites())('a claim marker back before an awaited broadc
       // such a broadcast never ran) are lost until Redis has run b's claim marker: the first one
       // to come back then comes back behind that marker. Or the held one runs then, and they stay
       // lost: what settles it is its own return.
-      let holdBroadcast = false
-      let held: { args: string[]; answer: (reply: unknown) => void } | undefined
-      let loseProbes = false
+      const given = new HeldBroadcast()
       let markerRan = false
       const a = await startTrafficNode(suite.redis.url, nodes, {
         requestTimeout: REQUEST_TIMEOUT,
-        view: (client) =>
-          holding(client, (args) => {
-            if (args[0] !== 'PUBLISH') return undefined
-            if (holdBroadcast && (args[1] ?? '').endsWith(':broadcast')) {
-              holdBroadcast = false
-              return new Promise((answer) => {
-                held = { args, answer }
-              })
-            }
-            if (loseProbes && (args[2] ?? '').includes('"id":"probe"')) return Promise.resolve(0)
-            return undefined
-          }),
+        view: given.view,
       })
       const b = await startTrafficNode(suite.redis.url, nodes, {
         seen: true,
@@ -56,7 +44,7 @@ describe.skipIf(skipRedisSuites())('a claim marker back before an awaited broadc
             const ran = client.sendCommand(args)
             void ran.then(() => {
               markerRan = true
-              loseProbes = fate === 'late'
+              given.loseProbes = fate === 'late'
             })
             return ran
           }),
@@ -75,14 +63,9 @@ describe.skipIf(skipRedisSuites())('a claim marker back before an awaited broadc
 
       // 2 is given up unanswered: the session waits for it. 3, while Redis is silent, is never
       // sent, and waits behind it.
-      holdBroadcast = true
-      loseProbes = true
-      a.started.app.parley.to('room').emit('room', 2)
-      await until(() => adapter.stats.lostBroadcasts === 1, 3000, '2 given up')
-      a.started.app.parley.to('room').emit('room', 3)
-      expect(adapter.stats.lostBroadcasts).toBe(2)
+      await given.giveUp(a, 2, () => a.started.app.parley.to('room').emit('room', 3))
       // Redis answers again; it never ran 2, or runs it once it has run b's marker.
-      if (fate === 'never') held?.answer(0)
+      if (fate === 'never') given.held?.answer(0)
 
       // The client comes back, on b, which claims the session: its marker comes back to a first.
       balancer.avoid.clear()
@@ -90,6 +73,7 @@ describe.skipIf(skipRedisSuites())('a claim marker back before an awaited broadc
       balancer.offline = false
       if (fate === 'late') {
         await until(() => markerRan, 8000, "b's marker run")
+        const { held } = given
         held?.answer(await a.redis.sendCommand(held.args))
       }
       await until(() => b.restored.length === 1, 8000, 'the session taken over by b')

@@ -9,13 +9,9 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { adapterOf, balancedSuite, roomClientOn, startTrafficNode, type TrafficNode } from './e2e-suite.js'
-import { holding } from './handoff-support.js'
+import { HeldBroadcast } from './held-broadcast.js'
 
 const REQUEST_TIMEOUT = 300
-
-/** Whether `args` PUBLISH on a channel whose name ends with `suffix`. */
-const publishes = (args: string[], suffix: string) =>
-  args[0] === 'PUBLISH' && (args[1] ?? '').endsWith(suffix)
 
 describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed', () => {
   const { suite, balance } = balancedSuite<TrafficNode>()
@@ -25,29 +21,15 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     // a's next broadcast PUBLISH is held unanswered; its notes to itself (the probe that proves
     // such a broadcast never ran) are lost until its drain stops waiting for claims, as when
     // the one sent every requestTimeout is not back yet when the drain ends.
-    let holdBroadcast = false
-    let answerHeld: ((reply: unknown) => void) | undefined
-    let loseProbes = false
+    const given = new HeldBroadcast()
     const a = await startTrafficNode(suite.redis.url, nodes, {
       requestTimeout: REQUEST_TIMEOUT,
       handoffTimeout: 1500,
-      view: (client) =>
-        holding(client, (args) => {
-          if (holdBroadcast && publishes(args, ':broadcast')) {
-            holdBroadcast = false
-            return new Promise((answer) => {
-              answerHeld = answer
-            })
-          }
-          if (loseProbes && args[0] === 'PUBLISH' && (args[2] ?? '').includes('"id":"probe"')) {
-            return Promise.resolve(0)
-          }
-          return undefined
-        }),
+      view: given.view,
       fastify: { return503OnClosing: false },
       // The drain stops waiting for claims.
       settling: () => {
-        loseProbes = false
+        given.loseProbes = false
       },
     })
     const b = await startTrafficNode(suite.redis.url, nodes, { seen: true })
@@ -68,14 +50,9 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
 
     // 2 is given up unanswered (Redis may still run it): the session waits for it. 3, while
     // Redis is silent, is never sent, and waits behind it.
-    holdBroadcast = true
-    loseProbes = true
-    a.started.app.parley.to('room').emit('room', 2)
-    await until(() => adapterOf(a).stats.lostBroadcasts === 1, 3000, '2 given up')
-    a.started.app.parley.to('room').emit('room', 3)
-    expect(adapterOf(a).stats.lostBroadcasts).toBe(2)
+    await given.giveUp(a, 2, () => a.started.app.parley.to('room').emit('room', 3))
     // Redis answers again; it never ran 2.
-    answerHeld?.(0)
+    given.held?.answer(0)
 
     // Nobody claims the session: the drain seals its tail at its timeout, and a closes.
     await within(draining, 8000, "a's drain over")
