@@ -3,11 +3,10 @@
 // the real client: it gives the claim back and tells the client to try again, rather than go on
 // with an empty tail, which lost what the old node sent the session after its freeze. The next
 // try reads the tail, which Redis held whole: every event once, in order.
-import { connect } from '@parley/client'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
-import { balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { balancedSuite, roomClientOn, startTrafficNode, type TrafficNode } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 
 const REQUEST_TIMEOUT = 300
@@ -64,15 +63,7 @@ describe.skipIf(skipRedisSuites())('a claimer whose read of the tail cannot be s
     })
     const balancer = await balance([a, b])
     balancer.avoid.add(1)
-    const client = connect(`${balancer.url}/parley`, {
-      transports: ['websocket'],
-      reconnectionDelay: 100,
-      reconnectionDelayMax: 300,
-    })
-    clients.push(client)
-    const got: number[] = []
-    client.on('room', (n: number) => got.push(n))
-    await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
+    const { client, got } = await roomClientOn(balancer, a, clients)
     const id = client.id
     const socket = a.connections[0]!
     for (let n = 1; n <= 5; n++) socket.emit('room', n)
@@ -97,10 +88,6 @@ describe.skipIf(skipRedisSuites())('a claimer whose read of the tail cannot be s
     expect(client.recovered).toBe(true)
     expect(client.id).toBe(id)
     expect(unclaimed).toBe(true)
-    console.log(
-      'DEBUG',
-      b.warned.map((w) => [w.message.slice(15, 60), String(w.details.err)]),
-    )
     expect(b.warnings.filter((line) => line.includes('could not read the tail'))).toEqual([
       '@parley/redis: could not read the tail of a claimed session; its claim is given back for the client to try again',
     ])
