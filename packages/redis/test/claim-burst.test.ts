@@ -15,7 +15,14 @@ import { until, within } from '../../server/test/helpers.js'
 import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
-import { adapterOf, balancedSuite, seesOthers, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import {
+  adapterOf,
+  balancedSuite,
+  seesOthers,
+  startTrafficNode,
+  type TrafficNode,
+  toldTo,
+} from './e2e-suite.js'
 import { type RawRedis, rawRedis } from './raw-redis.js'
 
 /** The longest Redis holds the burst, should the test fail before it lets it go. */
@@ -70,12 +77,7 @@ describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
     })
     clients.push(client)
     // What the client was told: a refusal has a code of its own.
-    const refused: string[] = []
-    const lost: string[] = []
-    client.on('transport_error', (_transport, err) => {
-      if (err.code !== 'PARLEY_TRANSPORT_ERROR') refused.push(`${err.code}: ${err.message}`)
-    })
-    client.on('disconnect', (reason: string) => lost.push(reason))
+    const { refused, lost } = toldTo(client)
     await until(() => client.connected && a.connections.length === 1, 3000, 'the client on a')
     const id = client.id
     const burst = burstingAtClaim(raw, b)

@@ -277,3 +277,17 @@ export async function roomClientOn(
   await until(() => client.connected && node.connections.length === 1, 3000, 'connected to the first node')
   return { client, got }
 }
+
+/**
+ * What `client` is told on its way, from now on: `refused`, each refusal as `code: message` (a
+ * transport error with a code of its own: a transport's own failure, `PARLEY_TRANSPORT_ERROR`,
+ * is none), and `lost`, the reason of each disconnect.
+ */
+export function toldTo(client: Socket): { refused: string[]; lost: string[] } {
+  const told = { refused: [] as string[], lost: [] as string[] }
+  client.on('transport_error', (_transport, err) => {
+    if (err.code !== 'PARLEY_TRANSPORT_ERROR') told.refused.push(`${err.code}: ${err.message}`)
+  })
+  client.on('disconnect', (reason: string) => told.lost.push(reason))
+  return told
+}

@@ -16,7 +16,7 @@ import { memoryStorage } from '../../client/test/helpers.js'
 import { until, within } from '../../server/test/helpers.js'
 import { HANDING_OFF, sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
-import { adapterOf, balancedSuite, startTrafficNode, type TrafficNode } from './e2e-suite.js'
+import { adapterOf, balancedSuite, startTrafficNode, type TrafficNode, toldTo } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 import { type RawRedis, rawRedis } from './raw-redis.js'
 
@@ -82,12 +82,7 @@ describe.skipIf(skipRedisSuites())("a look-up's last read in a burst", () => {
     const client = connect(`${proxy.url}/parley`, { transports: ['polling'], storage: memoryStorage() })
     clients.push(client)
     // What the client was told: the proxy's cut below is a transport error; a refusal is another code.
-    const refused: string[] = []
-    const lost: string[] = []
-    client.on('transport_error', (_transport, err) => {
-      if (err.code !== 'PARLEY_TRANSPORT_ERROR') refused.push(`${err.code}: ${err.message}`)
-    })
-    client.on('disconnect', (reason: string) => lost.push(reason))
+    const { refused, lost } = toldTo(client)
     await until(() => client.connected && owner.connections.length === 1, 3000, 'the client on the owner')
     const id = client.id
 
