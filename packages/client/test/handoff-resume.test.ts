@@ -268,6 +268,38 @@ async function connectedBeforeHandoff(
   }
 }
 
+/**
+ * An SSE resume after a handoff whose every try is turned away at once by what stands in front
+ * of the nodes (the fault proxy, once `turnAway` set it so) for `ms` of the stopped clocks, by
+ * then at least `tries` times; then `letIn` lets the tries through. The application hears
+ * nothing of it: the session comes back where it was, `resumed` naming that wait.
+ */
+async function resumesUnheard(
+  turnAway: (front: FaultProxy) => void,
+  letIn: (front: FaultProxy) => void,
+  { ms, tries, resumed }: { ms: number; tries: number; resumed: string },
+): Promise<void> {
+  const { c, said, handOff } = await connectedBeforeHandoff(['sse'], {
+    connectTimeout: 1000,
+    reconnectionDelay: 100,
+    faulty: true,
+  })
+  const id = c.id
+  const { drained, connects } = await handedOffOnStoppedClocks(c, handOff)
+  // The resume waits for the clocks to move (its retryAfter is 0, on them).
+  turnAway(front!)
+  await passing(ms)
+  expect(front!.refused).toBeGreaterThanOrEqual(tries)
+  letIn(front!)
+  await untilTicking(() => c.connected, resumed)
+  // Not even a `transport_error`: busy nodes turned those tries away, not the transport.
+  expect(said).toEqual(['sse -> sse (resume)'])
+  expect(connects()).toBe(0)
+  expect(c.id).toBe(id)
+  expect(c.recovered).toBe(true)
+  await untilTicking(ended(drained), 'the drain')
+}
+
 describe('a WebSocket resume after a handoff', () => {
   it('waits the whole connectTimeout for a slow upgrade, and stays on WebSocket', async () => {
     const { c, said, handOff } = await connectedBeforeHandoff()
@@ -409,26 +441,16 @@ describe.each([503, 502] as const)('a resume after a handoff, answered %i at onc
     // refused at once by a balancer whose nodes are all draining or restarting, for 12 s. The
     // tries and their backoff used up the quiet time after the CLOSE, and the application heard
     // 'transport close' (then 'connect' again, the session recovered) in the middle of a deploy.
-    const { c, said, handOff } = await connectedBeforeHandoff(['sse'], {
-      connectTimeout: 1000,
-      reconnectionDelay: 100,
-      faulty: true,
-    })
-    const id = c.id
-    const { drained, connects } = await handedOffOnStoppedClocks(c, handOff)
-    // The resume waits for the clocks to move (its retryAfter is 0, on them).
-    front!.unavailable = status
-    await passing(12_000)
-    // A try (or two: a 503 is tried once more) every 200 ms at most.
-    expect(front!.refused).toBeGreaterThanOrEqual(60)
-    front!.unavailable = 0
-    await untilTicking(() => c.connected, 'the resume once the balancer has a node again')
-    // Not even a `transport_error`: busy nodes turned those tries away, not the transport.
-    expect(said).toEqual(['sse -> sse (resume)'])
-    expect(connects()).toBe(0)
-    expect(c.id).toBe(id)
-    expect(c.recovered).toBe(true)
-    await untilTicking(ended(drained), 'the drain')
+    await resumesUnheard(
+      (front) => {
+        front.unavailable = status
+      },
+      (front) => {
+        front.unavailable = 0
+      },
+      // A try (or two: a 503 is tried once more) every 200 ms at most.
+      { ms: 12_000, tries: 60, resumed: 'the resume once the balancer has a node again' },
+    )
   })
 })
 
@@ -491,24 +513,16 @@ describe("a resume after a handoff turned away with a busy node's code, in a ref
     // Something in front of the nodes (an application's hook) says that they are full with a
     // 403, the status of a refusal of the client: its code says a busy node, where a later try
     // may find room, and the quiet time after the CLOSE holds for it.
-    const { c, said, handOff } = await connectedBeforeHandoff(['sse'], {
-      connectTimeout: 1000,
-      reconnectionDelay: 100,
-      faulty: true,
-    })
-    const id = c.id
-    const { drained, connects } = await handedOffOnStoppedClocks(c, handOff)
-    front!.answer = { status: 403, body: JSON.stringify({ code: ErrorCode.SERVER_FULL, message: 'full' }) }
-    await passing(2000)
-    // A try every 200 ms at most.
-    expect(front!.refused).toBeGreaterThanOrEqual(10)
-    front!.answer = undefined
-    await untilTicking(() => c.connected, 'the resume once the nodes have room')
-    expect(said).toEqual(['sse -> sse (resume)'])
-    expect(connects()).toBe(0)
-    expect(c.id).toBe(id)
-    expect(c.recovered).toBe(true)
-    await untilTicking(ended(drained), 'the drain')
+    await resumesUnheard(
+      (front) => {
+        front.answer = { status: 403, body: JSON.stringify({ code: ErrorCode.SERVER_FULL, message: 'full' }) }
+      },
+      (front) => {
+        front.answer = undefined
+      },
+      // A try every 200 ms at most.
+      { ms: 2000, tries: 10, resumed: 'the resume once the nodes have room' },
+    )
   })
 })
 
