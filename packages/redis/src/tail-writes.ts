@@ -44,10 +44,26 @@ export interface TailGroup<T extends TailOf> {
   places: string
 }
 
+/**
+ * What became of one append, once Redis answered its batch: `true` the tail took it, `false` the
+ * tail refused it (sealed, read back, another write's: it reaches no client from there), and
+ * `undefined` when that is not known (Redis refused the batch, which may have run in part; a
+ * refusal of a copy sent again, whose first copy may have run before the tail was read; the
+ * queue stopped at the close).
+ */
+export type AppendTaken = (took: boolean | undefined) => void
+
 interface Queued<T extends TailOf> extends TailGroup<T> {
   bytes: number
   /** A seal's caller, told once it is written (or refused, or dropped). */
   settle?: (err?: unknown) => void
+  /** An append's caller, told what became of it (see `AppendTaken`). */
+  taken?: AppendTaken
+  /**
+   * Sent in a batch that got no answer: it may have run then, so that a refusal of the copy
+   * sent again says nothing of it.
+   */
+  mayHaveRun?: boolean
 }
 
 /**
@@ -114,11 +130,12 @@ export class TailWrites<T extends TailOf> {
   }
 
   /**
-   * Queues `text` for `tail`, behind what is queued for it already. False, and the tail marked
-   * as having a hole, when the queue, with what is kept `beside` it, is full
-   * (`MAX_QUEUED_TAIL_APPENDS`, `MAX_QUEUED_TAIL_BYTES`).
+   * Queues `text` for `tail`, behind what is queued for it already; `taken` is told what became
+   * of it once Redis answered (never at once). False, and the tail marked as having a hole, when
+   * the queue, with what is kept `beside` it, is full (`MAX_QUEUED_TAIL_APPENDS`,
+   * `MAX_QUEUED_TAIL_BYTES`): `taken` is not called then.
    */
-  append(tail: T, text: string, places = ''): boolean {
+  append(tail: T, text: string, places = '', taken?: AppendTaken): boolean {
     if (this.#stopped) return false
     const bytes = Buffer.byteLength(text)
     const beside = this.beside()
@@ -129,7 +146,7 @@ export class TailWrites<T extends TailOf> {
       tail.gap = true
       return false
     }
-    this.#push({ tail, texts: [text], seal: '0', places, bytes })
+    this.#push({ tail, texts: [text], seal: '0', places, bytes, ...(taken && { taken }) })
     return true
   }
 
@@ -187,6 +204,7 @@ export class TailWrites<T extends TailOf> {
           ? 'the adapter closed before Redis answered the seal; it may still write it'
           : 'the adapter closed'
       queued.settle?.(new RedisUnreachableError(why, { at: this.address }))
+      queued.taken?.(undefined)
     }
     for (const done of [...this.#emptied]) done()
     return { sent, unsent: dropped.length - sent }
@@ -219,17 +237,30 @@ export class TailWrites<T extends TailOf> {
     // turn: one refused while it waits (as busy, a command gone overdue, the close's stop of
     // the commands) never left, and a close then says that Redis never got it. Told at once,
     // before the close's count, where the refusal reaches `#notWritten` only a few microtasks on.
+    let wentOut = false
     const went = () => {
+      wentOut = true
       this.#sent = Math.max(this.#sent, batch.length)
     }
     this.write(groups, went).then(
       (took) => {
+        const tookByTail = new Map<T, boolean>()
         groups.forEach((group, i) => {
+          tookByTail.set(group.tail, took[i] === true)
           if (took[i] && group.tail.landed >= 0) group.tail.landed += group.texts.length
         })
+        // Stopped meanwhile: the queue was dropped, and each told then.
+        if (this.#stopped) return
         this.#done(batch)
+        for (const queued of batch) {
+          const taken = tookByTail.get(queued.tail) === true
+          queued.taken?.(taken || !queued.mayHaveRun ? taken : undefined)
+        }
       },
-      (err: unknown) => this.#notWritten(batch, err),
+      (err: unknown) => {
+        if (wentOut) for (const queued of batch) queued.mayHaveRun = true
+        this.#notWritten(batch, err)
+      },
     )
   }
 
@@ -298,6 +329,7 @@ export class TailWrites<T extends TailOf> {
     }
     this.failed(err)
     this.#done(batch, err)
+    for (const queued of batch) queued.taken?.(undefined)
   }
 
   /** Takes `batch`, the head of the queue, out of it, and sends what came behind. */
