@@ -42,6 +42,7 @@ import type { DistributiveOmit } from './remote.js'
 import { RedisErrorCode } from './send.js'
 import { SessionOwners } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
+import { askCountingTails } from './tail-questions.js'
 import { WriteTakeBack } from './take-back.js'
 import { UncutSockets } from './uncut-sockets.js'
 import { askCountingTakeovers, UnreadTakeovers } from './unread-takeovers.js'
@@ -129,10 +130,16 @@ export class RedisAdapter implements Adapter {
   readonly #unread = new UnreadTakeovers()
   /**
    * Asks this node's sockets, those past their claim marker too (see
-   * `PastMarkerSockets.askWithAck`), the count of those a takeover joined waiting for its tail.
+   * `PastMarkerSockets.askWithAck`), the count of those a takeover joined waiting for its tail,
+   * and that of those being handed off waiting for their tail to take the question (see
+   * tail-questions.ts).
    */
   readonly #ask: AskWithAck = askCountingTakeovers(
-    (...args) => this.#broadcasts.askWithAck(...args),
+    askCountingTails((...args) => this.#broadcasts.askWithAck(...args), {
+      empty: () => this.#cut.empty,
+      has: (id) => this.#cut.isHandingOff(id),
+      watchAppends: (id, ask, then) => this.#handoffs.watchAppends(id, ask, then),
+    }),
     this.#unread,
   )
   /** Takes back the handoff writes this node gave up on (see take-back.ts). */

@@ -27,7 +27,13 @@ import type { Commands } from './commands.js'
 import { HeldAppends } from './held-appends.js'
 import { asText, RedisBusyError, RedisUnreachableError, settleable } from './send.js'
 import { HANDING_OFF, paramsKey, SESSION_TTL_SECONDS, sidHash } from './sessions.js'
-import { MAX_QUEUED_TAIL_APPENDS, MAX_QUEUED_TAIL_BYTES, type TailGroup, TailWrites } from './tail-writes.js'
+import {
+  type AppendTaken,
+  MAX_QUEUED_TAIL_APPENDS,
+  MAX_QUEUED_TAIL_BYTES,
+  type TailGroup,
+  TailWrites,
+} from './tail-writes.js'
 import { packParams, unpackParams } from './wire.js'
 
 /**
@@ -302,6 +308,15 @@ redis.call('SET', KEYS[2], ARGV[3] ~= '' and ARGV[3] or state[4], 'EX', ARGV[2])
 return 2
 `
 
+/** The appends to one socket's tail made while it is asked a question (see `HandOffStore.watchAppends`). */
+interface WatchedAppends {
+  /** The socket's id. */
+  readonly id: string
+  /** How many were queued and are not answered yet. */
+  pending: number
+  readonly taken: AppendTaken
+}
+
 /** A session this node handed off, until it is claimed or the drain sealed it. */
 export interface HandedOff {
   readonly sid: string
@@ -434,6 +449,8 @@ export class HandOffStore {
   readonly #byHash = new Map<string, HandedOff>()
 
   readonly #tails: TailWrites<HandedOff>
+  /** The appends watched while one socket is asked a question (see `watchAppends`). */
+  #watched: WatchedAppends | undefined
   /** Appends to sessions whose handoff waits for Redis before its entry begins (see `holdAppends`). */
   readonly #held = new HeldAppends(
     (count, bytes) =>
@@ -663,7 +680,42 @@ export class HandOffStore {
     if (this.#held.holds(sid)) return this.#held.append(sid, text)
     const entry = this.#bySid.get(sid)
     if (entry?.state !== 'open' || entry.givenUp) return true
-    return this.#tails.append(entry, text, places(entry))
+    const watched = this.#watched?.id === entry.id ? this.#watched : undefined
+    if (!watched) return this.#tails.append(entry, text, places(entry))
+    watched.pending++
+    const queued = this.#tails.append(entry, text, places(entry), watched.taken)
+    // Dropped past the bounds: the tail has a hole, which the claimer reads; nothing to wait for.
+    if (!queued) watched.pending--
+    return queued
+  }
+
+  /**
+   * Runs `ask`, which asks socket `id` alone a question, and watches what it appends to the tail
+   * of that socket's session, here being handed off (the server numbers the question into the
+   * tail as it is asked, in the same turn). True when some went into the queue: `then` is told,
+   * once Redis answered each, whether the tail took them all (false when it refused one: sealed,
+   * or read back by the claimer, the question reaches no client from there; true too when that
+   * is not known, see `AppendTaken`). False when none did (held while the write waits for Redis,
+   * dropped past the bounds, or none made): `then` is not called.
+   */
+  watchAppends(id: string, ask: () => void, then: (took: boolean) => void): boolean {
+    let refused = false
+    const watched: WatchedAppends = {
+      id,
+      pending: 0,
+      taken: (took) => {
+        if (took === false) refused = true
+        if (--watched.pending === 0) then(!refused)
+      },
+    }
+    const outer = this.#watched
+    this.#watched = watched
+    try {
+      ask()
+    } finally {
+      this.#watched = outer
+    }
+    return watched.pending > 0
   }
 
   /** Whether an append for `sid` would go to its tail (see `append`): its handoff is under way here. */

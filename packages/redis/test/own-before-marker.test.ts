@@ -264,6 +264,50 @@ describe.skipIf(skipRedisSuites())(
         expect(asked?.replies.filter((reply) => reply.ok && reply.value === 'from b')).toHaveLength(1)
       }))
 
+    it('count the session once when one is a broadcast with acks the unsealed tail lacks: the old node, reading it late, its append refused, counts its copy not', () =>
+      proxiedScene(scene, {}, async (nodes) => {
+        const { a, b, c } = nodes
+        const sid = 'sid-own-asked-once'
+        await handedOffSession(a, sid)
+        // Each copy says whose it is: a's, whose append the tail refuses, must not be counted.
+        const onA = a.sockets.get('s1')
+        if (!onA) throw new Error("a's copy of the session is missing")
+        repliesAs(onA, 'from a')
+        let asked: ReturnType<typeof askRoom> | undefined
+        const { claim, tail } = await joinedBeforeOwnMarker(
+          nodes,
+          sid,
+          async () => {
+            const watcher = c.sockets.get('w')
+            if (!watcher) throw new Error("c's watcher is missing")
+            repliesAs(watcher, 'from c')
+            // a reads none of it before the tail is read (released after b read it back).
+            nodes.releases.push(nodes.aProxy.holdDownstream())
+            asked = askRoom(b, 'q1')
+            burst(b, ['b1'])
+          },
+          'b1',
+          true,
+          'from b',
+        )
+        expect(tail.tail).toEqual([])
+        await confirmed(claim)
+        // a read q1 (before b's marker, which it reads later) into a tail already read: refused.
+        await until(() => a.sockets.claims.includes(sid), 5000, 'the marker at a')
+        await until(
+          () => asked?.count !== undefined && asked.replies.length >= asked.count,
+          5000,
+          'the count and replies of the question',
+        )
+        // c's watcher and the session, once: asked by b, which delivers it to the client.
+        expect(asked?.count).toBe(2)
+        expect(asked?.replies.map((reply) => (reply.ok ? reply.value : reply.error.code)).sort()).toEqual([
+          'from b',
+          'from c',
+        ])
+        expect(b.sockets.get('s1')?.got.filter((arg) => arg === 'q1')).toEqual(['q1'])
+      }))
+
     it("are not asked again at the tail's read when the unsealed tail holds a broadcast with acks read back before that read", () =>
       proxiedScene(scene, {}, async (nodes) => {
         const { a, b, cluster } = nodes

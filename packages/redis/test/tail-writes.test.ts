@@ -2,7 +2,7 @@
 // in the node, bounded, and reach the tail once Redis answers, in order and once each. Past the
 // node's bound the tail is incomplete, and the node says so. Real adapters over fake sockets on a
 // real Redis (see handoff-support.ts).
-import type { SessionClaim } from '@parley/server'
+import type { BroadcastReply, SessionClaim } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { sleep, until, within } from '../../server/test/helpers.js'
@@ -130,6 +130,32 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
       { from: 0, seal: '0', texts: [text(0), text(1)] },
       { from: 2, seal: '1', texts: [] },
     ])
+  })
+
+  it("counts a question asked into the tail when Redis has not answered its append by the question's timeout: slow, not lost", async () => {
+    const { a } = await handedOff('sid-question-slow')
+    // Its appends are held, unanswered; its PUBLISHes go.
+    const appends = new HeldInOrder(a.redis, isAppend, isAppend)
+    a.hold = appends.hold
+    try {
+      const asked: { count?: number; replies: BroadcastReply[] } = { replies: [] }
+      a.adapter.broadcastWithAck(
+        message('ask', ['q']),
+        to(['s1']),
+        500,
+        (count) => {
+          asked.count = count
+        },
+        (reply) => asked.replies.push(reply),
+      )
+      await until(() => appends.held.length > 0, 3000, 'the question appended, unanswered')
+      // At the question's timeout, its append still unanswered: the session counts, its reply too.
+      await until(() => asked.count !== undefined, 3000, 'the count')
+      expect(asked.count).toBe(1)
+      expect(asked.replies).toEqual([{ ok: true, value: null }])
+    } finally {
+      await appends.runAll()
+    }
   })
 
   it.each([
