@@ -50,10 +50,13 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * when the server closes.
    */
   readonly #waiting = new Set<() => void>()
+  /** True once the node began to close (see `ParleyServer.closeBegins`, `drain`). */
+  readonly #closing: () => boolean
 
-  constructor(log: FastifyBaseLogger, timeoutMs: number) {
+  constructor(log: FastifyBaseLogger, timeoutMs: number, closing: () => boolean) {
     this.#log = log
     this.#timeoutMs = timeoutMs
+    this.#closing = closing
     this.#timeouts = new BurstLog(
       log,
       'warn',
@@ -93,6 +96,10 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * application's later steps (a database write after the auth, say) do not run for a client
    * that is gone, and what it decides is ignored as at the bound, with a debug line alone; the
    * caller reads the transport and opens nothing.
+   *
+   * A throw once the node has begun to close refuses nothing either: the client is answered as at
+   * close, and tries again (see `#refusedWhileClosing`). One still running when the server closes
+   * is answered so at once (see `close`).
    */
   async run(socket: S, gone: () => boolean = () => false): Promise<Refusal | null> {
     if (this.#middleware.length === 0) return null
@@ -192,10 +199,29 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
         if (expired()) return null
         // Nobody reads the refusal: a failure met while its client left says nothing alarming.
         if (gone()) return this.#left()
+        if (this.#closing()) return this.#refusedWhileClosing(error)
         return this.#refusedBy(error)
       }
     }
     return null
+  }
+
+  /**
+   * A middleware refused a handshake or a resume once the node had begun to close: what it met may
+   * be the close itself (its database pool closed by a close hook, a store going away), so its
+   * refusal is no verdict on the client, which a 403 would stop for good, losing its user in a
+   * deploy. Answered as any handshake at close (503 PARLEY_SERVER_SHUTTING_DOWN): the client tries
+   * again, on a live node, whose middleware judges it. At debug alone: such failures come with
+   * every deploy, and the client was not refused.
+   */
+  #refusedWhileClosing(error: unknown): Refusal {
+    logLine(
+      this.#log,
+      'debug',
+      { err: error },
+      `parley: handshake middleware refused a client while the node was closing; answered ${ErrorCode.SERVER_SHUTTING_DOWN}, which it tries again`,
+    )
+    return shuttingDown()
   }
 
   /** The client left while its middleware ran: the run ends, and the caller opens nothing. */

@@ -166,7 +166,13 @@ export class ParleyServer<
     this.options = options
     this.metrics = metrics
     this.#log = log
-    this.#middleware = new HandshakeMiddleware(log, options.handshakeTimeout)
+    // A refusal once the node began to close is answered as its shutdown (see
+    // `HandshakeMiddleware.#refusedWhileClosing`): the moment HELLOs read too (see `Hellos`).
+    this.#middleware = new HandshakeMiddleware(
+      log,
+      options.handshakeTimeout,
+      () => this.#closing || this.#closeBegun,
+    )
     this.#shutdown = new Shutdown<L, E, D>({
       log,
       retryAfter: options.shutdown.retryAfter,

@@ -1,0 +1,223 @@
+// A handshake middleware (`app.parley.use`) that refuses once the node has begun to close (a
+// deploy's `app.close()`, or `app.parley.drain()`): what it met may be the close itself (its
+// database pool closed by a close hook, say), so the client is answered as any handshake at close,
+// 503 PARLEY_SERVER_SHUTTING_DOWN (over WebSocket the ERROR of that code), and tries a live node,
+// rather than 403 PARLEY_REFUSED, after which it would stop for good. A handshake and a resume
+// alike, on every transport; a refusal settled before the close began stays a refusal.
+//
+// The close is held where the application's own hooks hold it: a preClose hook added ahead of
+// Parley's, which runs after the close's first moment (when the node begins to refuse new
+// sessions) and before Parley's part of it, which answers a middleware still running at once.
+
+import { connect, type Socket } from '@parley/client'
+import type { ParleyError, TransportName } from '@parley/protocol'
+import parley, { type ServerSocket } from '@parley/server'
+import Fastify, { type FastifyInstance } from 'fastify'
+import { describe, expect, it, onTestFinished } from 'vitest'
+import { type Gate, gate } from './gate.js'
+import { until, within } from './helpers.js'
+import { type RawClient, Refused, rawConnect } from './raw-client.js'
+import { restartableServer, TRANSPORTS } from './restartable-server.js'
+
+/** The client's own bound: the middleware held meanwhile must not reach it. */
+const CONNECT_TIMEOUT = 10_000
+
+/** A middleware holding a client whose auth says `hold` until `cue` opens, then throwing. */
+function holdingMiddleware(cue: Gate) {
+  return async (socket: ServerSocket) => {
+    if (!(socket.handshake.auth as { hold?: boolean } | undefined)?.hold) return
+    await cue.pass()
+    // What a middleware meets once a close hook has closed what it reads.
+    throw new Error('the database pool is closed')
+  }
+}
+
+/**
+ * A server whose middleware holds a client until `cue` opens; its close is held by `hold`, a
+ * preClose hook of the application's ahead of Parley's. Closed, and its raw clients, when the
+ * test ends.
+ */
+async function heldServer() {
+  const cue = gate()
+  const hold = gate()
+  const logs: { level: number; msg: string }[] = []
+  const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
+  const app = Fastify({ forceCloseConnections: true, logger })
+  app.addHook('preClose', () => hold.pass())
+  await app.register(parley, { path: '/parley' })
+  app.parley.use(holdingMiddleware(cue))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const clients: RawClient[] = []
+  let closing: Promise<unknown> | undefined
+  onTestFinished(async () => {
+    for (const client of clients.splice(0)) client.close()
+    cue.open()
+    hold.open()
+    await (closing ?? app.close())
+  })
+  return {
+    app,
+    logs,
+    base: `http://127.0.0.1:${port}/parley`,
+    cue,
+    clients,
+    /** Begins the close, and waits until it is held ahead of Parley's part: the node is closing. */
+    async beginClose() {
+      closing = app.close()
+      await until(() => hold.reached(), 5000, "the close to reach the application's hook")
+    },
+  }
+}
+
+/** What `attempt` came to: the raw client's refusal, or 'opened'. */
+function outcome(attempt: Promise<RawClient>, clients: RawClient[]): Promise<unknown> {
+  return attempt.then(
+    (client) => {
+      clients.push(client)
+      return 'opened'
+    },
+    (err: unknown) => err,
+  )
+}
+
+/** What a refusal with `code` looks like to the raw client: over HTTP with `status`. */
+function refusedWith(transport: TransportName, code: string, status: number) {
+  return { code, status: transport === 'websocket' ? undefined : status }
+}
+
+const SHUTTING_DOWN = 'PARLEY_SERVER_SHUTTING_DOWN'
+
+/** A session opened on `transport`, its transport then gone: a resume of it is what comes next. */
+async function sessionToResume(transport: TransportName, server: Awaited<ReturnType<typeof heldServer>>) {
+  const first = await rawConnect(transport, server.base)
+  const [socket] = [...server.app.parley.sockets.values()]
+  first.close()
+  // Over SSE and polling the session keeps the transport until its heartbeat gives up on it: the
+  // resume takes the session from it.
+  if (transport === 'websocket') await until(() => socket!.transport === null, 2000, 'the transport to go')
+  return { sid: first.sid, socket: socket! }
+}
+
+describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport) => {
+  it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it throws after the close began', async () => {
+    const server = await heldServer()
+    const answer = outcome(rawConnect(transport, server.base, { auth: { hold: true } }), server.clients)
+    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
+    await server.beginClose()
+    server.cue.open()
+    const refused = await within(answer, 5000, 'the answer to the handshake')
+    expect(refused).toBeInstanceOf(Refused)
+    expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
+    expect(server.app.parley.sockets.size).toBe(0)
+    // A failure every deploy meets, and no refusal: said at debug, not as a middleware's failure.
+    const about = server.logs.filter(({ msg }) => msg.includes('handshake middleware'))
+    expect(about.map(({ level, msg }) => [level, msg])).toEqual([
+      [
+        20,
+        'parley: handshake middleware refused a client while the node was closing; answered PARLEY_SERVER_SHUTTING_DOWN, which it tries again',
+      ],
+    ])
+  })
+
+  it('answers a resume PARLEY_SERVER_SHUTTING_DOWN when it throws after the close began', async () => {
+    const server = await heldServer()
+    const { sid, socket } = await sessionToResume(transport, server)
+    const answer = outcome(
+      rawConnect(transport, server.base, { sid, ack: 0, auth: { hold: true } }),
+      server.clients,
+    )
+    await until(() => server.cue.reached(), 5000, 'the middleware to hold the resume')
+    await server.beginClose()
+    server.cue.open()
+    const refused = await within(answer, 5000, 'the answer to the resume')
+    expect(refused).toBeInstanceOf(Refused)
+    expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
+    // Left as it was, for the close to end or hand off.
+    expect(socket.connected).toBe(true)
+  })
+
+  it('still answers PARLEY_REFUSED to a throw settled before the close began', async () => {
+    const server = await heldServer()
+    const answer = outcome(rawConnect(transport, server.base, { auth: { hold: true } }), server.clients)
+    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
+    server.cue.open()
+    const refused = await within(answer, 5000, 'the answer to the handshake')
+    expect(refused).toBeInstanceOf(Refused)
+    expect(refused).toMatchObject({
+      ...refusedWith(transport, 'PARLEY_REFUSED', 403),
+      message: 'PARLEY_REFUSED: refused by middleware',
+    })
+    await server.beginClose()
+  })
+})
+
+describe('a handshake middleware refusing during app.parley.drain()', () => {
+  it('answers PARLEY_SERVER_SHUTTING_DOWN to a throw settled once the drain began', async () => {
+    const server = await heldServer()
+    const answer = outcome(rawConnect('polling', server.base, { auth: { hold: true } }), server.clients)
+    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
+    await within(server.app.parley.drain(), 5000, 'the drain')
+    server.cue.open()
+    const refused = await within(answer, 5000, 'the answer to the handshake')
+    expect(refused).toMatchObject(refusedWith('polling', SHUTTING_DOWN, 503))
+  })
+})
+
+describe('a Parley client whose handshake middleware throws as the node closes', () => {
+  it('tries again rather than stopping, and connects to the instance after it, on every transport', async () => {
+    const shared = await restartableServer(true)
+    const cue = gate()
+    const hold = gate()
+    let runs = 0
+    const old = await shared.make(
+      'old',
+      undefined,
+      (app: FastifyInstance) =>
+        app.parley.use(async () => {
+          runs++
+          await cue.pass()
+          throw new Error('the database pool is closed')
+        }),
+      {},
+      (app) => app.addHook('preClose', () => hold.pass()),
+    )
+    shared.serve(old)
+    const clients: Socket[] = []
+    const firstErrors = new Map<string, string>()
+    for (const transport of TRANSPORTS) {
+      const client = connect(`http://127.0.0.1:${shared.port}/a`, {
+        transports: [transport],
+        connectTimeout: CONNECT_TIMEOUT,
+        reconnectionDelay: 50,
+        reconnectionDelayMax: 200,
+      })
+      shared.clients.push(client)
+      clients.push(client)
+      client.once('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
+        firstErrors.set(transport, willRetry ? `tries again: ${error.code}` : `given up: ${error.code}`),
+      )
+    }
+    await until(() => runs === TRANSPORTS.length, 5000, 'the middleware to hold every client')
+    const closing = old.close()
+    onTestFinished(async () => {
+      cue.open()
+      hold.open()
+      await closing
+    })
+    await until(() => hold.reached(), 5000, "the close to reach the application's hook")
+    cue.open()
+    await until(() => firstErrors.size === TRANSPORTS.length, 5000, 'every client to end its first attempt')
+    const again = `tries again: ${SHUTTING_DOWN}`
+    expect(Object.fromEntries(firstErrors)).toEqual({ websocket: again, sse: again, polling: again })
+
+    hold.open()
+    await within(closing, 5000, 'the close to end')
+    const next = await shared.make('next')
+    shared.serve(next)
+    for (const [index, client] of clients.entries()) {
+      await until(() => client.connected, 5000, `the ${TRANSPORTS[index]} client to connect`)
+      expect(await within(client.emitWithAck('where' as never), 5000, 'the answer to where')).toBe('next')
+    }
+  }, 40_000)
+})
