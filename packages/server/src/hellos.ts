@@ -298,9 +298,12 @@ export class Hellos<L extends EventsMap, E extends EventsMap, D> {
    * the session; else the refusal, or null when the transport went away.
    */
   #turnedAway(socket: ServerSocket<L, E, D>, transport: Transport): Refusal | null | undefined {
+    // Before the middleware's own `socket.disconnect()`: one made once the node began to close may
+    // answer the close itself (its database pool closed), as a throw then may, and is answered
+    // so too (see `HandshakeMiddleware`): the client tries a live node rather than stop for good.
+    if (this.#context.closing()) return shuttingDown()
     const disconnected = disconnectedEarly(socket.session)
     if (disconnected) return disconnected
-    if (this.#context.closing()) return shuttingDown()
     if (!transport.open) return null
     // Other handshakes may have filled the node while the middleware ran.
     return this.#context.limit.refuse(this.#context.held()) ?? undefined

@@ -22,13 +22,17 @@ import { restartableServer, TRANSPORTS } from './restartable-server.js'
 /** The client's own bound: the middleware held meanwhile must not reach it. */
 const CONNECT_TIMEOUT = 10_000
 
-/** A middleware holding a client whose auth says `hold` until `cue` opens, then throwing. */
-function holdingMiddleware(cue: Gate) {
+/** How the test's middleware ends a client it holds once `cue` opens. */
+type Ending = 'throws' | 'disconnects'
+
+/** A middleware holding a client whose auth says `hold` until `cue` opens, then ending it. */
+function holdingMiddleware(cue: Gate, ending: Ending = 'throws') {
   return async (socket: ServerSocket) => {
     if (!(socket.handshake.auth as { hold?: boolean } | undefined)?.hold) return
     await cue.pass()
     // What a middleware meets once a close hook has closed what it reads.
-    throw new Error('the database pool is closed')
+    if (ending === 'throws') throw new Error('the database pool is closed')
+    socket.disconnect()
   }
 }
 
@@ -37,7 +41,7 @@ function holdingMiddleware(cue: Gate) {
  * preClose hook of the application's ahead of Parley's. Closed, and its raw clients, when the
  * test ends.
  */
-async function heldServer() {
+async function heldServer(ending: Ending = 'throws') {
   const cue = gate()
   const hold = gate()
   const logs: { level: number; msg: string }[] = []
@@ -45,7 +49,7 @@ async function heldServer() {
   const app = Fastify({ forceCloseConnections: true, logger })
   app.addHook('preClose', () => hold.pass())
   await app.register(parley, { path: '/parley' })
-  app.parley.use(holdingMiddleware(cue))
+  app.parley.use(holdingMiddleware(cue, ending))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const clients: RawClient[] = []
@@ -135,6 +139,17 @@ describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport)
     expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
     // Left as it was, for the close to end or hand off.
     expect(socket.connected).toBe(true)
+  })
+
+  it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it disconnects the socket after the close began', async () => {
+    const server = await heldServer('disconnects')
+    const answer = outcome(rawConnect(transport, server.base, { auth: { hold: true } }), server.clients)
+    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
+    await server.beginClose()
+    server.cue.open()
+    const refused = await within(answer, 5000, 'the answer to the handshake')
+    expect(refused).toBeInstanceOf(Refused)
+    expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
   })
 
   it('still answers PARLEY_REFUSED to a throw settled before the close began', async () => {
