@@ -3,19 +3,22 @@
 // database pool closed by a close hook, say), so the client is answered as any handshake at close,
 // 503 PARLEY_SERVER_SHUTTING_DOWN (over WebSocket the ERROR of that code), and tries a live node,
 // rather than 403 PARLEY_REFUSED, after which it would stop for good. A handshake and a resume
-// alike, on every transport; a refusal settled before the close began stays a refusal.
+// alike, on every transport, a new socket's `socket.disconnect()` as a throw, and a takeover of a
+// session claimed from another node's handoff; a refusal settled before the close began stays a
+// refusal.
 //
 // The close is held where the application's own hooks hold it: a preClose hook added ahead of
 // Parley's, which runs after the close's first moment (when the node begins to refuse new
 // sessions) and before Parley's part of it, which answers a middleware still running at once.
 
 import { connect, type Socket } from '@parley/client'
-import type { ParleyError, TransportName } from '@parley/protocol'
+import { PacketType, type ParleyError, type TransportName } from '@parley/protocol'
 import parley, { type ServerSocket } from '@parley/server'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { describe, expect, it, onTestFinished } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
 import { type Gate, gate } from './gate.js'
-import { until, within } from './helpers.js'
+import { closeApp, startServer, until, within } from './helpers.js'
 import { type RawClient, Refused, rawConnect } from './raw-client.js'
 import { restartableServer, TRANSPORTS } from './restartable-server.js'
 
@@ -176,6 +179,54 @@ describe('a handshake middleware refusing during app.parley.drain()', () => {
     server.cue.open()
     const refused = await within(answer, 5000, 'the answer to the handshake')
     expect(refused).toMatchObject(refusedWith('polling', SHUTTING_DOWN, 503))
+  })
+})
+
+describe('a handshake middleware refusing a takeover', () => {
+  it('answers PARLEY_SERVER_SHUTTING_DOWN to a throw settled once the node taking the session over began to close', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const cue = gate()
+    const handoff = { timeout: 2000, retrySpread: 0 }
+    const a = await startServer({ adapter: cluster.adapter('a'), handoff })
+    const b = await startServer({ adapter: cluster.adapter('b'), handoff }, (app) => {
+      app.parley.use(holdingMiddleware(cue))
+    })
+    const clients: RawClient[] = []
+    onTestFinished(async () => {
+      for (const client of clients.splice(0)) client.close()
+      cue.open()
+      await Promise.all([closeApp(a.app), closeApp(b.app)])
+    })
+    const first = await rawConnect('polling', a.base)
+    clients.push(first)
+    // a drains: the session is stored for another node to claim, and its client told so.
+    const draining = a.app.parley.drain()
+    await until(
+      () => first.received.some(({ type }) => type === PacketType.CLOSE),
+      5000,
+      'the CLOSE of the handoff',
+    )
+    // Its resume reaches b, which claims the session and runs its middleware on the takeover...
+    const answer = outcome(
+      rawConnect('polling', b.base, { sid: first.sid, ack: 0, auth: { hold: true } }),
+      clients,
+    )
+    await until(() => cue.reached(), 5000, "b's middleware to hold the takeover")
+    expect(cluster.handoffs.get(first.sid)?.claimedBy).toBe('b')
+    // ...while b begins to close too (a drain waits for the takeover under way).
+    void b.app.parley.drain()
+    cue.open()
+    const refused = await within(answer, 5000, 'the answer to the resume')
+    expect(refused).toBeInstanceOf(Refused)
+    expect(refused).toMatchObject(refusedWith('polling', SHUTTING_DOWN, 503))
+    await within(draining, 5000, "a's drain")
+    // The claim was given back, as after any refusal: the client's next try, on a live node, gets
+    // a new session rather than stopping for good.
+    const c = await startServer({ adapter: cluster.adapter('c'), handoff })
+    onTestFinished(() => closeApp(c.app))
+    const next = await rawConnect('polling', c.base, { sid: first.sid, ack: 0 })
+    clients.push(next)
+    expect(next.open).toMatchObject({ recovered: false })
   })
 })
 
