@@ -15,6 +15,7 @@ import {
 } from '@parley/protocol'
 import { Backoff, WAIT_FLOOR_MS } from './backoff.js'
 import type { Delivered } from './codec.js'
+import * as State from './connection-state.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
 import { BYE, type Outgoing } from './outgoing.js'
@@ -113,8 +114,6 @@ const QUIET_HANDOFF_MS = 10_000
 /** What the wait between failed upgrade probes doubles from when `upgradeDelay` is 0, in ms. */
 const UPGRADE_FLOOR_MS = 500
 
-export type ConnectionState = 'idle' | 'connecting' | 'open' | 'waiting'
-
 export interface ConnectionOptions {
   transports: readonly TransportName[]
   connectTimeout: number
@@ -175,7 +174,7 @@ export type ConnectionEvent =
 /** The transport life of one client: fallback, upgrade probes, reconnection and its pace. */
 export class Connection {
   /** Where the connection is (see the diagram). Only the connection changes it. */
-  state: ConnectionState = 'idle'
+  state: State.ConnectionState = State.IDLE
   #current: Transport | undefined
   /**
    * The transport the session was last attached to; none (never set, or null once an end cleared
@@ -300,7 +299,7 @@ export class Connection {
 
   /** Starts connecting, unless already active. */
   open(): void {
-    if (this.state !== 'idle') return
+    if (this.state !== State.IDLE) return
     this.#backoff.reset()
     // In browsers: hurry when the network comes back or the page is shown again. A Worker has no
     // document but has `online`: without it, a client there that went offline would wait forever
@@ -328,13 +327,13 @@ export class Connection {
         options,
       )
     }
-    void this.#connect('connect')
+    void this.#connect()
   }
 
   /** Stops everything: transports, timers, and the probe, once it has its answer (see #tryProbe). */
   close(): void {
     this.#run++
-    this.state = 'idle'
+    this.state = State.IDLE
     this.#last = null
     // The next open() is a fresh start: this connection's failed probes say nothing of its
     // network, and its first probe waits upgradeDelay, not the doubled wait of this one's.
@@ -365,7 +364,7 @@ export class Connection {
     this.#drop()
     this.#last = null
     const willRetry = again && this.#backoff.attempts < this.#opts.reconnectionAttempts
-    if (willRetry) this.state = 'waiting'
+    if (willRetry) this.state = State.WAITING
     else this.close()
     const run = ++this.#run
     tell(willRetry)
@@ -397,11 +396,11 @@ export class Connection {
    * failed attempt: a hurry (`online`, the page shown again) resumes sooner (see #wake).
    */
   #resumeLater(run: number, delay: number, after?: TransportName): void {
-    this.state = 'waiting'
+    this.state = State.WAITING
     this.#resuming = run
     this.#resumeAfter = after
     this.#timer = setTimeout(() => {
-      if (run === this.#run) void this.#connect('resume', after)
+      if (run === this.#run) void this.#connect(true, after)
     }, delay)
   }
 
@@ -429,7 +428,7 @@ export class Connection {
         // refused request carried is kept until acknowledged, and goes again on the probe.
         this.#moved = true
         this.#current = undefined
-        this.state = 'connecting'
+        this.state = State.CONNECTING
         // T is gone: the time it stayed up ends here. Left running, its timer could call it stable
         // while the probe waits, and start the backoff over for a transport that lived less.
         clearTimeout(this.#stableTimer)
@@ -474,14 +473,18 @@ export class Connection {
     return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.includes(a) - +stalled.includes(b))
   }
 
-  async #connect(why: 'connect' | 'resume', after?: TransportName | null): Promise<void> {
+  /**
+   * An attempt: a new session, or with `resume` the session's resume (on the transports after
+   * `after`, when given). A flag rather than the words, which the bundle would carry each time.
+   */
+  async #connect(resume?: boolean, after?: TransportName | null): Promise<void> {
     const run = ++this.#run
-    this.state = 'connecting'
+    this.state = State.CONNECTING
     let last: ParleyError<string> | undefined
     let refused: boolean | undefined
     // What the session is down for when a resume fails (its `disconnect`); none for a connect.
     // Read once: nothing sets it anew during a run (a loss, a handoff each begin another).
-    const down = why === 'resume' ? this.#lostReason : undefined
+    const down = resume ? this.#lostReason : undefined
     // After the link froze, a pooled transport's first request may go out on a dead pooled
     // connection. A live server answers HELLO within its pingTimeout; the attempt that times out
     // takes that dead connection with it, and the same transport is tried once more.
@@ -619,7 +622,7 @@ export class Connection {
         // own, so that the bundle keeps nothing of it.)
         if (
           !(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE &&
-          why === 'resume' &&
+          resume &&
           t.reset &&
           !retried.includes(name)
         ) {
@@ -635,7 +638,7 @@ export class Connection {
         // down, which would bring the session back on a worse transport: the same one is tried
         // again (at once, once, after a 503), then after the backoff.
         const held =
-          why === 'resume' &&
+          resume &&
           patient &&
           (isBusyCode(error.code) ||
             error.details?.status === 502 ||
@@ -690,8 +693,11 @@ export class Connection {
       // before would read as -1, every transport a step down from it. Typed as a list that may
       // be searched for none, rather than #last asserted set.
       const order: readonly (TransportName | null | undefined)[] = this.#opts.transports
-      const moved = why === 'resume' && order.indexOf(name) > order.indexOf(this.#last)
-      this.#adopt(t, answer, why === 'connect' ? 'connect' : moved ? 'downgrade' : 'resume')
+      this.#adopt(
+        t,
+        answer,
+        !resume ? 'connect' : order.indexOf(name) > order.indexOf(this.#last) ? 'downgrade' : 'resume',
+      )
       return
     }
     // Here every transport failed: the list is never empty (see #allowed), and every other way
@@ -699,7 +705,7 @@ export class Connection {
     // last try checked it after its listener, and nothing was awaited since). TypeScript cannot
     // follow the loop that far: a guard that is never taken says so.
     if (!last) return
-    if (why === 'resume') {
+    if (resume) {
       // Handed off: the first nodes tried may be draining too. Try again, within the backoff,
       // before the application hears the session is down. Not after a refusal of this client (a
       // node's middleware, the origin, the version): no node is busy, and a try again would meet
@@ -733,7 +739,7 @@ export class Connection {
     // which does nothing while connecting. Otherwise waiting from now on: a transport lost while
     // offline comes here from "open", and its listeners must not see a connection still there.
     if (!willRetry) this.close()
-    else this.state = 'waiting'
+    else this.state = State.WAITING
     const run = this.#run
     if (down) {
       this.#host.down(down)
@@ -798,7 +804,7 @@ export class Connection {
     const attempt = this.#backoff.attempts
     this.#current = t
     this.#last = t.name
-    this.state = 'open'
+    this.state = State.OPEN
     this.#moved = false
     this.#serverTransports = open.transports
     this.#pingTimeout = open.pingTimeout
@@ -842,7 +848,7 @@ export class Connection {
     this.#drop(false)
     this.#lostReason = reason
     // Not "open" while its listeners run: the transport is gone.
-    this.state = 'connecting'
+    this.state = State.CONNECTING
     const run = ++this.#run
     if (error) this.#host.notify('transport_error', after, error)
     // Its listener may have called disconnect() (and connect() after it).
@@ -857,7 +863,7 @@ export class Connection {
       // the session onto another transport of ours, a probe whose answer was lost): this one
       // first, the one that works (MOVED, or the refused request, has just come over it), where
       // the probe's transport lost an answer.
-      void this.#connect('resume', error && after)
+      void this.#connect(true, error && after)
     } else {
       // Lost again soon after it opened: something keeps failing (a server that does not know
       // the session, a stream that breaks). Resume all the same, but only once the backoff
@@ -900,7 +906,7 @@ export class Connection {
 
   /** Probes `name`; when it fails, the worse transports after it at once, in order. */
   async #tryProbe(name: TransportName, [next, ...worse]: TransportName[]): Promise<void> {
-    if (this.state !== 'open') return
+    if (this.state !== State.OPEN) return
     const run = this.#run
     const t = this.#factory(name)
     const timeout = Math.min(this.#opts.connectTimeout, MAX_TIMER_MS)
@@ -980,7 +986,7 @@ export class Connection {
       if (this.#moved) {
         this.#moved = false
         // On T first, as after MOVED with no probe in flight (see #lose).
-        void this.#connect('resume')
+        void this.#connect(true)
       } else this.#scheduleProbe()
     }
   }
@@ -1008,7 +1014,7 @@ export class Connection {
       this.#host.notify('reconnect_failed')
       return
     }
-    this.state = 'waiting'
+    this.state = State.WAITING
     // Counted as an attempt all the same, as a hurry during the backoff does.
     const delay = this.#backoff.next()
     this.#timer = setTimeout(() => this.#wake(), this.#hurried === this.#run ? 0 : delay)
@@ -1023,7 +1029,7 @@ export class Connection {
   #wake(): void {
     // Not waiting: kept for the attempt under way, if any (every other way to the backoff starts
     // a new #run first, which leaves this mark behind).
-    if (this.state !== 'waiting') {
+    if (this.state !== State.WAITING) {
       this.#hurried = this.#run
       return
     }
@@ -1032,11 +1038,11 @@ export class Connection {
     if (early > 0) this.#timer = setTimeout(() => this.#wake(), early)
     // A resume that waits (a transport lost soon after it opened, a handoff's retryAfter) goes
     // on as a resume: the session is still up, and the client offline hears it is down there.
-    else if (this.#resuming === this.#run) void this.#connect('resume', this.#resumeAfter)
+    else if (this.#resuming === this.#run) void this.#connect(true, this.#resumeAfter)
     else if (!offline()) {
       this.#host.notify('reconnect_attempt', this.#backoff.attempts)
       // Unless its listener called disconnect() (or connect() after it).
-      if (this.state === 'waiting') void this.#connect('connect')
+      if (this.state === State.WAITING) void this.#connect()
     }
   }
 }

@@ -4,8 +4,14 @@ import type { Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import * as WireLimits from './wire-limits.js'
 
-/** What `receive` decided about an incoming numbered packet. */
-export type Receipt = 'deliver' | 'duplicate' | 'gap'
+/**
+ * What `receive` decided about an incoming numbered packet: numbers rather than words, which the
+ * bundle would carry each time (see connection-state.ts).
+ */
+export const GAP = 0
+export const DELIVER = 1
+export const DUPLICATE = 2
+export type Receipt = typeof GAP | typeof DELIVER | typeof DUPLICATE
 
 /** How long, and for how many packets, an ACK may wait (see `Transport.ackDelay`). */
 export interface AckPace {
@@ -193,7 +199,7 @@ export class Ledger {
    * how many packets that ACK may wait: the own of the transport the packet came on.
    */
   receive(seq: number, pace: AckPace): Receipt {
-    if (seq > this.inSeq + 1) return 'gap'
+    if (seq > this.inSeq + 1) return GAP
     const fresh = seq === this.inSeq + 1
     if (fresh) this.inSeq = seq
     // Acknowledge duplicates too: a replay means the server missed our last ACK.
@@ -202,7 +208,7 @@ export class Ledger {
     // server reads in fewer turns of its event loop (spread, a cluster's CPU per delivery rose by
     // a fifth; docs/benchmarks.md).
     else this.#ackTimer ??= setTimeout(() => this.flushAck(), pace.ackDelay)
-    return fresh ? 'deliver' : 'duplicate'
+    return fresh ? DELIVER : DUPLICATE
   }
 
   /**

@@ -11,9 +11,10 @@ import {
   type TransportName,
 } from '@parley/protocol'
 import { encode, encodeText, made, type Sent } from './codec.js'
+import * as State from './connection-state.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
-import { type AckPace, Ledger } from './ledger.js'
+import { type AckPace, DELIVER, GAP, Ledger } from './ledger.js'
 import { TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
 import { BYE, PONG } from './outgoing.js'
@@ -118,7 +119,7 @@ export class Session implements ConnectionHost {
 
   /** Sends an unnumbered event now; false (nothing sent) without a transport. */
   sendVolatile(packet: EventPacket): boolean {
-    return this.connection.state === 'open' && this.connection.send([this.#ledger.encodeChecked(packet)])
+    return this.connection.state === State.OPEN && this.connection.send([this.#ledger.encodeChecked(packet)])
   }
 
   // What the connection tells the session (`ConnectionHost`): the session is its host.
@@ -315,8 +316,8 @@ export class Session implements ConnectionHost {
   #accept(seq: number, from: AckPace): boolean {
     if (seq < 1) return true
     const receipt = this.#ledger.receive(seq, from)
-    if (receipt === 'gap') this.connection.lost(transportError(`packets missing before ${seq}`))
-    return receipt === 'deliver'
+    if (receipt === GAP) this.connection.lost(transportError(`packets missing before ${seq}`))
+    return receipt === DELIVER
   }
 
   /** Tells the application the session is down (once). */

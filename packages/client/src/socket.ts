@@ -13,6 +13,7 @@ import {
   type WireValue,
 } from '@parley/protocol'
 import { aboutEvent, type Sent } from './codec.js'
+import * as State from './connection-state.js'
 import { Emitter } from './emitter.js'
 import type { ReservedEvents } from './events.js'
 import { baseUrl, type ClientOptions, misuse, resolveOptions } from './options.js'
@@ -111,12 +112,12 @@ export class Socket<
 
   /** True while a transport is attached: emits go out at once. */
   get connected(): boolean {
-    return this.#session.connection.state === 'open'
+    return this.#session.connection.state === State.OPEN
   }
 
   /** True while connected or trying to (reconnection included). */
   get active(): boolean {
-    return this.#session.connection.state !== 'idle'
+    return this.#session.connection.state !== State.IDLE
   }
 
   /** The attached transport, or null. */

@@ -15,7 +15,7 @@ import { utf8Length } from '../src/codec.js'
 import { Emitter } from '../src/emitter.js'
 import { boundedBody } from '../src/http.js'
 import { connect } from '../src/index.js'
-import { Ledger } from '../src/ledger.js'
+import { DELIVER, DUPLICATE, GAP, Ledger } from '../src/ledger.js'
 import { FIRST_STALL_TTL, MEMORY_TTL, type StorageLike, TransportMemory } from '../src/memory.js'
 import { baseUrl, type ClientOptions, DEFAULTS, resolveOptions } from '../src/options.js'
 import * as clientPacketType from '../src/packet-type.js'
@@ -157,10 +157,10 @@ describe('Ledger', () => {
 
   it('delivers in order, drops duplicates, reports gaps', () => {
     const s = new Ledger(limits, () => {})
-    expect(s.receive(1, pace)).toBe('deliver')
-    expect(s.receive(1, pace)).toBe('duplicate')
-    expect(s.receive(3, pace)).toBe('gap')
-    expect(s.receive(2, pace)).toBe('deliver')
+    expect(s.receive(1, pace)).toBe(DELIVER)
+    expect(s.receive(1, pace)).toBe(DUPLICATE)
+    expect(s.receive(3, pace)).toBe(GAP)
+    expect(s.receive(2, pace)).toBe(DELIVER)
     expect(s.inSeq).toBe(2)
   })
 
