@@ -19,18 +19,18 @@ export interface BackoffOptions {
  * Exponential backoff with jitter. Attempt n (from 0) waits a random time in
  * `[cap·(1 − randomization), cap]`, where
  * `cap = max(WAIT_FLOOR_MS, min(reconnectionDelayMax, reconnectionDelay · 2ⁿ))`; randomization 1
- * (the default) is "full jitter", which spreads a crowd of clients that lost the same server.
+ * (the default) is "full jitter", which spreads a crowd of clients that lost the same server. The
+ * random numbers are `Math.random()`'s (a test stubs it), with no parameter of the class's for
+ * them: the bundle carries every parameter, and no caller but a test would pass one.
  */
 export class Backoff {
-  /** Attempts made since the last reset. */
+  /** Attempts made since its owner last set this back to 0 (a transport stable, or a new start). */
   attempts = 0
 
   readonly #opts: BackoffOptions
-  readonly #random: () => number
 
-  constructor(opts: BackoffOptions, random: () => number = Math.random) {
+  constructor(opts: BackoffOptions) {
     this.#opts = opts
-    this.#random = random
   }
 
   /** The delay before the next attempt, in ms; counts the attempt. */
@@ -42,14 +42,9 @@ export class Backoff {
     // and a client tried again the moment each attempt failed, for good.
     const cap = Math.max(
       WAIT_FLOOR_MS,
-      Math.min(reconnectionDelayMax, MAX_TIMER_MS, reconnectionDelay * 2 ** Math.min(this.attempts, 31)),
+      Math.min(reconnectionDelayMax, MAX_TIMER_MS, reconnectionDelay * 2 ** Math.min(this.attempts++, 31)),
     )
-    this.attempts++
     // `| 0` is Math.floor here: the product is above 0 and at most MAX_TIMER_MS (2 ** 31 - 1).
-    return (cap * (1 - randomization * this.#random())) | 0
-  }
-
-  reset(): void {
-    this.attempts = 0
+    return (cap * (1 - randomization * Math.random())) | 0
   }
 }

@@ -30,7 +30,11 @@ export class Emitter<E extends object> {
     else if (fn === undefined) this.#listeners.delete(event)
     else {
       listener(event, fn)
-      this.#remove(event, (e) => e.fn === fn)
+      // Its first registration.
+      this.#remove(
+        event,
+        this.#listeners.get(event)?.find((e) => e.fn === fn),
+      )
     }
     return this
   }
@@ -51,7 +55,7 @@ export class Emitter<E extends object> {
     if (!list) return false
     for (const entry of list) {
       // This registration itself: the same function may also be there with `on`.
-      if (entry.once) this.#remove(event, (e) => e === entry)
+      if (entry.once) this.#remove(event, entry)
       try {
         const result: unknown = (entry.fn as (...a: unknown[]) => unknown)(...args)
         // Still unhandled after `failed` heard it, as it would have been.
@@ -70,14 +74,14 @@ export class Emitter<E extends object> {
     return true
   }
 
-  /** Removes the first registration `match` finds. */
-  #remove(event: keyof E, match: (entry: Entry) => boolean): void {
-    const list = this.#listeners.get(event) ?? []
-    const i = list.findIndex(match)
-    // An event left without listeners leaves the table: one-off names (`once('result:42')`)
-    // would otherwise each keep an entry for the socket's whole life.
-    // None found (-1): every entry stays, in a copy.
-    const rest = list.filter((_, j) => j !== i)
+  /**
+   * Removes one registration, `entry` itself: each is an object of its own (see `on`, `once`),
+   * so that of the same function registered twice, one registration goes. None (undefined): every
+   * entry stays, in a copy. An event left without listeners leaves the table: one-off names
+   * (`once('result:42')`) would otherwise each keep an entry for the socket's whole life.
+   */
+  #remove(event: keyof E, entry: Entry | undefined): void {
+    const rest = (this.#listeners.get(event) ?? []).filter((e) => e !== entry)
     if (rest.length > 0) this.#listeners.set(event, rest)
     else this.#listeners.delete(event)
   }

@@ -300,7 +300,7 @@ export class Connection {
   /** Starts connecting, unless already active. */
   open(): void {
     if (this.state !== State.IDLE) return
-    this.#backoff.reset()
+    this.#backoff.attempts = 0
     // In browsers: hurry when the network comes back or the page is shown again. A Worker has no
     // document but has `online`: without it, a client there that went offline would wait forever
     // (#wake waits for that event while navigator.onLine is false). And let go of the transport
@@ -466,10 +466,10 @@ export class Connection {
    */
   #order(after?: TransportName | null): TransportName[] {
     const list = this.#allowed()
+    const [remembered, stalled] = this.#memory.recall()
     const i = after
       ? list.indexOf(after) + 1
-      : Math.max(0, list.indexOf((this.#last ?? this.#memory.get()) as TransportName))
-    const stalled = this.#memory.stalls()
+      : Math.max(0, list.indexOf((this.#last ?? remembered) as TransportName))
     return [...list.slice(i), ...list.slice(0, i)].sort((a, b) => +stalled.includes(a) - +stalled.includes(b))
   }
 
@@ -487,8 +487,9 @@ export class Connection {
     const down = resume ? this.#lostReason : undefined
     // After the link froze, a pooled transport's first request may go out on a dead pooled
     // connection. A live server answers HELLO within its pingTimeout; the attempt that times out
-    // takes that dead connection with it, and the same transport is tried once more.
-    const frozen = down === 'ping timeout' && this.#pingTimeout > 0
+    // takes that dead connection with it, and the same transport is tried once more. (Only the
+    // heartbeat loses a transport so, and it runs once an OPEN gave #pingTimeout, above 0.)
+    const frozen = down === 'ping timeout'
     // (A timer given more than MAX_TIMER_MS fires at once: connectTimeout Infinity, or a server's
     // pingTimeout past it, waits that long.)
     const timeout = Math.min(
@@ -816,7 +817,7 @@ export class Connection {
     this.#stable = false
     this.#stableTimer = setTimeout(() => {
       this.#stable = true
-      this.#backoff.reset()
+      this.#backoff.attempts = 0
     }, STABLE_MS)
     if (old && old !== t) old.close(true)
     this.#memory.note(t.name)
@@ -882,7 +883,7 @@ export class Connection {
     const t = this.#current
     if (!t || this.#probeTimer !== undefined) return
     const allowed = this.#allowed()
-    const stalled = this.#memory.stalls()
+    const [, stalled] = this.#memory.recall()
     const [best, ...worse] = BEST_FIRST.slice(0, BEST_FIRST.indexOf(t.name)).filter(
       (name) => allowed.includes(name) && this.#serverTransports?.includes(name) && !stalled.includes(name),
     )
@@ -965,7 +966,19 @@ export class Connection {
       // (`details.middleware`: the server read the HELLO, and kept the session where it was) is
       // told as an auth that never settled is: the same climb after the same wait, where a
       // lesser probe would only run the same middleware again.
-      if (!this.#moved && (!hello || refusal(error) || error.details?.middleware)) {
+      // The server's coded refusal: `details.refused` (which implies details, those the transport
+      // made of the answer) with a code of the server's, not one the client gives an answer
+      // without a code (PARLEY_TRANSPORT_ERROR, PARLEY_NOT_FOUND), nor the server's word for a
+      // HELLO that came late. Written where it is used, once: a function of its own cost bytes.
+      if (
+        !this.#moved &&
+        (!hello ||
+          (error.details?.refused &&
+            !quiet(error) &&
+            error.code !== ErrorCode.NOT_FOUND &&
+            error.code !== ErrorCode.HANDSHAKE_TIMEOUT) ||
+          error.details?.middleware)
+      ) {
         try {
           if (hello) (error.details as Record<string, unknown>).transport = name
         } catch {}
@@ -1050,18 +1063,6 @@ export class Connection {
 /** An error that says nothing of the server: the transport could not reach it, or is not offered. */
 const quiet = ({ code }: ParleyError<string>) =>
   code === ErrorCode.TRANSPORT_ERROR || code === ErrorCode.TRANSPORT_DISABLED
-
-/**
- * The server's coded refusal of the client (see #tryProbe): `details.refused` (which implies
- * details, those the transport made of the answer) with a code of the server's, not one the
- * client gives an answer without a code (PARLEY_TRANSPORT_ERROR, PARLEY_NOT_FOUND), nor the
- * server's word for a HELLO that came late.
- */
-const refusal = (error: ParleyError<string>) =>
-  error.details?.refused &&
-  !quiet(error) &&
-  error.code !== ErrorCode.NOT_FOUND &&
-  error.code !== ErrorCode.HANDSHAKE_TIMEOUT
 
 /** True when a browser says it has no network. */
 function offline(): boolean {

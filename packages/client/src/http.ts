@@ -87,7 +87,7 @@ export async function httpError(
   // Nothing is at `url` (HTTP 404 without a code of Parley's): a refusal, no retry would help.
   if (!code && status === 404) {
     return new ParleyError(ErrorCode.NOT_FOUND, `404 at ${shown(url)}: check URL and path`, {
-      details: { status: 404, refused: true, body },
+      details: { status, refused: true, body },
     })
   }
   // 403 is the middleware or the origin check, 401 the application's own auth hook: the server

@@ -216,9 +216,10 @@ export class Ledger {
    * for a transport that carries it itself (polling, in its next GET).
    */
   takeOwed(): number | undefined {
-    if (this.#owed === 0) return undefined
-    this.#cancelAck()
-    return this.inSeq
+    if (this.#owed) {
+      this.#cancelAck()
+      return this.inSeq
+    }
   }
 
   /** Sends the ACK owed now. */
