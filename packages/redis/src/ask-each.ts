@@ -12,6 +12,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
+import { matches, type Only, socketAlone } from './one-socket.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
@@ -25,7 +26,7 @@ export function askEach(
   timeout: number,
   expect: (count: number) => void,
   reply: (reply: BroadcastReply) => void,
-  only?: (id: string) => boolean,
+  only?: Only,
 ): void {
   // The sockets it reaches (its rooms, `except`, then `only`, once each), as the memory adapter
   // finds them; collected there and asked here, where a throw ends no loop. As there, an id
@@ -33,12 +34,19 @@ export function askEach(
   // count a socket the message never reached, and hear it failed. One that leaves while the
   // others are asked is counted, and its own `deliverWithAck` fails its reply, as there too.
   const found: LocalSocket[] = []
-  memory.broadcast(message, options, (id) => {
+  const take = (id: string) => {
     if (only && !only(id)) return false
     const socket = sockets.get(id)
     if (socket) found.push(socket)
     return false
-  })
+  }
+  const alone = socketAlone(only)
+  if (alone === undefined) memory.broadcast(message, options, take)
+  else {
+    // One socket: found by its own rooms, not by walking those the question reaches (see one-socket.ts).
+    const rooms = memory.socketRooms(alone)
+    if (rooms !== undefined && matches(rooms, options)) take(alone)
+  }
   expect(found.length)
   if (found.length === 0) return
   const event = message.prepared()

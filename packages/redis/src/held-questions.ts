@@ -4,6 +4,7 @@
 // tail's places say which questions it asked already.
 import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
 import { HeldCount } from './held-count.js'
+import type { Only } from './one-socket.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { HeldQuestion, UncutSockets } from './uncut-sockets.js'
 import { heldUntilRead, type UnreadTakeovers } from './unread-takeovers.js'
@@ -12,7 +13,8 @@ import type { Warnings } from './warnings.js'
 /**
  * `MemoryAdapter.broadcastWithAck`, kept aside for the sockets past their claim marker (see
  * `PastMarkerSockets.askWithAck`); `ran`: read on the channel, which a claimer reads too. May
- * return what gives a count it holds at once, with what it has (see `GiveNow`).
+ * return what gives a count it holds at once, with what it has (see `GiveNow`). An `only` that
+ * names one socket (see one-socket.ts) is served without walking the rooms.
  */
 export type AskWithAck = (
   message: BroadcastMessage,
@@ -20,7 +22,7 @@ export type AskWithAck = (
   timeout: number,
   expect: (count: number) => void,
   reply: (reply: BroadcastReply) => void,
-  only: ((id: string) => boolean) | undefined,
+  only: Only | undefined,
   ran: boolean,
   own?: number,
 ) => GiveNow | undefined

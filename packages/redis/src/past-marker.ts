@@ -17,6 +17,7 @@ import { askEach } from './ask-each.js'
 import { lostAtSeal } from './at-seal.js'
 import { EarlyReplies } from './early-replies.js'
 import type { GiveNow } from './held-questions.js'
+import { matches, type Only, socketAlone } from './one-socket.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
@@ -179,7 +180,7 @@ export class PastMarkerSockets {
     timeout: number,
     expect: (count: number) => void,
     reply: (reply: BroadcastReply) => void,
-    only: ((id: string) => boolean) | undefined,
+    only: Only | undefined,
     ran: boolean,
     own?: number,
   ): GiveNow | undefined {
@@ -217,7 +218,7 @@ export class PastMarkerSockets {
       if (--open > 0) return
       give()
     }
-    for (const [id, past] of this.#byId) {
+    for (const [id, past] of this.#aside(only)) {
       if (!matches(past.rooms, options) || (only && !only(id))) continue
       open++
       const question = (socket: LocalSocket | undefined) => {
@@ -255,6 +256,14 @@ export class PastMarkerSockets {
       bound.unref?.()
     }
     return give
+  }
+
+  /** The sockets past their marker that `only` may pass: the one it names alone, if it does (see one-socket.ts). */
+  #aside(only: Only | undefined): Iterable<[string, PastMarker]> {
+    const alone = socketAlone(only)
+    if (alone === undefined) return this.#byId
+    const past = this.#byId.get(alone)
+    return past ? [[alone, past]] : []
   }
 
   /**
@@ -334,12 +343,4 @@ interface Missed {
    * `KeptAside.sealing`).
    */
   at: number
-}
-
-/** Whether a socket in `rooms` is one `options` reach (as `MemoryAdapter` matches its sockets). */
-function matches(rooms: ReadonlySet<string>, options: BroadcastOptions): boolean {
-  for (const room of options.except) if (rooms.has(room)) return false
-  if (options.rooms.size === 0) return true
-  for (const room of options.rooms) if (rooms.has(room)) return true
-  return false
 }

@@ -10,6 +10,7 @@
 import type { BroadcastReply } from '@parley/server'
 import { HeldCount } from './held-count.js'
 import type { AskWithAck } from './held-questions.js'
+import { narrowed, oneSocket } from './one-socket.js'
 
 /** The sockets of the sessions this node hands off whose tails take appends. */
 export interface TailsTaking {
@@ -46,12 +47,11 @@ export function askCountingTails(ask: AskWithAck, tails: TailsTaking): AskWithAc
         timeout,
         others.count,
         others.reply,
-        (id) => {
-          if (only && !only(id)) return false
+        narrowed(only, (id) => {
           if (!tails.has(id)) return true
           held.push(id)
           return false
-        },
+        }),
         ran,
         own,
       ),
@@ -61,10 +61,7 @@ export function askCountingTails(ask: AskWithAck, tails: TailsTaking): AskWithAc
       const mine = heldUntilTaken(total)
       const watched = tails.watchAppends(
         id,
-        () =>
-          total.holds(
-            ask(message, options, timeout, mine.counted, mine.reply, (other) => other === id, ran, own),
-          ),
+        () => total.holds(ask(message, options, timeout, mine.counted, mine.reply, oneSocket(id), ran, own)),
         mine.taken,
       )
       if (!watched) mine.taken(true)

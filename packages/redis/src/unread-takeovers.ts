@@ -8,6 +8,7 @@
 import type { BroadcastReply } from '@parley/server'
 import { HeldCount } from './held-count.js'
 import type { AskWithAck } from './held-questions.js'
+import { narrowed, oneSocket } from './one-socket.js'
 
 /** The sockets joined by a takeover whose tail is not read yet, by id (see the top of this file). */
 export class UnreadTakeovers {
@@ -103,12 +104,11 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
         timeout,
         others.count,
         others.reply,
-        (id) => {
-          if (only && !only(id)) return false
+        narrowed(only, (id) => {
           if (!unread.has(id)) return true
           held.push(id)
           return false
-        },
+        }),
         ran,
         own,
       ),
@@ -131,7 +131,7 @@ export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): 
               total.settle()
             }),
           mine.reply,
-          (other) => other === id,
+          oneSocket(id),
           ran,
           own,
         ),
