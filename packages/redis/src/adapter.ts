@@ -44,7 +44,7 @@ import { SessionOwners } from './sessions.js'
 import { Losses, type RedisAdapterStats } from './stats.js'
 import { askCountingTails } from './tail-questions.js'
 import { WriteTakeBack } from './take-back.js'
-import { UncutSockets } from './uncut-sockets.js'
+import { deliverUncut, UncutSockets } from './uncut-sockets.js'
 import { askCountingTakeovers, UnreadTakeovers } from './unread-takeovers.js'
 import { Warnings } from './warnings.js'
 import {
@@ -113,19 +113,9 @@ export class RedisAdapter implements Adapter {
   /** The broadcasts this node read lately (see read-window.ts). */
   readonly #window = new ReadWindow()
   /** Sockets a takeover joined before its marker came back (see uncut-sockets.ts). */
-  readonly #uncut = new UncutSockets((message, options, id) => {
-    // Called inside a takeover's read of its tail (what was held meanwhile), which never
-    // rejects, and at a PUBLISH given up: a socket that throws loses this one broadcast alone.
-    try {
-      this.#memory.broadcast(message, options, (socket) => socket === id)
-    } catch (err) {
-      this.#warnings.warn(
-        'uncut-delivery',
-        'a broadcast for a socket taken over before its claim marker came back failed at its delivery, and is lost to its session',
-        { err, event: message.name, socket: id },
-      )
-    }
-  })
+  readonly #uncut = new UncutSockets((message, options, id) =>
+    deliverUncut(this.#memory, this.#sockets, this.#warnings, message, options, id),
+  )
   /** Sockets joined by a takeover here whose tail is not read yet (see unread-takeovers.ts). */
   readonly #unread = new UnreadTakeovers()
   /**

@@ -3,20 +3,31 @@
 // with acks, given up that never ran, which it waited for (see `AwaitedBroadcasts.leaving`).
 // Each is given on its own: a socket that throws at one loses that one alone (logged, and a
 // question counted with a failed reply), never the rest, the seal or the claim's answer.
-import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSockets,
+  MemoryAdapter,
+} from '@parley/server'
+import { deliverAlone } from './one-socket.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
-/** Gives `message` to the socket `only` picks (one socket), into its tail. */
+/**
+ * Gives `message` to socket `id`, if it still matches `options`, into its tail. Found by its own
+ * rooms, not by walking the room (see one-socket.ts): a drain seals a room's sockets one by one.
+ */
 export function deliverAtSeal(
   memory: MemoryAdapter,
+  sockets: LocalSockets,
   warnings: Warnings,
   message: BroadcastMessage,
   options: BroadcastOptions,
-  only: (id: string) => boolean,
+  id: string,
 ): void {
   try {
-    memory.broadcast(message, options, only)
+    deliverAlone(memory, sockets, message, options, id)
   } catch (err) {
     lostAtSeal(warnings, message, err)
   }

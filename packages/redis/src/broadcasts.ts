@@ -7,7 +7,7 @@ import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } 
 import { deliverAtSeal } from './at-seal.js'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
-import { deliverEach } from './deliver-each.js'
+import { deliverEach, deliverOne } from './deliver-each.js'
 import type { AskWithAck } from './held-questions.js'
 import { type KeptAside, PastMarkerSockets } from './past-marker.js'
 import type { ReadPlaces } from './places.js'
@@ -255,7 +255,7 @@ export class Broadcasts {
     for (const { id, message, options } of due) {
       if (this.#uncut.holdGivenUp(id, message, options)) continue
       // On its own: one that throws loses it alone (see deliver-each.ts).
-      deliverEach(this.#memory, this.#sockets, this.#warnings, message, options, (socket) => socket === id)
+      deliverOne(this.#memory, this.#sockets, this.#warnings, message, options, id)
     }
   }
 
@@ -622,7 +622,7 @@ export class Broadcasts {
       (q, message, options) => {
         if (!this.#cut.atReturn(q)(id)) return
         this.#cut.reachedEarly(id, q)
-        deliverAtSeal(this.#memory, this.#warnings, message, options, (socket) => socket === id)
+        deliverAtSeal(this.#memory, this.#sockets, this.#warnings, message, options, id)
       },
       until,
       after,

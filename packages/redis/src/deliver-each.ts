@@ -7,6 +7,7 @@
 // a seal held for it). So each socket is given it on its own: one that throws at it loses it
 // alone (logged), never the other sockets' copies nor what follows.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import { reachedAlone } from './one-socket.js'
 import type { Warnings } from './warnings.js'
 
 /**
@@ -31,17 +32,46 @@ export function deliverEach(
   })
   if (ids.length === 0) return
   const event = message.prepared()
-  for (const id of ids) {
-    try {
-      sockets.get(id)?.deliver(event, options.volatile)
-    } catch (err) {
-      warnings.warn(
-        awaited ? 'awaited-delivery' : 'each-delivery',
-        awaited
-          ? "a broadcast of this node's that never ran failed at its delivery to a session being handed over, and is lost to its session"
-          : 'a broadcast failed at its delivery to a socket, and is lost to its session',
-        { err, event: message.name, socket: id },
-      )
-    }
+  for (const id of ids)
+    lostAlone(warnings, message, id, awaited, () => sockets.get(id)?.deliver(event, options.volatile))
+}
+
+/**
+ * As `deliverEach` with a test that passes socket `id` alone, found by its own rooms rather
+ * than by walking the room (see one-socket.ts): given so to many sockets in a row, a room's
+ * sockets would cost it squared.
+ */
+export function deliverOne(
+  memory: MemoryAdapter,
+  sockets: LocalSockets,
+  warnings: Warnings,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  id: string,
+): void {
+  const socket = reachedAlone(memory, sockets, id, options)
+  if (!socket) return
+  const event = message.prepared()
+  lostAlone(warnings, message, id, false, () => socket.deliver(event, options.volatile))
+}
+
+/** Runs `deliver`, `message` to socket `id`, logging a throw: that socket loses it alone. */
+function lostAlone(
+  warnings: Warnings,
+  message: BroadcastMessage,
+  id: string,
+  awaited: boolean,
+  deliver: () => void,
+): void {
+  try {
+    deliver()
+  } catch (err) {
+    warnings.warn(
+      awaited ? 'awaited-delivery' : 'each-delivery',
+      awaited
+        ? "a broadcast of this node's that never ran failed at its delivery to a session being handed over, and is lost to its session"
+        : 'a broadcast failed at its delivery to a socket, and is lost to its session',
+      { err, event: message.name, socket: id },
+    )
   }
 }

@@ -3,8 +3,17 @@
 // with a test that passes it alone, each such ask would cost the whole room: during a drain every
 // session of the node waits so, and one question to a room of N sockets would cost N² tests. So
 // the test names its socket, and an ask finds that one by its own rooms instead, with the same
-// answer: reached by the rooms, not by `except`, then passing the test.
-import type { BroadcastOptions, Room } from '@parley/server'
+// answer: reached by the rooms, not by `except`, then passing the test. A broadcast or a question
+// given to one socket on its own (held behind its takeover's tail, kept for its seal) is found the
+// same way (`reachedAlone`).
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  LocalSocket,
+  LocalSockets,
+  MemoryAdapter,
+  Room,
+} from '@parley/server'
 
 /** A test of the sockets an ask reaches (`only`), as `MemoryAdapter.broadcast` takes it. */
 export type Only = (id: string) => boolean
@@ -40,4 +49,29 @@ export function matches(rooms: ReadonlySet<Room>, options: BroadcastOptions): bo
   if (options.rooms.size === 0) return true
   for (const room of options.rooms) if (rooms.has(room)) return true
   return false
+}
+
+/**
+ * Socket `id` when `options` reach it on this node: the one a walk of the rooms with a test that
+ * passes it alone would find, found by its own rooms instead.
+ */
+export function reachedAlone(
+  memory: MemoryAdapter,
+  sockets: LocalSockets,
+  id: string,
+  options: BroadcastOptions,
+): LocalSocket | undefined {
+  const rooms = memory.socketRooms(id)
+  return rooms !== undefined && matches(rooms, options) ? sockets.get(id) : undefined
+}
+
+/** As `memory.broadcast(message, options, (other) => other === id)`, without the walk. */
+export function deliverAlone(
+  memory: MemoryAdapter,
+  sockets: LocalSockets,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  id: string,
+): void {
+  reachedAlone(memory, sockets, id, options)?.deliver(message.prepared(), options.volatile)
 }

@@ -1,7 +1,9 @@
 // The sockets a takeover joined before its claim marker came back, and which broadcasts the
 // tail they were restored from holds already (by the old node's places, see places.ts).
-import type { BroadcastMessage, BroadcastOptions } from '@parley/server'
+import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import { deliverAlone } from './one-socket.js'
 import { holds, reached } from './places.js'
+import type { Warnings } from './warnings.js'
 import type { Place } from './wire.js'
 
 /** A broadcast read while a socket waits for the tail's places. */
@@ -348,4 +350,30 @@ function lacks(places: ReadonlyMap<string, Place> | undefined, broadcast: Pick<H
   if (places === undefined || broadcast.q === undefined) return false
   const place = places.get(broadcast.node)
   return place === undefined || !holds(place, broadcast.q)
+}
+
+/**
+ * Delivers `message` to socket `id` alone, if it still matches `options`: what `UncutSockets`
+ * gives a socket at its tail's read (what it held) and at a PUBLISH given up. Called inside a
+ * takeover's read of its tail, which never rejects: a socket that throws loses this one broadcast
+ * alone. Found by its own rooms, not by walking the room (see one-socket.ts): a burst of
+ * takeovers into one room would cost the room's sockets squared.
+ */
+export function deliverUncut(
+  memory: MemoryAdapter,
+  sockets: LocalSockets,
+  warnings: Warnings,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  id: string,
+): void {
+  try {
+    deliverAlone(memory, sockets, message, options, id)
+  } catch (err) {
+    warnings.warn(
+      'uncut-delivery',
+      'a broadcast for a socket taken over before its claim marker came back failed at its delivery, and is lost to its session',
+      { err, event: message.name, socket: id },
+    )
+  }
 }

@@ -4,12 +4,7 @@
 // again with a test that passes it alone, a room of N such sockets costs N² tests, which blocks
 // the node in the middle of a deploy; each must be found by its own rooms instead, with the same
 // sockets asked, once each, and the same count.
-import {
-  type BroadcastMessage,
-  type BroadcastOptions,
-  type BroadcastReply,
-  MemoryAdapter,
-} from '@parley/server'
+import { type BroadcastOptions, type BroadcastReply, MemoryAdapter } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { askEach } from '../src/ask-each.js'
 import type { AskWithAck } from '../src/held-questions.js'
@@ -18,38 +13,8 @@ import { PastMarkerSockets } from '../src/past-marker.js'
 import { askCountingTails } from '../src/tail-questions.js'
 import { askCountingTakeovers, UnreadTakeovers } from '../src/unread-takeovers.js'
 import { Warnings } from '../src/warnings.js'
-import { FakeSockets, message, to } from './handoff-support.js'
-
-/** A memory adapter that counts the sockets its walks of the rooms test (`only`). */
-class CountingMemory extends MemoryAdapter {
-  visits = 0
-
-  override broadcast(
-    message: BroadcastMessage,
-    options: BroadcastOptions,
-    only?: (id: string) => boolean,
-  ): void {
-    super.broadcast(
-      message,
-      options,
-      only &&
-        ((id) => {
-          this.visits++
-          return only(id)
-        }),
-    )
-  }
-}
-
-/** The question's rooms, counting how often a socket is tested against them (walked or not). */
-class CountingRooms extends Set<string> {
-  reads = 0
-
-  override [Symbol.iterator](): SetIterator<string> {
-    this.reads++
-    return super[Symbol.iterator]()
-  }
-}
+import { FakeSockets, message } from './handoff-support.js'
+import { CountingMemory, CountingRooms, oneSocketCases as cases } from './one-socket-support.js'
 
 /**
  * Room r of `n` sockets, on a node that hands off the first `tails` of them (their tails take
@@ -161,39 +126,6 @@ describe('a socket asked alone, by its id', () => {
     return seen
   }
 
-  const cases: [string, string, BroadcastOptions, (memory: MemoryAdapter) => void][] = [
-    ['in the room', 'a', to(['r']), (m) => m.addAll('a', ['a', 'r'])],
-    ['in another room', 'a', to(['r']), (m) => m.addAll('a', ['a', 'elsewhere'])],
-    ['in no room at all', 'a', to(['r']), () => undefined],
-    ['reached by its own room', 'a', to(['a']), (m) => m.addAll('a', ['a'])],
-    ['in a room but not its own', 'a', to(['a']), (m) => m.addAll('a', ['r'])],
-    ['reached by a broadcast to all', 'a', to([]), (m) => m.addAll('a', ['a'])],
-    [
-      'whose rooms it left, to all',
-      'a',
-      to([]),
-      (m) => {
-        m.addAll('a', ['r'])
-        m.del('a', 'r')
-      },
-    ],
-    ['in the room, not on this node', 'gone', to(['r']), (m) => m.addAll('gone', ['gone', 'r'])],
-    [
-      'left out by except',
-      'a',
-      { ...to(['r']), except: new Set(['x']) },
-      (m) => m.addAll('a', ['a', 'r', 'x']),
-    ],
-    [
-      'not left out by an except it is not in',
-      'a',
-      { ...to(['r', 'q']), except: new Set(['b']) },
-      (m) => {
-        m.addAll('a', ['a', 'q'])
-        m.addAll('b', ['b', 'r'])
-      },
-    ],
-  ]
   it.each(cases)('is asked as a walk of the rooms would ask it: %s', (_name, id, options, setup) => {
     const walked = askedWith((other) => other === id, options, setup)
     expect(askedWith(oneSocket(id), options, setup)).toEqual(walked)
