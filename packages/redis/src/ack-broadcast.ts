@@ -4,7 +4,13 @@
 // out of the live set before it counts is not waited for: counted and logged when its record
 // lapsed (it may still hold sockets that took it), not when it said goodbye.
 import { MAX_TIMER_MS } from '@parley/protocol'
-import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSockets,
+  MemoryAdapter,
+} from '@parley/server'
 import { askAtSeal } from './at-seal.js'
 import type { AskAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
@@ -29,6 +35,7 @@ export type AckParts = Pick<
 > & {
   /** This node's rooms and sockets. */
   readonly memory: MemoryAdapter
+  readonly sockets: LocalSockets
   readonly losses: Losses
   /** Asks this node's sockets, those past their claim marker too (see `PastMarkerSockets.askWithAck`). */
   readonly ask: AskWithAck
@@ -294,6 +301,7 @@ export function broadcastAcross(
     // Its own throw costs that socket this question alone (see at-seal.ts).
     askAtSeal(
       parts.memory,
+      parts.sockets,
       parts.warnings,
       message,
       options,
@@ -302,7 +310,7 @@ export function broadcastAcross(
         earlyCount += count
       },
       reply,
-      (other) => other === socket,
+      socket,
     )
   }
   /**

@@ -219,6 +219,7 @@ export class RedisAdapter implements Adapter {
     this.#ackParts = {
       ...this.#queryParts,
       memory: this.#memory,
+      sockets,
       ask: this.#ask,
       losses: this.#losses,
       redisNow: () => this.#nodes.redisNow(),

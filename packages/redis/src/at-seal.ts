@@ -10,7 +10,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
-import { deliverAlone } from './one-socket.js'
+import { askAlone, deliverAlone } from './one-socket.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { Warnings } from './warnings.js'
 
@@ -34,24 +34,28 @@ export function deliverAtSeal(
 }
 
 /**
- * Asks `message` of the socket `only` picks (one socket), into its tail. A socket that throws
- * at it was counted already (`expect` comes before the delivery): its reply, never to come, fails.
+ * Asks `message` of socket `id`, if it still matches `options`, into its tail; found by its own
+ * rooms, as in `deliverAtSeal`. A socket that throws at it was counted already (`expect` comes
+ * before the delivery): its reply, never to come, fails.
  */
 export function askAtSeal(
   memory: MemoryAdapter,
+  sockets: LocalSockets,
   warnings: Warnings,
   message: BroadcastMessage,
   options: BroadcastOptions,
   timeout: number,
   expect: (count: number) => void,
   reply: (reply: BroadcastReply) => void,
-  only: (id: string) => boolean,
+  id: string,
 ): void {
   let counted: number | undefined
   // Its question may be registered before it throws, and settled there too (see reply-once.ts).
   const once = replyOnce(reply)
   try {
-    memory.broadcastWithAck(
+    askAlone(
+      memory,
+      sockets,
       message,
       options,
       timeout,
@@ -60,7 +64,7 @@ export function askAtSeal(
         expect(count)
       },
       once,
-      only,
+      id,
     )
   } catch (err) {
     lostAtSeal(warnings, message, err)

@@ -2,9 +2,15 @@
 // joined without a cut (see uncut-sockets.ts): while its tail is not read, what reaches it is
 // held, and a question asked at once would reach the session ahead of that; once read, the
 // tail's places say which questions it asked already.
-import type { BroadcastMessage, BroadcastOptions, BroadcastReply, MemoryAdapter } from '@parley/server'
+import type {
+  BroadcastMessage,
+  BroadcastOptions,
+  BroadcastReply,
+  LocalSockets,
+  MemoryAdapter,
+} from '@parley/server'
 import { HeldCount } from './held-count.js'
-import type { Only } from './one-socket.js'
+import { askAlone, type Only } from './one-socket.js'
 import { disconnected, replyOnce } from './reply-once.js'
 import type { HeldQuestion, UncutSockets } from './uncut-sockets.js'
 import { heldUntilRead, type UnreadTakeovers } from './unread-takeovers.js'
@@ -39,6 +45,8 @@ export type GiveNow = () => void
 /** What asking with holds needs. */
 export interface AskParts {
   readonly memory: MemoryAdapter
+  /** This node's sockets: a held socket is found among them by its own rooms (see one-socket.ts). */
+  readonly sockets: LocalSockets
   readonly ask: AskWithAck
   readonly uncut: UncutSockets
   /** The sockets a takeover joined, until its tail is read (see unread-takeovers.ts). */
@@ -161,7 +169,10 @@ export function askHolding(
       // Its question may be registered before it throws, and settled there too (see reply-once.ts).
       const once = replyOnce(replyHere)
       try {
-        memory.broadcastWithAck(
+        // By its own rooms, not a walk of the room: a burst of takeovers holds many of its sockets.
+        askAlone(
+          memory,
+          parts.sockets,
           message,
           options,
           timeout,
@@ -169,7 +180,7 @@ export function askHolding(
             asked = matched
           },
           once,
-          (socket) => socket === id,
+          id,
         )
       } catch (err) {
         parts.warnings.warn(

@@ -183,6 +183,7 @@ export class IncomingRequests {
         const giveNow = askHolding(
           {
             memory: this.#memory,
+            sockets: this.#sockets,
             ask: this.#ask,
             uncut: this.#uncut,
             unread: this.#unread,

@@ -9,6 +9,7 @@
 import type {
   BroadcastMessage,
   BroadcastOptions,
+  BroadcastReply,
   LocalSocket,
   LocalSockets,
   MemoryAdapter,
@@ -74,4 +75,23 @@ export function deliverAlone(
   id: string,
 ): void {
   reachedAlone(memory, sockets, id, options)?.deliver(message.prepared(), options.volatile)
+}
+
+/**
+ * As `memory.broadcastWithAck(message, options, timeout, expect, reply, (other) => other === id)`,
+ * without the walk: `expect` hears 1 or 0 before the socket is asked.
+ */
+export function askAlone(
+  memory: MemoryAdapter,
+  sockets: LocalSockets,
+  message: BroadcastMessage,
+  options: BroadcastOptions,
+  timeout: number,
+  expect: (count: number) => void,
+  reply: (reply: BroadcastReply) => void,
+  id: string,
+): void {
+  const socket = reachedAlone(memory, sockets, id, options)
+  expect(socket ? 1 : 0)
+  socket?.deliverWithAck(message.prepared(), timeout, reply, options.volatile)
 }

@@ -43,15 +43,25 @@ export interface AskedInR {
   seen: unknown[]
   /** Called after each reply is seen, with its value. */
   onReply?: (value: unknown) => void
-  /** The rooms' adapter: an empty one by default. */
+  /** The rooms' adapter and its sockets: empty ones by default. */
   memory?: MemoryAdapter
+  sockets?: FakeSockets
 }
 
-export function askInR({ ask, uncut, timeout, seen, onReply, memory }: AskedInR): GiveNow {
+export function askInR({
+  ask,
+  uncut,
+  timeout,
+  seen,
+  onReply,
+  sockets = new FakeSockets(),
+  memory = new MemoryAdapter(sockets),
+}: AskedInR): GiveNow {
   const sender = senderInto(seen, onReply)
   return askHolding(
     {
-      memory: memory ?? new MemoryAdapter(new FakeSockets()),
+      memory,
+      sockets,
       ask,
       uncut,
       unread: new UnreadTakeovers(),

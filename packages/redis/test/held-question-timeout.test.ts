@@ -26,7 +26,7 @@ function scene(timeout: number) {
   const uncut = new UncutSockets(() => undefined)
   uncut.joined('held')
   const seen: unknown[] = []
-  const giveNow = askInR({ ask, uncut, timeout, seen, memory })
+  const giveNow = askInR({ ask, uncut, timeout, seen, memory, sockets })
   return { seen, giveNow, read: () => uncut.read('held', undefined, () => undefined) }
 }
 

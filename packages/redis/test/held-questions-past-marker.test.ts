@@ -32,7 +32,14 @@ describe('a question asked beside a socket joined without a cut', () => {
 
     const heard: (number | BroadcastReply)[] = []
     askHolding(
-      { memory, ask: (...args) => past.askWithAck(...args), uncut, unread: new UnreadTakeovers(), warnings },
+      {
+        memory,
+        sockets,
+        ask: (...args) => past.askWithAck(...args),
+        uncut,
+        unread: new UnreadTakeovers(),
+        warnings,
+      },
       { node: 'c', q: 1, ran: true },
       message('asked', ['q']),
       to(['r']),

@@ -76,6 +76,7 @@ describe('a question asked of a socket past its claim marker, at its timeout', (
     const giveNow = askHolding(
       {
         memory,
+        sockets,
         ask: askCountingTakeovers((...args) => past.askWithAck(...args), unread),
         uncut,
         unread,

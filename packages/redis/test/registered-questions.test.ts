@@ -29,6 +29,7 @@ function scene() {
   const heard: (number | BroadcastReply)[] = []
   return {
     memory,
+    sockets,
     past,
     warnings,
     logged,
@@ -65,6 +66,7 @@ describe('a question a socket registered, then threw at as it sent it', () => {
     askHolding(
       {
         memory: s.memory,
+        sockets: s.sockets,
         ask: (...args) => s.past.askWithAck(...args),
         uncut,
         unread: new UnreadTakeovers(),
