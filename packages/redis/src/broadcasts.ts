@@ -84,7 +84,8 @@ export class Broadcasts {
     q: number
     message: BroadcastMessage
     options: BroadcastOptions
-    ids: string[]
+    /** In the order the sockets were met; a set, since a burst of takeovers may hold many. */
+    ids: Set<string>
   }[] = []
   /** Delivers an awaited one to the positioned sockets that take it now. */
   readonly #deliverAwaited: DeliverAwaited = (q, message, options) => {
@@ -198,11 +199,11 @@ export class Broadcasts {
         const atReturn = cut.atReturn(q)
         // A socket taken over here that waits for an own one before its marker, which may still
         // come back to it, takes this one after it (see `#reachBehindBeforeCut`).
-        const behindBeforeCut: string[] = []
+        const behindBeforeCut = new Set<string>()
         const now = (id: string) => {
           if (!atReturn(id) || (awaited && cut.isHandingOff(id))) return false
           if (!cut.waitsBeforeCut(id, q)) return true
-          if (!behindBeforeCut.includes(id)) behindBeforeCut.push(id)
+          behindBeforeCut.add(id)
           return false
         }
         const held = { node: '', q: undefined, message, options }
@@ -215,7 +216,7 @@ export class Broadcasts {
           sent,
           true,
         )
-        if (behindBeforeCut.length > 0)
+        if (behindBeforeCut.size > 0)
           this.#behindBeforeCut.push({ q, message, options, ids: behindBeforeCut })
       }
       if (!this.#uncut.empty) this.#uncut.givenUp(q, message, options)
@@ -245,11 +246,12 @@ export class Broadcasts {
     const due: { id: string; message: BroadcastMessage; options: BroadcastOptions }[] = []
     this.#behindBeforeCut.sort((x, y) => x.q - y.q)
     for (const entry of [...this.#behindBeforeCut]) {
-      const waiting = all ? [] : entry.ids.filter((id) => this.#cut.waitsBeforeCut(id, entry.q))
+      const waiting = new Set<string>()
+      if (!all) for (const id of entry.ids) if (this.#cut.waitsBeforeCut(id, entry.q)) waiting.add(id)
       for (const id of entry.ids)
-        if (!waiting.includes(id)) due.push({ id, message: entry.message, options: entry.options })
+        if (!waiting.has(id)) due.push({ id, message: entry.message, options: entry.options })
       entry.ids = waiting
-      if (waiting.length === 0) this.#behindBeforeCut.splice(this.#behindBeforeCut.indexOf(entry), 1)
+      if (waiting.size === 0) this.#behindBeforeCut.splice(this.#behindBeforeCut.indexOf(entry), 1)
     }
     // Taken out first: a delivery that leads to another settle finds them gone.
     for (const { id, message, options } of due) {
