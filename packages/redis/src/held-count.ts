@@ -8,6 +8,7 @@ import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
 import { EarlyReplies } from './early-replies.js'
 import type { GiveNow } from './held-questions.js'
+import { narrowed, type Only } from './one-socket.js'
 
 export class HeldCount {
   #count = 0
@@ -100,4 +101,35 @@ export class HeldCount {
     }
     this.settle()
   }
+}
+
+/**
+ * Asks, through `ask` and as `total`'s first part, the sockets `only` passes that `aside` does not
+ * name; returns those `aside` named, in the order met, for the caller to ask each on its own as
+ * a part of its own (see tail-questions.ts, unread-takeovers.ts).
+ */
+export function askApart(
+  total: HeldCount,
+  only: Only | undefined,
+  aside: (id: string) => boolean,
+  ask: (
+    count: (count: number) => void,
+    reply: (made: BroadcastReply) => void,
+    only: Only,
+  ) => GiveNow | undefined,
+): string[] {
+  const held: string[] = []
+  const others = total.part()
+  total.holds(
+    ask(
+      others.count,
+      others.reply,
+      narrowed(only, (id) => {
+        if (!aside(id)) return true
+        held.push(id)
+        return false
+      }),
+    ),
+  )
+  return held
 }

@@ -8,9 +8,9 @@
 // Redis' answer to what the question appended: taken, it counts as any socket; refused, it is
 // not counted here, its replies dropped.
 import type { BroadcastReply } from '@parley/server'
-import { HeldCount } from './held-count.js'
+import { askApart, HeldCount } from './held-count.js'
 import type { AskWithAck } from './held-questions.js'
-import { narrowed, oneSocket } from './one-socket.js'
+import { oneSocket } from './one-socket.js'
 
 /** The sockets of the sessions this node hands off whose tails take appends. */
 export interface TailsTaking {
@@ -36,25 +36,13 @@ export interface TailsTaking {
 export function askCountingTails(ask: AskWithAck, tails: TailsTaking): AskWithAck {
   return (message, options, timeout, expect, reply, only, ran, own) => {
     if (tails.empty()) return ask(message, options, timeout, expect, reply, only, ran, own)
-    const held: string[] = []
     // Open until each is counted: the others' count, and each held socket's count and answer.
     const total = new HeldCount(expect, reply)
-    const others = total.part()
-    total.holds(
-      ask(
-        message,
-        options,
-        timeout,
-        others.count,
-        others.reply,
-        narrowed(only, (id) => {
-          if (!tails.has(id)) return true
-          held.push(id)
-          return false
-        }),
-        ran,
-        own,
-      ),
+    const held = askApart(
+      total,
+      only,
+      (id) => tails.has(id),
+      (count, replied, others) => ask(message, options, timeout, count, replied, others, ran, own),
     )
     for (const id of held) {
       total.open()

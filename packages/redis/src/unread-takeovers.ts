@@ -6,9 +6,9 @@
 // replies wait for the read: kept elsewhere, it is not counted here, the old node answering
 // for it; taken over, it counts as any socket.
 import type { BroadcastReply } from '@parley/server'
-import { HeldCount } from './held-count.js'
+import { askApart, HeldCount } from './held-count.js'
 import type { AskWithAck } from './held-questions.js'
-import { narrowed, oneSocket } from './one-socket.js'
+import { oneSocket } from './one-socket.js'
 
 /** The sockets joined by a takeover whose tail is not read yet, by id (see the top of this file). */
 export class UnreadTakeovers {
@@ -93,25 +93,13 @@ export class UnreadTakeovers {
 export function askCountingTakeovers(ask: AskWithAck, unread: UnreadTakeovers): AskWithAck {
   return (message, options, timeout, expect, reply, only, ran, own) => {
     if (unread.empty) return ask(message, options, timeout, expect, reply, only, ran, own)
-    const held: string[] = []
     // Open until each is counted: the others' count, and each held socket's count and read.
     const total = new HeldCount(expect, reply)
-    const others = total.part()
-    total.holds(
-      ask(
-        message,
-        options,
-        timeout,
-        others.count,
-        others.reply,
-        narrowed(only, (id) => {
-          if (!unread.has(id)) return true
-          held.push(id)
-          return false
-        }),
-        ran,
-        own,
-      ),
+    const held = askApart(
+      total,
+      only,
+      (id) => unread.has(id),
+      (count, replied, others) => ask(message, options, timeout, count, replied, others, ran, own),
     )
     for (const id of held) {
       total.open()
