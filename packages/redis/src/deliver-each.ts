@@ -7,7 +7,7 @@
 // a seal held for it). So each socket is given it on its own: one that throws at it loses it
 // alone (logged), never the other sockets' copies nor what follows.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
-import { reachedAlone } from './one-socket.js'
+import { deliverAlone } from './one-socket.js'
 import type { Warnings } from './warnings.js'
 
 /**
@@ -49,10 +49,7 @@ export function deliverOne(
   options: BroadcastOptions,
   id: string,
 ): void {
-  const socket = reachedAlone(memory, sockets, id, options)
-  if (!socket) return
-  const event = message.prepared()
-  lostAlone(warnings, message, id, false, () => socket.deliver(event, options.volatile))
+  lostAlone(warnings, message, id, false, () => deliverAlone(memory, sockets, message, options, id))
 }
 
 /** Runs `deliver`, `message` to socket `id`, logging a throw: that socket loses it alone. */
