@@ -25,7 +25,7 @@ import {
   won,
 } from './handoff-support.js'
 import { type ProxiedScene, proxiedScene } from './proxied-scene.js'
-import { askRoom, isTailRead, watcherOn } from './uncut-scene.js'
+import { allAnswered, askRoom, isTailRead, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -255,11 +255,7 @@ describe.skipIf(skipRedisSuites())(
         // Asked of the session once, held with b1 and c-after, in the order b read them.
         expect(got).toEqual(['q1', ...channel])
         await confirmed(claim)
-        await until(
-          () => asked?.count !== undefined && asked.replies.length >= asked.count,
-          5000,
-          'the count and replies of the question',
-        )
+        await allAnswered(asked)
         expect(asked?.replies.length).toBe(asked?.count)
         expect(asked?.replies.filter((reply) => reply.ok && reply.value === 'from b')).toHaveLength(1)
       }))
@@ -294,11 +290,7 @@ describe.skipIf(skipRedisSuites())(
         await confirmed(claim)
         // a read q1 (before b's marker, which it reads later) into a tail already read: refused.
         await until(() => a.sockets.claims.includes(sid), 5000, 'the marker at a')
-        await until(
-          () => asked?.count !== undefined && asked.replies.length >= asked.count,
-          5000,
-          'the count and replies of the question',
-        )
+        await allAnswered(asked)
         // c's watcher and the session, once: asked by b, which delivers it to the client.
         expect(asked?.count).toBe(2)
         expect(asked?.replies.map((reply) => (reply.ok ? reply.value : reply.error.code)).sort()).toEqual([
@@ -332,11 +324,7 @@ describe.skipIf(skipRedisSuites())(
         expect(tail.tail.map(argOf)).toEqual(['q1'])
         expect(got).toEqual(['q1', ...channel])
         await confirmed(claim)
-        await until(
-          () => asked?.count !== undefined && asked.replies.length >= asked.count,
-          5000,
-          'the count and replies of the question',
-        )
+        await allAnswered(asked)
         expect(asked?.replies.length).toBe(asked?.count)
         // a asked it of the session, into the tail: b's copy is not asked it.
         expect(asked?.replies.filter((reply) => reply.ok && reply.value === 'from b')).toEqual([])

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { HeldInOrder, handoffScenes, isSeal, takeOverOn } from './handoff-support.js'
-import { askRoom, isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
+import { allAnswered, askRoom, isTailRead, uncutScene, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -51,11 +51,7 @@ describe.skipIf(skipRedisSuites())(
         b.sockets.sessions.delete(sid)
         b.adapter.delAll('s1')
 
-        await until(
-          () => asked.count !== undefined && asked.replies.length >= asked.count,
-          5000,
-          'the count and replies of the question',
-        )
+        await allAnswered(asked)
         // s1 on a, and b's watcher.
         expect(asked.count).toBe(2)
         expect(taken.got).not.toContain('q1')

@@ -137,3 +137,12 @@ export function askRoom(node: FakeNode, what: string) {
   )
   return asked
 }
+
+/** Waits until the question `askRoom` asked has its count and as many replies. */
+export function allAnswered(asked: ReturnType<typeof askRoom> | undefined): Promise<void> {
+  return until(
+    () => asked?.count !== undefined && asked.replies.length >= asked.count,
+    5000,
+    'the count and replies of the question',
+  )
+}

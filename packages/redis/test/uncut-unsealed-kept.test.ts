@@ -16,7 +16,7 @@ import {
   won,
 } from './handoff-support.js'
 import { proxiedScene } from './proxied-scene.js'
-import { askRoom, isTailRead, watcherOn } from './uncut-scene.js'
+import { allAnswered, askRoom, isTailRead, watcherOn } from './uncut-scene.js'
 
 const scene = handoffScenes()
 
@@ -65,11 +65,7 @@ describe.skipIf(skipRedisSuites())('a question held for a socket joined without 
       // The server drops b's copy: what it was asked fails.
       copy.drop(b, sid)
 
-      await until(
-        () => asked.count !== undefined && asked.replies.length >= asked.count,
-        5000,
-        'the count and replies of the question',
-      )
+      await allAnswered(asked)
       const values = asked.replies.map((reply) => (reply.ok ? reply.value : reply.error.code))
       expect({ count: asked.count, values: values.sort() }).toEqual({ count: 2, values: ['a:s1', 'b:w'] })
     }))

@@ -106,14 +106,30 @@ async function sessionToResume(transport: TransportName, server: Awaited<ReturnT
   return { sid: first.sid, socket: socket! }
 }
 
+/**
+ * What `server` answers a handshake (or a resume: `sid`) on `transport` whose middleware holds it
+ * until the close began, then settles.
+ */
+async function answeredAtClose(
+  transport: TransportName,
+  server: Awaited<ReturnType<typeof heldServer>>,
+  what: 'handshake' | 'resume',
+  resume?: { sid: string },
+) {
+  const answer = outcome(
+    rawConnect(transport, server.base, { ...(resume && { sid: resume.sid, ack: 0 }), auth: { hold: true } }),
+    server.clients,
+  )
+  await until(() => server.cue.reached(), 5000, `the middleware to hold the ${what}`)
+  await server.beginClose()
+  server.cue.open()
+  return within(answer, 5000, `the answer to the ${what}`)
+}
+
 describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport) => {
   it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it throws after the close began', async () => {
     const server = await heldServer()
-    const answer = outcome(rawConnect(transport, server.base, { auth: { hold: true } }), server.clients)
-    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
-    await server.beginClose()
-    server.cue.open()
-    const refused = await within(answer, 5000, 'the answer to the handshake')
+    const refused = await answeredAtClose(transport, server, 'handshake')
     expect(refused).toBeInstanceOf(Refused)
     expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
     expect(server.app.parley.sockets.size).toBe(0)
@@ -130,14 +146,7 @@ describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport)
   it('answers a resume PARLEY_SERVER_SHUTTING_DOWN when it throws after the close began', async () => {
     const server = await heldServer()
     const { sid, socket } = await sessionToResume(transport, server)
-    const answer = outcome(
-      rawConnect(transport, server.base, { sid, ack: 0, auth: { hold: true } }),
-      server.clients,
-    )
-    await until(() => server.cue.reached(), 5000, 'the middleware to hold the resume')
-    await server.beginClose()
-    server.cue.open()
-    const refused = await within(answer, 5000, 'the answer to the resume')
+    const refused = await answeredAtClose(transport, server, 'resume', { sid })
     expect(refused).toBeInstanceOf(Refused)
     expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
     // Left as it was, for the close to end or hand off.
@@ -146,11 +155,7 @@ describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport)
 
   it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it disconnects the socket after the close began', async () => {
     const server = await heldServer('disconnects')
-    const answer = outcome(rawConnect(transport, server.base, { auth: { hold: true } }), server.clients)
-    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
-    await server.beginClose()
-    server.cue.open()
-    const refused = await within(answer, 5000, 'the answer to the handshake')
+    const refused = await answeredAtClose(transport, server, 'handshake')
     expect(refused).toBeInstanceOf(Refused)
     expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
   })
