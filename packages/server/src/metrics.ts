@@ -44,7 +44,9 @@ export interface Metrics {
    * is dropped rather than risk a gap or a duplicate, the session ends 'session expired' and its
    * client starts anew). Or this node claimed one and gave it back ('given_back': its claim won
    * only after the node had closed, its snapshot could not be read, or the middleware refused
-   * its resume; its client starts anew).
+   * its resume before the node began to close; its client starts anew). A refusal once it had
+   * gives nothing back: the session is taken over without its client, counted as any takeover,
+   * and handed on by the drain.
    */
   handoff(outcome: HandOffOutcome): void
   /**

@@ -318,6 +318,7 @@ export class ParleyServer<
       answerEnded: (transport, sid, hello) => answerEnded(transport, this.#ended.get(sid), hello),
       backHere: (sid) => this.#arrivals.backHere(sid),
       restored: (socket) => this.#fire(this.#onRestored, socket, 'restored'),
+      handsOn: () => (this.#closing || this.#closeBegun) && !this.#closed,
     })
     this.#arrivals = new Arrivals<L, E, D>({
       adapter: this.adapter,

@@ -62,6 +62,12 @@ export interface TakeoverContext<L extends EventsMap, E extends EventsMap, D> {
   backHere: (sid: string) => void
   /** Fires the `restored` listeners. */
   restored: (socket: ServerSocket<L, E, D>) => void
+  /**
+   * True once the node began to close (`drain()`, or the close's first moment) and before
+   * `close()` ended its sessions: a session taken over now is handed on by the drain, which waits
+   * for the takeovers under way (see `Departures.drain`).
+   */
+  handsOn: () => boolean
 }
 
 /**
@@ -88,7 +94,9 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * had not handled yet, and an error for each request it left unanswered when its tail is
    * incomplete. Undefined when the session ended on the old node after all
    * (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a new session
-   * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`).
+   * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`). A
+   * middleware's refusal answered by the node's close: the session is taken over all the same,
+   * left awaiting its client for the drain to hand on, and that refusal is returned.
    */
   async run(
     claim: SessionClaim,
@@ -129,7 +137,13 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
         forwardReply(claim, reply, (err) => failures.record({ err, socket: socket.id })))
     socket.restore(snapshot, forward)
     const refusal = (toEnd ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
-    if (refusal) {
+    // Refused as the node closes (see `HandshakeMiddleware`): what the middleware met may be the
+    // close itself, no verdict on a client admitted before. Given back, the claim would end the
+    // handoff, and the client's next try, on a live node, start anew. So the session is taken
+    // over without its client (as for a goodbye), which gets the refusal and tries again, and the
+    // drain hands it on with the others.
+    const withoutClient = refusal !== null && this.#refusedByClose(refusal, session)
+    if (refusal && !withoutClient) {
       this.giveBack(claim)
       session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
       return refusal
@@ -193,7 +207,7 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     // anew), never the old move; one that came during this takeover resumes it here (see
     // `Arrivals`).
     context.backHere(session.sid)
-    if (!transport.open) session.awaitResume()
+    if (!transport.open || withoutClient) session.awaitResume()
     else {
       metrics.resume(true)
       session.attach(transport, hello.ack ?? 0, true)
@@ -205,7 +219,18 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
       const open = answered ? snapshot.openRequests.filter((ackId) => !answered.has(ackId)) : []
       socket.resumeWork(snapshot.waiting, open)
     }
-    return null
+    return withoutClient ? refusal : null
+  }
+
+  /**
+   * True for a middleware's refusal that the node's close answered (PARLEY_SERVER_SHUTTING_DOWN)
+   * while a drain is still to hand the session on; not once `close()` has ended the sessions
+   * here, nor for a session the middleware ended (`socket.disconnect()`).
+   */
+  #refusedByClose(refusal: Refusal, session: Session): boolean {
+    return (
+      refusal.code === ErrorCode.SERVER_SHUTTING_DOWN && session.state !== 'closed' && this.#context.handsOn()
+    )
   }
 
   /**

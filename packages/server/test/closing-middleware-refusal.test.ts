@@ -225,13 +225,55 @@ describe('a handshake middleware refusing a takeover', () => {
     expect(refused).toBeInstanceOf(Refused)
     expect(refused).toMatchObject(refusedWith('polling', SHUTTING_DOWN, 503))
     await within(draining, 5000, "a's drain")
-    // The claim was given back, as after any refusal: the client's next try, on a live node, gets
-    // a new session rather than stopping for good.
+    // No verdict on a client admitted before: b took the session over all the same, and its drain
+    // handed it on, where the client's next try, on a live node, resumes it.
+    await until(
+      () =>
+        cluster.handoffs.get(first.sid)?.owner === 'b' && cluster.handoffs.get(first.sid)?.stored === true,
+      5000,
+      "b's drain to hand the session on",
+    )
     const c = await startServer({ adapter: cluster.adapter('c'), handoff })
     onTestFinished(() => closeApp(c.app))
     const next = await rawConnect('polling', c.base, { sid: first.sid, ack: 0 })
     clients.push(next)
-    expect(next.open).toMatchObject({ recovered: false })
+    expect(next.open).toMatchObject({ recovered: true })
+  })
+
+  it('still gives the claim back on a refusal settled before the node taking the session over began to close', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const cue = gate()
+    const handoff = { timeout: 2000, retrySpread: 0 }
+    const a = await startServer({ adapter: cluster.adapter('a'), handoff })
+    const b = await startServer({ adapter: cluster.adapter('b'), handoff }, (app) => {
+      app.parley.use(holdingMiddleware(cue))
+    })
+    const clients: RawClient[] = []
+    onTestFinished(async () => {
+      for (const client of clients.splice(0)) client.close()
+      cue.open()
+      await Promise.all([closeApp(a.app), closeApp(b.app)])
+    })
+    const first = await rawConnect('polling', a.base)
+    clients.push(first)
+    const draining = a.app.parley.drain()
+    await until(
+      () => first.received.some(({ type }) => type === PacketType.CLOSE),
+      5000,
+      'the CLOSE of the handoff',
+    )
+    const answer = outcome(
+      rawConnect('polling', b.base, { sid: first.sid, ack: 0, auth: { hold: true } }),
+      clients,
+    )
+    await until(() => cue.reached(), 5000, "b's middleware to hold the takeover")
+    cue.open()
+    const refused = await within(answer, 5000, 'the answer to the resume')
+    expect(refused).toMatchObject(refusedWith('polling', 'PARLEY_REFUSED', 403))
+    await within(draining, 5000, "a's drain")
+    // Given back: the handoff is over, and b holds nothing of the session.
+    expect(cluster.handoffs.has(first.sid)).toBe(false)
+    expect(b.app.parley.socketsCount).toBe(0)
   })
 })
 
