@@ -29,9 +29,12 @@ const alone = [
 /**
  * Browser suites that time nothing and wait on no heartbeat, reconnection or rate limit's window:
  * each page acts and the test reads the outcome (the client's bundles connecting and answering on
- * each transport, and two copies of it in one page taking each other's errors; the chat page's: what it shows and sends, with joins and stores held by the
+ * each transport, and two copies of it in one page taking each other's errors; a page's large
+ * goodbye, its slow POSTs a second each and no heartbeat, waited for within 5 s; the chat page's: what it shows and sends, with joins and stores held by the
  * test, not by a clock; its edges: lists that scroll, lengths, whose messages are whose; its pages
- * that reload or close, waiting on their goodbye; the words it says of a failure on one server;
+ * that reload or close, waiting on their goodbye; the words it says of a failure on one server,
+ * and of a drain to another (the page's resume, at most a second after the drain's CLOSE, waited
+ * for within 10 s);
  * three pages chatting through nginx over three nodes, as the cluster suites of `test/cluster/`
  * do beside the others). They run in `together`, beside the other files, rather than alone.
  */
@@ -39,11 +42,13 @@ const beside = [
   'packages/client/test/bundles.browser.test.ts',
   'packages/client/test/credentials.browser.test.ts',
   'packages/client/test/two-copies.browser.test.ts',
+  'packages/client/test/large-goodbye.browser.test.ts',
   'packages/server/test/http2.browser.test.ts',
   'apps/chat-demo/test/chat-page.browser.test.ts',
   'apps/chat-demo/test/chat-edges.browser.test.ts',
   'apps/chat-demo/test/chat-reloads.browser.test.ts',
   'apps/chat-demo/test/failure-words.browser.test.ts',
+  'apps/chat-demo/test/failure-words-drain.browser.test.ts',
   'apps/chat-demo/test/cluster.browser.test.ts',
 ]
 

@@ -1,7 +1,8 @@
 // What the page says when its node drains and hands the session to another one: the chat moved,
 // nothing was lost, in the badge, with the client's own words in its tooltip, and no banner. The
-// page resumes after the drain's random delay (up to a second): a clock, so this runs alone. The
-// words of the failures on one server are in failure-words.browser.test.ts.
+// page resumes after the drain's random delay (up to a second), waited for within 10 s: a bound,
+// not a timing, so this runs in `together`, beside the other files. The words of the failures on
+// one server are in failure-words.browser.test.ts.
 import type { Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openContext, skipBrowserSuites } from '../../../test/support/chromium.js'
