@@ -819,7 +819,8 @@ export class Connection {
       this.#stable = true
       this.#backoff.attempts = 0
     }, STABLE_MS)
-    if (old && old !== t) old.close(true)
+    // `t` is fresh from the factory (an attempt's or a probe's), never the one it replaces.
+    old?.close(true)
     this.#memory.note(t.name)
     // The session applies OPEN (and resends what the server lacks) before any packet that came
     // after OPEN on this transport is delivered.
@@ -846,7 +847,7 @@ export class Connection {
    */
   #lose(t: Transport, error?: ParleyError<string>, reason: CloseReason = 'transport close'): void {
     const after = t.name
-    this.#drop(false)
+    this.#drop(true)
     this.#lostReason = reason
     // Not "open" while its listeners run: the transport is gone.
     this.state = State.CONNECTING
@@ -1005,10 +1006,10 @@ export class Connection {
   }
 
   /**
-   * Ends the current transport, its probe and timers. `done`: the session is over (CLOSE,
-   * disconnect, refusal); otherwise the transport was lost and is dropped.
+   * Ends the current transport, its probe and timers. `lost`: the transport was lost and is
+   * dropped; otherwise the session is over (CLOSE, disconnect, refusal).
    */
-  #drop(done = true): void {
+  #drop(lost?: boolean): void {
     clearTimeout(this.#timer)
     this.#unwait?.()
     clearTimeout(this.#stableTimer)
@@ -1017,7 +1018,7 @@ export class Connection {
     this.#probe?.close()
     this.#probe = undefined
     this.#moved = false
-    this.#current?.close(done)
+    this.#current?.close(!lost)
     this.#current = this.#taken = undefined
   }
 

@@ -106,7 +106,7 @@ export async function httpError(
       details: {
         status,
         refused:
-          ((status === 401 || status === 403) && !isBusyCode(b.code)) ||
+          ((status === 401 || status === 403) && !isBusyCode(received)) ||
           code === ErrorCode.UNSUPPORTED_VERSION ||
           (!!hello && code === ErrorCode.PAYLOAD_TOO_LARGE),
         // The server's handshake middleware was slow, not this transport (see Connection).
@@ -218,7 +218,7 @@ export abstract class HttpTransport extends BaseTransport {
       // No Content-Type of ours: fetch sends a string body as `text/plain;charset=UTF-8` (the
       // Fetch standard's "extract a body"), which keeps the POST a simple request, without a
       // CORS preflight; so does each upstream POST below.
-      const res = await this.setup.fetch(this.url, {
+      const res = await this.setup.fetchFn(this.url, {
         method: 'POST',
         body: hello,
         signal: ctl.signal,
@@ -410,7 +410,7 @@ export abstract class HttpTransport extends BaseTransport {
     const ctl = new AbortController()
     const timer = setTimeout(() => ctl.abort(), this.#postWithin)
     try {
-      const res = await this.setup.fetch(url, {
+      const res = await this.setup.fetchFn(url, {
         method: 'POST',
         body,
         signal: ctl.signal,

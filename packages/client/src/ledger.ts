@@ -30,8 +30,8 @@ export interface SessionLimits {
  * transport; the session decides where packets go.
  */
 export class Ledger {
-  /** The session id, once the server gave one. */
-  sid: string | undefined
+  /** The session id, once the server gave one (`declare`d: no declaration in the bundle). */
+  declare sid: string | undefined
   /** Highest server seq received in order. */
   inSeq = 0
   /** Last seq given to an outgoing numbered packet. */

@@ -7,8 +7,14 @@ export interface StorageLike {
   removeItem(key: string): void
 }
 
-/** What the client calls of a storage: it never removes an item (a stale one lapses). */
-type UsedStorage = Pick<StorageLike, 'getItem' | 'setItem'>
+/**
+ * What the client calls of a storage: it never removes an item (a stale one lapses). A missing
+ * item may come back `undefined` (the in-memory storage's, as its Map gives it), read as `null` is.
+ */
+type UsedStorage = {
+  getItem(key: string): string | null | undefined
+  setItem(key: string, value: string): void
+}
 
 /** How long a remembered transport is trusted: networks change (a laptop leaves the office). */
 export const MEMORY_TTL = 60 * 60 * 1000
@@ -22,7 +28,7 @@ export const FIRST_STALL_TTL = 60 * 1000
 // Process-wide in Node, so that a second client of the same server starts where the first ended.
 const fallbackStore = new Map<string, string>()
 const mapStorage: UsedStorage = {
-  getItem: (k) => fallbackStore.get(k) ?? null,
+  getItem: (k) => fallbackStore.get(k),
   setItem: (k, v) => void fallbackStore.set(k, v),
 }
 

@@ -96,9 +96,10 @@ export const DEFAULTS = {
  * what it takes (PARLEY_INVALID_ARGUMENT: `option ackTimeout must be a number >= 1`). Every
  * option with a default must have its default's type; numbers are >= 0 (randomization <= 1 too),
  * the timeouts and `max...` limits >= 1, and the counts (`max...`, reconnectionAttempts) whole;
- * Infinity passes all of these.
+ * Infinity passes all of these. No options (undefined, or null from plain JavaScript) need no
+ * default object: `for...in` over either runs no iteration.
  */
-export function resolveOptions(options: ClientOptions = {}): ResolvedOptions {
+export function resolveOptions(options?: ClientOptions): ResolvedOptions {
   const resolved: Record<string, unknown> = { ...DEFAULTS }
   // What is wrong, as far as it is known yet: what the caller gave may throw at any touch (a
   // Proxy whose traps throw, a revoked one), and that too is a bad option, named when its name

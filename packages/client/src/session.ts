@@ -44,27 +44,29 @@ const ackPacket = (ack: number) => encode({ type: PacketType.ACK, ack })
  * the transport is dropped (the connection resumes elsewhere, within its backoff).
  */
 export class Session implements ConnectionHost {
+  // The fields below that are `declare`d have no declaration in the bundle (a few bytes each):
+  // the constructor sets them, and `id` is undefined until an OPEN gives one either way.
   /** The socket's public id while a session is open (the server's `socket.id`). */
-  id: string | undefined
+  declare id: string | undefined
   /** True when the last OPEN resumed the previous session with nothing lost. */
   recovered = false
   /**
    * Replies awaited from the server: REPLY and ERROR settle them, the end of the session rejects
    * them all; they survive transport switches and resumes.
    */
-  readonly acks: AckTable
+  declare readonly acks: AckTable
   /** The socket's options, resolved (the socket reads its `ackTimeout` here). */
-  readonly opts: ResolvedOptions
+  declare readonly opts: ResolvedOptions
   readonly #ledger: Ledger
   /** The transport life under the session: its state and transport are the socket's. */
-  readonly connection: Connection
+  declare readonly connection: Connection
   readonly #host: SessionHost
   /** The session's and the connection's events go to the socket's listeners as they are. */
-  readonly notify: SessionHost['fire']
+  declare readonly notify: SessionHost['fire']
   /** True between `connect` and `disconnect` as the application saw them. */
   #up?: boolean
   #liveTimer: ReturnType<typeof setTimeout> | undefined
-  /** When the current transport last brought anything (`performance.now()`), read once #alive set it. */
+  /** When the current transport last brought anything (`performance.now()`), set by each OPEN. */
   #heardAt!: number
 
   /** `base`: the mount point's URL; `query`: the URL's own parameters (`&key=value...`). */
@@ -80,7 +82,7 @@ export class Session implements ConnectionHost {
       // transports read is fewer bytes than a property of its own.
       ...opts,
       // Every HTTP request goes through here: one place to ask for cookies on all of them.
-      fetch: opts.withCredentials
+      fetchFn: opts.withCredentials
         ? (url: RequestInfo | URL, init?: RequestInit) => fetch(url, { ...init, credentials: 'include' })
         : fetch,
       query,
@@ -100,9 +102,10 @@ export class Session implements ConnectionHost {
 
   /**
    * Ends the session: CLOSE to the server when a transport is there, no more reconnection,
-   * and what the server has not acknowledged is dropped.
+   * and what the server has not acknowledged is dropped. `leave`, a name the build shortens, where
+   * `disconnect` (the socket's, public) could not be.
    */
-  disconnect(): void {
+  leave(): void {
     this.connection.send([BYE])
     this.connection.close()
     this.#end()
@@ -205,8 +208,22 @@ export class Session implements ConnectionHost {
           queueMicrotask(() => this.acks.settle(id, ended, []))
     // Everything the server lacks, in order, before anything new.
     this.connection.send(this.#ledger.kept)
-    // At most MAX_TIMER_MS: a timer set for longer fires at once, and would again and again.
-    this.#alive(Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS))
+    // Watches the transport for life (here, its one caller): anything from the server proves it
+    // alive. A packet only notes the time (a timer cleared and set again per packet showed in
+    // profiles); the timer, when it fires, waits again for whatever is left of the window since
+    // the last one. At most MAX_TIMER_MS: a timer set for longer fires at once, and would again
+    // and again.
+    const windowMs = Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS)
+    clearTimeout(this.#liveTimer)
+    this.#heardAt = performance.now()
+    const check = (wait: number) => {
+      this.#liveTimer = setTimeout(() => {
+        const left = this.#heardAt + windowMs - performance.now()
+        if (left > 0) check(left)
+        else this.connection.lost(silence('nothing from the server', windowMs), 'ping timeout')
+      }, wait)
+    }
+    check(windowMs)
     // A silent resume found the session gone: the application must hear it was cut.
     if (fresh) this.#down('session expired')
     // A listener of that `disconnect`, or of `connect`, may have called disconnect() (which
@@ -242,8 +259,11 @@ export class Session implements ConnectionHost {
     this.#heardAt = performance.now()
     switch (p.type) {
       case PacketType.PING: {
-        // A PING asks for the ACK owed too, in the same write; polling's next GET carries it.
-        const ack = from.ackAfter !== Infinity && this.#ledger.takeOwed()
+        // Over polling (which never sends an ACK of its own), the GET that follows the answer
+        // bringing the PING answers it, with the ACK owed (docs/protocol.md, Heartbeat).
+        if (from.ackAfter === Infinity) return
+        // A PING asks for the ACK owed too, in the same write.
+        const ack = this.#ledger.takeOwed()
         this.connection.send(ack ? [ackPacket(ack), PONG] : [PONG])
         return
       }
@@ -334,24 +354,6 @@ export class Session implements ConnectionHost {
     this.#ledger.reset()
     this.id = undefined
     this.acks.rejectAll(ended)
-  }
-
-  /**
-   * Watches the transport for life: anything from the server proves it alive. A packet only
-   * notes the time (a timer cleared and set again per packet showed in profiles); the timer,
-   * when it fires, waits again for whatever is left of the window since the last one.
-   */
-  #alive(windowMs: number): void {
-    clearTimeout(this.#liveTimer)
-    this.#heardAt = performance.now()
-    const check = (wait: number) => {
-      this.#liveTimer = setTimeout(() => {
-        const left = this.#heardAt + windowMs - performance.now()
-        if (left > 0) check(left)
-        else this.connection.lost(silence('nothing from the server', windowMs), 'ping timeout')
-      }, wait)
-    }
-    check(windowMs)
   }
 }
 

@@ -138,7 +138,7 @@ export class Socket<
    * starts a new session.
    */
   disconnect(): this {
-    this.#session.disconnect()
+    this.#session.leave()
     return this
   }
 

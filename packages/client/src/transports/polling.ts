@@ -1,6 +1,5 @@
 import { decodeText } from '../codec.js'
 import { boundedBody, HttpTransport, httpError, type Utf8Decoder } from '../http.js'
-import { type Outgoing, PONG } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
 import { type Later, shown, transportError } from './transport.js'
 
@@ -20,11 +19,6 @@ export class PollingTransport extends HttpTransport {
    * made per answer. Declared: the browser build, which reads answers with `res.text()`, has none.
    */
   declare decoder?: Utf8Decoder
-
-  // The GET that follows the answer bringing a PING answers it (docs/protocol.md, Heartbeat).
-  override send(items: readonly Outgoing[]): void {
-    super.send(items.filter((item) => item !== PONG))
-  }
 
   protected downstream(url: string): void {
     void this.#poll(url)
@@ -77,7 +71,7 @@ export class PollingTransport extends HttpTransport {
     // it off, so one signal for the whole session would gather one per poll.
     this.ctl = new AbortController()
     try {
-      const res = await this.setup.fetch(`${url}&ack=${this.ackParam()}`, { signal: this.ctl.signal })
+      const res = await this.setup.fetchFn(`${url}&ack=${this.ackParam()}`, { signal: this.ctl.signal })
       if (res.status === 200) {
         if ((globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE) return await res.text()
         this.decoder ??= new TextDecoder()

@@ -12,7 +12,11 @@ import { type WebSocketConstructor, WebSocketTransport } from './websocket.js'
  */
 export interface TransportSetup {
   WebSocket?: WebSocketConstructor | undefined
-  fetch: Fetch
+  /**
+   * Every HTTP request's `fetch`: `fetchFn`, a name the build shortens, where `fetch` (the option's,
+   * also in the spread of the options) could not be.
+   */
+  fetchFn: Fetch
   /**
    * Node only: `fetch` is the platform's (no `fetch` option given), whose errors say first-hand
    * whether a request ever connected (see `hasCode` in http.ts). An application's may

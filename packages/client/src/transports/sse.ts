@@ -21,7 +21,7 @@ export class SseTransport extends HttpTransport {
    * server first took the stream, and the server then writes what it wrote there again.
    */
   protected async downstream(url: string): Promise<void> {
-    const res = await this.setup.fetch(`${url}&ack=${this.ackParam()}`, {
+    const res = await this.setup.fetchFn(`${url}&ack=${this.ackParam()}`, {
       headers: { accept: 'text/event-stream' },
       signal: this.ctl.signal,
     })

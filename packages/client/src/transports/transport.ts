@@ -150,9 +150,9 @@ export abstract class BaseTransport implements Transport {
   #closeError: ParleyError<string> | undefined
   /**
    * True once closed, by either side: every callback of the medium checks it. Undefined before,
-   * rather than false: flags left without an initial value cost the bundle nothing.
+   * rather than false, and `declare`d: no initial value and no declaration in the bundle.
    */
-  protected closed?: boolean
+  declare protected closed?: boolean
 
   constructor(url: string, setup: TransportSetup, maxPayload: number) {
     this.url = url
