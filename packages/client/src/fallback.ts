@@ -405,14 +405,6 @@ export class Connection {
   }
 
   /**
-   * The current transport is unusable (a gap, no sign of life): resume on another. `reason` is
-   * what the session is down for if it cannot resume ('transport close' when not given).
-   */
-  lost(error: ParleyError<string>, reason?: CloseReason): void {
-    if (this.#current) this.#lose(this.#current, error, reason)
-  }
-
-  /**
    * The current transport is done: MOVED came on it, or it failed with `error`. MOVED, or a
    * request of it refused with PARLEY_TRANSPORT_MISMATCH (an answer that may come before MOVED,
    * on a connection of its own), says the server attached another transport of ours: with a
@@ -437,7 +429,7 @@ export class Connection {
       }
       // No probe in flight, after one whose HELLO may have reached the server failed (see
       // #tryProbe): the server took it, and moved the session once, on our request. The resume
-      // follows at once, as from a stable transport, blaming nothing, on T first (see #lose).
+      // follows at once, as from a stable transport, blaming nothing, on T first (see `lost`).
       // Only from the transport in use then, once: else MOVED alone could make the client resume
       // faster than its backoff.
       if (this.#taken === t) {
@@ -445,7 +437,7 @@ export class Connection {
         error = undefined
       }
     }
-    this.#lose(t, error)
+    this.lost(error)
   }
 
   // -------------------------------------------------------------------------------------------
@@ -840,13 +832,15 @@ export class Connection {
   }
 
   /**
-   * The attached transport `t` was lost (`error` says how; none for MOVED: the server took
-   * another transport of ours): the application hears it as `transport_error`, as it does a
-   * transport that could not be opened, whenever the loss comes, before the `transport` event
-   * of the resume or the `disconnect` of a session that cannot resume.
+   * The current transport is unusable (a gap, no sign of life), or lost (`error` says how; none
+   * for MOVED: the server took another transport of ours): resume on another. The application
+   * hears it as `transport_error`, as it does a transport that could not be opened, whenever the
+   * loss comes, before the `transport` event of the resume or the `disconnect` of a session that
+   * cannot resume. `reason` is what the session is down for if it cannot resume.
    */
-  #lose(t: Transport, error?: ParleyError<string>, reason: CloseReason = 'transport close'): void {
-    const after = t.name
+  lost(error?: ParleyError<string>, reason: CloseReason = 'transport close'): void {
+    const after = this.#current?.name
+    if (!after) return
     this.#drop(true)
     this.#lostReason = reason
     // Not "open" while its listeners run: the transport is gone.
@@ -999,7 +993,7 @@ export class Connection {
       this.#probeFailures++
       if (this.#moved) {
         this.#moved = false
-        // On T first, as after MOVED with no probe in flight (see #lose).
+        // On T first, as after MOVED with no probe in flight (see `lost`).
         void this.#connect(true)
       } else this.#scheduleProbe()
     }
@@ -1022,13 +1016,16 @@ export class Connection {
     this.#current = this.#taken = undefined
   }
 
+  /**
+   * The next attempt, after the backoff. Both callers (a CLOSE's end, a failed attempt) have set
+   * "waiting" already when attempts are left, and call this only while their run is current.
+   */
   #schedule(): void {
     if (this.#backoff.attempts >= this.#opts.reconnectionAttempts) {
       this.close()
       this.#host.notify('reconnect_failed')
       return
     }
-    this.state = State.WAITING
     // Counted as an attempt all the same, as a hurry during the backoff does.
     const delay = this.#backoff.next()
     this.#timer = setTimeout(() => this.#wake(), this.#hurried === this.#run ? 0 : delay)
