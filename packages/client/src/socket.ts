@@ -263,9 +263,8 @@ export class Socket<
   #host(): SessionHost {
     return {
       event: (p) => {
-        const { name, ackId } = p
         // The decoder made this array for this packet alone: the handler's arguments, as they are.
-        const args: unknown[] = p.args
+        const { name, ackId, args }: { name: string; ackId: number; args: unknown[] } = p
         if (!ackId) {
           this.fire(name as keyof (ReservedEvents & ListenEvents), args)
           return
