@@ -1,6 +1,6 @@
 import { CloseReason, type EventsMap, type HelloPacket, type Packet, PacketType } from '@parley/protocol'
 import type { Adapter } from './adapter/adapter.js'
-import { type ClaimAnswer, claimMissed } from './adapter/handoff.js'
+import { type Adoption, type ClaimAnswer, claimMissed } from './adapter/handoff.js'
 import type { AdapterFailures } from './adapter-failures.js'
 import { safely } from './drain.js'
 import type { Ending } from './ended-sessions.js'
@@ -336,6 +336,61 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
       ),
     )
     return true
+  }
+
+  /**
+   * See `LocalSockets.adopt`: each session claimed and taken over without a client (`transport`
+   * makes a closed transport for each: none is attached), kept for its client's resume for what
+   * is left of its window. Resolves with how many were taken over; 0 at once with handoff off or
+   * once this node is closing (it claims nothing then: the draining node seals them as before).
+   * Never rejects.
+   */
+  async adopt(sessions: readonly Adoption[], transport: () => Transport): Promise<number> {
+    const { handoff, closing } = this.#context
+    if (!handoff || closing()) return 0
+    const adopted = await Promise.all(
+      sessions.map(async (adoption) => {
+        const { sid } = adoption
+        // Tracked as a resume's claim is: a drain that begins meanwhile waits for it, and hands
+        // on the session it wins.
+        const answer = await safely(() =>
+          this.#arriveTracked(sid, () => this.#adoptOne(adoption, transport())),
+        )
+        return answer === null && this.#context.sessionFor(sid) !== undefined
+      }),
+    )
+    return adopted.filter(Boolean).length
+  }
+
+  /**
+   * Claims `sid` for a client that is away and takes it over (see `adopt`): null once taken over,
+   * undefined when there was nothing to take (claimed by another node, a resume of its client's
+   * first, or here already), or the takeover's refusal.
+   */
+  async #adoptOne(
+    { sid, params, left }: Adoption,
+    transport: Transport,
+  ): Promise<Refusal | null | undefined> {
+    const context = this.#context
+    if (context.sessionFor(sid) !== undefined) return undefined
+    const claim = await this.#claim(sid, params)
+    if (claim === null || typeof claim !== 'object' || claimMissed(claim)) return undefined
+    // Won after `close` ended every session here: given back, as for a resume's (see
+    // `#claimAndTakeOver`); the old node seals it when it reads the claim given back.
+    if (context.closed()) {
+      context.takeover.giveBack(claim)
+      context.handoffLogs.afterClose.record({ socket: claim.snapshot.id })
+      return undefined
+    }
+    const hello: HelloPacket = { type: PacketType.HELLO, sid }
+    const request: HandshakeRequest = { headers: {}, query: {}, address: '', url: '', params }
+    const handshake = new SocketHandshake(request, undefined, transport.name)
+    this.#arriving.add(sid)
+    try {
+      return await context.takeover.run(claim, transport, hello, handshake, false, Math.max(1, left))
+    } finally {
+      this.#arriving.delete(sid)
+    }
   }
 
   /**

@@ -1,7 +1,7 @@
 import { CloseReason, decodeText, PacketType } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter } from './adapter/adapter.js'
-import type { SessionSnapshot } from './adapter/handoff.js'
+import type { Adoption, SessionSnapshot } from './adapter/handoff.js'
 import type { Metrics } from './metrics.js'
 import { sameParams } from './route-params.js'
 import type { ServerSocket } from './socket.js'
@@ -16,6 +16,13 @@ export const SEAL_WAIT_MS = 2000
  * sealed before the drain ends (the server's close would end one still frozen here).
  */
 export const SETTLE_WAIT_MS = 1000
+
+/**
+ * The longest part of the drain's wait for claims (its end: half of `handoff.timeout` at most)
+ * spent asking live nodes to adopt the sessions nobody claimed (see `Adapter.askAdoption`), as
+ * long as `settleHandOff` may take: within the wait, the drain ends no later than without it.
+ */
+export const ADOPT_WAIT_MS = 1000
 
 /** What a drain runs on. */
 export interface DrainContext {
@@ -237,6 +244,9 @@ export class Drain {
       const claimed = new Promise<void>((resolve) => {
         this.#allClaimed = resolve
       })
+      const adoptWait = adapter.askAdoption ? Math.min(ADOPT_WAIT_MS, options.timeout / 2) : 0
+      await within(claimed, deadline - adoptWait - performance.now(), undefined)
+      if (this.#handedOff.size > 0 && adoptWait > 0) await this.#adopt(handedOff, deadline)
       await within(claimed, deadline - performance.now(), undefined)
     }
     if (this.#sentOn.size > 0)
@@ -292,6 +302,45 @@ export class Drain {
         'parley: drain: sessions could not be stored for handoff, and the store did not confirm in time that their snapshots were taken back; the events their socket middleware held (acknowledged to their clients) ran here all the same: a node that claimed such a snapshot would run them once more',
       )
     }
+  }
+
+  /**
+   * The end of the wait for claims, sessions still unclaimed: their clients are away (asleep, in
+   * a tunnel) and would come back to a sealed tail, missing what was sent to them from the seal
+   * on. Each is asked of a live node in turn (round-robin over `Adapter.adopters`, one request
+   * per node), which claims it through the store as a resume would, and keeps it for its client
+   * until its recovery window ends. The claims reach this drain as any claim does (`claimed`);
+   * the wait ends when every asked node answered, all are claimed, or at the drain's deadline.
+   * What is left is sealed as before. Said once, at info, with how many were adopted.
+   */
+  async #adopt(handedOff: number, deadline: number): Promise<void> {
+    const { adapter, log } = this.#context
+    const nodes = (await safely(() => adapter.adopters?.())) ?? []
+    if (nodes.length === 0 || this.#handedOff.size === 0) return
+    const asked = new Map<string, Adoption[]>()
+    let turn = 0
+    for (const [sid, socket] of this.#handedOff) {
+      const left = socket.session.recoveryLeft()
+      // Its client's window is over: no resume can come for it.
+      if (left <= 0) continue
+      const node = nodes[turn++ % nodes.length]
+      if (node === undefined) continue
+      const batch = asked.get(node) ?? []
+      batch.push({ sid, params: { ...socket.params }, left })
+      asked.set(node, batch)
+    }
+    const answers = [...asked].map(([node, sessions]) =>
+      safely(() => adapter.askAdoption?.(node, sessions)).then((taken) =>
+        typeof taken === 'number' && Number.isSafeInteger(taken) && taken > 0 ? taken : 0,
+      ),
+    )
+    const counts = await within(Promise.all(answers), deadline - performance.now(), [])
+    const adopted = counts.reduce((sum, count) => sum + count, 0)
+    if (adopted > 0)
+      log.info(
+        { adopted, handedOff },
+        'parley: drain: live nodes adopted sessions nobody claimed; each waits there for its client to resume',
+      )
   }
 
   /**

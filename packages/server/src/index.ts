@@ -46,6 +46,7 @@ export type {
   SocketDescription,
 } from './adapter/adapter.js'
 export type {
+  Adoption,
   ClaimAnswer,
   ClaimMissed,
   ClaimStanding,

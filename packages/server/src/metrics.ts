@@ -42,7 +42,9 @@ export interface Metrics {
    * session between the old node's close and the claim is lost; no timeout would help), or
    * took one over whose old node's tail does not follow its snapshot ('broken_tail': the tail
    * is dropped rather than risk a gap or a duplicate, the session ends 'session expired' and its
-   * client starts anew). Or this node claimed one and gave it back ('given_back': its claim won
+   * client starts anew), or took one over without its client at the request of a draining node
+   * that nobody else claimed it from ('adopted': kept for its client's resume until its recovery
+   * window ends; the draining node counts it 'stored' only). Or this node claimed one and gave it back ('given_back': its claim won
    * only after the node had closed, its snapshot could not be read, or the middleware refused
    * its resume before the node began to close; its client starts anew). A refusal once it had
    * gives nothing back: the session is taken over without its client, counted as any takeover,
@@ -73,6 +75,7 @@ export const HAND_OFF_OUTCOMES = [
   'restarted',
   'broken_tail',
   'given_back',
+  'adopted',
 ] as const
 
 /** Does nothing: the metrics of a server that was given no registry. */

@@ -18,6 +18,7 @@ import {
   type SocketDescription,
 } from './adapter/adapter.js'
 import { checkAdapter } from './adapter/check.js'
+import type { Adoption } from './adapter/handoff.js'
 import { MemoryAdapter } from './adapter/memory.js'
 import { AdapterCallFailed, AdapterFailures, callGuarded, HANDSHAKE_FAILED } from './adapter-failures.js'
 import { argumentError, checkListener } from './argument-error.js'
@@ -47,6 +48,7 @@ import { Shutdown } from './shutdown.js'
 import { ServerSocket, type SocketContext } from './socket.js'
 import { Takeover } from './takeover.js'
 import { shown } from './thrown.js'
+import { httpTransports } from './transports/registry.js'
 import type { HttpSide, Transport } from './transports/transport.js'
 import { UnknownSessions } from './unknown-sessions.js'
 import { type EventSchemas, EventValidators } from './validation.js'
@@ -214,6 +216,7 @@ export class ParleyServer<
         handOff: (sid, params) => this.#departures?.moveOut(sid, params) ?? Promise.resolve(false),
         takenOver: (sid) => this.#departures?.takenOver(sid),
         forwardedReply: (id, reply) => void this.#forwarded?.settle(id, reply),
+        adopt: (sessions) => this.#adopt(sessions),
       }),
       log,
     )
@@ -932,6 +935,25 @@ export class ParleyServer<
     request: HandshakeRequest,
   ): Promise<boolean> {
     return this.#arrivals.handedOffGoodbye(sid, packets, transport, request)
+  }
+
+  /**
+   * See `LocalSockets.adopt`. Each adopted session is taken over on a transport closed at once:
+   * no client waits on it, and the session waits detached for its client's resume.
+   */
+  async #adopt(sessions: readonly Adoption[]): Promise<number> {
+    if (!this.#arrivals) return 0
+    const adopted = await this.#arrivals.adopt(sessions, () => {
+      const transport = httpTransports.polling(this.options)
+      transport.close('normal')
+      return transport
+    })
+    if (adopted > 0)
+      this.#log.debug(
+        { adopted, asked: sessions.length },
+        'parley: adopted sessions a draining node handed off and nobody claimed; each waits here for its client',
+      )
+    return adopted
   }
 
   /**

@@ -430,6 +430,12 @@ export class Session extends Timed implements TransportOwner {
    */
   #awaitingGet = false
   #recoveryTimer: NodeJS.Timeout | undefined
+  /**
+   * When the recovery window of a session without a transport ends (`performance.now()`):
+   * set as it detaches, or as its transport goes with a handoff. A freeze keeps it, so that a
+   * node that adopts the session (see `recoveryLeft`) keeps its client's deadline, not a new one.
+   */
+  #recoveryEnds: number | undefined
   /** A gap in the client's numbers, open: the highest number seen past it (see `#lostBefore`). */
   #gap: { seq: number } | undefined
   /**
@@ -552,6 +558,7 @@ export class Session extends Timed implements TransportOwner {
       if (before.lingering) this.#config.linger(this.sid, before)
     }
     clearTimeout(this.#recoveryTimer)
+    this.#recoveryEnds = undefined
     this.#transport = transport
     this.#state = 'attached'
     transport.bind(this)
@@ -776,6 +783,8 @@ export class Session extends Timed implements TransportOwner {
     const transport = this.#transport
     if (this.#state !== 'frozen' || !transport) return
     this.#transport = null
+    // The client's recovery window starts as its transport goes (see `recoveryLeft`).
+    this.#recoveryEnds = performance.now() + this.#config.recoveryWindow
     // Switched: the client already resumed on another node (which takes the session over), so
     // this transport is an old one: MOVED, as for a transport switch, not a resume elsewhere.
     transport.send(
@@ -928,12 +937,27 @@ export class Session extends Timed implements TransportOwner {
 
   /**
    * Restored, but the client went away while it was: the session waits for a resume within the
-   * recovery window, as after a lost transport.
+   * recovery window, as after a lost transport; within `left` ms for a session adopted without
+   * its client (what was left of its client's window on the node it came from, see
+   * `recoveryLeft`).
    */
-  awaitResume(): void {
+  awaitResume(left: number = this.#config.recoveryWindow): void {
     if (this.#state !== 'detached' || this.#transport) return
     clearTimeout(this.#recoveryTimer)
-    this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), this.#config.recoveryWindow)
+    this.#recoveryEnds = performance.now() + left
+    this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), left)
+  }
+
+  /**
+   * How long the client of a session without a transport (detached, or frozen once its
+   * transport went) has left of its recovery window, in ms (0 when none): what a node that adopts
+   * the session waits for its resume (see `awaitResume`), so that a session moved from node to
+   * node without its client still ends when its client's window does. The whole window for one
+   * whose transport has not gone yet.
+   */
+  recoveryLeft(): number {
+    if (this.#recoveryEnds === undefined) return this.#config.recoveryWindow
+    return Math.max(0, Math.round(this.#recoveryEnds - performance.now()))
   }
 
   /**
@@ -1220,6 +1244,7 @@ export class Session extends Timed implements TransportOwner {
       transport.bind(null)
       transport.close('normal')
     }
+    this.#recoveryEnds = performance.now() + this.#config.recoveryWindow
     this.#recoveryTimer = setTimeout(() => this.end(reason), this.#config.recoveryWindow)
     // A session that thaws detached had no transport to lose: nothing changed for its owner.
     if (transport) this.#owner?.sessionTransportChanged(null, transport.name)

@@ -92,7 +92,10 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * `auth`. Refused there, the claim would be given back, and the session end with neither
    * `restored` nor `disconnect` on any node. What the old node left undone follows: events it
    * had not handled yet, and an error for each request it left unanswered when its tail is
-   * incomplete. Undefined when the session ended on the old node after all
+   * incomplete. `adoptFor`: a takeover a draining node asked for, its client away (see
+   * `LocalSockets.adopt`): no middleware runs either, and the session waits, detached, for its
+   * client's resume for `adoptFor` ms, what was left of its client's recovery window (not a new
+   * window), counted `adopted`. Undefined when the session ended on the old node after all
    * (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a new session
    * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`). A
    * middleware's refusal answered by the node's close: the session is taken over all the same,
@@ -104,6 +107,7 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     hello: HelloPacket,
     handshake: Handshake,
     toEnd: boolean,
+    adoptFor?: number,
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
     const { metrics, handoffLogs } = context
@@ -136,7 +140,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
       ((reply: ReplyPacket | ErrorPacket) =>
         forwardReply(claim, reply, (err) => failures.record({ err, socket: socket.id })))
     socket.restore(snapshot, forward)
-    const refusal = (toEnd ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
+    const admitted = toEnd || adoptFor !== undefined
+    const refusal = (admitted ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
     // Refused as the node closes (see `HandshakeMiddleware`): what the middleware met may be the
     // close itself, no verdict on a client admitted before. Given back, the claim would end the
     // handoff, and the client's next try, on a live node, start anew. So the session is taken
@@ -195,7 +200,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     const standing = (await safely(() => claim.confirm?.())) ?? 'taken'
     if (standing !== 'taken' && session.state !== 'closed')
       return this.#dropClaimed(socket, transport, standing)
-    metrics.handoff(!complete ? 'incomplete' : !late ? 'taken' : alone ? 'restarted' : 'late')
+    const whole = adoptFor !== undefined ? 'adopted' : 'taken'
+    metrics.handoff(!complete ? 'incomplete' : !late ? whole : alone ? 'restarted' : 'late')
     // A drain or a restart brings many of these at once: one line per burst of each kind.
     if (!complete) handoffLogs.incomplete.record({ socket: socket.id })
     if (late) (alone ? handoffLogs.restarted : handoffLogs.late).record({ socket: socket.id })
@@ -207,7 +213,7 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     // anew), never the old move; one that came during this takeover resumes it here (see
     // `Arrivals`).
     context.backHere(session.sid)
-    if (!transport.open || withoutClient) session.awaitResume()
+    if (!transport.open || withoutClient) session.awaitResume(adoptFor)
     else {
       metrics.resume(true)
       session.attach(transport, hello.ack ?? 0, true)

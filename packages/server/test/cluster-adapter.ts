@@ -6,6 +6,7 @@ import { type PreparedEvent, prepareEvent, type WireValue } from '@parley/protoc
 import {
   type Adapter,
   type AdapterFactory,
+  type Adoption,
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
@@ -122,6 +123,8 @@ export class Cluster {
   handOffRequests = 0
   /** `withdrawHandOff` calls: sessions that ended on the node handing them off. */
   withdrawals = 0
+  /** `askAdoption` calls (with `adopts`): the node asked and the sids it was asked to adopt, in order. */
+  readonly adoptionAsks: { node: string; sids: string[] }[] = []
   /** How long `addAll` takes to put a socket into its rooms (an adapter whose joins are slow), in ms. */
   joinDelayMs = 0
   /** Socket ids whose slow `addAll` (see `joinDelayMs`) is done, in order. */
@@ -137,9 +140,12 @@ export class Cluster {
    * tests of other things close their nodes at once, as without it). `anotherNode`: with
    * handoff, the adapter names a live node for resumes that reach a draining one (true by
    * default; false for an adapter without `Adapter.anotherNode`; 'routed' names it without a
-   * URL, so that the resume goes through `routeRequest`).
+   * URL, so that the resume goes through `routeRequest`). `adopts`: with handoff, a draining
+   * node asks the live ones to adopt the sessions nobody claimed (`Adapter.askAdoption`).
    */
-  constructor(readonly options: { handoff?: boolean; anotherNode?: boolean | 'routed' } = {}) {}
+  constructor(
+    readonly options: { handoff?: boolean; anotherNode?: boolean | 'routed'; adopts?: boolean } = {},
+  ) {}
 
   /** What another node's claim of `sid` finds: `claimSession` of node `name` (with handoff). */
   claim(name: string, sid: string): Promise<SessionClaim | null> {
@@ -151,9 +157,11 @@ export class Cluster {
   /** The `adapter` option of the server that is node `name`. */
   adapter(name: string): AdapterFactory {
     return (sockets) => {
-      const adapter = this.options.handoff
-        ? new HandOffClusterAdapter(this, name, sockets)
-        : new ClusterAdapter(this, name, sockets)
+      const adapter = !this.options.handoff
+        ? new ClusterAdapter(this, name, sockets)
+        : this.options.adopts
+          ? new AdoptingClusterAdapter(this, name, sockets)
+          : new HandOffClusterAdapter(this, name, sockets)
       this.nodes.set(name, adapter)
       return adapter
     }
@@ -482,5 +490,21 @@ class HandOffClusterAdapter extends ClusterAdapter {
         confirm: () => new Promise<ClaimStanding>((resolve) => this.cluster.heldConfirms.push(resolve)),
       }),
     }
+  }
+}
+
+/** The same, whose draining node asks the live ones to adopt what nobody claimed. */
+class AdoptingClusterAdapter extends HandOffClusterAdapter {
+  /** The other open nodes, in the order they started. */
+  adopters(): string[] {
+    return [...this.cluster.nodes.values()].filter((n) => n !== this && !n.closed).map((n) => n.node)
+  }
+
+  async askAdoption(node: string, sessions: readonly Adoption[]): Promise<number> {
+    this.cluster.adoptionAsks.push({ node, sids: sessions.map((s) => s.sid) })
+    await hop()
+    const other = this.cluster.nodes.get(node)
+    if (!other || this.cluster.unreachable.has(node)) return 0
+    return (await other.sockets.adopt?.(sessions)) ?? 0
   }
 }

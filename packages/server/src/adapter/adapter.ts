@@ -7,7 +7,7 @@ import type {
   ReplyPacket,
 } from '@parley/protocol'
 import type { Handshake } from '../types.js'
-import type { ClaimAnswer, SessionSnapshot } from './handoff.js'
+import type { Adoption, ClaimAnswer, SessionSnapshot } from './handoff.js'
 
 /** A room's name. Every socket is also in the room named by its own id. */
 export type Room = string
@@ -255,6 +255,17 @@ export interface LocalSockets {
    * timed out or ended, or it never asked).
    */
   forwardedReply?(id: string, reply: ReplyPacket | ErrorPacket): void
+  /**
+   * A draining node asks this node to adopt `sessions`, which it handed off and nobody claimed
+   * (see `Adapter.askAdoption`): each is claimed here as a resume's claim would be
+   * (`Adapter.claimSession`), taken over without a client (no middleware runs: there is no
+   * client to admit) and kept, detached, for its client's resume until what was left of its
+   * recovery window runs out (`Adoption.left`), the broadcasts to its rooms kept for it
+   * meanwhile. Resolves, once every claim and takeover is over, with how many were taken over;
+   * 0 at once when this node is closing (it claims nothing then) or has handoff off. Never
+   * rejects.
+   */
+  adopt?(sessions: readonly Adoption[]): Promise<number>
 }
 
 /**
@@ -510,6 +521,24 @@ export interface Adapter {
    * there): pass them on.
    */
   requestHandOff?(node: string, sid: string, params?: Record<string, string>): Promise<boolean>
+  /**
+   * The other live nodes that can adopt sessions (see `askAdoption`): ids to give it. Asked at
+   * the end of a drain's wait for claims; without it, or with none, the sessions nobody claimed
+   * are sealed as they are.
+   */
+  adopters?(): readonly string[]
+  /**
+   * Asks `node`, alive, to adopt `sessions` (`LocalSockets.adopt` there): sessions this draining
+   * node handed off and nobody claimed by the end of its wait, whose clients are away (asleep, in
+   * a tunnel). Each is claimed there through `claimSession`, so this node hears it as any claim
+   * (`LocalSockets.claimed`) and its tail is sealed with its last packets there; the node keeps
+   * the session for its client, who resumes with nothing lost, rather than have it come back to
+   * a sealed tail and miss what was sent between the seal and its return (`HandOffTail.late`).
+   * One request per node, for all of its sessions. Resolves with how many `node` took over, 0
+   * when it would not (it is closing) or did not answer in time; the server waits for it at most
+   * `ADOPT_WAIT_MS`, then seals what is still unclaimed.
+   */
+  askAdoption?(node: string, sessions: readonly Adoption[]): Promise<number>
   /**
    * A live node other than this one for session `sid` (with its URL, for an adapter whose nodes
    * publish one), or undefined when there is none. Asked while this node drains, for a resume

@@ -39,6 +39,8 @@ const OPTIONAL = [
   'claimSession',
   'requestHandOff',
   'anotherNode',
+  'adopters',
+  'askAdoption',
   'forwardsReplies',
   'close',
 ] as const satisfies readonly (keyof Adapter)[]

@@ -102,6 +102,19 @@ export interface SessionSnapshot {
   params?: Record<string, string>
 }
 
+/**
+ * A session a draining node handed off and nobody claimed, which it asks a live node to adopt
+ * (see `Adapter.askAdoption`): that node claims it without its client, and keeps it for its
+ * client's resume for `left` ms.
+ */
+export interface Adoption {
+  sid: string
+  /** The route parameters the session opened under (`{}` without): its claim is made under them. */
+  params: Record<string, string>
+  /** What is left of its client's recovery window, in ms: the adopting node keeps it no longer. */
+  left: number
+}
+
 /** What `SessionClaim.takeOver` resolves with. */
 export interface HandOffTail {
   /**

@@ -1,0 +1,136 @@
+// Adoption, on the Adapter contract (the in-process cluster adapter of cluster-adapter.ts): at
+// the end of a drain's wait, the sessions nobody claimed (their clients away) are asked of the
+// live nodes in turn, one request per node, and each is claimed and kept there for its client.
+// The same runs end to end on Redis in packages/redis/test/adoption.test.ts.
+import { connect, type Socket } from '@parley/client'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, describe, expect, it } from 'vitest'
+import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { Cluster } from './cluster-adapter.js'
+import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { Registry, sampleOf } from './registry.js'
+
+let nodes: Started[] = []
+let proxy: RoundRobinProxy | undefined
+const clients: Socket[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.disconnect()
+  await sleep(50)
+  await proxy?.close()
+  proxy = undefined
+  await Promise.all(nodes.map((n) => closeApp(n.app)))
+  nodes = []
+})
+
+interface Node {
+  name: string
+  started: Started
+  registry: Registry
+  restored: ServerSocket[]
+}
+
+async function scene(names: string[], options: { adopts?: boolean } = {}) {
+  const cluster = new Cluster({ handoff: true, adopts: options.adopts ?? true })
+  const list: Node[] = []
+  for (const name of names) {
+    const registry = new Registry()
+    const node: Node = { name, started: undefined as unknown as Started, registry, restored: [] }
+    node.started = await startServer(
+      {
+        adapter: cluster.adapter(name),
+        handoff: { timeout: 400, retrySpread: 0 },
+        metrics: { registry },
+      },
+      (app) => {
+        app.parley.on('connection', (socket) => void socket.join('room'))
+        app.parley.on('restored', (socket) => void node.restored.push(socket))
+      },
+      { return503OnClosing: false },
+    )
+    nodes.push(node.started)
+    list.push(node)
+  }
+  // Every client on the first node: the others only take sessions over.
+  proxy = await startRoundRobin([Number(new URL(list[0]!.started.base).port)])
+  return { cluster, list, proxy }
+}
+
+/** `count` WebSocket clients through the proxy, connected, in the room. */
+async function clientsOf(proxy: RoundRobinProxy, count: number): Promise<Socket[]> {
+  const made: Socket[] = []
+  for (let i = 0; i < count; i++) {
+    const c = connect(`${proxy.url}/parley`, { transports: ['websocket'] })
+    clients.push(c)
+    made.push(c)
+    await until(() => c.connected, 3000, 'connect')
+  }
+  return made
+}
+
+describe('drain with handoff: adoption', () => {
+  it('spreads the sessions nobody claimed over the live nodes in turn, one ask per node, each kept there', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'b', 'c'])
+    const [a, b, c] = list as [Node, Node, Node]
+    const away = await clientsOf(proxy, 4)
+    const ids = away.map((s) => s.id!)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    await a.started.app.close()
+    nodes = nodes.filter((n) => n !== a.started)
+    expect(cluster.adoptionAsks.map((ask) => ask.node).sort()).toEqual(['b', 'c'])
+    expect(cluster.adoptionAsks.map((ask) => ask.sids.length)).toEqual([2, 2])
+    const adopted = [...b.restored, ...c.restored]
+    expect(adopted.map((s) => s.id).sort()).toEqual([...ids].sort())
+    expect(b.restored).toHaveLength(2)
+    expect(c.restored).toHaveLength(2)
+    // Kept for their clients, in their rooms, no client attached.
+    for (const s of adopted) {
+      expect(s.connected).toBe(true)
+      expect(s.rooms.has('room')).toBe(true)
+    }
+    // Counted once each: stored by the draining node (not unclaimed), adopted where they went.
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'stored' })).toBe(4)
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(0)
+    expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'adopted' })).toBe(2)
+    expect(await sampleOf(c.registry, 'parley_handoffs_total', { outcome: 'adopted' })).toBe(2)
+    expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+  })
+
+  it('seals as before with an adapter that cannot ask for adoption', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'b'], { adopts: false })
+    const [a, b] = list as [Node, Node]
+    await clientsOf(proxy, 1)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    await a.started.app.close()
+    nodes = nodes.filter((n) => n !== a.started)
+    expect(cluster.adoptionAsks).toEqual([])
+    expect(b.restored).toEqual([])
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
+  })
+
+  it('adopts nothing on a node that is closing: the draining node seals the session as before', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'b'])
+    const [a, b] = list as [Node, Node]
+    await clientsOf(proxy, 1)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    const draining = a.started.app.close()
+    await until(() => cluster.handoffs.get(cluster.handOffSids[0] ?? '')?.stored === true, 3000, 'stored')
+    const sid = cluster.handOffSids[0]!
+    const closing = b.started.app.close()
+    await until(() => b.started.app.parley.closing, 3000, 'closing')
+    const adopted = await cluster.nodes.get('b')!.sockets.adopt!([{ sid, params: {}, left: 5000 }])
+    expect(adopted).toBe(0)
+    // Not claimed: still there for its client.
+    expect(cluster.handoffs.get(sid)?.claimedBy).toBeUndefined()
+    await Promise.all([draining, closing])
+    nodes = []
+    expect(b.restored).toEqual([])
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
+  })
+})
