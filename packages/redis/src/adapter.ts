@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import {
   type Adapter,
+  type Adoption,
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
@@ -15,6 +16,7 @@ import {
   type SocketDescription,
 } from '@parley/server'
 import { type AckParts, broadcastAcross } from './ack-broadcast.js'
+import { askAdoption } from './ask-adoption.js'
 import { askHandOff } from './ask-handoff.js'
 import { Broadcasts } from './broadcasts.js'
 import { Claims } from './claim.js'
@@ -28,7 +30,7 @@ import type { HandoffParts } from './handoff-parts.js'
 import { type AskWithAck, askHolding } from './held-questions.js'
 import { IncomingRequests } from './incoming-requests.js'
 import { anotherNode, type LookupParts, sessionOwner } from './lookups.js'
-import { Nodes } from './nodes.js'
+import { ADOPTS, Nodes } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { OwnAcks } from './own-acks.js'
@@ -832,6 +834,27 @@ export class RedisAdapter implements Adapter {
     if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
     const says = (this.#nodes.note(node)?.v ?? 0) >= 1
     return askHandOff(this.#queryParts, node, sid, says, params)
+  }
+
+  /**
+   * The other live nodes that adopt sessions (see `Adapter.adopters`): those whose note says
+   * they read the request (`ADOPTS`), as of the last heartbeat; none once `close()` began.
+   */
+  adopters(): string[] {
+    if (this.#closed) return []
+    return this.#nodes.others().filter((node) => (this.#nodes.note(node)?.v ?? 0) >= ADOPTS)
+  }
+
+  /**
+   * Asks `node` to adopt `sessions` (see `Adapter.askAdoption`): one request on the request
+   * channel, which only `node` answers, with how many it took over. 0 when `node` is not a live
+   * node, would not, or did not answer within twice `requestTimeout` (its claims and takeovers
+   * each wait on Redis; at most `MAX_TIMER_MS`).
+   */
+  askAdoption(node: string, sessions: readonly Adoption[]): Promise<number> {
+    if (this.#closed || sessions.length === 0 || !this.#nodes.others().includes(node))
+      return Promise.resolve(0)
+    return askAdoption(this.#queryParts, node, sessions)
   }
 
   /** Runs a query on every other live node (see query.ts). */

@@ -14,6 +14,7 @@ import type { UncutSockets } from './uncut-sockets.js'
 import type { UnreadTakeovers } from './unread-takeovers.js'
 import type { Warnings } from './warnings.js'
 import {
+  type AdoptRequest,
   decodeEvent,
   fromWireOptions,
   type HandOffRequest,
@@ -96,7 +97,7 @@ export class IncomingRequests {
    * Runs `request` of another node, well-formed, not this node's own and not meant for another
    * node alone (its `to`, see `RedisAdapter`), and answers it.
    */
-  answer(request: RequestPacket | HandOffRequest | RepliedRequest): void {
+  answer(request: RequestPacket | HandOffRequest | RepliedRequest | AdoptRequest): void {
     const channel = `${this.#prefix}:response:${request.n}`
     const respond = (answer: DistributiveOmit<ResponsePacket, 'n' | 'id'>) => {
       const packet: ResponsePacket = { ...answer, n: this.#node, id: request.id }
@@ -124,6 +125,26 @@ export class IncomingRequests {
             err,
           })
           respond({ k: 'handoff', ok: false })
+        },
+      )
+      return
+    }
+    if (request.k === 'adopt') {
+      if (request.to !== this.#node) return
+      const sessions = request.s.map(([sid, params, left]) => ({ sid, params, left }))
+      // A server of an earlier version adopts nothing: the draining node seals them as before.
+      const adopted = this.#sockets.adopt ? this.#sockets.adopt(sessions) : Promise.resolve(0)
+      adopted.then(
+        (c) => respond({ k: 'adopted', c }),
+        (err: unknown) => {
+          this.#warnings.warn(
+            'handoff',
+            'the server failed to adopt the sessions a draining node asked it to',
+            {
+              err,
+            },
+          )
+          respond({ k: 'adopted', c: 0 })
         },
       )
       return

@@ -94,7 +94,7 @@ export interface NodeNote {
    * `RepliedRequest` (how many replies to a broadcast with acks it made so far). 3: its goodbye
    * mark lasts `GOODBYE_MARK_MS` (see `MARKS_A_DAY`). 4: it ignores a broadcast with acks asked
    * again of another node, and asks its sockets one asked of it again only once (see
-   * `ASKS_ACKS_AGAIN`).
+   * `ASKS_ACKS_AGAIN`). 5: it adopts the sessions a draining node asks it to (see `ADOPTS`).
    */
   v: number
   /**
@@ -180,7 +180,13 @@ export const GOODBYE_MARK_MS = ADDRESS_KEEP_MS
 export const stallClock = { now: (): number => Date.now() }
 
 /** The `v` this version publishes in its note. */
-export const NOTE_VERSION = 4
+export const NOTE_VERSION = 5
+
+/**
+ * The first `v` whose nodes read an `AdoptRequest` (see `Adapter.askAdoption`): a node of an
+ * earlier one would drop it as malformed, so it is never asked.
+ */
+export const ADOPTS = 5
 
 /**
  * The first `v` whose nodes leave a goodbye mark of `GOODBYE_MARK_MS` themselves. A node of an

@@ -8,6 +8,7 @@ import {
   encodeText,
   isAckId,
   isTransportName,
+  MAX_TIMER_MS,
   PacketType,
   type ReplyPacket,
   type WireValue,
@@ -165,6 +166,24 @@ export interface HandOffRequest {
 }
 
 /**
+ * On `<prefix>:request`: node `n`, draining, asks node `to` to adopt the sessions it handed off
+ * and nobody claimed (see `Adapter.askAdoption`): `s`, each as its sid, the route parameters it
+ * opened under, and the milliseconds left of its client's recovery window. Only `to` answers
+ * ('adopted'); the others ignore it. Only sent to nodes whose note says they read it (`v` 5 or
+ * more, see `ADOPTS`).
+ */
+export interface AdoptRequest {
+  n: string
+  id: string
+  k: 'adopt'
+  to: string
+  s: [sid: string, params: Record<string, string>, left: number][]
+}
+
+/** The most sessions one `AdoptRequest` may name: a longer list is refused as malformed. */
+export const MAX_ADOPTIONS = 100_000
+
+/**
  * On `<prefix>:request`: node `n` asks node `to` how many replies it has made so far to `n`'s
  * broadcast with acks `id` (see `BroadcastReplies.replied`). Only `to` answers ('replied'), on
  * `n`'s response channel, after every reply it published before: so `n` knows which of them
@@ -214,6 +233,8 @@ export type ResponsePacket =
   | { n: string; id: string; k: 'asked' }
   /** The answer to a `HandOffRequest`: true once the snapshot is stored. */
   | { n: string; id: string; k: 'handoff'; ok: boolean }
+  /** The answer to an `AdoptRequest`: how many of its sessions the node took over (`c`). */
+  | { n: string; id: string; k: 'adopted'; c: number }
   /**
    * The answer to a `RepliedRequest`: `c` replies made so far; `all` when the node owes none
    * any more (every socket it counted replied, or it never counted this broadcast).
@@ -452,9 +473,19 @@ export function isParams(value: unknown): value is Record<string, string> {
   return isRecord(value) && Object.values(value).every((item) => typeof item === 'string')
 }
 
-export function parseRequest(text: string): RequestPacket | HandOffRequest | RepliedRequest | undefined {
+export function parseRequest(
+  text: string,
+): RequestPacket | HandOffRequest | RepliedRequest | AdoptRequest | undefined {
   const value = parseJson(text)
   if (!isRecord(value) || typeof value.n !== 'string' || typeof value.id !== 'string') return undefined
+  if (value.k === 'adopt') {
+    const fits =
+      typeof value.to === 'string' &&
+      Array.isArray(value.s) &&
+      value.s.length <= MAX_ADOPTIONS &&
+      value.s.every(isAdoption)
+    return fits ? (value as unknown as AdoptRequest) : undefined
+  }
   if (value.k === 'replied')
     return typeof value.to === 'string' ? (value as unknown as RepliedRequest) : undefined
   if (value.k === 'handoff') {
@@ -523,6 +554,7 @@ export function parseResponse(text: string): ResponsePacket | undefined {
     value.k === 'sealed' ||
     value.k === 'asked' ||
     (value.k === 'handoff' && typeof value.ok === 'boolean') ||
+    (value.k === 'adopted' && isCount(value.c)) ||
     (value.k === 'replied' && isCount(value.c) && typeof value.all === 'boolean') ||
     (value.k === 'resubscribed' && isCount(value.q)) ||
     (value.k === 'answered' && typeof value.i === 'string' && typeof value.p === 'string') ||
@@ -576,6 +608,19 @@ function isWaiting(value: unknown): value is [string, JsonValue[], number] {
     typeof value[0] === 'string' &&
     Array.isArray(value[1]) &&
     isCount(value[2])
+  )
+}
+
+/** One session of an `AdoptRequest`: a sid, its route parameters, and a timer's worth of ms. */
+function isAdoption(value: unknown): value is [string, Record<string, string>, number] {
+  return (
+    Array.isArray(value) &&
+    value.length === 3 &&
+    typeof value[0] === 'string' &&
+    value[0] !== '' &&
+    isParams(value[1]) &&
+    isTimeout(value[2]) &&
+    value[2] <= MAX_TIMER_MS
   )
 }
 

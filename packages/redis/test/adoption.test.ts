@@ -1,0 +1,203 @@
+// A drain's sessions whose clients are away (asleep, in a tunnel) past `handoff.timeout`: a live
+// node adopts each one nobody claimed, keeps it for its client, and the client's resume, long
+// after the drain, finds it there with every broadcast sent meanwhile, once each, in order.
+// Three Parley servers on one real Redis behind a round-robin proxy that the test takes offline.
+import { connect } from '@parley/client'
+import { redisAdapter } from '@parley/redis'
+import type { ServerSocket } from '@parley/server'
+import { describe, expect, it } from 'vitest'
+import { skipRedisSuites } from '../../../test/support/redis-server.js'
+import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
+import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
+import { allSeeEachOther, balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
+
+interface Node extends SuiteNode {
+  connections: number
+  restored: ServerSocket[]
+  /** The reasons the sessions restored here ended with, in order. */
+  ended: string[]
+  /** When each session restored here ended (`performance.now()`), in order. */
+  endedAt: number[]
+  log: string[]
+}
+
+/** The drain's wait for claims: short, so that the client is away for several times it. */
+const HANDOFF = { timeout: 600, retrySpread: 0 }
+
+describe.skipIf(skipRedisSuites())(
+  'a live node adopts the sessions a drain could not hand to their clients',
+  () => {
+    const { suite, balance } = balancedSuite<Node>()
+    const { nodes, clients } = suite
+
+    async function startNode(recoveryWindow = 120_000): Promise<Node> {
+      const client = await connectedClient(suite.redis.url)
+      const node: Node = {
+        started: undefined as unknown as Started,
+        redis: client,
+        connections: 0,
+        restored: [],
+        ended: [],
+        endedAt: [],
+        log: [],
+      }
+      node.started = await startServer(
+        {
+          adapter: redisAdapter({ client, heartbeatInterval: 300 }),
+          handoff: HANDOFF,
+          recovery: { window: recoveryWindow },
+        },
+        (app) => {
+          app.parley.on('connection', (socket) => {
+            node.connections++
+            void socket.join('room')
+          })
+          app.parley.on('restored', (socket) => {
+            node.restored.push(socket)
+            socket.on('disconnect', (reason: string) => {
+              node.ended.push(reason)
+              node.endedAt.push(performance.now())
+            })
+          })
+        },
+        {
+          return503OnClosing: false,
+          pluginTimeout: 60_000,
+          logger: { level: 'info', stream: { write: (line: string) => void node.log.push(line.trim()) } },
+        },
+      )
+      nodes.push(node)
+      return node
+    }
+
+    /** Three nodes that see each other behind the proxy, and a WebSocket client connected to one. */
+    async function scene(recoveryWindow?: number) {
+      const list = [
+        await startNode(recoveryWindow),
+        await startNode(recoveryWindow),
+        await startNode(recoveryWindow),
+      ]
+      await allSeeEachOther(list)
+      const proxy = await balance(list)
+      const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], reconnectionDelayMax: 300 })
+      clients.push(c)
+      const got: number[] = []
+      c.on('room', (n: number) => got.push(n))
+      await until(() => c.connected, 3000, 'connect')
+      const owner = list.find((n) => n.connections > 0)!
+      await until(
+        () => owner.started.app.parley.sockets.get(c.id!)?.rooms.has('room') === true,
+        3000,
+        'joined',
+      )
+      return { list, proxy, c, got, owner }
+    }
+
+    /** The client's network goes down: every connection dropped, and every new one. */
+    function offline(proxy: RoundRobinProxy): void {
+      proxy.offline = true
+      proxy.cut()
+    }
+
+    /** Numbered broadcasts to the room every 20 ms, each from the first of `from()` still open. */
+    function broadcasting(from: () => Node[]) {
+      let sent = 0
+      const timer = setInterval(() => {
+        const node = from().find((n) => !n.started.app.parley.closing)
+        if (!node) return
+        sent++
+        node.started.app.parley.to('room').emit('room', sent)
+      }, 20)
+      return {
+        get sent() {
+          return sent
+        },
+        stop: () => clearInterval(timer),
+      }
+    }
+
+    const numbers = (n: number) => Array.from({ length: n }, (_, i) => i + 1)
+
+    it('keeps an away client’s session on a live node, every broadcast before, during and long after the drain once, in order', async () => {
+      const { list, proxy, c, got, owner } = await scene()
+      const id = c.id
+      const others = list.filter((n) => n !== owner)
+      const traffic = broadcasting(() => others)
+      await sleep(200)
+      offline(proxy)
+      await sleep(200)
+      await owner.started.app.close()
+      // Taken over by a live node (adopted), its client still away.
+      const adopter = others.find((n) => n.restored.some((s) => s.id === id))
+      expect(c.connected).toBe(false)
+      // Away for several times handoff.timeout past the drain's end, broadcasts going on.
+      await sleep(6 * HANDOFF.timeout)
+      proxy.avoid.add(list.indexOf(owner))
+      proxy.offline = false
+      await until(() => c.connected, 8000, 'back')
+      await sleep(200)
+      traffic.stop()
+      await until(() => got.length >= traffic.sent, 5000, 'every broadcast').catch((err) => {
+        for (const [k, n] of list.entries()) for (const line of n.log) console.log(`node ${k}: ${line}`)
+        throw err
+      })
+      await sleep(200)
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+      expect(got).toEqual(numbers(traffic.sent))
+      expect(adopter, 'adopted by a live node while its client was away').toBeDefined()
+      // Adopted, not sealed unclaimed; and nowhere taken as a late claim.
+      expect(owner.log.filter((line) => line.includes('were not claimed before the timeout'))).toEqual([])
+      expect(owner.log.filter((line) => line.includes('adopted sessions nobody claimed'))).toHaveLength(1)
+      for (const n of others) expect(n.log.filter((line) => line.includes('handoff.timeout'))).toEqual([])
+    }, 40_000)
+
+    it('hands an adopted session on when its adopter drains too, nothing lost', async () => {
+      const { list, proxy, c, got, owner } = await scene()
+      const id = c.id
+      const traffic = broadcasting(() =>
+        list.filter((n) => n !== owner && !n.restored.some((s) => s.id === id)),
+      )
+      await sleep(200)
+      offline(proxy)
+      await sleep(200)
+      await owner.started.app.close()
+      const adopter = list.find((n) => n !== owner && n.restored.some((s) => s.id === id))!
+      expect(adopter).toBeDefined()
+      const third = list.find((n) => n !== owner && n !== adopter)!
+      await sleep(2 * HANDOFF.timeout)
+      await adopter.started.app.close()
+      expect(third.restored.some((s) => s.id === id)).toBe(true)
+      await sleep(4 * HANDOFF.timeout)
+      proxy.avoid.add(list.indexOf(owner))
+      proxy.avoid.add(list.indexOf(adopter))
+      proxy.offline = false
+      await until(() => c.connected, 8000, 'back')
+      await sleep(200)
+      traffic.stop()
+      await until(() => got.length >= traffic.sent, 5000, 'every broadcast')
+      await sleep(200)
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+      expect(got).toEqual(numbers(traffic.sent))
+    }, 40_000)
+
+    it('ends an adopted session whose client never comes back at its original deadline, not a new one', async () => {
+      const window = 4000
+      const { list, proxy, c, owner } = await scene(window)
+      const id = c.id
+      offline(proxy)
+      const away = performance.now()
+      await sleep(800)
+      await owner.started.app.close()
+      const adopter = list.find((n) => n !== owner && n.restored.some((s) => s.id === id))!
+      expect(adopter).toBeDefined()
+      const adopted = performance.now()
+      await until(() => adopter.ended.length === 1, window + 3000, 'expired')
+      expect(adopter.ended).toEqual(['transport close'])
+      // Its client's window ran from the moment it went away, not from the adoption.
+      expect(adopter.endedAt[0]! - adopted).toBeLessThan(window - 500)
+      expect(adopter.endedAt[0]! - away).toBeGreaterThan(window - 500)
+    }, 30_000)
+  },
+)
