@@ -22,7 +22,7 @@ interface Node extends SuiteNode {
 }
 
 /** The drain's wait for claims: short, so that the client is away for several times it. */
-const HANDOFF = { timeout: 600, retrySpread: 0 }
+const HANDOFF = { timeout: 1000, retrySpread: 0 }
 
 describe.skipIf(skipRedisSuites())(
   'a live node adopts the sessions a drain could not hand to their clients',
@@ -131,7 +131,7 @@ describe.skipIf(skipRedisSuites())(
       const adopter = others.find((n) => n.restored.some((s) => s.id === id))
       expect(c.connected).toBe(false)
       // Away for several times handoff.timeout past the drain's end, broadcasts going on.
-      await sleep(6 * HANDOFF.timeout)
+      await sleep(5 * HANDOFF.timeout)
       proxy.avoid.add(list.indexOf(owner))
       proxy.offline = false
       await until(() => c.connected, 8000, 'back')
