@@ -1,4 +1,11 @@
-import { CloseReason, type EventsMap, type HelloPacket, type Packet, PacketType } from '@parley/protocol'
+import {
+  CloseReason,
+  type EventsMap,
+  type HelloPacket,
+  MAX_TIMER_MS,
+  type Packet,
+  PacketType,
+} from '@parley/protocol'
 import type { Adapter } from './adapter/adapter.js'
 import { type Adoption, type ClaimAnswer, claimMissed } from './adapter/handoff.js'
 import type { AdapterFailures } from './adapter-failures.js'
@@ -19,6 +26,7 @@ import {
   type Refusal,
   shuttingDown,
 } from './refusals.js'
+import { routeParams } from './route-params.js'
 import type { Session } from './session.js'
 import type { Takeover } from './takeover.js'
 import type { Transport } from './transports/transport.js'
@@ -346,11 +354,21 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
    * Never rejects.
    */
   async adopt(sessions: readonly Adoption[], transport: () => Transport): Promise<number> {
-    const { handoff, closing } = this.#context
-    if (!handoff || closing()) return 0
+    const { handoff, closing, recoveryWindow } = this.#context
+    if (!handoff || closing() || !Array.isArray(sessions)) return 0
     const adopted = await Promise.all(
-      sessions.map(async (adoption) => {
-        const { sid } = adoption
+      sessions.map(async (entry: unknown) => {
+        // What an adapter of the application's hands over is read as untrusted: an entry that
+        // is no adoption, a sid that is none, or no time left adopts nothing. Never kept past this
+        // node's own window, nor past what a timer holds (one past it would fire at once).
+        if (typeof entry !== 'object' || entry === null) return false
+        const { sid, params, left } = entry as Partial<Record<keyof Adoption, unknown>>
+        if (typeof sid !== 'string' || sid === '' || typeof left !== 'number' || !(left > 0)) return false
+        const adoption: Adoption = {
+          sid,
+          params: routeParams(params),
+          left: Math.min(left, recoveryWindow, MAX_TIMER_MS),
+        }
         // Tracked as a resume's claim is: a drain that begins meanwhile waits for it, and hands
         // on the session it wins.
         const answer = await safely(() =>

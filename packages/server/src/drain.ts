@@ -315,7 +315,9 @@ export class Drain {
    */
   async #adopt(handedOff: number, deadline: number): Promise<void> {
     const { adapter, log } = this.#context
-    const nodes = (await safely(() => adapter.adopters?.())) ?? []
+    const given = await safely(() => adapter.adopters?.())
+    // Only ids: an adapter that answers anything else is asked nothing.
+    const nodes = Array.isArray(given) ? given.filter((node): node is string => typeof node === 'string') : []
     if (nodes.length === 0 || this.#handedOff.size === 0) return
     const asked = new Map<string, Adoption[]>()
     let turn = 0

@@ -133,4 +133,34 @@ describe('drain with handoff: adoption', () => {
     expect(b.restored).toEqual([])
     expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
   })
+
+  it('adopts nothing for what is no adoption, and never throws on it', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'b'])
+    const [a, b] = list as [Node, Node]
+    await clientsOf(proxy, 1)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    // Stored, its drain waiting for a claim: a real sid to ask with.
+    const draining = a.started.app.close()
+    await until(() => cluster.handoffs.get(cluster.handOffSids[0] ?? '')?.stored === true, 3000, 'stored')
+    const sid = cluster.handOffSids[0]!
+    const adopt = cluster.nodes.get('b')!.sockets.adopt!
+    for (const junk of [
+      null,
+      'sessions',
+      [null],
+      ['sid'],
+      [{ sid: 7, params: {}, left: 5000 }],
+      [{ sid: '', params: {}, left: 5000 }],
+      [{ sid, params: {}, left: Number.NaN }],
+      [{ sid, params: {}, left: 0 }],
+      [{ sid, params: {}, left: '5000' }],
+    ])
+      expect(await adopt(junk as never)).toBe(0)
+    expect(cluster.handoffs.get(sid)?.claimedBy).toBeUndefined()
+    await draining
+    nodes = nodes.filter((n) => n !== a.started)
+    expect(b.restored).toHaveLength(1)
+  })
 })
