@@ -1,8 +1,9 @@
 // What crosses Redis is read back as untrusted input: anything malformed is refused, never thrown on.
-import { prepareEvent } from '@parley/protocol'
+import { MAX_TIMER_MS, prepareEvent } from '@parley/protocol'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import {
   decodeEvent,
+  MAX_ADOPTIONS,
   MAX_NODE_SOCKETS,
   packParams,
   packSocket,
@@ -132,6 +133,45 @@ describe('the messages between nodes', () => {
     // A packet of another kind is not an event, nor a value.
     expect(decodeEvent(packValue(1))).toBeUndefined()
     expect(unpackValue(prepareEvent('x', []).text(0, 0))).toEqual({ ok: false })
+  })
+
+  it('reads an adoption request whole, and refuses any other shape', () => {
+    const adopt = {
+      n: 'a',
+      id: '1',
+      k: 'adopt',
+      to: 'b',
+      s: [
+        ['sid-1', {}, 5000],
+        ['sid-2', { tenant: 'acme' }, 0],
+      ],
+    }
+    expect(parseRequest(JSON.stringify(adopt))).toEqual(adopt)
+    expect(parseRequest(JSON.stringify({ ...adopt, s: [] }))).toEqual({ ...adopt, s: [] })
+    expect(parseResponse('{"n":"b","id":"1","k":"adopted","c":2}')).toEqual({
+      n: 'b',
+      id: '1',
+      k: 'adopted',
+      c: 2,
+    })
+    for (const s of [
+      undefined,
+      'sid-1',
+      [['sid-1', {}]],
+      [['', {}, 5000]],
+      [[1, {}, 5000]],
+      [['sid-1', { tenant: 7 }, 5000]],
+      [['sid-1', null, 5000]],
+      [['sid-1', {}, -1]],
+      [['sid-1', {}, '5000']],
+      // Past what a timer holds: it would fire at once.
+      [['sid-1', {}, MAX_TIMER_MS + 1]],
+      Array.from({ length: MAX_ADOPTIONS + 1 }, () => ['sid-1', {}, 1]),
+    ])
+      expect(parseRequest(JSON.stringify({ ...adopt, s }))).toBeUndefined()
+    expect(parseRequest(JSON.stringify({ ...adopt, to: undefined }))).toBeUndefined()
+    expect(parseResponse('{"n":"b","id":"1","k":"adopted","c":-1}')).toBeUndefined()
+    expect(parseResponse('{"n":"b","id":"1","k":"adopted"}')).toBeUndefined()
   })
 
   it("reads an old node's places on the channel, and refuses any other shape: the claimer then filters nothing", () => {
