@@ -164,6 +164,12 @@ export async function startTrafficNode(
     settling?: () => void
     /** Resolves only once this node and every node already in `nodes` take each other for alive. */
     seen?: boolean
+    /**
+     * False: the adapter has no `askAdoption`, so that this node's drain seals the sessions nobody
+     * claimed as an adapter without it does (what a scene of that seal needs, the other nodes
+     * alive); true by default.
+     */
+    adopts?: boolean
   } = {},
 ): Promise<TrafficNode> {
   const client = await connectedClient(url)
@@ -179,19 +185,22 @@ export async function startTrafficNode(
   const setup = (socket: ServerSocket) => socket.on('up', (n: number) => node.received.push(n))
   node.started = await startServer(
     {
-      adapter: settlingHook(
-        redisAdapter({
-          client: own.view?.(client) ?? client,
-          heartbeatInterval: own.heartbeatInterval ?? 300,
-          log: {
-            warn: (details, message) => {
-              node.warnings.push(message)
-              node.warned.push({ message, details })
+      adapter: adoptingOrNot(
+        settlingHook(
+          redisAdapter({
+            client: own.view?.(client) ?? client,
+            heartbeatInterval: own.heartbeatInterval ?? 300,
+            log: {
+              warn: (details, message) => {
+                node.warnings.push(message)
+                node.warned.push({ message, details })
+              },
             },
-          },
-          ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
-        }),
-        own.settling,
+            ...(own.requestTimeout === undefined ? {} : { requestTimeout: own.requestTimeout }),
+          }),
+          own.settling,
+        ),
+        own.adopts ?? true,
       ),
       handoff: { timeout: own.handoffTimeout ?? 7000, retrySpread: 0 },
       ...(own.handshakeTimeout === undefined ? {} : { handshakeTimeout: own.handshakeTimeout }),
@@ -229,6 +238,15 @@ export function expectEachOnceInSenderOrder(got: readonly number[], bySender: re
 }
 
 /** The adapters `factory` makes, with `settling` run as each is asked to settle a session. */
+/** `factory`, its adapters without `askAdoption` unless `adopts` (see `startTrafficNode`). */
+function adoptingOrNot(
+  factory: ReturnType<typeof redisAdapter>,
+  adopts: boolean,
+): ReturnType<typeof redisAdapter> {
+  if (adopts) return factory
+  return (sockets) => Object.assign(factory(sockets), { askAdoption: undefined })
+}
+
 function settlingHook(
   factory: ReturnType<typeof redisAdapter>,
   settling: (() => void) | undefined,

@@ -169,7 +169,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   }
 
   it('is answered 204 unused by a live node: the client resumes there on its next GET, and nothing is lost (polling)', async () => {
-    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
     const b = await startTrafficNode(suite.redis.url, nodes)
     const balancer = await balance([a, b])
     balancer.avoid.add(1)
@@ -212,7 +212,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   }, 35_000)
 
   it('that says goodbye, at a closing node that cannot reach the node it picks for it (its server closed already), goes to another, live, which ends the session (polling)', async () => {
-    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
     const logs: { msg: string; node?: string }[] = []
     const b = await startTrafficNode(suite.redis.url, nodes, {
       fastify: {
@@ -281,7 +281,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
    * has its answer. `logs`: b's warnings; `closingB.end()` ends b's drain.
    */
   async function goodbyeToRefusingPick(status: number, coded = true) {
-    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
     const logs: { msg: string; node?: string }[] = []
     const b = await startTrafficNode(suite.redis.url, nodes, {
       fastify: {
@@ -368,7 +368,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   })
 
   it('that reaches a node closing too, where Fastify refuses requests, is answered 204 unused there as well: the client resumes on its next GET, and nothing is lost (polling)', async () => {
-    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
     const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
     const d = await startTrafficNode(suite.redis.url, nodes)
     const balancer = await balance([a, b, d])
@@ -421,7 +421,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   it.each(['polling', 'sse'] as const)(
     'that says goodbye ends the session on a live node, which takes it over to end it (%s)',
     async (transport) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
       const b = await startTrafficNode(suite.redis.url, nodes)
       const { ends, balancer, requests } = await goodbyeSetUp([a, b], [b])
       const c = connect(`${balancer.url}/parley`, { transports: [transport], fetch: requests.fetch })
@@ -461,7 +461,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   ] as [TransportName, boolean][])(
     'that says goodbye and reaches a node that is closing too is sent on to a live node, which ends the session (%s, return503OnClosing: %s)',
     async (transport, return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
       const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
       const d = await startTrafficNode(suite.redis.url, nodes)
       const { ends, balancer, requests } = await goodbyeSetUp([a, b, d], [b, d])
@@ -494,7 +494,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   ] as [TransportName, boolean][])(
     'that says goodbye and is sent on by a closing node to another that is closing too goes on from there to a live node, which ends the session (%s, return503OnClosing: %s)',
     async (transport, return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
       const closing = { fastify: { return503OnClosing } }
       const b = await startTrafficNode(suite.redis.url, nodes, closing)
       const others = [
@@ -534,7 +534,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   ] as [TransportName, boolean][])(
     'that says goodbye and reaches a node whose drain ends while it looks the owner up is sent on to a live node all the same, which ends the session (%s, return503OnClosing: %s)',
     async (transport, return503OnClosing) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
       const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing } })
       const d = await startTrafficNode(suite.redis.url, nodes)
       const { ends, balancer, requests } = await goodbyeSetUp([a, b, d], [b, d])
@@ -615,7 +615,7 @@ describe.skipIf(skipRedisSuites())('a POST of a handed-off session that comes af
   }, 40_000)
 
   it('that says goodbye ends the session on a live node whose middleware refuses a resume without auth: it runs no middleware for it', async () => {
-    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+    const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
     const b = await startTrafficNode(suite.redis.url, nodes)
     let judged = 0
     b.started.app.parley.use((socket) => {

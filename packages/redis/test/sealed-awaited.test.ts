@@ -1,4 +1,5 @@
-// A drain that nobody claims before its timeout seals its sessions' tails; the client resumes
+// A drain that nobody claims before its timeout, and whose adapter asks no live node to adopt
+// what is left (no `askAdoption`), seals its sessions' tails; the client resumes
 // later on another node, which takes the session over from that tail. Own broadcasts of the
 // drained node that the session still waits for must reach the client there all the same: into
 // the tail before its last packets, in order, once. Those given up while the session was handed
@@ -27,6 +28,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
       handoffTimeout: 1500,
       view: given.view,
       fastify: { return503OnClosing: false },
+      adopts: false,
       // The drain stops waiting for claims.
       settling: () => {
         given.loseProbes = false
@@ -74,6 +76,7 @@ describe.skipIf(skipRedisSuites())('a drain that seals a session nobody claimed'
     const a = await startTrafficNode(suite.redis.url, nodes, {
       handoffTimeout: 1000,
       fastify: { return503OnClosing: false },
+      adopts: false,
       // The drain stops waiting for claims, and settles the session before its seal.
       settling: () => emitAtSeal?.(),
     })
