@@ -6,6 +6,10 @@
 // gives it, telling its application nothing), its resume claiming the session there, whole.
 // Answered 400 PARLEY_UNKNOWN_SESSION instead, the GET failed the client's transport.
 //
+// These scenes keep the session unclaimed: the draining node asks no live node to adopt it (its
+// adapter without `askAdoption`). Adopted (the last test), the GET reaches the node that holds
+// the session for its client, which answers it the same.
+//
 // Such a GET may reach a node that is closing too, once Fastify refuses requests there
 // (`return503OnClosing`, its default): that node answers it the same CLOSE 'server handoff', as its
 // routes do during the drain. Answered 503, the GET failed the client's transport.
@@ -86,7 +90,7 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
   it.each(['polling', 'sse'] as const)(
     'is answered CLOSE server handoff by a live node: the client resumes there, and nothing is lost (%s)',
     async (transport) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
       const b = await startTrafficNode(suite.redis.url, nodes)
       const balancer = await balance([a, b])
       balancer.avoid.add(1)
@@ -123,7 +127,7 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
   it.each(['polling', 'sse'] as const)(
     'that reaches a node closing too, where Fastify refuses requests, is answered CLOSE server handoff there as well (%s)',
     async (transport) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500, adopts: false })
       const b = await startTrafficNode(suite.redis.url, nodes, { fastify: { return503OnClosing: true } })
       const d = await startTrafficNode(suite.redis.url, nodes)
       const balancer = await balance([a, b, d])
@@ -160,5 +164,40 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
       expect(b.restored).toHaveLength(0)
       await closingB.end()
     },
+  )
+
+  it.each(['polling', 'sse'] as const)(
+    'is answered CLOSE server handoff by the live node that adopted the session: the client resumes there, and nothing is lost (%s)',
+    async (transport) => {
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      const b = await startTrafficNode(suite.redis.url, nodes)
+      const balancer = await balance([a, b])
+      balancer.avoid.add(1)
+      const { gets, c, heard, got, id } = await sessionOnA(transport, a, balancer.url)
+      c.emit('up', 1)
+      if (transport === 'polling') await until(() => a.received.length === 1, 3000, 'the event, on a')
+
+      // a drains: nobody claims the session (its client's GET is held up), and b adopts it.
+      await within(a.started.app.close(), 8000, 'a closed')
+      expect(b.restored).toHaveLength(1)
+      balancer.avoid.clear()
+      balancer.avoid.add(0)
+      gets.release()
+      await until(() => c.connected && c.transport === transport, 5000, 'resumed on b')
+      b.restored[0]!.emit('down', 2)
+      c.emit('up', 2)
+      const sent = transport === 'polling' ? [0, 1, 2] : [1, 2]
+      const ups = () => [...a.received, ...b.received]
+      await until(() => got.length === sent.length && ups().length === 2, 5000, 'the next messages')
+
+      expect(got).toEqual(sent)
+      expect(ups()).toEqual([1, 2])
+      expect(heard).toEqual([])
+      expect(c.id).toBe(id)
+      expect(c.recovered).toBe(true)
+      expect(b.restored).toHaveLength(1)
+      expect(b.connections).toHaveLength(0)
+    },
+    30_000,
   )
 })

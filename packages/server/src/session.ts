@@ -436,6 +436,8 @@ export class Session extends Timed implements TransportOwner {
    * node that adopts the session (see `recoveryLeft`) keeps its client's deadline, not a new one.
    */
   #recoveryEnds: number | undefined
+  /** Adopted without its client (see `awaitResume`): true until a transport attaches. */
+  #adopted = false
   /** A gap in the client's numbers, open: the highest number seen past it (see `#lostBefore`). */
   #gap: { seq: number } | undefined
   /**
@@ -559,6 +561,7 @@ export class Session extends Timed implements TransportOwner {
     }
     clearTimeout(this.#recoveryTimer)
     this.#recoveryEnds = undefined
+    this.#adopted = false
     this.#transport = transport
     this.#state = 'attached'
     transport.bind(this)
@@ -939,13 +942,23 @@ export class Session extends Timed implements TransportOwner {
    * Restored, but the client went away while it was: the session waits for a resume within the
    * recovery window, as after a lost transport; within `left` ms for a session adopted without
    * its client (what was left of its client's window on the node it came from, see
-   * `recoveryLeft`).
+   * `recoveryLeft`), `adopted` (see `adoptedAway`).
    */
-  awaitResume(left: number = this.#config.recoveryWindow): void {
+  awaitResume(left: number = this.#config.recoveryWindow, adopted = false): void {
     if (this.#state !== 'detached' || this.#transport) return
+    this.#adopted = adopted
     clearTimeout(this.#recoveryTimer)
     this.#recoveryEnds = performance.now() + left
     this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), left)
+  }
+
+  /**
+   * True while the session, adopted from a draining node without its client (see
+   * `awaitResume`), waits for that client's first resume here: a request of the client's old
+   * transport is answered as the draining node would have (see routes.ts).
+   */
+  get adoptedAway(): boolean {
+    return this.#adopted && this.#state === 'detached'
   }
 
   /**

@@ -213,7 +213,7 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     // anew), never the old move; one that came during this takeover resumes it here (see
     // `Arrivals`).
     context.backHere(session.sid)
-    if (!transport.open || withoutClient) session.awaitResume(adoptFor)
+    if (!transport.open || withoutClient) session.awaitResume(adoptFor, adoptFor !== undefined)
     else {
       metrics.resume(true)
       session.attach(transport, hello.ack ?? 0, true)

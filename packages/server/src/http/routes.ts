@@ -667,6 +667,16 @@ export async function parleyRoutes(
         (await posts.takeFrozen(session, cors, () => readRequestBody(request, reply))).answer,
       )
     }
+    // Adopted from a drain, its client not back yet: a request of the client's old transport
+    // (a poll or a stream held up on its way, a POST sent before the CLOSE 'server handoff' was
+    // read) is answered as the node that handed the session off would have, or a live node for
+    // it: CLOSE 'server handoff' for a GET, 204 with nothing used for a POST but its goodbye.
+    // The client resumes, quietly, and finds the session here. Refused as not attached, it would
+    // fail the client's transport, and its application would hear of it.
+    if (session.adoptedAway) {
+      if (method === 'GET') return handedOff(kind, reply, cors)
+      return handedOffPost(sid, kind, request, reply, cors, () => readRequestBody(request, reply))
+    }
     const transport = session.transport
     const http = transport?.name === kind ? transport.http : undefined
     if (!transport || !http) return notAttached(reply, kind, cors)
