@@ -80,7 +80,9 @@ export function chatNodesSuite() {
      * A chat node on the suite's Redis, reached at `redisUrl` (the suite's Redis by default),
      * listening on `port` (a free one by default), with Parley's drain options `handoff`, and the
      * adapter's `heartbeatInterval` and the Redis client's `reconnectDelay` when given (see
-     * `connectRedis`; their defaults otherwise).
+     * `connectRedis`; their defaults otherwise). `adopts: false`: the adapter has no
+     * `askAdoption`, so that the node's drain leaves the sessions nobody claimed between the nodes
+     * (sealed), as an adapter without it does, rather than have a live node adopt them.
      */
     async startNode(
       label: string,
@@ -88,6 +90,7 @@ export function chatNodesSuite() {
         redisUrl?: string
         port?: number
         handoff?: ChatAppOptions['handoff']
+        adopts?: boolean
       } & Pick<ClusterOptions, 'heartbeatInterval' | 'reconnectDelay'> = {},
     ): Promise<ChatNode> {
       const { heartbeatInterval, reconnectDelay } = options
@@ -98,8 +101,12 @@ export function chatNodesSuite() {
       })
       let app: FastifyInstance | undefined
       try {
+        const adapter = cluster.adapter
         app = await buildChatApp({
-          adapter: cluster.adapter,
+          adapter:
+            options.adopts === false
+              ? (sockets) => Object.assign(adapter(sockets), { askAdoption: undefined })
+              : adapter,
           store: cluster.store,
           handoff: options.handoff,
         })

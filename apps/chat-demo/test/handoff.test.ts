@@ -24,8 +24,12 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
    */
   async function twoNodes(
     handoff: ChatAppOptions['handoff'] = { retrySpread: 300 },
+    adopts = true,
   ): Promise<[ChatNode, ChatNode]> {
-    const pair: [ChatNode, ChatNode] = [await suite.startNode('a', { handoff }), await suite.startNode('b')]
+    const pair: [ChatNode, ChatNode] = [
+      await suite.startNode('a', { handoff, adopts }),
+      await suite.startNode('b'),
+    ]
     await expect.poll(() => pair.every((n) => liveNodes(n) === 1), { timeout: 10_000 }).toBe(true)
     return pair
   }
@@ -249,8 +253,10 @@ describe.skipIf(skipRedisSuites())('a request under way while its session moves 
     // Node A's drain waits for claims until its handoff timeout, which Pim's offline session
     // always reaches: 1.5 s instead of Parley's 5 s, and Ona (online) told to come back within
     // 0.3 s, well before it. A claim after the timeout (Pim's, or Ona's on a slow machine) finds
-    // the session's tail sealed and takes it over all the same.
-    const [a, b] = await twoNodes({ timeout: 1500, retrySpread: 300 })
+    // the session's tail sealed and takes it over all the same. Node A asks node B to adopt
+    // nothing (its adapter without `askAdoption`): adopted, Pim's session would live on node B,
+    // listed there, and never be between the nodes.
+    const [a, b] = await twoNodes({ timeout: 1500, retrySpread: 300 }, false)
     // Pim reaches node A through a link that goes down: the drain hands the session off, and it
     // stays between the nodes until the link is up again.
     const port = Number(new URL(a.url).port)
