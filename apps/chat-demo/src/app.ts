@@ -117,19 +117,32 @@ export function checkHandoffTimeout(timeout: number): void {
   checkMs('handoff.timeout', timeout, 1, MAX_HANDOFF_TIMEOUT)
 }
 
-/**
- * The longest `--handoff-retry-spread` a node takes: the recovery window of the sessions it hands
- * off (30 s, `buildChatApp`'s default, which `src/main.ts` keeps). A page told to come back later
- * than that would find its session gone.
- */
-export const MAX_HANDOFF_RETRY_SPREAD = 30_000
+/** How long a session that lost its connection stays, in ms, unless `recoveryWindow` says otherwise. */
+export const DEFAULT_RECOVERY_WINDOW = 30_000
 
 /**
- * Throws a `ChatOptionError` unless `spread` is a whole number of ms from 0 to
- * `MAX_HANDOFF_RETRY_SPREAD`.
+ * The range of `--recovery-window`: at least the longest drain's wait (`MAX_HANDOFF_TIMEOUT`), so
+ * that a page told to come back during a deploy finds its session; at most ten minutes of someone
+ * listed after they left.
  */
-export function checkHandoffRetrySpread(spread: number): void {
-  checkMs('handoff.retrySpread', spread, 0, MAX_HANDOFF_RETRY_SPREAD)
+export const MIN_RECOVERY_WINDOW = MAX_HANDOFF_TIMEOUT
+export const MAX_RECOVERY_WINDOW = 600_000
+
+/**
+ * Throws a `ChatOptionError` unless `window` is a whole number of ms from `MIN_RECOVERY_WINDOW` to
+ * `MAX_RECOVERY_WINDOW`.
+ */
+export function checkRecoveryWindow(window: number): void {
+  checkMs('recoveryWindow', window, MIN_RECOVERY_WINDOW, MAX_RECOVERY_WINDOW)
+}
+
+/**
+ * Throws a `ChatOptionError` unless `spread` is a whole number of ms from 0 to `window`, the
+ * recovery window of the sessions a drain hands off: a page told to come back later than that
+ * would find its session gone.
+ */
+export function checkHandoffRetrySpread(spread: number, window = DEFAULT_RECOVERY_WINDOW): void {
+  checkMs('handoff.retrySpread', spread, 0, window)
 }
 
 /** Builds the chat server (not listening yet), so that tests can start it on port 0. */
@@ -150,7 +163,7 @@ export async function buildChatApp(options: ChatAppOptions = {}): Promise<Fastif
 
   await app.register(parley, {
     path: '/parley',
-    recovery: { window: options.recoveryWindow ?? 30_000 },
+    recovery: { window: options.recoveryWindow ?? DEFAULT_RECOVERY_WINDOW },
     ...(options.adapter ? { adapter: options.adapter } : {}),
     ...(options.handoff ? { handoff: options.handoff } : {}),
     ...(options.shutdown ? { shutdown: options.shutdown } : {}),

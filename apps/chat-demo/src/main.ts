@@ -1,6 +1,12 @@
 import { parseArgs } from 'node:util'
 import type { AdapterFactory } from '@parley/server'
-import { buildChatApp, checkHandoffRetrySpread, checkHandoffTimeout, checkRatePeriod } from './app.js'
+import {
+  buildChatApp,
+  checkHandoffRetrySpread,
+  checkHandoffTimeout,
+  checkRatePeriod,
+  checkRecoveryWindow,
+} from './app.js'
 import { checkHeartbeatInterval, checkReconnectDelay, connectRedis } from './cluster.js'
 import { holdPort } from './hold-port.js'
 import type { ChatStore } from './store.js'
@@ -16,6 +22,8 @@ import type { ChatStore } from './store.js'
 // `--heartbeat-interval <ms>`: the Redis adapter's heartbeat (2000 by default): a node that
 // misses three is gone. `--reconnect-delay <ms>`: the longest wait between tries to reach Redis
 // again (2000 by default). A test shortens both, to see a node die or Redis come back sooner.
+// `--recovery-window <ms>`: how long a session that lost its connection stays, listed, on some
+// node (30000 by default): a test shortens it, to see someone who vanished leave the list sooner.
 const { values } = parseArgs({
   options: {
     port: { type: 'string' },
@@ -28,6 +36,7 @@ const { values } = parseArgs({
     'handoff-retry-spread': { type: 'string' },
     'heartbeat-interval': { type: 'string' },
     'reconnect-delay': { type: 'string' },
+    'recovery-window': { type: 'string' },
   },
 })
 const portText = values.port ?? process.env.PORT ?? '3000'
@@ -44,7 +53,13 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
  * before the node holds its port or joins Redis: the other nodes never see it.
  */
 function msFlag(
-  flag: 'rate-period' | 'handoff-timeout' | 'handoff-retry-spread' | 'heartbeat-interval' | 'reconnect-delay',
+  flag:
+    | 'rate-period'
+    | 'handoff-timeout'
+    | 'handoff-retry-spread'
+    | 'heartbeat-interval'
+    | 'reconnect-delay'
+    | 'recovery-window',
   check: (ms: number) => void,
 ): number | undefined {
   const text = values[flag]
@@ -59,7 +74,10 @@ function msFlag(
 }
 const ratePeriod = msFlag('rate-period', checkRatePeriod)
 const handoffTimeout = msFlag('handoff-timeout', checkHandoffTimeout)
-const handoffRetrySpread = msFlag('handoff-retry-spread', checkHandoffRetrySpread)
+const recoveryWindow = msFlag('recovery-window', checkRecoveryWindow)
+const handoffRetrySpread = msFlag('handoff-retry-spread', (spread) =>
+  checkHandoffRetrySpread(spread, recoveryWindow),
+)
 const heartbeatInterval = msFlag('heartbeat-interval', checkHeartbeatInterval)
 const reconnectDelay = msFlag('reconnect-delay', checkReconnectDelay)
 
@@ -105,6 +123,7 @@ const app = await buildChatApp({
   ...(adapter ? { adapter } : {}),
   ...(store ? { store } : {}),
   ...(ratePeriod !== undefined ? { ratePeriod } : {}),
+  ...(recoveryWindow !== undefined ? { recoveryWindow } : {}),
   handoff: {
     ...(handoffTimeout !== undefined ? { timeout: handoffTimeout } : {}),
     ...(handoffRetrySpread !== undefined ? { retrySpread: handoffRetrySpread } : {}),

@@ -3,7 +3,7 @@
 // that joined Redis first could be listed for three heartbeats at another process's address
 // (whether its heartbeat beat the failed listen is a race): it must not reach Redis at all. Nor
 // must a node given a --rate-period, --handoff-timeout, --handoff-retry-spread,
-// --heartbeat-interval or --reconnect-delay it cannot take.
+// --heartbeat-interval, --reconnect-delay or --recovery-window it cannot take.
 import http from 'node:http'
 import { createClient } from 'redis'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -34,6 +34,14 @@ describe.skipIf(skipRedisSuites())('a chat node given an option out of range', (
     [
       { heartbeatInterval: 5 },
       '--heartbeat-interval "5": chat demo: option "heartbeatInterval" must be a whole number of ms from 10 to 60000',
+    ],
+    [
+      { recoveryWindow: 5000 },
+      '--recovery-window "5000": chat demo: option "recoveryWindow" must be a whole number of ms from 7000 to 600000',
+    ],
+    [
+      { recoveryWindow: 10_000, handoffRetrySpread: 20_000 },
+      '--handoff-retry-spread "20000": chat demo: option "handoff.retrySpread" must be a whole number of ms from 0 to 10000',
     ],
     [
       { reconnectDelay: 70_000 },

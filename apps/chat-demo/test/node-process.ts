@@ -37,6 +37,8 @@ export interface NodeOptions {
   heartbeatInterval?: number
   /** `--reconnect-delay`: the longest wait between tries to reach Redis again, in ms (2000 when left out). */
   reconnectDelay?: number
+  /** `--recovery-window`: how long a session that lost its connection stays, in ms (30000 when left out). */
+  recoveryWindow?: number
 }
 
 /**
@@ -57,6 +59,7 @@ export async function startNode(
   if (options.heartbeatInterval !== undefined)
     args.push('--heartbeat-interval', String(options.heartbeatInterval))
   if (options.reconnectDelay !== undefined) args.push('--reconnect-delay', String(options.reconnectDelay))
+  if (options.recoveryWindow !== undefined) args.push('--recovery-window', String(options.recoveryWindow))
   const child = spawn(process.execPath, [await compiledScript(main), ...args], {
     cwd: appDir,
     stdio: ['ignore', 'pipe', 'pipe'],
