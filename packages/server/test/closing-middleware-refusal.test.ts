@@ -95,6 +95,12 @@ function refusedWith(transport: TransportName, code: string, status: number) {
 
 const SHUTTING_DOWN = 'PARLEY_SERVER_SHUTTING_DOWN'
 
+/** The answer of a node that began to close: a refusal its client tries again on, 503 over HTTP. */
+function expectShuttingDown(refused: unknown, transport: TransportName) {
+  expect(refused).toBeInstanceOf(Refused)
+  expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
+}
+
 /** A session opened on `transport`, its transport then gone: a resume of it is what comes next. */
 async function sessionToResume(transport: TransportName, server: Awaited<ReturnType<typeof heldServer>>) {
   const first = await rawConnect(transport, server.base)
@@ -107,6 +113,24 @@ async function sessionToResume(transport: TransportName, server: Awaited<ReturnT
 }
 
 /**
+ * A handshake (or a resume: `sid`) on `transport`, once `server`'s middleware holds it: what it
+ * will come to (see `outcome`), in an object, so that returning it does not wait for it.
+ */
+async function heldBy(
+  server: Awaited<ReturnType<typeof heldServer>>,
+  transport: TransportName,
+  what: 'handshake' | 'resume',
+  resume?: { sid: string },
+) {
+  const answer = outcome(
+    rawConnect(transport, server.base, { ...(resume && { sid: resume.sid, ack: 0 }), auth: { hold: true } }),
+    server.clients,
+  )
+  await until(() => server.cue.reached(), 5000, `the middleware to hold the ${what}`)
+  return { answer }
+}
+
+/**
  * What `server` answers a handshake (or a resume: `sid`) on `transport` whose middleware holds it
  * until the close began, then settles.
  */
@@ -116,11 +140,7 @@ async function answeredAtClose(
   what: 'handshake' | 'resume',
   resume?: { sid: string },
 ) {
-  const answer = outcome(
-    rawConnect(transport, server.base, { ...(resume && { sid: resume.sid, ack: 0 }), auth: { hold: true } }),
-    server.clients,
-  )
-  await until(() => server.cue.reached(), 5000, `the middleware to hold the ${what}`)
+  const { answer } = await heldBy(server, transport, what, resume)
   await server.beginClose()
   server.cue.open()
   return within(answer, 5000, `the answer to the ${what}`)
@@ -130,8 +150,7 @@ describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport)
   it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it throws after the close began', async () => {
     const server = await heldServer()
     const refused = await answeredAtClose(transport, server, 'handshake')
-    expect(refused).toBeInstanceOf(Refused)
-    expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
+    expectShuttingDown(refused, transport)
     expect(server.app.parley.sockets.size).toBe(0)
     // A failure every deploy meets, and no refusal: said at debug, not as a middleware's failure.
     const about = server.logs.filter(({ msg }) => msg.includes('handshake middleware'))
@@ -147,8 +166,7 @@ describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport)
     const server = await heldServer()
     const { sid, socket } = await sessionToResume(transport, server)
     const refused = await answeredAtClose(transport, server, 'resume', { sid })
-    expect(refused).toBeInstanceOf(Refused)
-    expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
+    expectShuttingDown(refused, transport)
     // Left as it was, for the close to end or hand off.
     expect(socket.connected).toBe(true)
   })
@@ -156,14 +174,12 @@ describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport)
   it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it disconnects the socket after the close began', async () => {
     const server = await heldServer('disconnects')
     const refused = await answeredAtClose(transport, server, 'handshake')
-    expect(refused).toBeInstanceOf(Refused)
-    expect(refused).toMatchObject(refusedWith(transport, SHUTTING_DOWN, 503))
+    expectShuttingDown(refused, transport)
   })
 
   it('still answers PARLEY_REFUSED to a throw settled before the close began', async () => {
     const server = await heldServer()
-    const answer = outcome(rawConnect(transport, server.base, { auth: { hold: true } }), server.clients)
-    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
+    const { answer } = await heldBy(server, transport, 'handshake')
     server.cue.open()
     const refused = await within(answer, 5000, 'the answer to the handshake')
     expect(refused).toBeInstanceOf(Refused)
@@ -178,12 +194,10 @@ describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport)
 describe('a handshake middleware refusing during app.parley.drain()', () => {
   it('answers PARLEY_SERVER_SHUTTING_DOWN to a throw settled once the drain began', async () => {
     const server = await heldServer()
-    const answer = outcome(rawConnect('polling', server.base, { auth: { hold: true } }), server.clients)
-    await until(() => server.cue.reached(), 5000, 'the middleware to hold the handshake')
+    const { answer } = await heldBy(server, 'polling', 'handshake')
     await within(server.app.parley.drain(), 5000, 'the drain')
     server.cue.open()
-    const refused = await within(answer, 5000, 'the answer to the handshake')
-    expect(refused).toMatchObject(refusedWith('polling', SHUTTING_DOWN, 503))
+    expectShuttingDown(await within(answer, 5000, 'the answer to the handshake'), 'polling')
   })
 })
 
@@ -222,8 +236,7 @@ describe('a handshake middleware refusing a takeover', () => {
     void b.app.parley.drain()
     cue.open()
     const refused = await within(answer, 5000, 'the answer to the resume')
-    expect(refused).toBeInstanceOf(Refused)
-    expect(refused).toMatchObject(refusedWith('polling', SHUTTING_DOWN, 503))
+    expectShuttingDown(refused, 'polling')
     await within(draining, 5000, "a's drain")
     // No verdict on a client admitted before: b took the session over all the same, and its drain
     // handed it on, where the client's next try, on a live node, resumes it.
