@@ -14,9 +14,15 @@ interface Sent {
   fail: (err: unknown) => void
 }
 
-/** A queue whose batches wait in `sent` for their answer. */
+const tail = (): TailOf => ({ gap: false, landed: 0 })
+
+/**
+ * A queue whose batches wait in `sent` for their answer; `append` adds `data` to a tail, and what
+ * each append is told goes to `told`, in order.
+ */
 function byHand() {
   const sent: Sent[] = []
+  const told: (boolean | undefined)[] = []
   const writes = new TailWrites<TailOf>(
     'redis://127.0.0.1:1',
     () => true,
@@ -26,7 +32,10 @@ function byHand() {
       }),
     () => {},
   )
-  return { writes, sent }
+  const append = (data: string) => writes.append(tail(), data, '', (answer) => told.push(answer))
+  /** Until the first append was told what became of it. */
+  const toldFirst = (what: string) => until(() => told.length > 0, 2000, what)
+  return { writes, sent, told, append, toldFirst }
 }
 
 /** The `i`th batch, once sent. */
@@ -37,47 +46,42 @@ async function batch(sent: Sent[], i: number): Promise<Sent> {
   return it
 }
 
-const tail = (): TailOf => ({ gap: false, landed: 0 })
-
 describe('an append to a handed-off tail, told what became of it', () => {
   it.each([
     ['took', true],
     ['refused', false],
   ] as const)('is told so once Redis answered that its tail %s it', async (_, took) => {
-    const { writes, sent } = byHand()
-    const told: (boolean | undefined)[] = []
-    expect(writes.append(tail(), 'x', '', (answer) => told.push(answer))).toBe(true)
+    const { sent, told, append, toldFirst } = byHand()
+    expect(append('x')).toBe(true)
     const first = await batch(sent, 0)
     expect(told).toEqual([])
     first.went()
     first.answer([took])
-    await until(() => told.length > 0, 2000, 'the answer told')
+    await toldFirst('the answer told')
     expect(told).toEqual([took])
   })
 
   it('is told nothing sure when a copy sent again is refused: the first, unanswered, may have run before the tail was read', async () => {
-    const { writes, sent } = byHand()
-    const told: (boolean | undefined)[] = []
-    writes.append(tail(), 'x', '', (answer) => told.push(answer))
+    const { sent, told, append, toldFirst } = byHand()
+    append('x')
     const first = await batch(sent, 0)
     first.went()
     first.fail(new RedisUnreachableError('no answer', { at: 'redis://127.0.0.1:1' }))
     const again = await batch(sent, 1)
     again.went()
     again.answer([false])
-    await until(() => told.length > 0, 2000, 'the answer told')
+    await toldFirst('the answer told')
     expect(told).toEqual([undefined])
   })
 
   it('is told nothing sure when Redis refused its batch, nor when the queue stops first', async () => {
-    const { writes, sent } = byHand()
-    const told: (boolean | undefined)[] = []
-    writes.append(tail(), 'x', '', (answer) => told.push(answer))
+    const { writes, sent, told, append, toldFirst } = byHand()
+    append('x')
     const first = await batch(sent, 0)
     first.went()
     first.fail(new Error('ERR refused'))
-    await until(() => told.length > 0, 2000, 'the refusal told')
-    writes.append(tail(), 'y', '', (answer) => told.push(answer))
+    await toldFirst('the refusal told')
+    append('y')
     await batch(sent, 1)
     writes.stop()
     expect(told).toEqual([undefined, undefined])
