@@ -47,6 +47,28 @@ async function confirmed(claim: SessionClaim): Promise<void> {
 }
 
 /**
+ * A `before` for `joinedBeforeOwnMarker`: b asks its room q1, then broadcasts b1, a reading none of
+ * them before the tail is read (its subscriber held; released after b read them back). `asked()`
+ * is the question, once asked.
+ */
+function unreadQuestion(nodes: ProxiedScene) {
+  let asked: ReturnType<typeof askRoom> | undefined
+  const before = async () => {
+    nodes.releases.push(nodes.aProxy.holdDownstream())
+    asked = askRoom(nodes.b, 'q1')
+    burst(nodes.b, ['b1'])
+  }
+  return { before, asked: () => asked }
+}
+
+/** b confirms `claim`, and `asked` gets its count and a reply from each socket it counted. */
+async function answeredAsCounted(claim: SessionClaim, asked: ReturnType<typeof askRoom> | undefined) {
+  await confirmed(claim)
+  await allAnswered(asked)
+  expect(asked?.replies.length).toBe(asked?.count)
+}
+
+/**
  * b's subscriber reads nothing from here on; `before` broadcasts (and holds a's subscriber), all
  * of it PUBLISHed (c's watcher got `lastBefore`) before b takes the session over. b's wait runs
  * out: it joins before its marker came back and reads the tail a did not seal. Then both read
@@ -212,20 +234,10 @@ describe.skipIf(skipRedisSuites())(
 
     it('ask the session there when one is a broadcast with acks the unsealed tail lacks, read back after the tail', () =>
       proxiedScene(scene, {}, async (nodes) => {
-        const { a, b } = nodes
+        const { a } = nodes
         const sid = 'sid-own-asked'
         await handedOffSession(a, sid)
-        const { tail, got } = await joinedBeforeOwnMarker(
-          nodes,
-          sid,
-          async () => {
-            // a reads none of it before the tail is read.
-            nodes.releases.push(nodes.aProxy.holdDownstream())
-            askRoom(b, 'q1')
-            burst(b, ['b1'])
-          },
-          'b1',
-        )
+        const { tail, got } = await joinedBeforeOwnMarker(nodes, sid, unreadQuestion(nodes).before, 'b1')
         expect(tail.complete).toBe(false)
         expect(tail.tail).toEqual([])
         expect(got).toEqual(['q1', 'b1', 'c-last'])
@@ -233,19 +245,14 @@ describe.skipIf(skipRedisSuites())(
 
     it("ask the session at the tail's read when one is a broadcast with acks the unsealed tail lacks, read back before that read: counted, its reply the caller's", () =>
       proxiedScene(scene, {}, async (nodes) => {
-        const { a, b } = nodes
+        const { a } = nodes
         const sid = 'sid-own-asked-read'
         await handedOffSession(a, sid)
-        let asked: ReturnType<typeof askRoom> | undefined
+        const question = unreadQuestion(nodes)
         const { claim, tail, got, channel } = await joinedBeforeOwnMarker(
           nodes,
           sid,
-          async () => {
-            // a reads none of it before the tail is read (released after b read it back).
-            nodes.releases.push(nodes.aProxy.holdDownstream())
-            asked = askRoom(b, 'q1')
-            burst(b, ['b1'])
-          },
+          question.before,
           'b1',
           true,
           'from b',
@@ -254,9 +261,8 @@ describe.skipIf(skipRedisSuites())(
         expect(tail.tail).toEqual([])
         // Asked of the session once, held with b1 and c-after, in the order b read them.
         expect(got).toEqual(['q1', ...channel])
-        await confirmed(claim)
-        await allAnswered(asked)
-        expect(asked?.replies.length).toBe(asked?.count)
+        const asked = question.asked()
+        await answeredAsCounted(claim, asked)
         expect(asked?.replies.filter((reply) => reply.ok && reply.value === 'from b')).toHaveLength(1)
       }))
 
@@ -269,7 +275,7 @@ describe.skipIf(skipRedisSuites())(
         const onA = a.sockets.get('s1')
         if (!onA) throw new Error("a's copy of the session is missing")
         repliesAs(onA, 'from a')
-        let asked: ReturnType<typeof askRoom> | undefined
+        const question = unreadQuestion(nodes)
         const { claim, tail } = await joinedBeforeOwnMarker(
           nodes,
           sid,
@@ -277,15 +283,13 @@ describe.skipIf(skipRedisSuites())(
             const watcher = c.sockets.get('w')
             if (!watcher) throw new Error("c's watcher is missing")
             repliesAs(watcher, 'from c')
-            // a reads none of it before the tail is read (released after b read it back).
-            nodes.releases.push(nodes.aProxy.holdDownstream())
-            asked = askRoom(b, 'q1')
-            burst(b, ['b1'])
+            await question.before()
           },
           'b1',
           true,
           'from b',
         )
+        const asked = question.asked()
         expect(tail.tail).toEqual([])
         await confirmed(claim)
         // a read q1 (before b's marker, which it reads later) into a tail already read: refused.
@@ -323,9 +327,7 @@ describe.skipIf(skipRedisSuites())(
         expect(tail.complete).toBe(false)
         expect(tail.tail.map(argOf)).toEqual(['q1'])
         expect(got).toEqual(['q1', ...channel])
-        await confirmed(claim)
-        await allAnswered(asked)
-        expect(asked?.replies.length).toBe(asked?.count)
+        await answeredAsCounted(claim, asked)
         // a asked it of the session, into the tail: b's copy is not asked it.
         expect(asked?.replies.filter((reply) => reply.ok && reply.value === 'from b')).toEqual([])
       }))
