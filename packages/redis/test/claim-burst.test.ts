@@ -17,7 +17,7 @@ import { sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
 import {
   adapterOf,
-  balancedSuite,
+  cleanedSuite,
   seesOthers,
   startTrafficNode,
   type TrafficNode,
@@ -32,12 +32,7 @@ const PAUSE_MS = 5000
 const RECORDS_WITHIN_MS = 30_000
 
 describe.skipIf(skipRedisSuites())('a claim on a node in a burst', () => {
-  const cleanups: (() => Promise<unknown>)[] = []
-  const { suite, balance } = balancedSuite<TrafficNode>({
-    afterNodes: async () => {
-      for (const cleanup of cleanups.splice(0)) await cleanup()
-    },
-  })
+  const { suite, balance, cleanups } = cleanedSuite<TrafficNode>()
   const { nodes, clients } = suite
 
   /**

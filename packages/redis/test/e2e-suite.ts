@@ -80,6 +80,21 @@ export function balancedSuite<N extends SuiteNode>(hooks: { afterNodes?: () => P
 }
 
 /**
+ * A `balancedSuite` with a list of what each test opens besides its nodes (a raw link to Redis, a
+ * client of its own): `cleanups`, run one after another in the order they were pushed, once the
+ * nodes are closed.
+ */
+export function cleanedSuite<N extends SuiteNode>() {
+  const cleanups: (() => Promise<unknown>)[] = []
+  const balanced = balancedSuite<N>({
+    afterNodes: async () => {
+      for (const cleanup of cleanups.splice(0)) await cleanup()
+    },
+  })
+  return { ...balanced, cleanups }
+}
+
+/**
  * Closes `node`'s server unless closed, its sessions ended first (`closeApp`), then drops its
  * Redis client. A session whose client's goodbye had not arrived yet would otherwise be drained:
  * handed off, and waited for through the whole handoff timeout, since the other nodes close too.

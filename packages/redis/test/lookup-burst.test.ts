@@ -16,7 +16,7 @@ import { memoryStorage } from '../../client/test/helpers.js'
 import { until, within } from '../../server/test/helpers.js'
 import { HANDING_OFF, sidHash } from '../src/sessions.js'
 import { burstOn } from './burst.js'
-import { adapterOf, balancedSuite, startTrafficNode, type TrafficNode, toldTo } from './e2e-suite.js'
+import { adapterOf, cleanedSuite, startTrafficNode, type TrafficNode, toldTo } from './e2e-suite.js'
 import { holding } from './handoff-support.js'
 import { type RawRedis, rawRedis } from './raw-redis.js'
 
@@ -34,12 +34,7 @@ const OPENING = 2 * MAX_UNANSWERED_COMMANDS
 const heartbeat = (args: string[]) => args[0] === 'EVAL' && !!args[1]?.includes("'ZREMRANGEBYSCORE'")
 
 describe.skipIf(skipRedisSuites())("a look-up's last read in a burst", () => {
-  const cleanups: (() => Promise<unknown>)[] = []
-  const { suite, balance } = balancedSuite<TrafficNode>({
-    afterNodes: async () => {
-      for (const cleanup of cleanups.splice(0)) await cleanup()
-    },
-  })
+  const { suite, balance, cleanups } = cleanedSuite<TrafficNode>()
   const { nodes, clients } = suite
 
   /**

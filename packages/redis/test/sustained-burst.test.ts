@@ -13,7 +13,7 @@ import { until, within } from '../../server/test/helpers.js'
 import { sustainedBurstOn } from './burst.js'
 import {
   adapterOf,
-  balancedSuite,
+  cleanedSuite,
   roomClientOn,
   seesOthers,
   startTrafficNode,
@@ -31,12 +31,7 @@ const BURST_MS = 6 * REQUEST_TIMEOUT
 const numbers = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => from + i)
 
 describe.skipIf(skipRedisSuites())('a handoff on a node in a burst longer than requestTimeout', () => {
-  const cleanups: (() => Promise<unknown>)[] = []
-  const { suite, balance } = balancedSuite<TrafficNode>({
-    afterNodes: async () => {
-      for (const cleanup of cleanups.splice(0)) await cleanup()
-    },
-  })
+  const { suite, balance, cleanups } = cleanedSuite<TrafficNode>()
   const { nodes, clients } = suite
 
   /** What a drain in a burst leaves to its test: the client moved, and when. */
