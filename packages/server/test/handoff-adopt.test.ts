@@ -68,6 +68,23 @@ async function clientsOf(proxy: RoundRobinProxy, count: number): Promise<Socket[
   return made
 }
 
+/**
+ * Nodes a and b, a client of a's gone away (its balancer offline), and a's drain begun: its
+ * session stored, the drain waiting for a claim that will not come from its client. A real sid to
+ * ask b to adopt with.
+ */
+async function drainingWithClientAway() {
+  const { cluster, list, proxy } = await scene(['a', 'b'])
+  const [a, b] = list as [Node, Node]
+  await clientsOf(proxy, 1)
+  proxy.offline = true
+  proxy.cut()
+  await sleep(100)
+  const draining = a.started.app.close()
+  await until(() => cluster.handoffs.get(cluster.handOffSids[0] ?? '')?.stored === true, 3000, 'stored')
+  return { cluster, a, b, draining, sid: cluster.handOffSids[0]! }
+}
+
 describe('drain with handoff: adoption', () => {
   it('spreads the sessions nobody claimed over the live nodes in turn, one ask per node, each kept there', async () => {
     const { cluster, list, proxy } = await scene(['a', 'b', 'c'])
@@ -113,15 +130,7 @@ describe('drain with handoff: adoption', () => {
   })
 
   it('adopts nothing on a node that is closing: the draining node seals the session as before', async () => {
-    const { cluster, list, proxy } = await scene(['a', 'b'])
-    const [a, b] = list as [Node, Node]
-    await clientsOf(proxy, 1)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    const draining = a.started.app.close()
-    await until(() => cluster.handoffs.get(cluster.handOffSids[0] ?? '')?.stored === true, 3000, 'stored')
-    const sid = cluster.handOffSids[0]!
+    const { cluster, a, b, draining, sid } = await drainingWithClientAway()
     const closing = b.started.app.close()
     await until(() => b.started.app.parley.closing, 3000, 'closing')
     const adopted = await cluster.nodes.get('b')!.sockets.adopt!([{ sid, params: {}, left: 5000 }])
@@ -135,16 +144,7 @@ describe('drain with handoff: adoption', () => {
   })
 
   it('adopts nothing for what is no adoption, and never throws on it', async () => {
-    const { cluster, list, proxy } = await scene(['a', 'b'])
-    const [a, b] = list as [Node, Node]
-    await clientsOf(proxy, 1)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    // Stored, its drain waiting for a claim: a real sid to ask with.
-    const draining = a.started.app.close()
-    await until(() => cluster.handoffs.get(cluster.handOffSids[0] ?? '')?.stored === true, 3000, 'stored')
-    const sid = cluster.handOffSids[0]!
+    const { cluster, a, b, draining, sid } = await drainingWithClientAway()
     const adopt = cluster.nodes.get('b')!.sockets.adopt!
     for (const junk of [
       null,
