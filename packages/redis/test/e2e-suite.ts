@@ -252,6 +252,53 @@ export function expectEachOnceInSenderOrder(got: readonly number[], bySender: re
   for (const sent of bySender) expect(got.filter((x) => sent.includes(x))).toEqual(sent)
 }
 
+/**
+ * Resolves once `got` holds as many numbers as `bySender` says were sent (each sender's numbers,
+ * by its name); after `ms` without them, fails naming what is missing and which node sent it (and
+ * any number got twice), so that a failure says what was lost rather than only that something was.
+ */
+export async function untilEveryBroadcast(
+  got: readonly number[],
+  bySender: ReadonlyMap<string, readonly number[]>,
+  ms: number,
+): Promise<void> {
+  const sent = () => [...bySender.values()].reduce((n, numbers) => n + numbers.length, 0)
+  try {
+    await until(() => got.length >= sent(), ms, 'every broadcast')
+  } catch (err) {
+    throw new Error(`timed out waiting for every broadcast: ${lostBroadcasts(got, bySender)}`, { cause: err })
+  }
+}
+
+/** What `got` lacks of `bySender`'s numbers, by sender, in runs (`3-7, 9`), and what it got twice. */
+export function lostBroadcasts(
+  got: readonly number[],
+  bySender: ReadonlyMap<string, readonly number[]>,
+): string {
+  const seen = new Set(got)
+  const parts = [`${got.length} got`]
+  for (const [sender, numbers] of bySender) {
+    const missing = numbers.filter((n) => !seen.has(n))
+    if (missing.length > 0)
+      parts.push(`${missing.length} of ${numbers.length} sent by ${sender} missing: ${runs(missing)}`)
+  }
+  const twice = got.filter((n, i) => got.indexOf(n) !== i)
+  if (twice.length > 0) parts.push(`got twice: ${runs(twice)}`)
+  return parts.join('; ')
+}
+
+/** Ascending numbers written as runs: `1-3, 7`. */
+function runs(numbers: readonly number[]): string {
+  const out: string[] = []
+  for (let i = 0; i < numbers.length; ) {
+    let j = i
+    while (j + 1 < numbers.length && numbers[j + 1] === numbers[j]! + 1) j++
+    out.push(i === j ? `${numbers[i]}` : `${numbers[i]}-${numbers[j]}`)
+    i = j + 1
+  }
+  return out.join(', ')
+}
+
 /** The adapters `factory` makes, with `settling` run as each is asked to settle a session. */
 /** `factory`, its adapters without `askAdoption` unless `adopts` (see `startTrafficNode`). */
 function adoptingOrNot(

@@ -13,6 +13,7 @@ import {
   expectEachOnceInSenderOrder,
   startTrafficNode,
   type TrafficNode,
+  untilEveryBroadcast,
 } from './e2e-suite.js'
 
 describe.skipIf(skipRedisSuites())('a resume at a node that cannot reach Redis', () => {
@@ -76,7 +77,15 @@ describe.skipIf(skipRedisSuites())('a resume at a node that cannot reach Redis',
       } finally {
         clearInterval(traffic)
       }
-      await until(() => got.length >= down, 5000, 'every broadcast')
+      // A failure names the numbers lost and the node that sent them.
+      await untilEveryBroadcast(
+        got,
+        new Map([
+          ['a', sentBy.get(a)!],
+          ['b', sentBy.get(b)!],
+        ]),
+        5000,
+      )
       await until(() => a.received.length + b.received.length >= up, 5000, 'every up')
       await sleep(100)
 
