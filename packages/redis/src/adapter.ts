@@ -339,6 +339,7 @@ export class RedisAdapter implements Adapter {
       losses: this.#losses,
       requestTimeout: options.requestTimeout,
       closed: () => this.#closed,
+      hears: () => this.#hears(),
       stands: (ms) => this.#stands(ms),
     }
     this.#takeBack = new WriteTakeBack(parts)
@@ -832,6 +833,9 @@ export class RedisAdapter implements Adapter {
    */
   requestHandOff(node: string, sid: string, params?: Record<string, string>): Promise<boolean> {
     if (this.#closed || !this.#nodes.others().includes(node)) return Promise.resolve(false)
+    // Deaf, this node would not hear `node` answer, and could not claim what it hands off (see
+    // `Claims.claim`): the server relays the WebSocket to `node` instead, which keeps the session.
+    if (!this.#hears()) return Promise.resolve(false)
     const says = (this.#nodes.note(node)?.v ?? 0) >= 1
     return askHandOff(this.#queryParts, node, sid, says, params)
   }
@@ -994,6 +998,15 @@ export class RedisAdapter implements Adapter {
       `the subscriber connection to ${this.#commands.address} is up again, ${downMs} ms after it failed: this node hears the other nodes again`,
       { downMs },
     )
+  }
+
+  /**
+   * Whether the subscriber is subscribed and its connection up. After an outage node-redis
+   * brings each connection back on a backoff of its own, so the subscriber may come back (and
+   * subscribe again, before its `'ready'`) seconds after the application's client answers.
+   */
+  #hears(): boolean {
+    return this.#subscribed && this.#subscriber.isReady !== false
   }
 
   #resubscribed(): void {

@@ -39,6 +39,16 @@ export class Claims {
    */
   async claim(sid: string, params?: Readonly<Record<string, string>>): Promise<ClaimAnswer> {
     if (this.#parts.closed()) return null
+    // Deaf (the subscriber's connection down, or not subscribed again yet), this node would hear
+    // neither its claim marker nor the old node's seal, nor the broadcasts after the cut: the old
+    // node stops delivering at the marker, and what it broadcasts until the subscriber is back
+    // would reach the session from nobody. Nothing is claimed: the client tries again. With Redis
+    // away for the commands too, the warning says that, the likelier cause, as it always did.
+    if (!this.#parts.hears()) {
+      const away = this.#parts.commands.unavailable()
+      if (away === undefined) return this.#deaf()
+      return this.#cannotAsk(new RedisUnreachableError(away, { at: this.#parts.commands.address }))
+    }
     // Bounded by requestTimeout (see Commands): the client's resume waits for it. Behind a burst
     // on this node it waits its turn, bounded too, rather than send the client round again.
     const won = await this.#parts.handoffs.claim(sid, params).catch((err: unknown) => {
@@ -379,6 +389,18 @@ export class Claims {
       'claim-unreachable',
       'a resume of a session this node does not hold could not be looked up in Redis; the client tries again',
       { code: err.code, err },
+    )
+    return 'retry'
+  }
+
+  /**
+   * A resume this node cannot take over without loss, its subscriber away (see `claim`): logged
+   * (at most once every 10 s), and tried again.
+   */
+  #deaf(): 'retry' {
+    this.#parts.warnings.warn(
+      'claim-deaf',
+      "a resume of a session this node does not hold came while this node's subscriber is not subscribed; the client tries again",
     )
     return 'retry'
   }

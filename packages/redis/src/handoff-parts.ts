@@ -84,6 +84,11 @@ export interface HandoffParts {
   readonly requestTimeout: number
   readonly closed: () => boolean
   /**
+   * Whether this node's subscriber is subscribed and its connection up: what a claim needs to
+   * hear its marker, the old node's seal and the broadcasts after the cut (see `Claims.claim`).
+   */
+  readonly hears: () => boolean
+  /**
    * A handoff this node wrote may be claimed, or a claim it won may still stand in Redis, for
    * `ms` from now (see `Nodes.stop`).
    */

@@ -41,6 +41,11 @@ export interface RedisSubscriber {
   /** Closes the connection at once, pending commands rejected. */
   destroy(): void
   readonly isOpen: boolean
+  /**
+   * node-redis: true while its connection is up (and, once subscribed, subscribed again). False:
+   * the adapter claims no session meanwhile (see `claimSession`). One without it is taken as up.
+   */
+  readonly isReady?: boolean
 }
 
 /** Where the adapter writes warnings: `app.log` fits, and so does the default. */
