@@ -202,7 +202,12 @@ describe('a handshake middleware refusing during app.parley.drain()', () => {
 })
 
 describe('a handshake middleware refusing a takeover', () => {
-  it('answers PARLEY_SERVER_SHUTTING_DOWN to a throw settled once the node taking the session over began to close', async () => {
+  /**
+   * Node a drains, its polling client's session stored for another node to claim and the client
+   * told so; the client's resume reaches b, which claims the session and holds its takeover in
+   * the middleware until `cue` opens. Everything is closed when the test ends.
+   */
+  async function takeoverHeldOnB() {
     const cluster = new Cluster({ handoff: true })
     const cue = gate()
     const handoff = { timeout: 2000, retrySpread: 0 }
@@ -218,19 +223,21 @@ describe('a handshake middleware refusing a takeover', () => {
     })
     const first = await rawConnect('polling', a.base)
     clients.push(first)
-    // a drains: the session is stored for another node to claim, and its client told so.
     const draining = a.app.parley.drain()
     await until(
       () => first.received.some(({ type }) => type === PacketType.CLOSE),
       5000,
       'the CLOSE of the handoff',
     )
-    // Its resume reaches b, which claims the session and runs its middleware on the takeover...
     const answer = outcome(
       rawConnect('polling', b.base, { sid: first.sid, ack: 0, auth: { hold: true } }),
       clients,
     )
     await until(() => cue.reached(), 5000, "b's middleware to hold the takeover")
+    return { cluster, cue, handoff, b, clients, first, draining, answer }
+  }
+  it('answers PARLEY_SERVER_SHUTTING_DOWN to a throw settled once the node taking the session over began to close', async () => {
+    const { cluster, cue, handoff, b, clients, first, draining, answer } = await takeoverHeldOnB()
     expect(cluster.handoffs.get(first.sid)?.claimedBy).toBe('b')
     // ...while b begins to close too (a drain waits for the takeover under way).
     void b.app.parley.drain()
@@ -254,32 +261,7 @@ describe('a handshake middleware refusing a takeover', () => {
   })
 
   it('still gives the claim back on a refusal settled before the node taking the session over began to close', async () => {
-    const cluster = new Cluster({ handoff: true })
-    const cue = gate()
-    const handoff = { timeout: 2000, retrySpread: 0 }
-    const a = await startServer({ adapter: cluster.adapter('a'), handoff })
-    const b = await startServer({ adapter: cluster.adapter('b'), handoff }, (app) => {
-      app.parley.use(holdingMiddleware(cue))
-    })
-    const clients: RawClient[] = []
-    onTestFinished(async () => {
-      for (const client of clients.splice(0)) client.close()
-      cue.open()
-      await Promise.all([closeApp(a.app), closeApp(b.app)])
-    })
-    const first = await rawConnect('polling', a.base)
-    clients.push(first)
-    const draining = a.app.parley.drain()
-    await until(
-      () => first.received.some(({ type }) => type === PacketType.CLOSE),
-      5000,
-      'the CLOSE of the handoff',
-    )
-    const answer = outcome(
-      rawConnect('polling', b.base, { sid: first.sid, ack: 0, auth: { hold: true } }),
-      clients,
-    )
-    await until(() => cue.reached(), 5000, "b's middleware to hold the takeover")
+    const { cluster, cue, b, first, draining, answer } = await takeoverHeldOnB()
     cue.open()
     const refused = await within(answer, 5000, 'the answer to the resume')
     expect(refused).toMatchObject(refusedWith('polling', 'PARLEY_REFUSED', 403))
