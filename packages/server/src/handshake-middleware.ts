@@ -50,6 +50,11 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * when the server closes.
    */
   readonly #waiting = new Set<() => void>()
+  /**
+   * How each takeover's run still waiting for its middleware is answered once the node begins to
+   * close (see `runTakeover`).
+   */
+  readonly #takeovers = new Set<() => void>()
   /** True once the node began to close (see `ParleyServer.closeBegins`, `drain`). */
   readonly #closing: () => boolean
 
@@ -101,16 +106,33 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * close, and tries again (see `#refusedWhileClosing`). One still running when the server closes
    * is answered so at once (see `close`).
    */
-  async run(socket: S, gone: () => boolean = () => false): Promise<Refusal | null> {
-    if (this.#middleware.length === 0) return null
-    let expired = false
-    return this.#bounded(
-      () => this.#runAll(socket, () => expired, gone),
-      () => {
-        expired = true
-      },
-      () => this.#timedOut(),
-    )
+  run(socket: S, gone: () => boolean = () => false): Promise<Refusal | null> {
+    return this.#run(socket, gone)
+  }
+
+  /**
+   * `run` for the takeover of a session claimed from another node's handoff, not waited for once
+   * the node has begun to close: the client is answered as any handshake at close
+   * (PARLEY_SERVER_SHUTTING_DOWN) and tries a live node, and the caller takes the session over
+   * without it, for the drain to hand on (see `Takeover.run`). Whatever the middleware decided,
+   * this node would hand the session on, and the node the client resumes on runs its own: the
+   * verdict here decides nothing. Waited for, it would hold the drain, which waits for the
+   * takeovers under way before it lists the sessions, up to its whole `handoff.timeout` (and then
+   * hands nothing on), and a `handshakeTimeout` run out meanwhile would give the claim back, both
+   * losing the session. A run under way as the close begins is answered then (see
+   * `closeBegins`).
+   */
+  runTakeover(socket: S): Promise<Refusal | null> {
+    return this.#run(socket, () => false, this.#takeovers)
+  }
+
+  /**
+   * The node began to close (the close's first moment, or `drain()`): the takeovers' runs still
+   * waiting for their middleware are answered at once (see `runTakeover`).
+   */
+  closeBegins(): void {
+    for (const cut of this.#takeovers) cut()
+    this.#takeovers.clear()
   }
 
   /**
@@ -132,6 +154,20 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
     )
   }
 
+  /** See `run`; a run in `cutAlso` is answered too by what cuts the runs there. */
+  async #run(socket: S, gone: () => boolean, cutAlso?: Set<() => void>): Promise<Refusal | null> {
+    if (this.#middleware.length === 0) return null
+    let expired = false
+    return this.#bounded(
+      () => this.#runAll(socket, () => expired, gone),
+      () => {
+        expired = true
+      },
+      () => this.#timedOut(),
+      cutAlso,
+    )
+  }
+
   /** A run, or a wait behind one, past `handshakeTimeout`: counted on the burst's line. */
   #timedOut(): Refusal {
     this.#timeouts.record({ code: ErrorCode.HANDSHAKE_TIMEOUT, handshakeTimeout: this.#timeoutMs })
@@ -139,14 +175,15 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   }
 
   /**
-   * Races what `start` begins against `handshakeTimeout` and the server's close: the first to
-   * settle answers the handshake, `timedOut` at the bound. `expire` is told when the bound or
-   * the close answered it.
+   * Races what `start` begins against `handshakeTimeout` and the server's close (or, for a run in
+   * `cutAlso`, whatever else cuts the runs there): the first to settle answers the handshake,
+   * `timedOut` at the bound. `expire` is told when the bound or a cut answered it.
    */
   async #bounded(
     start: () => Promise<Refusal | null>,
     expire: () => void,
     timedOut: () => Refusal,
+    cutAlso?: Set<() => void>,
   ): Promise<Refusal | null> {
     let timer: NodeJS.Timeout | undefined
     let cut: (() => void) | undefined
@@ -164,12 +201,16 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
         resolve(shuttingDown())
       }
       this.#waiting.add(cut)
+      cutAlso?.add(cut)
     })
     try {
       return await Promise.race([start(), late])
     } finally {
       clearTimeout(timer)
-      if (cut) this.#waiting.delete(cut)
+      if (cut) {
+        this.#waiting.delete(cut)
+        cutAlso?.delete(cut)
+      }
     }
   }
 

@@ -314,7 +314,7 @@ export class ParleyServer<
       adapterFailures: this.#adapterFailures,
       sessionConfig: this.#sessionConfig,
       socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
-      runMiddleware: (socket) => this.#middleware.run(socket),
+      runMiddleware: (socket) => this.#middleware.runTakeover(socket),
       register: (socket) => this.#register(socket),
       unregisterNew: (socket) => this.#unregisterNew(socket),
       recordOwner: (sid) => this.#recordOwner(sid),
@@ -697,17 +697,20 @@ export class ParleyServer<
    * Parley's included. From then on every HELLO is refused as while closing (ERROR or 503
    * PARLEY_SERVER_SHUTTING_DOWN), on WebSocket as the answers at close refuse a handshake over
    * SSE or polling, and this node claims no session: a new session here would only end, or be
-   * handed off, when the close reaches Parley. A live session's requests are still served.
+   * handed off, when the close reaches Parley, nor waits for the middleware of a takeover under
+   * way (see `HandshakeMiddleware.runTakeover`). A live session's requests are still served.
    * `closing` and `whenClosing()` wait for that moment (`drain`): a successor must not take the
    * path's requests while the sessions here are still served.
    */
   closeBegins(): void {
     this.#closeBegun = true
+    this.#middleware.closeBegins()
   }
 
   /** `closing` from now on, and the promises of `whenClosing` resolved. */
   #beginClosing(): void {
     this.#closing = true
+    this.#middleware.closeBegins()
     this.#closingBegun?.resolve()
   }
 

@@ -45,7 +45,11 @@ export interface TakeoverContext<L extends EventsMap, E extends EventsMap, D> {
   sessionConfig: SessionConfig
   /** A socket for `session`, not registered yet. */
   socketFor: (session: Session, handshake: Handshake) => ServerSocket<L, E, D>
-  /** Runs the middleware; the refusal, or null (see `ParleyServer.use`). */
+  /**
+   * Runs the middleware; the refusal, or null (see `ParleyServer.use`). Once the node began to
+   * close, PARLEY_SERVER_SHUTTING_DOWN without waiting for it (see
+   * `HandshakeMiddleware.runTakeover`).
+   */
   runMiddleware: (socket: ServerSocket<L, E, D>) => Promise<Refusal | null>
   /** Puts `socket` in the server's maps: the session is this node's from here on. */
   register: (socket: ServerSocket<L, E, D>) => void
@@ -98,8 +102,9 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * window), counted `adopted`. Undefined when the session ended on the old node after all
    * (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a new session
    * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`). A
-   * middleware's refusal answered by the node's close: the session is taken over all the same,
-   * left awaiting its client for the drain to hand on, and that refusal is returned.
+   * middleware's refusal answered by the node's close, or a middleware the close no longer waits
+   * for: the session is taken over all the same, left awaiting its client for the drain to hand
+   * on, and that refusal is returned.
    */
   async run(
     claim: SessionClaim,
@@ -143,7 +148,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     const admitted = toEnd || adoptFor !== undefined
     const refusal = (admitted ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
     // Refused as the node closes (see `HandshakeMiddleware`): what the middleware met may be the
-    // close itself, no verdict on a client admitted before. Given back, the claim would end the
+    // close itself, no verdict on a client admitted before. Or not waited for once the node began
+    // to close (see `HandshakeMiddleware.runTakeover`). Given back, the claim would end the
     // handoff, and the client's next try, on a live node, start anew. So the session is taken
     // over without its client (as for a goodbye), which gets the refusal and tries again, and the
     // drain hands it on with the others.
@@ -229,8 +235,9 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
   }
 
   /**
-   * True for a middleware's refusal that the node's close answered (PARLEY_SERVER_SHUTTING_DOWN)
-   * while a drain is still to hand the session on; not once `close()` has ended the sessions
+   * True for a middleware's refusal that the node's close answered (PARLEY_SERVER_SHUTTING_DOWN:
+   * a throw once it began to close, or a run it no longer waited for) while a drain is still to
+   * hand the session on; not once `close()` has ended the sessions
    * here, nor for a session the middleware ended (`socket.disconnect()`).
    */
   #refusedByClose(refusal: Refusal, session: Session): boolean {
