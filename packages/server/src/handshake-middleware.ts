@@ -120,9 +120,11 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * takeovers under way before it lists the sessions, up to its whole `handoff.timeout` (and then
    * hands nothing on), and a `handshakeTimeout` run out meanwhile would give the claim back, both
    * losing the session. A run under way as the close begins is answered then (see
-   * `closeBegins`).
+   * `closeBegins`); one that would begin later runs no middleware.
    */
-  runTakeover(socket: S): Promise<Refusal | null> {
+  async runTakeover(socket: S): Promise<Refusal | null> {
+    if (this.#middleware.length === 0) return null
+    if (this.#closing()) return shuttingDown()
     return this.#run(socket, () => false, this.#takeovers)
   }
 

@@ -284,6 +284,45 @@ describe('drain with handoff: two drains at once', () => {
       expect(received).toEqual(Array.from({ length: up }, (_, i) => i + 1))
     })
   }
+  it("hands on a session whose claim was still under way when the claimer's drain began, running no middleware there", async () => {
+    const { store, list, base } = await cluster(() => {})
+    const [a, b, third] = list as [Node, Node, Node]
+    // b's middleware would never settle: b has begun to close by the time its claim wins, and its
+    // verdict would decide nothing (the session is handed on, and judged where it resumes).
+    // Waited for, it held b's drain through its timeout, and the claim was given back at close.
+    let ran = 0
+    b.started.app.parley.use(() => {
+      ran++
+      return new Promise<void>(() => {})
+    })
+    const { c, events } = client(base, 'websocket')
+    const down: number[] = []
+    c.on('down', (n: number) => down.push(n))
+    await connectTo(c, 0)
+    a.connections[0]!.emit('down', 1)
+    await until(() => down.length === 1, 3000, 'the first message')
+    // The resume goes to b, whose claim waits at the store until b has begun to drain.
+    proxy!.avoid.add(0).add(2)
+    const held = holdClaims(store, 'b')
+    const closingA = close(a)
+    a.connections[0]!.emit('down', 2)
+    await until(() => held.asked, 3000, 'b claims')
+    proxy!.avoid.add(1).delete(2)
+    const drainingB = b.started.app.parley.drain()
+    held.answer()
+    await within(drainingB, 5000, "b's drain")
+    await close(b)
+    await closingA
+    // Restored there, or (the session lost) a new one, or ended.
+    const onThird = () => third.restored.length + third.connections.length
+    await until(() => (onThird() === 1 && c.connected) || events.length > 1, 5000, 'connected to c')
+    expect(events).toEqual(['connect'])
+    expect(c.recovered).toBe(true)
+    expect(third.connections).toEqual([])
+    expect(b.restored).toHaveLength(1)
+    expect(ran).toBe(0)
+    expect(down).toEqual([1, 2])
+  })
   it('gives back a session whose claim wins only after the claimer closed: nothing is left there', async () => {
     const registry = new Registry()
     const { store, list, base } = await cluster(() => {}, {
