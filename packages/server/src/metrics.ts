@@ -47,8 +47,8 @@ export interface Metrics {
    * window ends; the draining node counts it 'stored' only). Or this node claimed one and gave it back ('given_back': its claim won
    * only after the node had closed, its snapshot could not be read, or the middleware refused
    * its resume before the node began to close; its client starts anew). A refusal once it had
-   * gives nothing back: the session is taken over without its client, counted as any takeover,
-   * and handed on by the drain.
+   * gives nothing back, nor does a middleware that moment found still running: the session is
+   * taken over without its client, counted as any takeover, and handed on by the drain.
    */
   handoff(outcome: HandOffOutcome): void
   /**
