@@ -1,8 +1,8 @@
 // A session a draining node (a) handed off, claimed by the node its client resumed on (b), whose
 // handshake middleware throws once b too has begun to close (its database pool closed by a close
-// hook, say). The client is answered PARLEY_SERVER_SHUTTING_DOWN and tries again, and b takes
-// the session over all the same, without its client: the throw is no verdict on a client admitted
-// before. b's drain hands it on, and the client's next try, on a live node (c), resumes it,
+// hook, say). The client is answered PARLEY_SERVER_SHUTTING_DOWN as b begins to close, without
+// waiting for the middleware, and tries again, and b takes the session over all the same, without
+// its client: the throw after is no verdict on a client admitted before. b's drain hands it on, and the client's next try, on a live node (c), resumes it,
 // `recovered: true`. The broadcasts to its room sent before, during and after b's refusal reach
 // it once each, in order, and its own emits reach one node once each. Given back, as after a
 // refusal, the claim would end the handoff, and c would give the client a new session.
@@ -88,7 +88,7 @@ describe.skipIf(skipRedisSuites())('a takeover whose middleware throws once its 
     broadcast()
     client.emit('up', 2)
 
-    // b begins to close; then the middleware throws, and the client is told to try again.
+    // b begins to close, which tells the client to try again; then the middleware throws.
     const bClosed = close === 'app.close()' ? b.started.app.close() : b.started.app.parley.drain()
     await until(() => b.started.app.parley.closing, 2000, 'b to begin closing')
     // The client's requests and upgrades so far: one more is its next try, after b's answer.
