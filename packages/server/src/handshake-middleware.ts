@@ -14,6 +14,14 @@ export const middlewareTimedOut = (ms: number): Refusal => ({
 })
 
 /**
+ * True for the answer to a run of the middleware that did not settle within `handshakeTimeout`
+ * (see `middlewareTimedOut`): no verdict on the client, unlike a refusal of the application's,
+ * which may carry the same code but never `middleware`.
+ */
+export const isMiddlewareTimeout = (refusal: Refusal): boolean =>
+  refusal.code === ErrorCode.HANDSHAKE_TIMEOUT && refusal.middleware === true
+
+/**
  * What a resume is told when the resume of its session before it, on a server without middleware,
  * still held its turn at this one's `handshakeTimeout` (see `HandshakeMiddleware.wait`).
  */
@@ -90,7 +98,8 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * only its own `connectTimeout` run out and the server saying nothing, and, on a resume, every
    * later resume of its session behind it (see `ResumeTurns`) until the session's recovery
    * window ends. Past the bound the client is answered PARLEY_HANDSHAKE_TIMEOUT, which it tries
-   * again, and the caller turns the socket away as after a refusal, or ends the resume's turn:
+   * again, and the caller turns the socket away as after a refusal, or ends the resume's turn, or
+   * keeps a takeover's session without its client for that next try (see `Takeover.run`):
    * the middleware that settles later runs none after it, and what it decides is ignored (no
    * session opened, no refusal logged, the timeout counted once); what it does to the socket
    * then (a join) finds a socket that never opened; a resume's socket is the session's own,
@@ -118,8 +127,7 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * this node would hand the session on, and the node the client resumes on runs its own: the
    * verdict here decides nothing. Waited for, it would hold the drain, which waits for the
    * takeovers under way before it lists the sessions, up to its whole `handoff.timeout` (and then
-   * hands nothing on), and a `handshakeTimeout` run out meanwhile would give the claim back, both
-   * losing the session. A run under way as the close begins is answered then (see
+   * hands nothing on), losing the session. A run under way as the close begins is answered then (see
    * `closeBegins`); one that would begin later runs no middleware.
    */
   async runTakeover(socket: S): Promise<Refusal | null> {

@@ -15,6 +15,7 @@ import { AdapterCallFailed, type AdapterFailures, callGuarded } from './adapter-
 import type { BurstLog } from './burst-log.js'
 import { answeredIn, askedIn, safely } from './drain.js'
 import type { HandoffLogs } from './handoff-logs.js'
+import { isMiddlewareTimeout } from './handshake-middleware.js'
 import type { Metrics } from './metrics.js'
 import {
   claimUnsettled,
@@ -104,7 +105,9 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`). A
    * middleware's refusal answered by the node's close, or a middleware the close no longer waits
    * for: the session is taken over all the same, left awaiting its client for the drain to hand
-   * on, and that refusal is returned.
+   * on, and that refusal is returned. So for a middleware that did not settle within
+   * `handshakeTimeout` (PARLEY_HANDSHAKE_TIMEOUT): the session waits here for its client's next
+   * try, within its recovery window, as a resume's session waits where it is.
    */
   async run(
     claim: SessionClaim,
@@ -149,11 +152,11 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     const refusal = (admitted ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
     // Refused as the node closes (see `HandshakeMiddleware`): what the middleware met may be the
     // close itself, no verdict on a client admitted before. Or not waited for once the node began
-    // to close (see `HandshakeMiddleware.runTakeover`). Given back, the claim would end the
-    // handoff, and the client's next try, on a live node, start anew. So the session is taken
-    // over without its client (as for a goodbye), which gets the refusal and tries again, and the
-    // drain hands it on with the others.
-    const withoutClient = refusal !== null && this.#refusedByClose(refusal, session)
+    // to close (see `HandshakeMiddleware.runTakeover`), or past `handshakeTimeout`. Given back,
+    // the claim would end the handoff, and the client's next try start anew. So the session is
+    // taken over without its client (as for a goodbye), which gets the refusal and tries again:
+    // its next try resumes it (here, or on a node that asks for it), or the drain hands it on.
+    const withoutClient = refusal !== null && this.#noVerdict(refusal, session)
     if (refusal && !withoutClient) {
       this.giveBack(claim)
       session.end(CloseReason.SERVER_DISCONNECT, { notify: false })
@@ -235,15 +238,18 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
   }
 
   /**
-   * True for a middleware's refusal that the node's close answered (PARLEY_SERVER_SHUTTING_DOWN:
-   * a throw once it began to close, or a run it no longer waited for) while a drain is still to
-   * hand the session on; not once `close()` has ended the sessions
-   * here, nor for a session the middleware ended (`socket.disconnect()`).
+   * True for an answer of the middleware's run that is no verdict on the client, for a session
+   * still this node's to keep: a run past `handshakeTimeout` (PARLEY_HANDSHAKE_TIMEOUT, which the
+   * client tries again: the session kept here for its resume, as a resume's session is kept where
+   * it is), or a refusal the node's close answered (PARLEY_SERVER_SHUTTING_DOWN: a throw once it
+   * began to close, or a run it no longer waited for) while a drain is still to hand the session
+   * on, not once `close()` has ended the sessions here. Never for a session the middleware ended
+   * (`socket.disconnect()`), nor for a refusal of the application's (a throw, whatever its code).
    */
-  #refusedByClose(refusal: Refusal, session: Session): boolean {
-    return (
-      refusal.code === ErrorCode.SERVER_SHUTTING_DOWN && session.state !== 'closed' && this.#context.handsOn()
-    )
+  #noVerdict(refusal: Refusal, session: Session): boolean {
+    if (session.state === 'closed') return false
+    if (isMiddlewareTimeout(refusal)) return true
+    return refusal.code === ErrorCode.SERVER_SHUTTING_DOWN && this.#context.handsOn()
   }
 
   /**
