@@ -244,7 +244,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * it is), or a refusal the node's close answered (PARLEY_SERVER_SHUTTING_DOWN: a throw once it
    * began to close, or a run it no longer waited for) while a drain is still to hand the session
    * on, not once `close()` has ended the sessions here. Never for a session the middleware ended
-   * (`socket.disconnect()`), nor for a refusal of the application's (a throw, whatever its code).
+   * (`socket.disconnect()`), nor for a throw settled before the close began, whatever its code:
+   * the application's verdict, which gives the claim back.
    */
   #noVerdict(refusal: Refusal, session: Session): boolean {
     if (session.state === 'closed') return false
