@@ -15,6 +15,7 @@ import { GoodbyesOnArrival } from './goodbyes-on-arrival.js'
 import type { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
+import { inTurn } from './in-turn.js'
 import type { ResolvedOptions } from './options.js'
 import { RecentSessions } from './recent-sessions.js'
 import {
@@ -32,6 +33,16 @@ import type { Takeover } from './takeover.js'
 import type { Transport } from './transports/transport.js'
 import type { Handshake } from './types.js'
 import { UnsettledResumes } from './unsettled-resumes.js'
+
+/**
+ * The most adoption claims (see `LocalSockets.adopt`) a node runs at once. Each claim and its
+ * takeover send a few commands to the adapter's store and wait for the old node's seal; a node
+ * asked to adopt thousands would otherwise send them all at once, past what the adapter queues
+ * (`@parley/redis` refuses commands past its queue), and each refused claim leaves its session
+ * to be sealed unclaimed. 64 keeps a store's round trips busy (a claim waits mostly on them)
+ * while a few hundred claims still fit in a drain's adoption wait, in order.
+ */
+export const ADOPT_CLAIMS_AT_ONCE = 64
 
 /** What a resume's claim of a session from another node needs from the server. */
 export interface ArrivalsContext<L extends EventsMap, E extends EventsMap, D> {
@@ -349,34 +360,37 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   /**
    * See `LocalSockets.adopt`: each session claimed and taken over without a client (`transport`
    * makes a closed transport for each: none is attached), kept for its client's resume for what
-   * is left of its window. Resolves with how many were taken over; 0 at once with handoff off or
-   * once this node is closing (it claims nothing then: the draining node seals them as before).
-   * Never rejects.
+   * is left of its window. The claims run in order, `ADOPT_CLAIMS_AT_ONCE` at a time, none
+   * started past `within` ms from now. Resolves with how many were taken over; 0 at once with
+   * handoff off or once this node is closing (it claims nothing then: the draining node seals
+   * them as before). Never rejects.
    */
-  async adopt(sessions: readonly Adoption[], transport: () => Transport): Promise<number> {
+  async adopt(sessions: readonly Adoption[], transport: () => Transport, within?: number): Promise<number> {
     const { handoff, closing, recoveryWindow } = this.#context
     if (!handoff || closing() || !Array.isArray(sessions)) return 0
-    const adopted = await Promise.all(
-      sessions.map(async (entry: unknown) => {
-        // What an adapter of the application's hands over is read as untrusted: an entry that
-        // is no adoption, a sid that is none, or no time left adopts nothing. Never kept past this
-        // node's own window, nor past what a timer holds (one past it would fire at once).
-        if (typeof entry !== 'object' || entry === null) return false
-        const { sid, params, left } = entry as Partial<Record<keyof Adoption, unknown>>
-        if (typeof sid !== 'string' || sid === '' || typeof left !== 'number' || !(left > 0)) return false
-        const adoption: Adoption = {
-          sid,
-          params: routeParams(params),
-          left: Math.min(left, recoveryWindow, MAX_TIMER_MS),
-        }
-        // Tracked as a resume's claim is: a drain that begins meanwhile waits for it, and hands
-        // on the session it wins.
-        const answer = await safely(() =>
-          this.#arriveTracked(sid, () => this.#adoptOne(adoption, transport())),
-        )
-        return answer === null && this.#context.sessionFor(sid) !== undefined
-      }),
-    )
+    // Past what the draining node waits, it has sealed them: a claim then would take a session
+    // over late (what was sent to it since the seal lost), as its client's own resume would.
+    const until =
+      typeof within === 'number' && Number.isFinite(within)
+        ? performance.now() + within
+        : Number.POSITIVE_INFINITY
+    const adopted = await inTurn(sessions, ADOPT_CLAIMS_AT_ONCE, until, false, async (entry: unknown) => {
+      // What an adapter of the application's hands over is read as untrusted: an entry that
+      // is no adoption, a sid that is none, or no time left adopts nothing. Never kept past this
+      // node's own window, nor past what a timer holds (one past it would fire at once).
+      if (typeof entry !== 'object' || entry === null) return false
+      const { sid, params, left } = entry as Partial<Record<keyof Adoption, unknown>>
+      if (typeof sid !== 'string' || sid === '' || typeof left !== 'number' || !(left > 0)) return false
+      const adoption: Adoption = {
+        sid,
+        params: routeParams(params),
+        left: Math.min(left, recoveryWindow, MAX_TIMER_MS),
+      }
+      // Tracked as a resume's claim is: a drain that begins meanwhile waits for it, and hands
+      // on the session it wins.
+      const answer = await safely(() => this.#arriveTracked(sid, () => this.#adoptOne(adoption, transport())))
+      return answer === null && this.#context.sessionFor(sid) !== undefined
+    })
     return adopted.filter(Boolean).length
   }
 

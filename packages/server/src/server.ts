@@ -216,7 +216,7 @@ export class ParleyServer<
         handOff: (sid, params) => this.#departures?.moveOut(sid, params) ?? Promise.resolve(false),
         takenOver: (sid) => this.#departures?.takenOver(sid),
         forwardedReply: (id, reply) => void this.#forwarded?.settle(id, reply),
-        adopt: (sessions) => this.#adopt(sessions),
+        adopt: (sessions, within) => this.#adopt(sessions, within),
       }),
       log,
     )
@@ -944,13 +944,17 @@ export class ParleyServer<
    * See `LocalSockets.adopt`. Each adopted session is taken over on a transport closed at once:
    * no client waits on it, and the session waits detached for its client's resume.
    */
-  async #adopt(sessions: readonly Adoption[]): Promise<number> {
+  async #adopt(sessions: readonly Adoption[], within?: number): Promise<number> {
     if (!this.#arrivals) return 0
-    const adopted = await this.#arrivals.adopt(sessions, () => {
-      const transport = httpTransports.polling(this.options)
-      transport.close('normal')
-      return transport
-    })
+    const adopted = await this.#arrivals.adopt(
+      sessions,
+      () => {
+        const transport = httpTransports.polling(this.options)
+        transport.close('normal')
+        return transport
+      },
+      within,
+    )
     if (adopted > 0)
       this.#log.debug(
         { adopted, asked: sessions.length },

@@ -78,6 +78,10 @@ export class Cluster {
   handOffsAnswered = 0
   /** How long `claimSession` takes to claim one (a client that comes back late), in ms. */
   claimDelayMs = 0
+  /** The sids `claimSession` was called with, in order. */
+  readonly claimed: string[] = []
+  /** The most `claimSession` calls under way at once, and how many are now. */
+  claimsAtOnce = { most: 0, now: 0 }
   /**
    * When set, `settleHandOff` runs it, and waits for it, before the server takes the last
    * packets of a session its node seals unclaimed: what an adapter still owes that session.
@@ -451,8 +455,15 @@ class HandOffClusterAdapter extends ClusterAdapter {
   }
 
   async claimSession(sid: string): Promise<SessionClaim | null> {
-    await hop()
-    if (this.cluster.claimDelayMs > 0) await new Promise((r) => setTimeout(r, this.cluster.claimDelayMs))
+    const { claimsAtOnce } = this.cluster
+    this.cluster.claimed.push(sid)
+    claimsAtOnce.most = Math.max(claimsAtOnce.most, ++claimsAtOnce.now)
+    try {
+      await hop()
+      if (this.cluster.claimDelayMs > 0) await new Promise((r) => setTimeout(r, this.cluster.claimDelayMs))
+    } finally {
+      claimsAtOnce.now--
+    }
     const handoff = this.cluster.handoffs.get(sid)
     if (!this.cluster.storeUp || !handoff?.stored || handoff.claimedBy) return null
     handoff.claimedBy = this.node

@@ -6,6 +6,7 @@ import { connect, type Socket } from '@parley/client'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { ADOPT_CLAIMS_AT_ONCE } from '../src/arrivals.js'
 import { Cluster } from './cluster-adapter.js'
 import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
 import { Registry, sampleOf } from './registry.js'
@@ -113,6 +114,30 @@ describe('drain with handoff: adoption', () => {
     expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'adopted' })).toBe(2)
     expect(await sampleOf(c.registry, 'parley_handoffs_total', { outcome: 'adopted' })).toBe(2)
     expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
+  })
+
+  it('claims at most ADOPT_CLAIMS_AT_ONCE at a time, in the order asked, every one', async () => {
+    const { cluster } = await scene(['a', 'b'])
+    cluster.claimDelayMs = 2
+    // Sessions nobody stored: each claim finds nothing, but is made, and counted while it runs.
+    const asked = Array.from({ length: 3 * ADOPT_CLAIMS_AT_ONCE + 7 }, (_, i) => `nobody-${i}`)
+    const adopt = cluster.nodes.get('b')!.sockets.adopt!
+    expect(await adopt(asked.map((sid) => ({ sid, params: {}, left: 5000 })))).toBe(0)
+    expect(cluster.claimed).toEqual(asked)
+    expect(cluster.claimsAtOnce.most).toBe(ADOPT_CLAIMS_AT_ONCE)
+  })
+
+  it('starts no claim past the time the draining node waits', async () => {
+    const { cluster, a, b, draining, sid } = await drainingWithClientAway()
+    const before = cluster.claimed.length
+    const adopt = cluster.nodes.get('b')!.sockets.adopt!
+    expect(await adopt([{ sid, params: {}, left: 5000 }], 0)).toBe(0)
+    expect(cluster.claimed.length).toBe(before)
+    expect(cluster.handoffs.get(sid)?.claimedBy).toBeUndefined()
+    await draining
+    nodes = nodes.filter((n) => n !== a.started)
+    // Asked by the drain itself, with the time it still waits: adopted.
+    expect(b.restored).toHaveLength(1)
   })
 
   it('seals as before with an adapter that cannot ask for adoption', async () => {

@@ -261,11 +261,13 @@ export interface LocalSockets {
    * (`Adapter.claimSession`), taken over without a client (no middleware runs: there is no
    * client to admit) and kept, detached, for its client's resume until what was left of its
    * recovery window runs out (`Adoption.left`), the broadcasts to its rooms kept for it
-   * meanwhile. Resolves, once every claim and takeover is over, with how many were taken over;
-   * 0 at once when this node is closing (it claims nothing then) or has handoff off. Never
-   * rejects.
+   * meanwhile. The claims run in the order given, at most `ADOPT_CLAIMS_AT_ONCE` at a time, and
+   * none starts past `within` ms from now (what the draining node still waits: see
+   * `AdoptionAsk.within`; without it, no such bound). Resolves, once every claim and takeover
+   * is over, with how many were taken over; 0 at once when this node is closing (it claims
+   * nothing then) or has handoff off. Never rejects.
    */
-  adopt?(sessions: readonly Adoption[]): Promise<number>
+  adopt?(sessions: readonly Adoption[], within?: number): Promise<number>
 }
 
 /**
