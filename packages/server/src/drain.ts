@@ -2,6 +2,7 @@ import { CloseReason, decodeText, PacketType } from '@parley/protocol'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter } from './adapter/adapter.js'
 import type { Adoption, SessionSnapshot } from './adapter/handoff.js'
+import { askToAdopt } from './adoption.js'
 import type { Metrics } from './metrics.js'
 import { sameParams } from './route-params.js'
 import type { ServerSocket } from './socket.js'
@@ -246,7 +247,7 @@ export class Drain {
       })
       const adoptWait = adapter.askAdoption ? Math.min(ADOPT_WAIT_MS, options.timeout / 2) : 0
       await within(claimed, deadline - adoptWait - performance.now(), undefined)
-      if (this.#handedOff.size > 0 && adoptWait > 0) await this.#adopt(handedOff, deadline)
+      if (this.#handedOff.size > 0 && adoptWait > 0) await this.#adopt(handedOff, deadline, adoptWait)
       await within(claimed, deadline - performance.now(), undefined)
     }
     if (this.#sentOn.size > 0)
@@ -309,35 +310,37 @@ export class Drain {
    * a tunnel) and would come back to a sealed tail, missing what was sent to them from the seal
    * on. Each is asked of a live node in turn (round-robin over `Adapter.adopters`, one request
    * per node), which claims it through the store as a resume would, and keeps it for its client
-   * until its recovery window ends. The claims reach this drain as any claim does (`claimed`);
-   * the wait ends when every asked node answered, all are claimed, or at the drain's deadline.
-   * What is left is sealed as before. Said once, at info, with how many were adopted.
+   * until its recovery window ends; the share of a node that does not say it took the request
+   * soon (dead or stuck, still in the live set) is asked of another (see `askToAdopt`). The
+   * claims reach this drain as any claim does (`claimed`); the wait ends when every node that
+   * took its share answered, or at the drain's deadline. What is left is sealed as before. Said
+   * once, at info, with how many were adopted; the shares asked again, once, at warn.
    */
-  async #adopt(handedOff: number, deadline: number): Promise<void> {
+  async #adopt(handedOff: number, deadline: number, wait: number): Promise<void> {
     const { adapter, log } = this.#context
     const given = await safely(() => adapter.adopters?.())
     // Only ids: an adapter that answers anything else is asked nothing.
     const nodes = Array.isArray(given) ? given.filter((node): node is string => typeof node === 'string') : []
     if (nodes.length === 0 || this.#handedOff.size === 0) return
-    const asked = new Map<string, Adoption[]>()
-    let turn = 0
+    const sessions: Adoption[] = []
     for (const [sid, socket] of this.#handedOff) {
       const left = socket.session.recoveryLeft()
       // Its client's window is over: no resume can come for it.
-      if (left <= 0) continue
-      const node = nodes[turn++ % nodes.length]
-      if (node === undefined) continue
-      const batch = asked.get(node) ?? []
-      batch.push({ sid, params: { ...socket.params }, left })
-      asked.set(node, batch)
+      if (left > 0) sessions.push({ sid, params: { ...socket.params }, left })
     }
-    const answers = [...asked].map(([node, sessions]) =>
-      safely(() => adapter.askAdoption?.(node, sessions)).then((taken) =>
-        typeof taken === 'number' && Number.isSafeInteger(taken) && taken > 0 ? taken : 0,
-      ),
-    )
-    const counts = await within(Promise.all(answers), deadline - performance.now(), [])
-    const adopted = counts.reduce((sum, count) => sum + count, 0)
+    const { adopted, silent, reasked } = await askToAdopt({
+      adapter,
+      nodes,
+      sessions,
+      unclaimed: (sid) => this.#handedOff.has(sid),
+      deadline,
+      wait,
+    })
+    if (silent.length > 0)
+      log.warn(
+        { silent: silent.length, reasked },
+        'parley: drain: nodes asked to adopt sessions did not say they took the request; the sessions still unclaimed were asked of other live nodes',
+      )
     if (adopted > 0)
       log.info(
         { adopted, handedOff },

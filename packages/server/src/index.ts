@@ -47,6 +47,7 @@ export type {
 } from './adapter/adapter.js'
 export type {
   Adoption,
+  AdoptionAsk,
   ClaimAnswer,
   ClaimMissed,
   ClaimStanding,

@@ -7,6 +7,7 @@ import {
   type Adapter,
   type AdapterFactory,
   type Adoption,
+  type AdoptionAsk,
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
@@ -129,6 +130,11 @@ export class Cluster {
   withdrawals = 0
   /** `askAdoption` calls (with `adopts`): the node asked and the sids it was asked to adopt, in order. */
   readonly adoptionAsks: { node: string; sids: string[] }[] = []
+  /**
+   * Nodes alive in the adapter's eyes that never answer an ask to adopt, nor say they took it: a
+   * process stuck, or killed before it could leave the live set.
+   */
+  readonly silent = new Set<string>()
   /** How long `addAll` takes to put a socket into its rooms (an adapter whose joins are slow), in ms. */
   joinDelayMs = 0
   /** Socket ids whose slow `addAll` (see `joinDelayMs`) is done, in order. */
@@ -511,11 +517,14 @@ class AdoptingClusterAdapter extends HandOffClusterAdapter {
     return [...this.cluster.nodes.values()].filter((n) => n !== this && !n.closed).map((n) => n.node)
   }
 
-  async askAdoption(node: string, sessions: readonly Adoption[]): Promise<number> {
+  async askAdoption(node: string, sessions: readonly Adoption[], ask?: AdoptionAsk): Promise<number> {
     this.cluster.adoptionAsks.push({ node, sids: sessions.map((s) => s.sid) })
+    // Never answered: the drain gives up on it at its deadline.
+    if (this.cluster.silent.has(node)) return new Promise<number>(() => {})
     await hop()
     const other = this.cluster.nodes.get(node)
     if (!other || this.cluster.unreachable.has(node)) return 0
-    return (await other.sockets.adopt?.(sessions)) ?? 0
+    ask?.taking()
+    return (await other.sockets.adopt?.(sessions, ask?.within)) ?? 0
   }
 }

@@ -116,6 +116,30 @@ describe('drain with handoff: adoption', () => {
     expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'taken' })).toBe(0)
   })
 
+  it('asks another live node for the share of a node that does not say it took the request', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'b', 'c'])
+    const [a, b, c] = list as [Node, Node, Node]
+    // c is in the live set but stuck: it never answers, nor says it took its share.
+    cluster.silent.add('c')
+    const away = await clientsOf(proxy, 4)
+    const ids = away.map((s) => s.id!)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    await a.started.app.close()
+    nodes = nodes.filter((n) => n !== a.started)
+    const [first, second, again] = cluster.adoptionAsks
+    expect(cluster.adoptionAsks).toHaveLength(3)
+    expect([first?.node, second?.node].sort()).toEqual(['b', 'c'])
+    // c's share, and only it, asked again: of b, which said it took its own.
+    const cShare = [first, second].find((ask) => ask?.node === 'c')?.sids
+    expect(again).toEqual({ node: 'b', sids: cShare })
+    expect(b.restored.map((s) => s.id).sort()).toEqual([...ids].sort())
+    expect(c.restored).toEqual([])
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(0)
+    expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'adopted' })).toBe(4)
+  })
+
   it('claims at most ADOPT_CLAIMS_AT_ONCE at a time, in the order asked, every one', async () => {
     const { cluster } = await scene(['a', 'b'])
     cluster.claimDelayMs = 2

@@ -7,7 +7,7 @@ import type {
   ReplyPacket,
 } from '@parley/protocol'
 import type { Handshake } from '../types.js'
-import type { Adoption, ClaimAnswer, SessionSnapshot } from './handoff.js'
+import type { Adoption, AdoptionAsk, ClaimAnswer, SessionSnapshot } from './handoff.js'
 
 /** A room's name. Every socket is also in the room named by its own id. */
 export type Room = string
@@ -538,9 +538,12 @@ export interface Adapter {
    * a sealed tail and miss what was sent between the seal and its return (`HandOffTail.late`).
    * One request per node, for all of its sessions. Resolves with how many `node` took over, 0
    * when it would not (it is closing) or did not answer in time; the server waits for it at most
-   * `ADOPT_WAIT_MS`, then seals what is still unclaimed.
+   * `ADOPT_WAIT_MS`, then seals what is still unclaimed. `ask` (absent from a server of an earlier
+   * version): pass `within` on, for `node` to start no claim past it, and call `taking` once
+   * `node` says it took the request: a share whose node has not within a third of the wait
+   * (`ADOPT_TAKING_SHARE`) is asked of another node (see `AdoptionAsk.taking`).
    */
-  askAdoption?(node: string, sessions: readonly Adoption[]): Promise<number>
+  askAdoption?(node: string, sessions: readonly Adoption[], ask?: AdoptionAsk): Promise<number>
   /**
    * A live node other than this one for session `sid` (with its URL, for an adapter whose nodes
    * publish one), or undefined when there is none. Asked while this node drains, for a resume

@@ -115,6 +115,26 @@ export interface Adoption {
   left: number
 }
 
+/**
+ * What a draining node's ask to adopt carries besides the sessions (see `Adapter.askAdoption`):
+ * how long it waits for them, and how it hears that the node took the request.
+ */
+export interface AdoptionAsk {
+  /**
+   * The ms from now the draining node waits for the claims: it seals what is left then, so the
+   * node starts no claim past it (see `LocalSockets.adopt`).
+   */
+  within: number
+  /**
+   * Called once the node says it took the request, before its claims run. A share whose node
+   * has not said so soon (a third of the adoption's wait) is asked of another live node: the
+   * node may be dead or stuck, still in the live set. An adapter whose nodes cannot say so calls
+   * it at once; one that never calls it has each share still unclaimed then asked again, which
+   * is safe (a claim is exclusive: one node wins each session), only wasteful.
+   */
+  taking: () => void
+}
+
 /** What `SessionClaim.takeOver` resolves with. */
 export interface HandOffTail {
   /**
