@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import {
   type Adapter,
   type Adoption,
+  type AdoptionAsk,
   type BroadcastMessage,
   type BroadcastOptions,
   type BroadcastReply,
@@ -30,7 +31,7 @@ import type { HandoffParts } from './handoff-parts.js'
 import { type AskWithAck, askHolding } from './held-questions.js'
 import { IncomingRequests } from './incoming-requests.js'
 import { anotherNode, type LookupParts, sessionOwner } from './lookups.js'
-import { ADOPTS, Nodes } from './nodes.js'
+import { ADOPTS, Nodes, SAYS_TAKING } from './nodes.js'
 import { type NodesChangeListener, NodesListeners } from './nodes-change.js'
 import type { RedisSubscriber, ResolvedRedisOptions } from './options.js'
 import { OwnAcks } from './own-acks.js'
@@ -853,12 +854,16 @@ export class RedisAdapter implements Adapter {
    * Asks `node` to adopt `sessions` (see `Adapter.askAdoption`): one request on the request
    * channel, which only `node` answers, with how many it took over. 0 when `node` is not a live
    * node, would not, or did not answer within twice `requestTimeout` (its claims and takeovers
-   * each wait on Redis; at most `MAX_TIMER_MS`).
+   * each wait on Redis; at most `MAX_TIMER_MS`). A node whose note says it does (`SAYS_TAKING`)
+   * is asked to say at once that it took the request: `ask.taking` is called then (at once for
+   * one of an earlier version, which cannot), and a node that does not say it soon has its
+   * sessions asked of another (see `AdoptionAsk.taking`).
    */
-  askAdoption(node: string, sessions: readonly Adoption[]): Promise<number> {
+  askAdoption(node: string, sessions: readonly Adoption[], ask?: AdoptionAsk): Promise<number> {
     if (this.#closed || sessions.length === 0 || !this.#nodes.others().includes(node))
       return Promise.resolve(0)
-    return askAdoption(this.#queryParts, node, sessions)
+    const says = (this.#nodes.note(node)?.v ?? 0) >= SAYS_TAKING
+    return askAdoption(this.#queryParts, node, sessions, says, ask)
   }
 
   /** Runs a query on every other live node (see query.ts). */

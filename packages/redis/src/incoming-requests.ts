@@ -131,9 +131,12 @@ export class IncomingRequests {
     }
     if (request.k === 'adopt') {
       if (request.to !== this.#node) return
+      // Before any claim: the asker learns that this node is there, and does not ask another
+      // node for these sessions (see `ADOPT_TAKING_SHARE` in `@parley/server`).
+      if (request.a === true) respond({ k: 'asked' })
       const sessions = request.s.map(([sid, params, left]) => ({ sid, params, left }))
       // A server of an earlier version adopts nothing: the draining node seals them as before.
-      const adopted = this.#sockets.adopt ? this.#sockets.adopt(sessions) : Promise.resolve(0)
+      const adopted = this.#sockets.adopt ? this.#sockets.adopt(sessions, request.w) : Promise.resolve(0)
       adopted.then(
         (c) => respond({ k: 'adopted', c }),
         (err: unknown) => {

@@ -95,6 +95,8 @@ export interface NodeNote {
    * mark lasts `GOODBYE_MARK_MS` (see `MARKS_A_DAY`). 4: it ignores a broadcast with acks asked
    * again of another node, and asks its sockets one asked of it again only once (see
    * `ASKS_ACKS_AGAIN`). 5: it adopts the sessions a draining node asks it to (see `ADOPTS`).
+   * 6: it answers such a request that asks so (`a: true`) at once with `asked`, before any claim,
+   * and starts no claim past the asker's wait (`w`) (see `SAYS_TAKING`).
    */
   v: number
   /**
@@ -180,13 +182,20 @@ export const GOODBYE_MARK_MS = ADDRESS_KEEP_MS
 export const stallClock = { now: (): number => Date.now() }
 
 /** The `v` this version publishes in its note. */
-export const NOTE_VERSION = 5
+export const NOTE_VERSION = 6
 
 /**
  * The first `v` whose nodes read an `AdoptRequest` (see `Adapter.askAdoption`): a node of an
  * earlier one would drop it as malformed, so it is never asked.
  */
 export const ADOPTS = 5
+
+/**
+ * The first `v` whose nodes say at once that they took an `AdoptRequest` that asks so (`asked`):
+ * one of an earlier one would never say it, and would have its sessions asked of another node
+ * each time, so it is not asked to, and is taken at its word from the start.
+ */
+export const SAYS_TAKING = 6
 
 /**
  * The first `v` whose nodes leave a goodbye mark of `GOODBYE_MARK_MS` themselves. A node of an

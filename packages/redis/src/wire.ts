@@ -178,6 +178,17 @@ export interface AdoptRequest {
   k: 'adopt'
   to: string
   s: [sid: string, params: Record<string, string>, left: number][]
+  /**
+   * Answer `asked` at once, before any claim: only sent to nodes whose note says they do
+   * (`SAYS_TAKING`). A node that does not say so in time is taken for dead or stuck, and its
+   * sessions asked of another (see `ADOPT_TAKING_SHARE` in `@parley/server`).
+   */
+  a?: true
+  /**
+   * The ms the asker waits for the claims from when it sent this: the node starts none past it
+   * (see `LocalSockets.adopt`). Nodes of an earlier version neither send nor read it.
+   */
+  w?: number
 }
 
 /** The most sessions one `AdoptRequest` may name: a longer list is refused as malformed. */
@@ -229,7 +240,10 @@ export type ResponsePacket =
   | { n: string; id: string; k: 'reply'; ok: false; code: string; message: string; d?: true }
   /** The old node sealed the tail of the session claimed as `id` (a `ClaimMarker`'s id). */
   | { n: string; id: string; k: 'sealed' }
-  /** A `HandOffRequest` with `a` reached its node, which is handing the session off now. */
+  /**
+   * A `HandOffRequest` or an `AdoptRequest` with `a` reached its node, which is handing the
+   * session off, or claiming the sessions, now.
+   */
   | { n: string; id: string; k: 'asked' }
   /** The answer to a `HandOffRequest`: true once the snapshot is stored. */
   | { n: string; id: string; k: 'handoff'; ok: boolean }
@@ -483,6 +497,8 @@ export function parseRequest(
       typeof value.to === 'string' &&
       Array.isArray(value.s) &&
       value.s.length <= MAX_ADOPTIONS &&
+      (value.a === undefined || value.a === true) &&
+      (value.w === undefined || isTimeout(value.w)) &&
       value.s.every(isAdoption)
     return fits ? (value as unknown as AdoptRequest) : undefined
   }

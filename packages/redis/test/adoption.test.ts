@@ -2,14 +2,18 @@
 // node adopts each one nobody claimed, keeps it for its client, and the client's resume, long
 // after the drain, finds it there with every broadcast sent meanwhile, once each, in order.
 // Three Parley servers on one real Redis behind a round-robin proxy that the test takes offline.
-import { connect } from '@parley/client'
+import { connect, type Socket } from '@parley/client'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
+import { ADOPT_CLAIMS_AT_ONCE } from '../../server/src/arrivals.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import { allSeeEachOther, balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
+import { rawConnect } from '../../server/test/raw-client.js'
+import { NOTE_VERSION } from '../src/nodes.js'
+import { adapterOf, allSeeEachOther, balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
+import { killedNode } from './killed-node.js'
 
 interface Node extends SuiteNode {
   connections: number
@@ -30,7 +34,31 @@ describe.skipIf(skipRedisSuites())(
     const { suite, balance } = balancedSuite<Node>()
     const { nodes, clients } = suite
 
-    async function startNode(recoveryWindow = 120_000): Promise<Node> {
+    /**
+     * `factory`, each adapter's claims counted in `claims` while they run (`claimSession`, as the
+     * server calls it): the most at once, and how many now.
+     */
+    function counted(factory: ReturnType<typeof redisAdapter>, claims: { most: number; now: number }) {
+      return (sockets: Parameters<ReturnType<typeof redisAdapter>>[0]) => {
+        const adapter = factory(sockets)
+        const claim = adapter.claimSession.bind(adapter)
+        adapter.claimSession = async (sid, params) => {
+          claims.most = Math.max(claims.most, ++claims.now)
+          try {
+            return await claim(sid, params)
+          } finally {
+            claims.now--
+          }
+        }
+        return adapter
+      }
+    }
+
+    async function startNode(
+      recoveryWindow = 120_000,
+      handoff = HANDOFF,
+      claims?: { most: number; now: number },
+    ): Promise<Node> {
       const client = await connectedClient(suite.redis.url)
       const node: Node = {
         started: undefined as unknown as Started,
@@ -43,8 +71,10 @@ describe.skipIf(skipRedisSuites())(
       }
       node.started = await startServer(
         {
-          adapter: redisAdapter({ client, heartbeatInterval: 300 }),
-          handoff: HANDOFF,
+          adapter: claims
+            ? counted(redisAdapter({ client, heartbeatInterval: 300 }), claims)
+            : redisAdapter({ client, heartbeatInterval: 300 }),
+          handoff,
           recovery: { window: recoveryWindow },
         },
         (app) => {
@@ -181,6 +211,70 @@ describe.skipIf(skipRedisSuites())(
       expect(c.recovered).toBe(true)
       expect(got).toEqual(numbers(traffic.sent))
     }, 40_000)
+
+    /** What `node` logged of its drain's adoption: the sessions left unclaimed, and the asks repeated. */
+    const drainLines = (node: Node) => ({
+      unclaimed: node.log.filter((line) => line.includes('were not claimed before the timeout')),
+      silent: node.log.filter((line) => line.includes('did not say they took the request')),
+    })
+
+    it('asks a live node for the share of a node that is in the live set but never answers', async () => {
+      const a = await startNode()
+      const b = await startNode()
+      await allSeeEachOther([a, b])
+      // Killed without its goodbye: still in the live set, of a version that adopts and says it
+      // took the request, and nobody there to say it.
+      const dead = await killedNode(
+        { redis: a.redis, adapter: adapterOf(a) },
+        'nobody-at-the-killed-node',
+        NOTE_VERSION,
+      )
+      try {
+        await until(() => adapterOf(a).adopters().includes(dead.id), 3000, 'the killed node an adopter')
+        const proxy = await balance([a])
+        const away: Socket[] = []
+        for (let i = 0; i < 4; i++) {
+          const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], reconnectionDelayMax: 300 })
+          clients.push(c)
+          away.push(c)
+          await until(() => c.connected, 3000, 'connect')
+        }
+        offline(proxy)
+        await a.started.app.close()
+        // Dealt two and two over b and the killed node; the killed node's two asked again of b.
+        expect(b.restored.map((s) => s.id).sort()).toEqual(away.map((c) => c.id).sort())
+        expect(drainLines(a).unclaimed).toEqual([])
+        expect(drainLines(a).silent).toHaveLength(1)
+        expect(JSON.parse(drainLines(a).silent[0]!)).toMatchObject({ silent: 1, reasked: 2 })
+      } finally {
+        await dead.remove()
+      }
+    }, 20_000)
+
+    it('adopts every one of a few hundred sessions asked of one node, its claims in turns', async () => {
+      const count = 5 * ADOPT_CLAIMS_AT_ONCE
+      // The adoption's wait is its longest: a second (ADOPT_WAIT_MS).
+      const handoff = { timeout: 2000, retrySpread: 0 }
+      const claims = { most: 0, now: 0 }
+      const a = await startNode(120_000, handoff)
+      const b = await startNode(120_000, handoff, claims)
+      await allSeeEachOther([a, b])
+      // Polling sessions whose first GET never comes: clients gone right after their handshake.
+      const never = new Promise<never>(() => {})
+      const sids: string[] = []
+      for (let i = 0; i < count; i += 50) {
+        const batch = Array.from({ length: Math.min(50, count - i) }, () =>
+          rawConnect('polling', a.started.base, {}, { firstGetAfter: never }),
+        )
+        for (const raw of await Promise.all(batch)) sids.push(raw.id)
+      }
+      expect(a.started.app.parley.sockets.size).toBe(count)
+      await a.started.app.close()
+      expect(b.restored.map((s) => s.id).sort()).toEqual(sids.sort())
+      expect(drainLines(a).unclaimed).toEqual([])
+      // In turns: never more claims at once than the bound, which they filled.
+      expect(claims.most).toBe(ADOPT_CLAIMS_AT_ONCE)
+    }, 30_000)
 
     it('ends an adopted session whose client never comes back at its original deadline, not a new one', async () => {
       const window = 4000

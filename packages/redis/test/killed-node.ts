@@ -15,13 +15,17 @@ export interface KilledNode {
   remove(): Promise<void>
 }
 
+/** What `killedNode` writes through, and reads back from: a node's Redis client and adapter. */
+export type Witness = Pick<TestNode, 'redis'> & { adapter: Pick<TestNode['adapter'], 'liveNodes'> }
+
 /**
  * Writes, through `node`'s Redis client, a killed node holding session `sid`: its record, note
- * and index entry (live for as long as a test runs), the owner record of its session, and
- * nothing at its address (a port held here, so that no other test file's server answers there
- * meanwhile); resolves once `node` reads it as live.
+ * (of version `version`: 1, a node that says it got a handoff request, and no more) and index
+ * entry (live for as long as a test runs), the owner record of its session, and nothing at its
+ * address (a port held here, so that no other test file's server answers there meanwhile);
+ * resolves once `node` reads it as live.
  */
-export async function killedNode(node: TestNode, sid: string): Promise<KilledNode> {
+export async function killedNode(node: Witness, sid: string, version = 1): Promise<KilledNode> {
   const id = 'killed-node'
   const record = `parley:node:${id}`
   const address = await holdPort()
@@ -32,7 +36,7 @@ export async function killedNode(node: TestNode, sid: string): Promise<KilledNod
   }
   try {
     await node.redis.sendCommand(['SET', record, `http://127.0.0.1:${address.port}`, 'PX', '60000'])
-    const note = JSON.stringify({ v: 1, p: '/parley' })
+    const note = JSON.stringify({ v: version, p: '/parley' })
     await node.redis.sendCommand(['SET', `${record}:note`, note, 'PX', '60000'])
     await node.redis.sendCommand(['ZADD', 'parley:nodes', String(Date.now()), id])
     await node.redis.sendCommand(['SET', ownerKey(sid), id, 'EX', '60'])

@@ -170,6 +170,11 @@ describe('the messages between nodes', () => {
     ])
       expect(parseRequest(JSON.stringify({ ...adopt, s }))).toBeUndefined()
     expect(parseRequest(JSON.stringify({ ...adopt, to: undefined }))).toBeUndefined()
+    // Asked to say at once that it took the request, and how long its asker waits.
+    const saying = { ...adopt, a: true, w: 900 }
+    expect(parseRequest(JSON.stringify(saying))).toEqual(saying)
+    for (const a of [false, 1, 'yes']) expect(parseRequest(JSON.stringify({ ...adopt, a }))).toBeUndefined()
+    for (const w of [-1, '900', null]) expect(parseRequest(JSON.stringify({ ...adopt, w }))).toBeUndefined()
     expect(parseResponse('{"n":"b","id":"1","k":"adopted","c":-1}')).toBeUndefined()
     expect(parseResponse('{"n":"b","id":"1","k":"adopted"}')).toBeUndefined()
   })
