@@ -21,7 +21,8 @@ const alone = [
   'packages/redis/test/drain-climb.test.ts',
   'packages/redis/test/lone-restart-climb.test.ts',
   // A drain's sessions adopted by a live node within the last part of its wait (half a second
-  // here), their clients away for seconds while a node broadcasts.
+  // here), their clients away for seconds while a node broadcasts; and 320 adopted by one node
+  // within a second.
   'packages/redis/test/adoption.test.ts',
   // A burst held for seconds by Redis spinning at a pace that answers each command within the
   // node's requestTimeout: beside other files the machine would set that pace, not the test.
