@@ -12,6 +12,7 @@ import { ADOPT_CLAIMS_AT_ONCE } from '../../server/src/arrivals.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 import { rawConnect } from '../../server/test/raw-client.js'
 import { NOTE_VERSION } from '../src/nodes.js'
+import { sidHash } from '../src/sessions.js'
 import { adapterOf, allSeeEachOther, balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
 import { killedNode } from './killed-node.js'
 
@@ -275,6 +276,27 @@ describe.skipIf(skipRedisSuites())(
       // In turns: never more claims at once than the bound, which they filled.
       expect(claims.most).toBe(ADOPT_CLAIMS_AT_ONCE)
     }, 30_000)
+
+    it('lets one of two nodes asked to adopt the same session take it over, the other nothing', async () => {
+      // Its own adoption, at the end of the wait, comes long after the two asks made here.
+      const handoff = { timeout: 4000, retrySpread: 0 }
+      const a = await startNode(120_000, handoff)
+      const b = await startNode(120_000, handoff)
+      const c = await startNode(120_000, handoff)
+      await allSeeEachOther([a, b, c])
+      const raw = await rawConnect('polling', a.started.base, {}, { firstGetAfter: new Promise(() => {}) })
+      const closed = a.started.app.close()
+      const stored = async () =>
+        Number(await a.redis.sendCommand(['EXISTS', `parley:handoff:${sidHash(raw.sid)}`])) === 1
+      for (let i = 0; i < 100 && !(await stored()); i++) await sleep(20)
+      const session = [{ sid: raw.sid, params: {}, left: 60_000 }]
+      const asks = [b, c].map((node) => adapterOf(a).askAdoption(adapterOf(node).node, session))
+      expect((await Promise.all(asks)).sort()).toEqual([0, 1])
+      expect([...b.restored, ...c.restored].map((s) => s.id)).toEqual([raw.id])
+      await closed
+      // Claimed once, by the winner: nothing left to seal.
+      expect(drainLines(a).unclaimed).toEqual([])
+    }, 20_000)
 
     it('ends an adopted session whose client never comes back at its original deadline, not a new one', async () => {
       const window = 4000

@@ -140,6 +140,21 @@ describe('drain with handoff: adoption', () => {
     expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'adopted' })).toBe(4)
   })
 
+  it('seals the share of a node that does not say it took the request when no other node is there to ask', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'c'])
+    const [a, c] = list as [Node, Node]
+    cluster.silent.add('c')
+    await clientsOf(proxy, 1)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    await a.started.app.close()
+    nodes = nodes.filter((n) => n !== a.started)
+    expect(cluster.adoptionAsks.map((ask) => ask.node)).toEqual(['c'])
+    expect(c.restored).toEqual([])
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
+  })
+
   it('claims at most ADOPT_CLAIMS_AT_ONCE at a time, in the order asked, every one', async () => {
     const { cluster } = await scene(['a', 'b'])
     cluster.claimDelayMs = 2
