@@ -4,7 +4,7 @@
 /**
  * Runs `work` on each of `items` in order, at most `atOnce` at a time, starting none once
  * `performance.now()` reaches `until`; resolves with each result in the order of `items`,
- * `skipped` for one not started. `work` must not reject (wrap it with `safely`).
+ * `skipped` for one not started or whose work threw.
  */
 export async function inTurn<T, R, S>(
   items: readonly T[],
@@ -19,7 +19,11 @@ export async function inTurn<T, R, S>(
   const runner = async () => {
     while (next < items.length && performance.now() < until) {
       const index = next++
-      results[index] = await work(items[index] as T)
+      try {
+        results[index] = await work(items[index] as T)
+      } catch {
+        // One item's failure (an entry whose getters throw) is its own: the others go on.
+      }
     }
   }
   await Promise.all(Array.from({ length: Math.max(1, Math.min(atOnce, items.length)) }, runner))

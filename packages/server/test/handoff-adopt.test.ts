@@ -5,6 +5,7 @@
 import { connect, type Socket } from '@parley/client'
 import type { ServerSocket } from '@parley/server'
 import { afterEach, describe, expect, it } from 'vitest'
+import { revoked, trapsThrow } from '../../../test/support/odd-values.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { ADOPT_CLAIMS_AT_ONCE } from '../src/arrivals.js'
 import { Cluster } from './cluster-adapter.js'
@@ -220,6 +221,9 @@ describe('drain with handoff: adoption', () => {
       [{ sid, params: {}, left: Number.NaN }],
       [{ sid, params: {}, left: 0 }],
       [{ sid, params: {}, left: '5000' }],
+      // Entries that throw as they are read: each adopts nothing, and the call still answers.
+      [trapsThrow()],
+      [revoked()],
     ])
       expect(await adopt(junk as never)).toBe(0)
     expect(cluster.handoffs.get(sid)?.claimedBy).toBeUndefined()
