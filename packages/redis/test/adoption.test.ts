@@ -219,16 +219,19 @@ describe.skipIf(skipRedisSuites())(
       silent: node.log.filter((line) => line.includes('did not say they took the request')),
     })
 
-    it('asks a live node for the share of a node that is in the live set but never answers', async () => {
+    /**
+     * Nodes a and b, a killed node of note version `version` still in the live set (see
+     * killed-node.ts), and four WebSocket clients of a's gone away; a drained. The clients, and
+     * the killed node, for what the test reads.
+     */
+    async function drainedBesideKilled(version: number) {
       const a = await startNode()
       const b = await startNode()
       await allSeeEachOther([a, b])
-      // Killed without its goodbye: still in the live set, of a version that adopts and says it
-      // took the request, and nobody there to say it.
       const dead = await killedNode(
         { redis: a.redis, adapter: adapterOf(a) },
         'nobody-at-the-killed-node',
-        NOTE_VERSION,
+        version,
       )
       try {
         await until(() => adapterOf(a).adopters().includes(dead.id), 3000, 'the killed node an adopter')
@@ -242,14 +245,29 @@ describe.skipIf(skipRedisSuites())(
         }
         offline(proxy)
         await a.started.app.close()
-        // Dealt two and two over b and the killed node; the killed node's two asked again of b.
-        expect(b.restored.map((s) => s.id).sort()).toEqual(away.map((c) => c.id).sort())
-        expect(drainLines(a).unclaimed).toEqual([])
-        expect(drainLines(a).silent).toHaveLength(1)
-        expect(JSON.parse(drainLines(a).silent[0]!)).toMatchObject({ silent: 1, reasked: 2 })
+        return { a, b, away }
       } finally {
         await dead.remove()
       }
+    }
+
+    it('asks a live node for the share of a node that is in the live set but never answers', async () => {
+      // Of a version that says it took the request: its silence tells.
+      const { a, b, away } = await drainedBesideKilled(NOTE_VERSION)
+      // Dealt two and two over b and the killed node; the killed node's two asked again of b.
+      expect(b.restored.map((s) => s.id).sort()).toEqual(away.map((c) => c.id).sort())
+      expect(drainLines(a).unclaimed).toEqual([])
+      expect(drainLines(a).silent).toHaveLength(1)
+      expect(JSON.parse(drainLines(a).silent[0]!)).toMatchObject({ silent: 1, reasked: 2 })
+    }, 20_000)
+
+    it('takes a node of version 5, which never says it took the request, at its word', async () => {
+      // Not asked to say so, and not asked again for its share: here, killed, it is sealed.
+      const { a, b } = await drainedBesideKilled(5)
+      expect(b.restored).toHaveLength(2)
+      expect(drainLines(a).silent).toEqual([])
+      expect(drainLines(a).unclaimed).toHaveLength(1)
+      expect(JSON.parse(drainLines(a).unclaimed[0]!)).toMatchObject({ unclaimed: 2 })
     }, 20_000)
 
     it('adopts every one of a few hundred sessions asked of one node, its claims in turns', async () => {
