@@ -2,6 +2,9 @@
 // node adopts each one nobody claimed, keeps it for its client, and the client's resume, long
 // after the drain, finds it there with every broadcast sent meanwhile, once each, in order.
 // Three Parley servers on one real Redis behind a round-robin proxy that the test takes offline.
+// And what the adoption survives: a node asked that is dead but still in the live set (its share
+// asked of another), a few hundred sessions asked of one node (claimed in turns), and two nodes
+// asked for the same session (one takes it).
 import { connect, type Socket } from '@parley/client'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
