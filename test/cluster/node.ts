@@ -133,9 +133,6 @@ app.post('/end-sessions', async () => {
   return { ended: sockets.length }
 })
 
-/** What a socket sent with `up`, checked as it arrives: numbers 1, 2, 3... once each. */
-const received = new Map<string, { count: number; last: number; faults: string[] }>()
-
 interface Target {
   rooms?: string[]
   except?: string[]
@@ -153,7 +150,6 @@ function tell(event: string, socket: Socket, reason?: string): void {
 
 io.on('connection', (socket: Socket) => {
   socket.data = { node: name }
-  received.set(socket.id, { count: 0, last: 0, faults: [] })
   tell('connection', socket)
   handlers(socket)
 })
@@ -163,8 +159,6 @@ io.on('restored', (socket: Socket) => {
   tell('restored', socket)
   // When, for a test that reads where a message was lost (`shout` below too).
   console.log(`restored-at ${socket.id} ${Date.now()}`)
-  // `up`'s count stays with the node it ran on (`seq` is the one that travels).
-  received.set(socket.id, { count: 0, last: 0, faults: [] })
   handlers(socket)
 })
 
@@ -202,13 +196,6 @@ function handlers(socket: Socket): void {
   socket.on('whoami', (reply: Reply) => reply({ node: name, id: socket.id }))
   socket.on('echo', (value: unknown, reply: Reply) => reply({ node: name, value }))
 
-  socket.on('up', (n: number) => {
-    const r = received.get(socket.id)!
-    if (n !== r.last + 1) r.faults.push(`${r.last} then ${n}`)
-    r.last = n
-    r.count++
-  })
-  socket.on('report', (reply: Reply) => reply({ node: name, ...received.get(socket.id) }))
   socket.on('pump', (n: number, reply: Reply) => {
     for (let i = 1; i <= n; i++) socket.emit('down', i)
     reply({ node: name })
@@ -257,7 +244,6 @@ function handlers(socket: Socket): void {
   })
 
   socket.on('disconnect', (reason: string) => {
-    received.delete(socket.id)
     tell('disconnect', socket, reason)
   })
 }
