@@ -9,23 +9,14 @@ import type { ServerSocket } from '@parley/server'
 import { describe, expect, it, onTestFinished } from 'vitest'
 import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { closedAfterEach } from './closed-after-each.js'
-import { type Gate, gate } from './gate.js'
+import { gate } from './gate.js'
 import { startServer, until } from './helpers.js'
+import { holdingOnce } from './holding-once.js'
 
 /** The server's handshakeTimeout here: well under the client's connectTimeout. */
 const BOUND = 500
 
 const opened = closedAfterEach()
-
-/** A middleware that lets every client through but, once `armed()`, the first one: held at `cue`. */
-function holdingOnce(cue: Gate, armed: () => boolean) {
-  let spent = false
-  return async () => {
-    if (!armed() || spent) return
-    spent = true
-    await cue.pass()
-  }
-}
 
 describe.each(['websocket', 'sse', 'polling'] as const)(
   'a resume whose middleware outlasts handshakeTimeout, over %s',
