@@ -6,93 +6,37 @@
 // `recovered: true`. The broadcasts to its room sent before, during and after b's refusal reach
 // it once each, in order, and its own emits reach one node once each. Given back, as after a
 // refusal, the claim would end the handoff, and c would give the client a new session.
-import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
-import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
-import { type Gate, gate } from '../../server/test/gate.js'
 import { until, within } from '../../server/test/helpers.js'
-import { balancedSuite, startTrafficNode, type TrafficNode, toldTo } from './e2e-suite.js'
-
-/** The balancer's order of the nodes: a, b, c. */
-const [A, B, C] = [0, 1, 2]
-
-/**
- * A middleware that lets every client through but, once `armed()`, the first one, which it holds
- * until `cue` opens, then throws at, as a middleware whose database pool a close hook closed.
- */
-function throwingOnce(cue: Gate, armed: () => boolean, threw: () => void) {
-  let spent = false
-  return (app: FastifyInstance) =>
-    app.parley.use(async () => {
-      if (!armed() || spent) return
-      spent = true
-      await cue.pass()
-      threw()
-      throw new Error('the database pool is closed')
-    })
-}
-
-/** The numbered `room` broadcasts `node` sends (one sender: its order is theirs). */
-function broadcaster(node: TrafficNode) {
-  let n = 0
-  return () => node.started.app.parley.to('room').emit('room', ++n)
-}
+import { clientOnA, heldAtB, takeoverSuite } from './takeover-scene.js'
 
 describe.skipIf(skipRedisSuites())('a takeover whose middleware throws once its node began to close', () => {
-  const { suite, balance } = balancedSuite()
-  const { nodes, clients } = suite
+  const { scene } = takeoverSuite()
 
   async function resumedOnLiveNode(transport: TransportName, close: 'app.close()' | 'drain()') {
-    const cue = gate()
-    let armed = false
     let thrown = false
-    const a = await startTrafficNode(suite.redis.url, nodes)
-    const b = await startTrafficNode(suite.redis.url, nodes, {
-      setup: throwingOnce(
-        cue,
-        () => armed,
-        () => {
-          thrown = true
-        },
-      ),
+    // b's middleware, once the test lets the takeover through, throws at it, as a middleware
+    // whose database pool a close hook closed.
+    const held = await scene({
+      afterHold: () => {
+        thrown = true
+        throw new Error('the database pool is closed')
+      },
     })
-    const c = await startTrafficNode(suite.redis.url, nodes, { seen: true })
-    const balancer = await balance([a, b, c])
-    balancer.avoid.add(B).add(C)
-    const client: Socket = connect(`${balancer.url}/parley`, {
-      transports: [transport],
-      reconnectionDelay: 100,
-      reconnectionDelayMax: 300,
-    })
-    clients.push(client)
-    const got: number[] = []
-    client.on('room', (n: number) => got.push(n))
-    await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
-    const id = client.id
-    const told = toldTo(client)
-    const broadcast = broadcaster(c)
+    const { a, b, c, cue, broadcast, tries } = held
 
     // Before: on a.
-    broadcast()
-    client.emit('up', 1)
-    await until(() => got.length === 1 && a.received.length === 1, 3000, 'the first broadcast and emit')
+    const { client, got, id, told } = await clientOnA(held, transport)
 
     // a drains; the balancer sends the resume to b, whose claim wins and whose middleware holds it.
-    balancer.avoid.clear()
-    balancer.avoid.add(A).add(C)
-    armed = true
-    const aClosed = a.started.app.close()
-    await until(() => cue.reached(), 5000, "b's middleware to hold the takeover")
-    broadcast()
-    client.emit('up', 2)
+    const { aClosed } = await heldAtB(held, client, 'a drains')
 
     // b begins to close, which tells the client to try again; then the middleware throws.
     const bClosed = close === 'app.close()' ? b.started.app.close() : b.started.app.parley.drain()
     await until(() => b.started.app.parley.closing, 2000, 'b to begin closing')
     // The client's requests and upgrades so far: one more is its next try, after b's answer.
-    const tries = () => balancer.forwarded.reduce((sum, n) => sum + n, 0)
     const before = tries()
     cue.open()
     broadcast()
@@ -100,8 +44,7 @@ describe.skipIf(skipRedisSuites())('a takeover whose middleware throws once its 
     broadcast()
 
     // Its next tries reach c alone: the session, handed on by b's drain, is resumed there.
-    balancer.avoid.clear()
-    balancer.avoid.add(A).add(B)
+    held.only('c')
     await until(() => c.restored.length === 1 && client.connected, 8000, 'the session resumed on c')
     broadcast()
     client.emit('up', 3)
