@@ -311,10 +311,13 @@ export class Drain {
    * on. Each is asked of a live node in turn (round-robin over `Adapter.adopters`, one request
    * per node), which claims it through the store as a resume would, and keeps it for its client
    * until its recovery window ends; the share of a node that does not say it took the request
-   * soon (dead or stuck, still in the live set) is asked of another (see `askToAdopt`). The
+   * soon (dead or stuck, still in the live set) is asked of another, and what a node that took
+   * fewer than asked left (it began to close since it was listed) is asked of one that adopted,
+   * once more at most (see `askToAdopt`). The
    * claims reach this drain as any claim does (`claimed`); the wait ends when every node that
    * took its share answered, or at the drain's deadline. What is left is sealed as before. Said
-   * once, at info, with how many were adopted; the shares asked again, once, at warn.
+   * once, at info, with how many were adopted; the silent nodes' shares asked again, once, at
+   * warn; the sessions of short answers asked again, once, at info.
    */
   async #adopt(handedOff: number, deadline: number, wait: number): Promise<void> {
     const { adapter, log } = this.#context
@@ -328,7 +331,7 @@ export class Drain {
       // Its client's window is over: no resume can come for it.
       if (left > 0) sessions.push({ sid, params: { ...socket.params }, left })
     }
-    const { adopted, silent, reasked } = await askToAdopt({
+    const { adopted, silent, reasked, short, reaskedShort } = await askToAdopt({
       adapter,
       nodes,
       sessions,
@@ -340,6 +343,13 @@ export class Drain {
       log.warn(
         { silent: silent.length, reasked },
         'parley: drain: nodes asked to adopt sessions did not say they took the request; the sessions still unclaimed were asked of other live nodes',
+      )
+    // Not a warning: in a rolling deploy, a node listed when asked may have begun to close since
+    // (it adopts none); asked again, nothing is lost. What is left is sealed, and warned of then.
+    if (short > 0)
+      log.info(
+        { short, reasked: reaskedShort },
+        'parley: drain: nodes asked to adopt sessions took fewer than asked (closing too, say); the sessions still unclaimed were asked of a node that adopted',
       )
     if (adopted > 0)
       log.info(

@@ -135,6 +135,11 @@ export class Cluster {
    * process stuck, or killed before it could leave the live set.
    */
   readonly silent = new Set<string>()
+  /**
+   * Nodes alive in the adapter's eyes that say they took an ask to adopt, then adopt nothing: a
+   * node whose close began after it was listed.
+   */
+  readonly refusing = new Set<string>()
   /** How long `addAll` takes to put a socket into its rooms (an adapter whose joins are slow), in ms. */
   joinDelayMs = 0
   /** Socket ids whose slow `addAll` (see `joinDelayMs`) is done, in order. */
@@ -525,6 +530,7 @@ class AdoptingClusterAdapter extends HandOffClusterAdapter {
     const other = this.cluster.nodes.get(node)
     if (!other || this.cluster.unreachable.has(node)) return 0
     ask?.taking()
+    if (this.cluster.refusing.has(node)) return 0
     return (await other.sockets.adopt?.(sessions, ask?.within)) ?? 0
   }
 }

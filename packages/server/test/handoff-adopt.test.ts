@@ -141,6 +141,46 @@ describe('drain with handoff: adoption', () => {
     expect(await sampleOf(b.registry, 'parley_handoffs_total', { outcome: 'adopted' })).toBe(4)
   })
 
+  it('asks a node that adopted for the share of a node that said it took the request, then adopted none', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'b', 'c'])
+    const [a, b, c] = list as [Node, Node, Node]
+    // b began to close after it was listed: it says it took its share, and adopts none of it.
+    cluster.refusing.add('b')
+    const away = await clientsOf(proxy, 4)
+    const ids = away.map((s) => s.id!)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    await a.started.app.close()
+    nodes = nodes.filter((n) => n !== a.started)
+    const [first, second, again] = cluster.adoptionAsks
+    expect(cluster.adoptionAsks).toHaveLength(3)
+    const bShare = [first, second].find((ask) => ask?.node === 'b')?.sids
+    expect(again).toEqual({ node: 'c', sids: bShare })
+    expect(c.restored.map((s) => s.id).sort()).toEqual([...ids].sort())
+    expect(b.restored).toEqual([])
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(0)
+  })
+
+  it('asks a session again once at most: nodes that all adopt none pass nothing back and forth', async () => {
+    const { cluster, list, proxy } = await scene(['a', 'b', 'c'])
+    const [a] = list as [Node, Node, Node]
+    cluster.refusing.add('b')
+    cluster.refusing.add('c')
+    await clientsOf(proxy, 4)
+    proxy.offline = true
+    proxy.cut()
+    await sleep(100)
+    await a.started.app.close()
+    nodes = nodes.filter((n) => n !== a.started)
+    const times = new Map<string, number>()
+    for (const ask of cluster.adoptionAsks)
+      for (const sid of ask.sids) times.set(sid, (times.get(sid) ?? 0) + 1)
+    expect(times.size).toBe(4)
+    for (const count of times.values()) expect(count).toBe(1)
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(4)
+  })
+
   it('seals the share of a node that does not say it took the request when no other node is there to ask', async () => {
     const { cluster, list, proxy } = await scene(['a', 'c'])
     const [a, c] = list as [Node, Node]
