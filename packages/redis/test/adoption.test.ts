@@ -3,7 +3,8 @@
 // after the drain, finds it there with every broadcast sent meanwhile, once each, in order.
 // Three Parley servers on one real Redis behind a round-robin proxy that the test takes offline.
 // And what the adoption survives: a node asked that is dead but still in the live set (its share
-// asked of another), a few hundred sessions asked of one node (claimed in turns), and two nodes
+// asked of another), one that began to close after it was listed (its share asked of the node
+// that adopted), a few hundred sessions asked of one node (claimed in turns), and two nodes
 // asked for the same session (one takes it).
 import { connect, type Socket } from '@parley/client'
 import { redisAdapter } from '@parley/redis'
@@ -271,6 +272,39 @@ describe.skipIf(skipRedisSuites())(
       expect(drainLines(a).silent).toEqual([])
       expect(drainLines(a).unclaimed).toHaveLength(1)
       expect(JSON.parse(drainLines(a).unclaimed[0]!)).toMatchObject({ unclaimed: 2 })
+    }, 20_000)
+
+    it('asks a node that adopted for the share of a node that began to close after it was listed', async () => {
+      // A rolling deploy: b drains (a session of its own keeps it draining, still listed), then a.
+      const a = await startNode()
+      const b = await startNode(120_000, { timeout: 3000, retrySpread: 0 })
+      const c = await startNode()
+      await allSeeEachOther([a, b, c])
+      await rawConnect('polling', b.started.base, {}, { firstGetAfter: new Promise<never>(() => {}) })
+      const proxy = await balance([a])
+      const away: Socket[] = []
+      for (let i = 0; i < 4; i++) {
+        const client = connect(`${proxy.url}/parley`, {
+          transports: ['websocket'],
+          reconnectionDelayMax: 300,
+        })
+        clients.push(client)
+        away.push(client)
+        await until(() => client.connected, 3000, 'connect')
+      }
+      offline(proxy)
+      const bClosed = b.started.app.close()
+      await until(() => b.started.app.parley.closing, 3000, 'b closing')
+      expect(adapterOf(a).adopters().sort()).toEqual([adapterOf(b).node, adapterOf(c).node].sort())
+      await a.started.app.close()
+      // b says it took its two, and adopts none (closing): they are asked of c, which took its own.
+      expect(c.restored.map((s) => s.id).sort()).toEqual(away.map((client) => client.id).sort())
+      expect(drainLines(a).unclaimed).toEqual([])
+      expect(drainLines(a).silent).toEqual([])
+      const short = a.log.filter((line) => line.includes('took fewer than asked'))
+      expect(short).toHaveLength(1)
+      expect(JSON.parse(short[0]!)).toMatchObject({ short: 1, reasked: 2 })
+      await bClosed
     }, 20_000)
 
     it('adopts every one of a few hundred sessions asked of one node, its claims in turns', async () => {
