@@ -1,5 +1,6 @@
 import { ErrorCode, ParleyError, WS_SUBPROTOCOL, type WsCloseCode } from '@parley/protocol'
 import { decodeFrame, frameOf } from '../codec.js'
+import { deadline } from '../deadline.js'
 import { named } from '../options.js'
 import type { Outgoing } from '../outgoing.js'
 import * as PacketType from '../packet-type.js'
@@ -84,9 +85,10 @@ export class WebSocketTransport extends BaseTransport {
   /**
    * The wait for the upgrade, then for OPEN. Cleared by teardown too: a transport closed while it
    * waits (a probe given up, an attempt left by disconnect()) settles nothing any more, and the
-   * timer would only hold a Node process open until it ran out.
+   * timer would only hold a Node process open until it ran out. Its stop (see deadline): after a
+   * stall, an answer that came meanwhile wins over the wait that ran out.
    */
-  #timer: ReturnType<typeof setTimeout> | undefined
+  #stop: (() => void) | undefined
   /** Until the upgrade goes through: no HELLO went, and no session can be on this WebSocket. */
   unsent = true
 
@@ -113,7 +115,7 @@ export class WebSocketTransport extends BaseTransport {
     return new Promise<Welcome>((resolve, reject) => {
       let opened: boolean | undefined
       const settle = (error: ParleyError<string> | undefined, open?: Welcome) => {
-        clearTimeout(this.#timer)
+        this.#stop?.()
         if (opened) return
         opened = true
         // The answer, or else the error.
@@ -140,7 +142,7 @@ export class WebSocketTransport extends BaseTransport {
       // The error names the bound this wait is a share of, the one the application can raise:
       // `wait` alone is a number it never set (a third, the floor, or a third of what a try again
       // had left). `of` is set when that bound is the server's pingTimeout (see Connection).
-      this.#timer = setTimeout(() => {
+      this.#stop = deadline(() => {
         if (this.unsent)
           settle(
             timeoutError(
@@ -150,7 +152,7 @@ export class WebSocketTransport extends BaseTransport {
             ),
           )
         else
-          this.#timer = setTimeout(
+          this.#stop = deadline(
             () => settle(timeoutError(`no OPEN from ${shown(this.url)}`, timeout, of)),
             timeout - wait,
           )
@@ -266,7 +268,7 @@ export class WebSocketTransport extends BaseTransport {
   }
 
   protected teardown(code: WsCloseCode): void {
-    clearTimeout(this.#timer)
+    this.#stop?.()
     const ws = this.#ws
     if (!ws) return
     // An application's WebSocket may refuse to have its handlers set (a setter that throws): the

@@ -1,0 +1,189 @@
+// After a stall of the client's thread (a tab frozen and resumed, a laptop waking, a long
+// synchronous task), expired timers run before the input that came meanwhile is read. The
+// server runs in a thread of its own (stall-server-worker.ts) and answers while this one is
+// blocked: its answer, waiting in the socket, must win over the wait that ran out, and the
+// client stay on WebSocket. A wait that no answer ends still ends.
+import {
+  createServer,
+  type NetConnectOpts,
+  connect as netConnect,
+  type Server,
+  type Socket as TcpSocket,
+} from 'node:net'
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { afterEach, expect, it } from 'vitest'
+import { WebSocket } from 'ws'
+import { compiledScript } from '../../../test/support/compiled-script.js'
+import { within } from '../../server/test/helpers.js'
+import { connect } from '../src/index.js'
+import type { Socket } from '../src/socket.js'
+import type { WebSocketConstructor } from '../src/transports/websocket.js'
+
+const entry = fileURLToPath(new URL('./stall-server-worker.ts', import.meta.url))
+
+const closers: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+/** The server in its own thread; `writes` counts what it wrote to its connections. */
+async function startWorker(helloDelay = 0): Promise<{ url: string; writes: Int32Array }> {
+  const writes = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(await compiledScript(entry), { workerData: { writes, helloDelay } })
+  closers.push(async () => {
+    const exited = new Promise((resolve) => worker.once('exit', resolve))
+    worker.postMessage('close')
+    await within(exited, 5000, 'the server thread to exit').catch(() => worker.terminate())
+  })
+  const port = await within(
+    new Promise<number>((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    }),
+    10_000,
+    'the server thread to listen',
+  )
+  return { url: `http://127.0.0.1:${port}/parley`, writes }
+}
+
+/**
+ * Blocks this thread until performance.now() reaches `end`, whatever comes meanwhile; says
+ * whether the server had written `answers` times by then (its answer is on its way).
+ */
+function stallUntil(end: number, writes: Int32Array, answers: number): boolean {
+  for (let seen = Atomics.load(writes, 0); seen < answers; seen = Atomics.load(writes, 0)) {
+    if (end <= performance.now()) return false
+    Atomics.wait(writes, 0, seen, end - performance.now())
+  }
+  // A wait on a value nothing changes: the rest of the stall, blocked.
+  const rest = end - performance.now()
+  if (rest > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, rest)
+  return true
+}
+
+/** What the client said until it connected or gave up. */
+async function outcome(socket: Socket): Promise<{ connected: boolean; errors: string[] }> {
+  const errors: string[] = []
+  socket.on('transport_error', (name, error) => void errors.push(`${name}: ${error.message}`))
+  socket.on('connect_error', (error) => void errors.push(`${error.code}: ${error.message}`))
+  const connected = await within(
+    new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(true))
+      socket.once('connect_error', () => resolve(false))
+    }),
+    15_000,
+    'the connect or its error',
+  )
+  return { connected, errors }
+}
+
+function client(url: string, WebSocketClass: WebSocketConstructor, connectTimeout: number): Socket {
+  const socket = connect(url, {
+    transports: ['websocket', 'polling'],
+    WebSocket: WebSocketClass,
+    connectTimeout,
+    reconnection: false,
+  })
+  closers.push(async () => socket.disconnect())
+  return socket
+}
+
+it('stays on WebSocket when the upgrade was answered while the thread stalled past its wait', async () => {
+  const { url, writes } = await startWorker()
+  let answered: boolean | undefined
+  // Blocked once the upgrade request went (the connection's `connect`, whose listeners write it),
+  // for 1.5 s: past the upgrade's wait of 1 s (a third of connectTimeout, at least 1 s).
+  class Stalling extends WebSocket {
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols, {
+        createConnection: ((options: NetConnectOpts) => {
+          const tcp = netConnect(options)
+          tcp.once('connect', () =>
+            setImmediate(() => {
+              answered = stallUntil(performance.now() + 1500, writes, 1)
+            }),
+          )
+          return tcp
+        }) as typeof netConnect,
+      })
+    }
+  }
+  const socket = client(url, Stalling, 3000)
+  const { connected, errors } = await outcome(socket)
+  expect(answered).toBe(true)
+  expect(errors).toEqual([])
+  expect(connected).toBe(true)
+  expect(socket.transport).toBe('websocket')
+})
+
+it('stays on WebSocket when the OPEN came while the thread stalled past connectTimeout', async () => {
+  // The server's middleware holds the HELLO 1.5 s: the upgrade's wait (1 s) passed with the
+  // upgrade through, and the OPEN's (the rest of connectTimeout, 3 s from the try) runs out
+  // while this thread is blocked, from 1.1 s after the HELLO to 3.3 s after the try.
+  const { url, writes } = await startWorker(1500)
+  let answered: boolean | undefined
+  class Stalling extends WebSocket {
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols)
+      const began = performance.now()
+      // Heard before the client's own `open` listener, which sends the HELLO at once.
+      this.once('open', () =>
+        // From a timer, blocked in the check phase: blocked in the timers phase itself, Node
+        // would go on with the loop time read before the stall, and read the input before the
+        // timers that expired meanwhile.
+        setTimeout(
+          () =>
+            setImmediate(() => {
+              answered = stallUntil(began + 3300, writes, 2)
+            }),
+          1100,
+        ),
+      )
+    }
+  }
+  const socket = client(url, Stalling, 3000)
+  const { connected, errors } = await outcome(socket)
+  expect(answered).toBe(true)
+  expect(errors).toEqual([])
+  expect(connected).toBe(true)
+  expect(socket.transport).toBe('websocket')
+})
+
+it('still times out when no answer came, stall or not', async () => {
+  // A server that takes the connection and never answers the upgrade.
+  const held = new Set<TcpSocket>()
+  const server: Server = createServer((tcp) => void held.add(tcp))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  closers.push(async () => {
+    for (const tcp of held) tcp.destroy()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  const { port } = server.address() as { port: number }
+  let stalled = 0
+  class Stalling extends WebSocket {
+    constructor(address: string, protocols?: string | string[]) {
+      super(address, protocols)
+      // Blocked past the upgrade's wait, with nothing to read after it.
+      setImmediate(() => {
+        const began = performance.now()
+        stallUntil(began + 1500, new Int32Array(new SharedArrayBuffer(4)), 1)
+        stalled = performance.now() - began
+      })
+    }
+  }
+  const socket = connect(`http://127.0.0.1:${port}/parley`, {
+    transports: ['websocket'],
+    WebSocket: Stalling,
+    connectTimeout: 3000,
+    reconnection: false,
+  })
+  closers.push(async () => socket.disconnect())
+  const { connected, errors } = await outcome(socket)
+  expect(stalled).toBeGreaterThanOrEqual(1500)
+  expect(connected).toBe(false)
+  expect(errors).toEqual([
+    `websocket: no upgrade from ws://127.0.0.1:${port}/parley/ws within 1000 ms (its share of connectTimeout)`,
+    expect.stringMatching(/^PARLEY_HANDSHAKE_TIMEOUT: no upgrade from .* within 1000 ms/),
+  ])
+})
