@@ -7,6 +7,7 @@ import {
   ParleyError,
 } from '@parley/protocol'
 import { decodeText } from './codec.js'
+import { deadline } from './deadline.js'
 import { BYE, type Outgoing } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import {
@@ -212,7 +213,8 @@ export abstract class HttpTransport extends BaseTransport {
     const ctl = this.ctl
     // The timeout aborts the transport's controller, which ends the handshake or the
     // downstream's first request, whichever is under way. Each has a bound of its own: see below.
-    let timer = setTimeout(() => ctl.abort(), timeout)
+    // A bound (see deadline): after a stall, an answer that came meanwhile wins over it.
+    let stop = deadline(() => ctl.abort(), timeout)
     let open: Welcome | undefined
     try {
       // No Content-Type of ours: fetch sends a string body as `text/plain;charset=UTF-8` (the
@@ -247,8 +249,8 @@ export abstract class HttpTransport extends BaseTransport {
       // (a resume whose node waited for the old node's tail): what a slow handshake left of one
       // bound would fail a working stream, and mark it stalled as if a proxy buffered it. The
       // whole of the attempt's too (`stream`), where this try had only what was left of it.
-      clearTimeout(timer)
-      timer = setTimeout(() => ctl.abort(), stream)
+      stop()
+      stop = deadline(() => ctl.abort(), stream)
       await this.downstream(this.#session)
       return open
     } catch (err) {
@@ -295,7 +297,7 @@ export abstract class HttpTransport extends BaseTransport {
       this.close()
       throw error
     } finally {
-      clearTimeout(timer)
+      stop()
     }
   }
 

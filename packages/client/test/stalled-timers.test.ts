@@ -2,7 +2,7 @@
 // synchronous task), expired timers run before the input that came meanwhile is read. The
 // server runs in a thread of its own (stall-server-worker.ts) and answers while this one is
 // blocked: its answer, waiting in the socket, must win over the wait that ran out, and the
-// client stay on WebSocket. A wait that no answer ends still ends.
+// client stay on its transport. A wait that no answer ends still ends.
 import {
   createServer,
   type NetConnectOpts,
@@ -187,3 +187,40 @@ it('still times out when no answer came, stall or not', async () => {
     expect.stringMatching(/^PARLEY_HANDSHAKE_TIMEOUT: no upgrade from .* within 1000 ms/),
   ])
 })
+
+it.each(['polling', 'sse'] as const)(
+  'stays on %s when the OPEN came while the thread stalled past connectTimeout',
+  async (transport) => {
+    // The server's middleware holds the HELLO 300 ms; this thread is blocked from 150 ms after
+    // the HELLO's POST began, past connectTimeout (1 s), with the OPEN waiting to be read.
+    const { url, writes } = await startWorker(300)
+    let answered: boolean | undefined
+    let began: number | undefined
+    const stalling: typeof fetch = (input, init) => {
+      if (began === undefined) {
+        began = performance.now()
+        const start = began
+        setTimeout(
+          () =>
+            setImmediate(() => {
+              answered = stallUntil(start + 1500, writes, 1)
+            }),
+          150,
+        )
+      }
+      return fetch(input, init)
+    }
+    const socket = connect(url, {
+      transports: [transport],
+      fetch: stalling,
+      connectTimeout: 1000,
+      reconnection: false,
+    })
+    closers.push(async () => socket.disconnect())
+    const { connected, errors } = await outcome(socket)
+    expect(answered).toBe(true)
+    expect(errors).toEqual([])
+    expect(connected).toBe(true)
+    expect(socket.transport).toBe(transport)
+  },
+)
