@@ -16,6 +16,7 @@ import {
 import { Backoff, WAIT_FLOOR_MS } from './backoff.js'
 import type { Delivered } from './codec.js'
 import * as State from './connection-state.js'
+import { deadline } from './deadline.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import type { TransportMemory } from './memory.js'
 import { BYE, type Outgoing } from './outgoing.js'
@@ -748,9 +749,9 @@ export class Connection {
    * The HELLO, within `ms`: an `auth` function whose promise never settles (a token fetch left
    * hanging) fails the attempt (not the transport: see #connect), where it held the client
    * "connecting" for good, with `no auth within <bound> ms<of>`: the attempt's bound, of which `ms`
-   * may be only what is left, and whose it is when not connectTimeout (see #connect). On the
-   * connection's timer, which close() clears: a bound left running would hold a Node process up
-   * to `ms` after disconnect() while the auth hangs. (No other pause of the connection runs
+   * may be only what is left, and whose it is when not connectTimeout (see #connect). A bound
+   * that close() stops (#unwait): left running, it would hold a Node process up to `ms` after
+   * disconnect() while the auth hangs. (No other pause of the connection runs
    * meanwhile: an attempt's is over, and a probe is made only while open, with no attempt
    * waiting.) Whatever clears it (#drop: close(), and a probe's transport lost, moved, handed off
    * or closed by the server) ends the wait at once (#unwait), which its caller, stale by then,
@@ -760,13 +761,14 @@ export class Connection {
     return new Promise((resolve, reject) => {
       // biome-ignore lint/suspicious/noAssignInExpressions: kept to be told by identity (see #noAuth).
       const end = () => reject((this.#noAuth = timeoutError('no auth', bound, of)))
-      this.#unwait = end
-      // biome-ignore lint/suspicious/noAssignInExpressions: one timer, two holders; as two statements the bundle takes 2 bytes more.
-      const timer = (this.#timer = setTimeout(end, ms))
-      this.#host
-        .hello()
-        .then(resolve, reject)
-        .finally(() => clearTimeout(timer))
+      // A bound (see deadline): after a stall, an auth whose answer came meanwhile (a token
+      // fetched) wins over it. Stopped by whatever ends the wait first.
+      const stop = deadline(end, ms)
+      this.#unwait = () => {
+        stop()
+        end()
+      }
+      this.#host.hello().then(resolve, reject).finally(stop)
     })
   }
 

@@ -150,6 +150,35 @@ it('stays on WebSocket when the OPEN came while the thread stalled past connectT
   expect(socket.transport).toBe('websocket')
 })
 
+it("connects when its auth's own request was answered while the thread stalled past connectTimeout", async () => {
+  // The auth fetches a token, which the server gives 300 ms later; this thread is blocked from
+  // 150 ms after the fetch began to 1.5 s, past connectTimeout (1 s), the token waiting to be read.
+  const { url, writes } = await startWorker()
+  let answered: boolean | undefined
+  const socket = connect(url, {
+    transports: ['websocket'],
+    connectTimeout: 1000,
+    reconnection: false,
+    auth: async () => {
+      const began = performance.now()
+      setTimeout(
+        () =>
+          setImmediate(() => {
+            answered = stallUntil(began + 1500, writes, 1)
+          }),
+        150,
+      )
+      const res = await fetch(new URL('/token', url))
+      return (await res.json()) as { token: string }
+    },
+  })
+  closers.push(async () => socket.disconnect())
+  const { connected, errors } = await outcome(socket)
+  expect(answered).toBe(true)
+  expect(errors).toEqual([])
+  expect(connected).toBe(true)
+})
+
 it('still times out when no answer came, stall or not', async () => {
   // A server that takes the connection and never answers the upgrade.
   const held = new Set<TcpSocket>()
