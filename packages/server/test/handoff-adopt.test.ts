@@ -71,6 +71,21 @@ async function clientsOf(proxy: RoundRobinProxy, count: number): Promise<Socket[
 }
 
 /**
+ * `count` clients on the first node, which then goes away from them (the balancer offline, their
+ * connections cut) and closes: its drain hands their sessions off, nobody claims them, and it asks
+ * the live nodes to adopt them. Their ids.
+ */
+async function drainedWithClientsAway(proxy: RoundRobinProxy, first: Node, count: number): Promise<string[]> {
+  const away = await clientsOf(proxy, count)
+  proxy.offline = true
+  proxy.cut()
+  await sleep(100)
+  await first.started.app.close()
+  nodes = nodes.filter((n) => n !== first.started)
+  return away.map((s) => s.id!)
+}
+
+/**
  * Nodes a and b, a client of a's gone away (its balancer offline), and a's drain begun: its
  * session stored, the drain waiting for a claim that will not come from its client. A real sid to
  * ask b to adopt with.
@@ -91,13 +106,7 @@ describe('drain with handoff: adoption', () => {
   it('spreads the sessions nobody claimed over the live nodes in turn, one ask per node, each kept there', async () => {
     const { cluster, list, proxy } = await scene(['a', 'b', 'c'])
     const [a, b, c] = list as [Node, Node, Node]
-    const away = await clientsOf(proxy, 4)
-    const ids = away.map((s) => s.id!)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    await a.started.app.close()
-    nodes = nodes.filter((n) => n !== a.started)
+    const ids = await drainedWithClientsAway(proxy, a, 4)
     expect(cluster.adoptionAsks.map((ask) => ask.node).sort()).toEqual(['b', 'c'])
     expect(cluster.adoptionAsks.map((ask) => ask.sids.length)).toEqual([2, 2])
     const adopted = [...b.restored, ...c.restored]
@@ -122,13 +131,7 @@ describe('drain with handoff: adoption', () => {
     const [a, b, c] = list as [Node, Node, Node]
     // c is in the live set but stuck: it never answers, nor says it took its share.
     cluster.silent.add('c')
-    const away = await clientsOf(proxy, 4)
-    const ids = away.map((s) => s.id!)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    await a.started.app.close()
-    nodes = nodes.filter((n) => n !== a.started)
+    const ids = await drainedWithClientsAway(proxy, a, 4)
     const [first, second, again] = cluster.adoptionAsks
     expect(cluster.adoptionAsks).toHaveLength(3)
     expect([first?.node, second?.node].sort()).toEqual(['b', 'c'])
@@ -146,13 +149,7 @@ describe('drain with handoff: adoption', () => {
     const [a, b, c] = list as [Node, Node, Node]
     // b began to close after it was listed: it says it took its share, and adopts none of it.
     cluster.refusing.add('b')
-    const away = await clientsOf(proxy, 4)
-    const ids = away.map((s) => s.id!)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    await a.started.app.close()
-    nodes = nodes.filter((n) => n !== a.started)
+    const ids = await drainedWithClientsAway(proxy, a, 4)
     const [first, second, again] = cluster.adoptionAsks
     expect(cluster.adoptionAsks).toHaveLength(3)
     const bShare = [first, second].find((ask) => ask?.node === 'b')?.sids
@@ -167,12 +164,7 @@ describe('drain with handoff: adoption', () => {
     const [a] = list as [Node, Node, Node]
     cluster.refusing.add('b')
     cluster.refusing.add('c')
-    await clientsOf(proxy, 4)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    await a.started.app.close()
-    nodes = nodes.filter((n) => n !== a.started)
+    await drainedWithClientsAway(proxy, a, 4)
     const times = new Map<string, number>()
     for (const ask of cluster.adoptionAsks)
       for (const sid of ask.sids) times.set(sid, (times.get(sid) ?? 0) + 1)
@@ -185,12 +177,7 @@ describe('drain with handoff: adoption', () => {
     const { cluster, list, proxy } = await scene(['a', 'c'])
     const [a, c] = list as [Node, Node]
     cluster.silent.add('c')
-    await clientsOf(proxy, 1)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    await a.started.app.close()
-    nodes = nodes.filter((n) => n !== a.started)
+    await drainedWithClientsAway(proxy, a, 1)
     expect(cluster.adoptionAsks.map((ask) => ask.node)).toEqual(['c'])
     expect(c.restored).toEqual([])
     expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
@@ -223,12 +210,7 @@ describe('drain with handoff: adoption', () => {
   it('seals as before with an adapter that cannot ask for adoption', async () => {
     const { cluster, list, proxy } = await scene(['a', 'b'], { adopts: false })
     const [a, b] = list as [Node, Node]
-    await clientsOf(proxy, 1)
-    proxy.offline = true
-    proxy.cut()
-    await sleep(100)
-    await a.started.app.close()
-    nodes = nodes.filter((n) => n !== a.started)
+    await drainedWithClientsAway(proxy, a, 1)
     expect(cluster.adoptionAsks).toEqual([])
     expect(b.restored).toEqual([])
     expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
