@@ -16,10 +16,17 @@
 // taken, the sooner wins. From each, this node subtracts what it cannot measure on its own
 // monotonic clock: its last heartbeat's round trip to Redis twice (for `l`, the question's way
 // here and the count's way back; for `d`, the count's way back and the two nodes' readings of
-// Redis' clock, each off by up to half a round trip, the sender's taken as alike), and
-// `SLACK_MS` for the timers and the event-loop turns of both ends. A slow beat overestimates the
-// hops: a floor keeps the count held at least half of what was left, so that one bad measure
-// never gives a count (nearly) at once while the sockets it waits for could still be counted.
+// Redis' clock, each off by up to half a round trip, the sender's taken as alike), and a slack
+// for the timers and the event-loop turns of both ends (`slackFor`). That slack is a share of
+// what was left, not a fixed few ms: a loaded node's event loop lags 100 to 200 ms (a major GC as
+// much, timers tens of ms on top), and a count that reaches its sender after it stopped waiting
+// costs every reply this node's sockets made in time (the sender counts the node as none), where
+// a count given that much earlier costs only the held sockets whose hold outlasts it. A fifth of
+// what was left, at least `SLACK_MS` (a short timeout keeps its room for the hops), at most
+// `SLACK_MAX_MS` (a long one does not give up on its held sockets seconds early).
+// A slow beat overestimates the hops: a floor keeps the count held at least half of what was
+// left, so that one bad measure never gives a count (nearly) at once while the sockets it waits
+// for could still be counted.
 // The same floor holds for `d`: two nodes read Redis' clock at their own beats, and after a
 // failover to a Redis on another machine, until both beat again, they read two clocks whose
 // offset nothing here measures. `d` may then say the sender is done waiting when it is not, and
@@ -33,8 +40,19 @@
 
 import { MAX_TIMER_MS } from '@parley/protocol'
 
-/** Time kept for the timers and event-loop turns of both nodes, past the two Redis hops. */
+/** The least time kept for both nodes' timers and event-loop turns, past the two Redis hops. */
 export const SLACK_MS = 50
+
+/** What was left, divided by this (a fifth), is kept for them, within `SLACK_MS`..`SLACK_MAX_MS`. */
+export const SLACK_DIVISOR = 5
+
+/** The most kept for them: a lag past it is rare, and held sockets are not given up on sooner. */
+export const SLACK_MAX_MS = 500
+
+/** The time kept for timers and event-loop lag out of `remaining`, what was left of the wait. */
+export function slackFor(remaining: number): number {
+  return Math.min(Math.max(remaining / SLACK_DIVISOR, SLACK_MS), SLACK_MAX_MS)
+}
 
 /**
  * How long after its arrival this node gives a count it holds for another node's question, or
@@ -52,7 +70,7 @@ export function answerWithin(
   // Past MAX_TIMER_MS no timer bounds the question, here or at its sender.
   if (left === undefined || t > MAX_TIMER_MS) return undefined
   const remaining = Math.min(left, t)
-  const margin = 2 * (roundTrip ?? 0) + SLACK_MS
+  const margin = 2 * (roundTrip ?? 0) + slackFor(remaining)
   // Half of what the sender said was left, for both bounds: `d` is sooner, never by more.
   const floor = remaining / 2
   let within = Math.max(remaining - margin, floor)

@@ -10,6 +10,8 @@
 // again), the sender still waiting while the claimer's reading says it is done: the claimer holds
 // its count at least half of what the sender said was left; and, when the sender says which
 // Redis server its reading is of (its run_id) and it is not the claimer's, ignores that reading.
+// And when the claimer's count, given at its bound, reaches Redis late (its event loop lagging,
+// as on a loaded machine or in a major GC): the room it kept for that lag lets it in still.
 import type { BroadcastReply } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -29,7 +31,7 @@ import {
 import { isTailRead, watcherOn } from './uncut-scene.js'
 
 /** The sender's timeout: short, far below the nodes' requestTimeout (5 s). */
-const TIMEOUT = 800
+const TIMEOUT = 1000
 
 describe.skipIf(skipRedisSuites())(
   "another node's question held for a takeover's tail, at its sender's timeout",
@@ -44,10 +46,11 @@ describe.skipIf(skipRedisSuites())(
      * `d` is `SKEW_MS` sooner, as c's reading of Redis' clock would be behind b's, and b's tail
      * read is answered `ANSWERED_MS` after the question, so that s1 is counted too; 'failed over',
      * as 'skewed' with the request naming another Redis server than b read, and b's tail read
-     * answered `ANSWERED_LATE_MS` after the question.
+     * answered `ANSWERED_LATE_MS` after the question; 'lagging', b's count and the answers behind
+     * it reach Redis `COUNT_LAG_MS` after b gave it, the sender's timeout `LAGGED_TIMEOUT`.
      * What c heard: its count, and the replies' values.
      */
-    async function askedAcross(sender: 'now' | 'earlier' | 'queued' | 'skewed' | 'failed over') {
+    async function askedAcross(sender: 'now' | 'earlier' | 'queued' | 'skewed' | 'failed over' | 'lagging') {
       const cluster = suite.cluster()
       const [a, b, c] = await cluster.start(3)
       const sid = 'sid-held-sender-timeout'
@@ -57,7 +60,8 @@ describe.skipIf(skipRedisSuites())(
       const claim = won(await within(b!.adapter.claimSession(sid), 5000, 'the claim'))
       // b's read of the tail is held back: until it is answered, s1's count waits.
       const tailRead = new HeldInOrder(b!.redis, isTailRead, () => false)
-      b!.hold = tailRead.hold
+      const lagged = sender === 'lagging' ? lagging(b!) : undefined
+      b!.hold = (args) => tailRead.hold(args) ?? lagged?.(args)
       if (sender === 'earlier') c!.hold = withoutLeft(c!)
       if (sender === 'queued') c!.hold = queued(c!)
       if (sender === 'skewed') c!.hold = skewed(c!)
@@ -75,7 +79,7 @@ describe.skipIf(skipRedisSuites())(
         c!.adapter.broadcastWithAck(
           message('ask', ['q']),
           to(['r']),
-          TIMEOUT,
+          sender === 'lagging' ? LAGGED_TIMEOUT : TIMEOUT,
           (count) => {
             asked.count = count
           },
@@ -112,6 +116,12 @@ describe.skipIf(skipRedisSuites())(
       expect(await askedAcross('failed over')).toEqual({ count: 2, values: ['b:s1', 'b:w'] })
     })
 
+    it('is counted by its sender, with the replies made in time, when the count reaches Redis late', async () => {
+      // With 50 ms kept for the lag of both nodes, the count would reach the sender after it
+      // stopped waiting: the node counted as none, its reply in time dropped.
+      expect(await askedAcross('lagging')).toEqual({ count: 1, values: ['b:w'] })
+    })
+
     it('from a sender of an earlier version, is bounded from its arrival, as before', async () => {
       // Given a hop after the sender stopped waiting: that node counts as none.
       expect(await askedAcross('earlier')).toEqual({ count: 0, values: [] })
@@ -121,7 +131,10 @@ describe.skipIf(skipRedisSuites())(
 
 /**
  * How long a request waits in its sender's queue before it reaches Redis: more than the margin
- * the other node keeps for the hops (twice its round trip and 50 ms), well below `TIMEOUT`.
+ * the other node keeps for the hops and its lag (twice its round trip and a fifth of what was
+ * left, 200 ms), so that bounded by `l` alone the count would come late; below half of `TIMEOUT`,
+ * so that bounded by `d` (down to that half) it comes `TIMEOUT` / 2 - `QUEUED_MS` before the
+ * sender stops waiting.
  */
 const QUEUED_MS = 300
 
@@ -166,9 +179,43 @@ const ANSWERED_MS = 100
 /**
  * When b's held tail read is answered, from the question's emit, for a sender whose reading is of
  * another Redis server: past half of `TIMEOUT` (where the floor alone would give the count), well
- * within `TIMEOUT` less the margin for the hops.
+ * within `TIMEOUT` less the margin for the hops and the lag (a fifth of it: at 800 ms).
  */
-const ANSWERED_LATE_MS = 540
+const ANSWERED_LATE_MS = 640
+
+/**
+ * The sender's timeout when b's count reaches Redis late: long enough that a fifth of it (the
+ * room b keeps for its lag) is well past `COUNT_LAG_MS` and a Redis hop.
+ */
+const LAGGED_TIMEOUT = 2000
+
+/**
+ * How late b's count reaches Redis, as from a node whose event loop lags (a loaded machine, a
+ * major GC): well past the 50 ms kept for that lag before, well within the fifth of
+ * `LAGGED_TIMEOUT` kept now.
+ */
+const COUNT_LAG_MS = 200
+
+/**
+ * `node`'s answers to another node's question, from its count on, PUBLISHed `COUNT_LAG_MS` after
+ * it gave them, in order, as a node whose event loop lags gives them.
+ */
+function lagging(node: FakeNode): (args: string[]) => Promise<unknown> | undefined {
+  /** The channel of the answers, once the count was given. */
+  let channel: string | undefined
+  let lagged: Promise<void> | undefined
+  return (args) => {
+    const [command, to, text] = args
+    if (command !== 'PUBLISH' || to === undefined || text === undefined) return undefined
+    if (channel === undefined) {
+      if (!to.includes(':response:') || !text.includes('"k":"count"')) return undefined
+      channel = to
+      lagged = new Promise((resolve) => setTimeout(resolve, COUNT_LAG_MS))
+    } else if (to !== channel) return undefined
+    // Sent in the order given, on the one connection: the count first.
+    return lagged?.then(() => node.redis.sendCommand(args))
+  }
+}
 
 /** A Redis run_id prefix no server of these tests has: the sender read a server failed over from. */
 const OTHER_RUN = '0000000000000000'
