@@ -90,13 +90,14 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
       arriving: (sid) => context.arriving(sid),
     })
     // A session this node is still claiming or taking over joins the drain once it is live here
-    // (a claim that loses, or a takeover that drops the session, leaves nothing). One whose
-    // given-up move may still be withdrawn is not handed off: that withdraw would take back the
-    // drain's snapshot (it ends at close, as without handoff).
+    // (a claim that loses, or a takeover that drops the session, leaves nothing), within a share
+    // of the timeout (see `Drain.run`). One whose given-up move may still be withdrawn is not
+    // handed off: that withdraw would take back the drain's snapshot (it ends at close, as
+    // without handoff).
     const drained = this.#drain.run(
       () =>
         canHandOff ? context.sockets().filter(({ session }) => !this.#moves?.withdrawing(session.sid)) : [],
-      canHandOff ? Promise.allSettled(context.arrivalsUnderWay()) : undefined,
+      () => (canHandOff ? context.arrivalsUnderWay() : []),
     )
     // Sessions another node asked for just before are claimed there, or sealed, before close.
     this.#drained = Promise.all([drained, this.#moves?.settled()]).then(() => {})

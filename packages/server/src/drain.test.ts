@@ -27,7 +27,89 @@ function liveSocket(sid: string, events: string[]) {
   } as unknown as ServerSocket
 }
 
+/**
+ * A drain of node `own`'s sessions, beside one it is still taking over (`arriving`): its
+ * takeover is over once the test calls `arrive()` (its session then live here, as any other).
+ * The store records each snapshot, and runs `onStore` first.
+ */
+function drainBesideArrival(events: string[], onStore: (sid: string) => void = () => {}) {
+  let arrive = () => {}
+  const takeover = new Promise<void>((resolve) => {
+    arrive = resolve
+  })
+  let underWay: Promise<void>[] = [takeover]
+  void takeover.then(() => {
+    underWay = []
+  })
+  const warnings: { arriving?: number; msg: string }[] = []
+  const adapter = {
+    handOff: async (snapshot: SessionSnapshot) => {
+      onStore(snapshot.sid)
+      events.push(`store ${snapshot.sid}`)
+      return true
+    },
+    otherNodes: () => 1,
+  } as unknown as Adapter
+  const drain = new Drain({
+    adapter,
+    options: { timeout: 200, batchSize: 10, retrySpread: 0 },
+    ttl: 1000,
+    log: {
+      info() {},
+      warn(fields: { arriving?: number }, msg: string) {
+        warnings.push({ ...fields, msg })
+      },
+    } as unknown as FastifyBaseLogger,
+    shutdownRetryAfter: () => 0,
+    metrics: noMetrics,
+    withdraw: async () => {},
+    arriving: (sid) => sid === 'arriving' && underWay.length > 0,
+  })
+  const sockets = [liveSocket('own', events), liveSocket('arriving', events)]
+  const done = drain.run(
+    () => sockets,
+    () => underWay,
+  )
+  return { done, arrive, warnings }
+}
+
 describe('Drain', () => {
+  it('hands on its own sessions when a takeover under way outlasts its share of the timeout, and warns of it', async () => {
+    const events: string[] = []
+    // The takeover never ends (a tail read against a store that does not answer): waited for
+    // the whole timeout, it left the drain no time for the node's own session.
+    const { done, warnings } = drainBesideArrival(events)
+    await done
+    expect(events).toEqual(['freeze own', 'store own', 'hand off own'])
+    expect(warnings.filter((w) => w.arriving !== undefined)).toEqual([
+      {
+        arriving: 1,
+        msg: 'parley: drain: claims or takeovers of sessions from other nodes were still under way when the drain stopped waiting for them; a session they take over here ends at close',
+      },
+    ])
+  })
+
+  it('hands on a session whose takeover ends after its own sessions were listed', async () => {
+    const events: string[] = []
+    // Over once the node's own session is on its way to the store: past the list.
+    let arrive = () => {}
+    const drain = drainBesideArrival(events, (sid) => {
+      if (sid === 'own') arrive()
+    })
+    arrive = drain.arrive
+    await drain.done
+    expect(events).toEqual([
+      'freeze own',
+      'store own',
+      'hand off own',
+      'freeze arriving',
+      'store arriving',
+      'hand off arriving',
+    ])
+    // Nobody claims them here: their tails are sealed, which is warned of, but nothing arrives late.
+    expect(drain.warnings.filter((w) => w.arriving !== undefined)).toEqual([])
+  })
+
   it('hands on no session still being taken over here, its claim not yet confirmed', async () => {
     const events: string[] = []
     const adapter = {

@@ -25,6 +25,30 @@ export const SETTLE_WAIT_MS = 1000
  */
 export const ADOPT_WAIT_MS = 1000
 
+/**
+ * The longest share of `handoff.timeout` the claims and takeovers under way (sessions this node
+ * is taking over from another node) hold the hand-off of the node's own sessions. After the
+ * wait come, for those, their stores (each batch waited for out of all that is left: against the
+ * slow store that holds the arrivals back, long too), their clients' resumes, spread over
+ * `handoff.retrySpread` (1 s by default, a fifth of the default timeout), and their claims,
+ * before the adoption's share at the end (`ADOPT_WAIT_MS`, at most half). Waited for the whole
+ * timeout, slow arrivals left the node no time to hand on anything: every session of its own
+ * ended 'server shutdown'. A quarter leaves them 3.75 of the default 5 s (2.75 before the
+ * adoption's last second), and a quarter of any timeout before the adoption; an arrival that
+ * completes in a few round trips, as most do, is handed on with them all the same.
+ */
+export const ARRIVALS_AHEAD_SHARE = 0.25
+
+/**
+ * The longest share of `handoff.timeout` the drain waits for the arrivals in all: one that
+ * completes after the node's own sessions were listed, but by then, joins the drain, handed on
+ * as they are (see `Drain.run`). Half, so that it is handed on before the adoption's share
+ * begins (the last second, at most half), with the rest for its store and its client's resume.
+ * A session one still under way then takes over here ends at close, or, its claim answered only
+ * after the close, is given back, as before (its client starts anew): the drain warns how many.
+ */
+export const ARRIVALS_SHARE = 0.5
+
 /** What a drain runs on. */
 export interface DrainContext {
   adapter: Adapter
@@ -94,14 +118,21 @@ export class Drain {
   }
 
   /**
-   * Starts the drain of the sockets `sockets()` lists once `settled` has (sessions this node
-   * was still claiming or taking over from another node's drain: frozen half-way, before their
-   * rooms are joined and their tail is in, they would be handed on without them; a claim that
-   * wins after the list was read would leave its session to end at close). The wait counts
-   * against the timeout.
+   * Starts the drain of the sockets `sockets()` lists. `arrivals()` lists the claims and
+   * takeovers under way (sessions this node is taking over from another node's drain: frozen
+   * half-way, before their rooms are joined and their tail is in, they would be handed on without
+   * them). They are waited for first, but no longer than `ARRIVALS_AHEAD_SHARE` of the timeout:
+   * slow ones (a claim or a tail read against a slow store) must not leave the node no time to
+   * hand on its own sessions. Those still under way then are skipped, and waited for again once
+   * the others are handed on, until `ARRIVALS_SHARE` of the timeout: a session one of them left
+   * live here meanwhile joins the drain, handed on as the others. One still under way after that
+   * is said in a warning, with how many: a session it takes over here ends at close.
    */
-  run(sockets: () => readonly AnySocket[], settled: Promise<unknown> = Promise.resolve()): Promise<void> {
-    this.#done = this.#run(sockets, settled)
+  run(
+    sockets: () => readonly AnySocket[],
+    arrivals: () => readonly Promise<unknown>[] = () => [],
+  ): Promise<void> {
+    this.#done = this.#run(sockets, arrivals)
     return this.#done
   }
 
@@ -164,78 +195,36 @@ export class Drain {
     if (this.#handedOff.size === 0) this.#allClaimed?.()
   }
 
-  async #run(list: () => readonly AnySocket[], settled: Promise<unknown>): Promise<void> {
-    const { adapter, options, ttl, log } = this.#context
-    const deadline = performance.now() + options.timeout
-    await within(settled, options.timeout, undefined)
-    const sockets = list()
-    if (sockets.length === 0) return
-    let handedOff = 0
-    let failed = 0
-    for (let i = 0; i < sockets.length; i += options.batchSize) {
-      const left = deadline - performance.now()
-      if (left <= 0) break
-      const batch = sockets
-        .slice(i, i + options.batchSize)
-        // A session still being taken over here has no complete books to hand on, or no claim
-        // that surely stands: it ends at close, as without handoff.
-        .filter(
-          ({ session }) =>
-            (session.state === 'attached' || session.state === 'detached') &&
-            !session.restoring &&
-            !this.#context.arriving(session.sid),
-        )
-      const snapshots = batch.map((socket) => socket.freeze())
-      for (const socket of batch) this.#storing.add(socket)
-      const answers = snapshots.map((snapshot) => askHandOff(adapter, snapshot, ttl))
-      // A rejection counts as not stored (see `withdrawOnceStored` for what follows it).
-      const stored = await Promise.all(
-        answers.map((answer) => within(notStoredOnRejection(answer), left, false)),
+  async #run(list: () => readonly AnySocket[], arrivals: () => readonly Promise<unknown>[]): Promise<void> {
+    const { adapter, options, log } = this.#context
+    const start = performance.now()
+    const deadline = start + options.timeout
+    const arrived = () => Promise.allSettled(arrivals())
+    await within(arrived(), options.timeout * ARRIVALS_AHEAD_SHARE, undefined)
+    const counts = { handedOff: 0, failed: 0 }
+    // The sids frozen for a handoff: one not stored in time may be live again (its events
+    // finishing here, see `#finishHere`), and is not frozen twice.
+    const tried = new Set<string>()
+    // Read before the list: one that ends while the node's own sessions are stored is late too.
+    const arrivingAtList = arrivals().length > 0
+    await this.#handOn(list(), deadline, counts, tried)
+    if (arrivingAtList) {
+      await within(arrived(), start + options.timeout * ARRIVALS_SHARE - performance.now(), undefined)
+      await this.#handOn(
+        list().filter(({ session }) => !tried.has(session.sid)),
+        deadline,
+        counts,
+        tried,
       )
-      batch.forEach((socket, k) => {
-        const sid = socket.session.sid
-        const answer = answers[k] ?? Promise.resolve(undefined)
-        // Claimed already (see `Storing`), its copy here ended: no claim to await, no snapshot
-        // to withdraw.
-        if (this.#storing.answered(sid)) {
-          handedOff++
-          this.#context.metrics.handoff('stored')
-          return
-        }
-        // It may have ended meanwhile (a tail past maxBufferedBytes, the application's
-        // `disconnect()`): the server withdrew its snapshot then, perhaps before it was written.
-        if (socket.session.state !== 'frozen') {
-          this.#withdrawOnceStored(sid, answer)
-          return
-        }
-        if (stored[k]) {
-          this.#handedOff.set(socket.session.sid, socket)
-          socket.handOff(Math.floor(Math.random() * (options.retrySpread + 1)))
-          handedOff++
-          this.#context.metrics.handoff('stored')
-        } else {
-          failed++
-          this.#context.metrics.handoff('failed')
-          const snapshot = snapshots[k]
-          if (snapshot && snapshot.waiting.length > 0) {
-            this.#finishHere(socket, snapshot, answer, deadline)
-            return
-          }
-          // Its end withdraws the snapshot at once; a write still under way may store it after
-          // (and answer true, or reject): it is withdrawn again then.
-          this.#givingUp = sid
-          try {
-            socket.session.end(CloseReason.SERVER_SHUTDOWN, {
-              retryAfter: this.#context.shutdownRetryAfter(),
-              kind: 'shutdown',
-            })
-          } finally {
-            this.#givingUp = undefined
-          }
-          this.#withdrawOnceStored(sid, answer)
-        }
-      })
+      const arriving = arrivals().length
+      if (arriving > 0)
+        log.warn(
+          { arriving },
+          'parley: drain: claims or takeovers of sessions from other nodes were still under way when the drain stopped waiting for them; a session they take over here ends at close',
+        )
     }
+    if (tried.size === 0) return
+    const { handedOff, failed } = counts
     if (failed > 0) {
       log.warn({ failed }, 'parley: drain: sessions could not be stored for handoff and ended')
     }
@@ -302,6 +291,88 @@ export class Drain {
         { events: unsure.events, sessions: unsure.sessions },
         'parley: drain: sessions could not be stored for handoff, and the store did not confirm in time that their snapshots were taken back; the events their socket middleware held (acknowledged to their clients) ran here all the same: a node that claimed such a snapshot would run them once more',
       )
+    }
+  }
+
+  /**
+   * Hands on `sockets` in batches of `batchSize`, within `deadline`, counting each outcome in
+   * `counts`, and the sid of each one frozen in `tried`. A session still being taken over here
+   * is skipped (see below).
+   */
+  async #handOn(
+    sockets: readonly AnySocket[],
+    deadline: number,
+    counts: { handedOff: number; failed: number },
+    tried: Set<string>,
+  ): Promise<void> {
+    const { adapter, options, ttl } = this.#context
+    for (let i = 0; i < sockets.length; i += options.batchSize) {
+      const left = deadline - performance.now()
+      if (left <= 0) break
+      const batch = sockets
+        .slice(i, i + options.batchSize)
+        // A session still being taken over here has no complete books to hand on, or no claim
+        // that surely stands: skipped, and listed again once the arrivals are over (see `#run`);
+        // one still arriving then ends at close, as without handoff.
+        .filter(
+          ({ session }) =>
+            (session.state === 'attached' || session.state === 'detached') &&
+            !session.restoring &&
+            !this.#context.arriving(session.sid),
+        )
+      const snapshots = batch.map((socket) => socket.freeze())
+      for (const socket of batch) {
+        tried.add(socket.session.sid)
+        this.#storing.add(socket)
+      }
+      const answers = snapshots.map((snapshot) => askHandOff(adapter, snapshot, ttl))
+      // A rejection counts as not stored (see `withdrawOnceStored` for what follows it).
+      const stored = await Promise.all(
+        answers.map((answer) => within(notStoredOnRejection(answer), left, false)),
+      )
+      batch.forEach((socket, k) => {
+        const sid = socket.session.sid
+        const answer = answers[k] ?? Promise.resolve(undefined)
+        // Claimed already (see `Storing`), its copy here ended: no claim to await, no snapshot
+        // to withdraw.
+        if (this.#storing.answered(sid)) {
+          counts.handedOff++
+          this.#context.metrics.handoff('stored')
+          return
+        }
+        // It may have ended meanwhile (a tail past maxBufferedBytes, the application's
+        // `disconnect()`): the server withdrew its snapshot then, perhaps before it was written.
+        if (socket.session.state !== 'frozen') {
+          this.#withdrawOnceStored(sid, answer)
+          return
+        }
+        if (stored[k]) {
+          this.#handedOff.set(socket.session.sid, socket)
+          socket.handOff(Math.floor(Math.random() * (options.retrySpread + 1)))
+          counts.handedOff++
+          this.#context.metrics.handoff('stored')
+        } else {
+          counts.failed++
+          this.#context.metrics.handoff('failed')
+          const snapshot = snapshots[k]
+          if (snapshot && snapshot.waiting.length > 0) {
+            this.#finishHere(socket, snapshot, answer, deadline)
+            return
+          }
+          // Its end withdraws the snapshot at once; a write still under way may store it after
+          // (and answer true, or reject): it is withdrawn again then.
+          this.#givingUp = sid
+          try {
+            socket.session.end(CloseReason.SERVER_SHUTDOWN, {
+              retryAfter: this.#context.shutdownRetryAfter(),
+              kind: 'shutdown',
+            })
+          } finally {
+            this.#givingUp = undefined
+          }
+          this.#withdrawOnceStored(sid, answer)
+        }
+      })
     }
   }
 

@@ -125,10 +125,10 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * (PARLEY_SERVER_SHUTTING_DOWN) and tries a live node, and the caller takes the session over
    * without it, for the drain to hand on (see `Takeover.run`). Whatever the middleware decided,
    * this node would hand the session on, and the node the client resumes on runs its own: the
-   * verdict here decides nothing. Waited for, it would hold the drain, which waits for the
-   * takeovers under way before it lists the sessions, up to its whole `handoff.timeout` (and then
-   * hands nothing on), losing the session. A run under way as the close begins is answered then (see
-   * `closeBegins`); one that would begin later runs no middleware.
+   * verdict here decides nothing. Waited for, it would outlast the drain's wait for the takeovers
+   * under way (`ARRIVALS_SHARE` of `handoff.timeout`), and the session would end at close. A run
+   * under way as the close begins is answered then (see `closeBegins`); one that would begin
+   * later runs no middleware.
    */
   async runTakeover(socket: S): Promise<Refusal | null> {
     if (this.#middleware.length === 0) return null

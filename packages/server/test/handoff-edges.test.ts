@@ -323,6 +323,130 @@ describe('drain with handoff: two drains at once', () => {
     expect(ran).toBe(0)
     expect(down).toEqual([1, 2])
   })
+  /**
+   * Node b holds a session of its own (`own`) and takes over one a's drain handed off
+   * (`arriving`), whose takeover waits at its cut (a's tail, as against a slow store) until the
+   * test lets it go; b then drains to c. Both clients send numbered events all along, and get
+   * three before and three after.
+   */
+  async function drainBesideHeldTakeover() {
+    const received = new Map<string, number[]>()
+    const { store, list, base } = await cluster(
+      (socket) => {
+        socket.on('up', (n: number) => {
+          const seen = received.get(socket.id) ?? []
+          seen.push(n)
+          received.set(socket.id, seen)
+        })
+      },
+      { options: { handoff: { timeout: 3000, retrySpread: 300 } } },
+    )
+    const [a, b, third] = list as [Node, Node, Node]
+    const arriving = client(base, 'websocket')
+    const own = client(base, 'polling')
+    const down = new Map<Socket, number[]>()
+    for (const { c } of [arriving, own]) {
+      const got: number[] = []
+      down.set(c, got)
+      c.on('down', (n: number) => got.push(n))
+    }
+    await connectTo(arriving.c, 0)
+    await connectTo(own.c, 1)
+    for (let n = 1; n <= 3; n++) {
+      a.connections[0]!.emit('down', n)
+      b.connections[0]!.emit('down', n)
+    }
+    await until(() => [...down.values()].every((got) => got.length === 3), 3000, 'the first messages')
+    let up = 0
+    const traffic = setInterval(() => {
+      up++
+      arriving.c.emit('up', up)
+      own.c.emit('up', up)
+    }, 5)
+    // a's session resumes on b, whose takeover waits at its cut; then b drains, its clients
+    // resuming on c.
+    store.holdTakeOvers = true
+    proxy!.avoid.add(0).add(2)
+    const closingA = close(a)
+    await until(() => store.heldTakeOvers.length === 1, 5000, 'b’s takeover at its cut')
+    store.holdTakeOvers = false
+    proxy!.avoid.add(1).delete(2)
+    return {
+      store,
+      a,
+      b,
+      third,
+      arriving,
+      own,
+      down,
+      received,
+      closingA,
+      stop: () => clearInterval(traffic),
+      sent: () => up,
+    }
+  }
+
+  it('hands on its own sessions while a session it takes over waits for its tail, and that one too once its takeover ends', async () => {
+    const { store, b, third, arriving, own, down, received, closingA, stop, sent } =
+      await drainBesideHeldTakeover()
+    // The takeover ends once b's own session is on its way to the store: after b listed its
+    // sessions. Waited for first, it held b's drain through its whole timeout, and b handed on
+    // nothing: its own session ended 'server shutdown'.
+    const adapter: Adapter = store.nodes.get('b')!
+    const handOff = adapter.handOff!.bind(adapter)
+    const ownSid = b.connections[0]!.session.sid
+    adapter.handOff = (snapshot, ttl) => {
+      if (snapshot.sid === ownSid) store.heldTakeOvers[0]?.()
+      return handOff(snapshot, ttl)
+    }
+    const closingB = close(b)
+    await until(
+      () => third.restored.length === 2 && arriving.c.connected && own.c.connected,
+      8000,
+      'both sessions restored on c',
+    )
+    await until(() => !third.restored.some((s) => s.session.restoring), 3000, 'both takeovers over')
+    for (const socket of third.restored) for (let n = 4; n <= 6; n++) socket.emit('down', n)
+    stop()
+    const up = sent()
+    await until(
+      () => [arriving, own].every(({ c }) => received.get(c.id!)?.length === up && down.get(c)?.length === 6),
+      5000,
+      'every message',
+    ).catch(() => {})
+    for (const { c, events } of [arriving, own]) {
+      expect(events).toEqual(['connect'])
+      expect(c.recovered).toBe(true)
+      expect(down.get(c)).toEqual([1, 2, 3, 4, 5, 6])
+      expect(received.get(c.id!)).toEqual(Array.from({ length: up }, (_, i) => i + 1))
+    }
+    expect(third.connections).toEqual([])
+    // Taken over on b, then handed on from there.
+    expect(b.restored).toHaveLength(1)
+    expect(b.warnings.filter((w) => w.includes('still under way'))).toEqual([])
+    await within(closingB, 5000, 'b’s close')
+    await within(closingA, 5000, 'a’s close')
+  })
+
+  it('warns of a takeover still under way when its drain stops waiting for it, and hands on its own sessions; that session ends at close', async () => {
+    const { store, b, third, arriving, own, closingA, stop } = await drainBesideHeldTakeover()
+    const closingB = close(b)
+    await until(() => third.restored.length === 1 && own.c.connected, 8000, 'b’s own session restored on c')
+    await within(closingB, 5000, 'b’s close')
+    // The cut comes only after b closed: the session it brought there ended with b, and its
+    // client starts anew.
+    store.heldTakeOvers[0]!()
+    await until(() => third.connections.length === 1 && arriving.c.connected, 8000, 'a new session on c')
+    stop()
+    expect(own.c.recovered).toBe(true)
+    expect(own.events).toEqual(['connect'])
+    expect(arriving.c.recovered).toBe(false)
+    expect(b.restored).toEqual([])
+    expect(b.started.app.parley.sockets.size).toBe(0)
+    expect(b.warnings.filter((w) => w.includes('still under way'))).toHaveLength(1)
+    await within(closingA, 5000, 'a’s close')
+  })
+
   it('gives back a session whose claim wins only after the claimer closed: nothing is left there', async () => {
     const registry = new Registry()
     const { store, list, base } = await cluster(() => {}, {
