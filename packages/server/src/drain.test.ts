@@ -28,19 +28,15 @@ function liveSocket(sid: string, events: string[]) {
 }
 
 /**
- * A drain of node `own`'s sessions, beside one it is still taking over (`arriving`): its
- * takeover is over once the test calls `arrive()` (its session then live here, as any other).
- * The store records each snapshot, and runs `onStore` first.
+ * A drain whose store records each snapshot in `events` (running `onStore` first), one other
+ * node alive, and whose warnings are kept with their fields.
  */
-function drainBesideArrival(events: string[], onStore: (sid: string) => void = () => {}) {
-  let arrive = () => {}
-  const takeover = new Promise<void>((resolve) => {
-    arrive = resolve
-  })
-  let underWay: Promise<void>[] = [takeover]
-  void takeover.then(() => {
-    underWay = []
-  })
+function storingDrain(
+  events: string[],
+  timeout: number,
+  arriving: (sid: string) => boolean,
+  onStore: (sid: string) => void = () => {},
+) {
   const warnings: { arriving?: number; msg: string }[] = []
   const adapter = {
     handOff: async (snapshot: SessionSnapshot) => {
@@ -52,7 +48,7 @@ function drainBesideArrival(events: string[], onStore: (sid: string) => void = (
   } as unknown as Adapter
   const drain = new Drain({
     adapter,
-    options: { timeout: 200, batchSize: 10, retrySpread: 0 },
+    options: { timeout, batchSize: 10, retrySpread: 0 },
     ttl: 1000,
     log: {
       info() {},
@@ -63,8 +59,30 @@ function drainBesideArrival(events: string[], onStore: (sid: string) => void = (
     shutdownRetryAfter: () => 0,
     metrics: noMetrics,
     withdraw: async () => {},
-    arriving: (sid) => sid === 'arriving' && underWay.length > 0,
+    arriving,
   })
+  return { drain, warnings }
+}
+
+/**
+ * A drain of node `own`'s sessions, beside one it is still taking over (`arriving`): its
+ * takeover is over once the test calls `arrive()` (its session then live here, as any other).
+ */
+function drainBesideArrival(events: string[], onStore?: (sid: string) => void) {
+  let arrive = () => {}
+  const takeover = new Promise<void>((resolve) => {
+    arrive = resolve
+  })
+  let underWay: Promise<void>[] = [takeover]
+  void takeover.then(() => {
+    underWay = []
+  })
+  const { drain, warnings } = storingDrain(
+    events,
+    200,
+    (sid) => sid === 'arriving' && underWay.length > 0,
+    onStore,
+  )
   const sockets = [liveSocket('own', events), liveSocket('arriving', events)]
   const done = drain.run(
     () => sockets,
@@ -92,11 +110,9 @@ describe('Drain', () => {
   it('hands on a session whose takeover ends after its own sessions were listed', async () => {
     const events: string[] = []
     // Over once the node's own session is on its way to the store: past the list.
-    let arrive = () => {}
     const drain = drainBesideArrival(events, (sid) => {
-      if (sid === 'own') arrive()
+      if (sid === 'own') drain.arrive()
     })
-    arrive = drain.arrive
     await drain.done
     expect(events).toEqual([
       'freeze own',
@@ -112,23 +128,7 @@ describe('Drain', () => {
 
   it('hands on no session still being taken over here, its claim not yet confirmed', async () => {
     const events: string[] = []
-    const adapter = {
-      handOff: async (snapshot: SessionSnapshot) => {
-        events.push(`store ${snapshot.sid}`)
-        return true
-      },
-      otherNodes: () => 1,
-    } as unknown as Adapter
-    const drain = new Drain({
-      adapter,
-      options: { timeout: 50, batchSize: 10, retrySpread: 0 },
-      ttl: 1000,
-      log: { info() {}, warn() {} } as unknown as FastifyBaseLogger,
-      shutdownRetryAfter: () => 0,
-      metrics: noMetrics,
-      withdraw: async () => {},
-      arriving: (sid) => sid === 'arriving',
-    })
+    const { drain } = storingDrain(events, 50, (sid) => sid === 'arriving')
     await drain.run(() => [liveSocket('arriving', events), liveSocket('settled', events)])
     // Frozen and handed on now, a confirm that says 'kept' or 'ended' would drop it here while
     // its snapshot stays claimable elsewhere: it ends at close instead, as without handoff.
