@@ -55,14 +55,9 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   readonly #timeouts: BurstLog<{ code: string; handshakeTimeout: number }>
   /**
    * How each run still waiting for its middleware (or a resume for its turn) is answered at once
-   * when the server closes.
+   * once the node begins to close (see `closeBegins`).
    */
   readonly #waiting = new Set<() => void>()
-  /**
-   * How each takeover's run still waiting for its middleware is answered once the node begins to
-   * close (see `runTakeover`).
-   */
-  readonly #takeovers = new Set<() => void>()
   /** True once the node began to close (see `ParleyServer.closeBegins`, `drain`). */
   readonly #closing: () => boolean
 
@@ -111,38 +106,33 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * that is gone, and what it decides is ignored as at the bound, with a debug line alone; the
    * caller reads the transport and opens nothing.
    *
-   * A throw once the node has begun to close refuses nothing either: the client is answered as at
-   * close, and tries again (see `#refusedWhileClosing`). One still running when the server closes
-   * is answered so at once (see `close`).
+   * Not waited for at all once the node has begun to close: a run still under way then is
+   * answered PARLEY_SERVER_SHUTTING_DOWN at that moment (see `closeBegins`), and one that would
+   * begin later runs no middleware and is answered so at once. Whatever the middleware decides
+   * then, a closing node's answer is that code: a new session is refused at close, a resume's
+   * session is handed on by the drain or ended by the close (see `Hellos`), and a takeover's is
+   * taken over without its client for the drain to hand on (see `Takeover.run`); the client tries
+   * a live node, whose middleware judges it. Waited for, the run held its client for up to its
+   * `handshakeTimeout` and then told it PARLEY_HANDSHAKE_TIMEOUT, which has it try again after its
+   * backoff and reads as the application's fault, not the deploy's; a takeover's would hold the
+   * drain besides, which waits for the takeovers under way no longer than `ARRIVALS_SHARE` of
+   * `handoff.timeout`, and the session would end at close. What the
+   * middleware does once it settles is ignored as after the bound, a throw too: what it met may
+   * be the close itself (a database pool a close hook closed), and a 403 would stop for good a
+   * client a deploy only moved.
    */
-  run(socket: S, gone: () => boolean = () => false): Promise<Refusal | null> {
+  async run(socket: S, gone: () => boolean = () => false): Promise<Refusal | null> {
+    if (this.#middleware.length === 0) return null
+    if (this.#closing()) return shuttingDown()
     return this.#run(socket, gone)
   }
 
   /**
-   * `run` for the takeover of a session claimed from another node's handoff, not waited for once
-   * the node has begun to close: the client is answered as any handshake at close
-   * (PARLEY_SERVER_SHUTTING_DOWN) and tries a live node, and the caller takes the session over
-   * without it, for the drain to hand on (see `Takeover.run`). Whatever the middleware decided,
-   * this node would hand the session on, and the node the client resumes on runs its own: the
-   * verdict here decides nothing. Waited for, it would outlast the drain's wait for the takeovers
-   * under way (`ARRIVALS_SHARE` of `handoff.timeout`), and the session would end at close. A run
-   * under way as the close begins is answered then (see `closeBegins`); one that would begin
-   * later runs no middleware.
-   */
-  async runTakeover(socket: S): Promise<Refusal | null> {
-    if (this.#middleware.length === 0) return null
-    if (this.#closing()) return shuttingDown()
-    return this.#run(socket, () => false, this.#takeovers)
-  }
-
-  /**
-   * The node began to close (the close's first moment, or `drain()`): the takeovers' runs still
-   * waiting for their middleware are answered at once (see `runTakeover`).
+   * The node began to close (the close's first moment, or `drain()`): every run still waiting for
+   * its middleware, and every resume waiting for its turn, is answered at once (see `run`).
    */
   closeBegins(): void {
-    for (const cut of this.#takeovers) cut()
-    this.#takeovers.clear()
+    this.#cutAll()
   }
 
   /**
@@ -156,6 +146,8 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
    * no line of the middleware's).
    */
   async wait(turn: Promise<void>): Promise<Refusal | null> {
+    // As for a run (see `run`): after its turn, a resume at a closing node is answered so anyway.
+    if (this.#closing()) return shuttingDown()
     const middleware = this.#middleware.length > 0
     return this.#bounded(
       () => turn.then(() => null),
@@ -164,9 +156,8 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
     )
   }
 
-  /** See `run`; a run in `cutAlso` is answered too by what cuts the runs there. */
-  async #run(socket: S, gone: () => boolean, cutAlso?: Set<() => void>): Promise<Refusal | null> {
-    if (this.#middleware.length === 0) return null
+  /** See `run`. */
+  async #run(socket: S, gone: () => boolean): Promise<Refusal | null> {
     let expired = false
     return this.#bounded(
       () => this.#runAll(socket, () => expired, gone),
@@ -174,7 +165,6 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
         expired = true
       },
       () => this.#timedOut(),
-      cutAlso,
     )
   }
 
@@ -185,15 +175,14 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
   }
 
   /**
-   * Races what `start` begins against `handshakeTimeout` and the server's close (or, for a run in
-   * `cutAlso`, whatever else cuts the runs there): the first to settle answers the handshake,
-   * `timedOut` at the bound. `expire` is told when the bound or a cut answered it.
+   * Races what `start` begins against `handshakeTimeout` and the beginning of the node's close:
+   * the first to settle answers the handshake, `timedOut` at the bound. `expire` is told when the
+   * bound or the close answered it.
    */
   async #bounded(
     start: () => Promise<Refusal | null>,
     expire: () => void,
     timedOut: () => Refusal,
-    cutAlso?: Set<() => void>,
   ): Promise<Refusal | null> {
     let timer: NodeJS.Timeout | undefined
     let cut: (() => void) | undefined
@@ -204,33 +193,34 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
       }, this.#timeoutMs)
       // The request it answers holds the process, not this timer.
       timer.unref()
-      // The server closes: its client tries another node now, rather than after the bound, and
-      // the HTTP server's close does not wait for this request meanwhile.
+      // The node begins to close: its client tries another node now, rather than after the
+      // bound, and the HTTP server's close does not wait for this request meanwhile.
       cut = () => {
         expire()
         resolve(shuttingDown())
       }
       this.#waiting.add(cut)
-      cutAlso?.add(cut)
     })
     try {
       return await Promise.race([start(), late])
     } finally {
       clearTimeout(timer)
-      if (cut) {
-        this.#waiting.delete(cut)
-        cutAlso?.delete(cut)
-      }
+      if (cut) this.#waiting.delete(cut)
     }
   }
 
-  /**
-   * The server closes: answers the runs still waiting for their middleware (see `run`), logs the
-   * failures not logged yet, and keeps no timer (see `BurstLog.close`).
-   */
-  close(): void {
+  /** Answers every run, and every wait for a turn, still under way (see `closeBegins`). */
+  #cutAll(): void {
     for (const cut of this.#waiting) cut()
     this.#waiting.clear()
+  }
+
+  /**
+   * The server closes: answers what is still under way (a close that skipped its first moment
+   * included), logs the failures not logged yet, and keeps no timer (see `BurstLog.close`).
+   */
+  close(): void {
+    this.#cutAll()
     this.#failures.close()
     this.#timeouts.close()
   }
@@ -246,33 +236,16 @@ export class HandshakeMiddleware<S extends { readonly connected: boolean }> {
       try {
         await middleware(socket)
       } catch (error) {
-        // Too late: the client got its answer, and the log its line, at the bound.
+        // Too late: the client got its answer, at the bound (and the log its line) or as the node
+        // began to close (a throw then may be the close itself: a database pool a close hook
+        // closed, no verdict on the client, and nothing to log).
         if (expired()) return null
         // Nobody reads the refusal: a failure met while its client left says nothing alarming.
         if (gone()) return this.#left()
-        if (this.#closing()) return this.#refusedWhileClosing(error)
         return this.#refusedBy(error)
       }
     }
     return null
-  }
-
-  /**
-   * A middleware refused a handshake or a resume once the node had begun to close: what it met may
-   * be the close itself (its database pool closed by a close hook, a store going away), so its
-   * refusal is no verdict on the client, which a 403 would stop for good, losing its user in a
-   * deploy. Answered as any handshake at close (503 PARLEY_SERVER_SHUTTING_DOWN): the client tries
-   * again, on a live node, whose middleware judges it. At debug alone: such failures come with
-   * every deploy, and the client was not refused.
-   */
-  #refusedWhileClosing(error: unknown): Refusal {
-    logLine(
-      this.#log,
-      'debug',
-      { err: error },
-      `parley: handshake middleware refused a client while the node was closing; answered ${ErrorCode.SERVER_SHUTTING_DOWN}, which it tries again`,
-    )
-    return shuttingDown()
   }
 
   /** The client left while its middleware ran: the run ends, and the caller opens nothing. */

@@ -168,8 +168,8 @@ export class ParleyServer<
     this.options = options
     this.metrics = metrics
     this.#log = log
-    // A refusal once the node began to close is answered as its shutdown (see
-    // `HandshakeMiddleware.#refusedWhileClosing`): the moment HELLOs read too (see `Hellos`).
+    // No run of the middleware is begun or waited for once the node began to close (see
+    // `HandshakeMiddleware.run`): the moment HELLOs read too (see `Hellos`).
     this.#middleware = new HandshakeMiddleware(
       log,
       options.handshakeTimeout,
@@ -314,7 +314,7 @@ export class ParleyServer<
       adapterFailures: this.#adapterFailures,
       sessionConfig: this.#sessionConfig,
       socketFor: (session, handshake) => new ServerSocket<L, E, D>(session, handshake, this.#socketContext),
-      runMiddleware: (socket) => this.#middleware.runTakeover(socket),
+      runMiddleware: (socket) => this.#middleware.run(socket),
       register: (socket) => this.#register(socket),
       unregisterNew: (socket) => this.#unregisterNew(socket),
       recordOwner: (sid) => this.#recordOwner(sid),
@@ -697,8 +697,9 @@ export class ParleyServer<
    * Parley's included. From then on every HELLO is refused as while closing (ERROR or 503
    * PARLEY_SERVER_SHUTTING_DOWN), on WebSocket as the answers at close refuse a handshake over
    * SSE or polling, and this node claims no session: a new session here would only end, or be
-   * handed off, when the close reaches Parley, nor waits for the middleware of a takeover under
-   * way (see `HandshakeMiddleware.runTakeover`). A live session's requests are still served.
+   * handed off, when the close reaches Parley, nor waits for the middleware of a handshake, a
+   * resume or a takeover under way (see `HandshakeMiddleware.run`). A live session's requests are
+   * still served.
    * `closing` and `whenClosing()` wait for that moment (`drain`): a successor must not take the
    * path's requests while the sessions here are still served.
    */

@@ -48,8 +48,7 @@ export interface TakeoverContext<L extends EventsMap, E extends EventsMap, D> {
   socketFor: (session: Session, handshake: Handshake) => ServerSocket<L, E, D>
   /**
    * Runs the middleware; the refusal, or null (see `ParleyServer.use`). Once the node began to
-   * close, PARLEY_SERVER_SHUTTING_DOWN without waiting for it (see
-   * `HandshakeMiddleware.runTakeover`).
+   * close, PARLEY_SERVER_SHUTTING_DOWN without waiting for it (see `HandshakeMiddleware.run`).
    */
   runMiddleware: (socket: ServerSocket<L, E, D>) => Promise<Refusal | null>
   /** Puts `socket` in the server's maps: the session is this node's from here on. */
@@ -152,7 +151,7 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     const refusal = (admitted ? undefined : await context.runMiddleware(socket)) ?? disconnectedEarly(session)
     // Refused as the node closes (see `HandshakeMiddleware`): what the middleware met may be the
     // close itself, no verdict on a client admitted before. Or not waited for once the node began
-    // to close (see `HandshakeMiddleware.runTakeover`), or past `handshakeTimeout`. Given back,
+    // to close (see `HandshakeMiddleware.run`), or past `handshakeTimeout`. Given back,
     // the claim would end the handoff, and the client's next try start anew. So the session is
     // taken over without its client (as for a goodbye), which gets the refusal and tries again:
     // its next try resumes it (here, or on a node that asks for it), or the drain hands it on.

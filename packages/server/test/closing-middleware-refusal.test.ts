@@ -1,15 +1,17 @@
-// A handshake middleware (`app.parley.use`) that refuses once the node has begun to close (a
-// deploy's `app.close()`, or `app.parley.drain()`): what it met may be the close itself (its
-// database pool closed by a close hook, say), so the client is answered as any handshake at close,
-// 503 PARLEY_SERVER_SHUTTING_DOWN (over WebSocket the ERROR of that code), and tries a live node,
-// rather than 403 PARLEY_REFUSED, after which it would stop for good. A handshake and a resume
-// alike, on every transport, a new socket's `socket.disconnect()` as a throw, and a takeover of a
-// session claimed from another node's handoff; a refusal settled before the close began stays a
-// refusal.
+// A handshake middleware (`app.parley.use`) still running as the node begins to close (a
+// deploy's `app.close()`, or `app.parley.drain()`) is not waited for: the client is answered at
+// that moment as any handshake at close, 503 PARLEY_SERVER_SHUTTING_DOWN (over WebSocket the
+// ERROR of that code), and tries a live node. Not PARLEY_HANDSHAKE_TIMEOUT at the middleware's
+// bound, which has the client wait out its backoff and blames the application, nor 403
+// PARLEY_REFUSED for a throw that may be the close itself (its database pool closed by a close
+// hook, say), after which it would stop for good. A handshake and a resume alike, on every
+// transport, whatever the middleware does after (throws, disconnects the socket, or never
+// settles), and a takeover of a session claimed from another node's handoff; a refusal settled
+// before the close began stays a refusal.
 //
 // The close is held where the application's own hooks hold it: a preClose hook added ahead of
 // Parley's, which runs after the close's first moment (when the node begins to refuse new
-// sessions) and before Parley's part of it, which answers a middleware still running at once.
+// sessions) and before Parley's part of it.
 
 import { connect, type Socket } from '@parley/client'
 import { PacketType, type ParleyError, type TransportName } from '@parley/protocol'
@@ -25,17 +27,34 @@ import { restartableServer, TRANSPORTS } from './restartable-server.js'
 /** The client's own bound: the middleware held meanwhile must not reach it. */
 const CONNECT_TIMEOUT = 10_000
 
-/** How the test's middleware ends a client it holds once `cue` opens. */
-type Ending = 'throws' | 'disconnects'
+/**
+ * The handshakeTimeout of a server whose middleware never settles: the close begins well within
+ * it, and the held close outlasts it, so that a run still waited for then gets its answer.
+ */
+const BOUND = 2000
 
-/** A middleware holding a client whose auth says `hold` until `cue` opens, then ending it. */
-function holdingMiddleware(cue: Gate, ending: Ending = 'throws') {
+/**
+ * How the test's middleware ends a client it holds once `cue` opens; 'never settles' holds it for
+ * good (a database call without a timeout of its own), `cue` or not.
+ */
+type Ending = 'throws' | 'disconnects' | 'never settles'
+
+/**
+ * A middleware holding a client whose auth says `hold` until `cue` opens, then ending it;
+ * `settled` is told as it settles.
+ */
+function holdingMiddleware(cue: Gate, ending: Ending = 'throws', settled = () => {}) {
   return async (socket: ServerSocket) => {
     if (!(socket.handshake.auth as { hold?: boolean } | undefined)?.hold) return
     await cue.pass()
-    // What a middleware meets once a close hook has closed what it reads.
-    if (ending === 'throws') throw new Error('the database pool is closed')
-    socket.disconnect()
+    if (ending === 'never settles') await new Promise<never>(() => {})
+    try {
+      // What a middleware meets once a close hook has closed what it reads.
+      if (ending === 'throws') throw new Error('the database pool is closed')
+      socket.disconnect()
+    } finally {
+      settled()
+    }
   }
 }
 
@@ -51,8 +70,12 @@ async function heldServer(ending: Ending = 'throws') {
   const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
   const app = Fastify({ forceCloseConnections: true, logger })
   app.addHook('preClose', () => hold.pass())
-  await app.register(parley, { path: '/parley' })
-  app.parley.use(holdingMiddleware(cue, ending))
+  await app.register(parley, {
+    path: '/parley',
+    ...(ending === 'never settles' && { handshakeTimeout: BOUND }),
+  })
+  let settled = 0
+  app.parley.use(holdingMiddleware(cue, ending, () => settled++))
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   const clients: RawClient[] = []
@@ -69,6 +92,8 @@ async function heldServer(ending: Ending = 'throws') {
     base: `http://127.0.0.1:${port}/parley`,
     cue,
     clients,
+    /** How many runs of the middleware have settled. */
+    settled: () => settled,
     /** Begins the close, and waits until it is held ahead of Parley's part: the node is closing. */
     async beginClose() {
       closing = app.close()
@@ -146,50 +171,66 @@ async function answeredAtClose(
   return within(answer, 5000, `the answer to the ${what}`)
 }
 
-describe.each(TRANSPORTS)('a handshake middleware refusing over %s', (transport) => {
-  it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it throws after the close began', async () => {
-    const server = await heldServer()
-    const refused = await answeredAtClose(transport, server, 'handshake')
-    expectShuttingDown(refused, transport)
-    expect(server.app.parley.sockets.size).toBe(0)
-    // A failure every deploy meets, and no refusal: said at debug, not as a middleware's failure.
-    const about = server.logs.filter(({ msg }) => msg.includes('handshake middleware'))
-    expect(about.map(({ level, msg }) => [level, msg])).toEqual([
-      [
-        20,
-        'parley: handshake middleware refused a client while the node was closing; answered PARLEY_SERVER_SHUTTING_DOWN, which it tries again',
-      ],
-    ])
-  })
-
-  it('answers a resume PARLEY_SERVER_SHUTTING_DOWN when it throws after the close began', async () => {
-    const server = await heldServer()
-    const { sid, socket } = await sessionToResume(transport, server)
-    const refused = await answeredAtClose(transport, server, 'resume', { sid })
-    expectShuttingDown(refused, transport)
-    // Left as it was, for the close to end or hand off.
-    expect(socket.connected).toBe(true)
-  })
-
-  it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it disconnects the socket after the close began', async () => {
-    const server = await heldServer('disconnects')
-    const refused = await answeredAtClose(transport, server, 'handshake')
-    expectShuttingDown(refused, transport)
-  })
-
-  it('still answers PARLEY_REFUSED to a throw settled before the close began', async () => {
-    const server = await heldServer()
-    const { answer } = await heldBy(server, transport, 'handshake')
-    server.cue.open()
-    const refused = await within(answer, 5000, 'the answer to the handshake')
-    expect(refused).toBeInstanceOf(Refused)
-    expect(refused).toMatchObject({
-      ...refusedWith(transport, 'PARLEY_REFUSED', 403),
-      message: 'PARLEY_REFUSED: refused by middleware',
+describe.each(TRANSPORTS)(
+  'a handshake middleware running as the node begins to close, over %s',
+  (transport) => {
+    it('answers a new session PARLEY_SERVER_SHUTTING_DOWN, and logs no failure, when it throws after', async () => {
+      const server = await heldServer()
+      const refused = await answeredAtClose(transport, server, 'handshake')
+      expectShuttingDown(refused, transport)
+      expect(server.app.parley.sockets.size).toBe(0)
+      // A failure every deploy meets, after its client got its answer: no refusal, nothing logged
+      // (once the run has read the throw, a turn of the event loop after it).
+      await until(() => server.settled() === 1, 5000, 'the middleware to throw')
+      await new Promise((resolve) => setImmediate(resolve))
+      expect(server.logs.filter(({ msg }) => msg.includes('handshake middleware'))).toEqual([])
     })
-    await server.beginClose()
-  })
-})
+
+    it('answers a resume PARLEY_SERVER_SHUTTING_DOWN when it throws after', async () => {
+      const server = await heldServer()
+      const { sid, socket } = await sessionToResume(transport, server)
+      const refused = await answeredAtClose(transport, server, 'resume', { sid })
+      expectShuttingDown(refused, transport)
+      // Left as it was, for the close to end or hand off.
+      expect(socket.connected).toBe(true)
+    })
+
+    it('answers a new session PARLEY_SERVER_SHUTTING_DOWN when it disconnects the socket after', async () => {
+      const server = await heldServer('disconnects')
+      const refused = await answeredAtClose(transport, server, 'handshake')
+      expectShuttingDown(refused, transport)
+    })
+
+    // The close is held ahead of Parley's part for good here: waited for, the run would be answered
+    // at its handshakeTimeout, PARLEY_HANDSHAKE_TIMEOUT, as on a node that is not closing.
+    it.each(['handshake', 'resume'] as const)(
+      'answers a %s PARLEY_SERVER_SHUTTING_DOWN at once, not PARLEY_HANDSHAKE_TIMEOUT at its bound, when it never settles',
+      async (what) => {
+        const server = await heldServer('never settles')
+        const resume = what === 'resume' ? await sessionToResume(transport, server) : undefined
+        const { answer } = await heldBy(server, transport, what, resume)
+        await server.beginClose()
+        expectShuttingDown(await within(answer, 5000, `the answer to the ${what}`), transport)
+        // No run reached its bound: none is counted as the application's slow middleware.
+        expect(server.logs.filter(({ msg }) => msg.includes('did not settle'))).toEqual([])
+        if (resume) expect(resume.socket.connected).toBe(true)
+      },
+    )
+
+    it('still answers PARLEY_REFUSED to a throw settled before the close began', async () => {
+      const server = await heldServer()
+      const { answer } = await heldBy(server, transport, 'handshake')
+      server.cue.open()
+      const refused = await within(answer, 5000, 'the answer to the handshake')
+      expect(refused).toBeInstanceOf(Refused)
+      expect(refused).toMatchObject({
+        ...refusedWith(transport, 'PARLEY_REFUSED', 403),
+        message: 'PARLEY_REFUSED: refused by middleware',
+      })
+      await server.beginClose()
+    })
+  },
+)
 
 describe('a handshake middleware refusing during app.parley.drain()', () => {
   it('answers PARLEY_SERVER_SHUTTING_DOWN to a throw settled once the drain began', async () => {
@@ -275,60 +316,67 @@ describe('a handshake middleware refusing a takeover', () => {
   })
 })
 
-describe('a Parley client whose handshake middleware throws as the node closes', () => {
-  it('tries again rather than stopping, and connects to the instance after it, on every transport', async () => {
-    const shared = await restartableServer(true)
-    const cue = gate()
-    const hold = gate()
-    let runs = 0
-    const old = await shared.make(
-      'old',
-      undefined,
-      (app: FastifyInstance) =>
-        app.parley.use(async () => {
-          runs++
-          await cue.pass()
-          throw new Error('the database pool is closed')
-        }),
-      {},
-      (app) => app.addHook('preClose', () => hold.pass()),
-    )
-    shared.serve(old)
-    const clients: Socket[] = []
-    const firstErrors = new Map<string, string>()
-    for (const transport of TRANSPORTS) {
-      const client = connect(`http://127.0.0.1:${shared.port}/a`, {
-        transports: [transport],
-        connectTimeout: CONNECT_TIMEOUT,
-        reconnectionDelay: 50,
-        reconnectionDelayMax: 200,
-      })
-      shared.clients.push(client)
-      clients.push(client)
-      client.once('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
-        firstErrors.set(transport, willRetry ? `tries again: ${error.code}` : `given up: ${error.code}`),
+describe('a Parley client whose handshake middleware is running as the node closes', () => {
+  // Told PARLEY_HANDSHAKE_TIMEOUT (a slow middleware), the client would end its attempt and wait
+  // out its backoff before it tried again; PARLEY_REFUSED (a throw) would stop it for good.
+  it.each(['throws', 'never settles'] as const)(
+    'tries again at once rather than stopping or waiting, and connects to the instance after it, on every transport (the middleware %s)',
+    async (ending) => {
+      const shared = await restartableServer(true)
+      const cue = gate()
+      const hold = gate()
+      let runs = 0
+      const old = await shared.make(
+        'old',
+        undefined,
+        (app: FastifyInstance) =>
+          app.parley.use(async () => {
+            runs++
+            await cue.pass()
+            if (ending === 'never settles') await new Promise<never>(() => {})
+            throw new Error('the database pool is closed')
+          }),
+        ending === 'never settles' ? { handshakeTimeout: BOUND } : {},
+        (app) => app.addHook('preClose', () => hold.pass()),
       )
-    }
-    await until(() => runs === TRANSPORTS.length, 5000, 'the middleware to hold every client')
-    const closing = old.close()
-    onTestFinished(async () => {
+      shared.serve(old)
+      const clients: Socket[] = []
+      const firstErrors = new Map<string, string>()
+      for (const transport of TRANSPORTS) {
+        const client = connect(`http://127.0.0.1:${shared.port}/a`, {
+          transports: [transport],
+          connectTimeout: CONNECT_TIMEOUT,
+          reconnectionDelay: 50,
+          reconnectionDelayMax: 200,
+        })
+        shared.clients.push(client)
+        clients.push(client)
+        client.once('connect_error', (error: ParleyError<string>, willRetry: boolean) =>
+          firstErrors.set(transport, willRetry ? `tries again: ${error.code}` : `given up: ${error.code}`),
+        )
+      }
+      await until(() => runs === TRANSPORTS.length, 5000, 'the middleware to hold every client')
+      const closing = old.close()
+      onTestFinished(async () => {
+        cue.open()
+        hold.open()
+        await closing
+      })
+      await until(() => hold.reached(), 5000, "the close to reach the application's hook")
       cue.open()
-      hold.open()
-      await closing
-    })
-    await until(() => hold.reached(), 5000, "the close to reach the application's hook")
-    cue.open()
-    await until(() => firstErrors.size === TRANSPORTS.length, 5000, 'every client to end its first attempt')
-    const again = `tries again: ${SHUTTING_DOWN}`
-    expect(Object.fromEntries(firstErrors)).toEqual({ websocket: again, sse: again, polling: again })
+      await until(() => firstErrors.size === TRANSPORTS.length, 5000, 'every client to end its first attempt')
+      const again = `tries again: ${SHUTTING_DOWN}`
+      expect(Object.fromEntries(firstErrors)).toEqual({ websocket: again, sse: again, polling: again })
 
-    hold.open()
-    await within(closing, 5000, 'the close to end')
-    const next = await shared.make('next')
-    shared.serve(next)
-    for (const [index, client] of clients.entries()) {
-      await until(() => client.connected, 5000, `the ${TRANSPORTS[index]} client to connect`)
-      expect(await within(client.emitWithAck('where' as never), 5000, 'the answer to where')).toBe('next')
-    }
-  }, 40_000)
+      hold.open()
+      await within(closing, 5000, 'the close to end')
+      const next = await shared.make('next')
+      shared.serve(next)
+      for (const [index, client] of clients.entries()) {
+        await until(() => client.connected, 5000, `the ${TRANSPORTS[index]} client to connect`)
+        expect(await within(client.emitWithAck('where' as never), 5000, 'the answer to where')).toBe('next')
+      }
+    },
+    40_000,
+  )
 })
