@@ -135,6 +135,7 @@ export class Claims {
       epoch: won.epoch,
       sealed: won.sealed,
       alone: won.alone,
+      recoveryLeft: won.recoveryLeft,
       saidGoodbye: (node) => this.#parts.nodes.saidGoodbye(node),
       publish: async (marker, takeover) => {
         // Refused while this node's connection is slow, the marker would never reach the old

@@ -197,7 +197,9 @@ return took
 // epoch, names the claimer (and this claim, for UNCLAIM) in the hash and the claimer as the
 // session's owner, keeps the keys long enough for the takeover.
 // Returns { snapshot, old node, epoch, sealed (0, 1, or 2: sealed by a drain alone), how long
-// the keys live now (ms): as long as the claim may stand }, or nil;
+// the keys live now (ms): as long as the claim may stand, how long they lived before this claim
+// kept them longer (ms): what is left of the client's recovery window, for which WRITE set them
+// as the old node told its client to resume elsewhere }, or nil;
 // or, for a handoff another claim won and whose tail nobody has read yet (the takeover is under
 // way: FINISH drops the snapshot), the name of the node that claimed it;
 // or, with nothing stored and an owner record, { 'owned', the record }: where the session lives
@@ -222,11 +224,12 @@ if state[3] then return state[3] end
 local epoch = redis.call('HINCRBY', KEYS[1], 'epoch', 1)
 redis.call('HSET', KEYS[1], 'claimed', ARGV[1], 'claim', ARGV[4])
 redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[2])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
+local window = redis.call('PTTL', KEYS[1])
+if window < tonumber(ARGV[3]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[3])
   redis.call('PEXPIRE', KEYS[2], ARGV[3])
 end
-return { state[1], state[2], epoch, tonumber(state[4] or '0'), redis.call('PTTL', KEYS[1]) }
+return { state[1], state[2], epoch, tonumber(state[4] or '0'), redis.call('PTTL', KEYS[1]), window }
 `
 
 // KEYS: hash, owner record, given-up marker of the claim. ARGV: claim id, node, suffix of a
@@ -392,6 +395,11 @@ export interface Won {
   claim: string
   /** How long the claim may stand in Redis (ms): the life of the handoff's keys after it. */
   standsFor: number
+  /**
+   * What was left of the client's recovery window at the claim (ms), as the life the handoff's
+   * keys had left before the claim kept them longer (see CLAIM); undefined when Redis did not say.
+   */
+  recoveryLeft: number | undefined
 }
 
 /** A claim lost to another one whose takeover is still under way. */
@@ -817,7 +825,7 @@ export class HandOffStore {
       const claimer = asText(reply)
       return claimer === undefined ? null : { claimer }
     }
-    const [snapshot, oldNode, epoch, sealed, keysLive] = reply as unknown[]
+    const [snapshot, oldNode, epoch, sealed, keysLive, window] = reply as unknown[]
     const snapshotText = asText(snapshot)
     const old = asText(oldNode)
     if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
@@ -829,6 +837,8 @@ export class HandOffStore {
       alone: sealed === 2,
       claim: id,
       standsFor: typeof keysLive === 'number' && keysLive > 0 ? keysLive : CLAIM_KEEP_MS,
+      // PTTL: -1 for keys without an expiry, which says nothing of the window.
+      recoveryLeft: typeof window === 'number' && window >= 0 ? window : undefined,
     }
   }
 

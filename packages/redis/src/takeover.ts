@@ -49,6 +49,8 @@ export interface TakeoverContext {
   sealed: boolean
   /** With `sealed`: by the old node's drain with no other node live (`HandOffTail.alone`). */
   alone: boolean
+  /** What was left of the client's recovery window at the claim, in ms (see `SessionClaim.recoveryLeft`). */
+  recoveryLeft: number | undefined
   /**
    * True when `node` said that it left, heard here or marked in Redis (see `Nodes.saidGoodbye`):
    * nothing more comes from it. A node merely out of the live set (its heartbeat lapsed) may be
@@ -179,6 +181,11 @@ export class Takeover implements SessionClaim {
     readonly snapshot: SessionSnapshot,
     private readonly context: TakeoverContext,
   ) {}
+
+  /** See `SessionClaim.recoveryLeft`. */
+  get recoveryLeft(): number | undefined {
+    return this.context.recoveryLeft
+  }
 
   takeOver(join: () => void): Promise<HandOffTail> {
     this.#running ??= this.#run(join)

@@ -170,6 +170,8 @@ export async function startTrafficNode(
     fastify?: FastifyServerOptions
     handoffTimeout?: number
     handshakeTimeout?: number
+    /** The server's `recovery.window`; its default (2 minutes) when not given. */
+    recoveryWindow?: number
     /** Sets up the app further before it listens (hooks of the application's, say). */
     setup?: (app: FastifyInstance) => void
     /**
@@ -219,6 +221,7 @@ export async function startTrafficNode(
       ),
       handoff: { timeout: own.handoffTimeout ?? 7000, retrySpread: 0 },
       ...(own.handshakeTimeout === undefined ? {} : { handshakeTimeout: own.handshakeTimeout }),
+      ...(own.recoveryWindow === undefined ? {} : { recovery: { window: own.recoveryWindow } }),
     },
     (app) => {
       app.parley.on('connection', (socket) => {

@@ -309,6 +309,19 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     expect(await b!.adapter.sessionOwner('sid-short')).toBe('unknown')
   })
 
+  it('says what was left of the client’s window at the claim: the handoff’s life before the claim kept it longer', async () => {
+    cluster = suite.cluster()
+    const [a, b] = await cluster.start(2)
+    const socket = await open(a!, 'sid-left', 's1')
+    // Shorter than the life a claim keeps the keys for (CLAIM_KEEP_MS, 30 s), which is not the
+    // client's window.
+    expect(await handOff(a!, socket, 'sid-left', [], 5000)).toBe(true)
+    const left = (await b!.adapter.claimSession('sid-left')) as SessionClaim
+    expect(left.recoveryLeft).toBeGreaterThan(0)
+    expect(left.recoveryLeft).toBeLessThanOrEqual(5000)
+    await within(takeOver(b!, left).done, 5000, 'the takeover')
+  })
+
   it('leaves no key without an expiry when the handoff expires between the claim and the read-back', async () => {
     cluster = suite.cluster()
     const [a, b] = await cluster.start(2)

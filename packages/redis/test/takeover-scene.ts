@@ -2,7 +2,7 @@
 // a round-robin balancer, the real client's session on a, then taken over by b when a leaves,
 // b's middleware holding that takeover at a gate. Each test says what b does next and what the
 // client sees.
-import { connect, type Socket } from '@parley/client'
+import { type ClientOptions, connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import { onTestFinished } from 'vitest'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
@@ -45,25 +45,31 @@ export interface BOwn {
   afterHold?: () => void
 }
 
+/** What every node of the scene is given: its recovery window (the server's default when not given). */
+export interface EveryOwn {
+  recoveryWindow?: number
+}
+
 /**
- * A `balancedSuite` whose tests start a `TakeoverScene` with `scene(bOwn)`; the suite closes its
- * nodes, balancer and clients after each test.
+ * A `balancedSuite` whose tests start a `TakeoverScene` with `scene(bOwn, everyOwn)`; the suite
+ * closes its nodes, balancer and clients after each test.
  */
 export function takeoverSuite() {
   const { suite, balance } = balancedSuite()
   const { nodes, clients } = suite
 
-  async function scene(bOwn: BOwn = {}): Promise<TakeoverScene> {
+  async function scene(bOwn: BOwn = {}, everyOwn: EveryOwn = {}): Promise<TakeoverScene> {
     const cue = gate()
     onTestFinished(() => cue.open())
     let armed = false
     const { afterHold, ...timeouts } = bOwn
-    const a = await startTrafficNode(suite.redis.url, nodes)
+    const a = await startTrafficNode(suite.redis.url, nodes, everyOwn)
     const b = await startTrafficNode(suite.redis.url, nodes, {
+      ...everyOwn,
       ...timeouts,
       setup: (app) => app.parley.use(holdingOnce(cue, () => armed, afterHold)),
     })
-    const c = await startTrafficNode(suite.redis.url, nodes, { seen: true })
+    const c = await startTrafficNode(suite.redis.url, nodes, { ...everyOwn, seen: true })
     const balancer = await balance([a, b, c])
     let n = 0
     return {
@@ -88,12 +94,20 @@ export function takeoverSuite() {
   return { suite, scene }
 }
 
-/** A client of the scene's nodes over `transport`, quick to come back, and the `room` broadcasts it got. */
-export function roomClient(scene: TakeoverScene, transport: TransportName = 'websocket') {
+/**
+ * A client of the scene's nodes over `transport`, quick to come back (with `options` besides), and
+ * the `room` broadcasts it got.
+ */
+export function roomClient(
+  scene: TakeoverScene,
+  transport: TransportName = 'websocket',
+  options: Partial<ClientOptions> = {},
+) {
   const client: Socket = connect(`${scene.balancer.url}/parley`, {
     transports: [transport],
     reconnectionDelay: 100,
     reconnectionDelayMax: 300,
+    ...options,
   })
   scene.clients.push(client)
   const got: number[] = []
@@ -105,10 +119,14 @@ export function roomClient(scene: TakeoverScene, transport: TransportName = 'web
  * The client of the takeover, connected to a, its session's id, what it is told from then on,
  * and the first broadcast and emit there.
  */
-export async function clientOnA(scene: TakeoverScene, transport: TransportName) {
+export async function clientOnA(
+  scene: TakeoverScene,
+  transport: TransportName,
+  options: Partial<ClientOptions> = {},
+) {
   const { a } = scene
   scene.only('a')
-  const { client, got } = roomClient(scene, transport)
+  const { client, got } = roomClient(scene, transport, options)
   await until(() => client.connected && a.connections.length === 1, 3000, 'connected to a')
   const id = client.id
   const told = toldTo(client)

@@ -6,6 +6,10 @@
 // or on another live node (c), resumes it, `recovered: true`, each broadcast to its room once, in
 // order, its own emits once each. Given back, as after a refusal, the claim ended the handoff,
 // and that try got the session's CLOSE `server disconnect`: the session lost for good.
+//
+// Kept so, the session waits for that try no longer than what was left of its client's recovery
+// window when b claimed it (the life left of the handoff a wrote for its window), not a new
+// window from b's answer: a client that never comes back is held no longer than configured.
 import type { TransportName } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
@@ -14,6 +18,15 @@ import { clientOnA, heldAtB, type Leaving, takeoverSuite } from './takeover-scen
 
 /** b's handshakeTimeout: well under the client's connectTimeout, so that the client reads b's answer. */
 const BOUND = 1000
+
+/** Every node's recovery window in the case of a window spent during the takeover. */
+const WINDOW = 2000
+
+/**
+ * b's handshakeTimeout there: past the end of the client's window, whatever was left of it when b
+ * claimed the session, so that the session ends as b answers.
+ */
+const PAST_WINDOW = 2500
 
 describe.skipIf(skipRedisSuites())(
   'a takeover whose middleware outlasts handshakeTimeout on a live node',
@@ -62,6 +75,25 @@ describe.skipIf(skipRedisSuites())(
       expect([...b.connections, ...c.connections]).toEqual([])
       expect(b.restored.map((socket) => socket.id)).toContain(id)
     }
+
+    it("keeps the session no longer than what was left of its client's window, not a new window from b's answer (a drains; polling)", async () => {
+      const held = await scene({ handshakeTimeout: PAST_WINDOW }, { recoveryWindow: WINDOW })
+      const { b } = held
+      // A connectTimeout past b's bound, so that the client reads b's answer.
+      const { client, id, told } = await clientOnA(held, 'polling', { connectTimeout: 10_000 })
+      const { aClosed } = await heldAtB(held, client, 'a drains')
+      // b answers at its bound, takes the session over without its client (not given back: its
+      // end would then be `server disconnect`, which the client does not try again after) and
+      // keeps it for what was left of the window: nothing. The client's next try, on b, finds it
+      // ended by its window and starts anew; kept for a new window, the session was resumed.
+      await until(() => client.connected, 8000, 'the client to connect again')
+      expect(b.restored.map((socket) => socket.id)).toEqual([id])
+      expect(told.lost).toEqual(['transport close'])
+      expect(client.recovered).toBe(false)
+      expect(client.id).not.toBe(id)
+      expect(b.connections.map((socket) => socket.id)).toEqual([client.id])
+      if (aClosed) await within(aClosed, 8000, 'a to close')
+    }, 30_000)
 
     it(
       "resumes the session on b, recovered, after b's handshakeTimeout (a drains; websocket)",

@@ -106,7 +106,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * for: the session is taken over all the same, left awaiting its client for the drain to hand
    * on, and that refusal is returned. So for a middleware that did not settle within
    * `handshakeTimeout` (PARLEY_HANDSHAKE_TIMEOUT): the session waits here for its client's next
-   * try, within its recovery window, as a resume's session waits where it is.
+   * try, within what was left of its client's recovery window when the claim was made (see
+   * `#keptFor`), as a resume's session waits where it is, its window running.
    */
   async run(
     claim: SessionClaim,
@@ -118,6 +119,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
     const { metrics, handoffLogs } = context
+    // The claim's moment, which `claim.recoveryLeft` counts from (see `#keptFor`).
+    const began = performance.now()
     const snapshot = claim.snapshot
     if (snapshot.params !== undefined && !sameParams(snapshot.params, handshake.params)) {
       // A resume under other route parameters (another tenant of `/:tenant`) than the session
@@ -221,7 +224,11 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     // anew), never the old move; one that came during this takeover resumes it here (see
     // `Arrivals`).
     context.backHere(session.sid)
-    if (!transport.open || withoutClient) session.awaitResume(adoptFor, adoptFor !== undefined)
+    if (!transport.open || withoutClient)
+      session.awaitResume(
+        adoptFor ?? (withoutClient ? this.#keptFor(claim, began) : undefined),
+        adoptFor !== undefined,
+      )
     else {
       metrics.resume(true)
       session.attach(transport, hello.ack ?? 0, true)
@@ -234,6 +241,23 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
       socket.resumeWork(snapshot.waiting, open)
     }
     return withoutClient ? refusal : null
+  }
+
+  /**
+   * How long a session taken over without its client, who was answered "try again" (see
+   * `#noVerdict`), waits for that try: what was left of the client's recovery window when the
+   * claim was made (`SessionClaim.recoveryLeft`), less what the takeover took since `began`, never past
+   * this node's own window; at least 1 ms (a window spent meanwhile ends the session at once, and
+   * the client's try gets its end). Undefined, the whole window from now, when the adapter does
+   * not say. A client whose transport went during the takeover is not counted so: its window
+   * begins as its transport goes, as at any detach.
+   */
+  #keptFor(claim: SessionClaim, began: number): number | undefined {
+    // An adapter of the application's may give anything.
+    const left: unknown = claim.recoveryLeft
+    if (typeof left !== 'number' || !(left >= 0)) return undefined
+    const window = this.#context.sessionConfig.recoveryWindow
+    return Math.max(1, Math.min(left - (performance.now() - began), window))
   }
 
   /**

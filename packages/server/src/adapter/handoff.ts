@@ -192,6 +192,17 @@ export interface HandOffTail {
 export interface SessionClaim {
   readonly snapshot: SessionSnapshot
   /**
+   * What was left of the client's recovery window when the claim was made, in ms, as the store
+   * knows it (with @parley/redis: the life left of the handoff's keys, which the old node wrote
+   * for its recovery window as it told its client to resume elsewhere). A session this node takes
+   * over without its client, who is answered "try again" (its middleware past `handshakeTimeout`,
+   * or a refusal the node's close answered), waits for that try no longer than this, less the
+   * time the takeover took, and never past this node's own window: a client that never comes back
+   * is held no longer than its application configured, as a resume's session waits on its own
+   * node. Absent, or not a number >= 0: this node's whole recovery window, from then.
+   */
+  readonly recoveryLeft?: number
+  /**
    * Takes the session over. Calls `join` once, synchronously, at the point of the broadcast
    * order from which this node delivers broadcasts to the socket (the old node delivered every
    * earlier one into the tail, and no later one): the server then joins the socket to its rooms
