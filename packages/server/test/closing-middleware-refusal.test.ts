@@ -61,19 +61,23 @@ function holdingMiddleware(cue: Gate, ending: Ending = 'throws', settled = () =>
 /**
  * A server whose middleware holds a client until `cue` opens; its close is held by `hold`, a
  * preClose hook of the application's ahead of Parley's. Closed, and its raw clients, when the
- * test ends.
+ * test ends. Its handshakeTimeout: `BOUND` for a middleware that never settles, unless
+ * `handshakeTimeout` says otherwise.
  */
-async function heldServer(ending: Ending = 'throws') {
+async function heldServer(ending: Ending = 'throws', handshakeTimeout?: number) {
   const cue = gate()
   const hold = gate()
   const logs: { level: number; msg: string }[] = []
   const logger = { level: 'debug', stream: { write: (line: string) => void logs.push(JSON.parse(line)) } }
   const app = Fastify({ forceCloseConnections: true, logger })
   app.addHook('preClose', () => hold.pass())
-  await app.register(parley, {
-    path: '/parley',
-    ...(ending === 'never settles' && { handshakeTimeout: BOUND }),
+  // Past the body's parsing: a handshake goes on from here without another wait.
+  let handled = 0
+  app.addHook('preHandler', async () => {
+    handled++
   })
+  const bound = handshakeTimeout ?? (ending === 'never settles' ? BOUND : undefined)
+  await app.register(parley, { path: '/parley', ...(bound !== undefined && { handshakeTimeout: bound }) })
   let settled = 0
   app.parley.use(holdingMiddleware(cue, ending, () => settled++))
   await app.listen({ port: 0, host: '127.0.0.1' })
@@ -94,6 +98,8 @@ async function heldServer(ending: Ending = 'throws') {
     clients,
     /** How many runs of the middleware have settled. */
     settled: () => settled,
+    /** How many requests have reached their handler. */
+    handled: () => handled,
     /** Begins the close, and waits until it is held ahead of Parley's part: the node is closing. */
     async beginClose() {
       closing = app.close()
@@ -231,6 +237,23 @@ describe.each(TRANSPORTS)(
     })
   },
 )
+
+describe('a resume waiting for its turn as the node begins to close', () => {
+  // Its turn would come once the resume ahead of it ends, at that one's handshakeTimeout (its
+  // middleware never settles), a bound past the test's waits: only the close can answer it in time.
+  it('is answered PARLEY_SERVER_SHUTTING_DOWN at once', async () => {
+    const server = await heldServer('never settles', 10_000)
+    const resume = await sessionToResume('polling', server)
+    await heldBy(server, 'polling', 'resume', resume)
+    const counted = server.handled()
+    const second = outcome(rawConnect('polling', server.base, { sid: resume.sid, ack: 0 }), server.clients)
+    await until(() => server.handled() > counted, 5000, 'the second resume')
+    await new Promise((resolve) => setImmediate(resolve))
+    await server.beginClose()
+    expectShuttingDown(await within(second, 5000, 'the answer to the second resume'), 'polling')
+    expect(resume.socket.connected).toBe(true)
+  })
+})
 
 describe('a handshake middleware refusing during app.parley.drain()', () => {
   it('answers PARLEY_SERVER_SHUTTING_DOWN to a throw settled once the drain began', async () => {
