@@ -10,57 +10,18 @@ import {
   type Server,
   type Socket as TcpSocket,
 } from 'node:net'
-import { fileURLToPath } from 'node:url'
-import { Worker } from 'node:worker_threads'
 import { afterEach, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { compiledScript } from '../../../test/support/compiled-script.js'
 import { within } from '../../server/test/helpers.js'
 import { connect } from '../src/index.js'
 import type { Socket } from '../src/socket.js'
 import type { WebSocketConstructor } from '../src/transports/websocket.js'
-
-const entry = fileURLToPath(new URL('./stall-server-worker.ts', import.meta.url))
+import { stallUntil, startWorker } from './stall-thread.js'
 
 const closers: (() => Promise<unknown>)[] = []
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
 })
-
-/** The server in its own thread; `writes` counts what it wrote to its connections. */
-async function startWorker(helloDelay = 0): Promise<{ url: string; writes: Int32Array }> {
-  const writes = new Int32Array(new SharedArrayBuffer(4))
-  const worker = new Worker(await compiledScript(entry), { workerData: { writes, helloDelay } })
-  closers.push(async () => {
-    const exited = new Promise((resolve) => worker.once('exit', resolve))
-    worker.postMessage('close')
-    await within(exited, 5000, 'the server thread to exit').catch(() => worker.terminate())
-  })
-  const port = await within(
-    new Promise<number>((resolve, reject) => {
-      worker.once('message', resolve)
-      worker.once('error', reject)
-    }),
-    10_000,
-    'the server thread to listen',
-  )
-  return { url: `http://127.0.0.1:${port}/parley`, writes }
-}
-
-/**
- * Blocks this thread until performance.now() reaches `end`, whatever comes meanwhile; says
- * whether the server had written `answers` times by then (its answer is on its way).
- */
-function stallUntil(end: number, writes: Int32Array, answers: number): boolean {
-  for (let seen = Atomics.load(writes, 0); seen < answers; seen = Atomics.load(writes, 0)) {
-    if (end <= performance.now()) return false
-    Atomics.wait(writes, 0, seen, end - performance.now())
-  }
-  // A wait on a value nothing changes: the rest of the stall, blocked.
-  const rest = end - performance.now()
-  if (rest > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, rest)
-  return true
-}
 
 /** What the client said until it connected or gave up. */
 async function outcome(socket: Socket): Promise<{ connected: boolean; errors: string[] }> {
@@ -90,7 +51,7 @@ function client(url: string, WebSocketClass: WebSocketConstructor, connectTimeou
 }
 
 it('stays on WebSocket when the upgrade was answered while the thread stalled past its wait', async () => {
-  const { url, writes } = await startWorker()
+  const { url, writes } = await startWorker(closers)
   let answered: boolean | undefined
   // Blocked once the upgrade request went (the connection's `connect`, whose listeners write it),
   // for 1.5 s: past the upgrade's wait of 1 s (a third of connectTimeout, at least 1 s).
@@ -121,7 +82,7 @@ it('stays on WebSocket when the OPEN came while the thread stalled past connectT
   // The server's middleware holds the HELLO 1.5 s: the upgrade's wait (1 s) passed with the
   // upgrade through, and the OPEN's (the rest of connectTimeout, 3 s from the try) runs out
   // while this thread is blocked, from 1.1 s after the HELLO to 3.3 s after the try.
-  const { url, writes } = await startWorker(1500)
+  const { url, writes } = await startWorker(closers, { helloDelay: 1500 })
   let answered: boolean | undefined
   class Stalling extends WebSocket {
     constructor(address: string, protocols?: string | string[]) {
@@ -153,7 +114,7 @@ it('stays on WebSocket when the OPEN came while the thread stalled past connectT
 it("connects when its auth's own request was answered while the thread stalled past connectTimeout", async () => {
   // The auth fetches a token, which the server gives 300 ms later; this thread is blocked from
   // 150 ms after the fetch began to 1.5 s, past connectTimeout (1 s), the token waiting to be read.
-  const { url, writes } = await startWorker()
+  const { url, writes } = await startWorker(closers)
   let answered: boolean | undefined
   const socket = connect(url, {
     transports: ['websocket'],
@@ -222,7 +183,7 @@ it.each(['polling', 'sse'] as const)(
   async (transport) => {
     // The server's middleware holds the HELLO 300 ms; this thread is blocked from 150 ms after
     // the HELLO's POST began, past connectTimeout (1 s), with the OPEN waiting to be read.
-    const { url, writes } = await startWorker(300)
+    const { url, writes } = await startWorker(closers, { helloDelay: 300 })
     let answered: boolean | undefined
     let began: number | undefined
     const stalling: typeof fetch = (input, init) => {
@@ -253,3 +214,37 @@ it.each(['polling', 'sse'] as const)(
     expect(socket.transport).toBe(transport)
   },
 )
+
+it("stays on sse when the stream's first bytes came while the thread stalled past their wait", async () => {
+  // The server holds the stream's GET 300 ms; this thread is blocked from 100 ms after the GET
+  // went to 1.6 s, past the wait for the stream's first bytes (connectTimeout, 1 s from the GET),
+  // with those bytes waiting to be read.
+  const { url, writes } = await startWorker(closers, { streamDelay: 300 })
+  let answered: boolean | undefined
+  const stalling: typeof fetch = (input, init) => {
+    if ((init?.method ?? 'GET') === 'GET' && answered === undefined) {
+      answered = false
+      const start = performance.now()
+      setTimeout(
+        () =>
+          setImmediate(() => {
+            answered = stallUntil(start + 1600, writes, Atomics.load(writes, 0) + 1)
+          }),
+        100,
+      )
+    }
+    return fetch(input, init)
+  }
+  const socket = connect(url, {
+    transports: ['sse'],
+    fetch: stalling,
+    connectTimeout: 1000,
+    reconnection: false,
+  })
+  closers.push(async () => socket.disconnect())
+  const { connected, errors } = await outcome(socket)
+  expect(answered).toBe(true)
+  expect(errors).toEqual([])
+  expect(connected).toBe(true)
+  expect(socket.transport).toBe('sse')
+})

@@ -1,0 +1,63 @@
+// What the tests of a stalled client thread (stalled-timers.test.ts, stalled-heartbeat.test.ts)
+// share: a Parley server in a thread of its own (stall-server-worker.ts), which answers while the
+// test's thread is blocked, and the block itself.
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { compiledScript } from '../../../test/support/compiled-script.js'
+import { within } from '../../server/test/helpers.js'
+
+const entry = fileURLToPath(new URL('./stall-server-worker.ts', import.meta.url))
+
+/** How the server in its thread is set up (see stall-server-worker.ts). */
+export interface StallServerOptions {
+  /** How long the server's middleware holds every HELLO, in ms. */
+  helloDelay?: number
+  /** How long the server holds every GET of an event stream before its first bytes, in ms. */
+  streamDelay?: number
+  /** The server's heartbeat, when not its defaults. */
+  pingInterval?: number
+  pingTimeout?: number
+}
+
+/**
+ * Starts the server in its own thread; `closers` gets what stops it. `writes` counts what it
+ * wrote to its connections, `moves` how often a session's transport changed there (a `transport`
+ * event of the server's socket: a detach, an upgrade, a resume).
+ */
+export async function startWorker(
+  closers: (() => Promise<unknown>)[],
+  options: StallServerOptions = {},
+): Promise<{ url: string; writes: Int32Array; moves: Int32Array }> {
+  const writes = new Int32Array(new SharedArrayBuffer(4))
+  const moves = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(await compiledScript(entry), { workerData: { writes, moves, ...options } })
+  closers.push(async () => {
+    const exited = new Promise((resolve) => worker.once('exit', resolve))
+    worker.postMessage('close')
+    await within(exited, 5000, 'the server thread to exit').catch(() => worker.terminate())
+  })
+  const port = await within(
+    new Promise<number>((resolve, reject) => {
+      worker.once('message', resolve)
+      worker.once('error', reject)
+    }),
+    10_000,
+    'the server thread to listen',
+  )
+  return { url: `http://127.0.0.1:${port}/parley`, writes, moves }
+}
+
+/**
+ * Blocks this thread until performance.now() reaches `end`, whatever comes meanwhile; says
+ * whether the server had written `answers` times by then (its answer is on its way).
+ */
+export function stallUntil(end: number, writes: Int32Array, answers: number): boolean {
+  for (let seen = Atomics.load(writes, 0); seen < answers; seen = Atomics.load(writes, 0)) {
+    if (end <= performance.now()) return false
+    Atomics.wait(writes, 0, seen, end - performance.now())
+  }
+  // A wait on a value nothing changes: the rest of the stall, blocked.
+  const rest = end - performance.now()
+  if (rest > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, rest)
+  return true
+}
