@@ -16,7 +16,7 @@ import { minify } from 'terser'
  * The client README and docs/client-size.md show the sizes and budgets; test/size.test.ts
  * checks that they agree with this build.
  */
-const BUDGET = 11_979
+const BUDGET = 11_977
 /**
  * Most bytes, after gzip -9, of what esbuild (bundle, minify, platform browser, format ESM) makes
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The

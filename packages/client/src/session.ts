@@ -12,6 +12,7 @@ import {
 } from '@parley/protocol'
 import { encode, encodeText, made, type Sent } from './codec.js'
 import * as State from './connection-state.js'
+import { deadline } from './deadline.js'
 import type { ReservedEvents, SwitchReason } from './events.js'
 import { Connection, type ConnectionHost } from './fallback.js'
 import { type AckPace, DELIVER, GAP, Ledger } from './ledger.js'
@@ -65,7 +66,8 @@ export class Session implements ConnectionHost {
   declare readonly notify: SessionHost['fire']
   /** True between `connect` and `disconnect` as the application saw them. */
   #up?: boolean
-  #liveTimer: ReturnType<typeof setTimeout> | undefined
+  /** Stops the heartbeat's bound (see `opened`); set by each OPEN. */
+  #stopLive?: () => void
   /** When the current transport last brought anything (`performance.now()`), set by each OPEN. */
   #heardAt!: number
 
@@ -212,12 +214,13 @@ export class Session implements ConnectionHost {
     // alive. A packet only notes the time (a timer cleared and set again per packet showed in
     // profiles); the timer, when it fires, waits again for whatever is left of the window since
     // the last one. At most MAX_TIMER_MS: a timer set for longer fires at once, and would again
-    // and again.
+    // and again. A bound (see deadline): after a stall of the thread longer than the window, a
+    // PING that came during it is read before the verdict, and the session lives on.
     const windowMs = Math.min(open.pingInterval + open.pingTimeout, MAX_TIMER_MS)
-    clearTimeout(this.#liveTimer)
+    this.#stopLive?.()
     this.#heardAt = performance.now()
     const check = (wait: number) => {
-      this.#liveTimer = setTimeout(() => {
+      this.#stopLive = deadline(() => {
         const left = this.#heardAt + windowMs - performance.now()
         if (left > 0) check(left)
         else this.connection.lost(silence('nothing from the server', windowMs), 'ping timeout')
@@ -246,7 +249,7 @@ export class Session implements ConnectionHost {
   }
 
   down(reason: CloseReason): void {
-    clearTimeout(this.#liveTimer)
+    this.#stopLive?.()
     this.#down(reason)
   }
 
@@ -297,7 +300,7 @@ export class Session implements ConnectionHost {
         // The server ended the session. Reconnect (to a new session) unless a person ended it. A
         // handoff did not end it: the session resumes elsewhere with everything it holds.
         return () => {
-          clearTimeout(this.#liveTimer)
+          this.#stopLive?.()
           // No timer waits longer than MAX_TIMER_MS (a longer one fires at once): so long, then.
           const retryAfter = Math.min(p.retryAfter ?? 0, MAX_TIMER_MS)
           if (p.reason === 'server handoff' && this.opts.reconnection) {
@@ -350,7 +353,7 @@ export class Session implements ConnectionHost {
 
   /** Drops the session for good: the application disconnected, or reconnecting stopped. */
   #end(): void {
-    clearTimeout(this.#liveTimer)
+    this.#stopLive?.()
     this.#ledger.reset()
     this.id = undefined
     this.acks.rejectAll(ended)

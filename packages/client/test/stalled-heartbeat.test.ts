@@ -1,0 +1,98 @@
+// The heartbeat after a stall of the client's thread (a tab frozen and resumed, a laptop waking,
+// a long synchronous task): its timer, run out during the stall, runs before the input that came
+// meanwhile is read. A PING waiting in the socket must win, and the session go on; a server that
+// sent nothing still loses its transport.
+//
+// The server (stall-server-worker.ts, in a thread of its own) pings every pingTimeout when that
+// is the longer (PING, pingTimeout for an answer, PING again at once), and the client allows it
+// pingInterval + pingTimeout of silence. Blocked from just after a PING for longer than that
+// window, the client has the next PING waiting when the thread runs again, and can still answer
+// it before the server's own check of it, a pingTimeout after it.
+import { afterEach, expect, it } from 'vitest'
+import { until, within } from '../../server/test/helpers.js'
+import { connect } from '../src/index.js'
+import type { Socket } from '../src/socket.js'
+import { stallUntil, startWorker } from './stall-thread.js'
+
+const PING_INTERVAL = 400
+const PING_TIMEOUT = 2000
+/** The silence the client allows the server. */
+const WINDOW = PING_INTERVAL + PING_TIMEOUT
+
+const closers: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+const heartbeat = { pingInterval: PING_INTERVAL, pingTimeout: PING_TIMEOUT }
+
+/** A client connected over `transport` alone, and what it says that a live session should not. */
+async function connected(
+  url: string,
+  transport: 'websocket' | 'sse' | 'polling',
+): Promise<{ socket: Socket; said: string[] }> {
+  const socket = connect(url, { transports: [transport], reconnection: false })
+  closers.push(async () => socket.disconnect())
+  const said: string[] = []
+  socket.on('transport_error', (name, error) => void said.push(`${name}: ${error.message}`))
+  socket.on('connect_error', (error) => void said.push(`${error.code}: ${error.message}`))
+  socket.on('disconnect', (reason) => void said.push(`disconnect: ${reason}`))
+  await within(new Promise((resolve) => socket.once('connect', resolve)), 10_000, 'the connect')
+  return { socket, said }
+}
+
+/**
+ * Waits for the server's first PING (pingInterval after the OPEN, the first write since), then
+ * `settle` ms for the client to read and answer it (over polling, by its next GET).
+ */
+async function afterFirstPing(writes: Int32Array, settle = 100): Promise<void> {
+  const before = Atomics.load(writes, 0)
+  await until(() => Atomics.load(writes, 0) > before, 5000, 'the first PING')
+  await new Promise((resolve) => setTimeout(resolve, settle))
+}
+
+/**
+ * Blocks this thread for `ms` from the check phase of this turn (blocked in the timers phase
+ * itself, Node would go on with the loop time read before the stall, and read the input before
+ * the timers that expired meanwhile); says whether the server wrote anything meanwhile.
+ */
+function stall(ms: number, writes: Int32Array): Promise<boolean> {
+  return new Promise((resolve) =>
+    setImmediate(() => resolve(stallUntil(performance.now() + ms, writes, Atomics.load(writes, 0) + 1))),
+  )
+}
+
+it.each(['websocket', 'sse', 'polling'] as const)(
+  'keeps the session on %s when a PING came while the thread stalled past the heartbeat window',
+  async (transport) => {
+    const { url, writes, moves } = await startWorker(closers, heartbeat)
+    const { socket, said } = await connected(url, transport)
+    const id = socket.id
+    await afterFirstPing(writes)
+    // The window runs out 2.4 s after that PING, during the stall; the next PING comes 2 s after
+    // it, during the stall too.
+    expect(await stall(WINDOW + 400, writes)).toBe(true)
+    expect(await within(socket.timeout(5000).emitWithAck('echo', 1), 6000, 'the first echo')).toBe(1)
+    expect(said).toEqual([])
+    // Past the server's check of the PING read after the stall (a pingTimeout after it, which
+    // came before the stall ended): the server got its answer, and the session goes on there too.
+    await new Promise((resolve) => setTimeout(resolve, PING_TIMEOUT))
+    expect(await within(socket.timeout(5000).emitWithAck('echo', 2), 6000, 'the second echo')).toBe(2)
+    expect(said).toEqual([])
+    expect(Atomics.load(moves, 0)).toBe(0)
+    expect(socket.id).toBe(id)
+    expect(socket.transport).toBe(transport)
+  },
+  20_000,
+)
+
+it('still loses the transport to the heartbeat when the server sent nothing through the stall', async () => {
+  const { url, writes } = await startWorker(closers, heartbeat)
+  const { socket, said } = await connected(url, 'websocket')
+  await afterFirstPing(writes)
+  // The server's thread is held longer than the client's stall and its window: no PING comes.
+  socket.emit('hold', WINDOW + 2000)
+  expect(await stall(WINDOW + 400, writes)).toBe(false)
+  await until(() => said.length > 0, 5000, 'the transport lost')
+  expect(said[0]).toBe(`websocket: nothing from the server within ${WINDOW} ms`)
+})
