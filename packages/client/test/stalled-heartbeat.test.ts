@@ -37,7 +37,7 @@ async function connected(
   socket.on('transport_error', (name, error) => void said.push(`${name}: ${error.message}`))
   socket.on('connect_error', (error) => void said.push(`${error.code}: ${error.message}`))
   socket.on('disconnect', (reason) => void said.push(`disconnect: ${reason}`))
-  await within(new Promise((resolve) => socket.once('connect', resolve)), 10_000, 'the connect')
+  await within(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'the connect')
   return { socket, said }
 }
 
@@ -47,7 +47,7 @@ async function connected(
  */
 async function afterFirstPing(writes: Int32Array, settle = 100): Promise<void> {
   const before = Atomics.load(writes, 0)
-  await until(() => Atomics.load(writes, 0) > before, 5000, 'the first PING')
+  await until(() => Atomics.load(writes, 0) > before, 3000, 'the first PING')
   await new Promise((resolve) => setTimeout(resolve, settle))
 }
 
@@ -72,18 +72,20 @@ it.each(['websocket', 'sse', 'polling'] as const)(
     // The window runs out 2.4 s after that PING, during the stall; the next PING comes 2 s after
     // it, during the stall too.
     expect(await stall(WINDOW + 400, writes)).toBe(true)
-    expect(await within(socket.timeout(5000).emitWithAck('echo', 1), 6000, 'the first echo')).toBe(1)
+    expect(await within(socket.timeout(2500).emitWithAck('echo', 1), 3000, 'the first echo')).toBe(1)
     expect(said).toEqual([])
     // Past the server's check of the PING read after the stall (a pingTimeout after it, which
     // came before the stall ended): the server got its answer, and the session goes on there too.
     await new Promise((resolve) => setTimeout(resolve, PING_TIMEOUT))
-    expect(await within(socket.timeout(5000).emitWithAck('echo', 2), 6000, 'the second echo')).toBe(2)
+    expect(await within(socket.timeout(2500).emitWithAck('echo', 2), 3000, 'the second echo')).toBe(2)
     expect(said).toEqual([])
     expect(Atomics.load(moves, 0)).toBe(0)
     expect(socket.id).toBe(id)
     expect(socket.transport).toBe(transport)
   },
-  20_000,
+  // The waits' bounds (the server's start 10 s, the connect 5 s, the first PING 3 s, the stall,
+  // the echoes 3 s each, the server's check 2 s) with 2 s to spare.
+  31_000,
 )
 
 it('still loses the transport to the heartbeat when the server sent nothing through the stall', async () => {
@@ -95,4 +97,4 @@ it('still loses the transport to the heartbeat when the server sent nothing thro
   expect(await stall(WINDOW + 400, writes)).toBe(false)
   await until(() => said.length > 0, 5000, 'the transport lost')
   expect(said[0]).toBe(`websocket: nothing from the server within ${WINDOW} ms`)
-})
+}, 28_000)
