@@ -410,7 +410,9 @@ export abstract class HttpTransport extends BaseTransport {
       }
     }
     const ctl = new AbortController()
-    const timer = setTimeout(() => ctl.abort(), this.#postWithin)
+    // A bound (see deadline): after a stall of the thread past it, an answer that came during
+    // the stall is read before the verdict, and stops it.
+    const stop = deadline(() => ctl.abort(), this.#postWithin)
     try {
       const res = await this.setup.fetchFn(url, {
         method: 'POST',
@@ -461,7 +463,7 @@ export abstract class HttpTransport extends BaseTransport {
           : transportError(`POST ${shown(url)} failed`, err),
       )
     } finally {
-      clearTimeout(timer)
+      stop()
     }
   }
 }

@@ -1,7 +1,7 @@
-// The heartbeat after a stall of the client's thread (a tab frozen and resumed, a laptop waking,
-// a long synchronous task): its timer, run out during the stall, runs before the input that came
-// meanwhile is read. A PING waiting in the socket must win, and the session go on; a server that
-// sent nothing still loses its transport.
+// The heartbeat and the upstream POST's bound after a stall of the client's thread (a tab frozen
+// and resumed, a laptop waking, a long synchronous task): their timers, run out during the stall,
+// run before the input that came meanwhile is read. A PING (or a POST's answer) waiting in the
+// socket must win, and the session go on; a server that sent nothing still loses its transport.
 //
 // The server (stall-server-worker.ts, in a thread of its own) pings every pingTimeout when that
 // is the longer (PING, pingTimeout for an answer, PING again at once), and the client allows it
@@ -97,4 +97,22 @@ it('still loses the transport to the heartbeat when the server sent nothing thro
   expect(await stall(WINDOW + 400, writes)).toBe(false)
   await until(() => said.length > 0, 5000, 'the transport lost')
   expect(said[0]).toBe(`websocket: nothing from the server within ${WINDOW} ms`)
+}, 28_000)
+
+it("keeps the polling transport when a POST's answer came while the thread stalled past its bound", async () => {
+  const { url, writes, moves } = await startWorker(closers, heartbeat)
+  const { socket, said } = await connected(url, 'polling')
+  const id = socket.id
+  await afterFirstPing(writes)
+  // Its POST goes at once; the server holds its answer 300 ms (its thread busy with the event),
+  // and this thread is blocked from 100 ms on, past the POST's bound (the heartbeat window). The
+  // next PING comes during the stall too.
+  const reply = socket.timeout(4500).emitWithAck('hold', 300)
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  expect(await stall(WINDOW + 400, writes)).toBe(true)
+  await within(reply, 5000, 'the reply to hold')
+  expect(said).toEqual([])
+  expect(Atomics.load(moves, 0)).toBe(0)
+  expect(socket.id).toBe(id)
+  expect(socket.transport).toBe('polling')
 }, 28_000)
