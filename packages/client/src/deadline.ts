@@ -1,6 +1,8 @@
 /**
- * A bound on a wait for the server's answer (an upgrade, an OPEN, a stream's first bytes): once
- * `ms` passed, `verdict` runs one turn of the event loop later, unless stopped by then. After a
+ * A bound on a wait for the server's answer (an upgrade, an OPEN, a stream's first bytes, a
+ * POST's answer) or for a sign of life (the heartbeat, whose verdict reads when it last heard
+ * from the server): once `ms` passed, `verdict` runs one turn of the event loop later, unless
+ * stopped by then. After a
  * stall (a tab frozen and resumed, a laptop waking, a long synchronous task), expired timers run
  * before the input that came meanwhile is read: an answer already waiting in the socket lost to
  * its own timeout, and a working transport was failed (a WebSocket stepped down to SSE or
