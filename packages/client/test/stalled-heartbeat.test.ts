@@ -37,7 +37,7 @@ async function connected(
   socket.on('transport_error', (name, error) => void said.push(`${name}: ${error.message}`))
   socket.on('connect_error', (error) => void said.push(`${error.code}: ${error.message}`))
   socket.on('disconnect', (reason) => void said.push(`disconnect: ${reason}`))
-  await within(new Promise((resolve) => socket.once('connect', resolve)), 5000, 'the connect')
+  await within(new Promise<void>((resolve) => socket.once('connect', () => resolve())), 5000, 'the connect')
   return { socket, said }
 }
 
