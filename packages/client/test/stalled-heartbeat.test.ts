@@ -43,12 +43,15 @@ async function connected(
 
 /**
  * Waits for the server's first PING (pingInterval after the OPEN, the first write since), then
- * `settle` ms for the client to read and answer it (over polling, by its next GET).
+ * a while for the client to read and answer it (over polling, by its next GET): unanswered when
+ * the stall begins, it would be the server's check of that PING that lost the transport. A
+ * while that a busy machine may stretch: the stall that follows leaves the server's check of
+ * the next PING most of a second after it ends.
  */
-async function afterFirstPing(writes: Int32Array, settle = 100): Promise<void> {
+async function afterFirstPing(writes: Int32Array): Promise<void> {
   const before = Atomics.load(writes, 0)
   await until(() => Atomics.load(writes, 0) > before, 3000, 'the first PING')
-  await new Promise((resolve) => setTimeout(resolve, settle))
+  await new Promise((resolve) => setTimeout(resolve, 250))
 }
 
 /**
