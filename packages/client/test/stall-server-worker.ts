@@ -5,16 +5,18 @@
 // not read yet is on its way; every `transport` event of a socket adds one to `moves`. With
 // `helloDelay`, the server's middleware holds every HELLO that long before its OPEN;
 // `streamDelay` holds every GET of an event stream (the stream's first bytes) that long;
-// `pingInterval` and `pingTimeout` set its heartbeat. GET /token answers after 300 ms. A socket
-// answers `echo` with what it got, and `hold` (ms) by blocking this thread that long first: a
-// server busy with a long synchronous task, which sends nothing meanwhile.
+// `pingInterval` and `pingTimeout` set its heartbeat. GET /token answers after 300 ms, and adds
+// one to `asked` when it comes. A socket answers `echo` with what it got, and `hold` (ms) by
+// blocking this thread that long first: a server busy with a long synchronous task, which sends
+// nothing meanwhile.
 import { parentPort, workerData } from 'node:worker_threads'
 import parley from '@parley/server'
 import Fastify from 'fastify'
 
-const { writes, moves, helloDelay, streamDelay, pingInterval, pingTimeout } = workerData as {
+const { writes, moves, asked, helloDelay, streamDelay, pingInterval, pingTimeout } = workerData as {
   writes: Int32Array
   moves: Int32Array
+  asked: Int32Array
   helloDelay?: number
   streamDelay?: number
   pingInterval?: number
@@ -52,8 +54,11 @@ server.on('connection', (socket) => {
     ack?.()
   })
 })
-// A token for an `auth` function to fetch, 300 ms after it was asked for.
-app.get('/token', () => new Promise((resolve) => setTimeout(() => resolve({ token: 'hi' }), 300)))
+// A token for an `auth` function to fetch, 300 ms after it was asked for (counted in `asked`).
+app.get('/token', () => {
+  Atomics.add(asked, 0, 1)
+  return new Promise((resolve) => setTimeout(() => resolve({ token: 'hi' }), 300))
+})
 app.server.on('connection', (socket) => {
   const write = socket.write
   socket.write = ((...args: Parameters<typeof write>) => {

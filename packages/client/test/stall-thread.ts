@@ -22,15 +22,18 @@ export interface StallServerOptions {
 /**
  * Starts the server in its own thread; `closers` gets what stops it. `writes` counts what it
  * wrote to its connections, `moves` how often a session's transport changed there (a `transport`
- * event of the server's socket: a detach, an upgrade, a resume).
+ * event of the server's socket: a detach, an upgrade, a resume), `asked` the requests for a token.
  */
 export async function startWorker(
   closers: (() => Promise<unknown>)[],
   options: StallServerOptions = {},
-): Promise<{ url: string; writes: Int32Array; moves: Int32Array }> {
+): Promise<{ url: string; writes: Int32Array; moves: Int32Array; asked: Int32Array }> {
   const writes = new Int32Array(new SharedArrayBuffer(4))
   const moves = new Int32Array(new SharedArrayBuffer(4))
-  const worker = new Worker(await compiledScript(entry), { workerData: { writes, moves, ...options } })
+  const asked = new Int32Array(new SharedArrayBuffer(4))
+  const worker = new Worker(await compiledScript(entry), {
+    workerData: { writes, moves, asked, ...options },
+  })
   closers.push(async () => {
     const exited = new Promise((resolve) => worker.once('exit', resolve))
     worker.postMessage('close')
@@ -44,7 +47,7 @@ export async function startWorker(
     10_000,
     'the server thread to listen',
   )
-  return { url: `http://127.0.0.1:${port}/parley`, writes, moves }
+  return { url: `http://127.0.0.1:${port}/parley`, writes, moves, asked }
 }
 
 /**

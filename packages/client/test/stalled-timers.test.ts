@@ -12,7 +12,7 @@ import {
 } from 'node:net'
 import { afterEach, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { within } from '../../server/test/helpers.js'
+import { until, within } from '../../server/test/helpers.js'
 import { connect } from '../src/index.js'
 import type { Socket } from '../src/socket.js'
 import type { WebSocketConstructor } from '../src/transports/websocket.js'
@@ -112,22 +112,23 @@ it('stays on WebSocket when the OPEN came while the thread stalled past connectT
 })
 
 it("connects when its auth's own request was answered while the thread stalled past connectTimeout", async () => {
-  // The auth fetches a token, which the server gives 300 ms later; this thread is blocked from
-  // 150 ms after the fetch began to 1.5 s, past connectTimeout (1 s), the token waiting to be read.
-  const { url, writes } = await startWorker(closers)
+  // The auth fetches a token, which the server gives 300 ms after the request reached it; this
+  // thread is blocked from then for 1.4 s, past connectTimeout (1 s from the fetch), the token
+  // waiting to be read. From then rather than from a fixed time after the fetch: on a busy
+  // machine the request may take longer to go out, and its answer would come after the stall.
+  const { url, writes, asked } = await startWorker(closers)
   let answered: boolean | undefined
   const socket = connect(url, {
     transports: ['websocket'],
     connectTimeout: 1000,
     reconnection: false,
     auth: async () => {
-      const began = performance.now()
-      setTimeout(
+      until(() => Atomics.load(asked, 0) > 0, 1000, 'the token asked for').then(
         () =>
           setImmediate(() => {
-            answered = stallUntil(began + 1500, writes, 1)
+            answered = stallUntil(performance.now() + 1400, writes, 1)
           }),
-        150,
+        () => {},
       )
       const res = await fetch(new URL('/token', url))
       return (await res.json()) as { token: string }
