@@ -4,11 +4,11 @@
 // a HELLO, a PING), so that the blocked thread can tell, by Atomics.wait, that the answer it has
 // not read yet is on its way; every `transport` event of a socket adds one to `moves`. With
 // `helloDelay`, the server's middleware holds every HELLO that long before its OPEN;
-// `streamDelay` holds every GET of an event stream (the stream's first bytes) that long;
-// `pingInterval` and `pingTimeout` set its heartbeat. GET /token answers after 300 ms, and adds
-// one to `asked` when it comes. A socket answers `echo` with what it got, and `hold` (ms) by
-// blocking this thread that long first: a server busy with a long synchronous task, which sends
-// nothing meanwhile.
+// `streamDelay` holds every GET of an event stream (the stream's first bytes) that long, adding
+// one to `asked` as it comes; `pingInterval` and `pingTimeout` set its heartbeat. GET /token
+// answers after 300 ms, and adds one to `asked` when it comes. A socket answers `echo` with what
+// it got, and `hold` (ms) by blocking this thread that long first: a server busy with a long
+// synchronous task, which sends nothing meanwhile.
 import { parentPort, workerData } from 'node:worker_threads'
 import parley from '@parley/server'
 import Fastify from 'fastify'
@@ -33,8 +33,10 @@ const app = Fastify()
 // Before the plugin, so that its routes have it too.
 if (streamDelay)
   app.addHook('onRequest', async (request) => {
-    if (request.method === 'GET' && request.url.includes('/sse?'))
+    if (request.method === 'GET' && request.url.includes('/sse?')) {
+      Atomics.add(asked, 0, 1)
       await new Promise((resolve) => setTimeout(resolve, streamDelay))
+    }
   })
 await app.register(parley, { pingInterval, pingTimeout })
 const server = (

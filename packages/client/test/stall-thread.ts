@@ -22,7 +22,8 @@ export interface StallServerOptions {
 /**
  * Starts the server in its own thread; `closers` gets what stops it. `writes` counts what it
  * wrote to its connections, `moves` how often a session's transport changed there (a `transport`
- * event of the server's socket: a detach, an upgrade, a resume), `asked` the requests for a token.
+ * event of the server's socket: a detach, an upgrade, a resume), `asked` the requests it holds
+ * (for a token, and event streams' GETs with `streamDelay`).
  */
 export async function startWorker(
   closers: (() => Promise<unknown>)[],

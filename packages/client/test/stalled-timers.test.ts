@@ -217,21 +217,20 @@ it.each(['polling', 'sse'] as const)(
 )
 
 it("stays on sse when the stream's first bytes came while the thread stalled past their wait", async () => {
-  // The server holds the stream's GET 300 ms; this thread is blocked from 100 ms after the GET
-  // went to 1.6 s, past the wait for the stream's first bytes (connectTimeout, 1 s from the GET),
-  // with those bytes waiting to be read.
-  const { url, writes } = await startWorker(closers, { streamDelay: 300 })
+  // The server holds the stream's GET 300 ms; this thread is blocked once the GET reached it, for
+  // 1.5 s, past the wait for the stream's first bytes (connectTimeout, 1 s from the GET), with
+  // those bytes waiting to be read.
+  const { url, writes, asked } = await startWorker(closers, { streamDelay: 300 })
   let answered: boolean | undefined
   const stalling: typeof fetch = (input, init) => {
     if ((init?.method ?? 'GET') === 'GET' && answered === undefined) {
       answered = false
-      const start = performance.now()
-      setTimeout(
+      until(() => Atomics.load(asked, 0) > 0, 1000, 'the GET held').then(
         () =>
           setImmediate(() => {
-            answered = stallUntil(start + 1600, writes, Atomics.load(writes, 0) + 1)
+            answered = stallUntil(performance.now() + 1500, writes, Atomics.load(writes, 0) + 1)
           }),
-        100,
+        () => {},
       )
     }
     return fetch(input, init)
