@@ -7,7 +7,11 @@
 // is the longer (PING, pingTimeout for an answer, PING again at once), and the client allows it
 // pingInterval + pingTimeout of silence. Blocked from just after a PING for longer than that
 // window, the client has the next PING waiting when the thread runs again, and can still answer
-// it before the server's own check of it, a pingTimeout after it.
+// it before the server's own check of it, a pingTimeout after it. (With pingTimeout no longer than
+// pingInterval, as by the server's defaults, PINGs come a pingInterval apart, and that check falls
+// before the client's window ends: a stall that outlasts the window loses the transport at the
+// server too, and the client resumes whatever it reads first. These tests give the server its
+// heartbeat so that the client's own verdict is the only one.)
 import { afterEach, expect, it } from 'vitest'
 import { until, within } from '../../server/test/helpers.js'
 import { connect } from '../src/index.js'
