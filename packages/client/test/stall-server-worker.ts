@@ -3,7 +3,8 @@
 // adds one to the shared counter `writes` (the 101 that answers an upgrade, the OPEN that answers
 // a HELLO, a PING), so that the blocked thread can tell, by Atomics.wait, that the answer it has
 // not read yet is on its way; every `transport` event of a socket adds one to `moves`. With
-// `helloDelay`, the server's middleware holds every HELLO that long before its OPEN;
+// `helloDelay`, the server's middleware holds every HELLO that long before its OPEN, adding one
+// to `asked` as it comes;
 // `streamDelay` holds every GET of an event stream (the stream's first bytes) that long, adding
 // one to `asked` as it comes; `pingInterval` and `pingTimeout` set its heartbeat. GET /token
 // answers after 300 ms, and adds one to `asked` when it comes. A socket answers `echo` with what
@@ -47,7 +48,11 @@ const server = (
     }
   }
 ).parley
-if (helloDelay) server.use(() => new Promise((resolve) => setTimeout(resolve, helloDelay)))
+if (helloDelay)
+  server.use(() => {
+    Atomics.add(asked, 0, 1)
+    return new Promise((resolve) => setTimeout(resolve, helloDelay))
+  })
 server.on('connection', (socket) => {
   socket.on('transport', () => void Atomics.add(moves, 0, 1))
   socket.on('echo', (value, ack) => ack?.(value))

@@ -182,21 +182,22 @@ it('still times out when no answer came, stall or not', async () => {
 it.each(['polling', 'sse'] as const)(
   'stays on %s when the OPEN came while the thread stalled past connectTimeout',
   async (transport) => {
-    // The server's middleware holds the HELLO 300 ms; this thread is blocked from 150 ms after
-    // the HELLO's POST began, past connectTimeout (1 s), with the OPEN waiting to be read.
-    const { url, writes } = await startWorker(closers, { helloDelay: 300 })
+    // The server's middleware holds the HELLO 300 ms; this thread is blocked once the HELLO
+    // reached it (blocked before, the POST would never leave), until 1.5 s after the POST began,
+    // past connectTimeout (1 s), with the OPEN waiting to be read.
+    const { url, writes, asked } = await startWorker(closers, { helloDelay: 300 })
     let answered: boolean | undefined
     let began: number | undefined
     const stalling: typeof fetch = (input, init) => {
       if (began === undefined) {
         began = performance.now()
         const start = began
-        setTimeout(
+        until(() => Atomics.load(asked, 0) > 0, 1000, 'the HELLO held').then(
           () =>
             setImmediate(() => {
               answered = stallUntil(start + 1500, writes, 1)
             }),
-          150,
+          () => {},
         )
       }
       return fetch(input, init)
