@@ -7,14 +7,16 @@
 // that adopted), a few hundred sessions asked of one node (claimed in turns), and two nodes
 // asked for the same session (one takes it).
 import { connect, type Socket } from '@parley/client'
+import { PacketType } from '@parley/protocol'
 import { redisAdapter } from '@parley/redis'
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
 import { ADOPT_CLAIMS_AT_ONCE } from '../../server/src/arrivals.js'
+import { ADOPT_WAIT_MS } from '../../server/src/drain.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
-import { rawConnect } from '../../server/test/raw-client.js'
+import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
 import { NOTE_VERSION } from '../src/nodes.js'
 import { sidHash } from '../src/sessions.js'
 import { adapterOf, allSeeEachOther, balancedSuite, connectedClient, type SuiteNode } from './e2e-suite.js'
@@ -74,11 +76,18 @@ describe.skipIf(skipRedisSuites())(
         endedAt: [],
         log: [],
       }
+      // The adapter's warnings too, in the node's log as well as on the console.
+      const log = {
+        warn: (details: Record<string, unknown>, message: string) => {
+          node.log.push(message)
+          console.warn(message, details)
+        },
+      }
       node.started = await startServer(
         {
           adapter: claims
-            ? counted(redisAdapter({ client, heartbeatInterval: 300 }), claims)
-            : redisAdapter({ client, heartbeatInterval: 300 }),
+            ? counted(redisAdapter({ client, heartbeatInterval: 300, log }), claims)
+            : redisAdapter({ client, heartbeatInterval: 300, log }),
           handoff,
           recovery: { window: recoveryWindow },
         },
@@ -331,6 +340,55 @@ describe.skipIf(skipRedisSuites())(
       // In turns: never more claims at once than the bound, which they filled.
       expect(claims.most).toBe(ADOPT_CLAIMS_AT_ONCE)
     }, 30_000)
+
+    it('adopts every one of a thousand sessions asked of one node within the default timeout, none refused, each resumed with what was broadcast after', async () => {
+      const count = 1000
+      // The default timeout; the clients away from the start, with no resume to spread.
+      const handoff = { timeout: 5000, retrySpread: 0 }
+      const a = await startNode(120_000, handoff)
+      const b = await startNode(120_000, handoff)
+      await allSeeEachOther([a, b])
+      const never = new Promise<never>(() => {})
+      const away: RawClient[] = []
+      for (let i = 0; i < count; i += 50) {
+        const batch = Array.from({ length: Math.min(50, count - i) }, () =>
+          rawConnect('polling', a.started.base, {}, { firstGetAfter: never }),
+        )
+        away.push(...(await Promise.all(batch)))
+      }
+      expect(a.started.app.parley.sockets.size).toBe(count)
+      // How long the drain tells b it still waits for the claims.
+      const asked: number[] = []
+      const adapter = adapterOf(a)
+      const askAdoption = adapter.askAdoption.bind(adapter)
+      adapter.askAdoption = (node, sessions, ask) => {
+        asked.push(ask?.within ?? 0)
+        return askAdoption(node, sessions, ask)
+      }
+      await a.started.app.close()
+      expect(b.restored.map((s) => s.id).sort()).toEqual(away.map((raw) => raw.id).sort())
+      expect(drainLines(a).unclaimed).toEqual([])
+      // Given time for a thousand, not the one second that holds a few hundred.
+      expect(asked).toHaveLength(1)
+      expect(asked[0]).toBeGreaterThan(ADOPT_WAIT_MS)
+      // No command of either node refused for the burst (MAX_UNANSWERED_COMMANDS).
+      expect([...a.log, ...b.log].filter((line) => line.includes('unanswered'))).toEqual([])
+      b.started.app.parley.to('room').emit('room', 'after the drain')
+      for (let i = 0; i < count; i += 50) {
+        await Promise.all(
+          away.slice(i, i + 50).map(async (raw) => {
+            const back = await rawConnect('polling', b.started.base, { sid: raw.sid, ack: 0 })
+            try {
+              expect(back.open.recovered).toBe(true)
+              const event = await back.next((p) => p.type === PacketType.EVENT && p.name === 'room', 5000)
+              expect(event).toMatchObject({ args: ['after the drain'] })
+            } finally {
+              back.close()
+            }
+          }),
+        )
+      }
+    }, 60_000)
 
     it('lets one of two nodes asked to adopt the same session take it over, the other nothing', async () => {
       // Its own adoption, at the end of the wait, comes long after the two asks made here.

@@ -5,7 +5,7 @@
 // of a node that adopted.
 import type { Adapter } from './adapter/adapter.js'
 import type { Adoption } from './adapter/handoff.js'
-import { safely, within } from './drain.js'
+import { ADOPT_WAIT_MS, safely, within } from './drain.js'
 
 /**
  * The part of the adoption's wait (`ADOPT_WAIT_MS`) after which a node that has not said it took
@@ -28,7 +28,10 @@ export interface AdoptionRound {
   unclaimed: (sid: string) => boolean
   /** When the drain seals what is left (`performance.now()`). */
   deadline: number
-  /** How long the adoption may take in all: its word's wait is `ADOPT_TAKING_SHARE` of it. */
+  /**
+   * How long the adoption may take in all: its word's wait is `ADOPT_TAKING_SHARE` of it, or of
+   * `ADOPT_WAIT_MS` when longer (a wait sized for many sessions: see `adoptionWait`).
+   */
   wait: number
 }
 
@@ -145,7 +148,8 @@ export async function askToAdopt(round: AdoptionRound): Promise<AdoptionOutcome>
       node,
       ask(node, sessions, () => hear(node)),
     )
-  await within(everyWord, round.wait * ADOPT_TAKING_SHARE, undefined)
+  // A third of a second at most, however long the wait for claims: the word comes before any.
+  await within(everyWord, Math.min(round.wait, ADOPT_WAIT_MS) * ADOPT_TAKING_SHARE, undefined)
   const silent = [...shares.keys()].filter((node) => !heard.has(node))
   // Said first, then not asked: a node asked nothing has not proved itself, nor failed to. One
   // that took none of its own share is asked nothing more.

@@ -19,11 +19,23 @@ export const SEAL_WAIT_MS = 2000
 export const SETTLE_WAIT_MS = 1000
 
 /**
- * The longest part of the drain's wait for claims (its end: half of `handoff.timeout` at most)
- * spent asking live nodes to adopt the sessions nobody claimed (see `Adapter.askAdoption`), as
- * long as `settleHandOff` may take: within the wait, the drain ends no later than without it.
+ * The part of the drain's wait for claims (its end: half of `handoff.timeout` at most) spent
+ * asking live nodes to adopt the sessions nobody claimed (see `Adapter.askAdoption`), as long as
+ * `settleHandOff` may take: within the wait, the drain ends no later than without it. Longer for
+ * many sessions (see `ADOPT_MS_PER_SESSION`), never past half of the timeout.
  */
 export const ADOPT_WAIT_MS = 1000
+
+/**
+ * The adoption's wait for each session of the largest share asked of one node, past what
+ * `ADOPT_WAIT_MS` holds: an adopter claims them `ADOPT_CLAIMS_AT_ONCE` at a time, each a few
+ * round trips through the store and a seal of the draining node's, and one second held a few
+ * hundred to some 1 400 (3 000 asked of one node, both nodes in one process on two cores: 440
+ * to 1 250 claims a second); the rest were sealed, their clients to miss what was broadcast
+ * after. 3 ms covers the slowest of those rates; the wait never grows past half of
+ * `handoff.timeout` (see `adoptionWait`).
+ */
+export const ADOPT_MS_PER_SESSION = 3
 
 /**
  * The longest share of `handoff.timeout` the claims and takeovers under way (sessions this node
@@ -223,6 +235,8 @@ export class Drain {
           'parley: drain: claims or takeovers of sessions from other nodes were still under way when the drain stopped waiting for them; a session they take over here ends at close',
         )
     }
+    // Every client told to resume elsewhere by now: each does within `retrySpread` of this.
+    const handedOnAt = performance.now()
     if (tried.size === 0) return
     const { handedOff, failed } = counts
     if (failed > 0) {
@@ -234,7 +248,9 @@ export class Drain {
       const claimed = new Promise<void>((resolve) => {
         this.#allClaimed = resolve
       })
-      const adoptWait = adapter.askAdoption ? Math.min(ADOPT_WAIT_MS, options.timeout / 2) : 0
+      const adoptWait = adapter.askAdoption
+        ? await this.#adoptWait(deadline, handedOnAt + options.retrySpread)
+        : 0
       await within(claimed, deadline - adoptWait - performance.now(), undefined)
       if (this.#handedOff.size > 0 && adoptWait > 0) await this.#adopt(handedOff, deadline, adoptWait)
       await within(claimed, deadline - performance.now(), undefined)
@@ -377,6 +393,22 @@ export class Drain {
   }
 
   /**
+   * How long before `deadline` the adoption begins (see `#adopt`): `ADOPT_WAIT_MS` (at most half
+   * of the timeout), as before, for a few hundred sessions; longer for more, by the largest share
+   * one adopter gets (see `adoptionWait`), though never before `spreadEnd`, when the last client
+   * told to resume elsewhere has had its turn (`retrySpread` after the last was told): a session
+   * adopted sooner may be one its client was about to claim, and would move twice.
+   */
+  async #adoptWait(deadline: number, spreadEnd: number): Promise<number> {
+    const { adapter, options } = this.#context
+    const least = Math.min(ADOPT_WAIT_MS, options.timeout / 2)
+    const given = await safely(() => adapter.adopters?.())
+    const nodes = Array.isArray(given) ? given.length : 0
+    const sized = adoptionWait(this.#handedOff.size, nodes, options.timeout)
+    return Math.max(least, Math.min(sized, deadline - spreadEnd))
+  }
+
+  /**
    * The end of the wait for claims, sessions still unclaimed: their clients are away (asleep, in
    * a tunnel) and would come back to a sealed tail, missing what was sent to them from the seal
    * on. Each is asked of a live node in turn (round-robin over `Adapter.adopters`, one request
@@ -476,6 +508,16 @@ export class Drain {
     this.#late.add(late)
     void late.finally(() => this.#late.delete(late))
   }
+}
+
+/**
+ * The adoption's wait for `sessions` dealt over `adopters` nodes, in ms: `ADOPT_MS_PER_SESSION`
+ * for each of the largest share, at least `ADOPT_WAIT_MS`, at most half of `timeout` (the other
+ * half is the stores' and the clients' resumes').
+ */
+export function adoptionWait(sessions: number, adopters: number, timeout: number): number {
+  const share = Math.ceil(sessions / Math.max(1, adopters))
+  return Math.min(timeout / 2, Math.max(ADOPT_WAIT_MS, share * ADOPT_MS_PER_SESSION))
 }
 
 /**
