@@ -26,6 +26,29 @@ function silentClient() {
   return { client, sent }
 }
 
+/** A connected client whose commands Redis answers ('OK') when the test says: what it was sent. */
+function answeringClient() {
+  const sent: string[][] = []
+  const answers: ((reply: unknown) => void)[] = []
+  const client: RedisClient = {
+    isOpen: true,
+    isReady: true,
+    sendCommand: (args) => {
+      sent.push(args)
+      return new Promise((resolve) => answers.push(resolve))
+    },
+    duplicate: () => {
+      throw new Error('not used')
+    },
+    on: () => {},
+    off: () => {},
+  }
+  const answerAll = () => {
+    for (const answer of answers.splice(0)) answer('OK')
+  }
+  return { client, sent, answerAll }
+}
+
 afterEach(() => {
   vi.useRealTimers()
 })
@@ -77,5 +100,26 @@ describe('the bound on unanswered commands', () => {
     await Promise.all(ahead)
     expect(sent).toHaveLength(MAX_UNANSWERED_COMMANDS)
     commands.stop()
+  })
+
+  it('sends at stop the commands waiting their turn behind a full bound, and the close’s own after them', async () => {
+    const { client, sent, answerAll } = answeringClient()
+    const commands = new Commands(client, 60_000)
+    const ahead = Array.from({ length: MAX_UNANSWERED_COMMANDS }, (_, i) =>
+      commands.send(['PUBLISH', 'channel', String(i)]),
+    )
+    const waiting = commands.sendInTurn(['EVAL', 'ended', '0'])
+    expect(sent).toHaveLength(MAX_UNANSWERED_COMMANDS)
+    commands.stop()
+    // The goodbye, as the adapter's close sends it once stopped.
+    const goodbye = commands.send(['SET', 'left', '1'])
+    expect(sent.slice(MAX_UNANSWERED_COMMANDS)).toEqual([
+      ['EVAL', 'ended', '0'],
+      ['SET', 'left', '1'],
+    ])
+    answerAll()
+    await expect(waiting).resolves.toBe('OK')
+    await expect(goodbye).resolves.toBe('OK')
+    await Promise.all(ahead)
   })
 })

@@ -305,9 +305,10 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     expectOneBatchNeverSent(a!)
   })
 
-  it('says at close that a batch the close refused while it waited its turn never reached Redis', async () => {
+  it('sends at close a batch that still waited its turn behind a burst, and says Redis may still write it', async () => {
     // Nothing goes overdue before the close ends its wait for the batch (UNDO_AT_CLOSE_MS): the
-    // batch still waits its turn when the close stops the commands, which refuses it.
+    // batch still waits its turn when the close stops the commands, which sends it then (Redis
+    // answers, slowly: the count of commands unanswered alone holds nothing back at the close).
     const cluster = suite.cluster({ requestTimeout: 20_000 })
     const [a] = await cluster.start(1)
     await handOffOn(a!, 'sid-stopped')
@@ -319,7 +320,12 @@ describe.skipIf(skipRedisSuites())('the tail of a handed-off session while Redis
     } finally {
       await held.runAll()
     }
-    expectOneBatchNeverSent(a!)
+    expect(a!.commands.filter((args) => tailBatch(args) !== undefined)).toHaveLength(1)
+    expect(a!.warnings.filter((w) => w.includes("handed-off sessions' tails"))).toEqual([
+      expect.stringContaining(
+        "1 append(s) or seal(s) to handed-off sessions' tails were sent and not answered before the adapter closed; Redis may still write them",
+      ),
+    ])
   })
 
   it('reads the tail back once Redis takes the claimer’s commands again, rather than go on without it', async () => {
