@@ -538,10 +538,11 @@ export interface Adapter {
    * a sealed tail and miss what was sent between the seal and its return (`HandOffTail.late`).
    * One request per node, for all of its sessions. Resolves with how many `node` took over, 0
    * when it would not (it is closing) or did not answer in time; the server waits for it at most
-   * `ADOPT_WAIT_MS`, then seals what is still unclaimed. `ask` (absent from a server of an earlier
-   * version): pass `within` on, for `node` to start no claim past it, and call `taking` once
-   * `node` says it took the request: a share whose node has not within a third of the wait
-   * (`ADOPT_TAKING_SHARE`) is asked of another node (see `AdoptionAsk.taking`).
+   * `ADOPT_WAIT_MS` (longer for many sessions: see `adoptionWait`), then seals what is still
+   * unclaimed. `ask` (absent from a server of an earlier version): pass `within` on, for `node`
+   * to start no claim past it, and call `taking` once `node` says it took the request: a share
+   * whose node has not within a third of the wait, of a second at most (`ADOPT_TAKING_SHARE`),
+   * is asked of another node (see `AdoptionAsk.taking`).
    */
   askAdoption?(node: string, sessions: readonly Adoption[], ask?: AdoptionAsk): Promise<number>
   /**
