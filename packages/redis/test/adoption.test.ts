@@ -341,8 +341,10 @@ describe.skipIf(skipRedisSuites())(
       expect(claims.most).toBe(ADOPT_CLAIMS_AT_ONCE)
     }, 30_000)
 
-    it('adopts every one of a thousand sessions asked of one node within the default timeout, none refused, each resumed with what was broadcast after', async () => {
-      const count = 1000
+    it('adopts every one of six hundred sessions asked of one node within the default timeout, none refused, each resumed with what was broadcast after', async () => {
+      // More than the one second holds on a loaded machine (a few hundred), fewer than the
+      // largest wait (half the timeout) holds at the slowest claims measured: 1.8 s for 600.
+      const count = 600
       // The default timeout; the clients away from the start, with no resume to spread.
       const handoff = { timeout: 5000, retrySpread: 0 }
       const a = await startNode(120_000, handoff)
@@ -368,7 +370,7 @@ describe.skipIf(skipRedisSuites())(
       await a.started.app.close()
       expect(b.restored.map((s) => s.id).sort()).toEqual(away.map((raw) => raw.id).sort())
       expect(drainLines(a).unclaimed).toEqual([])
-      // Given time for a thousand, not the one second that holds a few hundred.
+      // Given time for six hundred, not the one second that holds a few hundred.
       expect(asked).toHaveLength(1)
       expect(asked[0]).toBeGreaterThan(ADOPT_WAIT_MS)
       // No command of either node refused for the burst (MAX_UNANSWERED_COMMANDS).
@@ -388,7 +390,7 @@ describe.skipIf(skipRedisSuites())(
           }),
         )
       }
-      // b's own close, its thousand sessions ending with no other node: every end record and
+      // b's own close, its six hundred sessions ending with no other node: every end record and
       // its goodbye reach Redis, none refused behind the burst.
       await b.started.app.close()
       expect(b.log.filter((line) => line.includes('unanswered'))).toEqual([])
