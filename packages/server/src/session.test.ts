@@ -179,9 +179,24 @@ function openOf(transport: FakeTransport): OpenPacket {
   return open as OpenPacket
 }
 
+// Every timer faked but the turn of the event loop in which the heartbeat's deadlines fire once
+// their timer ran (a real setImmediate: see `TimerQueue`), which `advance` lets go by.
 beforeEach(() => {
-  vi.useFakeTimers()
+  vi.useFakeTimers({
+    toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
+  })
 })
+
+/**
+ * Advances the fake clock by `ms`, a millisecond at a time, letting go by after each the turn in
+ * which the deadlines that fell due fire: as the event loop would, each before the next timer.
+ */
+async function advance(ms: number): Promise<void> {
+  for (let step = 0; step < ms; step++) {
+    vi.advanceTimersByTime(1)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+}
 
 afterEach(() => {
   vi.useRealTimers()
@@ -789,78 +804,78 @@ describe('Session: heartbeat', () => {
   const pings = (transport: FakeTransport) =>
     transport.types().filter((type) => type === PacketType.PING).length
 
-  it('sends PING after pingInterval', () => {
+  it('sends PING after pingInterval', async () => {
     const { session } = setup()
     const transport = new FakeTransport()
     session.attach(transport, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    await advance(PING_INTERVAL - 1)
     expect(pings(transport)).toBe(0)
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(pings(transport)).toBe(1)
     expect(transport.last()).toEqual({ type: PacketType.PING })
   })
 
-  it('detaches with ping timeout when nothing is heard within pingTimeout', () => {
+  it('detaches with ping timeout when nothing is heard within pingTimeout', async () => {
     const { session, owner } = setup()
     const transport = new FakeTransport()
     session.attach(transport, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT - 1)
+    await advance(PING_INTERVAL + PING_TIMEOUT - 1)
     expect(session.state).toBe('attached')
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(session.state).toBe('detached')
     expect(transport.open).toBe(false)
     expect(owner.changes).toEqual([[null, 'websocket']])
-    vi.advanceTimersByTime(RECOVERY_WINDOW)
+    await advance(RECOVERY_WINDOW)
     expect(owner.ends).toEqual(['ping timeout'])
   })
 
-  it('ends with ping timeout at once when recovery is disabled', () => {
+  it('ends with ping timeout at once when recovery is disabled', async () => {
     const { session, owner } = setup({ recoveryWindow: 0 })
     const transport = new FakeTransport()
     session.attach(transport, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    await advance(PING_INTERVAL + PING_TIMEOUT)
     expect(owner.ends).toEqual(['ping timeout'])
     expect(transport.last()).toMatchObject({ type: PacketType.CLOSE, reason: 'ping timeout' })
   })
 
-  it('stays attached and pings again one pingInterval later when a PONG came', () => {
+  it('stays attached and pings again one pingInterval later when a PONG came', async () => {
     const { session, owner } = setup()
     const transport = new FakeTransport()
     session.attach(transport, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL)
+    await advance(PING_INTERVAL)
     transport.receive({ type: PacketType.PONG })
-    vi.advanceTimersByTime(PING_TIMEOUT)
+    await advance(PING_TIMEOUT)
     expect(session.state).toBe('attached')
-    vi.advanceTimersByTime(PING_INTERVAL - PING_TIMEOUT - 1)
+    await advance(PING_INTERVAL - PING_TIMEOUT - 1)
     expect(pings(transport)).toBe(1)
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(pings(transport)).toBe(2)
     // No answer this time.
-    vi.advanceTimersByTime(PING_TIMEOUT)
+    await advance(PING_TIMEOUT)
     expect(session.state).toBe('detached')
     expect(owner.ends).toEqual([])
   })
 
-  it('counts any packet from the client as a sign of life', () => {
+  it('counts any packet from the client as a sign of life', async () => {
     const { session } = setup()
     const transport = new FakeTransport()
     session.attach(transport, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL)
+    await advance(PING_INTERVAL)
     transport.receive(event(1))
-    vi.advanceTimersByTime(PING_TIMEOUT)
+    await advance(PING_TIMEOUT)
     expect(session.state).toBe('attached')
   })
 
-  it('stops pinging while detached and starts again on the next transport', () => {
+  it('stops pinging while detached and starts again on the next transport', async () => {
     const { session } = setup()
     const first = new FakeTransport()
     session.attach(first, 0, false)
     first.lose('transport close')
-    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    await advance(PING_INTERVAL * 3)
     expect(pings(first)).toBe(0)
     const second = new FakeTransport()
     session.attach(second, 0, true)
-    vi.advanceTimersByTime(PING_INTERVAL)
+    await advance(PING_INTERVAL)
     expect(pings(second)).toBe(1)
   })
 })
@@ -876,23 +891,23 @@ describe('Session: an attach to SSE or polling waits for its first GET', () => {
   /** handshakeTimeout + pingInterval + pingTimeout: how long the first GET may take. */
   const FIRST_GET = HANDSHAKE_TIMEOUT + PING_INTERVAL + PING_TIMEOUT
 
-  it('ends a new session whose client sent nothing by handshakeTimeout + pingInterval + pingTimeout, keeping only the CLOSE', () => {
+  it('ends a new session whose client sent nothing by handshakeTimeout + pingInterval + pingTimeout, keeping only the CLOSE', async () => {
     const { session, owner, config } = setup()
     const transport = http()
     session.attach(transport, 0, false)
     session.sendNumbered((seq) => event(seq, 'welcome'))
     expect(session.awaitingClient).toBe(true)
-    vi.advanceTimersByTime(PING_INTERVAL - 1)
+    await advance(PING_INTERVAL - 1)
     expect(pings(transport)).toBe(0)
-    vi.advanceTimersByTime(1)
+    await advance(1)
     // The first PING goes as after any attach: a client whose GET is late still gets it.
     expect(pings(transport)).toBe(1)
     expect(session.awaitingClient).toBe(true)
     // Past the first heartbeat, which counted from the OPEN would have ended it.
-    vi.advanceTimersByTime(FIRST_GET - PING_INTERVAL - 1)
+    await advance(FIRST_GET - PING_INTERVAL - 1)
     expect(owner.ends).toEqual([])
     expect(session.state).toBe('attached')
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(owner.ends).toEqual(['transport close'])
     expect(session.awaitingClient).toBe(false)
     expect(transport.last()).toMatchObject({ type: PacketType.CLOSE, reason: 'transport close' })
@@ -910,83 +925,83 @@ describe('Session: an attach to SSE or polling waits for its first GET', () => {
 
   it.each(['sse', 'polling'] as const)(
     'keeps a session whose %s GET came late within the bound, the PING it takes timed from that GET',
-    (name) => {
+    async (name) => {
       const { session, owner } = setup()
       const transport = http(name)
       session.attach(transport, 0, false)
-      vi.advanceTimersByTime(FIRST_GET - 1)
+      await advance(FIRST_GET - 1)
       transport.downstream()
       expect(session.awaitingClient).toBe(false)
-      vi.advanceTimersByTime(1)
+      await advance(1)
       expect(owner.ends).toEqual([])
       // The PING that waited went with the GET: its answer is due pingTimeout from the GET.
-      vi.advanceTimersByTime(PING_TIMEOUT - 2)
+      await advance(PING_TIMEOUT - 2)
       transport.receive({ type: PacketType.PONG })
-      vi.advanceTimersByTime(1)
+      await advance(1)
       expect(session.state).toBe('attached')
       expect(pings(transport)).toBe(1)
       // From here the heartbeat as after any attach: the next PING a pingInterval after the first.
-      vi.advanceTimersByTime(Math.max(0, PING_INTERVAL - PING_TIMEOUT))
+      await advance(Math.max(0, PING_INTERVAL - PING_TIMEOUT))
       expect(pings(transport)).toBe(2)
     },
   )
 
-  it('detaches a transport whose late first GET brought the PING and no answer within pingTimeout', () => {
+  it('detaches a transport whose late first GET brought the PING and no answer within pingTimeout', async () => {
     const { session, owner } = setup()
     const transport = http('polling')
     session.attach(transport, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    await advance(PING_INTERVAL + PING_TIMEOUT)
     transport.downstream()
-    vi.advanceTimersByTime(PING_TIMEOUT - 1)
+    await advance(PING_TIMEOUT - 1)
     expect(session.state).toBe('attached')
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(session.state).toBe('detached')
     expect(owner.ends).toEqual([])
   })
 
-  it('runs the heartbeat from the attach when the GET came before the first PING', () => {
+  it('runs the heartbeat from the attach when the GET came before the first PING', async () => {
     const { session } = setup()
     const transport = http()
     session.attach(transport, 0, false)
     transport.downstream()
     expect(session.awaitingClient).toBe(false)
-    vi.advanceTimersByTime(PING_INTERVAL)
+    await advance(PING_INTERVAL)
     expect(pings(transport)).toBe(1)
-    vi.advanceTimersByTime(PING_TIMEOUT)
+    await advance(PING_TIMEOUT)
     expect(session.state).toBe('detached')
   })
 
-  it('lets go of the transport of a new session whose client sent a POST and no GET, and waits for a resume', () => {
+  it('lets go of the transport of a new session whose client sent a POST and no GET, and waits for a resume', async () => {
     const { session, owner } = setup()
     const transport = http()
     session.attach(transport, 0, false)
     transport.receive({ type: PacketType.ACK, ack: 0 })
     expect(session.awaitingClient).toBe(false)
-    vi.advanceTimersByTime(FIRST_GET - 1)
+    await advance(FIRST_GET - 1)
     expect(session.state).toBe('attached')
-    vi.advanceTimersByTime(1)
+    await advance(1)
     // Its client knows the session: the recovery window, as for a lost transport.
     expect(session.state).toBe('detached')
     expect(owner.ends).toEqual([])
     expect(owner.changes).toEqual([[null, 'sse']])
-    vi.advanceTimersByTime(RECOVERY_WINDOW)
+    await advance(RECOVERY_WINDOW)
     expect(owner.ends).toEqual(['transport close'])
   })
 
-  it('counts no GET for a transport that is no longer attached', () => {
+  it('counts no GET for a transport that is no longer attached', async () => {
     const { session, owner } = setup()
     const transport = http()
     session.attach(transport, 0, false)
     const stale = http()
     stale.bind(session)
     stale.downstream()
-    vi.advanceTimersByTime(FIRST_GET)
+    await advance(FIRST_GET)
     expect(owner.ends).toEqual(['transport close'])
   })
 
   it.each(['sse', 'polling'] as const)(
     'keeps a resume over %s past the first heartbeat until its GET, then detaches it, its queue kept',
-    (name) => {
+    async (name) => {
       const { session, owner } = setup()
       session.attach(new FakeTransport(), 0, false)
       const again = http(name)
@@ -994,9 +1009,9 @@ describe('Session: an attach to SSE or polling waits for its first GET', () => {
       session.sendNumbered((seq) => event(seq, 'while away'))
       // The client proved it knew the session: nothing counts as a new one's client never coming.
       expect(session.awaitingClient).toBe(false)
-      vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+      await advance(PING_INTERVAL + PING_TIMEOUT)
       expect(session.state).toBe('attached')
-      vi.advanceTimersByTime(FIRST_GET - PING_INTERVAL - PING_TIMEOUT)
+      await advance(FIRST_GET - PING_INTERVAL - PING_TIMEOUT)
       expect(session.state).toBe('detached')
       expect(owner.ends).toEqual([])
       // Its queue waits for the next resume, in the recovery window.
@@ -1006,11 +1021,11 @@ describe('Session: an attach to SSE or polling waits for its first GET', () => {
     },
   )
 
-  it('leaves a new WebSocket session to the heartbeat from its attach', () => {
+  it('leaves a new WebSocket session to the heartbeat from its attach', async () => {
     const { session, owner } = setup()
     session.attach(new FakeTransport('websocket'), 0, false)
     expect(session.awaitingClient).toBe(false)
-    vi.advanceTimersByTime(PING_INTERVAL + PING_TIMEOUT)
+    await advance(PING_INTERVAL + PING_TIMEOUT)
     expect(session.state).toBe('detached')
     expect(owner.ends).toEqual([])
   })
@@ -1220,33 +1235,33 @@ describe('Session: freeze, hand off, restore', () => {
     expect(transport.sent.length).toBe(sent)
   })
 
-  it('keeps pinging while frozen, a pingInterval apart, and checks no PONG (it reads none)', () => {
+  it('keeps pinging while frozen, a pingInterval apart, and checks no PONG (it reads none)', async () => {
     const { session, transport } = frozen()
     const pings = () => transport.types().filter((type) => type === PacketType.PING).length
     // Frozen for longer than a client's patience (pingInterval + pingTimeout) several times over.
-    vi.advanceTimersByTime(PING_INTERVAL)
+    await advance(PING_INTERVAL)
     expect(pings()).toBe(1)
-    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    await advance(PING_INTERVAL * 3)
     expect(pings()).toBe(4)
     expect(session.state).toBe('frozen')
     expect(transport.open).toBe(true)
     // Handed off: the transport is closed, and the PINGs stop with it.
     session.handOff(0)
-    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    await advance(PING_INTERVAL * 3)
     expect(pings()).toBe(4)
     session.moved()
-    vi.advanceTimersByTime(PING_INTERVAL * 3)
+    await advance(PING_INTERVAL * 3)
     expect(session.state).toBe('closed')
   })
 
-  it('does not time out a PING sent just before the freeze', () => {
+  it('does not time out a PING sent just before the freeze', async () => {
     const { session } = setup()
     const live = new FakeTransport()
     session.attach(live, 0, false)
-    vi.advanceTimersByTime(PING_INTERVAL)
+    await advance(PING_INTERVAL)
     expect(live.last()).toEqual({ type: PacketType.PING })
     session.freeze(() => {})
-    vi.advanceTimersByTime(PING_TIMEOUT + PING_INTERVAL)
+    await advance(PING_TIMEOUT + PING_INTERVAL)
     expect(session.state).toBe('frozen')
     expect(live.open).toBe(true)
     expect(live.types().filter((type) => type === PacketType.PING).length).toBe(2)

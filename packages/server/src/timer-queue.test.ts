@@ -1,13 +1,26 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { Timed, TimerQueue } from './timer-queue.js'
 
+// The queue's timers and clock are faked; its turn after each run (setImmediate) is real: fake
+// timers would run an immediate set while they advance a millisecond later.
 beforeEach(() => {
-  vi.useFakeTimers()
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] })
 })
 
 afterEach(() => {
   vi.useRealTimers()
 })
+
+/**
+ * Advances the fake clock by `ms`, then lets the turn of the event loop that follows a run of a
+ * queue's timer go by: its entries still due fire in it.
+ */
+async function advance(ms: number): Promise<void> {
+  vi.advanceTimersByTime(ms)
+  await turn()
+}
+
+const turn = () => new Promise((resolve) => setImmediate(resolve))
 
 /** An owner of deadlines, as a session is: its own entry in the queues. */
 class Named extends Timed {
@@ -17,26 +30,26 @@ class Named extends Timed {
 }
 
 describe('TimerQueue', () => {
-  it('fires each entry delay ms after it was added, in order, under one timer', () => {
+  it('fires each entry delay ms after it was added, in order, under one timer', async () => {
     const fired: string[] = []
     const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
     queue.add(new Named('a'))
-    vi.advanceTimersByTime(30)
+    await advance(30)
     queue.add(new Named('b'))
     queue.add(new Named('c'))
     expect(vi.getTimerCount()).toBe(1)
-    vi.advanceTimersByTime(69)
+    await advance(69)
     expect(fired).toEqual([])
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(fired).toEqual(['a'])
-    vi.advanceTimersByTime(29)
+    await advance(29)
     expect(fired).toEqual(['a'])
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(fired).toEqual(['a', 'b', 'c'])
     expect(vi.getTimerCount()).toBe(0)
   })
 
-  it('forgets a cancelled entry, and lets its timer go when nothing is left', () => {
+  it('forgets a cancelled entry, and lets its timer go when nothing is left', async () => {
     const fired: string[] = []
     const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
     const a = new Named('a')
@@ -44,33 +57,33 @@ describe('TimerQueue', () => {
     queue.add(a)
     queue.add(b)
     a.leaveQueue()
-    vi.advanceTimersByTime(100)
+    await advance(100)
     expect(fired).toEqual(['b'])
     queue.add(a)
     a.leaveQueue()
     expect(vi.getTimerCount()).toBe(0)
-    vi.advanceTimersByTime(1000)
+    await advance(1000)
     expect(fired).toEqual(['b'])
   })
 
-  it('moves an entry added again, or added to another queue, to its new deadline', () => {
+  it('moves an entry added again, or added to another queue, to its new deadline', async () => {
     const fired: string[] = []
     const short = new TimerQueue<Named>(50, (entry) => fired.push(`short ${entry.name}`))
     const long = new TimerQueue<Named>(100, (entry) => fired.push(`long ${entry.name}`))
     const a = new Named('a')
     long.add(a)
-    vi.advanceTimersByTime(60)
+    await advance(60)
     long.add(a)
-    vi.advanceTimersByTime(60)
+    await advance(60)
     expect(fired).toEqual([])
     short.add(a)
-    vi.advanceTimersByTime(50)
+    await advance(50)
     expect(fired).toEqual(['short a'])
-    vi.advanceTimersByTime(1000)
+    await advance(1000)
     expect(fired).toEqual(['short a'])
   })
 
-  it('lets an entry added again while the queue fires wait for its next run, even with a delay of 0', () => {
+  it('lets an entry added again while the queue fires wait for its next run, even with a delay of 0', async () => {
     let runs = 0
     const entry = new Named('a')
     const queue = new TimerQueue<Named>(0, () => {
@@ -78,14 +91,14 @@ describe('TimerQueue', () => {
       queue.add(entry)
     })
     queue.add(entry)
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(runs).toBeGreaterThanOrEqual(1)
     expect(runs).toBeLessThanOrEqual(2)
     entry.leaveQueue()
     expect(vi.getTimerCount()).toBe(0)
   })
 
-  it('keeps the deadlines of the others when an entry that fires is added again', () => {
+  it('keeps the deadlines of the others when an entry that fires is added again', async () => {
     // A frozen session's PING puts it back in the queue that fired it (see `Session.#ping`).
     const fired: string[] = []
     const queue = new TimerQueue<Named>(100, (entry) => {
@@ -93,14 +106,61 @@ describe('TimerQueue', () => {
       if (entry.name === 'again') queue.add(entry)
     })
     queue.add(new Named('again'))
-    vi.advanceTimersByTime(50)
+    await advance(50)
     queue.add(new Named('b'))
-    vi.advanceTimersByTime(50)
+    await advance(50)
     expect(fired).toEqual(['again'])
-    vi.advanceTimersByTime(50)
+    await advance(50)
     expect(fired).toEqual(['again', 'b'])
-    vi.advanceTimersByTime(50)
+    await advance(50)
     expect(fired).toEqual(['again', 'b', 'again'])
+  })
+
+  it('lets input read in the turn after its timer ran move an entry, which then does not fire', async () => {
+    // After a stall of the event loop, Node runs the timers that ran out before it reads the
+    // sockets: a PONG read then puts its session back at the end of the queue, as `add` does.
+    const fired: string[] = []
+    const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
+    const answered = new Named('answered')
+    queue.add(answered)
+    queue.add(new Named('silent'))
+    vi.advanceTimersByTime(100)
+    queue.add(answered)
+    await turn()
+    expect(fired).toEqual(['silent'])
+    await advance(100)
+    expect(fired).toEqual(['silent', 'answered'])
+    expect(vi.getTimerCount()).toBe(0)
+  })
+
+  it('lets an entry taken out in that turn go, and its timer with it when nothing is left', async () => {
+    const fired: string[] = []
+    const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
+    const done = new Named('done')
+    queue.add(done)
+    vi.advanceTimersByTime(100)
+    done.leaveQueue()
+    await turn()
+    expect(fired).toEqual([])
+    expect(vi.getTimerCount()).toBe(0)
+    await advance(1000)
+    expect(fired).toEqual([])
+  })
+
+  it('fires every entry due in one turn after each run of its timer', async () => {
+    const fired: string[] = []
+    const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
+    for (let i = 0; i < 1000; i++) queue.add(new Named(String(i)))
+    const immediates = vi.spyOn(globalThis, 'setImmediate')
+    try {
+      vi.advanceTimersByTime(100)
+      expect(fired).toEqual([])
+      expect(immediates).toHaveBeenCalledTimes(1)
+      await turn()
+    } finally {
+      immediates.mockRestore()
+    }
+    expect(fired).toHaveLength(1000)
   })
 
   it('tells how late each run of its timer came after the first deadline', async () => {
@@ -112,7 +172,7 @@ describe('TimerQueue', () => {
       (ms) => late.push(ms),
     )
     queue.add(new Named('a'))
-    vi.advanceTimersByTime(100)
+    await advance(100)
     // On time to the millisecond under fake timers.
     expect({ fired, late }).toEqual({ fired: ['a'], late: [0] })
 
@@ -156,14 +216,14 @@ describe('TimerQueue with a delay past what a Node timer holds', () => {
     }
   })
 
-  it('fires such an entry at its deadline, its timer set again on the way', () => {
+  it('fires such an entry at its deadline, its timer set again on the way', async () => {
     const fired: string[] = []
     const delay = 2 * (2 ** 31 - 1)
     const queue = new TimerQueue<Named>(delay, (entry) => fired.push(entry.name))
     queue.add(new Named('far'))
-    vi.advanceTimersByTime(delay - 1)
+    await advance(delay - 1)
     expect(fired).toEqual([])
-    vi.advanceTimersByTime(1)
+    await advance(1)
     expect(fired).toEqual(['far'])
     expect(vi.getTimerCount()).toBe(0)
   })

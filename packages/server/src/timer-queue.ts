@@ -33,6 +33,16 @@ export class Timed {
  * A delay may be longer than a Node timer holds (`handshakeTimeout + pingTimeout` of the
  * first GET's last call, each up to 2^31-1 ms): Node would run such a timer after 1 ms, again
  * and again until the deadline, so the timer waits at most MAX_TIMER_MS and is set again.
+ *
+ * The entries due fire one turn of the event loop after the timer ran (`setImmediate`, one per
+ * run, however many fall due). Most deadlines here wait on a client's input (a PONG, a GET, the
+ * next chunk of a body, an answer read; a turn later costs a PING nothing), and after a stall of
+ * the event loop (a long synchronous task, a major GC, a CPU-starved container, a debugger's
+ * pause) Node runs the timers that ran out meanwhile before it reads the input that came
+ * meanwhile: every client whose answer waited unread would lose to its own deadline at once. `setImmediate` runs in the check phase, right
+ * after the poll phase that reads sockets, so that input comes first and moves its entry (or sets
+ * what its `fire` reads): only the entries still due then fire. One with no input still fires,
+ * that turn (well under a millisecond) later.
  */
 export class TimerQueue<T extends Timed> {
   readonly delay: number
@@ -41,6 +51,8 @@ export class TimerQueue<T extends Timed> {
   #head: Timed | null = null
   #tail: Timed | null = null
   #timer: NodeJS.Timeout | undefined
+  /** The turn after the timer ran, whose entries still due fire (see the class's comment). */
+  #turn: NodeJS.Immediate | undefined
 
   /**
    * `fire` is called with each entry when it falls due, `delay` ms after `add`. `late`, if
@@ -63,7 +75,8 @@ export class TimerQueue<T extends Timed> {
     if (this.#tail) this.#tail.next = entry
     else this.#head = entry
     this.#tail = entry
-    this.#timer ??= setTimeout(this.#run, Math.min(this.delay, MAX_TIMER_MS))
+    // While the turn is pending, it sets the timer for whatever is left when it has fired.
+    if (!this.#turn) this.#timer ??= setTimeout(this.#run, Math.min(this.delay, MAX_TIMER_MS))
   }
 
   /** Takes `entry` out; the timer goes when nothing is left. */
@@ -76,21 +89,30 @@ export class TimerQueue<T extends Timed> {
     entry.prev = null
     entry.next = null
     entry.queue = null
-    if (!this.#head && this.#timer) {
+    if (!this.#head && (this.#timer || this.#turn)) {
       clearTimeout(this.#timer)
       this.#timer = undefined
+      clearImmediate(this.#turn)
+      this.#turn = undefined
     }
   }
 
   readonly #run = (): void => {
     this.#timer = undefined
+    const head = this.#head
+    if (!head) return
+    this.#late?.(Math.max(0, performance.now() - head.due))
+    this.#turn = setImmediate(this.#fireDue)
+  }
+
+  readonly #fireDue = (): void => {
+    this.#turn = undefined
     const now = performance.now()
     // Entries added while these fire (with a delay of 0, they would be due at once) wait for
     // the next run.
     const last = this.#tail
     try {
       let entry = this.#head
-      if (entry && this.#late) this.#late(Math.max(0, now - entry.due))
       // Node's timers count whole milliseconds: one may run a fraction of a millisecond before
       // the deadline it was set for.
       while (entry && entry.due - now < 1) {
@@ -104,7 +126,8 @@ export class TimerQueue<T extends Timed> {
       const head = this.#head
       if (head) {
         // An entry added while these fired (a frozen session's next PING) set the timer for its
-        // own deadline, a whole delay away: the head's comes first.
+        // own deadline, a whole delay away; one moved by input in the turn before, for its new
+        // one: the head's comes first.
         clearTimeout(this.#timer)
         this.#timer = setTimeout(this.#run, Math.min(MAX_TIMER_MS, Math.max(0, Math.ceil(head.due - now))))
       }
