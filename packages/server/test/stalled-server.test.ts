@@ -1,0 +1,144 @@
+// A stall of the server's own event loop (a long synchronous task, a major GC, a CPU-starved
+// container, a debugger's pause) longer than pingTimeout, begun right after a PING went out: the
+// client's PONG arrives during the stall. Node runs the heartbeat's check, run out meanwhile,
+// before it reads that PONG, unless the check waits a turn for it (see TimerQueue): the session
+// must live. The server runs in this thread, which the test blocks from the check phase of the
+// PING's turn; the client (a real Parley client, stall-client-worker.ts) runs in a thread of its
+// own, which answers meanwhile, held back by the gate of stall-gate.ts until the stall has begun.
+import { fileURLToPath } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { encodeText, PacketType } from '@parley/protocol'
+import type { ServerSocket } from '@parley/server'
+import { afterEach, expect, it } from 'vitest'
+import { compiledScript } from '../../../test/support/compiled-script.js'
+import { closeApp, type Started, startServer, until, within } from './helpers.js'
+import { HOLD, MUTE, SENT, STALLED, STATE } from './stall-gate.js'
+
+const PING_INTERVAL = 2000
+const PING_TIMEOUT = 1000
+/**
+ * The stall: past pingTimeout, so that the check of the PING falls in it, half a second before
+ * its end; within twice pingTimeout, so that the PING after that check (late by the stall, then
+ * pingInterval - pingTimeout) still comes within the client's own window, pingInterval +
+ * pingTimeout after the PING before.
+ */
+const STALL_MS = 1500
+
+const PING = encodeText({ type: PacketType.PING })
+const entry = fileURLToPath(new URL('./stall-client-worker.ts', import.meta.url))
+
+const closers: (() => Promise<unknown>)[] = []
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close()
+})
+
+/**
+ * A server whose sockets answer `echo`, and which records its sockets and what it says that a
+ * live session should not (a transport lost, a disconnect). `stallAfterNextPing(state)` sets the
+ * gate to `state` as the next PING is written, then blocks this thread STALL_MS from the check
+ * phase of that turn; it resolves once the stall ended, with whether the client sent anything
+ * meanwhile.
+ */
+async function stallingServer(gate: Int32Array) {
+  const sockets: ServerSocket[] = []
+  const said: string[] = []
+  let onPing: (() => void) | undefined
+  const started: Started = await startServer(
+    { pingInterval: PING_INTERVAL, pingTimeout: PING_TIMEOUT, recovery: false },
+    (app) => {
+      app.parley.on('connection', (socket) => {
+        sockets.push(socket)
+        socket.on('transport', (now, before) => void said.push(`transport: ${before} to ${now}`))
+        socket.on('disconnect', (reason) => void said.push(`disconnect: ${reason}`))
+        socket.on('echo', (value, ack) => ack?.(value))
+      })
+      app.server.on('connection', (connection) => {
+        const write = connection.write
+        connection.write = ((...args: Parameters<typeof write>) => {
+          if (onPing && String(args[0]).includes(PING)) {
+            const then = onPing
+            onPing = undefined
+            then()
+          }
+          return write.apply(connection, args)
+        }) as typeof write
+      })
+    },
+  )
+  closers.push(() => closeApp(started.app))
+  const stallAfterNextPing = (state: typeof HOLD | typeof MUTE) =>
+    new Promise<boolean>((resolve) => {
+      onPing = () => {
+        Atomics.store(gate, STATE, state)
+        setImmediate(() => {
+          const sent = Atomics.load(gate, SENT)
+          if (state === HOLD) {
+            Atomics.store(gate, STATE, STALLED)
+            Atomics.notify(gate, STATE)
+          }
+          // Blocked: a wait on a value nothing changes.
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, STALL_MS)
+          resolve(Atomics.load(gate, SENT) > sent)
+        })
+      }
+    })
+  return { base: started.base, sockets, said, stallAfterNextPing }
+}
+
+/**
+ * The client in its own thread, connected over `transport` alone; `echo` asks it to emit `echo`
+ * and waits for the answer; `said` is what it says that a live session should not.
+ */
+async function clientThread(url: string, transport: 'websocket' | 'sse' | 'polling', gate: Int32Array) {
+  const worker = new Worker(await compiledScript(entry), { workerData: { url, transport, gate } })
+  closers.push(async () => {
+    const exited = new Promise((resolve) => worker.once('exit', resolve))
+    worker.postMessage('close')
+    await within(exited, 5000, 'the client thread to exit').catch(() => worker.terminate())
+  })
+  const said: string[] = []
+  const echoed: unknown[] = []
+  let id: string | undefined
+  worker.on('message', (message: { connected?: string; said?: string; echoed?: unknown }) => {
+    if (message.connected !== undefined) id = message.connected
+    if (message.said !== undefined) said.push(message.said)
+    if ('echoed' in message) echoed.push(message.echoed)
+  })
+  worker.on('error', (error) => void said.push(`thread: ${error.message}`))
+  await until(() => id !== undefined || said.length > 0, 10_000, 'the client to connect')
+  const echo = async (value: string) => {
+    worker.postMessage({ echo: value })
+    await until(() => echoed.includes(value) || said.length > 0, 4000, `the answer to echo ${value}`)
+  }
+  return { id, said, echo }
+}
+
+it.each(['websocket', 'sse', 'polling'] as const)(
+  "keeps a session on %s whose PONG came while the server's thread stalled past pingTimeout",
+  async (transport) => {
+    const gate = new Int32Array(new SharedArrayBuffer(8))
+    const server = await stallingServer(gate)
+    const client = await clientThread(server.base, transport, gate)
+    await client.echo('before')
+    const stall = server.stallAfterNextPing(HOLD)
+    // The first PING comes pingInterval after the attach; the client answers it during the stall.
+    expect(await within(stall, PING_INTERVAL + STALL_MS + 2000, 'the PING and the stall after it')).toBe(true)
+    await client.echo('after')
+    expect({ server: server.said, client: client.said }).toEqual({ server: [], client: [] })
+    expect(server.sockets.map((socket) => [socket.id, socket.transport])).toEqual([[client.id, transport]])
+  },
+  // The waits' bounds (the client's start 10 s, two echoes 4 s each, the PING and the stall 5.5 s)
+  // with 2 s to spare.
+  26_000,
+)
+
+it("still ends a session whose client sent nothing through the server's stall with ping timeout", async () => {
+  const gate = new Int32Array(new SharedArrayBuffer(8))
+  const server = await stallingServer(gate)
+  const client = await clientThread(server.base, 'websocket', gate)
+  await client.echo('before')
+  const stall = server.stallAfterNextPing(MUTE)
+  expect(await within(stall, PING_INTERVAL + STALL_MS + 2000, 'the PING and the stall after it')).toBe(false)
+  await until(() => server.said.length > 0, 3000, 'the session to end')
+  expect(server.said).toEqual(['disconnect: ping timeout'])
+}, 22_000)
