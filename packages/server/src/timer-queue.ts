@@ -39,10 +39,10 @@ export class Timed {
  * next chunk of a body, an answer read; a turn later costs a PING nothing), and after a stall of
  * the event loop (a long synchronous task, a major GC, a CPU-starved container, a debugger's
  * pause) Node runs the timers that ran out meanwhile before it reads the input that came
- * meanwhile: every client whose answer waited unread would lose to its own deadline at once. `setImmediate` runs in the check phase, right
- * after the poll phase that reads sockets, so that input comes first and moves its entry (or sets
- * what its `fire` reads): only the entries still due then fire. One with no input still fires,
- * that turn (well under a millisecond) later.
+ * meanwhile: every client whose answer waited unread would lose to its own deadline at once.
+ * `setImmediate` runs in the check phase, right after the poll phase that reads sockets, so that
+ * input comes first and moves its entry (or sets what its `fire` reads): only the entries still
+ * due then fire. One with no input still fires, that turn (well under a millisecond) later.
  */
 export class TimerQueue<T extends Timed> {
   readonly delay: number
