@@ -179,8 +179,8 @@ function openOf(transport: FakeTransport): OpenPacket {
   return open as OpenPacket
 }
 
-// Every timer faked but the turn of the event loop in which the heartbeat's deadlines fire once
-// their timer ran (a real setImmediate: see `TimerQueue`), which `advance` lets go by.
+// Every timer faked but the turns of the event loop after which the heartbeat's deadlines fire
+// once their timer ran (real setImmediates: see `TimerQueue`), which `advance` lets go by.
 beforeEach(() => {
   vi.useFakeTimers({
     toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date', 'performance'],
@@ -188,15 +188,19 @@ beforeEach(() => {
 })
 
 /**
- * Advances the fake clock by `ms`, a millisecond at a time, letting go by after each the turn in
- * which the deadlines that fell due fire: as the event loop would, each before the next timer.
+ * Advances the fake clock by `ms`, a millisecond at a time, letting go by after each the two
+ * turns after which the deadlines that fell due fire: as the event loop would, each before the
+ * next timer.
  */
 async function advance(ms: number): Promise<void> {
   for (let step = 0; step < ms; step++) {
     vi.advanceTimersByTime(1)
-    await new Promise((resolve) => setImmediate(resolve))
+    await turn()
+    await turn()
   }
 }
+
+const turn = () => new Promise((resolve) => setImmediate(resolve))
 
 afterEach(() => {
   vi.useRealTimers()

@@ -34,15 +34,18 @@ export class Timed {
  * first GET's last call, each up to 2^31-1 ms): Node would run such a timer after 1 ms, again
  * and again until the deadline, so the timer waits at most MAX_TIMER_MS and is set again.
  *
- * The entries due fire one turn of the event loop after the timer ran (`setImmediate`, one per
- * run, however many fall due). Most deadlines here wait on a client's input (a PONG, a GET, the
- * next chunk of a body, an answer read; a turn later costs a PING nothing), and after a stall of
- * the event loop (a long synchronous task, a major GC, a CPU-starved container, a debugger's
- * pause) Node runs the timers that ran out meanwhile before it reads the input that came
- * meanwhile: every client whose answer waited unread would lose to its own deadline at once.
- * `setImmediate` runs in the check phase, right after the poll phase that reads sockets, so that
- * input comes first and moves its entry (or sets what its `fire` reads): only the entries still
- * due then fire. One with no input still fires, that turn (well under a millisecond) later.
+ * The entries due fire two turns of the event loop after the timer ran (`setImmediate` twice,
+ * per run, however many fall due). Most deadlines here wait on a client's input (a PONG, a GET,
+ * the next chunk of a body, an answer read; two turns later cost a PING nothing), and after a
+ * stall of the event loop (a long synchronous task, a major GC, a CPU-starved container, a
+ * debugger's pause) Node runs the timers that ran out meanwhile before it reads the input that
+ * came meanwhile: every client whose answer waited unread would lose to its own deadline at once.
+ * `setImmediate` runs in the check phase, right after the poll phase that reads sockets: the
+ * first turn reads what came on open connections, and accepts the connections opened meanwhile,
+ * whose requests the second reads (a polling GET or an SSE POST through a proxy that opens a
+ * connection per request, as nginx does without `keepalive`). That input comes first and moves
+ * its entry (or sets what its `fire` reads): only the entries still due then fire. One with no
+ * input still fires, those turns (well under a millisecond) later.
  */
 export class TimerQueue<T extends Timed> {
   readonly delay: number
@@ -51,7 +54,7 @@ export class TimerQueue<T extends Timed> {
   #head: Timed | null = null
   #tail: Timed | null = null
   #timer: NodeJS.Timeout | undefined
-  /** The turn after the timer ran, whose entries still due fire (see the class's comment). */
+  /** The turns after the timer ran, the second firing the entries still due (see the class's comment). */
   #turn: NodeJS.Immediate | undefined
 
   /**
@@ -75,7 +78,7 @@ export class TimerQueue<T extends Timed> {
     if (this.#tail) this.#tail.next = entry
     else this.#head = entry
     this.#tail = entry
-    // While the turn is pending, it sets the timer for whatever is left when it has fired.
+    // While the turns are pending, the second sets the timer for whatever is left when it has fired.
     if (!this.#turn) this.#timer ??= setTimeout(this.#run, Math.min(this.delay, MAX_TIMER_MS))
   }
 
@@ -102,6 +105,10 @@ export class TimerQueue<T extends Timed> {
     const head = this.#head
     if (!head) return
     this.#late?.(Math.max(0, performance.now() - head.due))
+    this.#turn = setImmediate(this.#nextTurn)
+  }
+
+  readonly #nextTurn = (): void => {
     this.#turn = setImmediate(this.#fireDue)
   }
 

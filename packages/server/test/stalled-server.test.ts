@@ -2,9 +2,11 @@
 // container, a debugger's pause) longer than pingTimeout, begun right after a PING went out: the
 // client's PONG arrives during the stall. Node runs the heartbeat's check, run out meanwhile,
 // before it reads that PONG, unless the check waits a turn for it (see TimerQueue): the session
-// must live. The server runs in this thread, which the test blocks from the check phase of the
-// PING's turn; the client (a real Parley client, stall-client-worker.ts) runs in a thread of its
-// own, which answers meanwhile, held back by the gate of stall-gate.ts until the stall has begun.
+// must live, whether the PONG came on an open connection or, over SSE and polling behind a proxy
+// that opens a connection per request, on one opened during the stall. The server runs in this
+// thread, which the test blocks from the check phase of the PING's turn; the client (a real Parley
+// client, stall-client-worker.ts) runs in a thread of its own, which answers meanwhile, held back
+// by the gate of stall-gate.ts until the stall has begun.
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { encodeText, PacketType } from '@parley/protocol'
@@ -34,12 +36,13 @@ afterEach(async () => {
 
 /**
  * A server whose sockets answer `echo`, and which records its sockets and what it says that a
- * live session should not (a transport lost, a disconnect). `stallAfterNextPing(state)` sets the
+ * live session should not (a transport lost, a disconnect); with `connectionPerRequest`, it closes
+ * every HTTP connection after its response. `stallAfterNextPing(state)` sets the
  * gate to `state` as the next PING is written, then blocks this thread STALL_MS from the check
  * phase of that turn; it resolves once the stall ended, with whether the client sent anything
  * meanwhile.
  */
-async function stallingServer(gate: Int32Array) {
+async function stallingServer(gate: Int32Array, connectionPerRequest = false) {
   const sockets: ServerSocket[] = []
   const said: string[] = []
   let onPing: (() => void) | undefined
@@ -52,6 +55,12 @@ async function stallingServer(gate: Int32Array) {
         socket.on('disconnect', (reason) => void said.push(`disconnect: ${reason}`))
         socket.on('echo', (value, ack) => ack?.(value))
       })
+      // As behind a proxy that opens a connection to the node for each request (nginx without
+      // `keepalive`): the client's PONG comes on a connection opened during the stall.
+      if (connectionPerRequest)
+        app.server.prependListener('request', (_request, response) => {
+          response.shouldKeepAlive = false
+        })
       app.server.on('connection', (connection) => {
         const write = connection.write
         connection.write = ((...args: Parameters<typeof write>) => {
@@ -113,11 +122,17 @@ async function clientThread(url: string, transport: 'websocket' | 'sse' | 'polli
   return { id, said, echo }
 }
 
-it.each(['websocket', 'sse', 'polling'] as const)(
-  "keeps a session on %s whose PONG came while the server's thread stalled past pingTimeout",
-  async (transport) => {
+it.each([
+  ['websocket', false],
+  ['sse', false],
+  ['polling', false],
+  ['sse', true],
+  ['polling', true],
+] as const)(
+  "keeps a session on %s whose PONG came while the server's thread stalled past pingTimeout (a connection per request: %s)",
+  async (transport, connectionPerRequest) => {
     const gate = new Int32Array(new SharedArrayBuffer(8))
-    const server = await stallingServer(gate)
+    const server = await stallingServer(gate, connectionPerRequest)
     const client = await clientThread(server.base, transport, gate)
     await client.echo('before')
     const stall = server.stallAfterNextPing(HOLD)
