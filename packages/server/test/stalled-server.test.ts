@@ -1,12 +1,13 @@
 // A stall of the server's own event loop (a long synchronous task, a major GC, a CPU-starved
 // container, a debugger's pause) longer than pingTimeout, begun right after a PING went out: the
 // client's PONG arrives during the stall. Node runs the heartbeat's check, run out meanwhile,
-// before it reads that PONG, unless the check waits a turn for it (see TimerQueue): the session
-// must live, whether the PONG came on an open connection or, over SSE and polling behind a proxy
-// that opens a connection per request, on one opened during the stall. The server runs in this
+// before it reads that PONG, unless the check waits for it (see TimerQueue): the session must
+// live, whether the PONG came on an open connection or, over SSE and polling behind a proxy that
+// opens a connection per request, on one opened during the stall. The server runs in this
 // thread, which the test blocks from the check phase of the PING's turn; the client (a real Parley
 // client, stall-client-worker.ts) runs in a thread of its own, which answers meanwhile, held back
-// by the gate of stall-gate.ts until the stall has begun.
+// by the gate of stall-gate.ts until the stall has begun. The same holds for a POST body whose
+// rest came during such a stall (stall-post-worker.ts sends it): it is read, not given up.
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { encodeText, PacketType } from '@parley/protocol'
@@ -14,6 +15,8 @@ import type { ServerSocket } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
 import { compiledScript } from '../../../test/support/compiled-script.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
+import { rawConnect } from './raw-client.js'
+import { head } from './raw-http.js'
 import { HOLD, MUTE, SENT, STALLED, STATE } from './stall-gate.js'
 
 const PING_INTERVAL = 2000
@@ -28,6 +31,7 @@ const STALL_MS = 1500
 
 const PING = encodeText({ type: PacketType.PING })
 const entry = fileURLToPath(new URL('./stall-client-worker.ts', import.meta.url))
+const postEntry = fileURLToPath(new URL('./stall-post-worker.ts', import.meta.url))
 
 const closers: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -35,12 +39,32 @@ afterEach(async () => {
 })
 
 /**
+ * Sets the gate to `state`, then blocks this thread STALL_MS from the check phase of this turn
+ * (blocked in the timers phase, Node would go on with the loop time read before the stall, and
+ * read the input before the timers that ran out meanwhile), letting a held client go as the stall
+ * begins; resolves once the stall ended, with whether the client sent anything meanwhile.
+ */
+function stallFromCheckPhase(gate: Int32Array, state: typeof HOLD | typeof MUTE): Promise<boolean> {
+  Atomics.store(gate, STATE, state)
+  return new Promise((resolve) =>
+    setImmediate(() => {
+      const sent = Atomics.load(gate, SENT)
+      if (state === HOLD) {
+        Atomics.store(gate, STATE, STALLED)
+        Atomics.notify(gate, STATE)
+      }
+      // Blocked: a wait on a value nothing changes.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, STALL_MS)
+      resolve(Atomics.load(gate, SENT) > sent)
+    }),
+  )
+}
+
+/**
  * A server whose sockets answer `echo`, and which records its sockets and what it says that a
  * live session should not (a transport lost, a disconnect); with `connectionPerRequest`, it closes
- * every HTTP connection after its response. `stallAfterNextPing(state)` sets the
- * gate to `state` as the next PING is written, then blocks this thread STALL_MS from the check
- * phase of that turn; it resolves once the stall ended, with whether the client sent anything
- * meanwhile.
+ * every HTTP connection after its response. `stallAfterNextPing(state)` stalls it (see
+ * `stallFromCheckPhase`) as the next PING is written.
  */
 async function stallingServer(gate: Int32Array, connectionPerRequest = false) {
   const sockets: ServerSocket[] = []
@@ -77,21 +101,9 @@ async function stallingServer(gate: Int32Array, connectionPerRequest = false) {
   closers.push(() => closeApp(started.app))
   const stallAfterNextPing = (state: typeof HOLD | typeof MUTE) =>
     new Promise<boolean>((resolve) => {
-      onPing = () => {
-        Atomics.store(gate, STATE, state)
-        setImmediate(() => {
-          const sent = Atomics.load(gate, SENT)
-          if (state === HOLD) {
-            Atomics.store(gate, STATE, STALLED)
-            Atomics.notify(gate, STATE)
-          }
-          // Blocked: a wait on a value nothing changes.
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, STALL_MS)
-          resolve(Atomics.load(gate, SENT) > sent)
-        })
-      }
+      onPing = () => resolve(stallFromCheckPhase(gate, state))
     })
-  return { base: started.base, sockets, said, stallAfterNextPing }
+  return { started, sockets, said, stallAfterNextPing }
 }
 
 /**
@@ -133,7 +145,7 @@ it.each([
   async (transport, connectionPerRequest) => {
     const gate = new Int32Array(new SharedArrayBuffer(8))
     const server = await stallingServer(gate, connectionPerRequest)
-    const client = await clientThread(server.base, transport, gate)
+    const client = await clientThread(server.started.base, transport, gate)
     await client.echo('before')
     const stall = server.stallAfterNextPing(HOLD)
     // The first PING comes pingInterval after the attach; the client answers it during the stall.
@@ -150,10 +162,54 @@ it.each([
 it("still ends a session whose client sent nothing through the server's stall with ping timeout", async () => {
   const gate = new Int32Array(new SharedArrayBuffer(8))
   const server = await stallingServer(gate)
-  const client = await clientThread(server.base, 'websocket', gate)
+  const client = await clientThread(server.started.base, 'websocket', gate)
   await client.echo('before')
   const stall = server.stallAfterNextPing(MUTE)
   expect(await within(stall, PING_INTERVAL + STALL_MS + 2000, 'the PING and the stall after it')).toBe(false)
   await until(() => server.said.length > 0, 3000, 'the session to end')
   expect(server.said).toEqual(['disconnect: ping timeout'])
 }, 22_000)
+
+it.each([
+  ['polling', 'poll'],
+  ['sse', 'sse'],
+] as const)(
+  "reads to its end a POST body over %s whose rest came while the server's thread stalled past pingTimeout",
+  async (transport, segment) => {
+    const gate = new Int32Array(new SharedArrayBuffer(8))
+    // No PING within the test: pingTimeout bounds the body alone.
+    let onBody: (() => void) | undefined
+    const started = await startServer({ pingInterval: 20_000, pingTimeout: PING_TIMEOUT }, (app) => {
+      app.addHook('onRequest', async (request) => {
+        if (request.method === 'POST' && onBody) onBody()
+      })
+    })
+    closers.push(() => closeApp(started.app))
+    const client = await rawConnect(transport, started.base)
+    closers.push(async () => client.close())
+    const stalled = new Promise<boolean>((resolve) => {
+      onBody = () => {
+        onBody = undefined
+        resolve(stallFromCheckPhase(gate, HOLD))
+      }
+    })
+    const body = '[3]\n[3]\n'
+    const first =
+      head('POST', `/parley/${segment}?v=1&sid=${client.sid}`, {
+        'Content-Type': 'text/plain',
+        'Content-Length': String(body.length),
+      }) + body.slice(0, 4)
+    const { port } = started.app.server.address() as { port: number }
+    const worker = new Worker(await compiledScript(postEntry), {
+      workerData: { port, first, rest: body.slice(4), gate },
+    })
+    closers.push(() => worker.terminate())
+    const answered = new Promise<number>((resolve) =>
+      worker.once('message', (m: { status: number }) => resolve(m.status)),
+    )
+    await within(stalled, 5000, 'the POST and the stall after it')
+    expect(await within(answered, 4000, 'the answer to the POST')).toBe(204)
+  },
+  // The waits' bounds (the POST and the stall 5 s, its answer 4 s) with 2 s to spare, and the start.
+  16_000,
+)
