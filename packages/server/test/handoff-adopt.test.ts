@@ -4,26 +4,17 @@
 // The same runs end to end on Redis in packages/redis/test/adoption.test.ts.
 import { connect, type Socket } from '@parley/client'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { revoked, trapsThrow } from '../../../test/support/odd-values.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { ADOPT_CLAIMS_AT_ONCE } from '../src/arrivals.js'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { handoffScene } from './handoff-scene.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
 import { Registry, sampleOf } from './registry.js'
 
-let nodes: Started[] = []
-let proxy: RoundRobinProxy | undefined
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await sleep(50)
-  await proxy?.close()
-  proxy = undefined
-  await Promise.all(nodes.map((n) => closeApp(n.app)))
-  nodes = []
-})
+const opened = handoffScene()
+const { nodes, clients } = opened
 
 interface Node {
   name: string
@@ -54,7 +45,8 @@ async function scene(names: string[], options: { adopts?: boolean } = {}) {
     list.push(node)
   }
   // Every client on the first node: the others only take sessions over.
-  proxy = await startRoundRobin([Number(new URL(list[0]!.started.base).port)])
+  const proxy = await startRoundRobin([Number(new URL(list[0]!.started.base).port)])
+  opened.proxy = proxy
   return { cluster, list, proxy }
 }
 
@@ -81,7 +73,7 @@ async function drainedWithClientsAway(proxy: RoundRobinProxy, first: Node, count
   proxy.cut()
   await sleep(100)
   await first.started.app.close()
-  nodes = nodes.filter((n) => n !== first.started)
+  opened.letGo(first.started)
   return away.map((s) => s.id!)
 }
 
@@ -202,7 +194,7 @@ describe('drain with handoff: adoption', () => {
     expect(cluster.claimed.length).toBe(before)
     expect(cluster.handoffs.get(sid)?.claimedBy).toBeUndefined()
     await draining
-    nodes = nodes.filter((n) => n !== a.started)
+    opened.letGo(a.started)
     // Asked by the drain itself, with the time it still waits: adopted.
     expect(b.restored).toHaveLength(1)
   })
@@ -225,7 +217,7 @@ describe('drain with handoff: adoption', () => {
     // Not claimed: still there for its client.
     expect(cluster.handoffs.get(sid)?.claimedBy).toBeUndefined()
     await Promise.all([draining, closing])
-    nodes = []
+    nodes.length = 0
     expect(b.restored).toEqual([])
     expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(1)
   })
@@ -250,7 +242,7 @@ describe('drain with handoff: adoption', () => {
       expect(await adopt(junk as never)).toBe(0)
     expect(cluster.handoffs.get(sid)?.claimedBy).toBeUndefined()
     await draining
-    nodes = nodes.filter((n) => n !== a.started)
+    opened.letGo(a.started)
     expect(b.restored).toHaveLength(1)
   })
 })

@@ -9,26 +9,16 @@ import { connect, type Socket } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import type { Adapter, ParleyServerOptions, ServerSocket } from '@parley/server'
 import type { FastifyServerOptions } from 'fastify'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { describe, expect, it } from 'vitest'
+import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { Gate } from './gated-adapter.js'
-import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
+import { handoffScene } from './handoff-scene.js'
+import { type Started, sleep, startServer, until, within } from './helpers.js'
 import { Registry, sampleOf } from './registry.js'
 
-let nodes: Started[] = []
-let proxy: RoundRobinProxy | undefined
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  // Their goodbyes reach the nodes before the nodes close (else each would be handed off).
-  await sleep(50)
-  await proxy?.close()
-  proxy = undefined
-  await Promise.all(nodes.map((n) => closeApp(n.app)))
-  nodes = []
-})
+const opened = handoffScene()
+const { nodes, clients } = opened
 
 const TRANSPORTS: TransportName[] = ['websocket', 'sse', 'polling']
 /** Short, so that a test that leaves sessions unclaimed still closes fast. */
@@ -106,7 +96,8 @@ async function cluster(
     list.push(node)
   }
   const ports = list.map((n) => Number(new URL(n.started.base).port))
-  proxy = await startRoundRobin(ports)
+  const proxy = await startRoundRobin(ports)
+  opened.proxy = proxy
   return { store, list, proxy, base: `${proxy.url}/parley` }
 }
 
@@ -122,11 +113,11 @@ function client(base: string, transport: TransportName) {
 
 /** Connects `c` to node `index` (the proxy skips the others meanwhile). */
 async function connectTo(c: Socket, index: number, count = 3) {
-  proxy!.avoid.clear()
-  for (let k = 0; k < count; k++) if (k !== index) proxy!.avoid.add(k)
+  opened.proxy!.avoid.clear()
+  for (let k = 0; k < count; k++) if (k !== index) opened.proxy!.avoid.add(k)
   c.connect()
   await until(() => c.connected, 3000, 'connect')
-  proxy!.avoid.clear()
+  opened.proxy!.avoid.clear()
 }
 
 /**
@@ -137,9 +128,9 @@ async function connectTo(c: Socket, index: number, count = 3) {
  * must not land on a closed port). The requests already on their way still reach it.
  */
 async function close(node: Node) {
-  proxy!.avoid.add(node.index)
+  opened.proxy!.avoid.add(node.index)
   await node.started.app.close()
-  nodes = nodes.filter((n) => n !== node.started)
+  opened.letGo(node.started)
 }
 
 const total = (list: Node[], pick: (n: Node) => unknown[]) => list.reduce((k, n) => k + pick(n).length, 0)
@@ -218,14 +209,14 @@ describe('drain with handoff: two drains at once', () => {
     const { c, events } = client(base, 'polling')
     await connectTo(c, 0)
     // The resume goes to b, which starts draining as soon as it has won the claim.
-    proxy!.avoid.add(0).add(2)
+    opened.proxy!.avoid.add(0).add(2)
     const adapter: Adapter = store.nodes.get('b')!
     const claim = adapter.claimSession!.bind(adapter)
     let closingB: Promise<void> | undefined
     adapter.claimSession = async (sid: string) => {
       const won = await claim(sid)
       if (won && !closingB) {
-        proxy!.avoid.delete(2)
+        opened.proxy!.avoid.delete(2)
         closingB = close(b)
       }
       return won
@@ -257,7 +248,7 @@ describe('drain with handoff: two drains at once', () => {
       for (let n = 1; n <= 5; n++) a.connections[0]!.emit('down', n)
       await until(() => down.length === 5, 3000, 'the first messages')
       // The resume goes to b, whose claim waits at the store until b has begun to drain.
-      proxy!.avoid.add(0).add(2)
+      opened.proxy!.avoid.add(0).add(2)
       const held = holdClaims(store, 'b')
       let up = 0
       const traffic = setInterval(() => c.emit('up', ++up), 5)
@@ -265,7 +256,7 @@ describe('drain with handoff: two drains at once', () => {
       // Sent to the frozen session: they go with it in the tail.
       for (let n = 6; n <= 10; n++) a.connections[0]!.emit('down', n)
       await until(() => held.asked, 3000, 'b claims')
-      proxy!.avoid.add(1).delete(2)
+      opened.proxy!.avoid.add(1).delete(2)
       const drainingB = b.started.app.parley.drain()
       held.answer()
       await drainingB
@@ -302,12 +293,12 @@ describe('drain with handoff: two drains at once', () => {
     a.connections[0]!.emit('down', 1)
     await until(() => down.length === 1, 3000, 'the first message')
     // The resume goes to b, whose claim waits at the store until b has begun to drain.
-    proxy!.avoid.add(0).add(2)
+    opened.proxy!.avoid.add(0).add(2)
     const held = holdClaims(store, 'b')
     const closingA = close(a)
     a.connections[0]!.emit('down', 2)
     await until(() => held.asked, 3000, 'b claims')
-    proxy!.avoid.add(1).delete(2)
+    opened.proxy!.avoid.add(1).delete(2)
     const drainingB = b.started.app.parley.drain()
     held.answer()
     await within(drainingB, 5000, "b's drain")
@@ -366,11 +357,11 @@ describe('drain with handoff: two drains at once', () => {
     // a's session resumes on b, whose takeover waits at its cut; then b drains, its clients
     // resuming on c.
     store.holdTakeOvers = true
-    proxy!.avoid.add(0).add(2)
+    opened.proxy!.avoid.add(0).add(2)
     const closingA = close(a)
     await until(() => store.heldTakeOvers.length === 1, 5000, 'b’s takeover at its cut')
     store.holdTakeOvers = false
-    proxy!.avoid.add(1).delete(2)
+    opened.proxy!.avoid.add(1).delete(2)
     return {
       store,
       a,
@@ -459,18 +450,18 @@ describe('drain with handoff: two drains at once', () => {
     const { c } = client(base, 'websocket')
     await connectTo(c, 0)
     const sid = a.connections[0]!.session.sid
-    proxy!.avoid.add(0).add(2)
+    opened.proxy!.avoid.add(0).add(2)
     const held = holdClaims(store, 'b')
     const closingA = close(a)
     await until(() => held.asked, 3000, 'b claims')
     // The client's next tries wait until b's claim has answered.
-    proxy!.offline = true
-    proxy!.avoid.add(1).delete(2)
+    opened.proxy!.offline = true
+    opened.proxy!.avoid.add(1).delete(2)
     await close(b)
     held.answer()
     await until(() => held.done && !store.handoffs.has(sid), 3000, "b's claim answered")
     await closingA
-    proxy!.offline = false
+    opened.proxy!.offline = false
     await until(() => third.connections.length === 1 && c.connected, 5000, 'a new session on c')
     // A session taken over on a closed node would stay there (detached, until the recovery
     // window) while its client starts anew elsewhere.
@@ -509,15 +500,15 @@ describe('drain with handoff: a client that comes back to the draining node', ()
       const [a, ...others] = list as [Node, Node, Node]
       // The balancer has not noticed: every request still goes to the draining node, so only
       // the draining node can have sent the resume on.
-      proxy!.avoid.add(1).add(2)
+      opened.proxy!.avoid.add(1).add(2)
       const closing = a.started.app.close()
       await until(() => total(others, (n) => n.restored) === 1, 5000, 'restored elsewhere')
       // Marked as sent on: should that node's claim fail, it would not start a new session.
       expect(marks[0]).toBe('sent-on')
-      proxy!.avoid.clear()
-      proxy!.avoid.add(0)
+      opened.proxy!.avoid.clear()
+      opened.proxy!.avoid.add(0)
       await closing
-      nodes = nodes.filter((n) => n !== a.started)
+      opened.letGo(a.started)
       // What went through the draining node ends with it; the client resumes once more.
       await until(() => c.connected, 3000, 'connected')
       // Never turned away: the draining node took the first resume, and sent it on.
@@ -549,14 +540,14 @@ describe('drain with handoff: a client that comes back to the draining node', ()
         return node
       }
       // The balancer has not noticed yet: the first resumes go back to the draining node.
-      proxy!.avoid.add(1).add(2)
+      opened.proxy!.avoid.add(1).add(2)
       const closing = a.started.app.close()
       await until(() => namedNone > 0, 5000, 'a refused resume')
-      proxy!.avoid.clear()
-      proxy!.avoid.add(0)
+      opened.proxy!.avoid.clear()
+      opened.proxy!.avoid.add(0)
       await until(() => total(others, (n) => n.restored) === 1, 8000, 'restored elsewhere')
       await closing
-      nodes = nodes.filter((n) => n !== a.started)
+      opened.letGo(a.started)
       await until(() => c.connected, 3000, 'connected')
       // Turned away by a busy node within the quiet time after the handoff: the application
       // hears nothing of it, nor of the node's close.
@@ -578,7 +569,7 @@ describe('drain with handoff: a second resume while the first is taken over', ()
     const [a, b, c3] = list as [Node, Node, Node]
     const sid = a.connections[0]!.session.sid
     // The client's resume goes to b, where the take-over waits for the old node's tail.
-    proxy!.avoid.add(0).add(2)
+    opened.proxy!.avoid.add(0).add(2)
     const closing = a.started.app.close()
     await until(() => b.started.app.parley.sessionFor(sid)?.restoring === true, 3000, 'taking over on b')
     const again = await fetch(`${b.started.base}/poll?v=1`, {
@@ -604,7 +595,7 @@ describe('drain with handoff: a second resume while the first is taken over', ()
     })
     expect(c3.connections).toEqual([])
     await closing
-    nodes = nodes.filter((n) => n !== a.started)
+    opened.letGo(a.started)
     await until(() => c.connected, 3000, 'connected')
     expect(c.recovered).toBe(true)
     expect(events).toEqual(['connect'])
@@ -900,8 +891,8 @@ describe('handoff: joins and leaves made after the freeze', () => {
     },
     /** The client's WebSocket resume reaches the other node, which asks for the session. */
     move: (a: Node) => {
-      proxy!.avoid.add(a.index)
-      proxy!.cut()
+      opened.proxy!.avoid.add(a.index)
+      opened.proxy!.cut()
     },
   }
   for (const [way, handOff] of Object.entries(ways)) {
@@ -1065,7 +1056,7 @@ describe('drain with handoff: a session asked for again while it is being taken 
       // another node asks b for the session (as the node a WebSocket resume reached would): b
       // says no, its claim not confirmed yet (handed on, the session could be dropped here by
       // a confirm that says 'kept' or 'ended', its snapshot left for another node to claim).
-      proxy!.avoid.add(0).add(2)
+      opened.proxy!.avoid.add(0).add(2)
       const adapter = store.nodes.get('b')!
       let answer: Promise<boolean> | undefined
       Object.assign(adapter, {
@@ -1104,7 +1095,7 @@ describe('handoff: a snapshot of a node of an earlier version, without nextAckId
     c.on('q', (what: string, reply: (answer: string) => void) => asked.push({ what, reply }))
     await connectTo(c, 0)
     const id = c.id!
-    proxy!.avoid.add(2)
+    opened.proxy!.avoid.add(2)
     await close(a)
     await until(() => b.restored.length === 1 && c.connected, 5000, 'taken over by b')
     const outcomes: string[] = []
@@ -1135,8 +1126,8 @@ describe('handoff: a snapshot of a node of an earlier version, without nextAckId
       answer = resolve
     })
     store.holdTakeOvers = true
-    proxy!.avoid.clear()
-    proxy!.avoid.add(0)
+    opened.proxy!.avoid.clear()
+    opened.proxy!.avoid.add(0)
     const closed = close(b)
     await until(() => store.handOffSids.length === 2, 3000, 'b’s snapshot written')
     // Between the freeze and the cut, b asks again: numbered into the tail.
@@ -1189,7 +1180,7 @@ describe('handoff: an event sent while the session is taken over, within a few b
     await connectTo(c, 0, 2)
     const id = c.id!
     store.holdTakeOvers = true
-    proxy!.avoid.add(0)
+    opened.proxy!.avoid.add(0)
     const closed = close(a)
     // b has the session registered and waits for a's tail: what it sends now waits for numbers.
     await until(() => store.heldTakeOvers.length === 1, 5000, 'b’s takeover at its cut')

@@ -4,26 +4,17 @@
 // end the session; what follows it arrives, in order. The error names the event an emit was of,
 // or that a reply answers. Two Parley servers on the in-process test
 // adapter (cluster-adapter.ts) behind a round-robin proxy, and the real client.
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import type { TransportName } from '@parley/protocol'
 import type { ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { describe, expect, it } from 'vitest'
+import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
+import { handoffScene } from './handoff-scene.js'
+import { type Started, sleep, startServer, until, within } from './helpers.js'
 
-let nodes: Started[] = []
-let proxy: RoundRobinProxy | undefined
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await sleep(50)
-  await proxy?.close()
-  proxy = undefined
-  await Promise.all(nodes.map((n) => closeApp(n.app)))
-  nodes = []
-})
+const opened = handoffScene()
+const { nodes, clients } = opened
 
 const OLD_LIMIT = 200_000
 const NEW_LIMIT = 20_000
@@ -75,7 +66,8 @@ async function twoNodes(cluster: Cluster) {
     nodes.push(node.started)
     list.push(node)
   }
-  proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+  const proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+  opened.proxy = proxy
   return { list, proxy, base: `${proxy.url}/parley` }
 }
 
@@ -119,7 +111,7 @@ describe('handoff to a node with a smaller maxPayload', () => {
       proxy.avoid.clear()
       proxy.avoid.add(0)
       const closing = a.started.app.close()
-      nodes = nodes.filter((n) => n !== a.started)
+      opened.letGo(a.started)
       await until(() => cluster.handOffSids.length === 1, 3000, 'a’s snapshot on its way')
       const outcomes: string[] = []
       const ask = (text: string) =>
@@ -167,7 +159,7 @@ describe('handoff to a node with a smaller maxPayload', () => {
     proxy.avoid.clear()
     proxy.avoid.add(0)
     await a.started.app.close()
-    nodes = nodes.filter((n) => n !== a.started)
+    opened.letGo(a.started)
     await until(() => b.restored.length === 1 && c.connected, 5000, 'taken over by b')
     const sid = b.restored[0]!.session.sid
     // As the client's old connection would: a POST of the session's transport, made before the

@@ -7,25 +7,16 @@
 import { type ClientOptions, connect, type Socket } from '@parley/client'
 import { ErrorCode } from '@parley/protocol'
 import type { Adapter, ParleyServerOptions, ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { holdPort } from '../../../test/support/ports.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { handoffScene } from './handoff-scene.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 
-let nodes: Started[] = []
-let proxy: RoundRobinProxy | undefined
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await sleep(50)
-  await proxy?.close()
-  proxy = undefined
-  await Promise.all(nodes.map((n) => closeApp(n.app)))
-  nodes = []
-})
+const opened = handoffScene()
+const { nodes, clients } = opened
 
 interface Node {
   started: Started
@@ -74,7 +65,8 @@ async function twoNodes(cluster: Cluster, options: ParleyServerOptions = {}) {
     nodes.push(node.started)
     list.push(node)
   }
-  proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+  const proxy = await startRoundRobin(list.map((n) => Number(new URL(n.started.base).port)))
+  opened.proxy = proxy
   return { list, proxy, base: `${proxy.url}/parley` }
 }
 

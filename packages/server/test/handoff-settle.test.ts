@@ -4,23 +4,17 @@
 // into the tail, not nowhere. A claim that comes meanwhile takes the session as any claim does.
 // Real servers on the in-process test adapter (cluster-adapter.ts), whose `settling` stands in
 // for what a store-backed adapter delivers then; the real client.
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import { ErrorCode } from '@parley/protocol'
 import type { Adapter, ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, type Started, sleep, startServer, until, within } from './helpers.js'
+import { handoffScene } from './handoff-scene.js'
+import { type Started, sleep, startServer, until, within } from './helpers.js'
 import { Registry, sampleOf } from './registry.js'
 
-let nodes: Started[] = []
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await sleep(50)
-  await Promise.all(nodes.map((n) => closeApp(n.app)))
-  nodes = []
-})
+const opened = handoffScene()
+const { nodes, clients } = opened
 
 /** Nodes a and b on `cluster`, whose moves and drains wait 300 ms for a claim; sockets join 'room'. */
 async function twoNodes(cluster: Cluster) {
@@ -123,7 +117,7 @@ describe('the seal of a session nobody claimed', () => {
       tail = (await claim!.takeOver(() => {})).tail
     }
     await within(a.started.app.close(), 5000, "a's drain")
-    nodes = nodes.filter((node) => node !== a.started)
+    opened.letGo(a.started)
 
     expect(tail).toBeDefined()
     expect(eventsIn(tail ?? [], 'owed')).toEqual([1])
@@ -141,7 +135,7 @@ describe('the seal of a session nobody claimed', () => {
       await claim!.takeOver(() => {})
     }
     await within(a.started.app.close(), 5000, "a's drain")
-    nodes = nodes.filter((node) => node !== a.started)
+    opened.letGo(a.started)
 
     const handoffs = (node: typeof a, outcome: string) =>
       sampleOf(node.registry, 'parley_handoffs_total', { outcome })

@@ -6,26 +6,17 @@
 // node taking it over, before the cut, is put in no room there. Two real servers joined by the
 // in-process test adapter (its store stands in for Redis), a round-robin proxy, and the real
 // client. The same against Redis: packages/redis/test/handoff-withdraw.test.ts.
-import { connect, type Socket } from '@parley/client'
+import { connect } from '@parley/client'
 import type { ParleyServerOptions, ServerSocket } from '@parley/server'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { describe, expect, it } from 'vitest'
+import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
 import { Gate } from './gated-adapter.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { handoffScene } from './handoff-scene.js'
+import { type Started, startServer, until } from './helpers.js'
 
-let started: Started[] = []
-let proxy: RoundRobinProxy | undefined
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  await sleep(50)
-  await proxy?.close()
-  proxy = undefined
-  await Promise.all(started.map((s) => closeApp(s.app)))
-  started = []
-})
+const opened = handoffScene()
+const { nodes: started, clients } = opened
 
 /** Short, so that the drain of the old node ends fast. */
 const OPTIONS: ParleyServerOptions = { handoff: { timeout: 2000, retrySpread: 0 } }
@@ -59,7 +50,8 @@ async function setup(store: Cluster, options: { a?: ParleyServerOptions } = {}) 
     nodes.push(node)
   }
   const ports = nodes.map((n) => Number(new URL(n.started.base).port))
-  proxy = await startRoundRobin(ports)
+  const proxy = await startRoundRobin(ports)
+  opened.proxy = proxy
   const c = connect(`${proxy.url}/parley`, { transports: ['websocket'], autoConnect: false })
   clients.push(c)
   proxy.avoid.add(1)
@@ -72,9 +64,9 @@ async function setup(store: Cluster, options: { a?: ParleyServerOptions } = {}) 
 
 /** Starts closing node `a` (its drain hands its sessions off); the balancer skips it from now. */
 function drain(a: Node): Promise<void> {
-  proxy!.avoid.add(0)
+  opened.proxy!.avoid.add(0)
   const closed = a.started.app.close()
-  started = started.filter((s) => s !== a.started)
+  opened.letGo(a.started)
   return closed
 }
 

@@ -7,24 +7,14 @@ import type { TransportName } from '@parley/protocol'
 import parley, { type ParleyServerOptions, type ServerSocket } from '@parley/server'
 import Fastify from 'fastify'
 import { Registry } from 'prom-client'
-import { afterEach, describe, expect, it } from 'vitest'
-import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
+import { describe, expect, it } from 'vitest'
+import { startRoundRobin } from '../../../test/support/round-robin.js'
 import { Cluster } from './cluster-adapter.js'
-import { closeApp, type Started, sleep, startServer, until } from './helpers.js'
+import { handoffScene } from './handoff-scene.js'
+import { type Started, sleep, startServer, until } from './helpers.js'
 
-let nodes: Started[] = []
-let proxy: RoundRobinProxy | undefined
-const clients: Socket[] = []
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.disconnect()
-  // Their goodbyes reach the nodes before the nodes close (else each would be handed off).
-  await sleep(50)
-  await proxy?.close()
-  proxy = undefined
-  await Promise.all(nodes.map((n) => closeApp(n.app)))
-  nodes = []
-})
+const opened = handoffScene()
+const { nodes, clients } = opened
 
 interface Node {
   started: Started
@@ -78,7 +68,8 @@ async function threeNodes(
     list.push(node)
   }
   const ports = list.map((n) => Number(new URL(n.started.base).port))
-  proxy = await startRoundRobin(ports)
+  const proxy = await startRoundRobin(ports)
+  opened.proxy = proxy
   return { cluster, list, proxy, base: `${proxy.url}/parley` }
 }
 
@@ -116,8 +107,8 @@ describe('drain with handoff', () => {
       await sleep(100)
       await app.close()
       // The balancer's health check takes the stopped node out.
-      proxy!.avoid.add(list.indexOf(victim))
-      nodes = nodes.filter((n) => n !== victim.started)
+      opened.proxy!.avoid.add(list.indexOf(victim))
+      opened.letGo(victim.started)
       const restored = (id: string) => others.some((n) => n.restored.some((s) => s.id === id))
       await until(() => [...movedIds].every(restored), 5000, 'restored')
       await sleep(100)
@@ -176,8 +167,8 @@ describe('drain with handoff', () => {
       const id = c.id
       const owner = list.find((n) => n.connections.some((s) => s.id === id))!
       await owner.started.app.close()
-      proxy!.avoid.add(list.indexOf(owner))
-      nodes = nodes.filter((n) => n !== owner.started)
+      opened.proxy!.avoid.add(list.indexOf(owner))
+      opened.letGo(owner.started)
       await until(() => list.some((n) => n.restored.some((s) => s.id === id)), 5000, 'restored')
       await until(() => c.connected, 3000, 'connected again')
       expect(events).toEqual(['connect'])
@@ -216,7 +207,7 @@ describe('drain with handoff', () => {
 
     const closed = a.app.close().then(() => 'closed')
     expect(await Promise.race([closed, sleep(10_000).then(() => 'still waiting for a claim')])).toBe('closed')
-    nodes = nodes.filter((n) => n !== a)
+    opened.letGo(a)
     for (const sid of cluster.handOffSids) {
       const stored = cluster.handoffs.get(sid)
       expect(stored?.sealed).toBe(true)
@@ -235,7 +226,8 @@ describe('drain with handoff', () => {
       answer(socket)
     })
     await b.listen({ port: Number(new URL(a.base).port), host: '127.0.0.1' })
-    nodes.push({ app: b, base: a.base })
+    const restarted: Started = { app: b, base: a.base }
+    nodes.push(restarted)
     await until(() => many.every((c) => c.connected) && restored.length === 3, 10_000, 'taken over')
     expect(events).toEqual(['connect', 'connect', 'connect'])
     expect(many.map((c) => c.id)).toEqual(ids)
@@ -258,7 +250,7 @@ describe('drain with handoff', () => {
     for (const c of clients.splice(0)) c.disconnect()
     await sleep(50)
     await b.close()
-    nodes = nodes.filter((n) => n.app !== b)
+    opened.letGo(restarted)
     expect(restarts()).toMatchObject([
       { count: 1, total: 1 },
       { count: 2, total: 3 },
@@ -276,8 +268,8 @@ describe('drain with handoff', () => {
     const owner = list.find((n) => n.connections.length > 0)!
     cluster.storeUp = false
     await owner.started.app.close()
-    proxy!.avoid.add(list.indexOf(owner))
-    nodes = nodes.filter((n) => n !== owner.started)
+    opened.proxy!.avoid.add(list.indexOf(owner))
+    opened.letGo(owner.started)
     await until(() => reasons.length > 0)
     expect(reasons).toEqual(['server shutdown'])
     await until(() => c.connected, 5000)
