@@ -4,7 +4,7 @@
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { compiledScript } from '../../../test/support/compiled-script.js'
-import { within } from '../../server/test/helpers.js'
+import { until, within } from '../../server/test/helpers.js'
 
 const entry = fileURLToPath(new URL('./stall-server-worker.ts', import.meta.url))
 
@@ -64,4 +64,28 @@ export function stallUntil(end: number, writes: Int32Array, answers: number): bo
   const rest = end - performance.now()
   if (rest > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, rest)
   return true
+}
+
+/**
+ * Once the server holds a request (`asked` past 0, within a second: else no stall), blocks this
+ * thread, a turn later, until `end()`, as `stallUntil` does for `answers()` writes. From then
+ * rather than from a fixed time after the request began: on a busy machine it may take longer to
+ * go out, and blocked before, it would never leave. `answered` is read once the test is over.
+ */
+export function stallOnceAsked(
+  asked: Int32Array,
+  writes: Int32Array,
+  what: string,
+  end: () => number,
+  answers: () => number = () => 1,
+): { answered?: boolean } {
+  const stall: { answered?: boolean } = {}
+  until(() => Atomics.load(asked, 0) > 0, 1000, what).then(
+    () =>
+      setImmediate(() => {
+        stall.answered = stallUntil(end(), writes, answers())
+      }),
+    () => {},
+  )
+  return stall
 }

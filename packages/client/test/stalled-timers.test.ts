@@ -12,11 +12,11 @@ import {
 } from 'node:net'
 import { afterEach, expect, it } from 'vitest'
 import { WebSocket } from 'ws'
-import { until, within } from '../../server/test/helpers.js'
+import { within } from '../../server/test/helpers.js'
 import { connect } from '../src/index.js'
 import type { Socket } from '../src/socket.js'
 import type { WebSocketConstructor } from '../src/transports/websocket.js'
-import { stallUntil, startWorker } from './stall-thread.js'
+import { stallOnceAsked, stallUntil, startWorker } from './stall-thread.js'
 
 const closers: (() => Promise<unknown>)[] = []
 afterEach(async () => {
@@ -117,26 +117,20 @@ it("connects when its auth's own request was answered while the thread stalled p
   // waiting to be read. From then rather than from a fixed time after the fetch: on a busy
   // machine the request may take longer to go out, and its answer would come after the stall.
   const { url, writes, asked } = await startWorker(closers)
-  let answered: boolean | undefined
+  let stall: { answered?: boolean } | undefined
   const socket = connect(url, {
     transports: ['websocket'],
     connectTimeout: 1000,
     reconnection: false,
     auth: async () => {
-      until(() => Atomics.load(asked, 0) > 0, 1000, 'the token asked for').then(
-        () =>
-          setImmediate(() => {
-            answered = stallUntil(performance.now() + 1400, writes, 1)
-          }),
-        () => {},
-      )
+      stall = stallOnceAsked(asked, writes, 'the token asked for', () => performance.now() + 1400)
       const res = await fetch(new URL('/token', url))
       return (await res.json()) as { token: string }
     },
   })
   closers.push(async () => socket.disconnect())
   const { connected, errors } = await outcome(socket)
-  expect(answered).toBe(true)
+  expect(stall?.answered).toBe(true)
   expect(errors).toEqual([])
   expect(connected).toBe(true)
 })
@@ -186,19 +180,11 @@ it.each(['polling', 'sse'] as const)(
     // reached it (blocked before, the POST would never leave), until 1.5 s after the POST began,
     // past connectTimeout (1 s), with the OPEN waiting to be read.
     const { url, writes, asked } = await startWorker(closers, { helloDelay: 300 })
-    let answered: boolean | undefined
-    let began: number | undefined
+    let stall: { answered?: boolean } | undefined
     const stalling: typeof fetch = (input, init) => {
-      if (began === undefined) {
-        began = performance.now()
-        const start = began
-        until(() => Atomics.load(asked, 0) > 0, 1000, 'the HELLO held').then(
-          () =>
-            setImmediate(() => {
-              answered = stallUntil(start + 1500, writes, 1)
-            }),
-          () => {},
-        )
+      if (stall === undefined) {
+        const start = performance.now()
+        stall = stallOnceAsked(asked, writes, 'the HELLO held', () => start + 1500)
       }
       return fetch(input, init)
     }
@@ -210,7 +196,7 @@ it.each(['polling', 'sse'] as const)(
     })
     closers.push(async () => socket.disconnect())
     const { connected, errors } = await outcome(socket)
-    expect(answered).toBe(true)
+    expect(stall?.answered).toBe(true)
     expect(errors).toEqual([])
     expect(connected).toBe(true)
     expect(socket.transport).toBe(transport)
@@ -222,18 +208,16 @@ it("stays on sse when the stream's first bytes came while the thread stalled pas
   // 1.5 s, past the wait for the stream's first bytes (connectTimeout, 1 s from the GET), with
   // those bytes waiting to be read.
   const { url, writes, asked } = await startWorker(closers, { streamDelay: 300 })
-  let answered: boolean | undefined
+  let stall: { answered?: boolean } | undefined
   const stalling: typeof fetch = (input, init) => {
-    if ((init?.method ?? 'GET') === 'GET' && answered === undefined) {
-      answered = false
-      until(() => Atomics.load(asked, 0) > 0, 1000, 'the GET held').then(
-        () =>
-          setImmediate(() => {
-            answered = stallUntil(performance.now() + 1500, writes, Atomics.load(writes, 0) + 1)
-          }),
-        () => {},
+    if ((init?.method ?? 'GET') === 'GET' && stall === undefined)
+      stall = stallOnceAsked(
+        asked,
+        writes,
+        'the GET held',
+        () => performance.now() + 1500,
+        () => Atomics.load(writes, 0) + 1,
       )
-    }
     return fetch(input, init)
   }
   const socket = connect(url, {
@@ -244,7 +228,7 @@ it("stays on sse when the stream's first bytes came while the thread stalled pas
   })
   closers.push(async () => socket.disconnect())
   const { connected, errors } = await outcome(socket)
-  expect(answered).toBe(true)
+  expect(stall?.answered).toBe(true)
   expect(errors).toEqual([])
   expect(connected).toBe(true)
   expect(socket.transport).toBe('sse')
