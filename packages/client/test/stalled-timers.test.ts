@@ -39,6 +39,22 @@ async function outcome(socket: Socket): Promise<{ connected: boolean; errors: st
   return { connected, errors }
 }
 
+/**
+ * The client connected on `transport` (when named) and said nothing, though the thread stalled
+ * past its bound with the server's answer on its way (`answered`, read once it connected).
+ */
+async function expectConnectedThroughStall(
+  socket: Socket,
+  answered: () => boolean | undefined,
+  transport?: string,
+): Promise<void> {
+  const { connected, errors } = await outcome(socket)
+  expect(answered()).toBe(true)
+  expect(errors).toEqual([])
+  expect(connected).toBe(true)
+  if (transport !== undefined) expect(socket.transport).toBe(transport)
+}
+
 function client(url: string, WebSocketClass: WebSocketConstructor, connectTimeout: number): Socket {
   const socket = connect(url, {
     transports: ['websocket', 'polling'],
@@ -71,11 +87,7 @@ it('stays on WebSocket when the upgrade was answered while the thread stalled pa
     }
   }
   const socket = client(url, Stalling, 3000)
-  const { connected, errors } = await outcome(socket)
-  expect(answered).toBe(true)
-  expect(errors).toEqual([])
-  expect(connected).toBe(true)
-  expect(socket.transport).toBe('websocket')
+  await expectConnectedThroughStall(socket, () => answered, 'websocket')
 })
 
 it('stays on WebSocket when the OPEN came while the thread stalled past connectTimeout', async () => {
@@ -104,11 +116,7 @@ it('stays on WebSocket when the OPEN came while the thread stalled past connectT
     }
   }
   const socket = client(url, Stalling, 3000)
-  const { connected, errors } = await outcome(socket)
-  expect(answered).toBe(true)
-  expect(errors).toEqual([])
-  expect(connected).toBe(true)
-  expect(socket.transport).toBe('websocket')
+  await expectConnectedThroughStall(socket, () => answered, 'websocket')
 })
 
 it("connects when its auth's own request was answered while the thread stalled past connectTimeout", async () => {
@@ -129,10 +137,7 @@ it("connects when its auth's own request was answered while the thread stalled p
     },
   })
   closers.push(async () => socket.disconnect())
-  const { connected, errors } = await outcome(socket)
-  expect(stall?.answered).toBe(true)
-  expect(errors).toEqual([])
-  expect(connected).toBe(true)
+  await expectConnectedThroughStall(socket, () => stall?.answered)
 })
 
 it('still times out when no answer came, stall or not', async () => {
@@ -195,11 +200,7 @@ it.each(['polling', 'sse'] as const)(
       reconnection: false,
     })
     closers.push(async () => socket.disconnect())
-    const { connected, errors } = await outcome(socket)
-    expect(stall?.answered).toBe(true)
-    expect(errors).toEqual([])
-    expect(connected).toBe(true)
-    expect(socket.transport).toBe(transport)
+    await expectConnectedThroughStall(socket, () => stall?.answered, transport)
   },
 )
 
@@ -227,9 +228,5 @@ it("stays on sse when the stream's first bytes came while the thread stalled pas
     reconnection: false,
   })
   closers.push(async () => socket.disconnect())
-  const { connected, errors } = await outcome(socket)
-  expect(stall?.answered).toBe(true)
-  expect(errors).toEqual([])
-  expect(connected).toBe(true)
-  expect(socket.transport).toBe('sse')
+  await expectConnectedThroughStall(socket, () => stall?.answered, 'sse')
 })
