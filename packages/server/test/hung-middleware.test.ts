@@ -165,7 +165,8 @@ describe.each(TRANSPORTS)('a handshake middleware that never settles, over %s', 
 })
 
 // A handshake POST the closing server would wait for, up to the bound; over WebSocket it ends
-// the connection itself (close 1001), after the same coded answer.
+// the connection itself (close 1008, as any handshake refused at close), after the same coded
+// answer.
 describe.each(['sse', 'polling'] as const)(
   'a handshake middleware that never settles, over %s',
   (transport) => {
