@@ -6,7 +6,8 @@
 // `helloDelay`, the server's middleware holds every HELLO that long before its OPEN, adding one
 // to `asked` as it comes;
 // `streamDelay` holds every GET of an event stream (the stream's first bytes) that long, adding
-// one to `asked` as it comes; `pingInterval` and `pingTimeout` set its heartbeat. GET /token
+// one to `asked` as it comes; `pingInterval` and `pingTimeout` set its heartbeat. Every
+// session's end is posted to the parent thread, with its `disconnect` reason. GET /token
 // answers after 300 ms, and adds one to `asked` when it comes. A socket answers `echo` with what
 // it got, and `hold` (ms) by blocking this thread that long first: a server busy with a long
 // synchronous task, which sends nothing meanwhile.
@@ -27,6 +28,7 @@ const { writes, moves, asked, helloDelay, streamDelay, pingInterval, pingTimeout
 type Ack = ((...args: unknown[]) => void) | undefined
 interface ServerSocket {
   on(event: 'transport', listener: () => void): void
+  on(event: 'disconnect', listener: (reason: string) => void): void
   on(event: string, listener: (value: unknown, ack: Ack) => void): void
 }
 
@@ -55,6 +57,7 @@ if (helloDelay)
   })
 server.on('connection', (socket) => {
   socket.on('transport', () => void Atomics.add(moves, 0, 1))
+  socket.on('disconnect', (reason) => parentPort?.postMessage({ end: reason }))
   socket.on('echo', (value, ack) => ack?.(value))
   socket.on('hold', (ms, ack) => {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms as number)

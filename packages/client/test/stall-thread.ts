@@ -1,4 +1,4 @@
-// What the tests of a stalled client thread (stalled-timers.test.ts, stalled-heartbeat.test.ts)
+// What the tests of a stalled client thread (stalled-timers, stalled-heartbeat, stalled-goodbye)
 // share: a Parley server in a thread of its own (stall-server-worker.ts), which answers while the
 // test's thread is blocked, and the block itself.
 import { fileURLToPath } from 'node:url'
@@ -23,12 +23,13 @@ export interface StallServerOptions {
  * Starts the server in its own thread; `closers` gets what stops it. `writes` counts what it
  * wrote to its connections, `moves` how often a session's transport changed there (a `transport`
  * event of the server's socket: a detach, an upgrade, a resume), `asked` the requests it holds
- * (for a token, and event streams' GETs with `streamDelay`).
+ * (for a token, and event streams' GETs with `streamDelay`). `ends` gets the `disconnect` reason
+ * of every session that ended there, as this thread hears of it.
  */
 export async function startWorker(
   closers: (() => Promise<unknown>)[],
   options: StallServerOptions = {},
-): Promise<{ url: string; writes: Int32Array; moves: Int32Array; asked: Int32Array }> {
+): Promise<{ url: string; writes: Int32Array; moves: Int32Array; asked: Int32Array; ends: string[] }> {
   const writes = new Int32Array(new SharedArrayBuffer(4))
   const moves = new Int32Array(new SharedArrayBuffer(4))
   const asked = new Int32Array(new SharedArrayBuffer(4))
@@ -40,15 +41,18 @@ export async function startWorker(
     worker.postMessage('close')
     await within(exited, 5000, 'the server thread to exit').catch(() => worker.terminate())
   })
+  const ends: string[] = []
   const port = await within(
     new Promise<number>((resolve, reject) => {
-      worker.once('message', resolve)
+      worker.on('message', (message: number | { end: string }) =>
+        typeof message === 'number' ? resolve(message) : ends.push(message.end),
+      )
       worker.once('error', reject)
     }),
     10_000,
     'the server thread to listen',
   )
-  return { url: `http://127.0.0.1:${port}/parley`, writes, moves, asked }
+  return { url: `http://127.0.0.1:${port}/parley`, writes, moves, asked, ends }
 }
 
 /**
