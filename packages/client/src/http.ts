@@ -347,7 +347,11 @@ export abstract class HttpTransport extends BaseTransport {
     // is dropped: the server gave no sign of life for a whole window, and keeps the session for
     // its recovery window, as for a goodbye lost. (The POST in flight now, if any, ends within
     // its own bound, before this one; unanswered through it, it ends the sending: see #post.) A
-    // page lives on: there each POST keeps its own window.
+    // page lives on: there each POST keeps its own window. A clock, not a timer whose verdict
+    // waits a turn (see deadline): after a stall of the thread past the window, a goodbye let go
+    // by an answer that came during the stall would find the transport let go by the server as
+    // well, its heartbeat (the same window, from the last it heard) unanswered all that time:
+    // refused, 400 PARLEY_TRANSPORT_MISMATCH, the session kept for its recovery window all the same.
     if (!(globalThis as { PARLEY_BROWSER_BUNDLE?: boolean }).PARLEY_BROWSER_BUNDLE)
       this.endBy = performance.now() + this.#postWithin
     if (leaving(this.#lines)) void this.#post(this.#lines.splice(0))
