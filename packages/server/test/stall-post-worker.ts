@@ -4,7 +4,8 @@
 // the status of the answer (0 when the connection closed without one).
 import { connect } from 'node:net'
 import { parentPort, workerData } from 'node:worker_threads'
-import { HOLD_BOUND_MS, STALLED, STATE } from './stall-gate.js'
+import { awaitStall } from './stall.js'
+import { HOLD_BOUND_MS } from './stall-gate.js'
 
 const { port, first, rest, gate } = workerData as {
   port: number
@@ -24,11 +25,7 @@ const tell = (status: number) => {
 const socket = connect(port, '127.0.0.1', () => {
   // Once `first` is the kernel's: held (bounded) until the stall began.
   socket.write(first, () => {
-    const end = performance.now() + HOLD_BOUND_MS
-    for (let state = Atomics.load(gate, STATE); state !== STALLED; state = Atomics.load(gate, STATE)) {
-      if (end <= performance.now()) break
-      Atomics.wait(gate, STATE, state, end - performance.now())
-    }
+    awaitStall(gate, HOLD_BOUND_MS)
     socket.write(rest)
   })
 })

@@ -17,7 +17,8 @@ import { compiledScript } from '../../../test/support/compiled-script.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { head } from './raw-http.js'
-import { HOLD, MUTE, SENT, STALLED, STATE } from './stall-gate.js'
+import { stallFromCheckPhase } from './stall.js'
+import { HOLD, MUTE } from './stall-gate.js'
 
 const PING_INTERVAL = 2000
 const PING_TIMEOUT = 1000
@@ -37,28 +38,6 @@ const closers: (() => Promise<unknown>)[] = []
 afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close()
 })
-
-/**
- * Sets the gate to `state`, then blocks this thread STALL_MS from the check phase of this turn
- * (blocked in the timers phase, Node would go on with the loop time read before the stall, and
- * read the input before the timers that ran out meanwhile), letting a held client go as the stall
- * begins; resolves once the stall ended, with whether the client sent anything meanwhile.
- */
-function stallFromCheckPhase(gate: Int32Array, state: typeof HOLD | typeof MUTE): Promise<boolean> {
-  Atomics.store(gate, STATE, state)
-  return new Promise((resolve) =>
-    setImmediate(() => {
-      const sent = Atomics.load(gate, SENT)
-      if (state === HOLD) {
-        Atomics.store(gate, STATE, STALLED)
-        Atomics.notify(gate, STATE)
-      }
-      // Blocked: a wait on a value nothing changes.
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, STALL_MS)
-      resolve(Atomics.load(gate, SENT) > sent)
-    }),
-  )
-}
 
 /**
  * A server whose sockets answer `echo`, and which records its sockets and what it says that a
@@ -101,7 +80,7 @@ async function stallingServer(gate: Int32Array, connectionPerRequest = false) {
   closers.push(() => closeApp(started.app))
   const stallAfterNextPing = (state: typeof HOLD | typeof MUTE) =>
     new Promise<boolean>((resolve) => {
-      onPing = () => resolve(stallFromCheckPhase(gate, state))
+      onPing = () => resolve(stallFromCheckPhase(gate, state, STALL_MS))
     })
   return { started, sockets, said, stallAfterNextPing }
 }
@@ -190,7 +169,7 @@ it.each([
     const stalled = new Promise<boolean>((resolve) => {
       onBody = () => {
         onBody = undefined
-        resolve(stallFromCheckPhase(gate, HOLD))
+        resolve(stallFromCheckPhase(gate, HOLD, STALL_MS))
       }
     })
     const body = '[3]\n[3]\n'
