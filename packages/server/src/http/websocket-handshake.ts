@@ -7,6 +7,7 @@ import type { ResolvedOptions } from '../options.js'
 import { routeParams } from '../route-params.js'
 import type { ParleyServer } from '../server.js'
 import { SHUTTING_DOWN } from '../shutting-down.js'
+import { Timed, TimerQueue } from '../timer-queue.js'
 import type { ClosingWebSockets } from '../transports/closing-websockets.js'
 import { outgoing } from '../transports/transport.js'
 import { type WebSocketSettings, WebSocketTransport } from '../transports/websocket.js'
@@ -37,6 +38,16 @@ export interface WebSocketHandshakeDeps {
   checkUtf8: boolean
 }
 
+/** A WebSocket's wait for its HELLO, in the handshakes' queue: `expire` refuses it. */
+class HelloWait extends Timed {
+  readonly expire: () => void
+
+  constructor(expire: () => void) {
+    super()
+    this.expire = expire
+  }
+}
+
 /** The first moments of every WebSocket on the `/ws` endpoint, up to its HELLO's answer. */
 export class WebSocketHandshakes {
   readonly #deps: WebSocketHandshakeDeps
@@ -47,9 +58,17 @@ export class WebSocketHandshakes {
    * logger for all (not a closure each, holding its request's logger).
    */
   readonly #settings: WebSocketSettings
+  /**
+   * The WebSockets waiting for their HELLO, each within `handshakeTimeout`: one delay for all, so
+   * one queue under one timer (see `TimerQueue`), whose verdicts wait two turns of the event
+   * loop. A HELLO that came while the server's thread stalled past a WebSocket's deadline is read
+   * first and answered, where a plain timer, run first, refused it.
+   */
+  readonly #helloWaits: TimerQueue<HelloWait>
 
   constructor(deps: WebSocketHandshakeDeps) {
     this.#deps = deps
+    this.#helloWaits = new TimerQueue(deps.options.handshakeTimeout, (wait) => wait.expire())
     this.#settings = {
       maxPayload: deps.options.maxPayload,
       closing: deps.closing,
@@ -115,11 +134,12 @@ export class WebSocketHandshakes {
       transport.send(outgoing({ type: PacketType.ERROR, seq: 0, ackId, code, message }))
       transport.close(kind)
     }
-    const timer = setTimeout(() => {
+    const helloWait = new HelloWait(() => {
       settled = true
       server.trackPending(transport, null)
       refuse(ErrorCode.HANDSHAKE_TIMEOUT, `no HELLO within ${options.handshakeTimeout} ms`)
-    }, options.handshakeTimeout)
+    })
+    this.#helloWaits.add(helloWait)
     /**
      * What the HELLO waits for in the forwarder: the lookup of the HELLO's session, or the question
      * to the session's node for it (see `lookUp`), or 'relay' while it connects to the session's
@@ -138,7 +158,7 @@ export class WebSocketHandshakes {
     // bare close would have it take WebSocket for broken and step down to its next transport.
     // The answer the handshake makes later finds the transport closed.
     server.trackPending(transport, () => {
-      clearTimeout(timer)
+      helloWait.leaveQueue()
       if (forwarding === 'relay') closedMeanwhile()
       else if (forwarding !== undefined) closing.lookingUp(ws, forwarding, options.handshakeTimeout)
       else {
@@ -148,7 +168,7 @@ export class WebSocketHandshakes {
     })
     const settle = () => {
       settled = true
-      clearTimeout(timer)
+      helloWait.leaveQueue()
       // Until the session binds it, nothing more is read: packets a client pipelines after its
       // HELLO are numbered, and it resends them after OPEN.
       transport.bind(null)
@@ -187,7 +207,7 @@ export class WebSocketHandshakes {
         refuse(error.code, error.message)
       },
       transportLost: () => {
-        clearTimeout(timer)
+        helloWait.leaveQueue()
         server.trackPending(transport, null)
       },
     })
