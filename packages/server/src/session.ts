@@ -18,6 +18,7 @@ import {
 import { nanoid } from 'nanoid'
 import type { SessionSnapshot } from './adapter/handoff.js'
 import { FrozenGoodbye } from './frozen-goodbye.js'
+import { InputFirstTimer } from './input-first-timer.js'
 import type { Metrics } from './metrics.js'
 import { SHUTTING_DOWN } from './shutting-down.js'
 import { Timed, TimerQueue } from './timer-queue.js'
@@ -429,7 +430,12 @@ export class Session extends Timed implements TransportOwner {
    * that GET (see `#arrived`).
    */
   #awaitingGet = false
-  #recoveryTimer: NodeJS.Timeout | undefined
+  /**
+   * The end of the recovery window of a session without a transport. Its verdict waits two turns
+   * of the event loop (see `InputFirstTimer`): a resume that came while the server's thread
+   * stalled past the window's end is read first, and resumes the session.
+   */
+  #recoveryTimer: InputFirstTimer | undefined
   /**
    * When the recovery window of a session without a transport ends (`performance.now()`):
    * set as it detaches, or as its transport goes with a handoff. A freeze keeps it, so that a
@@ -559,7 +565,8 @@ export class Session extends Timed implements TransportOwner {
       before.close(cut ? 'overflow' : 'normal')
       if (before.lingering) this.#config.linger(this.sid, before)
     }
-    clearTimeout(this.#recoveryTimer)
+    this.#recoveryTimer?.clear()
+    this.#recoveryTimer = undefined
     this.#recoveryEnds = undefined
     this.#adopted = false
     this.#transport = transport
@@ -767,7 +774,7 @@ export class Session extends Timed implements TransportOwner {
     this.#ackTimer = undefined
     // The heartbeat goes on (see `#ping`): a store slower than the client's patience would
     // otherwise have the client give up on a session that is about to be handed off.
-    clearTimeout(this.#recoveryTimer)
+    this.#recoveryTimer?.clear()
     return {
       sid: this.sid,
       id: this.id,
@@ -947,9 +954,9 @@ export class Session extends Timed implements TransportOwner {
   awaitResume(left: number = this.#config.recoveryWindow, adopted = false): void {
     if (this.#state !== 'detached' || this.#transport) return
     this.#adopted = adopted
-    clearTimeout(this.#recoveryTimer)
+    this.#recoveryTimer?.clear()
     this.#recoveryEnds = performance.now() + left
-    this.#recoveryTimer = setTimeout(() => this.end(CloseReason.TRANSPORT_CLOSE), left)
+    this.#recoveryTimer = new InputFirstTimer(left, () => this.end(CloseReason.TRANSPORT_CLOSE))
   }
 
   /**
@@ -981,7 +988,7 @@ export class Session extends Timed implements TransportOwner {
     if (this.#state === 'closed') return
     this.#state = 'closed'
     clearTimeout(this.#ackTimer)
-    clearTimeout(this.#recoveryTimer)
+    this.#recoveryTimer?.clear()
     this.leaveQueue()
     this.#dropKept()
     this.#keptBytes = 0
@@ -1010,7 +1017,7 @@ export class Session extends Timed implements TransportOwner {
     this.#move = undefined
     clearTimeout(this.#ackTimer)
     this.leaveQueue()
-    clearTimeout(this.#recoveryTimer)
+    this.#recoveryTimer?.clear()
     const transport = this.#transport
     this.#transport = null
     if (transport) {
@@ -1258,7 +1265,7 @@ export class Session extends Timed implements TransportOwner {
       transport.close('normal')
     }
     this.#recoveryEnds = performance.now() + this.#config.recoveryWindow
-    this.#recoveryTimer = setTimeout(() => this.end(reason), this.#config.recoveryWindow)
+    this.#recoveryTimer = new InputFirstTimer(this.#config.recoveryWindow, () => this.end(reason))
     // A session that thaws detached had no transport to lose: nothing changed for its owner.
     if (transport) this.#owner?.sessionTransportChanged(null, transport.name)
   }

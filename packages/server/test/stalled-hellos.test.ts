@@ -1,7 +1,7 @@
 // A stall of the server's own event loop (a long synchronous task, a major GC, a debugger's
 // pause) past a deadline that a WebSocket's HELLO ends: a HELLO that arrived during the stall is
-// read before that deadline's verdict, rather than losing to a timer Node runs first: its
-// handshake wait (handshakeTimeout). The
+// read before that deadline's verdict, rather than losing to a timer Node runs first. Its
+// handshake wait (handshakeTimeout), and the recovery window of the session it resumes. The
 // server runs in this thread, which the test blocks; the client (a raw WebSocket,
 // stall-hello-worker.ts) runs in a thread of its own, its HELLO held by the gate of
 // stall-gate.ts until the stall has begun.
@@ -12,10 +12,11 @@ import type { FastifyInstance } from 'fastify'
 import { afterEach, expect, it } from 'vitest'
 import { compiledScript } from '../../../test/support/compiled-script.js'
 import { closeApp, startServer, until, within } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 import { stallFromCheckPhase } from './stall.js'
 import { HOLD } from './stall-gate.js'
 
-/** The deadline under test: handshakeTimeout. */
+/** The deadline under test: handshakeTimeout, or the recovery window. */
 const DEADLINE_MS = 1000
 /** The stall: past the deadline, which falls in it. */
 const STALL_MS = 2000
@@ -73,4 +74,27 @@ it("answers a HELLO that came while the server's thread stalled past handshakeTi
   expect(await within(stallFromCheckPhase(gate, HOLD, STALL_MS), 3000, 'the stall')).toBe(true)
   await until(() => heard.length > 0, 3000, 'the answer to the HELLO')
   expect(heard[0]).toEqual({ packet: PacketType.OPEN, recovered: false })
+}, 22_000)
+
+it("resumes a session whose resume came while the server's thread stalled past its recovery window", async () => {
+  const { app, base } = await server({ recovery: { window: DEADLINE_MS } })
+  const lost: string[] = []
+  app.parley.on('connection', (socket) => {
+    socket.on('transport', (now) => void (now === null && lost.push(socket.id)))
+    socket.on('disconnect', (reason) => void lost.push(`disconnect: ${reason}`))
+  })
+  const first = await rawConnect('websocket', base)
+  const gate = new Int32Array(new SharedArrayBuffer(8))
+  Atomics.store(gate, 0, HOLD)
+  const hello = encodeText({ type: PacketType.HELLO, sid: first.sid, ack: 0 })
+  const heard = await helloThread(base, hello, gate)
+  // Its transport lost, the session waits for a resume; the window runs out during the stall,
+  // the resume arrives in it.
+  first.close()
+  await until(() => lost.length > 0, 3000, 'the session to lose its transport')
+  expect(lost).toEqual([first.id])
+  expect(await within(stallFromCheckPhase(gate, HOLD, STALL_MS), 3000, 'the stall')).toBe(true)
+  await until(() => heard.length > 0, 3000, 'the answer to the resume')
+  expect(heard[0]).toEqual({ packet: PacketType.OPEN, recovered: true })
+  expect(lost).toEqual([first.id])
 }, 22_000)

@@ -1,0 +1,59 @@
+import { MAX_TIMER_MS } from '@parley/protocol'
+
+/**
+ * A one-off deadline whose verdict waits two turns of the event loop after its timer ran
+ * (`setImmediate` twice), as `TimerQueue`'s do, for a deadline of its own rather than one of
+ * many sharing a delay (a session's recovery window, which an adopted session starts with what
+ * was left of its client's; a connection's lingering close; a close's wait for last words).
+ *
+ * After a stall of the event loop (a long synchronous task, a major GC, a debugger's pause) Node
+ * runs the timers that ran out meanwhile before it reads the input that came meanwhile: a
+ * resume, a GET or a client's end that arrived in time would lose to a deadline that ran out
+ * only because the server did not look. The first turn reads what came on open connections and
+ * accepts those opened meanwhile, the second reads their requests (see `TimerQueue`); a verdict
+ * that input made moot is then cleared before it fires. With no such input, it fires those
+ * turns (well under a millisecond) later.
+ *
+ * No closure is made per deadline: the timer and the turns are given the instance.
+ */
+export class InputFirstTimer {
+  readonly #fire: () => void
+  readonly #unref: boolean
+  #timer: NodeJS.Timeout | undefined
+  #turn: NodeJS.Immediate | undefined
+
+  /**
+   * Calls `fire` `ms` after now (at most MAX_TIMER_MS: past it a Node timer runs after 1 ms),
+   * then two turns, unless `clear` was called first. `unref`: the deadline holds no process up.
+   */
+  constructor(ms: number, fire: () => void, unref = false) {
+    this.#fire = fire
+    this.#unref = unref
+    this.#timer = setTimeout(InputFirstTimer.#ran, Math.min(Math.max(0, ms), MAX_TIMER_MS), this)
+    if (unref) this.#timer.unref()
+  }
+
+  /** Cancels it; nothing fires after (safe to call twice, or after it fired). */
+  clear(): void {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    clearImmediate(this.#turn)
+    this.#turn = undefined
+  }
+
+  static #ran(self: InputFirstTimer): void {
+    self.#timer = undefined
+    self.#turn = setImmediate(InputFirstTimer.#secondTurn, self)
+    if (self.#unref) self.#turn.unref()
+  }
+
+  static #secondTurn(self: InputFirstTimer): void {
+    self.#turn = setImmediate(InputFirstTimer.#due, self)
+    if (self.#unref) self.#turn.unref()
+  }
+
+  static #due(self: InputFirstTimer): void {
+    self.#turn = undefined
+    self.#fire()
+  }
+}
