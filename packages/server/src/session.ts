@@ -1395,7 +1395,11 @@ export class Session extends Timed implements TransportOwner {
 
   #checkPong(): void {
     // A check that was pending at the freeze: the PONG could not be read, and is not asked for.
-    if (this.#heard || this.#state === 'frozen') heartbeatQueuesOf(this.#config).again.add(this)
+    // The next PING is due the rest of pingInterval after the check was (`due`, still the
+    // check's), not after it ran: a check the event loop held up (a stall of the server's
+    // thread) would delay that PING by as much, and past the client's own wait for it
+    // (pingInterval + pingTimeout from the PING before) once the stall passed twice pingTimeout.
+    if (this.#heard || this.#state === 'frozen') heartbeatQueuesOf(this.#config).again.add(this, this.due)
     else this.#detach(CloseReason.PING_TIMEOUT)
   }
 

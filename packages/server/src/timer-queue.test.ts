@@ -52,6 +52,29 @@ describe('TimerQueue', () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
+  it('counts an entry added from a moment past from then: at once when that is past, never before one in', async () => {
+    const fired: string[] = []
+    const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))
+    await advance(500)
+    const start = performance.now()
+    // Its deadline passed already: it fires at the next run, at once.
+    queue.add(new Named('past'), start - 150)
+    await advance(0)
+    expect(fired).toEqual(['past'])
+    queue.add(new Named('a'))
+    queue.add(new Named('b'), start - 60)
+    // b's own deadline (40 ms from now) comes before a's: it waits for a, whose place it cannot pass.
+    await advance(99)
+    expect(fired).toEqual(['past'])
+    await advance(1)
+    expect(fired).toEqual(['past', 'a', 'b'])
+    queue.add(new Named('c'), performance.now() - 30)
+    await advance(69)
+    expect(fired).toEqual(['past', 'a', 'b'])
+    await advance(1)
+    expect(fired).toEqual(['past', 'a', 'b', 'c'])
+  })
+
   it('forgets a cancelled entry, and lets its timer go when nothing is left', async () => {
     const fired: string[] = []
     const queue = new TimerQueue<Named>(100, (entry) => fired.push(entry.name))

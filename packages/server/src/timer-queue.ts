@@ -68,10 +68,20 @@ export class TimerQueue<T extends Timed> {
     this.#late = late
   }
 
-  /** Sets `entry` to fall due `delay` ms from now, taking it out of any queue it was in. */
-  add(entry: T): void {
+  /**
+   * Sets `entry` to fall due `delay` ms from now, taking it out of any queue it was in; with
+   * `from` (a moment past, on the `performance.now()` clock), `delay` ms from then: a deadline
+   * that follows another one which fired late (the heartbeat's next PING after a check the event
+   * loop held up) keeps its place in time rather than moving by the delay, and falls due at once
+   * when that place is past. Never before an entry already in (the queue stays in order): at the
+   * same time as the last, at the earliest.
+   */
+  add(entry: T, from?: number): void {
     entry.leaveQueue()
-    entry.due = Math.ceil(performance.now() + this.delay)
+    const now = performance.now()
+    let due = Math.ceil((from ?? now) + this.delay)
+    if (from !== undefined && this.#tail && due < this.#tail.due) due = this.#tail.due
+    entry.due = due
     entry.queue = this
     entry.prev = this.#tail
     entry.next = null
@@ -79,7 +89,10 @@ export class TimerQueue<T extends Timed> {
     else this.#head = entry
     this.#tail = entry
     // While the turns are pending, the second sets the timer for whatever is left when it has fired.
-    if (!this.#turn) this.#timer ??= setTimeout(this.#run, Math.min(this.delay, MAX_TIMER_MS))
+    if (!this.#turn) {
+      const wait = from === undefined ? this.delay : Math.max(0, due - now)
+      this.#timer ??= setTimeout(this.#run, Math.min(wait, MAX_TIMER_MS))
+    }
   }
 
   /** Takes `entry` out; the timer goes when nothing is left. */

@@ -24,11 +24,27 @@ const PING_INTERVAL = 2000
 const PING_TIMEOUT = 1000
 /**
  * The stall: past pingTimeout, so that the check of the PING falls in it, half a second before
- * its end; within twice pingTimeout, so that the PING after that check (late by the stall, then
- * pingInterval - pingTimeout) still comes within the client's own window, pingInterval +
- * pingTimeout after the PING before.
+ * its end; short of pingInterval, so that the PING after that check comes when it is due, after
+ * the stall (a longer one is LONG_STALL's).
  */
 const STALL_MS = 1500
+
+/** The heartbeat of a server, and the stall the test makes. */
+interface Beat {
+  pingInterval: number
+  pingTimeout: number
+  stallMs: number
+}
+
+const BEAT: Beat = { pingInterval: PING_INTERVAL, pingTimeout: PING_TIMEOUT, stallMs: STALL_MS }
+
+/**
+ * A stall past twice pingTimeout and short of pingInterval: the PING after the check that fell in
+ * it is due 2 s after the stall, and the client's window (pingInterval + pingTimeout from the PING
+ * before) ends a second after that. Counted from the check, late by the stall, that PING would
+ * come a second after the window.
+ */
+const LONG_STALL: Beat = { pingInterval: 5000, pingTimeout: 1000, stallMs: 3000 }
 
 const PING = encodeText({ type: PacketType.PING })
 const entry = fileURLToPath(new URL('./stall-client-worker.ts', import.meta.url))
@@ -43,14 +59,15 @@ afterEach(async () => {
  * A server whose sockets answer `echo`, and which records its sockets and what it says that a
  * live session should not (a transport lost, a disconnect); with `connectionPerRequest`, it closes
  * every HTTP connection after its response. `stallAfterNextPing(state)` stalls it (see
- * `stallFromCheckPhase`) as the next PING is written.
+ * `stallFromCheckPhase`) as the next PING is written; `pinged()` counts the PINGs written.
  */
-async function stallingServer(gate: Int32Array, connectionPerRequest = false) {
+async function stallingServer(gate: Int32Array, connectionPerRequest = false, beat = BEAT) {
   const sockets: ServerSocket[] = []
   const said: string[] = []
   let onPing: (() => void) | undefined
+  let pings = 0
   const started: Started = await startServer(
-    { pingInterval: PING_INTERVAL, pingTimeout: PING_TIMEOUT, recovery: false },
+    { pingInterval: beat.pingInterval, pingTimeout: beat.pingTimeout, recovery: false },
     (app) => {
       app.parley.on('connection', (socket) => {
         sockets.push(socket)
@@ -67,6 +84,7 @@ async function stallingServer(gate: Int32Array, connectionPerRequest = false) {
       app.server.on('connection', (connection) => {
         const write = connection.write
         connection.write = ((...args: Parameters<typeof write>) => {
+          if (String(args[0]).includes(PING)) pings++
           if (onPing && String(args[0]).includes(PING)) {
             const then = onPing
             onPing = undefined
@@ -80,9 +98,9 @@ async function stallingServer(gate: Int32Array, connectionPerRequest = false) {
   closers.push(() => closeApp(started.app))
   const stallAfterNextPing = (state: typeof HOLD | typeof MUTE) =>
     new Promise<boolean>((resolve) => {
-      onPing = () => resolve(stallFromCheckPhase(gate, state, STALL_MS))
+      onPing = () => resolve(stallFromCheckPhase(gate, state, beat.stallMs))
     })
-  return { started, sockets, said, stallAfterNextPing }
+  return { started, sockets, said, stallAfterNextPing, pinged: () => pings }
 }
 
 /**
@@ -137,6 +155,21 @@ it.each([
   // with 2 s to spare.
   26_000,
 )
+
+it("sends the PING after a stall of the server's thread past twice pingTimeout when it was due, within the client's wait", async () => {
+  const gate = new Int32Array(new SharedArrayBuffer(8))
+  const server = await stallingServer(gate, false, LONG_STALL)
+  const client = await clientThread(server.started.base, 'websocket', gate)
+  await client.echo('before')
+  const stall = server.stallAfterNextPing(HOLD)
+  const bound = LONG_STALL.pingInterval + LONG_STALL.stallMs + 2000
+  expect(await within(stall, bound, 'the PING and the stall after it')).toBe(true)
+  const pings = server.pinged()
+  // The next PING is due 2 s after the stall; the client gives up a second later without it.
+  await until(() => server.pinged() > pings || client.said.length > 0, 4000, 'the next PING')
+  await client.echo('after')
+  expect({ server: server.said, client: client.said }).toEqual({ server: [], client: [] })
+}, 30_000)
 
 it("still ends a session whose client sent nothing through the server's stall with ping timeout", async () => {
   const gate = new Int32Array(new SharedArrayBuffer(8))
