@@ -1,11 +1,11 @@
-import { MAX_TIMER_MS } from '@parley/protocol'
 import type { RouteParams } from './route-params.js'
+import { Timed, TimerQueue } from './timer-queue.js'
 import type { Transport } from './transports/transport.js'
 
 /**
  * What the last words of ended HTTP sessions may hold at once while the server runs, in
  * `maxBufferedBytes` (64 MiB by default), each counted as at least LINGER_MIN_BYTES (its
- * objects and its timer). Past it the oldest are forgotten: their client's next GET gets
+ * objects). Past it the oldest are forgotten: their client's next GET gets
  * PARLEY_UNKNOWN_SESSION and its resume the session's CLOSE, without what was queued before it.
  * A client that opens sessions and has them end (an invalid packet ends one) could otherwise
  * have the server keep a queue for each, for pingInterval + pingTimeout.
@@ -22,6 +22,18 @@ export interface LingeringOptions {
   closing: () => boolean
 }
 
+/** The last words kept for one sid, and its place in the queue of their deadlines. */
+class Kept extends Timed {
+  constructor(
+    readonly sid: string,
+    readonly transport: Transport,
+    readonly bytes: number,
+    readonly params: RouteParams | undefined,
+  ) {
+    super()
+  }
+}
+
 /**
  * Closed HTTP transports whose last words (a CLOSE, a MOVED) wait for one more GET of their
  * client, by sid: a client between two GETs learns this way that its session was closed or
@@ -30,10 +42,13 @@ export interface LingeringOptions {
  */
 export class Lingering {
   readonly #options: LingeringOptions
-  readonly #entries = new Map<
-    string,
-    { transport: Transport; timer: NodeJS.Timeout; bytes: number; params: RouteParams | undefined }
-  >()
+  readonly #entries = new Map<string, Kept>()
+  /**
+   * When each is forgotten: pingInterval + pingTimeout after it was kept, one delay for all (see
+   * `TimerQueue`). The verdicts wait two turns of the event loop: a GET that came while the
+   * server's thread stalled past a deadline is read first, and takes its last words.
+   */
+  readonly #deadlines: TimerQueue<Kept>
   /** What the entries count, together (see LINGERING_BUFFERS). */
   #bytes = 0
   /** True once the last words kept at close are dropped: nothing is kept for later requests. */
@@ -50,6 +65,10 @@ export class Lingering {
 
   constructor(options: LingeringOptions) {
     this.#options = options
+    // A client polls again at once, and reads a stream within its ping timeout at the latest.
+    this.#deadlines = new TimerQueue(options.pingInterval + options.pingTimeout, (kept) =>
+      this.#forget(kept.sid),
+    )
   }
 
   /**
@@ -61,13 +80,11 @@ export class Lingering {
     // once the server stops answering, nothing is kept.
     if (this.#forgetting) return
     this.#forget(sid)
-    const { pingInterval, pingTimeout, maxBufferedBytes, closing } = this.#options
-    // A client polls again at once, and reads a stream within its ping timeout at the latest.
-    // Each may be up to MAX_TIMER_MS: past it, a Node timer would run after 1 ms.
-    const timer = setTimeout(() => this.#forget(sid), Math.min(pingInterval + pingTimeout, MAX_TIMER_MS))
-    timer.unref()
+    const { maxBufferedBytes, closing } = this.#options
     const bytes = Math.max(transport.bufferedAmount, LINGER_MIN_BYTES)
-    this.#entries.set(sid, { transport, timer, bytes, params })
+    const kept = new Kept(sid, transport, bytes, params)
+    this.#deadlines.add(kept)
+    this.#entries.set(sid, kept)
     this.#bytes += bytes
     // At close every session ends at once and lingers: as many as there were sessions (at most
     // maxSessions), none of them a client's doing, and each awaited (see `taken`).
@@ -132,7 +149,7 @@ export class Lingering {
   /** Drops every last word kept, and keeps none from now on: the server no longer answers requests. */
   forgetAll(): void {
     this.#forgetting = true
-    for (const { timer } of this.#entries.values()) clearTimeout(timer)
+    for (const kept of this.#entries.values()) kept.leaveQueue()
     this.#entries.clear()
     this.#bytes = 0
     this.#awaited.clear()
@@ -146,7 +163,7 @@ export class Lingering {
   #forget(sid: string): void {
     const entry = this.#entries.get(sid)
     if (!entry) return
-    clearTimeout(entry.timer)
+    entry.leaveQueue()
     this.#entries.delete(sid)
     this.#bytes -= entry.bytes
     if (this.#awaited.delete(sid) && this.#awaited.size === 0) this.#gone()

@@ -5,7 +5,7 @@
 import { connect } from 'node:net'
 import { parentPort, workerData } from 'node:worker_threads'
 import { awaitStall } from './stall.js'
-import { HOLD_BOUND_MS } from './stall-gate.js'
+import { HOLD_BOUND_MS, SENT } from './stall-gate.js'
 
 const { port, first, rest, gate } = workerData as {
   port: number
@@ -26,6 +26,7 @@ const socket = connect(port, '127.0.0.1', () => {
   // Once `first` is the kernel's: held (bounded) until the stall began.
   socket.write(first, () => {
     awaitStall(gate, HOLD_BOUND_MS)
+    Atomics.add(gate, SENT, 1)
     socket.write(rest)
   })
 })
