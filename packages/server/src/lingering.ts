@@ -1,3 +1,4 @@
+import { InputFirstTimer } from './input-first-timer.js'
 import type { RouteParams } from './route-params.js'
 import { Timed, TimerQueue } from './timer-queue.js'
 import type { Transport } from './transports/transport.js'
@@ -137,11 +138,14 @@ export class Lingering {
     if (this.#awaited.size === 0 || wait <= 0) return Promise.resolve()
     return new Promise((resolve) => {
       const done = () => {
-        clearTimeout(timer)
+        timer.clear()
         this.#waiters.delete(done)
         resolve()
       }
-      const timer = setTimeout(done, wait)
+      // Its verdict waits two turns (see `InputFirstTimer`): a GET that came while the server's
+      // thread stalled past the wait is read first and takes its CLOSE, where the close, going
+      // on at once, would forget it.
+      const timer = new InputFirstTimer(wait, done)
       this.#waiters.add(done)
     })
   }
