@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { Socket } from 'node:net'
+import { InputFirstTimer } from '../input-first-timer.js'
 
 /** How long a connection is kept open, reading, after an answer sent before its body ended. */
 export const LINGER_MS = 2000
@@ -40,8 +41,11 @@ interface Lingering extends Socket {
 function linger(socket: Socket, res: ServerResponse, lingerMs: number): void {
   if (socket.writable) socket.end()
   const close = () => socket.destroy()
-  const timer = setTimeout(close, lingerMs)
-  socket.once('close', () => clearTimeout(timer))
+  // Its verdict waits two turns of the event loop (see `InputFirstTimer`): after a stall of the
+  // server's thread past `lingerMs`, the rest and the end that came meanwhile are read first, and
+  // the connection ends without the reset that destroying it with them unread would send.
+  const timer = new InputFirstTimer(lingerMs, close)
+  socket.once('close', () => timer.clear())
   // The client closed its side: it has nothing more to send, and has read the answer.
   socket.once('end', close)
   const start = socket.bytesRead
