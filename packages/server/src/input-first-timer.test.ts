@@ -1,0 +1,51 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import { InputFirstTimer } from './input-first-timer.js'
+
+// The timer and the clock are faked; the turns after it ran (setImmediate) are real, as in
+// timer-queue.test.ts.
+beforeEach(() => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] })
+})
+
+afterEach(() => {
+  vi.useRealTimers()
+})
+
+const immediate = setImmediate
+const turn = () => new Promise((resolve) => immediate(resolve))
+
+describe('InputFirstTimer', () => {
+  it('fires two turns of the event loop after its time ran out, not before', async () => {
+    let fired = 0
+    new InputFirstTimer(100, () => fired++)
+    vi.advanceTimersByTime(99)
+    await turn()
+    await turn()
+    expect(fired).toBe(0)
+    vi.advanceTimersByTime(1)
+    expect(fired).toBe(0)
+    await turn()
+    expect(fired).toBe(0)
+    await turn()
+    expect(fired).toBe(1)
+  })
+
+  it('does not fire once cleared, even in the turns after its time ran out (input read in them)', async () => {
+    let fired = 0
+    const timer = new InputFirstTimer(100, () => fired++)
+    vi.advanceTimersByTime(100)
+    await turn()
+    timer.clear()
+    await turn()
+    await turn()
+    expect(fired).toBe(0)
+    timer.clear()
+    const early = new InputFirstTimer(100, () => fired++)
+    early.clear()
+    vi.advanceTimersByTime(200)
+    await turn()
+    await turn()
+    expect(fired).toBe(0)
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})
