@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import type { Adapter } from './adapter/adapter.js'
 import type { SessionSnapshot } from './adapter/handoff.js'
-import { Drain } from './drain.js'
+import { Drain, handOffTtl } from './drain.js'
 import { noMetrics } from './metrics.js'
 import type { SessionState } from './session.js'
 import type { ServerSocket } from './socket.js'
@@ -12,7 +12,8 @@ import type { ServerSocket } from './socket.js'
  * the old node's tail (not `restoring`), a session this node is taking over looks the same.
  */
 function liveSocket(sid: string, events: string[]) {
-  const session = { sid, state: 'detached' as SessionState, restoring: false }
+  // Its whole window: the drain's `ttl` below.
+  const session = { sid, state: 'detached' as SessionState, restoring: false, recoveryLeft: () => 1000 }
   return {
     session,
     freeze() {
@@ -133,5 +134,20 @@ describe('Drain', () => {
     // Frozen and handed on now, a confirm that says 'kept' or 'ended' would drop it here while
     // its snapshot stays claimable elsewhere: it ends at close instead, as without handoff.
     expect(events).toEqual(['freeze settled', 'store settled', 'hand off settled'])
+  })
+})
+
+describe('handOffTtl', () => {
+  const left = (ms: number) => ({ recoveryLeft: () => ms })
+
+  it('is the whole window for a connected client, and what is left of it for an away one', () => {
+    expect(handOffTtl(left(60_000), 60_000)).toBe(60_000)
+    expect(handOffTtl(left(1500), 60_000)).toBe(1500)
+  })
+
+  it('is never past the window, and at least 1 ms for a window spent', () => {
+    expect(handOffTtl(left(90_000), 60_000)).toBe(60_000)
+    expect(handOffTtl(left(0), 60_000)).toBe(1)
+    expect(handOffTtl(undefined, 60_000)).toBe(60_000)
   })
 })

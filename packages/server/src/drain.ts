@@ -65,7 +65,10 @@ export const ARRIVALS_SHARE = 0.5
 export interface DrainContext {
   adapter: Adapter
   options: { timeout: number; batchSize: number; retrySpread: number }
-  /** How long a stored session may wait to be claimed: the recovery window, in ms. */
+  /**
+   * The recovery window, in ms: how long a stored session may wait to be claimed when its client
+   * is told to resume elsewhere now (see `handOffTtl` for one whose client was away already).
+   */
   ttl: number
   log: FastifyBaseLogger
   /** The `retryAfter` of a CLOSE 'server shutdown', for a session that could not be handed off. */
@@ -341,7 +344,10 @@ export class Drain {
         tried.add(socket.session.sid)
         this.#storing.add(socket)
       }
-      const answers = snapshots.map((snapshot) => askHandOff(adapter, snapshot, ttl))
+      // Each for what is left of its client's window: an away client's has been running.
+      const answers = snapshots.map((snapshot, k) =>
+        askHandOff(adapter, snapshot, handOffTtl(batch[k]?.session, ttl)),
+      )
       // A rejection counts as not stored (see `withdrawOnceStored` for what follows it).
       const stored = await Promise.all(
         answers.map((answer) => within(notStoredOnRejection(answer), left, false)),
@@ -544,6 +550,20 @@ export function answeredIn(tail: readonly string[]): Set<number> {
     if (packet.type === PacketType.REPLY || packet.type === PacketType.ERROR) answered.add(packet.ackId)
   }
   return answered
+}
+
+/**
+ * How long the snapshot of `session`, frozen for a handoff, is stored for a claim, in ms: the whole
+ * recovery window `ttl` when its client is still connected (its window starts as it is told to
+ * resume elsewhere), and what is left of it when its client was away already (its transport gone
+ * before the drain, its window running since: see `Session.recoveryLeft`). Stored for a whole new
+ * window, such a session would be claimable, and kept by the node that takes it over without its
+ * client (see `SessionClaim.recoveryLeft`), past the end of its client's. At least 1 ms: a store
+ * takes no shorter life.
+ */
+export function handOffTtl(session: { recoveryLeft(): number } | undefined, ttl: number): number {
+  const left = session?.recoveryLeft() ?? ttl
+  return Math.max(1, Math.min(ttl, left))
 }
 
 /**

@@ -75,6 +75,8 @@ export class Cluster {
   storeRejects = false
   /** The sid of each `handOff` call, in order. */
   readonly handOffSids: string[] = []
+  /** The `ttl` of the latest `handOff` call of each sid: how long it asked the store to keep it. */
+  readonly handOffTtls = new Map<string, number>()
   /** `handOff` calls that answered (true or false), for tests that wait for a late answer. */
   handOffsAnswered = 0
   /** How long `claimSession` takes to claim one (a client that comes back late), in ms. */
@@ -372,8 +374,9 @@ class HandOffClusterAdapter extends ClusterAdapter {
     return url === undefined ? answer : { ...answer, url }
   }
 
-  async handOff(snapshot: SessionSnapshot): Promise<boolean> {
+  async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
     this.cluster.handOffSids.push(snapshot.sid)
+    this.cluster.handOffTtls.set(snapshot.sid, ttl)
     if (this.cluster.storeSilent) return new Promise<boolean>(() => {})
     try {
       const stored = await this.#store(snapshot)

@@ -392,7 +392,12 @@ export interface Adapter {
   endedSession?(sid: string): EndedSession | undefined | Promise<EndedSession | undefined>
   /**
    * Drain with handoff (a multi-node adapter with a shared store; see docs/scaling.md). Stores
-   * the snapshot of a session of this node so that another node can claim it, for `ttl` ms.
+   * the snapshot of a session of this node so that another node can claim it, for `ttl` ms: what
+   * is left of its client's recovery window, each session its own (at least 1). The whole window
+   * for a session whose client is connected, told to resume elsewhere once this resolves; less
+   * for one whose client was away already (its transport gone before the drain), whose window
+   * has been running since: past it, no resume of that client's may find the session. An
+   * adapter that tells a claim what was left (`SessionClaim.recoveryLeft`) reads it from there.
    * Resolves true once it is stored (the server then tells the client to resume elsewhere);
    * false when it could not be (the session then ends as without handoff, and the snapshot must
    * never be claimable; one whose middleware held events first runs them, once `withdrawHandOff`

@@ -194,7 +194,8 @@ export interface SessionClaim {
   /**
    * What was left of the client's recovery window when the claim was made, in ms, as the store
    * knows it (with @parley/redis: the life left of the handoff's keys, which the old node wrote
-   * for its recovery window as it told its client to resume elsewhere). A session this node takes
+   * for what was left of its client's window: the whole window for a client it told to resume
+   * elsewhere, less for one that was away already, see `Adapter.handOff`). A session this node takes
    * over without its client, who is answered "try again" (its middleware past `handshakeTimeout`,
    * or a refusal the node's close answered), waits for that try no longer than this, less the
    * time the takeover took, and never past this node's own window: a client that never comes back

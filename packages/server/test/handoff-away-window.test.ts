@@ -1,0 +1,55 @@
+// A drain hands each session off for what is left of its client's recovery window: the whole
+// window for a client still connected (its window starts as it is told to resume elsewhere), what
+// is left of it for one that was away already (its window running since its transport went).
+// Stored for a whole new window, an away client's session stayed claimable, and was kept by the
+// node that took it over, past the end of its client's window. On the Adapter contract (the
+// in-process cluster adapter); end to end on Redis in packages/redis/test/away-window.test.ts.
+import { describe, expect, it } from 'vitest'
+import { Cluster } from './cluster-adapter.js'
+import { handoffScene } from './handoff-scene.js'
+import { sleep, startServer, until } from './helpers.js'
+import { type RawClient, rawConnect } from './raw-client.js'
+
+const opened = handoffScene()
+
+/** The recovery window: long, so that what an away client spent of it shows. */
+const WINDOW = 60_000
+
+/** How long the away client is gone before the drain, at least. */
+const AWAY_MS = 300
+
+describe('a drain with handoff', () => {
+  it('stores an away client’s session for what is left of its window, a connected one’s for the whole window', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const a = await startServer({
+      adapter: cluster.adapter('a'),
+      handoff: { timeout: 400, retrySpread: 0 },
+      recovery: { window: WINDOW },
+    })
+    opened.nodes.push(a)
+    const raws: RawClient[] = []
+    try {
+      const live = await rawConnect('websocket', a.base)
+      const away = await rawConnect('websocket', a.base)
+      raws.push(live, away)
+      away.close()
+      // The server saw its transport go: the client's window runs from no later than now.
+      await until(
+        () => a.app.parley.sockets.get(away.id)?.transport === null,
+        3000,
+        'the away transport gone',
+      )
+      const wentAt = performance.now()
+      await sleep(AWAY_MS)
+      const spent = Math.floor(performance.now() - wentAt)
+      await a.app.close()
+      opened.letGo(a)
+      expect(cluster.handOffTtls.get(live.sid)).toBe(WINDOW)
+      const left = cluster.handOffTtls.get(away.sid)
+      expect(left).toBeGreaterThan(0)
+      expect(left).toBeLessThanOrEqual(WINDOW - spent)
+    } finally {
+      for (const raw of raws) raw.close()
+    }
+  })
+})
