@@ -136,6 +136,7 @@ export class Claims {
       sealed: won.sealed,
       alone: won.alone,
       recoveryLeft: won.recoveryLeft,
+      answeredAt: won.answeredAt,
       saidGoodbye: (node) => this.#parts.nodes.saidGoodbye(node),
       publish: async (marker, takeover) => {
         // Refused while this node's connection is slow, the marker would never reach the old

@@ -400,6 +400,8 @@ export interface Won {
    * keys had left before the claim kept them longer (see CLAIM); undefined when Redis did not say.
    */
   recoveryLeft: number | undefined
+  /** When Redis' answer was read (`performance.now()`): the moment `recoveryLeft` was true at. */
+  answeredAt: number
 }
 
 /** A claim lost to another one whose takeover is still under way. */
@@ -815,6 +817,8 @@ export class HandOffStore {
         return UNSURE
       })
     if (reply === UNSURE) return 'unsure'
+    // Before any other work: what the claimer does from here counts against the client's window.
+    const answeredAt = performance.now()
     if (Array.isArray(reply) && reply.length === 1 && asText(reply[0]) === 'params') return OTHER_PARAMS
     if (Array.isArray(reply) && reply.length === 2 && asText(reply[0]) === 'owned') {
       // A record still saying "handing off", its handoff gone (expired), names no live session.
@@ -839,6 +843,7 @@ export class HandOffStore {
       standsFor: typeof keysLive === 'number' && keysLive > 0 ? keysLive : CLAIM_KEEP_MS,
       // PTTL: -1 for keys without an expiry, which says nothing of the window.
       recoveryLeft: typeof window === 'number' && window >= 0 ? window : undefined,
+      answeredAt,
     }
   }
 

@@ -51,6 +51,8 @@ export interface TakeoverContext {
   alone: boolean
   /** What was left of the client's recovery window at the claim, in ms (see `SessionClaim.recoveryLeft`). */
   recoveryLeft: number | undefined
+  /** When Redis answered the claim (see `SessionClaim.answeredAt`). */
+  answeredAt: number
   /**
    * True when `node` said that it left, heard here or marked in Redis (see `Nodes.saidGoodbye`):
    * nothing more comes from it. A node merely out of the live set (its heartbeat lapsed) may be
@@ -185,6 +187,11 @@ export class Takeover implements SessionClaim {
   /** See `SessionClaim.recoveryLeft`. */
   get recoveryLeft(): number | undefined {
     return this.context.recoveryLeft
+  }
+
+  /** See `SessionClaim.answeredAt`. */
+  get answeredAt(): number {
+    return this.context.answeredAt
   }
 
   takeOver(join: () => void): Promise<HandOffTail> {

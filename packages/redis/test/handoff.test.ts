@@ -316,9 +316,14 @@ describe.skipIf(skipRedisSuites())('drain with handoff', () => {
     // Shorter than the life a claim keeps the keys for (CLAIM_KEEP_MS, 30 s), which is not the
     // client's window.
     expect(await handOff(a!, socket, 'sid-left', [], 5000)).toBe(true)
+    const asked = performance.now()
     const left = (await b!.adapter.claimSession('sid-left')) as SessionClaim
+    const resolved = performance.now()
     expect(left.recoveryLeft).toBeGreaterThan(0)
     expect(left.recoveryLeft).toBeLessThanOrEqual(5000)
+    // And when Redis answered: the moment the server counts the takeover's time from.
+    expect(left.answeredAt).toBeGreaterThanOrEqual(asked)
+    expect(left.answeredAt).toBeLessThanOrEqual(resolved)
     await within(takeOver(b!, left).done, 5000, 'the takeover')
   })
 

@@ -119,7 +119,7 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
     const { metrics, handoffLogs } = context
-    // The claim's moment, which `claim.recoveryLeft` counts from (see `#keptFor`).
+    // When no claim's moment is given, the takeover counts from its own (see `#keptFor`).
     const began = performance.now()
     const snapshot = claim.snapshot
     if (snapshot.params !== undefined && !sameParams(snapshot.params, handshake.params)) {
@@ -246,18 +246,22 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
   /**
    * How long a session taken over without its client, who was answered "try again" (see
    * `#noVerdict`), waits for that try: what was left of the client's recovery window when the
-   * claim was made (`SessionClaim.recoveryLeft`), less what the takeover took since `began`, never past
-   * this node's own window; at least 1 ms (a window spent meanwhile ends the session at once, and
-   * the client's try gets its end). Undefined, the whole window from now, when the adapter does
-   * not say. A client whose transport went during the takeover is not counted so: its window
-   * begins as its transport goes, as at any detach.
+   * claim was made (`SessionClaim.recoveryLeft`), less the time since the store answered the
+   * claim (`SessionClaim.answeredAt`; without it, since `began`, the takeover's start), never
+   * past this node's own window; at least 1 ms (a window spent meanwhile ends the session at
+   * once, and the client's try gets its end). Undefined, the whole window from now, when the
+   * adapter does not say what was left. A client whose transport went during the takeover is not
+   * counted so: its window begins as its transport goes, as at any detach.
    */
   #keptFor(claim: SessionClaim, began: number): number | undefined {
     // An adapter of the application's may give anything.
     const left: unknown = claim.recoveryLeft
     if (typeof left !== 'number' || !(left >= 0)) return undefined
+    const answered: unknown = claim.answeredAt
+    // Counted from a moment after `began` (or from none), the session would outlast its window.
+    const from = typeof answered === 'number' && answered >= 0 && answered <= began ? answered : began
     const window = this.#context.sessionConfig.recoveryWindow
-    return Math.max(1, Math.min(left - (performance.now() - began), window))
+    return Math.max(1, Math.min(left - (performance.now() - from), window))
   }
 
   /**

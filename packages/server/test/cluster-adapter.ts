@@ -81,6 +81,16 @@ export class Cluster {
   handOffsAnswered = 0
   /** How long `claimSession` takes to claim one (a client that comes back late), in ms. */
   claimDelayMs = 0
+  /**
+   * What each claim says was left of its client's window (`SessionClaim.recoveryLeft`): any value,
+   * as an adapter of the application's may give one. Undefined: the claim says nothing.
+   */
+  claimRecoveryLeft: unknown = undefined
+  /**
+   * When each claim says the store answered it (`SessionClaim.answeredAt`), asked as the claim
+   * resolves: any value. Unset: the claim says nothing.
+   */
+  claimAnsweredAt: (() => unknown) | undefined
   /** The sids `claimSession` was called with, in order. */
   readonly claimed: string[] = []
   /** The most `claimSession` calls under way at once, and how many are now. */
@@ -490,8 +500,14 @@ class HandOffClusterAdapter extends ClusterAdapter {
       snapshot.kept.push('not a packet')
       snapshot.outSeq++
     }
+    // An adapter of the application's may say anything: the server's guard reads what it gets.
+    const says = {
+      ...(this.cluster.claimRecoveryLeft !== undefined && { recoveryLeft: this.cluster.claimRecoveryLeft }),
+      ...(this.cluster.claimAnsweredAt && { answeredAt: this.cluster.claimAnsweredAt() }),
+    } as Pick<SessionClaim, 'recoveryLeft' | 'answeredAt'>
     return {
       snapshot,
+      ...says,
       takeOver: async (join) => {
         await hop()
         if (this.cluster.takeOverDelayMs > 0)

@@ -195,14 +195,23 @@ export interface SessionClaim {
    * What was left of the client's recovery window when the claim was made, in ms, as the store
    * knows it (with @parley/redis: the life left of the handoff's keys, which the old node wrote
    * for what was left of its client's window: the whole window for a client it told to resume
-   * elsewhere, less for one that was away already, see `Adapter.handOff`). A session this node takes
-   * over without its client, who is answered "try again" (its middleware past `handshakeTimeout`,
-   * or a refusal the node's close answered), waits for that try no longer than this, less the
-   * time the takeover took, and never past this node's own window: a client that never comes back
-   * is held no longer than its application configured, as a resume's session waits on its own
-   * node. Absent, or not a number >= 0: this node's whole recovery window, from then.
+   * elsewhere, less for one that was away already, see `Adapter.handOff`). A session this node
+   * takes over without its client, who is answered "try again" (its middleware past
+   * `handshakeTimeout`, or a refusal the node's close answered), waits for that try no longer than
+   * this, less the time since the claim (see `answeredAt`), and never past this node's own
+   * window: a client that never comes back is held no longer than its application configured, as
+   * a resume's session waits on its own node. Absent, or not a number >= 0: this node's whole
+   * recovery window, from then.
    */
   readonly recoveryLeft?: number
+  /**
+   * When the store answered the claim (`performance.now()` in this process): the moment
+   * `recoveryLeft` was true at, from which the server counts the time the takeover took (see
+   * there). Set it where the store's answer is read, before any other work of the adapter's:
+   * what comes between counts. Absent, or not a number from 0 to the takeover's start: the server
+   * counts from that start, a little later, which keeps the session that much longer.
+   */
+  readonly answeredAt?: number
   /**
    * Takes the session over. Calls `join` once, synchronously, at the point of the broadcast
    * order from which this node delivers broadcasts to the socket (the old node delivered every
