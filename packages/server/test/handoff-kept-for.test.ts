@@ -2,8 +2,9 @@
 // is taken over without its client, who is told to try again, and kept for that try no longer
 // than what the claim says was left of the client's window (`SessionClaim.recoveryLeft`), counted
 // from when the store answered the claim (`SessionClaim.answeredAt`), never past b's own window.
-// How long b keeps it is read where b hands it on: b drains next, and stores the session for
-// what is left of its client's window.
+// What an adapter says is read as untrusted: a value that is no length of time keeps the session
+// for b's whole window, as a claim that says nothing. How long b keeps it is read where b hands
+// it on: b drains next, and stores the session for what is left of its client's window.
 import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
@@ -104,4 +105,17 @@ describe('a session taken over without its client', () => {
     },
   )
 
+  it.each([
+    ['says nothing', undefined],
+    ['says no number', '5000'],
+    ['says a negative time', -1],
+    ['says NaN', Number.NaN],
+  ])('is kept for the whole window when the claim %s', async (_what, left) => {
+    const kept = await keptOnB((cluster) => {
+      cluster.claimRecoveryLeft = left
+    })
+    // The whole window, less the moments between the takeover and b's drain.
+    expect(kept).toBeGreaterThan(WINDOW - 10_000)
+    expect(kept).toBeLessThanOrEqual(WINDOW)
+  })
 })
