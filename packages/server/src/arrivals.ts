@@ -371,6 +371,9 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   async adopt(sessions: readonly Adoption[], transport: () => Transport, within?: number): Promise<number> {
     const { handoff, closing, recoveryWindow } = this.#context
     if (!handoff || closing() || !Array.isArray(sessions)) return 0
+    // What each session's `left` counts from: the claims run in turns, and what they wait for
+    // here is spent of their clients' windows too (see `#adoptOne`).
+    const asked = performance.now()
     // Past what the draining node waits, it has sealed them: a claim then would take a session
     // over late (what was sent to it since the seal lost), as its client's own resume would.
     const until =
@@ -391,7 +394,9 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
       }
       // Tracked as a resume's claim is: a drain that begins meanwhile waits for it, and hands
       // on the session it wins.
-      const answer = await safely(() => this.#arriveTracked(sid, () => this.#adoptOne(adoption, transport())))
+      const answer = await safely(() =>
+        this.#arriveTracked(sid, () => this.#adoptOne(adoption, transport(), asked)),
+      )
       return answer === null && this.#context.sessionFor(sid) !== undefined
     })
     return adopted.filter(Boolean).length
@@ -400,11 +405,14 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   /**
    * Claims `sid` for a client that is away and takes it over (see `adopt`): null once taken over,
    * undefined when there was nothing to take (claimed by another node, a resume of its client's
-   * first, or here already), or the takeover's refusal.
+   * first, or here already), or the takeover's refusal. `left` is counted from `asked`: kept for
+   * it from the takeover's end, a session waited for its turn and its claim would outlast its
+   * client's window by that much.
    */
   async #adoptOne(
     { sid, params, left }: Adoption,
     transport: Transport,
+    asked: number,
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
     if (context.sessionFor(sid) !== undefined) return undefined
@@ -422,7 +430,8 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
     const handshake = new SocketHandshake(request, undefined, transport.name)
     this.#arriving.add(sid)
     try {
-      return await context.takeover.run(claim, transport, hello, handshake, false, Math.max(1, left))
+      const stillLeft = left - (performance.now() - asked)
+      return await context.takeover.run(claim, transport, hello, handshake, false, Math.max(1, stillLeft))
     } finally {
       this.#arriving.delete(sid)
     }

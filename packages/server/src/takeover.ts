@@ -98,10 +98,10 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
    * had not handled yet, and an error for each request it left unanswered when its tail is
    * incomplete. `adoptFor`: a takeover a draining node asked for, its client away (see
    * `LocalSockets.adopt`): no middleware runs either, and the session waits, detached, for its
-   * client's resume for `adoptFor` ms, what was left of its client's recovery window (not a new
-   * window), counted `adopted`. Undefined when the session ended on the old node after all
-   * (`HandOffTail.ended`), or its snapshot cannot be restored: the caller opens a new session
-   * instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`). A
+   * client's resume for `adoptFor` ms from the takeover's start, what was left of its client's
+   * recovery window then (not a new window), counted `adopted`. Undefined when the session ended
+   * on the old node after all (`HandOffTail.ended`), or its snapshot cannot be restored: the
+   * caller opens a new session instead. A "try again" refusal when it went on there instead (`HandOffTail.kept`). A
    * middleware's refusal answered by the node's close, or a middleware the close no longer waits
    * for: the session is taken over all the same, left awaiting its client for the drain to hand
    * on, and that refusal is returned. So for a middleware that did not settle within
@@ -119,7 +119,8 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
     const { metrics, handoffLogs } = context
-    // When no claim's moment is given, the takeover counts from its own (see `#keptFor`).
+    // The takeover's start: what `adoptFor` counts from, and a claim's time when it gives no
+    // moment of its own (see `#keptFor`).
     const began = performance.now()
     const snapshot = claim.snapshot
     if (snapshot.params !== undefined && !sameParams(snapshot.params, handshake.params)) {
@@ -226,7 +227,12 @@ export class Takeover<L extends EventsMap, E extends EventsMap, D> {
     context.backHere(session.sid)
     if (!transport.open || withoutClient)
       session.awaitResume(
-        adoptFor ?? (withoutClient ? this.#keptFor(claim, began) : undefined),
+        // What was left as the takeover began, less the takeover's own time.
+        adoptFor !== undefined
+          ? Math.max(1, adoptFor - (performance.now() - began))
+          : withoutClient
+            ? this.#keptFor(claim, began)
+            : undefined,
         adoptFor !== undefined,
       )
     else {

@@ -142,6 +142,8 @@ export class Cluster {
   withdrawals = 0
   /** `askAdoption` calls (with `adopts`): the node asked and the sids it was asked to adopt, in order. */
   readonly adoptionAsks: { node: string; sids: string[] }[] = []
+  /** The `left` of each sid in the latest `askAdoption` that named it: what its asker said was left. */
+  readonly adoptionLefts = new Map<string, number>()
   /**
    * Nodes alive in the adapter's eyes that never answer an ask to adopt, nor say they took it: a
    * process stuck, or killed before it could leave the live set.
@@ -543,6 +545,7 @@ class AdoptingClusterAdapter extends HandOffClusterAdapter {
 
   async askAdoption(node: string, sessions: readonly Adoption[], ask?: AdoptionAsk): Promise<number> {
     this.cluster.adoptionAsks.push({ node, sids: sessions.map((s) => s.sid) })
+    for (const { sid, left } of sessions) this.cluster.adoptionLefts.set(sid, left)
     // Never answered: the drain gives up on it at its deadline.
     if (this.cluster.silent.has(node)) return new Promise<number>(() => {})
     await hop()

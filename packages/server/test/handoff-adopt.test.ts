@@ -11,6 +11,7 @@ import { ADOPT_CLAIMS_AT_ONCE } from '../src/arrivals.js'
 import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
+import { rawConnect } from './raw-client.js'
 import { Registry, sampleOf } from './registry.js'
 
 const opened = handoffScene()
@@ -245,4 +246,36 @@ describe('drain with handoff: adoption', () => {
     opened.letGo(a.started)
     expect(b.restored).toHaveLength(1)
   })
+
+  it('keeps an adopted session for what was left of its client’s window when asked, less the time its claim and takeover took', async () => {
+    const cluster = new Cluster({ handoff: true, adopts: true })
+    // A second for the adoption (ADOPT_WAIT_MS), most of it the claim's and the takeover's.
+    cluster.claimDelayMs = 400
+    cluster.takeOverDelayMs = 300
+    const started: Started[] = []
+    for (const name of ['a', 'b']) {
+      const node = await startServer({
+        adapter: cluster.adapter(name),
+        handoff: { timeout: 4000, retrySpread: 0 },
+        recovery: { window: 60_000 },
+      })
+      nodes.push(node)
+      started.push(node)
+    }
+    const [a, b] = started as [Started, Started]
+    const away = await rawConnect('websocket', a.base)
+    away.close()
+    await until(() => a.app.parley.sockets.get(away.id)?.transport === null, 3000, 'the transport gone')
+    await a.app.close()
+    opened.letGo(a)
+    expect(b.app.parley.sockets.get(away.id)?.transport).toBe(null)
+    const asked = cluster.adoptionLefts.get(away.sid) ?? 0
+    expect(asked).toBeGreaterThan(0)
+    // How long b keeps it, read where b hands it on: its own drain stores it for what is left.
+    void b.app.parley.drain()
+    const byB = () => cluster.handOffSids.filter((sid) => sid === away.sid).length === 2
+    await until(byB, 5000, "b's drain to hand the session on")
+    const took = cluster.claimDelayMs + cluster.takeOverDelayMs
+    expect(cluster.handOffTtls.get(away.sid)).toBeLessThanOrEqual(asked - took)
+  }, 15_000)
 })

@@ -260,7 +260,8 @@ export interface LocalSockets {
    * (see `Adapter.askAdoption`): each is claimed here as a resume's claim would be
    * (`Adapter.claimSession`), taken over without a client (no middleware runs: there is no
    * client to admit) and kept, detached, for its client's resume until what was left of its
-   * recovery window runs out (`Adoption.left`), the broadcasts to its rooms kept for it
+   * recovery window runs out (`Adoption.left`, counted from this call: the wait for its claim's
+   * turn, the claim and the takeover count against it), the broadcasts to its rooms kept for it
    * meanwhile. The claims run in the order given, at most `ADOPT_CLAIMS_AT_ONCE` at a time, and
    * none starts past `within` ms from now (what the draining node still waits: see
    * `AdoptionAsk.within`; without it, no such bound). Resolves, once every claim and takeover

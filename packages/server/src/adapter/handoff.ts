@@ -111,7 +111,10 @@ export interface Adoption {
   sid: string
   /** The route parameters the session opened under (`{}` without): its claim is made under them. */
   params: Record<string, string>
-  /** What is left of its client's recovery window, in ms: the adopting node keeps it no longer. */
+  /**
+   * What is left of its client's recovery window, in ms, as the node is asked: the adopting node
+   * keeps it no longer, its claim and takeover included (see `LocalSockets.adopt`).
+   */
   left: number
 }
 
