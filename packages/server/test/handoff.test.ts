@@ -113,7 +113,7 @@ describe('drain with handoff', () => {
       await until(() => [...movedIds].every(restored), 5000, 'restored')
       await sleep(100)
       clearInterval(traffic)
-      await until(() => clients.every((c) => c.connected), 3000, 'all connected')
+      await until(() => clients.every((c) => c.connected), 10_000, 'all connected')
       // Everything each client sent arrived once, in order, across the nodes it lived on. A
       // polling client's last POSTs may still be on their way on a loaded machine: wait for the
       // count, then a little longer for anything sent twice.
