@@ -718,6 +718,16 @@ export class RedisAdapter implements Adapter {
   }
 
   /**
+   * `claimSession` of each of `sessions`, in one script call for them all (see
+   * `Adapter.claimSessions`): each answer, in order, as `claimSession` would give it alone.
+   */
+  claimSessions(
+    sessions: readonly { sid: string; params: Record<string, string> }[],
+  ): Promise<ClaimAnswer[]> {
+    return this.#claims.claimMany(sessions)
+  }
+
+  /**
    * True: a node that takes over a session this node handed off sends the client's replies to
    * this node's questions back here, on this node's response channel, and this node does the
    * same for the sessions it takes over (see `Adapter.forwardsReplies`).

@@ -5,7 +5,7 @@
 import { ErrorCode, ParleyError } from '@parley/protocol'
 import type { ClaimAnswer, ClaimStanding } from '@parley/server'
 import { LOOK_AGAIN_MS } from './commands.js'
-import { OTHER_PARAMS } from './handoff.js'
+import { type ClaimReply, OTHER_PARAMS } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
 import { restoring } from './nodes.js'
 import { requestId } from './pending.js'
@@ -38,6 +38,45 @@ export class Claims {
    * see `RedisAdapter.claimSession` for what each answer means.
    */
   async claim(sid: string, params?: Readonly<Record<string, string>>): Promise<ClaimAnswer> {
+    const cannot = this.#cannotClaim()
+    if (cannot !== undefined) return cannot
+    // Bounded by requestTimeout (see Commands): the client's resume waits for it. Behind a burst
+    // on this node it waits its turn, bounded too, rather than send the client round again.
+    const won = await this.#parts.handoffs.claim(sid, params).catch((err: unknown) => this.#failed(err))
+    return this.#answer(sid, won, () => this.#refilling())
+  }
+
+  /**
+   * `claim` of each of `sessions` (a drain's adoption, see `RedisAdapter.claimSessions`), in one
+   * command for them all: each answer, in order, is what `claim` of that session alone would
+   * give. A store that fails fails them all alike; Redis that restarted without its data is
+   * asked once for the lot.
+   */
+  async claimMany(
+    sessions: readonly { sid: string; params?: Readonly<Record<string, string>> }[],
+  ): Promise<ClaimAnswer[]> {
+    if (sessions.length === 0) return []
+    const cannot = this.#cannotClaim()
+    if (cannot !== undefined) return sessions.map(() => cannot)
+    const list = sessions.map(({ sid, params }) => ({ sid, params }))
+    const replies = await this.#parts.handoffs.claimMany(list).catch((err: unknown) => this.#failed(err))
+    let refilling: Promise<boolean> | undefined
+    const once = () => {
+      refilling ??= this.#refilling()
+      return refilling
+    }
+    return Promise.all(
+      list.map(({ sid }, i) =>
+        this.#answer(sid, Array.isArray(replies) ? (replies[i] ?? null) : replies, once),
+      ),
+    )
+  }
+
+  /**
+   * What a claim answers before any command (see `claim`): null once closed, `'retry'` while this
+   * node is deaf; undefined when it may claim.
+   */
+  #cannotClaim(): ClaimAnswer | undefined {
     if (this.#parts.closed()) return null
     // Deaf (the subscriber's connection down, or not subscribed again yet), this node would hear
     // neither its claim marker nor the old node's seal, nor the broadcasts after the cut: the old
@@ -49,23 +88,35 @@ export class Claims {
       if (away === undefined) return this.#deaf()
       return this.#cannotAsk(new RedisUnreachableError(away, { at: this.#parts.commands.address }))
     }
-    // Bounded by requestTimeout (see Commands): the client's resume waits for it. Behind a burst
-    // on this node it waits its turn, bounded too, rather than send the client round again.
-    const won = await this.#parts.handoffs.claim(sid, params).catch((err: unknown) => {
-      if (err instanceof RedisUnreachableError || err instanceof RedisBusyError) return err
-      // Redis answered with an error (loading its data after a restart, a replica after a
-      // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
-      // stored". Refused at its first write, the claim changed nothing: the client's next try
-      // finds the handoff as it was.
-      this.#parts.warnings.warn(
-        'claim',
-        'Redis refused a claim of a handed-off session; the client tries again',
-        {
-          err,
-        },
-      )
-      return REFUSED
-    })
+    return undefined
+  }
+
+  /** A claim's command that rejected with `err` (see `claim`): what its answer is read from. */
+  #failed(err: unknown): RedisUnreachableError | RedisBusyError | typeof REFUSED {
+    if (err instanceof RedisUnreachableError || err instanceof RedisBusyError) return err
+    // Redis answered with an error (loading its data after a restart, a replica after a
+    // failover, out of memory): a store failure, as when it cannot be asked, not "nothing
+    // stored". Refused at its first write, the claim changed nothing: the client's next try
+    // finds the handoff as it was.
+    this.#parts.warnings.warn(
+      'claim',
+      'Redis refused a claim of a handed-off session; the client tries again',
+      {
+        err,
+      },
+    )
+    return REFUSED
+  }
+
+  /**
+   * The answer to the claim of `sid`, from what the store gave (`won`), and the takeover's wiring
+   * when it won. `refilling`: whether Redis is refilled after it lost its data (see `#refilling`).
+   */
+  async #answer(
+    sid: string,
+    won: ClaimReply | RedisUnreachableError | RedisBusyError | typeof REFUSED,
+    refilling: () => Promise<boolean>,
+  ): Promise<ClaimAnswer> {
     if (won === REFUSED) return 'retry'
     if (won instanceof RedisUnreachableError || won instanceof RedisBusyError) return this.#cannotAsk(won)
     if (won === 'unsure') {
@@ -75,7 +126,7 @@ export class Claims {
       )
       return 'retry'
     }
-    if (!won) return (await this.#refilling()) ? 'retry' : null
+    if (!won) return (await refilling()) ? 'retry' : null
     // Another tenant's session (see CLAIM): not this resume's, and left to its own client.
     if (won === OTHER_PARAMS) return { missed: 'params' }
     // Nothing to claim, and the session lives on: the server words its "try again" by whether

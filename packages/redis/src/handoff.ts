@@ -232,6 +232,26 @@ end
 return { state[1], state[2], epoch, tonumber(state[4] or '0'), redis.call('PTTL', KEYS[1]), window }
 `
 
+// CLAIM for several sessions in one call (see `HandOffStore.claimMany`): KEYS, CLAIM's five for
+// each session in turn; ARGV: node, owner record TTL (s), CLAIM_KEEP_MS, then each session's claim
+// id and route parameters. Each session is claimed by CLAIM's own steps, made a function of its
+// keys (the text is CLAIM's, so the two never differ), and answers in its place in the list:
+// what CLAIM returns, 0 for its nil (a nil would end a Lua list). One call for a burst of claims
+// (a drain's adoption): each command costs the claimer more than the script costs Redis.
+const CLAIM_MANY = `
+local function claim(k, id, params)
+${CLAIM.replaceAll('KEYS[', 'k[').replaceAll('ARGV[4]', 'id').replaceAll('ARGV[5]', 'params').trim()}
+end
+local answers = {}
+for i = 1, #KEYS / 5 do
+  local k = { KEYS[5 * i - 4], KEYS[5 * i - 3], KEYS[5 * i - 2], KEYS[5 * i - 1], KEYS[5 * i] }
+  local answer = claim(k, ARGV[2 + 2 * i], ARGV[3 + 2 * i])
+  if answer == nil then answer = 0 end
+  answers[i] = answer
+end
+return answers
+`
+
 // KEYS: hash, owner record, given-up marker of the claim. ARGV: claim id, node, suffix of a
 // handed-off owner record, UNCLAIM_KEEP_MS. Takes back a claim given up on (no answer within
 // requestTimeout, or the connection dropped before it) if it ran: the handoff is unclaimed at
@@ -786,10 +806,7 @@ export class HandOffStore {
    * away or silent, or silent while it waited its turn), with `RedisBusyError` past
    * `MAX_QUEUED_COMMANDS` waiting, or with the error Redis answered (the claim did not run).
    */
-  async claim(
-    sid: string,
-    params: Readonly<Record<string, string>> | undefined,
-  ): Promise<Won | Taken | Owned | OtherParams | null | 'unsure'> {
+  async claim(sid: string, params: Readonly<Record<string, string>> | undefined): Promise<ClaimReply> {
     const hash = sidHash(sid)
     const keys = this.keys(hash)
     const id = randomBytes(9).toString('base64url')
@@ -819,32 +836,47 @@ export class HandOffStore {
     if (reply === UNSURE) return 'unsure'
     // Before any other work: what the claimer does from here counts against the client's window.
     const answeredAt = performance.now()
-    if (Array.isArray(reply) && reply.length === 1 && asText(reply[0]) === 'params') return OTHER_PARAMS
-    if (Array.isArray(reply) && reply.length === 2 && asText(reply[0]) === 'owned') {
-      // A record still saying "handing off", its handoff gone (expired), names no live session.
-      const owner = asText(reply[1])
-      return owner === undefined || owner.endsWith(HANDING_OFF) ? null : { owner }
-    }
-    if (!Array.isArray(reply)) {
-      const claimer = asText(reply)
-      return claimer === undefined ? null : { claimer }
-    }
-    const [snapshot, oldNode, epoch, sealed, keysLive, window] = reply as unknown[]
-    const snapshotText = asText(snapshot)
-    const old = asText(oldNode)
-    if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
-    return {
-      snapshotText,
-      oldNode: old,
-      epoch,
-      sealed: sealed === 1 || sealed === 2,
-      alone: sealed === 2,
-      claim: id,
-      standsFor: typeof keysLive === 'number' && keysLive > 0 ? keysLive : CLAIM_KEEP_MS,
-      // PTTL: -1 for keys without an expiry, which says nothing of the window.
-      recoveryLeft: typeof window === 'number' && window >= 0 ? window : undefined,
-      answeredAt,
-    }
+    return claimReply(reply, id, answeredAt)
+  }
+
+  /**
+   * `claim` of each of `sessions` (none empty), in one script call (CLAIM_MANY): each answer, in
+   * order, is what `claim` of that session alone would give. Given up unanswered, every claim of
+   * it is taken back, each `'unsure'`; it rejects as `claim` does, for them all.
+   */
+  async claimMany(
+    sessions: readonly { sid: string; params: Readonly<Record<string, string>> | undefined }[],
+  ): Promise<ClaimReply[]> {
+    const keys: string[] = []
+    const args: string[] = []
+    const claims = sessions.map(({ sid, params }) => {
+      const hash = sidHash(sid)
+      const id = randomBytes(9).toString('base64url')
+      const k = this.keys(hash)
+      keys.push(k.hash, k.tail, k.owner, this.givenUpKey(hash, id), k.params)
+      args.push(id, params === undefined ? '' : packParams(params))
+      return { hash, id }
+    })
+    const reply = await this.commands
+      .sendInTurn([
+        'EVAL',
+        CLAIM_MANY,
+        String(keys.length),
+        ...keys,
+        this.node,
+        String(SESSION_TTL_SECONDS),
+        String(CLAIM_KEEP_MS),
+        ...args,
+      ])
+      .catch((err: unknown) => {
+        if (this.commands.neverSent(err) || !(err instanceof RedisUnreachableError)) throw err
+        for (const { hash, id } of claims) this.unclaim(hash, id)
+        return UNSURE
+      })
+    if (reply === UNSURE) return claims.map(() => 'unsure')
+    const answeredAt = performance.now()
+    const answers = Array.isArray(reply) ? (reply as unknown[]) : []
+    return claims.map(({ id }, i) => (answers[i] === 0 ? null : claimReply(answers[i], id, answeredAt)))
   }
 
   /**
@@ -994,5 +1026,42 @@ export class HandOffStore {
       went,
     )
     return groups.map((_, i) => Array.isArray(reply) && reply[i] === 1)
+  }
+}
+
+/** What `HandOffStore.claim` resolves with. */
+export type ClaimReply = Won | Taken | Owned | OtherParams | null | 'unsure'
+
+/** CLAIM's answer `reply` to the claim of id `id`, read at `answeredAt`, read as untrusted (see `HandOffStore.claim`). */
+function claimReply(
+  reply: unknown,
+  id: string,
+  answeredAt: number,
+): Won | Taken | Owned | OtherParams | null {
+  if (Array.isArray(reply) && reply.length === 1 && asText(reply[0]) === 'params') return OTHER_PARAMS
+  if (Array.isArray(reply) && reply.length === 2 && asText(reply[0]) === 'owned') {
+    // A record still saying "handing off", its handoff gone (expired), names no live session.
+    const owner = asText(reply[1])
+    return owner === undefined || owner.endsWith(HANDING_OFF) ? null : { owner }
+  }
+  if (!Array.isArray(reply)) {
+    const claimer = asText(reply)
+    return claimer === undefined ? null : { claimer }
+  }
+  const [snapshot, oldNode, epoch, sealed, keysLive, window] = reply as unknown[]
+  const snapshotText = asText(snapshot)
+  const old = asText(oldNode)
+  if (snapshotText === undefined || old === undefined || typeof epoch !== 'number') return null
+  return {
+    snapshotText,
+    oldNode: old,
+    epoch,
+    sealed: sealed === 1 || sealed === 2,
+    alone: sealed === 2,
+    claim: id,
+    standsFor: typeof keysLive === 'number' && keysLive > 0 ? keysLive : CLAIM_KEEP_MS,
+    // PTTL: -1 for keys without an expiry, which says nothing of the window.
+    recoveryLeft: typeof window === 'number' && window >= 0 ? window : undefined,
+    answeredAt,
   }
 }

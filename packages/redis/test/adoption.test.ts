@@ -13,7 +13,7 @@ import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import type { RoundRobinProxy } from '../../../test/support/round-robin.js'
-import { ADOPT_CLAIMS_AT_ONCE } from '../../server/src/arrivals.js'
+import { ADOPT_CLAIM_BATCH, ADOPT_CLAIMS_AT_ONCE } from '../../server/src/arrivals.js'
 import { ADOPT_WAIT_MS } from '../../server/src/drain.js'
 import { type Started, sleep, startServer, until } from '../../server/test/helpers.js'
 import { type RawClient, rawConnect } from '../../server/test/raw-client.js'
@@ -42,8 +42,9 @@ describe.skipIf(skipRedisSuites())(
     const { nodes, clients } = suite
 
     /**
-     * `factory`, each adapter's claims counted in `claims` while they run (`claimSession`, as the
-     * server calls it): the most at once, and how many now.
+     * `factory`, each adapter's claims counted in `claims` while they run (`claimSession`, and
+     * each session of `claimSessions`, as the server calls them): the most at once, and how many
+     * now.
      */
     function counted(factory: ReturnType<typeof redisAdapter>, claims: { most: number; now: number }) {
       return (sockets: Parameters<ReturnType<typeof redisAdapter>>[0]) => {
@@ -57,16 +58,38 @@ describe.skipIf(skipRedisSuites())(
             claims.now--
           }
         }
+        const claimMany = adapter.claimSessions.bind(adapter)
+        adapter.claimSessions = async (sessions) => {
+          claims.now += sessions.length
+          claims.most = Math.max(claims.most, claims.now)
+          try {
+            return await claimMany(sessions)
+          } finally {
+            claims.now -= sessions.length
+          }
+        }
         return adapter
       }
+    }
+
+    /** `client` with the text of each script it sends (EVAL) pushed on `scripts`, as Redis gets it. */
+    function scriptsOf(client: Awaited<ReturnType<typeof connectedClient>>, scripts: string[]) {
+      const send = client.sendCommand.bind(client)
+      client.sendCommand = ((args: string[], ...rest: unknown[]) => {
+        if (args[0] === 'EVAL' && typeof args[1] === 'string') scripts.push(args[1])
+        return (send as (...all: unknown[]) => Promise<unknown>)(args, ...rest)
+      }) as typeof send
+      return client
     }
 
     async function startNode(
       recoveryWindow = 120_000,
       handoff = HANDOFF,
       claims?: { most: number; now: number },
+      scripts?: string[],
     ): Promise<Node> {
-      const client = await connectedClient(suite.redis.url)
+      const connected = await connectedClient(suite.redis.url)
+      const client = scripts ? scriptsOf(connected, scripts) : connected
       const node: Node = {
         started: undefined as unknown as Started,
         redis: client,
@@ -316,13 +339,14 @@ describe.skipIf(skipRedisSuites())(
       await bClosed
     }, 20_000)
 
-    it('adopts every one of a few hundred sessions asked of one node, its claims in turns', async () => {
+    it('adopts every one of a few hundred sessions asked of one node, claimed in batches of one script call each, in turns', async () => {
       const count = 5 * ADOPT_CLAIMS_AT_ONCE
       // The adoption's wait is its longest: a second (ADOPT_WAIT_MS).
       const handoff = { timeout: 2000, retrySpread: 0 }
       const claims = { most: 0, now: 0 }
+      const scripts: string[] = []
       const a = await startNode(120_000, handoff)
-      const b = await startNode(120_000, handoff, claims)
+      const b = await startNode(120_000, handoff, claims, scripts)
       await allSeeEachOther([a, b])
       // Polling sessions whose first GET never comes: clients gone right after their handshake.
       const never = new Promise<never>(() => {})
@@ -334,11 +358,18 @@ describe.skipIf(skipRedisSuites())(
         for (const raw of await Promise.all(batch)) sids.push(raw.id)
       }
       expect(a.started.app.parley.sockets.size).toBe(count)
+      scripts.length = 0
       await a.started.app.close()
       expect(b.restored.map((s) => s.id).sort()).toEqual(sids.sort())
       expect(drainLines(a).unclaimed).toEqual([])
       // In turns: never more claims at once than the bound, which they filled.
       expect(claims.most).toBe(ADOPT_CLAIMS_AT_ONCE)
+      // Claimed ADOPT_CLAIM_BATCH to a script call on Redis (each claim bumps its epoch by
+      // one), none alone: one command, not one a session, each of which costs the adopter more
+      // than the script costs Redis.
+      const claimScripts = scripts.filter((script) => script.includes("'epoch', 1)"))
+      expect(claimScripts.length).toBeGreaterThan(0)
+      expect(claimScripts.length).toBeLessThanOrEqual(Math.ceil(count / ADOPT_CLAIM_BATCH))
     }, 30_000)
 
     it('adopts every one of six hundred sessions asked of one node within the default timeout, none refused, each resumed with what was broadcast after', async () => {

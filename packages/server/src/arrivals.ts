@@ -47,6 +47,15 @@ import { UnsettledResumes } from './unsettled-resumes.js'
  */
 export const ADOPT_CLAIMS_AT_ONCE = 64
 
+/**
+ * How many sessions an adoption claims in one call of an adapter that takes several
+ * (`Adapter.claimSessions`), two such calls under way at most: `ADOPT_CLAIMS_AT_ONCE` in all, as
+ * one by one. Each claim is a command the adopter sends and reads back, and under load that
+ * cost, not Redis', bounds how many a drain's wait holds; half the bound, so that one batch's
+ * takeovers go on while the next batch is claimed.
+ */
+export const ADOPT_CLAIM_BATCH = ADOPT_CLAIMS_AT_ONCE / 2
+
 /** What a resume's claim of a session from another node needs from the server. */
 export interface ArrivalsContext<L extends EventsMap, E extends EventsMap, D> {
   adapter: Adapter
@@ -369,7 +378,7 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
    * them as before). Never rejects.
    */
   async adopt(sessions: readonly Adoption[], transport: () => Transport, within?: number): Promise<number> {
-    const { handoff, closing, recoveryWindow } = this.#context
+    const { handoff, closing, recoveryWindow, adapter } = this.#context
     if (!handoff || closing() || !Array.isArray(sessions)) return 0
     // What each session's `left` counts from: the claims run in turns, and what they wait for
     // here is spent of their clients' windows too (see `#adoptOne`).
@@ -380,43 +389,75 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
       typeof within === 'number' && Number.isFinite(within)
         ? performance.now() + within
         : Number.POSITIVE_INFINITY
-    const adopted = await inTurn(sessions, ADOPT_CLAIMS_AT_ONCE, until, false, async (entry: unknown) => {
-      // What an adapter of the application's hands over is read as untrusted: an entry that
-      // is no adoption, a sid that is none, or no time left adopts nothing. Never kept past this
-      // node's own window, nor past what a timer holds (one past it would fire at once).
-      if (typeof entry !== 'object' || entry === null) return false
+    // What an adapter of the application's hands over is read as untrusted: an entry that is no
+    // adoption, a sid that is none, or no time left adopts nothing. Never kept past this node's
+    // own window, nor past what a timer holds (one past it would fire at once).
+    const read = (entry: unknown): Adoption | undefined => {
+      if (typeof entry !== 'object' || entry === null) return undefined
       const { sid, params, left } = entry as Partial<Record<keyof Adoption, unknown>>
-      if (typeof sid !== 'string' || sid === '' || typeof left !== 'number' || !(left > 0)) return false
-      const adoption: Adoption = {
-        sid,
-        params: routeParams(params),
-        left: Math.min(left, recoveryWindow, MAX_TIMER_MS),
-      }
-      // Tracked as a resume's claim is: a drain that begins meanwhile waits for it, and hands
-      // on the session it wins.
+      if (typeof sid !== 'string' || sid === '' || typeof left !== 'number' || !(left > 0)) return undefined
+      return { sid, params: routeParams(params), left: Math.min(left, recoveryWindow, MAX_TIMER_MS) }
+    }
+    // Tracked as a resume's claim is, from the claim on: a drain that begins meanwhile waits for
+    // it, and hands on the session it wins.
+    const adoptOne = async (adoption: Adoption, claim: () => Promise<ClaimAnswer>) => {
       const answer = await safely(() =>
-        this.#arriveTracked(sid, () => this.#adoptOne(adoption, transport(), asked)),
+        this.#arriveTracked(adoption.sid, () => this.#adoptOne(adoption, transport(), claim, asked)),
       )
-      return answer === null && this.#context.sessionFor(sid) !== undefined
+      return answer === null && this.#context.sessionFor(adoption.sid) !== undefined
+    }
+    if (!adapter.claimSessions) {
+      const adopted = await inTurn(sessions, ADOPT_CLAIMS_AT_ONCE, until, false, async (entry: unknown) => {
+        const adoption = read(entry)
+        if (!adoption) return false
+        return adoptOne(adoption, () => this.#claim(adoption.sid, adoption.params))
+      })
+      return adopted.filter(Boolean).length
+    }
+    // Claimed a batch at a time, each batch in one call, its takeovers then under way together.
+    const batches: unknown[][] = []
+    for (let i = 0; i < sessions.length; i += ADOPT_CLAIM_BATCH)
+      batches.push(sessions.slice(i, i + ADOPT_CLAIM_BATCH))
+    const atOnce = ADOPT_CLAIMS_AT_ONCE / ADOPT_CLAIM_BATCH
+    const adopted = await inTurn(batches, atOnce, until, 0, async (batch) => {
+      const adoptions: Adoption[] = []
+      for (const entry of batch) {
+        // One entry whose getters throw is its own: the others of its batch go on.
+        const adoption = (() => {
+          try {
+            return read(entry)
+          } catch {
+            return undefined
+          }
+        })()
+        // Here already: nothing to claim (see `#claim`).
+        if (adoption && this.#context.sessionFor(adoption.sid) === undefined) adoptions.push(adoption)
+      }
+      if (adoptions.length === 0) return 0
+      const answers = this.#claimMany(adoptions)
+      const taken = await Promise.all(
+        adoptions.map((adoption, i) => adoptOne(adoption, () => answers.then((all) => all[i] ?? null))),
+      )
+      return taken.filter(Boolean).length
     })
-    return adopted.filter(Boolean).length
+    return adopted.reduce((sum, count) => sum + count, 0)
   }
 
   /**
-   * Claims `sid` for a client that is away and takes it over (see `adopt`): null once taken over,
-   * undefined when there was nothing to take (claimed by another node, a resume of its client's
-   * first, or here already), or the takeover's refusal. `left` is counted from `asked`: kept for
+   * Takes over `sid`, claimed (`claim`, see `adopt`) for a client that is away: null once taken
+   * over, undefined when there was nothing to take (claimed by another node, a resume of its
+   * client's first, or here already), or the takeover's refusal. `left` is counted from `asked`: kept for
    * it from the takeover's end, a session waited for its turn and its claim would outlast its
    * client's window by that much.
    */
   async #adoptOne(
     { sid, params, left }: Adoption,
     transport: Transport,
+    claimed: () => Promise<ClaimAnswer>,
     asked: number,
   ): Promise<Refusal | null | undefined> {
     const context = this.#context
-    if (context.sessionFor(sid) !== undefined) return undefined
-    const claim = await this.#claim(sid, params)
+    const claim = await claimed()
     if (claim === null || typeof claim !== 'object' || claimMissed(claim)) return undefined
     // Won after `close` ended every session here: given back, as for a resume's (see
     // `#claimAndTakeOver`); the old node seals it when it reads the claim given back.
@@ -434,6 +475,24 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
       return await context.takeover.run(claim, transport, hello, handshake, false, Math.max(1, stillLeft))
     } finally {
       this.#arriving.delete(sid)
+    }
+  }
+
+  /**
+   * `#claim` of each of `adoptions` in one call of `Adapter.claimSessions`: each answer in order.
+   * A list that rejects is the store failing, as for one claim: each `'retry'`, logged; an
+   * answer that is no list claimed nothing the server can read (each null).
+   */
+  async #claimMany(adoptions: readonly Adoption[]): Promise<readonly ClaimAnswer[]> {
+    const { adapter } = this.#context
+    try {
+      const answers = await adapter.claimSessions?.(
+        adoptions.map(({ sid, params }) => ({ sid, params: { ...params } })),
+      )
+      return Array.isArray(answers) ? answers : []
+    } catch (err) {
+      this.#context.adapterFailures.claim.record({ err })
+      return adoptions.map(() => 'retry' as const)
     }
   }
 

@@ -519,6 +519,18 @@ export interface Adapter {
    */
   claimSession?(sid: string, params?: Record<string, string>): Promise<ClaimAnswer>
   /**
+   * `claimSession` of each of `sessions` at once, for an adapter whose store takes several claims
+   * in one call: resolves with one answer per session, in order, each what `claimSession(sid,
+   * params)` would resolve with alone (the same guarantees: epoch, claim id, route parameters,
+   * given back on close). Used, when there, for the sessions a drain asks this node to adopt
+   * (`LocalSockets.adopt`), claimed in batches of `ADOPT_CLAIM_BATCH`; without it each is claimed
+   * through `claimSession`. A rejection is the store failing, as for `claimSession`: every session
+   * of the call is left unclaimed here.
+   */
+  claimSessions?(
+    sessions: readonly { sid: string; params: Record<string, string> }[],
+  ): Promise<readonly ClaimAnswer[]>
+  /**
    * A WebSocket resume of `sid` reached this node while `node`, alive, holds the session: asks
    * that node to hand it off (`LocalSockets.handOff` there), so that this node claims it and
    * the session lives where its client's WebSocket ends, not behind a relay. Resolves true once

@@ -37,6 +37,7 @@ const OPTIONAL = [
   'settleHandOff',
   'withdrawHandOff',
   'claimSession',
+  'claimSessions',
   'requestHandOff',
   'anotherNode',
   'adopters',
