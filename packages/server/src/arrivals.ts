@@ -15,6 +15,7 @@ import { GoodbyesOnArrival } from './goodbyes-on-arrival.js'
 import type { HandoffLogs } from './handoff-logs.js'
 import { type HandshakeRequest, SocketHandshake } from './handshake.js'
 import { ROUTED_HEADER, SENT_ON } from './http/routing.js'
+import { inBatches } from './in-batches.js'
 import { inTurn } from './in-turn.js'
 import type { ResolvedOptions } from './options.js'
 import { RecentSessions } from './recent-sessions.js'
@@ -49,10 +50,10 @@ export const ADOPT_CLAIMS_AT_ONCE = 64
 
 /**
  * How many sessions an adoption claims in one call of an adapter that takes several
- * (`Adapter.claimSessions`), two such calls under way at most: `ADOPT_CLAIMS_AT_ONCE` in all, as
- * one by one. Each claim is a command the adopter sends and reads back, and under load that
- * cost, not Redis', bounds how many a drain's wait holds; half the bound, so that one batch's
- * takeovers go on while the next batch is claimed.
+ * (`Adapter.claimSessions`), `ADOPT_CLAIMS_AT_ONCE` under way in all, as one by one: the next
+ * batch is claimed once that many have room. Each claim is a command the adopter sends and reads
+ * back, and under load that cost, not Redis', bounds how many a drain's wait holds; half the
+ * bound, so that the takeovers of one batch go on while the next is claimed.
  */
 export const ADOPT_CLAIM_BATCH = ADOPT_CLAIMS_AT_ONCE / 2
 
@@ -372,8 +373,9 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
   /**
    * See `LocalSockets.adopt`: each session claimed and taken over without a client (`transport`
    * makes a closed transport for each: none is attached), kept for its client's resume for what
-   * is left of its window. The claims run in order, `ADOPT_CLAIMS_AT_ONCE` at a time, none
-   * started past `within` ms from now. Resolves with how many were taken over; 0 at once with
+   * is left of its window. The claims run in order, `ADOPT_CLAIMS_AT_ONCE` at a time (with
+   * `Adapter.claimSessions`, `ADOPT_CLAIM_BATCH` to a call, see `inBatches`), none started past
+   * `within` ms from now. Resolves with how many were taken over; 0 at once with
    * handoff off or once this node is closing (it claims nothing then: the draining node seals
    * them as before). Never rejects.
    */
@@ -414,12 +416,9 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
       })
       return adopted.filter(Boolean).length
     }
-    // Claimed a batch at a time, each batch in one call, its takeovers then under way together.
-    const batches: unknown[][] = []
-    for (let i = 0; i < sessions.length; i += ADOPT_CLAIM_BATCH)
-      batches.push(sessions.slice(i, i + ADOPT_CLAIM_BATCH))
-    const atOnce = ADOPT_CLAIMS_AT_ONCE / ADOPT_CLAIM_BATCH
-    const adopted = await inTurn(batches, atOnce, until, 0, async (batch) => {
+    // Claimed a batch at a time, each batch in one call, its takeovers then under way together;
+    // the next batch claimed as soon as there is room for it, not once the last one is over.
+    return inBatches(sessions, ADOPT_CLAIM_BATCH, ADOPT_CLAIMS_AT_ONCE, until, (batch) => {
       const adoptions: Adoption[] = []
       for (const entry of batch) {
         // One entry whose getters throw is its own: the others of its batch go on.
@@ -433,14 +432,10 @@ export class Arrivals<L extends EventsMap, E extends EventsMap, D> {
         // Here already: nothing to claim (see `#claim`).
         if (adoption && this.#context.sessionFor(adoption.sid) === undefined) adoptions.push(adoption)
       }
-      if (adoptions.length === 0) return 0
+      if (adoptions.length === 0) return []
       const answers = this.#claimMany(adoptions)
-      const taken = await Promise.all(
-        adoptions.map((adoption, i) => adoptOne(adoption, () => answers.then((all) => all[i] ?? null))),
-      )
-      return taken.filter(Boolean).length
+      return adoptions.map((adoption, i) => adoptOne(adoption, () => answers.then((all) => all[i] ?? null)))
     })
-    return adopted.reduce((sum, count) => sum + count, 0)
   }
 
   /**
