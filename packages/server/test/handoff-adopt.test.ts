@@ -7,7 +7,8 @@ import type { ServerSocket } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { revoked, trapsThrow } from '../../../test/support/odd-values.js'
 import { type RoundRobinProxy, startRoundRobin } from '../../../test/support/round-robin.js'
-import { ADOPT_CLAIMS_AT_ONCE } from '../src/arrivals.js'
+import type { Adapter } from '../src/adapter/adapter.js'
+import { ADOPT_CLAIM_BATCH, ADOPT_CLAIMS_AT_ONCE } from '../src/arrivals.js'
 import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
 import { type Started, sleep, startServer, until } from './helpers.js'
@@ -185,6 +186,46 @@ describe('drain with handoff: adoption', () => {
     expect(await adopt(asked.map((sid) => ({ sid, params: {}, left: 5000 })))).toBe(0)
     expect(cluster.claimed).toEqual(asked)
     expect(cluster.claimsAtOnce.most).toBe(ADOPT_CLAIMS_AT_ONCE)
+  })
+
+  it('claims through claimSessions when the adapter has it: in batches, in the order asked, at most ADOPT_CLAIMS_AT_ONCE under way', async () => {
+    const { cluster } = await scene(['a', 'b'])
+    cluster.claimDelayMs = 2
+    const node = cluster.nodes.get('b')!
+    const adapter: Adapter = node
+    // Each batch claimed through the adapter's own claims, as one call.
+    const batches: string[][] = []
+    adapter.claimSessions = (sessions) => {
+      batches.push(sessions.map(({ sid }) => sid))
+      return Promise.all(sessions.map(({ sid }) => adapter.claimSession!(sid)))
+    }
+    const asked = Array.from({ length: 3 * ADOPT_CLAIMS_AT_ONCE + 7 }, (_, i) => `nobody-${i}`)
+    expect(await node.sockets.adopt!(asked.map((sid) => ({ sid, params: {}, left: 5000 })))).toBe(0)
+    expect(batches.flat()).toEqual(asked)
+    expect(batches.map((batch) => batch.length)).toEqual([...Array(6).fill(ADOPT_CLAIM_BATCH), 7])
+    expect(cluster.claimsAtOnce.most).toBe(ADOPT_CLAIMS_AT_ONCE)
+  })
+
+  it('adopts none of a batch whose claimSessions rejects, and goes on with the next', async () => {
+    const { cluster, a, b, draining, sid } = await drainingWithClientAway()
+    const node = cluster.nodes.get('b')!
+    const adapter: Adapter = node
+    let calls = 0
+    adapter.claimSessions = async (sessions) => {
+      if (calls++ === 0) throw new Error('the store failed')
+      return Promise.all(sessions.map((session) => adapter.claimSession!(session.sid)))
+    }
+    const nobody = Array.from({ length: ADOPT_CLAIM_BATCH }, (_, i) => ({
+      sid: `nobody-${i}`,
+      params: {},
+      left: 5000,
+    }))
+    // The first batch (nobody's) fails; the second, a's session, is adopted.
+    expect(await node.sockets.adopt!([...nobody, { sid, params: {}, left: 5000 }])).toBe(1)
+    expect(calls).toBe(2)
+    expect(b.restored).toHaveLength(1)
+    await draining
+    expect(await sampleOf(a.registry, 'parley_handoffs_total', { outcome: 'unclaimed' })).toBe(0)
   })
 
   it('starts no claim past the time the draining node waits', async () => {
