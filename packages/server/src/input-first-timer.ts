@@ -4,7 +4,8 @@ import { MAX_TIMER_MS } from '@parley/protocol'
  * A one-off deadline whose verdict waits two turns of the event loop after its timer ran
  * (`setImmediate` twice), as `TimerQueue`'s do, for a deadline of its own rather than one of
  * many sharing a delay (a session's recovery window, which an adopted session starts with what
- * was left of its client's; a connection's lingering close; a close's wait for last words).
+ * was left of its client's; a connection's lingering close; a close's wait for last words; the
+ * grace of a gap in a client's numbers).
  *
  * After a stall of the event loop (a long synchronous task, a major GC, a debugger's pause) Node
  * runs the timers that ran out meanwhile before it reads the input that came meanwhile: a

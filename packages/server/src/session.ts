@@ -1127,10 +1127,17 @@ export class Session extends Timed implements TransportOwner {
     }
     const gap = { seq }
     this.#gap = gap
-    setTimeout(() => {
-      this.#gap = undefined
-      if (this.#transport === transport && this.#inSeq < gap.seq) this.#detach(CloseReason.TRANSPORT_CLOSE)
-    }, GAP_GRACE_MS).unref()
+    // Its verdict waits two turns of the event loop (see `InputFirstTimer`): the packets that
+    // fill the gap, arrived while the server's thread stalled past the grace, are read first,
+    // rather than the transport let go and their POST refused for a gap they closed in time.
+    new InputFirstTimer(
+      GAP_GRACE_MS,
+      () => {
+        this.#gap = undefined
+        if (this.#transport === transport && this.#inSeq < gap.seq) this.#detach(CloseReason.TRANSPORT_CLOSE)
+      },
+      true,
+    )
   }
 
   /**
