@@ -24,6 +24,7 @@ import type {
   SocketDescription,
 } from './adapter/adapter.js'
 import { argumentError } from './argument-error.js'
+import { InputFirstTimer } from './input-first-timer.js'
 import { changeRooms, type UnsettledSockets } from './membership.js'
 import { MissingReplies } from './missing-replies.js'
 
@@ -240,6 +241,7 @@ export class BroadcastOperator<E extends EventsMap> {
       if (finished) return
       finished = true
       clearTimeout(timer)
+      countWait?.clear()
       // Never from inside `emit` (no socket reached, every one dropped): the callback always
       // runs after the call that asked for it, as it does when replies come. One that throws
       // is logged as a socket's ack callback is: uncaught, it would end the process.
@@ -253,21 +255,27 @@ export class BroadcastOperator<E extends EventsMap> {
         }
       })
     }
-    /** Whether the verdict at the timeout waited a turn for the count (see `timedOut`). */
+    /** Whether the verdict at the timeout waited for the count (see `timedOut`). */
     let waitedForCount = false
+    /** That wait, while it lasts. */
+    let countWait: InputFirstTimer | undefined
     const timedOut = () => {
       if (finished) return
       // The count not given yet: an adapter across nodes whose bound, at the same timeout, was
       // set after this one gives then the count it has (a node's count may not come in time).
       // It set that bound once it asked this node's sockets, up to `asking` ms after this timer:
-      // the verdict waits that long, then one turn for the count, so that the counted sockets
-      // that did not reply are told apart from the replies that came. The memory adapter counts
-      // at once: never so.
+      // the verdict waits that long, then for the count, so that the counted sockets that did
+      // not reply are told apart from the replies that came. The memory adapter counts at once:
+      // never so. What it waits for is a timer of this thread, not input: the Redis adapter's
+      // bound gives its count in its own timer, which one turn would follow. But a bound may
+      // itself wait for input read after a stall, as the server's own deadlines do (two turns,
+      // see `InputFirstTimer`): this verdict waits as many, queued behind the bound's, so that
+      // its count comes first.
       if (expected === undefined && !waitedForCount) {
         waitedForCount = true
         // One ms more than it took: timers start on the whole-ms clock, so a bound set a fraction
         // of a ms after this timer can end a ms after it.
-        timer = setTimeout(() => setImmediate(timedOut), Math.ceil(asking) + 1)
+        countWait = new InputFirstTimer(Math.ceil(asking) + 1, timedOut)
         return
       }
       if (expected === undefined) {
@@ -299,7 +307,7 @@ export class BroadcastOperator<E extends EventsMap> {
       )
     }
     // A timer past MAX_TIMER_MS would fire at once: past it, the wait ends with the last answer.
-    let timer = timeout > MAX_TIMER_MS ? undefined : setTimeout(timedOut, timeout)
+    const timer = timeout > MAX_TIMER_MS ? undefined : setTimeout(timedOut, timeout)
     /** How many ms the adapter's `broadcastWithAck` took (see `timedOut`). */
     let asking = 0
     const check = () => {

@@ -67,10 +67,12 @@ describe('a broadcast with acks whose adapter gives no count', () => {
 
 /**
  * A memory adapter that counts at its own bound, as an adapter across nodes does when a node's
- * count has not come: set once its sockets were asked, which takes a while (`busyMs` here).
+ * count has not come: set once its sockets were asked, which takes a while (`busyMs` here), its
+ * verdict given `turns` turns of the event loop after its timer ran (an adapter whose bound
+ * waits for input read after a stall, as the server's own deadlines do, waits two).
  */
 const countsAtItsBound =
-  (busyMs: number): AdapterFactory =>
+  (busyMs: number, turns = 0): AdapterFactory =>
   (sockets) => {
     const memory = new MemoryAdapter(sockets)
     memory.broadcastWithAck = ((ask) => (message, options, timeout, expect, reply) => {
@@ -79,7 +81,11 @@ const countsAtItsBound =
       // The sockets asked took a moment; bounded in count and in time.
       const until = performance.now() + busyMs
       for (let i = 0; i < 1e9 && performance.now() < until; i++);
-      setTimeout(() => expect(count), timeout)
+      const after = (left: number): void => {
+        if (left === 0) expect(count)
+        else setImmediate(after, left - 1)
+      }
+      setTimeout(after, timeout, turns)
     })(memory.broadcastWithAck.bind(memory))
     return memory
   }
@@ -89,6 +95,12 @@ describe('a broadcast with acks whose adapter counts at its own bound', () => {
     // The second never replies.
     const error = await askedAtTimeout(countsAtItsBound(20), ['a', undefined])
     // Counted: the silent socket's own timeout failed its reply by then, or it is timed out now.
+    expect(error?.message).toMatch(/^1 socket\(s\) did not reply( within 300 ms)?: 1 timed out$/)
+    expect(error?.details?.replies).toEqual(['a'])
+  })
+
+  it('hears it when the bound gives it two turns after its timer, as one that waits for input does', async () => {
+    const error = await askedAtTimeout(countsAtItsBound(20, 2), ['a', undefined])
     expect(error?.message).toMatch(/^1 socket\(s\) did not reply( within 300 ms)?: 1 timed out$/)
     expect(error?.details?.replies).toEqual(['a'])
   })

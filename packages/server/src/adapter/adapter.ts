@@ -316,8 +316,9 @@ export interface Adapter {
    * once per socket reached, with its reply or why there is none, before or after `expect`.
    * The caller settles when it has `total` replies, or at `timeout`. `options.volatile` goes
    * to each socket's `deliverWithAck`, on every node. A count given at the adapter's own bound
-   * of `timeout`, set before this returns, is waited for (as long as this call took, then one
-   * turn); an adapter that has not called `expect` by then leaves the sender's count unknown:
+   * of `timeout`, set before this returns, is waited for (as long as this call took, then two
+   * turns of the event loop, as long as a bound that waits for input read after a stall, as the
+   * server's own deadlines do, takes to give it); an adapter that has not called `expect` by then leaves the sender's count unknown:
    * it hears `PARLEY_ACK_TIMEOUT` saying so, with the replies that came (`details.counted`
    * false).
    */
