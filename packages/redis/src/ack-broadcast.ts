@@ -419,6 +419,7 @@ export function broadcastAcross(
     // The verdict waits one turn of the event loop: a count that reached this node in time is
     // read first, even when this node was held past the bound (a long pause, a loaded
     // machine), where the timer would otherwise run before the socket that holds it is read.
+    // One is enough: that socket is the subscriber's, open before any stall (see query.ts).
     if (!replies.expected) countTimer = setTimeout(() => setImmediate(countsLate), requestTimeout)
     askTimer = setInterval(askOwing, requestTimeout)
     askTimer.unref()

@@ -69,7 +69,11 @@ export function query(
     // Until Redis took the PUBLISH, no node could answer: a timeout then is Redis's doing.
     let sent = false
     // The verdict waits one turn of the event loop, as a broadcast's count does: an answer that
-    // reached this node in time is read first, even when this node was held past the bound.
+    // reached this node in time is read first, even when this node was held past the bound. One
+    // is enough: answers come on this node's subscriber connection, open before any stall, which
+    // the poll phase of that turn reads before its check phase runs the verdict (the server's
+    // deadlines wait two for requests on connections accepted during a stall, which this never
+    // is; see stalled-answers.test.ts).
     const timer = setTimeout(
       () =>
         setImmediate(() =>
