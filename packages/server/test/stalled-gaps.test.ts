@@ -43,7 +43,12 @@ it.each([
   "keeps the transport of a session over %s whose gap was filled by a POST that came while the server's thread stalled past its grace",
   async (transport, segment) => {
     // No PING within the test: the gap's grace is the only deadline.
-    const started = await startServer({ pingInterval: 20_000, pingTimeout: 10_000 })
+    let onAnswered: (() => void) | undefined
+    const started = await startServer({ pingInterval: 20_000, pingTimeout: 10_000 }, (app) => {
+      app.addHook('onResponse', async (request) => {
+        if (request.method === 'POST' && onAnswered) onAnswered()
+      })
+    })
     closers.push(() => closeApp(started.app))
     const { app, base } = started
     const heard: string[] = []
@@ -76,9 +81,16 @@ it.each([
       worker.once('message', (m: { status: number }) => resolve(m.status)),
     )
     await until(() => connections > before, 5000, 'the POST to connect')
-    // A packet past a gap (1 is missing): dropped, and the grace runs from now, ending in the stall.
+    // A packet past a gap (1 is missing): dropped, and the grace runs from then. The stall
+    // begins as its POST is answered, so that the grace ends in it however slow the machine.
+    const stalled = new Promise<boolean>((resolve) => {
+      onAnswered = () => {
+        onAnswered = undefined
+        resolve(stallFromCheckPhase(gate, HOLD, STALL_MS))
+      }
+    })
     expect(await client.send(event(2, 'two'))).toBe(204)
-    expect(await within(stallFromCheckPhase(gate, HOLD, STALL_MS), 4000, 'the stall')).toBe(true)
+    expect(await within(stalled, 4000, 'the stall')).toBe(true)
     expect(await within(answered, 4000, 'the answer to the POST')).toBe(204)
     await until(() => heard.length === 2 || said.length > 0, 3000, 'both events')
     expect({ heard, said }).toEqual({ heard: ['one', 'two'], said: [] })
