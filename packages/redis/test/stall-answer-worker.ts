@@ -1,8 +1,8 @@
 // A node that answers over Redis from a thread of its own, for the tests of a stalled node
-// thread: it reads the request channel and posts `asked` when the request of kind `kind` comes,
-// then, once the gate of stall-gate.ts says the node's thread has stalled, PUBLISHes `answer`
-// (given that request's sender and id) on the sender's response channel, which reaches the
-// sender's subscriber during the stall, on its connection opened long before.
+// thread: it reads the request channel and, when the request of kind `kind` comes, once the gate
+// of stall-gate.ts says the node's thread has stalled, PUBLISHes `answer` (given that request's
+// sender and id) on the sender's response channel, which reaches the sender's subscriber during
+// the stall, on its connection opened long before.
 import { parentPort, workerData } from 'node:worker_threads'
 import { createClient } from 'redis'
 import { awaitStall } from '../../server/test/stall.js'
@@ -26,7 +26,6 @@ await subscriber.connect()
 await subscriber.subscribe(`${prefix}:request`, (message) => {
   const request = JSON.parse(message) as { n: string; id: string; k: string }
   if (request.k !== kind) return
-  parentPort?.postMessage({ asked: true })
   awaitStall(gate, HOLD_BOUND_MS)
   Atomics.add(gate, SENT, 1)
   void publisher

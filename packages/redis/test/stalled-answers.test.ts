@@ -9,7 +9,7 @@
 // (stall-answer-worker.ts), held by the gate of stall-gate.ts until the stall has begun.
 import { fileURLToPath } from 'node:url'
 import { Worker } from 'node:worker_threads'
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { compiledScript } from '../../../test/support/compiled-script.js'
 import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
@@ -54,19 +54,30 @@ describe.skipIf(skipRedisSuites())("another node's answer that came while this n
       worker.postMessage('close')
       await within(exited, 5000, 'the answering thread to exit').catch(() => worker.terminate())
     })
-    let stalled: Promise<boolean> | undefined
     let subscribed = false
-    worker.on('message', (message: { subscribed?: true; asked?: true }) => {
+    worker.on('message', (message: { subscribed?: true }) => {
       if (message.subscribed) subscribed = true
-      if (message.asked) stalled = stallFromCheckPhase(gate, HOLD, STALL_MS)
     })
     await until(() => subscribed, 5000, 'the other node to subscribe')
     await haunt(await raw(), prefix, OTHER)
     await until(() => a.adapter.liveNodes.includes(OTHER), 5000, 'the other node live')
+    // The stall begins once Redis answered `a`'s PUBLISH of the request, in that turn: the bound
+    // of a count runs from then, a query's from just before; either ends in the stall however
+    // slow the machine, and the other node, which has the request by then, answers in it.
+    let stalled: Promise<boolean> | undefined
+    const sendCommand = a.redis.sendCommand.bind(a.redis)
+    const spy = vi.spyOn(a.redis, 'sendCommand').mockImplementation((...args) => {
+      const sent = sendCommand(...args)
+      const [command, channel] = args[0]
+      if (stalled === undefined && command === 'PUBLISH' && channel === `${prefix}:request`)
+        stalled = sent.then(() => stallFromCheckPhase(gate, HOLD, STALL_MS))
+      return sent
+    })
+    closers.push(async () => spy.mockRestore())
     return {
       a,
       stalled: async () => {
-        await until(() => stalled !== undefined, 3000, 'the request to reach the other node')
+        await until(() => stalled !== undefined, 3000, 'the request sent')
         return within(stalled!, 4000, 'the stall')
       },
     }
