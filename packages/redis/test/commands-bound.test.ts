@@ -78,6 +78,8 @@ describe('the bound on unanswered commands', () => {
     void commands.undo(['EVAL', 'undo', '0'], 60_000)
     expect(commands.unavailable()).toBeUndefined()
     vi.advanceTimersByTime(300)
+    // The verdict waits a turn once the timer ran (see stalled-commands.test.ts).
+    await new Promise((resolve) => setImmediate(resolve))
     expect(commands.unavailable()).toBe('it has left 1 command(s) unanswered for 300 ms or more')
     await expect(commands.send(['PUBLISH', 'channel', 'next'])).rejects.toBeInstanceOf(RedisUnreachableError)
     expect(sent).toEqual([['EVAL', 'undo', '0']])
