@@ -25,14 +25,14 @@ export type { ReservedEvents, SwitchReason } from './events.js'
 /** An event map that allows anything: what an untyped socket uses (the server's `DefaultEventsMap`). */
 export type DefaultEvents = DefaultEventsMap
 
-/** Options of one emit, set by `volatile` and `timeout()`. */
+/**
+ * Options of one emit, set by `volatile` and `timeout()`. A plain emit passes a new `{}`: a
+ * shared constant for it cost the browser bundle 5 bytes, for an allocation an emit never misses.
+ */
 interface Flags {
   volatile?: boolean
   timeout?: number
 }
-
-/** The flags of a plain emit, shared: an emit allocates none. */
-const NO_FLAGS: Flags = {}
 
 /**
  * `socket.volatile`: the same emits, with a flag set. Flags chain in either order and add up
@@ -150,7 +150,7 @@ export class Socket<
    * application's own ParleyError, untouched, when its toJSON or a getter threw one.
    */
   emit<K extends keyof EmitEvents & string>(event: K, ...args: EmitArgs<EmitEvents[K]>): this {
-    this.#emit(NO_FLAGS, event, args as unknown[])
+    this.#emit({}, event, args as unknown[])
     return this
   }
 
@@ -159,7 +159,7 @@ export class Socket<
     event: K,
     ...args: ArgsWithoutAck<EmitEvents[K]>
   ): Promise<AckReply<EmitEvents[K]>> {
-    return this.#withAck(NO_FLAGS, event, args as unknown[])
+    return this.#withAck({}, event, args as unknown[])
   }
 
   /**
@@ -168,7 +168,7 @@ export class Socket<
    * `timeout(ms)`: `socket.volatile.timeout(ms).emit(...)`.
    */
   get volatile(): FlaggedEmitter<EmitEvents> {
-    return this.#flagged(NO_FLAGS).volatile
+    return this.#flagged({}).volatile
   }
 
   /**
@@ -179,7 +179,7 @@ export class Socket<
    * `volatile`: `socket.timeout(ms).volatile.emit(...)`.
    */
   timeout(ms: number): TimedEmitter<EmitEvents> {
-    return this.#flagged(NO_FLAGS).timeout(ms)
+    return this.#flagged({}).timeout(ms)
   }
 
   /** The emits under `flags`, and the way to add more: each link of a chain is a new object. */
