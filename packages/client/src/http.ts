@@ -22,6 +22,12 @@ import {
 } from './transports/transport.js'
 import { defaultMaxPayload } from './wire-limits.js'
 
+/**
+ * How long to wait before sending again a body the server answered 409 (a POST overlapped).
+ * Declared above its use, so that the bundler writes the number in its place.
+ */
+const RETRY_409_MS = 25
+
 export type Fetch = typeof fetch
 
 /**
@@ -533,9 +539,6 @@ const NOT_CONNECTED = [
 
 /** undici's code for a connection the other side closed under a request (see Transport.reset). */
 const CLOSED_UNDER = ['UND_ERR_SOCKET']
-
-/** How long to wait before sending again a body the server answered 409 (a POST overlapped). */
-const RETRY_409_MS = 25
 
 /**
  * What `boundedBody` asks of its decoder: `TextDecoder`'s `decode`, named here so that the
