@@ -196,7 +196,7 @@ export class Session implements ConnectionHost {
     const fresh = this.#ledger.opened(open, (packet, error) =>
       // Later, with the session in place: an application's callback may throw.
       queueMicrotask(() => {
-        if (packet.type === PacketType.EVENT) this.acks.settle(packet.ackId, error, [])
+        if (packet.type === PacketType.EVENT) this.acks.settle(packet.ackId, error)
         this.notify('error', error)
       }),
     )
@@ -207,7 +207,7 @@ export class Session implements ConnectionHost {
     if (fresh)
       for (const id of this.acks.ids())
         if (!this.#ledger.kept.some((item) => (item.packet as EventPacket).ackId === id))
-          queueMicrotask(() => this.acks.settle(id, ended, []))
+          queueMicrotask(() => this.acks.settle(id, ended))
     // Everything the server lacks, in order, before anything new.
     this.connection.send(this.#ledger.kept)
     // Watches the transport for life (here, its one caller): anything from the server proves it
@@ -293,7 +293,7 @@ export class Session implements ConnectionHost {
         const error = new ParleyError<string>(p.code, p.message)
         this.#ledger.answered(p.ackId)
         if (this.#accept(p.seq, from))
-          return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error, []) : this.notify('error', error))
+          return () => (p.ackId > 0 ? this.acks.settle(p.ackId, error) : this.notify('error', error))
         return
       }
       case PacketType.CLOSE:

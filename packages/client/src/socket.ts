@@ -249,7 +249,6 @@ export class Socket<
           this.#session.acks.settle(
             ackId,
             new ParleyError(ErrorCode.DISCONNECTED, `${prefix}not connected`),
-            [],
           ),
         )
       }

@@ -106,7 +106,7 @@ export class AckTable {
     const timer = !((timeout as number) <= MAX_TIMER_MS)
       ? undefined
       : setTimeout(() => {
-          this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `${about}no reply within ${timeout} ms`), [])
+          this.settle(id, new ParleyError(ErrorCode.ACK_TIMEOUT, `${about}no reply within ${timeout} ms`))
         }, timeout as number)
     this.#pending.set(id, { settle, timer, about })
     return id
@@ -117,8 +117,11 @@ export class AckTable {
     return [...this.#pending.keys()]
   }
 
-  /** Ends one wait. False when nobody waits for this id (a late or unknown reply). */
-  settle(id: number, error: EndError | null, args: WireValue[]): boolean {
+  /**
+   * Ends one wait, with the reply's `args`, or none when it ends otherwise (an ERROR, its timeout,
+   * the end of the session). False when nobody waits for this id (a late or unknown reply).
+   */
+  settle(id: number, error: EndError | null, args: WireValue[] = []): boolean {
     const pending = this.#pending.get(id)
     if (!pending) return false
     this.forget(id)
@@ -141,7 +144,7 @@ export class AckTable {
    * of its `about`.
    */
   rejectAll(error: EndError): void {
-    for (const id of [...this.#pending.keys()]) this.settle(id, error, [])
+    for (const id of [...this.#pending.keys()]) this.settle(id, error)
   }
 }
 
