@@ -4,9 +4,6 @@ import * as PacketType from './packet-type.js'
 /** A packet ready for any transport: its encoding, made once when it was handed over. */
 export type Outgoing = Encoded
 
-/** The answer to a PING: one for the session's life (polling knows it by that, see its `send`). */
-export const PONG = encode({ type: PacketType.PONG })
-
 /** The client's goodbye: the session is over (`disconnect()`). */
 export const BYE = encode({
   type: PacketType.CLOSE,

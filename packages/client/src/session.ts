@@ -18,7 +18,7 @@ import { Connection, type ConnectionHost } from './fallback.js'
 import { type AckPace, DELIVER, GAP, Ledger } from './ledger.js'
 import { TransportMemory } from './memory.js'
 import { named, type ResolvedOptions } from './options.js'
-import { BYE, PONG } from './outgoing.js'
+import { BYE } from './outgoing.js'
 import * as PacketType from './packet-type.js'
 import { TRANSPORTS, type TransportSetup } from './transports/registry.js'
 import { type Later, silence, transportError } from './transports/transport.js'
@@ -267,7 +267,11 @@ export class Session implements ConnectionHost {
         if (from.ackAfter === Infinity) return
         // A PING asks for the ACK owed too, in the same write.
         const ack = this.#ledger.takeOwed()
-        this.connection.send(ack ? [ackPacket(ack), PONG] : [PONG])
+        // Encoded per PING (one every pingInterval): a PONG kept encoded for the client's life
+        // cost the browser bundle its declaration, and the repeat costs gzip nothing.
+        this.connection.send(
+          ack ? [ackPacket(ack), encode({ type: PacketType.PONG })] : [encode({ type: PacketType.PONG })],
+        )
         return
       }
       case PacketType.MOVED:

@@ -64,7 +64,7 @@ describe('browser bundle', () => {
   })
 
   it('defines the global Parley with every value the module exports', () => {
-    // A page has TextEncoder: the client encodes its PONG packet once, when it loads.
+    // A page has TextEncoder: the client encodes its goodbye (a CLOSE packet) once, when it loads.
     const page: { Parley?: Record<string, unknown>; TextEncoder: typeof TextEncoder } = { TextEncoder }
     runInNewContext(readFileSync(`${clientDir}/dist/parley.min.js`, 'utf8'), page)
     const Parley = page.Parley!
