@@ -281,9 +281,6 @@ type Refused = { ok: false; error: ParleyError; seq: number }
 /** A refused packet; without `seq` (no such key, see `fail`), a broken stream. Two shapes, told apart by `seq`. */
 type Fail = Refused | { ok: false; error: ParleyError; seq?: undefined }
 
-/** An application packet's start as every encoder writes it: `[5,N,`, `[6,N,` or `[7,N,`. */
-const NUMBERED_START = /^\[[567],(\d{1,16}),/
-
 /**
  * A refused packet. With `text`, the refusal carries the packet's number: from its parsed `value`
  * (0 when it is not a numbered packet), else from the start of `text`; when neither gives one,
@@ -295,7 +292,8 @@ function fail(code: ErrorCode, message: string, text?: string, value?: unknown, 
     text === undefined
       ? undefined
       : value === undefined
-        ? NUMBERED_START.exec(text)?.[1]
+        ? // An application packet's start as every encoder writes it: `[5,N,`, `[6,N,` or `[7,N,`.
+          /^\[[567],(\d{1,16}),/.exec(text)?.[1]
         : isArray(value) && [5, 6, 7].includes(value[0]) && isCount(value[1])
           ? value[1]
           : 0
@@ -311,11 +309,18 @@ function fail(code: ErrorCode, message: string, text?: string, value?: unknown, 
 /** Finds the binary leaf that a leaf's data field stands for, or undefined. */
 type ResolveLeaf = (data: unknown) => Uint8Array | undefined
 
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/
-
-/** Canonical padded base64 only (atob alone would also take whitespace and missing padding). */
+/**
+ * Canonical padded base64 only (atob alone would also take whitespace and missing padding).
+ * The decoder's patterns are written where they are used: a module constant for each cost the
+ * browser bundle more than the pattern object made at each use costs a call, and a pattern
+ * without the `g` or `y` flag keeps no state from one use to the next.
+ */
 function fromBase64(data: unknown): Uint8Array | undefined {
-  if (typeof data !== 'string' || !BASE64.test(data)) return undefined
+  if (
+    typeof data !== 'string' ||
+    !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(data)
+  )
+    return undefined
   const text = atob(data)
   const bytes = new Uint8Array(text.length)
   for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i)
@@ -383,7 +388,10 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
   }
   try {
     // Most packets: text too short to nest too deep, with no refused key in it. No walk then.
-    const refusal = text.length >= DEEP_TEXT || REFUSED_KEY.test(text) ? walk(value, 0) : undefined
+    // The keys `walk` refuses, as they appear in JSON text: spelled out, or with a `\u` escape
+    // somewhere in them (no other escape can write a letter or `_`).
+    const refusal =
+      text.length >= DEEP_TEXT || /__proto__|constructor|\\u/.test(text) ? walk(value, 0) : undefined
     const packet: Packet | Refusal = refusal
       ? [refusal, 'too deep or forbidden key']
       : toPacket(value, resolveLeaf)
@@ -399,11 +407,6 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
  * Shorter text, with no key `walk` refuses in it, needs no walk.
  */
 const DEEP_TEXT = 2 * (WireLimits.maxDepth + 3)
-/**
- * The keys `walk` refuses, as they appear in JSON text: spelled out, or with a `\u` escape
- * somewhere in them (no other escape can write a letter or `_`).
- */
-const REFUSED_KEY = /__proto__|constructor|\\u/
 
 /**
  * Bounds the nesting (outer packet array + args array + the application's 64 levels) and
