@@ -388,10 +388,13 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
   }
   try {
     // Most packets: text too short to nest too deep, with no refused key in it. No walk then.
+    // The shortest text that can nest past `walk`'s bound has a bracket pair per level it passes.
     // The keys `walk` refuses, as they appear in JSON text: spelled out, or with a `\u` escape
     // somewhere in them (no other escape can write a letter or `_`).
     const refusal =
-      text.length >= DEEP_TEXT || /__proto__|constructor|\\u/.test(text) ? walk(value, 0) : undefined
+      text.length >= 2 * (WireLimits.maxDepth + 3) || /__proto__|constructor|\\u/.test(text)
+        ? walk(value, 0)
+        : undefined
     const packet: Packet | Refusal = refusal
       ? [refusal, 'too deep or forbidden key']
       : toPacket(value, resolveLeaf)
@@ -401,12 +404,6 @@ function decodeJson(text: string, resolveLeaf: ResolveLeaf): DecodeResult {
     return fail(ErrorCode.INVALID_PACKET, 'undecodable', undefined, undefined, cause)
   }
 }
-
-/**
- * Shortest text that can nest past `walk`'s bound: a bracket pair per level it passes.
- * Shorter text, with no key `walk` refuses in it, needs no walk.
- */
-const DEEP_TEXT = 2 * (WireLimits.maxDepth + 3)
 
 /**
  * Bounds the nesting (outer packet array + args array + the application's 64 levels) and
