@@ -53,8 +53,6 @@ export function isWireCode(value: unknown): value is string {
   return typeof value === 'string' && /^[A-Z0-9_]{1,64}$/.test(value)
 }
 
-const seq: Field = ['seq', isCount, INVALID_SEQ]
-const ackId: Field = ['ackId', isCount, INVALID_ACK_ID]
 /** EVENT's and REPLY's arguments: where their binary leaves go back. */
 export const ARGS: Field = ['args', isArray]
 const message: Field = ['message', isString]
@@ -71,7 +69,9 @@ export type ArrayPacketType = Exclude<PacketType, typeof PacketType.OPEN | typeo
 
 /**
  * The fields of every array-shaped packet after its type, in wire order, by packet type. A
- * decoder checks them in that order, so the first bad field names the code.
+ * decoder checks them in that order, so the first bad field names the code. `seq` and `ackId`
+ * are written in each shape: as shared constants they cost the client's browser bundle their
+ * declarations (ARGS and BINS stay shared, as the codecs know them by identity).
  */
 export const PACKET_SHAPES: Readonly<Record<number, readonly Field[]>> = {
   // CLOSE
@@ -83,11 +83,17 @@ export const PACKET_SHAPES: Readonly<Record<number, readonly Field[]>> = {
   // ACK
   4: [['ack', isCount, INVALID_SEQ]],
   // EVENT: checkEventName gives the name's code, INVALID_EVENT_NAME or RESERVED_EVENT_NAME.
-  5: [seq, ['name', (v) => checkEventName(v)?.code ?? true], ARGS, ackId, BINS],
+  5: [
+    ['seq', isCount, INVALID_SEQ],
+    ['name', (v) => checkEventName(v)?.code ?? true],
+    ARGS,
+    ['ackId', isCount, INVALID_ACK_ID],
+    BINS,
+  ],
   // REPLY
   6: [['seq', isPositive, INVALID_SEQ], ['ackId', isPositive, INVALID_ACK_ID], ARGS, BINS],
   // ERROR: seq 0 is the one unnumbered ERROR, the answer to a refused HELLO.
-  7: [seq, ackId, ['code', isWireCode], message],
+  7: [['seq', isCount, INVALID_SEQ], ['ackId', isCount, INVALID_ACK_ID], ['code', isWireCode], message],
   // MOVED
   9: [],
 } satisfies { readonly [T in ArrayPacketType]: readonly Field[] }
