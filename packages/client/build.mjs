@@ -16,13 +16,13 @@ import { minify } from 'terser'
  * The client README and docs/client-size.md show the sizes and budgets; test/size.test.ts
  * checks that they agree with this build.
  */
-const BUDGET = 11_913
+const BUDGET = 11_907
 /**
  * Most bytes, after gzip -9, of what esbuild (bundle, minify, platform browser, format ESM) makes
  * of `import { connect } from '@parley/client'`. Raise it only with a reason in the commit. The
  * aim is 8192; docs/client-size.md says what stands in the way.
  */
-const BUNDLED_BUDGET = 12_056
+const BUNDLED_BUDGET = 12_048
 
 /** See `mangleProps` below. */
 const INTERNAL_PROPS = [

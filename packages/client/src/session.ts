@@ -31,8 +31,6 @@ export interface SessionHost {
   fire<K extends keyof ReservedEvents>(event: K, ...args: Parameters<ReservedEvents[K]>): void
 }
 
-const ackPacket = (ack: number) => encode({ type: PacketType.ACK, ack })
-
 /**
  * One session with the server, whatever carries it: the sequence numbers and replay (its
  * Ledger), ordering and the ACKs owed, the heartbeat, MOVED, CLOSE, and what to do with a packet
@@ -77,7 +75,7 @@ export class Session implements ConnectionHost {
     this.notify = host.fire
     this.opts = opts
     this.acks = new AckTable(opts.maxPendingAcks)
-    this.#ledger = new Ledger(opts, (ack) => this.connection.send([ackPacket(ack)]))
+    this.#ledger = new Ledger(opts, (ack) => this.connection.send([encode({ type: PacketType.ACK, ack })]))
     const fetch = opts.fetch ?? globalThis.fetch?.bind(globalThis)
     const setup: TransportSetup = {
       // The options as they are (the WebSocket constructor among them): a copy of the one the
@@ -267,10 +265,12 @@ export class Session implements ConnectionHost {
         if (from.ackAfter === Infinity) return
         // A PING asks for the ACK owed too, in the same write.
         const ack = this.#ledger.takeOwed()
-        // Encoded per PING (one every pingInterval): a PONG kept encoded for the client's life
-        // cost the browser bundle its declaration, and the repeat costs gzip nothing.
+        // Encoded per PING (one every pingInterval): a PONG kept encoded for the client's life, or
+        // a helper for the ACK, cost the browser bundle a declaration; gzip stores the repeats.
         this.connection.send(
-          ack ? [ackPacket(ack), encode({ type: PacketType.PONG })] : [encode({ type: PacketType.PONG })],
+          ack
+            ? [encode({ type: PacketType.ACK, ack }), encode({ type: PacketType.PONG })]
+            : [encode({ type: PacketType.PONG })],
         )
         return
       }
