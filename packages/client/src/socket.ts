@@ -246,10 +246,7 @@ export class Socket<
       // after `emit` returns, as every other outcome of it does.
       else if (!this.#session.sendVolatile(packet(0))) {
         queueMicrotask(() =>
-          this.#session.acks.settle(
-            ackId,
-            new ParleyError(ErrorCode.DISCONNECTED, `${prefix}not connected`),
-          ),
+          this.#session.acks.settle(ackId, new ParleyError(ErrorCode.DISCONNECTED, `${prefix}not connected`)),
         )
       }
     } catch (err) {
