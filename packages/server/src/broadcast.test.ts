@@ -41,13 +41,25 @@ const failed = (code: string, message = 'x', details?: Record<string, unknown>):
   error: new ParleyError(code, message, details ? { details } : undefined),
 })
 
+/**
+ * Fake timeouts, real turns of the event loop: the verdict at a broadcast's timeout waits two of
+ * them after its timer (see `InputFirstTimer`), which fake immediates would each hold for a
+ * millisecond of the fake clock.
+ */
+const TIMEOUTS_ONLY: Parameters<typeof vi.useFakeTimers>[0] = { toFake: ['setTimeout', 'clearTimeout'] }
+
+/** The two turns a verdict waits after its timer ran. */
+async function verdictTurns(): Promise<void> {
+  for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve))
+}
+
 describe('a broadcast that wants replies', () => {
   afterEach(() => {
     vi.useRealTimers()
   })
 
   it('waits 10 s for them without timeout(ms), then rejects with PARLEY_ACK_TIMEOUT', async () => {
-    vi.useFakeTimers()
+    vi.useFakeTimers(TIMEOUTS_ONLY)
     const { adapter, timeouts } = silentSocket()
     const outcome = new BroadcastOperator(adapter, 1_000_000).emitWithAck('vote?').then(
       () => 'resolved',
@@ -65,11 +77,12 @@ describe('a broadcast that wants replies', () => {
   })
 
   it('calls an emit callback error-first without timeout(ms) too', async () => {
-    vi.useFakeTimers()
+    vi.useFakeTimers(TIMEOUTS_ONLY)
     const { adapter } = silentSocket()
     const calls: unknown[][] = []
     new BroadcastOperator(adapter, 1_000_000).emit('vote?', (...args: unknown[]) => calls.push(args))
     await vi.advanceTimersByTimeAsync(10_000)
+    await verdictTurns()
     expect(calls).toEqual([[expect.objectContaining({ code: 'PARLEY_ACK_TIMEOUT' }), []]])
   })
 
@@ -93,7 +106,7 @@ describe('a broadcast that wants replies', () => {
   })
 
   it('counts the sockets the timeout cut off as timed out, and names at most three reasons', async () => {
-    vi.useFakeTimers()
+    vi.useFakeTimers(TIMEOUTS_ONLY)
     const adapter = socketsReplying(8, [
       failed(ErrorCode.DISCONNECTED),
       failed(ErrorCode.DISCONNECTED),

@@ -240,7 +240,7 @@ export class BroadcastOperator<E extends EventsMap> {
     const finish = (error: ParleyError | null) => {
       if (finished) return
       finished = true
-      clearTimeout(timer)
+      timer?.clear()
       countWait?.clear()
       // Never from inside `emit` (no socket reached, every one dropped): the callback always
       // runs after the call that asked for it, as it does when replies come. One that throws
@@ -307,7 +307,10 @@ export class BroadcastOperator<E extends EventsMap> {
       )
     }
     // A timer past MAX_TIMER_MS would fire at once: past it, the wait ends with the last answer.
-    const timer = timeout > MAX_TIMER_MS ? undefined : setTimeout(timedOut, timeout)
+    // Its verdict waits two turns (see `InputFirstTimer`): replies the sockets sent in time, read
+    // only after a stall of this thread, are counted first. Each socket's own timer at the same
+    // timeout waits as long, set after this one: its verdict comes after this one's, as it did.
+    const timer = timeout > MAX_TIMER_MS ? undefined : new InputFirstTimer(timeout, timedOut)
     /** How many ms the adapter's `broadcastWithAck` took (see `timedOut`). */
     let asking = 0
     const check = () => {
@@ -348,7 +351,7 @@ export class BroadcastOperator<E extends EventsMap> {
       // adapter did before it threw (a count, replies) must not reach the callback either.
       thrown = true
       finished = true
-      clearTimeout(timer)
+      timer?.clear()
       throw err
     }
     asking = performance.now() - askedAt

@@ -1,6 +1,6 @@
 import {
   type AckReply,
-  AckTable,
+  type AckTable,
   type ArgsWithoutAck,
   CloseReason,
   checkEventName,
@@ -51,6 +51,7 @@ import {
   isThenable,
   refusalOf,
 } from './incoming.js'
+import { InputFirstAckTable } from './input-first-acks.js'
 import { jsonCopy } from './json-copy.js'
 import { type MembershipStep, reaches, roomsAfter, type UnsettledSockets } from './membership.js'
 import { type Metrics, noMetrics } from './metrics.js'
@@ -365,7 +366,7 @@ export class ServerSocket<
   }
 
   get #acks(): AckTable {
-    this.#ackTable ??= new AckTable(this.#context.maxPendingAcks, this.#context.ackFailed)
+    this.#ackTable ??= new InputFirstAckTable(this.#context.maxPendingAcks, this.#context.ackFailed)
     return this.#ackTable
   }
 

@@ -2,7 +2,8 @@
 // (stalled-server.test.ts): it reads and answers while the test's thread, which runs the server,
 // is blocked. Everything it sends goes through the gate of stall-gate.ts. It posts `connected`
 // (its session id), what it says that a live session should not (`said`), and the answer to each
-// `echo` the test asks of it; `close` disconnects it and ends the thread.
+// `echo` the test asks of it; it answers the server's `ask` with what it was given (a reply held by
+// the gate as any send); `close` disconnects it and ends the thread.
 import { parentPort, workerData } from 'node:worker_threads'
 import { connect } from '@parley/client'
 import WebSocket from 'ws'
@@ -43,6 +44,7 @@ socket.on('transport_error', (name, error) => post({ said: `${name}: ${error.mes
 socket.on('connect_error', (error) => post({ said: `${error.code}: ${error.message}` }))
 socket.on('disconnect', (reason) => post({ said: `disconnect: ${reason}` }))
 socket.once('connect', () => post({ connected: socket.id }))
+socket.on('ask', (value: unknown, ack?: (answer: unknown) => void) => ack?.(value))
 parentPort?.on('message', (message: { echo: number } | 'close') => {
   if (message === 'close') {
     socket.disconnect()
