@@ -201,31 +201,40 @@ export function broadcastAcross(
   )
   /** When the caller's timer started, on this node's monotonic clock (see `RequestPacket.l`). */
   const timerStarted = performance.now()
+  /** The caller's timeout: what the nodes gave by then is the answer. */
+  const atTimeout = () => {
+    // Ended in the turn the verdict waited (every reply came): nothing is left to give.
+    if (!pending.has(id)) return
+    // Asked when it came back, a count held there for a socket joined without a cut (see
+    // held-questions.ts) is given now with what it has: its own bound, set then, ends later,
+    // and the replies of the sockets asked with it would be lost.
+    giveHeldNow()
+    // Bounded there at the same timeout, set before this timer: given by now, as a rule.
+    giveAskedNow?.()
+    // Not back by now (a Redis that slow), the sockets being handed over are not asked.
+    settleLocal()
+    // A node that has not counted by now may hold sockets that took it, which the total lacks:
+    // said as a count later than requestTimeout is (and once: `countsLate` ends with this).
+    if (!replies.expected && replies.uncounted > 0)
+      uncounted(
+        taken
+          ? `${replies.uncounted} did not count its sockets within the broadcast's own timeout of ${timeout} ms`
+          : `Redis did not answer its PUBLISH within the broadcast's own timeout of ${timeout} ms`,
+      )
+    replies.stopWaiting()
+    end()
+  }
   // Past MAX_TIMER_MS (Infinity included) no timer, as for one socket: a timer given more would
   // fire at once. The wait then ends when every counted socket replied, or its node left. Set
   // after the ask: a count held there (a takeover's socket whose tail is unread) is given at the
   // same timeout with what it has, and this one then counts it.
   if (timeout <= MAX_TIMER_MS && pending.has(id)) {
-    timer = setTimeout(() => {
-      // Asked when it came back, a count held there for a socket joined without a cut (see
-      // held-questions.ts) is given now with what it has: its own bound, set then, ends later,
-      // and the replies of the sockets asked with it would be lost.
-      giveHeldNow()
-      // Bounded there at the same timeout, set before this timer: given by now, as a rule.
-      giveAskedNow?.()
-      // Not back by now (a Redis that slow), the sockets being handed over are not asked.
-      settleLocal()
-      // A node that has not counted by now may hold sockets that took it, which the total lacks:
-      // said as a count later than requestTimeout is (and once: `countsLate` ends with this).
-      if (!replies.expected && replies.uncounted > 0)
-        uncounted(
-          taken
-            ? `${replies.uncounted} did not count its sockets within the broadcast's own timeout of ${timeout} ms`
-            : `Redis did not answer its PUBLISH within the broadcast's own timeout of ${timeout} ms`,
-        )
-      replies.stopWaiting()
-      end()
-    }, timeout)
+    // The verdict waits one turn of the event loop, as the count's bound does (see
+    // `waitForCounts`): the counts and replies that reached this node in time are read first,
+    // even when this node was held past the timeout, where the timer would otherwise run before
+    // the subscriber's socket that holds them is read. The server's own timer at this timeout
+    // waits two turns, set before this one: its verdict follows this one's.
+    timer = setTimeout(() => setImmediate(atTimeout), timeout)
   }
   const q = cut.sent()
   if (uncutOut.length > 0) uncut.owe(uncutOut, q)

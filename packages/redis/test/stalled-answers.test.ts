@@ -15,6 +15,7 @@ import { skipRedisSuites } from '../../../test/support/redis-server.js'
 import { until, within } from '../../server/test/helpers.js'
 import { stallFromCheckPhase } from '../../server/test/stall.js'
 import { HOLD } from '../../server/test/stall-gate.js'
+import { packValue } from '../src/wire.js'
 import { haunt } from './ghost-node.js'
 import { to } from './handoff-support.js'
 import { Nodes, redisSuite, type TestNode } from './nodes.js'
@@ -41,7 +42,11 @@ describe.skipIf(skipRedisSuites())("another node's answer that came while this n
    * Node `a` with `OTHER` live beside it, answering requests of `kind` with `answer` once the
    * stall has begun; `stalled` resolves once `a`'s request reached it and the stall after it ended.
    */
-  async function scene(prefix: string, kind: string, answer: Record<string, unknown>) {
+  async function scene(
+    prefix: string,
+    kind: string,
+    answer: Record<string, unknown> | Record<string, unknown>[],
+  ) {
     nodes = new Nodes()
     const a = await nodes.start(suite.redis.url, { requestTimeout: REQUEST_TIMEOUT, prefix })
     const gate = new Int32Array(new SharedArrayBuffer(8))
@@ -102,6 +107,18 @@ describe.skipIf(skipRedisSuites())("another node's answer that came while this n
     const replies = a.app.parley.timeout(20_000).emitWithAck('vote')
     expect(await stalled()).toBe(true)
     expect(await within(replies, 3000, 'the replies')).toEqual([])
+    expect(short(a)).toEqual({ incompleteRequests: 0, warnings: [] })
+  }, 22_000)
+
+  it("takes another node's reply to a broadcast with acks, not the caller's own timeout", async () => {
+    const { a, stalled } = await scene('stallr', 'ack', [
+      { k: 'count', c: 1 },
+      { k: 'reply', ok: true, v: packValue('yes') },
+    ])
+    // The caller's timeout, as short as requestTimeout: the stall runs past both.
+    const replies = a.app.parley.timeout(REQUEST_TIMEOUT).emitWithAck('vote')
+    expect(await stalled()).toBe(true)
+    expect(await within(replies, 3000, 'the replies')).toEqual(['yes'])
     expect(short(a)).toEqual({ incompleteRequests: 0, warnings: [] })
   }, 22_000)
 })
