@@ -169,7 +169,9 @@ describe.skipIf(skipRedisSuites())('a GET of a handed-off session that comes aft
   it.each(['polling', 'sse'] as const)(
     'is answered CLOSE server handoff by the live node that adopted the session: the client resumes there, and nothing is lost (%s)',
     async (transport) => {
-      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 500 })
+      // 2 s: the adoption gets half of it (1 s, `ADOPT_WAIT_MS`) to ask b, claim and take over; half
+      // of 500 ms ran out once on a loaded machine, the session sealed unadopted.
+      const a = await startTrafficNode(suite.redis.url, nodes, { handoffTimeout: 2000 })
       const b = await startTrafficNode(suite.redis.url, nodes)
       const balancer = await balance([a, b])
       balancer.avoid.add(1)
