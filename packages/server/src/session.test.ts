@@ -583,6 +583,66 @@ describe('Session: incoming packets', () => {
     expect(session.state).toBe('detached')
   })
 
+  it('gives a gap that opens after an earlier one was filled a full grace of its own', async () => {
+    // Two POSTs overtaken in turn: the grace of the first gap, filled, must not cut the second's short.
+    const { session, owner } = setup()
+    const transport = new FakeTransport('sse')
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'a'))
+    transport.receive(event(3, 'c')) // gap: 2 is missing
+    vi.advanceTimersByTime(GAP_GRACE_MS / 2)
+    transport.receive(event(2, 'b'))
+    transport.receive(event(3, 'c')) // filled
+    transport.receive(event(5, 'e')) // a second gap: 4 is missing
+    // Past the first gap's grace, well within the second's.
+    await advance(GAP_GRACE_MS / 2 + 10)
+    expect(transport.open).toBe(true)
+    transport.receive(event(4, 'd'))
+    transport.receive(event(5, 'e'))
+    // Past where the second gap's grace would have ended: filled, it lets go of nothing.
+    await advance(GAP_GRACE_MS)
+    expect(transport.open).toBe(true)
+    expect(session.state).toBe('attached')
+    expect(owner.messages.map((packet) => (packet as EventPacket).name)).toEqual(['a', 'b', 'c', 'd', 'e'])
+  })
+
+  it('lets the transport go a full grace after a second gap opened, when nothing fills it', async () => {
+    const { session } = setup()
+    const transport = new FakeTransport('sse')
+    session.attach(transport, 0, false)
+    transport.receive(event(1, 'a'))
+    transport.receive(event(3, 'c')) // gap: 2 is missing
+    vi.advanceTimersByTime(GAP_GRACE_MS / 2)
+    transport.receive(event(2, 'b'))
+    transport.receive(event(3, 'c')) // filled
+    transport.receive(event(5, 'e')) // a second gap, never filled
+    await advance(GAP_GRACE_MS - 1)
+    expect(transport.open).toBe(true)
+    await advance(1)
+    expect(transport.open).toBe(false)
+    expect(session.state).toBe('detached')
+  })
+
+  it('gives a gap on a resumed transport its own grace, whatever one left open on the old transport', async () => {
+    const { session } = setup()
+    const before = new FakeTransport('sse')
+    session.attach(before, 0, false)
+    before.receive(event(1, 'a'))
+    before.receive(event(3, 'c')) // gap: 2 is missing
+    vi.advanceTimersByTime(GAP_GRACE_MS / 2)
+    // The client resumes on another transport before the grace ran out, and what it sends there
+    // leaves a gap of its own, never filled.
+    const after = new FakeTransport('sse')
+    session.attach(after, 1, true)
+    after.receive(event(2, 'b'))
+    after.receive(event(4, 'd')) // gap: 3 is missing
+    await advance(GAP_GRACE_MS - 1)
+    expect(after.open).toBe(true)
+    await advance(1)
+    expect(after.open).toBe(false)
+    expect(session.state).toBe('detached')
+  })
+
   it('delivers replies and errors under the same numbering as events', () => {
     const { session, owner } = setup()
     const transport = new FakeTransport()

@@ -137,6 +137,14 @@ const KEPT_OVERHEAD = 64
  */
 export const GAP_GRACE_MS = 1000
 
+/** A gap in a client's numbers on one transport, while its grace runs (see `Session.#lostBefore`). */
+interface OpenGap {
+  /** The highest number seen past the gap: it is filled once the session has taken it. */
+  seq: number
+  readonly transport: Transport
+  readonly grace: InputFirstTimer
+}
+
 const defaultMessages: Record<CloseReason, string> = {
   'client disconnect': 'the client disconnected',
   'server disconnect': 'the server disconnected the socket',
@@ -444,8 +452,8 @@ export class Session extends Timed implements TransportOwner {
   #recoveryEnds: number | undefined
   /** Adopted without its client (see `awaitResume`): true until a transport attaches. */
   #adopted = false
-  /** A gap in the client's numbers, open: the highest number seen past it (see `#lostBefore`). */
-  #gap: { seq: number } | undefined
+  /** A gap in the client's numbers, open, and its grace (see `#lostBefore`). */
+  #gap: OpenGap | undefined
   /**
    * What only a move between nodes uses (a freeze, a restore, a move given up on), made at the
    * first: a session that never moves keeps none of it, 40 bytes less per idle session.
@@ -1018,6 +1026,7 @@ export class Session extends Timed implements TransportOwner {
     clearTimeout(this.#ackTimer)
     this.leaveQueue()
     this.#recoveryTimer?.clear()
+    this.#dropGap()
     const transport = this.#transport
     this.#transport = null
     if (transport) {
@@ -1094,6 +1103,7 @@ export class Session extends Timed implements TransportOwner {
           }
           this.#inSeq = packet.seq
           this.#scheduleAck(size)
+          if (this.#gap && this.#inSeq >= this.#gap.seq) this.#dropGap()
         }
         this.#config.metrics.message('in', transport.name, size)
         this.#owner?.sessionMessage(packet)
@@ -1121,23 +1131,40 @@ export class Session extends Timed implements TransportOwner {
    * resume, arriving after it) keeps the transport.
    */
   #lostBefore(transport: Transport, seq: number): void {
-    if (this.#gap) {
-      this.#gap.seq = Math.max(this.#gap.seq, seq)
+    const open = this.#gap
+    if (open?.transport === transport) {
+      open.seq = Math.max(open.seq, seq)
       return
     }
-    const gap = { seq }
-    this.#gap = gap
+    // A gap left open on a transport since replaced decides nothing for this one: its grace
+    // would let go of no transport, and this gap would have none.
+    open?.grace.clear()
     // Its verdict waits two turns of the event loop (see `InputFirstTimer`): the packets that
     // fill the gap, arrived while the server's thread stalled past the grace, are read first,
     // rather than the transport let go and their POST refused for a gap they closed in time.
-    new InputFirstTimer(
-      GAP_GRACE_MS,
-      () => {
-        this.#gap = undefined
-        if (this.#transport === transport && this.#inSeq < gap.seq) this.#detach(CloseReason.TRANSPORT_CLOSE)
-      },
-      true,
-    )
+    const gap: OpenGap = {
+      seq,
+      transport,
+      grace: new InputFirstTimer(GAP_GRACE_MS, () => this.#graceOver(gap), true),
+    }
+    this.#gap = gap
+  }
+
+  /**
+   * The gap is filled (or the session ended): its grace is over. Left to run, it would cut short
+   * the grace of the next gap, which would join it, and let go of the transport while that gap's
+   * packets were still on their way: each gap has a grace of its own.
+   */
+  #dropGap(): void {
+    this.#gap?.grace.clear()
+    this.#gap = undefined
+  }
+
+  /** The grace of `gap` ran out: its transport is let go unless the gap was filled meanwhile. */
+  #graceOver(gap: OpenGap): void {
+    if (this.#gap !== gap) return
+    this.#gap = undefined
+    if (this.#transport === gap.transport && this.#inSeq < gap.seq) this.#detach(CloseReason.TRANSPORT_CLOSE)
   }
 
   /**
@@ -1208,6 +1235,7 @@ export class Session extends Timed implements TransportOwner {
       }
       this.#owner?.sessionMessage(packet)
     }
+    if (this.#gap && this.#inSeq >= this.#gap.seq) this.#dropGap()
     this.#checkBuffers()
   }
 
