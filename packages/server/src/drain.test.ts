@@ -11,9 +11,20 @@ import type { ServerSocket } from './socket.js'
  * A live session's socket as the drain sees it: it records its freeze and its handoff. Past
  * the old node's tail (not `restoring`), a session this node is taking over looks the same.
  */
-function liveSocket(sid: string, events: string[]) {
-  // Its whole window: the drain's `ttl` below.
-  const session = { sid, state: 'detached' as SessionState, restoring: false, recoveryLeft: () => 1000 }
+function liveSocket(sid: string, events: string[], windowSpent = false) {
+  // Its whole window: the drain's `ttl` below; or none left, its client away.
+  const session = {
+    sid,
+    state: 'detached' as SessionState,
+    restoring: false,
+    recoveryLeft: () => (windowSpent ? 0 : 1000),
+    endIfWindowSpent() {
+      if (!windowSpent) return false
+      events.push(`end ${sid}`)
+      session.state = 'closed'
+      return true
+    },
+  }
   return {
     session,
     freeze() {
@@ -134,6 +145,15 @@ describe('Drain', () => {
     // Frozen and handed on now, a confirm that says 'kept' or 'ended' would drop it here while
     // its snapshot stays claimable elsewhere: it ends at close instead, as without handoff.
     expect(events).toEqual(['freeze settled', 'store settled', 'hand off settled'])
+  })
+})
+
+describe('Drain: an away client whose window is spent', () => {
+  it('ends its session as the window would, and neither freezes nor stores it', async () => {
+    const events: string[] = []
+    const { drain } = storingDrain(events, 50, () => false)
+    await drain.run(() => [liveSocket('spent', events, true), liveSocket('live', events)])
+    expect(events).toEqual(['end spent', 'freeze live', 'store live', 'hand off live'])
   })
 })
 

@@ -339,6 +339,10 @@ export class Drain {
             !session.restoring &&
             !this.#context.arriving(session.sid),
         )
+        // A client away whose window is spent: no resume can come for its session, which ends
+        // now as that window's end would, rather than be stored for a claim that cannot come
+        // and sealed at the drain's end.
+        .filter(({ session }) => !session.endIfWindowSpent())
       const snapshots = batch.map((socket) => socket.freeze())
       for (const socket of batch) {
         tried.add(socket.session.sid)

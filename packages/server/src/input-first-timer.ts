@@ -42,6 +42,16 @@ export class InputFirstTimer {
     this.#turn = undefined
   }
 
+  /**
+   * Fires now, unless it fired or was cleared: for a deadline found past by another way (its
+   * timer due, or its turns under way) whose verdict cannot wait for them.
+   */
+  fireNow(): void {
+    if (this.#timer === undefined && this.#turn === undefined) return
+    this.clear()
+    this.#fire()
+  }
+
   static #ran(self: InputFirstTimer): void {
     self.#timer = undefined
     self.#turn = setImmediate(InputFirstTimer.#secondTurn, self)

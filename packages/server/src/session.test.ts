@@ -800,6 +800,37 @@ describe('Session: the end', () => {
     expect(session.state).toBe('closed')
   })
 
+  it('ends at once, with the reason its window would, when asked once the window is spent', async () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    await advance(PING_INTERVAL + PING_TIMEOUT)
+    expect(session.state).toBe('detached')
+    vi.advanceTimersByTime(RECOVERY_WINDOW - 1)
+    // Not yet spent: nothing ends.
+    expect(session.endIfWindowSpent()).toBe(false)
+    // Spent, its verdict's turns not run yet (a stall of the thread, a drain beginning in them).
+    vi.advanceTimersByTime(1)
+    expect(session.recoveryLeft()).toBe(0)
+    expect(session.state).toBe('detached')
+    expect(session.endIfWindowSpent()).toBe(true)
+    expect(owner.ends).toEqual(['ping timeout'])
+    expect(session.state).toBe('closed')
+    // Once: the timer's own verdict does not end it again.
+    await advance(1)
+    expect(session.endIfWindowSpent()).toBe(false)
+    expect(owner.ends).toEqual(['ping timeout'])
+  })
+
+  it('goes on when asked to end for a spent window while its client is connected', () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    expect(session.endIfWindowSpent()).toBe(false)
+    expect(session.state).toBe('attached')
+    expect(owner.ends).toEqual([])
+  })
+
   it('lives on when a transport comes back within the recovery window', () => {
     const { session, owner } = setup()
     const first = new FakeTransport()

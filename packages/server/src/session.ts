@@ -989,6 +989,20 @@ export class Session extends Timed implements TransportOwner {
   }
 
   /**
+   * Ends the session now, as its recovery window's end would (with the same reason), when its
+   * client is away and that window is spent, its end due but not run yet (the thread stalled,
+   * or the verdict's turns under way); returns whether it did. A drain asks it before it hands a
+   * session off: stored for what is left of that window, nothing, the session would wait for a
+   * claim that cannot come.
+   */
+  endIfWindowSpent(): boolean {
+    const timer = this.#recoveryTimer
+    if (this.#state !== 'detached' || !timer || this.recoveryLeft() > 0) return false
+    timer.fireNow()
+    return true
+  }
+
+  /**
    * A new session the handshake turned away before it opened: it ends without a word (no
    * transport was attached, no client knows its id, and it never counted as a session).
    */
