@@ -5,10 +5,11 @@
 // node that took it over, past the end of its client's window. On the Adapter contract (the
 // in-process cluster adapter); end to end on Redis in packages/redis/test/away-window.test.ts.
 import { describe, expect, it } from 'vitest'
+import { awayBesideLive } from './away-beside-live.js'
 import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
-import { sleep, startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { sleep, startServer } from './helpers.js'
+import type { RawClient } from './raw-client.js'
 
 const opened = handoffScene()
 
@@ -29,16 +30,8 @@ describe('a drain with handoff', () => {
     opened.nodes.push(a)
     const raws: RawClient[] = []
     try {
-      const live = await rawConnect('websocket', a.base)
-      const away = await rawConnect('websocket', a.base)
-      raws.push(live, away)
-      away.close()
       // The server saw its transport go: the client's window runs from no later than now.
-      await until(
-        () => a.app.parley.sockets.get(away.id)?.transport === null,
-        3000,
-        'the away transport gone',
-      )
+      const { live, away } = await awayBesideLive(a.app, a.base, raws)
       const wentAt = performance.now()
       await sleep(AWAY_MS)
       const spent = Math.floor(performance.now() - wentAt)

@@ -5,10 +5,11 @@
 // deadline, then have its tail sealed. On the Adapter contract (the in-process cluster adapter).
 import type { CloseReason } from '@parley/protocol'
 import { describe, expect, it } from 'vitest'
+import { awayBesideLive } from './away-beside-live.js'
 import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
-import { startServer, until } from './helpers.js'
-import { type RawClient, rawConnect } from './raw-client.js'
+import { startServer } from './helpers.js'
+import type { RawClient } from './raw-client.js'
 
 const opened = handoffScene()
 
@@ -35,15 +36,7 @@ describe('a drain with handoff', () => {
     })
     const raws: RawClient[] = []
     try {
-      const live = await rawConnect('websocket', a.base)
-      const away = await rawConnect('websocket', a.base)
-      raws.push(live, away)
-      away.close()
-      await until(
-        () => a.app.parley.sockets.get(away.id)?.transport === null,
-        3000,
-        'the away transport gone',
-      )
+      const { live, away } = await awayBesideLive(a.app, a.base, raws)
       // The thread stalls past the away client's window: its end is due, not run yet, as the
       // drain begins.
       block(WINDOW + 100)
