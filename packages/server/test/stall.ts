@@ -1,5 +1,6 @@
 // How the tests of a stalled server thread stall it: the server runs in the test's thread, its
 // client in a thread of its own, held back by the gate of stall-gate.ts until the stall has begun.
+import type { Server } from 'node:http'
 import { HOLD, type MUTE, SENT, STALLED, STATE } from './stall-gate.js'
 
 /**
@@ -35,4 +36,18 @@ export function awaitStall(gate: Int32Array, boundMs: number): void {
     if (end <= performance.now()) break
     Atomics.wait(gate, STATE, state, end - performance.now())
   }
+}
+
+/**
+ * Tells `seen` what `server` writes to each of its connections, as it writes it (before the
+ * write): where a test starts a stall from a packet the server sends (a PING, a question).
+ */
+export function watchWrites(server: Server, seen: (text: string) => void): void {
+  server.on('connection', (connection) => {
+    const write = connection.write
+    connection.write = ((...args: Parameters<typeof write>) => {
+      seen(String(args[0]))
+      return write.apply(connection, args)
+    }) as typeof write
+  })
 }

@@ -12,7 +12,7 @@ import type { ServerSocket } from '@parley/server'
 import { afterEach, expect, it } from 'vitest'
 import { compiledScript } from '../../../test/support/compiled-script.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
-import { stallFromCheckPhase } from './stall.js'
+import { stallFromCheckPhase, watchWrites } from './stall.js'
 import { HOLD, MUTE } from './stall-gate.js'
 
 /** The questions' timeout: the stall runs a second past it. */
@@ -41,16 +41,12 @@ async function stallingServer(gate: Int32Array) {
       sockets.push(socket)
       socket.on('echo', (value, ack) => ack?.(value))
     })
-    app.server.on('connection', (connection) => {
-      const write = connection.write
-      connection.write = ((...args: Parameters<typeof write>) => {
-        if (onAsk && String(args[0]).includes(`"${ASK}"`)) {
-          const then = onAsk
-          onAsk = undefined
-          then()
-        }
-        return write.apply(connection, args)
-      }) as typeof write
+    watchWrites(app.server, (text) => {
+      if (onAsk && text.includes(`"${ASK}"`)) {
+        const then = onAsk
+        onAsk = undefined
+        then()
+      }
     })
   })
   closers.push(() => closeApp(started.app))

@@ -17,7 +17,7 @@ import { compiledScript } from '../../../test/support/compiled-script.js'
 import { closeApp, type Started, startServer, until, within } from './helpers.js'
 import { rawConnect } from './raw-client.js'
 import { head } from './raw-http.js'
-import { stallFromCheckPhase } from './stall.js'
+import { stallFromCheckPhase, watchWrites } from './stall.js'
 import { HOLD, MUTE } from './stall-gate.js'
 
 const PING_INTERVAL = 2000
@@ -81,17 +81,14 @@ async function stallingServer(gate: Int32Array, connectionPerRequest = false, be
         app.server.prependListener('request', (_request, response) => {
           response.shouldKeepAlive = false
         })
-      app.server.on('connection', (connection) => {
-        const write = connection.write
-        connection.write = ((...args: Parameters<typeof write>) => {
-          if (String(args[0]).includes(PING)) pings++
-          if (onPing && String(args[0]).includes(PING)) {
-            const then = onPing
-            onPing = undefined
-            then()
-          }
-          return write.apply(connection, args)
-        }) as typeof write
+      watchWrites(app.server, (text) => {
+        if (!text.includes(PING)) return
+        pings++
+        if (onPing) {
+          const then = onPing
+          onPing = undefined
+          then()
+        }
       })
     },
   )
