@@ -6,6 +6,7 @@
 // made before the count wait for it: the count comes first.
 import { MAX_TIMER_MS } from '@parley/protocol'
 import type { BroadcastReply } from '@parley/server'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { EarlyReplies } from './early-replies.js'
 import type { GiveNow } from './held-questions.js'
 import { narrowed, type Only } from './one-socket.js'
@@ -20,7 +21,7 @@ export class HeldCount {
   readonly #early: EarlyReplies
   readonly #expect: (count: number) => void
   /** The question's timeout, while a part is open (see `opened`). */
-  #bound: ReturnType<typeof setTimeout> | undefined
+  #bound: AnswersFirstTimer | undefined
   /** What gives the counts the parts hold at once, with what they have (see `holds`). */
   readonly #gives: GiveNow[] = []
 
@@ -84,7 +85,7 @@ export class HeldCount {
 
   /** Gives the count now with what is in (the parts' own held counts first); once. */
   readonly give: GiveNow = () => {
-    clearTimeout(this.#bound)
+    this.#bound?.clear()
     if (!this.given) for (const give of this.#gives) give()
     this.#early.release(() => this.#expect(this.#count))
   }
@@ -92,13 +93,14 @@ export class HeldCount {
   /**
    * Every part is open: the gathering's own hold ends, and while a part is still open the count
    * is bounded by `timeout` (past MAX_TIMER_MS no timer, as for one socket: the wait ends with
-   * the last part). None once the count is given.
+   * the last part). None once the count is given. Its verdict waits a turn (see
+   * `AnswersFirstTimer`): a part's count whose answer (a tail read, a claim's confirm) came in
+   * time is read first, after a stall of this thread past the timeout too. Set before the
+   * sender's own bound at that timeout, it gives the count before that one's verdict.
    */
   opened(timeout: number): void {
-    if (this.#open > 1 && !this.given && timeout <= MAX_TIMER_MS) {
-      this.#bound = setTimeout(this.give, timeout)
-      this.#bound.unref?.()
-    }
+    if (this.#open > 1 && !this.given && timeout <= MAX_TIMER_MS)
+      this.#bound = new AnswersFirstTimer(timeout, this.give, true)
     this.settle()
   }
 }

@@ -3,6 +3,7 @@
 // channel. The adapter reads and checks the request; this runs it on this node's sockets.
 import type { LocalSockets, MemoryAdapter } from '@parley/server'
 import { Answering } from './answering.js'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { AskedHere } from './asked-here.js'
 import { type AskWithAck, askHolding } from './held-questions.js'
 import { LostAnswers } from './lost-answers.js'
@@ -202,7 +203,7 @@ export class IncomingRequests {
         // later, counts every reply published before it.
         const answering = this.#answering.start(request.n, request.id)
         /** Gives a count held here before its sender stops waiting (see below). */
-        let answerBy: ReturnType<typeof setTimeout> | undefined
+        let answerBy: AnswersFirstTimer | undefined
         let given = false
         const giveNow = askHolding(
           {
@@ -219,7 +220,7 @@ export class IncomingRequests {
           request.t,
           (count) => {
             given = true
-            clearTimeout(answerBy)
+            answerBy?.clear()
             this.#asked.counted(request.n, request.id, count)
             answering.counted(count)
             respond({ k: 'count', c: count })
@@ -241,10 +242,10 @@ export class IncomingRequests {
         const leftByRedis =
           request.d === undefined || redisNow === undefined || otherClock ? undefined : request.d - redisNow
         const within = answerWithin(request.t, request.l, this.#roundTrip(), leftByRedis)
-        if (!given && within !== undefined) {
-          answerBy = setTimeout(giveNow, within)
-          answerBy.unref()
-        }
+        // Its verdict waits a turn (see `AnswersFirstTimer`): a held socket's tail read or
+        // confirm that came in time, read only after a stall of this thread past the bound, is
+        // counted first (the slack kept above is far more than that turn).
+        if (!given && within !== undefined) answerBy = new AnswersFirstTimer(within, giveNow, true)
       }
     }
   }
