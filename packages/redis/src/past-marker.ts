@@ -13,6 +13,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { askEach } from './ask-each.js'
 import { lostAtSeal } from './at-seal.js'
 import { EarlyReplies } from './early-replies.js'
@@ -209,9 +210,9 @@ export class PastMarkerSockets {
     // asks before the count is given.
     let open = 1
     /** The question's timeout, while a count waits for a socket past its marker (see below). */
-    let bound: ReturnType<typeof setTimeout> | undefined
+    let bound: AnswersFirstTimer | undefined
     const give = () => {
-      clearTimeout(bound)
+      bound?.clear()
       early.release(() => expect(count))
     }
     const settled = () => {
@@ -250,11 +251,9 @@ export class PastMarkerSockets {
     settled()
     // The wait (at most MARKER_SETTLE_MS) never outlasts the question's timeout, its sender's:
     // the count is given then with the sockets asked by then. Past MAX_TIMER_MS no timer, as for
-    // one socket: the wait ends with the last socket's.
-    if (open > 0 && timeout <= MAX_TIMER_MS) {
-      bound = setTimeout(give, timeout)
-      bound.unref?.()
-    }
+    // one socket: the wait ends with the last socket's. The verdict waits a turn (see
+    // `AnswersFirstTimer`): a seal or a broadcast read in time ends a socket's wait first.
+    if (open > 0 && timeout <= MAX_TIMER_MS) bound = new AnswersFirstTimer(timeout, give, true)
     return give
   }
 

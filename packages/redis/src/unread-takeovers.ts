@@ -6,6 +6,7 @@
 // replies wait for the read: kept elsewhere, it is not counted here, the old node answering
 // for it; taken over, it counts as any socket.
 import type { BroadcastReply } from '@parley/server'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { askApart, HeldCount } from './held-count.js'
 import type { AskWithAck } from './held-questions.js'
 import { oneSocket } from './one-socket.js'
@@ -15,7 +16,7 @@ export class UnreadTakeovers {
   /** By socket id: what waits for its tail to be read. */
   readonly #waiting = new Map<string, ((kept: boolean) => void)[]>()
   /** By socket id: the bound on the wait for the confirm of a tail read unsealed (see `unconfirmed`). */
-  readonly #unconfirmed = new Map<string, ReturnType<typeof setTimeout>>()
+  readonly #unconfirmed = new Map<string, AnswersFirstTimer>()
   /**
    * Set by `close`: a takeover still under way then joins its socket after it, and nothing would
    * read or confirm its tail any more, nor end the bound of that wait.
@@ -44,7 +45,7 @@ export class UnreadTakeovers {
     this.#waiting.delete(id)
     const bound = this.#unconfirmed.get(id)
     if (bound) {
-      clearTimeout(bound)
+      bound.clear()
       this.#unconfirmed.delete(id)
     }
     for (const then of waiting) then(kept)
@@ -59,9 +60,9 @@ export class UnreadTakeovers {
    */
   unconfirmed(id: string, ms: number): void {
     if (!this.#waiting.has(id) || this.#unconfirmed.has(id)) return
-    const bound = setTimeout(() => this.read(id, false), ms)
-    bound.unref?.()
-    this.#unconfirmed.set(id, bound)
+    // The verdict waits a turn (see `AnswersFirstTimer`): a confirm that came in time, read only
+    // after a stall of this thread past `ms`, says first that the old node kept the session.
+    this.#unconfirmed.set(id, new AnswersFirstTimer(ms, () => this.read(id, false), true))
   }
 
   /**
