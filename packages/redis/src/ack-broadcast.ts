@@ -11,6 +11,7 @@ import type {
   LocalSockets,
   MemoryAdapter,
 } from '@parley/server'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { askAtSeal } from './at-seal.js'
 import type { AskAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
@@ -93,16 +94,16 @@ export function broadcastAcross(
 ): void {
   const { pending } = parts
   const id = requestId()
-  let countTimer: NodeJS.Timeout | undefined
+  let countTimer: AnswersFirstTimer | undefined
   let askTimer: NodeJS.Timeout | undefined
   let probeTimer: NodeJS.Timeout | undefined
   /** The caller's timeout: set once this node's sockets were asked (see below). */
-  let timer: NodeJS.Timeout | undefined
+  let timer: AnswersFirstTimer | undefined
   /** Whether Redis took the request: until then, no other node could count. */
   let taken = false
   const end = () => {
-    clearTimeout(timer)
-    clearTimeout(countTimer)
+    timer?.clear()
+    countTimer?.clear()
     clearInterval(askTimer)
     clearInterval(probeTimer)
     pending.delete(id)
@@ -128,7 +129,7 @@ export function broadcastAcross(
   const replies = new BroadcastReplies(
     others,
     (total) => {
-      clearTimeout(countTimer)
+      countTimer?.clear()
       if (lapsed.length > 0) uncounted()
       expect(total)
     },
@@ -229,12 +230,12 @@ export function broadcastAcross(
   // after the ask: a count held there (a takeover's socket whose tail is unread) is given at the
   // same timeout with what it has, and this one then counts it.
   if (timeout <= MAX_TIMER_MS && pending.has(id)) {
-    // The verdict waits one turn of the event loop, as the count's bound does (see
-    // `waitForCounts`): the counts and replies that reached this node in time are read first,
-    // even when this node was held past the timeout, where the timer would otherwise run before
-    // the subscriber's socket that holds them is read. The server's own timer at this timeout
-    // waits two turns, set before this one: its verdict follows this one's.
-    timer = setTimeout(() => setImmediate(atTimeout), timeout)
+    // The verdict waits one turn of the event loop (see `AnswersFirstTimer`), as the count's
+    // bound does (see `waitForCounts`): the counts and replies that reached this node in time
+    // are read first, even when this node was held past the timeout. A count held here, bounded
+    // at the same timeout and set before, is given in that turn before it. The server's own timer
+    // at this timeout waits two turns, set before this one: its verdict follows this one's.
+    timer = new AnswersFirstTimer(timeout, atTimeout)
   }
   const q = cut.sent()
   if (uncutOut.length > 0) uncut.owe(uncutOut, q)
@@ -425,11 +426,10 @@ export function broadcastAcross(
     taken = true
     for (const node of heardEarly) askAgain(node)
     heardEarly.clear()
-    // The verdict waits one turn of the event loop: a count that reached this node in time is
-    // read first, even when this node was held past the bound (a long pause, a loaded
-    // machine), where the timer would otherwise run before the socket that holds it is read.
-    // One is enough: that socket is the subscriber's, open before any stall (see query.ts).
-    if (!replies.expected) countTimer = setTimeout(() => setImmediate(countsLate), requestTimeout)
+    // The verdict waits one turn of the event loop (see `AnswersFirstTimer`): a count that
+    // reached this node in time is read first, even when this node was held past the bound (a
+    // long pause, a loaded machine).
+    if (!replies.expected) countTimer = new AnswersFirstTimer(requestTimeout, countsLate)
     askTimer = setInterval(askOwing, requestTimeout)
     askTimer.unref()
   }

@@ -1,3 +1,4 @@
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { Fifo } from './fifo.js'
 import { argsNow, type MadeArgs } from './made-args.js'
 import { type RedisClient, redisAddress } from './options.js'
@@ -330,29 +331,26 @@ export class Commands {
    * must hold back.
    */
   #tracked(args: string[], overdue?: () => void): Promise<unknown> {
-    const entry = { overdue: false, answered: false }
+    const entry = { overdue: false }
     this.#unanswered.add(entry)
-    // The verdict waits one turn of the event loop once the timer ran: after a stall of this
-    // thread (a long synchronous task, a major GC) past `timeout`, Node runs the timers that ran
-    // out meanwhile before it reads the connection, and an answer that came in time, waiting in
-    // the socket, lost to its own bound: the command given up (an append, a heartbeat refused),
-    // Redis taken for unreachable, the commands waiting for their turn refused. The turn's poll
-    // phase reads it first (the connection was open before the stall: one turn is enough).
-    const timer = setTimeout(() => {
-      setImmediate(() => {
-        if (entry.answered) return
+    // The verdict waits one turn of the event loop once the timer ran (see `AnswersFirstTimer`):
+    // after a stall of this thread past `timeout`, an answer that came in time, waiting in the
+    // socket, would lose to its own bound: the command given up (an append, a heartbeat
+    // refused), Redis taken for unreachable, the commands waiting for their turn refused. It
+    // must not hold the process open: the application closes as it sees fit.
+    const bound = new AnswersFirstTimer(
+      this.timeout,
+      () => {
         entry.overdue = true
         this.#overdue++
         overdue?.()
         // Redis does not answer: those waiting for their turn are refused now, not at theirs.
         this.#nextInTurn()
-      }).unref()
-    }, this.timeout)
-    // It must not hold the process open: the application closes as it sees fit.
-    timer.unref()
+      },
+      true,
+    )
     return send(this.client, args).finally(() => {
-      entry.answered = true
-      clearTimeout(timer)
+      bound.clear()
       this.#unanswered.delete(entry)
       if (entry.overdue) this.#overdue--
       this.#nextInTurn()

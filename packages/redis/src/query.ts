@@ -8,6 +8,7 @@
 // set while the query waits is not waited for: one that said goodbye took its sockets with it,
 // but one whose record lapsed (its heartbeats late, Redis restarted empty) may still hold
 // sockets, and the short list is counted and logged as a timeout is, naming it.
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { type Pending, type PendingRequests, requestId } from './pending.js'
 import type { Publisher } from './publish.js'
 import type { DistributiveOmit } from './remote.js'
@@ -44,7 +45,7 @@ export function query(
     /** Nodes whose record lapsed while the query waited for them (see `gone`). */
     const lapsed: string[] = []
     const finish = () => {
-      clearTimeout(timer)
+      timer.clear()
       pending.delete(id)
       resolve(answers)
     }
@@ -68,22 +69,15 @@ export function query(
     }
     // Until Redis took the PUBLISH, no node could answer: a timeout then is Redis's doing.
     let sent = false
-    // The verdict waits one turn of the event loop, as a broadcast's count does: an answer that
-    // reached this node in time is read first, even when this node was held past the bound. One
-    // is enough: answers come on this node's subscriber connection, open before any stall, which
-    // the poll phase of that turn reads before its check phase runs the verdict (the server's
-    // deadlines wait two for requests on connections accepted during a stall, which this never
-    // is; see stalled-answers.test.ts).
-    const timer = setTimeout(
-      () =>
-        setImmediate(() =>
-          incomplete(
-            sent
-              ? `${waiting.size} did not answer within ${requestTimeout} ms`
-              : `Redis did not answer its PUBLISH within ${requestTimeout} ms`,
-          ),
-        ),
-      requestTimeout,
+    // The verdict waits one turn of the event loop (see `AnswersFirstTimer`), as a broadcast's
+    // count does: an answer that reached this node in time is read first, even when this node
+    // was held past the bound (see stalled-answers.test.ts).
+    const timer = new AnswersFirstTimer(requestTimeout, () =>
+      incomplete(
+        sent
+          ? `${waiting.size} did not answer within ${requestTimeout} ms`
+          : `Redis did not answer its PUBLISH within ${requestTimeout} ms`,
+      ),
     )
     // A node that joined after this node's last view of the live set got the query too: its
     // answer counts if it comes before the others' (asked, it answers once).
