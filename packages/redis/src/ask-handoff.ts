@@ -2,6 +2,7 @@
 // (see `Adapter.requestHandOff`), and the wait for its word: first that it got the request,
 // then whether the handoff was stored.
 import { MAX_TIMER_MS } from '@parley/protocol'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { requestId } from './pending.js'
 import type { QueryParts } from './query.js'
 import type { HandOffRequest } from './wire.js'
@@ -36,12 +37,18 @@ export function askHandOff(
   const answerWithin = Math.min(2 * requestTimeout, MAX_TIMER_MS)
   return new Promise((resolve) => {
     const finish = (ok: boolean) => {
-      clearTimeout(timer)
+      timer.clear()
       pending.delete(id)
       resolve(ok)
     }
     const unanswered = () => finish(false)
-    let timer = setTimeout(unanswered, says ? Math.min(HANDOFF_ASKED_MS, requestTimeout) : answerWithin)
+    // Each wait's verdict comes a turn after its timer (see `AnswersFirstTimer`): after a stall
+    // of this node's thread past it, the node's word that came meanwhile is read first, rather
+    // than the resume refused while that node hands the session off for it.
+    let timer = new AnswersFirstTimer(
+      says ? Math.min(HANDOFF_ASKED_MS, requestTimeout) : answerWithin,
+      unanswered,
+    )
     // Only the first `asked` starts the wait for the answer: a node that said it again and again
     // would otherwise hold the resume for as long as it went on.
     let heard = false
@@ -51,8 +58,8 @@ export function askHandOff(
         if (packet.k === 'handoff') finish(packet.ok)
         else if (packet.k === 'asked' && !heard) {
           heard = true
-          clearTimeout(timer)
-          timer = setTimeout(unanswered, answerWithin)
+          timer.clear()
+          timer = new AnswersFirstTimer(answerWithin, unanswered)
         }
       },
       gone: (from) => {

@@ -110,6 +110,15 @@ describe.skipIf(skipRedisSuites())("another node's answer that came while this n
     expect(short(a)).toEqual({ incompleteRequests: 0, warnings: [] })
   }, 22_000)
 
+  it("takes another node's word that it handed a session off, not the wait's bound", async () => {
+    // The other node (of no known version, so not asked to say it got the request first) is
+    // given twice requestTimeout: the stall runs past it.
+    const { a, stalled } = await scene('stallh', 'handoff', { k: 'handoff', ok: true })
+    const handedOff = a.adapter.requestHandOff(OTHER, 'sid-stalled-handoff')
+    expect(await stalled()).toBe(true)
+    expect(await within(handedOff, 3000, 'the handoff asked')).toBe(true)
+  }, 22_000)
+
   it("takes another node's reply to a broadcast with acks, not the caller's own timeout", async () => {
     const { a, stalled } = await scene('stallr', 'ack', [
       { k: 'count', c: 1 },
