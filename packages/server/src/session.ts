@@ -1435,6 +1435,11 @@ export class Session extends Timed implements TransportOwner {
    */
   #lastCall(): void {
     if (this.#state === 'frozen') {
+      // From now, not from when this check was due (as `#checkPong` counts): the client has not
+      // sent its GET, so the PING of `#arrived` still waits in the transport, and a stall of this
+      // thread delayed nothing it has seen. Its GET takes that PING at once, and the next one
+      // comes well within the client's wait counted from it; counted from the due time, a stall
+      // would only queue a second PING behind the first.
       heartbeatQueuesOf(this.#config).again.add(this)
       return
     }
