@@ -16,6 +16,16 @@ function asked(names: string[], timeout?: number) {
   return { table, ended, ids }
 }
 
+/** Timers and the turns of the event loop faked: the bound's verdict waits two turns (see `InputFirstTimer`). */
+const fakeTimersAndTurns = () =>
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setImmediate', 'clearImmediate'] })
+
+/** The two turns after a bound's timer ran (a faked immediate set during an advance runs at the next one). */
+const twoTurns = () => {
+  vi.advanceTimersByTime(1)
+  vi.advanceTimersByTime(1)
+}
+
 const reply = (ackId: number, value: string) => ({ type: PacketType.REPLY, seq: 3, ackId, args: [value] })
 
 describe('ForwardedReplies', () => {
@@ -38,7 +48,7 @@ describe('ForwardedReplies', () => {
   })
 
   it('ends the waits left with PARLEY_SESSION_MOVED at the bound, or at close', () => {
-    vi.useFakeTimers()
+    fakeTimersAndTurns()
     const replies = new ForwardedReplies(1000)
     const first = asked(['a'])
     const second = asked(['b'])
@@ -46,6 +56,7 @@ describe('ForwardedReplies', () => {
     vi.advanceTimersByTime(500)
     replies.keep('s2', second.table)
     vi.advanceTimersByTime(500)
+    twoTurns()
     expect(first.ended).toEqual(['a: PARLEY_SESSION_MOVED'])
     expect(second.ended).toEqual([])
     replies.close()
@@ -53,7 +64,7 @@ describe('ForwardedReplies', () => {
   })
 
   it('keeps a wait’s own shorter timeout', () => {
-    vi.useFakeTimers()
+    fakeTimersAndTurns()
     const replies = new ForwardedReplies(1000)
     const { table, ended, ids } = asked(['a'], 200)
     replies.keep('s1', table)
@@ -74,7 +85,7 @@ describe('ForwardedReplies', () => {
   })
 
   it('sends replies to the previous node’s questions on there, once each, beside its own waits', () => {
-    vi.useFakeTimers()
+    fakeTimersAndTurns()
     const replies = new ForwardedReplies(1000)
     const { table, ended, ids } = asked(['own'])
     const relayed: number[] = []
@@ -86,6 +97,7 @@ describe('ForwardedReplies', () => {
     expect(ended).toEqual(['own: mine'])
     // One relayed id left: kept until the bound, then forgotten.
     vi.advanceTimersByTime(1000)
+    twoTurns()
     expect(replies.settle('s1', reply(41, 'late'))).toBe(false)
     expect(relayed).toEqual([40])
   })

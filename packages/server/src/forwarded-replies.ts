@@ -7,6 +7,7 @@ import {
   ParleyError,
   type ReplyPacket,
 } from '@parley/protocol'
+import { InputFirstTimer } from './input-first-timer.js'
 
 /** Why a question of a session that moved got no reply here: none came back (or could). */
 export const movedBeforeReply = (): ParleyError<string> =>
@@ -25,7 +26,7 @@ export interface Relay {
 interface Awaiting {
   table: AckTable | undefined
   relay: Relay | undefined
-  timer: ReturnType<typeof setTimeout>
+  timer: InputFirstTimer
 }
 
 /**
@@ -57,8 +58,9 @@ export class ForwardedReplies {
     const waits = table !== undefined && awaitedReplies(table) > 0
     const relays = relay !== undefined && relay.ids.size > 0
     if (!waits && !relays) return
-    const timer = setTimeout(() => this.#end(id), this.#bound)
-    timer.unref?.()
+    // Its verdict waits two turns (see `InputFirstTimer`): a reply sent back in time, read only
+    // after a stall of this thread past the bound, settles its wait rather than losing to it.
+    const timer = new InputFirstTimer(this.#bound, () => this.#end(id), true)
     this.#awaiting.set(id, { table: waits ? table : undefined, relay: relays ? relay : undefined, timer })
   }
 
@@ -95,7 +97,7 @@ export class ForwardedReplies {
     const awaiting = this.#awaiting.get(id)
     if (!awaiting) return
     this.#awaiting.delete(id)
-    clearTimeout(awaiting.timer)
+    awaiting.timer.clear()
     awaiting.table?.rejectAll(movedBeforeReply())
   }
 }
