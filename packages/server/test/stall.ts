@@ -1,6 +1,7 @@
 // How the tests of a stalled server thread stall it: the server runs in the test's thread, its
 // client in a thread of its own, held back by the gate of stall-gate.ts until the stall has begun.
 import type { Server } from 'node:http'
+import { createConnection, createServer } from 'node:net'
 import { HOLD, type MUTE, SENT, STALLED, STATE } from './stall-gate.js'
 
 /**
@@ -49,5 +50,47 @@ export function watchWrites(server: Server, seen: (text: string) => void): void 
       seen(String(args[0]))
       return write.apply(connection, args)
     }) as typeof write
+  })
+}
+
+/**
+ * A loopback connection opened (and accepted) now, to bring input written just before a stall
+ * on a connection open before it, as an adapter's are: `write` sends on it, `heard` runs at each
+ * chunk the other end reads; `close` ends it. Rejects after `boundMs` without it.
+ */
+export function loopbackInput(
+  heard: () => void,
+  boundMs = 3000,
+): Promise<{ write(text: string): void; close(): void }> {
+  const server = createServer()
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      server.close()
+      reject(new Error(`no loopback connection within ${boundMs} ms`))
+    }, boundMs)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      if (address === null || typeof address === 'string') return
+      const out = createConnection(address.port, '127.0.0.1')
+      // Both ends up: the client's connect and the server's accept, in either order.
+      let ends = 0
+      const up = () => {
+        if (++ends < 2) return
+        clearTimeout(timer)
+        resolve({
+          write: (text) => void out.write(text),
+          close: () => {
+            out.destroy()
+            server.close()
+          },
+        })
+      }
+      out.once('connect', up)
+      server.once('connection', (accepted) => {
+        accepted.on('data', heard)
+        out.once('close', () => accepted.destroy())
+        up()
+      })
+    })
   })
 }

@@ -3,12 +3,11 @@
 // timeout, see forwarded-replies.ts): Node runs the bound, run out meanwhile, before it reads the
 // reply, unless the bound's verdict waits for it. The reply comes here on a loopback connection
 // open before the stall, as the adapter's are; it is written just before the stall begins.
-import { createConnection, createServer, type Server, type Socket } from 'node:net'
 import { AckTable, PacketType, type ParleyError, type WireValue } from '@parley/protocol'
 import { afterEach, expect, it } from 'vitest'
 import { ForwardedReplies } from '../src/forwarded-replies.js'
 import { until, within } from './helpers.js'
-import { stallFromCheckPhase } from './stall.js'
+import { loopbackInput, stallFromCheckPhase } from './stall.js'
 import { MUTE } from './stall-gate.js'
 
 /** The bound on the waits: the stall runs well past it. */
@@ -20,26 +19,6 @@ afterEach(() => {
   for (const close of closers.splice(0)) close()
 })
 
-/** A loopback connection: the end that writes, and the one that reads, whose data runs `heard`. */
-async function loopback(heard: () => void): Promise<Socket> {
-  let open = false
-  const server: Server = createServer((accepted) => {
-    open = true
-    accepted.on('data', heard)
-    closers.push(() => accepted.destroy())
-  })
-  closers.push(() => server.close())
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const address = server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  const writer = createConnection(address.port, '127.0.0.1')
-  closers.push(() => writer.destroy())
-  await within(new Promise((resolve) => writer.once('connect', resolve)), 3000, 'the connection')
-  // Accepted too before the stall: the reply is read on a connection open before it.
-  await until(() => open, 3000, 'the connection accepted')
-  return writer
-}
-
 it('settles a question with the reply sent back in time, read after a stall past the bound', async () => {
   const replies = new ForwardedReplies(BOUND_MS)
   const table = new AckTable(10)
@@ -48,11 +27,12 @@ it('settles a question with the reply sent back in time, read after a stall past
     (error: ParleyError<string> | null, args: WireValue[]) =>
       void ended.push(error ? error.code : String(args[0])),
   )
-  const writer = await loopback(() => {
+  const link = await loopbackInput(() => {
     replies.settle('s1', { type: PacketType.REPLY, seq: 3, ackId: id, args: ['yes'] })
   })
+  closers.push(link.close)
   replies.keep('s1', table)
-  writer.write('reply')
+  link.write('reply')
   await within(
     stallFromCheckPhase(new Int32Array(new SharedArrayBuffer(8)), MUTE, STALL_MS),
     3000,
