@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter, SessionOwnerAnswer } from '../adapter/adapter.js'
 import { BurstLog } from '../burst-log.js'
+import { InputFirstTimer } from '../input-first-timer.js'
 import { sameParams } from '../route-params.js'
 import { GOODBYE, goodbyeSentTo, MAX_GOODBYE_HOPS, ROUTED_HEADER, SENT_ON } from './routing.js'
 
@@ -116,16 +117,21 @@ export class OwnerLookup {
     // Asked before the timer is set: an adapter that throws at once leaves none behind.
     const asked = sessionOwner(sid)
     const ms = this.#options.connectTimeout
-    let timer: NodeJS.Timeout | undefined
+    let timer: InputFirstTimer | undefined
     try {
       return await Promise.race([
         asked,
         new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`the adapter named no owner within ${ms} ms`)), ms)
+          // Its verdict waits two turns (see `InputFirstTimer`): after a stall of this thread past
+          // `ms`, an answer that came meanwhile on the adapter's connection is read first, and
+          // the request goes to the session's node rather than being answered here.
+          timer = new InputFirstTimer(ms, () =>
+            reject(new Error(`the adapter named no owner within ${ms} ms`)),
+          )
         }),
       ])
     } finally {
-      clearTimeout(timer)
+      timer?.clear()
     }
   }
 
