@@ -56,6 +56,11 @@ export class HandingOff {
   /** See `RedisAdapter.handOff`. */
   async handOff(snapshot: SessionSnapshot, ttl: number): Promise<boolean> {
     if (this.#parts.closed()) return false
+    // The end of the client's window, as the server counts it (`ttl` from now): the keys live
+    // until then however long the write waits below, for Redis or its turn (see `pxUntil`). Its
+    // window spent by the time the write goes, nothing is written, and the server ends the
+    // session as that window's end would.
+    const ends = performance.now() + ttl
     // Redis away or not answering a moment (a failover, a reconnect): waited for at most
     // `requestTimeout`, as the tail appends wait, rather than end the session for a blip. Never
     // sent if it does not come back: nothing to take back later. The server bounds the whole by
@@ -108,7 +113,7 @@ export class HandingOff {
     const snapshotPlaces = held.queued ? '' : places
     // -1: sent, and not answered within requestTimeout (see Commands).
     const epoch = await this.#parts.handoffs
-      .write(entry, snapshot, ttl, snapshotPlaces)
+      .write(entry, snapshot, ends, snapshotPlaces)
       .catch((err: unknown) => {
         if (err instanceof RedisUnreachableError) return -1
         // Refused by Redis (`PARLEY_REDIS_REFUSED`), or never sent behind a burst on this node

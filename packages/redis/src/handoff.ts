@@ -619,32 +619,39 @@ export class HandOffStore {
   }
 
   /**
-   * Writes the snapshot: the epoch, or 0 when the owner record names another node or none.
-   * Behind a burst on this node it takes its turn (see `Commands.sendInTurn`), in order behind
-   * the commands queued before it (the session's owner record among them) and before its tail's
-   * appends, which go in turn too (see `#appendBatch`). Rejects with `RedisUnreachableError`
-   * when it was not sent (see `Commands`) or not answered within `requestTimeout` (it may still
-   * run then, and `undo` takes it back), and with `RedisBusyError` past `MAX_QUEUED_COMMANDS`
-   * waiting.
+   * Writes the snapshot, to live until `ends` (`performance.now()`: the end of its client's
+   * window as the server gave it, see `HandingOff.handOff`): the epoch, or 0 when the owner
+   * record names another node or none, or when nothing was left of the window as the write went
+   * (not sent). Behind a burst on this node it takes its turn (see `Commands.sendInTurn`), in
+   * order behind the commands queued before it (the session's owner record among them) and
+   * before its tail's appends, which go in turn too (see `#appendBatch`); its PX is made as it
+   * goes (see `MadeArgs`), what is left then, so that the wait for its turn does not add to the
+   * keys' life (see `pxUntil`). Rejects with `RedisUnreachableError` when it was not sent (see
+   * `Commands`) or not answered within `requestTimeout` (it may still run then, and `undo` takes
+   * it back), and with `RedisBusyError` past `MAX_QUEUED_COMMANDS` waiting.
    */
-  async write(entry: HandedOff, snapshot: SessionSnapshot, ttl: number, places = ''): Promise<number> {
+  async write(entry: HandedOff, snapshot: SessionSnapshot, ends: number, places = ''): Promise<number> {
     const keys = this.keys(entry.hash)
-    const reply = await this.commands.sendInTurn([
-      'EVAL',
-      WRITE,
-      '4',
-      keys.owner,
-      keys.hash,
-      keys.tail,
-      this.givenUpKey(entry.hash, entry.write),
-      this.node,
-      JSON.stringify(snapshot),
-      String(ttl),
-      HANDING_OFF,
-      entry.write,
-      places,
-      snapshot.params === undefined ? '' : packParams(snapshot.params),
-    ])
+    const reply = await this.commands.sendInTurn(() => {
+      const px = pxUntil(ends)
+      if (px === undefined) return undefined
+      return [
+        'EVAL',
+        WRITE,
+        '4',
+        keys.owner,
+        keys.hash,
+        keys.tail,
+        this.givenUpKey(entry.hash, entry.write),
+        this.node,
+        JSON.stringify(snapshot),
+        String(px),
+        HANDING_OFF,
+        entry.write,
+        places,
+        snapshot.params === undefined ? '' : packParams(snapshot.params),
+      ]
+    })
     return typeof reply === 'number' ? reply : 0
   }
 
@@ -1064,4 +1071,18 @@ function claimReply(
     recoveryLeft: typeof window === 'number' && window >= 0 ? window : undefined,
     answeredAt,
   }
+}
+
+/**
+ * The PX of keys that live until `ends` (`performance.now()`), made now: what is left, in whole
+ * ms, or undefined when nothing is. A span on this node's monotonic clock, not PEXPIREAT: Redis
+ * reads an absolute time on its own wall clock, which may differ from this node's by more than
+ * the window, or be stepped meanwhile; and Redis' clock as a heartbeat reads it (see
+ * `Nodes.redisNow`) is off by up to a round trip, and jumps at a failover to a server whose clock
+ * is another's. The one error left is the write's way to Redis once made (loopback or a LAN: a
+ * fraction of a millisecond), by which the keys outlive the window a little, never die before it.
+ */
+export function pxUntil(ends: number): number | undefined {
+  const px = Math.floor(ends - performance.now())
+  return px > 0 ? px : undefined
 }
