@@ -348,10 +348,17 @@ export class Drain {
         tried.add(socket.session.sid)
         this.#storing.add(socket)
       }
-      // Each for what is left of its client's window: an away client's has been running.
-      const answers = snapshots.map((snapshot, k) =>
-        askHandOff(adapter, snapshot, handOffTtl(batch[k]?.session, ttl)),
-      )
+      // Each for what is left of its client's window: an away client's has been running. One
+      // spent since the check above (the batch's freezes, a stall of the thread) ends as that
+      // window's end would, as there: stored for nothing, the session would be lost with no end
+      // said anywhere (no `disconnect`, no record of how it ended).
+      const answers = snapshots.map((snapshot, k) => {
+        const session = batch[k]?.session
+        const left = handOffTtl(session, ttl)
+        if (left > 0) return askHandOff(adapter, snapshot, left)
+        session?.endIfWindowSpent()
+        return Promise.resolve(false)
+      })
       // A rejection counts as not stored (see `withdrawOnceStored` for what follows it).
       const stored = await Promise.all(
         answers.map((answer) => within(notStoredOnRejection(answer), left, false)),
@@ -383,6 +390,12 @@ export class Drain {
           const snapshot = snapshots[k]
           if (snapshot && snapshot.waiting.length > 0) {
             this.#finishHere(socket, snapshot, answer, deadline)
+            return
+          }
+          // Its client away, and its window spent while the store waited (for Redis, or its
+          // turn: the adapter then writes nothing): it ends as that window's end would.
+          if (socket.session.endIfWindowSpent()) {
+            this.#withdrawOnceStored(sid, answer)
             return
           }
           // Its end withdraws the snapshot at once; a write still under way may store it after
@@ -562,12 +575,14 @@ export function answeredIn(tail: readonly string[]): Set<number> {
  * resume elsewhere), and what is left of it when its client was away already (its transport gone
  * before the drain, its window running since: see `Session.recoveryLeft`). Stored for a whole new
  * window, such a session would be claimable, and kept by the node that takes it over without its
- * client (see `SessionClaim.recoveryLeft`), past the end of its client's. At least 1 ms: a store
- * takes no shorter life.
+ * client (see `SessionClaim.recoveryLeft`), past the end of its client's. 0 when that window is
+ * spent: nothing is stored, and the session ends as the window's end would (see
+ * `Session.endIfWindowSpent`); stored for the shortest life a store takes, it would expire with
+ * no end said anywhere.
  */
 export function handOffTtl(session: { recoveryLeft(): number } | undefined, ttl: number): number {
   const left = session?.recoveryLeft() ?? ttl
-  return Math.max(1, Math.min(ttl, left))
+  return Math.max(0, Math.min(ttl, left))
 }
 
 /**

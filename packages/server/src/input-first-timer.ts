@@ -22,6 +22,8 @@ export class InputFirstTimer {
   readonly #unref: boolean
   #timer: NodeJS.Timeout | undefined
   #turn: NodeJS.Immediate | undefined
+  /** Its timer stopped by `setAside`: `fireNow` still runs its verdict. */
+  #setAside = false
 
   /**
    * Calls `fire` `ms` after now (at most MAX_TIMER_MS: past it a Node timer runs after 1 ms),
@@ -40,14 +42,27 @@ export class InputFirstTimer {
     this.#timer = undefined
     clearImmediate(this.#turn)
     this.#turn = undefined
+    this.#setAside = false
+  }
+
+  /**
+   * Stops its timer, as `clear`, but for `fireNow`, which still runs its verdict: a deadline that
+   * does not run while its owner waits on something else, and whose verdict that owner may find
+   * due by its own clock meanwhile (a session frozen for a handoff whose client was away: see
+   * `Session.endIfWindowSpent`). Nothing when it fired or was cleared.
+   */
+  setAside(): void {
+    if (this.#timer === undefined && this.#turn === undefined) return
+    this.clear()
+    this.#setAside = true
   }
 
   /**
    * Fires now, unless it fired or was cleared: for a deadline found past by another way (its
-   * timer due, or its turns under way) whose verdict cannot wait for them.
+   * timer due, or its turns under way, or set aside) whose verdict cannot wait for them.
    */
   fireNow(): void {
-    if (this.#timer === undefined && this.#turn === undefined) return
+    if (this.#timer === undefined && this.#turn === undefined && !this.#setAside) return
     this.clear()
     this.#fire()
   }

@@ -822,6 +822,33 @@ describe('Session: the end', () => {
     expect(owner.ends).toEqual(['ping timeout'])
   })
 
+  it('frozen with its client away, does not end by its window, but ends with its reason when asked once it is spent', async () => {
+    const { session, owner } = setup()
+    session.attach(new FakeTransport(), 0, false)
+    await advance(PING_INTERVAL + PING_TIMEOUT)
+    expect(session.state).toBe('detached')
+    session.freeze(() => {})
+    vi.advanceTimersByTime(RECOVERY_WINDOW - 1)
+    expect(session.endIfWindowSpent()).toBe(false)
+    // Spent while frozen (the store waited): its timer was set aside, nothing ended it.
+    await advance(10)
+    expect(session.state).toBe('frozen')
+    expect(owner.ends).toEqual([])
+    expect(session.endIfWindowSpent()).toBe(true)
+    expect(owner.ends).toEqual(['ping timeout'])
+    expect(session.state).toBe('closed')
+  })
+
+  it('frozen with its client connected, goes on when asked to end for a spent window', async () => {
+    const { session, owner } = setup()
+    session.attach(new FakeTransport(), 0, false)
+    session.freeze(() => {})
+    await advance(RECOVERY_WINDOW + 10)
+    expect(session.endIfWindowSpent()).toBe(false)
+    expect(session.state).toBe('frozen')
+    expect(owner.ends).toEqual([])
+  })
+
   it('goes on when asked to end for a spent window while its client is connected', () => {
     const { session, owner } = setup()
     const transport = new FakeTransport()

@@ -781,8 +781,11 @@ export class Session extends Timed implements TransportOwner {
     clearTimeout(this.#ackTimer)
     this.#ackTimer = undefined
     // The heartbeat goes on (see `#ping`): a store slower than the client's patience would
-    // otherwise have the client give up on a session that is about to be handed off.
-    this.#recoveryTimer?.clear()
+    // otherwise have the client give up on a session that is about to be handed off. The window
+    // of a client away does not end the session while it is frozen, but its verdict is kept: a
+    // drain that finds it spent before the session is stored ends it with it (see
+    // `endIfWindowSpent`).
+    this.#recoveryTimer?.setAside()
     return {
       sid: this.sid,
       id: this.id,
@@ -991,15 +994,18 @@ export class Session extends Timed implements TransportOwner {
   /**
    * Ends the session now, as its recovery window's end would (with the same reason), when its
    * client is away and that window is spent, its end due but not run yet (the thread stalled,
-   * or the verdict's turns under way); returns whether it did. A drain asks it before it hands a
-   * session off: stored for what is left of that window, nothing, the session would wait for a
-   * claim that cannot come.
+   * or the verdict's turns under way), or set aside by a freeze (the client away at the freeze,
+   * the session not stored yet); returns whether it did. A drain asks it before it hands a
+   * session off, and again once it is frozen, for a window spent meanwhile, or while the store
+   * waited: stored for what is left of that window, nothing, the session would wait for a claim
+   * that cannot come, and be lost with no end said anywhere.
    */
   endIfWindowSpent(): boolean {
     const timer = this.#recoveryTimer
-    if (this.#state !== 'detached' || !timer || this.recoveryLeft() > 0) return false
+    const away = this.#state === 'detached' || (this.#state === 'frozen' && this.#transport === null)
+    if (!away || !timer || this.recoveryLeft() > 0) return false
     timer.fireNow()
-    return true
+    return this.#state === 'closed'
   }
 
   /**
