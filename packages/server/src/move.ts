@@ -1,6 +1,7 @@
 import type { Adapter } from './adapter/adapter.js'
 import {
   askHandOff,
+  handOffTtl,
   notStoredOnRejection,
   safely,
   sealUnclaimed,
@@ -82,9 +83,21 @@ export class Moves {
     if (this.#context.arriving(sid)) return false
     // A withdraw still to come would take back the snapshot of this move.
     if (this.withdrawing(sid)) return false
+    // A client away until its resume reached the asking node (its transport gone here, its
+    // window running since) is promised what is left of that window, as in a drain: should the
+    // claim never come (the asking node dies, the resume is dropped), the snapshot must not stay
+    // claimable past it. Nothing left (the window's verdict due, its turns under way): not moved;
+    // the session's own verdict ends it, unless the resume reaches this node first and wins.
+    if (handOffTtl(session, ttl) === 0) return false
     const snapshot = socket.freeze()
+    // Read again once frozen: the window may be spent by now, and no verdict runs while frozen.
+    const left = handOffTtl(session, ttl)
+    if (left === 0) {
+      session.endIfWindowSpent()
+      return false
+    }
     this.#storing.add(socket)
-    const answer = askHandOff(adapter, snapshot, ttl)
+    const answer = askHandOff(adapter, snapshot, left)
     const stored = await within(notStoredOnRejection(answer), timeout, false)
     // Claimed already (see `Storing`), its copy here ended: no claim to await, no snapshot to
     // withdraw.

@@ -45,4 +45,35 @@ describe('a drain with handoff', () => {
       for (const raw of raws) raw.close()
     }
   })
+
+  it('moves an away client’s session (its resume reached another node) for what is left of its window, a connected one’s for the whole window', async () => {
+    const cluster = new Cluster({ handoff: true })
+    const a = await startServer({
+      adapter: cluster.adapter('a'),
+      handoff: { timeout: 400, retrySpread: 0 },
+      recovery: { window: WINDOW },
+    })
+    opened.nodes.push(a)
+    const raws: RawClient[] = []
+    try {
+      const { live, away } = await awayBesideLive(a.app, a.base, raws)
+      const wentAt = performance.now()
+      await sleep(AWAY_MS)
+      const spent = Math.floor(performance.now() - wentAt)
+      // Asked for by another node, as its client's WebSocket resume there would (the claim never
+      // comes: that node died, say): stored for a whole new window, the away client's session
+      // would stay claimable past the end of its own.
+      const sockets = cluster.nodes.get('a')?.sockets
+      expect(await sockets?.handOff(away.sid)).toBe(true)
+      expect(await sockets?.handOff(live.sid)).toBe(true)
+      expect(cluster.handOffTtls.get(live.sid)).toBe(WINDOW)
+      const left = cluster.handOffTtls.get(away.sid)
+      expect(left).toBeGreaterThan(0)
+      expect(left).toBeLessThanOrEqual(WINDOW - spent)
+      await a.app.close()
+      opened.letGo(a)
+    } finally {
+      for (const raw of raws) raw.close()
+    }
+  })
 })
