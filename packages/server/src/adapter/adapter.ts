@@ -398,8 +398,11 @@ export interface Adapter {
    * is left of its client's recovery window, each session its own (at least 1). The whole window
    * for a session whose client is connected, told to resume elsewhere once this resolves; less
    * for one whose client was away already (its transport gone before the drain), whose window
-   * has been running since: past it, no resume of that client's may find the session. An
-   * adapter that tells a claim what was left (`SessionClaim.recoveryLeft`) reads it from there.
+   * has been running since: past it, no resume of that client's may find the session. Counted
+   * from this call: an adapter whose write waits (for its store, or its turn) stores it for what
+   * is left of `ttl` when the write goes, and resolves false, writing nothing, once nothing is
+   * (the server then ends the session as its client's window would). An adapter that tells a
+   * claim what was left (`SessionClaim.recoveryLeft`) reads it from there.
    * Resolves true once it is stored (the server then tells the client to resume elsewhere);
    * false when it could not be (the session then ends as without handoff, and the snapshot must
    * never be claimable; one whose middleware held events first runs them, once `withdrawHandOff`
