@@ -3,7 +3,7 @@
 // to raw ws measured in the same repetition. Writes docs/benchmarks.md (default run) and, with
 // `--json <file>`, the whole report as JSON.
 //
-//   pnpm bench [--quick] [--reps N] [--only echo,acks,...,metrics,idle,fanout,size,broadcast-heavy,rolling]
+//   pnpm bench [--quick] [--reps N] [--only echo,acks,...,metrics,idle,fanout,size,broadcast-heavy,rolling,adoption]
 //              [--targets ws,parley-websocket,parley-thin-websocket,...]
 //              [--json file] [--out file] [--no-docs]
 //              [--fetch http|undici]  (the HTTP client under Parley's SSE and polling clients:
@@ -24,7 +24,7 @@
 // Parley server (server.ts); `PARLEY_BENCH_HEAP_SNAPSHOTS=<dir>` has each server write a heap
 // snapshot after each memory reading, for heap-diff.ts.
 import { type ChildProcess, fork } from 'node:child_process'
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { type RedisServer, redisServerPath, startRedis } from '../../test/support/redis-server.ts'
@@ -43,6 +43,7 @@ import {
 import { forkReady } from './fork-ready.ts'
 import type { ClusterReading, Measurement } from './load.ts'
 import { type Balancer, nginxPath, procCpuUs, startBalancer } from './nginx.ts'
+import { redisPid } from './redis-pid.ts'
 import {
   checkGoals,
   clusterVersions,
@@ -170,19 +171,32 @@ function clusterMissing(kind: ClientKind): string | undefined {
   return undefined
 }
 
-/**
- * The PID of the redis-server listening on `port`: redis-server rewrites its command line to
- * `redis-server 127.0.0.1:<port>`.
- */
-function redisPid(port: number): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue
-    try {
-      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8')
-      if (cmdline.includes('redis-server') && cmdline.includes(`:${port}`)) return Number(entry)
-    } catch {}
-  }
+/** Why the adoption bench cannot run here, or undefined when it can. */
+function adoptionMissing(): string | undefined {
+  if (!redisServerPath) return 'no redis-server (install it or set PARLEY_REDIS_SERVER)'
+  if (!existsSync(path.join(benchDir, 'node_modules', '@parley', 'redis', 'dist', 'index.js')))
+    return 'no built @parley/redis in this checkout'
   return undefined
+}
+
+/**
+ * Runs src/adoption.ts to its end (`quick`: 50 sessions, else 1000 and 3000); a failure is
+ * reported, not thrown (the rest of the run stands).
+ */
+function runAdoption(out: string | undefined, quick: boolean): Promise<void> {
+  const args = ['--sessions', quick ? '50' : '1000,3000', ...(out ? ['--out', out] : [])]
+  const child = fork(path.join(benchDir, 'src', 'adoption.ts'), args, {
+    cwd: benchDir,
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  track(child)
+  return new Promise((resolve) => {
+    child.once('exit', (code) => {
+      if (code !== 0) console.log(`adoption: failed (exit ${code})`)
+      resolve()
+    })
+  })
 }
 
 /** Runs src/rolling.ts to its end; a failure is reported, not thrown (the rest of the run stands). */
@@ -491,6 +505,15 @@ async function main() {
     const missing = clusterMissing('parley-websocket')
     if (missing) console.log(`rolling: skipped: ${missing}`)
     else await runRolling(cli.out)
+  }
+  // A drain's adoption at scale (two nodes and Redis, no balancer): a script of its own, which
+  // `pnpm bench:adoption` also runs alone. In the default run, and with `--only adoption`
+  // (`--quick --only adoption`: 50 sessions); it writes its own section of the docs.
+  const adoption = 'adoption' as ScenarioName
+  if (selected(cli, adoption) && (!cli.quick || cli.only?.includes(adoption))) {
+    const missing = adoptionMissing()
+    if (missing) console.log(`adoption: skipped: ${missing}`)
+    else await runAdoption(cli.out, cli.quick)
   }
   if (selected(cli, 'bundle' as ScenarioName)) report.bundle = await bundleSizes()
   if (plan.some((s) => nodesOf(s) > 1))
