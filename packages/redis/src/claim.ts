@@ -275,6 +275,8 @@ export class Claims {
           // Given back: the server drops the socket here, as for one its old node kept.
           kept = read.kept || read.unread === true
           unsealed = !read.sealed && !read.ended && !kept
+          // Sealed and the session's still: the claim's owner record stands (see `claimStands`).
+          if (read.sealed && !read.ended && !kept) this.#parts.sessions.claimStands(sid)
           // Kept by its old node, which asked it what its rooms got: what a socket joined without
           // a cut held meanwhile is not given here, where the server drops it.
           if (kept) {

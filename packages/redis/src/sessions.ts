@@ -106,6 +106,12 @@ export class SessionOwners {
    * written again moves to the end, so a renewal reads only the front, the records that are due.
    */
   readonly #written = new Map<string, number>()
+  /**
+   * Keys whose record the claim of a takeover wrote (`claimed`), its tail since read sealed
+   * (`claimStands`): the record names this node as `opened` would write it, so its first
+   * `opened` writes no record again (see there).
+   */
+  readonly #claimWrote = new Set<string>()
   /** A write was skipped or failed while Redis was away: write every record again when it is back. */
   #stale = false
   #restoring: Promise<void> | undefined
@@ -142,6 +148,14 @@ export class SessionOwners {
     this.#owned.set(key, packed)
     this.#ended.delete(key)
     this.#handedOff.delete(key)
+    // The takeover's own record, right after its claim wrote it (see `claimStands`): the same
+    // SET again would be one more command for each session of a drain's adoption, which costs
+    // the adopter more than the claim costs Redis. Only the parameters, which the claim does not
+    // write, go; the record's renewal counts from the claim's write.
+    if (this.#claimWrote.delete(key)) {
+      const [params] = this.#commands(key, packed, [])
+      return params ? this.#send(params, key) : Promise.resolve()
+    }
     this.#wrote(key)
     return this.#write(key, packed)
   }
@@ -178,6 +192,7 @@ export class SessionOwners {
    */
   closed(sid: string): void {
     const key = this.key(sid)
+    this.#claimWrote.delete(key)
     this.#owned.delete(key)
     this.#written.delete(key)
     if (this.#handedOff.delete(key)) return
@@ -194,6 +209,7 @@ export class SessionOwners {
    */
   handingOff(sid: string): void {
     const key = this.key(sid)
+    this.#claimWrote.delete(key)
     const packed = this.#owned.get(key)
     this.#owned.delete(key)
     this.#ended.delete(key)
@@ -228,8 +244,25 @@ export class SessionOwners {
    */
   givenBack(sid: string): void {
     const key = this.key(sid)
+    this.#claimWrote.delete(key)
     this.#owned.delete(key)
     this.#written.delete(key)
+  }
+
+  /**
+   * The takeover of `sid`, claimed here (`claimed`), read its tail sealed, neither ended nor kept
+   * by its old node: the record the claim wrote still names this node, as it will while the
+   * session lives here. Nothing of the handoff can write it after a sealed read: the read took
+   * the handoff's keys away, so a take-back of the old node's (UNDO) or its withdraw finds no
+   * claim to revoke and leaves a record naming another node be, and there is no confirm to come
+   * (CONFIRM follows a read without the seal alone, which may still find the session kept by its
+   * old node: that record is written again, as before). Only should Redis lose its data between
+   * the claim and the server's `opened` is the record missing, until the heartbeat that finds the
+   * loss writes every record of this node again (`restore`), as for any other session.
+   */
+  claimStands(sid: string): void {
+    const key = this.key(sid)
+    if (this.#owned.has(key)) this.#claimWrote.add(key)
   }
 
   /** `key`'s record written now: renewed `RENEW_AFTER_MS` from now, if its session lives on here. */

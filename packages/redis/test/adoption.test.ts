@@ -72,11 +72,11 @@ describe.skipIf(skipRedisSuites())(
       }
     }
 
-    /** `client` with the text of each script it sends (EVAL) pushed on `scripts`, as Redis gets it. */
-    function scriptsOf(client: Awaited<ReturnType<typeof connectedClient>>, scripts: string[]) {
+    /** `client` with each command it sends pushed on `sent`, as Redis gets it (a script's text with its EVAL). */
+    function sentOf(client: Awaited<ReturnType<typeof connectedClient>>, sent: string[][]) {
       const send = client.sendCommand.bind(client)
       client.sendCommand = ((args: string[], ...rest: unknown[]) => {
-        if (args[0] === 'EVAL' && typeof args[1] === 'string') scripts.push(args[1])
+        sent.push([...args])
         return (send as (...all: unknown[]) => Promise<unknown>)(args, ...rest)
       }) as typeof send
       return client
@@ -86,10 +86,10 @@ describe.skipIf(skipRedisSuites())(
       recoveryWindow = 120_000,
       handoff = HANDOFF,
       claims?: { most: number; now: number },
-      scripts?: string[],
+      sent?: string[][],
     ): Promise<Node> {
       const connected = await connectedClient(suite.redis.url)
-      const client = scripts ? scriptsOf(connected, scripts) : connected
+      const client = sent ? sentOf(connected, sent) : connected
       const node: Node = {
         started: undefined as unknown as Started,
         redis: client,
@@ -344,21 +344,25 @@ describe.skipIf(skipRedisSuites())(
       // The adoption's wait is its longest: a second (ADOPT_WAIT_MS).
       const handoff = { timeout: 2000, retrySpread: 0 }
       const claims = { most: 0, now: 0 }
-      const scripts: string[] = []
+      const sent: string[][] = []
       const a = await startNode(120_000, handoff)
-      const b = await startNode(120_000, handoff, claims, scripts)
+      const b = await startNode(120_000, handoff, claims, sent)
       await allSeeEachOther([a, b])
       // Polling sessions whose first GET never comes: clients gone right after their handshake.
       const never = new Promise<never>(() => {})
       const sids: string[] = []
+      const raws: RawClient[] = []
       for (let i = 0; i < count; i += 50) {
         const batch = Array.from({ length: Math.min(50, count - i) }, () =>
           rawConnect('polling', a.started.base, {}, { firstGetAfter: never }),
         )
-        for (const raw of await Promise.all(batch)) sids.push(raw.id)
+        for (const raw of await Promise.all(batch)) {
+          sids.push(raw.id)
+          raws.push(raw)
+        }
       }
       expect(a.started.app.parley.sockets.size).toBe(count)
-      scripts.length = 0
+      sent.length = 0
       await a.started.app.close()
       expect(b.restored.map((s) => s.id).sort()).toEqual(sids.sort())
       expect(drainLines(a).unclaimed).toEqual([])
@@ -367,9 +371,15 @@ describe.skipIf(skipRedisSuites())(
       // Claimed ADOPT_CLAIM_BATCH to a script call on Redis (each claim bumps its epoch by
       // one), none alone: one command, not one a session, each of which costs the adopter more
       // than the script costs Redis.
-      const claimScripts = scripts.filter((script) => script.includes("'epoch', 1)"))
+      const claimScripts = sent.filter(([name, script]) => name === 'EVAL' && script?.includes("'epoch', 1)"))
       expect(claimScripts.length).toBeGreaterThan(0)
       expect(claimScripts.length).toBeLessThanOrEqual(Math.ceil(count / ADOPT_CLAIM_BATCH))
+      // Each session's owner record is the one its claim wrote: b writes none of its own after
+      // the takeover (one more command a session), and every record names b.
+      const records = sent.filter(([name, key]) => name === 'SET' && key?.includes(':session:'))
+      expect(records).toEqual([])
+      const owners = await Promise.all(raws.map((raw) => b.redis.get(`parley:session:${sidHash(raw.sid)}`)))
+      expect(new Set(owners)).toEqual(new Set([adapterOf(b).node]))
     }, 30_000)
 
     it('adopts every one of six hundred sessions asked of one node within the default timeout, none refused, each resumed with what was broadcast after', async () => {
