@@ -154,6 +154,15 @@ export function adoptionTable(rows: readonly AdoptionRow[]): string {
   return lines.join('\n')
 }
 
+/** `byCommand` as `EVAL 1.03, PUBLISH 1.00`, the most first. */
+function byName(byCommand: Record<string, number>): string {
+  return Object.entries(byCommand)
+    .filter(([, n]) => Number.isFinite(n))
+    .sort(([, a], [, b]) => b - a)
+    .map(([name, n]) => `${name} ${n.toFixed(2)}`)
+    .join(', ')
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -182,6 +191,11 @@ async function main(): Promise<void> {
         `Run of ${new Date().toISOString().slice(0, 10)}: ${m.cpu}, ${m.cores} cores, Node ${process.version}, load average ${m.load} at the start; one node drains (default handoff options), one live node adopts.`,
         '',
         table,
+        '',
+        ...rows.map(
+          (r) =>
+            `- ${r.sessions}: the adopter's commands per adopted session, by name: ${byName(r.byCommand) || 'none'}.`,
+        ),
       ].join('\n'),
       'adoption',
     )
