@@ -4,6 +4,7 @@
 // sealed for the claimer. The store (handoff.ts) says what goes to Redis; this says when, and
 // what becomes of the socket's place on the channel (cut.ts, places.ts) meanwhile.
 import type { SessionSnapshot } from '@parley/server'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { AppendsAfterClose } from './appends-after-close.js'
 import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
@@ -23,12 +24,16 @@ export const MARKER_SETTLE_MS = 1000
  * Starts the limit of a seal's wait at a claim marker: `wake` runs after `MARKER_SETTLE_MS`; the
  * function returned clears it. A named object, as `sealWaits` in takeover.ts, so that a test can
  * run the limit out when its scene is set, whatever the machine's load, rather than race it.
+ *
+ * Its verdict waits a turn (see `AnswersFirstTimer`): what ends the wait comes on this node's
+ * subscriber (the probe's note, a later own message back). Read only after a stall of the thread
+ * that outlasted the limit, it would lose to it, and the seal would go without the broadcast it
+ * proves never ran: the session would miss it.
  */
 export const markerSettles = {
   start(wake: () => void): () => void {
-    const timer = setTimeout(wake, MARKER_SETTLE_MS)
-    timer.unref()
-    return () => clearTimeout(timer)
+    const timer = new AnswersFirstTimer(MARKER_SETTLE_MS, wake, true)
+    return () => timer.clear()
   },
 }
 
