@@ -4,6 +4,7 @@
 // joined by a takeover before its marker came back, see uncut-sockets.ts), in the order every
 // node reads the channel. Claim markers, which share the channel, are the adapter's to route.
 import type { BroadcastMessage, BroadcastOptions, LocalSockets, MemoryAdapter } from '@parley/server'
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { deliverAtSeal } from './at-seal.js'
 import { type AskAwaited, AwaitedBroadcasts, type DeliverAwaited } from './awaited.js'
 import type { Cut } from './cut.js'
@@ -305,9 +306,11 @@ export class Broadcasts {
    */
   settled(id: string, ms: number, until = Number.POSITIVE_INFINITY, back = 0): Promise<void> {
     return this.#settled(id, until, back, (wake) => {
-      const timer = setTimeout(wake, ms)
-      timer.unref()
-      return () => clearTimeout(timer)
+      // The verdict waits a turn (see `AnswersFirstTimer`): the note or an own message back,
+      // read only after a stall of the thread past `ms`, still reaches the socket before the
+      // seal that follows, which it would miss.
+      const timer = new AnswersFirstTimer(ms, wake, true)
+      return () => timer.clear()
     })
   }
 
