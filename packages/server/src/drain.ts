@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Adapter } from './adapter/adapter.js'
 import type { Adoption, SessionSnapshot } from './adapter/handoff.js'
 import { askToAdopt } from './adoption.js'
+import { InputFirstTimer } from './input-first-timer.js'
 import type { Metrics } from './metrics.js'
 import { sameParams } from './route-params.js'
 import type { ServerSocket } from './socket.js'
@@ -644,8 +645,11 @@ export async function sealUnclaimed(
   /** The longest wait for `sealHandOff` once called; unbounded here when left out. */
   sealWait?: number,
 ): Promise<void> {
+  // The bound's verdict waits for the input that came meanwhile (see `withinAfterInput`): what
+  // ends the settle comes on the adapter's connections, and the packets it delivers then must go
+  // before the last ones, not after the seal, where the session would miss them.
   if (adapter.settleHandOff)
-    await within(
+    await withinAfterInput(
       safely(() => adapter.settleHandOff?.(sid, SETTLE_WAIT_MS)),
       SETTLE_WAIT_MS,
       undefined,
@@ -665,6 +669,19 @@ export async function safely<T>(work: () => T | Promise<T>): Promise<T | undefin
   } catch {
     return undefined
   }
+}
+
+/**
+ * `within`, its verdict given two turns of the event loop after its timer (see
+ * `InputFirstTimer`): after a stall of the thread past `ms`, a `promise` that input read
+ * meanwhile settles wins over the bound that ran out only because the thread did not look.
+ */
+export function withinAfterInput<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  let timer: InputFirstTimer | undefined
+  const timeout = new Promise<F>((resolve) => {
+    timer = new InputFirstTimer(ms, () => resolve(fallback))
+  })
+  return Promise.race([promise, timeout]).finally(() => timer?.clear())
 }
 
 /** `promise`, or `fallback` after `ms` (at least 0). */
