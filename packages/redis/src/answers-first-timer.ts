@@ -55,3 +55,24 @@ export class AnswersFirstTimer {
     self.#fire()
   }
 }
+
+/**
+ * `promise`'s value, or `fallback` once `ms` passed, the verdict given as `AnswersFirstTimer`
+ * gives it: what settles `promise`, read on this node's connections during a stall of its
+ * thread past `ms`, wins. A rejection becomes `fallback` too.
+ */
+export function withinAnswersFirst<T, F>(promise: Promise<T>, ms: number, fallback: F): Promise<T | F> {
+  return new Promise((resolve) => {
+    const bound = new AnswersFirstTimer(ms, () => resolve(fallback))
+    promise.then(
+      (value) => {
+        bound.clear()
+        resolve(value)
+      },
+      () => {
+        bound.clear()
+        resolve(fallback)
+      },
+    )
+  })
+}

@@ -4,7 +4,7 @@
 // sealed for the claimer. The store (handoff.ts) says what goes to Redis; this says when, and
 // what becomes of the socket's place on the channel (cut.ts, places.ts) meanwhile.
 import type { SessionSnapshot } from '@parley/server'
-import { AnswersFirstTimer } from './answers-first-timer.js'
+import { AnswersFirstTimer, withinAnswersFirst } from './answers-first-timer.js'
 import { AppendsAfterClose } from './appends-after-close.js'
 import { CLAIM_KEEP_MS, type HandedOff } from './handoff.js'
 import type { HandoffParts } from './handoff-parts.js'
@@ -201,8 +201,10 @@ export class HandingOff {
     const entry = this.#parts.handoffs.bySid(sid)
     if (entry?.state !== 'open' || entry.givenUp || this.#parts.closed()) return
     // Claimed already, its seal waiting for the same: that seal takes the session, with its
-    // last packets, before the server would take them itself.
-    if (entry.pastMarker) return within(entry.pastMarker, ms, undefined)
+    // last packets, before the server would take them itself. The bound's verdict waits a turn,
+    // as the seal's limit does (see `markerSettles`): after a stall of the thread past both, the
+    // limit, due first, still seals first, rather than this leave the session to the server.
+    if (entry.pastMarker) return withinAnswersFirst(entry.pastMarker, ms, undefined)
     // Those it awaits that Redis may still run: back, or proved never run, they reach it (into
     // the tail) in order, with those given up behind them. So do those on their way back, which
     // it was left out of when they were emitted (a round trip, as a rule).
