@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
-import { AnswersFirstTimer } from '../src/answers-first-timer.js'
+import { AnswersFirstTimer, withinAnswersFirst } from '../src/answers-first-timer.js'
 
 // The timer is faked; the turn after it ran (setImmediate) is real, as in the server's
 // input-first-timer.test.ts.
@@ -42,5 +42,28 @@ describe('AnswersFirstTimer', () => {
     vi.advanceTimersByTime(200)
     await turn()
     expect(fired).toBe(0)
+  })
+})
+
+describe('withinAnswersFirst', () => {
+  it("takes the promise's value when it settles in the turn after the bound ran out", async () => {
+    let answer: ((value: string) => void) | undefined
+    const answered = withinAnswersFirst(new Promise<string>((resolve) => (answer = resolve)), 100, 'late')
+    vi.advanceTimersByTime(100)
+    // Read in the turn's poll phase, before its check phase gives the verdict.
+    answer?.('answer')
+    expect(await answered).toBe('answer')
+  })
+
+  it('gives the fallback a turn after the bound, and for a rejection', async () => {
+    const never = withinAnswersFirst(new Promise<string>(() => {}), 100, 'late')
+    const seen: string[] = []
+    void never.then((value) => seen.push(value))
+    vi.advanceTimersByTime(100)
+    await Promise.resolve()
+    expect(seen).toEqual([])
+    await turn()
+    expect(seen).toEqual(['late'])
+    expect(await withinAnswersFirst(Promise.reject(new Error('refused')), 100, 'refused')).toBe('refused')
   })
 })
