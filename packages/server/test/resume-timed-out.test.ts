@@ -61,8 +61,17 @@ describe.each(['websocket', 'sse', 'polling'] as const)(
       await until(() => got.length === 1 && received.length === 1, 3000, 'the first broadcast and emit')
 
       // The link drops; the client's resume meets the held middleware, answered at its bound.
+      // Cut again until the client has seen it: over polling the cut can fall between a poll's
+      // answer and the next poll, which then goes out on a new connection as if nothing happened.
       armed = true
-      link.cut()
+      await until(
+        () => {
+          if (client.connected && !cue.reached()) link.cut()
+          return !client.connected || cue.reached()
+        },
+        5000,
+        'the client to see the link cut',
+      )
       await until(() => cue.reached(), 5000, 'the middleware to hold the resume')
       broadcast()
       client.emit('up', 2)
