@@ -32,8 +32,12 @@ export class InputFirstTimer {
   constructor(ms: number, fire: () => void, unref = false) {
     this.#fire = fire
     this.#unref = unref
+    this.#start(ms)
+  }
+
+  #start(ms: number): void {
     this.#timer = setTimeout(InputFirstTimer.#ran, Math.min(Math.max(0, ms), MAX_TIMER_MS), this)
-    if (unref) this.#timer.unref()
+    if (this.#unref) this.#timer.unref()
   }
 
   /** Cancels it; nothing fires after (safe to call twice, or after it fired). */
@@ -55,6 +59,19 @@ export class InputFirstTimer {
     if (this.#timer === undefined && this.#turn === undefined) return
     this.clear()
     this.#setAside = true
+  }
+
+  /**
+   * Runs a timer `setAside` stopped again, its verdict `ms` from now (then its two turns), as
+   * one made then would: for an owner back from what it waited on, whose deadline still stands
+   * (a session thawed after a handoff given up on, its client away: see `Session.thaw`). Returns
+   * false, nothing done, when it was not set aside (it fired, was cleared, or runs).
+   */
+  resume(ms: number): boolean {
+    if (!this.#setAside) return false
+    this.#setAside = false
+    this.#start(ms)
+    return true
   }
 
   /**
