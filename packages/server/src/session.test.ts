@@ -839,6 +839,67 @@ describe('Session: the end', () => {
     expect(session.state).toBe('closed')
   })
 
+  // A move given up on (`thaw`) or a drain's session that finishes here (`unfreeze`): the client
+  // was promised its window from when its transport went, not a whole new one from the thaw.
+  it.each(['thaw', 'unfreeze'] as const)(
+    'frozen with its client away, after %s ends when its window would have, with its reason',
+    async (back) => {
+      const { session, owner } = setup()
+      session.attach(new FakeTransport(), 0, false)
+      // The transport goes at PING_INTERVAL + PING_TIMEOUT: its window ends RECOVERY_WINDOW later.
+      await advance(PING_INTERVAL + PING_TIMEOUT)
+      expect(session.state).toBe('detached')
+      vi.advanceTimersByTime(1000)
+      session.freeze(() => {})
+      vi.advanceTimersByTime(1500)
+      session[back]()
+      expect(session.state).toBe('detached')
+      expect(session.recoveryLeft()).toBe(RECOVERY_WINDOW - 2500)
+      vi.advanceTimersByTime(RECOVERY_WINDOW - 2500 - 1)
+      await turn()
+      await turn()
+      expect(owner.ends).toEqual([])
+      await advance(1)
+      expect(owner.ends).toEqual(['ping timeout'])
+      expect(session.state).toBe('closed')
+    },
+  )
+
+  it.each(['thaw', 'unfreeze'] as const)(
+    'frozen with its client away until its window was spent, after %s ends as that window would',
+    async (back) => {
+      const { session, owner } = setup()
+      const transport = new FakeTransport()
+      session.attach(transport, 0, false)
+      transport.lose('transport close')
+      session.freeze(() => {})
+      vi.advanceTimersByTime(RECOVERY_WINDOW + 10)
+      session[back]()
+      // Its verdict, due, waits its turns: a resume read in them would still keep the session.
+      expect(owner.ends).toEqual([])
+      await advance(1)
+      expect(owner.ends).toEqual(['transport close'])
+      expect(session.state).toBe('closed')
+    },
+  )
+
+  it('frozen with its client connected, after thaw waits a whole window from then', async () => {
+    const { session, owner } = setup()
+    const transport = new FakeTransport()
+    session.attach(transport, 0, false)
+    session.freeze(() => {})
+    vi.advanceTimersByTime(RECOVERY_WINDOW + 10)
+    session.thaw()
+    expect(transport.open).toBe(false)
+    expect(session.recoveryLeft()).toBe(RECOVERY_WINDOW)
+    vi.advanceTimersByTime(RECOVERY_WINDOW - 1)
+    await turn()
+    await turn()
+    expect(owner.ends).toEqual([])
+    await advance(1)
+    expect(owner.ends).toEqual(['transport close'])
+  })
+
   it('frozen with its client connected, goes on when asked to end for a spent window', async () => {
     const { session, owner } = setup()
     session.attach(new FakeTransport(), 0, false)

@@ -447,7 +447,8 @@ export class Session extends Timed implements TransportOwner {
   /**
    * When the recovery window of a session without a transport ends (`performance.now()`):
    * set as it detaches, or as its transport goes with a handoff. A freeze keeps it, so that a
-   * node that adopts the session (see `recoveryLeft`) keeps its client's deadline, not a new one.
+   * node that adopts the session (see `recoveryLeft`) keeps its client's deadline, not a new one;
+   * so does a thaw, for the session that stays here (see `#detachThawed`).
    */
   #recoveryEnds: number | undefined
   /** Adopted without its client (see `awaitResume`): true until a transport attaches. */
@@ -784,7 +785,8 @@ export class Session extends Timed implements TransportOwner {
     // otherwise have the client give up on a session that is about to be handed off. The window
     // of a client away does not end the session while it is frozen, but its verdict is kept: a
     // drain that finds it spent before the session is stored ends it with it (see
-    // `endIfWindowSpent`).
+    // `endIfWindowSpent`); should the session thaw, that verdict runs again, for what is left
+    // of the window (see `#detachThawed`).
     this.#recoveryTimer?.setAside()
     return {
       sid: this.sid,
@@ -844,12 +846,13 @@ export class Session extends Timed implements TransportOwner {
    * The snapshot could not be stored (before `handOff`): the session goes on here. What was
    * numbered since the freeze is kept for the client like everything else (frozen sends are
    * kept too, see `#keep`); the transport, read no more since the freeze, is closed, and the
-   * session waits for the client's resume, which replays all of it.
+   * session waits for the client's resume, which replays all of it. A client away at the freeze
+   * keeps what was left of its window (see `#detachThawed`).
    */
   thaw(): void {
     if (this.#state !== 'frozen') return
     if (this.#move) this.#move.tail = undefined
-    this.#detach(CloseReason.TRANSPORT_CLOSE)
+    this.#detachThawed()
   }
 
   /**
@@ -857,7 +860,8 @@ export class Session extends Timed implements TransportOwner {
    * `ServerSocket.stayToFinish`): back on its transport, whose client was told nothing, taking no
    * new event (see `refuseEvents`); what was numbered since the freeze (kept, and into the tail
    * only) goes on the transport now, in order. A transport lost meanwhile (unread since the
-   * freeze, its loss reported to nobody) leaves the session detached, awaiting a resume.
+   * freeze, its loss reported to nobody) leaves the session detached, awaiting a resume; so
+   * does a client away at the freeze, within what was left of its window (see `#detachThawed`).
    */
   unfreeze(): void {
     if (this.#state !== 'frozen') return
@@ -866,7 +870,7 @@ export class Session extends Timed implements TransportOwner {
     this.refuseEvents()
     const transport = this.#transport
     if (!transport?.open) {
-      this.#detach(CloseReason.TRANSPORT_CLOSE)
+      this.#detachThawed()
       return
     }
     this.#state = 'attached'
@@ -1300,6 +1304,24 @@ export class Session extends Timed implements TransportOwner {
     if (transport !== this.#transport) return
     if (reason === CloseReason.TRANSPORT_CLOSE) this.#detach(reason)
     else this.end(reason, { notify: false })
+  }
+
+  /**
+   * Back from a freeze with no transport to go on with (`thaw`, `unfreeze`): detached, awaiting a
+   * resume. A client away at the freeze keeps the end its window had (`#recoveryEnds`, counted
+   * from when its transport went), and the verdict the freeze set aside, its reason with it:
+   * given a whole new window, the session would be kept up to a window past what its client was
+   * promised, and a resume past that end would find it, which no single node allows. A window
+   * spent meanwhile gets its verdict in the timer's turns (a caller that must end such a session
+   * at once asks `endIfWindowSpent` first). A client connected at the freeze (its transport let
+   * go now, or lost unread meanwhile) starts its window now, as at any loss of a transport.
+   */
+  #detachThawed(): void {
+    if (this.#transport || !this.#recoveryTimer?.resume(this.recoveryLeft())) {
+      this.#detach(CloseReason.TRANSPORT_CLOSE)
+      return
+    }
+    this.#state = 'detached'
   }
 
   /** The transport is gone (or, thawing, let go); wait for a resume within the recovery window. */
