@@ -388,15 +388,18 @@ export class Drain {
         } else {
           counts.failed++
           this.#context.metrics.handoff('failed')
+          // Its client away, and its window spent while the store waited (for Redis, or its
+          // turn: the adapter then writes nothing): it ends as that window's end would, the
+          // events its middleware held with it, as on a node that never drains (its pipeline
+          // drops what waits). Finishing here, it would end so only after its verdict's turns,
+          // its snapshot's take-back under way.
+          if (socket.session.endIfWindowSpent()) {
+            this.#withdrawOnceStored(sid, answer)
+            return
+          }
           const snapshot = snapshots[k]
           if (snapshot && snapshot.waiting.length > 0) {
             this.#finishHere(socket, snapshot, answer, deadline)
-            return
-          }
-          // Its client away, and its window spent while the store waited (for Redis, or its
-          // turn: the adapter then writes nothing): it ends as that window's end would.
-          if (socket.session.endIfWindowSpent()) {
-            this.#withdrawOnceStored(sid, answer)
             return
           }
           // Its end withdraws the snapshot at once; a write still under way may store it after

@@ -112,6 +112,13 @@ export class Moves {
       this.#withdrawOnceStored(sid, answer)
       return false
     }
+    // Its client away, and its window spent while the store waited: it ends now as that window's
+    // end would (its reason, its `disconnect`, its record), as when spent before the store. Thawed,
+    // it would wait out the verdict's turns, and a resume read in them would find it kept.
+    if (!stored && session.endIfWindowSpent()) {
+      this.#withdrawOnceStored(sid, answer)
+      return false
+    }
     if (!stored) {
       metrics.handoff('failed')
       socket.thaw(snapshot)
