@@ -135,8 +135,9 @@ export class Departures<L extends EventsMap, E extends EventsMap, D> {
    * A session frozen for a handoff ended here instead (see `Adapter.withdrawHandOff`): the
    * application saw it end, so no node may claim it now. The drain or move stops waiting for
    * its claim. A store that cannot be reached keeps the snapshot until its ttl. Counted
-   * `withdrawn`, unless the drain ends it for a snapshot it could not store in time: one session,
-   * one outcome, and that one is `failed`.
+   * `withdrawn`, unless the drain ends it itself (see `Drain.givingUp`): one session, one outcome,
+   * and that one is `failed` (a snapshot it could not store in time) or `unclaimed` (its client's
+   * window ran out unclaimed).
    */
   withdraw(sid: string): void {
     if (!this.#drain?.givingUp(sid)) this.#context.metrics.handoff('withdrawn')

@@ -120,7 +120,7 @@ export class Drain {
   /** Events that ran here before their snapshot was known taken back (see `#finishHere`). */
   #unsure = { events: 0, sessions: 0 }
   #allClaimed: (() => void) | undefined
-  /** The sid the drain is ending itself, its snapshot not stored in time (see `givingUp`). */
+  /** The sid the drain is ending itself (see `givingUp`). */
   #givingUp: string | undefined
   #done: Promise<void> = Promise.resolve()
 
@@ -194,8 +194,9 @@ export class Drain {
   }
 
   /**
-   * True while the drain ends `sid` itself because its snapshot was not stored in time: counted
-   * `failed` here, that end is not also counted `withdrawn`.
+   * True while the drain ends `sid` itself: its snapshot not stored in time (counted `failed`
+   * here), or unclaimed once its client's window ran out (counted `unclaimed`, see `#endSpent`).
+   * That end is not also counted `withdrawn`.
    */
   givingUp(sid: string): boolean {
     return this.#givingUp === sid
@@ -261,6 +262,7 @@ export class Drain {
     }
     if (this.#sentOn.size > 0)
       await within(Promise.allSettled([...this.#sentOn]), deadline - performance.now(), undefined)
+    this.#endSpent()
     const unclaimed = [...this.#handedOff]
     this.#handedOff.clear()
     let settledCount = 0
@@ -458,7 +460,8 @@ export class Drain {
     const sessions: Adoption[] = []
     for (const [sid, socket] of this.#handedOff) {
       const left = socket.session.recoveryLeft()
-      // Its client's window is over: no resume can come for it.
+      // Its client's window is over: no resume can come for it (it ends before the seal: see
+      // `#endSpent`).
       if (left > 0) sessions.push({ sid, params: { ...socket.params }, left })
     }
     const { adopted, silent, reasked, short, reaskedShort } = await askToAdopt({
@@ -486,6 +489,30 @@ export class Drain {
         { adopted, handedOff },
         'parley: drain: live nodes adopted sessions nobody claimed; each waits there for its client to resume',
       )
+  }
+
+  /**
+   * Ends the sessions handed off here, unclaimed, whose client's window ran out: stored for what
+   * was left of it, their snapshots expired with it, and no resume, claim or adoption can take
+   * them. Sealed, each would end here 'server handoff', as if it went on elsewhere, and no node
+   * would ever say how it ended: no `disconnect` with its window's reason, no record for a late
+   * resume. Each ends as its window's end would on a node that never drains (the reason its
+   * transport's loss gave, 'transport close' for one told to resume elsewhere), its snapshot
+   * withdrawn (see `ended`).
+   */
+  #endSpent(): void {
+    for (const socket of [...this.#handedOff.values()]) {
+      const session = socket.session
+      if (session.recoveryLeft() > 0) continue
+      // Nobody took it: counted `unclaimed`, as a sealed one is, not also `withdrawn`.
+      this.#context.metrics.handoff('unclaimed')
+      this.#givingUp = session.sid
+      try {
+        if (!session.endIfWindowSpent()) session.end(CloseReason.TRANSPORT_CLOSE)
+      } finally {
+        this.#givingUp = undefined
+      }
+    }
   }
 
   /**
