@@ -6,7 +6,7 @@
 // `disconnect`, its record). On the Adapter contract (the in-process cluster adapter); the window
 // itself, on a fake clock, in src/session.test.ts.
 import { type CloseReason, PacketType } from '@parley/protocol'
-import type { AdapterFactory, EndedSession, ParleyServerOptions } from '@parley/server'
+import type { ParleyServerOptions } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
 import { awayBesideLive } from './away-beside-live.js'
@@ -14,6 +14,7 @@ import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
 import { sleep, startServer, until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
+import { recordingNode } from './recording-node.js'
 
 const opened = handoffScene()
 
@@ -32,24 +33,14 @@ async function failingNode(
   failing: { refuse?: Set<string>; slow?: Set<string> },
   setup?: (app: FastifyInstance) => void,
 ) {
-  const records = new Map<string, EndedSession>()
-  const factory = cluster.adapter('a')
-  const adapter: AdapterFactory = (sockets) => {
-    const made = factory(sockets)
-    made.sessionEnded = (sid, ending) => {
-      records.set(sid, ending)
+  const { adapter, records } = recordingNode(cluster, 'a', async (snapshot, ttl, stored) => {
+    if (failing.refuse?.delete(snapshot.sid)) return false
+    if (failing.slow?.has(snapshot.sid)) {
+      await sleep(ttl + 100)
+      return false
     }
-    const handOff = made.handOff?.bind(made)
-    made.handOff = async (snapshot, ttl) => {
-      if (failing.refuse?.delete(snapshot.sid)) return false
-      if (failing.slow?.has(snapshot.sid)) {
-        await sleep(ttl + 100)
-        return false
-      }
-      return (await handOff?.(snapshot, ttl)) ?? false
-    }
-    return made
-  }
+    return stored()
+  })
   const reasons = new Map<string, CloseReason>()
   const a = await startServer({ adapter, ...options }, (app) => {
     app.parley.on('connection', (socket) => {

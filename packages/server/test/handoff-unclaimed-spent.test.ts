@@ -5,12 +5,12 @@
 // handoff', as if it went on elsewhere, with no node ever saying how it ended. On the Adapter
 // contract (the in-process cluster adapter).
 import type { CloseReason } from '@parley/protocol'
-import type { AdapterFactory, EndedSession } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
 import { startServer } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
+import { recordingNode } from './recording-node.js'
 import { Registry, sampleOf } from './registry.js'
 
 const opened = handoffScene()
@@ -21,15 +21,7 @@ describe('a drain with handoff, a session nobody claims', () => {
     'ends as its window would once that window ran out, not sealed as if it moved (adoption: %s)',
     async (adopts) => {
       const cluster = new Cluster({ handoff: true, adopts })
-      const records = new Map<string, EndedSession>()
-      const factory = cluster.adapter('a')
-      const adapter: AdapterFactory = (sockets) => {
-        const made = factory(sockets)
-        made.sessionEnded = (sid, ending) => {
-          records.set(sid, ending)
-        }
-        return made
-      }
+      const { adapter, records } = recordingNode(cluster, 'a')
       // The recovery window ends well before the adoption's last second of the drain's wait.
       const registry = new Registry()
       const a = await startServer({

@@ -6,13 +6,13 @@
 // with no end said anywhere, no `disconnect`, no record; given up as not stored, it ended
 // 'server shutdown'. On the Adapter contract (the in-process cluster adapter).
 import type { CloseReason } from '@parley/protocol'
-import type { AdapterFactory, EndedSession } from '@parley/server'
 import { describe, expect, it } from 'vitest'
 import { awayBesideLive } from './away-beside-live.js'
 import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
 import { sleep, startServer } from './helpers.js'
 import type { RawClient } from './raw-client.js'
+import { recordingNode } from './recording-node.js'
 
 const opened = handoffScene()
 
@@ -31,21 +31,11 @@ function block(ms: number): void {
  * of its write, and the adapter finds nothing left of the window when its turn comes).
  */
 async function nodeWithAway(cluster: Cluster, raws: RawClient[], slowFor?: () => string) {
-  const records = new Map<string, EndedSession>()
-  const factory = cluster.adapter('a')
-  const adapter: AdapterFactory = (sockets) => {
-    const made = factory(sockets)
-    made.sessionEnded = (sid, ending) => {
-      records.set(sid, ending)
-    }
-    const handOff = made.handOff?.bind(made)
-    made.handOff = async (snapshot, ttl) => {
-      if (snapshot.sid !== slowFor?.()) return (await handOff?.(snapshot, ttl)) ?? false
-      await sleep(ttl + 100)
-      return false
-    }
-    return made
-  }
+  const { adapter, records } = recordingNode(cluster, 'a', async (snapshot, ttl, stored) => {
+    if (snapshot.sid !== slowFor?.()) return stored()
+    await sleep(ttl + 100)
+    return false
+  })
   const a = await startServer({
     adapter,
     handoff: { timeout: 3000, retrySpread: 0 },
