@@ -184,24 +184,17 @@ function adoptionMissing(): string | undefined {
  * reported, not thrown (the rest of the run stands).
  */
 function runAdoption(out: string | undefined, quick: boolean): Promise<void> {
-  const args = ['--sessions', quick ? '50' : '1000,3000', ...(out ? ['--out', out] : [])]
-  const child = fork(path.join(benchDir, 'src', 'adoption.ts'), args, {
-    cwd: benchDir,
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
-  track(child)
-  return new Promise((resolve) => {
-    child.once('exit', (code) => {
-      if (code !== 0) console.log(`adoption: failed (exit ${code})`)
-      resolve()
-    })
-  })
+  return runScript('adoption', ['--sessions', quick ? '50' : '1000,3000', ...(out ? ['--out', out] : [])])
 }
 
 /** Runs src/rolling.ts to its end; a failure is reported, not thrown (the rest of the run stands). */
 function runRolling(out: string | undefined): Promise<void> {
-  const child = fork(path.join(benchDir, 'src', 'rolling.ts'), out ? ['--out', out] : [], {
+  return runScript('rolling', out ? ['--out', out] : [])
+}
+
+/** Runs src/<name>.ts in a process of its own to its end; a failure is reported, not thrown. */
+function runScript(name: string, args: string[]): Promise<void> {
+  const child = fork(path.join(benchDir, 'src', `${name}.ts`), args, {
     cwd: benchDir,
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
@@ -209,7 +202,7 @@ function runRolling(out: string | undefined): Promise<void> {
   track(child)
   return new Promise((resolve) => {
     child.once('exit', (code) => {
-      if (code !== 0) console.log(`rolling: failed (exit ${code})`)
+      if (code !== 0) console.log(`${name}: failed (exit ${code})`)
       resolve()
     })
   })
