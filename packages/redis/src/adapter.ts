@@ -745,7 +745,8 @@ export class RedisAdapter implements Adapter {
    * (see `Broadcasts.endPastMarkers`) and ends every drain's settle still waiting (see
    * `settleHandOff`), what never ran given to its session first, then waits, at most
    * `UNDO_AT_CLOSE_MS` (or `requestTimeout` when shorter), for what takes back a handoff step and could not reach Redis yet (a
-   * withdraw, the undo of a write given up on) to go through. The client passed in `client`
+   * withdraw, the undo of a write given up on) to go through, and for the appends to handed-off
+   * tails (twice as long when Redis answered some meanwhile). The client passed in `client`
    * stays open. A second call resolves with the first, once all that is done: a hook that closes
    * the client after it cuts no goodbye short.
    */
@@ -786,7 +787,8 @@ export class RedisAdapter implements Adapter {
     // What takes back a handoff step (a withdraw, a write given up on) and could not reach Redis
     // yet: a node that goes without it leaves a snapshot claimable until it expires.
     // So too the appends and seals of handed-off tails still queued for a slow Redis: a tail
-    // left without them is read incomplete.
+    // left without them is read incomplete. That wait is given once more when Redis answered
+    // meanwhile (see `TailWrites.settle`).
     const wait = Math.min(UNDO_AT_CLOSE_MS, this.#options.requestTimeout)
     const [undone] = await Promise.all([this.#commands.settleUndos(wait), this.#handoffs.settleAppends(wait)])
     // A batch of tail appends still waiting its turn is refused here, or sent at last: either

@@ -770,7 +770,10 @@ export class HandOffStore {
     return this.#tails.size + this.#held.size
   }
 
-  /** Waits at most `ms` for the queued appends and seals to be written; resolves with how many are left. */
+  /**
+   * Waits for the queued appends and seals to be written, at most `ms`, or twice that when Redis
+   * answered some meanwhile (see `TailWrites.settle`); resolves with how many are left.
+   */
   settleAppends(ms: number): Promise<number> {
     return this.#tails.settle(ms)
   }

@@ -1,3 +1,4 @@
+import { AnswersFirstTimer } from './answers-first-timer.js'
 import { LOOK_AGAIN_MS } from './commands.js'
 import { RedisBusyError, RedisUnreachableError } from './send.js'
 
@@ -95,6 +96,8 @@ export class TailWrites<T extends TailOf> {
   #sent = 0
   /** Called once the queue is empty (see `settle`). */
   #emptied: (() => void)[] = []
+  /** How many batches Redis answered (took, refused or failed): progress, for `settle`. */
+  #answered = 0
 
   constructor(
     /** Where the client connects (see `Commands.address`): the errors of a stopped queue name it. */
@@ -171,17 +174,35 @@ export class TailWrites<T extends TailOf> {
     })
   }
 
-  /** Waits at most `ms` for the queue to empty; resolves with how many appends are left. */
+  /**
+   * Waits for the queue to empty, at most `ms`, or twice that when Redis answered meanwhile;
+   * resolves with how many appends are left.
+   *
+   * The verdict waits a turn (see `AnswersFirstTimer`): after a stall of this node's thread past
+   * `ms`, the answer of the batch on its way, there in the socket, is read first. That is not
+   * enough when more wait behind it: the next batch goes only as that answer is read, and needs
+   * its own round trip. So a bound that finds the queue not empty, Redis having answered a batch
+   * since the wait began, waits `ms` once more: a Redis that answers gets the tails' last
+   * appends written, where giving up would leave them short (the claimer reads them incomplete,
+   * and the client misses the packets dropped). A Redis that answers nothing (paused, away)
+   * gives no more time: the wait still ends, after `ms`.
+   */
   settle(ms: number): Promise<number> {
     if (this.#queue.length === 0) return Promise.resolve(0)
     return new Promise((resolve) => {
+      const answered = this.#answered
+      let extended = false
       const done = () => {
-        clearTimeout(timer)
+        bound.clear()
         this.#emptied = this.#emptied.filter((call) => call !== done)
         resolve(this.#queue.length)
       }
-      const timer = setTimeout(done, ms)
-      timer.unref()
+      const due = () => {
+        if (extended || this.#answered === answered || this.#queue.length === 0) return done()
+        extended = true
+        bound = new AnswersFirstTimer(ms, due, true)
+      }
+      let bound = new AnswersFirstTimer(ms, due, true)
       this.#emptied.push(done)
     })
   }
@@ -251,6 +272,7 @@ export class TailWrites<T extends TailOf> {
         })
         // Stopped meanwhile: the queue was dropped, and each told then.
         if (this.#stopped) return
+        this.#answered++
         this.#done(batch)
         for (const queued of batch) {
           const taken = tookByTail.get(queued.tail) === true
@@ -327,6 +349,7 @@ export class TailWrites<T extends TailOf> {
       tail.gap = true
       tail.landed = -1
     }
+    if (!this.#stopped) this.#answered++
     this.failed(err)
     this.#done(batch, err)
     for (const queued of batch) queued.taken?.(undefined)
