@@ -99,10 +99,15 @@ describe.skipIf(skipRedisSuites())("a close's wait for the tails while the node'
 
   it('still ends when Redis answers nothing after the batch answered in the stall', async () => {
     const sid = 'sid-stalled-tail-silent'
-    // Redis answers the first batch (during the stall), then nothing more of the tails' writes.
-    const { a, closed } = await closedInStall(sid, () => new Promise(() => {}))
-    const { tookAfterStall } = await closed()
-    // The wait once more, then the goodbye's own bound: far below what a wait for the silent
+    // Redis answers the first batch (during the stall), then is stopped (SIGSTOP, its
+    // connections left open) as the batch behind it goes: it answers nothing more.
+    const redis = suite.redis()
+    const { a, closed } = await closedInStall(sid, () => {
+      redis.freeze()
+      return undefined
+    })
+    const { tookAfterStall } = await closed().finally(() => redis.thaw())
+    // The wait once more, then the goodbye's own bound: far below what a wait for the stopped
     // Redis would take (for ever), with a wide margin (no speed target).
     expect(tookAfterStall).toBeLessThan(10 * TIMEOUT)
     expect(a.warnings.filter((w) => w.includes("handed-off sessions' tails"))).toEqual([
