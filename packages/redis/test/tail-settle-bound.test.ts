@@ -22,6 +22,15 @@ function writes() {
   return { queue, answers, tail: { gap: false, landed: 0 } }
 }
 
+/** Two batches: the first on its way to Redis (unanswered), the second queued behind it. */
+async function twoBatches() {
+  const made = writes()
+  made.queue.append(made.tail, 'a')
+  await vi.advanceTimersByTimeAsync(0)
+  made.queue.append(made.tail, 'b')
+  return made
+}
+
 const turn = () => new Promise((resolve) => setImmediate(resolve))
 
 /** The wait's outcome, 'waiting' until it settles (read after the microtasks ran). */
@@ -56,10 +65,7 @@ describe('the wait for the tails to be written, bounded', () => {
   })
 
   it('waits once more when Redis answered meanwhile, and no more however it answers after', async () => {
-    const { queue, answers, tail } = writes()
-    queue.append(tail, 'a')
-    await vi.advanceTimersByTimeAsync(0)
-    queue.append(tail, 'b')
+    const { queue, answers } = await twoBatches()
     const left = watch(queue.settle(MS))
     // The first batch answered before the bound; the one behind it goes, and is not answered.
     await vi.advanceTimersByTimeAsync(MS / 2)
@@ -80,10 +86,7 @@ describe('the wait for the tails to be written, bounded', () => {
   })
 
   it('gives no more time when Redis answered only before the wait began', async () => {
-    const { queue, answers, tail } = writes()
-    queue.append(tail, 'a')
-    await vi.advanceTimersByTimeAsync(0)
-    queue.append(tail, 'b')
+    const { queue, answers } = await twoBatches()
     answers[0]!([true])
     await vi.advanceTimersByTimeAsync(0)
     const left = watch(queue.settle(MS))
@@ -94,10 +97,7 @@ describe('the wait for the tails to be written, bounded', () => {
   })
 
   it('ends as the queue empties, during the time given once more', async () => {
-    const { queue, answers, tail } = writes()
-    queue.append(tail, 'a')
-    await vi.advanceTimersByTimeAsync(0)
-    queue.append(tail, 'b')
+    const { queue, answers } = await twoBatches()
     const left = watch(queue.settle(MS))
     answers[0]!([true])
     await vi.advanceTimersByTimeAsync(MS + MS / 2)
