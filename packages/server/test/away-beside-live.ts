@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import { expect } from 'vitest'
 import { until } from './helpers.js'
 import { type RawClient, rawConnect } from './raw-client.js'
 
@@ -19,4 +20,20 @@ export async function awayBesideLive(
   away.close()
   await until(() => app.parley.sockets.get(away.id)?.transport === null, 3000, 'the away transport gone')
   return { live, away }
+}
+
+/**
+ * What the store was given for each (`ttls`, by sid): the whole `window` for `live`, what was
+ * left of it, and something, for `away`, whose client had spent at least `spent` of it.
+ */
+export function expectStoredFor(
+  ttls: ReadonlyMap<string, number>,
+  { live, away }: { live: RawClient; away: RawClient },
+  window: number,
+  spent: number,
+): void {
+  expect(ttls.get(live.sid)).toBe(window)
+  const left = ttls.get(away.sid)
+  expect(left).toBeGreaterThan(0)
+  expect(left).toBeLessThanOrEqual(window - spent)
 }

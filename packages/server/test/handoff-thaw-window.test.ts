@@ -9,7 +9,7 @@ import { type CloseReason, PacketType } from '@parley/protocol'
 import type { ParleyServerOptions } from '@parley/server'
 import type { FastifyInstance } from 'fastify'
 import { describe, expect, it } from 'vitest'
-import { awayBesideLive } from './away-beside-live.js'
+import { awayBesideLive, expectStoredFor } from './away-beside-live.js'
 import { Cluster } from './cluster-adapter.js'
 import { handoffScene } from './handoff-scene.js'
 import { sleep, startServer, until } from './helpers.js'
@@ -77,10 +77,7 @@ describe('a handoff given up on, its client away', () => {
       const spent = Math.floor(performance.now() - wentAt)
       await a.app.close()
       opened.letGo(a)
-      expect(cluster.handOffTtls.get(live.sid)).toBe(window)
-      const left = cluster.handOffTtls.get(away.sid)
-      expect(left).toBeGreaterThan(0)
-      expect(left).toBeLessThanOrEqual(window - spent)
+      expectStoredFor(cluster.handOffTtls, { live, away }, window, spent)
     } finally {
       for (const raw of raws) raw.close()
     }
