@@ -206,6 +206,18 @@ afterEach(() => {
   vi.useRealTimers()
 })
 
+/**
+ * A session whose client stopped answering its PINGs: detached at PING_INTERVAL + PING_TIMEOUT,
+ * its window ('ping timeout') running from then.
+ */
+async function awayByPingTimeout() {
+  const made = setup()
+  made.session.attach(new FakeTransport(), 0, false)
+  await advance(PING_INTERVAL + PING_TIMEOUT)
+  expect(made.session.state).toBe('detached')
+  return made
+}
+
 describe('Session: attach and replay', () => {
   it('replays what is unacknowledged, in order, after ACKs and bursts of every size', () => {
     const { session } = setup()
@@ -801,11 +813,7 @@ describe('Session: the end', () => {
   })
 
   it('ends at once, with the reason its window would, when asked once the window is spent', async () => {
-    const { session, owner } = setup()
-    const transport = new FakeTransport()
-    session.attach(transport, 0, false)
-    await advance(PING_INTERVAL + PING_TIMEOUT)
-    expect(session.state).toBe('detached')
+    const { session, owner } = await awayByPingTimeout()
     vi.advanceTimersByTime(RECOVERY_WINDOW - 1)
     // Not yet spent: nothing ends.
     expect(session.endIfWindowSpent()).toBe(false)
@@ -823,10 +831,7 @@ describe('Session: the end', () => {
   })
 
   it('frozen with its client away, does not end by its window, but ends with its reason when asked once it is spent', async () => {
-    const { session, owner } = setup()
-    session.attach(new FakeTransport(), 0, false)
-    await advance(PING_INTERVAL + PING_TIMEOUT)
-    expect(session.state).toBe('detached')
+    const { session, owner } = await awayByPingTimeout()
     session.freeze(() => {})
     vi.advanceTimersByTime(RECOVERY_WINDOW - 1)
     expect(session.endIfWindowSpent()).toBe(false)
@@ -844,11 +849,8 @@ describe('Session: the end', () => {
   it.each(['thaw', 'unfreeze'] as const)(
     'frozen with its client away, after %s ends when its window would have, with its reason',
     async (back) => {
-      const { session, owner } = setup()
-      session.attach(new FakeTransport(), 0, false)
       // The transport goes at PING_INTERVAL + PING_TIMEOUT: its window ends RECOVERY_WINDOW later.
-      await advance(PING_INTERVAL + PING_TIMEOUT)
-      expect(session.state).toBe('detached')
+      const { session, owner } = await awayByPingTimeout()
       vi.advanceTimersByTime(1000)
       session.freeze(() => {})
       vi.advanceTimersByTime(1500)
